@@ -1,0 +1,63 @@
+// Layering of docs/architecture.md, checked mechanically in CI (`npm run depcheck`).
+// L0 packet, pcap, spec  <  L1 scenario, traffic  <  L2 model, core, oracle  <  L3 diff  <  L4 cli
+const layer = {
+  spec: 0, packet: 0, pcap: 0,
+  scenario: 1, traffic: 1,
+  model: 2, core: 2, oracle: 2,
+  diff: 3,
+  cli: 4,
+};
+const dirs = Object.keys(layer);
+const forbidden = [];
+for (const from of dirs) {
+  for (const to of dirs) {
+    if (from === to) continue;
+    const upward = layer[to] > layer[from];
+    const sideways = layer[to] === layer[from] && !(layer[from] === 0 && to === 'spec') && !(from === 'pcap' && to === 'packet');
+    if (upward || sideways) {
+      forbidden.push({
+        name: `no-${from}-to-${to}`,
+        comment: `${from}/ (L${layer[from]}) must not import ${to}/ (L${layer[to]}): dependencies point down only`,
+        severity: 'error',
+        from: { path: `^src/${from}/` },
+        to: { path: `^src/${to}/` },
+      });
+    }
+  }
+}
+forbidden.push({
+  name: 'packet-imports-nothing',
+  comment: 'src/packet/ imports nothing else from src/',
+  severity: 'error',
+  from: { path: '^src/packet/' },
+  to: { path: '^src/(?!packet/)' },
+});
+forbidden.push({
+  name: 'spec-imports-nothing',
+  comment: 'src/spec/ is vocabulary only and imports nothing else from src/',
+  severity: 'error',
+  from: { path: '^src/spec/' },
+  to: { path: '^src/(?!spec/)' },
+});
+forbidden.push({
+  name: 'worker-threads-only-in-core-pool',
+  comment: 'only the core pool/worker files touch piscina or node:worker_threads',
+  severity: 'error',
+  from: { path: '^src/', pathNot: '^src/core/(pool|worker)[^/]*\\.ts$' },
+  to: { path: '(^|/)node_modules/piscina/|^worker_threads$' },
+});
+forbidden.push({
+  name: 'no-circular',
+  severity: 'error',
+  from: {},
+  to: { circular: true },
+});
+module.exports = {
+  forbidden,
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { extensions: ['.ts', '.js', '.mjs'] },
+  },
+};

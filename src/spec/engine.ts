@@ -1,0 +1,86 @@
+// The contract every engine (model, core, kernel) implements. Frames are IPv4 packets: the IPv4
+// header starts at byte 0 (link-layer headers are stripped by the caller and re-added by writers).
+
+export interface InputPacket {
+  /** Virtual clock, microseconds (packet timestamp). Must not decrease. */
+  timeUs: number;
+  /** Where the packet enters: POINT_INTERNET or instancePoint(i) (see spec/scenario.ts). */
+  ingress: number;
+  /** The IPv4 packet. Engines never modify the caller's bytes. */
+  frame: Uint8Array;
+}
+
+export interface OutputFrame {
+  /** Where it left: POINT_INTERNET, or the instance it was delivered to. */
+  egress: number;
+  frame: Uint8Array;
+}
+
+export interface PacketResult {
+  /** FATE_DELIVERED or FATE_DROPPED (spec/reasons.ts). */
+  fate: number;
+  /** DROP_* code; REASON_NONE when delivered. */
+  reason: number;
+  /** Extra code for the reason: the parse status for DROP_MALFORMED, else 0. */
+  detail: number;
+  /** Conntrack classification at the (last) NAT instance on the path, CT_* (CT_NONE if none). */
+  ct: number;
+  /**
+   * Frames that left because of this packet, in order: the forwarded packet, and any ICMP error
+   * the path generated (e.g. time exceeded back to the sender). Dropped packets may still have
+   * outputs (the ICMP error).
+   */
+  outputs: OutputFrame[];
+}
+
+/** One conntrack entry in engine-neutral form (what `conntrack -L` prints). */
+export interface CtTuple {
+  src: number;
+  dst: number;
+  /** TCP/UDP source port; ICMP: the query id. */
+  sport: number;
+  /** TCP/UDP destination port; ICMP: (type << 8) | code. */
+  dport: number;
+}
+
+export interface ConntrackEntry {
+  /** Which NAT instance holds it (index into Scenario.instances). */
+  instance: number;
+  proto: number;
+  /** TCP state name as conntrack prints it (ESTABLISHED, SYN_SENT, ...); '' for UDP/ICMP. */
+  state: string;
+  /** Whole seconds until expiry, as conntrack -L prints. */
+  timeout: number;
+  orig: CtTuple;
+  reply: CtTuple;
+  assured: boolean;
+  seenReply: boolean;
+}
+
+/** iptables nat counters: per rule, connections (first packets) and their bytes. */
+export interface NatRuleCounter {
+  instance: number;
+  chain: string;
+  /** Rule index in its chain, or -1 for the chain policy. */
+  rule: number;
+  packets: number;
+  bytes: number;
+}
+
+export interface Engine {
+  readonly name: string;
+  /** Process packets in order; one result per input, same order. */
+  process(batch: readonly InputPacket[]): Promise<PacketResult[]>;
+  /** Advance the virtual clock with no traffic (expires entries). */
+  advance(timeUs: number): Promise<void>;
+  conntrack(): Promise<ConntrackEntry[]>;
+  natCounters(): Promise<NatRuleCounter[]>;
+  close(): Promise<void>;
+}
+
+export interface EngineOptions {
+  /** Seed for any random choice (port search offsets); engines must be deterministic per seed. */
+  seed?: number;
+  /** Core: worker threads. */
+  workers?: number;
+}

@@ -1,0 +1,160 @@
+// Scenario vocabulary: the validated, compiled form every engine consumes.
+// The loader (src/scenario/) turns YAML/JSON files into this; engines never see raw files.
+// Addresses are uint32 numbers (host order, e.g. 10.0.0.1 = 0x0a000001), never strings.
+
+import type { ConntrackTimeouts } from './timeouts.ts';
+
+export interface Cidr {
+  addr: number; // network address, uint32, host bits zero
+  len: number; // prefix length 0..32
+}
+
+export const TARGET_LOCAL = 'local';
+export const TARGET_IGW = 'igw';
+export const TARGET_ENI = 'eni';
+export const TARGET_BLACKHOLE = 'blackhole';
+export type RouteTargetKind = 'local' | 'igw' | 'eni' | 'blackhole';
+
+export interface Route {
+  dest: Cidr;
+  target: RouteTargetKind;
+  /** For target 'eni': the index into Scenario.instances of the instance owning the ENI. */
+  instance: number;
+}
+
+export interface RouteTable {
+  name: string;
+  routes: Route[];
+}
+
+export interface Subnet {
+  name: string;
+  cidr: Cidr;
+  /** Index into Scenario.routeTables. */
+  routeTable: number;
+}
+
+export interface Sysctls {
+  /** net.ipv4.ip_forward */
+  ipForward: boolean;
+  /** net.ipv4.conf.all.send_redirects */
+  sendRedirectsAll: boolean;
+  /** net.ipv4.conf.eth0.send_redirects */
+  sendRedirectsEth0: boolean;
+}
+
+/** A port or address match with iptables' `!` negation. */
+export interface CidrMatch {
+  cidr: Cidr;
+  neg: boolean;
+}
+export interface PortMatch {
+  lo: number;
+  hi: number;
+  neg: boolean;
+}
+export interface IfaceMatch {
+  /** Interface name; a trailing '+' is a prefix wildcard, as in iptables. */
+  name: string;
+  neg: boolean;
+}
+export interface ProtoMatch {
+  proto: number; // 0 = all
+  neg: boolean;
+}
+
+/** NAT range flags, as include/uapi/linux/netfilter/nf_nat.h. */
+export const NF_NAT_RANGE_MAP_IPS = 1;
+export const NF_NAT_RANGE_PROTO_SPECIFIED = 2;
+export const NF_NAT_RANGE_PROTO_RANDOM = 4;
+export const NF_NAT_RANGE_PERSISTENT = 8;
+export const NF_NAT_RANGE_PROTO_RANDOM_FULLY = 16;
+
+export type NatTargetKind = 'MASQUERADE' | 'SNAT' | 'DNAT' | 'ACCEPT' | 'RETURN';
+
+export interface NatTarget {
+  kind: NatTargetKind;
+  /** SNAT/DNAT address range (MASQUERADE: 0/0, chosen from the out interface). */
+  addrLo: number;
+  addrHi: number;
+  /** Port range when `flags & NF_NAT_RANGE_PROTO_SPECIFIED` (MASQUERADE --to-ports, SNAT/DNAT :ports). */
+  portLo: number;
+  portHi: number;
+  /** NF_NAT_RANGE_* bits. */
+  flags: number;
+}
+
+export interface NatRule {
+  src: CidrMatch | null;
+  dst: CidrMatch | null;
+  inIface: IfaceMatch | null;
+  outIface: IfaceMatch | null;
+  proto: ProtoMatch | null;
+  sport: PortMatch | null;
+  dport: PortMatch | null;
+  target: NatTarget;
+  /** The rule as written (`-A POSTROUTING -o eth0 -s 10.0.0.0/16 -j MASQUERADE`), for listings. */
+  text: string;
+}
+
+export type NatChainName = 'PREROUTING' | 'INPUT' | 'OUTPUT' | 'POSTROUTING';
+export const NAT_CHAINS: readonly NatChainName[] = ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'];
+
+export interface NatTable {
+  chains: Record<NatChainName, NatRule[]>;
+  /** iptables-save text the table was parsed from (the kernel oracle loads exactly this). */
+  text: string;
+}
+
+export interface Instance {
+  name: string;
+  /** Index into Scenario.subnets. */
+  subnet: number;
+  privateIp: number;
+  /** Elastic (public) IP mapped 1:1 by the IGW, or null. */
+  elasticIp: number | null;
+  sourceDestCheck: boolean;
+  sysctls: Sysctls;
+  /** The instance's nat table; null = no netfilter NAT (a plain host). */
+  nat: NatTable | null;
+}
+
+export interface ConntrackSettings {
+  max: number;
+  timeouts: ConntrackTimeouts;
+  /** nf_conntrack_tcp_loose (mid-stream pickup), default true. */
+  tcpLoose: boolean;
+  /** nf_conntrack_checksum (verify L4 checksums in PREROUTING), default true. */
+  checksum: boolean;
+}
+
+export interface Scenario {
+  name: string;
+  /** Path the scenario was loaded from ('<built-in>' for generated ones). */
+  source: string;
+  vpcCidr: Cidr;
+  subnets: Subnet[];
+  routeTables: RouteTable[];
+  instances: Instance[];
+  /** Internet hosts: addresses or ranges outside the VPC that frames may come from. */
+  internetHosts: Cidr[];
+  conntrack: ConntrackSettings;
+}
+
+/**
+ * Ingress/egress points. 0 is the internet (beyond the IGW); 1 + i is instance i's ENI.
+ * A frame injected at an instance's point was sent by that instance; a frame output there was
+ * delivered to it.
+ */
+export const POINT_INTERNET = 0;
+export function instancePoint(instanceIndex: number): number {
+  return 1 + instanceIndex;
+}
+export function pointInstance(point: number): number {
+  return point - 1;
+}
+export function pointName(s: Scenario, point: number): string {
+  if (point === POINT_INTERNET) return 'internet';
+  const inst = s.instances[point - 1];
+  return inst ? inst.name : `point-${point}`;
+}
