@@ -45,6 +45,10 @@ export const DROP_LOCAL_DELIVERY = 17;
 export const DROP_MASQ_NO_ADDRESS = 18;
 /** A packet that would leave by the interface it came in on from the internet side, looping. */
 export const DROP_ROUTING_LOOP = 19;
+/** VPC router: a `local` route matched but no ENI in the VPC has the destination address. */
+export const DROP_NO_HOST = 20;
+/** Conntrack marked the packet INVALID and a ruleset would drop it (reserved; natlab's default nat-only rulesets forward INVALID un-NATed). */
+export const DROP_CT_INVALID = 21;
 
 export const REASONS: readonly string[] = [
   'none',
@@ -67,6 +71,8 @@ export const REASONS: readonly string[] = [
   'local-delivery',
   'masq-no-address',
   'routing-loop',
+  'no-host',
+  'ct-invalid',
 ];
 export const REASON_COUNT = REASONS.length;
 

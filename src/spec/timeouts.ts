@@ -66,3 +66,17 @@ export const PORT_RANGE_MID_MIN = 600; // ports 512..1023 map into 600..1023
 export const PORT_RANGE_MID_MAX = 1023;
 export const PORT_RANGE_HIGH_MIN = 1024; // ports >= 1024 map into 1024..65535
 export const PORT_RANGE_HIGH_MAX = 65535;
+
+/**
+ * Clock resolution shared by all engines: timeouts are compared in whole milliseconds.
+ * nowMs = Math.floor(timeUs / 1000); an entry refreshed at refreshMs with timeout T seconds has
+ * expiryMs = refreshMs + T * 1000 and is dead iff nowMs >= expiryMs (the kernel's
+ * nf_ct_is_expired: timeout - now <= 0). `conntrack -L` shows Math.floor((expiryMs - nowMs) / 1000).
+ */
+export const CLOCK_TICK_US = 1000;
+
+/** Linux ip_default_ttl: TTL of packets the NAT instance itself generates (ICMP errors). */
+export const DEFAULT_IP_TTL = 64;
+
+/** icmp_send quotes as much of the offending packet as fits in a 576-byte error (RFC 1812). */
+export const ICMP_ERROR_MAX_LEN = 576;
