@@ -1,0 +1,579 @@
+// Scenario files (YAML or JSON) → the validated, compiled Scenario of src/spec/scenario.ts.
+// Every problem is reported as an InputError naming the file, the line, the key path inside the
+// file (`instances.nat.privateIp`) and what is wrong; several problems are collected per load.
+// Cold path. The format is documented in docs/scenarios.md — keep the two in step.
+
+import { readFileSync } from 'node:fs';
+import { basename, extname } from 'node:path';
+import { LineCounter, parseDocument, isMap, isScalar, isSeq, type Document, type Node as YamlNode } from 'yaml';
+import { InputError } from '../spec/errors.ts';
+import {
+  type Cidr,
+  type ConntrackSettings,
+  type Instance,
+  type NatTable,
+  type Route,
+  type RouteTable,
+  type Scenario,
+  type Subnet,
+  type Sysctls,
+} from '../spec/scenario.ts';
+import { DEFAULT_CONNTRACK_MAX, DEFAULT_TIMEOUTS, type ConntrackTimeouts } from '../spec/timeouts.ts';
+import { cidrHas, cidrLast, cidrsOverlap, cidrWithin, formatCidr, formatIp, nonUnicastReason, readCidr, readIpv4 } from './addr-text.ts';
+import { ErrorList } from './error-list.ts';
+import { configurePatTable, parseNatTable } from './iptables.ts';
+
+export const TOP_KEYS = ['name', 'description', 'vpc', 'routeTables', 'subnets', 'instances', 'internet', 'conntrack'] as const;
+export const VPC_KEYS = ['cidr'] as const;
+export const ROUTE_KEYS = ['dest', 'target'] as const;
+export const SUBNET_KEYS = ['cidr', 'routeTable'] as const;
+export const INSTANCE_KEYS = ['description', 'subnet', 'privateIp', 'elasticIp', 'sourceDestCheck', 'natInstance', 'sysctls', 'iptables'] as const;
+export const NAT_INSTANCE_KEYS = ['bootScript', 'vpcCidrFromMetadata'] as const;
+export const INTERNET_KEYS = ['hosts'] as const;
+export const CONNTRACK_KEYS = ['max', 'tcpLoose', 'checksum', 'timeouts'] as const;
+export const SYSCTL_IP_FORWARD = 'net.ipv4.ip_forward';
+export const SYSCTL_SEND_REDIRECTS_ALL = 'net.ipv4.conf.all.send_redirects';
+export const SYSCTL_SEND_REDIRECTS_ETH0 = 'net.ipv4.conf.eth0.send_redirects';
+export const SYSCTL_KEYS = [SYSCTL_IP_FORWARD, SYSCTL_SEND_REDIRECTS_ALL, SYSCTL_SEND_REDIRECTS_ETH0] as const;
+export const BOOT_SCRIPTS = ['configure-pat'] as const;
+
+/** Names of subnets, route tables and instances. */
+export const NAME_RE = /^[A-Za-z][A-Za-z0-9_.-]{0,62}$/;
+/** VPC prefix bounds. AWS allows /16../28; natlab allows larger VPCs (capture replay needs them). */
+export const VPC_LEN_MIN = 1;
+export const VPC_LEN_MAX = 28;
+/** AWS subnets are at most /28. */
+export const SUBNET_LEN_MAX = 28;
+export const CONNTRACK_MAX_MIN = 1;
+export const CONNTRACK_MAX_MAX = 1 << 26;
+/** Timeouts in seconds: Linux stores them in jiffies in an int (INT_MAX / HZ=1000). */
+export const TIMEOUT_MIN = 1;
+export const TIMEOUT_MAX = 2147483;
+
+/** Non-unicast blocks no host, route destination excepted, may use. */
+const NON_UNICAST: Cidr[] = [
+  { addr: 0x00000000, len: 8 },
+  { addr: 0x7f000000, len: 8 },
+  { addr: 0xe0000000, len: 3 },
+];
+
+/** Plain-instance sysctl defaults (Linux): no forwarding, redirects on. */
+export function defaultSysctls(): Sysctls {
+  return { ipForward: false, sendRedirectsAll: true, sendRedirectsEth0: true };
+}
+
+export function defaultConntrack(): ConntrackSettings {
+  return { max: DEFAULT_CONNTRACK_MAX, timeouts: { ...DEFAULT_TIMEOUTS }, tcpLoose: true, checksum: true };
+}
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'string') return `the string '${v}'`;
+  return `${typeof v} ${String(v)}`;
+}
+
+/** Edit distance, for "did you mean" on unknown keys. */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++)
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
+  return d[a.length][b.length];
+}
+
+export function suggest(key: string, allowed: readonly string[]): string {
+  let best = '';
+  let bestD = Infinity;
+  for (const k of allowed) {
+    const dd = distance(key, k);
+    if (dd < bestD) {
+      bestD = dd;
+      best = k;
+    }
+  }
+  return bestD <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean '${best}'?)` : '';
+}
+
+function joinPath(path: Array<string | number>): string {
+  let s = '';
+  for (const p of path) s += typeof p === 'number' ? `[${p}]` : s === '' ? p : `.${p}`;
+  return s;
+}
+
+/** Validation context: error list plus line lookup in the parsed YAML document. */
+class Ctx {
+  constructor(
+    readonly el: ErrorList,
+    readonly doc: Document | null,
+    readonly lc: LineCounter | null,
+  ) {}
+
+  node(path: Array<string | number>): YamlNode | null {
+    if (!this.doc) return null;
+    try {
+      const n = path.length === 0 ? this.doc.contents : this.doc.getIn(path, true);
+      return (n as YamlNode | undefined) ?? null;
+    } catch {
+      return null;
+    }
+  }
+
+  line(path: Array<string | number>): number {
+    for (let p = path; ; p = p.slice(0, -1)) {
+      const n = this.node(p);
+      if (n && n.range && this.lc) return this.lc.linePos(n.range[0]).line;
+      if (p.length === 0) return 0;
+    }
+  }
+
+  /** Line of a mapping key (for unknown-key errors). */
+  keyLine(path: Array<string | number>, key: string): number {
+    const n = this.node(path);
+    if (n && isMap(n) && this.lc) {
+      for (const pair of n.items) {
+        const k = pair.key as YamlNode | null;
+        if (k && isScalar(k) && String(k.value) === key && k.range) return this.lc.linePos(k.range[0]).line;
+      }
+    }
+    return this.line(path);
+  }
+
+  err(path: Array<string | number>, msg: string): void {
+    this.el.add(joinPath(path), msg, this.line(path));
+  }
+
+  keys(path: Array<string | number>, v: Obj, allowed: readonly string[]): void {
+    for (const k of Object.keys(v)) {
+      if (!allowed.includes(k)) {
+        this.el.add(joinPath([...path, k]), `unknown key '${k}'${suggest(k, allowed)}; allowed: ${allowed.join(', ')}`, this.keyLine(path, k));
+      }
+    }
+  }
+
+  obj(path: Array<string | number>, v: unknown, required: boolean): Obj | null {
+    if (v === undefined) {
+      if (required) this.err(path, 'missing (required)');
+      return null;
+    }
+    if (!isObj(v)) {
+      this.err(path, `expected a mapping, got ${typeName(v)}`);
+      return null;
+    }
+    return v;
+  }
+
+  str(path: Array<string | number>, v: unknown, required: boolean): string | null {
+    if (v === undefined || (v === null && !required)) {
+      if (required) this.err(path, 'missing (required)');
+      return null;
+    }
+    if (typeof v !== 'string') {
+      this.err(path, `expected a string, got ${typeName(v)}`);
+      return null;
+    }
+    return v;
+  }
+
+  bool(path: Array<string | number>, v: unknown, dflt: boolean): boolean {
+    if (v === undefined) return dflt;
+    if (v === true || v === 1) return true;
+    if (v === false || v === 0) return false;
+    this.err(path, `expected true or false (or 1/0), got ${typeName(v)}`);
+    return dflt;
+  }
+
+  int(path: Array<string | number>, v: unknown, dflt: number, min: number, max: number): number {
+    if (v === undefined) return dflt;
+    if (typeof v !== 'number' || !Number.isInteger(v)) {
+      this.err(path, `expected an integer, got ${typeName(v)}`);
+      return dflt;
+    }
+    if (v < min || v > max) {
+      this.err(path, `${v} is out of range ${min}..${max}`);
+      return dflt;
+    }
+    return v;
+  }
+
+  name(path: Array<string | number>, n: string, what: string): void {
+    if (!NAME_RE.test(n)) this.err(path, `${what} name '${n}' must start with a letter and contain only letters, digits, '_', '.', '-' (at most 63)`);
+  }
+
+  addr(path: Array<string | number>, v: unknown, required: boolean): number | null {
+    const s = this.str(path, v, required);
+    if (s === null) return null;
+    const a = readIpv4(s.trim());
+    if (a === null) {
+      this.err(path, `'${s}' is not an IPv4 address (dotted quad expected)`);
+      return null;
+    }
+    const why = nonUnicastReason(a);
+    if (why) {
+      this.err(path, `${s} ${why}; a host needs a unicast address`);
+      return null;
+    }
+    return a;
+  }
+
+  /** A CIDR; a bare address is /32 when allowBare. Host bits must be zero. */
+  cidr(path: Array<string | number>, v: unknown, required: boolean, allowBare = false): Cidr | null {
+    const s = this.str(path, v, required);
+    if (s === null) return null;
+    const c = readCidr(s.trim());
+    if (typeof c === 'string') {
+      this.err(path, c);
+      return null;
+    }
+    if (c.bare && !allowBare) {
+      this.err(path, `'${s}' has no prefix length (write ${s}/32 or the network, e.g. ${s}/24)`);
+      return null;
+    }
+    if (c.written !== c.cidr.addr) {
+      this.err(path, `${s} has host bits set (the network is ${formatCidr(c.cidr)})`);
+      return null;
+    }
+    return c.cidr;
+  }
+}
+
+function parseYamlDocument(text: string, file: string): { doc: Document; lc: LineCounter; data: unknown } {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: true, uniqueKeys: true, merge: true });
+  if (doc.errors.length > 0) {
+    const el = new ErrorList(file);
+    for (const e of doc.errors) el.add('', `${kindOf(file)} syntax: ${e.message.split('\n')[0]}`, e.linePos ? e.linePos[0].line : 0);
+    el.throwIfAny();
+  }
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 1000 });
+  } catch (e) {
+    throw new InputError(`${file}: ${(e as Error).message}`, file, '');
+  }
+  return { doc, lc, data };
+}
+
+function kindOf(file: string): string {
+  return extname(file).toLowerCase() === '.json' ? 'JSON' : 'YAML';
+}
+
+/** Read and compile a scenario file (.yaml/.yml/.json; JSON is parsed as the YAML subset it is). */
+export function loadScenario(path: string): Scenario {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new InputError(`${path}: cannot read scenario file (${code === 'ENOENT' ? 'no such file' : code ?? (e as Error).message})`, path, '');
+  }
+  return parseScenario(text, path);
+}
+
+/** Compile scenario text; `file` names it in errors and becomes Scenario.source. */
+export function parseScenario(text: string, file: string): Scenario {
+  if (extname(file).toLowerCase() === '.json') {
+    try {
+      JSON.parse(text);
+    } catch (e) {
+      throw new InputError(`${file}: JSON syntax: ${(e as Error).message}`, file, '');
+    }
+  }
+  const { doc, lc, data } = parseYamlDocument(text, file);
+  const ctx = new Ctx(new ErrorList(file), doc, lc);
+  const s = compile(ctx, data, file);
+  ctx.el.throwIfAny();
+  return s!;
+}
+
+/** Compile an already-parsed object (JSON.parse / YAML.parse result) in the file format. */
+export function compileScenarioObject(data: unknown, file: string): Scenario {
+  const ctx = new Ctx(new ErrorList(file), null, null);
+  const s = compile(ctx, data, file);
+  ctx.el.throwIfAny();
+  return s!;
+}
+
+function iptablesLineOffset(ctx: Ctx, path: Array<string | number>): number {
+  const n = ctx.node(path);
+  if (!n || !isScalar(n) || !n.range || !ctx.lc) return 0;
+  const line = ctx.lc.linePos(n.range[0]).line;
+  return n.type === 'BLOCK_LITERAL' || n.type === 'BLOCK_FOLDED' ? line : line - 1;
+}
+
+function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
+  if (data === null || data === undefined) {
+    ctx.err([], 'the file is empty (expected a scenario mapping with vpc, subnets, instances, ...)');
+    return null;
+  }
+  const top = ctx.obj([], data, true);
+  if (!top) return null;
+  ctx.keys([], top, TOP_KEYS);
+
+  const name = ctx.str(['name'], top.name, false) ?? basename(file, extname(file));
+  if (name.trim() === '') ctx.err(['name'], 'must not be empty');
+  ctx.str(['description'], top.description, false);
+
+  // VPC
+  let vpcCidr: Cidr = { addr: 0, len: 0 };
+  let vpcOk = false;
+  const vpc = ctx.obj(['vpc'], top.vpc, true);
+  if (vpc) {
+    ctx.keys(['vpc'], vpc, VPC_KEYS);
+    const c = ctx.cidr(['vpc', 'cidr'], vpc.cidr, true);
+    if (c) {
+      if (c.len < VPC_LEN_MIN || c.len > VPC_LEN_MAX) ctx.err(['vpc', 'cidr'], `prefix /${c.len} is outside /${VPC_LEN_MIN}../${VPC_LEN_MAX} (AWS allows /16../28)`);
+      else {
+        vpcCidr = c;
+        vpcOk = true;
+      }
+    }
+  }
+
+  // Route table names first (subnets refer to them), routes after instances (eni: targets).
+  const rtRaw = ctx.obj(['routeTables'], top.routeTables, true) ?? {};
+  const rtNames = Object.keys(rtRaw);
+  rtNames.forEach((n) => ctx.name(['routeTables', n], n, 'route table'));
+
+  // Subnets
+  const subnets: Subnet[] = [];
+  const snRaw = ctx.obj(['subnets'], top.subnets, true) ?? {};
+  if (Object.keys(snRaw).length === 0 && top.subnets !== undefined) ctx.err(['subnets'], 'at least one subnet is needed');
+  for (const [sn, sv] of Object.entries(snRaw)) {
+    const p = ['subnets', sn];
+    ctx.name(p, sn, 'subnet');
+    const o = ctx.obj(p, sv, true);
+    if (!o) continue;
+    ctx.keys(p, o, SUBNET_KEYS);
+    const cidr = ctx.cidr([...p, 'cidr'], o.cidr, true);
+    const rt = ctx.str([...p, 'routeTable'], o.routeTable, true);
+    let rtIndex = -1;
+    if (rt !== null) {
+      rtIndex = rtNames.indexOf(rt);
+      if (rtIndex < 0) ctx.err([...p, 'routeTable'], `route table '${rt}' does not exist${suggest(rt, rtNames)}; defined: ${rtNames.join(', ') || 'none'}`);
+    }
+    if (!cidr) continue;
+    let ok = true;
+    if (vpcOk && !cidrWithin(cidr, vpcCidr)) {
+      ctx.err([...p, 'cidr'], `${formatCidr(cidr)} is outside the VPC CIDR ${formatCidr(vpcCidr)}`);
+      ok = false;
+    }
+    if (cidr.len > SUBNET_LEN_MAX) {
+      ctx.err([...p, 'cidr'], `/${cidr.len} is smaller than AWS allows (/${SUBNET_LEN_MAX} at most: 5 addresses of every subnet are reserved)`);
+      ok = false;
+    }
+    for (const other of subnets) {
+      if (cidrsOverlap(other.cidr, cidr)) {
+        ctx.err([...p, 'cidr'], `${formatCidr(cidr)} overlaps subnet ${other.name} (${formatCidr(other.cidr)})`);
+        ok = false;
+      }
+    }
+    if (ok) subnets.push({ name: sn, cidr, routeTable: rtIndex });
+  }
+  const snNames = subnets.map((x) => x.name);
+  const allSnNames = Object.keys(snRaw);
+
+  // Internet hosts (needed to check Elastic IPs)
+  const internetHosts: Cidr[] = [];
+  const inet = ctx.obj(['internet'], top.internet, false);
+  if (inet) {
+    ctx.keys(['internet'], inet, INTERNET_KEYS);
+    const hosts = inet.hosts;
+    if (hosts !== undefined && !Array.isArray(hosts)) ctx.err(['internet', 'hosts'], `expected a list of addresses or CIDRs, got ${typeName(hosts)}`);
+    else if (Array.isArray(hosts)) {
+      hosts.forEach((h, i) => {
+        const p = ['internet', 'hosts', i];
+        const c = ctx.cidr(p, h, true, true);
+        if (!c) return;
+        if (vpcOk && cidrsOverlap(c, vpcCidr)) return ctx.err(p, `${formatCidr(c)} overlaps the VPC CIDR ${formatCidr(vpcCidr)}; internet hosts live outside the VPC`);
+        for (const bad of NON_UNICAST)
+          if (cidrsOverlap(c, bad)) return ctx.err(p, `${formatCidr(c)} overlaps ${formatCidr(bad)}, which holds no unicast hosts`);
+        const dup = internetHosts.findIndex((o) => cidrsOverlap(o, c));
+        if (dup >= 0) return ctx.err(p, `${formatCidr(c)} overlaps internet.hosts[${dup}] (${formatCidr(internetHosts[dup])})`);
+        internetHosts.push(c);
+      });
+    }
+  }
+
+  // Instances
+  const instances: Instance[] = [];
+  const instRaw = ctx.obj(['instances'], top.instances, false) ?? {};
+  const instNames = Object.keys(instRaw);
+  const natPending: Array<{ inst: Instance; path: Array<string | number>; o: Obj }> = [];
+  for (const [iname, iv] of Object.entries(instRaw)) {
+    const p = ['instances', iname];
+    ctx.name(p, iname, 'instance');
+    const o = ctx.obj(p, iv, true);
+    if (!o) {
+      instances.push(placeholderInstance(iname));
+      continue;
+    }
+    ctx.keys(p, o, INSTANCE_KEYS);
+    ctx.str([...p, 'description'], o.description, false);
+    const inst = placeholderInstance(iname);
+    instances.push(inst);
+    const sn = ctx.str([...p, 'subnet'], o.subnet, true);
+    let subnet: Subnet | null = null;
+    if (sn !== null) {
+      const idx = snNames.indexOf(sn);
+      if (idx >= 0) {
+        inst.subnet = idx;
+        subnet = subnets[idx];
+      } else if (!allSnNames.includes(sn)) ctx.err([...p, 'subnet'], `subnet '${sn}' does not exist${suggest(sn, allSnNames)}; defined: ${allSnNames.join(', ') || 'none'}`);
+    }
+    const ip = ctx.addr([...p, 'privateIp'], o.privateIp, true);
+    if (ip !== null) {
+      inst.privateIp = ip;
+      if (subnet) {
+        const c = subnet.cidr;
+        const off = ip - c.addr;
+        if (!cidrHas(c, ip)) ctx.err([...p, 'privateIp'], `${formatIp(ip)} is outside subnet ${subnet.name} (${formatCidr(c)})`);
+        else if (off === 0) ctx.err([...p, 'privateIp'], `${formatIp(ip)} is the network address of subnet ${subnet.name} (${formatCidr(c)})`);
+        else if (ip === cidrLast(c)) ctx.err([...p, 'privateIp'], `${formatIp(ip)} is the broadcast address of subnet ${subnet.name} (${formatCidr(c)}), reserved by AWS`);
+        else if (off <= 3)
+          ctx.err([...p, 'privateIp'], `${formatIp(ip)} is reserved by AWS in subnet ${subnet.name} (${formatCidr(c)}: +1 VPC router, +2 DNS, +3 future use)`);
+      }
+      const dup = instances.findIndex((x) => x !== inst && x.privateIp === ip);
+      if (dup >= 0) ctx.err([...p, 'privateIp'], `${formatIp(ip)} is already the private IP of instance ${instances[dup].name}`);
+    }
+    if (o.elasticIp !== undefined && o.elasticIp !== null) {
+      const eip = ctx.addr([...p, 'elasticIp'], o.elasticIp, true);
+      if (eip !== null) {
+        const dup = instances.findIndex((x) => x !== inst && x.elasticIp === eip);
+        const hostIdx = internetHosts.findIndex((h) => cidrHas(h, eip));
+        if (vpcOk && cidrHas(vpcCidr, eip)) ctx.err([...p, 'elasticIp'], `${formatIp(eip)} is inside the VPC CIDR ${formatCidr(vpcCidr)}; an Elastic IP is a public address outside it`);
+        else if (dup >= 0) ctx.err([...p, 'elasticIp'], `${formatIp(eip)} is already the Elastic IP of instance ${instances[dup].name}`);
+        else if (hostIdx >= 0) ctx.err([...p, 'elasticIp'], `${formatIp(eip)} is inside internet.hosts[${hostIdx}] (${formatCidr(internetHosts[hostIdx])}); the IGW could not tell them apart`);
+        else inst.elasticIp = eip;
+      }
+    }
+    inst.sourceDestCheck = ctx.bool([...p, 'sourceDestCheck'], o.sourceDestCheck, true);
+    natPending.push({ inst, path: p, o });
+  }
+
+  // Instance sysctls and nat tables (need the VPC CIDR for configure-pat).
+  for (const { inst, path: p, o } of natPending) {
+    let natInst: Obj | null = null;
+    if (o.natInstance !== undefined) {
+      natInst = ctx.obj([...p, 'natInstance'], o.natInstance, true);
+      if (natInst) {
+        ctx.keys([...p, 'natInstance'], natInst, NAT_INSTANCE_KEYS);
+        const bs = ctx.str([...p, 'natInstance', 'bootScript'], natInst.bootScript, true);
+        if (bs !== null && !(BOOT_SCRIPTS as readonly string[]).includes(bs))
+          ctx.err([...p, 'natInstance', 'bootScript'], `unknown boot script '${bs}' (known: ${BOOT_SCRIPTS.join(', ')})`);
+        const fromMeta = ctx.bool([...p, 'natInstance', 'vpcCidrFromMetadata'], natInst.vpcCidrFromMetadata, true);
+        // configure-pat.sh: sysctl -w net.ipv4.ip_forward=1 net.ipv4.conf.eth0.send_redirects=0
+        inst.sysctls.ipForward = true;
+        inst.sysctls.sendRedirectsEth0 = false;
+        inst.nat = configurePatTable(fromMeta && vpcOk ? vpcCidr : null);
+        if (o.iptables !== undefined)
+          ctx.err([...p, 'iptables'], `give either natInstance (the boot script writes the rules) or iptables, not both`);
+      }
+    }
+    if (o.sysctls !== undefined) {
+      const sy = ctx.obj([...p, 'sysctls'], o.sysctls, true);
+      if (sy) {
+        ctx.keys([...p, 'sysctls'], sy, SYSCTL_KEYS);
+        inst.sysctls.ipForward = ctx.bool([...p, 'sysctls', SYSCTL_IP_FORWARD], sy[SYSCTL_IP_FORWARD], inst.sysctls.ipForward);
+        inst.sysctls.sendRedirectsAll = ctx.bool([...p, 'sysctls', SYSCTL_SEND_REDIRECTS_ALL], sy[SYSCTL_SEND_REDIRECTS_ALL], inst.sysctls.sendRedirectsAll);
+        inst.sysctls.sendRedirectsEth0 = ctx.bool([...p, 'sysctls', SYSCTL_SEND_REDIRECTS_ETH0], sy[SYSCTL_SEND_REDIRECTS_ETH0], inst.sysctls.sendRedirectsEth0);
+      }
+    }
+    if (o.iptables !== undefined && !natInst) {
+      const text = ctx.str([...p, 'iptables'], o.iptables, true);
+      if (text !== null) {
+        const before = ctx.el.count;
+        const t = parseNatTable(text, ctx.el.file, iptablesLineOffset(ctx, [...p, 'iptables']), joinPath([...p, 'iptables']), ctx.el);
+        if (ctx.el.count === before) inst.nat = t;
+      }
+    }
+  }
+
+  // Routes
+  const routeTables: RouteTable[] = [];
+  for (const rtName of rtNames) {
+    const p = ['routeTables', rtName];
+    const rv = rtRaw[rtName];
+    const routes: Route[] = [];
+    routeTables.push({ name: rtName, routes });
+    if (rv !== null && !Array.isArray(rv)) {
+      ctx.err(p, `expected a list of routes ({ dest: CIDR, target: local|igw|blackhole|eni:INSTANCE }), got ${typeName(rv)}`);
+      continue;
+    }
+    for (const [i, r] of (rv ?? []).entries()) {
+      const rp = [...p, i];
+      const o = ctx.obj(rp, r, true);
+      if (!o) continue;
+      ctx.keys(rp, o, ROUTE_KEYS);
+      const dest = ctx.cidr([...rp, 'dest'], o.dest, true);
+      const target = ctx.str([...rp, 'target'], o.target, true);
+      if (!dest || target === null) continue;
+      const route = readTarget(ctx, [...rp, 'target'], target, instNames);
+      if (!route) continue;
+      const prev = routes.findIndex((x) => x.dest.addr === dest.addr && x.dest.len === dest.len);
+      if (prev >= 0) {
+        ctx.err([...rp, 'dest'], `duplicate destination ${formatCidr(dest)} (also routeTables.${rtName}[${prev}])`);
+        continue;
+      }
+      const isVpc = vpcOk && dest.addr === vpcCidr.addr && dest.len === vpcCidr.len;
+      if (isVpc && route.target !== 'local') {
+        ctx.err([...rp, 'target'], `the VPC CIDR ${formatCidr(vpcCidr)} always routes to local (AWS does not allow replacing the local route)`);
+        continue;
+      }
+      if (!isVpc && route.target === 'local') {
+        ctx.err([...rp, 'target'], `target local is only valid for the VPC CIDR ${vpcOk ? formatCidr(vpcCidr) : ''}`.trimEnd());
+        continue;
+      }
+      routes.push({ dest, target: route.target, instance: route.instance });
+    }
+    if (vpcOk && !routes.some((x) => x.target === 'local')) routes.unshift({ dest: { ...vpcCidr }, target: 'local', instance: -1 });
+  }
+
+  // Conntrack
+  const conntrack = defaultConntrack();
+  const ct = ctx.obj(['conntrack'], top.conntrack, false);
+  if (ct) {
+    ctx.keys(['conntrack'], ct, CONNTRACK_KEYS);
+    conntrack.max = ctx.int(['conntrack', 'max'], ct.max, conntrack.max, CONNTRACK_MAX_MIN, CONNTRACK_MAX_MAX);
+    conntrack.tcpLoose = ctx.bool(['conntrack', 'tcpLoose'], ct.tcpLoose, true);
+    conntrack.checksum = ctx.bool(['conntrack', 'checksum'], ct.checksum, true);
+    const to = ctx.obj(['conntrack', 'timeouts'], ct.timeouts, false);
+    if (to) {
+      const keys = Object.keys(DEFAULT_TIMEOUTS) as Array<keyof ConntrackTimeouts>;
+      ctx.keys(['conntrack', 'timeouts'], to, keys);
+      for (const k of keys) conntrack.timeouts[k] = ctx.int(['conntrack', 'timeouts', k], to[k], DEFAULT_TIMEOUTS[k], TIMEOUT_MIN, TIMEOUT_MAX);
+    }
+  }
+
+  return { name, source: file, vpcCidr, subnets, routeTables, instances, internetHosts, conntrack };
+}
+
+function placeholderInstance(name: string): Instance {
+  return { name, subnet: -1, privateIp: 0, elasticIp: null, sourceDestCheck: true, sysctls: defaultSysctls(), nat: null };
+}
+
+function readTarget(ctx: Ctx, path: Array<string | number>, t: string, instNames: string[]): { target: Route['target']; instance: number } | null {
+  const s = t.trim();
+  if (s === 'local' || s === 'igw' || s === 'blackhole') return { target: s, instance: -1 };
+  if (s.startsWith('eni:')) {
+    const n = s.slice(4);
+    const idx = instNames.indexOf(n);
+    if (idx < 0) {
+      ctx.err(path, `'${s}': instance '${n}' does not exist${suggest(n, instNames)}; defined: ${instNames.join(', ') || 'none'}`);
+      return null;
+    }
+    return { target: 'eni', instance: idx };
+  }
+  ctx.err(path, `unknown route target '${s}' (local, igw, blackhole or eni:INSTANCE)`);
+  return null;
+}
+
+export type { NatTable };
