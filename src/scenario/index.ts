@@ -4,3 +4,6 @@ export { loadScenario, parseScenario, compileScenarioObject, defaultSysctls, def
 export { BUILTIN_SCENARIO_PATH, BUILTIN_SCENARIO_NAME, SCENARIOS_DIR, loadBuiltinScenario, resolveScenarioPath } from './builtin.ts';
 export { parseNatTable, formatNatRule, formatNatTable, formatTarget, buildNatTable, configurePatTable, protoName } from './iptables.ts';
 export { ScenarioError, type ErrorItem } from './error-list.ts';
+export { scenarioToYaml, scenarioToObject } from './to-yaml.ts';
+export { buildCaptureScenario, type CaptureScenarioOptions } from './capture.ts';
+export { describeScenario, formatRoute } from './describe.ts';
