@@ -33,7 +33,7 @@ export class ByteSource {
     try {
       const st = await fh.stat();
       if (!st.isFile()) throw Object.assign(new Error(`${path}: not a regular file`), { code: 'ENOTFILE' });
-      return new ByteSource(fh, st.size, Math.max(256, chunk), start);
+      return new ByteSource(fh, st.size, Math.max(16, chunk), start);
     } catch (e) {
       await fh.close();
       throw e;
