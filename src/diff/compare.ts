@@ -1,0 +1,571 @@
+// Differential comparison of two engines' results on the same input: verdicts (fate, reason,
+// detail, ct), outputs (count, egress, bytes) and, at the end, conntrack tables and nat counters.
+//
+// Frames are compared byte for byte up to exactly three tolerances, each visible in the report:
+//  1. A consistent renaming of the ports / ICMP ids an engine chose (PortRenaming): a bijection per
+//     (NAT address, proto, peer address, peer port) — the space in which Linux guarantees reply-tuple
+//     uniqueness — stable for the life of a session, both ports in the same allowed range. The
+//     renamed frame must then be byte-identical, checksums included (updated incrementally).
+//  2. The IP id of packets an engine generated itself (ICMP errors: the kernel's is unpredictable).
+//  3. Per-engine output normalisers (the kernel oracle's extra Linux hops), always listed in `notes`.
+// Cold path: allocation is fine here.
+
+import type { ConntrackEntry, CtTuple, InputPacket, NatRuleCounter, OutputFrame, PacketResult } from '../spec/engine.ts';
+import type { Scenario } from '../spec/scenario.ts';
+import { NF_NAT_RANGE_PROTO_SPECIFIED, NAT_CHAINS, pointName } from '../spec/scenario.ts';
+import { CT_NAMES, CT_NEW, FATE_DELIVERED, reasonName } from '../spec/reasons.ts';
+import { formatConntrackLine } from '../spec/conntrack-format.ts';
+import { PacketView, parseIpv4, PARSE_OK, PARSE_STATUS_NAMES } from '../packet/parse.ts';
+import { csumReplace16, udpCsumReplace16 } from '../packet/checksum.ts';
+import { describePacket } from '../packet/format.ts';
+import { formatIpv4 } from '../packet/addr.ts';
+import {
+  ICMP_ADDRESS, ICMP_ECHO, ICMP_INFO_REQUEST, ICMP_TIMESTAMP, isIcmpErrorType, isIcmpQueryType, PROTO_ICMP,
+  PROTO_TCP, PROTO_UDP,
+} from '../packet/constants.ts';
+
+// ---------------------------------------------------------------------------------------------
+// Public types
+
+export interface EngineRun {
+  engine: string;
+  results: PacketResult[];
+  conntrack?: ConntrackEntry[];
+  counters?: NatRuleCounter[];
+  /** Applied to this engine's output frames before comparison (kernel oracle hops); listed in notes. */
+  normaliser?: OutputNormaliser;
+}
+
+export interface OutputNormaliser {
+  /** One line for the report, e.g. "kernel: TTL +1 on frames leaving to the internet (veth hop)". */
+  description: string;
+  /** Returns the normalised frame (a copy when changed) for an output of `input`. */
+  apply(out: OutputFrame, input: InputPacket): Uint8Array;
+}
+
+export interface Difference {
+  /** Input packet index (0-based), or -1 for end-of-run state (conntrack, counters). */
+  index: number;
+  /** fate | reason | detail | ct | output-count | egress | frame | renaming | conntrack | counters | result-count */
+  kind: string;
+  engines: [string, string];
+  message: string;
+}
+
+export interface CompareOptions {
+  /** Scenario (recommended): names points, maps Elastic IPs to private IPs, knows --to-ports ranges. */
+  scenario?: Scenario | null;
+  /** Compare conntrack timeouts exactly (default true). */
+  timeouts?: boolean;
+  /** Stop collecting after this many differences (default 100). */
+  maxDifferences?: number;
+}
+
+export interface CompareResult {
+  equal: boolean;
+  differences: Difference[];
+  /** Tolerances applied (normalisers, renamings learnt): the report prints them. */
+  notes: string[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Port classes (nf_nat_core.c: ports keep their class when no range is given)
+
+function portClass(p: number): number {
+  return p < 512 ? 0 : p < 1024 ? 1 : 2;
+}
+
+const REQUEST_TYPES = new Set([ICMP_ECHO, ICMP_TIMESTAMP, ICMP_INFO_REQUEST, ICMP_ADDRESS]);
+
+/** One port (or ICMP id) field of a frame and the endpoint it belongs to. */
+interface Endpoint {
+  /** src | dst | inner-src | inner-dst */
+  role: string;
+  proto: number;
+  addr: number;
+  port: number;
+  /** The other end of the same (inner or outer) packet; its port is 0 for ICMP. */
+  otherAddr: number;
+  otherPort: number;
+  /** Byte offset of the 16-bit port/id field. */
+  off: number;
+  /** Offset of the checksum covering the field and how to update it (-1: none). */
+  csumOff: number;
+  csumUdp: boolean;
+  /** For inner fields: offset of the outer ICMP checksum (-1 otherwise). */
+  outerCsumOff: number;
+}
+
+function u16(b: Uint8Array, o: number): number {
+  return (b[o] << 8) | b[o + 1];
+}
+function w16(b: Uint8Array, o: number, v: number): void {
+  b[o] = (v >>> 8) & 0xff;
+  b[o + 1] = v & 0xff;
+}
+
+/** Port/id fields of a well-formed frame, outer then inner; [] if it does not parse. */
+function endpointsOf(frame: Uint8Array, pv: PacketView): Endpoint[] {
+  const st = parseIpv4(frame, 0, frame.length, pv);
+  if (st !== PARSE_OK) return [];
+  const eps: Endpoint[] = [];
+  const o = pv.l4Off;
+  if (pv.proto === PROTO_TCP || pv.proto === PROTO_UDP) {
+    const udp = pv.proto === PROTO_UDP;
+    const csumOff = o + (udp ? 6 : 16);
+    eps.push({ role: 'src', proto: pv.proto, addr: pv.src, port: pv.sport, otherAddr: pv.dst, otherPort: pv.dport, off: o, csumOff, csumUdp: udp, outerCsumOff: -1 });
+    eps.push({ role: 'dst', proto: pv.proto, addr: pv.dst, port: pv.dport, otherAddr: pv.src, otherPort: pv.sport, off: o + 2, csumOff, csumUdp: udp, outerCsumOff: -1 });
+  } else if (pv.proto === PROTO_ICMP && isIcmpQueryType(pv.icmpType)) {
+    const req = REQUEST_TYPES.has(pv.icmpType);
+    eps.push({ role: req ? 'src' : 'dst', proto: PROTO_ICMP, addr: req ? pv.src : pv.dst, port: pv.icmpId, otherAddr: req ? pv.dst : pv.src, otherPort: 0, off: o + 4, csumOff: o + 2, csumUdp: false, outerCsumOff: -1 });
+  } else if (pv.proto === PROTO_ICMP && pv.isIcmpError && pv.innerL4Off > 0) {
+    const io = pv.innerL4Off;
+    const have = pv.innerL4Len;
+    const outer = o + 2;
+    if (pv.innerProto === PROTO_TCP || pv.innerProto === PROTO_UDP) {
+      const udp = pv.innerProto === PROTO_UDP;
+      // Linux updates an inner TCP checksum only when the whole 20-byte header is quoted; UDP's
+      // (in the first 8 bytes) when non-zero.
+      const csumOff = udp ? (u16(frame, io + 6) !== 0 ? io + 6 : -1) : have >= 20 ? io + 16 : -1;
+      eps.push({ role: 'inner-src', proto: pv.innerProto, addr: pv.innerSrc, port: pv.innerSport, otherAddr: pv.innerDst, otherPort: pv.innerDport, off: io, csumOff, csumUdp: udp, outerCsumOff: outer });
+      eps.push({ role: 'inner-dst', proto: pv.innerProto, addr: pv.innerDst, port: pv.innerDport, otherAddr: pv.innerSrc, otherPort: pv.innerSport, off: io + 2, csumOff, csumUdp: udp, outerCsumOff: outer });
+    } else if (pv.innerProto === PROTO_ICMP && isIcmpQueryType(frame[io])) {
+      const req = REQUEST_TYPES.has(frame[io]);
+      eps.push({ role: req ? 'inner-src' : 'inner-dst', proto: PROTO_ICMP, addr: req ? pv.innerSrc : pv.innerDst, port: u16(frame, io + 4), otherAddr: req ? pv.innerDst : pv.innerSrc, otherPort: 0, off: io + 4, csumOff: io + 2, csumUdp: false, outerCsumOff: outer });
+    }
+  }
+  return eps;
+}
+
+/** Rewrites one port field with the checksum updates Linux's NAT would make. */
+function writePort(b: Uint8Array, ep: Endpoint, neu: number): void {
+  const old = u16(b, ep.off);
+  if (old === neu) return;
+  w16(b, ep.off, neu);
+  if (ep.csumOff >= 0) {
+    const oldC = u16(b, ep.csumOff);
+    const newC = ep.csumUdp ? udpCsumReplace16(oldC, old, neu) : csumReplace16(oldC, old, neu);
+    w16(b, ep.csumOff, newC);
+    if (ep.outerCsumOff >= 0) w16(b, ep.outerCsumOff, csumReplace16(u16(b, ep.outerCsumOff), oldC, newC));
+  }
+  if (ep.outerCsumOff >= 0) w16(b, ep.outerCsumOff, csumReplace16(u16(b, ep.outerCsumOff), old, neu));
+}
+
+// ---------------------------------------------------------------------------------------------
+// PortRenaming
+
+export interface RenamingConflict {
+  message: string;
+}
+
+/**
+ * The bijection between ports/ids engine A chose and those engine B chose, per
+ * (proto, NAT address, peer address, peer port). Addresses are canonicalised (an Elastic IP is
+ * its instance's private IP) so the internet view, the VPC view and conntrack share bindings.
+ * Keys are always in A's space. Carried across comparePacket calls (streaming).
+ */
+export class PortRenaming {
+  private readonly a2b = new Map<string, Map<number, number>>();
+  private readonly b2a = new Map<string, Map<number, number>>();
+  private readonly eipToPrivate = new Map<number, number>();
+  private readonly ranges: Array<[number, number]> = [];
+  /** Bindings learnt where A's and B's choices differ (for the report). */
+  renamed = 0;
+  /** Bindings dropped because a new session re-used a key. */
+  rebound = 0;
+  private readonly pv = new PacketView();
+
+  constructor(scenario?: Scenario | null) {
+    if (!scenario) return;
+    for (const inst of scenario.instances) {
+      if (inst.elasticIp !== null) this.eipToPrivate.set(inst.elasticIp >>> 0, inst.privateIp >>> 0);
+      if (!inst.nat) continue;
+      for (const ch of NAT_CHAINS) {
+        for (const r of inst.nat.chains[ch]) {
+          if (r.target.flags & NF_NAT_RANGE_PROTO_SPECIFIED) this.ranges.push([r.target.portLo, r.target.portHi]);
+        }
+      }
+    }
+  }
+
+  canon(addr: number): number {
+    return this.eipToPrivate.get(addr >>> 0) ?? addr >>> 0;
+  }
+
+  private key(proto: number, addr: number, otherAddr: number, otherPort: number): string {
+    return `${proto}|${this.canon(addr)}|${this.canon(otherAddr)}|${otherPort}`;
+  }
+
+  /** B's port for A's port `port` at this endpoint, or undefined when unbound. */
+  lookup(proto: number, addr: number, port: number, otherAddr: number, otherPort: number): number | undefined {
+    return this.a2b.get(this.key(proto, addr, otherAddr, otherPort))?.get(port);
+  }
+
+  /** A's port for B's port, or undefined. */
+  lookupReverse(proto: number, addr: number, portB: number, otherAddr: number, otherPort: number): number | undefined {
+    return this.b2a.get(this.key(proto, addr, otherAddr, otherPort))?.get(portB);
+  }
+
+  /** Why pA↔pB is not an allowed renaming, or null. */
+  rangeProblem(proto: number, pA: number, pB: number): string | null {
+    if (proto === PROTO_ICMP || pA === pB) return null;
+    if (portClass(pA) !== portClass(pB)) return `ports ${pA} and ${pB} are in different source-port ranges (1-511 / 600-1023 / 1024-65535)`;
+    for (const [lo, hi] of this.ranges) {
+      const inA = pA >= lo && pA <= hi;
+      const inB = pB >= lo && pB <= hi;
+      if (inA !== inB) return `port ${inA ? pA : pB} is inside --to-ports ${lo}-${hi} but ${inA ? pB : pA} is not`;
+    }
+    return null;
+  }
+
+  /**
+   * Records that at this endpoint A's `pA` is B's `pB`. `fresh` (a NEW connection) lets a new
+   * session replace stale bindings of either port. Returns a conflict or null.
+   */
+  bind(proto: number, addr: number, pA: number, otherAddr: number, otherPort: number, pB: number, fresh: boolean): RenamingConflict | null {
+    const k = this.key(proto, addr, otherAddr, otherPort);
+    let ab = this.a2b.get(k);
+    let ba = this.b2a.get(k);
+    const x = ab?.get(pA);
+    const y = ba?.get(pB);
+    if (x === pB) return null;
+    const where = `${protoText(proto)} ${formatIpv4(this.canon(addr))} (peer ${formatIpv4(this.canon(otherAddr))}${proto === PROTO_ICMP ? '' : `:${otherPort}`})`;
+    if ((x !== undefined || y !== undefined) && !fresh) {
+      if (x !== undefined) return { message: `${where}: port ${pA} was renamed to ${x} earlier in this session, now to ${pB}` };
+      return { message: `${where}: the other engine's port ${pB} stood for ${y} earlier in this session, now for ${pA}` };
+    }
+    const rp = this.rangeProblem(proto, pA, pB);
+    if (rp) return { message: `${where}: ${rp}` };
+    if (!ab) this.a2b.set(k, (ab = new Map()));
+    if (!ba) this.b2a.set(k, (ba = new Map()));
+    if (x !== undefined) { ba.delete(x); ab.delete(pA); this.rebound++; }
+    if (y !== undefined) { ab.delete(y); ba.delete(pB); this.rebound++; }
+    ab.set(pA, pB);
+    ba.set(pB, pA);
+    if (pA !== pB) this.renamed++;
+    return null;
+  }
+
+  /** A-space frame → B-space frame (a copy when anything changes). Unbound ports stay. */
+  renameFrame(frame: Uint8Array): Uint8Array {
+    const eps = endpointsOf(frame, this.pv);
+    let out = frame;
+    for (const ep of eps) {
+      const pB = this.lookup(ep.proto, ep.addr, ep.port, ep.otherAddr, ep.otherPort);
+      if (pB === undefined || pB === ep.port) continue;
+      if (out === frame) out = frame.slice();
+      writePort(out, ep, pB);
+    }
+    return out;
+  }
+
+  /** A-space conntrack tuple → B-space. */
+  renameTuple(proto: number, t: CtTuple): CtTuple {
+    const r = { ...t };
+    if (proto === PROTO_ICMP) {
+      const req = REQUEST_TYPES.has(t.dport >>> 8);
+      const p = req ? this.lookup(proto, t.src, t.sport, t.dst, 0) : this.lookup(proto, t.dst, t.sport, t.src, 0);
+      if (p !== undefined) r.sport = p;
+      return r;
+    }
+    if (proto !== PROTO_TCP && proto !== PROTO_UDP) return r;
+    const s = this.lookup(proto, t.src, t.sport, t.dst, t.dport);
+    const d = this.lookup(proto, t.dst, t.dport, t.src, t.sport);
+    if (s !== undefined) r.sport = s;
+    if (d !== undefined) r.dport = d;
+    return r;
+  }
+
+  renameEntry(e: ConntrackEntry): ConntrackEntry {
+    return { ...e, orig: this.renameTuple(e.proto, e.orig), reply: this.renameTuple(e.proto, e.reply) };
+  }
+
+  /** Bindings where the ports differ, for reports: "udp 10.0.0.5 (peer 198.51.100.7:53): 1024 ↔ 2048". */
+  describe(limit = 20): string[] {
+    const lines: string[] = [];
+    for (const [k, m] of this.a2b) {
+      const [proto, addr, other, op] = k.split('|').map(Number);
+      for (const [a, b] of m) {
+        if (a === b) continue;
+        if (lines.length >= limit) return lines;
+        lines.push(`${protoText(proto)} ${formatIpv4(addr)} (peer ${formatIpv4(other)}${proto === PROTO_ICMP ? '' : `:${op}`}): ${a} ↔ ${b}`);
+      }
+    }
+    return lines;
+  }
+}
+
+function protoText(p: number): string {
+  return p === PROTO_TCP ? 'tcp' : p === PROTO_UDP ? 'udp' : p === PROTO_ICMP ? 'icmp' : `proto ${p}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-packet comparison
+
+export interface PacketCompareContext {
+  names: [string, string];
+  renaming: PortRenaming;
+  scenario?: Scenario | null;
+  normaliserA?: OutputNormaliser;
+  normaliserB?: OutputNormaliser;
+}
+
+function pointText(s: Scenario | null | undefined, p: number): string {
+  return s ? pointName(s, p) : p === 0 ? 'internet' : `point ${p}`;
+}
+
+/** "delivered to internet as udp 203.0.113.10:40000 > ..." / "dropped (nat-clash)". */
+export function describeVerdict(r: PacketResult, scenario?: Scenario | null): string {
+  const outs = r.outputs.map((o) => `to ${pointText(scenario, o.egress)} as ${describePacket(o.frame)}`);
+  const ct = r.ct ? ` [ct ${CT_NAMES[r.ct] ?? r.ct}]` : '';
+  if (r.fate === FATE_DELIVERED) {
+    return `delivered ${outs.join(', then ')}${ct}`;
+  }
+  const det = r.detail ? `/${PARSE_STATUS_NAMES[r.detail] ?? r.detail}` : '';
+  return `dropped (${reasonName(r.reason)}${det})${ct}${outs.length ? `, sent ${outs.join(', then ')}` : ''}`;
+}
+
+function isGenerated(inputFrame: Uint8Array, out: Uint8Array): boolean {
+  // An ICMP error leaving for an input that was not itself an ICMP error was built by the engine.
+  const outErr = out.length >= 21 && out[9] === PROTO_ICMP && isIcmpErrorType(out[((out[0] & 15) << 2)] ?? -1);
+  if (!outErr) return false;
+  const ihl = (inputFrame[0] & 15) << 2;
+  const inErr = inputFrame.length > ihl && inputFrame[9] === PROTO_ICMP && isIcmpErrorType(inputFrame[ihl]);
+  return !inErr;
+}
+
+/** Sets the IP id to 0 (IP checksum updated); returns a copy when it changes. */
+function zeroIpId(f: Uint8Array): Uint8Array {
+  if (f.length < 20) return f;
+  const id = u16(f, 4);
+  if (id === 0) return f;
+  const c = f.slice();
+  w16(c, 4, 0);
+  w16(c, 10, csumReplace16(u16(c, 10), id, 0));
+  return c;
+}
+
+const IP_FIELDS: Array<[number, number, string]> = [
+  [0, 1, 'version/ihl'], [1, 1, 'tos'], [2, 2, 'total length'], [4, 2, 'ip id'], [6, 2, 'flags/fragment'],
+  [8, 1, 'ttl'], [9, 1, 'protocol'], [10, 2, 'ip checksum'], [12, 4, 'source address'], [16, 4, 'destination address'],
+];
+
+/** Names the first differing field: "byte 22 (tcp source port): 40000 vs 40001". */
+export function firstDifference(a: Uint8Array, b: Uint8Array): string {
+  if (a.length !== b.length) return `lengths ${a.length} vs ${b.length}`;
+  let i = 0;
+  while (i < a.length && a[i] === b[i]) i++;
+  if (i === a.length) return 'identical';
+  const ihl = (a[0] & 15) << 2;
+  const val = (o: number, n: number, f: Uint8Array) => (n === 1 ? f[o] : n === 2 ? u16(f, o) : n === 4 ? formatIpv4(((f[o] << 24) | (f[o + 1] << 16) | (f[o + 2] << 8) | f[o + 3]) >>> 0) : f[o]);
+  if (i < 20) {
+    for (const [o, n, name] of IP_FIELDS) if (i >= o && i < o + n) return `byte ${i} (${name}): ${val(o, n, a)} vs ${val(o, n, b)}`;
+  }
+  if (i < ihl) return `byte ${i} (ip options): ${a[i]} vs ${b[i]}`;
+  const rel = i - ihl;
+  const proto = a[9];
+  let fields: Array<[number, number, string]> = [];
+  if (proto === PROTO_TCP) fields = [[0, 2, 'tcp source port'], [2, 2, 'tcp destination port'], [4, 4, 'tcp seq'], [8, 4, 'tcp ack'], [12, 1, 'tcp data offset'], [13, 1, 'tcp flags'], [14, 2, 'tcp window'], [16, 2, 'tcp checksum'], [18, 2, 'tcp urgent pointer']];
+  else if (proto === PROTO_UDP) fields = [[0, 2, 'udp source port'], [2, 2, 'udp destination port'], [4, 2, 'udp length'], [6, 2, 'udp checksum']];
+  else if (proto === PROTO_ICMP) fields = [[0, 1, 'icmp type'], [1, 1, 'icmp code'], [2, 2, 'icmp checksum'], [4, 2, 'icmp id / rest'], [6, 2, 'icmp seq / rest']];
+  for (const [o, n, name] of fields) {
+    if (rel >= o && rel < o + n) return `byte ${i} (${name}): ${n === 4 ? ((a[i - rel + o] << 24 | a[i - rel + o + 1] << 16 | a[i - rel + o + 2] << 8 | a[i - rel + o + 3]) >>> 0) : val(ihl + o, n, a)} vs ${n === 4 ? ((b[i - rel + o] << 24 | b[i - rel + o + 1] << 16 | b[i - rel + o + 2] << 8 | b[i - rel + o + 3]) >>> 0) : val(ihl + o, n, b)}`;
+  }
+  if (proto === PROTO_ICMP && rel >= 8) {
+    const inner = rel - 8;
+    if (inner < 20) {
+      for (const [o, n, name] of IP_FIELDS) if (inner >= o && inner < o + n) return `byte ${i} (quoted ${name}): ${val(ihl + 8 + o, n, a)} vs ${val(ihl + 8 + o, n, b)}`;
+    }
+    const iihl = (a[ihl + 8] & 15) << 2;
+    const r2 = inner - iihl;
+    const names = ['source port', 'source port', 'destination port', 'destination port'];
+    if (r2 >= 0 && r2 < 4) return `byte ${i} (quoted ${names[r2]}): ${u16(a, ihl + 8 + iihl + (r2 & 2))} vs ${u16(b, ihl + 8 + iihl + (r2 & 2))}`;
+    return `byte ${i} (quoted packet +${inner}): ${a[i]} vs ${b[i]}`;
+  }
+  return `byte ${i} (payload +${rel}): ${a[i]} vs ${b[i]}`;
+}
+
+/**
+ * Learns renamings from one output pair (A-space vs B-space), returning conflicts. `input` is the
+ * A-space input (to tell translated endpoints from untouched ones).
+ */
+function learnFromOutputs(input: Uint8Array, fa: Uint8Array, fb: Uint8Array, fresh: boolean, generated: boolean, ctx: PacketCompareContext): string[] {
+  const pvA = new PacketView();
+  const pvB = new PacketView();
+  const pvI = new PacketView();
+  const ea = endpointsOf(fa, pvA);
+  const eb = endpointsOf(fb, pvB);
+  if (ea.length === 0 || ea.length !== eb.length) return [];
+  const ei = generated ? [] : endpointsOf(input, pvI);
+  const problems: string[] = [];
+  const r = ctx.renaming;
+  for (let k = 0; k < ea.length; k++) {
+    const a = ea[k];
+    const b = eb[k];
+    if (a.role !== b.role || a.proto !== b.proto) return problems;
+    const existing = r.lookup(a.proto, a.addr, a.port, a.otherAddr, a.otherPort);
+    const reverse = r.lookupReverse(a.proto, a.addr, b.port, a.otherAddr, a.otherPort);
+    if (existing === b.port) continue;
+    if (existing === undefined && reverse === undefined && a.port === b.port) {
+      // Not renamed; bind it only if this endpoint was translated (a chosen port), so a later
+      // change of mind shows.
+      const inp = ei.find((e) => e.role === a.role);
+      if (inp && (r.canon(inp.addr) !== r.canon(a.addr) || inp.port !== a.port)) r.bind(a.proto, a.addr, a.port, a.otherAddr, a.otherPort, b.port, fresh);
+      continue;
+    }
+    // Ports differ (or contradict a binding): acceptable only for a translated endpoint.
+    const inp = ei.find((e) => e.role === a.role);
+    const translated = inp !== undefined && (r.canon(inp.addr) !== r.canon(a.addr) || inp.port !== a.port);
+    if (!translated && existing === undefined && reverse === undefined) continue; // a plain difference: the byte comparison reports it
+    const c = r.bind(a.proto, a.addr, a.port, a.otherAddr, a.otherPort, b.port, fresh && translated);
+    if (c) problems.push(c.message);
+  }
+  return problems;
+}
+
+/**
+ * Compares one packet's results. `inputA` is the packet as engine A got it (B got the same bytes
+ * renamed into its port space, see PortRenaming.renameFrame). Learns renamings into ctx.renaming.
+ */
+export function comparePacket(index: number, inputA: InputPacket, a: PacketResult, b: PacketResult, ctx: PacketCompareContext): Difference[] {
+  const [na, nb] = ctx.names;
+  const diffs: Difference[] = [];
+  const story = () => `packet #${index} ${describePacket(inputA.frame)} from ${pointText(ctx.scenario, inputA.ingress)}: ${na} ${describeVerdict(a, ctx.scenario)}; ${nb} ${describeVerdict(b, ctx.scenario)}`;
+  const add = (kind: string, what: string) => diffs.push({ index, kind, engines: [na, nb], message: `${story()} — ${what}` });
+  if (a.fate !== b.fate) add('fate', `fate differs`);
+  else if (a.reason !== b.reason) add('reason', `reason ${reasonName(a.reason)} vs ${reasonName(b.reason)}`);
+  else if (a.detail !== b.detail) add('detail', `detail ${PARSE_STATUS_NAMES[a.detail] ?? a.detail} vs ${PARSE_STATUS_NAMES[b.detail] ?? b.detail}`);
+  if (a.ct !== b.ct) add('ct', `conntrack state ${CT_NAMES[a.ct] ?? a.ct} vs ${CT_NAMES[b.ct] ?? b.ct}`);
+  if (a.outputs.length !== b.outputs.length) {
+    add('output-count', `${a.outputs.length} vs ${b.outputs.length} output frames`);
+    return diffs;
+  }
+  const fresh = a.ct === CT_NEW && b.ct === CT_NEW;
+  for (let k = 0; k < a.outputs.length; k++) {
+    const oa = a.outputs[k];
+    const ob = b.outputs[k];
+    if (oa.egress !== ob.egress) {
+      add('egress', `output ${k} left at ${pointText(ctx.scenario, oa.egress)} vs ${pointText(ctx.scenario, ob.egress)}`);
+      continue;
+    }
+    let fa = ctx.normaliserA ? ctx.normaliserA.apply(oa, inputA) : oa.frame;
+    let fb = ctx.normaliserB ? ctx.normaliserB.apply(ob, inputA) : ob.frame;
+    const generated = isGenerated(inputA.frame, fa);
+    if (generated) {
+      fa = zeroIpId(fa);
+      fb = zeroIpId(fb);
+    }
+    for (const p of learnFromOutputs(inputA.frame, fa, fb, fresh, generated, ctx)) add('renaming', `output ${k}: ${p}`);
+    const ra = ctx.renaming.renameFrame(fa);
+    if (!bytesEqual(ra, fb)) {
+      const renamedNote = ra !== fa ? ` (after renaming ${na}'s ports: ${describePacket(ra)})` : '';
+      add('frame', `output ${k} to ${pointText(ctx.scenario, oa.egress)} differs at ${firstDifference(ra, fb)}${renamedNote}`);
+    }
+  }
+  return diffs;
+}
+
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// End-of-run state
+
+function tupleKey(t: CtTuple): string {
+  return `${t.src >>> 0}:${t.sport}>${t.dst >>> 0}:${t.dport}`;
+}
+
+/** Compares conntrack tables, A's entries renamed into B's port space. */
+export function compareConntrack(a: readonly ConntrackEntry[], b: readonly ConntrackEntry[], names: [string, string], renaming: PortRenaming, timeouts = true): Difference[] {
+  const [na, nb] = names;
+  const diffs: Difference[] = [];
+  const key = (e: ConntrackEntry) => `${e.instance}|${e.proto}|${tupleKey(e.orig)}|${tupleKey(e.reply)}`;
+  const bMap = new Map<string, ConntrackEntry>();
+  for (const e of b) bMap.set(key(e), e);
+  const seen = new Set<string>();
+  for (const e0 of a) {
+    const e = renaming.renameEntry(e0);
+    const k = key(e);
+    const o = bMap.get(k);
+    if (!o) {
+      diffs.push({ index: -1, kind: 'conntrack', engines: [na, nb], message: `conntrack (instance ${e0.instance}): only ${na} has ${formatConntrackLine(e0)}${k !== key(e0) ? ` (renamed: ${formatConntrackLine(e)})` : ''}` });
+      continue;
+    }
+    seen.add(k);
+    const what: string[] = [];
+    if (e.state !== o.state) what.push(`state ${e.state} vs ${o.state}`);
+    if (timeouts && e.timeout !== o.timeout) what.push(`timeout ${e.timeout} vs ${o.timeout}`);
+    if (e.assured !== o.assured) what.push(`assured ${e.assured} vs ${o.assured}`);
+    if (e.seenReply !== o.seenReply) what.push(`seen-reply ${e.seenReply} vs ${o.seenReply}`);
+    if (what.length) diffs.push({ index: -1, kind: 'conntrack', engines: [na, nb], message: `conntrack (instance ${e0.instance}) ${formatConntrackLine(e0)}: ${what.join(', ')}` });
+  }
+  for (const [k, e] of bMap) {
+    if (!seen.has(k)) diffs.push({ index: -1, kind: 'conntrack', engines: [na, nb], message: `conntrack (instance ${e.instance}): only ${nb} has ${formatConntrackLine(e)}` });
+  }
+  return diffs;
+}
+
+export function compareCounters(a: readonly NatRuleCounter[], b: readonly NatRuleCounter[], names: [string, string]): Difference[] {
+  const [na, nb] = names;
+  const key = (c: NatRuleCounter) => `${c.instance}|${c.chain}|${c.rule}`;
+  const bMap = new Map(b.map((c) => [key(c), c]));
+  const diffs: Difference[] = [];
+  const seen = new Set<string>();
+  for (const c of a) {
+    const o = bMap.get(key(c));
+    seen.add(key(c));
+    const ob = o ?? { packets: 0, bytes: 0 };
+    if (ob.packets !== c.packets || ob.bytes !== c.bytes) {
+      diffs.push({ index: -1, kind: 'counters', engines: [na, nb], message: `nat counters instance ${c.instance} ${c.chain} rule ${c.rule}: ${na} ${c.packets} pkts/${c.bytes} bytes vs ${nb} ${ob.packets}/${ob.bytes}` });
+    }
+  }
+  for (const c of b) {
+    if (!seen.has(key(c)) && (c.packets || c.bytes)) diffs.push({ index: -1, kind: 'counters', engines: [na, nb], message: `nat counters instance ${c.instance} ${c.chain} rule ${c.rule}: ${na} 0/0 vs ${nb} ${c.packets} pkts/${c.bytes} bytes` });
+  }
+  return diffs;
+}
+
+/**
+ * Compares two complete runs over the same inputs (both engines got identical bytes, as when
+ * replaying a capture). For fuzzing, where B's inputs are renamed, use comparePacket directly.
+ */
+export function compareRuns(inputs: readonly InputPacket[], a: EngineRun, b: EngineRun, opts: CompareOptions = {}): CompareResult {
+  const names: [string, string] = [a.engine, b.engine];
+  const renaming = new PortRenaming(opts.scenario);
+  const ctx: PacketCompareContext = { names, renaming, scenario: opts.scenario, normaliserA: a.normaliser, normaliserB: b.normaliser };
+  const max = opts.maxDifferences ?? 100;
+  const differences: Difference[] = [];
+  const notes: string[] = [];
+  for (const r of [a, b]) if (r.normaliser) notes.push(`${r.engine}: ${r.normaliser.description}`);
+  if (a.results.length !== inputs.length || b.results.length !== inputs.length) {
+    differences.push({ index: -1, kind: 'result-count', engines: names, message: `${inputs.length} inputs but ${a.engine} gave ${a.results.length} results and ${b.engine} ${b.results.length}` });
+  }
+  const n = Math.min(inputs.length, a.results.length, b.results.length);
+  for (let i = 0; i < n && differences.length < max; i++) {
+    differences.push(...comparePacket(i, inputs[i], a.results[i], b.results[i], ctx));
+  }
+  if (a.conntrack && b.conntrack) differences.push(...compareConntrack(a.conntrack, b.conntrack, names, renaming, opts.timeouts ?? true));
+  if (a.counters && b.counters) differences.push(...compareCounters(a.counters, b.counters, names));
+  if (renaming.renamed) notes.push(`${renaming.renamed} port/id choice(s) renamed ${a.engine}→${b.engine}: ${renaming.describe(5).join('; ')}`);
+  return { equal: differences.length === 0, differences: differences.slice(0, Math.max(max, 1)), notes };
+}
+
+/** A normaliser adding `delta` to the TTL of frames leaving at the given egress points (IP checksum updated). */
+export function ttlOffsetNormaliser(delta: number, egressPoints: readonly number[] | 'all', description: string): OutputNormaliser {
+  return {
+    description,
+    apply(out: OutputFrame): Uint8Array {
+      if (egressPoints !== 'all' && !egressPoints.includes(out.egress)) return out.frame;
+      const f = out.frame;
+      if (f.length < 20 || (f[0] >>> 4) !== 4) return f;
+      const c = f.slice();
+      const oldW = u16(c, 8);
+      c[8] = (c[8] + delta) & 0xff;
+      w16(c, 10, csumReplace16(u16(c, 10), oldW, u16(c, 8)));
+      return c;
+    },
+  };
+}
