@@ -56,10 +56,8 @@ export function tokenize(line: string): string[] | string {
     while (i < line.length && /\s/.test(line[i])) i++;
     if (i >= line.length) break;
     let tok = '';
-    let quoted = false;
     while (i < line.length && !/\s/.test(line[i])) {
       if (line[i] === '"') {
-        quoted = true;
         i++;
         while (i < line.length && line[i] !== '"') {
           if (line[i] === '\\' && i + 1 < line.length) i++;
@@ -69,13 +67,14 @@ export function tokenize(line: string): string[] | string {
         i++;
       } else tok += line[i++];
     }
-    out.push(quoted || tok !== '' ? tok : tok);
+    out.push(tok);
   }
   return out;
 }
 
+/** As iptables' xtables_save_string: bare if only [A-Za-z0-9_-], else "quoted" with \ before " \ '. */
 function quote(s: string): string {
-  return /^[A-Za-z0-9_.:\/+=-]+$/.test(s) ? s : `"${s.replace(/[\\"]/g, (c) => '\\' + c)}"`;
+  return /^[A-Za-z0-9_-]+$/.test(s) ? s : `"${s.replace(/["\\']/g, (c) => '\\' + c)}"`;
 }
 
 export interface RuleExtras {
@@ -290,8 +289,7 @@ function parseRuleTokens(chain: NatChainName, toks: string[]): NatRule {
   let pendingNeg = false;
   let i = 0;
   const value = (opt: string): string => {
-    if (i + 1 >= toks.length || (toks[i + 1].startsWith('-') && toks[i + 1].length > 1 && !/^-\d/.test(toks[i + 1])))
-      throw new RuleError(`option '${opt}' needs a value`);
+    if (i + 1 >= toks.length) throw new RuleError(`option '${opt}' needs a value`);
     return toks[++i];
   };
   for (; i < toks.length; i++) {
@@ -435,7 +433,11 @@ function parseRuleTokens(chain: NatChainName, toks: string[]): NatRule {
     if (!p || p.neg || (p.proto !== 6 && p.proto !== 17))
       throw new RuleError(`-j ${t.kind} with ports needs '-p tcp' or '-p udp' (iptables: "Need TCP, UDP, SCTP or DCCP with port specification")`);
   }
-  if (r.proto && r.proto.proto === 0 && !r.proto.neg) r.proto = null; // -p all matches everything: iptables-save omits it
+  if (r.proto && r.proto.proto === 0 && r.proto.neg) throw new RuleError(`'! -p all' would never match (iptables: "rule would never match protocol")`);
+  if (r.proto && r.proto.proto === 0) r.proto = null; // -p all matches everything: iptables-save omits it
+  // A non-negated full port range matches every packet of the protocol: iptables-save omits it.
+  if (r.sport && !r.sport.neg && r.sport.lo === 0 && r.sport.hi === 65535) r.sport = null;
+  if (r.dport && !r.dport.neg && r.dport.lo === 0 && r.dport.hi === 65535) r.dport = null;
   if (r.src && r.src.cidr.len === 0 && !r.src.neg) r.src = null; // 0.0.0.0/0, omitted by iptables-save
   if (r.dst && r.dst.cidr.len === 0 && !r.dst.neg) r.dst = null;
   return { ...r, text: formatNatRule(chain, r, { comment }) };
