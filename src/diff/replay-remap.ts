@@ -1,0 +1,234 @@
+// One-sided captures: a capture taken on a private host shows the far side's frames addressed to
+// the host's *private* address. Replay plays the far side as it would really have behaved: such a
+// frame is re-addressed to the public mapping the engine made for its flow (as tcpreplay users do
+// by hand with tcprewrite). Each engine's mappings are learned from its own outputs at the internet
+// egress (the translated source of the flow's outbound packets), so every engine is replayed
+// against its own choices.
+//
+// Flow keys are the inside host's view: (proto, inside addr, inside port, remote addr, remote port);
+// ICMP queries use (1, inside, id, remote, 0). Frames with no learned mapping fall back to the
+// static 1:1 mapping of an instance with an Elastic IP, else they are replayed unchanged (and
+// counted as unmapped: the IGW will drop them as igw-unknown-dst).
+import { PROTO_ICMP, PROTO_TCP, PROTO_UDP, isIcmpQueryType } from '../packet/constants.ts';
+import { csumReplace16, csumReplace32, udpCsumReplace16, udpCsumReplace32 } from '../packet/checksum.ts';
+import { PARSE_OK, type PacketView } from '../packet/parse.ts';
+
+export function flowKey(proto: number, inside: number, insidePort: number, remote: number, remotePort: number): string {
+  return `${proto}|${inside >>> 0}|${insidePort}|${remote >>> 0}|${remotePort}`;
+}
+
+/** The key an outbound packet (sent by an inside host) creates a mapping for, or null. */
+export function outboundKey(pv: PacketView): string | null {
+  if (pv.status !== PARSE_OK) return null;
+  switch (pv.proto) {
+    case PROTO_TCP:
+    case PROTO_UDP:
+      return flowKey(pv.proto, pv.src, pv.sport, pv.dst, pv.dport);
+    case PROTO_ICMP:
+      return isIcmpQueryType(pv.icmpType) ? flowKey(PROTO_ICMP, pv.src, pv.icmpId, pv.dst, 0) : null;
+    default:
+      return null;
+  }
+}
+
+/**
+ * The key of the flow an inbound frame (from the far side, addressed to a private address)
+ * belongs to, or null. ICMP errors belong to the flow of the packet they quote.
+ */
+export function inboundKey(pv: PacketView): string | null {
+  if (pv.status !== PARSE_OK) return null;
+  switch (pv.proto) {
+    case PROTO_TCP:
+    case PROTO_UDP:
+      return flowKey(pv.proto, pv.dst, pv.dport, pv.src, pv.sport);
+    case PROTO_ICMP:
+      if (pv.isIcmpError) {
+        if (pv.innerProto === PROTO_TCP || pv.innerProto === PROTO_UDP) {
+          if (pv.innerL4Len < 4) return null;
+          return flowKey(pv.innerProto, pv.innerSrc, pv.innerSport, pv.innerDst, pv.innerDport);
+        }
+        if (pv.innerProto === PROTO_ICMP && pv.innerL4Len >= 6 && isIcmpQueryType(pv.innerIcmpType)) {
+          return flowKey(PROTO_ICMP, pv.innerSrc, pv.innerIcmpId, pv.innerDst, 0);
+        }
+        return null;
+      }
+      return isIcmpQueryType(pv.icmpType) ? flowKey(PROTO_ICMP, pv.dst, pv.icmpId, pv.src, 0) : null;
+    default:
+      return null;
+  }
+}
+
+/**
+ * Learned mappings of one engine: flow key -> public address * 65536 + public port. Bounded: at
+ * `cap` entries the oldest learned mapping is evicted (and counted); a flow whose mapping was
+ * evicted is replayed unmapped.
+ */
+export class FlowMappings {
+  private readonly map = new Map<string, number>();
+  evicted = 0;
+  constructor(readonly cap: number) {}
+
+  get size(): number {
+    return this.map.size;
+  }
+  has(key: string): boolean {
+    return this.map.has(key);
+  }
+  /** Packed mapping (addr * 65536 + port) or -1. */
+  get(key: string): number {
+    return this.map.get(key) ?? -1;
+  }
+  set(key: string, addr: number, port: number): void {
+    const v = (addr >>> 0) * 65536 + (port & 0xffff);
+    if (this.map.get(key) === v) return;
+    this.map.delete(key);
+    if (this.map.size >= this.cap) {
+      const oldest = this.map.keys().next().value as string;
+      this.map.delete(oldest);
+      this.evicted++;
+    }
+    this.map.set(key, v);
+  }
+}
+
+export function mappingAddr(packed: number): number {
+  return Math.floor(packed / 65536) >>> 0;
+}
+export function mappingPort(packed: number): number {
+  return packed % 65536;
+}
+
+/**
+ * The public (address, port) an engine's output shows for an outbound packet: its translated
+ * source, or -1 when the output is not the forwarded packet of the same flow (a generated ICMP
+ * error, another protocol, unparseable).
+ */
+export function translatedSource(inPv: PacketView, outPv: PacketView): number {
+  if (outPv.status !== PARSE_OK || outPv.proto !== inPv.proto) return -1;
+  switch (outPv.proto) {
+    case PROTO_TCP:
+    case PROTO_UDP:
+      return (outPv.src >>> 0) * 65536 + outPv.sport;
+    case PROTO_ICMP:
+      if (outPv.isIcmpError || !isIcmpQueryType(outPv.icmpType)) return -1;
+      return (outPv.src >>> 0) * 65536 + outPv.icmpId;
+    default:
+      return -1;
+  }
+}
+
+function r16(b: Uint8Array, o: number): number {
+  return (b[o] << 8) | b[o + 1];
+}
+function w16(b: Uint8Array, o: number, v: number): void {
+  b[o] = (v >>> 8) & 0xff;
+  b[o + 1] = v & 0xff;
+}
+function w32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v >>> 24;
+  b[o + 1] = (v >>> 16) & 0xff;
+  b[o + 2] = (v >>> 8) & 0xff;
+  b[o + 3] = v & 0xff;
+}
+
+/**
+ * A copy of `frame` (parsed into `pv` at offset 0) re-addressed to `addr`: the outer destination,
+ * and the flow's inside port/id becomes `port` (TCP/UDP destination port, ICMP query id; for an
+ * ICMP error the quoted packet's source address and port/id). Every checksum is updated
+ * incrementally (RFC 1624), so a checksum that was wrong stays exactly as wrong.
+ */
+export function readdressFrame(frame: Uint8Array, pv: PacketView, addr: number, port: number): Uint8Array {
+  const out = frame.slice();
+  addr >>>= 0;
+  const oldDst = pv.dst >>> 0;
+  w32(out, 16, addr);
+  w16(out, 10, csumReplace32(r16(out, 10), oldDst, addr));
+  const l4 = pv.l4Off;
+  switch (pv.proto) {
+    case PROTO_TCP: {
+      const oldPort = r16(out, l4 + 2);
+      w16(out, l4 + 2, port);
+      w16(out, l4 + 16, csumReplace16(csumReplace32(r16(out, l4 + 16), oldDst, addr), oldPort, port));
+      break;
+    }
+    case PROTO_UDP: {
+      const oldPort = r16(out, l4 + 2);
+      w16(out, l4 + 2, port);
+      w16(out, l4 + 6, udpCsumReplace16(udpCsumReplace32(r16(out, l4 + 6), oldDst, addr), oldPort, port));
+      break;
+    }
+    case PROTO_ICMP: {
+      let c = r16(out, l4 + 2);
+      // The quoted packet is the inside host's own: rewrite it only if it really is.
+      if (pv.isIcmpError) {
+        if ((pv.innerSrc >>> 0) === oldDst) c = readdressQuoted(out, pv, addr, port, c);
+      }
+      else {
+        const oldId = r16(out, l4 + 4);
+        w16(out, l4 + 4, port);
+        c = csumReplace16(c, oldId, port);
+      }
+      w16(out, l4 + 2, c);
+      break;
+    }
+    default:
+      break;
+  }
+  return out;
+}
+
+/** Rewrites the quoted packet's source to addr:port; returns the updated outer ICMP checksum. */
+function readdressQuoted(out: Uint8Array, pv: PacketView, addr: number, port: number, icmpCsum: number): number {
+  let c = icmpCsum;
+  const inner = pv.innerOff;
+  const oldSrc = pv.innerSrc >>> 0;
+  // Inner source address (two words of the ICMP message) and the inner IP header checksum.
+  w32(out, inner + 12, addr);
+  c = csumReplace32(c, oldSrc, addr);
+  const oldIpCsum = r16(out, inner + 10);
+  const newIpCsum = csumReplace32(oldIpCsum, oldSrc, addr);
+  w16(out, inner + 10, newIpCsum);
+  c = csumReplace16(c, oldIpCsum, newIpCsum);
+  const l4 = pv.innerL4Off;
+  const have = pv.innerL4Len;
+  if ((pv.innerProto === PROTO_TCP || pv.innerProto === PROTO_UDP) && have >= 2) {
+    const oldPort = r16(out, l4);
+    w16(out, l4, port);
+    c = csumReplace16(c, oldPort, port);
+    const fo = pv.innerProto === PROTO_TCP ? 16 : 6;
+    if (have >= fo + 2) {
+      const old = r16(out, l4 + fo);
+      const neu = pv.innerProto === PROTO_TCP
+        ? csumReplace16(csumReplace32(old, oldSrc, addr), oldPort, port)
+        : udpCsumReplace16(udpCsumReplace32(old, oldSrc, addr), oldPort, port);
+      w16(out, l4 + fo, neu);
+      c = csumReplace16(c, old, neu);
+    }
+  } else if (pv.innerProto === PROTO_ICMP && have >= 6) {
+    const oldId = r16(out, l4 + 4);
+    w16(out, l4 + 4, port);
+    c = csumReplace16(c, oldId, port);
+    const oldC = r16(out, l4 + 2);
+    const newC = csumReplace16(oldC, oldId, port);
+    w16(out, l4 + 2, newC);
+    c = csumReplace16(c, oldC, newC);
+  }
+  return c;
+}
+
+/** The port/id readdressFrame would replace (the inside port of the flow), for a static mapping. */
+export function insidePortOf(pv: PacketView): number {
+  switch (pv.proto) {
+    case PROTO_TCP:
+    case PROTO_UDP:
+      return pv.dport;
+    case PROTO_ICMP:
+      if (pv.isIcmpError) {
+        if (pv.innerProto === PROTO_TCP || pv.innerProto === PROTO_UDP) return pv.innerSport;
+        return pv.innerIcmpId;
+      }
+      return pv.icmpId;
+    default:
+      return 0;
+  }
+}

@@ -1,0 +1,558 @@
+// `natlab replay`: streams a capture through one or more engines, writes what leaves each egress
+// point per engine, compares the engines packet by packet and explains every difference.
+//
+// Streaming with bounded memory: records are read and processed in chunks (default 4096); per
+// packet only counters survive a chunk, plus the first K differences and re-addressing examples.
+// The one structure that grows with the capture is each engine's table of learned flow mappings
+// (one-sided captures), capped (FIFO eviction, counted).
+import { stat } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { formatIpv4 } from '../packet/addr.ts';
+import { ETH_HDR_LEN, ETHERTYPE_IPV4, LINKTYPE_ETHERNET, LINKTYPE_RAW, PROTO_ICMP, PROTO_TCP, PROTO_UDP, isIcmpErrorType, linkTypeName } from '../packet/constants.ts';
+import { describePacket } from '../packet/format.ts';
+import { PacketView, parseIpv4, PARSE_OK } from '../packet/parse.ts';
+import { openCapture } from '../pcap/reader.ts';
+import { PcapWriter } from '../pcap/writer.ts';
+import type { CaptureReader } from '../pcap/types.ts';
+import type { Engine, InputPacket, PacketResult } from '../spec/engine.ts';
+import { InputError } from '../spec/errors.ts';
+import { CT_NAMES, CT_NEW, FATE_DELIVERED, reasonName } from '../spec/reasons.ts';
+import type { Scenario } from '../spec/scenario.ts';
+import { POINT_INTERNET, instancePoint, pointName } from '../spec/scenario.ts';
+import { compareConntrack, comparePacket, PortRenaming, type OutputNormaliser, type PacketCompareContext } from './compare.ts';
+import { makeEngine, type EngineName } from './engines.ts';
+import { IngressMap, INGRESS_NOWHERE } from './replay-ingress.ts';
+import { FramePreparer, type PreparedFrame } from './replay-input.ts';
+import { FlowMappings, insidePortOf, mappingAddr, mappingPort, readdressFrame, translatedSource } from './replay-remap.ts';
+import type { EngineSummary, ReaddressExample, ReplayDifference, ReplayFrameRef, ReplayReport } from './report.ts';
+
+export const DEFAULT_CHUNK = 4096;
+export const DEFAULT_MAX_DIFFERENCES = 20;
+export const DEFAULT_MAX_EXAMPLES = 20;
+/** Learned flow mappings kept per engine (twice Linux's default nf_conntrack_max). */
+export const DEFAULT_MAPPING_CAP = 524288;
+
+export type EngineFactory = (name: string, scenario: Scenario, opts: { seed?: number; workers?: number }) => Promise<Engine>;
+
+export interface ReplayOptions {
+  /** Capture to replay (pcap or pcapng). */
+  input: string;
+  /** Directory for DIR/<engine>/<point>.pcap and report.json; null = write nothing. */
+  outDir: string | null;
+  scenario: Scenario;
+  /** One line saying how the scenario was chosen (printed and saved). */
+  scenarioHow: string;
+  engines: string[];
+  workers?: number;
+  seed?: number;
+  /** Stop after this many records. */
+  limit?: number;
+  chunkSize?: number;
+  maxDifferences?: number;
+  maxExamples?: number;
+  mappingCap?: number;
+  /** Output link type: Ethernet (default; synthetic stable MACs) or raw IP (101). */
+  outputLinkType?: number;
+  /** Keep every per-packet result (corpus files); only for small captures. */
+  keepResults?: boolean;
+  /** Called after every chunk: records done, input bytes consumed, file size. */
+  onProgress?: (records: number, bytes: number, total: number) => void;
+  /** Engine construction (tests); default makeEngine. */
+  engineFactory?: EngineFactory;
+}
+
+/** One kept per-packet result (results.json of a corpus entry). */
+export interface KeptResult {
+  input: number;
+  ingress: string;
+  fate: string;
+  reason: string;
+  detail: number;
+  ct: string;
+  /** How the frame fed to this engine was re-addressed: '' | 'flow' | 'elastic-ip' | 'unmapped'. */
+  readdressed: string;
+  outputs: Array<{ egress: string; n: number; frame: string }>;
+}
+
+export interface ReplayOutcome {
+  report: ReplayReport;
+  /** Per engine, every packet's result (keepResults only). */
+  kept: Record<string, KeptResult[]> | null;
+}
+
+// Synthetic, stable MAC addresses (locally administered, "NL" = natlab): the VPC router / IGW
+// sends every output frame; the receiver is the egress point's host.
+export const ROUTER_MAC = Uint8Array.of(0x02, 0x4e, 0x4c, 0xff, 0xff, 0xfe);
+export function pointMac(point: number): Uint8Array {
+  return Uint8Array.of(0x02, 0x4e, 0x4c, 0x00, (point >>> 8) & 0xff, point & 0xff);
+}
+
+export function outputFileName(s: Scenario, point: number): string {
+  if (point === POINT_INTERNET) return 'internet.pcap';
+  const inst = s.instances[point - 1];
+  return `${inst.name}-${formatIpv4(inst.privateIp)}.pcap`;
+}
+
+const MAX_TS_SEC = 0xffffffff;
+
+/** The per-egress pcap files of one engine. */
+class OutputSet {
+  private readonly writers = new Map<number, PcapWriter>();
+  readonly counts: number[];
+  private scratch = new Uint8Array(ETH_HDR_LEN + 65536);
+  clampedTs = 0;
+
+  constructor(
+    readonly engine: string,
+    readonly scenario: Scenario,
+    readonly linkType: number,
+    readonly dir: string | null,
+  ) {
+    this.counts = new Array(scenario.instances.length + 1).fill(0);
+  }
+
+  static async open(engine: string, s: Scenario, linkType: number, outDir: string | null): Promise<OutputSet> {
+    const dir = outDir === null ? null : join(outDir, engine);
+    const o = new OutputSet(engine, s, linkType, dir);
+    if (dir !== null) {
+      await mkdir(dir, { recursive: true });
+      for (let p = 0; p <= s.instances.length; p++) {
+        o.writers.set(p, await PcapWriter.open(join(dir, outputFileName(s, p)), { linkType }));
+      }
+    }
+    return o;
+  }
+
+  /** Relative file name of a point's output (for references in the report). */
+  ref(point: number): string {
+    return `${this.engine}/${outputFileName(this.scenario, point)}`;
+  }
+
+  /** Writes one output; returns its 1-based number in its file. */
+  async write(point: number, timeUs: number, frame: Uint8Array): Promise<number> {
+    const n = ++this.counts[point];
+    const w = this.writers.get(point);
+    if (!w) return n;
+    let tsSec = Math.floor(timeUs / 1e6);
+    let tsNsec = (timeUs - tsSec * 1e6) * 1000;
+    if (tsSec > MAX_TS_SEC) {
+      tsSec = MAX_TS_SEC;
+      tsNsec = 999_999_000;
+      this.clampedTs++;
+    }
+    let data = frame;
+    if (this.linkType === LINKTYPE_ETHERNET) {
+      const need = ETH_HDR_LEN + frame.length;
+      if (this.scratch.length < need) this.scratch = new Uint8Array(need);
+      const b = this.scratch;
+      b.set(pointMac(point), 0);
+      b.set(ROUTER_MAC, 6);
+      b[12] = ETHERTYPE_IPV4 >>> 8;
+      b[13] = ETHERTYPE_IPV4 & 0xff;
+      b.set(frame, ETH_HDR_LEN);
+      data = b.subarray(0, need);
+    }
+    await w.write({ tsSec, tsNsec, data });
+    return n;
+  }
+
+  async close(): Promise<void> {
+    for (const w of this.writers.values()) await w.close();
+  }
+}
+
+/** Per-engine state of a run. */
+class EngineRunState {
+  readonly mappings: FlowMappings;
+  readonly summary: EngineSummary;
+  /** Chunk-local: what this engine was fed and what it answered, by chunk position. */
+  fed: Array<Uint8Array | null> = [];
+  results: Array<PacketResult | null> = [];
+  how: string[] = [];
+  /** First re-addressing examples of this engine. */
+  readonly examples: ReaddressExample[] = [];
+  readonly kept: KeptResult[] | null;
+  readonly normaliser: OutputNormaliser | undefined;
+  conntrackCount: number | null = null;
+
+  constructor(
+    readonly name: string,
+    readonly engine: Engine,
+    readonly out: OutputSet,
+    mappingCap: number,
+    keep: boolean,
+  ) {
+    this.mappings = new FlowMappings(mappingCap);
+    this.kept = keep ? [] : null;
+    this.normaliser = (engine as unknown as { normaliser?: OutputNormaliser }).normaliser;
+    this.summary = {
+      engine: name, packetsIn: 0, delivered: 0, dropped: 0, droppedByReason: {}, translated: 0, sessionsCreated: 0,
+      ct: {}, outputs: {}, generated: 0, readdressed: { flow: 0, elasticIp: 0, unmapped: 0 }, mappingsEvicted: 0,
+      conntrackAtEnd: null, engineMs: 0,
+    };
+  }
+}
+
+function bump(o: Record<string, number>, k: string, by = 1): void {
+  o[k] = (o[k] ?? 0) + by;
+}
+
+function u16(b: Uint8Array, o: number): number {
+  return (b[o] << 8) | b[o + 1];
+}
+
+/** True if an output's addresses or ports (ICMP query id) differ from the input's. */
+export function tupleChanged(input: Uint8Array, out: Uint8Array): boolean {
+  if (input.length < 20 || out.length < 20) return false;
+  for (let i = 12; i < 20; i++) if (input[i] !== out[i]) return true;
+  if (input[9] !== out[9]) return false;
+  const ia = (input[0] & 15) << 2;
+  const oa = (out[0] & 15) << 2;
+  const proto = input[9];
+  if (proto === PROTO_TCP || proto === PROTO_UDP) {
+    if (input.length < ia + 4 || out.length < oa + 4) return false;
+    return u16(input, ia) !== u16(out, oa) || u16(input, ia + 2) !== u16(out, oa + 2);
+  }
+  if (proto === PROTO_ICMP && input.length >= ia + 6 && out.length >= oa + 6) {
+    if (isIcmpErrorType(input[ia])) {
+      // the quoted packet's addresses
+      for (let i = 12; i < 20; i++) if (input[ia + 8 + i] !== out[oa + 8 + i]) return true;
+      return false;
+    }
+    return u16(input, ia + 4) !== u16(out, oa + 4);
+  }
+  return false;
+}
+
+/** An ICMP error among the outputs of an input that was not an ICMP error: built by the engine. */
+function isGeneratedOutput(input: Uint8Array, out: Uint8Array): boolean {
+  const oa = (out[0] & 15) << 2;
+  if (out.length < oa + 1 || out[9] !== PROTO_ICMP || !isIcmpErrorType(out[oa])) return false;
+  const ia = (input[0] & 15) << 2;
+  return !(input.length > ia && input[9] === PROTO_ICMP && isIcmpErrorType(input[ia]));
+}
+
+function describeFrame(f: Uint8Array): string {
+  try {
+    return describePacket(f);
+  } catch {
+    return `${f.length} bytes`;
+  }
+}
+
+/** Runs the replay. Throws InputError only when the capture cannot be opened at all. */
+export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
+  const t0 = performance.now();
+  const s = opts.scenario;
+  const chunk = opts.chunkSize ?? DEFAULT_CHUNK;
+  const maxDiffs = opts.maxDifferences ?? DEFAULT_MAX_DIFFERENCES;
+  const maxEx = opts.maxExamples ?? DEFAULT_MAX_EXAMPLES;
+  const limit = opts.limit ?? Infinity;
+  const linkType = opts.outputLinkType ?? LINKTYPE_ETHERNET;
+  if (linkType !== LINKTYPE_ETHERNET && linkType !== LINKTYPE_RAW) throw new InputError(`output link type ${linkType} not supported (Ethernet 1 or raw IP 101)`);
+  if (opts.engines.length === 0) throw new InputError('no engine to replay through');
+  const factory: EngineFactory = opts.engineFactory ?? ((name, sc, o) => makeEngine(name as EngineName, sc, o));
+
+  const reader: CaptureReader = await openCapture(opts.input);
+  let fileSize = 0;
+  try {
+    fileSize = (await stat(opts.input)).size;
+  } catch {
+    /* size only drives the progress bar */
+  }
+  const ingress = new IngressMap(s);
+  const prep = new FramePreparer(ingress);
+  const states: EngineRunState[] = [];
+  let peakRss = process.memoryUsage().rss;
+  let readError: string | null = null;
+  let limited = false;
+  const diffs: ReplayDifference[] = [];
+  let diffCount = 0;
+  let diffPackets = 0;
+  const conntrackDiffs: string[] = [];
+  const notes: string[] = [];
+  const pairs: Array<[string, string]> = [];
+  const contexts: PacketCompareContext[] = [];
+  try {
+    if (opts.outDir !== null) await mkdir(opts.outDir, { recursive: true });
+    for (const name of opts.engines) {
+      const engine = await factory(name, s, { seed: opts.seed ?? 1, workers: opts.workers });
+      const out = await OutputSet.open(name, s, linkType, opts.outDir);
+      states.push(new EngineRunState(name, engine, out, opts.mappingCap ?? DEFAULT_MAPPING_CAP, opts.keepResults ?? false));
+    }
+    for (let k = 1; k < states.length; k++) {
+      pairs.push([states[0].name, states[k].name]);
+      contexts.push({
+        names: [states[0].name, states[k].name], renaming: new PortRenaming(s), scenario: s,
+        normaliserA: states[0].normaliser, normaliserB: states[k].normaliser,
+      });
+    }
+    for (const st of states) if (st.normaliser) notes.push(`${st.name}: ${st.normaliser.description}`);
+
+    let bytes = 24;
+    let batch: PreparedFrame[] = [];
+
+    const processChunk = async (frames: PreparedFrame[]): Promise<void> => {
+      await Promise.all(states.map((st) => feedEngine(st, frames, maxEx)));
+      // Compare, count and write, packet by packet in input order.
+      for (let i = 0; i < frames.length; i++) {
+        const p = frames[i];
+        let refs: Record<string, ReplayFrameRef[]> | null = null;
+        if (p.ingress !== INGRESS_NOWHERE && states.length > 1) {
+          const a = states[0];
+          const ra = a.results[i]!;
+          let any = false;
+          for (let k = 1; k < states.length; k++) {
+            const b = states[k];
+            const d = comparePacket(p.n, { timeUs: p.timeUs, ingress: p.ingress, frame: a.fed[i]! }, ra, b.results[i]!, contexts[k - 1]);
+            if (d.length === 0) continue;
+            any = true;
+            diffCount += d.length;
+            for (const x of d) {
+              if (diffs.length >= maxDiffs) break;
+              refs ??= outputRefs(states, i);
+              diffs.push({ input: p.n, kind: x.kind, engines: x.engines, message: x.message, outputs: refs });
+            }
+          }
+          if (any) diffPackets++;
+        }
+        for (const st of states) await account(st, p, i);
+      }
+    };
+
+    for (;;) {
+      let rec;
+      try {
+        rec = await reader.next();
+      } catch (e) {
+        if (!(e instanceof InputError)) throw e;
+        readError = e.message;
+        break;
+      }
+      if (rec === null) break;
+      if (prep.counters.records >= limit) {
+        limited = true;
+        break;
+      }
+      bytes += 16 + rec.data.length;
+      batch.push(prep.prepare(rec));
+      if (batch.length >= chunk) {
+        await processChunk(batch);
+        batch = [];
+        peakRss = Math.max(peakRss, process.memoryUsage().rss);
+        opts.onProgress?.(prep.counters.records, bytes, fileSize);
+      }
+    }
+    if (batch.length) await processChunk(batch);
+    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    opts.onProgress?.(prep.counters.records, fileSize || bytes, fileSize);
+
+    // End of run: conntrack tables.
+    const tables = await Promise.all(states.map(async (st) => {
+      try {
+        return await st.engine.conntrack();
+      } catch {
+        return null;
+      }
+    }));
+    states.forEach((st, k) => (st.summary.conntrackAtEnd = tables[k]?.length ?? null));
+    const kernelInvolved = states.some((st) => st.name === 'kernel');
+    for (let k = 1; k < states.length; k++) {
+      const ta = tables[0];
+      const tb = tables[k];
+      if (!ta || !tb) continue;
+      for (const d of compareConntrack(ta, tb, [states[0].name, states[k].name], contexts[k - 1].renaming, !kernelInvolved)) conntrackDiffs.push(d.message);
+      const ren = contexts[k - 1].renaming;
+      if (ren.renamed) notes.push(`${ren.renamed} port/id choice(s) renamed ${states[0].name}->${states[k].name}: ${ren.describe(5).join('; ')}`);
+    }
+    if (kernelInvolved) notes.push('conntrack timeouts not compared (the kernel runs on a real clock)');
+  } finally {
+    await reader.close();
+    for (const st of states) {
+      await st.out.close().catch(() => undefined);
+      await st.engine.close().catch(() => undefined);
+    }
+  }
+
+  const c = prep.counters;
+  for (const st of states) {
+    st.summary.mappingsEvicted = st.mappings.evicted;
+    for (let p = 0; p <= s.instances.length; p++) st.summary.outputs[pointName(s, p)] = { file: st.out.ref(p), frames: st.out.counts[p] };
+    if (st.out.clampedTs) notes.push(`${st.name}: ${st.out.clampedTs} output timestamps beyond 2106 clamped (classic pcap holds 32-bit seconds)`);
+  }
+  const wallMs = performance.now() - t0;
+  const agree = diffCount === 0 && conntrackDiffs.length === 0;
+  const exitCode = readError !== null ? 2 : agree ? 0 : 1;
+  const report: ReplayReport = {
+    tool: 'natlab replay',
+    version: 1,
+    input: {
+      path: opts.input,
+      format: reader.info.format,
+      linkTypes: reader.info.linkTypes.map((t) => `${linkTypeName(t)} (${t})`),
+      records: c.records,
+      fed: c.fed,
+      notFed: c.notFed,
+      byParseStatus: c.byStatus,
+      fromInstances: c.fromInstances,
+      fromInternet: c.fromInternet,
+      toPrivate: c.toPrivate,
+      clampedTimestamps: c.clampedTimestamps,
+      maxBackstepUs: c.maxBackstepUs,
+      durationUs: c.records ? c.lastTimeUs - c.firstTimeUs : 0,
+      warnings: [...reader.warnings],
+      error: readError,
+      limited,
+    },
+    scenario: {
+      name: s.name,
+      source: s.source,
+      how: opts.scenarioHow,
+      points: [
+        { point: POINT_INTERNET, name: 'internet', privateIp: null, elasticIp: null },
+        ...s.instances.map((inst, i) => ({
+          point: instancePoint(i), name: inst.name, privateIp: formatIpv4(inst.privateIp),
+          elasticIp: inst.elasticIp === null ? null : formatIpv4(inst.elasticIp),
+        })),
+      ],
+    },
+    engines: states.map((st) => st.summary),
+    readdressExamples: states.flatMap((st) => st.examples).sort((a, b) => a.input - b.input || opts.engines.indexOf(a.engine) - opts.engines.indexOf(b.engine)).slice(0, maxEx),
+    differences: { pairs, count: diffCount, packets: diffPackets, first: diffs, conntrack: conntrackDiffs, notes },
+    agree,
+    exitCode,
+    wallMs,
+    pps: wallMs > 0 ? (c.records * 1000) / wallMs : 0,
+    peakRssMb: peakRss / (1 << 20),
+  };
+  const kept: Record<string, KeptResult[]> | null = opts.keepResults ? Object.fromEntries(states.map((st) => [st.name, st.kept!])) : null;
+  return { report, kept };
+
+  // --- helpers (closures over the run) -------------------------------------------------------
+
+  function outputRefs(sts: EngineRunState[], i: number): Record<string, ReplayFrameRef[]> {
+    // Outputs of chunk position i are written after comparison: their numbers follow the counts.
+    const refs: Record<string, ReplayFrameRef[]> = {};
+    for (const st of sts) {
+      const r = st.results[i];
+      const next = [...st.out.counts];
+      refs[st.name] = (r?.outputs ?? []).map((o) => ({ file: st.out.ref(o.egress), n: ++next[o.egress] }));
+    }
+    return refs;
+  }
+
+  async function account(st: EngineRunState, p: PreparedFrame, i: number): Promise<void> {
+    const sum = st.summary;
+    const fed = st.fed[i];
+    let r = st.results[i];
+    if (r === null || r === undefined) {
+      // Not fed: the same verdict for every engine.
+      r = { fate: 1, reason: p.reason, detail: p.detail, ct: 0, outputs: [] };
+    } else sum.packetsIn++;
+    if (r.fate === FATE_DELIVERED) sum.delivered++;
+    else {
+      sum.dropped++;
+      bump(sum.droppedByReason, reasonName(r.reason));
+    }
+    bump(sum.ct, CT_NAMES[r.ct] ?? `ct-${r.ct}`);
+    if (r.ct === CT_NEW && r.fate === FATE_DELIVERED) sum.sessionsCreated++;
+    const keptOuts: KeptResult['outputs'] = [];
+    for (let k = 0; k < r.outputs.length; k++) {
+      const o = r.outputs[k];
+      if (fed && isGeneratedOutput(fed, o.frame)) sum.generated++;
+      const n = await st.out.write(o.egress, p.timeUs, o.frame);
+      if (st.kept) keptOuts.push({ egress: pointName(s, o.egress), n, frame: describeFrame(o.frame) });
+    }
+    if (fed && r.fate === FATE_DELIVERED && r.outputs.length > 0 && tupleChanged(fed, r.outputs[0].frame)) sum.translated++;
+    if (st.kept) {
+      st.kept.push({
+        input: p.n, ingress: p.ingress === INGRESS_NOWHERE ? 'nowhere' : pointName(s, p.ingress), fate: r.fate === FATE_DELIVERED ? 'delivered' : 'dropped',
+        reason: reasonName(r.reason), detail: r.detail, ct: CT_NAMES[r.ct] ?? String(r.ct), readdressed: st.how[i] ?? '', outputs: keptOuts,
+      });
+    }
+  }
+}
+
+/**
+ * Feeds one chunk to one engine. Far-side frames addressed to a private address are re-addressed
+ * to this engine's mapping; a frame whose flow has an outbound packet still pending in the batch
+ * first flushes the batch (so the mapping is learned before the reply is addressed).
+ */
+async function feedEngine(st: EngineRunState, frames: PreparedFrame[], maxEx: number): Promise<void> {
+  const examples = st.examples;
+  const pv = new PacketView();
+  const pvOut = new PacketView();
+  const n = frames.length;
+  st.fed = new Array(n).fill(null);
+  st.results = new Array(n).fill(null);
+  st.how = new Array(n).fill('');
+  const s = st.out.scenario;
+  let batch: InputPacket[] = [];
+  let idx: number[] = [];
+  const pending = new Set<string>();
+  const pvIn = new PacketView();
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const t = performance.now();
+    const res = await st.engine.process(batch);
+    st.summary.engineMs += performance.now() - t;
+    if (res.length !== batch.length) throw new Error(`engine ${st.name} returned ${res.length} results for ${batch.length} packets`);
+    for (let j = 0; j < res.length; j++) {
+      const i = idx[j];
+      const r = res[j];
+      st.results[i] = r;
+      const p = frames[i];
+      if (p.outKey !== null && r.fate === FATE_DELIVERED && (r.ct === CT_NEW || !st.mappings.has(p.outKey))) learn(st, p, batch[j].frame, r, pvIn, pvOut);
+    }
+    batch = [];
+    idx = [];
+    pending.clear();
+  };
+  for (let i = 0; i < n; i++) {
+    const p = frames[i];
+    if (p.ingress === INGRESS_NOWHERE || p.frame === null) continue;
+    let frame = p.frame;
+    if (p.remapInstance >= 0) {
+      if (p.inKey !== null && pending.has(p.inKey)) await flush();
+      const m = p.inKey !== null ? st.mappings.get(p.inKey) : -1;
+      const inst = s.instances[p.remapInstance];
+      let how = 'unmapped';
+      parseIpv4(frame, 0, frame.length, pv);
+      const ok = pv.status === PARSE_OK;
+      if (m >= 0 && ok) {
+        frame = readdressFrame(frame, pv, mappingAddr(m), mappingPort(m));
+        how = 'flow';
+        st.summary.readdressed.flow++;
+      } else if (inst.elasticIp !== null && ok) {
+        frame = readdressFrame(frame, pv, inst.elasticIp, insidePortOf(pv));
+        how = 'elastic-ip';
+        st.summary.readdressed.elasticIp++;
+      } else st.summary.readdressed.unmapped++;
+      st.how[i] = how;
+      if (examples.length < maxEx) examples.push({ input: p.n, engine: st.name, how, from: describeFrame(p.frame), to: how === 'unmapped' ? '' : describeFrame(frame) });
+    }
+    if (p.outKey !== null) pending.add(p.outKey);
+    st.fed[i] = frame;
+    batch.push({ timeUs: p.timeUs, ingress: p.ingress, frame });
+    idx.push(i);
+  }
+  await flush();
+}
+
+/** Learns the public mapping of an outbound packet's flow from the engine's internet output. */
+function learn(st: EngineRunState, p: PreparedFrame, fed: Uint8Array, r: PacketResult, pvIn: PacketView, pvOut: PacketView): void {
+  let parsedIn = false;
+  for (const o of r.outputs) {
+    if (o.egress !== POINT_INTERNET) continue;
+    if (!parsedIn) {
+      parseIpv4(fed, 0, fed.length, pvIn);
+      parsedIn = true;
+    }
+    parseIpv4(o.frame, 0, o.frame.length, pvOut);
+    const m = translatedSource(pvIn, pvOut);
+    if (m < 0) continue;
+    st.mappings.set(p.outKey!, mappingAddr(m), mappingPort(m));
+    return;
+  }
+}
