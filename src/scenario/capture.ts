@@ -128,13 +128,19 @@ export function buildCaptureScenario(opts: CaptureScenarioOptions): Scenario {
   // VPC: the smallest CIDR covering the private subnets (at least a /24), widened until a public
   // subnet fits beside them.
   let vpc = smallestCover(subnets);
+  if (vpc.len < CAPTURE_VPC_LEN_MIN)
+    throw new InputError(
+      `${where}: the inside networks (${subnets.map(formatCidr).join(', ')}) span ${formatCidr(vpc)}; no VPC of /${CAPTURE_VPC_LEN_MIN} or smaller holds them all`,
+      CAPTURE_SOURCE,
+      'inside',
+    );
   while (vpc.len > CAPTURE_VPC_LEN_MAX) vpc = widen(vpc);
   let pub: Cidr | null = null;
   for (;;) {
     pub = freeBlock(vpc, 24, subnets) ?? freeBlock(vpc, 28, subnets);
     if (pub) break;
     if (vpc.len <= CAPTURE_VPC_LEN_MIN)
-      throw new InputError(`${where}: no room for a public subnet beside the inside networks in any VPC of /${CAPTURE_VPC_LEN_MIN} or smaller`, CAPTURE_SOURCE, 'inside');
+      throw new InputError(`${where}: no room for a public subnet beside the inside networks (${subnets.map(formatCidr).join(', ')}) in any VPC of /${CAPTURE_VPC_LEN_MIN} or smaller`, CAPTURE_SOURCE, 'inside');
     vpc = widen(vpc);
   }
   const outside = [...new Set(opts.outsideHosts.map((h) => h >>> 0))].filter((h) => nonUnicastReason(h) === null).sort((a, b) => a - b);
