@@ -1,0 +1,613 @@
+// KernelEngine: the scenario built in network namespaces, packets replayed through the real Linux
+// kernel one at a time (inject, wait until quiet, collect), results in the engine-neutral form.
+import type { ConntrackEntry, Engine, EngineOptions, InputPacket, NatRuleCounter, OutputFrame, PacketResult } from '../spec/engine.ts';
+import type { Scenario } from '../spec/scenario.ts';
+import { POINT_INTERNET, instancePoint } from '../spec/scenario.ts';
+import { InputError } from '../spec/errors.ts';
+import {
+  CT_ESTABLISHED,
+  CT_INVALID,
+  CT_NEW,
+  CT_NONE,
+  CT_RELATED,
+  DROP_BLACKHOLE,
+  DROP_CT_TABLE_FULL,
+  DROP_FRAGMENT,
+  DROP_IP_FORWARD_OFF,
+  DROP_KERNEL_UNSEEN,
+  DROP_LOCAL_DELIVERY,
+  DROP_MALFORMED,
+  DROP_NAT_CLASH,
+  DROP_NO_INGRESS,
+  DROP_NO_ROUTE,
+  DROP_NOT_IPV4,
+  DROP_SRC_DST_CHECK_DST,
+  DROP_SRC_DST_CHECK_SRC,
+  DROP_TTL_EXCEEDED,
+  FATE_DELIVERED,
+  FATE_DROPPED,
+  REASON_NONE,
+} from '../spec/reasons.ts';
+import {
+  PacketView,
+  parseIpv4,
+  PARSE_FRAGMENT,
+  PARSE_OK,
+  PARSE_BAD_IP_VERSION,
+  isIpLevelMalformation,
+  ETH_HDR_LEN,
+  ETHERTYPE_IPV4,
+  PROTO_ICMP,
+  ICMP_TIME_EXCEEDED,
+  ICMP_DEST_UNREACH,
+  ICMP_HOST_UNREACH,
+  ICMP_NET_UNREACH,
+  isIcmpErrorType,
+  csumReplace16,
+} from '../packet/index.ts';
+import { Agent, PACKET_OUTGOING, runSetup } from './agent.ts';
+import { run } from './exec.ts';
+import { igwMapOf, igwTranslate, isElasticIp, type IgwMap } from './igw.ts';
+import { newRunId } from './names.ts';
+import { checkKernelPrerequisites, describeMissing } from './prereq.ts';
+import { parseAgentStats, parseConntrackList, parseIptablesCounters, sortConntrack, type NetnsStats } from './parse.ts';
+import { registerLive, deleteNetns } from './cleanup.ts';
+import {
+  planTopology,
+  type TopologyPlan,
+  type NetnsSpec,
+  RECENT_BLACKHOLE,
+  RECENT_CT_ESTABLISHED,
+  RECENT_CT_INVALID,
+  RECENT_CT_NEW,
+  RECENT_CT_RELATED,
+  RECENT_LOCAL_IN,
+  RECENT_NOROUTE,
+  RECENT_SDCHECK_DST,
+  RECENT_SDCHECK_SRC,
+} from './topology.ts';
+
+export type KernelTimeMode = 'real' | 'compress';
+
+export interface KernelEngineOptions extends EngineOptions {
+  /**
+   * 'real' (default): packet timestamps and advance() are honoured by really waiting (the kernel's
+   * clock cannot be advanced), within `maxWaitMs`; beyond it the engine refuses with an error.
+   * 'compress': never wait; the kernel sees the packets back to back (conntrack timers do not see
+   * the capture's gaps; advance() is then refused).
+   */
+  timeMode?: KernelTimeMode;
+  /** Total real waiting allowed over the engine's life, ms (default 10 000). */
+  maxWaitMs?: number;
+  /** Quiet time that ends the collection of one packet's frames, ms (default 3). */
+  settleMs?: number;
+  /** Keep the namespaces after close() (debugging; `natlab kernel --cleanup` removes them). */
+  keep?: boolean;
+  /** Progress/debug lines. */
+  log?: (line: string) => void;
+}
+
+/** An output frame of the kernel engine: `frame` is normalised, `captured` is what the wire carried. */
+export interface KernelOutputFrame extends OutputFrame {
+  /** Bytes as captured at the egress point (for the internet: before the user-space IGW). */
+  captured: Uint8Array;
+  /** What was applied to `captured` to give `frame`: 'igw' (1:1 EIP mapping), 'ttl+1' (see docs). */
+  adjustments: string[];
+}
+
+/** The kernel engine's extra result detail (a PacketResult, plus what the kernel showed). */
+export interface KernelPacketResult extends PacketResult {
+  outputs: KernelOutputFrame[];
+  /** xt_recent evidence per namespace that explained the verdict, e.g. ['router:nl_sdsrc']. */
+  evidence: string[];
+}
+
+/** Thrown when the machine cannot run the oracle (not root, tools missing). */
+export class KernelUnavailableError extends Error {
+  constructor(readonly missing: string[]) {
+    super(`kernel oracle unavailable: ${missing.join('; ')}`);
+    this.name = 'KernelUnavailableError';
+  }
+}
+
+const DEFAULT_MAX_WAIT_MS = 10_000;
+const DEFAULT_SETTLE_MS = 3;
+/** Bound on IGW hairpins (a frame leaving to an EIP re-enters the VPC) per input. */
+const MAX_HAIRPINS = 4;
+/** Bound on collection rounds per injection. */
+const MAX_SETTLE_ROUNDS = 200;
+
+/** Describes how kernel outputs were normalised (for diff reports). */
+export const KERNEL_NORMALISATION_NOTE =
+  'kernel: the VPC router namespace adds 1 to the TTL before forwarding (iptables TTL --ttl-inc 1), so it is TTL-neutral like the AWS VPC router; ' +
+  'a TTL of 255 cannot be raised, so forwarded copies of TTL-255 inputs get TTL+1 in user space (adjustment "ttl+1"); the IGW is applied in user space (adjustment "igw")';
+
+/** Structural twin of diff's OutputNormaliser: kernel frames are already normalised. */
+export const kernelOutputNormaliser = {
+  description: KERNEL_NORMALISATION_NOTE,
+  apply(out: OutputFrame): Uint8Array {
+    return out.frame;
+  },
+};
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function stripEthernet(b: Uint8Array): Uint8Array | null {
+  if (b.length < ETH_HDR_LEN) return null;
+  const et = (b[12] << 8) | b[13];
+  if (et !== ETHERTYPE_IPV4) return null;
+  return b.slice(ETH_HDR_LEN);
+}
+
+function macToBytes(m: string): number[] {
+  return m.split(':').map((x) => parseInt(x, 16));
+}
+
+function ethernet(ip: Uint8Array, dst: number[], src: number[]): Uint8Array {
+  const f = new Uint8Array(ETH_HDR_LEN + ip.length);
+  f.set(dst, 0);
+  f.set(src, 6);
+  f[12] = ETHERTYPE_IPV4 >>> 8;
+  f[13] = ETHERTYPE_IPV4 & 255;
+  f.set(ip, ETH_HDR_LEN);
+  return f;
+}
+
+/** Adds `delta` to the TTL of the IPv4 header at `off` (capped at 255), patching its checksum. */
+function bumpTtl(b: Uint8Array, off: number, delta: number): boolean {
+  if (b.length < off + 20) return false;
+  const old = (b[off + 8] << 8) | b[off + 9];
+  const ttl = Math.min(255, b[off + 8] + delta);
+  if (ttl === b[off + 8]) return false;
+  b[off + 8] = ttl;
+  const neu = (b[off + 8] << 8) | b[off + 9];
+  const c = csumReplace16((b[off + 10] << 8) | b[off + 11], old, neu);
+  b[off + 10] = c >>> 8;
+  b[off + 11] = c & 255;
+  return true;
+}
+
+interface PointAgent {
+  point: number;
+  agent: Agent;
+  /** Ethernet addresses for frames injected here: [dst, src]. */
+  macs: [number[], number[]];
+}
+
+export class KernelEngine implements Engine {
+  readonly name = 'kernel';
+  /** Things this machine's kernel cannot reproduce exactly (e.g. nf_conntrack_max is global). */
+  readonly warnings: string[] = [];
+  /** Largest delay between a packet's timestamp and its real injection, ms ('real' mode). */
+  maxLagMs = 0;
+  /** Real time waited so far, ms. */
+  waitedMs = 0;
+
+  private agents: Agent[] = [];
+  private points = new Map<number, PointAgent>();
+  /** Agents whose namespaces hold evidence (router, forwarding instances), by role label. */
+  private statAgents: Array<{ label: string; instance: number; agent: Agent }> = [];
+  private captureAgents: PointAgent[] = [];
+  private lastCt = new Map<number, Record<string, number>>();
+  private igw: IgwMap;
+  private pv = new PacketView();
+  private unregister: (() => void) | null = null;
+  private closed = false;
+  private vt0: number | null = null;
+  private rt0 = 0;
+  private readonly timeMode: KernelTimeMode;
+  private readonly maxWaitMs: number;
+  private readonly settleMs: number;
+
+  private constructor(
+    readonly scenario: Scenario,
+    readonly plan: TopologyPlan,
+    private readonly opts: KernelEngineOptions,
+  ) {
+    this.igw = igwMapOf(scenario);
+    this.timeMode = opts.timeMode ?? 'real';
+    this.maxWaitMs = opts.maxWaitMs ?? DEFAULT_MAX_WAIT_MS;
+    this.settleMs = opts.settleMs ?? DEFAULT_SETTLE_MS;
+    this.warnings.push(...plan.warnings);
+  }
+
+  /** Namespace names of this run (router, internet, instances). */
+  get netnsNames(): string[] {
+    return this.plan.netns.map((n) => n.name);
+  }
+
+  static async create(scenario: Scenario, opts: KernelEngineOptions = {}): Promise<KernelEngine> {
+    const pre = await checkKernelPrerequisites();
+    if (!pre.ok) throw new KernelUnavailableError(pre.missing);
+    const plan = planTopology(scenario, newRunId());
+    const e = new KernelEngine(scenario, plan, opts);
+    e.unregister = registerLive({ netns: e.netnsNames, kill: () => e.agents.forEach((a) => a.kill()) });
+    try {
+      await e.build();
+    } catch (err) {
+      await e.close();
+      throw err;
+    }
+    return e;
+  }
+
+  private log(l: string): void {
+    this.opts.log?.(l);
+  }
+
+  private async build(): Promise<void> {
+    const p = this.plan;
+    this.log(`kernel: building ${p.netns.length} namespaces (run ${p.runId})`);
+    await run('ip', ['-batch', '-'], { input: p.netns.map((n) => `netns add ${n.name}\n`).join('') });
+    await run('ip', ['-n', p.router, '-batch', '-'], { input: p.linkBatch.join('\n') + '\n' });
+    await Promise.all(
+      p.netns.map(async (n) => {
+        this.warnings.push(...(await runSetup(n.name, n.setup)));
+        await run('ip', ['-n', n.name, '-batch', '-'], { input: n.ipBatch.join('\n') + '\n' });
+        await this.loadIptables(n);
+      }),
+    );
+    const ctMax = this.scenario.conntrack.max;
+    if (this.warnings.some((w) => w.includes('nf_conntrack_max'))) {
+      this.warnings.push(`conntrack max ${ctMax} could not be set per namespace (global on this kernel): table-full behaviour is not reproduced`);
+    }
+    // Agents: one per namespace that injects, captures or holds evidence.
+    for (const n of p.netns) {
+      const a = new Agent(n.name, n.agentIf, n.capture);
+      this.agents.push(a);
+      if (n.role === 'router') this.statAgents.push({ label: 'router', instance: -1, agent: a });
+      else if (n.role === 'internet') {
+        const pa: PointAgent = { point: POINT_INTERNET, agent: a, macs: [macToBytes(p.macs.routerIgw), macToBytes(p.macs.internet)] };
+        this.points.set(POINT_INTERNET, pa);
+        this.captureAgents.push(pa);
+      } else {
+        const i = n.instance;
+        const pa: PointAgent = { point: instancePoint(i), agent: a, macs: [macToBytes(p.macs.routerEni[i]), macToBytes(p.macs.instance[i])] };
+        this.points.set(pa.point, pa);
+        if (n.capture) this.captureAgents.push(pa);
+        if (n.forwarder) this.statAgents.push({ label: this.scenario.instances[i].name, instance: i, agent: a });
+      }
+    }
+    await Promise.all(this.agents.map((a) => a.start()));
+    // Baseline for the conntrack statistics deltas.
+    for (const s of this.statAgents) this.lastCt.set(s.instance, parseAgentStats(await s.agent.stats()).ct);
+    this.log(`kernel: ready (${p.netns.map((n) => n.name).join(', ')})`);
+  }
+
+  private async loadIptables(n: NetnsSpec): Promise<void> {
+    if (n.iptablesScenario !== null) {
+      const r = await run('iptables-restore', [], { netns: n.name, input: n.iptablesScenario, allowFail: true });
+      if (r.code !== 0) {
+        const inst = this.scenario.instances[n.instance];
+        throw new InputError(
+          `${this.scenario.source}: instance ${inst?.name ?? n.instance}: iptables-restore rejected its nat table: ${r.stderr.trim()}`,
+          this.scenario.source,
+          `instances.${inst?.name}.iptables`,
+        );
+      }
+    }
+    if (n.iptablesOwn) await run('iptables-restore', ['--noflush'], { netns: n.name, input: n.iptablesOwn });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Time
+
+  private async honourTime(timeUs: number, what: string): Promise<void> {
+    const now = performance.now();
+    if (this.vt0 === null) {
+      this.vt0 = timeUs;
+      this.rt0 = now;
+      return;
+    }
+    if (this.timeMode === 'compress') return;
+    const due = this.rt0 + (timeUs - this.vt0) / 1000;
+    const d = due - now;
+    if (d <= 0) {
+      this.maxLagMs = Math.max(this.maxLagMs, -d);
+      return;
+    }
+    if (this.waitedMs + d > this.maxWaitMs) {
+      throw new InputError(
+        `kernel engine: ${what} at t=${(timeUs / 1e6).toFixed(6)} s needs ${(d / 1000).toFixed(1)} s of real waiting ` +
+          `(the kernel's clock cannot be advanced), beyond the allowed ${(this.maxWaitMs / 1000).toFixed(1)} s in total ` +
+          `(${(this.waitedMs / 1000).toFixed(1)} s used): shorten the conntrack timeouts in the scenario, raise --max-wait, ` +
+          `or use --time compress`,
+      );
+    }
+    await sleep(d);
+    this.waitedMs += d;
+  }
+
+  async advance(timeUs: number): Promise<void> {
+    this.assertOpen();
+    if (this.timeMode === 'compress') {
+      throw new InputError('kernel engine: advance() needs real waiting, which --time compress disables');
+    }
+    await this.honourTime(timeUs, 'advance()');
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Packets
+
+  async process(batch: readonly InputPacket[]): Promise<KernelPacketResult[]> {
+    this.assertOpen();
+    const out: KernelPacketResult[] = [];
+    for (const p of batch) {
+      await this.honourTime(p.timeUs, 'packet');
+      out.push(await this.processOne(p));
+    }
+    return out;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('kernel engine is closed');
+  }
+
+  /** Injects and collects until quiet; returns frames per capture point. */
+  private async injectAndCollect(pa: PointAgent, ip: Uint8Array): Promise<{ errno: number; frames: Array<{ point: number; bytes: Uint8Array }> }> {
+    const frames: Array<{ point: number; bytes: Uint8Array }> = [];
+    const errno = await pa.agent.inject(ethernet(ip, pa.macs[0], pa.macs[1]));
+    let quiet = 0;
+    for (let round = 0; round < MAX_SETTLE_ROUNDS && quiet < 2; round++) {
+      if (round > 0) await sleep(this.settleMs);
+      await Promise.all(this.captureAgents.map((c) => c.agent.sync()));
+      let got = 0;
+      for (const c of this.captureAgents) {
+        for (const f of c.agent.take()) {
+          // Incoming frames only: what the VPC delivered to this point.
+          if (f.pktType === PACKET_OUTGOING) continue;
+          const ipb = stripEthernet(f.bytes);
+          if (!ipb) continue;
+          frames.push({ point: c.point, bytes: ipb });
+          got++;
+        }
+      }
+      quiet = got === 0 ? quiet + 1 : 0;
+    }
+    return { errno, frames };
+  }
+
+  private async collectStats(): Promise<Array<{ label: string; instance: number; stats: NetnsStats }>> {
+    return Promise.all(this.statAgents.map(async (s) => ({ label: s.label, instance: s.instance, stats: parseAgentStats(await s.agent.stats()) })));
+  }
+
+  private async processOne(p: InputPacket): Promise<KernelPacketResult> {
+    const pv = this.pv;
+    const st = parseIpv4(p.frame, 0, p.frame.length, pv);
+    const inTtl = p.frame.length >= 9 ? p.frame[8] : 0;
+    const inIsIcmpError = st === PARSE_OK && pv.proto === PROTO_ICMP && pv.isIcmpError === 1;
+    const result: KernelPacketResult = { fate: FATE_DROPPED, reason: DROP_KERNEL_UNSEEN, detail: 0, ct: CT_NONE, outputs: [], evidence: [] };
+
+    let pa = this.points.get(p.ingress);
+    if (!pa) {
+      result.reason = DROP_NO_INGRESS;
+      return result;
+    }
+    let frame = p.frame;
+    let igwDrop = REASON_NONE;
+    if (p.ingress === POINT_INTERNET) {
+      const t = igwTranslate(this.igw, frame, false);
+      if (t.reason !== REASON_NONE) {
+        result.reason = t.reason;
+        result.detail = t.detail;
+        return result;
+      }
+      frame = t.frame;
+    }
+
+    let sendErrno = 0;
+    for (let hop = 0; hop <= MAX_HAIRPINS; hop++) {
+      const { errno, frames } = await this.injectAndCollect(pa, frame);
+      if (errno) sendErrno = errno;
+      let hairpin: Uint8Array | null = null;
+      for (const f of frames) {
+        if (f.point !== POINT_INTERNET) {
+          result.outputs.push({ egress: f.point, frame: f.bytes, captured: f.bytes, adjustments: [] });
+          continue;
+        }
+        const t = igwTranslate(this.igw, f.bytes, true);
+        if (t.reason !== REASON_NONE) {
+          igwDrop = t.reason;
+          continue;
+        }
+        const dst = f.bytes.length >= 20 ? ((f.bytes[16] << 24) | (f.bytes[17] << 16) | (f.bytes[18] << 8) | f.bytes[19]) >>> 0 : 0;
+        if (isElasticIp(this.igw, dst) && hairpin === null && hop < MAX_HAIRPINS) {
+          // Leaving to one of the VPC's own Elastic IPs: the IGW sends it straight back in.
+          const back = igwTranslate(this.igw, t.frame, false);
+          if (back.reason === REASON_NONE) {
+            hairpin = back.frame;
+            continue;
+          }
+        }
+        result.outputs.push({ egress: POINT_INTERNET, frame: t.frame, captured: f.bytes, adjustments: ['igw'] });
+      }
+      if (!hairpin) break;
+      pa = this.points.get(POINT_INTERNET)!;
+      frame = hairpin;
+    }
+
+    // Verdict evidence.
+    const stats = await this.collectStats();
+    const hits = new Set<string>();
+    let ctCode = CT_NONE;
+    let ctDrops = 0;
+    let ctClash = 0;
+    const fwdOffHit: number[] = [];
+    for (const s of stats) {
+      for (const r of s.stats.recent) {
+        hits.add(r);
+        result.evidence.push(`${s.label}:${r}`);
+      }
+      if (s.instance >= 0) {
+        const c = this.ctOf(s.stats.recent);
+        if (c !== CT_NONE) {
+          ctCode = c;
+          if (!this.scenario.instances[s.instance].sysctls.ipForward) fwdOffHit.push(s.instance);
+        }
+        const prev = this.lastCt.get(s.instance) ?? {};
+        const cur = s.stats.ct;
+        ctDrops += (cur.drop ?? 0) - (prev.drop ?? 0) + (cur.early_drop ?? 0) - (prev.early_drop ?? 0);
+        ctClash += (cur.insert_failed ?? 0) - (prev.insert_failed ?? 0);
+        this.lastCt.set(s.instance, cur);
+      }
+    }
+    result.ct = ctCode;
+
+    // Normalise, and tell forwarded copies from ICMP errors the path generated.
+    let forwarded = 0;
+    let generatedType = -1;
+    let generatedCode = -1;
+    for (const o of result.outputs) {
+      const b = o.frame;
+      const isErr = b.length >= 28 && b[9] === PROTO_ICMP && isIcmpErrorType(b[((b[0] & 15) << 2)]);
+      const generated = isErr && !inIsIcmpError;
+      if (generated) {
+        const ihl = (b[0] & 15) << 2;
+        generatedType = b[ihl];
+        generatedCode = b[ihl + 1];
+        // The quoted packet crossed the router at TTL 255 and lost one.
+        const inner = ihl + 8;
+        if (inTtl === 255 && b.length >= inner + 20 && b[inner + 8] === 254) {
+          const n = new Uint8Array(b);
+          const oldInnerWord = (n[inner + 8] << 8) | n[inner + 9];
+          const oldInnerCsum = (n[inner + 10] << 8) | n[inner + 11];
+          bumpTtl(n, inner, 1);
+          let ic = (n[ihl + 2] << 8) | n[ihl + 3];
+          ic = csumReplace16(ic, oldInnerWord, (n[inner + 8] << 8) | n[inner + 9]);
+          ic = csumReplace16(ic, oldInnerCsum, (n[inner + 10] << 8) | n[inner + 11]);
+          n[ihl + 2] = ic >>> 8;
+          n[ihl + 3] = ic & 255;
+          o.frame = n;
+          o.adjustments.push('ttl+1');
+        }
+      } else {
+        forwarded++;
+        if (inTtl === 255) {
+          const n = new Uint8Array(b);
+          if (bumpTtl(n, 0, 1)) {
+            o.frame = n;
+            o.adjustments.push('ttl+1');
+          }
+        }
+      }
+    }
+
+    if (forwarded > 0) {
+      result.fate = FATE_DELIVERED;
+      result.reason = REASON_NONE;
+      return result;
+    }
+    result.fate = FATE_DROPPED;
+    if (generatedType === ICMP_TIME_EXCEEDED) result.reason = DROP_TTL_EXCEEDED;
+    else if (generatedType === ICMP_DEST_UNREACH && (generatedCode === ICMP_HOST_UNREACH || generatedCode === ICMP_NET_UNREACH) && fwdOffHit.length > 0) {
+      result.reason = DROP_IP_FORWARD_OFF;
+    } else if (hits.has(RECENT_SDCHECK_SRC)) result.reason = DROP_SRC_DST_CHECK_SRC;
+    else if (hits.has(RECENT_SDCHECK_DST)) result.reason = DROP_SRC_DST_CHECK_DST;
+    else if (igwDrop !== REASON_NONE) result.reason = igwDrop;
+    else if (hits.has(RECENT_BLACKHOLE)) result.reason = DROP_BLACKHOLE;
+    else if (hits.has(RECENT_NOROUTE)) result.reason = DROP_NO_ROUTE;
+    else if (hits.has(RECENT_LOCAL_IN)) result.reason = DROP_LOCAL_DELIVERY;
+    else if (ctClash > 0) result.reason = DROP_NAT_CLASH;
+    else if (ctDrops > 0) result.reason = DROP_CT_TABLE_FULL;
+    else if (fwdOffHit.length > 0) result.reason = DROP_IP_FORWARD_OFF;
+    else if (st === PARSE_FRAGMENT) result.reason = DROP_FRAGMENT;
+    else if (st === PARSE_BAD_IP_VERSION && p.frame.length > 0 && p.frame[0] >>> 4 === 6) result.reason = DROP_NOT_IPV4;
+    else if (isIpLevelMalformation(st) || st === PARSE_BAD_IP_VERSION) {
+      result.reason = DROP_MALFORMED;
+      result.detail = st;
+    } else result.reason = DROP_KERNEL_UNSEEN;
+    if (sendErrno) result.evidence.push(`send errno ${sendErrno}`);
+    return result;
+  }
+
+  private ctOf(recent: Set<string>): number {
+    if (recent.has(RECENT_CT_NEW)) return CT_NEW;
+    if (recent.has(RECENT_CT_ESTABLISHED)) return CT_ESTABLISHED;
+    if (recent.has(RECENT_CT_RELATED)) return CT_RELATED;
+    if (recent.has(RECENT_CT_INVALID)) return CT_INVALID;
+    return CT_NONE;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // State
+
+  /** `conntrack -L` text of each NAT instance, keyed by instance index. */
+  async conntrackText(): Promise<Map<number, string>> {
+    this.assertOpen();
+    const m = new Map<number, string>();
+    for (const n of this.plan.netns) {
+      if (n.role !== 'instance' || !this.scenario.instances[n.instance].nat) continue;
+      const r = await run('conntrack', ['-L'], { netns: n.name, allowFail: true });
+      if (r.code !== 0 && !/0 flow entries/.test(r.stderr)) throw new Error(`conntrack -L in ${n.name} failed: ${r.stderr.trim()}`);
+      m.set(n.instance, r.stdout);
+    }
+    return m;
+  }
+
+  async conntrack(): Promise<ConntrackEntry[]> {
+    const out: ConntrackEntry[] = [];
+    for (const [i, text] of await this.conntrackText()) out.push(...parseConntrackList(text, i));
+    return sortConntrack(out);
+  }
+
+  /** `iptables -t nat -L -v -n -x` text of each NAT instance, keyed by instance index. */
+  async iptablesText(): Promise<Map<number, string>> {
+    this.assertOpen();
+    const m = new Map<number, string>();
+    for (const n of this.plan.netns) {
+      if (n.role !== 'instance' || !this.scenario.instances[n.instance].nat) continue;
+      const r = await run('iptables', ['-t', 'nat', '-L', '-v', '-n', '-x'], { netns: n.name });
+      m.set(n.instance, r.stdout);
+    }
+    return m;
+  }
+
+  async natCounters(): Promise<NatRuleCounter[]> {
+    const out: NatRuleCounter[] = [];
+    for (const [i, text] of await this.iptablesText()) out.push(...parseIptablesCounters(text, i));
+    return out;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(this.agents.map((a) => a.stop().catch(() => {})));
+    if (!this.opts.keep) await deleteNetns(this.netnsNames);
+    this.unregister?.();
+    this.unregister = null;
+  }
+}
+
+/** The engine factory (diff's makeEngine looks for this name). */
+export function createKernelEngine(scenario: Scenario, opts: KernelEngineOptions = {}): Promise<KernelEngine> {
+  return KernelEngine.create(scenario, opts);
+}
+
+export interface KernelRun {
+  results: KernelPacketResult[];
+  conntrack: ConntrackEntry[];
+  counters: NatRuleCounter[];
+  warnings: string[];
+}
+
+/**
+ * Runs a list of packets through a fresh kernel engine for a scenario and returns everything a
+ * comparison needs; the namespaces are gone when it returns (also on error). `advanceToUs`, when
+ * given, is honoured after the packets (conntrack expiry), before the tables are read.
+ */
+export async function runKernel(scenario: Scenario, inputs: readonly InputPacket[], opts: KernelEngineOptions & { advanceToUs?: number } = {}): Promise<KernelRun> {
+  const e = await createKernelEngine(scenario, opts);
+  try {
+    const results = await e.process(inputs);
+    if (opts.advanceToUs !== undefined) await e.advance(opts.advanceToUs);
+    const conntrack = await e.conntrack();
+    const counters = await e.natCounters();
+    return { results, conntrack, counters, warnings: [...e.warnings] };
+  } finally {
+    await e.close();
+  }
+}
+
+export { describeMissing };

@@ -1,0 +1,391 @@
+// From a Scenario to the exact namespaces, links, routes, sysctls and netfilter rules of the kernel
+// oracle. Pure: `planTopology` returns data (command lines, restore texts), `buildTopology` runs
+// them. Layout (docs/kernel-oracle.md has the picture):
+//
+//   instance netns (one per instance): eth0 = private IP/subnet prefix, default via subnet .1
+//   router netns (the VPC router): e<i> per ENI, `ip rule iif e<i> table <subnet's table>`,
+//       one kernel table per scenario route table, source/dest check as FORWARD rules,
+//       blackhole / no-route routes into a sink link whose FORWARD rule drops (and records) them,
+//       mangle `TTL --ttl-inc 1` so that the hop is TTL-neutral like the AWS VPC router
+//   internet netns: igw link to the router; holds the internet hosts' addresses
+//   IGW: stateless 1:1 EIP mapping applied in user space at the internet edge (igw.ts)
+import type { Scenario, Instance } from '../spec/scenario.ts';
+import { TIMEOUT_SYSCTLS } from '../spec/timeouts.ts';
+import type { ConntrackTimeouts } from '../spec/timeouts.ts';
+import { ip4 } from '../spec/conntrack-format.ts';
+import {
+  routerNetns,
+  internetNetns,
+  instanceNetns,
+  routerIfname,
+  INSTANCE_IF,
+  IGW_IF,
+  LINK_ROUTER_ADDR,
+  LINK_INTERNET_ADDR,
+  macText,
+  SIDE_ROUTER,
+  SIDE_INSTANCE,
+  SIDE_INTERNET,
+  IGW_INDEX,
+} from './names.ts';
+
+export const ROLE_ROUTER = 'router';
+export const ROLE_INTERNET = 'internet';
+export const ROLE_INSTANCE = 'instance';
+export type NetnsRole = 'router' | 'internet' | 'instance';
+
+/** MTU of every link (AWS ENIs inside a VPC use jumbo frames). */
+export const LINK_MTU = 9001;
+/** Kernel table for traffic arriving from the internet (the VPC's local routes). */
+export const TABLE_IGW_INGRESS = 99;
+export const TABLE_BASE = 100;
+/** Sink link inside the router: blackhole routes and unroutable packets are forwarded into it and dropped. */
+export const SINK_BLACKHOLE_IF = 'nlbh';
+export const SINK_NOROUTE_IF = 'nlnr';
+const SINK_BLACKHOLE_HOP = '169.254.78.2';
+const SINK_NOROUTE_HOP = '169.254.78.3';
+const SINK_INDEX_BH = 0xfffe;
+const SINK_INDEX_NR = 0xfffd;
+
+/** xt_recent lists the engine reads (and flushes) after every packet to say why and how. */
+export const RECENT_SDCHECK_SRC = 'nl_sdsrc';
+export const RECENT_SDCHECK_DST = 'nl_sddst';
+export const RECENT_BLACKHOLE = 'nl_blackhole';
+export const RECENT_NOROUTE = 'nl_noroute';
+export const RECENT_CT_NEW = 'nl_ct_new';
+export const RECENT_CT_ESTABLISHED = 'nl_ct_est';
+export const RECENT_CT_RELATED = 'nl_ct_rel';
+export const RECENT_CT_INVALID = 'nl_ct_inv';
+export const RECENT_LOCAL_IN = 'nl_local';
+export const RECENT_LOCAL_OUT_DROPPED = 'nl_localout';
+
+export interface NetnsSpec {
+  name: string;
+  role: NetnsRole;
+  /** Instance index, or -1. */
+  instance: number;
+  /** Instance whose kernel forwards (NAT instance or ip_forward=1): part of the engine. */
+  forwarder: boolean;
+  /** Arguments of the agent's `setup` mode (sysctls, RX checksum offload off). */
+  setup: string[];
+  /** Lines for `ip -n <name> -batch -`. */
+  ipBatch: string[];
+  /** The scenario's own iptables-save text (restored with flush), or null. */
+  iptablesScenario: string | null;
+  /** natlab's rules, restored with --noflush after the scenario's. */
+  iptablesOwn: string;
+  /** Interface the agent binds ('-' = stats only). */
+  agentIf: string;
+  /** Whether the agent reports the frames it sees (else send-only). */
+  capture: boolean;
+}
+
+export interface TopologyPlan {
+  runId: string;
+  router: string;
+  internet: string;
+  instances: string[];
+  /** In creation order: router first (the links are created from it). */
+  netns: NetnsSpec[];
+  /** Lines for `ip -n <router> -batch -` creating every veth pair (peers straight into their netns). */
+  linkBatch: string[];
+  /** MACs the engine writes into injected Ethernet headers. */
+  macs: { instance: string[]; routerEni: string[]; internet: string; routerIgw: string };
+  /** Things this kernel cannot reproduce exactly, said up front. */
+  warnings: string[];
+}
+
+export function isForwarder(inst: Instance): boolean {
+  return inst.nat !== null || inst.sysctls.ipForward;
+}
+
+function cidrText(addr: number, len: number): string {
+  return `${ip4(addr)}/${len}`;
+}
+
+/** The VPC router's address in a subnet: the network address + 1 (AWS reserves it for the router). */
+export function subnetGateway(s: Scenario, inst: Instance): number {
+  return (s.subnets[inst.subnet].cidr.addr + 1) >>> 0;
+}
+
+function sysctl(path: string, v: number | boolean, optional = false): string {
+  return `${optional ? '?' : ''}sysctl:${path}=${typeof v === 'boolean' ? (v ? 1 : 0) : v}`;
+}
+
+function baseSysctls(ifaces: string[]): string[] {
+  const a = [
+    sysctl('net/ipv6/conf/all/disable_ipv6', 1),
+    sysctl('net/ipv6/conf/default/disable_ipv6', 1),
+    sysctl('net/ipv4/conf/all/rp_filter', 0),
+    sysctl('net/ipv4/conf/default/rp_filter', 0),
+    sysctl('net/ipv4/conf/all/log_martians', 0),
+  ];
+  for (const i of ifaces) {
+    a.push(sysctl(`net/ipv6/conf/${i}/disable_ipv6`, 1), sysctl(`net/ipv4/conf/${i}/rp_filter`, 0), `rxoff:${i}`);
+  }
+  return a;
+}
+
+function conntrackSysctls(s: Scenario): string[] {
+  const c = s.conntrack;
+  const a = [
+    sysctl('net/netfilter/nf_conntrack_tcp_loose', c.tcpLoose),
+    sysctl('net/netfilter/nf_conntrack_checksum', c.checksum),
+    sysctl('net/netfilter/nf_conntrack_tcp_be_liberal', 0),
+    sysctl('net/netfilter/nf_conntrack_acct', 0),
+  ];
+  for (const k of Object.keys(TIMEOUT_SYSCTLS) as Array<keyof ConntrackTimeouts>) {
+    a.push(sysctl(`net/netfilter/${TIMEOUT_SYSCTLS[k]}`, c.timeouts[k]));
+  }
+  // Read-only outside the initial namespace on most kernels: tried, and reported if refused.
+  a.push(sysctl('net/netfilter/nf_conntrack_max', c.max, true));
+  return a;
+}
+
+function restore(tables: Record<string, string[]>): string {
+  let t = '';
+  for (const [name, lines] of Object.entries(tables)) {
+    if (lines.length === 0) continue;
+    t += `*${name}\n${lines.join('\n')}\nCOMMIT\n`;
+  }
+  return t;
+}
+
+function recent(name: string): string {
+  return `-m recent --name ${name} --set --rsource`;
+}
+
+export function planTopology(s: Scenario, runId: string): TopologyPlan {
+  const router = routerNetns(runId);
+  const internet = internetNetns(runId);
+  const instances = s.instances.map((_, i) => instanceNetns(runId, i));
+  const warnings: string[] = [];
+  const macs = {
+    instance: s.instances.map((_, i) => macText(SIDE_INSTANCE, i)),
+    routerEni: s.instances.map((_, i) => macText(SIDE_ROUTER, i)),
+    internet: macText(SIDE_INTERNET, IGW_INDEX),
+    routerIgw: macText(SIDE_ROUTER, IGW_INDEX),
+  };
+
+  // ---- links (created from the router namespace; nothing ever exists in the host's) ----
+  const linkBatch: string[] = [];
+  s.instances.forEach((_, i) => {
+    linkBatch.push(`link add ${routerIfname(i)} type veth peer name ${INSTANCE_IF} netns ${instances[i]}`);
+  });
+  linkBatch.push(`link add ${IGW_IF} type veth peer name ${IGW_IF} netns ${internet}`);
+  linkBatch.push(`link add ${SINK_BLACKHOLE_IF} type veth peer name ${SINK_NOROUTE_IF}`);
+
+  // ---- router ----
+  const rIfs = [...s.instances.map((_, i) => routerIfname(i)), IGW_IF, SINK_BLACKHOLE_IF, SINK_NOROUTE_IF];
+  const rSetup = [
+    ...baseSysctls(rIfs),
+    sysctl('net/ipv4/ip_forward', 1),
+    sysctl('net/ipv4/conf/all/send_redirects', 0),
+    sysctl('net/ipv4/conf/default/send_redirects', 0),
+    sysctl('net/ipv4/conf/all/accept_redirects', 0),
+  ];
+  for (const i of rIfs) rSetup.push(sysctl(`net/ipv4/conf/${i}/send_redirects`, 0));
+  s.instances.forEach((_, i) => {
+    rSetup.push(sysctl(`net/ipv4/conf/${routerIfname(i)}/proxy_arp`, 1), sysctl(`net/ipv4/neigh/${routerIfname(i)}/proxy_delay`, 0));
+  });
+  const rb: string[] = ['link set lo up'];
+  const gwAdded = new Set<string>();
+  s.instances.forEach((inst, i) => {
+    const e = routerIfname(i);
+    rb.push(`link set ${e} address ${macs.routerEni[i]} mtu ${LINK_MTU} up`);
+    const gw = ip4(subnetGateway(s, inst));
+    rb.push(`addr add ${gw}/32 dev ${e}`);
+    gwAdded.add(gw);
+    rb.push(`neigh replace ${ip4(inst.privateIp)} lladdr ${macs.instance[i]} dev ${e} nud permanent`);
+  });
+  rb.push(`link set ${IGW_IF} address ${macs.routerIgw} mtu ${LINK_MTU} up`);
+  rb.push(`addr add ${LINK_ROUTER_ADDR}/30 dev ${IGW_IF}`);
+  rb.push(`neigh replace ${LINK_INTERNET_ADDR} lladdr ${macs.internet} dev ${IGW_IF} nud permanent`);
+  rb.push(`link set ${SINK_BLACKHOLE_IF} address ${macText(SIDE_ROUTER, SINK_INDEX_BH)} mtu ${LINK_MTU} up`);
+  rb.push(`link set ${SINK_NOROUTE_IF} address ${macText(SIDE_ROUTER, SINK_INDEX_NR)} mtu ${LINK_MTU} up`);
+  rb.push(`neigh replace ${SINK_BLACKHOLE_HOP} lladdr ${macText(SIDE_ROUTER, SINK_INDEX_NR)} dev ${SINK_BLACKHOLE_IF} nud permanent`);
+  rb.push(`neigh replace ${SINK_NOROUTE_HOP} lladdr ${macText(SIDE_ROUTER, SINK_INDEX_BH)} dev ${SINK_NOROUTE_IF} nud permanent`);
+
+  const noRoute = (table: number): string =>
+    `route add default via ${SINK_NOROUTE_HOP} dev ${SINK_NOROUTE_IF} onlink metric 4294967295 table ${table}`;
+  const hostRoutes = (table: number, dest: { addr: number; len: number } | null): string[] => {
+    const out: string[] = [];
+    s.instances.forEach((inst, i) => {
+      if (dest) {
+        const mask = dest.len === 0 ? 0 : (0xffffffff << (32 - dest.len)) >>> 0;
+        if (((inst.privateIp & mask) >>> 0) !== dest.addr >>> 0) return;
+      }
+      out.push(`route replace ${ip4(inst.privateIp)}/32 dev ${routerIfname(i)} scope link table ${table}`);
+    });
+    return out;
+  };
+  s.routeTables.forEach((rt, t) => {
+    const table = TABLE_BASE + t;
+    rb.push(noRoute(table));
+    for (const r of rt.routes) {
+      const dest = cidrText(r.dest.addr, r.dest.len);
+      switch (r.target) {
+        case 'local':
+          rb.push(...hostRoutes(table, r.dest));
+          break;
+        case 'igw':
+          rb.push(`route replace ${dest} via ${LINK_INTERNET_ADDR} dev ${IGW_IF} onlink table ${table}`);
+          break;
+        case 'eni': {
+          const target = s.instances[r.instance];
+          rb.push(`route replace ${dest} via ${ip4(target.privateIp)} dev ${routerIfname(r.instance)} onlink table ${table}`);
+          break;
+        }
+        case 'blackhole':
+          rb.push(`route replace ${dest} via ${SINK_BLACKHOLE_HOP} dev ${SINK_BLACKHOLE_IF} onlink table ${table}`);
+          break;
+      }
+    }
+  });
+  // From the internet: only the VPC's local routes (no edge association in scenarios).
+  rb.push(noRoute(TABLE_IGW_INGRESS));
+  rb.push(...hostRoutes(TABLE_IGW_INGRESS, s.vpcCidr));
+  s.instances.forEach((inst, i) => {
+    rb.push(`rule add iif ${routerIfname(i)} table ${TABLE_BASE + s.subnets[inst.subnet].routeTable} pref ${1000 + i}`);
+  });
+  rb.push(`rule add iif ${IGW_IF} table ${TABLE_IGW_INGRESS} pref 999`);
+
+  const rFilter = ['-A INPUT -j DROP', '-A OUTPUT -j DROP'];
+  s.instances.forEach((inst, i) => {
+    if (!inst.sourceDestCheck) return;
+    const e = routerIfname(i);
+    const a = `${ip4(inst.privateIp)}/32`;
+    rFilter.push(`-A FORWARD -i ${e} ! -s ${a} ${recent(RECENT_SDCHECK_SRC)} -j DROP`);
+    rFilter.push(`-A FORWARD -o ${e} ! -d ${a} ${recent(RECENT_SDCHECK_DST)} -j DROP`);
+  });
+  rFilter.push(`-A FORWARD -o ${SINK_BLACKHOLE_IF} ${recent(RECENT_BLACKHOLE)} -j DROP`);
+  rFilter.push(`-A FORWARD -o ${SINK_NOROUTE_IF} ${recent(RECENT_NOROUTE)} -j DROP`);
+  const routerSpec: NetnsSpec = {
+    name: router,
+    role: ROLE_ROUTER,
+    instance: -1,
+    forwarder: false,
+    setup: rSetup,
+    ipBatch: rb,
+    iptablesScenario: null,
+    iptablesOwn: restore({ mangle: ['-A PREROUTING -j TTL --ttl-inc 1'], filter: rFilter }),
+    agentIf: '-',
+    capture: false,
+  };
+
+  // ---- internet ----
+  const nb = [
+    'link set lo up',
+    `link set ${IGW_IF} address ${macs.internet} mtu ${LINK_MTU} up`,
+    `addr add ${LINK_INTERNET_ADDR}/30 dev ${IGW_IF}`,
+    `route add default via ${LINK_ROUTER_ADDR} dev ${IGW_IF} onlink`,
+    `neigh replace ${LINK_ROUTER_ADDR} lladdr ${macs.routerIgw} dev ${IGW_IF} nud permanent`,
+  ];
+  for (const h of s.internetHosts) nb.push(`route add local ${cidrText(h.addr, h.len)} dev lo table local`);
+  const internetSpec: NetnsSpec = {
+    name: internet,
+    role: ROLE_INTERNET,
+    instance: -1,
+    forwarder: false,
+    setup: baseSysctls([IGW_IF]),
+    ipBatch: nb,
+    iptablesScenario: null,
+    // The internet's hosts never answer: what arrives is captured, nothing is sent by the stack.
+    iptablesOwn: restore({ raw: ['-A PREROUTING -j DROP', '-A OUTPUT -j DROP'] }),
+    agentIf: IGW_IF,
+    capture: true,
+  };
+
+  // ---- instances ----
+  const instSpecs: NetnsSpec[] = s.instances.map((inst, i) => {
+    const fwd = isForwarder(inst);
+    const sub = s.subnets[inst.subnet];
+    const gw = ip4(subnetGateway(s, inst));
+    const setup = [
+      ...baseSysctls([INSTANCE_IF]),
+      sysctl('net/ipv4/ip_default_ttl', 64),
+      sysctl('net/ipv4/ip_forward', inst.sysctls.ipForward),
+      sysctl('net/ipv4/conf/all/send_redirects', inst.sysctls.sendRedirectsAll),
+      sysctl(`net/ipv4/conf/${INSTANCE_IF}/send_redirects`, inst.sysctls.sendRedirectsEth0),
+    ];
+    if (inst.nat) setup.push(...conntrackSysctls(s));
+    const b = [
+      'link set lo up',
+      `link set ${INSTANCE_IF} address ${macs.instance[i]} mtu ${LINK_MTU}`,
+      `addr add ${ip4(inst.privateIp)}/${sub.cidr.len} dev ${INSTANCE_IF}`,
+      `link set ${INSTANCE_IF} up`,
+      `route add default via ${gw} dev ${INSTANCE_IF} onlink`,
+      `neigh replace ${gw} lladdr ${macs.routerEni[i]} dev ${INSTANCE_IF} nud permanent`,
+    ];
+    if (fwd) {
+      // Same-subnet neighbours answer through the VPC router (as in a VPC, where the router
+      // answers ARP for the whole subnet); no ARP round trips to time.
+      s.instances.forEach((o, j) => {
+        if (j !== i && o.subnet === inst.subnet) {
+          b.push(`neigh replace ${ip4(o.privateIp)} lladdr ${macs.routerEni[i]} dev ${INSTANCE_IF} nud permanent`);
+        }
+      });
+    }
+    let own: string;
+    if (fwd) {
+      const mangle: string[] = [];
+      if (inst.nat) {
+        mangle.push(
+          `-A PREROUTING -m conntrack --ctstate NEW ${recent(RECENT_CT_NEW)}`,
+          `-A PREROUTING -m conntrack --ctstate ESTABLISHED ${recent(RECENT_CT_ESTABLISHED)}`,
+          `-A PREROUTING -m conntrack --ctstate RELATED ${recent(RECENT_CT_RELATED)}`,
+          `-A PREROUTING -m conntrack --ctstate INVALID ${recent(RECENT_CT_INVALID)}`,
+        );
+      }
+      mangle.push(`-A INPUT ${recent(RECENT_LOCAL_IN)}`);
+      // The instance's own stack answering what was delivered to it (RST, echo reply, port
+      // unreachable) is not a result of the NAT path: it is stopped here, after conntrack saw it.
+      // ICMP errors generated while forwarding are results and leave.
+      const filter = [
+        '-A OUTPUT -p icmp --icmp-type time-exceeded -j ACCEPT',
+        '-A OUTPUT -p icmp --icmp-type fragmentation-needed -j ACCEPT',
+        '-A OUTPUT -p icmp --icmp-type network-unreachable -j ACCEPT',
+        '-A OUTPUT -p icmp --icmp-type host-unreachable -j ACCEPT',
+        '-A OUTPUT -p icmp --icmp-type redirect -j ACCEPT',
+        '-A OUTPUT -p icmp --icmp-type parameter-problem -j ACCEPT',
+        `-A OUTPUT ${recent(RECENT_LOCAL_OUT_DROPPED)} -j DROP`,
+      ];
+      own = restore({ mangle, filter });
+    } else {
+      // A plain host is an endpoint: what reaches its ENI is captured, its stack stays silent.
+      own = restore({ raw: ['-A PREROUTING -j DROP', '-A OUTPUT -j DROP'] });
+    }
+    return {
+      name: instances[i],
+      role: ROLE_INSTANCE,
+      instance: i,
+      forwarder: fwd,
+      setup,
+      ipBatch: b,
+      iptablesScenario: inst.nat ? ensureTrailingNewline(inst.nat.text) : null,
+      iptablesOwn: own,
+      agentIf: INSTANCE_IF,
+      capture: !fwd,
+    };
+  });
+
+  for (const inst of s.instances) {
+    if (inst.nat && !/^\*nat\b/m.test(inst.nat.text)) {
+      warnings.push(`instance ${inst.name}: its nat table text has no '*nat' section; iptables-restore will load it as given`);
+    }
+  }
+  return {
+    runId,
+    router,
+    internet,
+    instances,
+    netns: [routerSpec, internetSpec, ...instSpecs],
+    linkBatch,
+    macs,
+    warnings,
+  };
+}
+
+function ensureTrailingNewline(t: string): string {
+  return t.endsWith('\n') ? t : `${t}\n`;
+}
