@@ -33,7 +33,7 @@ export const DEFAULT_MAX_EXAMPLES = 20;
 /** Learned flow mappings kept per engine (twice Linux's default nf_conntrack_max). */
 export const DEFAULT_MAPPING_CAP = 524288;
 
-export type EngineFactory = (name: string, scenario: Scenario, opts: { seed?: number; workers?: number }) => Promise<Engine>;
+export type EngineFactory = (name: string, scenario: Scenario, opts: { seed?: number; workers?: number; extra?: Record<string, unknown> }) => Promise<Engine>;
 
 export interface ReplayOptions {
   /** Capture to replay (pcap or pcapng). */
@@ -58,6 +58,8 @@ export interface ReplayOptions {
   keepResults?: boolean;
   /** Called after every chunk: records done, input bytes consumed, file size. */
   onProgress?: (records: number, bytes: number, total: number) => void;
+  /** Extra factory options per engine name (e.g. kernel: { timeMode: 'compress' }). */
+  engineExtra?: Record<string, Record<string, unknown>>;
   /** Engine construction (tests); default makeEngine. */
   engineFactory?: EngineFactory;
 }
@@ -182,16 +184,23 @@ class EngineRunState {
     readonly out: OutputSet,
     mappingCap: number,
     keep: boolean,
+    normaliser: OutputNormaliser | undefined,
   ) {
     this.mappings = new FlowMappings(mappingCap);
     this.kept = keep ? [] : null;
-    this.normaliser = (engine as unknown as { normaliser?: OutputNormaliser }).normaliser;
+    this.normaliser = normaliser;
     this.summary = {
       engine: name, packetsIn: 0, delivered: 0, dropped: 0, droppedByReason: {}, translated: 0, sessionsCreated: 0,
       ct: {}, outputs: {}, generated: 0, readdressed: { flow: 0, elasticIp: 0, unmapped: 0 }, mappingsEvicted: 0,
       conntrackAtEnd: null, engineMs: 0,
     };
   }
+}
+
+/** The kernel oracle's output normaliser (its frames come normalised; this names what was done). */
+async function kernelNormaliser(): Promise<OutputNormaliser | undefined> {
+  const m = (await import('../oracle/index.ts')) as { kernelOutputNormaliser?: OutputNormaliser };
+  return m.kernelOutputNormaliser;
 }
 
 function bump(o: Record<string, number>, k: string, by = 1): void {
@@ -277,9 +286,10 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
   try {
     if (opts.outDir !== null) await mkdir(opts.outDir, { recursive: true });
     for (const name of opts.engines) {
-      const engine = await factory(name, s, { seed: opts.seed ?? 1, workers: opts.workers });
+      const engine = await factory(name, s, { seed: opts.seed ?? 1, workers: opts.workers, extra: opts.engineExtra?.[name] });
       const out = await OutputSet.open(name, s, linkType, opts.outDir);
-      states.push(new EngineRunState(name, engine, out, opts.mappingCap ?? DEFAULT_MAPPING_CAP, opts.keepResults ?? false));
+      const normaliser = name === 'kernel' ? await kernelNormaliser() : undefined;
+      states.push(new EngineRunState(name, engine, out, opts.mappingCap ?? DEFAULT_MAPPING_CAP, opts.keepResults ?? false, normaliser));
     }
     for (let k = 1; k < states.length; k++) {
       pairs.push([states[0].name, states[k].name]);

@@ -1,0 +1,169 @@
+// `natlab replay`: replays a capture through the engines, writes each egress point's capture per
+// engine, and explains every difference between the engines.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import cliProgress from 'cli-progress';
+import { EXIT_USAGE, type Command } from './command.ts';
+import { UsageError, intOption, parseArgs } from './args.ts';
+import { LINKTYPE_ETHERNET, LINKTYPE_RAW } from '../packet/constants.ts';
+import { loadScenario, resolveScenarioPath } from '../scenario/index.ts';
+import { engineAvailable, parseEngineName, type EngineName } from '../diff/engines.ts';
+import { runReplay, type ReplayOptions } from '../diff/replay.ts';
+import { DEFAULT_INSIDE, scenarioForCapture } from '../diff/replay-scenario.ts';
+import { formatReplaySummary } from '../diff/report.ts';
+
+const USAGE = `usage: natlab replay --in X.pcap --out DIR [--scenario F | --inside CIDR[,CIDR]]
+                     [--engines model,core,kernel] [--workers N] [--seed N] [--limit N]
+                     [--link ethernet|raw] [--max-diffs N] [--kernel-time real|compress]
+                     [--json] [--no-progress]
+
+Replays a capture (pcap or pcapng) through the engines and compares them packet by packet.
+
+Ingress: each frame enters where its source lives: an instance's private IP -> that instance's
+ENI; an address outside the VPC -> the internet gateway. Frames whose source belongs nowhere
+(inside the VPC but no instance, an Elastic IP as source, non-unicast) are counted, not fed.
+Non-IPv4 frames and frames without a readable IPv4 header are counted, not fed; every other
+frame (bad checksums, bad lengths, fragments, ...) is fed and the engines say why they drop it.
+Timestamps drive the clock (backward steps are clamped and counted).
+
+One-sided captures: a far-side frame addressed to an instance's private address is re-addressed
+to the mapping each engine made for its flow (learned from that engine's own outputs), or to the
+instance's Elastic IP; the report lists the re-addressed frames.
+
+options:
+  --in FILE          the capture to replay (required)
+  --out DIR          writes DIR/<engine>/internet.pcap, DIR/<engine>/<instance>-<ip>.pcap and
+                     DIR/report.json (required)
+  --scenario F       scenario file or name in scenarios/ (e.g. vpc-nat-instance)
+  --inside CIDRs     without --scenario: build a scenario around the capture's own addresses:
+                     hosts inside these CIDRs sit in a private subnet behind a NAT instance,
+                     all others are internet hosts (default ${DEFAULT_INSIDE})
+  --engines LIST     comma-separated engines (default: model,core, those available)
+  --workers N        core engine worker threads
+  --seed N           seed for the engines' random choices (default 1)
+  --limit N          replay only the first N packets
+  --link TYPE        output link type: ethernet (default, synthetic stable MACs) or raw (IPv4)
+  --max-diffs N      differences kept and listed (default 20)
+  --kernel-time M    kernel engine clock: real (default: gaps between timestamps are really
+                     waited, up to 10 s in all) or compress (back to back; conntrack timers do
+                     not see the gaps)
+  --json             print report.json on stdout instead of the summary
+  --no-progress      no progress bar (it is shown only on a terminal anyway)
+
+exit: 0 engines agree, 1 engines differ, 2 bad input or usage (an unreadable capture, or a
+capture that breaks off: everything before the break is still replayed and reported). A
+truncated final record is a warning, not an error.
+`;
+
+async function defaultEngines(): Promise<EngineName[]> {
+  const out: EngineName[] = [];
+  for (const e of ['model', 'core'] as const) if (await engineAvailable(e)) out.push(e);
+  return out;
+}
+
+export const command: Command = {
+  name: 'replay',
+  summary: 'replay a capture through the engines, write their outputs, explain every difference',
+  usage: USAGE,
+  async run(argv) {
+    const a = parseArgs(argv, {
+      flags: ['json', 'no-progress'],
+      values: ['in', 'out', 'scenario', 'inside', 'engines', 'workers', 'seed', 'limit', 'link', 'max-diffs', 'kernel-time'],
+    });
+    if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
+    const input = a.values.get('in');
+    const outDir = a.values.get('out');
+    if (!input) throw new UsageError('--in FILE is required');
+    if (!outDir) throw new UsageError('--out DIR is required');
+    if (a.values.has('scenario') && a.values.has('inside')) throw new UsageError('--scenario and --inside exclude each other');
+    const link = a.values.get('link') ?? 'ethernet';
+    if (link !== 'ethernet' && link !== 'raw') throw new UsageError(`--link: '${link}' is not ethernet or raw`);
+    const limit = a.values.has('limit') ? intOption(a, 'limit', 0, 1) : undefined;
+    const workers = a.values.has('workers') ? intOption(a, 'workers', 1, 1, 256) : undefined;
+    const seed = intOption(a, 'seed', 1, 0, 0xffffffff);
+    const maxDiffs = intOption(a, 'max-diffs', 20, 1, 100000);
+    const kernelTime = a.values.get('kernel-time') ?? 'real';
+    if (kernelTime !== 'real' && kernelTime !== 'compress') throw new UsageError(`--kernel-time: '${kernelTime}' is not real or compress`);
+
+    let engines: EngineName[];
+    const list = a.values.get('engines');
+    if (list) {
+      engines = [];
+      for (const e of list.split(',').map((x) => x.trim()).filter(Boolean)) {
+        let name: EngineName;
+        try {
+          name = parseEngineName(e);
+        } catch (err) {
+          throw new UsageError(`--engines: ${(err as Error).message}`);
+        }
+        if (engines.includes(name)) throw new UsageError(`--engines: '${e}' given twice`);
+        if (!(await engineAvailable(name))) throw new UsageError(`--engines: engine '${name}' is not available in this build`);
+        engines.push(name);
+      }
+      if (engines.length === 0) throw new UsageError('--engines: empty list');
+    } else {
+      engines = await defaultEngines();
+      if (engines.length === 0) {
+        process.stderr.write('natlab replay: no engine available (model and core are missing from this build)\n');
+        return EXIT_USAGE;
+      }
+    }
+    if (engines.includes('kernel')) {
+      const { checkKernelPrerequisites, describeMissing } = await import('../oracle/index.ts');
+      const pre = await checkKernelPrerequisites();
+      if (!pre.ok) {
+        process.stderr.write(`natlab replay: ${describeMissing(pre)}\n`);
+        return EXIT_USAGE;
+      }
+    }
+
+    let scenario;
+    let how: string;
+    if (a.values.has('scenario')) {
+      const path = resolveScenarioPath(a.values.get('scenario'));
+      scenario = loadScenario(path);
+      how = `--scenario ${path}`;
+    } else {
+      const choice = await scenarioForCapture(input, a.values.get('inside') ?? DEFAULT_INSIDE, limit ?? Infinity);
+      scenario = choice.scenario;
+      how = choice.how;
+    }
+
+    const json = a.flags.has('json');
+    const tty = process.stderr.isTTY && !a.flags.has('no-progress');
+    let bar: cliProgress.SingleBar | null = null;
+    const opts: ReplayOptions = {
+      input, outDir, scenario, scenarioHow: how, engines, workers, seed, limit, maxDifferences: maxDiffs,
+      outputLinkType: link === 'raw' ? LINKTYPE_RAW : LINKTYPE_ETHERNET,
+      engineExtra: { kernel: { timeMode: kernelTime } },
+    };
+    if (tty) {
+      bar = new cliProgress.SingleBar(
+        { format: 'replay [{bar}] {percentage}% | {records} packets | {rate} pps | ETA {eta_formatted}', hideCursor: true, stream: process.stderr },
+        cliProgress.Presets.shades_classic,
+      );
+      const t0 = performance.now();
+      let started = false;
+      opts.onProgress = (records, bytes, total) => {
+        const rate = Math.round((records * 1000) / Math.max(1, performance.now() - t0)).toLocaleString('en-US');
+        if (!started) {
+          bar!.start(Math.max(total, 1), 0, { records: 0, rate: 0 });
+          started = true;
+        }
+        bar!.update(Math.min(bytes, Math.max(total, 1)), { records: records.toLocaleString('en-US'), rate });
+      };
+    }
+    let outcome;
+    try {
+      outcome = await runReplay(opts);
+    } finally {
+      bar?.stop();
+    }
+    const r = outcome.report;
+    await writeFile(join(outDir, 'report.json'), JSON.stringify(r, null, 2) + '\n');
+    if (json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+    else process.stdout.write(formatReplaySummary(r, maxDiffs) + `\n  report: ${join(outDir, 'report.json')}\n`);
+    if (r.input.error) process.stderr.write(`natlab replay: ${r.input.error}\n`);
+    return r.exitCode;
+  },
+};
