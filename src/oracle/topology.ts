@@ -226,6 +226,8 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
       const dest = cidrText(r.dest.addr, r.dest.len);
       switch (r.target) {
         case 'local':
+          // Addresses of the local range that no ENI holds go nowhere (AWS drops them).
+          rb.push(`route replace ${dest} via ${SINK_NOROUTE_HOP} dev ${SINK_NOROUTE_IF} onlink table ${table}`);
           rb.push(...hostRoutes(table, r.dest));
           break;
         case 'igw':

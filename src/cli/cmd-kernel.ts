@@ -1,0 +1,224 @@
+// `natlab kernel`: runs the kernel oracle alone on a capture (or checks prerequisites, or removes
+// leftovers of crashed runs).
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { EXIT_OK, EXIT_USAGE, type Command } from './command.ts';
+import { UsageError, intOption, parseArgs } from './args.ts';
+import { LINKTYPE_RAW } from '../packet/constants.ts';
+import { describePacket } from '../packet/format.ts';
+import { readCapture, PcapWriter } from '../pcap/index.ts';
+import { loadScenario, resolveScenarioPath } from '../scenario/index.ts';
+import { IngressMap } from '../diff/replay-ingress.ts';
+import { FramePreparer } from '../diff/replay-input.ts';
+import { POINT_INTERNET, pointName } from '../spec/scenario.ts';
+import type { InputPacket } from '../spec/engine.ts';
+import { CT_NAMES, FATE_DELIVERED, REASONS, reasonName } from '../spec/reasons.ts';
+import { PARSE_STATUS_NAMES } from '../packet/parse.ts';
+import {
+  checkKernelPrerequisites,
+  cleanupLeftovers,
+  createKernelEngine,
+  KernelUnavailableError,
+  KERNEL_NORMALISATION_NOTE,
+  type KernelPacketResult,
+  type KernelTimeMode,
+} from '../oracle/index.ts';
+
+const USAGE = `usage: natlab kernel --scenario F --in X.pcap --out DIR [--json] [--time real|compress]
+                     [--max-wait S] [--settle-ms N] [--limit N] [--keep]
+       natlab kernel --check
+       natlab kernel --cleanup
+
+Runs a capture through the real Linux kernel: the scenario is built in network namespaces (one
+per instance, a VPC router, the internet; the internet gateway's 1:1 Elastic IP mapping is
+applied statelessly at the internet edge), each frame is injected where its source lives and
+every frame leaving is captured and attributed to it. Needs root, iproute2, iptables, conntrack
+and perl (Debian: apt-get install iproute2 iptables conntrack perl-base). docs/kernel-oracle.md.
+
+options:
+  --scenario F     scenario file or name in scenarios/ (default: the built-in vpc-nat-instance)
+  --in FILE        capture to replay (pcap or pcapng; Ethernet, raw IP, Linux cooked, ...)
+  --out DIR        writes DIR/internet.pcap and DIR/<instance>.pcap (raw IPv4, one per egress
+                   point, normalised frames), DIR/results.json (verdict per packet),
+                   DIR/conntrack.txt (conntrack -L per NAT instance) and DIR/iptables.txt
+                   (iptables -t nat -L -v -n -x per NAT instance)
+  --json           print the summary as JSON
+  --time M         real (default): timestamp gaps are really waited (the kernel's clock cannot
+                   be advanced), at most --max-wait seconds in all, else exit 2;
+                   compress: back to back (conntrack timers do not see the gaps)
+  --max-wait S     real seconds the run may wait in all (default 10)
+  --settle-ms N    quiet time that ends one packet's collection (default 3)
+  --limit N        only the first N packets
+  --keep           leave the namespaces in place (inspect with ip netns; remove with --cleanup)
+  --check          list the prerequisites and what is missing (exit 2 if anything is)
+  --cleanup        remove namespaces left by crashed natlab runs (only natlab-* names)
+
+exit: 0 ok, 2 bad input, usage, or missing root/tools (the message says what is missing).
+`;
+
+function safeName(s: string): string {
+  return s.replace(/[^A-Za-z0-9_.-]/g, '_');
+}
+
+export const command: Command = {
+  name: 'kernel',
+  summary: 'run a capture through the real Linux kernel (network namespaces); --check, --cleanup',
+  usage: USAGE,
+  async run(argv: string[]): Promise<number> {
+    const a = parseArgs(argv, {
+      flags: ['json', 'check', 'cleanup', 'keep'],
+      values: ['scenario', 'in', 'out', 'time', 'max-wait', 'settle-ms', 'limit'],
+    });
+    if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
+    const json = a.flags.has('json');
+    if (a.flags.has('check')) {
+      const r = await checkKernelPrerequisites();
+      if (json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      else {
+        for (const i of r.items) process.stdout.write(`${i.ok ? 'ok     ' : 'MISSING'} ${i.name.padEnd(16)} ${i.detail}\n`);
+        if (r.iptablesBackend) process.stdout.write(`iptables backend: ${r.iptablesBackend}\n`);
+      }
+      return r.ok ? EXIT_OK : EXIT_USAGE;
+    }
+    if (a.flags.has('cleanup')) {
+      const pre = await checkKernelPrerequisites();
+      const need = pre.items.filter((i) => (i.name === 'root' || i.name === 'ip') && !i.ok);
+      if (need.length) {
+        process.stderr.write(`natlab kernel: cannot clean up: ${need.map((i) => i.detail).join('; ')}\n`);
+        return EXIT_USAGE;
+      }
+      const removed = await cleanupLeftovers();
+      if (json) process.stdout.write(JSON.stringify({ removed }) + '\n');
+      else process.stdout.write(removed.length ? `removed ${removed.length} namespace(s): ${removed.join(' ')}\n` : 'nothing to clean up\n');
+      return EXIT_OK;
+    }
+    const inPath = a.values.get('in');
+    const outDir = a.values.get('out');
+    if (!inPath) throw new UsageError('--in is required');
+    if (!outDir) throw new UsageError('--out is required');
+    const time = (a.values.get('time') ?? 'real') as KernelTimeMode;
+    if (time !== 'real' && time !== 'compress') throw new UsageError(`--time: '${time}' is not real or compress`);
+    const maxWait = intOption(a, 'max-wait', 10, 0, 86400);
+    const settle = intOption(a, 'settle-ms', 3, 0, 10_000);
+    const limit = intOption(a, 'limit', Number.MAX_SAFE_INTEGER, 1);
+
+    const pre = await checkKernelPrerequisites();
+    if (!pre.ok) {
+      process.stderr.write(`natlab kernel: ${pre.missing.join('\n  ')}\n`);
+      return EXIT_USAGE;
+    }
+    const scenario = loadScenario(resolveScenarioPath(a.values.get('scenario') ?? null));
+
+    // Read and classify the capture first: bad input fails before any namespace exists.
+    const prep = new FramePreparer(new IngressMap(scenario));
+    const inputs: InputPacket[] = [];
+    const numbers: number[] = [];
+    const notFed: Array<{ n: number; reason: string }> = [];
+    for await (const rec of readCapture(inPath)) {
+      if (prep.counters.records >= limit) break;
+      const p = prep.prepare(rec);
+      if (p.frame) {
+        inputs.push({ timeUs: p.timeUs, ingress: p.ingress, frame: p.frame });
+        numbers.push(p.n);
+      } else notFed.push({ n: p.n, reason: reasonName(p.reason) });
+    }
+
+    let engine;
+    try {
+      engine = await createKernelEngine(scenario, { timeMode: time, maxWaitMs: maxWait * 1000, settleMs: settle, keep: a.flags.has('keep') });
+    } catch (e) {
+      if (e instanceof KernelUnavailableError) {
+        process.stderr.write(`natlab kernel: ${e.message}\n`);
+        return EXIT_USAGE;
+      }
+      throw e;
+    }
+    let results: KernelPacketResult[];
+    let ctText: Map<number, string>;
+    let iptText: Map<number, string>;
+    const t0 = performance.now();
+    try {
+      results = await engine.process(inputs);
+      ctText = await engine.conntrackText();
+      iptText = await engine.iptablesText();
+    } finally {
+      await engine.close();
+    }
+    const elapsedMs = performance.now() - t0;
+
+    await mkdir(outDir, { recursive: true });
+    const writers = new Map<number, PcapWriter>();
+    const files: Record<string, string> = {};
+    const points = [POINT_INTERNET, ...scenario.instances.map((_, i) => i + 1)];
+    for (const pt of points) {
+      const file = join(outDir, `${safeName(pointName(scenario, pt))}.pcap`);
+      writers.set(pt, await PcapWriter.open(file, { linkType: LINKTYPE_RAW, nanosecond: false }));
+      files[pointName(scenario, pt)] = file;
+    }
+    const byReason: Record<string, number> = {};
+    let delivered = 0;
+    const perPacket = [];
+    for (let k = 0; k < results.length; k++) {
+      const r = results[k];
+      const inp = inputs[k];
+      if (r.fate === FATE_DELIVERED) delivered++;
+      byReason[REASONS[r.reason]] = (byReason[REASONS[r.reason]] ?? 0) + 1;
+      for (const o of r.outputs) {
+        await writers.get(o.egress)?.write({ tsSec: Math.floor(inp.timeUs / 1e6), tsNsec: (inp.timeUs % 1e6) * 1000, data: o.frame });
+      }
+      perPacket.push({
+        n: numbers[k],
+        input: describePacket(inp.frame),
+        ingress: pointName(scenario, inp.ingress),
+        fate: r.fate === FATE_DELIVERED ? 'delivered' : 'dropped',
+        reason: reasonName(r.reason),
+        detail: r.reason === 1 ? PARSE_STATUS_NAMES[r.detail] ?? r.detail : r.detail,
+        ct: CT_NAMES[r.ct],
+        evidence: r.evidence,
+        outputs: r.outputs.map((o) => ({ egress: pointName(scenario, o.egress), frame: describePacket(o.frame), adjustments: o.adjustments })),
+      });
+    }
+    for (const w of writers.values()) await w.close();
+    const ctFile = join(outDir, 'conntrack.txt');
+    const iptFile = join(outDir, 'iptables.txt');
+    const section = (m: Map<number, string>): string =>
+      [...m].map(([i, t]) => `# ${scenario.instances[i].name} (${pointName(scenario, i + 1)})\n${t}`).join('\n');
+    await writeFile(ctFile, section(ctText));
+    await writeFile(iptFile, section(iptText));
+    const summary = {
+      scenario: scenario.name,
+      input: inPath,
+      records: prep.counters.records,
+      fed: inputs.length,
+      notFed: prep.counters.notFed,
+      delivered,
+      dropped: inputs.length - delivered,
+      byReason,
+      conntrackEntries: [...ctText.values()].reduce((n, t) => n + t.split('\n').filter((l) => l.trim()).length, 0),
+      elapsedMs: Math.round(elapsedMs),
+      maxLagMs: Math.round(engine.maxLagMs),
+      waitedMs: Math.round(engine.waitedMs),
+      iptablesBackend: pre.iptablesBackend,
+      warnings: engine.warnings,
+      normalisation: KERNEL_NORMALISATION_NOTE,
+      files: { ...files, conntrack: ctFile, iptables: iptFile, results: join(outDir, 'results.json') },
+    };
+    await writeFile(join(outDir, 'results.json'), JSON.stringify({ summary, notFed, packets: perPacket }, null, 2) + '\n');
+    if (json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+    else {
+      const lines = [
+        `kernel: ${summary.fed} of ${summary.records} packets fed (${scenario.name}), ${delivered} delivered, ${summary.dropped} dropped in ${(elapsedMs / 1000).toFixed(2)} s`,
+        ...Object.entries(byReason).map(([k, v]) => `  ${k.padEnd(20)} ${v}`),
+        ...Object.entries(prep.counters.notFed).map(([k, v]) => `  not fed: ${k}: ${v}`),
+        `conntrack: ${summary.conntrackEntries} entries -> ${ctFile}`,
+        ...[...ctText.values()].flatMap((t) => t.split('\n').filter((l) => l.trim()).slice(0, 10).map((l) => `  ${l}`)),
+        `iptables counters -> ${iptFile}`,
+        `captures: ${Object.values(files).join(' ')}`,
+        ...engine.warnings.map((w) => `warning: ${w}`),
+      ];
+      process.stdout.write(lines.join('\n') + '\n');
+    }
+    return EXIT_OK;
+  },
+};
+
