@@ -383,6 +383,7 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
 
   // Internet hosts (needed to check Elastic IPs)
   const internetHosts: Cidr[] = [];
+  const hostIndex: number[] = []; // file index of each accepted host
   const inet = ctx.obj(['internet'], top.internet, false);
   if (inet) {
     ctx.keys(['internet'], inet, INTERNET_KEYS);
@@ -396,10 +397,27 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
         if (vpcOk && cidrsOverlap(c, vpcCidr)) return ctx.err(p, `${formatCidr(c)} overlaps the VPC CIDR ${formatCidr(vpcCidr)}; internet hosts live outside the VPC`);
         for (const bad of NON_UNICAST)
           if (cidrsOverlap(c, bad)) return ctx.err(p, `${formatCidr(c)} overlaps ${formatCidr(bad)}, which holds no unicast hosts`);
-        const dup = internetHosts.findIndex((o) => cidrsOverlap(o, c));
-        if (dup >= 0) return ctx.err(p, `${formatCidr(c)} overlaps internet.hosts[${dup}] (${formatCidr(internetHosts[dup])})`);
         internetHosts.push(c);
+        hostIndex.push(i);
       });
+      // Overlaps among hosts: sweep in address order (captures list thousands of /32s).
+      const order = internetHosts.map((_, k) => k).sort((a, b) => internetHosts[a].addr - internetHosts[b].addr || internetHosts[a].len - internetHosts[b].len);
+      const bad = new Set<number>();
+      let cover = -1;
+      for (const k of order) {
+        const c = internetHosts[k];
+        if (cover >= 0 && c.addr <= cidrLast(internetHosts[cover])) {
+          const [first, second] = hostIndex[cover] < hostIndex[k] ? [cover, k] : [k, cover];
+          ctx.err(['internet', 'hosts', hostIndex[second]], `${formatCidr(internetHosts[second])} overlaps internet.hosts[${hostIndex[first]}] (${formatCidr(internetHosts[first])})`);
+          bad.add(second);
+          if (second === cover) cover = k;
+        } else if (cover < 0 || cidrLast(c) > cidrLast(internetHosts[cover])) cover = k;
+      }
+      if (bad.size) {
+        const keep = internetHosts.filter((_, k) => !bad.has(k));
+        internetHosts.length = 0;
+        internetHosts.push(...keep);
+      }
     }
   }
 
@@ -408,6 +426,7 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
   const instRaw = ctx.obj(['instances'], top.instances, false) ?? {};
   const instNames = Object.keys(instRaw);
   const natPending: Array<{ inst: Instance; path: Array<string | number>; o: Obj }> = [];
+  const byPrivateIp = new Map<number, string>();
   for (const [iname, iv] of Object.entries(instRaw)) {
     const p = ['instances', iname];
     ctx.name(p, iname, 'instance');
@@ -441,17 +460,19 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
         else if (off <= 3)
           ctx.err([...p, 'privateIp'], `${formatIp(ip)} is reserved by AWS in subnet ${subnet.name} (${formatCidr(c)}: +1 VPC router, +2 DNS, +3 future use)`);
       }
-      const dup = instances.findIndex((x) => x !== inst && x.privateIp === ip);
-      if (dup >= 0) ctx.err([...p, 'privateIp'], `${formatIp(ip)} is already the private IP of instance ${instances[dup].name}`);
+      const dup = byPrivateIp.get(ip);
+      if (dup !== undefined) ctx.err([...p, 'privateIp'], `${formatIp(ip)} is already the private IP of instance ${dup}`);
+      else byPrivateIp.set(ip, iname);
     }
     if (o.elasticIp !== undefined && o.elasticIp !== null) {
       const eip = ctx.addr([...p, 'elasticIp'], o.elasticIp, true);
       if (eip !== null) {
         const dup = instances.findIndex((x) => x !== inst && x.elasticIp === eip);
         const hostIdx = internetHosts.findIndex((h) => cidrHas(h, eip));
+        const hostAt = hostIdx >= 0 ? hostIndex[hostIdx] : -1;
         if (vpcOk && cidrHas(vpcCidr, eip)) ctx.err([...p, 'elasticIp'], `${formatIp(eip)} is inside the VPC CIDR ${formatCidr(vpcCidr)}; an Elastic IP is a public address outside it`);
         else if (dup >= 0) ctx.err([...p, 'elasticIp'], `${formatIp(eip)} is already the Elastic IP of instance ${instances[dup].name}`);
-        else if (hostIdx >= 0) ctx.err([...p, 'elasticIp'], `${formatIp(eip)} is inside internet.hosts[${hostIdx}] (${formatCidr(internetHosts[hostIdx])}); the IGW could not tell them apart`);
+        else if (hostIdx >= 0) ctx.err([...p, 'elasticIp'], `${formatIp(eip)} is inside internet.hosts[${hostAt}] (${formatCidr(internetHosts[hostIdx])}); the IGW could not tell them apart`);
         else inst.elasticIp = eip;
       }
     }

@@ -172,6 +172,9 @@ describe('scenario validation', () => {
     const o2 = baseObject();
     o2.internet.hosts = ['198.51.100.0/24', '198.51.100.7'];
     expectFirstError(o2, 'internet.hosts[1]', 'overlaps internet.hosts[0]');
+    const o2b = baseObject();
+    o2b.internet.hosts = ['192.0.2.0/24', '198.51.100.7', '198.51.100.0/24'];
+    expectFirstError(o2b, 'internet.hosts[2]', '198.51.100.0/24 overlaps internet.hosts[1] (198.51.100.7/32)');
     const o3 = baseObject();
     o3.internet.hosts = ['0.0.0.0/0'];
     expectFirstError(o3, 'internet.hosts[0]', 'overlaps');
