@@ -1,0 +1,281 @@
+// The core's worker pool: piscina threads, each running one run-long task (worker.ts) that pulls
+// batch descriptors from a shared ring (ring.ts). This file owns thread lifecycle and faults:
+// a task that throws or whose thread dies is re-issued and resumes from the ring's per-packet
+// commit marker; piscina replaces dead threads. See docs/core.md "Threads" and "Faults".
+
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { pathToFileURL } from 'node:url';
+import { Piscina } from 'piscina';
+import type { BatchIO, CoreShared } from './layout.ts';
+import {
+  FAULT_HOLD,
+  FAULT_NONE,
+  FAULT_TERMINATE,
+  G_FAULT_BATCH,
+  G_FAULT_FIRED,
+  G_FAULT_INDEX,
+  G_FAULT_KIND,
+  G_WAKE,
+  OP_EXIT,
+  W_PACKETS,
+  W_PARKED,
+  W_RELEASE,
+  W_STARTS,
+  W_TAIL,
+  W_THREAD,
+  createRing,
+  isComplete,
+  postDescriptor,
+  ringFree,
+  workerBase,
+} from './ring.ts';
+import type { WorkerTask } from './worker.ts';
+
+export interface PoolOptions {
+  workers: number;
+  shared: CoreShared;
+  /** The BatchIOs (two for double buffering) and, per BatchIO, its index list. */
+  ios: BatchIO[];
+  idx: Int32Array[];
+  mode?: 'dataplane' | 'noop' | 'probe';
+  /** Mode 'probe': per packet index counters (tests). */
+  probe?: Int32Array;
+  /** Enable fault injection checks in the worker loop (tests). */
+  faults?: boolean;
+  /** Worker polls of its ring before sleeping (default 2000: ~µs, cheaper than a futex wake-up). */
+  spin?: number;
+  /** Main thread polls before sleeping while waiting for a completion (default 0). */
+  mainSpin?: number;
+  /** Restarts of one worker allowed without progress before the pool fails (default 3). */
+  maxRestarts?: number;
+  /** FAULT_HOLD: called while the worker is parked mid-batch; the worker resumes when it settles. */
+  onHold?: (worker: number) => Promise<void> | void;
+}
+
+/** Default worker count: the machine's available parallelism. */
+export function defaultWorkers(): number {
+  return Math.max(1, availableParallelism());
+}
+
+type WaitAsync = (
+  ta: Int32Array,
+  index: number,
+  value: number,
+  timeout?: number,
+) => { async: false; value: string } | { async: true; value: Promise<string> };
+const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
+
+let tsxImport: string | null = null;
+/** `--import` argument that registers tsx in a worker thread (Node 20 cannot load .ts itself). */
+function tsxLoader(): string {
+  if (tsxImport === null) tsxImport = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+  return tsxImport;
+}
+
+export class CorePool {
+  readonly workers: number;
+  readonly ctrl: Int32Array;
+  /** Task (re-)issues after faults, all workers together. */
+  restarts = 0;
+  /** The faults seen (messages), in order: what the pool recovered from. */
+  readonly faultLog: string[] = [];
+  private readonly piscina: Piscina;
+  private readonly task: Omit<WorkerTask, 'worker'>;
+  private readonly running: (Promise<void> | null)[];
+  private readonly progressAtStart: number[];
+  private readonly failedStarts: number[];
+  private readonly maxRestarts: number;
+  private readonly mainSpin: number;
+  private readonly onHold: ((worker: number) => Promise<void> | void) | undefined;
+  private failure: Error | null = null;
+  private closing = false;
+  private closed = false;
+
+  constructor(opts: PoolOptions) {
+    const n = opts.workers | 0;
+    if (n < 1) throw new RangeError(`core pool: workers must be >= 1, got ${opts.workers}`);
+    this.workers = n;
+    const ring = createRing(n);
+    this.ctrl = new Int32Array(ring);
+    this.maxRestarts = opts.maxRestarts ?? 3;
+    this.mainSpin = opts.mainSpin ?? 0;
+    this.onHold = opts.onHold;
+    this.task = {
+      shared: opts.shared,
+      ios: opts.ios,
+      idx: opts.idx,
+      ring,
+      mode: opts.mode ?? 'dataplane',
+      probe: opts.probe,
+      faults: opts.faults ?? false,
+      spin: opts.spin ?? 2000,
+    };
+    this.piscina = new Piscina({
+      filename: new URL('./worker.ts', import.meta.url).href,
+      minThreads: n,
+      maxThreads: n,
+      idleTimeout: 60_000,
+      concurrentTasksPerWorker: 1,
+      execArgv: ['--import', tsxLoader()],
+      name: 'default',
+    });
+    // A dead thread's error reaches its task; an 'error' event without a task must not crash us.
+    this.piscina.on('error', (err: unknown) => {
+      this.faultLog.push(`pool error: ${String((err as Error)?.message ?? err)}`);
+    });
+    this.running = new Array(n).fill(null);
+    this.progressAtStart = new Array(n).fill(-1);
+    this.failedStarts = new Array(n).fill(0);
+    for (let w = 0; w < n; w++) this.issue(w);
+  }
+
+  /** Threads piscina currently runs (replacements included). */
+  get threadCount(): number {
+    return this.piscina.threads.length;
+  }
+
+  /** Packets processed by worker w (statistics). */
+  packets(w: number): number {
+    return Atomics.load(this.ctrl, workerBase(w) + W_PACKETS);
+  }
+
+  /** Arm a fault (tests): it fires once, before packet `index` of batch `batch`. */
+  armFault(kind: number, batch: number, index: number): void {
+    const c = this.ctrl;
+    Atomics.store(c, G_FAULT_BATCH, batch);
+    Atomics.store(c, G_FAULT_INDEX, index);
+    Atomics.store(c, G_FAULT_FIRED, 0);
+    Atomics.store(c, G_FAULT_KIND, kind);
+  }
+
+  faultFired(): boolean {
+    return Atomics.load(this.ctrl, G_FAULT_FIRED) !== 0 && Atomics.load(this.ctrl, G_FAULT_KIND) !== FAULT_NONE;
+  }
+
+  /**
+   * Post a descriptor to worker w (waits while its ring is full). Returns the descriptor's sequence
+   * number for waitFor.
+   */
+  async post(w: number, op: number, io: number, first: number, count: number, nowMs: number, batch: number): Promise<number> {
+    if (this.closed) throw new Error('core pool is closed');
+    if (ringFree(this.ctrl, w) <= 0) await this.waitUntil(() => ringFree(this.ctrl, w) > 0);
+    return postDescriptor(this.ctrl, w, op, io, first, count, nowMs, batch);
+  }
+
+  /** Resolves when descriptor seq of worker w has completed (after any fault recovery). */
+  async waitFor(w: number, seq: number): Promise<void> {
+    if (isComplete(this.ctrl, w, seq)) return;
+    await this.waitUntil(() => isComplete(this.ctrl, w, seq));
+  }
+
+  private async waitUntil(cond: () => boolean): Promise<void> {
+    const c = this.ctrl;
+    for (;;) {
+      if (this.failure !== null) throw this.failure;
+      const wake = Atomics.load(c, G_WAKE);
+      if (cond()) return;
+      if (await this.serviceParked()) continue;
+      let spun = false;
+      for (let s = 0; s < this.mainSpin; s++) {
+        if (Atomics.load(c, G_WAKE) !== wake) {
+          spun = true;
+          break;
+        }
+      }
+      if (spun) continue;
+      const r = waitAsync(c, G_WAKE, wake);
+      if (r.async) await r.value;
+    }
+  }
+
+  /** Handle workers parked by fault injection. True if one was handled. */
+  private async serviceParked(): Promise<boolean> {
+    const c = this.ctrl;
+    let handled = false;
+    for (let w = 0; w < this.workers; w++) {
+      const base = workerBase(w);
+      if (Atomics.load(c, base + W_PARKED) === 0) continue;
+      Atomics.store(c, base + W_PARKED, 0);
+      handled = true;
+      const kind = Atomics.load(c, G_FAULT_KIND);
+      if (kind === FAULT_TERMINATE) {
+        const tid = Atomics.load(c, base + W_THREAD);
+        const thread = this.piscina.threads.find((t) => t.threadId === tid);
+        if (thread === undefined) throw new Error(`core pool: parked worker ${w} runs on unknown thread ${tid}`);
+        this.faultLog.push(`worker ${w}: terminating thread ${tid} mid-batch (injected)`);
+        await thread.terminate();
+      } else if (kind === FAULT_HOLD) {
+        try {
+          if (this.onHold !== undefined) await this.onHold(w);
+        } finally {
+          Atomics.store(c, base + W_RELEASE, 1);
+          Atomics.notify(c, base + W_RELEASE);
+        }
+      }
+    }
+    return handled;
+  }
+
+  /** Start (or restart) worker w's run-long task. */
+  private issue(w: number): void {
+    const base = workerBase(w);
+    Atomics.store(this.ctrl, base + W_PARKED, 0);
+    Atomics.store(this.ctrl, base + W_RELEASE, 0);
+    const progress = Atomics.load(this.ctrl, base + W_TAIL) * 0x1000000 + Atomics.load(this.ctrl, base + W_PACKETS);
+    if (progress === this.progressAtStart[w]) this.failedStarts[w]++;
+    else this.failedStarts[w] = 0;
+    this.progressAtStart[w] = progress;
+    const task: WorkerTask = { ...this.task, worker: w };
+    this.running[w] = this.piscina.run(task).then(
+      () => {
+        this.running[w] = null;
+      },
+      (err: unknown) => {
+        this.running[w] = null;
+        this.onTaskFailed(w, err);
+      },
+    );
+  }
+
+  private onTaskFailed(w: number, err: unknown): void {
+    if (this.closing) return;
+    const msg = String((err as Error)?.message ?? err);
+    this.faultLog.push(`worker ${w}: ${msg}`);
+    if (this.failedStarts[w] >= this.maxRestarts) {
+      this.failure = new Error(
+        `core worker ${w} failed ${this.failedStarts[w] + 1} times without progress (last: ${msg})`,
+      );
+    } else {
+      this.restarts++;
+      this.issue(w);
+    }
+    Atomics.add(this.ctrl, G_WAKE, 1);
+    Atomics.notify(this.ctrl, G_WAKE);
+  }
+
+  /** Restarts (task starts beyond the first) of worker w. */
+  starts(w: number): number {
+    return Atomics.load(this.ctrl, workerBase(w) + W_STARTS);
+  }
+
+  /** Ask every worker to exit, then terminate the threads. The process can exit afterwards. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.failure === null) {
+      try {
+        const seqs: number[] = [];
+        for (let w = 0; w < this.workers; w++) {
+          if (ringFree(this.ctrl, w) <= 0) await this.waitUntil(() => ringFree(this.ctrl, w) > 0);
+          seqs.push(postDescriptor(this.ctrl, w, OP_EXIT, 0, 0, 0, 0, -1));
+        }
+        for (let w = 0; w < this.workers; w++) await this.waitFor(w, seqs[w]);
+      } catch {
+        // a failed pool: terminate below
+      }
+    }
+    this.closing = true;
+    await this.piscina.destroy();
+  }
+}

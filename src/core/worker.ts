@@ -1,0 +1,184 @@
+// The run-long piscina task of one core worker: pulls batch descriptors from its ring (see
+// ring.ts), runs the Dataplane on its share of each batch, commits per packet, signals completion.
+// One task per worker for the whole run; piscina keeps the thread and replaces it if it dies, and
+// the pool re-issues the task, which resumes from the ring's commit marker (docs/core.md "Faults").
+//
+// Hot loop: no allocation, no strings, no messages; one Atomics.wait per idle period.
+
+import { threadId } from 'node:worker_threads';
+import type { Dataplane } from './dataplane.ts';
+import type { BatchIO, CoreShared } from './layout.ts';
+import {
+  D_BATCH,
+  D_COUNT,
+  D_FIRST,
+  D_IO,
+  D_NOW_MS,
+  D_OP,
+  FAULT_HOLD,
+  FAULT_NONE,
+  FAULT_TERMINATE,
+  FAULT_THROW,
+  G_FAULT_BATCH,
+  G_FAULT_FIRED,
+  G_FAULT_INDEX,
+  G_FAULT_KIND,
+  G_WAKE,
+  OP_ADVANCE,
+  OP_EXIT,
+  OP_PROCESS,
+  W_COMMIT,
+  W_HEAD,
+  W_PACKETS,
+  W_PARKED,
+  W_RELEASE,
+  W_SLEEPS,
+  W_STARTS,
+  W_TAIL,
+  W_THREAD,
+  committedOf,
+  commitWord,
+  descOffset,
+  workerBase,
+} from './ring.ts';
+
+/** What the pool sends to start (or restart) worker `worker`. Structured-cloneable. */
+export interface WorkerTask {
+  worker: number;
+  shared: CoreShared;
+  ios: BatchIO[];
+  /** Per BatchIO: the per-worker index lists (the main thread fills them by dispatchWorker). */
+  idx: Int32Array[];
+  ring: SharedArrayBuffer;
+  /**
+   * 'dataplane' runs Dataplane.processBatch; 'noop' only commits (measures the hand-over alone);
+   * 'probe' adds 1 to probe[packet] per processed packet (tests: exactly-once across faults).
+   */
+  mode: 'dataplane' | 'noop' | 'probe';
+  probe?: Int32Array;
+  /** Check the armed fault before each packet (tests only: the plain loop has no check). */
+  faults: boolean;
+  /** Polls of the ring before sleeping in Atomics.wait (0 = sleep at once). */
+  spin: number;
+}
+
+/** The processing step: a share [first, first+count) of idx, one Dataplane call. */
+interface Processor {
+  process(io: BatchIO, idx: Int32Array, first: number, count: number): void;
+  advance(nowMs: number): void;
+}
+
+class NoopProcessor implements Processor {
+  process(_io: BatchIO, _idx: Int32Array, _first: number, _count: number): void {}
+  advance(_nowMs: number): void {}
+}
+
+class ProbeProcessor implements Processor {
+  constructor(private readonly probe: Int32Array) {}
+  process(_io: BatchIO, idx: Int32Array, first: number, count: number): void {
+    for (let i = first; i < first + count; i++) Atomics.add(this.probe, idx[i], 1);
+  }
+  advance(_nowMs: number): void {}
+}
+
+class DataplaneProcessor implements Processor {
+  private readonly dp: Dataplane;
+  constructor(dp: Dataplane) {
+    this.dp = dp;
+  }
+  process(io: BatchIO, idx: Int32Array, first: number, count: number): void {
+    this.dp.processBatch(io, idx, first, count);
+  }
+  advance(nowMs: number): void {
+    this.dp.advance(nowMs);
+  }
+}
+
+export default async function runCoreWorker(task: WorkerTask): Promise<number> {
+  // Loaded here, not statically, so 'noop' mode (hand-over measurement) needs no dataplane.
+  let proc: Processor;
+  if (task.mode === 'noop') proc = new NoopProcessor();
+  else if (task.mode === 'probe') proc = new ProbeProcessor(task.probe ?? new Int32Array(1));
+  else {
+    const { Dataplane } = await import('./dataplane.ts');
+    proc = new DataplaneProcessor(new Dataplane(task.shared, task.worker));
+  }
+  return runLoop(task, proc);
+}
+
+function runLoop(task: WorkerTask, proc: Processor): number {
+  const ctrl = new Int32Array(task.ring);
+  const w = task.worker;
+  const base = workerBase(w);
+  Atomics.add(ctrl, base + W_STARTS, 1);
+  Atomics.store(ctrl, base + W_THREAD, threadId);
+  const ios = task.ios;
+  const idxs = task.idx;
+  const spin = task.spin | 0;
+  const faults = task.faults;
+  let processed = 0;
+  for (;;) {
+    const tail = Atomics.load(ctrl, base + W_TAIL);
+    let head = Atomics.load(ctrl, base + W_HEAD);
+    if (head === tail) {
+      for (let s = 0; s < spin && head === tail; s++) head = Atomics.load(ctrl, base + W_HEAD);
+      if (head === tail) {
+        ctrl[base + W_SLEEPS]++;
+        Atomics.wait(ctrl, base + W_HEAD, tail);
+        continue;
+      }
+    }
+    const d = descOffset(base, tail);
+    const op = ctrl[d + D_OP];
+    if (op === OP_PROCESS) {
+      const ioIndex = ctrl[d + D_IO];
+      const first = ctrl[d + D_FIRST];
+      const count = ctrl[d + D_COUNT];
+      const io = ios[ioIndex];
+      const idx = idxs[ioIndex];
+      // Resume after a restart: skip the packets a previous thread committed.
+      let i = committedOf(Atomics.load(ctrl, base + W_COMMIT), tail);
+      if (faults) {
+        const batch = ctrl[d + D_BATCH];
+        for (; i < count; i++) {
+          checkFault(ctrl, base, batch, idx[first + i]);
+          proc.process(io, idx, first + i, 1);
+          ctrl[base + W_COMMIT] = commitWord(tail, i + 1);
+        }
+      } else {
+        for (; i < count; i++) {
+          proc.process(io, idx, first + i, 1);
+          ctrl[base + W_COMMIT] = commitWord(tail, i + 1);
+        }
+      }
+      processed += count;
+      ctrl[base + W_PACKETS] = processed;
+    } else if (op === OP_ADVANCE) {
+      proc.advance(ctrl[d + D_NOW_MS]);
+    }
+    Atomics.store(ctrl, base + W_TAIL, (tail + 1) | 0);
+    Atomics.add(ctrl, G_WAKE, 1);
+    Atomics.notify(ctrl, G_WAKE);
+    if (op === OP_EXIT) {
+      Atomics.store(ctrl, base + W_THREAD, 0);
+      return processed;
+    }
+  }
+}
+
+/** Fault injection (tests): fire the armed fault once, before the packet it names. */
+function checkFault(ctrl: Int32Array, base: number, batch: number, packet: number): void {
+  const kind = ctrl[G_FAULT_KIND];
+  if (kind === FAULT_NONE || ctrl[G_FAULT_BATCH] !== batch || ctrl[G_FAULT_INDEX] !== packet) return;
+  if (Atomics.compareExchange(ctrl, G_FAULT_FIRED, 0, 1) !== 0) return;
+  if (kind === FAULT_THROW) throw new Error(`injected fault: worker throws before packet ${packet} of batch ${batch}`);
+  // Park: tell main, then wait. FAULT_TERMINATE: main terminates this thread while it waits here.
+  Atomics.store(ctrl, base + W_PARKED, 1);
+  Atomics.add(ctrl, G_WAKE, 1);
+  Atomics.notify(ctrl, G_WAKE);
+  while (Atomics.load(ctrl, base + W_RELEASE) === 0) Atomics.wait(ctrl, base + W_RELEASE, 0);
+  Atomics.store(ctrl, base + W_RELEASE, 0);
+  Atomics.store(ctrl, base + W_PARKED, 0);
+  if (kind === FAULT_TERMINATE) throw new Error('injected fault: released instead of terminated');
+  void FAULT_HOLD;
+}

@@ -1,0 +1,133 @@
+// The worker pool and its ring without the dataplane: 'probe' workers count each packet they
+// process, so exactly-once delivery across batches, pipelining and injected faults is visible.
+import { afterEach, describe, expect, it } from 'vitest';
+import { CorePool } from '../../src/core/pool.ts';
+import {
+  FAULT_HOLD,
+  FAULT_TERMINATE,
+  FAULT_THROW,
+  OP_ADVANCE,
+  OP_PROCESS,
+  RING_SLOTS,
+  commitWord,
+  committedOf,
+} from '../../src/core/ring.ts';
+
+const N = 1000;
+let pool: CorePool | null = null;
+
+afterEach(async () => {
+  await pool?.close();
+  pool = null;
+});
+
+function start(workers: number, faults = false, onHold?: (w: number) => void): { pool: CorePool; probe: Int32Array } {
+  const probe = new Int32Array(new SharedArrayBuffer(N * 4));
+  const idx = [0, 1].map(() => {
+    const a = new Int32Array(new SharedArrayBuffer(N * 4));
+    for (let i = 0; i < N; i++) a[i] = i;
+    return a;
+  });
+  // ios/shared are not read in probe mode.
+  pool = new CorePool({ workers, shared: {} as never, ios: [{} as never, {} as never], idx, mode: 'probe', probe, faults, onHold });
+  return { pool, probe };
+}
+
+/** Post `batches` batches, each split evenly across the workers, at most two in flight. */
+async function run(p: CorePool, batches: number): Promise<void> {
+  const W = p.workers;
+  const share = Math.ceil(N / W);
+  const inflight: number[][] = [];
+  for (let b = 0; b < batches; b++) {
+    const seqs: number[] = [];
+    for (let w = 0; w < W; w++) {
+      const first = w * share;
+      seqs.push(await p.post(w, OP_PROCESS, b & 1, first, Math.min(share, N - first), 0, b));
+    }
+    inflight.push(seqs);
+    if (inflight.length === 2) {
+      const s = inflight.shift()!;
+      for (let w = 0; w < W; w++) await p.waitFor(w, s[w]);
+    }
+  }
+  for (const s of inflight) for (let w = 0; w < W; w++) await p.waitFor(w, s[w]);
+}
+
+function expectEach(probe: Int32Array, n: number): void {
+  const wrong: string[] = [];
+  for (let i = 0; i < N; i++) if (probe[i] !== n) wrong.push(`packet ${i}: ${probe[i]}`);
+  expect(wrong.slice(0, 5)).toEqual([]);
+}
+
+describe('ring commit marker', () => {
+  it('binds the committed count to its descriptor', () => {
+    expect(committedOf(commitWord(5, 17), 5)).toBe(17);
+    expect(committedOf(commitWord(5, 17), 6)).toBe(0);
+    expect(committedOf(commitWord(5 + 128, 3), 5)).toBe(3);
+    expect(committedOf(commitWord(0x7fffffff, 9), 0x7fffffff)).toBe(9);
+    expect(committedOf(0, 1)).toBe(0);
+  });
+});
+
+describe('core pool', () => {
+  it('delivers every packet of every batch exactly once, 1 and 2 workers, across ring wrap-around', async () => {
+    for (const W of [1, 2]) {
+      const { pool: p, probe } = start(W);
+      await run(p, 3 * RING_SLOTS + 1);
+      expectEach(probe, 3 * RING_SLOTS + 1);
+      expect(p.restarts).toBe(0);
+      await p.close();
+    }
+  });
+
+  it('runs advance descriptors', async () => {
+    const { pool: p } = start(2);
+    const s0 = await p.post(0, OP_ADVANCE, 0, 0, 0, 1234, -1);
+    const s1 = await p.post(1, OP_ADVANCE, 0, 0, 0, 1234, -1);
+    await p.waitFor(0, s0);
+    await p.waitFor(1, s1);
+  });
+
+  it('a worker that throws mid-batch is re-issued and resumes after its last committed packet', async () => {
+    const { pool: p, probe } = start(2, true);
+    p.armFault(FAULT_THROW, 3, 700); // worker 1's share of batch 3
+    await run(p, 6);
+    expect(p.faultFired()).toBe(true);
+    expect(p.restarts).toBe(1);
+    expect(p.faultLog.join('\n')).toMatch(/worker 1: injected fault/);
+    expect(p.starts(1)).toBe(2);
+    expectEach(probe, 6);
+  });
+
+  it('a thread terminated mid-batch is replaced and its share completed exactly once', async () => {
+    const { pool: p, probe } = start(2, true);
+    p.armFault(FAULT_TERMINATE, 2, 123); // worker 0's share
+    await run(p, 5);
+    expect(p.faultFired()).toBe(true);
+    expect(p.restarts).toBe(1);
+    expect(p.faultLog.join('\n')).toMatch(/worker 0: worker exited/);
+    expect(p.starts(0)).toBe(2);
+    expect(p.threadCount).toBe(2);
+    expectEach(probe, 5);
+  });
+
+  it('holds a worker mid-batch: state written before the held packet is visible, after it is not', async () => {
+    let seen: number[] | null = null;
+    const { pool: p, probe } = start(1, true, () => {
+      seen = [probe[0], probe[399], probe[400], probe[999]];
+    });
+    p.armFault(FAULT_HOLD, 1, 400);
+    await run(p, 2);
+    expect(seen).toEqual([2, 2, 1, 1]);
+    expect(p.restarts).toBe(0);
+    expectEach(probe, 2);
+  });
+
+  it('close() stops every thread', async () => {
+    const { pool: p } = start(2);
+    await run(p, 1);
+    await p.close();
+    expect(p.threadCount).toBe(0);
+    await expect(p.post(0, OP_PROCESS, 0, 0, 1, 0, 0)).rejects.toThrow(/closed/);
+  });
+});
