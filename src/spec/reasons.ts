@@ -49,6 +49,8 @@ export const DROP_ROUTING_LOOP = 19;
 export const DROP_NO_HOST = 20;
 /** Conntrack marked the packet INVALID and a ruleset would drop it (reserved; natlab's default nat-only rulesets forward INVALID un-NATed). */
 export const DROP_CT_INVALID = 21;
+/** NAT: RELATED ICMP redirect for a connection that has NAT (nf_nat_icmp_reply_translation drops it). */
+export const DROP_ICMP_REDIRECT_NAT = 22;
 
 export const REASONS: readonly string[] = [
   'none',
@@ -73,6 +75,7 @@ export const REASONS: readonly string[] = [
   'routing-loop',
   'no-host',
   'ct-invalid',
+  'icmp-redirect-nat',
 ];
 export const REASON_COUNT = REASONS.length;
 
