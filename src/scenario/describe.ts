@@ -4,6 +4,9 @@ import { NAT_CHAINS, type Route, type Scenario } from '../spec/scenario.ts';
 import { DEFAULT_CONNTRACK_MAX, DEFAULT_TIMEOUTS, type ConntrackTimeouts } from '../spec/timeouts.ts';
 import { formatCidr, formatIp } from './addr-text.ts';
 
+/** Internet hosts listed before the summary says how many there are in all. */
+export const HOSTS_SHOWN = 12;
+
 export function formatRoute(s: Scenario, r: Route): string {
   const target = r.target === 'eni' ? `eni:${s.instances[r.instance]?.name ?? '?'}` : r.target;
   return `${formatCidr(r.dest)} -> ${target}`;
@@ -39,7 +42,9 @@ export function describeScenario(s: Scenario): string {
       for (const r of rules) out.push(`      nat: ${r}`);
     }
   });
-  out.push(`  internet hosts ${s.internetHosts.map(formatCidr).join(', ') || '(none)'}`);
+  const shown = s.internetHosts.slice(0, HOSTS_SHOWN).map(formatCidr).join(', ');
+  const more = s.internetHosts.length > HOSTS_SHOWN ? ` ... (${s.internetHosts.length} in all)` : '';
+  out.push(`  internet hosts ${shown || '(none)'}${more}`);
   const ct = s.conntrack;
   const changed = (Object.keys(DEFAULT_TIMEOUTS) as Array<keyof ConntrackTimeouts>)
     .filter((k) => ct.timeouts[k] !== DEFAULT_TIMEOUTS[k])

@@ -333,7 +333,7 @@ function parseRuleTokens(chain: NatChainName, toks: string[]): NatRule {
         r.proto = readProto(value(raw), isNeg);
         break;
       case '-m': {
-        const m = value(raw).toLowerCase();
+        const m = value(raw); // match names are case-sensitive (iptables: "Couldn't load match `TCP'")
         if (m === 'tcp' || m === 'udp') {
           const p = r.proto;
           if (!p || p.neg || p.proto !== PROTO_NAMES[m]) throw new RuleError(`'-m ${m}' needs '-p ${m}' before it`);
@@ -411,6 +411,7 @@ function parseRuleTokens(chain: NatChainName, toks: string[]): NatRule {
     }
   }
   if (pendingNeg) throw new RuleError(`'!' at the end of the rule negates nothing`);
+  if (matches.has('comment') && comment === null) throw new RuleError(`'-m comment' needs '--comment TEXT'`);
   if (!targetSeen) throw new RuleError(`rule has no '-j' target (a rule without a target is not supported)`);
   const t = r.target;
   switch (t.kind) {

@@ -74,7 +74,8 @@ describe('parseNatTable', () => {
       [
         '*nat',
         '-A POSTROUTING --source 10.0.0.5/8 --out-interface eth0 --protocol 17 --source-port 0:65535 --jump MASQUERADE',
-        '-A POSTROUTING -s 10.1.2.3 -p all -j MASQUERADE',
+        '-A POSTROUTING -s 10.1.2.3 -p ALL -j MASQUERADE',
+        '-A POSTROUTING -p TCP --dport 80 -j MASQUERADE',
         '-A POSTROUTING -s 0.0.0.0/0 -p tcp --dport :1023 -j MASQUERADE',
         'COMMIT',
       ].join('\n'),
@@ -83,6 +84,7 @@ describe('parseNatTable', () => {
     expect(x.chains.POSTROUTING.map((r) => r.text)).toEqual([
       '-A POSTROUTING -s 10.0.0.0/8 -o eth0 -p udp -j MASQUERADE',
       '-A POSTROUTING -s 10.1.2.3/32 -j MASQUERADE',
+      '-A POSTROUTING -p tcp -m tcp --dport 80 -j MASQUERADE',
       '-A POSTROUTING -p tcp -m tcp --dport 0:1023 -j MASQUERADE',
     ]);
   });
@@ -143,6 +145,9 @@ describe('parseNatTable', () => {
     ['*nat\n-I POSTROUTING -j MASQUERADE\nCOMMIT', 2, "'-I' is an iptables command"],
     ['*nat\n-A POSTROUTING -j MASQUERADE\nCOMMIT\n-A POSTROUTING -j ACCEPT', 4, 'after COMMIT'],
     ['*nat\n-A POSTROUTING -s\nCOMMIT', 2, "option '-s' needs a value"],
+    ['*nat\n-A POSTROUTING -m comment -j ACCEPT\nCOMMIT', 2, "'-m comment' needs '--comment TEXT'"],
+    ['*nat\n-A POSTROUTING -p TCP -m TCP -j ACCEPT\nCOMMIT', 2, "'-m TCP' is not supported"],
+    ['*nat\n-A POSTROUTING --comment x -j ACCEPT\nCOMMIT', 2, "'--comment' needs '-m comment'"],
   ];
   it.each(bad)('rejects %j at line %i', (text, line, frag) => {
     const e = errorOf(() => parseNatTable(text, 'rules.txt'));
