@@ -27,7 +27,7 @@ import {
 const USAGE = `usage: natlab kernel --scenario F --in X.pcap --out DIR [--json] [--time real|compress]
                      [--max-wait S] [--settle-ms N] [--limit N] [--keep]
        natlab kernel --check
-       natlab kernel --cleanup
+       natlab kernel --cleanup [--all]
 
 Runs a capture through the real Linux kernel: the scenario is built in network namespaces (one
 per instance, a VPC router, the internet; the internet gateway's 1:1 Elastic IP mapping is
@@ -51,7 +51,8 @@ options:
   --limit N        only the first N packets
   --keep           leave the namespaces in place (inspect with ip netns; remove with --cleanup)
   --check          list the prerequisites and what is missing (exit 2 if anything is)
-  --cleanup        remove namespaces left by crashed natlab runs (only natlab-* names)
+  --cleanup        remove namespaces left by crashed natlab runs (only natlab-* names whose
+                   creating process is gone; --all: also those of runs still going)
 
 exit: 0 ok, 2 bad input, usage, or missing root/tools (the message says what is missing).
 `;
@@ -66,7 +67,7 @@ export const command: Command = {
   usage: USAGE,
   async run(argv: string[]): Promise<number> {
     const a = parseArgs(argv, {
-      flags: ['json', 'check', 'cleanup', 'keep'],
+      flags: ['json', 'check', 'cleanup', 'all', 'keep'],
       values: ['scenario', 'in', 'out', 'time', 'max-wait', 'settle-ms', 'limit'],
     });
     if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
@@ -87,7 +88,7 @@ export const command: Command = {
         process.stderr.write(`natlab kernel: cannot clean up: ${need.map((i) => i.detail).join('; ')}\n`);
         return EXIT_USAGE;
       }
-      const removed = await cleanupLeftovers();
+      const removed = await cleanupLeftovers(a.flags.has('all'));
       if (json) process.stdout.write(JSON.stringify({ removed }) + '\n');
       else process.stdout.write(removed.length ? `removed ${removed.length} namespace(s): ${removed.join(' ')}\n` : 'nothing to clean up\n');
       return EXIT_OK;

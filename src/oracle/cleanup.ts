@@ -2,7 +2,7 @@
 // at process exit; `natlab kernel --cleanup` removes leftovers of crashed runs. Only namespaces
 // matching NETNS_RE are ever touched.
 import { run, runSync } from './exec.ts';
-import { NETNS_RE } from './names.ts';
+import { NETNS_RE, netnsOwnerPid } from './names.ts';
 
 interface Live {
   /** Namespaces to delete. */
@@ -93,14 +93,27 @@ async function killNetnsPids(name: string): Promise<number> {
   return n;
 }
 
+/** Is the process that created this namespace still running (so the run is not a leftover)? */
+export function ownerAlive(name: string): boolean {
+  const pid = netnsOwnerPid(name);
+  if (pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /**
- * Removes leftovers of crashed runs: every natlab namespace not owned by a live engine of this
- * process (processes still inside are killed first). Returns the names removed.
+ * Removes leftovers of crashed runs: natlab namespaces whose creating process is gone (with
+ * `all`, every natlab namespace not owned by a live engine of this process). Processes still
+ * inside are killed first. Returns the names removed.
  */
-export async function cleanupLeftovers(): Promise<string[]> {
+export async function cleanupLeftovers(all = false): Promise<string[]> {
   const ownedNow = new Set<string>();
   for (const l of live) for (const n of l.netns) ownedNow.add(n);
-  const names = (await listNatlabNetns()).filter((n) => !ownedNow.has(n));
+  const names = (await listNatlabNetns()).filter((n) => !ownedNow.has(n) && (all || !ownerAlive(n)));
   for (const n of names) await killNetnsPids(n);
   await deleteNetns(names);
   const still = new Set(await listNatlabNetns());

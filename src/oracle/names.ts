@@ -9,8 +9,19 @@ export const NETNS_PREFIX = 'natlab-';
 export const NETNS_RE = /^natlab-[0-9a-z]{3,20}-(?:rt|net|i[0-9]{1,4})$/;
 
 export function newRunId(): string {
-  const r = randomBytes(4).readUInt32BE(0).toString(36).padStart(4, '0').slice(-4);
+  const r = randomBytes(4).readUInt32BE(0).toString(36).padStart(RUN_RAND_LEN, '0').slice(-RUN_RAND_LEN);
   return `${process.pid.toString(36)}${r}`;
+}
+
+/** RUN_RAND_LEN random characters end every run id. */
+export const RUN_RAND_LEN = 4;
+
+/** The process id that created a natlab namespace (from its run id), or -1. */
+export function netnsOwnerPid(name: string): number {
+  if (!NETNS_RE.test(name)) return -1;
+  const runId = name.slice(NETNS_PREFIX.length, name.lastIndexOf('-'));
+  const pid = parseInt(runId.slice(0, -RUN_RAND_LEN), 36);
+  return Number.isSafeInteger(pid) && pid > 0 ? pid : -1;
 }
 
 export function routerNetns(runId: string): string {

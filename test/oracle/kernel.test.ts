@@ -6,7 +6,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadBuiltinScenario } from '../../src/scenario/index.ts';
-import { checkKernelPrerequisites, createKernelEngine, listNatlabNetns, runKernel, type KernelEngine } from '../../src/oracle/index.ts';
+import { checkKernelPrerequisites, cleanupLeftovers, createKernelEngine, listNatlabNetns, runKernel, type KernelEngine } from '../../src/oracle/index.ts';
+import { run } from '../../src/oracle/exec.ts';
 import { formatConntrackLine } from '../../src/spec/conntrack-format.ts';
 import {
   buildIcmpEcho, buildTcp, buildUdp, parseIpv4Addr as A, PacketView, parseIpv4, PARSE_OK, verifyIpv4Header, verifyL4Checksum,
@@ -210,5 +211,23 @@ describe.skipIf(SKIP)('kernel engine: VPC router drops, cleanup', () => {
     const ex = await exited;
     expect(ex.signal ?? ex.code).toBeTruthy();
     expect((await listNatlabNetns()).filter((n) => n.startsWith(prefix))).toEqual([]);
+  });
+
+  it('--cleanup removes namespaces of dead runs only', async () => {
+    const dead = `natlab-${(4_194_305).toString(36)}dead-rt`; // above pid_max: never a live process
+    const alive = `natlab-${process.pid.toString(36)}live-net`;
+    await run('ip', ['netns', 'add', dead]);
+    await run('ip', ['netns', 'add', alive]);
+    try {
+      const removed = await cleanupLeftovers();
+      expect(removed).toContain(dead);
+      expect(removed).not.toContain(alive);
+      const left = await listNatlabNetns();
+      expect(left).not.toContain(dead);
+      expect(left).toContain(alive);
+    } finally {
+      await run('ip', ['netns', 'del', alive], { allowFail: true });
+      await run('ip', ['netns', 'del', dead], { allowFail: true });
+    }
   });
 });

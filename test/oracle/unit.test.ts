@@ -5,7 +5,7 @@ import { loadBuiltinScenario } from '../../src/scenario/index.ts';
 import { planTopology, TABLE_BASE } from '../../src/oracle/topology.ts';
 import { igwMapOf, igwTranslate } from '../../src/oracle/igw.ts';
 import { parseAgentStats, parseConntrackLine, parseConntrackList, parseIptablesCounters } from '../../src/oracle/parse.ts';
-import { NETNS_RE } from '../../src/oracle/names.ts';
+import { NETNS_RE, netnsOwnerPid, newRunId, routerNetns } from '../../src/oracle/names.ts';
 import { buildIcmpError, buildTcp, buildUdp, buildIcmpEcho, parseIpv4Addr as A, PacketView, parseIpv4, verifyIpv4Header, verifyL4Checksum, F_SYN, ICMP_DEST_UNREACH, PARSE_OK, checksumOf } from '../../src/packet/index.ts';
 import { DROP_IGW_NO_PUBLIC_IP, DROP_IGW_UNKNOWN_DST, REASON_NONE } from '../../src/spec/reasons.ts';
 
@@ -20,6 +20,10 @@ describe('planTopology (built-in scenario)', () => {
     for (const other of ['natlab', 'natlab-x', 'foo-abc123-rt', 'natlab-abc123-rt2', 'netns1', 'natlab-abc123-rt; rm -rf /']) {
       expect(NETNS_RE.test(other)).toBe(false);
     }
+  });
+  it('recovers the creating process id from a run id', () => {
+    expect(netnsOwnerPid(routerNetns(newRunId()))).toBe(process.pid);
+    expect(netnsOwnerPid('natlab-x')).toBe(-1);
   });
   it('creates veths from the router straight into their namespace (nothing in the host namespace)', () => {
     for (const l of plan.linkBatch) expect(l).toMatch(/^link add \S+ type veth peer name \S+( netns natlab-abc123-(i\d|net))?$/);
