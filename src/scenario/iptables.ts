@@ -31,6 +31,7 @@ export const PROTO_NAMES: Readonly<Record<string, number>> = Object.freeze({
   igmp: 2,
   tcp: 6,
   udp: 17,
+  dccp: 33,
   gre: 47,
   esp: 50,
   ah: 51,
@@ -42,6 +43,12 @@ const PROTO_BY_NUMBER = new Map<number, string>(Object.entries(PROTO_NAMES).map(
 export function protoName(p: number): string {
   return PROTO_BY_NUMBER.get(p) ?? String(p);
 }
+
+/**
+ * Protocols a NAT target may give ports for (libxt_SNAT/DNAT/MASQUERADE accept these; for ICMP
+ * the "port" is the echo id). natlab also requires the -p to be un-negated.
+ */
+export const NAT_PORT_PROTOS: readonly number[] = [6, 17, 33, 132, 1];
 
 /** Linux IFNAMSIZ - 1. */
 export const IFNAME_MAX = 15;
@@ -431,8 +438,8 @@ function parseRuleTokens(chain: NatChainName, toks: string[]): NatRule {
   }
   if (t.flags & NF_NAT_RANGE_PROTO_SPECIFIED) {
     const p = r.proto;
-    if (!p || p.neg || (p.proto !== 6 && p.proto !== 17))
-      throw new RuleError(`-j ${t.kind} with ports needs '-p tcp' or '-p udp' (iptables: "Need TCP, UDP, SCTP or DCCP with port specification")`);
+    if (!p || p.neg || !NAT_PORT_PROTOS.includes(p.proto))
+      throw new RuleError(`-j ${t.kind} with ports needs '-p tcp', udp, sctp, dccp or icmp (iptables: "Need TCP, UDP, SCTP or DCCP with port specification")`);
   }
   if (r.proto && r.proto.proto === 0 && r.proto.neg) throw new RuleError(`'! -p all' would never match (iptables: "rule would never match protocol")`);
   if (r.proto && r.proto.proto === 0) r.proto = null; // -p all matches everything: iptables-save omits it

@@ -75,14 +75,15 @@ export const natRuleArb: fc.Arbitrary<ArbRule> = fc.constantFrom(...NAT_CHAINS).
       src: fc.option(cidrMatchArb, { nil: null }),
       dst: fc.option(cidrMatchArb, { nil: null }),
       iface: fc.option(ifaceArb, { nil: null }),
-      proto: fc.option(fc.record({ proto: fc.constantFrom(1, 6, 17, 47, 132), neg: fc.boolean() }), { nil: null }),
+      proto: fc.option(fc.record({ proto: fc.constantFrom(1, 6, 17, 33, 47, 132), neg: fc.boolean() }), { nil: null }),
       sport: fc.option(portMatchArb, { nil: null }),
       dport: fc.option(portMatchArb, { nil: null }),
       comment: fc.option(fc.stringMatching(/^[A-Za-z0-9 _.:'"\\-]{1,20}$/), { nil: null }),
     })
     .chain((m) => {
       const l4 = m.proto !== null && !m.proto.neg && (m.proto.proto === 6 || m.proto.proto === 17);
-      return targetArb(chain, l4).map((target) => {
+      const natPorts = m.proto !== null && !m.proto.neg && [1, 6, 17, 33, 132].includes(m.proto.proto);
+      return targetArb(chain, natPorts).map((target) => {
         const inChain = chain === 'PREROUTING' || chain === 'INPUT';
         const fields = {
           src: m.src,

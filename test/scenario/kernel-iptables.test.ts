@@ -39,6 +39,37 @@ describe.skipIf(missing.length > 0)(`canonical nat text vs the real iptables ${r
       { numRuns: 12, seed: 20261127 },
     );
   });
+
+  // Rules natlab rejects because iptables does: the real iptables-restore must reject them too.
+  const alsoRejectedByIptables = [
+    '-A PREROUTING -j MASQUERADE',
+    '-A PREROUTING -j SNAT --to-source 1.2.3.4',
+    '-A POSTROUTING -j DNAT --to-destination 1.2.3.4',
+    '-A PREROUTING -o eth0 -j ACCEPT',
+    '-A INPUT -o eth0 -j ACCEPT',
+    '-A POSTROUTING -i eth0 -j ACCEPT',
+    '-A OUTPUT -i eth0 -j ACCEPT',
+    '-A POSTROUTING -j MASQUERADE --to-ports 1024',
+    '-A POSTROUTING -p gre -j SNAT --to-source 1.2.3.4:1000',
+    '-A POSTROUTING -p udplite -j MASQUERADE --to-ports 1000',
+    '-A POSTROUTING --dport 80 -j ACCEPT',
+    '-A POSTROUTING -p tcp --dport 70000 -j ACCEPT',
+    '-A POSTROUTING -j DROP',
+    '-A POSTROUTING -j SNAT',
+    '-A PREROUTING -j DNAT',
+    '-A PREROUTING -j DNAT --to-destination 1.2.3.4 --random-fully',
+    '-A POSTROUTING ! -p all -j MASQUERADE',
+    '-A POSTROUTING -m comment -j ACCEPT',
+    '-A POSTROUTING -p TCP -m TCP -j ACCEPT',
+    '-A POSTROUTING -o eth0.veryverylongname -j MASQUERADE',
+    '-A POSTROUTING -s 1.0.0.0/8 -s 2.0.0.0/8 -j ACCEPT',
+  ];
+  it.each(alsoRejectedByIptables)('iptables-restore rejects %s too', (rule) => {
+    const text = `*nat\n${rule}\nCOMMIT\n`;
+    expect(() => parseNatTable(text, 'r')).toThrow();
+    const r = spawnSync('unshare', ['-n', 'iptables-restore'], { input: text, encoding: 'utf8' });
+    expect(r.status, r.stderr).not.toBe(0);
+  });
 });
 
 if (missing.length > 0) it.skip(`kernel iptables comparison skipped: ${reason}`, () => {});
