@@ -65,8 +65,8 @@ export function scenarioToYaml(s: Scenario, header?: string): string {
   }
   const body = doc.toString({ blockQuote: 'literal', lineWidth: 0, indent: 2 });
   const head = [
-    `# natlab scenario '${s.name}' (compiled form: every default explicit${s.source ? `; from ${s.source}` : ''})`,
-    ...(header ? header.split('\n').map((l) => `# ${l}`) : []),
+    `# natlab scenario ${JSON.stringify(s.name)} (compiled form: every default explicit${s.source ? `; from ${JSON.stringify(s.source)}` : ''})`,
+    ...(header ? header.split(/\r?\n|\r/).map((l) => `# ${l}`) : []),
   ].join('\n');
   return `${head}\n${body}`;
 }

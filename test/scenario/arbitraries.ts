@@ -113,7 +113,7 @@ const ipText = (n: number): string => `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 
 export const scenarioObjectArb: fc.Arbitrary<Record<string, unknown>> = fc
   .record({
     v: fc.integer({ min: 0, max: 255 }),
-    name: fc.constantFrom('s', 'true', 'null', 'x-1', 'My Scenario: 2'),
+    name: fc.constantFrom('s', 'true', 'null', 'x-1', 'My Scenario: 2', 'two\nlines: x', "it's # not a comment"),
     subnetOctets: fc.uniqueArray(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: 4 }),
     rtCount: fc.integer({ min: 1, max: 3 }),
     instances: fc.array(
