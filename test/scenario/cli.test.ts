@@ -3,7 +3,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { main } from '../../src/cli/main.ts';
+import { command } from '../../src/cli/cmd-scenario.ts';
+import { UsageError } from '../../src/cli/args.ts';
+import { InputError } from '../../src/spec/errors.ts';
 import { parseScenario, compileScenarioObject } from '../../src/scenario/load.ts';
 import { loadBuiltinScenario } from '../../src/scenario/builtin.ts';
 import { baseObject } from './helpers.ts';
@@ -14,8 +16,19 @@ async function run(...argv: string[]): Promise<{ code: number; out: string; err:
   const o = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => ((out += String(s)), true));
   const e = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => ((err += String(s)), true));
   try {
-    const code = await main(argv);
-    return { code, out, err };
+    // As src/cli/main.ts dispatches (tested here without loading every other command module).
+    const [name, ...rest] = argv;
+    expect(name).toBe('scenario');
+    if (rest.includes('--help')) {
+      out += command.usage;
+      return { code: 0, out, err };
+    }
+    try {
+      return { code: await command.run(rest), out, err };
+    } catch (x) {
+      if (x instanceof UsageError || x instanceof InputError) return { code: 2, out, err: err + x.message };
+      throw x;
+    }
   } finally {
     o.mockRestore();
     e.mockRestore();
