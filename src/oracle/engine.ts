@@ -39,9 +39,6 @@ import {
   ETHERTYPE_IPV4,
   PROTO_ICMP,
   ICMP_TIME_EXCEEDED,
-  ICMP_DEST_UNREACH,
-  ICMP_HOST_UNREACH,
-  ICMP_NET_UNREACH,
   isIcmpErrorType,
   csumReplace16,
 } from '../packet/index.ts';
@@ -267,7 +264,7 @@ export class KernelEngine implements Engine {
         const pa: PointAgent = { point: instancePoint(i), agent: a, macs: [macToBytes(p.macs.routerEni[i]), macToBytes(p.macs.instance[i])] };
         this.points.set(pa.point, pa);
         if (n.capture) this.captureAgents.push(pa);
-        if (n.forwarder) this.statAgents.push({ label: this.scenario.instances[i].name, instance: i, agent: a });
+        this.statAgents.push({ label: this.scenario.instances[i].name, instance: i, agent: a });
       }
     }
     await Promise.all(this.agents.map((a) => a.start()));
@@ -398,13 +395,26 @@ export class KernelEngine implements Engine {
     }
 
     let sendErrno = 0;
+    /** Frames addressed to a NAT instance itself: outputs if its stack received them (INPUT). */
+    const localCandidates = new Map<number, Uint8Array[]>();
+    /** Instances that received a frame addressed to someone else (to forward). */
+    const transitAt = new Set<number>();
     for (let hop = 0; hop <= MAX_HAIRPINS; hop++) {
       const { errno, frames } = await this.injectAndCollect(pa, frame);
       if (errno) sendErrno = errno;
       let hairpin: Uint8Array | null = null;
       for (const f of frames) {
         if (f.point !== POINT_INTERNET) {
-          result.outputs.push({ egress: f.point, frame: f.bytes, captured: f.bytes, adjustments: [] });
+          const i = f.point - 1;
+          const inst = this.scenario.instances[i];
+          const dst = f.bytes.length >= 20 ? ((f.bytes[16] << 24) | (f.bytes[17] << 16) | (f.bytes[18] << 8) | f.bytes[19]) >>> 0 : -1;
+          if (dst !== inst.privateIp >>> 0) transitAt.add(i);
+          else if (inst.nat === null) result.outputs.push({ egress: f.point, frame: f.bytes, captured: f.bytes, adjustments: [] });
+          else {
+            const l = localCandidates.get(i) ?? [];
+            l.push(f.bytes);
+            localCandidates.set(i, l);
+          }
           continue;
         }
         const t = igwTranslate(this.igw, f.bytes, true);
@@ -434,7 +444,6 @@ export class KernelEngine implements Engine {
     let ctCode = CT_NONE;
     let ctDrops = 0;
     let ctClash = 0;
-    const fwdOffHit: number[] = [];
     for (const s of stats) {
       for (const r of s.stats.recent) {
         hits.add(r);
@@ -442,9 +451,10 @@ export class KernelEngine implements Engine {
       }
       if (s.instance >= 0) {
         const c = this.ctOf(s.stats.recent);
-        if (c !== CT_NONE) {
-          ctCode = c;
-          if (!this.scenario.instances[s.instance].sysctls.ipForward) fwdOffHit.push(s.instance);
+        if (c !== CT_NONE) ctCode = c;
+        const cand = localCandidates.get(s.instance);
+        if (cand && s.stats.recent.has(RECENT_LOCAL_IN)) {
+          for (const b of cand) result.outputs.push({ egress: instancePoint(s.instance), frame: b, captured: b, adjustments: [] });
         }
         const prev = this.lastCt.get(s.instance) ?? {};
         const cur = s.stats.ct;
@@ -458,7 +468,6 @@ export class KernelEngine implements Engine {
     // Normalise, and tell forwarded copies from ICMP errors the path generated.
     let forwarded = 0;
     let generatedType = -1;
-    let generatedCode = -1;
     for (const o of result.outputs) {
       const b = o.frame;
       const isErr = b.length >= 28 && b[9] === PROTO_ICMP && isIcmpErrorType(b[((b[0] & 15) << 2)]);
@@ -466,7 +475,6 @@ export class KernelEngine implements Engine {
       if (generated) {
         const ihl = (b[0] & 15) << 2;
         generatedType = b[ihl];
-        generatedCode = b[ihl + 1];
         // The quoted packet crossed the router at TTL 255 and lost one.
         const inner = ihl + 8;
         if (inTtl === 255 && b.length >= inner + 20 && b[inner + 8] === 254) {
@@ -500,10 +508,10 @@ export class KernelEngine implements Engine {
       return result;
     }
     result.fate = FATE_DROPPED;
+    const fwdOff = [...transitAt].some((i) => !this.scenario.instances[i].sysctls.ipForward);
     if (generatedType === ICMP_TIME_EXCEEDED) result.reason = DROP_TTL_EXCEEDED;
-    else if (generatedType === ICMP_DEST_UNREACH && (generatedCode === ICMP_HOST_UNREACH || generatedCode === ICMP_NET_UNREACH) && fwdOffHit.length > 0) {
-      result.reason = DROP_IP_FORWARD_OFF;
-    } else if (hits.has(RECENT_SDCHECK_SRC)) result.reason = DROP_SRC_DST_CHECK_SRC;
+    else if (fwdOff) result.reason = DROP_IP_FORWARD_OFF;
+    else if (hits.has(RECENT_SDCHECK_SRC)) result.reason = DROP_SRC_DST_CHECK_SRC;
     else if (hits.has(RECENT_SDCHECK_DST)) result.reason = DROP_SRC_DST_CHECK_DST;
     else if (igwDrop !== REASON_NONE) result.reason = igwDrop;
     else if (hits.has(RECENT_BLACKHOLE)) result.reason = DROP_BLACKHOLE;
@@ -511,7 +519,6 @@ export class KernelEngine implements Engine {
     else if (hits.has(RECENT_LOCAL_IN)) result.reason = DROP_LOCAL_DELIVERY;
     else if (ctClash > 0) result.reason = DROP_NAT_CLASH;
     else if (ctDrops > 0) result.reason = DROP_CT_TABLE_FULL;
-    else if (fwdOffHit.length > 0) result.reason = DROP_IP_FORWARD_OFF;
     else if (st === PARSE_FRAGMENT) result.reason = DROP_FRAGMENT;
     else if (st === PARSE_BAD_IP_VERSION && p.frame.length > 0 && p.frame[0] >>> 4 === 6) result.reason = DROP_NOT_IPV4;
     else if (isIpLevelMalformation(st) || st === PARSE_BAD_IP_VERSION) {

@@ -319,7 +319,7 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
       `route add default via ${gw} dev ${INSTANCE_IF} onlink`,
       `neigh replace ${gw} lladdr ${macs.routerEni[i]} dev ${INSTANCE_IF} nud permanent`,
     ];
-    if (fwd) {
+    {
       // Same-subnet neighbours answer through the VPC router (as in a VPC, where the router
       // answers ARP for the whole subnet); no ARP round trips to time.
       s.instances.forEach((o, j) => {
@@ -328,35 +328,32 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
         }
       });
     }
-    let own: string;
-    if (fwd) {
-      const mangle: string[] = [];
-      if (inst.nat) {
-        mangle.push(
-          `-A PREROUTING -m conntrack --ctstate NEW ${recent(RECENT_CT_NEW)}`,
-          `-A PREROUTING -m conntrack --ctstate ESTABLISHED ${recent(RECENT_CT_ESTABLISHED)}`,
-          `-A PREROUTING -m conntrack --ctstate RELATED ${recent(RECENT_CT_RELATED)}`,
-          `-A PREROUTING -m conntrack --ctstate INVALID ${recent(RECENT_CT_INVALID)}`,
-        );
-      }
-      mangle.push(`-A INPUT ${recent(RECENT_LOCAL_IN)}`);
-      // The instance's own stack answering what was delivered to it (RST, echo reply, port
-      // unreachable) is not a result of the NAT path: it is stopped here, after conntrack saw it.
-      // ICMP errors generated while forwarding are results and leave.
-      const filter = [
-        '-A OUTPUT -p icmp --icmp-type time-exceeded -j ACCEPT',
-        '-A OUTPUT -p icmp --icmp-type fragmentation-needed -j ACCEPT',
-        '-A OUTPUT -p icmp --icmp-type network-unreachable -j ACCEPT',
-        '-A OUTPUT -p icmp --icmp-type host-unreachable -j ACCEPT',
-        '-A OUTPUT -p icmp --icmp-type redirect -j ACCEPT',
-        '-A OUTPUT -p icmp --icmp-type parameter-problem -j ACCEPT',
-        `-A OUTPUT ${recent(RECENT_LOCAL_OUT_DROPPED)} -j DROP`,
-      ];
-      own = restore({ mangle, filter });
-    } else {
-      // A plain host is an endpoint: what reaches its ENI is captured, its stack stays silent.
-      own = restore({ raw: ['-A PREROUTING -j DROP', '-A OUTPUT -j DROP'] });
+    // Every instance is a real Linux host: what reaches its stack is recorded (mangle INPUT), its
+    // conntrack classification too when it has a nat table.
+    const mangle: string[] = [];
+    if (inst.nat) {
+      mangle.push(
+        `-A PREROUTING -m conntrack --ctstate NEW ${recent(RECENT_CT_NEW)}`,
+        `-A PREROUTING -m conntrack --ctstate ESTABLISHED ${recent(RECENT_CT_ESTABLISHED)}`,
+        `-A PREROUTING -m conntrack --ctstate RELATED ${recent(RECENT_CT_RELATED)}`,
+        `-A PREROUTING -m conntrack --ctstate INVALID ${recent(RECENT_CT_INVALID)}`,
+      );
     }
+    mangle.push(`-A INPUT ${recent(RECENT_LOCAL_IN)}`);
+    // The host's own stack answering what was delivered to it (RST, echo reply, port unreachable)
+    // is not a result of the VPC path: it is stopped here (after conntrack saw it, so the table
+    // is what a real instance would show). ICMP errors generated while forwarding (or refusing to
+    // forward) are results and leave.
+    const filter = [
+      '-A OUTPUT -p icmp --icmp-type time-exceeded -j ACCEPT',
+      '-A OUTPUT -p icmp --icmp-type fragmentation-needed -j ACCEPT',
+      '-A OUTPUT -p icmp --icmp-type network-unreachable -j ACCEPT',
+      '-A OUTPUT -p icmp --icmp-type host-unreachable -j ACCEPT',
+      '-A OUTPUT -p icmp --icmp-type redirect -j ACCEPT',
+      '-A OUTPUT -p icmp --icmp-type parameter-problem -j ACCEPT',
+      `-A OUTPUT ${recent(RECENT_LOCAL_OUT_DROPPED)} -j DROP`,
+    ];
+    const own = restore({ mangle, filter });
     return {
       name: instances[i],
       role: ROLE_INSTANCE,
@@ -367,7 +364,7 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
       iptablesScenario: inst.nat ? ensureTrailingNewline(inst.nat.text) : null,
       iptablesOwn: own,
       agentIf: INSTANCE_IF,
-      capture: !fwd,
+      capture: true,
     };
   });
 

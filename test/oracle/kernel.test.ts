@@ -18,7 +18,7 @@ import type { InputPacket } from '../../src/spec/engine.ts';
 import type { Scenario } from '../../src/spec/scenario.ts';
 import { POINT_INTERNET, instancePoint } from '../../src/spec/scenario.ts';
 import {
-  CT_ESTABLISHED, CT_INVALID, CT_NEW, DROP_IGW_NO_PUBLIC_IP, DROP_LOCAL_DELIVERY, DROP_SRC_DST_CHECK_SRC, DROP_TTL_EXCEEDED,
+  CT_ESTABLISHED, CT_INVALID, CT_NEW, DROP_IGW_NO_PUBLIC_IP, DROP_IP_FORWARD_OFF, DROP_SRC_DST_CHECK_SRC, DROP_TTL_EXCEEDED,
   FATE_DELIVERED, FATE_DROPPED, DROP_NO_ROUTE, DROP_BLACKHOLE,
 } from '../../src/spec/reasons.ts';
 
@@ -122,9 +122,10 @@ describe.skipIf(SKIP)('kernel engine on the built-in scenario', () => {
 
   it('unsolicited inbound to the NAT instance is delivered to its stack, whose answer does not leave', async () => {
     const [r] = await e.process([pkt(8000, POINT_INTERNET, buildTcp({ src: A('198.51.100.9'), dst: A('203.0.113.10'), sport: 5556, dport: 22, flags: F_SYN }))]);
-    expect(r.fate).toBe(FATE_DROPPED);
-    expect(r.reason).toBe(DROP_LOCAL_DELIVERY);
-    expect(r.outputs).toEqual([]);
+    expect(r.fate).toBe(FATE_DELIVERED);
+    expect(r.ct).toBe(CT_NEW);
+    expect(r.outputs.map((x) => x.egress)).toEqual([instancePoint(NAT)]);
+    expect(parsed(r.outputs[0].frame).dst).toBe(A('10.0.0.10'));
   });
 
   it('a bad UDP checksum from inside is INVALID, forwarded un-NATed, and the IGW drops it', async () => {
@@ -159,6 +160,22 @@ describe.skipIf(SKIP)('kernel engine: VPC router drops, cleanup', () => {
     ]);
     expect(run.results.map((r) => r.reason)).toEqual([DROP_SRC_DST_CHECK_SRC, DROP_BLACKHOLE, DROP_NO_ROUTE]);
     expect(run.results.every((r) => r.outputs.length === 0)).toBe(true);
+    expect(run.conntrack).toEqual([]);
+  });
+
+  it('ip_forward=0 on the NAT instance: not forwarded (Linux answers host unreachable)', async () => {
+    const sc = clone(s);
+    sc.instances[NAT].sysctls.ipForward = false;
+    const run = await runKernel(sc, [pkt(0, APP, buildUdp({ src: A('10.0.1.10'), dst: A('198.51.100.7'), sport: 40000, dport: 53 }))]);
+    const [r] = run.results;
+    expect(r.fate).toBe(FATE_DROPPED);
+    expect(r.reason).toBe(DROP_IP_FORWARD_OFF);
+    // ip_error() sends ICMP host unreachable to the sender (rate-limited per source).
+    for (const o of r.outputs) {
+      expect(o.egress).toBe(APP);
+      const v = parsed(o.frame);
+      expect([v.src, v.icmpType, v.icmpCode]).toEqual([A('10.0.0.10'), 3, 1]);
+    }
     expect(run.conntrack).toEqual([]);
   });
 

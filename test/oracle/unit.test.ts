@@ -51,10 +51,12 @@ describe('planTopology (built-in scenario)', () => {
     expect(filter).toContain(`-A FORWARD -i e${idx('web')} ! -s 10.0.0.20/32`);
     expect(filter).not.toContain(`-i e${idx('nat')} !`);
   });
-  it('keeps plain hosts silent and the router TTL-neutral', () => {
+  it("keeps hosts' own answers in, forwarding errors out, and the router TTL-neutral", () => {
     const web = plan.netns.find((n) => n.instance === idx('web'))!;
     expect(web.forwarder).toBe(false);
-    expect(web.iptablesOwn).toContain('*raw\n-A PREROUTING -j DROP\n-A OUTPUT -j DROP');
+    expect(web.iptablesOwn).toContain('-A OUTPUT -p icmp --icmp-type time-exceeded -j ACCEPT');
+    expect(web.iptablesOwn).toMatch(/-A OUTPUT -m recent --name nl_localout --set --rsource -j DROP\nCOMMIT/);
+    expect(web.iptablesOwn).not.toContain('conntrack');
     expect(plan.netns[0].iptablesOwn).toContain('-A PREROUTING -j TTL --ttl-inc 1');
   });
 });
