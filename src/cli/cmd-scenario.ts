@@ -4,7 +4,7 @@ import { EXIT_OK, EXIT_USAGE, type Command } from './command.ts';
 import { UsageError, parseArgs } from './args.ts';
 import { InputError } from '../spec/errors.ts';
 import { loadScenario, resolveScenarioPath, ScenarioError } from '../scenario/index.ts';
-import { describeScenario } from '../scenario/describe.ts';
+import { describeScenario, scenarioWarnings } from '../scenario/describe.ts';
 import { scenarioToObject, scenarioToYaml } from '../scenario/to-yaml.ts';
 
 const USAGE = `usage: natlab scenario check [--json] [FILE...]
@@ -17,13 +17,15 @@ without FILE the built-in scenario (scenarios/vpc-nat-instance.yaml) is used.
 
 subcommands:
   check   validate each FILE and print a summary: subnets, route tables, instances with their
-          nat rules, internet hosts, conntrack settings. Every error names the file, the line,
-          the key path (instances.nat.privateIp) and what is wrong.
+          nat rules, internet hosts, conntrack settings, and warnings for likely mistakes (a
+          route to an instance whose source/dest check is on or that does not forward, an
+          Elastic IP in a subnet without an igw route, ...). Every error names the file, the
+          line, the key path (instances.nat.privateIp) and what is wrong.
   show    print the compiled scenario as a scenario file with every default made explicit
           (the configure-pat boot script expanded into sysctls and iptables-save text)
 
 options:
-  --json  check: a JSON array of { file, ok, scenario | errors }; show: the scenario file as JSON
+  --json  check: a JSON array of { file, ok, warnings, scenario | errors }; show: the scenario file as JSON
 
 exit: 0 all files valid; 2 a file is invalid (check still checks the others) or usage error.
 `;
@@ -54,8 +56,9 @@ async function check(files: string[], json: boolean): Promise<number> {
     const path = resolveScenarioPath(f);
     try {
       const s = loadScenario(path);
-      if (json) results.push({ file: path, ok: true, scenario: scenarioToObject(s) });
-      else process.stdout.write(`${path}: ok\n${describeScenario(s)}\n`);
+      const warnings = scenarioWarnings(s);
+      if (json) results.push({ file: path, ok: true, warnings, scenario: scenarioToObject(s) });
+      else process.stdout.write(`${path}: ok\n${describeScenario(s)}\n${warnings.map((w) => `  warning: ${w}\n`).join('')}`);
     } catch (e) {
       if (!(e instanceof InputError)) throw e;
       code = EXIT_USAGE;

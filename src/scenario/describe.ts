@@ -54,3 +54,34 @@ export function describeScenario(s: Scenario): string {
   );
   return out.join('\n');
 }
+
+/**
+ * Configurations that are valid but almost certainly not what the author meant (the classic
+ * NAT-instance mistakes). `natlab scenario check` prints them; they never fail a load, since
+ * tests deliberately build such scenarios (e.g. source/dest check left on).
+ */
+export function scenarioWarnings(s: Scenario): string[] {
+  const out: string[] = [];
+  const routedTo = new Map<number, string[]>();
+  for (const rt of s.routeTables)
+    for (const r of rt.routes)
+      if (r.target === 'eni') routedTo.set(r.instance, [...(routedTo.get(r.instance) ?? []), `${rt.name}: ${formatCidr(r.dest)}`]);
+  for (const [idx, routes] of routedTo) {
+    const i = s.instances[idx];
+    if (!i) continue;
+    if (i.sourceDestCheck)
+      out.push(`instance ${i.name}: route tables send traffic to its ENI (${routes.join('; ')}) but its source/dest check is on, so the ENI drops what it forwards (AWS: disable it on a NAT instance)`);
+    if (!i.sysctls.ipForward) out.push(`instance ${i.name}: route tables send traffic to its ENI (${routes.join('; ')}) but net.ipv4.ip_forward is 0, so it forwards nothing`);
+  }
+  for (const i of s.instances) {
+    const sn = s.subnets[i.subnet];
+    const rt = sn ? s.routeTables[sn.routeTable] : undefined;
+    const hasIgw = !!rt && rt.routes.some((r) => r.target === 'igw');
+    if (i.elasticIp !== null && !hasIgw)
+      out.push(`instance ${i.name}: has Elastic IP ${formatIp(i.elasticIp)} but route table ${rt?.name ?? '?'} of subnet ${sn?.name ?? '?'} has no route to the igw, so replies cannot leave`);
+    const translates = i.nat !== null && NAT_CHAINS.some((c) => i.nat!.chains[c].some((r) => r.target.kind === 'MASQUERADE' || r.target.kind === 'SNAT'));
+    if (translates && routedTo.has(s.instances.indexOf(i)) && i.elasticIp === null)
+      out.push(`instance ${i.name}: translates traffic routed to it but has no Elastic IP, so the igw drops what it sends to the internet`);
+  }
+  return out;
+}

@@ -6,4 +6,4 @@ export { parseNatTable, formatNatRule, formatNatTable, formatTarget, buildNatTab
 export { ScenarioError, type ErrorItem } from './error-list.ts';
 export { scenarioToYaml, scenarioToObject } from './to-yaml.ts';
 export { buildCaptureScenario, type CaptureScenarioOptions } from './capture.ts';
-export { describeScenario, formatRoute } from './describe.ts';
+export { describeScenario, formatRoute, scenarioWarnings } from './describe.ts';

@@ -92,3 +92,21 @@ describe('natlab scenario', () => {
     expect(h.out).toContain('natlab scenario check');
   });
 });
+
+describe('scenario warnings', () => {
+  it('none for the built-in; the classic NAT-instance mistakes for a broken copy', async () => {
+    const { scenarioWarnings } = await import('../../src/scenario/describe.ts');
+    expect(scenarioWarnings(loadBuiltinScenario())).toEqual([]);
+    const o = baseObject();
+    o.instances.nat.sourceDestCheck = true;
+    o.instances.nat.sysctls = { 'net.ipv4.ip_forward': 0 };
+    delete o.instances.nat.elasticIp;
+    o.instances.app.elasticIp = '203.0.113.99';
+    const w = scenarioWarnings(parseScenario(stringify(o), 'w.yaml'));
+    expect(w).toHaveLength(4);
+    expect(w[0]).toMatch(/^instance nat: .*source\/dest check is on/);
+    expect(w[1]).toMatch(/^instance nat: .*ip_forward is 0/);
+    expect(w[2]).toMatch(/^instance nat: translates traffic .* no Elastic IP/);
+    expect(w[3]).toMatch(/^instance app: has Elastic IP 203\.0\.113\.99 .* no route to the igw/);
+  });
+});
