@@ -1,10 +1,12 @@
 // Pull-based, chunked file reader: the caller asks for `n` bytes at the cursor and the source
-// reads just enough of the file. Memory is one chunk plus the largest unit asked for. Buffers
-// handed out (via `buf.subarray`) are never written again: a refill allocates a fresh buffer and
-// copies the unread tail, so record views stay valid after later reads (zero copy per record).
+// reads just enough of the file, with one chunk of read-ahead so file I/O overlaps the caller's
+// work. Memory is about two chunks plus the largest unit asked for, whatever the file size.
+// Buffers handed out (via `buf.subarray`) are never written again: every read goes into a fresh
+// buffer, and joining a leftover tail with the next chunk copies both into a new one, so record
+// views stay valid after later reads (zero copy per record).
 import { open, type FileHandle } from 'node:fs/promises';
 
-export const DEFAULT_CHUNK = 64 * 1024;
+export const DEFAULT_CHUNK = 256 * 1024;
 
 export class ByteSource {
   /** Current buffer; valid bytes are buf[pos, end). */
@@ -15,7 +17,9 @@ export class ByteSource {
   base = 0;
   /** True once the file has no more bytes to read. */
   eof = false;
+  /** File offset of the next byte to read from the file (after the read-ahead, if any, lands). */
   private filePos: number;
+  private ahead: Promise<Buffer> | null = null;
   private closed = false;
 
   private constructor(
@@ -50,32 +54,53 @@ export class ByteSource {
     return this.base + this.pos;
   }
 
+  /** Starts reading the next piece of the file (at least `min` bytes asked for). */
+  private readPiece(min = 0): Promise<Buffer> {
+    const size = Math.max(this.chunk, min);
+    const b = Buffer.allocUnsafe(size);
+    const p = this.fh.read(b, 0, size, this.filePos).then(({ bytesRead }) => {
+      this.filePos += bytesRead;
+      return b.subarray(0, bytesRead);
+    });
+    p.catch(() => {}); // surfaced when awaited; never an unhandled rejection
+    return p;
+  }
+
+  /** Takes the next piece: the read-ahead if there is one, else a fresh read. */
+  private async nextPiece(min: number): Promise<Buffer> {
+    const p = this.ahead ?? this.readPiece(min);
+    this.ahead = null;
+    return p;
+  }
+
   /**
    * Makes at least `n` bytes available at the cursor unless the file ends first.
    * Returns true if they are available.
    */
   async need(n: number): Promise<boolean> {
-    if (this.end - this.pos >= n) return true;
-    if (this.eof) return false;
-    const have = this.end - this.pos;
-    const size = Math.max(this.chunk, n);
-    const next = Buffer.allocUnsafe(size);
-    this.buf.copy(next, 0, this.pos, this.end);
-    this.base += this.pos;
-    this.buf = next;
-    this.pos = 0;
-    this.end = have;
-    while (this.end < n || this.end < size) {
-      const { bytesRead } = await this.fh.read(next, this.end, size - this.end, this.filePos);
-      if (bytesRead === 0) {
+    while (this.end - this.pos < n) {
+      if (this.eof) return false;
+      const have = this.end - this.pos;
+      const piece = await this.nextPiece(n - have);
+      if (piece.length === 0) {
         this.eof = true;
-        break;
+        return false;
       }
-      this.filePos += bytesRead;
-      this.end += bytesRead;
-      if (this.end >= n) break;
+      if (have === 0) {
+        this.base += this.end;
+        this.buf = piece;
+      } else {
+        const joined = Buffer.allocUnsafe(have + piece.length);
+        this.buf.copy(joined, 0, this.pos, this.end);
+        piece.copy(joined, have);
+        this.base += this.pos;
+        this.buf = joined;
+      }
+      this.pos = 0;
+      this.end = have + piece.length;
+      if (this.filePos < this.size) this.ahead = this.readPiece();
     }
-    return this.end - this.pos >= n;
+    return true;
   }
 
   /** Advances the cursor by n bytes that are available. */
@@ -83,19 +108,33 @@ export class ByteSource {
     this.pos += n;
   }
 
-  /** Skips n bytes (available or not). Returns false if the file ended first. */
+  /** Skips n bytes (available or not) without keeping them. Returns false if the file ended first. */
   async skip(n: number): Promise<boolean> {
     const a = this.end - this.pos;
     if (n <= a) {
       this.pos += n;
       return true;
     }
-    const fileTarget = this.base + this.pos + n;
-    this.base = fileTarget;
-    this.pos = this.end = 0;
+    let rest = n - a;
+    this.base += this.end;
     this.buf = Buffer.alloc(0);
-    this.filePos = fileTarget;
-    if (fileTarget > this.size) {
+    this.pos = this.end = 0;
+    if (this.ahead) {
+      // The read-ahead holds the bytes right after the buffer: skip through it.
+      const piece = await this.nextPiece(0);
+      if (rest < piece.length) {
+        this.buf = piece;
+        this.pos = rest;
+        this.end = piece.length;
+        if (this.filePos < this.size) this.ahead = this.readPiece();
+        return true;
+      }
+      rest -= piece.length;
+      this.base += piece.length;
+    }
+    this.base += rest;
+    this.filePos += rest;
+    if (this.filePos > this.size) {
       this.eof = true;
       return false;
     }
@@ -105,6 +144,8 @@ export class ByteSource {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.ahead) await this.ahead.catch(() => {});
+    this.ahead = null;
     await this.fh.close();
   }
 }

@@ -1,11 +1,13 @@
-// Classic pcap (libpcap format 2.4), microsecond or nanosecond, either byte order.
+// Classic pcap (libpcap format 2.0-2.4), microsecond or nanosecond, either byte order.
 //
-// Records are parsed by pcap-parser, driven as a pull source: we validate the 24-byte file header
-// ourselves (pcap-parser accepts any 2.x version and any link type, and rejects the nanosecond
-// magic), then feed it a normalised header (microsecond magic in the file's byte order, version
-// 2.4) followed by the file's records, one chunk at a time and only when the consumer wants more
-// records. pcap-parser decodes the record headers and slices the data; the checks it lacks
-// (captured-length limits, truncated final record, invalid timestamps) are done on its events.
+// The 24-byte file header is checked here (version, link type and its reserved bits). Records
+// are decoded by one of two decoders that share every check (captured length against 256 KiB
+// and the snapshot length, truncated final record, invalid timestamps):
+// - native (default): straight from the pull-based byte source, zero copy;
+// - pcap-parser: the npm package, driven as a pull source. It is several times slower (it
+//   builds its method names by string concatenation for every field, emits three events and
+//   makes three Buffer slices per record) and lacks the nanosecond magic and the checks, so it
+//   is kept as a second implementation that the tests compare the native decoder against.
 import { EventEmitter } from 'node:events';
 import pcapParser from 'pcap-parser';
 import type { PcapPacketHeader } from 'pcap-parser';
@@ -37,12 +39,13 @@ class Feed extends EventEmitter {
 }
 
 export class PcapReader extends BaseReader {
-  private feed = new Feed();
+  private feed: Feed | null = null;
   private fed = 0; // bytes given to pcap-parser, file offsets (the normalised header replaces the real one)
-  private consumed = PCAP_HDR_LEN;
+  private consumed = PCAP_HDR_LEN; // file offset of the next record
   private headerPending: PcapPacketHeader | null = null;
   private fatal: Error | null = null;
   private eofSeen = false;
+  private readonly le: boolean;
   private readonly nano: boolean;
   private readonly swapLengths: boolean;
 
@@ -55,15 +58,10 @@ export class PcapReader extends BaseReader {
     minor: number,
   ) {
     super(path, info);
+    this.le = info.byteOrder === 'LE';
     this.nano = nano;
     // libpcap: files before 2.3 may have caplen and len swapped.
     this.swapLengths = minor < 3;
-    const parser = pcapParser.parse(this.feed);
-    parser.on('packetHeader', (h) => this.onHeader(h));
-    parser.on('packet', (p) => this.onPacket(p.header, p.data));
-    parser.on('error', (e) => {
-      this.fatal ??= inputError(path, '', e.message);
-    });
   }
 
   /** Reads and checks the file header; `hdr` holds its first 24 bytes. */
@@ -102,9 +100,114 @@ export class PcapReader extends BaseReader {
       skippedBlocks: 0,
     };
     const r = new PcapReader(path, info, src, opts, nano, minor);
-    // The normalised header pcap-parser understands: microsecond magic, version 2.4.
+    if (opts.parser === 'pcap-parser') r.startPcapParser(hdr);
+    return r;
+  }
+
+  protected pump(): Promise<boolean> {
+    return this.feed ? this.pumpPcapParser() : this.pumpNative();
+  }
+
+  // ---- checks shared by both record decoders -----------------------------------------------
+
+  /** Checks a record header at file offset `at`; throws (or sets `fatal`) for fatal problems. */
+  private checkRecord(index: number, at: number, cap: number, orig: number): Error | null {
+    if (cap > MAX_CAPLEN) {
+      return inputError(this.path, `record ${index} (offset ${at})`, `captured length ${cap} exceeds the ${MAX_CAPLEN}-byte maximum (damaged or fuzzed file)`);
+    }
+    const snap = this.info.snapLen;
+    if (snap > 0 && cap > snap) {
+      const msg = `captured length ${cap} exceeds the snapshot length ${snap} of the file header`;
+      if (this.opts.strictSnapLen) return inputError(this.path, `record ${index} (offset ${at})`, msg);
+      this.warn('caplen-over-snaplen', `record ${index} (offset ${at}): ${msg} (record kept, as Wireshark does; libpcap would cut it to ${snap} bytes)`);
+    }
+    if (cap > orig) {
+      this.warn('caplen-over-len', `record ${index} (offset ${at}): captured length ${cap} exceeds the original length ${orig}`);
+    }
+    return null;
+  }
+
+  private emitRecord(index: number, sec: number, frac: number, orig: number, data: Uint8Array): void {
+    const unit = this.nano ? 1e9 : 1e6;
+    if (frac >= unit) {
+      this.warn('invalid-timestamp',
+        `record ${index}: invalid timestamp: ${this.nano ? 'nanoseconds' : 'microseconds'} field ${frac} >= ${unit} (carried into the seconds)`);
+      sec += Math.floor(frac / unit);
+      frac %= unit;
+    }
+    this.push(makeRecord(index, sec, this.nano ? frac : frac * 1000, this.info.linkType, data, orig));
+  }
+
+  private truncatedHeader(index: number, at: number, have: number): void {
+    this.warn('truncated-record', `record ${index} (offset ${at}): truncated final record header: ${have} of ${PCAP_REC_HDR_LEN} bytes at the end of the file`);
+  }
+
+  private truncatedBody(index: number, at: number, want: number, have: number): void {
+    this.warn('truncated-record',
+      `record ${index} (offset ${at}): truncated final record: header says ${want} bytes captured, the file ends after ${have} (record not delivered)`);
+  }
+
+  // ---- native decoder: records straight from the byte source ----------------------------------
+
+  private async pumpNative(): Promise<boolean> {
+    const src = this.src;
+    const le = this.le;
+    const base = this.count; // q is empty when pump is called
+    while (this.q.length < 512) {
+      if (src.end - src.pos < PCAP_REC_HDR_LEN && !(await src.need(PCAP_REC_HDR_LEN))) {
+        if (src.avail > 0) this.truncatedHeader(base + this.q.length, src.offset, src.avail);
+        src.consume(src.avail);
+        this.eofSeen = true;
+        break;
+      }
+      let b = src.buf;
+      let p = src.pos;
+      const sec = le ? b.readUInt32LE(p) : b.readUInt32BE(p);
+      const frac = le ? b.readUInt32LE(p + 4) : b.readUInt32BE(p + 4);
+      let cap = le ? b.readUInt32LE(p + 8) : b.readUInt32BE(p + 8);
+      let orig = le ? b.readUInt32LE(p + 12) : b.readUInt32BE(p + 12);
+      if (this.swapLengths && cap > orig) {
+        const t = cap;
+        cap = orig;
+        orig = t;
+      }
+      const index = base + this.q.length;
+      if (cap > MAX_CAPLEN || cap > this.info.snapLen || cap > orig) {
+        const e = this.checkRecord(index, src.offset, cap, orig);
+        if (e) throw e;
+      }
+      const need = PCAP_REC_HDR_LEN + cap;
+      if (src.end - p < need && !(await src.need(need))) {
+        this.truncatedBody(index, src.offset, cap, src.avail - PCAP_REC_HDR_LEN);
+        src.consume(src.avail);
+        this.eofSeen = true;
+        break;
+      }
+      b = src.buf;
+      p = src.pos;
+      src.consume(need);
+      this.emitRecord(index, sec, frac, orig, b.subarray(p + PCAP_REC_HDR_LEN, p + need));
+    }
+    return this.q.length > 0;
+  }
+
+  // ---- pcap-parser decoder ---------------------------------------------------------------------
+  //
+  // pcap-parser is driven as a pull source: it gets a normalised header (microsecond magic in the
+  // file's byte order, version 2.4 — it rejects the nanosecond magic) and then the file's records,
+  // one chunk at a time and only when the consumer wants more records. It decodes the record
+  // headers and slices the data; the checks it lacks are made on its events.
+
+  private startPcapParser(hdr: Buffer): void {
+    const feed = (this.feed = new Feed());
+    const parser = pcapParser.parse(feed);
+    parser.on('packetHeader', (h) => this.onHeader(h));
+    parser.on('packet', (p) => this.onPacket(p.header, p.data));
+    parser.on('error', (e) => {
+      this.fatal ??= inputError(this.path, '', e.message);
+    });
     const norm = Buffer.from(hdr.subarray(0, PCAP_HDR_LEN));
-    if (le) {
+    if (this.le) {
       norm.writeUInt32LE(PCAP_MAGIC_US, 0);
       norm.writeUInt16LE(2, 4);
       norm.writeUInt16LE(4, 6);
@@ -113,38 +216,21 @@ export class PcapReader extends BaseReader {
       norm.writeUInt16BE(2, 4);
       norm.writeUInt16BE(4, 6);
     }
-    r.fed = PCAP_HDR_LEN;
-    r.feed.emit('data', norm);
-    return r;
+    this.fed = PCAP_HDR_LEN;
+    feed.emit('data', norm);
   }
 
   private onHeader(h: PcapPacketHeader): void {
     if (this.fatal) return;
-    const index = this.count + this.q.length - this.qHead;
     if (this.swapLengths && h.capturedLength > h.originalLength) {
+      // pcap-parser slices the body with this same object's capturedLength.
       const t = h.capturedLength;
       h.capturedLength = h.originalLength;
       h.originalLength = t;
     }
-    const cap = h.capturedLength;
-    const where = `record ${index} (offset ${this.consumed})`;
-    if (cap > MAX_CAPLEN) {
-      this.fatal = inputError(this.path, where, `captured length ${cap} exceeds the ${MAX_CAPLEN}-byte maximum (damaged or fuzzed file)`);
-      return;
-    }
-    const snap = this.info.snapLen;
-    if (snap > 0 && cap > snap) {
-      const msg = `captured length ${cap} exceeds the snapshot length ${snap} of the file header`;
-      if (this.opts.strictSnapLen) {
-        this.fatal = inputError(this.path, where, msg);
-        return;
-      }
-      this.warn('caplen-over-snaplen', `${where}: ${msg} (record kept, as Wireshark does; libpcap would cut it to ${snap} bytes)`);
-    }
-    if (cap > h.originalLength) {
-      this.warn('caplen-over-len', `${where}: captured length ${cap} exceeds the original length ${h.originalLength}`);
-    }
-    this.headerPending = h;
+    const index = this.count + this.q.length - this.qHead;
+    this.fatal = this.checkRecord(index, this.consumed, h.capturedLength, h.originalLength);
+    if (!this.fatal) this.headerPending = h;
   }
 
   private onPacket(h: PcapPacketHeader, data: Buffer): void {
@@ -152,20 +238,12 @@ export class PcapReader extends BaseReader {
     const index = this.count + this.q.length - this.qHead;
     this.headerPending = null;
     this.consumed += PCAP_REC_HDR_LEN + data.length;
-    let sec = h.timestampSeconds;
-    let frac = h.timestampMicroseconds;
-    const unit = this.nano ? 1e9 : 1e6;
-    if (frac >= unit) {
-      this.warn('invalid-timestamp',
-        `record ${index}: invalid timestamp: ${this.nano ? 'nanoseconds' : 'microseconds'} field ${frac} >= ${unit} (carried into the seconds)`);
-      sec += Math.floor(frac / unit);
-      frac %= unit;
-    }
-    this.push(makeRecord(index, sec, this.nano ? frac : frac * 1000, this.info.linkType, data, h.originalLength));
+    this.emitRecord(index, h.timestampSeconds, h.timestampMicroseconds, h.originalLength, data);
   }
 
-  protected async pump(): Promise<boolean> {
+  private async pumpPcapParser(): Promise<boolean> {
     const src = this.src;
+    const feed = this.feed!;
     while (this.q.length === 0) {
       if (this.fatal) throw this.fatal;
       if (this.eofSeen) return false;
@@ -178,7 +256,7 @@ export class PcapReader extends BaseReader {
       const chunk = src.buf.subarray(src.pos, src.end);
       src.consume(chunk.length);
       this.fed += chunk.length;
-      this.feed.emit('data', chunk);
+      feed.emit('data', chunk);
     }
     if (this.fatal && this.q.length === 0) throw this.fatal;
     return true;
@@ -188,19 +266,12 @@ export class PcapReader extends BaseReader {
     const left = this.fed - this.consumed;
     if (left <= 0 || this.fatal) return;
     const index = this.count + this.q.length - this.qHead;
-    const where = `record ${index} (offset ${this.consumed})`;
-    if (this.headerPending) {
-      const want = this.headerPending.capturedLength;
-      this.warn('truncated-record',
-        `${where}: truncated final record: header says ${want} bytes captured, the file ends after ${left - PCAP_REC_HDR_LEN} (record not delivered)`);
-    } else {
-      this.warn('truncated-record',
-        `${where}: truncated final record header: ${left} of ${PCAP_REC_HDR_LEN} bytes at the end of the file`);
-    }
+    if (this.headerPending) this.truncatedBody(index, this.consumed, this.headerPending.capturedLength, left - PCAP_REC_HDR_LEN);
+    else this.truncatedHeader(index, this.consumed, left);
   }
 
   protected async release(): Promise<void> {
-    this.feed.removeAllListeners();
+    this.feed?.removeAllListeners();
     await this.src.close();
   }
 }

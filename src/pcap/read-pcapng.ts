@@ -22,6 +22,7 @@ const IF_NAME = 2;
 const IF_TSRESOL = 9;
 const IF_FCSLEN = 13;
 const IF_TSOFFSET = 14;
+const IGNORE_OPTION = (): void => {};
 
 const BLOCK_NAMES: Record<number, string> = {
   [BT_SHB]: 'Section Header Block', [BT_IDB]: 'Interface Description Block', [BT_PB]: 'Packet Block',
@@ -91,14 +92,16 @@ export class PcapngReader extends BaseReader {
   }
 
   /**
-   * Reads blocks until a packet is queued or the end of file (headersOnly: until the next block
-   * is neither an SHB nor an IDB, without consuming it).
+   * Reads blocks until a batch of packets is queued or the end of file (headersOnly: until the
+   * next block is neither an SHB nor an IDB, without consuming it).
    */
   private async readBlocks(headersOnly: boolean): Promise<void> {
     const src = this.src;
-    while (this.q.length === 0) {
+    // Decode up to a batch of packets per call; await only when the buffer runs dry.
+    const max = headersOnly ? 1 : 512;
+    while (this.q.length < max) {
       const off = src.offset;
-      if (!(await src.need(8))) {
+      if (src.end - src.pos < 8 && !(await src.need(8))) {
         if (src.avail > 0) {
           this.warn('truncated-block', `block ${this.blockNo} (offset ${off}): truncated final block: ${src.avail} bytes, shorter than a block header`);
           if (this.info.sections === 0) throw inputError(this.path, 'file header', `file is ${src.avail} bytes, too short for a pcapng Section Header Block (28)`);
@@ -118,57 +121,76 @@ export class PcapngReader extends BaseReader {
       const t = this.u32(b, p);
       if (headersOnly && t !== BT_IDB) return;
       const len = this.u32(b, p + 4);
-      const where = `block ${this.blockNo} (${blockName(t)}, offset ${off})`;
-      this.checkLen(where, len, 12);
+      this.setBlock(t, off);
+      this.checkLen(len, 12);
       if (t !== BT_IDB && t !== BT_EPB && t !== BT_SPB && t !== BT_PB) {
         // Not ours: skip without buffering, but check the trailer.
         if (!(await src.skip(len - 4)) || !(await src.need(4))) {
-          this.warn('truncated-block', `${where}: truncated final block (${len} bytes declared)`);
+          this.warn('truncated-block', `${this.where()}: truncated final block (${len} bytes declared)`);
           this.eofSeen = true;
           return;
         }
         const trailer = this.u32(src.buf, src.pos);
-        if (trailer !== len) throw this.trailerError(where, len, trailer);
+        if (trailer !== len) throw this.trailerError(len, trailer);
         src.consume(4);
         this.blockNo++;
         this.info.skippedBlocks++;
         continue;
       }
-      if (len > MAX_PARSED_BLOCK) throw inputError(this.path, where, `block length ${len} exceeds the ${MAX_PARSED_BLOCK}-byte maximum natlab reads`);
-      if (!(await src.need(len))) {
-        this.warn('truncated-block', `${where}: truncated final block: ${len} bytes declared, the file ends after ${src.avail}${t === BT_IDB ? '' : ' (packet not delivered)'}`);
+      if (len > MAX_PARSED_BLOCK) throw this.fail(`block length ${len} exceeds the ${MAX_PARSED_BLOCK}-byte maximum natlab reads`);
+      if (src.end - src.pos < len && !(await src.need(len))) {
+        this.warn('truncated-block', `${this.where()}: truncated final block: ${len} bytes declared, the file ends after ${src.avail}${t === BT_IDB ? '' : ' (packet not delivered)'}`);
         this.eofSeen = true;
         return;
       }
       const blk = src.buf;
       const s = src.pos;
       const trailer = this.u32(blk, s + len - 4);
-      if (trailer !== len) throw this.trailerError(where, len, trailer);
+      if (trailer !== len) throw this.trailerError(len, trailer);
       src.consume(len);
       this.blockNo++;
-      if (t === BT_IDB) this.parseIdb(where, blk, s, len);
-      else this.parsePacket(where, t, blk, s, len);
+      if (t === BT_IDB) this.parseIdb(blk, s, len);
+      else this.parsePacket(t, blk, s, len);
     }
   }
 
-  private checkLen(where: string, len: number, min: number): void {
-    if (len < min) throw inputError(this.path, where, `block total length ${len} is less than the minimum ${min}`);
-    if (len % 4 !== 0) throw inputError(this.path, where, `block total length ${len} is not a multiple of 4`);
+  /** The block being read, for messages (built only when there is something to say). */
+  private curType = 0;
+  private curOff = 0;
+  private curRecord = -1;
+  private curBlockNo = 0;
+  private setBlock(t: number, off: number): void {
+    this.curType = t;
+    this.curOff = off;
+    this.curRecord = -1;
+    this.curBlockNo = this.blockNo;
+  }
+  private where(): string {
+    const b = `block ${this.curBlockNo} (${blockName(this.curType)}, offset ${this.curOff})`;
+    return this.curRecord >= 0 ? `record ${this.curRecord}, ${b}` : b;
+  }
+  private fail(what: string): Error {
+    return inputError(this.path, this.where(), what);
   }
 
-  private trailerError(where: string, len: number, trailer: number): Error {
-    return inputError(this.path, where, `block total length in header (${len}) and trailer (${trailer}) don't match`);
+  private checkLen(len: number, min: number): void {
+    if (len < min) throw this.fail(`block total length ${len} is less than the minimum ${min}`);
+    if (len % 4 !== 0) throw this.fail(`block total length ${len} is not a multiple of 4`);
+  }
+
+  private trailerError(len: number, trailer: number): Error {
+    return this.fail(`block total length in header (${len}) and trailer (${trailer}) don't match`);
   }
 
   private async readShb(): Promise<void> {
     const src = this.src;
     const off = src.offset;
-    const where = `block ${this.blockNo} (Section Header Block, offset ${off})`;
+    this.setBlock(BT_SHB, off);
     if (!(await src.need(28))) {
       if (this.info.sections === 0) {
         throw inputError(this.path, 'file header', `file header is ${src.avail} bytes, a pcapng Section Header Block needs at least 28`);
       }
-      this.warn('truncated-block', `${where}: truncated final Section Header Block`);
+      this.warn('truncated-block', `${this.where()}: truncated final Section Header Block`);
       src.consume(src.avail);
       this.eofSeen = true;
       return;
@@ -178,21 +200,21 @@ export class PcapngReader extends BaseReader {
     const bom = b.readUInt32LE(p + 8);
     if (bom === BYTE_ORDER_MAGIC) this.le = true;
     else if (bom === 0x4d3c2b1a) this.le = false;
-    else throw inputError(this.path, where, `bad byte-order magic 0x${bom.toString(16).padStart(8, '0')} (expected 0x1a2b3c4d in either byte order)`);
+    else throw this.fail(`bad byte-order magic 0x${bom.toString(16).padStart(8, '0')} (expected 0x1a2b3c4d in either byte order)`);
     const len = this.u32(b, p + 4);
-    this.checkLen(where, len, 28);
+    this.checkLen(len, 28);
     const major = this.u16(b, p + 12);
     const minor = this.u16(b, p + 14);
     // libpcap reads 1.0 and 1.2 (1.2 differs only in that some writers used it); so does natlab.
     if (major !== 1 || (minor !== 0 && minor !== 2)) {
-      throw inputError(this.path, where, `unsupported pcapng version ${major}.${minor} (natlab reads 1.0)`);
+      throw this.fail(`unsupported pcapng version ${major}.${minor} (natlab reads 1.0)`);
     }
-    if (len > MAX_PARSED_BLOCK) throw inputError(this.path, where, `block length ${len} exceeds the ${MAX_PARSED_BLOCK}-byte maximum natlab reads`);
+    if (len > MAX_PARSED_BLOCK) throw this.fail(`block length ${len} exceeds the ${MAX_PARSED_BLOCK}-byte maximum natlab reads`);
     if (!(await src.need(len))) {
       if (this.info.sections === 0) {
-        throw inputError(this.path, where, `truncated Section Header Block: ${len} bytes declared, the file has ${src.avail}`);
+        throw this.fail(`truncated Section Header Block: ${len} bytes declared, the file has ${src.avail}`);
       }
-      this.warn('truncated-block', `${where}: truncated final Section Header Block`);
+      this.warn('truncated-block', `${this.where()}: truncated final Section Header Block`);
       src.consume(src.avail);
       this.eofSeen = true;
       return;
@@ -200,8 +222,8 @@ export class PcapngReader extends BaseReader {
     const blk = src.buf;
     const s = src.pos;
     const trailer = this.u32(blk, s + len - 4);
-    if (trailer !== len) throw this.trailerError(where, len, trailer);
-    this.walkOptions(where, blk, s + 24, s + len - 4, () => {});
+    if (trailer !== len) throw this.trailerError(len, trailer);
+    this.walkOptions(blk, s + 24, s + len - 4, IGNORE_OPTION);
     src.consume(len);
     this.blockNo++;
     if (this.info.sections === 0) {
@@ -213,41 +235,41 @@ export class PcapngReader extends BaseReader {
   }
 
   /** Calls fn(code, valueOffset, valueLength) per option in [start, end); checks bounds. */
-  private walkOptions(where: string, b: Buffer, start: number, end: number, fn: (code: number, o: number, n: number) => void): void {
+  private walkOptions(b: Buffer, start: number, end: number, fn: (code: number, o: number, n: number) => void): void {
     let o = start;
     while (o < end) {
-      if (end - o < 4) throw inputError(this.path, where, `option header at block byte ${o - start} overruns the block (${end - o} bytes left)`);
+      if (end - o < 4) throw this.fail(`option header at block byte ${o - start} overruns the block (${end - o} bytes left)`);
       const code = this.u16(b, o);
       const n = this.u16(b, o + 2);
       if (code === OPT_ENDOFOPT) return;
       const padded = (n + 3) & ~3;
       if (o + 4 + padded > end) {
-        throw inputError(this.path, where, `option ${code} (length ${n}) overruns the block (${end - o - 4} bytes left)`);
+        throw this.fail(`option ${code} (length ${n}) overruns the block (${end - o - 4} bytes left)`);
       }
       fn(code, o + 4, n);
       o += 4 + padded;
     }
   }
 
-  private parseIdb(where: string, b: Buffer, s: number, len: number): void {
-    if (len < 20) throw inputError(this.path, where, `Interface Description Block is ${len} bytes, needs at least 20`);
+  private parseIdb(b: Buffer, s: number, len: number): void {
+    if (len < 20) throw this.fail(`Interface Description Block is ${len} bytes, needs at least 20`);
     const lt = this.u16(b, s + 8);
     const snapLen = this.u32(b, s + 12);
     const iface: Iface = {
       linkType: lt, linkTypeName: linkTypeName(lt), snapLen, tsResolution: 'us', name: '', fcsLen: 0,
       pow10: true, exp: 6, tsOffset: 0,
     };
-    this.walkOptions(where, b, s + 16, s + len - 4, (code, o, n) => {
+    this.walkOptions(b, s + 16, s + len - 4, (code, o, n) => {
       if (code === IF_TSRESOL) {
-        if (n < 1) throw inputError(this.path, where, 'if_tsresol option is empty');
+        if (n < 1) throw this.fail('if_tsresol option is empty');
         const v = b[o];
         iface.pow10 = (v & 0x80) === 0;
         iface.exp = v & 0x7f;
         if ((iface.pow10 && iface.exp > 18) || (!iface.pow10 && iface.exp > 62)) {
-          throw inputError(this.path, where, `if_tsresol 0x${v.toString(16)} is finer than natlab supports`);
+          throw this.fail(`if_tsresol 0x${v.toString(16)} is finer than natlab supports`);
         }
       } else if (code === IF_TSOFFSET) {
-        if (n < 8) throw inputError(this.path, where, `if_tsoffset option is ${n} bytes, needs 8`);
+        if (n < 8) throw this.fail(`if_tsoffset option is ${n} bytes, needs 8`);
         const hi = this.le ? b.readInt32LE(o + 4) : b.readInt32BE(o);
         const lo = this.le ? b.readUInt32LE(o) : b.readUInt32BE(o + 4);
         iface.tsOffset = hi * 2 ** 32 + lo;
@@ -275,16 +297,16 @@ export class PcapngReader extends BaseReader {
     }
   }
 
-  private iface(where: string, id: number): Iface {
+  private iface(id: number): Iface {
     const f = this.ifaces[id];
-    if (!f) throw inputError(this.path, where, `interface id ${id} has no Interface Description Block in this section (${this.ifaces.length} defined)`);
-    if (!isSupportedLinkType(f.linkType)) throw unsupportedLinkType(this.path, `${where}, interface ${id}`, f.linkType);
+    if (!f) throw this.fail(`interface id ${id} has no Interface Description Block in this section (${this.ifaces.length} defined)`);
+    if (!isSupportedLinkType(f.linkType)) throw unsupportedLinkType(this.path, `${this.where()}, interface ${id}`, f.linkType);
     return f;
   }
 
-  private parsePacket(where0: string, t: number, b: Buffer, s: number, len: number): void {
+  private parsePacket(t: number, b: Buffer, s: number, len: number): void {
     const index = this.count + this.q.length - this.qHead;
-    const where = `record ${index}, ${where0}`;
+    this.curRecord = index;
     let f: Iface;
     let cap: number;
     let orig: number;
@@ -293,8 +315,8 @@ export class PcapngReader extends BaseReader {
     let lo = 0;
     const bodyEnd = s + len - 4;
     if (t === BT_SPB) {
-      if (len < 16) throw inputError(this.path, where, `Simple Packet Block is ${len} bytes, needs at least 16`);
-      f = this.iface(where, 0);
+      if (len < 16) throw this.fail(`Simple Packet Block is ${len} bytes, needs at least 16`);
+      f = this.iface(0);
       orig = this.u32(b, s + 8);
       dataOff = s + 12;
       // The captured length is not stored: the original length, cut to the snapshot length and to the block.
@@ -302,34 +324,35 @@ export class PcapngReader extends BaseReader {
       if (f.snapLen > 0) cap = Math.min(cap, f.snapLen);
     } else {
       const minLen = 32;
-      if (len < minLen) throw inputError(this.path, where, `${blockName(t)} is ${len} bytes, needs at least ${minLen}`);
+      if (len < minLen) throw this.fail(`${blockName(t)} is ${len} bytes, needs at least ${minLen}`);
       const id = t === BT_EPB ? this.u32(b, s + 8) : this.u16(b, s + 8);
-      f = this.iface(where, id);
+      f = this.iface(id);
       hi = this.u32(b, s + 12);
       lo = this.u32(b, s + 16);
       cap = this.u32(b, s + 20);
       orig = this.u32(b, s + 24);
       dataOff = s + 28;
       if (dataOff + cap > bodyEnd) {
-        throw inputError(this.path, where, `captured length ${cap} overruns the block (${bodyEnd - dataOff} bytes of packet data)`);
+        throw this.fail(`captured length ${cap} overruns the block (${bodyEnd - dataOff} bytes of packet data)`);
       }
       const padded = (cap + 3) & ~3;
-      if (dataOff + padded < bodyEnd) this.walkOptions(where, b, dataOff + padded, bodyEnd, () => {});
+      if (dataOff + padded < bodyEnd) this.walkOptions(b, dataOff + padded, bodyEnd, IGNORE_OPTION);
     }
     if (cap > MAX_CAPLEN) {
-      throw inputError(this.path, where, `captured length ${cap} exceeds the ${MAX_CAPLEN}-byte maximum (damaged or fuzzed file)`);
+      throw this.fail(`captured length ${cap} exceeds the ${MAX_CAPLEN}-byte maximum (damaged or fuzzed file)`);
     }
     if (f.snapLen > 0 && cap > f.snapLen) {
       const msg = `captured length ${cap} exceeds the interface snapshot length ${f.snapLen}`;
-      if (this.opts.strictSnapLen) throw inputError(this.path, where, msg);
-      this.warn('caplen-over-snaplen', `${where}: ${msg} (record kept)`);
+      if (this.opts.strictSnapLen) throw this.fail(msg);
+      this.warn('caplen-over-snaplen', `${this.where()}: ${msg} (record kept)`);
     }
-    if (cap > orig) this.warn('caplen-over-len', `${where}: captured length ${cap} exceeds the original length ${orig}`);
+    if (cap > orig) this.warn('caplen-over-len', `${this.where()}: captured length ${cap} exceeds the original length ${orig}`);
     let sec = 0;
     let nsec = 0;
     if (t !== BT_SPB) {
-      [sec, nsec] = splitTimestamp(hi, lo, f.pow10, f.exp);
-      sec += f.tsOffset;
+      splitTs(hi, lo, f.pow10, f.exp, TS);
+      sec = TS.sec + f.tsOffset;
+      nsec = TS.nsec;
     }
     this.push(makeRecord(index, sec, nsec, f.linkType, b.subarray(dataOff, dataOff + cap), orig));
   }
@@ -341,13 +364,28 @@ export class PcapngReader extends BaseReader {
 
 /** 64-bit timestamp (hi:lo) in units of 10^-exp or 2^-exp seconds → [seconds, nanoseconds]. */
 export function splitTimestamp(hi: number, lo: number, pow10: boolean, exp: number): [number, number] {
+  const out = { sec: 0, nsec: 0 };
+  splitTs(hi, lo, pow10, exp, out);
+  return [out.sec, out.nsec];
+}
+
+const TS = { sec: 0, nsec: 0 };
+const POW10 = Array.from({ length: 10 }, (_, i) => 10 ** i);
+
+function splitTs(hi: number, lo: number, pow10: boolean, exp: number, out: { sec: number; nsec: number }): void {
   if (pow10 && exp <= 9 && hi < 0x200000) {
     // Exact in doubles: ts < 2^53.
     const ts = hi * 4294967296 + lo;
-    const u = 10 ** exp;
+    const u = POW10[exp];
     const sec = Math.floor(ts / u);
-    return [sec, (ts - sec * u) * 10 ** (9 - exp)];
+    out.sec = sec;
+    out.nsec = (ts - sec * u) * POW10[9 - exp];
+    return;
   }
+  [out.sec, out.nsec] = splitTsBig(hi, lo, pow10, exp);
+}
+
+function splitTsBig(hi: number, lo: number, pow10: boolean, exp: number): [number, number] {
   const ts = (BigInt(hi) << 32n) | BigInt(lo);
   if (pow10) {
     const u = 10n ** BigInt(exp);

@@ -63,8 +63,14 @@ export interface OpenOptions {
    * InputError instead. Records above MAX_CAPLEN (256 KiB) are always an InputError.
    */
   strictSnapLen?: boolean;
-  /** Read-chunk size in bytes (default 64 KiB). Memory use is O(chunk + largest record). */
+  /** Read-chunk size in bytes (default 256 KiB). Memory use is O(chunk + largest record). */
   chunkSize?: number;
+  /**
+   * Classic pcap record decoder: 'native' (default) reads records straight from the byte source;
+   * 'pcap-parser' drives the pcap-parser package (slower; kept as a second implementation the
+   * tests compare against). pcapng is always decoded by natlab.
+   */
+  parser?: 'native' | 'pcap-parser';
 }
 
 export interface CaptureReader extends AsyncIterable<CaptureRecord> {

@@ -153,6 +153,20 @@ describe.skipIf(!HAVE_CORPORA)('corpus (../shared/corpora)', () => {
     expect(summaries.size + errors.size).toBe(entries.length);
   });
 
+  it('the pcap-parser decoder reads every classic pcap like the native one', async () => {
+    let n = 0;
+    for (const e of entries.filter((x) => x.file.endsWith('.pcap'))) {
+      const path = join(CORPORA, e.file);
+      const a = await readUntilError(path);
+      const b = await readUntilError(path, { parser: 'pcap-parser' });
+      expect(b.error?.message, e.file).toBe(a.error?.message);
+      expect(b.warnings, e.file).toEqual(a.warnings);
+      expect(b.records, e.file).toEqual(a.records);
+      n++;
+    }
+    expect(n).toBeGreaterThan(55);
+  });
+
   it('broken files give the clear errors', () => {
     expect([...errors.keys()].sort()).toEqual(Object.keys(EXPECTED_ERRORS).sort());
     for (const [f, re] of Object.entries(EXPECTED_ERRORS)) expect(errors.get(f)?.message, f).toMatch(re);

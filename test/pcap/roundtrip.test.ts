@@ -100,8 +100,8 @@ describe('pcap write then read', () => {
   });
 });
 
-describe('reading is independent of chunk boundaries', () => {
-  it('any chunk size gives the same records and warnings', async () => {
+describe('reading is independent of chunk boundaries and of the record decoder', () => {
+  it('any chunk size, and the pcap-parser decoder, give the same records, warnings and errors', async () => {
     await fc.assert(fc.asyncProperty(fc.array(recordArb, { minLength: 1, maxLength: 12 }), optsArb, fc.integer({ min: 16, max: 300 }), fc.nat(), async (recs, o, chunk, cut) => {
       const full = encodePcap(recs.map(toWrite), o);
       // Sometimes also cut the file so the truncated-record path meets chunk edges.
@@ -113,6 +113,10 @@ describe('reading is independent of chunk boundaries', () => {
       expect(b.error?.message).toBe(a.error?.message);
       expect(b.warnings).toEqual(a.warnings);
       expect(b.records).toEqual(a.records);
+      const c = await readUntilError(p, { chunkSize: chunk, parser: 'pcap-parser' });
+      expect(c.error?.message).toBe(a.error?.message);
+      expect(c.warnings).toEqual(a.warnings);
+      expect(c.records).toEqual(a.records);
     }), { numRuns: 80 });
   });
 });
@@ -223,7 +227,7 @@ function samplePcapng(le: boolean): Uint8Array {
 }
 
 describe('truncated files', () => {
-  it('a pcap cut at any byte: every complete record before the cut, and a warning if a record was cut', async () => {
+  it.each(['native', 'pcap-parser'] as const)('a pcap cut at any byte (%s decoder): every complete record before the cut, and a warning if a record was cut', async (parser) => {
     const recs = [0, 1, 2, 3].map((i) => ({ tsSec: 100 + i, tsNsec: i * 1000, data: new Uint8Array(30 + i).fill(i) }));
     const full = encodePcap(recs, { linkType: 1 });
     const ends: number[] = [24];
@@ -231,7 +235,7 @@ describe('truncated files', () => {
     for (let cut = 0; cut <= full.length; cut++) {
       const p = nextPath();
       writeFileSync(p, full.subarray(0, cut));
-      const r = await readUntilError(p);
+      const r = await readUntilError(p, { parser });
       if (cut < 24) {
         expect(r.error).toBeInstanceOf(InputError);
         expect(r.error!.message).toMatch(cut === 0 ? /empty file/ : cut < 4 ? /too short/ : new RegExp(`file header is ${cut} bytes, needs 24`));
@@ -244,6 +248,8 @@ describe('truncated files', () => {
       else {
         expect(r.warnings.length).toBe(1);
         expect(r.warnings[0]).toMatch(new RegExp(`record ${complete} \\(offset ${ends[complete]}\\): truncated final record`));
+        const partial = cut - ends[complete];
+        expect(r.warnings[0]).toContain(partial < 16 ? `header: ${partial} of 16 bytes` : `header says ${recs[complete].data.length} bytes captured, the file ends after ${partial - 16}`);
       }
     }
   });
@@ -283,6 +289,13 @@ describe('corrupted files', () => {
       const r = await readUntilError(p);
       if (r.error && !(r.error instanceof InputError)) throw r.error;
       if (r.error) expect(r.error.message).toContain(p);
+      if (which < 2) {
+        // Both classic decoders agree on damaged files too.
+        const q = await readUntilError(p, { parser: 'pcap-parser' });
+        expect(q.error?.message).toBe(r.error?.message);
+        expect(q.warnings).toEqual(r.warnings);
+        expect(q.records).toEqual(r.records);
+      }
     }), { numRuns: 300 });
   });
 });
