@@ -4,6 +4,7 @@
 // (backpressure). `encodePcap` does the same into memory for tests and small outputs.
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { isSupportedLinkType, linkTypeName } from '../packet/constants.ts';
+import { InputError } from '../spec/errors.ts';
 import { MAX_CAPLEN } from './base-reader.ts';
 import { PCAP_HDR_LEN, PCAP_MAGIC_NS, PCAP_MAGIC_US, PCAP_REC_HDR_LEN } from './read-pcap.ts';
 
@@ -116,10 +117,16 @@ export class PcapWriter {
   static async open(path: string, opts: PcapWriteOptions): Promise<PcapWriter> {
     const o = checkOptions(opts);
     const ws = createWriteStream(path);
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('error', reject);
-    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      const why = err.code === 'ENOENT' ? 'no such directory' : err.code === 'EACCES' ? 'permission denied' : err.code === 'EISDIR' ? 'is a directory' : err.message;
+      throw new InputError(`${path}: cannot create: ${why}`, path);
+    }
     return new PcapWriter(path, ws, o);
   }
 
