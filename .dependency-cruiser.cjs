@@ -1,5 +1,5 @@
 // Layering of docs/architecture.md, checked mechanically in CI (`npm run depcheck`).
-// L0 packet, pcap, spec  <  L1 scenario, traffic  <  L2 model, core, oracle  <  L3 diff  <  L4 cli
+// L0 packet, pcap, spec  <  L1 scenario (< traffic)  <  L2 model, core, oracle  <  L3 diff  <  L4 cli
 const layer = {
   spec: 0, packet: 0, pcap: 0,
   scenario: 1, traffic: 1,
@@ -13,7 +13,9 @@ for (const from of dirs) {
   for (const to of dirs) {
     if (from === to) continue;
     const upward = layer[to] > layer[from];
-    const sideways = layer[to] === layer[from] && !(layer[from] === 0 && to === 'spec') && !(from === 'pcap' && to === 'packet');
+    // Allowed within a layer: L0 → spec, pcap → packet, traffic → scenario (generators build scenarios).
+    const sideways = layer[to] === layer[from] && !(layer[from] === 0 && to === 'spec') &&
+      !(from === 'pcap' && to === 'packet') && !(from === 'traffic' && to === 'scenario');
     if (upward || sideways) {
       forbidden.push({
         name: `no-${from}-to-${to}`,
