@@ -42,6 +42,7 @@ import {
   isIcmpErrorType,
   csumReplace16,
 } from '../packet/index.ts';
+import { readFile } from 'node:fs/promises';
 import { Agent, PACKET_OUTGOING, runSetup } from './agent.ts';
 import { run } from './exec.ts';
 import { igwMapOf, igwTranslate, isElasticIp, type IgwMap } from './igw.ts';
@@ -246,9 +247,18 @@ export class KernelEngine implements Engine {
         await this.loadIptables(n);
       }),
     );
+    // nf_conntrack_max is read-only outside the initial namespace on most kernels: fine when the
+    // global value (read, never written) is the scenario's; otherwise say so once.
     const ctMax = this.scenario.conntrack.max;
-    if (this.warnings.some((w) => w.includes('nf_conntrack_max'))) {
-      this.warnings.push(`conntrack max ${ctMax} could not be set per namespace (global on this kernel): table-full behaviour is not reproduced`);
+    const refused = this.warnings.filter((w) => w.includes('nf_conntrack_max'));
+    if (refused.length) {
+      for (const w of refused) this.warnings.splice(this.warnings.indexOf(w), 1);
+      const global = Number((await readFile('/proc/sys/net/netfilter/nf_conntrack_max', 'utf8').catch(() => '')).trim());
+      if (global !== ctMax) {
+        this.warnings.push(
+          `conntrack max: the scenario's ${ctMax} cannot be set per namespace on this kernel (nf_conntrack_max is global, ${global || 'unknown'}): table-full behaviour is not reproduced`,
+        );
+      }
     }
     // Agents: one per namespace that injects, captures or holds evidence.
     for (const n of p.netns) {
@@ -519,7 +529,7 @@ export class KernelEngine implements Engine {
     else if (hits.has(RECENT_LOCAL_IN)) result.reason = DROP_LOCAL_DELIVERY;
     else if (ctClash > 0) result.reason = DROP_NAT_CLASH;
     else if (ctDrops > 0) result.reason = DROP_CT_TABLE_FULL;
-    else if (st === PARSE_FRAGMENT) result.reason = DROP_FRAGMENT;
+    else if (st === PARSE_FRAGMENT || (st === PARSE_OK && pv.mf === 1)) result.reason = DROP_FRAGMENT;
     else if (st === PARSE_BAD_IP_VERSION && p.frame.length > 0 && p.frame[0] >>> 4 === 6) result.reason = DROP_NOT_IPV4;
     else if (isIpLevelMalformation(st) || st === PARSE_BAD_IP_VERSION) {
       result.reason = DROP_MALFORMED;
