@@ -6,8 +6,10 @@ import { InputError } from '../spec/errors.ts';
 // Subcommands, in the order `natlab --help` lists them. Each module exports `command`.
 const COMMANDS: Array<() => Promise<{ command: Command }>> = [
   // natlab-commands: one line per subcommand module
+  () => import('./cmd-trace.ts'),
   () => import('./cmd-kernel.ts'),
   () => import('./cmd-replay.ts'),
+  () => import('./cmd-corpus.ts'),
   () => import('./cmd-scenario.ts'),
   () => import('./cmd-pcap.ts'),
 ];

@@ -1,0 +1,621 @@
+// The reference model engine: the whole path of docs/semantics.md §2 for one packet at a time —
+// ENI source/dest check, VPC router (per-subnet route tables, longest prefix), IGW 1:1 static
+// NAT, and NAT instances that behave like Linux (conntrack + the nat table, ip_forward, TTL).
+// Every step is recorded as a Hop so `natlab trace` can show the packet as it is at each hop.
+// Built for being obviously right, never for speed.
+
+import {
+  ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, PROTO_ICMP, PROTO_TCP, PROTO_UDP, isIcmpErrorType,
+} from '../packet/constants.ts';
+import {
+  PacketView, parseIpv4, PARSE_FRAGMENT, PARSE_OK, isIpLevelMalformation, PARSE_STATUS_NAMES,
+} from '../packet/parse.ts';
+import { buildIcmpError } from '../packet/build.ts';
+import { ipv4HeaderChecksum, csumReplace32, udpCsumReplace32 } from '../packet/checksum.ts';
+import { formatIpv4 } from '../packet/addr.ts';
+import type {
+  ConntrackEntry, Engine, EngineOptions, InputPacket, NatRuleCounter, OutputFrame, PacketResult,
+} from '../spec/engine.ts';
+import {
+  CT_INVALID, CT_NAMES, CT_NEW, CT_NONE, CT_RELATED, DROP_BLACKHOLE, DROP_CT_TABLE_FULL,
+  DROP_FRAGMENT, DROP_ICMP_BAD_CHECKSUM, DROP_ICMP_REDIRECT_NAT, DROP_IGW_NO_PUBLIC_IP,
+  DROP_IGW_UNKNOWN_DST, DROP_IP_FORWARD_OFF, DROP_MALFORMED, DROP_NAT_CLASH, DROP_NO_HOST,
+  DROP_NO_INGRESS, DROP_NO_ROUTE, DROP_ROUTING_LOOP, DROP_SRC_DST_CHECK_DST,
+  DROP_SRC_DST_CHECK_SRC, DROP_TTL_EXCEEDED, FATE_DELIVERED, FATE_DROPPED, REASON_NONE, reasonName,
+} from '../spec/reasons.ts';
+import {
+  NAT_CHAINS, POINT_INTERNET, instancePoint, type Instance, type NatChainName, type Route,
+  type Scenario,
+} from '../spec/scenario.ts';
+import { CLOCK_TICK_US, DEFAULT_IP_TTL, ICMP_ERROR_MAX_LEN } from '../spec/timeouts.ts';
+import {
+  ConntrackTable, conntrackIn, DIR_REPLY, HOOK_OUT, HOOK_PRE, type CtEntry, type CtResult,
+} from './conntrack.ts';
+import {
+  MANIP_DST, MANIP_SRC, ipDecreaseTtl, r16, r32, recomputeIcmpChecksum, w16, w32,
+} from './mangle.ts';
+import {
+  ICMP_XLATE_BAD_CHECKSUM, ICMP_XLATE_OK, ICMP_XLATE_REDIRECT, icmpReplyTranslation, natPacket,
+  natSetupInfo, nullBindingRange, rulePacketOf, runChain, targetRange,
+} from './nat.ts';
+import { Prng } from './prng.ts';
+import { TCP_STATE_NAMES } from './tcp-state.ts';
+import { tupleText } from './tuple.ts';
+
+/** A path longer than this many instance hops is a routing loop (docs/semantics.md §2). */
+export const MAX_INSTANCE_HOPS = 8;
+/** The only interface of an instance. */
+export const ETH0 = 'eth0';
+
+/** One step of a packet's path, for `natlab trace`. */
+export interface Hop {
+  /** 'instance app → ENI', 'VPC router (rtb private)', 'NAT instance nat: conntrack NEW', ... */
+  name: string;
+  /** The packet as it is after this step (a copy). */
+  packet: Uint8Array;
+  /** What happened and why. */
+  note: string;
+  /** The drop reason when the packet was dropped at this hop. */
+  drop?: number;
+  /** The output point when the packet left the system at this hop. */
+  egress?: number;
+}
+
+export type ModelResult = PacketResult & {
+  hops: Hop[];
+  /** Index in `outputs` of the input packet itself when it was delivered (else -1). */
+  delivered: number;
+};
+
+/** Per rule (index) and policy (-1) connection counters of one chain. */
+interface ChainCounters {
+  rules: { packets: number; bytes: number }[];
+  policy: { packets: number; bytes: number };
+}
+
+/** Everything recorded while one input packet (and what it causes) walks the path. */
+interface Walk {
+  hops: Hop[];
+  outputs: OutputFrame[];
+  fate: number;
+  reason: number;
+  detail: number;
+  ct: number;
+  instanceHops: number;
+  /** Prefix for hop names of a generated packet ('ICMP error: '). */
+  prefix: string;
+  /** Index in `outputs` of the packet that was delivered (the forwarded one), or -1. */
+  delivered: number;
+}
+
+function parse(pkt: Uint8Array): PacketView {
+  const pv = new PacketView();
+  parseIpv4(pkt, 0, pkt.length, pv);
+  return pv;
+}
+
+export interface ModelEngineOptions extends EngineOptions {}
+
+export class ModelEngine implements Engine {
+  readonly name = 'model';
+  private nowMs = 0;
+  private readonly rng: Prng;
+  /** Conntrack table per instance index (null for plain hosts). */
+  private readonly tables: (ConntrackTable | null)[];
+  /** nat counters per instance index and chain. */
+  private readonly counters: (Record<NatChainName, ChainCounters> | null)[];
+
+  constructor(readonly scenario: Scenario, opts: ModelEngineOptions = {}) {
+    this.rng = new Prng(opts.seed ?? 1);
+    this.tables = scenario.instances.map((i) => (i.nat ? new ConntrackTable(scenario.conntrack) : null));
+    this.counters = scenario.instances.map((i) => {
+      if (!i.nat) return null;
+      const c = {} as Record<NatChainName, ChainCounters>;
+      for (const ch of NAT_CHAINS) {
+        c[ch] = { rules: i.nat.chains[ch].map(() => ({ packets: 0, bytes: 0 })), policy: { packets: 0, bytes: 0 } };
+      }
+      return c;
+    });
+  }
+
+  // --- Engine -----------------------------------------------------------------------------------
+
+  async process(batch: readonly InputPacket[]): Promise<PacketResult[]> {
+    return batch.map((p) => {
+      const r = this.processOne(p);
+      return { fate: r.fate, reason: r.reason, detail: r.detail, ct: r.ct, outputs: r.outputs };
+    });
+  }
+
+  async advance(timeUs: number): Promise<void> {
+    this.advanceSync(timeUs);
+  }
+
+  async conntrack(): Promise<ConntrackEntry[]> {
+    return this.conntrackSync();
+  }
+
+  async natCounters(): Promise<NatRuleCounter[]> {
+    return this.natCountersSync();
+  }
+
+  async close(): Promise<void> {}
+
+  // --- synchronous helpers ----------------------------------------------------------------------
+
+  /** Current virtual time, ms. */
+  get timeMs(): number {
+    return this.nowMs;
+  }
+
+  /** Moves the clock forward (never back) and expires entries (docs/semantics.md §7). */
+  advanceSync(timeUs: number): void {
+    const ms = Math.floor(timeUs / CLOCK_TICK_US);
+    if (ms > this.nowMs) this.nowMs = ms;
+    for (const t of this.tables) t?.expire(this.nowMs);
+  }
+
+  conntrackSync(): ConntrackEntry[] {
+    const out: ConntrackEntry[] = [];
+    this.tables.forEach((t, i) => {
+      if (!t) return;
+      t.expire(this.nowMs);
+      for (const e of t.list()) out.push(toConntrackEntry(e, i, this.nowMs));
+    });
+    return out;
+  }
+
+  natCountersSync(): NatRuleCounter[] {
+    const out: NatRuleCounter[] = [];
+    this.counters.forEach((c, i) => {
+      if (!c) return;
+      for (const ch of NAT_CHAINS) {
+        c[ch].rules.forEach((r, k) => out.push({ instance: i, chain: ch, rule: k, packets: r.packets, bytes: r.bytes }));
+        out.push({ instance: i, chain: ch, rule: -1, packets: c[ch].policy.packets, bytes: c[ch].policy.bytes });
+      }
+    });
+    return out;
+  }
+
+  /** Processes one packet and returns its result with the hops of its path. */
+  processOne(input: InputPacket): ModelResult {
+    this.advanceSync(input.timeUs);
+    const w: Walk = {
+      hops: [], outputs: [], fate: FATE_DROPPED, reason: REASON_NONE, detail: 0, ct: CT_NONE,
+      instanceHops: 0, prefix: '', delivered: -1,
+    };
+    let pkt = input.frame.slice();
+    const pv = parse(pkt);
+    const from = this.pointLabel(input.ingress);
+    if (isIpLevelMalformation(pv.status)) {
+      this.drop(w, DROP_MALFORMED, `${from}: parse`, pkt, `malformed IPv4 (${PARSE_STATUS_NAMES[pv.status]}): Linux drops it in ip_rcv`, pv.status);
+      return this.result(w);
+    }
+    if (pv.status === PARSE_FRAGMENT || pv.mf) {
+      this.drop(w, DROP_FRAGMENT, `${from}: parse`, pkt, 'IPv4 fragment: natlab does not reassemble (Linux would hold it for reassembly)');
+      return this.result(w);
+    }
+    if (pkt.length > pv.totalLen) pkt = pkt.slice(0, pv.totalLen); // link-layer padding is not part of the packet
+    if (input.ingress === POINT_INTERNET) {
+      this.hop(w, 'internet → IGW', pkt, `sent from the internet by ${formatIpv4(pv.src)}`);
+      this.igwInbound(pkt, w);
+    } else {
+      const idx = input.ingress - 1;
+      if (idx < 0 || idx >= this.scenario.instances.length) {
+        this.drop(w, DROP_NO_INGRESS, `point ${input.ingress}`, pkt, `no instance at ingress point ${input.ingress}`);
+        return this.result(w);
+      }
+      this.sendFrom(idx, pkt, w, `sent by ${this.instanceKind(idx)} ${this.scenario.instances[idx].name}`);
+    }
+    return this.result(w);
+  }
+
+  // --- the path ----------------------------------------------------------------------------------
+
+  private result(w: Walk): ModelResult {
+    return { fate: w.fate, reason: w.reason, detail: w.detail, ct: w.ct, outputs: w.outputs, hops: w.hops, delivered: w.delivered };
+  }
+
+  private hop(w: Walk, name: string, pkt: Uint8Array, note: string): void {
+    w.hops.push({ name: w.prefix + name, packet: pkt.slice(), note });
+  }
+
+  private drop(w: Walk, reason: number, name: string, pkt: Uint8Array, note: string, detail = 0): void {
+    w.hops.push({ name: w.prefix + name, packet: pkt.slice(), note: `DROP ${reasonName(reason)}: ${note}`, drop: reason });
+    if (w.prefix) return; // a generated packet's fate does not change the input's
+    w.fate = FATE_DROPPED;
+    w.reason = reason;
+    w.detail = detail;
+  }
+
+  private deliver(w: Walk, egress: number, name: string, pkt: Uint8Array, note: string): void {
+    w.hops.push({ name: w.prefix + name, packet: pkt.slice(), note, egress });
+    w.outputs.push({ egress, frame: pkt.slice() });
+    if (w.prefix) return;
+    w.delivered = w.outputs.length - 1;
+    w.fate = FATE_DELIVERED;
+    w.reason = REASON_NONE;
+    w.detail = 0;
+  }
+
+  private pointLabel(point: number): string {
+    if (point === POINT_INTERNET) return 'internet';
+    const inst = this.scenario.instances[point - 1];
+    return inst ? `instance ${inst.name}` : `point ${point}`;
+  }
+
+  private instanceKind(i: number): string {
+    return this.scenario.instances[i].nat ? 'NAT instance' : 'instance';
+  }
+
+  /** Step 2 + 3: the packet leaves instance S by its ENI and the VPC router routes it. */
+  private sendFrom(s: number, pkt: Uint8Array, w: Walk, why: string, showEni = true): void {
+    const S = this.scenario.instances[s];
+    const pv = parse(pkt);
+    const eniName = `${this.instanceKind(s)} ${S.name} → ENI`;
+    if (S.sourceDestCheck && pv.src !== S.privateIp) {
+      this.drop(w, DROP_SRC_DST_CHECK_SRC, eniName, pkt, `source/dest check is on and the source ${formatIpv4(pv.src)} is not ${S.name}'s address ${formatIpv4(S.privateIp)}`);
+      return;
+    }
+    if (showEni) this.hop(w, eniName, pkt, `${why}; source/dest check ${S.sourceDestCheck ? 'on: the source is its own address' : 'off'}`);
+    // VPC router: the route table of S's subnet, longest prefix wins; never changes a byte.
+    const subnet = this.scenario.subnets[S.subnet];
+    const rtb = this.scenario.routeTables[subnet.routeTable];
+    const routerName = `VPC router (rtb ${rtb.name})`;
+    const route = longestPrefix(rtb.routes, pv.dst);
+    if (!route) {
+      this.drop(w, DROP_NO_ROUTE, routerName, pkt, `no route to ${formatIpv4(pv.dst)} in route table ${rtb.name}`);
+      return;
+    }
+    const rtext = `${formatIpv4(route.dest.addr)}/${route.dest.len} → ${this.routeTargetText(route)}`;
+    switch (route.target) {
+      case 'blackhole':
+        this.drop(w, DROP_BLACKHOLE, routerName, pkt, `route ${rtext}`);
+        return;
+      case 'igw':
+        this.hop(w, routerName, pkt, `route ${rtext}`);
+        this.igwOutbound(pkt, w);
+        return;
+      case 'local': {
+        const t = this.scenario.instances.findIndex((i) => i.privateIp === pv.dst);
+        if (t < 0) {
+          this.drop(w, DROP_NO_HOST, routerName, pkt, `route ${rtext}, but no ENI in the VPC has ${formatIpv4(pv.dst)}`);
+          return;
+        }
+        this.hop(w, routerName, pkt, `route ${rtext}: ENI of ${this.scenario.instances[t].name}`);
+        this.arriveAt(t, pkt, w);
+        return;
+      }
+      case 'eni':
+        this.hop(w, routerName, pkt, `route ${rtext}`);
+        this.arriveAt(route.instance, pkt, w);
+        return;
+    }
+  }
+
+  private routeTargetText(r: Route): string {
+    return r.target === 'eni' ? `eni:${this.scenario.instances[r.instance]?.name ?? r.instance}` : r.target;
+  }
+
+  /** Step 4: IGW outbound, private source → Elastic IP. */
+  private igwOutbound(pkt: Uint8Array, w: Walk): void {
+    const pv = parse(pkt);
+    const owner = this.scenario.instances.find((i) => i.privateIp === pv.src && i.elasticIp !== null);
+    if (!owner || owner.elasticIp === null) {
+      this.drop(w, DROP_IGW_NO_PUBLIC_IP, 'IGW static NAT', pkt, `the source ${formatIpv4(pv.src)} has no Elastic IP`);
+      return;
+    }
+    igwRewrite(pkt, pv, 'src', owner.privateIp, owner.elasticIp);
+    this.hop(w, 'IGW static NAT', pkt, `${formatIpv4(owner.privateIp)}→${formatIpv4(owner.elasticIp)} (${owner.name}'s Elastic IP)`);
+    this.deliver(w, POINT_INTERNET, 'internet', pkt, `delivered to the internet (${formatIpv4(pv.dst)})`);
+  }
+
+  /** Step 7: IGW inbound, Elastic IP → private address, then the instance's ENI. */
+  private igwInbound(pkt: Uint8Array, w: Walk): void {
+    const pv = parse(pkt);
+    const t = this.scenario.instances.findIndex((i) => i.elasticIp === pv.dst);
+    if (t < 0) {
+      this.drop(w, DROP_IGW_UNKNOWN_DST, 'IGW static NAT', pkt, `${formatIpv4(pv.dst)} is not an Elastic IP of this VPC`);
+      return;
+    }
+    const T = this.scenario.instances[t];
+    igwRewrite(pkt, pv, 'dst', T.elasticIp as number, T.privateIp);
+    this.hop(w, 'IGW static NAT', pkt, `${formatIpv4(T.elasticIp as number)}→${formatIpv4(T.privateIp)} (${T.name})`);
+    this.arriveAt(t, pkt, w);
+  }
+
+  /** Step 5 + 6: ENI ingress check of T, then T's stack. */
+  private arriveAt(t: number, pkt: Uint8Array, w: Walk): void {
+    const T = this.scenario.instances[t];
+    const pv = parse(pkt);
+    w.instanceHops++;
+    if (w.instanceHops > MAX_INSTANCE_HOPS) {
+      this.drop(w, DROP_ROUTING_LOOP, `ENI ${T.name}`, pkt, `more than ${MAX_INSTANCE_HOPS} instance hops`);
+      return;
+    }
+    if (T.sourceDestCheck && pv.dst !== T.privateIp) {
+      this.drop(w, DROP_SRC_DST_CHECK_DST, `ENI ${T.name} (source/dest check)`, pkt, `source/dest check is on and the destination ${formatIpv4(pv.dst)} is not ${T.name}'s address ${formatIpv4(T.privateIp)}`);
+      return;
+    }
+    if (T.nat) this.natInstance(t, pkt, pv, w);
+    else this.plainHost(t, pkt, pv, w);
+  }
+
+  /** Step 6 for an instance without netfilter NAT. */
+  private plainHost(t: number, pkt: Uint8Array, pv: PacketView, w: Walk): void {
+    const T = this.scenario.instances[t];
+    const name = `instance ${T.name}`;
+    if (pv.dst === T.privateIp) {
+      this.deliver(w, instancePoint(t), name, pkt, `delivered to ${T.name}`);
+      return;
+    }
+    if (!T.sysctls.ipForward) {
+      this.drop(w, DROP_IP_FORWARD_OFF, name, pkt, `not for ${T.name} and net.ipv4.ip_forward = 0`);
+      return;
+    }
+    if (pv.ttl <= 1) {
+      this.drop(w, DROP_TTL_EXCEEDED, name, pkt, `TTL ${pv.ttl} would expire: ICMP time exceeded sent to ${formatIpv4(pv.src)}`);
+      this.sendTimeExceeded(t, pkt, pv, w);
+      return;
+    }
+    ipDecreaseTtl(pkt);
+    this.hop(w, name, pkt, `forwarded (ip_forward = 1), ttl ${pv.ttl}→${pv.ttl - 1}`);
+    this.sendFrom(t, pkt, w, `forwarded by ${T.name}`, false);
+  }
+
+  /** Step 6 for a NAT instance: Linux with conntrack and the nat table. */
+  private natInstance(t: number, pkt: Uint8Array, pvIn: PacketView, w: Walk): void {
+    const T = this.scenario.instances[t];
+    const table = this.tables[t] as ConntrackTable;
+    const label = `NAT instance ${T.name}`;
+
+    const received = pkt.slice();
+    // a. PREROUTING: conntrack, then DNAT.
+    const ct = conntrackIn(table, pkt, pvIn, HOOK_PRE, this.nowMs);
+    if (!w.prefix) w.ct = ct.ctinfo;
+    const evicted = ct.evicted ? `; table full: early-dropped ${tupleText(ct.evicted.proto, ct.evicted.tuples[0])}` : '';
+    if (!ct.accept) {
+      this.drop(w, DROP_CT_TABLE_FULL, `${label}: conntrack`, pkt, `nf_conntrack: table full (max ${table.settings.max}), dropping packet`);
+      return;
+    }
+    const ctName = `${label}: conntrack ${CT_NAMES[ct.ctinfo]}`;
+    const e = ct.entry;
+    const ctNote = `${ct.note}${evicted}`;
+    const isNew = e !== null && !e.confirmed;
+    const fail = (reason: number, name: string, note: string): void => {
+      if (isNew && e) e.dead = true; // an unconfirmed entry simply goes away with the packet
+      this.drop(w, reason, name, pkt, note);
+    };
+
+    let preName = '';
+    let preNote = '';
+    if (e) {
+      if (ct.ctinfo === CT_RELATED && pvIn.proto === PROTO_ICMP) {
+        const x = icmpReplyTranslation(e, ct.dir, pkt, pvIn, MANIP_DST);
+        if (x.result !== ICMP_XLATE_OK) {
+          this.hop(w, ctName, pkt, ctNote);
+          this.failXlate(x.result, label, fail);
+          return;
+        }
+        if (x.changed) {
+          preName = 'ICMP error translation';
+          preNote = `PREROUTING (${e.srcNatBy || 'SNAT'} reversed): outer destination and quoted packet`;
+        }
+      } else {
+        if (ct.ctinfo === CT_NEW && !e.dstNatDone) {
+          const v = runChain(T.nat!, 'PREROUTING', rulePacketOf(pvIn, ETH0, ''));
+          this.count(t, 'PREROUTING', v.counted, pvIn.totalLen);
+          const range = v.target ? targetRange(v.target, T.privateIp) : nullBindingRange(e, MANIP_DST);
+          natSetupInfo(table, e, range, MANIP_DST, this.rng);
+          e.dstNatBy = v.target ? v.target.kind : 'null binding';
+        }
+        const before = endpointOf(pkt, 'dst');
+        const m = natPacket(e, ct.dir, pkt, MANIP_DST);
+        if (!m.ok) return fail(DROP_MALFORMED, `${label}: PREROUTING`, 'packet too short to rewrite');
+        if (m.changed) {
+          preName = ct.dir === DIR_REPLY ? `reverse ${e.srcNatBy}` : e.dstNatBy;
+          preNote = `destination ${before}→${endpointOf(pkt, 'dst')}`;
+        }
+      }
+    }
+
+    // b. routing: local delivery?
+    let pv = parse(pkt);
+    if (pv.dst === T.privateIp) {
+      this.hop(w, ctName, preName ? received : pkt, ctNote);
+      if (preName) this.hop(w, preName, pkt, preNote);
+      if (e && isNew) {
+        if (ct.ctinfo === CT_NEW && !e.srcNatDone) {
+          const v = runChain(T.nat!, 'INPUT', rulePacketOf(pv, ETH0, ''));
+          this.count(t, 'INPUT', v.counted, pv.totalLen);
+          e.srcNatDone = true; // INPUT-chain SNAT is not modelled (docs/semantics.md §2 step 6b)
+          e.srcNatBy = 'null binding';
+        }
+        if (!table.confirm(e)) return fail(DROP_NAT_CLASH, `${label}: conntrack confirm`, 'the reply tuple is already in the table');
+      }
+      this.deliver(w, instancePoint(t), `${label}: local delivery`, pkt, `delivered to ${T.name}'s own stack`);
+      return;
+    }
+
+    // c. forwarding. (The hop(s) of PREROUTING show the packet after forwarding's TTL decrement.)
+    const showPre = (extra: string): void => {
+      this.hop(w, ctName, preName ? received : pkt, preName || !extra ? ctNote : `${ctNote}; ${extra}`);
+      if (preName) this.hop(w, preName, pkt, extra ? `${preNote}; ${extra}` : preNote);
+    };
+    if (!T.sysctls.ipForward) {
+      showPre('');
+      return fail(DROP_IP_FORWARD_OFF, `${label}: forward`, `not for ${T.name} and net.ipv4.ip_forward = 0`);
+    }
+    if (pv.ttl <= 1) {
+      showPre('');
+      fail(DROP_TTL_EXCEEDED, `${label}: forward`, `TTL ${pv.ttl} would expire: ICMP time exceeded sent to ${formatIpv4(pv.src)}`);
+      this.sendTimeExceeded(t, pkt, pv, w);
+      return;
+    }
+    ipDecreaseTtl(pkt);
+    showPre(`forwarded, ttl ${pv.ttl}→${pv.ttl - 1}`);
+
+    // d. POSTROUTING: SNAT / MASQUERADE.
+    pv = parse(pkt);
+    if (e) {
+      if (ct.ctinfo === CT_RELATED && pv.proto === PROTO_ICMP) {
+        const x = icmpReplyTranslation(e, ct.dir, pkt, pv, MANIP_SRC);
+        if (x.result !== ICMP_XLATE_OK) return this.failXlate(x.result, label, fail);
+        if (x.changed) this.hop(w, 'ICMP error translation', pkt, `POSTROUTING (${e.dstNatBy || 'DNAT'} reversed): outer source and quoted packet`);
+      } else {
+        if (ct.ctinfo === CT_NEW && !e.srcNatDone) {
+          const v = runChain(T.nat!, 'POSTROUTING', rulePacketOf(pv, '', ETH0));
+          this.count(t, 'POSTROUTING', v.counted, pv.totalLen);
+          let range = nullBindingRange(e, MANIP_SRC);
+          e.srcNatBy = 'null binding';
+          // nf_nat_masquerade_ipv4: an original source of 0.0.0.0 is left alone.
+          if (v.target && !(v.target.kind === 'MASQUERADE' && e.tuples[0].src === 0)) {
+            range = targetRange(v.target, T.privateIp);
+            e.srcNatBy = v.target.kind;
+          }
+          natSetupInfo(table, e, range, MANIP_SRC, this.rng);
+        }
+        const before = endpointOf(pkt, 'src');
+        const m = natPacket(e, ct.dir, pkt, MANIP_SRC);
+        if (!m.ok) return fail(DROP_MALFORMED, `${label}: POSTROUTING`, 'packet too short to rewrite');
+        if (m.changed) this.hop(w, ct.dir === DIR_REPLY ? `reverse ${e.dstNatBy}` : e.srcNatBy, pkt, `source ${before}→${endpointOf(pkt, 'src')}`);
+      }
+      // e. confirm.
+      if (isNew && !table.confirm(e)) {
+        return fail(DROP_NAT_CLASH, `${label}: conntrack confirm`, `reply tuple ${tupleText(e.proto, e.tuples[1])} is already in the table (no free port)`);
+      }
+    }
+    // f. leave by the ENI.
+    this.sendFrom(t, pkt, w, `forwarded by ${T.name}`, false);
+  }
+
+  private failXlate(result: number, label: string, fail: (r: number, n: string, note: string) => void): void {
+    if (result === ICMP_XLATE_BAD_CHECKSUM) fail(DROP_ICMP_BAD_CHECKSUM, `${label}: ICMP error translation`, 'bad ICMP checksum (nf_nat_icmp_reply_translation)');
+    else if (result === ICMP_XLATE_REDIRECT) fail(DROP_ICMP_REDIRECT_NAT, `${label}: ICMP error translation`, 'ICMP redirect for a NATed connection');
+    else fail(DROP_MALFORMED, `${label}: ICMP error translation`, 'quoted packet too short to rewrite');
+  }
+
+  private count(t: number, chain: NatChainName, counted: number[], bytes: number): void {
+    const c = this.counters[t]?.[chain];
+    if (!c) return;
+    for (const k of counted) {
+      const cell = k < 0 ? c.policy : c.rules[k];
+      cell.packets++;
+      cell.bytes += bytes;
+    }
+  }
+
+  /**
+   * ip_forward → icmp_send(ICMP_TIME_EXCEEDED): from T's address to the packet's source as
+   * received (post-DNAT), quoting it as received, as much as fits in 576 bytes. The error is a
+   * locally generated packet: conntrack at OUTPUT (RELATED if it quotes a known connection, and
+   * then translated at LOCAL_OUT and POSTROUTING), then it leaves by T's ENI.
+   */
+  private sendTimeExceeded(t: number, pkt: Uint8Array, pv: PacketView, w: Walk): void {
+    if (pv.proto === PROTO_ICMP) {
+      // RFC 1122 3.2.2: never an ICMP error about an ICMP error (unknown types count as errors).
+      if (pv.l4Len < 1) return;
+      const type = pkt[pv.l4Off];
+      if (type > 18 || isIcmpErrorType(type)) return;
+    }
+    const T = this.scenario.instances[t];
+    const quoteLen = Math.min(pkt.length, ICMP_ERROR_MAX_LEN - 20 - 8);
+    const err = buildIcmpError({
+      src: T.privateIp, dst: pv.src, type: ICMP_TIME_EXCEEDED, code: ICMP_EXC_TTL, quoted: pkt,
+      quoteLen, ttl: DEFAULT_IP_TTL, ipId: 0,
+    });
+    err[1] = (pv.tos & 0x1e) | 0xc0; // RT_TOS(tos) | IPTOS_PREC_INTERNETCONTROL
+    err[6] &= 0x1f; // DF clear
+    w16(err, 10, 0);
+    w16(err, 10, ipv4HeaderChecksum(err, 0, 20));
+    const sub: Walk = { ...w, prefix: 'ICMP error: ', hops: w.hops, outputs: w.outputs };
+    const table = this.tables[t];
+    let note = `time exceeded from ${T.name} (${formatIpv4(T.privateIp)}) to ${formatIpv4(pv.src)}`;
+    if (table) {
+      const epv = parse(err);
+      const ct: CtResult = conntrackIn(table, err, epv, HOOK_OUT, this.nowMs);
+      if (ct.entry) {
+        for (const manip of [MANIP_DST, MANIP_SRC]) {
+          const x = icmpReplyTranslation(ct.entry, ct.dir, err, parse(err), manip);
+          if (x.result !== ICMP_XLATE_OK) return;
+        }
+        note += `; conntrack RELATED (${ct.note}): translated`;
+      } else {
+        note += `; conntrack ${CT_NAMES[CT_INVALID]} (${ct.note}): not translated`;
+      }
+    }
+    this.hop(sub, `${this.instanceKind(t)} ${T.name}`, err, note);
+    this.sendFrom(t, err, sub, 'generated by the instance');
+    w.instanceHops = sub.instanceHops;
+  }
+}
+
+/** `10.0.1.10:40000` (ICMP query: `10.0.1.10 id 7`) — one side of the packet as it is now. */
+function endpointOf(pkt: Uint8Array, side: 'src' | 'dst'): string {
+  const pv = parse(pkt);
+  const a = formatIpv4(side === 'src' ? pv.src : pv.dst);
+  if (pv.proto === PROTO_TCP || pv.proto === PROTO_UDP) return `${a}:${side === 'src' ? pv.sport : pv.dport}`;
+  if (pv.proto === PROTO_ICMP && !pv.isIcmpError && pv.status === PARSE_OK) return `${a} id ${pv.icmpId}`;
+  return a;
+}
+
+function longestPrefix(routes: readonly Route[], dst: number): Route | null {
+  let best: Route | null = null;
+  for (const r of routes) {
+    const m = r.dest.len === 0 ? 0 : (0xffffffff << (32 - r.dest.len)) >>> 0;
+    if (((dst & m) >>> 0) !== r.dest.addr) continue;
+    if (!best || r.dest.len > best.dest.len) best = r;
+  }
+  return best;
+}
+
+/**
+ * The IGW's 1:1 static NAT of one address (docs/semantics.md §2 steps 4 and 7): the outer source
+ * (outbound) or destination (inbound) with the IP checksum and the TCP/UDP pseudo-header checksum
+ * patched incrementally (UDP 0 stays 0); for an ICMP error also the quoted packet's opposite
+ * address when it is the translated one (inner IP checksum, inner UDP checksum if non-zero) and the
+ * ICMP checksum recomputed over the message.
+ */
+export function igwRewrite(pkt: Uint8Array, pv: PacketView, which: 'src' | 'dst', from: number, to: number): void {
+  const off = which === 'src' ? 12 : 16;
+  const old = r32(pkt, off);
+  w16(pkt, 10, csumReplace32(r16(pkt, 10), old, to));
+  w32(pkt, off, to);
+  if (pv.proto === PROTO_TCP && pv.l4Len >= 18) {
+    w16(pkt, pv.l4Off + 16, csumReplace32(r16(pkt, pv.l4Off + 16), old, to));
+  } else if (pv.proto === PROTO_UDP && pv.l4Len >= 8) {
+    w16(pkt, pv.l4Off + 6, udpCsumReplace32(r16(pkt, pv.l4Off + 6), old, to));
+  } else if (pv.proto === PROTO_ICMP && pv.isIcmpError && pv.status === PARSE_OK) {
+    // The quoted packet travelled the other way: its destination (outbound) / source (inbound).
+    const io = pv.innerOff;
+    const innerOff = io + (which === 'src' ? 16 : 12);
+    if (r32(pkt, innerOff) !== from) return;
+    w16(pkt, io + 10, csumReplace32(r16(pkt, io + 10), from, to));
+    w32(pkt, innerOff, to);
+    if (pv.innerProto === PROTO_UDP && pv.innerL4Len >= 8) {
+      const c = r16(pkt, pv.innerL4Off + 6);
+      if (c !== 0) w16(pkt, pv.innerL4Off + 6, udpCsumReplace32(c, from, to));
+    }
+    recomputeIcmpChecksum(pkt, pv.l4Off);
+  }
+}
+
+function toConntrackEntry(e: CtEntry, instance: number, nowMs: number): ConntrackEntry {
+  return {
+    instance,
+    proto: e.proto,
+    state: e.proto === PROTO_TCP ? TCP_STATE_NAMES[e.tcp.state] : '',
+    timeout: Math.floor((e.expiresMs - nowMs) / 1000),
+    orig: { ...e.tuples[0] },
+    reply: { ...e.tuples[1] },
+    assured: e.assured,
+    seenReply: e.seenReply,
+  };
+}
+
+/** The model engine (docs/model.md). */
+export function createModelEngine(scenario: Scenario, opts: ModelEngineOptions = {}): ModelEngine {
+  return new ModelEngine(scenario, opts);
+}
+
+export type { Instance };
