@@ -1,0 +1,88 @@
+// Readers of the shared tables, usable from any thread while the workers run (cold path).
+//
+// Torn reads: a session record is written by its owning worker only. The slow path bumps the
+// 4-bit sequence in the meta word after every change; the reader reads meta, the fields, then
+// meta again and retries (up to 8 times) when it changed — so a printed entry is a consistent
+// snapshot unless 16 changes to that same entry happened during one read. The fast path only
+// stores the expiry word (a single aligned 32-bit store, never torn).
+
+import type { ConntrackEntry, NatRuleCounter } from '../spec/engine.ts';
+import { NAT_CHAINS } from '../spec/scenario.ts';
+import { REASON_COUNT } from '../spec/reasons.ts';
+import {
+  type CoreShared, C_HWM, M_ASSURED, M_LIVE, M_PROTO_MASK, M_SEEN_REPLY, M_SLOT_MASK, M_SLOT_SHIFT, M_STATE_MASK,
+  M_STATE_SHIFT, SESSION_WORDS, S_EXPIRY, S_META, S_OPORTS, S_ODST, S_OSRC, S_RDST, S_RPORTS, S_RSRC, TCP_STATE_NAMES,
+} from './layout.ts';
+
+/** Live conntrack entries of every NAT instance at time `nowMs` (ms since the run's time base). */
+export function dumpConntrack(shared: CoreShared, nowMs: number): ConntrackEntry[] {
+  const ses = new Uint32Array(shared.sabs.sessions);
+  const ctl = new Int32Array(shared.sabs.ctl);
+  const c = shared.compiled;
+  const out: ConntrackEntry[] = [];
+  for (let w = 0; w < shared.workers; w++) {
+    const hwm = Atomics.load(ctl, w * shared.ctlWords + C_HWM);
+    const base = w * shared.capW;
+    for (let i = 0; i < hwm; i++) {
+      const o = (base + i) * SESSION_WORDS;
+      for (let attempt = 0; attempt < 8; attempt++) {
+        const meta = Atomics.load(ses, o + S_META);
+        if ((meta & M_LIVE) === 0) break;
+        const exp = ses[o + S_EXPIRY];
+        const os = ses[o + S_OSRC], od = ses[o + S_ODST], op = ses[o + S_OPORTS];
+        const rs = ses[o + S_RSRC], rd = ses[o + S_RDST], rp = ses[o + S_RPORTS];
+        if (Atomics.load(ses, o + S_META) !== meta) continue;
+        if (nowMs >= exp) break;
+        const proto = meta & M_PROTO_MASK;
+        out.push({
+          instance: c.natInst[(meta >>> M_SLOT_SHIFT) & M_SLOT_MASK],
+          proto,
+          state: proto === 6 ? TCP_STATE_NAMES[(meta >>> M_STATE_SHIFT) & M_STATE_MASK] : '',
+          timeout: Math.floor((exp - nowMs) / 1000),
+          orig: { src: os, dst: od, sport: op >>> 16, dport: op & 0xffff },
+          reply: { src: rs, dst: rd, sport: rp >>> 16, dport: rp & 0xffff },
+          assured: (meta & M_ASSURED) !== 0,
+          seenReply: (meta & M_SEEN_REPLY) !== 0,
+        });
+        break;
+      }
+    }
+  }
+  out.sort((a, b) => a.instance - b.instance || a.proto - b.proto || a.orig.src - b.orig.src || a.orig.dst - b.orig.dst ||
+    a.orig.sport - b.orig.sport || a.orig.dport - b.orig.dport);
+  return out;
+}
+
+/** iptables nat counters (all chains of every NAT instance, policy as rule -1), summed over workers. */
+export function readNatCounters(shared: CoreShared): NatRuleCounter[] {
+  const c = shared.compiled;
+  const natc = new Float64Array(shared.sabs.natc);
+  const n = c.counterCount;
+  const out: NatRuleCounter[] = [];
+  for (let k = 0; k < n; k++) {
+    let packets = 0;
+    let bytes = 0;
+    for (let w = 0; w < shared.workers; w++) {
+      packets += natc[(w * n + k) * 2];
+      bytes += natc[(w * n + k) * 2 + 1];
+    }
+    out.push({ instance: c.counterInst[k], chain: NAT_CHAINS[c.counterChain[k]], rule: c.counterRule[k], packets, bytes });
+  }
+  return out;
+}
+
+/** Dropped packets per DROP_* reason (index = reason code), summed over workers. */
+export function readDropCounters(shared: CoreShared): number[] {
+  const drops = new Float64Array(shared.sabs.drops);
+  const out = new Array<number>(REASON_COUNT).fill(0);
+  for (let w = 0; w < shared.workers; w++) for (let r = 0; r < REASON_COUNT; r++) out[r] += drops[w * REASON_COUNT + r];
+  return out;
+}
+
+/** Sessions currently allocated per worker (live or expired but not yet reclaimed). */
+export function readSessionCounts(shared: CoreShared): number[] {
+  const ctl = new Int32Array(shared.sabs.ctl);
+  const out: number[] = [];
+  for (let w = 0; w < shared.workers; w++) out.push(Atomics.load(ctl, w * shared.ctlWords + 5));
+  return out;
+}

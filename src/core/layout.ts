@@ -1,0 +1,277 @@
+// The fast core's shared memory: the ONLY file with SharedArrayBuffer offsets and sizes.
+// Everything a worker needs lives here, so a replacement worker (after a fault) resumes from the
+// same state, and the main thread can read the tables while the workers run (src/core/ct-dump.ts).
+//
+// Per worker w (one writer per region, no locks; see docs/core.md "Dataplane"):
+//   sessions  Uint32 records of SESSION_WORDS words (struct of 14 words per session, 56 bytes):
+//             tuples, meta (proto, NAT instance, TCP state, flags), per-direction composed path,
+//             expiry ms, creation ms, timer-wheel links, oldest-created non-ASSURED list links.
+//   flow      open addressing, 4-byte slots: (tag << refBits) | ref, ref = (local session << 2 |
+//             kind) + 1, kind 0 = orig tuple, 1 = reply tuple, 2 = "bysource" (proto, orig src,
+//             orig sport) key for get_unique_tuple's mapping reuse. Load ≤ FLOW_LOAD.
+//   wheel     timer wheel heads (WHEEL_SLOTS Int32) + control words.
+//   ctl       per worker and NAT instance: live count, list heads, RNG state, clock.
+//   drops     Float64 per DROP_* reason; natc: Float64 (packets, bytes) per nat rule counter.
+
+import type { Scenario } from '../spec/scenario.ts';
+import { REASON_COUNT } from '../spec/reasons.ts';
+import { ICMP_ERROR_MAX_LEN } from '../spec/timeouts.ts';
+import { type CompiledScenario, compileScenario } from './compile.ts';
+
+export type { CompiledScenario } from './compile.ts';
+
+// ---- session record words ---------------------------------------------------------------------
+export const S_OSRC = 0;
+export const S_ODST = 1;
+/** (sport << 16) | dport of the orig tuple (ICMP: id << 16 | type << 8 | code). */
+export const S_OPORTS = 2;
+export const S_RSRC = 3;
+export const S_RDST = 4;
+export const S_RPORTS = 5;
+/** proto (bits 0..7) | NAT instance slot (8..13) | TCP state (14..17) | flags (M_* bits). */
+export const S_META = 6;
+/** Composed path per direction: orig in bits 0..15, reply in 16..31 (see PATH_*). */
+export const S_PATH = 7;
+export const S_EXPIRY = 8;
+export const S_CREATED = 9;
+export const S_WPREV = 10;
+export const S_WNEXT = 11;
+export const S_NPREV = 12;
+export const S_NNEXT = 13;
+export const SESSION_WORDS = 14;
+
+export const M_PROTO_MASK = 0xff;
+export const M_SLOT_SHIFT = 8;
+export const M_SLOT_MASK = 0x3f;
+export const M_STATE_SHIFT = 14;
+export const M_STATE_MASK = 0xf;
+export const M_LIVE = 1 << 18;
+export const M_SEEN_REPLY = 1 << 19;
+export const M_ASSURED = 1 << 20;
+/** TCP entry created by loose pickup (mid-stream ACK). */
+export const M_LOOSE = 1 << 21;
+export const M_SRC_NAT = 1 << 22;
+export const M_DST_NAT = 1 << 23;
+/** Has a SRC manip (is in the bysource index). */
+export const M_BYSRC = 1 << 24;
+/** Composed path valid for the orig / reply direction. */
+export const M_PATH_O = 1 << 25;
+export const M_PATH_R = 1 << 26;
+/** In the non-ASSURED creation-order list. */
+export const M_NALIST = 1 << 27;
+/** Sequence bits (28..31): bumped on every slow-path write, for torn-read detection by readers. */
+export const M_SEQ_SHIFT = 28;
+
+// Path (16 bits per direction): ingress point (5) | egress point (5) | TTL decrement (2) | EIP index + 1 (4).
+export const PATH_IN_SHIFT = 0;
+export const PATH_OUT_SHIFT = 5;
+export const PATH_TTL_SHIFT = 10;
+export const PATH_EIP_SHIFT = 12;
+export const PATH_MAX_POINT = 31;
+export const PATH_MAX_TTL = 3;
+export const PATH_MAX_EIP = 15;
+
+// ---- TCP states (conntrack names order) -------------------------------------------------------
+export const TCP_NONE = 0;
+export const TCP_SYN_SENT = 1;
+export const TCP_SYN_RECV = 2;
+export const TCP_ESTABLISHED = 3;
+export const TCP_FIN_WAIT = 4;
+export const TCP_CLOSE_WAIT = 5;
+export const TCP_LAST_ACK = 6;
+export const TCP_TIME_WAIT = 7;
+export const TCP_CLOSE = 8;
+export const TCP_SYN_SENT2 = 9;
+export const TCP_STATE_NAMES: readonly string[] = [
+  'NONE', 'SYN_SENT', 'SYN_RECV', 'ESTABLISHED', 'FIN_WAIT', 'CLOSE_WAIT', 'LAST_ACK', 'TIME_WAIT', 'CLOSE', 'SYN_SENT2',
+];
+
+// ---- flow table ----------------------------------------------------------------------------------
+export const FLOW_LOAD = 0.75;
+/** Keys per session: orig, reply, bysource. */
+export const FLOW_KEYS = 3;
+/** Maximum probes of any flow-table operation (fixed bound). */
+export const FLOW_MAX_PROBE = 256;
+export const KIND_ORIG = 0;
+export const KIND_REPLY = 1;
+export const KIND_BYSRC = 2;
+
+// ---- timer wheel -------------------------------------------------------------------------------------
+export const WHEEL_BITS = 14;
+export const WHEEL_SLOTS = 1 << WHEEL_BITS;
+/** Slot width: 2^WHEEL_GRAN_BITS ms. */
+export const WHEEL_GRAN_BITS = 6;
+
+// ---- per-worker control words (Float64 not needed: all fit Int32) ----------------------------------
+/** Head of the free session list. All links hold local index + 1 (0 = none). */
+export const C_FREE = 0;
+/** Sessions ever handed out (high-water mark; the rest of the region is still virgin). */
+export const C_HWM = 1;
+/** Wheel cursor: absolute slot number processed up to (exclusive). */
+export const C_WHEEL_CUR = 2;
+/** xorshift32 state for port search offsets. */
+export const C_RNG = 3;
+/** Latest clock seen (ms since the run's time base). */
+export const C_NOW = 4;
+/** Sessions allocated (live or expired-not-yet-reclaimed), all instances. */
+export const C_USED = 5;
+/** Per NAT instance slot k: allocated count, non-ASSURED list head, tail. */
+export const C_INST = 8;
+export const C_INST_WORDS = 3;
+export const CI_COUNT = 0;
+export const CI_NA_HEAD = 1;
+export const CI_NA_TAIL = 2;
+
+export interface CoreShared {
+  workers: number;
+  seed: number;
+  /** Sessions per worker and NAT instance (conntrack max quota). */
+  quota: number[];
+  /** Session records per worker (sum of quotas). */
+  capW: number;
+  /** Flow slots per worker. */
+  slotsW: number;
+  /** Bits of a flow slot used by the session reference (the rest is a hash tag). */
+  refBits: number;
+  ctlWords: number;
+  sabs: Record<string, SharedArrayBuffer>;
+  compiled: CompiledScenario;
+}
+
+/**
+ * Allocates all shared state for `workers` workers. Table-full accounting: each worker owns a
+ * quota of every NAT instance's nf_conntrack_max — floor(max / W), the first max % W workers one
+ * more — so no lock is needed; with one worker the quota is exactly max.
+ * `capacity` (optional) caps the per-instance max used for sizing (memory); default: the scenario's max.
+ */
+export function createCoreShared(scenario: Scenario, opts: { workers: number; seed: number; capacity?: number }): CoreShared {
+  const W = opts.workers | 0;
+  if (W < 1 || W > 64) throw new Error(`createCoreShared: workers must be 1..64, got ${opts.workers}`);
+  const compiled = compileScenario(scenario);
+  const max = Math.max(1, Math.min(opts.capacity ?? scenario.conntrack.max, scenario.conntrack.max));
+  compiled.ctMax = max;
+  const nNat = Math.max(1, compiled.natCount);
+  const quota: number[] = [];
+  let capW = 0;
+  for (let w = 0; w < W; w++) {
+    const q = Math.floor(max / W) + (w < max % W ? 1 : 0);
+    quota.push(q);
+    capW = Math.max(capW, q * nNat);
+  }
+  capW = Math.max(capW, 1);
+  const slotsW = Math.ceil((capW * FLOW_KEYS) / FLOW_LOAD) + 1;
+  let refBits = 1;
+  while ((1 << refBits) <= capW * 4 + 1 && refBits < 31) refBits++;
+  if (refBits > 28) throw new Error(`createCoreShared: capacity ${max} too large for the core's flow table`);
+  const ctlWords = C_INST + C_INST_WORDS * nNat;
+  const sabs: Record<string, SharedArrayBuffer> = {
+    sessions: new SharedArrayBuffer(W * capW * SESSION_WORDS * 4),
+    flow: new SharedArrayBuffer(W * slotsW * 4),
+    wheel: new SharedArrayBuffer(W * WHEEL_SLOTS * 4),
+    ctl: new SharedArrayBuffer(W * ctlWords * 4),
+    drops: new SharedArrayBuffer(W * REASON_COUNT * 8),
+    natc: new SharedArrayBuffer(W * Math.max(1, compiled.counterCount) * 2 * 8),
+  };
+  const shared: CoreShared = { workers: W, seed: opts.seed | 0, quota, capW, slotsW, refBits, ctlWords, sabs, compiled };
+  // Initial control state: links are index + 1, so zero-filled memory is empty lists; RNG per worker.
+  const ctl = new Int32Array(sabs.ctl);
+  for (let w = 0; w < W; w++) {
+    const b = w * ctlWords;
+    ctl[b + C_HWM] = 0;
+    ctl[b + C_WHEEL_CUR] = 0;
+    let s = (Math.imul((opts.seed | 0) ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(w + 1, 0xc2b2ae35)) | 0;
+    if (s === 0) s = 0x2545f491;
+    ctl[b + C_RNG] = s;
+    ctl[b + C_NOW] = 0;
+  }
+  return shared;
+}
+
+/** Shared bytes per session: session record + flow-table slots (FLOW_KEYS per session at FLOW_LOAD). */
+export function sharedBytesPerSession(shared: CoreShared): number {
+  return SESSION_WORDS * 4 + (shared.slotsW * 4) / shared.capW;
+}
+
+/** Total bytes of shared table memory (all SABs). */
+export function sharedBytesTotal(shared: CoreShared): number {
+  let n = 0;
+  for (const k of Object.keys(shared.sabs)) n += shared.sabs[k].byteLength;
+  return n;
+}
+
+/** Typed-array views of one worker's region (or all regions, for readers). */
+export class SharedViews {
+  readonly sessions: Uint32Array;
+  readonly flow: Uint32Array;
+  readonly wheel: Int32Array;
+  readonly ctl: Int32Array;
+  readonly drops: Float64Array;
+  readonly natc: Float64Array;
+  constructor(shared: CoreShared) {
+    this.sessions = new Uint32Array(shared.sabs.sessions);
+    this.flow = new Uint32Array(shared.sabs.flow);
+    this.wheel = new Int32Array(shared.sabs.wheel);
+    this.ctl = new Int32Array(shared.sabs.ctl);
+    this.drops = new Float64Array(shared.sabs.drops);
+    this.natc = new Float64Array(shared.sabs.natc);
+  }
+}
+
+// ---- batch I/O -------------------------------------------------------------------------------------
+
+/**
+ * Views over SABs the main thread fills and reads. Input frames are IPv4 packets in `inArena` at
+ * inOff[i] (length inLen[i]); they must not overlap and must lie in order of i (offsets
+ * non-decreasing). Outputs are written at deterministic places, so re-running a packet (a worker
+ * replaced after a fault) rewrites the same bytes: packet i's outputs use output slots
+ * [OUT_SLOTS_PER_PACKET * i, ...) and bytes [inOff[i] + ICMP_ERROR_MAX_LEN * i, + inLen[i] + ICMP_ERROR_MAX_LEN)
+ * of `outArena` (the forwarded copy, then any generated ICMP error). outFirst[i] is that first slot.
+ */
+export interface BatchIO {
+  maxPackets: number;
+  inArena: Uint8Array;
+  inOff: Int32Array;
+  inLen: Int32Array;
+  ingress: Int32Array;
+  timeMs: Int32Array;
+  fate: Uint8Array;
+  reason: Uint8Array;
+  detail: Uint8Array;
+  ct: Uint8Array;
+  outFirst: Int32Array;
+  outCount: Int32Array;
+  outArena: Uint8Array;
+  outOff: Int32Array;
+  outLen: Int32Array;
+  outEgress: Int32Array;
+}
+
+/** At most this many output frames per input packet (the forwarded packet and one ICMP error). */
+export const OUT_SLOTS_PER_PACKET = 2;
+
+function sab(bytes: number): SharedArrayBuffer {
+  return new SharedArrayBuffer(Math.max(8, bytes));
+}
+
+/** SAB-backed batch I/O (structured-cloneable). `workers` is accepted for the boundary's shape. */
+export function createBatchIO(maxPackets: number, arenaBytes: number, _workers: number): BatchIO {
+  const n = Math.max(1, maxPackets | 0);
+  return {
+    maxPackets: n,
+    inArena: new Uint8Array(sab(arenaBytes)),
+    inOff: new Int32Array(sab(n * 4)),
+    inLen: new Int32Array(sab(n * 4)),
+    ingress: new Int32Array(sab(n * 4)),
+    timeMs: new Int32Array(sab(n * 4)),
+    fate: new Uint8Array(sab(n)),
+    reason: new Uint8Array(sab(n)),
+    detail: new Uint8Array(sab(n)),
+    ct: new Uint8Array(sab(n)),
+    outFirst: new Int32Array(sab(n * 4)),
+    outCount: new Int32Array(sab(n * 4)),
+    outArena: new Uint8Array(sab(arenaBytes + ICMP_ERROR_MAX_LEN * n)),
+    outOff: new Int32Array(sab(n * OUT_SLOTS_PER_PACKET * 4)),
+    outLen: new Int32Array(sab(n * OUT_SLOTS_PER_PACKET * 4)),
+    outEgress: new Int32Array(sab(n * OUT_SLOTS_PER_PACKET * 4)),
+  };
+}
