@@ -91,7 +91,11 @@ export function encodePcap(records: Iterable<PcapWriteRecord>, opts: PcapWriteOp
 
 const STAGE = 64 * 1024;
 
-/** Streams records to a pcap file. */
+/**
+ * Streams records to a pcap file. Records are staged in order synchronously, so the file keeps
+ * the order of `write` calls even if the caller does not await them; awaiting `write` is what
+ * applies backpressure (it resolves once the file stream has drained when it was behind).
+ */
 export class PcapWriter {
   /** Records written so far. */
   count = 0;
@@ -101,6 +105,7 @@ export class PcapWriter {
   private fill = 0;
   private error: Error | null = null;
   private closed = false;
+  private drain: Promise<void> | null = null;
 
   private constructor(
     readonly path: string,
@@ -130,51 +135,60 @@ export class PcapWriter {
     return new PcapWriter(path, ws, o);
   }
 
-  /** Appends one record; resolves once the record is staged (waits if the file is behind). */
-  async write(r: PcapWriteRecord): Promise<void> {
-    if (this.error) throw this.error;
-    if (this.closed) throw new Error(`pcap writer: ${this.path} is closed`);
+  /** Appends one record. Resolves at once unless the file stream is behind, then on 'drain'. */
+  write(r: PcapWriteRecord): Promise<void> {
+    if (this.error) return Promise.reject(this.error);
+    if (this.closed) return Promise.reject(new Error(`pcap writer: ${this.path} is closed`));
     const need = PCAP_REC_HDR_LEN + capLenOf(r, this.o);
-    if (this.fill + need > this.stage.length) await this.flush(need);
-    this.fill += writeRecord(this.stage, this.fill, r, this.o, this.count);
+    if (this.fill + need > this.stage.length) this.handOff(need);
+    try {
+      this.fill += writeRecord(this.stage, this.fill, r, this.o, this.count);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     this.count++;
     this.bytes += need;
+    return this.ws.writableNeedDrain ? this.waitDrain() : RESOLVED;
   }
 
-  /** Hands the staged bytes to the file stream; waits for 'drain' if it is full. */
-  private async flush(nextNeed = 0): Promise<void> {
+  /** Hands the staged bytes to the file stream and starts a fresh staging buffer. */
+  private handOff(nextNeed: number): void {
     if (this.fill > 0) {
-      const chunk = this.stage.subarray(0, this.fill);
+      this.ws.write(this.stage.subarray(0, this.fill));
       this.stage = Buffer.allocUnsafe(Math.max(STAGE, nextNeed));
       this.fill = 0;
-      if (!this.ws.write(chunk)) {
-        await new Promise<void>((resolve, reject) => {
-          const onDrain = () => {
-            this.ws.off('error', onErr);
-            resolve();
-          };
-          const onErr = (e: Error) => {
-            this.ws.off('drain', onDrain);
-            reject(e);
-          };
-          this.ws.once('drain', onDrain);
-          this.ws.once('error', onErr);
-        });
-      }
     } else if (this.stage.length < nextNeed) {
       this.stage = Buffer.allocUnsafe(nextNeed);
     }
-    if (this.error) throw this.error;
+  }
+
+  private waitDrain(): Promise<void> {
+    this.drain ??= new Promise<void>((resolve, reject) => {
+      const done = (e?: Error) => {
+        this.ws.off('drain', onDrain);
+        this.ws.off('error', onErr);
+        this.drain = null;
+        if (e) reject(e);
+        else resolve();
+      };
+      const onDrain = () => done();
+      const onErr = (e: Error) => done(e);
+      this.ws.once('drain', onDrain);
+      this.ws.once('error', onErr);
+    });
+    return this.drain;
   }
 
   /** Flushes and closes the file. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.flush();
+    this.handOff(0);
     await new Promise<void>((resolve, reject) => {
       this.ws.end((e?: Error | null) => (e ? reject(e) : resolve()));
     });
     if (this.error) throw this.error;
   }
 }
+
+const RESOLVED = Promise.resolve();

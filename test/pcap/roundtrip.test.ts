@@ -91,6 +91,17 @@ describe('pcap write then read', () => {
     expect(r.records[777].data[100]).toBe(100);
   });
 
+  it('keeps the order of writes that are not awaited', async () => {
+    await fc.assert(fc.asyncProperty(fc.array(fc.record({ tsSec: fc.nat(), tsNsec: fc.nat({ max: 999_999_999 }), data: fc.uint8Array({ maxLength: 30000 }) }), { maxLength: 30 }), async (recs) => {
+      const p = nextPath();
+      const w = await PcapWriter.open(p, { linkType: 1, nanosecond: true });
+      const pending = recs.map((r) => w.write(r));
+      await w.close();
+      await Promise.all(pending);
+      expect(readFileSync(p).equals(Buffer.from(encodePcap(recs, { linkType: 1, nanosecond: true })))).toBe(true);
+    }), { numRuns: 15 });
+  });
+
   it('rejects what classic pcap cannot hold', async () => {
     expect(() => encodePcap([{ tsSec: 2 ** 32, tsNsec: 0, data: new Uint8Array(1) }], { linkType: 1 })).toThrow(/tsSec/);
     expect(() => encodePcap([{ tsSec: 0, tsNsec: 1e9, data: new Uint8Array(1) }], { linkType: 1 })).toThrow(/tsNsec/);
