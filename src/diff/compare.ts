@@ -168,7 +168,8 @@ export class PortRenaming {
   private readonly a2b = new Map<string, Map<number, number>>();
   private readonly b2a = new Map<string, Map<number, number>>();
   private readonly eipToPrivate = new Map<number, number>();
-  private readonly ranges: Array<[number, number]> = [];
+  /** Per canonical NAT address: the port ranges its rules allow ('class' = Linux's default ranges). */
+  private readonly ranges = new Map<number, Array<[number, number] | 'class'>>();
   /** Bindings learnt where A's and B's choices differ (for the report). */
   renamed = 0;
   /** Bindings dropped because a new session re-used a key. */
@@ -182,7 +183,12 @@ export class PortRenaming {
       if (!inst.nat) continue;
       for (const ch of NAT_CHAINS) {
         for (const r of inst.nat.chains[ch]) {
-          if (r.target.flags & NF_NAT_RANGE_PROTO_SPECIFIED) this.ranges.push([r.target.portLo, r.target.portHi]);
+          const t = r.target;
+          if (t.kind !== 'MASQUERADE' && t.kind !== 'SNAT' && t.kind !== 'DNAT') continue;
+          const addr = t.kind === 'MASQUERADE' ? inst.privateIp >>> 0 : t.addrLo >>> 0;
+          const list = this.ranges.get(addr) ?? [];
+          list.push(t.flags & NF_NAT_RANGE_PROTO_SPECIFIED ? [t.portLo, t.portHi] : 'class');
+          this.ranges.set(addr, list);
         }
       }
     }
@@ -206,16 +212,18 @@ export class PortRenaming {
     return this.b2a.get(this.key(proto, addr, otherAddr, otherPort))?.get(portB);
   }
 
-  /** Why pA↔pB is not an allowed renaming, or null. */
-  rangeProblem(proto: number, pA: number, pB: number): string | null {
+  /** Why pA↔pB is not an allowed renaming at NAT address `addr`, or null. */
+  rangeProblem(proto: number, pA: number, pB: number, addr?: number): string | null {
     if (proto === PROTO_ICMP || pA === pB) return null;
-    if (portClass(pA) !== portClass(pB)) return `ports ${pA} and ${pB} are in different source-port ranges (1-511 / 600-1023 / 1024-65535)`;
-    for (const [lo, hi] of this.ranges) {
-      const inA = pA >= lo && pA <= hi;
-      const inB = pB >= lo && pB <= hi;
-      if (inA !== inB) return `port ${inA ? pA : pB} is inside --to-ports ${lo}-${hi} but ${inA ? pB : pA} is not`;
+    const sameClass = portClass(pA) === portClass(pB);
+    const list = addr === undefined ? undefined : this.ranges.get(this.canon(addr));
+    if (!list || list.length === 0) {
+      return sameClass ? null : `ports ${pA} and ${pB} are in different source-port ranges (1-511 / 600-1023 / 1024-65535)`;
     }
-    return null;
+    // Some rule for this address must allow both (its --to-ports range, or Linux's default ranges).
+    const ok = list.some((r) => (r === 'class' ? sameClass : pA >= r[0] && pA <= r[1] && pB >= r[0] && pB <= r[1]));
+    if (ok) return null;
+    return `ports ${pA} and ${pB} are not both inside one range a rule for ${formatIpv4(this.canon(addr!))} allows (${list.map((r) => (r === 'class' ? '1-511/600-1023/1024-65535' : `${r[0]}-${r[1]}`)).join(', ')})`;
   }
 
   /**
@@ -234,7 +242,7 @@ export class PortRenaming {
       if (x !== undefined) return { message: `${where}: port ${pA} was renamed to ${x} earlier in this session, now to ${pB}` };
       return { message: `${where}: the other engine's port ${pB} stood for ${y} earlier in this session, now for ${pA}` };
     }
-    const rp = this.rangeProblem(proto, pA, pB);
+    const rp = this.rangeProblem(proto, pA, pB, addr);
     if (rp) return { message: `${where}: ${rp}` };
     if (!ab) this.a2b.set(k, (ab = new Map()));
     if (!ba) this.b2a.set(k, (ba = new Map()));
@@ -244,6 +252,21 @@ export class PortRenaming {
     ba.set(pB, pA);
     if (pA !== pB) this.renamed++;
     return null;
+  }
+
+  /**
+   * A-space frame → B-space frame (a copy when anything changes). Unbound ports stay, unless the
+   * same number means another session in B's space (A's port is stale, e.g. its session died and
+   * B re-used the number): then there is no faithful translation and null is returned.
+   */
+  renameFrameStrict(frame: Uint8Array): Uint8Array | null {
+    const eps = endpointsOf(frame, this.pv);
+    for (const ep of eps) {
+      if (this.lookup(ep.proto, ep.addr, ep.port, ep.otherAddr, ep.otherPort) !== undefined) continue;
+      const back = this.lookupReverse(ep.proto, ep.addr, ep.port, ep.otherAddr, ep.otherPort);
+      if (back !== undefined && back !== ep.port) return null;
+    }
+    return this.renameFrame(frame);
   }
 
   /** A-space frame → B-space frame (a copy when anything changes). Unbound ports stay. */
@@ -486,21 +509,56 @@ export function compareConntrack(a: readonly ConntrackEntry[], b: readonly Connt
   const bMap = new Map<string, ConntrackEntry>();
   for (const e of b) bMap.set(key(e), e);
   const seen = new Set<string>();
-  for (const e0 of a) {
-    const e = renaming.renameEntry(e0);
-    const k = key(e);
-    const o = bMap.get(k);
-    if (!o) {
-      diffs.push({ index: -1, kind: 'conntrack', engines: [na, nb], message: `conntrack (instance ${e0.instance}): only ${na} has ${formatConntrackLine(e0)}${k !== key(e0) ? ` (renamed: ${formatConntrackLine(e)})` : ''}` });
-      continue;
-    }
-    seen.add(k);
+  const leftA: ConntrackEntry[] = [];
+  const check = (e0: ConntrackEntry, e: ConntrackEntry, o: ConntrackEntry) => {
     const what: string[] = [];
     if (e.state !== o.state) what.push(`state ${e.state} vs ${o.state}`);
     if (timeouts && e.timeout !== o.timeout) what.push(`timeout ${e.timeout} vs ${o.timeout}`);
     if (e.assured !== o.assured) what.push(`assured ${e.assured} vs ${o.assured}`);
     if (e.seenReply !== o.seenReply) what.push(`seen-reply ${e.seenReply} vs ${o.seenReply}`);
     if (what.length) diffs.push({ index: -1, kind: 'conntrack', engines: [na, nb], message: `conntrack (instance ${e0.instance}) ${formatConntrackLine(e0)}: ${what.join(', ')}` });
+  };
+  for (const e0 of a) {
+    const e = renaming.renameEntry(e0);
+    const k = key(e);
+    const o = bMap.get(k);
+    if (!o) {
+      leftA.push(e0);
+      continue;
+    }
+    seen.add(k);
+    check(e0, e, o);
+  }
+  // Entries whose chosen port never showed in a compared frame (e.g. the packet was dropped
+  // after NAT): pair them up if a renaming of the reply tuple's ports explains the difference
+  // without contradicting any binding.
+  for (const e0 of leftA) {
+    const e = renaming.renameEntry(e0);
+    let matched: ConntrackEntry | null = null;
+    for (const [k, o] of bMap) {
+      if (seen.has(k) || o.instance !== e.instance || o.proto !== e.proto || tupleKey(o.orig) !== tupleKey(e.orig)) continue;
+      if (o.reply.src >>> 0 !== e.reply.src >>> 0 || o.reply.dst >>> 0 !== e.reply.dst >>> 0) continue;
+      const p = e0.proto;
+      const r = e0.reply;
+      let ok = true;
+      if (p === PROTO_ICMP) {
+        if (o.reply.dport !== e.reply.dport) ok = false;
+        else if (o.reply.sport !== e.reply.sport) ok = renaming.bind(p, r.dst, r.sport, r.src, 0, o.reply.sport, false) === null;
+      } else {
+        if (ok && o.reply.dport !== e.reply.dport) ok = renaming.bind(p, r.dst, r.dport, r.src, r.sport, o.reply.dport, false) === null;
+        if (ok && o.reply.sport !== e.reply.sport) ok = renaming.bind(p, r.src, r.sport, r.dst, r.dport, o.reply.sport, false) === null;
+      }
+      if (ok) {
+        matched = o;
+        seen.add(k);
+        break;
+      }
+    }
+    if (matched) {
+      check(e0, renaming.renameEntry(e0), matched);
+      continue;
+    }
+    diffs.push({ index: -1, kind: 'conntrack', engines: [na, nb], message: `conntrack (instance ${e0.instance}): only ${na} has ${formatConntrackLine(e0)}${key(e) !== key(e0) ? ` (renamed: ${formatConntrackLine(e)})` : ''}` });
   }
   for (const [k, e] of bMap) {
     if (!seen.has(k)) diffs.push({ index: -1, kind: 'conntrack', engines: [na, nb], message: `conntrack (instance ${e.instance}): only ${nb} has ${formatConntrackLine(e)}` });

@@ -17,7 +17,7 @@ type Factory = (scenario: Scenario, opts: Record<string, unknown>) => Engine | P
 
 // Public factory locations, tried in order (the first module that exports the factory wins).
 const FACTORIES: Record<EngineName, { modules: string[]; fn: string }> = {
-  model: { modules: ['../model/index.ts', '../model/engine.ts'], fn: 'createModelEngine' },
+  model: { modules: ['../model/engine.ts', '../model/index.ts'], fn: 'createModelEngine' },
   core: { modules: ['../core/engine.ts', '../core/index.ts'], fn: 'createCoreEngine' },
   kernel: { modules: ['../oracle/index.ts', '../oracle/engine.ts', '../oracle/kernel-engine.ts'], fn: 'createKernelEngine' },
 };

@@ -131,7 +131,8 @@ export class FramePreparer {
       return p;
     }
     p.ingress = ingress;
-    p.frame = rec.data.slice(pv.l3Off, pv.l3Off + pv.capLen);
+    // A copy (never Buffer#slice: that is a view into the reader's chunk).
+    p.frame = new Uint8Array(rec.data.subarray(pv.l3Off, pv.l3Off + pv.capLen));
     c.fed++;
     if (ingress === POINT_INTERNET) {
       c.fromInternet++;

@@ -138,7 +138,7 @@ function w32(b: Uint8Array, o: number, v: number): void {
  * incrementally (RFC 1624), so a checksum that was wrong stays exactly as wrong.
  */
 export function readdressFrame(frame: Uint8Array, pv: PacketView, addr: number, port: number): Uint8Array {
-  const out = frame.slice();
+  const out = new Uint8Array(frame); // a copy, even when given a Buffer (whose slice is a view)
   addr >>>= 0;
   const oldDst = pv.dst >>> 0;
   w32(out, 16, addr);

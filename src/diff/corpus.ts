@@ -1,0 +1,324 @@
+// The replay corpus (corpora/manifest.yaml): generated captures for the built-in scenario and
+// real captures from ../shared/corpora, each with its expected outputs per engine. `verify`
+// replays every entry through every available engine and fails on any difference between the
+// engines or any change from the saved expected outputs; `update` rewrites them. Cold path.
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile, copyFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { LINKTYPE_ETHERNET, PROTO_ICMP, isIcmpErrorType } from '../packet/constants.ts';
+import { csumReplace16 } from '../packet/checksum.ts';
+import { encodePcap, readCapture } from '../pcap/index.ts';
+import { loadBuiltinScenario, loadScenario } from '../scenario/index.ts';
+import { InputError } from '../spec/errors.ts';
+import type { Scenario } from '../spec/scenario.ts';
+import { scriptedCaptures, scriptedEthernet, type ScriptedCapture } from '../traffic/scripted.ts';
+import { runReplay, type EngineFactory, type KeptResult } from './replay.ts';
+import { scenarioForCapture } from './replay-scenario.ts';
+import type { EngineSummary, ReplayReport } from './report.ts';
+
+/** The project's corpora/ directory. */
+export const CORPORA_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'corpora');
+export const MANIFEST_NAME = 'manifest.yaml';
+
+/** Where `shared:` inputs live: $NATLAB_SHARED_CORPORA, else ../shared/corpora beside the clone. */
+export function sharedCorporaDir(): string {
+  return process.env.NATLAB_SHARED_CORPORA ?? resolve(CORPORA_DIR, '..', '..', 'shared', 'corpora');
+}
+
+export interface CorpusEntry {
+  name: string;
+  description: string;
+  /** 'generated' (input written by src/traffic/scripted.ts) or 'real'. */
+  kind: 'generated' | 'real';
+  /** Input capture: relative to corpora/, or `shared:<path>` under the shared corpora. */
+  input: string;
+  /** generated only: the scripted capture's name. */
+  generator: string | null;
+  /** 'builtin', a scenario file relative to corpora/, or null with `inside`. */
+  scenario: string | null;
+  /** --inside CIDRs: the scenario is built around the capture. */
+  inside: string | null;
+  /** Kernel engine clock for this entry ('real' default; 'compress' for captures with long gaps). */
+  kernelTime: 'real' | 'compress';
+  /** Expected replay exit code (0 unless the entry is a deliberately broken capture). */
+  expectExit: number;
+}
+
+const ENTRY_KEYS = ['name', 'description', 'kind', 'input', 'generator', 'scenario', 'inside', 'kernelTime', 'expectExit'];
+
+export function entryDir(e: CorpusEntry, root = CORPORA_DIR): string {
+  return join(root, e.kind, e.name);
+}
+
+export function inputPath(e: CorpusEntry, root = CORPORA_DIR): string {
+  return e.input.startsWith('shared:') ? join(sharedCorporaDir(), e.input.slice('shared:'.length)) : join(root, e.input);
+}
+
+export async function loadManifest(root = CORPORA_DIR): Promise<CorpusEntry[]> {
+  const file = join(root, MANIFEST_NAME);
+  let data: unknown;
+  try {
+    data = parseYaml(await readFile(file, 'utf8'));
+  } catch (e) {
+    throw new InputError(`${file}: ${(e as Error).message}`, file);
+  }
+  const list = (data as { entries?: unknown })?.entries;
+  if (!Array.isArray(list)) throw new InputError(`${file}: 'entries' must be a list`, file, 'entries');
+  const seen = new Set<string>();
+  return list.map((raw, i) => {
+    const where = `entries[${i}]`;
+    const o = raw as Record<string, unknown>;
+    const bad = (what: string) => new InputError(`${file}: ${where}: ${what}`, file, where);
+    if (!o || typeof o !== 'object') throw bad('not a mapping');
+    for (const k of Object.keys(o)) if (!ENTRY_KEYS.includes(k)) throw bad(`unknown key '${k}' (expected ${ENTRY_KEYS.join(', ')})`);
+    const str = (k: string, req: boolean): string | null => {
+      const v = o[k];
+      if (v === undefined || v === null) {
+        if (req) throw bad(`'${k}' is required`);
+        return null;
+      }
+      if (typeof v !== 'string') throw bad(`'${k}' must be a string`);
+      return v;
+    };
+    const name = str('name', true)!;
+    if (!/^[a-z0-9][a-z0-9_.-]*$/.test(name)) throw bad(`name '${name}' must be lower-case letters, digits, '-', '_' or '.'`);
+    if (seen.has(name)) throw bad(`duplicate name '${name}'`);
+    seen.add(name);
+    const kind = str('kind', true);
+    if (kind !== 'generated' && kind !== 'real') throw bad(`kind must be generated or real, not '${kind}'`);
+    const kernelTime = str('kernelTime', false) ?? 'real';
+    if (kernelTime !== 'real' && kernelTime !== 'compress') throw bad(`kernelTime must be real or compress`);
+    const scenario = str('scenario', false);
+    const inside = str('inside', false);
+    if ((scenario === null) === (inside === null)) throw bad(`give exactly one of 'scenario' and 'inside'`);
+    const generator = str('generator', false);
+    if (kind === 'generated' && !generator) throw bad(`a generated entry needs 'generator'`);
+    const expectExit = o.expectExit === undefined ? 0 : o.expectExit;
+    if (expectExit !== 0 && expectExit !== 1 && expectExit !== 2) throw bad(`expectExit must be 0, 1 or 2`);
+    const description = str('description', false) ?? (generator ? (scriptedCaptures().find((c) => c.name === generator)?.description ?? '') : '');
+    return {
+      name, description, kind, input: str('input', true)!, generator, scenario, inside,
+      kernelTime, expectExit,
+    };
+  });
+}
+
+/** The input capture bytes of a generated entry, as the generator writes them now. */
+export function generatedInput(c: ScriptedCapture): Uint8Array {
+  return encodePcap(
+    c.frames.map((f) => ({ tsSec: Math.floor(f.timeUs / 1e6), tsNsec: (f.timeUs % 1e6) * 1000, data: scriptedEthernet(f) })),
+    { linkType: LINKTYPE_ETHERNET },
+  );
+}
+
+export async function entryScenario(e: CorpusEntry, root = CORPORA_DIR): Promise<{ scenario: Scenario; how: string }> {
+  if (e.scenario === 'builtin') return { scenario: loadBuiltinScenario(), how: 'built-in scenario vpc-nat-instance' };
+  if (e.scenario !== null) {
+    const p = join(root, e.scenario);
+    return { scenario: loadScenario(p), how: `scenario ${e.scenario}` };
+  }
+  const c = await scenarioForCapture(inputPath(e, root), e.inside!, Infinity, e.name);
+  return { scenario: c.scenario, how: c.how };
+}
+
+/** What results.json of one engine holds: deterministic (no timings). */
+export interface ExpectedResults {
+  entry: string;
+  engine: string;
+  scenario: string;
+  summary: Omit<EngineSummary, 'engineMs' | 'mappingsEvicted'>;
+  packets: KeptResult[];
+}
+
+function expectedResults(e: CorpusEntry, r: ReplayReport, engine: string, kept: KeptResult[]): ExpectedResults {
+  const s = r.engines.find((x) => x.engine === engine)!;
+  const { engineMs: _ms, mappingsEvicted: _ev, ...summary } = s;
+  return { entry: e.name, engine, scenario: r.scenario.name, summary, packets: kept };
+}
+
+export interface EntryOutcome {
+  name: string;
+  ok: boolean;
+  engines: string[];
+  /** One line per problem (engine differences, changes from the expected outputs). */
+  problems: string[];
+  /** What --update wrote. */
+  updated: string[];
+  packets: number;
+}
+
+export interface VerifyOptions {
+  engines: string[];
+  update?: boolean;
+  only?: string[];
+  root?: string;
+  engineFactory?: EngineFactory;
+  /** Called as each entry finishes. */
+  onEntry?: (o: EntryOutcome) => void;
+}
+
+/** Zeroes the IP id (checksum updated) of ICMP errors: the kernel's ids are unpredictable. */
+function normaliseKernelFrame(data: Uint8Array): Uint8Array {
+  const l3 = 14;
+  if (data.length < l3 + 28 || data[l3 + 9] !== PROTO_ICMP) return data;
+  const ihl = (data[l3] & 15) << 2;
+  if (!isIcmpErrorType(data[l3 + ihl])) return data;
+  const c = data.slice();
+  const id = (c[l3 + 4] << 8) | c[l3 + 5];
+  const sum = (c[l3 + 10] << 8) | c[l3 + 11];
+  const n = csumReplace16(sum, id, 0);
+  c[l3 + 4] = 0;
+  c[l3 + 5] = 0;
+  c[l3 + 10] = n >>> 8;
+  c[l3 + 11] = n & 0xff;
+  return c;
+}
+
+async function readAll(path: string): Promise<Array<{ timeUs: number; data: Uint8Array }>> {
+  const out: Array<{ timeUs: number; data: Uint8Array }> = [];
+  for await (const r of readCapture(path)) out.push({ timeUs: r.timeUs, data: new Uint8Array(r.data) });
+  return out;
+}
+
+/** First difference between two output captures, or null. */
+async function comparePcaps(saved: string, fresh: string, kernel: boolean): Promise<string | null> {
+  const a = await readAll(saved);
+  const b = await readAll(fresh);
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = kernel ? normaliseKernelFrame(a[i].data) : a[i].data;
+    const y = kernel ? normaliseKernelFrame(b[i].data) : b[i].data;
+    if (a[i].timeUs !== b[i].timeUs) return `packet #${i + 1}: timestamp ${a[i].timeUs} us saved, ${b[i].timeUs} us now`;
+    if (x.length !== y.length || x.some((v, k) => v !== y[k])) {
+      let k = 0;
+      while (k < x.length && x[k] === y[k]) k++;
+      return `packet #${i + 1}: bytes differ from offset ${k} (saved ${x.length} bytes, now ${y.length})`;
+    }
+  }
+  if (a.length !== b.length) return `${a.length} packets saved, ${b.length} now`;
+  return null;
+}
+
+function firstJsonDifference(saved: ExpectedResults, now: ExpectedResults): string {
+  const ss = JSON.stringify(saved.summary);
+  const ns = JSON.stringify(now.summary);
+  const n = Math.max(saved.packets.length, now.packets.length);
+  for (let i = 0; i < n; i++) {
+    const a = JSON.stringify(saved.packets[i] ?? null);
+    const b = JSON.stringify(now.packets[i] ?? null);
+    if (a !== b) return `input #${i + 1}: saved ${a}; now ${b}`;
+  }
+  if (ss !== ns) return `summary: saved ${ss}; now ${ns}`;
+  return 'scenario or header changed';
+}
+
+/** Replays one entry through the engines and checks it (or rewrites its expected outputs). */
+export async function verifyEntry(e: CorpusEntry, opts: VerifyOptions): Promise<EntryOutcome> {
+  const root = opts.root ?? CORPORA_DIR;
+  const out: EntryOutcome = { name: e.name, ok: true, engines: opts.engines, problems: [], updated: [], packets: 0 };
+  const problem = (m: string) => {
+    out.ok = false;
+    out.problems.push(m);
+  };
+  const dir = entryDir(e, root);
+  const input = inputPath(e, root);
+  // Generated inputs must be what the generator writes now.
+  if (e.kind === 'generated') {
+    const gen = scriptedCaptures().find((c) => c.name === e.generator);
+    if (!gen) {
+      problem(`generator '${e.generator}' does not exist in src/traffic/scripted.ts`);
+      return out;
+    }
+    const bytes = generatedInput(gen);
+    const saved = existsSync(input) ? new Uint8Array(await readFile(input)) : null;
+    const same = saved !== null && saved.length === bytes.length && saved.every((v, i) => v === bytes[i]);
+    if (!same) {
+      if (opts.update) {
+        await mkdir(dirname(input), { recursive: true });
+        await writeFile(input, bytes);
+        out.updated.push(e.input);
+      } else problem(saved === null ? `input ${e.input} is missing (run natlab corpus verify --update)` : `input ${e.input} differs from what generator '${e.generator}' writes now (a deliberate change? natlab corpus verify --update)`);
+    }
+  }
+  if (!existsSync(input)) {
+    problem(`input ${input} not found${e.input.startsWith('shared:') ? ' (set NATLAB_SHARED_CORPORA or check out ../shared beside the clone)' : ''}`);
+    return out;
+  }
+  let scenario: Scenario;
+  let how: string;
+  try {
+    ({ scenario, how } = await entryScenario(e, root));
+  } catch (err) {
+    if (!(err instanceof InputError)) throw err;
+    problem(`scenario: ${err.message}`);
+    return out;
+  }
+  const tmp = await mkdtemp(join(tmpdir(), `natlab-corpus-${e.name}-`));
+  try {
+    const { report, kept } = await runReplay({
+      input, outDir: tmp, scenario, scenarioHow: how, engines: opts.engines, keepResults: true, maxDifferences: 10,
+      engineExtra: { kernel: { timeMode: e.kernelTime } }, engineFactory: opts.engineFactory,
+    });
+    out.packets = report.input.records;
+    if (report.exitCode !== e.expectExit) {
+      problem(`replay exit ${report.exitCode}, expected ${e.expectExit}${report.input.error ? ` (${report.input.error})` : ''}`);
+    }
+    for (const d of report.differences.first) problem(`engines differ: ${d.message}`);
+    if (report.differences.count > report.differences.first.length) problem(`... ${report.differences.count - report.differences.first.length} more differences`);
+    for (const c of report.differences.conntrack) problem(`engines differ (conntrack at end): ${c}`);
+    for (const engine of opts.engines) {
+      const expDir = join(dir, 'expected', engine);
+      const now = expectedResults(e, report, engine, kept![engine]);
+      const files = (await readdir(join(tmp, engine))).filter((f) => f.endsWith('.pcap')).sort();
+      if (opts.update) {
+        await rm(expDir, { recursive: true, force: true });
+        await mkdir(expDir, { recursive: true });
+        await writeFile(join(expDir, 'results.json'), JSON.stringify(now, null, 1) + '\n');
+        for (const f of files) await copyFile(join(tmp, engine, f), join(expDir, f));
+        out.updated.push(`${e.kind}/${e.name}/expected/${engine}/`);
+        continue;
+      }
+      const resFile = join(expDir, 'results.json');
+      if (!existsSync(resFile)) {
+        problem(`${engine}: no saved expected outputs (${resFile}); run natlab corpus verify --update to record them`);
+        continue;
+      }
+      const saved = JSON.parse(await readFile(resFile, 'utf8')) as ExpectedResults;
+      if (JSON.stringify(saved) !== JSON.stringify(now)) problem(`${engine}: results changed from the saved expected outputs: ${firstJsonDifference(saved, now)}`);
+      const savedFiles = (await readdir(expDir)).filter((f) => f.endsWith('.pcap')).sort();
+      if (savedFiles.join() !== files.join()) problem(`${engine}: output files ${files.join(', ')} now, saved ${savedFiles.join(', ')}`);
+      for (const f of files.filter((x) => savedFiles.includes(x))) {
+        const d = await comparePcaps(join(expDir, f), join(tmp, engine, f), engine === 'kernel');
+        if (d) problem(`${engine}: ${f} changed from the saved expected output: ${d}`);
+      }
+    }
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+  return out;
+}
+
+export interface VerifyOutcome {
+  ok: boolean;
+  entries: EntryOutcome[];
+}
+
+export async function verifyCorpus(opts: VerifyOptions): Promise<VerifyOutcome> {
+  const root = opts.root ?? CORPORA_DIR;
+  const entries = await loadManifest(root);
+  if (opts.only?.length) {
+    const unknown = opts.only.filter((n) => !entries.some((e) => e.name === n));
+    if (unknown.length) throw new InputError(`unknown corpus entr${unknown.length > 1 ? 'ies' : 'y'}: ${unknown.join(', ')} (see ${join(root, MANIFEST_NAME)})`);
+  }
+  const outcomes: EntryOutcome[] = [];
+  for (const e of entries) {
+    if (opts.only?.length && !opts.only.includes(e.name)) continue;
+    const o = await verifyEntry(e, opts);
+    outcomes.push(o);
+    opts.onEntry?.(o);
+  }
+  return { ok: outcomes.every((o) => o.ok), entries: outcomes };
+}

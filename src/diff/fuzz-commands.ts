@@ -1,0 +1,400 @@
+// Model-based traffic commands (fast-check `fc.commands`) driving a DiffSession. Each command is
+// generated with abstract parameters (indices, flags) and resolved at run time against what the
+// engines did: replies are addressed to what the far side saw (the mapped address/port taken
+// from the reference engine's output; the other engines get them renamed into their own port
+// space), ICMP errors quote an earlier *output*. Commands print like script lines:
+//   out[10.0.1.10:40000>198.51.100.7:443 tcp S]   in[#0 tcp SA]   advance[31s]
+
+import fc from 'fast-check';
+import type { PacketResult } from '../spec/engine.ts';
+import type { Scenario } from '../spec/scenario.ts';
+import { instancePoint, POINT_INTERNET } from '../spec/scenario.ts';
+import { buildIcmpError, buildIcmpQuery, buildTcp, buildUdp } from '../packet/build.ts';
+import { formatIpv4, parseIpv4Addr } from '../packet/addr.ts';
+import { cidrContains } from '../packet/addr.ts';
+import { PacketView, parseIpv4, PARSE_OK } from '../packet/parse.ts';
+import {
+  F_ACK, F_FIN, F_PSH, F_RST, F_SYN, F_URG, ICMP_DEST_UNREACH, ICMP_ECHO, ICMP_ECHOREPLY, ICMP_PARAMETERPROB,
+  ICMP_SOURCE_QUENCH, ICMP_TIME_EXCEEDED, ICMP_TIMESTAMP, ICMP_TIMESTAMPREPLY, isIcmpErrorType, PROTO_ICMP, PROTO_TCP,
+  PROTO_UDP,
+} from '../packet/constants.ts';
+import { tcpFlagsText } from '../packet/format.ts';
+import { FUZZ_DNAT_PORT, FUZZ_PEERS } from '../traffic/fuzz-scenario.ts';
+import { DAMAGE_KINDS, damageText, type Damage } from '../traffic/fuzz-damage.ts';
+import type { DiffSession, ReplyExpectation } from './fuzz-session.ts';
+
+type Proto = 'tcp' | 'udp' | 'icmp';
+
+interface Flow {
+  id: number;
+  proto: Proto;
+  /** Initiator: its point and its own address/port (ICMP: the query id). */
+  iPoint: number;
+  iAddr: number;
+  iPort: number;
+  /** Destination as the initiator addresses it. */
+  dAddr: number;
+  dPort: number;
+  /** Responder as learnt from the reference engine's output (null until something got through). */
+  rPoint: number | null;
+  rAddr: number;
+  rPort: number;
+  /** The initiator as the responder saw it. */
+  peerAddr: number;
+  peerPort: number;
+  /** Whether this flow still owns its responder-side view (a later flow may take the same tuple). */
+  owner: boolean;
+  spoofed: boolean;
+  seqI: number;
+  seqR: number;
+  icmpSeq: number;
+  icmpType: number;
+}
+
+/** The system under test for one fast-check run. */
+export class FuzzReal {
+  readonly flows: Flow[] = [];
+  /** Reference-space outputs so far (for ICMP errors quoting them), capped. */
+  readonly outputs: Array<{ egress: number; frame: Uint8Array }> = [];
+  /** Reference-space clean inputs so far (for replays and damage). */
+  readonly sent: Array<{ ingress: number; frame: Uint8Array }> = [];
+  readonly endpoints: Array<{ point: number; addr: number }>;
+  readonly targets: Array<{ addr: number; port?: number }>;
+  commands = 0;
+
+  constructor(
+    readonly session: DiffSession,
+    readonly scenario: Scenario,
+  ) {
+    const s = scenario;
+    this.endpoints = [
+      ...s.instances.map((inst, i) => ({ point: instancePoint(i), addr: inst.privateIp >>> 0 })),
+      ...FUZZ_PEERS.map((p) => ({ point: POINT_INTERNET, addr: parseIpv4Addr(p) })),
+    ];
+    // Prefer realistic targets: internet peers first, then Elastic IPs (with the DNAT port), then
+    // private addresses.
+    this.targets = [
+      ...FUZZ_PEERS.map((p) => ({ addr: parseIpv4Addr(p) })),
+      ...s.instances.filter((i) => i.elasticIp !== null).map((i) => ({ addr: i.elasticIp! >>> 0, port: i.nat ? FUZZ_DNAT_PORT : undefined })),
+      ...s.instances.map((i) => ({ addr: i.privateIp >>> 0, port: i.nat ? FUZZ_DNAT_PORT : undefined })),
+    ];
+  }
+
+  pointOf(addr: number): number {
+    const i = this.scenario.instances.findIndex((x) => x.privateIp >>> 0 === addr >>> 0);
+    return i >= 0 ? instancePoint(i) : POINT_INTERNET;
+  }
+
+  async send(ingress: number, frame: Uint8Array, note: string, expect?: ReplyExpectation, damage?: Damage): Promise<PacketResult | null> {
+    const r = await this.session.send(ingress, frame, { expect, damage, note });
+    if (!r) return null;
+    this.sent.push({ ingress, frame });
+    for (const o of r.outputs) {
+      this.outputs.push(o);
+      if (this.outputs.length > 64) this.outputs.shift();
+    }
+    return r;
+  }
+
+  /** After a forward-direction packet: learn what the responder saw. */
+  learn(f: Flow, r: PacketResult | null): void {
+    const o = r?.outputs[0];
+    if (!o) return;
+    const pv = new PacketView();
+    if (parseIpv4(o.frame, 0, o.frame.length, pv) !== PARSE_OK) return;
+    const proto = f.proto === 'tcp' ? PROTO_TCP : f.proto === 'udp' ? PROTO_UDP : PROTO_ICMP;
+    if (pv.proto !== proto || (proto === PROTO_ICMP && pv.isIcmpError)) return;
+    f.rPoint = o.egress;
+    f.rAddr = pv.dst >>> 0;
+    f.rPort = proto === PROTO_ICMP ? 0 : pv.dport;
+    f.peerAddr = pv.src >>> 0;
+    f.peerPort = proto === PROTO_ICMP ? pv.icmpId : pv.sport;
+    for (const g of this.flows) {
+      if (g !== f && g.proto === f.proto && g.rPoint === f.rPoint && g.rAddr === f.rAddr && g.rPort === f.rPort && g.peerAddr === f.peerAddr && g.peerPort === f.peerPort) g.owner = false;
+    }
+    f.owner = true;
+  }
+}
+
+/** fast-check's model: only counts, so every command applies and shrinking stays simple. */
+export interface FuzzModel {
+  flows: number;
+}
+
+type Cmd = fc.AsyncCommand<FuzzModel, FuzzReal, false>;
+
+function ep(addr: number, port: number, proto: Proto): string {
+  return proto === 'icmp' ? formatIpv4(addr) : `${formatIpv4(addr)}:${port}`;
+}
+
+const PAYLOAD = (n: number, salt: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + salt) & 0xff);
+
+// ---------------------------------------------------------------------------------------------
+
+/** out[...]: a new flow's first packet (TCP SYN, UDP datagram, ICMP echo/timestamp). */
+class OpenCmd implements Cmd {
+  private text = '';
+  constructor(readonly proto: Proto, readonly from: number, readonly to: number, readonly sport: number, readonly dport: number, readonly spoof: boolean, readonly timestamp: boolean) {}
+  check(): boolean {
+    return true;
+  }
+  async run(m: FuzzModel, r: FuzzReal): Promise<void> {
+    const e = r.endpoints[this.from % r.endpoints.length];
+    const t = r.targets[this.to % r.targets.length];
+    const src = this.spoof ? (e.addr + 77) >>> 0 : e.addr;
+    const dst = t.addr === e.addr ? r.targets[0].addr : t.addr;
+    const dport = t.port !== undefined && this.dport % 3 === 0 ? t.port : this.dport;
+    const id = r.flows.length;
+    const f: Flow = {
+      id, proto: this.proto, iPoint: e.point, iAddr: src, iPort: this.sport, dAddr: dst, dPort: dport,
+      rPoint: null, rAddr: dst, rPort: dport, peerAddr: src, peerPort: this.sport, owner: false, spoofed: this.spoof,
+      seqI: 1000 + id * 100000, seqR: 5000000 + id * 100000, icmpSeq: 1, icmpType: this.timestamp ? ICMP_TIMESTAMP : ICMP_ECHO,
+    };
+    r.flows.push(f);
+    m.flows++;
+    let frame: Uint8Array;
+    if (this.proto === 'tcp') {
+      frame = buildTcp({ src, dst, sport: this.sport, dport, flags: F_SYN, seq: f.seqI, ipId: id });
+      f.seqI++;
+      this.text = `out[${ep(src, this.sport, 'tcp')}>${ep(dst, dport, 'tcp')} tcp S]`;
+    } else if (this.proto === 'udp') {
+      frame = buildUdp({ src, dst, sport: this.sport, dport, payload: PAYLOAD(8 + (id % 5), id), ipId: id });
+      this.text = `out[${ep(src, this.sport, 'udp')}>${ep(dst, dport, 'udp')} udp]`;
+    } else {
+      frame = buildIcmpQuery({ src, dst, type: f.icmpType, id: this.sport, seq: f.icmpSeq++, payload: PAYLOAD(f.icmpType === ICMP_TIMESTAMP ? 12 : 16, id), ipId: id });
+      this.text = `out[${formatIpv4(src)}>${formatIpv4(dst)} icmp ${this.timestamp ? 'timestamp' : 'echo'} id=${this.sport}]`;
+    }
+    this.text = `#${id} ${this.text}`;
+    const res = await r.send(e.point, frame, this.text);
+    r.learn(f, res);
+  }
+  toString(): string {
+    return this.text || `out[${this.proto} from=${this.from} to=${this.to} ${this.sport}>${this.dport}${this.spoof ? ' spoofed' : ''}]`;
+  }
+}
+
+type TcpKind = 'S' | 'SA' | 'A' | 'PA' | 'FA' | 'R' | 'RA';
+const TCP_KIND_FLAGS: Record<TcpKind, number> = { S: F_SYN, SA: F_SYN | F_ACK, A: F_ACK, PA: F_PSH | F_ACK, FA: F_FIN | F_ACK, R: F_RST, RA: F_RST | F_ACK };
+
+/** in[#k ...] (responder → initiator) or fwd[#k ...] (initiator → responder) on an existing flow. */
+class FlowCmd implements Cmd {
+  private text = '';
+  constructor(readonly flow: number, readonly reply: boolean, readonly tcpKind: TcpKind, readonly len: number) {}
+  check(m: FuzzModel): boolean {
+    return m.flows > 0;
+  }
+  async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
+    if (r.flows.length === 0) return;
+    const f = r.flows[this.flow % r.flows.length];
+    const proto = f.proto;
+    let src: number, dst: number, sport: number, dport: number, point: number;
+    let expect: ReplyExpectation | undefined;
+    if (this.reply) {
+      point = f.rPoint ?? r.pointOf(f.dAddr);
+      src = f.rAddr; sport = f.rPort; dst = f.peerAddr; dport = f.peerPort;
+      if (f.rPoint !== null && f.owner && !f.spoofed) expect = { egress: f.iPoint, dst: f.iAddr, dport: f.iPort };
+    } else {
+      point = f.iPoint;
+      src = f.iAddr; sport = f.iPort; dst = f.dAddr; dport = f.dPort;
+    }
+    let frame: Uint8Array;
+    const dir = this.reply ? 'in' : 'fwd';
+    if (proto === 'tcp') {
+      const flags = TCP_KIND_FLAGS[this.tcpKind];
+      const pay = this.tcpKind === 'PA' ? PAYLOAD(this.len, f.id) : undefined;
+      const seq = this.reply ? f.seqR : f.seqI;
+      const ack = flags & F_ACK ? (this.reply ? f.seqI : f.seqR) : 0;
+      frame = buildTcp({ src, dst, sport, dport, flags, seq, ack, payload: pay, ipId: r.commands });
+      const adv = (pay?.length ?? 0) + (flags & (F_SYN | F_FIN) ? 1 : 0);
+      if (this.reply) f.seqR = (f.seqR + adv) >>> 0;
+      else f.seqI = (f.seqI + adv) >>> 0;
+      this.text = `${dir}[#${f.id} ${ep(src, sport, 'tcp')}>${ep(dst, dport, 'tcp')} tcp ${tcpFlagsText(flags)}${pay ? ` len=${pay.length}` : ''}]`;
+    } else if (proto === 'udp') {
+      frame = buildUdp({ src, dst, sport, dport, payload: PAYLOAD(this.len, f.id + 1), ipId: r.commands });
+      this.text = `${dir}[#${f.id} ${ep(src, sport, 'udp')}>${ep(dst, dport, 'udp')} udp len=${this.len}]`;
+    } else {
+      const type = this.reply ? (f.icmpType === ICMP_TIMESTAMP ? ICMP_TIMESTAMPREPLY : ICMP_ECHOREPLY) : f.icmpType;
+      const id = this.reply ? f.peerPort : f.iPort;
+      frame = buildIcmpQuery({ src, dst, type, id, seq: f.icmpSeq, payload: PAYLOAD(type === ICMP_TIMESTAMP || type === ICMP_TIMESTAMPREPLY ? 12 : 16, f.id), ipId: r.commands });
+      if (!this.reply) f.icmpSeq++;
+      this.text = `${dir}[#${f.id} ${formatIpv4(src)}>${formatIpv4(dst)} icmp ${this.reply ? 'reply' : 'request'} id=${id}]`;
+    }
+    r.commands++;
+    const res = await r.send(point, frame, this.text, expect);
+    if (!this.reply) r.learn(f, res);
+  }
+  toString(): string {
+    return this.text || `${this.reply ? 'in' : 'fwd'}[#${this.flow} ${this.tcpKind}]`;
+  }
+}
+
+/** stray[...]: a TCP segment that belongs to no connection (ACK, FIN, RST, odd flags). */
+class StrayCmd implements Cmd {
+  private text = '';
+  constructor(readonly from: number, readonly to: number, readonly sport: number, readonly dport: number, readonly flags: number) {}
+  check(): boolean {
+    return true;
+  }
+  async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
+    const e = r.endpoints[this.from % r.endpoints.length];
+    const t = r.targets[this.to % r.targets.length];
+    const frame = buildTcp({ src: e.addr, dst: t.addr, sport: this.sport, dport: this.dport, flags: this.flags, seq: 424242, ack: this.flags & F_ACK ? 777 : 0 });
+    this.text = `stray[${ep(e.addr, this.sport, 'tcp')}>${ep(t.addr, this.dport, 'tcp')} tcp ${tcpFlagsText(this.flags)}]`;
+    await r.send(e.point, frame, this.text);
+  }
+  toString(): string {
+    return this.text || `stray[${this.from}>${this.to} flags=${this.flags}]`;
+  }
+}
+
+/** flood[...]: one-way UDP from consecutive source ports (fills conntrack, exhausts port ranges). */
+class FloodCmd implements Cmd {
+  private text = '';
+  constructor(readonly from: number, readonly to: number, readonly sport: number, readonly count: number) {}
+  check(): boolean {
+    return true;
+  }
+  async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
+    const e = r.endpoints[this.from % r.endpoints.length];
+    const t = r.targets[this.to % r.targets.length];
+    this.text = `flood[${ep(e.addr, this.sport, 'udp')}..+${this.count - 1}>${ep(t.addr, 53, 'udp')} udp x${this.count}]`;
+    for (let i = 0; i < this.count; i++) {
+      const sp = ((this.sport + i - 1) % 65535) + 1;
+      await r.send(e.point, buildUdp({ src: e.addr, dst: t.addr, sport: sp, dport: 53, payload: PAYLOAD(4, i) }), this.text);
+    }
+  }
+  toString(): string {
+    return this.text || `flood[${this.from}>${this.to} x${this.count}]`;
+  }
+}
+
+const ERROR_KINDS: Array<[number, number, string]> = [
+  [ICMP_DEST_UNREACH, 3, 'port-unreachable'],
+  [ICMP_DEST_UNREACH, 1, 'host-unreachable'],
+  [ICMP_DEST_UNREACH, 4, 'frag-needed'],
+  [ICMP_TIME_EXCEEDED, 0, 'ttl-exceeded'],
+  [ICMP_SOURCE_QUENCH, 0, 'source-quench'],
+  [ICMP_PARAMETERPROB, 0, 'parameter-problem'],
+];
+
+/** icmp-error[...]: the receiver of an earlier output (or a router before it) reports an error. */
+class IcmpErrorCmd implements Cmd {
+  private text = '';
+  constructor(readonly outIndex: number, readonly kind: number, readonly fullQuote: boolean, readonly fromRouter: boolean) {}
+  check(): boolean {
+    return true;
+  }
+  async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
+    if (r.outputs.length === 0) return;
+    const o = r.outputs[r.outputs.length - 1 - (this.outIndex % r.outputs.length)];
+    const pv = new PacketView();
+    const st = parseIpv4(o.frame, 0, o.frame.length, pv);
+    if (pv.ihl < 20 || st !== PARSE_OK) return;
+    const [type, code, name] = ERROR_KINDS[this.kind % ERROR_KINDS.length];
+    // From the internet: the destination host, or a router on the way (192.0.2.254 style).
+    const src = o.egress === POINT_INTERNET && this.fromRouter ? parseIpv4Addr('198.51.100.254') : pv.dst >>> 0;
+    const quoteLen = this.fullQuote ? Math.min(o.frame.length, 548) : pv.ihl + 8;
+    const frame = buildIcmpError({ src, dst: pv.src >>> 0, type, code, quoted: o.frame, quoteLen, rest: type === ICMP_DEST_UNREACH && code === 4 ? 1400 : 0 });
+    this.text = `icmp-error[${formatIpv4(src)}>${formatIpv4(pv.src)} ${name} quoting ${this.fullQuote ? 'all of' : '28 bytes of'} (${describeShort(o.frame)})]`;
+    await r.send(o.egress, frame, this.text);
+  }
+  toString(): string {
+    return this.text || `icmp-error[out-${this.outIndex} kind=${this.kind}]`;
+  }
+}
+
+function describeShort(f: Uint8Array): string {
+  const pv = new PacketView();
+  parseIpv4(f, 0, f.length, pv);
+  if (pv.proto === PROTO_TCP) return `${ep(pv.src, pv.sport, 'tcp')}>${ep(pv.dst, pv.dport, 'tcp')} tcp ${tcpFlagsText(pv.tcpFlags)}`;
+  if (pv.proto === PROTO_UDP) return `${ep(pv.src, pv.sport, 'udp')}>${ep(pv.dst, pv.dport, 'udp')} udp`;
+  if (pv.proto === PROTO_ICMP) return `${formatIpv4(pv.src)}>${formatIpv4(pv.dst)} icmp type ${pv.icmpType}${isIcmpErrorType(pv.icmpType) ? '' : ` id=${pv.icmpId}`}`;
+  return `${formatIpv4(pv.src)}>${formatIpv4(pv.dst)} proto ${pv.proto}`;
+}
+
+/** Clock steps chosen around the default timeouts (30 s udp/icmp, 10 s close, 60/120 s, 2 s stream). */
+export const ADVANCE_STEPS = [1, 2.5, 9.999, 10, 29.999, 30, 31, 59, 61, 119, 121, 301, 432001];
+
+class AdvanceCmd implements Cmd {
+  constructor(readonly seconds: number) {}
+  check(): boolean {
+    return true;
+  }
+  async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
+    await r.session.advance(r.session.timeUs + Math.round(this.seconds * 1e6));
+  }
+  toString(): string {
+    return `advance[${this.seconds}s]`;
+  }
+}
+
+/** replay[...]: an earlier input again, byte for byte (reference space), now. */
+class ReplayCmd implements Cmd {
+  private text = '';
+  constructor(readonly back: number) {}
+  check(): boolean {
+    return true;
+  }
+  async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
+    if (r.sent.length === 0) return;
+    const s = r.sent[r.sent.length - 1 - (this.back % r.sent.length)];
+    this.text = `replay[${describeShort(s.frame)}]`;
+    await r.send(s.ingress, s.frame, this.text);
+  }
+  toString(): string {
+    return this.text || `replay[-${this.back}]`;
+  }
+}
+
+/** malformed[...]: an earlier input again, damaged. */
+class MalformedCmd implements Cmd {
+  private text = '';
+  constructor(readonly back: number, readonly damage: Damage) {}
+  check(): boolean {
+    return true;
+  }
+  async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
+    if (r.sent.length === 0) return;
+    const s = r.sent[r.sent.length - 1 - (this.back % r.sent.length)];
+    this.text = `malformed[${damageText(this.damage)} ${describeShort(s.frame)}]`;
+    await r.session.send(s.ingress, s.frame, { damage: this.damage, note: this.text });
+  }
+  toString(): string {
+    return this.text || `malformed[-${this.back} ${damageText(this.damage)}]`;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arbitraries
+
+const portArb = fc.oneof(
+  { weight: 4, arbitrary: fc.integer({ min: 32768, max: 32775 }) }, // few distinct ports: collisions
+  { weight: 1, arbitrary: fc.integer({ min: 1024, max: 65535 }) },
+  { weight: 1, arbitrary: fc.constantFrom(53, 80, 123, 443, 600, 1023, 1024, 1025) },
+);
+const dportArb = fc.oneof({ weight: 3, arbitrary: fc.constantFrom(53, 80, 443, FUZZ_DNAT_PORT) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 65535 }) });
+const protoArb = fc.constantFrom<Proto>('tcp', 'tcp', 'udp', 'udp', 'icmp');
+const idx = fc.nat({ max: 15 });
+const rare = (n: number) => fc.nat({ max: n - 1 }).map((x) => x === 0);
+
+const damageArb: fc.Arbitrary<Damage> = fc
+  .record({ kind: fc.constantFrom(...DAMAGE_KINDS), arg: fc.constantFrom(0, 1, 2, 10, 19, 21, 24, 27, 30, 40) })
+  .map((d) => (d.kind === 'ttl' ? { kind: d.kind, arg: d.arg % 3 } : d));
+
+const tcpKindArb = fc.constantFrom<TcpKind>('SA', 'SA', 'A', 'A', 'PA', 'PA', 'FA', 'R', 'RA', 'S');
+
+export const fuzzCommandArbs: Array<fc.Arbitrary<Cmd>> = [
+  fc.tuple(protoArb, idx, idx, portArb, dportArb, rare(12), rare(8)).map(([p, a, b, s, d, sp, ts]) => new OpenCmd(p, a, b, s, d, sp, ts)),
+  fc.tuple(idx, fc.boolean(), tcpKindArb, fc.integer({ min: 1, max: 64 })).map(([f, rep, k, l]) => new FlowCmd(f, rep, k, l)),
+  fc.tuple(idx, fc.boolean(), tcpKindArb, fc.integer({ min: 1, max: 64 })).map(([f, rep, k, l]) => new FlowCmd(f, rep, k, l)),
+  fc.tuple(idx, idx, portArb, dportArb, fc.constantFrom(F_ACK, F_FIN | F_ACK, F_RST, F_RST | F_ACK, F_PSH | F_ACK, F_SYN | F_FIN, F_FIN, 0, F_SYN | F_URG, F_SYN | F_RST)).map(([a, b, s, d, fl]) => new StrayCmd(a, b, s, d, fl)),
+  fc.tuple(idx, idx, portArb, fc.integer({ min: 2, max: 12 })).map(([a, b, s, c]) => new FloodCmd(a, b, s, c)),
+  fc.tuple(idx, fc.nat({ max: ERROR_KINDS.length - 1 }), fc.boolean(), rare(3)).map(([o, k, full, rt]) => new IcmpErrorCmd(o, k, full, rt)),
+  fc.constantFrom(...ADVANCE_STEPS).map((s) => new AdvanceCmd(s)),
+  idx.map((b) => new ReplayCmd(b)),
+  fc.tuple(idx, damageArb).map(([b, d]) => new MalformedCmd(b, d)),
+];
+
+export function fuzzCommandsArb(maxCommands: number): fc.Arbitrary<Iterable<Cmd>> {
+  return fc.commands(fuzzCommandArbs, { maxCommands, size: 'large' });
+}

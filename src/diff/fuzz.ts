@@ -1,0 +1,210 @@
+// The differential fuzzer: fast-check generates a scenario and a command sequence, the commands
+// run through every engine (DiffSession), any difference or invariant violation fails the run,
+// fast-check shrinks it, and the shrunk counterexample is re-run once to be recorded and saved.
+//
+// A campaign is a sequence of runs; run r uses seed runSeed(seed, r), so a campaign splits across
+// machines deterministically (`--shard i/n` takes the runs with r mod n = i) and any single run
+// replays from its printed seed (and path).
+
+import fc from 'fast-check';
+import type { Engine } from '../spec/engine.ts';
+import type { Scenario } from '../spec/scenario.ts';
+import { fuzzScenario, fuzzScenarioSpecArb, describeFuzzSpec, type FuzzScenarioSpec } from '../traffic/fuzz-scenario.ts';
+import { fuzzCommandsArb, FuzzReal, type FuzzModel } from './fuzz-commands.ts';
+import { DiffSession, DifferenceError, type SessionEngine } from './fuzz-session.ts';
+import type { Difference, OutputNormaliser } from './compare.ts';
+import { saveRegression } from './regressions.ts';
+
+export interface FuzzEngineSpec {
+  name: string;
+  create(scenario: Scenario, seed: number): Promise<Engine>;
+  normaliser?: OutputNormaliser;
+}
+
+export interface FuzzProgress {
+  run: number;
+  runs: number | null;
+  scenarios: number;
+  commands: number;
+  packets: number;
+  elapsedMs: number;
+  phase: 'run' | 'shrink' | 'done';
+}
+
+export interface FuzzOptions {
+  engines: FuzzEngineSpec[];
+  seed: number;
+  /** Number of runs (default 100 unless timeS is given). */
+  runs?: number;
+  /** Wall-clock budget in seconds (stops starting new runs after it). */
+  timeS?: number;
+  shard?: { index: number; count: number };
+  maxCommands?: number;
+  /** Run only this run index of the campaign (reproduces a reported failure, shrinking included). */
+  onlyRun?: number;
+  /** Where to save counterexamples (null: do not save). */
+  saveDir?: string | null;
+  onProgress?(p: FuzzProgress): void;
+}
+
+export interface FuzzFailure {
+  seed: number;
+  run: number;
+  runSeed: number;
+  path: string;
+  scenario: string;
+  commands: string[];
+  differences: Difference[];
+  savedTo: string | null;
+  replayCommand: string;
+  error?: string;
+}
+
+export interface FuzzReport {
+  seed: number;
+  runs: number;
+  scenarios: number;
+  commands: number;
+  packets: number;
+  shrinks: number;
+  elapsedMs: number;
+  failure: FuzzFailure | null;
+}
+
+/** Deterministic per-run seed (32-bit mix of the campaign seed and the run index). */
+export function runSeed(seed: number, run: number): number {
+  let h = (seed ^ Math.imul(run + 1, 0x9e3779b1)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) >>> 0;
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) >>> 0;
+  return (h ^ (h >>> 16)) & 0x7fffffff;
+}
+
+interface Captured {
+  spec: FuzzScenarioSpec;
+  scenario: Scenario;
+  engineSeed: number;
+  session: DiffSession;
+  commands: string[];
+  error: unknown;
+}
+
+function makeProperty(opts: FuzzOptions, counters: { scenarios: number; commands: number; packets: number }, onExec: (c: Captured) => void) {
+  const maxCommands = opts.maxCommands ?? 40;
+  return fc.asyncProperty(fuzzScenarioSpecArb, fc.integer({ min: 1, max: 0x7fffffff }), fuzzCommandsArb(maxCommands), async (spec, engineSeed, cmds) => {
+    const scenario = fuzzScenario(spec);
+    const engines: SessionEngine[] = [];
+    let session: DiffSession | null = null;
+    const list = [...cmds];
+    try {
+      for (const e of opts.engines) engines.push({ name: e.name, engine: await e.create(scenario, engineSeed), normaliser: e.normaliser });
+      session = new DiffSession(scenario, engines, { throwOnDifference: true });
+      const real = new FuzzReal(session, scenario);
+      counters.scenarios++;
+      let error: unknown = null;
+      try {
+        await fc.asyncModelRun(() => ({ model: { flows: 0 } as FuzzModel, real }), list);
+        await session.finish();
+      } catch (e) {
+        error = e;
+        await session.captureTables().catch(() => undefined);
+      }
+      counters.commands += list.length;
+      counters.packets += session.packets;
+      onExec({ spec, scenario, engineSeed, session, commands: list.map(String), error });
+      if (error) throw error;
+    } finally {
+      if (session) await session.close();
+      else for (const e of engines) await e.engine.close().catch(() => undefined);
+    }
+  });
+}
+
+export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
+  const t0 = Date.now();
+  const counters = { scenarios: 0, commands: 0, packets: 0 };
+  const report: FuzzReport = { seed: opts.seed, runs: 0, scenarios: 0, commands: 0, packets: 0, shrinks: 0, elapsedMs: 0, failure: null };
+  const shard = opts.shard ?? { index: 0, count: 1 };
+  const maxRuns = opts.onlyRun !== undefined ? 1 : opts.runs ?? (opts.timeS !== undefined ? Number.MAX_SAFE_INTEGER : 100);
+  const deadline = opts.timeS !== undefined ? t0 + opts.timeS * 1000 : Infinity;
+  const progress = (run: number, phase: FuzzProgress['phase']) =>
+    opts.onProgress?.({ run, runs: Number.isFinite(maxRuns) && maxRuns < Number.MAX_SAFE_INTEGER ? maxRuns : null, ...counters, elapsedMs: Date.now() - t0, phase });
+
+  let done = 0;
+  for (let r = opts.onlyRun ?? 0; done < maxRuns && Date.now() < deadline; r++) {
+    if (opts.onlyRun === undefined && r % shard.count !== shard.index) continue;
+    const rs = runSeed(opts.seed, r);
+    let first = true;
+    const box: { last: Captured | null } = { last: null };
+    const before = { ...counters };
+    const prop = makeProperty(opts, counters, (c) => {
+      if (!first && !c.error) return;
+      if (first) first = false;
+      else progress(done, 'shrink');
+      if (c.error) box.last = c;
+    });
+    const details = await fc.check(prop, { seed: rs, numRuns: 1, endOnFailure: false });
+    done++;
+    report.runs = done;
+    if (!details.failed) {
+      progress(done, 'run');
+      continue;
+    }
+    // Counters count the original run only, not shrinking re-executions.
+    counters.scenarios = before.scenarios + 1;
+    report.shrinks = details.numShrinks;
+    const path = details.counterexamplePath ?? '';
+    // fast-check's counterexample is the last failing execution (each accepted shrink fails).
+    const c: Captured | null = box.last;
+    const err = c?.error ?? details.errorInstance;
+    const differences = err instanceof DifferenceError ? err.differences : [];
+    const failure: FuzzFailure = {
+      seed: opts.seed,
+      run: r,
+      runSeed: rs,
+      path,
+      scenario: c ? describeFuzzSpec(c.spec) : '',
+      commands: c?.commands ?? [],
+      differences,
+      savedTo: null,
+      replayCommand: `natlab fuzz --engines ${opts.engines.map((e) => e.name).join(',')} --seed ${opts.seed} --run ${r}`,
+      error: err instanceof DifferenceError ? undefined : String((err as Error)?.stack ?? err),
+    };
+    if (c && opts.saveDir !== null) {
+      const id = `${new Date().toISOString().slice(0, 10).replace(/-/g, '')}-${(differences[0]?.kind ?? 'error')}-${rs.toString(16)}`;
+      const summary = differences.length
+        ? `${differences[0].kind}: ${differences[0].message.split('\n')[0]}`
+        : `error: ${String((err as Error)?.message ?? err).split('\n')[0]}`;
+      failure.savedTo = saveRegression({
+        dir: opts.saveDir ?? 'corpora/regressions',
+        id,
+        scenario: c.scenario,
+        session: c.session,
+        differences,
+        conntrack: c.session.tables ?? undefined,
+        meta: { engineSeed: c.engineSeed, seed: opts.seed, run: r, runSeed: rs, path, commands: c.commands, summary },
+      });
+      failure.replayCommand = `natlab fuzz --replay ${failure.savedTo}`;
+    }
+    report.failure = failure;
+    break;
+  }
+  Object.assign(report, counters);
+  report.elapsedMs = Date.now() - t0;
+  progress(done, 'done');
+  return report;
+}
+
+/** The failure as a story, for terminals and logs. */
+export function formatFailure(f: FuzzFailure): string {
+  const lines = [
+    `FAILED run ${f.run} (campaign seed ${f.seed}, run seed ${f.runSeed}, fast-check path ${f.path || '-'})`,
+    `scenario: ${f.scenario}`,
+    'commands (shrunk):',
+    ...f.commands.map((c) => `  ${c}`),
+  ];
+  if (f.differences.length) lines.push('differences:', ...f.differences.slice(0, 10).map((d) => `  [${d.kind}] ${d.message}`));
+  if (f.error) lines.push(`error: ${f.error}`);
+  if (f.savedTo) lines.push(`saved to ${f.savedTo}`);
+  lines.push(`replay: ${f.replayCommand}`);
+  return lines.join('\n');
+}

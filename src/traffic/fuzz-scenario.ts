@@ -1,0 +1,179 @@
+// Random but valid VPC scenarios for differential fuzzing, within the features every engine
+// supports: subnets with route tables, one or two NAT instances with random nat tables
+// (MASQUERADE with/without -s, --to-ports ranges including tiny ones, SNAT, DNAT, RETURN), Elastic
+// IPs, source/dest check on or off, ip_forward off, small nf_conntrack_max, checksum/loose toggles.
+// Generated as the scenario *file* object and compiled by the real loader, so every generated
+// scenario is one a user could write (and the saved counterexample's scenario.yaml loads back).
+
+import fc from 'fast-check';
+import type { Scenario } from '../spec/scenario.ts';
+import { compileScenarioObject } from '../scenario/index.ts';
+
+export const FUZZ_VPC = '10.0.0.0/16';
+export const FUZZ_INTERNET_HOSTS = ['198.51.100.0/24', '192.0.2.0/24'];
+/** Internet addresses the traffic generator uses (inside FUZZ_INTERNET_HOSTS). */
+export const FUZZ_PEERS = ['198.51.100.7', '198.51.100.8', '192.0.2.1'];
+/** The DNAT'ed service port on a NAT instance's address, when a DNAT rule is generated. */
+export const FUZZ_DNAT_PORT = 8080;
+
+export interface FuzzRuleSpec {
+  kind: 'masq' | 'snat' | 'dnat' | 'return';
+  /** -s: 'vpc' | 'private' (10.0.1.0/24) | 'app' (10.0.1.10/32) | 'none' | 'not-public' (! -s 10.0.0.0/24) */
+  src: 'vpc' | 'private' | 'app' | 'none' | 'not-public';
+  /** -p for the rule (required when ports are given). */
+  proto: 'any' | 'tcp' | 'udp';
+  /** --to-ports / :ports range or null. */
+  ports: [number, number] | null;
+  random: boolean;
+}
+
+export interface FuzzNatSpec {
+  rules: FuzzRuleSpec[];
+  sourceDestCheck: boolean;
+  ipForward: boolean;
+  elasticIp: boolean;
+}
+
+export interface FuzzScenarioSpec {
+  nats: FuzzNatSpec[];
+  /** Second private subnet (10.0.2.0/24) routed through the last NAT instance. */
+  secondPrivate: boolean;
+  webHasEip: boolean;
+  ctMax: number;
+  checksum: boolean;
+  tcpLoose: boolean;
+  /** A blackhole route for 192.0.2.0/24 in the private route table. */
+  blackhole: boolean;
+}
+
+const portRangeArb: fc.Arbitrary<[number, number] | null> = fc.oneof(
+  { weight: 3, arbitrary: fc.constant(null) },
+  // tiny ranges force port exhaustion (DROP_NAT_CLASH)
+  { weight: 2, arbitrary: fc.integer({ min: 1024, max: 1030 }).chain((lo) => fc.integer({ min: lo, max: lo + 2 }).map((hi) => [lo, hi] as [number, number])) },
+  { weight: 1, arbitrary: fc.integer({ min: 2000, max: 60000 }).chain((lo) => fc.integer({ min: lo, max: Math.min(65535, lo + 5000) }).map((hi) => [lo, hi] as [number, number])) },
+);
+
+const ruleArb: fc.Arbitrary<FuzzRuleSpec> = fc
+  .record({
+    kind: fc.oneof({ weight: 6, arbitrary: fc.constant('masq' as const) }, { weight: 2, arbitrary: fc.constant('snat' as const) }, { weight: 2, arbitrary: fc.constant('dnat' as const) }, { weight: 1, arbitrary: fc.constant('return' as const) }),
+    src: fc.constantFrom('vpc' as const, 'vpc' as const, 'private' as const, 'app' as const, 'none' as const, 'not-public' as const),
+    proto: fc.constantFrom('any' as const, 'any' as const, 'tcp' as const, 'udp' as const),
+    ports: portRangeArb,
+    random: fc.integer({ min: 0, max: 9 }).map((x) => x === 0),
+  })
+  .map((r) => {
+    // --to-ports and :ports need -p tcp/udp, as in iptables.
+    if (r.ports && r.proto === 'any') return { ...r, proto: 'udp' as const };
+    return r;
+  });
+
+const natArb: fc.Arbitrary<FuzzNatSpec> = fc.record({
+  rules: fc.array(ruleArb, { minLength: 1, maxLength: 3 }),
+  sourceDestCheck: fc.integer({ min: 0, max: 9 }).map((x) => x === 0),
+  ipForward: fc.integer({ min: 0, max: 19 }).map((x) => x !== 0),
+  elasticIp: fc.integer({ min: 0, max: 19 }).map((x) => x !== 0),
+});
+
+export const fuzzScenarioSpecArb: fc.Arbitrary<FuzzScenarioSpec> = fc.record({
+  nats: fc.array(natArb, { minLength: 1, maxLength: 2 }),
+  secondPrivate: fc.boolean(),
+  webHasEip: fc.integer({ min: 0, max: 3 }).map((x) => x !== 0),
+  ctMax: fc.oneof({ weight: 4, arbitrary: fc.constant(262144) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 6 }) }),
+  checksum: fc.integer({ min: 0, max: 9 }).map((x) => x !== 0),
+  tcpLoose: fc.integer({ min: 0, max: 9 }).map((x) => x !== 0),
+  blackhole: fc.integer({ min: 0, max: 9 }).map((x) => x === 0),
+});
+
+function natIp(k: number): string {
+  return `10.0.0.${10 + k}`;
+}
+function natEip(k: number): string {
+  return `203.0.113.${10 + k}`;
+}
+
+function ruleText(r: FuzzRuleSpec, k: number): string {
+  const src = { vpc: '-s 10.0.0.0/16 ', private: '-s 10.0.1.0/24 ', app: '-s 10.0.1.10/32 ', none: '', 'not-public': '! -s 10.0.0.0/24 ' }[r.src];
+  const p = r.proto === 'any' ? '' : `-p ${r.proto} `;
+  const ports = r.ports ? (r.ports[0] === r.ports[1] ? `${r.ports[0]}` : `${r.ports[0]}-${r.ports[1]}`) : '';
+  const rnd = r.random ? ' --random' : '';
+  switch (r.kind) {
+    case 'masq':
+      return `-A POSTROUTING ${src}-o eth0 ${p}-j MASQUERADE${ports ? ` --to-ports ${ports}` : ''}${rnd}`;
+    case 'snat':
+      return `-A POSTROUTING ${src}-o eth0 ${p}-j SNAT --to-source ${natIp(k)}${ports ? `:${ports}` : ''}${rnd}`;
+    case 'dnat':
+      // Inbound service: NAT address :8080 → app:80 (tcp and udp variants).
+      return `-A PREROUTING -d ${natIp(k)}/32 -p ${r.proto === 'udp' ? 'udp' : 'tcp'} --dport ${FUZZ_DNAT_PORT} -j DNAT --to-destination 10.0.1.10:80`;
+    case 'return':
+      return `-A POSTROUTING -d 10.0.0.0/16 -j RETURN`;
+  }
+}
+
+export function natTableText(rules: readonly FuzzRuleSpec[], k: number): string {
+  const lines = ['*nat', ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]'];
+  // PREROUTING rules first (iptables-save groups by chain anyway).
+  for (const r of rules) if (r.kind === 'dnat') lines.push(ruleText(r, k));
+  for (const r of rules) if (r.kind !== 'dnat') lines.push(ruleText(r, k));
+  lines.push('COMMIT', '');
+  return lines.join('\n');
+}
+
+/** The scenario file object (what scenario.yaml holds) for a spec. */
+export function fuzzScenarioObject(spec: FuzzScenarioSpec, name = 'fuzz'): Record<string, unknown> {
+  const last = spec.nats.length - 1;
+  const privateRoutes: Array<Record<string, string>> = [{ dest: FUZZ_VPC, target: 'local' }, { dest: '0.0.0.0/0', target: 'eni:nat0' }];
+  if (spec.blackhole) privateRoutes.push({ dest: '192.0.2.0/24', target: 'blackhole' });
+  const routeTables: Record<string, unknown> = {
+    public: [{ dest: FUZZ_VPC, target: 'local' }, { dest: '0.0.0.0/0', target: 'igw' }],
+    private: privateRoutes,
+  };
+  const subnets: Record<string, unknown> = {
+    public: { cidr: '10.0.0.0/24', routeTable: 'public' },
+    private: { cidr: '10.0.1.0/24', routeTable: 'private' },
+  };
+  if (spec.secondPrivate) {
+    routeTables.private2 = [{ dest: FUZZ_VPC, target: 'local' }, { dest: '0.0.0.0/0', target: `eni:nat${last}` }];
+    subnets.private2 = { cidr: '10.0.2.0/24', routeTable: 'private2' };
+  }
+  const instances: Record<string, unknown> = {};
+  spec.nats.forEach((n, k) => {
+    const o: Record<string, unknown> = {
+      subnet: 'public',
+      privateIp: natIp(k),
+      sourceDestCheck: n.sourceDestCheck,
+      sysctls: { 'net.ipv4.ip_forward': n.ipForward ? 1 : 0, 'net.ipv4.conf.eth0.send_redirects': 0 },
+      iptables: natTableText(n.rules, k),
+    };
+    if (n.elasticIp) o.elasticIp = natEip(k);
+    instances[`nat${k}`] = o;
+  });
+  instances.web = { subnet: 'public', privateIp: '10.0.0.20', ...(spec.webHasEip ? { elasticIp: '203.0.113.20' } : {}) };
+  instances.app = { subnet: 'private', privateIp: '10.0.1.10' };
+  instances.app2 = { subnet: 'private', privateIp: '10.0.1.11' };
+  if (spec.secondPrivate) instances.app3 = { subnet: 'private2', privateIp: '10.0.2.10' };
+  return {
+    name,
+    vpc: { cidr: FUZZ_VPC },
+    routeTables,
+    subnets,
+    instances,
+    internet: { hosts: FUZZ_INTERNET_HOSTS },
+    conntrack: { max: spec.ctMax, checksum: spec.checksum, tcpLoose: spec.tcpLoose },
+  };
+}
+
+export function fuzzScenario(spec: FuzzScenarioSpec, name = 'fuzz'): Scenario {
+  return compileScenarioObject(fuzzScenarioObject(spec, name), `<fuzz:${name}>`);
+}
+
+/** Arbitrary compiled scenarios (`natlab fuzz` and property tests). */
+export const fuzzScenarioArb: fc.Arbitrary<Scenario> = fuzzScenarioSpecArb.map((s) => fuzzScenario(s));
+
+/** One line summary for progress output: "2 NAT (masq --to-ports 1024-1025, dnat), ct max 3". */
+export function describeFuzzSpec(spec: FuzzScenarioSpec): string {
+  const nats = spec.nats.map((n) => {
+    const r = n.rules.map((x) => `${x.kind}${x.ports ? ` ${x.ports[0]}-${x.ports[1]}` : ''}${x.random ? ' random' : ''}`).join('+');
+    return `${r}${n.sourceDestCheck ? ' sdc-on' : ''}${n.ipForward ? '' : ' fwd-off'}${n.elasticIp ? '' : ' no-eip'}`;
+  });
+  return `${spec.nats.length} NAT [${nats.join('; ')}], ct max ${spec.ctMax}${spec.checksum ? '' : ', no-checksum'}${spec.tcpLoose ? '' : ', no-loose'}`;
+}
