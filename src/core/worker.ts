@@ -6,7 +6,7 @@
 // Hot loop: no allocation, no strings, no messages; one Atomics.wait per idle period.
 
 import { threadId } from 'node:worker_threads';
-import type { Dataplane } from './dataplane.ts';
+import { Dataplane } from './dataplane.ts';
 import type { BatchIO, CoreShared } from './layout.ts';
 import {
   D_BATCH,
@@ -94,15 +94,13 @@ class DataplaneProcessor implements Processor {
   }
 }
 
-export default async function runCoreWorker(task: WorkerTask): Promise<number> {
-  // Loaded here, not statically, so 'noop' mode (hand-over measurement) needs no dataplane.
+// Statically imported: piscina may load this file through require(), and a dynamic import() from
+// here would then bypass tsx's hooks in a Node 20 worker thread ("Unknown file extension .ts").
+export default function runCoreWorker(task: WorkerTask): number {
   let proc: Processor;
   if (task.mode === 'noop') proc = new NoopProcessor();
   else if (task.mode === 'probe') proc = new ProbeProcessor(task.probe ?? new Int32Array(1));
-  else {
-    const { Dataplane } = await import('./dataplane.ts');
-    proc = new DataplaneProcessor(new Dataplane(task.shared, task.worker));
-  }
+  else proc = new DataplaneProcessor(new Dataplane(task.shared, task.worker));
   return runLoop(task, proc);
 }
 
