@@ -49,7 +49,7 @@ import { igwMapOf, igwTranslate, isElasticIp, type IgwMap } from './igw.ts';
 import { newRunId } from './names.ts';
 import { checkKernelPrerequisites, describeMissing } from './prereq.ts';
 import { parseAgentStats, parseConntrackList, parseIptablesCounters, sortConntrack, type NetnsStats } from './parse.ts';
-import { registerLive, deleteNetns } from './cleanup.ts';
+import { registerLive, deleteNetns, listNatlabNetns } from './cleanup.ts';
 import {
   planTopology,
   type TopologyPlan,
@@ -219,7 +219,11 @@ export class KernelEngine implements Engine {
   static async create(scenario: Scenario, opts: KernelEngineOptions = {}): Promise<KernelEngine> {
     const pre = await checkKernelPrerequisites();
     if (!pre.ok) throw new KernelUnavailableError(pre.missing);
-    const plan = planTopology(scenario, newRunId());
+    // Never reuse a name that exists (close() would then delete someone else's namespace).
+    const existing = new Set(await listNatlabNetns());
+    let plan = planTopology(scenario, newRunId());
+    for (let i = 0; i < 8 && plan.netns.some((n) => existing.has(n.name)); i++) plan = planTopology(scenario, newRunId());
+    if (plan.netns.some((n) => existing.has(n.name))) throw new Error('kernel engine: could not find unused namespace names');
     const e = new KernelEngine(scenario, plan, opts);
     e.unregister = registerLive({ netns: e.netnsNames, kill: () => e.agents.forEach((a) => a.kill()) });
     try {
