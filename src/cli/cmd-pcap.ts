@@ -25,16 +25,28 @@ function counts(m: Record<string, number>): string {
   return e.length ? e.map(([k, n]) => `${k} ${n}`).join(', ') : '-';
 }
 
+/** Microsecond digits when every interface is microsecond, else nanosecond digits. */
+function printResolution(s: CaptureSummary): string {
+  return s.info.interfaces.every((f) => f.tsResolution === 'us') ? 'us' : 'ns';
+}
+
 function text(s: CaptureSummary): string {
   const i = s.info;
   const lts = i.linkTypes.map((lt, k) => `${i.linkTypeNames[k]} (${lt})`).join(', ') || '-';
-  const res = i.tsResolution === 'us' ? 'microseconds' : i.tsResolution === 'ns' ? 'nanoseconds' : i.tsResolution + ' s';
+  const resName = (r: string) => (r === 'us' ? 'microseconds' : r === 'ns' ? 'nanoseconds' : r + ' s');
+  const resList = [...new Set(i.interfaces.map((f) => f.tsResolution))];
+  const res = resList.length > 1 ? `mixed: ${resList.map(resName).join(', ')}` : resName(i.tsResolution);
+  const fracRes = printResolution(s);
   const lines = [
     `${s.file}:`,
     `  format:           ${i.format} ${i.version}, ${i.byteOrder === 'LE' ? 'little' : 'big'}-endian` +
       (i.format === 'pcapng' ? `, ${i.sections} section(s), ${i.interfaces.length} interface(s)` +
         (i.skippedBlocks ? `, ${i.skippedBlocks} block(s) skipped` : '') : ''),
     `  link type:        ${lts}`,
+    ...(i.format === 'pcapng' && (i.interfaces.length > 1 || i.interfaces.some((f) => f.name))
+      ? i.interfaces.map((f, k) => `  interface ${k}:      ${f.name || '-'}, ${f.linkTypeName} (${f.linkType}), snaplen ${f.snapLen || 'unlimited'}, ${f.tsResolution}` +
+          (f.fcsLen ? `, FCS ${f.fcsLen} bytes` : ''))
+      : []),
     `  timestamps:       ${res}`,
     `  snapshot length:  ${i.snapLen === 0 ? 'unlimited' : i.snapLen}`,
     `  packets:          ${s.packets}` + (s.truncatedRecords ? ` (${s.truncatedRecords} cut by the snapshot length)` : ''),
@@ -42,8 +54,8 @@ function text(s: CaptureSummary): string {
   ];
   if (s.first && s.last) {
     const dur = s.last.sec - s.first.sec + (s.last.nsec - s.first.nsec) / 1e9;
-    lines.push(`  first packet:     ${formatTimestamp(s.first.sec, s.first.nsec, i.tsResolution)}`);
-    lines.push(`  last packet:      ${formatTimestamp(s.last.sec, s.last.nsec, i.tsResolution)}`);
+    lines.push(`  first packet:     ${formatTimestamp(s.first.sec, s.first.nsec, fracRes)}`);
+    lines.push(`  last packet:      ${formatTimestamp(s.last.sec, s.last.nsec, fracRes)}`);
     lines.push(`  duration:         ${dur.toFixed(6)} s` + (s.outOfOrder ? ` (${s.outOfOrder} timestamp(s) go backwards)` : ''));
   }
   lines.push(`  parse status:     ${counts(s.parseStatus)}`);
@@ -72,8 +84,8 @@ function json(s: CaptureSummary): object {
     bytesCaptured: s.bytesCaptured,
     bytesOnWire: s.bytesOnWire,
     truncatedRecords: s.truncatedRecords,
-    first: s.first && { ...s.first, iso: formatTimestamp(s.first.sec, s.first.nsec, i.tsResolution) },
-    last: s.last && { ...s.last, iso: formatTimestamp(s.last.sec, s.last.nsec, i.tsResolution) },
+    first: s.first && { ...s.first, iso: formatTimestamp(s.first.sec, s.first.nsec, printResolution(s)) },
+    last: s.last && { ...s.last, iso: formatTimestamp(s.last.sec, s.last.nsec, printResolution(s)) },
     outOfOrder: s.outOfOrder,
     parseStatus: s.parseStatus,
     l4: s.l4,

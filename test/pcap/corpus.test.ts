@@ -124,7 +124,7 @@ const EXPECTED_BAD_L4: Record<string, number> = {
   'tcpdump/print-flags.pcap': 2,
 };
 
-describe.skipIf(!HAVE_CORPORA)('corpus (../shared/corpora)', () => {
+describe.skipIf(!HAVE_CORPORA)(`corpus (../shared/corpora)${HAVE_CORPORA ? '' : ': SKIPPED, the folder is missing beside the project'}`, () => {
   const entries = HAVE_CORPORA ? manifest() : [];
   const summaries = new Map<string, CaptureSummary>();
   const errors = new Map<string, Error>();
@@ -242,7 +242,7 @@ describe.skipIf(!HAVE_CORPORA)('corpus (../shared/corpora)', () => {
     expect(bad.records.map((r) => Buffer.from(r.data).toString('hex'))).toEqual(nano.records.map((r) => Buffer.from(r.data).toString('hex')));
   });
 
-  describe.skipIf(!tool('capinfos'))('against Wireshark capinfos', () => {
+  describe.skipIf(!tool('capinfos'))(`against Wireshark capinfos${tool('capinfos') ? '' : ': SKIPPED, capinfos not installed'}`, () => {
     it('packet counts and earliest/latest timestamps agree', () => {
       const files = [...summaries.keys()].filter((f) => !EXPECTED_WARNINGS[f]?.some((re) => /timestamp/.test(re.source)));
       const out = execFileSync('capinfos', ['-T', '-r', '-c', '-a', '-e', '-S', ...files], { cwd: CORPORA, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
@@ -263,7 +263,7 @@ describe.skipIf(!HAVE_CORPORA)('corpus (../shared/corpora)', () => {
     });
   });
 
-  describe.skipIf(!tool('editcap'))('pcapng written by Wireshark (editcap) reads like the pcap', () => {
+  describe.skipIf(!tool('editcap'))(`pcapng written by Wireshark (editcap) reads like the pcap${tool('editcap') ? '' : ': SKIPPED, editcap not installed'}`, () => {
     const tmp = tmpDir();
     afterAll(() => tmp.cleanup());
     it('every readable capture converted with editcap -F pcapng gives the same records', async () => {

@@ -52,7 +52,7 @@ function decoded(path: string): string[] {
     .split('\n').filter(Boolean);
 }
 
-describe.skipIf(!HAVE_TSHARK)('tshark reads what natlab writes', () => {
+describe.skipIf(!HAVE_TSHARK)(`tshark reads what natlab writes${HAVE_TSHARK ? '' : ': SKIPPED, tshark not installed'}`, () => {
   const pk = packets();
   const base = 1_700_000_000;
 
