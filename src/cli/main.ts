@@ -12,6 +12,7 @@ const COMMANDS: Array<() => Promise<{ command: Command }>> = [
   () => import('./cmd-corpus.ts'),
   () => import('./cmd-scenario.ts'),
   () => import('./cmd-pcap.ts'),
+  () => import('./cmd-fuzz.ts'),
 ];
 
 async function loadCommands(): Promise<Command[]> {

@@ -23,7 +23,7 @@ import type { CaptureRecord } from '../pcap/types.ts';
 import { DROP_MALFORMED, DROP_NO_INGRESS, DROP_NOT_IPV4 } from '../spec/reasons.ts';
 import { POINT_INTERNET } from '../spec/scenario.ts';
 import { INGRESS_NOWHERE, IngressMap, NOWHERE_WHY } from './replay-ingress.ts';
-import { inboundKey, outboundKey } from './replay-remap.ts';
+import { inboundKey, inboundKeyRaw, outboundKey } from './replay-remap.ts';
 
 export interface PreparedFrame {
   /** 1-based packet number in the input capture (Wireshark's frame.number). */
@@ -140,7 +140,7 @@ export class FramePreparer {
       if (owner >= 0) {
         c.toPrivate++;
         p.remapInstance = owner;
-        p.inKey = st === PARSE_OK ? inboundKey(pv) : null;
+        p.inKey = st === PARSE_OK ? inboundKey(pv) : inboundKeyRaw(p.frame);
       }
     } else {
       c.fromInstances++;

@@ -232,3 +232,61 @@ export function insidePortOf(pv: PacketView): number {
       return 0;
   }
 }
+
+/**
+ * Flow key and re-addressing for frames whose IPv4 header is sound enough to read but that do
+ * not parse fully (cut by the snapshot length, bad IP checksum, truncated L4...): the engines will
+ * drop or mark them, but they are still addressed as the far side would have sent them. Only
+ * TCP/UDP ports and ICMP query ids that were captured are used; ICMP errors are not re-addressed.
+ * Returns the key, or null.
+ */
+export function inboundKeyRaw(f: Uint8Array): string | null {
+  if (f.length < 20 || f[0] >>> 4 !== 4) return null;
+  const ihl = (f[0] & 15) << 2;
+  if (ihl < 20 || f.length < ihl) return null;
+  if ((((f[6] << 8) | f[7]) & 0x1fff) !== 0) return null; // non-first fragment: no L4 header
+  const src = ((f[12] << 24) | (f[13] << 16) | (f[14] << 8) | f[15]) >>> 0;
+  const dst = ((f[16] << 24) | (f[17] << 16) | (f[18] << 8) | f[19]) >>> 0;
+  const proto = f[9];
+  if ((proto === PROTO_TCP || proto === PROTO_UDP) && f.length >= ihl + 4) {
+    return flowKey(proto, dst, r16(f, ihl + 2), src, r16(f, ihl));
+  }
+  if (proto === PROTO_ICMP && f.length >= ihl + 6 && isIcmpQueryType(f[ihl])) return flowKey(PROTO_ICMP, dst, r16(f, ihl + 4), src, 0);
+  return null;
+}
+
+/** readdressFrame for such frames: only the fields (and checksums) that were captured change. */
+export function readdressRaw(frame: Uint8Array, addr: number, port: number): Uint8Array {
+  const out = new Uint8Array(frame);
+  addr >>>= 0;
+  if (out.length < 20) return out;
+  const oldDst = ((out[16] << 24) | (out[17] << 16) | (out[18] << 8) | out[19]) >>> 0;
+  w32(out, 16, addr);
+  w16(out, 10, csumReplace32(r16(out, 10), oldDst, addr));
+  const ihl = (out[0] & 15) << 2;
+  if (ihl < 20 || (((out[6] << 8) | out[7]) & 0x1fff) !== 0) return out;
+  const proto = out[9];
+  if ((proto === PROTO_TCP || proto === PROTO_UDP) && out.length >= ihl + 4) {
+    const oldPort = r16(out, ihl + 2);
+    w16(out, ihl + 2, port);
+    const fo = proto === PROTO_TCP ? 16 : 6;
+    if (out.length >= ihl + fo + 2) {
+      const c = r16(out, ihl + fo);
+      w16(out, ihl + fo, proto === PROTO_TCP ? csumReplace16(csumReplace32(c, oldDst, addr), oldPort, port) : udpCsumReplace16(udpCsumReplace32(c, oldDst, addr), oldPort, port));
+    }
+  } else if (proto === PROTO_ICMP && out.length >= ihl + 6 && isIcmpQueryType(out[ihl])) {
+    const oldId = r16(out, ihl + 4);
+    w16(out, ihl + 4, port);
+    w16(out, ihl + 2, csumReplace16(r16(out, ihl + 2), oldId, port));
+  }
+  return out;
+}
+
+/** The inside port/id of such a frame (for the static Elastic IP mapping), or -1. */
+export function insidePortRaw(f: Uint8Array): number {
+  const ihl = (f[0] & 15) << 2;
+  const proto = f[9];
+  if ((proto === PROTO_TCP || proto === PROTO_UDP) && f.length >= ihl + 4) return r16(f, ihl + 2);
+  if (proto === PROTO_ICMP && f.length >= ihl + 6 && isIcmpQueryType(f[ihl])) return r16(f, ihl + 4);
+  return -1;
+}

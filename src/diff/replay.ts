@@ -24,7 +24,7 @@ import { compareConntrack, comparePacket, PortRenaming, type OutputNormaliser, t
 import { makeEngine, type EngineName } from './engines.ts';
 import { IngressMap, INGRESS_NOWHERE } from './replay-ingress.ts';
 import { FramePreparer, type PreparedFrame } from './replay-input.ts';
-import { FlowMappings, insidePortOf, mappingAddr, mappingPort, readdressFrame, translatedSource } from './replay-remap.ts';
+import { FlowMappings, insidePortOf, insidePortRaw, mappingAddr, mappingPort, readdressFrame, readdressRaw, translatedSource } from './replay-remap.ts';
 import type { EngineSummary, ReaddressExample, ReplayDifference, ReplayFrameRef, ReplayReport } from './report.ts';
 
 export const DEFAULT_CHUNK = 4096;
@@ -81,6 +81,8 @@ export interface ReplayOutcome {
   report: ReplayReport;
   /** Per engine, every packet's result (keepResults only). */
   kept: Record<string, KeptResult[]> | null;
+  /** Per engine, every packet's raw result and the frame it was fed (keepResults only). */
+  keptRaw: Record<string, Array<{ fed: Uint8Array | null; timeUs: number; ingress: number; result: PacketResult }>> | null;
 }
 
 // Synthetic, stable MAC addresses (locally administered, "NL" = natlab): the VPC router / IGW
@@ -175,6 +177,7 @@ class EngineRunState {
   /** First re-addressing examples of this engine. */
   readonly examples: ReaddressExample[] = [];
   readonly kept: KeptResult[] | null;
+  readonly keptRaw: Array<{ fed: Uint8Array | null; timeUs: number; ingress: number; result: PacketResult }> | null;
   readonly normaliser: OutputNormaliser | undefined;
   conntrackCount: number | null = null;
 
@@ -188,6 +191,7 @@ class EngineRunState {
   ) {
     this.mappings = new FlowMappings(mappingCap);
     this.kept = keep ? [] : null;
+    this.keptRaw = keep ? [] : null;
     this.normaliser = normaliser;
     this.summary = {
       engine: name, packetsIn: 0, delivered: 0, dropped: 0, droppedByReason: {}, translated: 0, sessionsCreated: 0,
@@ -372,7 +376,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       const ta = tables[0];
       const tb = tables[k];
       if (!ta || !tb) continue;
-      for (const d of compareConntrack(ta, tb, [states[0].name, states[k].name], contexts[k - 1].renaming, !kernelInvolved)) conntrackDiffs.push(d.message);
+      for (const d of compareConntrack(ta, tb, [states[0].name, states[k].name], contexts[k - 1].renaming, !kernelInvolved)) conntrackDiffs.push(`${d.engines[0]} vs ${d.engines[1]}: ${d.message}`);
       const ren = contexts[k - 1].renaming;
       if (ren.renamed) notes.push(`${ren.renamed} port/id choice(s) renamed ${states[0].name}->${states[k].name}: ${ren.describe(5).join('; ')}`);
     }
@@ -437,7 +441,8 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
     peakRssMb: peakRss / (1 << 20),
   };
   const kept: Record<string, KeptResult[]> | null = opts.keepResults ? Object.fromEntries(states.map((st) => [st.name, st.kept!])) : null;
-  return { report, kept };
+  const keptRaw = opts.keepResults ? Object.fromEntries(states.map((st) => [st.name, st.keptRaw!])) : null;
+  return { report, kept, keptRaw };
 
   // --- helpers (closures over the run) -------------------------------------------------------
 
@@ -475,6 +480,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       if (st.kept) keptOuts.push({ egress: pointName(s, o.egress), n, frame: describeFrame(o.frame) });
     }
     if (fed && r.fate === FATE_DELIVERED && r.outputs.length > 0 && tupleChanged(fed, r.outputs[0].frame)) sum.translated++;
+    st.keptRaw?.push({ fed: fed ?? null, timeUs: p.timeUs, ingress: p.ingress, result: r });
     if (st.kept) {
       st.kept.push({
         input: p.n, ingress: p.ingress === INGRESS_NOWHERE ? 'nowhere' : pointName(s, p.ingress), fate: r.fate === FATE_DELIVERED ? 'delivered' : 'dropped',
@@ -530,12 +536,15 @@ async function feedEngine(st: EngineRunState, frames: PreparedFrame[], maxEx: nu
       let how = 'unmapped';
       parseIpv4(frame, 0, frame.length, pv);
       const ok = pv.status === PARSE_OK;
-      if (m >= 0 && ok) {
-        frame = readdressFrame(frame, pv, mappingAddr(m), mappingPort(m));
+      // Frames that do not parse fully (cut by the snapshot length, ...) are re-addressed in the
+      // fields that were captured; the engines then drop or mark them for what they are.
+      const raw = !ok && p.inKey !== null;
+      if (m >= 0 && (ok || raw)) {
+        frame = ok ? readdressFrame(frame, pv, mappingAddr(m), mappingPort(m)) : readdressRaw(frame, mappingAddr(m), mappingPort(m));
         how = 'flow';
         st.summary.readdressed.flow++;
-      } else if (inst.elasticIp !== null && ok) {
-        frame = readdressFrame(frame, pv, inst.elasticIp, insidePortOf(pv));
+      } else if (inst.elasticIp !== null && (ok || raw)) {
+        frame = ok ? readdressFrame(frame, pv, inst.elasticIp, insidePortOf(pv)) : readdressRaw(frame, inst.elasticIp, insidePortRaw(frame));
         how = 'elastic-ip';
         st.summary.readdressed.elasticIp++;
       } else st.summary.readdressed.unmapped++;

@@ -1,0 +1,109 @@
+// `natlab corpus verify`: replays every corpus entry through every available engine; fails on any
+// difference between engines or any change from the saved expected outputs.
+import { EXIT_DIFF, EXIT_OK, EXIT_USAGE, type Command } from './command.ts';
+import { UsageError, parseArgs } from './args.ts';
+import { engineAvailable, parseEngineName, type EngineName } from '../diff/engines.ts';
+import { CORPORA_DIR, loadManifest, verifyCorpus, type EntryOutcome } from '../diff/corpus.ts';
+
+const USAGE = `usage: natlab corpus verify [--engines model,core,kernel] [--update] [--only NAME,...] [--json]
+       natlab corpus list [--json]
+
+verify  replays every entry of corpora/manifest.yaml (generated captures of the built-in
+        scenario and real captures from ../shared/corpora) through the engines and fails (exit 1)
+        on any difference between engines, any change from the saved expected outputs
+        (corpora/<kind>/<name>/expected/<engine>/: one pcap per egress point and results.json),
+        or a generated input that no longer matches its generator (src/traffic/scripted.ts).
+list    the entries, their inputs and scenario choices.
+
+options:
+  --engines LIST   engines to run (default: every available one; kernel only when its
+                   prerequisites are met: root, ip, iptables, conntrack)
+  --update         rewrite the expected outputs (and generated inputs) from this run, for
+                   deliberate changes; differences between engines still fail
+  --only NAMES     only these entries (comma-separated)
+  --json           machine-readable outcome on stdout
+
+exit: 0 all entries verified, 1 a difference or change, 2 usage or unreadable corpus.
+`;
+
+async function availableEngines(): Promise<{ engines: EngineName[]; skipped: string[] }> {
+  const engines: EngineName[] = [];
+  const skipped: string[] = [];
+  for (const e of ['model', 'core'] as const) {
+    if (await engineAvailable(e)) engines.push(e);
+    else skipped.push(`${e}: not in this build`);
+  }
+  if (await engineAvailable('kernel')) {
+    const { checkKernelPrerequisites, describeMissing } = await import('../oracle/index.ts');
+    const pre = await checkKernelPrerequisites();
+    if (pre.ok) engines.push('kernel');
+    else skipped.push(`kernel: ${describeMissing(pre)}`);
+  } else skipped.push('kernel: not in this build');
+  return { engines, skipped };
+}
+
+function line(o: EntryOutcome): string {
+  const head = `${o.ok ? 'ok  ' : 'FAIL'} ${o.name.padEnd(28)} ${String(o.packets).padStart(5)} packets  [${o.engines.join(', ')}]`;
+  const rest = [
+    ...o.problems.map((p) => `       - ${p}`),
+    ...o.known.map((k) => `       known difference (${o.knownCount ?? 0} packet/state differences tolerated): ${k}`),
+    ...o.updated.map((u) => `       updated ${u}`),
+  ];
+  return [head, ...rest].join('\n');
+}
+
+export const command: Command = {
+  name: 'corpus',
+  summary: 'verify the replay corpus on every available engine (corpus verify / list)',
+  usage: USAGE,
+  async run(argv) {
+    const [sub, ...rest] = argv;
+    if (sub !== 'verify' && sub !== 'list') throw new UsageError(sub ? `unknown subcommand '${sub}'` : 'verify or list?');
+    const a = parseArgs(rest, { flags: ['update', 'json'], values: ['engines', 'only'] });
+    if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
+    const json = a.flags.has('json');
+    if (sub === 'list') {
+      const entries = await loadManifest();
+      if (json) process.stdout.write(JSON.stringify(entries, null, 2) + '\n');
+      else for (const e of entries) process.stdout.write(`${e.name.padEnd(28)} ${e.kind.padEnd(9)} ${e.input}  [${e.scenario ? `scenario ${e.scenario}` : `--inside ${e.inside}`}]\n    ${e.description}\n`);
+      return EXIT_OK;
+    }
+    let engines: EngineName[];
+    let skipped: string[] = [];
+    const list = a.values.get('engines');
+    if (list) {
+      engines = [];
+      for (const x of list.split(',').map((s) => s.trim()).filter(Boolean)) {
+        let e: EngineName;
+        try {
+          e = parseEngineName(x);
+        } catch (err) {
+          throw new UsageError(`--engines: ${(err as Error).message}`);
+        }
+        if (!(await engineAvailable(e))) throw new UsageError(`--engines: engine '${e}' is not available in this build`);
+        if (!engines.includes(e)) engines.push(e);
+      }
+    } else ({ engines, skipped } = await availableEngines());
+    if (engines.length === 0) {
+      process.stderr.write('natlab corpus verify: no engine available\n');
+      return EXIT_USAGE;
+    }
+    const only = a.values.get('only')?.split(',').map((s) => s.trim()).filter(Boolean);
+    if (!json) {
+      process.stdout.write(`natlab corpus verify: ${CORPORA_DIR} on ${engines.join(', ')}${a.flags.has('update') ? ' (--update: rewriting expected outputs)' : ''}\n`);
+      for (const s of skipped) process.stdout.write(`  skipped engine ${s}\n`);
+    }
+    const t0 = performance.now();
+    const res = await verifyCorpus({
+      engines, update: a.flags.has('update'), only,
+      onEntry: json ? undefined : (o) => process.stdout.write(line(o) + '\n'),
+    });
+    const secs = ((performance.now() - t0) / 1000).toFixed(1);
+    if (json) process.stdout.write(JSON.stringify({ ok: res.ok, engines, skipped, entries: res.entries }, null, 2) + '\n');
+    else {
+      const bad = res.entries.filter((e) => !e.ok).length;
+      process.stdout.write(`${res.entries.length} entries, ${bad} failed, in ${secs} s\n`);
+    }
+    return res.ok ? EXIT_OK : EXIT_DIFF;
+  },
+};
