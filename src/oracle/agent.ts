@@ -43,10 +43,15 @@ export class Agent {
   private stderr = '';
   private dead: Error | null = null;
 
+  /** Warnings of the setup step (e.g. a read-only optional sysctl). */
+  setupWarnings: string[] = [];
+
   constructor(
     readonly netns: string,
     readonly ifname: string,
     readonly capture: boolean,
+    /** `setup` arguments run by the agent before it reports ready. */
+    readonly setupArgs: readonly string[] = [],
   ) {
     this.ready = new Promise((res, rej) => {
       this.readyResolve = res;
@@ -55,7 +60,7 @@ export class Agent {
   }
 
   start(): Promise<void> {
-    const args = ['netns', 'exec', this.netns, 'perl', '-e', AGENT_SCRIPT, 'agent', this.ifname, this.capture ? 'cap' : 'send'];
+    const args = ['netns', 'exec', this.netns, 'perl', '-e', AGENT_SCRIPT, 'agent', this.ifname, this.capture ? 'cap' : 'send', ...this.setupArgs];
     const child = spawn('ip', args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
     child.stdout.on('data', (b: Buffer) => this.onData(b));
@@ -96,6 +101,7 @@ export class Agent {
       if (cmd === 'P') {
         this.frames.push({ pktType: arg, bytes: new Uint8Array(payload) });
       } else if (cmd === 'R') {
+        this.setupWarnings = payload.length ? payload.toString('utf8').split('\n').map((w) => `${this.netns}: ${w}`) : [];
         this.readyResolve();
       } else if (cmd === 'E') {
         this.die(new Error(`agent in ${this.netns}: ${payload.toString('utf8')}`));
@@ -119,6 +125,11 @@ export class Agent {
       child.stdin.write(h);
       if (payload.length) child.stdin.write(payload);
     });
+  }
+
+  /** Opens the packet socket (after the interface is configured and up). */
+  async open(): Promise<void> {
+    await this.request('O', new Uint8Array(0));
   }
 
   /** Sends an Ethernet frame; resolves once send() returned (0 or the errno). */

@@ -43,7 +43,7 @@ import {
   csumReplace16,
 } from '../packet/index.ts';
 import { readFile } from 'node:fs/promises';
-import { Agent, PACKET_OUTGOING, runSetup } from './agent.ts';
+import { Agent, PACKET_OUTGOING } from './agent.ts';
 import { run } from './exec.ts';
 import { igwMapOf, igwTranslate, isElasticIp, type IgwMap } from './igw.ts';
 import { newRunId } from './names.ts';
@@ -241,16 +241,27 @@ export class KernelEngine implements Engine {
 
   private async build(): Promise<void> {
     const p = this.plan;
+    const t0 = performance.now();
+    const ms = (): string => `${(performance.now() - t0).toFixed(0)} ms`;
     this.log(`kernel: building ${p.netns.length} namespaces (run ${p.runId})`);
     await run('ip', ['-batch', '-'], { input: p.netns.map((n) => `netns add ${n.name}\n`).join('') });
+    this.log(`kernel: namespaces added (${ms()})`);
     await run('ip', ['-n', p.router, '-batch', '-'], { input: p.linkBatch.join('\n') + '\n' });
+    this.log(`kernel: links added (${ms()})`);
+    // Agents first: they write the sysctls (IPv6 off, RX checksum offload off, ...) before any
+    // interface comes up; their packet sockets open once the interfaces are configured.
+    for (const n of p.netns) this.agents.push(new Agent(n.name, n.agentIf, n.capture, n.setup));
+    await Promise.all(this.agents.map((a) => a.start()));
+    for (const a of this.agents) this.warnings.push(...a.setupWarnings);
+    this.log(`kernel: agents ready, sysctls set (${ms()})`);
     await Promise.all(
       p.netns.map(async (n) => {
-        this.warnings.push(...(await runSetup(n.name, n.setup)));
         await run('ip', ['-n', n.name, '-batch', '-'], { input: n.ipBatch.join('\n') + '\n' });
         await this.loadIptables(n);
       }),
     );
+    await Promise.all(this.agents.map((a) => a.open()));
+    this.log(`kernel: namespaces configured (${ms()})`);
     // nf_conntrack_max is read-only outside the initial namespace on most kernels: fine when the
     // global value (read, never written) is the scenario's; otherwise say so once.
     const ctMax = this.scenario.conntrack.max;
@@ -264,10 +275,9 @@ export class KernelEngine implements Engine {
         );
       }
     }
-    // Agents: one per namespace that injects, captures or holds evidence.
-    for (const n of p.netns) {
-      const a = new Agent(n.name, n.agentIf, n.capture);
-      this.agents.push(a);
+    // Agents by role: injection/capture points, evidence holders.
+    p.netns.forEach((n, k) => {
+      const a = this.agents[k];
       if (n.role === 'router') this.statAgents.push({ label: 'router', instance: -1, agent: a });
       else if (n.role === 'internet') {
         const pa: PointAgent = { point: POINT_INTERNET, agent: a, macs: [macToBytes(p.macs.routerIgw), macToBytes(p.macs.internet)] };
@@ -280,8 +290,7 @@ export class KernelEngine implements Engine {
         if (n.capture) this.captureAgents.push(pa);
         this.statAgents.push({ label: this.scenario.instances[i].name, instance: i, agent: a });
       }
-    }
-    await Promise.all(this.agents.map((a) => a.start()));
+    });
     // Baseline for the conntrack statistics deltas.
     for (const s of this.statAgents) this.lastCt.set(s.instance, parseAgentStats(await s.agent.stats()).ct);
     this.log(`kernel: ready (${p.netns.map((n) => n.name).join(', ')})`);
@@ -289,7 +298,11 @@ export class KernelEngine implements Engine {
 
   private async loadIptables(n: NetnsSpec): Promise<void> {
     if (n.iptablesScenario !== null) {
-      const r = await run('iptables-restore', [], { netns: n.name, input: n.iptablesScenario, allowFail: true });
+      // A fresh namespace has no rules to keep: when the scenario's text holds only the nat table,
+      // one restore loads it and natlab's own tables together.
+      const onlyNat = !/^\*(?!nat\b)/m.test(n.iptablesScenario);
+      const input = onlyNat ? n.iptablesScenario + n.iptablesOwn : n.iptablesScenario;
+      const r = await run('iptables-restore', [], { netns: n.name, input, allowFail: true });
       if (r.code !== 0) {
         const inst = this.scenario.instances[n.instance];
         throw new InputError(
@@ -298,6 +311,7 @@ export class KernelEngine implements Engine {
           `instances.${inst?.name}.iptables`,
         );
       }
+      if (onlyNat) return;
     }
     if (n.iptablesOwn) await run('iptables-restore', ['--noflush'], { netns: n.name, input: n.iptablesOwn });
   }
