@@ -11,7 +11,7 @@ import {
   PacketView, parseIpv4, PARSE_FRAGMENT, PARSE_OK, isIpLevelMalformation, PARSE_STATUS_NAMES,
 } from '../packet/parse.ts';
 import { buildIcmpError } from '../packet/build.ts';
-import { ipv4HeaderChecksum, csumReplace32, udpCsumReplace32 } from '../packet/checksum.ts';
+import { ipv4HeaderChecksum, csumReplace16, csumReplace32, udpCsumReplace32 } from '../packet/checksum.ts';
 import { formatIpv4 } from '../packet/addr.ts';
 import type {
   ConntrackEntry, Engine, EngineOptions, InputPacket, NatRuleCounter, OutputFrame, PacketResult,
@@ -32,7 +32,7 @@ import {
   ConntrackTable, conntrackIn, DIR_REPLY, HOOK_OUT, HOOK_PRE, type CtEntry, type CtResult,
 } from './conntrack.ts';
 import {
-  MANIP_DST, MANIP_SRC, ipDecreaseTtl, r16, r32, recomputeIcmpChecksum, w16, w32,
+  MANIP_DST, MANIP_SRC, ipDecreaseTtl, r16, r32, w16, w32,
 } from './mangle.ts';
 import {
   ICMP_XLATE_BAD_CHECKSUM, ICMP_XLATE_OK, ICMP_XLATE_REDIRECT, icmpReplyTranslation, natPacket,
@@ -573,8 +573,9 @@ function longestPrefix(routes: readonly Route[], dst: number): Route | null {
  * The IGW's 1:1 static NAT of one address (docs/semantics.md §2 steps 4 and 7): the outer source
  * (outbound) or destination (inbound) with the IP checksum and the TCP/UDP pseudo-header checksum
  * patched incrementally (UDP 0 stays 0); for an ICMP error also the quoted packet's opposite
- * address when it is the translated one (inner IP checksum, inner UDP checksum if non-zero) and the
- * ICMP checksum recomputed over the message.
+ * address when it is the translated one (inner IP checksum; inner UDP checksum if non-zero, inner
+ * TCP checksum when its 20-byte header is quoted), the ICMP checksum patched incrementally for
+ * every quoted word that changed — so a wrong checksum stays wrong by the same amount.
  */
 export function igwRewrite(pkt: Uint8Array, pv: PacketView, which: 'src' | 'dst', from: number, to: number): void {
   const off = which === 'src' ? 12 : 16;
@@ -588,15 +589,22 @@ export function igwRewrite(pkt: Uint8Array, pv: PacketView, which: 'src' | 'dst'
   } else if (pv.proto === PROTO_ICMP && pv.isIcmpError && pv.status === PARSE_OK) {
     // The quoted packet travelled the other way: its destination (outbound) / source (inbound).
     const io = pv.innerOff;
-    const innerOff = io + (which === 'src' ? 16 : 12);
-    if (r32(pkt, innerOff) !== from) return;
-    w16(pkt, io + 10, csumReplace32(r16(pkt, io + 10), from, to));
-    w32(pkt, innerOff, to);
-    if (pv.innerProto === PROTO_UDP && pv.innerL4Len >= 8) {
-      const c = r16(pkt, pv.innerL4Off + 6);
-      if (c !== 0) w16(pkt, pv.innerL4Off + 6, udpCsumReplace32(c, from, to));
+    const innerAddr = io + (which === 'src' ? 16 : 12);
+    if (r32(pkt, innerAddr) !== from) return;
+    let icmp = r16(pkt, pv.l4Off + 2);
+    const oldInnerIpCsum = r16(pkt, io + 10);
+    w16(pkt, io + 10, csumReplace32(oldInnerIpCsum, from, to));
+    w32(pkt, innerAddr, to);
+    icmp = csumReplace32(icmp, from, to);
+    icmp = csumReplace16(icmp, oldInnerIpCsum, r16(pkt, io + 10));
+    const il4 = pv.innerL4Off;
+    const csumOff = pv.innerProto === PROTO_TCP && pv.innerL4Len >= 20 ? il4 + 16 : pv.innerProto === PROTO_UDP ? il4 + 6 : -1;
+    if (csumOff >= 0) {
+      const before = r16(pkt, csumOff);
+      w16(pkt, csumOff, pv.innerProto === PROTO_UDP ? udpCsumReplace32(before, from, to) : csumReplace32(before, from, to));
+      icmp = csumReplace16(icmp, before, r16(pkt, csumOff));
     }
-    recomputeIcmpChecksum(pkt, pv.l4Off);
+    w16(pkt, pv.l4Off + 2, icmp);
   }
 }
 
