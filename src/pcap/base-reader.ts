@@ -32,6 +32,8 @@ export abstract class BaseReader implements CaptureReader {
    * May throw InputError; records already queued are delivered before the error is thrown.
    */
   protected abstract pump(): Promise<boolean>;
+  abstract readonly fileSize: number;
+  abstract readonly bytesRead: number;
   protected abstract release(): Promise<void>;
 
   protected warn(kind: string, msg: string): void {

@@ -49,6 +49,11 @@ export class ByteSource {
     return this.end - this.pos;
   }
 
+  /** Bytes read from the file so far (including the read-ahead once it lands). */
+  get bytesRead(): number {
+    return this.filePos;
+  }
+
   /** File offset of the cursor. */
   get offset(): number {
     return this.base + this.pos;

@@ -153,8 +153,11 @@ export class PcapReader extends BaseReader {
     const src = this.src;
     const le = this.le;
     const base = this.count; // q is empty when pump is called
-    while (this.q.length < 512) {
-      if (src.end - src.pos < PCAP_REC_HDR_LEN && !(await src.need(PCAP_REC_HDR_LEN))) {
+    // Decode what the buffer holds; read more of the file only when no record is queued (so the
+    // file is read as fast as the consumer takes records, never further ahead than the read-ahead).
+    for (;;) {
+      if (src.end - src.pos < PCAP_REC_HDR_LEN && (this.q.length > 0 || !(await src.need(PCAP_REC_HDR_LEN)))) {
+        if (this.q.length > 0) break;
         if (src.avail > 0) this.truncatedHeader(base + this.q.length, src.offset, src.avail);
         src.consume(src.avail);
         this.eofSeen = true;
@@ -172,16 +175,22 @@ export class PcapReader extends BaseReader {
         orig = t;
       }
       const index = base + this.q.length;
-      if (cap > MAX_CAPLEN || cap > this.info.snapLen || cap > orig) {
+      if (cap > MAX_CAPLEN) throw this.checkRecord(index, src.offset, cap, orig)!;
+      const need = PCAP_REC_HDR_LEN + cap;
+      if (src.end - p < need) {
+        if (this.q.length > 0) break; // the header is decoded again on the next pump
+        if (!(await src.need(need))) {
+          const e = this.checkRecord(index, src.offset, cap, orig);
+          if (e) throw e;
+          this.truncatedBody(index, src.offset, cap, src.avail - PCAP_REC_HDR_LEN);
+          src.consume(src.avail);
+          this.eofSeen = true;
+          break;
+        }
+      }
+      if (cap > this.info.snapLen || cap > orig) {
         const e = this.checkRecord(index, src.offset, cap, orig);
         if (e) throw e;
-      }
-      const need = PCAP_REC_HDR_LEN + cap;
-      if (src.end - p < need && !(await src.need(need))) {
-        this.truncatedBody(index, src.offset, cap, src.avail - PCAP_REC_HDR_LEN);
-        src.consume(src.avail);
-        this.eofSeen = true;
-        break;
       }
       b = src.buf;
       p = src.pos;
@@ -268,6 +277,13 @@ export class PcapReader extends BaseReader {
     const index = this.count + this.q.length - this.qHead;
     if (this.headerPending) this.truncatedBody(index, this.consumed, this.headerPending.capturedLength, left - PCAP_REC_HDR_LEN);
     else this.truncatedHeader(index, this.consumed, left);
+  }
+
+  get fileSize(): number {
+    return this.src.size;
+  }
+  get bytesRead(): number {
+    return this.src.bytesRead;
   }
 
   protected async release(): Promise<void> {

@@ -97,9 +97,8 @@ export class PcapngReader extends BaseReader {
    */
   private async readBlocks(headersOnly: boolean): Promise<void> {
     const src = this.src;
-    // Decode up to a batch of packets per call; await only when the buffer runs dry.
-    const max = headersOnly ? 1 : 512;
-    while (this.q.length < max) {
+    // Decode the blocks the buffer holds; read more of the file only while no packet is queued.
+    while (headersOnly || this.q.length === 0 || src.end - src.pos >= 8) {
       const off = src.offset;
       if (src.end - src.pos < 8 && !(await src.need(8))) {
         if (src.avail > 0) {
@@ -138,6 +137,7 @@ export class PcapngReader extends BaseReader {
         continue;
       }
       if (len > MAX_PARSED_BLOCK) throw this.fail(`block length ${len} exceeds the ${MAX_PARSED_BLOCK}-byte maximum natlab reads`);
+      if (src.end - src.pos < len && this.q.length > 0) return; // read it on the next pump
       if (src.end - src.pos < len && !(await src.need(len))) {
         this.warn('truncated-block', `${this.where()}: truncated final block: ${len} bytes declared, the file ends after ${src.avail}${t === BT_IDB ? '' : ' (packet not delivered)'}`);
         this.eofSeen = true;
@@ -355,6 +355,13 @@ export class PcapngReader extends BaseReader {
       nsec = TS.nsec;
     }
     this.push(makeRecord(index, sec, nsec, f.linkType, b.subarray(dataOff, dataOff + cap), orig));
+  }
+
+  get fileSize(): number {
+    return this.src.size;
+  }
+  get bytesRead(): number {
+    return this.src.bytesRead;
   }
 
   protected async release(): Promise<void> {

@@ -83,6 +83,9 @@ export interface CaptureReader extends AsyncIterable<CaptureRecord> {
   readonly warnings: string[];
   /** Records delivered so far. */
   readonly count: number;
+  /** Size of the file in bytes, and how much of it has been read so far (for progress bars). */
+  readonly fileSize: number;
+  readonly bytesRead: number;
   /** Records in batches of at most `max` (fewer awaits per record for bulk consumers). */
   batches(max?: number): AsyncIterable<CaptureRecord[]>;
   /** Next record, or null at the end of the file. */

@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { PcapWriter, encodePcap, type PcapWriteRecord } from '../../src/pcap/index.ts';
+import { PcapWriter, encodePcap, openCapture, type PcapWriteRecord } from '../../src/pcap/index.ts';
 import { InputError } from '../../src/spec/errors.ts';
 import { concat, epb, idb, nameOpt, pb, shb, spb, tsoffsetOpt, tsresolOpt, unknownBlock } from './pcapng-build.ts';
 import { readAll, readUntilError, tmpDir } from './util.ts';
@@ -100,6 +100,26 @@ describe('pcap write then read', () => {
       await Promise.all(pending);
       expect(readFileSync(p).equals(Buffer.from(encodePcap(recs, { linkType: 1, nanosecond: true })))).toBe(true);
     }), { numRuns: 15 });
+  });
+
+  it('reads only as far as the consumer has got (streaming, backpressure)', async () => {
+    const recs = Array.from({ length: 4000 }, (_, i) => ({ tsSec: i, tsNsec: 0, data: new Uint8Array(1400).fill(i & 0xff) }));
+    const bytes = encodePcap(recs, { linkType: 1 });
+    for (const [name, data] of [['s.pcap', bytes], ['s.pcapng', concat(shb(true), idb(true, 1), ...recs.map((r) => epb(true, 0, [0, r.tsSec * 1e6], r.data)))]] as const) {
+      const path = tmp.file(name, data);
+      for (const parser of ['native', 'pcap-parser'] as const) {
+        const r = await openCapture(path, { chunkSize: 64 * 1024, parser });
+        expect(r.fileSize).toBe(data.length);
+        const it = r[Symbol.asyncIterator]();
+        await it.next();
+        // One chunk plus one chunk of read-ahead, whatever the file size (5.7 MB here).
+        expect(r.bytesRead, `${name} ${parser}`).toBeLessThanOrEqual(2 * 64 * 1024);
+        let n = 1;
+        for (let x = await it.next(); !x.done; x = await it.next()) n++;
+        expect(n).toBe(recs.length);
+        expect(r.bytesRead).toBe(data.length);
+      }
+    }
   });
 
   it('rejects what classic pcap cannot hold', async () => {
