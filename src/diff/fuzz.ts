@@ -40,6 +40,10 @@ export interface FuzzOptions {
   timeS?: number;
   shard?: { index: number; count: number };
   maxCommands?: number;
+  /** With onlyRun: save the run as a regression even though it passes (pin an interesting case). */
+  pin?: boolean;
+  /** Wall-clock budget for shrinking a failure (default 60 s). */
+  shrinkTimeS?: number;
   /** Run only this run index of the campaign (reproduces a reported failure, shrinking included). */
   onlyRun?: number;
   /** Where to save counterexamples (null: do not save). */
@@ -69,6 +73,8 @@ export interface FuzzReport {
   shrinks: number;
   elapsedMs: number;
   failure: FuzzFailure | null;
+  /** Where a pinned run was saved. */
+  pinned?: string;
 }
 
 /** Deterministic per-run seed (32-bit mix of the campaign seed and the run index). */
@@ -88,9 +94,12 @@ interface Captured {
   error: unknown;
 }
 
-function makeProperty(opts: FuzzOptions, counters: { scenarios: number; commands: number; packets: number }, onExec: (c: Captured) => void) {
+function makeProperty(opts: FuzzOptions, counters: { scenarios: number; commands: number; packets: number }, onExec: (c: Captured) => void, skip: () => boolean) {
   const maxCommands = opts.maxCommands ?? 40;
   return fc.asyncProperty(fuzzScenarioSpecArb, fc.integer({ min: 1, max: 0x7fffffff }), fuzzCommandsArb(maxCommands), async (spec, engineSeed, cmds) => {
+    // Past the shrink budget every further candidate "passes" at once, so fast-check ends with
+    // the smallest failing case found so far.
+    if (skip()) return;
     const scenario = fuzzScenario(spec);
     const engines: SessionEngine[] = [];
     let session: DiffSession | null = null;
@@ -134,19 +143,40 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     if (opts.onlyRun === undefined && r % shard.count !== shard.index) continue;
     const rs = runSeed(opts.seed, r);
     let first = true;
-    const box: { last: Captured | null } = { last: null };
+    const box: { last: Captured | null; first: Captured | null } = { last: null, first: null };
     const before = { ...counters };
-    const prop = makeProperty(opts, counters, (c) => {
-      if (!first && !c.error) return;
-      if (first) first = false;
-      else progress(done, 'shrink');
-      if (c.error) box.last = c;
-    });
+    let shrinkDeadline = Infinity;
+    const prop = makeProperty(
+      opts,
+      counters,
+      (c) => {
+        if (!first && !c.error) return;
+        if (first) {
+          box.first = c;
+          first = false;
+          shrinkDeadline = Date.now() + (opts.shrinkTimeS ?? 60) * 1000;
+        } else progress(done, 'shrink');
+        if (c.error) box.last = c;
+      },
+      () => !first && Date.now() > shrinkDeadline,
+    );
     const details = await fc.check(prop, { seed: rs, numRuns: 1, endOnFailure: false });
     done++;
     report.runs = done;
     if (!details.failed) {
       progress(done, 'run');
+      if (opts.pin && box.first && opts.saveDir !== null) {
+        const c = box.first;
+        report.pinned = saveRegression({
+          dir: opts.saveDir ?? 'corpora/regressions',
+          id: `pinned-${rs.toString(16)}`,
+          scenario: c.scenario,
+          session: c.session,
+          differences: [],
+          conntrack: c.session.tables ?? undefined,
+          meta: { engineSeed: c.engineSeed, seed: opts.seed, run: r, runSeed: rs, path: '', commands: c.commands, summary: `pinned: engines agree on run ${r} of seed ${opts.seed} (${describeFuzzSpec(c.spec)})` },
+        });
+      }
       continue;
     }
     // Counters count the original run only, not shrinking re-executions.

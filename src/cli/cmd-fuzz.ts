@@ -1,0 +1,170 @@
+// natlab fuzz: differential fuzzing of the engines (model vs core, optionally the kernel).
+import { randomInt } from 'node:crypto';
+import cliProgress from 'cli-progress';
+import { EXIT_DIFF, EXIT_OK, EXIT_USAGE, type Command } from './command.ts';
+import { intOption, parseArgs, UsageError } from './args.ts';
+import { formatFailure, runFuzz, type FuzzEngineSpec, type FuzzProgress } from '../diff/fuzz.ts';
+import { makeEngine, parseEngineName, type EngineName } from '../diff/engines.ts';
+import { loadRegression, replayRegression, REGRESSIONS_DIR } from '../diff/regressions.ts';
+import type { OutputNormaliser } from '../diff/compare.ts';
+
+const usage = `usage: natlab fuzz [--runs N | --time S] [--seed X] [--shard i/n] [--engines model,core[,kernel]] [--json]
+       natlab fuzz --seed X --run R [--engines ...]      reproduce run R of campaign X (shrinks again)
+       natlab fuzz --replay corpora/regressions/<id> [--engines ...]
+
+Differential fuzzing: fast-check generates random VPC scenarios (NAT instances with random nat
+tables, tiny --to-ports ranges, SNAT/DNAT, Elastic IPs, source/dest check, small conntrack
+tables) and traffic scripts (TCP handshakes, data, FIN/RST, simultaneous open, stray segments,
+UDP request/response and floods, ICMP echo, ICMP errors quoting earlier outputs, clock jumps past
+timeouts, replays, malformed frames). Every packet goes through every engine; verdicts, output
+frames (up to a consistent renaming of chosen ports) and conntrack tables are compared, and
+invariants are checked on every output. A failure is shrunk, saved to ${REGRESSIONS_DIR}/<id>/
+and printed with the one command that replays it.
+
+options:
+  --runs N            runs (scenario + command script each; default 100)
+  --time S            run for S seconds instead (stops starting runs after S)
+  --seed X            campaign seed (default: random, printed)
+  --shard i/n         only runs r with r mod n = i (split a campaign across jobs)
+  --run R             only run R of the campaign (reproduce a reported failure)
+  --engines LIST      engines, the first is the reference (default model,core)
+  --max-commands N    commands per run (default 40)
+  --workers N         core worker threads (default 1)
+  --save-dir DIR      where counterexamples go (default ${REGRESSIONS_DIR})
+  --no-save           do not save counterexamples
+  --pin               with --run: save that run as a regression even if the engines agree
+  --replay DIR        replay a saved counterexample; exit 1 if the engines still disagree
+  --json              machine-readable report on stdout
+exit: 0 no difference, 1 difference found, 2 bad usage`;
+
+function parseShard(s: string | undefined): { index: number; count: number } | undefined {
+  if (s === undefined) return undefined;
+  const m = /^(\d+)\/(\d+)$/.exec(s);
+  if (!m) throw new UsageError(`--shard: '${s}' is not i/n (e.g. 0/4)`);
+  const index = Number(m[1]);
+  const count = Number(m[2]);
+  if (count < 1 || index >= count) throw new UsageError(`--shard: ${s}: need 0 <= i < n`);
+  return { index, count };
+}
+
+async function kernelNormaliser(): Promise<OutputNormaliser | undefined> {
+  // The kernel oracle documents its normalisation (TTL of its extra Linux hops); use its public
+  // export when it provides one.
+  try {
+    const mod = (await import(new URL('../oracle/index.ts', import.meta.url).href)) as Record<string, unknown>;
+    const n = mod.kernelOutputNormaliser;
+    if (typeof n === 'function') return (n as () => OutputNormaliser)();
+    if (n && typeof n === 'object') return n as OutputNormaliser;
+  } catch {
+    // no oracle index: compare raw frames
+  }
+  return undefined;
+}
+
+export async function engineSpecs(names: EngineName[], workers: number): Promise<FuzzEngineSpec[]> {
+  const specs: FuzzEngineSpec[] = [];
+  for (const name of names) {
+    const normaliser = name === 'kernel' ? await kernelNormaliser() : undefined;
+    specs.push({ name, normaliser, create: (s, seed) => makeEngine(name, s, { seed, workers: name === 'core' ? workers : undefined }) });
+  }
+  return specs;
+}
+
+export const command: Command = {
+  name: 'fuzz',
+  summary: 'differential fuzzing of model vs core (vs kernel); shrinks and saves counterexamples',
+  usage,
+  async run(argv: string[]): Promise<number> {
+    const a = parseArgs(argv, {
+      flags: ['json', 'no-save', 'pin'],
+      values: ['runs', 'time', 'seed', 'shard', 'engines', 'max-commands', 'workers', 'save-dir', 'replay', 'run'],
+    });
+    if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
+    const json = a.flags.has('json');
+    let names: EngineName[];
+    try {
+      names = (a.values.get('engines') ?? 'model,core').split(',').filter(Boolean).map(parseEngineName);
+    } catch (e) {
+      throw new UsageError(`--engines: ${(e as Error).message}`);
+    }
+    if (names.length < 2 && !a.values.has('replay')) throw new UsageError('--engines: give at least two engines to compare');
+    if (new Set(names).size !== names.length) throw new UsageError('--engines: an engine is listed twice');
+    const workers = intOption(a, 'workers', 1, 1, 64);
+    const out = (s: string) => process.stdout.write(s + '\n');
+    const log = (s: string) => (json ? process.stderr : process.stdout).write(s + '\n');
+
+    if (names.includes('kernel')) {
+      const { checkKernelPrerequisites } = (await import(new URL('../oracle/prereq.ts', import.meta.url).href)) as {
+        checkKernelPrerequisites(): Promise<{ ok: boolean; missing: string[] }>;
+      };
+      const pre = await checkKernelPrerequisites();
+      if (!pre.ok) {
+        process.stderr.write(`natlab fuzz: the kernel engine cannot run here:\n${pre.missing.map((m) => `  ${m}`).join('\n')}\n`);
+        return EXIT_USAGE;
+      }
+    }
+
+    // Replay a saved counterexample.
+    const replayDir = a.values.get('replay');
+    if (replayDir !== undefined) {
+      for (const o of ['runs', 'time', 'seed', 'shard', 'run']) if (a.values.has(o)) throw new UsageError(`--replay cannot be combined with --${o}`);
+      const reg = loadRegression(replayDir);
+      const useNames = a.values.has('engines') ? names : (reg.meta.engines.map(parseEngineName) as EngineName[]);
+      const specs = await engineSpecs(useNames, workers);
+      const engines = [];
+      for (const sp of specs) engines.push({ name: sp.name, engine: await sp.create(reg.scenario, reg.meta.engineSeed), normaliser: sp.normaliser });
+      const res = await replayRegression(reg, engines);
+      const mism = [...res.mismatches].filter(([, l]) => l.length > 0);
+      if (json) {
+        out(JSON.stringify({ dir: replayDir, engines: useNames, packets: res.session.packets, differences: res.differences, mismatches: Object.fromEntries(mism) }, null, 1));
+      } else {
+        log(`replayed ${replayDir}: ${res.session.packets} packets through ${useNames.join(', ')} (${reg.meta.summary.split('\n')[0]})`);
+        for (const d of res.differences) log(`  [${d.kind}] ${d.message}`);
+        for (const [n, l] of mism) log(`  ${n} differs from its saved results:\n${l.slice(0, 5).map((x) => `    ${x}`).join('\n')}`);
+        log(res.differences.length ? `${res.differences.length} difference(s): still failing` : 'engines agree');
+      }
+      return res.differences.length ? EXIT_DIFF : EXIT_OK;
+    }
+
+    if (a.values.has('runs') && a.values.has('time')) throw new UsageError('give --runs or --time, not both');
+    const seed = a.values.has('seed') ? intOption(a, 'seed', 0, 0, 0xffffffff) : randomInt(0, 0x7fffffff);
+    const runs = a.values.has('runs') ? intOption(a, 'runs', 100, 1) : undefined;
+    const timeS = a.values.has('time') ? intOption(a, 'time', 60, 1) : undefined;
+    const onlyRun = a.values.has('run') ? intOption(a, 'run', 0, 0) : undefined;
+    const shard = parseShard(a.values.get('shard'));
+    const maxCommands = intOption(a, 'max-commands', 40, 1, 10000);
+    const saveDir = a.flags.has('no-save') ? null : a.values.get('save-dir') ?? REGRESSIONS_DIR;
+    if (a.flags.has('pin') && onlyRun === undefined) throw new UsageError('--pin needs --run R (the run to keep)');
+    const engines = await engineSpecs(names, workers);
+
+    log(`natlab fuzz: seed ${seed}, engines ${names.join(' vs ')}${shard ? `, shard ${shard.index}/${shard.count}` : ''}${onlyRun !== undefined ? `, run ${onlyRun}` : ''}, ${timeS !== undefined ? `${timeS} s` : `${runs ?? 100} runs`}`);
+    const tty = !json && process.stdout.isTTY === true;
+    let bar: cliProgress.SingleBar | null = null;
+    let lastLine = 0;
+    const onProgress = (p: FuzzProgress) => {
+      if (tty) {
+        if (!bar) {
+          bar = new cliProgress.SingleBar({ format: ' {bar} {value}/{total} runs | {scenarios} scenarios {commands} commands {packets} packets | {phase}', hideCursor: true }, cliProgress.Presets.shades_classic);
+          bar.start(p.runs ?? timeS ?? 0, 0, { scenarios: 0, commands: 0, packets: 0, phase: '' });
+        }
+        const value = p.runs !== null ? p.run : Math.min(timeS ?? 0, Math.round(p.elapsedMs / 1000));
+        bar.update(value, { scenarios: p.scenarios, commands: p.commands, packets: p.packets, phase: p.phase === 'shrink' ? 'shrinking…' : '' });
+      } else if (!json && (p.phase !== 'run' || Date.now() - lastLine > 5000)) {
+        if (p.phase === 'shrink' && Date.now() - lastLine < 5000) return;
+        lastLine = Date.now();
+        log(`  ${p.run}${p.runs ? `/${p.runs}` : ''} runs, ${p.scenarios} scenarios, ${p.commands} commands, ${p.packets} packets, ${(p.elapsedMs / 1000).toFixed(1)} s${p.phase === 'shrink' ? ' (shrinking)' : ''}`);
+      }
+    };
+    const report = await runFuzz({ engines, seed, runs, timeS, shard, maxCommands, saveDir, onlyRun, pin: a.flags.has('pin'), onProgress });
+    (bar as cliProgress.SingleBar | null)?.stop();
+    if (json) {
+      out(JSON.stringify(report, null, 1));
+    } else {
+      log(`seed ${seed}: ${report.runs} runs, ${report.scenarios} scenarios, ${report.commands} commands, ${report.packets} packets in ${(report.elapsedMs / 1000).toFixed(1)} s`);
+      if (report.failure) log(formatFailure(report.failure));
+      else log('no difference found');
+      if (report.pinned) log(`pinned: saved to ${report.pinned}`);
+    }
+    return report.failure ? EXIT_DIFF : EXIT_OK;
+  },
+};
