@@ -4,7 +4,7 @@
 // originals, and each malformed packet gets the parse status naming its defect.
 import { describe, expect, it, afterAll } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../../src/spec/errors.ts';
 import { summarizeCapture, type CaptureSummary } from '../../src/pcap/summary.ts';
@@ -133,7 +133,7 @@ describe.skipIf(!HAVE_CORPORA)(`corpus (../shared/corpora)${HAVE_CORPORA ? '' : 
     expect(entries.length).toBeGreaterThan(60);
     const listed = new Set(entries.map((e) => e.file));
     for (const d of ['tcpdump', 'zeek', 'libpcap']) {
-      for (const f of execFileSync('ls', [join(CORPORA, d)], { encoding: 'utf8' }).split('\n').filter(Boolean)) {
+      for (const f of readdirSync(join(CORPORA, d))) {
         expect(listed.has(`${d}/${f}`), `${d}/${f}`).toBe(true);
       }
     }
