@@ -238,7 +238,7 @@ export class SlowPath extends Tables {
     const off = io.inOff[i];
     const len = io.inLen[i];
     const ob = io.outArena;
-    const oo = off + ICMP_ERROR_MAX_LEN * i;
+    const oo = off;
     for (let k = 0; k < len; k++) ob[oo + k] = inb[off + k];
     this.buf = ob;
     this.fo = oo;
@@ -1085,10 +1085,9 @@ export class SlowPath extends Tables {
     if (pv.proto === 1 && (pv.l4Len < 8 || pv.icmpType > 18 || pv.isIcmpError)) return;
     const c = this.c;
     const q = Math.min(pv.totalLen, ICMP_ERROR_MAX_LEN - 28);
-    const eo = this.fo + this.io!.inLen[this.pkt];
+    const eo = this.io!.inArena.length + ICMP_ERROR_MAX_LEN * this.pkt;
     const tot = 28 + q;
-    // Quote first (the source bytes are before eo, no overlap).
-    for (let k = q - 1; k >= 0; k--) b[eo + 28 + k] = b[this.fo + k];
+    for (let k = 0; k < q; k++) b[eo + 28 + k] = b[this.fo + k];
     const src = pv.src;
     b[eo] = 0x45;
     b[eo + 1] = (pv.tos & 0x1e) | 0xc0;

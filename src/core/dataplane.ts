@@ -15,7 +15,6 @@ import {
   M_ASSURED, M_PATH_O, M_PATH_R, M_STATE_MASK, M_STATE_SHIFT, S_EXPIRY, S_META, S_PATH, TCP_ESTABLISHED, C_NOW,
 } from './layout.ts';
 import { TO_ESTABLISHED, TO_UDP_STREAM, routeLookup, RT_ENI, RT_LOCAL } from './compile.ts';
-import { ICMP_ERROR_MAX_LEN } from '../spec/timeouts.ts';
 import { CT_ESTABLISHED, FATE_DELIVERED, REASON_NONE } from '../spec/reasons.ts';
 import { SlowPath } from './dataplane-slow.ts';
 
@@ -48,6 +47,7 @@ export class Dataplane extends SlowPath {
 
   /** Process packets idx[first..first+count) of the batch, in order. Writes results into io. */
   processBatch(io: BatchIO, idx: Int32Array, first: number, count: number): void {
+    this.bindIo(io);
     let now = 0;
     for (let k = first, e = first + count; k < e; k++) {
       const i = idx[k];
@@ -86,58 +86,84 @@ export class Dataplane extends SlowPath {
     return -1;
   }
 
+  private lastIo: BatchIO | null = null;
+  private inDv: DataView = new DataView(new ArrayBuffer(8));
+  private outDv: DataView = new DataView(new ArrayBuffer(8));
+  private readonly dvCache: { io: BatchIO; i: DataView; o: DataView }[] = [];
+
+  /** DataViews over the batch's arenas (cached per BatchIO: no allocation per batch). */
+  private bindIo(io: BatchIO): void {
+    if (io === this.lastIo) return;
+    let e = this.dvCache.find((x) => x.io === io);
+    if (!e) {
+      e = { io, i: new DataView(io.inArena.buffer, io.inArena.byteOffset, io.inArena.byteLength), o: new DataView(io.outArena.buffer, io.outArena.byteOffset, io.outArena.byteLength) };
+      if (this.dvCache.length >= 8) this.dvCache.shift();
+      this.dvCache.push(e);
+    }
+    this.lastIo = io;
+    this.inDv = e.i;
+    this.outDv = e.o;
+  }
+
   /** The established-session fast path; false = let the slow path handle the packet. */
   private fastPath(io: BatchIO, i: number, now: number): boolean {
-    const b = io.inArena;
+    const dv = this.inDv;
     const off = io.inOff[i];
     const len = io.inLen[i];
-    if (len < 28 || b[off] !== 0x45) return false;
-    if (((b[off + 2] << 8) | b[off + 3]) !== len) return false;
-    if (((b[off + 6] & 0x3f) | b[off + 7]) !== 0) return false;
-    const proto = b[off + 9];
+    if (len < 28) return false;
+    const w0 = dv.getUint32(off);
+    if ((w0 >>> 24) !== 0x45 || (w0 & 0xffff) !== len) return false;
+    const w1 = dv.getUint32(off + 4);
+    if ((w1 & 0x3fff) !== 0) return false; // MF or fragment offset
+    const w2 = dv.getUint32(off + 8);
+    const proto = (w2 >>> 16) & 0xff;
     if (proto !== 6 && proto !== 17) return false;
+    const srcW = dv.getUint32(off + 12);
+    const dstW = dv.getUint32(off + 16);
     // IPv4 header checksum.
-    let s = 0;
-    for (let k = off; k < off + 20; k += 2) s += (b[k] << 8) | b[k + 1];
+    let s = (w0 >>> 16) + (w0 & 0xffff) + (w1 >>> 16) + (w1 & 0xffff) + (w2 >>> 16) + (w2 & 0xffff) +
+      (srcW >>> 16) + (srcW & 0xffff) + (dstW >>> 16) + (dstW & 0xffff);
     s = (s & 0xffff) + (s >>> 16);
     s = (s & 0xffff) + (s >>> 16);
     if (s !== 0xffff) return false;
-    const ttl = b[off + 8];
-    const srcHi = (b[off + 12] << 8) | b[off + 13];
-    const srcLo = (b[off + 14] << 8) | b[off + 15];
-    const dstHi = (b[off + 16] << 8) | b[off + 17];
-    const dstLo = (b[off + 18] << 8) | b[off + 19];
+    const ttl = w2 >>> 24;
     const l4 = off + 20;
     const l4len = len - 20;
-    const sport = (b[l4] << 8) | b[l4 + 1];
-    const dport = (b[l4 + 2] << 8) | b[l4 + 3];
+    const portsW = dv.getUint32(l4);
     let csumOff: number;
     if (proto === 6) {
       if (l4len < 20) return false;
-      const doff = (b[l4 + 12] >>> 4) << 2;
+      const w12 = dv.getUint32(l4 + 12);
+      const doff = (w12 >>> 28) << 2;
       if (doff < 20 || doff > l4len) return false;
-      const f = b[l4 + 13] & 0x37;
+      const f = (w12 >>> 16) & 0x37;
       if (f !== 0x10 && f !== 0x30) return false; // ACK or ACK+URG (PSH/ECE/CWR masked)
       csumOff = l4 + 16;
     } else {
-      const ulen = (b[l4 + 4] << 8) | b[l4 + 5];
+      const ulen = dv.getUint32(l4 + 4) >>> 16;
       if (ulen < 8 || ulen > l4len) return false;
       csumOff = l4 + 6;
     }
-    const l4csum = (b[csumOff] << 8) | b[csumOff + 1];
+    const l4csum = dv.getUint16(csumOff);
     if (this.checksumOn && !(proto === 17 && l4csum === 0)) {
-      let c = srcHi + srcLo + dstHi + dstLo + proto + l4len;
-      const end = l4 + (l4len & ~1);
+      let c = (srcW >>> 16) + (srcW & 0xffff) + (dstW >>> 16) + (dstW & 0xffff) + proto + l4len;
+      const end4 = l4 + (l4len & ~3);
       let k = l4;
-      for (; k < end; k += 2) c += (b[k] << 8) | b[k + 1];
-      if (l4len & 1) c += b[k] << 8;
+      for (; k < end4; k += 4) {
+        const w = dv.getUint32(k);
+        c += (w >>> 16) + (w & 0xffff);
+      }
+      if (l4len & 2) {
+        c += dv.getUint16(k);
+        k += 2;
+      }
+      if (l4len & 1) c += dv.getUint8(k) << 8;
       c = (c & 0xffff) + (c >>> 16);
       c = (c & 0xffff) + (c >>> 16);
       if (c !== 0xffff) return false;
     }
     const ingress = io.ingress[i];
-    let src = ((srcHi << 16) | srcLo) >>> 0;
-    let dst = ((dstHi << 16) | dstLo) >>> 0;
+    let dst = dstW;
     let slot = -1;
     if (ingress === 0) {
       const ea = this.eipAddr;
@@ -152,7 +178,7 @@ export class Dataplane extends SlowPath {
       slot = this.slotFor(ingress, dst);
     }
     if (slot < 0) return false;
-    const local = this.lookup(slot, proto, src, dst, ((sport << 16) | dport) >>> 0);
+    const local = this.lookup(slot, proto, srcW, dst, portsW);
     if (local < 0) return false;
     const ses = this.ses;
     const o = this.rec(local);
@@ -172,46 +198,31 @@ export class Dataplane extends SlowPath {
     let nsrc = ses[ot + 1];
     const ndst = ses[ot];
     const np = ses[ot + 2];
-    const nsport = np & 0xffff;
-    const ndport = np >>> 16;
+    const nports = ((np << 16) | (np >>> 16)) >>> 0;
     if (eip !== 0) nsrc = this.eipAddr[eip - 1];
     // Refresh the timer: the same timeout as before, so the expiry only grows (wheel invariant).
     ses[o + S_EXPIRY] = now + (proto === 6 ? this.tmoEst : this.tmoUdpStream);
-    // Copy and rewrite into the output arena.
-    const ob = io.outArena;
-    const oo = off + ICMP_ERROR_MAX_LEN * i;
-    for (let k = 0; k < len; k++) ob[oo + k] = b[off + k];
-    src = (~srcHi & 0xffff) + (~srcLo & 0xffff) + (~dstHi & 0xffff) + (~dstLo & 0xffff) +
+    // Copy and rewrite into the output arena (same offset as the input).
+    const ov = this.outDv;
+    const end4 = off + (len & ~3);
+    let k = off;
+    for (; k < end4; k += 4) ov.setUint32(k, dv.getUint32(k));
+    for (; k < off + len; k++) ov.setUint8(k, dv.getUint8(k));
+    const addrD = (~srcW >>> 16 & 0xffff) + (~srcW & 0xffff) + (~dstW >>> 16 & 0xffff) + (~dstW & 0xffff) +
       (nsrc >>> 16) + (nsrc & 0xffff) + (ndst >>> 16) + (ndst & 0xffff);
     // IP header checksum: addresses + TTL (−k on the TTL/proto word is the constant ~(k << 8)).
-    let ipd = src;
-    if (tdec !== 0) {
-      ipd += 0xffff - (tdec << 8);
-      ob[oo + 8] = ttl - tdec;
-    }
+    let ipd = tdec !== 0 ? addrD + 0xffff - (tdec << 8) : addrD;
     ipd = (ipd & 0xffff) + (ipd >>> 16);
     ipd = (ipd & 0xffff) + (ipd >>> 16);
-    let ic = (~((b[off + 10] << 8) | b[off + 11]) & 0xffff) + ipd;
+    let ic = (~w2 & 0xffff) + ipd;
     ic = (ic & 0xffff) + (ic >>> 16);
     ic = (ic & 0xffff) + (ic >>> 16);
-    ic = ~ic & 0xffff;
-    ob[oo + 10] = ic >>> 8;
-    ob[oo + 11] = ic & 0xff;
-    ob[oo + 12] = nsrc >>> 24;
-    ob[oo + 13] = (nsrc >>> 16) & 0xff;
-    ob[oo + 14] = (nsrc >>> 8) & 0xff;
-    ob[oo + 15] = nsrc & 0xff;
-    ob[oo + 16] = ndst >>> 24;
-    ob[oo + 17] = (ndst >>> 16) & 0xff;
-    ob[oo + 18] = (ndst >>> 8) & 0xff;
-    ob[oo + 19] = ndst & 0xff;
-    const ol4 = oo + 20;
-    ob[ol4] = nsport >>> 8;
-    ob[ol4 + 1] = nsport & 0xff;
-    ob[ol4 + 2] = ndport >>> 8;
-    ob[ol4 + 3] = ndport & 0xff;
+    ov.setUint32(off + 8, (((ttl - tdec) << 24) | (proto << 16) | (~ic & 0xffff)) >>> 0);
+    ov.setUint32(off + 12, nsrc);
+    ov.setUint32(off + 16, ndst);
+    ov.setUint32(l4, nports);
     if (!(proto === 17 && l4csum === 0)) {
-      let d = src + (~sport & 0xffff) + (~dport & 0xffff) + nsport + ndport;
+      let d = addrD + (~portsW >>> 16 & 0xffff) + (~portsW & 0xffff) + (nports >>> 16) + (nports & 0xffff);
       d = (d & 0xffff) + (d >>> 16);
       d = (d & 0xffff) + (d >>> 16);
       let c = (~l4csum & 0xffff) + d;
@@ -219,12 +230,10 @@ export class Dataplane extends SlowPath {
       c = (c & 0xffff) + (c >>> 16);
       c = ~c & 0xffff;
       if (proto === 17 && c === 0) c = 0xffff;
-      const co = oo + (csumOff - off);
-      ob[co] = c >>> 8;
-      ob[co + 1] = c & 0xff;
+      ov.setUint16(csumOff, c);
     }
     const slotOut = i * 2;
-    io.outOff[slotOut] = oo;
+    io.outOff[slotOut] = off;
     io.outLen[slotOut] = len;
     io.outEgress[slotOut] = egress;
     io.outFirst[i] = slotOut;

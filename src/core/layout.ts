@@ -221,11 +221,11 @@ export class SharedViews {
 
 /**
  * Views over SABs the main thread fills and reads. Input frames are IPv4 packets in `inArena` at
- * inOff[i] (length inLen[i]); they must not overlap and must lie in order of i (offsets
- * non-decreasing). Outputs are written at deterministic places, so re-running a packet (a worker
- * replaced after a fault) rewrites the same bytes: packet i's outputs use output slots
- * [OUT_SLOTS_PER_PACKET * i, ...) and bytes [inOff[i] + ICMP_ERROR_MAX_LEN * i, + inLen[i] + ICMP_ERROR_MAX_LEN)
- * of `outArena` (the forwarded copy, then any generated ICMP error). outFirst[i] is that first slot.
+ * inOff[i] (length inLen[i]); inputs must not overlap. Outputs are written at deterministic places,
+ * so re-running a packet (a worker replaced after a fault) rewrites the same bytes: packet i's
+ * forwarded copy goes to outArena[inOff[i] ..+ length] (the same offset as its input: dense), a
+ * generated ICMP error to outArena[inArena.length + ICMP_ERROR_MAX_LEN * i ..]; its output slots are
+ * [OUT_SLOTS_PER_PACKET * i, ...) (outFirst[i] is the first).
  */
 export interface BatchIO {
   maxPackets: number;

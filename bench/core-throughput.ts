@@ -1,0 +1,255 @@
+// Single-thread throughput of the core Dataplane (no threads, no pool): `npx tsx bench/core-throughput.ts`
+//
+// Input: pre-loaded 46-byte IPv4 UDP packets (20 IP + 8 UDP + 18 payload = the IPv4 part of a
+// 64-byte Ethernet frame), of sessions that already exist and are ASSURED (UDP streams), half
+// app → internet (MASQUERADE + IGW), half internet → app (IGW + de-NAT), in a random session order,
+// through the built-in scenario. Frames sit in 256-packet BatchIOs (each with its own arena, as
+// the pool hands them over); the measured loop is Dataplane.processBatch only.
+// Session setup: every frame a new UDP flow (app → 198.18.x.y:53 from a fresh source port / dst).
+//
+// Options: --sessions 1000,65536,1048576  --runs 5  --packets 4000000  --json (print JSON only)
+
+import { performance } from 'node:perf_hooks';
+import { loadBuiltinScenario } from '../src/scenario/index.ts';
+import { createBatchIO, createCoreShared, sharedBytesPerSession, sharedBytesTotal, type BatchIO } from '../src/core/layout.ts';
+import { Dataplane } from '../src/core/dataplane.ts';
+import { buildUdp, parseIpv4Addr } from '../src/packet/index.ts';
+import { writeBenchResult } from './results.ts';
+
+const APP_POINT = 3;
+const APP = parseIpv4Addr('10.0.1.10');
+const EIP = parseIpv4Addr('203.0.113.10');
+const REMOTE_BASE = parseIpv4Addr('198.18.0.0');
+const CHUNK = 256;
+const PAYLOAD = new Uint8Array(18);
+
+export interface EstablishedOptions {
+  sessions: number;
+  runs?: number;
+  /** Packets per measured run. */
+  packets?: number;
+  /** Distinct pre-built frames (cycled). */
+  frames?: number;
+  seed?: number;
+}
+
+export interface RunStats {
+  mpps: number;
+  nsPerPacket: number;
+  runsMpps: number[];
+}
+
+function sessionTuple(s: number): { sport: number; dst: number } {
+  return { sport: 1024 + (s % 60000), dst: (REMOTE_BASE + Math.floor(s / 60000)) >>> 0 };
+}
+
+function median(xs: number[]): number {
+  const a = [...xs].sort((x, y) => x - y);
+  return a.length % 2 ? a[(a.length - 1) / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2;
+}
+
+function makeChunks(frames: Uint8Array[], ingress: number[], timeMs: number): BatchIO[] {
+  const ios: BatchIO[] = [];
+  for (let c = 0; c < frames.length; c += CHUNK) {
+    const n = Math.min(CHUNK, frames.length - c);
+    const io = createBatchIO(n, n * 64, 1);
+    let off = 0;
+    for (let k = 0; k < n; k++) {
+      const f = frames[c + k];
+      io.inArena.set(f, off);
+      io.inOff[k] = off;
+      io.inLen[k] = f.length;
+      io.ingress[k] = ingress[c + k];
+      io.timeMs[k] = timeMs;
+      off += f.length;
+    }
+    ios.push(io);
+  }
+  return ios;
+}
+
+function xorshift(seed: number): () => number {
+  let x = seed | 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return x >>> 0;
+  };
+}
+
+/** Established-session throughput of one Dataplane (one thread). */
+export async function measureEstablished(opts: EstablishedOptions) {
+  const sessions = opts.sessions;
+  const runs = opts.runs ?? 5;
+  const packets = opts.packets ?? 4_000_000;
+  const nFrames = Math.min(opts.frames ?? 1 << 18, Math.max(2 * sessions, 4096));
+  const scenario = loadBuiltinScenario();
+  scenario.conntrack.max = Math.max(sessions, 1024);
+  const shared = createCoreShared(scenario, { workers: 1, seed: opts.seed ?? 1 });
+  const dp = new Dataplane(shared, 0);
+  // Set up: orig at t=0, reply at t=1, orig at t=2500 (after 2 s: stream, ASSURED) per session.
+  const setupFrames: Uint8Array[] = [];
+  const setupIngress: number[] = [];
+  const t0 = performance.now();
+  for (const [phase, t] of [[0, 0], [1, 1], [0, 2500]] as const) {
+    setupFrames.length = 0;
+    setupIngress.length = 0;
+    for (let s = 0; s < sessions; s++) {
+      const { sport, dst } = sessionTuple(s);
+      if (phase === 0) setupFrames.push(buildUdp({ src: APP, dst, sport, dport: 53, payload: PAYLOAD }));
+      else setupFrames.push(buildUdp({ src: dst, dst: EIP, sport: 53, dport: sport, payload: PAYLOAD }));
+      setupIngress.push(phase === 0 ? APP_POINT : 0);
+      if (setupFrames.length === 65536 || s === sessions - 1) {
+        const ios = makeChunks(setupFrames, setupIngress, t);
+        for (const io of ios) dp.processBatch(io, identity(io.maxPackets), 0, io.maxPackets);
+        setupFrames.length = 0;
+        setupIngress.length = 0;
+      }
+    }
+  }
+  const setupMs = performance.now() - t0;
+  // Measured frames: random sessions, alternating directions.
+  const rnd = xorshift(opts.seed ?? 7);
+  const frames: Uint8Array[] = [];
+  const ingress: number[] = [];
+  for (let k = 0; k < nFrames; k++) {
+    const s = rnd() % sessions;
+    const { sport, dst } = sessionTuple(s);
+    if (k & 1) {
+      frames.push(buildUdp({ src: dst, dst: EIP, sport: 53, dport: sport, payload: PAYLOAD }));
+      ingress.push(0);
+    } else {
+      frames.push(buildUdp({ src: APP, dst, sport, dport: 53, payload: PAYLOAD }));
+      ingress.push(APP_POINT);
+    }
+  }
+  const ios = makeChunks(frames, ingress, 3000);
+  const idx = identity(CHUNK);
+  const fast0 = dp.fastCount;
+  const slow0 = dp.slowCount;
+  const cpuMpps: number[] = [];
+  const runOnce = (n: number): number => {
+    const chunks = Math.ceil(n / CHUNK);
+    const cpu = process.cpuUsage();
+    const t = performance.now();
+    for (let c = 0; c < chunks; c++) {
+      const io = ios[c % ios.length];
+      dp.processBatch(io, idx, 0, io.maxPackets);
+    }
+    const ms = performance.now() - t;
+    const u = process.cpuUsage(cpu);
+    cpuMpps.push((chunks * CHUNK) / (u.user + u.system));
+    return (chunks * CHUNK) / (ms * 1000);
+  };
+  runOnce(Math.min(packets, 1_000_000)); // warm-up (JIT, caches)
+  cpuMpps.length = 0;
+  const runsMpps: number[] = [];
+  for (let r = 0; r < runs; r++) runsMpps.push(runOnce(packets));
+  const fast = dp.fastCount - fast0;
+  const total = fast + dp.slowCount - slow0;
+  // Sanity: every measured packet must have been delivered by the fast path.
+  const io0 = ios[0];
+  for (let k = 0; k < io0.maxPackets; k++) {
+    if (io0.fate[k] !== 0 || io0.outCount[k] !== 1) throw new Error(`bench: packet ${k} not delivered (fate ${io0.fate[k]} reason ${io0.reason[k]})`);
+  }
+  const mpps = median(runsMpps);
+  return {
+    sessions,
+    frames: nFrames,
+    frameBytes: 46,
+    mpps,
+    nsPerPacket: 1000 / mpps,
+    runsMpps,
+    /** Packets per CPU-µs of this process (robust to other processes sharing the cores). */
+    cpuMpps: median(cpuMpps),
+    runsCpuMpps: cpuMpps,
+    fastPathShare: fast / total,
+    setupMs,
+    bytesPerSession: sharedBytesPerSession(shared),
+    sharedBytes: sharedBytesTotal(shared),
+  };
+}
+
+function identity(n: number): Int32Array {
+  const a = new Int32Array(n);
+  for (let i = 0; i < n; i++) a[i] = i;
+  return a;
+}
+
+export interface SetupOptions {
+  flows?: number;
+  runs?: number;
+}
+
+/** Session creation rate: every frame a new UDP flow (slow path: conntrack + NAT + confirm). */
+export async function measureSetup(opts: SetupOptions = {}) {
+  const flows = opts.flows ?? 500_000;
+  const runs = opts.runs ?? 5;
+  const frames: Uint8Array[] = [];
+  const ingress: number[] = [];
+  for (let s = 0; s < flows; s++) {
+    const { sport, dst } = sessionTuple(s);
+    frames.push(buildUdp({ src: APP, dst, sport, dport: 53, payload: PAYLOAD }));
+    ingress.push(APP_POINT);
+  }
+  const ios = makeChunks(frames, ingress, 0);
+  const idx = identity(CHUNK);
+  const scenario = loadBuiltinScenario();
+  scenario.conntrack.max = flows;
+  const rates: number[] = [];
+  const cpuRates: number[] = [];
+  for (let r = 0; r <= runs; r++) {
+    const shared = createCoreShared(scenario, { workers: 1, seed: r + 1 });
+    const dp = new Dataplane(shared, 0);
+    const t = performance.now();
+    const cpu = process.cpuUsage();
+    for (const io of ios) dp.processBatch(io, idx, 0, io.maxPackets);
+    const ms = performance.now() - t;
+    const u = process.cpuUsage(cpu);
+    if (r > 0) cpuRates.push(flows / ((u.user + u.system) / 1e6));
+    if (dp.slowCount !== flows) throw new Error('bench: setup did not take the slow path for every flow');
+    if (r > 0) rates.push(flows / (ms / 1000)); // run 0 = warm-up
+  }
+  const rate = median(rates);
+  return { flows, sessionsPerSec: rate, nsPerSession: 1e9 / rate, runsPerSec: rates, cpuSessionsPerSec: median(cpuRates) };
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const get = (k: string, d: string): string => {
+    const i = args.indexOf(k);
+    return i >= 0 && args[i + 1] ? args[i + 1] : d;
+  };
+  const json = args.includes('--json');
+  const sizes = get('--sessions', '1000,65536,1048576').split(',').map(Number);
+  const runs = Number(get('--runs', '5'));
+  const packets = Number(get('--packets', '4000000'));
+  const established = [];
+  for (const n of sizes) {
+    const r = await measureEstablished({ sessions: n, runs, packets });
+    established.push(r);
+    if (!json) {
+      console.log(`established ${String(n).padStart(8)} sessions: ${r.mpps.toFixed(2)} Mpps (${r.cpuMpps.toFixed(2)} per CPU-s)  ${r.nsPerPacket.toFixed(1)} ns/pkt  ` +
+        `(runs ${r.runsMpps.map((x) => x.toFixed(2)).join(' ')})  fast-path ${(r.fastPathShare * 100).toFixed(1)}%  ` +
+        `${r.bytesPerSession.toFixed(1)} B/session  setup ${(r.setupMs / 1000).toFixed(1)} s`);
+    }
+  }
+  const setup = await measureSetup({ flows: Number(get('--flows', '500000')), runs });
+  if (!json) console.log(`session setup: ${(setup.sessionsPerSec / 1e6).toFixed(2)} M sessions/s (${(setup.cpuSessionsPerSec / 1e6).toFixed(2)} per CPU-s)  ${setup.nsPerSession.toFixed(0)} ns/session (runs ${setup.runsPerSec.map((x) => (x / 1e6).toFixed(2)).join(' ')})`);
+  const input = {
+    description: '46-byte IPv4 UDP packets (the IPv4 part of 64-byte Ethernet frames) of existing ASSURED UDP sessions, ' +
+      'half app->internet (MASQUERADE + IGW), half internet->app, random session order, 256-packet batches, ' +
+      'built-in scenario, one Dataplane on one thread; setup: every frame a new UDP flow',
+  };
+  const file = await writeBenchResult('core-throughput', { input, established, setup });
+  if (json) console.log(JSON.stringify({ established, setup, file }, null, 2));
+  else console.log(`wrote ${file}`);
+}
+
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}
