@@ -18,7 +18,7 @@ import type { InputPacket } from '../../src/spec/engine.ts';
 import type { Scenario } from '../../src/spec/scenario.ts';
 import { POINT_INTERNET, instancePoint } from '../../src/spec/scenario.ts';
 import {
-  CT_ESTABLISHED, CT_INVALID, CT_NEW, DROP_IGW_NO_PUBLIC_IP, DROP_IP_FORWARD_OFF, DROP_SRC_DST_CHECK_SRC, DROP_TTL_EXCEEDED,
+  CT_ESTABLISHED, CT_INVALID, CT_NEW, DROP_IGW_NO_PUBLIC_IP, DROP_SRC_DST_CHECK_SRC, DROP_TTL_EXCEEDED,
   FATE_DELIVERED, FATE_DROPPED, DROP_NO_ROUTE, DROP_BLACKHOLE,
 } from '../../src/spec/reasons.ts';
 
@@ -160,22 +160,6 @@ describe.skipIf(SKIP)('kernel engine: VPC router drops, cleanup', () => {
     ]);
     expect(run.results.map((r) => r.reason)).toEqual([DROP_SRC_DST_CHECK_SRC, DROP_BLACKHOLE, DROP_NO_ROUTE]);
     expect(run.results.every((r) => r.outputs.length === 0)).toBe(true);
-    expect(run.conntrack).toEqual([]);
-  });
-
-  it('ip_forward=0 on the NAT instance: not forwarded (Linux answers host unreachable)', async () => {
-    const sc = clone(s);
-    sc.instances[NAT].sysctls.ipForward = false;
-    const run = await runKernel(sc, [pkt(0, APP, buildUdp({ src: A('10.0.1.10'), dst: A('198.51.100.7'), sport: 40000, dport: 53 }))]);
-    const [r] = run.results;
-    expect(r.fate).toBe(FATE_DROPPED);
-    expect(r.reason).toBe(DROP_IP_FORWARD_OFF);
-    // ip_error() sends ICMP host unreachable to the sender (rate-limited per source).
-    for (const o of r.outputs) {
-      expect(o.egress).toBe(APP);
-      const v = parsed(o.frame);
-      expect([v.src, v.icmpType, v.icmpCode]).toEqual([A('10.0.0.10'), 3, 1]);
-    }
     expect(run.conntrack).toEqual([]);
   });
 

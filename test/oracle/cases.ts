@@ -1,0 +1,175 @@
+// The scenarios of issue 8's model-vs-kernel list, as data: a scenario variant of the built-in
+// one, the input packets, and an optional final advance. cases.test.ts runs them through the
+// kernel and asserts what Linux does; the differential suite can run the same cases through the
+// model and compare (ignore `check`, which is kernel-specific).
+import { loadBuiltinScenario, parseNatTable } from '../../src/scenario/index.ts';
+import {
+  buildIcmpEcho, buildIcmpError, buildTcp, buildUdp, parseIpv4Addr as A,
+  F_ACK, F_FIN, F_PSH, F_RST, F_SYN, ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, ICMP_PORT_UNREACH,
+} from '../../src/packet/index.ts';
+import type { InputPacket } from '../../src/spec/engine.ts';
+import type { Scenario } from '../../src/spec/scenario.ts';
+import { POINT_INTERNET, instancePoint } from '../../src/spec/scenario.ts';
+
+export interface CaseRun {
+  results: Array<{ fate: number; reason: number; ct: number; outputs: Array<{ egress: number; frame: Uint8Array }> }>;
+  conntrack: Array<{ instance: number; proto: number; state: string; orig: { src: number; dst: number; sport: number; dport: number }; reply: { src: number; dst: number; sport: number; dport: number }; assured: boolean; seenReply: boolean }>;
+  counters: Array<{ instance: number; chain: string; rule: number; packets: number; bytes: number }>;
+}
+
+export interface NatCase {
+  name: string;
+  scenario: Scenario;
+  inputs: InputPacket[];
+  /** Virtual time to advance to after the inputs (conntrack expiry cases). */
+  advanceToUs?: number;
+  /** Inputs processed after the advance. */
+  after?: InputPacket[];
+}
+
+export const BASE = loadBuiltinScenario();
+export const idx = (s: Scenario, n: string): number => s.instances.findIndex((i) => i.name === n);
+export const NAT = idx(BASE, 'nat');
+export const APP = instancePoint(idx(BASE, 'app'));
+export const WEB = instancePoint(idx(BASE, 'web'));
+export const NET = POINT_INTERNET;
+export const APP_IP = A('10.0.1.10');
+export const APP2_IP = A('10.0.1.11');
+export const NAT_IP = A('10.0.0.10');
+export const NAT_EIP = A('203.0.113.10');
+export const WEB_IP = A('10.0.0.20');
+export const WEB_EIP = A('203.0.113.20');
+export const SRV = A('198.51.100.7');
+export const ROUTER_FAR = A('192.0.2.254');
+
+function variant(f?: (s: Scenario) => void): Scenario {
+  const s = structuredClone(BASE);
+  f?.(s);
+  return s;
+}
+
+/** Adds app2 (10.0.1.11) beside app in the private subnet; its point is instancePoint(3). */
+function withApp2(s: Scenario): number {
+  const app = s.instances[idx(s, 'app')];
+  s.instances.push({ ...structuredClone(app), name: 'app2', privateIp: APP2_IP });
+  return instancePoint(s.instances.length - 1);
+}
+
+function natRules(s: Scenario, ...rules: string[]): void {
+  const text = ['*nat', ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]', ...rules, 'COMMIT', ''].join('\n');
+  s.instances[idx(s, 'nat')].nat = parseNatTable(text, '<case>');
+}
+
+const p = (timeUs: number, ingress: number, frame: Uint8Array): InputPacket => ({ timeUs, ingress, frame });
+const udpOut = (sport = 40000, o: { ttl?: number; src?: number } = {}): Uint8Array =>
+  buildUdp({ src: o.src ?? APP_IP, dst: SRV, sport, dport: 53, payload: new Uint8Array([1, 2, 3, 4]), ttl: o.ttl });
+const udpIn = (dport = 40000): Uint8Array => buildUdp({ src: SRV, dst: NAT_EIP, sport: 53, dport, payload: new Uint8Array([5, 6]) });
+const tcpOut = (flags: number, seq: number, ack = 0, payload?: Uint8Array, sport = 41000): Uint8Array =>
+  buildTcp({ src: APP_IP, dst: SRV, sport, dport: 443, seq, ack, flags, payload, window: 64240 });
+const tcpIn = (flags: number, seq: number, ack = 0, dport = 41000): Uint8Array =>
+  buildTcp({ src: SRV, dst: NAT_EIP, sport: 443, dport, seq, ack, flags, window: 65160 });
+
+export function natCases(): NatCase[] {
+  const cases: NatCase[] = [];
+  const add = (c: NatCase): void => void cases.push(c);
+
+  add({ name: 'udp request/response', scenario: variant(), inputs: [p(0, APP, udpOut()), p(1000, NET, udpIn())] });
+  add({ name: 'udp unreplied burst', scenario: variant(), inputs: [p(0, APP, udpOut()), p(100, APP, udpOut()), p(200, APP, udpOut())] });
+  add({
+    name: 'tcp handshake, data, FIN close',
+    scenario: variant(),
+    inputs: [
+      p(0, APP, tcpOut(F_SYN, 1000)),
+      p(1000, NET, tcpIn(F_SYN | F_ACK, 5000, 1001)),
+      p(2000, APP, tcpOut(F_ACK, 1001, 5001)),
+      p(3000, APP, tcpOut(F_PSH | F_ACK, 1001, 5001, new Uint8Array(10))),
+      p(4000, NET, tcpIn(F_ACK, 5001, 1011)),
+      p(5000, APP, tcpOut(F_FIN | F_ACK, 1011, 5001)),
+      p(6000, NET, tcpIn(F_FIN | F_ACK, 5001, 1012)),
+      p(7000, APP, tcpOut(F_ACK, 1012, 5002)),
+    ],
+  });
+  add({
+    name: 'tcp RST from the server',
+    scenario: variant(),
+    inputs: [p(0, APP, tcpOut(F_SYN, 1000)), p(1000, NET, tcpIn(F_SYN | F_ACK, 5000, 1001)), p(2000, APP, tcpOut(F_ACK, 1001, 5001)), p(3000, NET, tcpIn(F_RST, 5001))],
+  });
+  add({
+    name: 'icmp echo',
+    scenario: variant(),
+    inputs: [p(0, APP, buildIcmpEcho({ src: APP_IP, dst: SRV, id: 77, seq: 1 })), p(1000, NET, buildIcmpEcho({ src: SRV, dst: NAT_EIP, id: 77, seq: 1, reply: true }))],
+  });
+  add({
+    name: 'icmp port unreachable for a udp flow from the far side',
+    scenario: variant(),
+    inputs: [
+      p(0, APP, udpOut()),
+      p(1000, NET, buildIcmpError({ src: ROUTER_FAR, dst: NAT_EIP, type: ICMP_DEST_UNREACH, code: ICMP_PORT_UNREACH, quoted: buildUdp({ src: NAT_EIP, dst: SRV, sport: 40000, dport: 53, payload: new Uint8Array([1, 2, 3, 4]), ttl: 60 }) })),
+    ],
+  });
+  add({
+    name: 'icmp host unreachable for a tcp flow from the far side',
+    scenario: variant(),
+    inputs: [
+      p(0, APP, tcpOut(F_SYN, 1000)),
+      p(1000, NET, buildIcmpError({ src: ROUTER_FAR, dst: NAT_EIP, type: ICMP_DEST_UNREACH, code: ICMP_HOST_UNREACH, quoted: buildTcp({ src: NAT_EIP, dst: SRV, sport: 41000, dport: 443, seq: 1000, flags: F_SYN, window: 64240, ttl: 60 }) })),
+    ],
+  });
+  {
+    const s = variant();
+    const app2 = withApp2(s);
+    add({ name: 'two private hosts, same source port, same destination', scenario: s, inputs: [p(0, APP, udpOut(5000)), p(1000, app2, udpOut(5000, { src: APP2_IP }))] });
+  }
+  add({ name: "unsolicited inbound to the NAT instance's Elastic IP", scenario: variant(), inputs: [p(0, NET, buildUdp({ src: SRV, dst: NAT_EIP, sport: 53, dport: 9999 }))] });
+  add({
+    name: "inbound to the web server's Elastic IP and its reply",
+    scenario: variant(),
+    inputs: [
+      p(0, NET, buildTcp({ src: SRV, dst: WEB_EIP, sport: 6000, dport: 80, seq: 1, flags: F_SYN })),
+      p(1000, WEB, buildTcp({ src: WEB_IP, dst: SRV, sport: 80, dport: 6000, seq: 9, ack: 2, flags: F_SYN | F_ACK })),
+    ],
+  });
+  {
+    const bad = udpOut(40100);
+    bad[27] ^= 0x5a;
+    add({ name: 'bad UDP checksum from inside (INVALID, forwarded un-NATed)', scenario: variant(), inputs: [p(0, APP, bad)] });
+  }
+  add({ name: 'non-SYN first TCP packet (loose pickup)', scenario: variant(), inputs: [p(0, APP, tcpOut(F_ACK, 1001, 5001))] });
+  add({ name: 'non-SYN first TCP packet with tcp_loose=0', scenario: variant((s) => (s.conntrack.tcpLoose = false)), inputs: [p(0, APP, tcpOut(F_ACK, 1001, 5001))] });
+  add({ name: 'source/dest check left enabled on the NAT instance', scenario: variant((s) => (s.instances[idx(s, 'nat')].sourceDestCheck = true)), inputs: [p(0, APP, udpOut())] });
+  add({ name: 'ip_forward=0 on the NAT instance', scenario: variant((s) => (s.instances[idx(s, 'nat')].sysctls.ipForward = false)), inputs: [p(0, APP, udpOut())] });
+  add({ name: 'MASQUERADE restricted by -s that does not match', scenario: variant((s) => natRules(s, '-A POSTROUTING -s 10.9.0.0/16 -o eth0 -j MASQUERADE')), inputs: [p(0, APP, udpOut())] });
+  add({ name: 'SNAT --to-source', scenario: variant((s) => natRules(s, '-A POSTROUTING -s 10.0.0.0/16 -o eth0 -j SNAT --to-source 10.0.0.10')), inputs: [p(0, APP, udpOut()), p(1000, NET, udpIn())] });
+  add({
+    name: 'DNAT port forwarding (with MASQUERADE so the reply returns through the NAT)',
+    scenario: variant((s) =>
+      natRules(s, '-A PREROUTING -i eth0 -p tcp --dport 8080 -j DNAT --to-destination 10.0.0.20:80', '-A POSTROUTING -d 10.0.0.20/32 -p tcp --dport 80 -j MASQUERADE', '-A POSTROUTING -s 10.0.0.0/16 -o eth0 -j MASQUERADE'),
+    ),
+    inputs: [
+      p(0, NET, buildTcp({ src: SRV, dst: NAT_EIP, sport: 6000, dport: 8080, seq: 1, flags: F_SYN, window: 65535 })),
+      p(1000, WEB, buildTcp({ src: WEB_IP, dst: NAT_IP, sport: 80, dport: 6000, seq: 9, ack: 2, flags: F_SYN | F_ACK, window: 65535 })),
+    ],
+  });
+  add({
+    name: 'port exhaustion: SNAT to a single port',
+    scenario: variant((s) => natRules(s, '-A POSTROUTING -s 10.0.0.0/16 -o eth0 -p udp -j SNAT --to-source 10.0.0.10:2000')),
+    inputs: [p(0, APP, udpOut(5000)), p(1000, APP, udpOut(5001))],
+  });
+  add({ name: 'TTL 1 through the NAT instance', scenario: variant(), inputs: [p(0, APP, udpOut(40000, { ttl: 1 }))] });
+  add({ name: 'hairpin through the IGW to the web server', scenario: variant(), inputs: [p(0, APP, buildUdp({ src: APP_IP, dst: WEB_EIP, sport: 40000, dport: 80 }))] });
+  add({
+    name: 'UDP timeout (udp=1 s): the reply after expiry is not translated',
+    scenario: variant((s) => (s.conntrack.timeouts.udp = 1)),
+    inputs: [p(0, APP, udpOut())],
+    advanceToUs: 1_500_000,
+    after: [p(1_500_001, NET, udpIn())],
+  });
+  add({
+    name: 'ICMP timeout (icmp=1 s): the echo reply after expiry is unsolicited',
+    scenario: variant((s) => (s.conntrack.timeouts.icmp = 1)),
+    inputs: [p(0, APP, buildIcmpEcho({ src: APP_IP, dst: SRV, id: 78, seq: 1 }))],
+    advanceToUs: 1_500_000,
+    after: [p(1_500_001, NET, buildIcmpEcho({ src: SRV, dst: NAT_EIP, id: 78, seq: 1, reply: true }))],
+  });
+  return cases;
+}
