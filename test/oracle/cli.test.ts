@@ -1,5 +1,6 @@
 // `natlab kernel`: prerequisites check, exit 2 without root, a capture through the kernel.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { main } from '../../src/cli/main.ts';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,21 @@ function natlab(args: string[], asNobody = false): { code: number | null; stdout
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, pid: r.pid ?? 0 };
 }
 
+/** Runs `natlab ARGS` in this process, capturing what it prints. */
+async function inProcess(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const o = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((stdout += String(c)), true));
+  const e = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((stderr += String(c)), true));
+  try {
+    const code = await main(args);
+    return { code, stdout, stderr };
+  } finally {
+    o.mockRestore();
+    e.mockRestore();
+  }
+}
+
 function capture(dir: string): string {
   const p = join(dir, 'in.pcap');
   const frames = [
@@ -32,9 +48,10 @@ function capture(dir: string): string {
 }
 
 describe('natlab kernel (no root needed)', () => {
-  it('usage errors exit 2', () => {
-    expect(natlab(['kernel', '--in', 'x.pcap']).code).toBe(2);
-    expect(natlab(['kernel', '--bogus']).code).toBe(2);
+  it('usage errors exit 2', async () => {
+    expect((await inProcess(['kernel', '--in', 'x.pcap'])).code).toBe(2);
+    expect((await inProcess(['kernel', '--bogus'])).code).toBe(2);
+    expect((await inProcess(['kernel', '--in', 'x', '--out', 'y', '--time', 'fast'])).code).toBe(2);
   });
   it.runIf(isRoot && hasSetpriv)('without root: --check and a run exit 2 naming what is missing', () => {
     const c = natlab(['kernel', '--check'], true);
@@ -48,22 +65,24 @@ describe('natlab kernel (no root needed)', () => {
 });
 
 describe.skipIf(!pre.ok)('natlab kernel (root)', () => {
-  it('--check passes and names the iptables backend', () => {
-    const r = natlab(['kernel', '--check']);
+  it('--check passes and names the iptables backend', async () => {
+    const r = await inProcess(['kernel', '--check']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/iptables backend: (nf_tables|legacy)/);
   });
   it('a missing capture is bad input (exit 2) and builds nothing', async () => {
-    const r = natlab(['kernel', '--in', '/nonexistent/x.pcap', '--out', '/tmp/natlab-never']);
+    const before = new Set(await listNatlabNetns());
+    const r = await inProcess(['kernel', '--in', '/nonexistent/x.pcap', '--out', '/tmp/natlab-never']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/nonexistent\/x\.pcap/);
-    expect(r.pid).toBeGreaterThan(0);
-    expect((await listNatlabNetns()).filter((n) => n.startsWith(`natlab-${r.pid.toString(36)}`))).toEqual([]);
+    // Namespaces of this process (this worker runs no other engine meanwhile).
+    const mine = `natlab-${process.pid.toString(36)}`;
+    expect((await listNatlabNetns()).filter((n) => n.startsWith(mine) && !before.has(n))).toEqual([]);
   });
   it('runs a capture: one pcap per egress point, conntrack.txt, iptables.txt, results.json', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'natlab-kcli-'));
     const out = join(dir, 'out');
-    const r = natlab(['kernel', '--in', capture(dir), '--out', out, '--json']);
+    const r = await inProcess(['kernel', '--in', capture(dir), '--out', out, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout);
     expect(summary).toMatchObject({ records: 3, fed: 3, delivered: 3, dropped: 0 });
