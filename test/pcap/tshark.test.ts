@@ -77,22 +77,28 @@ describe.skipIf(!HAVE_TSHARK)(`tshark reads what natlab writes${HAVE_TSHARK ? ''
   });
 
   it('a corrupted checksum or a broken length is reported', async () => {
-    // [packet index, byte offset in the IP packet, what it breaks]
+    // [packet index, byte offset in the IP packet, what it breaks]; one file, one frame per case.
     const cases: [number, number, RegExp][] = [
-      [3, 20 + 16, /frame 1: checksum\/error: Bad checksum/], // TCP checksum
-      [7, 20 + 6, /frame 1: checksum\/error: Bad checksum/], // UDP checksum
-      [9, 20 + 2, /frame 1: checksum\/warning: Bad checksum/], // ICMP checksum
-      [0, 10, /frame 1: checksum\/error: Bad checksum/], // IP header checksum
-      [3, 3, /frame 1: protocol\/error: IPv4 total length exceeds packet length/], // IP total length beyond the data
+      [3, 20 + 16, /checksum\/error: Bad checksum/], // TCP checksum
+      [7, 20 + 6, /checksum\/error: Bad checksum/], // UDP checksum
+      [9, 20 + 2, /checksum\/warning: Bad checksum/], // ICMP checksum
+      [0, 10, /checksum\/error: Bad checksum/], // IP header checksum
+      [3, 3, /protocol\/error: IPv4 total length exceeds packet length/], // IP total length beyond the data
     ];
-    for (const [k, at, re] of cases) {
+    const frames = cases.map(([k, at]) => {
       const pkt = Uint8Array.from(pk[k].ip);
       pkt[at] ^= 0x5a;
-      const p = tmp.file(`bad-${k}-${at}.pcap`, encodePcap([{ tsSec: base, tsNsec: 0, data: pkt }], { linkType: LINKTYPE_RAW }));
-      const r = await tsharkCheck(p);
-      expect(r.ok, `case ${k}/${at}`).toBe(false);
-      expect(r.problems.join('\n'), `case ${k}/${at}`).toMatch(re);
-    }
+      return { tsSec: base, tsNsec: 0, data: pkt as Uint8Array };
+    });
+    // A clean frame last: problems are attributed to the right frames.
+    frames.push({ tsSec: base, tsNsec: 0, data: pk[1].ip });
+    const r = await tsharkCheck(tmp.file('bad.pcap', encodePcap(frames, { linkType: LINKTYPE_RAW })));
+    expect(r.ok).toBe(false);
+    cases.forEach(([k, at, re], i) => {
+      const mine = r.problems.filter((p) => p.startsWith(`frame ${i + 1}: `));
+      expect(mine.join('\n'), `case ${k}/${at}`).toMatch(re);
+    });
+    expect(r.problems.filter((p) => p.startsWith(`frame ${frames.length}: `))).toEqual([]);
   });
 
   it.runIf(HAVE_CORPORA && existsSync(join(CORPORA, 'zeek/ip4-tcp-bad-chksum.pcap')))('agrees with the corpus checksum pairs', async () => {
