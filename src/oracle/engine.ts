@@ -117,7 +117,7 @@ const MAX_SETTLE_ROUNDS = 200;
 
 /** Describes how kernel outputs were normalised (for diff reports). */
 export const KERNEL_NORMALISATION_NOTE =
-  'kernel: the VPC router namespace adds 1 to the TTL before forwarding (iptables TTL --ttl-inc 1), so it is TTL-neutral like the AWS VPC router; ' +
+  'the VPC router namespace adds 1 to the TTL before forwarding (iptables TTL --ttl-inc 1), so it is TTL-neutral like the AWS VPC router; ' +
   'a TTL of 255 cannot be raised, so forwarded copies of TTL-255 inputs get TTL+1 in user space (adjustment "ttl+1"); the IGW is applied in user space (adjustment "igw")';
 
 /** Structural twin of diff's OutputNormaliser: kernel frames are already normalised. */
