@@ -61,6 +61,7 @@ export class FuzzReal {
   readonly endpoints: Array<{ point: number; addr: number }>;
   readonly targets: Array<{ addr: number; port?: number }>;
   commands = 0;
+  private readonly eipSet: Set<number>;
 
   constructor(
     readonly session: DiffSession,
@@ -78,6 +79,20 @@ export class FuzzReal {
       ...s.instances.filter((i) => i.elasticIp !== null).map((i) => ({ addr: i.elasticIp! >>> 0, port: i.nat ? FUZZ_DNAT_PORT : undefined })),
       ...s.instances.map((i) => ({ addr: i.privateIp >>> 0, port: i.nat ? FUZZ_DNAT_PORT : undefined })),
     ];
+    this.eipSet = new Set(s.instances.flatMap((i) => (i.elasticIp === null ? [] : [i.elasticIp >>> 0])));
+  }
+
+  /**
+   * Target `to` for a packet from endpoint `e`. From inside the VPC an Elastic IP target is
+   * replaced by an internet peer: such hairpin traffic crosses a NAT twice, and the second
+   * crossing's conntrack keys contain the first crossing's randomly chosen port — state that no
+   * port renaming can line up between engines (their legitimately different choices then make
+   * different entries collide).
+   */
+  target(e: { point: number }, to: number): { addr: number; port?: number } {
+    const t = this.targets[to % this.targets.length];
+    if (e.point !== POINT_INTERNET && this.eipSet.has(t.addr)) return this.targets[to % FUZZ_PEERS.length];
+    return t;
   }
 
   pointOf(addr: number): number {
@@ -140,7 +155,7 @@ class OpenCmd implements Cmd {
   }
   async run(m: FuzzModel, r: FuzzReal): Promise<void> {
     const e = r.endpoints[this.from % r.endpoints.length];
-    const t = r.targets[this.to % r.targets.length];
+    const t = r.target(e, this.to);
     const src = this.spoof ? (e.addr + 77) >>> 0 : e.addr;
     const dst = t.addr === e.addr ? r.targets[0].addr : t.addr;
     const dport = t.port !== undefined && this.dport % 3 === 0 ? t.port : this.dport;
@@ -237,7 +252,7 @@ class StrayCmd implements Cmd {
   }
   async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
     const e = r.endpoints[this.from % r.endpoints.length];
-    const t = r.targets[this.to % r.targets.length];
+    const t = r.target(e, this.to);
     const frame = buildTcp({ src: e.addr, dst: t.addr, sport: this.sport, dport: this.dport, flags: this.flags, seq: 424242, ack: this.flags & F_ACK ? 777 : 0 });
     this.text = `stray[${ep(e.addr, this.sport, 'tcp')}>${ep(t.addr, this.dport, 'tcp')} tcp ${tcpFlagsText(this.flags)}]`;
     await r.send(e.point, frame, this.text);
@@ -256,7 +271,7 @@ class FloodCmd implements Cmd {
   }
   async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
     const e = r.endpoints[this.from % r.endpoints.length];
-    const t = r.targets[this.to % r.targets.length];
+    const t = r.target(e, this.to);
     this.text = `flood[${ep(e.addr, this.sport, 'udp')}..+${this.count - 1}>${ep(t.addr, 53, 'udp')} udp x${this.count}]`;
     for (let i = 0; i < this.count; i++) {
       const sp = ((this.sport + i - 1) % 65535) + 1;

@@ -96,7 +96,9 @@ interface Captured {
 
 function makeProperty(opts: FuzzOptions, counters: { scenarios: number; commands: number; packets: number }, onExec: (c: Captured) => void, skip: () => boolean) {
   const maxCommands = opts.maxCommands ?? 40;
-  return fc.asyncProperty(fuzzScenarioSpecArb, fc.integer({ min: 1, max: 0x7fffffff }), fuzzCommandsArb(maxCommands), async (spec, engineSeed, cmds) => {
+  // Commands first: fast-check shrinks tuple elements in order, and dropping commands is the
+  // biggest win per (expensive) execution.
+  return fc.asyncProperty(fuzzCommandsArb(maxCommands), fuzzScenarioSpecArb, fc.integer({ min: 1, max: 0x7fffffff }), async (cmds, spec, engineSeed) => {
     // Past the shrink budget every further candidate "passes" at once, so fast-check ends with
     // the smallest failing case found so far.
     if (skip()) return;
