@@ -1,0 +1,39 @@
+// The bounded differential campaign `npm test` runs on every commit: the fast core against the
+// reference model, a fixed seed (stable coverage) plus a fresh seed (new ground every run, printed
+// so a failure replays with `natlab fuzz --seed X --run R`). Counterexamples are saved under the
+// OS temp dir (set NATLAB_FUZZ_SAVE_DIR to keep them elsewhere, e.g. corpora/regressions).
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { formatFailure, runFuzz, type FuzzEngineSpec } from '../../src/diff/fuzz.ts';
+import { engineAvailable, makeEngine } from '../../src/diff/engines.ts';
+
+const FIXED_SEED = 20261127;
+const FRESH_SEED = Number(process.env.NATLAB_FUZZ_SEED ?? Math.floor(Math.random() * 0x7fffffff));
+/** Seconds per campaign (two campaigns; shrinking a failure adds at most SHRINK_S). */
+const BUDGET_S = Number(process.env.NATLAB_FUZZ_TIME ?? 30);
+const SHRINK_S = 20;
+const hasCore = await engineAvailable('core');
+
+const engines: FuzzEngineSpec[] = [
+  { name: 'model', create: (s, seed) => makeEngine('model', s, { seed }) },
+  { name: 'core', create: (s, seed) => makeEngine('core', s, { seed, workers: 1 }) },
+];
+
+async function campaign(seed: number) {
+  const saveDir = process.env.NATLAB_FUZZ_SAVE_DIR ?? mkdtempSync(join(tmpdir(), 'natlab-fuzz-'));
+  const rep = await runFuzz({ engines, seed, timeS: BUDGET_S, shrinkTimeS: SHRINK_S, saveDir, maxCommands: 60 });
+  process.stdout.write(`fuzz campaign seed ${seed}: ${rep.runs} runs, ${rep.scenarios} scenarios, ${rep.commands} commands, ${rep.packets} packets, ${(rep.elapsedMs / 1000).toFixed(1)} s\n`);
+  return rep;
+}
+
+describe.runIf(hasCore)('differential campaign: model vs core', () => {
+  for (const [label, seed] of [['fixed', FIXED_SEED], ['fresh', FRESH_SEED]] as const) {
+    it(`${label} seed ${seed}`, async () => {
+      const rep = await campaign(seed);
+      expect(rep.runs).toBeGreaterThan(0);
+      expect(rep.failure ? formatFailure(rep.failure) : null).toBeNull();
+    }, (BUDGET_S + SHRINK_S + 30) * 1000);
+  }
+});
