@@ -199,6 +199,7 @@ export const command: Command = {
       elapsedMs: Math.round(elapsedMs),
       maxLagMs: Math.round(engine.maxLagMs),
       waitedMs: Math.round(engine.waitedMs),
+      lateFrames: engine.lateFrames,
       iptablesBackend: pre.iptablesBackend,
       warnings: engine.warnings,
       normalisation: KERNEL_NORMALISATION_NOTE,

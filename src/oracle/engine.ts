@@ -182,6 +182,8 @@ export class KernelEngine implements Engine {
   maxLagMs = 0;
   /** Real time waited so far, ms. */
   waitedMs = 0;
+  /** Frames that arrived after their packet's quiet time (not attributed; see warnings). */
+  lateFrames = 0;
 
   private agents: Agent[] = [];
   private points = new Map<number, PointAgent>();
@@ -373,9 +375,22 @@ export class KernelEngine implements Engine {
   /** Injects and collects until quiet; returns frames per capture point. */
   private async injectAndCollect(pa: PointAgent, ip: Uint8Array): Promise<{ errno: number; frames: Array<{ point: number; bytes: Uint8Array }> }> {
     const frames: Array<{ point: number; bytes: Uint8Array }> = [];
+    // Anything still arriving now came after the previous packet's quiet time: count it (never
+    // attribute it to this packet) and say so.
+    await Promise.all(this.captureAgents.map((c) => c.agent.sync()));
+    let late = 0;
+    for (const c of this.captureAgents) late += c.agent.take().filter((f) => f.pktType !== PACKET_OUTGOING && stripEthernet(f.bytes)).length;
+    if (late > 0) {
+      if (this.lateFrames === 0) {
+        this.warnings.push(`frames arrived after the ${this.settleMs} ms quiet time and were not attributed (raise settleMs / --settle-ms)`);
+      }
+      this.lateFrames += late;
+    }
     const errno = await pa.agent.inject(ethernet(ip, pa.macs[0], pa.macs[1]));
+    // Round 0 right after send() (veth delivers in the sender's softirq), then rounds spaced by
+    // settleMs until one brings nothing new.
     let quiet = 0;
-    for (let round = 0; round < MAX_SETTLE_ROUNDS && quiet < 2; round++) {
+    for (let round = 0; round < MAX_SETTLE_ROUNDS && (round < 2 || quiet < 1); round++) {
       if (round > 0) await sleep(this.settleMs);
       await Promise.all(this.captureAgents.map((c) => c.agent.sync()));
       let got = 0;
