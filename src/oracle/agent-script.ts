@@ -34,7 +34,7 @@ sub setup {
   my (@args) = @_;
   my (@errs, @warn);
   for my $a (@args) {
-    if ($a =~ /^(\??)sysctl:([A-Za-z0-9_.\/-]+)=(-?[0-9]+)$/) {
+    if ($a =~ /^(\??)sysctl:([A-Za-z0-9_.\/-]+)=(-?[0-9]+)$/ && $2 !~ m{(^|/)\.\.?(/|$)}) {
       my ($opt, $path, $val) = ($1, $2, $3);
       my $ok = open(my $fh, '>', "/proc/sys/$path");
       if ($ok) { $ok = print $fh "$val\n"; $ok = close($fh) && $ok; }

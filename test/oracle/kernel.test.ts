@@ -182,6 +182,15 @@ describe.skipIf(SKIP)('kernel engine: VPC router drops, cleanup', () => {
     }
   });
 
+  it('a nat table the kernel rejects is bad input (InputError naming the instance) and leaves nothing', async () => {
+    const sc = clone(s);
+    sc.instances[NAT].nat = { ...sc.instances[NAT].nat!, text: '*nat\n-A POSTROUTING -o eth0 -j NO-SUCH-TARGET\nCOMMIT\n' };
+    const before = new Set(await listNatlabNetns());
+    await expect(createKernelEngine(sc, {})).rejects.toThrow(/instance nat: iptables-restore rejected its nat table/);
+    const mine = `natlab-${process.pid.toString(36)}`;
+    expect((await listNatlabNetns()).filter((n) => n.startsWith(mine) && !before.has(n))).toEqual([]);
+  });
+
   it('close() removes every namespace; a second run right after works', async () => {
     const e1 = await createKernelEngine(s, {});
     const mine = e1.netnsNames;

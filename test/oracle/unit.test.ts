@@ -1,5 +1,7 @@
 // Kernel oracle pieces that need no root: topology plan, stateless IGW, tool-output parsers.
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { AGENT_SCRIPT } from '../../src/oracle/agent-script.ts';
 import fc from 'fast-check';
 import { loadBuiltinScenario } from '../../src/scenario/index.ts';
 import { planTopology, TABLE_BASE } from '../../src/oracle/topology.ts';
@@ -159,5 +161,20 @@ Chain POSTROUTING (policy ACCEPT 0 packets, 0 bytes)
     expect(st.ct.drop).toBe(3);
     expect(st.ct.insert_failed).toBe(3);
     expect([...st.recent]).toEqual(['nl_ct_new']);
+  });
+});
+
+const hasPerl = spawnSync('perl', ['-v']).status === 0;
+describe.runIf(hasPerl)('namespace agent script', () => {
+  it('compiles (perl -c)', () => {
+    const r = spawnSync('perl', ['-c', '-e', AGENT_SCRIPT], { encoding: 'utf8' });
+    expect(r.stderr).toMatch(/syntax OK/);
+    expect(r.status).toBe(0);
+  });
+  it('rejects a bad setup argument and an unknown mode', () => {
+    const r = spawnSync('perl', ['-e', AGENT_SCRIPT, 'setup', 'sysctl:net/../../../etc/x=1'], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/bad setup argument/);
+    expect(spawnSync('perl', ['-e', AGENT_SCRIPT, 'bogus']).status).toBe(1);
   });
 });
