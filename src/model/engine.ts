@@ -195,10 +195,6 @@ export class ModelEngine implements Engine {
       this.drop(w, DROP_MALFORMED, `${from}: parse`, pkt, `malformed IPv4 (${PARSE_STATUS_NAMES[pv.status]}): Linux drops it in ip_rcv`, pv.status);
       return this.result(w);
     }
-    if (pv.status === PARSE_FRAGMENT || pv.mf) {
-      this.drop(w, DROP_FRAGMENT, `${from}: parse`, pkt, 'IPv4 fragment: natlab does not reassemble (Linux would hold it for reassembly)');
-      return this.result(w);
-    }
     if (pkt.length > pv.totalLen) pkt = pkt.slice(0, pv.totalLen); // link-layer padding is not part of the packet
     if (input.ingress === POINT_INTERNET) {
       this.hop(w, 'internet → IGW', pkt, `sent from the internet by ${formatIpv4(pv.src)}`);
@@ -380,6 +376,12 @@ export class ModelEngine implements Engine {
     const label = `NAT instance ${T.name}`;
 
     const received = pkt.slice();
+    // nf_defrag_ipv4 (PREROUTING, before conntrack) holds fragments for reassembly; natlab does
+    // not reassemble, so a fragment never gets further than this (docs/semantics.md §2 step 6).
+    if (pvIn.status === PARSE_FRAGMENT || pvIn.mf) {
+      this.drop(w, DROP_FRAGMENT, `${label}: defrag`, pkt, 'IPv4 fragment held for reassembly (nf_defrag_ipv4); natlab does not reassemble');
+      return;
+    }
     // a. PREROUTING: conntrack, then DNAT.
     const ct = conntrackIn(table, pkt, pvIn, HOOK_PRE, this.nowMs);
     if (!w.prefix) w.ct = ct.ctinfo;
@@ -522,6 +524,7 @@ export class ModelEngine implements Engine {
    * then translated at LOCAL_OUT and POSTROUTING), then it leaves by T's ENI.
    */
   private sendTimeExceeded(t: number, pkt: Uint8Array, pv: PacketView, w: Walk): void {
+    if (pv.fragOff !== 0) return; // icmp_send: "Only reply to fragment 0"
     if (pv.proto === PROTO_ICMP) {
       // RFC 1122 3.2.2: never an ICMP error about an ICMP error (unknown types count as errors).
       if (pv.l4Len < 1) return;
@@ -593,6 +596,7 @@ export function igwRewrite(pkt: Uint8Array, pv: PacketView, which: 'src' | 'dst'
   const old = r32(pkt, off);
   w16(pkt, 10, csumReplace32(r16(pkt, 10), old, to));
   w32(pkt, off, to);
+  if (pv.status === PARSE_FRAGMENT) return; // a non-first fragment carries no L4 header
   if (pv.proto === PROTO_TCP && pv.l4Len >= 18) {
     w16(pkt, pv.l4Off + 16, csumReplace32(r16(pkt, pv.l4Off + 16), old, to));
   } else if (pv.proto === PROTO_UDP && pv.l4Len >= 8) {

@@ -8,7 +8,7 @@ import {
   describePacket, F_ACK, F_SYN, PARSE_BAD_IP_CHECKSUM, buildIpv4, PROTO_UDP,
 } from '../../src/packet/index.ts';
 import {
-  CT_NONE, DROP_BLACKHOLE, DROP_FRAGMENT, DROP_IP_FORWARD_OFF, DROP_MALFORMED, DROP_NO_HOST,
+  CT_NONE, DROP_BLACKHOLE, DROP_FRAGMENT, DROP_IGW_NO_PUBLIC_IP, DROP_IP_FORWARD_OFF, DROP_MALFORMED, DROP_NO_HOST,
   DROP_NO_INGRESS, DROP_NO_ROUTE, DROP_ROUTING_LOOP, DROP_SRC_DST_CHECK_SRC, FATE_DELIVERED,
   FATE_DROPPED,
 } from '../../src/spec/reasons.ts';
@@ -17,17 +17,34 @@ import { naturalReply } from '../../src/model/trace.ts';
 import { A, engine, expectValidOutputs, idx, ping, point, pv, scenario, send, tcp, udp, withApp2 } from './helpers.ts';
 
 describe('the path', () => {
-  it('malformed IPv4 and fragments are dropped before anything else', () => {
+  it('malformed IPv4 is dropped before anything else (even a spoofed source)', () => {
     const s = scenario();
     const e = engine(s);
-    const bad = tcp('10.0.1.10:1', '198.51.100.7:2');
+    const bad = tcp('10.0.1.99:1', '198.51.100.7:2');
     bad[10] ^= 1;
     const r = send(e, s, 'app', bad);
     expect([r.fate, r.reason, r.detail, r.ct]).toEqual([FATE_DROPPED, DROP_MALFORMED, PARSE_BAD_IP_CHECKSUM, CT_NONE]);
-    const frag = buildIpv4({ src: A('10.0.1.10'), dst: A('198.51.100.7'), proto: PROTO_UDP, payload: new Uint8Array(16), mf: true });
-    expect(send(e, s, 'app', frag).reason).toBe(DROP_FRAGMENT);
-    const frag2 = buildIpv4({ src: A('10.0.1.10'), dst: A('198.51.100.7'), proto: PROTO_UDP, payload: new Uint8Array(16), fragOff: 8 });
-    expect(send(e, s, 'app', frag2).reason).toBe(DROP_FRAGMENT);
+  });
+
+  it('fragments travel the VPC and are held only by a NAT instance\'s defrag (as the kernel oracle shows)', () => {
+    const s = scenario((x) => { x.instances[idx(x, 'nat')].sourceDestCheck = false; });
+    const e = engine(s);
+    const frag = (src: string, dst: string, o: { mf?: boolean; fragOff?: number }): Uint8Array =>
+      buildIpv4({ src: A(src), dst: A(dst), proto: PROTO_UDP, payload: new Uint8Array(16), ...o });
+    const first = send(e, s, 'app', frag('10.0.1.10', '198.51.100.7', { mf: true }));
+    expect([first.reason, first.ct]).toEqual([DROP_FRAGMENT, CT_NONE]);
+    expect(first.hops[first.hops.length - 1].name).toBe('NAT instance nat: defrag');
+    expect(send(e, s, 'app', frag('10.0.1.10', '198.51.100.7', { fragOff: 8 })).reason).toBe(DROP_FRAGMENT);
+    expect(e.conntrackSync()).toHaveLength(0);
+    const local = send(e, s, 'app', frag('10.0.1.10', '10.0.0.20', { fragOff: 8 }));
+    expect(local.outputs.map((o) => o.egress)).toEqual([point(s, 'web')]);
+    const out = send(e, s, 'web', frag('10.0.0.20', '198.51.100.7', { fragOff: 8 }));
+    expect(out.outputs.map((o) => o.egress)).toEqual([POINT_INTERNET]);
+    expect(describePacket(out.outputs[0].frame)).toBe('udp 203.0.113.20:0 > 198.51.100.7:0 ttl=64 [fragment]');
+    // Sent by the NAT instance itself with a foreign source: the ENI check comes first.
+    expect(send(e, s, 'nat', frag('10.0.0.87', '198.51.100.7', { fragOff: 8 })).reason).toBe(DROP_IGW_NO_PUBLIC_IP);
+    const sdc = scenario((x) => { x.instances[idx(x, 'nat')].sourceDestCheck = true; });
+    expect(send(engine(sdc), sdc, 'nat', frag('10.0.0.87', '198.51.100.7', { fragOff: 8 })).reason).toBe(DROP_SRC_DST_CHECK_SRC);
   });
 
   it('an unknown ingress point is DROP_NO_INGRESS', () => {
