@@ -3,7 +3,7 @@
 import { EXIT_DIFF, EXIT_OK, EXIT_USAGE, type Command } from './command.ts';
 import { UsageError, parseArgs } from './args.ts';
 import { engineAvailable, parseEngineName, type EngineName } from '../diff/engines.ts';
-import { CORPORA_DIR, loadManifest, verifyCorpus, type EntryOutcome } from '../diff/corpus.ts';
+import { availableEngines, CORPORA_DIR, loadManifest, verifyCorpus, type EntryOutcome } from '../diff/corpus.ts';
 
 const USAGE = `usage: natlab corpus verify [--engines model,core,kernel] [--update] [--only NAME,...] [--json]
        natlab corpus list [--json]
@@ -25,22 +25,6 @@ options:
 
 exit: 0 all entries verified, 1 a difference or change, 2 usage or unreadable corpus.
 `;
-
-async function availableEngines(): Promise<{ engines: EngineName[]; skipped: string[] }> {
-  const engines: EngineName[] = [];
-  const skipped: string[] = [];
-  for (const e of ['model', 'core'] as const) {
-    if (await engineAvailable(e)) engines.push(e);
-    else skipped.push(`${e}: not in this build`);
-  }
-  if (await engineAvailable('kernel')) {
-    const { checkKernelPrerequisites, describeMissing } = await import('../oracle/index.ts');
-    const pre = await checkKernelPrerequisites();
-    if (pre.ok) engines.push('kernel');
-    else skipped.push(`kernel: ${describeMissing(pre)}`);
-  } else skipped.push('kernel: not in this build');
-  return { engines, skipped };
-}
 
 function line(o: EntryOutcome): string {
   const head = `${o.ok ? 'ok  ' : 'FAIL'} ${o.name.padEnd(28)} ${String(o.packets).padStart(5)} packets  [${o.engines.join(', ')}]`;

@@ -15,6 +15,7 @@ import { InputError } from '../spec/errors.ts';
 import type { Scenario } from '../spec/scenario.ts';
 import { scriptedCaptures, scriptedEthernet, type ScriptedCapture } from '../traffic/scripted.ts';
 import { outputFileName, runReplay, type EngineFactory, type KeptResult } from './replay.ts';
+import { engineAvailable, type EngineName } from './engines.ts';
 import { comparePacket, PortRenaming, type PacketCompareContext } from './compare.ts';
 import type { PacketResult } from '../spec/engine.ts';
 import { CT_NAMES, FATE_DELIVERED, FATE_DROPPED, reasonCode, reasonName } from '../spec/reasons.ts';
@@ -179,6 +180,8 @@ export interface EntryOutcome {
 
 export interface VerifyOptions {
   engines: string[];
+  /** Core worker threads (default 1: the corpus is small, start-up dominates). */
+  workers?: number;
   update?: boolean;
   only?: string[];
   root?: string;
@@ -296,7 +299,7 @@ export async function verifyEntry(e: CorpusEntry, opts: VerifyOptions): Promise<
   const tmp = await mkdtemp(join(tmpdir(), `natlab-corpus-${e.name}-`));
   try {
     const { report, kept, keptRaw } = await runReplay({
-      input, outDir: tmp, scenario, scenarioHow: how, engines: opts.engines, keepResults: true, maxDifferences: 1000,
+      input, outDir: tmp, scenario, scenarioHow: how, engines: opts.engines, keepResults: true, maxDifferences: 1000, workers: opts.workers ?? 1,
       engineExtra: { kernel: { timeMode: e.kernelTime } }, engineFactory: opts.engineFactory,
     });
     out.packets = report.input.records;
@@ -402,4 +405,24 @@ export async function verifyCorpus(opts: VerifyOptions): Promise<VerifyOutcome> 
     opts.onEntry?.(o);
   }
   return { ok: outcomes.every((o) => o.ok), entries: outcomes };
+}
+
+/**
+ * Every engine that can run here: model and core when they are in the build, the kernel when its
+ * prerequisites are met (root, ip, iptables, conntrack); `skipped` says why one is left out.
+ */
+export async function availableEngines(): Promise<{ engines: EngineName[]; skipped: string[] }> {
+  const engines: EngineName[] = [];
+  const skipped: string[] = [];
+  for (const e of ['model', 'core'] as const) {
+    if (await engineAvailable(e)) engines.push(e);
+    else skipped.push(`${e}: not in this build`);
+  }
+  if (await engineAvailable('kernel')) {
+    const { checkKernelPrerequisites, describeMissing } = await import('../oracle/index.ts');
+    const pre = await checkKernelPrerequisites();
+    if (pre.ok) engines.push('kernel');
+    else skipped.push(`kernel: ${describeMissing(pre)}`);
+  } else skipped.push('kernel: not in this build');
+  return { engines, skipped };
 }
