@@ -20,6 +20,9 @@ import {
   DROP_NAT_CLASH,
   DROP_NO_INGRESS,
   DROP_NO_ROUTE,
+  DROP_NO_HOST,
+  DROP_ICMP_BAD_CHECKSUM,
+  DROP_ICMP_REDIRECT_NAT,
   DROP_NOT_IPV4,
   DROP_SRC_DST_CHECK_DST,
   DROP_SRC_DST_CHECK_SRC,
@@ -39,7 +42,9 @@ import {
   ETHERTYPE_IPV4,
   PROTO_ICMP,
   ICMP_TIME_EXCEEDED,
+  ICMP_REDIRECT,
   isIcmpErrorType,
+  verifyL4Checksum,
   csumReplace16,
 } from '../packet/index.ts';
 import { readFile } from 'node:fs/promises';
@@ -61,6 +66,7 @@ import {
   RECENT_CT_RELATED,
   RECENT_LOCAL_IN,
   RECENT_NOROUTE,
+  RECENT_NOHOST,
   RECENT_SDCHECK_DST,
   RECENT_SDCHECK_SRC,
 } from './topology.ts';
@@ -559,6 +565,9 @@ export class KernelEngine implements Engine {
     else if (igwDrop !== REASON_NONE) result.reason = igwDrop;
     else if (hits.has(RECENT_BLACKHOLE)) result.reason = DROP_BLACKHOLE;
     else if (hits.has(RECENT_NOROUTE)) result.reason = DROP_NO_ROUTE;
+    else if (hits.has(RECENT_NOHOST)) result.reason = DROP_NO_HOST;
+    else if (ctCode === CT_RELATED && inIsIcmpError && !verifyL4Checksum(p.frame, pv)) result.reason = DROP_ICMP_BAD_CHECKSUM;
+    else if (ctCode === CT_RELATED && inIsIcmpError && pv.icmpType === ICMP_REDIRECT) result.reason = DROP_ICMP_REDIRECT_NAT;
     else if (hits.has(RECENT_LOCAL_IN)) result.reason = DROP_LOCAL_DELIVERY;
     else if (ctClash > 0) result.reason = DROP_NAT_CLASH;
     else if (ctDrops > 0) result.reason = DROP_CT_TABLE_FULL;

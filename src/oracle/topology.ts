@@ -42,6 +42,12 @@ export const TABLE_BASE = 100;
 /** Sink link inside the router: blackhole routes and unroutable packets are forwarded into it and dropped. */
 export const SINK_BLACKHOLE_IF = 'nlbh';
 export const SINK_NOROUTE_IF = 'nlnr';
+/** Addresses of a `local` range that no ENI holds go to this sink (a veth pair of its own). */
+export const SINK_NOHOST_IF = 'nlnh';
+const SINK_NOHOST_PEER_IF = 'nlnhp';
+const SINK_NOHOST_HOP = '169.254.78.4';
+const SINK_INDEX_NH = 0xfffc;
+const SINK_INDEX_NHP = 0xfffb;
 const SINK_BLACKHOLE_HOP = '169.254.78.2';
 const SINK_NOROUTE_HOP = '169.254.78.3';
 const SINK_INDEX_BH = 0xfffe;
@@ -52,6 +58,7 @@ export const RECENT_SDCHECK_SRC = 'nl_sdsrc';
 export const RECENT_SDCHECK_DST = 'nl_sddst';
 export const RECENT_BLACKHOLE = 'nl_blackhole';
 export const RECENT_NOROUTE = 'nl_noroute';
+export const RECENT_NOHOST = 'nl_nohost';
 export const RECENT_CT_NEW = 'nl_ct_new';
 export const RECENT_CT_ESTABLISHED = 'nl_ct_est';
 export const RECENT_CT_RELATED = 'nl_ct_rel';
@@ -174,9 +181,10 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
   });
   linkBatch.push(`link add ${IGW_IF} type veth peer name ${IGW_IF} netns ${internet}`);
   linkBatch.push(`link add ${SINK_BLACKHOLE_IF} type veth peer name ${SINK_NOROUTE_IF}`);
+  linkBatch.push(`link add ${SINK_NOHOST_IF} type veth peer name ${SINK_NOHOST_PEER_IF}`);
 
   // ---- router ----
-  const rIfs = [...s.instances.map((_, i) => routerIfname(i)), IGW_IF, SINK_BLACKHOLE_IF, SINK_NOROUTE_IF];
+  const rIfs = [...s.instances.map((_, i) => routerIfname(i)), IGW_IF, SINK_BLACKHOLE_IF, SINK_NOROUTE_IF, SINK_NOHOST_IF, SINK_NOHOST_PEER_IF];
   const rSetup = [
     ...baseSysctls(rIfs),
     sysctl('net/ipv4/ip_forward', 1),
@@ -205,6 +213,9 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
   rb.push(`link set ${SINK_NOROUTE_IF} address ${macText(SIDE_ROUTER, SINK_INDEX_NR)} mtu ${LINK_MTU} up`);
   rb.push(`neigh replace ${SINK_BLACKHOLE_HOP} lladdr ${macText(SIDE_ROUTER, SINK_INDEX_NR)} dev ${SINK_BLACKHOLE_IF} nud permanent`);
   rb.push(`neigh replace ${SINK_NOROUTE_HOP} lladdr ${macText(SIDE_ROUTER, SINK_INDEX_BH)} dev ${SINK_NOROUTE_IF} nud permanent`);
+  rb.push(`link set ${SINK_NOHOST_IF} address ${macText(SIDE_ROUTER, SINK_INDEX_NH)} mtu ${LINK_MTU} up`);
+  rb.push(`link set ${SINK_NOHOST_PEER_IF} address ${macText(SIDE_ROUTER, SINK_INDEX_NHP)} mtu ${LINK_MTU} up`);
+  rb.push(`neigh replace ${SINK_NOHOST_HOP} lladdr ${macText(SIDE_ROUTER, SINK_INDEX_NHP)} dev ${SINK_NOHOST_IF} nud permanent`);
 
   const noRoute = (table: number): string =>
     `route add default via ${SINK_NOROUTE_HOP} dev ${SINK_NOROUTE_IF} onlink metric 4294967295 table ${table}`;
@@ -227,7 +238,7 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
       switch (r.target) {
         case 'local':
           // Addresses of the local range that no ENI holds go nowhere (AWS drops them).
-          rb.push(`route replace ${dest} via ${SINK_NOROUTE_HOP} dev ${SINK_NOROUTE_IF} onlink table ${table}`);
+          rb.push(`route replace ${dest} via ${SINK_NOHOST_HOP} dev ${SINK_NOHOST_IF} onlink table ${table}`);
           rb.push(...hostRoutes(table, r.dest));
           break;
         case 'igw':
@@ -262,6 +273,7 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
   });
   rFilter.push(`-A FORWARD -o ${SINK_BLACKHOLE_IF} ${recent(RECENT_BLACKHOLE)} -j DROP`);
   rFilter.push(`-A FORWARD -o ${SINK_NOROUTE_IF} ${recent(RECENT_NOROUTE)} -j DROP`);
+  rFilter.push(`-A FORWARD -o ${SINK_NOHOST_IF} ${recent(RECENT_NOHOST)} -j DROP`);
   const routerSpec: NetnsSpec = {
     name: router,
     role: ROLE_ROUTER,

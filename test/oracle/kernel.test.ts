@@ -19,7 +19,7 @@ import type { Scenario } from '../../src/spec/scenario.ts';
 import { POINT_INTERNET, instancePoint } from '../../src/spec/scenario.ts';
 import {
   CT_ESTABLISHED, CT_INVALID, CT_NEW, DROP_IGW_NO_PUBLIC_IP, DROP_SRC_DST_CHECK_SRC, DROP_TTL_EXCEEDED,
-  FATE_DELIVERED, FATE_DROPPED, DROP_NO_ROUTE, DROP_BLACKHOLE,
+  FATE_DELIVERED, FATE_DROPPED, DROP_NO_HOST, DROP_BLACKHOLE,
 } from '../../src/spec/reasons.ts';
 
 const pre = await checkKernelPrerequisites();
@@ -158,7 +158,7 @@ describe.skipIf(SKIP)('kernel engine: VPC router drops, cleanup', () => {
       pkt(1, APP, buildUdp({ src: A('10.0.1.10'), dst: A('192.0.2.99'), sport: 1, dport: 2 })),
       pkt(2, APP, buildUdp({ src: A('10.0.1.10'), dst: A('10.0.5.5'), sport: 1, dport: 2 })),
     ]);
-    expect(run.results.map((r) => r.reason)).toEqual([DROP_SRC_DST_CHECK_SRC, DROP_BLACKHOLE, DROP_NO_ROUTE]);
+    expect(run.results.map((r) => r.reason)).toEqual([DROP_SRC_DST_CHECK_SRC, DROP_BLACKHOLE, DROP_NO_HOST]);
     expect(run.results.every((r) => r.outputs.length === 0)).toBe(true);
     expect(run.conntrack).toEqual([]);
   });
