@@ -154,7 +154,7 @@ export function saveRegression(inp: SaveInput): string {
       `Engines: ${meta.engines.join(' vs ')} (engine seed ${meta.engineSeed}). Replay: \`${replay}\``,
       `or regenerate with the fuzzer (shrinking again): \`natlab fuzz --engines ${meta.engines.join(',')} --seed ${meta.seed} --run ${meta.run}\`.`,
       '',
-      'Commands (shrunk):',
+      meta.path ? 'Commands (shrunk):' : 'Commands:',
       '',
       ...meta.commands.map((c) => `    ${c}`),
       '',
