@@ -17,9 +17,11 @@ export const TK_DNAT = 3;
 export const TK_ACCEPT = 4;
 export const TK_RETURN = 5;
 
-/** Evaluated chains: PREROUTING (DST manip) and POSTROUTING (SRC manip). */
+/** Evaluated chains: PREROUTING (DST manip), POSTROUTING (SRC manip), INPUT (counted only: INPUT SNAT is not modelled). */
 export const CH_PRE = 0;
 export const CH_POST = 1;
+export const CH_IN = 2;
+export const CH_COUNT = 3;
 
 /** Match modes. */
 export const MM_NONE = 0;
@@ -65,7 +67,7 @@ export interface CompiledScenario {
   eipCount: number;
   eipAddr: Uint32Array;
   eipInst: Int32Array;
-  /** Rules of NAT slot k, chain c (CH_*): [chainStart[2k+c], chainStart[2k+c+1]). */
+  /** Rules of NAT slot k, chain c (CH_*): [chainStart[CH_COUNT*k+c], chainStart[CH_COUNT*k+c+1]). */
   chainStart: Int32Array;
   chainPolicy: Int32Array;
   rSrcMode: Uint8Array;
@@ -187,7 +189,7 @@ export function compileScenario(s: Scenario): CompiledScenario {
   }
   for (const i of natInstL) {
     const nat = s.instances[i].nat!;
-    for (const c of ['PREROUTING', 'POSTROUTING'] as NatChainName[]) {
+    for (const c of ['PREROUTING', 'POSTROUTING', 'INPUT'] as NatChainName[]) {
       chainStart.push(rules.length);
       chainPolicy.push(counterIndex.get(`${i}/${c}/-1`)!);
       nat.chains[c].forEach((r, k) => {
@@ -297,7 +299,7 @@ export function eipOfPrivate(c: CompiledScenario, addr: number): number {
  * protocols other than TCP/UDP (a rule with a port match then does not match).
  */
 export function ruleMatch(c: CompiledScenario, slot: number, ch: number, proto: number, src: number, dst: number, sport: number, dport: number): number {
-  const ci = slot * 2 + ch;
+  const ci = slot * CH_COUNT + ch;
   for (let k = c.chainStart[ci], e = c.chainStart[ci + 1]; k < e; k++) {
     if (c.rIfOk[k] === 0) continue;
     let m = c.rSrcMode[k];

@@ -16,7 +16,7 @@ import {
 } from './layout.ts';
 import { Tables, hashTuple, hashBysrc } from './tables.ts';
 import {
-  type CompiledScenario, CH_POST, CH_PRE, RT_BLACKHOLE, RT_ENI, RT_IGW, RT_LOCAL, TK_DNAT, TK_MASQUERADE, TK_RETURN,
+  type CompiledScenario, CH_COUNT, CH_IN, CH_POST, CH_PRE, RT_BLACKHOLE, RT_ENI, RT_IGW, RT_LOCAL, TK_DNAT, TK_MASQUERADE, TK_RETURN,
   TK_SNAT, TO_CLOSE, TO_ESTABLISHED, TO_GENERIC, TO_ICMP, TO_SYN_SENT, TO_UDP, TO_UDP_STREAM, TO_UNACK,
   eipIndex, eipOfPrivate, instanceByPrivate, routeLookup, ruleMatch,
 } from './compile.ts';
@@ -390,6 +390,7 @@ export class SlowPath extends Tables {
     }
     // b. Routing: local delivery.
     if (pv.dst === c.instPriv[inst]) {
+      if (this.pending) this.countInputSlow(slot);
       if (this.pending && !this.confirm(slot, false)) {
         this.drop(DROP_NAT_CLASH);
         return false;
@@ -578,10 +579,14 @@ export class SlowPath extends Tables {
     this.ctCls = CT_INVALID;
     if (pv.status !== PARSE_OK) return true;
     const proto = pv.proto;
-    if (received && c.checksum && (proto === 6 || proto === 17 || proto === 1) && !this.l4ChecksumOk()) return true;
+    // Kernel order (nf_conntrack_in): ICMP checks come before the lookup; TCP/UDP checksum and TCP
+    // flag checks (tcp_error/udp_error) come after the entry lookup/allocation, so an invalid
+    // first packet still allocates (early drop, table full) before it is refused.
+    let bad = false;
     let ports = 0;
     let tcpCls = C_NONE;
     if (proto === 1) {
+      if (received && c.checksum && !this.l4ChecksumOk()) return true;
       const t = pv.icmpType;
       if (t > 18) return true;
       if (pv.isIcmpError) {
@@ -591,10 +596,11 @@ export class SlowPath extends Tables {
       if (icmpInv(t) < 0) return true;
       ports = ((pv.icmpId << 16) | (t << 8) | pv.icmpCode) >>> 0;
     } else if (proto === 6) {
-      if (!TCP_VALID[pv.tcpFlags & 0x37]) return true;
+      bad = !TCP_VALID[pv.tcpFlags & 0x37] || (received && c.checksum !== 0 && !this.l4ChecksumOk());
       tcpCls = tcpClass(pv.tcpFlags);
       ports = ((pv.sport << 16) | pv.dport) >>> 0;
     } else if (proto === 17) {
+      bad = received && c.checksum !== 0 && !this.l4ChecksumOk();
       ports = ((pv.sport << 16) | pv.dport) >>> 0;
     }
     let local = this.lookup(slot, proto, pv.src, pv.dst, ports);
@@ -603,6 +609,7 @@ export class SlowPath extends Tables {
       local = -1;
     }
     if (local >= 0) {
+      if (bad) return true;
       const dir = this.hitKind;
       this.loadEntry(local);
       this.cLocal = local;
@@ -623,7 +630,9 @@ export class SlowPath extends Tables {
         return true;
       }
     }
-    // New connection.
+    // No entry: allocation first (table full: early drop or drop), then the tracker's checks.
+    if (!this.ensureCapacity(slot)) return false;
+    if (bad) return true;
     let state = 0;
     let flags = 0;
     let tmo = 0;
@@ -646,7 +655,6 @@ export class SlowPath extends Tables {
     } else {
       tmo = c.tmo[TO_GENERIC];
     }
-    if (!this.ensureCapacity(slot)) return false;
     this.pending = true;
     this.ctCls = CT_NEW;
     this.cDir = KIND_ORIG;
@@ -737,10 +745,12 @@ export class SlowPath extends Tables {
     meta = ((meta & ~(M_STATE_MASK << M_STATE_SHIFT)) | (nw << M_STATE_SHIFT)) >>> 0;
     if (dir === 1) meta = (meta | M_SEEN_REPLY) >>> 0;
     this.touchMeta(o, meta);
-    const retransSyn = dir === 0 && cls === C_SYN && old === TCP_SYN_SENT && nw === TCP_SYN_SENT;
-    if (!retransSyn) {
+    // Kernel (nf_conntrack_tcp_packet): without a reply seen, a SYN in SYN_SENT (a retransmit, or
+    // the peer's simultaneous-open SYN) does not renew the timer; ESTABLISHED is capped (loose pickup).
+    const synInSS = cls === C_SYN && old === TCP_SYN_SENT && !seenBefore;
+    if (!synInSS) {
       let t = rst ? c.tmo[TO_CLOSE] : c.tmo[nw];
-      if ((meta & M_LOOSE) !== 0 && !seenBefore && t > c.tmo[TO_UNACK]) t = c.tmo[TO_UNACK];
+      if (!seenBefore && nw === TCP_ESTABLISHED && t > c.tmo[TO_UNACK]) t = c.tmo[TO_UNACK];
       this.setExpiry(local, this.now + t);
     }
     this.eMeta = ses[o + S_META];
@@ -863,6 +873,19 @@ export class SlowPath extends Tables {
     this.natc[k + 1] += this.pv.totalLen;
   }
 
+  /** A new connection delivered locally traverses the INPUT nat chain (counted; its SNAT is not modelled). */
+  private countInputSlow(slot: number): void {
+    const c = this.c;
+    const pv = this.pv;
+    const ported = pv.proto === 6 || pv.proto === 17;
+    const k = ruleMatch(c, slot, CH_IN, pv.proto, pv.src, pv.dst, ported ? pv.sport : 0, ported ? pv.dport : 0);
+    if (k < 0) this.countRule(c.chainPolicy[slot * CH_COUNT + CH_IN]);
+    else {
+      this.countRule(c.rCounter[k]);
+      if (c.rKind[k] === TK_RETURN) this.countRule(c.chainPolicy[slot * CH_COUNT + CH_IN]);
+    }
+  }
+
   /** First packet: run the chain's rules, choose a unique tuple, rewrite the packet and the entry. */
   private natNewSlow(slot: number, inst: number, manip: number): void {
     const c = this.c;
@@ -881,11 +904,11 @@ export class SlowPath extends Tables {
     const cp = this.invPorts(proto, this.eRp);
     alo = manip === MANIP_SRC ? cs : cd;
     if (k < 0) {
-      this.countRule(c.chainPolicy[slot * 2 + ch]);
+      this.countRule(c.chainPolicy[slot * CH_COUNT + ch]);
     } else {
       this.countRule(c.rCounter[k]);
       const kind = c.rKind[k];
-      if (kind === TK_RETURN) this.countRule(c.chainPolicy[slot * 2 + ch]);
+      if (kind === TK_RETURN) this.countRule(c.chainPolicy[slot * CH_COUNT + ch]);
       if ((kind === TK_DNAT && manip === MANIP_DST) || ((kind === TK_SNAT || kind === TK_MASQUERADE) && manip === MANIP_SRC)) {
         flags = c.rFlags[k] | NF_NAT_RANGE_MAP_IPS;
         alo = kind === TK_MASQUERADE ? c.instPriv[inst] : c.rAddrLo[k];

@@ -16,7 +16,7 @@
 // The dataplane's port choice only accepts ports whose reply this function sends to the same
 // worker (src/core/dataplane-slow.ts, replyOwnerOk), so the rule holds for searched ports too.
 
-import { ruleMatch, routeLookup, instanceByPrivate, eipIndex, CH_PRE, RT_ENI, RT_LOCAL, TK_DNAT, type CompiledScenario } from './compile.ts';
+import { ruleMatch, routeLookup, instanceByPrivate, eipIndex, CH_COUNT, CH_PRE, RT_ENI, RT_LOCAL, TK_DNAT, type CompiledScenario } from './compile.ts';
 import { NF_NAT_RANGE_PROTO_SPECIFIED } from '../spec/scenario.ts';
 
 function u16(b: Uint8Array, o: number): number {
@@ -36,7 +36,7 @@ export function mixEndpoint(addr: number, port: number): number {
 
 /** True if (addr, port) is inside the target range of a PREROUTING DNAT rule of NAT slot `slot`. */
 export function isDnatTarget(c: CompiledScenario, slot: number, proto: number, addr: number, port: number): boolean {
-  const ci = slot * 2 + CH_PRE;
+  const ci = slot * CH_COUNT + CH_PRE;
   for (let k = c.chainStart[ci], e = c.chainStart[ci + 1]; k < e; k++) {
     if (c.rKind[k] !== TK_DNAT) continue;
     if (c.rProtoMode[k] === 1 && c.rProto[k] !== 0 && c.rProto[k] !== proto) continue;
@@ -49,7 +49,7 @@ export function isDnatTarget(c: CompiledScenario, slot: number, proto: number, a
 
 /** True if T's PREROUTING chain would DNAT this (inbound, post-IGW) packet. */
 export function wouldDnat(c: CompiledScenario, slot: number, proto: number, src: number, dst: number, sport: number, dport: number): boolean {
-  if (c.chainStart[slot * 2 + CH_PRE] === c.chainStart[slot * 2 + CH_PRE + 1]) return false;
+  if (c.chainStart[slot * CH_COUNT + CH_PRE] === c.chainStart[slot * CH_COUNT + CH_PRE + 1]) return false;
   const k = ruleMatch(c, slot, CH_PRE, proto, src, dst, sport, dport);
   return k >= 0 && c.rKind[k] === TK_DNAT;
 }
