@@ -171,5 +171,63 @@ export function natCases(): NatCase[] {
     advanceToUs: 1_500_000,
     after: [p(1_500_001, NET, buildIcmpEcho({ src: SRV, dst: NAT_EIP, id: 78, seq: 1, reply: true }))],
   });
+  add({
+    name: 'udp stream: a reply, then a packet more than 2 s after the first, makes it ASSURED',
+    scenario: variant(),
+    inputs: [p(0, APP, udpOut()), p(1000, NET, udpIn())],
+    advanceToUs: 2_300_000,
+    after: [p(2_300_001, APP, udpOut())],
+  });
+  add({ name: 'tcp SYN retransmitted', scenario: variant(), inputs: [p(0, APP, tcpOut(F_SYN, 1000)), p(1000, APP, tcpOut(F_SYN, 1000))] });
+  add({
+    name: 'same host and port to two destinations keeps its port',
+    scenario: variant(),
+    inputs: [p(0, APP, udpOut(40000)), p(1000, APP, buildUdp({ src: APP_IP, dst: A('192.0.2.9'), sport: 40000, dport: 53 }))],
+  });
+  add({
+    name: 'icmp host unreachable for an echo from the far side',
+    scenario: variant(),
+    inputs: [
+      p(0, APP, buildIcmpEcho({ src: APP_IP, dst: SRV, id: 90, seq: 1 })),
+      p(1000, NET, buildIcmpError({ src: ROUTER_FAR, dst: NAT_EIP, type: ICMP_DEST_UNREACH, code: ICMP_HOST_UNREACH, quoted: buildIcmpEcho({ src: NAT_EIP, dst: SRV, id: 90, seq: 1, ttl: 60 }) })),
+    ],
+  });
+  add({
+    name: 'blackhole route',
+    scenario: variant((s) => s.routeTables[s.subnets[s.instances[idx(s, 'app')].subnet].routeTable].routes.push({ dest: { addr: A('192.0.2.99'), len: 32 }, target: 'blackhole', instance: -1 })),
+    inputs: [p(0, APP, buildUdp({ src: APP_IP, dst: A('192.0.2.99'), sport: 1, dport: 2 }))],
+  });
+  add({ name: 'VPC address no instance holds', scenario: variant(), inputs: [p(0, APP, buildUdp({ src: APP_IP, dst: A('10.0.5.5'), sport: 1, dport: 2 }))] });
+  add({
+    name: 'source/dest check on the web server: spoofed source',
+    scenario: variant(),
+    inputs: [p(0, WEB, buildUdp({ src: A('10.0.0.99'), dst: SRV, sport: 1, dport: 2 }))],
+  });
+  add({
+    name: 'MASQUERADE --to-ports',
+    scenario: variant((s) => natRules(s, '-A POSTROUTING -s 10.0.0.0/16 -o eth0 -p udp -j MASQUERADE --to-ports 5000-5001')),
+    inputs: [p(0, APP, udpOut(40000)), p(1000, APP, udpOut(40001)), p(2000, APP, udpOut(40002))],
+  });
+  add({
+    name: 'DNAT without MASQUERADE: the reply leaves by the IGW from the web server',
+    scenario: variant((s) => natRules(s, '-A PREROUTING -i eth0 -p tcp --dport 8080 -j DNAT --to-destination 10.0.0.20:80', '-A POSTROUTING -s 10.0.0.0/16 -o eth0 -j MASQUERADE')),
+    inputs: [
+      p(0, NET, buildTcp({ src: SRV, dst: NAT_EIP, sport: 6000, dport: 8080, seq: 1, flags: F_SYN, window: 65535 })),
+      p(1000, WEB, buildTcp({ src: WEB_IP, dst: SRV, sport: 80, dport: 6000, seq: 9, ack: 2, flags: F_SYN | F_ACK, window: 65535 })),
+    ],
+  });
+  add({ name: 'TTL 255 out through the NAT instance', scenario: variant(), inputs: [p(0, APP, udpOut(40000, { ttl: 255 }))] });
+  add({ name: "echo request to the web server's Elastic IP", scenario: variant(), inputs: [p(0, NET, buildIcmpEcho({ src: SRV, dst: WEB_EIP, id: 5, seq: 1 }))] });
+  add({
+    name: 'UDP without checksum through the NAT instance',
+    scenario: variant(),
+    inputs: [p(0, APP, buildUdp({ src: APP_IP, dst: SRV, sport: 40000, dport: 53, noChecksum: true, payload: new Uint8Array([7]) }))],
+  });
+  {
+    const bad = buildTcp({ src: SRV, dst: NAT_EIP, sport: 443, dport: 41000, seq: 1, flags: F_SYN });
+    bad[37] ^= 0x33;
+    add({ name: 'bad TCP checksum from outside to the NAT instance', scenario: variant(), inputs: [p(0, NET, bad)] });
+  }
+  add({ name: 'unsolicited TCP SYN to the NAT instance (its stack answers RST)', scenario: variant(), inputs: [p(0, NET, buildTcp({ src: SRV, dst: NAT_EIP, sport: 5555, dport: 22, seq: 1, flags: F_SYN }))] });
   return cases;
 }
