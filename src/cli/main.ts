@@ -6,6 +6,8 @@ import { InputError } from '../spec/errors.ts';
 // Subcommands, in the order `natlab --help` lists them. Each module exports `command`.
 const COMMANDS: Array<() => Promise<{ command: Command }>> = [
   // natlab-commands: one line per subcommand module
+  () => import('./cmd-demo.ts'),
+  () => import('./cmd-bench.ts'),
   () => import('./cmd-trace.ts'),
   () => import('./cmd-kernel.ts'),
   () => import('./cmd-replay.ts'),
