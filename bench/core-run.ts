@@ -1,0 +1,208 @@
+// Drives the core's worker pool (src/core/pool.ts) over pre-loaded batches for `natlab bench`.
+//
+// What a timed run covers: from posting the first batch descriptor to the completion of the last,
+// with up to `depth` batches in flight per worker: the ring hand-over (post, wake-up, completion)
+// and, in every worker, Dataplane.processBatch over its share of each batch (parse, checksum
+// verification, flow lookup, composed rewrite, output copy, result columns). Not covered (done
+// before the clock starts): writing the frames, dispatchWorker and the per-worker index lists.
+//
+// Memory: a batch owns its input columns; result columns and the output arena (which the dataplane
+// writes at inOff + 576·i, room for an ICMP error per packet) are shared by groups of batches, as
+// nobody reads them during timed runs; checks read them after a one-batch-at-a-time pass.
+import type { Scenario } from '../src/spec/scenario.ts';
+import { FATE_DELIVERED, reasonName } from '../src/spec/reasons.ts';
+import { ICMP_ERROR_MAX_LEN } from '../src/spec/timeouts.ts';
+import { dispatchWorker } from '../src/core/dispatch.ts';
+import { type BatchIO, type CoreShared, OUT_SLOTS_PER_PACKET, createCoreShared, sharedBytesPerSession, sharedBytesTotal } from '../src/core/layout.ts';
+import { readSessionCounts } from '../src/core/ct-dump.ts';
+import { CorePool } from '../src/core/pool.ts';
+import { OP_PROCESS, RING_SLOTS } from '../src/core/ring.ts';
+import type { PacketSource } from '../src/traffic/workload.ts';
+
+export interface CoreRunnerOptions {
+  scenario: Scenario;
+  workers: number;
+  /** Sessions the tables are sized for (conntrack max quota). */
+  capacity: number;
+  /** Pre-loaded batches (each up to batchSize packets). */
+  batches: number;
+  batchSize: number;
+  /** Input arena bytes per batch. */
+  arenaBytes: number;
+  seed?: number;
+  /** Batches in flight per worker (default 2). */
+  depth?: number;
+}
+
+const OUT_GROUPS = 4;
+
+function i32(n: number): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(Math.max(8, n * 4)));
+}
+function u8(n: number): Uint8Array {
+  return new Uint8Array(new SharedArrayBuffer(Math.max(8, n)));
+}
+
+export interface BatchCheck {
+  packets: number;
+  delivered: number;
+  /** Dropped packets by reason name. */
+  drops: Record<string, number>;
+}
+
+export class CoreRunner {
+  readonly shared: CoreShared;
+  readonly pool: CorePool;
+  readonly ios: BatchIO[];
+  readonly idx: Int32Array[];
+  /** Per batch, per worker: first and count of its share of the index list. */
+  readonly shares: Int32Array[];
+  /** Packets in each batch (after fill). */
+  readonly counts: Int32Array;
+  readonly workers: number;
+  readonly depth: number;
+  private readonly owner: Int32Array;
+  private batchNo = 0;
+
+  constructor(readonly opts: CoreRunnerOptions) {
+    const W = opts.workers;
+    this.workers = W;
+    this.depth = Math.min(opts.depth ?? 2, RING_SLOTS);
+    this.shared = createCoreShared(opts.scenario, { workers: W, seed: opts.seed ?? 1, capacity: opts.capacity });
+    const B = opts.batchSize;
+    const groups = Array.from({ length: Math.min(OUT_GROUPS, opts.batches) }, () => ({
+      fate: u8(B), reason: u8(B), detail: u8(B), ct: u8(B), outFirst: i32(B), outCount: i32(B),
+      outArena: u8(opts.arenaBytes + ICMP_ERROR_MAX_LEN * B),
+      outOff: i32(B * OUT_SLOTS_PER_PACKET), outLen: i32(B * OUT_SLOTS_PER_PACKET), outEgress: i32(B * OUT_SLOTS_PER_PACKET),
+    }));
+    this.ios = [];
+    this.idx = [];
+    this.shares = [];
+    for (let b = 0; b < opts.batches; b++) {
+      this.ios.push({
+        maxPackets: B, inArena: u8(opts.arenaBytes), inOff: i32(B), inLen: i32(B), ingress: i32(B), timeMs: i32(B),
+        ...groups[b % groups.length],
+      });
+      this.idx.push(i32(B));
+      this.shares.push(new Int32Array(2 * W));
+    }
+    this.counts = new Int32Array(opts.batches);
+    this.owner = new Int32Array(B);
+    this.pool = new CorePool({ workers: W, shared: this.shared, ios: this.ios, idx: this.idx });
+  }
+
+  /**
+   * Fills batch b from `src` (up to batchSize packets, while the arena has room for src.maxLen),
+   * then computes each packet's owner and the per-worker index lists. Returns the packet count.
+   */
+  fill(b: number, src: PacketSource, nowMs: number): number {
+    const io = this.ios[b];
+    const B = this.opts.batchSize;
+    const cap = this.opts.arenaBytes;
+    let off = 0;
+    let n = 0;
+    while (n < B && src.remaining > 0 && off + src.maxLen <= cap) {
+      off += src.next(io, n, off, nowMs);
+      n++;
+    }
+    this.counts[b] = n;
+    const W = this.workers;
+    const c = new Int32Array(W + 1);
+    const compiled = this.shared.compiled;
+    for (let i = 0; i < n; i++) {
+      const w = dispatchWorker(compiled, W, io.inArena, io.inOff[i], io.inLen[i], io.ingress[i]);
+      this.owner[i] = w;
+      c[w + 1]++;
+    }
+    for (let w = 0; w < W; w++) c[w + 1] += c[w];
+    const share = this.shares[b];
+    for (let w = 0; w < W; w++) {
+      share[2 * w] = c[w];
+      share[2 * w + 1] = c[w + 1] - c[w];
+    }
+    const list = this.idx[b];
+    for (let i = 0; i < n; i++) list[c[this.owner[i]]++] = i;
+    return n;
+  }
+
+  /** Fills batches 0.. from src until it is exhausted or `maxPackets` are loaded; returns the batch list. */
+  fillMany(src: PacketSource, nowMs: number, maxPackets = Infinity): number[] {
+    const list: number[] = [];
+    let total = 0;
+    for (let b = 0; b < this.ios.length && src.remaining > 0 && total < maxPackets; b++) {
+      const n = this.fill(b, src, nowMs);
+      if (n === 0) break;
+      list.push(b);
+      total += n;
+    }
+    return list;
+  }
+
+  packetsIn(list: readonly number[]): number {
+    let n = 0;
+    for (const b of list) n += this.counts[b];
+    return n;
+  }
+
+  /** Processes the batches in `list` (in order), `depth` in flight per worker. Returns seconds. */
+  async drive(list: readonly number[], depth = this.depth): Promise<number> {
+    const W = this.workers;
+    const pool = this.pool;
+    const inflight: Int32Array[] = [];
+    const t0 = process.hrtime.bigint();
+    for (const b of list) {
+      const share = this.shares[b];
+      const seqs = new Int32Array(W).fill(-1);
+      for (let w = 0; w < W; w++) {
+        if (share[2 * w + 1] > 0) seqs[w] = await pool.post(w, OP_PROCESS, b, share[2 * w], share[2 * w + 1], 0, this.batchNo);
+      }
+      this.batchNo++;
+      inflight.push(seqs);
+      if (inflight.length >= depth) {
+        const s = inflight.shift()!;
+        for (let w = 0; w < W; w++) if (s[w] >= 0) await pool.waitFor(w, s[w]);
+      }
+    }
+    for (const s of inflight) for (let w = 0; w < W; w++) if (s[w] >= 0) await pool.waitFor(w, s[w]);
+    return Number(process.hrtime.bigint() - t0) / 1e9;
+  }
+
+  /** Processes the batches one at a time and tallies their verdicts (set-up and checks). */
+  async driveChecked(list: readonly number[]): Promise<BatchCheck> {
+    const r: BatchCheck = { packets: 0, delivered: 0, drops: {} };
+    for (const b of list) {
+      await this.drive([b], 1);
+      const io = this.ios[b];
+      for (let i = 0, n = this.counts[b]; i < n; i++) {
+        r.packets++;
+        if (io.fate[i] === FATE_DELIVERED) r.delivered++;
+        else {
+          const k = reasonName(io.reason[i]);
+          r.drops[k] = (r.drops[k] ?? 0) + 1;
+        }
+      }
+    }
+    return r;
+  }
+
+  /** Per-worker packet counters (dispatch balance). */
+  perWorkerPackets(): number[] {
+    return Array.from({ length: this.workers }, (_, w) => this.pool.packets(w));
+  }
+
+  sessions(): number {
+    return readSessionCounts(this.shared).reduce((a, b) => a + b, 0);
+  }
+
+  bytesPerSession(): number {
+    return sharedBytesPerSession(this.shared);
+  }
+
+  tableBytes(): number {
+    return sharedBytesTotal(this.shared);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+}

@@ -1,0 +1,212 @@
+// Rendering of a benchmark report: the terminal table, results/README.md (with the charts), and
+// `natlab bench compare` (change per figure with a noise-aware verdict).
+import { readFile } from 'node:fs/promises';
+import { InputError } from '../src/spec/errors.ts';
+import type { BenchReport, WorkloadResult } from './suite.ts';
+import { type Figure, fmt, sessionsLabel } from './figures.ts';
+
+function find(r: BenchReport, id: string): Figure | undefined {
+  return r.figures.find((f) => f.id === id);
+}
+
+function range(f: Figure | undefined, digits = 2): string {
+  if (!f) return '–';
+  if (f.samples.length <= 1 || f.min === f.max) return fmt(f.median, f.unit);
+  return `${fmt(f.median, f.unit)} (${fmt(f.min, f.unit)}–${fmt(f.max, f.unit)})`.replace(/NaN/g, '–') + (digits < 0 ? '' : '');
+}
+
+function val(f: Figure | undefined): string {
+  return f ? fmt(f.median, f.unit) : '–';
+}
+
+/** Plain text table (monospace), or Markdown when md = true. */
+function table(head: string[], rows: string[][], md: boolean): string {
+  if (md) {
+    const esc = (s: string) => s.replace(/\|/g, '\\|');
+    return [`| ${head.map(esc).join(' | ')} |`, `| ${head.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`, ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`)].join('\n');
+  }
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
+  return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
+}
+
+export interface Section {
+  title: string;
+  head: string[];
+  rows: string[][];
+  /** Input description and what is measured. */
+  about: string[];
+}
+
+function firstResult(r: BenchReport, pred: (x: WorkloadResult) => boolean): WorkloadResult | undefined {
+  return r.results.find(pred);
+}
+
+/** The report's tables, one per workload family. */
+export function sections(r: BenchReport): Section[] {
+  const out: Section[] = [];
+  const workers = [...new Set(r.figures.filter((f) => f.engine === 'core' && f.workers).map((f) => f.workers!))].sort((a, b) => a - b);
+  const wMax = workers.length ? workers[workers.length - 1] : 1;
+  const sessions = [...new Set(r.figures.filter((f) => /^established\/sessions=\d+\/workers=/.test(f.id)).map((f) => f.sessions!))].sort((a, b) => a - b);
+  if (sessions.length) {
+    const head = ['sessions', ...workers.map((w) => `${w}w Mpps (min–max)`), ...workers.map((w) => `${w}w ns/pkt`), ...workers.filter((w) => w > 1).map((w) => `${w}w scaling`), 'B/session', 'model Mpps', `core ${wMax}w / model`];
+    const rows = sessions.map((s) => [
+      sessionsLabel(s),
+      ...workers.map((w) => range(find(r, `established/sessions=${s}/workers=${w}/mpps`))),
+      ...workers.map((w) => val(find(r, `established/sessions=${s}/workers=${w}/ns`))),
+      ...workers.filter((w) => w > 1).map((w) => val(find(r, `established/sessions=${s}/workers=${w}/scaling`))),
+      val(find(r, `established/sessions=${s}/bytes-per-session`)),
+      val(find(r, `established/sessions=${s}/model/mpps`)),
+      val(find(r, `established/sessions=${s}/model/ratio-to-core-workers=${wMax}`)),
+    ]);
+    const x = firstResult(r, (y) => y.workload === 'established' && y.engine === 'core');
+    const k = firstResult(r, (y) => y.workload === 'established' && y.engine === 'kernel');
+    const about = [
+      `Input: ${x?.input.replace(/^\d+ established/, 'S established') ?? ''}`,
+      `Measured: ${x?.measured ?? ''}. Runs: ${(r.parameters as { runs?: number }).runs} after warm-up, each at least ${(r.parameters as { minRunSec?: number }).minRunSec} s.`,
+    ];
+    if (k) {
+      about.push(`Kernel oracle (${k.sessions} sessions, ${k.packetsPerRun} packets): ${fmt(k.samples[0] * 1e6)} packets/s — ${k.measured}. Core ${wMax}w / kernel: ${val(find(r, `established/kernel/ratio-to-core-workers=${wMax}`))}.`);
+    }
+    out.push({ title: 'Established-flow throughput', head, rows, about });
+  }
+  const setup = workers.map((w) => find(r, `setup/workers=${w}/sessions-per-s`)).filter(Boolean) as Figure[];
+  if (setup.length) {
+    const rows = [
+      ...setup.map((f) => [`core, ${f.workers} worker(s)`, range(f), f.workers! > 1 ? val(find(r, `setup/workers=${f.workers}/scaling`)) : '', '']),
+      ['reference model', range(find(r, 'setup/model/sessions-per-s')), '', val(find(r, `setup/model/ratio-to-core-workers=${wMax}`))],
+      ['kernel oracle (incl. veth + injection)', range(find(r, 'setup/kernel/sessions-per-s')), '', val(find(r, `setup/kernel/ratio-to-core-workers=${wMax}`))],
+    ].filter((row) => row[1] !== '–');
+    const x = firstResult(r, (y) => y.workload === 'setup' && y.engine === 'core');
+    out.push({ title: 'Session setup rate', head: ['engine', 'sessions/s (min–max)', 'scaling', `core ${wMax}w / this`], rows, about: [`Input: ${x?.input ?? ''}`, `Measured: ${x?.measured ?? ''}.`] });
+  }
+  const mixed = r.figures.filter((f) => f.engine === 'core' && /^mixed\/profile=[^/]+\/workers=\d+\/mpps$/.test(f.id));
+  if (mixed.length) {
+    const rows = mixed.map((f) => [
+      `core, ${f.workers} worker(s)`, range(f), val(find(r, f.id.replace(/mpps$/, 'ns'))), val(find(r, f.id.replace(/mpps$/, 'gbps'))),
+      f.workers! > 1 ? val(find(r, f.id.replace(/mpps$/, 'scaling'))) : '',
+    ]);
+    const model = r.figures.find((f) => /^mixed\/profile=[^/]+\/model\/mpps$/.test(f.id));
+    if (model) rows.push(['reference model', range(model), val(find(r, model.id.replace(/mpps$/, 'ns'))), '', `core ${wMax}w / model ${val(find(r, model.id.replace(/\/mpps$/, `/ratio-to-core-workers=${wMax}`)))}`]);
+    const x = firstResult(r, (y) => y.workload === 'mixed' && y.engine === 'core');
+    out.push({ title: 'Mixed traffic (profile)', head: ['engine', 'Mpps (min–max)', 'ns/pkt', 'Gbit/s', 'scaling / ratio'], rows, about: [`Input: ${x?.input ?? ''}`, `Measured: ${x?.measured ?? ''}.`] });
+  }
+  const replay = r.figures.filter((f) => /^replay\/(core\/workers=\d+|model)\/mpps$/.test(f.id));
+  if (replay.length) {
+    const rows = replay.map((f) => [f.engine === 'core' ? `core, ${f.workers} worker(s)` : 'reference model', range(f), f.engine === 'model' ? val(find(r, `replay/model/ratio-to-core-workers=${wMax}`)) : '']);
+    const x = firstResult(r, (y) => y.workload === 'replay');
+    out.push({ title: 'Capture replay (natlab replay, end to end)', head: ['engine', 'Mpps (min–max)', `core ${wMax}w / model`], rows, about: [`Input: ${x?.input ?? ''}`, `Measured: ${x?.measured ?? ''}.`] });
+  }
+  if (r.micro.length) {
+    out.push({
+      title: 'Microbenchmarks (tinybench, one thread)',
+      head: ['task', 'ns/op median', 'min', 'max'],
+      rows: r.micro.map((m) => [`${m.group}: ${m.name}`, m.nsMedian.toFixed(1), m.nsMin.toFixed(1), m.nsMax.toFixed(1)]),
+      about: ['Per packet or key (each iteration handles 1024).'],
+    });
+  }
+  return out;
+}
+
+function machineLine(r: BenchReport): string {
+  const m = r.machine as Record<string, unknown>;
+  return `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}, ${m.platform}, commit ${m.commit}; ${r.date}; ${r.durationSec.toFixed(0)} s; load average ${r.load.start[0].toFixed(1)} → ${r.load.end[0].toFixed(1)}`;
+}
+
+export function formatTerminal(r: BenchReport): string {
+  const L: string[] = [`natlab bench — ${machineLine(r)}`, ''];
+  for (const s of sections(r)) {
+    L.push(s.title, table(s.head, s.rows, false), '');
+  }
+  for (const n of r.notes) L.push(`note: ${n}`);
+  return L.join('\n');
+}
+
+export function formatReadme(r: BenchReport, jsonName: string, charts: string[]): string {
+  const L: string[] = [];
+  L.push('# natlab benchmark results', '');
+  L.push(`Latest run: \`${jsonName}\` (regenerated by \`npm run bench\`; every run's JSON with raw samples stays in this directory). ` +
+    'How to read these figures and what they include: [docs/benchmarks.md](../docs/benchmarks.md).', '');
+  L.push(`Machine: ${machineLine(r)}.`, '');
+  for (const n of r.notes) L.push(`> **Note:** ${n}`, '');
+  for (const c of charts) L.push(`![${c.replace(/\.svg$/, '')}](${c})`, '');
+  for (const s of sections(r)) {
+    L.push(`## ${s.title}`, '', table(s.head, s.rows, true), '');
+    for (const a of s.about) L.push(`${a}`, '');
+  }
+  L.push('Compare two runs: `natlab bench compare results/A.json results/B.json` (overlapping min–max ranges are reported as no change).', '');
+  return L.join('\n');
+}
+
+// ---- compare ---------------------------------------------------------------------------------------
+
+export interface Change {
+  id: string;
+  label: string;
+  unit: string;
+  a: Figure;
+  b: Figure;
+  /** Change of the median, % (positive = higher). */
+  pct: number;
+  verdict: 'no change' | 'faster' | 'slower' | 'better' | 'worse';
+}
+
+export async function readReport(path: string): Promise<BenchReport> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new InputError(`${path}: cannot read: ${(e as Error).message}`, path);
+  }
+  let obj: unknown;
+  try {
+    obj = JSON.parse(text);
+  } catch (e) {
+    throw new InputError(`${path}: not JSON: ${(e as Error).message}`, path);
+  }
+  const o = obj as Partial<BenchReport>;
+  if (o?.kind !== 'natlab-bench' || !Array.isArray(o.figures)) throw new InputError(`${path}: not a natlab bench result (kind 'natlab-bench' with figures[])`, path, 'kind');
+  o.figures.forEach((f, i) => {
+    if (typeof f?.id !== 'string' || typeof f.median !== 'number' || !Array.isArray(f.samples)) throw new InputError(`${path}: figures[${i}]: expected id, median, min, max, samples`, path, `figures[${i}]`);
+  });
+  return o as BenchReport;
+}
+
+/** Change per figure present in both; overlapping min–max ranges are "no change". */
+export function compareReports(a: BenchReport, b: BenchReport): { changes: Change[]; onlyA: string[]; onlyB: string[] } {
+  const changes: Change[] = [];
+  const bm = new Map(b.figures.map((f) => [f.id, f]));
+  for (const fa of a.figures) {
+    const fb = bm.get(fa.id);
+    if (!fb) continue;
+    const pct = ((fb.median - fa.median) / Math.abs(fa.median)) * 100;
+    const overlap = fa.min <= fb.max && fb.min <= fa.max;
+    let verdict: Change['verdict'] = 'no change';
+    if (!overlap && Number.isFinite(pct)) {
+      const up = fb.median > fa.median;
+      const good = up === fa.higherIsBetter;
+      const rate = /Mpps|sessions\/s|Gbit\/s|ns\//.test(fa.unit);
+      verdict = rate ? (good ? 'faster' : 'slower') : good ? 'better' : 'worse';
+    }
+    changes.push({ id: fa.id, label: fa.label, unit: fa.unit, a: fa, b: fb, pct, verdict });
+  }
+  const ids = new Set(a.figures.map((f) => f.id));
+  return { changes, onlyA: a.figures.filter((f) => !bm.has(f.id)).map((f) => f.id), onlyB: b.figures.filter((f) => !ids.has(f.id)).map((f) => f.id) };
+}
+
+export function formatCompare(aPath: string, bPath: string, a: BenchReport, b: BenchReport): string {
+  const { changes, onlyA, onlyB } = compareReports(a, b);
+  const L: string[] = [`A: ${aPath} — ${machineLine(a)}`, `B: ${bPath} — ${machineLine(b)}`];
+  if ((a.machine as Record<string, unknown>).cpu !== (b.machine as Record<string, unknown>).cpu) L.push('warning: different CPUs — differences are not only the code');
+  L.push('');
+  const rows = changes.map((c) => [
+    c.label, c.unit, `${fmt(c.a.median, c.unit)} [${fmt(c.a.min, c.unit)}–${fmt(c.a.max, c.unit)}]`, `${fmt(c.b.median, c.unit)} [${fmt(c.b.min, c.unit)}–${fmt(c.b.max, c.unit)}]`,
+    Number.isFinite(c.pct) ? `${c.pct >= 0 ? '+' : ''}${c.pct.toFixed(1)}%` : '–', c.verdict === 'no change' ? 'no change (ranges overlap)' : `${c.verdict} ${Math.abs(c.pct).toFixed(1)}%`,
+  ]);
+  L.push(table(['figure', 'unit', 'A median [min–max]', 'B median [min–max]', 'change', 'verdict'], rows, false));
+  const n = (v: Change['verdict']) => changes.filter((c) => c.verdict === v).length;
+  L.push('', `${changes.length} figures compared: ${n('faster') + n('better')} faster/better, ${n('slower') + n('worse')} slower/worse, ${n('no change')} no change.`);
+  if (onlyA.length) L.push(`only in A: ${onlyA.join(', ')}`);
+  if (onlyB.length) L.push(`only in B: ${onlyB.join(', ')}`);
+  return L.join('\n');
+}

@@ -1,0 +1,696 @@
+// The `natlab bench` suite: workloads × worker counts through the core's worker pool, the
+// reference model and the kernel oracle as baselines on the same input, and microbenchmarks.
+// Produces one BenchReport (JSON) with every raw sample; bench/report.ts renders it.
+// docs/benchmarks.md explains what each figure measures.
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { loadBuiltinScenario } from '../src/scenario/index.ts';
+import type { Scenario } from '../src/spec/scenario.ts';
+import type { Engine, InputPacket } from '../src/spec/engine.ts';
+import { FATE_DELIVERED } from '../src/spec/reasons.ts';
+import { LINKTYPE_RAW } from '../src/packet/constants.ts';
+import { encodePcap } from '../src/pcap/writer.ts';
+import { openCapture } from '../src/pcap/reader.ts';
+import { createModelEngine } from '../src/model/index.ts';
+import { createCoreEngine } from '../src/core/engine.ts';
+import { checkKernelPrerequisites, createKernelEngine } from '../src/oracle/index.ts';
+import { runReplay } from '../src/diff/replay.ts';
+import { scenarioForCapture } from '../src/diff/replay-scenario.ts';
+import { type TrafficProfile, describeProfile } from '../src/traffic/profile.ts';
+import {
+  EstablishedWorkload, FlowSpace, MixedWorkload, SetupWorkload, SETUP_DONE_MS, benchScenario,
+  type FrameColumns, type PacketSource, writeUdp,
+} from '../src/traffic/workload.ts';
+import { POINT_INTERNET } from '../src/spec/scenario.ts';
+import { CoreRunner, type BatchCheck } from './core-run.ts';
+import { type Figure, makeFigure, median, nsFigure, valueFigure, sessionsLabel } from './figures.ts';
+import { type MicroRow, runMicro } from './micro.ts';
+import { machineInfo } from './results.ts';
+
+export type WorkloadName = 'established' | 'setup' | 'mixed' | 'replay';
+export const WORKLOADS: readonly WorkloadName[] = ['established', 'setup', 'mixed', 'replay'];
+
+export interface BenchOptions {
+  quick: boolean;
+  workers: number[];
+  sessions: number[];
+  workloads: WorkloadName[];
+  /** Measured runs per figure (after warm-up). */
+  runs: number;
+  /** A measured run lasts at least this long (established: passes over the pre-loaded packets). */
+  minRunSec: number;
+  /** New flows per measured run (session setup). */
+  setupPerRun: number;
+  /** Packets per measured run (mixed). */
+  mixedPerRun: number;
+  /** Packets of the generated capture (replay), when no --pcap is given. */
+  replayPackets: number;
+  profile: TrafficProfile;
+  pcap: { path: string; inside: string } | null;
+  model: boolean;
+  /** Model sample sizes: stream packets per run, new flows per run. */
+  modelPackets: number;
+  kernel: boolean;
+  kernelPackets: number;
+  micro: boolean;
+  microTimeMs: number;
+  batchSize: number;
+  seed: number;
+}
+
+export interface ProgressEvent {
+  done: number;
+  total: number;
+  label: string;
+  /** A line worth printing (a finished measurement), or null. */
+  line: string | null;
+}
+
+export interface WorkloadResult {
+  workload: WorkloadName;
+  engine: 'core' | 'model' | 'kernel';
+  workers: number | null;
+  sessions: number | null;
+  /** Precise description of the input. */
+  input: string;
+  /** What the timing includes. */
+  measured: string;
+  /** Packets per measured run, runs, unit of samples. */
+  packetsPerRun: number;
+  samples: number[];
+  unit: string;
+  /** Other facts: set-up time, verdict checks, dispatch balance, table size. */
+  notes: Record<string, unknown>;
+}
+
+export interface BenchReport {
+  kind: 'natlab-bench';
+  version: 1;
+  date: string;
+  machine: Record<string, unknown>;
+  parameters: Record<string, unknown>;
+  durationSec: number;
+  /** Load average at start and end (the machine may be shared). */
+  load: { start: number[]; end: number[] };
+  results: WorkloadResult[];
+  figures: Figure[];
+  micro: MicroRow[];
+  notes: string[];
+}
+
+export function defaultOptions(quick: boolean): BenchOptions {
+  const cores = availableParallelism();
+  const workers = [1];
+  for (let w = 2; w <= cores; w *= 2) workers.push(w);
+  if (workers[workers.length - 1] !== cores && cores > 1) workers.push(cores);
+  return {
+    quick,
+    workers,
+    sessions: quick ? [1024, 16384] : [1024, 65536, 262144, 1 << 20],
+    workloads: [...WORKLOADS],
+    runs: quick ? 3 : 5,
+    minRunSec: quick ? 0.05 : 0.4,
+    setupPerRun: quick ? 4096 : 32768,
+    mixedPerRun: quick ? 8192 : 65536,
+    replayPackets: quick ? 4096 : 65536,
+    profile: null as unknown as TrafficProfile,
+    pcap: null,
+    model: true,
+    modelPackets: quick ? 2048 : 32768,
+    kernel: true,
+    kernelPackets: quick ? 16 : 64,
+    micro: true,
+    microTimeMs: quick ? 50 : 400,
+    batchSize: 4096,
+    seed: 1,
+  };
+}
+
+const T_SETUP = 1000;
+const T_STREAM = T_SETUP + SETUP_DONE_MS;
+
+/** One-packet FrameColumns (cold paths: model and kernel inputs, capture writing). */
+function oneCols(): FrameColumns {
+  return { inArena: new Uint8Array(2048), inOff: new Int32Array(1), inLen: new Int32Array(1), ingress: new Int32Array(1), timeMs: new Int32Array(1) };
+}
+
+/** Materialises `count` packets of `src` as engine inputs (cold; for the model and the kernel). */
+function toInputs(src: PacketSource, count: number, nowMs: number): InputPacket[] {
+  const c = oneCols();
+  const out: InputPacket[] = [];
+  for (let k = 0; k < count && src.remaining > 0; k++) {
+    const n = src.next(c, 0, 0, nowMs);
+    out.push({ timeUs: c.timeMs[0] * 1000, ingress: c.ingress[0], frame: c.inArena.slice(0, n) });
+  }
+  return out;
+}
+
+function checkText(c: BatchCheck): string {
+  const d = Object.entries(c.drops).map(([k, v]) => `${k} ${v}`).join(', ');
+  return `${c.delivered}/${c.packets} delivered${d ? `; dropped: ${d}` : ''}`;
+}
+
+/**
+ * Stateless frames that reach every worker of a fresh core engine (so its threads are started and
+ * its modules loaded before a timed replay): UDP from the internet to an address that is no Elastic
+ * IP (100.64.0.1, shared address space), which the IGW drops; dispatched by destination port.
+ */
+function warmupFrames(workers: number, timeUs: number): InputPacket[] {
+  const c = oneCols();
+  const out: InputPacket[] = [];
+  for (let k = 0; k < Math.max(8, 4 * workers); k++) {
+    const n = writeUdp(c.inArena, 0, 0xc6336477, 0x64400001, 53, 1024 + k, 46);
+    out.push({ timeUs, ingress: POINT_INTERNET, frame: c.inArena.slice(0, n) });
+  }
+  return out;
+}
+
+class Suite {
+  readonly results: WorkloadResult[] = [];
+  readonly figures: Figure[] = [];
+  readonly notes: string[] = [];
+  micro: MicroRow[] = [];
+  private done = 0;
+  private total = 0;
+  private readonly base: Scenario;
+
+  constructor(readonly o: BenchOptions, private readonly progress: (e: ProgressEvent) => void) {
+    this.base = loadBuiltinScenario();
+  }
+
+  private step(label: string, line: string | null = null): void {
+    this.progress({ done: this.done, total: this.total, label, line });
+  }
+  private finish(label: string, line: string | null): void {
+    this.done++;
+    this.progress({ done: this.done, total: this.total, label, line });
+  }
+
+  async run(): Promise<void> {
+    const o = this.o;
+    const tasks: Array<{ label: string; fn: () => Promise<string | null> }> = [];
+    const has = (w: WorkloadName) => o.workloads.includes(w);
+    if (has('established')) {
+      for (const s of o.sessions) for (const w of o.workers) tasks.push({ label: `established ${sessionsLabel(s)} sessions, ${w} worker(s)`, fn: () => this.established(s, w) });
+    }
+    if (has('setup')) for (const w of o.workers) tasks.push({ label: `session setup, ${w} worker(s)`, fn: () => this.setup(w) });
+    if (has('mixed')) for (const w of o.workers) tasks.push({ label: `mixed (${o.profile.name}), ${w} worker(s)`, fn: () => this.mixed(w) });
+    let capture: { path: string; scenario: Scenario; how: string; input: string; firstUs: number; cleanup: () => Promise<void> } | null = null;
+    if (has('replay')) {
+      tasks.push({
+        label: 'replay: preparing the capture',
+        fn: async () => {
+          capture = await this.prepareCapture();
+          return null;
+        },
+      });
+      for (const w of o.workers) tasks.push({ label: `replay, ${w} worker(s)`, fn: () => this.replay(capture!, 'core', w) });
+    }
+    if (o.model) {
+      if (has('established')) {
+        for (const s of o.sessions.filter((x) => x <= 65536)) tasks.push({ label: `model: established ${sessionsLabel(s)}`, fn: () => this.modelEstablished(s) });
+      }
+      if (has('setup')) tasks.push({ label: 'model: session setup', fn: () => this.modelSetup() });
+      if (has('mixed')) tasks.push({ label: 'model: mixed', fn: () => this.modelMixed() });
+      if (has('replay')) tasks.push({ label: 'model: replay', fn: () => this.replay(capture!, 'model', 1) });
+    }
+    if (o.kernel) tasks.push({ label: 'kernel oracle (short run)', fn: () => this.kernel() });
+    if (o.micro) tasks.push({ label: 'microbenchmarks', fn: () => this.runMicro() });
+    this.total = tasks.length;
+    try {
+      for (const t of tasks) {
+        this.step(t.label);
+        const line = await t.fn();
+        this.finish(t.label, line);
+      }
+    } finally {
+      if (capture) await (capture as { cleanup: () => Promise<void> }).cleanup();
+    }
+    this.derive();
+  }
+
+  // ---- core workloads ---------------------------------------------------------------------------
+
+  private runner(scenario: Scenario, workers: number, capacity: number, packets: number, arenaPerPacket: number, maxLen: number): CoreRunner {
+    const B = this.o.batchSize;
+    const batches = Math.max(2, Math.ceil(packets / B));
+    return new CoreRunner({ scenario, workers, capacity, batches, batchSize: B, arenaBytes: Math.ceil(B * arenaPerPacket) + maxLen, seed: this.o.seed });
+  }
+
+  /** Set-up through the pool in rounds of pre-loaded batches; returns the verdict tally and seconds. */
+  private async setupThrough(r: CoreRunner, src: PacketSource, nowMs: number): Promise<{ check: BatchCheck; sec: number }> {
+    const check: BatchCheck = { packets: 0, delivered: 0, drops: {} };
+    const t0 = performance.now();
+    while (src.remaining > 0) {
+      const list = r.fillMany(src, nowMs);
+      if (list.length === 0) break;
+      const c = await r.driveChecked(list);
+      check.packets += c.packets;
+      check.delivered += c.delivered;
+      for (const [k, v] of Object.entries(c.drops)) check.drops[k] = (check.drops[k] ?? 0) + v;
+    }
+    return { check, sec: (performance.now() - t0) / 1000 };
+  }
+
+  /** Timed runs: each at least minRunSec (whole passes over `list`). Returns Mpps per run. */
+  private async timedPasses(r: CoreRunner, list: number[]): Promise<number[]> {
+    const per = r.packetsIn(list);
+    // Warm-up: two untimed passes (JIT, caches), and a rate estimate to size the runs.
+    await r.drive(list);
+    const est = per / (await r.drive(list));
+    const passes = Math.max(1, Math.ceil((this.o.minRunSec * est) / per));
+    const out: number[] = [];
+    for (let k = 0; k < this.o.runs; k++) {
+      let sec = 0;
+      for (let p = 0; p < passes; p++) sec += await r.drive(list);
+      out.push((passes * per) / sec / 1e6);
+    }
+    return out;
+  }
+
+  private async established(S: number, W: number): Promise<string> {
+    const o = this.o;
+    const sc = benchScenario(this.base, S);
+    const fs = new FlowSpace(sc);
+    const wl = new EstablishedWorkload(fs, S, o.seed);
+    // Pre-load one packet per session (at least 16 batches), so every pass visits every session.
+    const streamPackets = Math.max(S, 16 * o.batchSize);
+    const r = this.runner(sc, W, S, Math.max(streamPackets, 3 * Math.min(S, 65536)), 46, 64);
+    try {
+      const setup = await this.setupThrough(r, wl.setup(), T_SETUP);
+      if (setup.check.delivered !== setup.check.packets) throw new Error(`bench: established set-up: ${checkText(setup.check)}`);
+      const list = r.fillMany(wl.stream(0), T_STREAM, streamPackets);
+      const check = await r.driveChecked(list);
+      if (check.delivered !== check.packets) throw new Error(`bench: established stream: ${checkText(check)}`);
+      const before = r.perWorkerPackets();
+      const mpps = await this.timedPasses(r, list);
+      const after = r.perWorkerPackets();
+      const res: WorkloadResult = {
+        workload: 'established', engine: 'core', workers: W, sessions: S,
+        input: wl.describe(),
+        measured: 'worker pool: batch hand-over through the shared ring + Dataplane per packet (checks, L4 checksum verify, lookup, composed rewrite, output copy); frames pre-loaded and dispatched before timing',
+        packetsPerRun: r.packetsIn(list) * Math.max(1, 1), samples: mpps, unit: 'Mpps',
+        notes: {
+          setupSec: setup.sec, setupCheck: checkText(setup.check), streamCheck: checkText(check),
+          sessionsInTable: r.sessions(), bytesPerSession: r.bytesPerSession(), tableBytes: r.tableBytes(),
+          perWorkerPackets: after.map((x, i) => x - before[i]), batchSize: o.batchSize, preloadedPackets: r.packetsIn(list),
+        },
+      };
+      this.results.push(res);
+      const f = makeFigure({
+        id: `established/sessions=${S}/workers=${W}/mpps`, workload: 'established', label: `established ${sessionsLabel(S)} sessions, ${W}w Mpps`,
+        unit: 'Mpps', samples: mpps, higherIsBetter: true, workers: W, sessions: S, engine: 'core',
+      });
+      this.figures.push(f, nsFigure(f));
+      if (W === 1 || !this.figures.some((x) => x.id === `established/sessions=${S}/bytes-per-session`)) {
+        if (!this.figures.some((x) => x.id === `established/sessions=${S}/bytes-per-session`)) {
+          this.figures.push(valueFigure({
+            id: `established/sessions=${S}/bytes-per-session`, workload: 'established', label: `shared memory per session (${sessionsLabel(S)})`,
+            unit: 'B/session', value: r.bytesPerSession(), higherIsBetter: false, sessions: S, engine: 'core',
+          }));
+        }
+      }
+      return `established ${sessionsLabel(S)} sessions, ${W} worker(s): ${f.median.toFixed(2)} Mpps (${(1000 / f.median).toFixed(0)} ns/packet; min ${f.min.toFixed(2)}, max ${f.max.toFixed(2)})`;
+    } finally {
+      await r.close();
+    }
+  }
+
+  private async setup(W: number): Promise<string> {
+    const o = this.o;
+    const P = o.setupPerRun;
+    const runs = o.runs + 1; // + warm-up
+    const cap = P * runs + 1024;
+    const sc = benchScenario(this.base, cap);
+    const fs = new FlowSpace(sc);
+    const wl = new SetupWorkload(fs, 0);
+    const r = this.runner(sc, W, cap, P, 46, 64);
+    try {
+      const rates: number[] = [];
+      let check: BatchCheck | null = null;
+      for (let k = 0; k < runs; k++) {
+        const list = r.fillMany(wl.stream(), T_SETUP + k, P);
+        if (k === 0) {
+          check = await r.driveChecked(list); // warm-up, and every packet must create its session
+          if (check.delivered !== check.packets) throw new Error(`bench: session setup: ${checkText(check)}`);
+          continue;
+        }
+        const sec = await r.drive(list);
+        rates.push(r.packetsIn(list) / sec);
+      }
+      this.results.push({
+        workload: 'setup', engine: 'core', workers: W, sessions: null,
+        input: wl.describe(),
+        measured: `worker pool: ${P} new flows per run, each a new conntrack entry + NAT mapping (slow path); the table grows from ${P} to ${cap - 1024} sessions over the runs`,
+        packetsPerRun: P, samples: rates, unit: 'sessions/s',
+        notes: { warmupCheck: check ? checkText(check) : null, sessionsInTable: r.sessions(), bytesPerSession: r.bytesPerSession() },
+      });
+      const f = makeFigure({ id: `setup/workers=${W}/sessions-per-s`, workload: 'setup', label: `session setup, ${W}w sessions/s`, unit: 'sessions/s', samples: rates, higherIsBetter: true, workers: W, engine: 'core' });
+      this.figures.push(f);
+      return `session setup, ${W} worker(s): ${(f.median / 1e6).toFixed(3)} M sessions/s (min ${(f.min / 1e6).toFixed(3)}, max ${(f.max / 1e6).toFixed(3)})`;
+    } finally {
+      await r.close();
+    }
+  }
+
+  private async mixed(W: number): Promise<string> {
+    const o = this.o;
+    const p = o.profile;
+    const P = o.mixedPerRun;
+    const runs = o.runs + 1;
+    const cap = Math.ceil(p.flows + P * runs * p.newFlowShare * 1.2) + 4096;
+    const sc = benchScenario(this.base, cap);
+    const fs = new FlowSpace(sc);
+    const wl = new MixedWorkload(fs, p, o.seed);
+    const sw = p.sizes.reduce((a, s) => a + s.weight, 0);
+    const avg = p.sizes.reduce((a, s) => a + s.bytes * s.weight, 0) / sw;
+    const r = this.runner(sc, W, cap, Math.max(P, 3 * Math.min(p.flows, 65536)) * 1.1, Math.max(avg * 1.3, 64), wl.maxLen);
+    try {
+      const setup = await this.setupThrough(r, wl.setup(), T_SETUP);
+      const rates: number[] = [];
+      let check: BatchCheck | null = null;
+      let bytes = 0;
+      let pk = 0;
+      for (let k = 0; k < runs; k++) {
+        const b0 = wl.counts.bytes;
+        const list = r.fillMany(wl.stream(), T_STREAM + k, P);
+        if (k === 0) {
+          check = await r.driveChecked(list);
+          continue;
+        }
+        const sec = await r.drive(list);
+        rates.push(r.packetsIn(list) / sec / 1e6);
+        bytes += wl.counts.bytes - b0;
+        pk += r.packetsIn(list);
+      }
+      this.results.push({
+        workload: 'mixed', engine: 'core', workers: W, sessions: p.flows,
+        input: wl.describe(),
+        measured: `worker pool, ${P} packets per run (fresh packets each run: new flows stay new), fast and slow path as the traffic needs`,
+        packetsPerRun: P, samples: rates, unit: 'Mpps',
+        notes: {
+          setupSec: setup.sec, setupCheck: checkText(setup.check), firstRunCheck: check ? checkText(check) : null,
+          meanIpBytes: pk ? bytes / pk : null, counts: { ...wl.counts }, sessionsInTable: r.sessions(),
+        },
+      });
+      const f = makeFigure({ id: `mixed/profile=${p.name}/workers=${W}/mpps`, workload: 'mixed', label: `mixed ${p.name}, ${W}w Mpps`, unit: 'Mpps', samples: rates, higherIsBetter: true, workers: W, sessions: p.flows, engine: 'core' });
+      const gbps = makeFigure({
+        id: `mixed/profile=${p.name}/workers=${W}/gbps`, workload: 'mixed', label: `mixed ${p.name}, ${W}w Gbit/s (IPv4 bytes)`, unit: 'Gbit/s',
+        samples: rates.map((m) => (m * 1e6 * (pk ? bytes / pk : 0) * 8) / 1e9), higherIsBetter: true, workers: W, engine: 'core',
+      });
+      this.figures.push(f, nsFigure(f), gbps);
+      return `mixed ${p.name}, ${W} worker(s): ${f.median.toFixed(2)} Mpps, ${gbps.median.toFixed(2)} Gbit/s (min ${f.min.toFixed(2)}, max ${f.max.toFixed(2)} Mpps)`;
+    } finally {
+      await r.close();
+    }
+  }
+
+  // ---- replay ---------------------------------------------------------------------------------------
+
+  private async prepareCapture(): Promise<{ path: string; scenario: Scenario; how: string; input: string; firstUs: number; cleanup: () => Promise<void> }> {
+    const o = this.o;
+    if (o.pcap) {
+      const c = await scenarioForCapture(o.pcap.path, o.pcap.inside);
+      let firstUs = 0;
+      const rd = await openCapture(o.pcap.path);
+      try {
+        for await (const rec of rd) {
+          firstUs = rec.timeUs;
+          break;
+        }
+      } finally {
+        await rd.close();
+      }
+      return { path: o.pcap.path, scenario: c.scenario, how: c.how, input: `capture ${o.pcap.path} (${c.hosts.records} records); scenario ${c.how}`, firstUs, cleanup: async () => {} };
+    }
+    // A capture of the mixed profile as seen at the VPC's edges: the inside host's packets, and the
+    // internet's replies addressed to the NAT's Elastic IP; raw IPv4 link type.
+    const p = o.profile;
+    const sc = benchScenario(this.base, p.flows + o.replayPackets + 4096);
+    const wl = new MixedWorkload(new FlowSpace(sc), p, o.seed + 100);
+    const c = oneCols();
+    const recs: Array<{ tsSec: number; tsNsec: number; data: Uint8Array }> = [];
+    const push = (src: PacketSource, count: number, nowMs: number) => {
+      for (let k = 0; k < count && src.remaining > 0; k++) {
+        const n = src.next(c, 0, 0, nowMs);
+        const us = c.timeMs[0] * 1000 + recs.length; // 1 µs apart within a phase
+        recs.push({ tsSec: Math.floor(us / 1e6), tsNsec: (us % 1e6) * 1000, data: c.inArena.slice(0, n) });
+      }
+    };
+    push(wl.setup(), Infinity, T_SETUP);
+    push(wl.stream(), o.replayPackets, T_STREAM + 1000);
+    const dir = await mkdtemp(join(tmpdir(), 'natlab-bench-'));
+    const path = join(dir, 'mixed.pcap');
+    await writeFile(path, encodePcap(recs, { linkType: LINKTYPE_RAW }));
+    return {
+      path, scenario: sc, how: 'built-in scenario (conntrack max raised)', firstUs: T_SETUP * 1000,
+      input: `generated capture (raw IPv4, ${recs.length} packets): ${p.flows} flows' set-up (3 packets each) then ${o.replayPackets} packets of ${describeProfile(p)}`,
+      cleanup: () => rm(dir, { recursive: true, force: true }),
+    };
+  }
+
+  private async replay(cap: { path: string; scenario: Scenario; how: string; input: string; firstUs: number }, engine: 'core' | 'model', W: number): Promise<string> {
+    const o = this.o;
+    const runs = engine === 'model' ? Math.min(o.runs, 3) : o.runs;
+    const rates: number[] = [];
+    let records = 0;
+    let delivered = 0;
+    for (let k = 0; k < runs; k++) {
+      const e: Engine = engine === 'core' ? createCoreEngine(cap.scenario, { workers: W, seed: o.seed }) : createModelEngine(cap.scenario, { seed: o.seed });
+      const keep: Engine = { ...e, name: e.name, process: (b) => e.process(b), advance: (t) => e.advance(t), conntrack: () => e.conntrack(), natCounters: () => e.natCounters(), close: async () => {} };
+      try {
+        if (engine === 'core') await e.process(warmupFrames(W, cap.firstUs)); // every worker thread is up before the clock starts
+        const t0 = performance.now();
+        const out = await runReplay({ input: cap.path, outDir: null, scenario: cap.scenario, scenarioHow: cap.how, engines: [engine], workers: W, seed: o.seed, engineFactory: async () => keep });
+        const sec = (performance.now() - t0) / 1000;
+        records = out.report.input.records;
+        delivered = out.report.engines[0]?.delivered ?? 0;
+        rates.push(out.report.input.records / sec / 1e6);
+      } finally {
+        await e.close();
+      }
+    }
+    this.results.push({
+      workload: 'replay', engine, workers: engine === 'core' ? W : null, sessions: null,
+      input: cap.input,
+      measured: '`natlab replay` end to end, one engine, a fresh engine per run (its threads started before the clock): read the capture, prepare frames (link strip, ingress), engine.process per 4096-packet chunk (core: copy into the shared arena, dispatch, hand-over, results as objects), flow re-addressing; no output files',
+      packetsPerRun: records, samples: rates, unit: 'Mpps',
+      notes: { records, delivered, runs },
+    });
+    const f = makeFigure({
+      id: `replay/${engine}${engine === 'core' ? `/workers=${W}` : ''}/mpps`, workload: 'replay', label: `replay ${engine}${engine === 'core' ? `, ${W}w` : ''} Mpps`,
+      unit: 'Mpps', samples: rates, higherIsBetter: true, workers: engine === 'core' ? W : undefined, engine,
+    });
+    this.figures.push(f);
+    return `replay (${records} packets, ${delivered} delivered) through ${engine}${engine === 'core' ? ` with ${W} worker(s)` : ''}: ${f.median.toFixed(3)} Mpps`;
+  }
+
+  // ---- baselines ---------------------------------------------------------------------------------
+
+  private async timeEngine(e: Engine, inputs: InputPacket[]): Promise<{ sec: number; delivered: number }> {
+    const t0 = performance.now();
+    const res = await e.process(inputs);
+    const sec = (performance.now() - t0) / 1000;
+    return { sec, delivered: res.filter((x) => x.fate === FATE_DELIVERED).length };
+  }
+
+  private async modelEstablished(S: number): Promise<string> {
+    const o = this.o;
+    const sc = benchScenario(this.base, S);
+    const wl = new EstablishedWorkload(new FlowSpace(sc), S, o.seed);
+    const e = createModelEngine(sc, { seed: o.seed });
+    try {
+      await e.process(toInputs(wl.setup(), Infinity, T_SETUP));
+      const runs = Math.min(o.runs, 3);
+      const rates: number[] = [];
+      let delivered = 0;
+      for (let k = 0; k <= runs; k++) {
+        const inputs = toInputs(wl.stream(k * o.modelPackets), o.modelPackets, T_STREAM);
+        const t = await this.timeEngine(e, inputs);
+        delivered = t.delivered;
+        if (k > 0) rates.push(inputs.length / t.sec / 1e6);
+      }
+      this.pushModel('established', `established/sessions=${S}/model/mpps`, `model: established ${sessionsLabel(S)} Mpps`, S, rates, wl.describe(),
+        `reference model, Engine.process over ${o.modelPackets} packets per run (a sample of the same stream the core gets; rates are per packet)`, { delivered, of: o.modelPackets });
+      return `model, established ${sessionsLabel(S)}: ${median(rates).toFixed(3)} Mpps (sample of ${o.modelPackets} packets per run)`;
+    } finally {
+      await e.close();
+    }
+  }
+
+  private async modelSetup(): Promise<string> {
+    const o = this.o;
+    const n = o.modelPackets;
+    const runs = Math.min(o.runs, 3);
+    const sc = benchScenario(this.base, n * (runs + 1) + 1024);
+    const wl = new SetupWorkload(new FlowSpace(sc), 0);
+    const e = createModelEngine(sc, { seed: o.seed });
+    try {
+      const rates: number[] = [];
+      for (let k = 0; k <= runs; k++) {
+        const inputs = toInputs(wl.stream(), n, T_SETUP + k);
+        const t = await this.timeEngine(e, inputs);
+        if (k > 0) rates.push(inputs.length / t.sec);
+      }
+      this.results.push({
+        workload: 'setup', engine: 'model', workers: null, sessions: null, input: wl.describe(),
+        measured: `reference model, Engine.process over ${n} new flows per run (a sample; rates are per packet)`, packetsPerRun: n, samples: rates, unit: 'sessions/s', notes: {},
+      });
+      this.figures.push(makeFigure({ id: 'setup/model/sessions-per-s', workload: 'setup', label: 'model: session setup sessions/s', unit: 'sessions/s', samples: rates, higherIsBetter: true, engine: 'model' }));
+      return `model, session setup: ${(median(rates) / 1e6).toFixed(3)} M sessions/s`;
+    } finally {
+      await e.close();
+    }
+  }
+
+  private async modelMixed(): Promise<string> {
+    const o = this.o;
+    const p = o.profile;
+    const runs = Math.min(o.runs, 3);
+    const sc = benchScenario(this.base, Math.ceil(p.flows + o.modelPackets * (runs + 1) * p.newFlowShare * 1.2) + 4096);
+    const wl = new MixedWorkload(new FlowSpace(sc), p, o.seed);
+    const e = createModelEngine(sc, { seed: o.seed });
+    try {
+      await e.process(toInputs(wl.setup(), Infinity, T_SETUP));
+      const rates: number[] = [];
+      for (let k = 0; k <= runs; k++) {
+        const inputs = toInputs(wl.stream(), o.modelPackets, T_STREAM + k);
+        const t = await this.timeEngine(e, inputs);
+        if (k > 0) rates.push(inputs.length / t.sec / 1e6);
+      }
+      this.pushModel('mixed', `mixed/profile=${p.name}/model/mpps`, `model: mixed ${p.name} Mpps`, p.flows, rates, wl.describe(),
+        `reference model, Engine.process over ${o.modelPackets} packets per run (the start of the same stream the core gets; rates are per packet)`, {});
+      return `model, mixed ${p.name}: ${median(rates).toFixed(3)} Mpps`;
+    } finally {
+      await e.close();
+    }
+  }
+
+  private pushModel(workload: WorkloadName, id: string, label: string, sessions: number, rates: number[], input: string, measured: string, notes: Record<string, unknown>): void {
+    this.results.push({ workload, engine: 'model', workers: null, sessions, input, measured, packetsPerRun: this.o.modelPackets, samples: rates, unit: 'Mpps', notes });
+    this.figures.push(makeFigure({ id, workload, label, unit: 'Mpps', samples: rates, higherIsBetter: true, sessions, engine: 'model' }));
+  }
+
+  private async kernel(): Promise<string> {
+    const o = this.o;
+    const pre = await checkKernelPrerequisites();
+    if (!pre.ok) {
+      this.notes.push(`kernel oracle not measured: ${pre.missing.join('; ')}`);
+      return `kernel oracle skipped: ${pre.missing.join('; ')}`;
+    }
+    const S = 16;
+    const sc = benchScenario(this.base, 1024);
+    const wl = new EstablishedWorkload(new FlowSpace(sc), S, o.seed);
+    const e = await createKernelEngine(sc, { timeMode: 'compress', seed: o.seed });
+    const measured =
+      'Linux netfilter in network namespaces, one packet at a time: inject on a veth through an AF_PACKET agent, wait until the capture points are quiet (settle 3 ms), collect — includes the cost of veth, injection and capture, so it is a per-packet round trip, not the kernel\'s forwarding capacity';
+    try {
+      await e.process(toInputs(wl.setup(), Infinity, T_SETUP));
+      const est = toInputs(wl.stream(0), o.kernelPackets, T_STREAM);
+      const a = await this.timeEngine(e, est);
+      const sw = new SetupWorkload(new FlowSpace(sc), 1000);
+      const nw = toInputs(sw.stream(), o.kernelPackets, T_STREAM + 1);
+      const b = await this.timeEngine(e, nw);
+      const estRate = est.length / a.sec / 1e6;
+      const setupRate = nw.length / b.sec;
+      this.results.push({
+        workload: 'established', engine: 'kernel', workers: null, sessions: S, input: `${wl.describe()} (short run: ${est.length} packets)`, measured,
+        packetsPerRun: est.length, samples: [estRate], unit: 'Mpps', notes: { delivered: a.delivered, warnings: e.warnings },
+      });
+      this.results.push({
+        workload: 'setup', engine: 'kernel', workers: null, sessions: null, input: `${sw.describe()} (short run: ${nw.length} new flows)`, measured,
+        packetsPerRun: nw.length, samples: [setupRate], unit: 'sessions/s', notes: { delivered: b.delivered },
+      });
+      this.figures.push(makeFigure({ id: 'established/kernel/mpps', workload: 'established', label: `kernel: established (${S} sessions) Mpps`, unit: 'Mpps', samples: [estRate], higherIsBetter: true, sessions: S, engine: 'kernel' }));
+      this.figures.push(makeFigure({ id: 'setup/kernel/sessions-per-s', workload: 'setup', label: 'kernel: session setup sessions/s', unit: 'sessions/s', samples: [setupRate], higherIsBetter: true, engine: 'kernel' }));
+      return `kernel oracle (incl. veth + injection): established ${(estRate * 1e6).toFixed(0)} packets/s (${a.delivered}/${est.length} delivered), setup ${setupRate.toFixed(0)} sessions/s`;
+    } finally {
+      await e.close();
+    }
+  }
+
+  private async runMicro(): Promise<string> {
+    this.micro = await runMicro({ time: this.o.microTimeMs });
+    for (const m of this.micro) {
+      this.figures.push(makeFigure({
+        id: `micro/${m.group}/${m.name}`, workload: 'micro', label: m.name, unit: 'ns/op', samples: [m.nsMedian, m.nsMin, m.nsMax].filter(Number.isFinite),
+        higherIsBetter: false, engine: m.group === 'core' ? 'core' : undefined,
+      }));
+      const f = this.figures[this.figures.length - 1];
+      f.median = m.nsMedian;
+    }
+    return `microbenchmarks: ${this.micro.length} tasks`;
+  }
+
+  // ---- derived figures: scaling, ratios --------------------------------------------------------
+
+  private derive(): void {
+    const find = (id: string) => this.figures.find((f) => f.id === id);
+    const W = this.o.workers;
+    const add: Figure[] = [];
+    // Scaling efficiency vs one worker: rate(W) / (W × rate(1)).
+    for (const f of this.figures) {
+      if (f.engine !== 'core' || !f.workers || f.workers === 1 || !/\/(mpps|sessions-per-s)$/.test(f.id)) continue;
+      const one = find(f.id.replace(`/workers=${f.workers}/`, '/workers=1/'));
+      if (!one) continue;
+      add.push(valueFigure({
+        id: f.id.replace(/\/(mpps|sessions-per-s)$/, '/scaling'), workload: f.workload, label: `${f.label.replace(/ (Mpps|sessions\/s)$/, '')} scaling efficiency vs 1 worker`,
+        unit: 'x', value: f.median / (f.workers * one.median), higherIsBetter: true, workers: f.workers, sessions: f.sessions, engine: 'core',
+        samples: f.samples.map((x) => x / (f.workers! * one.median)),
+      }));
+    }
+    // Ratios of the baselines to the core (same workload; core at 1 worker and at the most workers).
+    const wMax = Math.max(...W);
+    const ratio = (baseId: string, coreId: (w: number) => string, label: string, extra: Partial<Figure> = {}) => {
+      const b = find(baseId);
+      if (!b) return;
+      for (const w of new Set([1, wMax])) {
+        const c = find(coreId(w));
+        if (!c) continue;
+        add.push(valueFigure({
+          id: `${baseId.replace(/\/(mpps|sessions-per-s)$/, '')}/ratio-to-core-workers=${w}`, workload: b.workload,
+          label: `${label}: core (${w}w) / ${b.engine}`, unit: 'x', value: c.median / b.median, higherIsBetter: true, workers: w, engine: b.engine, ...extra,
+        }));
+      }
+    };
+    for (const s of this.o.sessions) ratio(`established/sessions=${s}/model/mpps`, (w) => `established/sessions=${s}/workers=${w}/mpps`, `established ${sessionsLabel(s)}`, { sessions: s });
+    ratio('setup/model/sessions-per-s', (w) => `setup/workers=${w}/sessions-per-s`, 'session setup');
+    ratio(`mixed/profile=${this.o.profile.name}/model/mpps`, (w) => `mixed/profile=${this.o.profile.name}/workers=${w}/mpps`, `mixed ${this.o.profile.name}`);
+    ratio('replay/model/mpps', (w) => `replay/core/workers=${w}/mpps`, 'replay');
+    // Kernel: against the core at the smallest session count measured.
+    const sMin = Math.min(...this.o.sessions);
+    ratio('established/kernel/mpps', (w) => `established/sessions=${sMin}/workers=${w}/mpps`, `established (kernel ${16} sessions, core ${sessionsLabel(sMin)})`);
+    ratio('setup/kernel/sessions-per-s', (w) => `setup/workers=${w}/sessions-per-s`, 'session setup');
+    this.figures.push(...add);
+  }
+}
+
+/** --quick caps the mixed profile's active flows (their set-up dominates a quick run). */
+export const QUICK_PROFILE_FLOWS = 2000;
+
+export async function runBench(o: BenchOptions, progress: (e: ProgressEvent) => void = () => {}): Promise<BenchReport> {
+  const t0 = performance.now();
+  const start = loadavg();
+  const capped: string[] = [];
+  if (o.quick && o.profile.flows > QUICK_PROFILE_FLOWS) {
+    capped.push(`--quick: the profile's ${o.profile.flows} active flows are capped at ${QUICK_PROFILE_FLOWS}`);
+    o = { ...o, profile: { ...o.profile, flows: QUICK_PROFILE_FLOWS } };
+  }
+  const s = new Suite(o, progress);
+  s.notes.push(...capped);
+  await s.run();
+  const notes = [...s.notes];
+  const end = loadavg();
+  const cores = availableParallelism();
+  if (Math.max(start[0], end[0]) > cores * 0.75) {
+    notes.push(`the machine was busy: load average ${start[0].toFixed(1)} at start, ${end[0].toFixed(1)} at end on ${cores} cores — other processes competed for the CPUs, figures are pessimistic and noisy`);
+  }
+  return {
+    kind: 'natlab-bench', version: 1, date: new Date().toISOString(), machine: machineInfo(),
+    parameters: { ...o, profile: o.profile, profileDescription: describeProfile(o.profile) },
+    durationSec: (performance.now() - t0) / 1000, load: { start, end },
+    results: s.results, figures: s.figures, micro: s.micro, notes,
+  };
+}
+

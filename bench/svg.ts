@@ -1,0 +1,143 @@
+// Hand-written SVG charts of a benchmark report (no chart library): throughput vs sessions per
+// worker count, and scaling with workers. Plain SVG 1.1 with inline styles, so any browser (and
+// GitHub's Markdown view) shows them.
+import type { BenchReport } from './suite.ts';
+import { type Figure, sessionsLabel } from './figures.ts';
+
+const W = 720;
+const H = 420;
+const M = { l: 70, r: 170, t: 50, b: 60 };
+const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf'];
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+function niceMax(v: number): number {
+  if (!(v > 0)) return 1;
+  const p = Math.pow(10, Math.floor(Math.log10(v)));
+  for (const m of [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= v) return m * p;
+  return 10 * p;
+}
+
+function ticks(max: number): number[] {
+  const step = max / 5;
+  return [0, 1, 2, 3, 4, 5].map((k) => k * step);
+}
+
+function tickLabel(v: number): string {
+  if (v === 0) return '0';
+  if (v >= 100) return v.toFixed(0);
+  if (v >= 10) return v.toFixed(1).replace(/\.0$/, '');
+  return v.toFixed(2).replace(/0$/, '').replace(/\.0$/, '');
+}
+
+interface Series {
+  name: string;
+  color: string;
+  dashed?: boolean;
+  points: Array<{ x: number; y: number; lo?: number; hi?: number }>;
+}
+
+function chart(title: string, subtitle: string, xLabel: string, yLabel: string, xs: Array<{ v: number; label: string }>, series: Series[], yMaxHint = 0): string {
+  const pw = W - M.l - M.r;
+  const ph = H - M.t - M.b;
+  const yMax = niceMax(Math.max(yMaxHint, ...series.flatMap((s) => s.points.map((p) => Math.max(p.y, p.hi ?? 0)))));
+  const xi = new Map(xs.map((x, i) => [x.v, i]));
+  const xPos = (v: number) => M.l + (xs.length === 1 ? pw / 2 : ((xi.get(v) ?? 0) * pw) / (xs.length - 1));
+  const yPos = (v: number) => M.t + ph - (Math.max(0, v) / yMax) * ph;
+  const o: string[] = [];
+  o.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="12">`);
+  o.push(`<title>${esc(title)}</title>`);
+  o.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff"/>`);
+  o.push(`<text x="${M.l}" y="22" font-size="15" font-weight="bold" fill="#222">${esc(title)}</text>`);
+  o.push(`<text x="${M.l}" y="39" font-size="11" fill="#666">${esc(subtitle)}</text>`);
+  for (const t of ticks(yMax)) {
+    const y = yPos(t).toFixed(1);
+    o.push(`<line x1="${M.l}" y1="${y}" x2="${M.l + pw}" y2="${y}" stroke="#e5e5e5" stroke-width="1"/>`);
+    o.push(`<text x="${M.l - 8}" y="${y}" text-anchor="end" dominant-baseline="middle" fill="#444">${tickLabel(t)}</text>`);
+  }
+  for (const x of xs) {
+    const px = xPos(x.v).toFixed(1);
+    o.push(`<line x1="${px}" y1="${M.t + ph}" x2="${px}" y2="${M.t + ph + 5}" stroke="#444"/>`);
+    o.push(`<text x="${px}" y="${M.t + ph + 19}" text-anchor="middle" fill="#444">${esc(x.label)}</text>`);
+  }
+  o.push(`<line x1="${M.l}" y1="${M.t + ph}" x2="${M.l + pw}" y2="${M.t + ph}" stroke="#444"/>`);
+  o.push(`<line x1="${M.l}" y1="${M.t}" x2="${M.l}" y2="${M.t + ph}" stroke="#444"/>`);
+  o.push(`<text x="${M.l + pw / 2}" y="${H - 14}" text-anchor="middle" fill="#222">${esc(xLabel)}</text>`);
+  o.push(`<text x="18" y="${M.t + ph / 2}" text-anchor="middle" fill="#222" transform="rotate(-90 18 ${M.t + ph / 2})">${esc(yLabel)}</text>`);
+  series.forEach((s, k) => {
+    const pts = s.points.filter((p) => Number.isFinite(p.y) && xi.has(p.x));
+    if (pts.length === 0) return;
+    const d = pts.map((p, i) => `${i ? 'L' : 'M'}${xPos(p.x).toFixed(1)},${yPos(p.y).toFixed(1)}`).join(' ');
+    o.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
+    for (const p of pts) {
+      const px = xPos(p.x).toFixed(1);
+      if (p.lo !== undefined && p.hi !== undefined && Number.isFinite(p.lo) && Number.isFinite(p.hi)) {
+        o.push(`<line x1="${px}" y1="${yPos(p.lo).toFixed(1)}" x2="${px}" y2="${yPos(p.hi).toFixed(1)}" stroke="${s.color}" stroke-width="1.5"/>`);
+        for (const v of [p.lo, p.hi]) o.push(`<line x1="${(xPos(p.x) - 4).toFixed(1)}" y1="${yPos(v).toFixed(1)}" x2="${(xPos(p.x) + 4).toFixed(1)}" y2="${yPos(v).toFixed(1)}" stroke="${s.color}" stroke-width="1.5"/>`);
+      }
+      if (!s.dashed) o.push(`<circle cx="${px}" cy="${yPos(p.y).toFixed(1)}" r="3.5" fill="${s.color}"><title>${esc(`${s.name}: ${tickLabel(p.y)}`)}</title></circle>`);
+    }
+    const ly = M.t + 10 + k * 20;
+    const lx = M.l + pw + 18;
+    o.push(`<line x1="${lx}" y1="${ly}" x2="${lx + 24}" y2="${ly}" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
+    o.push(`<text x="${lx + 30}" y="${ly}" dominant-baseline="middle" fill="#222">${esc(s.name)}</text>`);
+  });
+  o.push('</svg>');
+  return o.join('\n') + '\n';
+}
+
+function coreFig(r: BenchReport, re: RegExp): Figure[] {
+  return r.figures.filter((f) => f.engine === 'core' && re.test(f.id));
+}
+
+/** Throughput (Mpps) vs established sessions, one line per worker count, min–max bars. */
+export function throughputChart(r: BenchReport): string | null {
+  const figs = coreFig(r, /^established\/sessions=\d+\/workers=\d+\/mpps$/);
+  if (figs.length === 0) return null;
+  const sessions = [...new Set(figs.map((f) => f.sessions!))].sort((a, b) => a - b);
+  const workers = [...new Set(figs.map((f) => f.workers!))].sort((a, b) => a - b);
+  const series: Series[] = workers.map((w, k) => ({
+    name: `core, ${w} worker${w > 1 ? 's' : ''}`,
+    color: COLORS[k % COLORS.length],
+    points: figs.filter((f) => f.workers === w).map((f) => ({ x: f.sessions!, y: f.median, lo: f.min, hi: f.max })),
+  }));
+  const model = r.figures.filter((f) => /^established\/sessions=\d+\/model\/mpps$/.test(f.id));
+  if (model.length) series.push({ name: 'reference model', color: '#7f7f7f', points: model.map((f) => ({ x: f.sessions!, y: f.median, lo: f.min, hi: f.max })) });
+  const m = r.machine as Record<string, unknown>;
+  return chart(
+    'Established-flow throughput vs sessions',
+    `64-byte frames (46-byte IPv4 UDP), median of runs, bars min–max · ${m.cpu}, ${m.cores} cores, ${m.node} · ${r.date.slice(0, 10)} ${m.commit}`,
+    'established sessions (log scale)', 'Mpps',
+    sessions.map((s) => ({ v: s, label: sessionsLabel(s) })), series,
+  );
+}
+
+/** Rate vs workers per workload/session count, with the ideal linear scaling dashed. */
+export function scalingChart(r: BenchReport): string | null {
+  const figs = coreFig(r, /^(established\/sessions=\d+|mixed\/profile=[^/]+)\/workers=\d+\/mpps$/);
+  const workers = [...new Set(figs.map((f) => f.workers!))].sort((a, b) => a - b);
+  if (workers.length < 2) return null;
+  const groups = new Map<string, Figure[]>();
+  for (const f of figs) {
+    const key = f.id.replace(/\/workers=\d+\/mpps$/, '');
+    groups.set(key, [...(groups.get(key) ?? []), f]);
+  }
+  const series: Series[] = [];
+  let k = 0;
+  for (const [key, fs] of groups) {
+    const color = COLORS[k++ % COLORS.length];
+    const name = key.startsWith('established') ? `established ${sessionsLabel(fs[0].sessions!)}` : key.replace('mixed/profile=', 'mixed ');
+    series.push({ name, color, points: fs.map((f) => ({ x: f.workers!, y: f.median, lo: f.min, hi: f.max })) });
+    const one = fs.find((f) => f.workers === 1);
+    if (one) series.push({ name: `${name}: ideal`, color, dashed: true, points: workers.map((w) => ({ x: w, y: one.median * w })) });
+  }
+  const m = r.machine as Record<string, unknown>;
+  return chart(
+    'Scaling with worker threads',
+    `median Mpps per worker count, bars min–max; dashed: ideal (workers × 1-worker rate) · ${m.cpu}, ${m.cores} cores · ${r.date.slice(0, 10)} ${m.commit}`,
+    'workers', 'Mpps',
+    workers.map((w) => ({ v: w, label: String(w) })), series,
+  );
+}
