@@ -78,6 +78,10 @@ export interface CtLookup {
   dir: number;
 }
 
+function srcKey(proto: number, src: number, sport: number): string {
+  return `${proto}|${src}|${sport}`;
+}
+
 function newTcpInfo(): TcpInfo {
   return {
     state: TCP_NONE, closeInit: [false, false], lastDir: DIR_ORIG, lastIndex: TCP_NONE_SET,
@@ -91,6 +95,8 @@ export class ConntrackTable {
   private readonly byTuple = new Map<string, CtLookup>();
   /** Confirmed entries in allocation order. */
   private readonly entries = new Map<number, CtEntry>();
+  /** nf_nat_bysource: confirmed entries by (proto, original source address, source port/id). */
+  private readonly bySrc = new Map<string, Set<CtEntry>>();
   private nextId = 1;
   /** Lower bound of every entry's expiry (lets expire() skip the scan). */
   private minExpiryMs = Infinity;
@@ -168,6 +174,10 @@ export class ConntrackTable {
     this.byTuple.set(k0, { entry: e, dir: DIR_ORIG });
     this.byTuple.set(k1, { entry: e, dir: DIR_REPLY });
     this.entries.set(e.id, e);
+    const sk = srcKey(e.proto, e.tuples[0].src, e.tuples[0].sport);
+    let set = this.bySrc.get(sk);
+    if (!set) this.bySrc.set(sk, (set = new Set()));
+    set.add(e);
     if (e.expiresMs < this.minExpiryMs) this.minExpiryMs = e.expiresMs;
     return true;
   }
@@ -179,6 +189,10 @@ export class ConntrackTable {
     this.entries.delete(e.id);
     this.byTuple.delete(tupleKey(e.proto, e.tuples[0]));
     this.byTuple.delete(tupleKey(e.proto, e.tuples[1]));
+    const sk = srcKey(e.proto, e.tuples[0].src, e.tuples[0].sport);
+    const set = this.bySrc.get(sk);
+    set?.delete(e);
+    if (set && set.size === 0) this.bySrc.delete(sk);
   }
 
   /**
@@ -198,11 +212,9 @@ export class ConntrackTable {
    * original source address and source port (ICMP: id), newest first (hlist_add_head_rcu).
    */
   bySource(proto: number, src: number, sport: number): CtEntry[] {
-    const out: CtEntry[] = [];
-    for (const e of this.entries.values()) {
-      if (e.proto === proto && e.srcNatDone && e.tuples[0].src === src && e.tuples[0].sport === sport) out.push(e);
-    }
-    return out.reverse();
+    const set = this.bySrc.get(srcKey(proto, src, sport));
+    if (!set) return [];
+    return [...set].filter((e) => e.srcNatDone).sort((a, b) => b.id - a.id);
   }
 }
 

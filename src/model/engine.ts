@@ -46,6 +46,8 @@ import { tupleText } from './tuple.ts';
 export const MAX_INSTANCE_HOPS = 8;
 /** The IGW sends a packet addressed to a VPC Elastic IP back in at most this often per input. */
 export const MAX_HAIRPINS = 4;
+const EMPTY = new Uint8Array(0);
+
 /** The only interface of an instance. */
 export const ETH0 = 'eth0';
 
@@ -104,6 +106,8 @@ export class ModelEngine implements Engine {
   readonly name = 'model';
   private nowMs = 0;
   private readonly rng: Prng;
+  /** Copy the packet into every Hop (processOne); process() turns it off. */
+  private recordHopPackets = true;
   /** Conntrack table per instance index (null for plain hosts). */
   private readonly tables: (ConntrackTable | null)[];
   /** nat counters per instance index and chain. */
@@ -125,10 +129,16 @@ export class ModelEngine implements Engine {
   // --- Engine -----------------------------------------------------------------------------------
 
   async process(batch: readonly InputPacket[]): Promise<PacketResult[]> {
-    return batch.map((p) => {
-      const r = this.processOne(p);
-      return { fate: r.fate, reason: r.reason, detail: r.detail, ct: r.ct, outputs: r.outputs };
-    });
+    // The Engine API needs no hops: skip copying the packet at every hop.
+    this.recordHopPackets = false;
+    try {
+      return batch.map((p) => {
+        const r = this.processOne(p);
+        return { fate: r.fate, reason: r.reason, detail: r.detail, ct: r.ct, outputs: r.outputs };
+      });
+    } finally {
+      this.recordHopPackets = true;
+    }
   }
 
   async advance(timeUs: number): Promise<void> {
@@ -217,11 +227,11 @@ export class ModelEngine implements Engine {
   }
 
   private hop(w: Walk, name: string, pkt: Uint8Array, note: string): void {
-    w.hops.push({ name: w.prefix + name, packet: pkt.slice(), note });
+    w.hops.push({ name: w.prefix + name, packet: this.recordHopPackets ? pkt.slice() : EMPTY, note });
   }
 
   private drop(w: Walk, reason: number, name: string, pkt: Uint8Array, note: string, detail = 0): void {
-    w.hops.push({ name: w.prefix + name, packet: pkt.slice(), note: `DROP ${reasonName(reason)}: ${note}`, drop: reason });
+    w.hops.push({ name: w.prefix + name, packet: this.recordHopPackets ? pkt.slice() : EMPTY, note: `DROP ${reasonName(reason)}: ${note}`, drop: reason });
     if (w.prefix) return; // a generated packet's fate does not change the input's
     w.fate = FATE_DROPPED;
     w.reason = reason;
@@ -229,7 +239,7 @@ export class ModelEngine implements Engine {
   }
 
   private deliver(w: Walk, egress: number, name: string, pkt: Uint8Array, note: string): void {
-    w.hops.push({ name: w.prefix + name, packet: pkt.slice(), note, egress });
+    w.hops.push({ name: w.prefix + name, packet: this.recordHopPackets ? pkt.slice() : EMPTY, note, egress });
     w.outputs.push({ egress, frame: pkt.slice() });
     if (w.prefix) return;
     w.delivered = w.outputs.length - 1;
