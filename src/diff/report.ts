@@ -103,17 +103,13 @@ export interface ReplayReport {
   agree: boolean;
   exitCode: number;
   wallMs: number;
-  /** Input packets per second over the whole run (all engines). */
+  /** Input packets per second through all engines, from the first packet to the end (engine start-up excluded). */
   pps: number;
   peakRssMb: number;
 }
 
 function n(x: number): string {
   return x.toLocaleString('en-US');
-}
-
-function pct(a: number, b: number): string {
-  return b ? ` (${((100 * a) / b).toFixed(1)}%)` : '';
 }
 
 function table(rows: string[][]): string[] {
@@ -151,12 +147,26 @@ export function formatReplaySummary(r: ReplayReport, maxDiffs = 10): string {
     row('re-addressed (EIP 1:1)', (e) => n(e.readdressed.elasticIp));
     row('left unmapped', (e) => n(e.readdressed.unmapped));
   }
-  const points = [...new Set(es.flatMap((e) => Object.keys(e.outputs)))];
+  const points = [...new Set(es.flatMap((e) => Object.keys(e.outputs)))].filter((p) => es.some((e) => (e.outputs[p]?.frames ?? 0) > 0));
   for (const p of points) row(`out ${p}`, (e) => n(e.outputs[p]?.frames ?? 0));
+  row('engine time (s)', (e) => (e.engineMs / 1000).toFixed(2));
   L.push(...table(rows).map((s) => `  ${s}`));
   if (r.readdressExamples.length) {
     L.push('', '  re-addressed far-side packets (first ones):');
-    for (const x of r.readdressExamples.slice(0, 8)) L.push(`    #${x.input} ${x.engine} [${x.how}]: ${x.from}${x.how === 'unmapped' ? ' (no mapping: replayed as captured)' : `  ->  ${x.to}`}`);
+    // One line per input when every engine re-addressed it the same way.
+    const byInput = new Map<number, ReaddressExample[]>();
+    for (const x of r.readdressExamples) byInput.set(x.input, [...(byInput.get(x.input) ?? []), x]);
+    let shown = 0;
+    for (const [input, xs] of byInput) {
+      if (shown++ >= 6) break;
+      const same = xs.every((x) => x.how === xs[0].how && x.to === xs[0].to);
+      const groups = same ? [xs] : xs.map((x) => [x]);
+      for (const g of groups) {
+        const x = g[0];
+        const who = g.map((y) => y.engine).join(', ');
+        L.push(`    #${input} [${who}: ${x.how}] ${x.from}${x.how === 'unmapped' ? ' (no mapping: replayed as captured)' : `\n        -> ${x.to}`}`);
+      }
+    }
   }
   L.push('');
   const d = r.differences;
@@ -174,11 +184,7 @@ export function formatReplaySummary(r: ReplayReport, maxDiffs = 10): string {
   }
   for (const note of d.notes) L.push(`  note: ${note}`);
   L.push('');
-  L.push(`  ${n(i.records)} packets x ${es.length} engine(s) in ${(r.wallMs / 1000).toFixed(2)} s: ${n(Math.round(r.pps))} pps, peak RSS ${r.peakRssMb.toFixed(0)} MB; exit ${r.exitCode} (${r.exitCode === 0 ? 'engines agree' : r.exitCode === 1 ? 'engines differ' : 'bad input'})`);
+  L.push(`  ${n(i.records)} packets x ${es.length} engine(s) in ${(r.wallMs / 1000).toFixed(2)} s (start-up included): ${n(Math.round(r.pps))} pps, peak RSS ${r.peakRssMb.toFixed(0)} MB; exit ${r.exitCode} (${r.exitCode === 0 ? 'engines agree' : r.exitCode === 1 ? 'engines differ' : 'bad input'})`);
   return L.join('\n');
 }
 
-/** Percent helper for callers that print ratios. */
-export function percentText(a: number, b: number): string {
-  return pct(a, b);
-}
