@@ -64,7 +64,7 @@ export function inboundKey(pv: PacketView): string | null {
  * evicted is replayed unmapped.
  */
 export class FlowMappings {
-  private readonly map = new Map<string, number>();
+  private readonly map = new Map<string, { m: number; t: number }>();
   evicted = 0;
   constructor(readonly cap: number) {}
 
@@ -76,18 +76,31 @@ export class FlowMappings {
   }
   /** Packed mapping (addr * 65536 + port) or -1. */
   get(key: string): number {
-    return this.map.get(key) ?? -1;
+    return this.map.get(key)?.m ?? -1;
   }
-  set(key: string, addr: number, port: number): void {
+  /** When the flow last sent an outbound packet the engine forwarded (µs), or -1. */
+  lastUs(key: string): number {
+    return this.map.get(key)?.t ?? -1;
+  }
+  /** Records that the flow's outbound packet at `timeUs` was forwarded (mapping unchanged). */
+  touch(key: string, timeUs: number): void {
+    const e = this.map.get(key);
+    if (e) e.t = timeUs;
+  }
+  set(key: string, addr: number, port: number, timeUs = 0): void {
     const v = (addr >>> 0) * 65536 + (port & 0xffff);
-    if (this.map.get(key) === v) return;
+    const e = this.map.get(key);
+    if (e && e.m === v) {
+      e.t = timeUs;
+      return;
+    }
     this.map.delete(key);
     if (this.map.size >= this.cap) {
       const oldest = this.map.keys().next().value as string;
       this.map.delete(oldest);
       this.evicted++;
     }
-    this.map.set(key, v);
+    this.map.set(key, { m: v, t: timeUs });
   }
 }
 

@@ -180,6 +180,8 @@ class EngineRunState {
   readonly keptRaw: Array<{ fed: Uint8Array | null; timeUs: number; ingress: number; result: PacketResult }> | null;
   readonly normaliser: OutputNormaliser | undefined;
   conntrackCount: number | null = null;
+  /** A flow idle this long may have lost its conntrack entry (the scenario's shortest timeout). */
+  readonly mappingStaleUs: number;
 
   constructor(
     readonly name: string,
@@ -193,6 +195,7 @@ class EngineRunState {
     this.kept = keep ? [] : null;
     this.keptRaw = keep ? [] : null;
     this.normaliser = normaliser;
+    this.mappingStaleUs = Math.min(...Object.values(out.scenario.conntrack.timeouts)) * 1e6;
     this.summary = {
       engine: name, packetsIn: 0, delivered: 0, dropped: 0, droppedByReason: {}, translated: 0, sessionsCreated: 0,
       ct: {}, outputs: {}, generated: 0, readdressed: { flow: 0, elasticIp: 0, unmapped: 0 }, mappingsEvicted: 0,
@@ -510,7 +513,8 @@ async function feedEngine(st: EngineRunState, frames: PreparedFrame[], maxEx: nu
   const s = st.out.scenario;
   let batch: InputPacket[] = [];
   let idx: number[] = [];
-  const pending = new Set<string>();
+  /** Outbound flows in the batch being assembled, with the time of their latest packet. */
+  const pending = new Map<string, number>();
   const pvIn = new PacketView();
   const flush = async () => {
     if (batch.length === 0) return;
@@ -523,7 +527,10 @@ async function feedEngine(st: EngineRunState, frames: PreparedFrame[], maxEx: nu
       const r = res[j];
       st.results[i] = r;
       const p = frames[i];
-      if (p.outKey !== null && r.fate === FATE_DELIVERED && (r.ct === CT_NEW || !st.mappings.has(p.outKey))) learn(st, p, batch[j].frame, r, pvIn, pvOut);
+      if (p.outKey !== null && r.fate === FATE_DELIVERED) {
+        if (r.ct === CT_NEW || !st.mappings.has(p.outKey)) learn(st, p, batch[j].frame, r, pvIn, pvOut);
+        else st.mappings.touch(p.outKey, p.timeUs);
+      }
     }
     batch = [];
     idx = [];
@@ -534,7 +541,15 @@ async function feedEngine(st: EngineRunState, frames: PreparedFrame[], maxEx: nu
     if (p.ingress === INGRESS_NOWHERE || p.frame === null) continue;
     let frame = p.frame;
     if (p.remapInstance >= 0) {
-      if (p.inKey !== null && pending.has(p.inKey)) await flush();
+      // Flush first when a pending outbound packet of this flow may create or change its mapping:
+      // no mapping yet, or the flow was idle long enough that its entry may have expired.
+      if (p.inKey !== null) {
+        const t = pending.get(p.inKey);
+        if (t !== undefined) {
+          const last = st.mappings.lastUs(p.inKey);
+          if (last < 0 || t - last >= st.mappingStaleUs) await flush();
+        }
+      }
       const m = p.inKey !== null ? st.mappings.get(p.inKey) : -1;
       const inst = s.instances[p.remapInstance];
       let how = 'unmapped';
@@ -555,7 +570,7 @@ async function feedEngine(st: EngineRunState, frames: PreparedFrame[], maxEx: nu
       st.how[i] = how;
       if (examples.length < maxEx) examples.push({ input: p.n, engine: st.name, how, from: describeFrame(p.frame), to: how === 'unmapped' ? '' : describeFrame(frame) });
     }
-    if (p.outKey !== null) pending.add(p.outKey);
+    if (p.outKey !== null) pending.set(p.outKey, p.timeUs);
     st.fed[i] = frame;
     batch.push({ timeUs: p.timeUs, ingress: p.ingress, frame });
     idx.push(i);
@@ -575,7 +590,7 @@ function learn(st: EngineRunState, p: PreparedFrame, fed: Uint8Array, r: PacketR
     parseIpv4(o.frame, 0, o.frame.length, pvOut);
     const m = translatedSource(pvIn, pvOut);
     if (m < 0) continue;
-    st.mappings.set(p.outKey!, mappingAddr(m), mappingPort(m));
+    st.mappings.set(p.outKey!, mappingAddr(m), mappingPort(m), p.timeUs);
     return;
   }
 }
