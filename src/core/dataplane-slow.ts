@@ -170,6 +170,10 @@ export class SlowPath extends Tables {
   eCreated = 0;
   // get_unique_tuple result
   us = 0; ud = 0; up = 0;
+  /** The chosen tuple was checked unused (its reply tuple is free): confirm need not look again. */
+  uFree = false;
+  /** The POSTROUTING choice was verified free (the final reply tuple). */
+  srcFree = false;
   // composed-path tracking
   trkOk = false;
   trkNat = 0;
@@ -213,6 +217,13 @@ export class SlowPath extends Tables {
     }
   }
   trkEgress = 0;
+  /** A flow-table miss of the fast path for this packet (key), valid until the first table change. */
+  missValid = false;
+  missSlot = 0;
+  missProto = 0;
+  missA = 0;
+  missB = 0;
+  missPorts = 0;
 
   /** The whole path for input packet i (its fast path declined it). */
   processSlow(io: BatchIO, i: number, now: number): void {
@@ -239,7 +250,7 @@ export class SlowPath extends Tables {
     const len = io.inLen[i];
     const ob = io.outArena;
     const oo = off;
-    for (let k = 0; k < len; k++) ob[oo + k] = inb[off + k];
+    this.copyIn(inb, off, ob, oo, len);
     this.buf = ob;
     this.fo = oo;
     const pv = this.pv;
@@ -263,6 +274,18 @@ export class SlowPath extends Tables {
     io.ct[i] = this.ctRes;
     io.outFirst[i] = i * 2;
     io.outCount[i] = this.nOut;
+  }
+
+  /** Copies len bytes (slow path: 8 bytes at a time through Float64-free integer reads). */
+  private copyIn(src: Uint8Array, so: number, dst: Uint8Array, d: number, len: number): void {
+    let k = 0;
+    for (; k + 4 <= len; k += 4) {
+      dst[d + k] = src[so + k];
+      dst[d + k + 1] = src[so + k + 1];
+      dst[d + k + 2] = src[so + k + 2];
+      dst[d + k + 3] = src[so + k + 3];
+    }
+    for (; k < len; k++) dst[d + k] = src[so + k];
   }
 
   private recordPath(): void {
@@ -575,6 +598,7 @@ export class SlowPath extends Tables {
     const c = this.c;
     this.pending = false;
     this.killAfter = false;
+    this.srcFree = false;
     this.cLocal = -1;
     this.ctCls = CT_INVALID;
     if (pv.status !== PARSE_OK) return true;
@@ -603,7 +627,9 @@ export class SlowPath extends Tables {
       bad = received && c.checksum !== 0 && !this.l4ChecksumOk();
       ports = ((pv.sport << 16) | pv.dport) >>> 0;
     }
-    let local = this.lookup(slot, proto, pv.src, pv.dst, ports);
+    let local = this.missValid && this.missSlot === slot && this.missProto === proto && this.missA === pv.src &&
+      this.missB === pv.dst && this.missPorts === ports ? -1 : this.lookup(slot, proto, pv.src, pv.dst, ports);
+    this.missValid = false;
     if (local >= 0 && this.now >= this.ses[this.rec(local) + S_EXPIRY]) {
       this.release(local);
       local = -1;
@@ -920,6 +946,7 @@ export class SlowPath extends Tables {
     if (manip === MANIP_SRC) this.eMeta = (this.eMeta | M_BYSRC) >>> 0;
     if (flags === -1) return;
     this.uniqueTuple(slot, manip, proto, cs, cd, cp, flags, alo, plo, phi);
+    if (manip === MANIP_SRC) this.srcFree = this.uFree;
     if (this.us === cs && this.ud === cd && this.up === cp) return;
     this.eMeta = (this.eMeta | (manip === MANIP_SRC ? M_SRC_NAT : M_DST_NAT)) >>> 0;
     this.eRs = this.ud;
@@ -956,6 +983,20 @@ export class SlowPath extends Tables {
     return ownerInbound(c, this.W, slot, proto, d, s, rp >>> 16, rp & 0xffff) === this.w;
   }
 
+  /** The manipulated port of a ports word: TCP/UDP sport (SRC) or dport (DST); ICMP: the id. */
+  private keyOf(proto: number, manip: number, p: number): number {
+    if (proto === 1) return p >>> 16;
+    if (proto === 6 || proto === 17) return manip === MANIP_SRC ? p >>> 16 : p & 0xffff;
+    return 0;
+  }
+
+  private withKey(proto: number, manip: number, p: number, key: number): number {
+    const ported = proto === 6 || proto === 17;
+    if (proto === 1 || (ported && manip === MANIP_SRC)) return ((key << 16) | (p & 0xffff)) >>> 0;
+    if (ported) return ((p & 0xffff0000) | key) >>> 0;
+    return p;
+  }
+
   /** get_unique_tuple (§8): result in us/ud/up. */
   private uniqueTuple(slot: number, manip: number, proto: number, cs: number, cd: number, cp: number,
     flags: number, alo: number, plo: number, phi: number): void {
@@ -963,18 +1004,14 @@ export class SlowPath extends Tables {
     const protoSpec = (flags & NF_NAT_RANGE_PROTO_SPECIFIED) !== 0;
     if (plo > phi) { const t = plo; plo = phi; phi = t; }
     const ported = proto === 6 || proto === 17;
-    const keyOf = (p: number): number => (proto === 1 ? p >>> 16 : ported ? (manip === MANIP_SRC ? p >>> 16 : p & 0xffff) : 0);
-    const withKey = (p: number, key: number): number => {
-      if (proto === 1 || (ported && manip === MANIP_SRC)) return ((key << 16) | (p & 0xffff)) >>> 0;
-      if (ported) return ((p & 0xffff0000) | key) >>> 0;
-      return p;
-    };
     const checkOwner = manip === MANIP_SRC;
+    this.uFree = false;
     if (manip === MANIP_SRC && !random) {
       // (a) already in range and unused
-      const inRange = cs === alo && (!protoSpec || !(ported || proto === 1) || (keyOf(cp) >= plo && keyOf(cp) <= phi));
+      const inRange = cs === alo && (!protoSpec || !(ported || proto === 1) || (this.keyOf(proto, manip, cp) >= plo && this.keyOf(proto, manip, cp) <= phi));
       if (inRange && !this.used(slot, proto, cs, cd, cp) && this.ownerOk(slot, proto, cs, cd, cp)) {
         this.us = cs; this.ud = cd; this.up = cp;
+        this.uFree = true;
         return;
       }
       // (b) the mapping of another live entry with the same (proto, orig src, orig sport)
@@ -986,10 +1023,11 @@ export class SlowPath extends Tables {
         const rports = this.ses[o + 5];
         const ns = rdst;
         const nkey = proto === 1 ? rports >>> 16 : ported ? rports & 0xffff : 0;
-        const np = withKey(cp, nkey);
+        const np = this.withKey(proto, manip, cp, nkey);
         const ok = ns === alo && (!protoSpec || !(ported || proto === 1) || (nkey >= plo && nkey <= phi));
         if (ok && !this.used(slot, proto, ns, cd, np) && this.ownerOk(slot, proto, ns, cd, np)) {
           this.us = ns; this.ud = cd; this.up = np;
+          this.uFree = true;
           return;
         }
       }
@@ -1003,7 +1041,7 @@ export class SlowPath extends Tables {
     }
     let tp = cp;
     if (!random) {
-      const key = keyOf(tp);
+      const key = this.keyOf(proto, manip, tp);
       if (protoSpec && (ported || proto === 1)) {
         if (key >= plo && key <= phi && (plo === phi || !this.used(slot, proto, ts, td, tp)) &&
           (!checkOwner || this.ownerOk(slot, proto, ts, td, tp))) {
@@ -1012,6 +1050,7 @@ export class SlowPath extends Tables {
         }
       } else if (!this.used(slot, proto, ts, td, tp) && (!checkOwner || this.ownerOk(slot, proto, ts, td, tp))) {
         this.us = ts; this.ud = td; this.up = tp;
+        this.uFree = true;
         return;
       }
     }
@@ -1022,7 +1061,7 @@ export class SlowPath extends Tables {
     if (ported) {
       if (!protoSpec) {
         if (manip === MANIP_DST) return;
-        const key = keyOf(tp);
+        const key = this.keyOf(proto, manip, tp);
         if (key < 1024) {
           if (key < 512) { min = PORT_RANGE_LOW_MIN; size = PORT_RANGE_LOW_MAX - PORT_RANGE_LOW_MIN + 1; }
           else { min = PORT_RANGE_MID_MIN; size = PORT_RANGE_MID_MAX - PORT_RANGE_MID_MIN + 1; }
@@ -1037,9 +1076,12 @@ export class SlowPath extends Tables {
     let attempts = size < 128 ? size : 128;
     for (;;) {
       for (let i = 0; i < attempts; i++, off++) {
-        tp = withKey(tp, min + (off % size));
+        tp = this.withKey(proto, manip, tp, min + (off % size));
         this.up = tp;
-        if ((!checkOwner || this.ownerOk(slot, proto, ts, td, tp)) && !this.used(slot, proto, ts, td, tp)) return;
+        if ((!checkOwner || this.ownerOk(slot, proto, ts, td, tp)) && !this.used(slot, proto, ts, td, tp)) {
+          this.uFree = true;
+          return;
+        }
       }
       if (attempts >= size || attempts < 16) return;
       attempts >>= 1;
@@ -1050,8 +1092,9 @@ export class SlowPath extends Tables {
   /** Conntrack confirm of the pending entry: reply-tuple clash → false. */
   private confirm(slot: number, srcManip: boolean): boolean {
     const proto = this.eMeta & 0xff;
-    if (this.used(slot, proto, this.eRd, this.eRs, this.invPorts(proto, this.eRp))) return false;
-    if (this.used(slot, proto, this.eOd, this.eOs, this.invPorts(proto, this.eOp))) return false;
+    // The reply tuple must be free (the orig tuple is: its lookup missed and nothing was inserted
+    // since). A POSTROUTING choice that was just checked unused needs no second lookup.
+    if (!(srcManip && this.srcFree) && this.used(slot, proto, this.eRd, this.eRs, this.invPorts(proto, this.eRp))) return false;
     const local = this.alloc();
     if (local < 0) return false;
     const o = this.rec(local);

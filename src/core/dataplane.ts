@@ -55,6 +55,7 @@ export class Dataplane extends SlowPath {
       if (!this.fastPath(io, i, now)) {
         this.slowCount++;
         this.processSlow(io, i, now);
+        this.missValid = false;
       } else {
         this.fastCount++;
       }
@@ -94,7 +95,8 @@ export class Dataplane extends SlowPath {
   /** DataViews over the batch's arenas (cached per BatchIO: no allocation per batch). */
   private bindIo(io: BatchIO): void {
     if (io === this.lastIo) return;
-    let e = this.dvCache.find((x) => x.io === io);
+    let e: { io: BatchIO; i: DataView; o: DataView } | undefined;
+    for (let k = 0; k < this.dvCache.length; k++) if (this.dvCache[k].io === io) e = this.dvCache[k];
     if (!e) {
       e = { io, i: new DataView(io.inArena.buffer, io.inArena.byteOffset, io.inArena.byteLength), o: new DataView(io.outArena.buffer, io.outArena.byteOffset, io.outArena.byteLength) };
       if (this.dvCache.length >= 8) this.dvCache.shift();
@@ -145,22 +147,32 @@ export class Dataplane extends SlowPath {
       csumOff = l4 + 6;
     }
     const l4csum = dv.getUint16(csumOff);
-    if (this.checksumOn && !(proto === 17 && l4csum === 0)) {
+    // The L4 bytes are copied to the output while they are summed (one pass; if the packet then
+    // goes to the slow path, it rewrites the same region from scratch).
+    const ov = this.outDv;
+    {
       let c = (srcW >>> 16) + (srcW & 0xffff) + (dstW >>> 16) + (dstW & 0xffff) + proto + l4len;
       const end4 = l4 + (l4len & ~3);
       let k = l4;
       for (; k < end4; k += 4) {
         const w = dv.getUint32(k);
+        ov.setUint32(k, w);
         c += (w >>> 16) + (w & 0xffff);
       }
       if (l4len & 2) {
-        c += dv.getUint16(k);
+        const w = dv.getUint16(k);
+        ov.setUint16(k, w);
+        c += w;
         k += 2;
       }
-      if (l4len & 1) c += dv.getUint8(k) << 8;
+      if (l4len & 1) {
+        const w = dv.getUint8(k);
+        ov.setUint8(k, w);
+        c += w << 8;
+      }
       c = (c & 0xffff) + (c >>> 16);
       c = (c & 0xffff) + (c >>> 16);
-      if (c !== 0xffff) return false;
+      if (c !== 0xffff && this.checksumOn && !(proto === 17 && l4csum === 0)) return false;
     }
     const ingress = io.ingress[i];
     let dst = dstW;
@@ -179,7 +191,16 @@ export class Dataplane extends SlowPath {
     }
     if (slot < 0) return false;
     const local = this.lookup(slot, proto, srcW, dst, portsW);
-    if (local < 0) return false;
+    if (local < 0) {
+      // Remember the miss: the slow path's conntrack lookup of the same key need not probe again.
+      this.missValid = true;
+      this.missSlot = slot;
+      this.missProto = proto;
+      this.missA = srcW;
+      this.missB = dst;
+      this.missPorts = portsW;
+      return false;
+    }
     const ses = this.ses;
     const o = this.rec(local);
     const meta = ses[o + S_META];
@@ -202,12 +223,9 @@ export class Dataplane extends SlowPath {
     if (eip !== 0) nsrc = this.eipAddr[eip - 1];
     // Refresh the timer: the same timeout as before, so the expiry only grows (wheel invariant).
     ses[o + S_EXPIRY] = now + (proto === 6 ? this.tmoEst : this.tmoUdpStream);
-    // Copy and rewrite into the output arena (same offset as the input).
-    const ov = this.outDv;
-    const end4 = off + (len & ~3);
-    let k = off;
-    for (; k < end4; k += 4) ov.setUint32(k, dv.getUint32(k));
-    for (; k < off + len; k++) ov.setUint8(k, dv.getUint8(k));
+    // Rewrite the IPv4 header into the output arena (the L4 bytes were copied above).
+    ov.setUint32(off, w0);
+    ov.setUint32(off + 4, w1);
     const addrD = (~srcW >>> 16 & 0xffff) + (~srcW & 0xffff) + (~dstW >>> 16 & 0xffff) + (~dstW & 0xffff) +
       (nsrc >>> 16) + (nsrc & 0xffff) + (ndst >>> 16) + (ndst & 0xffff);
     // IP header checksum: addresses + TTL (−k on the TTL/proto word is the constant ~(k << 8)).

@@ -239,7 +239,7 @@ export class Tables {
   /** Bumps the record's sequence bits (readers detect concurrent changes). */
   touchMeta(o: number, meta: number): void {
     const seq = ((meta >>> M_SEQ_SHIFT) + 1) & 0xf;
-    Atomics.store(this.ses, o + S_META, ((meta & 0x0fffffff) | (seq << M_SEQ_SHIFT)) >>> 0);
+    this.ses[o + S_META] = ((meta & 0x0fffffff) | (seq << M_SEQ_SHIFT)) >>> 0;
   }
 
   /** Frees a live session: flow keys, lists, wheel, counts. */
