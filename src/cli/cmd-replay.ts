@@ -146,11 +146,14 @@ export const command: Command = {
       let started = false;
       opts.onProgress = (records, bytes, total) => {
         const rate = Math.round((records * 1000) / Math.max(1, performance.now() - t0)).toLocaleString('en-US');
+        // Progress by bytes of the file, or by packets when --limit stops early.
+        const max = limit !== undefined ? limit : Math.max(total, 1);
+        const value = limit !== undefined ? records : bytes;
         if (!started) {
-          bar!.start(Math.max(total, 1), 0, { records: 0, rate: 0 });
+          bar!.start(max, 0, { records: 0, rate: 0 });
           started = true;
         }
-        bar!.update(Math.min(bytes, Math.max(total, 1)), { records: records.toLocaleString('en-US'), rate });
+        bar!.update(Math.min(value, max), { records: records.toLocaleString('en-US'), rate });
       };
     }
     let outcome;
