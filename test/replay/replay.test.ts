@@ -188,6 +188,18 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
     expect(report.engines[0].translated).toBe(2);
   });
 
+  it('--inside with no inside host in the capture still builds a scenario (internet-only traffic)', async () => {
+    const ip = parseIpv4Addr;
+    const d = buildUdp({ src: ip('8.8.4.4'), dst: ip('1.1.1.1'), sport: 5000, dport: 53 });
+    const p = join(dir, 'outside-only.pcap');
+    await writeFile(p, encodePcap([{ tsSec: 1, tsNsec: 0, data: buildEthernet(d) }], { linkType: LINKTYPE_ETHERNET }));
+    const c = await scenarioForCapture(p, '10.0.0.0/8,192.168.0.0/16');
+    expect(c.hosts.inside).toEqual([]);
+    const { report } = await runReplay({ input: p, outDir: null, scenario: c.scenario, scenarioHow: c.how, engines: ['model'] });
+    expect(report.input.fromInternet).toBe(1);
+    expect(report.engines[0].droppedByReason['igw-unknown-dst']).toBe(1);
+  });
+
   it('two engines: agreement, and a difference reported with input and output packet numbers', async () => {
     const ok = await runReplay({ input: caps.get('dns-udp')!, outDir: null, scenario: loadBuiltinScenario(), scenarioHow: 'test', engines: ['model', 'model'] });
     expect(ok.report.agree).toBe(true);
