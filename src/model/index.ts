@@ -2,3 +2,5 @@
 export { createModelEngine, ModelEngine, igwRewrite, MAX_INSTANCE_HOPS, type Hop, type ModelResult, type ModelEngineOptions } from './engine.ts';
 export { formatNatTableListing } from './listing.ts';
 export { TCP_STATE_NAMES } from './tcp-state.ts';
+export { parsePacketSpec, ingressFor, naturalReply, tracePacket, type PacketSpec, type TracedPacket, type TraceHop } from './trace.ts';
+export { MAX_HAIRPINS } from './engine.ts';
