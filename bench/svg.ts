@@ -6,7 +6,9 @@ import { type Figure, sessionsLabel } from './figures.ts';
 
 const W = 720;
 const H = 420;
-const M = { l: 70, r: 170, t: 50, b: 60 };
+const M = { l: 70, r: 190, t: 66, b: 60 };
+/** Inset of the first and last x positions from the plot's edges. */
+const X_PAD = 36;
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf'];
 
 function esc(s: string): string {
@@ -36,22 +38,24 @@ interface Series {
   name: string;
   color: string;
   dashed?: boolean;
+  /** Leave out of the legend. */
+  noLegend?: boolean;
   points: Array<{ x: number; y: number; lo?: number; hi?: number }>;
 }
 
-function chart(title: string, subtitle: string, xLabel: string, yLabel: string, xs: Array<{ v: number; label: string }>, series: Series[], yMaxHint = 0): string {
+function chart(title: string, subtitle: string[], xLabel: string, yLabel: string, xs: Array<{ v: number; label: string }>, series: Series[], yMaxHint = 0): string {
   const pw = W - M.l - M.r;
   const ph = H - M.t - M.b;
   const yMax = niceMax(Math.max(yMaxHint, ...series.flatMap((s) => s.points.map((p) => Math.max(p.y, p.hi ?? 0)))));
   const xi = new Map(xs.map((x, i) => [x.v, i]));
-  const xPos = (v: number) => M.l + (xs.length === 1 ? pw / 2 : ((xi.get(v) ?? 0) * pw) / (xs.length - 1));
+  const xPos = (v: number) => M.l + (xs.length === 1 ? pw / 2 : X_PAD + ((xi.get(v) ?? 0) * (pw - 2 * X_PAD)) / (xs.length - 1));
   const yPos = (v: number) => M.t + ph - (Math.max(0, v) / yMax) * ph;
   const o: string[] = [];
   o.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="12">`);
   o.push(`<title>${esc(title)}</title>`);
   o.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff"/>`);
   o.push(`<text x="${M.l}" y="22" font-size="15" font-weight="bold" fill="#222">${esc(title)}</text>`);
-  o.push(`<text x="${M.l}" y="39" font-size="11" fill="#666">${esc(subtitle)}</text>`);
+  subtitle.forEach((line, i) => o.push(`<text x="${M.l}" y="${39 + i * 14}" font-size="11" fill="#666">${esc(line)}</text>`));
   for (const t of ticks(yMax)) {
     const y = yPos(t).toFixed(1);
     o.push(`<line x1="${M.l}" y1="${y}" x2="${M.l + pw}" y2="${y}" stroke="#e5e5e5" stroke-width="1"/>`);
@@ -66,7 +70,8 @@ function chart(title: string, subtitle: string, xLabel: string, yLabel: string, 
   o.push(`<line x1="${M.l}" y1="${M.t}" x2="${M.l}" y2="${M.t + ph}" stroke="#444"/>`);
   o.push(`<text x="${M.l + pw / 2}" y="${H - 14}" text-anchor="middle" fill="#222">${esc(xLabel)}</text>`);
   o.push(`<text x="18" y="${M.t + ph / 2}" text-anchor="middle" fill="#222" transform="rotate(-90 18 ${M.t + ph / 2})">${esc(yLabel)}</text>`);
-  series.forEach((s, k) => {
+  let legendRow = 0;
+  series.forEach((s) => {
     const pts = s.points.filter((p) => Number.isFinite(p.y) && xi.has(p.x));
     if (pts.length === 0) return;
     const d = pts.map((p, i) => `${i ? 'L' : 'M'}${xPos(p.x).toFixed(1)},${yPos(p.y).toFixed(1)}`).join(' ');
@@ -79,7 +84,8 @@ function chart(title: string, subtitle: string, xLabel: string, yLabel: string, 
       }
       if (!s.dashed) o.push(`<circle cx="${px}" cy="${yPos(p.y).toFixed(1)}" r="3.5" fill="${s.color}"><title>${esc(`${s.name}: ${tickLabel(p.y)}`)}</title></circle>`);
     }
-    const ly = M.t + 10 + k * 20;
+    if (s.noLegend) return;
+    const ly = M.t + 10 + legendRow++ * 20;
     const lx = M.l + pw + 18;
     o.push(`<line x1="${lx}" y1="${ly}" x2="${lx + 24}" y2="${ly}" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
     o.push(`<text x="${lx + 30}" y="${ly}" dominant-baseline="middle" fill="#222">${esc(s.name)}</text>`);
@@ -105,39 +111,45 @@ export function throughputChart(r: BenchReport): string | null {
   }));
   const model = r.figures.filter((f) => /^established\/sessions=\d+\/model\/mpps$/.test(f.id));
   if (model.length) series.push({ name: 'reference model', color: '#7f7f7f', points: model.map((f) => ({ x: f.sessions!, y: f.median, lo: f.min, hi: f.max })) });
-  const m = r.machine as Record<string, unknown>;
   return chart(
     'Established-flow throughput vs sessions',
-    `64-byte frames (46-byte IPv4 UDP), median of runs, bars min–max · ${m.cpu}, ${m.cores} cores, ${m.node} · ${r.date.slice(0, 10)} ${m.commit}`,
+    ['64-byte frames (46-byte IPv4 UDP), outbound; median of runs, bars from the slowest to the fastest run', machineText(r)],
     'established sessions (log scale)', 'Mpps',
     sessions.map((s) => ({ v: s, label: sessionsLabel(s) })), series,
   );
 }
 
-/** Rate vs workers per workload/session count, with the ideal linear scaling dashed. */
+function machineText(r: BenchReport): string {
+  const m = r.machine as Record<string, unknown>;
+  const busy = r.notes.some((n) => n.includes('machine was busy')) ? ' · machine busy (see README)' : '';
+  return `${m.cpu}, ${m.cores} cores, Node ${m.node} · ${r.date.slice(0, 16).replace('T', ' ')} · commit ${m.commit}${busy}`;
+}
+
+/** Speedup over one worker (rate(W) / rate(1)) per workload and session count; ideal dashed. */
 export function scalingChart(r: BenchReport): string | null {
-  const figs = coreFig(r, /^(established\/sessions=\d+|mixed\/profile=[^/]+)\/workers=\d+\/mpps$/);
+  const figs = coreFig(r, /^(established\/sessions=\d+|mixed\/profile=[^/]+|setup)\/workers=\d+\/(mpps|sessions-per-s)$/);
   const workers = [...new Set(figs.map((f) => f.workers!))].sort((a, b) => a - b);
-  if (workers.length < 2) return null;
+  if (workers.length < 2 || !workers.includes(1)) return null;
   const groups = new Map<string, Figure[]>();
   for (const f of figs) {
-    const key = f.id.replace(/\/workers=\d+\/mpps$/, '');
+    const key = f.id.replace(/\/workers=\d+\/(mpps|sessions-per-s)$/, '');
     groups.set(key, [...(groups.get(key) ?? []), f]);
   }
-  const series: Series[] = [];
+  const series: Series[] = [{ name: 'ideal (linear)', color: '#999999', dashed: true, points: workers.map((w) => ({ x: w, y: w })) }];
   let k = 0;
   for (const [key, fs] of groups) {
-    const color = COLORS[k++ % COLORS.length];
-    const name = key.startsWith('established') ? `established ${sessionsLabel(fs[0].sessions!)}` : key.replace('mixed/profile=', 'mixed ');
-    series.push({ name, color, points: fs.map((f) => ({ x: f.workers!, y: f.median, lo: f.min, hi: f.max })) });
     const one = fs.find((f) => f.workers === 1);
-    if (one) series.push({ name: `${name}: ideal`, color, dashed: true, points: workers.map((w) => ({ x: w, y: one.median * w })) });
+    if (!one || !(one.median > 0)) continue;
+    const name = key.startsWith('established') ? `established ${sessionsLabel(fs[0].sessions!)}` : key === 'setup' ? 'session setup' : key.replace('mixed/profile=', 'mixed ');
+    series.push({
+      name, color: COLORS[k++ % COLORS.length],
+      points: fs.map((f) => ({ x: f.workers!, y: f.median / one.median, lo: f.min / one.median, hi: f.max / one.median })),
+    });
   }
-  const m = r.machine as Record<string, unknown>;
   return chart(
     'Scaling with worker threads',
-    `median Mpps per worker count, bars min–max; dashed: ideal (workers × 1-worker rate) · ${m.cpu}, ${m.cores} cores · ${r.date.slice(0, 10)} ${m.commit}`,
-    'workers', 'Mpps',
-    workers.map((w) => ({ v: w, label: String(w) })), series,
+    ['speedup over 1 worker (median rate ÷ 1-worker median), bars min–max; dashed: linear', machineText(r)],
+    'workers', 'speedup',
+    workers.map((w) => ({ v: w, label: String(w) })), series, Math.max(...workers),
   );
 }
