@@ -39,11 +39,13 @@ export const MUTANTS: Mutant[] = [
     replace: 'else if (pv.proto === 17 && pv.l4Len >= 8) void d;',
   },
   {
-    id: 'tcp-fin-wrong-direction',
-    bug: 'wrong TCP transition: a FIN is looked up in the other direction\'s column of the state table',
+    // (A FIN in the wrong column would be an equivalent mutant: Linux's FIN rows are the same in
+    // both directions.)
+    id: 'tcp-ack-wrong-direction',
+    bug: 'wrong TCP transition: an ACK is looked up in the other direction\'s row of the state table',
     file: 'src/core/dataplane-slow.ts',
     find: 'const nw = TCP_TABLE[(dir * 6 + cls) * 10 + old];',
-    replace: 'const nw = TCP_TABLE[((cls === C_FIN ? 1 - dir : dir) * 6 + cls) * 10 + old];',
+    replace: 'const nw = TCP_TABLE[((cls === C_ACK ? 1 - dir : dir) * 6 + cls) * 10 + old];',
   },
   {
     id: 'port-range-off-by-one',

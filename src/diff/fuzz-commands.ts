@@ -131,6 +131,31 @@ export class FuzzReal {
   }
 }
 
+/** Sends one TCP segment of flow `f` (reply = responder → initiator); advances its sequence numbers. */
+async function sendTcp(r: FuzzReal, f: Flow, reply: boolean, flags: number, len: number): Promise<{ text: string; res: PacketResult | null }> {
+  let src: number, dst: number, sport: number, dport: number, point: number;
+  let expect: ReplyExpectation | undefined;
+  if (reply) {
+    point = f.rPoint ?? r.pointOf(f.dAddr);
+    src = f.rAddr; sport = f.rPort; dst = f.peerAddr; dport = f.peerPort;
+    if (f.rPoint !== null && f.owner && !f.spoofed) expect = { egress: f.iPoint, dst: f.iAddr, dport: f.iPort };
+  } else {
+    point = f.iPoint;
+    src = f.iAddr; sport = f.iPort; dst = f.dAddr; dport = f.dPort;
+  }
+  const pay = len > 0 ? PAYLOAD(len, f.id) : undefined;
+  const seq = reply ? f.seqR : f.seqI;
+  const ack = flags & F_ACK ? (reply ? f.seqI : f.seqR) : 0;
+  const frame = buildTcp({ src, dst, sport, dport, flags, seq, ack, payload: pay, ipId: r.commands++ & 0xffff });
+  const adv = (pay?.length ?? 0) + (flags & (F_SYN | F_FIN) ? 1 : 0);
+  if (reply) f.seqR = (f.seqR + adv) >>> 0;
+  else f.seqI = (f.seqI + adv) >>> 0;
+  const text = `${reply ? 'in' : 'fwd'}[#${f.id} ${ep(src, sport, 'tcp')}>${ep(dst, dport, 'tcp')} tcp ${tcpFlagsText(flags)}${pay ? ` len=${pay.length}` : ''}]`;
+  const res = await r.send(point, frame, text, expect);
+  if (!reply) r.learn(f, res);
+  return { text, res };
+}
+
 /** fast-check's model: only counts, so every command applies and shrinking stays simple. */
 export interface FuzzModel {
   flows: number;
@@ -149,7 +174,7 @@ const PAYLOAD = (n: number, salt: number) => Uint8Array.from({ length: n }, (_, 
 /** out[...]: a new flow's first packet (TCP SYN, UDP datagram, ICMP echo/timestamp). */
 class OpenCmd implements Cmd {
   private text = '';
-  constructor(readonly proto: Proto, readonly from: number, readonly to: number, readonly sport: number, readonly dport: number, readonly spoof: boolean, readonly timestamp: boolean) {}
+  constructor(readonly proto: Proto, readonly from: number, readonly to: number, readonly sport: number, readonly dport: number, readonly spoof: boolean, readonly timestamp: boolean, readonly handshake = false) {}
   check(): boolean {
     return true;
   }
@@ -182,9 +207,15 @@ class OpenCmd implements Cmd {
     this.text = `#${id} ${this.text}`;
     const res = await r.send(e.point, frame, this.text);
     r.learn(f, res);
+    if (this.proto === 'tcp' && this.handshake) {
+      // The rest of the three-way handshake: SYN-ACK from what the responder saw, then ACK.
+      await sendTcp(r, f, true, F_SYN | F_ACK, 0);
+      await sendTcp(r, f, false, F_ACK, 0);
+      this.text = `#${id} open[${ep(src, this.sport, 'tcp')}>${ep(dst, dport, 'tcp')} tcp S, S., .]`;
+    }
   }
   toString(): string {
-    return this.text || `out[${this.proto} from=${this.from} to=${this.to} ${this.sport}>${this.dport}${this.spoof ? ' spoofed' : ''}]`;
+    return this.text || `${this.handshake ? 'open' : 'out'}[${this.proto} from=${this.from} to=${this.to} ${this.sport}>${this.dport}${this.spoof ? ' spoofed' : ''}]`;
   }
 }
 
@@ -216,15 +247,10 @@ class FlowCmd implements Cmd {
     const dir = this.reply ? 'in' : 'fwd';
     if (proto === 'tcp') {
       const flags = TCP_KIND_FLAGS[this.tcpKind];
-      const pay = this.tcpKind === 'PA' ? PAYLOAD(this.len, f.id) : undefined;
-      const seq = this.reply ? f.seqR : f.seqI;
-      const ack = flags & F_ACK ? (this.reply ? f.seqI : f.seqR) : 0;
-      frame = buildTcp({ src, dst, sport, dport, flags, seq, ack, payload: pay, ipId: r.commands });
-      const adv = (pay?.length ?? 0) + (flags & (F_SYN | F_FIN) ? 1 : 0);
-      if (this.reply) f.seqR = (f.seqR + adv) >>> 0;
-      else f.seqI = (f.seqI + adv) >>> 0;
-      this.text = `${dir}[#${f.id} ${ep(src, sport, 'tcp')}>${ep(dst, dport, 'tcp')} tcp ${tcpFlagsText(flags)}${pay ? ` len=${pay.length}` : ''}]`;
-    } else if (proto === 'udp') {
+      this.text = (await sendTcp(r, f, this.reply, flags, this.tcpKind === 'PA' ? this.len : 0)).text;
+      return;
+    }
+    if (proto === 'udp') {
       frame = buildUdp({ src, dst, sport, dport, payload: PAYLOAD(this.len, f.id + 1), ipId: r.commands });
       this.text = `${dir}[#${f.id} ${ep(src, sport, 'udp')}>${ep(dst, dport, 'udp')} udp len=${this.len}]`;
     } else {
@@ -240,6 +266,33 @@ class FlowCmd implements Cmd {
   }
   toString(): string {
     return this.text || `${this.reply ? 'in' : 'fwd'}[#${this.flow} ${this.tcpKind}]`;
+  }
+}
+
+/** close[#k ...]: an orderly TCP close (FIN, FIN-ACK, ACK) started by either side. */
+class CloseCmd implements Cmd {
+  private text = '';
+  constructor(readonly flow: number, readonly byResponder: boolean, readonly halfOnly: boolean) {}
+  check(m: FuzzModel): boolean {
+    return m.flows > 0;
+  }
+  async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
+    const tcp = r.flows.filter((f) => f.proto === 'tcp');
+    if (tcp.length === 0) return;
+    const f = tcp[this.flow % tcp.length];
+    const a = this.byResponder;
+    await sendTcp(r, f, a, F_FIN | F_ACK, 0);
+    if (this.halfOnly) {
+      await sendTcp(r, f, !a, F_ACK, 0);
+      this.text = `close[#${f.id} by ${a ? 'responder' : 'initiator'}: F., . (half-closed)]`;
+      return;
+    }
+    await sendTcp(r, f, !a, F_FIN | F_ACK, 0);
+    await sendTcp(r, f, a, F_ACK, 0);
+    this.text = `close[#${f.id} by ${a ? 'responder' : 'initiator'}: F., F., .]`;
+  }
+  toString(): string {
+    return this.text || `close[#${this.flow}${this.byResponder ? ' by responder' : ''}]`;
   }
 }
 
@@ -328,6 +381,8 @@ function describeShort(f: Uint8Array): string {
 }
 
 /** Clock steps chosen around the default timeouts (30 s udp/icmp, 10 s close, 60/120 s, 2 s stream). */
+export const MAX_VIRTUAL_US = 20 * 86400 * 1e6;
+
 export const ADVANCE_STEPS = [1, 2.5, 9.999, 10, 29.999, 30, 31, 59, 61, 119, 121, 301, 432001];
 
 class AdvanceCmd implements Cmd {
@@ -336,6 +391,8 @@ class AdvanceCmd implements Cmd {
     return true;
   }
   async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
+    // Keep a run within 20 virtual days (the core's clock spans at most 2^31 ms).
+    if (r.session.timeUs + this.seconds * 1e6 > MAX_VIRTUAL_US) return;
     await r.session.advance(r.session.timeUs + Math.round(this.seconds * 1e6));
   }
   toString(): string {
@@ -400,6 +457,8 @@ const tcpKindArb = fc.constantFrom<TcpKind>('SA', 'SA', 'A', 'A', 'PA', 'PA', 'F
 
 export const fuzzCommandArbs: Array<fc.Arbitrary<Cmd>> = [
   fc.tuple(protoArb, idx, idx, portArb, dportArb, rare(12), rare(8)).map(([p, a, b, s, d, sp, ts]) => new OpenCmd(p, a, b, s, d, sp, ts)),
+  fc.tuple(idx, idx, portArb, dportArb, rare(12)).map(([a, b, s, d, sp]) => new OpenCmd('tcp', a, b, s, d, sp, false, true)),
+  fc.tuple(idx, fc.boolean(), rare(4)).map(([f, by, half]) => new CloseCmd(f, by, half)),
   fc.tuple(idx, fc.boolean(), tcpKindArb, fc.integer({ min: 1, max: 64 })).map(([f, rep, k, l]) => new FlowCmd(f, rep, k, l)),
   fc.tuple(idx, fc.boolean(), tcpKindArb, fc.integer({ min: 1, max: 64 })).map(([f, rep, k, l]) => new FlowCmd(f, rep, k, l)),
   fc.tuple(idx, idx, portArb, dportArb, fc.constantFrom(F_ACK, F_FIN | F_ACK, F_RST, F_RST | F_ACK, F_PSH | F_ACK, F_SYN | F_FIN, F_FIN, 0, F_SYN | F_URG, F_SYN | F_RST)).map(([a, b, s, d, fl]) => new StrayCmd(a, b, s, d, fl)),

@@ -107,7 +107,15 @@ function makeProperty(opts: FuzzOptions, counters: { scenarios: number; commands
     let session: DiffSession | null = null;
     const list = [...cmds];
     try {
-      for (const e of opts.engines) engines.push({ name: e.name, engine: await e.create(scenario, engineSeed), normaliser: e.normaliser });
+      // Start the engines in parallel and warm them up (the core starts its worker threads on
+      // first use, ~2 s each): advance(0) is a no-op on the virtual clock.
+      const made = await Promise.allSettled(opts.engines.map((e) => e.create(scenario, engineSeed)));
+      made.forEach((m, i) => {
+        if (m.status === 'fulfilled') engines.push({ name: opts.engines[i].name, engine: m.value, normaliser: opts.engines[i].normaliser });
+      });
+      const bad = made.find((m) => m.status === 'rejected');
+      if (bad) throw (bad as PromiseRejectedResult).reason;
+      await Promise.all(engines.map((e) => e.engine.advance(0)));
       session = new DiffSession(scenario, engines, { throwOnDifference: true });
       const real = new FuzzReal(session, scenario);
       counters.scenarios++;
