@@ -174,6 +174,8 @@ export class SlowPath extends Tables {
   uFree = false;
   /** The POSTROUTING choice was verified free (the final reply tuple). */
   srcFree = false;
+  /** confirm() failed for lack of room (probe bound / region), not a clash. */
+  confirmFull = false;
   // composed-path tracking
   trkOk = false;
   trkNat = 0;
@@ -415,7 +417,7 @@ export class SlowPath extends Tables {
     if (pv.dst === c.instPriv[inst]) {
       if (this.pending) this.countInputSlow(slot);
       if (this.pending && !this.confirm(slot, false)) {
-        this.drop(DROP_NAT_CLASH);
+        this.drop(this.confirmFull ? DROP_CT_TABLE_FULL : DROP_NAT_CLASH);
         return false;
       }
       this.finishEntry();
@@ -447,7 +449,7 @@ export class SlowPath extends Tables {
     }
     // e. Confirm.
     if (this.pending && !this.confirm(slot, true)) {
-      this.drop(DROP_NAT_CLASH);
+      this.drop(this.confirmFull ? DROP_CT_TABLE_FULL : DROP_NAT_CLASH);
       return false;
     }
     this.finishEntry();
@@ -1092,11 +1094,15 @@ export class SlowPath extends Tables {
   /** Conntrack confirm of the pending entry: reply-tuple clash → false. */
   private confirm(slot: number, srcManip: boolean): boolean {
     const proto = this.eMeta & 0xff;
+    this.confirmFull = false;
     // The reply tuple must be free (the orig tuple is: its lookup missed and nothing was inserted
     // since). A POSTROUTING choice that was just checked unused needs no second lookup.
     if (!(srcManip && this.srcFree) && this.used(slot, proto, this.eRd, this.eRs, this.invPorts(proto, this.eRp))) return false;
     const local = this.alloc();
-    if (local < 0) return false;
+    if (local < 0) {
+      this.confirmFull = true;
+      return false;
+    }
     const o = this.rec(local);
     const ses = this.ses;
     ses[o] = this.eOs; ses[o + 1] = this.eOd; ses[o + 2] = this.eOp;
@@ -1123,6 +1129,7 @@ export class SlowPath extends Tables {
       this.ctl[this.cBase + 5]--;
       ses[o + S_WNEXT] = this.ctl[this.cBase];
       this.ctl[this.cBase] = local + 1;
+      this.confirmFull = true;
       return false;
     }
     this.touchMeta(o, meta);

@@ -17,6 +17,10 @@ import {
 import { TO_ESTABLISHED, TO_UDP_STREAM, routeLookup, RT_ENI, RT_LOCAL } from './compile.ts';
 import { CT_ESTABLISHED, FATE_DELIVERED, REASON_NONE } from '../spec/reasons.ts';
 import { SlowPath } from './dataplane-slow.ts';
+import { hashTuple } from './tables.ts';
+
+/** Packets per prefetch group in processBatch. */
+const PF_GROUP = 16;
 
 export class Dataplane extends SlowPath {
   /** Packets that took the fast path / the slow path (statistics, this thread only). */
@@ -49,21 +53,78 @@ export class Dataplane extends SlowPath {
   processBatch(io: BatchIO, idx: Int32Array, first: number, count: number): void {
     this.bindIo(io);
     let now = 0;
-    for (let k = first, e = first + count; k < e; k++) {
-      const i = idx[k];
-      now = io.timeMs[i];
-      if (!this.fastPath(io, i, now)) {
-        this.slowCount++;
-        this.processSlow(io, i, now);
-        this.missValid = false;
-      } else {
-        this.fastCount++;
+    const end = first + count;
+    const pf = this.pfHome;
+    const flow = this.flow;
+    const ses = this.ses;
+    const fb = this.fBase;
+    let sink = 0;
+    for (let base = first; base < end; base += PF_GROUP) {
+      const n = end - base < PF_GROUP ? end - base : PF_GROUP;
+      if (n > 1) {
+        // Memory-level parallelism: compute every key's home slot and load it (independent loads
+        // the CPU overlaps), then load the sessions they point to, then process with warm lines.
+        for (let j = 0; j < n; j++) {
+          const h = this.preHash(io, idx[base + j]);
+          pf[j] = h < 0 ? -1 : this.home(h);
+          if (h >= 0) sink ^= flow[fb + pf[j]];
+        }
+        for (let j = 0; j < n; j++) {
+          if (pf[j] < 0) continue;
+          const v = flow[fb + pf[j]];
+          if (v !== 0) sink ^= ses[this.rec(((v & this.refMask) - 1) >>> 2) + S_META];
+        }
+      }
+      for (let j = 0; j < n; j++) {
+        const i = idx[base + j];
+        now = io.timeMs[i];
+        if (!this.fastPath(io, i, now)) {
+          this.slowCount++;
+          this.processSlow(io, i, now);
+          this.missValid = false;
+        } else {
+          this.fastCount++;
+        }
       }
     }
+    this.pfSink = sink;
     if (count > 0) {
       this.ctl[this.cBase + C_NOW] = now;
       this.wheelAdvance(now, count + 64);
     }
+  }
+
+  private readonly pfHome = new Int32Array(PF_GROUP);
+  /** Keeps the prefetch loads observable (never read). */
+  pfSink = 0;
+
+  /** Flow-table hash of the packet's key as the fast path would look it up, or -1. */
+  private preHash(io: BatchIO, i: number): number {
+    const dv = this.inDv;
+    const off = io.inOff[i];
+    if (io.inLen[i] < 28) return -1;
+    const w2 = dv.getUint32(off + 8);
+    const proto = (w2 >>> 16) & 0xff;
+    if ((dv.getUint8(off) !== 0x45) || (proto !== 6 && proto !== 17)) return -1;
+    const src = dv.getUint32(off + 12);
+    let dst = dv.getUint32(off + 16);
+    const ports = dv.getUint32(off + 20);
+    const ingress = io.ingress[i];
+    let slot = -1;
+    if (ingress === 0) {
+      const ea = this.eipAddr;
+      for (let e = 0; e < ea.length; e++) {
+        if (ea[e] === dst) {
+          slot = this.eipSlot[e];
+          dst = this.eipPriv[e];
+          break;
+        }
+      }
+    } else {
+      slot = this.slotFor(ingress, dst);
+    }
+    if (slot < 0) return -1;
+    return hashTuple(slot, proto, src, dst, ports);
   }
 
   /** Advance the clock to nowMs with no traffic: bounded incremental expiry of this worker's sessions. */

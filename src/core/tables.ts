@@ -75,8 +75,9 @@ export class Tables {
     return (this.sBase + i) * SESSION_WORDS;
   }
 
+  /** Home slot of hash h: multiply-shift range reduction over all 32 bits (any slot count). */
   home(h: number): number {
-    return (((h >>> 12) * this.nSlots) / 1048576) | 0;
+    return (h * this.nSlots * 2.3283064365386963e-10) | 0;
   }
 
   // ---- flow table ----------------------------------------------------------------------------
