@@ -431,6 +431,27 @@ describe('dataplane: tables', () => {
     expect(t.flow.filter((v) => v !== 0).length).toBe(64);
   });
 
+  it('flow table: probes are bounded — a full table refuses inserts, lookups of absent keys end', () => {
+    const shared = createCoreShared(loadBuiltinScenario(), { workers: 1, seed: 1, capacity: 8 });
+    const t = new Tables(shared, 0);
+    let inserted = 0;
+    for (let i = 0; i < t.nSlots + 10; i++) {
+      const o = t.rec(i % 8);
+      t.ses[o + 6] = 17 | (1 << 18);
+      if (t.insertRef(hashTuple(0, 17, 5000 + i, 7, i), i % 8, 0)) inserted++;
+    }
+    expect(inserted).toBe(t.nSlots);
+    expect(t.lookup(0, 17, 1, 2, 3)).toBe(-1);
+  });
+
+  it('expiry: a reply at the expiry ms no longer matches (dead iff now >= expiry)', () => {
+    const h = new Harness(loadBuiltinScenario());
+    h.send(buildUdp({ src: app, dst: srv, sport: 5353, dport: 53 }), APP, 1000);
+    const r = h.send(buildUdp({ src: srv, dst: eip, sport: 53, dport: 5353 }), POINT_INTERNET, 31000);
+    expect(r.ct).toBe(CT_NEW);
+    expect(outs(r)).toEqual(['1 udp 198.51.100.7:53 > 10.0.0.10:5353 ttl=64']);
+  });
+
   it('memory: bytes per session (session record + flow slots)', () => {
     const shared = createCoreShared(loadBuiltinScenario(), { workers: 1, seed: 1 });
     const b = sharedBytesPerSession(shared);
