@@ -14,7 +14,8 @@
 // Link headers are stripped; the IPv4 packet is cut at its total length (Ethernet padding and FCS
 // are not part of it). Timestamps drive the clock; a timestamp earlier than the previous one is
 // clamped to it and counted.
-import { ETHERTYPE_IPV4 } from '../packet/constants.ts';
+import { ETHERTYPE_IPV4, linkTypeName } from '../packet/constants.ts';
+import { describePacket } from '../packet/format.ts';
 import {
   PacketView, PARSE_BAD_IP_VERSION, PARSE_NOT_IPV4, PARSE_OK, PARSE_STATUS_NAMES, PARSE_TRUNCATED_IP_HEADER,
   PARSE_TRUNCATED_L2, PARSE_UNSUPPORTED_LINKTYPE, parseFrame,
@@ -67,12 +68,17 @@ export interface InputCounters {
   maxBackstepUs: number;
   firstTimeUs: number;
   lastTimeUs: number;
+  /** The first frames counted before the engines: packet number, what it is, why. */
+  notFedExamples: Array<{ input: number; frame: string; why: string }>;
 }
+
+/** Examples of not-fed frames kept for the report. */
+export const MAX_NOT_FED_EXAMPLES = 10;
 
 export function newInputCounters(): InputCounters {
   return {
     records: 0, fed: 0, notFed: {}, byStatus: {}, fromInstances: 0, fromInternet: 0, toPrivate: 0,
-    clampedTimestamps: 0, maxBackstepUs: 0, firstTimeUs: -1, lastTimeUs: -1,
+    clampedTimestamps: 0, maxBackstepUs: 0, firstTimeUs: -1, lastTimeUs: -1, notFedExamples: [],
   };
 }
 
@@ -91,6 +97,12 @@ export class FramePreparer {
   private lastUs = -1;
 
   constructor(readonly ingress: IngressMap) {}
+
+  private notFed(p: PreparedFrame, why: string, frame: string): void {
+    const c = this.counters;
+    bump(c.notFed, why);
+    if (c.notFedExamples.length < MAX_NOT_FED_EXAMPLES) c.notFedExamples.push({ input: p.n, frame, why });
+  }
 
   prepare(rec: CaptureRecord): PreparedFrame {
     const c = this.counters;
@@ -114,20 +126,21 @@ export class FramePreparer {
     if (st === PARSE_UNSUPPORTED_LINKTYPE || st === PARSE_TRUNCATED_L2 || st === PARSE_TRUNCATED_IP_HEADER || st === PARSE_BAD_IP_VERSION) {
       p.reason = DROP_MALFORMED;
       p.detail = st;
-      bump(c.notFed, `malformed: ${PARSE_STATUS_NAMES[st]}`);
+      this.notFed(p, `malformed: ${PARSE_STATUS_NAMES[st]}`, `${rec.data.length} bytes (${linkTypeName(rec.linkType)})`);
       return p;
     }
     if (st === PARSE_NOT_IPV4 || pv.etherType !== ETHERTYPE_IPV4) {
       p.reason = DROP_NOT_IPV4;
       p.detail = pv.etherType;
-      bump(c.notFed, `not-ipv4 (ethertype ${etherTypeText(pv.etherType)})`);
+      this.notFed(p, `not-ipv4 (ethertype ${etherTypeText(pv.etherType)})`, `${rec.data.length} bytes (${linkTypeName(rec.linkType)})`);
       return p;
     }
     const ingress = this.ingress.classify(pv.src);
     if (ingress === INGRESS_NOWHERE) {
       p.reason = DROP_NO_INGRESS;
       p.detail = this.ingress.lastWhy;
-      bump(c.notFed, `no-ingress: ${NOWHERE_WHY[this.ingress.lastWhy]}`);
+      const c2 = this.counters;
+      this.notFed(p, `no-ingress: ${NOWHERE_WHY[this.ingress.lastWhy]}`, c2.notFedExamples.length < MAX_NOT_FED_EXAMPLES ? describePacket(rec.data, pv.l3Off, pv.capLen) : '');
       return p;
     }
     p.ingress = ingress;

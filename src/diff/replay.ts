@@ -307,7 +307,10 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
         normaliserA: states[0].normaliser, normaliserB: states[k].normaliser,
       });
     }
-    for (const st of states) if (st.normaliser) notes.push(`${st.name}: ${st.normaliser.description}`);
+    for (const st of states) {
+      const d = st.normaliser?.description;
+      if (d) notes.push(d.startsWith(`${st.name}:`) ? d : `${st.name}: ${d}`);
+    }
     tRun = performance.now();
 
     let bytes = 24;
@@ -415,6 +418,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       records: c.records,
       fed: c.fed,
       notFed: c.notFed,
+      notFedExamples: c.notFedExamples,
       byParseStatus: c.byStatus,
       fromInstances: c.fromInstances,
       fromInternet: c.fromInternet,

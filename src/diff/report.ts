@@ -66,6 +66,8 @@ export interface ReplayReport {
     /** Records fed to the engines, and counted before them (by cause). */
     fed: number;
     notFed: Record<string, number>;
+    /** The first frames counted before the engines (packet number, what, why). */
+    notFedExamples: Array<{ input: number; frame: string; why: string }>;
     byParseStatus: Record<string, number>;
     fromInstances: number;
     fromInternet: number;
@@ -125,6 +127,7 @@ export function formatReplaySummary(r: ReplayReport, maxDiffs = 10): string {
   L.push(`natlab replay ${i.path} (${i.format}, ${i.linkTypes.join('/') || 'no link type'}) on scenario ${r.scenario.name} [${r.scenario.how}]`);
   L.push(`  input: ${n(i.records)} packets${i.limited ? ' (--limit reached)' : ''}, ${n(i.fed)} fed to the engines (${n(i.fromInstances)} from instances, ${n(i.fromInternet)} from the internet)`);
   for (const [k, v] of Object.entries(i.notFed).sort((a, b) => b[1] - a[1])) L.push(`    not fed: ${n(v)} ${k}`);
+  if (i.notFedExamples.length) L.push(`    first ones: ${i.notFedExamples.slice(0, 5).map((x) => `#${x.input}${x.frame ? ` ${x.frame}` : ''}`).join('; ')}`);
   if (i.toPrivate) L.push(`  one-sided capture: ${n(i.toPrivate)} far-side packets addressed to a private address (re-addressed per engine, below)`);
   if (i.clampedTimestamps) L.push(`  clock: ${n(i.clampedTimestamps)} timestamps went backwards (by up to ${(i.maxBackstepUs / 1e6).toFixed(6)} s) and were clamped`);
   for (const w of i.warnings) L.push(`  warning: ${w}`);
