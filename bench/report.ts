@@ -49,11 +49,17 @@ export function sections(r: BenchReport): Section[] {
   const wMax = workers.length ? workers[workers.length - 1] : 1;
   const sessions = [...new Set(r.figures.filter((f) => /^established\/sessions=\d+\/workers=/.test(f.id)).map((f) => f.sessions!))].sort((a, b) => a - b);
   if (sessions.length) {
-    const head = ['sessions', ...workers.map((w) => `${w}w Mpps (min–max)`), ...workers.map((w) => `${w}w ns/pkt`), ...workers.filter((w) => w > 1).map((w) => `${w}w scaling`), 'B/session', 'model Mpps', `core ${wMax}w / model`];
+    const inline = r.figures.some((f) => /^established\/sessions=\d+\/inline\/mpps$/.test(f.id));
+    const head = [
+      'sessions', ...(inline ? ['1 thread, no pool: Mpps (min–max)'] : []), ...workers.map((w) => `${w}w Mpps (min–max)`), ...workers.map((w) => `${w}w ns/pkt`),
+      ...workers.map((w) => `${w}w Mpps/CPU-s`), ...workers.filter((w) => w > 1).map((w) => `${w}w scaling`), 'B/session', 'model Mpps', `core ${wMax}w / model`,
+    ];
     const rows = sessions.map((s) => [
       sessionsLabel(s),
+      ...(inline ? [range(find(r, `established/sessions=${s}/inline/mpps`))] : []),
       ...workers.map((w) => range(find(r, `established/sessions=${s}/workers=${w}/mpps`))),
       ...workers.map((w) => val(find(r, `established/sessions=${s}/workers=${w}/ns`))),
+      ...workers.map((w) => val(find(r, `established/sessions=${s}/workers=${w}/cpu-mpps`))),
       ...workers.filter((w) => w > 1).map((w) => val(find(r, `established/sessions=${s}/workers=${w}/scaling`))),
       val(find(r, `established/sessions=${s}/bytes-per-session`)),
       val(find(r, `established/sessions=${s}/model/mpps`)),
@@ -61,10 +67,13 @@ export function sections(r: BenchReport): Section[] {
     ]);
     const x = firstResult(r, (y) => y.workload === 'established' && y.engine === 'core');
     const k = firstResult(r, (y) => y.workload === 'established' && y.engine === 'kernel');
+    const xi = firstResult(r, (y) => y.workload === 'established' && y.engine === 'core' && y.workers === 0);
     const about = [
       `Input: ${x?.input.replace(/^\d+ established/, 'S established') ?? ''}`,
-      `Measured: ${x?.measured ?? ''}. Runs: ${(r.parameters as { runs?: number }).runs} after warm-up, each at least ${(r.parameters as { minRunSec?: number }).minRunSec} s.`,
+      `Measured: ${x?.measured ?? ''}. Runs: ${(r.parameters as { runs?: number }).runs} after warm-up, each at least ${(r.parameters as { minRunSec?: number }).minRunSec} s. ` +
+        'Mpps/CPU-s: packets per CPU-second of the whole process (workers and main thread), robust to other load on the machine.',
     ];
+    if (xi) about.push(`1 thread, no pool: ${xi.measured}; input: ${xi.input.replace(/^\d+ established/, 'S established')}.`);
     if (k) {
       about.push(`Kernel oracle (${k.sessions} sessions, ${k.packetsPerRun} packets): ${fmt(k.samples[0] * 1e6)} packets/s — ${k.measured}. Core ${wMax}w / kernel: ${val(find(r, `established/kernel/ratio-to-core-workers=${wMax}`))}.`);
     }
@@ -73,6 +82,7 @@ export function sections(r: BenchReport): Section[] {
   const setup = workers.map((w) => find(r, `setup/workers=${w}/sessions-per-s`)).filter(Boolean) as Figure[];
   if (setup.length) {
     const rows = [
+      ['core, one thread (no pool)', range(find(r, 'setup/inline/sessions-per-s')), '', ''],
       ...setup.map((f) => [`core, ${f.workers} worker(s)`, range(f), f.workers! > 1 ? val(find(r, `setup/workers=${f.workers}/scaling`)) : '', '']),
       ['reference model', range(find(r, 'setup/model/sessions-per-s')), '', val(find(r, `setup/model/ratio-to-core-workers=${wMax}`))],
       ['kernel oracle (incl. veth + injection)', range(find(r, 'setup/kernel/sessions-per-s')), '', val(find(r, `setup/kernel/ratio-to-core-workers=${wMax}`))],

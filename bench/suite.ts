@@ -24,6 +24,7 @@ import {
 } from '../src/traffic/workload.ts';
 import { POINT_INTERNET } from '../src/spec/scenario.ts';
 import { CoreRunner, type BatchCheck } from './core-run.ts';
+import { measureEstablished, measureSetup } from './core-throughput.ts';
 import { type Figure, makeFigure, median, nsFigure, valueFigure, sessionsLabel } from './figures.ts';
 import { type MicroRow, runMicro } from './micro.ts';
 import { machineInfo } from './results.ts';
@@ -55,6 +56,8 @@ export interface BenchOptions {
   kernelPackets: number;
   micro: boolean;
   microTimeMs: number;
+  /** Also measure one Dataplane in the main thread, no pool (bench/core-throughput.ts). */
+  inline: boolean;
   batchSize: number;
   seed: number;
 }
@@ -121,6 +124,7 @@ export function defaultOptions(quick: boolean): BenchOptions {
     kernel: true,
     kernelPackets: quick ? 16 : 64,
     micro: true,
+    inline: true,
     microTimeMs: quick ? 50 : 400,
     batchSize: 4096,
     seed: 1,
@@ -200,7 +204,11 @@ class Suite {
     if (has('established')) {
       for (const s of o.sessions) for (const w of o.workers) tasks.push({ label: `established ${sessionsLabel(s)} sessions, ${w} worker(s)`, fn: () => this.established(s, w) });
     }
+    if (has('established') && o.inline) {
+      for (const s of o.sessions) tasks.push({ label: `established ${sessionsLabel(s)} sessions, one thread (no pool)`, fn: () => this.inlineEstablished(s) });
+    }
     if (has('setup')) for (const w of o.workers) tasks.push({ label: `session setup, ${w} worker(s)`, fn: () => this.setup(w) });
+    if (has('setup') && o.inline) tasks.push({ label: 'session setup, one thread (no pool)', fn: () => this.inlineSetup() });
     if (has('mixed')) for (const w of o.workers) tasks.push({ label: `mixed (${o.profile.name}), ${w} worker(s)`, fn: () => this.mixed(w) });
     let capture: { path: string; scenario: Scenario; how: string; input: string; firstUs: number; cleanup: () => Promise<void> } | null = null;
     if (has('replay')) {
@@ -259,20 +267,27 @@ class Suite {
     return { check, sec: (performance.now() - t0) / 1000 };
   }
 
-  /** Timed runs: each at least minRunSec (whole passes over `list`). Returns Mpps per run. */
-  private async timedPasses(r: CoreRunner, list: number[]): Promise<number[]> {
+  /**
+   * Timed runs: each at least minRunSec (whole passes over `list`). Returns Mpps per run (wall
+   * clock), and Mpps per CPU-second of this process (all threads: workers and main) per run.
+   */
+  private async timedPasses(r: CoreRunner, list: number[]): Promise<{ mpps: number[]; cpuMpps: number[] }> {
     const per = r.packetsIn(list);
     // Warm-up: two untimed passes (JIT, caches), and a rate estimate to size the runs.
     await r.drive(list);
     const est = per / (await r.drive(list));
     const passes = Math.max(1, Math.ceil((this.o.minRunSec * est) / per));
-    const out: number[] = [];
+    const mpps: number[] = [];
+    const cpuMpps: number[] = [];
     for (let k = 0; k < this.o.runs; k++) {
       let sec = 0;
+      const cpu = process.cpuUsage();
       for (let p = 0; p < passes; p++) sec += await r.drive(list);
-      out.push((passes * per) / sec / 1e6);
+      const u = process.cpuUsage(cpu);
+      mpps.push((passes * per) / sec / 1e6);
+      cpuMpps.push((passes * per) / (u.user + u.system));
     }
-    return out;
+    return { mpps, cpuMpps };
   }
 
   private async established(S: number, W: number): Promise<string> {
@@ -290,7 +305,7 @@ class Suite {
       const check = await r.driveChecked(list);
       if (check.delivered !== check.packets) throw new Error(`bench: established stream: ${checkText(check)}`);
       const before = r.perWorkerPackets();
-      const mpps = await this.timedPasses(r, list);
+      const { mpps, cpuMpps } = await this.timedPasses(r, list);
       const after = r.perWorkerPackets();
       const res: WorkloadResult = {
         workload: 'established', engine: 'core', workers: W, sessions: S,
@@ -308,7 +323,10 @@ class Suite {
         id: `established/sessions=${S}/workers=${W}/mpps`, workload: 'established', label: `established ${sessionsLabel(S)} sessions, ${W}w Mpps`,
         unit: 'Mpps', samples: mpps, higherIsBetter: true, workers: W, sessions: S, engine: 'core',
       });
-      this.figures.push(f, nsFigure(f));
+      this.figures.push(f, nsFigure(f), makeFigure({
+        id: `established/sessions=${S}/workers=${W}/cpu-mpps`, workload: 'established', label: `established ${sessionsLabel(S)} sessions, ${W}w Mpps per CPU-second`,
+        unit: 'Mpps/CPU-s', samples: cpuMpps, higherIsBetter: true, workers: W, sessions: S, engine: 'core',
+      }));
       if (W === 1 || !this.figures.some((x) => x.id === `established/sessions=${S}/bytes-per-session`)) {
         if (!this.figures.some((x) => x.id === `established/sessions=${S}/bytes-per-session`)) {
           this.figures.push(valueFigure({
@@ -410,6 +428,46 @@ class Suite {
     } finally {
       await r.close();
     }
+  }
+
+  // ---- one thread, no pool: the dataplane engineer's bench/core-throughput.ts ------------------------
+
+  private async inlineEstablished(S: number): Promise<string> {
+    const o = this.o;
+    const packets = Math.max(262144, Math.round(o.minRunSec * 4e6));
+    const r = await measureEstablished({ sessions: S, runs: o.runs, packets, seed: o.seed });
+    this.results.push({
+      workload: 'established', engine: 'core', workers: 0, sessions: S,
+      input: `${S} established UDP sessions (ASSURED: out, reply, out 2.5 s later); 46-byte IPv4 UDP packets of random sessions, half app → internet, half internet → app (bench/core-throughput.ts)`,
+      measured: 'one thread, no pool: Dataplane.processBatch over pre-loaded 256-packet batches (bench/core-throughput.ts measureEstablished); no hand-over',
+      packetsPerRun: packets, samples: r.runsMpps, unit: 'Mpps',
+      notes: { cpuMpps: r.runsCpuMpps, fastPathShare: r.fastPathShare, setupMs: r.setupMs, bytesPerSession: r.bytesPerSession, frames: r.frames },
+    });
+    const f = makeFigure({
+      id: `established/sessions=${S}/inline/mpps`, workload: 'established', label: `established ${sessionsLabel(S)} sessions, one thread (no pool) Mpps`,
+      unit: 'Mpps', samples: r.runsMpps, higherIsBetter: true, sessions: S, engine: 'core',
+    });
+    const c = makeFigure({
+      id: `established/sessions=${S}/inline/cpu-mpps`, workload: 'established', label: `established ${sessionsLabel(S)} sessions, one thread Mpps per CPU-second`,
+      unit: 'Mpps/CPU-s', samples: r.runsCpuMpps, higherIsBetter: true, sessions: S, engine: 'core',
+    });
+    this.figures.push(f, nsFigure(f), c);
+    return `established ${sessionsLabel(S)} sessions, one thread (no pool): ${f.median.toFixed(2)} Mpps (${c.median.toFixed(2)} per CPU-second), fast path ${(r.fastPathShare * 100).toFixed(1)}%`;
+  }
+
+  private async inlineSetup(): Promise<string> {
+    const o = this.o;
+    const flows = o.setupPerRun * 4;
+    const r = await measureSetup({ flows, runs: o.runs });
+    this.results.push({
+      workload: 'setup', engine: 'core', workers: 0, sessions: null,
+      input: `${flows} new UDP flows (app → 198.18.x.y:53, a fresh source port or destination each), fresh tables per run (bench/core-throughput.ts)`,
+      measured: 'one thread, no pool: Dataplane.processBatch, every packet the slow path (conntrack + NAT + confirm)',
+      packetsPerRun: flows, samples: r.runsPerSec, unit: 'sessions/s', notes: { cpuSessionsPerSec: r.cpuSessionsPerSec },
+    });
+    const f = makeFigure({ id: 'setup/inline/sessions-per-s', workload: 'setup', label: 'session setup, one thread (no pool) sessions/s', unit: 'sessions/s', samples: r.runsPerSec, higherIsBetter: true, engine: 'core' });
+    this.figures.push(f);
+    return `session setup, one thread (no pool): ${(f.median / 1e6).toFixed(3)} M sessions/s`;
   }
 
   // ---- replay ---------------------------------------------------------------------------------------
@@ -679,7 +737,7 @@ export async function runBench(o: BenchOptions, progress: (e: ProgressEvent) => 
   const t0 = performance.now();
   const start = loadavg();
   const capped: string[] = [];
-  if (o.quick && o.profile.flows > QUICK_PROFILE_FLOWS) {
+  if (o.quick && o.profile.flows > QUICK_PROFILE_FLOWS && (o.workloads.includes('mixed') || o.workloads.includes('replay'))) {
     capped.push(`--quick: the profile's ${o.profile.flows} active flows are capped at ${QUICK_PROFILE_FLOWS}`);
     o = { ...o, profile: { ...o.profile, flows: QUICK_PROFILE_FLOWS } };
   }

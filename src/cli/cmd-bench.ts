@@ -42,6 +42,7 @@ options:
   --no-model            skip the reference-model baseline
   --no-kernel           skip the kernel-oracle baseline (it needs root; skipped with a note otherwise)
   --no-micro            skip the microbenchmarks
+  --no-inline           skip the one-thread, no-pool Dataplane figures (bench/core-throughput.ts)
   --json FILE           write the result JSON here (too)
   --out DIR             results directory: JSON, README.md, throughput.svg, scaling.svg
                         (default results/ for a full run; none for --quick)
@@ -99,7 +100,7 @@ async function runReport(argv: string[]): Promise<number> {
 
 async function runSuite(argv: string[]): Promise<number> {
   const a = parseArgs(argv, {
-    flags: ['quick', 'no-kernel', 'no-model', 'no-micro', 'no-progress'],
+    flags: ['quick', 'no-kernel', 'no-model', 'no-micro', 'no-inline', 'no-progress'],
     values: ['workers', 'sessions', 'workloads', 'runs', 'min-run-ms', 'setup-flows', 'mixed-packets', 'replay-packets', 'profile', 'pcap', 'inside', 'json', 'out', 'seed'],
   });
   if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
@@ -127,6 +128,7 @@ async function runSuite(argv: string[]): Promise<number> {
   o.kernel = !a.flags.has('no-kernel');
   o.model = !a.flags.has('no-model');
   o.micro = !a.flags.has('no-micro');
+  o.inline = !a.flags.has('no-inline');
   const outDir = a.values.get('out') ?? (quick ? null : 'results');
   const jsonFile = a.values.get('json') ?? null;
 
