@@ -15,15 +15,17 @@
 // Frames: 46-byte IPv4 UDP packets (20 IP + 8 UDP + 18 payload = a 64-byte Ethernet frame with its
 // 14-byte header and 4-byte FCS) from the built-in scenario's app server (10.0.1.10, a different
 // source port per flow) to internet hosts 198.51.100.0/24 port 53, through the NAT instance
-// (MASQUERADE to 10.0.0.10) and the IGW (to 203.0.113.10).
+// (MASQUERADE to 10.0.0.10) and the IGW (to 203.0.113.10). Each flow is an ASSURED UDP stream
+// (opened, answered, used again 3 s later) before timing: the dataplane's fast-path case.
 
 import { PROTO_UDP } from '../src/packet/constants.ts';
 import { buildUdp } from '../src/packet/build.ts';
 import { loadBuiltinScenario } from '../src/scenario/index.ts';
 import { FATE_DELIVERED } from '../src/spec/reasons.ts';
-import { instancePoint, type Scenario } from '../src/spec/scenario.ts';
+import { POINT_INTERNET, instancePoint, type Scenario } from '../src/spec/scenario.ts';
 import { dispatchWorker } from '../src/core/dispatch.ts';
-import { type BatchIO, createBatchIO, createCoreShared } from '../src/core/layout.ts';
+import { type BatchIO, type CoreShared, createBatchIO, createCoreShared } from '../src/core/layout.ts';
+import { Dataplane } from '../src/core/dataplane.ts';
 import { CorePool } from '../src/core/pool.ts';
 import { OP_PROCESS, RING_SLOTS } from '../src/core/ring.ts';
 import { writeBenchResult } from './results.ts';
@@ -57,6 +59,12 @@ export interface PoolRun {
   runsMpps: number[];
   /** Packets per worker in the timed runs (dispatch balance). */
   perWorker: number[];
+  /** Per worker: share of the wall time spent processing descriptors (the rest: waiting for work). */
+  busyShare: number[];
+  /** Per worker: ns per packet while processing (excludes waiting). */
+  nsPerPacketBusy: number[];
+  /** Per worker: times it slept waiting for a descriptor. */
+  sleeps: number[];
 }
 
 export interface PoolBenchResult {
@@ -73,11 +81,20 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-function flowPacket(scenario: Scenario, i: number): Uint8Array {
-  const app = scenario.instances.find((x) => x.name === 'app') ?? scenario.instances[scenario.instances.length - 1];
-  // 64 ports per destination host keeps each worker's share of source ports realistic.
-  const dst = (0xc6336400 | (1 + ((i >> 6) % 254))) >>> 0; // 198.51.100.1..254
-  const sport = 1024 + (((i & 63) * 1009 + (i >> 6) * 7) % 64000);
+const APP_NAME = 'app';
+const HOST_NET = 0xc6336400; // 198.51.100.0/24
+const T_OPEN = 1000; // ms: first packet of every flow
+const T_REPLY = 1001; // the reply (SEEN_REPLY)
+const T_RUN = 4000; // > 2 s later: the flow is an ASSURED UDP stream; every timed packet is at T_RUN
+
+/** Flow i: app:(1024 + i % 64000) -> 198.51.100.(1 + i / 64000):53; every flow its own source port up to 64000 flows. */
+function flowEnds(i: number): { dst: number; sport: number } {
+  return { dst: (HOST_NET | (1 + Math.floor(i / 64000))) >>> 0, sport: 1024 + (i % 64000) };
+}
+
+function outPacket(scenario: Scenario, i: number): Uint8Array {
+  const app = scenario.instances.find((x) => x.name === APP_NAME)!;
+  const { dst, sport } = flowEnds(i);
   return buildUdp({ src: app.privateIp, dst, sport, dport: 53, payload: new Uint8Array(FRAME_PAYLOAD) });
 }
 
@@ -88,44 +105,77 @@ interface Loaded {
   shares: Int32Array[];
 }
 
-/** Pre-load ceil(flows / batchSize) batches (at least 2), packets cycling over the flows. */
-function preload(scenario: Scenario, shared: ReturnType<typeof createCoreShared>, W: number, flows: number, batchSize: number): Loaded {
+/** Fill one BatchIO with `frames` (all at `timeMs`), dispatch, and sort the indices by owner. */
+function loadBatch(shared: CoreShared, W: number, frames: { frame: Uint8Array; ingress: number }[], timeMs: number): { io: BatchIO; idx: Int32Array; share: Int32Array } {
+  const n = frames.length;
+  const io = createBatchIO(n, Math.max(n * 64, 4096), W);
+  const owner = new Int32Array(n);
+  const counts = new Int32Array(W + 1);
+  let off = 0;
+  for (let i = 0; i < n; i++) {
+    const { frame, ingress } = frames[i];
+    io.inArena.set(frame, off);
+    io.inOff[i] = off;
+    io.inLen[i] = frame.length;
+    io.ingress[i] = ingress;
+    io.timeMs[i] = timeMs;
+    const w = dispatchWorker(shared.compiled, W, io.inArena, off, frame.length, ingress);
+    owner[i] = w;
+    counts[w + 1]++;
+    off += frame.length;
+  }
+  for (let w = 0; w < W; w++) counts[w + 1] += counts[w];
+  const share = new Int32Array(2 * W);
+  for (let w = 0; w < W; w++) {
+    share[2 * w] = counts[w];
+    share[2 * w + 1] = counts[w + 1] - counts[w];
+  }
+  const idx = new Int32Array(new SharedArrayBuffer(Math.max(4, n * 4)));
+  for (let i = 0; i < n; i++) idx[counts[owner[i]]++] = i;
+  return { io, idx, share };
+}
+
+/**
+ * Establish every flow (out, reply, out 3 s later: an ASSURED UDP stream, the fast path's case)
+ * with one Dataplane per worker index on this thread — the same code and shared memory the
+ * workers use — then pre-load ceil(flows / batchSize) timed batches (at least 2), packets cycling
+ * over the flows. Checks that every timed packet is delivered by the fast path.
+ */
+function preload(scenario: Scenario, shared: CoreShared, W: number, flows: number, batchSize: number): Loaded {
+  const appIdx = scenario.instances.findIndex((x) => x.name === APP_NAME);
+  const nat = scenario.instances.find((x) => x.elasticIp !== null && x.nat !== null);
+  if (appIdx < 0 || !nat) throw new Error('bench: the built-in scenario needs an app server and a NAT instance with an EIP');
+  const appPoint = instancePoint(appIdx);
+  const outs = Array.from({ length: flows }, (_, i) => ({ frame: outPacket(scenario, i), ingress: appPoint }));
+  const replies = Array.from({ length: flows }, (_, i) => {
+    const { dst, sport } = flowEnds(i);
+    return { frame: buildUdp({ src: dst, dst: nat.elasticIp!, sport: 53, dport: sport, payload: new Uint8Array(FRAME_PAYLOAD) }), ingress: POINT_INTERNET };
+  });
+  const dps = Array.from({ length: W }, (_, w) => new Dataplane(shared, w));
+  const runAll = (b: { io: BatchIO; idx: Int32Array; share: Int32Array }, what: string) => {
+    for (let w = 0; w < W; w++) dps[w].processBatch(b.io, b.idx, b.share[2 * w], b.share[2 * w + 1]);
+    for (let i = 0; i < b.io.maxPackets; i++) {
+      if (b.io.fate[i] !== FATE_DELIVERED) throw new Error(`bench: ${what} packet ${i} not delivered (reason ${b.io.reason[i]})`);
+    }
+  };
+  runAll(loadBatch(shared, W, outs, T_OPEN), 'opening');
+  runAll(loadBatch(shared, W, replies, T_REPLY), 'reply');
+  runAll(loadBatch(shared, W, outs, T_RUN), 'assuring');
   const nb = Math.max(2, Math.ceil(flows / batchSize));
-  const appPoint = instancePoint(scenario.instances.findIndex((x) => x.name === 'app'));
-  const frames: Uint8Array[] = [];
-  for (let i = 0; i < flows; i++) frames.push(flowPacket(scenario, i));
   const ios: BatchIO[] = [];
   const idx: Int32Array[] = [];
   const shares: Int32Array[] = [];
   let k = 0;
   for (let b = 0; b < nb; b++) {
-    const io = createBatchIO(batchSize, batchSize * 64, W);
-    const owner = new Int32Array(batchSize);
-    const counts = new Int32Array(W + 1);
-    let off = 0;
-    for (let i = 0; i < batchSize; i++) {
-      const f = frames[k++ % flows];
-      io.inArena.set(f, off);
-      io.inOff[i] = off;
-      io.inLen[i] = f.length;
-      io.ingress[i] = appPoint;
-      io.timeMs[i] = 1000;
-      const w = dispatchWorker(shared.compiled, W, io.inArena, off, f.length, appPoint);
-      owner[i] = w;
-      counts[w + 1]++;
-      off += f.length;
-    }
-    for (let w = 0; w < W; w++) counts[w + 1] += counts[w];
-    const share = new Int32Array(2 * W);
-    for (let w = 0; w < W; w++) {
-      share[2 * w] = counts[w];
-      share[2 * w + 1] = counts[w + 1] - counts[w];
-    }
-    const list = new Int32Array(new SharedArrayBuffer(batchSize * 4));
-    for (let i = 0; i < batchSize; i++) list[counts[owner[i]]++] = i;
-    ios.push(io);
-    idx.push(list);
-    shares.push(share);
+    const frames = Array.from({ length: batchSize }, () => outs[k++ % flows]);
+    const l = loadBatch(shared, W, frames, T_RUN);
+    const fast0 = dps.reduce((a, d) => a + d.fastCount, 0);
+    runAll(l, 'timed');
+    const fast = dps.reduce((a, d) => a + d.fastCount, 0) - fast0;
+    if (fast !== batchSize) throw new Error(`bench: only ${fast} of ${batchSize} timed packets took the fast path`);
+    ios.push(l.io);
+    idx.push(l.idx);
+    shares.push(l.share);
   }
   return { ios, idx, shares };
 }
@@ -157,6 +207,7 @@ export async function measurePool(opts: PoolBenchOptions = {}): Promise<PoolBenc
   const log = opts.log ?? (() => {});
   const scenario = loadBuiltinScenario();
   const flows = opts.flows ?? 1024;
+  if (flows > 250 * 64000) throw new Error(`bench: at most ${250 * 64000} flows`);
   const batchSize = opts.batchSize ?? 4096;
   const runs = opts.runs ?? 5;
   const depth = Math.min(opts.depth ?? 2, RING_SLOTS);
@@ -167,22 +218,28 @@ export async function measurePool(opts: PoolBenchOptions = {}): Promise<PoolBenc
     const loaded = preload(scenario, shared, W, flows, batchSize);
     const pool = new CorePool({ workers: W, shared, ios: loaded.ios, idx: loaded.idx, spin: opts.spin });
     try {
-      // Warm-up: creates every session (first pass), then lets the JIT settle.
-      await drive(pool, loaded, loaded.ios.length, 1);
+      // Warm-up: lets the workers' JIT settle on the fast path.
+      await drive(pool, loaded, Math.max(4, batches >> 2), depth);
       for (let b = 0; b < loaded.ios.length; b++) {
         const io = loaded.ios[b];
         for (let i = 0; i < batchSize; i++) {
           if (io.fate[i] !== FATE_DELIVERED) throw new Error(`bench: packet ${i} of batch ${b} was not delivered (reason ${io.reason[i]})`);
         }
       }
-      await drive(pool, loaded, Math.max(4, batches >> 2), depth);
       const before = Array.from({ length: W }, (_, w) => pool.packets(w));
+      const busy0 = Array.from({ length: W }, (_, w) => pool.busyUs(w));
+      const sleeps0 = Array.from({ length: W }, (_, w) => pool.sleeps(w));
+      const tRuns0 = process.hrtime.bigint();
       const mppsRuns: number[] = [];
       for (let r = 0; r < runs; r++) {
         const sec = await drive(pool, loaded, batches, depth);
         mppsRuns.push((batches * batchSize) / sec / 1e6);
       }
+      const wallUs = Number(process.hrtime.bigint() - tRuns0) / 1000;
       const perWorker = Array.from({ length: W }, (_, w) => pool.packets(w) - before[w]);
+      const busyShare = Array.from({ length: W }, (_, w) => (pool.busyUs(w) - busy0[w]) / wallUs);
+      const sleeps = Array.from({ length: W }, (_, w) => pool.sleeps(w) - sleeps0[w]);
+      const nsBusy = Array.from({ length: W }, (_, w) => ((pool.busyUs(w) - busy0[w]) * 1000) / Math.max(1, perWorker[w]));
       const mpps = median(mppsRuns);
       out.push({
         workers: W,
@@ -193,10 +250,14 @@ export async function measurePool(opts: PoolBenchOptions = {}): Promise<PoolBenc
         nsPerPacket: 1000 / mpps,
         runsMpps: mppsRuns,
         perWorker,
+        busyShare,
+        nsPerPacketBusy: nsBusy,
+        sleeps,
       });
       log(
         `workers=${W} flows=${flows} batch=${batchSize}: ${mpps.toFixed(2)} Mpps (${(1000 / mpps).toFixed(1)} ns/packet), ` +
-          `runs ${mppsRuns.map((x) => x.toFixed(2)).join(' ')}, per worker ${perWorker.join('/')}`,
+          `runs ${mppsRuns.map((x) => x.toFixed(2)).join(' ')}, per worker ${perWorker.join('/')} packets, ` +
+          `busy ${busyShare.map((x) => (100 * x).toFixed(0) + '%').join('/')} of wall time at ${nsBusy.map((x) => x.toFixed(0)).join('/')} ns/packet, sleeps ${sleeps.join('/')}, fast path ${Array.from({ length: W }, (_, w) => pool.fastPackets(w)).join('/')}`,
       );
     } finally {
       await pool.close();

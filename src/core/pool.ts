@@ -3,9 +3,7 @@
 // a task that throws or whose thread dies is re-issued and resumes from the ring's per-packet
 // commit marker; piscina replaces dead threads. See docs/core.md "Threads" and "Faults".
 
-import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import type { BatchIO, CoreShared } from './layout.ts';
 import {
@@ -19,6 +17,9 @@ import {
   G_WAKE,
   OP_EXIT,
   W_PACKETS,
+  W_BUSY_US,
+  W_FAST,
+  W_SLEEPS,
   W_PARKED,
   W_RELEASE,
   W_STARTS,
@@ -66,12 +67,6 @@ type WaitAsync = (
 ) => { async: false; value: string } | { async: true; value: Promise<string> };
 const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
 
-let tsxImport: string | null = null;
-/** `--import` argument that registers tsx in a worker thread (Node 20 cannot load .ts itself). */
-function tsxLoader(): string {
-  if (tsxImport === null) tsxImport = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-  return tsxImport;
-}
 
 export class CorePool {
   readonly workers: number;
@@ -112,12 +107,13 @@ export class CorePool {
       spin: opts.spin ?? 2000,
     };
     this.piscina = new Piscina({
-      filename: new URL('./worker.ts', import.meta.url).href,
+      // worker-boot.mjs registers tsx's ESM hooks inside the thread, then loads worker.ts.
+      filename: new URL('./worker-boot.mjs', import.meta.url).href,
       minThreads: n,
       maxThreads: n,
       idleTimeout: 60_000,
       concurrentTasksPerWorker: 1,
-      execArgv: ['--import', tsxLoader()],
+      execArgv: [],
       name: 'default',
     });
     // A dead thread's error reaches its task; an 'error' event without a task must not crash us.
@@ -138,6 +134,21 @@ export class CorePool {
   /** Packets processed by worker w (statistics). */
   packets(w: number): number {
     return Atomics.load(this.ctrl, workerBase(w) + W_PACKETS);
+  }
+
+  /** µs worker w spent processing descriptors (statistics). */
+  busyUs(w: number): number {
+    return Atomics.load(this.ctrl, workerBase(w) + W_BUSY_US);
+  }
+
+  /** Packets worker w's dataplane took through its fast path (statistics, since its last start). */
+  fastPackets(w: number): number {
+    return Atomics.load(this.ctrl, workerBase(w) + W_FAST);
+  }
+
+  /** Times worker w went to sleep waiting for work (statistics). */
+  sleeps(w: number): number {
+    return Atomics.load(this.ctrl, workerBase(w) + W_SLEEPS);
   }
 
   /** Arm a fault (tests): it fires once, before packet `index` of batch `batch`. */

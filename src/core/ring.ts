@@ -50,6 +50,10 @@ export const W_STARTS = 21;
 export const W_PACKETS = 22;
 /** Worker: times the worker went to sleep in Atomics.wait (statistics). */
 export const W_SLEEPS = 23;
+/** Worker: µs spent processing descriptors (statistics; wraps after ~35 min). */
+export const W_BUSY_US = 24;
+/** Worker: packets the dataplane's fast path took (statistics). */
+export const W_FAST = 25;
 /** Descriptor slots start here. */
 export const W_DESC = 32;
 export const WORKER_WORDS = W_DESC + RING_SLOTS * DESC_WORDS;

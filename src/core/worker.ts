@@ -33,6 +33,8 @@ import {
   W_PARKED,
   W_RELEASE,
   W_SLEEPS,
+  W_BUSY_US,
+  W_FAST,
   W_STARTS,
   W_TAIL,
   W_THREAD,
@@ -66,11 +68,16 @@ export interface WorkerTask {
 interface Processor {
   process(io: BatchIO, idx: Int32Array, first: number, count: number): void;
   advance(nowMs: number): void;
+  /** Packets that took the fast path so far (statistics). */
+  fast(): number;
 }
 
 class NoopProcessor implements Processor {
   process(_io: BatchIO, _idx: Int32Array, _first: number, _count: number): void {}
   advance(_nowMs: number): void {}
+  fast(): number {
+    return 0;
+  }
 }
 
 class ProbeProcessor implements Processor {
@@ -79,6 +86,9 @@ class ProbeProcessor implements Processor {
     for (let i = first; i < first + count; i++) Atomics.add(this.probe, idx[i], 1);
   }
   advance(_nowMs: number): void {}
+  fast(): number {
+    return 0;
+  }
 }
 
 class DataplaneProcessor implements Processor {
@@ -92,10 +102,11 @@ class DataplaneProcessor implements Processor {
   advance(nowMs: number): void {
     this.dp.advance(nowMs);
   }
+  fast(): number {
+    return this.dp.fastCount;
+  }
 }
 
-// Statically imported: piscina may load this file through require(), and a dynamic import() from
-// here would then bypass tsx's hooks in a Node 20 worker thread ("Unknown file extension .ts").
 export default function runCoreWorker(task: WorkerTask): number {
   let proc: Processor;
   if (task.mode === 'noop') proc = new NoopProcessor();
@@ -115,6 +126,7 @@ function runLoop(task: WorkerTask, proc: Processor): number {
   const spin = task.spin | 0;
   const faults = task.faults;
   let processed = 0;
+  let busyUs = 0;
   for (;;) {
     const tail = Atomics.load(ctrl, base + W_TAIL);
     let head = Atomics.load(ctrl, base + W_HEAD);
@@ -128,6 +140,7 @@ function runLoop(task: WorkerTask, proc: Processor): number {
     }
     const d = descOffset(base, tail);
     const op = ctrl[d + D_OP];
+    const t0 = performance.now();
     if (op === OP_PROCESS) {
       const ioIndex = ctrl[d + D_IO];
       const first = ctrl[d + D_FIRST];
@@ -154,6 +167,9 @@ function runLoop(task: WorkerTask, proc: Processor): number {
     } else if (op === OP_ADVANCE) {
       proc.advance(ctrl[d + D_NOW_MS]);
     }
+    busyUs += (performance.now() - t0) * 1000;
+    ctrl[base + W_BUSY_US] = busyUs | 0;
+    ctrl[base + W_FAST] = proc.fast() | 0;
     Atomics.store(ctrl, base + W_TAIL, (tail + 1) | 0);
     Atomics.add(ctrl, G_WAKE, 1);
     Atomics.notify(ctrl, G_WAKE);
