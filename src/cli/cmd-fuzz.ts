@@ -65,7 +65,9 @@ export async function engineSpecs(names: EngineName[], workers: number): Promise
   const specs: FuzzEngineSpec[] = [];
   for (const name of names) {
     const normaliser = name === 'kernel' ? await kernelNormaliser() : undefined;
-    specs.push({ name, normaliser, create: (s, seed) => makeEngine(name, s, { seed, workers: name === 'core' ? workers : undefined }) });
+    // The kernel waits in real time for clock steps: allow it (short fuzz timeouts keep it brief).
+    const extra = name === 'kernel' ? { maxWaitMs: 600_000 } : undefined;
+    specs.push({ name, normaliser, create: (s, seed) => makeEngine(name, s, { seed, workers: name === 'core' ? workers : undefined, extra }) });
   }
   return specs;
 }
@@ -136,6 +138,7 @@ export const command: Command = {
     const saveDir = a.flags.has('no-save') ? null : a.values.get('save-dir') ?? REGRESSIONS_DIR;
     if (a.flags.has('pin') && onlyRun === undefined) throw new UsageError('--pin needs --run R (the run to keep)');
     const engines = await engineSpecs(names, workers);
+    for (const e of engines) if (e.normaliser) log(`normalised: ${e.name}: ${e.normaliser.description}`);
 
     log(`natlab fuzz: seed ${seed}, engines ${names.join(' vs ')}${shard ? `, shard ${shard.index}/${shard.count}` : ''}${onlyRun !== undefined ? `, run ${onlyRun}` : ''}, ${timeS !== undefined ? `${timeS} s` : `${runs ?? 100} runs`}`);
     const tty = !json && process.stdout.isTTY === true;

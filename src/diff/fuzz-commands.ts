@@ -63,6 +63,19 @@ export class FuzzReal {
   commands = 0;
   private readonly eipSet: Set<number>;
 
+  /** Real-time engines in the session: no exact-boundary clock steps. */
+  coarseTime = false;
+  private steps: number[] | null = null;
+
+  /** The scenario's distinct timeouts in seconds (plus the 2 s UDP stream threshold), ascending. */
+  timeoutSteps(): number[] {
+    if (!this.steps) {
+      const set = new Set<number>([2, ...Object.values(this.scenario.conntrack.timeouts)]);
+      this.steps = [...set].sort((a, b) => a - b);
+    }
+    return this.steps;
+  }
+
   constructor(
     readonly session: DiffSession,
     readonly scenario: Scenario,
@@ -385,18 +398,35 @@ export const MAX_VIRTUAL_US = 20 * 86400 * 1e6;
 
 export const ADVANCE_STEPS = [1, 2.5, 9.999, 10, 29.999, 30, 31, 59, 61, 119, 121, 301, 432001];
 
+/**
+ * advance[...]: the clock jumps. Either a fixed step, or — more pointed — to just before, exactly
+ * at, or just after one of the scenario's own timeouts (counted from the last packet), where
+ * off-by-one expiry bugs live. Real-time engines (coarse time) get ±0.5 s around the timeouts and
+ * no huge steps, so kernel timing jitter cannot decide the outcome.
+ */
 class AdvanceCmd implements Cmd {
-  constructor(readonly seconds: number) {}
+  private seconds = 0;
+  constructor(readonly fixed: number | null, readonly timeout: number, readonly delta: number) {}
   check(): boolean {
     return true;
   }
   async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
+    const tos = r.timeoutSteps();
+    let s: number;
+    if (r.coarseTime) {
+      s = Math.max(0.5, tos[this.timeout % tos.length] + (this.delta < 2 ? -0.5 : 0.5));
+    } else if (this.fixed !== null) {
+      s = this.fixed;
+    } else {
+      s = tos[this.timeout % tos.length] + [-0.001, 0, 0.001, 1][this.delta % 4];
+    }
+    this.seconds = Math.round(s * 1000) / 1000;
     // Keep a run within 20 virtual days (the core's clock spans at most 2^31 ms).
     if (r.session.timeUs + this.seconds * 1e6 > MAX_VIRTUAL_US) return;
     await r.session.advance(r.session.timeUs + Math.round(this.seconds * 1e6));
   }
   toString(): string {
-    return `advance[${this.seconds}s]`;
+    return this.seconds ? `advance[${this.seconds}s]` : this.fixed !== null ? `advance[${this.fixed}s]` : `advance[timeout ${this.timeout}${['-1ms', '', '+1ms', '+1s'][this.delta % 4]}]`;
   }
 }
 
@@ -464,7 +494,8 @@ export const fuzzCommandArbs: Array<fc.Arbitrary<Cmd>> = [
   fc.tuple(idx, idx, portArb, dportArb, fc.constantFrom(F_ACK, F_FIN | F_ACK, F_RST, F_RST | F_ACK, F_PSH | F_ACK, F_SYN | F_FIN, F_FIN, 0, F_SYN | F_URG, F_SYN | F_RST)).map(([a, b, s, d, fl]) => new StrayCmd(a, b, s, d, fl)),
   fc.tuple(idx, idx, portArb, fc.integer({ min: 2, max: 12 })).map(([a, b, s, c]) => new FloodCmd(a, b, s, c)),
   fc.tuple(idx, fc.nat({ max: ERROR_KINDS.length - 1 }), fc.boolean(), rare(3)).map(([o, k, full, rt]) => new IcmpErrorCmd(o, k, full, rt)),
-  fc.constantFrom(...ADVANCE_STEPS).map((s) => new AdvanceCmd(s)),
+  fc.constantFrom(...ADVANCE_STEPS).map((s) => new AdvanceCmd(s, 0, 0)),
+  fc.tuple(fc.nat({ max: 15 }), fc.nat({ max: 3 })).map(([t, d]) => new AdvanceCmd(null, t, d)),
   idx.map((b) => new ReplayCmd(b)),
   fc.tuple(idx, damageArb).map(([b, d]) => new MalformedCmd(b, d)),
 ];

@@ -9,7 +9,7 @@
 import fc from 'fast-check';
 import type { Engine } from '../spec/engine.ts';
 import type { Scenario } from '../spec/scenario.ts';
-import { fuzzScenario, fuzzScenarioSpecArb, describeFuzzSpec, type FuzzScenarioSpec } from '../traffic/fuzz-scenario.ts';
+import { fuzzScenario, fuzzScenarioSpecArbFor, describeFuzzSpec, type FuzzScenarioSpec } from '../traffic/fuzz-scenario.ts';
 import { fuzzCommandsArb, FuzzReal, type FuzzModel } from './fuzz-commands.ts';
 import { DiffSession, DifferenceError, type SessionEngine } from './fuzz-session.ts';
 import type { Difference, OutputNormaliser } from './compare.ts';
@@ -40,6 +40,11 @@ export interface FuzzOptions {
   timeS?: number;
   shard?: { index: number; count: number };
   maxCommands?: number;
+  /**
+   * An engine runs in real time (the kernel: its clock cannot jump): scenarios get short timeouts
+   * and clock steps stay ±0.5 s away from them. Default: true when an engine is named 'kernel'.
+   */
+  realTime?: boolean;
   /** With onlyRun: save the run as a regression even though it passes (pin an interesting case). */
   pin?: boolean;
   /** Wall-clock budget for shrinking a failure (default 60 s). */
@@ -98,7 +103,8 @@ function makeProperty(opts: FuzzOptions, counters: { scenarios: number; commands
   const maxCommands = opts.maxCommands ?? 40;
   // Commands first: fast-check shrinks tuple elements in order, and dropping commands is the
   // biggest win per (expensive) execution.
-  return fc.asyncProperty(fuzzCommandsArb(maxCommands), fuzzScenarioSpecArb, fc.integer({ min: 1, max: 0x7fffffff }), async (cmds, spec, engineSeed) => {
+  const realTime = opts.realTime ?? opts.engines.some((e) => e.name === 'kernel');
+  return fc.asyncProperty(fuzzCommandsArb(maxCommands), fuzzScenarioSpecArbFor({ shortTimeouts: realTime }), fc.integer({ min: 1, max: 0x7fffffff }), async (cmds, spec, engineSeed) => {
     // Past the shrink budget every further candidate "passes" at once, so fast-check ends with
     // the smallest failing case found so far.
     if (skip()) return;
@@ -118,6 +124,7 @@ function makeProperty(opts: FuzzOptions, counters: { scenarios: number; commands
       await Promise.all(engines.map((e) => e.engine.advance(0)));
       session = new DiffSession(scenario, engines, { throwOnDifference: true });
       const real = new FuzzReal(session, scenario);
+      real.coarseTime = realTime;
       counters.scenarios++;
       let error: unknown = null;
       try {

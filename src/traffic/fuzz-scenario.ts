@@ -44,7 +44,15 @@ export interface FuzzScenarioSpec {
   tcpLoose: boolean;
   /** A blackhole route for 192.0.2.0/24 in the private route table. */
   blackhole: boolean;
+  /** Short conntrack timeouts (seconds), for engines whose clock runs in real time (the kernel). */
+  shortTimeouts?: boolean;
 }
+
+/** Timeouts for real-time engines: every state expires within a few seconds. */
+export const SHORT_TIMEOUTS: Readonly<Record<string, number>> = Object.freeze({
+  tcpSynSent: 4, tcpSynRecv: 3, tcpEstablished: 8, tcpFinWait: 4, tcpCloseWait: 3, tcpLastAck: 3, tcpTimeWait: 4,
+  tcpClose: 2, tcpMaxRetrans: 5, tcpUnacknowledged: 5, udp: 3, udpStream: 6, icmp: 3, generic: 6,
+});
 
 const portRangeArb: fc.Arbitrary<[number, number] | null> = fc.oneof(
   { weight: 3, arbitrary: fc.constant(null) },
@@ -73,6 +81,10 @@ const natArb: fc.Arbitrary<FuzzNatSpec> = fc.record({
   ipForward: fc.integer({ min: 0, max: 19 }).map((x) => x !== 0),
   elasticIp: fc.integer({ min: 0, max: 19 }).map((x) => x !== 0),
 });
+
+export function fuzzScenarioSpecArbFor(o: { shortTimeouts?: boolean } = {}): fc.Arbitrary<FuzzScenarioSpec> {
+  return o.shortTimeouts ? fuzzScenarioSpecArb.map((s) => ({ ...s, shortTimeouts: true })) : fuzzScenarioSpecArb;
+}
 
 export const fuzzScenarioSpecArb: fc.Arbitrary<FuzzScenarioSpec> = fc.record({
   nats: fc.array(natArb, { minLength: 1, maxLength: 2 }),
@@ -158,7 +170,7 @@ export function fuzzScenarioObject(spec: FuzzScenarioSpec, name = 'fuzz'): Recor
     subnets,
     instances,
     internet: { hosts: FUZZ_INTERNET_HOSTS },
-    conntrack: { max: spec.ctMax, checksum: spec.checksum, tcpLoose: spec.tcpLoose },
+    conntrack: { max: spec.ctMax, checksum: spec.checksum, tcpLoose: spec.tcpLoose, ...(spec.shortTimeouts ? { timeouts: { ...SHORT_TIMEOUTS } } : {}) },
   };
 }
 
