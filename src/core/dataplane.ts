@@ -72,7 +72,11 @@ export class Dataplane extends SlowPath {
         for (let j = 0; j < n; j++) {
           if (pf[j] < 0) continue;
           const v = flow[fb + pf[j]];
-          if (v !== 0) sink ^= ses[this.rec(((v & this.refMask) - 1) >>> 2) + S_META];
+          if (v !== 0) {
+            // Both ends of the hot part of the record (words 0..8: a 56-byte record may cross a line).
+            const o = this.rec(((v & this.refMask) - 1) >>> 2);
+            sink ^= ses[o] ^ ses[o + S_EXPIRY];
+          }
         }
       }
       for (let j = 0; j < n; j++) {
