@@ -483,19 +483,19 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
     }
     bump(sum.ct, CT_NAMES[r.ct] ?? `ct-${r.ct}`);
     if (r.ct === CT_NEW && r.fate === FATE_DELIVERED) sum.sessionsCreated++;
-    const keptOuts: KeptResult['outputs'] = [];
+    const keptOuts: KeptResult['outputs'] | null = st.kept ? [] : null;
     for (let k = 0; k < r.outputs.length; k++) {
       const o = r.outputs[k];
       if (fed && isGeneratedOutput(fed, o.frame)) sum.generated++;
       const n = await st.out.write(o.egress, p.timeUs, o.frame);
-      if (st.kept) keptOuts.push({ egress: pointName(s, o.egress), n, frame: describeFrame(o.frame) });
+      keptOuts?.push({ egress: pointName(s, o.egress), n, frame: describeFrame(o.frame) });
     }
     if (fed && r.fate === FATE_DELIVERED && r.outputs.length > 0 && tupleChanged(fed, r.outputs[0].frame)) sum.translated++;
     st.keptRaw?.push({ fed: fed ?? null, timeUs: p.timeUs, ingress: p.ingress, result: r });
     if (st.kept) {
       st.kept.push({
         input: p.n, ingress: p.ingress === INGRESS_NOWHERE ? 'nowhere' : pointName(s, p.ingress), fate: r.fate === FATE_DELIVERED ? 'delivered' : 'dropped',
-        reason: reasonName(r.reason), detail: r.detail, ct: CT_NAMES[r.ct] ?? String(r.ct), readdressed: st.how[i] ?? '', outputs: keptOuts,
+        reason: reasonName(r.reason), detail: r.detail, ct: CT_NAMES[r.ct] ?? String(r.ct), readdressed: st.how[i] ?? '', outputs: keptOuts!,
       });
     }
   }
