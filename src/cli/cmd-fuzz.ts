@@ -30,6 +30,7 @@ options:
   --engines LIST      engines, the first is the reference (default model,core)
   --max-commands N    commands per run (default 40)
   --workers N         core worker threads (default 1)
+  --shrink-time S     budget for shrinking a failure (default 60; every step restarts the engines)
   --save-dir DIR      where counterexamples go (default ${REGRESSIONS_DIR})
   --no-save           do not save counterexamples
   --pin               with --run: save that run as a regression even if the engines agree
@@ -79,7 +80,7 @@ export const command: Command = {
   async run(argv: string[]): Promise<number> {
     const a = parseArgs(argv, {
       flags: ['json', 'no-save', 'pin'],
-      values: ['runs', 'time', 'seed', 'shard', 'engines', 'max-commands', 'workers', 'save-dir', 'replay', 'run'],
+      values: ['runs', 'time', 'seed', 'shard', 'engines', 'max-commands', 'workers', 'save-dir', 'replay', 'run', 'shrink-time'],
     });
     if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
     const json = a.flags.has('json');
@@ -135,6 +136,7 @@ export const command: Command = {
     const onlyRun = a.values.has('run') ? intOption(a, 'run', 0, 0) : undefined;
     const shard = parseShard(a.values.get('shard'));
     const maxCommands = intOption(a, 'max-commands', 40, 1, 10000);
+    const shrinkTimeS = intOption(a, 'shrink-time', 60, 0, 86400);
     const saveDir = a.flags.has('no-save') ? null : a.values.get('save-dir') ?? REGRESSIONS_DIR;
     if (a.flags.has('pin') && onlyRun === undefined) throw new UsageError('--pin needs --run R (the run to keep)');
     const engines = await engineSpecs(names, workers);
@@ -158,7 +160,7 @@ export const command: Command = {
         log(`  ${p.run}${p.runs ? `/${p.runs}` : ''} runs, ${p.scenarios} scenarios, ${p.commands} commands, ${p.packets} packets, ${(p.elapsedMs / 1000).toFixed(1)} s${p.phase === 'shrink' ? ' (shrinking)' : ''}`);
       }
     };
-    const report = await runFuzz({ engines, seed, runs, timeS, shard, maxCommands, saveDir, onlyRun, pin: a.flags.has('pin'), onProgress });
+    const report = await runFuzz({ engines, seed, runs, timeS, shard, maxCommands, saveDir, onlyRun, pin: a.flags.has('pin'), shrinkTimeS, onProgress });
     (bar as cliProgress.SingleBar | null)?.stop();
     if (json) {
       out(JSON.stringify(report, null, 1));

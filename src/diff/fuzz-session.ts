@@ -70,6 +70,8 @@ export class DiffSession {
   readonly differences: Difference[] = [];
   readonly renamings: PortRenaming[];
   private readonly ctxs: PacketCompareContext[];
+  /** Tolerances applied (kernel-unseen drops...), counted, for reports. */
+  readonly tolerated = new Map<string, number>();
   private readonly eips: Set<number>;
   timeUs = 0;
   packets = 0;
@@ -93,6 +95,7 @@ export class DiffSession {
       scenario,
       normaliserA: engines[0].normaliser,
       normaliserB: e.normaliser,
+      tolerated: this.tolerated,
     }));
     this.eips = new Set(scenario.instances.flatMap((i) => (i.elasticIp === null ? [] : [i.elasticIp >>> 0])));
   }

@@ -3,7 +3,7 @@ import { buildIcmpEcho, buildIcmpError, buildTcp, buildUdp, parseIpv4Addr as ip,
 import { compareConntrack, compareRuns, comparePacket, PortRenaming, ttlOffsetNormaliser, firstDifference, type EngineRun } from '../../src/diff/compare.ts';
 import { loadBuiltinScenario } from '../../src/scenario/index.ts';
 import type { ConntrackEntry, InputPacket, PacketResult } from '../../src/spec/engine.ts';
-import { CT_ESTABLISHED, CT_NEW, DROP_NAT_CLASH, FATE_DELIVERED, FATE_DROPPED, REASON_NONE } from '../../src/spec/reasons.ts';
+import { CT_ESTABLISHED, CT_NEW, DROP_KERNEL_UNSEEN, DROP_NAT_CLASH, FATE_DELIVERED, FATE_DROPPED, REASON_NONE } from '../../src/spec/reasons.ts';
 import { instancePoint, POINT_INTERNET } from '../../src/spec/scenario.ts';
 
 const scenario = loadBuiltinScenario();
@@ -103,6 +103,15 @@ describe('compareRuns', () => {
     const f1 = buildUdp({ src: EIP, dst: PEER, sport: 40000, dport: 53, ipId: 1 });
     const f2 = buildUdp({ src: EIP, dst: PEER, sport: 40000, dport: 53, ipId: 2 });
     expect(compareRuns([input(req)], { engine: 'model', results: [delivered(0, f1)] }, { engine: 'core', results: [delivered(0, f2)] }).equal).toBe(false);
+  });
+
+  it('accepts kernel-unseen for any drop reason, visibly, but not for a delivery', () => {
+    const drop = (reason: number): PacketResult => ({ fate: FATE_DROPPED, reason, detail: 0, ct: CT_NEW, outputs: [] });
+    const res = compareRuns([input(req)], { engine: 'model', results: [drop(DROP_NAT_CLASH)] }, { engine: 'kernel', results: [drop(DROP_KERNEL_UNSEEN)] }, { scenario });
+    expect(res.equal).toBe(true);
+    expect(res.notes.join('\n')).toMatch(/kernel-unseen accepted for nat-clash: 1 packet/);
+    const res2 = compareRuns([input(req)], { engine: 'model', results: [delivered(0, udpOut(40000))] }, { engine: 'kernel', results: [drop(DROP_KERNEL_UNSEEN)] }, { scenario });
+    expect(res2.differences[0].kind).toBe('fate');
   });
 
   it('applies a normaliser visibly', () => {
