@@ -41,7 +41,7 @@ export interface PoolBenchOptions {
   batches?: number;
   /** Runs per worker count; the median is reported (default 5). */
   runs?: number;
-  /** Batches in flight per worker (default 2: double buffering). */
+  /** Batches in flight per worker (default 8, the ring's size; refilled in halves). */
   depth?: number;
   /** Worker polls before sleeping (CorePool spin). */
   spin?: number;
@@ -180,7 +180,10 @@ function preload(scenario: Scenario, shared: CoreShared, W: number, flows: numbe
   return { ios, idx, shares };
 }
 
-/** Post `batches` batches cycling over the pre-loaded ones, `depth` in flight. Returns seconds. */
+/**
+ * Post `batches` batches cycling over the pre-loaded ones, up to `depth` in flight per worker
+ * (depth 1: post, wait, post...: the unpipelined round trip). Returns seconds.
+ */
 async function drive(pool: CorePool, loaded: Loaded, batches: number, depth: number): Promise<number> {
   const W = pool.workers;
   const nb = loaded.ios.length;
@@ -195,8 +198,11 @@ async function drive(pool: CorePool, loaded: Loaded, batches: number, depth: num
     }
     inflight.push(seqs);
     if (inflight.length >= depth) {
-      const s = inflight.shift()!;
+      // Refill in halves: main wakes once per depth/2 batches, not once per batch.
+      const k = Math.max(1, depth >> 1);
+      const s = inflight[k - 1];
       for (let w = 0; w < W; w++) if (s[w] >= 0) await pool.waitFor(w, s[w]);
+      inflight.splice(0, k);
     }
   }
   for (const s of inflight) for (let w = 0; w < W; w++) if (s[w] >= 0) await pool.waitFor(w, s[w]);
@@ -210,7 +216,7 @@ export async function measurePool(opts: PoolBenchOptions = {}): Promise<PoolBenc
   if (flows > 250 * 64000) throw new Error(`bench: at most ${250 * 64000} flows`);
   const batchSize = opts.batchSize ?? 4096;
   const runs = opts.runs ?? 5;
-  const depth = Math.min(opts.depth ?? 2, RING_SLOTS);
+  const depth = Math.min(opts.depth ?? RING_SLOTS, RING_SLOTS);
   const batches = opts.batches ?? Math.max(8, Math.ceil(8_000_000 / batchSize));
   const out: PoolRun[] = [];
   for (const W of opts.workers ?? [1, 2]) {
@@ -275,9 +281,11 @@ export interface HandoverResult {
   workers: number;
   /** µs per batch when main posts one batch to every worker and waits for it (no overlap). */
   roundTripUs: number;
-  /** µs per batch with `depth` batches in flight (pipelined). */
+  /** µs per batch with `depth` batches in flight (pipelined, double buffering). */
   pipelinedUs: number;
   depth: number;
+  /** µs per batch with the ring full (RING_SLOTS in flight, refilled in halves). */
+  ringFullUs: number;
 }
 
 /**
@@ -296,13 +304,18 @@ export async function measureHandover(opts: { workers?: number[]; rounds?: numbe
       await drive(pool, loaded, 200, 1);
       const rt: number[] = [];
       const pipe: number[] = [];
+      const full: number[] = [];
       for (let r = 0; r < 5; r++) {
         rt.push(((await drive(pool, loaded, rounds, 1)) / rounds) * 1e6);
         pipe.push(((await drive(pool, loaded, rounds, depth)) / rounds) * 1e6);
+        full.push(((await drive(pool, loaded, rounds, RING_SLOTS)) / rounds) * 1e6);
       }
-      const h = { workers: W, roundTripUs: median(rt), pipelinedUs: median(pipe), depth };
+      const h = { workers: W, roundTripUs: median(rt), pipelinedUs: median(pipe), depth, ringFullUs: median(full) };
       res.push(h);
-      opts.log?.(`hand-over, workers=${W}: ${h.roundTripUs.toFixed(1)} µs/batch round trip, ${h.pipelinedUs.toFixed(1)} µs/batch with ${depth} in flight`);
+      opts.log?.(
+        `hand-over, workers=${W}: ${h.roundTripUs.toFixed(1)} µs/batch round trip, ${h.pipelinedUs.toFixed(1)} µs/batch with ${depth} in flight, ` +
+          `${h.ringFullUs.toFixed(1)} µs/batch with the ring full (${RING_SLOTS})`,
+      );
     } finally {
       await pool.close();
     }
@@ -323,7 +336,7 @@ async function main(argv: string[]): Promise<void> {
     flows: argNum(argv, '--flows', 1024),
     batchSize: argNum(argv, '--batch', 4096),
     runs: argNum(argv, '--runs', 5),
-    depth: argNum(argv, '--depth', 2),
+    depth: argNum(argv, '--depth', RING_SLOTS),
     log: (l) => console.log(l),
   };
   const res = await measurePool(opts);

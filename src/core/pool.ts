@@ -15,6 +15,8 @@ import {
   G_FAULT_INDEX,
   G_FAULT_KIND,
   G_WAKE,
+  G_WAIT_FOR,
+  WAIT_ANY,
   OP_EXIT,
   W_PACKETS,
   W_BUSY_US,
@@ -84,6 +86,7 @@ export class CorePool {
   private readonly mainSpin: number;
   private readonly onHold: ((worker: number) => Promise<void> | void) | undefined;
   private failure: Error | null = null;
+  private waiters = 0;
   private closing = false;
   private closed = false;
 
@@ -93,6 +96,7 @@ export class CorePool {
     this.workers = n;
     const ring = createRing(n);
     this.ctrl = new Int32Array(ring);
+    Atomics.store(this.ctrl, G_WAIT_FOR, WAIT_ANY);
     this.maxRestarts = opts.maxRestarts ?? 3;
     this.mainSpin = opts.mainSpin ?? 0;
     this.onHold = opts.onHold;
@@ -170,17 +174,30 @@ export class CorePool {
    */
   async post(w: number, op: number, io: number, first: number, count: number, nowMs: number, batch: number): Promise<number> {
     if (this.closed) throw new Error('core pool is closed');
-    if (ringFree(this.ctrl, w) <= 0) await this.waitUntil(() => ringFree(this.ctrl, w) > 0);
+    if (ringFree(this.ctrl, w) <= 0) await this.waitUntil(w, () => ringFree(this.ctrl, w) > 0);
     return postDescriptor(this.ctrl, w, op, io, first, count, nowMs, batch);
   }
 
   /** Resolves when descriptor seq of worker w has completed (after any fault recovery). */
   async waitFor(w: number, seq: number): Promise<void> {
     if (isComplete(this.ctrl, w, seq)) return;
-    await this.waitUntil(() => isComplete(this.ctrl, w, seq));
+    await this.waitUntil(w, () => isComplete(this.ctrl, w, seq));
   }
 
-  private async waitUntil(cond: () => boolean): Promise<void> {
+  /** Sleep until cond() holds; `w` is the worker whose descriptors it depends on (or WAIT_ANY). */
+  private async waitUntil(w: number, cond: () => boolean): Promise<void> {
+    const c = this.ctrl;
+    // Concurrent waiters (not the engine's pattern, but allowed) wake on every completion.
+    this.waiters++;
+    Atomics.store(c, G_WAIT_FOR, this.waiters > 1 ? WAIT_ANY : w);
+    try {
+      await this.waitLoop(cond);
+    } finally {
+      this.waiters--;
+    }
+  }
+
+  private async waitLoop(cond: () => boolean): Promise<void> {
     const c = this.ctrl;
     for (;;) {
       if (this.failure !== null) throw this.failure;
@@ -278,7 +295,7 @@ export class CorePool {
       try {
         const seqs: number[] = [];
         for (let w = 0; w < this.workers; w++) {
-          if (ringFree(this.ctrl, w) <= 0) await this.waitUntil(() => ringFree(this.ctrl, w) > 0);
+          if (ringFree(this.ctrl, w) <= 0) await this.waitUntil(w, () => ringFree(this.ctrl, w) > 0);
           seqs.push(postDescriptor(this.ctrl, w, OP_EXIT, 0, 0, 0, 0, -1));
         }
         for (let w = 0; w < this.workers; w++) await this.waitFor(w, seqs[w]);

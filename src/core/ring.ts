@@ -71,6 +71,13 @@ export const G_FAULT_FIRED = 3;
  * and its sleep. Its own cache line.
  */
 export const G_WAKE = 16;
+/**
+ * Main: which worker's completions it is waiting for (WAIT_ANY: every worker's). A worker bumps
+ * G_WAKE after a descriptor only when main waits for it, so waiting for a whole batch costs main
+ * about one wake-up instead of one per worker. Parking and faults always wake main.
+ */
+export const G_WAIT_FOR = 17;
+export const WAIT_ANY = -1;
 export const GLOBAL_WORDS = 32;
 
 export const FAULT_NONE = 0;

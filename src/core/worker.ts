@@ -24,6 +24,8 @@ import {
   G_FAULT_INDEX,
   G_FAULT_KIND,
   G_WAKE,
+  G_WAIT_FOR,
+  WAIT_ANY,
   OP_ADVANCE,
   OP_EXIT,
   OP_PROCESS,
@@ -171,8 +173,13 @@ function runLoop(task: WorkerTask, proc: Processor): number {
     ctrl[base + W_BUSY_US] = busyUs | 0;
     ctrl[base + W_FAST] = proc.fast() | 0;
     Atomics.store(ctrl, base + W_TAIL, (tail + 1) | 0);
-    Atomics.add(ctrl, G_WAKE, 1);
-    Atomics.notify(ctrl, G_WAKE);
+    // Wake main only if it waits for this worker (the store above and this load are both
+    // sequentially consistent: main either sees the new tail or is seen waiting).
+    const waitFor = Atomics.load(ctrl, G_WAIT_FOR);
+    if (waitFor === w || waitFor === WAIT_ANY) {
+      Atomics.add(ctrl, G_WAKE, 1);
+      Atomics.notify(ctrl, G_WAKE);
+    }
     if (op === OP_EXIT) {
       Atomics.store(ctrl, base + W_THREAD, 0);
       return processed;
