@@ -49,6 +49,8 @@ interface Flow {
   seqR: number;
   icmpSeq: number;
   icmpType: number;
+  /** The flow's latest forward-direction output (what the responder received), reference space. */
+  lastOut: { egress: number; frame: Uint8Array } | null;
 }
 
 /** The system under test for one fast-check run. */
@@ -132,6 +134,7 @@ export class FuzzReal {
     if (parseIpv4(o.frame, 0, o.frame.length, pv) !== PARSE_OK) return;
     const proto = f.proto === 'tcp' ? PROTO_TCP : f.proto === 'udp' ? PROTO_UDP : PROTO_ICMP;
     if (pv.proto !== proto || (proto === PROTO_ICMP && pv.isIcmpError)) return;
+    f.lastOut = o;
     f.rPoint = o.egress;
     f.rAddr = pv.dst >>> 0;
     f.rPort = proto === PROTO_ICMP ? 0 : pv.dport;
@@ -201,7 +204,7 @@ class OpenCmd implements Cmd {
     const f: Flow = {
       id, proto: this.proto, iPoint: e.point, iAddr: src, iPort: this.sport, dAddr: dst, dPort: dport,
       rPoint: null, rAddr: dst, rPort: dport, peerAddr: src, peerPort: this.sport, owner: false, spoofed: this.spoof,
-      seqI: 1000 + id * 100000, seqR: 5000000 + id * 100000, icmpSeq: 1, icmpType: this.timestamp ? ICMP_TIMESTAMP : ICMP_ECHO,
+      seqI: 1000 + id * 100000, seqR: 5000000 + id * 100000, icmpSeq: 1, icmpType: this.timestamp ? ICMP_TIMESTAMP : ICMP_ECHO, lastOut: null,
     };
     r.flows.push(f);
     m.flows++;
@@ -361,13 +364,18 @@ const ERROR_KINDS: Array<[number, number, string]> = [
 /** icmp-error[...]: the receiver of an earlier output (or a router before it) reports an error. */
 class IcmpErrorCmd implements Cmd {
   private text = '';
-  constructor(readonly outIndex: number, readonly kind: number, readonly fullQuote: boolean, readonly fromRouter: boolean) {}
+  constructor(readonly outIndex: number, readonly kind: number, readonly fullQuote: boolean, readonly fromRouter: boolean, readonly ofFlow = false) {}
   check(): boolean {
     return true;
   }
   async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
-    if (r.outputs.length === 0) return;
-    const o = r.outputs[r.outputs.length - 1 - (this.outIndex % r.outputs.length)];
+    // Either about a flow (its responder, or a router before it, reports on the flow's latest
+    // packet: the RELATED path), or about any recent output.
+    const withOut = r.flows.filter((f) => f.lastOut !== null);
+    let o: { egress: number; frame: Uint8Array };
+    if (this.ofFlow && withOut.length > 0) o = withOut[this.outIndex % withOut.length].lastOut!;
+    else if (r.outputs.length > 0) o = r.outputs[r.outputs.length - 1 - (this.outIndex % r.outputs.length)];
+    else return;
     const pv = new PacketView();
     const st = parseIpv4(o.frame, 0, o.frame.length, pv);
     if (pv.ihl < 20 || st !== PARSE_OK) return;
@@ -493,7 +501,7 @@ export const fuzzCommandArbs: Array<fc.Arbitrary<Cmd>> = [
   fc.tuple(idx, fc.boolean(), tcpKindArb, fc.integer({ min: 1, max: 64 })).map(([f, rep, k, l]) => new FlowCmd(f, rep, k, l)),
   fc.tuple(idx, idx, portArb, dportArb, fc.constantFrom(F_ACK, F_FIN | F_ACK, F_RST, F_RST | F_ACK, F_PSH | F_ACK, F_SYN | F_FIN, F_FIN, 0, F_SYN | F_URG, F_SYN | F_RST)).map(([a, b, s, d, fl]) => new StrayCmd(a, b, s, d, fl)),
   fc.tuple(idx, idx, portArb, fc.integer({ min: 2, max: 12 })).map(([a, b, s, c]) => new FloodCmd(a, b, s, c)),
-  fc.tuple(idx, fc.nat({ max: ERROR_KINDS.length - 1 }), fc.boolean(), rare(3)).map(([o, k, full, rt]) => new IcmpErrorCmd(o, k, full, rt)),
+  fc.tuple(idx, fc.nat({ max: ERROR_KINDS.length - 1 }), fc.boolean(), rare(3), fc.nat({ max: 2 })).map(([o, k, full, rt, f]) => new IcmpErrorCmd(o, k, full, rt, f !== 0)),
   fc.constantFrom(...ADVANCE_STEPS).map((s) => new AdvanceCmd(s, 0, 0)),
   fc.tuple(fc.nat({ max: 15 }), fc.nat({ max: 3 })).map(([t, d]) => new AdvanceCmd(null, t, d)),
   idx.map((b) => new ReplayCmd(b)),
