@@ -1,6 +1,6 @@
 // The worker pool and its ring without the dataplane: 'probe' workers count each packet they
 // process, so exactly-once delivery across batches, pipelining and injected faults is visible.
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { CorePool } from '../../src/core/pool.ts';
 import {
   FAULT_HOLD,
@@ -15,13 +15,14 @@ import {
 
 const N = 1000;
 let pool: CorePool | null = null;
+let holdHook: ((w: number) => void) | null = null;
 
-afterEach(async () => {
+afterAll(async () => {
   await pool?.close();
-  pool = null;
 });
 
-function start(workers: number, faults = false, onHold?: (w: number) => void): { pool: CorePool; probe: Int32Array } {
+/** Fresh probe counters on a pool (pools are shared across tests: starting threads is the slow part). */
+function start(workers: number): { pool: CorePool; probe: Int32Array } {
   const probe = new Int32Array(new SharedArrayBuffer(N * 4));
   const idx = [0, 1].map(() => {
     const a = new Int32Array(new SharedArrayBuffer(N * 4));
@@ -29,8 +30,28 @@ function start(workers: number, faults = false, onHold?: (w: number) => void): {
     return a;
   });
   // ios/shared are not read in probe mode.
-  pool = new CorePool({ workers, shared: {} as never, ios: [{} as never, {} as never], idx, mode: 'probe', probe, faults, onHold });
-  return { pool, probe };
+  const p = new CorePool({
+    workers,
+    shared: {} as never,
+    ios: [{} as never, {} as never],
+    idx,
+    mode: 'probe',
+    probe,
+    faults: true,
+    onHold: (w) => holdHook?.(w),
+  });
+  return { pool: p, probe };
+}
+
+let shared2: { pool: CorePool; probe: Int32Array } | null = null;
+/** The 2-worker pool shared by the tests, with its probe counters zeroed. */
+function pool2(): { pool: CorePool; probe: Int32Array } {
+  if (shared2 === null) {
+    shared2 = start(2);
+    pool = shared2.pool;
+  }
+  shared2.probe.fill(0);
+  return shared2;
 }
 
 /** Post `batches` batches, each split evenly across the workers, at most two in flight. */
@@ -71,17 +92,22 @@ describe('ring commit marker', () => {
 
 describe('core pool', () => {
   it('delivers every packet of every batch exactly once, 1 and 2 workers, across ring wrap-around', async () => {
-    for (const W of [1, 2]) {
-      const { pool: p, probe } = start(W);
-      await run(p, 3 * RING_SLOTS + 1);
-      expectEach(probe, 3 * RING_SLOTS + 1);
-      expect(p.restarts).toBe(0);
-      await p.close();
+    const one = start(1);
+    try {
+      await run(one.pool, 3 * RING_SLOTS + 1);
+      expectEach(one.probe, 3 * RING_SLOTS + 1);
+      expect(one.pool.restarts).toBe(0);
+    } finally {
+      await one.pool.close();
     }
+    const { pool: p, probe } = pool2();
+    await run(p, 3 * RING_SLOTS + 1);
+    expectEach(probe, 3 * RING_SLOTS + 1);
+    expect(p.restarts).toBe(0);
   });
 
   it('runs advance descriptors', async () => {
-    const { pool: p } = start(2);
+    const { pool: p } = pool2();
     const s0 = await p.post(0, OP_ADVANCE, 0, 0, 0, 1234, -1);
     const s1 = await p.post(1, OP_ADVANCE, 0, 0, 0, 1234, -1);
     await p.waitFor(0, s0);
@@ -89,42 +115,49 @@ describe('core pool', () => {
   });
 
   it('a worker that throws mid-batch is re-issued and resumes after its last committed packet', async () => {
-    const { pool: p, probe } = start(2, true);
+    const { pool: p, probe } = pool2();
+    const restarts = p.restarts;
+    const starts = p.starts(1);
     p.armFault(FAULT_THROW, 3, 700); // worker 1's share of batch 3
     await run(p, 6);
     expect(p.faultFired()).toBe(true);
-    expect(p.restarts).toBe(1);
+    expect(p.restarts).toBe(restarts + 1);
     expect(p.faultLog.join('\n')).toMatch(/worker 1: injected fault/);
-    expect(p.starts(1)).toBe(2);
+    expect(p.starts(1)).toBe(starts + 1);
     expectEach(probe, 6);
   });
 
   it('a thread terminated mid-batch is replaced and its share completed exactly once', async () => {
-    const { pool: p, probe } = start(2, true);
+    const { pool: p, probe } = pool2();
+    const restarts = p.restarts;
+    const starts = p.starts(0);
     p.armFault(FAULT_TERMINATE, 2, 123); // worker 0's share
     await run(p, 5);
     expect(p.faultFired()).toBe(true);
-    expect(p.restarts).toBe(1);
+    expect(p.restarts).toBe(restarts + 1);
     expect(p.faultLog.join('\n')).toMatch(/worker 0: worker exited/);
-    expect(p.starts(0)).toBe(2);
+    expect(p.starts(0)).toBe(starts + 1);
     expect(p.threadCount).toBe(2);
     expectEach(probe, 5);
   });
 
   it('holds a worker mid-batch: state written before the held packet is visible, after it is not', async () => {
+    const { pool: p, probe } = pool2();
     let seen: number[] | null = null;
-    const { pool: p, probe } = start(1, true, () => {
-      seen = [probe[0], probe[399], probe[400], probe[999]];
-    });
-    p.armFault(FAULT_HOLD, 1, 400);
+    holdHook = (w) => {
+      seen = [w, probe[0], probe[399], probe[400], probe[499]];
+    };
+    const restarts = p.restarts;
+    p.armFault(FAULT_HOLD, 1, 400); // worker 0's share [0, 500)
     await run(p, 2);
-    expect(seen).toEqual([2, 2, 1, 1]);
-    expect(p.restarts).toBe(0);
+    holdHook = null;
+    expect(seen).toEqual([0, 2, 2, 1, 1]);
+    expect(p.restarts).toBe(restarts);
     expectEach(probe, 2);
   });
 
   it('close() stops every thread', async () => {
-    const { pool: p } = start(2);
+    const { pool: p } = pool2();
     await run(p, 1);
     await p.close();
     expect(p.threadCount).toBe(0);
