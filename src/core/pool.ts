@@ -46,7 +46,7 @@ export interface PoolOptions {
   probe?: Int32Array;
   /** Enable fault injection checks in the worker loop (tests). */
   faults?: boolean;
-  /** Worker polls of its ring before sleeping (default 2000: ~µs, cheaper than a futex wake-up). */
+  /** Worker polls of its ring before sleeping (default 0: on 2 cores a spinning worker takes main's CPU). */
   spin?: number;
   /** Main thread polls before sleeping while waiting for a completion (default 0). */
   mainSpin?: number;
@@ -108,7 +108,7 @@ export class CorePool {
       mode: opts.mode ?? 'dataplane',
       probe: opts.probe,
       faults: opts.faults ?? false,
-      spin: opts.spin ?? 2000,
+      spin: opts.spin ?? 0,
     };
     this.piscina = new Piscina({
       // worker-boot.mjs registers tsx's ESM hooks inside the thread, then loads worker.ts.
