@@ -140,7 +140,7 @@ interface MutantResult {
 }
 
 async function main(): Promise<number> {
-  const timeS = Number(arg('time') ?? 60);
+  const timeS = Number(arg('time') ?? 90);
   const seed = Number(arg('seed') ?? 20261127);
   const only = arg('only')?.split(',');
   const baseWorkers = Number(arg('workers') ?? 1);
@@ -183,7 +183,7 @@ async function main(): Promise<number> {
     const spec: FuzzEngineSpec = { name: 'core-mutant', create: async (s, sd) => mutantCore(s, { seed: sd, workers }) };
     const t0 = Date.now();
     process.stdout.write(`mutant ${m.id}: ${m.bug} ... `);
-    const rep: FuzzReport = await runFuzz({ engines: [reference, spec], seed, timeS, saveDir: join(ROOT, 'tmp', 'mutant-regressions', m.id), shrinkTimeS: 20, maxCommands: 60 });
+    const rep: FuzzReport = await runFuzz({ engines: [reference, spec], seed, timeS, saveDir: join(ROOT, 'tmp', 'mutant-regressions', m.id), shrinkTimeS: 20, maxCommands: 120 });
     const f = rep.failure;
     let replayReproduces: boolean | null = null;
     if (f?.savedTo) {
