@@ -105,6 +105,8 @@ class OutputSet {
   private readonly writers = new Map<number, PcapWriter>();
   readonly counts: number[];
   private scratch = new Uint8Array(ETH_HDR_LEN + 65536);
+  /** Ethernet header per egress point (built once). */
+  private readonly ethHeaders: Uint8Array[] = [];
   clampedTs = 0;
 
   constructor(
@@ -150,10 +152,16 @@ class OutputSet {
       const need = ETH_HDR_LEN + frame.length;
       if (this.scratch.length < need) this.scratch = new Uint8Array(need);
       const b = this.scratch;
-      b.set(pointMac(point), 0);
-      b.set(ROUTER_MAC, 6);
-      b[12] = ETHERTYPE_IPV4 >>> 8;
-      b[13] = ETHERTYPE_IPV4 & 0xff;
+      let h = this.ethHeaders[point];
+      if (!h) {
+        h = new Uint8Array(ETH_HDR_LEN);
+        h.set(pointMac(point), 0);
+        h.set(ROUTER_MAC, 6);
+        h[12] = ETHERTYPE_IPV4 >>> 8;
+        h[13] = ETHERTYPE_IPV4 & 0xff;
+        this.ethHeaders[point] = h;
+      }
+      b.set(h, 0);
       b.set(frame, ETH_HDR_LEN);
       data = b.subarray(0, need);
     }
