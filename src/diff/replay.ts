@@ -352,6 +352,19 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       }
     };
 
+    // An engine may refuse the input part-way (the kernel engine cannot wait out a long gap in
+    // real time): the report still covers everything before the chunk it refused, exit 2.
+    let engineError: string | null = null;
+    const runChunk = async (frames: PreparedFrame[]): Promise<boolean> => {
+      try {
+        await processChunk(frames);
+        return true;
+      } catch (e) {
+        if (!(e instanceof InputError)) throw e;
+        engineError = `${e.message} (replay stopped in the chunk starting at input #${frames[0].n}; the report covers the packets before it)`;
+        return false;
+      }
+    };
     for (;;) {
       let rec;
       try {
@@ -369,13 +382,17 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       bytes += 16 + rec.data.length;
       batch.push(prep.prepare(rec));
       if (batch.length >= chunk) {
-        await processChunk(batch);
+        if (!(await runChunk(batch))) {
+          batch = [];
+          break;
+        }
         batch = [];
         peakRss = Math.max(peakRss, process.memoryUsage().rss);
         opts.onProgress?.(prep.counters.records, bytes, fileSize);
       }
     }
-    if (batch.length) await processChunk(batch);
+    if (batch.length) await runChunk(batch);
+    if (engineError !== null) readError = readError ?? engineError;
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
     opts.onProgress?.(prep.counters.records, fileSize || bytes, fileSize);
 

@@ -235,6 +235,29 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
     expect([f[14 + 9], (f[14 + 20 + 2] << 8) | f[14 + 21 + 2]]).toEqual([17, 53]);
   });
 
+  it('an engine refusing the input part-way: exit 2, the packets before are reported', async () => {
+    const refusing: EngineFactory = async (name, sc, o) => {
+      const inner = await makeEngine('model', sc, o);
+      let calls = 0;
+      return {
+        name,
+        async process(batch) {
+          if (++calls > 3) throw new InputError('kernel engine: needs 300 s of real waiting');
+          return inner.process(batch);
+        },
+        advance: (t) => inner.advance(t),
+        conntrack: () => inner.conntrack(),
+        natCounters: () => inner.natCounters(),
+        close: () => inner.close(),
+      };
+    };
+    const { report } = await runReplay({ input: caps.get('dns-udp')!, outDir: null, scenario: loadBuiltinScenario(), scenarioHow: 'test', engines: ['slow'], engineFactory: refusing, chunkSize: 2 });
+    expect(report.exitCode).toBe(2);
+    expect(report.input.error).toMatch(/300 s of real waiting.*replay stopped/);
+    expect(report.engines[0].packetsIn).toBeGreaterThan(0);
+    expect(report.engines[0].packetsIn).toBeLessThan(10);
+  });
+
   it('CLI: exit 0 on agreement with report.json and summary; exit 2 on a missing capture', async () => {
     const out = join(dir, 'cli');
     const logs: string[] = [];
