@@ -18,6 +18,7 @@
 // (MASQUERADE to 10.0.0.10) and the IGW (to 203.0.113.10). Each flow is an ASSURED UDP stream
 // (opened, answered, used again 3 s later) before timing: the dataplane's fast-path case.
 
+import { availableParallelism, loadavg } from 'node:os';
 import { PROTO_UDP } from '../src/packet/constants.ts';
 import { buildUdp } from '../src/packet/build.ts';
 import { loadBuiltinScenario } from '../src/scenario/index.ts';
@@ -339,7 +340,10 @@ async function main(argv: string[]): Promise<void> {
     depth: argNum(argv, '--depth', RING_SLOTS),
     log: (l) => console.log(l),
   };
+  const loadBefore = loadavg();
   const res = await measurePool(opts);
+  const loadAfter = loadavg();
+  console.log(`load average (1 min) before ${loadBefore[0].toFixed(1)}, after ${loadAfter[0].toFixed(1)} on ${availableParallelism()} cores`);
   const file = await writeBenchResult('core-pool', {
     description:
       'core pool: end-to-end worker throughput on established UDP flows (46-byte IPv4 = 64-byte Ethernet frames), pre-loaded re-used batches; hand-over cost with no-op workers',
@@ -347,6 +351,9 @@ async function main(argv: string[]): Promise<void> {
       'post of the first descriptor to completion of the last: ring hand-over + Dataplane.processBatch per worker share; excludes copy-in, dispatch, result conversion',
     proto: PROTO_UDP,
     options: { ...opts, log: undefined },
+    // Other jobs on the machine: with a 1-min load above the core count, the figures (and the
+    // 2-worker ratio) measure the scheduler more than the code.
+    loadAverage: { before: loadBefore, after: loadAfter },
     ...res,
   });
   console.log(`wrote ${file}`);
