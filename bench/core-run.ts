@@ -16,7 +16,7 @@ import { dispatchWorker } from '../src/core/dispatch.ts';
 import { type BatchIO, type CoreShared, OUT_SLOTS_PER_PACKET, createCoreShared, sharedBytesPerSession, sharedBytesTotal } from '../src/core/layout.ts';
 import { readSessionCounts } from '../src/core/ct-dump.ts';
 import { CorePool } from '../src/core/pool.ts';
-import { OP_PROCESS, RING_SLOTS } from '../src/core/ring.ts';
+import { OP_PROCESS, RING_SLOTS, isComplete } from '../src/core/ring.ts';
 import type { PacketSource } from '../src/traffic/workload.ts';
 
 export interface CoreRunnerOptions {
@@ -35,6 +35,8 @@ export interface CoreRunnerOptions {
 }
 
 const OUT_GROUPS = 4;
+/** A batch taking longer than this means the pool is stuck (a set-up batch takes well under a second). */
+const STALL_MS = 120_000;
 
 function i32(n: number): Int32Array {
   return new Int32Array(new SharedArrayBuffer(Math.max(8, n * 4)));
@@ -144,6 +146,20 @@ export class CoreRunner {
     return n;
   }
 
+  /** Waits for descriptor seq of worker w; a pool that makes no progress for STALL_MS is an error, not a hang. */
+  private async waitDone(w: number, seq: number): Promise<void> {
+    if (isComplete(this.pool.ctrl, w, seq)) return;
+    let timer: NodeJS.Timeout | undefined;
+    const stall = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`bench: worker ${w} made no progress for ${STALL_MS / 1000} s (descriptor ${seq}); restarts ${this.pool.restarts}; faults: ${this.pool.faultLog.join('; ') || 'none'}`)), STALL_MS);
+    });
+    try {
+      await Promise.race([this.pool.waitFor(w, seq), stall]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Processes the batches in `list` (in order), `depth` in flight per worker. Returns seconds. */
   async drive(list: readonly number[], depth = this.depth): Promise<number> {
     const W = this.workers;
@@ -160,10 +176,10 @@ export class CoreRunner {
       inflight.push(seqs);
       if (inflight.length >= depth) {
         const s = inflight.shift()!;
-        for (let w = 0; w < W; w++) if (s[w] >= 0) await pool.waitFor(w, s[w]);
+        for (let w = 0; w < W; w++) if (s[w] >= 0) await this.waitDone(w, s[w]);
       }
     }
-    for (const s of inflight) for (let w = 0; w < W; w++) if (s[w] >= 0) await pool.waitFor(w, s[w]);
+    for (const s of inflight) for (let w = 0; w < W; w++) if (s[w] >= 0) await this.waitDone(w, s[w]);
     return Number(process.hrtime.bigint() - t0) / 1e9;
   }
 
