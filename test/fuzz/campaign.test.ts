@@ -13,7 +13,7 @@ const FIXED_SEED = 20261127;
 const FRESH_SEED = Number(process.env.NATLAB_FUZZ_SEED ?? Math.floor(Math.random() * 0x7fffffff));
 /** Seconds per campaign (two campaigns; shrinking a failure adds at most SHRINK_S). */
 const BUDGET_S = Number(process.env.NATLAB_FUZZ_TIME ?? 30);
-const SHRINK_S = 20;
+const SHRINK_S = 15;
 const hasCore = await engineAvailable('core');
 
 const engines: FuzzEngineSpec[] = [
