@@ -19,6 +19,7 @@ import {
   WAIT_ANY,
   OP_EXIT,
   W_PACKETS,
+  W_COMMIT,
   W_BUSY_US,
   W_FAST,
   W_SLEEPS,
@@ -80,7 +81,8 @@ export class CorePool {
   private readonly piscina: Piscina;
   private readonly task: Omit<WorkerTask, 'worker'>;
   private readonly running: (Promise<void> | null)[];
-  private readonly progressAtStart: number[];
+  /** Per worker, where its task last failed (`tail:commit`) and how many times in a row there. */
+  private readonly progressAtStart: string[];
   private readonly failedStarts: number[];
   private readonly maxRestarts: number;
   private readonly mainSpin: number;
@@ -125,7 +127,7 @@ export class CorePool {
       this.faultLog.push(`pool error: ${String((err as Error)?.message ?? err)}`);
     });
     this.running = new Array(n).fill(null);
-    this.progressAtStart = new Array(n).fill(-1);
+    this.progressAtStart = new Array(n).fill('');
     this.failedStarts = new Array(n).fill(0);
     for (let w = 0; w < n; w++) this.issue(w);
   }
@@ -250,10 +252,6 @@ export class CorePool {
     const base = workerBase(w);
     Atomics.store(this.ctrl, base + W_PARKED, 0);
     Atomics.store(this.ctrl, base + W_RELEASE, 0);
-    const progress = Atomics.load(this.ctrl, base + W_TAIL) * 0x1000000 + Atomics.load(this.ctrl, base + W_PACKETS);
-    if (progress === this.progressAtStart[w]) this.failedStarts[w]++;
-    else this.failedStarts[w] = 0;
-    this.progressAtStart[w] = progress;
     const task: WorkerTask = { ...this.task, worker: w };
     this.running[w] = this.piscina.run(task).then(
       () => {
@@ -270,9 +268,14 @@ export class CorePool {
     if (this.closing) return;
     const msg = String((err as Error)?.message ?? err);
     this.faultLog.push(`worker ${w}: ${msg}`);
-    if (this.failedStarts[w] >= this.maxRestarts) {
+    // Consecutive failures at the same point (`tail:commit` did not move) mean a deterministic bug.
+    const base = workerBase(w);
+    const at = `${Atomics.load(this.ctrl, base + W_TAIL)}:${Atomics.load(this.ctrl, base + W_COMMIT)}`;
+    this.failedStarts[w] = at === this.progressAtStart[w] ? this.failedStarts[w] + 1 : 1;
+    this.progressAtStart[w] = at;
+    if (this.failedStarts[w] > this.maxRestarts) {
       this.failure = new Error(
-        `core worker ${w} failed ${this.failedStarts[w] + 1} times without progress (last: ${msg})`,
+        `core worker ${w} failed ${this.failedStarts[w]} times without progress (last: ${msg})`,
       );
     } else {
       this.restarts++;

@@ -87,6 +87,8 @@ export const FAULT_THROW = 1;
 export const FAULT_TERMINATE = 2;
 /** The worker parks before processing the packet until main releases it (tests read state mid-run). */
 export const FAULT_HOLD = 3;
+/** The worker throws before the packet every time it gets there (a deterministic bug: the pool must give up). */
+export const FAULT_THROW_ALWAYS = 4;
 
 const COMMIT_TAG_SHIFT = 24;
 const COMMIT_COUNT_MASK = (1 << COMMIT_TAG_SHIFT) - 1;

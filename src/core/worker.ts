@@ -19,6 +19,7 @@ import {
   FAULT_NONE,
   FAULT_TERMINATE,
   FAULT_THROW,
+  FAULT_THROW_ALWAYS,
   G_FAULT_BATCH,
   G_FAULT_FIRED,
   G_FAULT_INDEX,
@@ -191,6 +192,10 @@ function runLoop(task: WorkerTask, proc: Processor): number {
 function checkFault(ctrl: Int32Array, base: number, batch: number, packet: number): void {
   const kind = ctrl[G_FAULT_KIND];
   if (kind === FAULT_NONE || ctrl[G_FAULT_BATCH] !== batch || ctrl[G_FAULT_INDEX] !== packet) return;
+  if (kind === FAULT_THROW_ALWAYS) {
+    Atomics.store(ctrl, G_FAULT_FIRED, 1);
+    throw new Error(`injected fault: worker always throws before packet ${packet} of batch ${batch}`);
+  }
   if (Atomics.compareExchange(ctrl, G_FAULT_FIRED, 0, 1) !== 0) return;
   if (kind === FAULT_THROW) throw new Error(`injected fault: worker throws before packet ${packet} of batch ${batch}`);
   // Park: tell main, then wait. FAULT_TERMINATE: main terminates this thread while it waits here.

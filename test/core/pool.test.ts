@@ -6,6 +6,7 @@ import {
   FAULT_HOLD,
   FAULT_TERMINATE,
   FAULT_THROW,
+  FAULT_THROW_ALWAYS,
   OP_ADVANCE,
   OP_PROCESS,
   RING_SLOTS,
@@ -154,6 +155,19 @@ describe('core pool', () => {
     expect(seen).toEqual([0, 2, 2, 1, 1]);
     expect(p.restarts).toBe(restarts);
     expectEach(probe, 2);
+  });
+
+  it('gives up on a worker that keeps failing at the same packet instead of looping', async () => {
+    const one = start(1);
+    try {
+      one.pool.armFault(FAULT_THROW_ALWAYS, 1, 250);
+      await expect(run(one.pool, 3)).rejects.toThrow(/core worker 0 failed 4 times without progress .*always throws before packet 250/);
+      expect(one.pool.restarts).toBe(3);
+      expect(one.probe[249]).toBe(2);
+      expect(one.probe[250]).toBe(1); // never processed twice, never processed in batch 1
+    } finally {
+      await one.pool.close();
+    }
   });
 
   it('close() stops every thread', async () => {
