@@ -28,6 +28,7 @@ import { Harness } from './dataplane-harness.ts';
 import { readNatCounters } from '../../src/core/ct-dump.ts';
 
 const APP = 3;
+const rd32 = (b: Uint8Array, o: number): number => ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
 const WEB = 2;
 const app = ip('10.0.1.10');
 const natIp = ip('10.0.0.10');
@@ -46,7 +47,7 @@ interface Op {
 }
 
 const opArb: fc.Arbitrary<Op> = fc.record({
-  kind: fc.integer({ min: 0, max: 15 }),
+  kind: fc.integer({ min: 0, max: 16 }),
   flow: fc.integer({ min: 0, max: 5 }),
   flags: fc.constantFrom(F_SYN, F_SYN | F_ACK, F_ACK, F_ACK | F_PSH, F_FIN | F_ACK, F_RST, F_RST | F_ACK, F_FIN, 0),
   dt: fc.constantFrom(0, 1, 10, 1500, 2500, 31000, 130000),
@@ -54,7 +55,7 @@ const opArb: fc.Arbitrary<Op> = fc.record({
   corrupt: fc.constant(false),
 });
 
-function frames(op: Op, last: { out: Uint8Array | null }): { frame: Uint8Array; ingress: number } {
+function frames(op: Op, last: { out: Uint8Array | null; inb: Uint8Array | null }): { frame: Uint8Array; ingress: number } {
   const r = remotes[op.flow % remotes.length];
   const sport = 40000 + op.flow;
   const dport = [443, 53, 80][op.flow % 3];
@@ -89,6 +90,10 @@ function frames(op: Op, last: { out: Uint8Array | null }): { frame: Uint8Array; 
       return { frame: buildTcp({ src: r, dst: eip, sport: 30000 + op.flow, dport: 8080, flags: op.flags, ttl }), ingress: POINT_INTERNET };
     case 13:
       return { frame: buildTcp({ src: app, dst: r, sport: 80, dport: 30000 + op.flow, flags: op.flags, ttl }), ingress: APP };
+    case 16:
+      // The app answers the last packet it received from the internet with an ICMP error.
+      if (last.inb) return { frame: buildIcmpError({ src: app, dst: rd32(last.inb, 12), type: 3, code: 3, quoted: last.inb, ttl }), ingress: APP };
+      return { frame: buildUdp({ src: app, dst: r, sport, dport, ttl }), ingress: APP };
     case 14:
       return { frame: buildUdp({ src: r, dst: eip, sport: 30000 + op.flow, dport: 5353, ttl }), ingress: POINT_INTERNET };
     default:
@@ -238,13 +243,13 @@ describe('dataplane vs model (black box) on the built-in scenario', () => {
         const h = new Harness(scenario, { workers });
         const ren = new Renaming();
         let tMs = 1;
-        const lastM = { out: null as Uint8Array | null };
-        const lastC = { out: null as Uint8Array | null };
+        const lastM = { out: null as Uint8Array | null, inb: null as Uint8Array | null };
+        const lastC = { out: null as Uint8Array | null, inb: null as Uint8Array | null };
         for (const op of ops) {
           tMs += op.dt;
           const { frame, ingress } = frames(op, lastM);
           const [m] = await model.process([{ timeUs: tMs * 1000, ingress, frame }]);
-          let cframe = op.kind === 8 ? frames(op, lastC).frame : frame;
+          let cframe = op.kind === 8 || op.kind === 16 ? frames(op, lastC).frame : frame;
           if (ingress === POINT_INTERNET && op.kind !== 8) cframe = ren.rewrite(cframe, false, ren.m2c);
           const c = h.send(cframe, ingress, tMs);
           ren.learn(c, m);
@@ -252,6 +257,9 @@ describe('dataplane vs model (black box) on the built-in scenario', () => {
           const om = m.outputs.find((o) => o.egress === POINT_INTERNET);
           const oc = c.outputs.find((o) => o.egress === POINT_INTERNET);
           if (om && oc && om.frame[9] !== 1) { lastM.out = om.frame; lastC.out = oc.frame; }
+          const im = m.outputs.find((o) => o.egress === APP);
+          const ic = c.outputs.find((o) => o.egress === APP);
+          if (ingress === POINT_INTERNET && im && ic && im.frame[9] !== 1) { lastM.inb = im.frame; lastC.inb = ic.frame; }
         }
         const mct = (await model.conntrack()).map((e) => JSON.stringify(e)).sort();
         const cct = h.conntrack(tMs).map((e) => {
