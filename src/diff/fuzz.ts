@@ -65,7 +65,10 @@ export interface FuzzFailure {
   commands: string[];
   differences: Difference[];
   savedTo: string | null;
+  /** Replays the saved case (or, when not saved, re-runs the run). */
   replayCommand: string;
+  /** Re-runs the campaign's run (shrinking again): works without the saved directory. */
+  reproduceCommand: string;
   error?: string;
 }
 
@@ -214,6 +217,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       differences,
       savedTo: null,
       replayCommand: `natlab fuzz --engines ${opts.engines.map((e) => e.name).join(',')} --seed ${opts.seed} --run ${r}`,
+      reproduceCommand: `natlab fuzz --engines ${opts.engines.map((e) => e.name).join(',')} --seed ${opts.seed} --run ${r}`,
       error: err instanceof DifferenceError ? undefined : String((err as Error)?.stack ?? err),
     };
     if (c && opts.saveDir !== null) {
@@ -253,5 +257,6 @@ export function formatFailure(f: FuzzFailure): string {
   if (f.error) lines.push(`error: ${f.error}`);
   if (f.savedTo) lines.push(`saved to ${f.savedTo}`);
   lines.push(`replay: ${f.replayCommand}`);
+  if (f.reproduceCommand !== f.replayCommand) lines.push(`or re-run: ${f.reproduceCommand}`);
   return lines.join('\n');
 }
