@@ -201,6 +201,10 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     }
     // Counters count the original run only, not shrinking re-executions.
     counters.scenarios = before.scenarios + 1;
+    if (box.first) {
+      counters.commands = before.commands + box.first.commands.length;
+      counters.packets = before.packets + box.first.session.packets;
+    }
     report.shrinks = details.numShrinks;
     const path = details.counterexamplePath ?? '';
     // fast-check's counterexample is the last failing execution (each accepted shrink fails).
