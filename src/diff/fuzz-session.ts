@@ -209,7 +209,9 @@ export class DiffSession {
     const inL4Valid = inOk && verifyL4Checksum(input.frame, pvA);
     const inUdpZero = inOk && pvA.proto === PROTO_UDP && pvA.l4Csum === 0;
     const inProto = pvA.proto;
-    const inIsErr = inOk && pvA.proto === PROTO_ICMP && pvA.isIcmpError === 1;
+    // An ICMP error input (even a malformed one, forwarded INVALID) is not "generated" output.
+    const inIhl = (input.frame[0] & 15) << 2;
+    const inIsErr = input.frame.length > inIhl && input.frame[9] === PROTO_ICMP && isIcmpErrorType(input.frame[inIhl]);
     for (let k = 0; k < r.outputs.length; k++) {
       const o = r.outputs[k];
       const f = o.frame;
