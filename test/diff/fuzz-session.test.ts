@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { buildUdp, parseIpv4Addr as ip, csumReplace32, csumReplace16 } from '../../src/packet/index.ts';
+import { buildIcmpError, buildUdp, parseIpv4Addr as ip, csumReplace32, csumReplace16 } from '../../src/packet/index.ts';
 import { DiffSession, uniqueTupleViolations } from '../../src/diff/fuzz-session.ts';
 import { loadBuiltinScenario } from '../../src/scenario/index.ts';
 import type { ConntrackEntry, Engine, InputPacket, PacketResult } from '../../src/spec/engine.ts';
-import { CT_ESTABLISHED, CT_NEW, FATE_DELIVERED, REASON_NONE } from '../../src/spec/reasons.ts';
+import { CT_ESTABLISHED, CT_INVALID, CT_NEW, FATE_DELIVERED, REASON_NONE } from '../../src/spec/reasons.ts';
 import { instancePoint, POINT_INTERNET } from '../../src/spec/scenario.ts';
 
 const scenario = loadBuiltinScenario();
@@ -100,6 +100,14 @@ describe('DiffSession', () => {
     await s.send(APP_POINT, req);
     await s.send(POINT_INTERNET, reply(1024), { expect: { egress: APP_POINT, dst: APP, dport: 40000 } });
     expect(s.differences.map((d) => d.message).join('\n')).toMatch(/but the connection's sender is 10\.0\.1\.10:40000 at app/);
+  });
+
+  it('a malformed ICMP error forwarded as is (INVALID) is not taken for a generated packet', async () => {
+    const err = buildIcmpError({ src: PEER, dst: EIP, type: 3, code: 3, quoted: req, quoteLen: 24 }); // inner too short
+    const fwd = fakeEngine('f', (p) => ({ fate: FATE_DELIVERED, reason: REASON_NONE, detail: 0, ct: CT_INVALID, outputs: [{ egress: APP_POINT, frame: p.frame.slice() }] }));
+    const s = new DiffSession(scenario, [{ name: 'f', engine: fwd }]);
+    await s.send(POINT_INTERNET, err);
+    expect(s.differences).toEqual([]);
   });
 
   it('throws DifferenceError in fuzzing mode', async () => {
