@@ -9,10 +9,10 @@ function find(r: BenchReport, id: string): Figure | undefined {
   return r.figures.find((f) => f.id === id);
 }
 
-function range(f: Figure | undefined, digits = 2): string {
+function range(f: Figure | undefined): string {
   if (!f) return '–';
   if (f.samples.length <= 1 || f.min === f.max) return fmt(f.median, f.unit);
-  return `${fmt(f.median, f.unit)} (${fmt(f.min, f.unit)}–${fmt(f.max, f.unit)})`.replace(/NaN/g, '–') + (digits < 0 ? '' : '');
+  return `${fmt(f.median, f.unit)} (${fmt(f.min, f.unit)}–${fmt(f.max, f.unit)})`;
 }
 
 function val(f: Figure | undefined): string {
@@ -73,7 +73,7 @@ export function sections(r: BenchReport): Section[] {
       `Measured: ${x?.measured ?? ''}. Runs: ${(r.parameters as { runs?: number }).runs} after warm-up, each at least ${(r.parameters as { minRunSec?: number }).minRunSec} s. ` +
         'Mpps/CPU-s: packets per CPU-second of the whole process (workers and main thread), robust to other load on the machine.',
     ];
-    if (xi) about.push(`1 thread, no pool: ${xi.measured}; input: ${xi.input.replace(/^\d+ established/, 'S established')}.`);
+    if (xi) about.push(`1 thread, no pool: ${xi.measured.replace(/^one thread, no pool: /, '')}; input: ${xi.input.replace(/^\d+ established/, 'S established')}.`);
     if (k) {
       about.push(`Kernel oracle (${k.sessions} sessions, ${k.packetsPerRun} packets): ${fmt(k.samples[0] * 1e6)} packets/s — ${k.measured}. Core ${wMax}w / kernel: ${val(find(r, `established/kernel/ratio-to-core-workers=${wMax}`))}.`);
     }

@@ -356,7 +356,7 @@ export class EstablishedWorkload {
   }
   describe(): string {
     return `${this.sessions} established UDP sessions (set up with 3 packets each: out, reply, and out again 2.5 s later → ASSURED, udp stream timeout), then outbound ` +
-      `${FRAME64_IP_LEN}-byte IPv4 UDP packets (64-byte Ethernet frames) of those sessions in a seeded random order, every session once per ${this.sessions} packets; ` +
+      `${FRAME64_IP_LEN}-byte IPv4 UDP packets (64-byte Ethernet frames) of those sessions in a seeded random order, every session once before any repeats; ` +
       this.fs.describe();
   }
 }

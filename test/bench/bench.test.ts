@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { checkKernelPrerequisites } from '../../src/oracle/index.ts';
 import { PacketView, parseIpv4, PARSE_OK } from '../../src/packet/parse.ts';
 import { verifyIpv4Header, verifyL4Checksum } from '../../src/packet/checksum.ts';
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../../src/packet/constants.ts';
@@ -241,6 +241,21 @@ describe('charts', () => {
   });
 });
 
+/** Runs fn with process.stdout/stderr writes collected into `logs` instead of printed. */
+async function quiet<T>(fn: () => Promise<T>, logs: string[] = []): Promise<T> {
+  const out = process.stdout.write;
+  const err = process.stderr.write;
+  const grab = ((s: string | Uint8Array) => (logs.push(String(s)), true)) as typeof process.stdout.write;
+  process.stdout.write = grab;
+  process.stderr.write = grab;
+  try {
+    return await fn();
+  } finally {
+    process.stdout.write = out;
+    process.stderr.write = err;
+  }
+}
+
 describe('natlab bench (CLI smoke run, tiny sizes)', () => {
   it('runs every workload at 1 and 2 workers and writes a JSON with the expected structure', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'natlab-bench-test-'));
@@ -249,10 +264,10 @@ describe('natlab bench (CLI smoke run, tiny sizes)', () => {
       await writeFile(profile, 'name: tiny\nnewFlowShare: 0.1\nmix: {tcp: 2, udp: 1, icmp: 1}\nsizes: [46, {bytes: 576, weight: 2}]\nflows: 300\npopularity: {zipf: 1}\n');
       const json = join(dir, 'r.json');
       const out = join(dir, 'out');
-      const code = await command.run([
+      const code = await quiet(() => command.run([
         '--quick', '--workers', '1,2', '--sessions', '1k', '--runs', '1', '--min-run-ms', '1', '--setup-flows', '1k', '--mixed-packets', '1k',
         '--replay-packets', '512', '--profile', profile, '--no-kernel', '--no-micro', '--no-progress', '--json', json, '--out', out,
-      ]);
+      ]));
       expect(code).toBe(0);
       const r = JSON.parse(await readFile(json, 'utf8')) as BenchReport;
       expect(r.kind).toBe('natlab-bench');
@@ -291,13 +306,7 @@ describe('natlab bench (CLI smoke run, tiny sizes)', () => {
       expect(readme).toContain('![throughput](throughput.svg)');
       // compare a run with itself: every figure "no change".
       const logs: string[] = [];
-      const orig = process.stdout.write.bind(process.stdout);
-      (process.stdout as unknown as { write: (s: string) => boolean }).write = (s: string) => (logs.push(String(s)), true);
-      try {
-        expect(await command.run(['compare', json, json])).toBe(0);
-      } finally {
-        (process.stdout as unknown as { write: typeof orig }).write = orig;
-      }
+      expect(await quiet(() => command.run(['compare', json, json]), logs)).toBe(0);
       expect(logs.join('')).toMatch(/0 faster\/better, 0 slower\/worse/);
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -318,17 +327,9 @@ describe('natlab bench (CLI smoke run, tiny sizes)', () => {
   });
 });
 
-const HAVE_KERNEL = (() => {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return false;
-  try {
-    for (const t of ['ip', 'iptables', 'conntrack']) execFileSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const KERNEL = await checkKernelPrerequisites();
 
-describe.skipIf(!HAVE_KERNEL)('natlab bench kernel baseline (needs root, ip, iptables, conntrack)', () => {
+describe.skipIf(!KERNEL.ok)(`natlab bench kernel baseline (needs root and tools${KERNEL.ok ? '' : `; missing: ${KERNEL.missing.join(', ')}`})`, () => {
   it('measures the kernel oracle on a short run and reports it as a ratio to the core', async () => {
     const { defaultOptions, runBench } = await import('../../bench/suite.ts');
     const o = defaultOptions(true);
