@@ -188,6 +188,9 @@ class EngineRunState {
   readonly keptRaw: Array<{ fed: Uint8Array | null; timeUs: number; ingress: number; result: PacketResult }> | null;
   readonly normaliser: OutputNormaliser | undefined;
   conntrackCount: number | null = null;
+  /** Counters by code (turned into named records at the end: no string keys per packet). */
+  readonly byReason = new Float64Array(256);
+  readonly byCt = new Float64Array(8);
   /** A flow idle this long may have lost its conntrack entry (the scenario's shortest timeout). */
   readonly mappingStaleUs: number;
 
@@ -426,6 +429,8 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
   const c = prep.counters;
   for (const st of states) {
     st.summary.mappingsEvicted = st.mappings.evicted;
+    st.byReason.forEach((v, code) => v && bump(st.summary.droppedByReason, reasonName(code), v));
+    st.byCt.forEach((v, code) => v && bump(st.summary.ct, CT_NAMES[code] ?? `ct-${code}`, v));
     for (let p = 0; p <= s.instances.length; p++) st.summary.outputs[pointName(s, p)] = { file: st.out.ref(p), frames: st.out.counts[p] };
     if (st.out.clampedTs) notes.push(`${st.name}: ${st.out.clampedTs} output timestamps beyond 2106 clamped (classic pcap holds 32-bit seconds)`);
   }
@@ -504,9 +509,9 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
     if (r.fate === FATE_DELIVERED) sum.delivered++;
     else {
       sum.dropped++;
-      bump(sum.droppedByReason, reasonName(r.reason));
+      st.byReason[r.reason & 255]++;
     }
-    bump(sum.ct, CT_NAMES[r.ct] ?? `ct-${r.ct}`);
+    st.byCt[r.ct & 7]++;
     if (r.ct === CT_NEW && r.fate === FATE_DELIVERED) sum.sessionsCreated++;
     const keptOuts: KeptResult['outputs'] | null = st.kept ? [] : null;
     for (let k = 0; k < r.outputs.length; k++) {
