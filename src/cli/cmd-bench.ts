@@ -35,7 +35,7 @@ options:
   --min-run-ms N        an established-flow run lasts at least N ms (default 400; quick 50)
   --setup-flows N       new flows per session-setup run (default 32768; quick 4096)
   --mixed-packets N     packets per mixed run (default 65536; quick 8192)
-  --replay-packets N    packets of the generated capture (default 65536; quick 4096)
+  --replay-packets N    packets of the generated capture (default 32768; quick 4096)
   --profile P           traffic profile: imix-zipf (default), small-udp-uniform, churn, or a YAML/JSON file
   --pcap FILE           replay this capture instead of a generated one
   --inside CIDRS        with --pcap: the inside networks (default ${DEFAULT_INSIDE})
