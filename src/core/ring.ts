@@ -6,7 +6,7 @@
 // This file holds no thread code (no worker_threads): both sides use these helpers.
 
 /** Descriptors that can be in flight per worker (power of two). */
-export const RING_SLOTS = 8;
+export const RING_SLOTS = 32;
 const RING_MASK = RING_SLOTS - 1;
 
 // Descriptor words.
