@@ -118,6 +118,36 @@ export function sections(r: BenchReport): Section[] {
   return out;
 }
 
+/** A few sentences with the headline figures (README top, terminal end). */
+export function headline(r: BenchReport): string[] {
+  const L: string[] = [];
+  const workers = [...new Set(r.figures.filter((f) => f.engine === 'core' && f.workers).map((f) => f.workers!))].sort((a, b) => a - b);
+  const wMax = workers.length ? workers[workers.length - 1] : 1;
+  const sessions = [...new Set(r.figures.filter((f) => /^established\/sessions=\d+\/workers=/.test(f.id)).map((f) => f.sessions!))].sort((a, b) => a - b);
+  for (const w of workers) {
+    const parts = sessions.map((s) => {
+      const f = find(r, `established/sessions=${s}/workers=${w}/mpps`);
+      return f ? `${fmt(f.median, 'Mpps')} Mpps at ${sessionsLabel(s)}` : null;
+    }).filter(Boolean);
+    if (parts.length) L.push(`Established flows, ${w} worker${w > 1 ? 's' : ''}: ${parts.join(', ')} sessions (64-byte frames).`);
+  }
+  const inl = sessions.map((s) => {
+    const f = find(r, `established/sessions=${s}/inline/mpps`);
+    return f ? `${fmt(f.median, 'Mpps')} at ${sessionsLabel(s)}` : null;
+  }).filter(Boolean);
+  if (inl.length) L.push(`One Dataplane in one thread (no hand-over): ${inl.join(', ')} Mpps.`);
+  const st = workers.map((w) => find(r, `setup/workers=${w}/sessions-per-s`)).filter(Boolean) as Figure[];
+  if (st.length) L.push(`Session setup: ${st.map((f) => `${fmt(f.median)} sessions/s with ${f.workers} worker${f.workers! > 1 ? 's' : ''}`).join(', ')}.`);
+  const bps = r.figures.find((f) => f.id.endsWith('/bytes-per-session'));
+  if (bps) L.push(`Shared memory: ${fmt(bps.median)} bytes per session (session record + flow-table slots of its three keys).`);
+  const ratios = r.figures.filter((f) => f.id.includes(`/ratio-to-core-workers=${wMax}`));
+  const m = ratios.filter((f) => f.engine === 'model').map((f) => `${f.workload}${f.sessions ? ` (${sessionsLabel(f.sessions)} sessions)` : ''} ×${fmt(f.median)}`);
+  if (m.length) L.push(`Core (${wMax} worker${wMax > 1 ? 's' : ''}) vs the reference model on the same input: ${m.join(', ')}.`);
+  const k = ratios.filter((f) => f.engine === 'kernel').map((f) => `${f.workload} ×${fmt(f.median)}`);
+  if (k.length) L.push(`Core vs the kernel oracle (a per-packet round trip through veth and injection, not Linux's forwarding capacity): ${k.join(', ')}.`);
+  return L;
+}
+
 function machineLine(r: BenchReport): string {
   const m = r.machine as Record<string, unknown>;
   return `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}, ${m.platform}, commit ${m.commit}; ${r.date}; ${r.durationSec.toFixed(0)} s; load average ${r.load.start[0].toFixed(1)} → ${r.load.end[0].toFixed(1)}`;
@@ -128,6 +158,7 @@ export function formatTerminal(r: BenchReport): string {
   for (const s of sections(r)) {
     L.push(s.title, table(s.head, s.rows, false), '');
   }
+  for (const x of headline(r)) L.push(x);
   for (const n of r.notes) L.push(`note: ${n}`);
   return L.join('\n');
 }
@@ -139,6 +170,8 @@ export function formatReadme(r: BenchReport, jsonName: string, charts: string[])
     'How to read these figures and what they include: [docs/benchmarks.md](../docs/benchmarks.md).', '');
   L.push(`Machine: ${machineLine(r)}.`, '');
   for (const n of r.notes) L.push(`> **Note:** ${n}`, '');
+  const h = headline(r);
+  if (h.length) L.push('## Headline', '', ...h.map((x) => `- ${x}`), '');
   for (const c of charts) L.push(`![${c.replace(/\.svg$/, '')}](${c})`, '');
   for (const s of sections(r)) {
     L.push(`## ${s.title}`, '', table(s.head, s.rows, true), '');
