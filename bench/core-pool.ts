@@ -1,6 +1,6 @@
 // End-to-end worker throughput of the core's pool: 1 vs 2 workers on established flows, and the
-// cost of a batch hand-over. Run: npx tsx bench/core-pool.ts [--flows N] [--batch N] [--runs N]
-// (writes results/core-pool-<stamp>.json).
+// cost of a batch hand-over. Run: npx tsx bench/core-pool.ts [--flows 1024,65536] [--batch N]
+// [--runs N] [--depth N] (writes results/core-pool-<stamp>.json).
 //
 // What is measured (measurePool): the time from posting the first descriptor to the completion of
 // the last, for `batches` batches of `batchSize` pre-loaded packets, with up to `depth` batches in
@@ -47,6 +47,8 @@ export interface PoolBenchOptions {
   /** Worker polls before sleeping (CorePool spin). */
   spin?: number;
   log?: (line: string) => void;
+  /** Also measure the hand-over alone (default true). */
+  handover?: boolean;
 }
 
 export interface PoolRun {
@@ -274,7 +276,7 @@ export async function measurePool(opts: PoolBenchOptions = {}): Promise<PoolBenc
   const most = out.reduce((a, b) => (b.workers > a.workers ? b : a), out[0]);
   const ratio = one && most && most.workers > 1 ? most.mpps / one.mpps : null;
   if (ratio !== null) log(`ratio ${most.workers} workers / 1 worker: ${ratio.toFixed(2)}x (target >= 1.7x)`);
-  const handover = await measureHandover({ workers: opts.workers ?? [1, 2], log });
+  const handover = opts.handover === false ? [] : await measureHandover({ workers: opts.workers ?? [1, 2], log });
   return { runs: out, ratio, handover };
 }
 
@@ -333,15 +335,23 @@ function argNum(argv: string[], name: string, dflt: number): number {
 }
 
 async function main(argv: string[]): Promise<void> {
-  const opts: PoolBenchOptions = {
-    flows: argNum(argv, '--flows', 1024),
+  const fi = argv.indexOf('--flows');
+  const flowsList = fi < 0 ? [1024, 65536] : argv[fi + 1].split(',').map((x) => {
+    const v = Number(x);
+    if (!Number.isInteger(v) || v < 1) throw new Error(`--flows: expected positive integers, got '${argv[fi + 1]}'`);
+    return v;
+  });
+  const base: PoolBenchOptions = {
     batchSize: argNum(argv, '--batch', 4096),
     runs: argNum(argv, '--runs', 5),
     depth: argNum(argv, '--depth', RING_SLOTS),
     log: (l) => console.log(l),
   };
   const loadBefore = loadavg();
-  const res = await measurePool(opts);
+  const sets: (PoolBenchResult & { flows: number })[] = [];
+  for (const [k, flows] of flowsList.entries()) {
+    sets.push({ flows, ...(await measurePool({ ...base, flows, handover: k === flowsList.length - 1 })) });
+  }
   const loadAfter = loadavg();
   console.log(`load average (1 min) before ${loadBefore[0].toFixed(1)}, after ${loadAfter[0].toFixed(1)} on ${availableParallelism()} cores`);
   const file = await writeBenchResult('core-pool', {
@@ -350,11 +360,13 @@ async function main(argv: string[]): Promise<void> {
     measured:
       'post of the first descriptor to completion of the last: ring hand-over + Dataplane.processBatch per worker share; excludes copy-in, dispatch, result conversion',
     proto: PROTO_UDP,
-    options: { ...opts, log: undefined },
+    options: { ...base, log: undefined, flows: flowsList },
     // Other jobs on the machine: with a 1-min load above the core count, the figures (and the
     // 2-worker ratio) measure the scheduler more than the code.
     loadAverage: { before: loadBefore, after: loadAfter },
-    ...res,
+    sets,
+    ratios: sets.map((r) => ({ flows: r.flows, ratio: r.ratio })),
+    handover: sets.flatMap((r) => r.handover),
   });
   console.log(`wrote ${file}`);
 }
