@@ -1,14 +1,15 @@
 // Drives the core's worker pool (src/core/pool.ts) over pre-loaded batches for `natlab bench`.
 //
 // What a timed run covers: from posting the first batch descriptor to the completion of the last,
-// with up to `depth` batches in flight per worker: the ring hand-over (post, wake-up, completion)
+// with up to `depth` batches in flight per worker (8; main refills in halves, as bench/core-pool.ts): the ring hand-over (post, wake-up, completion)
 // and, in every worker, Dataplane.processBatch over its share of each batch (parse, checksum
 // verification, flow lookup, composed rewrite, output copy, result columns). Not covered (done
 // before the clock starts): writing the frames, dispatchWorker and the per-worker index lists.
 //
 // Memory: a batch owns its input columns; result columns and the output arena (which the dataplane
-// writes at inOff + 576·i, room for an ICMP error per packet) are shared by groups of batches, as
-// nobody reads them during timed runs; checks read them after a one-batch-at-a-time pass.
+// writes at inOff + 576·i, room for an ICMP error per packet) are shared by 2·depth groups of
+// batches (more than can be in flight, so two workers never write one region at the same time),
+// as nobody reads them during timed runs; checks read them after a one-batch-at-a-time pass.
 import type { Scenario } from '../src/spec/scenario.ts';
 import { FATE_DELIVERED, reasonName } from '../src/spec/reasons.ts';
 import { ICMP_ERROR_MAX_LEN } from '../src/spec/timeouts.ts';
@@ -30,11 +31,12 @@ export interface CoreRunnerOptions {
   /** Input arena bytes per batch. */
   arenaBytes: number;
   seed?: number;
-  /** Batches in flight per worker (default 2). */
+  /** Batches in flight per worker (default 8). */
   depth?: number;
 }
 
-const OUT_GROUPS = 4;
+/** Batches in flight per worker; main refills in halves (one wake-up per DEFAULT_DEPTH / 2 batches). */
+const DEFAULT_DEPTH = 8;
 /** A batch taking longer than this means the pool is stuck (a set-up batch takes well under a second). */
 const STALL_MS = 120_000;
 
@@ -69,10 +71,11 @@ export class CoreRunner {
   constructor(readonly opts: CoreRunnerOptions) {
     const W = opts.workers;
     this.workers = W;
-    this.depth = Math.min(opts.depth ?? 2, RING_SLOTS);
+    this.depth = Math.max(1, Math.min(opts.depth ?? DEFAULT_DEPTH, RING_SLOTS));
     this.shared = createCoreShared(opts.scenario, { workers: W, seed: opts.seed ?? 1, capacity: opts.capacity });
     const B = opts.batchSize;
-    const groups = Array.from({ length: Math.min(OUT_GROUPS, opts.batches) }, () => ({
+    // More output groups than batches in flight per worker: two workers never write one region at once.
+    const groups = Array.from({ length: Math.min(2 * this.depth, opts.batches) }, () => ({
       fate: u8(B), reason: u8(B), detail: u8(B), ct: u8(B), outFirst: i32(B), outCount: i32(B),
       outArena: u8(opts.arenaBytes + ICMP_ERROR_MAX_LEN * B),
       outOff: i32(B * OUT_SLOTS_PER_PACKET), outLen: i32(B * OUT_SLOTS_PER_PACKET), outEgress: i32(B * OUT_SLOTS_PER_PACKET),
@@ -175,8 +178,11 @@ export class CoreRunner {
       this.batchNo++;
       inflight.push(seqs);
       if (inflight.length >= depth) {
-        const s = inflight.shift()!;
+        // Refill in halves: wait for the oldest half, then post as many again.
+        const k = Math.max(1, depth >> 1);
+        const s = inflight[k - 1];
         for (let w = 0; w < W; w++) if (s[w] >= 0) await this.waitDone(w, s[w]);
+        inflight.splice(0, k);
       }
     }
     for (const s of inflight) for (let w = 0; w < W; w++) if (s[w] >= 0) await this.waitDone(w, s[w]);

@@ -33,7 +33,7 @@ options:
   --workloads LIST      established,setup,mixed,replay
   --runs N              measured runs per figure after warm-up (default 5; quick 3)
   --min-run-ms N        an established-flow run lasts at least N ms (default 400; quick 50)
-  --setup-flows N       new flows per session-setup run (default 32768; quick 4096)
+  --setup-flows N       new flows per session-setup run (default 32768; quick 16384)
   --mixed-packets N     packets per mixed run (default 65536; quick 8192)
   --replay-packets N    packets of the generated capture (default 32768; quick 4096)
   --profile P           traffic profile: imix-zipf (default), small-udp-uniform, churn, or a YAML/JSON file
