@@ -135,11 +135,20 @@ class OutputSet {
     return `${this.engine}/${outputFileName(this.scenario, point)}`;
   }
 
-  /** Writes one output; returns its 1-based number in its file. */
-  async write(point: number, timeUs: number, frame: Uint8Array): Promise<number> {
-    const n = ++this.counts[point];
+  /** True when outputs go to files (outDir given). */
+  get writing(): boolean {
+    return this.writers.size > 0;
+  }
+
+  /** Counts one output at `point`; returns its 1-based number in its file. */
+  next(point: number): number {
+    return ++this.counts[point];
+  }
+
+  /** Writes one output (counted with next() first). */
+  async write(point: number, timeUs: number, frame: Uint8Array): Promise<void> {
     const w = this.writers.get(point);
-    if (!w) return n;
+    if (!w) return;
     let tsSec = Math.floor(timeUs / 1e6);
     let tsNsec = (timeUs - tsSec * 1e6) * 1000;
     if (tsSec > MAX_TS_SEC) {
@@ -166,7 +175,6 @@ class OutputSet {
       data = b.subarray(0, need);
     }
     await w.write({ tsSec, tsNsec, data });
-    return n;
   }
 
   async close(): Promise<void> {
@@ -351,7 +359,11 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
           }
           if (any) diffPackets++;
         }
-        for (const st of states) await account(st, p, i);
+        for (const st of states) {
+          const r = account(st, p, i);
+          // Awaits only when writing files (the count is synchronous): no per-packet promise otherwise.
+          if (st.out.writing) for (const o of r.outputs) await st.out.write(o.egress, p.timeUs, o.frame);
+        }
       }
     };
 
@@ -498,7 +510,8 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
     return refs;
   }
 
-  async function account(st: EngineRunState, p: PreparedFrame, i: number): Promise<void> {
+  /** Counts one packet's result for one engine; returns the result (synthesized when not fed). */
+  function account(st: EngineRunState, p: PreparedFrame, i: number): PacketResult {
     const sum = st.summary;
     const fed = st.fed[i];
     let r = st.results[i];
@@ -517,7 +530,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
     for (let k = 0; k < r.outputs.length; k++) {
       const o = r.outputs[k];
       if (fed && isGeneratedOutput(fed, o.frame)) sum.generated++;
-      const n = await st.out.write(o.egress, p.timeUs, o.frame);
+      const n = st.out.next(o.egress);
       keptOuts?.push({ egress: pointName(s, o.egress), n, frame: describeFrame(o.frame) });
     }
     if (fed && r.fate === FATE_DELIVERED && r.outputs.length > 0 && tupleChanged(fed, r.outputs[0].frame)) sum.translated++;
@@ -528,6 +541,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
         reason: reasonName(r.reason), detail: r.detail, ct: CT_NAMES[r.ct] ?? String(r.ct), readdressed: st.how[i] ?? '', outputs: keptOuts!,
       });
     }
+    return r;
   }
 }
 
