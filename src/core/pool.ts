@@ -29,6 +29,10 @@ import {
   W_TAIL,
   W_THREAD,
   createRing,
+  committedOf,
+  descOffset,
+  inFlightOf,
+  D_BATCH,
   isComplete,
   postDescriptor,
   ringFree,
@@ -76,6 +80,11 @@ export class CorePool {
   readonly ctrl: Int32Array;
   /** Task (re-)issues after faults, all workers together. */
   restarts = 0;
+  /**
+   * Faults that struck inside a packet (the commit marker said "in flight"): that packet was re-run
+   * over whatever it had already written. 0 means every recovery was exact.
+   */
+  interruptedPackets = 0;
   /** The faults seen (messages), in order: what the pool recovered from. */
   readonly faultLog: string[] = [];
   private readonly piscina: Piscina;
@@ -268,6 +277,16 @@ export class CorePool {
     if (this.closing) return;
     const msg = String((err as Error)?.message ?? err);
     this.faultLog.push(`worker ${w}: ${msg}`);
+    const word = Atomics.load(this.ctrl, workerBase(w) + W_COMMIT);
+    const tailNow = Atomics.load(this.ctrl, workerBase(w) + W_TAIL);
+    if (inFlightOf(word, tailNow)) {
+      this.interruptedPackets++;
+      const d = descOffset(workerBase(w), tailNow);
+      this.faultLog.push(
+        `worker ${w}: died inside packet ${committedOf(word, tailNow)} of its share of batch ${this.ctrl[d + D_BATCH]}; ` +
+          'it is re-run from the start, but its half-done shared-memory writes are not rolled back (docs/core.md "Faults")',
+      );
+    }
     // Consecutive failures at the same point (`tail:commit` did not move) mean a deterministic bug.
     const base = workerBase(w);
     const at = `${Atomics.load(this.ctrl, base + W_TAIL)}:${Atomics.load(this.ctrl, base + W_COMMIT)}`;

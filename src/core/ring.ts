@@ -89,6 +89,8 @@ export const FAULT_TERMINATE = 2;
 export const FAULT_HOLD = 3;
 /** The worker throws before the packet every time it gets there (a deterministic bug: the pool must give up). */
 export const FAULT_THROW_ALWAYS = 4;
+/** The worker throws inside the packet (after marking it in flight, before processing it). */
+export const FAULT_THROW_INSIDE = 5;
 
 const COMMIT_TAG_SHIFT = 24;
 const COMMIT_COUNT_MASK = (1 << COMMIT_TAG_SHIFT) - 1;
@@ -117,9 +119,20 @@ export function commitWord(seq: number, committed: number): number {
   return (((seq & 0x7f) << COMMIT_TAG_SHIFT) | committed) | 0;
 }
 
+/**
+ * Bit 31 of the commit word: packet `committed` is in flight (set before the packet, cleared by
+ * the commit after it). Found set after a fault, it says the thread died inside that packet.
+ */
+export const COMMIT_IN_FLIGHT = 1 << 31;
+
 /** Packets already committed of descriptor seq, given the worker's commit word. */
 export function committedOf(word: number, seq: number): number {
-  return word >>> COMMIT_TAG_SHIFT === (seq & 0x7f) ? word & COMMIT_COUNT_MASK : 0;
+  return ((word >>> COMMIT_TAG_SHIFT) & 0x7f) === (seq & 0x7f) ? word & COMMIT_COUNT_MASK : 0;
+}
+
+/** True if the commit word says a packet of descriptor seq was being processed. */
+export function inFlightOf(word: number, seq: number): boolean {
+  return (word & COMMIT_IN_FLIGHT) !== 0 && ((word >>> COMMIT_TAG_SHIFT) & 0x7f) === (seq & 0x7f);
 }
 
 /** Main side: free slots in worker w's ring. */

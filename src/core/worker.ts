@@ -20,6 +20,8 @@ import {
   FAULT_TERMINATE,
   FAULT_THROW,
   FAULT_THROW_ALWAYS,
+  FAULT_THROW_INSIDE,
+  COMMIT_IN_FLIGHT,
   G_FAULT_BATCH,
   G_FAULT_FIRED,
   G_FAULT_INDEX,
@@ -155,12 +157,15 @@ function runLoop(task: WorkerTask, proc: Processor): number {
       if (faults) {
         const batch = ctrl[d + D_BATCH];
         for (; i < count; i++) {
-          checkFault(ctrl, base, batch, idx[first + i]);
+          checkFault(ctrl, base, batch, idx[first + i], false);
+          ctrl[base + W_COMMIT] = commitWord(tail, i) | COMMIT_IN_FLIGHT;
+          checkFault(ctrl, base, batch, idx[first + i], true);
           proc.process(io, idx, first + i, 1);
           ctrl[base + W_COMMIT] = commitWord(tail, i + 1);
         }
       } else {
         for (; i < count; i++) {
+          ctrl[base + W_COMMIT] = commitWord(tail, i) | COMMIT_IN_FLIGHT;
           proc.process(io, idx, first + i, 1);
           ctrl[base + W_COMMIT] = commitWord(tail, i + 1);
         }
@@ -188,10 +193,18 @@ function runLoop(task: WorkerTask, proc: Processor): number {
   }
 }
 
-/** Fault injection (tests): fire the armed fault once, before the packet it names. */
-function checkFault(ctrl: Int32Array, base: number, batch: number, packet: number): void {
+/**
+ * Fault injection (tests): fire the armed fault once, before the packet it names (`inside`: after
+ * the packet was marked in flight — only FAULT_THROW_INSIDE fires there).
+ */
+function checkFault(ctrl: Int32Array, base: number, batch: number, packet: number, inside: boolean): void {
   const kind = ctrl[G_FAULT_KIND];
   if (kind === FAULT_NONE || ctrl[G_FAULT_BATCH] !== batch || ctrl[G_FAULT_INDEX] !== packet) return;
+  if ((kind === FAULT_THROW_INSIDE) !== inside) return;
+  if (kind === FAULT_THROW_INSIDE) {
+    if (Atomics.compareExchange(ctrl, G_FAULT_FIRED, 0, 1) !== 0) return;
+    throw new Error(`injected fault: worker throws inside packet ${packet} of batch ${batch}`);
+  }
   if (kind === FAULT_THROW_ALWAYS) {
     Atomics.store(ctrl, G_FAULT_FIRED, 1);
     throw new Error(`injected fault: worker always throws before packet ${packet} of batch ${batch}`);

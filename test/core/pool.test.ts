@@ -7,6 +7,9 @@ import {
   FAULT_TERMINATE,
   FAULT_THROW,
   FAULT_THROW_ALWAYS,
+  FAULT_THROW_INSIDE,
+  COMMIT_IN_FLIGHT,
+  inFlightOf,
   OP_ADVANCE,
   OP_PROCESS,
   RING_SLOTS,
@@ -88,6 +91,11 @@ describe('ring commit marker', () => {
     expect(committedOf(commitWord(5 + 128, 3), 5)).toBe(3);
     expect(committedOf(commitWord(0x7fffffff, 9), 0x7fffffff)).toBe(9);
     expect(committedOf(0, 1)).toBe(0);
+    const inFlight = commitWord(5, 17) | COMMIT_IN_FLIGHT;
+    expect(committedOf(inFlight, 5)).toBe(17);
+    expect(inFlightOf(inFlight, 5)).toBe(true);
+    expect(inFlightOf(inFlight, 6)).toBe(false);
+    expect(inFlightOf(commitWord(5, 18), 5)).toBe(false);
   });
 });
 
@@ -125,7 +133,18 @@ describe('core pool', () => {
     expect(p.restarts).toBe(restarts + 1);
     expect(p.faultLog.join('\n')).toMatch(/worker 1: injected fault/);
     expect(p.starts(1)).toBe(starts + 1);
+    expect(p.interruptedPackets).toBe(0); // it died between packets: the recovery is exact
     expectEach(probe, 6);
+  });
+
+  it('a fault inside a packet is recovered and reported as such', async () => {
+    const { pool: p, probe } = pool2();
+    const before = p.interruptedPackets;
+    p.armFault(FAULT_THROW_INSIDE, 1, 600); // worker 1's share [500, 1000): its 101st packet
+    await run(p, 3);
+    expect(p.interruptedPackets).toBe(before + 1);
+    expect(p.faultLog.join('\n')).toMatch(/worker 1: died inside packet 100 of its share of batch 1/);
+    expectEach(probe, 3); // the probe counts after the throw point, so the re-run is exact here
   });
 
   it('a thread terminated mid-batch is replaced and its share completed exactly once', async () => {
