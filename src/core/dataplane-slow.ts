@@ -13,6 +13,8 @@ import {
   M_SRC_NAT, M_STATE_MASK, M_STATE_SHIFT, PATH_EIP_SHIFT, PATH_IN_SHIFT, PATH_MAX_EIP, PATH_MAX_POINT, PATH_MAX_TTL,
   PATH_OUT_SHIFT, PATH_TTL_SHIFT, S_CREATED, S_EXPIRY, S_META, S_NNEXT, S_NPREV, S_OPORTS, S_PATH, S_WNEXT, S_WPREV,
   TCP_CLOSE, TCP_ESTABLISHED, TCP_SYN_RECV, TCP_SYN_SENT, TCP_TIME_WAIT, KIND_BYSRC, KIND_ORIG, KIND_REPLY,
+  S_TCP_END, S_TCP_FLAGS, T_CHALLENGE_ACK, T_CLOSE_INIT, T_LAST_DIR, T_LAST_IDX_MASK, T_LAST_IDX_SHIFT,
+  T_SIMULTANEOUS_OPEN, TCP_LAST_ACK, TCP_FIN_WAIT, TCP_SYN_SENT2,
 } from './layout.ts';
 import { Tables, hashTuple, hashBysrc } from './tables.ts';
 import {
@@ -22,12 +24,12 @@ import {
 } from './compile.ts';
 import { ownerInbound } from './dispatch.ts';
 import { PacketView, parseIpv4, PARSE_OK, PARSE_FRAGMENT, isIpLevelMalformation } from '../packet/parse.ts';
-import { sum16, fold16 } from '../packet/checksum.ts';
+import { sum16, fold16, csumReplace16, csumReplace32, udpCsumReplace32 } from '../packet/checksum.ts';
 import {
   CT_ESTABLISHED, CT_INVALID, CT_NEW, CT_NONE, CT_RELATED, DROP_BLACKHOLE, DROP_CT_TABLE_FULL, DROP_FRAGMENT,
   DROP_ICMP_BAD_CHECKSUM, DROP_IGW_NO_PUBLIC_IP, DROP_IGW_UNKNOWN_DST, DROP_IP_FORWARD_OFF, DROP_MALFORMED,
   DROP_NAT_CLASH, DROP_NO_HOST, DROP_NO_ROUTE, DROP_ROUTING_LOOP, DROP_SRC_DST_CHECK_DST, DROP_SRC_DST_CHECK_SRC,
-  DROP_TTL_EXCEEDED, FATE_DELIVERED, FATE_DROPPED, REASON_COUNT, REASON_NONE,
+  DROP_TTL_EXCEEDED, DROP_ICMP_REDIRECT_NAT, FATE_DELIVERED, FATE_DROPPED, REASON_COUNT, REASON_NONE,
 } from '../spec/reasons.ts';
 import {
   DEFAULT_IP_TTL, ICMP_ERROR_MAX_LEN, PORT_RANGE_HIGH_MIN, PORT_RANGE_LOW_MAX, PORT_RANGE_LOW_MIN, PORT_RANGE_MID_MIN,
@@ -38,6 +40,8 @@ import {
 } from '../spec/scenario.ts';
 
 const MAX_HOPS = 8;
+/** The IGW hairpins a packet to one of the VPC's own EIPs at most this often (the oracle's bound). */
+const IGW_MAX_HAIRPIN = 4;
 const MANIP_SRC = 0;
 const MANIP_DST = 1;
 const IV = 10;
@@ -168,6 +172,8 @@ export class SlowPath extends Tables {
   eMeta = 0;
   eExp = 0;
   eCreated = 0;
+  /** S_TCP_FLAGS of the pending entry (its first packet's last_index, last_dir = ORIG). */
+  eTcpF = 0;
   // get_unique_tuple result
   us = 0; ud = 0; up = 0;
   /** The chosen tuple was checked unused (its reply tuple is free): confirm need not look again. */
@@ -260,8 +266,6 @@ export class SlowPath extends Tables {
     if (isIpLevelMalformation(st)) {
       this.reason = DROP_MALFORMED;
       this.detail = st;
-    } else if (st === PARSE_FRAGMENT || pv.mf !== 0) {
-      this.reason = DROP_FRAGMENT;
     } else if (st !== PARSE_OK && pv.ihl === 0) {
       this.reason = DROP_MALFORMED;
       this.detail = st;
@@ -320,6 +324,7 @@ export class SlowPath extends Tables {
     const pv = this.pv;
     const b = this.buf;
     let hops = 0;
+    let hairpins = 0;
     let arriving = false;
     if (fromInternet) {
       // Step 7: IGW inbound.
@@ -345,6 +350,16 @@ export class SlowPath extends Tables {
           if (e < 0) return this.drop(DROP_IGW_NO_PUBLIC_IP);
           this.igwRewrite(true, pv.src, c.eipAddr[e]);
           if (this.trkNat >= 1) this.trkEip = e + 1;
+          const h = eipIndex(c, pv.dst);
+          if (h >= 0 && hairpins < IGW_MAX_HAIRPIN) {
+            // Hairpin: the IGW sends a packet for one of the VPC's own EIPs straight back in.
+            hairpins++;
+            this.trkOk = false;
+            this.igwRewrite(false, pv.dst, c.instPriv[c.eipInst[h]]);
+            inst = c.eipInst[h];
+            arriving = true;
+            continue;
+          }
           this.emit(0);
           return;
         }
@@ -393,8 +408,15 @@ export class SlowPath extends Tables {
     const pv = this.pv;
     this.trkNat++;
     if (this.trkArrivals !== 1) this.trkOk = false;
-    // a. PREROUTING: conntrack, then DNAT.
+    // a. PREROUTING: nf_defrag_ipv4 holds fragments (natlab does not reassemble): no conntrack.
+    if (pv.status === PARSE_FRAGMENT || pv.mf !== 0) {
+      this.drop(DROP_FRAGMENT);
+      return false;
+    }
+    // Conntrack, then DNAT.
     if (!this.conntrackIn(slot, true)) {
+      // Table full: no conntrack is attached to the dropped packet (ct INVALID, as the model).
+      if (!this.gen) this.ctRes = CT_INVALID;
       this.drop(DROP_CT_TABLE_FULL);
       return false;
     }
@@ -405,8 +427,9 @@ export class SlowPath extends Tables {
     }
     if (this.ctCls === CT_INVALID || this.ctCls === CT_RELATED || this.killAfter) this.trkOk = false;
     if (this.ctCls === CT_RELATED) {
-      if (!this.icmpTranslate(MANIP_DST)) {
-        this.drop(DROP_ICMP_BAD_CHECKSUM);
+      const r = this.icmpTranslate(MANIP_DST);
+      if (r !== REASON_NONE) {
+        this.drop(r);
         return false;
       }
     } else if (this.ctCls !== CT_INVALID) {
@@ -439,8 +462,9 @@ export class SlowPath extends Tables {
     this.decTtl();
     // d. POSTROUTING.
     if (this.ctCls === CT_RELATED) {
-      if (!this.icmpTranslate(MANIP_SRC)) {
-        this.drop(DROP_ICMP_BAD_CHECKSUM);
+      const r = this.icmpTranslate(MANIP_SRC);
+      if (r !== REASON_NONE) {
+        this.drop(r);
         return false;
       }
     } else if (this.ctCls !== CT_INVALID) {
@@ -582,10 +606,30 @@ export class SlowPath extends Tables {
     if (pv.proto === 1 && pv.isIcmpError && pv.status === PARSE_OK) {
       const which = outbound ? 1 : 0;
       const cur = which === 0 ? pv.innerSrc : pv.innerDst;
-      if (cur === old) {
-        this.setInnerAddr(which, neu, false);
-        this.icmpRecompute();
+      if (cur !== old) return;
+      // The quoted address, the inner IP checksum and the inner L4 checksum (UDP always: 8 bytes
+      // are quoted; TCP only with its whole 20-byte header) are patched, and the ICMP checksum
+      // incrementally for each changed word, so a wrong checksum stays wrong (as the stateless IGW
+      // of the kernel oracle, src/oracle/igw.ts).
+      const b = this.buf;
+      const io = pv.innerOff;
+      const co = pv.l4Off + 2;
+      let ic = rd16(b, co);
+      const ipc0 = rd16(b, io + 10);
+      wr32(b, io + (which === 0 ? 12 : 16), neu);
+      wr16(b, io + 10, csumReplace32(ipc0, old, neu));
+      ic = csumReplace32(ic, old, neu);
+      ic = csumReplace16(ic, ipc0, rd16(b, io + 10));
+      const ip = pv.innerProto;
+      const lo = ip === 6 && pv.innerL4Len >= 20 ? pv.innerL4Off + 16 : ip === 17 ? pv.innerL4Off + 6 : -1;
+      if (lo >= 0) {
+        const l0 = rd16(b, lo);
+        wr16(b, lo, ip === 17 ? udpCsumReplace32(l0, old, neu) : csumReplace32(l0, old, neu));
+        ic = csumReplace16(ic, l0, rd16(b, lo));
       }
+      wr16(b, co, ic);
+      if (which === 0) pv.innerSrc = neu;
+      else pv.innerDst = neu;
     }
   }
 
@@ -603,8 +647,12 @@ export class SlowPath extends Tables {
     this.srcFree = false;
     this.cLocal = -1;
     this.ctCls = CT_INVALID;
-    if (pv.status !== PARSE_OK) return true;
     const proto = pv.proto;
+    // A TCP/UDP packet whose header the tracker will refuse (truncated, bad data offset or UDP
+    // length) still allocates an entry first if it holds the ports (init_conntrack runs before
+    // tcp_error/udp_error): table full / early drop apply, then it is INVALID.
+    const l4Bad = pv.status !== PARSE_OK;
+    if (l4Bad && !((proto === 6 || proto === 17) && pv.l4Len >= 4)) return true;
     // Kernel order (nf_conntrack_in): ICMP checks come before the lookup; TCP/UDP checksum and TCP
     // flag checks (tcp_error/udp_error) come after the entry lookup/allocation, so an invalid
     // first packet still allocates (early drop, table full) before it is refused.
@@ -621,6 +669,9 @@ export class SlowPath extends Tables {
       }
       if (icmpInv(t) < 0) return true;
       ports = ((pv.icmpId << 16) | (t << 8) | pv.icmpCode) >>> 0;
+    } else if (l4Bad) {
+      bad = true;
+      ports = rd32(this.buf, pv.l4Off);
     } else if (proto === 6) {
       bad = !TCP_VALID[pv.tcpFlags & 0x37] || (received && c.checksum !== 0 && !this.l4ChecksumOk());
       tcpCls = tcpClass(pv.tcpFlags);
@@ -686,6 +737,7 @@ export class SlowPath extends Tables {
     this.pending = true;
     this.ctCls = CT_NEW;
     this.cDir = KIND_ORIG;
+    this.eTcpF = proto === 6 ? tcpCls << T_LAST_IDX_SHIFT : 0;
     this.eOs = pv.src;
     this.eOd = pv.dst;
     this.eOp = ports;
@@ -743,23 +795,69 @@ export class SlowPath extends Tables {
     this.touchMeta(o, (meta | M_ASSURED) >>> 0);
   }
 
-  /** TCP on an existing entry. Returns 0 INVALID, 1 accepted (incl. ignored), 2 re-open. */
+  /**
+   * TCP on an existing entry (nf_conntrack_tcp_packet without window tracking). Returns 0
+   * INVALID, 1 accepted (incl. ignored), 2 re-open (the caller kills the entry and starts anew).
+   */
   private tcpExistingSlow(local: number, dir: number, cls: number): number {
     const c = this.c;
     const o = this.rec(local);
     const ses = this.ses;
     let meta = ses[o + S_META];
-    const old = (meta >>> M_STATE_SHIFT) & M_STATE_MASK;
-    const nw = TCP_TABLE[(dir * 6 + cls) * 10 + old];
-    if (cls === C_SYN && ((dir === 0 && (old === TCP_TIME_WAIT || old === TCP_CLOSE)) || (dir === 1 && old === TCP_TIME_WAIT))) return 2;
-    if (nw === IV) return 0;
+    let old = (meta >>> M_STATE_SHIFT) & M_STATE_MASK;
+    let nw = TCP_TABLE[(dir * 6 + cls) * 10 + old];
+    let tf = ses[o + S_TCP_FLAGS];
+    const lastDir = tf & T_LAST_DIR;
+    const lastIdx = (tf >>> T_LAST_IDX_SHIFT) & T_LAST_IDX_MASK;
     const seenBefore = (meta & M_SEEN_REPLY) !== 0;
-    this.ctCls = dir === 1 || seenBefore ? CT_ESTABLISHED : CT_NEW;
-    if (nw === IG) {
-      if (dir === 1 && !seenBefore) this.touchMeta(o, (meta | M_SEEN_REPLY) >>> 0);
-      this.eMeta = ses[o + S_META];
-      return 1;
+    let ignore = nw === IG;
+    if (nw === TCP_SYN_SENT && (old === TCP_TIME_WAIT || old === TCP_CLOSE)) {
+      // Re-open a closed/aborted connection if either side sent a FIN, or the last packet in this
+      // direction was an RST; otherwise the SYN is ignored.
+      if ((tf & T_CLOSE_INIT) !== 0 || (lastDir === dir && lastIdx === C_RST)) return 2;
+      ignore = true;
     }
+    if (nw === IV) return 0;
+    this.ctCls = dir === 1 || seenBefore ? CT_ESTABLISHED : CT_NEW;
+    if (ignore) {
+      const pv = this.pv;
+      if (cls === C_SYNACK && lastIdx === C_SYN && lastDir !== dir && pv.tcpAck === ses[o + S_TCP_END]) {
+        // This SYN/ACK answers a SYN we ignored: client and server are in sync, re-sync the
+        // entry (processed as SYN_SENT -> SYN_RECV; seen[dir] is reset: no CLOSE_INIT left).
+        old = TCP_SYN_SENT;
+        nw = TCP_SYN_RECV;
+        tf = (tf & ~T_CLOSE_INIT) >>> 0;
+      } else {
+        let f = (tf & ~(T_LAST_DIR | (T_LAST_IDX_MASK << T_LAST_IDX_SHIFT))) | dir | (cls << T_LAST_IDX_SHIFT);
+        if (cls === C_SYN && dir === 0) {
+          // last_flags are reset by an ignored ORIG SYN; in LAST_ACK it arms the RFC 5961 guard.
+          f &= ~(T_CHALLENGE_ACK | T_SIMULTANEOUS_OPEN);
+          if (old === TCP_LAST_ACK) f |= T_CHALLENGE_ACK;
+        }
+        const fl = pv.tcpFlags;
+        ses[o + S_TCP_END] = (pv.tcpSeq + pv.payloadLen + (fl & 2 ? 1 : 0) + (fl & 1 ? 1 : 0)) >>> 0;
+        ses[o + S_TCP_FLAGS] = f >>> 0;
+        if (dir === 1 && !seenBefore) this.touchMeta(o, (meta | M_SEEN_REPLY) >>> 0);
+        this.eMeta = ses[o + S_META];
+        return 1;
+      }
+    } else if (nw === TCP_TIME_WAIT) {
+      if (old === TCP_LAST_ACK && cls === C_ACK && lastDir !== dir && lastIdx === C_SYN && (tf & T_CHALLENGE_ACK) !== 0) {
+        // An RFC 5961 challenge ACK, not the ACK of the last FIN: accepted, state unchanged.
+        ses[o + S_TCP_FLAGS] = (tf & ~T_CHALLENGE_ACK) >>> 0;
+        if (dir === 1 && !seenBefore) this.touchMeta(o, (meta | M_SEEN_REPLY) >>> 0);
+        this.eMeta = ses[o + S_META];
+        return 1;
+      }
+    } else if (nw === TCP_SYN_SENT2) {
+      tf |= T_SIMULTANEOUS_OPEN;
+    } else if (nw === TCP_SYN_RECV) {
+      if (dir === 1 && cls === C_ACK && (tf & T_SIMULTANEOUS_OPEN) !== 0) nw = TCP_ESTABLISHED;
+    }
+    // In-window from here on (window tracking is not modelled).
+    tf = (tf & ~(T_LAST_DIR | (T_LAST_IDX_MASK << T_LAST_IDX_SHIFT))) | dir | (cls << T_LAST_IDX_SHIFT);
+    if (old !== nw && nw === TCP_FIN_WAIT) tf |= T_CLOSE_INIT;
+    ses[o + S_TCP_FLAGS] = tf >>> 0;
     const rst = cls === C_RST;
     if (rst && !seenBefore) {
       // RST before any reply: the entry is deleted at once (after this packet is NATed).
@@ -815,6 +913,8 @@ export class SlowPath extends Tables {
     const pv = this.pv;
     const ip = pv.innerProto;
     let ports = 0;
+    // An inner non-first fragment has no L4 header to build a tuple from: INVALID.
+    if ((rd16(this.buf, pv.innerOff + 6) & 0x1fff) !== 0) return;
     if (ip === 6 || ip === 17) {
       ports = ((pv.innerDport << 16) | pv.innerSport) >>> 0;
     } else if (ip === 1) {
@@ -869,15 +969,20 @@ export class SlowPath extends Tables {
     }
   }
 
-  /** RELATED ICMP error translation at a hook of type `manip`. False = bad ICMP checksum (drop). */
-  private icmpTranslate(manip: number): boolean {
+  /**
+   * RELATED ICMP error translation at a hook of type `manip` (nf_nat_icmp_reply_translation).
+   * Returns REASON_NONE, or the drop reason: a bad ICMP checksum, or a redirect about an entry
+   * with any NAT ("Redirects are only translated for entries without NAT").
+   */
+  private icmpTranslate(manip: number): number {
     const pv = this.pv;
     const b = this.buf;
-    if (fold16(sum16(b, pv.l4Off, pv.l4Len)) !== 0xffff) return false;
+    if (fold16(sum16(b, pv.l4Off, pv.l4Len)) !== 0xffff) return DROP_ICMP_BAD_CHECKSUM;
+    if (pv.icmpType === 5 && (this.eMeta & (M_SRC_NAT | M_DST_NAT)) !== 0) return DROP_ICMP_REDIRECT_NAT;
     const dir = this.cDir;
     let bit = manip === MANIP_SRC ? M_SRC_NAT : M_DST_NAT;
     if (dir === 1) bit = bit === M_SRC_NAT ? M_DST_NAT : M_SRC_NAT;
-    if ((this.eMeta & bit) === 0) return true;
+    if ((this.eMeta & bit) === 0) return REASON_NONE;
     let os: number, od: number, op: number;
     if (dir === 0) { os = this.eRs; od = this.eRd; op = this.eRp; } else { os = this.eOs; od = this.eOd; op = this.eOp; }
     if (manip === MANIP_DST) {
@@ -892,7 +997,7 @@ export class SlowPath extends Tables {
       this.setAddr(0, od);
     }
     this.icmpRecompute();
-    return true;
+    return REASON_NONE;
   }
 
   private countRule(counter: number): void {
@@ -924,6 +1029,7 @@ export class SlowPath extends Tables {
     const k = ruleMatch(c, slot, ch, proto, pv.src, pv.dst, ported ? pv.sport : 0, ported ? pv.dport : 0);
     let flags = NF_NAT_RANGE_MAP_IPS;
     let alo: number;
+    let ahi: number;
     let plo = 0;
     let phi = 0;
     // current tuple: invert(current reply)
@@ -931,6 +1037,7 @@ export class SlowPath extends Tables {
     const cd = this.eRs;
     const cp = this.invPorts(proto, this.eRp);
     alo = manip === MANIP_SRC ? cs : cd;
+    ahi = alo;
     if (k < 0) {
       this.countRule(c.chainPolicy[slot * CH_COUNT + ch]);
     } else {
@@ -940,6 +1047,8 @@ export class SlowPath extends Tables {
       if ((kind === TK_DNAT && manip === MANIP_DST) || ((kind === TK_SNAT || kind === TK_MASQUERADE) && manip === MANIP_SRC)) {
         flags = c.rFlags[k] | NF_NAT_RANGE_MAP_IPS;
         alo = kind === TK_MASQUERADE ? c.instPriv[inst] : c.rAddrLo[k];
+        ahi = kind === TK_MASQUERADE ? alo : c.rAddrHi[k];
+        if (ahi < alo) ahi = alo;
         plo = c.rPortLo[k];
         phi = c.rPortHi[k];
         if (kind === TK_MASQUERADE && cs === 0) flags = -1; // source 0.0.0.0: untouched
@@ -947,7 +1056,7 @@ export class SlowPath extends Tables {
     }
     if (manip === MANIP_SRC) this.eMeta = (this.eMeta | M_BYSRC) >>> 0;
     if (flags === -1) return;
-    this.uniqueTuple(slot, manip, proto, cs, cd, cp, flags, alo, plo, phi);
+    this.uniqueTuple(slot, manip, proto, cs, cd, cp, flags, alo, ahi, plo, phi);
     if (manip === MANIP_SRC) this.srcFree = this.uFree;
     if (this.us === cs && this.ud === cd && this.up === cp) return;
     this.eMeta = (this.eMeta | (manip === MANIP_SRC ? M_SRC_NAT : M_DST_NAT)) >>> 0;
@@ -1001,7 +1110,7 @@ export class SlowPath extends Tables {
 
   /** get_unique_tuple (§8): result in us/ud/up. */
   private uniqueTuple(slot: number, manip: number, proto: number, cs: number, cd: number, cp: number,
-    flags: number, alo: number, plo: number, phi: number): void {
+    flags: number, alo: number, ahi: number, plo: number, phi: number): void {
     const random = (flags & (NF_NAT_RANGE_PROTO_RANDOM | NF_NAT_RANGE_PROTO_RANDOM_FULLY)) !== 0;
     const protoSpec = (flags & NF_NAT_RANGE_PROTO_SPECIFIED) !== 0;
     if (plo > phi) { const t = plo; plo = phi; phi = t; }
@@ -1009,28 +1118,32 @@ export class SlowPath extends Tables {
     const checkOwner = manip === MANIP_SRC;
     this.uFree = false;
     if (manip === MANIP_SRC && !random) {
-      // (a) already in range and unused
-      const inRange = cs === alo && (!protoSpec || !(ported || proto === 1) || (this.keyOf(proto, manip, cp) >= plo && this.keyOf(proto, manip, cp) <= phi));
-      if (inRange && !this.used(slot, proto, cs, cd, cp) && this.ownerOk(slot, proto, cs, cd, cp)) {
-        this.us = cs; this.ud = cd; this.up = cp;
-        this.uFree = true;
-        return;
-      }
-      // (b) the mapping of another live entry with the same (proto, orig src, orig sport)
-      const bsKey = ported || proto === 1 ? cp >>> 16 : 0;
-      const other = this.findBySource(slot, proto, cs, bsKey, this.now, -1);
-      if (other >= 0) {
-        const o = this.rec(other);
-        const rdst = this.ses[o + 4];
-        const rports = this.ses[o + 5];
-        const ns = rdst;
-        const nkey = proto === 1 ? rports >>> 16 : ported ? rports & 0xffff : 0;
-        const np = this.withKey(proto, manip, cp, nkey);
-        const ok = ns === alo && (!protoSpec || !(ported || proto === 1) || (nkey >= plo && nkey <= phi));
-        if (ok && !this.used(slot, proto, ns, cd, np) && this.ownerOk(slot, proto, ns, cd, np)) {
-          this.us = ns; this.ud = cd; this.up = np;
+      // (a) already in range: keep it if unused; otherwise straight to the address choice.
+      const keyed = protoSpec && (ported || proto === 1);
+      const ck = this.keyOf(proto, manip, cp);
+      const inRange = cs >= alo && cs <= ahi && (!keyed || (ck >= plo && ck <= phi));
+      if (inRange) {
+        if (!this.used(slot, proto, cs, cd, cp) && this.ownerOk(slot, proto, cs, cd, cp)) {
+          this.us = cs; this.ud = cd; this.up = cp;
           this.uFree = true;
           return;
+        }
+      } else {
+        // (b) the mapping of the newest live entry with the same (proto, orig src, orig sport)
+        // whose mapping is in range (find_appropriate_src walks the bysource chain newest-first).
+        const bsKey = ported || proto === 1 ? cp >>> 16 : 0;
+        const other = this.findBySource(slot, proto, cs, bsKey, this.now, -1, alo, ahi, keyed ? plo : 0, keyed ? phi : 0xffff);
+        if (other >= 0) {
+          const o = this.rec(other);
+          const ns = this.ses[o + 4];
+          const rports = this.ses[o + 5];
+          const nkey = proto === 1 ? rports >>> 16 : ported ? rports & 0xffff : 0;
+          const np = this.withKey(proto, manip, cp, nkey);
+          if (!this.used(slot, proto, ns, cd, np) && this.ownerOk(slot, proto, ns, cd, np)) {
+            this.us = ns; this.ud = cd; this.up = np;
+            this.uFree = true;
+            return;
+          }
         }
       }
     }
@@ -1098,6 +1211,9 @@ export class SlowPath extends Tables {
     // The reply tuple must be free (the orig tuple is: its lookup missed and nothing was inserted
     // since). A POSTROUTING choice that was just checked unused needs no second lookup.
     if (!(srcManip && this.srcFree) && this.used(slot, proto, this.eRd, this.eRs, this.invPorts(proto, this.eRp))) return false;
+    // A self-inverse entry (reply tuple == orig tuple, e.g. 10.0.0.10:80 > 10.0.0.10:80) clashes
+    // with itself, as in the model (the kernel would drop such a packet earlier, as a martian source).
+    if (this.eRs === this.eOs && this.eRd === this.eOd && this.eRp === this.eOp) return false;
     const local = this.alloc();
     if (local < 0) {
       this.confirmFull = true;
@@ -1111,6 +1227,7 @@ export class SlowPath extends Tables {
     ses[o + S_EXPIRY] = this.eExp;
     ses[o + S_CREATED] = this.eCreated;
     ses[o + S_WPREV] = 0; ses[o + S_WNEXT] = 0; ses[o + S_NPREV] = 0; ses[o + S_NNEXT] = 0;
+    ses[o + S_TCP_END] = 0; ses[o + S_TCP_FLAGS] = this.eTcpF;
     let meta = this.eMeta;
     if (!srcManip) meta = (meta & ~M_BYSRC) >>> 0;
     meta = (meta | M_NALIST | M_LIVE) >>> 0;
@@ -1155,6 +1272,7 @@ export class SlowPath extends Tables {
   private genTimeExceeded(inst: number, slot: number): void {
     const pv = this.pv;
     const b = this.buf;
+    if (pv.fragOff !== 0) return; // "only reply to fragment 0"
     if (pv.proto === 1 && (pv.l4Len < 8 || pv.icmpType > 18 || pv.isIcmpError)) return;
     const c = this.c;
     const q = Math.min(pv.totalLen, ICMP_ERROR_MAX_LEN - 28);

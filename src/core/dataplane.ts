@@ -13,11 +13,15 @@
 import type { CoreShared, BatchIO } from './layout.ts';
 import {
   M_ASSURED, M_PATH_O, M_PATH_R, M_STATE_MASK, M_STATE_SHIFT, S_EXPIRY, S_META, S_PATH, TCP_ESTABLISHED, C_NOW,
+  S_TCP_FLAGS, T_LAST_DIR, T_LAST_IDX_MASK, T_LAST_IDX_SHIFT,
 } from './layout.ts';
 import { TO_ESTABLISHED, TO_UDP_STREAM, routeLookup, RT_ENI, RT_LOCAL } from './compile.ts';
 import { CT_ESTABLISHED, FATE_DELIVERED, REASON_NONE } from '../spec/reasons.ts';
 import { SlowPath } from './dataplane-slow.ts';
 import { hashTuple } from './tables.ts';
+
+/** The tracker's packet class of an ACK (get_conntrack_index: TCP_ACK_SET). */
+const TCP_CLASS_ACK = 3;
 
 /** Packets per prefetch group in processBatch. */
 const PF_GROUP = 16;
@@ -288,6 +292,12 @@ export class Dataplane extends SlowPath {
     if (eip !== 0) nsrc = this.eipAddr[eip - 1];
     // Refresh the timer: the same timeout as before, so the expiry only grows (wheel invariant).
     ses[o + S_EXPIRY] = now + (proto === 6 ? this.tmoEst : this.tmoUdpStream);
+    if (proto === 6) {
+      // The tracker's last_dir / last_index (an accepted ACK in this direction); same cache line.
+      const tf = ses[o + S_TCP_FLAGS];
+      const want = ((tf & ~(T_LAST_DIR | (T_LAST_IDX_MASK << T_LAST_IDX_SHIFT))) | kind | (TCP_CLASS_ACK << T_LAST_IDX_SHIFT)) >>> 0;
+      if (tf !== want) ses[o + S_TCP_FLAGS] = want;
+    }
     // Rewrite the IPv4 header into the output arena (the L4 bytes were copied above).
     ov.setUint32(off, w0);
     ov.setUint32(off + 4, w1);

@@ -3,9 +3,10 @@
 // same state, and the main thread can read the tables while the workers run (src/core/ct-dump.ts).
 //
 // Per worker w (one writer per region, no locks; see docs/core.md "Dataplane"):
-//   sessions  Uint32 records of SESSION_WORDS words (struct of 14 words per session, 56 bytes):
-//             tuples, meta (proto, NAT instance, TCP state, flags), per-direction composed path,
-//             expiry ms, creation ms, timer-wheel links, oldest-created non-ASSURED list links.
+//   sessions  Uint32 records of SESSION_WORDS words (16 words per session, 64 bytes, one cache
+//             line): tuples, meta (proto, NAT instance, TCP state, flags), per-direction composed
+//             path, expiry ms, creation ms, timer-wheel links, oldest-created non-ASSURED list
+//             links, TCP tracker details (last_end, last_dir/index/flags, CLOSE_INIT).
 //   flow      open addressing, 4-byte slots: (tag << refBits) | ref, ref = (local session << 2 |
 //             kind) + 1, kind 0 = orig tuple, 1 = reply tuple, 2 = "bysource" (proto, orig src,
 //             orig sport) key for get_unique_tuple's mapping reuse. Load ≤ FLOW_LOAD.
@@ -38,7 +39,21 @@ export const S_WPREV = 10;
 export const S_WNEXT = 11;
 export const S_NPREV = 12;
 export const S_NNEXT = 13;
-export const SESSION_WORDS = 14;
+/** TCP: last_end of the latest ignored packet (seq + payload + SYN + FIN), for the SYN/ACK re-sync. */
+export const S_TCP_END = 14;
+/** TCP tracker details (T_* bits): last_dir, last_index, last_flags, CLOSE_INIT. */
+export const S_TCP_FLAGS = 15;
+/** 16 words = 64 bytes: every record fills exactly one cache line (the SAB is page-aligned). */
+export const SESSION_WORDS = 16;
+
+// S_TCP_FLAGS bits (nf_conntrack_proto_tcp.c: ct->proto.tcp.last_dir / last_index / last_flags,
+// seen[].flags & IP_CT_TCP_FLAG_CLOSE_INIT of either direction).
+export const T_LAST_DIR = 1;
+export const T_LAST_IDX_SHIFT = 1;
+export const T_LAST_IDX_MASK = 7;
+export const T_CHALLENGE_ACK = 1 << 4;
+export const T_SIMULTANEOUS_OPEN = 1 << 5;
+export const T_CLOSE_INIT = 1 << 6;
 
 export const M_PROTO_MASK = 0xff;
 export const M_SLOT_SHIFT = 8;

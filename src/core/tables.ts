@@ -183,7 +183,12 @@ export class Tables {
    * Live entry of NAT slot `slot` with the same (proto, orig src, orig sport) whose expiry is after
    * nowMs, the most recently created first; -1 if none. Scans the probe cluster (bounded).
    */
-  findBySource(slot: number, proto: number, src: number, sport: number, nowMs: number, skip: number): number {
+  /**
+   * The newest live entry of `slot` with a SRC manip and this (proto, orig src, orig sport) whose
+   * mapping (reply dst, reply dport / ICMP id) lies in [alo, ahi] × [plo, phi], or -1.
+   */
+  findBySource(slot: number, proto: number, src: number, sport: number, nowMs: number, skip: number,
+    alo: number, ahi: number, plo: number, phi: number): number {
     const h = hashBysrc(slot, proto, src, sport);
     const flow = this.flow;
     const ses = this.ses;
@@ -201,7 +206,8 @@ export class Tables {
           const meta = ses[o + S_META];
           if ((meta & M_PROTO_MASK) === proto && ((meta >>> M_SLOT_SHIFT) & M_SLOT_MASK) === slot &&
             ses[o + S_OSRC] === src && (ses[o + S_OPORTS] >>> 16) === sport && nowMs < ses[o + S_EXPIRY] &&
-            ses[o + S_CREATED] >= bestCreated) {
+            ses[o + S_CREATED] >= bestCreated && ses[o + S_RDST] >= alo && ses[o + S_RDST] <= ahi &&
+            this.mapKey(proto, ses[o + S_RPORTS]) >= plo && this.mapKey(proto, ses[o + S_RPORTS]) <= phi) {
             best = r >>> 2;
             bestCreated = ses[o + S_CREATED];
           }
@@ -210,6 +216,13 @@ export class Tables {
       if (++i === this.nSlots) i = 0;
     }
     return best;
+  }
+
+  /** The mapped port of a reply ports word: TCP/UDP reply dport, ICMP id (others: 0). */
+  private mapKey(proto: number, rports: number): number {
+    if (proto === 1) return rports >>> 16;
+    if (proto === 6 || proto === 17) return rports & 0xffff;
+    return 0;
   }
 
   // ---- session store ---------------------------------------------------------------------------
