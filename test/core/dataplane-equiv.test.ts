@@ -101,24 +101,8 @@ function frames(op: Op, last: { out: Uint8Array | null; inb: Uint8Array | null }
   }
 }
 
-/**
- * Known open question (reported to the lead): docs/semantics.md §2 step 4 lists the checksums the
- * IGW updates in a quoted packet (inner IP, inner UDP, ICMP) — the core leaves a fully quoted inner
- * TCP checksum alone there, the model patches it. Until the contract says, compare such frames
- * with the inner TCP checksum (and hence the ICMP checksum) blanked.
- */
-function blankInnerTcpAtIgw(egress: number, f: Uint8Array): Uint8Array {
-  const pv = new PacketView();
-  if (egress !== POINT_INTERNET || parseIpv4(f, 0, f.length, pv) !== PARSE_OK || !pv.isIcmpError) return f;
-  if (pv.innerProto !== 6 || pv.innerL4Len < 20) return f;
-  const g = f.slice();
-  g[pv.innerL4Off + 16] = 0; g[pv.innerL4Off + 17] = 0;
-  g[pv.l4Off + 2] = 0; g[pv.l4Off + 3] = 0;
-  return g;
-}
-
 function show(r: PacketResult): string {
-  const o = r.outputs.map((x) => `${x.egress}:${describePacket(x.frame, 0, x.frame.length)}:${Buffer.from(blankInnerTcpAtIgw(x.egress, x.frame)).toString('hex')}`);
+  const o = r.outputs.map((x) => `${x.egress}:${describePacket(x.frame, 0, x.frame.length)}:${Buffer.from(x.frame).toString('hex')}`);
   return `fate=${r.fate} reason=${r.reason} detail=${r.detail} ct=${r.ct} ${o.join(' | ')}`;
 }
 
