@@ -22,7 +22,7 @@ import {
   TK_SNAT, TO_CLOSE, TO_ESTABLISHED, TO_GENERIC, TO_ICMP, TO_SYN_SENT, TO_UDP, TO_UDP_STREAM, TO_UNACK,
   eipIndex, eipOfPrivate, instanceByPrivate, routeLookup, ruleMatch,
 } from './compile.ts';
-import { ownerInbound } from './dispatch.ts';
+import { isDnatTarget, ownerInbound, ownerOutbound } from './dispatch.ts';
 import { PacketView, parseIpv4, PARSE_OK, PARSE_FRAGMENT, isIpLevelMalformation } from '../packet/parse.ts';
 import { sum16, fold16, csumReplace16, csumReplace32, udpCsumReplace32 } from '../packet/checksum.ts';
 import {
@@ -1089,8 +1089,13 @@ export class SlowPath extends Tables {
   private ownerOk(slot: number, proto: number, s: number, d: number, p: number): boolean {
     if (this.W === 1) return true;
     const c = this.c;
-    if (((d & c.vpcMask) >>> 0) === c.vpcAddr) return true; // reply from inside the VPC: not port-dispatched
     const rp = this.invPorts(proto, p);
+    // The reply comes from d: from inside the VPC it is dispatched as an outbound packet (e.g. the
+    // DNAT target answering a DNAT+SNAT flow), else as an inbound one.
+    if (((d & c.vpcMask) >>> 0) === c.vpcAddr) {
+      if ((proto !== 6 && proto !== 17) || !isDnatTarget(c, slot, proto, d, rp >>> 16)) return true; // not port-dispatched
+      return ownerOutbound(c, this.W, slot, proto, d, s, rp >>> 16, rp & 0xffff) === this.w;
+    }
     return ownerInbound(c, this.W, slot, proto, d, s, rp >>> 16, rp & 0xffff) === this.w;
   }
 

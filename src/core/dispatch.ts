@@ -7,10 +7,11 @@
 //    the source port (ICMP: the id), so Linux port preservation lands on the preserved port's
 //    owner and a worker that must search picks only ports it owns.
 //  - From the internet (inbound, after the IGW): key = the destination port / id (the NAT side).
-//  - DNAT port forwarding: an inbound packet that T's PREROUTING chain would DNAT, and a packet
-//    from a DNAT target address/port, are keyed by the remote endpoint (src of the inbound packet
-//    = dst of the reply), which DNAT never changes — so `--dport 8080 -j DNAT --to :80` replies
-//    (from :80) reach the owner of the session created for :8080.
+//  - DNAT port forwarding: an inbound packet that T's PREROUTING chain would DNAT is keyed by its
+//    source port (the remote port), a packet from a DNAT target address/port by its destination
+//    port — the reply's destination port is the remote port, which DNAT never changes (and a
+//    POSTROUTING SNAT on top keeps it, or picks a port whose reply comes back here) — so
+//    `--dport 8080 -j DNAT --to :80` replies (from :80) reach the owner of the :8080 session.
 //  - ICMP errors: the quoted packet, inverted (the direction the error travels), keyed as above.
 //  - Other protocols: a hash of the remote address.
 // The dataplane's port choice only accepts ports whose reply this function sends to the same
@@ -61,7 +62,7 @@ function portKey(W: number, port: number): number {
 /** Owner of a packet arriving from the internet at NAT slot `slot` (tuple after the IGW). */
 export function ownerInbound(c: CompiledScenario, W: number, slot: number, proto: number, src: number, dst: number, sport: number, dport: number): number {
   if (proto === 6 || proto === 17) {
-    if (slot >= 0 && wouldDnat(c, slot, proto, src, dst, sport, dport)) return mixEndpoint(src, sport) % W;
+    if (slot >= 0 && wouldDnat(c, slot, proto, src, dst, sport, dport)) return portKey(W, sport);
     return portKey(W, dport);
   }
   if (proto === 1) return portKey(W, sport); // ICMP query: sport carries the id
@@ -71,7 +72,7 @@ export function ownerInbound(c: CompiledScenario, W: number, slot: number, proto
 /** Owner of a packet sent by an instance towards NAT slot `slot` (or -1: no NAT on the way). */
 export function ownerOutbound(c: CompiledScenario, W: number, slot: number, proto: number, src: number, dst: number, sport: number, dport: number): number {
   if (proto === 6 || proto === 17) {
-    if (slot >= 0 && isDnatTarget(c, slot, proto, src, sport)) return mixEndpoint(dst, dport) % W;
+    if (slot >= 0 && isDnatTarget(c, slot, proto, src, sport)) return portKey(W, dport);
     return portKey(W, sport);
   }
   if (proto === 1) return portKey(W, sport);

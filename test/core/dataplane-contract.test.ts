@@ -5,7 +5,7 @@
 // where there is one (`natlab fuzz --engines model,core --seed S --run R`).
 
 import { describe, expect, it } from 'vitest';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadBuiltinScenario, parseScenario } from '../../src/scenario/index.ts';
 import {
   buildIcmpError, buildIpv4, buildTcp, buildUdp, describePacket, parseIpv4Addr as ip,
   F_ACK, F_FIN, F_RST, F_SYN, PacketView, parseIpv4, verifyIpv4Header, verifyL4Checksum,
@@ -99,7 +99,7 @@ describe('dataplane: contract regressions (model vs core fuzz)', () => {
   it('a RELATED redirect about a NATed entry is dropped DROP_ICMP_REDIRECT_NAT', () => {
     const h = new Harness(builtin());
     const out = h.send(buildUdp({ src: app, dst: srv, sport: 4000, dport: 53 }), APP, 0).outputs[0].frame;
-    const r = h.send(buildIcmpError({ src: router, dst: eip, type: 5, code: 1, quoted: out, rest: new Uint8Array([1, 2, 3, 4]) }), POINT_INTERNET, 1);
+    const r = h.send(buildIcmpError({ src: router, dst: eip, type: 5, code: 1, quoted: out, rest: 0x01020304 }), POINT_INTERNET, 1);
     expect(r.ct).toBe(CT_RELATED);
     expect(r.reason).toBe(DROP_ICMP_REDIRECT_NAT);
   });
@@ -214,5 +214,55 @@ describe('dataplane: contract regressions (model vs core fuzz)', () => {
     const r = h.send(buildTcp({ src: natIp, dst: natIp, sport: 80, dport: 80, flags: F_ACK }), NAT, 0);
     expect(r.reason).toBe(DROP_NAT_CLASH);
     expect(h.conntrack()).toHaveLength(0);
+  });
+
+  it('2 workers, DNAT + MASQUERADE of the same flow: the target\'s reply and its ICMP error reach the session\'s worker (seed 1353222949 run 27, --workers 2)', () => {
+    const s = parseScenario(`
+name: dnat-masq
+vpc: { cidr: 10.0.0.0/16 }
+routeTables:
+  public: [ { dest: 0.0.0.0/0, target: igw } ]
+  private: [ { dest: 0.0.0.0/0, target: eni:nat } ]
+subnets:
+  public: { cidr: 10.0.0.0/24, routeTable: public }
+  private: { cidr: 10.0.1.0/24, routeTable: private }
+instances:
+  nat:
+    subnet: public
+    privateIp: 10.0.0.10
+    elasticIp: 203.0.113.10
+    sourceDestCheck: false
+    sysctls: { net.ipv4.ip_forward: 1 }
+    iptables: |
+      *nat
+      :PREROUTING ACCEPT [0:0]
+      :INPUT ACCEPT [0:0]
+      :OUTPUT ACCEPT [0:0]
+      :POSTROUTING ACCEPT [0:0]
+      -A PREROUTING -p tcp --dport 8080 -j DNAT --to-destination 10.0.1.10:80
+      -A POSTROUTING -o eth0 -j MASQUERADE
+      COMMIT
+  app:
+    subnet: private
+    privateIp: 10.0.1.10
+internet: { hosts: [ 198.51.100.0/24 ] }
+`, 'x.yaml');
+    const h = new Harness(s, { workers: 2 });
+    const pApp = 1 + s.instances.findIndex((i) => i.name === 'app');
+    for (let cport = 32768; cport < 32776; cport++) {
+      const syn = buildTcp({ src: srv, dst: eip, sport: cport, dport: 8080, flags: F_SYN });
+      const w = h.owner(syn, POINT_INTERNET);
+      let r = h.send(syn, POINT_INTERNET, 0);
+      expect(outs(r)).toEqual([`${pApp} tcp 10.0.0.10:${cport} > 10.0.1.10:80 S ttl=63`]);
+      const err = buildIcmpError({ src: app, dst: natIp, type: 3, code: 3, quoted: r.outputs[0].frame });
+      expect(h.owner(err, pApp)).toBe(w);
+      r = h.send(err, pApp, 1);
+      expect(r.ct).toBe(CT_RELATED);
+      expect(outs(r)).toEqual([`0 icmp 203.0.113.10 > 198.51.100.7 unreachable port [tcp 198.51.100.7:${cport} > 203.0.113.10:8080] ttl=63`]);
+      const sa = buildTcp({ src: app, dst: natIp, sport: 80, dport: cport, flags: F_SYN | F_ACK });
+      expect(h.owner(sa, pApp)).toBe(w);
+      r = h.send(sa, pApp, 2);
+      expect(outs(r)).toEqual([`0 tcp 203.0.113.10:8080 > 198.51.100.7:${cport} S. ttl=63`]);
+    }
   });
 });
