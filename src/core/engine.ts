@@ -14,6 +14,7 @@ import { readDropCounters, readNatCounters, dumpConntrack } from './ct-dump.ts';
 import { dispatchWorker } from './dispatch.ts';
 import { type BatchIO, type CoreShared, createBatchIO, createCoreShared } from './layout.ts';
 import { CorePool, defaultWorkers } from './pool.ts';
+import { Dataplane } from './dataplane.ts';
 import { FAULT_HOLD, FAULT_TERMINATE, FAULT_THROW, MAX_SHARE, OP_ADVANCE, OP_PROCESS } from './ring.ts';
 
 /** Fault injection (tests only). Packet numbers count every packet given to process(), from 0. */
@@ -39,12 +40,50 @@ export interface CoreEngineOptions extends EngineOptions {
   /** Worker polls of its ring before sleeping (see CorePool). */
   spin?: number;
   faults?: CoreFaults;
+  /**
+   * Run the same Dataplane code on the calling thread instead of worker threads (one worker's
+   * partition, no piscina start-up of ~2 s). For short differential runs (fuzzing) where thread
+   * start-up dominates; the thread plumbing itself is covered by the pool and fault tests.
+   */
+  inline?: boolean;
+}
+
+/** What the engine needs from its workers: CorePool (threads) or InlineWorkers (this thread). */
+interface Workers {
+  post(w: number, op: number, io: number, first: number, count: number, nowMs: number, batch: number): Promise<number>;
+  waitFor(w: number, seq: number): Promise<void>;
+  armFault(kind: number, batch: number, index: number): void;
+  close(): Promise<void>;
+}
+
+/** Dataplane on the calling thread: post() runs the work at once; waitFor() has nothing to wait for. */
+class InlineWorkers implements Workers {
+  private readonly dp: Dataplane;
+  private seq = 0;
+  constructor(
+    shared: CoreShared,
+    private readonly ios: BatchIO[],
+    private readonly idx: Int32Array[],
+  ) {
+    this.dp = new Dataplane(shared, 0);
+  }
+  async post(_w: number, op: number, io: number, first: number, count: number, nowMs: number): Promise<number> {
+    if (op === OP_PROCESS) this.dp.processBatch(this.ios[io], this.idx[io], first, count);
+    else if (op === OP_ADVANCE) this.dp.advance(nowMs);
+    return ++this.seq;
+  }
+  async waitFor(): Promise<void> {}
+  armFault(): void {
+    throw new Error('core engine: fault injection needs worker threads (inline: false)');
+  }
+  async close(): Promise<void> {}
 }
 
 export interface CoreEngine extends Engine {
   readonly workers: number;
   readonly shared: CoreShared;
-  readonly pool: CorePool;
+  /** The worker pool (null when the engine runs inline). */
+  readonly pool: CorePool | null;
   /** Drop counters per DROP_* reason, summed over workers. */
   dropCounters(): number[];
 }
@@ -78,7 +117,8 @@ class CoreEngineImpl implements CoreEngine {
   readonly name = 'core';
   readonly workers: number;
   readonly shared: CoreShared;
-  readonly pool: CorePool;
+  readonly pool: CorePool | null;
+  private readonly run: Workers;
   private readonly ios: BatchIO[];
   private readonly idx: Int32Array[];
   private readonly owner: Int32Array;
@@ -99,7 +139,10 @@ class CoreEngineImpl implements CoreEngine {
   private closed = false;
 
   constructor(scenario: Scenario, opts: CoreEngineOptions) {
-    const workers = opts.workers ?? defaultWorkers();
+    const workers = opts.inline ? 1 : opts.workers ?? defaultWorkers();
+    if (opts.inline && opts.workers !== undefined && opts.workers !== 1) {
+      throw new InputError(`core engine: inline runs one worker's partition, got --workers ${opts.workers}`);
+    }
     if (!Number.isInteger(workers) || workers < 1 || workers > 64) {
       throw new InputError(`core engine: --workers must be an integer 1..64, got ${opts.workers}`);
     }
@@ -120,6 +163,11 @@ class CoreEngineImpl implements CoreEngine {
     const armed = [f.throwAtPacket, f.terminateAtPacket, f.terminateAtBatch, f.holdAtPacket].filter((x) => x !== undefined);
     if (armed.length > 1) throw new Error('core engine: at most one injected fault per run');
     const anyFault = armed.length > 0;
+    if (opts.inline) {
+      this.pool = null;
+      this.run = new InlineWorkers(this.shared, this.ios, this.idx);
+      return;
+    }
     this.pool = new CorePool({
       workers,
       shared: this.shared,
@@ -129,6 +177,7 @@ class CoreEngineImpl implements CoreEngine {
       spin: opts.spin,
       onHold: f.onHold,
     });
+    this.run = this.pool;
   }
 
   async process(batch: readonly InputPacket[]): Promise<PacketResult[]> {
@@ -150,7 +199,7 @@ class CoreEngineImpl implements CoreEngine {
         }
         const chunk = inflight.shift()!;
         for (let w = 0; w < this.workers; w++) {
-          if (chunk.seqs[w] >= 0) await this.pool.waitFor(w, chunk.seqs[w]);
+          if (chunk.seqs[w] >= 0) await this.run.waitFor(w, chunk.seqs[w]);
         }
         this.read(chunk, results);
       }
@@ -165,8 +214,8 @@ class CoreEngineImpl implements CoreEngine {
     try {
       const nowMs = this.toMs(timeUs, 'advance');
       const seqs: number[] = [];
-      for (let w = 0; w < this.workers; w++) seqs.push(await this.pool.post(w, OP_ADVANCE, 0, 0, 0, nowMs, -1));
-      for (let w = 0; w < this.workers; w++) await this.pool.waitFor(w, seqs[w]);
+      for (let w = 0; w < this.workers; w++) seqs.push(await this.run.post(w, OP_ADVANCE, 0, 0, 0, nowMs, -1));
+      for (let w = 0; w < this.workers; w++) await this.run.waitFor(w, seqs[w]);
     } finally {
       this.busy = false;
     }
@@ -188,7 +237,7 @@ class CoreEngineImpl implements CoreEngine {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.pool.close();
+    await this.run.close();
   }
 
   private enter(): void {
@@ -287,17 +336,17 @@ class CoreEngineImpl implements CoreEngine {
     const f = this.faults;
     const inChunk = (p: number | undefined): p is number =>
       p !== undefined && p >= chunk.start && p < chunk.start + chunk.count;
-    if (inChunk(f.throwAtPacket)) this.pool.armFault(FAULT_THROW, chunk.batch, f.throwAtPacket - chunk.start);
-    if (inChunk(f.terminateAtPacket)) this.pool.armFault(FAULT_TERMINATE, chunk.batch, f.terminateAtPacket - chunk.start);
-    if (f.terminateAtBatch === chunk.batch) this.pool.armFault(FAULT_TERMINATE, chunk.batch, chunk.count >> 1);
-    if (inChunk(f.holdAtPacket)) this.pool.armFault(FAULT_HOLD, chunk.batch, f.holdAtPacket - chunk.start);
+    if (inChunk(f.throwAtPacket)) this.run.armFault(FAULT_THROW, chunk.batch, f.throwAtPacket - chunk.start);
+    if (inChunk(f.terminateAtPacket)) this.run.armFault(FAULT_TERMINATE, chunk.batch, f.terminateAtPacket - chunk.start);
+    if (f.terminateAtBatch === chunk.batch) this.run.armFault(FAULT_TERMINATE, chunk.batch, chunk.count >> 1);
+    if (inChunk(f.holdAtPacket)) this.run.armFault(FAULT_HOLD, chunk.batch, f.holdAtPacket - chunk.start);
   }
 
   private async post(chunk: Chunk): Promise<void> {
     for (let w = 0; w < this.workers; w++) {
       const count = chunk.ends[w] - chunk.firsts[w];
       if (count === 0) continue;
-      chunk.seqs[w] = await this.pool.post(w, OP_PROCESS, chunk.slot, chunk.firsts[w], count, 0, chunk.batch);
+      chunk.seqs[w] = await this.run.post(w, OP_PROCESS, chunk.slot, chunk.firsts[w], count, 0, chunk.batch);
     }
   }
 

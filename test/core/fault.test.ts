@@ -33,10 +33,10 @@ async function run(opts: CoreEngineOptions, inputs: InputPacket[] = INPUTS): Pro
       conntrack: await e.conntrack(),
       counters: await e.natCounters(),
       drops: e.dropCounters(),
-      restarts: e.pool.restarts,
-      interrupted: e.pool.interruptedPackets,
-      faultLog: [...e.pool.faultLog],
-      threads: e.pool.threadCount,
+      restarts: e.pool!.restarts,
+      interrupted: e.pool!.interruptedPackets,
+      faultLog: [...e.pool!.faultLog],
+      threads: e.pool!.threadCount,
     };
   } finally {
     await e.close();
