@@ -178,6 +178,8 @@ export class SlowPath extends Tables {
   us = 0; ud = 0; up = 0;
   /** The chosen tuple was checked unused (its reply tuple is free): confirm need not look again. */
   uFree = false;
+  /** The port search failed on a candidate owned by another worker (W > 1): confirm clashes. */
+  uForeign = false;
   /** The POSTROUTING choice was verified free (the final reply tuple). */
   srcFree = false;
   /** confirm() failed for lack of room (probe bound / region), not a clash. */
@@ -735,6 +737,7 @@ export class SlowPath extends Tables {
       tmo = c.tmo[TO_GENERIC];
     }
     this.pending = true;
+    this.uForeign = false;
     this.ctCls = CT_NEW;
     this.cDir = KIND_ORIG;
     this.eTcpF = proto === 6 ? tcpCls << T_LAST_IDX_SHIFT : 0;
@@ -1122,6 +1125,7 @@ export class SlowPath extends Tables {
     const ported = proto === 6 || proto === 17;
     const checkOwner = manip === MANIP_SRC;
     this.uFree = false;
+    this.uForeign = false;
     if (manip === MANIP_SRC && !random) {
       // (a) already in range: keep it if unused; otherwise straight to the address choice.
       const keyed = protoSpec && (ported || proto === 1);
@@ -1203,7 +1207,14 @@ export class SlowPath extends Tables {
           return;
         }
       }
-      if (attempts >= size || attempts < 16) return;
+      if (attempts >= size || attempts < 16) {
+        // Nothing free: the last candidate is installed and clashes at confirm. With W > 1 a
+        // candidate owned by another worker may be in use there (its table is not ours to see):
+        // count it as the clash the kernel would see, rather than hand out a port whose replies
+        // go to another worker.
+        if (checkOwner && !this.ownerOk(slot, proto, ts, td, tp)) this.uForeign = true;
+        return;
+      }
       attempts >>= 1;
       off = this.rand() & 0xffff;
     }
@@ -1215,6 +1226,7 @@ export class SlowPath extends Tables {
     this.confirmFull = false;
     // The reply tuple must be free (the orig tuple is: its lookup missed and nothing was inserted
     // since). A POSTROUTING choice that was just checked unused needs no second lookup.
+    if (this.uForeign) return false;
     if (!(srcManip && this.srcFree) && this.used(slot, proto, this.eRd, this.eRs, this.invPorts(proto, this.eRp))) return false;
     // A self-inverse entry (reply tuple == orig tuple, e.g. 10.0.0.10:80 > 10.0.0.10:80) clashes
     // with itself, as in the model (the kernel would drop such a packet earlier, as a martian source).

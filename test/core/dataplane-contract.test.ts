@@ -14,7 +14,7 @@ import {
   CT_ESTABLISHED, CT_INVALID, CT_NONE, CT_RELATED, DROP_CT_TABLE_FULL, DROP_FRAGMENT, DROP_ICMP_REDIRECT_NAT,
   DROP_IGW_UNKNOWN_DST, DROP_NAT_CLASH, FATE_DELIVERED,
 } from '../../src/spec/reasons.ts';
-import { POINT_INTERNET, type Scenario } from '../../src/spec/scenario.ts';
+import { NF_NAT_RANGE_PROTO_SPECIFIED, POINT_INTERNET, type Scenario } from '../../src/spec/scenario.ts';
 import { igwMapOf, igwTranslate } from '../../src/oracle/igw.ts';
 import { Harness } from './dataplane-harness.ts';
 
@@ -264,5 +264,32 @@ internet: { hosts: [ 198.51.100.0/24 ] }
       r = h.send(sa, pApp, 2);
       expect(outs(r)).toEqual([`0 tcp 203.0.113.10:8080 > 198.51.100.7:${cport} S. ttl=63`]);
     }
+  });
+
+  it('2 workers: a port search that ends on another worker\'s port is a NAT clash (no half-owned session) (seed 975155669 run 8, --workers 2)', () => {
+    const s = builtin((x) => {
+      const t = x.instances[0].nat!.chains.POSTROUTING[0].target;
+      t.portLo = 1026; t.portHi = 1027; t.flags |= NF_NAT_RANGE_PROTO_SPECIFIED;
+    });
+    const h = new Harness(s, { workers: 2 });
+    const res = [];
+    for (let sport = 40000; sport < 40004; sport++) {
+      const f = buildUdp({ src: app, dst: srv, sport, dport: 53 });
+      const w = h.owner(f, APP);
+      const r = h.send(f, APP, 0);
+      if (r.fate === FATE_DELIVERED) {
+        const out = r.outputs[0].frame;
+        const port = (out[20] << 8) | out[21];
+        // The reply to the chosen port dispatches back to the session's worker.
+        expect(h.owner(buildUdp({ src: srv, dst: eip, sport: 53, dport: port }), POINT_INTERNET)).toBe(w);
+        res.push(port);
+      } else {
+        expect(r.reason).toBe(DROP_NAT_CLASH);
+        res.push(0);
+      }
+    }
+    // Each worker owns one of the two ports: exactly two flows get one, two clash.
+    expect(res.filter((p) => p !== 0).sort()).toEqual([1026, 1027]);
+    expect(h.conntrack()).toHaveLength(2);
   });
 });
