@@ -292,4 +292,52 @@ internet: { hosts: [ 198.51.100.0/24 ] }
     expect(res.filter((p) => p !== 0).sort()).toEqual([1026, 1027]);
     expect(h.conntrack()).toHaveLength(2);
   });
+
+  it('get_unique_tuple (b): the newest same-source mapping *in range* is reused, skipping newer ones out of range', () => {
+    const s = parseScenario(`
+name: bysource
+vpc: { cidr: 10.0.0.0/16 }
+routeTables:
+  public: [ { dest: 0.0.0.0/0, target: igw } ]
+  private: [ { dest: 0.0.0.0/0, target: eni:nat } ]
+subnets:
+  public: { cidr: 10.0.0.0/24, routeTable: public }
+  private: { cidr: 10.0.1.0/24, routeTable: private }
+instances:
+  nat:
+    subnet: public
+    privateIp: 10.0.0.10
+    elasticIp: 203.0.113.10
+    sourceDestCheck: false
+    sysctls: { net.ipv4.ip_forward: 1 }
+    iptables: |
+      *nat
+      :PREROUTING ACCEPT [0:0]
+      :INPUT ACCEPT [0:0]
+      :OUTPUT ACCEPT [0:0]
+      :POSTROUTING ACCEPT [0:0]
+      -A POSTROUTING -d 198.51.100.2/31 -p udp -j MASQUERADE --to-ports 2000-2003
+      -A POSTROUTING -d 198.51.100.4 -p udp -j MASQUERADE --to-ports 3000-3003
+      COMMIT
+  app:
+    subnet: private
+    privateIp: 10.0.1.10
+internet: { hosts: [ 198.51.100.0/24 ] }
+`, 'x.yaml');
+    for (let seed = 1; seed <= 8; seed++) {
+      const h = new Harness(s, { seed });
+      const port = (dst: string, t: number) => {
+        const r = h.send(buildUdp({ src: app, dst: ip(dst), sport: 5000, dport: 53 }), 1 + s.instances.findIndex((i) => i.name === 'app'), t);
+        expect(r.reason, dst).toBe(0);
+        const f = r.outputs[0].frame;
+        return (f[20] << 8) | f[21];
+      };
+      const p1 = port('198.51.100.2', 0);
+      expect(p1).toBeGreaterThanOrEqual(2000);
+      expect(p1).toBeLessThanOrEqual(2003);
+      const p2 = port('198.51.100.4', 1); // newest mapping, out of the next flow's range
+      expect(p2).toBeGreaterThanOrEqual(3000);
+      expect(port('198.51.100.3', 2)).toBe(p1); // the older, in-range mapping is reused
+    }
+  });
 });
