@@ -15,7 +15,10 @@ import type { Scenario } from '../spec/scenario.ts';
 import { NF_NAT_RANGE_PROTO_SPECIFIED, NAT_CHAINS, pointName } from '../spec/scenario.ts';
 import { CT_NAMES, CT_NEW, DROP_KERNEL_UNSEEN, FATE_DELIVERED, reasonName } from '../spec/reasons.ts';
 import { formatConntrackLine } from '../spec/conntrack-format.ts';
-import { PacketView, parseIpv4, PARSE_OK, PARSE_STATUS_NAMES } from '../packet/parse.ts';
+import {
+  PacketView, parseIpv4, PARSE_BAD_TCP_DATA_OFFSET, PARSE_BAD_UDP_LENGTH, PARSE_OK, PARSE_STATUS_NAMES,
+  PARSE_TRUNCATED_L4, PARSE_TRUNCATED_PACKET, PARSE_TRUNCATED_TCP_OPTIONS,
+} from '../packet/parse.ts';
 import { csumReplace16, udpCsumReplace16 } from '../packet/checksum.ts';
 import { describePacket } from '../packet/format.ts';
 import { formatIpv4 } from '../packet/addr.ts';
@@ -105,9 +108,36 @@ function w16(b: Uint8Array, o: number, v: number): void {
 }
 
 /** Port/id fields of a well-formed frame, outer then inner; [] if it does not parse. */
+/**
+ * Statuses whose IPv4 header is sound but whose L4 is damaged: the ports still sit at their fixed
+ * offsets (engines forward such packets un-NATed as INVALID, or drop a cut one), so renaming must
+ * still map them, or the engines would be fed inputs that differ by more than the renaming.
+ */
+function l4DamagedStatus(st: number): boolean {
+  return st === PARSE_BAD_TCP_DATA_OFFSET || st === PARSE_TRUNCATED_TCP_OPTIONS || st === PARSE_BAD_UDP_LENGTH ||
+    st === PARSE_TRUNCATED_L4 || st === PARSE_TRUNCATED_PACKET;
+}
+
+/** Ports of a TCP/UDP packet with a damaged L4 (see l4DamagedStatus), located by offset alone. */
+function damagedEndpoints(frame: Uint8Array, pv: PacketView): Endpoint[] {
+  if (pv.proto !== PROTO_TCP && pv.proto !== PROTO_UDP) return [];
+  const o = pv.l3Off + pv.ihl;
+  const have = frame.length - o;
+  if (have < 4) return [];
+  const udp = pv.proto === PROTO_UDP;
+  const co = udp ? 6 : 16;
+  const csumOff = have >= co + 2 && !(udp && u16(frame, o + 6) === 0) ? o + co : -1;
+  const sport = u16(frame, o);
+  const dport = u16(frame, o + 2);
+  return [
+    { role: 'src', proto: pv.proto, addr: pv.src, port: sport, otherAddr: pv.dst, otherPort: dport, off: o, csumOff, csumUdp: udp, outerCsumOff: -1 },
+    { role: 'dst', proto: pv.proto, addr: pv.dst, port: dport, otherAddr: pv.src, otherPort: sport, off: o + 2, csumOff, csumUdp: udp, outerCsumOff: -1 },
+  ];
+}
+
 function endpointsOf(frame: Uint8Array, pv: PacketView): Endpoint[] {
   const st = parseIpv4(frame, 0, frame.length, pv);
-  if (st !== PARSE_OK) return [];
+  if (st !== PARSE_OK) return l4DamagedStatus(st) ? damagedEndpoints(frame, pv) : [];
   const eps: Endpoint[] = [];
   const o = pv.l4Off;
   if (pv.proto === PROTO_TCP || pv.proto === PROTO_UDP) {

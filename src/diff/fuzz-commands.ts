@@ -110,6 +110,16 @@ export class FuzzReal {
     return t;
   }
 
+  /**
+   * True for a NAT instance's own point. natlab does not run an instance's own outgoing packets
+   * through its conntrack (docs/semantics.md §2: the path starts at the ENI), so a NAT instance's
+   * own connection may share a port with one of its mappings and its replies then follow that
+   * mapping: the "replies reach the original sender" invariant does not apply to such flows.
+   */
+  natInstancePoint(point: number): boolean {
+    return point !== POINT_INTERNET && this.scenario.instances[point - 1]?.nat != null;
+  }
+
   pointOf(addr: number): number {
     const i = this.scenario.instances.findIndex((x) => x.privateIp >>> 0 === addr >>> 0);
     return i >= 0 ? instancePoint(i) : POINT_INTERNET;
@@ -154,7 +164,7 @@ async function sendTcp(r: FuzzReal, f: Flow, reply: boolean, flags: number, len:
   if (reply) {
     point = f.rPoint ?? r.pointOf(f.dAddr);
     src = f.rAddr; sport = f.rPort; dst = f.peerAddr; dport = f.peerPort;
-    if (f.rPoint !== null && f.owner && !f.spoofed) expect = { egress: f.iPoint, dst: f.iAddr, dport: f.iPort };
+    if (f.rPoint !== null && f.owner && !f.spoofed && !r.natInstancePoint(f.iPoint)) expect = { egress: f.iPoint, dst: f.iAddr, dport: f.iPort };
   } else {
     point = f.iPoint;
     src = f.iAddr; sport = f.iPort; dst = f.dAddr; dport = f.dPort;
@@ -254,7 +264,7 @@ class FlowCmd implements Cmd {
     if (this.reply) {
       point = f.rPoint ?? r.pointOf(f.dAddr);
       src = f.rAddr; sport = f.rPort; dst = f.peerAddr; dport = f.peerPort;
-      if (f.rPoint !== null && f.owner && !f.spoofed) expect = { egress: f.iPoint, dst: f.iAddr, dport: f.iPort };
+      if (f.rPoint !== null && f.owner && !f.spoofed && !r.natInstancePoint(f.iPoint)) expect = { egress: f.iPoint, dst: f.iAddr, dport: f.iPort };
     } else {
       point = f.iPoint;
       src = f.iAddr; sport = f.iPort; dst = f.dAddr; dport = f.dPort;

@@ -138,8 +138,11 @@ export class DiffSession {
     for (let j = 0; j < this.engines.length; j++) {
       let input = inputA;
       if (j > 0) {
-        const f = renamed[j - 1];
-        input = { timeUs, ingress, frame: damage ? applyDamage(f, damage) : f };
+        // Damage first, then rename the damaged frame: renaming patches checksums incrementally,
+        // which does not commute with damage (a corrupted checksum must stay corrupted by the same
+        // amount, as Linux's NAT leaves it), and a damaged frame's ports are renamed by position.
+        const f = damage ? this.renamings[j - 1].renameFrame(inputA.frame) : renamed[j - 1];
+        input = { timeUs, ingress, frame: f };
       }
       this.inputs[j].push(input);
       const [r] = await this.engines[j].engine.process([input]);
