@@ -87,19 +87,13 @@ export const PATH_MAX_TTL = 3;
 export const PATH_MAX_EIP = 15;
 
 // ---- TCP states (conntrack names order) -------------------------------------------------------
-export const TCP_NONE = 0;
-export const TCP_SYN_SENT = 1;
-export const TCP_SYN_RECV = 2;
-export const TCP_ESTABLISHED = 3;
-export const TCP_FIN_WAIT = 4;
-export const TCP_CLOSE_WAIT = 5;
-export const TCP_LAST_ACK = 6;
-export const TCP_TIME_WAIT = 7;
-export const TCP_CLOSE = 8;
-export const TCP_SYN_SENT2 = 9;
-export const TCP_STATE_NAMES: readonly string[] = [
-  'NONE', 'SYN_SENT', 'SYN_RECV', 'ESTABLISHED', 'FIN_WAIT', 'CLOSE_WAIT', 'LAST_ACK', 'TIME_WAIT', 'CLOSE', 'SYN_SENT2',
-];
+import {
+  TCP_NONE, TCP_SYN_SENT, TCP_SYN_RECV, TCP_ESTABLISHED, TCP_FIN_WAIT, TCP_CLOSE_WAIT, TCP_LAST_ACK, TCP_TIME_WAIT, TCP_CLOSE, TCP_SYN_SENT2, TCP_STATE_NAMES,
+} from '../spec/tcp-states.ts';
+
+export {
+  TCP_NONE, TCP_SYN_SENT, TCP_SYN_RECV, TCP_ESTABLISHED, TCP_FIN_WAIT, TCP_CLOSE_WAIT, TCP_LAST_ACK, TCP_TIME_WAIT, TCP_CLOSE, TCP_SYN_SENT2, TCP_STATE_NAMES,
+};
 
 // ---- flow table ----------------------------------------------------------------------------------
 export const FLOW_LOAD = 0.75;

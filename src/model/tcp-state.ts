@@ -4,25 +4,17 @@
 
 import { F_ACK, F_CWR, F_ECE, F_FIN, F_PSH, F_RST, F_SYN, F_URG } from '../packet/constants.ts';
 
-export const TCP_NONE = 0;
-export const TCP_SYN_SENT = 1;
-export const TCP_SYN_RECV = 2;
-export const TCP_ESTABLISHED = 3;
-export const TCP_FIN_WAIT = 4;
-export const TCP_CLOSE_WAIT = 5;
-export const TCP_LAST_ACK = 6;
-export const TCP_TIME_WAIT = 7;
-export const TCP_CLOSE = 8;
-export const TCP_SYN_SENT2 = 9;
+import {
+  TCP_NONE, TCP_SYN_SENT, TCP_SYN_RECV, TCP_ESTABLISHED, TCP_FIN_WAIT, TCP_CLOSE_WAIT, TCP_LAST_ACK, TCP_TIME_WAIT, TCP_CLOSE, TCP_SYN_SENT2, TCP_STATE_NAMES,
+} from '../spec/tcp-states.ts';
+
+export {
+  TCP_NONE, TCP_SYN_SENT, TCP_SYN_RECV, TCP_ESTABLISHED, TCP_FIN_WAIT, TCP_CLOSE_WAIT, TCP_LAST_ACK, TCP_TIME_WAIT, TCP_CLOSE, TCP_SYN_SENT2, TCP_STATE_NAMES,
+};
 /** Table sentinels (TCP_CONNTRACK_MAX = invalid, TCP_CONNTRACK_IGNORE). */
 export const TCP_IV = 10;
 export const TCP_IG = 11;
 
-/** Names as conntrack -L prints them (tcp_conntrack_names). */
-export const TCP_STATE_NAMES: readonly string[] = [
-  'NONE', 'SYN_SENT', 'SYN_RECV', 'ESTABLISHED', 'FIN_WAIT', 'CLOSE_WAIT', 'LAST_ACK', 'TIME_WAIT',
-  'CLOSE', 'SYN_SENT2',
-];
 
 /** Packet classes (enum tcp_bit_set). */
 export const TCP_SYN_SET = 0;
