@@ -1,8 +1,10 @@
-// Strict IPv4 address / CIDR text helpers for the scenario loader. They return null (or a
+// Strict IPv4 address / CIDR text readers for the scenario loader. They return null (or a
 // reason string) instead of throwing so the loader can name the file and path in its errors.
+// Formatting and CIDR arithmetic come from src/packet/addr.ts.
 // Cold path only.
 
 import type { Cidr } from '../spec/scenario.ts';
+import { cidrContains, cidrMask } from '../packet/addr.ts';
 
 const OCTET = /^(0|[1-9]\d{0,2})$/;
 
@@ -20,35 +22,9 @@ export function readIpv4(text: string): number | null {
   return n >>> 0;
 }
 
-export function formatIp(n: number): string {
-  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-}
-
-export function maskOf(len: number): number {
-  return len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-}
-
-export function cidrLast(c: Cidr): number {
-  return (c.addr | ~maskOf(c.len)) >>> 0;
-}
-
-export function cidrHas(c: Cidr, addr: number): boolean {
-  return ((addr & maskOf(c.len)) >>> 0) === c.addr;
-}
-
-export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
-  const len = Math.min(a.len, b.len);
-  const m = maskOf(len);
-  return ((a.addr & m) >>> 0) === ((b.addr & m) >>> 0);
-}
-
 /** a fully inside b */
 export function cidrWithin(a: Cidr, b: Cidr): boolean {
-  return a.len >= b.len && cidrHas(b, a.addr);
-}
-
-export function formatCidr(c: Cidr): string {
-  return `${formatIp(c.addr)}/${c.len}`;
+  return a.len >= b.len && cidrContains(b, a.addr);
 }
 
 export interface CidrText {
@@ -78,11 +54,11 @@ export function readCidr(text: string, allowDottedMask = false): CidrText | stri
     const m = readIpv4(lenText)!;
     len = 0;
     while (len < 32 && ((m << len) & 0x80000000) !== 0) len++;
-    if (maskOf(len) !== m) return `netmask ${lenText} is not contiguous`;
+    if (cidrMask(len) !== m) return `netmask ${lenText} is not contiguous`;
   } else {
     return `'/${lenText}' is not a prefix length 0..32`;
   }
-  return { cidr: { addr: (addr & maskOf(len)) >>> 0, len }, written: addr, bare: false };
+  return { cidr: { addr: (addr & cidrMask(len)) >>> 0, len }, written: addr, bare: false };
 }
 
 /** Why an address cannot be a host's unicast address, or null if it can. */

@@ -4,7 +4,8 @@
 
 import { InputError } from '../spec/errors.ts';
 import type { Cidr, Scenario } from '../spec/scenario.ts';
-import { cidrHas, cidrLast, cidrsOverlap, cidrWithin, formatCidr, formatIp, maskOf, nonUnicastReason } from './addr-text.ts';
+import { cidrContains, cidrLast, cidrMask, cidrOverlaps, formatCidr, formatIpv4 } from '../packet/addr.ts';
+import { cidrWithin, nonUnicastReason } from './addr-text.ts';
 import { compileScenarioObject } from './load.ts';
 
 export interface CaptureScenarioOptions {
@@ -36,7 +37,7 @@ export const DOC_NETS: readonly Cidr[] = [
 export const CAPTURE_NAT_OFFSET = 10;
 
 function norm(c: Cidr): Cidr {
-  return { addr: (c.addr & maskOf(c.len)) >>> 0, len: c.len };
+  return { addr: (c.addr & cidrMask(c.len)) >>> 0, len: c.len };
 }
 
 function widen(c: Cidr): Cidr {
@@ -75,7 +76,7 @@ function freeBlock(vpc: Cidr, len: number, used: Cidr[]): Cidr | null {
     const a = Math.ceil(start / size) * size;
     const b: Cidr = { addr: a >>> 0, len };
     if (a > cidrLast(vpc) || !cidrWithin(b, vpc)) continue;
-    if (!used.some((u) => cidrsOverlap(u, b))) return b;
+    if (!used.some((u) => cidrOverlaps(u, b))) return b;
   }
   return null;
 }
@@ -86,10 +87,10 @@ export function buildCaptureScenario(opts: CaptureScenarioOptions): Scenario {
   const inside = opts.inside.map(norm);
   const hosts = [...new Set(opts.insideHosts.map((h) => h >>> 0))].sort((a, b) => a - b);
   for (const h of hosts) {
-    if (!inside.some((c) => cidrHas(c, h)))
-      throw new InputError(`${where}: inside host ${formatIp(h)} is in none of the inside CIDRs (${inside.map(formatCidr).join(', ')})`, CAPTURE_SOURCE, 'insideHosts');
+    if (!inside.some((c) => cidrContains(c, h)))
+      throw new InputError(`${where}: inside host ${formatIpv4(h)} is in none of the inside CIDRs (${inside.map(formatCidr).join(', ')})`, CAPTURE_SOURCE, 'insideHosts');
     const why = nonUnicastReason(h);
-    if (why) throw new InputError(`${where}: inside host ${formatIp(h)} ${why}`, CAPTURE_SOURCE, 'insideHosts');
+    if (why) throw new InputError(`${where}: inside host ${formatIpv4(h)} ${why}`, CAPTURE_SOURCE, 'insideHosts');
   }
 
   // Private subnets: per inside CIDR, the smallest CIDR covering its hosts, at least a /24 (the
@@ -100,7 +101,7 @@ export function buildCaptureScenario(opts: CaptureScenarioOptions): Scenario {
   else {
     const covers: Cidr[] = [];
     for (const c of inside) {
-      const mine = hosts.filter((h) => cidrHas(c, h));
+      const mine = hosts.filter((h) => cidrContains(c, h));
       if (mine.length === 0) continue;
       let cover = smallestCover(mine.map((h) => ({ addr: h, len: 32 })));
       while (cover.len > CAPTURE_VPC_LEN_MAX) cover = widen(cover);
@@ -111,11 +112,11 @@ export function buildCaptureScenario(opts: CaptureScenarioOptions): Scenario {
   for (let changed = true; changed; ) {
     changed = false;
     for (const sn of subnets) {
-      const bad = hosts.find((h) => cidrHas(sn, h) && reservedIn(sn, h) !== null);
+      const bad = hosts.find((h) => cidrContains(sn, h) && reservedIn(sn, h) !== null);
       if (bad === undefined) continue;
       if (sn.len <= CAPTURE_SUBNET_LEN_MIN)
         throw new InputError(
-          `${where}: inside host ${formatIp(bad)} is ${reservedIn(sn, bad)} of subnet ${formatCidr(sn)} and of every smaller subnet holding it; AWS cannot place an instance there`,
+          `${where}: inside host ${formatIpv4(bad)} is ${reservedIn(sn, bad)} of subnet ${formatCidr(sn)} and of every smaller subnet holding it; AWS cannot place an instance there`,
           CAPTURE_SOURCE,
           'insideHosts',
         );
@@ -145,9 +146,9 @@ export function buildCaptureScenario(opts: CaptureScenarioOptions): Scenario {
   }
   const outside = [...new Set(opts.outsideHosts.map((h) => h >>> 0))].filter((h) => nonUnicastReason(h) === null).sort((a, b) => a - b);
   for (const h of outside) {
-    if (cidrHas(vpc, h))
+    if (cidrContains(vpc, h))
       throw new InputError(
-        `${where}: outside host ${formatIp(h)} falls inside the VPC CIDR ${formatCidr(vpc)} chosen for the inside networks (${inside.map(formatCidr).join(', ')}); narrow --inside or drop that traffic`,
+        `${where}: outside host ${formatIpv4(h)} falls inside the VPC CIDR ${formatCidr(vpc)} chosen for the inside networks (${inside.map(formatCidr).join(', ')}); narrow --inside or drop that traffic`,
         CAPTURE_SOURCE,
         'outsideHosts',
       );
@@ -158,7 +159,7 @@ export function buildCaptureScenario(opts: CaptureScenarioOptions): Scenario {
   for (const net of DOC_NETS) {
     for (const off of [CAPTURE_NAT_OFFSET, ...Array.from({ length: 254 }, (_, i) => i + 1)]) {
       const a = (net.addr + off) >>> 0;
-      if (!outsideSet.has(a) && !cidrHas(vpc, a)) {
+      if (!outsideSet.has(a) && !cidrContains(vpc, a)) {
         eip = a;
         break;
       }
@@ -182,16 +183,16 @@ export function buildCaptureScenario(opts: CaptureScenarioOptions): Scenario {
     instances: {
       [CAPTURE_NAT_NAME]: {
         subnet: 'public',
-        privateIp: formatIp(natIp),
-        elasticIp: formatIp(eip),
+        privateIp: formatIpv4(natIp),
+        elasticIp: formatIpv4(eip),
         sourceDestCheck: false,
         natInstance: { bootScript: 'configure-pat', vpcCidrFromMetadata: true },
       },
       ...Object.fromEntries(
-        hosts.map((h) => [`h-${formatIp(h).replace(/\./g, '-')}`, { subnet: subnetName(subnets.findIndex((sn) => cidrHas(sn, h))), privateIp: formatIp(h) }]),
+        hosts.map((h) => [`h-${formatIpv4(h).replace(/\./g, '-')}`, { subnet: subnetName(subnets.findIndex((sn) => cidrContains(sn, h))), privateIp: formatIpv4(h) }]),
       ),
     },
-    internet: { hosts: outside.map(formatIp) },
+    internet: { hosts: outside.map(formatIpv4) },
   };
   return compileScenarioObject(obj, CAPTURE_SOURCE);
 }

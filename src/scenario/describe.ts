@@ -2,7 +2,7 @@
 
 import { NAT_CHAINS, type Route, type Scenario } from '../spec/scenario.ts';
 import { DEFAULT_CONNTRACK_MAX, DEFAULT_TIMEOUTS, type ConntrackTimeouts } from '../spec/timeouts.ts';
-import { formatCidr, formatIp } from './addr-text.ts';
+import { formatCidr, formatIpv4 } from '../packet/addr.ts';
 
 /** Internet hosts listed before the summary says how many there are in all. */
 export const HOSTS_SHOWN = 12;
@@ -27,8 +27,8 @@ export function describeScenario(s: Scenario): string {
   out.push(`  instances (${s.instances.length}):`);
   const rows = s.instances.map((i) => [
     `    ${i.name}`,
-    formatIp(i.privateIp),
-    i.elasticIp === null ? '-' : `eip ${formatIp(i.elasticIp)}`,
+    formatIpv4(i.privateIp),
+    i.elasticIp === null ? '-' : `eip ${formatIpv4(i.elasticIp)}`,
     `subnet ${s.subnets[i.subnet]?.name ?? '?'}`,
     `src/dst check ${i.sourceDestCheck ? 'on' : 'off'}`,
     `ip_forward=${i.sysctls.ipForward ? 1 : 0} send_redirects all=${i.sysctls.sendRedirectsAll ? 1 : 0} eth0=${i.sysctls.sendRedirectsEth0 ? 1 : 0}`,
@@ -78,7 +78,7 @@ export function scenarioWarnings(s: Scenario): string[] {
     const rt = sn ? s.routeTables[sn.routeTable] : undefined;
     const hasIgw = !!rt && rt.routes.some((r) => r.target === 'igw');
     if (i.elasticIp !== null && !hasIgw)
-      out.push(`instance ${i.name}: has Elastic IP ${formatIp(i.elasticIp)} but route table ${rt?.name ?? '?'} of subnet ${sn?.name ?? '?'} has no route to the igw, so replies cannot leave`);
+      out.push(`instance ${i.name}: has Elastic IP ${formatIpv4(i.elasticIp)} but route table ${rt?.name ?? '?'} of subnet ${sn?.name ?? '?'} has no route to the igw, so replies cannot leave`);
     const translates = i.nat !== null && NAT_CHAINS.some((c) => i.nat!.chains[c].some((r) => r.target.kind === 'MASQUERADE' || r.target.kind === 'SNAT'));
     if (translates && routedTo.has(s.instances.indexOf(i)) && i.elasticIp === null)
       out.push(`instance ${i.name}: translates traffic routed to it but has no Elastic IP, so the igw drops what it sends to the internet`);

@@ -21,7 +21,8 @@ import {
   type PortMatch,
   type ProtoMatch,
 } from '../spec/scenario.ts';
-import { formatCidr, formatIp, readCidr, readIpv4 } from './addr-text.ts';
+import { formatCidr, formatIpv4 } from '../packet/addr.ts';
+import { readCidr, readIpv4 } from './addr-text.ts';
 import { ErrorList } from './error-list.ts';
 
 /** Protocol names iptables knows (its built-in table plus /etc/protocols' common entries). */
@@ -116,7 +117,7 @@ export function formatNatRule(chain: NatChainName, r: Omit<NatRule, 'text'>, ext
 
 function fmtRange(t: NatTarget): string {
   let s = '';
-  if (t.flags & NF_NAT_RANGE_MAP_IPS) s = t.addrLo === t.addrHi ? formatIp(t.addrLo) : `${formatIp(t.addrLo)}-${formatIp(t.addrHi)}`;
+  if (t.flags & NF_NAT_RANGE_MAP_IPS) s = t.addrLo === t.addrHi ? formatIpv4(t.addrLo) : `${formatIpv4(t.addrLo)}-${formatIpv4(t.addrHi)}`;
   if (t.flags & NF_NAT_RANGE_PROTO_SPECIFIED) s += t.portLo === t.portHi ? `:${t.portLo}` : `:${t.portLo}-${t.portHi}`;
   return s;
 }

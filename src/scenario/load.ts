@@ -19,7 +19,8 @@ import {
   type Sysctls,
 } from '../spec/scenario.ts';
 import { DEFAULT_CONNTRACK_MAX, DEFAULT_TIMEOUTS, type ConntrackTimeouts } from '../spec/timeouts.ts';
-import { cidrHas, cidrLast, cidrsOverlap, cidrWithin, formatCidr, formatIp, nonUnicastReason, readCidr, readIpv4 } from './addr-text.ts';
+import { cidrContains, cidrLast, cidrOverlaps, formatCidr, formatIpv4 } from '../packet/addr.ts';
+import { cidrWithin, nonUnicastReason, readCidr, readIpv4 } from './addr-text.ts';
 import { ErrorList } from './error-list.ts';
 import { configurePatTable, parseNatTable } from './iptables.ts';
 
@@ -371,7 +372,7 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
       ok = false;
     }
     for (const other of subnets) {
-      if (cidrsOverlap(other.cidr, cidr)) {
+      if (cidrOverlaps(other.cidr, cidr)) {
         ctx.err([...p, 'cidr'], `${formatCidr(cidr)} overlaps subnet ${other.name} (${formatCidr(other.cidr)})`);
         ok = false;
       }
@@ -394,9 +395,9 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
         const p = ['internet', 'hosts', i];
         const c = ctx.cidr(p, h, true, true);
         if (!c) return;
-        if (vpcOk && cidrsOverlap(c, vpcCidr)) return ctx.err(p, `${formatCidr(c)} overlaps the VPC CIDR ${formatCidr(vpcCidr)}; internet hosts live outside the VPC`);
+        if (vpcOk && cidrOverlaps(c, vpcCidr)) return ctx.err(p, `${formatCidr(c)} overlaps the VPC CIDR ${formatCidr(vpcCidr)}; internet hosts live outside the VPC`);
         for (const bad of NON_UNICAST)
-          if (cidrsOverlap(c, bad)) return ctx.err(p, `${formatCidr(c)} overlaps ${formatCidr(bad)}, which holds no unicast hosts`);
+          if (cidrOverlaps(c, bad)) return ctx.err(p, `${formatCidr(c)} overlaps ${formatCidr(bad)}, which holds no unicast hosts`);
         internetHosts.push(c);
         hostIndex.push(i);
       });
@@ -454,25 +455,25 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
       if (subnet) {
         const c = subnet.cidr;
         const off = ip - c.addr;
-        if (!cidrHas(c, ip)) ctx.err([...p, 'privateIp'], `${formatIp(ip)} is outside subnet ${subnet.name} (${formatCidr(c)})`);
-        else if (off === 0) ctx.err([...p, 'privateIp'], `${formatIp(ip)} is the network address of subnet ${subnet.name} (${formatCidr(c)})`);
-        else if (ip === cidrLast(c)) ctx.err([...p, 'privateIp'], `${formatIp(ip)} is the broadcast address of subnet ${subnet.name} (${formatCidr(c)}), reserved by AWS`);
+        if (!cidrContains(c, ip)) ctx.err([...p, 'privateIp'], `${formatIpv4(ip)} is outside subnet ${subnet.name} (${formatCidr(c)})`);
+        else if (off === 0) ctx.err([...p, 'privateIp'], `${formatIpv4(ip)} is the network address of subnet ${subnet.name} (${formatCidr(c)})`);
+        else if (ip === cidrLast(c)) ctx.err([...p, 'privateIp'], `${formatIpv4(ip)} is the broadcast address of subnet ${subnet.name} (${formatCidr(c)}), reserved by AWS`);
         else if (off <= 3)
-          ctx.err([...p, 'privateIp'], `${formatIp(ip)} is reserved by AWS in subnet ${subnet.name} (${formatCidr(c)}: +1 VPC router, +2 DNS, +3 future use)`);
+          ctx.err([...p, 'privateIp'], `${formatIpv4(ip)} is reserved by AWS in subnet ${subnet.name} (${formatCidr(c)}: +1 VPC router, +2 DNS, +3 future use)`);
       }
       const dup = byPrivateIp.get(ip);
-      if (dup !== undefined) ctx.err([...p, 'privateIp'], `${formatIp(ip)} is already the private IP of instance ${dup}`);
+      if (dup !== undefined) ctx.err([...p, 'privateIp'], `${formatIpv4(ip)} is already the private IP of instance ${dup}`);
       else byPrivateIp.set(ip, iname);
     }
     if (o.elasticIp !== undefined && o.elasticIp !== null) {
       const eip = ctx.addr([...p, 'elasticIp'], o.elasticIp, true);
       if (eip !== null) {
         const dup = instances.findIndex((x) => x !== inst && x.elasticIp === eip);
-        const hostIdx = internetHosts.findIndex((h) => cidrHas(h, eip));
+        const hostIdx = internetHosts.findIndex((h) => cidrContains(h, eip));
         const hostAt = hostIdx >= 0 ? hostIndex[hostIdx] : -1;
-        if (vpcOk && cidrHas(vpcCidr, eip)) ctx.err([...p, 'elasticIp'], `${formatIp(eip)} is inside the VPC CIDR ${formatCidr(vpcCidr)}; an Elastic IP is a public address outside it`);
-        else if (dup >= 0) ctx.err([...p, 'elasticIp'], `${formatIp(eip)} is already the Elastic IP of instance ${instances[dup].name}`);
-        else if (hostIdx >= 0) ctx.err([...p, 'elasticIp'], `${formatIp(eip)} is inside internet.hosts[${hostAt}] (${formatCidr(internetHosts[hostIdx])}); the IGW could not tell them apart`);
+        if (vpcOk && cidrContains(vpcCidr, eip)) ctx.err([...p, 'elasticIp'], `${formatIpv4(eip)} is inside the VPC CIDR ${formatCidr(vpcCidr)}; an Elastic IP is a public address outside it`);
+        else if (dup >= 0) ctx.err([...p, 'elasticIp'], `${formatIpv4(eip)} is already the Elastic IP of instance ${instances[dup].name}`);
+        else if (hostIdx >= 0) ctx.err([...p, 'elasticIp'], `${formatIpv4(eip)} is inside internet.hosts[${hostAt}] (${formatCidr(internetHosts[hostIdx])}); the IGW could not tell them apart`);
         else inst.elasticIp = eip;
       }
     }

@@ -4,11 +4,11 @@
 
 import { Document, isMap, isSeq } from 'yaml';
 import type { Cidr, Scenario } from '../spec/scenario.ts';
-import { formatCidr, formatIp } from './addr-text.ts';
+import { formatCidr, formatIpv4 } from '../packet/addr.ts';
 import { SYSCTL_IP_FORWARD, SYSCTL_SEND_REDIRECTS_ALL, SYSCTL_SEND_REDIRECTS_ETH0 } from './load.ts';
 
 function hostText(c: Cidr): string {
-  return c.len === 32 ? formatIp(c.addr) : formatCidr(c);
+  return c.len === 32 ? formatIpv4(c.addr) : formatCidr(c);
 }
 
 /** The scenario in the file format, as a plain object (what `--json` prints; loads back). */
@@ -24,8 +24,8 @@ export function scenarioToObject(s: Scenario): Record<string, unknown> {
   for (const sn of s.subnets) subnets[sn.name] = { cidr: formatCidr(sn.cidr), routeTable: s.routeTables[sn.routeTable].name };
   const instances: Record<string, unknown> = {};
   for (const i of s.instances) {
-    const o: Record<string, unknown> = { subnet: s.subnets[i.subnet].name, privateIp: formatIp(i.privateIp) };
-    if (i.elasticIp !== null) o.elasticIp = formatIp(i.elasticIp);
+    const o: Record<string, unknown> = { subnet: s.subnets[i.subnet].name, privateIp: formatIpv4(i.privateIp) };
+    if (i.elasticIp !== null) o.elasticIp = formatIpv4(i.elasticIp);
     o.sourceDestCheck = i.sourceDestCheck;
     o.sysctls = {
       [SYSCTL_IP_FORWARD]: i.sysctls.ipForward ? 1 : 0,

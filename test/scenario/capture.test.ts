@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { InputError } from '../../src/spec/errors.ts';
-import { cidrHas } from '../../src/scenario/addr-text.ts';
+import { cidrContains } from '../../src/packet/addr.ts';
 import { buildCaptureScenario } from '../../src/scenario/capture.ts';
 import { parseScenario } from '../../src/scenario/load.ts';
 import { scenarioToYaml } from '../../src/scenario/to-yaml.ts';
@@ -117,7 +117,7 @@ describe('buildCaptureScenario on generated captures', () => {
           return;
         }
         for (const h of hosts) expect(s.instances.some((i) => i.privateIp === h && i.nat === null)).toBe(true);
-        for (const o of outside) expect(cidrHas(s.vpcCidr, o)).toBe(false);
+        for (const o of outside) expect(cidrContains(s.vpcCidr, o)).toBe(false);
         expect({ ...parseScenario(scenarioToYaml(s), 'c.yaml'), source: s.source }).toEqual(s);
       }),
       { numRuns: 150 },
