@@ -157,18 +157,22 @@ export class FuzzReal {
   }
 }
 
+/**
+ * Where a packet of flow `f` enters and its addresses: forward = initiator → destination; reply =
+ * responder (as the initiator's packets were seen) → initiator, with the reply expectation the
+ * invariants check when the flow still owns its mapping.
+ */
+function flowEnds(r: FuzzReal, f: Flow, reply: boolean): { point: number; src: number; dst: number; sport: number; dport: number; expect?: ReplyExpectation } {
+  if (!reply) return { point: f.iPoint, src: f.iAddr, dst: f.dAddr, sport: f.iPort, dport: f.dPort };
+  const expect = f.rPoint !== null && f.owner && !f.spoofed && !r.natInstancePoint(f.iPoint)
+    ? { egress: f.iPoint, dst: f.iAddr, dport: f.iPort }
+    : undefined;
+  return { point: f.rPoint ?? r.pointOf(f.dAddr), src: f.rAddr, dst: f.peerAddr, sport: f.rPort, dport: f.peerPort, expect };
+}
+
 /** Sends one TCP segment of flow `f` (reply = responder → initiator); advances its sequence numbers. */
 async function sendTcp(r: FuzzReal, f: Flow, reply: boolean, flags: number, len: number): Promise<{ text: string; res: PacketResult | null }> {
-  let src: number, dst: number, sport: number, dport: number, point: number;
-  let expect: ReplyExpectation | undefined;
-  if (reply) {
-    point = f.rPoint ?? r.pointOf(f.dAddr);
-    src = f.rAddr; sport = f.rPort; dst = f.peerAddr; dport = f.peerPort;
-    if (f.rPoint !== null && f.owner && !f.spoofed && !r.natInstancePoint(f.iPoint)) expect = { egress: f.iPoint, dst: f.iAddr, dport: f.iPort };
-  } else {
-    point = f.iPoint;
-    src = f.iAddr; sport = f.iPort; dst = f.dAddr; dport = f.dPort;
-  }
+  const { point, src, dst, sport, dport, expect } = flowEnds(r, f, reply);
   const pay = len > 0 ? PAYLOAD(len, f.id) : undefined;
   const seq = reply ? f.seqR : f.seqI;
   const ack = flags & F_ACK ? (reply ? f.seqI : f.seqR) : 0;
@@ -259,16 +263,7 @@ class FlowCmd implements Cmd {
     if (r.flows.length === 0) return;
     const f = r.flows[this.flow % r.flows.length];
     const proto = f.proto;
-    let src: number, dst: number, sport: number, dport: number, point: number;
-    let expect: ReplyExpectation | undefined;
-    if (this.reply) {
-      point = f.rPoint ?? r.pointOf(f.dAddr);
-      src = f.rAddr; sport = f.rPort; dst = f.peerAddr; dport = f.peerPort;
-      if (f.rPoint !== null && f.owner && !f.spoofed && !r.natInstancePoint(f.iPoint)) expect = { egress: f.iPoint, dst: f.iAddr, dport: f.iPort };
-    } else {
-      point = f.iPoint;
-      src = f.iAddr; sport = f.iPort; dst = f.dAddr; dport = f.dPort;
-    }
+    const { point, src, dst, sport, dport, expect } = flowEnds(r, f, this.reply);
     let frame: Uint8Array;
     const dir = this.reply ? 'in' : 'fwd';
     if (proto === 'tcp') {
