@@ -17,15 +17,8 @@ import {
 import { NF_NAT_RANGE_PROTO_SPECIFIED, POINT_INTERNET, type Scenario } from '../../src/spec/scenario.ts';
 import { igwMapOf, igwTranslate } from '../../src/oracle/igw.ts';
 import { Harness } from './dataplane-harness.ts';
+import { NAT, WEB, APP, app, natIp, web, eip, webEip } from '../helpers/builtin.ts';
 
-const APP = 3;
-const NAT = 1;
-const WEB = 2;
-const app = ip('10.0.1.10');
-const natIp = ip('10.0.0.10');
-const web = ip('10.0.0.20');
-const eip = ip('203.0.113.10');
-const webEip = ip('203.0.113.20');
 const srv = ip('198.51.100.7');
 const router = ip('198.51.100.254');
 

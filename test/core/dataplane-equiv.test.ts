@@ -26,15 +26,9 @@ import type { PacketResult } from '../../src/spec/engine.ts';
 import { POINT_INTERNET } from '../../src/spec/scenario.ts';
 import { Harness } from './dataplane-harness.ts';
 import { readNatCounters } from '../../src/core/ct-dump.ts';
+import { WEB, APP, app, natIp, web, eip, webEip } from '../helpers/builtin.ts';
 
-const APP = 3;
 const rd32 = (b: Uint8Array, o: number): number => ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
-const WEB = 2;
-const app = ip('10.0.1.10');
-const natIp = ip('10.0.0.10');
-const web = ip('10.0.0.20');
-const eip = ip('203.0.113.10');
-const webEip = ip('203.0.113.20');
 const remotes = [ip('198.51.100.7'), ip('198.51.100.8'), ip('192.0.2.1')];
 
 interface Op {

@@ -18,15 +18,8 @@ import { readDropCounters, readNatCounters } from '../../src/core/ct-dump.ts';
 import { createCoreShared } from '../../src/core/layout.ts';
 import { Tables, hashTuple } from '../../src/core/tables.ts';
 import { sharedBytesPerSession } from '../../src/core/layout.ts';
+import { NAT, WEB, APP, app, natIp, web, eip, webEip } from '../helpers/builtin.ts';
 
-const APP = 3; // instancePoint(2): app
-const NAT = 1;
-const WEB = 2;
-const app = ip('10.0.1.10');
-const natIp = ip('10.0.0.10');
-const web = ip('10.0.0.20');
-const eip = ip('203.0.113.10');
-const webEip = ip('203.0.113.20');
 const srv = ip('198.51.100.7');
 const srv2 = ip('198.51.100.8');
 
