@@ -21,12 +21,15 @@ options:
   --update         rewrite the expected outputs (and generated inputs) from this run, for
                    deliberate changes; differences between engines still fail
   --only NAMES     only these entries (comma-separated)
+  --require-shared fail, instead of skipping, the real-capture entries when the shared corpora
+                   (../shared/corpora beside the clone, or $NATLAB_SHARED_CORPORA) are absent
   --json           machine-readable outcome on stdout
 
 exit: 0 all entries verified, 1 a difference or change, 2 usage or unreadable corpus.
 `;
 
 function line(o: EntryOutcome): string {
+  if (o.skipped) return `skip ${o.name.padEnd(28)} ${o.skipped}`;
   const head = `${o.ok ? 'ok  ' : 'FAIL'} ${o.name.padEnd(28)} ${String(o.packets).padStart(5)} packets  [${o.engines.join(', ')}]`;
   const rest = [
     ...o.problems.map((p) => `       - ${p}`),
@@ -43,7 +46,7 @@ export const command: Command = {
   async run(argv) {
     const [sub, ...rest] = argv;
     if (sub !== 'verify' && sub !== 'list') throw new UsageError(sub ? `unknown subcommand '${sub}'` : 'verify or list?');
-    const a = parseArgs(rest, { flags: ['update', 'json'], values: ['engines', 'only'] });
+    const a = parseArgs(rest, { flags: ['update', 'json', 'require-shared'], values: ['engines', 'only'] });
     if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
     const json = a.flags.has('json');
     if (sub === 'list') {
@@ -79,14 +82,15 @@ export const command: Command = {
     }
     const t0 = performance.now();
     const res = await verifyCorpus({
-      engines, update: a.flags.has('update'), only,
+      engines, update: a.flags.has('update'), only, requireShared: a.flags.has('require-shared'),
       onEntry: json ? undefined : (o) => process.stdout.write(line(o) + '\n'),
     });
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
     if (json) process.stdout.write(JSON.stringify({ ok: res.ok, engines, skipped, entries: res.entries }, null, 2) + '\n');
     else {
       const bad = res.entries.filter((e) => !e.ok).length;
-      process.stdout.write(`${res.entries.length} entries, ${bad} failed, in ${secs} s\n`);
+      const skippedEntries = res.entries.filter((e) => e.skipped).length;
+      process.stdout.write(`${res.entries.length} entries, ${bad} failed${skippedEntries ? `, ${skippedEntries} skipped (real captures not available here; --require-shared makes that a failure)` : ''}, in ${secs} s\n`);
     }
     return res.ok ? EXIT_OK : EXIT_DIFF;
   },

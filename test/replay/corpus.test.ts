@@ -16,7 +16,11 @@ describe.skipIf(engines.length === 0)(`natlab corpus verify on ${engines.join(',
   });
 
   it('every entry: engines agree and nothing changed from the saved expected outputs', async () => {
-    const res = await verifyCorpus({ engines });
+    // CI always has the shared corpora beside the clone: there a missing folder is a failure.
+    const res = await verifyCorpus({ engines, requireShared: process.env.CI === 'true' });
+    const skippedEntries = res.entries.filter((e) => e.skipped);
+    if (skippedEntries.length) process.stdout.write(`corpus: ${skippedEntries.length} real-capture entries skipped: ${skippedEntries[0].skipped}\n`);
+    expect(res.entries.length - skippedEntries.length).toBeGreaterThanOrEqual(7);
     const failed = res.entries.filter((e) => !e.ok).map((e) => `${e.name}:\n  ${e.problems.slice(0, 5).join('\n  ')}`);
     expect(failed, failed.join('\n')).toEqual([]);
   }, 600_000);
@@ -52,6 +56,32 @@ describe.skipIf(!engines.includes('model'))('corpus verify catches changes', () 
       expect(gen.entries[0].problems.join()).toMatch(/differs from what generator 'ping' writes now/);
     } finally {
       await rm(root, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
+
+describe.skipIf(!engines.includes('model'))('corpus verify without the shared corpora', () => {
+  it('skips the real-capture entries with the reason, runs the generated ones; --require-shared fails them', async () => {
+    const saved = process.env.NATLAB_SHARED_CORPORA;
+    process.env.NATLAB_SHARED_CORPORA = '/nonexistent/natlab-shared-corpora';
+    try {
+      const entries = await loadManifest();
+      const real = entries.find((e) => e.input.startsWith('shared:'))!;
+      const gen = entries.find((e) => e.kind === 'generated')!;
+      const res = await verifyCorpus({ engines: ['model'], only: [real.name, gen.name] });
+      const r = res.entries.find((e) => e.name === real.name)!;
+      const g = res.entries.find((e) => e.name === gen.name)!;
+      expect(r.skipped).toMatch(/\/nonexistent\/natlab-shared-corpora does not exist/);
+      expect(r.ok).toBe(true);
+      expect(g.skipped).toBeUndefined();
+      expect(g.packets).toBeGreaterThan(0);
+      expect(res.ok).toBe(true);
+      const strict = await verifyCorpus({ engines: ['model'], only: [real.name], requireShared: true });
+      expect(strict.ok).toBe(false);
+      expect(strict.entries[0].problems.join('\n')).toMatch(/not found/);
+    } finally {
+      if (saved === undefined) delete process.env.NATLAB_SHARED_CORPORA;
+      else process.env.NATLAB_SHARED_CORPORA = saved;
     }
   }, 120_000);
 });
