@@ -316,10 +316,14 @@ export class Tables {
   // ---- timer wheel ------------------------------------------------------------------------------------
 
   /** Files a session under the wheel slot of its expiry (clamped to the wheel's horizon). */
-  wheelLink(local: number, expiry: number): void {
+  wheelLink(local: number, expiry: number, after = false): void {
+    // `after`: re-filing out of the current slot while it is being emptied — file strictly later,
+    // but still within the horizon [cur + 1, cur + WHEEL_SLOTS - 1], never back into the current
+    // slot (cur + WHEEL_SLOTS would alias it and the advance would loop forever).
     const cur = this.ctl[this.cBase + C_WHEEL_CUR];
     let abs = Math.floor(expiry / (1 << WHEEL_GRAN_BITS));
-    if (abs < cur) abs = cur;
+    const lo = after ? cur + 1 : cur;
+    if (abs < lo) abs = lo;
     if (abs > cur + WHEEL_SLOTS - 1) abs = cur + WHEEL_SLOTS - 1;
     const idx = abs & WHEEL_MASK;
     const o = this.rec(local);
@@ -381,9 +385,8 @@ export class Tables {
         this.release(local);
       } else {
         this.wheelUnlink(local);
-        ctl[cb + C_WHEEL_CUR] = cur + 1; // file strictly after the slot being emptied
-        this.wheelLink(local, exp);
         ctl[cb + C_WHEEL_CUR] = cur;
+        this.wheelLink(local, exp, true); // strictly after the slot being emptied
       }
     }
     ctl[cb + C_WHEEL_CUR] = cur;

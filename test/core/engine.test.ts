@@ -209,3 +209,37 @@ describe('core engine: inline (dataplane on the calling thread) vs worker thread
     }
   });
 });
+
+describe('core engine: timer wheel beyond its horizon (regression: fuzz campaign hang, 27 Nov)', () => {
+  it('an ESTABLISHED entry (5-day timeout) survives advances past the ~17 min wheel horizon', async () => {
+    // The entry is filed at the wheel's last slot; when the wheel reached that slot it re-filed the
+    // entry into the slot being emptied (cur + WHEEL_SLOTS aliases cur) and looped forever.
+    // A small table so a new flow takes the table-full path, which drains the wheel exactly.
+    const small = { ...S, conntrack: { ...S.conntrack, max: 2 } };
+    const e = createCoreEngine(small, { inline: true, seed: 1, capacity: 2 });
+    try {
+      const t0 = 1_000_000;
+      await e.process([
+        { timeUs: t0, ingress: APP, frame: buildTcp({ src: APP_IP, dst: HOST, sport: 41000, dport: 443, flags: F_SYN, seq: 1 }) },
+        { timeUs: t0 + 1000, ingress: POINT_INTERNET, frame: buildTcp({ src: HOST, dst: NAT_EIP, sport: 443, dport: 41000, flags: F_SYN | F_ACK, seq: 9, ack: 2 }) },
+        { timeUs: t0 + 2000, ingress: APP, frame: buildTcp({ src: APP_IP, dst: HOST, sport: 41000, dport: 443, flags: F_ACK, seq: 2, ack: 10 }) },
+      ]);
+      for (const minutes of [10, 20, 40, 80]) {
+        await e.advance(t0 + minutes * 60_000_000);
+        const ct = await e.conntrack();
+        expect(ct.map((c) => c.state)).toEqual(['ESTABLISHED']);
+      }
+      const t1 = t0 + 81 * 60_000_000;
+      const res = await e.process([
+        { timeUs: t1, ingress: APP, frame: buildTcp({ src: APP_IP, dst: HOST, sport: 41000, dport: 443, flags: F_ACK, seq: 2, ack: 10 }) },
+        { timeUs: t1 + 1000, ingress: APP, frame: buildUdp({ src: APP_IP, dst: HOST, sport: 41001, dport: 53 }) },
+        // the table is full now: this one drains the wheel (and early-drops the unreplied UDP entry)
+        { timeUs: t1 + 2000, ingress: APP, frame: buildUdp({ src: APP_IP, dst: HOST, sport: 41002, dport: 53 }) },
+      ]);
+      expect(res.map((r) => r.fate)).toEqual([FATE_DELIVERED, FATE_DELIVERED, FATE_DELIVERED]);
+      expect((await e.conntrack()).map((c) => c.orig.sport).sort()).toEqual([41000, 41002]);
+    } finally {
+      await e.close();
+    }
+  });
+});
