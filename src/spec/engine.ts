@@ -1,3 +1,5 @@
+import type { BatchOutput, FrameBatch } from './frame-batch.ts';
+
 // The contract every engine (model, core, kernel) implements. Frames are IPv4 packets: the IPv4
 // header starts at byte 0 (link-layer headers are stripped by the caller and re-added by writers).
 
@@ -71,6 +73,11 @@ export interface Engine {
   readonly name: string;
   /** Process packets in order; one result per input, same order. */
   process(batch: readonly InputPacket[]): Promise<PacketResult[]>;
+  /**
+   * Zero-copy form of process(): packets [0, batch.count) in order, results into `out`
+   * (docs/frame-batch.md). Engines that have it are fed this way by the differential runner.
+   */
+  processFrames?(batch: FrameBatch, out: BatchOutput): Promise<void>;
   /** Advance the virtual clock with no traffic (expires entries). */
   advance(timeUs: number): Promise<void>;
   conntrack(): Promise<ConntrackEntry[]>;
