@@ -74,11 +74,11 @@ export async function runCoreMicro(opts: { time?: number; scenario?: Scenario } 
   const { dp, wl } = establishedPlane(base, 65536);
   const keys = new Uint32Array(N * 5);
   const locals = new Int32Array(N);
-  const ses = dp.ses;
+  const ses = dp.tables.ses;
   for (let k = 0; k < N; k++) {
     const local = wl.order[k] % 65536;
     locals[k] = local;
-    const o = dp.rec(local);
+    const o = dp.tables.rec(local);
     const meta = ses[o + S_META];
     keys[k * 5] = (meta >>> M_SLOT_SHIFT) & M_SLOT_MASK;
     keys[k * 5 + 1] = meta & M_PROTO_MASK;
@@ -90,14 +90,14 @@ export async function runCoreMicro(opts: { time?: number; scenario?: Scenario } 
   bench.add('flow-table lookup, 64k sessions, random keys ×1024', () => {
     for (let k = 0; k < N; k++) {
       const b = k * 5;
-      sink += dp.lookup(keys[b], keys[b + 1], keys[b + 2], keys[b + 3], keys[b + 4]);
+      sink += dp.tables.lookup(keys[b], keys[b + 1], keys[b + 2], keys[b + 3], keys[b + 4]);
     }
   });
   bench.add('flow-table delete + insert of a key, 64k sessions ×1024', () => {
     for (let k = 0; k < N; k++) {
       const l = locals[k];
-      dp.removeRef(l, KIND_ORIG);
-      sink += dp.insertRef(dp.keyHash(l, KIND_ORIG), l, KIND_ORIG) ? 1 : 0;
+      dp.tables.removeRef(l, KIND_ORIG);
+      sink += dp.tables.insertRef(dp.tables.keyHash(l, KIND_ORIG), l, KIND_ORIG) ? 1 : 0;
     }
   });
 

@@ -6,9 +6,10 @@
 //    (IHL 5, no fragment, checksum), verify the L4 checksum, one flow-table lookup, apply the
 //    whole path's rewrite (NAT + TTL − k + IGW static NAT, checksums updated incrementally with
 //    one combined delta), refresh the timer (one store), write the output copy. No allocation.
-//  - everything else: the slow path (src/core/dataplane-slow.ts): the full hop-by-hop walk with
-//    conntrack, NAT rules, get_unique_tuple, ICMP errors, TTL exceeded, table full; it records a
-//    composed path per session direction for the fast path.
+//  - everything else: the slow path (src/core/hop-walk.ts and the parts it is composed of:
+//    conntrack.ts, tcp-tracker.ts, nat.ts, nat-port-search.ts, icmp-error.ts, manip.ts): the full
+//    hop-by-hop walk with conntrack, NAT rules, get_unique_tuple, ICMP errors, TTL exceeded, table
+//    full; it records a composed path per session direction for the fast path.
 
 import type { CoreShared, BatchIO } from './layout.ts';
 import {
@@ -17,8 +18,10 @@ import {
 } from './layout.ts';
 import { TO_ESTABLISHED, TO_UDP_STREAM, routeLookup, RT_ENI, RT_LOCAL } from './compile.ts';
 import { CT_ESTABLISHED, FATE_DELIVERED, REASON_NONE } from '../spec/reasons.ts';
-import { SlowPath } from './dataplane-slow.ts';
-import { hashTuple } from './tables.ts';
+import { HopWalk } from './hop-walk.ts';
+import type { SlowState } from './slow-state.ts';
+import { Tables, hashTuple } from './tables.ts';
+import { PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
 
 /** The tracker's packet class of an ACK (get_conntrack_index: TCP_ACK_SET). */
 const TCP_CLASS_ACK = 3;
@@ -33,7 +36,13 @@ const PF_MIN_SESSIONS = (1 << 20) / (4 * 64);
 /** Packets per prefetch group in processBatch. */
 const PF_GROUP = 16;
 
-export class Dataplane extends SlowPath {
+export class Dataplane {
+  /** This worker's tables (flow table, sessions, wheel) over the shared memory. */
+  readonly tables: Tables;
+  /** The slow path, and the state it shares with the fast path (the remembered flow miss). */
+  readonly slow: HopWalk;
+  private readonly st: SlowState;
+  private readonly c: CoreShared['compiled'];
   /** Packets that took the fast path / the slow path (statistics, this thread only). */
   fastCount = 0;
   slowCount = 0;
@@ -46,8 +55,11 @@ export class Dataplane extends SlowPath {
   private readonly eipPriv: Uint32Array;
 
   constructor(shared: CoreShared, workerIndex: number) {
-    super(shared, workerIndex);
-    const c = this.c;
+    const c = shared.compiled;
+    this.c = c;
+    this.tables = new Tables(shared, workerIndex);
+    this.slow = new HopWalk(c, this.tables, shared.workers, workerIndex, shared.quota[workerIndex]);
+    this.st = this.slow.st;
     this.tmoEst = c.tmo[TO_ESTABLISHED];
     this.tmoUdpStream = c.tmo[TO_UDP_STREAM];
     this.checksumOn = c.checksum !== 0;
@@ -66,10 +78,10 @@ export class Dataplane extends SlowPath {
     let now = 0;
     const end = first + count;
     const pf = this.pfHome;
-    const flow = this.flow;
-    const ses = this.ses;
-    const fb = this.fBase;
-    const big = this.ctl[this.cBase + C_USED] > PF_MIN_SESSIONS;
+    const flow = this.tables.flow;
+    const ses = this.tables.ses;
+    const fb = this.tables.fBase;
+    const big = this.tables.ctl[this.tables.cBase + C_USED] > PF_MIN_SESSIONS;
     let sink = 0;
     for (let base = first; base < end; base += PF_GROUP) {
       const n = end - base < PF_GROUP ? end - base : PF_GROUP;
@@ -78,7 +90,7 @@ export class Dataplane extends SlowPath {
         // the CPU overlaps), then load the sessions they point to, then process with warm lines.
         for (let j = 0; j < n; j++) {
           const h = this.preHash(io, idx[base + j]);
-          pf[j] = h < 0 ? -1 : this.home(h);
+          pf[j] = h < 0 ? -1 : this.tables.home(h);
           if (h >= 0) sink ^= flow[fb + pf[j]];
         }
         for (let j = 0; j < n; j++) {
@@ -86,7 +98,7 @@ export class Dataplane extends SlowPath {
           const v = flow[fb + pf[j]];
           if (v !== 0) {
             // Both ends of the hot part of the record (words 0..8: a 56-byte record may cross a line).
-            const o = this.rec(((v & this.refMask) - 1) >>> 2);
+            const o = this.tables.rec(((v & this.tables.refMask) - 1) >>> 2);
             sink ^= ses[o] ^ ses[o + S_EXPIRY];
           }
         }
@@ -96,8 +108,8 @@ export class Dataplane extends SlowPath {
         now = io.timeMs[i];
         if (!this.fastPath(io, i, now)) {
           this.slowCount++;
-          this.processSlow(io, i, now);
-          this.missValid = false;
+          this.slow.run(io, i, now);
+          this.st.missValid = false;
         } else {
           this.fastCount++;
         }
@@ -105,8 +117,8 @@ export class Dataplane extends SlowPath {
     }
     this.pfSink = sink;
     if (count > 0) {
-      this.ctl[this.cBase + C_NOW] = now;
-      this.wheelAdvance(now, count + 64);
+      this.tables.ctl[this.tables.cBase + C_NOW] = now;
+      this.tables.wheelAdvance(now, count + 64);
     }
   }
 
@@ -122,7 +134,7 @@ export class Dataplane extends SlowPath {
     if (io.inLen[i] < 28) return -1;
     const w2 = dv.getUint32(off + 8);
     const proto = (w2 >>> 16) & 0xff;
-    if ((dv.getUint8(off) !== 0x45) || (proto !== 6 && proto !== 17)) return -1;
+    if ((dv.getUint8(off) !== 0x45) || (proto !== PROTO_TCP && proto !== PROTO_UDP)) return -1;
     const src = dv.getUint32(off + 12);
     let dst = dv.getUint32(off + 16);
     const ports = dv.getUint32(off + 20);
@@ -146,8 +158,8 @@ export class Dataplane extends SlowPath {
 
   /** Advance the clock to nowMs with no traffic: bounded incremental expiry of this worker's sessions. */
   advance(nowMs: number): void {
-    this.ctl[this.cBase + C_NOW] = nowMs;
-    this.wheelAdvance(nowMs, 1 << 16);
+    this.tables.ctl[this.tables.cBase + C_NOW] = nowMs;
+    this.tables.wheelAdvance(nowMs, 1 << 16);
   }
 
   /** NAT slot reached directly from `ingress` for `dst` (frame dst for instance points). */
@@ -197,7 +209,7 @@ export class Dataplane extends SlowPath {
     if ((w1 & 0x3fff) !== 0) return false; // MF or fragment offset
     const w2 = dv.getUint32(off + 8);
     const proto = (w2 >>> 16) & 0xff;
-    if (proto !== 6 && proto !== 17) return false;
+    if (proto !== PROTO_TCP && proto !== PROTO_UDP) return false;
     const srcW = dv.getUint32(off + 12);
     const dstW = dv.getUint32(off + 16);
     // IPv4 header checksum.
@@ -211,7 +223,7 @@ export class Dataplane extends SlowPath {
     const l4len = len - 20;
     const portsW = dv.getUint32(l4);
     let csumOff: number;
-    if (proto === 6) {
+    if (proto === PROTO_TCP) {
       if (l4len < 20) return false;
       const w12 = dv.getUint32(l4 + 12);
       const doff = (w12 >>> 28) << 2;
@@ -250,7 +262,7 @@ export class Dataplane extends SlowPath {
       }
       c = (c & 0xffff) + (c >>> 16);
       c = (c & 0xffff) + (c >>> 16);
-      if (c !== 0xffff && this.checksumOn && !(proto === 17 && l4csum === 0)) return false;
+      if (c !== 0xffff && this.checksumOn && !(proto === PROTO_UDP && l4csum === 0)) return false;
     }
     const ingress = io.ingress[i];
     let dst = dstW;
@@ -268,23 +280,23 @@ export class Dataplane extends SlowPath {
       slot = this.slotFor(ingress, dst);
     }
     if (slot < 0) return false;
-    const local = this.lookup(slot, proto, srcW, dst, portsW);
+    const local = this.tables.lookup(slot, proto, srcW, dst, portsW);
     if (local < 0) {
       // Remember the miss: the slow path's conntrack lookup of the same key need not probe again.
-      this.missValid = true;
-      this.missSlot = slot;
-      this.missProto = proto;
-      this.missA = srcW;
-      this.missB = dst;
-      this.missPorts = portsW;
+      this.st.missValid = true;
+      this.st.missSlot = slot;
+      this.st.missProto = proto;
+      this.st.missA = srcW;
+      this.st.missB = dst;
+      this.st.missPorts = portsW;
       return false;
     }
-    const ses = this.ses;
-    const o = this.rec(local);
+    const ses = this.tables.ses;
+    const o = this.tables.rec(local);
     const meta = ses[o + S_META];
     if (now >= ses[o + S_EXPIRY] || (meta & M_ASSURED) === 0) return false;
-    if (proto === 6 && ((meta >>> M_STATE_SHIFT) & M_STATE_MASK) !== TCP_ESTABLISHED) return false;
-    const kind = this.hitKind;
+    if (proto === PROTO_TCP && ((meta >>> M_STATE_SHIFT) & M_STATE_MASK) !== TCP_ESTABLISHED) return false;
+    const kind = this.tables.hitKind;
     if ((meta & (kind === 0 ? M_PATH_O : M_PATH_R)) === 0) return false;
     const path = kind === 0 ? ses[o + S_PATH] & 0xffff : ses[o + S_PATH] >>> 16;
     if ((path & 31) !== ingress) return false;
@@ -300,8 +312,8 @@ export class Dataplane extends SlowPath {
     const nports = ((np << 16) | (np >>> 16)) >>> 0;
     if (eip !== 0) nsrc = this.eipAddr[eip - 1];
     // Refresh the timer: the same timeout as before, so the expiry only grows (wheel invariant).
-    ses[o + S_EXPIRY] = now + (proto === 6 ? this.tmoEst : this.tmoUdpStream);
-    if (proto === 6) {
+    ses[o + S_EXPIRY] = now + (proto === PROTO_TCP ? this.tmoEst : this.tmoUdpStream);
+    if (proto === PROTO_TCP) {
       // The tracker's last_dir / last_index (an accepted ACK in this direction); same cache line.
       const tf = ses[o + S_TCP_FLAGS];
       const want = ((tf & ~(T_LAST_DIR | (T_LAST_IDX_MASK << T_LAST_IDX_SHIFT))) | kind | (TCP_CLASS_ACK << T_LAST_IDX_SHIFT)) >>> 0;
@@ -323,7 +335,7 @@ export class Dataplane extends SlowPath {
     ov.setUint32(off + 12, nsrc);
     ov.setUint32(off + 16, ndst);
     ov.setUint32(l4, nports);
-    if (!(proto === 17 && l4csum === 0)) {
+    if (!(proto === PROTO_UDP && l4csum === 0)) {
       let d = addrD + (~portsW >>> 16 & 0xffff) + (~portsW & 0xffff) + (nports >>> 16) + (nports & 0xffff);
       d = (d & 0xffff) + (d >>> 16);
       d = (d & 0xffff) + (d >>> 16);
@@ -331,7 +343,7 @@ export class Dataplane extends SlowPath {
       c = (c & 0xffff) + (c >>> 16);
       c = (c & 0xffff) + (c >>> 16);
       c = ~c & 0xffff;
-      if (proto === 17 && c === 0) c = 0xffff;
+      if (proto === PROTO_UDP && c === 0) c = 0xffff;
       ov.setUint16(csumOff, c);
     }
     const slotOut = i * 2;

@@ -15,7 +15,7 @@
 //  - ICMP errors: the quoted packet, inverted (the direction the error travels), keyed as above.
 //  - Other protocols: a hash of the remote address.
 // The dataplane's port choice only accepts ports whose reply this function sends to the same
-// worker (src/core/dataplane-slow.ts, replyOwnerOk), so the rule holds for searched ports too.
+// worker (src/core/nat-port-search.ts, PortSearch.ownerOk), so the rule holds for searched ports too.
 
 import { ruleMatch, routeLookup, instanceByPrivate, eipIndex, CH_COUNT, CH_PRE, RT_ENI, RT_LOCAL, TK_DNAT, type CompiledScenario } from './compile.ts';
 import { NF_NAT_RANGE_PROTO_SPECIFIED } from '../spec/scenario.ts';

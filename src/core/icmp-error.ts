@@ -1,0 +1,110 @@
+// ICMP errors at a NAT instance (docs/semantics.md §6): a received error RELATED to an entry is
+// translated (nf_nat_icmp_reply_translation: outer and quoted packet, the redirect and checksum
+// rules), and a packet whose TTL runs out gets a time exceeded built from the instance
+// (icmp_send: quoting the packet as received, post-DNAT, pre-decrement), which then passes the
+// instance's OUTPUT conntrack/NAT as RELATED before the hop walk takes it out.
+// Twin of src/model/icmp.ts.
+
+import { M_DST_NAT, M_SRC_NAT } from './layout.ts';
+import type { CompiledScenario } from './compile.ts';
+import type { Conntrack } from './conntrack.ts';
+import type { PacketManip } from './manip.ts';
+import { MANIP_DST, MANIP_SRC } from './nat-port-search.ts';
+import type { SlowState } from './slow-state.ts';
+import { parseIpv4 } from '../packet/parse.ts';
+import { wr16, wr32 } from '../packet/bytes.ts';
+import { fold16, sum16 } from '../packet/checksum.ts';
+import { ICMP_ADDRESSREPLY, ICMP_REDIRECT, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, PROTO_ICMP } from '../packet/constants.ts';
+import { CT_RELATED, DROP_ICMP_BAD_CHECKSUM, DROP_ICMP_REDIRECT_NAT, REASON_NONE } from '../spec/reasons.ts';
+import { DEFAULT_IP_TTL, ICMP_ERROR_MAX_LEN } from '../spec/timeouts.ts';
+
+export class IcmpErrors {
+  constructor(
+    private readonly c: CompiledScenario,
+    private readonly st: SlowState,
+    private readonly ct: Conntrack,
+    private readonly manip: PacketManip,
+  ) {}
+
+  /**
+   * RELATED ICMP error translation at a hook of type `manip` (nf_nat_icmp_reply_translation).
+   * Returns REASON_NONE, or the drop reason: a bad ICMP checksum, or a redirect about an entry
+   * with any NAT ("Redirects are only translated for entries without NAT").
+   */
+  replyTranslation(manip: number): number {
+    const st = this.st;
+    const pv = st.pv;
+    const b = st.buf;
+    if (fold16(sum16(b, pv.l4Off, pv.l4Len)) !== 0xffff) return DROP_ICMP_BAD_CHECKSUM;
+    if (pv.icmpType === ICMP_REDIRECT && (st.eMeta & (M_SRC_NAT | M_DST_NAT)) !== 0) return DROP_ICMP_REDIRECT_NAT;
+    const dir = st.cDir;
+    let bit = manip === MANIP_SRC ? M_SRC_NAT : M_DST_NAT;
+    if (dir === 1) bit = bit === M_SRC_NAT ? M_DST_NAT : M_SRC_NAT;
+    if ((st.eMeta & bit) === 0) return REASON_NONE;
+    let os: number, od: number, op: number;
+    if (dir === 0) { os = st.eRs; od = st.eRd; op = st.eRp; } else { os = st.eOs; od = st.eOd; op = st.eOp; }
+    const m = this.manip;
+    if (manip === MANIP_DST) {
+      // inner: SRC manip with the other tuple
+      m.setInnerAddr(0, os, true);
+      m.setInnerPort(0, op >>> 16);
+      m.setAddr(1, os);
+    } else {
+      m.setInnerAddr(1, od, true);
+      if (pv.innerProto === PROTO_ICMP) m.setInnerPort(0, op >>> 16);
+      else m.setInnerPort(1, op & 0xffff);
+      m.setAddr(0, od);
+    }
+    m.icmpRecompute();
+    return REASON_NONE;
+  }
+
+  /**
+   * Builds an ICMP time exceeded from instance `inst` back to the current packet's source, quoting
+   * it as received (post-DNAT, pre-decrement), at st.errOff, and runs it through the instance's
+   * OUTPUT conntrack/NAT (NAT slot `slot`, or -1 for a plain host). True: the error exists and is
+   * now the frame being walked (st.gen set); the caller walks it out of the instance.
+   */
+  timeExceeded(inst: number, slot: number): boolean {
+    const st = this.st;
+    const pv = st.pv;
+    const b = st.buf;
+    if (pv.fragOff !== 0) return false; // "only reply to fragment 0"
+    if (pv.proto === PROTO_ICMP && (pv.l4Len < 8 || pv.icmpType > ICMP_ADDRESSREPLY || pv.isIcmpError)) return false;
+    const q = Math.min(pv.totalLen, ICMP_ERROR_MAX_LEN - 28);
+    const eo = st.errOff;
+    const tot = 28 + q;
+    for (let k = 0; k < q; k++) b[eo + 28 + k] = b[st.fo + k];
+    const src = pv.src;
+    b[eo] = 0x45;
+    b[eo + 1] = (pv.tos & 0x1e) | 0xc0;
+    wr16(b, eo + 2, tot);
+    wr16(b, eo + 4, 0);
+    wr16(b, eo + 6, 0);
+    b[eo + 8] = DEFAULT_IP_TTL;
+    b[eo + 9] = PROTO_ICMP;
+    wr16(b, eo + 10, 0);
+    wr32(b, eo + 12, this.c.instPriv[inst]);
+    wr32(b, eo + 16, src);
+    wr16(b, eo + 10, ~fold16(sum16(b, eo, 20)) & 0xffff);
+    b[eo + 20] = ICMP_TIME_EXCEEDED;
+    b[eo + 21] = ICMP_EXC_TTL;
+    wr16(b, eo + 22, 0);
+    wr32(b, eo + 24, 0);
+    wr16(b, eo + 22, ~fold16(sum16(b, eo + 20, 8 + q)) & 0xffff);
+    // From here on the generated frame is walked.
+    st.gen = true;
+    st.fo = eo;
+    parseIpv4(b, eo, tot, pv);
+    if (slot >= 0) {
+      this.ct.in(slot, false);
+      if (st.ctCls === CT_RELATED) {
+        this.replyTranslation(MANIP_DST);
+        this.replyTranslation(MANIP_SRC);
+      }
+      st.pending = false;
+      st.killAfter = false;
+    }
+    return true;
+  }
+}

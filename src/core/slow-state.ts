@@ -1,0 +1,72 @@
+// The state of the one packet the slow path is walking, shared by its parts (hop-walk.ts,
+// conntrack.ts, tcp-tracker.ts, nat.ts, nat-port-search.ts, icmp-error.ts, manip.ts): where the
+// frame is, what happened to it so far, the conntrack entry being looked at or created (a scratch
+// copy, the kernel's `struct nf_conn` under construction), the NAT choice, and what the walk
+// learned about the packet's path for the fast path. One instance per worker, reused for every
+// packet: no allocation on the slow path either.
+
+import { PacketView } from '../packet/parse.ts';
+
+export class SlowState {
+  readonly pv = new PacketView();
+  /** The packet's clock (ms since the run's time base). */
+  now = 0;
+  /** The buffer holding the frame being walked (the output arena) and its offset there. */
+  buf: Uint8Array = new Uint8Array(0);
+  fo = 0;
+  /** Where a generated ICMP error for this packet is built (output arena offset). */
+  errOff = 0;
+  /** True while the frame being walked is an ICMP error the path generated (not the input). */
+  gen = false;
+  // ---- the packet's result --------------------------------------------------------------------
+  fate = 0;
+  reason = 0;
+  detail = 0;
+  ctRes = 0;
+  /** Output slots written so far (OUT_SLOTS per packet). */
+  nOut = 0;
+  // ---- conntrack outcome at the current NAT instance -------------------------------------------
+  ctCls = 0;
+  /** The entry found (local index) and the direction it matched (KIND_ORIG / KIND_REPLY). */
+  cLocal = -1;
+  cDir = 0;
+  /** A new entry is being built (not yet confirmed). */
+  pending = false;
+  /** The entry is deleted once this packet has been NATed (an RST before any reply). */
+  killAfter = false;
+  // ---- scratch entry: orig tuple, reply tuple, meta, expiry, created, TCP flags -----------------
+  eOs = 0; eOd = 0; eOp = 0;
+  eRs = 0; eRd = 0; eRp = 0;
+  eMeta = 0;
+  eExp = 0;
+  eCreated = 0;
+  /** S_TCP_FLAGS of the pending entry (its first packet's last_index, last_dir = ORIG). */
+  eTcpF = 0;
+  // ---- get_unique_tuple's result ---------------------------------------------------------------
+  us = 0; ud = 0; up = 0;
+  /** The chosen tuple was checked unused (its reply tuple is free): confirm need not look again. */
+  uFree = false;
+  /** The port search failed on a candidate owned by another worker (W > 1): confirm clashes. */
+  uForeign = false;
+  /** The POSTROUTING choice was verified free (the final reply tuple). */
+  srcFree = false;
+  /** confirm() failed for lack of room (probe bound / region), not a clash. */
+  confirmFull = false;
+  // ---- composed-path tracking (what the fast path may replay) ----------------------------------
+  trkOk = false;
+  trkNat = 0;
+  trkArrivals = 0;
+  trkTtl = 0;
+  trkEip = 0;
+  trkLocal = -1;
+  trkKind = 0;
+  trkIngress = 0;
+  trkEgress = 0;
+  // ---- a flow-table miss of the fast path for this packet (valid until the first table change) --
+  missValid = false;
+  missSlot = 0;
+  missProto = 0;
+  missA = 0;
+  missB = 0;
+  missPorts = 0;
+}
