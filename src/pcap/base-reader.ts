@@ -143,6 +143,8 @@ export function makeRecord(
   linkType: number,
   data: Uint8Array,
   origLen: number,
+  interfaceId = 0,
+  comment: string | null = null,
 ): CaptureRecord {
-  return { index, tsSec, tsNsec, timeUs: tsSec * 1e6 + Math.floor(tsNsec / 1000), linkType, data, origLen };
+  return { index, tsSec, tsNsec, timeUs: tsSec * 1e6 + Math.floor(tsNsec / 1000), linkType, data, origLen, interfaceId, comment };
 }

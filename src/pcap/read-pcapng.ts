@@ -18,6 +18,7 @@ export const BYTE_ORDER_MAGIC = 0x1a2b3c4d;
 /** Blocks natlab parses are read whole; this bounds them (packet <= 256 KiB plus options). */
 const MAX_PARSED_BLOCK = MAX_CAPLEN + 64 * 1024;
 const OPT_ENDOFOPT = 0;
+const OPT_COMMENT = 1;
 const IF_NAME = 2;
 const IF_TSRESOL = 9;
 const IF_FCSLEN = 13;
@@ -305,6 +306,7 @@ export class PcapngReader extends BaseReader {
   }
 
   private parsePacket(t: number, b: Buffer, s: number, len: number): void {
+    this.curBuf = b;
     const index = this.count + this.q.length - this.qHead;
     this.curRecord = index;
     let f: Iface;
@@ -313,6 +315,8 @@ export class PcapngReader extends BaseReader {
     let dataOff: number;
     let hi = 0;
     let lo = 0;
+    let id = 0;
+    this.pktComment = null;
     const bodyEnd = s + len - 4;
     if (t === BT_SPB) {
       if (len < 16) throw this.fail(`Simple Packet Block is ${len} bytes, needs at least 16`);
@@ -325,7 +329,7 @@ export class PcapngReader extends BaseReader {
     } else {
       const minLen = 32;
       if (len < minLen) throw this.fail(`${blockName(t)} is ${len} bytes, needs at least ${minLen}`);
-      const id = t === BT_EPB ? this.u32(b, s + 8) : this.u16(b, s + 8);
+      id = t === BT_EPB ? this.u32(b, s + 8) : this.u16(b, s + 8);
       f = this.iface(id);
       hi = this.u32(b, s + 12);
       lo = this.u32(b, s + 16);
@@ -336,7 +340,7 @@ export class PcapngReader extends BaseReader {
         throw this.fail(`captured length ${cap} overruns the block (${bodyEnd - dataOff} bytes of packet data)`);
       }
       const padded = (cap + 3) & ~3;
-      if (dataOff + padded < bodyEnd) this.walkOptions(b, dataOff + padded, bodyEnd, IGNORE_OPTION);
+      if (dataOff + padded < bodyEnd) this.walkOptions(b, dataOff + padded, bodyEnd, this.onPacketOption);
     }
     if (cap > MAX_CAPLEN) {
       throw this.fail(`captured length ${cap} exceeds the ${MAX_CAPLEN}-byte maximum (damaged or fuzzed file)`);
@@ -354,8 +358,15 @@ export class PcapngReader extends BaseReader {
       sec = TS.sec + f.tsOffset;
       nsec = TS.nsec;
     }
-    this.push(makeRecord(index, sec, nsec, f.linkType, b.subarray(dataOff, dataOff + cap), orig));
+    this.push(makeRecord(index, sec, nsec, f.linkType, b.subarray(dataOff, dataOff + cap), orig, id, this.pktComment));
   }
+
+  /** The packet being parsed: its first opt_comment (decoded only when present). */
+  private pktComment: string | null = null;
+  private readonly onPacketOption = (code: number, o: number, n: number): void => {
+    if (code === OPT_COMMENT && this.pktComment === null) this.pktComment = this.curBuf!.toString('utf8', o, o + n);
+  };
+  private curBuf: Buffer | null = null;
 
   get fileSize(): number {
     return this.src.size;

@@ -17,6 +17,10 @@ export interface CaptureRecord {
   data: Uint8Array;
   /** Length of the packet on the wire (>= data.length unless the file says otherwise). */
   origLen: number;
+  /** pcapng: the interface (per section) the packet was captured on; pcap: 0. */
+  interfaceId: number;
+  /** pcapng: the packet's opt_comment (the first, if several; Wireshark's frame.comment), else null. */
+  comment: string | null;
 }
 
 /** One capture interface: the file header of a pcap, an Interface Description Block of a pcapng. */

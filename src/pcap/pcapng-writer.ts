@@ -1,0 +1,364 @@
+// pcapng writer (little-endian, version 1.0): one Section Header Block, one Interface
+// Description Block per interface (link type, snapshot length, `if_name`, `if_description`,
+// `if_tsresol`), then one Enhanced Packet Block per record with an optional `opt_comment` — what
+// Wireshark shows as `frame.comment` (filter: `frame.comment contains "dropped"`).
+//
+// Why natlab writes pcapng: one file can hold several egress points (one interface each, named)
+// and every packet can carry its story as a comment. Layout per the pcapng specification
+// (draft-ietf-opsawg-pcapng): every block is `type, total length, body, total length`, the body
+// and every option value padded to 32 bits, options end with opt_endofopt.
+//
+// Streams through the same 64 KiB staging buffer and backpressure as the pcap writer;
+// `encodePcapng` builds a whole file in memory.
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { isSupportedLinkType, linkTypeName } from '../packet/constants.ts';
+import { InputError } from '../spec/errors.ts';
+import { MAX_CAPLEN } from './base-reader.ts';
+import { BT_EPB, BT_IDB, BT_SHB, BYTE_ORDER_MAGIC } from './read-pcapng.ts';
+
+const OPT_ENDOFOPT = 0;
+const OPT_COMMENT = 1;
+const SHB_USERAPPL = 4;
+const IF_NAME = 2;
+const IF_DESCRIPTION = 3;
+const IF_TSRESOL = 9;
+/** Block header (type + length) plus trailer (length). */
+const BLOCK_OVERHEAD = 12;
+/** EPB fixed body: interface id, timestamp (2 words), captured length, original length. */
+const EPB_FIXED = 20;
+/** Longest option value pcapng can hold (16-bit length). */
+const MAX_OPTION = 0xffff;
+
+export interface PcapngInterfaceSpec {
+  /** LINKTYPE_* of this interface's packets. */
+  linkType: number;
+  /** if_name: what Wireshark shows as the interface (frame.interface_name). */
+  name?: string;
+  /** if_description (frame.interface_description). */
+  description?: string;
+  /** Snapshot length (default 262144); longer records are cut to it. */
+  snapLen?: number;
+}
+
+export interface PcapngWriteOptions {
+  interfaces: PcapngInterfaceSpec[];
+  /** Timestamp resolution of every interface: 'ns' (if_tsresol 9, default) or 'us' (6). */
+  resolution?: 'ns' | 'us';
+  /** shb_userappl (default "natlab"). */
+  application?: string;
+  /** A comment on the section (Wireshark: Statistics > Capture File Properties). */
+  comment?: string;
+}
+
+export interface PcapngWriteRecord {
+  /** Index into the interfaces given at open (default 0). */
+  interfaceId?: number;
+  tsSec: number;
+  tsNsec: number;
+  data: Uint8Array;
+  /** Original length on the wire; default data.length. */
+  origLen?: number;
+  /** opt_comment: UTF-8 text shown as frame.comment (absent when empty). */
+  comment?: string;
+}
+
+interface Checked {
+  interfaces: Array<Required<Omit<PcapngInterfaceSpec, 'name' | 'description'>> & { name: string; description: string }>;
+  nano: boolean;
+  application: string;
+  comment: string;
+}
+
+function checkOptions(o: PcapngWriteOptions): Checked {
+  if (o.interfaces.length === 0) throw new RangeError('pcapng writer: at least one interface is needed');
+  const interfaces = o.interfaces.map((f, i) => {
+    if (!Number.isInteger(f.linkType) || !isSupportedLinkType(f.linkType)) {
+      throw new RangeError(`pcapng writer: interface ${i}: link type ${f.linkType} (${linkTypeName(f.linkType)}) is not supported`);
+    }
+    const snapLen = f.snapLen ?? MAX_CAPLEN;
+    if (!Number.isInteger(snapLen) || snapLen < 1 || snapLen > MAX_CAPLEN) {
+      throw new RangeError(`pcapng writer: interface ${i}: snapLen ${snapLen} is outside 1..${MAX_CAPLEN}`);
+    }
+    return { linkType: f.linkType, snapLen, name: f.name ?? '', description: f.description ?? '' };
+  });
+  const res = o.resolution ?? 'ns';
+  if (res !== 'ns' && res !== 'us') throw new RangeError(`pcapng writer: resolution '${String(res)}' is not ns or us`);
+  return { interfaces, nano: res === 'ns', application: o.application ?? 'natlab', comment: o.comment ?? '' };
+}
+
+const enc = new TextEncoder();
+
+/** UTF-8 bytes of an option value, cut (on a character boundary) to what an option can hold. */
+function optionBytes(s: string): Uint8Array {
+  let b = enc.encode(s);
+  if (b.length > MAX_OPTION) {
+    let n = MAX_OPTION;
+    while (n > 0 && (b[n] & 0xc0) === 0x80) n--; // do not split a UTF-8 sequence
+    b = b.subarray(0, n);
+  }
+  return b;
+}
+
+function pad4(n: number): number {
+  return (n + 3) & ~3;
+}
+
+/** Bytes of the options area for these values (0 when there is none: no end-of-options either). */
+function optionsLen(values: Uint8Array[]): number {
+  let n = 0;
+  for (const v of values) n += 4 + pad4(v.length);
+  return n === 0 ? 0 : n + 4;
+}
+
+/** Writes options (code, value) and opt_endofopt at b[off]; returns the new offset. */
+function writeOptions(b: Buffer, off: number, opts: Array<[number, Uint8Array]>): number {
+  if (opts.length === 0) return off;
+  for (const [code, v] of opts) {
+    b.writeUInt16LE(code, off);
+    b.writeUInt16LE(v.length, off + 2);
+    b.set(v, off + 4);
+    const end = off + 4 + pad4(v.length);
+    b.fill(0, off + 4 + v.length, end);
+    off = end;
+  }
+  b.writeUInt16LE(OPT_ENDOFOPT, off);
+  b.writeUInt16LE(0, off + 2);
+  return off + 4;
+}
+
+/** The Section Header Block and the Interface Description Blocks: the file's head. */
+export function pcapngHeader(opts: PcapngWriteOptions): Uint8Array {
+  return headerOf(checkOptions(opts));
+}
+
+function headerOf(o: Checked): Uint8Array {
+  const shbOpts: Array<[number, Uint8Array]> = [];
+  if (o.comment) shbOpts.push([OPT_COMMENT, optionBytes(o.comment)]);
+  if (o.application) shbOpts.push([SHB_USERAPPL, optionBytes(o.application)]);
+  const shbLen = BLOCK_OVERHEAD + 16 + optionsLen(shbOpts.map((x) => x[1]));
+  const idbs = o.interfaces.map((f) => {
+    const opts: Array<[number, Uint8Array]> = [];
+    if (f.name) opts.push([IF_NAME, optionBytes(f.name)]);
+    if (f.description) opts.push([IF_DESCRIPTION, optionBytes(f.description)]);
+    opts.push([IF_TSRESOL, Uint8Array.of(o.nano ? 9 : 6)]);
+    return { f, opts, len: BLOCK_OVERHEAD + 8 + optionsLen(opts.map((x) => x[1])) };
+  });
+  const total = shbLen + idbs.reduce((a, x) => a + x.len, 0);
+  const b = Buffer.alloc(total);
+  // SHB: type, length, byte-order magic, version 1.0, section length -1 (unknown: streamed).
+  b.writeUInt32LE(BT_SHB, 0);
+  b.writeUInt32LE(shbLen, 4);
+  b.writeUInt32LE(BYTE_ORDER_MAGIC, 8);
+  b.writeUInt16LE(1, 12);
+  b.writeUInt16LE(0, 14);
+  b.writeInt32LE(-1, 16);
+  b.writeInt32LE(-1, 20);
+  let off = writeOptions(b, 24, shbOpts);
+  b.writeUInt32LE(shbLen, off);
+  off += 4;
+  for (const { f, opts, len } of idbs) {
+    const start = off;
+    b.writeUInt32LE(BT_IDB, off);
+    b.writeUInt32LE(len, off + 4);
+    b.writeUInt16LE(f.linkType, off + 8);
+    b.writeUInt16LE(0, off + 10);
+    b.writeUInt32LE(f.snapLen, off + 12);
+    off = writeOptions(b, off + 16, opts);
+    b.writeUInt32LE(len, off);
+    off += 4;
+    if (off - start !== len) throw new Error('pcapng writer: IDB length mismatch (bug)');
+  }
+  return new Uint8Array(b.buffer, b.byteOffset, b.length);
+}
+
+const TWO32 = 4294967296;
+
+/**
+ * 64-bit timestamp (units of 10^-9 or 10^-6 s) as [hi, lo] 32-bit words, exact without BigInt:
+ * every intermediate stays below 2^53.
+ */
+export function timestampWords(tsSec: number, tsNsec: number, nano: boolean): [number, number] {
+  const unit = nano ? 1e9 : 1e6;
+  const frac = nano ? tsNsec : Math.floor(tsNsec / 1000);
+  const secHi = Math.floor(tsSec / 65536);
+  const secLo = tsSec - secHi * 65536;
+  const low = secLo * unit + frac; // < 2^16 * 1e9 + 1e9 < 2^47
+  const high = secHi * unit; // the value is high * 2^16 + low; high < 2^32 * 1e9 / 2^16 < 2^46
+  const hH = Math.floor(high / 65536);
+  const hL = high - hH * 65536;
+  const rest = hL * 65536 + low; // < 2^32 + 2^47
+  const carry = Math.floor(rest / TWO32);
+  return [hH + carry, rest - carry * TWO32];
+}
+
+/** Largest tsSec whose timestamp fits 64 bits at the resolution (ns: year 2554). */
+function maxSec(nano: boolean): number {
+  return nano ? 18_446_744_072 : 0x1fffffffff; // ns: floor((2^64-1)/1e9) - 1; us: far beyond any clock
+}
+
+function epbLen(r: PcapngWriteRecord, o: Checked, comment: Uint8Array | null): number {
+  const f = o.interfaces[r.interfaceId ?? 0];
+  const cap = f ? Math.min(r.data.length, f.snapLen) : r.data.length;
+  return BLOCK_OVERHEAD + EPB_FIXED + pad4(cap) + (comment ? optionsLen([comment]) : 0);
+}
+
+/** Writes one EPB at b[off]; returns the bytes written. */
+function writeEpb(b: Buffer, off: number, r: PcapngWriteRecord, o: Checked, n: number, comment: Uint8Array | null): number {
+  const id = r.interfaceId ?? 0;
+  const f = o.interfaces[id];
+  if (!Number.isInteger(id) || !f) throw new RangeError(`pcapng writer: record ${n}: interface id ${id} is not one of the ${o.interfaces.length} interfaces`);
+  const { tsSec, tsNsec } = r;
+  if (!Number.isInteger(tsSec) || tsSec < 0 || tsSec > maxSec(o.nano)) {
+    throw new RangeError(`pcapng writer: record ${n}: tsSec ${tsSec} is outside 0..${maxSec(o.nano)}`);
+  }
+  if (!Number.isInteger(tsNsec) || tsNsec < 0 || tsNsec > 999_999_999) {
+    throw new RangeError(`pcapng writer: record ${n}: tsNsec ${tsNsec} is outside 0..999999999`);
+  }
+  const cap = Math.min(r.data.length, f.snapLen);
+  const orig = r.origLen ?? r.data.length;
+  if (!Number.isInteger(orig) || orig < r.data.length || orig > 0xffffffff) {
+    throw new RangeError(`pcapng writer: record ${n}: origLen ${orig} is less than the data length ${r.data.length} or not a uint32`);
+  }
+  const len = epbLen(r, o, comment);
+  const [hi, lo] = timestampWords(tsSec, tsNsec, o.nano);
+  b.writeUInt32LE(BT_EPB, off);
+  b.writeUInt32LE(len, off + 4);
+  b.writeUInt32LE(id, off + 8);
+  b.writeUInt32LE(hi, off + 12);
+  b.writeUInt32LE(lo, off + 16);
+  b.writeUInt32LE(cap, off + 20);
+  b.writeUInt32LE(orig, off + 24);
+  b.set(cap === r.data.length ? r.data : r.data.subarray(0, cap), off + 28);
+  let p = off + 28 + cap;
+  const padded = off + 28 + pad4(cap);
+  b.fill(0, p, padded);
+  p = comment ? writeOptions(b, padded, [[OPT_COMMENT, comment]]) : padded;
+  b.writeUInt32LE(len, p);
+  return len;
+}
+
+function commentBytes(r: PcapngWriteRecord): Uint8Array | null {
+  return r.comment ? optionBytes(r.comment) : null;
+}
+
+/** A whole pcapng file in memory. */
+export function encodePcapng(records: Iterable<PcapngWriteRecord>, opts: PcapngWriteOptions): Uint8Array {
+  const o = checkOptions(opts);
+  const head = headerOf(o);
+  const list = [...records].map((r) => ({ r, c: commentBytes(r) }));
+  let size = head.length;
+  for (const { r, c } of list) size += epbLen(r, o, c);
+  const b = Buffer.alloc(size);
+  b.set(head, 0);
+  let off = head.length;
+  list.forEach(({ r, c }, i) => {
+    off += writeEpb(b, off, r, o, i, c);
+  });
+  return new Uint8Array(b.buffer, b.byteOffset, b.length);
+}
+
+const STAGE = 64 * 1024;
+
+/**
+ * Streams records to a pcapng file. Records are staged in order synchronously (the file keeps
+ * the order of `write` calls); awaiting `write` applies backpressure.
+ */
+export class PcapngWriter {
+  /** Records written so far. */
+  count = 0;
+  /** Bytes written so far (head included). */
+  bytes: number;
+  private stage = Buffer.allocUnsafe(STAGE);
+  private fill = 0;
+  private error: Error | null = null;
+  private closed = false;
+  private drain: Promise<void> | null = null;
+
+  private constructor(
+    readonly path: string,
+    private ws: WriteStream,
+    private o: Checked,
+  ) {
+    ws.on('error', (e) => {
+      this.error ??= e;
+    });
+    const head = headerOf(o);
+    if (head.length > this.stage.length) this.stage = Buffer.allocUnsafe(head.length);
+    this.stage.set(head, 0);
+    this.fill = head.length;
+    this.bytes = head.length;
+  }
+
+  static async open(path: string, opts: PcapngWriteOptions): Promise<PcapngWriter> {
+    const o = checkOptions(opts);
+    const ws = createWriteStream(path);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      const why = err.code === 'ENOENT' ? 'no such directory' : err.code === 'EACCES' ? 'permission denied' : err.code === 'EISDIR' ? 'is a directory' : err.message;
+      throw new InputError(`${path}: cannot create: ${why}`, path);
+    }
+    return new PcapngWriter(path, ws, o);
+  }
+
+  /** Appends one packet. Resolves at once unless the file stream is behind, then on 'drain'. */
+  write(r: PcapngWriteRecord): Promise<void> {
+    if (this.error) return Promise.reject(this.error);
+    if (this.closed) return Promise.reject(new Error(`pcapng writer: ${this.path} is closed`));
+    const c = commentBytes(r);
+    const need = epbLen(r, this.o, c);
+    if (this.fill + need > this.stage.length) this.handOff(need);
+    try {
+      this.fill += writeEpb(this.stage, this.fill, r, this.o, this.count, c);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    this.count++;
+    this.bytes += need;
+    return this.ws.writableNeedDrain ? this.waitDrain() : RESOLVED;
+  }
+
+  private handOff(nextNeed: number): void {
+    if (this.fill > 0) {
+      this.ws.write(this.stage.subarray(0, this.fill));
+      this.stage = Buffer.allocUnsafe(Math.max(STAGE, nextNeed));
+      this.fill = 0;
+    } else if (this.stage.length < nextNeed) {
+      this.stage = Buffer.allocUnsafe(nextNeed);
+    }
+  }
+
+  private waitDrain(): Promise<void> {
+    this.drain ??= new Promise<void>((resolve, reject) => {
+      const done = (e?: Error) => {
+        this.ws.off('drain', onDrain);
+        this.ws.off('error', onErr);
+        this.drain = null;
+        if (e) reject(e);
+        else resolve();
+      };
+      const onDrain = () => done();
+      const onErr = (e: Error) => done(e);
+      this.ws.once('drain', onDrain);
+      this.ws.once('error', onErr);
+    });
+    return this.drain;
+  }
+
+  /** Flushes and closes the file. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.handOff(0);
+    await new Promise<void>((resolve, reject) => {
+      this.ws.end((e?: Error | null) => (e ? reject(e) : resolve()));
+    });
+    if (this.error) throw this.error;
+  }
+}
+
+const RESOLVED = Promise.resolve();
