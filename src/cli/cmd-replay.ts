@@ -14,8 +14,8 @@ import { formatReplaySummary } from '../diff/report.ts';
 
 const USAGE = `usage: natlab replay --in X.pcap --out DIR [--scenario F | --inside CIDR[,CIDR]]
                      [--engines model,core,kernel] [--workers N] [--seed N] [--limit N]
-                     [--link ethernet|raw] [--max-diffs N] [--kernel-time real|compress]
-                     [--json] [--no-progress]
+                     [--link ethernet|raw] [--format pcapng|pcap] [--max-diffs N]
+                     [--kernel-time real|compress] [--json] [--no-progress]
 
 Replays a capture (pcap or pcapng) through the engines and compares them packet by packet.
 
@@ -32,8 +32,12 @@ instance's Elastic IP; the report lists the re-addressed frames.
 
 options:
   --in FILE          the capture to replay (required)
-  --out DIR          writes DIR/<engine>/internet.pcap, DIR/<engine>/<instance>-<ip>.pcap and
-                     DIR/report.json (required)
+  --out DIR          where the captures and DIR/report.json go (required)
+  --format F         pcapng (default): annotated captures for Wireshark: DIR/<engine>.pcapng
+                     (an interface per egress point, named internet, app-10.0.1.10, ..., and
+                     "dropped"; each packet's story in its comment: frame.comment) and
+                     DIR/input.pcapng (every input with its fate on every engine);
+                     pcap: DIR/<engine>/internet.pcap, DIR/<engine>/<instance>-<ip>.pcap
   --scenario F       scenario file or name in scenarios/ (e.g. vpc-nat-instance)
   --inside CIDRs     without --scenario: build a scenario around the capture's own addresses:
                      hosts inside these CIDRs sit in a private subnet behind a NAT instance,
@@ -68,7 +72,7 @@ export const command: Command = {
   async run(argv) {
     const a = parseArgs(argv, {
       flags: ['json', 'no-progress'],
-      values: ['in', 'out', 'scenario', 'inside', 'engines', 'workers', 'seed', 'limit', 'link', 'max-diffs', 'kernel-time'],
+      values: ['in', 'out', 'scenario', 'inside', 'engines', 'workers', 'seed', 'limit', 'link', 'max-diffs', 'kernel-time', 'format'],
     });
     if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
     const input = a.values.get('in');
@@ -78,6 +82,8 @@ export const command: Command = {
     if (a.values.has('scenario') && a.values.has('inside')) throw new UsageError('--scenario and --inside exclude each other');
     const link = a.values.get('link') ?? 'ethernet';
     if (link !== 'ethernet' && link !== 'raw') throw new UsageError(`--link: '${link}' is not ethernet or raw`);
+    const format = a.values.get('format') ?? 'pcapng';
+    if (format !== 'pcapng' && format !== 'pcap') throw new UsageError(`--format: '${format}' is not pcapng or pcap`);
     const limit = a.values.has('limit') ? intOption(a, 'limit', 0, 1) : undefined;
     const workers = a.values.has('workers') ? intOption(a, 'workers', 1, 1, 256) : undefined;
     const seed = intOption(a, 'seed', 1, 0, 0xffffffff);
@@ -134,7 +140,7 @@ export const command: Command = {
     let bar: cliProgress.SingleBar | null = null;
     const opts: ReplayOptions = {
       input, outDir, scenario, scenarioHow: how, engines, workers, seed, limit, maxDifferences: maxDiffs,
-      outputLinkType: link === 'raw' ? LINKTYPE_RAW : LINKTYPE_ETHERNET,
+      outputLinkType: link === 'raw' ? LINKTYPE_RAW : LINKTYPE_ETHERNET, outputFormat: format,
       engineExtra: { kernel: { timeMode: kernelTime } },
     };
     if (tty) {

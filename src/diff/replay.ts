@@ -14,7 +14,8 @@ import { describePacket } from '../packet/format.ts';
 import { PacketView, parseIpv4, PARSE_OK } from '../packet/parse.ts';
 import { openCapture } from '../pcap/reader.ts';
 import { PcapWriter } from '../pcap/writer.ts';
-import type { CaptureReader } from '../pcap/types.ts';
+import { PcapngWriter } from '../pcap/pcapng-writer.ts';
+import type { CaptureReader, CaptureRecord } from '../pcap/types.ts';
 import type { Engine, InputPacket, PacketResult } from '../spec/engine.ts';
 import { InputError } from '../spec/errors.ts';
 import { CT_NAMES, CT_NEW, FATE_DELIVERED, reasonName } from '../spec/reasons.ts';
@@ -26,6 +27,8 @@ import { IngressMap, INGRESS_NOWHERE } from './replay-ingress.ts';
 import { FramePreparer, type PreparedFrame } from './replay-input.ts';
 import { FlowMappings, insidePortOf, insidePortRaw, mappingAddr, mappingPort, readdressFrame, readdressRaw, translatedSource } from './replay-remap.ts';
 import type { EngineSummary, ReaddressExample, ReplayDifference, ReplayFrameRef, ReplayReport } from './report.ts';
+import { engineComment, inputComment, pointInterfaceName, type PacketStory, type StoryDifference } from './sinks/annotate.ts';
+import { InputCapture, INPUT_CAPTURE_FILE } from './sinks/input-capture.ts';
 
 export const DEFAULT_CHUNK = 4096;
 export const DEFAULT_MAX_DIFFERENCES = 20;
@@ -54,6 +57,12 @@ export interface ReplayOptions {
   mappingCap?: number;
   /** Output link type: Ethernet (default; synthetic stable MACs) or raw IP (101). */
   outputLinkType?: number;
+  /**
+   * 'pcap' (default): DIR/<engine>/<point>.pcap. 'pcapng': annotated captures, DIR/<engine>.pcapng
+   * (one interface per egress point plus "dropped", a comment per packet: its story) and
+   * DIR/input.pcapng (every input with its fate on every engine).
+   */
+  outputFormat?: 'pcap' | 'pcapng';
   /** Keep every per-packet result (corpus files); only for small captures. */
   keepResults?: boolean;
   /** Called after every chunk: records done, input bytes consumed, file size. */
@@ -100,9 +109,20 @@ export function outputFileName(s: Scenario, point: number): string {
 
 const MAX_TS_SEC = 0xffffffff;
 
-/** The per-egress pcap files of one engine. */
+/** Annotated capture of one engine (pcapng): DIR/<engine>.pcapng. */
+export function engineCaptureName(engine: string): string {
+  return `${engine}.pcapng`;
+}
+
+/**
+ * The outputs of one engine: per-egress pcap files, or one annotated pcapng with an interface per
+ * egress point and one ("dropped") for the inputs the engine dropped, as they were fed to it.
+ */
 class OutputSet {
   private readonly writers = new Map<number, PcapWriter>();
+  private ng: PcapngWriter | null = null;
+  /** pcapng: packets in the file so far (every interface): Wireshark's frame.number. */
+  private fileCount = 0;
   readonly counts: number[];
   private scratch = new Uint8Array(ETH_HDR_LEN + 65536);
   /** Ethernet header per egress point (built once). */
@@ -118,7 +138,17 @@ class OutputSet {
     this.counts = new Array(scenario.instances.length + 1).fill(0);
   }
 
-  static async open(engine: string, s: Scenario, linkType: number, outDir: string | null): Promise<OutputSet> {
+  static async open(engine: string, s: Scenario, linkType: number, outDir: string | null, format: 'pcap' | 'pcapng' = 'pcap'): Promise<OutputSet> {
+    if (format === 'pcapng' && outDir !== null) {
+      const o = new OutputSet(engine, s, linkType, outDir);
+      const interfaces = [];
+      for (let p = 0; p <= s.instances.length; p++) interfaces.push({ linkType, name: pointInterfaceName(s, p, formatIpv4), description: `what ${engine} sent to ${pointName(s, p)}` });
+      interfaces.push({ linkType, name: 'dropped', description: `inputs ${engine} dropped, as they were fed to it` });
+      o.ng = await PcapngWriter.open(join(outDir, engineCaptureName(engine)), {
+        interfaces, comment: `natlab replay: what the ${engine} engine sent at each egress point (one interface each) and the inputs it dropped, each packet commented with its story`,
+      });
+      return o;
+    }
     const dir = outDir === null ? null : join(outDir, engine);
     const o = new OutputSet(engine, s, linkType, dir);
     if (dir !== null) {
@@ -132,26 +162,50 @@ class OutputSet {
 
   /** Relative file name of a point's output (for references in the report). */
   ref(point: number): string {
-    return `${this.engine}/${outputFileName(this.scenario, point)}`;
+    return this.annotated ? engineCaptureName(this.engine) : `${this.engine}/${outputFileName(this.scenario, point)}`;
   }
 
   /** True when outputs go to files (outDir given). */
   get writing(): boolean {
-    return this.writers.size > 0;
+    return this.writers.size > 0 || this.ng !== null;
+  }
+
+  /** True when writing the annotated pcapng (comments wanted). */
+  get annotated(): boolean {
+    return this.ng !== null;
   }
 
   /** Counts one output at `point`; returns its 1-based number in its file. */
   next(point: number): number {
-    return ++this.counts[point];
+    ++this.counts[point];
+    return this.ng ? ++this.fileCount : this.counts[point];
+  }
+
+  /** The numbers next() would give these outputs, in order, without counting them. */
+  peek(points: number[]): number[] {
+    if (this.ng) return points.map((_, k) => this.fileCount + k + 1);
+    const next = [...this.counts];
+    return points.map((p) => ++next[p]);
+  }
+
+  /** Writes one input the engine dropped, as fed (annotated pcapng only; numbered here). */
+  async writeDropped(timeUs: number, frame: Uint8Array, comment: string): Promise<void> {
+    if (!this.ng) return;
+    this.fileCount++;
+    await this.writeFrame(this.scenario.instances.length + 1, timeUs, frame, comment);
   }
 
   /** Writes one output (counted with next() first). */
-  async write(point: number, timeUs: number, frame: Uint8Array): Promise<void> {
-    const w = this.writers.get(point);
+  async write(point: number, timeUs: number, frame: Uint8Array, comment?: string): Promise<void> {
+    await this.writeFrame(point, timeUs, frame, comment);
+  }
+
+  private async writeFrame(point: number, timeUs: number, frame: Uint8Array, comment?: string): Promise<void> {
+    const w = this.ng ?? this.writers.get(point);
     if (!w) return;
     let tsSec = Math.floor(timeUs / 1e6);
     let tsNsec = (timeUs - tsSec * 1e6) * 1000;
-    if (tsSec > MAX_TS_SEC) {
+    if (tsSec > MAX_TS_SEC && !this.ng) {
       tsSec = MAX_TS_SEC;
       tsNsec = 999_999_000;
       this.clampedTs++;
@@ -174,11 +228,13 @@ class OutputSet {
       b.set(frame, ETH_HDR_LEN);
       data = b.subarray(0, need);
     }
-    await w.write({ tsSec, tsNsec, data });
+    if (this.ng) await this.ng.write({ interfaceId: point, tsSec, tsNsec, data, comment });
+    else await (w as PcapWriter).write({ tsSec, tsNsec, data });
   }
 
   async close(): Promise<void> {
     for (const w of this.writers.values()) await w.close();
+    await this.ng?.close();
   }
 }
 
@@ -311,11 +367,14 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
   const notes: string[] = [];
   const pairs: Array<[string, string]> = [];
   const contexts: PacketCompareContext[] = [];
+  const annotate = opts.outputFormat === 'pcapng' && opts.outDir !== null;
+  let inputCapture: InputCapture | null = null;
   try {
     if (opts.outDir !== null) await mkdir(opts.outDir, { recursive: true });
+    if (annotate) inputCapture = await InputCapture.open(join(opts.outDir!, INPUT_CAPTURE_FILE), s, opts.input);
     for (const name of opts.engines) {
       const engine = await factory(name, s, { seed: opts.seed ?? 1, workers: opts.workers, extra: opts.engineExtra?.[name] });
-      const out = await OutputSet.open(name, s, linkType, opts.outDir);
+      const out = await OutputSet.open(name, s, linkType, opts.outDir, annotate ? 'pcapng' : 'pcap');
       const normaliser = name === 'kernel' ? await kernelNormaliser() : undefined;
       states.push(new EngineRunState(name, engine, out, opts.mappingCap ?? DEFAULT_MAPPING_CAP, opts.keepResults ?? false, normaliser));
     }
@@ -334,12 +393,15 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
 
     let bytes = 24;
     let batch: PreparedFrame[] = [];
+    /** The records of the batch (annotated captures copy the input side from them). */
+    let batchRecs: CaptureRecord[] = [];
 
-    const processChunk = async (frames: PreparedFrame[]): Promise<void> => {
+    const processChunk = async (frames: PreparedFrame[], recs: CaptureRecord[]): Promise<void> => {
       await Promise.all(states.map((st) => feedEngine(st, frames, maxEx)));
       // Compare, count and write, packet by packet in input order.
       for (let i = 0; i < frames.length; i++) {
         const p = frames[i];
+        const storyDiffs: StoryDifference[] | null = annotate ? [] : null;
         let refs: Record<string, ReplayFrameRef[]> | null = null;
         if (p.ingress !== INGRESS_NOWHERE && states.length > 1) {
           const a = states[0];
@@ -351,6 +413,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
             if (d.length === 0) continue;
             any = true;
             diffCount += d.length;
+            if (storyDiffs) for (const x of d) storyDiffs.push({ kind: x.kind, engines: x.engines, message: x.message });
             for (const x of d) {
               if (diffs.length >= maxDiffs) break;
               refs ??= outputRefs(states, i);
@@ -358,6 +421,10 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
             }
           }
           if (any) diffPackets++;
+        }
+        if (storyDiffs) {
+          await writeAnnotated(p, i, recs[i], storyDiffs);
+          continue;
         }
         for (const st of states) {
           const r = account(st, p, i);
@@ -367,12 +434,29 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       }
     };
 
+    /** Annotated captures: every engine's outputs and drops, and the input, each with its story. */
+    const writeAnnotated = async (p: PreparedFrame, i: number, rec: CaptureRecord, differences: StoryDifference[]): Promise<void> => {
+      const results = states.map((st) => account(st, p, i));
+      const story: PacketStory = {
+        input: p.n, ingress: p.ingress === INGRESS_NOWHERE ? -1 : p.ingress, differences,
+        verdicts: states.map((st, k) => ({ engine: st.name, result: results[k], readdressed: st.how[i] ?? '' })),
+      };
+      for (let k = 0; k < states.length; k++) {
+        const st = states[k];
+        const r = results[k];
+        for (let j = 0; j < r.outputs.length; j++) await st.out.write(r.outputs[j].egress, p.timeUs, r.outputs[j].frame, engineComment(s, story, st.name, j));
+        const fed = st.fed[i];
+        if (r.fate !== FATE_DELIVERED && fed) await st.out.writeDropped(p.timeUs, fed, engineComment(s, story, st.name, -1));
+      }
+      await inputCapture!.write(story.ingress, rec.linkType, rec.tsSec, rec.tsNsec, rec.data, rec.origLen, inputComment(s, story));
+    };
+
     // An engine may refuse the input part-way (the kernel engine cannot wait out a long gap in
     // real time): the report still covers everything before the chunk it refused, exit 2.
     let engineError: string | null = null;
-    const runChunk = async (frames: PreparedFrame[]): Promise<boolean> => {
+    const runChunk = async (frames: PreparedFrame[], recs: CaptureRecord[]): Promise<boolean> => {
       try {
-        await processChunk(frames);
+        await processChunk(frames, recs);
         return true;
       } catch (e) {
         if (!(e instanceof InputError)) throw e;
@@ -396,17 +480,19 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       }
       bytes += 16 + rec.data.length;
       batch.push(prep.prepare(rec));
+      if (annotate) batchRecs.push(rec);
       if (batch.length >= chunk) {
-        if (!(await runChunk(batch))) {
+        if (!(await runChunk(batch, batchRecs))) {
           batch = [];
           break;
         }
         batch = [];
+        batchRecs = [];
         peakRss = Math.max(peakRss, process.memoryUsage().rss);
         opts.onProgress?.(prep.counters.records, bytes, fileSize);
       }
     }
-    if (batch.length) await runChunk(batch);
+    if (batch.length) await runChunk(batch, batchRecs);
     if (engineError !== null) readError = readError ?? engineError;
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
     opts.onProgress?.(prep.counters.records, fileSize || bytes, fileSize);
@@ -432,6 +518,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
     if (kernelInvolved) notes.push('conntrack timeouts not compared (the kernel runs on a real clock)');
   } finally {
     await reader.close();
+    await inputCapture?.close().catch(() => undefined);
     for (const st of states) {
       await st.out.close().catch(() => undefined);
       await st.engine.close().catch(() => undefined);
@@ -503,9 +590,9 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
     // Outputs of chunk position i are written after comparison: their numbers follow the counts.
     const refs: Record<string, ReplayFrameRef[]> = {};
     for (const st of sts) {
-      const r = st.results[i];
-      const next = [...st.out.counts];
-      refs[st.name] = (r?.outputs ?? []).map((o) => ({ file: st.out.ref(o.egress), n: ++next[o.egress] }));
+      const outs = st.results[i]?.outputs ?? [];
+      const ns = st.out.peek(outs.map((o) => o.egress));
+      refs[st.name] = outs.map((o, k) => ({ file: st.out.ref(o.egress), n: ns[k] }));
     }
     return refs;
   }

@@ -48,6 +48,8 @@ export interface PcapngWriteOptions {
   application?: string;
   /** A comment on the section (Wireshark: Statistics > Capture File Properties). */
   comment?: string;
+  /** The streaming writer may start with no interface and add them with addInterface(). */
+  allowNoInterface?: boolean;
 }
 
 export interface PcapngWriteRecord {
@@ -70,17 +72,8 @@ interface Checked {
 }
 
 function checkOptions(o: PcapngWriteOptions): Checked {
-  if (o.interfaces.length === 0) throw new RangeError('pcapng writer: at least one interface is needed');
-  const interfaces = o.interfaces.map((f, i) => {
-    if (!Number.isInteger(f.linkType) || !isSupportedLinkType(f.linkType)) {
-      throw new RangeError(`pcapng writer: interface ${i}: link type ${f.linkType} (${linkTypeName(f.linkType)}) is not supported`);
-    }
-    const snapLen = f.snapLen ?? MAX_CAPLEN;
-    if (!Number.isInteger(snapLen) || snapLen < 1 || snapLen > MAX_CAPLEN) {
-      throw new RangeError(`pcapng writer: interface ${i}: snapLen ${snapLen} is outside 1..${MAX_CAPLEN}`);
-    }
-    return { linkType: f.linkType, snapLen, name: f.name ?? '', description: f.description ?? '' };
-  });
+  if (o.interfaces.length === 0 && !o.allowNoInterface) throw new RangeError('pcapng writer: at least one interface is needed');
+  const interfaces = o.interfaces.map(checkInterface);
   const res = o.resolution ?? 'ns';
   if (res !== 'ns' && res !== 'us') throw new RangeError(`pcapng writer: resolution '${String(res)}' is not ns or us`);
   return { interfaces, nano: res === 'ns', application: o.application ?? 'natlab', comment: o.comment ?? '' };
@@ -131,19 +124,45 @@ export function pcapngHeader(opts: PcapngWriteOptions): Uint8Array {
   return headerOf(checkOptions(opts));
 }
 
+type CheckedInterface = Checked['interfaces'][number];
+
+function checkInterface(f: PcapngInterfaceSpec, i: number): CheckedInterface {
+  if (!Number.isInteger(f.linkType) || !isSupportedLinkType(f.linkType)) {
+    throw new RangeError(`pcapng writer: interface ${i}: link type ${f.linkType} (${linkTypeName(f.linkType)}) is not supported`);
+  }
+  const snapLen = f.snapLen ?? MAX_CAPLEN;
+  if (!Number.isInteger(snapLen) || snapLen < 1 || snapLen > MAX_CAPLEN) {
+    throw new RangeError(`pcapng writer: interface ${i}: snapLen ${snapLen} is outside 1..${MAX_CAPLEN}`);
+  }
+  return { linkType: f.linkType, snapLen, name: f.name ?? '', description: f.description ?? '' };
+}
+
+/** One Interface Description Block. */
+function idbOf(f: CheckedInterface, nano: boolean): Uint8Array {
+  const opts: Array<[number, Uint8Array]> = [];
+  if (f.name) opts.push([IF_NAME, optionBytes(f.name)]);
+  if (f.description) opts.push([IF_DESCRIPTION, optionBytes(f.description)]);
+  opts.push([IF_TSRESOL, Uint8Array.of(nano ? 9 : 6)]);
+  const len = BLOCK_OVERHEAD + 8 + optionsLen(opts.map((x) => x[1]));
+  const b = Buffer.alloc(len);
+  b.writeUInt32LE(BT_IDB, 0);
+  b.writeUInt32LE(len, 4);
+  b.writeUInt16LE(f.linkType, 8);
+  b.writeUInt16LE(0, 10);
+  b.writeUInt32LE(f.snapLen, 12);
+  const end = writeOptions(b, 16, opts);
+  b.writeUInt32LE(len, end);
+  if (end + 4 !== len) throw new Error('pcapng writer: IDB length mismatch (bug)');
+  return new Uint8Array(b.buffer, b.byteOffset, b.length);
+}
+
 function headerOf(o: Checked): Uint8Array {
   const shbOpts: Array<[number, Uint8Array]> = [];
   if (o.comment) shbOpts.push([OPT_COMMENT, optionBytes(o.comment)]);
   if (o.application) shbOpts.push([SHB_USERAPPL, optionBytes(o.application)]);
   const shbLen = BLOCK_OVERHEAD + 16 + optionsLen(shbOpts.map((x) => x[1]));
-  const idbs = o.interfaces.map((f) => {
-    const opts: Array<[number, Uint8Array]> = [];
-    if (f.name) opts.push([IF_NAME, optionBytes(f.name)]);
-    if (f.description) opts.push([IF_DESCRIPTION, optionBytes(f.description)]);
-    opts.push([IF_TSRESOL, Uint8Array.of(o.nano ? 9 : 6)]);
-    return { f, opts, len: BLOCK_OVERHEAD + 8 + optionsLen(opts.map((x) => x[1])) };
-  });
-  const total = shbLen + idbs.reduce((a, x) => a + x.len, 0);
+  const idbs = o.interfaces.map((f) => idbOf(f, o.nano));
+  const total = shbLen + idbs.reduce((a, x) => a + x.length, 0);
   const b = Buffer.alloc(total);
   // SHB: type, length, byte-order magic, version 1.0, section length -1 (unknown: streamed).
   b.writeUInt32LE(BT_SHB, 0);
@@ -156,17 +175,9 @@ function headerOf(o: Checked): Uint8Array {
   let off = writeOptions(b, 24, shbOpts);
   b.writeUInt32LE(shbLen, off);
   off += 4;
-  for (const { f, opts, len } of idbs) {
-    const start = off;
-    b.writeUInt32LE(BT_IDB, off);
-    b.writeUInt32LE(len, off + 4);
-    b.writeUInt16LE(f.linkType, off + 8);
-    b.writeUInt16LE(0, off + 10);
-    b.writeUInt32LE(f.snapLen, off + 12);
-    off = writeOptions(b, off + 16, opts);
-    b.writeUInt32LE(len, off);
-    off += 4;
-    if (off - start !== len) throw new Error('pcapng writer: IDB length mismatch (bug)');
+  for (const idb of idbs) {
+    b.set(idb, off);
+    off += idb.length;
   }
   return new Uint8Array(b.buffer, b.byteOffset, b.length);
 }
@@ -303,6 +314,28 @@ export class PcapngWriter {
       throw new InputError(`${path}: cannot create: ${why}`, path);
     }
     return new PcapngWriter(path, ws, o);
+  }
+
+  /** Interfaces so far. */
+  get interfaceCount(): number {
+    return this.o.interfaces.length;
+  }
+
+  /**
+   * Adds an interface (an Interface Description Block, written before any packet that uses it,
+   * as pcapng allows anywhere in the section); returns its id.
+   */
+  addInterface(spec: PcapngInterfaceSpec): number {
+    if (this.closed) throw new Error(`pcapng writer: ${this.path} is closed`);
+    const id = this.o.interfaces.length;
+    const f = checkInterface(spec, id);
+    const idb = idbOf(f, this.o.nano);
+    if (this.fill + idb.length > this.stage.length) this.handOff(idb.length);
+    this.stage.set(idb, this.fill);
+    this.fill += idb.length;
+    this.bytes += idb.length;
+    this.o.interfaces.push(f);
+    return id;
   }
 
   /** Appends one packet. Resolves at once unless the file stream is behind, then on 'drain'. */
