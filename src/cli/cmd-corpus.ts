@@ -4,6 +4,8 @@ import { EXIT_DIFF, EXIT_OK, EXIT_USAGE, type Command } from './command.ts';
 import { UsageError, parseArgs } from './args.ts';
 import { engineAvailable, parseEngineName, type EngineName } from '../diff/engines.ts';
 import { availableEngines, CORPORA_DIR, loadManifest, verifyCorpus, type EntryOutcome } from '../diff/corpus.ts';
+import { corpusSuite } from '../diff/sinks/junit-cases.ts';
+import { writeJUnit } from '../diff/sinks/junit.ts';
 
 const USAGE = `usage: natlab corpus verify [--engines model,core,kernel] [--update] [--only NAME,...] [--json]
        natlab corpus list [--json]
@@ -23,6 +25,7 @@ options:
   --only NAMES     only these entries (comma-separated)
   --require-shared fail, instead of skipping, the real-capture entries when the shared corpora
                    (../shared/corpora beside the clone, or $NATLAB_SHARED_CORPORA) are absent
+  --junit FILE     write JUnit XML: one test case per entry (failures list the problems)
   --json           machine-readable outcome on stdout
 
 exit: 0 all entries verified, 1 a difference or change, 2 usage or unreadable corpus.
@@ -46,7 +49,7 @@ export const command: Command = {
   async run(argv) {
     const [sub, ...rest] = argv;
     if (sub !== 'verify' && sub !== 'list') throw new UsageError(sub ? `unknown subcommand '${sub}'` : 'verify or list?');
-    const a = parseArgs(rest, { flags: ['update', 'json', 'require-shared'], values: ['engines', 'only'] });
+    const a = parseArgs(rest, { flags: ['update', 'json', 'require-shared'], values: ['engines', 'only', 'junit'] });
     if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
     const json = a.flags.has('json');
     if (sub === 'list') {
@@ -81,10 +84,19 @@ export const command: Command = {
       for (const s of skipped) process.stdout.write(`  skipped engine ${s}\n`);
     }
     const t0 = performance.now();
+    const times = new Map<string, number>();
+    let tLast = t0;
     const res = await verifyCorpus({
       engines, update: a.flags.has('update'), only, requireShared: a.flags.has('require-shared'),
-      onEntry: json ? undefined : (o) => process.stdout.write(line(o) + '\n'),
+      onEntry: (o) => {
+        const now = performance.now();
+        times.set(o.name, (now - tLast) / 1000);
+        tLast = now;
+        if (!json) process.stdout.write(line(o) + '\n');
+      },
     });
+    const junit = a.values.get('junit');
+    if (junit) await writeJUnit(junit, [{ ...corpusSuite(res.entries, engines, times), timeS: (performance.now() - t0) / 1000 }]);
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
     if (json) process.stdout.write(JSON.stringify({ ok: res.ok, engines, skipped, entries: res.entries }, null, 2) + '\n');
     else {

@@ -7,6 +7,8 @@ import { formatFailure, runFuzz, type FuzzEngineSpec, type FuzzProgress } from '
 import { makeEngine, parseEngineName, type EngineName } from '../diff/engines.ts';
 import { loadRegression, replayRegression, REGRESSIONS_DIR } from '../diff/regressions.ts';
 import type { OutputNormaliser } from '../diff/compare.ts';
+import { fuzzSuite } from '../diff/sinks/junit-cases.ts';
+import { writeJUnit } from '../diff/sinks/junit.ts';
 
 const usage = `usage: natlab fuzz [--runs N | --time S] [--seed X] [--shard i/n] [--engines model,core[,kernel]] [--json]
        natlab fuzz --seed X --run R [--engines ...]      reproduce run R of campaign X (shrinks again)
@@ -37,6 +39,8 @@ options:
   --no-save           do not save counterexamples
   --pin               with --run: save that run as a regression even if the engines agree
   --replay DIR        replay a saved counterexample; exit 1 if the engines still disagree
+  --junit FILE        write JUnit XML: one test case for this campaign shard; a failure carries
+                      the shrunk counterexample, its saved path and the command that replays it
   --json              machine-readable report on stdout
 exit: 0 no difference, 1 difference found, 2 bad usage`;
 
@@ -87,7 +91,7 @@ export const command: Command = {
   async run(argv: string[]): Promise<number> {
     const a = parseArgs(argv, {
       flags: ['json', 'no-save', 'pin'],
-      values: ['runs', 'time', 'seed', 'shard', 'engines', 'max-commands', 'workers', 'save-dir', 'replay', 'run', 'shrink-time'],
+      values: ['runs', 'time', 'seed', 'shard', 'engines', 'max-commands', 'workers', 'save-dir', 'replay', 'run', 'shrink-time', 'junit'],
     });
     if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
     const json = a.flags.has('json');
@@ -133,6 +137,17 @@ export const command: Command = {
         for (const [n, l] of mism) log(`  ${n} differs from its saved results:\n${l.slice(0, 5).map((x) => `    ${x}`).join('\n')}`);
         log(res.differences.length ? `${res.differences.length} difference(s): still failing` : 'engines agree');
       }
+      const junitFile = a.values.get('junit');
+      if (junitFile) {
+        const d = res.differences;
+        await writeJUnit(junitFile, [{
+          name: 'natlab fuzz --replay', properties: { engines: useNames.join(',') },
+          cases: [{
+            name: replayDir, classname: 'natlab.fuzz.regression', systemOut: `${res.session.packets} packets through ${useNames.join(', ')}`,
+            failure: d.length ? { message: `[${d[0].kind}] ${d[0].message}`.slice(0, 1000), type: 'EngineDifference', text: [...d.map((x) => `[${x.kind}] ${x.message}`), '', `replay: natlab fuzz --replay ${replayDir}`].join('\n') } : undefined,
+          }],
+        }]);
+      }
       return res.differences.length ? EXIT_DIFF : EXIT_OK;
     }
 
@@ -169,6 +184,8 @@ export const command: Command = {
     };
     const report = await runFuzz({ engines, seed, runs, timeS, shard, maxCommands, saveDir, onlyRun, pin: a.flags.has('pin'), shrinkTimeS, onProgress });
     (bar as cliProgress.SingleBar | null)?.stop();
+    const junit = a.values.get('junit');
+    if (junit) await writeJUnit(junit, [fuzzSuite(report, { engines: names, shard })]);
     if (json) {
       out(JSON.stringify(report, null, 1));
     } else {

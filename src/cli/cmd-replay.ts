@@ -11,11 +11,14 @@ import { engineAvailable, parseEngineName, type EngineName } from '../diff/engin
 import { runReplay, type ReplayOptions } from '../diff/replay.ts';
 import { DEFAULT_INSIDE, scenarioForCapture } from '../diff/replay-scenario.ts';
 import { formatReplaySummary } from '../diff/report.ts';
+import { FlowCollector } from '../diff/sinks/flows.ts';
+import { replaySuite } from '../diff/sinks/junit-cases.ts';
+import { writeJUnit } from '../diff/sinks/junit.ts';
 
 const USAGE = `usage: natlab replay --in X.pcap --out DIR [--scenario F | --inside CIDR[,CIDR]]
                      [--engines model,core,kernel] [--workers N] [--seed N] [--limit N]
                      [--link ethernet|raw] [--format pcapng|pcap] [--max-diffs N]
-                     [--kernel-time real|compress] [--json] [--no-progress]
+                     [--kernel-time real|compress] [--junit FILE] [--json] [--no-progress]
 
 Replays a capture (pcap or pcapng) through the engines and compares them packet by packet.
 
@@ -51,6 +54,8 @@ options:
   --kernel-time M    kernel engine clock: real (default: gaps between timestamps are really
                      waited, up to 10 s in all) or compress (back to back; conntrack timers do
                      not see the gaps)
+  --junit FILE       write JUnit XML: one test case per flow of the capture (a failure per flow
+                     where the engines differ, saying where to look and how to replay)
   --json             print report.json on stdout instead of the summary
   --no-progress      no progress bar (it is shown only on a terminal anyway)
 
@@ -72,7 +77,7 @@ export const command: Command = {
   async run(argv) {
     const a = parseArgs(argv, {
       flags: ['json', 'no-progress'],
-      values: ['in', 'out', 'scenario', 'inside', 'engines', 'workers', 'seed', 'limit', 'link', 'max-diffs', 'kernel-time', 'format'],
+      values: ['in', 'out', 'scenario', 'inside', 'engines', 'workers', 'seed', 'limit', 'link', 'max-diffs', 'kernel-time', 'format', 'junit'],
     });
     if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
     const input = a.values.get('in');
@@ -162,6 +167,9 @@ export const command: Command = {
         bar!.update(Math.min(value, max), { records: records.toLocaleString('en-US'), rate });
       };
     }
+    const junit = a.values.get('junit');
+    const flows = junit ? new FlowCollector(scenario) : null;
+    if (flows) opts.sinks = [flows];
     let outcome;
     try {
       outcome = await runReplay(opts);
@@ -172,6 +180,10 @@ export const command: Command = {
     await writeFile(join(outDir, 'report.json'), JSON.stringify(r, null, 2) + '\n');
     if (json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
     else process.stdout.write(formatReplaySummary(r, maxDiffs) + `\n  report: ${join(outDir, 'report.json')}\n`);
+    if (junit && flows) {
+      const command = ['natlab', 'replay', ...argv.filter((x, k) => x !== '--junit' && argv[k - 1] !== '--junit')].join(' ');
+      await writeJUnit(junit, [replaySuite(r, flows.list(), { command, outDir, annotated: format === 'pcapng' })]);
+    }
     if (r.input.error) process.stderr.write(`natlab replay: ${r.input.error}\n`);
     return r.exitCode;
   },

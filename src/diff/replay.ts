@@ -27,7 +27,7 @@ import { IngressMap, INGRESS_NOWHERE } from './replay-ingress.ts';
 import { FramePreparer, type PreparedFrame } from './replay-input.ts';
 import { FlowMappings, insidePortOf, insidePortRaw, mappingAddr, mappingPort, readdressFrame, readdressRaw, translatedSource } from './replay-remap.ts';
 import type { EngineSummary, ReaddressExample, ReplayDifference, ReplayFrameRef, ReplayReport } from './report.ts';
-import { engineComment, inputComment, pointInterfaceName, type PacketStory, type StoryDifference } from './sinks/annotate.ts';
+import { engineComment, inputComment, pointInterfaceName, type PacketSink, type PacketStory, type StoryDifference } from './sinks/annotate.ts';
 import { InputCapture, INPUT_CAPTURE_FILE } from './sinks/input-capture.ts';
 
 export const DEFAULT_CHUNK = 4096;
@@ -63,6 +63,8 @@ export interface ReplayOptions {
    * DIR/input.pcapng (every input with its fate on every engine).
    */
   outputFormat?: 'pcap' | 'pcapng';
+  /** Per-packet consumers of every input's story (JUnit per flow, the HTML report). */
+  sinks?: PacketSink[];
   /** Keep every per-packet result (corpus files); only for small captures. */
   keepResults?: boolean;
   /** Called after every chunk: records done, input bytes consumed, file size. */
@@ -368,6 +370,8 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
   const pairs: Array<[string, string]> = [];
   const contexts: PacketCompareContext[] = [];
   const annotate = opts.outputFormat === 'pcapng' && opts.outDir !== null;
+  const sinks = opts.sinks ?? [];
+  const stories = annotate || sinks.length > 0;
   let inputCapture: InputCapture | null = null;
   try {
     if (opts.outDir !== null) await mkdir(opts.outDir, { recursive: true });
@@ -401,7 +405,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       // Compare, count and write, packet by packet in input order.
       for (let i = 0; i < frames.length; i++) {
         const p = frames[i];
-        const storyDiffs: StoryDifference[] | null = annotate ? [] : null;
+        const storyDiffs: StoryDifference[] | null = stories ? [] : null;
         let refs: Record<string, ReplayFrameRef[]> | null = null;
         if (p.ingress !== INGRESS_NOWHERE && states.length > 1) {
           const a = states[0];
@@ -434,13 +438,16 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       }
     };
 
-    /** Annotated captures: every engine's outputs and drops, and the input, each with its story. */
-    const writeAnnotated = async (p: PreparedFrame, i: number, rec: CaptureRecord, differences: StoryDifference[]): Promise<void> => {
+    /** Stories: annotated captures (every engine's outputs and drops, and the input) and sinks. */
+    const writeAnnotated = async (p: PreparedFrame, i: number, rec: CaptureRecord | undefined, differences: StoryDifference[]): Promise<void> => {
       const results = states.map((st) => account(st, p, i));
       const story: PacketStory = {
         input: p.n, ingress: p.ingress === INGRESS_NOWHERE ? -1 : p.ingress, differences,
         verdicts: states.map((st, k) => ({ engine: st.name, result: results[k], readdressed: st.how[i] ?? '' })),
+        timeUs: p.timeUs, frame: p.frame, flow: p.outKey ?? p.inKey,
       };
+      for (const sink of sinks) sink.packet(story);
+      if (!annotate) return;
       for (let k = 0; k < states.length; k++) {
         const st = states[k];
         const r = results[k];
@@ -448,7 +455,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
         const fed = st.fed[i];
         if (r.fate !== FATE_DELIVERED && fed) await st.out.writeDropped(p.timeUs, fed, engineComment(s, story, st.name, -1));
       }
-      await inputCapture!.write(story.ingress, rec.linkType, rec.tsSec, rec.tsNsec, rec.data, rec.origLen, inputComment(s, story));
+      if (rec) await inputCapture!.write(story.ingress, rec.linkType, rec.tsSec, rec.tsNsec, rec.data, rec.origLen, inputComment(s, story));
     };
 
     // An engine may refuse the input part-way (the kernel engine cannot wait out a long gap in

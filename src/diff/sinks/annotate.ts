@@ -39,6 +39,21 @@ export interface PacketStory {
   verdicts: EngineVerdict[];
   /** Differences found for this packet (first engine against each other one). */
   differences: StoryDifference[];
+  /** Packet clock, microseconds. */
+  timeUs?: number;
+  /** The IPv4 packet as captured (link header stripped), null when not fed. */
+  frame?: Uint8Array | null;
+  /** The flow it belongs to (replay-remap flowKey: proto|inside|port|remote|port), or null. */
+  flow?: string | null;
+}
+
+/**
+ * Something that consumes every packet's story as a replay runs (annotated captures, JUnit per
+ * flow, the HTML report). Called in input order; must not keep `frame` views past the call
+ * unless it copies them.
+ */
+export interface PacketSink {
+  packet(story: PacketStory): void;
 }
 
 /** "no-route", "malformed (bad-ihl)", "not-ipv4 (ethertype 0x86dd)", "no-ingress (source ...)". */
