@@ -15,6 +15,7 @@ const COMMANDS: Array<() => Promise<{ command: Command }>> = [
   () => import('./cmd-scenario.ts'),
   () => import('./cmd-pcap.ts'),
   () => import('./cmd-fuzz.ts'),
+  () => import('./cmd-conformance.ts'),
 ];
 
 async function loadCommands(): Promise<Command[]> {

@@ -1,0 +1,104 @@
+// Port shadowing (the attack of the kernel selftest tools/testing/selftests/net/netfilter/
+// nft_nat.sh, test_port_shadow): a host behind the NAT sends from a service port P of the NAT's
+// public address to an internet host's port Q. MASQUERADE keeps P, so the entry's reply tuple is
+// (internet:Q -> NAT:P). When that internet host later connects from Q to the service at P, its
+// first packet matches the entry and is de-NATed to the attacker instead of reaching the service
+// (the NAT instance's own one, or a DNAT port-forward's target). The selftest's mitigations:
+// a filter rule dropping forwarded packets from the service port, notrack for the service port,
+// and PAT (masquerade packets from the service port to other ports, `--to-ports … --random`).
+// A scenario file can express only the last (it has the nat table alone).
+//
+// Judged from outputs: the attacker's packet (dropped → filter; source port rewritten → PAT) and
+// where the internet host's connection lands. Which ports to probe comes from the scenario (the
+// NAT instance's sshd, tcp/22, and every DNAT port-forward of its PREROUTING chain).
+
+import { PROTO_TCP, PROTO_UDP } from '../../packet/constants.ts';
+import { formatIpv4 } from '../../packet/addr.ts';
+import { instancePoint, NF_NAT_RANGE_PROTO_SPECIFIED, POINT_INTERNET } from '../../spec/scenario.ts';
+import { ep, F_SYN, PROTO_NAMES, type ProbeContext, type ProbeSession, type Sent, type Topology } from './kit.ts';
+
+export interface ShadowTarget {
+  /** e.g. 'nat tcp/22 (the NAT instance's own sshd)', 'DNAT tcp/8080 -> app:80'. */
+  name: string;
+  proto: number;
+  /** The public port P. */
+  port: number;
+  /** Where the internet host's connection should land, and at which port. */
+  point: number;
+  dport: number;
+}
+
+export type Mitigation = 'PAT' | 'filter' | 'no capture';
+
+export interface ShadowResult {
+  target: string;
+  /** 'exposed' | 'not exposed' | 'inconclusive' (the service itself is not reachable). */
+  status: 'exposed' | 'not exposed' | 'inconclusive';
+  /** What closed it, judged from the attacker's packet. */
+  mitigation: Mitigation | null;
+  evidence: string;
+}
+
+const ATTACK_PEER_PORT = 41404; // nft_nat.sh's internet-side port
+
+/** The targets probed in a scenario: the NAT instance's sshd and every DNAT port-forward. */
+export function shadowTargets(topo: Topology): ShadowTarget[] {
+  const s = topo.scenario;
+  const nat = s.instances[topo.nat];
+  const out: ShadowTarget[] = [
+    { name: `${nat.name} tcp/22 (the NAT instance's own sshd)`, proto: PROTO_TCP, port: 22, point: instancePoint(topo.nat), dport: 22 },
+  ];
+  for (const r of nat.nat?.chains.PREROUTING ?? []) {
+    if (r.target.kind !== 'DNAT' || !r.proto || r.proto.neg || !r.dport || r.dport.neg) continue;
+    if (r.proto.proto !== PROTO_TCP && r.proto.proto !== PROTO_UDP) continue;
+    if (r.dst && (r.dst.neg || (r.dst.cidr.addr !== nat.privateIp && r.dst.cidr.len !== 0))) continue;
+    const to = s.instances.findIndex((i) => i.privateIp === r.target.addrLo);
+    if (to < 0) continue;
+    const port = r.dport.lo;
+    const dport = r.target.flags & NF_NAT_RANGE_PROTO_SPECIFIED ? r.target.portLo : port;
+    out.push({
+      name: `DNAT ${PROTO_NAMES[r.proto.proto]}/${port} -> ${s.instances[to].name}:${dport}`,
+      proto: r.proto.proto,
+      port,
+      point: instancePoint(to),
+      dport,
+    });
+  }
+  return out;
+}
+
+function connect(ps: ProbeSession, t: ShadowTarget): Promise<Sent> {
+  const x1 = ps.topo.remotes[0];
+  return t.proto === PROTO_TCP
+    ? ps.tcpIn(x1, ATTACK_PEER_PORT, t.port, F_SYN, 7000, 0)
+    : ps.udpIn(x1, ATTACK_PEER_PORT, t.port);
+}
+
+export async function probeShadow(ctx: ProbeContext, t: ShadowTarget): Promise<ShadowResult> {
+  const x1 = ctx.topo.remotes[0];
+  // Control: the service is reachable at all.
+  const c = await ctx.fresh();
+  const ctl = await connect(c, t);
+  const reach = ctl.at(t.point);
+  const reachable = !!reach && reach.dport === t.dport;
+  // Attack: another host behind the NAT than the target when there is one.
+  const a = await ctx.fresh();
+  let host = 0;
+  for (let i = 0; i < a.topo.inside.length; i++) if (a.hostPoint(i) !== t.point) { host = i; break; }
+  const attackerPoint = a.hostPoint(host);
+  const shadow = t.proto === PROTO_TCP
+    ? await a.tcpOut(host, t.port, x1, ATTACK_PEER_PORT, F_SYN, 1000, 0)
+    : await a.udpOut(host, t.port, x1, ATTACK_PEER_PORT);
+  const so = shadow.at(POINT_INTERNET);
+  const victim = await connect(a, t);
+  const got = victim.at(attackerPoint);
+  const captured = !!got && got.dport === t.port && !(attackerPoint === t.point && t.dport === t.port);
+  const ev = `${a.hostName(host)} ${ep(a.hostIp(host), t.port)} -> ${ep(x1, ATTACK_PEER_PORT)}: ${so ? `left as ${formatIpv4(so.src)}:${so.sport}` : shadow.fate()}; ` +
+    `then ${ep(x1, ATTACK_PEER_PORT)} -> ${ep(a.topo.external, t.port)} ${victim.fate()}` +
+    `; control (no attacker): ${ctl.fate()}`;
+  if (captured) return { target: t.name, status: 'exposed', mitigation: null, evidence: ev };
+  let mitigation: Mitigation = 'no capture';
+  if (!so) mitigation = 'filter';
+  else if (so.sport !== t.port) mitigation = 'PAT';
+  return { target: t.name, status: reachable ? 'not exposed' : 'inconclusive', mitigation, evidence: ev };
+}
