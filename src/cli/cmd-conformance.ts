@@ -22,7 +22,11 @@ options:
   --engines L    comma-separated engines (default model,core); kernel needs root (docs/kernel-oracle.md)
                  and takes about a minute (real time passes for the timer probes)
   --seed N       seed of the engines' random port choices (default 1)
+  --settle-ms N  kernel engine: quiet time that ends one packet's collection (default 20; raise it
+                 on a loaded machine when the report warns of frames that came late)
   --json         the report as JSON
+
+Engine warnings (e.g. kernel frames that came late) are printed: a verdict may be unreliable then.
 
 exit: 0 the engines agree on every verdict (whatever the verdicts are); 1 they differ;
       2 bad input or usage (e.g. a scenario without a NAT instance to probe).
@@ -33,10 +37,12 @@ export const command: Command = {
   summary: 'RFC 4787/5382/5508/7857 conformance, RFC 5780 classification, port shadowing',
   usage: USAGE,
   async run(argv) {
-    const a = parseArgs(argv, { flags: ['json'], values: ['scenario', 'engines', 'seed'] });
+    const a = parseArgs(argv, { flags: ['json'], values: ['scenario', 'engines', 'seed', 'settle-ms'] });
     if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
     const seedText = a.values.get('seed') ?? '1';
     if (!/^\d+$/.test(seedText)) throw new UsageError(`--seed: '${seedText}' is not a non-negative integer`);
+    const settleText = a.values.get('settle-ms');
+    if (settleText !== undefined && !/^[1-9]\d{0,4}$/.test(settleText)) throw new UsageError(`--settle-ms: '${settleText}' is not a whole number of ms (1..99999)`);
     const engines: EngineName[] = [];
     for (const e of (a.values.get('engines') ?? 'model,core').split(',').map((x) => x.trim()).filter(Boolean)) {
       let name: EngineName;
@@ -62,6 +68,7 @@ export const command: Command = {
     const tty = process.stderr.isTTY && !a.flags.has('json');
     const rep = await runConformance(scenario, engines, {
       seed: Number(seedText),
+      engineExtra: settleText ? { kernel: { settleMs: Number(settleText) } } : undefined,
       onProbe: tty ? (e, p) => process.stderr.write(`\r\x1b[K${e}: ${p}`) : undefined,
     });
     if (tty) process.stderr.write('\r\x1b[K');

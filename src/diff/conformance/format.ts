@@ -50,6 +50,9 @@ export function formatConformanceText(rep: ConformanceReport): string {
     out.push('    mitigations (nft_nat.sh): a filter FORWARD rule dropping packets from the service port, notrack for it (raw table),');
     out.push('    or PAT in the nat table: -A POSTROUTING -s <VPC> -o eth0 -p tcp --sport P -j MASQUERADE --to-ports <range without P> --random');
   }
+  for (const n of e) {
+    if (rep.warnings[n]?.length) out.push(`WARNINGS (${n}): ${rep.warnings[n].length}\n${rep.warnings[n].map((w) => `  - ${w}`).join('\n')}`);
+  }
   out.push('');
   out.push(rep.differences.length ? `DIFFERENCES between engines: ${rep.differences.length}\n${rep.differences.map((d) => `  - ${d}`).join('\n')}` : `engines agree on every verdict (${e.join(', ')})`);
   return out.join('\n');
@@ -76,5 +79,6 @@ export function conformanceJson(rep: ConformanceReport): object {
     })),
     shadowing: rep.shadow,
     differences: rep.differences,
+    warnings: rep.warnings,
   };
 }

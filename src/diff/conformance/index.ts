@@ -3,5 +3,5 @@ export { runConformance, engineMaker, type ConformanceReport, type ConformanceOp
 export { formatConformanceText, conformanceJson } from './format.ts';
 export { REQUIREMENTS, type Requirement, type Level } from './requirements.ts';
 export { PROBES, type Verdict, type Judgement, type Probe } from './probes.ts';
-export { findTopology, type Topology } from './kit.ts';
+export { findTopology, ProbeContext, type Topology, type EngineMaker } from './kit.ts';
 export { shadowTargets, probeShadow, type ShadowResult, type ShadowTarget } from './shadow.ts';

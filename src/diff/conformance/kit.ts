@@ -146,12 +146,6 @@ export interface EngineMaker {
   make(s: Scenario): Promise<Engine>;
 }
 
-/** TCP flag bits. */
-export const F_FIN = 0x01;
-export const F_SYN = 0x02;
-export const F_RST = 0x04;
-export const F_ACK = 0x10;
-
 /** A fresh engine and a virtual clock for one probe. Packets are 1 ms apart unless told. */
 export class ProbeSession {
   tUs = 1_000_000;
@@ -242,6 +236,8 @@ export function ep(addr: number, port: number): string {
 /** What probes get: the topology and fresh sessions (closed by the runner). */
 export class ProbeContext {
   private readonly open: ProbeSession[] = [];
+  /** Warnings the engines gave (the kernel engine's `warnings`, e.g. frames that came late). */
+  readonly warnings: string[] = [];
   constructor(
     readonly topo: Topology,
     readonly maker: EngineMaker,
@@ -255,6 +251,10 @@ export class ProbeContext {
   }
   async closeAll(): Promise<void> {
     const all = this.open.splice(0);
-    for (const ps of all) await ps.engine.close();
+    for (const ps of all) {
+      const w = (ps.engine as { warnings?: unknown }).warnings;
+      if (Array.isArray(w)) for (const x of w) if (typeof x === 'string' && !this.warnings.includes(x)) this.warnings.push(x);
+      await ps.engine.close();
+    }
   }
 }

@@ -2,11 +2,11 @@
 // the engine's own conntrack table for timers). Each probe answers one or more requirements
 // (requirements.ts). Cold path.
 
-import { PROTO_ICMP, PROTO_TCP, PROTO_UDP, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH } from '../../packet/constants.ts';
+import { F_ACK, F_FIN, F_RST, F_SYN, PROTO_ICMP, PROTO_TCP, PROTO_UDP, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH } from '../../packet/constants.ts';
 import { buildIpv4, buildUdp } from '../../packet/build.ts';
 import { formatIpv4 } from '../../packet/addr.ts';
 import { POINT_INTERNET } from '../../spec/scenario.ts';
-import { ep, F_ACK, F_FIN, F_RST, F_SYN, type ProbeContext, type ProbeSession, type Sent } from './kit.ts';
+import { ep, type ProbeContext, type ProbeSession, type Sent } from './kit.ts';
 
 export type Verdict = 'pass' | 'fail' | 'n/a' | 'info' | 'untestable';
 

@@ -12,10 +12,10 @@
 // where the internet host's connection lands. Which ports to probe comes from the scenario (the
 // NAT instance's sshd, tcp/22, and every DNAT port-forward of its PREROUTING chain).
 
-import { PROTO_TCP, PROTO_UDP } from '../../packet/constants.ts';
+import { F_SYN, PROTO_TCP, PROTO_UDP } from '../../packet/constants.ts';
 import { formatIpv4 } from '../../packet/addr.ts';
 import { instancePoint, NF_NAT_RANGE_PROTO_SPECIFIED, POINT_INTERNET } from '../../spec/scenario.ts';
-import { ep, F_SYN, PROTO_NAMES, type ProbeContext, type ProbeSession, type Sent, type Topology } from './kit.ts';
+import { ep, PROTO_NAMES, type ProbeContext, type ProbeSession, type Sent, type Topology } from './kit.ts';
 
 export interface ShadowTarget {
   /** e.g. 'nat tcp/22 (the NAT instance's own sshd)', 'DNAT tcp/8080 -> app:80'. */
