@@ -48,6 +48,36 @@ forbidden.push({
   from: { path: '^src/', pathNot: '^src/core/(pool|worker)[^/]*\\.ts$' },
   to: { path: '(^|/)node_modules/piscina/|^worker_threads$' },
 });
+// bench/ sits above everything (it measures the engines and the replay): it may use the public
+// entry points of src/, never an engine's internals. Where a benchmark must drive the core's
+// internals it goes through the core's explicit bench API (src/core/bench-api.ts).
+forbidden.push({
+  name: 'bench-uses-core-bench-api',
+  comment: 'bench/ reaches core internals only through src/core/bench-api.ts (or the engine, src/core/engine.ts)',
+  severity: 'error',
+  from: { path: '^bench/' },
+  to: { path: '^src/core/', pathNot: '^src/core/(bench-api|engine)\\.ts$' },
+});
+forbidden.push({
+  name: 'bench-uses-engine-entry-points',
+  comment: 'bench/ uses the model and the kernel oracle through their index.ts only',
+  severity: 'error',
+  from: { path: '^bench/' },
+  to: { path: '^src/(model|oracle)/', pathNot: '^src/(model|oracle)/index\\.ts$' },
+});
+forbidden.push({
+  name: 'only-cli-loads-bench',
+  comment: 'bench/ is the implementation of `natlab bench`: only src/cli/ imports it, and bench/ never imports src/cli/',
+  severity: 'error',
+  from: { path: '^src/', pathNot: '^src/cli/' },
+  to: { path: '^bench/' },
+});
+forbidden.push({
+  name: 'bench-not-cli',
+  severity: 'error',
+  from: { path: '^bench/' },
+  to: { path: '^src/cli/' },
+});
 forbidden.push({
   name: 'no-circular',
   severity: 'error',

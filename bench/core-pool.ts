@@ -24,11 +24,9 @@ import { buildUdp } from '../src/packet/build.ts';
 import { loadBuiltinScenario } from '../src/scenario/index.ts';
 import { FATE_DELIVERED } from '../src/spec/reasons.ts';
 import { POINT_INTERNET, instancePoint, type Scenario } from '../src/spec/scenario.ts';
-import { dispatchWorker } from '../src/core/dispatch.ts';
-import { type BatchIO, type CoreShared, createBatchIO, createCoreShared } from '../src/core/layout.ts';
-import { Dataplane } from '../src/core/dataplane.ts';
-import { CorePool } from '../src/core/pool.ts';
-import { OP_PROCESS, RING_SLOTS } from '../src/core/ring.ts';
+import {
+  dispatchWorker, type BatchIO, type CoreShared, createBatchIO, createCoreShared, Dataplane, CorePool, OP_PROCESS, RING_SLOTS,
+} from '../src/core/bench-api.ts';
 import { writeBenchResult } from './results.ts';
 
 export interface PoolBenchOptions {

@@ -13,11 +13,9 @@
 import type { Scenario } from '../src/spec/scenario.ts';
 import { FATE_DELIVERED, reasonName } from '../src/spec/reasons.ts';
 import { ICMP_ERROR_MAX_LEN } from '../src/spec/timeouts.ts';
-import { dispatchWorker } from '../src/core/dispatch.ts';
-import { type BatchIO, type CoreShared, OUT_SLOTS_PER_PACKET, createCoreShared, sharedBytesPerSession, sharedBytesTotal } from '../src/core/layout.ts';
-import { readSessionCounts } from '../src/core/ct-dump.ts';
-import { CorePool } from '../src/core/pool.ts';
-import { OP_PROCESS, RING_SLOTS, isComplete } from '../src/core/ring.ts';
+import {
+  dispatchWorker, type BatchIO, type CoreShared, OUT_SLOTS_PER_PACKET, createCoreShared, sharedBytesPerSession, sharedBytesTotal, readSessionCounts, CorePool, OP_PROCESS, RING_SLOTS, isComplete,
+} from '../src/core/bench-api.ts';
 import type { PacketSource } from '../src/traffic/workload.ts';
 
 export interface CoreRunnerOptions {

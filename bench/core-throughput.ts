@@ -11,8 +11,9 @@
 
 import { performance } from 'node:perf_hooks';
 import { loadBuiltinScenario } from '../src/scenario/index.ts';
-import { createBatchIO, createCoreShared, sharedBytesPerSession, sharedBytesTotal, type BatchIO } from '../src/core/layout.ts';
-import { Dataplane } from '../src/core/dataplane.ts';
+import {
+  createBatchIO, createCoreShared, sharedBytesPerSession, sharedBytesTotal, type BatchIO, Dataplane,
+} from '../src/core/bench-api.ts';
 import { buildUdp, parseIpv4Addr } from '../src/packet/index.ts';
 import { writeBenchResult } from './results.ts';
 

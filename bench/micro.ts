@@ -8,8 +8,9 @@ import { Bench } from 'tinybench';
 import { loadBuiltinScenario } from '../src/scenario/index.ts';
 import type { Scenario } from '../src/spec/scenario.ts';
 import { FATE_DELIVERED } from '../src/spec/reasons.ts';
-import { type BatchIO, createBatchIO, createCoreShared, KIND_ORIG, SESSION_WORDS, S_META, S_OSRC, M_SLOT_SHIFT, M_SLOT_MASK, M_PROTO_MASK } from '../src/core/layout.ts';
-import { Dataplane } from '../src/core/dataplane.ts';
+import {
+  type BatchIO, createBatchIO, createCoreShared, KIND_ORIG, SESSION_WORDS, S_META, S_OSRC, M_SLOT_SHIFT, M_SLOT_MASK, M_PROTO_MASK, Dataplane,
+} from '../src/core/bench-api.ts';
 import {
   EstablishedWorkload, FlowSpace, FRAME64_IP_LEN, SETUP_DONE_MS, benchScenario, withExtraHosts, writeUdp, type PacketSource,
 } from '../src/traffic/workload.ts';

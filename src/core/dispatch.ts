@@ -19,13 +19,7 @@
 
 import { ruleMatch, routeLookup, instanceByPrivate, eipIndex, CH_COUNT, CH_PRE, RT_ENI, RT_LOCAL, TK_DNAT, type CompiledScenario } from './compile.ts';
 import { NF_NAT_RANGE_PROTO_SPECIFIED } from '../spec/scenario.ts';
-
-function u16(b: Uint8Array, o: number): number {
-  return (b[o] << 8) | b[o + 1];
-}
-function u32(b: Uint8Array, o: number): number {
-  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
-}
+import { rd16, rd32 } from '../packet/bytes.ts';
 
 export function mixEndpoint(addr: number, port: number): number {
   let h = Math.imul(addr ^ 0x5bd1e995, 0x9e3779b1) ^ Math.imul(port + 0x7f4a7c15, 0x85ebca6b);
@@ -109,11 +103,11 @@ export function dispatchWorker(c: CompiledScenario, workers: number, buf: Uint8A
   const ihl = (buf[off] & 15) << 2;
   if (ihl < 20 || ihl > len) return 0;
   const proto = buf[off + 9];
-  const src = u32(buf, off + 12);
-  let dst = u32(buf, off + 16);
+  const src = rd32(buf, off + 12);
+  let dst = rd32(buf, off + 16);
   const l4 = off + ihl;
-  const l4len = Math.min(len, u16(buf, off + 2)) - ihl;
-  if ((u16(buf, off + 6) & 0x1fff) !== 0) return mixEndpoint(ingress === 0 ? src : dst, 0) % W;
+  const l4len = Math.min(len, rd16(buf, off + 2)) - ihl;
+  if ((rd16(buf, off + 6) & 0x1fff) !== 0) return mixEndpoint(ingress === 0 ? src : dst, 0) % W;
   let slot: number;
   if (ingress === 0) {
     const e = eipIndex(c, dst);
@@ -126,8 +120,8 @@ export function dispatchWorker(c: CompiledScenario, workers: number, buf: Uint8A
   let dport = 0;
   if (proto === 6 || proto === 17) {
     if (l4len < 4) return 0;
-    sport = u16(buf, l4);
-    dport = u16(buf, l4 + 2);
+    sport = rd16(buf, l4);
+    dport = rd16(buf, l4 + 2);
   } else if (proto === 1) {
     if (l4len < 8) return 0;
     const t = buf[l4];
@@ -138,16 +132,16 @@ export function dispatchWorker(c: CompiledScenario, workers: number, buf: Uint8A
       const qihl = (buf[q] & 15) << 2;
       if (qihl < 20 || l4len < 8 + qihl + 8) return 0;
       const qproto = buf[q + 9];
-      let qsrc = u32(buf, q + 12);
-      const qdst = u32(buf, q + 16);
+      let qsrc = rd32(buf, q + 12);
+      const qdst = rd32(buf, q + 16);
       const ql4 = q + qihl;
       let qsport = 0;
       let qdport = 0;
       if (qproto === 6 || qproto === 17) {
-        qsport = u16(buf, ql4);
-        qdport = u16(buf, ql4 + 2);
+        qsport = rd16(buf, ql4);
+        qdport = rd16(buf, ql4 + 2);
       } else if (qproto === 1) {
-        qsport = u16(buf, ql4 + 4);
+        qsport = rd16(buf, ql4 + 4);
         qdport = qsport;
       }
       if (ingress === 0) {
@@ -158,7 +152,7 @@ export function dispatchWorker(c: CompiledScenario, workers: number, buf: Uint8A
       }
       return ownerOutbound(c, W, slot, qproto, qdst, qsrc, qdport, qsport);
     }
-    sport = u16(buf, l4 + 4);
+    sport = rd16(buf, l4 + 4);
   }
   if (ingress === 0) return ownerInbound(c, W, slot, proto, src, dst, sport, dport);
   return ownerOutbound(c, W, slot, proto, src, dst, sport, dport);

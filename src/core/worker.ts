@@ -59,7 +59,8 @@ export interface WorkerTask {
   ring: SharedArrayBuffer;
   /**
    * 'dataplane' runs Dataplane.processBatch; 'noop' only commits (measures the hand-over alone);
-   * 'probe' adds 1 to probe[packet] per processed packet (tests: exactly-once across faults).
+   * 'probe' adds 1 to probe[packet] per processed packet (tests: exactly-once across faults) and
+   * stores the time of each advance in probe's last slot.
    */
   mode: 'dataplane' | 'noop' | 'probe';
   probe?: Int32Array;
@@ -85,12 +86,15 @@ class NoopProcessor implements Processor {
   }
 }
 
+/** Counts each packet in probe[packet]; an advance stores its time in the probe's last slot. */
 class ProbeProcessor implements Processor {
   constructor(private readonly probe: Int32Array) {}
   process(_io: BatchIO, idx: Int32Array, first: number, count: number): void {
     for (let i = first; i < first + count; i++) Atomics.add(this.probe, idx[i], 1);
   }
-  advance(_nowMs: number): void {}
+  advance(nowMs: number): void {
+    Atomics.store(this.probe, this.probe.length - 1, nowMs);
+  }
   fast(): number {
     return 0;
   }

@@ -26,6 +26,7 @@ import {
   ICMP_ADDRESS, ICMP_ECHO, ICMP_INFO_REQUEST, ICMP_TIMESTAMP, isIcmpErrorType, isIcmpQueryType, PROTO_ICMP,
   PROTO_TCP, PROTO_UDP,
 } from '../packet/constants.ts';
+import { rd16, wr16 } from '../packet/bytes.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -99,14 +100,6 @@ interface Endpoint {
   outerCsumOff: number;
 }
 
-function u16(b: Uint8Array, o: number): number {
-  return (b[o] << 8) | b[o + 1];
-}
-function w16(b: Uint8Array, o: number, v: number): void {
-  b[o] = (v >>> 8) & 0xff;
-  b[o + 1] = v & 0xff;
-}
-
 /** Port/id fields of a well-formed frame, outer then inner; [] if it does not parse. */
 /**
  * Statuses whose IPv4 header is sound but whose L4 is damaged: the ports still sit at their fixed
@@ -126,9 +119,9 @@ function damagedEndpoints(frame: Uint8Array, pv: PacketView): Endpoint[] {
   if (have < 4) return [];
   const udp = pv.proto === PROTO_UDP;
   const co = udp ? 6 : 16;
-  const csumOff = have >= co + 2 && !(udp && u16(frame, o + 6) === 0) ? o + co : -1;
-  const sport = u16(frame, o);
-  const dport = u16(frame, o + 2);
+  const csumOff = have >= co + 2 && !(udp && rd16(frame, o + 6) === 0) ? o + co : -1;
+  const sport = rd16(frame, o);
+  const dport = rd16(frame, o + 2);
   return [
     { role: 'src', proto: pv.proto, addr: pv.src, port: sport, otherAddr: pv.dst, otherPort: dport, off: o, csumOff, csumUdp: udp, outerCsumOff: -1 },
     { role: 'dst', proto: pv.proto, addr: pv.dst, port: dport, otherAddr: pv.src, otherPort: sport, off: o + 2, csumOff, csumUdp: udp, outerCsumOff: -1 },
@@ -156,12 +149,12 @@ function endpointsOf(frame: Uint8Array, pv: PacketView): Endpoint[] {
       const udp = pv.innerProto === PROTO_UDP;
       // Linux updates an inner TCP checksum only when the whole 20-byte header is quoted; UDP's
       // (in the first 8 bytes) when non-zero.
-      const csumOff = udp ? (u16(frame, io + 6) !== 0 ? io + 6 : -1) : have >= 20 ? io + 16 : -1;
+      const csumOff = udp ? (rd16(frame, io + 6) !== 0 ? io + 6 : -1) : have >= 20 ? io + 16 : -1;
       eps.push({ role: 'inner-src', proto: pv.innerProto, addr: pv.innerSrc, port: pv.innerSport, otherAddr: pv.innerDst, otherPort: pv.innerDport, off: io, csumOff, csumUdp: udp, outerCsumOff: outer });
       eps.push({ role: 'inner-dst', proto: pv.innerProto, addr: pv.innerDst, port: pv.innerDport, otherAddr: pv.innerSrc, otherPort: pv.innerSport, off: io + 2, csumOff, csumUdp: udp, outerCsumOff: outer });
     } else if (pv.innerProto === PROTO_ICMP && isIcmpQueryType(frame[io])) {
       const req = REQUEST_TYPES.has(frame[io]);
-      eps.push({ role: req ? 'inner-src' : 'inner-dst', proto: PROTO_ICMP, addr: req ? pv.innerSrc : pv.innerDst, port: u16(frame, io + 4), otherAddr: req ? pv.innerDst : pv.innerSrc, otherPort: 0, off: io + 4, csumOff: io + 2, csumUdp: false, outerCsumOff: outer });
+      eps.push({ role: req ? 'inner-src' : 'inner-dst', proto: PROTO_ICMP, addr: req ? pv.innerSrc : pv.innerDst, port: rd16(frame, io + 4), otherAddr: req ? pv.innerDst : pv.innerSrc, otherPort: 0, off: io + 4, csumOff: io + 2, csumUdp: false, outerCsumOff: outer });
     }
   }
   return eps;
@@ -169,16 +162,16 @@ function endpointsOf(frame: Uint8Array, pv: PacketView): Endpoint[] {
 
 /** Rewrites one port field with the checksum updates Linux's NAT would make. */
 function writePort(b: Uint8Array, ep: Endpoint, neu: number): void {
-  const old = u16(b, ep.off);
+  const old = rd16(b, ep.off);
   if (old === neu) return;
-  w16(b, ep.off, neu);
+  wr16(b, ep.off, neu);
   if (ep.csumOff >= 0) {
-    const oldC = u16(b, ep.csumOff);
+    const oldC = rd16(b, ep.csumOff);
     const newC = ep.csumUdp ? udpCsumReplace16(oldC, old, neu) : csumReplace16(oldC, old, neu);
-    w16(b, ep.csumOff, newC);
-    if (ep.outerCsumOff >= 0) w16(b, ep.outerCsumOff, csumReplace16(u16(b, ep.outerCsumOff), oldC, newC));
+    wr16(b, ep.csumOff, newC);
+    if (ep.outerCsumOff >= 0) wr16(b, ep.outerCsumOff, csumReplace16(rd16(b, ep.outerCsumOff), oldC, newC));
   }
-  if (ep.outerCsumOff >= 0) w16(b, ep.outerCsumOff, csumReplace16(u16(b, ep.outerCsumOff), old, neu));
+  if (ep.outerCsumOff >= 0) wr16(b, ep.outerCsumOff, csumReplace16(rd16(b, ep.outerCsumOff), old, neu));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -392,11 +385,11 @@ function isGenerated(inputFrame: Uint8Array, out: Uint8Array): boolean {
 /** Sets the IP id to 0 (IP checksum updated); returns a copy when it changes. */
 function zeroIpId(f: Uint8Array): Uint8Array {
   if (f.length < 20) return f;
-  const id = u16(f, 4);
+  const id = rd16(f, 4);
   if (id === 0) return f;
   const c = f.slice();
-  w16(c, 4, 0);
-  w16(c, 10, csumReplace16(u16(c, 10), id, 0));
+  wr16(c, 4, 0);
+  wr16(c, 10, csumReplace16(rd16(c, 10), id, 0));
   return c;
 }
 
@@ -412,7 +405,7 @@ export function firstDifference(a: Uint8Array, b: Uint8Array): string {
   while (i < a.length && a[i] === b[i]) i++;
   if (i === a.length) return 'identical';
   const ihl = (a[0] & 15) << 2;
-  const val = (o: number, n: number, f: Uint8Array) => (n === 1 ? f[o] : n === 2 ? u16(f, o) : n === 4 ? formatIpv4(((f[o] << 24) | (f[o + 1] << 16) | (f[o + 2] << 8) | f[o + 3]) >>> 0) : f[o]);
+  const val = (o: number, n: number, f: Uint8Array) => (n === 1 ? f[o] : n === 2 ? rd16(f, o) : n === 4 ? formatIpv4(((f[o] << 24) | (f[o + 1] << 16) | (f[o + 2] << 8) | f[o + 3]) >>> 0) : f[o]);
   if (i < 20) {
     for (const [o, n, name] of IP_FIELDS) if (i >= o && i < o + n) return `byte ${i} (${name}): ${val(o, n, a)} vs ${val(o, n, b)}`;
   }
@@ -434,7 +427,7 @@ export function firstDifference(a: Uint8Array, b: Uint8Array): string {
     const iihl = (a[ihl + 8] & 15) << 2;
     const r2 = inner - iihl;
     const names = ['source port', 'source port', 'destination port', 'destination port'];
-    if (r2 >= 0 && r2 < 4) return `byte ${i} (quoted ${names[r2]}): ${u16(a, ihl + 8 + iihl + (r2 & 2))} vs ${u16(b, ihl + 8 + iihl + (r2 & 2))}`;
+    if (r2 >= 0 && r2 < 4) return `byte ${i} (quoted ${names[r2]}): ${rd16(a, ihl + 8 + iihl + (r2 & 2))} vs ${rd16(b, ihl + 8 + iihl + (r2 & 2))}`;
     return `byte ${i} (quoted packet +${inner}): ${a[i]} vs ${b[i]}`;
   }
   return `byte ${i} (payload +${rel}): ${a[i]} vs ${b[i]}`;
@@ -659,9 +652,9 @@ export function ttlOffsetNormaliser(delta: number, egressPoints: readonly number
       const f = out.frame;
       if (f.length < 20 || (f[0] >>> 4) !== 4) return f;
       const c = f.slice();
-      const oldW = u16(c, 8);
+      const oldW = rd16(c, 8);
       c[8] = (c[8] + delta) & 0xff;
-      w16(c, 10, csumReplace16(u16(c, 10), oldW, u16(c, 8)));
+      wr16(c, 10, csumReplace16(rd16(c, 10), oldW, rd16(c, 8)));
       return c;
     },
   };

@@ -11,7 +11,6 @@ import type { Scenario } from '../spec/scenario.ts';
 import { instancePoint, POINT_INTERNET } from '../spec/scenario.ts';
 import { buildIcmpError, buildIcmpQuery, buildTcp, buildUdp } from '../packet/build.ts';
 import { formatIpv4, parseIpv4Addr } from '../packet/addr.ts';
-import { cidrContains } from '../packet/addr.ts';
 import { PacketView, parseIpv4, PARSE_OK } from '../packet/parse.ts';
 import {
   F_ACK, F_FIN, F_PSH, F_RST, F_SYN, F_URG, ICMP_DEST_UNREACH, ICMP_ECHO, ICMP_ECHOREPLY, ICMP_PARAMETERPROB,

@@ -12,6 +12,7 @@
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP, isIcmpQueryType } from '../packet/constants.ts';
 import { csumReplace16, csumReplace32, udpCsumReplace16, udpCsumReplace32 } from '../packet/checksum.ts';
 import { PARSE_OK, type PacketView } from '../packet/parse.ts';
+import { rd16, wr16, wr32 } from '../packet/bytes.ts';
 
 export function flowKey(proto: number, inside: number, insidePort: number, remote: number, remotePort: number): string {
   return `${proto}|${inside >>> 0}|${insidePort}|${remote >>> 0}|${remotePort}`;
@@ -130,20 +131,6 @@ export function translatedSource(inPv: PacketView, outPv: PacketView): number {
   }
 }
 
-function r16(b: Uint8Array, o: number): number {
-  return (b[o] << 8) | b[o + 1];
-}
-function w16(b: Uint8Array, o: number, v: number): void {
-  b[o] = (v >>> 8) & 0xff;
-  b[o + 1] = v & 0xff;
-}
-function w32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v >>> 24;
-  b[o + 1] = (v >>> 16) & 0xff;
-  b[o + 2] = (v >>> 8) & 0xff;
-  b[o + 3] = v & 0xff;
-}
-
 /**
  * A copy of `frame` (parsed into `pv` at offset 0) re-addressed to `addr`: the outer destination,
  * and the flow's inside port/id becomes `port` (TCP/UDP destination port, ICMP query id; for an
@@ -154,34 +141,34 @@ export function readdressFrame(frame: Uint8Array, pv: PacketView, addr: number, 
   const out = new Uint8Array(frame); // a copy, even when given a Buffer (whose slice is a view)
   addr >>>= 0;
   const oldDst = pv.dst >>> 0;
-  w32(out, 16, addr);
-  w16(out, 10, csumReplace32(r16(out, 10), oldDst, addr));
+  wr32(out, 16, addr);
+  wr16(out, 10, csumReplace32(rd16(out, 10), oldDst, addr));
   const l4 = pv.l4Off;
   switch (pv.proto) {
     case PROTO_TCP: {
-      const oldPort = r16(out, l4 + 2);
-      w16(out, l4 + 2, port);
-      w16(out, l4 + 16, csumReplace16(csumReplace32(r16(out, l4 + 16), oldDst, addr), oldPort, port));
+      const oldPort = rd16(out, l4 + 2);
+      wr16(out, l4 + 2, port);
+      wr16(out, l4 + 16, csumReplace16(csumReplace32(rd16(out, l4 + 16), oldDst, addr), oldPort, port));
       break;
     }
     case PROTO_UDP: {
-      const oldPort = r16(out, l4 + 2);
-      w16(out, l4 + 2, port);
-      w16(out, l4 + 6, udpCsumReplace16(udpCsumReplace32(r16(out, l4 + 6), oldDst, addr), oldPort, port));
+      const oldPort = rd16(out, l4 + 2);
+      wr16(out, l4 + 2, port);
+      wr16(out, l4 + 6, udpCsumReplace16(udpCsumReplace32(rd16(out, l4 + 6), oldDst, addr), oldPort, port));
       break;
     }
     case PROTO_ICMP: {
-      let c = r16(out, l4 + 2);
+      let c = rd16(out, l4 + 2);
       // The quoted packet is the inside host's own: rewrite it only if it really is.
       if (pv.isIcmpError) {
         if ((pv.innerSrc >>> 0) === oldDst) c = readdressQuoted(out, pv, addr, port, c);
       }
       else {
-        const oldId = r16(out, l4 + 4);
-        w16(out, l4 + 4, port);
+        const oldId = rd16(out, l4 + 4);
+        wr16(out, l4 + 4, port);
         c = csumReplace16(c, oldId, port);
       }
-      w16(out, l4 + 2, c);
+      wr16(out, l4 + 2, c);
       break;
     }
     default:
@@ -196,34 +183,34 @@ function readdressQuoted(out: Uint8Array, pv: PacketView, addr: number, port: nu
   const inner = pv.innerOff;
   const oldSrc = pv.innerSrc >>> 0;
   // Inner source address (two words of the ICMP message) and the inner IP header checksum.
-  w32(out, inner + 12, addr);
+  wr32(out, inner + 12, addr);
   c = csumReplace32(c, oldSrc, addr);
-  const oldIpCsum = r16(out, inner + 10);
+  const oldIpCsum = rd16(out, inner + 10);
   const newIpCsum = csumReplace32(oldIpCsum, oldSrc, addr);
-  w16(out, inner + 10, newIpCsum);
+  wr16(out, inner + 10, newIpCsum);
   c = csumReplace16(c, oldIpCsum, newIpCsum);
   const l4 = pv.innerL4Off;
   const have = pv.innerL4Len;
   if ((pv.innerProto === PROTO_TCP || pv.innerProto === PROTO_UDP) && have >= 2) {
-    const oldPort = r16(out, l4);
-    w16(out, l4, port);
+    const oldPort = rd16(out, l4);
+    wr16(out, l4, port);
     c = csumReplace16(c, oldPort, port);
     const fo = pv.innerProto === PROTO_TCP ? 16 : 6;
     if (have >= fo + 2) {
-      const old = r16(out, l4 + fo);
+      const old = rd16(out, l4 + fo);
       const neu = pv.innerProto === PROTO_TCP
         ? csumReplace16(csumReplace32(old, oldSrc, addr), oldPort, port)
         : udpCsumReplace16(udpCsumReplace32(old, oldSrc, addr), oldPort, port);
-      w16(out, l4 + fo, neu);
+      wr16(out, l4 + fo, neu);
       c = csumReplace16(c, old, neu);
     }
   } else if (pv.innerProto === PROTO_ICMP && have >= 6) {
-    const oldId = r16(out, l4 + 4);
-    w16(out, l4 + 4, port);
+    const oldId = rd16(out, l4 + 4);
+    wr16(out, l4 + 4, port);
     c = csumReplace16(c, oldId, port);
-    const oldC = r16(out, l4 + 2);
+    const oldC = rd16(out, l4 + 2);
     const newC = csumReplace16(oldC, oldId, port);
-    w16(out, l4 + 2, newC);
+    wr16(out, l4 + 2, newC);
     c = csumReplace16(c, oldC, newC);
   }
   return c;
@@ -262,9 +249,9 @@ export function inboundKeyRaw(f: Uint8Array): string | null {
   const dst = ((f[16] << 24) | (f[17] << 16) | (f[18] << 8) | f[19]) >>> 0;
   const proto = f[9];
   if ((proto === PROTO_TCP || proto === PROTO_UDP) && f.length >= ihl + 4) {
-    return flowKey(proto, dst, r16(f, ihl + 2), src, r16(f, ihl));
+    return flowKey(proto, dst, rd16(f, ihl + 2), src, rd16(f, ihl));
   }
-  if (proto === PROTO_ICMP && f.length >= ihl + 6 && isIcmpQueryType(f[ihl])) return flowKey(PROTO_ICMP, dst, r16(f, ihl + 4), src, 0);
+  if (proto === PROTO_ICMP && f.length >= ihl + 6 && isIcmpQueryType(f[ihl])) return flowKey(PROTO_ICMP, dst, rd16(f, ihl + 4), src, 0);
   return null;
 }
 
@@ -274,23 +261,23 @@ export function readdressRaw(frame: Uint8Array, addr: number, port: number): Uin
   addr >>>= 0;
   if (out.length < 20) return out;
   const oldDst = ((out[16] << 24) | (out[17] << 16) | (out[18] << 8) | out[19]) >>> 0;
-  w32(out, 16, addr);
-  w16(out, 10, csumReplace32(r16(out, 10), oldDst, addr));
+  wr32(out, 16, addr);
+  wr16(out, 10, csumReplace32(rd16(out, 10), oldDst, addr));
   const ihl = (out[0] & 15) << 2;
   if (ihl < 20 || (((out[6] << 8) | out[7]) & 0x1fff) !== 0) return out;
   const proto = out[9];
   if ((proto === PROTO_TCP || proto === PROTO_UDP) && out.length >= ihl + 4) {
-    const oldPort = r16(out, ihl + 2);
-    w16(out, ihl + 2, port);
+    const oldPort = rd16(out, ihl + 2);
+    wr16(out, ihl + 2, port);
     const fo = proto === PROTO_TCP ? 16 : 6;
     if (out.length >= ihl + fo + 2) {
-      const c = r16(out, ihl + fo);
-      w16(out, ihl + fo, proto === PROTO_TCP ? csumReplace16(csumReplace32(c, oldDst, addr), oldPort, port) : udpCsumReplace16(udpCsumReplace32(c, oldDst, addr), oldPort, port));
+      const c = rd16(out, ihl + fo);
+      wr16(out, ihl + fo, proto === PROTO_TCP ? csumReplace16(csumReplace32(c, oldDst, addr), oldPort, port) : udpCsumReplace16(udpCsumReplace32(c, oldDst, addr), oldPort, port));
     }
   } else if (proto === PROTO_ICMP && out.length >= ihl + 6 && isIcmpQueryType(out[ihl])) {
-    const oldId = r16(out, ihl + 4);
-    w16(out, ihl + 4, port);
-    w16(out, ihl + 2, csumReplace16(r16(out, ihl + 2), oldId, port));
+    const oldId = rd16(out, ihl + 4);
+    wr16(out, ihl + 4, port);
+    wr16(out, ihl + 2, csumReplace16(rd16(out, ihl + 2), oldId, port));
   }
   return out;
 }
@@ -299,7 +286,7 @@ export function readdressRaw(frame: Uint8Array, addr: number, port: number): Uin
 export function insidePortRaw(f: Uint8Array): number {
   const ihl = (f[0] & 15) << 2;
   const proto = f[9];
-  if ((proto === PROTO_TCP || proto === PROTO_UDP) && f.length >= ihl + 4) return r16(f, ihl + 2);
-  if (proto === PROTO_ICMP && f.length >= ihl + 6 && isIcmpQueryType(f[ihl])) return r16(f, ihl + 4);
+  if ((proto === PROTO_TCP || proto === PROTO_UDP) && f.length >= ihl + 4) return rd16(f, ihl + 2);
+  if (proto === PROTO_ICMP && f.length >= ihl + 6 && isIcmpQueryType(f[ihl])) return rd16(f, ihl + 4);
   return -1;
 }

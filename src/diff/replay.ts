@@ -29,6 +29,7 @@ import { FlowMappings, insidePortOf, insidePortRaw, mappingAddr, mappingPort, re
 import type { EngineSummary, ReaddressExample, ReplayDifference, ReplayFrameRef, ReplayReport } from './report.ts';
 import { engineComment, inputComment, pointInterfaceName, type PacketSink, type PacketStory, type StoryDifference } from './sinks/annotate.ts';
 import { InputCapture, INPUT_CAPTURE_FILE } from './sinks/input-capture.ts';
+import { rd16 } from '../packet/bytes.ts';
 
 export const DEFAULT_CHUNK = 4096;
 export const DEFAULT_MAX_DIFFERENCES = 20;
@@ -291,10 +292,6 @@ function bump(o: Record<string, number>, k: string, by = 1): void {
   o[k] = (o[k] ?? 0) + by;
 }
 
-function u16(b: Uint8Array, o: number): number {
-  return (b[o] << 8) | b[o + 1];
-}
-
 /** True if an output's addresses or ports (ICMP query id) differ from the input's. */
 export function tupleChanged(input: Uint8Array, out: Uint8Array): boolean {
   if (input.length < 20 || out.length < 20) return false;
@@ -305,7 +302,7 @@ export function tupleChanged(input: Uint8Array, out: Uint8Array): boolean {
   const proto = input[9];
   if (proto === PROTO_TCP || proto === PROTO_UDP) {
     if (input.length < ia + 4 || out.length < oa + 4) return false;
-    return u16(input, ia) !== u16(out, oa) || u16(input, ia + 2) !== u16(out, oa + 2);
+    return rd16(input, ia) !== rd16(out, oa) || rd16(input, ia + 2) !== rd16(out, oa + 2);
   }
   if (proto === PROTO_ICMP && input.length >= ia + 6 && out.length >= oa + 6) {
     if (isIcmpErrorType(input[ia])) {
@@ -313,7 +310,7 @@ export function tupleChanged(input: Uint8Array, out: Uint8Array): boolean {
       for (let i = 12; i < 20; i++) if (input[ia + 8 + i] !== out[oa + 8 + i]) return true;
       return false;
     }
-    return u16(input, ia + 4) !== u16(out, oa + 4);
+    return rd16(input, ia + 4) !== rd16(out, oa + 4);
   }
   return false;
 }

@@ -7,7 +7,7 @@
 
 import {
   ICMP_ADDRESS, ICMP_ECHO, ICMP_INFO_REQUEST, ICMP_TIMESTAMP, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
-  F_ACK, F_FIN, F_SYN, isIcmpErrorType,
+  F_FIN, F_SYN, isIcmpErrorType,
 } from '../packet/constants.ts';
 import {
   PacketView, PARSE_BAD_TCP_DATA_OFFSET, PARSE_BAD_UDP_LENGTH, PARSE_ICMP_ERROR_TOO_SHORT,
@@ -18,13 +18,14 @@ import { CT_ESTABLISHED, CT_INVALID, CT_NEW, CT_RELATED } from '../spec/reasons.
 import type { ConntrackSettings } from '../spec/scenario.ts';
 import type { ConntrackTimeouts } from '../spec/timeouts.ts';
 import { UDP_STREAM_AFTER_S } from '../spec/timeouts.ts';
-import { copyTuple, invertTuple, tupleEqual, tupleKey, tupleText, type Tuple } from './tuple.ts';
+import { copyTuple, invertTuple, tupleKey, tupleText, type Tuple } from './tuple.ts';
 import {
-  TCP_ACK_SET, TCP_CLASS_NAMES, TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED, TCP_FIN_SET,
+  TCP_ACK_SET, TCP_CLASS_NAMES, TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED,
   TCP_FIN_WAIT, TCP_IG, TCP_IV, TCP_LAST_ACK, TCP_NONE, TCP_NONE_SET, TCP_RST_SET, TCP_STATE_NAMES,
   TCP_SYN_RECV, TCP_SYN_SENT, TCP_SYN_SENT2, TCP_SYN_SET, TCP_SYNACK_SET, TCP_TIME_WAIT,
   tcpFlagsValid, tcpPacketClass, tcpTransition,
 } from './tcp-state.ts';
+import { rd16 } from '../packet/bytes.ts';
 
 export const DIR_ORIG = 0;
 export const DIR_REPLY = 1;
@@ -242,13 +243,6 @@ function invalid(note: string, evicted: CtEntry | null = null): CtResult {
   return { accept: true, entry: null, dir: DIR_ORIG, ctinfo: CT_INVALID, note, evicted };
 }
 
-function u16(b: Uint8Array, o: number): number {
-  return (b[o] << 8) | b[o + 1];
-}
-function u32(b: Uint8Array, o: number): number {
-  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
-}
-
 /** nf_ct_get_tuple for the packet itself: ports need 4 L4 bytes, ICMP its 8-byte header. */
 function packetTuple(pkt: Uint8Array, pv: PacketView): Tuple | null {
   const o = pv.l4Off;
@@ -256,10 +250,10 @@ function packetTuple(pkt: Uint8Array, pv: PacketView): Tuple | null {
     case PROTO_TCP:
     case PROTO_UDP:
       if (pv.l4Len < 4) return null;
-      return { src: pv.src, dst: pv.dst, sport: u16(pkt, o), dport: u16(pkt, o + 2) };
+      return { src: pv.src, dst: pv.dst, sport: rd16(pkt, o), dport: rd16(pkt, o + 2) };
     case PROTO_ICMP:
       if (pv.l4Len < 8) return null;
-      return { src: pv.src, dst: pv.dst, sport: u16(pkt, o + 4), dport: (pkt[o] << 8) | pkt[o + 1] };
+      return { src: pv.src, dst: pv.dst, sport: rd16(pkt, o + 4), dport: (pkt[o] << 8) | pkt[o + 1] };
     default:
       return { src: pv.src, dst: pv.dst, sport: 0, dport: 0 };
   }
@@ -271,14 +265,14 @@ export function innerTuple(pkt: Uint8Array, pv: PacketView): { proto: number; tu
   if (pv.status !== PARSE_OK || !pv.isIcmpError) return null;
   const io = pv.innerOff;
   // ipv4_get_l4proto: an inner non-first fragment has no ports.
-  if ((u16(pkt, io + 6) & 0x1fff) !== 0) return null;
+  if ((rd16(pkt, io + 6) & 0x1fff) !== 0) return null;
   const l4 = pv.innerL4Off;
   switch (pv.innerProto) {
     case PROTO_TCP:
     case PROTO_UDP:
-      return { proto: pv.innerProto, tuple: { src: pv.innerSrc, dst: pv.innerDst, sport: u16(pkt, l4), dport: u16(pkt, l4 + 2) } };
+      return { proto: pv.innerProto, tuple: { src: pv.innerSrc, dst: pv.innerDst, sport: rd16(pkt, l4), dport: rd16(pkt, l4 + 2) } };
     case PROTO_ICMP:
-      return { proto: PROTO_ICMP, tuple: { src: pv.innerSrc, dst: pv.innerDst, sport: u16(pkt, l4 + 4), dport: (pkt[l4] << 8) | pkt[l4 + 1] } };
+      return { proto: PROTO_ICMP, tuple: { src: pv.innerSrc, dst: pv.innerDst, sport: rd16(pkt, l4 + 4), dport: (pkt[l4] << 8) | pkt[l4 + 1] } };
     default:
       return { proto: pv.innerProto, tuple: { src: pv.innerSrc, dst: pv.innerDst, sport: 0, dport: 0 } };
   }

@@ -32,7 +32,7 @@ import {
   ConntrackTable, conntrackIn, DIR_REPLY, HOOK_OUT, HOOK_PRE, type CtEntry, type CtResult,
 } from './conntrack.ts';
 import {
-  MANIP_DST, MANIP_SRC, ipDecreaseTtl, r16, r32, w16, w32,
+  MANIP_DST, MANIP_SRC, ipDecreaseTtl,
 } from './mangle.ts';
 import {
   ICMP_XLATE_BAD_CHECKSUM, ICMP_XLATE_OK, ICMP_XLATE_REDIRECT, icmpReplyTranslation, natPacket,
@@ -41,6 +41,7 @@ import {
 import { Prng } from './prng.ts';
 import { TCP_STATE_NAMES } from './tcp-state.ts';
 import { tupleText } from './tuple.ts';
+import { rd16, rd32, wr16, wr32 } from '../packet/bytes.ts';
 
 /** A path longer than this many instance hops is a routing loop (docs/semantics.md §2). */
 export const MAX_INSTANCE_HOPS = 8;
@@ -549,8 +550,8 @@ export class ModelEngine implements Engine {
     });
     err[1] = (pv.tos & 0x1e) | 0xc0; // RT_TOS(tos) | IPTOS_PREC_INTERNETCONTROL
     err[6] &= 0x1f; // DF clear
-    w16(err, 10, 0);
-    w16(err, 10, ipv4HeaderChecksum(err, 0, 20));
+    wr16(err, 10, 0);
+    wr16(err, 10, ipv4HeaderChecksum(err, 0, 20));
     const sub: Walk = { ...w, prefix: 'ICMP error: ', hops: w.hops, outputs: w.outputs };
     const table = this.tables[t];
     let note = `time exceeded from ${T.name} (${formatIpv4(T.privateIp)}) to ${formatIpv4(pv.src)}`;
@@ -603,33 +604,33 @@ function longestPrefix(routes: readonly Route[], dst: number): Route | null {
  */
 export function igwRewrite(pkt: Uint8Array, pv: PacketView, which: 'src' | 'dst', from: number, to: number): void {
   const off = which === 'src' ? 12 : 16;
-  const old = r32(pkt, off);
-  w16(pkt, 10, csumReplace32(r16(pkt, 10), old, to));
-  w32(pkt, off, to);
+  const old = rd32(pkt, off);
+  wr16(pkt, 10, csumReplace32(rd16(pkt, 10), old, to));
+  wr32(pkt, off, to);
   if (pv.status === PARSE_FRAGMENT) return; // a non-first fragment carries no L4 header
   if (pv.proto === PROTO_TCP && pv.l4Len >= 18) {
-    w16(pkt, pv.l4Off + 16, csumReplace32(r16(pkt, pv.l4Off + 16), old, to));
+    wr16(pkt, pv.l4Off + 16, csumReplace32(rd16(pkt, pv.l4Off + 16), old, to));
   } else if (pv.proto === PROTO_UDP && pv.l4Len >= 8) {
-    w16(pkt, pv.l4Off + 6, udpCsumReplace32(r16(pkt, pv.l4Off + 6), old, to));
+    wr16(pkt, pv.l4Off + 6, udpCsumReplace32(rd16(pkt, pv.l4Off + 6), old, to));
   } else if (pv.proto === PROTO_ICMP && pv.isIcmpError && pv.status === PARSE_OK) {
     // The quoted packet travelled the other way: its destination (outbound) / source (inbound).
     const io = pv.innerOff;
     const innerAddr = io + (which === 'src' ? 16 : 12);
-    if (r32(pkt, innerAddr) !== from) return;
-    let icmp = r16(pkt, pv.l4Off + 2);
-    const oldInnerIpCsum = r16(pkt, io + 10);
-    w16(pkt, io + 10, csumReplace32(oldInnerIpCsum, from, to));
-    w32(pkt, innerAddr, to);
+    if (rd32(pkt, innerAddr) !== from) return;
+    let icmp = rd16(pkt, pv.l4Off + 2);
+    const oldInnerIpCsum = rd16(pkt, io + 10);
+    wr16(pkt, io + 10, csumReplace32(oldInnerIpCsum, from, to));
+    wr32(pkt, innerAddr, to);
     icmp = csumReplace32(icmp, from, to);
-    icmp = csumReplace16(icmp, oldInnerIpCsum, r16(pkt, io + 10));
+    icmp = csumReplace16(icmp, oldInnerIpCsum, rd16(pkt, io + 10));
     const il4 = pv.innerL4Off;
     const csumOff = pv.innerProto === PROTO_TCP && pv.innerL4Len >= 20 ? il4 + 16 : pv.innerProto === PROTO_UDP ? il4 + 6 : -1;
     if (csumOff >= 0) {
-      const before = r16(pkt, csumOff);
-      w16(pkt, csumOff, pv.innerProto === PROTO_UDP ? udpCsumReplace32(before, from, to) : csumReplace32(before, from, to));
-      icmp = csumReplace16(icmp, before, r16(pkt, csumOff));
+      const before = rd16(pkt, csumOff);
+      wr16(pkt, csumOff, pv.innerProto === PROTO_UDP ? udpCsumReplace32(before, from, to) : csumReplace32(before, from, to));
+      icmp = csumReplace16(icmp, before, rd16(pkt, csumOff));
     }
-    w16(pkt, pv.l4Off + 2, icmp);
+    wr16(pkt, pv.l4Off + 2, icmp);
   }
 }
 

@@ -9,30 +9,14 @@ import {
 } from '../packet/constants.ts';
 import { checksumOf, csumReplace16, csumReplace32 } from '../packet/checksum.ts';
 import type { Tuple } from './tuple.ts';
+import { rd16, rd32, wr16, wr32 } from '../packet/bytes.ts';
 
 export const MANIP_SRC = 0;
 export const MANIP_DST = 1;
 
-export function r16(b: Uint8Array, o: number): number {
-  return (b[o] << 8) | b[o + 1];
-}
-export function w16(b: Uint8Array, o: number, v: number): void {
-  b[o] = (v >>> 8) & 0xff;
-  b[o + 1] = v & 0xff;
-}
-export function r32(b: Uint8Array, o: number): number {
-  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
-}
-export function w32(b: Uint8Array, o: number, v: number): void {
-  b[o] = (v >>> 24) & 0xff;
-  b[o + 1] = (v >>> 16) & 0xff;
-  b[o + 2] = (v >>> 8) & 0xff;
-  b[o + 3] = v & 0xff;
-}
-
 /** The address nf_nat_ipv4_csum_update replaces in the pseudo-header. */
 function oldNewAddr(pkt: Uint8Array, iphOff: number, target: Tuple, manip: number): [number, number] {
-  return manip === MANIP_SRC ? [r32(pkt, iphOff + 12), target.src] : [r32(pkt, iphOff + 16), target.dst];
+  return manip === MANIP_SRC ? [rd32(pkt, iphOff + 12), target.src] : [rd32(pkt, iphOff + 16), target.dst];
 }
 
 /** tcp_manip_pkt: ports always (8 bytes guaranteed); checksum only with a full 20-byte header. */
@@ -40,15 +24,15 @@ function tcpManip(pkt: Uint8Array, iphOff: number, hdrOff: number, target: Tuple
   const hdrsize = pkt.length >= hdrOff + 20 ? 20 : 8;
   if (pkt.length < hdrOff + hdrsize) return false;
   const portOff = manip === MANIP_SRC ? hdrOff : hdrOff + 2;
-  const oldPort = r16(pkt, portOff);
+  const oldPort = rd16(pkt, portOff);
   const newPort = manip === MANIP_SRC ? target.sport : target.dport;
-  w16(pkt, portOff, newPort);
+  wr16(pkt, portOff, newPort);
   if (hdrsize < 20) return true;
   const [oldIp, newIp] = oldNewAddr(pkt, iphOff, target, manip);
-  let c = r16(pkt, hdrOff + 16);
+  let c = rd16(pkt, hdrOff + 16);
   c = csumReplace32(c, oldIp, newIp);
   c = csumReplace16(c, oldPort, newPort);
-  w16(pkt, hdrOff + 16, c);
+  wr16(pkt, hdrOff + 16, c);
   return true;
 }
 
@@ -56,17 +40,17 @@ function tcpManip(pkt: Uint8Array, iphOff: number, hdrOff: number, target: Tuple
 function udpManip(pkt: Uint8Array, iphOff: number, hdrOff: number, target: Tuple, manip: number): boolean {
   if (pkt.length < hdrOff + 8) return false;
   const portOff = manip === MANIP_SRC ? hdrOff : hdrOff + 2;
-  const oldPort = r16(pkt, portOff);
+  const oldPort = rd16(pkt, portOff);
   const newPort = manip === MANIP_SRC ? target.sport : target.dport;
-  let c = r16(pkt, hdrOff + 6);
+  let c = rd16(pkt, hdrOff + 6);
   if (c !== 0) {
     const [oldIp, newIp] = oldNewAddr(pkt, iphOff, target, manip);
     c = csumReplace32(c, oldIp, newIp);
     c = csumReplace16(c, oldPort, newPort);
     if (c === 0) c = 0xffff; // CSUM_MANGLED_0
-    w16(pkt, hdrOff + 6, c);
+    wr16(pkt, hdrOff + 6, c);
   }
-  w16(pkt, portOff, newPort);
+  wr16(pkt, portOff, newPort);
   return true;
 }
 
@@ -74,9 +58,9 @@ function udpManip(pkt: Uint8Array, iphOff: number, hdrOff: number, target: Tuple
 function icmpManip(pkt: Uint8Array, hdrOff: number, target: Tuple): boolean {
   if (pkt.length < hdrOff + ICMP_HDR_LEN) return false;
   if (!isIcmpQueryType(pkt[hdrOff])) return true;
-  const oldId = r16(pkt, hdrOff + 4);
-  w16(pkt, hdrOff + 2, csumReplace16(r16(pkt, hdrOff + 2), oldId, target.sport));
-  w16(pkt, hdrOff + 4, target.sport);
+  const oldId = rd16(pkt, hdrOff + 4);
+  wr16(pkt, hdrOff + 2, csumReplace16(rd16(pkt, hdrOff + 2), oldId, target.sport));
+  wr16(pkt, hdrOff + 4, target.sport);
   return true;
 }
 
@@ -93,10 +77,10 @@ export function natManipPkt(pkt: Uint8Array, iphOff: number, target: Tuple, prot
   else if (proto === PROTO_ICMP) ok = icmpManip(pkt, hdrOff, target);
   if (!ok) return false;
   const addrOff = manip === MANIP_SRC ? iphOff + 12 : iphOff + 16;
-  const oldIp = r32(pkt, addrOff);
+  const oldIp = rd32(pkt, addrOff);
   const newIp = manip === MANIP_SRC ? target.src : target.dst;
-  w16(pkt, iphOff + 10, csumReplace32(r16(pkt, iphOff + 10), oldIp, newIp));
-  w32(pkt, addrOff, newIp);
+  wr16(pkt, iphOff + 10, csumReplace32(rd16(pkt, iphOff + 10), oldIp, newIp));
+  wr32(pkt, addrOff, newIp);
   return true;
 }
 
@@ -105,23 +89,23 @@ export function natManipPkt(pkt: Uint8Array, iphOff: number, target: Tuple, prot
  * `check += htons(0x0100); check += (check >= 0xFFFF)` on the host-order u32 of the field.
  */
 export function ipDecreaseTtl(pkt: Uint8Array): void {
-  const be = r16(pkt, 10);
+  const be = rd16(pkt, 10);
   let v = ((be & 0xff) << 8) | (be >>> 8); // the field as an x86 u16 load sees it
   v += 1; // htons(0x0100) on little-endian
   v = (v + (v >= 0xffff ? 1 : 0)) & 0xffff;
-  w16(pkt, 10, ((v & 0xff) << 8) | (v >>> 8));
+  wr16(pkt, 10, ((v & 0xff) << 8) | (v >>> 8));
   pkt[8] = (pkt[8] - 1) & 0xff;
 }
 
 /** Recomputes the ICMP checksum over the whole message (nf_nat_icmp_reply_translation). */
 export function recomputeIcmpChecksum(pkt: Uint8Array, l4Off: number): void {
-  w16(pkt, l4Off + 2, 0);
-  w16(pkt, l4Off + 2, checksumOf(pkt, l4Off, pkt.length - l4Off));
+  wr16(pkt, l4Off + 2, 0);
+  wr16(pkt, l4Off + 2, checksumOf(pkt, l4Off, pkt.length - l4Off));
 }
 
 /** Rewrites an IPv4 address field with the IP header checksum patched incrementally. */
 export function rewriteAddr(pkt: Uint8Array, iphOff: number, which: 'src' | 'dst', addr: number): void {
   const off = iphOff + (which === 'src' ? 12 : 16);
-  w16(pkt, iphOff + 10, csumReplace32(r16(pkt, iphOff + 10), r32(pkt, off), addr));
-  w32(pkt, off, addr);
+  wr16(pkt, iphOff + 10, csumReplace32(rd16(pkt, iphOff + 10), rd32(pkt, off), addr));
+  wr32(pkt, off, addr);
 }

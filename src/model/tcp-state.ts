@@ -44,7 +44,7 @@ export function tcpFlagsValid(flags: number): boolean {
   return VALID_FLAGS.has(flags & ~(F_PSH | F_ECE | F_CWR) & 0xff);
 }
 
-const sNO = TCP_NONE, sSS = TCP_SYN_SENT, sSR = TCP_SYN_RECV, sES = TCP_ESTABLISHED;
+const sSS = TCP_SYN_SENT, sSR = TCP_SYN_RECV, sES = TCP_ESTABLISHED;
 const sFW = TCP_FIN_WAIT, sCW = TCP_CLOSE_WAIT, sLA = TCP_LAST_ACK, sTW = TCP_TIME_WAIT;
 const sCL = TCP_CLOSE, sS2 = TCP_SYN_SENT2, sIV = TCP_IV, sIG = TCP_IG;
 

@@ -24,6 +24,7 @@ import {
 } from '../packet/index.ts';
 import { DROP_IGW_NO_PUBLIC_IP, DROP_IGW_UNKNOWN_DST, DROP_MALFORMED, REASON_NONE } from '../spec/reasons.ts';
 import type { Scenario } from '../spec/scenario.ts';
+import { rd16, rd32, wr16, wr32 } from '../packet/bytes.ts';
 
 export interface IgwMap {
   /** private -> public */
@@ -49,23 +50,6 @@ export interface IgwResult {
   /** Parse status for DROP_MALFORMED. */
   detail: number;
   frame: Uint8Array;
-}
-
-function rd16(b: Uint8Array, o: number): number {
-  return (b[o] << 8) | b[o + 1];
-}
-function wr16(b: Uint8Array, o: number, v: number): void {
-  b[o] = (v >>> 8) & 255;
-  b[o + 1] = v & 255;
-}
-function rd32(b: Uint8Array, o: number): number {
-  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
-}
-function wr32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v >>> 24;
-  b[o + 1] = (v >>> 16) & 255;
-  b[o + 2] = (v >>> 8) & 255;
-  b[o + 3] = v & 255;
 }
 
 /**

@@ -7,6 +7,7 @@ import {
 } from './constants.ts';
 import { checksumOf, ipv4HeaderChecksum, writeChecksums } from './checksum.ts';
 import { PacketView, parseIpv4, PARSE_OK, PARSE_FRAGMENT } from './parse.ts';
+import { wr16, wr32 } from './bytes.ts';
 
 export interface Ipv4Opts {
   src: number;
@@ -24,17 +25,6 @@ export interface Ipv4Opts {
   options?: Uint8Array;
 }
 
-function w16(b: Uint8Array, o: number, v: number): void {
-  b[o] = (v >>> 8) & 0xff;
-  b[o + 1] = v & 0xff;
-}
-function w32(b: Uint8Array, o: number, v: number): void {
-  b[o] = (v >>> 24) & 0xff;
-  b[o + 1] = (v >>> 16) & 0xff;
-  b[o + 2] = (v >>> 8) & 0xff;
-  b[o + 3] = v & 0xff;
-}
-
 export function buildIpv4(o: Ipv4Opts): Uint8Array {
   const optLen = o.options ? (o.options.length + 3) & ~3 : 0;
   const ihl = 20 + optLen;
@@ -44,25 +34,25 @@ export function buildIpv4(o: Ipv4Opts): Uint8Array {
   const b = new Uint8Array(total);
   b[0] = 0x40 | (ihl >>> 2);
   b[1] = o.tos ?? 0;
-  w16(b, 2, total);
-  w16(b, 4, o.ipId ?? 0);
+  wr16(b, 2, total);
+  wr16(b, 4, o.ipId ?? 0);
   const frag = ((o.df ? 1 : 0) << 14) | ((o.mf ? 1 : 0) << 13) | (((o.fragOff ?? 0) >>> 3) & 0x1fff);
-  w16(b, 6, frag);
+  wr16(b, 6, frag);
   b[8] = o.ttl ?? 64;
   b[9] = o.proto;
-  w32(b, 12, o.src);
-  w32(b, 16, o.dst);
+  wr32(b, 12, o.src);
+  wr32(b, 16, o.dst);
   if (o.options) b.set(o.options, 20);
   b.set(o.payload, ihl);
-  w16(b, 10, ipv4HeaderChecksum(b, 0, ihl));
+  wr16(b, 10, ipv4HeaderChecksum(b, 0, ihl));
   return b;
 }
 
 /** Recomputes the IP header and L4 checksums of a whole IPv4 packet in place. */
 export function fixChecksums(pkt: Uint8Array): Uint8Array {
   const ihl = (pkt[0] & 0x0f) << 2;
-  w16(pkt, 10, 0);
-  w16(pkt, 10, ipv4HeaderChecksum(pkt, 0, ihl));
+  wr16(pkt, 10, 0);
+  wr16(pkt, 10, ipv4HeaderChecksum(pkt, 0, ihl));
   const pv = new PacketView();
   const st = parseIpv4(pkt, 0, pkt.length, pv);
   if (st === PARSE_OK || st === PARSE_FRAGMENT) {
@@ -99,14 +89,14 @@ export function buildTcp(o: TcpOpts): Uint8Array {
   if (hl > 60) throw new Error(`TCP options too long (${optLen} bytes, max 40)`);
   const pay = o.payload ?? new Uint8Array(0);
   const seg = new Uint8Array(hl + pay.length);
-  w16(seg, 0, o.sport);
-  w16(seg, 2, o.dport);
-  w32(seg, 4, o.seq ?? 0);
-  w32(seg, 8, o.ack ?? 0);
+  wr16(seg, 0, o.sport);
+  wr16(seg, 2, o.dport);
+  wr32(seg, 4, o.seq ?? 0);
+  wr32(seg, 8, o.ack ?? 0);
   seg[12] = (hl >>> 2) << 4;
   seg[13] = o.flags & 0xff;
-  w16(seg, 14, o.window ?? 65535);
-  w16(seg, 18, o.urg ?? 0);
+  wr16(seg, 14, o.window ?? 65535);
+  wr16(seg, 18, o.urg ?? 0);
   if (o.options) seg.set(o.options, 20);
   seg.set(pay, hl);
   const pkt = buildIpv4({ src: o.src, dst: o.dst, proto: PROTO_TCP, payload: seg, ttl: o.ttl, ipId: o.ipId, df: o.df ?? true, tos: o.tos });
@@ -129,11 +119,11 @@ export interface UdpOpts {
 export function buildUdp(o: UdpOpts): Uint8Array {
   const pay = o.payload ?? new Uint8Array(0);
   const dg = new Uint8Array(8 + pay.length);
-  w16(dg, 0, o.sport);
-  w16(dg, 2, o.dport);
-  w16(dg, 4, dg.length);
+  wr16(dg, 0, o.sport);
+  wr16(dg, 2, o.dport);
+  wr16(dg, 4, dg.length);
   dg.set(pay, 8);
-  if (!o.noChecksum) w16(dg, 6, 1); // placeholder so fixChecksums computes a real one
+  if (!o.noChecksum) wr16(dg, 6, 1); // placeholder so fixChecksums computes a real one
   const pkt = buildIpv4({ src: o.src, dst: o.dst, proto: PROTO_UDP, payload: dg, ttl: o.ttl, ipId: o.ipId, df: o.df });
   if (o.noChecksum) return pkt;
   const pv = new PacketView();
@@ -159,10 +149,10 @@ export function buildIcmpQuery(o: IcmpQueryOpts): Uint8Array {
   const m = new Uint8Array(8 + pay.length);
   m[0] = o.type;
   m[1] = o.code ?? 0;
-  w16(m, 4, o.id);
-  w16(m, 6, o.seq ?? 0);
+  wr16(m, 4, o.id);
+  wr16(m, 6, o.seq ?? 0);
   m.set(pay, 8);
-  w16(m, 2, checksumOf(m, 0, m.length));
+  wr16(m, 2, checksumOf(m, 0, m.length));
   return buildIpv4({ src: o.src, dst: o.dst, proto: PROTO_ICMP, payload: m, ttl: o.ttl, ipId: o.ipId });
 }
 
@@ -191,9 +181,9 @@ export function buildIcmpError(o: IcmpErrorOpts): Uint8Array {
   const m = new Uint8Array(8 + qlen);
   m[0] = o.type;
   m[1] = o.code;
-  w32(m, 4, o.rest ?? 0);
+  wr32(m, 4, o.rest ?? 0);
   m.set(o.quoted.subarray(0, qlen), 8);
-  w16(m, 2, checksumOf(m, 0, m.length));
+  wr16(m, 2, checksumOf(m, 0, m.length));
   return buildIpv4({ src: o.src, dst: o.dst, proto: PROTO_ICMP, payload: m, ttl: o.ttl, ipId: o.ipId });
 }
 
@@ -222,10 +212,10 @@ export function buildEthernet(ip: Uint8Array, o: EthOpts = {}): Uint8Array {
   f.set(mac(o.dst, '02:00:00:00:00:02'), 0);
   f.set(mac(o.src, '02:00:00:00:00:01'), 6);
   if (tag) {
-    w16(f, 12, ETHERTYPE_VLAN);
-    w16(f, 14, (o.vlan ?? 0) & 0x0fff);
-    w16(f, 16, ETHERTYPE_IPV4);
-  } else w16(f, 12, ETHERTYPE_IPV4);
+    wr16(f, 12, ETHERTYPE_VLAN);
+    wr16(f, 14, (o.vlan ?? 0) & 0x0fff);
+    wr16(f, 16, ETHERTYPE_IPV4);
+  } else wr16(f, 12, ETHERTYPE_IPV4);
   f.set(ip, ETH_HDR_LEN + tag);
   return f;
 }

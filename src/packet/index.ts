@@ -4,3 +4,4 @@ export * from './parse.ts';
 export * from './checksum.ts';
 export * from './build.ts';
 export * from './format.ts';
+export * from './bytes.ts';

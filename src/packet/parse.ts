@@ -7,6 +7,7 @@ import {
   LINKTYPE_RAW_BSD, LINKTYPE_RAW_OPENBSD, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_MIN_HDR_LEN,
   UDP_HDR_LEN, VLAN_TAG_LEN, isIcmpErrorType, isIcmpQueryType,
 } from './constants.ts';
+import { rd16, rd32 } from './bytes.ts';
 
 export const PARSE_OK = 0;
 export const PARSE_TRUNCATED_L2 = 1;
@@ -128,13 +129,6 @@ export class PacketView {
   }
 }
 
-function u16(b: Uint8Array, o: number): number {
-  return (b[o] << 8) | b[o + 1];
-}
-function u32(b: Uint8Array, o: number): number {
-  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
-}
-
 /**
  * Parses a captured frame of the given link type. `capLen` is the number of captured bytes from
  * `off`. Returns a PARSE_* status (also stored in pv.status).
@@ -147,12 +141,12 @@ export function parseFrame(buf: Uint8Array, off: number, capLen: number, linkTyp
   switch (linkType) {
     case LINKTYPE_ETHERNET: {
       if (capLen < ETH_HDR_LEN) return (pv.status = PARSE_TRUNCATED_L2);
-      etherType = u16(buf, off + 12);
+      etherType = rd16(buf, off + 12);
       l3 = off + ETH_HDR_LEN;
       if (etherType === ETHERTYPE_VLAN) {
         if (capLen < ETH_HDR_LEN + VLAN_TAG_LEN) return (pv.status = PARSE_TRUNCATED_L2);
-        pv.vlanId = u16(buf, off + 14) & 0x0fff;
-        etherType = u16(buf, off + 16);
+        pv.vlanId = rd16(buf, off + 14) & 0x0fff;
+        etherType = rd16(buf, off + 16);
         l3 += VLAN_TAG_LEN;
       }
       break;
@@ -167,19 +161,19 @@ export function parseFrame(buf: Uint8Array, off: number, capLen: number, linkTyp
       break;
     case LINKTYPE_LINUX_SLL:
       if (capLen < 16) return (pv.status = PARSE_TRUNCATED_L2);
-      etherType = u16(buf, off + 14);
+      etherType = rd16(buf, off + 14);
       l3 = off + 16;
       break;
     case LINKTYPE_LINUX_SLL2:
       if (capLen < 20) return (pv.status = PARSE_TRUNCATED_L2);
-      etherType = u16(buf, off);
+      etherType = rd16(buf, off);
       l3 = off + 20;
       break;
     case LINKTYPE_NULL: {
       if (capLen < 4) return (pv.status = PARSE_TRUNCATED_L2);
       // Address family in the capturing host's byte order: AF_INET is 2 everywhere.
       const le = buf[off] | (buf[off + 1] << 8) | (buf[off + 2] << 16) | (buf[off + 3] << 24);
-      const be = u32(buf, off);
+      const be = rd32(buf, off);
       etherType = le === 2 || be === 2 ? ETHERTYPE_IPV4 : 0;
       l3 = off + 4;
       break;
@@ -214,17 +208,17 @@ function parseIpv4Into(buf: Uint8Array, off: number, capLen: number, pv: PacketV
   const ihl = (vihl & 0x0f) << 2;
   pv.ihl = ihl;
   pv.tos = buf[off + 1];
-  pv.totalLen = u16(buf, off + 2);
-  pv.ipId = u16(buf, off + 4);
-  const ff = u16(buf, off + 6);
+  pv.totalLen = rd16(buf, off + 2);
+  pv.ipId = rd16(buf, off + 4);
+  const ff = rd16(buf, off + 6);
   pv.df = (ff >>> 14) & 1;
   pv.mf = (ff >>> 13) & 1;
   pv.fragOff = (ff & 0x1fff) << 3;
   pv.ttl = buf[off + 8];
   pv.proto = buf[off + 9];
-  pv.ipCsum = u16(buf, off + 10);
-  pv.src = u32(buf, off + 12);
-  pv.dst = u32(buf, off + 16);
+  pv.ipCsum = rd16(buf, off + 10);
+  pv.src = rd32(buf, off + 12);
+  pv.dst = rd32(buf, off + 16);
   if (ihl < IPV4_MIN_HDR_LEN) return (pv.status = PARSE_BAD_IHL);
   if (ihl > capLen) return (pv.status = PARSE_TRUNCATED_IP_OPTIONS);
   if (pv.totalLen < ihl) return (pv.status = PARSE_BAD_TOTAL_LENGTH);
@@ -248,15 +242,15 @@ function parseL4(buf: Uint8Array, pv: PacketView): number {
   switch (pv.proto) {
     case PROTO_TCP: {
       if (len < TCP_MIN_HDR_LEN) return PARSE_TRUNCATED_L4;
-      pv.sport = u16(buf, o);
-      pv.dport = u16(buf, o + 2);
-      pv.tcpSeq = u32(buf, o + 4);
-      pv.tcpAck = u32(buf, o + 8);
+      pv.sport = rd16(buf, o);
+      pv.dport = rd16(buf, o + 2);
+      pv.tcpSeq = rd32(buf, o + 4);
+      pv.tcpAck = rd32(buf, o + 8);
       const doff = (buf[o + 12] >>> 4) << 2;
       pv.tcpDataOff = doff;
       pv.tcpFlags = buf[o + 13];
-      pv.tcpWindow = u16(buf, o + 14);
-      pv.l4Csum = u16(buf, o + 16);
+      pv.tcpWindow = rd16(buf, o + 14);
+      pv.l4Csum = rd16(buf, o + 16);
       if (doff < TCP_MIN_HDR_LEN) return PARSE_BAD_TCP_DATA_OFFSET;
       if (doff > len) return PARSE_TRUNCATED_TCP_OPTIONS;
       pv.payloadOff = o + doff;
@@ -265,10 +259,10 @@ function parseL4(buf: Uint8Array, pv: PacketView): number {
     }
     case PROTO_UDP: {
       if (len < UDP_HDR_LEN) return PARSE_TRUNCATED_L4;
-      pv.sport = u16(buf, o);
-      pv.dport = u16(buf, o + 2);
-      pv.udpLen = u16(buf, o + 4);
-      pv.l4Csum = u16(buf, o + 6);
+      pv.sport = rd16(buf, o);
+      pv.dport = rd16(buf, o + 2);
+      pv.udpLen = rd16(buf, o + 4);
+      pv.l4Csum = rd16(buf, o + 6);
       if (pv.udpLen < UDP_HDR_LEN || pv.udpLen > len) return PARSE_BAD_UDP_LENGTH;
       pv.payloadOff = o + UDP_HDR_LEN;
       pv.payloadLen = pv.udpLen - UDP_HDR_LEN;
@@ -279,12 +273,12 @@ function parseL4(buf: Uint8Array, pv: PacketView): number {
       const t = buf[o];
       pv.icmpType = t;
       pv.icmpCode = buf[o + 1];
-      pv.l4Csum = u16(buf, o + 2);
+      pv.l4Csum = rd16(buf, o + 2);
       pv.payloadOff = o + ICMP_HDR_LEN;
       pv.payloadLen = len - ICMP_HDR_LEN;
       if (isIcmpQueryType(t)) {
-        pv.icmpId = u16(buf, o + 4);
-        pv.icmpSeq = u16(buf, o + 6);
+        pv.icmpId = rd16(buf, o + 4);
+        pv.icmpSeq = rd16(buf, o + 6);
         pv.sport = pv.icmpId;
         return PARSE_OK;
       }
@@ -311,10 +305,10 @@ function parseIcmpInner(buf: Uint8Array, pv: PacketView): number {
   const ihl = (vihl & 0x0f) << 2;
   if (vihl >>> 4 !== 4 || ihl < IPV4_MIN_HDR_LEN) return PARSE_ICMP_INNER_MALFORMED;
   pv.innerIhl = ihl;
-  pv.innerTotalLen = u16(buf, io + 2);
+  pv.innerTotalLen = rd16(buf, io + 2);
   pv.innerProto = buf[io + 9];
-  pv.innerSrc = u32(buf, io + 12);
-  pv.innerDst = u32(buf, io + 16);
+  pv.innerSrc = rd32(buf, io + 12);
+  pv.innerDst = rd32(buf, io + 16);
   if (avail < ihl + 8) return PARSE_ICMP_ERROR_TOO_SHORT;
   const l4 = io + ihl;
   pv.innerL4Off = l4;
@@ -322,13 +316,13 @@ function parseIcmpInner(buf: Uint8Array, pv: PacketView): number {
   switch (pv.innerProto) {
     case PROTO_TCP:
     case PROTO_UDP:
-      pv.innerSport = u16(buf, l4);
-      pv.innerDport = u16(buf, l4 + 2);
+      pv.innerSport = rd16(buf, l4);
+      pv.innerDport = rd16(buf, l4 + 2);
       break;
     case PROTO_ICMP:
       pv.innerIcmpType = buf[l4];
       pv.innerIcmpCode = buf[l4 + 1];
-      pv.innerIcmpId = u16(buf, l4 + 4);
+      pv.innerIcmpId = rd16(buf, l4 + 4);
       pv.innerSport = pv.innerIcmpId;
       break;
     default:

@@ -5,6 +5,7 @@
 import { csumReplace16 } from '../packet/checksum.ts';
 import { ipv4HeaderChecksum } from '../packet/checksum.ts';
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
+import { rd16, wr16 } from '../packet/bytes.ts';
 
 export const DAMAGE_KINDS = [
   'truncate', // capture shorter than the IP total length (arg: bytes kept, clamped)
@@ -27,17 +28,10 @@ export interface Damage {
   arg: number;
 }
 
-function u16(b: Uint8Array, o: number): number {
-  return (b[o] << 8) | b[o + 1];
-}
-function w16(b: Uint8Array, o: number, v: number): void {
-  b[o] = (v >>> 8) & 0xff;
-  b[o + 1] = v & 0xff;
-}
 function fixIpCsum(b: Uint8Array): void {
   const ihl = (b[0] & 15) << 2;
   if (ihl < 20 || ihl > b.length) return;
-  w16(b, 10, ipv4HeaderChecksum(b, 0, ihl));
+  wr16(b, 10, ipv4HeaderChecksum(b, 0, ihl));
 }
 
 /** A damaged copy of `frame`. Frames too short for a kind come back unchanged (copied). */
@@ -58,7 +52,7 @@ export function applyDamage(frame: Uint8Array, d: Damage): Uint8Array {
       const off = proto === PROTO_TCP ? 16 : proto === PROTO_UDP ? 6 : proto === PROTO_ICMP ? 2 : -1;
       if (off >= 0 && ihl + off + 2 <= f.length) {
         f[ihl + off] ^= 0x33;
-        if (proto === PROTO_UDP && u16(f, ihl + off) === 0) f[ihl + off + 1] ^= 1; // 0 would mean "none"
+        if (proto === PROTO_UDP && rd16(f, ihl + off) === 0) f[ihl + off + 1] ^= 1; // 0 would mean "none"
       }
       return f;
     }
@@ -73,39 +67,39 @@ export function applyDamage(frame: Uint8Array, d: Damage): Uint8Array {
       f[0] = 0x60 | (f[0] & 15);
       return f;
     case 'zero-total-length':
-      w16(f, 2, 0);
+      wr16(f, 2, 0);
       fixIpCsum(f);
       return f;
     case 'fragment-first':
-      w16(f, 6, (u16(f, 6) & ~0x1fff) | 0x2000);
+      wr16(f, 6, (rd16(f, 6) & ~0x1fff) | 0x2000);
       fixIpCsum(f);
       return f;
     case 'fragment-later':
-      w16(f, 6, (u16(f, 6) & 0x4000) | 1);
+      wr16(f, 6, (rd16(f, 6) & 0x4000) | 1);
       fixIpCsum(f);
       return f;
     case 'bad-tcp-data-offset':
       if (proto === PROTO_TCP && ihl + 13 < f.length) f[ihl + 12] = (3 << 4) | (f[ihl + 12] & 15);
       return f;
     case 'ttl': {
-      const old = u16(f, 8);
+      const old = rd16(f, 8);
       f[8] = d.arg & 0xff;
-      w16(f, 10, csumReplace16(u16(f, 10), old, u16(f, 8)));
+      wr16(f, 10, csumReplace16(rd16(f, 10), old, rd16(f, 8)));
       return f;
     }
     case 'udp-no-checksum':
-      if (proto === PROTO_UDP && ihl + 8 <= f.length) w16(f, ihl + 6, 0);
+      if (proto === PROTO_UDP && ihl + 8 <= f.length) wr16(f, ihl + 6, 0);
       return f;
   }
 }
 
 /** IP header checksum over the first 20 bytes (for a header whose IHL field is wrong). */
 function fixIpCsumRaw(b: Uint8Array): void {
-  w16(b, 10, 0);
+  wr16(b, 10, 0);
   let s = 0;
-  for (let i = 0; i < 20; i += 2) s += u16(b, i);
+  for (let i = 0; i < 20; i += 2) s += rd16(b, i);
   while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  w16(b, 10, ~s & 0xffff);
+  wr16(b, 10, ~s & 0xffff);
 }
 
 export function damageText(d: Damage): string {

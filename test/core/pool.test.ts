@@ -27,7 +27,8 @@ afterAll(async () => {
 
 /** Fresh probe counters on a pool (pools are shared across tests: starting threads is the slow part). */
 function start(workers: number): { pool: CorePool; probe: Int32Array } {
-  const probe = new Int32Array(new SharedArrayBuffer(N * 4));
+  // One spare slot past the packets: the probe worker stores each advance's time there.
+  const probe = new Int32Array(new SharedArrayBuffer((N + 1) * 4));
   const idx = [0, 1].map(() => {
     const a = new Int32Array(new SharedArrayBuffer(N * 4));
     for (let i = 0; i < N; i++) a[i] = i;
@@ -115,12 +116,20 @@ describe('core pool', () => {
     expect(p.restarts).toBe(0);
   });
 
-  it('runs advance descriptors', async () => {
-    const { pool: p } = pool2();
+  it('runs advance descriptors on the worker they are posted to, in order, counting no packet', async () => {
+    const { pool: p, probe } = pool2();
     const s0 = await p.post(0, OP_ADVANCE, 0, 0, 0, 1234, -1);
-    const s1 = await p.post(1, OP_ADVANCE, 0, 0, 0, 1234, -1);
     await p.waitFor(0, s0);
+    expect(Atomics.load(probe, N)).toBe(1234);
+    const s1 = await p.post(1, OP_ADVANCE, 0, 0, 0, 5678, -1);
     await p.waitFor(1, s1);
+    expect(Atomics.load(probe, N)).toBe(5678);
+    // Queued behind a batch: the advance runs after the batch's packets.
+    await run(p, 1);
+    const s2 = await p.post(0, OP_ADVANCE, 0, 0, 0, 91011, -1);
+    await p.waitFor(0, s2);
+    expect(Atomics.load(probe, N)).toBe(91011);
+    expectEach(probe, 1);
   });
 
   it('a worker that throws mid-batch is re-issued and resumes after its last committed packet', async () => {

@@ -1,0 +1,13 @@
+// The core's explicit benchmark API: the internals `bench/` drives directly (the dataplane on the
+// calling thread, the worker pool and its ring, the shared-memory layout) to measure the hot path
+// without the Engine adapter. Benchmarks import core through this file and core/engine.ts only
+// (checked by `npm run depcheck`), so what they depend on is listed in one place.
+export { dispatchWorker } from './dispatch.ts';
+export {
+  type BatchIO, type CoreShared, createBatchIO, createCoreShared, sharedBytesPerSession, sharedBytesTotal,
+  OUT_SLOTS_PER_PACKET, KIND_ORIG, SESSION_WORDS, S_META, S_OSRC, M_SLOT_SHIFT, M_SLOT_MASK, M_PROTO_MASK,
+} from './layout.ts';
+export { Dataplane } from './dataplane.ts';
+export { CorePool } from './pool.ts';
+export { OP_PROCESS, RING_SLOTS, isComplete } from './ring.ts';
+export { readSessionCounts } from './ct-dump.ts';
