@@ -47,15 +47,16 @@ describe('conformance: built-in scenario (AMI default MASQUERADE), model vs core
       '4787-REQ-5': 'fail', '4787-REQ-5c': 'fail', '4787-REQ-6': 'pass', '4787-REQ-8': 'fail', '4787-REQ-9': 'fail',
       '4787-REQ-9a': 'n/a', '4787-REQ-12': 'pass', '4787-REQ-13': 'n/a', '4787-REQ-14': 'untestable',
       '5382-REQ-1': 'pass', '5382-REQ-2': 'pass', '5382-REQ-3': 'fail', '5382-REQ-4': 'fail', '5382-REQ-5': 'pass',
-      '5382-REQ-5t': 'fail', '5508-REQ-1': 'pass', '5508-REQ-2': 'fail', '5508-REQ-3': 'pass', '5508-REQ-4': 'pass',
-      '5508-REQ-7': 'fail', '7857-2.2': 'fail', '7857-3': 'n/a', '7857-8': 'pass',
+      '5382-REQ-7': 'n/a', '5382-REQ-8': 'fail', '5382-REQ-10': 'pass', '7857-2.1': 'fail',
+      '5508-REQ-1': 'pass', '5508-REQ-2': 'fail', '5508-REQ-4': 'pass', '5508-REQ-5': 'pass',
+      '5508-REQ-7': 'fail', '7857-2.2': 'fail', '7857-3': 'n/a', '7857-7.1': 'pass',
     };
     const got = Object.fromEntries(Object.keys(expected).map((id) => [id, verdict(rep, id)]));
     expect(got).toEqual(expected);
     expect(value(rep, '4787-4.2.1')).toBe('preserved');
     expect(value(rep, '4787-4.2.3')).toBe('contiguous');
     expect(value(rep, '4787-REQ-6a')).toBe('inbound refresh');
-    expect(value(rep, '5382-REQ-5t')).toBe('LAST_ACK 30 s');
+    expect(value(rep, '7857-2.1')).toBe('LAST_ACK 30 s');
     expect(value(rep, '7857-2.2')).toBe('10 s');
     expect(value(rep, '5508-REQ-2')).toBe('30 s');
   });
@@ -106,6 +107,7 @@ describe('conformance: variants classify differently', () => {
     expect(verdict(rep, '5508-REQ-2')).toBe('pass');
     expect(value(rep, '7857-3')).toBe('overlapping');
     expect(verdict(rep, '4787-REQ-3')).toBe('pass');
+    expect(verdict(rep, '5382-REQ-7')).toBe('pass');
     for (const e of ['model', 'core']) {
       expect(shadow(rep, 'DNAT tcp/8080 -> app:80', e)).toEqual({ status: 'exposed', mitigation: null });
       expect(shadow(rep, 'nat tcp/22', e)).toEqual({ status: 'exposed', mitigation: null });

@@ -2,7 +2,7 @@
 // the engine's own conntrack table for timers). Each probe answers one or more requirements
 // (requirements.ts). Cold path.
 
-import { F_ACK, F_FIN, F_RST, F_SYN, PROTO_ICMP, PROTO_TCP, PROTO_UDP, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH } from '../../packet/constants.ts';
+import { F_ACK, F_FIN, F_RST, F_SYN, PROTO_ICMP, PROTO_TCP, PROTO_UDP, ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, ICMP_PORT_UNREACH } from '../../packet/constants.ts';
 import { buildIpv4, buildUdp } from '../../packet/build.ts';
 import { formatIpv4 } from '../../packet/addr.ts';
 import { POINT_INTERNET } from '../../spec/scenario.ts';
@@ -393,7 +393,7 @@ const hairpin: Probe = {
 
 const icmpErrors: Probe = {
   name: 'icmp-errors',
-  answers: ['4787-REQ-12', '5508-REQ-3', '5508-REQ-4'],
+  answers: ['4787-REQ-12', '5508-REQ-4', '5508-REQ-5'],
   async run(ctx) {
     const x1 = ctx.topo.remotes[0];
     const ps = await ctx.fresh();
@@ -419,12 +419,12 @@ const icmpErrors: Probe = {
       outEvidence = `host answers ${ep(x1, SERVER_PORT)} -> ${ep(host, 41500)} with port unreachable: ${e2.fate()}`;
     }
     return {
-      '5508-REQ-3': { verdict: okIn ? 'pass' : 'fail', evidence: `port unreachable from ${formatIpv4(x1)} quoting ${ep(ps.topo.external, m)} -> ${ep(x1, SERVER_PORT)}: ${err.fate()}` },
+      '5508-REQ-4': { verdict: okIn ? 'pass' : 'fail', evidence: `port unreachable from ${formatIpv4(x1)} quoting ${ep(ps.topo.external, m)} -> ${ep(x1, SERVER_PORT)}: ${err.fate()}` },
       '4787-REQ-12': {
         verdict: alive ? 'pass' : 'fail',
         evidence: `after the port unreachable, ${ep(x1, SERVER_PORT)} -> :${m} ${after.fate()}`,
       },
-      '5508-REQ-4': { verdict: okOut ? 'pass' : 'fail', evidence: outEvidence },
+      '5508-REQ-5': { verdict: okOut ? 'pass' : 'fail', evidence: outEvidence },
     };
   },
 };
@@ -568,7 +568,7 @@ async function handshake(ps: ProbeSession, sport: number, dport: number): Promis
 
 const tcpTimers: Probe = {
   name: 'tcp-timers',
-  answers: ['5382-REQ-5', '5382-REQ-5t'],
+  answers: ['5382-REQ-5', '7857-2.1'],
   async run(ctx) {
     const x1 = ctx.topo.remotes[0];
     const ps = await ctx.fresh();
@@ -594,7 +594,7 @@ const tcpTimers: Probe = {
         value: h.est !== null ? `${h.est} s` : 'none',
         evidence: `after the handshake: ${h.readings[2] ?? 'no entry'}`,
       },
-      '5382-REQ-5t': {
+      '7857-2.1': {
         verdict: minT.s >= 240 ? 'pass' : 'fail',
         value: `${minT.state} ${minT.s} s`,
         evidence: `timers through open and close: ${h.readings.join(', ')}; shortest transitory ${minT.state} ${minT.s} s`,
@@ -626,7 +626,7 @@ const tcpRst: Probe = {
 
 const noRefreshFromErrors: Probe = {
   name: 'no-refresh-from-rst-or-icmp',
-  answers: ['7857-8'],
+  answers: ['7857-7.1'],
   async run(ctx) {
     const x1 = ctx.topo.remotes[0];
     // UDP: an inbound packet, then the host's port unreachable 1.5 s later.
@@ -659,7 +659,7 @@ const noRefreshFromErrors: Probe = {
     const refreshed = icmpRefresh === true || rstRefresh === true;
     const tested = icmpRefresh !== null || rstRefresh !== null;
     return {
-      '7857-8': {
+      '7857-7.1': {
         verdict: !tested ? 'fail' : refreshed ? 'fail' : 'pass',
         evidence: `UDP timer ${l1 ? `${l1.s} s` : '-'} after an inbound packet, ${l2s} after the host's port unreachable 1.5 s later; TCP ${r || 'handshake failed'}`,
       },
@@ -667,7 +667,66 @@ const noRefreshFromErrors: Probe = {
   },
 };
 
+const tcpMore: Probe = {
+  name: 'tcp-overloading-hairpin-icmp',
+  answers: ['5382-REQ-7', '5382-REQ-8', '5382-REQ-10'],
+  async run(ctx) {
+    const x1 = ctx.topo.remotes[0];
+    const out: Record<string, Judgement> = {};
+    const twoHosts = ctx.topo.inside.length > 1;
+    // Port overloading: two hosts, the same source port, the same destination. (With one host a
+    // collision would need an entry opened to the NAT itself, which the kernel's own RST removes.)
+    if (!twoHosts) {
+      out['5382-REQ-7'] = { verdict: 'n/a', evidence: 'needs two hosts behind the NAT; the scenario has one' };
+    } else {
+      const ps = await ctx.fresh();
+      const a = await ps.tcpOut(0, 42200, x1, 443, F_SYN, C_ISN, 0);
+      const b = await ps.tcpOut(1, 42200, x1, 443, F_SYN, C_ISN, 0);
+      const ma = mapped(a, ps);
+      const mb = mapped(b, ps);
+      out['5382-REQ-7'] = {
+        verdict: ma !== null && mb !== null && ma !== mb ? 'pass' : 'fail',
+        evidence: `SYNs from ${ep(ps.hostIp(0), 42200)} and ${ep(ps.hostIp(1), 42200)} to ${ep(x1, 443)}: :${ma ?? '-'} and :${mb ?? '-'}`,
+      };
+    }
+    // Hairpinning: a SYN to another internal endpoint's mapping.
+    {
+      const ps = await ctx.fresh();
+      const b = twoHosts ? 1 : 0;
+      const a = await ps.tcpOut(0, 42210, x1, 443, F_SYN, C_ISN, 0);
+      const ma = mapped(a, ps);
+      if (ma === null) out['5382-REQ-8'] = { verdict: 'fail', evidence: `SYN not translated: ${a.fate()}` };
+      else {
+        const h = await ps.tcpOut(b, 42211, ps.topo.external, ma, F_SYN, 3000, 0);
+        const ok = deliveredTo(h, ps.hostPoint(0), 42210);
+        out['5382-REQ-8'] = {
+          verdict: ok ? 'pass' : 'fail',
+          evidence: `${ep(ps.hostIp(0), 42210)} mapped to ${ep(ps.topo.external, ma)}; SYN from ${ps.hostName(b)} ${ep(ps.hostIp(b), 42211)} to it ${h.fate()}`,
+        };
+      }
+    }
+    // An ICMP host unreachable about an established connection does not end it.
+    {
+      const ps = await ctx.fresh();
+      const h = await handshake(ps, 42220, 443);
+      const seenAck = h.m === null ? null : await ps.tcpOut(0, 42220, x1, 443, F_ACK, C_ISN + 1, S_ISN + 1);
+      const q = seenAck ? outFrame(seenAck) : null;
+      if (h.m === null || !q) out['5382-REQ-10'] = { verdict: 'fail', evidence: `handshake failed: ${h.log || ps.log.join('; ')}` };
+      else {
+        const err = await ps.icmpErrorIn(x1, ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, q);
+        const data = await ps.tcpIn(x1, 443, h.m, F_ACK, S_ISN + 1, C_ISN + 1);
+        const e = await ps.entry(PROTO_TCP, ps.hostIp(0), 42220);
+        out['5382-REQ-10'] = {
+          verdict: deliveredTo(data, ps.hostPoint(0), 42220) && e?.state === 'ESTABLISHED' ? 'pass' : 'fail',
+          evidence: `established :${h.m}; host unreachable about it ${err.fate()}; then an ACK from ${ep(x1, 443)} ${data.fate()}; conntrack ${e?.state ?? 'none'}`,
+        };
+      }
+    }
+    return out;
+  },
+};
+
 export const PROBES: readonly Probe[] = [
   udpMapping, portAssignment, udpTimers, udpRefresh, udpFiltering, hairpin, icmpErrors, fragments,
-  tcpMapping, tcpSimultaneousOpen, tcpFiltering, tcpUnsolicitedSyn, tcpTimers, icmpQuery, tcpRst, noRefreshFromErrors,
+  tcpMapping, tcpSimultaneousOpen, tcpFiltering, tcpUnsolicitedSyn, tcpTimers, tcpMore, icmpQuery, tcpRst, noRefreshFromErrors,
 ];
