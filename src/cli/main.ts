@@ -13,6 +13,7 @@ const COMMANDS: Array<() => Promise<{ command: Command }>> = [
   () => import('./cmd-replay.ts'),
   () => import('./cmd-corpus.ts'),
   () => import('./cmd-scenario.ts'),
+  () => import('./cmd-check.ts'),
   () => import('./cmd-pcap.ts'),
   () => import('./cmd-fuzz.ts'),
   () => import('./cmd-conformance.ts'),
