@@ -75,7 +75,7 @@ export function whyUntranslated(s: Scenario, instName: string, at: Uint8Array): 
   if (nat.length === 0) return `${instName} has no MASQUERADE or SNAT rule in POSTROUTING (fck-nat's boot race leaves exactly this: the rule with -o "" was rejected while the service reported success)`;
   const why = nat.map((r) => `'${r.text}': ${whyRuleMisses(r, p).join('; ') || 'matches, but an earlier RETURN ends the chain'}`);
   const protoMatters = nat.some((r) => r.proto || r.sport || r.dport);
-  return `no POSTROUTING rule of ${instName} matches ${protoMatters ? `${protoName(p.proto)} ` : ''}from ${formatIpv4(p.src)} (${why.join(' | ')})`;
+  return `no POSTROUTING rule of ${instName} matches ${protoMatters ? `${protoName(p.proto)} ` : ''}traffic from ${formatIpv4(p.src)} (${why.join(' | ')})`;
 }
 
 /**
