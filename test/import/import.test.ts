@@ -304,3 +304,32 @@ describe('scenario import: bad input is exit 2 naming the file and the JSON path
     void InputError;
   });
 });
+
+describe('scenario import: Terraform details', () => {
+  it('a CIDR association listed before its VPC, aws_route with state blackhole, a NAT gateway route, other resources', () => {
+    const state = JSON.parse(readFileSync(join(TF, 'terraform-show.json'), 'utf8'));
+    const res = state.values.root_module.resources as any[];
+    const P = 'registry.terraform.io/hashicorp/aws';
+    res.unshift({ address: 'aws_vpc_ipv4_cidr_block_association.more', mode: 'managed', type: 'aws_vpc_ipv4_cidr_block_association', name: 'more', provider_name: P, values: { id: 'vpc-cidr-assoc-1', vpc_id: 'vpc-0b2c3d4e5f6a70001', cidr_block: '10.1.0.0/16' } });
+    state.values.root_module.child_modules = [{ address: 'module.extra', resources: [
+      { address: 'module.extra.aws_subnet.added', mode: 'managed', type: 'aws_subnet', name: 'added', provider_name: P, values: { id: 'subnet-added', vpc_id: 'vpc-0b2c3d4e5f6a70001', cidr_block: '10.1.0.0/24', ipv6_cidr_block: '', tags: { Name: 'added' } } },
+      { address: 'module.extra.aws_route.old_nat', mode: 'managed', type: 'aws_route', name: 'old_nat', provider_name: P, values: { route_table_id: 'rtb-0b2c3d4e5f6a70022', destination_cidr_block: '192.168.0.0/16', network_interface_id: 'eni-terminated', gateway_id: '', nat_gateway_id: '', state: 'blackhole' } },
+      { address: 'module.extra.aws_route.natgw', mode: 'managed', type: 'aws_route', name: 'natgw', provider_name: P, values: { route_table_id: 'rtb-0b2c3d4e5f6a70022', destination_cidr_block: '100.64.0.0/10', nat_gateway_id: 'nat-0123', gateway_id: '', network_interface_id: '' } },
+      { address: 'module.extra.aws_nat_gateway.gw', mode: 'managed', type: 'aws_nat_gateway', name: 'gw', provider_name: P, values: { id: 'nat-0123', subnet_id: 'subnet-0b2c3d4e5f6a70011', private_ip: '10.0.0.99', public_ip: '203.0.113.99', allocation_id: 'eipalloc-9' } },
+      { address: 'module.extra.aws_iam_role.r', mode: 'managed', type: 'aws_iam_role', name: 'r', provider_name: P, values: { id: 'role' } },
+      { address: 'data.aws_ami.al2', mode: 'data', type: 'aws_ami', name: 'al2', provider_name: P, values: { id: 'ami-1' } },
+    ] }];
+    const d = tmp();
+    writeFileSync(join(d, 'state.json'), JSON.stringify(state));
+    const r = importScenario([d], [{ instance: 'nat', path: join(TF, 'nat', 'nft-ruleset') }, { instance: 'nat', path: join(TF, 'nat', 'sysctl.conf') }]);
+    expect(r.scenario.vpcCidr.len).toBe(15);
+    expect(r.scenario.subnets.map((x) => x.name)).toEqual(['public', 'private', 'added']);
+    const priv = r.scenario.routeTables.find((t) => t.name === 'private')!;
+    expect(priv.routes.map((x) => x.target)).toEqual(['local', 'eni', 'blackhole']);
+    const skipped = r.skipped.map((x) => `${x.what} — ${x.reason} [${x.source}]`).join('\n');
+    expect(skipped).toMatch(/100\.64\.0\.0\/10 → nat-0123.*issue #17.*module\.extra\.aws_route\.natgw/);
+    expect(skipped).toMatch(/NAT gateway nat-0123 in public \(10\.0\.0\.99 ↔ 203\.0\.113\.99/);
+    expect(skipped).toMatch(/module\.extra\.aws_iam_role\.r — resource type aws_iam_role does not affect the NAT path/);
+    expect(skipped).toMatch(/1 data source/);
+  });
+});

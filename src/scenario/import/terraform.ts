@@ -87,6 +87,7 @@ export function readTerraformJson(j: J): Inventory {
   const mainTables = new Map<string, string>(); // vpc id → main route table id
   const extraRoutes: Array<{ table: string; route: InvRoute }> = [];
   const assocs: Array<{ table: string; subnet: string }> = [];
+  const cidrAssocs: Array<{ vpc: string; cidr: string; source: string }> = [];
   let dataSources = 0;
   for (const r of res) {
     if (r.mode !== 'managed') {
@@ -103,13 +104,9 @@ export function readTerraformJson(j: J): Inventory {
         if (s(v, 'ipv6_cidr_block')) inv.skipped.push({ what: `VPC ${id} IPv6 CIDR ${s(v, 'ipv6_cidr_block')}`, reason: 'IPv6 is not modelled', source: src(r) });
         break;
       }
-      case 'aws_vpc_ipv4_cidr_block_association': {
-        const vpc = inv.vpcs.find((x) => x.id === v.at('vpc_id').s());
-        const c = v.at('cidr_block').s();
-        if (vpc) vpc.cidrs.push(c);
-        else inv.vpcs.push({ id: v.at('vpc_id').s(), name: null, cidrs: [c], source: src(r) }); // filled in by merge order below
+      case 'aws_vpc_ipv4_cidr_block_association':
+        cidrAssocs.push({ vpc: v.at('vpc_id').s(), cidr: v.at('cidr_block').s(), source: src(r) });
         break;
-      }
       case 'aws_subnet':
         inv.subnets.push({ id: v.at('id').s(), name: tagName(v), vpcId: v.at('vpc_id').s(), cidr: v.at('cidr_block').s(), source: src(r) });
         if (s(v, 'ipv6_cidr_block')) inv.skipped.push({ what: `subnet ${v.at('id').s()} IPv6 CIDR ${s(v, 'ipv6_cidr_block')}`, reason: 'IPv6 is not modelled', source: src(r) });
@@ -226,6 +223,12 @@ export function readTerraformJson(j: J): Inventory {
       default:
         inv.skipped.push({ what: `${r.address}`, reason: NOT_MODELLED[r.type] ?? `resource type ${r.type} does not affect the NAT path natlab models`, source: src(r) });
     }
+  }
+  for (const a of cidrAssocs) {
+    const vpc = inv.vpcs.find((x) => x.id === a.vpc);
+    if (vpc) {
+      if (!vpc.cidrs.includes(a.cidr)) vpc.cidrs.push(a.cidr);
+    } else inv.skipped.push({ what: `CIDR ${a.cidr} of ${a.vpc}`, reason: `VPC ${a.vpc} is not in the state`, source: a.source });
   }
   for (const { table, route } of extraRoutes) {
     const t = inv.routeTables.find((x) => x.id === table);
