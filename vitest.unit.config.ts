@@ -18,6 +18,7 @@ export default defineConfig({
       'test/replay/remap.test.ts',
       'test/replay/replay.test.ts',
       'test/spec/**/*.test.ts',
+      'test/import/**/*.test.ts',
     ],
     exclude: [
       'test/pcap/tshark.test.ts',

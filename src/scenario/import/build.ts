@@ -5,7 +5,7 @@
 
 import { InputError } from '../../spec/errors.ts';
 import type { Cidr, Scenario } from '../../spec/scenario.ts';
-import { cidrContains, cidrMask, cidrOverlaps, formatCidr, formatIpv4 } from '../../packet/addr.ts';
+import { cidrContains, cidrMask, cidrOverlaps, formatCidr } from '../../packet/addr.ts';
 import { cidrWithin, readCidr, readIpv4 } from '../addr-text.ts';
 import { NAME_RE, SYSCTL_IP_FORWARD, SYSCTL_SEND_REDIRECTS_ALL, SYSCTL_SEND_REDIRECTS_ETH0, compileScenarioObject } from '../load.ts';
 import { scenarioToYaml } from '../to-yaml.ts';
