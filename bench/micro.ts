@@ -98,7 +98,8 @@ export async function runCoreMicro(opts: { time?: number; scenario?: Scenario } 
     for (let k = 0; k < N; k++) {
       const l = locals[k];
       dp.tables.removeRef(l, KIND_ORIG);
-      sink += dp.tables.insertRef(dp.tables.keyHash(l, KIND_ORIG), l, KIND_ORIG) ? 1 : 0;
+      dp.tables.insertRef(dp.tables.keyHash(l, KIND_ORIG), l, KIND_ORIG);
+      sink += l;
     }
   });
 

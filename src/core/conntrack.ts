@@ -6,12 +6,12 @@
 // new entry (reply-tuple clash → drop). Twin of src/model/conntrack.ts (docs/semantics.md §3–§5).
 
 import {
-  KIND_BYSRC, KIND_ORIG, KIND_REPLY, M_ASSURED, M_BYSRC, M_LIVE, M_LOOSE, M_NALIST, M_SEEN_REPLY, M_SLOT_SHIFT,
+  KIND_ORIG, KIND_REPLY, M_ASSURED, M_BYSRC, M_LIVE, M_LOOSE, M_NALIST, M_SEEN_REPLY, M_SLOT_SHIFT,
   M_STATE_SHIFT, S_CREATED, S_EXPIRY, S_META, S_NNEXT, S_NPREV, S_PATH, S_TCP_END, S_TCP_FLAGS, S_WNEXT, S_WPREV,
-  T_LAST_IDX_SHIFT, TCP_ESTABLISHED, TCP_SYN_SENT, C_FREE, C_USED, C_INST, C_INST_WORDS, CI_COUNT,
+  T_LAST_IDX_SHIFT, TCP_ESTABLISHED, TCP_SYN_SENT, C_INST, C_INST_WORDS, CI_COUNT,
 } from './layout.ts';
 import { type CompiledScenario, TO_ESTABLISHED, TO_GENERIC, TO_ICMP, TO_SYN_SENT, TO_UDP, TO_UDP_STREAM, TO_UNACK } from './compile.ts';
-import { type Tables, hashBysrc, hashTuple } from './tables.ts';
+import type { Tables } from './tables.ts';
 import type { SlowState } from './slow-state.ts';
 import { ctLoad, ctRefresh, ctSetAssured, icmpInvert, invertPorts, isIcmpNewType } from './ct-entry.ts';
 import { C_ACK, C_NONE, C_SYN, TCP_REOPEN, TCP_INVALID, TCP_VALID, TcpTracker, tcpClass } from './tcp-tracker.ts';
@@ -278,24 +278,11 @@ export class Conntrack {
     if (!srcManip) meta = (meta & ~M_BYSRC) >>> 0;
     meta = (meta | M_NALIST | M_LIVE) >>> 0;
     ses[o + S_META] = (meta & ~M_LIVE) >>> 0; // not visible to readers until keys are in
-    const sh = hashTuple(slot, proto, st.eOs, st.eOd, st.eOp);
-    const rh = hashTuple(slot, proto, st.eRs, st.eRd, st.eRp);
-    let ok = t.insertRef(sh, local, KIND_ORIG);
-    if (ok && !t.insertRef(rh, local, KIND_REPLY)) { t.removeRef(local, KIND_ORIG); ok = false; }
-    if (ok && (meta & M_BYSRC) && !t.insertRef(hashBysrc(slot, proto, st.eOs, st.eOp >>> 16), local, KIND_BYSRC)) {
-      t.removeRef(local, KIND_ORIG);
-      t.removeRef(local, KIND_REPLY);
-      ok = false;
-    }
-    if (!ok) {
-      // Probe bound exceeded (the table is too full around this key): counted as table full.
-      t.ctl[t.cBase + C_USED]--;
-      ses[o + S_WNEXT] = t.ctl[t.cBase + C_FREE];
-      t.ctl[t.cBase + C_FREE] = local + 1;
-      st.confirmFull = true;
-      return false;
-    }
+    // Inserts cannot fail: the region has room for every key of capW sessions (src/core/tables.ts).
+    t.insertRef(t.hashTuple(slot, proto, st.eOs, st.eOd, st.eOp), local, KIND_ORIG);
+    t.insertRef(t.hashTuple(slot, proto, st.eRs, st.eRd, st.eRp), local, KIND_REPLY);
     t.touchMeta(o, meta);
+    if (meta & M_BYSRC) t.bysrcLink(local);
     t.ctl[t.cBase + C_INST + slot * C_INST_WORDS + CI_COUNT]++;
     t.naAppend(local, slot);
     t.wheelLink(local, st.eExp);

@@ -20,7 +20,7 @@ import { TO_ESTABLISHED, TO_UDP_STREAM, routeLookup, RT_ENI, RT_LOCAL } from './
 import { CT_ESTABLISHED, FATE_DELIVERED, REASON_NONE } from '../spec/reasons.ts';
 import { HopWalk } from './hop-walk.ts';
 import type { SlowState } from './slow-state.ts';
-import { Tables, hashTuple } from './tables.ts';
+import { Tables } from './tables.ts';
 import { PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
 
 /** The tracker's packet class of an ACK (get_conntrack_index: TCP_ACK_SET). */
@@ -153,7 +153,7 @@ export class Dataplane {
       slot = this.slotFor(ingress, dst);
     }
     if (slot < 0) return -1;
-    return hashTuple(slot, proto, src, dst, ports);
+    return this.tables.hashTuple(slot, proto, src, dst, ports);
   }
 
   /** Advance the clock to nowMs with no traffic: bounded incremental expiry of this worker's sessions. */

@@ -9,7 +9,10 @@
 //             links, TCP tracker details (last_end, last_dir/index/flags, CLOSE_INIT).
 //   flow      open addressing, 4-byte slots: (tag << refBits) | ref, ref = (local session << 2 |
 //             kind) + 1, kind 0 = orig tuple, 1 = reply tuple, 2 = "bysource" (proto, orig src,
-//             orig sport) key for get_unique_tuple's mapping reuse. Load ≤ FLOW_LOAD.
+//             orig sport) key for get_unique_tuple's mapping reuse: ONE slot per distinct key,
+//             referencing the newest session of the key's chain. Load ≤ FLOW_LOAD, keyed hash.
+//   chain     the bysource chains (nf_nat_bysource): per session, next / prev session + 1 of its
+//             key's chain, newest first (BYSRC_WORDS words per session, slow path only).
 //   wheel     timer wheel heads (WHEEL_SLOTS Int32) + control words.
 //   ctl       per worker and NAT instance: live count, list heads, RNG state, clock.
 //   drops     Float64 per DROP_* reason; natc: Float64 (packets, bytes) per nat rule counter.
@@ -99,15 +102,13 @@ export {
 export const FLOW_LOAD = 0.75;
 /** Keys per session: orig, reply, bysource. */
 export const FLOW_KEYS = 3;
-/**
- * Maximum probes of any flow-table operation (fixed bound). Linear probing at load 0.75 has a
- * longest run of about ln(slots) / 0.038 ≈ 400 slots at 4 M slots; an insert that would need
- * more is refused as table full (practically never).
- */
-export const FLOW_MAX_PROBE = 1024;
 export const KIND_ORIG = 0;
 export const KIND_REPLY = 1;
 export const KIND_BYSRC = 2;
+/** Bysource chain words per session (layout of the `chain` region): next + 1, prev + 1 (0 = none). */
+export const BYSRC_WORDS = 2;
+export const B_NEXT = 0;
+export const B_PREV = 1;
 
 // ---- timer wheel -------------------------------------------------------------------------------------
 export const WHEEL_BITS = 14;
@@ -138,6 +139,8 @@ export const CI_NA_TAIL = 2;
 export interface CoreShared {
   workers: number;
   seed: number;
+  /** Key of the flow table's hash (src/core/tables.ts): per run, from the seed unless given. */
+  hashSeed: number;
   /** Sessions per worker and NAT instance (conntrack max quota). */
   quota: number[];
   /** Session records per worker (sum of quotas). */
@@ -157,7 +160,7 @@ export interface CoreShared {
  * more — so no lock is needed; with one worker the quota is exactly max.
  * `capacity` (optional) caps the per-instance max used for sizing (memory); default: the scenario's max.
  */
-export function createCoreShared(scenario: Scenario, opts: { workers: number; seed: number; capacity?: number }): CoreShared {
+export function createCoreShared(scenario: Scenario, opts: { workers: number; seed: number; capacity?: number; hashSeed?: number }): CoreShared {
   const W = opts.workers | 0;
   if (W < 1 || W > 64) throw new Error(`createCoreShared: workers must be 1..64, got ${opts.workers}`);
   const compiled = compileScenario(scenario);
@@ -180,12 +183,14 @@ export function createCoreShared(scenario: Scenario, opts: { workers: number; se
   const sabs: Record<string, SharedArrayBuffer> = {
     sessions: new SharedArrayBuffer(W * capW * SESSION_WORDS * 4),
     flow: new SharedArrayBuffer(W * slotsW * 4),
+    chain: new SharedArrayBuffer(W * capW * BYSRC_WORDS * 4),
     wheel: new SharedArrayBuffer(W * WHEEL_SLOTS * 4),
     ctl: new SharedArrayBuffer(W * ctlWords * 4),
     drops: new SharedArrayBuffer(W * REASON_COUNT * 8),
     natc: new SharedArrayBuffer(W * Math.max(1, compiled.counterCount) * 2 * 8),
   };
-  const shared: CoreShared = { workers: W, seed: opts.seed | 0, quota, capW, slotsW, refBits, ctlWords, sabs, compiled };
+  const hashSeed = (opts.hashSeed ?? opts.seed) | 0;
+  const shared: CoreShared = { workers: W, seed: opts.seed | 0, hashSeed, quota, capW, slotsW, refBits, ctlWords, sabs, compiled };
   // Initial control state: links are index + 1, so zero-filled memory is empty lists; RNG per worker.
   const ctl = new Int32Array(sabs.ctl);
   for (let w = 0; w < W; w++) {
@@ -200,9 +205,12 @@ export function createCoreShared(scenario: Scenario, opts: { workers: number; se
   return shared;
 }
 
-/** Shared bytes per session: session record + flow-table slots (FLOW_KEYS per session at FLOW_LOAD). */
+/**
+ * Shared bytes per session: session record + flow-table slots (FLOW_KEYS per session at FLOW_LOAD)
+ * + bysource chain links.
+ */
 export function sharedBytesPerSession(shared: CoreShared): number {
-  return SESSION_WORDS * 4 + (shared.slotsW * 4) / shared.capW;
+  return SESSION_WORDS * 4 + (shared.slotsW * 4) / shared.capW + BYSRC_WORDS * 4;
 }
 
 /** Total bytes of shared table memory (all SABs). */
@@ -216,6 +224,7 @@ export function sharedBytesTotal(shared: CoreShared): number {
 export class SharedViews {
   readonly sessions: Uint32Array;
   readonly flow: Uint32Array;
+  readonly chain: Uint32Array;
   readonly wheel: Int32Array;
   readonly ctl: Int32Array;
   readonly drops: Float64Array;
@@ -223,6 +232,7 @@ export class SharedViews {
   constructor(shared: CoreShared) {
     this.sessions = new Uint32Array(shared.sabs.sessions);
     this.flow = new Uint32Array(shared.sabs.flow);
+    this.chain = new Uint32Array(shared.sabs.chain);
     this.wheel = new Int32Array(shared.sabs.wheel);
     this.ctl = new Int32Array(shared.sabs.ctl);
     this.drops = new Float64Array(shared.sabs.drops);

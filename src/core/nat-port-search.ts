@@ -90,7 +90,7 @@ export class PortSearch {
         // (b) the mapping of the newest live entry with the same (proto, orig src, orig sport)
         // whose mapping is in range (find_appropriate_src walks the bysource chain newest-first).
         const bsKey = ported || proto === PROTO_ICMP ? cp >>> 16 : 0;
-        const other = t.findBySource(slot, proto, cs, bsKey, st.now, -1, alo, ahi, keyed ? plo : 0, keyed ? phi : 0xffff);
+        const other = t.findBySource(slot, proto, cs, bsKey, st.now, alo, ahi, keyed ? plo : 0, keyed ? phi : 0xffff);
         if (other >= 0) {
           const o = t.rec(other);
           const ns = t.ses[o + 4];

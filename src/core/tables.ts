@@ -1,33 +1,51 @@
 // One worker's tables over the shared memory of src/core/layout.ts: the flow table (open
-// addressing with linear probing, backward-shift deletion, 4-byte slots with a hash tag), the
-// session store (allocation, free list), the timer wheel (lazy: a refresh only stores the new
-// expiry; the wheel re-files an entry when its slot comes due; lookups check the exact expiry) and
-// the per-NAT-instance list of non-ASSURED entries in creation order (early drop, oldest first).
-// Single writer: only the owning worker calls the mutating methods.
+// addressing with linear probing to the first empty slot, backward-shift deletion, 4-byte slots
+// with a hash tag, a keyed hash), the bysource chains (nf_nat_bysource: one flow-table entry per
+// distinct (proto, orig src, orig sport) key, heading a newest-first doubly linked chain through
+// the sessions), the session store (allocation, free list), the timer wheel (lazy: a refresh only
+// stores the new expiry; the wheel re-files an entry when its slot comes due; lookups check the
+// exact expiry) and the per-NAT-instance list of non-ASSURED entries in creation order (early
+// drop, oldest first). Single writer: only the owning worker calls the mutating methods.
+//
+// Guarantee: no flow-table insert fails while the region holds at most its capacity of sessions,
+// whatever the keys: every live session owns at most FLOW_KEYS slots (orig, reply, and a bysource
+// slot only if it is the newest of its key), the region has FLOW_KEYS * capacity / FLOW_LOAD
+// slots, so an empty slot always exists and probing (bounded by the table size) reaches it.
+// Sessions sharing a bysource key (one socket talking to many peers) share one slot instead of
+// piling up in one probe cluster. The hash is keyed by the run's hash seed, so flow sets chosen
+// by an outsider cannot be made to cluster without knowing the seed.
 
 import {
-  type CoreShared, C_FREE, C_HWM, C_INST, C_INST_WORDS, C_RNG, C_USED, C_WHEEL_CUR, CI_COUNT, CI_NA_HEAD, CI_NA_TAIL,
-  FLOW_MAX_PROBE, KIND_BYSRC, KIND_ORIG, M_BYSRC, M_LIVE, M_NALIST, M_PROTO_MASK, M_SEQ_SHIFT, M_SLOT_MASK, M_SLOT_SHIFT,
-  SESSION_WORDS, S_CREATED, S_EXPIRY, S_META, S_NNEXT, S_NPREV, S_OPORTS, S_ODST, S_OSRC, S_RPORTS, S_RDST, S_RSRC,
+  type CoreShared, B_NEXT, B_PREV, BYSRC_WORDS, C_FREE, C_HWM, C_INST, C_INST_WORDS, C_RNG, C_USED, C_WHEEL_CUR, CI_COUNT,
+  CI_NA_HEAD, CI_NA_TAIL, KIND_BYSRC, KIND_ORIG, M_BYSRC, M_LIVE, M_NALIST, M_PROTO_MASK, M_SEQ_SHIFT, M_SLOT_MASK,
+  M_SLOT_SHIFT, SESSION_WORDS, S_EXPIRY, S_META, S_NNEXT, S_NPREV, S_OPORTS, S_ODST, S_OSRC, S_RPORTS, S_RDST, S_RSRC,
   S_WNEXT, S_WPREV, WHEEL_GRAN_BITS, WHEEL_SLOTS, SharedViews,
 } from './layout.ts';
+import { PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
 
 const WHEEL_MASK = WHEEL_SLOTS - 1;
 /** S_WPREV of a list head: the slot index with this bit (so unlinking can clear the head). */
 const WHEAD = 0x80000000;
 
-/** 32-bit hash of a tuple key (NAT slot, proto, two addresses, ports word). */
-export function hashTuple(slot: number, proto: number, a: number, b: number, ports: number): number {
-  let h = Math.imul(a ^ 0x27d4eb2f, 0x9e3779b1);
-  h = Math.imul(h ^ (h >>> 15) ^ b, 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13) ^ ports, 0xc2b2ae35);
-  h = Math.imul(h ^ (h >>> 16) ^ ((proto << 8) | slot), 0x2c1b3c6d);
-  return (h ^ (h >>> 15)) >>> 0;
-}
+/** Added to the NAT slot (0..63) in the last word of a bysource key. */
+const BYSRC_FLAG = 0x40;
 
-/** Hash of a bysource key (NAT slot, proto, orig src, orig sport). */
-export function hashBysrc(slot: number, proto: number, src: number, sport: number): number {
-  return hashTuple(slot | 0x40, proto, src, 0x6b43a9b5, sport);
+/**
+ * The flow-table hash key of hash seed `seed`: three 30-bit words of a splitmix32 stream (30 bits:
+ * V8 keeps them as small integers in the Tables fields). A pure function of the seed, so every
+ * worker (and a replacement worker) hashes alike.
+ */
+export function hashKey(seed: number): number[] {
+  const k: number[] = [];
+  let x = (seed ^ 0x5bd1e995) | 0;
+  for (let i = 0; i < 3; i++) {
+    x = (x + 0x9e3779b9) | 0;
+    let z = x;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+    k.push((z ^ (z >>> 16)) & 0x3fffffff);
+  }
+  return k;
 }
 
 export class Tables {
@@ -36,17 +54,23 @@ export class Tables {
   readonly v: SharedViews;
   readonly ses: Uint32Array;
   readonly flow: Uint32Array;
+  readonly chain: Uint32Array;
   readonly wheel: Int32Array;
   readonly ctl: Int32Array;
   readonly sBase: number;
   readonly capW: number;
   readonly fBase: number;
   readonly nSlots: number;
+  readonly chBase: number;
   readonly wBase: number;
   readonly cBase: number;
   readonly refBits: number;
   readonly refMask: number;
   readonly tagMask: number;
+  /** The hash key (hashKey(shared.hashSeed)): 30-bit words, small integers for V8. */
+  readonly k0: number;
+  readonly k1: number;
+  readonly k2: number;
   /** Result of the last lookup: local session index and kind. */
   hitLocal = -1;
   hitKind = -1;
@@ -57,17 +81,23 @@ export class Tables {
     this.v = new SharedViews(shared);
     this.ses = this.v.sessions;
     this.flow = this.v.flow;
+    this.chain = this.v.chain;
     this.wheel = this.v.wheel;
     this.ctl = this.v.ctl;
     this.capW = shared.capW;
     this.sBase = w * shared.capW;
     this.nSlots = shared.slotsW;
     this.fBase = w * shared.slotsW;
+    this.chBase = w * shared.capW * BYSRC_WORDS;
     this.wBase = w * WHEEL_SLOTS;
     this.cBase = w * shared.ctlWords;
     this.refBits = shared.refBits;
     this.refMask = ((1 << shared.refBits) - 1) >>> 0;
     this.tagMask = (((1 << (32 - shared.refBits)) >>> 0) - 1) >>> 0;
+    const key = hashKey(shared.hashSeed);
+    this.k0 = key[0];
+    this.k1 = key[1];
+    this.k2 = key[2];
   }
 
   /** Record offset (in words) of local session i. */
@@ -80,14 +110,37 @@ export class Tables {
     return (h * this.nSlots * 2.3283064365386963e-10) | 0;
   }
 
+  // ---- keyed hash ------------------------------------------------------------------------------
+
+  /**
+   * 32-bit keyed hash of a tuple key (NAT slot, proto, two addresses, ports word). A multiply /
+   * xorshift mix (murmur3's constants) where each word enters by addition after an XOR with a
+   * per-run secret key word: which tuples share a home slot depends on arithmetic differences
+   * that carry through the key, so an outsider without the seed cannot pick a colliding flow set.
+   * (Additions are truncated with `| 0`: int32 arithmetic, no heap numbers.)
+   */
+  hashTuple(slot: number, proto: number, a: number, b: number, ports: number): number {
+    let h = Math.imul((a + this.k0) | 0, 0x9e3779b1);
+    h = Math.imul(((h ^ (h >>> 15)) + (b ^ this.k1)) | 0, 0x85ebca6b);
+    h = Math.imul(((h ^ (h >>> 13)) + (ports ^ this.k2)) | 0, 0xc2b2ae35);
+    h = Math.imul(((h ^ (h >>> 16)) + ((proto << 8) | slot)) | 0, 0x2c1b3c6d);
+    return (h ^ (h >>> 15)) >>> 0;
+  }
+
+  /** Keyed hash of a bysource key (NAT slot, proto, orig src, orig sport / ICMP id). */
+  hashBysrc(slot: number, proto: number, src: number, sport: number): number {
+    return this.hashTuple(slot | BYSRC_FLAG, proto, src, 0, sport);
+  }
+
   // ---- flow table ----------------------------------------------------------------------------
 
   /**
    * Finds the session with tuple (a, b, ports) of NAT slot `slot` and protocol `proto` in either
-   * direction. Returns the local index (and sets hitKind) or -1. Does not check expiry.
+   * direction. Returns the local index (and sets hitKind) or -1. Does not check expiry. Probes to
+   * the first empty slot (one exists: load ≤ FLOW_LOAD); the table size bounds the loop.
    */
   lookup(slot: number, proto: number, a: number, b: number, ports: number): number {
-    const h = hashTuple(slot, proto, a, b, ports);
+    const h = this.hashTuple(slot, proto, a, b, ports);
     const flow = this.flow;
     const ses = this.ses;
     const tag = h & this.tagMask;
@@ -96,7 +149,7 @@ export class Tables {
     const n = this.nSlots;
     const fb = this.fBase;
     const want = (proto | (slot << M_SLOT_SHIFT)) >>> 0;
-    for (let p = 0; p < FLOW_MAX_PROBE; p++) {
+    for (let p = 0; p < n; p++) {
       const v = flow[fb + i];
       if (v === 0) return -1;
       if ((v >>> rb) === tag) {
@@ -116,19 +169,24 @@ export class Tables {
     return -1;
   }
 
-  /** Inserts reference (local, kind) under hash h. False if no free slot within the probe bound. */
-  insertRef(h: number, local: number, kind: number): boolean {
+  /**
+   * Inserts reference (local, kind) under hash h at the first empty slot from its home. Never
+   * fails while the region holds at most its capacity (see the header); an empty slot missing
+   * within the whole table is a broken invariant, thrown as an internal error.
+   */
+  insertRef(h: number, local: number, kind: number): void {
     const flow = this.flow;
     const val = (((h & this.tagMask) << this.refBits) | ((local << 2) | kind) + 1) >>> 0;
+    const n = this.nSlots;
     let i = this.home(h);
-    for (let p = 0; p < FLOW_MAX_PROBE; p++) {
+    for (let p = 0; p < n; p++) {
       if (flow[this.fBase + i] === 0) {
         flow[this.fBase + i] = val;
-        return true;
+        return;
       }
-      if (++i === this.nSlots) i = 0;
+      if (++i === n) i = 0;
     }
-    return false;
+    throw new Error(`core: flow table of worker ${this.w} has no empty slot (${n} slots): internal error`);
   }
 
   /** Hash of the key stored for (local, kind). */
@@ -138,28 +196,38 @@ export class Tables {
     const meta = ses[o + S_META];
     const slot = (meta >>> M_SLOT_SHIFT) & M_SLOT_MASK;
     const proto = meta & M_PROTO_MASK;
-    if (kind === KIND_BYSRC) return hashBysrc(slot, proto, ses[o + S_OSRC], ses[o + S_OPORTS] >>> 16);
+    if (kind === KIND_BYSRC) return this.hashBysrc(slot, proto, ses[o + S_OSRC], ses[o + S_OPORTS] >>> 16);
     const k = o + kind * 3;
-    return hashTuple(slot, proto, ses[k], ses[k + 1], ses[k + 2]);
+    return this.hashTuple(slot, proto, ses[k], ses[k + 1], ses[k + 2]);
   }
 
-  /** Removes reference (local, kind) (backward-shift deletion: no tombstones). */
-  removeRef(local: number, kind: number): void {
-    const h = this.keyHash(local, kind);
+  /** Flow slot (0..nSlots) holding reference (local, kind), found from hash h; -1 if absent. */
+  private refSlot(h: number, local: number, kind: number): number {
     const flow = this.flow;
     const fb = this.fBase;
     const n = this.nSlots;
     const ref = ((local << 2) | kind) + 1;
     let i = this.home(h);
-    let p = 0;
-    for (; p < FLOW_MAX_PROBE; p++) {
+    for (let p = 0; p < n; p++) {
       const v = flow[fb + i];
-      if (v === 0) return;
-      if ((v & this.refMask) === ref) break;
+      if (v === 0) return -1;
+      if ((v & this.refMask) === ref) return i;
       if (++i === n) i = 0;
     }
-    if (p === FLOW_MAX_PROBE) return;
-    // Backward shift: move later entries of the cluster into the hole when their home allows.
+    return -1;
+  }
+
+  /** Removes reference (local, kind) (backward-shift deletion: no tombstones). */
+  removeRef(local: number, kind: number): void {
+    const at = this.refSlot(this.keyHash(local, kind), local, kind);
+    if (at >= 0) this.removeAt(at);
+  }
+
+  /** Empties flow slot i and shifts later entries of its cluster back where their homes allow. */
+  private removeAt(i: number): void {
+    const flow = this.flow;
+    const fb = this.fBase;
+    const n = this.nSlots;
     let j = i;
     for (let q = 0; q < n; q++) {
       if (++j === n) j = 0;
@@ -180,48 +248,129 @@ export class Tables {
   // ---- bysource (get_unique_tuple step b) -------------------------------------------------------
 
   /**
-   * Live entry of NAT slot `slot` with the same (proto, orig src, orig sport) whose expiry is after
-   * nowMs, the most recently created first; -1 if none. Scans the probe cluster (bounded).
+   * The flow slot of the bysource key (slot, proto, src, sport) with hash h — its value references
+   * the newest session of the key's chain — or -1 if no session has this key.
    */
-  /**
-   * The newest live entry of `slot` with a SRC manip and this (proto, orig src, orig sport) whose
-   * mapping (reply dst, reply dport / ICMP id) lies in [alo, ahi] × [plo, phi], or -1.
-   */
-  findBySource(slot: number, proto: number, src: number, sport: number, nowMs: number, skip: number,
-    alo: number, ahi: number, plo: number, phi: number): number {
-    const h = hashBysrc(slot, proto, src, sport);
+  private bysrcHead(h: number, slot: number, proto: number, src: number, sport: number): number {
     const flow = this.flow;
     const ses = this.ses;
     const tag = h & this.tagMask;
+    const n = this.nSlots;
+    const fb = this.fBase;
     let i = this.home(h);
-    let best = -1;
-    let bestCreated = -1;
-    for (let p = 0; p < FLOW_MAX_PROBE; p++) {
-      const v = flow[this.fBase + i];
-      if (v === 0) break;
+    for (let p = 0; p < n; p++) {
+      const v = flow[fb + i];
+      if (v === 0) return -1;
       if ((v >>> this.refBits) === tag) {
         const r = (v & this.refMask) - 1;
-        if ((r & 3) === KIND_BYSRC && (r >>> 2) !== skip) {
+        if ((r & 3) === KIND_BYSRC) {
           const o = this.rec(r >>> 2);
           const meta = ses[o + S_META];
           if ((meta & M_PROTO_MASK) === proto && ((meta >>> M_SLOT_SHIFT) & M_SLOT_MASK) === slot &&
-            ses[o + S_OSRC] === src && (ses[o + S_OPORTS] >>> 16) === sport && nowMs < ses[o + S_EXPIRY] &&
-            ses[o + S_CREATED] >= bestCreated && ses[o + S_RDST] >= alo && ses[o + S_RDST] <= ahi &&
-            this.mapKey(proto, ses[o + S_RPORTS]) >= plo && this.mapKey(proto, ses[o + S_RPORTS]) <= phi) {
-            best = r >>> 2;
-            bestCreated = ses[o + S_CREATED];
-          }
+            ses[o + S_OSRC] === src && (ses[o + S_OPORTS] >>> 16) === sport) return i;
         }
       }
-      if (++i === this.nSlots) i = 0;
+      if (++i === n) i = 0;
     }
-    return best;
+    return -1;
+  }
+
+  /**
+   * Puts session `local` (its record holds the key: meta slot/proto, orig src, orig sport) at the
+   * head of its bysource chain (hlist_add_head: newest first). One flow slot per distinct key.
+   */
+  bysrcLink(local: number): void {
+    const o = this.rec(local);
+    const ses = this.ses;
+    const meta = ses[o + S_META];
+    const slot = (meta >>> M_SLOT_SHIFT) & M_SLOT_MASK;
+    const proto = meta & M_PROTO_MASK;
+    const src = ses[o + S_OSRC];
+    const sport = ses[o + S_OPORTS] >>> 16;
+    const h = this.hashBysrc(slot, proto, src, sport);
+    const ch = this.chain;
+    const c = this.chBase + local * BYSRC_WORDS;
+    const at = this.bysrcHead(h, slot, proto, src, sport);
+    ch[c + B_PREV] = 0;
+    if (at < 0) {
+      ch[c + B_NEXT] = 0;
+      this.insertRef(h, local, KIND_BYSRC);
+      return;
+    }
+    const v = this.flow[this.fBase + at];
+    const head = ((v & this.refMask) - 1) >>> 2;
+    ch[c + B_NEXT] = head + 1;
+    ch[this.chBase + head * BYSRC_WORDS + B_PREV] = local + 1;
+    this.flow[this.fBase + at] = ((v & ~this.refMask) | (((local << 2) | KIND_BYSRC) + 1)) >>> 0;
+  }
+
+  /** Takes session `local` out of its bysource chain (O(1); the key's slot goes with its last session). */
+  bysrcUnlink(local: number): void {
+    const ch = this.chain;
+    const c = this.chBase + local * BYSRC_WORDS;
+    const prev = ch[c + B_PREV];
+    const next = ch[c + B_NEXT];
+    ch[c + B_PREV] = 0;
+    ch[c + B_NEXT] = 0;
+    if (next !== 0) ch[this.chBase + (next - 1) * BYSRC_WORDS + B_PREV] = prev;
+    if (prev !== 0) {
+      ch[this.chBase + (prev - 1) * BYSRC_WORDS + B_NEXT] = next;
+      return;
+    }
+    // The head: its key's slot now references the next session, or goes.
+    const at = this.refSlot(this.keyHash(local, KIND_BYSRC), local, KIND_BYSRC);
+    if (at < 0) return;
+    if (next === 0) {
+      this.removeAt(at);
+    } else {
+      const v = this.flow[this.fBase + at];
+      this.flow[this.fBase + at] = ((v & ~this.refMask) | ((((next - 1) << 2) | KIND_BYSRC) + 1)) >>> 0;
+    }
+  }
+
+  /**
+   * find_appropriate_src: the newest live session of NAT slot `slot` with a SRC manip and this
+   * (proto, orig src, orig sport) whose mapping (reply dst, reply dport / ICMP id) lies in
+   * [alo, ahi] × [plo, phi], or -1. Walks the key's chain newest-first (at most every session of
+   * the region); a dead entry met on the way is released (it is invisible to lookups anyway), so
+   * lazily expired entries are walked over at most once.
+   */
+  findBySource(slot: number, proto: number, src: number, sport: number, nowMs: number,
+    alo: number, ahi: number, plo: number, phi: number): number {
+    const at = this.bysrcHead(this.hashBysrc(slot, proto, src, sport), slot, proto, src, sport);
+    if (at < 0) return -1;
+    const ses = this.ses;
+    const ch = this.chain;
+    let e = (((this.flow[this.fBase + at] & this.refMask) - 1) >>> 2) + 1;
+    for (let p = 0; p < this.capW && e !== 0; p++) {
+      const local = e - 1;
+      e = ch[this.chBase + local * BYSRC_WORDS + B_NEXT];
+      const o = this.rec(local);
+      if (nowMs >= ses[o + S_EXPIRY]) {
+        this.release(local);
+        continue;
+      }
+      const rdst = ses[o + S_RDST];
+      const key = this.mapKey(proto, ses[o + S_RPORTS]);
+      if (rdst >= alo && rdst <= ahi && key >= plo && key <= phi) return local;
+    }
+    return -1;
+  }
+
+  /** Sessions in the bysource chain of a key (tests, diagnostics; walks the chain). */
+  bysrcChainLength(slot: number, proto: number, src: number, sport: number): number {
+    const at = this.bysrcHead(this.hashBysrc(slot, proto, src, sport), slot, proto, src, sport);
+    if (at < 0) return 0;
+    let e = (((this.flow[this.fBase + at] & this.refMask) - 1) >>> 2) + 1;
+    let n = 0;
+    for (; n <= this.capW && e !== 0; n++) e = this.chain[this.chBase + (e - 1) * BYSRC_WORDS + B_NEXT];
+    return n;
   }
 
   /** The mapped port of a reply ports word: TCP/UDP reply dport, ICMP id (others: 0). */
   private mapKey(proto: number, rports: number): number {
-    if (proto === 1) return rports >>> 16;
-    if (proto === 6 || proto === 17) return rports & 0xffff;
+    if (proto === PROTO_ICMP) return rports >>> 16;
+    if (proto === PROTO_TCP || proto === PROTO_UDP) return rports & 0xffff;
     return 0;
   }
 
@@ -265,7 +414,7 @@ export class Tables {
     const slot = (meta >>> M_SLOT_SHIFT) & M_SLOT_MASK;
     this.removeRef(local, KIND_ORIG);
     this.removeRef(local, KIND_ORIG + 1);
-    if (meta & M_BYSRC) this.removeRef(local, KIND_BYSRC);
+    if (meta & M_BYSRC) this.bysrcUnlink(local);
     if (meta & M_NALIST) this.naUnlink(local);
     this.wheelUnlink(local);
     this.touchMeta(o, meta & ~M_LIVE);
