@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { loadBuiltinScenario } from '../../src/scenario/index.ts';
 import {
-  C_INST, C_INST_WORDS, CI_COUNT, createCoreShared, KIND_ORIG, KIND_REPLY, M_BYSRC, M_LIVE, M_SLOT_SHIFT, S_EXPIRY,
+  C_INST, CI_COUNT, createCoreShared, KIND_ORIG, KIND_REPLY, M_BYSRC, M_LIVE, M_SLOT_SHIFT, S_EXPIRY,
   S_META, S_OPORTS, S_ODST, S_OSRC, S_RDST, S_RPORTS, S_RSRC,
 } from '../../src/core/layout.ts';
 import { Tables } from '../../src/core/tables.ts';
