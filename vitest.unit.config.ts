@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
 // The fast tier (`npm run test:unit`, under a minute): pure logic — packet, pcap, scenario,
-// model, the core's dataplane on the calling thread, comparison and re-addressing. Left to the
+// model, the core's dataplane on the calling thread, comparison and re-addressing, conformance
+// (model and the inline core). Left to the
 // full `npm test`: worker threads, the kernel oracle (namespaces), the fuzz campaigns, the
 // benchmark harness, the corpus and the million-packet streaming run, and tshark round trips.
 export default defineConfig({
@@ -15,6 +16,7 @@ export default defineConfig({
       'test/model/**/*.test.ts',
       'test/core/dataplane*.test.ts',
       'test/diff/**/*.test.ts',
+      'test/conformance/**/*.test.ts',
       'test/replay/remap.test.ts',
       'test/replay/replay.test.ts',
       'test/spec/**/*.test.ts',
