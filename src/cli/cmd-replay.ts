@@ -1,7 +1,7 @@
 // `natlab replay`: replays a capture through the engines, writes each egress point's capture per
 // engine, and explains every difference between the engines.
 import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import cliProgress from 'cli-progress';
 import { EXIT_USAGE, type Command } from './command.ts';
 import { UsageError, intOption, parseArgs } from './args.ts';
@@ -12,13 +12,18 @@ import { runReplay, type ReplayOptions } from '../diff/replay.ts';
 import { DEFAULT_INSIDE, scenarioForCapture } from '../diff/replay-scenario.ts';
 import { formatReplaySummary } from '../diff/report.ts';
 import { FlowCollector } from '../diff/sinks/flows.ts';
+import { DifferenceCollector } from '../diff/sinks/differences.ts';
+import { writeReplayHtml } from '../diff/sinks/report-html.ts';
+import { INPUT_CAPTURE_FILE } from '../diff/sinks/input-capture.ts';
+import { engineCaptureName } from '../diff/replay.ts';
 import { replaySuite } from '../diff/sinks/junit-cases.ts';
 import { writeJUnit } from '../diff/sinks/junit.ts';
 
 const USAGE = `usage: natlab replay --in X.pcap --out DIR [--scenario F | --inside CIDR[,CIDR]]
                      [--engines model,core,kernel] [--workers N] [--seed N] [--limit N]
                      [--link ethernet|raw] [--format pcapng|pcap] [--max-diffs N]
-                     [--kernel-time real|compress] [--junit FILE] [--json] [--no-progress]
+                     [--kernel-time real|compress] [--junit FILE] [--html FILE] [--json]
+                     [--no-progress]
 
 Replays a capture (pcap or pcapng) through the engines and compares them packet by packet.
 
@@ -56,6 +61,9 @@ options:
                      not see the gaps)
   --junit FILE       write JUnit XML: one test case per flow of the capture (a failure per flow
                      where the engines differ, saying where to look and how to replay)
+  --html FILE        write a self-contained HTML report: counters per engine, the differences
+                     with their packets decoded side by side, a timeline per flow, links to the
+                     annotated captures
   --json             print report.json on stdout instead of the summary
   --no-progress      no progress bar (it is shown only on a terminal anyway)
 
@@ -77,7 +85,7 @@ export const command: Command = {
   async run(argv) {
     const a = parseArgs(argv, {
       flags: ['json', 'no-progress'],
-      values: ['in', 'out', 'scenario', 'inside', 'engines', 'workers', 'seed', 'limit', 'link', 'max-diffs', 'kernel-time', 'format', 'junit'],
+      values: ['in', 'out', 'scenario', 'inside', 'engines', 'workers', 'seed', 'limit', 'link', 'max-diffs', 'kernel-time', 'format', 'junit', 'html'],
     });
     if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
     const input = a.values.get('in');
@@ -168,8 +176,10 @@ export const command: Command = {
       };
     }
     const junit = a.values.get('junit');
-    const flows = junit ? new FlowCollector(scenario) : null;
-    if (flows) opts.sinks = [flows];
+    const html = a.values.get('html');
+    const flows = junit || html ? new FlowCollector(scenario) : null;
+    const diffDetails = html ? new DifferenceCollector(scenario, maxDiffs) : null;
+    opts.sinks = [flows, diffDetails].filter((x) => x !== null);
     let outcome;
     try {
       outcome = await runReplay(opts);
@@ -183,6 +193,14 @@ export const command: Command = {
     if (junit && flows) {
       const command = ['natlab', 'replay', ...argv.filter((x, k) => x !== '--junit' && argv[k - 1] !== '--junit')].join(' ');
       await writeJUnit(junit, [replaySuite(r, flows.list(), { command, outDir, annotated: format === 'pcapng' })]);
+    }
+    if (html && flows && diffDetails) {
+      const href = (f: string) => relative(dirname(html), join(outDir, f)) || f;
+      const captures = [{ label: 'report.json', href: href('report.json') }];
+      if (format === 'pcapng') captures.push({ label: INPUT_CAPTURE_FILE, href: href(INPUT_CAPTURE_FILE) }, ...engines.map((e) => ({ label: engineCaptureName(e), href: href(engineCaptureName(e)) })));
+      else captures.push(...engines.map((e) => ({ label: `${e}/`, href: href(e) })));
+      await writeReplayHtml(html, { report: r, differences: diffDetails.details, flows: flows.list(), captures });
+      if (!json) process.stdout.write(`  html: ${html}\n`);
     }
     if (r.input.error) process.stderr.write(`natlab replay: ${r.input.error}\n`);
     return r.exitCode;
