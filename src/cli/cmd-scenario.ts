@@ -49,7 +49,7 @@ exit: 0 all files valid; 2 a file is invalid (check still checks the others) or 
 
 export const command: Command = {
   name: 'scenario',
-  summary: 'check scenario files (check FILE...) or print a compiled scenario (show [FILE])',
+  summary: 'check scenario files (check FILE...), print a compiled scenario (show [FILE]), import a real VPC (import INPUT...)',
   usage: USAGE,
   async run(argv: string[]): Promise<number> {
     const args = parseArgs(argv, { flags: ['json'], values: ['out', 'name', 'vpc', 'iface'], multi: ['host', 'nat-ami', 'internet'] });
