@@ -4,9 +4,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BenchReport } from './suite.ts';
 import { formatReadme } from './report.ts';
-import { scalingChart, throughputChart } from './svg.ts';
+import { scalingChart, setupChart, throughputChart } from './svg.ts';
 
-export const CHART_FILES = { throughput: 'throughput.svg', scaling: 'scaling.svg' } as const;
+export const CHART_FILES = { throughput: 'throughput.svg', scaling: 'scaling.svg', setup: 'setup.svg' } as const;
 
 /** README.md and the charts for `report` (whose JSON is `jsonName` in the same directory). */
 export async function writeReadmeAndCharts(report: BenchReport, dir: string, jsonName: string): Promise<string[]> {
@@ -22,6 +22,11 @@ export async function writeReadmeAndCharts(report: BenchReport, dir: string, jso
   if (s) {
     await writeFile(join(dir, CHART_FILES.scaling), s);
     charts.push(CHART_FILES.scaling);
+  }
+  const st = setupChart(report);
+  if (st) {
+    await writeFile(join(dir, CHART_FILES.setup), st);
+    charts.push(CHART_FILES.setup);
   }
   files.push(...charts.map((c) => join(dir, c)));
   const readme = join(dir, 'README.md');

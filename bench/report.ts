@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { InputError } from '../src/spec/errors.ts';
 import type { BenchReport, WorkloadResult } from './suite.ts';
 import { type Figure, fmt, sessionsLabel } from './figures.ts';
+import { REFERENCES } from './references.ts';
 
 function find(r: BenchReport, id: string): Figure | undefined {
   return r.figures.find((f) => f.id === id);
@@ -173,6 +174,14 @@ export function formatReadme(r: BenchReport, jsonName: string, charts: string[])
   const h = headline(r);
   if (h.length) L.push('## Headline', '', ...h.map((x) => `- ${x}`), '');
   for (const c of charts) L.push(`![${c.replace(/\.svg$/, '')}](${c})`, '');
+  if (charts.length) {
+    L.push('Reference lines on the charts (not measured here; targets in red, anchors in purple):', '');
+    for (const ref of REFERENCES) {
+      const v = ref.value !== undefined ? `${fmt(ref.value)} ${ref.unit}` : ref.bySessions!.map((p) => `${fmt(p.value)} at ${sessionsLabel(p.sessions)}`).join(', ') + ` ${ref.unit}`;
+      L.push(`- **${ref.kind}: ${ref.label}** — ${v}. Source: ${ref.source}.`);
+    }
+    L.push('');
+  }
   for (const s of sections(r)) {
     L.push(`## ${s.title}`, '', table(s.head, s.rows, true), '');
     for (const a of s.about) L.push(`${a}`, '');

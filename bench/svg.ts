@@ -3,6 +3,7 @@
 // GitHub's Markdown view) shows them.
 import type { BenchReport } from './suite.ts';
 import { type Figure, sessionsLabel } from './figures.ts';
+import { referencesFor } from './references.ts';
 
 const W = 720;
 const H = 420;
@@ -34,19 +35,31 @@ function tickLabel(v: number): string {
   return v.toFixed(2).replace(/0$/, '').replace(/\.0$/, '');
 }
 
+/** A labelled horizontal line across the plot (a target or an anchor's published figure). */
+interface RefLine {
+  y: number;
+  label: string;
+  color: string;
+}
+
+const TARGET_COLOR = '#b00020';
+const ANCHOR_COLOR = '#6a5acd';
+
 interface Series {
   name: string;
   color: string;
   dashed?: boolean;
+  /** Dotted instead of dashed (reference series). */
+  dotted?: boolean;
   /** Leave out of the legend. */
   noLegend?: boolean;
   points: Array<{ x: number; y: number; lo?: number; hi?: number }>;
 }
 
-function chart(title: string, subtitle: string[], xLabel: string, yLabel: string, xs: Array<{ v: number; label: string }>, series: Series[], yMaxHint = 0): string {
+function chart(title: string, subtitle: string[], xLabel: string, yLabel: string, xs: Array<{ v: number; label: string }>, series: Series[], yMaxHint = 0, refs: RefLine[] = []): string {
   const pw = W - M.l - M.r;
   const ph = H - M.t - M.b;
-  const yMax = niceMax(Math.max(yMaxHint, ...series.flatMap((s) => s.points.map((p) => Math.max(p.y, p.hi ?? 0)))));
+  const yMax = niceMax(Math.max(yMaxHint, ...refs.map((r) => r.y), ...series.flatMap((s) => s.points.map((p) => Math.max(p.y, p.hi ?? 0)))));
   const xi = new Map(xs.map((x, i) => [x.v, i]));
   const xPos = (v: number) => M.l + (xs.length === 1 ? pw / 2 : X_PAD + ((xi.get(v) ?? 0) * (pw - 2 * X_PAD)) / (xs.length - 1));
   const yPos = (v: number) => M.t + ph - (Math.max(0, v) / yMax) * ph;
@@ -70,24 +83,39 @@ function chart(title: string, subtitle: string[], xLabel: string, yLabel: string
   o.push(`<line x1="${M.l}" y1="${M.t}" x2="${M.l}" y2="${M.t + ph}" stroke="#444"/>`);
   o.push(`<text x="${M.l + pw / 2}" y="${H - 14}" text-anchor="middle" fill="#222">${esc(xLabel)}</text>`);
   o.push(`<text x="18" y="${M.t + ph / 2}" text-anchor="middle" fill="#222" transform="rotate(-90 18 ${M.t + ph / 2})">${esc(yLabel)}</text>`);
+  // Reference lines: dashed, labelled at the right end inside the plot, label above the line.
+  // Lines whose labels would overlap take turns at the left and right ends.
+  let lastY = -Infinity;
+  let left = false;
+  [...refs].sort((a, b) => a.y - b.y).forEach((r) => {
+    const y = yPos(r.y);
+    left = Math.abs(lastY - y) < 13 ? !left : false;
+    lastY = y;
+    o.push(`<line x1="${M.l}" y1="${y.toFixed(1)}" x2="${M.l + pw}" y2="${y.toFixed(1)}" stroke="${r.color}" stroke-width="1.2" stroke-dasharray="2 3" class="ref"/>`);
+    const lx = left ? M.l + 4 : M.l + pw - 4;
+    const ly = left ? y + 12 : y - 4;
+    o.push(`<text x="${lx}" y="${ly.toFixed(1)}" text-anchor="${left ? 'start' : 'end'}" font-size="10.5" fill="${r.color}" class="ref-label">${esc(`${r.label} (${tickLabel(r.y)})`)}</text>`);
+  });
   let legendRow = 0;
   series.forEach((s) => {
     const pts = s.points.filter((p) => Number.isFinite(p.y) && xi.has(p.x));
     if (pts.length === 0) return;
     const d = pts.map((p, i) => `${i ? 'L' : 'M'}${xPos(p.x).toFixed(1)},${yPos(p.y).toFixed(1)}`).join(' ');
-    o.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
+    const dash = s.dotted ? ' stroke-dasharray="2 3"' : s.dashed ? ' stroke-dasharray="6 4"' : '';
+    o.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"${dash}/>`);
     for (const p of pts) {
       const px = xPos(p.x).toFixed(1);
       if (p.lo !== undefined && p.hi !== undefined && Number.isFinite(p.lo) && Number.isFinite(p.hi)) {
         o.push(`<line x1="${px}" y1="${yPos(p.lo).toFixed(1)}" x2="${px}" y2="${yPos(p.hi).toFixed(1)}" stroke="${s.color}" stroke-width="1.5"/>`);
         for (const v of [p.lo, p.hi]) o.push(`<line x1="${(xPos(p.x) - 4).toFixed(1)}" y1="${yPos(v).toFixed(1)}" x2="${(xPos(p.x) + 4).toFixed(1)}" y2="${yPos(v).toFixed(1)}" stroke="${s.color}" stroke-width="1.5"/>`);
       }
-      if (!s.dashed) o.push(`<circle cx="${px}" cy="${yPos(p.y).toFixed(1)}" r="3.5" fill="${s.color}"><title>${esc(`${s.name}: ${tickLabel(p.y)}`)}</title></circle>`);
+      if (s.dotted) o.push(`<text x="${px}" y="${(yPos(p.y) - 6).toFixed(1)}" text-anchor="middle" font-size="10" fill="${s.color}">${tickLabel(p.y)}</text>`);
+      else if (!s.dashed) o.push(`<circle cx="${px}" cy="${yPos(p.y).toFixed(1)}" r="3.5" fill="${s.color}"><title>${esc(`${s.name}: ${tickLabel(p.y)}`)}</title></circle>`);
     }
     if (s.noLegend) return;
     const ly = M.t + 10 + legendRow++ * 20;
     const lx = M.l + pw + 18;
-    o.push(`<line x1="${lx}" y1="${ly}" x2="${lx + 24}" y2="${ly}" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
+    o.push(`<line x1="${lx}" y1="${ly}" x2="${lx + 24}" y2="${ly}" stroke="${s.color}" stroke-width="2"${dash}/>`);
     o.push(`<text x="${lx + 30}" y="${ly}" dominant-baseline="middle" fill="#222">${esc(s.name)}</text>`);
   });
   o.push('</svg>');
@@ -111,11 +139,50 @@ export function throughputChart(r: BenchReport): string | null {
   }));
   const model = r.figures.filter((f) => /^established\/sessions=\d+\/model\/mpps$/.test(f.id));
   if (model.length) series.push({ name: 'reference model', color: '#7f7f7f', points: model.map((f) => ({ x: f.sessions!, y: f.median, lo: f.min, hi: f.max })) });
+  // Targets and anchors per session count: dotted, each point labelled with its value.
+  const refs: RefLine[] = [];
+  for (const ref of referencesFor('Mpps')) {
+    const color = ref.kind === 'target' ? TARGET_COLOR : ANCHOR_COLOR;
+    if (ref.bySessions) {
+      const pts = ref.bySessions.filter((p) => sessions.includes(p.sessions)).map((p) => ({ x: p.sessions, y: p.value }));
+      if (pts.length) series.push({ name: ref.label, color, dotted: true, points: pts });
+    } else if (ref.value !== undefined) refs.push({ y: ref.value, label: ref.label, color });
+  }
   return chart(
     'Established-flow throughput vs sessions',
-    ['64-byte frames (46-byte IPv4 UDP), outbound; median of runs, bars from the slowest to the fastest run', machineText(r)],
+    ['64-byte frames, outbound; median of runs, bars min–max; dotted: targets (red), anchors (purple)', machineText(r)],
     'established sessions (log scale)', 'Mpps',
-    sessions.map((s) => ({ v: s, label: sessionsLabel(s) })), series,
+    sessions.map((s) => ({ v: s, label: sessionsLabel(s) })), series, 0, refs,
+  );
+}
+
+/**
+ * Session setup rate against the size of the table it inserts into: the setup workload's runs
+ * each add the same number of flows to a growing table, so run k measures inserts into a table of
+ * warm-up + k×flows-per-run sessions (x: the middle of each run). One line per worker count,
+ * and the target as a labelled line.
+ */
+export function setupChart(r: BenchReport): string | null {
+  const res = r.results.find((x) => x.workload === 'setup' && x.engine === 'core');
+  const warm = /after (\d+) warm-up flows/.exec(res?.measured ?? '');
+  const perRun = Number((r.parameters as Record<string, unknown>).setupPerRun);
+  const figs = r.figures.filter((f) => f.engine === 'core' && /^setup\/(workers=\d+|inline)\/sessions-per-s$/.test(f.id));
+  if (!warm || !(perRun > 0) || figs.length === 0) return null;
+  const base = Number(warm[1]);
+  const runs = Math.max(...figs.map((f) => f.samples.length));
+  const xs = Array.from({ length: runs }, (_, k) => base + (k + 0.5) * perRun);
+  const kSessions = (n: number) => `${Math.round(n / 1024)}k`;
+  const series: Series[] = figs.map((f, k) => ({
+    name: f.workers ? `core, ${f.workers} worker${f.workers > 1 ? 's' : ''}` : 'core, 1 thread, no pool',
+    color: COLORS[k % COLORS.length],
+    points: f.samples.map((v, i) => ({ x: xs[i], y: v / 1000 })),
+  }));
+  const refs = referencesFor('sessions/s').filter((x) => x.value !== undefined).map((x) => ({ y: x.value! / 1000, label: x.label, color: x.kind === 'target' ? TARGET_COLOR : ANCHOR_COLOR }));
+  return chart(
+    'Session setup rate vs conntrack table size',
+    [`every packet a new UDP flow, ${perRun} per run, table ${kSessions(base)} → ${kSessions(base + runs * perRun)}; dotted: target`, machineText(r)],
+    'sessions in the table during the run', 'k sessions/s',
+    xs.map((x) => ({ v: x, label: kSessions(x) })), series, 0, refs,
   );
 }
 
