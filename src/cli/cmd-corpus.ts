@@ -8,6 +8,7 @@ import { corpusSuite } from '../diff/sinks/junit-cases.ts';
 import { writeJUnit } from '../diff/sinks/junit.ts';
 
 const USAGE = `usage: natlab corpus verify [--engines model,core,kernel] [--update] [--only NAME,...] [--json]
+                            [--one-at-a-time]
        natlab corpus list [--json]
 
 verify  replays every entry of corpora/manifest.yaml (generated captures of the built-in
@@ -27,6 +28,8 @@ options:
                    (../shared/corpora beside the clone, or $NATLAB_SHARED_CORPORA) are absent
   --junit FILE     write JUnit XML: one test case per entry (failures list the problems)
   --json           machine-readable outcome on stdout
+  --one-at-a-time  kernel engine: the original one-packet-per-round-trip injection instead of
+                   the fast path (docs/kernel-oracle.md), to compare the two
 
 exit: 0 all entries verified, 1 a difference or change, 2 usage or unreadable corpus.
 `;
@@ -49,7 +52,7 @@ export const command: Command = {
   async run(argv) {
     const [sub, ...rest] = argv;
     if (sub !== 'verify' && sub !== 'list') throw new UsageError(sub ? `unknown subcommand '${sub}'` : 'verify or list?');
-    const a = parseArgs(rest, { flags: ['update', 'json', 'require-shared'], values: ['engines', 'only', 'junit'] });
+    const a = parseArgs(rest, { flags: ['update', 'json', 'require-shared', 'one-at-a-time'], values: ['engines', 'only', 'junit'] });
     if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
     const json = a.flags.has('json');
     if (sub === 'list') {
@@ -88,6 +91,7 @@ export const command: Command = {
     let tLast = t0;
     const res = await verifyCorpus({
       engines, update: a.flags.has('update'), only, requireShared: a.flags.has('require-shared'),
+      kernelInjection: a.flags.has('one-at-a-time') ? 'single' : 'batch',
       onEntry: (o) => {
         const now = performance.now();
         times.set(o.name, (now - tLast) / 1000);

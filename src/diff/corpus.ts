@@ -198,6 +198,8 @@ export interface VerifyOptions {
    * folder is absent. CI sets it: there the folder is always beside the clone.
    */
   requireShared?: boolean;
+  /** Kernel engine injection path ('batch' default; 'single' = one at a time, for comparison). */
+  kernelInjection?: 'batch' | 'single';
 }
 
 async function readAll(path: string): Promise<Array<{ timeUs: number; data: Uint8Array }>> {
@@ -315,7 +317,7 @@ export async function verifyEntry(e: CorpusEntry, opts: VerifyOptions): Promise<
   try {
     const { report, kept, keptRaw } = await runReplay({
       input, outDir: tmp, scenario, scenarioHow: how, engines: opts.engines, keepResults: true, maxDifferences: 1000, workers: opts.workers ?? 1,
-      engineExtra: { kernel: { timeMode: e.kernelTime } }, engineFactory: opts.engineFactory,
+      engineExtra: { kernel: { timeMode: e.kernelTime, injection: opts.kernelInjection ?? 'batch' } }, engineFactory: opts.engineFactory,
     });
     out.packets = report.input.records;
     // Differences between engines: a failure unless the pair is a known difference of this entry.

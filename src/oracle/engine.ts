@@ -52,11 +52,14 @@ import { Agent, PACKET_OUTGOING } from './agent.ts';
 import { run } from './exec.ts';
 import { igwMapOf, igwTranslate, isElasticIp, type IgwMap } from './igw.ts';
 import { newRunId } from './names.ts';
+import { Hub, HUB_BATCH, setnsSyscall, type HubPacket } from './hub.ts';
 import { checkKernelPrerequisites, describeMissing } from './prereq.ts';
 import { parseAgentStats, parseConntrackList, parseIptablesCounters, sortConntrack, type NetnsStats } from './parse.ts';
 import { registerLive, deleteNetns, listNatlabNetns } from './cleanup.ts';
 import {
   planTopology,
+  FENCE_TX_IF,
+  FENCE_RX_IF,
   type TopologyPlan,
   type NetnsSpec,
   RECENT_BLACKHOLE,
@@ -72,6 +75,7 @@ import {
 } from './topology.ts';
 
 export type KernelTimeMode = 'real' | 'compress';
+export type KernelInjection = 'batch' | 'single';
 
 export interface KernelEngineOptions extends EngineOptions {
   /**
@@ -85,6 +89,14 @@ export interface KernelEngineOptions extends EngineOptions {
   maxWaitMs?: number;
   /** Quiet time that ends the collection of one packet's frames, ms (default 3). */
   settleMs?: number;
+  /**
+   * 'batch' (default): the fast path — one pinned helper holds every namespace's socket and runs
+   * inject / fence until done / collect itself, many packets per round trip (hub-script.ts).
+   * 'single': the original one-at-a-time path (inject, quiet time `settleMs`, collect, per packet
+   * from Node), kept for comparison. 'batch' falls back to 'single' (with a warning) where the fast
+   * path cannot run (no taskset, unknown setns syscall number).
+   */
+  injection?: KernelInjection;
   /** Keep the namespaces after close() (debugging; `natlab kernel --cleanup` removes them). */
   keep?: boolean;
   /** Progress/debug lines. */
@@ -134,6 +146,14 @@ export const kernelOutputNormaliser = {
   },
 };
 
+/** Why the fast path cannot run here, or null. */
+async function fastPathMissing(): Promise<string | null> {
+  if (setnsSyscall() < 0) return `no setns syscall number known for ${process.arch}`;
+  const r = await run('taskset', ['-c', '0', 'true'], { allowFail: true }).catch(() => null);
+  if (!r || r.code !== 0) return 'taskset (util-linux) cannot pin a process';
+  return null;
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -173,6 +193,26 @@ function bumpTtl(b: Uint8Array, off: number, delta: number): boolean {
   return true;
 }
 
+/** One packet between its injection and its verdict. */
+interface PacketState {
+  input: InputPacket;
+  /** Parse status of the input (PARSE_*). */
+  st: number;
+  inTtl: number;
+  inIsIcmpError: boolean;
+  /** The input's L4 checksum is right (computed for ICMP errors only). */
+  verifiedL4: boolean;
+  icmpType: number;
+  mf: number;
+  result: KernelPacketResult;
+  sendErrno: number;
+  igwDrop: number;
+  /** Frames addressed to a NAT instance itself: outputs if its stack received them (INPUT). */
+  localCandidates: Map<number, Uint8Array[]>;
+  /** Instances that received a frame addressed to someone else (to forward). */
+  transitAt: Set<number>;
+}
+
 interface PointAgent {
   point: number;
   agent: Agent;
@@ -190,6 +230,17 @@ export class KernelEngine implements Engine {
   waitedMs = 0;
   /** Frames that arrived after their packet's quiet time (not attributed; see warnings). */
   lateFrames = 0;
+  /** The injection path in use ('batch' unless asked for 'single' or unavailable here). */
+  injection: KernelInjection = 'batch';
+  /**
+   * Per packet processed, how far behind its timestamp the kernel was, ms (0 in 'compress' mode):
+   * in 'single' mode measured at injection, in 'batch' mode at the moment its result reached
+   * Node (an upper bound of the injection delay). Index = order of process() inputs over the
+   * engine's life.
+   */
+  readonly lagMs: number[] = [];
+  /** Fence rounds over all packets ('batch' mode). */
+  fenceRounds = 0;
 
   private agents: Agent[] = [];
   private points = new Map<number, PointAgent>();
@@ -197,6 +248,10 @@ export class KernelEngine implements Engine {
   private statAgents: Array<{ label: string; instance: number; agent: Agent }> = [];
   private captureAgents: PointAgent[] = [];
   private lastCt = new Map<number, Record<string, number>>();
+  private hub: Hub | null = null;
+  /** Points in hub socket order (socket id = index). */
+  private hubPoints: PointAgent[] = [];
+
   private igw: IgwMap;
   private pv = new PacketView();
   private unregister: (() => void) | null = null;
@@ -233,7 +288,13 @@ export class KernelEngine implements Engine {
     for (let i = 0; i < 8 && plan.netns.some((n) => existing.has(n.name)); i++) plan = planTopology(scenario, newRunId());
     if (plan.netns.some((n) => existing.has(n.name))) throw new Error('kernel engine: could not find unused namespace names');
     const e = new KernelEngine(scenario, plan, opts);
-    e.unregister = registerLive({ netns: e.netnsNames, kill: () => e.agents.forEach((a) => a.kill()) });
+    e.unregister = registerLive({
+      netns: e.netnsNames,
+      kill: () => {
+        e.hub?.kill();
+        e.agents.forEach((a) => a.kill());
+      },
+    });
     try {
       await e.build();
     } catch (err) {
@@ -268,7 +329,14 @@ export class KernelEngine implements Engine {
         await this.loadIptables(n);
       }),
     );
-    await Promise.all(this.agents.map((a) => a.open()));
+    this.injection = this.opts.injection ?? 'batch';
+    const fastMissing = this.injection === 'batch' ? await fastPathMissing() : null;
+    if (fastMissing) {
+      this.warnings.push(`fast injection path unavailable (${fastMissing}): packets go one at a time`);
+      this.injection = 'single';
+    }
+    // 'single': each agent injects/captures on its own socket. 'batch': the hub holds them all.
+    if (this.injection === 'single') await Promise.all(this.agents.map((a) => a.open()));
     this.log(`kernel: namespaces configured (${ms()})`);
     // nf_conntrack_max is read-only outside the initial namespace on most kernels: fine when the
     // global value (read, never written) is the scenario's; otherwise say so once.
@@ -301,6 +369,7 @@ export class KernelEngine implements Engine {
     });
     // Baseline for the conntrack statistics deltas.
     for (const s of this.statAgents) this.lastCt.set(s.instance, parseAgentStats(await s.agent.stats()).ct);
+    if (this.injection === 'batch') await this.startHub();
     this.log(`kernel: ready (${p.netns.map((n) => n.name).join(', ')})`);
   }
 
@@ -327,19 +396,20 @@ export class KernelEngine implements Engine {
   // ---------------------------------------------------------------------------------------------
   // Time
 
-  private async honourTime(timeUs: number, what: string): Promise<void> {
+  /** Waits until `timeUs` is due (real mode); returns how late it already was, ms. */
+  private async honourTime(timeUs: number, what: string): Promise<number> {
     const now = performance.now();
     if (this.vt0 === null) {
       this.vt0 = timeUs;
       this.rt0 = now;
-      return;
+      return 0;
     }
-    if (this.timeMode === 'compress') return;
+    if (this.timeMode === 'compress') return 0;
     const due = this.rt0 + (timeUs - this.vt0) / 1000;
     const d = due - now;
     if (d <= 0) {
       this.maxLagMs = Math.max(this.maxLagMs, -d);
-      return;
+      return -d;
     }
     if (this.waitedMs + d > this.maxWaitMs) {
       throw new InputError(
@@ -351,6 +421,7 @@ export class KernelEngine implements Engine {
     }
     await sleep(d);
     this.waitedMs += d;
+    return 0;
   }
 
   async advance(timeUs: number): Promise<void> {
@@ -366,12 +437,136 @@ export class KernelEngine implements Engine {
 
   async process(batch: readonly InputPacket[]): Promise<KernelPacketResult[]> {
     this.assertOpen();
+    if (this.hub) return this.processBatched(batch);
     const out: KernelPacketResult[] = [];
     for (const p of batch) {
-      await this.honourTime(p.timeUs, 'packet');
+      const lag = await this.honourTime(p.timeUs, 'packet');
+      this.lagMs.push(lag);
       out.push(await this.processOne(p));
     }
     return out;
+  }
+
+  private async startHub(): Promise<void> {
+    const p = this.plan;
+    const points = [...this.points.values()];
+    this.hubPoints = points;
+    const sockets = points.map((pa, id) => ({ id, netns: pa.agent.netns, ifname: pa.agent.ifname }));
+    const stats = this.statAgents.map((s, id) => {
+      const pid = s.agent.pid;
+      if (pid === undefined) throw new Error(`kernel engine: agent in ${s.agent.netns} has no process id`);
+      return { id, pid };
+    });
+    const inet = points.findIndex((pa) => pa.point === POINT_INTERNET);
+    const hub = new Hub({ sockets, fence: { netns: p.router, tx: FENCE_TX_IF, rx: FENCE_RX_IF }, stats, eips: [...this.igw.toPrivate.keys()], inet }, Hub.pickCpu());
+    this.hub = hub;
+    await hub.start();
+    this.log(`kernel: fast path ready (hub pinned to CPU ${hub.cpu})`);
+  }
+
+  /** Real time (performance.now()) at which a packet stamped `timeUs` is due; -Infinity in 'compress'. */
+  private dueAt(timeUs: number): number {
+    if (this.vt0 === null || this.timeMode === 'compress') return -Infinity;
+    return this.rt0 + (timeUs - this.vt0) / 1000;
+  }
+
+  /** The fast path: runs of packets already due go to the hub in one round trip each. */
+  private async processBatched(batch: readonly InputPacket[]): Promise<KernelPacketResult[]> {
+    const hub = this.hub!;
+    const out: KernelPacketResult[] = new Array(batch.length);
+    const sockOf = new Map<PointAgent, number>();
+    this.hubPoints.forEach((pa, id) => sockOf.set(pa, id));
+    const inetSock = this.hubPoints.findIndex((pa) => pa.point === POINT_INTERNET);
+    let i = 0;
+    while (i < batch.length) {
+      // The first packet of a run waits for its time (as in 'single' mode); the run takes every
+      // following packet that is already due, so the kernel never runs ahead of the virtual clock.
+      await this.honourTime(batch[i].timeUs, 'packet');
+      const now = performance.now();
+      const items: Array<{ sock: number; frame: Uint8Array }> = [];
+      const pending: Array<{ k: number; state: PacketState }> = [];
+      let j = i;
+      for (; j < batch.length && items.length < HUB_BATCH; j++) {
+        if (j > i && this.dueAt(batch[j].timeUs) > now) break;
+        const b = this.begin(batch[j]);
+        if ('done' in b) {
+          out[j] = b.done;
+          continue;
+        }
+        items.push({ sock: sockOf.get(b.pa)!, frame: ethernet(b.frame, b.pa.macs[0], b.pa.macs[1]) });
+        pending.push({ k: j, state: b.state });
+      }
+      const results = items.length ? await hub.run(items) : [];
+      const lagOf = new Map<number, number>();
+      for (let m = 0; m < results.length; m++) {
+        const { k, state } = pending[m];
+        let r = results[m];
+        const perHop = [r];
+        for (let hop = 0; hop <= MAX_HAIRPINS; hop++) {
+          if (r.errno) state.sendErrno = r.errno;
+          const hairpin = this.absorb(state, this.hubFrames(r), hop);
+          if (!hairpin) break;
+          const pa = this.points.get(POINT_INTERNET)!;
+          [r] = await hub.run([{ sock: inetSock, frame: ethernet(hairpin, pa.macs[0], pa.macs[1]) }]);
+          perHop.push(r);
+        }
+        out[k] = this.finish(state, this.hubStats(perHop));
+        let late = 0;
+        for (const h of perHop) {
+          late += h.late;
+          this.fenceRounds += h.rounds;
+        }
+        this.noteLate(late);
+        const lag = Math.max(0, perHop[perHop.length - 1].doneAt - this.dueAt(batch[k].timeUs));
+        lagOf.set(k, lag === Infinity ? 0 : lag);
+      }
+      // A hairpin stops the hub after its packet: continue right after the last one processed.
+      const next = results.length < pending.length ? pending[results.length].k : j;
+      for (let k = i; k < next; k++) {
+        const due = this.dueAt(batch[k].timeUs);
+        const lag = lagOf.get(k) ?? (due === -Infinity ? 0 : Math.max(0, now - due));
+        this.lagMs.push(lag);
+        this.maxLagMs = Math.max(this.maxLagMs, lag);
+      }
+      i = next;
+    }
+    return out;
+  }
+
+  private hubFrames(r: HubPacket): Array<{ point: number; bytes: Uint8Array }> {
+    const frames: Array<{ point: number; bytes: Uint8Array }> = [];
+    for (const f of r.frames) {
+      if (f.pktType === PACKET_OUTGOING) continue;
+      const ipb = stripEthernet(f.bytes);
+      if (ipb) frames.push({ point: this.hubPoints[f.sock].point, bytes: ipb });
+    }
+    return frames;
+  }
+
+  /** Evidence per stat namespace over a packet's hops: xt_recent hits united, counters the last. */
+  private hubStats(perHop: HubPacket[]): Array<{ label: string; instance: number; stats: NetnsStats }> {
+    return this.statAgents.map((s, id) => {
+      const recent = new Set<string>();
+      let ct: Record<string, number> = {};
+      for (const h of perHop) {
+        const x = parseAgentStats(h.stats.get(id) ?? '');
+        for (const r of x.recent) recent.add(r);
+        if (Object.keys(x.ct).length) ct = x.ct;
+      }
+      return { label: s.label, instance: s.instance, stats: { ct, recent } };
+    });
+  }
+
+  private noteLate(late: number): void {
+    if (late <= 0) return;
+    if (this.lateFrames === 0) {
+      this.warnings.push(
+        this.injection === 'single'
+          ? `frames arrived after the ${this.settleMs} ms quiet time and were not attributed (raise settleMs / --settle-ms)`
+          : 'frames arrived after their packet was done (a kernel timer, e.g. fragment reassembly) and were not attributed',
+      );
+    }
+    this.lateFrames += late;
   }
 
   private assertOpen(): void {
@@ -386,12 +581,7 @@ export class KernelEngine implements Engine {
     await Promise.all(this.captureAgents.map((c) => c.agent.sync()));
     let late = 0;
     for (const c of this.captureAgents) late += c.agent.take().filter((f) => f.pktType !== PACKET_OUTGOING && stripEthernet(f.bytes)).length;
-    if (late > 0) {
-      if (this.lateFrames === 0) {
-        this.warnings.push(`frames arrived after the ${this.settleMs} ms quiet time and were not attributed (raise settleMs / --settle-ms)`);
-      }
-      this.lateFrames += late;
-    }
+    this.noteLate(late);
     const errno = await pa.agent.inject(ethernet(ip, pa.macs[0], pa.macs[1]));
     // Round 0 right after send() (veth delivers in the sender's softirq), then rounds spaced by
     // settleMs until one brings nothing new.
@@ -419,97 +609,124 @@ export class KernelEngine implements Engine {
     return Promise.all(this.statAgents.map(async (s) => ({ label: s.label, instance: s.instance, stats: parseAgentStats(await s.agent.stats()) })));
   }
 
-  private async processOne(p: InputPacket): Promise<KernelPacketResult> {
+  /** Where a packet stands between injection hops (shared by the single and the batch path). */
+  private begin(p: InputPacket): { done: KernelPacketResult } | { state: PacketState; pa: PointAgent; frame: Uint8Array } {
     const pv = this.pv;
     const st = parseIpv4(p.frame, 0, p.frame.length, pv);
-    const inTtl = p.frame.length >= 9 ? p.frame[8] : 0;
-    const inIsIcmpError = st === PARSE_OK && pv.proto === PROTO_ICMP && pv.isIcmpError === 1;
-    const result: KernelPacketResult = { fate: FATE_DROPPED, reason: DROP_KERNEL_UNSEEN, detail: 0, ct: CT_NONE, outputs: [], evidence: [] };
-
-    let pa = this.points.get(p.ingress);
+    const state: PacketState = {
+      input: p,
+      st,
+      inTtl: p.frame.length >= 9 ? p.frame[8] : 0,
+      inIsIcmpError: st === PARSE_OK && pv.proto === PROTO_ICMP && pv.isIcmpError === 1,
+      verifiedL4: st === PARSE_OK && pv.proto === PROTO_ICMP && pv.isIcmpError === 1 ? verifyL4Checksum(p.frame, pv) : false,
+      icmpType: st === PARSE_OK && pv.proto === PROTO_ICMP ? pv.icmpType : -1,
+      mf: st === PARSE_OK ? pv.mf : 0,
+      result: { fate: FATE_DROPPED, reason: DROP_KERNEL_UNSEEN, detail: 0, ct: CT_NONE, outputs: [], evidence: [] },
+      sendErrno: 0,
+      igwDrop: REASON_NONE,
+      localCandidates: new Map(),
+      transitAt: new Set(),
+    };
+    const result = state.result;
+    const pa = this.points.get(p.ingress);
     if (!pa) {
       result.reason = DROP_NO_INGRESS;
-      return result;
+      return { done: result };
     }
     let frame = p.frame;
-    let igwDrop = REASON_NONE;
     if (p.ingress === POINT_INTERNET) {
       const t = igwTranslate(this.igw, frame, false);
       if (t.reason !== REASON_NONE) {
         result.reason = t.reason;
         result.detail = t.detail;
-        return result;
+        return { done: result };
       }
       frame = t.frame;
     }
+    return { state, pa, frame };
+  }
 
-    let sendErrno = 0;
-    /** Frames addressed to a NAT instance itself: outputs if its stack received them (INPUT). */
-    const localCandidates = new Map<number, Uint8Array[]>();
-    /** Instances that received a frame addressed to someone else (to forward). */
-    const transitAt = new Set<number>();
+  /** Sorts one hop's captured frames into outputs; returns the frame to send back in (hairpin). */
+  private absorb(s: PacketState, frames: ReadonlyArray<{ point: number; bytes: Uint8Array }>, hop: number): Uint8Array | null {
+    const result = s.result;
+    let hairpin: Uint8Array | null = null;
+    for (const f of frames) {
+      if (f.point !== POINT_INTERNET) {
+        const i = f.point - 1;
+        const inst = this.scenario.instances[i];
+        const dst = f.bytes.length >= 20 ? ((f.bytes[16] << 24) | (f.bytes[17] << 16) | (f.bytes[18] << 8) | f.bytes[19]) >>> 0 : -1;
+        if (dst !== inst.privateIp >>> 0) s.transitAt.add(i);
+        else if (inst.nat === null) result.outputs.push({ egress: f.point, frame: f.bytes, captured: f.bytes, adjustments: [] });
+        else {
+          const l = s.localCandidates.get(i) ?? [];
+          l.push(f.bytes);
+          s.localCandidates.set(i, l);
+        }
+        continue;
+      }
+      const t = igwTranslate(this.igw, f.bytes, true);
+      if (t.reason !== REASON_NONE) {
+        s.igwDrop = t.reason;
+        continue;
+      }
+      const dst = f.bytes.length >= 20 ? ((f.bytes[16] << 24) | (f.bytes[17] << 16) | (f.bytes[18] << 8) | f.bytes[19]) >>> 0 : 0;
+      if (isElasticIp(this.igw, dst) && hairpin === null && hop < MAX_HAIRPINS) {
+        // Leaving to one of the VPC's own Elastic IPs: the IGW sends it straight back in.
+        const back = igwTranslate(this.igw, t.frame, false);
+        if (back.reason === REASON_NONE) {
+          hairpin = back.frame;
+          continue;
+        }
+      }
+      result.outputs.push({ egress: POINT_INTERNET, frame: t.frame, captured: f.bytes, adjustments: ['igw'] });
+    }
+    return hairpin;
+  }
+
+  private async processOne(p: InputPacket): Promise<KernelPacketResult> {
+    const b = this.begin(p);
+    if ('done' in b) return b.done;
+    const s = b.state;
+    let pa = b.pa;
+    let frame = b.frame;
     for (let hop = 0; hop <= MAX_HAIRPINS; hop++) {
       const { errno, frames } = await this.injectAndCollect(pa, frame);
-      if (errno) sendErrno = errno;
-      let hairpin: Uint8Array | null = null;
-      for (const f of frames) {
-        if (f.point !== POINT_INTERNET) {
-          const i = f.point - 1;
-          const inst = this.scenario.instances[i];
-          const dst = f.bytes.length >= 20 ? ((f.bytes[16] << 24) | (f.bytes[17] << 16) | (f.bytes[18] << 8) | f.bytes[19]) >>> 0 : -1;
-          if (dst !== inst.privateIp >>> 0) transitAt.add(i);
-          else if (inst.nat === null) result.outputs.push({ egress: f.point, frame: f.bytes, captured: f.bytes, adjustments: [] });
-          else {
-            const l = localCandidates.get(i) ?? [];
-            l.push(f.bytes);
-            localCandidates.set(i, l);
-          }
-          continue;
-        }
-        const t = igwTranslate(this.igw, f.bytes, true);
-        if (t.reason !== REASON_NONE) {
-          igwDrop = t.reason;
-          continue;
-        }
-        const dst = f.bytes.length >= 20 ? ((f.bytes[16] << 24) | (f.bytes[17] << 16) | (f.bytes[18] << 8) | f.bytes[19]) >>> 0 : 0;
-        if (isElasticIp(this.igw, dst) && hairpin === null && hop < MAX_HAIRPINS) {
-          // Leaving to one of the VPC's own Elastic IPs: the IGW sends it straight back in.
-          const back = igwTranslate(this.igw, t.frame, false);
-          if (back.reason === REASON_NONE) {
-            hairpin = back.frame;
-            continue;
-          }
-        }
-        result.outputs.push({ egress: POINT_INTERNET, frame: t.frame, captured: f.bytes, adjustments: ['igw'] });
-      }
+      if (errno) s.sendErrno = errno;
+      const hairpin = this.absorb(s, frames, hop);
       if (!hairpin) break;
       pa = this.points.get(POINT_INTERNET)!;
       frame = hairpin;
     }
+    return this.finish(s, await this.collectStats());
+  }
 
-    // Verdict evidence.
-    const stats = await this.collectStats();
+  /** The verdict, from the outputs and the evidence the namespaces hold after the packet. */
+  private finish(s: PacketState, stats: ReadonlyArray<{ label: string; instance: number; stats: NetnsStats }>): KernelPacketResult {
+    const result = s.result;
+    const inTtl = s.inTtl;
+    const inIsIcmpError = s.inIsIcmpError;
+    const st = s.st;
     const hits = new Set<string>();
     let ctCode = CT_NONE;
     let ctDrops = 0;
     let ctClash = 0;
-    for (const s of stats) {
-      for (const r of s.stats.recent) {
+    for (const x of stats) {
+      for (const r of x.stats.recent) {
         hits.add(r);
-        result.evidence.push(`${s.label}:${r}`);
+        result.evidence.push(`${x.label}:${r}`);
       }
-      if (s.instance >= 0) {
-        const c = this.ctOf(s.stats.recent);
+      if (x.instance >= 0) {
+        const c = this.ctOf(x.stats.recent);
         if (c !== CT_NONE) ctCode = c;
-        const cand = localCandidates.get(s.instance);
-        if (cand && s.stats.recent.has(RECENT_LOCAL_IN)) {
-          for (const b of cand) result.outputs.push({ egress: instancePoint(s.instance), frame: b, captured: b, adjustments: [] });
+        const cand = s.localCandidates.get(x.instance);
+        if (cand && x.stats.recent.has(RECENT_LOCAL_IN)) {
+          for (const b of cand) result.outputs.push({ egress: instancePoint(x.instance), frame: b, captured: b, adjustments: [] });
         }
-        const prev = this.lastCt.get(s.instance) ?? {};
-        const cur = s.stats.ct;
+        const prev = this.lastCt.get(x.instance) ?? {};
+        const cur = x.stats.ct;
         ctDrops += (cur.drop ?? 0) - (prev.drop ?? 0) + (cur.early_drop ?? 0) - (prev.early_drop ?? 0);
         ctClash += (cur.insert_failed ?? 0) - (prev.insert_failed ?? 0);
-        this.lastCt.set(s.instance, cur);
+        this.lastCt.set(x.instance, { ...prev, ...cur });
       }
     }
     result.ct = ctCode;
@@ -557,27 +774,28 @@ export class KernelEngine implements Engine {
       return result;
     }
     result.fate = FATE_DROPPED;
-    const fwdOff = [...transitAt].some((i) => !this.scenario.instances[i].sysctls.ipForward);
+    const frame = s.input.frame;
+    const fwdOff = [...s.transitAt].some((i) => !this.scenario.instances[i].sysctls.ipForward);
     if (generatedType === ICMP_TIME_EXCEEDED) result.reason = DROP_TTL_EXCEEDED;
     else if (fwdOff) result.reason = DROP_IP_FORWARD_OFF;
     else if (hits.has(RECENT_SDCHECK_SRC)) result.reason = DROP_SRC_DST_CHECK_SRC;
     else if (hits.has(RECENT_SDCHECK_DST)) result.reason = DROP_SRC_DST_CHECK_DST;
-    else if (igwDrop !== REASON_NONE) result.reason = igwDrop;
+    else if (s.igwDrop !== REASON_NONE) result.reason = s.igwDrop;
     else if (hits.has(RECENT_BLACKHOLE)) result.reason = DROP_BLACKHOLE;
     else if (hits.has(RECENT_NOROUTE)) result.reason = DROP_NO_ROUTE;
     else if (hits.has(RECENT_NOHOST)) result.reason = DROP_NO_HOST;
-    else if (ctCode === CT_RELATED && inIsIcmpError && !verifyL4Checksum(p.frame, pv)) result.reason = DROP_ICMP_BAD_CHECKSUM;
-    else if (ctCode === CT_RELATED && inIsIcmpError && pv.icmpType === ICMP_REDIRECT) result.reason = DROP_ICMP_REDIRECT_NAT;
+    else if (ctCode === CT_RELATED && inIsIcmpError && !s.verifiedL4) result.reason = DROP_ICMP_BAD_CHECKSUM;
+    else if (ctCode === CT_RELATED && inIsIcmpError && s.icmpType === ICMP_REDIRECT) result.reason = DROP_ICMP_REDIRECT_NAT;
     else if (hits.has(RECENT_LOCAL_IN)) result.reason = DROP_LOCAL_DELIVERY;
     else if (ctClash > 0) result.reason = DROP_NAT_CLASH;
     else if (ctDrops > 0) result.reason = DROP_CT_TABLE_FULL;
-    else if (st === PARSE_FRAGMENT || (st === PARSE_OK && pv.mf === 1)) result.reason = DROP_FRAGMENT;
-    else if (st === PARSE_BAD_IP_VERSION && p.frame.length > 0 && p.frame[0] >>> 4 === 6) result.reason = DROP_NOT_IPV4;
+    else if (st === PARSE_FRAGMENT || (st === PARSE_OK && s.mf === 1)) result.reason = DROP_FRAGMENT;
+    else if (st === PARSE_BAD_IP_VERSION && frame.length > 0 && frame[0] >>> 4 === 6) result.reason = DROP_NOT_IPV4;
     else if (isIpLevelMalformation(st) || st === PARSE_BAD_IP_VERSION) {
       result.reason = DROP_MALFORMED;
       result.detail = st;
     } else result.reason = DROP_KERNEL_UNSEEN;
-    if (sendErrno) result.evidence.push(`send errno ${sendErrno}`);
+    if (s.sendErrno) result.evidence.push(`send errno ${s.sendErrno}`);
     return result;
   }
 
@@ -632,6 +850,7 @@ export class KernelEngine implements Engine {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.hub?.stop().catch(() => {});
     await Promise.all(this.agents.map((a) => a.stop().catch(() => {})));
     if (!this.opts.keep) await deleteNetns(this.netnsNames);
     this.unregister?.();

@@ -45,6 +45,11 @@ export const SINK_NOROUTE_IF = 'nlnr';
 /** Addresses of a `local` range that no ENI holds go to this sink (a veth pair of its own). */
 export const SINK_NOHOST_IF = 'nlnh';
 const SINK_NOHOST_PEER_IF = 'nlnhp';
+/** The fast path's fence link inside the router (no addresses, no routes: see hub-script.ts). */
+export const FENCE_TX_IF = 'nlfa';
+export const FENCE_RX_IF = 'nlfb';
+const FENCE_INDEX_TX = 0xfffa;
+const FENCE_INDEX_RX = 0xfff9;
 const SINK_NOHOST_HOP = '169.254.78.4';
 const SINK_INDEX_NH = 0xfffc;
 const SINK_INDEX_NHP = 0xfffb;
@@ -182,9 +187,10 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
   linkBatch.push(`link add ${IGW_IF} type veth peer name ${IGW_IF} netns ${internet}`);
   linkBatch.push(`link add ${SINK_BLACKHOLE_IF} type veth peer name ${SINK_NOROUTE_IF}`);
   linkBatch.push(`link add ${SINK_NOHOST_IF} type veth peer name ${SINK_NOHOST_PEER_IF}`);
+  linkBatch.push(`link add ${FENCE_TX_IF} type veth peer name ${FENCE_RX_IF}`);
 
   // ---- router ----
-  const rIfs = [...s.instances.map((_, i) => routerIfname(i)), IGW_IF, SINK_BLACKHOLE_IF, SINK_NOROUTE_IF, SINK_NOHOST_IF, SINK_NOHOST_PEER_IF];
+  const rIfs = [...s.instances.map((_, i) => routerIfname(i)), IGW_IF, SINK_BLACKHOLE_IF, SINK_NOROUTE_IF, SINK_NOHOST_IF, SINK_NOHOST_PEER_IF, FENCE_TX_IF, FENCE_RX_IF];
   const rSetup = [
     ...baseSysctls(rIfs),
     sysctl('net/ipv4/ip_forward', 1),
@@ -216,6 +222,8 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
   rb.push(`link set ${SINK_NOHOST_IF} address ${macText(SIDE_ROUTER, SINK_INDEX_NH)} mtu ${LINK_MTU} up`);
   rb.push(`link set ${SINK_NOHOST_PEER_IF} address ${macText(SIDE_ROUTER, SINK_INDEX_NHP)} mtu ${LINK_MTU} up`);
   rb.push(`neigh replace ${SINK_NOHOST_HOP} lladdr ${macText(SIDE_ROUTER, SINK_INDEX_NHP)} dev ${SINK_NOHOST_IF} nud permanent`);
+  rb.push(`link set ${FENCE_TX_IF} address ${macText(SIDE_ROUTER, FENCE_INDEX_TX)} up`);
+  rb.push(`link set ${FENCE_RX_IF} address ${macText(SIDE_ROUTER, FENCE_INDEX_RX)} up`);
 
   const noRoute = (table: number): string =>
     `route add default via ${SINK_NOROUTE_HOP} dev ${SINK_NOROUTE_IF} onlink metric 4294967295 table ${table}`;
