@@ -11,6 +11,7 @@ export {
   type KernelPacketResult,
   type KernelRun,
   type KernelTimeMode,
+  type KernelInjection,
 } from './engine.ts';
 export { checkKernelPrerequisites, describeMissing, type PrerequisiteReport, type Prerequisite } from './prereq.ts';
 export { cleanupLeftovers, listNatlabNetns } from './cleanup.ts';
