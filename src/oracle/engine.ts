@@ -51,11 +51,11 @@ import { readFile } from 'node:fs/promises';
 import { Agent, PACKET_OUTGOING } from './agent.ts';
 import { run } from './exec.ts';
 import { igwMapOf, igwTranslate, isElasticIp, type IgwMap } from './igw.ts';
-import { newRunId } from './names.ts';
+import { newRunId, netnsOwnerPid } from './names.ts';
 import { Hub, HUB_BATCH, setnsSyscall, type HubPacket } from './hub.ts';
 import { checkKernelPrerequisites, describeMissing } from './prereq.ts';
 import { parseAgentStats, parseConntrackList, parseIptablesCounters, sortConntrack, type NetnsStats } from './parse.ts';
-import { registerLive, deleteNetns, listNatlabNetns } from './cleanup.ts';
+import { registerLive, deleteNetns, listNatlabNetns, cleanupLeftovers } from './cleanup.ts';
 import {
   planTopology,
   FENCE_TX_IF,
@@ -282,12 +282,21 @@ export class KernelEngine implements Engine {
   static async create(scenario: Scenario, opts: KernelEngineOptions = {}): Promise<KernelEngine> {
     const pre = await checkKernelPrerequisites();
     if (!pre.ok) throw new KernelUnavailableError(pre.missing);
+    // A run killed with SIGKILL cannot clean up: its namespaces carry its process id (names.ts),
+    // so the next run removes every set whose owner is gone, and says so.
+    const stale = await cleanupLeftovers(false);
     // Never reuse a name that exists (close() would then delete someone else's namespace).
     const existing = new Set(await listNatlabNetns());
     let plan = planTopology(scenario, newRunId());
     for (let i = 0; i < 8 && plan.netns.some((n) => existing.has(n.name)); i++) plan = planTopology(scenario, newRunId());
     if (plan.netns.some((n) => existing.has(n.name))) throw new Error('kernel engine: could not find unused namespace names');
     const e = new KernelEngine(scenario, plan, opts);
+    if (stale.length) {
+      const owners = [...new Set(stale.map((n) => netnsOwnerPid(n)))].join(', ');
+      const w = `removed ${stale.length} namespace(s) left behind by natlab run(s) whose process (${owners}) is gone: ${stale.join(' ')}`;
+      e.warnings.push(w);
+      e.log(`kernel: ${w}`);
+    }
     e.unregister = registerLive({
       netns: e.netnsNames,
       kill: () => {
