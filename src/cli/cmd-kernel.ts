@@ -1,7 +1,9 @@
 // `natlab kernel`: runs the kernel oracle alone on a capture (or checks prerequisites, or removes
 // leftovers of crashed runs).
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, constants as fsConstants, mkdir, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { cpus, loadavg } from 'node:os';
+import { InputError } from '../spec/errors.ts';
 import { EXIT_OK, EXIT_USAGE, type Command } from './command.ts';
 import { UsageError, intOption, parseArgs } from './args.ts';
 import { LINKTYPE_RAW } from '../packet/constants.ts';
@@ -18,6 +20,7 @@ import {
   checkKernelPrerequisites,
   cleanupLeftovers,
   createKernelEngine,
+  measureKernelSpeed,
   KernelUnavailableError,
   KERNEL_NORMALISATION_NOTE,
   type KernelPacketResult,
@@ -25,7 +28,7 @@ import {
 } from '../oracle/index.ts';
 
 const USAGE = `usage: natlab kernel --scenario F --in X.pcap --out DIR [--json] [--time real|compress]
-                     [--max-wait S] [--settle-ms N] [--limit N] [--keep]
+                     [--max-wait S] [--settle-ms N] [--limit N] [--keep] [--one-at-a-time]
        natlab kernel --check
        natlab kernel --cleanup [--all]
 
@@ -47,15 +50,41 @@ options:
                    be advanced), at most --max-wait seconds in all, else exit 2;
                    compress: back to back (conntrack timers do not see the gaps)
   --max-wait S     real seconds the run may wait in all (default 10)
-  --settle-ms N    quiet time that ends one packet's collection (default 3)
+  --one-at-a-time  the original injection path (one packet per round trip, then a quiet time)
+                   instead of the fast path (docs/kernel-oracle.md), to compare the two
+  --settle-ms N    --one-at-a-time: quiet time that ends one packet's collection (default 3)
   --limit N        only the first N packets
   --keep           leave the namespaces in place (inspect with ip netns; remove with --cleanup)
-  --check          list the prerequisites and what is missing (exit 2 if anything is)
+  --check          list the prerequisites and what is missing (exit 2 if anything is), then
+                   measure this machine's packets/s through the kernel engine (built-in scenario)
   --cleanup        remove namespaces left by crashed natlab runs (only natlab-* names whose
                    creating process is gone; --all: also those of runs still going)
 
 exit: 0 ok, 2 bad input, usage, or missing root/tools (the message says what is missing).
 `;
+
+/**
+ * The output folder must be usable before any namespace is built (a kernel run can take minutes):
+ * created if missing, a writable directory, not on a special filesystem.
+ */
+async function checkOutDir(dir: string): Promise<void> {
+  const abs = resolve(dir);
+  if (/^\/(proc|sys|dev)(\/|$)/.test(abs)) throw new InputError(`--out ${dir}: not a place for output files (special filesystem)`, dir);
+  const why = (e: unknown): string => {
+    const c = (e as NodeJS.ErrnoException).code;
+    return c === 'EACCES' || c === 'EPERM' ? 'permission denied' : c === 'ENOTDIR' ? 'a path component is a file' : c === 'EEXIST' ? 'exists and is not a directory' : c === 'EROFS' ? 'read-only filesystem' : c === 'ENOSPC' ? 'no space left on the device' : (e as Error).message;
+  };
+  try {
+    await mkdir(abs, { recursive: true });
+    if (!(await stat(abs)).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'EEXIST' });
+    await access(abs, fsConstants.W_OK);
+  } catch (e) {
+    throw new InputError(`--out ${dir}: cannot write there: ${why(e)}`, dir);
+  }
+}
+
+/** Packets `--check` pushes through the kernel engine to measure it (about a second). */
+const CHECK_PACKETS = 3000;
 
 function safeName(s: string): string {
   return s.replace(/[^A-Za-z0-9_.-]/g, '_');
@@ -67,17 +96,26 @@ export const command: Command = {
   usage: USAGE,
   async run(argv: string[]): Promise<number> {
     const a = parseArgs(argv, {
-      flags: ['json', 'check', 'cleanup', 'all', 'keep'],
+      flags: ['json', 'check', 'cleanup', 'all', 'keep', 'one-at-a-time'],
       values: ['scenario', 'in', 'out', 'time', 'max-wait', 'settle-ms', 'limit'],
     });
     if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
     const json = a.flags.has('json');
     if (a.flags.has('check')) {
       const r = await checkKernelPrerequisites();
-      if (json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
-      else {
+      if (!json) {
         for (const i of r.items) process.stdout.write(`${i.ok ? 'ok     ' : 'MISSING'} ${i.name.padEnd(16)} ${i.detail}\n`);
         if (r.iptablesBackend) process.stdout.write(`iptables backend: ${r.iptablesBackend}\n`);
+      }
+      // What this machine sustains now (the load is part of the figure: say it).
+      const speed = r.ok ? await measureKernelSpeed(loadScenario(resolveScenarioPath(null)), CHECK_PACKETS, 'batch') : null;
+      const load = loadavg().map((x) => x.toFixed(2)).join(' ');
+      if (json) process.stdout.write(JSON.stringify({ ...r, speed, loadAverage: load, cpus: cpus().length }, null, 2) + '\n');
+      else if (speed) {
+        process.stdout.write(
+          `speed: ${speed.packetsPerSecond} packets/s (${speed.packets} packets of established UDP flows, built-in scenario, ` +
+            `${speed.injection === 'batch' ? 'fast path' : 'one at a time'}; load average ${load}, ${cpus().length} CPUs)\n`,
+        );
       }
       return r.ok ? EXIT_OK : EXIT_USAGE;
     }
@@ -124,9 +162,18 @@ export const command: Command = {
       } else notFed.push({ n: p.n, reason: reasonName(p.reason) });
     }
 
+    // Before any namespace exists: a bad output location must not cost a whole kernel run.
+    await checkOutDir(outDir);
     let engine;
     try {
-      engine = await createKernelEngine(scenario, { timeMode: time, maxWaitMs: maxWait * 1000, settleMs: settle, keep: a.flags.has('keep') });
+      engine = await createKernelEngine(scenario, {
+        timeMode: time, maxWaitMs: maxWait * 1000, settleMs: settle, keep: a.flags.has('keep'),
+        injection: a.flags.has('one-at-a-time') ? 'single' : 'batch',
+        // Said at once (the run may be long): leftovers of killed runs removed.
+        log: (l) => {
+          if (/^kernel: removed /.test(l)) process.stderr.write(`natlab ${l}\n`);
+        },
+      });
     } catch (e) {
       if (e instanceof KernelUnavailableError) {
         process.stderr.write(`natlab kernel: ${e.message}\n`);
@@ -197,6 +244,8 @@ export const command: Command = {
       byReason,
       conntrackEntries: [...ctText.values()].reduce((n, t) => n + t.split('\n').filter((l) => l.trim()).length, 0),
       elapsedMs: Math.round(elapsedMs),
+      injection: engine.injection,
+      packetsPerSecond: elapsedMs > 0 ? Math.round((inputs.length / elapsedMs) * 1000) : 0,
       maxLagMs: Math.round(engine.maxLagMs),
       waitedMs: Math.round(engine.waitedMs),
       lateFrames: engine.lateFrames,

@@ -19,3 +19,4 @@ export { planTopology, type TopologyPlan, type NetnsSpec } from './topology.ts';
 export { igwMapOf, igwTranslate, type IgwMap, type IgwResult } from './igw.ts';
 export { parseConntrackLine, parseConntrackList, parseIptablesCounters, sortConntrack } from './parse.ts';
 export { NETNS_RE, NETNS_PREFIX } from './names.ts';
+export { measureKernelSpeed, speedWorkload, type KernelSpeed } from './speed.ts';

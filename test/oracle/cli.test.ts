@@ -79,6 +79,20 @@ describe.skipIf(!pre.ok)('natlab kernel (root)', () => {
     const mine = `natlab-${process.pid.toString(36)}`;
     expect((await listNatlabNetns()).filter((n) => n.startsWith(mine) && !before.has(n))).toEqual([]);
   });
+  it('a bad --out (under a file, on /proc) is exit 2 before any namespace is built', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'natlab-kcli-'));
+    const file = join(dir, 'f');
+    writeFileSync(file, 'x');
+    const mine = `natlab-${process.pid.toString(36)}`;
+    const before = new Set(await listNatlabNetns());
+    for (const out of [join(file, 'out'), file, '/proc/natlab-x']) {
+      const r = await inProcess(['kernel', '--in', capture(dir), '--out', out]);
+      expect(r.code, out).toBe(2);
+      expect(r.stderr).toContain(`--out ${out}`);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+    expect((await listNatlabNetns()).filter((n) => n.startsWith(mine) && !before.has(n))).toEqual([]);
+  });
   it('runs a capture: one pcap per egress point, conntrack.txt, iptables.txt, results.json', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'natlab-kcli-'));
     const out = join(dir, 'out');
