@@ -56,6 +56,11 @@ export interface SessionOptions {
   throwOnDifference?: boolean;
   /** Check the engine-independent invariants (default true). */
   invariants?: boolean;
+  /**
+   * Ask the engines (Engine.classifyDifference) to recognise documented differences (default
+   * true): those are counted in `classified` by class, not failures.
+   */
+  classify?: boolean;
 }
 
 const pvA = new PacketView();
@@ -100,7 +105,52 @@ export class DiffSession {
     this.eips = new Set(scenario.instances.flatMap((i) => (i.elasticIp === null ? [] : [i.elasticIp >>> 0])));
   }
 
-  private fail(d: Difference[]): void {
+  /** Documented differences recognised by an engine's rule, per class id ('K3', 'E5', ...). */
+  readonly classified = new Map<string, number>();
+  /** The first example of each class (for reports). */
+  readonly classifiedExamples = new Map<string, string>();
+
+  /** Removes (and counts) the differences an engine recognises as documented; returns the rest. */
+  private classifyKnown(d: Difference[]): Difference[] {
+    if (this.opts.classify === false) return d;
+    const groups = new Map<string, Difference[]>();
+    for (let n = 0; n < d.length; n++) {
+      const x = d[n];
+      // A packet's differences are judged together; end-of-run table differences one by one.
+      const k = x.index >= 0 ? `${x.index}|${x.engines[0]}|${x.engines[1]}` : `table ${n}`;
+      const g = groups.get(k);
+      if (g) g.push(x);
+      else groups.set(k, [x]);
+    }
+    const rest: Difference[] = [];
+    for (const g of groups.values()) {
+      const { index, engines } = g[0];
+      const ja = this.engines.findIndex((e) => e.name === engines[0]);
+      const jb = this.engines.findIndex((e) => e.name === engines[1]);
+      const pair = ja >= 0 && jb >= 0 && ja !== jb;
+      const packet = pair && index >= 0 && index < this.results[ja].length && index < this.results[jb].length;
+      const facts = {
+        index,
+        differences: g.map((x) => ({ kind: x.kind, message: x.message })),
+        engines,
+        inputs: packet ? ([this.inputs[ja][index], this.inputs[jb][index]] as const) : null,
+        results: packet ? ([this.results[ja][index], this.results[jb][index]] as const) : null,
+      };
+      const c = pair && !g.some((x) => x.kind === 'invariant')
+        ? (this.engines[jb].engine.classifyDifference?.(facts) ?? this.engines[ja].engine.classifyDifference?.(facts) ?? null)
+        : null;
+      if (!c) {
+        rest.push(...g);
+        continue;
+      }
+      this.classified.set(c.id, (this.classified.get(c.id) ?? 0) + 1);
+      if (!this.classifiedExamples.has(c.id)) this.classifiedExamples.set(c.id, `${c.why}: ${g[0].message.split('\n')[0]}`);
+    }
+    return rest;
+  }
+
+  private fail(all: Difference[]): void {
+    const d = this.classifyKnown(all);
     if (d.length === 0) return;
     this.differences.push(...d);
     if (this.opts.throwOnDifference) throw new DifferenceError(d);

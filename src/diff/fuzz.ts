@@ -83,6 +83,10 @@ export interface FuzzReport {
   failure: FuzzFailure | null;
   /** Where a pinned run was saved. */
   pinned?: string;
+  /** Documented differences recognised by an engine's rule (not failures), per class id. */
+  classified: Record<string, number>;
+  /** One example per class. */
+  classifiedExamples: Record<string, string>;
 }
 
 /** Deterministic per-run seed (32-bit mix of the campaign seed and the run index). */
@@ -102,7 +106,15 @@ interface Captured {
   error: unknown;
 }
 
-function makeProperty(opts: FuzzOptions, counters: { scenarios: number; commands: number; packets: number }, onExec: (c: Captured) => void, skip: () => boolean) {
+interface Counters {
+  scenarios: number;
+  commands: number;
+  packets: number;
+  classified: Record<string, number>;
+  classifiedExamples: Record<string, string>;
+}
+
+function makeProperty(opts: FuzzOptions, counters: Counters, onExec: (c: Captured) => void, skip: () => boolean) {
   const maxCommands = opts.maxCommands ?? 40;
   // Commands first: fast-check shrinks tuple elements in order, and dropping commands is the
   // biggest win per (expensive) execution.
@@ -139,6 +151,8 @@ function makeProperty(opts: FuzzOptions, counters: { scenarios: number; commands
       }
       counters.commands += list.length;
       counters.packets += session.packets;
+      for (const [id, n] of session.classified) counters.classified[id] = (counters.classified[id] ?? 0) + n;
+      for (const [id, ex] of session.classifiedExamples) counters.classifiedExamples[id] ??= ex;
       onExec({ spec, scenario, engineSeed, session, commands: list.map(String), error });
       if (error) throw error;
     } finally {
@@ -150,8 +164,8 @@ function makeProperty(opts: FuzzOptions, counters: { scenarios: number; commands
 
 export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   const t0 = Date.now();
-  const counters = { scenarios: 0, commands: 0, packets: 0 };
-  const report: FuzzReport = { seed: opts.seed, runs: 0, scenarios: 0, commands: 0, packets: 0, shrinks: 0, elapsedMs: 0, failure: null };
+  const counters: Counters = { scenarios: 0, commands: 0, packets: 0, classified: {}, classifiedExamples: {} };
+  const report: FuzzReport = { seed: opts.seed, runs: 0, scenarios: 0, commands: 0, packets: 0, shrinks: 0, elapsedMs: 0, failure: null, classified: {}, classifiedExamples: {} };
   const shard = opts.shard ?? { index: 0, count: 1 };
   const maxRuns = opts.onlyRun !== undefined ? 1 : opts.runs ?? (opts.timeS !== undefined ? Number.MAX_SAFE_INTEGER : 100);
   const deadline = opts.timeS !== undefined ? t0 + opts.timeS * 1000 : Infinity;
@@ -164,7 +178,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     const rs = runSeed(opts.seed, r);
     let first = true;
     const box: { last: Captured | null; first: Captured | null } = { last: null, first: null };
-    const before = { ...counters };
+    const before = { ...counters, classified: { ...counters.classified } };
     let shrinkDeadline = Infinity;
     const prop = makeProperty(
       opts,
@@ -201,7 +215,9 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     }
     // Counters count the original run only, not shrinking re-executions.
     counters.scenarios = before.scenarios + 1;
+    counters.classified = before.classified;
     if (box.first) {
+      for (const [id, n] of box.first.session.classified) counters.classified[id] = (counters.classified[id] ?? 0) + n;
       counters.commands = before.commands + box.first.commands.length;
       counters.packets = before.packets + box.first.session.packets;
     }

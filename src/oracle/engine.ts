@@ -1,6 +1,7 @@
 // KernelEngine: the scenario built in network namespaces, packets replayed through the real Linux
 // kernel one at a time (inject, wait until quiet, collect), results in the engine-neutral form.
-import type { ConntrackEntry, Engine, EngineOptions, InputPacket, NatRuleCounter, OutputFrame, PacketResult } from '../spec/engine.ts';
+import type { ConntrackEntry, DifferenceClass, DifferenceFacts, Engine, EngineOptions, InputPacket, NatRuleCounter, OutputFrame, PacketResult } from '../spec/engine.ts';
+import { classifyKernelDifference } from './differences.ts';
 import type { Scenario } from '../spec/scenario.ts';
 import { POINT_INTERNET, instancePoint } from '../spec/scenario.ts';
 import { InputError } from '../spec/errors.ts';
@@ -814,6 +815,11 @@ export class KernelEngine implements Engine {
     if (recent.has(RECENT_CT_RELATED)) return CT_RELATED;
     if (recent.has(RECENT_CT_INVALID)) return CT_INVALID;
     return CT_NONE;
+  }
+
+  /** Recognises the documented kernel differences (docs/kernel-differences.md; rules in differences.ts). */
+  classifyDifference(facts: DifferenceFacts): DifferenceClass | null {
+    return classifyKernelDifference(facts, { scenario: this.scenario, name: this.name, lagMs: this.lagMs, maxLagMs: this.maxLagMs });
   }
 
   // ---------------------------------------------------------------------------------------------

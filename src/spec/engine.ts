@@ -69,8 +69,35 @@ export interface NatRuleCounter {
   bytes: number;
 }
 
+/**
+ * What a comparison found for one packet (or for the end-of-run tables), handed to an engine so
+ * it can recognise one of its documented differences (docs/kernel-differences.md) by a rule.
+ */
+export interface DifferenceFacts {
+  /** Packet index (0-based, in the order the engines got them), or -1 for end-of-run tables. */
+  index: number;
+  /** Every difference found for it: kind (diff/compare.ts: fate, reason, ct, frame, conntrack, ...) and message. */
+  differences: ReadonlyArray<{ kind: string; message: string }>;
+  /** The engines compared: [reference, other]; the classifying engine is one of them. */
+  engines: readonly [string, string];
+  /** Packet differences: the input as each engine got it, and each engine's result (same order as `engines`). */
+  inputs: readonly [InputPacket, InputPacket] | null;
+  results: readonly [PacketResult, PacketResult] | null;
+}
+
+/** A recognised difference: the documented class (e.g. 'K3') and why this one belongs to it. */
+export interface DifferenceClass {
+  id: string;
+  why: string;
+}
+
 export interface Engine {
   readonly name: string;
+  /**
+   * Optional: recognises a difference between this engine and another as one documented for this
+   * engine (known, counted under its class, not a failure). Null: unclassified (a real difference).
+   */
+  classifyDifference?(facts: DifferenceFacts): DifferenceClass | null;
   /** Process packets in order; one result per input, same order. */
   process(batch: readonly InputPacket[]): Promise<PacketResult[]>;
   /**

@@ -29,8 +29,9 @@ describe('planTopology (built-in scenario)', () => {
   });
   it('creates veths from the router straight into their namespace (nothing in the host namespace)', () => {
     for (const l of plan.linkBatch) expect(l).toMatch(/^link add \S+ type veth peer name \S+( netns natlab-abc123-(i\d|net))?$/);
-    // One per ENI, the internet link, and the two sink pairs inside the router.
-    expect(plan.linkBatch).toHaveLength(s.instances.length + 3);
+    // One per ENI, the internet link, the two sink pairs and the fast path's fence pair inside the router.
+    expect(plan.linkBatch).toHaveLength(s.instances.length + 4);
+    expect(plan.linkBatch).toContain('link add nlfa type veth peer name nlfb');
   });
   it('routes by incoming ENI with one kernel table per route table', () => {
     const rt = plan.netns[0].ipBatch;

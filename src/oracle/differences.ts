@@ -1,0 +1,243 @@
+// The documented differences of the kernel engine (docs/kernel-differences.md), each recognised by
+// a rule, so that a comparison (fuzz campaign, replay) counts them under their name and stops
+// only for what no rule explains. A rule looks at one packet's differences (its input, both
+// results) or at the end-of-run table differences; it never looks at message text for anything
+// but the conntrack entry a table difference is about.
+import type { DifferenceClass, DifferenceFacts, InputPacket, PacketResult } from '../spec/engine.ts';
+import type { Scenario } from '../spec/scenario.ts';
+import { instancePoint } from '../spec/scenario.ts';
+import { CT_ESTABLISHED, CT_INVALID, DROP_KERNEL_UNSEEN } from '../spec/reasons.ts';
+import { ICMP_REDIRECT, isIcmpErrorType, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
+import { parseIpv4Addr } from '../packet/index.ts';
+import { LINK_MTU } from './topology.ts';
+
+/** What a rule may know about the kernel run besides the facts. */
+export interface KernelRunFacts {
+  scenario: Scenario;
+  /** The kernel engine's name in `facts.engines`. */
+  name: string;
+  /** Lag behind the virtual clock per packet index, ms. */
+  lagMs: readonly number[];
+  maxLagMs: number;
+}
+
+export interface DifferenceRule {
+  /** The id in docs/kernel-differences.md ('K3', 'E5', ...) or 'lagged'. */
+  id: string;
+  title: string;
+  /** Why this difference is of the class, or null. */
+  match(f: DifferenceFacts, k: KernelRunFacts): string | null;
+}
+
+/** The class id of packets compared while the kernel was behind the virtual clock by more than a timeout. */
+export const CLASS_KERNEL_LAGGED = 'lagged';
+
+interface Sides {
+  kin: InputPacket;
+  kr: PacketResult;
+  or: PacketResult;
+}
+
+function sides(f: DifferenceFacts, k: KernelRunFacts): Sides | null {
+  if (!f.inputs || !f.results) return null;
+  if (f.engines[0] === k.name) return { kin: f.inputs[0], kr: f.results[0], or: f.results[1] };
+  if (f.engines[1] === k.name) return { kin: f.inputs[1], kr: f.results[1], or: f.results[0] };
+  return null;
+}
+
+const kinds = (f: DifferenceFacts): Set<string> => new Set(f.differences.map((d) => d.kind));
+const onlyKinds = (f: DifferenceFacts, allowed: readonly string[]): boolean => [...kinds(f)].every((x) => allowed.includes(x));
+
+function u32(b: Uint8Array, o: number): number {
+  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+}
+
+function ihl(b: Uint8Array): number {
+  return (b[0] & 15) << 2;
+}
+
+function isIcmpError(b: Uint8Array): boolean {
+  return b.length >= 28 && b[9] === PROTO_ICMP && isIcmpErrorType(b[ihl(b)]);
+}
+
+function isMartian(a: number): boolean {
+  const top = a >>> 24;
+  return top === 0 || top === 127 || top >= 224;
+}
+
+/** Addresses of instances whose own stack answers what reaches them (private IPs and their Elastic IPs). */
+function instanceOwnAddresses(s: Scenario): Set<number> {
+  const out = new Set<number>();
+  for (const inst of s.instances) {
+    out.add(inst.privateIp >>> 0);
+    if (inst.elasticIp !== null) out.add(inst.elasticIp >>> 0);
+  }
+  return out;
+}
+
+/** The shortest conntrack timeout (s) that decides the packet's outcome, by protocol. */
+function shortestTimeoutS(s: Scenario, proto: number): number {
+  const t = s.conntrack.timeouts;
+  if (proto === PROTO_UDP) return Math.min(t.udp, t.udpStream, 2);
+  if (proto === PROTO_ICMP) return t.icmp;
+  if (proto === PROTO_TCP) return Math.min(t.tcpSynSent, t.tcpSynRecv, t.tcpEstablished, t.tcpFinWait, t.tcpCloseWait, t.tcpLastAck, t.tcpTimeWait, t.tcpClose);
+  return t.generic;
+}
+
+function allTimeoutsMinS(s: Scenario): number {
+  return Math.min(shortestTimeoutS(s, PROTO_UDP), shortestTimeoutS(s, PROTO_ICMP), shortestTimeoutS(s, PROTO_TCP), s.conntrack.timeouts.generic);
+}
+
+/** Tolerance on conntrack timeouts (s): the measured lag, plus 1 s of `conntrack -L` truncation. */
+export function timeoutToleranceS(maxLagMs: number): number {
+  return Math.ceil(maxLagMs / 1000) + 1;
+}
+
+/** The conntrack entry a table difference is about: its original-direction destination. */
+function tableEntryDst(message: string): number | null {
+  const m = /\bdst=(\d+\.\d+\.\d+\.\d+)/.exec(message);
+  return m ? parseIpv4Addr(m[1]) >>> 0 : null;
+}
+
+export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
+  {
+    id: 'E8',
+    title: 'conntrack timeouts count down in real seconds (compared within the measured lag + 1 s)',
+    match(f, k) {
+      if (f.index !== -1 || f.differences.length === 0) return null;
+      const tol = timeoutToleranceS(k.maxLagMs);
+      for (const d of f.differences) {
+        const m = d.kind === 'conntrack' ? /: timeout (\d+) vs (\d+)$/.exec(d.message) : null;
+        if (!m || Math.abs(Number(m[1]) - Number(m[2])) > tol) return null;
+      }
+      return `timeouts within ${tol} s (kernel lag ${Math.round(k.maxLagMs)} ms + 1 s of conntrack -L rounding)`;
+    },
+  },
+  {
+    id: CLASS_KERNEL_LAGGED,
+    title: 'kernel lagged: behind the virtual clock by more than a timeout the comparison depends on',
+    match(f, k) {
+      if (f.index === -1) {
+        const min = allTimeoutsMinS(k.scenario);
+        return k.maxLagMs > min * 1000 ? `the kernel was up to ${Math.round(k.maxLagMs)} ms behind, more than the ${min} s timeout` : null;
+      }
+      const s = sides(f, k);
+      if (!s) return null;
+      const lag = k.lagMs[f.index] ?? 0;
+      const proto = s.kin.frame.length >= 20 ? s.kin.frame[9] : -1;
+      const min = shortestTimeoutS(k.scenario, proto);
+      return lag > min * 1000 ? `the kernel was ${Math.round(lag)} ms behind at this packet, more than the ${min} s timeout it depends on` : null;
+    },
+  },
+  {
+    id: 'E4',
+    title: 'frames larger than the links\' MTU (9001) cannot be injected',
+    match(f, k) {
+      const s = sides(f, k);
+      return s && s.kin.frame.length > LINK_MTU && s.kr.reason === DROP_KERNEL_UNSEEN ? `a ${s.kin.frame.length}-byte frame` : null;
+    },
+  },
+  {
+    id: 'E5',
+    title: 'TTL 0 inputs die in the router namespace',
+    match(f, k) {
+      const s = sides(f, k);
+      return s && s.kin.frame.length >= 20 && s.kin.frame[8] === 0 && s.kr.reason === DROP_KERNEL_UNSEEN && s.kr.outputs.length === 0 ? 'input TTL 0' : null;
+    },
+  },
+  {
+    id: 'E6',
+    title: 'martian sources/destinations are dropped by the router namespace',
+    match(f, k) {
+      const s = sides(f, k);
+      if (!s || s.kin.frame.length < 20 || s.kr.reason !== DROP_KERNEL_UNSEEN) return null;
+      const src = u32(s.kin.frame, 12);
+      const dst = u32(s.kin.frame, 16);
+      return isMartian(src) || isMartian(dst) ? 'martian address' : null;
+    },
+  },
+  {
+    id: 'E11',
+    title: 'a packet whose source is the receiving instance\'s own address is a martian there',
+    match(f, k) {
+      const s = sides(f, k);
+      if (!s || s.kin.frame.length < 20 || s.kr.reason !== DROP_KERNEL_UNSEEN || s.kr.outputs.length !== 0) return null;
+      const src = u32(s.kin.frame, 12);
+      return k.scenario.instances.some((inst) => inst.privateIp >>> 0 === src && s.or.outputs.some((o) => o.egress === instancePoint(k.scenario.instances.indexOf(inst))))
+        ? 'delivered to the instance that owns its source address'
+        : null;
+    },
+  },
+  {
+    id: 'K6',
+    title: 'fragments are reassembled (held) by the NAT instance\'s conntrack',
+    match(f, k) {
+      const s = sides(f, k);
+      if (!s || s.kin.frame.length < 20) return null;
+      const fo = ((s.kin.frame[6] << 8) | s.kin.frame[7]) & 0x3fff;
+      return fo !== 0 ? 'input is a fragment' : null;
+    },
+  },
+  {
+    id: 'K2',
+    title: 'ICMP errors the kernel generates are rate-limited',
+    match(f, k) {
+      const s = sides(f, k);
+      if (!s || !onlyKinds(f, ['output-count', 'egress', 'frame', 'fate', 'reason'])) return null;
+      if (isIcmpError(s.kin.frame)) return null;
+      const kernelGen = s.kr.outputs.filter((o) => isIcmpError(o.frame)).length;
+      const otherGen = s.or.outputs.filter((o) => isIcmpError(o.frame)).length;
+      const kernelFwd = s.kr.outputs.length - kernelGen;
+      const otherFwd = s.or.outputs.length - otherGen;
+      return kernelGen < otherGen && kernelFwd === otherFwd && s.kr.fate === s.or.fate ? `${otherGen - kernelGen} generated ICMP error(s) missing in the kernel` : null;
+    },
+  },
+  {
+    id: 'K5',
+    title: 'ICMP redirects when send_redirects is on and the source is on-link',
+    match(f, k) {
+      const s = sides(f, k);
+      if (!s) return null;
+      const red = s.kr.outputs.filter((o) => isIcmpError(o.frame) && o.frame[ihl(o.frame)] === ICMP_REDIRECT).length;
+      return red > 0 && s.kr.outputs.length - red === s.or.outputs.length ? 'extra ICMP redirect from the kernel' : null;
+    },
+  },
+  {
+    id: 'K4',
+    title: 'TCP window tracking: out-of-window segments are INVALID',
+    match(f, k) {
+      const s = sides(f, k);
+      if (!s || s.kin.frame.length < 20 || s.kin.frame[9] !== PROTO_TCP) return null;
+      return s.kr.ct === CT_INVALID && s.or.ct === CT_ESTABLISHED ? 'TCP segment INVALID in the kernel, ESTABLISHED in the contract' : null;
+    },
+  },
+  {
+    id: 'K3',
+    title: 'the instance\'s own stack answers what is delivered to it, and conntrack sees the answer',
+    match(f, k) {
+      const own = instanceOwnAddresses(k.scenario);
+      if (f.index === -1) {
+        if (!f.differences.every((d) => d.kind === 'conntrack')) return null;
+        return f.differences.every((d) => {
+          const dst = tableEntryDst(d.message);
+          return dst !== null && own.has(dst);
+        })
+          ? 'conntrack entries of flows addressed to an instance itself'
+          : null;
+      }
+      const s = sides(f, k);
+      if (!s || s.kin.frame.length < 20 || !onlyKinds(f, ['ct'])) return null;
+      const dst = u32(s.kin.frame, 16);
+      return own.has(dst) ? 'classification of a flow addressed to an instance itself, which its stack answered' : null;
+    },
+  },
+];
+
+/** The first rule that explains the difference, or null. */
+export function classifyKernelDifference(f: DifferenceFacts, k: KernelRunFacts): DifferenceClass | null {
+  for (const r of KERNEL_DIFFERENCE_RULES) {
+    const why = r.match(f, k);
+    if (why !== null) return { id: r.id, why };
+  }
+  return null;
+}
