@@ -83,6 +83,16 @@ async function checkOutDir(dir: string): Promise<void> {
   }
 }
 
+/** Lag per packet summarised: median, and which conntrack timeouts it exceeded for how many packets. */
+function lagReport(lagMs: readonly number[], timeouts: Record<string, number>): { medianMs: number; timeoutsExceeded: Array<{ timeout: string; seconds: number; packets: number }> } {
+  const sorted = [...lagMs].sort((x, y) => x - y);
+  const medianMs = sorted.length ? Math.round(sorted[sorted.length >> 1]) : 0;
+  const timeoutsExceeded = Object.entries(timeouts)
+    .map(([timeout, seconds]) => ({ timeout, seconds, packets: lagMs.filter((l) => l > seconds * 1000).length }))
+    .filter((t) => t.packets > 0);
+  return { medianMs, timeoutsExceeded };
+}
+
 /** Packets `--check` pushes through the kernel engine to measure it (about a second). */
 const CHECK_PACKETS = 3000;
 
@@ -223,6 +233,7 @@ export const command: Command = {
         detail: r.reason === 1 ? PARSE_STATUS_NAMES[r.detail] ?? r.detail : r.detail,
         ct: CT_NAMES[r.ct],
         evidence: r.evidence,
+        lagMs: Math.round(engine.lagMs[k] ?? 0),
         outputs: r.outputs.map((o) => ({ egress: pointName(scenario, o.egress), frame: describePacket(o.frame), adjustments: o.adjustments })),
       });
     }
@@ -247,6 +258,7 @@ export const command: Command = {
       injection: engine.injection,
       packetsPerSecond: elapsedMs > 0 ? Math.round((inputs.length / elapsedMs) * 1000) : 0,
       maxLagMs: Math.round(engine.maxLagMs),
+      lag: lagReport(engine.lagMs, scenario.conntrack.timeouts as unknown as Record<string, number>),
       waitedMs: Math.round(engine.waitedMs),
       lateFrames: engine.lateFrames,
       iptablesBackend: pre.iptablesBackend,
@@ -265,6 +277,10 @@ export const command: Command = {
         ...[...ctText.values()].flatMap((t) => t.split('\n').filter((l) => l.trim()).slice(0, 10).map((l) => `  ${l}`)),
         `iptables counters -> ${iptFile}`,
         `captures: ${Object.values(files).join(' ')}`,
+        `speed: ${summary.packetsPerSecond} packets/s (${engine.injection === 'batch' ? 'fast path' : 'one at a time'}); lag behind the virtual clock: median ${summary.lag.medianMs} ms, max ${summary.maxLagMs} ms`,
+        ...summary.lag.timeoutsExceeded.map(
+          (t) => `kernel lagged: ${t.packets} packet(s) reached the kernel more than the ${t.timeout} timeout (${t.seconds} s) after their timestamp: expiry-dependent results for them are not comparable`,
+        ),
         ...engine.warnings.map((w) => `warning: ${w}`),
       ];
       process.stdout.write(lines.join('\n') + '\n');
