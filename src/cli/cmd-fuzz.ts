@@ -33,6 +33,9 @@ options:
   --run R             only run R of the campaign (reproduce a reported failure)
   --engines LIST      engines, the first is the reference (default model,core)
   --max-commands N    commands per run (default 40)
+  --parallel N        runs at a time (default 1), each with its own engines; for the kernel,
+                      its own namespace set — kernel runs mostly wait for real time, so they
+                      overlap well
   --workers N         core worker threads; 0 (default) runs the core's dataplane inline on the
                       fuzzer's thread (no thread start-up per run: ~10x more runs; the thread
                       plumbing has its own pool and fault tests)
@@ -93,7 +96,7 @@ export const command: Command = {
   async run(argv: string[]): Promise<number> {
     const a = parseArgs(argv, {
       flags: ['json', 'no-save', 'pin'],
-      values: ['runs', 'time', 'seed', 'shard', 'engines', 'max-commands', 'workers', 'save-dir', 'replay', 'run', 'shrink-time', 'junit'],
+      values: ['runs', 'time', 'seed', 'shard', 'engines', 'max-commands', 'parallel', 'workers', 'save-dir', 'replay', 'run', 'shrink-time', 'junit'],
     });
     if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
     const json = a.flags.has('json');
@@ -160,6 +163,7 @@ export const command: Command = {
     const onlyRun = a.values.has('run') ? intOption(a, 'run', 0, 0) : undefined;
     const shard = parseShard(a.values.get('shard'));
     const maxCommands = intOption(a, 'max-commands', 40, 1, 10000);
+    const parallel = intOption(a, 'parallel', 1, 1, 64);
     const shrinkTimeS = intOption(a, 'shrink-time', 60, 0, 86400);
     const saveDir = a.flags.has('no-save') ? null : a.values.get('save-dir') ?? REGRESSIONS_DIR;
     if (a.flags.has('pin') && onlyRun === undefined) throw new UsageError('--pin needs --run R (the run to keep)');
@@ -184,7 +188,7 @@ export const command: Command = {
         log(`  ${p.run}${p.runs ? `/${p.runs}` : ''} runs, ${p.scenarios} scenarios, ${p.commands} commands, ${p.packets} packets, ${(p.elapsedMs / 1000).toFixed(1)} s${p.phase === 'shrink' ? ' (shrinking)' : ''}`);
       }
     };
-    const report = await runFuzz({ engines, seed, runs, timeS, shard, maxCommands, saveDir, onlyRun, pin: a.flags.has('pin'), shrinkTimeS, onProgress });
+    const report = await runFuzz({ engines, seed, runs, timeS, shard, maxCommands, parallel, saveDir, onlyRun, pin: a.flags.has('pin'), shrinkTimeS, onProgress });
     (bar as cliProgress.SingleBar | null)?.stop();
     const junit = a.values.get('junit');
     if (junit) await writeJUnit(junit, [fuzzSuite(report, { engines: names, shard })]);

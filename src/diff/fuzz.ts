@@ -51,6 +51,8 @@ export interface FuzzOptions {
   shrinkTimeS?: number;
   /** Run only this run index of the campaign (reproduces a reported failure, shrinking included). */
   onlyRun?: number;
+  /** Runs at a time (default 1): independent runs in parallel lanes. */
+  parallel?: number;
   /** Where to save counterexamples (null: do not save). */
   saveDir?: string | null;
   onProgress?(p: FuzzProgress): void;
@@ -173,92 +175,114 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     opts.onProgress?.({ run, runs: Number.isFinite(maxRuns) && maxRuns < Number.MAX_SAFE_INTEGER ? maxRuns : null, ...counters, elapsedMs: Date.now() - t0, phase });
 
   let done = 0;
-  for (let r = opts.onlyRun ?? 0; done < maxRuns && Date.now() < deadline; r++) {
-    if (opts.onlyRun === undefined && r % shard.count !== shard.index) continue;
-    const rs = runSeed(opts.seed, r);
-    let first = true;
-    const box: { last: Captured | null; first: Captured | null } = { last: null, first: null };
-    const before = { ...counters, classified: { ...counters.classified } };
-    let shrinkDeadline = Infinity;
-    const prop = makeProperty(
-      opts,
-      counters,
-      (c) => {
-        if (!first && !c.error) return;
-        if (first) {
-          box.first = c;
-          first = false;
-          shrinkDeadline = Date.now() + (opts.shrinkTimeS ?? 60) * 1000;
-        } else progress(done, 'shrink');
-        if (c.error) box.last = c;
-      },
-      () => !first && Date.now() > shrinkDeadline,
-    );
-    const details = await fc.check(prop, { seed: rs, numRuns: 1, endOnFailure: false });
-    done++;
-    report.runs = done;
-    if (!details.failed) {
-      progress(done, 'run');
-      if (opts.pin && box.first && opts.saveDir !== null) {
-        const c = box.first;
-        report.pinned = saveRegression({
+  let started = 0;
+  let nextR = opts.onlyRun ?? 0;
+  let stop = false;
+  const add = (c: Counters, d: Counters): void => {
+    c.scenarios += d.scenarios;
+    c.commands += d.commands;
+    c.packets += d.packets;
+    for (const [id, n] of Object.entries(d.classified)) c.classified[id] = (c.classified[id] ?? 0) + n;
+    for (const [id, ex] of Object.entries(d.classifiedExamples)) c.classifiedExamples[id] ??= ex;
+  };
+  // Independent runs in parallel lanes (each its own engines; for the kernel, its own namespace
+  // set): runs that mostly wait for real time overlap. One lane reproduces a single run.
+  const lanes = opts.onlyRun !== undefined ? 1 : Math.max(1, opts.parallel ?? 1);
+  const lane = async (): Promise<void> => {
+    while (!stop && started < maxRuns && Date.now() < deadline) {
+      const r = nextR++;
+      if (opts.onlyRun === undefined && r % shard.count !== shard.index) continue;
+      started++;
+      const rs = runSeed(opts.seed, r);
+      let first = true;
+      const box: { last: Captured | null; first: Captured | null } = { last: null, first: null };
+      const mine: Counters = { scenarios: 0, commands: 0, packets: 0, classified: {}, classifiedExamples: {} };
+      let shrinkDeadline = Infinity;
+      const prop = makeProperty(
+        opts,
+        mine,
+        (c) => {
+          if (!first && !c.error) return;
+          if (first) {
+            box.first = c;
+            first = false;
+            shrinkDeadline = Date.now() + (opts.shrinkTimeS ?? 60) * 1000;
+          } else progress(done, 'shrink');
+          if (c.error) box.last = c;
+        },
+        () => !first && Date.now() > shrinkDeadline,
+      );
+      const details = await fc.check(prop, { seed: rs, numRuns: 1, endOnFailure: false });
+      done++;
+      report.runs = done;
+      if (!details.failed) {
+        add(counters, mine);
+        progress(done, 'run');
+        if (opts.pin && box.first && opts.saveDir !== null) {
+          const c = box.first;
+          report.pinned = saveRegression({
+            dir: opts.saveDir ?? 'corpora/regressions',
+            id: `pinned-${rs.toString(16)}`,
+            scenario: c.scenario,
+            session: c.session,
+            differences: [],
+            conntrack: c.session.tables ?? undefined,
+            meta: { engineSeed: c.engineSeed, seed: opts.seed, run: r, runSeed: rs, path: '', commands: c.commands, summary: `pinned: engines agree on run ${r} of seed ${opts.seed} (${describeFuzzSpec(c.spec)})` },
+          });
+        }
+        continue;
+      }
+      // Counters count the original run only, not shrinking re-executions.
+      if (stop) return; // another lane failed first: its failure is the report's
+      stop = true;
+      const orig: Counters = { scenarios: 1, commands: 0, packets: 0, classified: {}, classifiedExamples: {} };
+      if (box.first) {
+        for (const [id, n] of box.first.session.classified) orig.classified[id] = (orig.classified[id] ?? 0) + n;
+        for (const [id, ex] of box.first.session.classifiedExamples) orig.classifiedExamples[id] ??= ex;
+        orig.commands = box.first.commands.length;
+        orig.packets = box.first.session.packets;
+      }
+      add(counters, orig);
+      report.shrinks = details.numShrinks;
+      const path = details.counterexamplePath ?? '';
+      // fast-check's counterexample is the last failing execution (each accepted shrink fails).
+      const c: Captured | null = box.last;
+      const err = c?.error ?? details.errorInstance;
+      const differences = err instanceof DifferenceError ? err.differences : [];
+      const failure: FuzzFailure = {
+        seed: opts.seed,
+        run: r,
+        runSeed: rs,
+        path,
+        scenario: c ? describeFuzzSpec(c.spec) : '',
+        commands: c?.commands ?? [],
+        differences,
+        savedTo: null,
+        replayCommand: `natlab fuzz --engines ${opts.engines.map((e) => e.name).join(',')} --seed ${opts.seed} --run ${r}`,
+        reproduceCommand: `natlab fuzz --engines ${opts.engines.map((e) => e.name).join(',')} --seed ${opts.seed} --run ${r}`,
+        error: err instanceof DifferenceError ? undefined : String((err as Error)?.stack ?? err),
+      };
+      if (c && opts.saveDir !== null) {
+        const id = `${new Date().toISOString().slice(0, 10).replace(/-/g, '')}-${(differences[0]?.kind ?? 'error')}-${rs.toString(16)}`;
+        const summary = differences.length
+          ? `${differences[0].kind}: ${differences[0].message.split('\n')[0]}`
+          : `error: ${String((err as Error)?.message ?? err).split('\n')[0]}`;
+        failure.savedTo = saveRegression({
           dir: opts.saveDir ?? 'corpora/regressions',
-          id: `pinned-${rs.toString(16)}`,
+          id,
           scenario: c.scenario,
           session: c.session,
-          differences: [],
+          differences,
           conntrack: c.session.tables ?? undefined,
-          meta: { engineSeed: c.engineSeed, seed: opts.seed, run: r, runSeed: rs, path: '', commands: c.commands, summary: `pinned: engines agree on run ${r} of seed ${opts.seed} (${describeFuzzSpec(c.spec)})` },
+          meta: { engineSeed: c.engineSeed, seed: opts.seed, run: r, runSeed: rs, path, commands: c.commands, summary },
         });
+        failure.replayCommand = `natlab fuzz --replay ${failure.savedTo}`;
       }
-      continue;
+      report.failure = failure;
+      return;
     }
-    // Counters count the original run only, not shrinking re-executions.
-    counters.scenarios = before.scenarios + 1;
-    counters.classified = before.classified;
-    if (box.first) {
-      for (const [id, n] of box.first.session.classified) counters.classified[id] = (counters.classified[id] ?? 0) + n;
-      counters.commands = before.commands + box.first.commands.length;
-      counters.packets = before.packets + box.first.session.packets;
-    }
-    report.shrinks = details.numShrinks;
-    const path = details.counterexamplePath ?? '';
-    // fast-check's counterexample is the last failing execution (each accepted shrink fails).
-    const c: Captured | null = box.last;
-    const err = c?.error ?? details.errorInstance;
-    const differences = err instanceof DifferenceError ? err.differences : [];
-    const failure: FuzzFailure = {
-      seed: opts.seed,
-      run: r,
-      runSeed: rs,
-      path,
-      scenario: c ? describeFuzzSpec(c.spec) : '',
-      commands: c?.commands ?? [],
-      differences,
-      savedTo: null,
-      replayCommand: `natlab fuzz --engines ${opts.engines.map((e) => e.name).join(',')} --seed ${opts.seed} --run ${r}`,
-      reproduceCommand: `natlab fuzz --engines ${opts.engines.map((e) => e.name).join(',')} --seed ${opts.seed} --run ${r}`,
-      error: err instanceof DifferenceError ? undefined : String((err as Error)?.stack ?? err),
-    };
-    if (c && opts.saveDir !== null) {
-      const id = `${new Date().toISOString().slice(0, 10).replace(/-/g, '')}-${(differences[0]?.kind ?? 'error')}-${rs.toString(16)}`;
-      const summary = differences.length
-        ? `${differences[0].kind}: ${differences[0].message.split('\n')[0]}`
-        : `error: ${String((err as Error)?.message ?? err).split('\n')[0]}`;
-      failure.savedTo = saveRegression({
-        dir: opts.saveDir ?? 'corpora/regressions',
-        id,
-        scenario: c.scenario,
-        session: c.session,
-        differences,
-        conntrack: c.session.tables ?? undefined,
-        meta: { engineSeed: c.engineSeed, seed: opts.seed, run: r, runSeed: rs, path, commands: c.commands, summary },
-      });
-      failure.replayCommand = `natlab fuzz --replay ${failure.savedTo}`;
-    }
-    report.failure = failure;
-    break;
-  }
+  };
+  await Promise.all(Array.from({ length: lanes }, () => lane()));
   Object.assign(report, counters);
   report.elapsedMs = Date.now() - t0;
   progress(done, 'done');

@@ -9,6 +9,7 @@ import { instancePoint } from '../spec/scenario.ts';
 import { CT_ESTABLISHED, CT_INVALID, DROP_KERNEL_UNSEEN } from '../spec/reasons.ts';
 import { ICMP_REDIRECT, isIcmpErrorType, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
 import { parseIpv4Addr } from '../packet/index.ts';
+import { rd32 } from '../packet/bytes.ts';
 import { LINK_MTU } from './topology.ts';
 
 /** What a rule may know about the kernel run besides the facts. */
@@ -47,10 +48,6 @@ function sides(f: DifferenceFacts, k: KernelRunFacts): Sides | null {
 
 const kinds = (f: DifferenceFacts): Set<string> => new Set(f.differences.map((d) => d.kind));
 const onlyKinds = (f: DifferenceFacts, allowed: readonly string[]): boolean => [...kinds(f)].every((x) => allowed.includes(x));
-
-function u32(b: Uint8Array, o: number): number {
-  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
-}
 
 function ihl(b: Uint8Array): number {
   return (b[0] & 15) << 2;
@@ -151,8 +148,8 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
     match(f, k) {
       const s = sides(f, k);
       if (!s || s.kin.frame.length < 20 || s.kr.reason !== DROP_KERNEL_UNSEEN) return null;
-      const src = u32(s.kin.frame, 12);
-      const dst = u32(s.kin.frame, 16);
+      const src = rd32(s.kin.frame, 12);
+      const dst = rd32(s.kin.frame, 16);
       return isMartian(src) || isMartian(dst) ? 'martian address' : null;
     },
   },
@@ -162,7 +159,7 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
     match(f, k) {
       const s = sides(f, k);
       if (!s || s.kin.frame.length < 20 || s.kr.reason !== DROP_KERNEL_UNSEEN || s.kr.outputs.length !== 0) return null;
-      const src = u32(s.kin.frame, 12);
+      const src = rd32(s.kin.frame, 12);
       return k.scenario.instances.some((inst) => inst.privateIp >>> 0 === src && s.or.outputs.some((o) => o.egress === instancePoint(k.scenario.instances.indexOf(inst))))
         ? 'delivered to the instance that owns its source address'
         : null;
@@ -227,7 +224,7 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
       }
       const s = sides(f, k);
       if (!s || s.kin.frame.length < 20 || !onlyKinds(f, ['ct'])) return null;
-      const dst = u32(s.kin.frame, 16);
+      const dst = rd32(s.kin.frame, 16);
       return own.has(dst) ? 'classification of a flow addressed to an instance itself, which its stack answered' : null;
     },
   },

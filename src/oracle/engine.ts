@@ -645,6 +645,13 @@ export class KernelEngine implements Engine {
     }
     let frame = p.frame;
     if (p.ingress === POINT_INTERNET) {
+      // The first router (ip_rcv) drops an IP-level malformation before any mapping: say so
+      // rather than "unknown destination" when its (garbled) destination is no Elastic IP.
+      if (isIpLevelMalformation(st)) {
+        result.reason = DROP_MALFORMED;
+        result.detail = st;
+        return { done: result };
+      }
       const t = igwTranslate(this.igw, frame, false);
       if (t.reason !== REASON_NONE) {
         result.reason = t.reason;

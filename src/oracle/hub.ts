@@ -83,10 +83,12 @@ export class Hub {
     });
   }
 
-  /** CPU the hub of this process pins itself to (spread over the CPUs by process id). */
+  private static created = 0;
+
+  /** CPU for the next hub (spread over the CPUs by process id and by engine within a process). */
   static pickCpu(): number {
     const n = Math.max(1, cpus().length);
-    return process.pid % n;
+    return (process.pid + Hub.created++) % n;
   }
 
   start(): Promise<void> {
