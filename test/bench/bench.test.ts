@@ -343,6 +343,7 @@ describe.skipIf(!KERNEL.ok)(`natlab bench kernel baseline (needs root and tools$
     o.model = false;
     o.micro = false;
     o.kernelPackets = 8;
+    o.kernelSinglePackets = 4;
     const r = await runBench(o);
     const ids = r.figures.map((f) => f.id);
     expect(ids).toContain('established/kernel/mpps');
@@ -351,5 +352,9 @@ describe.skipIf(!KERNEL.ok)(`natlab bench kernel baseline (needs root and tools$
     const k = r.results.find((x) => x.engine === 'kernel' && x.workload === 'established')!;
     expect(k.measured).toMatch(/veth/);
     expect(k.notes.delivered).toBe(8);
+    // The one-at-a-time path measured beside it, for the fast path's factor.
+    const single = r.results.find((x) => x.engine === 'kernel' && x.workload === 'established' && x.notes.injection === 'single')!;
+    expect(single.packetsPerRun).toBe(4);
+    expect(single.samples[0]).toBeGreaterThan(0);
   }, 120_000);
 });
