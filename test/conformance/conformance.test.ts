@@ -112,9 +112,12 @@ describe('conformance: variants classify differently', () => {
       expect(shadow(rep, 'DNAT tcp/8080 -> app:80', e)).toEqual({ status: 'exposed', mitigation: null });
       expect(shadow(rep, 'nat tcp/22', e)).toEqual({ status: 'exposed', mitigation: null });
     }
+    // The forward hairpins (through the IGW and the DNAT rule), unlike dynamic mappings (REQ-9).
+    expect(rep.shadow.find((s) => s.target.startsWith('DNAT'))!.results.core.hairpin).toBe(true);
     const ev = rep.shadow.find((s) => s.target.startsWith('DNAT'))!.results.model.evidence;
     expect(ev).toMatch(/^dev 10\.0\.1\.20:8080 -> 198\.51\.100\.7:41404: left as 203\.0\.113\.10:8080; then .* → dev: tcp 198\.51\.100\.7:41404 > 10\.0\.1\.20:8080 S/);
     expect(ev).toContain('control (no attacker): → app: tcp 198.51.100.7:41404 > 10.0.1.10:80 S');
+    expect(ev).toContain('from dev to 203.0.113.10:8080 (hairpin): → app: tcp 203.0.113.10:42300 > 10.0.1.10:80 S');
   });
 
   it('the same with the PAT mitigation rules: not exposed, closed by PAT; the forward still works', async () => {

@@ -47,6 +47,7 @@ describe.skipIf(!pre.ok)('conformance on the kernel', () => {
     const r = await shadowOnKernel(loadScenario(resolveScenarioPath('vpc-nat-instance-port-forward')));
     expect(r['DNAT tcp/8080 -> app:80'].status).toBe('exposed');
     expect(r['DNAT tcp/8080 -> app:80'].evidence).toContain('→ dev: tcp 198.51.100.7:41404 > 10.0.1.20:8080 S');
+    expect(r['DNAT tcp/8080 -> app:80'].hairpin).toBe(true);
   }, 300_000);
 
   it('the PAT mitigation closes it on the kernel, and the forward still reaches app:80', async () => {

@@ -39,9 +39,10 @@ export function formatConformanceText(rep: ConformanceReport): string {
   out.push('');
   out.push('port shadowing (nft_nat.sh test_port_shadow: a host behind the NAT sends from the service port first):');
   for (const s of rep.shadow) {
-    const st = new Set(e.map((n) => `${s.results[n].status}${s.results[n].mitigation && s.results[n].status !== 'exposed' ? ` (closed by ${s.results[n].mitigation})` : ''}`));
+    const st = new Set(e.map((n) => `${s.results[n].status}${s.results[n].mitigation && s.results[n].status !== 'exposed' ? ` (closed by ${s.results[n].mitigation})` : ''}; ` +
+      `reachable from behind the NAT through the public address (hairpin): ${s.results[n].hairpin ? 'yes' : 'no'}`));
     const text = st.size === 1 ? [...st][0] : e.map((n) => `${n}: ${s.results[n].status}/${s.results[n].mitigation}`).join(', ');
-    out.push(`  ${s.target}: ${text.toUpperCase().startsWith('EXPOSED') ? 'EXPOSED' : text}${s.agreed ? '' : '   <- ENGINES DIFFER'}`);
+    out.push(`  ${s.target}: ${text.startsWith('exposed') ? `EXPOSED${text.slice('exposed'.length)}` : text}${s.agreed ? '' : '   <- ENGINES DIFFER'}`);
     const evs = new Set(e.map((n) => s.results[n].evidence));
     if (evs.size === 1) out.push(`    evidence: ${s.results[e[0]].evidence}`);
     else for (const n of e) out.push(`    evidence (${n}): ${s.results[n].evidence}`);

@@ -163,9 +163,9 @@ export async function runConformance(scenario: Scenario, engineList: readonly (E
   const shadow: ShadowRow[] = targets.map((target, i) => {
     const results: Record<string, ShadowResult> = {};
     for (const e of engines) results[e] = per[e].shadow[i];
-    const keys = new Set(engines.map((e) => `${results[e].status}/${results[e].mitigation}`));
+    const keys = new Set(engines.map((e) => `${results[e].status}/${results[e].mitigation}/${results[e].hairpin}`));
     const agreed = keys.size <= 1;
-    if (!agreed) differences.push(`port shadowing of ${target}: ${engines.map((e) => `${e} ${results[e].status}${results[e].mitigation ? ` (${results[e].mitigation})` : ''}`).join(', ')}`);
+    if (!agreed) differences.push(`port shadowing of ${target}: ${engines.map((e) => `${e} ${results[e].status}${results[e].mitigation ? ` (${results[e].mitigation})` : ''}, hairpin ${results[e].hairpin ? 'yes' : 'no'}`).join(', ')}`);
     return { target, results, agreed };
   });
   const classification: Record<string, Classification> = {};

@@ -36,6 +36,8 @@ export interface ShadowResult {
   status: 'exposed' | 'not exposed' | 'inconclusive';
   /** What closed it, judged from the attacker's packet. */
   mitigation: Mitigation | null;
+  /** Whether a host behind the NAT reaches the service through the public address (hairpin). */
+  hairpin: boolean;
   evidence: string;
 }
 
@@ -93,12 +95,20 @@ export async function probeShadow(ctx: ProbeContext, t: ShadowTarget): Promise<S
   const victim = await connect(a, t);
   const got = victim.at(attackerPoint);
   const captured = !!got && got.dport === t.port && !(attackerPoint === t.point && t.dport === t.port);
+  // Hairpin (NAT loopback): a host behind the NAT connects to the service's public address.
+  const hp = await ctx.fresh();
+  const viaEip = t.proto === PROTO_TCP
+    ? await hp.tcpOut(host, 42300, hp.topo.external, t.port, F_SYN, 1000, 0)
+    : await hp.udpOut(host, 42300, hp.topo.external, t.port);
+  const hpSeen = viaEip.at(t.point);
+  const hairpin = !!hpSeen && hpSeen.dport === t.dport;
   const ev = `${a.hostName(host)} ${ep(a.hostIp(host), t.port)} -> ${ep(x1, ATTACK_PEER_PORT)}: ${so ? `left as ${formatIpv4(so.src)}:${so.sport}` : shadow.fate()}; ` +
     `then ${ep(x1, ATTACK_PEER_PORT)} -> ${ep(a.topo.external, t.port)} ${victim.fate()}` +
-    `; control (no attacker): ${ctl.fate()}`;
-  if (captured) return { target: t.name, status: 'exposed', mitigation: null, evidence: ev };
+    `; control (no attacker): ${ctl.fate()}` +
+    `; from ${a.hostName(host)} to ${ep(a.topo.external, t.port)} (hairpin): ${viaEip.fate()}`;
+  if (captured) return { target: t.name, status: 'exposed', mitigation: null, hairpin, evidence: ev };
   let mitigation: Mitigation = 'no capture';
   if (!so) mitigation = 'filter';
   else if (so.sport !== t.port) mitigation = 'PAT';
-  return { target: t.name, status: reachable ? 'not exposed' : 'inconclusive', mitigation, evidence: ev };
+  return { target: t.name, status: reachable ? 'not exposed' : 'inconclusive', mitigation, hairpin, evidence: ev };
 }
