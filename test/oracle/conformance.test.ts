@@ -15,7 +15,8 @@ async function shadowOnKernel(s: Scenario): Promise<Record<string, ShadowResult>
   const topo = findTopology(s);
   const out: Record<string, ShadowResult> = {};
   for (const t of shadowTargets(topo)) {
-    const ctx = new ProbeContext(topo, engineMaker('kernel'));
+    // A longer quiet time than the command's 20 ms: the suite runs beside CPU-bound tests.
+    const ctx = new ProbeContext(topo, engineMaker('kernel', { engineExtra: { kernel: { settleMs: 60 } } }));
     try {
       out[t.name] = await probeShadow(ctx, t);
     } finally {

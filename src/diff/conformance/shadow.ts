@@ -76,6 +76,16 @@ function connect(ps: ProbeSession, t: ShadowTarget): Promise<Sent> {
     : ps.udpIn(x1, ATTACK_PEER_PORT, t.port);
 }
 
+function instancePointOf(topo: Topology, i: number): number {
+  return instancePoint(topo.inside[i]);
+}
+
+/** The engine warned that frames came after their packet's quiet time (kernel engine). */
+function lostFrames(ps: ProbeSession): boolean {
+  const w = (ps.engine as { warnings?: unknown }).warnings;
+  return Array.isArray(w) && w.some((x) => typeof x === 'string' && x.includes('arrived after'));
+}
+
 export async function probeShadow(ctx: ProbeContext, t: ShadowTarget): Promise<ShadowResult> {
   const x1 = ctx.topo.remotes[0];
   // Control: the service is reachable at all.
@@ -83,16 +93,25 @@ export async function probeShadow(ctx: ProbeContext, t: ShadowTarget): Promise<S
   const ctl = await connect(c, t);
   const reach = ctl.at(t.point);
   const reachable = !!reach && reach.dport === t.dport;
-  // Attack: another host behind the NAT than the target when there is one.
-  const a = await ctx.fresh();
+  // Attack: another host behind the NAT than the target when there is one. A real-clock engine
+  // that lost the attacker's frame to lateness (its warnings say so) gets one more attempt, so
+  // a lost frame is not mistaken for a filter.
   let host = 0;
-  for (let i = 0; i < a.topo.inside.length; i++) if (a.hostPoint(i) !== t.point) { host = i; break; }
+  for (let i = 0; i < ctx.topo.inside.length; i++) if (instancePointOf(ctx.topo, i) !== t.point) { host = i; break; }
+  let a!: ProbeSession;
+  let shadow!: Sent;
+  let victim!: Sent;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    a = await ctx.fresh();
+    shadow = t.proto === PROTO_TCP
+      ? await a.tcpOut(host, t.port, x1, ATTACK_PEER_PORT, F_SYN, 1000, 0)
+      : await a.udpOut(host, t.port, x1, ATTACK_PEER_PORT);
+    victim = await connect(a, t);
+    // Lateness is noticed when the next packet is injected: check after the victim's packet.
+    if (shadow.at(POINT_INTERNET) || !lostFrames(a)) break;
+  }
   const attackerPoint = a.hostPoint(host);
-  const shadow = t.proto === PROTO_TCP
-    ? await a.tcpOut(host, t.port, x1, ATTACK_PEER_PORT, F_SYN, 1000, 0)
-    : await a.udpOut(host, t.port, x1, ATTACK_PEER_PORT);
   const so = shadow.at(POINT_INTERNET);
-  const victim = await connect(a, t);
   const got = victim.at(attackerPoint);
   const captured = !!got && got.dport === t.port && !(attackerPoint === t.point && t.dport === t.port);
   // Hairpin (NAT loopback): a host behind the NAT connects to the service's public address.
