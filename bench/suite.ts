@@ -15,8 +15,8 @@ import { openCapture } from '../src/pcap/reader.ts';
 import { createModelEngine } from '../src/model/index.ts';
 import { createCoreEngine } from '../src/core/engine.ts';
 import { checkKernelPrerequisites, createKernelEngine } from '../src/oracle/index.ts';
-import { runReplay } from '../src/diff/replay.ts';
-import { scenarioForCapture } from '../src/diff/replay-scenario.ts';
+import { runReplay } from '../src/diff/replay/replay.ts';
+import { scenarioForCapture } from '../src/diff/replay/scenario.ts';
 import { type TrafficProfile, describeProfile } from '../src/traffic/profile.ts';
 import {
   EstablishedWorkload, FlowSpace, MixedWorkload, SetupWorkload, SETUP_DONE_MS, benchScenario,

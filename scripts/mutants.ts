@@ -13,9 +13,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Engine } from '../src/spec/engine.ts';
 import type { Scenario } from '../src/spec/scenario.ts';
-import { runFuzz, type FuzzEngineSpec, type FuzzReport } from '../src/diff/fuzz.ts';
+import { runFuzz, type FuzzEngineSpec, type FuzzReport } from '../src/diff/fuzz/fuzz.ts';
 import { makeEngine } from '../src/diff/engines.ts';
-import { loadRegression, replayRegression } from '../src/diff/regressions.ts';
+import { loadRegression, replayRegression } from '../src/diff/fuzz/regressions.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 

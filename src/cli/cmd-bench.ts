@@ -7,7 +7,7 @@ import cliProgress from 'cli-progress';
 import { EXIT_OK, type Command } from './command.ts';
 import { UsageError, intOption, parseArgs, type ParsedArgs } from './args.ts';
 import { DEFAULT_PROFILE, loadProfile } from '../traffic/profile.ts';
-import { DEFAULT_INSIDE } from '../diff/replay-scenario.ts';
+import { DEFAULT_INSIDE } from '../diff/replay/scenario.ts';
 
 const USAGE = `usage: natlab bench [options]
        natlab bench compare A.json B.json

@@ -2,8 +2,8 @@
 // difference between engines or any change from the saved expected outputs.
 import { EXIT_DIFF, EXIT_OK, EXIT_USAGE, type Command } from './command.ts';
 import { UsageError, parseArgs } from './args.ts';
-import { engineAvailable, parseEngineName, type EngineName } from '../diff/engines.ts';
-import { availableEngines, CORPORA_DIR, loadManifest, verifyCorpus, type EntryOutcome } from '../diff/corpus.ts';
+import { engineAvailability, parseEngineName, type EngineName } from '../diff/engines.ts';
+import { availableEngines, CORPORA_DIR, loadManifest, verifyCorpus, type EntryOutcome } from '../diff/replay/corpus.ts';
 import { corpusSuite } from '../diff/sinks/junit-cases.ts';
 import { writeJUnit } from '../diff/sinks/junit.ts';
 
@@ -73,7 +73,8 @@ export const command: Command = {
         } catch (err) {
           throw new UsageError(`--engines: ${(err as Error).message}`);
         }
-        if (!(await engineAvailable(e))) throw new UsageError(`--engines: engine '${e}' is not available in this build`);
+        const av = await engineAvailability(e);
+        if (!av.ok) throw new UsageError(`--engines: the ${e} engine cannot run here: ${av.missing}`);
         if (!engines.includes(e)) engines.push(e);
       }
     } else ({ engines, skipped } = await availableEngines());

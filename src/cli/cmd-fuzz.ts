@@ -3,10 +3,9 @@ import { randomInt } from 'node:crypto';
 import cliProgress from 'cli-progress';
 import { EXIT_DIFF, EXIT_OK, EXIT_USAGE, type Command } from './command.ts';
 import { intOption, parseArgs, UsageError } from './args.ts';
-import { formatFailure, runFuzz, type FuzzEngineSpec, type FuzzProgress } from '../diff/fuzz.ts';
-import { makeEngine, parseEngineName, type EngineName } from '../diff/engines.ts';
-import { loadRegression, replayRegression, REGRESSIONS_DIR } from '../diff/regressions.ts';
-import type { OutputNormaliser } from '../diff/compare.ts';
+import { formatFailure, runFuzz, type FuzzEngineSpec, type FuzzProgress } from '../diff/fuzz/fuzz.ts';
+import { engineAvailability, engineDescriptor, makeEngine, parseEngineName, type EngineName } from '../diff/engines.ts';
+import { loadRegression, replayRegression, REGRESSIONS_DIR } from '../diff/fuzz/regressions.ts';
 import { fuzzSuite } from '../diff/sinks/junit-cases.ts';
 import { writeJUnit } from '../diff/sinks/junit.ts';
 
@@ -59,34 +58,12 @@ function parseShard(s: string | undefined): { index: number; count: number } | u
   return { index, count };
 }
 
-async function kernelNormaliser(): Promise<OutputNormaliser | undefined> {
-  // The kernel oracle documents its normalisation (TTL of its extra Linux hops); use its public
-  // export when it provides one.
-  try {
-    const mod = (await import(new URL('../oracle/index.ts', import.meta.url).href)) as Record<string, unknown>;
-    const n = mod.kernelOutputNormaliser;
-    if (typeof n === 'function') return (n as () => OutputNormaliser)();
-    if (n && typeof n === 'object') return n as OutputNormaliser;
-  } catch {
-    // no oracle index: compare raw frames
-  }
-  return undefined;
-}
-
 export async function engineSpecs(names: EngineName[], workers: number): Promise<FuzzEngineSpec[]> {
-  const specs: FuzzEngineSpec[] = [];
-  for (const name of names) {
-    const normaliser = name === 'kernel' ? await kernelNormaliser() : undefined;
-    // The kernel waits in real time for clock steps: allow it (short fuzz timeouts keep it brief).
-    const extra = name === 'kernel' ? { maxWaitMs: 600_000 } : undefined;
-    const coreOpts = workers === 0 ? { inline: true } : undefined;
-    specs.push({
-      name,
-      normaliser,
-      create: (s, seed) => makeEngine(name, s, { seed, workers: name === 'core' && workers > 0 ? workers : undefined, extra: name === 'core' ? coreOpts : extra }),
-    });
-  }
-  return specs;
+  return names.map((name) => {
+    const d = engineDescriptor(name);
+    // workers 0: engines with threads run on this thread (no thread start-up per run).
+    return { name, realClock: d.realClock, create: (s, seed) => makeEngine(name, s, { seed, workers, extra: d.fuzzOptions }) };
+  });
 }
 
 export const command: Command = {
@@ -112,13 +89,10 @@ export const command: Command = {
     const out = (s: string) => process.stdout.write(s + '\n');
     const log = (s: string) => (json ? process.stderr : process.stdout).write(s + '\n');
 
-    if (names.includes('kernel')) {
-      const { checkKernelPrerequisites } = (await import(new URL('../oracle/prereq.ts', import.meta.url).href)) as {
-        checkKernelPrerequisites(): Promise<{ ok: boolean; missing: string[] }>;
-      };
-      const pre = await checkKernelPrerequisites();
-      if (!pre.ok) {
-        process.stderr.write(`natlab fuzz: the kernel engine cannot run here:\n${pre.missing.map((m) => `  ${m}`).join('\n')}\n`);
+    for (const n of names) {
+      const av = await engineAvailability(n);
+      if (!av.ok) {
+        process.stderr.write(`natlab fuzz: the ${n} engine cannot run here: ${av.missing}\n`);
         return EXIT_USAGE;
       }
     }
@@ -131,7 +105,7 @@ export const command: Command = {
       const useNames = a.values.has('engines') ? names : (reg.meta.engines.map(parseEngineName) as EngineName[]);
       const specs = await engineSpecs(useNames, workers);
       const engines = [];
-      for (const sp of specs) engines.push({ name: sp.name, engine: await sp.create(reg.scenario, reg.meta.engineSeed), normaliser: sp.normaliser });
+      for (const sp of specs) engines.push({ name: sp.name, engine: await sp.create(reg.scenario, reg.meta.engineSeed) });
       const res = await replayRegression(reg, engines);
       const mism = [...res.mismatches].filter(([, l]) => l.length > 0);
       if (json) {
@@ -168,7 +142,6 @@ export const command: Command = {
     const saveDir = a.flags.has('no-save') ? null : a.values.get('save-dir') ?? REGRESSIONS_DIR;
     if (a.flags.has('pin') && onlyRun === undefined) throw new UsageError('--pin needs --run R (the run to keep)');
     const engines = await engineSpecs(names, workers);
-    for (const e of engines) if (e.normaliser) log(`normalised: ${e.name}: ${e.normaliser.description}`);
 
     log(`natlab fuzz: seed ${seed}, engines ${names.join(' vs ')}${shard ? `, shard ${shard.index}/${shard.count}` : ''}${onlyRun !== undefined ? `, run ${onlyRun}` : ''}, ${timeS !== undefined ? `${timeS} s` : `${runs ?? 100} runs`}`);
     const tty = !json && process.stdout.isTTY === true;

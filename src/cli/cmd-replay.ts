@@ -7,10 +7,10 @@ import { EXIT_USAGE, type Command } from './command.ts';
 import { UsageError, intOption, parseArgs } from './args.ts';
 import { LINKTYPE_ETHERNET, LINKTYPE_RAW } from '../packet/constants.ts';
 import { loadScenario, resolveScenarioPath } from '../scenario/index.ts';
-import { engineAvailable, parseEngineName, type EngineName } from '../diff/engines.ts';
-import { runReplay, type ReplayOptions } from '../diff/replay.ts';
-import { DEFAULT_INSIDE, scenarioForCapture } from '../diff/replay-scenario.ts';
-import { formatReplaySummary } from '../diff/report.ts';
+import { DEFAULT_ENGINES, engineAvailability, parseEngineName, type EngineName } from '../diff/engines.ts';
+import { runReplay, type ReplayOptions } from '../diff/replay/replay.ts';
+import { DEFAULT_INSIDE, scenarioForCapture } from '../diff/replay/scenario.ts';
+import { formatReplaySummary } from '../diff/replay/report.ts';
 import { FlowCollector } from '../diff/sinks/flows.ts';
 import { DifferenceCollector } from '../diff/sinks/differences.ts';
 import { writeReplayHtml } from '../diff/sinks/report-html.ts';
@@ -72,11 +72,6 @@ capture that breaks off: everything before the break is still replayed and repor
 truncated final record is a warning, not an error.
 `;
 
-async function defaultEngines(): Promise<EngineName[]> {
-  const out: EngineName[] = [];
-  for (const e of ['model', 'core'] as const) if (await engineAvailable(e)) out.push(e);
-  return out;
-}
 
 export const command: Command = {
   name: 'replay',
@@ -116,22 +111,14 @@ export const command: Command = {
           throw new UsageError(`--engines: ${(err as Error).message}`);
         }
         if (engines.includes(name)) throw new UsageError(`--engines: '${e}' given twice`);
-        if (!(await engineAvailable(name))) throw new UsageError(`--engines: engine '${name}' is not available in this build`);
         engines.push(name);
       }
       if (engines.length === 0) throw new UsageError('--engines: empty list');
-    } else {
-      engines = await defaultEngines();
-      if (engines.length === 0) {
-        process.stderr.write('natlab replay: no engine available (model and core are missing from this build)\n');
-        return EXIT_USAGE;
-      }
-    }
-    if (engines.includes('kernel')) {
-      const { checkKernelPrerequisites, describeMissing } = await import('../oracle/index.ts');
-      const pre = await checkKernelPrerequisites();
-      if (!pre.ok) {
-        process.stderr.write(`natlab replay: ${describeMissing(pre)}\n`);
+    } else engines = [...DEFAULT_ENGINES];
+    for (const e of engines) {
+      const av = await engineAvailability(e);
+      if (!av.ok) {
+        process.stderr.write(`natlab replay: the ${e} engine cannot run here: ${av.missing}\n`);
         return EXIT_USAGE;
       }
     }

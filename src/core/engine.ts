@@ -8,7 +8,7 @@
 // run chunk k, fill chunk k+1 into the other BatchIO (double buffering); then read the results.
 
 import { InputError } from '../spec/errors.ts';
-import type { ConntrackEntry, Engine, EngineOptions, InputPacket, NatRuleCounter, OutputFrame, PacketResult } from '../spec/engine.ts';
+import type { ConntrackEntry, Engine, EngineDescriptor, EngineOptions, InputPacket, NatRuleCounter, OutputFrame, PacketResult } from '../spec/engine.ts';
 import type { Scenario } from '../spec/scenario.ts';
 import { readDropCounters, readNatCounters, dumpConntrack } from './ct-dump.ts';
 import { dispatchWorker } from './dispatch.ts';
@@ -112,6 +112,16 @@ interface Chunk {
 export function createCoreEngine(scenario: Scenario, opts: CoreEngineOptions = {}): CoreEngine {
   return new CoreEngineImpl(scenario, opts);
 }
+
+/** The core as the differential runner sees it (diff/engines.ts). */
+export const coreEngineDescriptor: EngineDescriptor = {
+  name: 'core',
+  summary: 'the fast path: shared-memory tables, batches, worker threads',
+  realClock: false,
+  randomChoices: false,
+  // workers: 0 = the same dataplane on the calling thread (short differential runs: no thread start-up).
+  create: (scenario, opts) => createCoreEngine(scenario, opts.workers === 0 ? { ...opts, workers: undefined, inline: true } : opts),
+};
 
 class CoreEngineImpl implements CoreEngine {
   readonly name = 'core';

@@ -1,69 +1,59 @@
-// Engine construction by name, through each engine's public factory only (diff never reaches
-// into an engine's internals). Modules are imported lazily so the kernel oracle (and its
-// prerequisites) is loaded only when asked for.
+// The engines natlab can compare, in one static table of their public descriptors (each engine
+// module exports its own: factory and traits). This table is the only place in diff/ and cli/
+// that names every engine; everything else asks a descriptor or an Engine what it needs.
 
-import type { Engine, EngineOptions } from '../spec/engine.ts';
+import { coreEngineDescriptor } from '../core/engine.ts';
+import { modelEngineDescriptor } from '../model/index.ts';
+import { kernelEngineDescriptor } from '../oracle/index.ts';
+import type { Engine, EngineAvailability, EngineDescriptor, EngineOptions } from '../spec/engine.ts';
 import type { Scenario } from '../spec/scenario.ts';
 
 export type EngineName = 'model' | 'core' | 'kernel';
-export const ENGINE_NAMES: readonly EngineName[] = ['model', 'core', 'kernel'];
+
+const ENGINES: Readonly<Record<EngineName, EngineDescriptor>> = {
+  model: modelEngineDescriptor,
+  core: coreEngineDescriptor,
+  kernel: kernelEngineDescriptor,
+};
+
+export const ENGINE_NAMES: readonly EngineName[] = Object.keys(ENGINES) as EngineName[];
+
+/** The engines a comparison uses when none are named: those that need nothing of the machine. */
+export const DEFAULT_ENGINES: readonly EngineName[] = ['model', 'core'];
 
 export interface MakeEngineOptions extends EngineOptions {
-  /** Extra factory options passed through (e.g. core `batchSize`, kernel settings). */
+  /** Engine-specific factory options (e.g. core `batchSize`, kernel `timeMode`). */
   extra?: Record<string, unknown>;
 }
 
-type Factory = (scenario: Scenario, opts: Record<string, unknown>) => Engine | Promise<Engine>;
-
-// Public factory locations, tried in order (the first module that exports the factory wins).
-const FACTORIES: Record<EngineName, { modules: string[]; fn: string }> = {
-  model: { modules: ['../model/engine.ts', '../model/index.ts'], fn: 'createModelEngine' },
-  core: { modules: ['../core/engine.ts', '../core/index.ts'], fn: 'createCoreEngine' },
-  kernel: { modules: ['../oracle/index.ts', '../oracle/engine.ts', '../oracle/kernel-engine.ts'], fn: 'createKernelEngine' },
-};
-
-async function loadFactory(name: EngineName): Promise<Factory> {
-  const spec = FACTORIES[name];
-  const errors: string[] = [];
-  for (const m of spec.modules) {
-    let mod: Record<string, unknown>;
-    try {
-      mod = (await import(/* @vite-ignore */ new URL(m, import.meta.url).href)) as Record<string, unknown>;
-    } catch (e) {
-      const msg = (e as Error).message ?? String(e);
-      // A missing module is expected (try the next); a module that fails to load is a real error.
-      if (/Cannot find module|ERR_MODULE_NOT_FOUND|Failed to load url|does not exist/i.test(msg) && msg.includes(m.split('/').pop()!)) {
-        errors.push(`${m}: not found`);
-        continue;
-      }
-      throw e;
-    }
-    const f = mod[spec.fn];
-    if (typeof f === 'function') return f as Factory;
-    errors.push(`${m}: no export ${spec.fn}`);
-  }
-  throw new Error(`engine '${name}' is not available (${errors.join('; ')})`);
+export function engineDescriptor(name: EngineName): EngineDescriptor {
+  return ENGINES[name];
 }
 
-/** True if the engine's factory can be loaded (it exists in this build). */
-export async function engineAvailable(name: EngineName): Promise<boolean> {
-  try {
-    await loadFactory(name);
-    return true;
-  } catch {
-    return false;
-  }
+/** The descriptor of an engine named `name`, or undefined (engines built by tests have none). */
+export function findEngine(name: string): EngineDescriptor | undefined {
+  return Object.prototype.hasOwnProperty.call(ENGINES, name) ? ENGINES[name as EngineName] : undefined;
 }
 
 export function parseEngineName(s: string): EngineName {
-  if ((ENGINE_NAMES as readonly string[]).includes(s)) return s as EngineName;
+  if (Object.prototype.hasOwnProperty.call(ENGINES, s)) return s as EngineName;
   throw new Error(`unknown engine '${s}' (expected one of ${ENGINE_NAMES.join(', ')})`);
 }
 
+/** Whether the engine can run on this machine; `missing` says what is not there. */
+export async function engineAvailability(name: EngineName): Promise<EngineAvailability> {
+  const d = ENGINES[name];
+  return d.available ? await d.available() : { ok: true, missing: '' };
+}
+
+/** True if the engine can run here. */
+export async function engineAvailable(name: EngineName): Promise<boolean> {
+  return (await engineAvailability(name)).ok;
+}
+
 export async function makeEngine(name: EngineName, scenario: Scenario, opts: MakeEngineOptions = {}): Promise<Engine> {
-  const factory = await loadFactory(name);
-  const o: Record<string, unknown> = { ...(opts.extra ?? {}) };
+  const o: EngineOptions & Record<string, unknown> = { ...(opts.extra ?? {}) };
   if (opts.seed !== undefined) o.seed = opts.seed;
   if (opts.workers !== undefined) o.workers = opts.workers;
-  return await factory(scenario, o);
+  return await ENGINES[name].create(scenario, o);
 }

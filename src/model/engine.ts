@@ -14,7 +14,7 @@ import { buildIcmpError } from '../packet/build.ts';
 import { ipv4HeaderChecksum, csumReplace16, csumReplace32, udpCsumReplace32 } from '../packet/checksum.ts';
 import { formatIpv4 } from '../packet/addr.ts';
 import type {
-  ConntrackEntry, Engine, EngineOptions, InputPacket, NatRuleCounter, OutputFrame, PacketResult,
+  ConntrackEntry, Engine, EngineDescriptor, EngineOptions, InputPacket, NatRuleCounter, OutputFrame, PacketResult,
 } from '../spec/engine.ts';
 import {
   CT_INVALID, CT_NAMES, CT_NEW, CT_NONE, CT_RELATED, DROP_BLACKHOLE, DROP_CT_TABLE_FULL,
@@ -651,5 +651,14 @@ function toConntrackEntry(e: CtEntry, instance: number, nowMs: number): Conntrac
 export function createModelEngine(scenario: Scenario, opts: ModelEngineOptions = {}): ModelEngine {
   return new ModelEngine(scenario, opts);
 }
+
+/** The model as the differential runner sees it (diff/engines.ts). */
+export const modelEngineDescriptor: EngineDescriptor = {
+  name: 'model',
+  summary: 'the reference simulator: obviously right, one packet at a time',
+  realClock: false,
+  randomChoices: false,
+  create: (scenario, opts) => createModelEngine(scenario, opts),
+};
 
 export type { Instance };

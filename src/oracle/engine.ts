@@ -1,6 +1,6 @@
 // KernelEngine: the scenario built in network namespaces, packets replayed through the real Linux
 // kernel one at a time (inject, wait until quiet, collect), results in the engine-neutral form.
-import type { ConntrackEntry, DifferenceClass, DifferenceFacts, Engine, EngineOptions, InputPacket, NatRuleCounter, OutputFrame, PacketResult } from '../spec/engine.ts';
+import type { ConntrackEntry, DifferenceClass, DifferenceFacts, Engine, EngineDescriptor, EngineOptions, InputPacket, NatRuleCounter, OutputFrame, OutputNormaliser, PacketResult } from '../spec/engine.ts';
 import { classifyKernelDifference } from './differences.ts';
 import type { Scenario } from '../spec/scenario.ts';
 import { POINT_INTERNET, instancePoint } from '../spec/scenario.ts';
@@ -139,8 +139,8 @@ export const KERNEL_NORMALISATION_NOTE =
   'the VPC router namespace adds 1 to the TTL before forwarding (iptables TTL --ttl-inc 1), so it is TTL-neutral like the AWS VPC router; ' +
   'a TTL of 255 cannot be raised, so forwarded copies of TTL-255 inputs get TTL+1 in user space (adjustment "ttl+1"); the IGW is applied in user space (adjustment "igw")';
 
-/** Structural twin of diff's OutputNormaliser: kernel frames are already normalised. */
-export const kernelOutputNormaliser = {
+/** Kernel frames are normalised as they are captured (the note says how); this carries the note. */
+export const kernelOutputNormaliser: OutputNormaliser = {
   description: KERNEL_NORMALISATION_NOTE,
   apply(out: OutputFrame): Uint8Array {
     return out.frame;
@@ -223,6 +223,13 @@ interface PointAgent {
 
 export class KernelEngine implements Engine {
   readonly name = 'kernel';
+  readonly outputNormaliser = kernelOutputNormaliser;
+  /**
+   * The kernel's conntrack timers run on the real clock while natlab works (and, with --time
+   * compress, never see the capture's gaps): its timeouts are not compared (the tolerance is
+   * unbounded). The kernel engine's owner may narrow it (e.g. the real time the run took).
+   */
+  readonly timingTolerance = Infinity;
   /** Things this machine's kernel cannot reproduce exactly (e.g. nf_conntrack_max is global). */
   readonly warnings: string[] = [];
   /** Largest delay between a packet's timestamp and its real injection, ms ('real' mode). */
@@ -880,10 +887,25 @@ export class KernelEngine implements Engine {
   }
 }
 
-/** The engine factory (diff's makeEngine looks for this name). */
+/** The engine factory. */
 export function createKernelEngine(scenario: Scenario, opts: KernelEngineOptions = {}): Promise<KernelEngine> {
   return KernelEngine.create(scenario, opts);
 }
+
+/** The kernel oracle as the differential runner sees it (diff/engines.ts). */
+export const kernelEngineDescriptor: EngineDescriptor = {
+  name: 'kernel',
+  summary: 'ground truth: the scenario built in Linux network namespaces (root, ip, iptables, conntrack, perl)',
+  realClock: true,
+  randomChoices: true,
+  // Fuzz runs step the clock past timeouts: the kernel really waits for each step.
+  fuzzOptions: { maxWaitMs: 600_000 },
+  async available() {
+    const pre = await checkKernelPrerequisites();
+    return { ok: pre.ok, missing: pre.ok ? '' : describeMissing(pre) };
+  },
+  create: (scenario, opts) => createKernelEngine(scenario, opts),
+};
 
 export interface KernelRun {
   results: KernelPacketResult[];

@@ -2,6 +2,7 @@
 export {
   KernelEngine,
   createKernelEngine,
+  kernelEngineDescriptor,
   runKernel,
   KernelUnavailableError,
   KERNEL_NORMALISATION_NOTE,

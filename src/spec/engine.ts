@@ -1,4 +1,5 @@
 import type { BatchOutput, FrameBatch } from './frame-batch.ts';
+import type { Scenario } from './scenario.ts';
 
 // The contract every engine (model, core, kernel) implements. Frames are IPv4 packets: the IPv4
 // header starts at byte 0 (link-layer headers are stripped by the caller and re-added by writers).
@@ -70,6 +71,17 @@ export interface NatRuleCounter {
 }
 
 /**
+ * How an engine's output frames are brought to the contract's view before they are compared
+ * (e.g. an extra hop the engine cannot avoid). Always listed in reports (`description`).
+ */
+export interface OutputNormaliser {
+  /** One line for the report, e.g. "kernel: TTL +1 on frames leaving to the internet (veth hop)". */
+  description: string;
+  /** Returns the normalised frame (a copy when changed) for an output of `input`. */
+  apply(out: OutputFrame, input: InputPacket): Uint8Array;
+}
+
+/**
  * What a comparison found for one packet (or for the end-of-run tables), handed to an engine so
  * it can recognise one of its documented differences (docs/kernel-differences.md) by a rule.
  */
@@ -98,6 +110,16 @@ export interface Engine {
    * engine (known, counted under its class, not a failure). Null: unclassified (a real difference).
    */
   classifyDifference?(facts: DifferenceFacts): DifferenceClass | null;
+  /**
+   * Applied to this engine's outputs before any comparison (the kernel engine's extra Linux hops);
+   * its description is printed with every comparison involving the engine. Absent: frames as they are.
+   */
+  readonly outputNormaliser?: OutputNormaliser;
+  /**
+   * Conntrack timeouts of this engine may differ from another engine's by up to this many seconds
+   * (an engine on a real clock: its timers run while natlab works). Absent: compared exactly.
+   */
+  readonly timingTolerance?: number;
   /** Process packets in order; one result per input, same order. */
   process(batch: readonly InputPacket[]): Promise<PacketResult[]>;
   /**
@@ -115,6 +137,39 @@ export interface Engine {
 export interface EngineOptions {
   /** Seed for any random choice (port search offsets); engines must be deterministic per seed. */
   seed?: number;
-  /** Core: worker threads. */
+  /** Core: worker threads; 0 = no threads, the dataplane runs on the calling thread. */
   workers?: number;
+}
+
+/** Whether an engine can run on this machine, and if not, what is missing (one line). */
+export interface EngineAvailability {
+  ok: boolean;
+  missing: string;
+}
+
+/**
+ * What the runner knows about an engine before building one: its public factory and traits.
+ * Each engine module exports one (model/index.ts, core/engine.ts, oracle/index.ts); diff/engines.ts
+ * lists them in a static table — the only place that names every engine.
+ */
+export interface EngineDescriptor {
+  readonly name: string;
+  /** One line for help texts. */
+  readonly summary: string;
+  /**
+   * The engine runs on a real clock (it waits; it cannot jump): fuzzers keep clock steps away
+   * from timeouts, and conntrack timeouts are compared with its Engine.timingTolerance.
+   */
+  readonly realClock: boolean;
+  /**
+   * Its port and IP-id choices differ between two runs with the same seed: a saved run is compared
+   * with a new one like two engines (up to a consistent renaming), not byte for byte.
+   */
+  readonly randomChoices: boolean;
+  /** Options `create` takes beyond EngineOptions for the differential fuzzer's runs (kernel: a wait budget for clock steps). */
+  readonly fuzzOptions?: Record<string, unknown>;
+  /** Checks this machine (root, tools); absent = always available. */
+  available?(): Promise<EngineAvailability>;
+  /** Builds an engine; `opts` carries EngineOptions plus engine-specific options. */
+  create(scenario: Scenario, opts: EngineOptions & Record<string, unknown>): Engine | Promise<Engine>;
 }

@@ -12,7 +12,7 @@ import type { InputPacket, PacketResult } from '../../src/spec/engine.ts';
 import { CT_ESTABLISHED, CT_NEW, FATE_DELIVERED, REASON_NONE } from '../../src/spec/reasons.ts';
 import { POINT_INTERNET } from '../../src/spec/scenario.ts';
 import { InputError } from '../../src/spec/errors.ts';
-import { compareRuns } from '../../src/diff/compare.ts';
+import { compareRuns } from '../../src/diff/compare/compare.ts';
 import { type CoreEngine, createCoreEngine } from '../../src/core/engine.ts';
 import { APP_IP, HOST, NAT_EIP, NAT_IP, mixedTraffic, point, snapshot } from './engine-traffic.ts';
 

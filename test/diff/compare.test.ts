@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildIcmpEcho, buildIcmpError, buildTcp, buildUdp, parseIpv4Addr as ip, PacketView, parseIpv4, verifyL4Checksum, F_SYN, F_ACK } from '../../src/packet/index.ts';
-import { compareConntrack, compareRuns, comparePacket, PortRenaming, ttlOffsetNormaliser, firstDifference, type EngineRun } from '../../src/diff/compare.ts';
+import { compareConntrack, compareRuns, comparePacket, PortRenaming, ttlOffsetNormaliser, firstDifference, type EngineRun } from '../../src/diff/compare/compare.ts';
 import { loadBuiltinScenario } from '../../src/scenario/index.ts';
 import type { ConntrackEntry, InputPacket, PacketResult } from '../../src/spec/engine.ts';
 import { CT_ESTABLISHED, CT_NEW, DROP_KERNEL_UNSEEN, DROP_NAT_CLASH, FATE_DELIVERED, FATE_DROPPED, REASON_NONE } from '../../src/spec/reasons.ts';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildIcmpError, buildUdp, parseIpv4Addr as ip, csumReplace32, csumReplace16 } from '../../src/packet/index.ts';
-import { DiffSession, uniqueTupleViolations } from '../../src/diff/fuzz-session.ts';
+import { DiffSession, uniqueTupleViolations } from '../../src/diff/fuzz/session.ts';
 import { loadBuiltinScenario } from '../../src/scenario/index.ts';
 import type { ConntrackEntry, Engine, InputPacket, PacketResult } from '../../src/spec/engine.ts';
 import { CT_ESTABLISHED, CT_INVALID, CT_NEW, FATE_DELIVERED, REASON_NONE } from '../../src/spec/reasons.ts';

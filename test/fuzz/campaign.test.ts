@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatFailure, runFuzz, type FuzzEngineSpec } from '../../src/diff/fuzz.ts';
+import { formatFailure, runFuzz, type FuzzEngineSpec } from '../../src/diff/fuzz/fuzz.ts';
 import { engineAvailable, makeEngine } from '../../src/diff/engines.ts';
 
 const FIXED_SEED = 20261127;

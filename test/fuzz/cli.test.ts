@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { listRegressions } from '../../src/diff/regressions.ts';
+import { listRegressions } from '../../src/diff/fuzz/regressions.ts';
 
 function natlab(...args: string[]) {
   const r = spawnSync(process.execPath, ['bin/natlab.mjs', 'fuzz', ...args], { encoding: 'utf8', timeout: 120_000 });

@@ -6,8 +6,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { engineAvailable, makeEngine, type EngineName } from '../../src/diff/engines.ts';
-import { listRegressions, loadRegression, replayRegression, REGRESSIONS_DIR } from '../../src/diff/regressions.ts';
-import { runFuzz } from '../../src/diff/fuzz.ts';
+import { listRegressions, loadRegression, replayRegression, REGRESSIONS_DIR } from '../../src/diff/fuzz/regressions.ts';
+import { runFuzz } from '../../src/diff/fuzz/fuzz.ts';
 
 const dirs = listRegressions(REGRESSIONS_DIR);
 const hasCore = await engineAvailable('core');

@@ -1,6 +1,6 @@
 // Campaigns are deterministic per seed, and shards partition a campaign's runs exactly.
 import { describe, expect, it } from 'vitest';
-import { runFuzz, runSeed, type FuzzEngineSpec } from '../../src/diff/fuzz.ts';
+import { runFuzz, runSeed, type FuzzEngineSpec } from '../../src/diff/fuzz/fuzz.ts';
 import { makeEngine } from '../../src/diff/engines.ts';
 
 const engines: FuzzEngineSpec[] = [

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkKernelPrerequisites, createKernelEngine, kernelOutputNormaliser, type KernelPacketResult } from '../../src/oracle/index.ts';
 import { createModelEngine } from '../../src/model/index.ts';
-import { compareRuns } from '../../src/diff/compare.ts';
+import { compareRuns } from '../../src/diff/compare/compare.ts';
 import { PacketView, parseIpv4, PARSE_OK, verifyIpv4Header, verifyL4Checksum } from '../../src/packet/index.ts';
 import {
   CT_ESTABLISHED, CT_INVALID, CT_NEW, CT_RELATED, DROP_BLACKHOLE, DROP_IGW_NO_PUBLIC_IP, DROP_IP_FORWARD_OFF, DROP_NAT_CLASH,

@@ -6,7 +6,7 @@
 // counters must be the same. Needs root and the tools; skipped with the reason otherwise.
 import { describe, expect, it } from 'vitest';
 import { checkKernelPrerequisites, createKernelEngine, kernelOutputNormaliser, type KernelEngine, type KernelInjection, type KernelPacketResult } from '../../src/oracle/index.ts';
-import { compareRuns } from '../../src/diff/compare.ts';
+import { compareRuns } from '../../src/diff/compare/compare.ts';
 import { buildTcp, buildUdp, parseIpv4Addr as A, F_SYN } from '../../src/packet/index.ts';
 import type { ConntrackEntry, InputPacket, NatRuleCounter } from '../../src/spec/engine.ts';
 import { BASE, APP, NET, WEB, natCases, type NatCase } from './cases.ts';

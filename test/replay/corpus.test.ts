@@ -1,7 +1,7 @@
 // The replay corpus in CI: every entry through every available engine (model, core, and the
 // kernel when running as root with its tools), against the saved expected outputs.
 import { describe, expect, it } from 'vitest';
-import { availableEngines, loadManifest, verifyCorpus } from '../../src/diff/corpus.ts';
+import { availableEngines, loadManifest, verifyCorpus } from '../../src/diff/replay/corpus.ts';
 
 const { engines, skipped } = await availableEngines();
 
@@ -31,7 +31,7 @@ describe.skipIf(!engines.includes('model'))('corpus verify catches changes', () 
     const { mkdtemp, cp, readFile, writeFile, rm } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
-    const { CORPORA_DIR } = await import('../../src/diff/corpus.ts');
+    const { CORPORA_DIR } = await import('../../src/diff/replay/corpus.ts');
     const root = await mkdtemp(join(tmpdir(), 'natlab-corpus-root-'));
     try {
       await cp(join(CORPORA_DIR, 'generated', 'ping'), join(root, 'generated', 'ping'), { recursive: true });

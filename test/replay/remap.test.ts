@@ -8,8 +8,8 @@ import { parseIpv4Addr } from '../../src/packet/addr.ts';
 import { ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, PROTO_TCP } from '../../src/packet/constants.ts';
 import {
   FlowMappings, inboundKey, inboundKeyRaw, outboundKey, readdressFrame, readdressRaw, translatedSource,
-} from '../../src/diff/replay-remap.ts';
-import { IngressMap, INGRESS_NOWHERE, NOWHERE_ELASTIC_IP, NOWHERE_NOT_UNICAST, NOWHERE_VPC_NO_INSTANCE } from '../../src/diff/replay-ingress.ts';
+} from '../../src/diff/replay/remap.ts';
+import { IngressMap, INGRESS_NOWHERE, NOWHERE_ELASTIC_IP, NOWHERE_NOT_UNICAST, NOWHERE_VPC_NO_INSTANCE } from '../../src/diff/replay/ingress.ts';
 import { loadBuiltinScenario } from '../../src/scenario/index.ts';
 import { POINT_INTERNET, instancePoint } from '../../src/spec/scenario.ts';
 

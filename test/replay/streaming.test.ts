@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runReplay, type EngineFactory } from '../../src/diff/replay.ts';
+import { runReplay, type EngineFactory } from '../../src/diff/replay/replay.ts';
 import { engineAvailable } from '../../src/diff/engines.ts';
 import { writeBulkCapture } from '../../src/traffic/scripted-bulk.ts';
 import { loadBuiltinScenario } from '../../src/scenario/index.ts';

@@ -12,7 +12,7 @@ import { describePacket } from '../../packet/format.ts';
 import type { PacketResult } from '../../spec/engine.ts';
 import { CT_NAMES, CT_NONE, DROP_MALFORMED, DROP_NO_INGRESS, DROP_NOT_IPV4, FATE_DELIVERED, reasonName } from '../../spec/reasons.ts';
 import { POINT_INTERNET, pointName, type Scenario } from '../../spec/scenario.ts';
-import { NOWHERE_WHY } from '../replay-ingress.ts';
+import { NOWHERE_WHY } from '../replay/ingress.ts';
 
 /** Longest comment written (pcapng allows 65535 bytes; Wireshark's packet list stays readable). */
 export const MAX_COMMENT = 2000;

@@ -1,10 +1,10 @@
 // natlab's outcomes as JUnit suites (sinks/junit.ts writes them): a fuzz campaign shard, a
 // replay's flows, the corpus entries. A failure's text always says what to run next.
 import { basename } from 'node:path';
-import type { EntryOutcome } from '../corpus.ts';
-import type { FuzzReport } from '../fuzz.ts';
-import { formatFailure } from '../fuzz.ts';
-import type { ReplayReport } from '../report.ts';
+import type { EntryOutcome } from '../replay/corpus.ts';
+import type { FuzzReport } from '../fuzz/fuzz.ts';
+import { formatFailure } from '../fuzz/fuzz.ts';
+import type { ReplayReport } from '../replay/report.ts';
 import type { FlowRecord } from './flows.ts';
 import type { JUnitCase, JUnitSuite } from './junit.ts';
 

@@ -3,13 +3,13 @@
 // is bounded by the host caps below) and collects unicast IPv4 source and destination addresses:
 // those inside an --inside CIDR become hosts in a private subnet behind a configure-pat NAT
 // instance, the others internet hosts (buildCaptureScenario, docs/scenarios.md).
-import { PacketView, PARSE_BAD_IP_VERSION, PARSE_NOT_IPV4, PARSE_TRUNCATED_IP_HEADER, PARSE_TRUNCATED_L2, PARSE_UNSUPPORTED_LINKTYPE, parseFrame } from '../packet/parse.ts';
-import { formatIpv4, parseCidr, cidrContains, formatCidr } from '../packet/addr.ts';
-import { openCapture } from '../pcap/reader.ts';
-import { buildCaptureScenario } from '../scenario/capture.ts';
-import { InputError } from '../spec/errors.ts';
-import type { Cidr, Scenario } from '../spec/scenario.ts';
-import { isNonUnicastSource } from './replay-ingress.ts';
+import { PacketView, PARSE_BAD_IP_VERSION, PARSE_NOT_IPV4, PARSE_TRUNCATED_IP_HEADER, PARSE_TRUNCATED_L2, PARSE_UNSUPPORTED_LINKTYPE, parseFrame } from '../../packet/parse.ts';
+import { formatIpv4, parseCidr, cidrContains, formatCidr } from '../../packet/addr.ts';
+import { openCapture } from '../../pcap/reader.ts';
+import { buildCaptureScenario } from '../../scenario/capture.ts';
+import { InputError } from '../../spec/errors.ts';
+import type { Cidr, Scenario } from '../../spec/scenario.ts';
+import { isNonUnicastSource } from './ingress.ts';
 
 /** RFC 1918: the default --inside. */
 export const DEFAULT_INSIDE = '10.0.0.0/8,172.16.0.0/12,192.168.0.0/16';

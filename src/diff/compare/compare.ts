@@ -10,23 +10,23 @@
 //  3. Per-engine output normalisers (the kernel oracle's extra Linux hops), always listed in `notes`.
 // Cold path: allocation is fine here.
 
-import type { ConntrackEntry, CtTuple, InputPacket, NatRuleCounter, OutputFrame, PacketResult } from '../spec/engine.ts';
-import type { Scenario } from '../spec/scenario.ts';
-import { NF_NAT_RANGE_PROTO_SPECIFIED, NAT_CHAINS, pointName } from '../spec/scenario.ts';
-import { CT_NAMES, CT_NEW, DROP_KERNEL_UNSEEN, FATE_DELIVERED, reasonName } from '../spec/reasons.ts';
-import { formatConntrackLine } from '../spec/conntrack-format.ts';
+import type { ConntrackEntry, CtTuple, Engine, DifferenceFacts, InputPacket, NatRuleCounter, OutputFrame, OutputNormaliser, PacketResult } from '../../spec/engine.ts';
+import type { Scenario } from '../../spec/scenario.ts';
+import { NF_NAT_RANGE_PROTO_SPECIFIED, NAT_CHAINS, pointName } from '../../spec/scenario.ts';
+import { CT_NAMES, CT_NEW, DROP_KERNEL_UNSEEN, FATE_DELIVERED, reasonName } from '../../spec/reasons.ts';
+import { formatConntrackLine } from '../../spec/conntrack-format.ts';
 import {
   PacketView, parseIpv4, PARSE_BAD_TCP_DATA_OFFSET, PARSE_BAD_UDP_LENGTH, PARSE_OK, PARSE_STATUS_NAMES,
   PARSE_TRUNCATED_L4, PARSE_TRUNCATED_PACKET, PARSE_TRUNCATED_TCP_OPTIONS,
-} from '../packet/parse.ts';
-import { csumReplace16, udpCsumReplace16 } from '../packet/checksum.ts';
-import { describePacket } from '../packet/format.ts';
-import { formatIpv4 } from '../packet/addr.ts';
+} from '../../packet/parse.ts';
+import { csumReplace16, udpCsumReplace16 } from '../../packet/checksum.ts';
+import { describePacket } from '../../packet/format.ts';
+import { formatIpv4 } from '../../packet/addr.ts';
 import {
   ICMP_ADDRESS, ICMP_ECHO, ICMP_INFO_REQUEST, ICMP_TIMESTAMP, isIcmpErrorType, isIcmpQueryType, PROTO_ICMP,
   PROTO_TCP, PROTO_UDP,
-} from '../packet/constants.ts';
-import { rd16, wr16 } from '../packet/bytes.ts';
+} from '../../packet/constants.ts';
+import { rd16, wr16 } from '../../packet/bytes.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -40,12 +40,7 @@ export interface EngineRun {
   normaliser?: OutputNormaliser;
 }
 
-export interface OutputNormaliser {
-  /** One line for the report, e.g. "kernel: TTL +1 on frames leaving to the internet (veth hop)". */
-  description: string;
-  /** Returns the normalised frame (a copy when changed) for an output of `input`. */
-  apply(out: OutputFrame, input: InputPacket): Uint8Array;
-}
+export type { OutputNormaliser };
 
 export interface Difference {
   /** Input packet index (0-based), or -1 for end-of-run state (conntrack, counters). */
@@ -59,8 +54,8 @@ export interface Difference {
 export interface CompareOptions {
   /** Scenario (recommended): names points, maps Elastic IPs to private IPs, knows --to-ports ranges. */
   scenario?: Scenario | null;
-  /** Compare conntrack timeouts exactly (default true). */
-  timeouts?: boolean;
+  /** Compare conntrack timeouts exactly (true, default), within a tolerance in seconds, or not (false). */
+  timeouts?: boolean | number;
   /** Stop collecting after this many differences (default 100). */
   maxDifferences?: number;
 }
@@ -356,6 +351,48 @@ export interface PacketCompareContext {
   normaliserB?: OutputNormaliser;
   /** Tolerances applied, counted (the report prints them). */
   tolerated?: Map<string, number>;
+  /** The engines compared: each is asked to classify a difference (Engine.classifyDifference). */
+  engineA?: Engine;
+  engineB?: Engine;
+  /** Differences the engines classified as documented known ones, by class (not failures). */
+  known?: Map<string, number>;
+}
+
+/** Seconds two engines' conntrack timeouts may differ by: the larger of their timingTolerance. */
+export function timingTolerance(a: Engine | undefined, b: Engine | undefined): number {
+  return Math.max(a?.timingTolerance ?? 0, b?.timingTolerance ?? 0);
+}
+
+/** The report note for a pair compared with a timing tolerance ('' when exact). */
+export function timingNote(a: Engine, b: Engine): string {
+  const t = timingTolerance(a, b);
+  if (t === 0) return '';
+  const who = [a, b].filter((e) => (e.timingTolerance ?? 0) === t).map((e) => e.name).join(', ');
+  return t === Infinity
+    ? `conntrack timeouts not compared ${a.name} vs ${b.name} (${who}: real clock)`
+    : `conntrack timeouts compared ${a.name} vs ${b.name} within ${t} s (${who}: real clock)`;
+}
+
+/**
+ * Removes the differences that one of the two engines names as a documented known difference
+ * (Engine.classifyDifference), counting them by class in ctx.known; returns the others.
+ */
+export function withoutKnown(ctx: PacketCompareContext, diffs: Difference[], about: { input?: InputPacket; results?: [PacketResult, PacketResult] } = {}): Difference[] {
+  const a = ctx.engineA;
+  const b = ctx.engineB;
+  // Only when the caller counts them (replay); the fuzz session classifies with its own bookkeeping.
+  if (!ctx.known || (!a?.classifyDifference && !b?.classifyDifference) || diffs.length === 0) return diffs;
+  const facts: DifferenceFacts = {
+    index: diffs[0].index,
+    differences: diffs.map((d) => ({ kind: d.kind, message: d.message })),
+    engines: ctx.names,
+    inputs: about.input ? [about.input, about.input] : null,
+    results: about.results ?? null,
+  };
+  const cls = a?.classifyDifference?.(facts) ?? b?.classifyDifference?.(facts) ?? null;
+  if (cls === null) return diffs;
+  if (ctx.known) ctx.known.set(cls.id, (ctx.known.get(cls.id) ?? 0) + diffs.length);
+  return [];
 }
 
 function pointText(s: Scenario | null | undefined, p: number): string {
@@ -491,7 +528,7 @@ export function comparePacket(index: number, inputA: InputPacket, a: PacketResul
   if (a.ct !== b.ct) add('ct', `conntrack state ${CT_NAMES[a.ct] ?? a.ct} vs ${CT_NAMES[b.ct] ?? b.ct}`);
   if (a.outputs.length !== b.outputs.length) {
     add('output-count', `${a.outputs.length} vs ${b.outputs.length} output frames`);
-    return diffs;
+    return withoutKnown(ctx, diffs, { input: inputA, results: [a, b] });
   }
   const fresh = a.ct === CT_NEW && b.ct === CT_NEW;
   for (let k = 0; k < a.outputs.length; k++) {
@@ -515,7 +552,7 @@ export function comparePacket(index: number, inputA: InputPacket, a: PacketResul
       add('frame', `output ${k} to ${pointText(ctx.scenario, oa.egress)} differs at ${firstDifference(ra, fb)}${renamedNote}`);
     }
   }
-  return diffs;
+  return withoutKnown(ctx, diffs, { input: inputA, results: [a, b] });
 }
 
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
@@ -531,8 +568,13 @@ function tupleKey(t: CtTuple): string {
   return `${t.src >>> 0}:${t.sport}>${t.dst >>> 0}:${t.dport}`;
 }
 
-/** Compares conntrack tables, A's entries renamed into B's port space. */
-export function compareConntrack(a: readonly ConntrackEntry[], b: readonly ConntrackEntry[], names: [string, string], renaming: PortRenaming, timeouts = true): Difference[] {
+/**
+ * Compares conntrack tables, A's entries renamed into B's port space. `timeouts`: true compares
+ * timeouts exactly, a number allows that many seconds either way (timingTolerance of an engine on
+ * a real clock; Infinity or false: not compared).
+ */
+export function compareConntrack(a: readonly ConntrackEntry[], b: readonly ConntrackEntry[], names: [string, string], renaming: PortRenaming, timeouts: boolean | number = true): Difference[] {
+  const tolerance = timeouts === true ? 0 : timeouts === false ? Infinity : timeouts;
   const [na, nb] = names;
   const diffs: Difference[] = [];
   const key = (e: ConntrackEntry) => `${e.instance}|${e.proto}|${tupleKey(e.orig)}|${tupleKey(e.reply)}`;
@@ -543,7 +585,7 @@ export function compareConntrack(a: readonly ConntrackEntry[], b: readonly Connt
   const check = (e0: ConntrackEntry, e: ConntrackEntry, o: ConntrackEntry) => {
     const what: string[] = [];
     if (e.state !== o.state) what.push(`state ${e.state} vs ${o.state}`);
-    if (timeouts && e.timeout !== o.timeout) what.push(`timeout ${e.timeout} vs ${o.timeout}`);
+    if (Math.abs(e.timeout - o.timeout) > tolerance) what.push(`timeout ${e.timeout} vs ${o.timeout}`);
     if (e.assured !== o.assured) what.push(`assured ${e.assured} vs ${o.assured}`);
     if (e.seenReply !== o.seenReply) what.push(`seen-reply ${e.seenReply} vs ${o.seenReply}`);
     if (what.length) diffs.push({ index: -1, kind: 'conntrack', engines: [na, nb], message: `conntrack (instance ${e0.instance}) ${formatConntrackLine(e0)}: ${what.join(', ')}` });

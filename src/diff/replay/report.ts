@@ -120,6 +120,15 @@ function table(rows: string[][]): string[] {
   return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ').trimEnd());
 }
 
+/** What the exit status means for this run, without claiming agreement about nothing. */
+function exitText(r: ReplayReport): string {
+  if (r.exitCode === 2) return 'bad input';
+  if (r.exitCode === 1) return 'engines differ';
+  if (r.engines.length < 2) return 'replayed';
+  if (r.input.fed === 0) return 'nothing compared';
+  return 'engines agree';
+}
+
 /** The human summary printed on stdout. */
 export function formatReplaySummary(r: ReplayReport, maxDiffs = 10): string {
   const L: string[] = [];
@@ -173,7 +182,8 @@ export function formatReplaySummary(r: ReplayReport, maxDiffs = 10): string {
   }
   L.push('');
   const d = r.differences;
-  if (es.length < 2) L.push('  one engine: nothing to compare');
+  if (es.length < 2) L.push(`  one engine (${es.map((e) => e.engine).join('') || 'none'}): nothing compared`);
+  else if (i.fed === 0) L.push('  no packet was fed to the engines: nothing compared');
   else if (d.count === 0 && d.conntrack.length === 0) {
     L.push(`  engines agree on every packet (${d.pairs.map((p) => p.join(' vs ')).join(', ')})`);
   } else {
@@ -187,7 +197,7 @@ export function formatReplaySummary(r: ReplayReport, maxDiffs = 10): string {
   }
   for (const note of d.notes) L.push(`  note: ${note}`);
   L.push('');
-  L.push(`  ${n(i.records)} packets x ${es.length} engine(s) in ${(r.wallMs / 1000).toFixed(2)} s (start-up included): ${n(Math.round(r.pps))} pps, peak RSS ${r.peakRssMb.toFixed(0)} MB; exit ${r.exitCode} (${r.exitCode === 0 ? 'engines agree' : r.exitCode === 1 ? 'engines differ' : 'bad input'})`);
+  L.push(`  ${n(i.records)} packets x ${es.length} engine(s) in ${(r.wallMs / 1000).toFixed(2)} s (start-up included): ${n(Math.round(r.pps))} pps, peak RSS ${r.peakRssMb.toFixed(0)} MB; exit ${r.exitCode} (${exitText(r)})`);
   return L.join('\n');
 }
 

@@ -7,18 +7,19 @@
 // replays from its printed seed (and path).
 
 import fc from 'fast-check';
-import type { Engine } from '../spec/engine.ts';
-import type { Scenario } from '../spec/scenario.ts';
-import { fuzzScenario, fuzzScenarioSpecArbFor, describeFuzzSpec, type FuzzScenarioSpec } from '../traffic/fuzz-scenario.ts';
-import { fuzzCommandsArb, FuzzReal, type FuzzModel } from './fuzz-commands.ts';
-import { DiffSession, DifferenceError, type SessionEngine } from './fuzz-session.ts';
-import type { Difference, OutputNormaliser } from './compare.ts';
+import type { Engine } from '../../spec/engine.ts';
+import type { Scenario } from '../../spec/scenario.ts';
+import { fuzzScenario, fuzzScenarioSpecArbFor, describeFuzzSpec, type FuzzScenarioSpec } from '../../traffic/fuzz-scenario.ts';
+import { fuzzCommandsArb, FuzzReal, type FuzzModel } from './commands.ts';
+import { DiffSession, DifferenceError, type SessionEngine } from './session.ts';
+import type { Difference } from '../compare/compare.ts';
 import { saveRegression } from './regressions.ts';
 
 export interface FuzzEngineSpec {
   name: string;
   create(scenario: Scenario, seed: number): Promise<Engine>;
-  normaliser?: OutputNormaliser;
+  /** The engine runs on a real clock (EngineDescriptor.realClock): see FuzzOptions.realTime. */
+  realClock?: boolean;
 }
 
 export interface FuzzProgress {
@@ -42,7 +43,7 @@ export interface FuzzOptions {
   maxCommands?: number;
   /**
    * An engine runs in real time (the kernel: its clock cannot jump): scenarios get short timeouts
-   * and clock steps stay ±0.5 s away from them. Default: true when an engine is named 'kernel'.
+   * and clock steps stay ±0.5 s away from them. Default: true when an engine has realClock.
    */
   realTime?: boolean;
   /** With onlyRun: save the run as a regression even though it passes (pin an interesting case). */
@@ -120,7 +121,7 @@ function makeProperty(opts: FuzzOptions, counters: Counters, onExec: (c: Capture
   const maxCommands = opts.maxCommands ?? 40;
   // Commands first: fast-check shrinks tuple elements in order, and dropping commands is the
   // biggest win per (expensive) execution.
-  const realTime = opts.realTime ?? opts.engines.some((e) => e.name === 'kernel');
+  const realTime = opts.realTime ?? opts.engines.some((e) => e.realClock === true);
   return fc.asyncProperty(fuzzCommandsArb(maxCommands), fuzzScenarioSpecArbFor({ shortTimeouts: realTime }), fc.integer({ min: 1, max: 0x7fffffff }), async (cmds, spec, engineSeed) => {
     // Past the shrink budget every further candidate "passes" at once, so fast-check ends with
     // the smallest failing case found so far.
@@ -134,7 +135,7 @@ function makeProperty(opts: FuzzOptions, counters: Counters, onExec: (c: Capture
       // first use, ~2 s each): advance(0) is a no-op on the virtual clock.
       const made = await Promise.allSettled(opts.engines.map((e) => e.create(scenario, engineSeed)));
       made.forEach((m, i) => {
-        if (m.status === 'fulfilled') engines.push({ name: opts.engines[i].name, engine: m.value, normaliser: opts.engines[i].normaliser });
+        if (m.status === 'fulfilled') engines.push({ name: opts.engines[i].name, engine: m.value });
       });
       const bad = made.find((m) => m.status === 'rejected');
       if (bad) throw (bad as PromiseRejectedResult).reason;

@@ -6,21 +6,21 @@
 //   out[10.0.1.10:40000>198.51.100.7:443 tcp S]   in[#0 tcp SA]   advance[31s]
 
 import fc from 'fast-check';
-import type { PacketResult } from '../spec/engine.ts';
-import type { Scenario } from '../spec/scenario.ts';
-import { instancePoint, POINT_INTERNET } from '../spec/scenario.ts';
-import { buildIcmpError, buildIcmpQuery, buildTcp, buildUdp } from '../packet/build.ts';
-import { formatIpv4, parseIpv4Addr } from '../packet/addr.ts';
-import { PacketView, parseIpv4, PARSE_OK } from '../packet/parse.ts';
+import type { PacketResult } from '../../spec/engine.ts';
+import type { Scenario } from '../../spec/scenario.ts';
+import { instancePoint, POINT_INTERNET } from '../../spec/scenario.ts';
+import { buildIcmpError, buildIcmpQuery, buildTcp, buildUdp } from '../../packet/build.ts';
+import { formatIpv4, parseIpv4Addr } from '../../packet/addr.ts';
+import { PacketView, parseIpv4, PARSE_OK } from '../../packet/parse.ts';
 import {
   F_ACK, F_FIN, F_PSH, F_RST, F_SYN, F_URG, ICMP_DEST_UNREACH, ICMP_ECHO, ICMP_ECHOREPLY, ICMP_PARAMETERPROB,
   ICMP_SOURCE_QUENCH, ICMP_TIME_EXCEEDED, ICMP_TIMESTAMP, ICMP_TIMESTAMPREPLY, isIcmpErrorType, PROTO_ICMP, PROTO_TCP,
   PROTO_UDP,
-} from '../packet/constants.ts';
-import { tcpFlagsText } from '../packet/format.ts';
-import { FUZZ_DNAT_PORT, FUZZ_PEERS } from '../traffic/fuzz-scenario.ts';
-import { DAMAGE_KINDS, damageText, type Damage } from '../traffic/fuzz-damage.ts';
-import type { DiffSession, ReplyExpectation } from './fuzz-session.ts';
+} from '../../packet/constants.ts';
+import { tcpFlagsText } from '../../packet/format.ts';
+import { FUZZ_DNAT_PORT, FUZZ_PEERS } from '../../traffic/fuzz-scenario.ts';
+import { DAMAGE_KINDS, damageText, type Damage } from '../../traffic/fuzz-damage.ts';
+import type { DiffSession, ReplyExpectation } from './session.ts';
 
 type Proto = 'tcp' | 'udp' | 'icmp';
 

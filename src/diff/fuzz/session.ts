@@ -4,23 +4,22 @@
 // invariants are checked on every output. Used by the fuzzer and by regression replay (same
 // code path, so a saved counterexample replays exactly as it was found).
 
-import type { ConntrackEntry, Engine, InputPacket, PacketResult } from '../spec/engine.ts';
-import type { Scenario } from '../spec/scenario.ts';
-import { POINT_INTERNET, pointName } from '../spec/scenario.ts';
-import { CT_ESTABLISHED, FATE_DELIVERED } from '../spec/reasons.ts';
-import { formatConntrackLine } from '../spec/conntrack-format.ts';
-import { PacketView, parseIpv4, PARSE_OK, PARSE_STATUS_NAMES } from '../packet/parse.ts';
-import { verifyL4Checksum } from '../packet/checksum.ts';
-import { describePacket } from '../packet/format.ts';
-import { formatIpv4 } from '../packet/addr.ts';
-import { isIcmpErrorType, PROTO_ICMP, PROTO_UDP } from '../packet/constants.ts';
-import { applyDamage, type Damage } from '../traffic/fuzz-damage.ts';
-import { comparePacket, compareConntrack, compareCounters, PortRenaming, type Difference, type OutputNormaliser, type PacketCompareContext } from './compare.ts';
+import type { ConntrackEntry, Engine, InputPacket, PacketResult } from '../../spec/engine.ts';
+import type { Scenario } from '../../spec/scenario.ts';
+import { POINT_INTERNET, pointName } from '../../spec/scenario.ts';
+import { CT_ESTABLISHED, FATE_DELIVERED } from '../../spec/reasons.ts';
+import { formatConntrackLine } from '../../spec/conntrack-format.ts';
+import { PacketView, parseIpv4, PARSE_OK, PARSE_STATUS_NAMES } from '../../packet/parse.ts';
+import { verifyL4Checksum } from '../../packet/checksum.ts';
+import { describePacket } from '../../packet/format.ts';
+import { formatIpv4 } from '../../packet/addr.ts';
+import { isIcmpErrorType, PROTO_ICMP, PROTO_UDP } from '../../packet/constants.ts';
+import { applyDamage, type Damage } from '../../traffic/fuzz-damage.ts';
+import { comparePacket, compareConntrack, compareCounters, PortRenaming, type Difference, type PacketCompareContext } from '../compare/compare.ts';
 
 export interface SessionEngine {
   name: string;
   engine: Engine;
-  normaliser?: OutputNormaliser;
 }
 
 /** Where a reply must arrive: the original sender's point and address (same in every engine). */
@@ -98,8 +97,10 @@ export class DiffSession {
       names: [engines[0].name, e.name] as [string, string],
       renaming: this.renamings[j],
       scenario,
-      normaliserA: engines[0].normaliser,
-      normaliserB: e.normaliser,
+      normaliserA: engines[0].engine.outputNormaliser,
+      normaliserB: e.engine.outputNormaliser,
+      engineA: engines[0].engine,
+      engineB: e.engine,
       tolerated: this.tolerated,
     }));
     this.eips = new Set(scenario.instances.flatMap((i) => (i.elasticIp === null ? [] : [i.elasticIp >>> 0])));

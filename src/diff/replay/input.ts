@@ -14,17 +14,17 @@
 // Link headers are stripped; the IPv4 packet is cut at its total length (Ethernet padding and FCS
 // are not part of it). Timestamps drive the clock; a timestamp earlier than the previous one is
 // clamped to it and counted.
-import { ETHERTYPE_IPV4, linkTypeName } from '../packet/constants.ts';
-import { describePacket } from '../packet/format.ts';
+import { ETHERTYPE_IPV4, linkTypeName } from '../../packet/constants.ts';
+import { describePacket } from '../../packet/format.ts';
 import {
   PacketView, PARSE_BAD_IP_VERSION, PARSE_NOT_IPV4, PARSE_OK, PARSE_STATUS_NAMES, PARSE_TRUNCATED_IP_HEADER,
   PARSE_TRUNCATED_L2, PARSE_UNSUPPORTED_LINKTYPE, parseFrame,
-} from '../packet/parse.ts';
-import type { CaptureRecord } from '../pcap/types.ts';
-import { DROP_MALFORMED, DROP_NO_INGRESS, DROP_NOT_IPV4 } from '../spec/reasons.ts';
-import { POINT_INTERNET } from '../spec/scenario.ts';
-import { INGRESS_NOWHERE, IngressMap, NOWHERE_WHY } from './replay-ingress.ts';
-import { inboundKey, inboundKeyRaw, outboundKey } from './replay-remap.ts';
+} from '../../packet/parse.ts';
+import type { CaptureRecord } from '../../pcap/types.ts';
+import { DROP_MALFORMED, DROP_NO_INGRESS, DROP_NOT_IPV4 } from '../../spec/reasons.ts';
+import { POINT_INTERNET } from '../../spec/scenario.ts';
+import { INGRESS_NOWHERE, IngressMap, NOWHERE_WHY } from './ingress.ts';
+import { inboundKey, inboundKeyRaw, outboundKey } from './remap.ts';
 
 export interface PreparedFrame {
   /** 1-based packet number in the input capture (Wireshark's frame.number). */

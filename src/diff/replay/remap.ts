@@ -9,10 +9,10 @@
 // ICMP queries use (1, inside, id, remote, 0). Frames with no learned mapping fall back to the
 // static 1:1 mapping of an instance with an Elastic IP, else they are replayed unchanged (and
 // counted as unmapped: the IGW will drop them as igw-unknown-dst).
-import { PROTO_ICMP, PROTO_TCP, PROTO_UDP, isIcmpQueryType } from '../packet/constants.ts';
-import { csumReplace16, csumReplace32, udpCsumReplace16, udpCsumReplace32 } from '../packet/checksum.ts';
-import { PARSE_OK, type PacketView } from '../packet/parse.ts';
-import { rd16, wr16, wr32 } from '../packet/bytes.ts';
+import { PROTO_ICMP, PROTO_TCP, PROTO_UDP, isIcmpQueryType } from '../../packet/constants.ts';
+import { csumReplace16, csumReplace32, udpCsumReplace16, udpCsumReplace32 } from '../../packet/checksum.ts';
+import { PARSE_OK, type PacketView } from '../../packet/parse.ts';
+import { rd16, wr16, wr32 } from '../../packet/bytes.ts';
 
 export function flowKey(proto: number, inside: number, insidePort: number, remote: number, remotePort: number): string {
   return `${proto}|${inside >>> 0}|${insidePort}|${remote >>> 0}|${remotePort}`;

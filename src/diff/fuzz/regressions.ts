@@ -11,18 +11,18 @@
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ConntrackEntry, Engine, PacketResult } from '../spec/engine.ts';
-import type { Scenario } from '../spec/scenario.ts';
-import { POINT_INTERNET, instancePoint, pointName } from '../spec/scenario.ts';
-import { CT_NAMES, reasonCode, REASONS } from '../spec/reasons.ts';
-import { InputError } from '../spec/errors.ts';
-import { formatConntrackLine } from '../spec/conntrack-format.ts';
-import { encodePcap } from '../pcap/writer.ts';
-import { LINKTYPE_RAW } from '../packet/constants.ts';
-import { loadScenario, scenarioToYaml } from '../scenario/index.ts';
-import { DAMAGE_KINDS, type Damage } from '../traffic/fuzz-damage.ts';
-import { DiffSession, type SessionEngine, type SessionEvent } from './fuzz-session.ts';
-import type { Difference } from './compare.ts';
+import type { ConntrackEntry, Engine, PacketResult } from '../../spec/engine.ts';
+import type { Scenario } from '../../spec/scenario.ts';
+import { POINT_INTERNET, instancePoint, pointName } from '../../spec/scenario.ts';
+import { CT_NAMES, reasonCode, REASONS } from '../../spec/reasons.ts';
+import { InputError } from '../../spec/errors.ts';
+import { formatConntrackLine } from '../../spec/conntrack-format.ts';
+import { encodePcap } from '../../pcap/writer.ts';
+import { LINKTYPE_RAW } from '../../packet/constants.ts';
+import { loadScenario, scenarioToYaml } from '../../scenario/index.ts';
+import { DAMAGE_KINDS, type Damage } from '../../traffic/fuzz-damage.ts';
+import { DiffSession, type SessionEngine, type SessionEvent } from './session.ts';
+import type { Difference } from '../compare/compare.ts';
 
 export const REGRESSIONS_DIR = 'corpora/regressions';
 export const REGRESSION_FORMAT = 1;

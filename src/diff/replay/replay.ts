@@ -8,28 +8,28 @@
 import { stat } from 'node:fs/promises';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { formatIpv4 } from '../packet/addr.ts';
-import { ETH_HDR_LEN, ETHERTYPE_IPV4, LINKTYPE_ETHERNET, LINKTYPE_RAW, PROTO_ICMP, PROTO_TCP, PROTO_UDP, isIcmpErrorType, linkTypeName } from '../packet/constants.ts';
-import { describePacket } from '../packet/format.ts';
-import { PacketView, parseIpv4, PARSE_OK } from '../packet/parse.ts';
-import { openCapture } from '../pcap/reader.ts';
-import { PcapWriter } from '../pcap/writer.ts';
-import { PcapngWriter } from '../pcap/pcapng-writer.ts';
-import type { CaptureReader, CaptureRecord } from '../pcap/types.ts';
-import type { Engine, InputPacket, PacketResult } from '../spec/engine.ts';
-import { InputError } from '../spec/errors.ts';
-import { CT_NAMES, CT_NEW, FATE_DELIVERED, reasonName } from '../spec/reasons.ts';
-import type { Scenario } from '../spec/scenario.ts';
-import { POINT_INTERNET, instancePoint, pointName } from '../spec/scenario.ts';
-import { compareConntrack, comparePacket, PortRenaming, type OutputNormaliser, type PacketCompareContext } from './compare.ts';
-import { makeEngine, type EngineName } from './engines.ts';
-import { IngressMap, INGRESS_NOWHERE } from './replay-ingress.ts';
-import { FramePreparer, type PreparedFrame } from './replay-input.ts';
-import { FlowMappings, insidePortOf, insidePortRaw, mappingAddr, mappingPort, readdressFrame, readdressRaw, translatedSource } from './replay-remap.ts';
+import { formatIpv4 } from '../../packet/addr.ts';
+import { ETH_HDR_LEN, ETHERTYPE_IPV4, LINKTYPE_ETHERNET, LINKTYPE_RAW, PROTO_ICMP, PROTO_TCP, PROTO_UDP, isIcmpErrorType, linkTypeName } from '../../packet/constants.ts';
+import { describePacket } from '../../packet/format.ts';
+import { PacketView, parseIpv4, PARSE_OK } from '../../packet/parse.ts';
+import { openCapture } from '../../pcap/reader.ts';
+import { PcapWriter } from '../../pcap/writer.ts';
+import { PcapngWriter } from '../../pcap/pcapng-writer.ts';
+import type { CaptureReader, CaptureRecord } from '../../pcap/types.ts';
+import type { Engine, InputPacket, PacketResult } from '../../spec/engine.ts';
+import { InputError } from '../../spec/errors.ts';
+import { CT_NAMES, CT_NEW, FATE_DELIVERED, reasonName } from '../../spec/reasons.ts';
+import type { Scenario } from '../../spec/scenario.ts';
+import { POINT_INTERNET, instancePoint, pointName } from '../../spec/scenario.ts';
+import { compareConntrack, comparePacket, PortRenaming, timingNote, timingTolerance, withoutKnown, type OutputNormaliser, type PacketCompareContext } from '../compare/compare.ts';
+import { makeEngine, type EngineName } from '../engines.ts';
+import { IngressMap, INGRESS_NOWHERE } from './ingress.ts';
+import { FramePreparer, type PreparedFrame } from './input.ts';
+import { FlowMappings, insidePortOf, insidePortRaw, mappingAddr, mappingPort, readdressFrame, readdressRaw, translatedSource } from './remap.ts';
 import type { EngineSummary, ReaddressExample, ReplayDifference, ReplayFrameRef, ReplayReport } from './report.ts';
-import { engineComment, inputComment, pointInterfaceName, type PacketSink, type PacketStory, type StoryDifference } from './sinks/annotate.ts';
-import { InputCapture, INPUT_CAPTURE_FILE } from './sinks/input-capture.ts';
-import { rd16 } from '../packet/bytes.ts';
+import { rd16 } from '../../packet/bytes.ts';
+import { engineComment, inputComment, pointInterfaceName, type PacketSink, type PacketStory, type StoryDifference } from '../sinks/annotate.ts';
+import { InputCapture, INPUT_CAPTURE_FILE } from '../sinks/input-capture.ts';
 
 export const DEFAULT_CHUNK = 4096;
 export const DEFAULT_MAX_DIFFERENCES = 20;
@@ -72,6 +72,10 @@ export interface ReplayOptions {
   onProgress?: (records: number, bytes: number, total: number) => void;
   /** Extra factory options per engine name (e.g. kernel: { timeMode: 'compress' }). */
   engineExtra?: Record<string, Record<string, unknown>>;
+  /** false: a single engine's outputs go straight into outDir (natlab kernel) instead of outDir/<engine>/. */
+  engineDirs?: boolean;
+  /** Called with the engines after the last packet, before they are closed (engine-specific dumps). */
+  beforeClose?: (engines: readonly Engine[]) => Promise<void>;
   /** Engine construction (tests); default makeEngine. */
   engineFactory?: EngineFactory;
 }
@@ -137,11 +141,12 @@ class OutputSet {
     readonly scenario: Scenario,
     readonly linkType: number,
     readonly dir: string | null,
+    private readonly engineDir = true,
   ) {
     this.counts = new Array(scenario.instances.length + 1).fill(0);
   }
 
-  static async open(engine: string, s: Scenario, linkType: number, outDir: string | null, format: 'pcap' | 'pcapng' = 'pcap'): Promise<OutputSet> {
+  static async open(engine: string, s: Scenario, linkType: number, outDir: string | null, format: 'pcap' | 'pcapng' = 'pcap', engineDir = true): Promise<OutputSet> {
     if (format === 'pcapng' && outDir !== null) {
       const o = new OutputSet(engine, s, linkType, outDir);
       const interfaces = [];
@@ -152,8 +157,8 @@ class OutputSet {
       });
       return o;
     }
-    const dir = outDir === null ? null : join(outDir, engine);
-    const o = new OutputSet(engine, s, linkType, dir);
+    const dir = outDir === null ? null : engineDir ? join(outDir, engine) : outDir;
+    const o = new OutputSet(engine, s, linkType, dir, engineDir);
     if (dir !== null) {
       await mkdir(dir, { recursive: true });
       for (let p = 0; p <= s.instances.length; p++) {
@@ -165,7 +170,8 @@ class OutputSet {
 
   /** Relative file name of a point's output (for references in the report). */
   ref(point: number): string {
-    return this.annotated ? engineCaptureName(this.engine) : `${this.engine}/${outputFileName(this.scenario, point)}`;
+    if (this.annotated) return engineCaptureName(this.engine);
+    return this.engineDir ? `${this.engine}/${outputFileName(this.scenario, point)}` : outputFileName(this.scenario, point);
   }
 
   /** True when outputs go to files (outDir given). */
@@ -282,12 +288,6 @@ class EngineRunState {
   }
 }
 
-/** The kernel oracle's output normaliser (its frames come normalised; this names what was done). */
-async function kernelNormaliser(): Promise<OutputNormaliser | undefined> {
-  const m = (await import('../oracle/index.ts')) as { kernelOutputNormaliser?: OutputNormaliser };
-  return m.kernelOutputNormaliser;
-}
-
 function bump(o: Record<string, number>, k: string, by = 1): void {
   o[k] = (o[k] ?? 0) + by;
 }
@@ -370,20 +370,23 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
   const sinks = opts.sinks ?? [];
   const stories = annotate || sinks.length > 0;
   let inputCapture: InputCapture | null = null;
+  /** Differences the engines classified as documented known ones, by class. */
+  const known = new Map<string, number>();
   try {
     if (opts.outDir !== null) await mkdir(opts.outDir, { recursive: true });
     if (annotate) inputCapture = await InputCapture.open(join(opts.outDir!, INPUT_CAPTURE_FILE), s, opts.input);
     for (const name of opts.engines) {
       const engine = await factory(name, s, { seed: opts.seed ?? 1, workers: opts.workers, extra: opts.engineExtra?.[name] });
-      const out = await OutputSet.open(name, s, linkType, opts.outDir, annotate ? 'pcapng' : 'pcap');
-      const normaliser = name === 'kernel' ? await kernelNormaliser() : undefined;
-      states.push(new EngineRunState(name, engine, out, opts.mappingCap ?? DEFAULT_MAPPING_CAP, opts.keepResults ?? false, normaliser));
+      if (opts.engineDirs === false && opts.engines.length !== 1) throw new Error('engineDirs: false needs exactly one engine');
+      const out = await OutputSet.open(name, s, linkType, opts.outDir, annotate ? 'pcapng' : 'pcap', opts.engineDirs !== false);
+      states.push(new EngineRunState(name, engine, out, opts.mappingCap ?? DEFAULT_MAPPING_CAP, opts.keepResults ?? false, engine.outputNormaliser));
     }
     for (let k = 1; k < states.length; k++) {
       pairs.push([states[0].name, states[k].name]);
       contexts.push({
         names: [states[0].name, states[k].name], renaming: new PortRenaming(s), scenario: s,
         normaliserA: states[0].normaliser, normaliserB: states[k].normaliser,
+        engineA: states[0].engine, engineB: states[k].engine, known,
       });
     }
     for (const st of states) {
@@ -501,6 +504,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
     opts.onProgress?.(prep.counters.records, fileSize || bytes, fileSize);
 
+    if (opts.beforeClose) await opts.beforeClose(states.map((st) => st.engine));
     // End of run: conntrack tables.
     const tables = await Promise.all(states.map(async (st) => {
       try {
@@ -510,16 +514,19 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       }
     }));
     states.forEach((st, k) => (st.summary.conntrackAtEnd = tables[k]?.length ?? null));
-    const kernelInvolved = states.some((st) => st.name === 'kernel');
     for (let k = 1; k < states.length; k++) {
       const ta = tables[0];
       const tb = tables[k];
       if (!ta || !tb) continue;
-      for (const d of compareConntrack(ta, tb, [states[0].name, states[k].name], contexts[k - 1].renaming, !kernelInvolved)) conntrackDiffs.push(`${d.engines[0]} vs ${d.engines[1]}: ${d.message}`);
-      const ren = contexts[k - 1].renaming;
+      const ctx = contexts[k - 1];
+      const ds = compareConntrack(ta, tb, ctx.names, ctx.renaming, timingTolerance(ctx.engineA, ctx.engineB));
+      for (const d of withoutKnown(ctx, ds)) conntrackDiffs.push(`${d.engines[0]} vs ${d.engines[1]}: ${d.message}`);
+      const ren = ctx.renaming;
       if (ren.renamed) notes.push(`${ren.renamed} port/id choice(s) renamed ${states[0].name}->${states[k].name}: ${ren.describe(5).join('; ')}`);
+      const tn = timingNote(states[0].engine, states[k].engine);
+      if (tn) notes.push(tn);
     }
-    if (kernelInvolved) notes.push('conntrack timeouts not compared (the kernel runs on a real clock)');
+    for (const [cls, n] of known) notes.push(`known difference (${cls}): ${n}`);
   } finally {
     await reader.close();
     await inputCapture?.close().catch(() => undefined);

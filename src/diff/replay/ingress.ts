@@ -7,8 +7,8 @@
 // "Anything else" is: an address inside the VPC that no instance owns, an instance's Elastic IP as
 // a *source* (that frame was captured on the internet side after translation: it is an output,
 // not an input), and non-unicast sources (0/8, 127/8, multicast, 255.255.255.255).
-import type { Scenario } from '../spec/scenario.ts';
-import { POINT_INTERNET, instancePoint } from '../spec/scenario.ts';
+import type { Scenario } from '../../spec/scenario.ts';
+import { POINT_INTERNET, instancePoint } from '../../spec/scenario.ts';
 
 export const INGRESS_NOWHERE = -1;
 

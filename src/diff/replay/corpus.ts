@@ -8,23 +8,23 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import { LINKTYPE_ETHERNET } from '../packet/constants.ts';
-import { encodePcap, readCapture } from '../pcap/index.ts';
-import { loadBuiltinScenario, loadScenario } from '../scenario/index.ts';
-import { InputError } from '../spec/errors.ts';
-import type { Scenario } from '../spec/scenario.ts';
-import { scriptedCaptures, scriptedEthernet, type ScriptedCapture } from '../traffic/scripted.ts';
+import { LINKTYPE_ETHERNET } from '../../packet/constants.ts';
+import { encodePcap, readCapture } from '../../pcap/index.ts';
+import { loadBuiltinScenario, loadScenario } from '../../scenario/index.ts';
+import { InputError } from '../../spec/errors.ts';
+import type { Scenario } from '../../spec/scenario.ts';
+import { scriptedCaptures, scriptedEthernet, type ScriptedCapture } from '../../traffic/scripted.ts';
 import { outputFileName, runReplay, type EngineFactory, type KeptResult } from './replay.ts';
-import { engineAvailable, type EngineName } from './engines.ts';
-import { comparePacket, PortRenaming, type PacketCompareContext } from './compare.ts';
-import type { PacketResult } from '../spec/engine.ts';
-import { CT_NAMES, FATE_DELIVERED, FATE_DROPPED, reasonCode, reasonName } from '../spec/reasons.ts';
-import { POINT_INTERNET, instancePoint, pointName } from '../spec/scenario.ts';
-import { scenarioForCapture } from './replay-scenario.ts';
+import { ENGINE_NAMES, engineAvailability, findEngine, type EngineName } from '../engines.ts';
+import { comparePacket, PortRenaming, type PacketCompareContext } from '../compare/compare.ts';
+import type { PacketResult } from '../../spec/engine.ts';
+import { CT_NAMES, FATE_DELIVERED, FATE_DROPPED, reasonCode, reasonName } from '../../spec/reasons.ts';
+import { POINT_INTERNET, instancePoint, pointName } from '../../spec/scenario.ts';
+import { scenarioForCapture } from './scenario.ts';
 import type { EngineSummary, ReplayReport } from './report.ts';
 
 /** The project's corpora/ directory. */
-export const CORPORA_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'corpora');
+export const CORPORA_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'corpora');
 export const MANIFEST_NAME = 'manifest.yaml';
 
 /** Where `shared:` inputs live: $NATLAB_SHARED_CORPORA, else ../shared/corpora beside the clone. */
@@ -369,12 +369,13 @@ export async function verifyEntry(e: CorpusEntry, opts: VerifyOptions): Promise<
         problem(`${engine}: output files ${files.join(', ')} now, saved ${savedFiles.join(', ')}`);
         continue;
       }
-      if (engine === 'kernel') {
-        // The kernel picks some ports and IP ids at random: compare with the saved run the way two
-        // engines are compared (up to a consistent renaming of chosen ports, generated IP ids).
+      if (findEngine(engine)?.randomChoices) {
+        // This engine (the kernel) picks some ports and IP ids at random: compare with the saved
+        // run the way two engines are compared (up to a consistent renaming of chosen ports,
+        // generated IP ids).
         const savedRun = await loadSavedRun(saved, expDir, scenario);
         const nowRun = keptRaw![engine];
-        const ctx: PacketCompareContext = { names: ['saved kernel', 'kernel now'], renaming: new PortRenaming(scenario), scenario };
+        const ctx: PacketCompareContext = { names: [`saved ${engine}`, `${engine} now`], renaming: new PortRenaming(scenario), scenario };
         let n = 0;
         for (let i = 0; i < Math.max(savedRun.length, nowRun.length); i++) {
           const a = savedRun[i];
@@ -431,15 +432,10 @@ export async function verifyCorpus(opts: VerifyOptions): Promise<VerifyOutcome> 
 export async function availableEngines(): Promise<{ engines: EngineName[]; skipped: string[] }> {
   const engines: EngineName[] = [];
   const skipped: string[] = [];
-  for (const e of ['model', 'core'] as const) {
-    if (await engineAvailable(e)) engines.push(e);
-    else skipped.push(`${e}: not in this build`);
+  for (const e of ENGINE_NAMES) {
+    const a = await engineAvailability(e);
+    if (a.ok) engines.push(e);
+    else skipped.push(`${e}: ${a.missing}`);
   }
-  if (await engineAvailable('kernel')) {
-    const { checkKernelPrerequisites, describeMissing } = await import('../oracle/index.ts');
-    const pre = await checkKernelPrerequisites();
-    if (pre.ok) engines.push('kernel');
-    else skipped.push(`kernel: ${describeMissing(pre)}`);
-  } else skipped.push('kernel: not in this build');
   return { engines, skipped };
 }
