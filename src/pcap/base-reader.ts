@@ -90,6 +90,14 @@ export abstract class BaseReader implements CaptureReader {
     return r;
   }
 
+  nextQueued(): CaptureRecord | null {
+    if (this.qHead >= this.q.length) return null;
+    const r = this.q[this.qHead];
+    this.q[this.qHead++] = undefined as unknown as CaptureRecord;
+    this.count++;
+    return r;
+  }
+
   async *batches(max = 1024): AsyncIterableIterator<CaptureRecord[]> {
     try {
       for (;;) {

@@ -340,18 +340,29 @@ export class PcapngWriter {
 
   /** Appends one packet. Resolves at once unless the file stream is behind, then on 'drain'. */
   write(r: PcapngWriteRecord): Promise<void> {
-    if (this.error) return Promise.reject(this.error);
-    if (this.closed) return Promise.reject(new Error(`pcapng writer: ${this.path} is closed`));
-    const c = commentBytes(r);
-    const need = epbLen(r, this.o, c);
-    if (this.fill + need > this.stage.length) this.handOff(need);
     try {
-      this.fill += writeEpb(this.stage, this.fill, r, this.o, this.count, c);
+      this.writeSync(r);
     } catch (e) {
       return Promise.reject(e);
     }
+    return this.drained();
+  }
+
+  /** Appends one packet without a promise (then one `await drained()` per batch); throws what write() rejects with. */
+  writeSync(r: PcapngWriteRecord): void {
+    if (this.error) throw this.error;
+    if (this.closed) throw new Error(`pcapng writer: ${this.path} is closed`);
+    const c = commentBytes(r);
+    const need = epbLen(r, this.o, c);
+    if (this.fill + need > this.stage.length) this.handOff(need);
+    this.fill += writeEpb(this.stage, this.fill, r, this.o, this.count, c);
     this.count++;
     this.bytes += need;
+  }
+
+  /** Resolves at once unless the file stream is behind (then on 'drain'): backpressure for writeSync. */
+  drained(): Promise<void> {
+    if (this.error) return Promise.reject(this.error);
     return this.ws.writableNeedDrain ? this.waitDrain() : RESOLVED;
   }
 

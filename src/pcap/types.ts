@@ -94,6 +94,11 @@ export interface CaptureReader extends AsyncIterable<CaptureRecord> {
   batches(max?: number): AsyncIterable<CaptureRecord[]>;
   /** Next record, or null at the end of the file. */
   next(): Promise<CaptureRecord | null>;
+  /**
+   * The next record if it is already decoded, else null (then `await next()`, which reads on):
+   * bulk readers take a whole decoded chunk with no promise per record.
+   */
+  nextQueued(): CaptureRecord | null;
   /** Releases the file. Idempotent; iteration to the end closes too. */
   close(): Promise<void>;
 }

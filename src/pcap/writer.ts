@@ -137,17 +137,31 @@ export class PcapWriter {
 
   /** Appends one record. Resolves at once unless the file stream is behind, then on 'drain'. */
   write(r: PcapWriteRecord): Promise<void> {
-    if (this.error) return Promise.reject(this.error);
-    if (this.closed) return Promise.reject(new Error(`pcap writer: ${this.path} is closed`));
-    const need = PCAP_REC_HDR_LEN + capLenOf(r, this.o);
-    if (this.fill + need > this.stage.length) this.handOff(need);
     try {
-      this.fill += writeRecord(this.stage, this.fill, r, this.o, this.count);
+      this.writeSync(r);
     } catch (e) {
       return Promise.reject(e);
     }
+    return this.drained();
+  }
+
+  /**
+   * Appends one record without a promise (bulk writers: many records, then one `await drained()`);
+   * throws what write() would reject with.
+   */
+  writeSync(r: PcapWriteRecord): void {
+    if (this.error) throw this.error;
+    if (this.closed) throw new Error(`pcap writer: ${this.path} is closed`);
+    const need = PCAP_REC_HDR_LEN + capLenOf(r, this.o);
+    if (this.fill + need > this.stage.length) this.handOff(need);
+    this.fill += writeRecord(this.stage, this.fill, r, this.o, this.count);
     this.count++;
     this.bytes += need;
+  }
+
+  /** Resolves at once unless the file stream is behind (then on 'drain'): backpressure for writeSync. */
+  drained(): Promise<void> {
+    if (this.error) return Promise.reject(this.error);
     return this.ws.writableNeedDrain ? this.waitDrain() : RESOLVED;
   }
 

@@ -12,7 +12,7 @@ import { generatedInput } from '../../src/diff/replay/corpus.ts';
 import { scriptedCaptures } from '../../src/traffic/scripted.ts';
 import { loadBuiltinScenario, loadScenario } from '../../src/scenario/index.ts';
 import { encodePcap, readCapture } from '../../src/pcap/index.ts';
-import { buildEthernet, buildUdp } from '../../src/packet/build.ts';
+import { buildEthernet, buildTcp, buildUdp } from '../../src/packet/build.ts';
 import { parseIpv4Addr } from '../../src/packet/addr.ts';
 import { LINKTYPE_ETHERNET, LINKTYPE_RAW } from '../../src/packet/constants.ts';
 import { FATE_DROPPED, DROP_NAT_CLASH } from '../../src/spec/reasons.ts';
@@ -141,6 +141,18 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
     const good = rows.filter((r) => r.outputs.some((o) => o.frame.startsWith('icmp') && o.frame.includes('echo')));
     expect(good).toHaveLength(6);
     expect(rows.filter((r) => r.outputs.some((o) => o.frame.includes(':53 ') || o.frame.includes(':53500'))).length).toBe(2);
+  });
+
+  it('sessions created counts conntrack entries, not NEW packets: a retransmitted SYN makes no second session', async () => {
+    const A = parseIpv4Addr;
+    const syn = buildTcp({ src: A('10.0.1.10'), dst: A('198.51.100.7'), sport: 41000, dport: 443, flags: 0x02, seq: 1000 });
+    const path = join(dir, 'syn-retransmit.pcap');
+    await writeFile(path, encodePcap([0, 1, 3].map((s) => ({ tsSec: 1_700_000_000 + s, tsNsec: 0, data: syn })), { linkType: LINKTYPE_RAW }));
+    const { report } = await runReplay({ input: path, outDir: null, scenario: loadBuiltinScenario(), scenarioHow: 'test', engines: ['model'] });
+    const m = report.engines[0];
+    expect(m.ct.NEW).toBe(3); // every SYN before a reply is NEW (Linux too)
+    expect(m.sessionsCreated).toBe(1);
+    expect(m.conntrackAtEnd).toBe(1);
   });
 
   it('a truncated final record is a warning: every packet before it is replayed, exit 0', async () => {

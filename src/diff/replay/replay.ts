@@ -16,7 +16,7 @@ import { openCapture } from '../../pcap/reader.ts';
 import { PcapWriter } from '../../pcap/writer.ts';
 import { PcapngWriter } from '../../pcap/pcapng-writer.ts';
 import type { CaptureReader, CaptureRecord } from '../../pcap/types.ts';
-import type { Engine, InputPacket, PacketResult } from '../../spec/engine.ts';
+import type { Engine, InputPacket, NatRuleCounter, PacketResult } from '../../spec/engine.ts';
 import { InputError } from '../../spec/errors.ts';
 import { CT_NAMES, CT_NEW, FATE_DELIVERED, reasonName } from '../../spec/reasons.ts';
 import type { Scenario } from '../../spec/scenario.ts';
@@ -198,18 +198,24 @@ class OutputSet {
   }
 
   /** Writes one input the engine dropped, as fed (annotated pcapng only; numbered here). */
-  async writeDropped(timeUs: number, frame: Uint8Array, comment: string): Promise<void> {
+  writeDropped(timeUs: number, frame: Uint8Array, comment: string): void {
     if (!this.ng) return;
     this.fileCount++;
-    await this.writeFrame(this.scenario.instances.length + 1, timeUs, frame, comment);
+    this.writeFrame(this.scenario.instances.length + 1, timeUs, frame, comment);
   }
 
-  /** Writes one output (counted with next() first). */
-  async write(point: number, timeUs: number, frame: Uint8Array, comment?: string): Promise<void> {
-    await this.writeFrame(point, timeUs, frame, comment);
+  /** Writes one output (counted with next() first): staged at once, no promise per frame. */
+  write(point: number, timeUs: number, frame: Uint8Array, comment?: string): void {
+    this.writeFrame(point, timeUs, frame, comment);
   }
 
-  private async writeFrame(point: number, timeUs: number, frame: Uint8Array, comment?: string): Promise<void> {
+  /** Backpressure, once per chunk: resolves when every file stream has caught up. */
+  async drained(): Promise<void> {
+    if (this.ng) await this.ng.drained();
+    for (const w of this.writers.values()) await w.drained();
+  }
+
+  private writeFrame(point: number, timeUs: number, frame: Uint8Array, comment?: string): void {
     const w = this.ng ?? this.writers.get(point);
     if (!w) return;
     let tsSec = Math.floor(timeUs / 1e6);
@@ -237,8 +243,8 @@ class OutputSet {
       b.set(frame, ETH_HDR_LEN);
       data = b.subarray(0, need);
     }
-    if (this.ng) await this.ng.write({ interfaceId: point, tsSec, tsNsec, data, comment });
-    else await (w as PcapWriter).write({ tsSec, tsNsec, data });
+    if (this.ng) this.ng.writeSync({ interfaceId: point, tsSec, tsNsec, data, comment });
+    else (w as PcapWriter).writeSync({ tsSec, tsNsec, data });
   }
 
   async close(): Promise<void> {
@@ -329,6 +335,13 @@ function describeFrame(f: Uint8Array): string {
   } catch {
     return `${f.length} bytes`;
   }
+}
+
+/** Conntrack entries created, from the nat table's per-rule connection counters. */
+export function sessionsFromCounters(counters: readonly NatRuleCounter[]): number {
+  let n = 0;
+  for (const c of counters) if (c.chain === 'POSTROUTING' || c.chain === 'INPUT') n += c.packets;
+  return n;
 }
 
 /** Runs the replay. Throws InputError only when the capture cannot be opened at all. */
@@ -432,10 +445,11 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
         }
         for (const st of states) {
           const r = account(st, p, i);
-          // Awaits only when writing files (the count is synchronous): no per-packet promise otherwise.
-          if (st.out.writing) for (const o of r.outputs) await st.out.write(o.egress, p.timeUs, o.frame);
+          // Staged synchronously: no promise per packet (backpressure once per chunk, below).
+          if (st.out.writing) for (const o of r.outputs) st.out.write(o.egress, p.timeUs, o.frame);
         }
       }
+      for (const st of states) await st.out.drained();
     };
 
     /** Stories: annotated captures (every engine's outputs and drops, and the input) and sinks. */
@@ -451,9 +465,9 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       for (let k = 0; k < states.length; k++) {
         const st = states[k];
         const r = results[k];
-        for (let j = 0; j < r.outputs.length; j++) await st.out.write(r.outputs[j].egress, p.timeUs, r.outputs[j].frame, engineComment(s, story, st.name, j));
+        for (let j = 0; j < r.outputs.length; j++) st.out.write(r.outputs[j].egress, p.timeUs, r.outputs[j].frame, engineComment(s, story, st.name, j));
         const fed = st.fed[i];
-        if (r.fate !== FATE_DELIVERED && fed) await st.out.writeDropped(p.timeUs, fed, engineComment(s, story, st.name, -1));
+        if (r.fate !== FATE_DELIVERED && fed) st.out.writeDropped(p.timeUs, fed, engineComment(s, story, st.name, -1));
       }
       if (rec) await inputCapture!.write(story.ingress, rec.linkType, rec.tsSec, rec.tsNsec, rec.data, rec.origLen, inputComment(s, story));
     };
@@ -472,9 +486,9 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       }
     };
     for (;;) {
-      let rec;
+      let rec = reader.nextQueued();
       try {
-        rec = await reader.next();
+        rec ??= await reader.next();
       } catch (e) {
         if (!(e instanceof InputError)) throw e;
         readError = e.message;
@@ -514,6 +528,16 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       }
     }));
     states.forEach((st, k) => (st.summary.conntrackAtEnd = tables[k]?.length ?? null));
+    // Sessions created = conntrack entries made: the nat table sees only a connection's first
+    // packet, at POSTROUTING (forwarded) or INPUT (delivered to the instance) — a retransmitted
+    // SYN, also classified NEW, makes no second entry.
+    await Promise.all(states.map(async (st) => {
+      try {
+        st.summary.sessionsCreated = sessionsFromCounters(await st.engine.natCounters());
+      } catch {
+        st.summary.sessionsCreated = null;
+      }
+    }));
     for (let k = 1; k < states.length; k++) {
       const ta = tables[0];
       const tb = tables[k];
@@ -623,7 +647,6 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       st.byReason[r.reason & 255]++;
     }
     st.byCt[r.ct & 7]++;
-    if (r.ct === CT_NEW && r.fate === FATE_DELIVERED) sum.sessionsCreated++;
     const keptOuts: KeptResult['outputs'] | null = st.kept ? [] : null;
     for (let k = 0; k < r.outputs.length; k++) {
       const o = r.outputs[k];

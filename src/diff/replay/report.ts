@@ -37,8 +37,12 @@ export interface EngineSummary {
   droppedByReason: Record<string, number>;
   /** Delivered packets whose addresses or ports (ICMP id) changed on the way. */
   translated: number;
-  /** Packets classified NEW at a NAT instance that were delivered (conntrack entries confirmed). */
-  sessionsCreated: number;
+  /**
+   * Conntrack entries the engine created: connections counted by its nat table (POSTROUTING and
+   * INPUT, rules and policies), not NEW packets (a retransmitted SYN is NEW again). null if the
+   * engine could not say.
+   */
+  sessionsCreated: number | null;
   /** Inputs by conntrack classification (NEW, ESTABLISHED, RELATED, INVALID, none). */
   ct: Record<string, number>;
   /** Output frames per egress point name. */
@@ -151,7 +155,7 @@ export function formatReplaySummary(r: ReplayReport, maxDiffs = 10): string {
   row('dropped', (e) => n(e.dropped));
   const reasons = [...new Set(es.flatMap((e) => Object.keys(e.droppedByReason)))].sort();
   for (const k of reasons) row(`  ${k}`, (e) => n(e.droppedByReason[k] ?? 0));
-  row('sessions created', (e) => n(e.sessionsCreated));
+  row('sessions created', (e) => (e.sessionsCreated === null ? '-' : n(e.sessionsCreated)));
   row('conntrack at end', (e) => (e.conntrackAtEnd === null ? '-' : n(e.conntrackAtEnd)));
   row('ICMP errors generated', (e) => n(e.generated));
   if (i.toPrivate) {
