@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadBuiltinScenario } from '../../src/scenario/index.ts';
 import { createModelEngine } from '../../src/model/index.ts';
 import { createCoreEngine, type CoreEngine } from '../../src/core/engine.ts';
-import { compareRuns } from '../../src/diff/compare.ts';
+import { compareRuns } from '../../src/diff/compare/compare.ts';
 import { flowShapePackets, type FlowShape, type FlowShapeOptions } from '../../src/traffic/flow-shapes.ts';
 import type { InputPacket, PacketResult } from '../../src/spec/engine.ts';
 import type { Scenario } from '../../src/spec/scenario.ts';
