@@ -1,6 +1,6 @@
 // Issue 8's model-vs-kernel suite: every case of cases.ts runs through the real kernel once; the
 // test asserts what Linux does (CHECKS), then runs the model on the same input and compares the
-// two packet by packet (src/diff/compare.ts: verdicts, frames up to a consistent port renaming,
+// two packet by packet (src/diff/compare/compare.ts: verdicts, frames up to a consistent port renaming,
 // conntrack tables, nat counters). Every difference must be one listed in
 // docs/kernel-differences.md, asserted exactly (EXPECTED_DIFFERENCES). Needs root and the tools;
 // skipped with the reason otherwise.

@@ -9,7 +9,7 @@
 //   any other status (bad IHL, bad total length,  yes   the engines decide (malformed, fragment,
 //   truncated packet, bad IP checksum, fragment,        INVALID, ...), at the source's ingress
 //   L4 problems) and OK
-//   source belongs nowhere (replay-ingress.ts)    no    dropped: no-ingress (detail = why)
+//   source belongs nowhere (ingress.ts)           no    dropped: no-ingress (detail = why)
 //
 // Link headers are stripped; the IPv4 packet is cut at its total length (Ethernet padding and FCS
 // are not part of it). Timestamps drive the clock; a timestamp earlier than the previous one is

@@ -43,7 +43,7 @@ export interface PacketStory {
   timeUs?: number;
   /** The IPv4 packet as captured (link header stripped), null when not fed. */
   frame?: Uint8Array | null;
-  /** The flow it belongs to (replay-remap flowKey: proto|inside|port|remote|port), or null. */
+  /** The flow it belongs to (replay/remap.ts flowKey: proto|inside|port|remote|port), or null. */
   flow?: string | null;
 }
 
