@@ -18,7 +18,7 @@ export interface Figure {
   higherIsBetter: boolean;
   workers?: number;
   sessions?: number;
-  engine?: 'core' | 'model' | 'kernel';
+  engine?: 'core' | 'model' | 'kernel' | 'tcpdump';
 }
 
 export function median(xs: readonly number[]): number {

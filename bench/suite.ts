@@ -4,6 +4,7 @@
 // docs/benchmarks.md explains what each figure measures.
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { loadBuiltinScenario } from '../src/scenario/index.ts';
 import type { Scenario } from '../src/spec/scenario.ts';
@@ -74,7 +75,7 @@ export interface ProgressEvent {
 
 export interface WorkloadResult {
   workload: WorkloadName;
-  engine: 'core' | 'model' | 'kernel';
+  engine: 'core' | 'model' | 'kernel' | 'tcpdump';
   workers: number | null;
   sessions: number | null;
   /** Precise description of the input. */
@@ -223,6 +224,11 @@ class Suite {
         },
       });
       for (const w of o.workers) tasks.push({ label: `replay, ${w} worker(s)`, fn: () => this.replay(capture!, 'core', w) });
+      // Against the I/O floor on the same file in the same run: tcpdump reading and writing it.
+      if (hasTcpdump()) {
+        tasks.push({ label: 'replay: tcpdump -r X -w Y', fn: () => this.tcpdump(capture!) });
+        for (const w of o.workers) tasks.push({ label: `replay --out, ${w} worker(s)`, fn: () => this.replay(capture!, 'core', w, true) });
+      }
     }
     if (o.model) {
       if (has('established')) {
@@ -527,8 +533,42 @@ class Suite {
     };
   }
 
-  private async replay(cap: { path: string; scenario: Scenario; how: string; input: string; firstUs: number }, engine: 'core' | 'model', W: number): Promise<string> {
+  /** `tcpdump -r X -w Y` on the replay's capture: the rate of reading and writing it (the I/O floor). */
+  private async tcpdump(cap: { path: string; input: string }): Promise<string> {
     const o = this.o;
+    const dir = await mkdtemp(join(tmpdir(), 'natlab-bench-tcpdump-'));
+    const rates: number[] = [];
+    let records = 0;
+    try {
+      const rd = await openCapture(cap.path);
+      try {
+        for await (const _rec of rd) records++;
+      } finally {
+        await rd.close();
+      }
+      for (let k = 0; k < o.runs; k++) {
+        const t0 = performance.now();
+        const r = spawnSync('tcpdump', ['-r', cap.path, '-w', join(dir, 'out.pcap')], { stdio: 'ignore' });
+        const sec = (performance.now() - t0) / 1000;
+        if (r.status !== 0) throw new Error(`tcpdump -r ${cap.path} -w ... exited ${r.status}`);
+        rates.push(records / sec / 1e6);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    this.results.push({
+      workload: 'replay', engine: 'tcpdump', workers: null, sessions: null, input: cap.input,
+      measured: '`tcpdump -r X -w Y` on the replay capture (process start included): reading and writing the file, the floor a replay with --out is measured against',
+      packetsPerRun: records, samples: rates, unit: 'Mpps', notes: { records, runs: o.runs },
+    });
+    const f = makeFigure({ id: 'replay/tcpdump/mpps', workload: 'replay', label: 'tcpdump -r -w Mpps', unit: 'Mpps', samples: rates, higherIsBetter: true, engine: 'tcpdump' });
+    this.figures.push(f);
+    return `tcpdump -r -w (${records} packets): ${f.median.toFixed(3)} Mpps`;
+  }
+
+  private async replay(cap: { path: string; scenario: Scenario; how: string; input: string; firstUs: number }, engine: 'core' | 'model', W: number, writeOutputs = false): Promise<string> {
+    const o = this.o;
+    const outDir = writeOutputs ? await mkdtemp(join(tmpdir(), 'natlab-bench-replay-')) : null;
     const runs = engine === 'model' ? Math.min(o.runs, 2) : o.runs;
     const rates: number[] = [];
     let records = 0;
@@ -539,7 +579,7 @@ class Suite {
       try {
         if (engine === 'core') await e.process(warmupFrames(W, cap.firstUs)); // every worker thread is up before the clock starts
         const t0 = performance.now();
-        const out = await runReplay({ input: cap.path, outDir: null, scenario: cap.scenario, scenarioHow: cap.how, engines: [engine], workers: W, seed: o.seed, engineFactory: async () => keep });
+        const out = await runReplay({ input: cap.path, outDir, outputFormat: 'pcap', scenario: cap.scenario, scenarioHow: cap.how, engines: [engine], workers: W, seed: o.seed, engineFactory: async () => keep });
         const sec = (performance.now() - t0) / 1000;
         records = out.report.input.records;
         delivered = out.report.engines[0]?.delivered ?? 0;
@@ -548,19 +588,21 @@ class Suite {
         await e.close();
       }
     }
+    if (outDir !== null) await rm(outDir, { recursive: true, force: true });
+    const tag = writeOutputs ? '/out' : '';
     this.results.push({
       workload: 'replay', engine, workers: engine === 'core' ? W : null, sessions: null,
       input: cap.input,
-      measured: '`natlab replay` end to end, one engine, a fresh engine per run (its threads started before the clock): read the capture, prepare frames (link strip, ingress), engine.process per 4096-packet chunk (core: copy into the shared arena, dispatch, hand-over, results as objects), flow re-addressing; no output files',
+      measured: writeOutputs ? '`natlab replay --out DIR --format pcap` end to end, as below, and every output written to per-egress pcap files' : '`natlab replay` end to end, one engine, a fresh engine per run (its threads started before the clock): read the capture, prepare frames (link strip, ingress), engine.process per 4096-packet chunk (core: copy into the shared arena, dispatch, hand-over, results as objects), flow re-addressing; no output files',
       packetsPerRun: records, samples: rates, unit: 'Mpps',
-      notes: { records, delivered, runs },
+      notes: { records, delivered, runs, outputsWritten: writeOutputs ? 1 : 0 },
     });
     const f = makeFigure({
-      id: `replay/${engine}${engine === 'core' ? `/workers=${W}` : ''}/mpps`, workload: 'replay', label: `replay ${engine}${engine === 'core' ? `, ${W}w` : ''} Mpps`,
+      id: `replay/${engine}${tag}${engine === 'core' ? `/workers=${W}` : ''}/mpps`, workload: 'replay', label: `replay${writeOutputs ? ' --out' : ''} ${engine}${engine === 'core' ? `, ${W}w` : ''} Mpps`,
       unit: 'Mpps', samples: rates, higherIsBetter: true, workers: engine === 'core' ? W : undefined, engine,
     });
     this.figures.push(f);
-    return `replay (${records} packets, ${delivered} delivered) through ${engine}${engine === 'core' ? ` with ${W} worker(s)` : ''}: ${f.median.toFixed(3)} Mpps`;
+    return `replay${writeOutputs ? ' --out' : ''} (${records} packets, ${delivered} delivered) through ${engine}${engine === 'core' ? ` with ${W} worker(s)` : ''}: ${f.median.toFixed(3)} Mpps`;
   }
 
   // ---- baselines ---------------------------------------------------------------------------------
@@ -750,12 +792,18 @@ class Suite {
     ratio('setup/model/sessions-per-s', (w) => `setup/workers=${w}/sessions-per-s`, 'session setup');
     ratio(`mixed/profile=${this.o.profile.name}/model/mpps`, (w) => `mixed/profile=${this.o.profile.name}/workers=${w}/mpps`, `mixed ${this.o.profile.name}`);
     ratio('replay/model/mpps', (w) => `replay/core/workers=${w}/mpps`, 'replay');
+    ratio('replay/tcpdump/mpps', (w) => `replay/core/out/workers=${w}/mpps`, 'replay --out vs tcpdump -r -w (target >= 0.8 two-sided)');
     // Kernel: against the core at the smallest session count measured.
     const sMin = Math.min(...this.o.sessions);
     ratio('established/kernel/mpps', (w) => `established/sessions=${sMin}/workers=${w}/mpps`, `established (kernel ${16} sessions, core ${sessionsLabel(sMin)})`);
     ratio('setup/kernel/sessions-per-s', (w) => `setup/workers=${w}/sessions-per-s`, 'session setup');
     this.figures.push(...add);
   }
+}
+
+/** True when tcpdump is on the PATH (the replay workload's I/O-floor baseline). */
+function hasTcpdump(): boolean {
+  return spawnSync('tcpdump', ['--version'], { stdio: 'ignore' }).status === 0;
 }
 
 /** New flows processed (and checked) before the timed session-setup runs. */

@@ -1,5 +1,6 @@
 // natlab bench: workload generators, profiles, report/compare logic, charts, and a CLI smoke run
 // with tiny sizes (structure of the JSON only — never speed).
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -283,6 +284,10 @@ describe('natlab bench (CLI smoke run, tiny sizes)', () => {
         'replay/core/workers=1/mpps', 'replay/model/mpps', 'established/sessions=1024/model/mpps', 'setup/model/sessions-per-s',
         'established/sessions=1024/model/ratio-to-core-workers=2', 'replay/model/ratio-to-core-workers=1',
       ]) expect(ids, id).toContain(id);
+      // The replay against the I/O floor on the same file: tcpdump -r X -w Y, and replay --out.
+      if (spawnSync('tcpdump', ['--version'], { stdio: 'ignore' }).status === 0) {
+        for (const id of ['replay/tcpdump/mpps', 'replay/core/out/workers=1/mpps', 'replay/tcpdump/ratio-to-core-workers=1']) expect(ids, id).toContain(id);
+      }
       for (const f of r.figures) {
         expect(f.samples.length, f.id).toBeGreaterThan(0);
         expect(f.min, f.id).toBeLessThanOrEqual(f.median);
