@@ -15,7 +15,7 @@ import { FlowCollector } from '../diff/sinks/flows.ts';
 import { DifferenceCollector } from '../diff/sinks/differences.ts';
 import { writeReplayHtml } from '../diff/sinks/report-html.ts';
 import { INPUT_CAPTURE_FILE } from '../diff/sinks/input-capture.ts';
-import { engineCaptureName } from '../diff/replay.ts';
+import { engineCaptureName } from '../diff/replay/replay.ts';
 import { replaySuite } from '../diff/sinks/junit-cases.ts';
 import { writeJUnit } from '../diff/sinks/junit.ts';
 

@@ -5,7 +5,7 @@
 // embedded as JSON; the page's inline script builds the tables from it with DOM calls
 // (textContent only: capture contents never become markup).
 import { writeFile } from 'node:fs/promises';
-import type { ReplayReport } from '../report.ts';
+import type { ReplayReport } from '../replay/report.ts';
 import type { DifferenceDetail } from './differences.ts';
 import type { FlowRecord } from './flows.ts';
 
