@@ -88,7 +88,7 @@ export interface OutputNormaliser {
 export interface DifferenceFacts {
   /** Packet index (0-based, in the order the engines got them), or -1 for end-of-run tables. */
   index: number;
-  /** Every difference found for it: kind (diff/compare.ts: fate, reason, ct, frame, conntrack, ...) and message. */
+  /** Every difference found for it: kind (diff/compare/compare.ts: fate, reason, ct, frame, conntrack, ...) and message. */
   differences: ReadonlyArray<{ kind: string; message: string }>;
   /** The engines compared: [reference, other]; the classifying engine is one of them. */
   engines: readonly [string, string];
