@@ -1,6 +1,8 @@
 // Minimal, strict option parser for natlab commands: `--flag`, `--opt value`, `--opt=value`,
 // positional arguments. Unknown options are usage errors (exit 2), never silently ignored.
 
+import { excerpt as clip } from '../spec/errors.ts';
+
 export class UsageError extends Error {}
 
 export interface OptSpec {
@@ -40,6 +42,7 @@ export function parseArgs(argv: readonly string[], spec: OptSpec): ParsedArgs {
     const name = a.slice(2, eq < 0 ? undefined : eq);
     if (isFlag.has(name)) {
       if (eq >= 0) throw new UsageError(`option --${name} takes no value`);
+      if (flags.has(name)) throw new UsageError(`option --${name} given twice`);
       flags.add(name);
     } else if (isValue.has(name) || isMulti.has(name)) {
       let v: string;
@@ -52,9 +55,13 @@ export function parseArgs(argv: readonly string[], spec: OptSpec): ParsedArgs {
         const list = multi.get(name) ?? [];
         list.push(v);
         multi.set(name, list);
-      } else values.set(name, v);
+      } else {
+        // A single-value option given twice is ambiguous (which one wins?): say so.
+        if (values.has(name)) throw new UsageError(`option --${name} given twice ('${clip(values.get(name)!)}' and '${clip(v)}'); it takes one value`);
+        values.set(name, v);
+      }
     } else {
-      throw new UsageError(`unknown option --${name}`);
+      throw new UsageError(`unknown option --${clip(name)}`);
     }
   }
   return { flags, values, multi, positional };
@@ -63,7 +70,7 @@ export function parseArgs(argv: readonly string[], spec: OptSpec): ParsedArgs {
 export function intOption(args: ParsedArgs, name: string, dflt: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   const v = args.values.get(name);
   if (v === undefined) return dflt;
-  if (!/^-?\d+$/.test(v)) throw new UsageError(`--${name}: '${v}' is not an integer`);
+  if (!/^-?\d+$/.test(v)) throw new UsageError(`--${name}: '${clip(v)}' is not an integer`);
   const n = Number(v);
   if (n < min || n > max) throw new UsageError(`--${name}: ${n} is outside ${min}..${max}`);
   return n;

@@ -6,8 +6,9 @@ import { basename, dirname } from 'node:path';
 import cliProgress from 'cli-progress';
 import { EXIT_OK, type Command } from './command.ts';
 import { UsageError, intOption, parseArgs, type ParsedArgs } from './args.ts';
+import { checkInputFile, checkOutputFile, prepareOutputDir } from './output-location.ts';
 import { DEFAULT_PROFILE, loadProfile } from '../traffic/profile.ts';
-import { DEFAULT_INSIDE } from '../diff/replay/scenario.ts';
+import { DEFAULT_INSIDE, scenarioForCapture } from '../diff/replay/scenario.ts';
 
 const USAGE = `usage: natlab bench [options]
        natlab bench compare A.json B.json
@@ -91,8 +92,9 @@ async function runReport(argv: string[]): Promise<number> {
   if (a.positional.length !== 1) throw new UsageError('report needs one result file: natlab bench report RESULT.json [--out DIR]');
   const { readReport } = await import('../../bench/report.ts');
   const { writeReadmeAndCharts } = await import('../../bench/output.ts');
-  const r = await readReport(a.positional[0]);
   const dir = a.values.get('out') ?? dirname(a.positional[0]);
+  prepareOutputDir(dir, a.values.has('out') ? '--out' : 'report directory');
+  const r = await readReport(a.positional[0]);
   const files = await writeReadmeAndCharts(r, dir, basename(a.positional[0]));
   process.stdout.write(files.map((f) => `wrote ${f}`).join('\n') + '\n');
   return EXIT_OK;
@@ -125,12 +127,20 @@ async function runSuite(argv: string[]): Promise<number> {
   o.profile = await loadProfile(a.values.get('profile') ?? DEFAULT_PROFILE);
   if (a.values.has('pcap')) o.pcap = { path: a.values.get('pcap')!, inside: a.values.get('inside') ?? DEFAULT_INSIDE };
   else if (a.values.has('inside')) throw new UsageError('--inside only applies with --pcap');
+  if (o.pcap) {
+    // Every input is checked before the first benchmark: a bad capture fails in a second, not
+    // after the other workloads ran (a header-only pass, as replay's own first pass).
+    checkInputFile(o.pcap.path, '--pcap');
+    await scenarioForCapture(o.pcap.path, o.pcap.inside);
+  }
   o.kernel = !a.flags.has('no-kernel');
   o.model = !a.flags.has('no-model');
   o.micro = !a.flags.has('no-micro');
   o.inline = !a.flags.has('no-inline');
   const outDir = a.values.get('out') ?? (quick ? null : 'results');
   const jsonFile = a.values.get('json') ?? null;
+  if (outDir) prepareOutputDir(outDir, a.values.has('out') ? '--out' : 'results directory');
+  if (jsonFile) checkOutputFile(jsonFile, '--json');
 
   const tty = process.stderr.isTTY === true && !a.flags.has('no-progress');
   let bar: cliProgress.SingleBar | null = null;

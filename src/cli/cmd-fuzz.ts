@@ -3,6 +3,7 @@ import { randomInt } from 'node:crypto';
 import cliProgress from 'cli-progress';
 import { EXIT_DIFF, EXIT_OK, EXIT_USAGE, type Command } from './command.ts';
 import { intOption, parseArgs, UsageError } from './args.ts';
+import { prepareOutputDir } from './output-location.ts';
 import { formatFailure, runFuzz, type FuzzEngineSpec, type FuzzProgress } from '../diff/fuzz/fuzz.ts';
 import { engineAvailability, engineDescriptor, makeEngine, parseEngineName, type EngineName } from '../diff/engines.ts';
 import { loadRegression, replayRegression, REGRESSIONS_DIR } from '../diff/fuzz/regressions.ts';
@@ -131,6 +132,8 @@ export const command: Command = {
     }
 
     if (a.values.has('runs') && a.values.has('time')) throw new UsageError('give --runs or --time, not both');
+    // A run number means nothing without its campaign: --run R reproduces run R of seed X.
+    if (a.values.has('run') && !a.values.has('seed')) throw new UsageError('--run R needs --seed X (the campaign the run belongs to)');
     const seed = a.values.has('seed') ? intOption(a, 'seed', 0, 0, 0xffffffff) : randomInt(0, 0x7fffffff);
     const runs = a.values.has('runs') ? intOption(a, 'runs', 100, 1) : undefined;
     const timeS = a.values.has('time') ? intOption(a, 'time', 60, 1) : undefined;
@@ -141,6 +144,9 @@ export const command: Command = {
     const shrinkTimeS = intOption(a, 'shrink-time', 60, 0, 86400);
     const saveDir = a.flags.has('no-save') ? null : a.values.get('save-dir') ?? REGRESSIONS_DIR;
     if (a.flags.has('pin') && onlyRun === undefined) throw new UsageError('--pin needs --run R (the run to keep)');
+    if (a.flags.has('no-save') && a.values.has('save-dir')) throw new UsageError('--no-save and --save-dir exclude each other');
+    // Counterexamples are written at the end of a long campaign: check the place now (not created).
+    if (saveDir !== null) prepareOutputDir(saveDir, a.values.has('save-dir') ? '--save-dir' : 'counterexample directory', false);
     const engines = await engineSpecs(names, workers);
 
     log(`natlab fuzz: seed ${seed}, engines ${names.join(' vs ')}${shard ? `, shard ${shard.index}/${shard.count}` : ''}${onlyRun !== undefined ? `, run ${onlyRun}` : ''}, ${timeS !== undefined ? `${timeS} s` : `${runs ?? 100} runs`}`);

@@ -6,6 +6,7 @@ import { cpus, loadavg } from 'node:os';
 import { InputError } from '../spec/errors.ts';
 import { EXIT_OK, EXIT_USAGE, type Command } from './command.ts';
 import { UsageError, intOption, parseArgs } from './args.ts';
+import { checkInputFile, prepareOutputDir } from './output-location.ts';
 import { LINKTYPE_RAW } from '../packet/constants.ts';
 import { describePacket } from '../packet/format.ts';
 import { readCapture, PcapWriter } from '../pcap/index.ts';
@@ -150,6 +151,9 @@ export const command: Command = {
     const maxWait = intOption(a, 'max-wait', 10, 0, 86400);
     const settle = intOption(a, 'settle-ms', 3, 0, 10_000);
     const limit = intOption(a, 'limit', Number.MAX_SAFE_INTEGER, 1);
+    // Where we read and write, before the prerequisites and the run (docs/errors.md).
+    checkInputFile(inPath, '--in');
+    prepareOutputDir(outDir, '--out');
 
     const pre = await checkKernelPrerequisites();
     if (!pre.ok) {

@@ -5,6 +5,7 @@ import { dirname, join, relative } from 'node:path';
 import cliProgress from 'cli-progress';
 import { EXIT_USAGE, type Command } from './command.ts';
 import { UsageError, intOption, parseArgs } from './args.ts';
+import { checkInputFile, checkOutputFile, prepareOutputDir } from './output-location.ts';
 import { LINKTYPE_ETHERNET, LINKTYPE_RAW } from '../packet/constants.ts';
 import { loadScenario, resolveScenarioPath } from '../scenario/index.ts';
 import { DEFAULT_ENGINES, engineAvailability, parseEngineName, type EngineName } from '../diff/engines.ts';
@@ -22,8 +23,8 @@ import { writeJUnit } from '../diff/sinks/junit.ts';
 const USAGE = `usage: natlab replay --in X.pcap --out DIR [--scenario F | --inside CIDR[,CIDR]]
                      [--engines model,core,kernel] [--workers N] [--seed N] [--limit N]
                      [--link ethernet|raw] [--format pcapng|pcap] [--max-diffs N]
-                     [--kernel-time real|compress] [--junit FILE] [--html FILE] [--json]
-                     [--no-progress]
+                     [--kernel-time real|compress] [--kernel-max-wait S] [--junit FILE] [--html FILE]
+                     [--json] [--no-progress]
 
 Replays a capture (pcap or pcapng) through the engines and compares them packet by packet.
 
@@ -64,6 +65,8 @@ options:
   --html FILE        write a self-contained HTML report: counters per engine, the differences
                      with their packets decoded side by side, a timeline per flow, links to the
                      annotated captures
+  --kernel-max-wait S  real seconds the kernel engine may wait in all with --kernel-time real
+                     (default 10)
   --json             print report.json on stdout instead of the summary
   --no-progress      no progress bar (it is shown only on a terminal anyway)
 
@@ -80,7 +83,7 @@ export const command: Command = {
   async run(argv) {
     const a = parseArgs(argv, {
       flags: ['json', 'no-progress'],
-      values: ['in', 'out', 'scenario', 'inside', 'engines', 'workers', 'seed', 'limit', 'link', 'max-diffs', 'kernel-time', 'format', 'junit', 'html'],
+      values: ['in', 'out', 'scenario', 'inside', 'engines', 'workers', 'seed', 'limit', 'link', 'max-diffs', 'kernel-time', 'format', 'junit', 'html', 'kernel-max-wait'],
     });
     if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
     const input = a.values.get('in');
@@ -98,6 +101,12 @@ export const command: Command = {
     const maxDiffs = intOption(a, 'max-diffs', 20, 1, 100000);
     const kernelTime = a.values.get('kernel-time') ?? 'real';
     if (kernelTime !== 'real' && kernelTime !== 'compress') throw new UsageError(`--kernel-time: '${kernelTime}' is not real or compress`);
+    const kernelMaxWaitS = intOption(a, 'kernel-max-wait', 10, 0, 86400);
+    if (a.values.has('kernel-max-wait') && kernelTime === 'compress') throw new UsageError('--kernel-max-wait applies to --kernel-time real only');
+    // Where we read and write, before any work (docs/errors.md).
+    checkInputFile(input, '--in');
+    prepareOutputDir(outDir, '--out');
+    if (a.values.has('junit')) checkOutputFile(a.values.get('junit')!, '--junit');
 
     let engines: EngineName[];
     const list = a.values.get('engines');
@@ -141,7 +150,14 @@ export const command: Command = {
     const opts: ReplayOptions = {
       input, outDir, scenario, scenarioHow: how, engines, workers, seed, limit, maxDifferences: maxDiffs,
       outputLinkType: link === 'raw' ? LINKTYPE_RAW : LINKTYPE_ETHERNET, outputFormat: format,
-      engineExtra: { kernel: { timeMode: kernelTime } },
+      engineExtra: {
+        kernel: {
+          timeMode: kernelTime,
+          maxWaitMs: kernelMaxWaitS * 1000,
+          // The kernel engine's errors advise replay's own option names.
+          optionNames: { maxWait: '--kernel-max-wait', compress: '--kernel-time compress' },
+        },
+      },
     };
     if (tty) {
       bar = new cliProgress.SingleBar(

@@ -100,6 +100,12 @@ export interface KernelEngineOptions extends EngineOptions {
   injection?: KernelInjection;
   /** Keep the namespaces after close() (debugging; `natlab kernel --cleanup` removes them). */
   keep?: boolean;
+  /**
+   * How the calling command spells the options its errors advise (default: `natlab kernel`'s
+   * --max-wait and --time compress). A missing name is not advised: advice names only options
+   * that exist where the user typed the command.
+   */
+  optionNames?: { maxWait?: string; compress?: string };
   /** Progress/debug lines. */
   log?: (line: string) => void;
 }
@@ -429,11 +435,14 @@ export class KernelEngine implements Engine {
       return -d;
     }
     if (this.waitedMs + d > this.maxWaitMs) {
+      const names = this.opts.optionNames ?? { maxWait: '--max-wait', compress: '--time compress' };
+      const advice = ['shorten the conntrack timeouts in the scenario'];
+      if (names.maxWait) advice.push(`raise ${names.maxWait}`);
+      if (names.compress) advice.push(`use ${names.compress}`);
       throw new InputError(
         `kernel engine: ${what} at t=${(timeUs / 1e6).toFixed(6)} s needs ${(d / 1000).toFixed(1)} s of real waiting ` +
           `(the kernel's clock cannot be advanced), beyond the allowed ${(this.maxWaitMs / 1000).toFixed(1)} s in total ` +
-          `(${(this.waitedMs / 1000).toFixed(1)} s used): shorten the conntrack timeouts in the scenario, raise --max-wait, ` +
-          `or use --time compress`,
+          `(${(this.waitedMs / 1000).toFixed(1)} s used): ${advice.slice(0, -1).join(', ')}${advice.length > 1 ? ' or ' : ''}${advice[advice.length - 1]}`,
       );
     }
     await sleep(d);
@@ -444,7 +453,7 @@ export class KernelEngine implements Engine {
   async advance(timeUs: number): Promise<void> {
     this.assertOpen();
     if (this.timeMode === 'compress') {
-      throw new InputError('kernel engine: advance() needs real waiting, which --time compress disables');
+      throw new InputError(`kernel engine: advance() needs real waiting, which ${this.opts.optionNames?.compress ?? '--time compress'} disables`);
     }
     await this.honourTime(timeUs, 'advance()');
   }

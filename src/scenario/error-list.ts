@@ -1,7 +1,7 @@
 // Collects validation errors so one load reports several problems; the first is the precise one
 // the InputError is named after. Cold path.
 
-import { InputError } from '../spec/errors.ts';
+import { InputError, boundMessage } from '../spec/errors.ts';
 
 export interface ErrorItem {
   /** Where in the file: a key path (`instances.nat.privateIp`) or `line N`. */
@@ -19,7 +19,9 @@ export class ErrorList {
   constructor(readonly file: string) {}
 
   add(where: string, msg: string, line = 0): void {
-    if (this.items.length < MAX_ERRORS) this.items.push({ where, line, msg });
+    // Messages quote the user's values: bounded and escaped (a 1 MB value or binary junk in a
+    // scenario file never reaches the terminal whole).
+    if (this.items.length < MAX_ERRORS) this.items.push({ where: boundMessage(where), line, msg: boundMessage(msg) });
   }
 
   get count(): number {

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { LineCounter, parseDocument, isMap, isScalar, type Document, type Node as YamlNode } from 'yaml';
-import { InputError } from '../spec/errors.ts';
+import { InputError, boundMessage } from '../spec/errors.ts';
 import {
   type Cidr,
   type ConntrackSettings,
@@ -258,7 +258,7 @@ function parseYamlDocument(text: string, file: string): { doc: Document; lc: Lin
   try {
     data = doc.toJS({ maxAliasCount: 1000 });
   } catch (e) {
-    throw new InputError(`${file}: ${(e as Error).message}`, file, '');
+    throw new InputError(`${file}: ${boundMessage((e as Error).message)}`, file, '');
   }
   return { doc, lc, data };
 }
@@ -269,14 +269,30 @@ function kindOf(file: string): string {
 
 /** Read and compile a scenario file (.yaml/.yml/.json; JSON is parsed as the YAML subset it is). */
 export function loadScenario(path: string): Scenario {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readFileSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new InputError(`${path}: cannot read scenario file (${code === 'ENOENT' ? 'no such file' : code ?? (e as Error).message})`, path, '');
+    throw new InputError(`${path}: cannot read scenario file (${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory' : code ?? (e as Error).message})`, path, '');
   }
-  return parseScenario(text, path);
+  const notText = notTextReason(bytes);
+  if (notText) throw new InputError(`${path}: ${notText}`, path, '');
+  return parseScenario(bytes.toString('utf8'), path);
+}
+
+/** Capture file magics (pcap µs/ns either byte order, pcapng): a capture given as a scenario. */
+const CAPTURE_MAGICS = [0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1, 0x0a0d0d0a];
+
+/** Why `bytes` cannot be a YAML/JSON scenario (a capture, binary data), or null. */
+export function notTextReason(bytes: Uint8Array): string | null {
+  if (bytes.length >= 4) {
+    const magic = ((bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3]) >>> 0;
+    if (CAPTURE_MAGICS.includes(magic)) return 'is a capture (pcap/pcapng), not a scenario file (YAML or JSON); captures go to --in';
+  }
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) return `is not a text file (a NUL byte at offset ${nul}); a scenario file is YAML or JSON`;
+  return null;
 }
 
 /** Compile scenario text; `file` names it in errors and becomes Scenario.source. */
@@ -285,7 +301,7 @@ export function parseScenario(text: string, file: string): Scenario {
     try {
       JSON.parse(text);
     } catch (e) {
-      throw new InputError(`${file}: JSON syntax: ${(e as Error).message}`, file, '');
+      throw new InputError(`${file}: JSON syntax: ${boundMessage((e as Error).message)}`, file, '');
     }
   }
   const { doc, lc, data } = parseYamlDocument(text, file);
