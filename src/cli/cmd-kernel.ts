@@ -151,15 +151,15 @@ export const command: Command = {
     const maxWait = intOption(a, 'max-wait', 10, 0, 86400);
     const settle = intOption(a, 'settle-ms', 3, 0, 10_000);
     const limit = intOption(a, 'limit', Number.MAX_SAFE_INTEGER, 1);
-    // Where we read and write, before the prerequisites and the run (docs/errors.md).
-    checkInputFile(inPath, '--in');
-    prepareOutputDir(outDir, '--out');
 
     const pre = await checkKernelPrerequisites();
     if (!pre.ok) {
       process.stderr.write(`natlab kernel: ${pre.missing.join('\n  ')}\n`);
       return EXIT_USAGE;
     }
+    // Where we read and write, before the run (docs/errors.md).
+    checkInputFile(inPath, '--in');
+    prepareOutputDir(outDir, '--out');
     const scenario = loadScenario(resolveScenarioPath(a.values.get('scenario') ?? null));
 
     // Read and classify the capture first: bad input fails before any namespace exists.

@@ -19,8 +19,10 @@ import { INPUT_CAPTURE_FILE } from '../diff/sinks/input-capture.ts';
 import { engineCaptureName } from '../diff/replay/replay.ts';
 import { replaySuite } from '../diff/sinks/junit-cases.ts';
 import { writeJUnit } from '../diff/sinks/junit.ts';
+import { CAPTURE_SUBNET_LEN_MIN } from '../scenario/capture.ts';
+import { SUBNET_LEN_MAX } from '../scenario/load.ts';
 
-const USAGE = `usage: natlab replay --in X.pcap --out DIR [--scenario F | --inside CIDR[,CIDR]]
+const USAGE = `usage: natlab replay --in X.pcap --out DIR [--scenario F | --inside CIDR[,CIDR] [--subnet-len-min N]]
                      [--engines model,core,kernel] [--workers N] [--seed N] [--limit N]
                      [--link ethernet|raw] [--format pcapng|pcap] [--max-diffs N]
                      [--kernel-time real|compress] [--kernel-max-wait S] [--junit FILE] [--html FILE]
@@ -51,6 +53,9 @@ options:
   --inside CIDRs     without --scenario: build a scenario around the capture's own addresses:
                      hosts inside these CIDRs sit in a private subnet behind a NAT instance,
                      all others are internet hosts (default ${DEFAULT_INSIDE})
+  --subnet-len-min N with --inside: private subnets may grow to /N (default ${CAPTURE_SUBNET_LEN_MIN}) to move an
+                     inside host off an address AWS reserves (10.0.0.1 is the VPC router of
+                     every subnet up to 10.0.0.0/7: --subnet-len-min 6 makes it an ordinary host)
   --engines LIST     comma-separated engines (default: model,core, those available)
   --workers N        core engine worker threads
   --seed N           seed for the engines' random choices (default 1)
@@ -83,7 +88,7 @@ export const command: Command = {
   async run(argv) {
     const a = parseArgs(argv, {
       flags: ['json', 'no-progress'],
-      values: ['in', 'out', 'scenario', 'inside', 'engines', 'workers', 'seed', 'limit', 'link', 'max-diffs', 'kernel-time', 'format', 'junit', 'html', 'kernel-max-wait'],
+      values: ['in', 'out', 'scenario', 'inside', 'engines', 'workers', 'seed', 'limit', 'link', 'max-diffs', 'kernel-time', 'format', 'junit', 'html', 'kernel-max-wait', 'subnet-len-min'],
     });
     if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
     const input = a.values.get('in');
@@ -102,6 +107,8 @@ export const command: Command = {
     const kernelTime = a.values.get('kernel-time') ?? 'real';
     if (kernelTime !== 'real' && kernelTime !== 'compress') throw new UsageError(`--kernel-time: '${kernelTime}' is not real or compress`);
     const kernelMaxWaitS = intOption(a, 'kernel-max-wait', 10, 0, 86400);
+    if (a.values.has('subnet-len-min') && a.values.has('scenario')) throw new UsageError('--subnet-len-min applies to --inside (a scenario built around the capture), not to --scenario');
+    const subnetLenMin = intOption(a, 'subnet-len-min', CAPTURE_SUBNET_LEN_MIN, 2, SUBNET_LEN_MAX);
     if (a.values.has('kernel-max-wait') && kernelTime === 'compress') throw new UsageError('--kernel-max-wait applies to --kernel-time real only');
     // Where we read and write, before any work (docs/errors.md).
     checkInputFile(input, '--in');
@@ -139,7 +146,7 @@ export const command: Command = {
       scenario = loadScenario(path);
       how = `--scenario ${path}`;
     } else {
-      const choice = await scenarioForCapture(input, a.values.get('inside') ?? DEFAULT_INSIDE, limit ?? Infinity);
+      const choice = await scenarioForCapture(input, a.values.get('inside') ?? DEFAULT_INSIDE, limit ?? Infinity, undefined, { subnetLenMin });
       scenario = choice.scenario;
       how = choice.how;
     }

@@ -17,6 +17,12 @@ export interface CaptureScenarioOptions {
   outsideHosts: number[];
   /** Scenario name (default 'capture'). */
   name?: string;
+  /**
+   * Private subnets may be widened down to this prefix length to move a host off an address AWS
+   * reserves (default CAPTURE_SUBNET_LEN_MIN; `replay --subnet-len-min`). 10.0.0.1 is +1 of every
+   * aligned block up to 10.0.0.0/7 and an ordinary host only in 8.0.0.0/6.
+   */
+  subnetLenMin?: number;
 }
 
 export const CAPTURE_SOURCE = '<capture>';
@@ -61,6 +67,18 @@ function reservedIn(c: Cidr, ip: number): string | null {
   return null;
 }
 
+/** The longest prefix of an aligned block holding `ip` where AWS reserves nothing at `ip`, or null. */
+export function unreservedLen(ip: number, from: number): number | null {
+  for (let len = from; len >= 1; len--) {
+    const c = norm({ addr: ip, len });
+    if (reservedIn(c, ip) === null) return len;
+  }
+  return null;
+}
+
+/** The option that widens private subnets, as replay spells it. */
+export const SUBNET_LEN_MIN_OPTION = '--subnet-len-min';
+
 function smallestCover(list: Cidr[]): Cidr {
   let c = list[0];
   for (const x of list) while (!cidrWithin(x, c)) c = widen(c);
@@ -85,6 +103,9 @@ export function buildCaptureScenario(opts: CaptureScenarioOptions): Scenario {
   const where = 'capture scenario';
   if (opts.inside.length === 0) throw new InputError(`${where}: no inside CIDR given (--inside CIDR)`, CAPTURE_SOURCE, 'inside');
   const inside = opts.inside.map(norm);
+  const subnetLenMin = opts.subnetLenMin ?? CAPTURE_SUBNET_LEN_MIN;
+  // A VPC must hold the widest subnet and a public subnet beside it.
+  const vpcLenMin = Math.max(1, Math.min(CAPTURE_VPC_LEN_MIN, subnetLenMin - 1));
   const hosts = [...new Set(opts.insideHosts.map((h) => h >>> 0))].sort((a, b) => a - b);
   for (const h of hosts) {
     if (!inside.some((c) => cidrContains(c, h)))
@@ -114,12 +135,19 @@ export function buildCaptureScenario(opts: CaptureScenarioOptions): Scenario {
     for (const sn of subnets) {
       const bad = hosts.find((h) => cidrContains(sn, h) && reservedIn(sn, h) !== null);
       if (bad === undefined) continue;
-      if (sn.len <= CAPTURE_SUBNET_LEN_MIN)
+      if (sn.len <= subnetLenMin) {
+        // The way forward: the prefix where the host is an ordinary address, if there is one.
+        const len = unreservedLen(bad, sn.len - 1);
+        const hint =
+          len !== null
+            ? `: replay with ${SUBNET_LEN_MIN_OPTION} ${len} to build a larger subnet (${formatCidr(norm({ addr: bad, len }))}) where it is an ordinary host`
+            : '';
         throw new InputError(
-          `${where}: inside host ${formatIpv4(bad)} is ${reservedIn(sn, bad)} of subnet ${formatCidr(sn)} and of every smaller subnet holding it; AWS cannot place an instance there`,
+          `${where}: inside host ${formatIpv4(bad)} is ${reservedIn(sn, bad)} of subnet ${formatCidr(sn)} and of every smaller subnet holding it; AWS cannot place an instance there${hint}`,
           CAPTURE_SOURCE,
           'insideHosts',
         );
+      }
       subnets = disjoint([...subnets.filter((x) => x !== sn), widen(sn)]);
       changed = true;
       break;
@@ -129,19 +157,23 @@ export function buildCaptureScenario(opts: CaptureScenarioOptions): Scenario {
   // VPC: the smallest CIDR covering the private subnets (at least a /24), widened until a public
   // subnet fits beside them.
   let vpc = smallestCover(subnets);
-  if (vpc.len < CAPTURE_VPC_LEN_MIN)
+  if (vpc.len < vpcLenMin) {
+    // The way forward: one inside network per replay; the other hosts become internet hosts.
+    const used = inside.filter((c) => hosts.some((h) => cidrContains(c, h)));
+    const hint = used.length > 1 ? `: replay with one of ${used.map((c) => `--inside ${formatCidr(c)}`).join(', ')} (the other hosts become internet hosts)` : '';
     throw new InputError(
-      `${where}: the inside networks (${subnets.map(formatCidr).join(', ')}) span ${formatCidr(vpc)}; no VPC of /${CAPTURE_VPC_LEN_MIN} or smaller holds them all`,
+      `${where}: the inside networks (${subnets.map(formatCidr).join(', ')}) span ${formatCidr(vpc)}; no VPC of /${vpcLenMin} or smaller holds them all${hint}`,
       CAPTURE_SOURCE,
       'inside',
     );
+  }
   while (vpc.len > CAPTURE_VPC_LEN_MAX) vpc = widen(vpc);
   let pub: Cidr | null = null;
   for (;;) {
     pub = freeBlock(vpc, 24, subnets) ?? freeBlock(vpc, 28, subnets);
     if (pub) break;
-    if (vpc.len <= CAPTURE_VPC_LEN_MIN)
-      throw new InputError(`${where}: no room for a public subnet beside the inside networks (${subnets.map(formatCidr).join(', ')}) in any VPC of /${CAPTURE_VPC_LEN_MIN} or smaller`, CAPTURE_SOURCE, 'inside');
+    if (vpc.len <= vpcLenMin)
+      throw new InputError(`${where}: no room for a public subnet beside the inside networks (${subnets.map(formatCidr).join(', ')}) in any VPC of /${vpcLenMin} or smaller`, CAPTURE_SOURCE, 'inside');
     vpc = widen(vpc);
   }
   const outside = [...new Set(opts.outsideHosts.map((h) => h >>> 0))].filter((h) => nonUnicastReason(h) === null).sort((a, b) => a - b);

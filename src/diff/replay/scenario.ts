@@ -91,13 +91,19 @@ export interface CaptureScenarioChoice {
 }
 
 /** The scenario `--inside` builds for a capture, and one line saying how. */
-export async function scenarioForCapture(path: string, insideText: string, limit = Infinity, name = 'capture'): Promise<CaptureScenarioChoice> {
+export async function scenarioForCapture(
+  path: string,
+  insideText: string,
+  limit = Infinity,
+  name = 'capture',
+  build: { subnetLenMin?: number } = {},
+): Promise<CaptureScenarioChoice> {
   const inside = parseInsideList(insideText);
   const hosts = await collectCaptureHosts(path, inside, limit);
   // No inside host in the capture (all traffic is between outside hosts, or nothing is IPv4):
   // a small VPC in the first inside CIDR still gives the capture a NAT instance to pass by.
   const insideUsed = hosts.inside.length > 0 ? inside : [{ addr: inside[0].addr, len: Math.max(inside[0].len, 24) }];
-  const scenario = buildCaptureScenario({ inside: insideUsed, insideHosts: hosts.inside, outsideHosts: hosts.outside, name });
+  const scenario = buildCaptureScenario({ inside: insideUsed, insideHosts: hosts.inside, outsideHosts: hosts.outside, name, subnetLenMin: build.subnetLenMin });
   const nat = scenario.instances.find((i) => i.nat !== null);
   const how =
     `built around the capture: --inside ${inside.map(formatCidr).join(',')}: ${hosts.inside.length} inside host(s) ` +
