@@ -2,6 +2,7 @@
 // difference between engines or any change from the saved expected outputs.
 import { EXIT_DIFF, EXIT_OK, EXIT_USAGE, type Command } from './command.ts';
 import { UsageError, parseArgs } from './args.ts';
+import { checkOutputFile } from './output-location.ts';
 import { engineAvailability, parseEngineName, type EngineName } from '../diff/engines.ts';
 import { availableEngines, CORPORA_DIR, loadManifest, verifyCorpus, type EntryOutcome } from '../diff/replay/corpus.ts';
 import { corpusSuite } from '../diff/sinks/junit-cases.ts';
@@ -54,6 +55,7 @@ export const command: Command = {
     if (sub !== 'verify' && sub !== 'list') throw new UsageError(sub ? `unknown subcommand '${sub}'` : 'verify or list?');
     const a = parseArgs(rest, { flags: ['update', 'json', 'require-shared', 'one-at-a-time'], values: ['engines', 'only', 'junit'] });
     if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
+    if (a.values.has('junit')) checkOutputFile(a.values.get('junit')!, '--junit');
     const json = a.flags.has('json');
     if (sub === 'list') {
       const entries = await loadManifest();

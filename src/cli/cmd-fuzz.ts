@@ -3,7 +3,7 @@ import { randomInt } from 'node:crypto';
 import cliProgress from 'cli-progress';
 import { EXIT_DIFF, EXIT_OK, EXIT_USAGE, type Command } from './command.ts';
 import { intOption, parseArgs, UsageError } from './args.ts';
-import { prepareOutputDir } from './output-location.ts';
+import { checkOutputFile, prepareOutputDir } from './output-location.ts';
 import { formatFailure, runFuzz, type FuzzEngineSpec, type FuzzProgress } from '../diff/fuzz/fuzz.ts';
 import { engineAvailability, engineDescriptor, makeEngine, parseEngineName, type EngineName } from '../diff/engines.ts';
 import { loadRegression, replayRegression, REGRESSIONS_DIR } from '../diff/fuzz/regressions.ts';
@@ -87,6 +87,7 @@ export const command: Command = {
     if (names.length < 2 && !a.values.has('replay')) throw new UsageError('--engines: give at least two engines to compare');
     if (new Set(names).size !== names.length) throw new UsageError('--engines: an engine is listed twice');
     const workers = intOption(a, 'workers', 0, 0, 64);
+    if (a.values.has('junit')) checkOutputFile(a.values.get('junit')!, '--junit');
     const out = (s: string) => process.stdout.write(s + '\n');
     const log = (s: string) => (json ? process.stderr : process.stdout).write(s + '\n');
 

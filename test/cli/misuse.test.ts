@@ -84,7 +84,10 @@ const CASES: Case[] = [
   { argv: ['fuzz', '--seed', '1', '--runs', '1', '--save-dir', aFile], code: 2, says: /exists and is not a directory/ },
   { argv: ['fuzz', '--no-save', '--save-dir', tmp], code: 2, says: /exclude each other/ },
   { argv: ['fuzz', '--seed', '1', '--seed', '2'], code: 2, says: /option --seed given twice/ },
+  { argv: ['fuzz', '--seed', '1', '--runs', '1', '--junit', '/proc/natlab.xml'], code: 2, says: /--junit: \/proc is on the proc filesystem/ },
+  { argv: ['replay', '--in', PCAP, '--out', tmp, '--junit', tmp], code: 2, says: /--junit: .* is a directory, not a file/ },
   // corpus, scenario, pcap, trace
+  { argv: ['corpus', 'verify', '--junit', join(aFile, 'x.xml')], code: 2, says: /a-file is a file, not a directory/ },
   { argv: ['corpus'], code: 2, says: /verify or list/ },
   { argv: ['corpus', 'frob'], code: 2, says: /unknown subcommand 'frob'/ },
   { argv: ['scenario'], code: 2, says: /missing subcommand/ },
