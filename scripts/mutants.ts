@@ -1,15 +1,19 @@
 // npm run mutants: shows the differential fuzzer finds deliberate bugs in the fast core.
 //
 // For each mutant: copy src/ (and scenarios/) to tmp/mutants/<id>/, apply one text patch to the
-// copy of the core (the patch must apply exactly once — a missing target fails loudly, so the
-// list stays honest as the core evolves), run the fuzzer with the reference engine against the
-// mutated core for a time budget, and check that the shrunk counterexample it saved replays.
-// Writes results/mutants.json; exits 1 if any mutant survives, 2 if a patch no longer applies.
+// copy of the core (the patch must apply exactly once — a missing target fails loudly, and
+// test/mutants/targets.test.ts checks every target in the fast tier, so the list cannot rot as the
+// core evolves), run the fuzzer with the model against the mutated core for a time budget (as
+// the CI fuzzer runs: model vs inline core), and count the mutant found when the shrunk
+// counterexample replays AND the unmutated core agrees with the model on it (the difference is
+// the mutant's). Writes results/mutants.json (repository-relative paths only); exits 1 if any
+// mutant survives, 2 if a patch no longer applies. CI (.ci/run) runs it with a short budget.
 //
-// usage: npm run mutants -- [--time S] [--seed X] [--only id,id] [--workers N] [--keep]
+// usage: npm run mutants -- [--time S] [--shrink-time S] [--seed X] [--only id,id] [--workers N]
+//                           [--out FILE] [--keep]
 
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Engine } from '../src/spec/engine.ts';
 import type { Scenario } from '../src/spec/scenario.ts';
@@ -34,39 +38,39 @@ export const MUTANTS: Mutant[] = [
   {
     id: 'udp-checksum-not-updated',
     bug: 'skip the UDP checksum update when an address is rewritten (pseudo-header delta not applied)',
-    file: 'src/core/dataplane-slow.ts',
-    find: 'else if (pv.proto === 17 && pv.l4Len >= 8) applyUdpCsum(b, pv.l4Off + 6, d);',
-    replace: 'else if (pv.proto === 17 && pv.l4Len >= 8) void d;',
+    file: 'src/core/manip.ts',
+    find: 'else if (pv.proto === PROTO_UDP && pv.l4Len >= 8) applyUdpCsum(b, pv.l4Off + 6, d);',
+    replace: 'else if (pv.proto === PROTO_UDP && pv.l4Len >= 8) void d;',
   },
   {
     // (A FIN in the wrong column would be an equivalent mutant: Linux's FIN rows are the same in
     // both directions.)
     id: 'tcp-ack-wrong-direction',
     bug: 'wrong TCP transition: an ACK is looked up in the other direction\'s row of the state table',
-    file: 'src/core/dataplane-slow.ts',
-    find: 'const nw = TCP_TABLE[(dir * 6 + cls) * 10 + old];',
-    replace: 'const nw = TCP_TABLE[((cls === C_ACK ? 1 - dir : dir) * 6 + cls) * 10 + old];',
+    file: 'src/core/tcp-tracker.ts',
+    find: 'let nw = TCP_TABLE[(dir * 6 + cls) * 10 + old];',
+    replace: 'let nw = TCP_TABLE[((cls === C_ACK ? 1 - dir : dir) * 6 + cls) * 10 + old];',
   },
   {
     id: 'port-range-off-by-one',
     bug: 'off-by-one in the --to-ports search range (hi + 1 can be chosen)',
-    file: 'src/core/dataplane-slow.ts',
-    find: '} else { min = plo; size = phi - plo + 1; }\n    } else if (proto === 1) {',
-    replace: '} else { min = plo; size = phi - plo + 2; }\n    } else if (proto === 1) {',
+    file: 'src/core/nat-port-search.ts',
+    find: '} else { min = plo; size = phi - plo + 1; }\n    } else if (proto === PROTO_ICMP) {',
+    replace: '} else { min = plo; size = phi - plo + 2; }\n    } else if (proto === PROTO_ICMP) {',
   },
   {
     id: 'icmp-inner-not-rewritten',
     bug: 'forget the inner (quoted) rewrite of a RELATED ICMP error coming back from the far side',
-    file: 'src/core/dataplane-slow.ts',
-    find: '      this.setInnerAddr(0, os, true);\n      this.setInnerPort(0, op >>> 16);\n',
+    file: 'src/core/icmp-error.ts',
+    find: '      m.setInnerAddr(0, os, true);\n      m.setInnerPort(0, op >>> 16);\n',
     replace: '',
   },
   {
     id: 'expire-one-second-early',
     bug: 'new conntrack entries expire one second early',
-    file: 'src/core/dataplane-slow.ts',
-    find: 'this.eExp = this.now + tmo;',
-    replace: 'this.eExp = this.now + tmo - 1000;',
+    file: 'src/core/conntrack.ts',
+    find: 'st.eExp = st.now + tmo;',
+    replace: 'st.eExp = st.now + tmo - 1000;',
   },
   {
     id: 'replies-mis-dispatched',
@@ -79,25 +83,34 @@ export const MUTANTS: Mutant[] = [
   {
     id: 'source-dest-check-ignored',
     bug: 'ignore the ENI source/dest check on packets an instance sends',
-    file: 'src/core/dataplane-slow.ts',
+    file: 'src/core/hop-walk.ts',
     find: 'if (c.instSdc[inst] && pv.src !== c.instPriv[inst]) return this.drop(DROP_SRC_DST_CHECK_SRC);',
     replace: 'if (false && c.instSdc[inst] && pv.src !== c.instPriv[inst]) return this.drop(DROP_SRC_DST_CHECK_SRC);',
   },
   {
     id: 'private-source-leaks',
     bug: 'leak a private source: the IGW forwards an outbound packet from an address without an Elastic IP',
-    file: 'src/core/dataplane-slow.ts',
+    file: 'src/core/hop-walk.ts',
     find: 'if (e < 0) return this.drop(DROP_IGW_NO_PUBLIC_IP);\n          this.igwRewrite(true, pv.src, c.eipAddr[e]);',
     replace: 'if (e < 0) { this.emit(0); return; }\n          this.igwRewrite(true, pv.src, c.eipAddr[e]);',
   },
   {
     id: 'rst-keeps-unreplied-entry',
     bug: 'an RST before any reply does not delete the entry',
-    file: 'src/core/dataplane-slow.ts',
-    find: 'this.killAfter = true;\n      return 1;',
-    replace: 'return 1;',
+    file: 'src/core/tcp-tracker.ts',
+    find: 'st.killAfter = true;\n      return TCP_ACCEPT;',
+    replace: 'return TCP_ACCEPT;',
   },
 ];
+
+/** Why a mutant's patch no longer applies to the tree at `root` (null: it applies exactly once). */
+export function mutantTargetProblem(m: Mutant, root = ROOT): string | null {
+  const p = join(root, m.file);
+  if (!existsSync(p)) return `mutant ${m.id}: ${m.file} does not exist any more`;
+  const n = readFileSync(p, 'utf8').split(m.find).length - 1;
+  if (n !== 1) return `mutant ${m.id}: patch target ${n === 0 ? 'not found' : `found ${n} times`} in ${m.file}:\n  ${m.find.replace(/\n/g, '\n  ')}`;
+  return null;
+}
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -110,12 +123,10 @@ export function prepareMutant(m: Mutant, dir: string): void {
   mkdirSync(dir, { recursive: true });
   cpSync(join(ROOT, 'src'), join(dir, 'src'), { recursive: true });
   if (existsSync(join(ROOT, 'scenarios'))) cpSync(join(ROOT, 'scenarios'), join(dir, 'scenarios'), { recursive: true });
+  const problem = mutantTargetProblem(m, dir);
+  if (problem) throw new Error(problem);
   const p = join(dir, m.file);
-  if (!existsSync(p)) throw new Error(`mutant ${m.id}: ${m.file} does not exist any more`);
-  const text = readFileSync(p, 'utf8');
-  const n = text.split(m.find).length - 1;
-  if (n !== 1) throw new Error(`mutant ${m.id}: patch target ${n === 0 ? 'not found' : `found ${n} times`} in ${m.file}:\n  ${m.find.replace(/\n/g, '\n  ')}`);
-  writeFileSync(p, text.replace(m.find, m.replace));
+  writeFileSync(p, readFileSync(p, 'utf8').replace(m.find, m.replace));
 }
 
 type CoreFactory = (s: Scenario, o: Record<string, unknown>) => Engine;
@@ -125,27 +136,48 @@ async function coreFrom(dir: string): Promise<CoreFactory> {
   return mod.createCoreEngine;
 }
 
+/** Campaigns (seeds) tried per mutant at most, within its time budget. */
+const MAX_CAMPAIGNS = 20;
+
 interface MutantResult {
   id: string;
   bug: string;
   file: string;
+  /** The model found a difference that the mutation causes (the unmutated core agrees there). */
   found: boolean;
   runs: number;
   packets: number;
   seconds: number;
   summary: string | null;
   commands: string[];
+  /** Where the shrunk counterexample was saved, relative to the repository. */
   savedTo: string | null;
+  /** Model vs mutant still differ when the saved case is replayed. */
   replayReproduces: boolean | null;
+  /** Model vs the unmutated core agree on the saved case (else the difference is not the mutant's). */
+  cleanCoreAgrees: boolean | null;
+  /** Counterexamples met on the way that the unmutated core shares (real core-vs-model differences). */
+  baselineDifferences: string[];
+}
+
+/** A path inside the repository as the results file writes it: relative, never the machine's. */
+function repoPath(p: string | null): string | null {
+  return p === null ? null : relative(ROOT, p) || '.';
 }
 
 async function main(): Promise<number> {
   const timeS = Number(arg('time') ?? 90);
+  const shrinkTimeS = Number(arg('shrink-time') ?? 20);
   const seed = Number(arg('seed') ?? 20261127);
   const only = arg('only')?.split(',');
-  const baseWorkers = Number(arg('workers') ?? 1);
+  const baseWorkers = Number(arg('workers') ?? 0);
+  const outFile = resolve(ROOT, arg('out') ?? join('results', 'mutants.json'));
   const keep = process.argv.includes('--keep');
   const list = MUTANTS.filter((m) => !only || only.includes(m.id));
+  if (only) for (const id of only) if (!MUTANTS.some((m) => m.id === id)) {
+    process.stderr.write(`mutants: unknown mutant '${id}' (${MUTANTS.map((m) => m.id).join(', ')})\n`);
+    return 2;
+  }
   const work = join(ROOT, 'tmp', 'mutants');
   mkdirSync(work, { recursive: true });
 
@@ -159,60 +191,78 @@ async function main(): Promise<number> {
     }
   }
 
+  // Every mutant is judged against the model, as the CI fuzzer runs (inline core: workers 0).
   const model: FuzzEngineSpec = { name: 'model', create: (s, sd) => makeEngine('model', s, { seed: sd }) };
   const cleanCore = await coreFrom(ROOT);
-  // Baseline: the reference must agree with the unmutated core, or a "found" means nothing.
-  process.stdout.write(`baseline: model vs unmutated core, ${Math.min(timeS, 60)} s, seed ${seed}\n`);
-  const base = await runFuzz({
-    engines: [model, { name: 'core', create: async (s, sd) => cleanCore(s, { seed: sd, workers: 2 }) }],
-    seed, timeS: Math.min(timeS, 60), saveDir: join(work, 'baseline-regressions'), shrinkTimeS: 20, maxCommands: 60,
-  });
-  let reference: FuzzEngineSpec = model;
-  let referenceNote = 'model (the core agrees with it at baseline)';
-  if (base.failure) {
-    reference = { name: 'core-clean', create: async (s, sd) => cleanCore(s, { seed: sd, workers: 1 }) };
-    referenceNote = `unmutated core: model and core already disagree at baseline (${base.failure.differences[0]?.message.split('\n')[0] ?? base.failure.error}; saved to ${base.failure.savedTo})`;
-  }
-  process.stdout.write(`reference: ${referenceNote}\n`);
+  const coreOpts = (sd: number, workers: number) => (workers === 0 ? { seed: sd, inline: true } : { seed: sd, workers });
 
   const results: MutantResult[] = [];
   for (const m of list) {
     const dir = join(work, m.id);
     const mutantCore = await coreFrom(dir);
     const workers = m.workers ?? baseWorkers;
-    const spec: FuzzEngineSpec = { name: 'core-mutant', create: async (s, sd) => mutantCore(s, { seed: sd, workers }) };
+    const spec: FuzzEngineSpec = { name: 'core-mutant', create: async (s, sd) => mutantCore(s, coreOpts(sd, workers)) };
+    const clean: FuzzEngineSpec = { name: 'core', create: async (s, sd) => cleanCore(s, coreOpts(sd, workers)) };
     const t0 = Date.now();
     process.stdout.write(`mutant ${m.id}: ${m.bug} ... `);
-    const rep: FuzzReport = await runFuzz({ engines: [reference, spec], seed, timeS, saveDir: join(ROOT, 'tmp', 'mutant-regressions', m.id), shrinkTimeS: 20, maxCommands: 120 });
-    const f = rep.failure;
+    const saveDir = join(ROOT, 'tmp', 'mutant-regressions', m.id);
+    rmSync(saveDir, { recursive: true, force: true });
+    // A counterexample the unmutated core shares is not the mutant's: keep looking (next campaign
+    // seed) within the budget, and count how many such baseline differences were met.
+    let f: FuzzReport['failure'] = null;
     let replayReproduces: boolean | null = null;
-    if (f?.savedTo) {
+    let cleanCoreAgrees: boolean | null = null;
+    let runs = 0;
+    let packets = 0;
+    const baselineDifferences: string[] = [];
+    for (let k = 0; k < MAX_CAMPAIGNS; k++) {
+      const left = timeS - (Date.now() - t0) / 1000;
+      if (left < 1) break;
+      const rep: FuzzReport = await runFuzz({ engines: [model, spec], seed: seed + k, timeS: left, saveDir, shrinkTimeS, maxCommands: 120 });
+      runs += rep.runs;
+      packets += rep.packets;
+      f = rep.failure;
+      if (!f?.savedTo) break;
       const reg = loadRegression(f.savedTo);
-      const out = await replayRegression(reg, [
-        { name: reference.name, engine: await reference.create(reg.scenario, reg.meta.engineSeed) },
+      const withMutant = await replayRegression(reg, [
+        { name: model.name, engine: await model.create(reg.scenario, reg.meta.engineSeed) },
         { name: spec.name, engine: await spec.create(reg.scenario, reg.meta.engineSeed) },
       ]);
-      replayReproduces = out.differences.length > 0;
+      replayReproduces = withMutant.differences.length > 0;
+      // The difference must be the mutant's: the unmutated core agrees with the model there.
+      const withClean = await replayRegression(reg, [
+        { name: model.name, engine: await model.create(reg.scenario, reg.meta.engineSeed) },
+        { name: clean.name, engine: await clean.create(reg.scenario, reg.meta.engineSeed) },
+      ]);
+      cleanCoreAgrees = withClean.differences.length === 0;
+      if (cleanCoreAgrees) break;
+      baselineDifferences.push(`${repoPath(f.savedTo)}: ${withClean.differences[0]?.message.split('\n')[0] ?? ''}`);
     }
     const r: MutantResult = {
-      id: m.id, bug: m.bug, file: m.file, found: f !== null, runs: rep.runs, packets: rep.packets,
+      id: m.id, bug: m.bug, file: m.file, found: f !== null && replayReproduces === true && cleanCoreAgrees === true,
+      runs, packets, baselineDifferences,
       seconds: Math.round((Date.now() - t0) / 100) / 10,
       summary: f ? (f.differences[0] ? `[${f.differences[0].kind}] ${f.differences[0].message}` : `error: ${f.error}`) : null,
-      commands: f?.commands ?? [], savedTo: f?.savedTo ?? null, replayReproduces,
+      commands: f?.commands ?? [], savedTo: repoPath(f?.savedTo ?? null), replayReproduces, cleanCoreAgrees,
     };
     results.push(r);
-    process.stdout.write(r.found ? `FOUND after ${r.runs} run(s), ${r.seconds} s (${r.commands.length} command(s) after shrinking; replay ${replayReproduces ? 'reproduces' : 'DOES NOT reproduce'})\n    ${r.summary?.split('\n')[0].slice(0, 300)}\n` : `survived ${r.runs} runs (${r.packets} packets)\n`);
+    const how = f ? ` (${r.commands.length} command(s) after shrinking; replay ${replayReproduces ? 'reproduces' : 'DOES NOT reproduce'}; unmutated core ${cleanCoreAgrees ? 'agrees with the model there' : 'ALSO DIFFERS there'})` : '';
+    for (const b of baselineDifferences) process.stdout.write(`\n    baseline difference (the unmutated core differs from the model too): ${b.slice(0, 300)}`);
+    if (baselineDifferences.length) process.stdout.write('\n    ');
+    process.stdout.write(
+      r.found ? `FOUND after ${r.runs} run(s), ${r.seconds} s${how}\n    ${r.summary?.split('\n')[0].slice(0, 300)}\n`
+        : f ? `NOT ATTRIBUTED after ${r.runs} run(s)${how}\n` : `survived ${r.runs} runs (${r.packets} packets)\n`,
+    );
   }
   const found = results.filter((r) => r.found).length;
-  mkdirSync(join(ROOT, 'results'), { recursive: true });
+  mkdirSync(dirname(outFile), { recursive: true });
   writeFileSync(
-    join(ROOT, 'results', 'mutants.json'),
-    JSON.stringify({ date: new Date().toISOString(), seed, timeS, reference: referenceNote, baseline: { runs: base.runs, packets: base.packets, failure: base.failure ? base.failure.differences.map((d) => d.message) : null }, found, total: results.length, mutants: results }, null, 1) + '\n',
+    outFile,
+    JSON.stringify({ date: new Date().toISOString(), seed, timeS, shrinkTimeS, reference: 'model', found, total: results.length, mutants: results }, null, 1) + '\n',
   );
-  process.stdout.write(`\n${found}/${results.length} mutants found (results/mutants.json)\n`);
+  process.stdout.write(`\n${found}/${results.length} mutants found (${repoPath(outFile)})\n`);
   if (!keep) for (const m of list) rmSync(join(work, m.id), { recursive: true, force: true });
-  const bad = results.filter((r) => !r.found || r.replayReproduces === false);
-  return bad.length ? 1 : 0;
+  return found === results.length ? 0 : 1;
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
