@@ -21,6 +21,8 @@ export default defineConfig({
       'test/replay/replay.test.ts',
       'test/spec/**/*.test.ts',
       'test/import/**/*.test.ts',
+      'test/mutants/**/*.test.ts',
+      'test/cli/misuse.test.ts',
     ],
     exclude: [
       'test/pcap/tshark.test.ts',
