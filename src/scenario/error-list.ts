@@ -1,7 +1,7 @@
 // Collects validation errors so one load reports several problems; the first is the precise one
 // the InputError is named after. Cold path.
 
-import { InputError, boundMessage } from '../spec/errors.ts';
+import { InputError, boundMessage, excerpt } from '../spec/errors.ts';
 
 export interface ErrorItem {
   /** Where in the file: a key path (`instances.nat.privateIp`) or `line N`. */
@@ -10,6 +10,9 @@ export interface ErrorItem {
   line: number;
   msg: string;
 }
+
+/** Characters of a key path kept (a path holds user-given key names). */
+export const WHERE_MAX = 200;
 
 /** Stop collecting after this many; one mistake tends to cause a cascade. */
 export const MAX_ERRORS = 20;
@@ -21,7 +24,7 @@ export class ErrorList {
   add(where: string, msg: string, line = 0): void {
     // Messages quote the user's values: bounded and escaped (a 1 MB value or binary junk in a
     // scenario file never reaches the terminal whole).
-    if (this.items.length < MAX_ERRORS) this.items.push({ where: boundMessage(where), line, msg: boundMessage(msg) });
+    if (this.items.length < MAX_ERRORS) this.items.push({ where: excerpt(where, WHERE_MAX), line, msg: boundMessage(msg) });
   }
 
   get count(): number {

@@ -29,6 +29,9 @@ export function excerpt(text: string, max = EXCERPT_MAX): string {
   return text.length > max ? `${esc}… (${text.length} characters)` : esc;
 }
 
+/** How excerpt() ends a cut value. */
+const EXCERPT_TAIL = /… \(\d+ characters\)$/;
+
 /** Characters an error message line keeps at most (a safety net behind excerpt()). */
 export const MESSAGE_MAX = 1000;
 
@@ -38,8 +41,9 @@ export const MESSAGE_MAX = 1000;
  * MESSAGE_MAX characters. Validators that quote user input pass their messages through it.
  */
 export function boundMessage(msg: string): string {
-  const s = msg.replace(/'([^'\n]{61,})'|"([^"\n]{61,})"/g, (_m, a: string | undefined, b: string | undefined) =>
-    a !== undefined ? `'${excerpt(a)}'` : `"${excerpt(b!)}"`,
+  const s = msg.replace(/'([^'\n]{61,})'|"([^"\n]{61,})"/g, (m, a: string | undefined, b: string | undefined) =>
+    // already an excerpt (bounded once, e.g. by the validator): keep it, so bounding is idempotent
+    EXCERPT_TAIL.test(a ?? b!) ? m : a !== undefined ? `'${excerpt(a)}'` : `"${excerpt(b!)}"`,
   );
   return excerpt(s, MESSAGE_MAX);
 }
