@@ -8,6 +8,7 @@ import { describeScenario, scenarioWarnings } from '../scenario/describe.ts';
 import { scenarioToObject, scenarioToYaml } from '../scenario/to-yaml.ts';
 import { formatSkipped, importScenario } from '../scenario/import/index.ts';
 import { writeFileSync } from 'node:fs';
+import { checkOutputFile } from './output-location.ts';
 
 const USAGE = `usage: natlab scenario check [--json] [FILE...]
        natlab scenario show [--json] [FILE]
@@ -78,6 +79,8 @@ function runImport(inputs: string[], args: ReturnType<typeof parseArgs>): number
     return { instance: h.slice(0, eq), path: h.slice(eq + 1) };
   });
   const out = args.values.get('out');
+  // The output location before the import's work (docs/errors.md).
+  if (out !== undefined) checkOutputFile(out, '--out');
   const r = importScenario(inputs, hostFiles, {
     name: args.values.get('name'),
     vpcId: args.values.get('vpc'),

@@ -94,6 +94,8 @@ const CASES: Case[] = [
   { argv: ['scenario', 'check', '/nonexistent.yaml'], code: 2, says: /no such file/ },
   { argv: ['scenario', 'check', PCAP], code: 2, says: /is a capture/ },
   { argv: ['scenario', 'check', tmp], code: 2, says: /cannot read scenario file \(a directory\)/ },
+  { argv: ['scenario', 'import', '/nonexistent.json', '--out', '/proc/natlab.yaml'], code: 2, says: /--out: \/proc is on the proc filesystem/ },
+  { argv: ['scenario', 'import', '/nonexistent.json', '--out', tmp], code: 2, says: /--out: .* is a directory, not a file/ },
   { argv: ['pcap', 'info', '/nonexistent.pcap'], code: 2, says: /nonexistent/ },
   { argv: ['pcap', 'info', 'README.md'], code: 2, says: /unknown magic number/ },
   { argv: ['trace', 'not a packet'], code: 2, says: /./ },
