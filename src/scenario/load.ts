@@ -116,6 +116,8 @@ class Ctx {
     readonly el: ErrorList,
     readonly doc: Document | null,
     readonly lc: LineCounter | null,
+    /** File lines of internet.hosts[i] when a big host list was read line by line (extractHostList). */
+    readonly hostLines: readonly number[] | null = null,
   ) {}
 
   node(path: Array<string | number>): YamlNode | null {
@@ -129,6 +131,7 @@ class Ctx {
   }
 
   line(path: Array<string | number>): number {
+    if (this.hostLines && path.length === 3 && path[0] === 'internet' && path[1] === 'hosts' && typeof path[2] === 'number') return this.hostLines[path[2]] ?? 0;
     for (let p = path; ; p = p.slice(0, -1)) {
       const n = this.node(p);
       if (n && n.range && this.lc) return this.lc.linePos(n.range[0]).line;
@@ -304,11 +307,83 @@ export function parseScenario(text: string, file: string): Scenario {
       throw new InputError(`${file}: JSON syntax: ${boundMessage((e as Error).message)}`, file, '');
     }
   }
-  const { doc, lc, data } = parseYamlDocument(text, file);
-  const ctx = new Ctx(new ErrorList(file), doc, lc);
+  // A huge internet.hosts block list is read line by line, not through the YAML document (whose
+  // nodes cost ~1 KB per host): loading memory stays proportional to the file.
+  const big = extname(file).toLowerCase() === '.json' ? null : extractHostList(text);
+  const { doc, lc, data } = parseYamlDocument(big ? big.text : text, file);
+  if (big && isObj(data) && isObj(data.internet) && Array.isArray(data.internet.hosts) && data.internet.hosts.length === 0) data.internet.hosts = big.hosts;
+  const ctx = new Ctx(new ErrorList(file), doc, lc, big ? big.lines : null);
   const s = compile(ctx, data, file);
   ctx.el.throwIfAny();
   return s!;
+}
+
+/** Host lists at least this long are read line by line and kept as ranges. */
+export const BIG_HOST_LIST = 10_000;
+
+export interface ExtractedHosts {
+  /** The text with the list replaced by `hosts: []` and blank lines (line numbers unchanged). */
+  text: string;
+  hosts: string[];
+  /** 1-based file line of each host. */
+  lines: number[];
+}
+
+/**
+ * The `internet: hosts:` block list of plain addresses/CIDRs (`- 198.51.100.7`), cut out of the
+ * text when it has at least BIG_HOST_LIST entries; null otherwise (the YAML path reads it).
+ */
+export function extractHostList(text: string): ExtractedHosts | null {
+  if (text.length < BIG_HOST_LIST * 8) return null;
+  const lines = text.split('\n');
+  const top = lines.findIndex((l) => /^internet:\s*(#.*)?\r?$/.test(l));
+  if (top < 0) return null;
+  let j = top + 1;
+  while (j < lines.length && /^\s*(#.*)?\r?$/.test(lines[j])) j++;
+  const head = /^(\s+)hosts:\s*(#.*)?\r?$/.exec(lines[j] ?? '');
+  if (!head) return null;
+  const indent = head[1].length;
+  const hosts: string[] = [];
+  const at: number[] = [];
+  const item = /^(\s*)-[ \t]+([0-9][0-9./]*)[ \t]*(#.*)?\r?$/;
+  for (let k = j + 1; k < lines.length; k++) {
+    const l = lines[k];
+    if (/^\s*(#.*)?\r?$/.test(l)) continue;
+    const m = item.exec(l);
+    if (!m || m[1].length < indent) break;
+    hosts.push(m[2]);
+    at.push(k);
+  }
+  if (hosts.length < BIG_HOST_LIST) return null;
+  lines[j] = `${head[1]}hosts: []`;
+  for (const k of at) lines[k] = '';
+  return { text: lines.join('\n'), hosts, lines: at.map((k) => k + 1) };
+}
+
+/** The fewest CIDRs covering exactly the addresses of `list` (sorted by address). */
+export function coalesceCidrs(list: readonly Cidr[]): Cidr[] {
+  const iv = list.map((c) => [c.addr >>> 0, cidrLast(c) >>> 0] as [number, number]).sort((a, b) => a[0] - b[0]);
+  const merged: Array<[number, number]> = [];
+  for (const [s, e] of iv) {
+    const last = merged[merged.length - 1];
+    if (last && s <= last[1] + 1) last[1] = Math.max(last[1], e);
+    else merged.push([s, e]);
+  }
+  const out: Cidr[] = [];
+  for (const [s0, e] of merged) {
+    // Largest aligned block starting at s that stays within e, repeatedly (≤ 32 per step).
+    for (let s = s0; s <= e; ) {
+      let len = 32;
+      while (len > 0) {
+        const size = 2 ** (32 - (len - 1));
+        if (s % size !== 0 || s + size - 1 > e) break;
+        len--;
+      }
+      out.push({ addr: s >>> 0, len });
+      s += 2 ** (32 - len);
+    }
+  }
+  return out;
 }
 
 /** Compile an already-parsed object (JSON.parse / YAML.parse result) in the file format. */
@@ -434,6 +509,13 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
         const keep = internetHosts.filter((_, k) => !bad.has(k));
         internetHosts.length = 0;
         internetHosts.push(...keep);
+      }
+      // A big list (a capture's or a log's hosts, one per line) is kept as ranges: the fewest
+      // CIDRs covering exactly the same addresses.
+      if (internetHosts.length >= BIG_HOST_LIST) {
+        const ranges = coalesceCidrs(internetHosts);
+        internetHosts.length = 0;
+        for (const c of ranges) internetHosts.push(c);
       }
     }
   }
