@@ -67,8 +67,12 @@ function why(m: Mutant): string {
 beforeAll(async () => {
   const sources = [...captures('corpora', []), ...captures(SHARED, [])].sort();
   const inputs: Array<{ name: string; bytes: Uint8Array }> = sources.map((s) => ({ name: s, bytes: new Uint8Array(readFileSync(s)) }));
-  for (const g of ['corpora/generated/icmp-unreachable/input.pcap', 'corpora/generated/malformed-mix/input.pcap']) {
-    if (existsSync(g)) inputs.push({ name: `${g} (as pcapng)`, bytes: await asPcapng(g) });
+  // Every generated corpus input also as pcapng (two interfaces, comments): pcapng structure is
+  // mutated even where the shared corpora (which hold the real pcapng files) are absent.
+  const generated = readdirSync('corpora/generated').map((d) => join('corpora/generated', d, 'input.pcap')).filter((g) => existsSync(g)).sort();
+  for (const g of generated) {
+    const ng = { name: `${g} (as pcapng)`, bytes: await asPcapng(g) };
+    inputs.push(ng, ng, ng); // weighted: pcapng is the format tools write today
   }
   expect(inputs.length).toBeGreaterThan(10);
   mkdirSync(join(tmp, 'm'));
