@@ -6,7 +6,7 @@ import { cpus, loadavg } from 'node:os';
 import { InputError } from '../spec/errors.ts';
 import { EXIT_OK, EXIT_USAGE, type Command } from './command.ts';
 import { UsageError, intOption, parseArgs } from './args.ts';
-import { checkInputFile, prepareOutputDir } from './output-location.ts';
+import { checkInputFile } from './output-location.ts';
 import { LINKTYPE_RAW } from '../packet/constants.ts';
 import { describePacket } from '../packet/format.ts';
 import { readCapture, PcapWriter } from '../pcap/index.ts';
@@ -157,9 +157,8 @@ export const command: Command = {
       process.stderr.write(`natlab kernel: ${pre.missing.join('\n  ')}\n`);
       return EXIT_USAGE;
     }
-    // Where we read and write, before the run (docs/errors.md).
+    // What we read, before the run (the --out location: checkOutDir below; docs/errors.md).
     checkInputFile(inPath, '--in');
-    prepareOutputDir(outDir, '--out');
     const scenario = loadScenario(resolveScenarioPath(a.values.get('scenario') ?? null));
 
     // Read and classify the capture first: bad input fails before any namespace exists.

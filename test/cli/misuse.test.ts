@@ -59,7 +59,7 @@ const CASES: Case[] = [
   { argv: ['replay', '--in', PCAP, '--out', tmp, '--scenario', PCAP], code: 2, says: /is a capture \(pcap\/pcapng\), not a scenario file/ },
   { argv: ['replay', '--in', 'README.md', '--out', tmp], code: 2, says: /README.md: file header: unknown magic number/ },
   // kernel: location checks come before the prerequisites and the run
-  { argv: ['kernel', '--in', PCAP, '--out', '/proc/natlab-x'], code: 2, says: /--out: \/proc is on the proc filesystem/ },
+  { argv: ['kernel', '--in', PCAP, '--out', '/proc/natlab-x'], code: 2, says: /--out \/proc\/natlab-x: not a place for output files/ },
   { argv: ['kernel', '--in', PCAP, '--out', aFile], code: 2, says: /exists and is not a directory/ },
   { argv: ['kernel', '--in', '/nonexistent.pcap', '--out', tmp], code: 2, says: /--in: \/nonexistent.pcap: no such file/ },
   { argv: ['kernel', '--in', PCAP, '--out', tmp, '--time', 'warp'], code: 2, says: /--time: 'warp' is not real or compress/ },
