@@ -7,6 +7,7 @@
 // Outside npm nothing is watched: `nohup natlab ... &` keeps its usual meaning. Linux only (/proc);
 // elsewhere only the direct parent is watched.
 import { readFileSync } from 'node:fs';
+import { Worker, isMainThread, workerData } from 'node:worker_threads';
 
 /** Ancestors checked at most (npm exec -> sh -c -> node is two). */
 const MAX_CHAIN = 4;
@@ -52,9 +53,17 @@ export function launcherChain(pid = process.pid) {
 export function watchLauncher(env = process.env) {
   if (!env.npm_command && !env.npm_lifecycle_event) return null;
   const chain = launcherChain();
-  const ppid0 = process.ppid;
+  // The check runs on its own thread: a command that keeps the main thread busy (an inline fuzz
+  // campaign) would never let a timer there fire.
+  const w = new Worker(new URL(import.meta.url), { workerData: { chain, ppid0: process.ppid, pid: process.pid } });
+  w.unref();
+  return w;
+}
+
+function watchLoop({ chain, ppid0, pid }) {
   const gone = () => {
-    if (process.ppid !== ppid0) return true;
+    const me = procStat(pid);
+    if (me && me.ppid !== ppid0) return true;
     if (!chain) return false;
     for (const a of chain) {
       const now = procStat(a.pid);
@@ -66,8 +75,8 @@ export function watchLauncher(env = process.env) {
     if (!gone()) return;
     clearInterval(timer);
     process.stderr.write('natlab: the npm launcher is gone (killed?): stopping\n');
-    process.kill(process.pid, 'SIGTERM');
+    process.kill(pid, 'SIGTERM');
   }, WATCH_INTERVAL_MS);
-  timer.unref();
-  return timer;
 }
+
+if (!isMainThread && workerData && workerData.pid) watchLoop(workerData);
