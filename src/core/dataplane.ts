@@ -19,6 +19,7 @@ import {
 import { TO_ESTABLISHED, TO_UDP_STREAM, routeLookup, RT_ENI, RT_LOCAL } from './compile.ts';
 import { CT_ESTABLISHED, FATE_DELIVERED, REASON_NONE } from '../spec/reasons.ts';
 import { HopWalk } from './hop-walk.ts';
+import { COMMIT_IN_FLIGHT } from './ring.ts';
 import type { SlowState } from './slow-state.ts';
 import { Tables } from './tables.ts';
 import { PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
@@ -72,8 +73,25 @@ export class Dataplane {
     }
   }
 
-  /** Process packets idx[first..first+count) of the batch, in order. Writes results into io. */
-  processBatch(io: BatchIO, idx: Int32Array, first: number, count: number): void {
+  /** Where the worker loop's commit marker lives (set by setCommit; a private dummy otherwise). */
+  private commitArr: Int32Array = new Int32Array(new SharedArrayBuffer(4));
+  private commitAt = 0;
+
+  /** The worker loop's per-packet commit marker: ctrl[at] (docs/core.md "Faults"). */
+  setCommit(ctrl: Int32Array, at: number): void {
+    this.commitArr = ctrl;
+    this.commitAt = at;
+  }
+
+  /**
+   * Process packets idx[first..first+count) of the batch, in order. Writes results into io.
+   * Around packet idx[p] it stores the commit marker `(commitBias + p) | COMMIT_IN_FLIGHT` before
+   * and `commitBias + p + 1` after (the worker passes commitWord(seq, 0) - shareFirst, so the
+   * marker counts the share's committed packets; without setCommit the stores go to a dummy).
+   */
+  processBatch(io: BatchIO, idx: Int32Array, first: number, count: number, commitBias = 0): void {
+    const cm = this.commitArr;
+    const ca = this.commitAt;
     this.bindIo(io);
     let now = 0;
     const end = first + count;
@@ -105,6 +123,8 @@ export class Dataplane {
       }
       for (let j = 0; j < n; j++) {
         const i = idx[base + j];
+        const p = base + j;
+        cm[ca] = (commitBias + p) | COMMIT_IN_FLIGHT;
         now = io.timeMs[i];
         if (!this.fastPath(io, i, now)) {
           this.slowCount++;
@@ -113,6 +133,7 @@ export class Dataplane {
         } else {
           this.fastCount++;
         }
+        cm[ca] = (commitBias + p + 1) | 0;
       }
     }
     this.pfSink = sink;

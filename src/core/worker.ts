@@ -72,14 +72,15 @@ export interface WorkerTask {
 
 /** The processing step: a share [first, first+count) of idx, one Dataplane call. */
 interface Processor {
-  process(io: BatchIO, idx: Int32Array, first: number, count: number): void;
+  /** Runs the share [first, first+count) of idx; commitBias: see Dataplane.processBatch. */
+  process(io: BatchIO, idx: Int32Array, first: number, count: number, commitBias: number): void;
   advance(nowMs: number): void;
   /** Packets that took the fast path so far (statistics). */
   fast(): number;
 }
 
 class NoopProcessor implements Processor {
-  process(_io: BatchIO, _idx: Int32Array, _first: number, _count: number): void {}
+  process(_io: BatchIO, _idx: Int32Array, _first: number, _count: number, _commitBias: number): void {}
   advance(_nowMs: number): void {}
   fast(): number {
     return 0;
@@ -88,9 +89,17 @@ class NoopProcessor implements Processor {
 
 /** Counts each packet in probe[packet]; an advance stores its time in the probe's last slot. */
 class ProbeProcessor implements Processor {
-  constructor(private readonly probe: Int32Array) {}
-  process(_io: BatchIO, idx: Int32Array, first: number, count: number): void {
-    for (let i = first; i < first + count; i++) Atomics.add(this.probe, idx[i], 1);
+  constructor(
+    private readonly probe: Int32Array,
+    private readonly ctrl: Int32Array,
+    private readonly at: number,
+  ) {}
+  process(_io: BatchIO, idx: Int32Array, first: number, count: number, commitBias: number): void {
+    for (let i = first; i < first + count; i++) {
+      this.ctrl[this.at] = (commitBias + i) | COMMIT_IN_FLIGHT;
+      Atomics.add(this.probe, idx[i], 1);
+      this.ctrl[this.at] = (commitBias + i + 1) | 0;
+    }
   }
   advance(nowMs: number): void {
     Atomics.store(this.probe, this.probe.length - 1, nowMs);
@@ -105,8 +114,8 @@ class DataplaneProcessor implements Processor {
   constructor(dp: Dataplane) {
     this.dp = dp;
   }
-  process(io: BatchIO, idx: Int32Array, first: number, count: number): void {
-    this.dp.processBatch(io, idx, first, count);
+  process(io: BatchIO, idx: Int32Array, first: number, count: number, commitBias: number): void {
+    this.dp.processBatch(io, idx, first, count, commitBias);
   }
   advance(nowMs: number): void {
     this.dp.advance(nowMs);
@@ -119,8 +128,12 @@ class DataplaneProcessor implements Processor {
 export default function runCoreWorker(task: WorkerTask): number {
   let proc: Processor;
   if (task.mode === 'noop') proc = new NoopProcessor();
-  else if (task.mode === 'probe') proc = new ProbeProcessor(task.probe ?? new Int32Array(1));
-  else proc = new DataplaneProcessor(new Dataplane(task.shared, task.worker));
+  else if (task.mode === 'probe') proc = new ProbeProcessor(task.probe ?? new Int32Array(1), new Int32Array(task.ring), workerBase(task.worker) + W_COMMIT);
+  else {
+    const dp = new Dataplane(task.shared, task.worker);
+    dp.setCommit(new Int32Array(task.ring), workerBase(task.worker) + W_COMMIT);
+    proc = new DataplaneProcessor(dp);
+  }
   return runLoop(task, proc);
 }
 
@@ -158,21 +171,20 @@ function runLoop(task: WorkerTask, proc: Processor): number {
       const idx = idxs[ioIndex];
       // Resume after a restart: skip the packets a previous thread committed.
       let i = committedOf(Atomics.load(ctrl, base + W_COMMIT), tail);
+      const bias = commitWord(tail, 0) - first;
       if (faults) {
+        // Tests: one packet per call, so the armed fault can fire between (or inside) packets.
         const batch = ctrl[d + D_BATCH];
         for (; i < count; i++) {
           checkFault(ctrl, base, batch, idx[first + i], false);
           ctrl[base + W_COMMIT] = commitWord(tail, i) | COMMIT_IN_FLIGHT;
           checkFault(ctrl, base, batch, idx[first + i], true);
-          proc.process(io, idx, first + i, 1);
-          ctrl[base + W_COMMIT] = commitWord(tail, i + 1);
+          proc.process(io, idx, first + i, 1, bias);
         }
-      } else {
-        for (; i < count; i++) {
-          ctrl[base + W_COMMIT] = commitWord(tail, i) | COMMIT_IN_FLIGHT;
-          proc.process(io, idx, first + i, 1);
-          ctrl[base + W_COMMIT] = commitWord(tail, i + 1);
-        }
+      } else if (i < count) {
+        // The whole share in one call (prefetch passes included); the dataplane stores the
+        // commit marker around each packet.
+        proc.process(io, idx, first + i, count - i, bias);
       }
       processed += count;
       ctrl[base + W_PACKETS] = processed;
