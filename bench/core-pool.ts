@@ -23,9 +23,10 @@ import { PROTO_UDP } from '../src/packet/constants.ts';
 import { buildUdp } from '../src/packet/build.ts';
 import { loadBuiltinScenario } from '../src/scenario/index.ts';
 import { FATE_DELIVERED } from '../src/spec/reasons.ts';
+import { resultFate, resultReason } from '../src/spec/frame-batch.ts';
 import { POINT_INTERNET, instancePoint, type Scenario } from '../src/spec/scenario.ts';
 import {
-  dispatchWorker, type BatchIO, type CoreShared, createBatchIO, createCoreShared, Dataplane, CorePool, OP_PROCESS, RING_SLOTS,
+  dispatchWorker, type CoreBatch, type CoreShared, createCoreBatch, createCoreShared, Dataplane, CorePool, OP_PROCESS, RING_SLOTS,
 } from '../src/core/bench-api.ts';
 import { writeBenchResult } from './results.ts';
 
@@ -100,40 +101,41 @@ function outPacket(scenario: Scenario, i: number): Uint8Array {
 }
 
 interface Loaded {
-  ios: BatchIO[];
-  idx: Int32Array[];
+  ios: CoreBatch[];
   /** Per batch, per worker: [first, count). */
   shares: Int32Array[];
 }
 
-/** Fill one BatchIO with `frames` (all at `timeMs`), dispatch, and sort the indices by owner. */
-function loadBatch(shared: CoreShared, W: number, frames: { frame: Uint8Array; ingress: number }[], timeMs: number): { io: BatchIO; idx: Int32Array; share: Int32Array } {
+/** Fill one CoreBatch with `frames` (all at `timeMs`), dispatch, and sort the indices by owner. */
+function loadBatch(shared: CoreShared, W: number, frames: { frame: Uint8Array; ingress: number }[], timeMs: number): { io: CoreBatch; share: Int32Array } {
   const n = frames.length;
-  const io = createBatchIO(n, Math.max(n * 64, 4096), W);
+  const io = createCoreBatch(n, Math.max(n * 64, 4096));
+  const b = io.batch;
   const owner = new Int32Array(n);
   const counts = new Int32Array(W + 1);
   let off = 0;
   for (let i = 0; i < n; i++) {
     const { frame, ingress } = frames[i];
-    io.inArena.set(frame, off);
-    io.inOff[i] = off;
-    io.inLen[i] = frame.length;
-    io.ingress[i] = ingress;
-    io.timeMs[i] = timeMs;
-    const w = dispatchWorker(shared.compiled, W, io.inArena, off, frame.length, ingress);
+    b.arena.set(frame, off);
+    b.off[i] = off;
+    b.len[i] = frame.length;
+    b.ingress[i] = ingress;
+    b.timeUs[i] = timeMs * 1000;
+    const w = dispatchWorker(shared.compiled, W, b.arena, off, frame.length, ingress);
     owner[i] = w;
     counts[w + 1]++;
-    off += frame.length;
+    off = (off + frame.length + 7) & ~7; // aligned frames
   }
+  b.count = n;
   for (let w = 0; w < W; w++) counts[w + 1] += counts[w];
   const share = new Int32Array(2 * W);
   for (let w = 0; w < W; w++) {
     share[2 * w] = counts[w];
     share[2 * w + 1] = counts[w + 1] - counts[w];
   }
-  const idx = new Int32Array(new SharedArrayBuffer(Math.max(4, n * 4)));
+  const idx = io.idx;
   for (let i = 0; i < n; i++) idx[counts[owner[i]]++] = i;
-  return { io, idx, share };
+  return { io, share };
 }
 
 /**
@@ -153,18 +155,18 @@ function preload(scenario: Scenario, shared: CoreShared, W: number, flows: numbe
     return { frame: buildUdp({ src: dst, dst: nat.elasticIp!, sport: 53, dport: sport, payload: new Uint8Array(FRAME_PAYLOAD) }), ingress: POINT_INTERNET };
   });
   const dps = Array.from({ length: W }, (_, w) => new Dataplane(shared, w));
-  const runAll = (b: { io: BatchIO; idx: Int32Array; share: Int32Array }, what: string) => {
-    for (let w = 0; w < W; w++) dps[w].processBatch(b.io, b.idx, b.share[2 * w], b.share[2 * w + 1]);
-    for (let i = 0; i < b.io.maxPackets; i++) {
-      if (b.io.fate[i] !== FATE_DELIVERED) throw new Error(`bench: ${what} packet ${i} not delivered (reason ${b.io.reason[i]})`);
+  const runAll = (b: { io: CoreBatch; share: Int32Array }, what: string) => {
+    for (let w = 0; w < W; w++) dps[w].processBatch(b.io.batch, b.io.out, b.io.idx, b.share[2 * w], b.share[2 * w + 1]);
+    for (let i = 0; i < b.io.batch.count; i++) {
+      const r = b.io.out.result[i];
+      if (resultFate(r) !== FATE_DELIVERED) throw new Error(`bench: ${what} packet ${i} not delivered (reason ${resultReason(r)})`);
     }
   };
   runAll(loadBatch(shared, W, outs, T_OPEN), 'opening');
   runAll(loadBatch(shared, W, replies, T_REPLY), 'reply');
   runAll(loadBatch(shared, W, outs, T_RUN), 'assuring');
   const nb = Math.max(2, Math.ceil(flows / batchSize));
-  const ios: BatchIO[] = [];
-  const idx: Int32Array[] = [];
+  const ios: CoreBatch[] = [];
   const shares: Int32Array[] = [];
   let k = 0;
   for (let b = 0; b < nb; b++) {
@@ -175,10 +177,9 @@ function preload(scenario: Scenario, shared: CoreShared, W: number, flows: numbe
     const fast = dps.reduce((a, d) => a + d.fastCount, 0) - fast0;
     if (fast !== batchSize) throw new Error(`bench: only ${fast} of ${batchSize} timed packets took the fast path`);
     ios.push(l.io);
-    idx.push(l.idx);
     shares.push(l.share);
   }
-  return { ios, idx, shares };
+  return { ios, shares };
 }
 
 /**
@@ -223,14 +224,16 @@ export async function measurePool(opts: PoolBenchOptions = {}): Promise<PoolBenc
   for (const W of opts.workers ?? [1, 2]) {
     const shared = createCoreShared(scenario, { workers: W, seed: 1, capacity: Math.max(4 * flows, 4096) });
     const loaded = preload(scenario, shared, W, flows, batchSize);
-    const pool = new CorePool({ workers: W, shared, ios: loaded.ios, idx: loaded.idx, spin: opts.spin });
+    const pool = new CorePool({ workers: W, shared, spin: opts.spin });
+    for (const io of loaded.ios) pool.register(io); // numbers 0.. in order: the descriptors' batch numbers
     try {
       // Warm-up: lets the workers' JIT settle on the fast path.
       await drive(pool, loaded, Math.max(4, batches >> 2), depth);
       for (let b = 0; b < loaded.ios.length; b++) {
         const io = loaded.ios[b];
         for (let i = 0; i < batchSize; i++) {
-          if (io.fate[i] !== FATE_DELIVERED) throw new Error(`bench: packet ${i} of batch ${b} was not delivered (reason ${io.reason[i]})`);
+          const r = io.out.result[i];
+          if (resultFate(r) !== FATE_DELIVERED) throw new Error(`bench: packet ${i} of batch ${b} was not delivered (reason ${resultReason(r)})`);
         }
       }
       const before = Array.from({ length: W }, (_, w) => pool.packets(w));
@@ -298,9 +301,10 @@ export async function measureHandover(opts: { workers?: number[]; rounds?: numbe
   const depth = Math.min(opts.depth ?? 2, RING_SLOTS);
   const res: HandoverResult[] = [];
   for (const W of opts.workers ?? [1, 2]) {
-    const idx = [new Int32Array(new SharedArrayBuffer(4)), new Int32Array(new SharedArrayBuffer(4))];
-    const pool = new CorePool({ workers: W, shared: {} as never, ios: [{} as never, {} as never], idx, mode: 'noop', spin: opts.spin });
-    const loaded = { ios: [{}, {}] as BatchIO[], idx, shares: [0, 1].map(() => new Int32Array(2 * W).map((_, i) => (i & 1 ? 1 : 0))) };
+    const pool = new CorePool({ workers: W, shared: {} as never, mode: 'noop', spin: opts.spin });
+    const ios = [0, 1].map(() => ({ batch: {} as never, out: {} as never, idx: new Int32Array(new SharedArrayBuffer(4)) }) as CoreBatch);
+    for (const io of ios) pool.register(io);
+    const loaded = { ios, shares: [0, 1].map(() => new Int32Array(2 * W).map((_, i) => (i & 1 ? 1 : 0))) };
     try {
       await drive(pool, loaded, 200, 1);
       const rt: number[] = [];

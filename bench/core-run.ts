@@ -12,9 +12,9 @@
 // as nobody reads them during timed runs; checks read them after a one-batch-at-a-time pass.
 import type { Scenario } from '../src/spec/scenario.ts';
 import { FATE_DELIVERED, reasonName } from '../src/spec/reasons.ts';
-import { ICMP_ERROR_MAX_LEN } from '../src/spec/timeouts.ts';
+import { createBatchOutput, createFrameBatch, resultFate, resultReason } from '../src/spec/frame-batch.ts';
 import {
-  dispatchWorker, type BatchIO, type CoreShared, OUT_SLOTS_PER_PACKET, createCoreShared, sharedBytesPerSession, sharedBytesTotal, readSessionCounts, CorePool, OP_PROCESS, RING_SLOTS, isComplete,
+  dispatchWorker, type CoreBatch, type CoreShared, createCoreShared, sharedBytesPerSession, sharedBytesTotal, readSessionCounts, CorePool, OP_PROCESS, RING_SLOTS, isComplete,
 } from '../src/core/bench-api.ts';
 import type { PacketSource } from '../src/traffic/workload.ts';
 
@@ -41,9 +41,6 @@ const STALL_MS = 120_000;
 function i32(n: number): Int32Array {
   return new Int32Array(new SharedArrayBuffer(Math.max(8, n * 4)));
 }
-function u8(n: number): Uint8Array {
-  return new Uint8Array(new SharedArrayBuffer(Math.max(8, n)));
-}
 
 export interface BatchCheck {
   packets: number;
@@ -55,8 +52,7 @@ export interface BatchCheck {
 export class CoreRunner {
   readonly shared: CoreShared;
   readonly pool: CorePool;
-  readonly ios: BatchIO[];
-  readonly idx: Int32Array[];
+  readonly ios: CoreBatch[];
   /** Per batch, per worker: first and count of its share of the index list. */
   readonly shares: Int32Array[];
   /** Packets in each batch (after fill). */
@@ -73,25 +69,18 @@ export class CoreRunner {
     this.shared = createCoreShared(opts.scenario, { workers: W, seed: opts.seed ?? 1, capacity: opts.capacity });
     const B = opts.batchSize;
     // More output groups than batches in flight per worker: two workers never write one region at once.
-    const groups = Array.from({ length: Math.min(2 * this.depth, opts.batches) }, () => ({
-      fate: u8(B), reason: u8(B), detail: u8(B), ct: u8(B), outFirst: i32(B), outCount: i32(B),
-      outArena: u8(opts.arenaBytes + ICMP_ERROR_MAX_LEN * B),
-      outOff: i32(B * OUT_SLOTS_PER_PACKET), outLen: i32(B * OUT_SLOTS_PER_PACKET), outEgress: i32(B * OUT_SLOTS_PER_PACKET),
-    }));
+    const groups = Array.from({ length: Math.min(2 * this.depth, opts.batches) }, () => createBatchOutput(B, opts.arenaBytes));
     this.ios = [];
-    this.idx = [];
     this.shares = [];
     for (let b = 0; b < opts.batches; b++) {
-      this.ios.push({
-        maxPackets: B, inArena: u8(opts.arenaBytes), inOff: i32(B), inLen: i32(B), ingress: i32(B), timeMs: i32(B),
-        ...groups[b % groups.length],
-      });
-      this.idx.push(i32(B));
+      this.ios.push({ batch: createFrameBatch(B, opts.arenaBytes), out: groups[b % groups.length], idx: i32(B) });
       this.shares.push(new Int32Array(2 * W));
     }
     this.counts = new Int32Array(opts.batches);
     this.owner = new Int32Array(B);
-    this.pool = new CorePool({ workers: W, shared: this.shared, ios: this.ios, idx: this.idx });
+    this.pool = new CorePool({ workers: W, shared: this.shared });
+    // Registered in order: batch b is number b in the descriptors.
+    for (const io of this.ios) this.pool.register(io);
   }
 
   /**
@@ -99,21 +88,22 @@ export class CoreRunner {
    * then computes each packet's owner and the per-worker index lists. Returns the packet count.
    */
   fill(b: number, src: PacketSource, nowMs: number): number {
-    const io = this.ios[b];
+    const io = this.ios[b].batch;
     const B = this.opts.batchSize;
     const cap = this.opts.arenaBytes;
     let off = 0;
     let n = 0;
     while (n < B && src.remaining > 0 && off + src.maxLen <= cap) {
-      off += src.next(io, n, off, nowMs);
+      off = (off + src.next(io, n, off, nowMs) + 7) & ~7; // aligned frames
       n++;
     }
     this.counts[b] = n;
+    io.count = n;
     const W = this.workers;
     const c = new Int32Array(W + 1);
     const compiled = this.shared.compiled;
     for (let i = 0; i < n; i++) {
-      const w = dispatchWorker(compiled, W, io.inArena, io.inOff[i], io.inLen[i], io.ingress[i]);
+      const w = dispatchWorker(compiled, W, io.arena, io.off[i], io.len[i], io.ingress[i]);
       this.owner[i] = w;
       c[w + 1]++;
     }
@@ -123,7 +113,7 @@ export class CoreRunner {
       share[2 * w] = c[w];
       share[2 * w + 1] = c[w + 1] - c[w];
     }
-    const list = this.idx[b];
+    const list = this.ios[b].idx;
     for (let i = 0; i < n; i++) list[c[this.owner[i]]++] = i;
     return n;
   }
@@ -192,12 +182,12 @@ export class CoreRunner {
     const r: BatchCheck = { packets: 0, delivered: 0, drops: {} };
     for (const b of list) {
       await this.drive([b], 1);
-      const io = this.ios[b];
+      const res = this.ios[b].out.result;
       for (let i = 0, n = this.counts[b]; i < n; i++) {
         r.packets++;
-        if (io.fate[i] === FATE_DELIVERED) r.delivered++;
+        if (resultFate(res[i]) === FATE_DELIVERED) r.delivered++;
         else {
-          const k = reasonName(io.reason[i]);
+          const k = reasonName(resultReason(res[i]));
           r.drops[k] = (r.drops[k] ?? 0) + 1;
         }
       }

@@ -12,8 +12,9 @@
 import { performance } from 'node:perf_hooks';
 import { loadBuiltinScenario } from '../src/scenario/index.ts';
 import {
-  createBatchIO, createCoreShared, sharedBytesPerSession, sharedBytesTotal, type BatchIO, Dataplane,
+  createCoreBatch, createCoreShared, sharedBytesPerSession, sharedBytesTotal, type CoreBatch, Dataplane,
 } from '../src/core/bench-api.ts';
+import { resultFate, resultOutCount, resultReason } from '../src/spec/frame-batch.ts';
 import { buildUdp, parseIpv4Addr } from '../src/packet/index.ts';
 import { writeBenchResult } from './results.ts';
 
@@ -49,24 +50,31 @@ function median(xs: number[]): number {
   return a.length % 2 ? a[(a.length - 1) / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2;
 }
 
-function makeChunks(frames: Uint8Array[], ingress: number[], timeMs: number): BatchIO[] {
-  const ios: BatchIO[] = [];
+function makeChunks(frames: Uint8Array[], ingress: number[], timeMs: number): CoreBatch[] {
+  const ios: CoreBatch[] = [];
   for (let c = 0; c < frames.length; c += CHUNK) {
     const n = Math.min(CHUNK, frames.length - c);
-    const io = createBatchIO(n, n * 64, 1);
+    const io = createCoreBatch(n, n * 64);
+    const b = io.batch;
     let off = 0;
     for (let k = 0; k < n; k++) {
       const f = frames[c + k];
-      io.inArena.set(f, off);
-      io.inOff[k] = off;
-      io.inLen[k] = f.length;
-      io.ingress[k] = ingress[c + k];
-      io.timeMs[k] = timeMs;
-      off += f.length;
+      b.arena.set(f, off);
+      b.off[k] = off;
+      b.len[k] = f.length;
+      b.ingress[k] = ingress[c + k];
+      b.timeUs[k] = timeMs * 1000;
+      off = (off + f.length + 7) & ~7; // FrameBatch frames are 8-byte aligned
     }
+    b.count = n;
     ios.push(io);
   }
   return ios;
+}
+
+/** Runs all packets of one CoreBatch through dp (its idx is the identity). */
+function runChunk(dp: Dataplane, io: CoreBatch): void {
+  dp.processBatch(io.batch, io.out, io.idx, 0, io.batch.count);
 }
 
 function xorshift(seed: number): () => number {
@@ -103,7 +111,7 @@ export async function measureEstablished(opts: EstablishedOptions) {
       setupIngress.push(phase === 0 ? APP_POINT : 0);
       if (setupFrames.length === 65536 || s === sessions - 1) {
         const ios = makeChunks(setupFrames, setupIngress, t);
-        for (const io of ios) dp.processBatch(io, identity(io.maxPackets), 0, io.maxPackets);
+        for (const io of ios) runChunk(dp, io);
         setupFrames.length = 0;
         setupIngress.length = 0;
       }
@@ -126,7 +134,6 @@ export async function measureEstablished(opts: EstablishedOptions) {
     }
   }
   const ios = makeChunks(frames, ingress, 3000);
-  const idx = identity(CHUNK);
   const fast0 = dp.fastCount;
   const slow0 = dp.slowCount;
   const cpuMpps: number[] = [];
@@ -135,8 +142,7 @@ export async function measureEstablished(opts: EstablishedOptions) {
     const cpu = process.cpuUsage();
     const t = performance.now();
     for (let c = 0; c < chunks; c++) {
-      const io = ios[c % ios.length];
-      dp.processBatch(io, idx, 0, io.maxPackets);
+      runChunk(dp, ios[c % ios.length]);
     }
     const ms = performance.now() - t;
     const u = process.cpuUsage(cpu);
@@ -151,8 +157,9 @@ export async function measureEstablished(opts: EstablishedOptions) {
   const total = fast + dp.slowCount - slow0;
   // Sanity: every measured packet must have been delivered by the fast path.
   const io0 = ios[0];
-  for (let k = 0; k < io0.maxPackets; k++) {
-    if (io0.fate[k] !== 0 || io0.outCount[k] !== 1) throw new Error(`bench: packet ${k} not delivered (fate ${io0.fate[k]} reason ${io0.reason[k]})`);
+  for (let k = 0; k < io0.batch.count; k++) {
+    const w = io0.out.result[k];
+    if (resultFate(w) !== 0 || resultOutCount(w) !== 1) throw new Error(`bench: packet ${k} not delivered (fate ${resultFate(w)} reason ${resultReason(w)})`);
   }
   const mpps = median(runsMpps);
   return {
@@ -172,12 +179,6 @@ export async function measureEstablished(opts: EstablishedOptions) {
   };
 }
 
-function identity(n: number): Int32Array {
-  const a = new Int32Array(n);
-  for (let i = 0; i < n; i++) a[i] = i;
-  return a;
-}
-
 export interface SetupOptions {
   flows?: number;
   runs?: number;
@@ -195,7 +196,6 @@ export async function measureSetup(opts: SetupOptions = {}) {
     ingress.push(APP_POINT);
   }
   const ios = makeChunks(frames, ingress, 0);
-  const idx = identity(CHUNK);
   const scenario = loadBuiltinScenario();
   scenario.conntrack.max = flows;
   const rates: number[] = [];
@@ -205,7 +205,7 @@ export async function measureSetup(opts: SetupOptions = {}) {
     const dp = new Dataplane(shared, 0);
     const t = performance.now();
     const cpu = process.cpuUsage();
-    for (const io of ios) dp.processBatch(io, idx, 0, io.maxPackets);
+    for (const io of ios) runChunk(dp, io);
     const ms = performance.now() - t;
     const u = process.cpuUsage(cpu);
     if (r > 0) cpuRates.push(flows / ((u.user + u.system) / 1e6));

@@ -8,11 +8,12 @@ import { Bench } from 'tinybench';
 import { loadBuiltinScenario } from '../src/scenario/index.ts';
 import type { Scenario } from '../src/spec/scenario.ts';
 import { FATE_DELIVERED } from '../src/spec/reasons.ts';
+import { resultFate, resultReason } from '../src/spec/frame-batch.ts';
 import {
-  type BatchIO, createBatchIO, createCoreShared, KIND_ORIG, SESSION_WORDS, S_META, S_OSRC, M_SLOT_SHIFT, M_SLOT_MASK, M_PROTO_MASK, Dataplane,
+  type CoreBatch, createCoreBatch, createCoreShared, KIND_ORIG, SESSION_WORDS, S_META, S_OSRC, M_SLOT_SHIFT, M_SLOT_MASK, M_PROTO_MASK, Dataplane,
 } from '../src/core/bench-api.ts';
 import {
-  EstablishedWorkload, FlowSpace, FRAME64_IP_LEN, SETUP_DONE_MS, benchScenario, withExtraHosts, writeUdp, type PacketSource,
+  EstablishedWorkload, FlowSpace, FRAME64_IP_LEN, SETUP_DONE_MS, nextFrameOffset, benchScenario, withExtraHosts, writeUdp, type PacketSource,
 } from '../src/traffic/workload.ts';
 import { instancePoint } from '../src/spec/scenario.ts';
 import { runPacketMicro } from './micro-packet.ts';
@@ -45,11 +46,17 @@ function rows(bench: Bench, group: MicroRow['group'], perIteration: number): Mic
   });
 }
 
-function load(io: BatchIO, src: PacketSource, count: number, nowMs: number): number {
+function load(io: CoreBatch, src: PacketSource, count: number, nowMs: number): number {
   let off = 0;
   let n = 0;
-  while (n < count && src.remaining > 0) off += src.next(io, n++, off, nowMs);
+  while (n < count && src.remaining > 0) off = nextFrameOffset(off, src.next(io.batch, n++, off, nowMs));
+  io.batch.count = n;
   return n;
+}
+
+/** Processes the first `n` packets of io (idx: the identity). */
+function run(dp: Dataplane, io: CoreBatch, n: number): void {
+  dp.processBatch(io.batch, io.out, io.idx, 0, n);
 }
 
 /** A Dataplane (1 worker) with `sessions` established UDP sessions of the benchmark's flow space. */
@@ -58,10 +65,9 @@ function establishedPlane(scenario: Scenario, sessions: number): { dp: Dataplane
   const shared = createCoreShared(sc, { workers: 1, seed: 1, capacity: Math.max(sessions, 1024) });
   const dp = new Dataplane(shared, 0);
   const wl = new EstablishedWorkload(new FlowSpace(sc), sessions, 7);
-  const io = createBatchIO(8192, 8192 * 64, 1);
-  const idx = Int32Array.from({ length: 8192 }, (_, i) => i);
+  const io = createCoreBatch(8192, 8192 * 64);
   const setup = wl.setup();
-  while (setup.remaining > 0) dp.processBatch(io, idx, 0, load(io, setup, 8192, T0));
+  while (setup.remaining > 0) run(dp, io, load(io, setup, 8192, T0));
   return { dp, wl };
 }
 
@@ -105,34 +111,34 @@ export async function runCoreMicro(opts: { time?: number; scenario?: Scenario } 
 
   // Established fast path: 1k sessions, pre-loaded 64-byte frames.
   const small = establishedPlane(base, 1024);
-  const ioE = createBatchIO(N, N * 64, 1);
-  const idxN = Int32Array.from({ length: N }, (_, i) => i);
+  const ioE = createCoreBatch(N, N * 64);
   load(ioE, small.wl.stream(0), N, T0 + SETUP_DONE_MS);
-  small.dp.processBatch(ioE, idxN, 0, N);
-  if (ioE.fate[0] !== FATE_DELIVERED) throw new Error('micro: established packet not delivered');
+  run(small.dp, ioE, N);
+  if (resultFate(ioE.out.result[0]) !== FATE_DELIVERED) throw new Error('micro: established packet not delivered');
   bench.add('established fast path (checks, lookup, rewrite, copy), 1k sessions ×1024', () => {
-    small.dp.processBatch(ioE, idxN, 0, N);
+    run(small.dp, ioE, N);
   });
 
   // Session creation with port preservation: 1024 new flows into fresh tables each iteration.
   const scN = benchScenario(base, 4096);
   const fsN = new FlowSpace(scN);
-  const ioN = createBatchIO(N, N * 64, 1);
+  const ioN = createCoreBatch(N, N * 64);
   {
     let off = 0;
     for (let i = 0; i < N; i++) {
-      off += writeUdp(ioN.inArena, off, fsN.insideAddr, fsN.remote(i), fsN.sport(i), fsN.dport(i), FRAME64_IP_LEN);
-      ioN.inOff[i] = off - FRAME64_IP_LEN;
-      ioN.inLen[i] = FRAME64_IP_LEN;
-      ioN.ingress[i] = fsN.insidePoint;
-      ioN.timeMs[i] = T0;
+      const at = off;
+      off = nextFrameOffset(off, writeUdp(ioN.batch.arena, off, fsN.insideAddr, fsN.remote(i), fsN.sport(i), fsN.dport(i), FRAME64_IP_LEN));
+      ioN.batch.off[i] = at;
+      ioN.batch.len[i] = FRAME64_IP_LEN;
+      ioN.batch.ingress[i] = fsN.insidePoint;
+      ioN.batch.timeUs[i] = T0 * 1000;
     }
   }
   let fresh: Dataplane = new Dataplane(createCoreShared(scN, { workers: 1, seed: 1, capacity: 4096 }), 0);
   bench.add(
     'session creation, source port preserved ×1024',
     () => {
-      fresh.processBatch(ioN, idxN, 0, N);
+      run(fresh, ioN, N);
     },
     { beforeEach: () => { fresh = new Dataplane(createCoreShared(scN, { workers: 1, seed: 1, capacity: 4096 }), 0); } },
   );
@@ -142,31 +148,32 @@ export async function runCoreMicro(opts: { time?: number; scenario?: Scenario } 
   const scP = benchScenario(withExtraHosts(base, 'app', 63), 4096);
   const hosts = scP.instances.map((x, i) => ({ x, i })).filter(({ x }) => x.name === 'app' || /^app\d+$/.test(x.name));
   const fsP = new FlowSpace(scP);
-  const ioP = createBatchIO(N, N * 64, 1);
+  const ioP = createCoreBatch(N, N * 64);
   {
     let off = 0;
     for (let i = 0; i < N; i++) {
       const h = hosts[i % hosts.length];
       const sport = 40000 + Math.floor(i / hosts.length);
-      off += writeUdp(ioP.inArena, off, h.x.privateIp, fsP.remotes[0], sport, 53, FRAME64_IP_LEN);
-      ioP.inOff[i] = off - FRAME64_IP_LEN;
-      ioP.inLen[i] = FRAME64_IP_LEN;
-      ioP.ingress[i] = instancePoint(h.i);
-      ioP.timeMs[i] = T0;
+      const at = off;
+      off = nextFrameOffset(off, writeUdp(ioP.batch.arena, off, h.x.privateIp, fsP.remotes[0], sport, 53, FRAME64_IP_LEN));
+      ioP.batch.off[i] = at;
+      ioP.batch.len[i] = FRAME64_IP_LEN;
+      ioP.batch.ingress[i] = instancePoint(h.i);
+      ioP.batch.timeUs[i] = T0 * 1000;
     }
   }
   let freshP: Dataplane = new Dataplane(createCoreShared(scP, { workers: 1, seed: 1, capacity: 4096 }), 0);
   bench.add(
     'port allocation: 64 hosts share each source port (63 of 64 search) ×1024',
     () => {
-      freshP.processBatch(ioP, idxN, 0, N);
+      run(freshP, ioP, N);
     },
     { beforeEach: () => { freshP = new Dataplane(createCoreShared(scP, { workers: 1, seed: 1, capacity: 4096 }), 0); } },
   );
   // Check once that the flows were really created (a dropped flow would measure the drop path).
   const probe = new Dataplane(createCoreShared(scP, { workers: 1, seed: 1, capacity: 4096 }), 0);
-  probe.processBatch(ioP, idxN, 0, N);
-  for (let i = 0; i < N; i++) if (ioP.fate[i] !== FATE_DELIVERED) throw new Error(`micro: port-search flow ${i} dropped (reason ${ioP.reason[i]})`);
+  run(probe, ioP, N);
+  for (let i = 0; i < N; i++) if (resultFate(ioP.out.result[i]) !== FATE_DELIVERED) throw new Error(`micro: port-search flow ${i} dropped (reason ${resultReason(ioP.out.result[i])})`);
 
   await bench.run();
   if (sink === 0.5) console.log(sink);

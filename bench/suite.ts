@@ -146,7 +146,7 @@ const T_STREAM = T_SETUP + SETUP_DONE_MS;
 
 /** One-packet FrameColumns (cold paths: model and kernel inputs, capture writing). */
 function oneCols(): FrameColumns {
-  return { inArena: new Uint8Array(2048), inOff: new Int32Array(1), inLen: new Int32Array(1), ingress: new Int32Array(1), timeMs: new Int32Array(1) };
+  return { arena: new Uint8Array(2048), off: new Int32Array(1), len: new Int32Array(1), ingress: new Int32Array(1), timeUs: new Float64Array(1) };
 }
 
 /** Materialises `count` packets of `src` as engine inputs (cold; for the model and the kernel). */
@@ -155,7 +155,7 @@ function toInputs(src: PacketSource, count: number, nowMs: number): InputPacket[
   const out: InputPacket[] = [];
   for (let k = 0; k < count && src.remaining > 0; k++) {
     const n = src.next(c, 0, 0, nowMs);
-    out.push({ timeUs: c.timeMs[0] * 1000, ingress: c.ingress[0], frame: c.inArena.slice(0, n) });
+    out.push({ timeUs: c.timeUs[0], ingress: c.ingress[0], frame: c.arena.slice(0, n) });
   }
   return out;
 }
@@ -174,8 +174,8 @@ function warmupFrames(workers: number, timeUs: number): InputPacket[] {
   const c = oneCols();
   const out: InputPacket[] = [];
   for (let k = 0; k < Math.max(8, 4 * workers); k++) {
-    const n = writeUdp(c.inArena, 0, 0xc6336477, 0x64400001, 53, 1024 + k, 46);
-    out.push({ timeUs, ingress: POINT_INTERNET, frame: c.inArena.slice(0, n) });
+    const n = writeUdp(c.arena, 0, 0xc6336477, 0x64400001, 53, 1024 + k, 46);
+    out.push({ timeUs, ingress: POINT_INTERNET, frame: c.arena.slice(0, n) });
   }
   return out;
 }
@@ -517,8 +517,8 @@ class Suite {
     const push = (src: PacketSource, count: number, nowMs: number) => {
       for (let k = 0; k < count && src.remaining > 0; k++) {
         const n = src.next(c, 0, 0, nowMs);
-        const us = c.timeMs[0] * 1000 + recs.length; // 1 µs apart within a phase
-        recs.push({ tsSec: Math.floor(us / 1e6), tsNsec: (us % 1e6) * 1000, data: c.inArena.slice(0, n) });
+        const us = c.timeUs[0] + recs.length; // 1 µs apart within a phase
+        recs.push({ tsSec: Math.floor(us / 1e6), tsNsec: (us % 1e6) * 1000, data: c.arena.slice(0, n) });
       }
     };
     push(wl.setup(), Infinity, T_SETUP);

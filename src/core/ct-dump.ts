@@ -9,19 +9,27 @@
 import type { ConntrackEntry, NatRuleCounter } from '../spec/engine.ts';
 import { NAT_CHAINS } from '../spec/scenario.ts';
 import { REASON_COUNT } from '../spec/reasons.ts';
+import { PROTO_TCP } from '../packet/constants.ts';
 import {
-  type CoreShared, C_HWM, M_ASSURED, M_LIVE, M_PROTO_MASK, M_SEEN_REPLY, M_SLOT_MASK, M_SLOT_SHIFT, M_STATE_MASK,
+  type CoreShared, CLOCK_UNSET, C_HWM, M_ASSURED, M_LIVE, M_PROTO_MASK, M_SEEN_REPLY, M_SLOT_MASK, M_SLOT_SHIFT, M_STATE_MASK,
   M_STATE_SHIFT, SESSION_WORDS, S_EXPIRY, S_META, S_OPORTS, S_ODST, S_OSRC, S_RDST, S_RPORTS, S_RSRC, TCP_STATE_NAMES,
 } from './layout.ts';
 
-/** Live conntrack entries of every NAT instance at time `nowMs` (ms since the run's time base). */
-export function dumpConntrack(shared: CoreShared, nowMs: number): ConntrackEntry[] {
+/**
+ * Live conntrack entries of every NAT instance at absolute time `atMs` (floor(timeUs / 1000) of
+ * the capture clock). Each worker counts its 32-bit times from its own base (clock.ts); an entry
+ * read while its worker rebases (once per ~12 days of capture time) may show a wrong timeout.
+ */
+export function dumpConntrack(shared: CoreShared, atMs: number): ConntrackEntry[] {
   const ses = new Uint32Array(shared.sabs.sessions);
   const ctl = new Int32Array(shared.sabs.ctl);
+  const clock = new Float64Array(shared.sabs.clock);
   const c = shared.compiled;
   const out: ConntrackEntry[] = [];
   for (let w = 0; w < shared.workers; w++) {
     const hwm = Atomics.load(ctl, w * shared.ctlWords + C_HWM);
+    if (clock[w] === CLOCK_UNSET) continue;
+    const nowMs = atMs - clock[w];
     const base = w * shared.capW;
     for (let i = 0; i < hwm; i++) {
       const o = (base + i) * SESSION_WORDS;
@@ -37,7 +45,7 @@ export function dumpConntrack(shared: CoreShared, nowMs: number): ConntrackEntry
         out.push({
           instance: c.natInst[(meta >>> M_SLOT_SHIFT) & M_SLOT_MASK],
           proto,
-          state: proto === 6 ? TCP_STATE_NAMES[(meta >>> M_STATE_SHIFT) & M_STATE_MASK] : '',
+          state: proto === PROTO_TCP ? TCP_STATE_NAMES[(meta >>> M_STATE_SHIFT) & M_STATE_MASK] : '',
           timeout: Math.floor((exp - nowMs) / 1000),
           orig: { src: os, dst: od, sport: op >>> 16, dport: op & 0xffff },
           reply: { src: rs, dst: rd, sport: rp >>> 16, dport: rp & 0xffff },

@@ -11,13 +11,19 @@
 //    hop-by-hop walk with conntrack, NAT rules, get_unique_tuple, ICMP errors, TTL exceeded, table
 //    full; it records a composed path per session direction for the fast path.
 
-import type { CoreShared, BatchIO } from './layout.ts';
+import type { CoreShared } from './layout.ts';
+import type { BatchOutput, FrameBatch } from '../spec/frame-batch.ts';
+import { OUT_SLOTS, packResult } from '../spec/frame-batch.ts';
+import { WorkerClock } from './clock.ts';
 import {
   M_ASSURED, M_PATH_O, M_PATH_R, M_STATE_MASK, M_STATE_SHIFT, S_EXPIRY, S_META, S_PATH, TCP_ESTABLISHED, C_NOW,
   S_TCP_FLAGS, T_LAST_DIR, T_LAST_IDX_MASK, T_LAST_IDX_SHIFT, C_USED,
 } from './layout.ts';
 import { TO_ESTABLISHED, TO_UDP_STREAM, routeLookup, RT_ENI, RT_LOCAL } from './compile.ts';
 import { CT_ESTABLISHED, FATE_DELIVERED, REASON_NONE } from '../spec/reasons.ts';
+
+/** The result word of every fast-path packet: delivered, ESTABLISHED, one output. */
+const RES_FAST = packResult(FATE_DELIVERED, REASON_NONE, 0, CT_ESTABLISHED, 1);
 import { HopWalk } from './hop-walk.ts';
 import { COMMIT_IN_FLIGHT } from './ring.ts';
 import type { SlowState } from './slow-state.ts';
@@ -44,6 +50,8 @@ export class Dataplane {
   readonly slow: HopWalk;
   private readonly st: SlowState;
   private readonly c: CoreShared['compiled'];
+  /** Capture time (µs) → this worker's 32-bit ms (rebasing when needed). */
+  readonly clock: WorkerClock;
   /** Packets that took the fast path / the slow path (statistics, this thread only). */
   fastCount = 0;
   slowCount = 0;
@@ -61,6 +69,7 @@ export class Dataplane {
     this.tables = new Tables(shared, workerIndex);
     this.slow = new HopWalk(c, this.tables, shared.workers, workerIndex, shared.quota[workerIndex]);
     this.st = this.slow.st;
+    this.clock = new WorkerClock(this.tables);
     this.tmoEst = c.tmo[TO_ESTABLISHED];
     this.tmoUdpStream = c.tmo[TO_UDP_STREAM];
     this.checksumOn = c.checksum !== 0;
@@ -84,15 +93,17 @@ export class Dataplane {
   }
 
   /**
-   * Process packets idx[first..first+count) of the batch, in order. Writes results into io.
+   * Process packets idx[first..first+count) of the batch, in order (docs/frame-batch.md): reads
+   * `batch` (never writes it), writes each packet's result word and outputs into `out`.
    * Around packet idx[p] it stores the commit marker `(commitBias + p) | COMMIT_IN_FLIGHT` before
    * and `commitBias + p + 1` after (the worker passes commitWord(seq, 0) - shareFirst, so the
    * marker counts the share's committed packets; without setCommit the stores go to a dummy).
    */
-  processBatch(io: BatchIO, idx: Int32Array, first: number, count: number, commitBias = 0): void {
+  processBatch(batch: FrameBatch, out: BatchOutput, idx: Int32Array, first: number, count: number, commitBias = 0): void {
     const cm = this.commitArr;
     const ca = this.commitAt;
-    this.bindIo(io);
+    this.bindIo(batch, out);
+    const clock = this.clock;
     let now = 0;
     const end = first + count;
     const pf = this.pfHome;
@@ -107,7 +118,7 @@ export class Dataplane {
         // Memory-level parallelism: compute every key's home slot and load it (independent loads
         // the CPU overlaps), then load the sessions they point to, then process with warm lines.
         for (let j = 0; j < n; j++) {
-          const h = this.preHash(io, idx[base + j]);
+          const h = this.preHash(batch, idx[base + j]);
           pf[j] = h < 0 ? -1 : this.tables.home(h);
           if (h >= 0) sink ^= flow[fb + pf[j]];
         }
@@ -125,10 +136,10 @@ export class Dataplane {
         const i = idx[base + j];
         const p = base + j;
         cm[ca] = (commitBias + p) | COMMIT_IN_FLIGHT;
-        now = io.timeMs[i];
-        if (!this.fastPath(io, i, now)) {
+        now = clock.msOf(batch.timeUs[i]);
+        if (!this.fastPath(batch, out, i, now)) {
           this.slowCount++;
-          this.slow.run(io, i, now);
+          this.slow.run(batch, out, i, now);
           this.st.missValid = false;
         } else {
           this.fastCount++;
@@ -149,17 +160,17 @@ export class Dataplane {
   pfSink = 0;
 
   /** Flow-table hash of the packet's key as the fast path would look it up, or -1. */
-  private preHash(io: BatchIO, i: number): number {
+  private preHash(batch: FrameBatch, i: number): number {
     const dv = this.inDv;
-    const off = io.inOff[i];
-    if (io.inLen[i] < 28) return -1;
+    const off = batch.off[i];
+    if (batch.len[i] < 28) return -1;
     const w2 = dv.getUint32(off + 8);
     const proto = (w2 >>> 16) & 0xff;
     if ((dv.getUint8(off) !== 0x45) || (proto !== PROTO_TCP && proto !== PROTO_UDP)) return -1;
     const src = dv.getUint32(off + 12);
     let dst = dv.getUint32(off + 16);
     const ports = dv.getUint32(off + 20);
-    const ingress = io.ingress[i];
+    const ingress = batch.ingress[i];
     let slot = -1;
     if (ingress === 0) {
       const ea = this.eipAddr;
@@ -177,8 +188,9 @@ export class Dataplane {
     return this.tables.hashTuple(slot, proto, src, dst, ports);
   }
 
-  /** Advance the clock to nowMs with no traffic: bounded incremental expiry of this worker's sessions. */
-  advance(nowMs: number): void {
+  /** Advance the clock to absolute `ms` with no traffic: bounded incremental expiry of this worker's sessions. */
+  advance(ms: number): void {
+    const nowMs = this.clock.relOfMs(ms);
     this.tables.ctl[this.tables.cBase + C_NOW] = nowMs;
     this.tables.wheelAdvance(nowMs, 1 << 16);
   }
@@ -198,31 +210,37 @@ export class Dataplane {
     return -1;
   }
 
-  private lastIo: BatchIO | null = null;
+  private lastArena: Uint8Array | null = null;
+  private lastOutArena: Uint8Array | null = null;
   private inDv: DataView = new DataView(new ArrayBuffer(8));
   private outDv: DataView = new DataView(new ArrayBuffer(8));
-  private readonly dvCache: { io: BatchIO; i: DataView; o: DataView }[] = [];
+  private readonly dvCache: { a: Uint8Array; dv: DataView }[] = [];
 
-  /** DataViews over the batch's arenas (cached per BatchIO: no allocation per batch). */
-  private bindIo(io: BatchIO): void {
-    if (io === this.lastIo) return;
-    let e: { io: BatchIO; i: DataView; o: DataView } | undefined;
-    for (let k = 0; k < this.dvCache.length; k++) if (this.dvCache[k].io === io) e = this.dvCache[k];
-    if (!e) {
-      e = { io, i: new DataView(io.inArena.buffer, io.inArena.byteOffset, io.inArena.byteLength), o: new DataView(io.outArena.buffer, io.outArena.byteOffset, io.outArena.byteLength) };
-      if (this.dvCache.length >= 8) this.dvCache.shift();
-      this.dvCache.push(e);
+  /** DataViews over the batch's arenas (cached per arena: no allocation per batch). */
+  private bindIo(batch: FrameBatch, out: BatchOutput): void {
+    if (batch.arena !== this.lastArena) {
+      this.inDv = this.viewOf(batch.arena);
+      this.lastArena = batch.arena;
     }
-    this.lastIo = io;
-    this.inDv = e.i;
-    this.outDv = e.o;
+    if (out.outArena !== this.lastOutArena) {
+      this.outDv = this.viewOf(out.outArena);
+      this.lastOutArena = out.outArena;
+    }
+  }
+
+  private viewOf(a: Uint8Array): DataView {
+    for (let k = 0; k < this.dvCache.length; k++) if (this.dvCache[k].a === a) return this.dvCache[k].dv;
+    const dv = new DataView(a.buffer, a.byteOffset, a.byteLength);
+    if (this.dvCache.length >= 16) this.dvCache.shift();
+    this.dvCache.push({ a, dv });
+    return dv;
   }
 
   /** The established-session fast path; false = let the slow path handle the packet. */
-  private fastPath(io: BatchIO, i: number, now: number): boolean {
+  private fastPath(batch: FrameBatch, out: BatchOutput, i: number, now: number): boolean {
     const dv = this.inDv;
-    const off = io.inOff[i];
-    const len = io.inLen[i];
+    const off = batch.off[i];
+    const len = batch.len[i];
     if (len < 28) return false;
     const w0 = dv.getUint32(off);
     if ((w0 >>> 24) !== 0x45 || (w0 & 0xffff) !== len) return false;
@@ -285,7 +303,7 @@ export class Dataplane {
       c = (c & 0xffff) + (c >>> 16);
       if (c !== 0xffff && this.checksumOn && !(proto === PROTO_UDP && l4csum === 0)) return false;
     }
-    const ingress = io.ingress[i];
+    const ingress = batch.ingress[i];
     let dst = dstW;
     let slot = -1;
     if (ingress === 0) {
@@ -367,16 +385,11 @@ export class Dataplane {
       if (proto === PROTO_UDP && c === 0) c = 0xffff;
       ov.setUint16(csumOff, c);
     }
-    const slotOut = i * 2;
-    io.outOff[slotOut] = off;
-    io.outLen[slotOut] = len;
-    io.outEgress[slotOut] = egress;
-    io.outFirst[i] = slotOut;
-    io.outCount[i] = 1;
-    io.fate[i] = FATE_DELIVERED;
-    io.reason[i] = REASON_NONE;
-    io.detail[i] = 0;
-    io.ct[i] = CT_ESTABLISHED;
+    const slotOut = i * OUT_SLOTS;
+    out.outOff[slotOut] = off;
+    out.outLen[slotOut] = len;
+    out.outEgress[slotOut] = egress;
+    out.result[i] = RES_FAST;
     return true;
   }
 }

@@ -1,18 +1,27 @@
 // The core engine: the Engine contract (src/spec/engine.ts) over the shared-memory dataplane and
-// its worker pool. This adapter is not the measured hot path (it allocates PacketResult objects);
-// the worker loop is (bench/core-pool.ts). See docs/core.md.
+// its worker pool. See docs/core.md "Engine adapter".
 //
-// process(batch): split into chunks of at most batchSize packets / arena bytes; per chunk, copy the
-// frames into a BatchIO's input arena, compute each packet's owner (dispatchWorker), counting-sort
-// the packet indices into per-worker shares, post one descriptor per worker, and while the workers
-// run chunk k, fill chunk k+1 into the other BatchIO (double buffering); then read the results.
+// processFrames(batch, out) is the zero-copy hand-over (docs/frame-batch.md): the caller's
+// FrameBatch and this engine's BatchOutput reach the workers as they are (registered once per
+// batch object, then named by number in descriptors). The main thread validates the batch, and —
+// with more than one worker — computes each packet's owner (dispatchWorker) and counting-sorts the
+// packet indices into per-worker shares; then it posts one descriptor per worker and waits. No
+// per-packet objects.
+//
+// process(InputPacket[]) sits on top: it copies the packets into two CoreBatches of its own
+// (double buffering: while the workers run chunk k, chunk k+1 is filled) and converts the packed
+// results into PacketResult objects.
 
 import { InputError } from '../spec/errors.ts';
 import type { ConntrackEntry, Engine, EngineDescriptor, EngineOptions, InputPacket, NatRuleCounter, OutputFrame, PacketResult } from '../spec/engine.ts';
 import type { Scenario } from '../spec/scenario.ts';
+import {
+  type BatchOutput, type FrameBatch, FRAME_ALIGN, OUT_SLOTS, errorBase, resultCt, resultDetail, resultFate, resultOutCount,
+  resultReason,
+} from '../spec/frame-batch.ts';
 import { readDropCounters, readNatCounters, dumpConntrack } from './ct-dump.ts';
 import { dispatchWorker } from './dispatch.ts';
-import { type BatchIO, type CoreShared, createBatchIO, createCoreShared } from './layout.ts';
+import { type CoreBatch, type CoreShared, createCoreBatch, createCoreShared } from './layout.ts';
 import { CorePool, defaultWorkers } from './pool.ts';
 import { Dataplane } from './dataplane.ts';
 import { FAULT_HOLD, FAULT_TERMINATE, FAULT_THROW, MAX_SHARE, OP_ADVANCE, OP_PROCESS } from './ring.ts';
@@ -50,6 +59,7 @@ export interface CoreEngineOptions extends EngineOptions {
 
 /** What the engine needs from its workers: CorePool (threads) or InlineWorkers (this thread). */
 interface Workers {
+  register(cb: CoreBatch): number;
   post(w: number, op: number, io: number, first: number, count: number, nowMs: number, batch: number): Promise<number>;
   waitFor(w: number, seq: number): Promise<void>;
   armFault(kind: number, batch: number, index: number): void;
@@ -59,17 +69,20 @@ interface Workers {
 /** Dataplane on the calling thread: post() runs the work at once; waitFor() has nothing to wait for. */
 class InlineWorkers implements Workers {
   private readonly dp: Dataplane;
+  private readonly batches: CoreBatch[] = [];
   private seq = 0;
-  constructor(
-    shared: CoreShared,
-    private readonly ios: BatchIO[],
-    private readonly idx: Int32Array[],
-  ) {
+  constructor(shared: CoreShared) {
     this.dp = new Dataplane(shared, 0);
   }
+  register(cb: CoreBatch): number {
+    this.batches.push(cb);
+    return this.batches.length - 1;
+  }
   async post(_w: number, op: number, io: number, first: number, count: number, nowMs: number): Promise<number> {
-    if (op === OP_PROCESS) this.dp.processBatch(this.ios[io], this.idx[io], first, count);
-    else if (op === OP_ADVANCE) this.dp.advance(nowMs);
+    if (op === OP_PROCESS) {
+      const cb = this.batches[io];
+      this.dp.processBatch(cb.batch, cb.out, cb.idx, first, count);
+    } else if (op === OP_ADVANCE) this.dp.advance(nowMs);
     return ++this.seq;
   }
   async waitFor(): Promise<void> {}
@@ -80,6 +93,8 @@ class InlineWorkers implements Workers {
 }
 
 export interface CoreEngine extends Engine {
+  /** Zero-copy: the caller's batch goes to the workers as it is (docs/frame-batch.md). */
+  processFrames(batch: FrameBatch, out: BatchOutput): Promise<void>;
   readonly workers: number;
   readonly shared: CoreShared;
   /** The worker pool (null when the engine runs inline). */
@@ -91,21 +106,24 @@ export interface CoreEngine extends Engine {
 const DEFAULT_BATCH = 4096;
 const MIN_ARENA = 256 * 1024;
 const MAX_FRAME = 65535;
-/** timeMs columns are Int32: a run may span at most this many ms from its first packet. */
-const MAX_RUN_MS = 0x7fffffff;
+/** A result word no packet can have (reason 255): a packet the workers never wrote. */
+const RES_UNSET = 0xffffffff;
 
-interface Chunk {
-  /** BatchIO used. */
-  slot: number;
-  /** Batch sequence number (all process() calls). */
+/** A registered (FrameBatch, BatchOutput) pair: its number at the workers and its index lists. */
+interface Reg {
+  out: BatchOutput;
+  id: number;
+  cb: CoreBatch;
+}
+
+/** One submitted batch: what to wait for. */
+interface Submitted {
+  reg: Reg;
+  /** Batch sequence number (fault injection, messages); run-wide number of its first packet. */
   batch: number;
-  /** Run-wide number of the chunk's first packet, and its index in the process() call's array. */
   start: number;
-  pos: number;
   count: number;
-  /** Per worker: share [firsts[w], ends[w]) of the index list, and the posted descriptor (-1: none). */
-  firsts: Int32Array;
-  ends: Int32Array;
+  /** Per worker: the posted descriptor (-1: none). */
   seqs: Int32Array;
 }
 
@@ -129,22 +147,23 @@ class CoreEngineImpl implements CoreEngine {
   readonly shared: CoreShared;
   readonly pool: CorePool | null;
   private readonly run: Workers;
-  private readonly ios: BatchIO[];
-  private readonly idx: Int32Array[];
+  /** process()'s own two batches (double buffering). */
+  private readonly own: CoreBatch[];
+  private readonly regs = new WeakMap<FrameBatch, Reg[]>();
   private readonly owner: Int32Array;
   private readonly counts: Int32Array;
+  private readonly firsts: Int32Array;
   private readonly batchSize: number;
   private readonly arenaBytes: number;
   private readonly faults: CoreFaults;
   private readonly maxPoint: number;
-  /** ms of the run's time base (floor(timeUs / 1000) of the first packet or advance). */
-  private baseMs = -1;
-  /** Latest time seen (ms since base). */
-  private nowMs = 0;
-  private lastTimeUs = -Infinity;
-  /** Packets given to process() so far, and batches posted. */
+  /** Latest capture time accepted (µs); -1 before the first. */
+  private lastTimeUs = -1;
+  /** Packets accepted so far (all calls), and batches posted. */
   private packetNo = 0;
   private batchNo = 0;
+  /** Submissions are serialised (descriptors of one batch go to every worker before the next batch's). */
+  private submitting: Promise<unknown> = Promise.resolve();
   private busy = false;
   private closed = false;
 
@@ -165,53 +184,53 @@ class CoreEngineImpl implements CoreEngine {
     this.faults = opts.faults ?? {};
     this.maxPoint = scenario.instances.length;
     this.shared = createCoreShared(scenario, { workers, seed: opts.seed ?? 1, capacity: opts.capacity });
-    this.ios = [0, 1].map(() => createBatchIO(this.batchSize, this.arenaBytes, workers));
-    this.idx = [0, 1].map(() => new Int32Array(new SharedArrayBuffer(this.batchSize * 4)));
+    this.own = [0, 1].map(() => createCoreBatch(this.batchSize, this.arenaBytes));
     this.owner = new Int32Array(this.batchSize);
     this.counts = new Int32Array(workers + 1);
+    this.firsts = new Int32Array(workers + 1);
     const f = this.faults;
     const armed = [f.throwAtPacket, f.terminateAtPacket, f.terminateAtBatch, f.holdAtPacket].filter((x) => x !== undefined);
     if (armed.length > 1) throw new Error('core engine: at most one injected fault per run');
     const anyFault = armed.length > 0;
     if (opts.inline) {
       this.pool = null;
-      this.run = new InlineWorkers(this.shared, this.ios, this.idx);
-      return;
+      this.run = new InlineWorkers(this.shared);
+    } else {
+      this.pool = new CorePool({ workers, shared: this.shared, faults: anyFault, spin: opts.spin, onHold: f.onHold });
+      this.run = this.pool;
     }
-    this.pool = new CorePool({
-      workers,
-      shared: this.shared,
-      ios: this.ios,
-      idx: this.idx,
-      faults: anyFault,
-      spin: opts.spin,
-      onHold: f.onHold,
-    });
-    this.run = this.pool;
+    for (const cb of this.own) this.regs.set(cb.batch, [{ out: cb.out, id: this.run.register(cb), cb }]);
+  }
+
+  /** Zero-copy: packets [0, batch.count) of the caller's batch, results into `out` (docs/frame-batch.md). */
+  async processFrames(batch: FrameBatch, out: BatchOutput): Promise<void> {
+    if (this.closed) throw new Error('core engine is closed');
+    if (this.busy) throw new Error('core engine: processFrames() called while process()/advance() is running');
+    const sub = await this.submit(batch, out);
+    if (sub !== null) await this.complete(sub);
   }
 
   async process(batch: readonly InputPacket[]): Promise<PacketResult[]> {
     this.enter();
     try {
-      this.validate(batch);
+      this.validatePackets(batch);
       const results: PacketResult[] = new Array(batch.length);
-      const inflight: Chunk[] = [];
+      const inflight: { sub: Submitted; pos: number }[] = [];
       let pos = 0;
-      let slot = 0;
+      let k = 0;
       while (pos < batch.length || inflight.length > 0) {
         if (pos < batch.length && inflight.length < 2) {
-          const chunk = this.fill(slot, batch, pos);
-          pos += chunk.count;
-          slot ^= 1;
-          await this.post(chunk);
-          inflight.push(chunk);
+          const cb = this.own[k];
+          k ^= 1;
+          const n = this.fill(cb, batch, pos);
+          const sub = await this.submit(cb.batch, cb.out);
+          inflight.push({ sub: sub!, pos });
+          pos += n;
           continue;
         }
-        const chunk = inflight.shift()!;
-        for (let w = 0; w < this.workers; w++) {
-          if (chunk.seqs[w] >= 0) await this.run.waitFor(w, chunk.seqs[w]);
-        }
-        this.read(chunk, results);
+        const { sub, pos: at } = inflight.shift()!;
+        await this.complete(sub);
+        this.read(sub.reg.cb, at, sub.count, results);
       }
       return results;
     } finally {
@@ -222,9 +241,15 @@ class CoreEngineImpl implements CoreEngine {
   async advance(timeUs: number): Promise<void> {
     this.enter();
     try {
-      const nowMs = this.toMs(timeUs, 'advance');
+      if (!Number.isFinite(timeUs) || timeUs < 0) throw new InputError(`core engine: advance: bad timeUs ${timeUs}`);
+      if (timeUs < this.lastTimeUs) {
+        throw new InputError(`core engine: advance: time went backwards (${timeUs} µs after ${this.lastTimeUs} µs)`);
+      }
+      this.lastTimeUs = timeUs;
+      const ms = Math.floor(timeUs / 1000);
+      await this.submitting;
       const seqs: number[] = [];
-      for (let w = 0; w < this.workers; w++) seqs.push(await this.run.post(w, OP_ADVANCE, 0, 0, 0, nowMs, -1));
+      for (let w = 0; w < this.workers; w++) seqs.push(await this.run.post(w, OP_ADVANCE, 0, 0, 0, ms, -1));
       for (let w = 0; w < this.workers; w++) await this.run.waitFor(w, seqs[w]);
     } finally {
       this.busy = false;
@@ -233,7 +258,7 @@ class CoreEngineImpl implements CoreEngine {
 
   /** Read from shared memory; safe while workers run (e.g. from a fault-injection hold). */
   async conntrack(): Promise<ConntrackEntry[]> {
-    return dumpConntrack(this.shared, this.nowMs);
+    return dumpConntrack(this.shared, this.lastTimeUs < 0 ? 0 : Math.floor(this.lastTimeUs / 1000));
   }
 
   async natCounters(): Promise<NatRuleCounter[]> {
@@ -256,23 +281,130 @@ class CoreEngineImpl implements CoreEngine {
     this.busy = true;
   }
 
-  /** Contract clock rule: nowMs = floor(timeUs / 1000), relative to the run's time base. */
-  private toMs(timeUs: number, what: string): number {
-    if (!Number.isFinite(timeUs) || timeUs < 0) throw new InputError(`core engine: ${what}: bad timeUs ${timeUs}`);
-    if (timeUs < this.lastTimeUs) {
-      throw new InputError(`core engine: ${what}: time went backwards (${timeUs} µs after ${this.lastTimeUs} µs)`);
-    }
-    this.lastTimeUs = timeUs;
-    const ms = Math.floor(timeUs / 1000);
-    if (this.baseMs < 0) this.baseMs = ms;
-    const rel = ms - this.baseMs;
-    if (rel > MAX_RUN_MS) throw new InputError(`core engine: ${what}: run longer than ${MAX_RUN_MS} ms`);
-    this.nowMs = rel;
-    return rel;
+  /**
+   * Validates the batch (before anything of it runs), computes the shares and posts one descriptor
+   * per worker. Serialised with other submissions; returns null for an empty batch.
+   */
+  private submit(batch: FrameBatch, out: BatchOutput): Promise<Submitted | null> {
+    const p = this.submitting.then(() => this.submitNow(batch, out));
+    this.submitting = p.catch(() => undefined);
+    return p;
   }
 
-  /** Check the whole batch before posting any of it: a bad packet must not leave a batch half-run. */
-  private validate(batch: readonly InputPacket[]): void {
+  private async submitNow(batch: FrameBatch, out: BatchOutput): Promise<Submitted | null> {
+    const n = batch.count;
+    this.validateFrames(batch, out);
+    if (n === 0) return null;
+    const reg = this.registered(batch, out);
+    out.result.fill(RES_UNSET, 0, n);
+    const W = this.workers;
+    const firsts = this.firsts;
+    const counts = this.counts;
+    if (W === 1) {
+      // One worker: its share is the whole batch, idx is the identity (filled at registration).
+      firsts[0] = 0;
+      counts[0] = n;
+    } else {
+      // Owner of every packet (dispatch.ts), then a counting sort: each share keeps input order.
+      const owner = this.ownerScratch(n);
+      const compiled = this.shared.compiled;
+      counts.fill(0);
+      for (let i = 0; i < n; i++) {
+        const w = dispatchWorker(compiled, W, batch.arena, batch.off[i], batch.len[i], batch.ingress[i]);
+        owner[i] = w;
+        counts[w + 1]++;
+      }
+      for (let w = 0; w < W; w++) counts[w + 1] += counts[w];
+      for (let w = 0; w <= W; w++) firsts[w] = counts[w];
+      const idx = reg.cb.idx;
+      for (let i = 0; i < n; i++) idx[counts[owner[i]]++] = i;
+      for (let w = 0; w < W; w++) counts[w] = firsts[w + 1] - firsts[w];
+    }
+    const sub: Submitted = { reg, batch: this.batchNo++, start: this.packetNo, count: n, seqs: new Int32Array(W).fill(-1) };
+    this.packetNo += n;
+    this.armFaults(sub);
+    for (let w = 0; w < W; w++) {
+      if (counts[w] === 0) continue;
+      sub.seqs[w] = await this.run.post(w, OP_PROCESS, reg.id, firsts[w], counts[w], 0, sub.batch);
+    }
+    return sub;
+  }
+
+  private ownerScratch(n: number): Int32Array {
+    return n <= this.owner.length ? this.owner : new Int32Array(n);
+  }
+
+  /** Waits for every worker's share, then checks that every packet got a result. */
+  private async complete(sub: Submitted): Promise<void> {
+    for (let w = 0; w < this.workers; w++) {
+      if (sub.seqs[w] >= 0) await this.run.waitFor(w, sub.seqs[w]);
+    }
+    const result = sub.reg.out.result;
+    for (let i = 0; i < sub.count; i++) {
+      if (result[i] === RES_UNSET) {
+        throw new Error(`core engine: packet ${sub.start + i} was not processed by worker (batch ${sub.batch})`);
+      }
+    }
+  }
+
+  /** The registration of (batch, out): made once, the SABs then stay with the workers. */
+  private registered(batch: FrameBatch, out: BatchOutput): Reg {
+    let list = this.regs.get(batch);
+    if (list === undefined) {
+      list = [];
+      this.regs.set(batch, list);
+    }
+    for (const r of list) if (r.out === out) return r;
+    const idx = new Int32Array(new SharedArrayBuffer(Math.max(1, batch.maxPackets) * 4));
+    for (let i = 0; i < idx.length; i++) idx[i] = i;
+    const cb: CoreBatch = { batch, out, idx };
+    const r: Reg = { out, id: this.run.register(cb), cb };
+    list.push(r);
+    return r;
+  }
+
+  /** Checks a FrameBatch before any of it runs: frames in the arena and aligned, ingress, time. */
+  private validateFrames(batch: FrameBatch, out: BatchOutput): void {
+    const n = batch.count;
+    const arena = batch.arena;
+    if (!Number.isInteger(n) || n < 0 || n > batch.maxPackets) throw new InputError(`core engine: batch count ${n} is not in 0..${batch.maxPackets}`);
+    if (n > MAX_SHARE) throw new InputError(`core engine: batch of ${n} packets exceeds ${MAX_SHARE}`);
+    if (out.maxPackets < n || out.outArena.length < errorBase(arena.length, n) || out.outOff.length < n * OUT_SLOTS) {
+      throw new InputError(`core engine: output too small for ${n} packets of a ${arena.length}-byte arena (createBatchOutput)`);
+    }
+    if (!(arena.buffer instanceof SharedArrayBuffer) || !(out.outArena.buffer instanceof SharedArrayBuffer)) {
+      throw new InputError('core engine: frame batches must be SharedArrayBuffer-backed (createFrameBatch / createBatchOutput)');
+    }
+    const off = batch.off;
+    const len = batch.len;
+    const ingress = batch.ingress;
+    const timeUs = batch.timeUs;
+    const maxPoint = this.maxPoint;
+    const size = arena.length;
+    let last = this.lastTimeUs;
+    for (let i = 0; i < n; i++) {
+      const o = off[i];
+      const l = len[i];
+      if (o < 0 || l < 0 || l > MAX_FRAME || o + l > size || (o & (FRAME_ALIGN - 1)) !== 0) {
+        throw new InputError(`core engine: packet ${this.packetNo + i}: frame [${o}, +${l}) is not an aligned frame of the ${size}-byte arena`);
+      }
+      const g = ingress[i];
+      if (g < 0 || g > maxPoint) {
+        throw new InputError(`core engine: packet ${this.packetNo + i}: ingress point ${g} is not in the scenario (0..${maxPoint})`);
+      }
+      const t = timeUs[i];
+      if (!(t >= last)) {
+        if (!(t >= 0) || !Number.isFinite(t)) throw new InputError(`core engine: packet ${this.packetNo + i}: bad timeUs ${t}`);
+        throw new InputError(`core engine: packet ${this.packetNo + i}: time went backwards (${t} µs after ${last} µs)`);
+      }
+      if (t > Number.MAX_SAFE_INTEGER) throw new InputError(`core engine: packet ${this.packetNo + i}: bad timeUs ${t}`);
+      last = t;
+    }
+    this.lastTimeUs = last;
+  }
+
+  /** process(): check the whole array before any of it is copied or run. */
+  private validatePackets(batch: readonly InputPacket[]): void {
     let last = this.lastTimeUs;
     for (let i = 0; i < batch.length; i++) {
       const p = batch[i];
@@ -285,104 +417,58 @@ class CoreEngineImpl implements CoreEngine {
         throw new InputError(`core engine: ${where}: ingress point ${p.ingress} is not in the scenario (0..${this.maxPoint})`);
       }
       const t = p.timeUs;
-      if (!Number.isFinite(t) || t < 0) throw new InputError(`core engine: ${where}: bad timeUs ${t}`);
+      if (!Number.isFinite(t) || t < 0 || t > Number.MAX_SAFE_INTEGER) throw new InputError(`core engine: ${where}: bad timeUs ${t}`);
       if (t < last) throw new InputError(`core engine: ${where}: time went backwards (${t} µs after ${last} µs)`);
       last = t;
-      const base = this.baseMs < 0 ? Math.floor(batch[0].timeUs / 1000) : this.baseMs;
-      if (Math.floor(t / 1000) - base > MAX_RUN_MS) {
-        throw new InputError(`core engine: ${where}: more than ${MAX_RUN_MS} ms after the run's first packet`);
-      }
     }
   }
 
-  /** Copy packets [pos, ...) into BatchIO `slot` until batchSize or the arena is full. */
-  private fill(slot: number, batch: readonly InputPacket[], pos: number): Chunk {
-    const io = this.ios[slot];
-    const arena = io.inArena;
-    const W = this.workers;
-    const owner = this.owner;
-    const counts = this.counts;
-    counts.fill(0);
+  /** Copies packets [pos, ...) into `cb` (aligned) until batchSize or the arena is full; returns how many. */
+  private fill(cb: CoreBatch, packets: readonly InputPacket[], pos: number): number {
+    const b = cb.batch;
+    const arena = b.arena;
     let off = 0;
     let n = 0;
-    while (pos + n < batch.length && n < this.batchSize) {
-      const p = batch[pos + n];
+    while (pos + n < packets.length && n < b.maxPackets) {
+      const p = packets[pos + n];
       const len = p.frame.length;
       if (off + len > arena.length) break;
       arena.set(p.frame, off);
-      io.inOff[n] = off;
-      io.inLen[n] = len;
-      io.ingress[n] = p.ingress;
-      io.timeMs[n] = this.toMs(p.timeUs, `packet ${this.packetNo + n}`);
-      io.fate[n] = -1; // sentinel: a packet the workers never wrote is a bug, not a result
-      const w = dispatchWorker(this.shared.compiled, W, arena, off, len, p.ingress);
-      owner[n] = w;
-      counts[w + 1]++;
-      off += len;
+      b.off[n] = off;
+      b.len[n] = len;
+      b.ingress[n] = p.ingress;
+      b.timeUs[n] = p.timeUs;
+      off = (off + len + FRAME_ALIGN - 1) & ~(FRAME_ALIGN - 1);
       n++;
     }
-    // Counting sort of the packet indices by owner: each worker's share keeps input order.
-    for (let w = 0; w < W; w++) counts[w + 1] += counts[w];
-    const firsts = counts.slice(0, W);
-    const idx = this.idx[slot];
-    for (let i = 0; i < n; i++) idx[counts[owner[i]]++] = i;
     if (n === 0) throw new Error('core engine: arena too small for one frame'); // MIN_ARENA > MAX_FRAME
-    const chunk: Chunk = {
-      slot,
-      batch: this.batchNo++,
-      start: this.packetNo,
-      pos,
-      count: n,
-      firsts,
-      ends: counts.slice(0, W),
-      seqs: new Int32Array(W).fill(-1),
-    };
-    this.packetNo += n;
-    this.armFaults(chunk);
-    return chunk;
+    b.count = n;
+    return n;
   }
 
-  private armFaults(chunk: Chunk): void {
+  private armFaults(sub: Submitted): void {
     const f = this.faults;
-    const inChunk = (p: number | undefined): p is number =>
-      p !== undefined && p >= chunk.start && p < chunk.start + chunk.count;
-    if (inChunk(f.throwAtPacket)) this.run.armFault(FAULT_THROW, chunk.batch, f.throwAtPacket - chunk.start);
-    if (inChunk(f.terminateAtPacket)) this.run.armFault(FAULT_TERMINATE, chunk.batch, f.terminateAtPacket - chunk.start);
-    if (f.terminateAtBatch === chunk.batch) this.run.armFault(FAULT_TERMINATE, chunk.batch, chunk.count >> 1);
-    if (inChunk(f.holdAtPacket)) this.run.armFault(FAULT_HOLD, chunk.batch, f.holdAtPacket - chunk.start);
+    const inChunk = (p: number | undefined): p is number => p !== undefined && p >= sub.start && p < sub.start + sub.count;
+    if (inChunk(f.throwAtPacket)) this.run.armFault(FAULT_THROW, sub.batch, f.throwAtPacket - sub.start);
+    if (inChunk(f.terminateAtPacket)) this.run.armFault(FAULT_TERMINATE, sub.batch, f.terminateAtPacket - sub.start);
+    if (f.terminateAtBatch === sub.batch) this.run.armFault(FAULT_TERMINATE, sub.batch, sub.count >> 1);
+    if (inChunk(f.holdAtPacket)) this.run.armFault(FAULT_HOLD, sub.batch, f.holdAtPacket - sub.start);
   }
 
-  private async post(chunk: Chunk): Promise<void> {
-    for (let w = 0; w < this.workers; w++) {
-      const count = chunk.ends[w] - chunk.firsts[w];
-      if (count === 0) continue;
-      chunk.seqs[w] = await this.run.post(w, OP_PROCESS, chunk.slot, chunk.firsts[w], count, 0, chunk.batch);
-    }
-  }
-
-  private read(chunk: Chunk, results: PacketResult[]): void {
-    const io = this.ios[chunk.slot];
-    const out = io.outArena;
-    for (let i = 0; i < chunk.count; i++) {
-      const fate = io.fate[i];
-      if (fate === 0xff || fate < 0) {
-        throw new Error(`core engine: packet ${chunk.start + i} was not processed by worker (batch ${chunk.batch})`);
-      }
-      const first = io.outFirst[i];
-      const n = io.outCount[i];
+  /** PacketResults of packets [0, count) of cb (results[at + i]); output frames are copies. */
+  private read(cb: CoreBatch, at: number, count: number, results: PacketResult[]): void {
+    const out = cb.out;
+    const arena = out.outArena;
+    for (let i = 0; i < count; i++) {
+      const word = out.result[i];
+      const n = resultOutCount(word);
       const outputs: OutputFrame[] = new Array(n);
       for (let k = 0; k < n; k++) {
-        const o = first + k;
-        const off = io.outOff[o];
-        outputs[k] = { egress: io.outEgress[o], frame: out.slice(off, off + io.outLen[o]) };
+        const o = i * OUT_SLOTS + k;
+        const off = out.outOff[o];
+        outputs[k] = { egress: out.outEgress[o], frame: arena.slice(off, off + out.outLen[o]) };
       }
-      results[chunk.pos + i] = {
-        fate,
-        reason: io.reason[i],
-        detail: io.detail[i],
-        ct: io.ct[i],
-        outputs,
-      };
+      results[at + i] = { fate: resultFate(word), reason: resultReason(word), detail: resultDetail(word), ct: resultCt(word), outputs };
     }
   }
 }

@@ -8,7 +8,6 @@
 //
 // Cold relative to the fast path, but still allocation-free: one SlowState per worker.
 
-import type { BatchIO } from './layout.ts';
 import {
   KIND_ORIG, M_LIVE, M_PATH_O, M_PATH_R, PATH_EIP_SHIFT, PATH_IN_SHIFT, PATH_MAX_EIP, PATH_MAX_POINT, PATH_MAX_TTL,
   PATH_OUT_SHIFT, PATH_TTL_SHIFT, S_META, S_PATH,
@@ -31,7 +30,7 @@ import {
   DROP_ROUTING_LOOP, DROP_SRC_DST_CHECK_DST, DROP_SRC_DST_CHECK_SRC, DROP_TTL_EXCEEDED, FATE_DELIVERED, FATE_DROPPED,
   REASON_COUNT, REASON_NONE,
 } from '../spec/reasons.ts';
-import { ICMP_ERROR_MAX_LEN } from '../spec/timeouts.ts';
+import { type BatchOutput, type FrameBatch, OUT_SLOTS, errorBase, packResult } from '../spec/frame-batch.ts';
 
 /** Instance arrivals per packet before it is dropped as a routing loop. */
 const MAX_HOPS = 8;
@@ -46,7 +45,7 @@ export class HopWalk {
   readonly icmp: IcmpErrors;
   private readonly drops: Float64Array;
   private readonly dropBase: number;
-  private io: BatchIO | null = null;
+  private out: BatchOutput | null = null;
   private pkt = 0;
 
   constructor(
@@ -76,11 +75,11 @@ export class HopWalk {
 
   private emit(egress: number): void {
     const st = this.st;
-    const io = this.io!;
-    const s = this.pkt * 2 + st.nOut;
-    io.outOff[s] = st.fo;
-    io.outLen[s] = st.pv.totalLen;
-    io.outEgress[s] = egress;
+    const out = this.out!;
+    const s = this.pkt * OUT_SLOTS + st.nOut;
+    out.outOff[s] = st.fo;
+    out.outLen[s] = st.pv.totalLen;
+    out.outEgress[s] = egress;
     st.nOut++;
     if (!st.gen) {
       st.fate = FATE_DELIVERED;
@@ -90,9 +89,9 @@ export class HopWalk {
   }
 
   /** The whole path for input packet i (its fast path declined it). */
-  run(io: BatchIO, i: number, now: number): void {
+  run(batch: FrameBatch, out: BatchOutput, i: number, now: number): void {
     const st = this.st;
-    this.io = io;
+    this.out = out;
     this.pkt = i;
     st.now = now;
     st.nOut = 0;
@@ -108,17 +107,17 @@ export class HopWalk {
     st.trkEip = 0;
     st.trkLocal = -1;
     st.trkEgress = 0;
-    const ingress = io.ingress[i];
+    const ingress = batch.ingress[i];
     st.trkIngress = ingress;
-    const inb = io.inArena;
-    const off = io.inOff[i];
-    const len = io.inLen[i];
-    const ob = io.outArena;
+    const inb = batch.arena;
+    const off = batch.off[i];
+    const len = batch.len[i];
+    const ob = out.outArena;
     const oo = off;
     this.copyIn(inb, off, ob, oo, len);
     st.buf = ob;
     st.fo = oo;
-    st.errOff = io.inArena.length + ICMP_ERROR_MAX_LEN * i;
+    st.errOff = errorBase(inb.length, i);
     const pv = st.pv;
     const ps = parseIpv4(ob, oo, len, pv);
     if (isIpLevelMalformation(ps)) {
@@ -132,12 +131,7 @@ export class HopWalk {
     }
     if (st.fate === FATE_DROPPED) this.drops[this.dropBase + st.reason]++;
     else if (st.trkOk && st.trkNat === 1 && st.trkLocal >= 0 && st.nOut === 1) this.recordPath();
-    io.fate[i] = st.fate;
-    io.reason[i] = st.reason;
-    io.detail[i] = st.detail;
-    io.ct[i] = st.ctRes;
-    io.outFirst[i] = i * 2;
-    io.outCount[i] = st.nOut;
+    out.result[i] = packResult(st.fate, st.reason, st.detail, st.ctRes, st.nOut);
   }
 
   /** Copies len bytes (slow path: byte by byte, four at a time). */

@@ -16,10 +16,11 @@
 //   wheel     timer wheel heads (WHEEL_SLOTS Int32) + control words.
 //   ctl       per worker and NAT instance: live count, list heads, RNG state, clock.
 //   drops     Float64 per DROP_* reason; natc: Float64 (packets, bytes) per nat rule counter.
+//   clock     Float64 per worker: the worker's time base in ms (its 32-bit times count from there).
 
 import type { Scenario } from '../spec/scenario.ts';
 import { REASON_COUNT } from '../spec/reasons.ts';
-import { ICMP_ERROR_MAX_LEN } from '../spec/timeouts.ts';
+import { type BatchOutput, type FrameBatch, createBatchOutput, createFrameBatch } from '../spec/frame-batch.ts';
 import { type CompiledScenario, compileScenario } from './compile.ts';
 
 export type { CompiledScenario } from './compile.ts';
@@ -188,7 +189,9 @@ export function createCoreShared(scenario: Scenario, opts: { workers: number; se
     ctl: new SharedArrayBuffer(W * ctlWords * 4),
     drops: new SharedArrayBuffer(W * REASON_COUNT * 8),
     natc: new SharedArrayBuffer(W * Math.max(1, compiled.counterCount) * 2 * 8),
+    clock: new SharedArrayBuffer(W * 8),
   };
+  new Float64Array(sabs.clock).fill(CLOCK_UNSET);
   const hashSeed = (opts.hashSeed ?? opts.seed) | 0;
   const shared: CoreShared = { workers: W, seed: opts.seed | 0, hashSeed, quota, capW, slotsW, refBits, ctlWords, sabs, compiled };
   // Initial control state: links are index + 1, so zero-filled memory is empty lists; RNG per worker.
@@ -229,6 +232,8 @@ export class SharedViews {
   readonly ctl: Int32Array;
   readonly drops: Float64Array;
   readonly natc: Float64Array;
+  /** Per worker: its time base (ms; CLOCK_UNSET before its first packet). */
+  readonly clock: Float64Array;
   constructor(shared: CoreShared) {
     this.sessions = new Uint32Array(shared.sabs.sessions);
     this.flow = new Uint32Array(shared.sabs.flow);
@@ -237,64 +242,40 @@ export class SharedViews {
     this.ctl = new Int32Array(shared.sabs.ctl);
     this.drops = new Float64Array(shared.sabs.drops);
     this.natc = new Float64Array(shared.sabs.natc);
+    this.clock = new Float64Array(shared.sabs.clock);
   }
 }
 
-// ---- batch I/O -------------------------------------------------------------------------------------
+// ---- batches -------------------------------------------------------------------------------------
 
 /**
- * Views over SABs the main thread fills and reads. Input frames are IPv4 packets in `inArena` at
- * inOff[i] (length inLen[i]); inputs must not overlap. Outputs are written at deterministic places,
- * so re-running a packet (a worker replaced after a fault) rewrites the same bytes: packet i's
- * forwarded copy goes to outArena[inOff[i] ..+ length] (the same offset as its input: dense), a
- * generated ICMP error to outArena[inArena.length + ICMP_ERROR_MAX_LEN * i ..]; its output slots are
- * [OUT_SLOTS_PER_PACKET * i, ...) (outFirst[i] is the first).
+ * One batch as the core's workers see it (docs/frame-batch.md): the caller's input FrameBatch as
+ * it is (never written), this engine's BatchOutput, and `idx`, the packet indices sorted by owner
+ * (worker w's share of the batch is idx[first .. first+count), in input order). All three are
+ * SharedArrayBuffer-backed and reach a worker once, when the batch is first used
+ * (CorePool.register); a descriptor then names the batch by number.
  */
-export interface BatchIO {
-  maxPackets: number;
-  inArena: Uint8Array;
-  inOff: Int32Array;
-  inLen: Int32Array;
-  ingress: Int32Array;
-  timeMs: Int32Array;
-  fate: Uint8Array;
-  reason: Uint8Array;
-  detail: Uint8Array;
-  ct: Uint8Array;
-  outFirst: Int32Array;
-  outCount: Int32Array;
-  outArena: Uint8Array;
-  outOff: Int32Array;
-  outLen: Int32Array;
-  outEgress: Int32Array;
+export interface CoreBatch {
+  batch: FrameBatch;
+  out: BatchOutput;
+  idx: Int32Array;
 }
 
-/** At most this many output frames per input packet (the forwarded packet and one ICMP error). */
-export const OUT_SLOTS_PER_PACKET = 2;
-
-function sab(bytes: number): SharedArrayBuffer {
-  return new SharedArrayBuffer(Math.max(8, bytes));
+/** A CoreBatch for batches of at most maxPackets packets in an input arena of arenaBytes (idx: the identity). */
+export function createCoreBatch(maxPackets: number, arenaBytes: number): CoreBatch {
+  const batch = createFrameBatch(maxPackets, arenaBytes);
+  const idx = new Int32Array(new SharedArrayBuffer(batch.maxPackets * 4));
+  for (let i = 0; i < idx.length; i++) idx[i] = i; // the identity: one worker's share is the batch
+  return { batch, out: createBatchOutput(maxPackets, arenaBytes), idx };
 }
 
-/** SAB-backed batch I/O (structured-cloneable). `workers` is accepted for the boundary's shape. */
-export function createBatchIO(maxPackets: number, arenaBytes: number, _workers: number): BatchIO {
-  const n = Math.max(1, maxPackets | 0);
-  return {
-    maxPackets: n,
-    inArena: new Uint8Array(sab(arenaBytes)),
-    inOff: new Int32Array(sab(n * 4)),
-    inLen: new Int32Array(sab(n * 4)),
-    ingress: new Int32Array(sab(n * 4)),
-    timeMs: new Int32Array(sab(n * 4)),
-    fate: new Uint8Array(sab(n)),
-    reason: new Uint8Array(sab(n)),
-    detail: new Uint8Array(sab(n)),
-    ct: new Uint8Array(sab(n)),
-    outFirst: new Int32Array(sab(n * 4)),
-    outCount: new Int32Array(sab(n * 4)),
-    outArena: new Uint8Array(sab(arenaBytes + ICMP_ERROR_MAX_LEN * n)),
-    outOff: new Int32Array(sab(n * OUT_SLOTS_PER_PACKET * 4)),
-    outLen: new Int32Array(sab(n * OUT_SLOTS_PER_PACKET * 4)),
-    outEgress: new Int32Array(sab(n * OUT_SLOTS_PER_PACKET * 4)),
-  };
-}
+/** The core's per-worker clock (clock SAB, one Float64 per worker): ms of its time base, -1 before the first packet. */
+export const CLOCK_UNSET = -1;
+/**
+ * Each worker keeps its times (expiry, creation, the wheel) as 32-bit ms since its own time base
+ * and moves the base forward (rebase: every live entry's times shifted, the wheel re-filed) when a
+ * packet is more than this many ms past it — so any 64-bit capture time works.
+ */
+export const REBASE_AFTER_MS = 1 << 30;
+/** Time bases are multiples of this (one turn of the timer wheel). */
+export const CLOCK_BASE_UNIT = 1 << 20;

@@ -4,8 +4,9 @@
 // commit marker; piscina replaces dead threads. See docs/core.md "Threads" and "Faults".
 
 import { availableParallelism } from 'node:os';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import type { BatchIO, CoreShared } from './layout.ts';
+import type { CoreBatch, CoreShared } from './layout.ts';
 import {
   FAULT_HOLD,
   FAULT_NONE,
@@ -43,9 +44,6 @@ import type { WorkerTask } from './worker.ts';
 export interface PoolOptions {
   workers: number;
   shared: CoreShared;
-  /** The BatchIOs (two for double buffering) and, per BatchIO, its index list. */
-  ios: BatchIO[];
-  idx: Int32Array[];
   mode?: 'dataplane' | 'noop' | 'probe';
   /** Mode 'probe': per packet index counters (tests). */
   probe?: Int32Array;
@@ -88,7 +86,10 @@ export class CorePool {
   /** The faults seen (messages), in order: what the pool recovered from. */
   readonly faultLog: string[] = [];
   private readonly piscina: Piscina;
-  private readonly task: Omit<WorkerTask, 'worker'>;
+  private readonly task: Omit<WorkerTask, 'worker' | 'batches' | 'port'>;
+  /** Every batch registered, by number; each worker's end of its registration channel. */
+  private readonly batches: CoreBatch[] = [];
+  private readonly ports: (MessagePort | null)[];
   private readonly running: (Promise<void> | null)[];
   /** Per worker, where its task last failed (`tail:commit`) and how many times in a row there. */
   private readonly progressAtStart: string[];
@@ -113,8 +114,6 @@ export class CorePool {
     this.onHold = opts.onHold;
     this.task = {
       shared: opts.shared,
-      ios: opts.ios,
-      idx: opts.idx,
       ring,
       mode: opts.mode ?? 'dataplane',
       probe: opts.probe,
@@ -136,6 +135,7 @@ export class CorePool {
       this.faultLog.push(`pool error: ${String((err as Error)?.message ?? err)}`);
     });
     this.running = new Array(n).fill(null);
+    this.ports = new Array(n).fill(null);
     this.progressAtStart = new Array(n).fill('');
     this.failedStarts = new Array(n).fill(0);
     for (let w = 0; w < n; w++) this.issue(w);
@@ -164,6 +164,18 @@ export class CorePool {
   /** Times worker w went to sleep waiting for work (statistics). */
   sleeps(w: number): number {
     return Atomics.load(this.ctrl, workerBase(w) + W_SLEEPS);
+  }
+
+  /**
+   * Makes a batch known to every worker (once per batch object: the caller keeps the number and
+   * names the batch by it in descriptors). Its SharedArrayBuffers go to the workers as they are —
+   * a registration message now, or the task data of a restarted worker — never a copy of frames.
+   */
+  register(cb: CoreBatch): number {
+    const id = this.batches.length;
+    this.batches.push(cb);
+    for (let w = 0; w < this.workers; w++) this.ports[w]?.postMessage({ id, cb });
+    return id;
   }
 
   /** Arm a fault (tests): it fires once, before packet `index` of batch `batch`. */
@@ -261,8 +273,13 @@ export class CorePool {
     const base = workerBase(w);
     Atomics.store(this.ctrl, base + W_PARKED, 0);
     Atomics.store(this.ctrl, base + W_RELEASE, 0);
-    const task: WorkerTask = { ...this.task, worker: w };
-    this.running[w] = this.piscina.run(task).then(
+    // A fresh registration channel per task: the batches so far travel in the task itself.
+    this.ports[w]?.close();
+    const ch = new MessageChannel();
+    ch.port1.unref();
+    this.ports[w] = ch.port1;
+    const task: WorkerTask = { ...this.task, worker: w, batches: this.batches.slice(), port: ch.port2 };
+    this.running[w] = this.piscina.run(task, { transferList: [ch.port2] }).then(
       () => {
         this.running[w] = null;
       },
@@ -326,6 +343,7 @@ export class CorePool {
       }
     }
     this.closing = true;
+    for (let w = 0; w < this.workers; w++) this.ports[w]?.close();
     await this.piscina.destroy();
   }
 }

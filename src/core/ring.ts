@@ -11,16 +11,22 @@ const RING_MASK = RING_SLOTS - 1;
 
 // Descriptor words.
 export const D_OP = 0;
-/** Which BatchIO (double buffering: 0 or 1). */
+/** Which batch: the number CorePool.register gave it (the worker received its SABs then). */
 export const D_IO = 1;
 /** First index into the batch's per-worker index list (the share is idx[first..first+count)). */
 export const D_FIRST = 2;
 export const D_COUNT = 3;
-/** OP_ADVANCE: the time (ms since the run's time base). */
+/** OP_ADVANCE: the absolute time in ms, low 32 bits (unsigned) and high bits (D_NOW_HI). */
 export const D_NOW_MS = 4;
 /** Batch sequence number (the engine's count of batches posted), for fault injection and logs. */
 export const D_BATCH = 5;
+export const D_NOW_HI = 6;
 export const DESC_WORDS = 8;
+
+/** The absolute ms (any non-negative integer below 2^53) a descriptor carries. */
+export function descNowMs(ctrl: Int32Array, d: number): number {
+  return ctrl[d + D_NOW_HI] * 4294967296 + (ctrl[d + D_NOW_MS] >>> 0);
+}
 
 export const OP_PROCESS = 1;
 export const OP_ADVANCE = 2;
@@ -162,7 +168,8 @@ export function postDescriptor(
   ctrl[d + D_IO] = io;
   ctrl[d + D_FIRST] = first;
   ctrl[d + D_COUNT] = count;
-  ctrl[d + D_NOW_MS] = nowMs;
+  ctrl[d + D_NOW_MS] = nowMs % 4294967296 | 0;
+  ctrl[d + D_NOW_HI] = Math.floor(nowMs / 4294967296);
   ctrl[d + D_BATCH] = batch;
   // The store of HEAD publishes the descriptor words (Atomics are sequentially consistent).
   Atomics.store(ctrl, base + W_HEAD, (seq + 1) | 0);

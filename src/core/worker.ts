@@ -5,16 +5,16 @@
 //
 // Hot loop: no allocation, no strings, no messages; one Atomics.wait per idle period.
 
-import { threadId } from 'node:worker_threads';
+import { type MessagePort, receiveMessageOnPort, threadId } from 'node:worker_threads';
 import { Dataplane } from './dataplane.ts';
-import type { BatchIO, CoreShared } from './layout.ts';
+import type { CoreBatch, CoreShared } from './layout.ts';
 import {
   D_BATCH,
   D_COUNT,
   D_FIRST,
   D_IO,
-  D_NOW_MS,
   D_OP,
+  descNowMs,
   FAULT_HOLD,
   FAULT_NONE,
   FAULT_TERMINATE,
@@ -53,9 +53,10 @@ import {
 export interface WorkerTask {
   worker: number;
   shared: CoreShared;
-  ios: BatchIO[];
-  /** Per BatchIO: the per-worker index lists (the main thread fills them by dispatchWorker). */
-  idx: Int32Array[];
+  /** The batches registered so far, by number (CorePool.register); later ones arrive on `port`. */
+  batches: CoreBatch[];
+  /** Receives { id, batch } registrations (read synchronously with receiveMessageOnPort). */
+  port: MessagePort | null;
   ring: SharedArrayBuffer;
   /**
    * 'dataplane' runs Dataplane.processBatch; 'noop' only commits (measures the hand-over alone);
@@ -72,15 +73,15 @@ export interface WorkerTask {
 
 /** The processing step: a share [first, first+count) of idx, one Dataplane call. */
 interface Processor {
-  /** Runs the share [first, first+count) of idx; commitBias: see Dataplane.processBatch. */
-  process(io: BatchIO, idx: Int32Array, first: number, count: number, commitBias: number): void;
+  /** Runs the share [first, first+count) of cb.idx; commitBias: see Dataplane.processBatch. */
+  process(cb: CoreBatch, first: number, count: number, commitBias: number): void;
   advance(nowMs: number): void;
   /** Packets that took the fast path so far (statistics). */
   fast(): number;
 }
 
 class NoopProcessor implements Processor {
-  process(_io: BatchIO, _idx: Int32Array, _first: number, _count: number, _commitBias: number): void {}
+  process(_cb: CoreBatch, _first: number, _count: number, _commitBias: number): void {}
   advance(_nowMs: number): void {}
   fast(): number {
     return 0;
@@ -94,7 +95,8 @@ class ProbeProcessor implements Processor {
     private readonly ctrl: Int32Array,
     private readonly at: number,
   ) {}
-  process(_io: BatchIO, idx: Int32Array, first: number, count: number, commitBias: number): void {
+  process(cb: CoreBatch, first: number, count: number, commitBias: number): void {
+    const idx = cb.idx;
     for (let i = first; i < first + count; i++) {
       this.ctrl[this.at] = (commitBias + i) | COMMIT_IN_FLIGHT;
       Atomics.add(this.probe, idx[i], 1);
@@ -114,8 +116,8 @@ class DataplaneProcessor implements Processor {
   constructor(dp: Dataplane) {
     this.dp = dp;
   }
-  process(io: BatchIO, idx: Int32Array, first: number, count: number, commitBias: number): void {
-    this.dp.processBatch(io, idx, first, count, commitBias);
+  process(cb: CoreBatch, first: number, count: number, commitBias: number): void {
+    this.dp.processBatch(cb.batch, cb.out, cb.idx, first, count, commitBias);
   }
   advance(nowMs: number): void {
     this.dp.advance(nowMs);
@@ -143,8 +145,7 @@ function runLoop(task: WorkerTask, proc: Processor): number {
   const base = workerBase(w);
   Atomics.add(ctrl, base + W_STARTS, 1);
   Atomics.store(ctrl, base + W_THREAD, threadId);
-  const ios = task.ios;
-  const idxs = task.idx;
+  const batches = task.batches.slice();
   const spin = task.spin | 0;
   const faults = task.faults;
   let processed = 0;
@@ -167,8 +168,15 @@ function runLoop(task: WorkerTask, proc: Processor): number {
       const ioIndex = ctrl[d + D_IO];
       const first = ctrl[d + D_FIRST];
       const count = ctrl[d + D_COUNT];
-      const io = ios[ioIndex];
-      const idx = idxs[ioIndex];
+      while (batches.length <= ioIndex) {
+        // A batch registered after this task started: its SABs are waiting on the port.
+        const m = task.port === null ? undefined : receiveMessageOnPort(task.port);
+        if (m === undefined) throw new Error(`core worker ${w}: batch ${ioIndex} was never registered`);
+        const reg = m.message as { id: number; cb: CoreBatch };
+        batches[reg.id] = reg.cb;
+      }
+      const cb = batches[ioIndex];
+      const idx = cb.idx;
       // Resume after a restart: skip the packets a previous thread committed.
       let i = committedOf(Atomics.load(ctrl, base + W_COMMIT), tail);
       const bias = commitWord(tail, 0) - first;
@@ -179,17 +187,17 @@ function runLoop(task: WorkerTask, proc: Processor): number {
           checkFault(ctrl, base, batch, idx[first + i], false);
           ctrl[base + W_COMMIT] = commitWord(tail, i) | COMMIT_IN_FLIGHT;
           checkFault(ctrl, base, batch, idx[first + i], true);
-          proc.process(io, idx, first + i, 1, bias);
+          proc.process(cb, first + i, 1, bias);
         }
       } else if (i < count) {
         // The whole share in one call (prefetch passes included); the dataplane stores the
         // commit marker around each packet.
-        proc.process(io, idx, first + i, count - i, bias);
+        proc.process(cb, first + i, count - i, bias);
       }
       processed += count;
       ctrl[base + W_PACKETS] = processed;
     } else if (op === OP_ADVANCE) {
-      proc.advance(ctrl[d + D_NOW_MS]);
+      proc.advance(descNowMs(ctrl, d));
     }
     busyUs += (performance.now() - t0) * 1000;
     ctrl[base + W_BUSY_US] = busyUs | 0;
@@ -203,6 +211,7 @@ function runLoop(task: WorkerTask, proc: Processor): number {
       Atomics.notify(ctrl, G_WAKE);
     }
     if (op === OP_EXIT) {
+      task.port?.close();
       Atomics.store(ctrl, base + W_THREAD, 0);
       return processed;
     }

@@ -4,7 +4,7 @@
 //     ASSURED and a TCP handshake completes), then a stream of 64-byte frames of those sessions;
 //   - session setup: every frame opens a new flow (connections per second);
 //   - mixed traffic from a TrafficProfile (src/traffic/profile.ts).
-// Frames are written straight into caller-owned columns (the core's BatchIO has this shape), with
+// Frames are written straight into caller-owned columns (a FrameBatch, docs/frame-batch.md, has this shape), with
 // correct IPv4 and L4 checksums and zero payload, so a run can pre-load millions of frames without
 // an object per packet. Flows are deterministic functions of a flow id (FlowSpace) and a seed.
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP, F_ACK, F_SYN } from '../packet/constants.ts';
@@ -14,13 +14,19 @@ import { POINT_INTERNET, instancePoint } from '../spec/scenario.ts';
 import { InputError } from '../spec/errors.ts';
 import { MIN_ICMP_LEN, MIN_TCP_LEN, MIN_UDP_LEN, type TrafficProfile, describeProfile } from './profile.ts';
 
-/** Where generated frames go: the core's BatchIO satisfies this. */
+/** Where generated frames go: a FrameBatch (src/spec/frame-batch.ts) satisfies this. */
 export interface FrameColumns {
-  inArena: Uint8Array;
-  inOff: Int32Array;
-  inLen: Int32Array;
+  arena: Uint8Array;
+  off: Int32Array;
+  len: Int32Array;
   ingress: Int32Array;
-  timeMs: Int32Array;
+  /** Written as nowMs * 1000. */
+  timeUs: Float64Array;
+}
+
+/** The next frame offset after a frame of `len` bytes at `off` (FrameBatch frames are 8-byte aligned). */
+export function nextFrameOffset(off: number, len: number): number {
+  return (off + len + 7) & ~7;
 }
 
 /** IPv4 total length of a 64-byte Ethernet frame (14-byte header + 4-byte FCS). */
@@ -254,7 +260,7 @@ const SERVER_ISN = 0x70000000;
 export function writeFlowPacket(
   fs: FlowSpace, cols: FrameColumns, i: number, off: number, nowMs: number, kind: number, id: number, phase: number, len: number,
 ): number {
-  const b = cols.inArena;
+  const b = cols.arena;
   const sport = fs.sport(id);
   const remote = fs.remote(id);
   const dport = fs.dport(id);
@@ -272,10 +278,10 @@ export function writeFlowPacket(
     const l = phase === 3 ? Math.max(len, MIN_ICMP_LEN) : MIN_ICMP_LEN;
     n = inbound ? writeIcmpEcho(b, off, remote, fs.natPublic, 0, sport, 1, l) : writeIcmpEcho(b, off, fs.insideAddr, remote, 8, sport, phase === 0 ? 1 : 2, l);
   }
-  cols.inOff[i] = off;
-  cols.inLen[i] = n;
+  cols.off[i] = off;
+  cols.len[i] = n;
   cols.ingress[i] = inbound ? POINT_INTERNET : fs.insidePoint;
-  cols.timeMs[i] = nowMs;
+  cols.timeUs[i] = nowMs * 1000;
   return n;
 }
 

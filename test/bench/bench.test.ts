@@ -24,7 +24,7 @@ import { command, parseCount } from '../../src/cli/cmd-bench.ts';
 import { UsageError } from '../../src/cli/args.ts';
 
 function cols(n: number): FrameColumns {
-  return { inArena: new Uint8Array(n * 1600), inOff: new Int32Array(n), inLen: new Int32Array(n), ingress: new Int32Array(n), timeMs: new Int32Array(n) };
+  return { arena: new Uint8Array(n * 1600), off: new Int32Array(n), len: new Int32Array(n), ingress: new Int32Array(n), timeUs: new Float64Array(n) };
 }
 
 /** Minimal XML well-formedness check: balanced tags, quoted attributes, one root. */
@@ -64,11 +64,11 @@ describe('workload generators', () => {
       for (const phase of [0, 1, 2, 3]) {
         for (const len of [28, 46, 333, 1500]) {
           const n = writeFlowPacket(fs, c, 0, 0, 1000, kind, 12345, phase, len);
-          const st = parseIpv4(c.inArena, 0, n, pv);
+          const st = parseIpv4(c.arena, 0, n, pv);
           expect(st, `kind ${kind} phase ${phase} len ${len}`).toBe(PARSE_OK);
           expect(pv.proto).toBe(kind === FLOW_UDP ? PROTO_UDP : kind === FLOW_TCP ? PROTO_TCP : PROTO_ICMP);
-          expect(verifyIpv4Header(c.inArena, pv)).toBe(true);
-          expect(verifyL4Checksum(c.inArena, pv)).toBe(true);
+          expect(verifyIpv4Header(c.arena, pv)).toBe(true);
+          expect(verifyL4Checksum(c.arena, pv)).toBe(true);
           // Phase 1 is the reply, addressed to the NAT's Elastic IP from the internet.
           expect(c.ingress[0] === 0).toBe(phase === 1);
           if (phase === 1) expect(pv.dst).toBe(fs.natPublic);
@@ -104,7 +104,7 @@ describe('workload generators', () => {
     let off = 0;
     for (let i = 0; i < 12; i++) off += src.next(c, i, off, 1000);
     expect(src.remaining).toBe(0);
-    expect(Array.from(c.timeMs)).toEqual([...Array(8).fill(1000), ...Array(4).fill(3500)]);
+    expect(Array.from(c.timeUs)).toEqual([...Array(8).fill(1000_000), ...Array(4).fill(3500_000)]);
     expect(Array.from(c.ingress.slice(0, 8)).map((x) => (x === 0 ? 'in' : 'out'))).toEqual(['out', 'in', 'out', 'in', 'out', 'in', 'out', 'in']);
   });
 
@@ -115,7 +115,7 @@ describe('workload generators', () => {
     const ports = new Set<number>();
     for (let k = 0; k < 100; k++) {
       src.next(c, 0, 0, 5000);
-      parseIpv4(c.inArena, 0, c.inLen[0], pv);
+      parseIpv4(c.arena, 0, c.len[0], pv);
       ports.add(pv.sport);
     }
     expect(ports.size).toBe(100);
@@ -130,7 +130,7 @@ describe('workload generators', () => {
     const keys = new Set<string>();
     for (let k = 0; k < 2000; k++) {
       src.next(c, 0, 0, 1000);
-      parseIpv4(c.inArena, 0, c.inLen[0], pv);
+      parseIpv4(c.arena, 0, c.len[0], pv);
       keys.add(`${pv.sport} ${pv.dst} ${pv.dport}`);
     }
     expect(keys.size).toBe(2000);

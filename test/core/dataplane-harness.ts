@@ -3,7 +3,8 @@
 
 import type { Scenario } from '../../src/spec/scenario.ts';
 import type { PacketResult } from '../../src/spec/engine.ts';
-import { createBatchIO, createCoreShared, type BatchIO, type CoreShared } from '../../src/core/layout.ts';
+import { createCoreBatch, createCoreShared, type CoreBatch, type CoreShared } from '../../src/core/layout.ts';
+import { OUT_SLOTS, resultCt, resultDetail, resultFate, resultOutCount, resultReason } from '../../src/spec/frame-batch.ts';
 import { Dataplane } from '../../src/core/dataplane.ts';
 import { dumpConntrack } from '../../src/core/ct-dump.ts';
 import { dispatchWorker } from '../../src/core/dispatch.ts';
@@ -11,15 +12,14 @@ import { dispatchWorker } from '../../src/core/dispatch.ts';
 export class Harness {
   readonly shared: CoreShared;
   readonly dps: Dataplane[];
-  readonly io: BatchIO;
-  readonly idx = new Int32Array(1);
+  readonly io: CoreBatch;
   nowMs = 0;
 
   constructor(readonly scenario: Scenario, opts: { workers?: number; seed?: number; capacity?: number } = {}) {
     this.shared = createCoreShared(scenario, { workers: opts.workers ?? 1, seed: opts.seed ?? 1, capacity: opts.capacity });
     this.dps = [];
     for (let w = 0; w < this.shared.workers; w++) this.dps.push(new Dataplane(this.shared, w));
-    this.io = createBatchIO(1, 70000, this.shared.workers);
+    this.io = createCoreBatch(1, 70000);
   }
 
   /** The worker the dispatcher picks for this frame. */
@@ -29,21 +29,23 @@ export class Harness {
 
   send(frame: Uint8Array, ingress: number, timeMs = this.nowMs, worker?: number): PacketResult {
     this.nowMs = timeMs;
-    const io = this.io;
-    io.inArena.set(frame, 0);
-    io.inOff[0] = 0;
-    io.inLen[0] = frame.length;
-    io.ingress[0] = ingress;
-    io.timeMs[0] = timeMs;
-    io.fate[0] = 0xff;
+    const { batch, out, idx } = this.io;
+    batch.arena.set(frame, 0);
+    batch.off[0] = 0;
+    batch.len[0] = frame.length;
+    batch.ingress[0] = ingress;
+    batch.timeUs[0] = timeMs * 1000;
+    batch.count = 1;
+    out.result[0] = 0xffffffff;
     const w = worker ?? this.owner(frame, ingress);
-    this.dps[w].processBatch(io, this.idx, 0, 1);
+    this.dps[w].processBatch(batch, out, idx, 0, 1);
+    const word = out.result[0];
     const outputs = [];
-    for (let k = 0; k < io.outCount[0]; k++) {
-      const s = io.outFirst[0] + k;
-      outputs.push({ egress: io.outEgress[s], frame: io.outArena.slice(io.outOff[s], io.outOff[s] + io.outLen[s]) });
+    for (let k = 0; k < resultOutCount(word); k++) {
+      const s = k + 0 * OUT_SLOTS;
+      outputs.push({ egress: out.outEgress[s], frame: out.outArena.slice(out.outOff[s], out.outOff[s] + out.outLen[s]) });
     }
-    return { fate: io.fate[0], reason: io.reason[0], detail: io.detail[0], ct: io.ct[0], outputs };
+    return { fate: resultFate(word), reason: resultReason(word), detail: resultDetail(word), ct: resultCt(word), outputs };
   }
 
   conntrack(nowMs = this.nowMs) {

@@ -34,17 +34,16 @@ function start(workers: number): { pool: CorePool; probe: Int32Array } {
     for (let i = 0; i < N; i++) a[i] = i;
     return a;
   });
-  // ios/shared are not read in probe mode.
+  // shared and the frames are not read in probe mode; the index lists are.
   const p = new CorePool({
     workers,
     shared: {} as never,
-    ios: [{} as never, {} as never],
-    idx,
     mode: 'probe',
     probe,
     faults: true,
     onHold: (w) => holdHook?.(w),
   });
+  for (const list of idx) p.register({ batch: {} as never, out: {} as never, idx: list });
   return { pool: p, probe };
 }
 
