@@ -14,7 +14,7 @@ import {
   type BatchOutput, type FrameBatch, FRAME_ALIGN, OUT_SLOTS, createBatchOutput, createFrameBatch, resultCt, resultDetail,
   resultFate, resultOutCount, resultReason,
 } from '../../src/spec/frame-batch.ts';
-import { compareRuns } from '../../src/diff/compare.ts';
+import { compareRuns } from '../../src/diff/compare/compare.ts';
 import { createModelEngine } from '../../src/model/index.ts';
 import { type CoreEngine, createCoreEngine } from '../../src/core/engine.ts';
 import { APP_IP, HOST, NAT_EIP, mixedTraffic, point, snapshot } from './engine-traffic.ts';
