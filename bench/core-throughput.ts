@@ -17,6 +17,7 @@ import {
 import { resultFate, resultOutCount, resultReason } from '../src/spec/frame-batch.ts';
 import { buildUdp, parseIpv4Addr } from '../src/packet/index.ts';
 import { writeBenchResult } from './results.ts';
+import { collidingFanOut } from '../src/traffic/workload.ts';
 
 const APP_POINT = 3;
 const APP = parseIpv4Addr('10.0.1.10');
@@ -33,6 +34,12 @@ export interface EstablishedOptions {
   /** Distinct pre-built frames (cycled). */
   frames?: number;
   seed?: number;
+  /**
+   * Session keys: 'random' (spread source ports and remotes, the default) or 'adversarial' (one
+   * socket 10.0.1.10:5000 to remote:port pairs chosen to collide under the core's former unkeyed
+   * flow-table hash: src/traffic/workload.ts collidingFanOut).
+   */
+  keys?: 'random' | 'adversarial';
 }
 
 export interface RunStats {
@@ -41,9 +48,18 @@ export interface RunStats {
   runsMpps: number[];
 }
 
-function sessionTuple(s: number): { sport: number; dst: number } {
-  return { sport: 1024 + (s % 60000), dst: (REMOTE_BASE + Math.floor(s / 60000)) >>> 0 };
+function sessionTuple(s: number): { sport: number; dst: number; dport: number } {
+  return { sport: 1024 + (s % 60000), dst: (REMOTE_BASE + Math.floor(s / 60000)) >>> 0, dport: 53 };
 }
+
+/** The sessions' tuples of a key set (see EstablishedOptions.keys). */
+function keySet(sessions: number, keys: 'random' | 'adversarial'): (s: number) => { sport: number; dst: number; dport: number } {
+  if (keys === 'random') return sessionTuple;
+  const { dst, dport } = collidingFanOut(sessions, APP, ADVERSARIAL_SPORT, REMOTE_BASE);
+  return (s) => ({ sport: ADVERSARIAL_SPORT, dst: dst[s], dport: dport[s] });
+}
+
+const ADVERSARIAL_SPORT = 5000;
 
 function median(xs: number[]): number {
   const a = [...xs].sort((x, y) => x - y);
@@ -97,6 +113,7 @@ export async function measureEstablished(opts: EstablishedOptions) {
   scenario.conntrack.max = Math.max(sessions, 1024);
   const shared = createCoreShared(scenario, { workers: 1, seed: opts.seed ?? 1 });
   const dp = new Dataplane(shared, 0);
+  const tupleOf = keySet(sessions, opts.keys ?? 'random');
   // Set up: orig at t=0, reply at t=1, orig at t=2500 (after 2 s: stream, ASSURED) per session.
   const setupFrames: Uint8Array[] = [];
   const setupIngress: number[] = [];
@@ -105,9 +122,9 @@ export async function measureEstablished(opts: EstablishedOptions) {
     setupFrames.length = 0;
     setupIngress.length = 0;
     for (let s = 0; s < sessions; s++) {
-      const { sport, dst } = sessionTuple(s);
-      if (phase === 0) setupFrames.push(buildUdp({ src: APP, dst, sport, dport: 53, payload: PAYLOAD }));
-      else setupFrames.push(buildUdp({ src: dst, dst: EIP, sport: 53, dport: sport, payload: PAYLOAD }));
+      const { sport, dst, dport } = tupleOf(s);
+      if (phase === 0) setupFrames.push(buildUdp({ src: APP, dst, sport, dport, payload: PAYLOAD }));
+      else setupFrames.push(buildUdp({ src: dst, dst: EIP, sport: dport, dport: sport, payload: PAYLOAD }));
       setupIngress.push(phase === 0 ? APP_POINT : 0);
       if (setupFrames.length === 65536 || s === sessions - 1) {
         const ios = makeChunks(setupFrames, setupIngress, t);
@@ -124,12 +141,12 @@ export async function measureEstablished(opts: EstablishedOptions) {
   const ingress: number[] = [];
   for (let k = 0; k < nFrames; k++) {
     const s = rnd() % sessions;
-    const { sport, dst } = sessionTuple(s);
+    const { sport, dst, dport } = tupleOf(s);
     if (k & 1) {
-      frames.push(buildUdp({ src: dst, dst: EIP, sport: 53, dport: sport, payload: PAYLOAD }));
+      frames.push(buildUdp({ src: dst, dst: EIP, sport: dport, dport: sport, payload: PAYLOAD }));
       ingress.push(0);
     } else {
-      frames.push(buildUdp({ src: APP, dst, sport, dport: 53, payload: PAYLOAD }));
+      frames.push(buildUdp({ src: APP, dst, sport, dport, payload: PAYLOAD }));
       ingress.push(APP_POINT);
     }
   }

@@ -30,8 +30,8 @@ import { type Figure, makeFigure, median, nsFigure, valueFigure, sessionsLabel }
 import { type MicroRow, runMicro } from './micro.ts';
 import { machineInfo } from './results.ts';
 
-export type WorkloadName = 'established' | 'setup' | 'mixed' | 'replay';
-export const WORKLOADS: readonly WorkloadName[] = ['established', 'setup', 'mixed', 'replay'];
+export type WorkloadName = 'established' | 'setup' | 'mixed' | 'replay' | 'adversarial';
+export const WORKLOADS: readonly WorkloadName[] = ['established', 'setup', 'mixed', 'replay', 'adversarial'];
 
 export interface BenchOptions {
   quick: boolean;
@@ -210,6 +210,9 @@ class Suite {
     }
     if (has('established') && o.inline) {
       for (const s of o.sessions) tasks.push({ label: `established ${sessionsLabel(s)} sessions, one thread (no pool)`, fn: () => this.inlineEstablished(s) });
+    }
+    if (has('adversarial') && o.inline) {
+      for (const s of o.sessions) tasks.push({ label: `adversarial keys vs random, ${sessionsLabel(s)} sessions, one thread`, fn: () => this.adversarial(s) });
     }
     if (has('setup')) for (const w of o.workers) tasks.push({ label: `session setup, ${w} worker(s)`, fn: () => this.setup(w) });
     if (has('setup') && o.inline) tasks.push({ label: 'session setup, one thread (no pool)', fn: () => this.inlineSetup() });
@@ -472,6 +475,51 @@ class Suite {
     });
     this.figures.push(f, nsFigure(f), c);
     return `established ${sessionsLabel(S)} sessions, one thread (no pool): ${f.median.toFixed(2)} Mpps (${c.median.toFixed(2)} per CPU-second), fast path ${(r.fastPathShare * 100).toFixed(1)}%`;
+  }
+
+  /**
+   * Established packets of sessions whose keys were chosen to collide under the core's former
+   * unkeyed flow-table hash (one socket to many remote:port pairs, src/traffic/workload.ts
+   * collidingFanOut) against random keys, interleaved in the same run, one thread: the keyed hash
+   * must keep the adversarial cost within 2x of random (issue 20).
+   */
+  private async adversarial(S: number): Promise<string> {
+    const o = this.o;
+    const packets = Math.max(262144, Math.round(o.minRunSec * 4e6));
+    const ns: Record<'random' | 'adversarial', number[]> = { random: [], adversarial: [] };
+    const cpuMpps: Record<'random' | 'adversarial', number[]> = { random: [], adversarial: [] };
+    let fast = 1;
+    for (let round = 0; round < 2; round++) {
+      const order: Array<'random' | 'adversarial'> = round ? ['adversarial', 'random'] : ['random', 'adversarial'];
+      for (const keys of order) {
+        const r = await measureEstablished({ sessions: S, runs: o.runs, packets, seed: o.seed, keys });
+        ns[keys].push(...r.runsMpps.map((x) => 1000 / x));
+        cpuMpps[keys].push(...r.runsCpuMpps);
+        if (keys === 'adversarial') fast = Math.min(fast, r.fastPathShare);
+      }
+    }
+    const fig = (keys: 'random' | 'adversarial') => makeFigure({
+      id: `adversarial/sessions=${S}/keys=${keys}/inline/ns`, workload: 'adversarial',
+      label: `established ${sessionsLabel(S)} sessions, ${keys} keys, one thread ns/packet`,
+      unit: 'ns/packet', samples: ns[keys], higherIsBetter: false, sessions: S, engine: 'core',
+    });
+    const a = fig('adversarial');
+    const r = fig('random');
+    const cpuRatio = median(cpuMpps.random) / median(cpuMpps.adversarial);
+    const ratio = valueFigure({
+      id: `adversarial/sessions=${S}/ratio-to-random`, workload: 'adversarial',
+      label: `adversarial / random keys, ${sessionsLabel(S)} sessions, ns per packet (CPU time)`,
+      unit: 'x', value: cpuRatio, higherIsBetter: false, sessions: S, engine: 'core',
+    });
+    this.figures.push(a, r, ratio);
+    this.results.push({
+      workload: 'adversarial', engine: 'core', workers: 0, sessions: S,
+      input: `${S} established UDP sessions of ONE socket 10.0.1.10:5000 to remote:port pairs whose orig keys share the top 8 bits of the core's former unkeyed flow-table hash (one probe cluster under it), against ${S} sessions with random keys (bench/core-throughput.ts), interleaved`,
+      measured: 'one thread, no pool: Dataplane.processBatch over pre-loaded 256-packet batches; ns per packet (wall clock) of each key set, and the ratio of CPU time per packet',
+      packetsPerRun: packets, samples: ns.adversarial, unit: 'ns/packet',
+      notes: { randomNs: ns.random, cpuRatio, fastPathShare: fast },
+    });
+    return `adversarial keys, ${sessionsLabel(S)} sessions: ${a.median.toFixed(0)} ns/packet vs ${r.median.toFixed(0)} random (CPU-time ratio ${cpuRatio.toFixed(2)}x)`;
   }
 
   private async inlineSetup(): Promise<string> {

@@ -511,3 +511,49 @@ export function withExtraHosts(base: Scenario, like: string, n: number): Scenari
   }
   return s;
 }
+
+// ---- adversarial keys ------------------------------------------------------------------------------
+
+/**
+ * The flow-table hash the core used before issue 20: a multiply / xorshift mix with fixed
+ * constants, no key. Anyone could compute it, so flow sets could be chosen to share home slots.
+ * Kept here (not in the core) only to choose adversarial benchmark keys.
+ */
+export function unkeyedFlowHash(slot: number, proto: number, a: number, b: number, ports: number): number {
+  let h = Math.imul(a ^ 0x27d4eb2f, 0x9e3779b1);
+  h = Math.imul(h ^ (h >>> 15) ^ b, 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13) ^ ports, 0xc2b2ae35);
+  h = Math.imul(h ^ (h >>> 16) ^ ((proto << 8) | slot), 0x2c1b3c6d);
+  return (h ^ (h >>> 15)) >>> 0;
+}
+
+/**
+ * `n` UDP flows of ONE socket (src:sport, as a DNS resolver or QUIC client) to (remote, dport)
+ * pairs from `remoteBase` upward whose orig keys all share the top `bits` bits of
+ * unkeyedFlowHash at NAT slot `slot`: under that hash they all have home slots in one
+ * 2^-bits-wide stretch of any table (multiply-shift range reduction), i.e. one huge probe cluster.
+ * Deterministic; searches at most `maxRemotes` remote addresses × 65535 ports.
+ */
+export function collidingFanOut(n: number, src: number, sport: number, remoteBase: number, opts: { bits?: number; slot?: number; maxRemotes?: number } = {}): { dst: Uint32Array; dport: Uint16Array } {
+  const bits = opts.bits ?? 8;
+  const slot = opts.slot ?? 0;
+  const maxRemotes = opts.maxRemotes ?? 4096;
+  const dst = new Uint32Array(n);
+  const dport = new Uint16Array(n);
+  const shift = 32 - bits;
+  let target = -1;
+  let k = 0;
+  for (let r = 0; r < maxRemotes && k < n; r++) {
+    const remote = (remoteBase + r) >>> 0;
+    for (let p = 1; p <= 65535 && k < n; p++) {
+      const top = unkeyedFlowHash(slot, PROTO_UDP, src, remote, ((sport << 16) | p) >>> 0) >>> shift;
+      if (target < 0) target = top;
+      if (top !== target) continue;
+      dst[k] = remote;
+      dport[k] = p;
+      k++;
+    }
+  }
+  if (k < n) throw new InputError(`workload: only ${k} of ${n} colliding flows within ${maxRemotes} remote addresses`);
+  return { dst, dport };
+}

@@ -13,6 +13,7 @@ import {
 } from '../../src/core/layout.ts';
 import { Tables } from '../../src/core/tables.ts';
 import { PROTO_TCP, PROTO_UDP } from '../../src/packet/constants.ts';
+import { collidingFanOut, unkeyedFlowHash } from '../../src/traffic/workload.ts';
 
 const NAT = 0x0a00000a; // 10.0.0.10
 const HOST = 0x0a01000a; // 10.0.1.10
@@ -252,5 +253,22 @@ describe('keyed hash', () => {
       if (a.hashTuple(0, PROTO_UDP, HOST, PEER, k) === c.hashTuple(0, PROTO_UDP, HOST, PEER, k)) same++;
     }
     expect(same).toBeLessThan(3);
+  });
+});
+
+describe('adversarial keys (bench workload)', () => {
+  it('collidingFanOut: one cluster under the former unkeyed hash, spread under the keyed one', () => {
+    const n = 2000;
+    const { dst, dport } = collidingFanOut(n, HOST, 5000, 0xc6120000);
+    const t = new Rig(4096).t;
+    const unkeyedTop = new Set<number>();
+    const homes = new Set<number>();
+    for (let k = 0; k < n; k++) {
+      const ports = ((5000 << 16) | dport[k]) >>> 0;
+      unkeyedTop.add(unkeyedFlowHash(0, PROTO_UDP, HOST, dst[k], ports) >>> 24);
+      homes.add(t.home(t.hashTuple(0, PROTO_UDP, HOST, dst[k], ports)));
+    }
+    expect(unkeyedTop.size).toBe(1); // all in 1/256 of any table under the old hash
+    expect(homes.size).toBeGreaterThan(n * 0.7); // ~n·e^(-n/slots) collisions of a random hash
   });
 });
