@@ -267,7 +267,7 @@ export async function measurePool(opts: PoolBenchOptions = {}): Promise<PoolBenc
       log(
         `workers=${W} flows=${flows} batch=${batchSize}: ${mpps.toFixed(2)} Mpps (${(1000 / mpps).toFixed(1)} ns/packet), ` +
           `runs ${mppsRuns.map((x) => x.toFixed(2)).join(' ')}, per worker ${perWorker.join('/')} packets, ` +
-          `busy ${busyShare.map((x) => (100 * x).toFixed(0) + '%').join('/')} of wall time at ${nsBusy.map((x) => x.toFixed(0)).join('/')} ns/packet, sleeps ${sleeps.join('/')}, fast path ${Array.from({ length: W }, (_, w) => pool.fastPackets(w)).join('/')}`,
+          `busy ${busyShare.map((x) => `${(100 * x).toFixed(0)}%`).join('/')} of wall time at ${nsBusy.map((x) => x.toFixed(0)).join('/')} ns/packet, sleeps ${sleeps.join('/')}, fast path ${Array.from({ length: W }, (_, w) => pool.fastPackets(w)).join('/')}`,
       );
     } finally {
       await pool.close();

@@ -40,6 +40,6 @@ export async function writeBenchReport(report: BenchReport, dir: string): Promis
   await mkdir(dir, { recursive: true });
   const name = `bench-${report.date.replace(/[:.]/g, '-')}.json`;
   const json = join(dir, name);
-  await writeFile(json, JSON.stringify(report, null, 2) + '\n');
+  await writeFile(json, `${JSON.stringify(report, null, 2)}\n`);
   return [json, ...(await writeReadmeAndCharts(report, dir, name))];
 }

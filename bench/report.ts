@@ -177,7 +177,7 @@ export function formatReadme(r: BenchReport, jsonName: string, charts: string[])
   if (charts.length) {
     L.push('Reference lines on the charts (not measured here; targets in red, anchors in purple):', '');
     for (const ref of REFERENCES) {
-      const v = ref.value !== undefined ? `${fmt(ref.value)} ${ref.unit}` : ref.bySessions!.map((p) => `${fmt(p.value)} at ${sessionsLabel(p.sessions)}`).join(', ') + ` ${ref.unit}`;
+      const v = ref.value !== undefined ? `${fmt(ref.value)} ${ref.unit}` : `${ref.bySessions!.map((p) => `${fmt(p.value)} at ${sessionsLabel(p.sessions)}`).join(', ')} ${ref.unit}`;
       L.push(`- **${ref.kind}: ${ref.label}** — ${v}. Source: ${ref.source}.`);
     }
     L.push('');

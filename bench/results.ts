@@ -23,6 +23,6 @@ export async function writeBenchResult(kind: string, data: Record<string, unknow
   await mkdir(dir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const file = join(dir, `${kind}-${stamp}.json`);
-  await writeFile(file, JSON.stringify({ kind, date: new Date().toISOString(), machine: machineInfo(), ...data }, null, 2) + '\n');
+  await writeFile(file, `${JSON.stringify({ kind, date: new Date().toISOString(), machine: machineInfo(), ...data }, null, 2)}\n`);
   return file;
 }

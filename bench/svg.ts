@@ -18,7 +18,7 @@ function esc(s: string): string {
 
 function niceMax(v: number): number {
   if (!(v > 0)) return 1;
-  const p = Math.pow(10, Math.floor(Math.log10(v)));
+  const p = 10 ** Math.floor(Math.log10(v));
   for (const m of [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= v) return m * p;
   return 10 * p;
 }
@@ -119,7 +119,7 @@ function chart(title: string, subtitle: string[], xLabel: string, yLabel: string
     o.push(`<text x="${lx + 30}" y="${ly}" dominant-baseline="middle" fill="#222">${esc(s.name)}</text>`);
   });
   o.push('</svg>');
-  return o.join('\n') + '\n';
+  return `${o.join('\n')}\n`;
 }
 
 function coreFig(r: BenchReport, re: RegExp): Figure[] {

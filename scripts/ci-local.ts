@@ -81,7 +81,7 @@ export function githubSteps(yamlText: string, job: string, matrix: Ctx, runNumbe
 export function gitlabSteps(yamlText: string, job: string, index = 1, total = 1, pipelineIid = 1): { env: Record<string, string>; steps: LocalStep[]; artifacts: string[]; junit: string[] } {
   const ci = parse(yamlText) as Record<string, { script?: string[]; after_script?: string[]; variables?: object; artifacts?: { paths?: string[]; reports?: { junit?: string | string[] } } } & object>;
   const j = ci[job];
-  if (!j || !j.script) throw new Error(`ci-local: no job '${job}' with a script`);
+  if (!j?.script) throw new Error(`ci-local: no job '${job}' with a script`);
   const env = {
     ...strEnv(ci.variables, {}), ...strEnv(j.variables, {}),
     CI_NODE_INDEX: String(index), CI_NODE_TOTAL: String(total), CI_PIPELINE_IID: String(pipelineIid),
@@ -133,7 +133,9 @@ export function matchFiles(cwd: string, pattern: string): string[] {
 }
 
 // Root runs `sudo` commands directly where sudo itself is not installed.
-const SUDO_SHIM = 'if ! command -v sudo >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then sudo() { while [ "${1#-}" != "$1" ]; do shift; done; "$@"; }; fi\n';
+const SUDO_SHIM =
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
+  'if ! command -v sudo >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then sudo() { while [ "${1#-}" != "$1" ]; do shift; done; "$@"; }; fi\n';
 
 export interface RunOptions {
   cwd: string;
@@ -219,7 +221,7 @@ function main(argv: string[]): number {
   const res = runSteps(plan.steps, { cwd, env: plan.env, overrides, matrix });
   for (const r of res) {
     process.stdout.write(`${r.status.padEnd(26)} ${r.name}\n${r.notes.map((n) => `    ${n}\n`).join('')}`);
-    if (r.status === 'failed') process.stdout.write(r.output.split('\n').slice(-20).map((l) => `    | ${l}`).join('\n') + '\n');
+    if (r.status === 'failed') process.stdout.write(`${r.output.split('\n').slice(-20).map((l) => `    | ${l}`).join('\n')}\n`);
   }
   return res.some((r) => r.status === 'failed') ? 1 : 0;
 }

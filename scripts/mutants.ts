@@ -258,7 +258,7 @@ async function main(): Promise<number> {
   mkdirSync(dirname(outFile), { recursive: true });
   writeFileSync(
     outFile,
-    JSON.stringify({ date: new Date().toISOString(), seed, timeS, shrinkTimeS, reference: 'model', found, total: results.length, mutants: results }, null, 1) + '\n',
+    `${JSON.stringify({ date: new Date().toISOString(), seed, timeS, shrinkTimeS, reference: 'model', found, total: results.length, mutants: results }, null, 1)}\n`,
   );
   process.stdout.write(`\n${found}/${results.length} mutants found (${repoPath(outFile)})\n`);
   if (!keep) for (const m of list) rmSync(join(work, m.id), { recursive: true, force: true });

@@ -83,7 +83,7 @@ async function runCompare(argv: string[]): Promise<number> {
   const { readReport, formatCompare } = await import('../../bench/report.ts');
   const [pa, pb] = a.positional;
   const [ra, rb] = [await readReport(pa), await readReport(pb)];
-  process.stdout.write(formatCompare(pa, pb, ra, rb) + '\n');
+  process.stdout.write(`${formatCompare(pa, pb, ra, rb)}\n`);
   return EXIT_OK;
 }
 
@@ -96,7 +96,7 @@ async function runReport(argv: string[]): Promise<number> {
   prepareOutputDir(dir, a.values.has('out') ? '--out' : 'report directory');
   const r = await readReport(a.positional[0]);
   const files = await writeReadmeAndCharts(r, dir, basename(a.positional[0]));
-  process.stdout.write(files.map((f) => `wrote ${f}`).join('\n') + '\n');
+  process.stdout.write(`${files.map((f) => `wrote ${f}`).join('\n')}\n`);
   return EXIT_OK;
 }
 
@@ -165,11 +165,11 @@ async function runSuite(argv: string[]): Promise<number> {
   });
   bar?.stop();
   const { formatTerminal } = await import('../../bench/report.ts');
-  process.stdout.write(formatTerminal(report) + '\n');
+  process.stdout.write(`${formatTerminal(report)}\n`);
   const written: string[] = [];
   if (jsonFile) {
     await mkdir(dirname(jsonFile), { recursive: true });
-    await writeFile(jsonFile, JSON.stringify(report, null, 2) + '\n');
+    await writeFile(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
     written.push(jsonFile);
   }
   if (outDir) written.push(...(await writeOutputs(report, outDir)));

@@ -40,7 +40,7 @@ export const command: Command = {
     if (args.positional.length) throw new UsageError(`unexpected argument '${args.positional[0]}' (use --scenario FILE)`);
     const s = loadScenario(resolveScenarioPath(args.values.get('scenario')));
     const rep = checkScenario(s);
-    process.stdout.write(args.flags.has('json') ? JSON.stringify({ scenario: s.source, ...rep }, null, 2) + '\n' : formatCheckReport(rep));
+    process.stdout.write(args.flags.has('json') ? `${JSON.stringify({ scenario: s.source, ...rep }, null, 2)}\n` : formatCheckReport(rep));
     return rep.failing.length ? EXIT_DIFF : EXIT_OK;
   },
 };

@@ -72,7 +72,7 @@ export const command: Command = {
       onProbe: tty ? (e, p) => process.stderr.write(`\r\x1b[K${e}: ${p}`) : undefined,
     });
     if (tty) process.stderr.write('\r\x1b[K');
-    process.stdout.write(a.flags.has('json') ? JSON.stringify(conformanceJson(rep), null, 2) + '\n' : formatConformanceText(rep) + '\n');
+    process.stdout.write(a.flags.has('json') ? `${JSON.stringify(conformanceJson(rep), null, 2)}\n` : `${formatConformanceText(rep)}\n`);
     return rep.differences.length ? EXIT_DIFF : EXIT_OK;
   },
 };

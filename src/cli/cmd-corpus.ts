@@ -59,7 +59,7 @@ export const command: Command = {
     const json = a.flags.has('json');
     if (sub === 'list') {
       const entries = await loadManifest();
-      if (json) process.stdout.write(JSON.stringify(entries, null, 2) + '\n');
+      if (json) process.stdout.write(`${JSON.stringify(entries, null, 2)}\n`);
       else for (const e of entries) process.stdout.write(`${e.name.padEnd(28)} ${e.kind.padEnd(9)} ${e.input}  [${e.scenario ? `scenario ${e.scenario}` : `--inside ${e.inside}`}]\n    ${e.description}\n`);
       return EXIT_OK;
     }
@@ -99,13 +99,13 @@ export const command: Command = {
         const now = performance.now();
         times.set(o.name, (now - tLast) / 1000);
         tLast = now;
-        if (!json) process.stdout.write(line(o) + '\n');
+        if (!json) process.stdout.write(`${line(o)}\n`);
       },
     });
     const junit = a.values.get('junit');
     if (junit) await writeJUnit(junit, [{ ...corpusSuite(res.entries, engines, times), timeS: (performance.now() - t0) / 1000 }]);
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
-    if (json) process.stdout.write(JSON.stringify({ ok: res.ok, engines, skipped, entries: res.entries }, null, 2) + '\n');
+    if (json) process.stdout.write(`${JSON.stringify({ ok: res.ok, engines, skipped, entries: res.entries }, null, 2)}\n`);
     else {
       const bad = res.entries.filter((e) => !e.ok).length;
       const skippedEntries = res.entries.filter((e) => e.skipped).length;

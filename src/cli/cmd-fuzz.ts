@@ -88,8 +88,8 @@ export const command: Command = {
     if (new Set(names).size !== names.length) throw new UsageError('--engines: an engine is listed twice');
     const workers = intOption(a, 'workers', 0, 0, 64);
     if (a.values.has('junit')) checkOutputFile(a.values.get('junit')!, '--junit');
-    const out = (s: string) => process.stdout.write(s + '\n');
-    const log = (s: string) => (json ? process.stderr : process.stdout).write(s + '\n');
+    const out = (s: string) => process.stdout.write(`${s}\n`);
+    const log = (s: string) => (json ? process.stderr : process.stdout).write(`${s}\n`);
 
     for (const n of names) {
       const av = await engineAvailability(n);

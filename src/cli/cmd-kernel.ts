@@ -121,7 +121,7 @@ export const command: Command = {
       // What this machine sustains now (the load is part of the figure: say it).
       const speed = r.ok ? await measureKernelSpeed(loadScenario(resolveScenarioPath(null)), CHECK_PACKETS, 'batch') : null;
       const load = loadavg().map((x) => x.toFixed(2)).join(' ');
-      if (json) process.stdout.write(JSON.stringify({ ...r, speed, loadAverage: load, cpus: cpus().length }, null, 2) + '\n');
+      if (json) process.stdout.write(`${JSON.stringify({ ...r, speed, loadAverage: load, cpus: cpus().length }, null, 2)}\n`);
       else if (speed) {
         process.stdout.write(
           `speed: ${speed.packetsPerSecond} packets/s (${speed.packets} packets of established UDP flows, built-in scenario, ` +
@@ -138,7 +138,7 @@ export const command: Command = {
         return EXIT_USAGE;
       }
       const removed = await cleanupLeftovers(a.flags.has('all'));
-      if (json) process.stdout.write(JSON.stringify({ removed }) + '\n');
+      if (json) process.stdout.write(`${JSON.stringify({ removed })}\n`);
       else process.stdout.write(removed.length ? `removed ${removed.length} namespace(s): ${removed.join(' ')}\n` : 'nothing to clean up\n');
       return EXIT_OK;
     }
@@ -269,8 +269,8 @@ export const command: Command = {
       normalisation: KERNEL_NORMALISATION_NOTE,
       files: { ...files, conntrack: ctFile, iptables: iptFile, results: join(outDir, 'results.json') },
     };
-    await writeFile(join(outDir, 'results.json'), JSON.stringify({ summary, notFed, packets: perPacket }, null, 2) + '\n');
-    if (json) process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+    await writeFile(join(outDir, 'results.json'), `${JSON.stringify({ summary, notFed, packets: perPacket }, null, 2)}\n`);
+    if (json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     else {
       const lines = [
         `kernel: ${summary.fed} of ${summary.records} packets fed (${scenario.name}), ${delivered} delivered, ${summary.dropped} dropped in ${(elapsedMs / 1000).toFixed(2)} s`,
@@ -286,7 +286,7 @@ export const command: Command = {
         ),
         ...engine.warnings.map((w) => `warning: ${w}`),
       ];
-      process.stdout.write(lines.join('\n') + '\n');
+      process.stdout.write(`${lines.join('\n')}\n`);
     }
     return EXIT_OK;
   },

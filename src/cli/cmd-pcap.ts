@@ -33,7 +33,7 @@ function printResolution(s: CaptureSummary): string {
 function text(s: CaptureSummary): string {
   const i = s.info;
   const lts = i.linkTypes.map((lt, k) => `${i.linkTypeNames[k]} (${lt})`).join(', ') || '-';
-  const resName = (r: string) => (r === 'us' ? 'microseconds' : r === 'ns' ? 'nanoseconds' : r + ' s');
+  const resName = (r: string) => (r === 'us' ? 'microseconds' : r === 'ns' ? 'nanoseconds' : `${r} s`);
   const resList = [...new Set(i.interfaces.map((f) => f.tsResolution))];
   const res = resList.length > 1 ? `mixed: ${resList.map(resName).join(', ')}` : resName(i.tsResolution);
   const fracRes = printResolution(s);
@@ -49,14 +49,14 @@ function text(s: CaptureSummary): string {
       : []),
     `  timestamps:       ${res}`,
     `  snapshot length:  ${i.snapLen === 0 ? 'unlimited' : i.snapLen}`,
-    `  packets:          ${s.packets}` + (s.truncatedRecords ? ` (${s.truncatedRecords} cut by the snapshot length)` : ''),
+    `  packets:          ${s.packets}${s.truncatedRecords ? ` (${s.truncatedRecords} cut by the snapshot length)` : ''}`,
     `  bytes:            ${s.bytesCaptured} captured, ${s.bytesOnWire} on the wire`,
   ];
   if (s.first && s.last) {
     const dur = s.last.sec - s.first.sec + (s.last.nsec - s.first.nsec) / 1e9;
     lines.push(`  first packet:     ${formatTimestamp(s.first.sec, s.first.nsec, fracRes)}`);
     lines.push(`  last packet:      ${formatTimestamp(s.last.sec, s.last.nsec, fracRes)}`);
-    lines.push(`  duration:         ${dur.toFixed(6)} s` + (s.outOfOrder ? ` (${s.outOfOrder} timestamp(s) go backwards)` : ''));
+    lines.push(`  duration:         ${dur.toFixed(6)} s${s.outOfOrder ? ` (${s.outOfOrder} timestamp(s) go backwards)` : ''}`);
   }
   lines.push(`  parse status:     ${counts(s.parseStatus)}`);
   lines.push(`  L4 protocols:     ${counts(s.l4)}`);
@@ -111,7 +111,7 @@ export const command: Command = {
       try {
         const s = await summarizeCapture(file, { strictSnapLen: args.flags.has('strict-snaplen') });
         if (asJson) out.push(json(s));
-        else process.stdout.write(text(s) + '\n');
+        else process.stdout.write(`${text(s)}\n`);
       } catch (e) {
         if (!(e instanceof InputError)) throw e;
         failed++;
@@ -119,7 +119,7 @@ export const command: Command = {
         if (asJson) out.push({ file, ok: false, error: e.message });
       }
     }
-    if (asJson) process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+    if (asJson) process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     return failed ? EXIT_USAGE : EXIT_OK;
   },
 };

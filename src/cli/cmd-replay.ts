@@ -197,9 +197,9 @@ export const command: Command = {
       bar?.stop();
     }
     const r = outcome.report;
-    await writeFile(join(outDir, 'report.json'), JSON.stringify(r, null, 2) + '\n');
-    if (json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
-    else process.stdout.write(formatReplaySummary(r, maxDiffs) + `\n  report: ${join(outDir, 'report.json')}\n`);
+    await writeFile(join(outDir, 'report.json'), `${JSON.stringify(r, null, 2)}\n`);
+    if (json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+    else process.stdout.write(`${formatReplaySummary(r, maxDiffs)}\n  report: ${join(outDir, 'report.json')}\n`);
     if (junit && flows) {
       const command = ['natlab', 'replay', ...argv.filter((x, k) => x !== '--junit' && argv[k - 1] !== '--junit')].join(' ');
       await writeJUnit(junit, [replaySuite(r, flows.list(), { command, outDir, annotated: format === 'pcapng' })]);

@@ -63,7 +63,7 @@ export const command: Command = {
     if (sub === 'show') {
       if (files.length > 1) throw new UsageError('show takes at most one FILE');
       const s = loadScenario(resolveScenarioPath(files[0]));
-      process.stdout.write(json ? JSON.stringify(scenarioToObject(s), null, 2) + '\n' : scenarioToYaml(s));
+      process.stdout.write(json ? `${JSON.stringify(scenarioToObject(s), null, 2)}\n` : scenarioToYaml(s));
       return EXIT_OK;
     }
     throw new UsageError(sub === undefined ? 'missing subcommand (check, show or import)' : `unknown subcommand '${sub}' (check, show or import)`);
@@ -130,6 +130,6 @@ async function check(files: string[], json: boolean): Promise<number> {
       } else process.stderr.write(`natlab scenario check: ${e.message}\n`);
     }
   }
-  if (json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');
+  if (json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
   return code;
 }

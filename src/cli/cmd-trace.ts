@@ -63,7 +63,7 @@ function textOf(t: TracedPacket, title: string, indent: string): string[] {
   }
   const extra = t.outputs.filter((_, i) => i !== t.result.delivered);
   for (const o of extra) out.push(`${indent}  => also sent to ${o.egress}: ${o.packet}`);
-  if (t.reply) out.push(...textOf(t.reply, 'reply', indent + '  '));
+  if (t.reply) out.push(...textOf(t.reply, 'reply', `${indent}  `));
   return out;
 }
 
@@ -113,7 +113,7 @@ export const command: Command = {
       if (args.flags.has('nat-table')) {
         doc.natTable = Object.fromEntries(natInstances.map(({ i, k }) => [i.name, { listing: formatNatTableListing(engine, k), counters: engine.natCountersSync().filter((c) => c.instance === k) }]));
       }
-      process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+      process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
       return EXIT_OK;
     }
     const out: string[] = [`scenario: ${scenario.name} (${scenario.source})`];
@@ -130,7 +130,7 @@ export const command: Command = {
     if (args.flags.has('nat-table')) {
       for (const { i, k } of natInstances) out.push('', `iptables -t nat -L -v -n on ${i.name}:`, formatNatTableListing(engine, k).replace(/\n$/, ''));
     }
-    process.stdout.write(out.join('\n') + '\n');
+    process.stdout.write(`${out.join('\n')}\n`);
     return EXIT_OK;
   },
 };

@@ -85,15 +85,15 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`natlab help: ${rest.length === 1 ? `unknown command '${excerpt(rest[0])}'` : 'give one command name'}\n\n${help(cmds)}\n`);
       return EXIT_USAGE;
     }
-    process.stdout.write(c.usage.trimEnd() + '\n');
+    process.stdout.write(`${c.usage.trimEnd()}\n`);
     return EXIT_OK;
   }
   if (!name) {
-    process.stderr.write(help(cmds) + '\n');
+    process.stderr.write(`${help(cmds)}\n`);
     return EXIT_USAGE;
   }
   if (name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(help(cmds) + '\n');
+    process.stdout.write(`${help(cmds)}\n`);
     return EXIT_OK;
   }
   const cmd = findCommand(cmds, name);
@@ -102,7 +102,7 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT_USAGE;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(cmd.usage.trimEnd() + '\n');
+    process.stdout.write(`${cmd.usage.trimEnd()}\n`);
     return EXIT_OK;
   }
   try {

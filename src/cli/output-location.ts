@@ -123,7 +123,7 @@ function checkWritableDir(dir: string, label: string): void {
   } catch (e) {
     const d = describeFsError(e);
     const code = (e as ErrnoLike).code;
-    throw new InputError(`${label}: ${dir} is not writable: ${d ? FS_CODES[code as string] + ` (${code})` : (e as Error).message}`);
+    throw new InputError(`${label}: ${dir} is not writable: ${d ? `${FS_CODES[code as string]} (${code})` : (e as Error).message}`);
   }
   rmdirSync(probe);
   if (free < MIN_FREE_BYTES) throw new InputError(`${label}: no space left on the filesystem of ${dir} (${free} bytes free)`);
@@ -183,7 +183,7 @@ export function checkOutputFile(path: string, label: string, create = true): str
   if (path === '') throw new InputError(`${label}: empty path`);
   const abs = resolve(path);
   const st = statOrNull(abs, label);
-  if (st && st.isDirectory()) throw new InputError(`${label}: ${path} is a directory, not a file`);
+  if (st?.isDirectory()) throw new InputError(`${label}: ${path} is a directory, not a file`);
   if (st && !st.isFile()) throw new InputError(`${label}: ${path} exists and is not a regular file`);
   prepareOutputDir(dirname(abs), label, create);
   if (st) {

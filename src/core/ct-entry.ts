@@ -36,7 +36,7 @@ export function invertPorts(proto: number, ports: number): number {
   if (proto === PROTO_TCP || proto === PROTO_UDP) return ((ports << 16) | (ports >>> 16)) >>> 0;
   if (proto === PROTO_ICMP) {
     const t = icmpInvert((ports >>> 8) & 0xff);
-    return ((ports & 0xffff00ff) | ((t < 0 ? 0 : t) << 8)) >>> 0;
+    return ((ports & 0xffff00ff) | ((Math.max(t , 0)) << 8)) >>> 0;
   }
   return 0;
 }

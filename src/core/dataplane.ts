@@ -113,7 +113,7 @@ export class Dataplane {
     const big = this.tables.ctl[this.tables.cBase + C_USED] > PF_MIN_SESSIONS;
     let sink = 0;
     for (let base = first; base < end; base += PF_GROUP) {
-      const n = end - base < PF_GROUP ? end - base : PF_GROUP;
+      const n = Math.min(end - base , PF_GROUP);
       if (n > 1 && big) {
         // Memory-level parallelism: compute every key's home slot and load it (independent loads
         // the CPU overlaps), then load the sessions they point to, then process with warm lines.

@@ -5,7 +5,7 @@
 // offset; Linux's default ranges 1–511 / 600–1023 / 1024–65535). With W > 1 workers a candidate
 // must also dispatch its replies back to this worker (ownerOk). Twin of src/model/nat.ts.
 
-import { type CompiledScenario } from './compile.ts';
+import type { CompiledScenario } from './compile.ts';
 import { invertPorts } from './ct-entry.ts';
 import type { Conntrack } from './conntrack.ts';
 import { isDnatTarget, ownerInbound, ownerOutbound } from './dispatch.ts';
@@ -146,7 +146,7 @@ export class PortSearch {
       return;
     }
     let off = random || manip === MANIP_SRC ? t.rand() & 0xffff : 0;
-    let attempts = size < 128 ? size : 128;
+    let attempts = Math.min(size , 128);
     for (;;) {
       for (let i = 0; i < attempts; i++, off++) {
         tp = this.withKey(proto, manip, tp, min + (off % size));

@@ -32,11 +32,11 @@ export function engineDescriptor(name: EngineName): EngineDescriptor {
 
 /** The descriptor of an engine named `name`, or undefined (engines built by tests have none). */
 export function findEngine(name: string): EngineDescriptor | undefined {
-  return Object.prototype.hasOwnProperty.call(ENGINES, name) ? ENGINES[name as EngineName] : undefined;
+  return  Object.hasOwn(ENGINES, name) ? ENGINES[name as EngineName] : undefined;
 }
 
 export function parseEngineName(s: string): EngineName {
-  if (Object.prototype.hasOwnProperty.call(ENGINES, s)) return s as EngineName;
+  if (Object.hasOwn(ENGINES, s)) return s as EngineName;
   throw new Error(`unknown engine '${s}' (expected one of ${ENGINE_NAMES.join(', ')})`);
 }
 

@@ -10,7 +10,7 @@ import {
   F_FIN, F_SYN, isIcmpErrorType,
 } from '../packet/constants.ts';
 import {
-  PacketView, PARSE_BAD_TCP_DATA_OFFSET, PARSE_BAD_UDP_LENGTH, PARSE_ICMP_ERROR_TOO_SHORT,
+  type PacketView, PARSE_BAD_TCP_DATA_OFFSET, PARSE_BAD_UDP_LENGTH, PARSE_ICMP_ERROR_TOO_SHORT,
   PARSE_ICMP_INNER_MALFORMED, PARSE_OK, PARSE_TRUNCATED_L4, PARSE_TRUNCATED_TCP_OPTIONS,
 } from '../packet/parse.ts';
 import { verifyL4Checksum } from '../packet/checksum.ts';

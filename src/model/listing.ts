@@ -124,12 +124,12 @@ export function formatNatListing(nat: NatTable, counters: readonly NatRuleCounte
       out.push(formatListingRule(r, c?.packets ?? 0, c?.bytes ?? 0));
     });
   });
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }
 
 /** The engine's nat table listing for one instance (index into scenario.instances). */
 export function formatNatTableListing(engine: { scenario: { instances: readonly { nat: NatTable | null; name: string }[] }; natCountersSync(): NatRuleCounter[] }, instance: number): string {
   const inst = engine.scenario.instances[instance];
-  if (!inst || !inst.nat) throw new Error(`instance ${inst ? inst.name : instance} has no nat table`);
+  if (!inst?.nat) throw new Error(`instance ${inst ? inst.name : instance} has no nat table`);
   return formatNatListing(inst.nat, engine.natCountersSync().filter((c) => c.instance === instance));
 }

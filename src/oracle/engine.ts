@@ -157,7 +157,7 @@ export const kernelOutputNormaliser: OutputNormaliser = {
 async function fastPathMissing(): Promise<string | null> {
   if (setnsSyscall() < 0) return `no setns syscall number known for ${process.arch}`;
   const r = await run('taskset', ['-c', '0', 'true'], { allowFail: true }).catch(() => null);
-  if (!r || r.code !== 0) return 'taskset (util-linux) cannot pin a process';
+  if (r?.code !== 0) return 'taskset (util-linux) cannot pin a process';
   return null;
 }
 
@@ -338,7 +338,7 @@ export class KernelEngine implements Engine {
     this.log(`kernel: building ${p.netns.length} namespaces (run ${p.runId})`);
     await run('ip', ['-batch', '-'], { input: p.netns.map((n) => `netns add ${n.name}\n`).join('') });
     this.log(`kernel: namespaces added (${ms()})`);
-    await run('ip', ['-n', p.router, '-batch', '-'], { input: p.linkBatch.join('\n') + '\n' });
+    await run('ip', ['-n', p.router, '-batch', '-'], { input: `${p.linkBatch.join('\n')}\n` });
     this.log(`kernel: links added (${ms()})`);
     // Agents first: they write the sysctls (IPv6 off, RX checksum offload off, ...) before any
     // interface comes up; their packet sockets open once the interfaces are configured.
@@ -348,7 +348,7 @@ export class KernelEngine implements Engine {
     this.log(`kernel: agents ready, sysctls set (${ms()})`);
     await Promise.all(
       p.netns.map(async (n) => {
-        await run('ip', ['-n', n.name, '-batch', '-'], { input: n.ipBatch.join('\n') + '\n' });
+        await run('ip', ['-n', n.name, '-batch', '-'], { input: `${n.ipBatch.join('\n')}\n` });
         await this.loadIptables(n);
       }),
     );

@@ -339,7 +339,6 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
       `route add default via ${gw} dev ${INSTANCE_IF} onlink`,
       `neigh replace ${gw} lladdr ${macs.routerEni[i]} dev ${INSTANCE_IF} nud permanent`,
     ];
-    {
       // Same-subnet neighbours answer through the VPC router (as in a VPC, where the router
       // answers ARP for the whole subnet); no ARP round trips to time.
       s.instances.forEach((o, j) => {
@@ -347,7 +346,6 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
           b.push(`neigh replace ${ip4(o.privateIp)} lladdr ${macs.routerEni[i]} dev ${INSTANCE_IF} nud permanent`);
         }
       });
-    }
     // Every instance is a real Linux host: what reaches its stack is recorded (mangle INPUT), its
     // conntrack classification too when it has a nat table.
     const mangle: string[] = [];

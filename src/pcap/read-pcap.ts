@@ -13,7 +13,7 @@ import pcapParser from 'pcap-parser';
 import type { PcapPacketHeader } from 'pcap-parser';
 import { isSupportedLinkType, linkTypeName } from '../packet/constants.ts';
 import { BaseReader, MAX_CAPLEN, inputError, makeRecord } from './base-reader.ts';
-import { ByteSource } from './byte-source.ts';
+import type { ByteSource } from './byte-source.ts';
 import type { CaptureInfo, OpenOptions } from './types.ts';
 
 export const PCAP_MAGIC_US = 0xa1b2c3d4;

@@ -43,7 +43,7 @@ export class ErrorList {
     let msg = lines[0];
     if (lines.length > 1) {
       msg += `\n  (${lines.length - 1} more error${lines.length > 2 ? 's' : ''}${lines.length >= MAX_ERRORS ? ', list truncated' : ''})`;
-      msg += '\n' + lines.slice(1).map((l) => `  ${l}`).join('\n');
+      msg += `\n${lines.slice(1).map((l) => `  ${l}`).join('\n')}`;
     }
     throw new ScenarioError(msg, this.file, this.items[0].where, this.items.slice());
   }

@@ -82,7 +82,7 @@ export function tokenize(line: string): string[] | string {
 
 /** As iptables' xtables_save_string: bare if only [A-Za-z0-9_-], else "quoted" with \ before " \ '. */
 function quote(s: string): string {
-  return /^[A-Za-z0-9_-]+$/.test(s) ? s : `"${s.replace(/["\\']/g, (c) => '\\' + c)}"`;
+  return /^[A-Za-z0-9_-]+$/.test(s) ? s : `"${s.replace(/["\\']/g, (c) => `\\${c}`)}"`;
 }
 
 export interface RuleExtras {
@@ -153,7 +153,7 @@ export function formatNatTable(chains: Record<NatChainName, NatRule[]>): string 
   for (const c of NAT_CHAINS) lines.push(`:${c} ACCEPT [0:0]`);
   for (const c of NAT_CHAINS) for (const r of chains[c]) lines.push(r.text);
   lines.push('COMMIT');
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 function emptyChains(): Record<NatChainName, NatRule[]> {
@@ -267,7 +267,7 @@ function readIface(text: string, opt: string, isNeg: boolean): IfaceMatch {
 
 function readProto(text: string, isNeg: boolean): ProtoMatch {
   const lower = text.toLowerCase();
-  if (Object.prototype.hasOwnProperty.call(PROTO_NAMES, lower)) return { proto: PROTO_NAMES[lower], neg: isNeg };
+  if (Object.hasOwn(PROTO_NAMES, lower)) return { proto: PROTO_NAMES[lower], neg: isNeg };
   if (/^\d{1,3}$/.test(text) && Number(text) <= 255) return { proto: Number(text), neg: isNeg };
   throw new RuleError(`-p: unknown protocol '${text}' (tcp, udp, icmp, all, a name from /etc/protocols or 0..255)`);
 }

@@ -7,16 +7,16 @@ import { readFileSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { LineCounter, parseDocument, isMap, isScalar, type Document, type Node as YamlNode } from 'yaml';
 import { InputError, boundMessage } from '../spec/errors.ts';
-import {
-  type Cidr,
-  type ConntrackSettings,
-  type Instance,
-  type NatTable,
-  type Route,
-  type RouteTable,
-  type Scenario,
-  type Subnet,
-  type Sysctls,
+import type {
+  Cidr,
+  ConntrackSettings,
+  Instance,
+  NatTable,
+  Route,
+  RouteTable,
+  Scenario,
+  Subnet,
+  Sysctls,
 } from '../spec/scenario.ts';
 import { DEFAULT_CONNTRACK_MAX, DEFAULT_TIMEOUTS, type ConntrackTimeouts } from '../spec/timeouts.ts';
 import { cidrContains, cidrLast, cidrOverlaps, formatCidr, formatIpv4 } from '../packet/addr.ts';
@@ -134,7 +134,7 @@ class Ctx {
     if (this.hostLines && path.length === 3 && path[0] === 'internet' && path[1] === 'hosts' && typeof path[2] === 'number') return this.hostLines[path[2]] ?? 0;
     for (let p = path; ; p = p.slice(0, -1)) {
       const n = this.node(p);
-      if (n && n.range && this.lc) return this.lc.linePos(n.range[0]).line;
+      if (n?.range && this.lc) return this.lc.linePos(n.range[0]).line;
       if (p.length === 0) return 0;
     }
   }

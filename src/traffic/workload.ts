@@ -79,7 +79,7 @@ export class ZipfSampler {
     this.cdf = new Float64Array(n);
     let acc = 0;
     for (let k = 0; k < n; k++) {
-      acc += s === 0 ? 1 : 1 / Math.pow(k + 1, s);
+      acc += s === 0 ? 1 : 1 / (k + 1) ** s;
       this.cdf[k] = acc;
     }
     for (let k = 0; k < n; k++) this.cdf[k] /= acc;
@@ -442,9 +442,8 @@ export class MixedWorkload {
 
   /** Set-up: 3 packets per active flow (UDP out/reply/out, TCP handshake, echo/reply/echo). */
   setup(): PacketSource {
-    const self = this;
     return setupSource(this.profile.flows, FRAME64_IP_LEN, (cols, i, off, nowMs, f, phase) =>
-      writeFlowPacket(self.fs, cols, i, off, nowMs, self.kinds[f], f, phase, FRAME64_IP_LEN));
+      writeFlowPacket(this.fs, cols, i, off, nowMs, this.kinds[f], f, phase, FRAME64_IP_LEN));
   }
 
   /** The measured stream (continues the generator: new flows stay new across runs). */

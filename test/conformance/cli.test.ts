@@ -32,7 +32,7 @@ describe('natlab conformance', () => {
   it('a scenario with no NAT instance to probe: exit 2, one line naming why', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'natlab-conf-'));
     const f = join(dir, 'plain.yaml');
-    const text = readFileSync(BUILTIN_SCENARIO_PATH, 'utf8').replace(/\n    natInstance:\n      bootScript: configure-pat\n      vpcCidrFromMetadata: true\n/, '\n');
+    const text = readFileSync(BUILTIN_SCENARIO_PATH, 'utf8').replace(/\n {4}natInstance:\n {6}bootScript: configure-pat\n {6}vpcCidrFromMetadata: true\n/, '\n');
     expect(text).not.toContain('bootScript');
     writeFileSync(f, text);
     const r = await run('--scenario', f, '--engines', 'model');

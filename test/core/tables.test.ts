@@ -53,7 +53,6 @@ class Rig {
   readonly live = new Map<number, Key>();
   /** bysource key → locals, newest first. */
   readonly chains = new Map<string, number[]>();
-  private tick = 0;
 
   constructor(readonly capacity: number) {
     const s = loadBuiltinScenario();
@@ -86,7 +85,6 @@ class Rig {
     const ch = this.chains.get(key) ?? [];
     ch.unshift(local);
     this.chains.set(key, ch);
-    this.tick++;
     return true;
   }
 

@@ -142,7 +142,7 @@ describe('scenario import: what the scenario cannot express is reported', () => 
     expect(r.notes.join('\n')).toMatch(/2 IPv4 CIDR blocks .* uses 10\.0\.0\.0\/15/);
     expect(r.notes.join('\n')).toMatch(/subnet added: no explicit route table association, so it uses the main route table private/);
     expect(r.yaml).toMatch(/^# .*skipped \(\d+;/m);
-    expect(r.yaml).toMatch(/^#   - .*pcx-0123/m);
+    expect(r.yaml).toMatch(/^# {3}- .*pcx-0123/m);
   });
 
   it('iptables-save: filter rules, a user-defined nat chain and unsupported matches are skipped with the reason', () => {

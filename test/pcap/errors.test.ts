@@ -16,7 +16,7 @@ async function errorOf(b: Uint8Array, ext = 'pcap'): Promise<{ message: string; 
   const p = file(b, ext);
   const r = await readUntilError(p);
   expect(r.error, 'expected an InputError').toBeInstanceOf(InputError);
-  expect(r.error!.message.startsWith(p + ': ')).toBe(true);
+  expect(r.error!.message.startsWith(`${p}: `)).toBe(true);
   return { message: r.error!.message.slice(p.length + 2), records: r.records.length };
 }
 
@@ -47,7 +47,7 @@ function pcapRecord(o: { sec?: number; frac?: number; cap: number; len?: number;
 
 describe('file-level errors', () => {
   it('names missing files, directories and unknown formats', async () => {
-    await expect(openCapture(tmp.dir + '/nope.pcap')).rejects.toThrow(/nope\.pcap: cannot open: no such file/);
+    await expect(openCapture(`${tmp.dir}/nope.pcap`)).rejects.toThrow(/nope\.pcap: cannot open: no such file/);
     await expect(openCapture(tmp.dir)).rejects.toThrow(/cannot open: not a regular file/);
     expect((await errorOf(Buffer.from('hello, this is not a capture'))).message).toMatch(/^file header: unknown magic number 0x68656c6c: not a pcap or pcapng file \(looks like text\)/);
     expect((await errorOf(Uint8Array.of(0x1f, 0x8b, 8, 0, 0, 0, 0, 0))).message).toMatch(/unknown magic number 0x1f8b0800.*gzip-compressed/);

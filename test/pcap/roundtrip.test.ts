@@ -128,7 +128,7 @@ describe('pcap write then read', () => {
     expect(() => encodePcap([{ tsSec: 0, tsNsec: 0, data: new Uint8Array(4), origLen: 3 }], { linkType: 1 })).toThrow(/origLen/);
     expect(() => encodePcap([], { linkType: 107 })).toThrow(/link type 107 \(FRELAY\)/);
     expect(() => encodePcap([], { linkType: 1, snapLen: 300000 })).toThrow(/snapLen/);
-    await expect(PcapWriter.open(tmp.dir + '/no/such/dir/x.pcap', { linkType: 1 })).rejects.toThrow(/x\.pcap: cannot create: no such directory/);
+    await expect(PcapWriter.open(`${tmp.dir}/no/such/dir/x.pcap`, { linkType: 1 })).rejects.toThrow(/x\.pcap: cannot create: no such directory/);
   });
 });
 

@@ -27,7 +27,7 @@ function bigScenario(n: number, extra: string[] = []): string {
     lines.push(`    - ${formatIpv4((base + i) >>> 0)}`);
     if (i === 5) lines.push('    # a comment among the hosts');
   }
-  return HEAD + lines.join('\n') + `\n    - 198.51.100.7\n    - 192.0.2.0/24\n${extra.join('\n')}conntrack: { max: 1000 }\n`;
+  return `${HEAD + lines.join('\n')}\n    - 198.51.100.7\n    - 192.0.2.0/24\n${extra.join('\n')}conntrack: { max: 1000 }\n`;
 }
 
 describe('big internet host lists', () => {
@@ -60,7 +60,7 @@ describe('big internet host lists', () => {
 
   it('errors in the big list name their own line', () => {
     const text = bigScenario(BIG_HOST_LIST + 10).replace('    - 11.0.0.9\n', '    - 11.0.0.999\n').replace('    - 11.0.1.0\n', '    - 10.0.0.5\n');
-    const line = (needle: string) => text.split('\n').findIndex((l) => l === needle) + 1;
+    const line = (needle: string) => text.split('\n').indexOf(needle) + 1;
     let msg = '';
     try {
       parseScenario(text, 'big.yaml');

@@ -55,7 +55,7 @@ export function errorOf(f: () => unknown): InputError {
 export function expectFirstError(o: unknown, path: string, ...fragments: string[]): InputError {
   const e = loadError(o);
   const first = e.message.split('\n')[0];
-  expect(first).toMatch(new RegExp(`^test\\.yaml:\\d+: ${path.replace(/[.[\]]/g, (c) => '\\' + c)}: `));
+  expect(first).toMatch(new RegExp(`^test\\.yaml:\\d+: ${path.replace(/[.[\]]/g, (c) => `\\${c}`)}: `));
   for (const f of fragments) expect(first).toContain(f);
   expect(e.file).toBe('test.yaml');
   expect(e.where).toBe(path);

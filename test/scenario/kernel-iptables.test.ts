@@ -18,10 +18,10 @@ const reason = missing.length ? `needs ${missing.join(', ')}` : '';
 function roundTripThroughKernel(text: string): string {
   const r = spawnSync('unshare', ['-n', 'sh', '-c', 'iptables-restore && iptables-save -t nat'], { input: text, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`iptables-restore failed (${r.status}): ${r.stderr}\n--- input ---\n${text}`);
-  return r.stdout
+  return `${r.stdout
     .split('\n')
     .filter((l) => l !== '' && !l.startsWith('#'))
-    .join('\n') + '\n';
+    .join('\n')}\n`;
 }
 
 describe.skipIf(missing.length > 0)(`canonical nat text vs the real iptables${reason ? ` (skipped: ${reason})` : ''}`, () => {

@@ -74,5 +74,5 @@ export function formatCheckReport(rep: CheckReport): string {
   for (const l of rep.lints) out.push(`  - [${l.kind}] ${l.message}`);
   out.push('');
   out.push(rep.failing.length ? `FAIL: ${rep.failing.length} subnet${rep.failing.length === 1 ? '' : 's'} with a default route cannot reach the internet: ${rep.failing.join(', ')}` : 'ok: every subnet with a default route reaches the internet');
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }

@@ -347,7 +347,7 @@ const tcpFiltering: Probe = {
       '5382-REQ-3': {
         verdict: kind === 'address-and-port-dependent' ? 'fail' : 'pass',
         value: kind,
-        evidence: `SYN to ${ep(x1, 443)} mapped :${m}; SYN from ${ep(x1, 444)} ${port.fate()}` + (addr ? `; SYN from ${ep(x2, 443)} ${addr.fate()}` : ''),
+        evidence: `SYN to ${ep(x1, 443)} mapped :${m}; SYN from ${ep(x1, 444)} ${port.fate()}${addr ? `; SYN from ${ep(x2, 443)} ${addr.fate()}` : ''}`,
       },
     };
   },

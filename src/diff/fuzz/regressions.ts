@@ -123,7 +123,7 @@ export function saveRegression(inp: SaveInput): string {
         },
   );
   const file: InputsFile = { ...meta, events };
-  writeFileSync(join(dir, 'inputs.json'), JSON.stringify(file, null, 1) + '\n');
+  writeFileSync(join(dir, 'inputs.json'), `${JSON.stringify(file, null, 1)}\n`);
   const pkts = session.events.flatMap((e) => (e.kind === 'packet' ? [e.input] : []));
   writeFileSync(join(dir, 'input.pcap'), encodePcap(pkts.map((p) => ({ ...tsOf(p.timeUs), data: p.frame })), { linkType: LINKTYPE_RAW }));
   session.engines.forEach((e, j) => {
@@ -131,7 +131,7 @@ export function saveRegression(inp: SaveInput): string {
     mkdirSync(ed, { recursive: true });
     const results = session.results[j].map((r) => resultToSaved(s, r));
     const ct = inp.conntrack?.[j]?.map(formatConntrackLine);
-    writeFileSync(join(ed, 'results.json'), JSON.stringify({ engine: e.name, results, conntrack: ct ?? null }, null, 1) + '\n');
+    writeFileSync(join(ed, 'results.json'), `${JSON.stringify({ engine: e.name, results, conntrack: ct ?? null }, null, 1)}\n`);
     const byPoint = new Map<number, Array<{ tsSec: number; tsNsec: number; data: Uint8Array }>>();
     session.results[j].forEach((r, i) => {
       for (const o of r.outputs) {
@@ -142,7 +142,7 @@ export function saveRegression(inp: SaveInput): string {
     });
     for (const [p, recs] of byPoint) writeFileSync(join(ed, `${pointName(s, p)}.pcap`), encodePcap(recs, { linkType: LINKTYPE_RAW }));
   });
-  writeFileSync(join(dir, 'differences.txt'), inp.differences.map((d) => `[${d.kind}] ${d.message}`).join('\n') + '\n');
+  writeFileSync(join(dir, 'differences.txt'), `${inp.differences.map((d) => `[${d.kind}] ${d.message}`).join('\n')}\n`);
   const replay = `natlab fuzz --replay ${dir}`;
   writeFileSync(
     join(dir, 'README.md'),
@@ -162,7 +162,7 @@ export function saveRegression(inp: SaveInput): string {
   );
   const index = join(inp.dir, 'README.md');
   const line = `- ${inp.id}: ${meta.summary.split('\n')[0]} — \`${replay}\`\n`;
-  if (!existsSync(index)) writeFileSync(index, '# Fuzz regressions\n\nEvery directory is replayed by test/fuzz/regressions.test.ts on every run.\n\n' + line);
+  if (!existsSync(index)) writeFileSync(index, `# Fuzz regressions\n\nEvery directory is replayed by test/fuzz/regressions.test.ts on every run.\n\n${line}`);
   else writeFileSync(index, readFileSync(index, 'utf8') + line);
   return dir;
 }

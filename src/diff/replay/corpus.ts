@@ -353,7 +353,7 @@ export async function verifyEntry(e: CorpusEntry, opts: VerifyOptions): Promise<
       if (opts.update) {
         await rm(expDir, { recursive: true, force: true });
         await mkdir(expDir, { recursive: true });
-        await writeFile(join(expDir, 'results.json'), JSON.stringify(now, null, 1) + '\n');
+        await writeFile(join(expDir, 'results.json'), `${JSON.stringify(now, null, 1)}\n`);
         for (const f of files) await copyFile(join(tmp, engine, f), join(expDir, f));
         out.updated.push(`${e.kind}/${e.name}/expected/${engine}/`);
         continue;

@@ -23,7 +23,7 @@ import {
 import type { CaptureRecord } from '../../pcap/types.ts';
 import { DROP_MALFORMED, DROP_NO_INGRESS, DROP_NOT_IPV4 } from '../../spec/reasons.ts';
 import { POINT_INTERNET } from '../../spec/scenario.ts';
-import { INGRESS_NOWHERE, IngressMap, NOWHERE_WHY } from './ingress.ts';
+import { INGRESS_NOWHERE, type IngressMap, NOWHERE_WHY } from './ingress.ts';
 import { inboundKey, inboundKeyRaw, outboundKey } from './remap.ts';
 
 export interface PreparedFrame {

@@ -100,7 +100,7 @@ function safeDescribe(f: Uint8Array): string {
 
 function head(s: Scenario, story: PacketStory, v: EngineVerdict | undefined): string {
   const from = story.ingress < 0 ? 'not fed' : `from ${pointName(s, story.ingress)}`;
-  const re = v && v.readdressed ? ` (re-addressed: ${v.readdressed})` : '';
+  const re = v?.readdressed ? ` (re-addressed: ${v.readdressed})` : '';
   return `input #${story.input} ${from}${re}`;
 }
 

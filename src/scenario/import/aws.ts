@@ -4,7 +4,7 @@
 // Field names are the EC2 API's (docs/import.md cites the references). Cold path.
 
 import { InputError } from '../../spec/errors.ts';
-import { J, awsNameTag } from './json-reader.ts';
+import { type J, awsNameTag } from './json-reader.ts';
 import { emptyInventory, type InvRoute, type InvTarget, type Inventory } from './inventory.ts';
 
 /** Top-level keys of the describe-* outputs natlab reads, and the command that prints each. */
@@ -57,8 +57,10 @@ export function readAwsJson(j: J): Inventory {
             if (st === 'associated' || st === 'associating') cidrs.push(c);
             else inv.skipped.push({ what: `VPC CIDR ${c}`, reason: `association state ${st}`, source: src(a) });
           }
-          if (primary && !cidrs.includes(primary)) cidrs.unshift(primary);
-          else if (primary) cidrs.splice(cidrs.indexOf(primary), 1), cidrs.unshift(primary);
+          if (primary) {
+            if (cidrs.includes(primary)) cidrs.splice(cidrs.indexOf(primary), 1);
+            cidrs.unshift(primary);
+          }
           for (const a of x.at('Ipv6CidrBlockAssociationSet').list())
             inv.skipped.push({ what: `VPC IPv6 CIDR ${a.at('Ipv6CidrBlock').str() ?? '?'}`, reason: 'IPv6 is not modelled (natlab carries IPv4)', source: src(a) });
           inv.vpcs.push({ id: x.at('VpcId').s(), name: awsNameTag(x), cidrs, source: src(x) });
@@ -192,7 +194,7 @@ function awsEni(n: J, instanceId: string | null): Inventory['enis'][number] {
   const att = n.at('Attachment');
   const primary = n.at('PrivateIpAddresses').list().find((p) => p.at('Primary').bool(false));
   const secondary = n.at('PrivateIpAddresses').list().filter((p) => !p.at('Primary').bool(false)).map((p) => p.at('PrivateIpAddress').s());
-  const assoc = primary && primary.has('Association') ? primary.at('Association') : n.has('Association') ? n.at('Association') : null;
+  const assoc = primary?.has('Association') ? primary.at('Association') : n.has('Association') ? n.at('Association') : null;
   return {
     id: n.at('NetworkInterfaceId').s(),
     instanceId: instanceId ?? (att.absent ? null : att.at('InstanceId').str()),
@@ -220,7 +222,7 @@ function awsRoute(r: J): InvRoute {
   if (r.at('NatGatewayId').str()) target = { kind: 'nat-gateway', id: r.at('NatGatewayId').s() };
   else if (eni || inst) target = { kind: 'eni', eniId: eni, instanceId: inst };
   else if (gw === 'local') target = { kind: 'local' };
-  else if (gw && gw.startsWith('igw-')) target = { kind: 'igw', id: gw };
+  else if (gw?.startsWith('igw-')) target = { kind: 'igw', id: gw };
   else if (gw) target = { kind: 'unsupported', what: gw.startsWith('vgw-') ? 'virtual private gateway' : gw.startsWith('vpce-') ? 'VPC endpoint' : 'gateway', id: gw };
   else {
     const other: Array<[string, string]> = [

@@ -194,7 +194,7 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
     ids.push(`instance ${name} = ${i.id}${eni ? ` (ENI ${eni.id})` : ''}`);
     for (const e of inv.enis.filter((x) => x.instanceId === i.id && x.deviceIndex > 0))
       skip(`ENI ${e.id} of instance ${name} (device ${e.deviceIndex}${e.privateIp ? `, ${e.privateIp}` : ''})`, 'the scenario gives each instance one ENI (its primary)', e.source);
-    if (eni && eni.secondaryPrivateIps.length) skip(`secondary private IPs of ${name}: ${eni.secondaryPrivateIps.join(', ')}`, 'the scenario gives each ENI one private IP', eni.source);
+    if (eni?.secondaryPrivateIps.length) skip(`secondary private IPs of ${name}: ${eni.secondaryPrivateIps.join(', ')}`, 'the scenario gives each ENI one private IP', eni.source);
   }
   const natGwPublic = new Set(inv.natGateways.map((n) => n.publicIp).filter((x): x is string => !!x));
   for (const e of inv.eips) {

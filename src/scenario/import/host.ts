@@ -11,7 +11,7 @@ import { TIMEOUT_SYSCTLS, type ConntrackTimeouts } from '../../spec/timeouts.ts'
 import { NAT_CHAINS, type NatChainName } from '../../spec/scenario.ts';
 import { parseNatTable, tokenize } from '../iptables.ts';
 import { ErrorList } from '../error-list.ts';
-import { J } from './json-reader.ts';
+import type { J } from './json-reader.ts';
 import type { Skipped } from './inventory.ts';
 
 /** The instance's interface in every natlab scenario (one ENI per instance). */
@@ -80,7 +80,7 @@ export function detectHostFile(text: string, json: J | null): HostFileKind | nul
   if (lines.length === 0) return null;
   if (lines.some((l) => /^\*(nat|filter|mangle|raw|security)$/.test(l))) return 'iptables-save';
   if (lines.some((l) => /^table\s+(ip|inet|ip6|arp|bridge|netdev)\s+\S+\s*\{/.test(l))) return 'nft';
-  if (lines.every((l) => /^-?[A-Za-z0-9_.\/*-]+\s*=\s*.*$/.test(l))) return 'sysctl';
+  if (lines.every((l) => /^-?[A-Za-z0-9_./*-]+\s*=\s*.*$/.test(l))) return 'sysctl';
   return null;
 }
 
@@ -502,7 +502,7 @@ export function readSysctl(text: string, file: string, h: HostConfig): void {
   for (let k = 0; k < lines.length; k++) {
     const line = lines[k].trim();
     if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
-    const m = /^-?([A-Za-z0-9_.\/*-]+)\s*=\s*(.*)$/.exec(line);
+    const m = /^-?([A-Za-z0-9_./*-]+)\s*=\s*(.*)$/.exec(line);
     if (!m) throw new InputError(`${file}:${k + 1}: expected 'key = value' (sysctl.conf format), got '${line.slice(0, 40)}'`, file, `line ${k + 1}`);
     h.sysctlLines.push({ key: m[1].replace(/\//g, '.'), value: m[2].trim(), source: `${file}:${k + 1}` });
   }
@@ -561,7 +561,7 @@ export function resolveHost(h: HostConfig, iface: string, instance: string): Hos
     const kept: string[] = [];
     for (const l of h.natLines) {
       const toks = l.toks.map((t, i) => (i > 0 && (l.toks[i - 1] === '-o' || l.toks[i - 1] === '-i') ? rename(t) : t));
-      const text = `-A ${l.chain} ${toks.map((t) => (/^[A-Za-z0-9_.:\/+!-]+$/.test(t) ? t : `"${t.replace(/["\\]/g, (c) => '\\' + c)}"`)).join(' ')}`;
+      const text = `-A ${l.chain} ${toks.map((t) => (/^[A-Za-z0-9_.:/+!-]+$/.test(t) ? t : `"${t.replace(/["\\]/g, (c) => `\\${c}`)}"`)).join(' ')}`;
       const el = new ErrorList(l.source);
       parseNatTable(`*nat\n${text}\nCOMMIT\n`, l.source, 0, '', el);
       if (el.count > 0) h.skipped.push({ what: `nat rule: ${text}`, reason: `natlab cannot express it: ${el.items[0].msg}`, source: l.source });

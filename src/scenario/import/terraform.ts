@@ -2,7 +2,7 @@
 // child_modules recursively; attribute names are the AWS provider's (docs/import.md cites the
 // references). Resource types natlab does not use are reported as skipped. Cold path.
 
-import { J } from './json-reader.ts';
+import type { J } from './json-reader.ts';
 import { emptyInventory, type InvRoute, type InvTarget, type Inventory } from './inventory.ts';
 
 /** True when the parsed JSON is `terraform show -json` output of a state. */
@@ -46,7 +46,7 @@ function tfTarget(r: J): InvTarget {
   if (nat) return { kind: 'nat-gateway', id: nat };
   if (eni || inst) return { kind: 'eni', eniId: eni, instanceId: inst };
   if (gw === 'local') return { kind: 'local' };
-  if (gw && gw.startsWith('igw-')) return { kind: 'igw', id: gw };
+  if (gw?.startsWith('igw-')) return { kind: 'igw', id: gw };
   if (gw) return { kind: 'unsupported', what: gw.startsWith('vgw-') ? 'virtual private gateway' : 'gateway', id: gw };
   const other: Array<[string, string]> = [
     ['vpc_peering_connection_id', 'VPC peering connection'],
