@@ -1,9 +1,14 @@
 // Layering of docs/architecture.md, checked mechanically in CI (`npm run depcheck`).
 // L0 packet, pcap, spec  <  L1 scenario (< traffic)  <  L2 model, core, oracle  <  L3 diff  <  L4 cli
 const layer = {
-  spec: 0, packet: 0, pcap: 0,
-  scenario: 1, traffic: 1,
-  model: 2, core: 2, oracle: 2,
+  spec: 0,
+  packet: 0,
+  pcap: 0,
+  scenario: 1,
+  traffic: 1,
+  model: 2,
+  core: 2,
+  oracle: 2,
   diff: 3,
   cli: 4,
 };
@@ -14,8 +19,11 @@ for (const from of dirs) {
     if (from === to) continue;
     const upward = layer[to] > layer[from];
     // Allowed within a layer: L0 → spec, pcap → packet, traffic → scenario (generators build scenarios).
-    const sideways = layer[to] === layer[from] && !(layer[from] === 0 && to === 'spec') &&
-      !(from === 'pcap' && to === 'packet') && !(from === 'traffic' && to === 'scenario');
+    const sideways =
+      layer[to] === layer[from] &&
+      !(layer[from] === 0 && to === 'spec') &&
+      !(from === 'pcap' && to === 'packet') &&
+      !(from === 'traffic' && to === 'scenario');
     if (upward || sideways) {
       forbidden.push({
         name: `no-${from}-to-${to}`,
@@ -67,7 +75,8 @@ forbidden.push({
 });
 forbidden.push({
   name: 'only-cli-loads-bench',
-  comment: 'bench/ is the implementation of `natlab bench`: only src/cli/ imports it, and bench/ never imports src/cli/',
+  comment:
+    'bench/ is the implementation of `natlab bench`: only src/cli/ imports it, and bench/ never imports src/cli/',
   severity: 'error',
   from: { path: '^src/', pathNot: '^src/cli/' },
   to: { path: '^bench/' },

@@ -26,7 +26,15 @@ import { FATE_DELIVERED } from '../src/spec/reasons.ts';
 import { resultFate, resultReason } from '../src/spec/frame-batch.ts';
 import { POINT_INTERNET, instancePoint, type Scenario } from '../src/spec/scenario.ts';
 import {
-  dispatchWorker, type CoreBatch, type CoreShared, createCoreBatch, createCoreShared, Dataplane, CorePool, OP_PROCESS, RING_SLOTS,
+  dispatchWorker,
+  type CoreBatch,
+  type CoreShared,
+  createCoreBatch,
+  createCoreShared,
+  Dataplane,
+  CorePool,
+  OP_PROCESS,
+  RING_SLOTS,
 } from '../src/core/bench-api.ts';
 import { writeBenchResult } from './results.ts';
 
@@ -107,7 +115,12 @@ interface Loaded {
 }
 
 /** Fill one CoreBatch with `frames` (all at `timeMs`), dispatch, and sort the indices by owner. */
-function loadBatch(shared: CoreShared, W: number, frames: { frame: Uint8Array; ingress: number }[], timeMs: number): { io: CoreBatch; share: Int32Array } {
+function loadBatch(
+  shared: CoreShared,
+  W: number,
+  frames: { frame: Uint8Array; ingress: number }[],
+  timeMs: number,
+): { io: CoreBatch; share: Int32Array } {
   const n = frames.length;
   const io = createCoreBatch(n, Math.max(n * 64, 4096));
   const b = io.batch;
@@ -147,19 +160,30 @@ function loadBatch(shared: CoreShared, W: number, frames: { frame: Uint8Array; i
 function preload(scenario: Scenario, shared: CoreShared, W: number, flows: number, batchSize: number): Loaded {
   const appIdx = scenario.instances.findIndex((x) => x.name === APP_NAME);
   const nat = scenario.instances.find((x) => x.elasticIp !== null && x.nat !== null);
-  if (appIdx < 0 || !nat) throw new Error('bench: the built-in scenario needs an app server and a NAT instance with an EIP');
+  if (appIdx < 0 || !nat)
+    throw new Error('bench: the built-in scenario needs an app server and a NAT instance with an EIP');
   const appPoint = instancePoint(appIdx);
   const outs = Array.from({ length: flows }, (_, i) => ({ frame: outPacket(scenario, i), ingress: appPoint }));
   const replies = Array.from({ length: flows }, (_, i) => {
     const { dst, sport } = flowEnds(i);
-    return { frame: buildUdp({ src: dst, dst: nat.elasticIp!, sport: 53, dport: sport, payload: new Uint8Array(FRAME_PAYLOAD) }), ingress: POINT_INTERNET };
+    return {
+      frame: buildUdp({
+        src: dst,
+        dst: nat.elasticIp!,
+        sport: 53,
+        dport: sport,
+        payload: new Uint8Array(FRAME_PAYLOAD),
+      }),
+      ingress: POINT_INTERNET,
+    };
   });
   const dps = Array.from({ length: W }, (_, w) => new Dataplane(shared, w));
   const runAll = (b: { io: CoreBatch; share: Int32Array }, what: string) => {
     for (let w = 0; w < W; w++) dps[w].processBatch(b.io.batch, b.io.out, b.io.idx, b.share[2 * w], b.share[2 * w + 1]);
     for (let i = 0; i < b.io.batch.count; i++) {
       const r = b.io.out.result[i];
-      if (resultFate(r) !== FATE_DELIVERED) throw new Error(`bench: ${what} packet ${i} not delivered (reason ${resultReason(r)})`);
+      if (resultFate(r) !== FATE_DELIVERED)
+        throw new Error(`bench: ${what} packet ${i} not delivered (reason ${resultReason(r)})`);
     }
   };
   runAll(loadBatch(shared, W, outs, T_OPEN), 'opening');
@@ -233,7 +257,8 @@ export async function measurePool(opts: PoolBenchOptions = {}): Promise<PoolBenc
         const io = loaded.ios[b];
         for (let i = 0; i < batchSize; i++) {
           const r = io.out.result[i];
-          if (resultFate(r) !== FATE_DELIVERED) throw new Error(`bench: packet ${i} of batch ${b} was not delivered (reason ${resultReason(r)})`);
+          if (resultFate(r) !== FATE_DELIVERED)
+            throw new Error(`bench: packet ${i} of batch ${b} was not delivered (reason ${resultReason(r)})`);
         }
       }
       const before = Array.from({ length: W }, (_, w) => pool.packets(w));
@@ -249,7 +274,10 @@ export async function measurePool(opts: PoolBenchOptions = {}): Promise<PoolBenc
       const perWorker = Array.from({ length: W }, (_, w) => pool.packets(w) - before[w]);
       const busyShare = Array.from({ length: W }, (_, w) => (pool.busyUs(w) - busy0[w]) / wallUs);
       const sleeps = Array.from({ length: W }, (_, w) => pool.sleeps(w) - sleeps0[w]);
-      const nsBusy = Array.from({ length: W }, (_, w) => ((pool.busyUs(w) - busy0[w]) * 1000) / Math.max(1, perWorker[w]));
+      const nsBusy = Array.from(
+        { length: W },
+        (_, w) => ((pool.busyUs(w) - busy0[w]) * 1000) / Math.max(1, perWorker[w]),
+      );
       const mpps = median(mppsRuns);
       out.push({
         workers: W,
@@ -296,13 +324,17 @@ export interface HandoverResult {
  * Cost of a hand-over alone: workers that process nothing ('noop' mode), one descriptor per worker
  * per batch. Median of 5 runs of `rounds` batches.
  */
-export async function measureHandover(opts: { workers?: number[]; rounds?: number; depth?: number; spin?: number; log?: (l: string) => void } = {}): Promise<HandoverResult[]> {
+export async function measureHandover(
+  opts: { workers?: number[]; rounds?: number; depth?: number; spin?: number; log?: (l: string) => void } = {},
+): Promise<HandoverResult[]> {
   const rounds = opts.rounds ?? 2000;
   const depth = Math.min(opts.depth ?? 2, RING_SLOTS);
   const res: HandoverResult[] = [];
   for (const W of opts.workers ?? [1, 2]) {
     const pool = new CorePool({ workers: W, shared: {} as never, mode: 'noop', spin: opts.spin });
-    const ios = [0, 1].map(() => ({ batch: {} as never, out: {} as never, idx: new Int32Array(new SharedArrayBuffer(4)) }) as CoreBatch);
+    const ios = [0, 1].map(
+      () => ({ batch: {} as never, out: {} as never, idx: new Int32Array(new SharedArrayBuffer(4)) }) as CoreBatch,
+    );
     for (const io of ios) pool.register(io);
     const loaded = { ios, shares: [0, 1].map(() => new Int32Array(2 * W).map((_, i) => (i & 1 ? 1 : 0))) };
     try {
@@ -338,11 +370,15 @@ function argNum(argv: string[], name: string, dflt: number): number {
 
 async function main(argv: string[]): Promise<void> {
   const fi = argv.indexOf('--flows');
-  const flowsList = fi < 0 ? [1024, 65536] : argv[fi + 1].split(',').map((x) => {
-    const v = Number(x);
-    if (!Number.isInteger(v) || v < 1) throw new Error(`--flows: expected positive integers, got '${argv[fi + 1]}'`);
-    return v;
-  });
+  const flowsList =
+    fi < 0
+      ? [1024, 65536]
+      : argv[fi + 1].split(',').map((x) => {
+          const v = Number(x);
+          if (!Number.isInteger(v) || v < 1)
+            throw new Error(`--flows: expected positive integers, got '${argv[fi + 1]}'`);
+          return v;
+        });
   const base: PoolBenchOptions = {
     batchSize: argNum(argv, '--batch', 4096),
     runs: argNum(argv, '--runs', 5),
@@ -355,7 +391,9 @@ async function main(argv: string[]): Promise<void> {
     sets.push({ flows, ...(await measurePool({ ...base, flows, handover: k === flowsList.length - 1 })) });
   }
   const loadAfter = loadavg();
-  console.log(`load average (1 min) before ${loadBefore[0].toFixed(1)}, after ${loadAfter[0].toFixed(1)} on ${availableParallelism()} cores`);
+  console.log(
+    `load average (1 min) before ${loadBefore[0].toFixed(1)}, after ${loadAfter[0].toFixed(1)} on ${availableParallelism()} cores`,
+  );
   const file = await writeBenchResult('core-pool', {
     description:
       'core pool: end-to-end worker throughput on established UDP flows (46-byte IPv4 = 64-byte Ethernet frames), pre-loaded re-used batches; hand-over cost with no-op workers',

@@ -14,7 +14,17 @@ import type { Scenario } from '../src/spec/scenario.ts';
 import { FATE_DELIVERED, reasonName } from '../src/spec/reasons.ts';
 import { createBatchOutput, createFrameBatch, resultFate, resultReason } from '../src/spec/frame-batch.ts';
 import {
-  dispatchWorker, type CoreBatch, type CoreShared, createCoreShared, sharedBytesPerSession, sharedBytesTotal, readSessionCounts, CorePool, OP_PROCESS, RING_SLOTS, isComplete,
+  dispatchWorker,
+  type CoreBatch,
+  type CoreShared,
+  createCoreShared,
+  sharedBytesPerSession,
+  sharedBytesTotal,
+  readSessionCounts,
+  CorePool,
+  OP_PROCESS,
+  RING_SLOTS,
+  isComplete,
 } from '../src/core/bench-api.ts';
 import type { PacketSource } from '../src/traffic/workload.ts';
 
@@ -69,7 +79,9 @@ export class CoreRunner {
     this.shared = createCoreShared(opts.scenario, { workers: W, seed: opts.seed ?? 1, capacity: opts.capacity });
     const B = opts.batchSize;
     // More output groups than batches in flight per worker: two workers never write one region at once.
-    const groups = Array.from({ length: Math.min(2 * this.depth, opts.batches) }, () => createBatchOutput(B, opts.arenaBytes));
+    const groups = Array.from({ length: Math.min(2 * this.depth, opts.batches) }, () =>
+      createBatchOutput(B, opts.arenaBytes),
+    );
     this.ios = [];
     this.shares = [];
     for (let b = 0; b < opts.batches; b++) {
@@ -142,7 +154,15 @@ export class CoreRunner {
     if (isComplete(this.pool.ctrl, w, seq)) return;
     let timer: NodeJS.Timeout | undefined;
     const stall = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`bench: worker ${w} made no progress for ${STALL_MS / 1000} s (descriptor ${seq}); restarts ${this.pool.restarts}; faults: ${this.pool.faultLog.join('; ') || 'none'}`)), STALL_MS);
+      timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `bench: worker ${w} made no progress for ${STALL_MS / 1000} s (descriptor ${seq}); restarts ${this.pool.restarts}; faults: ${this.pool.faultLog.join('; ') || 'none'}`,
+            ),
+          ),
+        STALL_MS,
+      );
     });
     try {
       await Promise.race([this.pool.waitFor(w, seq), stall]);
@@ -161,7 +181,8 @@ export class CoreRunner {
       const share = this.shares[b];
       const seqs = new Int32Array(W).fill(-1);
       for (let w = 0; w < W; w++) {
-        if (share[2 * w + 1] > 0) seqs[w] = await pool.post(w, OP_PROCESS, b, share[2 * w], share[2 * w + 1], 0, this.batchNo);
+        if (share[2 * w + 1] > 0)
+          seqs[w] = await pool.post(w, OP_PROCESS, b, share[2 * w], share[2 * w + 1], 0, this.batchNo);
       }
       this.batchNo++;
       inflight.push(seqs);

@@ -12,7 +12,12 @@
 import { performance } from 'node:perf_hooks';
 import { loadBuiltinScenario } from '../src/scenario/index.ts';
 import {
-  createCoreBatch, createCoreShared, sharedBytesPerSession, sharedBytesTotal, type CoreBatch, Dataplane,
+  createCoreBatch,
+  createCoreShared,
+  sharedBytesPerSession,
+  sharedBytesTotal,
+  type CoreBatch,
+  Dataplane,
 } from '../src/core/bench-api.ts';
 import { resultFate, resultOutCount, resultReason } from '../src/spec/frame-batch.ts';
 import { buildUdp, parseIpv4Addr } from '../src/packet/index.ts';
@@ -53,7 +58,10 @@ function sessionTuple(s: number): { sport: number; dst: number; dport: number } 
 }
 
 /** The sessions' tuples of a key set (see EstablishedOptions.keys). */
-function keySet(sessions: number, keys: 'random' | 'adversarial'): (s: number) => { sport: number; dst: number; dport: number } {
+function keySet(
+  sessions: number,
+  keys: 'random' | 'adversarial',
+): (s: number) => { sport: number; dst: number; dport: number } {
   if (keys === 'random') return sessionTuple;
   const { dst, dport } = collidingFanOut(sessions, APP, ADVERSARIAL_SPORT, REMOTE_BASE);
   return (s) => ({ sport: ADVERSARIAL_SPORT, dst: dst[s], dport: dport[s] });
@@ -118,7 +126,11 @@ export async function measureEstablished(opts: EstablishedOptions) {
   const setupFrames: Uint8Array[] = [];
   const setupIngress: number[] = [];
   const t0 = performance.now();
-  for (const [phase, t] of [[0, 0], [1, 1], [0, 2500]] as const) {
+  for (const [phase, t] of [
+    [0, 0],
+    [1, 1],
+    [0, 2500],
+  ] as const) {
     setupFrames.length = 0;
     setupIngress.length = 0;
     for (let s = 0; s < sessions; s++) {
@@ -176,7 +188,8 @@ export async function measureEstablished(opts: EstablishedOptions) {
   const io0 = ios[0];
   for (let k = 0; k < io0.batch.count; k++) {
     const w = io0.out.result[k];
-    if (resultFate(w) !== 0 || resultOutCount(w) !== 1) throw new Error(`bench: packet ${k} not delivered (fate ${resultFate(w)} reason ${resultReason(w)})`);
+    if (resultFate(w) !== 0 || resultOutCount(w) !== 1)
+      throw new Error(`bench: packet ${k} not delivered (fate ${resultFate(w)} reason ${resultReason(w)})`);
   }
   const mpps = median(runsMpps);
   return {
@@ -230,7 +243,13 @@ export async function measureSetup(opts: SetupOptions = {}) {
     if (r > 0) rates.push(flows / (ms / 1000)); // run 0 = warm-up
   }
   const rate = median(rates);
-  return { flows, sessionsPerSec: rate, nsPerSession: 1e9 / rate, runsPerSec: rates, cpuSessionsPerSec: median(cpuRates) };
+  return {
+    flows,
+    sessionsPerSec: rate,
+    nsPerSession: 1e9 / rate,
+    runsPerSec: rates,
+    cpuSessionsPerSec: median(cpuRates),
+  };
 }
 
 async function main(): Promise<void> {
@@ -248,15 +267,21 @@ async function main(): Promise<void> {
     const r = await measureEstablished({ sessions: n, runs, packets });
     established.push(r);
     if (!json) {
-      console.log(`established ${String(n).padStart(8)} sessions: ${r.mpps.toFixed(2)} Mpps (${r.cpuMpps.toFixed(2)} per CPU-s)  ${r.nsPerPacket.toFixed(1)} ns/pkt  ` +
-        `(runs ${r.runsMpps.map((x) => x.toFixed(2)).join(' ')})  fast-path ${(r.fastPathShare * 100).toFixed(1)}%  ` +
-        `${r.bytesPerSession.toFixed(1)} B/session  setup ${(r.setupMs / 1000).toFixed(1)} s`);
+      console.log(
+        `established ${String(n).padStart(8)} sessions: ${r.mpps.toFixed(2)} Mpps (${r.cpuMpps.toFixed(2)} per CPU-s)  ${r.nsPerPacket.toFixed(1)} ns/pkt  ` +
+          `(runs ${r.runsMpps.map((x) => x.toFixed(2)).join(' ')})  fast-path ${(r.fastPathShare * 100).toFixed(1)}%  ` +
+          `${r.bytesPerSession.toFixed(1)} B/session  setup ${(r.setupMs / 1000).toFixed(1)} s`,
+      );
     }
   }
   const setup = await measureSetup({ flows: Number(get('--flows', '500000')), runs });
-  if (!json) console.log(`session setup: ${(setup.sessionsPerSec / 1e6).toFixed(2)} M sessions/s (${(setup.cpuSessionsPerSec / 1e6).toFixed(2)} per CPU-s)  ${setup.nsPerSession.toFixed(0)} ns/session (runs ${setup.runsPerSec.map((x) => (x / 1e6).toFixed(2)).join(' ')})`);
+  if (!json)
+    console.log(
+      `session setup: ${(setup.sessionsPerSec / 1e6).toFixed(2)} M sessions/s (${(setup.cpuSessionsPerSec / 1e6).toFixed(2)} per CPU-s)  ${setup.nsPerSession.toFixed(0)} ns/session (runs ${setup.runsPerSec.map((x) => (x / 1e6).toFixed(2)).join(' ')})`,
+    );
   const input = {
-    description: '46-byte IPv4 UDP packets (the IPv4 part of 64-byte Ethernet frames) of existing ASSURED UDP sessions, ' +
+    description:
+      '46-byte IPv4 UDP packets (the IPv4 part of 64-byte Ethernet frames) of existing ASSURED UDP sessions, ' +
       'half app->internet (MASQUERADE + IGW), half internet->app, random session order, 256-packet batches, ' +
       'built-in scenario, one Dataplane on one thread; setup: every frame a new UDP flow',
   };

@@ -45,7 +45,9 @@ export function nsFigure(mpps: Figure): Figure {
 }
 
 /** A derived single-value figure (ratios, bytes/session): min = max = median. */
-export function valueFigure(f: Omit<Figure, 'median' | 'min' | 'max' | 'samples'> & { value: number; samples?: number[] }): Figure {
+export function valueFigure(
+  f: Omit<Figure, 'median' | 'min' | 'max' | 'samples'> & { value: number; samples?: number[] },
+): Figure {
   const { value, ...rest } = f;
   return makeFigure({ ...rest, samples: f.samples ?? [value] });
 }

@@ -11,9 +11,23 @@ export async function runPacketMicro(opts: { time?: number } = {}): Promise<Benc
   const N = 1024;
   const frames: Uint8Array[] = [];
   for (let i = 0; i < N; i++) {
-    const ip = i & 1
-      ? buildUdp({ src: 0x0a00010a + (i >> 4), dst: 0xc6336407, sport: 1024 + i, dport: 53, payload: new Uint8Array(18) })
-      : buildTcp({ src: 0x0a00010a + (i >> 4), dst: 0xc6336407, sport: 1024 + i, dport: 443, flags: F_ACK, payload: new Uint8Array(6) });
+    const ip =
+      i & 1
+        ? buildUdp({
+            src: 0x0a00010a + (i >> 4),
+            dst: 0xc6336407,
+            sport: 1024 + i,
+            dport: 53,
+            payload: new Uint8Array(18),
+          })
+        : buildTcp({
+            src: 0x0a00010a + (i >> 4),
+            dst: 0xc6336407,
+            sport: 1024 + i,
+            dport: 443,
+            flags: F_ACK,
+            payload: new Uint8Array(6),
+          });
     frames.push(buildEthernet(ip));
   }
   const pv = new PacketView();
@@ -57,9 +71,17 @@ export async function runPacketMicro(opts: { time?: number } = {}): Promise<Benc
 if (import.meta.url === `file://${process.argv[1]}`) {
   const bench = await runPacketMicro();
   const rows = bench.tasks.map((t) => {
-    const r = t.result as unknown as { latency?: { p50?: number; min?: number; max?: number }; throughput?: { p50?: number } };
+    const r = t.result as unknown as {
+      latency?: { p50?: number; min?: number; max?: number };
+      throughput?: { p50?: number };
+    };
     const p50 = r?.latency?.p50 ?? NaN; // ms per 1024-packet iteration
-    return { name: t.name, nsPerPacketMedian: (p50 * 1e6) / 1024, nsPerPacketMin: ((r?.latency?.min ?? NaN) * 1e6) / 1024, nsPerPacketMax: ((r?.latency?.max ?? NaN) * 1e6) / 1024 };
+    return {
+      name: t.name,
+      nsPerPacketMedian: (p50 * 1e6) / 1024,
+      nsPerPacketMin: ((r?.latency?.min ?? NaN) * 1e6) / 1024,
+      nsPerPacketMax: ((r?.latency?.max ?? NaN) * 1e6) / 1024,
+    };
   });
   console.table(rows);
   const file = await writeBenchResult('micro-packet', { unit: 'ns/packet', rows });

@@ -10,10 +10,28 @@ import type { Scenario } from '../src/spec/scenario.ts';
 import { FATE_DELIVERED } from '../src/spec/reasons.ts';
 import { resultFate, resultReason } from '../src/spec/frame-batch.ts';
 import {
-  type CoreBatch, createCoreBatch, createCoreShared, KIND_ORIG, SESSION_WORDS, S_META, S_OSRC, M_SLOT_SHIFT, M_SLOT_MASK, M_PROTO_MASK, Dataplane,
+  type CoreBatch,
+  createCoreBatch,
+  createCoreShared,
+  KIND_ORIG,
+  SESSION_WORDS,
+  S_META,
+  S_OSRC,
+  M_SLOT_SHIFT,
+  M_SLOT_MASK,
+  M_PROTO_MASK,
+  Dataplane,
 } from '../src/core/bench-api.ts';
 import {
-  EstablishedWorkload, FlowSpace, FRAME64_IP_LEN, SETUP_DONE_MS, nextFrameOffset, benchScenario, withExtraHosts, writeUdp, type PacketSource,
+  EstablishedWorkload,
+  FlowSpace,
+  FRAME64_IP_LEN,
+  SETUP_DONE_MS,
+  nextFrameOffset,
+  benchScenario,
+  withExtraHosts,
+  writeUdp,
+  type PacketSource,
 } from '../src/traffic/workload.ts';
 import { instancePoint } from '../src/spec/scenario.ts';
 import { runPacketMicro } from './micro-packet.ts';
@@ -33,7 +51,9 @@ const T0 = 1000;
 
 function rows(bench: Bench, group: MicroRow['group'], perIteration: number): MicroRow[] {
   return bench.tasks.map((t) => {
-    const r = t.result as unknown as { latency?: { p50?: number; min?: number; max?: number; samplesCount?: number; samples?: number[] } } | undefined;
+    const r = t.result as unknown as
+      | { latency?: { p50?: number; min?: number; max?: number; samplesCount?: number; samples?: number[] } }
+      | undefined;
     const k = 1e6 / perIteration; // ms per iteration → ns per op
     return {
       group,
@@ -127,7 +147,10 @@ export async function runCoreMicro(opts: { time?: number; scenario?: Scenario } 
     let off = 0;
     for (let i = 0; i < N; i++) {
       const at = off;
-      off = nextFrameOffset(off, writeUdp(ioN.batch.arena, off, fsN.insideAddr, fsN.remote(i), fsN.sport(i), fsN.dport(i), FRAME64_IP_LEN));
+      off = nextFrameOffset(
+        off,
+        writeUdp(ioN.batch.arena, off, fsN.insideAddr, fsN.remote(i), fsN.sport(i), fsN.dport(i), FRAME64_IP_LEN),
+      );
       ioN.batch.off[i] = at;
       ioN.batch.len[i] = FRAME64_IP_LEN;
       ioN.batch.ingress[i] = fsN.insidePoint;
@@ -140,7 +163,11 @@ export async function runCoreMicro(opts: { time?: number; scenario?: Scenario } 
     () => {
       run(fresh, ioN, N);
     },
-    { beforeEach: () => { fresh = new Dataplane(createCoreShared(scN, { workers: 1, seed: 1, capacity: 4096 }), 0); } },
+    {
+      beforeEach: () => {
+        fresh = new Dataplane(createCoreShared(scN, { workers: 1, seed: 1, capacity: 4096 }), 0);
+      },
+    },
   );
 
   // Port allocation with search: 64 inside hosts all use the same 16 source ports to one server, so
@@ -155,7 +182,10 @@ export async function runCoreMicro(opts: { time?: number; scenario?: Scenario } 
       const h = hosts[i % hosts.length];
       const sport = 40000 + Math.floor(i / hosts.length);
       const at = off;
-      off = nextFrameOffset(off, writeUdp(ioP.batch.arena, off, h.x.privateIp, fsP.remotes[0], sport, 53, FRAME64_IP_LEN));
+      off = nextFrameOffset(
+        off,
+        writeUdp(ioP.batch.arena, off, h.x.privateIp, fsP.remotes[0], sport, 53, FRAME64_IP_LEN),
+      );
       ioP.batch.off[i] = at;
       ioP.batch.len[i] = FRAME64_IP_LEN;
       ioP.batch.ingress[i] = instancePoint(h.i);
@@ -168,12 +198,18 @@ export async function runCoreMicro(opts: { time?: number; scenario?: Scenario } 
     () => {
       run(freshP, ioP, N);
     },
-    { beforeEach: () => { freshP = new Dataplane(createCoreShared(scP, { workers: 1, seed: 1, capacity: 4096 }), 0); } },
+    {
+      beforeEach: () => {
+        freshP = new Dataplane(createCoreShared(scP, { workers: 1, seed: 1, capacity: 4096 }), 0);
+      },
+    },
   );
   // Check once that the flows were really created (a dropped flow would measure the drop path).
   const probe = new Dataplane(createCoreShared(scP, { workers: 1, seed: 1, capacity: 4096 }), 0);
   run(probe, ioP, N);
-  for (let i = 0; i < N; i++) if (resultFate(ioP.out.result[i]) !== FATE_DELIVERED) throw new Error(`micro: port-search flow ${i} dropped (reason ${resultReason(ioP.out.result[i])})`);
+  for (let i = 0; i < N; i++)
+    if (resultFate(ioP.out.result[i]) !== FATE_DELIVERED)
+      throw new Error(`micro: port-search flow ${i} dropped (reason ${resultReason(ioP.out.result[i])})`);
 
   await bench.run();
   if (sink === 0.5) console.log(sink);
@@ -189,5 +225,13 @@ export async function runMicro(opts: { time?: number } = {}): Promise<MicroRow[]
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/^.*\//, '/'))) {
   const r = await runMicro();
-  console.table(r.map((x) => ({ group: x.group, name: x.name, 'ns median': x.nsMedian.toFixed(1), 'ns min': x.nsMin.toFixed(1), 'ns max': x.nsMax.toFixed(1) })));
+  console.table(
+    r.map((x) => ({
+      group: x.group,
+      name: x.name,
+      'ns median': x.nsMedian.toFixed(1),
+      'ns min': x.nsMin.toFixed(1),
+      'ns max': x.nsMax.toFixed(1),
+    })),
+  );
 }

@@ -24,7 +24,11 @@ function val(f: Figure | undefined): string {
 function table(head: string[], rows: string[][], md: boolean): string {
   if (md) {
     const esc = (s: string) => s.replace(/\|/g, '\\|');
-    return [`| ${head.map(esc).join(' | ')} |`, `| ${head.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`, ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`)].join('\n');
+    return [
+      `| ${head.map(esc).join(' | ')} |`,
+      `| ${head.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`,
+      ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`),
+    ].join('\n');
   }
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
@@ -46,14 +50,25 @@ function firstResult(r: BenchReport, pred: (x: WorkloadResult) => boolean): Work
 /** The report's tables, one per workload family. */
 export function sections(r: BenchReport): Section[] {
   const out: Section[] = [];
-  const workers = [...new Set(r.figures.filter((f) => f.engine === 'core' && f.workers).map((f) => f.workers!))].sort((a, b) => a - b);
+  const workers = [...new Set(r.figures.filter((f) => f.engine === 'core' && f.workers).map((f) => f.workers!))].sort(
+    (a, b) => a - b,
+  );
   const wMax = workers.length ? workers[workers.length - 1] : 1;
-  const sessions = [...new Set(r.figures.filter((f) => /^established\/sessions=\d+\/workers=/.test(f.id)).map((f) => f.sessions!))].sort((a, b) => a - b);
+  const sessions = [
+    ...new Set(r.figures.filter((f) => /^established\/sessions=\d+\/workers=/.test(f.id)).map((f) => f.sessions!)),
+  ].sort((a, b) => a - b);
   if (sessions.length) {
     const inline = r.figures.some((f) => /^established\/sessions=\d+\/inline\/mpps$/.test(f.id));
     const head = [
-      'sessions', ...(inline ? ['1 thread, no pool: Mpps (min–max)'] : []), ...workers.map((w) => `${w}w Mpps (min–max)`), ...workers.map((w) => `${w}w ns/pkt`),
-      ...workers.map((w) => `${w}w Mpps/CPU-s`), ...workers.filter((w) => w > 1).map((w) => `${w}w scaling`), 'B/session', 'model Mpps', `core ${wMax}w / model`,
+      'sessions',
+      ...(inline ? ['1 thread, no pool: Mpps (min–max)'] : []),
+      ...workers.map((w) => `${w}w Mpps (min–max)`),
+      ...workers.map((w) => `${w}w ns/pkt`),
+      ...workers.map((w) => `${w}w Mpps/CPU-s`),
+      ...workers.filter((w) => w > 1).map((w) => `${w}w scaling`),
+      'B/session',
+      'model Mpps',
+      `core ${wMax}w / model`,
     ];
     const rows = sessions.map((s) => [
       sessionsLabel(s),
@@ -74,9 +89,14 @@ export function sections(r: BenchReport): Section[] {
       `Measured: ${x?.measured ?? ''}. Runs: ${(r.parameters as { runs?: number }).runs} after warm-up, each at least ${(r.parameters as { minRunSec?: number }).minRunSec} s. ` +
         'Mpps/CPU-s: packets per CPU-second of the whole process (workers and main thread), robust to other load on the machine.',
     ];
-    if (xi) about.push(`1 thread, no pool: ${xi.measured.replace(/^one thread, no pool: /, '')}; input: ${xi.input.replace(/^\d+ established/, 'S established')}.`);
+    if (xi)
+      about.push(
+        `1 thread, no pool: ${xi.measured.replace(/^one thread, no pool: /, '')}; input: ${xi.input.replace(/^\d+ established/, 'S established')}.`,
+      );
     if (k) {
-      about.push(`Kernel oracle (${k.sessions} sessions, ${k.packetsPerRun} packets): ${fmt(k.samples[0] * 1e6)} packets/s — ${k.measured}. Core ${wMax}w / kernel: ${val(find(r, `established/kernel/ratio-to-core-workers=${wMax}`))}.`);
+      about.push(
+        `Kernel oracle (${k.sessions} sessions, ${k.packetsPerRun} packets): ${fmt(k.samples[0] * 1e6)} packets/s — ${k.measured}. Core ${wMax}w / kernel: ${val(find(r, `established/kernel/ratio-to-core-workers=${wMax}`))}.`,
+      );
     }
     out.push({ title: 'Established-flow throughput', head, rows, about });
   }
@@ -84,35 +104,84 @@ export function sections(r: BenchReport): Section[] {
   if (setup.length) {
     const rows = [
       ['core, one thread (no pool)', range(find(r, 'setup/inline/sessions-per-s')), '', ''],
-      ...setup.map((f) => [`core, ${f.workers} worker(s)`, range(f), f.workers! > 1 ? val(find(r, `setup/workers=${f.workers}/scaling`)) : '', '']),
-      ['reference model', range(find(r, 'setup/model/sessions-per-s')), '', val(find(r, `setup/model/ratio-to-core-workers=${wMax}`))],
-      ['kernel oracle (incl. veth + injection)', range(find(r, 'setup/kernel/sessions-per-s')), '', val(find(r, `setup/kernel/ratio-to-core-workers=${wMax}`))],
+      ...setup.map((f) => [
+        `core, ${f.workers} worker(s)`,
+        range(f),
+        f.workers! > 1 ? val(find(r, `setup/workers=${f.workers}/scaling`)) : '',
+        '',
+      ]),
+      [
+        'reference model',
+        range(find(r, 'setup/model/sessions-per-s')),
+        '',
+        val(find(r, `setup/model/ratio-to-core-workers=${wMax}`)),
+      ],
+      [
+        'kernel oracle (incl. veth + injection)',
+        range(find(r, 'setup/kernel/sessions-per-s')),
+        '',
+        val(find(r, `setup/kernel/ratio-to-core-workers=${wMax}`)),
+      ],
     ].filter((row) => row[1] !== '–');
     const x = firstResult(r, (y) => y.workload === 'setup' && y.engine === 'core');
-    out.push({ title: 'Session setup rate', head: ['engine', 'sessions/s (min–max)', 'scaling', `core ${wMax}w / this`], rows, about: [`Input: ${x?.input ?? ''}`, `Measured: ${x?.measured ?? ''}.`] });
+    out.push({
+      title: 'Session setup rate',
+      head: ['engine', 'sessions/s (min–max)', 'scaling', `core ${wMax}w / this`],
+      rows,
+      about: [`Input: ${x?.input ?? ''}`, `Measured: ${x?.measured ?? ''}.`],
+    });
   }
   const mixed = r.figures.filter((f) => f.engine === 'core' && /^mixed\/profile=[^/]+\/workers=\d+\/mpps$/.test(f.id));
   if (mixed.length) {
     const rows = mixed.map((f) => [
-      `core, ${f.workers} worker(s)`, range(f), val(find(r, f.id.replace(/mpps$/, 'ns'))), val(find(r, f.id.replace(/mpps$/, 'gbps'))),
+      `core, ${f.workers} worker(s)`,
+      range(f),
+      val(find(r, f.id.replace(/mpps$/, 'ns'))),
+      val(find(r, f.id.replace(/mpps$/, 'gbps'))),
       f.workers! > 1 ? val(find(r, f.id.replace(/mpps$/, 'scaling'))) : '',
     ]);
     const model = r.figures.find((f) => /^mixed\/profile=[^/]+\/model\/mpps$/.test(f.id));
-    if (model) rows.push(['reference model', range(model), val(find(r, model.id.replace(/mpps$/, 'ns'))), '', `core ${wMax}w / model ${val(find(r, model.id.replace(/\/mpps$/, `/ratio-to-core-workers=${wMax}`)))}`]);
+    if (model)
+      rows.push([
+        'reference model',
+        range(model),
+        val(find(r, model.id.replace(/mpps$/, 'ns'))),
+        '',
+        `core ${wMax}w / model ${val(find(r, model.id.replace(/\/mpps$/, `/ratio-to-core-workers=${wMax}`)))}`,
+      ]);
     const x = firstResult(r, (y) => y.workload === 'mixed' && y.engine === 'core');
-    out.push({ title: 'Mixed traffic (profile)', head: ['engine', 'Mpps (min–max)', 'ns/pkt', 'Gbit/s', 'scaling / ratio'], rows, about: [`Input: ${x?.input ?? ''}`, `Measured: ${x?.measured ?? ''}.`] });
+    out.push({
+      title: 'Mixed traffic (profile)',
+      head: ['engine', 'Mpps (min–max)', 'ns/pkt', 'Gbit/s', 'scaling / ratio'],
+      rows,
+      about: [`Input: ${x?.input ?? ''}`, `Measured: ${x?.measured ?? ''}.`],
+    });
   }
   const replay = r.figures.filter((f) => /^replay\/(core\/workers=\d+|model)\/mpps$/.test(f.id));
   if (replay.length) {
-    const rows = replay.map((f) => [f.engine === 'core' ? `core, ${f.workers} worker(s)` : 'reference model', range(f), f.engine === 'model' ? val(find(r, `replay/model/ratio-to-core-workers=${wMax}`)) : '']);
+    const rows = replay.map((f) => [
+      f.engine === 'core' ? `core, ${f.workers} worker(s)` : 'reference model',
+      range(f),
+      f.engine === 'model' ? val(find(r, `replay/model/ratio-to-core-workers=${wMax}`)) : '',
+    ]);
     const x = firstResult(r, (y) => y.workload === 'replay');
-    out.push({ title: 'Capture replay (natlab replay, end to end)', head: ['engine', 'Mpps (min–max)', `core ${wMax}w / model`], rows, about: [`Input: ${x?.input ?? ''}`, `Measured: ${x?.measured ?? ''}.`] });
+    out.push({
+      title: 'Capture replay (natlab replay, end to end)',
+      head: ['engine', 'Mpps (min–max)', `core ${wMax}w / model`],
+      rows,
+      about: [`Input: ${x?.input ?? ''}`, `Measured: ${x?.measured ?? ''}.`],
+    });
   }
   if (r.micro.length) {
     out.push({
       title: 'Microbenchmarks (tinybench, one thread)',
       head: ['task', 'ns/op median', 'min', 'max'],
-      rows: r.micro.map((m) => [`${m.group}: ${m.name}`, m.nsMedian.toFixed(1), m.nsMin.toFixed(1), m.nsMax.toFixed(1)]),
+      rows: r.micro.map((m) => [
+        `${m.group}: ${m.name}`,
+        m.nsMedian.toFixed(1),
+        m.nsMin.toFixed(1),
+        m.nsMax.toFixed(1),
+      ]),
       about: ['Per packet or key (each iteration handles 1024).'],
     });
   }
@@ -122,30 +191,51 @@ export function sections(r: BenchReport): Section[] {
 /** A few sentences with the headline figures (README top, terminal end). */
 export function headline(r: BenchReport): string[] {
   const L: string[] = [];
-  const workers = [...new Set(r.figures.filter((f) => f.engine === 'core' && f.workers).map((f) => f.workers!))].sort((a, b) => a - b);
+  const workers = [...new Set(r.figures.filter((f) => f.engine === 'core' && f.workers).map((f) => f.workers!))].sort(
+    (a, b) => a - b,
+  );
   const wMax = workers.length ? workers[workers.length - 1] : 1;
-  const sessions = [...new Set(r.figures.filter((f) => /^established\/sessions=\d+\/workers=/.test(f.id)).map((f) => f.sessions!))].sort((a, b) => a - b);
+  const sessions = [
+    ...new Set(r.figures.filter((f) => /^established\/sessions=\d+\/workers=/.test(f.id)).map((f) => f.sessions!)),
+  ].sort((a, b) => a - b);
   for (const w of workers) {
-    const parts = sessions.map((s) => {
-      const f = find(r, `established/sessions=${s}/workers=${w}/mpps`);
-      return f ? `${fmt(f.median, 'Mpps')} Mpps at ${sessionsLabel(s)}` : null;
-    }).filter(Boolean);
-    if (parts.length) L.push(`Established flows, ${w} worker${w > 1 ? 's' : ''}: ${parts.join(', ')} sessions (64-byte frames).`);
+    const parts = sessions
+      .map((s) => {
+        const f = find(r, `established/sessions=${s}/workers=${w}/mpps`);
+        return f ? `${fmt(f.median, 'Mpps')} Mpps at ${sessionsLabel(s)}` : null;
+      })
+      .filter(Boolean);
+    if (parts.length)
+      L.push(`Established flows, ${w} worker${w > 1 ? 's' : ''}: ${parts.join(', ')} sessions (64-byte frames).`);
   }
-  const inl = sessions.map((s) => {
-    const f = find(r, `established/sessions=${s}/inline/mpps`);
-    return f ? `${fmt(f.median, 'Mpps')} at ${sessionsLabel(s)}` : null;
-  }).filter(Boolean);
+  const inl = sessions
+    .map((s) => {
+      const f = find(r, `established/sessions=${s}/inline/mpps`);
+      return f ? `${fmt(f.median, 'Mpps')} at ${sessionsLabel(s)}` : null;
+    })
+    .filter(Boolean);
   if (inl.length) L.push(`One Dataplane in one thread (no hand-over): ${inl.join(', ')} Mpps.`);
   const st = workers.map((w) => find(r, `setup/workers=${w}/sessions-per-s`)).filter(Boolean) as Figure[];
-  if (st.length) L.push(`Session setup: ${st.map((f) => `${fmt(f.median)} sessions/s with ${f.workers} worker${f.workers! > 1 ? 's' : ''}`).join(', ')}.`);
+  if (st.length)
+    L.push(
+      `Session setup: ${st.map((f) => `${fmt(f.median)} sessions/s with ${f.workers} worker${f.workers! > 1 ? 's' : ''}`).join(', ')}.`,
+    );
   const bps = r.figures.find((f) => f.id.endsWith('/bytes-per-session'));
-  if (bps) L.push(`Shared memory: ${fmt(bps.median)} bytes per session (session record + flow-table slots of its three keys).`);
+  if (bps)
+    L.push(
+      `Shared memory: ${fmt(bps.median)} bytes per session (session record + flow-table slots of its three keys).`,
+    );
   const ratios = r.figures.filter((f) => f.id.includes(`/ratio-to-core-workers=${wMax}`));
-  const m = ratios.filter((f) => f.engine === 'model').map((f) => `${f.workload}${f.sessions ? ` (${sessionsLabel(f.sessions)} sessions)` : ''} ×${fmt(f.median)}`);
-  if (m.length) L.push(`Core (${wMax} worker${wMax > 1 ? 's' : ''}) vs the reference model on the same input: ${m.join(', ')}.`);
+  const m = ratios
+    .filter((f) => f.engine === 'model')
+    .map((f) => `${f.workload}${f.sessions ? ` (${sessionsLabel(f.sessions)} sessions)` : ''} ×${fmt(f.median)}`);
+  if (m.length)
+    L.push(`Core (${wMax} worker${wMax > 1 ? 's' : ''}) vs the reference model on the same input: ${m.join(', ')}.`);
   const k = ratios.filter((f) => f.engine === 'kernel').map((f) => `${f.workload} ×${fmt(f.median)}`);
-  if (k.length) L.push(`Core vs the kernel oracle (a per-packet round trip through veth and injection, not Linux's forwarding capacity): ${k.join(', ')}.`);
+  if (k.length)
+    L.push(
+      `Core vs the kernel oracle (a per-packet round trip through veth and injection, not Linux's forwarding capacity): ${k.join(', ')}.`,
+    );
   return L;
 }
 
@@ -167,8 +257,11 @@ export function formatTerminal(r: BenchReport): string {
 export function formatReadme(r: BenchReport, jsonName: string, charts: string[]): string {
   const L: string[] = [];
   L.push('# natlab benchmark results', '');
-  L.push(`Latest run: \`${jsonName}\` (regenerated by \`npm run bench\`; every run's JSON with raw samples stays in this directory). ` +
-    'How to read these figures and what they include: [docs/benchmarks.md](../docs/benchmarks.md).', '');
+  L.push(
+    `Latest run: \`${jsonName}\` (regenerated by \`npm run bench\`; every run's JSON with raw samples stays in this directory). ` +
+      'How to read these figures and what they include: [docs/benchmarks.md](../docs/benchmarks.md).',
+    '',
+  );
   L.push(`Machine: ${machineLine(r)}.`, '');
   for (const n of r.notes) L.push(`> **Note:** ${n}`, '');
   const h = headline(r);
@@ -177,7 +270,10 @@ export function formatReadme(r: BenchReport, jsonName: string, charts: string[])
   if (charts.length) {
     L.push('Reference lines on the charts (not measured here; targets in red, anchors in purple):', '');
     for (const ref of REFERENCES) {
-      const v = ref.value !== undefined ? `${fmt(ref.value)} ${ref.unit}` : `${ref.bySessions!.map((p) => `${fmt(p.value)} at ${sessionsLabel(p.sessions)}`).join(', ')} ${ref.unit}`;
+      const v =
+        ref.value !== undefined
+          ? `${fmt(ref.value)} ${ref.unit}`
+          : `${ref.bySessions!.map((p) => `${fmt(p.value)} at ${sessionsLabel(p.sessions)}`).join(', ')} ${ref.unit}`;
       L.push(`- **${ref.kind}: ${ref.label}** — ${v}. Source: ${ref.source}.`);
     }
     L.push('');
@@ -186,7 +282,10 @@ export function formatReadme(r: BenchReport, jsonName: string, charts: string[])
     L.push(`## ${s.title}`, '', table(s.head, s.rows, true), '');
     for (const a of s.about) L.push(`${a}`, '');
   }
-  L.push('Compare two runs: `natlab bench compare results/A.json results/B.json` (overlapping min–max ranges are reported as no change).', '');
+  L.push(
+    'Compare two runs: `natlab bench compare results/A.json results/B.json` (overlapping min–max ranges are reported as no change).',
+    '',
+  );
   return L.join('\n');
 }
 
@@ -217,15 +316,20 @@ export async function readReport(path: string): Promise<BenchReport> {
     throw new InputError(`${path}: not JSON: ${(e as Error).message}`, path);
   }
   const o = obj as Partial<BenchReport>;
-  if (o?.kind !== 'natlab-bench' || !Array.isArray(o.figures)) throw new InputError(`${path}: not a natlab bench result (kind 'natlab-bench' with figures[])`, path, 'kind');
+  if (o?.kind !== 'natlab-bench' || !Array.isArray(o.figures))
+    throw new InputError(`${path}: not a natlab bench result (kind 'natlab-bench' with figures[])`, path, 'kind');
   o.figures.forEach((f, i) => {
-    if (typeof f?.id !== 'string' || typeof f.median !== 'number' || !Array.isArray(f.samples)) throw new InputError(`${path}: figures[${i}]: expected id, median, min, max, samples`, path, `figures[${i}]`);
+    if (typeof f?.id !== 'string' || typeof f.median !== 'number' || !Array.isArray(f.samples))
+      throw new InputError(`${path}: figures[${i}]: expected id, median, min, max, samples`, path, `figures[${i}]`);
   });
   return o as BenchReport;
 }
 
 /** Change per figure present in both; overlapping min–max ranges are "no change". */
-export function compareReports(a: BenchReport, b: BenchReport): { changes: Change[]; onlyA: string[]; onlyB: string[] } {
+export function compareReports(
+  a: BenchReport,
+  b: BenchReport,
+): { changes: Change[]; onlyA: string[]; onlyB: string[] } {
   const changes: Change[] = [];
   const bm = new Map(b.figures.map((f) => [f.id, f]));
   for (const fa of a.figures) {
@@ -243,21 +347,33 @@ export function compareReports(a: BenchReport, b: BenchReport): { changes: Chang
     changes.push({ id: fa.id, label: fa.label, unit: fa.unit, a: fa, b: fb, pct, verdict });
   }
   const ids = new Set(a.figures.map((f) => f.id));
-  return { changes, onlyA: a.figures.filter((f) => !bm.has(f.id)).map((f) => f.id), onlyB: b.figures.filter((f) => !ids.has(f.id)).map((f) => f.id) };
+  return {
+    changes,
+    onlyA: a.figures.filter((f) => !bm.has(f.id)).map((f) => f.id),
+    onlyB: b.figures.filter((f) => !ids.has(f.id)).map((f) => f.id),
+  };
 }
 
 export function formatCompare(aPath: string, bPath: string, a: BenchReport, b: BenchReport): string {
   const { changes, onlyA, onlyB } = compareReports(a, b);
   const L: string[] = [`A: ${aPath} — ${machineLine(a)}`, `B: ${bPath} — ${machineLine(b)}`];
-  if ((a.machine as Record<string, unknown>).cpu !== (b.machine as Record<string, unknown>).cpu) L.push('warning: different CPUs — differences are not only the code');
+  if ((a.machine as Record<string, unknown>).cpu !== (b.machine as Record<string, unknown>).cpu)
+    L.push('warning: different CPUs — differences are not only the code');
   L.push('');
   const rows = changes.map((c) => [
-    c.label, c.unit, `${fmt(c.a.median, c.unit)} [${fmt(c.a.min, c.unit)}–${fmt(c.a.max, c.unit)}]`, `${fmt(c.b.median, c.unit)} [${fmt(c.b.min, c.unit)}–${fmt(c.b.max, c.unit)}]`,
-    Number.isFinite(c.pct) ? `${c.pct >= 0 ? '+' : ''}${c.pct.toFixed(1)}%` : '–', c.verdict === 'no change' ? 'no change (ranges overlap)' : `${c.verdict} ${Math.abs(c.pct).toFixed(1)}%`,
+    c.label,
+    c.unit,
+    `${fmt(c.a.median, c.unit)} [${fmt(c.a.min, c.unit)}–${fmt(c.a.max, c.unit)}]`,
+    `${fmt(c.b.median, c.unit)} [${fmt(c.b.min, c.unit)}–${fmt(c.b.max, c.unit)}]`,
+    Number.isFinite(c.pct) ? `${c.pct >= 0 ? '+' : ''}${c.pct.toFixed(1)}%` : '–',
+    c.verdict === 'no change' ? 'no change (ranges overlap)' : `${c.verdict} ${Math.abs(c.pct).toFixed(1)}%`,
   ]);
   L.push(table(['figure', 'unit', 'A median [min–max]', 'B median [min–max]', 'change', 'verdict'], rows, false));
   const n = (v: Change['verdict']) => changes.filter((c) => c.verdict === v).length;
-  L.push('', `${changes.length} figures compared: ${n('faster') + n('better')} faster/better, ${n('slower') + n('worse')} slower/worse, ${n('no change')} no change.`);
+  L.push(
+    '',
+    `${changes.length} figures compared: ${n('faster') + n('better')} faster/better, ${n('slower') + n('worse')} slower/worse, ${n('no change')} no change.`,
+  );
   if (onlyA.length) L.push(`only in A: ${onlyA.join(', ')}`);
   if (onlyB.length) L.push(`only in B: ${onlyB.join(', ')}`);
   return L.join('\n');

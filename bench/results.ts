@@ -8,7 +8,9 @@ export function machineInfo(): Record<string, unknown> {
   let commit = 'unknown';
   try {
     commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-  } catch { /* not a git checkout */ }
+  } catch {
+    /* not a git checkout */
+  }
   return {
     cpu: cpus()[0]?.model ?? 'unknown',
     cores: availableParallelism(),
@@ -23,6 +25,9 @@ export async function writeBenchResult(kind: string, data: Record<string, unknow
   await mkdir(dir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const file = join(dir, `${kind}-${stamp}.json`);
-  await writeFile(file, `${JSON.stringify({ kind, date: new Date().toISOString(), machine: machineInfo(), ...data }, null, 2)}\n`);
+  await writeFile(
+    file,
+    `${JSON.stringify({ kind, date: new Date().toISOString(), machine: machineInfo(), ...data }, null, 2)}\n`,
+  );
   return file;
 }

@@ -20,8 +20,15 @@ import { runReplay } from '../src/diff/replay/replay.ts';
 import { scenarioForCapture } from '../src/diff/replay/scenario.ts';
 import { type TrafficProfile, describeProfile } from '../src/traffic/profile.ts';
 import {
-  EstablishedWorkload, FlowSpace, MixedWorkload, SetupWorkload, SETUP_DONE_MS, benchScenario,
-  type FrameColumns, type PacketSource, writeUdp,
+  EstablishedWorkload,
+  FlowSpace,
+  MixedWorkload,
+  SetupWorkload,
+  SETUP_DONE_MS,
+  benchScenario,
+  type FrameColumns,
+  type PacketSource,
+  writeUdp,
 } from '../src/traffic/workload.ts';
 import { POINT_INTERNET } from '../src/spec/scenario.ts';
 import { CoreRunner, type BatchCheck } from './core-run.ts';
@@ -146,7 +153,13 @@ const T_STREAM = T_SETUP + SETUP_DONE_MS;
 
 /** One-packet FrameColumns (cold paths: model and kernel inputs, capture writing). */
 function oneCols(): FrameColumns {
-  return { arena: new Uint8Array(2048), off: new Int32Array(1), len: new Int32Array(1), ingress: new Int32Array(1), timeUs: new Float64Array(1) };
+  return {
+    arena: new Uint8Array(2048),
+    off: new Int32Array(1),
+    len: new Int32Array(1),
+    ingress: new Int32Array(1),
+    timeUs: new Float64Array(1),
+  };
 }
 
 /** Materialises `count` packets of `src` as engine inputs (cold; for the model and the kernel). */
@@ -161,7 +174,9 @@ function toInputs(src: PacketSource, count: number, nowMs: number): InputPacket[
 }
 
 function checkText(c: BatchCheck): string {
-  const d = Object.entries(c.drops).map(([k, v]) => `${k} ${v}`).join(', ');
+  const d = Object.entries(c.drops)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
   return `${c.delivered}/${c.packets} delivered${d ? `; dropped: ${d}` : ''}`;
 }
 
@@ -189,7 +204,10 @@ class Suite {
   private total = 0;
   private readonly base: Scenario;
 
-  constructor(readonly o: BenchOptions, private readonly progress: (e: ProgressEvent) => void) {
+  constructor(
+    readonly o: BenchOptions,
+    private readonly progress: (e: ProgressEvent) => void,
+  ) {
     this.base = loadBuiltinScenario();
   }
 
@@ -206,18 +224,42 @@ class Suite {
     const tasks: Array<{ label: string; fn: () => Promise<string | null> }> = [];
     const has = (w: WorkloadName) => o.workloads.includes(w);
     if (has('established')) {
-      for (const s of o.sessions) for (const w of o.workers) tasks.push({ label: `established ${sessionsLabel(s)} sessions, ${w} worker(s)`, fn: () => this.established(s, w) });
+      for (const s of o.sessions)
+        for (const w of o.workers)
+          tasks.push({
+            label: `established ${sessionsLabel(s)} sessions, ${w} worker(s)`,
+            fn: () => this.established(s, w),
+          });
     }
     if (has('established') && o.inline) {
-      for (const s of o.sessions) tasks.push({ label: `established ${sessionsLabel(s)} sessions, one thread (no pool)`, fn: () => this.inlineEstablished(s) });
+      for (const s of o.sessions)
+        tasks.push({
+          label: `established ${sessionsLabel(s)} sessions, one thread (no pool)`,
+          fn: () => this.inlineEstablished(s),
+        });
     }
     if (has('adversarial') && o.inline) {
-      for (const s of o.sessions) tasks.push({ label: `adversarial keys vs random, ${sessionsLabel(s)} sessions, one thread`, fn: () => this.adversarial(s) });
+      for (const s of o.sessions)
+        tasks.push({
+          label: `adversarial keys vs random, ${sessionsLabel(s)} sessions, one thread`,
+          fn: () => this.adversarial(s),
+        });
     }
-    if (has('setup')) for (const w of o.workers) tasks.push({ label: `session setup, ${w} worker(s)`, fn: () => this.setup(w) });
-    if (has('setup') && o.inline) tasks.push({ label: 'session setup, one thread (no pool)', fn: () => this.inlineSetup() });
-    if (has('mixed')) for (const w of o.workers) tasks.push({ label: `mixed (${o.profile.name}), ${w} worker(s)`, fn: () => this.mixed(w) });
-    let capture: { path: string; scenario: Scenario; how: string; input: string; firstUs: number; cleanup: () => Promise<void> } | null = null;
+    if (has('setup'))
+      for (const w of o.workers) tasks.push({ label: `session setup, ${w} worker(s)`, fn: () => this.setup(w) });
+    if (has('setup') && o.inline)
+      tasks.push({ label: 'session setup, one thread (no pool)', fn: () => this.inlineSetup() });
+    if (has('mixed'))
+      for (const w of o.workers)
+        tasks.push({ label: `mixed (${o.profile.name}), ${w} worker(s)`, fn: () => this.mixed(w) });
+    let capture: {
+      path: string;
+      scenario: Scenario;
+      how: string;
+      input: string;
+      firstUs: number;
+      cleanup: () => Promise<void>;
+    } | null = null;
     if (has('replay')) {
       tasks.push({
         label: 'replay: preparing the capture',
@@ -226,16 +268,19 @@ class Suite {
           return null;
         },
       });
-      for (const w of o.workers) tasks.push({ label: `replay, ${w} worker(s)`, fn: () => this.replay(capture!, 'core', w) });
+      for (const w of o.workers)
+        tasks.push({ label: `replay, ${w} worker(s)`, fn: () => this.replay(capture!, 'core', w) });
       // Against the I/O floor on the same file in the same run: tcpdump reading and writing it.
       if (hasTcpdump()) {
         tasks.push({ label: 'replay: tcpdump -r X -w Y', fn: () => this.tcpdump(capture!) });
-        for (const w of o.workers) tasks.push({ label: `replay --out, ${w} worker(s)`, fn: () => this.replay(capture!, 'core', w, true) });
+        for (const w of o.workers)
+          tasks.push({ label: `replay --out, ${w} worker(s)`, fn: () => this.replay(capture!, 'core', w, true) });
       }
     }
     if (o.model) {
       if (has('established')) {
-        for (const s of o.sessions.filter((x) => x <= MODEL_MAX_SESSIONS)) tasks.push({ label: `model: established ${sessionsLabel(s)}`, fn: () => this.modelEstablished(s) });
+        for (const s of o.sessions.filter((x) => x <= MODEL_MAX_SESSIONS))
+          tasks.push({ label: `model: established ${sessionsLabel(s)}`, fn: () => this.modelEstablished(s) });
       }
       if (has('setup')) tasks.push({ label: 'model: session setup', fn: () => this.modelSetup() });
       if (has('mixed')) tasks.push({ label: 'model: mixed', fn: () => this.modelMixed() });
@@ -258,14 +303,33 @@ class Suite {
 
   // ---- core workloads ---------------------------------------------------------------------------
 
-  private runner(scenario: Scenario, workers: number, capacity: number, packets: number, arenaPerPacket: number, maxLen: number): CoreRunner {
+  private runner(
+    scenario: Scenario,
+    workers: number,
+    capacity: number,
+    packets: number,
+    arenaPerPacket: number,
+    maxLen: number,
+  ): CoreRunner {
     const B = this.o.batchSize;
     const batches = Math.max(2, Math.ceil(packets / B));
-    return new CoreRunner({ scenario, workers, capacity, batches, batchSize: B, arenaBytes: Math.ceil(B * arenaPerPacket) + maxLen, seed: this.o.seed });
+    return new CoreRunner({
+      scenario,
+      workers,
+      capacity,
+      batches,
+      batchSize: B,
+      arenaBytes: Math.ceil(B * arenaPerPacket) + maxLen,
+      seed: this.o.seed,
+    });
   }
 
   /** Set-up through the pool in rounds of pre-loaded batches; returns the verdict tally and seconds. */
-  private async setupThrough(r: CoreRunner, src: PacketSource, nowMs: number): Promise<{ check: BatchCheck; sec: number }> {
+  private async setupThrough(
+    r: CoreRunner,
+    src: PacketSource,
+    nowMs: number,
+  ): Promise<{ check: BatchCheck; sec: number }> {
     const check: BatchCheck = { packets: 0, delivered: 0, drops: {} };
     const t0 = performance.now();
     while (src.remaining > 0) {
@@ -312,7 +376,8 @@ class Suite {
     const r = this.runner(sc, W, S, Math.max(streamPackets, 3 * Math.min(S, 65536)), 46, 64);
     try {
       const setup = await this.setupThrough(r, wl.setup(), T_SETUP);
-      if (setup.check.delivered !== setup.check.packets) throw new Error(`bench: established set-up: ${checkText(setup.check)}`);
+      if (setup.check.delivered !== setup.check.packets)
+        throw new Error(`bench: established set-up: ${checkText(setup.check)}`);
       const list = r.fillMany(wl.stream(0), T_STREAM, streamPackets);
       const check = await r.driveChecked(list);
       if (check.delivered !== check.packets) throw new Error(`bench: established stream: ${checkText(check)}`);
@@ -320,31 +385,69 @@ class Suite {
       const { mpps, cpuMpps } = await this.timedPasses(r, list);
       const after = r.perWorkerPackets();
       const res: WorkloadResult = {
-        workload: 'established', engine: 'core', workers: W, sessions: S,
+        workload: 'established',
+        engine: 'core',
+        workers: W,
+        sessions: S,
         input: wl.describe(),
-        measured: 'worker pool: batch hand-over through the shared ring + Dataplane per packet (checks, L4 checksum verify, lookup, composed rewrite, output copy); frames pre-loaded and dispatched before timing',
-        packetsPerRun: r.packetsIn(list) * Math.max(1, 1), samples: mpps, unit: 'Mpps',
+        measured:
+          'worker pool: batch hand-over through the shared ring + Dataplane per packet (checks, L4 checksum verify, lookup, composed rewrite, output copy); frames pre-loaded and dispatched before timing',
+        packetsPerRun: r.packetsIn(list) * Math.max(1, 1),
+        samples: mpps,
+        unit: 'Mpps',
         notes: {
-          setupSec: setup.sec, setupCheck: checkText(setup.check), streamCheck: checkText(check),
-          sessionsInTable: r.sessions(), bytesPerSession: r.bytesPerSession(), tableBytes: r.tableBytes(),
-          perWorkerPackets: after.map((x, i) => x - before[i]), batchSize: o.batchSize, preloadedPackets: r.packetsIn(list),
+          setupSec: setup.sec,
+          setupCheck: checkText(setup.check),
+          streamCheck: checkText(check),
+          sessionsInTable: r.sessions(),
+          bytesPerSession: r.bytesPerSession(),
+          tableBytes: r.tableBytes(),
+          perWorkerPackets: after.map((x, i) => x - before[i]),
+          batchSize: o.batchSize,
+          preloadedPackets: r.packetsIn(list),
         },
       };
       this.results.push(res);
       const f = makeFigure({
-        id: `established/sessions=${S}/workers=${W}/mpps`, workload: 'established', label: `established ${sessionsLabel(S)} sessions, ${W}w Mpps`,
-        unit: 'Mpps', samples: mpps, higherIsBetter: true, workers: W, sessions: S, engine: 'core',
+        id: `established/sessions=${S}/workers=${W}/mpps`,
+        workload: 'established',
+        label: `established ${sessionsLabel(S)} sessions, ${W}w Mpps`,
+        unit: 'Mpps',
+        samples: mpps,
+        higherIsBetter: true,
+        workers: W,
+        sessions: S,
+        engine: 'core',
       });
-      this.figures.push(f, nsFigure(f), makeFigure({
-        id: `established/sessions=${S}/workers=${W}/cpu-mpps`, workload: 'established', label: `established ${sessionsLabel(S)} sessions, ${W}w Mpps per CPU-second`,
-        unit: 'Mpps/CPU-s', samples: cpuMpps, higherIsBetter: true, workers: W, sessions: S, engine: 'core',
-      }));
+      this.figures.push(
+        f,
+        nsFigure(f),
+        makeFigure({
+          id: `established/sessions=${S}/workers=${W}/cpu-mpps`,
+          workload: 'established',
+          label: `established ${sessionsLabel(S)} sessions, ${W}w Mpps per CPU-second`,
+          unit: 'Mpps/CPU-s',
+          samples: cpuMpps,
+          higherIsBetter: true,
+          workers: W,
+          sessions: S,
+          engine: 'core',
+        }),
+      );
       if (W === 1 || !this.figures.some((x) => x.id === `established/sessions=${S}/bytes-per-session`)) {
         if (!this.figures.some((x) => x.id === `established/sessions=${S}/bytes-per-session`)) {
-          this.figures.push(valueFigure({
-            id: `established/sessions=${S}/bytes-per-session`, workload: 'established', label: `shared memory per session (${sessionsLabel(S)})`,
-            unit: 'B/session', value: r.bytesPerSession(), higherIsBetter: false, sessions: S, engine: 'core',
-          }));
+          this.figures.push(
+            valueFigure({
+              id: `established/sessions=${S}/bytes-per-session`,
+              workload: 'established',
+              label: `shared memory per session (${sessionsLabel(S)})`,
+              unit: 'B/session',
+              value: r.bytesPerSession(),
+              higherIsBetter: false,
+              sessions: S,
+              engine: 'core',
+            }),
+          );
         }
       }
       return `established ${sessionsLabel(S)} sessions, ${W} worker(s): ${f.median.toFixed(2)} Mpps (${(1000 / f.median).toFixed(0)} ns/packet; min ${f.min.toFixed(2)}, max ${f.max.toFixed(2)})`;
@@ -386,13 +489,31 @@ class Suite {
         rates.push(r.packetsIn(list) / sec);
       }
       this.results.push({
-        workload: 'setup', engine: 'core', workers: W, sessions: null,
+        workload: 'setup',
+        engine: 'core',
+        workers: W,
+        sessions: null,
         input: wl.describe(),
         measured: `worker pool: ${P} new flows per run, each a new conntrack entry + NAT mapping (slow path), after ${warm} warm-up flows; the table grows from ${warm} to ${cap - 1024} sessions over the runs`,
-        packetsPerRun: P, samples: rates, unit: 'sessions/s',
-        notes: { warmupCheck: check ? checkText(check) : null, sessionsInTable: r.sessions(), bytesPerSession: r.bytesPerSession() },
+        packetsPerRun: P,
+        samples: rates,
+        unit: 'sessions/s',
+        notes: {
+          warmupCheck: check ? checkText(check) : null,
+          sessionsInTable: r.sessions(),
+          bytesPerSession: r.bytesPerSession(),
+        },
       });
-      const f = makeFigure({ id: `setup/workers=${W}/sessions-per-s`, workload: 'setup', label: `session setup, ${W}w sessions/s`, unit: 'sessions/s', samples: rates, higherIsBetter: true, workers: W, engine: 'core' });
+      const f = makeFigure({
+        id: `setup/workers=${W}/sessions-per-s`,
+        workload: 'setup',
+        label: `session setup, ${W}w sessions/s`,
+        unit: 'sessions/s',
+        samples: rates,
+        higherIsBetter: true,
+        workers: W,
+        engine: 'core',
+      });
       this.figures.push(f);
       return `session setup, ${W} worker(s): ${(f.median / 1e6).toFixed(3)} M sessions/s (min ${(f.min / 1e6).toFixed(3)}, max ${(f.max / 1e6).toFixed(3)})`;
     } finally {
@@ -411,7 +532,14 @@ class Suite {
     const wl = new MixedWorkload(fs, p, o.seed);
     const sw = p.sizes.reduce((a, s) => a + s.weight, 0);
     const avg = p.sizes.reduce((a, s) => a + s.bytes * s.weight, 0) / sw;
-    const r = this.runner(sc, W, cap, Math.max(P, 3 * Math.min(p.flows, 65536)) * 1.1, Math.max(avg * 1.3, 64), wl.maxLen);
+    const r = this.runner(
+      sc,
+      W,
+      cap,
+      Math.max(P, 3 * Math.min(p.flows, 65536)) * 1.1,
+      Math.max(avg * 1.3, 64),
+      wl.maxLen,
+    );
     try {
       const setup = await this.setupThrough(r, wl.setup(), T_SETUP);
       const rates: number[] = [];
@@ -431,19 +559,44 @@ class Suite {
         pk += r.packetsIn(list);
       }
       this.results.push({
-        workload: 'mixed', engine: 'core', workers: W, sessions: p.flows,
+        workload: 'mixed',
+        engine: 'core',
+        workers: W,
+        sessions: p.flows,
         input: wl.describe(),
         measured: `worker pool, ${P} packets per run (fresh packets each run: new flows stay new), fast and slow path as the traffic needs`,
-        packetsPerRun: P, samples: rates, unit: 'Mpps',
+        packetsPerRun: P,
+        samples: rates,
+        unit: 'Mpps',
         notes: {
-          setupSec: setup.sec, setupCheck: checkText(setup.check), firstRunCheck: check ? checkText(check) : null,
-          meanIpBytes: pk ? bytes / pk : null, counts: { ...wl.counts }, sessionsInTable: r.sessions(),
+          setupSec: setup.sec,
+          setupCheck: checkText(setup.check),
+          firstRunCheck: check ? checkText(check) : null,
+          meanIpBytes: pk ? bytes / pk : null,
+          counts: { ...wl.counts },
+          sessionsInTable: r.sessions(),
         },
       });
-      const f = makeFigure({ id: `mixed/profile=${p.name}/workers=${W}/mpps`, workload: 'mixed', label: `mixed ${p.name}, ${W}w Mpps`, unit: 'Mpps', samples: rates, higherIsBetter: true, workers: W, sessions: p.flows, engine: 'core' });
+      const f = makeFigure({
+        id: `mixed/profile=${p.name}/workers=${W}/mpps`,
+        workload: 'mixed',
+        label: `mixed ${p.name}, ${W}w Mpps`,
+        unit: 'Mpps',
+        samples: rates,
+        higherIsBetter: true,
+        workers: W,
+        sessions: p.flows,
+        engine: 'core',
+      });
       const gbps = makeFigure({
-        id: `mixed/profile=${p.name}/workers=${W}/gbps`, workload: 'mixed', label: `mixed ${p.name}, ${W}w Gbit/s (IPv4 bytes)`, unit: 'Gbit/s',
-        samples: rates.map((m) => (m * 1e6 * (pk ? bytes / pk : 0) * 8) / 1e9), higherIsBetter: true, workers: W, engine: 'core',
+        id: `mixed/profile=${p.name}/workers=${W}/gbps`,
+        workload: 'mixed',
+        label: `mixed ${p.name}, ${W}w Gbit/s (IPv4 bytes)`,
+        unit: 'Gbit/s',
+        samples: rates.map((m) => (m * 1e6 * (pk ? bytes / pk : 0) * 8) / 1e9),
+        higherIsBetter: true,
+        workers: W,
+        engine: 'core',
       });
       this.figures.push(f, nsFigure(f), gbps);
       return `mixed ${p.name}, ${W} worker(s): ${f.median.toFixed(2)} Mpps, ${gbps.median.toFixed(2)} Gbit/s (min ${f.min.toFixed(2)}, max ${f.max.toFixed(2)} Mpps)`;
@@ -459,19 +612,43 @@ class Suite {
     const packets = Math.max(262144, Math.round(o.minRunSec * 4e6));
     const r = await measureEstablished({ sessions: S, runs: o.runs, packets, seed: o.seed });
     this.results.push({
-      workload: 'established', engine: 'core', workers: 0, sessions: S,
+      workload: 'established',
+      engine: 'core',
+      workers: 0,
+      sessions: S,
       input: `${S} established UDP sessions (ASSURED: out, reply, out 2.5 s later); 46-byte IPv4 UDP packets of random sessions, half app → internet, half internet → app (bench/core-throughput.ts)`,
-      measured: 'one thread, no pool: Dataplane.processBatch over pre-loaded 256-packet batches (bench/core-throughput.ts measureEstablished); no hand-over',
-      packetsPerRun: packets, samples: r.runsMpps, unit: 'Mpps',
-      notes: { cpuMpps: r.runsCpuMpps, fastPathShare: r.fastPathShare, setupMs: r.setupMs, bytesPerSession: r.bytesPerSession, frames: r.frames },
+      measured:
+        'one thread, no pool: Dataplane.processBatch over pre-loaded 256-packet batches (bench/core-throughput.ts measureEstablished); no hand-over',
+      packetsPerRun: packets,
+      samples: r.runsMpps,
+      unit: 'Mpps',
+      notes: {
+        cpuMpps: r.runsCpuMpps,
+        fastPathShare: r.fastPathShare,
+        setupMs: r.setupMs,
+        bytesPerSession: r.bytesPerSession,
+        frames: r.frames,
+      },
     });
     const f = makeFigure({
-      id: `established/sessions=${S}/inline/mpps`, workload: 'established', label: `established ${sessionsLabel(S)} sessions, one thread (no pool) Mpps`,
-      unit: 'Mpps', samples: r.runsMpps, higherIsBetter: true, sessions: S, engine: 'core',
+      id: `established/sessions=${S}/inline/mpps`,
+      workload: 'established',
+      label: `established ${sessionsLabel(S)} sessions, one thread (no pool) Mpps`,
+      unit: 'Mpps',
+      samples: r.runsMpps,
+      higherIsBetter: true,
+      sessions: S,
+      engine: 'core',
     });
     const c = makeFigure({
-      id: `established/sessions=${S}/inline/cpu-mpps`, workload: 'established', label: `established ${sessionsLabel(S)} sessions, one thread Mpps per CPU-second`,
-      unit: 'Mpps/CPU-s', samples: r.runsCpuMpps, higherIsBetter: true, sessions: S, engine: 'core',
+      id: `established/sessions=${S}/inline/cpu-mpps`,
+      workload: 'established',
+      label: `established ${sessionsLabel(S)} sessions, one thread Mpps per CPU-second`,
+      unit: 'Mpps/CPU-s',
+      samples: r.runsCpuMpps,
+      higherIsBetter: true,
+      sessions: S,
+      engine: 'core',
     });
     this.figures.push(f, nsFigure(f), c);
     return `established ${sessionsLabel(S)} sessions, one thread (no pool): ${f.median.toFixed(2)} Mpps (${c.median.toFixed(2)} per CPU-second), fast path ${(r.fastPathShare * 100).toFixed(1)}%`;
@@ -498,25 +675,42 @@ class Suite {
         if (keys === 'adversarial') fast = Math.min(fast, r.fastPathShare);
       }
     }
-    const fig = (keys: 'random' | 'adversarial') => makeFigure({
-      id: `adversarial/sessions=${S}/keys=${keys}/inline/ns`, workload: 'adversarial',
-      label: `established ${sessionsLabel(S)} sessions, ${keys} keys, one thread ns/packet`,
-      unit: 'ns/packet', samples: ns[keys], higherIsBetter: false, sessions: S, engine: 'core',
-    });
+    const fig = (keys: 'random' | 'adversarial') =>
+      makeFigure({
+        id: `adversarial/sessions=${S}/keys=${keys}/inline/ns`,
+        workload: 'adversarial',
+        label: `established ${sessionsLabel(S)} sessions, ${keys} keys, one thread ns/packet`,
+        unit: 'ns/packet',
+        samples: ns[keys],
+        higherIsBetter: false,
+        sessions: S,
+        engine: 'core',
+      });
     const a = fig('adversarial');
     const r = fig('random');
     const cpuRatio = median(cpuMpps.random) / median(cpuMpps.adversarial);
     const ratio = valueFigure({
-      id: `adversarial/sessions=${S}/ratio-to-random`, workload: 'adversarial',
+      id: `adversarial/sessions=${S}/ratio-to-random`,
+      workload: 'adversarial',
       label: `adversarial / random keys, ${sessionsLabel(S)} sessions, ns per packet (CPU time)`,
-      unit: 'x', value: cpuRatio, higherIsBetter: false, sessions: S, engine: 'core',
+      unit: 'x',
+      value: cpuRatio,
+      higherIsBetter: false,
+      sessions: S,
+      engine: 'core',
     });
     this.figures.push(a, r, ratio);
     this.results.push({
-      workload: 'adversarial', engine: 'core', workers: 0, sessions: S,
+      workload: 'adversarial',
+      engine: 'core',
+      workers: 0,
+      sessions: S,
       input: `${S} established UDP sessions of ONE socket 10.0.1.10:5000 to remote:port pairs whose orig keys share the top 8 bits of the core's former unkeyed flow-table hash (one probe cluster under it), against ${S} sessions with random keys (bench/core-throughput.ts), interleaved`,
-      measured: 'one thread, no pool: Dataplane.processBatch over pre-loaded 256-packet batches; ns per packet (wall clock) of each key set, and the ratio of CPU time per packet',
-      packetsPerRun: packets, samples: ns.adversarial, unit: 'ns/packet',
+      measured:
+        'one thread, no pool: Dataplane.processBatch over pre-loaded 256-packet batches; ns per packet (wall clock) of each key set, and the ratio of CPU time per packet',
+      packetsPerRun: packets,
+      samples: ns.adversarial,
+      unit: 'ns/packet',
       notes: { randomNs: ns.random, cpuRatio, fastPathShare: fast },
     });
     return `adversarial keys, ${sessionsLabel(S)} sessions: ${a.median.toFixed(0)} ns/packet vs ${r.median.toFixed(0)} random (CPU-time ratio ${cpuRatio.toFixed(2)}x)`;
@@ -527,19 +721,40 @@ class Suite {
     const flows = o.setupPerRun * 4;
     const r = await measureSetup({ flows, runs: o.runs });
     this.results.push({
-      workload: 'setup', engine: 'core', workers: 0, sessions: null,
+      workload: 'setup',
+      engine: 'core',
+      workers: 0,
+      sessions: null,
       input: `${flows} new UDP flows (app → 198.18.x.y:53, a fresh source port or destination each), fresh tables per run (bench/core-throughput.ts)`,
       measured: 'one thread, no pool: Dataplane.processBatch, every packet the slow path (conntrack + NAT + confirm)',
-      packetsPerRun: flows, samples: r.runsPerSec, unit: 'sessions/s', notes: { cpuSessionsPerSec: r.cpuSessionsPerSec },
+      packetsPerRun: flows,
+      samples: r.runsPerSec,
+      unit: 'sessions/s',
+      notes: { cpuSessionsPerSec: r.cpuSessionsPerSec },
     });
-    const f = makeFigure({ id: 'setup/inline/sessions-per-s', workload: 'setup', label: 'session setup, one thread (no pool) sessions/s', unit: 'sessions/s', samples: r.runsPerSec, higherIsBetter: true, engine: 'core' });
+    const f = makeFigure({
+      id: 'setup/inline/sessions-per-s',
+      workload: 'setup',
+      label: 'session setup, one thread (no pool) sessions/s',
+      unit: 'sessions/s',
+      samples: r.runsPerSec,
+      higherIsBetter: true,
+      engine: 'core',
+    });
     this.figures.push(f);
     return `session setup, one thread (no pool): ${(f.median / 1e6).toFixed(3)} M sessions/s`;
   }
 
   // ---- replay ---------------------------------------------------------------------------------------
 
-  private async prepareCapture(): Promise<{ path: string; scenario: Scenario; how: string; input: string; firstUs: number; cleanup: () => Promise<void> }> {
+  private async prepareCapture(): Promise<{
+    path: string;
+    scenario: Scenario;
+    how: string;
+    input: string;
+    firstUs: number;
+    cleanup: () => Promise<void>;
+  }> {
     const o = this.o;
     if (o.pcap) {
       const c = await scenarioForCapture(o.pcap.path, o.pcap.inside);
@@ -553,7 +768,14 @@ class Suite {
       } finally {
         await rd.close();
       }
-      return { path: o.pcap.path, scenario: c.scenario, how: c.how, input: `capture ${o.pcap.path} (${c.hosts.records} records); scenario ${c.how}`, firstUs, cleanup: async () => {} };
+      return {
+        path: o.pcap.path,
+        scenario: c.scenario,
+        how: c.how,
+        input: `capture ${o.pcap.path} (${c.hosts.records} records); scenario ${c.how}`,
+        firstUs,
+        cleanup: async () => {},
+      };
     }
     // A capture of the mixed profile as seen at the VPC's edges: the inside host's packets, and the
     // internet's replies addressed to the NAT's Elastic IP; raw IPv4 link type.
@@ -575,7 +797,10 @@ class Suite {
     const path = join(dir, 'mixed.pcap');
     await writeFile(path, encodePcap(recs, { linkType: LINKTYPE_RAW }));
     return {
-      path, scenario: sc, how: 'built-in scenario (conntrack max raised)', firstUs: T_SETUP * 1000,
+      path,
+      scenario: sc,
+      how: 'built-in scenario (conntrack max raised)',
+      firstUs: T_SETUP * 1000,
       input: `generated capture (raw IPv4, ${recs.length} packets): ${p.flows} flows' set-up (3 packets each) then ${o.replayPackets} packets of ${describeProfile(p)}`,
       cleanup: () => rm(dir, { recursive: true, force: true }),
     };
@@ -605,16 +830,37 @@ class Suite {
       await rm(dir, { recursive: true, force: true });
     }
     this.results.push({
-      workload: 'replay', engine: 'tcpdump', workers: null, sessions: null, input: cap.input,
-      measured: '`tcpdump -r X -w Y` on the replay capture (process start included): reading and writing the file, the floor a replay with --out is measured against',
-      packetsPerRun: records, samples: rates, unit: 'Mpps', notes: { records, runs: o.runs },
+      workload: 'replay',
+      engine: 'tcpdump',
+      workers: null,
+      sessions: null,
+      input: cap.input,
+      measured:
+        '`tcpdump -r X -w Y` on the replay capture (process start included): reading and writing the file, the floor a replay with --out is measured against',
+      packetsPerRun: records,
+      samples: rates,
+      unit: 'Mpps',
+      notes: { records, runs: o.runs },
     });
-    const f = makeFigure({ id: 'replay/tcpdump/mpps', workload: 'replay', label: 'tcpdump -r -w Mpps', unit: 'Mpps', samples: rates, higherIsBetter: true, engine: 'tcpdump' });
+    const f = makeFigure({
+      id: 'replay/tcpdump/mpps',
+      workload: 'replay',
+      label: 'tcpdump -r -w Mpps',
+      unit: 'Mpps',
+      samples: rates,
+      higherIsBetter: true,
+      engine: 'tcpdump',
+    });
     this.figures.push(f);
     return `tcpdump -r -w (${records} packets): ${f.median.toFixed(3)} Mpps`;
   }
 
-  private async replay(cap: { path: string; scenario: Scenario; how: string; input: string; firstUs: number }, engine: 'core' | 'model', W: number, writeOutputs = false): Promise<string> {
+  private async replay(
+    cap: { path: string; scenario: Scenario; how: string; input: string; firstUs: number },
+    engine: 'core' | 'model',
+    W: number,
+    writeOutputs = false,
+  ): Promise<string> {
     const o = this.o;
     const outDir = writeOutputs ? await mkdtemp(join(tmpdir(), 'natlab-bench-replay-')) : null;
     const runs = engine === 'model' ? Math.min(o.runs, 2) : o.runs;
@@ -622,12 +868,33 @@ class Suite {
     let records = 0;
     let delivered = 0;
     for (let k = 0; k < runs; k++) {
-      const e: Engine = engine === 'core' ? createCoreEngine(cap.scenario, { workers: W, seed: o.seed }) : createModelEngine(cap.scenario, { seed: o.seed });
-      const keep: Engine = { ...e, name: e.name, process: (b) => e.process(b), advance: (t) => e.advance(t), conntrack: () => e.conntrack(), natCounters: () => e.natCounters(), close: async () => {} };
+      const e: Engine =
+        engine === 'core'
+          ? createCoreEngine(cap.scenario, { workers: W, seed: o.seed })
+          : createModelEngine(cap.scenario, { seed: o.seed });
+      const keep: Engine = {
+        ...e,
+        name: e.name,
+        process: (b) => e.process(b),
+        advance: (t) => e.advance(t),
+        conntrack: () => e.conntrack(),
+        natCounters: () => e.natCounters(),
+        close: async () => {},
+      };
       try {
         if (engine === 'core') await e.process(warmupFrames(W, cap.firstUs)); // every worker thread is up before the clock starts
         const t0 = performance.now();
-        const out = await runReplay({ input: cap.path, outDir, outputFormat: 'pcap', scenario: cap.scenario, scenarioHow: cap.how, engines: [engine], workers: W, seed: o.seed, engineFactory: async () => keep });
+        const out = await runReplay({
+          input: cap.path,
+          outDir,
+          outputFormat: 'pcap',
+          scenario: cap.scenario,
+          scenarioHow: cap.how,
+          engines: [engine],
+          workers: W,
+          seed: o.seed,
+          engineFactory: async () => keep,
+        });
         const sec = (performance.now() - t0) / 1000;
         records = out.report.input.records;
         delivered = out.report.engines[0]?.delivered ?? 0;
@@ -639,15 +906,28 @@ class Suite {
     if (outDir !== null) await rm(outDir, { recursive: true, force: true });
     const tag = writeOutputs ? '/out' : '';
     this.results.push({
-      workload: 'replay', engine, workers: engine === 'core' ? W : null, sessions: null,
+      workload: 'replay',
+      engine,
+      workers: engine === 'core' ? W : null,
+      sessions: null,
       input: cap.input,
-      measured: writeOutputs ? '`natlab replay --out DIR --format pcap` end to end, as below, and every output written to per-egress pcap files' : '`natlab replay` end to end, one engine, a fresh engine per run (its threads started before the clock): read the capture, prepare frames (link strip, ingress), engine.process per 4096-packet chunk (core: copy into the shared arena, dispatch, hand-over, results as objects), flow re-addressing; no output files',
-      packetsPerRun: records, samples: rates, unit: 'Mpps',
+      measured: writeOutputs
+        ? '`natlab replay --out DIR --format pcap` end to end, as below, and every output written to per-egress pcap files'
+        : '`natlab replay` end to end, one engine, a fresh engine per run (its threads started before the clock): read the capture, prepare frames (link strip, ingress), engine.process per 4096-packet chunk (core: copy into the shared arena, dispatch, hand-over, results as objects), flow re-addressing; no output files',
+      packetsPerRun: records,
+      samples: rates,
+      unit: 'Mpps',
       notes: { records, delivered, runs, outputsWritten: writeOutputs ? 1 : 0 },
     });
     const f = makeFigure({
-      id: `replay/${engine}${tag}${engine === 'core' ? `/workers=${W}` : ''}/mpps`, workload: 'replay', label: `replay${writeOutputs ? ' --out' : ''} ${engine}${engine === 'core' ? `, ${W}w` : ''} Mpps`,
-      unit: 'Mpps', samples: rates, higherIsBetter: true, workers: engine === 'core' ? W : undefined, engine,
+      id: `replay/${engine}${tag}${engine === 'core' ? `/workers=${W}` : ''}/mpps`,
+      workload: 'replay',
+      label: `replay${writeOutputs ? ' --out' : ''} ${engine}${engine === 'core' ? `, ${W}w` : ''} Mpps`,
+      unit: 'Mpps',
+      samples: rates,
+      higherIsBetter: true,
+      workers: engine === 'core' ? W : undefined,
+      engine,
     });
     this.figures.push(f);
     return `replay${writeOutputs ? ' --out' : ''} (${records} packets, ${delivered} delivered) through ${engine}${engine === 'core' ? ` with ${W} worker(s)` : ''}: ${f.median.toFixed(3)} Mpps`;
@@ -678,8 +958,16 @@ class Suite {
         delivered = t.delivered;
         if (k > 0) rates.push(inputs.length / t.sec / 1e6);
       }
-      this.pushModel('established', `established/sessions=${S}/model/mpps`, `model: established ${sessionsLabel(S)} Mpps`, S, rates, wl.describe(),
-        `reference model, Engine.process over ${o.modelPackets} packets per run (a sample of the same stream the core gets; rates are per packet)`, { delivered, of: o.modelPackets });
+      this.pushModel(
+        'established',
+        `established/sessions=${S}/model/mpps`,
+        `model: established ${sessionsLabel(S)} Mpps`,
+        S,
+        rates,
+        wl.describe(),
+        `reference model, Engine.process over ${o.modelPackets} packets per run (a sample of the same stream the core gets; rates are per packet)`,
+        { delivered, of: o.modelPackets },
+      );
       return `model, established ${sessionsLabel(S)}: ${median(rates).toFixed(3)} Mpps (sample of ${o.modelPackets} packets per run)`;
     } finally {
       await e.close();
@@ -701,10 +989,28 @@ class Suite {
         if (k > 0) rates.push(inputs.length / t.sec);
       }
       this.results.push({
-        workload: 'setup', engine: 'model', workers: null, sessions: null, input: wl.describe(),
-        measured: `reference model, Engine.process over ${n} new flows per run (a sample; rates are per packet)`, packetsPerRun: n, samples: rates, unit: 'sessions/s', notes: {},
+        workload: 'setup',
+        engine: 'model',
+        workers: null,
+        sessions: null,
+        input: wl.describe(),
+        measured: `reference model, Engine.process over ${n} new flows per run (a sample; rates are per packet)`,
+        packetsPerRun: n,
+        samples: rates,
+        unit: 'sessions/s',
+        notes: {},
       });
-      this.figures.push(makeFigure({ id: 'setup/model/sessions-per-s', workload: 'setup', label: 'model: session setup sessions/s', unit: 'sessions/s', samples: rates, higherIsBetter: true, engine: 'model' }));
+      this.figures.push(
+        makeFigure({
+          id: 'setup/model/sessions-per-s',
+          workload: 'setup',
+          label: 'model: session setup sessions/s',
+          unit: 'sessions/s',
+          samples: rates,
+          higherIsBetter: true,
+          engine: 'model',
+        }),
+      );
       return `model, session setup: ${(median(rates) / 1e6).toFixed(3)} M sessions/s`;
     } finally {
       await e.close();
@@ -726,17 +1032,56 @@ class Suite {
         const t = await this.timeEngine(e, inputs);
         if (k > 0) rates.push(inputs.length / t.sec / 1e6);
       }
-      this.pushModel('mixed', `mixed/profile=${p.name}/model/mpps`, `model: mixed ${p.name} Mpps`, p.flows, rates, wl.describe(),
-        `reference model, Engine.process over ${o.modelPackets} packets per run (the start of the same stream the core gets; rates are per packet)`, {});
+      this.pushModel(
+        'mixed',
+        `mixed/profile=${p.name}/model/mpps`,
+        `model: mixed ${p.name} Mpps`,
+        p.flows,
+        rates,
+        wl.describe(),
+        `reference model, Engine.process over ${o.modelPackets} packets per run (the start of the same stream the core gets; rates are per packet)`,
+        {},
+      );
       return `model, mixed ${p.name}: ${median(rates).toFixed(3)} Mpps`;
     } finally {
       await e.close();
     }
   }
 
-  private pushModel(workload: WorkloadName, id: string, label: string, sessions: number, rates: number[], input: string, measured: string, notes: Record<string, unknown>): void {
-    this.results.push({ workload, engine: 'model', workers: null, sessions, input, measured, packetsPerRun: this.o.modelPackets, samples: rates, unit: 'Mpps', notes });
-    this.figures.push(makeFigure({ id, workload, label, unit: 'Mpps', samples: rates, higherIsBetter: true, sessions, engine: 'model' }));
+  private pushModel(
+    workload: WorkloadName,
+    id: string,
+    label: string,
+    sessions: number,
+    rates: number[],
+    input: string,
+    measured: string,
+    notes: Record<string, unknown>,
+  ): void {
+    this.results.push({
+      workload,
+      engine: 'model',
+      workers: null,
+      sessions,
+      input,
+      measured,
+      packetsPerRun: this.o.modelPackets,
+      samples: rates,
+      unit: 'Mpps',
+      notes,
+    });
+    this.figures.push(
+      makeFigure({
+        id,
+        workload,
+        label,
+        unit: 'Mpps',
+        samples: rates,
+        higherIsBetter: true,
+        sessions,
+        engine: 'model',
+      }),
+    );
   }
 
   private async kernel(): Promise<string> {
@@ -751,7 +1096,7 @@ class Suite {
     const wl = new EstablishedWorkload(new FlowSpace(sc), S, o.seed);
     const e = await createKernelEngine(sc, { timeMode: 'compress', seed: o.seed });
     const measured =
-      'Linux netfilter in network namespaces through the fast path: one pinned helper injects each packet, sends fences until the kernel is done with it, collects its frames and evidence, a batch of packets per round trip (docs/kernel-oracle.md) — includes veth, injection and capture, not the kernel\'s forwarding capacity';
+      "Linux netfilter in network namespaces through the fast path: one pinned helper injects each packet, sends fences until the kernel is done with it, collects its frames and evidence, a batch of packets per round trip (docs/kernel-oracle.md) — includes veth, injection and capture, not the kernel's forwarding capacity";
     try {
       await e.process(toInputs(wl.setup(), Infinity, T_SETUP));
       const est = toInputs(wl.stream(0), o.kernelPackets, T_STREAM);
@@ -772,20 +1117,65 @@ class Suite {
       }
       const setupRate = nw.length / b.sec;
       this.results.push({
-        workload: 'established', engine: 'kernel', workers: null, sessions: S, input: `${wl.describe()} (short run: ${est.length} packets)`, measured,
-        packetsPerRun: est.length, samples: [estRate], unit: 'Mpps', notes: { delivered: a.delivered, warnings: e.warnings },
+        workload: 'established',
+        engine: 'kernel',
+        workers: null,
+        sessions: S,
+        input: `${wl.describe()} (short run: ${est.length} packets)`,
+        measured,
+        packetsPerRun: est.length,
+        samples: [estRate],
+        unit: 'Mpps',
+        notes: { delivered: a.delivered, warnings: e.warnings },
       });
       this.results.push({
-        workload: 'setup', engine: 'kernel', workers: null, sessions: null, input: `${sw.describe()} (short run: ${nw.length} new flows)`, measured,
-        packetsPerRun: nw.length, samples: [setupRate], unit: 'sessions/s', notes: { delivered: b.delivered },
+        workload: 'setup',
+        engine: 'kernel',
+        workers: null,
+        sessions: null,
+        input: `${sw.describe()} (short run: ${nw.length} new flows)`,
+        measured,
+        packetsPerRun: nw.length,
+        samples: [setupRate],
+        unit: 'sessions/s',
+        notes: { delivered: b.delivered },
       });
       this.results.push({
-        workload: 'established', engine: 'kernel', workers: null, sessions: S, input: `${wl.describe()} (one at a time: ${o.kernelSinglePackets} packets)`,
-        measured: 'the original one-at-a-time kernel path (inject on a veth, quiet time 3 ms, collect, per packet from Node)',
-        packetsPerRun: o.kernelSinglePackets, samples: [singleRate], unit: 'Mpps', notes: { injection: 'single', fastPathFactor: singleRate > 0 ? estRate / singleRate : null },
+        workload: 'established',
+        engine: 'kernel',
+        workers: null,
+        sessions: S,
+        input: `${wl.describe()} (one at a time: ${o.kernelSinglePackets} packets)`,
+        measured:
+          'the original one-at-a-time kernel path (inject on a veth, quiet time 3 ms, collect, per packet from Node)',
+        packetsPerRun: o.kernelSinglePackets,
+        samples: [singleRate],
+        unit: 'Mpps',
+        notes: { injection: 'single', fastPathFactor: singleRate > 0 ? estRate / singleRate : null },
       });
-      this.figures.push(makeFigure({ id: 'established/kernel/mpps', workload: 'established', label: `kernel: established (${S} sessions) Mpps`, unit: 'Mpps', samples: [estRate], higherIsBetter: true, sessions: S, engine: 'kernel' }));
-      this.figures.push(makeFigure({ id: 'setup/kernel/sessions-per-s', workload: 'setup', label: 'kernel: session setup sessions/s', unit: 'sessions/s', samples: [setupRate], higherIsBetter: true, engine: 'kernel' }));
+      this.figures.push(
+        makeFigure({
+          id: 'established/kernel/mpps',
+          workload: 'established',
+          label: `kernel: established (${S} sessions) Mpps`,
+          unit: 'Mpps',
+          samples: [estRate],
+          higherIsBetter: true,
+          sessions: S,
+          engine: 'kernel',
+        }),
+      );
+      this.figures.push(
+        makeFigure({
+          id: 'setup/kernel/sessions-per-s',
+          workload: 'setup',
+          label: 'kernel: session setup sessions/s',
+          unit: 'sessions/s',
+          samples: [setupRate],
+          higherIsBetter: true,
+          engine: 'kernel',
+        }),
+      );
       return `kernel oracle (incl. veth + injection): established ${(estRate * 1e6).toFixed(0)} packets/s (${a.delivered}/${est.length} delivered; one at a time ${(singleRate * 1e6).toFixed(0)} packets/s, ×${singleRate > 0 ? (estRate / singleRate).toFixed(0) : '?'}), setup ${setupRate.toFixed(0)} sessions/s`;
     } finally {
       await e.close();
@@ -795,10 +1185,17 @@ class Suite {
   private async runMicro(): Promise<string> {
     this.micro = await runMicro({ time: this.o.microTimeMs });
     for (const m of this.micro) {
-      this.figures.push(makeFigure({
-        id: `micro/${m.group}/${m.name}`, workload: 'micro', label: m.name, unit: 'ns/op', samples: [m.nsMedian, m.nsMin, m.nsMax].filter(Number.isFinite),
-        higherIsBetter: false, engine: m.group === 'core' ? 'core' : undefined,
-      }));
+      this.figures.push(
+        makeFigure({
+          id: `micro/${m.group}/${m.name}`,
+          workload: 'micro',
+          label: m.name,
+          unit: 'ns/op',
+          samples: [m.nsMedian, m.nsMin, m.nsMax].filter(Number.isFinite),
+          higherIsBetter: false,
+          engine: m.group === 'core' ? 'core' : undefined,
+        }),
+      );
       const f = this.figures[this.figures.length - 1];
       f.median = m.nsMedian;
     }
@@ -816,11 +1213,20 @@ class Suite {
       if (f.engine !== 'core' || !f.workers || f.workers === 1 || !/\/(mpps|sessions-per-s)$/.test(f.id)) continue;
       const one = find(f.id.replace(`/workers=${f.workers}/`, '/workers=1/'));
       if (!one) continue;
-      add.push(valueFigure({
-        id: f.id.replace(/\/(mpps|sessions-per-s)$/, '/scaling'), workload: f.workload, label: `${f.label.replace(/ (Mpps|sessions\/s)$/, '')} scaling efficiency vs 1 worker`,
-        unit: 'x', value: f.median / (f.workers * one.median), higherIsBetter: true, workers: f.workers, sessions: f.sessions, engine: 'core',
-        samples: f.samples.map((x) => x / (f.workers! * one.median)),
-      }));
+      add.push(
+        valueFigure({
+          id: f.id.replace(/\/(mpps|sessions-per-s)$/, '/scaling'),
+          workload: f.workload,
+          label: `${f.label.replace(/ (Mpps|sessions\/s)$/, '')} scaling efficiency vs 1 worker`,
+          unit: 'x',
+          value: f.median / (f.workers * one.median),
+          higherIsBetter: true,
+          workers: f.workers,
+          sessions: f.sessions,
+          engine: 'core',
+          samples: f.samples.map((x) => x / (f.workers! * one.median)),
+        }),
+      );
     }
     // Ratios of the baselines to the core (same workload; core at 1 worker and at the most workers).
     const wMax = Math.max(...W);
@@ -830,20 +1236,47 @@ class Suite {
       for (const w of new Set([1, wMax])) {
         const c = find(coreId(w));
         if (!c) continue;
-        add.push(valueFigure({
-          id: `${baseId.replace(/\/(mpps|sessions-per-s)$/, '')}/ratio-to-core-workers=${w}`, workload: b.workload,
-          label: `${label}: core (${w}w) / ${b.engine}`, unit: 'x', value: c.median / b.median, higherIsBetter: true, workers: w, engine: b.engine, ...extra,
-        }));
+        add.push(
+          valueFigure({
+            id: `${baseId.replace(/\/(mpps|sessions-per-s)$/, '')}/ratio-to-core-workers=${w}`,
+            workload: b.workload,
+            label: `${label}: core (${w}w) / ${b.engine}`,
+            unit: 'x',
+            value: c.median / b.median,
+            higherIsBetter: true,
+            workers: w,
+            engine: b.engine,
+            ...extra,
+          }),
+        );
       }
     };
-    for (const s of this.o.sessions) ratio(`established/sessions=${s}/model/mpps`, (w) => `established/sessions=${s}/workers=${w}/mpps`, `established ${sessionsLabel(s)}`, { sessions: s });
+    for (const s of this.o.sessions)
+      ratio(
+        `established/sessions=${s}/model/mpps`,
+        (w) => `established/sessions=${s}/workers=${w}/mpps`,
+        `established ${sessionsLabel(s)}`,
+        { sessions: s },
+      );
     ratio('setup/model/sessions-per-s', (w) => `setup/workers=${w}/sessions-per-s`, 'session setup');
-    ratio(`mixed/profile=${this.o.profile.name}/model/mpps`, (w) => `mixed/profile=${this.o.profile.name}/workers=${w}/mpps`, `mixed ${this.o.profile.name}`);
+    ratio(
+      `mixed/profile=${this.o.profile.name}/model/mpps`,
+      (w) => `mixed/profile=${this.o.profile.name}/workers=${w}/mpps`,
+      `mixed ${this.o.profile.name}`,
+    );
     ratio('replay/model/mpps', (w) => `replay/core/workers=${w}/mpps`, 'replay');
-    ratio('replay/tcpdump/mpps', (w) => `replay/core/out/workers=${w}/mpps`, 'replay --out vs tcpdump -r -w (target >= 0.8 two-sided)');
+    ratio(
+      'replay/tcpdump/mpps',
+      (w) => `replay/core/out/workers=${w}/mpps`,
+      'replay --out vs tcpdump -r -w (target >= 0.8 two-sided)',
+    );
     // Kernel: against the core at the smallest session count measured.
     const sMin = Math.min(...this.o.sessions);
-    ratio('established/kernel/mpps', (w) => `established/sessions=${sMin}/workers=${w}/mpps`, `established (kernel ${16} sessions, core ${sessionsLabel(sMin)})`);
+    ratio(
+      'established/kernel/mpps',
+      (w) => `established/sessions=${sMin}/workers=${w}/mpps`,
+      `established (kernel ${16} sessions, core ${sessionsLabel(sMin)})`,
+    );
     ratio('setup/kernel/sessions-per-s', (w) => `setup/workers=${w}/sessions-per-s`, 'session setup');
     this.figures.push(...add);
   }
@@ -864,7 +1297,11 @@ export async function runBench(o: BenchOptions, progress: (e: ProgressEvent) => 
   const t0 = performance.now();
   const start = loadavg();
   const capped: string[] = [];
-  if (o.quick && o.profile.flows > QUICK_PROFILE_FLOWS && (o.workloads.includes('mixed') || o.workloads.includes('replay'))) {
+  if (
+    o.quick &&
+    o.profile.flows > QUICK_PROFILE_FLOWS &&
+    (o.workloads.includes('mixed') || o.workloads.includes('replay'))
+  ) {
     capped.push(`--quick: the profile's ${o.profile.flows} active flows are capped at ${QUICK_PROFILE_FLOWS}`);
     o = { ...o, profile: { ...o.profile, flows: QUICK_PROFILE_FLOWS } };
   }
@@ -875,13 +1312,21 @@ export async function runBench(o: BenchOptions, progress: (e: ProgressEvent) => 
   const end = loadavg();
   const cores = availableParallelism();
   if (Math.max(start[0], end[0]) > cores * 0.75) {
-    notes.push(`the machine was busy: load average ${start[0].toFixed(1)} at start, ${end[0].toFixed(1)} at end on ${cores} cores — other processes competed for the CPUs, figures are pessimistic and noisy`);
+    notes.push(
+      `the machine was busy: load average ${start[0].toFixed(1)} at start, ${end[0].toFixed(1)} at end on ${cores} cores — other processes competed for the CPUs, figures are pessimistic and noisy`,
+    );
   }
   return {
-    kind: 'natlab-bench', version: 1, date: new Date().toISOString(), machine: machineInfo(),
+    kind: 'natlab-bench',
+    version: 1,
+    date: new Date().toISOString(),
+    machine: machineInfo(),
     parameters: { ...o, profile: o.profile, profileDescription: describeProfile(o.profile) },
-    durationSec: (performance.now() - t0) / 1000, load: { start, end },
-    results: s.results, figures: s.figures, micro: s.micro, notes,
+    durationSec: (performance.now() - t0) / 1000,
+    load: { start, end },
+    results: s.results,
+    figures: s.figures,
+    micro: s.micro,
+    notes,
   };
 }
-

@@ -56,23 +56,45 @@ interface Series {
   points: Array<{ x: number; y: number; lo?: number; hi?: number }>;
 }
 
-function chart(title: string, subtitle: string[], xLabel: string, yLabel: string, xs: Array<{ v: number; label: string }>, series: Series[], yMaxHint = 0, refs: RefLine[] = []): string {
+function chart(
+  title: string,
+  subtitle: string[],
+  xLabel: string,
+  yLabel: string,
+  xs: Array<{ v: number; label: string }>,
+  series: Series[],
+  yMaxHint = 0,
+  refs: RefLine[] = [],
+): string {
   const pw = W - M.l - M.r;
   const ph = H - M.t - M.b;
-  const yMax = niceMax(Math.max(yMaxHint, ...refs.map((r) => r.y), ...series.flatMap((s) => s.points.map((p) => Math.max(p.y, p.hi ?? 0)))));
+  const yMax = niceMax(
+    Math.max(
+      yMaxHint,
+      ...refs.map((r) => r.y),
+      ...series.flatMap((s) => s.points.map((p) => Math.max(p.y, p.hi ?? 0))),
+    ),
+  );
   const xi = new Map(xs.map((x, i) => [x.v, i]));
-  const xPos = (v: number) => M.l + (xs.length === 1 ? pw / 2 : X_PAD + ((xi.get(v) ?? 0) * (pw - 2 * X_PAD)) / (xs.length - 1));
+  const xPos = (v: number) =>
+    M.l + (xs.length === 1 ? pw / 2 : X_PAD + ((xi.get(v) ?? 0) * (pw - 2 * X_PAD)) / (xs.length - 1));
   const yPos = (v: number) => M.t + ph - (Math.max(0, v) / yMax) * ph;
   const o: string[] = [];
-  o.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="12">`);
+  o.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
+  );
   o.push(`<title>${esc(title)}</title>`);
   o.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff"/>`);
   o.push(`<text x="${M.l}" y="22" font-size="15" font-weight="bold" fill="#222">${esc(title)}</text>`);
-  subtitle.forEach((line, i) => o.push(`<text x="${M.l}" y="${39 + i * 14}" font-size="11" fill="#666">${esc(line)}</text>`));
+  subtitle.forEach((line, i) =>
+    o.push(`<text x="${M.l}" y="${39 + i * 14}" font-size="11" fill="#666">${esc(line)}</text>`),
+  );
   for (const t of ticks(yMax)) {
     const y = yPos(t).toFixed(1);
     o.push(`<line x1="${M.l}" y1="${y}" x2="${M.l + pw}" y2="${y}" stroke="#e5e5e5" stroke-width="1"/>`);
-    o.push(`<text x="${M.l - 8}" y="${y}" text-anchor="end" dominant-baseline="middle" fill="#444">${tickLabel(t)}</text>`);
+    o.push(
+      `<text x="${M.l - 8}" y="${y}" text-anchor="end" dominant-baseline="middle" fill="#444">${tickLabel(t)}</text>`,
+    );
   }
   for (const x of xs) {
     const px = xPos(x.v).toFixed(1);
@@ -82,20 +104,28 @@ function chart(title: string, subtitle: string[], xLabel: string, yLabel: string
   o.push(`<line x1="${M.l}" y1="${M.t + ph}" x2="${M.l + pw}" y2="${M.t + ph}" stroke="#444"/>`);
   o.push(`<line x1="${M.l}" y1="${M.t}" x2="${M.l}" y2="${M.t + ph}" stroke="#444"/>`);
   o.push(`<text x="${M.l + pw / 2}" y="${H - 14}" text-anchor="middle" fill="#222">${esc(xLabel)}</text>`);
-  o.push(`<text x="18" y="${M.t + ph / 2}" text-anchor="middle" fill="#222" transform="rotate(-90 18 ${M.t + ph / 2})">${esc(yLabel)}</text>`);
+  o.push(
+    `<text x="18" y="${M.t + ph / 2}" text-anchor="middle" fill="#222" transform="rotate(-90 18 ${M.t + ph / 2})">${esc(yLabel)}</text>`,
+  );
   // Reference lines: dashed, labelled at the right end inside the plot, label above the line.
   // Lines whose labels would overlap take turns at the left and right ends.
   let lastY = -Infinity;
   let left = false;
-  [...refs].sort((a, b) => a.y - b.y).forEach((r) => {
-    const y = yPos(r.y);
-    left = Math.abs(lastY - y) < 13 ? !left : false;
-    lastY = y;
-    o.push(`<line x1="${M.l}" y1="${y.toFixed(1)}" x2="${M.l + pw}" y2="${y.toFixed(1)}" stroke="${r.color}" stroke-width="1.2" stroke-dasharray="2 3" class="ref"/>`);
-    const lx = left ? M.l + 4 : M.l + pw - 4;
-    const ly = left ? y + 12 : y - 4;
-    o.push(`<text x="${lx}" y="${ly.toFixed(1)}" text-anchor="${left ? 'start' : 'end'}" font-size="10.5" fill="${r.color}" class="ref-label">${esc(`${r.label} (${tickLabel(r.y)})`)}</text>`);
-  });
+  [...refs]
+    .sort((a, b) => a.y - b.y)
+    .forEach((r) => {
+      const y = yPos(r.y);
+      left = Math.abs(lastY - y) < 13 ? !left : false;
+      lastY = y;
+      o.push(
+        `<line x1="${M.l}" y1="${y.toFixed(1)}" x2="${M.l + pw}" y2="${y.toFixed(1)}" stroke="${r.color}" stroke-width="1.2" stroke-dasharray="2 3" class="ref"/>`,
+      );
+      const lx = left ? M.l + 4 : M.l + pw - 4;
+      const ly = left ? y + 12 : y - 4;
+      o.push(
+        `<text x="${lx}" y="${ly.toFixed(1)}" text-anchor="${left ? 'start' : 'end'}" font-size="10.5" fill="${r.color}" class="ref-label">${esc(`${r.label} (${tickLabel(r.y)})`)}</text>`,
+      );
+    });
   let legendRow = 0;
   series.forEach((s) => {
     const pts = s.points.filter((p) => Number.isFinite(p.y) && xi.has(p.x));
@@ -106,11 +136,22 @@ function chart(title: string, subtitle: string[], xLabel: string, yLabel: string
     for (const p of pts) {
       const px = xPos(p.x).toFixed(1);
       if (p.lo !== undefined && p.hi !== undefined && Number.isFinite(p.lo) && Number.isFinite(p.hi)) {
-        o.push(`<line x1="${px}" y1="${yPos(p.lo).toFixed(1)}" x2="${px}" y2="${yPos(p.hi).toFixed(1)}" stroke="${s.color}" stroke-width="1.5"/>`);
-        for (const v of [p.lo, p.hi]) o.push(`<line x1="${(xPos(p.x) - 4).toFixed(1)}" y1="${yPos(v).toFixed(1)}" x2="${(xPos(p.x) + 4).toFixed(1)}" y2="${yPos(v).toFixed(1)}" stroke="${s.color}" stroke-width="1.5"/>`);
+        o.push(
+          `<line x1="${px}" y1="${yPos(p.lo).toFixed(1)}" x2="${px}" y2="${yPos(p.hi).toFixed(1)}" stroke="${s.color}" stroke-width="1.5"/>`,
+        );
+        for (const v of [p.lo, p.hi])
+          o.push(
+            `<line x1="${(xPos(p.x) - 4).toFixed(1)}" y1="${yPos(v).toFixed(1)}" x2="${(xPos(p.x) + 4).toFixed(1)}" y2="${yPos(v).toFixed(1)}" stroke="${s.color}" stroke-width="1.5"/>`,
+          );
       }
-      if (s.dotted) o.push(`<text x="${px}" y="${(yPos(p.y) - 6).toFixed(1)}" text-anchor="middle" font-size="10" fill="${s.color}">${tickLabel(p.y)}</text>`);
-      else if (!s.dashed) o.push(`<circle cx="${px}" cy="${yPos(p.y).toFixed(1)}" r="3.5" fill="${s.color}"><title>${esc(`${s.name}: ${tickLabel(p.y)}`)}</title></circle>`);
+      if (s.dotted)
+        o.push(
+          `<text x="${px}" y="${(yPos(p.y) - 6).toFixed(1)}" text-anchor="middle" font-size="10" fill="${s.color}">${tickLabel(p.y)}</text>`,
+        );
+      else if (!s.dashed)
+        o.push(
+          `<circle cx="${px}" cy="${yPos(p.y).toFixed(1)}" r="3.5" fill="${s.color}"><title>${esc(`${s.name}: ${tickLabel(p.y)}`)}</title></circle>`,
+        );
     }
     if (s.noLegend) return;
     const ly = M.t + 10 + legendRow++ * 20;
@@ -138,21 +179,32 @@ export function throughputChart(r: BenchReport): string | null {
     points: figs.filter((f) => f.workers === w).map((f) => ({ x: f.sessions!, y: f.median, lo: f.min, hi: f.max })),
   }));
   const model = r.figures.filter((f) => /^established\/sessions=\d+\/model\/mpps$/.test(f.id));
-  if (model.length) series.push({ name: 'reference model', color: '#7f7f7f', points: model.map((f) => ({ x: f.sessions!, y: f.median, lo: f.min, hi: f.max })) });
+  if (model.length)
+    series.push({
+      name: 'reference model',
+      color: '#7f7f7f',
+      points: model.map((f) => ({ x: f.sessions!, y: f.median, lo: f.min, hi: f.max })),
+    });
   // Targets and anchors per session count: dotted, each point labelled with its value.
   const refs: RefLine[] = [];
   for (const ref of referencesFor('Mpps')) {
     const color = ref.kind === 'target' ? TARGET_COLOR : ANCHOR_COLOR;
     if (ref.bySessions) {
-      const pts = ref.bySessions.filter((p) => sessions.includes(p.sessions)).map((p) => ({ x: p.sessions, y: p.value }));
+      const pts = ref.bySessions
+        .filter((p) => sessions.includes(p.sessions))
+        .map((p) => ({ x: p.sessions, y: p.value }));
       if (pts.length) series.push({ name: ref.label, color, dotted: true, points: pts });
     } else if (ref.value !== undefined) refs.push({ y: ref.value, label: ref.label, color });
   }
   return chart(
     'Established-flow throughput vs sessions',
     ['64-byte frames, outbound; median of runs, bars min–max; dotted: targets (red), anchors (purple)', machineText(r)],
-    'established sessions (log scale)', 'Mpps',
-    sessions.map((s) => ({ v: s, label: sessionsLabel(s) })), series, 0, refs,
+    'established sessions (log scale)',
+    'Mpps',
+    sessions.map((s) => ({ v: s, label: sessionsLabel(s) })),
+    series,
+    0,
+    refs,
   );
 }
 
@@ -166,7 +218,9 @@ export function setupChart(r: BenchReport): string | null {
   const res = r.results.find((x) => x.workload === 'setup' && x.engine === 'core');
   const warm = /after (\d+) warm-up flows/.exec(res?.measured ?? '');
   const perRun = Number((r.parameters as Record<string, unknown>).setupPerRun);
-  const figs = r.figures.filter((f) => f.engine === 'core' && /^setup\/(workers=\d+|inline)\/sessions-per-s$/.test(f.id));
+  const figs = r.figures.filter(
+    (f) => f.engine === 'core' && /^setup\/(workers=\d+|inline)\/sessions-per-s$/.test(f.id),
+  );
   if (!warm || !(perRun > 0) || figs.length === 0) return null;
   const base = Number(warm[1]);
   const runs = Math.max(...figs.map((f) => f.samples.length));
@@ -177,12 +231,21 @@ export function setupChart(r: BenchReport): string | null {
     color: COLORS[k % COLORS.length],
     points: f.samples.map((v, i) => ({ x: xs[i], y: v / 1000 })),
   }));
-  const refs = referencesFor('sessions/s').filter((x) => x.value !== undefined).map((x) => ({ y: x.value! / 1000, label: x.label, color: x.kind === 'target' ? TARGET_COLOR : ANCHOR_COLOR }));
+  const refs = referencesFor('sessions/s')
+    .filter((x) => x.value !== undefined)
+    .map((x) => ({ y: x.value! / 1000, label: x.label, color: x.kind === 'target' ? TARGET_COLOR : ANCHOR_COLOR }));
   return chart(
     'Session setup rate vs conntrack table size',
-    [`every packet a new UDP flow, ${perRun} per run, table ${kSessions(base)} → ${kSessions(base + runs * perRun)}; dotted: target`, machineText(r)],
-    'sessions in the table during the run', 'k sessions/s',
-    xs.map((x) => ({ v: x, label: kSessions(x) })), series, 0, refs,
+    [
+      `every packet a new UDP flow, ${perRun} per run, table ${kSessions(base)} → ${kSessions(base + runs * perRun)}; dotted: target`,
+      machineText(r),
+    ],
+    'sessions in the table during the run',
+    'k sessions/s',
+    xs.map((x) => ({ v: x, label: kSessions(x) })),
+    series,
+    0,
+    refs,
   );
 }
 
@@ -194,7 +257,10 @@ function machineText(r: BenchReport): string {
 
 /** Speedup over one worker (rate(W) / rate(1)) per workload and session count; ideal dashed. */
 export function scalingChart(r: BenchReport): string | null {
-  const figs = coreFig(r, /^(established\/sessions=\d+|mixed\/profile=[^/]+|setup)\/workers=\d+\/(mpps|sessions-per-s)$/);
+  const figs = coreFig(
+    r,
+    /^(established\/sessions=\d+|mixed\/profile=[^/]+|setup)\/workers=\d+\/(mpps|sessions-per-s)$/,
+  );
   const workers = [...new Set(figs.map((f) => f.workers!))].sort((a, b) => a - b);
   if (workers.length < 2 || !workers.includes(1)) return null;
   const groups = new Map<string, Figure[]>();
@@ -202,21 +268,36 @@ export function scalingChart(r: BenchReport): string | null {
     const key = f.id.replace(/\/workers=\d+\/(mpps|sessions-per-s)$/, '');
     groups.set(key, [...(groups.get(key) ?? []), f]);
   }
-  const series: Series[] = [{ name: 'ideal (linear)', color: '#999999', dashed: true, points: workers.map((w) => ({ x: w, y: w })) }];
+  const series: Series[] = [
+    { name: 'ideal (linear)', color: '#999999', dashed: true, points: workers.map((w) => ({ x: w, y: w })) },
+  ];
   let k = 0;
   for (const [key, fs] of groups) {
     const one = fs.find((f) => f.workers === 1);
     if (!one || !(one.median > 0)) continue;
-    const name = key.startsWith('established') ? `established ${sessionsLabel(fs[0].sessions!)}` : key === 'setup' ? 'session setup' : key.replace('mixed/profile=', 'mixed ');
+    const name = key.startsWith('established')
+      ? `established ${sessionsLabel(fs[0].sessions!)}`
+      : key === 'setup'
+        ? 'session setup'
+        : key.replace('mixed/profile=', 'mixed ');
     series.push({
-      name, color: COLORS[k++ % COLORS.length],
-      points: fs.map((f) => ({ x: f.workers!, y: f.median / one.median, lo: f.min / one.median, hi: f.max / one.median })),
+      name,
+      color: COLORS[k++ % COLORS.length],
+      points: fs.map((f) => ({
+        x: f.workers!,
+        y: f.median / one.median,
+        lo: f.min / one.median,
+        hi: f.max / one.median,
+      })),
     });
   }
   return chart(
     'Scaling with worker threads',
     ['speedup over 1 worker (median rate ÷ 1-worker median), bars min–max; dashed: linear', machineText(r)],
-    'workers', 'speedup',
-    workers.map((w) => ({ v: w, label: String(w) })), series, Math.max(...workers),
+    'workers',
+    'speedup',
+    workers.map((w) => ({ v: w, label: String(w) })),
+    series,
+    Math.max(...workers),
   );
 }

@@ -30,7 +30,9 @@ function procStat(pid) {
 function isNpm(p) {
   if (/^(npm|npx)/.test(p.comm)) return true;
   try {
-    return /(^|\/)(npm|npx)(-cli\.js)?(\0|$)|npm-cli\.js|npx-cli\.js/.test(readFileSync(`/proc/${p.pid}/cmdline`, 'utf8'));
+    return /(^|\/)(npm|npx)(-cli\.js)?(\0|$)|npm-cli\.js|npx-cli\.js/.test(
+      readFileSync(`/proc/${p.pid}/cmdline`, 'utf8'),
+    );
   } catch {
     return false;
   }

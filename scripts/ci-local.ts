@@ -43,7 +43,8 @@ type Ctx = Record<string, string | number>;
 /** Replaces ${{ expr }} with values from ctx (matrix.x, github.run_number, ...); unknown: error. */
 export function substitute(text: string, ctx: Ctx): string {
   return text.replace(/\$\{\{\s*([^}]+?)\s*\}\}/g, (_, expr: string) => {
-    if (!(expr in ctx)) throw new Error(`ci-local: expression '${expr}' is not supported here (known: ${Object.keys(ctx).join(', ')})`);
+    if (!(expr in ctx))
+      throw new Error(`ci-local: expression '${expr}' is not supported here (known: ${Object.keys(ctx).join(', ')})`);
     return String(ctx[expr]);
   });
 }
@@ -55,8 +56,19 @@ function strEnv(o: unknown, ctx: Ctx): Record<string, string> {
 }
 
 /** The steps of a GitHub Actions job for one matrix combination. */
-export function githubSteps(yamlText: string, job: string, matrix: Ctx, runNumber = 1): { env: Record<string, string>; steps: LocalStep[]; matrixValues: Record<string, unknown[]> } {
-  const wf = parse(yamlText) as { env?: object; jobs: Record<string, { env?: object; steps: Array<Record<string, unknown>>; strategy?: { matrix?: Record<string, unknown[]> } }> };
+export function githubSteps(
+  yamlText: string,
+  job: string,
+  matrix: Ctx,
+  runNumber = 1,
+): { env: Record<string, string>; steps: LocalStep[]; matrixValues: Record<string, unknown[]> } {
+  const wf = parse(yamlText) as {
+    env?: object;
+    jobs: Record<
+      string,
+      { env?: object; steps: Array<Record<string, unknown>>; strategy?: { matrix?: Record<string, unknown[]> } }
+    >;
+  };
   const j = wf.jobs[job];
   if (!j) throw new Error(`ci-local: no job '${job}' (jobs: ${Object.keys(wf.jobs).join(', ')})`);
   const matrixValues = j.strategy?.matrix ?? {};
@@ -66,30 +78,55 @@ export function githubSteps(yamlText: string, job: string, matrix: Ctx, runNumbe
     ctx[`matrix.${k}`] = v;
   }
   const env = { ...strEnv(wf.env, ctx), ...strEnv(j.env, ctx) };
-  const steps = j.steps.map((s, k): LocalStep => ({
-    name: String(s.name ?? s.uses ?? `step ${k + 1}`),
-    script: s.run ? substitute(String(s.run), ctx) : '',
-    env: strEnv(s.env, ctx),
-    condition: s.if === undefined ? 'success()' : String(s.if),
-    uses: s.uses ? String(s.uses) : undefined,
-    with: s.with ? strEnv(s.with, ctx) : undefined,
-  }));
+  const steps = j.steps.map(
+    (s, k): LocalStep => ({
+      name: String(s.name ?? s.uses ?? `step ${k + 1}`),
+      script: s.run ? substitute(String(s.run), ctx) : '',
+      env: strEnv(s.env, ctx),
+      condition: s.if === undefined ? 'success()' : String(s.if),
+      uses: s.uses ? String(s.uses) : undefined,
+      with: s.with ? strEnv(s.with, ctx) : undefined,
+    }),
+  );
   return { env, steps, matrixValues };
 }
 
 /** The script and after_script of a GitLab job as steps, for node `index` (1-based) of `total`. */
-export function gitlabSteps(yamlText: string, job: string, index = 1, total = 1, pipelineIid = 1): { env: Record<string, string>; steps: LocalStep[]; artifacts: string[]; junit: string[] } {
-  const ci = parse(yamlText) as Record<string, { script?: string[]; after_script?: string[]; variables?: object; artifacts?: { paths?: string[]; reports?: { junit?: string | string[] } } } & object>;
+export function gitlabSteps(
+  yamlText: string,
+  job: string,
+  index = 1,
+  total = 1,
+  pipelineIid = 1,
+): { env: Record<string, string>; steps: LocalStep[]; artifacts: string[]; junit: string[] } {
+  const ci = parse(yamlText) as Record<
+    string,
+    {
+      script?: string[];
+      after_script?: string[];
+      variables?: object;
+      artifacts?: { paths?: string[]; reports?: { junit?: string | string[] } };
+    } & object
+  >;
   const j = ci[job];
   if (!j?.script) throw new Error(`ci-local: no job '${job}' with a script`);
   const env = {
-    ...strEnv(ci.variables, {}), ...strEnv(j.variables, {}),
-    CI_NODE_INDEX: String(index), CI_NODE_TOTAL: String(total), CI_PIPELINE_IID: String(pipelineIid),
+    ...strEnv(ci.variables, {}),
+    ...strEnv(j.variables, {}),
+    CI_NODE_INDEX: String(index),
+    CI_NODE_TOTAL: String(total),
+    CI_PIPELINE_IID: String(pipelineIid),
   };
   const steps: LocalStep[] = [{ name: 'script', script: j.script.join('\n'), env: {}, condition: 'success()' }];
-  if (j.after_script) steps.push({ name: 'after_script', script: j.after_script.join('\n'), env: {}, condition: 'always()' });
+  if (j.after_script)
+    steps.push({ name: 'after_script', script: j.after_script.join('\n'), env: {}, condition: 'always()' });
   const junit = j.artifacts?.reports?.junit;
-  return { env, steps, artifacts: j.artifacts?.paths ?? [], junit: junit === undefined ? [] : Array.isArray(junit) ? junit : [junit] };
+  return {
+    env,
+    steps,
+    artifacts: j.artifacts?.paths ?? [],
+    junit: junit === undefined ? [] : Array.isArray(junit) ? junit : [junit],
+  };
 }
 
 /** GitHub `if:` expressions the recipes use: always(), success(), failure(), matrix.k == v. */
@@ -123,13 +160,23 @@ export function matchFiles(cwd: string, pattern: string): string[] {
     const p = join(cwd, pattern);
     if (!existsSync(p)) return [];
     if (!statSync(p).isDirectory()) return [pattern];
-    return readdirSync(p, { recursive: true }).map(String).filter((f) => statSync(join(p, f)).isFile()).map((f) => join(pattern, f));
+    return readdirSync(p, { recursive: true })
+      .map(String)
+      .filter((f) => statSync(join(p, f)).isFile())
+      .map((f) => join(pattern, f));
   }
   const dir = pattern.slice(0, pattern.lastIndexOf('/', star) + 1);
-  const re = new RegExp(`^${pattern.slice(dir.length).replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*')}$`);
+  const re = new RegExp(
+    `^${pattern
+      .slice(dir.length)
+      .replace(/[.+?^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '[^/]*')}$`,
+  );
   const d = join(cwd, dir);
   if (!existsSync(d)) return [];
-  return readdirSync(d).filter((f) => re.test(f)).map((f) => join(dir, f));
+  return readdirSync(d)
+    .filter((f) => re.test(f))
+    .map((f) => join(dir, f));
 }
 
 // Root runs `sudo` commands directly where sudo itself is not installed.
@@ -168,11 +215,21 @@ export function runSteps(steps: LocalStep[], o: RunOptions): StepResult[] {
     });
     const env = { ...process.env, ...o.env, ...s.env, ...(o.overrides ?? {}), CI: 'true' };
     const r = spawnSync('bash', ['--noprofile', '--norc', '-eo', 'pipefail', '-c', SUDO_SHIM + lines.join('\n')], {
-      cwd: o.cwd, env, encoding: 'utf8', timeout: o.timeoutMs ?? 20 * 60_000, maxBuffer: 256 << 20,
+      cwd: o.cwd,
+      env,
+      encoding: 'utf8',
+      timeout: o.timeoutMs ?? 20 * 60_000,
+      maxBuffer: 256 << 20,
     });
     const ok = r.status === 0;
     if (!ok) failed = true;
-    results.push({ name: s.name, status: ok ? 'ok' : 'failed', code: r.status, output: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? `\n${r.error.message}` : ''}`, notes });
+    results.push({
+      name: s.name,
+      status: ok ? 'ok' : 'failed',
+      code: r.status,
+      output: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? `\n${r.error.message}` : ''}`,
+      notes,
+    });
   }
   return results;
 }
@@ -183,12 +240,19 @@ function checkUses(s: LocalStep, cwd: string): StepResult {
   const notes = [`not run here: ${s.uses}`];
   let status = 'checked';
   if (s.uses!.startsWith('actions/upload-artifact')) {
-    const paths = (w.path ?? '').split('\n').map((x) => x.trim()).filter(Boolean);
+    const paths = (w.path ?? '')
+      .split('\n')
+      .map((x) => x.trim())
+      .filter(Boolean);
     const files = paths.flatMap((p) => matchFiles(cwd, p));
     notes.push(`artifact ${w.name}: ${files.length} files from ${paths.join(', ')}`);
     if (files.length === 0 && w['if-no-files-found'] === 'error') status = 'failed';
   } else if (/junit/i.test(s.uses!)) {
-    const files = (w.report_paths ?? '').split(/[\n,]/).map((x) => x.trim()).filter(Boolean).flatMap((p) => matchFiles(cwd, p));
+    const files = (w.report_paths ?? '')
+      .split(/[\n,]/)
+      .map((x) => x.trim())
+      .filter(Boolean)
+      .flatMap((p) => matchFiles(cwd, p));
     notes.push(`JUnit files: ${files.join(', ') || 'none'}`);
     if (files.length === 0) status = 'failed';
   }
@@ -198,7 +262,9 @@ function checkUses(s: LocalStep, cwd: string): StepResult {
 function main(argv: string[]): number {
   const [provider, job, ...rest] = argv;
   if ((provider !== 'github' && provider !== 'gitlab') || !job) {
-    process.stderr.write('usage: tsx scripts/ci-local.ts github|gitlab JOB [--matrix k=v]... [--node i/n] [--env K=V]...\n');
+    process.stderr.write(
+      'usage: tsx scripts/ci-local.ts github|gitlab JOB [--matrix k=v]... [--node i/n] [--env K=V]...\n',
+    );
     return 2;
   }
   const matrix: Ctx = {};
@@ -216,12 +282,22 @@ function main(argv: string[]): number {
     }
   }
   const cwd = makeWorkspace();
-  const plan = provider === 'github' ? githubSteps(readFileSync(GITHUB_WORKFLOW, 'utf8'), job, matrix) : gitlabSteps(readFileSync(GITLAB_CI, 'utf8'), job, node[0], node[1]);
+  const plan =
+    provider === 'github'
+      ? githubSteps(readFileSync(GITHUB_WORKFLOW, 'utf8'), job, matrix)
+      : gitlabSteps(readFileSync(GITLAB_CI, 'utf8'), job, node[0], node[1]);
   process.stdout.write(`workspace: ${cwd}\n`);
   const res = runSteps(plan.steps, { cwd, env: plan.env, overrides, matrix });
   for (const r of res) {
     process.stdout.write(`${r.status.padEnd(26)} ${r.name}\n${r.notes.map((n) => `    ${n}\n`).join('')}`);
-    if (r.status === 'failed') process.stdout.write(`${r.output.split('\n').slice(-20).map((l) => `    | ${l}`).join('\n')}\n`);
+    if (r.status === 'failed')
+      process.stdout.write(
+        `${r.output
+          .split('\n')
+          .slice(-20)
+          .map((l) => `    | ${l}`)
+          .join('\n')}\n`,
+      );
   }
   return res.some((r) => r.status === 'failed') ? 1 : 0;
 }

@@ -46,7 +46,7 @@ export const MUTANTS: Mutant[] = [
     // (A FIN in the wrong column would be an equivalent mutant: Linux's FIN rows are the same in
     // both directions.)
     id: 'tcp-ack-wrong-direction',
-    bug: 'wrong TCP transition: an ACK is looked up in the other direction\'s row of the state table',
+    bug: "wrong TCP transition: an ACK is looked up in the other direction's row of the state table",
     file: 'src/core/tcp-tracker.ts',
     find: 'let nw = TCP_TABLE[(dir * 6 + cls) * 10 + old];',
     replace: 'let nw = TCP_TABLE[((cls === C_ACK ? 1 - dir : dir) * 6 + cls) * 10 + old];',
@@ -108,7 +108,8 @@ export function mutantTargetProblem(m: Mutant, root = ROOT): string | null {
   const p = join(root, m.file);
   if (!existsSync(p)) return `mutant ${m.id}: ${m.file} does not exist any more`;
   const n = readFileSync(p, 'utf8').split(m.find).length - 1;
-  if (n !== 1) return `mutant ${m.id}: patch target ${n === 0 ? 'not found' : `found ${n} times`} in ${m.file}:\n  ${m.find.replace(/\n/g, '\n  ')}`;
+  if (n !== 1)
+    return `mutant ${m.id}: patch target ${n === 0 ? 'not found' : `found ${n} times`} in ${m.file}:\n  ${m.find.replace(/\n/g, '\n  ')}`;
   return null;
 }
 
@@ -174,10 +175,12 @@ async function main(): Promise<number> {
   const outFile = resolve(ROOT, arg('out') ?? join('results', 'mutants.json'));
   const keep = process.argv.includes('--keep');
   const list = MUTANTS.filter((m) => !only || only.includes(m.id));
-  if (only) for (const id of only) if (!MUTANTS.some((m) => m.id === id)) {
-    process.stderr.write(`mutants: unknown mutant '${id}' (${MUTANTS.map((m) => m.id).join(', ')})\n`);
-    return 2;
-  }
+  if (only)
+    for (const id of only)
+      if (!MUTANTS.some((m) => m.id === id)) {
+        process.stderr.write(`mutants: unknown mutant '${id}' (${MUTANTS.map((m) => m.id).join(', ')})\n`);
+        return 2;
+      }
   const work = join(ROOT, 'tmp', 'mutants');
   mkdirSync(work, { recursive: true });
 
@@ -194,7 +197,8 @@ async function main(): Promise<number> {
   // Every mutant is judged against the model, as the CI fuzzer runs (inline core: workers 0).
   const model: FuzzEngineSpec = { name: 'model', create: (s, sd) => makeEngine('model', s, { seed: sd }) };
   const cleanCore = await coreFrom(ROOT);
-  const coreOpts = (sd: number, workers: number) => (workers === 0 ? { seed: sd, inline: true } : { seed: sd, workers });
+  const coreOpts = (sd: number, workers: number) =>
+    workers === 0 ? { seed: sd, inline: true } : { seed: sd, workers };
 
   const results: MutantResult[] = [];
   for (const m of list) {
@@ -218,7 +222,14 @@ async function main(): Promise<number> {
     for (let k = 0; k < MAX_CAMPAIGNS; k++) {
       const left = timeS - (Date.now() - t0) / 1000;
       if (left < 1) break;
-      const rep: FuzzReport = await runFuzz({ engines: [model, spec], seed: seed + k, timeS: left, saveDir, shrinkTimeS, maxCommands: 120 });
+      const rep: FuzzReport = await runFuzz({
+        engines: [model, spec],
+        seed: seed + k,
+        timeS: left,
+        saveDir,
+        shrinkTimeS,
+        maxCommands: 120,
+      });
       runs += rep.runs;
       packets += rep.packets;
       f = rep.failure;
@@ -239,19 +250,39 @@ async function main(): Promise<number> {
       baselineDifferences.push(`${repoPath(f.savedTo)}: ${withClean.differences[0]?.message.split('\n')[0] ?? ''}`);
     }
     const r: MutantResult = {
-      id: m.id, bug: m.bug, file: m.file, found: f !== null && replayReproduces === true && cleanCoreAgrees === true,
-      runs, packets, baselineDifferences,
+      id: m.id,
+      bug: m.bug,
+      file: m.file,
+      found: f !== null && replayReproduces === true && cleanCoreAgrees === true,
+      runs,
+      packets,
+      baselineDifferences,
       seconds: Math.round((Date.now() - t0) / 100) / 10,
-      summary: f ? (f.differences[0] ? `[${f.differences[0].kind}] ${f.differences[0].message}` : `error: ${f.error}`) : null,
-      commands: f?.commands ?? [], savedTo: repoPath(f?.savedTo ?? null), replayReproduces, cleanCoreAgrees,
+      summary: f
+        ? f.differences[0]
+          ? `[${f.differences[0].kind}] ${f.differences[0].message}`
+          : `error: ${f.error}`
+        : null,
+      commands: f?.commands ?? [],
+      savedTo: repoPath(f?.savedTo ?? null),
+      replayReproduces,
+      cleanCoreAgrees,
     };
     results.push(r);
-    const how = f ? ` (${r.commands.length} command(s) after shrinking; replay ${replayReproduces ? 'reproduces' : 'DOES NOT reproduce'}; unmutated core ${cleanCoreAgrees ? 'agrees with the model there' : 'ALSO DIFFERS there'})` : '';
-    for (const b of baselineDifferences) process.stdout.write(`\n    baseline difference (the unmutated core differs from the model too): ${b.slice(0, 300)}`);
+    const how = f
+      ? ` (${r.commands.length} command(s) after shrinking; replay ${replayReproduces ? 'reproduces' : 'DOES NOT reproduce'}; unmutated core ${cleanCoreAgrees ? 'agrees with the model there' : 'ALSO DIFFERS there'})`
+      : '';
+    for (const b of baselineDifferences)
+      process.stdout.write(
+        `\n    baseline difference (the unmutated core differs from the model too): ${b.slice(0, 300)}`,
+      );
     if (baselineDifferences.length) process.stdout.write('\n    ');
     process.stdout.write(
-      r.found ? `FOUND after ${r.runs} run(s), ${r.seconds} s${how}\n    ${r.summary?.split('\n')[0].slice(0, 300)}\n`
-        : f ? `NOT ATTRIBUTED after ${r.runs} run(s)${how}\n` : `survived ${r.runs} runs (${r.packets} packets)\n`,
+      r.found
+        ? `FOUND after ${r.runs} run(s), ${r.seconds} s${how}\n    ${r.summary?.split('\n')[0].slice(0, 300)}\n`
+        : f
+          ? `NOT ATTRIBUTED after ${r.runs} run(s)${how}\n`
+          : `survived ${r.runs} runs (${r.packets} packets)\n`,
     );
   }
   const found = results.filter((r) => r.found).length;

@@ -57,7 +57,10 @@ export function parseArgs(argv: readonly string[], spec: OptSpec): ParsedArgs {
         multi.set(name, list);
       } else {
         // A single-value option given twice is ambiguous (which one wins?): say so.
-        if (values.has(name)) throw new UsageError(`option --${name} given twice ('${clip(values.get(name)!)}' and '${clip(v)}'); it takes one value`);
+        if (values.has(name))
+          throw new UsageError(
+            `option --${name} given twice ('${clip(values.get(name)!)}' and '${clip(v)}'); it takes one value`,
+          );
         values.set(name, v);
       }
     } else {
@@ -67,7 +70,13 @@ export function parseArgs(argv: readonly string[], spec: OptSpec): ParsedArgs {
   return { flags, values, multi, positional };
 }
 
-export function intOption(args: ParsedArgs, name: string, dflt: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+export function intOption(
+  args: ParsedArgs,
+  name: string,
+  dflt: number,
+  min = 0,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   const v = args.values.get(name);
   if (v === undefined) return dflt;
   if (!/^-?\d+$/.test(v)) throw new UsageError(`--${name}: '${clip(v)}' is not an integer`);

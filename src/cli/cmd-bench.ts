@@ -67,7 +67,10 @@ export function parseCount(text: string, what: string, min: number, max: number)
 function list(a: ParsedArgs, name: string): string[] | null {
   const v = a.values.get(name);
   if (v === undefined) return null;
-  const items = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (items.length === 0) throw new UsageError(`--${name}: empty list`);
   return items;
 }
@@ -79,7 +82,8 @@ async function writeOutputs(report: import('../../bench/suite.ts').BenchReport, 
 
 async function runCompare(argv: string[]): Promise<number> {
   const a = parseArgs(argv, {});
-  if (a.positional.length !== 2) throw new UsageError('compare needs two result files: natlab bench compare A.json B.json');
+  if (a.positional.length !== 2)
+    throw new UsageError('compare needs two result files: natlab bench compare A.json B.json');
   const { readReport, formatCompare } = await import('../../bench/report.ts');
   const [pa, pb] = a.positional;
   const [ra, rb] = [await readReport(pa), await readReport(pb)];
@@ -89,7 +93,8 @@ async function runCompare(argv: string[]): Promise<number> {
 
 async function runReport(argv: string[]): Promise<number> {
   const a = parseArgs(argv, { values: ['out'] });
-  if (a.positional.length !== 1) throw new UsageError('report needs one result file: natlab bench report RESULT.json [--out DIR]');
+  if (a.positional.length !== 1)
+    throw new UsageError('report needs one result file: natlab bench report RESULT.json [--out DIR]');
   const { readReport } = await import('../../bench/report.ts');
   const { writeReadmeAndCharts } = await import('../../bench/output.ts');
   const dir = a.values.get('out') ?? dirname(a.positional[0]);
@@ -103,7 +108,22 @@ async function runReport(argv: string[]): Promise<number> {
 async function runSuite(argv: string[]): Promise<number> {
   const a = parseArgs(argv, {
     flags: ['quick', 'no-kernel', 'no-model', 'no-micro', 'no-inline', 'no-progress'],
-    values: ['workers', 'sessions', 'workloads', 'runs', 'min-run-ms', 'setup-flows', 'mixed-packets', 'replay-packets', 'profile', 'pcap', 'inside', 'json', 'out', 'seed'],
+    values: [
+      'workers',
+      'sessions',
+      'workloads',
+      'runs',
+      'min-run-ms',
+      'setup-flows',
+      'mixed-packets',
+      'replay-packets',
+      'profile',
+      'pcap',
+      'inside',
+      'json',
+      'out',
+      'seed',
+    ],
   });
   if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
   const { defaultOptions, runBench, WORKLOADS } = await import('../../bench/suite.ts');
@@ -115,14 +135,19 @@ async function runSuite(argv: string[]): Promise<number> {
   if (s) o.sessions = [...new Set(s.map((x) => parseCount(x, '--sessions', 16, 4 << 20)))].sort((p, q) => p - q);
   const wl = list(a, 'workloads');
   if (wl) {
-    for (const x of wl) if (!(WORKLOADS as readonly string[]).includes(x)) throw new UsageError(`--workloads: unknown workload '${x}' (${WORKLOADS.join(', ')})`);
+    for (const x of wl)
+      if (!(WORKLOADS as readonly string[]).includes(x))
+        throw new UsageError(`--workloads: unknown workload '${x}' (${WORKLOADS.join(', ')})`);
     o.workloads = wl as typeof o.workloads;
   }
   o.runs = intOption(a, 'runs', o.runs, 1, 100);
   o.minRunSec = intOption(a, 'min-run-ms', Math.round(o.minRunSec * 1000), 1, 600_000) / 1000;
-  if (a.values.has('setup-flows')) o.setupPerRun = parseCount(a.values.get('setup-flows')!, '--setup-flows', 16, 4 << 20);
-  if (a.values.has('mixed-packets')) o.mixedPerRun = parseCount(a.values.get('mixed-packets')!, '--mixed-packets', 16, 4 << 20);
-  if (a.values.has('replay-packets')) o.replayPackets = parseCount(a.values.get('replay-packets')!, '--replay-packets', 16, 4 << 20);
+  if (a.values.has('setup-flows'))
+    o.setupPerRun = parseCount(a.values.get('setup-flows')!, '--setup-flows', 16, 4 << 20);
+  if (a.values.has('mixed-packets'))
+    o.mixedPerRun = parseCount(a.values.get('mixed-packets')!, '--mixed-packets', 16, 4 << 20);
+  if (a.values.has('replay-packets'))
+    o.replayPackets = parseCount(a.values.get('replay-packets')!, '--replay-packets', 16, 4 << 20);
   o.seed = intOption(a, 'seed', 1, 1, 0x7fffffff);
   o.profile = await loadProfile(a.values.get('profile') ?? DEFAULT_PROFILE);
   if (a.values.has('pcap')) o.pcap = { path: a.values.get('pcap')!, inside: a.values.get('inside') ?? DEFAULT_INSIDE };
@@ -147,7 +172,12 @@ async function runSuite(argv: string[]): Promise<number> {
   const t0 = performance.now();
   if (tty) {
     bar = new cliProgress.SingleBar(
-      { format: 'bench [{bar}] {value}/{total} | {elapsed}s | {task}', hideCursor: true, stream: process.stderr, clearOnComplete: true },
+      {
+        format: 'bench [{bar}] {value}/{total} | {elapsed}s | {task}',
+        hideCursor: true,
+        stream: process.stderr,
+        clearOnComplete: true,
+      },
       cliProgress.Presets.shades_classic,
     );
   }
@@ -179,7 +209,8 @@ async function runSuite(argv: string[]): Promise<number> {
 
 export const command: Command = {
   name: 'bench',
-  summary: 'benchmark the fast core (Mpps, sessions/s, bytes/session, scaling) against the model and kernel; compare runs',
+  summary:
+    'benchmark the fast core (Mpps, sessions/s, bytes/session, scaling) against the model and kernel; compare runs',
   usage: USAGE,
   async run(argv: string[]): Promise<number> {
     if (argv[0] === 'compare') return runCompare(argv.slice(1));
@@ -187,4 +218,3 @@ export const command: Command = {
     return runSuite(argv);
   },
 };
-

@@ -37,10 +37,13 @@ export const command: Command = {
   usage: USAGE,
   async run(argv: string[]): Promise<number> {
     const args = parseArgs(argv, { flags: ['json'], values: ['scenario'] });
-    if (args.positional.length) throw new UsageError(`unexpected argument '${args.positional[0]}' (use --scenario FILE)`);
+    if (args.positional.length)
+      throw new UsageError(`unexpected argument '${args.positional[0]}' (use --scenario FILE)`);
     const s = loadScenario(resolveScenarioPath(args.values.get('scenario')));
     const rep = checkScenario(s);
-    process.stdout.write(args.flags.has('json') ? `${JSON.stringify({ scenario: s.source, ...rep }, null, 2)}\n` : formatCheckReport(rep));
+    process.stdout.write(
+      args.flags.has('json') ? `${JSON.stringify({ scenario: s.source, ...rep }, null, 2)}\n` : formatCheckReport(rep),
+    );
     return rep.failing.length ? EXIT_DIFF : EXIT_OK;
   },
 };

@@ -42,9 +42,13 @@ export const command: Command = {
     const seedText = a.values.get('seed') ?? '1';
     if (!/^\d+$/.test(seedText)) throw new UsageError(`--seed: '${seedText}' is not a non-negative integer`);
     const settleText = a.values.get('settle-ms');
-    if (settleText !== undefined && !/^[1-9]\d{0,4}$/.test(settleText)) throw new UsageError(`--settle-ms: '${settleText}' is not a whole number of ms (1..99999)`);
+    if (settleText !== undefined && !/^[1-9]\d{0,4}$/.test(settleText))
+      throw new UsageError(`--settle-ms: '${settleText}' is not a whole number of ms (1..99999)`);
     const engines: EngineName[] = [];
-    for (const e of (a.values.get('engines') ?? 'model,core').split(',').map((x) => x.trim()).filter(Boolean)) {
+    for (const e of (a.values.get('engines') ?? 'model,core')
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean)) {
       let name: EngineName;
       try {
         name = parseEngineName(e);
@@ -52,7 +56,8 @@ export const command: Command = {
         throw new UsageError(`--engines: ${(err as Error).message}`);
       }
       if (engines.includes(name)) throw new UsageError(`--engines: '${e}' given twice`);
-      if (!(await engineAvailable(name))) throw new UsageError(`--engines: engine '${name}' is not available in this build`);
+      if (!(await engineAvailable(name)))
+        throw new UsageError(`--engines: engine '${name}' is not available in this build`);
       engines.push(name);
     }
     if (engines.length === 0) throw new UsageError('--engines: empty list');
@@ -72,7 +77,9 @@ export const command: Command = {
       onProbe: tty ? (e, p) => process.stderr.write(`\r\x1b[K${e}: ${p}`) : undefined,
     });
     if (tty) process.stderr.write('\r\x1b[K');
-    process.stdout.write(a.flags.has('json') ? `${JSON.stringify(conformanceJson(rep), null, 2)}\n` : `${formatConformanceText(rep)}\n`);
+    process.stdout.write(
+      a.flags.has('json') ? `${JSON.stringify(conformanceJson(rep), null, 2)}\n` : `${formatConformanceText(rep)}\n`,
+    );
     return rep.differences.length ? EXIT_DIFF : EXIT_OK;
   },
 };

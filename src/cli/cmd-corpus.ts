@@ -52,15 +52,23 @@ export const command: Command = {
   usage: USAGE,
   async run(argv) {
     const [sub, ...rest] = argv;
-    if (sub !== 'verify' && sub !== 'list') throw new UsageError(sub ? `unknown subcommand '${sub}'` : 'verify or list?');
-    const a = parseArgs(rest, { flags: ['update', 'json', 'require-shared', 'one-at-a-time'], values: ['engines', 'only', 'junit'] });
+    if (sub !== 'verify' && sub !== 'list')
+      throw new UsageError(sub ? `unknown subcommand '${sub}'` : 'verify or list?');
+    const a = parseArgs(rest, {
+      flags: ['update', 'json', 'require-shared', 'one-at-a-time'],
+      values: ['engines', 'only', 'junit'],
+    });
     if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
     if (a.values.has('junit')) checkOutputFile(a.values.get('junit')!, '--junit');
     const json = a.flags.has('json');
     if (sub === 'list') {
       const entries = await loadManifest();
       if (json) process.stdout.write(`${JSON.stringify(entries, null, 2)}\n`);
-      else for (const e of entries) process.stdout.write(`${e.name.padEnd(28)} ${e.kind.padEnd(9)} ${e.input}  [${e.scenario ? `scenario ${e.scenario}` : `--inside ${e.inside}`}]\n    ${e.description}\n`);
+      else
+        for (const e of entries)
+          process.stdout.write(
+            `${e.name.padEnd(28)} ${e.kind.padEnd(9)} ${e.input}  [${e.scenario ? `scenario ${e.scenario}` : `--inside ${e.inside}`}]\n    ${e.description}\n`,
+          );
       return EXIT_OK;
     }
     let engines: EngineName[];
@@ -68,7 +76,10 @@ export const command: Command = {
     const list = a.values.get('engines');
     if (list) {
       engines = [];
-      for (const x of list.split(',').map((s) => s.trim()).filter(Boolean)) {
+      for (const x of list
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)) {
         let e: EngineName;
         try {
           e = parseEngineName(x);
@@ -84,16 +95,25 @@ export const command: Command = {
       process.stderr.write('natlab corpus verify: no engine available\n');
       return EXIT_USAGE;
     }
-    const only = a.values.get('only')?.split(',').map((s) => s.trim()).filter(Boolean);
+    const only = a.values
+      .get('only')
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     if (!json) {
-      process.stdout.write(`natlab corpus verify: ${CORPORA_DIR} on ${engines.join(', ')}${a.flags.has('update') ? ' (--update: rewriting expected outputs)' : ''}\n`);
+      process.stdout.write(
+        `natlab corpus verify: ${CORPORA_DIR} on ${engines.join(', ')}${a.flags.has('update') ? ' (--update: rewriting expected outputs)' : ''}\n`,
+      );
       for (const s of skipped) process.stdout.write(`  skipped engine ${s}\n`);
     }
     const t0 = performance.now();
     const times = new Map<string, number>();
     let tLast = t0;
     const res = await verifyCorpus({
-      engines, update: a.flags.has('update'), only, requireShared: a.flags.has('require-shared'),
+      engines,
+      update: a.flags.has('update'),
+      only,
+      requireShared: a.flags.has('require-shared'),
       kernelInjection: a.flags.has('one-at-a-time') ? 'single' : 'batch',
       onEntry: (o) => {
         const now = performance.now();
@@ -103,13 +123,19 @@ export const command: Command = {
       },
     });
     const junit = a.values.get('junit');
-    if (junit) await writeJUnit(junit, [{ ...corpusSuite(res.entries, engines, times), timeS: (performance.now() - t0) / 1000 }]);
+    if (junit)
+      await writeJUnit(junit, [
+        { ...corpusSuite(res.entries, engines, times), timeS: (performance.now() - t0) / 1000 },
+      ]);
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
-    if (json) process.stdout.write(`${JSON.stringify({ ok: res.ok, engines, skipped, entries: res.entries }, null, 2)}\n`);
+    if (json)
+      process.stdout.write(`${JSON.stringify({ ok: res.ok, engines, skipped, entries: res.entries }, null, 2)}\n`);
     else {
       const bad = res.entries.filter((e) => !e.ok).length;
       const skippedEntries = res.entries.filter((e) => e.skipped).length;
-      process.stdout.write(`${res.entries.length} entries, ${bad} failed${skippedEntries ? `, ${skippedEntries} skipped (real captures not available here; --require-shared makes that a failure)` : ''}, in ${secs} s\n`);
+      process.stdout.write(
+        `${res.entries.length} entries, ${bad} failed${skippedEntries ? `, ${skippedEntries} skipped (real captures not available here; --require-shared makes that a failure)` : ''}, in ${secs} s\n`,
+      );
     }
     return res.ok ? EXIT_OK : EXIT_DIFF;
   },

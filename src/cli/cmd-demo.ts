@@ -52,9 +52,15 @@ export const command: Command = {
   async run(argv) {
     const a = parseArgs(argv, { values: ['skip', 'fuzz-seconds'] });
     if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
-    const skip = new Set((a.values.get('skip') ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+    const skip = new Set(
+      (a.values.get('skip') ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    );
     const fuzzSeconds = Number(a.values.get('fuzz-seconds') ?? 15);
-    if (!Number.isFinite(fuzzSeconds) || fuzzSeconds <= 0) throw new UsageError('--fuzz-seconds: give a positive number');
+    if (!Number.isFinite(fuzzSeconds) || fuzzSeconds <= 0)
+      throw new UsageError('--fuzz-seconds: give a positive number');
     const all = steps(fuzzSeconds);
     for (const s of skip) if (!all.some((x) => x.title === s)) throw new UsageError(`--skip: unknown step '${s}'`);
     const rows: Array<{ step: string; cmd: string; result: string; seconds: string }> = [];
@@ -77,8 +83,13 @@ export const command: Command = {
       if (code === EXIT_USAGE || (code === EXIT_DIFF && worst === EXIT_OK)) worst = code;
     }
     const w = Math.max(...rows.map((r) => r.cmd.length));
-    process.stdout.write(`\n━━ summary\n\n  ${'step'.padEnd(7)} ${'command'.padEnd(w)}  ${'result'.padEnd(13)} seconds\n`);
-    for (const r of rows) process.stdout.write(`  ${r.step.padEnd(7)} ${r.cmd.padEnd(w)}  ${r.result.padEnd(13)} ${r.seconds.padStart(7)}\n`);
+    process.stdout.write(
+      `\n━━ summary\n\n  ${'step'.padEnd(7)} ${'command'.padEnd(w)}  ${'result'.padEnd(13)} seconds\n`,
+    );
+    for (const r of rows)
+      process.stdout.write(
+        `  ${r.step.padEnd(7)} ${r.cmd.padEnd(w)}  ${r.result.padEnd(13)} ${r.seconds.padStart(7)}\n`,
+      );
     return worst;
   },
 };

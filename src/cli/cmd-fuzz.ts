@@ -63,7 +63,11 @@ export async function engineSpecs(names: EngineName[], workers: number): Promise
   return names.map((name) => {
     const d = engineDescriptor(name);
     // workers 0: engines with threads run on this thread (no thread start-up per run).
-    return { name, realClock: d.realClock, create: (s, seed) => makeEngine(name, s, { seed, workers, extra: d.fuzzOptions }) };
+    return {
+      name,
+      realClock: d.realClock,
+      create: (s, seed) => makeEngine(name, s, { seed, workers, extra: d.fuzzOptions }),
+    };
   });
 }
 
@@ -74,7 +78,21 @@ export const command: Command = {
   async run(argv: string[]): Promise<number> {
     const a = parseArgs(argv, {
       flags: ['json', 'no-save', 'pin'],
-      values: ['runs', 'time', 'seed', 'shard', 'engines', 'max-commands', 'parallel', 'workers', 'save-dir', 'replay', 'run', 'shrink-time', 'junit'],
+      values: [
+        'runs',
+        'time',
+        'seed',
+        'shard',
+        'engines',
+        'max-commands',
+        'parallel',
+        'workers',
+        'save-dir',
+        'replay',
+        'run',
+        'shrink-time',
+        'junit',
+      ],
     });
     if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
     const json = a.flags.has('json');
@@ -84,7 +102,8 @@ export const command: Command = {
     } catch (e) {
       throw new UsageError(`--engines: ${(e as Error).message}`);
     }
-    if (names.length < 2 && !a.values.has('replay')) throw new UsageError('--engines: give at least two engines to compare');
+    if (names.length < 2 && !a.values.has('replay'))
+      throw new UsageError('--engines: give at least two engines to compare');
     if (new Set(names).size !== names.length) throw new UsageError('--engines: an engine is listed twice');
     const workers = intOption(a, 'workers', 0, 0, 64);
     if (a.values.has('junit')) checkOutputFile(a.values.get('junit')!, '--junit');
@@ -102,39 +121,79 @@ export const command: Command = {
     // Replay a saved counterexample.
     const replayDir = a.values.get('replay');
     if (replayDir !== undefined) {
-      for (const o of ['runs', 'time', 'seed', 'shard', 'run']) if (a.values.has(o)) throw new UsageError(`--replay cannot be combined with --${o}`);
+      for (const o of ['runs', 'time', 'seed', 'shard', 'run'])
+        if (a.values.has(o)) throw new UsageError(`--replay cannot be combined with --${o}`);
       const reg = loadRegression(replayDir);
       const useNames = a.values.has('engines') ? names : (reg.meta.engines.map(parseEngineName) as EngineName[]);
       const specs = await engineSpecs(useNames, workers);
       const engines = [];
-      for (const sp of specs) engines.push({ name: sp.name, engine: await sp.create(reg.scenario, reg.meta.engineSeed) });
+      for (const sp of specs)
+        engines.push({ name: sp.name, engine: await sp.create(reg.scenario, reg.meta.engineSeed) });
       const res = await replayRegression(reg, engines);
       const mism = [...res.mismatches].filter(([, l]) => l.length > 0);
       if (json) {
-        out(JSON.stringify({ dir: replayDir, engines: useNames, packets: res.session.packets, differences: res.differences, mismatches: Object.fromEntries(mism) }, null, 1));
+        out(
+          JSON.stringify(
+            {
+              dir: replayDir,
+              engines: useNames,
+              packets: res.session.packets,
+              differences: res.differences,
+              mismatches: Object.fromEntries(mism),
+            },
+            null,
+            1,
+          ),
+        );
       } else {
-        log(`replayed ${replayDir}: ${res.session.packets} packets through ${useNames.join(', ')} (${reg.meta.summary.split('\n')[0]})`);
+        log(
+          `replayed ${replayDir}: ${res.session.packets} packets through ${useNames.join(', ')} (${reg.meta.summary.split('\n')[0]})`,
+        );
         for (const d of res.differences) log(`  [${d.kind}] ${d.message}`);
-        for (const [n, l] of mism) log(`  ${n} differs from its saved results:\n${l.slice(0, 5).map((x) => `    ${x}`).join('\n')}`);
+        for (const [n, l] of mism)
+          log(
+            `  ${n} differs from its saved results:\n${l
+              .slice(0, 5)
+              .map((x) => `    ${x}`)
+              .join('\n')}`,
+          );
         log(res.differences.length ? `${res.differences.length} difference(s): still failing` : 'engines agree');
       }
       const junitFile = a.values.get('junit');
       if (junitFile) {
         const d = res.differences;
-        await writeJUnit(junitFile, [{
-          name: 'natlab fuzz --replay', properties: { engines: useNames.join(',') },
-          cases: [{
-            name: replayDir, classname: 'natlab.fuzz.regression', systemOut: `${res.session.packets} packets through ${useNames.join(', ')}`,
-            failure: d.length ? { message: `[${d[0].kind}] ${d[0].message}`.slice(0, 1000), type: 'EngineDifference', text: [...d.map((x) => `[${x.kind}] ${x.message}`), '', `replay: natlab fuzz --replay ${replayDir}`].join('\n') } : undefined,
-          }],
-        }]);
+        await writeJUnit(junitFile, [
+          {
+            name: 'natlab fuzz --replay',
+            properties: { engines: useNames.join(',') },
+            cases: [
+              {
+                name: replayDir,
+                classname: 'natlab.fuzz.regression',
+                systemOut: `${res.session.packets} packets through ${useNames.join(', ')}`,
+                failure: d.length
+                  ? {
+                      message: `[${d[0].kind}] ${d[0].message}`.slice(0, 1000),
+                      type: 'EngineDifference',
+                      text: [
+                        ...d.map((x) => `[${x.kind}] ${x.message}`),
+                        '',
+                        `replay: natlab fuzz --replay ${replayDir}`,
+                      ].join('\n'),
+                    }
+                  : undefined,
+              },
+            ],
+          },
+        ]);
       }
       return res.differences.length ? EXIT_DIFF : EXIT_OK;
     }
 
     if (a.values.has('runs') && a.values.has('time')) throw new UsageError('give --runs or --time, not both');
     // A run number means nothing without its campaign: --run R reproduces run R of seed X.
-    if (a.values.has('run') && !a.values.has('seed')) throw new UsageError('--run R needs --seed X (the campaign the run belongs to)');
+    if (a.values.has('run') && !a.values.has('seed'))
+      throw new UsageError('--run R needs --seed X (the campaign the run belongs to)');
     const seed = a.values.has('seed') ? intOption(a, 'seed', 0, 0, 0xffffffff) : randomInt(0, 0x7fffffff);
     const runs = a.values.has('runs') ? intOption(a, 'runs', 100, 1) : undefined;
     const timeS = a.values.has('time') ? intOption(a, 'time', 60, 1) : undefined;
@@ -143,43 +202,77 @@ export const command: Command = {
     const maxCommands = intOption(a, 'max-commands', 40, 1, 10000);
     const parallel = intOption(a, 'parallel', 1, 1, 64);
     const shrinkTimeS = intOption(a, 'shrink-time', 60, 0, 86400);
-    const saveDir = a.flags.has('no-save') ? null : a.values.get('save-dir') ?? REGRESSIONS_DIR;
+    const saveDir = a.flags.has('no-save') ? null : (a.values.get('save-dir') ?? REGRESSIONS_DIR);
     if (a.flags.has('pin') && onlyRun === undefined) throw new UsageError('--pin needs --run R (the run to keep)');
-    if (a.flags.has('no-save') && a.values.has('save-dir')) throw new UsageError('--no-save and --save-dir exclude each other');
+    if (a.flags.has('no-save') && a.values.has('save-dir'))
+      throw new UsageError('--no-save and --save-dir exclude each other');
     // Counterexamples are written at the end of a long campaign: check the place now (not created).
-    if (saveDir !== null) prepareOutputDir(saveDir, a.values.has('save-dir') ? '--save-dir' : 'counterexample directory', false);
+    if (saveDir !== null)
+      prepareOutputDir(saveDir, a.values.has('save-dir') ? '--save-dir' : 'counterexample directory', false);
     const engines = await engineSpecs(names, workers);
 
-    log(`natlab fuzz: seed ${seed}, engines ${names.join(' vs ')}${shard ? `, shard ${shard.index}/${shard.count}` : ''}${onlyRun !== undefined ? `, run ${onlyRun}` : ''}, ${timeS !== undefined ? `${timeS} s` : `${runs ?? 100} runs`}`);
+    log(
+      `natlab fuzz: seed ${seed}, engines ${names.join(' vs ')}${shard ? `, shard ${shard.index}/${shard.count}` : ''}${onlyRun !== undefined ? `, run ${onlyRun}` : ''}, ${timeS !== undefined ? `${timeS} s` : `${runs ?? 100} runs`}`,
+    );
     const tty = !json && process.stdout.isTTY === true;
     let bar: cliProgress.SingleBar | null = null;
     let lastLine = 0;
     const onProgress = (p: FuzzProgress) => {
       if (tty) {
         if (!bar) {
-          bar = new cliProgress.SingleBar({ format: ' {bar} {value}/{total} runs | {scenarios} scenarios {commands} commands {packets} packets | {phase}', hideCursor: true }, cliProgress.Presets.shades_classic);
+          bar = new cliProgress.SingleBar(
+            {
+              format:
+                ' {bar} {value}/{total} runs | {scenarios} scenarios {commands} commands {packets} packets | {phase}',
+              hideCursor: true,
+            },
+            cliProgress.Presets.shades_classic,
+          );
           bar.start(p.runs ?? timeS ?? 0, 0, { scenarios: 0, commands: 0, packets: 0, phase: '' });
         }
         const value = p.runs !== null ? p.run : Math.min(timeS ?? 0, Math.round(p.elapsedMs / 1000));
-        bar.update(value, { scenarios: p.scenarios, commands: p.commands, packets: p.packets, phase: p.phase === 'shrink' ? 'shrinking…' : '' });
+        bar.update(value, {
+          scenarios: p.scenarios,
+          commands: p.commands,
+          packets: p.packets,
+          phase: p.phase === 'shrink' ? 'shrinking…' : '',
+        });
       } else if (!json && (p.phase !== 'run' || Date.now() - lastLine > 5000)) {
         if (p.phase === 'shrink' && Date.now() - lastLine < 5000) return;
         lastLine = Date.now();
-        log(`  ${p.run}${p.runs ? `/${p.runs}` : ''} runs, ${p.scenarios} scenarios, ${p.commands} commands, ${p.packets} packets, ${(p.elapsedMs / 1000).toFixed(1)} s${p.phase === 'shrink' ? ' (shrinking)' : ''}`);
+        log(
+          `  ${p.run}${p.runs ? `/${p.runs}` : ''} runs, ${p.scenarios} scenarios, ${p.commands} commands, ${p.packets} packets, ${(p.elapsedMs / 1000).toFixed(1)} s${p.phase === 'shrink' ? ' (shrinking)' : ''}`,
+        );
       }
     };
-    const report = await runFuzz({ engines, seed, runs, timeS, shard, maxCommands, parallel, saveDir, onlyRun, pin: a.flags.has('pin'), shrinkTimeS, onProgress });
+    const report = await runFuzz({
+      engines,
+      seed,
+      runs,
+      timeS,
+      shard,
+      maxCommands,
+      parallel,
+      saveDir,
+      onlyRun,
+      pin: a.flags.has('pin'),
+      shrinkTimeS,
+      onProgress,
+    });
     (bar as cliProgress.SingleBar | null)?.stop();
     const junit = a.values.get('junit');
     if (junit) await writeJUnit(junit, [fuzzSuite(report, { engines: names, shard })]);
     if (json) {
       out(JSON.stringify(report, null, 1));
     } else {
-      log(`seed ${seed}: ${report.runs} runs, ${report.scenarios} scenarios, ${report.commands} commands, ${report.packets} packets in ${(report.elapsedMs / 1000).toFixed(1)} s`);
+      log(
+        `seed ${seed}: ${report.runs} runs, ${report.scenarios} scenarios, ${report.commands} commands, ${report.packets} packets in ${(report.elapsedMs / 1000).toFixed(1)} s`,
+      );
       const known = Object.entries(report.classified);
       if (known.length) {
         log(`documented differences recognised (docs/kernel-differences.md), not failures:`);
-        for (const [id, n] of known) log(`  ${id.padEnd(8)} ${String(n).padStart(6)}  e.g. ${report.classifiedExamples[id] ?? ''}`);
+        for (const [id, n] of known)
+          log(`  ${id.padEnd(8)} ${String(n).padStart(6)}  e.g. ${report.classifiedExamples[id] ?? ''}`);
       }
       if (report.failure) log(formatFailure(report.failure));
       else log(known.length ? 'no unclassified difference found' : 'no difference found');

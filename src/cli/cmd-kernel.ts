@@ -70,10 +70,21 @@ exit: 0 ok, 2 bad input, usage, or missing root/tools (the message says what is 
  */
 async function checkOutDir(dir: string): Promise<void> {
   const abs = resolve(dir);
-  if (/^\/(proc|sys|dev)(\/|$)/.test(abs)) throw new InputError(`--out ${dir}: not a place for output files (special filesystem)`, dir);
+  if (/^\/(proc|sys|dev)(\/|$)/.test(abs))
+    throw new InputError(`--out ${dir}: not a place for output files (special filesystem)`, dir);
   const why = (e: unknown): string => {
     const c = (e as NodeJS.ErrnoException).code;
-    return c === 'EACCES' || c === 'EPERM' ? 'permission denied' : c === 'ENOTDIR' ? 'a path component is a file' : c === 'EEXIST' ? 'exists and is not a directory' : c === 'EROFS' ? 'read-only filesystem' : c === 'ENOSPC' ? 'no space left on the device' : (e as Error).message;
+    return c === 'EACCES' || c === 'EPERM'
+      ? 'permission denied'
+      : c === 'ENOTDIR'
+        ? 'a path component is a file'
+        : c === 'EEXIST'
+          ? 'exists and is not a directory'
+          : c === 'EROFS'
+            ? 'read-only filesystem'
+            : c === 'ENOSPC'
+              ? 'no space left on the device'
+              : (e as Error).message;
   };
   try {
     await mkdir(abs, { recursive: true });
@@ -85,7 +96,10 @@ async function checkOutDir(dir: string): Promise<void> {
 }
 
 /** Lag per packet summarised: median, and which conntrack timeouts it exceeded for how many packets. */
-function lagReport(lagMs: readonly number[], timeouts: Record<string, number>): { medianMs: number; timeoutsExceeded: Array<{ timeout: string; seconds: number; packets: number }> } {
+function lagReport(
+  lagMs: readonly number[],
+  timeouts: Record<string, number>,
+): { medianMs: number; timeoutsExceeded: Array<{ timeout: string; seconds: number; packets: number }> } {
   const sorted = [...lagMs].sort((x, y) => x - y);
   const medianMs = sorted.length ? Math.round(sorted[sorted.length >> 1]) : 0;
   const timeoutsExceeded = Object.entries(timeouts)
@@ -115,13 +129,19 @@ export const command: Command = {
     if (a.flags.has('check')) {
       const r = await checkKernelPrerequisites();
       if (!json) {
-        for (const i of r.items) process.stdout.write(`${i.ok ? 'ok     ' : 'MISSING'} ${i.name.padEnd(16)} ${i.detail}\n`);
+        for (const i of r.items)
+          process.stdout.write(`${i.ok ? 'ok     ' : 'MISSING'} ${i.name.padEnd(16)} ${i.detail}\n`);
         if (r.iptablesBackend) process.stdout.write(`iptables backend: ${r.iptablesBackend}\n`);
       }
       // What this machine sustains now (the load is part of the figure: say it).
-      const speed = r.ok ? await measureKernelSpeed(loadScenario(resolveScenarioPath(null)), CHECK_PACKETS, 'batch') : null;
-      const load = loadavg().map((x) => x.toFixed(2)).join(' ');
-      if (json) process.stdout.write(`${JSON.stringify({ ...r, speed, loadAverage: load, cpus: cpus().length }, null, 2)}\n`);
+      const speed = r.ok
+        ? await measureKernelSpeed(loadScenario(resolveScenarioPath(null)), CHECK_PACKETS, 'batch')
+        : null;
+      const load = loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' ');
+      if (json)
+        process.stdout.write(`${JSON.stringify({ ...r, speed, loadAverage: load, cpus: cpus().length }, null, 2)}\n`);
       else if (speed) {
         process.stdout.write(
           `speed: ${speed.packetsPerSecond} packets/s (${speed.packets} packets of established UDP flows, built-in scenario, ` +
@@ -139,7 +159,10 @@ export const command: Command = {
       }
       const removed = await cleanupLeftovers(a.flags.has('all'));
       if (json) process.stdout.write(`${JSON.stringify({ removed })}\n`);
-      else process.stdout.write(removed.length ? `removed ${removed.length} namespace(s): ${removed.join(' ')}\n` : 'nothing to clean up\n');
+      else
+        process.stdout.write(
+          removed.length ? `removed ${removed.length} namespace(s): ${removed.join(' ')}\n` : 'nothing to clean up\n',
+        );
       return EXIT_OK;
     }
     const inPath = a.values.get('in');
@@ -180,7 +203,10 @@ export const command: Command = {
     let engine;
     try {
       engine = await createKernelEngine(scenario, {
-        timeMode: time, maxWaitMs: maxWait * 1000, settleMs: settle, keep: a.flags.has('keep'),
+        timeMode: time,
+        maxWaitMs: maxWait * 1000,
+        settleMs: settle,
+        keep: a.flags.has('keep'),
         injection: a.flags.has('one-at-a-time') ? 'single' : 'batch',
         // Said at once (the run may be long): leftovers of killed runs removed.
         log: (l) => {
@@ -225,7 +251,9 @@ export const command: Command = {
       if (r.fate === FATE_DELIVERED) delivered++;
       byReason[REASONS[r.reason]] = (byReason[REASONS[r.reason]] ?? 0) + 1;
       for (const o of r.outputs) {
-        await writers.get(o.egress)?.write({ tsSec: Math.floor(inp.timeUs / 1e6), tsNsec: (inp.timeUs % 1e6) * 1000, data: o.frame });
+        await writers
+          .get(o.egress)
+          ?.write({ tsSec: Math.floor(inp.timeUs / 1e6), tsNsec: (inp.timeUs % 1e6) * 1000, data: o.frame });
       }
       perPacket.push({
         n: numbers[k],
@@ -233,11 +261,15 @@ export const command: Command = {
         ingress: pointName(scenario, inp.ingress),
         fate: r.fate === FATE_DELIVERED ? 'delivered' : 'dropped',
         reason: reasonName(r.reason),
-        detail: r.reason === 1 ? PARSE_STATUS_NAMES[r.detail] ?? r.detail : r.detail,
+        detail: r.reason === 1 ? (PARSE_STATUS_NAMES[r.detail] ?? r.detail) : r.detail,
         ct: CT_NAMES[r.ct],
         evidence: r.evidence,
         lagMs: Math.round(engine.lagMs[k] ?? 0),
-        outputs: r.outputs.map((o) => ({ egress: pointName(scenario, o.egress), frame: describePacket(o.frame), adjustments: o.adjustments })),
+        outputs: r.outputs.map((o) => ({
+          egress: pointName(scenario, o.egress),
+          frame: describePacket(o.frame),
+          adjustments: o.adjustments,
+        })),
       });
     }
     for (const w of writers.values()) await w.close();
@@ -269,7 +301,10 @@ export const command: Command = {
       normalisation: KERNEL_NORMALISATION_NOTE,
       files: { ...files, conntrack: ctFile, iptables: iptFile, results: join(outDir, 'results.json') },
     };
-    await writeFile(join(outDir, 'results.json'), `${JSON.stringify({ summary, notFed, packets: perPacket }, null, 2)}\n`);
+    await writeFile(
+      join(outDir, 'results.json'),
+      `${JSON.stringify({ summary, notFed, packets: perPacket }, null, 2)}\n`,
+    );
     if (json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     else {
       const lines = [
@@ -277,12 +312,19 @@ export const command: Command = {
         ...Object.entries(byReason).map(([k, v]) => `  ${k.padEnd(20)} ${v}`),
         ...Object.entries(prep.counters.notFed).map(([k, v]) => `  not fed: ${k}: ${v}`),
         `conntrack: ${summary.conntrackEntries} entries -> ${ctFile}`,
-        ...[...ctText.values()].flatMap((t) => t.split('\n').filter((l) => l.trim()).slice(0, 10).map((l) => `  ${l}`)),
+        ...[...ctText.values()].flatMap((t) =>
+          t
+            .split('\n')
+            .filter((l) => l.trim())
+            .slice(0, 10)
+            .map((l) => `  ${l}`),
+        ),
         `iptables counters -> ${iptFile}`,
         `captures: ${Object.values(files).join(' ')}`,
         `speed: ${summary.packetsPerSecond} packets/s (${engine.injection === 'batch' ? 'fast path' : 'one at a time'}); lag behind the virtual clock: median ${summary.lag.medianMs} ms, max ${summary.maxLagMs} ms`,
         ...summary.lag.timeoutsExceeded.map(
-          (t) => `kernel lagged: ${t.packets} packet(s) reached the kernel more than the ${t.timeout} timeout (${t.seconds} s) after their timestamp: expiry-dependent results for them are not comparable`,
+          (t) =>
+            `kernel lagged: ${t.packets} packet(s) reached the kernel more than the ${t.timeout} timeout (${t.seconds} s) after their timestamp: expiry-dependent results for them are not comparable`,
         ),
         ...engine.warnings.map((w) => `warning: ${w}`),
       ];
@@ -291,4 +333,3 @@ export const command: Command = {
     return EXIT_OK;
   },
 };
-

@@ -40,12 +40,17 @@ function text(s: CaptureSummary): string {
   const lines = [
     `${s.file}:`,
     `  format:           ${i.format} ${i.version}, ${i.byteOrder === 'LE' ? 'little' : 'big'}-endian` +
-      (i.format === 'pcapng' ? `, ${i.sections} section(s), ${i.interfaces.length} interface(s)` +
-        (i.skippedBlocks ? `, ${i.skippedBlocks} block(s) skipped` : '') : ''),
+      (i.format === 'pcapng'
+        ? `, ${i.sections} section(s), ${i.interfaces.length} interface(s)` +
+          (i.skippedBlocks ? `, ${i.skippedBlocks} block(s) skipped` : '')
+        : ''),
     `  link type:        ${lts}`,
     ...(i.format === 'pcapng' && (i.interfaces.length > 1 || i.interfaces.some((f) => f.name))
-      ? i.interfaces.map((f, k) => `  interface ${k}:      ${f.name || '-'}, ${f.linkTypeName} (${f.linkType}), snaplen ${f.snapLen || 'unlimited'}, ${f.tsResolution}` +
-          (f.fcsLen ? `, FCS ${f.fcsLen} bytes` : ''))
+      ? i.interfaces.map(
+          (f, k) =>
+            `  interface ${k}:      ${f.name || '-'}, ${f.linkTypeName} (${f.linkType}), snaplen ${f.snapLen || 'unlimited'}, ${f.tsResolution}` +
+            (f.fcsLen ? `, FCS ${f.fcsLen} bytes` : ''),
+        )
       : []),
     `  timestamps:       ${res}`,
     `  snapshot length:  ${i.snapLen === 0 ? 'unlimited' : i.snapLen}`,
@@ -56,7 +61,9 @@ function text(s: CaptureSummary): string {
     const dur = s.last.sec - s.first.sec + (s.last.nsec - s.first.nsec) / 1e9;
     lines.push(`  first packet:     ${formatTimestamp(s.first.sec, s.first.nsec, fracRes)}`);
     lines.push(`  last packet:      ${formatTimestamp(s.last.sec, s.last.nsec, fracRes)}`);
-    lines.push(`  duration:         ${dur.toFixed(6)} s${s.outOfOrder ? ` (${s.outOfOrder} timestamp(s) go backwards)` : ''}`);
+    lines.push(
+      `  duration:         ${dur.toFixed(6)} s${s.outOfOrder ? ` (${s.outOfOrder} timestamp(s) go backwards)` : ''}`,
+    );
   }
   lines.push(`  parse status:     ${counts(s.parseStatus)}`);
   lines.push(`  L4 protocols:     ${counts(s.l4)}`);

@@ -80,7 +80,6 @@ capture that breaks off: everything before the break is still replayed and repor
 truncated final record is a warning, not an error.
 `;
 
-
 export const command: Command = {
   name: 'replay',
   summary: 'replay a capture through the engines, write their outputs, explain every difference',
@@ -88,14 +87,32 @@ export const command: Command = {
   async run(argv) {
     const a = parseArgs(argv, {
       flags: ['json', 'no-progress'],
-      values: ['in', 'out', 'scenario', 'inside', 'engines', 'workers', 'seed', 'limit', 'link', 'max-diffs', 'kernel-time', 'format', 'junit', 'html', 'kernel-max-wait', 'subnet-len-min'],
+      values: [
+        'in',
+        'out',
+        'scenario',
+        'inside',
+        'engines',
+        'workers',
+        'seed',
+        'limit',
+        'link',
+        'max-diffs',
+        'kernel-time',
+        'format',
+        'junit',
+        'html',
+        'kernel-max-wait',
+        'subnet-len-min',
+      ],
     });
     if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
     const input = a.values.get('in');
     const outDir = a.values.get('out');
     if (!input) throw new UsageError('--in FILE is required');
     if (!outDir) throw new UsageError('--out DIR is required');
-    if (a.values.has('scenario') && a.values.has('inside')) throw new UsageError('--scenario and --inside exclude each other');
+    if (a.values.has('scenario') && a.values.has('inside'))
+      throw new UsageError('--scenario and --inside exclude each other');
     const link = a.values.get('link') ?? 'ethernet';
     if (link !== 'ethernet' && link !== 'raw') throw new UsageError(`--link: '${link}' is not ethernet or raw`);
     const format = a.values.get('format') ?? 'pcapng';
@@ -105,11 +122,16 @@ export const command: Command = {
     const seed = intOption(a, 'seed', 1, 0, 0xffffffff);
     const maxDiffs = intOption(a, 'max-diffs', 20, 1, 100000);
     const kernelTime = a.values.get('kernel-time') ?? 'real';
-    if (kernelTime !== 'real' && kernelTime !== 'compress') throw new UsageError(`--kernel-time: '${kernelTime}' is not real or compress`);
+    if (kernelTime !== 'real' && kernelTime !== 'compress')
+      throw new UsageError(`--kernel-time: '${kernelTime}' is not real or compress`);
     const kernelMaxWaitS = intOption(a, 'kernel-max-wait', 10, 0, 86400);
-    if (a.values.has('subnet-len-min') && a.values.has('scenario')) throw new UsageError('--subnet-len-min applies to --inside (a scenario built around the capture), not to --scenario');
+    if (a.values.has('subnet-len-min') && a.values.has('scenario'))
+      throw new UsageError(
+        '--subnet-len-min applies to --inside (a scenario built around the capture), not to --scenario',
+      );
     const subnetLenMin = intOption(a, 'subnet-len-min', CAPTURE_SUBNET_LEN_MIN, 2, SUBNET_LEN_MAX);
-    if (a.values.has('kernel-max-wait') && kernelTime === 'compress') throw new UsageError('--kernel-max-wait applies to --kernel-time real only');
+    if (a.values.has('kernel-max-wait') && kernelTime === 'compress')
+      throw new UsageError('--kernel-max-wait applies to --kernel-time real only');
     // Where we read and write, before any work (docs/errors.md).
     checkInputFile(input, '--in');
     prepareOutputDir(outDir, '--out');
@@ -119,7 +141,10 @@ export const command: Command = {
     const list = a.values.get('engines');
     if (list) {
       engines = [];
-      for (const e of list.split(',').map((x) => x.trim()).filter(Boolean)) {
+      for (const e of list
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean)) {
         let name: EngineName;
         try {
           name = parseEngineName(e);
@@ -146,7 +171,13 @@ export const command: Command = {
       scenario = loadScenario(path);
       how = `--scenario ${path}`;
     } else {
-      const choice = await scenarioForCapture(input, a.values.get('inside') ?? DEFAULT_INSIDE, limit ?? Infinity, undefined, { subnetLenMin });
+      const choice = await scenarioForCapture(
+        input,
+        a.values.get('inside') ?? DEFAULT_INSIDE,
+        limit ?? Infinity,
+        undefined,
+        { subnetLenMin },
+      );
       scenario = choice.scenario;
       how = choice.how;
     }
@@ -155,8 +186,17 @@ export const command: Command = {
     const tty = process.stderr.isTTY && !a.flags.has('no-progress');
     let bar: cliProgress.SingleBar | null = null;
     const opts: ReplayOptions = {
-      input, outDir, scenario, scenarioHow: how, engines, workers, seed, limit, maxDifferences: maxDiffs,
-      outputLinkType: link === 'raw' ? LINKTYPE_RAW : LINKTYPE_ETHERNET, outputFormat: format,
+      input,
+      outDir,
+      scenario,
+      scenarioHow: how,
+      engines,
+      workers,
+      seed,
+      limit,
+      maxDifferences: maxDiffs,
+      outputLinkType: link === 'raw' ? LINKTYPE_RAW : LINKTYPE_ETHERNET,
+      outputFormat: format,
       engineExtra: {
         kernel: {
           timeMode: kernelTime,
@@ -168,7 +208,11 @@ export const command: Command = {
     };
     if (tty) {
       bar = new cliProgress.SingleBar(
-        { format: 'replay [{bar}] {percentage}% | {records} packets | {rate} pps | ETA {eta_formatted}', hideCursor: true, stream: process.stderr },
+        {
+          format: 'replay [{bar}] {percentage}% | {records} packets | {rate} pps | ETA {eta_formatted}',
+          hideCursor: true,
+          stream: process.stderr,
+        },
         cliProgress.Presets.shades_classic,
       );
       const t0 = performance.now();
@@ -201,13 +245,19 @@ export const command: Command = {
     if (json) process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     else process.stdout.write(`${formatReplaySummary(r, maxDiffs)}\n  report: ${join(outDir, 'report.json')}\n`);
     if (junit && flows) {
-      const command = ['natlab', 'replay', ...argv.filter((x, k) => x !== '--junit' && argv[k - 1] !== '--junit')].join(' ');
+      const command = ['natlab', 'replay', ...argv.filter((x, k) => x !== '--junit' && argv[k - 1] !== '--junit')].join(
+        ' ',
+      );
       await writeJUnit(junit, [replaySuite(r, flows.list(), { command, outDir, annotated: format === 'pcapng' })]);
     }
     if (html && flows && diffDetails) {
       const href = (f: string) => relative(dirname(html), join(outDir, f)) || f;
       const captures = [{ label: 'report.json', href: href('report.json') }];
-      if (format === 'pcapng') captures.push({ label: INPUT_CAPTURE_FILE, href: href(INPUT_CAPTURE_FILE) }, ...engines.map((e) => ({ label: engineCaptureName(e), href: href(engineCaptureName(e)) })));
+      if (format === 'pcapng')
+        captures.push(
+          { label: INPUT_CAPTURE_FILE, href: href(INPUT_CAPTURE_FILE) },
+          ...engines.map((e) => ({ label: engineCaptureName(e), href: href(engineCaptureName(e)) })),
+        );
       else captures.push(...engines.map((e) => ({ label: `${e}/`, href: href(e) })));
       await writeReplayHtml(html, { report: r, differences: diffDetails.details, flows: flows.list(), captures });
       if (!json) process.stdout.write(`  html: ${html}\n`);

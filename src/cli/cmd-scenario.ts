@@ -50,15 +50,22 @@ exit: 0 all files valid; 2 a file is invalid (check still checks the others) or 
 
 export const command: Command = {
   name: 'scenario',
-  summary: 'check scenario files (check FILE...), print a compiled scenario (show [FILE]), import a real VPC (import INPUT...)',
+  summary:
+    'check scenario files (check FILE...), print a compiled scenario (show [FILE]), import a real VPC (import INPUT...)',
   usage: USAGE,
   async run(argv: string[]): Promise<number> {
-    const args = parseArgs(argv, { flags: ['json'], values: ['out', 'name', 'vpc', 'iface'], multi: ['host', 'nat-ami', 'internet'] });
+    const args = parseArgs(argv, {
+      flags: ['json'],
+      values: ['out', 'name', 'vpc', 'iface'],
+      multi: ['host', 'nat-ami', 'internet'],
+    });
     const [sub, ...files] = args.positional;
     const json = args.flags.has('json');
     if (sub === 'import') return runImport(files, args);
-    for (const o of ['out', 'name', 'vpc', 'iface']) if (args.values.has(o)) throw new UsageError(`--${o} belongs to scenario import`);
-    for (const o of ['host', 'nat-ami', 'internet']) if (args.multi.has(o)) throw new UsageError(`--${o} belongs to scenario import`);
+    for (const o of ['out', 'name', 'vpc', 'iface'])
+      if (args.values.has(o)) throw new UsageError(`--${o} belongs to scenario import`);
+    for (const o of ['host', 'nat-ami', 'internet'])
+      if (args.multi.has(o)) throw new UsageError(`--${o} belongs to scenario import`);
     if (sub === 'check') return check(files.length ? files : [''], json);
     if (sub === 'show') {
       if (files.length > 1) throw new UsageError('show takes at most one FILE');
@@ -66,7 +73,11 @@ export const command: Command = {
       process.stdout.write(json ? `${JSON.stringify(scenarioToObject(s), null, 2)}\n` : scenarioToYaml(s));
       return EXIT_OK;
     }
-    throw new UsageError(sub === undefined ? 'missing subcommand (check, show or import)' : `unknown subcommand '${sub}' (check, show or import)`);
+    throw new UsageError(
+      sub === undefined
+        ? 'missing subcommand (check, show or import)'
+        : `unknown subcommand '${sub}' (check, show or import)`,
+    );
   },
 };
 
@@ -93,12 +104,18 @@ function runImport(inputs: string[], args: ReturnType<typeof parseArgs>): number
     try {
       writeFileSync(out, r.yaml);
     } catch (e) {
-      throw new InputError(`${out}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, out, '');
+      throw new InputError(
+        `${out}: cannot write (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+        out,
+        '',
+      );
     }
   } else process.stdout.write(r.yaml);
   const s = r.scenario;
   const err = process.stderr;
-  err.write(`natlab scenario import: ${s.name}: ${s.subnets.length} subnets, ${s.routeTables.length} route tables, ${s.instances.length} instances${out ? ` → ${out}` : ''}\n`);
+  err.write(
+    `natlab scenario import: ${s.name}: ${s.subnets.length} subnets, ${s.routeTables.length} route tables, ${s.instances.length} instances${out ? ` → ${out}` : ''}\n`,
+  );
   for (const n of r.notes) err.write(`  note: ${n}\n`);
   if (r.skipped.length) {
     err.write(`  skipped (${r.skipped.length}; not expressible in the scenario):\n`);
@@ -117,7 +134,10 @@ async function check(files: string[], json: boolean): Promise<number> {
       const s = loadScenario(path);
       const warnings = scenarioWarnings(s);
       if (json) results.push({ file: path, ok: true, warnings, scenario: scenarioToObject(s) });
-      else process.stdout.write(`${path}: ok\n${describeScenario(s)}\n${warnings.map((w) => `  warning: ${w}\n`).join('')}`);
+      else
+        process.stdout.write(
+          `${path}: ok\n${describeScenario(s)}\n${warnings.map((w) => `  warning: ${w}\n`).join('')}`,
+        );
     } catch (e) {
       if (!(e instanceof InputError)) throw e;
       code = EXIT_USAGE;

@@ -72,7 +72,15 @@ function jsonOf(t: TracedPacket): object {
     packet: t.spec,
     ingress: t.ingress,
     timeMs: t.timeMs,
-    hops: t.hops.map((h) => ({ name: h.name, packet: h.packet, note: h.note, drop: h.drop, egress: h.egress, checksumsOk: h.checksumsOk, hex: hex(h.bytes) })),
+    hops: t.hops.map((h) => ({
+      name: h.name,
+      packet: h.packet,
+      note: h.note,
+      drop: h.drop,
+      egress: h.egress,
+      checksumsOk: h.checksumsOk,
+      hex: hex(h.bytes),
+    })),
     fate: t.fate,
     reason: t.reason,
     ct: t.ct,
@@ -86,8 +94,12 @@ export const command: Command = {
   summary: 'follow packets hop by hop through the reference model (and their replies back)',
   usage: USAGE,
   async run(argv: string[]): Promise<number> {
-    const args = parseArgs(argv, { flags: ['json', 'conntrack', 'nat-table', 'no-reply'], values: ['scenario', 'time', 'seed'] });
-    if (args.positional.length === 0) throw new UsageError('give at least one PACKET, e.g. "tcp 10.0.1.10:40000 > 198.51.100.7:443 S"');
+    const args = parseArgs(argv, {
+      flags: ['json', 'conntrack', 'nat-table', 'no-reply'],
+      values: ['scenario', 'time', 'seed'],
+    });
+    if (args.positional.length === 0)
+      throw new UsageError('give at least one PACKET, e.g. "tcp 10.0.1.10:40000 > 198.51.100.7:443 S"');
     const time = intOption(args, 'time', 0);
     const seed = intOption(args, 'seed', 1, 0, 0xffffffff);
     const scenario = loadScenario(resolveScenarioPath(args.values.get('scenario')));
@@ -108,10 +120,20 @@ export const command: Command = {
     if (args.flags.has('json')) {
       const doc: Record<string, unknown> = { scenario: scenario.source, packets: traces.map(jsonOf) };
       if (args.flags.has('conntrack')) {
-        doc.conntrack = engine.conntrackSync().map((e) => ({ ...e, instanceName: pointName(scenario, e.instance + 1), line: formatConntrackLine(e) }));
+        doc.conntrack = engine
+          .conntrackSync()
+          .map((e) => ({ ...e, instanceName: pointName(scenario, e.instance + 1), line: formatConntrackLine(e) }));
       }
       if (args.flags.has('nat-table')) {
-        doc.natTable = Object.fromEntries(natInstances.map(({ i, k }) => [i.name, { listing: formatNatTableListing(engine, k), counters: engine.natCountersSync().filter((c) => c.instance === k) }]));
+        doc.natTable = Object.fromEntries(
+          natInstances.map(({ i, k }) => [
+            i.name,
+            {
+              listing: formatNatTableListing(engine, k),
+              counters: engine.natCountersSync().filter((c) => c.instance === k),
+            },
+          ]),
+        );
       }
       process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
       return EXIT_OK;
@@ -123,12 +145,21 @@ export const command: Command = {
     });
     if (args.flags.has('conntrack')) {
       for (const { i, k } of natInstances) {
-        const lines = engine.conntrackSync().filter((e) => e.instance === k).map(formatConntrackLine);
-        out.push('', `conntrack -L on ${i.name} (t=${engine.timeMs} ms):`, ...lines, `conntrack v1.4.8 (conntrack-tools): ${lines.length} flow entries have been shown.`);
+        const lines = engine
+          .conntrackSync()
+          .filter((e) => e.instance === k)
+          .map(formatConntrackLine);
+        out.push(
+          '',
+          `conntrack -L on ${i.name} (t=${engine.timeMs} ms):`,
+          ...lines,
+          `conntrack v1.4.8 (conntrack-tools): ${lines.length} flow entries have been shown.`,
+        );
       }
     }
     if (args.flags.has('nat-table')) {
-      for (const { i, k } of natInstances) out.push('', `iptables -t nat -L -v -n on ${i.name}:`, formatNatTableListing(engine, k).replace(/\n$/, ''));
+      for (const { i, k } of natInstances)
+        out.push('', `iptables -t nat -L -v -n on ${i.name}:`, formatNatTableListing(engine, k).replace(/\n$/, ''));
     }
     process.stdout.write(`${out.join('\n')}\n`);
     return EXIT_OK;

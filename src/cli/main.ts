@@ -82,7 +82,9 @@ export async function main(argv: string[]): Promise<number> {
     // `natlab help replay`: that command's help.
     const c = rest.length === 1 ? findCommand(cmds, rest[0]) : undefined;
     if (!c) {
-      process.stderr.write(`natlab help: ${rest.length === 1 ? `unknown command '${excerpt(rest[0])}'` : 'give one command name'}\n\n${help(cmds)}\n`);
+      process.stderr.write(
+        `natlab help: ${rest.length === 1 ? `unknown command '${excerpt(rest[0])}'` : 'give one command name'}\n\n${help(cmds)}\n`,
+      );
       return EXIT_USAGE;
     }
     process.stdout.write(`${c.usage.trimEnd()}\n`);

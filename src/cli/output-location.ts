@@ -2,7 +2,16 @@
 // error (exit 2) instead of a stack trace after a long run. Every command that writes files calls
 // prepareOutputDir / checkOutputFile at its top; main.ts maps the write errors that can still
 // happen later (a disk filling up mid-run) through describeFsError. docs/errors.md lists the cases.
-import { constants as FS, mkdirSync, mkdtempSync, rmdirSync, statfsSync, statSync, accessSync, type Stats } from 'node:fs';
+import {
+  constants as FS,
+  mkdirSync,
+  mkdtempSync,
+  rmdirSync,
+  statfsSync,
+  statSync,
+  accessSync,
+  type Stats,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InputError } from '../spec/errors.ts';
 
@@ -70,7 +79,9 @@ export function describeFsError(e: unknown): string | null {
   if (typeof x.syscall !== 'string') return null;
   const what = FS_CODES[x.code];
   const path = typeof x.path === 'string' ? ` ${x.path}` : '';
-  const verb = /^(open|write|close|mkdir|rename|unlink|rmdir|ftruncate|fsync|copyfile|symlink|mkdtemp)$/.test(x.syscall) ? 'cannot write' : `cannot ${x.syscall}`;
+  const verb = /^(open|write|close|mkdir|rename|unlink|rmdir|ftruncate|fsync|copyfile|symlink|mkdtemp)$/.test(x.syscall)
+    ? 'cannot write'
+    : `cannot ${x.syscall}`;
   return `${verb}${path}: ${what} (${x.code})`;
 }
 
@@ -110,7 +121,10 @@ function checkWritableDir(dir: string, label: string): void {
     return; // no statfs here: the probe below still checks writability
   }
   const special = SPECIAL_FS.get(fsType);
-  if (special !== undefined) throw new InputError(`${label}: ${dir} is on the ${special} filesystem, which holds no files; choose a directory on a disk`);
+  if (special !== undefined)
+    throw new InputError(
+      `${label}: ${dir} is on the ${special} filesystem, which holds no files; choose a directory on a disk`,
+    );
   try {
     accessSync(dir, FS.W_OK | FS.X_OK);
   } catch (e) {
@@ -123,10 +137,13 @@ function checkWritableDir(dir: string, label: string): void {
   } catch (e) {
     const d = describeFsError(e);
     const code = (e as ErrnoLike).code;
-    throw new InputError(`${label}: ${dir} is not writable: ${d ? `${FS_CODES[code as string]} (${code})` : (e as Error).message}`);
+    throw new InputError(
+      `${label}: ${dir} is not writable: ${d ? `${FS_CODES[code as string]} (${code})` : (e as Error).message}`,
+    );
   }
   rmdirSync(probe);
-  if (free < MIN_FREE_BYTES) throw new InputError(`${label}: no space left on the filesystem of ${dir} (${free} bytes free)`);
+  if (free < MIN_FREE_BYTES)
+    throw new InputError(`${label}: no space left on the filesystem of ${dir} (${free} bytes free)`);
 }
 
 /**

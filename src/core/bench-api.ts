@@ -4,7 +4,19 @@
 // (checked by `npm run depcheck`), so what they depend on is listed in one place.
 export { dispatchWorker } from './dispatch.ts';
 export {
-  type CoreBatch, type CoreShared, createCoreBatch, createCoreShared, sharedBytesPerSession, sharedBytesTotal, KIND_ORIG, SESSION_WORDS, S_META, S_OSRC, M_SLOT_SHIFT, M_SLOT_MASK, M_PROTO_MASK,
+  type CoreBatch,
+  type CoreShared,
+  createCoreBatch,
+  createCoreShared,
+  sharedBytesPerSession,
+  sharedBytesTotal,
+  KIND_ORIG,
+  SESSION_WORDS,
+  S_META,
+  S_OSRC,
+  M_SLOT_SHIFT,
+  M_SLOT_MASK,
+  M_PROTO_MASK,
 } from './layout.ts';
 export { Dataplane } from './dataplane.ts';
 export { CorePool } from './pool.ts';

@@ -7,8 +7,20 @@
 // capture time, or once per jump), O(sessions of this worker).
 
 import {
-  CLOCK_BASE_UNIT, CLOCK_UNSET, C_HWM, C_NOW, C_WHEEL_CUR, M_LIVE, REBASE_AFTER_MS, S_CREATED, S_EXPIRY, S_META, S_WNEXT,
-  S_WPREV, WHEEL_GRAN_BITS, WHEEL_SLOTS,
+  CLOCK_BASE_UNIT,
+  CLOCK_UNSET,
+  C_HWM,
+  C_NOW,
+  C_WHEEL_CUR,
+  M_LIVE,
+  REBASE_AFTER_MS,
+  S_CREATED,
+  S_EXPIRY,
+  S_META,
+  S_WNEXT,
+  S_WPREV,
+  WHEEL_GRAN_BITS,
+  WHEEL_SLOTS,
 } from './layout.ts';
 import type { Tables } from './tables.ts';
 

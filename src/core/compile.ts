@@ -114,7 +114,13 @@ function ifaceMatchesEth0(m: { name: string; neg: boolean } | null): number {
   return hit !== m.neg ? 1 : 0;
 }
 
-const KIND: Record<string, number> = { MASQUERADE: TK_MASQUERADE, SNAT: TK_SNAT, DNAT: TK_DNAT, ACCEPT: TK_ACCEPT, RETURN: TK_RETURN };
+const KIND: Record<string, number> = {
+  MASQUERADE: TK_MASQUERADE,
+  SNAT: TK_SNAT,
+  DNAT: TK_DNAT,
+  ACCEPT: TK_ACCEPT,
+  RETURN: TK_RETURN,
+};
 
 export function compileScenario(s: Scenario): CompiledScenario {
   const n = s.instances.length;
@@ -153,7 +159,8 @@ export function compileScenario(s: Scenario): CompiledScenario {
   for (const t of s.routeTables) {
     const routes = t.routes.map((r, k) => ({ r, k })).sort((a, b) => b.r.dest.len - a.r.dest.len || a.k - b.k);
     let hasVpc = false;
-    for (const { r } of routes) if (r.dest.len === s.vpcCidr.len && (r.dest.addr >>> 0) === (s.vpcCidr.addr >>> 0)) hasVpc = true;
+    for (const { r } of routes)
+      if (r.dest.len === s.vpcCidr.len && r.dest.addr >>> 0 === s.vpcCidr.addr >>> 0) hasVpc = true;
     const all = routes.map((x) => x.r);
     if (!hasVpc) {
       all.push({ dest: { ...s.vpcCidr }, target: 'local', instance: -1 });
@@ -162,7 +169,9 @@ export function compileScenario(s: Scenario): CompiledScenario {
     for (const r of all) {
       rtAddr.push(r.dest.addr >>> 0);
       rtMask.push(mask(r.dest.len));
-      rtKind.push(r.target === 'local' ? RT_LOCAL : r.target === 'igw' ? RT_IGW : r.target === 'eni' ? RT_ENI : RT_BLACKHOLE);
+      rtKind.push(
+        r.target === 'local' ? RT_LOCAL : r.target === 'igw' ? RT_IGW : r.target === 'eni' ? RT_ENI : RT_BLACKHOLE,
+      );
       rtInst.push(r.target === 'eni' ? r.instance : -1);
     }
     rtStart.push(rtAddr.length);
@@ -180,10 +189,14 @@ export function compileScenario(s: Scenario): CompiledScenario {
     const nat = s.instances[i].nat!;
     NAT_CHAINS.forEach((c, ci) => {
       counterIndex.set(`${i}/${c}/-1`, counterInst.length);
-      counterInst.push(i); counterChain.push(ci); counterRule.push(-1);
+      counterInst.push(i);
+      counterChain.push(ci);
+      counterRule.push(-1);
       nat.chains[c].forEach((_r, k) => {
         counterIndex.set(`${i}/${c}/${k}`, counterInst.length);
-        counterInst.push(i); counterChain.push(ci); counterRule.push(k);
+        counterInst.push(i);
+        counterChain.push(ci);
+        counterRule.push(k);
       });
     });
   }
@@ -204,7 +217,13 @@ export function compileScenario(s: Scenario): CompiledScenario {
     nInst: n,
     vpcAddr: s.vpcCidr.addr >>> 0,
     vpcMask: mask(s.vpcCidr.len),
-    instPriv, instEip, instHasEip, instSdc, instFwd, instNat, instRt,
+    instPriv,
+    instEip,
+    instHasEip,
+    instSdc,
+    instFwd,
+    instNat,
+    instRt,
     natCount: natInstL.length,
     natInst: Int32Array.from(natInstL),
     rtStart: Int32Array.from(rtStart),
@@ -217,14 +236,27 @@ export function compileScenario(s: Scenario): CompiledScenario {
     eipInst: Int32Array.from(eipI),
     chainStart: Int32Array.from(chainStart),
     chainPolicy: Int32Array.from(chainPolicy),
-    rSrcMode: new Uint8Array(R), rSrcAddr: new Uint32Array(R), rSrcMask: new Uint32Array(R),
-    rDstMode: new Uint8Array(R), rDstAddr: new Uint32Array(R), rDstMask: new Uint32Array(R),
+    rSrcMode: new Uint8Array(R),
+    rSrcAddr: new Uint32Array(R),
+    rSrcMask: new Uint32Array(R),
+    rDstMode: new Uint8Array(R),
+    rDstAddr: new Uint32Array(R),
+    rDstMask: new Uint32Array(R),
     rIfOk: new Uint8Array(R),
-    rProto: new Uint8Array(R), rProtoMode: new Uint8Array(R),
-    rSpMode: new Uint8Array(R), rSpLo: new Uint16Array(R), rSpHi: new Uint16Array(R),
-    rDpMode: new Uint8Array(R), rDpLo: new Uint16Array(R), rDpHi: new Uint16Array(R),
-    rKind: new Uint8Array(R), rAddrLo: new Uint32Array(R), rAddrHi: new Uint32Array(R),
-    rPortLo: new Uint16Array(R), rPortHi: new Uint16Array(R), rFlags: new Uint8Array(R),
+    rProto: new Uint8Array(R),
+    rProtoMode: new Uint8Array(R),
+    rSpMode: new Uint8Array(R),
+    rSpLo: new Uint16Array(R),
+    rSpHi: new Uint16Array(R),
+    rDpMode: new Uint8Array(R),
+    rDpLo: new Uint16Array(R),
+    rDpHi: new Uint16Array(R),
+    rKind: new Uint8Array(R),
+    rAddrLo: new Uint32Array(R),
+    rAddrHi: new Uint32Array(R),
+    rPortLo: new Uint16Array(R),
+    rPortHi: new Uint16Array(R),
+    rFlags: new Uint8Array(R),
     rCounter: Int32Array.from(rCounter),
     counterCount: counterInst.length,
     counterInst: Int32Array.from(counterInst),
@@ -236,13 +268,35 @@ export function compileScenario(s: Scenario): CompiledScenario {
     tmo: new Float64Array(TO_COUNT),
   };
   rules.forEach((r, k) => {
-    if (r.src) { c.rSrcMode[k] = r.src.neg ? MM_NEG : MM_POS; c.rSrcAddr[k] = r.src.cidr.addr >>> 0; c.rSrcMask[k] = mask(r.src.cidr.len); }
-    if (r.dst) { c.rDstMode[k] = r.dst.neg ? MM_NEG : MM_POS; c.rDstAddr[k] = r.dst.cidr.addr >>> 0; c.rDstMask[k] = mask(r.dst.cidr.len); }
+    if (r.src) {
+      c.rSrcMode[k] = r.src.neg ? MM_NEG : MM_POS;
+      c.rSrcAddr[k] = r.src.cidr.addr >>> 0;
+      c.rSrcMask[k] = mask(r.src.cidr.len);
+    }
+    if (r.dst) {
+      c.rDstMode[k] = r.dst.neg ? MM_NEG : MM_POS;
+      c.rDstAddr[k] = r.dst.cidr.addr >>> 0;
+      c.rDstMask[k] = mask(r.dst.cidr.len);
+    }
     c.rIfOk[k] = ifaceMatchesEth0(r.inIface) & ifaceMatchesEth0(r.outIface);
-    if (r.proto && r.proto.proto !== 0) { c.rProto[k] = r.proto.proto; c.rProtoMode[k] = r.proto.neg ? MM_NEG : MM_POS; }
-    if (r.proto && r.proto.proto === 0 && r.proto.neg) { c.rProtoMode[k] = MM_NEG; c.rProto[k] = 0; }
-    if (r.sport) { c.rSpMode[k] = r.sport.neg ? MM_NEG : MM_POS; c.rSpLo[k] = r.sport.lo; c.rSpHi[k] = r.sport.hi; }
-    if (r.dport) { c.rDpMode[k] = r.dport.neg ? MM_NEG : MM_POS; c.rDpLo[k] = r.dport.lo; c.rDpHi[k] = r.dport.hi; }
+    if (r.proto && r.proto.proto !== 0) {
+      c.rProto[k] = r.proto.proto;
+      c.rProtoMode[k] = r.proto.neg ? MM_NEG : MM_POS;
+    }
+    if (r.proto && r.proto.proto === 0 && r.proto.neg) {
+      c.rProtoMode[k] = MM_NEG;
+      c.rProto[k] = 0;
+    }
+    if (r.sport) {
+      c.rSpMode[k] = r.sport.neg ? MM_NEG : MM_POS;
+      c.rSpLo[k] = r.sport.lo;
+      c.rSpHi[k] = r.sport.hi;
+    }
+    if (r.dport) {
+      c.rDpMode[k] = r.dport.neg ? MM_NEG : MM_POS;
+      c.rDpLo[k] = r.dport.lo;
+      c.rDpHi[k] = r.dport.hi;
+    }
     c.rKind[k] = KIND[r.target.kind] ?? TK_ACCEPT;
     c.rAddrLo[k] = r.target.addrLo >>> 0;
     c.rAddrHi[k] = r.target.addrHi >>> 0;
@@ -271,7 +325,7 @@ export function compileScenario(s: Scenario): CompiledScenario {
 /** Longest-prefix match in route table `rt`: the route index, or -1. */
 export function routeLookup(c: CompiledScenario, rt: number, dst: number): number {
   for (let i = c.rtStart[rt], e = c.rtStart[rt + 1]; i < e; i++) {
-    if (((dst & c.rtMask[i]) >>> 0) === c.rtAddr[i]) return i;
+    if ((dst & c.rtMask[i]) >>> 0 === c.rtAddr[i]) return i;
   }
   return -1;
 }
@@ -298,21 +352,30 @@ export function eipOfPrivate(c: CompiledScenario, addr: number): number {
  * First rule of chain `ch` of NAT slot `slot` that matches, or -1 (policy). Ports are ignored for
  * protocols other than TCP/UDP (a rule with a port match then does not match).
  */
-export function ruleMatch(c: CompiledScenario, slot: number, ch: number, proto: number, src: number, dst: number, sport: number, dport: number): number {
+export function ruleMatch(
+  c: CompiledScenario,
+  slot: number,
+  ch: number,
+  proto: number,
+  src: number,
+  dst: number,
+  sport: number,
+  dport: number,
+): number {
   const ci = slot * CH_COUNT + ch;
   for (let k = c.chainStart[ci], e = c.chainStart[ci + 1]; k < e; k++) {
     if (c.rIfOk[k] === 0) continue;
     let m = c.rSrcMode[k];
-    if (m !== MM_NONE && ((((src & c.rSrcMask[k]) >>> 0) === c.rSrcAddr[k]) !== (m === MM_POS))) continue;
+    if (m !== MM_NONE && ((src & c.rSrcMask[k]) >>> 0 === c.rSrcAddr[k]) !== (m === MM_POS)) continue;
     m = c.rDstMode[k];
-    if (m !== MM_NONE && ((((dst & c.rDstMask[k]) >>> 0) === c.rDstAddr[k]) !== (m === MM_POS))) continue;
+    if (m !== MM_NONE && ((dst & c.rDstMask[k]) >>> 0 === c.rDstAddr[k]) !== (m === MM_POS)) continue;
     m = c.rProtoMode[k];
-    if (m !== MM_NONE && ((c.rProto[k] === 0 || c.rProto[k] === proto) !== (m === MM_POS))) continue;
+    if (m !== MM_NONE && (c.rProto[k] === 0 || c.rProto[k] === proto) !== (m === MM_POS)) continue;
     const ported = proto === 6 || proto === 17;
     m = c.rSpMode[k];
-    if (m !== MM_NONE && (!ported || ((sport >= c.rSpLo[k] && sport <= c.rSpHi[k]) !== (m === MM_POS)))) continue;
+    if (m !== MM_NONE && (!ported || (sport >= c.rSpLo[k] && sport <= c.rSpHi[k]) !== (m === MM_POS))) continue;
     m = c.rDpMode[k];
-    if (m !== MM_NONE && (!ported || ((dport >= c.rDpLo[k] && dport <= c.rDpHi[k]) !== (m === MM_POS)))) continue;
+    if (m !== MM_NONE && (!ported || (dport >= c.rDpLo[k] && dport <= c.rDpHi[k]) !== (m === MM_POS))) continue;
     return k;
   }
   return -1;

@@ -6,11 +6,43 @@
 // new entry (reply-tuple clash → drop). Twin of src/model/conntrack.ts (docs/semantics.md §3–§5).
 
 import {
-  KIND_ORIG, KIND_REPLY, M_ASSURED, M_BYSRC, M_LIVE, M_LOOSE, M_NALIST, M_SEEN_REPLY, M_SLOT_SHIFT,
-  M_STATE_SHIFT, S_CREATED, S_EXPIRY, S_META, S_NNEXT, S_NPREV, S_PATH, S_TCP_END, S_TCP_FLAGS, S_WNEXT, S_WPREV,
-  T_LAST_IDX_SHIFT, TCP_ESTABLISHED, TCP_SYN_SENT, C_INST, C_INST_WORDS, CI_COUNT,
+  KIND_ORIG,
+  KIND_REPLY,
+  M_ASSURED,
+  M_BYSRC,
+  M_LIVE,
+  M_LOOSE,
+  M_NALIST,
+  M_SEEN_REPLY,
+  M_SLOT_SHIFT,
+  M_STATE_SHIFT,
+  S_CREATED,
+  S_EXPIRY,
+  S_META,
+  S_NNEXT,
+  S_NPREV,
+  S_PATH,
+  S_TCP_END,
+  S_TCP_FLAGS,
+  S_WNEXT,
+  S_WPREV,
+  T_LAST_IDX_SHIFT,
+  TCP_ESTABLISHED,
+  TCP_SYN_SENT,
+  C_INST,
+  C_INST_WORDS,
+  CI_COUNT,
 } from './layout.ts';
-import { type CompiledScenario, TO_ESTABLISHED, TO_GENERIC, TO_ICMP, TO_SYN_SENT, TO_UDP, TO_UDP_STREAM, TO_UNACK } from './compile.ts';
+import {
+  type CompiledScenario,
+  TO_ESTABLISHED,
+  TO_GENERIC,
+  TO_ICMP,
+  TO_SYN_SENT,
+  TO_UDP,
+  TO_UDP_STREAM,
+  TO_UNACK,
+} from './compile.ts';
 import type { Tables } from './tables.ts';
 import type { SlowState } from './slow-state.ts';
 import { ctLoad, ctRefresh, ctSetAssured, icmpInvert, invertPorts, isIcmpNewType } from './ct-entry.ts';
@@ -82,8 +114,15 @@ export class Conntrack {
       bad = received && c.checksum !== 0 && !this.l4ChecksumOk();
       ports = ((pv.sport << 16) | pv.dport) >>> 0;
     }
-    let local = st.missValid && st.missSlot === slot && st.missProto === proto && st.missA === pv.src &&
-      st.missB === pv.dst && st.missPorts === ports ? -1 : t.lookup(slot, proto, pv.src, pv.dst, ports);
+    let local =
+      st.missValid &&
+      st.missSlot === slot &&
+      st.missProto === proto &&
+      st.missA === pv.src &&
+      st.missB === pv.dst &&
+      st.missPorts === ports
+        ? -1
+        : t.lookup(slot, proto, pv.src, pv.dst, ports);
     st.missValid = false;
     if (local >= 0 && st.now >= t.ses[t.rec(local) + S_EXPIRY]) {
       t.release(local);
@@ -159,7 +198,8 @@ export class Conntrack {
     const b = this.st.buf;
     if (pv.proto === PROTO_UDP && pv.l4Csum === 0) return true;
     let s = sum16(b, pv.l4Off, pv.l4Len);
-    if (pv.proto !== PROTO_ICMP) s += (pv.src >>> 16) + (pv.src & 0xffff) + (pv.dst >>> 16) + (pv.dst & 0xffff) + pv.proto + pv.l4Len;
+    if (pv.proto !== PROTO_ICMP)
+      s += (pv.src >>> 16) + (pv.src & 0xffff) + (pv.dst >>> 16) + (pv.dst & 0xffff) + pv.proto + pv.l4Len;
     return fold16(s) === 0xffff;
   }
 
@@ -267,13 +307,21 @@ export class Conntrack {
     }
     const o = t.rec(local);
     const ses = t.ses;
-    ses[o] = st.eOs; ses[o + 1] = st.eOd; ses[o + 2] = st.eOp;
-    ses[o + 3] = st.eRs; ses[o + 4] = st.eRd; ses[o + 5] = st.eRp;
+    ses[o] = st.eOs;
+    ses[o + 1] = st.eOd;
+    ses[o + 2] = st.eOp;
+    ses[o + 3] = st.eRs;
+    ses[o + 4] = st.eRd;
+    ses[o + 5] = st.eRp;
     ses[o + S_PATH] = 0;
     ses[o + S_EXPIRY] = st.eExp;
     ses[o + S_CREATED] = st.eCreated;
-    ses[o + S_WPREV] = 0; ses[o + S_WNEXT] = 0; ses[o + S_NPREV] = 0; ses[o + S_NNEXT] = 0;
-    ses[o + S_TCP_END] = 0; ses[o + S_TCP_FLAGS] = st.eTcpF;
+    ses[o + S_WPREV] = 0;
+    ses[o + S_WNEXT] = 0;
+    ses[o + S_NPREV] = 0;
+    ses[o + S_NNEXT] = 0;
+    ses[o + S_TCP_END] = 0;
+    ses[o + S_TCP_FLAGS] = st.eTcpF;
     let meta = st.eMeta;
     if (!srcManip) meta = (meta & ~M_BYSRC) >>> 0;
     meta = (meta | M_NALIST | M_LIVE) >>> 0;

@@ -11,8 +11,27 @@ import { NAT_CHAINS } from '../spec/scenario.ts';
 import { REASON_COUNT } from '../spec/reasons.ts';
 import { PROTO_TCP } from '../packet/constants.ts';
 import {
-  type CoreShared, CLOCK_UNSET, C_HWM, M_ASSURED, M_LIVE, M_PROTO_MASK, M_SEEN_REPLY, M_SLOT_MASK, M_SLOT_SHIFT, M_STATE_MASK,
-  M_STATE_SHIFT, SESSION_WORDS, S_EXPIRY, S_META, S_OPORTS, S_ODST, S_OSRC, S_RDST, S_RPORTS, S_RSRC, TCP_STATE_NAMES,
+  type CoreShared,
+  CLOCK_UNSET,
+  C_HWM,
+  M_ASSURED,
+  M_LIVE,
+  M_PROTO_MASK,
+  M_SEEN_REPLY,
+  M_SLOT_MASK,
+  M_SLOT_SHIFT,
+  M_STATE_MASK,
+  M_STATE_SHIFT,
+  SESSION_WORDS,
+  S_EXPIRY,
+  S_META,
+  S_OPORTS,
+  S_ODST,
+  S_OSRC,
+  S_RDST,
+  S_RPORTS,
+  S_RSRC,
+  TCP_STATE_NAMES,
 } from './layout.ts';
 
 /**
@@ -37,8 +56,12 @@ export function dumpConntrack(shared: CoreShared, atMs: number): ConntrackEntry[
         const meta = Atomics.load(ses, o + S_META);
         if ((meta & M_LIVE) === 0) break;
         const exp = ses[o + S_EXPIRY];
-        const os = ses[o + S_OSRC], od = ses[o + S_ODST], op = ses[o + S_OPORTS];
-        const rs = ses[o + S_RSRC], rd = ses[o + S_RDST], rp = ses[o + S_RPORTS];
+        const os = ses[o + S_OSRC],
+          od = ses[o + S_ODST],
+          op = ses[o + S_OPORTS];
+        const rs = ses[o + S_RSRC],
+          rd = ses[o + S_RDST],
+          rp = ses[o + S_RPORTS];
         if (Atomics.load(ses, o + S_META) !== meta) continue;
         if (nowMs >= exp) break;
         const proto = meta & M_PROTO_MASK;
@@ -56,8 +79,15 @@ export function dumpConntrack(shared: CoreShared, atMs: number): ConntrackEntry[
       }
     }
   }
-  out.sort((a, b) => a.instance - b.instance || a.proto - b.proto || a.orig.src - b.orig.src || a.orig.dst - b.orig.dst ||
-    a.orig.sport - b.orig.sport || a.orig.dport - b.orig.dport);
+  out.sort(
+    (a, b) =>
+      a.instance - b.instance ||
+      a.proto - b.proto ||
+      a.orig.src - b.orig.src ||
+      a.orig.dst - b.orig.dst ||
+      a.orig.sport - b.orig.sport ||
+      a.orig.dport - b.orig.dport,
+  );
   return out;
 }
 
@@ -74,7 +104,13 @@ export function readNatCounters(shared: CoreShared): NatRuleCounter[] {
       packets += natc[(w * n + k) * 2];
       bytes += natc[(w * n + k) * 2 + 1];
     }
-    out.push({ instance: c.counterInst[k], chain: NAT_CHAINS[c.counterChain[k]], rule: c.counterRule[k], packets, bytes });
+    out.push({
+      instance: c.counterInst[k],
+      chain: NAT_CHAINS[c.counterChain[k]],
+      rule: c.counterRule[k],
+      packets,
+      bytes,
+    });
   }
   return out;
 }

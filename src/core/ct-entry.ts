@@ -7,22 +7,40 @@ import { M_ASSURED, M_NALIST, S_CREATED, S_EXPIRY, S_META } from './layout.ts';
 import type { Tables } from './tables.ts';
 import type { SlowState } from './slow-state.ts';
 import {
-  ICMP_ADDRESS, ICMP_ADDRESSREPLY, ICMP_ECHO, ICMP_ECHOREPLY, ICMP_INFO_REPLY, ICMP_INFO_REQUEST, ICMP_TIMESTAMP,
-  ICMP_TIMESTAMPREPLY, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
+  ICMP_ADDRESS,
+  ICMP_ADDRESSREPLY,
+  ICMP_ECHO,
+  ICMP_ECHOREPLY,
+  ICMP_INFO_REPLY,
+  ICMP_INFO_REQUEST,
+  ICMP_TIMESTAMP,
+  ICMP_TIMESTAMPREPLY,
+  PROTO_ICMP,
+  PROTO_TCP,
+  PROTO_UDP,
 } from '../packet/constants.ts';
 
 /** ICMP query type inversion (invmap of nf_conntrack_proto_icmp.c); -1: not invertible. */
 export function icmpInvert(t: number): number {
   switch (t) {
-    case ICMP_ECHO: return ICMP_ECHOREPLY;
-    case ICMP_ECHOREPLY: return ICMP_ECHO;
-    case ICMP_TIMESTAMP: return ICMP_TIMESTAMPREPLY;
-    case ICMP_TIMESTAMPREPLY: return ICMP_TIMESTAMP;
-    case ICMP_INFO_REQUEST: return ICMP_INFO_REPLY;
-    case ICMP_INFO_REPLY: return ICMP_INFO_REQUEST;
-    case ICMP_ADDRESS: return ICMP_ADDRESSREPLY;
-    case ICMP_ADDRESSREPLY: return ICMP_ADDRESS;
-    default: return -1;
+    case ICMP_ECHO:
+      return ICMP_ECHOREPLY;
+    case ICMP_ECHOREPLY:
+      return ICMP_ECHO;
+    case ICMP_TIMESTAMP:
+      return ICMP_TIMESTAMPREPLY;
+    case ICMP_TIMESTAMPREPLY:
+      return ICMP_TIMESTAMP;
+    case ICMP_INFO_REQUEST:
+      return ICMP_INFO_REPLY;
+    case ICMP_INFO_REPLY:
+      return ICMP_INFO_REQUEST;
+    case ICMP_ADDRESS:
+      return ICMP_ADDRESSREPLY;
+    case ICMP_ADDRESSREPLY:
+      return ICMP_ADDRESS;
+    default:
+      return -1;
   }
 }
 
@@ -36,7 +54,7 @@ export function invertPorts(proto: number, ports: number): number {
   if (proto === PROTO_TCP || proto === PROTO_UDP) return ((ports << 16) | (ports >>> 16)) >>> 0;
   if (proto === PROTO_ICMP) {
     const t = icmpInvert((ports >>> 8) & 0xff);
-    return ((ports & 0xffff00ff) | ((Math.max(t , 0)) << 8)) >>> 0;
+    return ((ports & 0xffff00ff) | (Math.max(t, 0) << 8)) >>> 0;
   }
   return 0;
 }
@@ -62,8 +80,12 @@ export function ctSetAssured(t: Tables, local: number): void {
 export function ctLoad(t: Tables, st: SlowState, local: number): void {
   const o = t.rec(local);
   const s = t.ses;
-  st.eOs = s[o]; st.eOd = s[o + 1]; st.eOp = s[o + 2];
-  st.eRs = s[o + 3]; st.eRd = s[o + 4]; st.eRp = s[o + 5];
+  st.eOs = s[o];
+  st.eOd = s[o + 1];
+  st.eOp = s[o + 2];
+  st.eRs = s[o + 3];
+  st.eRd = s[o + 4];
+  st.eRp = s[o + 5];
   st.eMeta = s[o + S_META];
   st.eExp = s[o + S_EXPIRY];
   st.eCreated = s[o + S_CREATED];

@@ -16,8 +16,21 @@ import type { BatchOutput, FrameBatch } from '../spec/frame-batch.ts';
 import { OUT_SLOTS, packResult } from '../spec/frame-batch.ts';
 import { WorkerClock } from './clock.ts';
 import {
-  M_ASSURED, M_PATH_O, M_PATH_R, M_STATE_MASK, M_STATE_SHIFT, S_EXPIRY, S_META, S_PATH, TCP_ESTABLISHED, C_NOW,
-  S_TCP_FLAGS, T_LAST_DIR, T_LAST_IDX_MASK, T_LAST_IDX_SHIFT, C_USED,
+  M_ASSURED,
+  M_PATH_O,
+  M_PATH_R,
+  M_STATE_MASK,
+  M_STATE_SHIFT,
+  S_EXPIRY,
+  S_META,
+  S_PATH,
+  TCP_ESTABLISHED,
+  C_NOW,
+  S_TCP_FLAGS,
+  T_LAST_DIR,
+  T_LAST_IDX_MASK,
+  T_LAST_IDX_SHIFT,
+  C_USED,
 } from './layout.ts';
 import { TO_ESTABLISHED, TO_UDP_STREAM, routeLookup, RT_ENI, RT_LOCAL } from './compile.ts';
 import { CT_ESTABLISHED, FATE_DELIVERED, REASON_NONE } from '../spec/reasons.ts';
@@ -99,7 +112,14 @@ export class Dataplane {
    * and `commitBias + p + 1` after (the worker passes commitWord(seq, 0) - shareFirst, so the
    * marker counts the share's committed packets; without setCommit the stores go to a dummy).
    */
-  processBatch(batch: FrameBatch, out: BatchOutput, idx: Int32Array, first: number, count: number, commitBias = 0): void {
+  processBatch(
+    batch: FrameBatch,
+    out: BatchOutput,
+    idx: Int32Array,
+    first: number,
+    count: number,
+    commitBias = 0,
+  ): void {
     const cm = this.commitArr;
     const ca = this.commitAt;
     this.bindIo(batch, out);
@@ -113,7 +133,7 @@ export class Dataplane {
     const big = this.tables.ctl[this.tables.cBase + C_USED] > PF_MIN_SESSIONS;
     let sink = 0;
     for (let base = first; base < end; base += PF_GROUP) {
-      const n = Math.min(end - base , PF_GROUP);
+      const n = Math.min(end - base, PF_GROUP);
       if (n > 1 && big) {
         // Memory-level parallelism: compute every key's home slot and load it (independent loads
         // the CPU overlaps), then load the sessions they point to, then process with warm lines.
@@ -166,7 +186,7 @@ export class Dataplane {
     if (batch.len[i] < 28) return -1;
     const w2 = dv.getUint32(off + 8);
     const proto = (w2 >>> 16) & 0xff;
-    if ((dv.getUint8(off) !== 0x45) || (proto !== PROTO_TCP && proto !== PROTO_UDP)) return -1;
+    if (dv.getUint8(off) !== 0x45 || (proto !== PROTO_TCP && proto !== PROTO_UDP)) return -1;
     const src = dv.getUint32(off + 12);
     let dst = dv.getUint32(off + 16);
     const ports = dv.getUint32(off + 20);
@@ -243,7 +263,7 @@ export class Dataplane {
     const len = batch.len[i];
     if (len < 28) return false;
     const w0 = dv.getUint32(off);
-    if ((w0 >>> 24) !== 0x45 || (w0 & 0xffff) !== len) return false;
+    if (w0 >>> 24 !== 0x45 || (w0 & 0xffff) !== len) return false;
     const w1 = dv.getUint32(off + 4);
     if ((w1 & 0x3fff) !== 0) return false; // MF or fragment offset
     const w2 = dv.getUint32(off + 8);
@@ -252,8 +272,17 @@ export class Dataplane {
     const srcW = dv.getUint32(off + 12);
     const dstW = dv.getUint32(off + 16);
     // IPv4 header checksum.
-    let s = (w0 >>> 16) + (w0 & 0xffff) + (w1 >>> 16) + (w1 & 0xffff) + (w2 >>> 16) + (w2 & 0xffff) +
-      (srcW >>> 16) + (srcW & 0xffff) + (dstW >>> 16) + (dstW & 0xffff);
+    let s =
+      (w0 >>> 16) +
+      (w0 & 0xffff) +
+      (w1 >>> 16) +
+      (w1 & 0xffff) +
+      (w2 >>> 16) +
+      (w2 & 0xffff) +
+      (srcW >>> 16) +
+      (srcW & 0xffff) +
+      (dstW >>> 16) +
+      (dstW & 0xffff);
     s = (s & 0xffff) + (s >>> 16);
     s = (s & 0xffff) + (s >>> 16);
     if (s !== 0xffff) return false;
@@ -355,14 +384,23 @@ export class Dataplane {
     if (proto === PROTO_TCP) {
       // The tracker's last_dir / last_index (an accepted ACK in this direction); same cache line.
       const tf = ses[o + S_TCP_FLAGS];
-      const want = ((tf & ~(T_LAST_DIR | (T_LAST_IDX_MASK << T_LAST_IDX_SHIFT))) | kind | (TCP_CLASS_ACK << T_LAST_IDX_SHIFT)) >>> 0;
+      const want =
+        ((tf & ~(T_LAST_DIR | (T_LAST_IDX_MASK << T_LAST_IDX_SHIFT))) | kind | (TCP_CLASS_ACK << T_LAST_IDX_SHIFT)) >>>
+        0;
       if (tf !== want) ses[o + S_TCP_FLAGS] = want;
     }
     // Rewrite the IPv4 header into the output arena (the L4 bytes were copied above).
     ov.setUint32(off, w0);
     ov.setUint32(off + 4, w1);
-    const addrD = (~srcW >>> 16 & 0xffff) + (~srcW & 0xffff) + (~dstW >>> 16 & 0xffff) + (~dstW & 0xffff) +
-      (nsrc >>> 16) + (nsrc & 0xffff) + (ndst >>> 16) + (ndst & 0xffff);
+    const addrD =
+      ((~srcW >>> 16) & 0xffff) +
+      (~srcW & 0xffff) +
+      ((~dstW >>> 16) & 0xffff) +
+      (~dstW & 0xffff) +
+      (nsrc >>> 16) +
+      (nsrc & 0xffff) +
+      (ndst >>> 16) +
+      (ndst & 0xffff);
     // IP header checksum: addresses + TTL (−k on the TTL/proto word is the constant ~(k << 8)).
     let ipd = tdec !== 0 ? addrD + 0xffff - (tdec << 8) : addrD;
     ipd = (ipd & 0xffff) + (ipd >>> 16);
@@ -375,7 +413,7 @@ export class Dataplane {
     ov.setUint32(off + 16, ndst);
     ov.setUint32(l4, nports);
     if (!(proto === PROTO_UDP && l4csum === 0)) {
-      let d = addrD + (~portsW >>> 16 & 0xffff) + (~portsW & 0xffff) + (nports >>> 16) + (nports & 0xffff);
+      let d = addrD + ((~portsW >>> 16) & 0xffff) + (~portsW & 0xffff) + (nports >>> 16) + (nports & 0xffff);
       d = (d & 0xffff) + (d >>> 16);
       d = (d & 0xffff) + (d >>> 16);
       let c = (~l4csum & 0xffff) + d;

@@ -17,7 +17,18 @@
 // The dataplane's port choice only accepts ports whose reply this function sends to the same
 // worker (src/core/nat-port-search.ts, PortSearch.ownerOk), so the rule holds for searched ports too.
 
-import { ruleMatch, routeLookup, instanceByPrivate, eipIndex, CH_COUNT, CH_PRE, RT_ENI, RT_LOCAL, TK_DNAT, type CompiledScenario } from './compile.ts';
+import {
+  ruleMatch,
+  routeLookup,
+  instanceByPrivate,
+  eipIndex,
+  CH_COUNT,
+  CH_PRE,
+  RT_ENI,
+  RT_LOCAL,
+  TK_DNAT,
+  type CompiledScenario,
+} from './compile.ts';
 import { NF_NAT_RANGE_PROTO_SPECIFIED } from '../spec/scenario.ts';
 import { rd16, rd32 } from '../packet/bytes.ts';
 
@@ -43,7 +54,15 @@ export function isDnatTarget(c: CompiledScenario, slot: number, proto: number, a
 }
 
 /** True if T's PREROUTING chain would DNAT this (inbound, post-IGW) packet. */
-export function wouldDnat(c: CompiledScenario, slot: number, proto: number, src: number, dst: number, sport: number, dport: number): boolean {
+export function wouldDnat(
+  c: CompiledScenario,
+  slot: number,
+  proto: number,
+  src: number,
+  dst: number,
+  sport: number,
+  dport: number,
+): boolean {
   if (c.chainStart[slot * CH_COUNT + CH_PRE] === c.chainStart[slot * CH_COUNT + CH_PRE + 1]) return false;
   const k = ruleMatch(c, slot, CH_PRE, proto, src, dst, sport, dport);
   return k >= 0 && c.rKind[k] === TK_DNAT;
@@ -54,7 +73,16 @@ function portKey(W: number, port: number): number {
 }
 
 /** Owner of a packet arriving from the internet at NAT slot `slot` (tuple after the IGW). */
-export function ownerInbound(c: CompiledScenario, W: number, slot: number, proto: number, src: number, dst: number, sport: number, dport: number): number {
+export function ownerInbound(
+  c: CompiledScenario,
+  W: number,
+  slot: number,
+  proto: number,
+  src: number,
+  dst: number,
+  sport: number,
+  dport: number,
+): number {
   if (proto === 6 || proto === 17) {
     if (slot >= 0 && wouldDnat(c, slot, proto, src, dst, sport, dport)) return portKey(W, sport);
     return portKey(W, dport);
@@ -64,7 +92,16 @@ export function ownerInbound(c: CompiledScenario, W: number, slot: number, proto
 }
 
 /** Owner of a packet sent by an instance towards NAT slot `slot` (or -1: no NAT on the way). */
-export function ownerOutbound(c: CompiledScenario, W: number, slot: number, proto: number, src: number, dst: number, sport: number, dport: number): number {
+export function ownerOutbound(
+  c: CompiledScenario,
+  W: number,
+  slot: number,
+  proto: number,
+  src: number,
+  dst: number,
+  sport: number,
+  dport: number,
+): number {
   if (proto === 6 || proto === 17) {
     if (slot >= 0 && isDnatTarget(c, slot, proto, src, sport)) return portKey(W, dport);
     return portKey(W, sport);
@@ -96,7 +133,14 @@ export function firstNatSlot(c: CompiledScenario, ingress: number, dst: number):
  * The worker that owns this frame (an IPv4 packet at buf[off..off+len)) entering at `ingress`.
  * Malformed frames go to worker 0 (they only touch counters).
  */
-export function dispatchWorker(c: CompiledScenario, workers: number, buf: Uint8Array, off: number, len: number, ingress: number): number {
+export function dispatchWorker(
+  c: CompiledScenario,
+  workers: number,
+  buf: Uint8Array,
+  off: number,
+  len: number,
+  ingress: number,
+): number {
   const W = workers | 0;
   if (W <= 1) return 0;
   if (len < 20 || buf[off] >>> 4 !== 4) return 0;

@@ -13,10 +13,27 @@
 // results into PacketResult objects.
 
 import { InputError } from '../spec/errors.ts';
-import type { ConntrackEntry, Engine, EngineDescriptor, EngineOptions, InputPacket, NatRuleCounter, OutputFrame, PacketResult } from '../spec/engine.ts';
+import type {
+  ConntrackEntry,
+  Engine,
+  EngineDescriptor,
+  EngineOptions,
+  InputPacket,
+  NatRuleCounter,
+  OutputFrame,
+  PacketResult,
+} from '../spec/engine.ts';
 import type { Scenario } from '../spec/scenario.ts';
 import {
-  type BatchOutput, type FrameBatch, FRAME_ALIGN, OUT_SLOTS, errorBase, resultCt, resultDetail, resultFate, resultOutCount,
+  type BatchOutput,
+  type FrameBatch,
+  FRAME_ALIGN,
+  OUT_SLOTS,
+  errorBase,
+  resultCt,
+  resultDetail,
+  resultFate,
+  resultOutCount,
   resultReason,
 } from '../spec/frame-batch.ts';
 import { readDropCounters, readNatCounters, dumpConntrack } from './ct-dump.ts';
@@ -138,7 +155,8 @@ export const coreEngineDescriptor: EngineDescriptor = {
   realClock: false,
   randomChoices: false,
   // workers: 0 = the same dataplane on the calling thread (short differential runs: no thread start-up).
-  create: (scenario, opts) => createCoreEngine(scenario, opts.workers === 0 ? { ...opts, workers: undefined, inline: true } : opts),
+  create: (scenario, opts) =>
+    createCoreEngine(scenario, opts.workers === 0 ? { ...opts, workers: undefined, inline: true } : opts),
 };
 
 class CoreEngineImpl implements CoreEngine {
@@ -168,7 +186,7 @@ class CoreEngineImpl implements CoreEngine {
   private closed = false;
 
   constructor(scenario: Scenario, opts: CoreEngineOptions) {
-    const workers = opts.inline ? 1 : opts.workers ?? defaultWorkers();
+    const workers = opts.inline ? 1 : (opts.workers ?? defaultWorkers());
     if (opts.inline && opts.workers !== undefined && opts.workers !== 1) {
       throw new InputError(`core engine: inline runs one worker's partition, got --workers ${opts.workers}`);
     }
@@ -189,7 +207,9 @@ class CoreEngineImpl implements CoreEngine {
     this.counts = new Int32Array(workers + 1);
     this.firsts = new Int32Array(workers + 1);
     const f = this.faults;
-    const armed = [f.throwAtPacket, f.terminateAtPacket, f.terminateAtBatch, f.holdAtPacket].filter((x) => x !== undefined);
+    const armed = [f.throwAtPacket, f.terminateAtPacket, f.terminateAtBatch, f.holdAtPacket].filter(
+      (x) => x !== undefined,
+    );
     if (armed.length > 1) throw new Error('core engine: at most one injected fault per run');
     const anyFault = armed.length > 0;
     if (opts.inline) {
@@ -320,7 +340,13 @@ class CoreEngineImpl implements CoreEngine {
       for (let i = 0; i < n; i++) idx[counts[owner[i]]++] = i;
       for (let w = 0; w < W; w++) counts[w] = firsts[w + 1] - firsts[w];
     }
-    const sub: Submitted = { reg, batch: this.batchNo++, start: this.packetNo, count: n, seqs: new Int32Array(W).fill(-1) };
+    const sub: Submitted = {
+      reg,
+      batch: this.batchNo++,
+      start: this.packetNo,
+      count: n,
+      seqs: new Int32Array(W).fill(-1),
+    };
     this.packetNo += n;
     this.armFaults(sub);
     for (let w = 0; w < W; w++) {
@@ -367,13 +393,18 @@ class CoreEngineImpl implements CoreEngine {
   private validateFrames(batch: FrameBatch, out: BatchOutput): void {
     const n = batch.count;
     const arena = batch.arena;
-    if (!Number.isInteger(n) || n < 0 || n > batch.maxPackets) throw new InputError(`core engine: batch count ${n} is not in 0..${batch.maxPackets}`);
+    if (!Number.isInteger(n) || n < 0 || n > batch.maxPackets)
+      throw new InputError(`core engine: batch count ${n} is not in 0..${batch.maxPackets}`);
     if (n > MAX_SHARE) throw new InputError(`core engine: batch of ${n} packets exceeds ${MAX_SHARE}`);
     if (out.maxPackets < n || out.outArena.length < errorBase(arena.length, n) || out.outOff.length < n * OUT_SLOTS) {
-      throw new InputError(`core engine: output too small for ${n} packets of a ${arena.length}-byte arena (createBatchOutput)`);
+      throw new InputError(
+        `core engine: output too small for ${n} packets of a ${arena.length}-byte arena (createBatchOutput)`,
+      );
     }
     if (!(arena.buffer instanceof SharedArrayBuffer) || !(out.outArena.buffer instanceof SharedArrayBuffer)) {
-      throw new InputError('core engine: frame batches must be SharedArrayBuffer-backed (createFrameBatch / createBatchOutput)');
+      throw new InputError(
+        'core engine: frame batches must be SharedArrayBuffer-backed (createFrameBatch / createBatchOutput)',
+      );
     }
     const off = batch.off;
     const len = batch.len;
@@ -386,18 +417,26 @@ class CoreEngineImpl implements CoreEngine {
       const o = off[i];
       const l = len[i];
       if (o < 0 || l < 0 || l > MAX_FRAME || o + l > size || (o & (FRAME_ALIGN - 1)) !== 0) {
-        throw new InputError(`core engine: packet ${this.packetNo + i}: frame [${o}, +${l}) is not an aligned frame of the ${size}-byte arena`);
+        throw new InputError(
+          `core engine: packet ${this.packetNo + i}: frame [${o}, +${l}) is not an aligned frame of the ${size}-byte arena`,
+        );
       }
       const g = ingress[i];
       if (g < 0 || g > maxPoint) {
-        throw new InputError(`core engine: packet ${this.packetNo + i}: ingress point ${g} is not in the scenario (0..${maxPoint})`);
+        throw new InputError(
+          `core engine: packet ${this.packetNo + i}: ingress point ${g} is not in the scenario (0..${maxPoint})`,
+        );
       }
       const t = timeUs[i];
       if (!(t >= last)) {
-        if (!(t >= 0) || !Number.isFinite(t)) throw new InputError(`core engine: packet ${this.packetNo + i}: bad timeUs ${t}`);
-        throw new InputError(`core engine: packet ${this.packetNo + i}: time went backwards (${t} µs after ${last} µs)`);
+        if (!(t >= 0) || !Number.isFinite(t))
+          throw new InputError(`core engine: packet ${this.packetNo + i}: bad timeUs ${t}`);
+        throw new InputError(
+          `core engine: packet ${this.packetNo + i}: time went backwards (${t} µs after ${last} µs)`,
+        );
       }
-      if (t > Number.MAX_SAFE_INTEGER) throw new InputError(`core engine: packet ${this.packetNo + i}: bad timeUs ${t}`);
+      if (t > Number.MAX_SAFE_INTEGER)
+        throw new InputError(`core engine: packet ${this.packetNo + i}: bad timeUs ${t}`);
       last = t;
     }
     this.lastTimeUs = last;
@@ -414,10 +453,13 @@ class CoreEngineImpl implements CoreEngine {
         throw new InputError(`core engine: ${where}: frame of ${p.frame.length} bytes exceeds 65535`);
       }
       if (!Number.isInteger(p.ingress) || p.ingress < 0 || p.ingress > this.maxPoint) {
-        throw new InputError(`core engine: ${where}: ingress point ${p.ingress} is not in the scenario (0..${this.maxPoint})`);
+        throw new InputError(
+          `core engine: ${where}: ingress point ${p.ingress} is not in the scenario (0..${this.maxPoint})`,
+        );
       }
       const t = p.timeUs;
-      if (!Number.isFinite(t) || t < 0 || t > Number.MAX_SAFE_INTEGER) throw new InputError(`core engine: ${where}: bad timeUs ${t}`);
+      if (!Number.isFinite(t) || t < 0 || t > Number.MAX_SAFE_INTEGER)
+        throw new InputError(`core engine: ${where}: bad timeUs ${t}`);
       if (t < last) throw new InputError(`core engine: ${where}: time went backwards (${t} µs after ${last} µs)`);
       last = t;
     }
@@ -448,7 +490,8 @@ class CoreEngineImpl implements CoreEngine {
 
   private armFaults(sub: Submitted): void {
     const f = this.faults;
-    const inChunk = (p: number | undefined): p is number => p !== undefined && p >= sub.start && p < sub.start + sub.count;
+    const inChunk = (p: number | undefined): p is number =>
+      p !== undefined && p >= sub.start && p < sub.start + sub.count;
     if (inChunk(f.throwAtPacket)) this.run.armFault(FAULT_THROW, sub.batch, f.throwAtPacket - sub.start);
     if (inChunk(f.terminateAtPacket)) this.run.armFault(FAULT_TERMINATE, sub.batch, f.terminateAtPacket - sub.start);
     if (f.terminateAtBatch === sub.batch) this.run.armFault(FAULT_TERMINATE, sub.batch, sub.count >> 1);
@@ -468,7 +511,13 @@ class CoreEngineImpl implements CoreEngine {
         const off = out.outOff[o];
         outputs[k] = { egress: out.outEgress[o], frame: arena.slice(off, off + out.outLen[o]) };
       }
-      results[at + i] = { fate: resultFate(word), reason: resultReason(word), detail: resultDetail(word), ct: resultCt(word), outputs };
+      results[at + i] = {
+        fate: resultFate(word),
+        reason: resultReason(word),
+        detail: resultDetail(word),
+        ct: resultCt(word),
+        outputs,
+      };
     }
   }
 }

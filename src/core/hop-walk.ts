@@ -9,10 +9,31 @@
 // Cold relative to the fast path, but still allocation-free: one SlowState per worker.
 
 import {
-  KIND_ORIG, M_LIVE, M_PATH_O, M_PATH_R, PATH_EIP_SHIFT, PATH_IN_SHIFT, PATH_MAX_EIP, PATH_MAX_POINT, PATH_MAX_TTL,
-  PATH_OUT_SHIFT, PATH_TTL_SHIFT, S_META, S_PATH,
+  KIND_ORIG,
+  M_LIVE,
+  M_PATH_O,
+  M_PATH_R,
+  PATH_EIP_SHIFT,
+  PATH_IN_SHIFT,
+  PATH_MAX_EIP,
+  PATH_MAX_POINT,
+  PATH_MAX_TTL,
+  PATH_OUT_SHIFT,
+  PATH_TTL_SHIFT,
+  S_META,
+  S_PATH,
 } from './layout.ts';
-import { type CompiledScenario, RT_BLACKHOLE, RT_ENI, RT_IGW, RT_LOCAL, eipIndex, eipOfPrivate, instanceByPrivate, routeLookup } from './compile.ts';
+import {
+  type CompiledScenario,
+  RT_BLACKHOLE,
+  RT_ENI,
+  RT_IGW,
+  RT_LOCAL,
+  eipIndex,
+  eipOfPrivate,
+  instanceByPrivate,
+  routeLookup,
+} from './compile.ts';
 import { Conntrack } from './conntrack.ts';
 import { IcmpErrors } from './icmp-error.ts';
 import { PacketManip } from './manip.ts';
@@ -25,10 +46,27 @@ import { rd16, wr16, wr32 } from '../packet/bytes.ts';
 import { csumReplace16, csumReplace32, udpCsumReplace32 } from '../packet/checksum.ts';
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
 import {
-  CT_INVALID, CT_NONE, CT_RELATED, DROP_BLACKHOLE, DROP_CT_TABLE_FULL, DROP_FRAGMENT, DROP_IGW_NO_PUBLIC_IP,
-  DROP_IGW_UNKNOWN_DST, DROP_IP_FORWARD_OFF, DROP_MALFORMED, DROP_NAT_CLASH, DROP_NO_HOST, DROP_NO_ROUTE,
-  DROP_ROUTING_LOOP, DROP_SRC_DST_CHECK_DST, DROP_SRC_DST_CHECK_SRC, DROP_TTL_EXCEEDED, FATE_DELIVERED, FATE_DROPPED,
-  REASON_COUNT, REASON_NONE,
+  CT_INVALID,
+  CT_NONE,
+  CT_RELATED,
+  DROP_BLACKHOLE,
+  DROP_CT_TABLE_FULL,
+  DROP_FRAGMENT,
+  DROP_IGW_NO_PUBLIC_IP,
+  DROP_IGW_UNKNOWN_DST,
+  DROP_IP_FORWARD_OFF,
+  DROP_MALFORMED,
+  DROP_NAT_CLASH,
+  DROP_NO_HOST,
+  DROP_NO_ROUTE,
+  DROP_ROUTING_LOOP,
+  DROP_SRC_DST_CHECK_DST,
+  DROP_SRC_DST_CHECK_SRC,
+  DROP_TTL_EXCEEDED,
+  FATE_DELIVERED,
+  FATE_DROPPED,
+  REASON_COUNT,
+  REASON_NONE,
 } from '../spec/reasons.ts';
 import { type BatchOutput, type FrameBatch, OUT_SLOTS, errorBase, packResult } from '../spec/frame-batch.ts';
 
@@ -157,7 +195,8 @@ export class HopWalk {
     const ses = t.ses;
     const meta = ses[o + S_META];
     if ((meta & M_LIVE) === 0) return;
-    const p = (ing << PATH_IN_SHIFT) | (eg << PATH_OUT_SHIFT) | (st.trkTtl << PATH_TTL_SHIFT) | (st.trkEip << PATH_EIP_SHIFT);
+    const p =
+      (ing << PATH_IN_SHIFT) | (eg << PATH_OUT_SHIFT) | (st.trkTtl << PATH_TTL_SHIFT) | (st.trkEip << PATH_EIP_SHIFT);
     if (st.trkKind === KIND_ORIG) {
       ses[o + S_PATH] = ((ses[o + S_PATH] & 0xffff0000) | p) >>> 0;
       t.touchMeta(o, (meta | M_PATH_O) >>> 0);
@@ -375,7 +414,8 @@ export class HopWalk {
       ic = csumReplace32(ic, old, neu);
       ic = csumReplace16(ic, ipc0, rd16(b, io + 10));
       const ip = pv.innerProto;
-      const lo = ip === PROTO_TCP && pv.innerL4Len >= 20 ? pv.innerL4Off + 16 : ip === PROTO_UDP ? pv.innerL4Off + 6 : -1;
+      const lo =
+        ip === PROTO_TCP && pv.innerL4Len >= 20 ? pv.innerL4Off + 16 : ip === PROTO_UDP ? pv.innerL4Off + 6 : -1;
       if (lo >= 0) {
         const l0 = rd16(b, lo);
         wr16(b, lo, ip === PROTO_UDP ? udpCsumReplace32(l0, old, neu) : csumReplace32(l0, old, neu));

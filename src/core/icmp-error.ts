@@ -42,7 +42,15 @@ export class IcmpErrors {
     if (dir === 1) bit = bit === M_SRC_NAT ? M_DST_NAT : M_SRC_NAT;
     if ((st.eMeta & bit) === 0) return REASON_NONE;
     let os: number, od: number, op: number;
-    if (dir === 0) { os = st.eRs; od = st.eRd; op = st.eRp; } else { os = st.eOs; od = st.eOd; op = st.eOp; }
+    if (dir === 0) {
+      os = st.eRs;
+      od = st.eRd;
+      op = st.eRp;
+    } else {
+      os = st.eOs;
+      od = st.eOd;
+      op = st.eOp;
+    }
     const m = this.manip;
     if (manip === MANIP_DST) {
       // inner: SRC manip with the other tuple

@@ -92,11 +92,31 @@ export const PATH_MAX_EIP = 15;
 
 // ---- TCP states (conntrack names order) -------------------------------------------------------
 import {
-  TCP_NONE, TCP_SYN_SENT, TCP_SYN_RECV, TCP_ESTABLISHED, TCP_FIN_WAIT, TCP_CLOSE_WAIT, TCP_LAST_ACK, TCP_TIME_WAIT, TCP_CLOSE, TCP_SYN_SENT2, TCP_STATE_NAMES,
+  TCP_NONE,
+  TCP_SYN_SENT,
+  TCP_SYN_RECV,
+  TCP_ESTABLISHED,
+  TCP_FIN_WAIT,
+  TCP_CLOSE_WAIT,
+  TCP_LAST_ACK,
+  TCP_TIME_WAIT,
+  TCP_CLOSE,
+  TCP_SYN_SENT2,
+  TCP_STATE_NAMES,
 } from '../spec/tcp-states.ts';
 
 export {
-  TCP_NONE, TCP_SYN_SENT, TCP_SYN_RECV, TCP_ESTABLISHED, TCP_FIN_WAIT, TCP_CLOSE_WAIT, TCP_LAST_ACK, TCP_TIME_WAIT, TCP_CLOSE, TCP_SYN_SENT2, TCP_STATE_NAMES,
+  TCP_NONE,
+  TCP_SYN_SENT,
+  TCP_SYN_RECV,
+  TCP_ESTABLISHED,
+  TCP_FIN_WAIT,
+  TCP_CLOSE_WAIT,
+  TCP_LAST_ACK,
+  TCP_TIME_WAIT,
+  TCP_CLOSE,
+  TCP_SYN_SENT2,
+  TCP_STATE_NAMES,
 };
 
 // ---- flow table ----------------------------------------------------------------------------------
@@ -161,7 +181,10 @@ export interface CoreShared {
  * more — so no lock is needed; with one worker the quota is exactly max.
  * `capacity` (optional) caps the per-instance max used for sizing (memory); default: the scenario's max.
  */
-export function createCoreShared(scenario: Scenario, opts: { workers: number; seed: number; capacity?: number; hashSeed?: number }): CoreShared {
+export function createCoreShared(
+  scenario: Scenario,
+  opts: { workers: number; seed: number; capacity?: number; hashSeed?: number },
+): CoreShared {
   const W = opts.workers | 0;
   if (W < 1 || W > 64) throw new Error(`createCoreShared: workers must be 1..64, got ${opts.workers}`);
   const compiled = compileScenario(scenario);
@@ -178,7 +201,7 @@ export function createCoreShared(scenario: Scenario, opts: { workers: number; se
   capW = Math.max(capW, 1);
   const slotsW = Math.ceil((capW * FLOW_KEYS) / FLOW_LOAD) + 1;
   let refBits = 1;
-  while ((1 << refBits) <= capW * 4 + 1 && refBits < 31) refBits++;
+  while (1 << refBits <= capW * 4 + 1 && refBits < 31) refBits++;
   if (refBits > 28) throw new Error(`createCoreShared: capacity ${max} too large for the core's flow table`);
   const ctlWords = C_INST + C_INST_WORDS * nNat;
   const sabs: Record<string, SharedArrayBuffer> = {
@@ -193,7 +216,18 @@ export function createCoreShared(scenario: Scenario, opts: { workers: number; se
   };
   new Float64Array(sabs.clock).fill(CLOCK_UNSET);
   const hashSeed = (opts.hashSeed ?? opts.seed) | 0;
-  const shared: CoreShared = { workers: W, seed: opts.seed | 0, hashSeed, quota, capW, slotsW, refBits, ctlWords, sabs, compiled };
+  const shared: CoreShared = {
+    workers: W,
+    seed: opts.seed | 0,
+    hashSeed,
+    quota,
+    capW,
+    slotsW,
+    refBits,
+    ctlWords,
+    sabs,
+    compiled,
+  };
   // Initial control state: links are index + 1, so zero-filled memory is empty lists; RNG per worker.
   const ctl = new Int32Array(sabs.ctl);
   for (let w = 0; w < W; w++) {

@@ -56,8 +56,9 @@ export class PacketManip {
       if (old === port) return;
       wr16(b, o, port);
       const d = csumDelta16(old, port);
-      if (pv.proto === PROTO_TCP) { if (pv.l4Len >= 18) applyCsum(b, pv.l4Off + 16, d); }
-      else applyUdpCsum(b, pv.l4Off + 6, d);
+      if (pv.proto === PROTO_TCP) {
+        if (pv.l4Len >= 18) applyCsum(b, pv.l4Off + 16, d);
+      } else applyUdpCsum(b, pv.l4Off + 6, d);
       if (which === 0) pv.sport = port;
       else pv.dport = port;
     } else if (pv.proto === PROTO_ICMP && pv.isIcmpError === 0 && pv.l4Len >= 8) {

@@ -13,10 +13,18 @@ import type { Tables } from './tables.ts';
 import type { SlowState } from './slow-state.ts';
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
 import {
-  NF_NAT_RANGE_MAP_IPS, NF_NAT_RANGE_PROTO_RANDOM, NF_NAT_RANGE_PROTO_RANDOM_FULLY, NF_NAT_RANGE_PROTO_SPECIFIED,
+  NF_NAT_RANGE_MAP_IPS,
+  NF_NAT_RANGE_PROTO_RANDOM,
+  NF_NAT_RANGE_PROTO_RANDOM_FULLY,
+  NF_NAT_RANGE_PROTO_SPECIFIED,
 } from '../spec/scenario.ts';
 import {
-  PORT_RANGE_HIGH_MAX, PORT_RANGE_HIGH_MIN, PORT_RANGE_LOW_MAX, PORT_RANGE_LOW_MIN, PORT_RANGE_MID_MAX, PORT_RANGE_MID_MIN,
+  PORT_RANGE_HIGH_MAX,
+  PORT_RANGE_HIGH_MIN,
+  PORT_RANGE_LOW_MAX,
+  PORT_RANGE_LOW_MIN,
+  PORT_RANGE_MID_MAX,
+  PORT_RANGE_MID_MIN,
 } from '../spec/timeouts.ts';
 
 /** nf_nat_manip_type. */
@@ -41,7 +49,7 @@ export class PortSearch {
     const rp = invertPorts(proto, p);
     // The reply comes from d: from inside the VPC it is dispatched as an outbound packet (e.g. the
     // DNAT target answering a DNAT+SNAT flow), else as an inbound one.
-    if (((d & c.vpcMask) >>> 0) === c.vpcAddr) {
+    if ((d & c.vpcMask) >>> 0 === c.vpcAddr) {
       if ((proto !== PROTO_TCP && proto !== PROTO_UDP) || !isDnatTarget(c, slot, proto, d, rp >>> 16)) return true; // not port-dispatched
       return ownerOutbound(c, this.W, slot, proto, d, s, rp >>> 16, rp & 0xffff) === this.w;
     }
@@ -63,14 +71,29 @@ export class PortSearch {
   }
 
   /** get_unique_tuple (§8): result in st.us / st.ud / st.up (and st.uFree, st.uForeign). */
-  getUniqueTuple(slot: number, manip: number, proto: number, cs: number, cd: number, cp: number,
-    flags: number, alo: number, ahi: number, plo: number, phi: number): void {
+  getUniqueTuple(
+    slot: number,
+    manip: number,
+    proto: number,
+    cs: number,
+    cd: number,
+    cp: number,
+    flags: number,
+    alo: number,
+    ahi: number,
+    plo: number,
+    phi: number,
+  ): void {
     const st = this.st;
     const t = this.t;
     const ct = this.ct;
     const random = (flags & (NF_NAT_RANGE_PROTO_RANDOM | NF_NAT_RANGE_PROTO_RANDOM_FULLY)) !== 0;
     const protoSpec = (flags & NF_NAT_RANGE_PROTO_SPECIFIED) !== 0;
-    if (plo > phi) { const x = plo; plo = phi; phi = x; }
+    if (plo > phi) {
+      const x = plo;
+      plo = phi;
+      phi = x;
+    }
     const ported = proto === PROTO_TCP || proto === PROTO_UDP;
     const checkOwner = manip === MANIP_SRC;
     st.uFree = false;
@@ -82,7 +105,9 @@ export class PortSearch {
       const inRange = cs >= alo && cs <= ahi && (!keyed || (ck >= plo && ck <= phi));
       if (inRange) {
         if (!ct.used(slot, proto, cs, cd, cp) && this.ownerOk(slot, proto, cs, cd, cp)) {
-          st.us = cs; st.ud = cd; st.up = cp;
+          st.us = cs;
+          st.ud = cd;
+          st.up = cp;
           st.uFree = true;
           return;
         }
@@ -98,7 +123,9 @@ export class PortSearch {
           const nkey = proto === PROTO_ICMP ? rports >>> 16 : ported ? rports & 0xffff : 0;
           const np = this.withKey(proto, manip, cp, nkey);
           if (!ct.used(slot, proto, ns, cd, np) && this.ownerOk(slot, proto, ns, cd, np)) {
-            st.us = ns; st.ud = cd; st.up = np;
+            st.us = ns;
+            st.ud = cd;
+            st.up = np;
             st.uFree = true;
             return;
           }
@@ -116,19 +143,29 @@ export class PortSearch {
     if (!random) {
       const key = this.keyOf(proto, manip, tp);
       if (protoSpec && (ported || proto === PROTO_ICMP)) {
-        if (key >= plo && key <= phi && (plo === phi || !ct.used(slot, proto, ts, td, tp)) &&
-          (!checkOwner || this.ownerOk(slot, proto, ts, td, tp))) {
-          st.us = ts; st.ud = td; st.up = tp;
+        if (
+          key >= plo &&
+          key <= phi &&
+          (plo === phi || !ct.used(slot, proto, ts, td, tp)) &&
+          (!checkOwner || this.ownerOk(slot, proto, ts, td, tp))
+        ) {
+          st.us = ts;
+          st.ud = td;
+          st.up = tp;
           return;
         }
       } else if (!ct.used(slot, proto, ts, td, tp) && (!checkOwner || this.ownerOk(slot, proto, ts, td, tp))) {
-        st.us = ts; st.ud = td; st.up = tp;
+        st.us = ts;
+        st.ud = td;
+        st.up = tp;
         st.uFree = true;
         return;
       }
     }
     // Search.
-    st.us = ts; st.ud = td; st.up = tp;
+    st.us = ts;
+    st.ud = td;
+    st.up = tp;
     let min: number;
     let size: number;
     if (ported) {
@@ -136,17 +173,34 @@ export class PortSearch {
         if (manip === MANIP_DST) return;
         const key = this.keyOf(proto, manip, tp);
         if (key < 1024) {
-          if (key < 512) { min = PORT_RANGE_LOW_MIN; size = PORT_RANGE_LOW_MAX - PORT_RANGE_LOW_MIN + 1; }
-          else { min = PORT_RANGE_MID_MIN; size = PORT_RANGE_MID_MAX - PORT_RANGE_MID_MIN + 1; }
-        } else { min = PORT_RANGE_HIGH_MIN; size = PORT_RANGE_HIGH_MAX - PORT_RANGE_HIGH_MIN + 1; }
-      } else { min = plo; size = phi - plo + 1; }
+          if (key < 512) {
+            min = PORT_RANGE_LOW_MIN;
+            size = PORT_RANGE_LOW_MAX - PORT_RANGE_LOW_MIN + 1;
+          } else {
+            min = PORT_RANGE_MID_MIN;
+            size = PORT_RANGE_MID_MAX - PORT_RANGE_MID_MIN + 1;
+          }
+        } else {
+          min = PORT_RANGE_HIGH_MIN;
+          size = PORT_RANGE_HIGH_MAX - PORT_RANGE_HIGH_MIN + 1;
+        }
+      } else {
+        min = plo;
+        size = phi - plo + 1;
+      }
     } else if (proto === PROTO_ICMP) {
-      if (!protoSpec) { min = 0; size = 65536; } else { min = plo; size = phi - plo + 1; }
+      if (!protoSpec) {
+        min = 0;
+        size = 65536;
+      } else {
+        min = plo;
+        size = phi - plo + 1;
+      }
     } else {
       return;
     }
     let off = random || manip === MANIP_SRC ? t.rand() & 0xffff : 0;
-    let attempts = Math.min(size , 128);
+    let attempts = Math.min(size, 128);
     for (;;) {
       for (let i = 0; i < attempts; i++, off++) {
         tp = this.withKey(proto, manip, tp, min + (off % size));

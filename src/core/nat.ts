@@ -7,7 +7,16 @@
 
 import { M_BYSRC, M_DST_NAT, M_SRC_NAT } from './layout.ts';
 import {
-  type CompiledScenario, CH_COUNT, CH_IN, CH_POST, CH_PRE, TK_DNAT, TK_MASQUERADE, TK_RETURN, TK_SNAT, ruleMatch,
+  type CompiledScenario,
+  CH_COUNT,
+  CH_IN,
+  CH_POST,
+  CH_PRE,
+  TK_DNAT,
+  TK_MASQUERADE,
+  TK_RETURN,
+  TK_SNAT,
+  ruleMatch,
 } from './compile.ts';
 import { invertPorts } from './ct-entry.ts';
 import type { Conntrack } from './conntrack.ts';
@@ -85,7 +94,10 @@ export class Nat {
       this.countRule(c.rCounter[k]);
       const kind = c.rKind[k];
       if (kind === TK_RETURN) this.countRule(c.chainPolicy[slot * CH_COUNT + ch]);
-      if ((kind === TK_DNAT && manip === MANIP_DST) || ((kind === TK_SNAT || kind === TK_MASQUERADE) && manip === MANIP_SRC)) {
+      if (
+        (kind === TK_DNAT && manip === MANIP_DST) ||
+        ((kind === TK_SNAT || kind === TK_MASQUERADE) && manip === MANIP_SRC)
+      ) {
         flags = c.rFlags[k] | NF_NAT_RANGE_MAP_IPS;
         alo = kind === TK_MASQUERADE ? c.instPriv[inst] : c.rAddrLo[k];
         ahi = kind === TK_MASQUERADE ? alo : c.rAddrHi[k];
@@ -119,11 +131,19 @@ export class Nat {
   natPacket(manip: number): void {
     const st = this.st;
     const dir = st.cDir;
-    const bit = manip === MANIP_SRC ? (dir === 0 ? M_SRC_NAT : M_DST_NAT) : (dir === 0 ? M_DST_NAT : M_SRC_NAT);
+    const bit = manip === MANIP_SRC ? (dir === 0 ? M_SRC_NAT : M_DST_NAT) : dir === 0 ? M_DST_NAT : M_SRC_NAT;
     if ((st.eMeta & bit) === 0) return;
     // target = invert(other direction's tuple)
     let os: number, od: number, op: number;
-    if (dir === 0) { os = st.eRs; od = st.eRd; op = st.eRp; } else { os = st.eOs; od = st.eOd; op = st.eOp; }
+    if (dir === 0) {
+      os = st.eRs;
+      od = st.eRd;
+      op = st.eRp;
+    } else {
+      os = st.eOs;
+      od = st.eOd;
+      op = st.eOp;
+    }
     const proto = st.pv.proto;
     const m = this.manip;
     if (manip === MANIP_SRC) {

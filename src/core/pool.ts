@@ -72,7 +72,6 @@ type WaitAsync = (
 ) => { async: false; value: string } | { async: true; value: Promise<string> };
 const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
 
-
 export class CorePool {
   readonly workers: number;
   readonly ctrl: Int32Array;
@@ -195,7 +194,15 @@ export class CorePool {
    * Post a descriptor to worker w (waits while its ring is full). Returns the descriptor's sequence
    * number for waitFor.
    */
-  async post(w: number, op: number, io: number, first: number, count: number, nowMs: number, batch: number): Promise<number> {
+  async post(
+    w: number,
+    op: number,
+    io: number,
+    first: number,
+    count: number,
+    nowMs: number,
+    batch: number,
+  ): Promise<number> {
     if (this.closed) throw new Error('core pool is closed');
     if (ringFree(this.ctrl, w) <= 0) await this.waitUntil(w, () => ringFree(this.ctrl, w) > 0);
     return postDescriptor(this.ctrl, w, op, io, first, count, nowMs, batch);
@@ -310,9 +317,7 @@ export class CorePool {
     this.failedStarts[w] = at === this.progressAtStart[w] ? this.failedStarts[w] + 1 : 1;
     this.progressAtStart[w] = at;
     if (this.failedStarts[w] > this.maxRestarts) {
-      this.failure = new Error(
-        `core worker ${w} failed ${this.failedStarts[w]} times without progress (last: ${msg})`,
-      );
+      this.failure = new Error(`core worker ${w} failed ${this.failedStarts[w]} times without progress (last: ${msg})`);
     } else {
       this.restarts++;
       this.issue(w);

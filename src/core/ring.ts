@@ -122,7 +122,7 @@ export function descOffset(base: number, seq: number): number {
 }
 
 export function commitWord(seq: number, committed: number): number {
-  return (((seq & 0x7f) << COMMIT_TAG_SHIFT) | committed) | 0;
+  return ((seq & 0x7f) << COMMIT_TAG_SHIFT) | committed | 0;
 }
 
 /**
@@ -168,7 +168,7 @@ export function postDescriptor(
   ctrl[d + D_IO] = io;
   ctrl[d + D_FIRST] = first;
   ctrl[d + D_COUNT] = count;
-  ctrl[d + D_NOW_MS] = nowMs % 4294967296 | 0;
+  ctrl[d + D_NOW_MS] = (nowMs % 4294967296) | 0;
   ctrl[d + D_NOW_HI] = Math.floor(nowMs / 4294967296);
   ctrl[d + D_BATCH] = batch;
   // The store of HEAD publishes the descriptor words (Atomics are sequentially consistent).

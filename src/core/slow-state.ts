@@ -35,15 +35,21 @@ export class SlowState {
   /** The entry is deleted once this packet has been NATed (an RST before any reply). */
   killAfter = false;
   // ---- scratch entry: orig tuple, reply tuple, meta, expiry, created, TCP flags -----------------
-  eOs = 0; eOd = 0; eOp = 0;
-  eRs = 0; eRd = 0; eRp = 0;
+  eOs = 0;
+  eOd = 0;
+  eOp = 0;
+  eRs = 0;
+  eRd = 0;
+  eRp = 0;
   eMeta = 0;
   eExp = 0;
   eCreated = 0;
   /** S_TCP_FLAGS of the pending entry (its first packet's last_index, last_dir = ORIG). */
   eTcpF = 0;
   // ---- get_unique_tuple's result ---------------------------------------------------------------
-  us = 0; ud = 0; up = 0;
+  us = 0;
+  ud = 0;
+  up = 0;
   /** The chosen tuple was checked unused (its reply tuple is free): confirm need not look again. */
   uFree = false;
   /** The port search failed on a candidate owned by another worker (W > 1): confirm clashes. */

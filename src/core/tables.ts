@@ -16,10 +16,45 @@
 // by an outsider cannot be made to cluster without knowing the seed.
 
 import {
-  type CoreShared, B_NEXT, B_PREV, BYSRC_WORDS, C_FREE, C_HWM, C_INST, C_INST_WORDS, C_RNG, C_USED, C_WHEEL_CUR, CI_COUNT,
-  CI_NA_HEAD, CI_NA_TAIL, KIND_BYSRC, KIND_ORIG, M_BYSRC, M_LIVE, M_NALIST, M_PROTO_MASK, M_SEQ_SHIFT, M_SLOT_MASK,
-  M_SLOT_SHIFT, SESSION_WORDS, S_EXPIRY, S_META, S_NNEXT, S_NPREV, S_OPORTS, S_ODST, S_OSRC, S_RPORTS, S_RDST, S_RSRC,
-  S_WNEXT, S_WPREV, WHEEL_GRAN_BITS, WHEEL_SLOTS, SharedViews,
+  type CoreShared,
+  B_NEXT,
+  B_PREV,
+  BYSRC_WORDS,
+  C_FREE,
+  C_HWM,
+  C_INST,
+  C_INST_WORDS,
+  C_RNG,
+  C_USED,
+  C_WHEEL_CUR,
+  CI_COUNT,
+  CI_NA_HEAD,
+  CI_NA_TAIL,
+  KIND_BYSRC,
+  KIND_ORIG,
+  M_BYSRC,
+  M_LIVE,
+  M_NALIST,
+  M_PROTO_MASK,
+  M_SEQ_SHIFT,
+  M_SLOT_MASK,
+  M_SLOT_SHIFT,
+  SESSION_WORDS,
+  S_EXPIRY,
+  S_META,
+  S_NNEXT,
+  S_NPREV,
+  S_OPORTS,
+  S_ODST,
+  S_OSRC,
+  S_RPORTS,
+  S_RDST,
+  S_RSRC,
+  S_WNEXT,
+  S_WPREV,
+  WHEEL_GRAN_BITS,
+  WHEEL_SLOTS,
+  SharedViews,
 } from './layout.ts';
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
 
@@ -152,13 +187,20 @@ export class Tables {
     for (let p = 0; p < n; p++) {
       const v = flow[fb + i];
       if (v === 0) return -1;
-      if ((v >>> rb) === tag) {
+      if (v >>> rb === tag) {
         const r = (v & this.refMask) - 1;
         const kind = r & 3;
         if (kind !== KIND_BYSRC) {
           const o = (this.sBase + (r >>> 2)) * SESSION_WORDS + kind * 3;
-          if (ses[o] === a && ses[o + 1] === b && ses[o + 2] === ports &&
-            ((ses[(this.sBase + (r >>> 2)) * SESSION_WORDS + S_META] & (M_PROTO_MASK | (M_SLOT_MASK << M_SLOT_SHIFT))) >>> 0) === want) {
+          if (
+            ses[o] === a &&
+            ses[o + 1] === b &&
+            ses[o + 2] === ports &&
+            (ses[(this.sBase + (r >>> 2)) * SESSION_WORDS + S_META] &
+              (M_PROTO_MASK | (M_SLOT_MASK << M_SLOT_SHIFT))) >>>
+              0 ===
+              want
+          ) {
             this.hitKind = kind;
             return (this.hitLocal = r >>> 2);
           }
@@ -176,7 +218,7 @@ export class Tables {
    */
   insertRef(h: number, local: number, kind: number): void {
     const flow = this.flow;
-    const val = (((h & this.tagMask) << this.refBits) | ((local << 2) | kind) + 1) >>> 0;
+    const val = (((h & this.tagMask) << this.refBits) | (((local << 2) | kind) + 1)) >>> 0;
     const n = this.nSlots;
     let i = this.home(h);
     for (let p = 0; p < n; p++) {
@@ -236,7 +278,7 @@ export class Tables {
       const r = (v & this.refMask) - 1;
       const k = this.home(this.keyHash(r >>> 2, r & 3));
       // Entry at j may move to i iff its home k is not cyclically in (i, j].
-      const inRange = i <= j ? (k > i && k <= j) : (k > i || k <= j);
+      const inRange = i <= j ? k > i && k <= j : k > i || k <= j;
       if (!inRange) {
         flow[fb + i] = v;
         i = j;
@@ -261,13 +303,18 @@ export class Tables {
     for (let p = 0; p < n; p++) {
       const v = flow[fb + i];
       if (v === 0) return -1;
-      if ((v >>> this.refBits) === tag) {
+      if (v >>> this.refBits === tag) {
         const r = (v & this.refMask) - 1;
         if ((r & 3) === KIND_BYSRC) {
           const o = this.rec(r >>> 2);
           const meta = ses[o + S_META];
-          if ((meta & M_PROTO_MASK) === proto && ((meta >>> M_SLOT_SHIFT) & M_SLOT_MASK) === slot &&
-            ses[o + S_OSRC] === src && (ses[o + S_OPORTS] >>> 16) === sport) return i;
+          if (
+            (meta & M_PROTO_MASK) === proto &&
+            ((meta >>> M_SLOT_SHIFT) & M_SLOT_MASK) === slot &&
+            ses[o + S_OSRC] === src &&
+            ses[o + S_OPORTS] >>> 16 === sport
+          )
+            return i;
         }
       }
       if (++i === n) i = 0;
@@ -335,8 +382,17 @@ export class Tables {
    * the region); a dead entry met on the way is released (it is invisible to lookups anyway), so
    * lazily expired entries are walked over at most once.
    */
-  findBySource(slot: number, proto: number, src: number, sport: number, nowMs: number,
-    alo: number, ahi: number, plo: number, phi: number): number {
+  findBySource(
+    slot: number,
+    proto: number,
+    src: number,
+    sport: number,
+    nowMs: number,
+    alo: number,
+    ahi: number,
+    plo: number,
+    phi: number,
+  ): number {
     const at = this.bysrcHead(this.hashBysrc(slot, proto, src, sport), slot, proto, src, sport);
     if (at < 0) return -1;
     const ses = this.ses;

@@ -5,9 +5,27 @@
 // Twin of src/model/conntrack-tcp.ts (docs/semantics.md §4).
 
 import {
-  M_ASSURED, M_SEEN_REPLY, M_STATE_MASK, M_STATE_SHIFT, S_META, S_TCP_END, S_TCP_FLAGS, T_CHALLENGE_ACK,
-  T_CLOSE_INIT, T_LAST_DIR, T_LAST_IDX_MASK, T_LAST_IDX_SHIFT, T_SIMULTANEOUS_OPEN, TCP_CLOSE, TCP_ESTABLISHED,
-  TCP_FIN_WAIT, TCP_LAST_ACK, TCP_SYN_RECV, TCP_SYN_SENT, TCP_SYN_SENT2, TCP_TIME_WAIT,
+  M_ASSURED,
+  M_SEEN_REPLY,
+  M_STATE_MASK,
+  M_STATE_SHIFT,
+  S_META,
+  S_TCP_END,
+  S_TCP_FLAGS,
+  T_CHALLENGE_ACK,
+  T_CLOSE_INIT,
+  T_LAST_DIR,
+  T_LAST_IDX_MASK,
+  T_LAST_IDX_SHIFT,
+  T_SIMULTANEOUS_OPEN,
+  TCP_CLOSE,
+  TCP_ESTABLISHED,
+  TCP_FIN_WAIT,
+  TCP_LAST_ACK,
+  TCP_SYN_RECV,
+  TCP_SYN_SENT,
+  TCP_SYN_SENT2,
+  TCP_TIME_WAIT,
 } from './layout.ts';
 import { type CompiledScenario, TO_CLOSE, TO_UNACK } from './compile.ts';
 import { ctRefresh, ctSetAssured } from './ct-entry.ts';
@@ -21,26 +39,147 @@ const IV = 10;
 const IG = 11;
 // tcp_conntracks (newest): [dir][class][state]; classes syn, synack, fin, ack, rst, none;
 // states NO SS SR ES FW CW LA TW CL S2.
-const sSS = 1, sSR = 2, sES = 3, sFW = 4, sCW = 5, sLA = 6, sTW = 7, sCL = 8, sS2 = 9;
+const sSS = 1,
+  sSR = 2,
+  sES = 3,
+  sFW = 4,
+  sCW = 5,
+  sLA = 6,
+  sTW = 7,
+  sCL = 8,
+  sS2 = 9;
 export const TCP_TABLE = new Uint8Array([
   // ORIG
-  sSS, sSS, IG, IG, IG, IG, IG, sSS, sSS, sS2, // syn
-  IV, IV, sSR, IV, IV, IV, IV, IV, IV, sSR, // synack
-  IV, IV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, IV, // fin
-  sES, IV, sES, sES, sCW, sCW, sTW, sTW, sCL, IV, // ack
-  IV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, // rst
-  IV, IV, IV, IV, IV, IV, IV, IV, IV, IV, // none
+  sSS,
+  sSS,
+  IG,
+  IG,
+  IG,
+  IG,
+  IG,
+  sSS,
+  sSS,
+  sS2, // syn
+  IV,
+  IV,
+  sSR,
+  IV,
+  IV,
+  IV,
+  IV,
+  IV,
+  IV,
+  sSR, // synack
+  IV,
+  IV,
+  sFW,
+  sFW,
+  sLA,
+  sLA,
+  sLA,
+  sTW,
+  sCL,
+  IV, // fin
+  sES,
+  IV,
+  sES,
+  sES,
+  sCW,
+  sCW,
+  sTW,
+  sTW,
+  sCL,
+  IV, // ack
+  IV,
+  sCL,
+  sCL,
+  sCL,
+  sCL,
+  sCL,
+  sCL,
+  sCL,
+  sCL,
+  sCL, // rst
+  IV,
+  IV,
+  IV,
+  IV,
+  IV,
+  IV,
+  IV,
+  IV,
+  IV,
+  IV, // none
   // REPLY
-  IV, sS2, IV, IV, IV, IV, IV, sSS, IV, sS2, // syn
-  IV, sSR, IG, IG, IG, IG, IG, IG, IG, sSR, // synack
-  IV, IV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, IV, // fin
-  IV, IG, sSR, sES, sCW, sCW, sTW, sTW, sCL, IG, // ack
-  IV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, // rst
-  IV, IV, IV, IV, IV, IV, IV, IV, IV, IV, // none
+  IV,
+  sS2,
+  IV,
+  IV,
+  IV,
+  IV,
+  IV,
+  sSS,
+  IV,
+  sS2, // syn
+  IV,
+  sSR,
+  IG,
+  IG,
+  IG,
+  IG,
+  IG,
+  IG,
+  IG,
+  sSR, // synack
+  IV,
+  IV,
+  sFW,
+  sFW,
+  sLA,
+  sLA,
+  sLA,
+  sTW,
+  sCL,
+  IV, // fin
+  IV,
+  IG,
+  sSR,
+  sES,
+  sCW,
+  sCW,
+  sTW,
+  sTW,
+  sCL,
+  IG, // ack
+  IV,
+  sCL,
+  sCL,
+  sCL,
+  sCL,
+  sCL,
+  sCL,
+  sCL,
+  sCL,
+  sCL, // rst
+  IV,
+  IV,
+  IV,
+  IV,
+  IV,
+  IV,
+  IV,
+  IV,
+  IV,
+  IV, // none
 ]);
 
 /** The tracker's packet classes (get_conntrack_index: TCP_SYN_SET ... TCP_NONE_SET). */
-export const C_SYN = 0, C_SYNACK = 1, C_FIN = 2, C_ACK = 3, C_RST = 4, C_NONE = 5;
+export const C_SYN = 0,
+  C_SYNACK = 1,
+  C_FIN = 2,
+  C_ACK = 3,
+  C_RST = 4,
+  C_NONE = 5;
 
 /** Valid TCP flag combinations after masking PSH/ECE/CWR (tcp_valid_flags; index = flags & 0x37). */
 export const TCP_VALID = new Uint8Array(64);
@@ -116,7 +255,13 @@ export class TcpTracker {
         return TCP_ACCEPT;
       }
     } else if (nw === TCP_TIME_WAIT) {
-      if (old === TCP_LAST_ACK && cls === C_ACK && lastDir !== dir && lastIdx === C_SYN && (tf & T_CHALLENGE_ACK) !== 0) {
+      if (
+        old === TCP_LAST_ACK &&
+        cls === C_ACK &&
+        lastDir !== dir &&
+        lastIdx === C_SYN &&
+        (tf & T_CHALLENGE_ACK) !== 0
+      ) {
         // An RFC 5961 challenge ACK, not the ACK of the last FIN: accepted, state unchanged.
         ses[o + S_TCP_FLAGS] = (tf & ~T_CHALLENGE_ACK) >>> 0;
         if (dir === 1 && !seenBefore) t.touchMeta(o, (meta | M_SEEN_REPLY) >>> 0);
@@ -138,7 +283,12 @@ export class TcpTracker {
       st.killAfter = true;
       return TCP_ACCEPT;
     }
-    if (seenBefore && (meta & M_ASSURED) === 0 && (old === TCP_SYN_RECV || old === TCP_ESTABLISHED) && nw === TCP_ESTABLISHED) {
+    if (
+      seenBefore &&
+      (meta & M_ASSURED) === 0 &&
+      (old === TCP_SYN_RECV || old === TCP_ESTABLISHED) &&
+      nw === TCP_ESTABLISHED
+    ) {
       ctSetAssured(t, local);
       meta = ses[o + S_META];
     }

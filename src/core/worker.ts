@@ -130,7 +130,12 @@ class DataplaneProcessor implements Processor {
 export default function runCoreWorker(task: WorkerTask): number {
   let proc: Processor;
   if (task.mode === 'noop') proc = new NoopProcessor();
-  else if (task.mode === 'probe') proc = new ProbeProcessor(task.probe ?? new Int32Array(1), new Int32Array(task.ring), workerBase(task.worker) + W_COMMIT);
+  else if (task.mode === 'probe')
+    proc = new ProbeProcessor(
+      task.probe ?? new Int32Array(1),
+      new Int32Array(task.ring),
+      workerBase(task.worker) + W_COMMIT,
+    );
   else {
     const dp = new Dataplane(task.shared, task.worker);
     dp.setCommit(new Int32Array(task.ring), workerBase(task.worker) + W_COMMIT);

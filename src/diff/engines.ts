@@ -32,7 +32,7 @@ export function engineDescriptor(name: EngineName): EngineDescriptor {
 
 /** The descriptor of an engine named `name`, or undefined (engines built by tests have none). */
 export function findEngine(name: string): EngineDescriptor | undefined {
-  return  Object.hasOwn(ENGINES, name) ? ENGINES[name as EngineName] : undefined;
+  return Object.hasOwn(ENGINES, name) ? ENGINES[name as EngineName] : undefined;
 }
 
 export function parseEngineName(s: string): EngineName {

@@ -6,12 +6,26 @@
 // Optimised for being obviously right: Maps, plain objects, one packet at a time.
 
 import {
-  ICMP_ADDRESS, ICMP_ECHO, ICMP_INFO_REQUEST, ICMP_TIMESTAMP, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
-  F_FIN, F_SYN, isIcmpErrorType,
+  ICMP_ADDRESS,
+  ICMP_ECHO,
+  ICMP_INFO_REQUEST,
+  ICMP_TIMESTAMP,
+  PROTO_ICMP,
+  PROTO_TCP,
+  PROTO_UDP,
+  F_FIN,
+  F_SYN,
+  isIcmpErrorType,
 } from '../packet/constants.ts';
 import {
-  type PacketView, PARSE_BAD_TCP_DATA_OFFSET, PARSE_BAD_UDP_LENGTH, PARSE_ICMP_ERROR_TOO_SHORT,
-  PARSE_ICMP_INNER_MALFORMED, PARSE_OK, PARSE_TRUNCATED_L4, PARSE_TRUNCATED_TCP_OPTIONS,
+  type PacketView,
+  PARSE_BAD_TCP_DATA_OFFSET,
+  PARSE_BAD_UDP_LENGTH,
+  PARSE_ICMP_ERROR_TOO_SHORT,
+  PARSE_ICMP_INNER_MALFORMED,
+  PARSE_OK,
+  PARSE_TRUNCATED_L4,
+  PARSE_TRUNCATED_TCP_OPTIONS,
 } from '../packet/parse.ts';
 import { verifyL4Checksum } from '../packet/checksum.ts';
 import { CT_ESTABLISHED, CT_INVALID, CT_NEW, CT_RELATED } from '../spec/reasons.ts';
@@ -20,10 +34,28 @@ import type { ConntrackTimeouts } from '../spec/timeouts.ts';
 import { UDP_STREAM_AFTER_S } from '../spec/timeouts.ts';
 import { copyTuple, invertTuple, tupleKey, tupleText, type Tuple } from './tuple.ts';
 import {
-  TCP_ACK_SET, TCP_CLASS_NAMES, TCP_CLOSE, TCP_CLOSE_WAIT, TCP_ESTABLISHED,
-  TCP_FIN_WAIT, TCP_IG, TCP_IV, TCP_LAST_ACK, TCP_NONE, TCP_NONE_SET, TCP_RST_SET, TCP_STATE_NAMES,
-  TCP_SYN_RECV, TCP_SYN_SENT, TCP_SYN_SENT2, TCP_SYN_SET, TCP_SYNACK_SET, TCP_TIME_WAIT,
-  tcpFlagsValid, tcpPacketClass, tcpTransition,
+  TCP_ACK_SET,
+  TCP_CLASS_NAMES,
+  TCP_CLOSE,
+  TCP_CLOSE_WAIT,
+  TCP_ESTABLISHED,
+  TCP_FIN_WAIT,
+  TCP_IG,
+  TCP_IV,
+  TCP_LAST_ACK,
+  TCP_NONE,
+  TCP_NONE_SET,
+  TCP_RST_SET,
+  TCP_STATE_NAMES,
+  TCP_SYN_RECV,
+  TCP_SYN_SENT,
+  TCP_SYN_SENT2,
+  TCP_SYN_SET,
+  TCP_SYNACK_SET,
+  TCP_TIME_WAIT,
+  tcpFlagsValid,
+  tcpPacketClass,
+  tcpTransition,
 } from './tcp-state.ts';
 import { rd16 } from '../packet/bytes.ts';
 
@@ -85,8 +117,14 @@ function srcKey(proto: number, src: number, sport: number): string {
 
 function newTcpInfo(): TcpInfo {
   return {
-    state: TCP_NONE, closeInit: [false, false], lastDir: DIR_ORIG, lastIndex: TCP_NONE_SET,
-    lastEnd: 0, simultaneousOpen: false, expChallengeAck: false, loose: false,
+    state: TCP_NONE,
+    closeInit: [false, false],
+    lastDir: DIR_ORIG,
+    lastIndex: TCP_NONE_SET,
+    lastEnd: 0,
+    simultaneousOpen: false,
+    expChallengeAck: false,
+    loose: false,
   };
 }
 
@@ -153,9 +191,22 @@ export class ConntrackTable {
       this.remove(evicted);
     }
     const entry: CtEntry = {
-      id: this.nextId++, proto, tuples: [copyTuple(orig), copyTuple(reply)], confirmed: false,
-      dead: false, seenReply: false, assured: false, srcNat: false, dstNat: false,
-      srcNatDone: false, dstNatDone: false, srcNatBy: '', dstNatBy: '', expiresMs: 0, udpStreamMs: 0, tcp: newTcpInfo(),
+      id: this.nextId++,
+      proto,
+      tuples: [copyTuple(orig), copyTuple(reply)],
+      confirmed: false,
+      dead: false,
+      seenReply: false,
+      assured: false,
+      srcNat: false,
+      dstNat: false,
+      srcNatDone: false,
+      dstNatDone: false,
+      srcNatBy: '',
+      dstNatBy: '',
+      expiresMs: 0,
+      udpStreamMs: 0,
+      tcp: newTcpInfo(),
     };
     return { entry, evicted };
   }
@@ -270,9 +321,15 @@ export function innerTuple(pkt: Uint8Array, pv: PacketView): { proto: number; tu
   switch (pv.innerProto) {
     case PROTO_TCP:
     case PROTO_UDP:
-      return { proto: pv.innerProto, tuple: { src: pv.innerSrc, dst: pv.innerDst, sport: rd16(pkt, l4), dport: rd16(pkt, l4 + 2) } };
+      return {
+        proto: pv.innerProto,
+        tuple: { src: pv.innerSrc, dst: pv.innerDst, sport: rd16(pkt, l4), dport: rd16(pkt, l4 + 2) },
+      };
     case PROTO_ICMP:
-      return { proto: PROTO_ICMP, tuple: { src: pv.innerSrc, dst: pv.innerDst, sport: rd16(pkt, l4 + 4), dport: (pkt[l4] << 8) | pkt[l4 + 1] } };
+      return {
+        proto: PROTO_ICMP,
+        tuple: { src: pv.innerSrc, dst: pv.innerDst, sport: rd16(pkt, l4 + 4), dport: (pkt[l4] << 8) | pkt[l4 + 1] },
+      };
     default:
       return { proto: pv.innerProto, tuple: { src: pv.innerSrc, dst: pv.innerDst, sport: 0, dport: 0 } };
   }
@@ -283,7 +340,13 @@ export function innerTuple(pkt: Uint8Array, pv: PacketView): { proto: number; tu
  * packet as it arrives at the hook (IPv4 at offset 0, parsed; L4-level parse problems allowed).
  * A new entry is returned unconfirmed: the caller confirms it at POSTROUTING/INPUT or drops it.
  */
-export function conntrackIn(table: ConntrackTable, pkt: Uint8Array, pv: PacketView, hook: number, nowMs: number): CtResult {
+export function conntrackIn(
+  table: ConntrackTable,
+  pkt: Uint8Array,
+  pv: PacketView,
+  hook: number,
+  nowMs: number,
+): CtResult {
   const s = table.settings;
   const verifyChecksums = s.checksum && hook === HOOK_PRE;
 
@@ -308,7 +371,15 @@ export function conntrackIn(table: ConntrackTable, pkt: Uint8Array, pv: PacketVi
       const reply = invertTuple(pv.proto, tuple);
       if (!reply) return invalid(`icmp: type ${tuple.dport >>> 8} cannot be tracked (not invertible)`);
       const a = table.alloc(pv.proto, tuple, reply);
-      if (!a.entry) return { accept: false, entry: null, dir: DIR_ORIG, ctinfo: CT_INVALID, note: 'table full, no non-ASSURED entry to early-drop', evicted: null };
+      if (!a.entry)
+        return {
+          accept: false,
+          entry: null,
+          dir: DIR_ORIG,
+          ctinfo: CT_INVALID,
+          note: 'table full, no non-ASSURED entry to early-drop',
+          evicted: null,
+        };
       evicted = a.evicted;
       hit = { entry: a.entry, dir: DIR_ORIG };
       isNew = true;
@@ -318,10 +389,19 @@ export function conntrackIn(table: ConntrackTable, pkt: Uint8Array, pv: PacketVi
 
     let r: TrackResult;
     switch (pv.proto) {
-      case PROTO_TCP: r = tcpPacket(table, entry, dir, isNew, pkt, pv, verifyChecksums, nowMs); break;
-      case PROTO_UDP: r = udpPacket(table, entry, isNew, pkt, pv, verifyChecksums, nowMs); break;
-      case PROTO_ICMP: r = icmpPacket(table, entry, nowMs); break;
-      default: r = { verdict: 'accept', note: 'generic' }; table.refresh(entry, nowMs, s.timeouts.generic); break;
+      case PROTO_TCP:
+        r = tcpPacket(table, entry, dir, isNew, pkt, pv, verifyChecksums, nowMs);
+        break;
+      case PROTO_UDP:
+        r = udpPacket(table, entry, isNew, pkt, pv, verifyChecksums, nowMs);
+        break;
+      case PROTO_ICMP:
+        r = icmpPacket(table, entry, nowMs);
+        break;
+      default:
+        r = { verdict: 'accept', note: 'generic' };
+        table.refresh(entry, nowMs, s.timeouts.generic);
+        break;
     }
     if (r.verdict === 'repeat' && repeat === 0) continue;
     if (r.verdict === 'invalid' || r.verdict === 'repeat') {
@@ -350,7 +430,10 @@ function icmpErrorIn(table: ConntrackTable, pkt: Uint8Array, pv: PacketView): Ct
   // "outer daddr != inner": the error must go where the matched tuple's packets go.
   if (pv.dst !== hit.entry.tuples[hit.dir].dst) return invalid('icmp error: outer daddr != inner');
   return {
-    accept: true, entry: hit.entry, dir: hit.dir, ctinfo: CT_RELATED,
+    accept: true,
+    entry: hit.entry,
+    dir: hit.dir,
+    ctinfo: CT_RELATED,
     note: `related to ${tupleText(hit.entry.proto, hit.entry.tuples[0])} (${hit.dir === DIR_REPLY ? 'reply' : 'original'} direction); entry not refreshed`,
     evicted: null,
   };
@@ -365,22 +448,33 @@ interface TrackResult {
 
 function tcpStateTimeout(t: ConntrackTimeouts, state: number): number {
   switch (state) {
-    case TCP_SYN_SENT: case TCP_SYN_SENT2: return t.tcpSynSent;
-    case TCP_SYN_RECV: return t.tcpSynRecv;
-    case TCP_ESTABLISHED: return t.tcpEstablished;
-    case TCP_FIN_WAIT: return t.tcpFinWait;
-    case TCP_CLOSE_WAIT: return t.tcpCloseWait;
-    case TCP_LAST_ACK: return t.tcpLastAck;
-    case TCP_TIME_WAIT: return t.tcpTimeWait;
-    case TCP_CLOSE: return t.tcpClose;
-    default: return t.tcpSynSent;
+    case TCP_SYN_SENT:
+    case TCP_SYN_SENT2:
+      return t.tcpSynSent;
+    case TCP_SYN_RECV:
+      return t.tcpSynRecv;
+    case TCP_ESTABLISHED:
+      return t.tcpEstablished;
+    case TCP_FIN_WAIT:
+      return t.tcpFinWait;
+    case TCP_CLOSE_WAIT:
+      return t.tcpCloseWait;
+    case TCP_LAST_ACK:
+      return t.tcpLastAck;
+    case TCP_TIME_WAIT:
+      return t.tcpTimeWait;
+    case TCP_CLOSE:
+      return t.tcpClose;
+    default:
+      return t.tcpSynSent;
   }
 }
 
 /** tcp_error: header sanity, checksum (PREROUTING only), flag combination. */
 function tcpError(pkt: Uint8Array, pv: PacketView, verifyChecksums: boolean): string | null {
   if (pv.status === PARSE_TRUNCATED_L4) return 'tcp: truncated header';
-  if (pv.status === PARSE_BAD_TCP_DATA_OFFSET || pv.status === PARSE_TRUNCATED_TCP_OPTIONS) return 'tcp: truncated/bad data offset';
+  if (pv.status === PARSE_BAD_TCP_DATA_OFFSET || pv.status === PARSE_TRUNCATED_TCP_OPTIONS)
+    return 'tcp: truncated/bad data offset';
   if (verifyChecksums && !verifyL4Checksum(pkt, pv)) return 'tcp: bad checksum';
   if (!tcpFlagsValid(pv.tcpFlags)) return 'tcp: invalid flag combination';
   return null;
@@ -393,8 +487,14 @@ function segmentEnd(pv: PacketView): number {
 }
 
 function tcpPacket(
-  table: ConntrackTable, e: CtEntry, dir: number, isNew: boolean, pkt: Uint8Array, pv: PacketView,
-  verifyChecksums: boolean, nowMs: number,
+  table: ConntrackTable,
+  e: CtEntry,
+  dir: number,
+  isNew: boolean,
+  pkt: Uint8Array,
+  pv: PacketView,
+  verifyChecksums: boolean,
+  nowMs: number,
 ): TrackResult {
   const err = tcpError(pkt, pv, verifyChecksums);
   if (err) return { verdict: 'invalid', note: err };
@@ -405,9 +505,11 @@ function tcpPacket(
   // tcp_new: only SYN → SYN_SENT, or (nf_conntrack_tcp_loose) ACK → picked-up ESTABLISHED.
   if (isNew) {
     const first = tcpTransition(DIR_ORIG, index, TCP_NONE);
-    if (first === TCP_IV) return { verdict: 'invalid', note: `tcp: invalid new (${TCP_CLASS_NAMES[index]} with no entry)` };
+    if (first === TCP_IV)
+      return { verdict: 'invalid', note: `tcp: invalid new (${TCP_CLASS_NAMES[index]} with no entry)` };
     if (first !== TCP_SYN_SENT) {
-      if (!table.settings.tcpLoose) return { verdict: 'invalid', note: 'tcp: mid-stream packet with no entry (tcp_loose off)' };
+      if (!table.settings.tcpLoose)
+        return { verdict: 'invalid', note: 'tcp: mid-stream packet with no entry (tcp_loose off)' };
       tcp.loose = true;
     }
     tcp.state = TCP_NONE;
@@ -438,19 +540,32 @@ function tcpPacket(
       tcp.lastDir = dir;
       tcp.lastEnd = segmentEnd(pv);
       if (index === TCP_SYN_SET && dir === DIR_ORIG) tcp.expChallengeAck = oldState === TCP_LAST_ACK;
-      return { verdict: 'accept', note: `tcp ${TCP_STATE_NAMES[oldState]}: ${TCP_CLASS_NAMES[index]} ignored (state and timer unchanged)` };
+      return {
+        verdict: 'accept',
+        note: `tcp ${TCP_STATE_NAMES[oldState]}: ${TCP_CLASS_NAMES[index]} ignored (state and timer unchanged)`,
+      };
     }
   }
   if (newState === TCP_IV) {
-    return { verdict: 'invalid', note: `tcp: ${TCP_CLASS_NAMES[index]} invalid in ${TCP_STATE_NAMES[oldState]} (${dir === DIR_REPLY ? 'reply' : 'original'})` };
+    return {
+      verdict: 'invalid',
+      note: `tcp: ${TCP_CLASS_NAMES[index]} invalid in ${TCP_STATE_NAMES[oldState]} (${dir === DIR_REPLY ? 'reply' : 'original'})`,
+    };
   }
-  if (newState === TCP_TIME_WAIT && oldState === TCP_LAST_ACK && index === TCP_ACK_SET && tcp.lastDir !== dir &&
-    tcp.lastIndex === TCP_SYN_SET && tcp.expChallengeAck) {
+  if (
+    newState === TCP_TIME_WAIT &&
+    oldState === TCP_LAST_ACK &&
+    index === TCP_ACK_SET &&
+    tcp.lastDir !== dir &&
+    tcp.lastIndex === TCP_SYN_SET &&
+    tcp.expChallengeAck
+  ) {
     tcp.expChallengeAck = false;
     return { verdict: 'accept', note: 'tcp: RFC 5961 challenge ACK ignored (state unchanged)' };
   }
   if (newState === TCP_SYN_SENT2) tcp.simultaneousOpen = true;
-  if (newState === TCP_SYN_RECV && dir === DIR_REPLY && index === TCP_ACK_SET && tcp.simultaneousOpen) newState = TCP_ESTABLISHED;
+  if (newState === TCP_SYN_RECV && dir === DIR_REPLY && index === TCP_ACK_SET && tcp.simultaneousOpen)
+    newState = TCP_ESTABLISHED;
   // (window tracking, the RST sequence check and the max-retrans / unacknowledged / zero-window
   // timeout caps are not modelled: docs/semantics.md §4.)
 
@@ -458,9 +573,10 @@ function tcpPacket(
   tcp.lastDir = dir;
   tcp.state = newState;
   if (oldState !== newState && newState === TCP_FIN_WAIT) tcp.closeInit[dir] = true;
-  note += oldState === TCP_NONE
-    ? `tcp ${TCP_STATE_NAMES[newState]}${tcp.loose ? ' (picked up mid-stream)' : ''}`
-    : `tcp ${TCP_STATE_NAMES[oldState]} → ${TCP_STATE_NAMES[newState]}`;
+  note +=
+    oldState === TCP_NONE
+      ? `tcp ${TCP_STATE_NAMES[newState]}${tcp.loose ? ' (picked up mid-stream)' : ''}`
+      : `tcp ${TCP_STATE_NAMES[oldState]} → ${TCP_STATE_NAMES[newState]}`;
 
   let timeout = index === TCP_RST_SET ? t.tcpClose : tcpStateTimeout(t, newState);
   if (!e.seenReply) {
@@ -474,7 +590,11 @@ function tcpPacket(
       return { verdict: 'accept', note: `${note}; SYN retransmission: timer not renewed` };
     }
     if (newState === TCP_ESTABLISHED && timeout > t.tcpUnacknowledged) timeout = t.tcpUnacknowledged;
-  } else if (!e.assured && (oldState === TCP_SYN_RECV || oldState === TCP_ESTABLISHED) && newState === TCP_ESTABLISHED) {
+  } else if (
+    !e.assured &&
+    (oldState === TCP_SYN_RECV || oldState === TCP_ESTABLISHED) &&
+    newState === TCP_ESTABLISHED
+  ) {
     e.assured = true;
     note += '; ASSURED';
   }
@@ -485,13 +605,19 @@ function tcpPacket(
 // --- UDP (nf_conntrack_proto_udp.c) ---------------------------------------------------------------
 
 function udpPacket(
-  table: ConntrackTable, e: CtEntry, isNew: boolean, pkt: Uint8Array, pv: PacketView,
-  verifyChecksums: boolean, nowMs: number,
+  table: ConntrackTable,
+  e: CtEntry,
+  isNew: boolean,
+  pkt: Uint8Array,
+  pv: PacketView,
+  verifyChecksums: boolean,
+  nowMs: number,
 ): TrackResult {
   // udp_error
   if (pv.status === PARSE_TRUNCATED_L4) return { verdict: 'invalid', note: 'udp: short packet' };
   if (pv.status === PARSE_BAD_UDP_LENGTH) return { verdict: 'invalid', note: 'udp: truncated/malformed packet' };
-  if (pv.l4Csum !== 0 && verifyChecksums && !verifyL4Checksum(pkt, pv)) return { verdict: 'invalid', note: 'udp: bad checksum' };
+  if (pv.l4Csum !== 0 && verifyChecksums && !verifyL4Checksum(pkt, pv))
+    return { verdict: 'invalid', note: 'udp: bad checksum' };
   const t = table.settings.timeouts;
   if (isNew) e.udpStreamMs = nowMs + UDP_STREAM_AFTER_S * 1000;
   if (e.seenReply) {
@@ -514,9 +640,9 @@ const ICMP_VALID_NEW = new Set([ICMP_ECHO, ICMP_TIMESTAMP, ICMP_INFO_REQUEST, IC
 
 function icmpPacket(table: ConntrackTable, e: CtEntry, nowMs: number): TrackResult {
   const origType = e.tuples[0].dport >>> 8;
-  if (!ICMP_VALID_NEW.has(origType)) return { verdict: 'invalid', note: `icmp: type ${origType} cannot create an entry` };
+  if (!ICMP_VALID_NEW.has(origType))
+    return { verdict: 'invalid', note: `icmp: type ${origType} cannot create an entry` };
   const t = table.settings.timeouts;
   table.refresh(e, nowMs, t.icmp);
   return { verdict: 'accept', note: `icmp; timeout ${t.icmp} s` };
 }
-

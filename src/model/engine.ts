@@ -5,38 +5,93 @@
 // Built for being obviously right, never for speed.
 
 import {
-  ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, PROTO_ICMP, PROTO_TCP, PROTO_UDP, isIcmpErrorType,
+  ICMP_TIME_EXCEEDED,
+  ICMP_EXC_TTL,
+  PROTO_ICMP,
+  PROTO_TCP,
+  PROTO_UDP,
+  isIcmpErrorType,
 } from '../packet/constants.ts';
 import {
-  PacketView, parseIpv4, PARSE_FRAGMENT, PARSE_OK, isIpLevelMalformation, PARSE_STATUS_NAMES,
+  PacketView,
+  parseIpv4,
+  PARSE_FRAGMENT,
+  PARSE_OK,
+  isIpLevelMalformation,
+  PARSE_STATUS_NAMES,
 } from '../packet/parse.ts';
 import { buildIcmpError } from '../packet/build.ts';
 import { ipv4HeaderChecksum, csumReplace16, csumReplace32, udpCsumReplace32 } from '../packet/checksum.ts';
 import { formatIpv4 } from '../packet/addr.ts';
 import type {
-  ConntrackEntry, Engine, EngineDescriptor, EngineOptions, InputPacket, NatRuleCounter, OutputFrame, PacketResult,
+  ConntrackEntry,
+  Engine,
+  EngineDescriptor,
+  EngineOptions,
+  InputPacket,
+  NatRuleCounter,
+  OutputFrame,
+  PacketResult,
 } from '../spec/engine.ts';
 import {
-  CT_INVALID, CT_NAMES, CT_NEW, CT_NONE, CT_RELATED, DROP_BLACKHOLE, DROP_CT_TABLE_FULL,
-  DROP_FRAGMENT, DROP_ICMP_BAD_CHECKSUM, DROP_ICMP_REDIRECT_NAT, DROP_IGW_NO_PUBLIC_IP,
-  DROP_IGW_UNKNOWN_DST, DROP_IP_FORWARD_OFF, DROP_MALFORMED, DROP_NAT_CLASH, DROP_NO_HOST,
-  DROP_NO_INGRESS, DROP_NO_ROUTE, DROP_ROUTING_LOOP, DROP_SRC_DST_CHECK_DST,
-  DROP_SRC_DST_CHECK_SRC, DROP_TTL_EXCEEDED, FATE_DELIVERED, FATE_DROPPED, REASON_NONE, reasonName,
+  CT_INVALID,
+  CT_NAMES,
+  CT_NEW,
+  CT_NONE,
+  CT_RELATED,
+  DROP_BLACKHOLE,
+  DROP_CT_TABLE_FULL,
+  DROP_FRAGMENT,
+  DROP_ICMP_BAD_CHECKSUM,
+  DROP_ICMP_REDIRECT_NAT,
+  DROP_IGW_NO_PUBLIC_IP,
+  DROP_IGW_UNKNOWN_DST,
+  DROP_IP_FORWARD_OFF,
+  DROP_MALFORMED,
+  DROP_NAT_CLASH,
+  DROP_NO_HOST,
+  DROP_NO_INGRESS,
+  DROP_NO_ROUTE,
+  DROP_ROUTING_LOOP,
+  DROP_SRC_DST_CHECK_DST,
+  DROP_SRC_DST_CHECK_SRC,
+  DROP_TTL_EXCEEDED,
+  FATE_DELIVERED,
+  FATE_DROPPED,
+  REASON_NONE,
+  reasonName,
 } from '../spec/reasons.ts';
 import {
-  NAT_CHAINS, POINT_INTERNET, instancePoint, type Instance, type NatChainName, type Route,
+  NAT_CHAINS,
+  POINT_INTERNET,
+  instancePoint,
+  type Instance,
+  type NatChainName,
+  type Route,
   type Scenario,
 } from '../spec/scenario.ts';
 import { CLOCK_TICK_US, DEFAULT_IP_TTL, ICMP_ERROR_MAX_LEN } from '../spec/timeouts.ts';
 import {
-  ConntrackTable, conntrackIn, DIR_REPLY, HOOK_OUT, HOOK_PRE, type CtEntry, type CtResult,
+  ConntrackTable,
+  conntrackIn,
+  DIR_REPLY,
+  HOOK_OUT,
+  HOOK_PRE,
+  type CtEntry,
+  type CtResult,
 } from './conntrack.ts';
+import { MANIP_DST, MANIP_SRC, ipDecreaseTtl } from './mangle.ts';
 import {
-  MANIP_DST, MANIP_SRC, ipDecreaseTtl,
-} from './mangle.ts';
-import {
-  ICMP_XLATE_BAD_CHECKSUM, ICMP_XLATE_OK, ICMP_XLATE_REDIRECT, icmpReplyTranslation, natPacket,
-  natSetupInfo, nullBindingRange, rulePacketOf, runChain, targetRange,
+  ICMP_XLATE_BAD_CHECKSUM,
+  ICMP_XLATE_OK,
+  ICMP_XLATE_REDIRECT,
+  icmpReplyTranslation,
+  natPacket,
+  natSetupInfo,
+  nullBindingRange,
+  rulePacketOf,
+  runChain,
+  targetRange,
 } from './nat.ts';
 import { Prng } from './prng.ts';
 import { TCP_STATE_NAMES } from './tcp-state.ts';
@@ -114,7 +169,10 @@ export class ModelEngine implements Engine {
   /** nat counters per instance index and chain. */
   private readonly counters: (Record<NatChainName, ChainCounters> | null)[];
 
-  constructor(readonly scenario: Scenario, opts: ModelEngineOptions = {}) {
+  constructor(
+    readonly scenario: Scenario,
+    opts: ModelEngineOptions = {},
+  ) {
     this.rng = new Prng(opts.seed ?? 1);
     this.tables = scenario.instances.map((i) => (i.nat ? new ConntrackTable(scenario.conntrack) : null));
     this.counters = scenario.instances.map((i) => {
@@ -185,7 +243,9 @@ export class ModelEngine implements Engine {
     this.counters.forEach((c, i) => {
       if (!c) return;
       for (const ch of NAT_CHAINS) {
-        c[ch].rules.forEach((r, k) => out.push({ instance: i, chain: ch, rule: k, packets: r.packets, bytes: r.bytes }));
+        c[ch].rules.forEach((r, k) =>
+          out.push({ instance: i, chain: ch, rule: k, packets: r.packets, bytes: r.bytes }),
+        );
         out.push({ instance: i, chain: ch, rule: -1, packets: c[ch].policy.packets, bytes: c[ch].policy.bytes });
       }
     });
@@ -196,14 +256,29 @@ export class ModelEngine implements Engine {
   processOne(input: InputPacket): ModelResult {
     this.advanceSync(input.timeUs);
     const w: Walk = {
-      hops: [], outputs: [], fate: FATE_DROPPED, reason: REASON_NONE, detail: 0, ct: CT_NONE,
-      instanceHops: 0, prefix: '', delivered: -1, hairpins: 0,
+      hops: [],
+      outputs: [],
+      fate: FATE_DROPPED,
+      reason: REASON_NONE,
+      detail: 0,
+      ct: CT_NONE,
+      instanceHops: 0,
+      prefix: '',
+      delivered: -1,
+      hairpins: 0,
     };
     let pkt = input.frame.slice();
     const pv = parse(pkt);
     const from = this.pointLabel(input.ingress);
     if (isIpLevelMalformation(pv.status)) {
-      this.drop(w, DROP_MALFORMED, `${from}: parse`, pkt, `malformed IPv4 (${PARSE_STATUS_NAMES[pv.status]}): Linux drops it in ip_rcv`, pv.status);
+      this.drop(
+        w,
+        DROP_MALFORMED,
+        `${from}: parse`,
+        pkt,
+        `malformed IPv4 (${PARSE_STATUS_NAMES[pv.status]}): Linux drops it in ip_rcv`,
+        pv.status,
+      );
       return this.result(w);
     }
     if (pkt.length > pv.totalLen) pkt = pkt.slice(0, pv.totalLen); // link-layer padding is not part of the packet
@@ -224,7 +299,15 @@ export class ModelEngine implements Engine {
   // --- the path ----------------------------------------------------------------------------------
 
   private result(w: Walk): ModelResult {
-    return { fate: w.fate, reason: w.reason, detail: w.detail, ct: w.ct, outputs: w.outputs, hops: w.hops, delivered: w.delivered };
+    return {
+      fate: w.fate,
+      reason: w.reason,
+      detail: w.detail,
+      ct: w.ct,
+      outputs: w.outputs,
+      hops: w.hops,
+      delivered: w.delivered,
+    };
   }
 
   private hop(w: Walk, name: string, pkt: Uint8Array, note: string): void {
@@ -232,7 +315,12 @@ export class ModelEngine implements Engine {
   }
 
   private drop(w: Walk, reason: number, name: string, pkt: Uint8Array, note: string, detail = 0): void {
-    w.hops.push({ name: w.prefix + name, packet: this.recordHopPackets ? pkt.slice() : EMPTY, note: `DROP ${reasonName(reason)}: ${note}`, drop: reason });
+    w.hops.push({
+      name: w.prefix + name,
+      packet: this.recordHopPackets ? pkt.slice() : EMPTY,
+      note: `DROP ${reasonName(reason)}: ${note}`,
+      drop: reason,
+    });
     if (w.prefix) return; // a generated packet's fate does not change the input's
     w.fate = FATE_DROPPED;
     w.reason = reason;
@@ -265,10 +353,22 @@ export class ModelEngine implements Engine {
     const pv = parse(pkt);
     const eniName = `${this.instanceKind(s)} ${S.name} → ENI`;
     if (S.sourceDestCheck && pv.src !== S.privateIp) {
-      this.drop(w, DROP_SRC_DST_CHECK_SRC, eniName, pkt, `source/dest check is on and the source ${formatIpv4(pv.src)} is not ${S.name}'s address ${formatIpv4(S.privateIp)}`);
+      this.drop(
+        w,
+        DROP_SRC_DST_CHECK_SRC,
+        eniName,
+        pkt,
+        `source/dest check is on and the source ${formatIpv4(pv.src)} is not ${S.name}'s address ${formatIpv4(S.privateIp)}`,
+      );
       return;
     }
-    if (showEni) this.hop(w, eniName, pkt, `${why}; source/dest check ${S.sourceDestCheck ? 'on: the source is its own address' : 'off'}`);
+    if (showEni)
+      this.hop(
+        w,
+        eniName,
+        pkt,
+        `${why}; source/dest check ${S.sourceDestCheck ? 'on: the source is its own address' : 'off'}`,
+      );
     // VPC router: the route table of S's subnet, longest prefix wins; never changes a byte.
     const subnet = this.scenario.subnets[S.subnet];
     const rtb = this.scenario.routeTables[subnet.routeTable];
@@ -290,7 +390,13 @@ export class ModelEngine implements Engine {
       case 'local': {
         const t = this.scenario.instances.findIndex((i) => i.privateIp === pv.dst);
         if (t < 0) {
-          this.drop(w, DROP_NO_HOST, routerName, pkt, `route ${rtext}, but no ENI in the VPC has ${formatIpv4(pv.dst)}`);
+          this.drop(
+            w,
+            DROP_NO_HOST,
+            routerName,
+            pkt,
+            `route ${rtext}, but no ENI in the VPC has ${formatIpv4(pv.dst)}`,
+          );
           return;
         }
         this.hop(w, routerName, pkt, `route ${rtext}: ENI of ${this.scenario.instances[t].name}`);
@@ -317,7 +423,12 @@ export class ModelEngine implements Engine {
       return;
     }
     igwRewrite(pkt, pv, 'src', owner.privateIp, owner.elasticIp);
-    this.hop(w, 'IGW static NAT', pkt, `${formatIpv4(owner.privateIp)}→${formatIpv4(owner.elasticIp)} (${owner.name}'s Elastic IP)`);
+    this.hop(
+      w,
+      'IGW static NAT',
+      pkt,
+      `${formatIpv4(owner.privateIp)}→${formatIpv4(owner.elasticIp)} (${owner.name}'s Elastic IP)`,
+    );
     if (w.hairpins < MAX_HAIRPINS && this.scenario.instances.some((i) => i.elasticIp === pv.dst)) {
       // Addressed to one of the VPC's own Elastic IPs: the IGW sends it straight back in.
       w.hairpins++;
@@ -332,7 +443,13 @@ export class ModelEngine implements Engine {
     const pv = parse(pkt);
     const t = this.scenario.instances.findIndex((i) => i.elasticIp === pv.dst);
     if (t < 0) {
-      this.drop(w, DROP_IGW_UNKNOWN_DST, 'IGW static NAT', pkt, `${formatIpv4(pv.dst)} is not an Elastic IP of this VPC`);
+      this.drop(
+        w,
+        DROP_IGW_UNKNOWN_DST,
+        'IGW static NAT',
+        pkt,
+        `${formatIpv4(pv.dst)} is not an Elastic IP of this VPC`,
+      );
       return;
     }
     const T = this.scenario.instances[t];
@@ -351,7 +468,13 @@ export class ModelEngine implements Engine {
       return;
     }
     if (T.sourceDestCheck && pv.dst !== T.privateIp) {
-      this.drop(w, DROP_SRC_DST_CHECK_DST, `ENI ${T.name} (source/dest check)`, pkt, `source/dest check is on and the destination ${formatIpv4(pv.dst)} is not ${T.name}'s address ${formatIpv4(T.privateIp)}`);
+      this.drop(
+        w,
+        DROP_SRC_DST_CHECK_DST,
+        `ENI ${T.name} (source/dest check)`,
+        pkt,
+        `source/dest check is on and the destination ${formatIpv4(pv.dst)} is not ${T.name}'s address ${formatIpv4(T.privateIp)}`,
+      );
       return;
     }
     if (T.nat) this.natInstance(t, pkt, pv, w);
@@ -371,7 +494,13 @@ export class ModelEngine implements Engine {
       return;
     }
     if (pv.ttl <= 1) {
-      this.drop(w, DROP_TTL_EXCEEDED, name, pkt, `TTL ${pv.ttl} would expire: ICMP time exceeded sent to ${formatIpv4(pv.src)}`);
+      this.drop(
+        w,
+        DROP_TTL_EXCEEDED,
+        name,
+        pkt,
+        `TTL ${pv.ttl} would expire: ICMP time exceeded sent to ${formatIpv4(pv.src)}`,
+      );
       this.sendTimeExceeded(t, pkt, pv, w);
       return;
     }
@@ -390,15 +519,29 @@ export class ModelEngine implements Engine {
     // nf_defrag_ipv4 (PREROUTING, before conntrack) holds fragments for reassembly; natlab does
     // not reassemble, so a fragment never gets further than this (docs/semantics.md §2 step 6).
     if (pvIn.status === PARSE_FRAGMENT || pvIn.mf) {
-      this.drop(w, DROP_FRAGMENT, `${label}: defrag`, pkt, 'IPv4 fragment held for reassembly (nf_defrag_ipv4); natlab does not reassemble');
+      this.drop(
+        w,
+        DROP_FRAGMENT,
+        `${label}: defrag`,
+        pkt,
+        'IPv4 fragment held for reassembly (nf_defrag_ipv4); natlab does not reassemble',
+      );
       return;
     }
     // a. PREROUTING: conntrack, then DNAT.
     const ct = conntrackIn(table, pkt, pvIn, HOOK_PRE, this.nowMs);
     if (!w.prefix) w.ct = ct.ctinfo;
-    const evicted = ct.evicted ? `; table full: early-dropped ${tupleText(ct.evicted.proto, ct.evicted.tuples[0])}` : '';
+    const evicted = ct.evicted
+      ? `; table full: early-dropped ${tupleText(ct.evicted.proto, ct.evicted.tuples[0])}`
+      : '';
     if (!ct.accept) {
-      this.drop(w, DROP_CT_TABLE_FULL, `${label}: conntrack`, pkt, `nf_conntrack: table full (max ${table.settings.max}), dropping packet`);
+      this.drop(
+        w,
+        DROP_CT_TABLE_FULL,
+        `${label}: conntrack`,
+        pkt,
+        `nf_conntrack: table full (max ${table.settings.max}), dropping packet`,
+      );
       return;
     }
     const ctName = `${label}: conntrack ${CT_NAMES[ct.ctinfo]}`;
@@ -454,7 +597,8 @@ export class ModelEngine implements Engine {
           e.srcNatDone = true; // INPUT-chain SNAT is not modelled (docs/semantics.md §2 step 6b)
           e.srcNatBy = 'null binding';
         }
-        if (!table.confirm(e)) return fail(DROP_NAT_CLASH, `${label}: conntrack confirm`, 'the reply tuple is already in the table');
+        if (!table.confirm(e))
+          return fail(DROP_NAT_CLASH, `${label}: conntrack confirm`, 'the reply tuple is already in the table');
       }
       this.deliver(w, instancePoint(t), `${label}: local delivery`, pkt, `delivered to ${T.name}'s own stack`);
       return;
@@ -471,7 +615,11 @@ export class ModelEngine implements Engine {
     }
     if (pv.ttl <= 1) {
       showPre('');
-      fail(DROP_TTL_EXCEEDED, `${label}: forward`, `TTL ${pv.ttl} would expire: ICMP time exceeded sent to ${formatIpv4(pv.src)}`);
+      fail(
+        DROP_TTL_EXCEEDED,
+        `${label}: forward`,
+        `TTL ${pv.ttl} would expire: ICMP time exceeded sent to ${formatIpv4(pv.src)}`,
+      );
       this.sendTimeExceeded(t, pkt, pv, w);
       return;
     }
@@ -484,7 +632,13 @@ export class ModelEngine implements Engine {
       if (ct.ctinfo === CT_RELATED && pv.proto === PROTO_ICMP) {
         const x = icmpReplyTranslation(e, ct.dir, pkt, pv, MANIP_SRC);
         if (x.result !== ICMP_XLATE_OK) return this.failXlate(x.result, label, fail);
-        if (x.changed) this.hop(w, 'ICMP error translation', pkt, `POSTROUTING (${e.dstNatBy || 'DNAT'} reversed): outer source and quoted packet`);
+        if (x.changed)
+          this.hop(
+            w,
+            'ICMP error translation',
+            pkt,
+            `POSTROUTING (${e.dstNatBy || 'DNAT'} reversed): outer source and quoted packet`,
+          );
       } else {
         if (ct.ctinfo === CT_NEW && !e.srcNatDone) {
           const v = runChain(T.nat!, 'POSTROUTING', rulePacketOf(pv, '', ETH0));
@@ -501,11 +655,21 @@ export class ModelEngine implements Engine {
         const before = endpointOf(pkt, 'src');
         const m = natPacket(e, ct.dir, pkt, MANIP_SRC);
         if (!m.ok) return fail(DROP_MALFORMED, `${label}: POSTROUTING`, 'packet too short to rewrite');
-        if (m.changed) this.hop(w, ct.dir === DIR_REPLY ? `reverse ${e.dstNatBy}` : e.srcNatBy, pkt, `source ${before}→${endpointOf(pkt, 'src')}`);
+        if (m.changed)
+          this.hop(
+            w,
+            ct.dir === DIR_REPLY ? `reverse ${e.dstNatBy}` : e.srcNatBy,
+            pkt,
+            `source ${before}→${endpointOf(pkt, 'src')}`,
+          );
       }
       // e. confirm.
       if (isNew && !table.confirm(e)) {
-        return fail(DROP_NAT_CLASH, `${label}: conntrack confirm`, `reply tuple ${tupleText(e.proto, e.tuples[1])} is already in the table (no free port)`);
+        return fail(
+          DROP_NAT_CLASH,
+          `${label}: conntrack confirm`,
+          `reply tuple ${tupleText(e.proto, e.tuples[1])} is already in the table (no free port)`,
+        );
       }
     }
     // f. leave by the ENI.
@@ -513,8 +677,14 @@ export class ModelEngine implements Engine {
   }
 
   private failXlate(result: number, label: string, fail: (r: number, n: string, note: string) => void): void {
-    if (result === ICMP_XLATE_BAD_CHECKSUM) fail(DROP_ICMP_BAD_CHECKSUM, `${label}: ICMP error translation`, 'bad ICMP checksum (nf_nat_icmp_reply_translation)');
-    else if (result === ICMP_XLATE_REDIRECT) fail(DROP_ICMP_REDIRECT_NAT, `${label}: ICMP error translation`, 'ICMP redirect for a NATed connection');
+    if (result === ICMP_XLATE_BAD_CHECKSUM)
+      fail(
+        DROP_ICMP_BAD_CHECKSUM,
+        `${label}: ICMP error translation`,
+        'bad ICMP checksum (nf_nat_icmp_reply_translation)',
+      );
+    else if (result === ICMP_XLATE_REDIRECT)
+      fail(DROP_ICMP_REDIRECT_NAT, `${label}: ICMP error translation`, 'ICMP redirect for a NATed connection');
     else fail(DROP_MALFORMED, `${label}: ICMP error translation`, 'quoted packet too short to rewrite');
   }
 
@@ -545,8 +715,14 @@ export class ModelEngine implements Engine {
     const T = this.scenario.instances[t];
     const quoteLen = Math.min(pkt.length, ICMP_ERROR_MAX_LEN - 20 - 8);
     const err = buildIcmpError({
-      src: T.privateIp, dst: pv.src, type: ICMP_TIME_EXCEEDED, code: ICMP_EXC_TTL, quoted: pkt,
-      quoteLen, ttl: DEFAULT_IP_TTL, ipId: 0,
+      src: T.privateIp,
+      dst: pv.src,
+      type: ICMP_TIME_EXCEEDED,
+      code: ICMP_EXC_TTL,
+      quoted: pkt,
+      quoteLen,
+      ttl: DEFAULT_IP_TTL,
+      ipId: 0,
     });
     err[1] = (pv.tos & 0x1e) | 0xc0; // RT_TOS(tos) | IPTOS_PREC_INTERNETCONTROL
     err[6] &= 0x1f; // DF clear
@@ -588,7 +764,7 @@ function longestPrefix(routes: readonly Route[], dst: number): Route | null {
   let best: Route | null = null;
   for (const r of routes) {
     const m = r.dest.len === 0 ? 0 : (0xffffffff << (32 - r.dest.len)) >>> 0;
-    if (((dst & m) >>> 0) !== r.dest.addr) continue;
+    if ((dst & m) >>> 0 !== r.dest.addr) continue;
     if (!best || r.dest.len > best.dest.len) best = r;
   }
   return best;
@@ -624,10 +800,15 @@ export function igwRewrite(pkt: Uint8Array, pv: PacketView, which: 'src' | 'dst'
     icmp = csumReplace32(icmp, from, to);
     icmp = csumReplace16(icmp, oldInnerIpCsum, rd16(pkt, io + 10));
     const il4 = pv.innerL4Off;
-    const csumOff = pv.innerProto === PROTO_TCP && pv.innerL4Len >= 20 ? il4 + 16 : pv.innerProto === PROTO_UDP ? il4 + 6 : -1;
+    const csumOff =
+      pv.innerProto === PROTO_TCP && pv.innerL4Len >= 20 ? il4 + 16 : pv.innerProto === PROTO_UDP ? il4 + 6 : -1;
     if (csumOff >= 0) {
       const before = rd16(pkt, csumOff);
-      wr16(pkt, csumOff, pv.innerProto === PROTO_UDP ? udpCsumReplace32(before, from, to) : csumReplace32(before, from, to));
+      wr16(
+        pkt,
+        csumOff,
+        pv.innerProto === PROTO_UDP ? udpCsumReplace32(before, from, to) : csumReplace32(before, from, to),
+      );
       icmp = csumReplace16(icmp, before, rd16(pkt, csumOff));
     }
     wr16(pkt, pv.l4Off + 2, icmp);

@@ -5,9 +5,16 @@
 import { formatIpv4 } from '../packet/addr.ts';
 import type { NatRuleCounter } from '../spec/engine.ts';
 import {
-  NAT_CHAINS, NF_NAT_RANGE_MAP_IPS, NF_NAT_RANGE_PERSISTENT, NF_NAT_RANGE_PROTO_RANDOM,
-  NF_NAT_RANGE_PROTO_RANDOM_FULLY, NF_NAT_RANGE_PROTO_SPECIFIED, type NatRule, type NatTable,
-  type NatTarget, type PortMatch,
+  NAT_CHAINS,
+  NF_NAT_RANGE_MAP_IPS,
+  NF_NAT_RANGE_PERSISTENT,
+  NF_NAT_RANGE_PROTO_RANDOM,
+  NF_NAT_RANGE_PROTO_RANDOM_FULLY,
+  NF_NAT_RANGE_PROTO_SPECIFIED,
+  type NatRule,
+  type NatTable,
+  type NatTarget,
+  type PortMatch,
 } from '../spec/scenario.ts';
 import { protoName } from '../scenario/iptables.ts';
 
@@ -58,7 +65,8 @@ function targetText(t: NatTarget): string {
   let s = '';
   switch (t.kind) {
     case 'MASQUERADE':
-      if (t.flags & NF_NAT_RANGE_PROTO_SPECIFIED) s += ` masq ports: ${t.portLo}${t.portHi !== t.portLo ? `-${t.portHi}` : ''}`;
+      if (t.flags & NF_NAT_RANGE_PROTO_SPECIFIED)
+        s += ` masq ports: ${t.portLo}${t.portHi !== t.portLo ? `-${t.portHi}` : ''}`;
       if (t.flags & NF_NAT_RANGE_PROTO_RANDOM) s += ' random';
       if (t.flags & NF_NAT_RANGE_PROTO_RANDOM_FULLY) s += ' random-fully';
       return s;
@@ -113,7 +121,8 @@ function header(chain: string, packets: number, bytes: number): string[] {
 
 /** `iptables -t nat -L -v -n` for a nat table and its counters (one instance's). */
 export function formatNatListing(nat: NatTable, counters: readonly NatRuleCounter[]): string {
-  const get = (chain: string, rule: number): NatRuleCounter | undefined => counters.find((c) => c.chain === chain && c.rule === rule);
+  const get = (chain: string, rule: number): NatRuleCounter | undefined =>
+    counters.find((c) => c.chain === chain && c.rule === rule);
   const out: string[] = [];
   NAT_CHAINS.forEach((chain, i) => {
     if (i > 0) out.push('');
@@ -128,8 +137,17 @@ export function formatNatListing(nat: NatTable, counters: readonly NatRuleCounte
 }
 
 /** The engine's nat table listing for one instance (index into scenario.instances). */
-export function formatNatTableListing(engine: { scenario: { instances: readonly { nat: NatTable | null; name: string }[] }; natCountersSync(): NatRuleCounter[] }, instance: number): string {
+export function formatNatTableListing(
+  engine: {
+    scenario: { instances: readonly { nat: NatTable | null; name: string }[] };
+    natCountersSync(): NatRuleCounter[];
+  },
+  instance: number,
+): string {
   const inst = engine.scenario.instances[instance];
   if (!inst?.nat) throw new Error(`instance ${inst ? inst.name : instance} has no nat table`);
-  return formatNatListing(inst.nat, engine.natCountersSync().filter((c) => c.instance === instance));
+  return formatNatListing(
+    inst.nat,
+    engine.natCountersSync().filter((c) => c.instance === instance),
+  );
 }

@@ -4,9 +4,7 @@
 // src/packet/checksum.ts (RFC 1624, bit-identical to csum_replace4 / inet_proto_csum_replace*).
 // Every function works on a packet copy the engine owns (IPv4 header at `iphOff`).
 
-import {
-  ICMP_HDR_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP, isIcmpQueryType,
-} from '../packet/constants.ts';
+import { ICMP_HDR_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP, isIcmpQueryType } from '../packet/constants.ts';
 import { checksumOf, csumReplace16, csumReplace32 } from '../packet/checksum.ts';
 import type { Tuple } from './tuple.ts';
 import { rd16, rd32, wr16, wr32 } from '../packet/bytes.ts';

@@ -7,13 +7,23 @@ import { ICMP_REDIRECT, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../packet/const
 import type { PacketView } from '../packet/parse.ts';
 import { verifyL4Checksum } from '../packet/checksum.ts';
 import {
-  NF_NAT_RANGE_MAP_IPS, NF_NAT_RANGE_PROTO_RANDOM, NF_NAT_RANGE_PROTO_RANDOM_FULLY,
-  NF_NAT_RANGE_PROTO_SPECIFIED, type Cidr, type NatChainName, type NatRule, type NatTable,
+  NF_NAT_RANGE_MAP_IPS,
+  NF_NAT_RANGE_PROTO_RANDOM,
+  NF_NAT_RANGE_PROTO_RANDOM_FULLY,
+  NF_NAT_RANGE_PROTO_SPECIFIED,
+  type Cidr,
+  type NatChainName,
+  type NatRule,
+  type NatTable,
   type NatTarget,
 } from '../spec/scenario.ts';
 import {
-  PORT_RANGE_HIGH_MAX, PORT_RANGE_HIGH_MIN, PORT_RANGE_LOW_MAX, PORT_RANGE_LOW_MIN,
-  PORT_RANGE_MID_MAX, PORT_RANGE_MID_MIN,
+  PORT_RANGE_HIGH_MAX,
+  PORT_RANGE_HIGH_MIN,
+  PORT_RANGE_LOW_MAX,
+  PORT_RANGE_LOW_MIN,
+  PORT_RANGE_MID_MAX,
+  PORT_RANGE_MID_MIN,
 } from '../spec/timeouts.ts';
 import { DIR_REPLY, type ConntrackTable, type CtEntry } from './conntrack.ts';
 import { MANIP_DST, MANIP_SRC, natManipPkt, recomputeIcmpChecksum } from './mangle.ts';
@@ -37,7 +47,7 @@ export interface NatRange {
 
 function cidrHas(c: Cidr, a: number): boolean {
   const m = c.len === 0 ? 0 : (0xffffffff << (32 - c.len)) >>> 0;
-  return ((a & m) >>> 0) === c.addr;
+  return (a & m) >>> 0 === c.addr;
 }
 
 /** iptables interface match: exact name, or prefix with a trailing '+'. '' = no device. */
@@ -59,7 +69,15 @@ export interface RulePacket {
 
 export function rulePacketOf(pv: PacketView, inDev: string, outDev: string): RulePacket {
   const ports = pv.proto === PROTO_TCP || pv.proto === PROTO_UDP;
-  return { src: pv.src, dst: pv.dst, proto: pv.proto, sport: ports ? pv.sport : 0, dport: ports ? pv.dport : 0, inDev, outDev };
+  return {
+    src: pv.src,
+    dst: pv.dst,
+    proto: pv.proto,
+    sport: ports ? pv.sport : 0,
+    dport: ports ? pv.dport : 0,
+    inDev,
+    outDev,
+  };
 }
 
 /** ipt_do_table's ip_packet_match plus the tcp/udp port matches, each with `!`. */
@@ -147,7 +165,15 @@ function findBestIps(t: Tuple, r: NatRange, manip: number): void {
 }
 
 /** nf_nat_l4proto_unique_tuple: the bounded random search. Mutates t. */
-function l4protoUniqueTuple(table: ConntrackTable, e: CtEntry, proto: number, t: Tuple, r: NatRange, manip: number, rng: Prng): void {
+function l4protoUniqueTuple(
+  table: ConntrackTable,
+  e: CtEntry,
+  proto: number,
+  t: Tuple,
+  r: NatRange,
+  manip: number,
+  rng: Prng,
+): void {
   let min: number;
   let rangeSize: number;
   const key: 'sport' | 'dport' = proto === PROTO_ICMP || manip === MANIP_SRC ? 'sport' : 'dport';
@@ -200,7 +226,14 @@ function l4protoUniqueTuple(table: ConntrackTable, e: CtEntry, proto: number, t:
 }
 
 /** get_unique_tuple (nf_nat_core.c, newest). `orig` = invert(current reply tuple). */
-export function getUniqueTuple(table: ConntrackTable, e: CtEntry, orig: Tuple, r: NatRange, manip: number, rng: Prng): Tuple {
+export function getUniqueTuple(
+  table: ConntrackTable,
+  e: CtEntry,
+  orig: Tuple,
+  r: NatRange,
+  manip: number,
+  rng: Prng,
+): Tuple {
   const proto = e.proto;
   // 1) SRC manip without random: keep the original if in range and free, else reuse the mapping
   //    another connection from the same source address and port already has.
@@ -218,7 +251,11 @@ export function getUniqueTuple(table: ConntrackTable, e: CtEntry, orig: Tuple, r
   // 3) keep the port if it is in range and unique (with a range: a single port is kept even if used).
   if (!(r.flags & RANDOM_ALL)) {
     if (r.flags & NF_NAT_RANGE_PROTO_SPECIFIED) {
-      if (l4ProtoInRange(proto, t, manip, r.minProto, r.maxProto) && (r.minProto === r.maxProto || !table.isTupleUsed(proto, t, e))) return t;
+      if (
+        l4ProtoInRange(proto, t, manip, r.minProto, r.maxProto) &&
+        (r.minProto === r.maxProto || !table.isTupleUsed(proto, t, e))
+      )
+        return t;
     } else if (!table.isTupleUsed(proto, t, e)) {
       return t;
     }
@@ -260,7 +297,10 @@ export function targetRange(t: NatTarget, masqAddr: number): NatRange {
   if (t.kind === 'MASQUERADE') {
     return {
       flags: NF_NAT_RANGE_MAP_IPS | (t.flags & (NF_NAT_RANGE_PROTO_SPECIFIED | RANDOM_ALL)),
-      minAddr: masqAddr, maxAddr: masqAddr, minProto: t.portLo, maxProto: t.portHi,
+      minAddr: masqAddr,
+      maxAddr: masqAddr,
+      minProto: t.portLo,
+      maxProto: t.portHi,
     };
   }
   return { flags: t.flags, minAddr: t.addrLo, maxAddr: t.addrHi, minProto: t.portLo, maxProto: t.portHi };
@@ -292,7 +332,13 @@ export const ICMP_XLATE_SHORT = 3;
  * has this manip for the error's direction — the quoted packet is rewritten as a packet of the
  * other direction (opposite manip), the ICMP checksum recomputed, and the outer address rewritten.
  */
-export function icmpReplyTranslation(e: CtEntry, dir: number, pkt: Uint8Array, pv: PacketView, manip: number): { result: number; changed: boolean } {
+export function icmpReplyTranslation(
+  e: CtEntry,
+  dir: number,
+  pkt: Uint8Array,
+  pv: PacketView,
+  manip: number,
+): { result: number; changed: boolean } {
   if (!verifyL4Checksum(pkt, pv)) return { result: ICMP_XLATE_BAD_CHECKSUM, changed: false };
   if (pkt[pv.l4Off] === ICMP_REDIRECT) {
     if (!(e.srcNatDone && e.dstNatDone)) return { result: ICMP_XLATE_REDIRECT, changed: false };

@@ -5,16 +5,35 @@
 import { F_ACK, F_CWR, F_ECE, F_FIN, F_PSH, F_RST, F_SYN, F_URG } from '../packet/constants.ts';
 
 import {
-  TCP_NONE, TCP_SYN_SENT, TCP_SYN_RECV, TCP_ESTABLISHED, TCP_FIN_WAIT, TCP_CLOSE_WAIT, TCP_LAST_ACK, TCP_TIME_WAIT, TCP_CLOSE, TCP_SYN_SENT2, TCP_STATE_NAMES,
+  TCP_NONE,
+  TCP_SYN_SENT,
+  TCP_SYN_RECV,
+  TCP_ESTABLISHED,
+  TCP_FIN_WAIT,
+  TCP_CLOSE_WAIT,
+  TCP_LAST_ACK,
+  TCP_TIME_WAIT,
+  TCP_CLOSE,
+  TCP_SYN_SENT2,
+  TCP_STATE_NAMES,
 } from '../spec/tcp-states.ts';
 
 export {
-  TCP_NONE, TCP_SYN_SENT, TCP_SYN_RECV, TCP_ESTABLISHED, TCP_FIN_WAIT, TCP_CLOSE_WAIT, TCP_LAST_ACK, TCP_TIME_WAIT, TCP_CLOSE, TCP_SYN_SENT2, TCP_STATE_NAMES,
+  TCP_NONE,
+  TCP_SYN_SENT,
+  TCP_SYN_RECV,
+  TCP_ESTABLISHED,
+  TCP_FIN_WAIT,
+  TCP_CLOSE_WAIT,
+  TCP_LAST_ACK,
+  TCP_TIME_WAIT,
+  TCP_CLOSE,
+  TCP_SYN_SENT2,
+  TCP_STATE_NAMES,
 };
 /** Table sentinels (TCP_CONNTRACK_MAX = invalid, TCP_CONNTRACK_IGNORE). */
 export const TCP_IV = 10;
 export const TCP_IG = 11;
-
 
 /** Packet classes (enum tcp_bit_set). */
 export const TCP_SYN_SET = 0;
@@ -35,8 +54,15 @@ export function tcpPacketClass(flags: number): number {
 }
 
 const VALID_FLAGS = new Set([
-  F_SYN, F_SYN | F_URG, F_SYN | F_ACK, F_RST, F_RST | F_ACK, F_FIN | F_ACK, F_FIN | F_ACK | F_URG,
-  F_ACK, F_ACK | F_URG,
+  F_SYN,
+  F_SYN | F_URG,
+  F_SYN | F_ACK,
+  F_RST,
+  F_RST | F_ACK,
+  F_FIN | F_ACK,
+  F_FIN | F_ACK | F_URG,
+  F_ACK,
+  F_ACK | F_URG,
 ]);
 
 /** tcp_error's flag check: after masking PSH/ECE/CWR only the combinations above are valid. */
@@ -44,9 +70,17 @@ export function tcpFlagsValid(flags: number): boolean {
   return VALID_FLAGS.has(flags & ~(F_PSH | F_ECE | F_CWR) & 0xff);
 }
 
-const sSS = TCP_SYN_SENT, sSR = TCP_SYN_RECV, sES = TCP_ESTABLISHED;
-const sFW = TCP_FIN_WAIT, sCW = TCP_CLOSE_WAIT, sLA = TCP_LAST_ACK, sTW = TCP_TIME_WAIT;
-const sCL = TCP_CLOSE, sS2 = TCP_SYN_SENT2, sIV = TCP_IV, sIG = TCP_IG;
+const sSS = TCP_SYN_SENT,
+  sSR = TCP_SYN_RECV,
+  sES = TCP_ESTABLISHED;
+const sFW = TCP_FIN_WAIT,
+  sCW = TCP_CLOSE_WAIT,
+  sLA = TCP_LAST_ACK,
+  sTW = TCP_TIME_WAIT;
+const sCL = TCP_CLOSE,
+  sS2 = TCP_SYN_SENT2,
+  sIV = TCP_IV,
+  sIG = TCP_IG;
 
 // [dir][class][state]; columns: sNO sSS sSR sES sFW sCW sLA sTW sCL sS2
 const TABLE: readonly (readonly (readonly number[])[])[] = [

@@ -3,7 +3,16 @@
 // and the scenario tests).
 
 import {
-  F_ACK, F_FIN, F_PSH, F_RST, F_SYN, F_URG, ICMP_ECHO, ICMP_ECHOREPLY, PROTO_ICMP, PROTO_TCP,
+  F_ACK,
+  F_FIN,
+  F_PSH,
+  F_RST,
+  F_SYN,
+  F_URG,
+  ICMP_ECHO,
+  ICMP_ECHOREPLY,
+  PROTO_ICMP,
+  PROTO_TCP,
   PROTO_UDP,
 } from '../packet/constants.ts';
 import { parseIpv4Addr, formatIpv4 } from '../packet/addr.ts';
@@ -59,9 +68,13 @@ function num(spec: string, key: string, text: string | undefined, max: number): 
  * [ttl N] [at MS]`. TCP flags are letters S A F R P U (or '.' for ACK), e.g. `S`, `SA`, `FA`.
  */
 export function parsePacketSpec(text: string): PacketSpec {
-  const tok = text.trim().split(/\s+/).filter((t) => t !== '');
+  const tok = text
+    .trim()
+    .split(/\s+/)
+    .filter((t) => t !== '');
   const proto = tok[0];
-  if (proto !== 'tcp' && proto !== 'udp' && proto !== 'icmp') throw bad(text, `expected tcp, udp or icmp first, got '${proto ?? ''}'`);
+  if (proto !== 'tcp' && proto !== 'udp' && proto !== 'icmp')
+    throw bad(text, `expected tcp, udp or icmp first, got '${proto ?? ''}'`);
   if (tok[2] !== '>') throw bad(text, "expected 'SRC > DST'");
   const opts = new Map<string, number>();
   let i = 4;
@@ -69,7 +82,8 @@ export function parsePacketSpec(text: string): PacketSpec {
   let icmpType = -1;
   if (proto === 'tcp') {
     const f = tok[4];
-    if (f === undefined || !/^[SAFRPU.]+$/.test(f)) throw bad(text, `expected TCP flags (letters S A F R P U, e.g. S or SA) after the destination, got '${f ?? ''}'`);
+    if (f === undefined || !/^[SAFRPU.]+$/.test(f))
+      throw bad(text, `expected TCP flags (letters S A F R P U, e.g. S or SA) after the destination, got '${f ?? ''}'`);
     flags = 0;
     for (const ch of f) flags |= FLAG_LETTERS[ch];
     i = 5;
@@ -80,12 +94,26 @@ export function parsePacketSpec(text: string): PacketSpec {
     else throw bad(text, `expected 'echo' or 'echo-reply' after the destination, got '${t ?? ''}'`);
     i = 5;
   }
-  const allowed = proto === 'tcp' ? ['seq', 'ack', 'win', 'len', 'ttl', 'at'] : proto === 'udp' ? ['len', 'ttl', 'at'] : ['id', 'seq', 'len', 'ttl', 'at'];
+  const allowed =
+    proto === 'tcp'
+      ? ['seq', 'ack', 'win', 'len', 'ttl', 'at']
+      : proto === 'udp'
+        ? ['len', 'ttl', 'at']
+        : ['id', 'seq', 'len', 'ttl', 'at'];
   for (; i < tok.length; i += 2) {
     const k = tok[i];
     if (!allowed.includes(k)) throw bad(text, `unknown option '${k}' (allowed: ${allowed.join(', ')})`);
     if (opts.has(k)) throw bad(text, `'${k}' given twice`);
-    const max = k === 'seq' && proto === 'tcp' || k === 'ack' ? 0xffffffff : k === 'ttl' ? 255 : k === 'len' ? 1400 : k === 'at' ? Number.MAX_SAFE_INTEGER : 65535;
+    const max =
+      (k === 'seq' && proto === 'tcp') || k === 'ack'
+        ? 0xffffffff
+        : k === 'ttl'
+          ? 255
+          : k === 'len'
+            ? 1400
+            : k === 'at'
+              ? Number.MAX_SAFE_INTEGER
+              : 65535;
     opts.set(k, num(text, k, tok[i + 1], max));
   }
   const payload = new Uint8Array(opts.get('len') ?? 0);
@@ -93,20 +121,40 @@ export function parsePacketSpec(text: string): PacketSpec {
   const atMs = opts.has('at') ? (opts.get('at') as number) : null;
   let frame: Uint8Array;
   if (proto === 'icmp') {
-    frame = buildIcmpEcho({ src: addr(text, tok[1]), dst: addr(text, tok[3]), id: opts.get('id') ?? 1, seq: opts.get('seq') ?? 1, reply: icmpType === ICMP_ECHOREPLY, payload, ttl });
+    frame = buildIcmpEcho({
+      src: addr(text, tok[1]),
+      dst: addr(text, tok[3]),
+      id: opts.get('id') ?? 1,
+      seq: opts.get('seq') ?? 1,
+      reply: icmpType === ICMP_ECHOREPLY,
+      payload,
+      ttl,
+    });
   } else {
     const s = endpoint(text, tok[1]);
     const d = endpoint(text, tok[3]);
-    frame = proto === 'tcp'
-      ? buildTcp({ src: s.a, dst: d.a, sport: s.port, dport: d.port, flags, seq: opts.get('seq') ?? 1000, ack: opts.get('ack') ?? 0, window: opts.get('win') ?? 64240, payload, ttl })
-      : buildUdp({ src: s.a, dst: d.a, sport: s.port, dport: d.port, payload, ttl });
+    frame =
+      proto === 'tcp'
+        ? buildTcp({
+            src: s.a,
+            dst: d.a,
+            sport: s.port,
+            dport: d.port,
+            flags,
+            seq: opts.get('seq') ?? 1000,
+            ack: opts.get('ack') ?? 0,
+            window: opts.get('win') ?? 64240,
+            payload,
+            ttl,
+          })
+        : buildUdp({ src: s.a, dst: d.a, sport: s.port, dport: d.port, payload, ttl });
   }
   return { text, frame, atMs };
 }
 
 function cidrHas(c: { addr: number; len: number }, a: number): boolean {
   const m = c.len === 0 ? 0 : (0xffffffff << (32 - c.len)) >>> 0;
-  return ((a & m) >>> 0) === c.addr;
+  return (a & m) >>> 0 === c.addr;
 }
 
 /** Where a packet from `src` enters: the instance owning it, else the internet (outside the VPC). */
@@ -114,7 +162,9 @@ export function ingressFor(s: Scenario, src: number): number {
   const i = s.instances.findIndex((x) => x.privateIp === src);
   if (i >= 0) return instancePoint(i);
   if (s.internetHosts.some((c) => cidrHas(c, src)) || !cidrHas(s.vpcCidr, src)) return POINT_INTERNET;
-  throw new InputError(`source address ${formatIpv4(src)} is inside the VPC ${formatIpv4(s.vpcCidr.addr)}/${s.vpcCidr.len} but no instance has it: cannot tell where the packet enters`);
+  throw new InputError(
+    `source address ${formatIpv4(src)} is inside the VPC ${formatIpv4(s.vpcCidr.addr)}/${s.vpcCidr.len} but no instance has it: cannot tell where the packet enters`,
+  );
 }
 
 /**
@@ -126,13 +176,35 @@ export function naturalReply(delivered: Uint8Array): Uint8Array | null {
   parseIpv4(delivered, 0, delivered.length, pv);
   if (pv.status !== 0) return null;
   if (pv.proto === PROTO_TCP && (pv.tcpFlags & (F_SYN | F_ACK | F_RST | F_FIN)) === F_SYN) {
-    return buildTcp({ src: pv.dst, dst: pv.src, sport: pv.dport, dport: pv.sport, flags: F_SYN | F_ACK, seq: 3000000000, ack: (pv.tcpSeq + 1) >>> 0, window: 65160 });
+    return buildTcp({
+      src: pv.dst,
+      dst: pv.src,
+      sport: pv.dport,
+      dport: pv.sport,
+      flags: F_SYN | F_ACK,
+      seq: 3000000000,
+      ack: (pv.tcpSeq + 1) >>> 0,
+      window: 65160,
+    });
   }
   if (pv.proto === PROTO_UDP) {
-    return buildUdp({ src: pv.dst, dst: pv.src, sport: pv.dport, dport: pv.sport, payload: new Uint8Array(pv.payloadLen) });
+    return buildUdp({
+      src: pv.dst,
+      dst: pv.src,
+      sport: pv.dport,
+      dport: pv.sport,
+      payload: new Uint8Array(pv.payloadLen),
+    });
   }
   if (pv.proto === PROTO_ICMP && pv.icmpType === ICMP_ECHO) {
-    return buildIcmpEcho({ src: pv.dst, dst: pv.src, id: pv.icmpId, seq: pv.icmpSeq, reply: true, payload: delivered.slice(pv.payloadOff, pv.l3Off + pv.totalLen) });
+    return buildIcmpEcho({
+      src: pv.dst,
+      dst: pv.src,
+      id: pv.icmpId,
+      seq: pv.icmpSeq,
+      reply: true,
+      payload: delivered.slice(pv.payloadOff, pv.l3Off + pv.totalLen),
+    });
   }
   return null;
 }
@@ -167,7 +239,14 @@ function checksumsOk(b: Uint8Array): boolean {
 }
 
 /** Runs one packet through the engine and packages its path; `withReply` traces the reply too. */
-export function tracePacket(engine: ModelEngine, spec: string, frame: Uint8Array, ingress: number, timeMs: number, withReply: boolean): TracedPacket {
+export function tracePacket(
+  engine: ModelEngine,
+  spec: string,
+  frame: Uint8Array,
+  ingress: number,
+  timeMs: number,
+  withReply: boolean,
+): TracedPacket {
   const s = engine.scenario;
   const r = engine.processOne({ timeUs: timeMs * 1000, ingress, frame });
   const t: TracedPacket = {
@@ -175,15 +254,22 @@ export function tracePacket(engine: ModelEngine, spec: string, frame: Uint8Array
     ingress: pointName(s, ingress),
     timeMs,
     hops: r.hops.map((h) => ({
-      name: h.name, packet: describePacket(h.packet), note: h.note,
+      name: h.name,
+      packet: describePacket(h.packet),
+      note: h.note,
       ...(h.drop !== undefined ? { drop: reasonName(h.drop) } : {}),
       ...(h.egress !== undefined ? { egress: pointName(s, h.egress) } : {}),
-      checksumsOk: checksumsOk(h.packet), bytes: h.packet,
+      checksumsOk: checksumsOk(h.packet),
+      bytes: h.packet,
     })),
     fate: r.fate === FATE_DELIVERED ? 'delivered' : 'dropped',
     reason: reasonName(r.reason),
     ct: CT_NAMES[r.ct],
-    outputs: r.outputs.map((o) => ({ egress: pointName(s, o.egress), packet: describePacket(o.frame), bytes: o.frame })),
+    outputs: r.outputs.map((o) => ({
+      egress: pointName(s, o.egress),
+      packet: describePacket(o.frame),
+      bytes: o.frame,
+    })),
     result: r,
     reply: null,
   };

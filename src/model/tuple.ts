@@ -4,8 +4,15 @@
 // nf_conntrack_invert_icmp_tuple (nf_conntrack_proto_icmp.c).
 
 import {
-  ICMP_ADDRESS, ICMP_ADDRESSREPLY, ICMP_ECHO, ICMP_ECHOREPLY, ICMP_INFO_REPLY, ICMP_INFO_REQUEST,
-  ICMP_TIMESTAMP, ICMP_TIMESTAMPREPLY, PROTO_ICMP,
+  ICMP_ADDRESS,
+  ICMP_ADDRESSREPLY,
+  ICMP_ECHO,
+  ICMP_ECHOREPLY,
+  ICMP_INFO_REPLY,
+  ICMP_INFO_REQUEST,
+  ICMP_TIMESTAMP,
+  ICMP_TIMESTAMPREPLY,
+  PROTO_ICMP,
 } from '../packet/constants.ts';
 import { formatIpv4 } from '../packet/addr.ts';
 import type { CtTuple } from '../spec/engine.ts';

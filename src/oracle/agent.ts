@@ -60,7 +60,18 @@ export class Agent {
   }
 
   start(): Promise<void> {
-    const args = ['netns', 'exec', this.netns, 'perl', '-e', AGENT_SCRIPT, 'agent', this.ifname, this.capture ? 'cap' : 'send', ...this.setupArgs];
+    const args = [
+      'netns',
+      'exec',
+      this.netns,
+      'perl',
+      '-e',
+      AGENT_SCRIPT,
+      'agent',
+      this.ifname,
+      this.capture ? 'cap' : 'send',
+      ...this.setupArgs,
+    ];
     const child = spawn('ip', args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
     child.stdout.on('data', (b: Buffer) => this.onData(b));
@@ -70,7 +81,11 @@ export class Agent {
     child.stdin.on('error', () => {});
     child.on('error', (e) => this.die(new Error(`agent in ${this.netns}: ${e.message}`)));
     child.on('exit', (code, sig) => {
-      this.die(new Error(`agent in ${this.netns} exited (${sig ?? code})${this.stderr.trim() ? `: ${this.stderr.trim()}` : ''}`));
+      this.die(
+        new Error(
+          `agent in ${this.netns} exited (${sig ?? code})${this.stderr.trim() ? `: ${this.stderr.trim()}` : ''}`,
+        ),
+      );
     });
     return this.ready;
   }
@@ -101,7 +116,12 @@ export class Agent {
       if (cmd === 'P') {
         this.frames.push({ pktType: arg, bytes: new Uint8Array(payload) });
       } else if (cmd === 'R') {
-        this.setupWarnings = payload.length ? payload.toString('utf8').split('\n').map((w) => `${this.netns}: ${w}`) : [];
+        this.setupWarnings = payload.length
+          ? payload
+              .toString('utf8')
+              .split('\n')
+              .map((w) => `${this.netns}: ${w}`)
+          : [];
         this.readyResolve();
       } else if (cmd === 'E') {
         this.die(new Error(`agent in ${this.netns}: ${payload.toString('utf8')}`));

@@ -47,7 +47,8 @@ function sides(f: DifferenceFacts, k: KernelRunFacts): Sides | null {
 }
 
 const kinds = (f: DifferenceFacts): Set<string> => new Set(f.differences.map((d) => d.kind));
-const onlyKinds = (f: DifferenceFacts, allowed: readonly string[]): boolean => [...kinds(f)].every((x) => allowed.includes(x));
+const onlyKinds = (f: DifferenceFacts, allowed: readonly string[]): boolean =>
+  [...kinds(f)].every((x) => allowed.includes(x));
 
 function ihl(b: Uint8Array): number {
   return (b[0] & 15) << 2;
@@ -77,12 +78,27 @@ function shortestTimeoutS(s: Scenario, proto: number): number {
   const t = s.conntrack.timeouts;
   if (proto === PROTO_UDP) return Math.min(t.udp, t.udpStream, 2);
   if (proto === PROTO_ICMP) return t.icmp;
-  if (proto === PROTO_TCP) return Math.min(t.tcpSynSent, t.tcpSynRecv, t.tcpEstablished, t.tcpFinWait, t.tcpCloseWait, t.tcpLastAck, t.tcpTimeWait, t.tcpClose);
+  if (proto === PROTO_TCP)
+    return Math.min(
+      t.tcpSynSent,
+      t.tcpSynRecv,
+      t.tcpEstablished,
+      t.tcpFinWait,
+      t.tcpCloseWait,
+      t.tcpLastAck,
+      t.tcpTimeWait,
+      t.tcpClose,
+    );
   return t.generic;
 }
 
 function allTimeoutsMinS(s: Scenario): number {
-  return Math.min(shortestTimeoutS(s, PROTO_UDP), shortestTimeoutS(s, PROTO_ICMP), shortestTimeoutS(s, PROTO_TCP), s.conntrack.timeouts.generic);
+  return Math.min(
+    shortestTimeoutS(s, PROTO_UDP),
+    shortestTimeoutS(s, PROTO_ICMP),
+    shortestTimeoutS(s, PROTO_TCP),
+    s.conntrack.timeouts.generic,
+  );
 }
 
 /** Tolerance on conntrack timeouts (s): the measured lag, plus 1 s of `conntrack -L` truncation. */
@@ -116,22 +132,28 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
     match(f, k) {
       if (f.index === -1) {
         const min = allTimeoutsMinS(k.scenario);
-        return k.maxLagMs > min * 1000 ? `the kernel was up to ${Math.round(k.maxLagMs)} ms behind, more than the ${min} s timeout` : null;
+        return k.maxLagMs > min * 1000
+          ? `the kernel was up to ${Math.round(k.maxLagMs)} ms behind, more than the ${min} s timeout`
+          : null;
       }
       const s = sides(f, k);
       if (!s) return null;
       const lag = k.lagMs[f.index] ?? 0;
       const proto = s.kin.frame.length >= 20 ? s.kin.frame[9] : -1;
       const min = shortestTimeoutS(k.scenario, proto);
-      return lag > min * 1000 ? `the kernel was ${Math.round(lag)} ms behind at this packet, more than the ${min} s timeout it depends on` : null;
+      return lag > min * 1000
+        ? `the kernel was ${Math.round(lag)} ms behind at this packet, more than the ${min} s timeout it depends on`
+        : null;
     },
   },
   {
     id: 'E4',
-    title: 'frames larger than the links\' MTU (9001) cannot be injected',
+    title: "frames larger than the links' MTU (9001) cannot be injected",
     match(f, k) {
       const s = sides(f, k);
-      return s && s.kin.frame.length > LINK_MTU && s.kr.reason === DROP_KERNEL_UNSEEN ? `a ${s.kin.frame.length}-byte frame` : null;
+      return s && s.kin.frame.length > LINK_MTU && s.kr.reason === DROP_KERNEL_UNSEEN
+        ? `a ${s.kin.frame.length}-byte frame`
+        : null;
     },
   },
   {
@@ -139,7 +161,13 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
     title: 'TTL 0 inputs die in the router namespace',
     match(f, k) {
       const s = sides(f, k);
-      return s && s.kin.frame.length >= 20 && s.kin.frame[8] === 0 && s.kr.reason === DROP_KERNEL_UNSEEN && s.kr.outputs.length === 0 ? 'input TTL 0' : null;
+      return s &&
+        s.kin.frame.length >= 20 &&
+        s.kin.frame[8] === 0 &&
+        s.kr.reason === DROP_KERNEL_UNSEEN &&
+        s.kr.outputs.length === 0
+        ? 'input TTL 0'
+        : null;
     },
   },
   {
@@ -155,19 +183,23 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
   },
   {
     id: 'E11',
-    title: 'a packet whose source is the receiving instance\'s own address is a martian there',
+    title: "a packet whose source is the receiving instance's own address is a martian there",
     match(f, k) {
       const s = sides(f, k);
       if (!s || s.kin.frame.length < 20 || s.kr.reason !== DROP_KERNEL_UNSEEN || s.kr.outputs.length !== 0) return null;
       const src = rd32(s.kin.frame, 12);
-      return k.scenario.instances.some((inst) => inst.privateIp >>> 0 === src && s.or.outputs.some((o) => o.egress === instancePoint(k.scenario.instances.indexOf(inst))))
+      return k.scenario.instances.some(
+        (inst) =>
+          inst.privateIp >>> 0 === src &&
+          s.or.outputs.some((o) => o.egress === instancePoint(k.scenario.instances.indexOf(inst))),
+      )
         ? 'delivered to the instance that owns its source address'
         : null;
     },
   },
   {
     id: 'K6',
-    title: 'fragments are reassembled (held) by the NAT instance\'s conntrack',
+    title: "fragments are reassembled (held) by the NAT instance's conntrack",
     match(f, k) {
       const s = sides(f, k);
       if (!s || s.kin.frame.length < 20) return null;
@@ -186,7 +218,9 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
       const otherGen = s.or.outputs.filter((o) => isIcmpError(o.frame)).length;
       const kernelFwd = s.kr.outputs.length - kernelGen;
       const otherFwd = s.or.outputs.length - otherGen;
-      return kernelGen < otherGen && kernelFwd === otherFwd && s.kr.fate === s.or.fate ? `${otherGen - kernelGen} generated ICMP error(s) missing in the kernel` : null;
+      return kernelGen < otherGen && kernelFwd === otherFwd && s.kr.fate === s.or.fate
+        ? `${otherGen - kernelGen} generated ICMP error(s) missing in the kernel`
+        : null;
     },
   },
   {
@@ -196,7 +230,9 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
       const s = sides(f, k);
       if (!s) return null;
       const red = s.kr.outputs.filter((o) => isIcmpError(o.frame) && o.frame[ihl(o.frame)] === ICMP_REDIRECT).length;
-      return red > 0 && s.kr.outputs.length - red === s.or.outputs.length ? 'extra ICMP redirect from the kernel' : null;
+      return red > 0 && s.kr.outputs.length - red === s.or.outputs.length
+        ? 'extra ICMP redirect from the kernel'
+        : null;
     },
   },
   {
@@ -205,12 +241,14 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
     match(f, k) {
       const s = sides(f, k);
       if (!s || s.kin.frame.length < 20 || s.kin.frame[9] !== PROTO_TCP) return null;
-      return s.kr.ct === CT_INVALID && s.or.ct === CT_ESTABLISHED ? 'TCP segment INVALID in the kernel, ESTABLISHED in the contract' : null;
+      return s.kr.ct === CT_INVALID && s.or.ct === CT_ESTABLISHED
+        ? 'TCP segment INVALID in the kernel, ESTABLISHED in the contract'
+        : null;
     },
   },
   {
     id: 'K3',
-    title: 'the instance\'s own stack answers what is delivered to it, and conntrack sees the answer',
+    title: "the instance's own stack answers what is delivered to it, and conntrack sees the answer",
     match(f, k) {
       const own = instanceOwnAddresses(k.scenario);
       if (f.index === -1) {

@@ -1,6 +1,18 @@
 // KernelEngine: the scenario built in network namespaces, packets replayed through the real Linux
 // kernel one at a time (inject, wait until quiet, collect), results in the engine-neutral form.
-import type { ConntrackEntry, DifferenceClass, DifferenceFacts, Engine, EngineDescriptor, EngineOptions, InputPacket, NatRuleCounter, OutputFrame, OutputNormaliser, PacketResult } from '../spec/engine.ts';
+import type {
+  ConntrackEntry,
+  DifferenceClass,
+  DifferenceFacts,
+  Engine,
+  EngineDescriptor,
+  EngineOptions,
+  InputPacket,
+  NatRuleCounter,
+  OutputFrame,
+  OutputNormaliser,
+  PacketResult,
+} from '../spec/engine.ts';
 import { classifyKernelDifference } from './differences.ts';
 import type { Scenario } from '../spec/scenario.ts';
 import { POINT_INTERNET, instancePoint } from '../spec/scenario.ts';
@@ -302,8 +314,10 @@ export class KernelEngine implements Engine {
     // Never reuse a name that exists (close() would then delete someone else's namespace).
     const existing = new Set(await listNatlabNetns());
     let plan = planTopology(scenario, newRunId());
-    for (let i = 0; i < 8 && plan.netns.some((n) => existing.has(n.name)); i++) plan = planTopology(scenario, newRunId());
-    if (plan.netns.some((n) => existing.has(n.name))) throw new Error('kernel engine: could not find unused namespace names');
+    for (let i = 0; i < 8 && plan.netns.some((n) => existing.has(n.name)); i++)
+      plan = planTopology(scenario, newRunId());
+    if (plan.netns.some((n) => existing.has(n.name)))
+      throw new Error('kernel engine: could not find unused namespace names');
     const e = new KernelEngine(scenario, plan, opts);
     if (stale.length) {
       const owners = [...new Set(stale.map((n) => netnsOwnerPid(n)))].join(', ');
@@ -367,7 +381,9 @@ export class KernelEngine implements Engine {
     const refused = this.warnings.filter((w) => w.includes('nf_conntrack_max'));
     if (refused.length) {
       for (const w of refused) this.warnings.splice(this.warnings.indexOf(w), 1);
-      const global = Number((await readFile('/proc/sys/net/netfilter/nf_conntrack_max', 'utf8').catch(() => '')).trim());
+      const global = Number(
+        (await readFile('/proc/sys/net/netfilter/nf_conntrack_max', 'utf8').catch(() => '')).trim(),
+      );
       if (global !== ctMax) {
         this.warnings.push(
           `conntrack max: the scenario's ${ctMax} cannot be set per namespace on this kernel (nf_conntrack_max is global, ${global || 'unknown'}): table-full behaviour is not reproduced`,
@@ -379,12 +395,20 @@ export class KernelEngine implements Engine {
       const a = this.agents[k];
       if (n.role === 'router') this.statAgents.push({ label: 'router', instance: -1, agent: a });
       else if (n.role === 'internet') {
-        const pa: PointAgent = { point: POINT_INTERNET, agent: a, macs: [macToBytes(p.macs.routerIgw), macToBytes(p.macs.internet)] };
+        const pa: PointAgent = {
+          point: POINT_INTERNET,
+          agent: a,
+          macs: [macToBytes(p.macs.routerIgw), macToBytes(p.macs.internet)],
+        };
         this.points.set(POINT_INTERNET, pa);
         this.captureAgents.push(pa);
       } else {
         const i = n.instance;
-        const pa: PointAgent = { point: instancePoint(i), agent: a, macs: [macToBytes(p.macs.routerEni[i]), macToBytes(p.macs.instance[i])] };
+        const pa: PointAgent = {
+          point: instancePoint(i),
+          agent: a,
+          macs: [macToBytes(p.macs.routerEni[i]), macToBytes(p.macs.instance[i])],
+        };
         this.points.set(pa.point, pa);
         if (n.capture) this.captureAgents.push(pa);
         this.statAgents.push({ label: this.scenario.instances[i].name, instance: i, agent: a });
@@ -453,7 +477,9 @@ export class KernelEngine implements Engine {
   async advance(timeUs: number): Promise<void> {
     this.assertOpen();
     if (this.timeMode === 'compress') {
-      throw new InputError(`kernel engine: advance() needs real waiting, which ${this.opts.optionNames?.compress ?? '--time compress'} disables`);
+      throw new InputError(
+        `kernel engine: advance() needs real waiting, which ${this.opts.optionNames?.compress ?? '--time compress'} disables`,
+      );
     }
     await this.honourTime(timeUs, 'advance()');
   }
@@ -484,7 +510,16 @@ export class KernelEngine implements Engine {
       return { id, pid };
     });
     const inet = points.findIndex((pa) => pa.point === POINT_INTERNET);
-    const hub = new Hub({ sockets, fence: { netns: p.router, tx: FENCE_TX_IF, rx: FENCE_RX_IF }, stats, eips: [...this.igw.toPrivate.keys()], inet }, Hub.pickCpu());
+    const hub = new Hub(
+      {
+        sockets,
+        fence: { netns: p.router, tx: FENCE_TX_IF, rx: FENCE_RX_IF },
+        stats,
+        eips: [...this.igw.toPrivate.keys()],
+        inet,
+      },
+      Hub.pickCpu(),
+    );
     this.hub = hub;
     await hub.start();
     this.log(`kernel: fast path ready (hub pinned to CPU ${hub.cpu})`);
@@ -600,13 +635,17 @@ export class KernelEngine implements Engine {
   }
 
   /** Injects and collects until quiet; returns frames per capture point. */
-  private async injectAndCollect(pa: PointAgent, ip: Uint8Array): Promise<{ errno: number; frames: Array<{ point: number; bytes: Uint8Array }> }> {
+  private async injectAndCollect(
+    pa: PointAgent,
+    ip: Uint8Array,
+  ): Promise<{ errno: number; frames: Array<{ point: number; bytes: Uint8Array }> }> {
     const frames: Array<{ point: number; bytes: Uint8Array }> = [];
     // Anything still arriving now came after the previous packet's quiet time: count it (never
     // attribute it to this packet) and say so.
     await Promise.all(this.captureAgents.map((c) => c.agent.sync()));
     let late = 0;
-    for (const c of this.captureAgents) late += c.agent.take().filter((f) => f.pktType !== PACKET_OUTGOING && stripEthernet(f.bytes)).length;
+    for (const c of this.captureAgents)
+      late += c.agent.take().filter((f) => f.pktType !== PACKET_OUTGOING && stripEthernet(f.bytes)).length;
     this.noteLate(late);
     const errno = await pa.agent.inject(ethernet(ip, pa.macs[0], pa.macs[1]));
     // Round 0 right after send() (veth delivers in the sender's softirq), then rounds spaced by
@@ -632,11 +671,19 @@ export class KernelEngine implements Engine {
   }
 
   private async collectStats(): Promise<Array<{ label: string; instance: number; stats: NetnsStats }>> {
-    return Promise.all(this.statAgents.map(async (s) => ({ label: s.label, instance: s.instance, stats: parseAgentStats(await s.agent.stats()) })));
+    return Promise.all(
+      this.statAgents.map(async (s) => ({
+        label: s.label,
+        instance: s.instance,
+        stats: parseAgentStats(await s.agent.stats()),
+      })),
+    );
   }
 
   /** Where a packet stands between injection hops (shared by the single and the batch path). */
-  private begin(p: InputPacket): { done: KernelPacketResult } | { state: PacketState; pa: PointAgent; frame: Uint8Array } {
+  private begin(
+    p: InputPacket,
+  ): { done: KernelPacketResult } | { state: PacketState; pa: PointAgent; frame: Uint8Array } {
     const pv = this.pv;
     const st = parseIpv4(p.frame, 0, p.frame.length, pv);
     const state: PacketState = {
@@ -644,7 +691,8 @@ export class KernelEngine implements Engine {
       st,
       inTtl: p.frame.length >= 9 ? p.frame[8] : 0,
       inIsIcmpError: st === PARSE_OK && pv.proto === PROTO_ICMP && pv.isIcmpError === 1,
-      verifiedL4: st === PARSE_OK && pv.proto === PROTO_ICMP && pv.isIcmpError === 1 ? verifyL4Checksum(p.frame, pv) : false,
+      verifiedL4:
+        st === PARSE_OK && pv.proto === PROTO_ICMP && pv.isIcmpError === 1 ? verifyL4Checksum(p.frame, pv) : false,
       icmpType: st === PARSE_OK && pv.proto === PROTO_ICMP ? pv.icmpType : -1,
       mf: st === PARSE_OK ? pv.mf : 0,
       result: { fate: FATE_DROPPED, reason: DROP_KERNEL_UNSEEN, detail: 0, ct: CT_NONE, outputs: [], evidence: [] },
@@ -680,16 +728,24 @@ export class KernelEngine implements Engine {
   }
 
   /** Sorts one hop's captured frames into outputs; returns the frame to send back in (hairpin). */
-  private absorb(s: PacketState, frames: ReadonlyArray<{ point: number; bytes: Uint8Array }>, hop: number): Uint8Array | null {
+  private absorb(
+    s: PacketState,
+    frames: ReadonlyArray<{ point: number; bytes: Uint8Array }>,
+    hop: number,
+  ): Uint8Array | null {
     const result = s.result;
     let hairpin: Uint8Array | null = null;
     for (const f of frames) {
       if (f.point !== POINT_INTERNET) {
         const i = f.point - 1;
         const inst = this.scenario.instances[i];
-        const dst = f.bytes.length >= 20 ? ((f.bytes[16] << 24) | (f.bytes[17] << 16) | (f.bytes[18] << 8) | f.bytes[19]) >>> 0 : -1;
+        const dst =
+          f.bytes.length >= 20
+            ? ((f.bytes[16] << 24) | (f.bytes[17] << 16) | (f.bytes[18] << 8) | f.bytes[19]) >>> 0
+            : -1;
         if (dst !== inst.privateIp >>> 0) s.transitAt.add(i);
-        else if (inst.nat === null) result.outputs.push({ egress: f.point, frame: f.bytes, captured: f.bytes, adjustments: [] });
+        else if (inst.nat === null)
+          result.outputs.push({ egress: f.point, frame: f.bytes, captured: f.bytes, adjustments: [] });
         else {
           const l = s.localCandidates.get(i) ?? [];
           l.push(f.bytes);
@@ -702,7 +758,8 @@ export class KernelEngine implements Engine {
         s.igwDrop = t.reason;
         continue;
       }
-      const dst = f.bytes.length >= 20 ? ((f.bytes[16] << 24) | (f.bytes[17] << 16) | (f.bytes[18] << 8) | f.bytes[19]) >>> 0 : 0;
+      const dst =
+        f.bytes.length >= 20 ? ((f.bytes[16] << 24) | (f.bytes[17] << 16) | (f.bytes[18] << 8) | f.bytes[19]) >>> 0 : 0;
       if (isElasticIp(this.igw, dst) && hairpin === null && hop < MAX_HAIRPINS) {
         // Leaving to one of the VPC's own Elastic IPs: the IGW sends it straight back in.
         const back = igwTranslate(this.igw, t.frame, false);
@@ -734,7 +791,10 @@ export class KernelEngine implements Engine {
   }
 
   /** The verdict, from the outputs and the evidence the namespaces hold after the packet. */
-  private finish(s: PacketState, stats: ReadonlyArray<{ label: string; instance: number; stats: NetnsStats }>): KernelPacketResult {
+  private finish(
+    s: PacketState,
+    stats: ReadonlyArray<{ label: string; instance: number; stats: NetnsStats }>,
+  ): KernelPacketResult {
     const result = s.result;
     const inTtl = s.inTtl;
     const inIsIcmpError = s.inIsIcmpError;
@@ -753,7 +813,8 @@ export class KernelEngine implements Engine {
         if (c !== CT_NONE) ctCode = c;
         const cand = s.localCandidates.get(x.instance);
         if (cand && x.stats.recent.has(RECENT_LOCAL_IN)) {
-          for (const b of cand) result.outputs.push({ egress: instancePoint(x.instance), frame: b, captured: b, adjustments: [] });
+          for (const b of cand)
+            result.outputs.push({ egress: instancePoint(x.instance), frame: b, captured: b, adjustments: [] });
         }
         const prev = this.lastCt.get(x.instance) ?? {};
         const cur = x.stats.ct;
@@ -769,7 +830,7 @@ export class KernelEngine implements Engine {
     let generatedType = -1;
     for (const o of result.outputs) {
       const b = o.frame;
-      const isErr = b.length >= 28 && b[9] === PROTO_ICMP && isIcmpErrorType(b[((b[0] & 15) << 2)]);
+      const isErr = b.length >= 28 && b[9] === PROTO_ICMP && isIcmpErrorType(b[(b[0] & 15) << 2]);
       const generated = isErr && !inIsIcmpError;
       if (generated) {
         const ihl = (b[0] & 15) << 2;
@@ -818,7 +879,8 @@ export class KernelEngine implements Engine {
     else if (hits.has(RECENT_NOROUTE)) result.reason = DROP_NO_ROUTE;
     else if (hits.has(RECENT_NOHOST)) result.reason = DROP_NO_HOST;
     else if (ctCode === CT_RELATED && inIsIcmpError && !s.verifiedL4) result.reason = DROP_ICMP_BAD_CHECKSUM;
-    else if (ctCode === CT_RELATED && inIsIcmpError && s.icmpType === ICMP_REDIRECT) result.reason = DROP_ICMP_REDIRECT_NAT;
+    else if (ctCode === CT_RELATED && inIsIcmpError && s.icmpType === ICMP_REDIRECT)
+      result.reason = DROP_ICMP_REDIRECT_NAT;
     else if (hits.has(RECENT_LOCAL_IN)) result.reason = DROP_LOCAL_DELIVERY;
     else if (ctClash > 0) result.reason = DROP_NAT_CLASH;
     else if (ctDrops > 0) result.reason = DROP_CT_TABLE_FULL;
@@ -842,7 +904,12 @@ export class KernelEngine implements Engine {
 
   /** Recognises the documented kernel differences (docs/kernel-differences.md; rules in differences.ts). */
   classifyDifference(facts: DifferenceFacts): DifferenceClass | null {
-    return classifyKernelDifference(facts, { scenario: this.scenario, name: this.name, lagMs: this.lagMs, maxLagMs: this.maxLagMs });
+    return classifyKernelDifference(facts, {
+      scenario: this.scenario,
+      name: this.name,
+      lagMs: this.lagMs,
+      maxLagMs: this.maxLagMs,
+    });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -855,7 +922,8 @@ export class KernelEngine implements Engine {
     for (const n of this.plan.netns) {
       if (n.role !== 'instance' || !this.scenario.instances[n.instance].nat) continue;
       const r = await run('conntrack', ['-L'], { netns: n.name, allowFail: true });
-      if (r.code !== 0 && !/0 flow entries/.test(r.stderr)) throw new Error(`conntrack -L in ${n.name} failed: ${r.stderr.trim()}`);
+      if (r.code !== 0 && !/0 flow entries/.test(r.stderr))
+        throw new Error(`conntrack -L in ${n.name} failed: ${r.stderr.trim()}`);
       m.set(n.instance, r.stdout);
     }
     return m;
@@ -928,7 +996,11 @@ export interface KernelRun {
  * comparison needs; the namespaces are gone when it returns (also on error). `advanceToUs`, when
  * given, is honoured after the packets (conntrack expiry), before the tables are read.
  */
-export async function runKernel(scenario: Scenario, inputs: readonly InputPacket[], opts: KernelEngineOptions & { advanceToUs?: number } = {}): Promise<KernelRun> {
+export async function runKernel(
+  scenario: Scenario,
+  inputs: readonly InputPacket[],
+  opts: KernelEngineOptions & { advanceToUs?: number } = {},
+): Promise<KernelRun> {
   const e = await createKernelEngine(scenario, opts);
   try {
     const results = await e.process(inputs);

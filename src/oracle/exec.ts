@@ -70,6 +70,10 @@ export function runSync(cmd: string, args: readonly string[], input = ''): RunRe
     return { stdout: stdout.toString('utf8'), stderr: '', code: 0 };
   } catch (e) {
     const x = e as { status?: number; stdout?: Buffer; stderr?: Buffer };
-    return { stdout: x.stdout?.toString('utf8') ?? '', stderr: x.stderr?.toString('utf8') ?? String(e), code: x.status ?? -1 };
+    return {
+      stdout: x.stdout?.toString('utf8') ?? '',
+      stderr: x.stderr?.toString('utf8') ?? String(e),
+      code: x.status ?? -1,
+    };
   }
 }

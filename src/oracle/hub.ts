@@ -7,7 +7,16 @@ import type { Readable, Writable } from 'node:stream';
 import { HUB_SCRIPT } from './hub-script.ts';
 
 /** setns(2) syscall numbers by Node's process.arch (the hub calls it through Perl's syscall()). */
-const SETNS_NR: Record<string, number> = { x64: 308, arm64: 268, riscv64: 268, loong64: 268, arm: 375, ia32: 346, ppc64: 350, s390x: 339 };
+const SETNS_NR: Record<string, number> = {
+  x64: 308,
+  arm64: 268,
+  riscv64: 268,
+  loong64: 268,
+  arm: 375,
+  ia32: 346,
+  ppc64: 350,
+  s390x: 339,
+};
 
 /** setns syscall number on this machine, or -1 (the fast path is then unavailable). */
 export function setnsSyscall(): number {
@@ -74,9 +83,17 @@ export class Hub {
   private readyRes!: () => void;
   private readyRej!: (e: Error) => void;
   private ready: Promise<void>;
-  private cur: { packets: HubPacket[]; frames: HubFrame[]; resolve: (v: HubPacket[]) => void; reject: (e: Error) => void } | null = null;
+  private cur: {
+    packets: HubPacket[];
+    frames: HubFrame[];
+    resolve: (v: HubPacket[]) => void;
+    reject: (e: Error) => void;
+  } | null = null;
 
-  constructor(readonly config: HubConfig, readonly cpu: number) {
+  constructor(
+    readonly config: HubConfig,
+    readonly cpu: number,
+  ) {
     this.ready = new Promise((res, rej) => {
       this.readyRes = res;
       this.readyRej = rej;
@@ -94,7 +111,15 @@ export class Hub {
   start(): Promise<void> {
     const c = this.config;
     const args = [
-      '-c', String(this.cpu), 'perl', '-e', HUB_SCRIPT, 'hub', String(setnsSyscall()), String(HUB_MIN_ROUNDS), String(HUB_QUIET_ROUNDS),
+      '-c',
+      String(this.cpu),
+      'perl',
+      '-e',
+      HUB_SCRIPT,
+      'hub',
+      String(setnsSyscall()),
+      String(HUB_MIN_ROUNDS),
+      String(HUB_QUIET_ROUNDS),
       ...c.sockets.map((s) => `sock:${s.id}:${s.netns}:${s.ifname}:cap`),
       `fence:${c.fence.netns}:${c.fence.tx}:${c.fence.rx}`,
       ...c.stats.map((s) => `stat:${s.id}:${s.pid}`),
@@ -109,7 +134,9 @@ export class Hub {
     });
     child.stdin.on('error', () => {});
     child.on('error', (e) => this.die(new Error(`kernel hub: ${e.message}`)));
-    child.on('exit', (code, sig) => this.die(new Error(`kernel hub exited (${sig ?? code})${this.stderr.trim() ? `: ${this.stderr.trim()}` : ''}`)));
+    child.on('exit', (code, sig) =>
+      this.die(new Error(`kernel hub exited (${sig ?? code})${this.stderr.trim() ? `: ${this.stderr.trim()}` : ''}`)),
+    );
     return this.ready;
   }
 
@@ -141,7 +168,14 @@ export class Hub {
       } else if (cmd === 0x44 /* D */) {
         const c = this.cur;
         if (c) {
-          c.packets.push({ errno: arg, late: p.readUInt16BE(0), rounds: p.readUInt16BE(2), frames: c.frames, stats: parseStats(p.subarray(4).toString('latin1')), doneAt: now });
+          c.packets.push({
+            errno: arg,
+            late: p.readUInt16BE(0),
+            rounds: p.readUInt16BE(2),
+            frames: c.frames,
+            stats: parseStats(p.subarray(4).toString('latin1')),
+            doneAt: now,
+          });
           c.frames = [];
         }
       } else if (cmd === 0x5a /* Z */) {

@@ -21,4 +21,11 @@ export { igwMapOf, igwTranslate, type IgwMap, type IgwResult } from './igw.ts';
 export { parseConntrackLine, parseConntrackList, parseIptablesCounters, sortConntrack } from './parse.ts';
 export { NETNS_RE, NETNS_PREFIX } from './names.ts';
 export { measureKernelSpeed, speedWorkload, type KernelSpeed } from './speed.ts';
-export { classifyKernelDifference, KERNEL_DIFFERENCE_RULES, CLASS_KERNEL_LAGGED, timeoutToleranceS, type DifferenceRule, type KernelRunFacts } from './differences.ts';
+export {
+  classifyKernelDifference,
+  KERNEL_DIFFERENCE_RULES,
+  CLASS_KERNEL_LAGGED,
+  timeoutToleranceS,
+  type DifferenceRule,
+  type KernelRunFacts,
+} from './differences.ts';

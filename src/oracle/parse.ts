@@ -51,7 +51,12 @@ export function parseConntrackLine(line: string, instance: number): ConntrackEnt
   const tuple = (t: Record<string, string>): CtTuple => {
     if (!t.src || !t.dst) throw new Error(`conntrack: tuple without src/dst in: ${line}`);
     if (proto === 1) {
-      return { src: addr(t.src, line), dst: addr(t.dst, line), sport: Number(t.id ?? 0), dport: (Number(t.type ?? 0) << 8) | Number(t.code ?? 0) };
+      return {
+        src: addr(t.src, line),
+        dst: addr(t.dst, line),
+        sport: Number(t.id ?? 0),
+        dport: (Number(t.type ?? 0) << 8) | Number(t.code ?? 0),
+      };
     }
     return { src: addr(t.src, line), dst: addr(t.dst, line), sport: Number(t.sport ?? 0), dport: Number(t.dport ?? 0) };
   };
@@ -70,7 +75,14 @@ export function parseConntrackList(text: string, instance: number): ConntrackEnt
 
 /** Stable order for comparisons: by protocol, then original tuple. */
 export function sortConntrack(list: ConntrackEntry[]): ConntrackEntry[] {
-  const key = (e: ConntrackEntry): number[] => [e.instance, e.proto, e.orig.src, e.orig.dst, e.orig.sport, e.orig.dport];
+  const key = (e: ConntrackEntry): number[] => [
+    e.instance,
+    e.proto,
+    e.orig.src,
+    e.orig.dst,
+    e.orig.sport,
+    e.orig.dport,
+  ];
   return list.sort((a, b) => {
     const ka = key(a);
     const kb = key(b);

@@ -190,7 +190,16 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
   linkBatch.push(`link add ${FENCE_TX_IF} type veth peer name ${FENCE_RX_IF}`);
 
   // ---- router ----
-  const rIfs = [...s.instances.map((_, i) => routerIfname(i)), IGW_IF, SINK_BLACKHOLE_IF, SINK_NOROUTE_IF, SINK_NOHOST_IF, SINK_NOHOST_PEER_IF, FENCE_TX_IF, FENCE_RX_IF];
+  const rIfs = [
+    ...s.instances.map((_, i) => routerIfname(i)),
+    IGW_IF,
+    SINK_BLACKHOLE_IF,
+    SINK_NOROUTE_IF,
+    SINK_NOHOST_IF,
+    SINK_NOHOST_PEER_IF,
+    FENCE_TX_IF,
+    FENCE_RX_IF,
+  ];
   const rSetup = [
     ...baseSysctls(rIfs),
     sysctl('net/ipv4/ip_forward', 1),
@@ -200,7 +209,10 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
   ];
   for (const i of rIfs) rSetup.push(sysctl(`net/ipv4/conf/${i}/send_redirects`, 0));
   s.instances.forEach((_, i) => {
-    rSetup.push(sysctl(`net/ipv4/conf/${routerIfname(i)}/proxy_arp`, 1), sysctl(`net/ipv4/neigh/${routerIfname(i)}/proxy_delay`, 0));
+    rSetup.push(
+      sysctl(`net/ipv4/conf/${routerIfname(i)}/proxy_arp`, 1),
+      sysctl(`net/ipv4/neigh/${routerIfname(i)}/proxy_delay`, 0),
+    );
   });
   const rb: string[] = ['link set lo up'];
   const gwAdded = new Set<string>();
@@ -217,11 +229,17 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
   rb.push(`neigh replace ${LINK_INTERNET_ADDR} lladdr ${macs.internet} dev ${IGW_IF} nud permanent`);
   rb.push(`link set ${SINK_BLACKHOLE_IF} address ${macText(SIDE_ROUTER, SINK_INDEX_BH)} mtu ${LINK_MTU} up`);
   rb.push(`link set ${SINK_NOROUTE_IF} address ${macText(SIDE_ROUTER, SINK_INDEX_NR)} mtu ${LINK_MTU} up`);
-  rb.push(`neigh replace ${SINK_BLACKHOLE_HOP} lladdr ${macText(SIDE_ROUTER, SINK_INDEX_NR)} dev ${SINK_BLACKHOLE_IF} nud permanent`);
-  rb.push(`neigh replace ${SINK_NOROUTE_HOP} lladdr ${macText(SIDE_ROUTER, SINK_INDEX_BH)} dev ${SINK_NOROUTE_IF} nud permanent`);
+  rb.push(
+    `neigh replace ${SINK_BLACKHOLE_HOP} lladdr ${macText(SIDE_ROUTER, SINK_INDEX_NR)} dev ${SINK_BLACKHOLE_IF} nud permanent`,
+  );
+  rb.push(
+    `neigh replace ${SINK_NOROUTE_HOP} lladdr ${macText(SIDE_ROUTER, SINK_INDEX_BH)} dev ${SINK_NOROUTE_IF} nud permanent`,
+  );
   rb.push(`link set ${SINK_NOHOST_IF} address ${macText(SIDE_ROUTER, SINK_INDEX_NH)} mtu ${LINK_MTU} up`);
   rb.push(`link set ${SINK_NOHOST_PEER_IF} address ${macText(SIDE_ROUTER, SINK_INDEX_NHP)} mtu ${LINK_MTU} up`);
-  rb.push(`neigh replace ${SINK_NOHOST_HOP} lladdr ${macText(SIDE_ROUTER, SINK_INDEX_NHP)} dev ${SINK_NOHOST_IF} nud permanent`);
+  rb.push(
+    `neigh replace ${SINK_NOHOST_HOP} lladdr ${macText(SIDE_ROUTER, SINK_INDEX_NHP)} dev ${SINK_NOHOST_IF} nud permanent`,
+  );
   rb.push(`link set ${FENCE_TX_IF} address ${macText(SIDE_ROUTER, FENCE_INDEX_TX)} up`);
   rb.push(`link set ${FENCE_RX_IF} address ${macText(SIDE_ROUTER, FENCE_INDEX_RX)} up`);
 
@@ -232,7 +250,7 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
     s.instances.forEach((inst, i) => {
       if (dest) {
         const mask = dest.len === 0 ? 0 : (0xffffffff << (32 - dest.len)) >>> 0;
-        if (((inst.privateIp & mask) >>> 0) !== dest.addr >>> 0) return;
+        if ((inst.privateIp & mask) >>> 0 !== dest.addr >>> 0) return;
       }
       out.push(`route replace ${ip4(inst.privateIp)}/32 dev ${routerIfname(i)} scope link table ${table}`);
     });
@@ -254,7 +272,9 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
           break;
         case 'eni': {
           const target = s.instances[r.instance];
-          rb.push(`route replace ${dest} via ${ip4(target.privateIp)} dev ${routerIfname(r.instance)} onlink table ${table}`);
+          rb.push(
+            `route replace ${dest} via ${ip4(target.privateIp)} dev ${routerIfname(r.instance)} onlink table ${table}`,
+          );
           break;
         }
         case 'blackhole':
@@ -339,13 +359,13 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
       `route add default via ${gw} dev ${INSTANCE_IF} onlink`,
       `neigh replace ${gw} lladdr ${macs.routerEni[i]} dev ${INSTANCE_IF} nud permanent`,
     ];
-      // Same-subnet neighbours answer through the VPC router (as in a VPC, where the router
-      // answers ARP for the whole subnet); no ARP round trips to time.
-      s.instances.forEach((o, j) => {
-        if (j !== i && o.subnet === inst.subnet) {
-          b.push(`neigh replace ${ip4(o.privateIp)} lladdr ${macs.routerEni[i]} dev ${INSTANCE_IF} nud permanent`);
-        }
-      });
+    // Same-subnet neighbours answer through the VPC router (as in a VPC, where the router
+    // answers ARP for the whole subnet); no ARP round trips to time.
+    s.instances.forEach((o, j) => {
+      if (j !== i && o.subnet === inst.subnet) {
+        b.push(`neigh replace ${ip4(o.privateIp)} lladdr ${macs.routerEni[i]} dev ${INSTANCE_IF} nud permanent`);
+      }
+    });
     // Every instance is a real Linux host: what reaches its stack is recorded (mangle INPUT), its
     // conntrack classification too when it has a nat table.
     const mangle: string[] = [];
@@ -388,7 +408,9 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
 
   for (const inst of s.instances) {
     if (inst.nat && !/^\*nat\b/m.test(inst.nat.text)) {
-      warnings.push(`instance ${inst.name}: its nat table text has no '*nat' section; iptables-restore will load it as given`);
+      warnings.push(
+        `instance ${inst.name}: its nat table text has no '*nat' section; iptables-restore will load it as given`,
+      );
     }
   }
   return {

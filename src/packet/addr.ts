@@ -48,14 +48,14 @@ export function formatCidr(c: Cidr): string {
 }
 
 export function cidrContains(c: Cidr, addr: number): boolean {
-  return ((addr & cidrMask(c.len)) >>> 0) === c.addr;
+  return (addr & cidrMask(c.len)) >>> 0 === c.addr;
 }
 
 /** True if the two CIDRs share any address. */
 export function cidrOverlaps(a: Cidr, b: Cidr): boolean {
   const len = Math.min(a.len, b.len);
   const m = cidrMask(len);
-  return ((a.addr & m) >>> 0) === ((b.addr & m) >>> 0);
+  return (a.addr & m) >>> 0 === (b.addr & m) >>> 0;
 }
 
 /** Last address of a CIDR (broadcast). */

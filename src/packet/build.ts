@@ -2,7 +2,13 @@
 // Every builder returns a complete IPv4 packet with correct checksums.
 
 import {
-  ETH_HDR_LEN, ETHERTYPE_IPV4, ETHERTYPE_VLAN, ICMP_ECHO, ICMP_ECHOREPLY, PROTO_ICMP, PROTO_TCP,
+  ETH_HDR_LEN,
+  ETHERTYPE_IPV4,
+  ETHERTYPE_VLAN,
+  ICMP_ECHO,
+  ICMP_ECHOREPLY,
+  PROTO_ICMP,
+  PROTO_TCP,
   PROTO_UDP,
 } from './constants.ts';
 import { checksumOf, ipv4HeaderChecksum, writeChecksums } from './checksum.ts';
@@ -99,7 +105,16 @@ export function buildTcp(o: TcpOpts): Uint8Array {
   wr16(seg, 18, o.urg ?? 0);
   if (o.options) seg.set(o.options, 20);
   seg.set(pay, hl);
-  const pkt = buildIpv4({ src: o.src, dst: o.dst, proto: PROTO_TCP, payload: seg, ttl: o.ttl, ipId: o.ipId, df: o.df ?? true, tos: o.tos });
+  const pkt = buildIpv4({
+    src: o.src,
+    dst: o.dst,
+    proto: PROTO_TCP,
+    payload: seg,
+    ttl: o.ttl,
+    ipId: o.ipId,
+    df: o.df ?? true,
+    tos: o.tos,
+  });
   return fixChecksums(pkt);
 }
 
@@ -156,7 +171,16 @@ export function buildIcmpQuery(o: IcmpQueryOpts): Uint8Array {
   return buildIpv4({ src: o.src, dst: o.dst, proto: PROTO_ICMP, payload: m, ttl: o.ttl, ipId: o.ipId });
 }
 
-export function buildIcmpEcho(o: { src: number; dst: number; id: number; seq?: number; reply?: boolean; payload?: Uint8Array; ttl?: number; ipId?: number }): Uint8Array {
+export function buildIcmpEcho(o: {
+  src: number;
+  dst: number;
+  id: number;
+  seq?: number;
+  reply?: boolean;
+  payload?: Uint8Array;
+  ttl?: number;
+  ipId?: number;
+}): Uint8Array {
   return buildIcmpQuery({ ...o, type: o.reply ? ICMP_ECHOREPLY : ICMP_ECHO });
 }
 
@@ -198,11 +222,13 @@ function mac(m: Uint8Array | string | undefined, dflt: string): Uint8Array {
   const t = m ?? dflt;
   const parts = t.split(':');
   if (parts.length !== 6) throw new Error(`invalid MAC address '${t}'`);
-  return Uint8Array.from(parts.map((p) => {
-    const v = parseInt(p, 16);
-    if (!/^[0-9a-fA-F]{1,2}$/.test(p)) throw new Error(`invalid MAC address '${t}'`);
-    return v;
-  }));
+  return Uint8Array.from(
+    parts.map((p) => {
+      const v = parseInt(p, 16);
+      if (!/^[0-9a-fA-F]{1,2}$/.test(p)) throw new Error(`invalid MAC address '${t}'`);
+      return v;
+    }),
+  );
 }
 
 /** Wraps an IPv4 packet in Ethernet II (optionally one 802.1Q tag). */

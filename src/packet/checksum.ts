@@ -103,7 +103,7 @@ export function csumDelta16(old: number, neu: number): number {
 
 /** Folded delta for replacing a 32-bit word (two 16-bit halves). */
 export function csumDelta32(old: number, neu: number): number {
-  let s = (~old >>> 16 & 0xffff) + (~old & 0xffff) + (neu >>> 16) + (neu & 0xffff);
+  let s = ((~old >>> 16) & 0xffff) + (~old & 0xffff) + (neu >>> 16) + (neu & 0xffff);
   s = (s & 0xffff) + (s >>> 16);
   return (s & 0xffff) + (s >>> 16);
 }

@@ -52,8 +52,13 @@ export const ICMP_EXC_FRAGTIME = 1;
 
 /** True for ICMP error types (RFC 792; Linux icmp_is_err). */
 export function isIcmpErrorType(t: number): boolean {
-  return t === ICMP_DEST_UNREACH || t === ICMP_SOURCE_QUENCH || t === ICMP_REDIRECT ||
-    t === ICMP_TIME_EXCEEDED || t === ICMP_PARAMETERPROB;
+  return (
+    t === ICMP_DEST_UNREACH ||
+    t === ICMP_SOURCE_QUENCH ||
+    t === ICMP_REDIRECT ||
+    t === ICMP_TIME_EXCEEDED ||
+    t === ICMP_PARAMETERPROB
+  );
 }
 
 /** True for ICMP query types that carry an identifier (echo, timestamp, info, address mask). */
@@ -72,12 +77,37 @@ export const LINKTYPE_RAW_OPENBSD = 14; // DLT_RAW on OpenBSD; LINKTYPE 14 in fi
 export const LINKTYPE_RAW_BSD = 12; // DLT_RAW on most BSDs
 
 const LINKTYPE_NAMES: Record<number, string> = {
-  0: 'NULL', 1: 'EN10MB', 3: 'AX25', 6: 'IEEE802_5', 8: 'SLIP', 9: 'PPP', 10: 'FDDI',
-  12: 'RAW', 14: 'RAW', 50: 'PPP_HDLC', 51: 'PPP_ETHER', 101: 'RAW', 104: 'C_HDLC',
-  105: 'IEEE802_11', 107: 'FRELAY', 108: 'LOOP', 113: 'LINUX_SLL', 119: 'PRISM_HEADER',
-  127: 'IEEE802_11_RADIOTAP', 143: 'DOCSIS', 147: 'USER0', 192: 'PPI', 195: 'IEEE802_15_4',
-  201: 'ERF', 220: 'USB_LINUX_MMAPPED', 228: 'IPV4', 229: 'IPV6', 249: 'NETLINK',
-  264: 'NFLOG', 276: 'LINUX_SLL2', 297: 'ETW',
+  0: 'NULL',
+  1: 'EN10MB',
+  3: 'AX25',
+  6: 'IEEE802_5',
+  8: 'SLIP',
+  9: 'PPP',
+  10: 'FDDI',
+  12: 'RAW',
+  14: 'RAW',
+  50: 'PPP_HDLC',
+  51: 'PPP_ETHER',
+  101: 'RAW',
+  104: 'C_HDLC',
+  105: 'IEEE802_11',
+  107: 'FRELAY',
+  108: 'LOOP',
+  113: 'LINUX_SLL',
+  119: 'PRISM_HEADER',
+  127: 'IEEE802_11_RADIOTAP',
+  143: 'DOCSIS',
+  147: 'USER0',
+  192: 'PPI',
+  195: 'IEEE802_15_4',
+  201: 'ERF',
+  220: 'USB_LINUX_MMAPPED',
+  228: 'IPV4',
+  229: 'IPV6',
+  249: 'NETLINK',
+  264: 'NFLOG',
+  276: 'LINUX_SLL2',
+  297: 'ETW',
 };
 
 export function linkTypeName(n: number): string {
@@ -86,7 +116,14 @@ export function linkTypeName(n: number): string {
 
 /** Link types natlab reads frames from. */
 export function isSupportedLinkType(n: number): boolean {
-  return n === LINKTYPE_ETHERNET || n === LINKTYPE_RAW || n === LINKTYPE_IPV4 ||
-    n === LINKTYPE_LINUX_SLL || n === LINKTYPE_LINUX_SLL2 || n === LINKTYPE_NULL ||
-    n === LINKTYPE_RAW_BSD || n === LINKTYPE_RAW_OPENBSD;
+  return (
+    n === LINKTYPE_ETHERNET ||
+    n === LINKTYPE_RAW ||
+    n === LINKTYPE_IPV4 ||
+    n === LINKTYPE_LINUX_SLL ||
+    n === LINKTYPE_LINUX_SLL2 ||
+    n === LINKTYPE_NULL ||
+    n === LINKTYPE_RAW_BSD ||
+    n === LINKTYPE_RAW_OPENBSD
+  );
 }

@@ -2,9 +2,26 @@
 
 import { formatIpv4 } from './addr.ts';
 import {
-  F_ACK, F_CWR, F_ECE, F_FIN, F_PSH, F_RST, F_SYN, F_URG, ICMP_DEST_UNREACH, ICMP_ECHO,
-  ICMP_ECHOREPLY, ICMP_PARAMETERPROB, ICMP_REDIRECT, ICMP_SOURCE_QUENCH, ICMP_TIME_EXCEEDED,
-  ICMP_TIMESTAMP, ICMP_TIMESTAMPREPLY, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
+  F_ACK,
+  F_CWR,
+  F_ECE,
+  F_FIN,
+  F_PSH,
+  F_RST,
+  F_SYN,
+  F_URG,
+  ICMP_DEST_UNREACH,
+  ICMP_ECHO,
+  ICMP_ECHOREPLY,
+  ICMP_PARAMETERPROB,
+  ICMP_REDIRECT,
+  ICMP_SOURCE_QUENCH,
+  ICMP_TIME_EXCEEDED,
+  ICMP_TIMESTAMP,
+  ICMP_TIMESTAMPREPLY,
+  PROTO_ICMP,
+  PROTO_TCP,
+  PROTO_UDP,
 } from './constants.ts';
 import { PacketView, parseIpv4, PARSE_OK, PARSE_STATUS_NAMES } from './parse.ts';
 
@@ -26,16 +43,26 @@ const UNREACH_CODES = ['net', 'host', 'protocol', 'port', 'frag-needed', 'source
 
 function icmpName(t: number, c: number): string {
   switch (t) {
-    case ICMP_ECHO: return 'echo';
-    case ICMP_ECHOREPLY: return 'echo-reply';
-    case ICMP_TIMESTAMP: return 'timestamp';
-    case ICMP_TIMESTAMPREPLY: return 'timestamp-reply';
-    case ICMP_DEST_UNREACH: return `unreachable ${UNREACH_CODES[c] ?? `code ${c}`}`;
-    case ICMP_TIME_EXCEEDED: return c === 0 ? 'time-exceeded ttl' : 'time-exceeded reassembly';
-    case ICMP_SOURCE_QUENCH: return 'source-quench';
-    case ICMP_REDIRECT: return `redirect code ${c}`;
-    case ICMP_PARAMETERPROB: return `parameter-problem code ${c}`;
-    default: return `type ${t} code ${c}`;
+    case ICMP_ECHO:
+      return 'echo';
+    case ICMP_ECHOREPLY:
+      return 'echo-reply';
+    case ICMP_TIMESTAMP:
+      return 'timestamp';
+    case ICMP_TIMESTAMPREPLY:
+      return 'timestamp-reply';
+    case ICMP_DEST_UNREACH:
+      return `unreachable ${UNREACH_CODES[c] ?? `code ${c}`}`;
+    case ICMP_TIME_EXCEEDED:
+      return c === 0 ? 'time-exceeded ttl' : 'time-exceeded reassembly';
+    case ICMP_SOURCE_QUENCH:
+      return 'source-quench';
+    case ICMP_REDIRECT:
+      return `redirect code ${c}`;
+    case ICMP_PARAMETERPROB:
+      return `parameter-problem code ${c}`;
+    default:
+      return `type ${t} code ${c}`;
   }
 }
 

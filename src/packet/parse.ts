@@ -2,10 +2,27 @@
 // code per malformation. The struct's fields are all set in the constructor (stable shape).
 
 import {
-  ETH_HDR_LEN, ETHERTYPE_IPV4, ETHERTYPE_VLAN, ICMP_HDR_LEN, IPV4_MIN_HDR_LEN, LINKTYPE_ETHERNET,
-  LINKTYPE_IPV4, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_NULL, LINKTYPE_RAW,
-  LINKTYPE_RAW_BSD, LINKTYPE_RAW_OPENBSD, PROTO_ICMP, PROTO_TCP, PROTO_UDP, TCP_MIN_HDR_LEN,
-  UDP_HDR_LEN, VLAN_TAG_LEN, isIcmpErrorType, isIcmpQueryType,
+  ETH_HDR_LEN,
+  ETHERTYPE_IPV4,
+  ETHERTYPE_VLAN,
+  ICMP_HDR_LEN,
+  IPV4_MIN_HDR_LEN,
+  LINKTYPE_ETHERNET,
+  LINKTYPE_IPV4,
+  LINKTYPE_LINUX_SLL,
+  LINKTYPE_LINUX_SLL2,
+  LINKTYPE_NULL,
+  LINKTYPE_RAW,
+  LINKTYPE_RAW_BSD,
+  LINKTYPE_RAW_OPENBSD,
+  PROTO_ICMP,
+  PROTO_TCP,
+  PROTO_UDP,
+  TCP_MIN_HDR_LEN,
+  UDP_HDR_LEN,
+  VLAN_TAG_LEN,
+  isIcmpErrorType,
+  isIcmpQueryType,
 } from './constants.ts';
 import { rd16, rd32 } from './bytes.ts';
 
@@ -116,16 +133,54 @@ export class PacketView {
   payloadLen = 0;
 
   reset(): void {
-    this.status = 0; this.l3Off = 0; this.etherType = 0; this.vlanId = -1; this.ihl = 0;
-    this.tos = 0; this.totalLen = 0; this.ipId = 0; this.df = 0; this.mf = 0; this.fragOff = 0;
-    this.ttl = 0; this.proto = 0; this.ipCsum = 0; this.src = 0; this.dst = 0; this.capLen = 0;
-    this.l4Off = 0; this.l4Len = 0; this.sport = 0; this.dport = 0; this.tcpSeq = 0;
-    this.tcpAck = 0; this.tcpFlags = 0; this.tcpDataOff = 0; this.tcpWindow = 0; this.l4Csum = 0;
-    this.udpLen = 0; this.icmpType = -1; this.icmpCode = -1; this.icmpId = 0; this.icmpSeq = 0;
-    this.isIcmpError = 0; this.innerOff = 0; this.innerIhl = 0; this.innerProto = 0;
-    this.innerSrc = 0; this.innerDst = 0; this.innerSport = 0; this.innerDport = 0;
-    this.innerL4Off = 0; this.innerL4Len = 0; this.innerTotalLen = 0; this.innerIcmpType = -1;
-    this.innerIcmpCode = -1; this.innerIcmpId = 0; this.payloadOff = 0; this.payloadLen = 0;
+    this.status = 0;
+    this.l3Off = 0;
+    this.etherType = 0;
+    this.vlanId = -1;
+    this.ihl = 0;
+    this.tos = 0;
+    this.totalLen = 0;
+    this.ipId = 0;
+    this.df = 0;
+    this.mf = 0;
+    this.fragOff = 0;
+    this.ttl = 0;
+    this.proto = 0;
+    this.ipCsum = 0;
+    this.src = 0;
+    this.dst = 0;
+    this.capLen = 0;
+    this.l4Off = 0;
+    this.l4Len = 0;
+    this.sport = 0;
+    this.dport = 0;
+    this.tcpSeq = 0;
+    this.tcpAck = 0;
+    this.tcpFlags = 0;
+    this.tcpDataOff = 0;
+    this.tcpWindow = 0;
+    this.l4Csum = 0;
+    this.udpLen = 0;
+    this.icmpType = -1;
+    this.icmpCode = -1;
+    this.icmpId = 0;
+    this.icmpSeq = 0;
+    this.isIcmpError = 0;
+    this.innerOff = 0;
+    this.innerIhl = 0;
+    this.innerProto = 0;
+    this.innerSrc = 0;
+    this.innerDst = 0;
+    this.innerSport = 0;
+    this.innerDport = 0;
+    this.innerL4Off = 0;
+    this.innerL4Len = 0;
+    this.innerTotalLen = 0;
+    this.innerIcmpType = -1;
+    this.innerIcmpCode = -1;
+    this.innerIcmpId = 0;
+    this.payloadOff = 0;
+    this.payloadLen = 0;
   }
 }
 

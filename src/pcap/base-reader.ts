@@ -154,5 +154,15 @@ export function makeRecord(
   interfaceId = 0,
   comment: string | null = null,
 ): CaptureRecord {
-  return { index, tsSec, tsNsec, timeUs: tsSec * 1e6 + Math.floor(tsNsec / 1000), linkType, data, origLen, interfaceId, comment };
+  return {
+    index,
+    tsSec,
+    tsNsec,
+    timeUs: tsSec * 1e6 + Math.floor(tsNsec / 1000),
+    linkType,
+    data,
+    origLen,
+    interfaceId,
+    comment,
+  };
 }

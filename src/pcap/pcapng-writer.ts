@@ -65,14 +65,17 @@ export interface PcapngWriteRecord {
 }
 
 interface Checked {
-  interfaces: Array<Required<Omit<PcapngInterfaceSpec, 'name' | 'description'>> & { name: string; description: string }>;
+  interfaces: Array<
+    Required<Omit<PcapngInterfaceSpec, 'name' | 'description'>> & { name: string; description: string }
+  >;
   nano: boolean;
   application: string;
   comment: string;
 }
 
 function checkOptions(o: PcapngWriteOptions): Checked {
-  if (o.interfaces.length === 0 && !o.allowNoInterface) throw new RangeError('pcapng writer: at least one interface is needed');
+  if (o.interfaces.length === 0 && !o.allowNoInterface)
+    throw new RangeError('pcapng writer: at least one interface is needed');
   const interfaces = o.interfaces.map(checkInterface);
   const res = o.resolution ?? 'ns';
   if (res !== 'ns' && res !== 'us') throw new RangeError(`pcapng writer: resolution '${String(res)}' is not ns or us`);
@@ -128,7 +131,9 @@ type CheckedInterface = Checked['interfaces'][number];
 
 function checkInterface(f: PcapngInterfaceSpec, i: number): CheckedInterface {
   if (!Number.isInteger(f.linkType) || !isSupportedLinkType(f.linkType)) {
-    throw new RangeError(`pcapng writer: interface ${i}: link type ${f.linkType} (${linkTypeName(f.linkType)}) is not supported`);
+    throw new RangeError(
+      `pcapng writer: interface ${i}: link type ${f.linkType} (${linkTypeName(f.linkType)}) is not supported`,
+    );
   }
   const snapLen = f.snapLen ?? MAX_CAPLEN;
   if (!Number.isInteger(snapLen) || snapLen < 1 || snapLen > MAX_CAPLEN) {
@@ -214,10 +219,20 @@ function epbLen(r: PcapngWriteRecord, o: Checked, comment: Uint8Array | null): n
 }
 
 /** Writes one EPB at b[off]; returns the bytes written. */
-function writeEpb(b: Buffer, off: number, r: PcapngWriteRecord, o: Checked, n: number, comment: Uint8Array | null): number {
+function writeEpb(
+  b: Buffer,
+  off: number,
+  r: PcapngWriteRecord,
+  o: Checked,
+  n: number,
+  comment: Uint8Array | null,
+): number {
   const id = r.interfaceId ?? 0;
   const f = o.interfaces[id];
-  if (!Number.isInteger(id) || !f) throw new RangeError(`pcapng writer: record ${n}: interface id ${id} is not one of the ${o.interfaces.length} interfaces`);
+  if (!Number.isInteger(id) || !f)
+    throw new RangeError(
+      `pcapng writer: record ${n}: interface id ${id} is not one of the ${o.interfaces.length} interfaces`,
+    );
   const { tsSec, tsNsec } = r;
   if (!Number.isInteger(tsSec) || tsSec < 0 || tsSec > maxSec(o.nano)) {
     throw new RangeError(`pcapng writer: record ${n}: tsSec ${tsSec} is outside 0..${maxSec(o.nano)}`);
@@ -228,7 +243,9 @@ function writeEpb(b: Buffer, off: number, r: PcapngWriteRecord, o: Checked, n: n
   const cap = Math.min(r.data.length, f.snapLen);
   const orig = r.origLen ?? r.data.length;
   if (!Number.isInteger(orig) || orig < r.data.length || orig > 0xffffffff) {
-    throw new RangeError(`pcapng writer: record ${n}: origLen ${orig} is less than the data length ${r.data.length} or not a uint32`);
+    throw new RangeError(
+      `pcapng writer: record ${n}: origLen ${orig} is less than the data length ${r.data.length} or not a uint32`,
+    );
   }
   const len = epbLen(r, o, comment);
   const [hi, lo] = timestampWords(tsSec, tsNsec, o.nano);
@@ -310,7 +327,14 @@ export class PcapngWriter {
       });
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
-      const why = err.code === 'ENOENT' ? 'no such directory' : err.code === 'EACCES' ? 'permission denied' : err.code === 'EISDIR' ? 'is a directory' : err.message;
+      const why =
+        err.code === 'ENOENT'
+          ? 'no such directory'
+          : err.code === 'EACCES'
+            ? 'permission denied'
+            : err.code === 'EISDIR'
+              ? 'is a directory'
+              : err.message;
       throw new InputError(`${path}: cannot create: ${why}`, path);
     }
     return new PcapngWriter(path, ws, o);

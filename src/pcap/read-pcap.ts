@@ -74,13 +74,20 @@ export class PcapReader extends BaseReader {
     const major = rd16(4);
     const minor = rd16(6);
     if (major !== 2 || minor > 4) {
-      throw inputError(path, 'file header', `unsupported pcap version ${major}.${minor} (natlab reads 2.0-2.4, as libpcap does)`);
+      throw inputError(
+        path,
+        'file header',
+        `unsupported pcap version ${major}.${minor} (natlab reads 2.0-2.4, as libpcap does)`,
+      );
     }
     const snapLen = rd32(16);
     const ltField = rd32(20);
     if ((ltField & LT_RESERVED_MASK) !== 0) {
-      throw inputError(path, 'file header',
-        `link-type field 0x${ltField.toString(16).padStart(8, '0')} has reserved bits 16-25 set (0x${((ltField & LT_RESERVED_MASK) >>> 0).toString(16)})`);
+      throw inputError(
+        path,
+        'file header',
+        `link-type field 0x${ltField.toString(16).padStart(8, '0')} has reserved bits 16-25 set (0x${((ltField & LT_RESERVED_MASK) >>> 0).toString(16)})`,
+      );
     }
     const lt = ltField & 0xffff;
     if (!isSupportedLinkType(lt)) throw unsupportedLinkType(path, 'file header', lt);
@@ -113,16 +120,26 @@ export class PcapReader extends BaseReader {
   /** Checks a record header at file offset `at`; throws (or sets `fatal`) for fatal problems. */
   private checkRecord(index: number, at: number, cap: number, orig: number): Error | null {
     if (cap > MAX_CAPLEN) {
-      return inputError(this.path, `record ${index} (offset ${at})`, `captured length ${cap} exceeds the ${MAX_CAPLEN}-byte maximum (damaged or fuzzed file)`);
+      return inputError(
+        this.path,
+        `record ${index} (offset ${at})`,
+        `captured length ${cap} exceeds the ${MAX_CAPLEN}-byte maximum (damaged or fuzzed file)`,
+      );
     }
     const snap = this.info.snapLen;
     if (snap > 0 && cap > snap) {
       const msg = `captured length ${cap} exceeds the snapshot length ${snap} of the file header`;
       if (this.opts.strictSnapLen) return inputError(this.path, `record ${index} (offset ${at})`, msg);
-      this.warn('caplen-over-snaplen', `record ${index} (offset ${at}): ${msg} (record kept, as Wireshark does; libpcap would cut it to ${snap} bytes)`);
+      this.warn(
+        'caplen-over-snaplen',
+        `record ${index} (offset ${at}): ${msg} (record kept, as Wireshark does; libpcap would cut it to ${snap} bytes)`,
+      );
     }
     if (cap > orig) {
-      this.warn('caplen-over-len', `record ${index} (offset ${at}): captured length ${cap} exceeds the original length ${orig}`);
+      this.warn(
+        'caplen-over-len',
+        `record ${index} (offset ${at}): captured length ${cap} exceeds the original length ${orig}`,
+      );
     }
     return null;
   }
@@ -130,8 +147,10 @@ export class PcapReader extends BaseReader {
   private emitRecord(index: number, sec: number, frac: number, orig: number, data: Uint8Array): void {
     const unit = this.nano ? 1e9 : 1e6;
     if (frac >= unit) {
-      this.warn('invalid-timestamp',
-        `record ${index}: invalid timestamp: ${this.nano ? 'nanoseconds' : 'microseconds'} field ${frac} >= ${unit} (carried into the seconds)`);
+      this.warn(
+        'invalid-timestamp',
+        `record ${index}: invalid timestamp: ${this.nano ? 'nanoseconds' : 'microseconds'} field ${frac} >= ${unit} (carried into the seconds)`,
+      );
       sec += Math.floor(frac / unit);
       frac %= unit;
     }
@@ -139,12 +158,17 @@ export class PcapReader extends BaseReader {
   }
 
   private truncatedHeader(index: number, at: number, have: number): void {
-    this.warn('truncated-record', `record ${index} (offset ${at}): truncated final record header: ${have} of ${PCAP_REC_HDR_LEN} bytes at the end of the file`);
+    this.warn(
+      'truncated-record',
+      `record ${index} (offset ${at}): truncated final record header: ${have} of ${PCAP_REC_HDR_LEN} bytes at the end of the file`,
+    );
   }
 
   private truncatedBody(index: number, at: number, want: number, have: number): void {
-    this.warn('truncated-record',
-      `record ${index} (offset ${at}): truncated final record: header says ${want} bytes captured, the file ends after ${have} (record not delivered)`);
+    this.warn(
+      'truncated-record',
+      `record ${index} (offset ${at}): truncated final record: header says ${want} bytes captured, the file ends after ${have} (record not delivered)`,
+    );
   }
 
   // ---- native decoder: records straight from the byte source ----------------------------------
@@ -275,7 +299,8 @@ export class PcapReader extends BaseReader {
     const left = this.fed - this.consumed;
     if (left <= 0 || this.fatal) return;
     const index = this.count + this.q.length - this.qHead;
-    if (this.headerPending) this.truncatedBody(index, this.consumed, this.headerPending.capturedLength, left - PCAP_REC_HDR_LEN);
+    if (this.headerPending)
+      this.truncatedBody(index, this.consumed, this.headerPending.capturedLength, left - PCAP_REC_HDR_LEN);
     else this.truncatedHeader(index, this.consumed, left);
   }
 

@@ -26,10 +26,17 @@ const IF_TSOFFSET = 14;
 const IGNORE_OPTION = (): void => {};
 
 const BLOCK_NAMES: Record<number, string> = {
-  [BT_SHB]: 'Section Header Block', [BT_IDB]: 'Interface Description Block', [BT_PB]: 'Packet Block',
-  [BT_SPB]: 'Simple Packet Block', 4: 'Name Resolution Block', 5: 'Interface Statistics Block',
-  [BT_EPB]: 'Enhanced Packet Block', 9: 'systemd Journal Export Block', 10: 'Decryption Secrets Block',
-  0x00000bad: 'Custom Block', 0x40000bad: 'Custom Block',
+  [BT_SHB]: 'Section Header Block',
+  [BT_IDB]: 'Interface Description Block',
+  [BT_PB]: 'Packet Block',
+  [BT_SPB]: 'Simple Packet Block',
+  4: 'Name Resolution Block',
+  5: 'Interface Statistics Block',
+  [BT_EPB]: 'Enhanced Packet Block',
+  9: 'systemd Journal Export Block',
+  10: 'Decryption Secrets Block',
+  0x00000bad: 'Custom Block',
+  0x40000bad: 'Custom Block',
 };
 
 function blockName(t: number): string {
@@ -67,8 +74,17 @@ export class PcapngReader extends BaseReader {
   /** Reads the first Section Header Block and the Interface Description Blocks that follow it. */
   static async create(path: string, src: ByteSource, opts: OpenOptions): Promise<PcapngReader> {
     const info: CaptureInfo = {
-      format: 'pcapng', byteOrder: 'LE', version: '', linkType: -1, linkTypes: [], linkTypeNames: [],
-      tsResolution: 'us', snapLen: 0, interfaces: [], sections: 0, skippedBlocks: 0,
+      format: 'pcapng',
+      byteOrder: 'LE',
+      version: '',
+      linkType: -1,
+      linkTypes: [],
+      linkTypeNames: [],
+      tsResolution: 'us',
+      snapLen: 0,
+      interfaces: [],
+      sections: 0,
+      skippedBlocks: 0,
     };
     const r = new PcapngReader(path, info, src, opts);
     // Read blocks until the first one that is not a section or interface header, and keep it for
@@ -103,8 +119,16 @@ export class PcapngReader extends BaseReader {
       const off = src.offset;
       if (src.end - src.pos < 8 && !(await src.need(8))) {
         if (src.avail > 0) {
-          this.warn('truncated-block', `block ${this.blockNo} (offset ${off}): truncated final block: ${src.avail} bytes, shorter than a block header`);
-          if (this.info.sections === 0) throw inputError(this.path, 'file header', `file is ${src.avail} bytes, too short for a pcapng Section Header Block (28)`);
+          this.warn(
+            'truncated-block',
+            `block ${this.blockNo} (offset ${off}): truncated final block: ${src.avail} bytes, shorter than a block header`,
+          );
+          if (this.info.sections === 0)
+            throw inputError(
+              this.path,
+              'file header',
+              `file is ${src.avail} bytes, too short for a pcapng Section Header Block (28)`,
+            );
         } else if (this.info.sections === 0) {
           throw inputError(this.path, 'file header', 'empty file');
         }
@@ -137,10 +161,14 @@ export class PcapngReader extends BaseReader {
         this.info.skippedBlocks++;
         continue;
       }
-      if (len > MAX_PARSED_BLOCK) throw this.fail(`block length ${len} exceeds the ${MAX_PARSED_BLOCK}-byte maximum natlab reads`);
+      if (len > MAX_PARSED_BLOCK)
+        throw this.fail(`block length ${len} exceeds the ${MAX_PARSED_BLOCK}-byte maximum natlab reads`);
       if (src.end - src.pos < len && this.q.length > 0) return; // read it on the next pump
       if (src.end - src.pos < len && !(await src.need(len))) {
-        this.warn('truncated-block', `${this.where()}: truncated final block: ${len} bytes declared, the file ends after ${src.avail}${t === BT_IDB ? '' : ' (packet not delivered)'}`);
+        this.warn(
+          'truncated-block',
+          `${this.where()}: truncated final block: ${len} bytes declared, the file ends after ${src.avail}${t === BT_IDB ? '' : ' (packet not delivered)'}`,
+        );
         this.eofSeen = true;
         return;
       }
@@ -189,7 +217,11 @@ export class PcapngReader extends BaseReader {
     this.setBlock(BT_SHB, off);
     if (!(await src.need(28))) {
       if (this.info.sections === 0) {
-        throw inputError(this.path, 'file header', `file header is ${src.avail} bytes, a pcapng Section Header Block needs at least 28`);
+        throw inputError(
+          this.path,
+          'file header',
+          `file header is ${src.avail} bytes, a pcapng Section Header Block needs at least 28`,
+        );
       }
       this.warn('truncated-block', `${this.where()}: truncated final Section Header Block`);
       src.consume(src.avail);
@@ -201,7 +233,10 @@ export class PcapngReader extends BaseReader {
     const bom = b.readUInt32LE(p + 8);
     if (bom === BYTE_ORDER_MAGIC) this.le = true;
     else if (bom === 0x4d3c2b1a) this.le = false;
-    else throw this.fail(`bad byte-order magic 0x${bom.toString(16).padStart(8, '0')} (expected 0x1a2b3c4d in either byte order)`);
+    else
+      throw this.fail(
+        `bad byte-order magic 0x${bom.toString(16).padStart(8, '0')} (expected 0x1a2b3c4d in either byte order)`,
+      );
     const len = this.u32(b, p + 4);
     this.checkLen(len, 28);
     const major = this.u16(b, p + 12);
@@ -210,7 +245,8 @@ export class PcapngReader extends BaseReader {
     if (major !== 1 || (minor !== 0 && minor !== 2)) {
       throw this.fail(`unsupported pcapng version ${major}.${minor} (natlab reads 1.0)`);
     }
-    if (len > MAX_PARSED_BLOCK) throw this.fail(`block length ${len} exceeds the ${MAX_PARSED_BLOCK}-byte maximum natlab reads`);
+    if (len > MAX_PARSED_BLOCK)
+      throw this.fail(`block length ${len} exceeds the ${MAX_PARSED_BLOCK}-byte maximum natlab reads`);
     if (!(await src.need(len))) {
       if (this.info.sections === 0) {
         throw this.fail(`truncated Section Header Block: ${len} bytes declared, the file has ${src.avail}`);
@@ -239,7 +275,8 @@ export class PcapngReader extends BaseReader {
   private walkOptions(b: Buffer, start: number, end: number, fn: (code: number, o: number, n: number) => void): void {
     let o = start;
     while (o < end) {
-      if (end - o < 4) throw this.fail(`option header at block byte ${o - start} overruns the block (${end - o} bytes left)`);
+      if (end - o < 4)
+        throw this.fail(`option header at block byte ${o - start} overruns the block (${end - o} bytes left)`);
       const code = this.u16(b, o);
       const n = this.u16(b, o + 2);
       if (code === OPT_ENDOFOPT) return;
@@ -257,8 +294,15 @@ export class PcapngReader extends BaseReader {
     const lt = this.u16(b, s + 8);
     const snapLen = this.u32(b, s + 12);
     const iface: Iface = {
-      linkType: lt, linkTypeName: linkTypeName(lt), snapLen, tsResolution: 'us', name: '', fcsLen: 0,
-      pow10: true, exp: 6, tsOffset: 0,
+      linkType: lt,
+      linkTypeName: linkTypeName(lt),
+      snapLen,
+      tsResolution: 'us',
+      name: '',
+      fcsLen: 0,
+      pow10: true,
+      exp: 6,
+      tsOffset: 0,
     };
     this.walkOptions(b, s + 16, s + len - 4, (code, o, n) => {
       if (code === IF_TSRESOL) {
@@ -283,7 +327,12 @@ export class PcapngReader extends BaseReader {
     iface.tsResolution = resolutionText(iface.pow10, iface.exp);
     this.ifaces.push(iface);
     const pub: CaptureInterface = {
-      linkType: lt, linkTypeName: iface.linkTypeName, snapLen, tsResolution: iface.tsResolution, name: iface.name, fcsLen: iface.fcsLen,
+      linkType: lt,
+      linkTypeName: iface.linkTypeName,
+      snapLen,
+      tsResolution: iface.tsResolution,
+      name: iface.name,
+      fcsLen: iface.fcsLen,
     };
     const info = this.info;
     info.interfaces.push(pub);
@@ -300,8 +349,12 @@ export class PcapngReader extends BaseReader {
 
   private iface(id: number): Iface {
     const f = this.ifaces[id];
-    if (!f) throw this.fail(`interface id ${id} has no Interface Description Block in this section (${this.ifaces.length} defined)`);
-    if (!isSupportedLinkType(f.linkType)) throw unsupportedLinkType(this.path, `${this.where()}, interface ${id}`, f.linkType);
+    if (!f)
+      throw this.fail(
+        `interface id ${id} has no Interface Description Block in this section (${this.ifaces.length} defined)`,
+      );
+    if (!isSupportedLinkType(f.linkType))
+      throw unsupportedLinkType(this.path, `${this.where()}, interface ${id}`, f.linkType);
     return f;
   }
 
@@ -350,7 +403,8 @@ export class PcapngReader extends BaseReader {
       if (this.opts.strictSnapLen) throw this.fail(msg);
       this.warn('caplen-over-snaplen', `${this.where()}: ${msg} (record kept)`);
     }
-    if (cap > orig) this.warn('caplen-over-len', `${this.where()}: captured length ${cap} exceeds the original length ${orig}`);
+    if (cap > orig)
+      this.warn('caplen-over-len', `${this.where()}: captured length ${cap} exceeds the original length ${orig}`);
     let sec = 0;
     let nsec = 0;
     if (t !== BT_SPB) {

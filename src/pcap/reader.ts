@@ -16,9 +16,15 @@ function swap32(x: number): number {
 function describeMagic(b: Buffer): string {
   if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) return ' (gzip-compressed: decompress it first)';
   if (b.length >= 4 && b.readUInt32BE(0) === 0x28b52ffd) return ' (zstd-compressed: decompress it first)';
-  if (b.length >= 8 && b.toString('latin1', 0, 8) === 'snoop\0\0\0') return ' (Solaris snoop format: convert it with editcap -F pcap)';
-  if (b.length >= 4 && (b.readUInt32LE(0) === 0xa1b2cd34 || b.readUInt32BE(0) === 0xa1b2cd34)) return ' (Kuznetzov modified pcap: convert it with editcap -F pcap)';
-  if (b.length >= 4 && [...b.subarray(0, Math.min(b.length, 16))].every((c) => c === 9 || c === 10 || c === 13 || (c >= 32 && c < 127))) return ' (looks like text)';
+  if (b.length >= 8 && b.toString('latin1', 0, 8) === 'snoop\0\0\0')
+    return ' (Solaris snoop format: convert it with editcap -F pcap)';
+  if (b.length >= 4 && (b.readUInt32LE(0) === 0xa1b2cd34 || b.readUInt32BE(0) === 0xa1b2cd34))
+    return ' (Kuznetzov modified pcap: convert it with editcap -F pcap)';
+  if (
+    b.length >= 4 &&
+    [...b.subarray(0, Math.min(b.length, 16))].every((c) => c === 9 || c === 10 || c === 13 || (c >= 32 && c < 127))
+  )
+    return ' (looks like text)';
   return '';
 }
 
@@ -32,7 +38,14 @@ export async function openCapture(path: string, opts: OpenOptions = {}): Promise
     src = await ByteSource.open(path, opts.chunkSize);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    const why = err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' || err.code === 'ENOTFILE' ? 'not a regular file' : err.code === 'EACCES' ? 'permission denied' : err.message;
+    const why =
+      err.code === 'ENOENT'
+        ? 'no such file'
+        : err.code === 'EISDIR' || err.code === 'ENOTFILE'
+          ? 'not a regular file'
+          : err.code === 'EACCES'
+            ? 'permission denied'
+            : err.message;
     throw new InputError(`${path}: cannot open: ${why}`, path);
   }
   try {
@@ -52,7 +65,11 @@ export async function openCapture(path: string, opts: OpenOptions = {}): Promise
     }
     if (le === BT_SHB) return await PcapngReader.create(path, src, opts);
     const hex = head.subarray(0, 4).toString('hex');
-    throw inputError(path, 'file header', `unknown magic number 0x${hex}: not a pcap or pcapng file${describeMagic(head)}`);
+    throw inputError(
+      path,
+      'file header',
+      `unknown magic number 0x${hex}: not a pcap or pcapng file${describeMagic(head)}`,
+    );
   } catch (e) {
     await src.close();
     throw e;
@@ -60,7 +77,10 @@ export async function openCapture(path: string, opts: OpenOptions = {}): Promise
 }
 
 /** Streams the records of a capture file (opens it, yields every record, closes it). */
-export async function* readCapture(path: string, opts: OpenOptions = {}): AsyncGenerator<CaptureRecord, void, undefined> {
+export async function* readCapture(
+  path: string,
+  opts: OpenOptions = {},
+): AsyncGenerator<CaptureRecord, void, undefined> {
   const r = await openCapture(path, opts);
   try {
     yield* r;

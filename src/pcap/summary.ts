@@ -2,8 +2,15 @@
 // of its packets (parse status, L4 protocol, checksums), gathered in one streaming pass.
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
 import {
-  PARSE_BAD_IP_VERSION, PARSE_NOT_IPV4, PARSE_OK, PARSE_STATUS_NAMES, PARSE_TRUNCATED_IP_HEADER,
-  PARSE_TRUNCATED_L2, PARSE_UNSUPPORTED_LINKTYPE, PacketView, parseFrame,
+  PARSE_BAD_IP_VERSION,
+  PARSE_NOT_IPV4,
+  PARSE_OK,
+  PARSE_STATUS_NAMES,
+  PARSE_TRUNCATED_IP_HEADER,
+  PARSE_TRUNCATED_L2,
+  PARSE_UNSUPPORTED_LINKTYPE,
+  PacketView,
+  parseFrame,
 } from '../packet/parse.ts';
 import { verifyL4Checksum } from '../packet/checksum.ts';
 import { openCapture } from './reader.ts';
@@ -33,10 +40,26 @@ export interface CaptureSummary {
 }
 
 const PROTO_NAMES: Record<number, string> = {
-  [PROTO_ICMP]: 'icmp', 2: 'igmp', 4: 'ipip', [PROTO_TCP]: 'tcp', [PROTO_UDP]: 'udp', 41: 'ipv6', 47: 'gre',
-  50: 'esp', 51: 'ah', 89: 'ospf', 132: 'sctp',
+  [PROTO_ICMP]: 'icmp',
+  2: 'igmp',
+  4: 'ipip',
+  [PROTO_TCP]: 'tcp',
+  [PROTO_UDP]: 'udp',
+  41: 'ipv6',
+  47: 'gre',
+  50: 'esp',
+  51: 'ah',
+  89: 'ospf',
+  132: 'sctp',
 };
-const ETHERTYPE_NAMES: Record<number, string> = { 0x0806: 'arp', 0x86dd: 'ipv6', 0x8035: 'rarp', 0x88cc: 'lldp', 0x8847: 'mpls', 0x8864: 'pppoe' };
+const ETHERTYPE_NAMES: Record<number, string> = {
+  0x0806: 'arp',
+  0x86dd: 'ipv6',
+  0x8035: 'rarp',
+  0x88cc: 'lldp',
+  0x8847: 'mpls',
+  0x8864: 'pppoe',
+};
 
 export function protoName(p: number): string {
   return PROTO_NAMES[p] ?? `ip-proto-${p}`;
@@ -50,8 +73,19 @@ function inc(m: Record<string, number>, k: string): void {
 export async function summarizeCapture(file: string, opts: OpenOptions = {}): Promise<CaptureSummary> {
   const r = await openCapture(file, opts);
   const s: CaptureSummary = {
-    file, info: r.info, packets: 0, bytesCaptured: 0, bytesOnWire: 0, truncatedRecords: 0,
-    first: null, last: null, outOfOrder: 0, parseStatus: {}, l4: {}, notIpv4: {}, badL4Checksum: 0,
+    file,
+    info: r.info,
+    packets: 0,
+    bytesCaptured: 0,
+    bytesOnWire: 0,
+    truncatedRecords: 0,
+    first: null,
+    last: null,
+    outOfOrder: 0,
+    parseStatus: {},
+    l4: {},
+    notIpv4: {},
+    badL4Checksum: 0,
     warnings: r.warnings,
   };
   const pv = new PacketView();
@@ -72,11 +106,20 @@ export async function summarizeCapture(file: string, opts: OpenOptions = {}): Pr
       if (st === PARSE_NOT_IPV4) {
         // EtherType values below 0x0600 are 802.3 lengths: an LLC frame (STP, CDP, ...).
         const et = pv.etherType;
-        inc(s.notIpv4, et < 0x0600 ? 'llc' : ETHERTYPE_NAMES[et] ?? `0x${et.toString(16).padStart(4, '0')}`);
-      } else if (st !== PARSE_TRUNCATED_L2 && st !== PARSE_TRUNCATED_IP_HEADER && st !== PARSE_BAD_IP_VERSION && st !== PARSE_UNSUPPORTED_LINKTYPE) {
+        inc(s.notIpv4, et < 0x0600 ? 'llc' : (ETHERTYPE_NAMES[et] ?? `0x${et.toString(16).padStart(4, '0')}`));
+      } else if (
+        st !== PARSE_TRUNCATED_L2 &&
+        st !== PARSE_TRUNCATED_IP_HEADER &&
+        st !== PARSE_BAD_IP_VERSION &&
+        st !== PARSE_UNSUPPORTED_LINKTYPE
+      ) {
         inc(s.l4, protoName(pv.proto));
       }
-      if (st === PARSE_OK && pv.mf === 0 && (pv.proto === PROTO_TCP || pv.proto === PROTO_UDP || pv.proto === PROTO_ICMP)) {
+      if (
+        st === PARSE_OK &&
+        pv.mf === 0 &&
+        (pv.proto === PROTO_TCP || pv.proto === PROTO_UDP || pv.proto === PROTO_ICMP)
+      ) {
         if (!verifyL4Checksum(rec.data, pv)) s.badL4Checksum++;
       }
     }

@@ -64,7 +64,9 @@ function writeRecord(b: Buffer, off: number, r: PcapWriteRecord, o: Required<Pca
   const cap = capLenOf(r, o);
   const orig = r.origLen ?? r.data.length;
   if (!Number.isInteger(orig) || orig < r.data.length || orig > 0xffffffff) {
-    throw new RangeError(`pcap writer: record ${n}: origLen ${orig} is less than the data length ${r.data.length} or not a uint32`);
+    throw new RangeError(
+      `pcap writer: record ${n}: origLen ${orig} is less than the data length ${r.data.length} or not a uint32`,
+    );
   }
   b.writeUInt32LE(tsSec, off);
   b.writeUInt32LE(o.nanosecond ? tsNsec : Math.floor(tsNsec / 1000), off + 4);
@@ -129,7 +131,14 @@ export class PcapWriter {
       });
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
-      const why = err.code === 'ENOENT' ? 'no such directory' : err.code === 'EACCES' ? 'permission denied' : err.code === 'EISDIR' ? 'is a directory' : err.message;
+      const why =
+        err.code === 'ENOENT'
+          ? 'no such directory'
+          : err.code === 'EACCES'
+            ? 'permission denied'
+            : err.code === 'EISDIR'
+              ? 'is a directory'
+              : err.message;
       throw new InputError(`${path}: cannot create: ${why}`, path);
     }
     return new PcapWriter(path, ws, o);

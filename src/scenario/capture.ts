@@ -101,7 +101,8 @@ function freeBlock(vpc: Cidr, len: number, used: Cidr[]): Cidr | null {
 
 export function buildCaptureScenario(opts: CaptureScenarioOptions): Scenario {
   const where = 'capture scenario';
-  if (opts.inside.length === 0) throw new InputError(`${where}: no inside CIDR given (--inside CIDR)`, CAPTURE_SOURCE, 'inside');
+  if (opts.inside.length === 0)
+    throw new InputError(`${where}: no inside CIDR given (--inside CIDR)`, CAPTURE_SOURCE, 'inside');
   const inside = opts.inside.map(norm);
   const subnetLenMin = opts.subnetLenMin ?? CAPTURE_SUBNET_LEN_MIN;
   // A VPC must hold the widest subnet and a public subnet beside it.
@@ -109,7 +110,11 @@ export function buildCaptureScenario(opts: CaptureScenarioOptions): Scenario {
   const hosts = [...new Set(opts.insideHosts.map((h) => h >>> 0))].sort((a, b) => a - b);
   for (const h of hosts) {
     if (!inside.some((c) => cidrContains(c, h)))
-      throw new InputError(`${where}: inside host ${formatIpv4(h)} is in none of the inside CIDRs (${inside.map(formatCidr).join(', ')})`, CAPTURE_SOURCE, 'insideHosts');
+      throw new InputError(
+        `${where}: inside host ${formatIpv4(h)} is in none of the inside CIDRs (${inside.map(formatCidr).join(', ')})`,
+        CAPTURE_SOURCE,
+        'insideHosts',
+      );
     const why = nonUnicastReason(h);
     if (why) throw new InputError(`${where}: inside host ${formatIpv4(h)} ${why}`, CAPTURE_SOURCE, 'insideHosts');
   }
@@ -160,7 +165,10 @@ export function buildCaptureScenario(opts: CaptureScenarioOptions): Scenario {
   if (vpc.len < vpcLenMin) {
     // The way forward: one inside network per replay; the other hosts become internet hosts.
     const used = inside.filter((c) => hosts.some((h) => cidrContains(c, h)));
-    const hint = used.length > 1 ? `: replay with one of ${used.map((c) => `--inside ${formatCidr(c)}`).join(', ')} (the other hosts become internet hosts)` : '';
+    const hint =
+      used.length > 1
+        ? `: replay with one of ${used.map((c) => `--inside ${formatCidr(c)}`).join(', ')} (the other hosts become internet hosts)`
+        : '';
     throw new InputError(
       `${where}: the inside networks (${subnets.map(formatCidr).join(', ')}) span ${formatCidr(vpc)}; no VPC of /${vpcLenMin} or smaller holds them all${hint}`,
       CAPTURE_SOURCE,
@@ -173,10 +181,16 @@ export function buildCaptureScenario(opts: CaptureScenarioOptions): Scenario {
     pub = freeBlock(vpc, 24, subnets) ?? freeBlock(vpc, 28, subnets);
     if (pub) break;
     if (vpc.len <= vpcLenMin)
-      throw new InputError(`${where}: no room for a public subnet beside the inside networks (${subnets.map(formatCidr).join(', ')}) in any VPC of /${vpcLenMin} or smaller`, CAPTURE_SOURCE, 'inside');
+      throw new InputError(
+        `${where}: no room for a public subnet beside the inside networks (${subnets.map(formatCidr).join(', ')}) in any VPC of /${vpcLenMin} or smaller`,
+        CAPTURE_SOURCE,
+        'inside',
+      );
     vpc = widen(vpc);
   }
-  const outside = [...new Set(opts.outsideHosts.map((h) => h >>> 0))].filter((h) => nonUnicastReason(h) === null).sort((a, b) => a - b);
+  const outside = [...new Set(opts.outsideHosts.map((h) => h >>> 0))]
+    .filter((h) => nonUnicastReason(h) === null)
+    .sort((a, b) => a - b);
   for (const h of outside) {
     if (cidrContains(vpc, h))
       throw new InputError(
@@ -198,7 +212,12 @@ export function buildCaptureScenario(opts: CaptureScenarioOptions): Scenario {
     }
     if (eip !== null) break;
   }
-  if (eip === null) throw new InputError(`${where}: every documentation address (RFC 5737) is used by an outside host; no free Elastic IP for the NAT instance`, CAPTURE_SOURCE, 'outsideHosts');
+  if (eip === null)
+    throw new InputError(
+      `${where}: every documentation address (RFC 5737) is used by an outside host; no free Elastic IP for the NAT instance`,
+      CAPTURE_SOURCE,
+      'outsideHosts',
+    );
 
   const subnetName = (i: number): string => (subnets.length === 1 ? 'private' : `private-${i + 1}`);
   const obj = {
@@ -221,7 +240,10 @@ export function buildCaptureScenario(opts: CaptureScenarioOptions): Scenario {
         natInstance: { bootScript: 'configure-pat', vpcCidrFromMetadata: true },
       },
       ...Object.fromEntries(
-        hosts.map((h) => [`h-${formatIpv4(h).replace(/\./g, '-')}`, { subnet: subnetName(subnets.findIndex((sn) => cidrContains(sn, h))), privateIp: formatIpv4(h) }]),
+        hosts.map((h) => [
+          `h-${formatIpv4(h).replace(/\./g, '-')}`,
+          { subnet: subnetName(subnets.findIndex((sn) => cidrContains(sn, h))), privateIp: formatIpv4(h) },
+        ]),
       ),
     },
     internet: { hosts: outside.map(formatIpv4) },

@@ -14,16 +14,30 @@ export function formatRoute(s: Scenario, r: Route): string {
 
 function pad(rows: string[][]): string[] {
   const w = rows.reduce<number[]>((acc, r) => r.map((c, i) => Math.max(acc[i] ?? 0, c.length)), []);
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]))).join('  ').trimEnd());
+  return rows.map((r) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i])))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 /** Multi-line summary: VPC, subnets, route tables, instances with their nat rules, internet, conntrack. */
 export function describeScenario(s: Scenario): string {
   const out: string[] = [`scenario ${s.name} (${s.source})`, `  vpc            ${formatCidr(s.vpcCidr)}`];
   out.push(`  subnets (${s.subnets.length}):`);
-  out.push(...pad(s.subnets.map((sn) => [`    ${sn.name}`, formatCidr(sn.cidr), `route table ${s.routeTables[sn.routeTable]?.name ?? '?'}`])));
+  out.push(
+    ...pad(
+      s.subnets.map((sn) => [
+        `    ${sn.name}`,
+        formatCidr(sn.cidr),
+        `route table ${s.routeTables[sn.routeTable]?.name ?? '?'}`,
+      ]),
+    ),
+  );
   out.push(`  route tables (${s.routeTables.length}):`);
-  for (const rt of s.routeTables) out.push(`    ${rt.name}: ${rt.routes.map((r) => formatRoute(s, r)).join(', ') || '(no routes)'}`);
+  for (const rt of s.routeTables)
+    out.push(`    ${rt.name}: ${rt.routes.map((r) => formatRoute(s, r)).join(', ') || '(no routes)'}`);
   out.push(`  instances (${s.instances.length}):`);
   const rows = s.instances.map((i) => [
     `    ${i.name}`,
@@ -65,23 +79,35 @@ export function scenarioWarnings(s: Scenario): string[] {
   const routedTo = new Map<number, string[]>();
   for (const rt of s.routeTables)
     for (const r of rt.routes)
-      if (r.target === 'eni') routedTo.set(r.instance, [...(routedTo.get(r.instance) ?? []), `${rt.name}: ${formatCidr(r.dest)}`]);
+      if (r.target === 'eni')
+        routedTo.set(r.instance, [...(routedTo.get(r.instance) ?? []), `${rt.name}: ${formatCidr(r.dest)}`]);
   for (const [idx, routes] of routedTo) {
     const i = s.instances[idx];
     if (!i) continue;
     if (i.sourceDestCheck)
-      out.push(`instance ${i.name}: route tables send traffic to its ENI (${routes.join('; ')}) but its source/dest check is on, so the ENI drops what it forwards (AWS: disable it on a NAT instance)`);
-    if (!i.sysctls.ipForward) out.push(`instance ${i.name}: route tables send traffic to its ENI (${routes.join('; ')}) but net.ipv4.ip_forward is 0, so it forwards nothing`);
+      out.push(
+        `instance ${i.name}: route tables send traffic to its ENI (${routes.join('; ')}) but its source/dest check is on, so the ENI drops what it forwards (AWS: disable it on a NAT instance)`,
+      );
+    if (!i.sysctls.ipForward)
+      out.push(
+        `instance ${i.name}: route tables send traffic to its ENI (${routes.join('; ')}) but net.ipv4.ip_forward is 0, so it forwards nothing`,
+      );
   }
   for (const i of s.instances) {
     const sn = s.subnets[i.subnet];
     const rt = sn ? s.routeTables[sn.routeTable] : undefined;
     const hasIgw = !!rt && rt.routes.some((r) => r.target === 'igw');
     if (i.elasticIp !== null && !hasIgw)
-      out.push(`instance ${i.name}: has Elastic IP ${formatIpv4(i.elasticIp)} but route table ${rt?.name ?? '?'} of subnet ${sn?.name ?? '?'} has no route to the igw, so replies cannot leave`);
-    const translates = i.nat !== null && NAT_CHAINS.some((c) => i.nat!.chains[c].some((r) => r.target.kind === 'MASQUERADE' || r.target.kind === 'SNAT'));
+      out.push(
+        `instance ${i.name}: has Elastic IP ${formatIpv4(i.elasticIp)} but route table ${rt?.name ?? '?'} of subnet ${sn?.name ?? '?'} has no route to the igw, so replies cannot leave`,
+      );
+    const translates =
+      i.nat !== null &&
+      NAT_CHAINS.some((c) => i.nat!.chains[c].some((r) => r.target.kind === 'MASQUERADE' || r.target.kind === 'SNAT'));
     if (translates && routedTo.has(s.instances.indexOf(i)) && i.elasticIp === null)
-      out.push(`instance ${i.name}: translates traffic routed to it but has no Elastic IP, so the igw drops what it sends to the internet`);
+      out.push(
+        `instance ${i.name}: translates traffic routed to it but has no Elastic IP, so the igw drops what it sends to the internet`,
+      );
   }
   return out;
 }

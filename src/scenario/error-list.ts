@@ -24,7 +24,8 @@ export class ErrorList {
   add(where: string, msg: string, line = 0): void {
     // Messages quote the user's values: bounded and escaped (a 1 MB value or binary junk in a
     // scenario file never reaches the terminal whole).
-    if (this.items.length < MAX_ERRORS) this.items.push({ where: excerpt(where, WHERE_MAX), line, msg: boundMessage(msg) });
+    if (this.items.length < MAX_ERRORS)
+      this.items.push({ where: excerpt(where, WHERE_MAX), line, msg: boundMessage(msg) });
   }
 
   get count(): number {
@@ -43,7 +44,10 @@ export class ErrorList {
     let msg = lines[0];
     if (lines.length > 1) {
       msg += `\n  (${lines.length - 1} more error${lines.length > 2 ? 's' : ''}${lines.length >= MAX_ERRORS ? ', list truncated' : ''})`;
-      msg += `\n${lines.slice(1).map((l) => `  ${l}`).join('\n')}`;
+      msg += `\n${lines
+        .slice(1)
+        .map((l) => `  ${l}`)
+        .join('\n')}`;
     }
     throw new ScenarioError(msg, this.file, this.items[0].where, this.items.slice());
   }

@@ -98,7 +98,11 @@ function neg(b: boolean): string {
 }
 
 /** Canonical iptables-save rule line for a rule (option order as iptables-save prints it). */
-export function formatNatRule(chain: NatChainName, r: Omit<NatRule, 'text'>, extras: RuleExtras = { comment: null }): string {
+export function formatNatRule(
+  chain: NatChainName,
+  r: Omit<NatRule, 'text'>,
+  extras: RuleExtras = { comment: null },
+): string {
   const p: string[] = [`-A ${chain}`];
   if (r.src) p.push(`${neg(r.src.neg)}-s ${formatCidr(r.src.cidr)}`);
   if (r.dst) p.push(`${neg(r.dst.neg)}-d ${formatCidr(r.dst.cidr)}`);
@@ -117,7 +121,8 @@ export function formatNatRule(chain: NatChainName, r: Omit<NatRule, 'text'>, ext
 
 function fmtRange(t: NatTarget): string {
   let s = '';
-  if (t.flags & NF_NAT_RANGE_MAP_IPS) s = t.addrLo === t.addrHi ? formatIpv4(t.addrLo) : `${formatIpv4(t.addrLo)}-${formatIpv4(t.addrHi)}`;
+  if (t.flags & NF_NAT_RANGE_MAP_IPS)
+    s = t.addrLo === t.addrHi ? formatIpv4(t.addrLo) : `${formatIpv4(t.addrLo)}-${formatIpv4(t.addrHi)}`;
   if (t.flags & NF_NAT_RANGE_PROTO_SPECIFIED) s += t.portLo === t.portHi ? `:${t.portLo}` : `:${t.portLo}-${t.portHi}`;
   return s;
 }
@@ -126,7 +131,8 @@ export function formatTarget(t: NatTarget): string {
   const p = [`-j ${t.kind}`];
   switch (t.kind) {
     case 'MASQUERADE':
-      if (t.flags & NF_NAT_RANGE_PROTO_SPECIFIED) p.push(`--to-ports ${t.portLo === t.portHi ? t.portLo : `${t.portLo}-${t.portHi}`}`);
+      if (t.flags & NF_NAT_RANGE_PROTO_SPECIFIED)
+        p.push(`--to-ports ${t.portLo === t.portHi ? t.portLo : `${t.portLo}-${t.portHi}`}`);
       if (t.flags & NF_NAT_RANGE_PROTO_RANDOM) p.push('--random');
       if (t.flags & NF_NAT_RANGE_PROTO_RANDOM_FULLY) p.push('--random-fully');
       break;
@@ -205,7 +211,8 @@ const TARGETS: readonly NatTargetKind[] = ['MASQUERADE', 'SNAT', 'DNAT', 'ACCEPT
 class RuleError extends Error {}
 
 function readPort(text: string, what: string): number {
-  if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) throw new RuleError(`${what}: '${text}' is not a port number 0..65535`);
+  if (!/^\d{1,5}$/.test(text) || Number(text) > 65535)
+    throw new RuleError(`${what}: '${text}' is not a port number 0..65535`);
   return Number(text);
 }
 
@@ -260,8 +267,10 @@ function readNatRange(text: string, opt: string, t: NatTarget): void {
 }
 
 function readIface(text: string, opt: string, isNeg: boolean): IfaceMatch {
-  if (text.length === 0 || text.length > IFNAME_MAX) throw new RuleError(`${opt}: interface name '${text}' must be 1..${IFNAME_MAX} characters`);
-  if (/[\s/:]/.test(text) || text.slice(0, -1).includes('+')) throw new RuleError(`${opt}: '${text}' is not a valid interface name ('+' only as the last character)`);
+  if (text.length === 0 || text.length > IFNAME_MAX)
+    throw new RuleError(`${opt}: interface name '${text}' must be 1..${IFNAME_MAX} characters`);
+  if (/[\s/:]/.test(text) || text.slice(0, -1).includes('+'))
+    throw new RuleError(`${opt}: '${text}' is not a valid interface name ('+' only as the last character)`);
   return { name: text, neg: isNeg };
 }
 
@@ -328,12 +337,14 @@ function parseRuleTokens(chain: NatChainName, toks: string[]): NatRule {
         break;
       case '-i':
         once();
-        if (chain === 'POSTROUTING' || chain === 'OUTPUT') throw new RuleError(`'-i' cannot be used in ${chain} (no input interface there)`);
+        if (chain === 'POSTROUTING' || chain === 'OUTPUT')
+          throw new RuleError(`'-i' cannot be used in ${chain} (no input interface there)`);
         r.inIface = readIface(value(raw), raw, isNeg);
         break;
       case '-o':
         once();
-        if (chain === 'PREROUTING' || chain === 'INPUT') throw new RuleError(`'-o' cannot be used in ${chain} (no output interface there)`);
+        if (chain === 'PREROUTING' || chain === 'INPUT')
+          throw new RuleError(`'-o' cannot be used in ${chain} (no output interface there)`);
         r.outIface = readIface(value(raw), raw, isNeg);
         break;
       case '-p':
@@ -365,7 +376,8 @@ function parseRuleTokens(chain: NatChainName, toks: string[]): NatRule {
       case '--dport': {
         once();
         const p = r.proto;
-        if (!p || p.neg || (p.proto !== 6 && p.proto !== 17)) throw new RuleError(`'${raw}' needs '-p tcp' or '-p udp' before it`);
+        if (!p || p.neg || (p.proto !== 6 && p.proto !== 17))
+          throw new RuleError(`'${raw}' needs '-p tcp' or '-p udp' before it`);
         const pm = readPortMatch(value(raw), raw, isNeg);
         if (opt === '--sport') r.sport = pm;
         else r.dport = pm;
@@ -375,8 +387,11 @@ function parseRuleTokens(chain: NatChainName, toks: string[]): NatRule {
         once();
         const t = value(raw);
         if (!TARGETS.includes(t as NatTargetKind)) {
-          if (t === 'DROP' || t === 'REJECT') throw new RuleError(`target '${t}' is not allowed in the nat table (filter in the filter table)`);
-          throw new RuleError(`target '${t}' is not supported (MASQUERADE, SNAT, DNAT, ACCEPT, RETURN; user-defined chains are not supported)`);
+          if (t === 'DROP' || t === 'REJECT')
+            throw new RuleError(`target '${t}' is not allowed in the nat table (filter in the filter table)`);
+          throw new RuleError(
+            `target '${t}' is not supported (MASQUERADE, SNAT, DNAT, ACCEPT, RETURN; user-defined chains are not supported)`,
+          );
         }
         r.target.kind = t as NatTargetKind;
         targetSeen = true;
@@ -410,7 +425,8 @@ function parseRuleTokens(chain: NatChainName, toks: string[]): NatRule {
         break;
       case '--persistent':
         once();
-        if (!targetSeen || (r.target.kind !== 'SNAT' && r.target.kind !== 'DNAT')) throw new RuleError(`'--persistent' belongs to -j SNAT or DNAT`);
+        if (!targetSeen || (r.target.kind !== 'SNAT' && r.target.kind !== 'DNAT'))
+          throw new RuleError(`'--persistent' belongs to -j SNAT or DNAT`);
         r.target.flags |= NF_NAT_RANGE_PERSISTENT;
         break;
       default:
@@ -427,11 +443,13 @@ function parseRuleTokens(chain: NatChainName, toks: string[]): NatRule {
       if (chain !== 'POSTROUTING') throw new RuleError(`-j MASQUERADE is only valid in POSTROUTING, not ${chain}`);
       break;
     case 'SNAT':
-      if (chain !== 'POSTROUTING' && chain !== 'INPUT') throw new RuleError(`-j SNAT is only valid in POSTROUTING and INPUT, not ${chain}`);
+      if (chain !== 'POSTROUTING' && chain !== 'INPUT')
+        throw new RuleError(`-j SNAT is only valid in POSTROUTING and INPUT, not ${chain}`);
       if (!(t.flags & NF_NAT_RANGE_MAP_IPS)) throw new RuleError(`-j SNAT needs --to-source`);
       break;
     case 'DNAT':
-      if (chain !== 'PREROUTING' && chain !== 'OUTPUT') throw new RuleError(`-j DNAT is only valid in PREROUTING and OUTPUT, not ${chain}`);
+      if (chain !== 'PREROUTING' && chain !== 'OUTPUT')
+        throw new RuleError(`-j DNAT is only valid in PREROUTING and OUTPUT, not ${chain}`);
       if (!(t.flags & NF_NAT_RANGE_MAP_IPS)) throw new RuleError(`-j DNAT needs --to-destination`);
       break;
     default:
@@ -440,9 +458,12 @@ function parseRuleTokens(chain: NatChainName, toks: string[]): NatRule {
   if (t.flags & NF_NAT_RANGE_PROTO_SPECIFIED) {
     const p = r.proto;
     if (!p || p.neg || !NAT_PORT_PROTOS.includes(p.proto))
-      throw new RuleError(`-j ${t.kind} with ports needs '-p tcp', udp, sctp, dccp or icmp (iptables: "Need TCP, UDP, SCTP or DCCP with port specification")`);
+      throw new RuleError(
+        `-j ${t.kind} with ports needs '-p tcp', udp, sctp, dccp or icmp (iptables: "Need TCP, UDP, SCTP or DCCP with port specification")`,
+      );
   }
-  if (r.proto && r.proto.proto === 0 && r.proto.neg) throw new RuleError(`'! -p all' would never match (iptables: "rule would never match protocol")`);
+  if (r.proto && r.proto.proto === 0 && r.proto.neg)
+    throw new RuleError(`'! -p all' would never match (iptables: "rule would never match protocol")`);
   if (r.proto && r.proto.proto === 0) r.proto = null; // -p all matches everything: iptables-save omits it
   // A non-negated full port range matches every packet of the protocol: iptables-save omits it.
   if (r.sport && !r.sport.neg && r.sport.lo === 0 && r.sport.hi === 65535) r.sport = null;
@@ -473,7 +494,8 @@ export function parseNatTable(text: string, file: string, lineOffset = 0, where 
     const line = lines[k].trim();
     if (line === '' || line.startsWith('#')) continue;
     if (state === 'done') {
-      if (line.startsWith('*')) err(n, `table '${line}': only the nat table is supported here (remove the other tables)`);
+      if (line.startsWith('*'))
+        err(n, `table '${line}': only the nat table is supported here (remove the other tables)`);
       else err(n, `'${line.slice(0, 40)}' after COMMIT`);
       break;
     }

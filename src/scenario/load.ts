@@ -24,11 +24,29 @@ import { cidrWithin, nonUnicastReason, readCidr, readIpv4 } from './addr-text.ts
 import { ErrorList } from './error-list.ts';
 import { configurePatTable, parseNatTable } from './iptables.ts';
 
-export const TOP_KEYS = ['name', 'description', 'vpc', 'routeTables', 'subnets', 'instances', 'internet', 'conntrack'] as const;
+export const TOP_KEYS = [
+  'name',
+  'description',
+  'vpc',
+  'routeTables',
+  'subnets',
+  'instances',
+  'internet',
+  'conntrack',
+] as const;
 export const VPC_KEYS = ['cidr'] as const;
 export const ROUTE_KEYS = ['dest', 'target'] as const;
 export const SUBNET_KEYS = ['cidr', 'routeTable'] as const;
-export const INSTANCE_KEYS = ['description', 'subnet', 'privateIp', 'elasticIp', 'sourceDestCheck', 'natInstance', 'sysctls', 'iptables'] as const;
+export const INSTANCE_KEYS = [
+  'description',
+  'subnet',
+  'privateIp',
+  'elasticIp',
+  'sourceDestCheck',
+  'natInstance',
+  'sysctls',
+  'iptables',
+] as const;
 export const NAT_INSTANCE_KEYS = ['bootScript', 'vpcCidrFromMetadata'] as const;
 export const INTERNET_KEYS = ['hosts'] as const;
 export const CONNTRACK_KEYS = ['max', 'tcpLoose', 'checksum', 'timeouts'] as const;
@@ -87,7 +105,11 @@ function distance(a: string, b: string): number {
   for (let j = 1; j <= b.length; j++) d[0][j] = j;
   for (let i = 1; i <= a.length; i++)
     for (let j = 1; j <= b.length; j++)
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
+      d[i][j] = Math.min(
+        d[i - 1][j] + 1,
+        d[i][j - 1] + 1,
+        d[i - 1][j - 1] + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1),
+      );
   return d[a.length][b.length];
 }
 
@@ -131,7 +153,14 @@ class Ctx {
   }
 
   line(path: Array<string | number>): number {
-    if (this.hostLines && path.length === 3 && path[0] === 'internet' && path[1] === 'hosts' && typeof path[2] === 'number') return this.hostLines[path[2]] ?? 0;
+    if (
+      this.hostLines &&
+      path.length === 3 &&
+      path[0] === 'internet' &&
+      path[1] === 'hosts' &&
+      typeof path[2] === 'number'
+    )
+      return this.hostLines[path[2]] ?? 0;
     for (let p = path; ; p = p.slice(0, -1)) {
       const n = this.node(p);
       if (n?.range && this.lc) return this.lc.linePos(n.range[0]).line;
@@ -158,7 +187,11 @@ class Ctx {
   keys(path: Array<string | number>, v: Obj, allowed: readonly string[]): void {
     for (const k of Object.keys(v)) {
       if (!allowed.includes(k)) {
-        this.el.add(joinPath([...path, k]), `unknown key '${k}'${suggest(k, allowed)}; allowed: ${allowed.join(', ')}`, this.keyLine(path, k));
+        this.el.add(
+          joinPath([...path, k]),
+          `unknown key '${k}'${suggest(k, allowed)}; allowed: ${allowed.join(', ')}`,
+          this.keyLine(path, k),
+        );
       }
     }
   }
@@ -209,7 +242,11 @@ class Ctx {
   }
 
   name(path: Array<string | number>, n: string, what: string): void {
-    if (!NAME_RE.test(n)) this.err(path, `${what} name '${n}' must start with a letter and contain only letters, digits, '_', '.', '-' (at most 63)`);
+    if (!NAME_RE.test(n))
+      this.err(
+        path,
+        `${what} name '${n}' must start with a letter and contain only letters, digits, '_', '.', '-' (at most 63)`,
+      );
   }
 
   addr(path: Array<string | number>, v: unknown, required: boolean): number | null {
@@ -254,7 +291,8 @@ function parseYamlDocument(text: string, file: string): { doc: Document; lc: Lin
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: true, uniqueKeys: true, merge: true });
   if (doc.errors.length > 0) {
     const el = new ErrorList(file);
-    for (const e of doc.errors) el.add('', `${kindOf(file)} syntax: ${e.message.split('\n')[0]}`, e.linePos ? e.linePos[0].line : 0);
+    for (const e of doc.errors)
+      el.add('', `${kindOf(file)} syntax: ${e.message.split('\n')[0]}`, e.linePos ? e.linePos[0].line : 0);
     el.throwIfAny();
   }
   let data: unknown;
@@ -277,7 +315,11 @@ export function loadScenario(path: string): Scenario {
     bytes = readFileSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new InputError(`${path}: cannot read scenario file (${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory' : code ?? (e as Error).message})`, path, '');
+    throw new InputError(
+      `${path}: cannot read scenario file (${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory' : (code ?? (e as Error).message)})`,
+      path,
+      '',
+    );
   }
   const notText = notTextReason(bytes);
   if (notText) throw new InputError(`${path}: ${notText}`, path, '');
@@ -291,7 +333,8 @@ const CAPTURE_MAGICS = [0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1, 0x0a0d0d
 export function notTextReason(bytes: Uint8Array): string | null {
   if (bytes.length >= 4) {
     const magic = ((bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3]) >>> 0;
-    if (CAPTURE_MAGICS.includes(magic)) return 'is a capture (pcap/pcapng), not a scenario file (YAML or JSON); captures go to --in';
+    if (CAPTURE_MAGICS.includes(magic))
+      return 'is a capture (pcap/pcapng), not a scenario file (YAML or JSON); captures go to --in';
   }
   const nul = bytes.indexOf(0);
   if (nul >= 0) return `is not a text file (a NUL byte at offset ${nul}); a scenario file is YAML or JSON`;
@@ -311,7 +354,14 @@ export function parseScenario(text: string, file: string): Scenario {
   // nodes cost ~1 KB per host): loading memory stays proportional to the file.
   const big = extname(file).toLowerCase() === '.json' ? null : extractHostList(text);
   const { doc, lc, data } = parseYamlDocument(big ? big.text : text, file);
-  if (big && isObj(data) && isObj(data.internet) && Array.isArray(data.internet.hosts) && data.internet.hosts.length === 0) data.internet.hosts = big.hosts;
+  if (
+    big &&
+    isObj(data) &&
+    isObj(data.internet) &&
+    Array.isArray(data.internet.hosts) &&
+    data.internet.hosts.length === 0
+  )
+    data.internet.hosts = big.hosts;
   const ctx = new Ctx(new ErrorList(file), doc, lc, big ? big.lines : null);
   const s = compile(ctx, data, file);
   ctx.el.throwIfAny();
@@ -422,7 +472,8 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
     ctx.keys(['vpc'], vpc, VPC_KEYS);
     const c = ctx.cidr(['vpc', 'cidr'], vpc.cidr, true);
     if (c) {
-      if (c.len < VPC_LEN_MIN || c.len > VPC_LEN_MAX) ctx.err(['vpc', 'cidr'], `prefix /${c.len} is outside /${VPC_LEN_MIN}../${VPC_LEN_MAX} (AWS allows /16../28)`);
+      if (c.len < VPC_LEN_MIN || c.len > VPC_LEN_MAX)
+        ctx.err(['vpc', 'cidr'], `prefix /${c.len} is outside /${VPC_LEN_MIN}../${VPC_LEN_MAX} (AWS allows /16../28)`);
       else {
         vpcCidr = c;
         vpcOk = true;
@@ -438,7 +489,8 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
   // Subnets
   const subnets: Subnet[] = [];
   const snRaw = ctx.obj(['subnets'], top.subnets, true) ?? {};
-  if (Object.keys(snRaw).length === 0 && top.subnets !== undefined) ctx.err(['subnets'], 'at least one subnet is needed');
+  if (Object.keys(snRaw).length === 0 && top.subnets !== undefined)
+    ctx.err(['subnets'], 'at least one subnet is needed');
   for (const [sn, sv] of Object.entries(snRaw)) {
     const p = ['subnets', sn];
     ctx.name(p, sn, 'subnet');
@@ -450,7 +502,11 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
     let rtIndex = -1;
     if (rt !== null) {
       rtIndex = rtNames.indexOf(rt);
-      if (rtIndex < 0) ctx.err([...p, 'routeTable'], `route table '${rt}' does not exist${suggest(rt, rtNames)}; defined: ${rtNames.join(', ') || 'none'}`);
+      if (rtIndex < 0)
+        ctx.err(
+          [...p, 'routeTable'],
+          `route table '${rt}' does not exist${suggest(rt, rtNames)}; defined: ${rtNames.join(', ') || 'none'}`,
+        );
     }
     if (!cidr) continue;
     let ok = true;
@@ -459,7 +515,10 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
       ok = false;
     }
     if (cidr.len > SUBNET_LEN_MAX) {
-      ctx.err([...p, 'cidr'], `/${cidr.len} is smaller than AWS allows (/${SUBNET_LEN_MAX} at most: 5 addresses of every subnet are reserved)`);
+      ctx.err(
+        [...p, 'cidr'],
+        `/${cidr.len} is smaller than AWS allows (/${SUBNET_LEN_MAX} at most: 5 addresses of every subnet are reserved)`,
+      );
       ok = false;
     }
     for (const other of subnets) {
@@ -480,27 +539,38 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
   if (inet) {
     ctx.keys(['internet'], inet, INTERNET_KEYS);
     const hosts = inet.hosts;
-    if (hosts !== undefined && !Array.isArray(hosts)) ctx.err(['internet', 'hosts'], `expected a list of addresses or CIDRs, got ${typeName(hosts)}`);
+    if (hosts !== undefined && !Array.isArray(hosts))
+      ctx.err(['internet', 'hosts'], `expected a list of addresses or CIDRs, got ${typeName(hosts)}`);
     else if (Array.isArray(hosts)) {
       hosts.forEach((h, i) => {
         const p = ['internet', 'hosts', i];
         const c = ctx.cidr(p, h, true, true);
         if (!c) return;
-        if (vpcOk && cidrOverlaps(c, vpcCidr)) return ctx.err(p, `${formatCidr(c)} overlaps the VPC CIDR ${formatCidr(vpcCidr)}; internet hosts live outside the VPC`);
+        if (vpcOk && cidrOverlaps(c, vpcCidr))
+          return ctx.err(
+            p,
+            `${formatCidr(c)} overlaps the VPC CIDR ${formatCidr(vpcCidr)}; internet hosts live outside the VPC`,
+          );
         for (const bad of NON_UNICAST)
-          if (cidrOverlaps(c, bad)) return ctx.err(p, `${formatCidr(c)} overlaps ${formatCidr(bad)}, which holds no unicast hosts`);
+          if (cidrOverlaps(c, bad))
+            return ctx.err(p, `${formatCidr(c)} overlaps ${formatCidr(bad)}, which holds no unicast hosts`);
         internetHosts.push(c);
         hostIndex.push(i);
       });
       // Overlaps among hosts: sweep in address order (captures list thousands of /32s).
-      const order = internetHosts.map((_, k) => k).sort((a, b) => internetHosts[a].addr - internetHosts[b].addr || internetHosts[a].len - internetHosts[b].len);
+      const order = internetHosts
+        .map((_, k) => k)
+        .sort((a, b) => internetHosts[a].addr - internetHosts[b].addr || internetHosts[a].len - internetHosts[b].len);
       const bad = new Set<number>();
       let cover = -1;
       for (const k of order) {
         const c = internetHosts[k];
         if (cover >= 0 && c.addr <= cidrLast(internetHosts[cover])) {
           const [first, second] = hostIndex[cover] < hostIndex[k] ? [cover, k] : [k, cover];
-          ctx.err(['internet', 'hosts', hostIndex[second]], `${formatCidr(internetHosts[second])} overlaps internet.hosts[${hostIndex[first]}] (${formatCidr(internetHosts[first])})`);
+          ctx.err(
+            ['internet', 'hosts', hostIndex[second]],
+            `${formatCidr(internetHosts[second])} overlaps internet.hosts[${hostIndex[first]}] (${formatCidr(internetHosts[first])})`,
+          );
           bad.add(second);
           if (second === cover) cover = k;
         } else if (cover < 0 || cidrLast(c) > cidrLast(internetHosts[cover])) cover = k;
@@ -545,7 +615,11 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
       if (idx >= 0) {
         inst.subnet = idx;
         subnet = subnets[idx];
-      } else if (!allSnNames.includes(sn)) ctx.err([...p, 'subnet'], `subnet '${sn}' does not exist${suggest(sn, allSnNames)}; defined: ${allSnNames.join(', ') || 'none'}`);
+      } else if (!allSnNames.includes(sn))
+        ctx.err(
+          [...p, 'subnet'],
+          `subnet '${sn}' does not exist${suggest(sn, allSnNames)}; defined: ${allSnNames.join(', ') || 'none'}`,
+        );
     }
     const ip = ctx.addr([...p, 'privateIp'], o.privateIp, true);
     if (ip !== null) {
@@ -553,14 +627,27 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
       if (subnet) {
         const c = subnet.cidr;
         const off = ip - c.addr;
-        if (!cidrContains(c, ip)) ctx.err([...p, 'privateIp'], `${formatIpv4(ip)} is outside subnet ${subnet.name} (${formatCidr(c)})`);
-        else if (off === 0) ctx.err([...p, 'privateIp'], `${formatIpv4(ip)} is the network address of subnet ${subnet.name} (${formatCidr(c)})`);
-        else if (ip === cidrLast(c)) ctx.err([...p, 'privateIp'], `${formatIpv4(ip)} is the broadcast address of subnet ${subnet.name} (${formatCidr(c)}), reserved by AWS`);
+        if (!cidrContains(c, ip))
+          ctx.err([...p, 'privateIp'], `${formatIpv4(ip)} is outside subnet ${subnet.name} (${formatCidr(c)})`);
+        else if (off === 0)
+          ctx.err(
+            [...p, 'privateIp'],
+            `${formatIpv4(ip)} is the network address of subnet ${subnet.name} (${formatCidr(c)})`,
+          );
+        else if (ip === cidrLast(c))
+          ctx.err(
+            [...p, 'privateIp'],
+            `${formatIpv4(ip)} is the broadcast address of subnet ${subnet.name} (${formatCidr(c)}), reserved by AWS`,
+          );
         else if (off <= 3)
-          ctx.err([...p, 'privateIp'], `${formatIpv4(ip)} is reserved by AWS in subnet ${subnet.name} (${formatCidr(c)}: +1 VPC router, +2 DNS, +3 future use)`);
+          ctx.err(
+            [...p, 'privateIp'],
+            `${formatIpv4(ip)} is reserved by AWS in subnet ${subnet.name} (${formatCidr(c)}: +1 VPC router, +2 DNS, +3 future use)`,
+          );
       }
       const dup = byPrivateIp.get(ip);
-      if (dup !== undefined) ctx.err([...p, 'privateIp'], `${formatIpv4(ip)} is already the private IP of instance ${dup}`);
+      if (dup !== undefined)
+        ctx.err([...p, 'privateIp'], `${formatIpv4(ip)} is already the private IP of instance ${dup}`);
       else byPrivateIp.set(ip, iname);
     }
     if (o.elasticIp !== undefined && o.elasticIp !== null) {
@@ -569,9 +656,21 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
         const dup = instances.findIndex((x) => x !== inst && x.elasticIp === eip);
         const hostIdx = internetHosts.findIndex((h) => cidrContains(h, eip));
         const hostAt = hostIdx >= 0 ? hostIndex[hostIdx] : -1;
-        if (vpcOk && cidrContains(vpcCidr, eip)) ctx.err([...p, 'elasticIp'], `${formatIpv4(eip)} is inside the VPC CIDR ${formatCidr(vpcCidr)}; an Elastic IP is a public address outside it`);
-        else if (dup >= 0) ctx.err([...p, 'elasticIp'], `${formatIpv4(eip)} is already the Elastic IP of instance ${instances[dup].name}`);
-        else if (hostIdx >= 0) ctx.err([...p, 'elasticIp'], `${formatIpv4(eip)} is inside internet.hosts[${hostAt}] (${formatCidr(internetHosts[hostIdx])}); the IGW could not tell them apart`);
+        if (vpcOk && cidrContains(vpcCidr, eip))
+          ctx.err(
+            [...p, 'elasticIp'],
+            `${formatIpv4(eip)} is inside the VPC CIDR ${formatCidr(vpcCidr)}; an Elastic IP is a public address outside it`,
+          );
+        else if (dup >= 0)
+          ctx.err(
+            [...p, 'elasticIp'],
+            `${formatIpv4(eip)} is already the Elastic IP of instance ${instances[dup].name}`,
+          );
+        else if (hostIdx >= 0)
+          ctx.err(
+            [...p, 'elasticIp'],
+            `${formatIpv4(eip)} is inside internet.hosts[${hostAt}] (${formatCidr(internetHosts[hostIdx])}); the IGW could not tell them apart`,
+          );
         else inst.elasticIp = eip;
       }
     }
@@ -588,30 +687,54 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
         ctx.keys([...p, 'natInstance'], natInst, NAT_INSTANCE_KEYS);
         const bs = ctx.str([...p, 'natInstance', 'bootScript'], natInst.bootScript, true);
         if (bs !== null && !(BOOT_SCRIPTS as readonly string[]).includes(bs))
-          ctx.err([...p, 'natInstance', 'bootScript'], `unknown boot script '${bs}' (known: ${BOOT_SCRIPTS.join(', ')})`);
+          ctx.err(
+            [...p, 'natInstance', 'bootScript'],
+            `unknown boot script '${bs}' (known: ${BOOT_SCRIPTS.join(', ')})`,
+          );
         const fromMeta = ctx.bool([...p, 'natInstance', 'vpcCidrFromMetadata'], natInst.vpcCidrFromMetadata, true);
         // configure-pat.sh: sysctl -w net.ipv4.ip_forward=1 net.ipv4.conf.eth0.send_redirects=0
         inst.sysctls.ipForward = true;
         inst.sysctls.sendRedirectsEth0 = false;
         inst.nat = configurePatTable(fromMeta && vpcOk ? vpcCidr : null);
         if (o.iptables !== undefined)
-          ctx.err([...p, 'iptables'], `give either natInstance (the boot script writes the rules) or iptables, not both`);
+          ctx.err(
+            [...p, 'iptables'],
+            `give either natInstance (the boot script writes the rules) or iptables, not both`,
+          );
       }
     }
     if (o.sysctls !== undefined) {
       const sy = ctx.obj([...p, 'sysctls'], o.sysctls, true);
       if (sy) {
         ctx.keys([...p, 'sysctls'], sy, SYSCTL_KEYS);
-        inst.sysctls.ipForward = ctx.bool([...p, 'sysctls', SYSCTL_IP_FORWARD], sy[SYSCTL_IP_FORWARD], inst.sysctls.ipForward);
-        inst.sysctls.sendRedirectsAll = ctx.bool([...p, 'sysctls', SYSCTL_SEND_REDIRECTS_ALL], sy[SYSCTL_SEND_REDIRECTS_ALL], inst.sysctls.sendRedirectsAll);
-        inst.sysctls.sendRedirectsEth0 = ctx.bool([...p, 'sysctls', SYSCTL_SEND_REDIRECTS_ETH0], sy[SYSCTL_SEND_REDIRECTS_ETH0], inst.sysctls.sendRedirectsEth0);
+        inst.sysctls.ipForward = ctx.bool(
+          [...p, 'sysctls', SYSCTL_IP_FORWARD],
+          sy[SYSCTL_IP_FORWARD],
+          inst.sysctls.ipForward,
+        );
+        inst.sysctls.sendRedirectsAll = ctx.bool(
+          [...p, 'sysctls', SYSCTL_SEND_REDIRECTS_ALL],
+          sy[SYSCTL_SEND_REDIRECTS_ALL],
+          inst.sysctls.sendRedirectsAll,
+        );
+        inst.sysctls.sendRedirectsEth0 = ctx.bool(
+          [...p, 'sysctls', SYSCTL_SEND_REDIRECTS_ETH0],
+          sy[SYSCTL_SEND_REDIRECTS_ETH0],
+          inst.sysctls.sendRedirectsEth0,
+        );
       }
     }
     if (o.iptables !== undefined && !natInst) {
       const text = ctx.str([...p, 'iptables'], o.iptables, true);
       if (text !== null) {
         const before = ctx.el.count;
-        const t = parseNatTable(text, ctx.el.file, iptablesLineOffset(ctx, [...p, 'iptables']), joinPath([...p, 'iptables']), ctx.el);
+        const t = parseNatTable(
+          text,
+          ctx.el.file,
+          iptablesLineOffset(ctx, [...p, 'iptables']),
+          joinPath([...p, 'iptables']),
+          ctx.el,
+        );
         if (ctx.el.count === before) inst.nat = t;
       }
     }
@@ -625,7 +748,10 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
     const routes: Route[] = [];
     routeTables.push({ name: rtName, routes });
     if (rv !== null && !Array.isArray(rv)) {
-      ctx.err(p, `expected a list of routes ({ dest: CIDR, target: local|igw|blackhole|eni:INSTANCE }), got ${typeName(rv)}`);
+      ctx.err(
+        p,
+        `expected a list of routes ({ dest: CIDR, target: local|igw|blackhole|eni:INSTANCE }), got ${typeName(rv)}`,
+      );
       continue;
     }
     for (const [i, r] of (rv ?? []).entries()) {
@@ -645,16 +771,23 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
       }
       const isVpc = vpcOk && dest.addr === vpcCidr.addr && dest.len === vpcCidr.len;
       if (isVpc && route.target !== 'local') {
-        ctx.err([...rp, 'target'], `the VPC CIDR ${formatCidr(vpcCidr)} always routes to local (AWS does not allow replacing the local route)`);
+        ctx.err(
+          [...rp, 'target'],
+          `the VPC CIDR ${formatCidr(vpcCidr)} always routes to local (AWS does not allow replacing the local route)`,
+        );
         continue;
       }
       if (!isVpc && route.target === 'local') {
-        ctx.err([...rp, 'target'], `target local is only valid for the VPC CIDR ${vpcOk ? formatCidr(vpcCidr) : ''}`.trimEnd());
+        ctx.err(
+          [...rp, 'target'],
+          `target local is only valid for the VPC CIDR ${vpcOk ? formatCidr(vpcCidr) : ''}`.trimEnd(),
+        );
         continue;
       }
       routes.push({ dest, target: route.target, instance: route.instance });
     }
-    if (vpcOk && !routes.some((x) => x.target === 'local')) routes.unshift({ dest: { ...vpcCidr }, target: 'local', instance: -1 });
+    if (vpcOk && !routes.some((x) => x.target === 'local'))
+      routes.unshift({ dest: { ...vpcCidr }, target: 'local', instance: -1 });
   }
 
   // Conntrack
@@ -669,7 +802,14 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
     if (to) {
       const keys = Object.keys(DEFAULT_TIMEOUTS) as Array<keyof ConntrackTimeouts>;
       ctx.keys(['conntrack', 'timeouts'], to, keys);
-      for (const k of keys) conntrack.timeouts[k] = ctx.int(['conntrack', 'timeouts', k], to[k], DEFAULT_TIMEOUTS[k], TIMEOUT_MIN, TIMEOUT_MAX);
+      for (const k of keys)
+        conntrack.timeouts[k] = ctx.int(
+          ['conntrack', 'timeouts', k],
+          to[k],
+          DEFAULT_TIMEOUTS[k],
+          TIMEOUT_MIN,
+          TIMEOUT_MAX,
+        );
     }
   }
 
@@ -677,17 +817,33 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
 }
 
 function placeholderInstance(name: string): Instance {
-  return { name, subnet: -1, privateIp: 0, elasticIp: null, sourceDestCheck: true, sysctls: defaultSysctls(), nat: null };
+  return {
+    name,
+    subnet: -1,
+    privateIp: 0,
+    elasticIp: null,
+    sourceDestCheck: true,
+    sysctls: defaultSysctls(),
+    nat: null,
+  };
 }
 
-function readTarget(ctx: Ctx, path: Array<string | number>, t: string, instNames: string[]): { target: Route['target']; instance: number } | null {
+function readTarget(
+  ctx: Ctx,
+  path: Array<string | number>,
+  t: string,
+  instNames: string[],
+): { target: Route['target']; instance: number } | null {
   const s = t.trim();
   if (s === 'local' || s === 'igw' || s === 'blackhole') return { target: s, instance: -1 };
   if (s.startsWith('eni:')) {
     const n = s.slice(4);
     const idx = instNames.indexOf(n);
     if (idx < 0) {
-      ctx.err(path, `'${s}': instance '${n}' does not exist${suggest(n, instNames)}; defined: ${instNames.join(', ') || 'none'}`);
+      ctx.err(
+        path,
+        `'${s}': instance '${n}' does not exist${suggest(n, instNames)}; defined: ${instNames.join(', ') || 'none'}`,
+      );
       return null;
     }
     return { target: 'eni', instance: idx };

@@ -21,7 +21,8 @@ export function scenarioToObject(s: Scenario): Record<string, unknown> {
     }));
   }
   const subnets: Record<string, unknown> = {};
-  for (const sn of s.subnets) subnets[sn.name] = { cidr: formatCidr(sn.cidr), routeTable: s.routeTables[sn.routeTable].name };
+  for (const sn of s.subnets)
+    subnets[sn.name] = { cidr: formatCidr(sn.cidr), routeTable: s.routeTables[sn.routeTable].name };
   const instances: Record<string, unknown> = {};
   for (const i of s.instances) {
     const o: Record<string, unknown> = { subnet: s.subnets[i.subnet].name, privateIp: formatIpv4(i.privateIp) };

@@ -24,7 +24,9 @@ export const EXCERPT_MAX = 60;
 export function excerpt(text: string, max = EXCERPT_MAX): string {
   const cut = text.length > max ? text.slice(0, max) : text;
   const esc = cut.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\ufffd]/g, (c) =>
-    c.charCodeAt(0) > 0xff ? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}` : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+    c.charCodeAt(0) > 0xff
+      ? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`
+      : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
   );
   return text.length > max ? `${esc}… (${text.length} characters)` : esc;
 }

@@ -49,13 +49,15 @@ export function shapeFlow(o: FlowShapeOptions, k: number): { src: number; sport:
 
 /** The shape's packets, in order. */
 export function flowShapePackets(o: FlowShapeOptions): InputPacket[] {
-  if (!Number.isInteger(o.count) || o.count < 0 || o.count > 65535) throw new Error(`flow shape ${o.shape}: count must be 0..65535, got ${o.count}`);
+  if (!Number.isInteger(o.count) || o.count < 0 || o.count > 65535)
+    throw new Error(`flow shape ${o.shape}: count must be 0..65535, got ${o.count}`);
   const out: InputPacket[] = [];
   for (let k = 0; k < o.count; k++) {
     const f = shapeFlow(o, k);
-    const frame = o.proto === 'udp'
-      ? buildUdp({ src: f.src, dst: f.dst, sport: f.sport, dport: f.dport, payload: new Uint8Array(4) })
-      : buildTcp({ src: f.src, dst: f.dst, sport: f.sport, dport: f.dport, flags: F_SYN, seq: 1000 + k });
+    const frame =
+      o.proto === 'udp'
+        ? buildUdp({ src: f.src, dst: f.dst, sport: f.sport, dport: f.dport, payload: new Uint8Array(4) })
+        : buildTcp({ src: f.src, dst: f.dst, sport: f.sport, dport: f.dport, flags: F_SYN, seq: 1000 + k });
     out.push({ timeUs: o.startUs + k * o.gapUs, ingress: o.point, frame });
   }
   return out;

@@ -50,21 +50,57 @@ export interface FuzzScenarioSpec {
 
 /** Timeouts for real-time engines: every state expires within a few seconds. */
 export const SHORT_TIMEOUTS: Readonly<Record<string, number>> = Object.freeze({
-  tcpSynSent: 4, tcpSynRecv: 3, tcpEstablished: 8, tcpFinWait: 4, tcpCloseWait: 3, tcpLastAck: 3, tcpTimeWait: 4,
-  tcpClose: 2, tcpMaxRetrans: 5, tcpUnacknowledged: 5, udp: 3, udpStream: 6, icmp: 3, generic: 6,
+  tcpSynSent: 4,
+  tcpSynRecv: 3,
+  tcpEstablished: 8,
+  tcpFinWait: 4,
+  tcpCloseWait: 3,
+  tcpLastAck: 3,
+  tcpTimeWait: 4,
+  tcpClose: 2,
+  tcpMaxRetrans: 5,
+  tcpUnacknowledged: 5,
+  udp: 3,
+  udpStream: 6,
+  icmp: 3,
+  generic: 6,
 });
 
 const portRangeArb: fc.Arbitrary<[number, number] | null> = fc.oneof(
   { weight: 3, arbitrary: fc.constant(null) },
   // tiny ranges force port exhaustion (DROP_NAT_CLASH)
-  { weight: 2, arbitrary: fc.integer({ min: 1024, max: 1030 }).chain((lo) => fc.integer({ min: lo, max: lo + 2 }).map((hi) => [lo, hi] as [number, number])) },
-  { weight: 1, arbitrary: fc.integer({ min: 2000, max: 60000 }).chain((lo) => fc.integer({ min: lo, max: Math.min(65535, lo + 5000) }).map((hi) => [lo, hi] as [number, number])) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .integer({ min: 1024, max: 1030 })
+      .chain((lo) => fc.integer({ min: lo, max: lo + 2 }).map((hi) => [lo, hi] as [number, number])),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .integer({ min: 2000, max: 60000 })
+      .chain((lo) =>
+        fc.integer({ min: lo, max: Math.min(65535, lo + 5000) }).map((hi) => [lo, hi] as [number, number]),
+      ),
+  },
 );
 
 const ruleArb: fc.Arbitrary<FuzzRuleSpec> = fc
   .record({
-    kind: fc.oneof({ weight: 6, arbitrary: fc.constant('masq' as const) }, { weight: 2, arbitrary: fc.constant('snat' as const) }, { weight: 2, arbitrary: fc.constant('dnat' as const) }, { weight: 1, arbitrary: fc.constant('return' as const) }),
-    src: fc.constantFrom('vpc' as const, 'vpc' as const, 'private' as const, 'app' as const, 'none' as const, 'not-public' as const),
+    kind: fc.oneof(
+      { weight: 6, arbitrary: fc.constant('masq' as const) },
+      { weight: 2, arbitrary: fc.constant('snat' as const) },
+      { weight: 2, arbitrary: fc.constant('dnat' as const) },
+      { weight: 1, arbitrary: fc.constant('return' as const) },
+    ),
+    src: fc.constantFrom(
+      'vpc' as const,
+      'vpc' as const,
+      'private' as const,
+      'app' as const,
+      'none' as const,
+      'not-public' as const,
+    ),
     proto: fc.constantFrom('any' as const, 'any' as const, 'tcp' as const, 'udp' as const),
     ports: portRangeArb,
     random: fc.integer({ min: 0, max: 9 }).map((x) => x === 0),
@@ -90,7 +126,10 @@ export const fuzzScenarioSpecArb: fc.Arbitrary<FuzzScenarioSpec> = fc.record({
   nats: fc.array(natArb, { minLength: 1, maxLength: 2 }),
   secondPrivate: fc.boolean(),
   webHasEip: fc.integer({ min: 0, max: 3 }).map((x) => x !== 0),
-  ctMax: fc.oneof({ weight: 4, arbitrary: fc.constant(262144) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 6 }) }),
+  ctMax: fc.oneof(
+    { weight: 4, arbitrary: fc.constant(262144) },
+    { weight: 1, arbitrary: fc.integer({ min: 1, max: 6 }) },
+  ),
   checksum: fc.integer({ min: 0, max: 9 }).map((x) => x !== 0),
   tcpLoose: fc.integer({ min: 0, max: 9 }).map((x) => x !== 0),
   blackhole: fc.integer({ min: 0, max: 9 }).map((x) => x === 0),
@@ -104,7 +143,13 @@ function natEip(k: number): string {
 }
 
 function ruleText(r: FuzzRuleSpec, k: number): string {
-  const src = { vpc: '-s 10.0.0.0/16 ', private: '-s 10.0.1.0/24 ', app: '-s 10.0.1.10/32 ', none: '', 'not-public': '! -s 10.0.0.0/24 ' }[r.src];
+  const src = {
+    vpc: '-s 10.0.0.0/16 ',
+    private: '-s 10.0.1.0/24 ',
+    app: '-s 10.0.1.10/32 ',
+    none: '',
+    'not-public': '! -s 10.0.0.0/24 ',
+  }[r.src];
   const p = r.proto === 'any' ? '' : `-p ${r.proto} `;
   const ports = r.ports ? (r.ports[0] === r.ports[1] ? `${r.ports[0]}` : `${r.ports[0]}-${r.ports[1]}`) : '';
   const rnd = r.random ? ' --random' : '';
@@ -122,7 +167,13 @@ function ruleText(r: FuzzRuleSpec, k: number): string {
 }
 
 export function natTableText(rules: readonly FuzzRuleSpec[], k: number): string {
-  const lines = ['*nat', ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]'];
+  const lines = [
+    '*nat',
+    ':PREROUTING ACCEPT [0:0]',
+    ':INPUT ACCEPT [0:0]',
+    ':OUTPUT ACCEPT [0:0]',
+    ':POSTROUTING ACCEPT [0:0]',
+  ];
   // PREROUTING rules first (iptables-save groups by chain anyway).
   for (const r of rules) if (r.kind === 'dnat') lines.push(ruleText(r, k));
   for (const r of rules) if (r.kind !== 'dnat') lines.push(ruleText(r, k));
@@ -133,10 +184,16 @@ export function natTableText(rules: readonly FuzzRuleSpec[], k: number): string 
 /** The scenario file object (what scenario.yaml holds) for a spec. */
 export function fuzzScenarioObject(spec: FuzzScenarioSpec, name = 'fuzz'): Record<string, unknown> {
   const last = spec.nats.length - 1;
-  const privateRoutes: Array<Record<string, string>> = [{ dest: FUZZ_VPC, target: 'local' }, { dest: '0.0.0.0/0', target: 'eni:nat0' }];
+  const privateRoutes: Array<Record<string, string>> = [
+    { dest: FUZZ_VPC, target: 'local' },
+    { dest: '0.0.0.0/0', target: 'eni:nat0' },
+  ];
   if (spec.blackhole) privateRoutes.push({ dest: '192.0.2.0/24', target: 'blackhole' });
   const routeTables: Record<string, unknown> = {
-    public: [{ dest: FUZZ_VPC, target: 'local' }, { dest: '0.0.0.0/0', target: 'igw' }],
+    public: [
+      { dest: FUZZ_VPC, target: 'local' },
+      { dest: '0.0.0.0/0', target: 'igw' },
+    ],
     private: privateRoutes,
   };
   const subnets: Record<string, unknown> = {
@@ -144,7 +201,10 @@ export function fuzzScenarioObject(spec: FuzzScenarioSpec, name = 'fuzz'): Recor
     private: { cidr: '10.0.1.0/24', routeTable: 'private' },
   };
   if (spec.secondPrivate) {
-    routeTables.private2 = [{ dest: FUZZ_VPC, target: 'local' }, { dest: '0.0.0.0/0', target: `eni:nat${last}` }];
+    routeTables.private2 = [
+      { dest: FUZZ_VPC, target: 'local' },
+      { dest: '0.0.0.0/0', target: `eni:nat${last}` },
+    ];
     subnets.private2 = { cidr: '10.0.2.0/24', routeTable: 'private2' };
   }
   const instances: Record<string, unknown> = {};
@@ -159,7 +219,11 @@ export function fuzzScenarioObject(spec: FuzzScenarioSpec, name = 'fuzz'): Recor
     if (n.elasticIp) o.elasticIp = natEip(k);
     instances[`nat${k}`] = o;
   });
-  instances.web = { subnet: 'public', privateIp: '10.0.0.20', ...(spec.webHasEip ? { elasticIp: '203.0.113.20' } : {}) };
+  instances.web = {
+    subnet: 'public',
+    privateIp: '10.0.0.20',
+    ...(spec.webHasEip ? { elasticIp: '203.0.113.20' } : {}),
+  };
   instances.app = { subnet: 'private', privateIp: '10.0.1.10' };
   instances.app2 = { subnet: 'private', privateIp: '10.0.1.11' };
   if (spec.secondPrivate) instances.app3 = { subnet: 'private2', privateIp: '10.0.2.10' };
@@ -170,7 +234,12 @@ export function fuzzScenarioObject(spec: FuzzScenarioSpec, name = 'fuzz'): Recor
     subnets,
     instances,
     internet: { hosts: FUZZ_INTERNET_HOSTS },
-    conntrack: { max: spec.ctMax, checksum: spec.checksum, tcpLoose: spec.tcpLoose, ...(spec.shortTimeouts ? { timeouts: { ...SHORT_TIMEOUTS } } : {}) },
+    conntrack: {
+      max: spec.ctMax,
+      checksum: spec.checksum,
+      tcpLoose: spec.tcpLoose,
+      ...(spec.shortTimeouts ? { timeouts: { ...SHORT_TIMEOUTS } } : {}),
+    },
   };
 }
 
@@ -184,7 +253,9 @@ export const fuzzScenarioArb: fc.Arbitrary<Scenario> = fuzzScenarioSpecArb.map((
 /** One line summary for progress output: "2 NAT (masq --to-ports 1024-1025, dnat), ct max 3". */
 export function describeFuzzSpec(spec: FuzzScenarioSpec): string {
   const nats = spec.nats.map((n) => {
-    const r = n.rules.map((x) => `${x.kind}${x.ports ? ` ${x.ports[0]}-${x.ports[1]}` : ''}${x.random ? ' random' : ''}`).join('+');
+    const r = n.rules
+      .map((x) => `${x.kind}${x.ports ? ` ${x.ports[0]}-${x.ports[1]}` : ''}${x.random ? ' random' : ''}`)
+      .join('+');
     return `${r}${n.sourceDestCheck ? ' sdc-on' : ''}${n.ipForward ? '' : ' fwd-off'}${n.elasticIp ? '' : ' no-eip'}`;
   });
   return `${spec.nats.length} NAT [${nats.join('; ')}], ct max ${spec.ctMax}${spec.checksum ? '' : ', no-checksum'}${spec.tcpLoose ? '' : ', no-loose'}`;

@@ -38,7 +38,8 @@ const IMIX_SIZES: SizeWeight[] = [
 export const BUILTIN_PROFILES: readonly TrafficProfile[] = [
   {
     name: 'imix-zipf',
-    description: 'IMIX sizes 64/594/1518-byte frames 7:4:1, 80% TCP / 15% UDP / 5% ICMP flows, 2% new flows, 10k flows with Zipf(1.0) popularity',
+    description:
+      'IMIX sizes 64/594/1518-byte frames 7:4:1, 80% TCP / 15% UDP / 5% ICMP flows, 2% new flows, 10k flows with Zipf(1.0) popularity',
     newFlowShare: 0.02,
     mix: { tcp: 0.8, udp: 0.15, icmp: 0.05 },
     sizes: IMIX_SIZES,
@@ -47,7 +48,8 @@ export const BUILTIN_PROFILES: readonly TrafficProfile[] = [
   },
   {
     name: 'small-udp-uniform',
-    description: '64-byte frames, UDP only, no new flows, 64k flows with uniform popularity (the established-flow workload as a profile)',
+    description:
+      '64-byte frames, UDP only, no new flows, 64k flows with uniform popularity (the established-flow workload as a profile)',
     newFlowShare: 0,
     mix: { tcp: 0, udp: 1, icmp: 0 },
     sizes: [{ bytes: 46, weight: 1 }],
@@ -90,12 +92,18 @@ export function validateProfile(obj: unknown, file: string): TrafficProfile {
   const known = new Set(['name', 'description', 'newFlowShare', 'mix', 'sizes', 'flows', 'popularity']);
   for (const k of Object.keys(o)) if (!known.has(k)) fail(file, k, `unknown field (known: ${[...known].join(', ')})`);
   const name = typeof o.name === 'string' && o.name ? o.name : fail(file, 'name', 'expected a non-empty string');
-  const description = o.description === undefined ? '' : typeof o.description === 'string' ? o.description : fail(file, 'description', 'expected a string');
+  const description =
+    o.description === undefined
+      ? ''
+      : typeof o.description === 'string'
+        ? o.description
+        : fail(file, 'description', 'expected a string');
   const newFlowShare = num(file, 'newFlowShare', o.newFlowShare ?? 0, 0, 1);
   const m = o.mix;
   if (m === null || typeof m !== 'object' || Array.isArray(m)) fail(file, 'mix', 'expected a mapping {tcp, udp, icmp}');
   const mo = m as Record<string, unknown>;
-  for (const k of Object.keys(mo)) if (!['tcp', 'udp', 'icmp'].includes(k)) fail(file, `mix.${k}`, 'unknown protocol (tcp, udp, icmp)');
+  for (const k of Object.keys(mo))
+    if (!['tcp', 'udp', 'icmp'].includes(k)) fail(file, `mix.${k}`, 'unknown protocol (tcp, udp, icmp)');
   const mix = {
     tcp: num(file, 'mix.tcp', mo.tcp ?? 0, 0, 1e9),
     udp: num(file, 'mix.udp', mo.udp ?? 0, 0, 1e9),
@@ -106,7 +114,8 @@ export function validateProfile(obj: unknown, file: string): TrafficProfile {
   mix.tcp /= total;
   mix.udp /= total;
   mix.icmp /= total;
-  if (!Array.isArray(o.sizes) || o.sizes.length === 0) fail(file, 'sizes', 'expected a non-empty list of {bytes, weight}');
+  if (!Array.isArray(o.sizes) || o.sizes.length === 0)
+    fail(file, 'sizes', 'expected a non-empty list of {bytes, weight}');
   const sizes: SizeWeight[] = o.sizes.map((s: unknown, i: number) => {
     if (typeof s === 'number') return { bytes: num(file, `sizes[${i}]`, s, MIN_UDP_LEN, MAX_PACKET_LEN), weight: 1 };
     if (s === null || typeof s !== 'object') fail(file, `sizes[${i}]`, 'expected {bytes, weight} or a number');
@@ -156,6 +165,8 @@ export function describeProfile(p: TrafficProfile): string {
   const sw = p.sizes.reduce((a, s) => a + s.weight, 0);
   const sizes = p.sizes.map((s) => `${s.bytes} B×${Math.round((s.weight / sw) * 1000) / 10}%`).join(', ');
   const pop = p.popularity.kind === 'zipf' ? `Zipf(s=${p.popularity.s})` : 'uniform';
-  return `${p.name}: ${p.flows} active flows (${pop}), flows TCP ${pct(p.mix.tcp)} / UDP ${pct(p.mix.udp)} / ICMP ${pct(p.mix.icmp)}, ` +
-    `${pct(p.newFlowShare)} of packets open a new flow, IPv4 sizes ${sizes}`;
+  return (
+    `${p.name}: ${p.flows} active flows (${pop}), flows TCP ${pct(p.mix.tcp)} / UDP ${pct(p.mix.udp)} / ICMP ${pct(p.mix.icmp)}, ` +
+    `${pct(p.newFlowShare)} of packets open a new flow, IPv4 sizes ${sizes}`
+  );
 }

@@ -7,8 +7,17 @@
 import { parseIpv4Addr } from '../packet/addr.ts';
 import { buildEthernet, buildIcmpEcho, buildIcmpError, buildTcp, buildUdp, fixChecksums } from '../packet/build.ts';
 import {
-  F_ACK, F_FIN, F_PSH, F_RST, F_SYN, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_HOST_UNREACH, ICMP_PORT_UNREACH,
-  ICMP_TIME_EXCEEDED, ICMP_EXC_TTL,
+  F_ACK,
+  F_FIN,
+  F_PSH,
+  F_RST,
+  F_SYN,
+  ICMP_DEST_UNREACH,
+  ICMP_FRAG_NEEDED,
+  ICMP_HOST_UNREACH,
+  ICMP_PORT_UNREACH,
+  ICMP_TIME_EXCEEDED,
+  ICMP_EXC_TTL,
 } from '../packet/constants.ts';
 
 /** One frame of a scripted capture: an IPv4 packet and when it was seen. */
@@ -102,9 +111,18 @@ class Tcp {
     const seq = fromA ? this.seqA : this.seqB;
     const ack = flags & F_ACK ? (fromA ? this.seqB : this.seqA) : 0;
     const pkt = buildTcp({
-      src: fromA ? this.a : this.b, dst: fromA ? this.b : this.a, sport: fromA ? this.aPort : this.bPort,
-      dport: fromA ? this.bPort : this.aPort, seq, ack, flags, window: fromA ? 64240 : 65160, options: opts,
-      payload, ttl: fromA ? this.ttlA : this.ttlB, ipId: this.sc.nextId(),
+      src: fromA ? this.a : this.b,
+      dst: fromA ? this.b : this.a,
+      sport: fromA ? this.aPort : this.bPort,
+      dport: fromA ? this.bPort : this.aPort,
+      seq,
+      ack,
+      flags,
+      window: fromA ? 64240 : 65160,
+      options: opts,
+      payload,
+      ttl: fromA ? this.ttlA : this.ttlB,
+      ipId: this.sc.nextId(),
     });
     const consumed = len + (flags & F_SYN ? 1 : 0) + (flags & F_FIN ? 1 : 0);
     if (fromA) this.seqA = (this.seqA + consumed) >>> 0;
@@ -157,7 +175,25 @@ function dnsQuery(id: number, name: string): Uint8Array {
 }
 
 function dnsAnswer(query: Uint8Array, addr: number): Uint8Array {
-  const a = Uint8Array.from([...query, 0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, addr >>> 24, (addr >>> 16) & 255, (addr >>> 8) & 255, addr & 255]);
+  const a = Uint8Array.from([
+    ...query,
+    0xc0,
+    0x0c,
+    0,
+    1,
+    0,
+    1,
+    0,
+    0,
+    0x0e,
+    0x10,
+    0,
+    4,
+    addr >>> 24,
+    (addr >>> 16) & 255,
+    (addr >>> 8) & 255,
+    addr & 255,
+  ]);
   a[2] = 0x81;
   a[3] = 0x80;
   a[7] = 1; // ANCOUNT
@@ -214,7 +250,6 @@ function fixWebSide(frames: ScriptedFrame[]): ScriptedFrame[] {
   });
 }
 
-
 /** DNS over UDP: queries from several source ports, one without a UDP checksum, answers. */
 function dnsUdp(): ScriptedCapture {
   const sc = new Script();
@@ -222,18 +257,56 @@ function dnsUdp(): ScriptedCapture {
   names.forEach((n, i) => {
     const q = dnsQuery(0x1000 + i, n);
     sc.push(buildUdp({ src: APP, dst: RESOLVER, sport: 53000 + i, dport: 53, payload: q, ipId: sc.nextId() }), 5);
-    sc.push(buildUdp({ src: RESOLVER, dst: APP, sport: 53, dport: 53000 + i, payload: dnsAnswer(q, SERVER), ttl: 55, ipId: sc.nextId() }), 15);
+    sc.push(
+      buildUdp({
+        src: RESOLVER,
+        dst: APP,
+        sport: 53,
+        dport: 53000 + i,
+        payload: dnsAnswer(q, SERVER),
+        ttl: 55,
+        ipId: sc.nextId(),
+      }),
+      15,
+    );
   });
   const q = dnsQuery(0x2000, 'nochecksum.test');
-  sc.push(buildUdp({ src: APP, dst: RESOLVER, sport: 53100, dport: 53, payload: q, noChecksum: true, ipId: sc.nextId() }), 5);
-  sc.push(buildUdp({ src: RESOLVER, dst: APP, sport: 53, dport: 53100, payload: dnsAnswer(q, SERVER2), noChecksum: true, ttl: 55, ipId: sc.nextId() }), 15);
+  sc.push(
+    buildUdp({ src: APP, dst: RESOLVER, sport: 53100, dport: 53, payload: q, noChecksum: true, ipId: sc.nextId() }),
+    5,
+  );
+  sc.push(
+    buildUdp({
+      src: RESOLVER,
+      dst: APP,
+      sport: 53,
+      dport: 53100,
+      payload: dnsAnswer(q, SERVER2),
+      noChecksum: true,
+      ttl: 55,
+      ipId: sc.nextId(),
+    }),
+    15,
+  );
   // Same socket again 3 s later: the entry is still alive (30 s UDP timeout) and becomes a stream.
   const q2 = dnsQuery(0x1003, 'example.test');
   sc.push(buildUdp({ src: APP, dst: RESOLVER, sport: 53000, dport: 53, payload: q2, ipId: sc.nextId() }), 3000);
-  sc.push(buildUdp({ src: RESOLVER, dst: APP, sport: 53, dport: 53000, payload: dnsAnswer(q2, SERVER), ttl: 55, ipId: sc.nextId() }), 15);
+  sc.push(
+    buildUdp({
+      src: RESOLVER,
+      dst: APP,
+      sport: 53,
+      dport: 53000,
+      payload: dnsAnswer(q2, SERVER),
+      ttl: 55,
+      ipId: sc.nextId(),
+    }),
+    15,
+  );
   return {
     name: 'dns-udp',
-    description: 'app resolves names over UDP from several source ports (one query without UDP checksum); a query on a reused socket 3 s later. One-sided.',
+    description:
+      'app resolves names over UDP from several source ports (one query without UDP checksum); a query on a reused socket 3 s later. One-sided.',
     extraHosts: [],
     frames: sc.frames,
   };
@@ -244,19 +317,29 @@ function ping(): ScriptedCapture {
   const sc = new Script();
   const payload = enc.encode('natlab-ping-0123456789abcdef0123456789abcdef');
   for (let seq = 1; seq <= 4; seq++) {
-    sc.push(buildIcmpEcho({ src: APP, dst: SERVER, id: 0x4e4c, seq, payload, ipId: sc.nextId() }), seq === 1 ? 1 : 1000);
-    sc.push(buildIcmpEcho({ src: SERVER, dst: APP, id: 0x4e4c, seq, payload, reply: true, ttl: 57, ipId: sc.nextId() }), 12);
+    sc.push(
+      buildIcmpEcho({ src: APP, dst: SERVER, id: 0x4e4c, seq, payload, ipId: sc.nextId() }),
+      seq === 1 ? 1 : 1000,
+    );
+    sc.push(
+      buildIcmpEcho({ src: SERVER, dst: APP, id: 0x4e4c, seq, payload, reply: true, ttl: 57, ipId: sc.nextId() }),
+      12,
+    );
   }
   for (let seq = 1; seq <= 2; seq++) {
     sc.push(buildIcmpEcho({ src: WEB, dst: SERVER2, id: 0x0777, seq, payload, ipId: sc.nextId() }), 500);
-    sc.push(buildIcmpEcho({ src: SERVER2, dst: WEB, id: 0x0777, seq, payload, reply: true, ttl: 57, ipId: sc.nextId() }), 12);
+    sc.push(
+      buildIcmpEcho({ src: SERVER2, dst: WEB, id: 0x0777, seq, payload, reply: true, ttl: 57, ipId: sc.nextId() }),
+      12,
+    );
   }
   // An internet host pings web's Elastic IP and gets the reply.
   sc.push(buildIcmpEcho({ src: CLIENT, dst: WEB_EIP, id: 0x0100, seq: 1, payload, ttl: 50, ipId: sc.nextId() }), 200);
   sc.push(buildIcmpEcho({ src: WEB, dst: CLIENT, id: 0x0100, seq: 1, payload, reply: true, ipId: sc.nextId() }), 1);
   return {
     name: 'ping',
-    description: 'app pings a server through the NAT instance (4 echo/reply pairs), web pings through the IGW, an internet host pings web. One-sided.',
+    description:
+      'app pings a server through the NAT instance (4 echo/reply pairs), web pings through the IGW, an internet host pings web. One-sided.',
     extraHosts: [],
     frames: sc.frames,
   };
@@ -272,20 +355,56 @@ function traceroute(): ScriptedCapture {
   for (let ttl = 1; ttl <= 3; ttl++) {
     for (let k = 0; k < 2; k++) {
       const dport = 33434 + (ttl - 1) * 2 + k;
-      const probe = sc.push(buildUdp({ src: APP, dst: TRACE_TARGET, sport: 44000, dport, payload: new Uint8Array(32).fill(0x40 + k), ttl, ipId: sc.nextId() }), 5);
+      const probe = sc.push(
+        buildUdp({
+          src: APP,
+          dst: TRACE_TARGET,
+          sport: 44000,
+          dport,
+          payload: new Uint8Array(32).fill(0x40 + k),
+          ttl,
+          ipId: sc.nextId(),
+        }),
+        5,
+      );
       if (ttl === 1) continue; // the NAT instance's own time exceeded is the engine's output
       // The quoted probe as the replier saw it (TTL already decremented by the NAT instance), with
       // the private source a capture on app shows after the NAT instance de-translated it.
       const seen = probe.slice();
       seen[8] = 1;
       const quoted = fixChecksums(seen);
-      if (ttl === 2) sc.push(buildIcmpError({ src: ROUTER, dst: APP, type: ICMP_TIME_EXCEEDED, code: ICMP_EXC_TTL, quoted, ttl: 254, ipId: sc.nextId() }), 8);
-      else sc.push(buildIcmpError({ src: TRACE_TARGET, dst: APP, type: ICMP_DEST_UNREACH, code: ICMP_PORT_UNREACH, quoted, ttl: 60, ipId: sc.nextId() }), 12);
+      if (ttl === 2)
+        sc.push(
+          buildIcmpError({
+            src: ROUTER,
+            dst: APP,
+            type: ICMP_TIME_EXCEEDED,
+            code: ICMP_EXC_TTL,
+            quoted,
+            ttl: 254,
+            ipId: sc.nextId(),
+          }),
+          8,
+        );
+      else
+        sc.push(
+          buildIcmpError({
+            src: TRACE_TARGET,
+            dst: APP,
+            type: ICMP_DEST_UNREACH,
+            code: ICMP_PORT_UNREACH,
+            quoted,
+            ttl: 60,
+            ipId: sc.nextId(),
+          }),
+          12,
+        );
     }
   }
   return {
     name: 'traceroute',
-    description: 'traceroute-style UDP probes from app with TTL 1..3: TTL 1 expires at the NAT instance, TTL 2 at an internet router (time exceeded), TTL 3 reaches the target (port unreachable). One-sided.',
+    description:
+      'traceroute-style UDP probes from app with TTL 1..3: TTL 1 expires at the NAT instance, TTL 2 at an internet router (time exceeded), TTL 3 reaches the target (port unreachable). One-sided.',
     extraHosts: [],
     frames: sc.frames,
   };
@@ -294,20 +413,67 @@ function traceroute(): ScriptedCapture {
 /** ICMP unreachables for UDP and TCP flows, and a fragmentation-needed with its MTU. */
 function icmpUnreachable(): ScriptedCapture {
   const sc = new Script();
-  const udp = sc.push(buildUdp({ src: APP, dst: SERVER, sport: 45000, dport: 9999, payload: enc.encode('anyone there?'), ipId: sc.nextId() }), 1);
-  sc.push(buildIcmpError({ src: SERVER, dst: APP, type: ICMP_DEST_UNREACH, code: ICMP_PORT_UNREACH, quoted: udp, quoteLen: udp.length, ttl: 58, ipId: sc.nextId() }), 10);
+  const udp = sc.push(
+    buildUdp({
+      src: APP,
+      dst: SERVER,
+      sport: 45000,
+      dport: 9999,
+      payload: enc.encode('anyone there?'),
+      ipId: sc.nextId(),
+    }),
+    1,
+  );
+  sc.push(
+    buildIcmpError({
+      src: SERVER,
+      dst: APP,
+      type: ICMP_DEST_UNREACH,
+      code: ICMP_PORT_UNREACH,
+      quoted: udp,
+      quoteLen: udp.length,
+      ttl: 58,
+      ipId: sc.nextId(),
+    }),
+    10,
+  );
   const syn = new Tcp(sc, APP, 45001, SERVER2, 81, 0x5000_0000, 0).synOnlyFromA();
-  sc.push(buildIcmpError({ src: ROUTER, dst: APP, type: ICMP_DEST_UNREACH, code: ICMP_HOST_UNREACH, quoted: syn, ttl: 250, ipId: sc.nextId() }), 10);
+  sc.push(
+    buildIcmpError({
+      src: ROUTER,
+      dst: APP,
+      type: ICMP_DEST_UNREACH,
+      code: ICMP_HOST_UNREACH,
+      quoted: syn,
+      ttl: 250,
+      ipId: sc.nextId(),
+    }),
+    10,
+  );
   const t = new Tcp(sc, APP, 45002, SERVER, 443, 0x6000_0000, 0x6100_0000).handshake();
   const big = t.dataA('x'.repeat(1200));
   // A router with a 1000-byte MTU asks for smaller packets, quoting 28 bytes of TCP (RFC 1812 style).
-  sc.push(buildIcmpError({ src: ROUTER, dst: APP, type: ICMP_DEST_UNREACH, code: ICMP_FRAG_NEEDED, quoted: big, quoteLen: 48, rest: 1000, ttl: 250, ipId: sc.nextId() }), 8);
+  sc.push(
+    buildIcmpError({
+      src: ROUTER,
+      dst: APP,
+      type: ICMP_DEST_UNREACH,
+      code: ICMP_FRAG_NEEDED,
+      quoted: big,
+      quoteLen: 48,
+      rest: 1000,
+      ttl: 250,
+      ipId: sc.nextId(),
+    }),
+    8,
+  );
   t.dataA('y'.repeat(900), 2);
   t.ackB();
   t.closeFromA();
   return {
     name: 'icmp-unreachable',
-    description: 'port unreachable for a UDP datagram (full quote), host unreachable for a TCP SYN (8-byte quote), fragmentation needed (MTU 1000) for a TCP segment mid-connection. One-sided.',
+    description:
+      'port unreachable for a UDP datagram (full quote), host unreachable for a TCP SYN (8-byte quote), fragmentation needed (MTU 1000) for a TCP segment mid-connection. One-sided.',
     extraHosts: [],
     frames: sc.frames,
   };
@@ -330,15 +496,38 @@ function portCollision(): ScriptedCapture {
   const q = dnsQuery(0x3000, 'collide.test');
   sc.push(buildUdp({ src: APP, dst: RESOLVER, sport: 5353, dport: 53, payload: q, ipId: sc.nextId() }), 2);
   sc.push(buildUdp({ src: APP2, dst: RESOLVER, sport: 5353, dport: 53, payload: q, ipId: sc.nextId() }), 1);
-  sc.push(buildUdp({ src: RESOLVER, dst: APP, sport: 53, dport: 5353, payload: dnsAnswer(q, SERVER), ttl: 55, ipId: sc.nextId() }), 10);
-  sc.push(buildUdp({ src: RESOLVER, dst: APP2, sport: 53, dport: 5353, payload: dnsAnswer(q, SERVER2), ttl: 55, ipId: sc.nextId() }), 1);
+  sc.push(
+    buildUdp({
+      src: RESOLVER,
+      dst: APP,
+      sport: 53,
+      dport: 5353,
+      payload: dnsAnswer(q, SERVER),
+      ttl: 55,
+      ipId: sc.nextId(),
+    }),
+    10,
+  );
+  sc.push(
+    buildUdp({
+      src: RESOLVER,
+      dst: APP2,
+      sport: 53,
+      dport: 5353,
+      payload: dnsAnswer(q, SERVER2),
+      ttl: 55,
+      ipId: sc.nextId(),
+    }),
+    1,
+  );
   sc.push(buildIcmpEcho({ src: APP, dst: SERVER, id: 7, seq: 1, ipId: sc.nextId() }), 2);
   sc.push(buildIcmpEcho({ src: APP2, dst: SERVER, id: 7, seq: 1, ipId: sc.nextId() }), 1);
   sc.push(buildIcmpEcho({ src: SERVER, dst: APP, id: 7, seq: 1, reply: true, ttl: 57, ipId: sc.nextId() }), 10);
   sc.push(buildIcmpEcho({ src: SERVER, dst: APP2, id: 7, seq: 1, reply: true, ttl: 57, ipId: sc.nextId() }), 1);
   return {
     name: 'port-collision',
-    description: 'two private hosts (app 10.0.1.10, app2 10.0.1.11) use the same TCP source port, UDP source port and ICMP echo id towards the same server: the NAT instance must keep the two apart. Captured on both hosts, merged (one-sided).',
+    description:
+      'two private hosts (app 10.0.1.10, app2 10.0.1.11) use the same TCP source port, UDP source port and ICMP echo id towards the same server: the NAT instance must keep the two apart. Captured on both hosts, merged (one-sided).',
     extraHosts: [{ name: 'app2', privateIp: '10.0.1.11' }],
     frames: sc.frames,
   };
@@ -359,8 +548,8 @@ function malformedMix(): ScriptedCapture {
   echo(1);
   // ARP who-has 10.0.1.1 from app.
   const arp = Uint8Array.from([
-    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 1, 0x08, 0x06,
-    0, 1, 0x08, 0, 6, 4, 0, 1, 0x02, 0, 0, 0, 0, 1, 10, 0, 1, 10, 0, 0, 0, 0, 0, 0, 10, 0, 1, 1,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 1, 0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1, 0x02, 0, 0, 0, 0, 1,
+    10, 0, 1, 10, 0, 0, 0, 0, 0, 0, 10, 0, 1, 1,
   ]);
   sc.pushEth(arp);
   // An IPv6 frame (just the fixed header of a hop-by-hop-less packet with no payload).
@@ -371,7 +560,14 @@ function malformedMix(): ScriptedCapture {
   sc.pushEth(v6);
   // A frame cut inside the Ethernet header, and one cut inside the IPv4 header.
   sc.pushEth(Uint8Array.from([0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0]));
-  const udp = buildUdp({ src: APP, dst: RESOLVER, sport: 53999, dport: 53, payload: dnsQuery(0x4242, 'cut.test'), ipId: sc.nextId() });
+  const udp = buildUdp({
+    src: APP,
+    dst: RESOLVER,
+    sport: 53999,
+    dport: 53,
+    payload: dnsQuery(0x4242, 'cut.test'),
+    ipId: sc.nextId(),
+  });
   sc.pushEth(buildEthernet(udp.subarray(0, 12), { src: HOST_MAC, dst: GATEWAY_MAC }));
   // Fed to the engines, which drop them: bad IP checksum, total length beyond the data, bad IHL.
   const badSum = udp.slice();
@@ -384,7 +580,14 @@ function malformedMix(): ScriptedCapture {
   badIhl[0] = 0x44;
   sc.push(badIhl);
   // A non-first fragment and a truncated TCP header (conntrack: INVALID).
-  const frag = buildUdp({ src: APP, dst: RESOLVER, sport: 53998, dport: 53, payload: new Uint8Array(16), ipId: sc.nextId() });
+  const frag = buildUdp({
+    src: APP,
+    dst: RESOLVER,
+    sport: 53998,
+    dport: 53,
+    payload: new Uint8Array(16),
+    ipId: sc.nextId(),
+  });
   frag[6] = 0x00;
   frag[7] = 0x03; // offset 24 bytes
   sc.push(fixIpChecksum(frag));
@@ -400,7 +603,18 @@ function malformedMix(): ScriptedCapture {
   // A DNS exchange, its answer stamped 2 ms before the query (clamped), then more pings.
   const q = dnsQuery(0x5151, 'after.test');
   sc.push(buildUdp({ src: APP, dst: RESOLVER, sport: 53500, dport: 53, payload: q, ipId: sc.nextId() }), 5);
-  sc.pushBackwards(buildUdp({ src: RESOLVER, dst: APP, sport: 53, dport: 53500, payload: dnsAnswer(q, SERVER), ttl: 55, ipId: sc.nextId() }), 2);
+  sc.pushBackwards(
+    buildUdp({
+      src: RESOLVER,
+      dst: APP,
+      sport: 53,
+      dport: 53500,
+      payload: dnsAnswer(q, SERVER),
+      ttl: 55,
+      ipId: sc.nextId(),
+    }),
+    2,
+  );
   echo(2);
   echo(3);
   return {

@@ -75,7 +75,10 @@ export function permutation(n: number, seed: number): Int32Array {
 /** Samples ranks 0..n-1 with weight 1/(k+1)^s (s = 0: uniform). */
 export class ZipfSampler {
   private readonly cdf: Float64Array;
-  constructor(readonly n: number, readonly s: number) {
+  constructor(
+    readonly n: number,
+    readonly s: number,
+  ) {
     this.cdf = new Float64Array(n);
     let acc = 0;
     for (let k = 0; k < n; k++) {
@@ -122,7 +125,15 @@ function put32(b: Uint8Array, o: number, v: number): void {
 }
 
 /** Writes a 20-byte IPv4 header (TTL 64, DF clear) and zeroes the rest up to totalLen. */
-function writeIp(b: Uint8Array, o: number, proto: number, src: number, dst: number, totalLen: number, ipId: number): void {
+function writeIp(
+  b: Uint8Array,
+  o: number,
+  proto: number,
+  src: number,
+  dst: number,
+  totalLen: number,
+  ipId: number,
+): void {
   b.fill(0, o, o + totalLen);
   b[o] = 0x45;
   put16(b, o + 2, totalLen);
@@ -131,7 +142,15 @@ function writeIp(b: Uint8Array, o: number, proto: number, src: number, dst: numb
   b[o + 9] = proto;
   put32(b, o + 12, src);
   put32(b, o + 16, dst);
-  const s = 0x4500 + totalLen + (ipId & 0xffff) + ((64 << 8) | proto) + (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff);
+  const s =
+    0x4500 +
+    totalLen +
+    (ipId & 0xffff) +
+    ((64 << 8) | proto) +
+    (src >>> 16) +
+    (src & 0xffff) +
+    (dst >>> 16) +
+    (dst & 0xffff);
   put16(b, o + 10, ~fold(s) & 0xffff);
 }
 
@@ -139,7 +158,16 @@ function pseudo(src: number, dst: number, proto: number, l4len: number): number 
   return (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + proto + l4len;
 }
 
-export function writeUdp(b: Uint8Array, o: number, src: number, dst: number, sport: number, dport: number, totalLen: number, ipId = 0): number {
+export function writeUdp(
+  b: Uint8Array,
+  o: number,
+  src: number,
+  dst: number,
+  sport: number,
+  dport: number,
+  totalLen: number,
+  ipId = 0,
+): number {
   writeIp(b, o, PROTO_UDP, src, dst, totalLen, ipId);
   const u = o + 20;
   const ulen = totalLen - 20;
@@ -153,8 +181,17 @@ export function writeUdp(b: Uint8Array, o: number, src: number, dst: number, spo
 }
 
 export function writeTcp(
-  b: Uint8Array, o: number, src: number, dst: number, sport: number, dport: number,
-  seq: number, ack: number, flags: number, totalLen: number, ipId = 0,
+  b: Uint8Array,
+  o: number,
+  src: number,
+  dst: number,
+  sport: number,
+  dport: number,
+  seq: number,
+  ack: number,
+  flags: number,
+  totalLen: number,
+  ipId = 0,
 ): number {
   writeIp(b, o, PROTO_TCP, src, dst, totalLen, ipId);
   const t = o + 20;
@@ -166,13 +203,32 @@ export function writeTcp(
   const offFlags = (5 << 12) | flags;
   put16(b, t + 12, offFlags);
   put16(b, t + 14, 0xffff);
-  const s = pseudo(src, dst, PROTO_TCP, tlen) + sport + dport + (seq >>> 16) + (seq & 0xffff) + (ack >>> 16) + (ack & 0xffff) + offFlags + 0xffff;
+  const s =
+    pseudo(src, dst, PROTO_TCP, tlen) +
+    sport +
+    dport +
+    (seq >>> 16) +
+    (seq & 0xffff) +
+    (ack >>> 16) +
+    (ack & 0xffff) +
+    offFlags +
+    0xffff;
   put16(b, t + 16, ~fold(s) & 0xffff);
   return totalLen;
 }
 
 /** ICMP echo request (type 8) or reply (type 0). */
-export function writeIcmpEcho(b: Uint8Array, o: number, src: number, dst: number, type: number, id: number, seq: number, totalLen: number, ipId = 0): number {
+export function writeIcmpEcho(
+  b: Uint8Array,
+  o: number,
+  src: number,
+  dst: number,
+  type: number,
+  id: number,
+  seq: number,
+  totalLen: number,
+  ipId = 0,
+): number {
   writeIp(b, o, PROTO_ICMP, src, dst, totalLen, ipId);
   const m = o + 20;
   b[m] = type;
@@ -204,14 +260,27 @@ export class FlowSpace {
   readonly natPublic: number;
   readonly remotes: Uint32Array;
 
-  constructor(readonly scenario: Scenario, insideName = 'app') {
+  constructor(
+    readonly scenario: Scenario,
+    insideName = 'app',
+  ) {
     const i = scenario.instances.findIndex((x) => x.name === insideName);
-    if (i < 0) throw new InputError(`${scenario.source}: the benchmark needs an inside host named '${insideName}'`, scenario.source, 'instances');
+    if (i < 0)
+      throw new InputError(
+        `${scenario.source}: the benchmark needs an inside host named '${insideName}'`,
+        scenario.source,
+        'instances',
+      );
     this.inside = scenario.instances[i];
     this.insidePoint = instancePoint(i);
     this.insideAddr = this.inside.privateIp;
     const nat = scenario.instances.find((x) => x.nat !== null && x.elasticIp !== null);
-    if (!nat || nat.elasticIp === null) throw new InputError(`${scenario.source}: the benchmark needs a NAT instance with an Elastic IP`, scenario.source, 'instances');
+    if (!nat || nat.elasticIp === null)
+      throw new InputError(
+        `${scenario.source}: the benchmark needs a NAT instance with an Elastic IP`,
+        scenario.source,
+        'instances',
+      );
     this.natPublic = nat.elasticIp;
     const r: number[] = [];
     for (const c of scenario.internetHosts) {
@@ -219,7 +288,8 @@ export class FlowSpace {
       const first = c.len >= 31 ? c.addr : c.addr + 1;
       for (let k = 0; k < n && r.length < 4096; k++) r.push((first + k) >>> 0);
     }
-    if (r.length === 0) throw new InputError(`${scenario.source}: the benchmark needs internet hosts`, scenario.source, 'internetHosts');
+    if (r.length === 0)
+      throw new InputError(`${scenario.source}: the benchmark needs internet hosts`, scenario.source, 'internetHosts');
     this.remotes = Uint32Array.from(r);
   }
 
@@ -237,8 +307,10 @@ export class FlowSpace {
     return SPORT_COUNT * this.remotes.length * DPORTS.length;
   }
   describe(): string {
-    return `from ${this.inside.name} ${formatIpv4(this.insideAddr)} (ports ${SPORT_BASE}..65535, spread) to ${this.remotes.length} internet hosts ` +
-      `(${formatIpv4(this.remotes[0])}..), replies to the NAT's Elastic IP ${formatIpv4(this.natPublic)}`;
+    return (
+      `from ${this.inside.name} ${formatIpv4(this.insideAddr)} (ports ${SPORT_BASE}..65535, spread) to ${this.remotes.length} internet hosts ` +
+      `(${formatIpv4(this.remotes[0])}..), replies to the NAT's Elastic IP ${formatIpv4(this.natPublic)}`
+    );
   }
 }
 
@@ -258,7 +330,15 @@ const SERVER_ISN = 0x70000000;
  * Sets the packet's columns; returns its length.
  */
 export function writeFlowPacket(
-  fs: FlowSpace, cols: FrameColumns, i: number, off: number, nowMs: number, kind: number, id: number, phase: number, len: number,
+  fs: FlowSpace,
+  cols: FrameColumns,
+  i: number,
+  off: number,
+  nowMs: number,
+  kind: number,
+  id: number,
+  phase: number,
+  len: number,
 ): number {
   const b = cols.arena;
   const sport = fs.sport(id);
@@ -268,15 +348,33 @@ export function writeFlowPacket(
   let n: number;
   if (kind === FLOW_UDP) {
     const l = phase === 3 ? Math.max(len, MIN_UDP_LEN) : FRAME64_IP_LEN;
-    n = inbound ? writeUdp(b, off, remote, fs.natPublic, dport, sport, l) : writeUdp(b, off, fs.insideAddr, remote, sport, dport, l);
+    n = inbound
+      ? writeUdp(b, off, remote, fs.natPublic, dport, sport, l)
+      : writeUdp(b, off, fs.insideAddr, remote, sport, dport, l);
   } else if (kind === FLOW_TCP) {
     if (phase === 0) n = writeTcp(b, off, fs.insideAddr, remote, sport, dport, CLIENT_ISN, 0, F_SYN, MIN_TCP_LEN);
-    else if (phase === 1) n = writeTcp(b, off, remote, fs.natPublic, dport, sport, SERVER_ISN, CLIENT_ISN + 1, F_SYN | F_ACK, MIN_TCP_LEN);
-    else if (phase === 2) n = writeTcp(b, off, fs.insideAddr, remote, sport, dport, CLIENT_ISN + 1, SERVER_ISN + 1, F_ACK, MIN_TCP_LEN);
-    else n = writeTcp(b, off, fs.insideAddr, remote, sport, dport, CLIENT_ISN + 1, SERVER_ISN + 1, F_ACK, Math.max(len, MIN_TCP_LEN));
+    else if (phase === 1)
+      n = writeTcp(b, off, remote, fs.natPublic, dport, sport, SERVER_ISN, CLIENT_ISN + 1, F_SYN | F_ACK, MIN_TCP_LEN);
+    else if (phase === 2)
+      n = writeTcp(b, off, fs.insideAddr, remote, sport, dport, CLIENT_ISN + 1, SERVER_ISN + 1, F_ACK, MIN_TCP_LEN);
+    else
+      n = writeTcp(
+        b,
+        off,
+        fs.insideAddr,
+        remote,
+        sport,
+        dport,
+        CLIENT_ISN + 1,
+        SERVER_ISN + 1,
+        F_ACK,
+        Math.max(len, MIN_TCP_LEN),
+      );
   } else {
     const l = phase === 3 ? Math.max(len, MIN_ICMP_LEN) : MIN_ICMP_LEN;
-    n = inbound ? writeIcmpEcho(b, off, remote, fs.natPublic, 0, sport, 1, l) : writeIcmpEcho(b, off, fs.insideAddr, remote, 8, sport, phase === 0 ? 1 : 2, l);
+    n = inbound
+      ? writeIcmpEcho(b, off, remote, fs.natPublic, 0, sport, 1, l)
+      : writeIcmpEcho(b, off, fs.insideAddr, remote, 8, sport, phase === 0 ? 1 : 2, l);
   }
   cols.off[i] = off;
   cols.len[i] = n;
@@ -307,7 +405,8 @@ export const SETUP_DONE_MS = 3000;
 
 /** Set-up of `flows` flows in two rounds: (out, reply) for every flow, then the third packets. */
 function setupSource(
-  flows: number, maxLen: number,
+  flows: number,
+  maxLen: number,
   write: (cols: FrameColumns, i: number, off: number, nowMs: number, flow: number, phase: number) => number,
 ): PacketSource {
   let k = 0;
@@ -318,7 +417,10 @@ function setupSource(
     },
     maxLen,
     next(cols, i, off, nowMs) {
-      const n = k < 2 * flows ? write(cols, i, off, nowMs, k >> 1, k & 1) : write(cols, i, off, nowMs + SETUP_STREAM_MS, k - 2 * flows, 2);
+      const n =
+        k < 2 * flows
+          ? write(cols, i, off, nowMs, k >> 1, k & 1)
+          : write(cols, i, off, nowMs + SETUP_STREAM_MS, k - 2 * flows, 2);
       k++;
       return n;
     },
@@ -328,8 +430,14 @@ function setupSource(
 /** Established flows: `sessions` UDP flows (ids 0..sessions-1), 64-byte frames. */
 export class EstablishedWorkload {
   readonly order: Int32Array;
-  constructor(readonly fs: FlowSpace, readonly sessions: number, readonly seed = 1, readonly kind = FLOW_UDP) {
-    if (sessions > fs.capacity) throw new InputError(`workload: ${sessions} sessions exceed the flow space (${fs.capacity})`);
+  constructor(
+    readonly fs: FlowSpace,
+    readonly sessions: number,
+    readonly seed = 1,
+    readonly kind = FLOW_UDP,
+  ) {
+    if (sessions > fs.capacity)
+      throw new InputError(`workload: ${sessions} sessions exceed the flow space (${fs.capacity})`);
     this.order = permutation(sessions, seed);
   }
   /** The 3 set-up packets of every flow, flow by flow. */
@@ -337,7 +445,8 @@ export class EstablishedWorkload {
     const fs = this.fs;
     const kind = this.kind;
     return setupSource(this.sessions, FRAME64_IP_LEN, (cols, i, off, nowMs, f, phase) =>
-      writeFlowPacket(fs, cols, i, off, nowMs, kind, f, phase, FRAME64_IP_LEN));
+      writeFlowPacket(fs, cols, i, off, nowMs, kind, f, phase, FRAME64_IP_LEN),
+    );
   }
   /**
    * The measured stream: outbound 64-byte frames of the sessions in a seeded random order, every
@@ -361,16 +470,22 @@ export class EstablishedWorkload {
     };
   }
   describe(): string {
-    return `${this.sessions} established UDP sessions (set up with 3 packets each: out, reply, and out again 2.5 s later → ASSURED, udp stream timeout), then outbound ` +
+    return (
+      `${this.sessions} established UDP sessions (set up with 3 packets each: out, reply, and out again 2.5 s later → ASSURED, udp stream timeout), then outbound ` +
       `${FRAME64_IP_LEN}-byte IPv4 UDP packets (64-byte Ethernet frames) of those sessions in a seeded random order, every session once before any repeats; ` +
-      this.fs.describe();
+      this.fs.describe()
+    );
   }
 }
 
 /** Session setup: every packet the first packet of a new flow (ids from `firstId` upward). */
 export class SetupWorkload {
   private nextId: number;
-  constructor(readonly fs: FlowSpace, firstId: number, readonly kind = FLOW_UDP) {
+  constructor(
+    readonly fs: FlowSpace,
+    firstId: number,
+    readonly kind = FLOW_UDP,
+  ) {
     this.nextId = firstId;
   }
   get used(): number {
@@ -387,8 +502,10 @@ export class SetupWorkload {
     };
   }
   describe(): string {
-    return `every packet opens a new flow: the first outbound ${this.kind === FLOW_TCP ? 'TCP SYN' : `${FRAME64_IP_LEN}-byte UDP packet`} of a fresh 5-tuple ` +
-      `(session creation: conntrack entry, MASQUERADE port choice with port preservation, both flow keys); ${this.fs.describe()}`;
+    return (
+      `every packet opens a new flow: the first outbound ${this.kind === FLOW_TCP ? 'TCP SYN' : `${FRAME64_IP_LEN}-byte UDP packet`} of a fresh 5-tuple ` +
+      `(session creation: conntrack entry, MASQUERADE port choice with port preservation, both flow keys); ${this.fs.describe()}`
+    );
   }
 }
 
@@ -404,7 +521,11 @@ export class MixedWorkload {
   /** Packets generated by kind of traffic: new flows, established by protocol. */
   readonly counts = { newFlows: 0, tcp: 0, udp: 0, icmp: 0, bytes: 0 };
 
-  constructor(readonly fs: FlowSpace, readonly profile: TrafficProfile, readonly seed = 1) {
+  constructor(
+    readonly fs: FlowSpace,
+    readonly profile: TrafficProfile,
+    readonly seed = 1,
+  ) {
     const F = profile.flows;
     this.rng = new Rng(seed * 7919 + 17);
     this.kinds = new Uint8Array(F);
@@ -443,7 +564,8 @@ export class MixedWorkload {
   /** Set-up: 3 packets per active flow (UDP out/reply/out, TCP handshake, echo/reply/echo). */
   setup(): PacketSource {
     return setupSource(this.profile.flows, FRAME64_IP_LEN, (cols, i, off, nowMs, f, phase) =>
-      writeFlowPacket(this.fs, cols, i, off, nowMs, this.kinds[f], f, phase, FRAME64_IP_LEN));
+      writeFlowPacket(this.fs, cols, i, off, nowMs, this.kinds[f], f, phase, FRAME64_IP_LEN),
+    );
   }
 
   /** The measured stream (continues the generator: new flows stay new across runs). */
@@ -480,10 +602,15 @@ export class MixedWorkload {
 
   describe(): string {
     const p = this.profile;
-    const top = p.popularity.kind === 'zipf' ? `; the top 1% of flows carry ${Math.round(this.zipf.topShare(Math.ceil(p.flows / 100)) * 100)}% of established packets` : '';
-    return `${describeProfile(p)}${top}. Active flows are set up first (3 packets each); established TCP packets are ACKs with ` +
+    const top =
+      p.popularity.kind === 'zipf'
+        ? `; the top 1% of flows carry ${Math.round(this.zipf.topShare(Math.ceil(p.flows / 100)) * 100)}% of established packets`
+        : '';
+    return (
+      `${describeProfile(p)}${top}. Active flows are set up first (3 packets each); established TCP packets are ACKs with ` +
       `zero payload up to the drawn size, UDP datagrams, ICMP echo requests; new flows are a TCP SYN (40 B), a 46-byte UDP packet ` +
-      `or an echo request (28 B). ${this.fs.describe()}`;
+      `or an echo request (28 B). ${this.fs.describe()}`
+    );
   }
 }
 
@@ -533,7 +660,13 @@ export function unkeyedFlowHash(slot: number, proto: number, a: number, b: numbe
  * 2^-bits-wide stretch of any table (multiply-shift range reduction), i.e. one huge probe cluster.
  * Deterministic; searches at most `maxRemotes` remote addresses × 65535 ports.
  */
-export function collidingFanOut(n: number, src: number, sport: number, remoteBase: number, opts: { bits?: number; slot?: number; maxRemotes?: number } = {}): { dst: Uint32Array; dport: Uint16Array } {
+export function collidingFanOut(
+  n: number,
+  src: number,
+  sport: number,
+  remoteBase: number,
+  opts: { bits?: number; slot?: number; maxRemotes?: number } = {},
+): { dst: Uint32Array; dport: Uint16Array } {
   const bits = opts.bits ?? 8;
   const slot = opts.slot ?? 0;
   const maxRemotes = opts.maxRemotes ?? 4096;

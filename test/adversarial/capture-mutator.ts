@@ -31,7 +31,9 @@ const PCAPNG_EPB = 6;
 const MAX_UNITS = 100_000;
 
 function rd32(b: Uint8Array, o: number, le: boolean): number {
-  return le ? (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0 : ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+  return le
+    ? (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0
+    : ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
 }
 
 function wr32(b: Uint8Array, o: number, v: number, le: boolean): void {

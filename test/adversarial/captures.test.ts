@@ -5,7 +5,16 @@
 // 0 stack traces, every exit 0 or 2. NATLAB_ADVERSARIAL_SEED=N runs another campaign; a failure
 // names the seed, the source file and the mutation, and keeps the file.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -55,9 +64,19 @@ async function asPcapng(path: string): Promise<Uint8Array> {
   let linkType = 1;
   for await (const r of readCapture(path)) {
     linkType = r.linkType;
-    recs.push({ tsSec: Math.floor(r.timeUs / 1e6), tsNsec: (r.timeUs % 1e6) * 1000, data: r.data, comment: recs.length % 3 === 0 ? 'c' : '' });
+    recs.push({
+      tsSec: Math.floor(r.timeUs / 1e6),
+      tsNsec: (r.timeUs % 1e6) * 1000,
+      data: r.data,
+      comment: recs.length % 3 === 0 ? 'c' : '',
+    });
   }
-  return encodePcapng(recs, { interfaces: [{ linkType, name: 'eth0' }, { linkType: 101, name: 'raw' }] });
+  return encodePcapng(recs, {
+    interfaces: [
+      { linkType, name: 'eth0' },
+      { linkType: 101, name: 'raw' },
+    ],
+  });
 }
 
 function why(m: Mutant): string {
@@ -66,10 +85,16 @@ function why(m: Mutant): string {
 
 beforeAll(async () => {
   const sources = [...captures('corpora', []), ...captures(SHARED, [])].sort();
-  const inputs: Array<{ name: string; bytes: Uint8Array }> = sources.map((s) => ({ name: s, bytes: new Uint8Array(readFileSync(s)) }));
+  const inputs: Array<{ name: string; bytes: Uint8Array }> = sources.map((s) => ({
+    name: s,
+    bytes: new Uint8Array(readFileSync(s)),
+  }));
   // Every generated corpus input also as pcapng (two interfaces, comments): pcapng structure is
   // mutated even where the shared corpora (which hold the real pcapng files) are absent.
-  const generated = readdirSync('corpora/generated').map((d) => join('corpora/generated', d, 'input.pcap')).filter((g) => existsSync(g)).sort();
+  const generated = readdirSync('corpora/generated')
+    .map((d) => join('corpora/generated', d, 'input.pcap'))
+    .filter((g) => existsSync(g))
+    .sort();
   for (const g of generated) {
     const ng = { name: `${g} (as pcapng)`, bytes: await asPcapng(g) };
     inputs.push(ng, ng, ng); // weighted: pcapng is the format tools write today
@@ -81,7 +106,11 @@ beforeAll(async () => {
     const src = inputs[i % inputs.length];
     const other = inputs[(i * 7 + 3) % inputs.length];
     const m = mutateCapture(src.bytes, other.bytes, seed);
-    const file = join(tmp, 'm', `${String(i).padStart(4, '0')}.${layoutOf(m.bytes).kind === 'pcapng' ? 'pcapng' : 'pcap'}`);
+    const file = join(
+      tmp,
+      'm',
+      `${String(i).padStart(4, '0')}.${layoutOf(m.bytes).kind === 'pcapng' ? 'pcapng' : 'pcap'}`,
+    );
     writeFileSync(file, m.bytes);
     mutants.push({ file, source: src.name, seed, what: m.what });
   }
@@ -108,7 +137,8 @@ describe(`adversarial captures (campaign seed ${SEED})`, () => {
       if (r.crash) bad.push(`crash ${r.crash.stack?.split('\n').slice(0, 3).join(' | ')}: ${why(m)}`);
       else if (r.code !== 0 && r.code !== 2) bad.push(`exit ${r.code}: ${why(m)}`);
       else if (STACK_TRACE_RE.test(r.stderr)) bad.push(`stack trace in stderr: ${why(m)}`);
-      else if (r.code === 2 && !/^natlab pcap info: .+/m.test(r.stderr)) bad.push(`exit 2 without a message: ${why(m)}`);
+      else if (r.code === 2 && !/^natlab pcap info: .+/m.test(r.stderr))
+        bad.push(`exit 2 without a message: ${why(m)}`);
     }
     if (bad.length) keep = true;
     expect(bad.slice(0, 10)).toEqual([]);
@@ -122,7 +152,16 @@ describe(`adversarial captures (campaign seed ${SEED})`, () => {
     const step = Math.floor(FILES / REPLAY_SAMPLE);
     for (let i = 0; i < FILES; i += step) {
       const m = mutants[i];
-      const r = await runInProcess(['replay', '--in', m.file, '--out', join(tmp, 'replay'), '--engines', 'model', '--no-progress']);
+      const r = await runInProcess([
+        'replay',
+        '--in',
+        m.file,
+        '--out',
+        join(tmp, 'replay'),
+        '--engines',
+        'model',
+        '--no-progress',
+      ]);
       if (r.crash) bad.push(`crash ${r.crash.stack?.split('\n').slice(0, 3).join(' | ')}: ${why(m)}`);
       else if (r.code !== 0 && r.code !== 2) bad.push(`exit ${r.code}: ${why(m)}`);
       else if (STACK_TRACE_RE.test(r.stderr)) bad.push(`stack trace in stderr: ${why(m)}`);
@@ -140,7 +179,19 @@ describe(`adversarial captures (campaign seed ${SEED})`, () => {
     const step = Math.floor(FILES / SPAWN_REPLAYS);
     for (let i = 1; i < FILES; i += step) {
       const m = mutants[i];
-      jobs.push({ argv: ['replay', '--in', m.file, '--out', join(tmp, `spawn-replay-${i}`), '--engines', 'model,core', '--no-progress'], files: [m] });
+      jobs.push({
+        argv: [
+          'replay',
+          '--in',
+          m.file,
+          '--out',
+          join(tmp, `spawn-replay-${i}`),
+          '--engines',
+          'model,core',
+          '--no-progress',
+        ],
+        files: [m],
+      });
     }
     const bad: string[] = [];
     const run = (j: (typeof jobs)[number]) =>
@@ -151,7 +202,10 @@ describe(`adversarial captures (campaign seed ${SEED})`, () => {
         const timer = setTimeout(() => p.kill('SIGKILL'), 120_000);
         p.on('close', (code, signal) => {
           clearTimeout(timer);
-          const where = j.files.length === 1 ? why(j.files[0]) : `one of ${relative(tmp, j.files[0].file)}..${relative(tmp, j.files[j.files.length - 1].file)} (campaign ${SEED})`;
+          const where =
+            j.files.length === 1
+              ? why(j.files[0])
+              : `one of ${relative(tmp, j.files[0].file)}..${relative(tmp, j.files[j.files.length - 1].file)} (campaign ${SEED})`;
           if (signal) bad.push(`killed by ${signal} (hang?): ${where}`);
           else if (code !== 0 && code !== 2) bad.push(`exit ${code}: ${where}: ${err.slice(0, 300)}`);
           else if (STACK_TRACE_RE.test(err)) bad.push(`stack trace: ${where}: ${err.slice(0, 300)}`);

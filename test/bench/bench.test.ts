@@ -13,8 +13,18 @@ import { InputError } from '../../src/spec/errors.ts';
 import { loadBuiltinScenario } from '../../src/scenario/index.ts';
 import { BUILTIN_PROFILES, loadProfile, validateProfile } from '../../src/traffic/profile.ts';
 import {
-  EstablishedWorkload, FlowSpace, FLOW_ICMP, FLOW_TCP, FLOW_UDP, MixedWorkload, SetupWorkload, ZipfSampler, benchScenario, permutation,
-  writeFlowPacket, type FrameColumns,
+  EstablishedWorkload,
+  FlowSpace,
+  FLOW_ICMP,
+  FLOW_TCP,
+  FLOW_UDP,
+  MixedWorkload,
+  SetupWorkload,
+  ZipfSampler,
+  benchScenario,
+  permutation,
+  writeFlowPacket,
+  type FrameColumns,
 } from '../../src/traffic/workload.ts';
 import { compareReports } from '../../bench/report.ts';
 import { makeFigure } from '../../bench/figures.ts';
@@ -24,7 +34,13 @@ import { command, parseCount } from '../../src/cli/cmd-bench.ts';
 import { UsageError } from '../../src/cli/args.ts';
 
 function cols(n: number): FrameColumns {
-  return { arena: new Uint8Array(n * 1600), off: new Int32Array(n), len: new Int32Array(n), ingress: new Int32Array(n), timeUs: new Float64Array(n) };
+  return {
+    arena: new Uint8Array(n * 1600),
+    off: new Int32Array(n),
+    len: new Int32Array(n),
+    ingress: new Int32Array(n),
+    timeUs: new Float64Array(n),
+  };
 }
 
 /** Minimal XML well-formedness check: balanced tags, quoted attributes, one root. */
@@ -105,7 +121,16 @@ describe('workload generators', () => {
     for (let i = 0; i < 12; i++) off += src.next(c, i, off, 1000);
     expect(src.remaining).toBe(0);
     expect(Array.from(c.timeUs)).toEqual([...Array(8).fill(1000_000), ...Array(4).fill(3500_000)]);
-    expect(Array.from(c.ingress.slice(0, 8)).map((x) => (x === 0 ? 'in' : 'out'))).toEqual(['out', 'in', 'out', 'in', 'out', 'in', 'out', 'in']);
+    expect(Array.from(c.ingress.slice(0, 8)).map((x) => (x === 0 ? 'in' : 'out'))).toEqual([
+      'out',
+      'in',
+      'out',
+      'in',
+      'out',
+      'in',
+      'out',
+      'in',
+    ]);
   });
 
   it('stream every session once per pass in a seeded order', () => {
@@ -171,11 +196,28 @@ describe('workload generators', () => {
 
 describe('traffic profiles', () => {
   it('validates fields and names the file and field in errors', () => {
-    expect(() => validateProfile({ name: 'x', mix: { tcp: 1 }, sizes: [46], flows: 10, bogus: 1 }, 'p.yaml')).toThrow(/p\.yaml: bogus: unknown field/);
-    expect(() => validateProfile({ name: 'x', mix: { tcp: 0, udp: 0 }, sizes: [46], flows: 10 }, 'p.yaml')).toThrow(/mix: the shares sum to 0/);
-    expect(() => validateProfile({ name: 'x', mix: { tcp: 1 }, sizes: [{ bytes: 9000 }], flows: 10 }, 'p.yaml')).toThrow(/sizes\[0\]\.bytes: 9000 is outside/);
-    expect(() => validateProfile({ name: 'x', mix: { tcp: 1 }, sizes: [46], flows: 10, popularity: 'pareto' }, 'p.yaml')).toThrow(InputError);
-    const p = validateProfile({ name: 'x', mix: { tcp: 3, udp: 1 }, sizes: [46, { bytes: 1500, weight: 2 }], flows: 10, popularity: { zipf: 1.2 } }, 'p.yaml');
+    expect(() => validateProfile({ name: 'x', mix: { tcp: 1 }, sizes: [46], flows: 10, bogus: 1 }, 'p.yaml')).toThrow(
+      /p\.yaml: bogus: unknown field/,
+    );
+    expect(() => validateProfile({ name: 'x', mix: { tcp: 0, udp: 0 }, sizes: [46], flows: 10 }, 'p.yaml')).toThrow(
+      /mix: the shares sum to 0/,
+    );
+    expect(() =>
+      validateProfile({ name: 'x', mix: { tcp: 1 }, sizes: [{ bytes: 9000 }], flows: 10 }, 'p.yaml'),
+    ).toThrow(/sizes\[0\]\.bytes: 9000 is outside/);
+    expect(() =>
+      validateProfile({ name: 'x', mix: { tcp: 1 }, sizes: [46], flows: 10, popularity: 'pareto' }, 'p.yaml'),
+    ).toThrow(InputError);
+    const p = validateProfile(
+      {
+        name: 'x',
+        mix: { tcp: 3, udp: 1 },
+        sizes: [46, { bytes: 1500, weight: 2 }],
+        flows: 10,
+        popularity: { zipf: 1.2 },
+      },
+      'p.yaml',
+    );
     expect(p.mix).toEqual({ tcp: 0.75, udp: 0.25, icmp: 0 });
     expect(p.popularity).toEqual({ kind: 'zipf', s: 1.2 });
   });
@@ -197,16 +239,38 @@ describe('traffic profiles', () => {
 
 function fakeReport(fig: Array<[string, number[], boolean]>): BenchReport {
   return {
-    kind: 'natlab-bench', version: 1, date: '2026-01-01T00:00:00.000Z', machine: { cpu: 'x', cores: 2, node: 'v20', commit: 'abc' },
-    parameters: {}, durationSec: 1, load: { start: [0, 0, 0], end: [0, 0, 0] }, results: [], micro: [], notes: [],
-    figures: fig.map(([id, samples, hib]) => makeFigure({ id, workload: 'w', label: id, unit: hib ? 'Mpps' : 'ns/packet', samples, higherIsBetter: hib })),
+    kind: 'natlab-bench',
+    version: 1,
+    date: '2026-01-01T00:00:00.000Z',
+    machine: { cpu: 'x', cores: 2, node: 'v20', commit: 'abc' },
+    parameters: {},
+    durationSec: 1,
+    load: { start: [0, 0, 0], end: [0, 0, 0] },
+    results: [],
+    micro: [],
+    notes: [],
+    figures: fig.map(([id, samples, hib]) =>
+      makeFigure({ id, workload: 'w', label: id, unit: hib ? 'Mpps' : 'ns/packet', samples, higherIsBetter: hib }),
+    ),
   };
 }
 
 describe('compare', () => {
   it('overlapping ranges are no change; otherwise faster/slower by the median', () => {
-    const a = fakeReport([['t', [10, 11, 12], true], ['u', [10, 11, 12], true], ['v', [10, 11, 12], true], ['ns', [100, 110], false], ['gone', [1], true]]);
-    const b = fakeReport([['t', [11.5, 13, 14], true], ['u', [13, 14, 15], true], ['v', [5, 6, 7], true], ['ns', [80, 90], false], ['new', [1], true]]);
+    const a = fakeReport([
+      ['t', [10, 11, 12], true],
+      ['u', [10, 11, 12], true],
+      ['v', [10, 11, 12], true],
+      ['ns', [100, 110], false],
+      ['gone', [1], true],
+    ]);
+    const b = fakeReport([
+      ['t', [11.5, 13, 14], true],
+      ['u', [13, 14, 15], true],
+      ['v', [5, 6, 7], true],
+      ['ns', [80, 90], false],
+      ['new', [1], true],
+    ]);
     const r = compareReports(a, b);
     const v = Object.fromEntries(r.changes.map((c) => [c.id, c.verdict]));
     expect(v).toEqual({ t: 'no change', u: 'faster', v: 'slower', ns: 'faster' });
@@ -219,7 +283,8 @@ describe('compare', () => {
 describe('charts', () => {
   it('are well-formed SVG with a series per worker count', () => {
     const figs: Array<[string, number[], boolean]> = [];
-    for (const s of [1024, 65536, 1 << 20]) for (const w of [1, 2]) figs.push([`established/sessions=${s}/workers=${w}/mpps`, [w * 3, w * 4, w * 5], true]);
+    for (const s of [1024, 65536, 1 << 20])
+      for (const w of [1, 2]) figs.push([`established/sessions=${s}/workers=${w}/mpps`, [w * 3, w * 4, w * 5], true]);
     const r = fakeReport(figs);
     for (const f of r.figures) {
       const m = /sessions=(\d+)\/workers=(\d+)/.exec(f.id)!;
@@ -262,13 +327,40 @@ describe('natlab bench (CLI smoke run, tiny sizes)', () => {
     const dir = await mkdtemp(join(tmpdir(), 'natlab-bench-test-'));
     try {
       const profile = join(dir, 'tiny.yaml');
-      await writeFile(profile, 'name: tiny\nnewFlowShare: 0.1\nmix: {tcp: 2, udp: 1, icmp: 1}\nsizes: [46, {bytes: 576, weight: 2}]\nflows: 300\npopularity: {zipf: 1}\n');
+      await writeFile(
+        profile,
+        'name: tiny\nnewFlowShare: 0.1\nmix: {tcp: 2, udp: 1, icmp: 1}\nsizes: [46, {bytes: 576, weight: 2}]\nflows: 300\npopularity: {zipf: 1}\n',
+      );
       const json = join(dir, 'r.json');
       const out = join(dir, 'out');
-      const code = await quiet(() => command.run([
-        '--quick', '--workers', '1,2', '--sessions', '1k', '--runs', '1', '--min-run-ms', '1', '--setup-flows', '1k', '--mixed-packets', '1k',
-        '--replay-packets', '512', '--profile', profile, '--no-kernel', '--no-micro', '--no-progress', '--json', json, '--out', out,
-      ]));
+      const code = await quiet(() =>
+        command.run([
+          '--quick',
+          '--workers',
+          '1,2',
+          '--sessions',
+          '1k',
+          '--runs',
+          '1',
+          '--min-run-ms',
+          '1',
+          '--setup-flows',
+          '1k',
+          '--mixed-packets',
+          '1k',
+          '--replay-packets',
+          '512',
+          '--profile',
+          profile,
+          '--no-kernel',
+          '--no-micro',
+          '--no-progress',
+          '--json',
+          json,
+          '--out',
+          out,
+        ]),
+      );
       expect(code).toBe(0);
       const r = JSON.parse(await readFile(json, 'utf8')) as BenchReport;
       expect(r.kind).toBe('natlab-bench');
@@ -278,15 +370,31 @@ describe('natlab bench (CLI smoke run, tiny sizes)', () => {
       expect(r.parameters).toMatchObject({ quick: true, workers: [1, 2], sessions: [1024], runs: 1 });
       const ids = r.figures.map((f) => f.id);
       for (const id of [
-        'established/sessions=1024/workers=1/mpps', 'established/sessions=1024/workers=2/mpps', 'established/sessions=1024/workers=1/ns',
-        'established/sessions=1024/bytes-per-session', 'established/sessions=1024/workers=2/scaling',
-        'setup/workers=1/sessions-per-s', 'setup/workers=2/sessions-per-s', 'mixed/profile=tiny/workers=1/mpps', 'mixed/profile=tiny/workers=2/gbps',
-        'replay/core/workers=1/mpps', 'replay/model/mpps', 'established/sessions=1024/model/mpps', 'setup/model/sessions-per-s',
-        'established/sessions=1024/model/ratio-to-core-workers=2', 'replay/model/ratio-to-core-workers=1',
-      ]) expect(ids, id).toContain(id);
+        'established/sessions=1024/workers=1/mpps',
+        'established/sessions=1024/workers=2/mpps',
+        'established/sessions=1024/workers=1/ns',
+        'established/sessions=1024/bytes-per-session',
+        'established/sessions=1024/workers=2/scaling',
+        'setup/workers=1/sessions-per-s',
+        'setup/workers=2/sessions-per-s',
+        'mixed/profile=tiny/workers=1/mpps',
+        'mixed/profile=tiny/workers=2/gbps',
+        'replay/core/workers=1/mpps',
+        'replay/model/mpps',
+        'established/sessions=1024/model/mpps',
+        'setup/model/sessions-per-s',
+        'established/sessions=1024/model/ratio-to-core-workers=2',
+        'replay/model/ratio-to-core-workers=1',
+      ])
+        expect(ids, id).toContain(id);
       // The replay against the I/O floor on the same file: tcpdump -r X -w Y, and replay --out.
       if (spawnSync('tcpdump', ['--version'], { stdio: 'ignore' }).status === 0) {
-        for (const id of ['replay/tcpdump/mpps', 'replay/core/out/workers=1/mpps', 'replay/tcpdump/ratio-to-core-workers=1']) expect(ids, id).toContain(id);
+        for (const id of [
+          'replay/tcpdump/mpps',
+          'replay/core/out/workers=1/mpps',
+          'replay/tcpdump/ratio-to-core-workers=1',
+        ])
+          expect(ids, id).toContain(id);
       }
       for (const f of r.figures) {
         expect(f.samples.length, f.id).toBeGreaterThan(0);
@@ -299,7 +407,9 @@ describe('natlab bench (CLI smoke run, tiny sizes)', () => {
         expect(res.measured.length).toBeGreaterThan(20);
       }
       const est = r.results.find((x) => x.workload === 'established' && x.engine === 'core' && x.workers === 2)!;
-      expect(est.notes.streamCheck).toBe('1024/1024 delivered'.replace('1024/1024', `${est.notes.preloadedPackets}/${est.notes.preloadedPackets}`));
+      expect(est.notes.streamCheck).toBe(
+        '1024/1024 delivered'.replace('1024/1024', `${est.notes.preloadedPackets}/${est.notes.preloadedPackets}`),
+      );
       const files = (await readdir(out)).sort();
       expect(files.some((f) => /^bench-.*\.json$/.test(f))).toBe(true);
       expect(files).toContain('README.md');
@@ -325,7 +435,9 @@ describe('natlab bench (CLI smoke run, tiny sizes)', () => {
     const dir = await mkdtemp(join(tmpdir(), 'natlab-bench-test-'));
     try {
       await writeFile(join(dir, 'x.json'), '{"kind":"other"}');
-      await expect(command.run(['compare', join(dir, 'x.json'), join(dir, 'x.json')])).rejects.toThrow(/not a natlab bench result/);
+      await expect(command.run(['compare', join(dir, 'x.json'), join(dir, 'x.json')])).rejects.toThrow(
+        /not a natlab bench result/,
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -334,32 +446,37 @@ describe('natlab bench (CLI smoke run, tiny sizes)', () => {
 
 const KERNEL = await checkKernelPrerequisites();
 
-describe.skipIf(!KERNEL.ok)(`natlab bench kernel baseline (needs root and tools${KERNEL.ok ? '' : `; missing: ${KERNEL.missing.join(', ')}`})`, () => {
-  it('measures the kernel oracle on a short run and reports it as a ratio to the core', async () => {
-    const { defaultOptions, runBench } = await import('../../bench/suite.ts');
-    const o = defaultOptions(true);
-    o.profile = await loadProfile('imix-zipf');
-    o.workloads = ['established', 'setup'];
-    o.workers = [1];
-    o.sessions = [1024];
-    o.runs = 1;
-    o.minRunSec = 0.001;
-    o.setupPerRun = 1024;
-    o.model = false;
-    o.micro = false;
-    o.kernelPackets = 8;
-    o.kernelSinglePackets = 4;
-    const r = await runBench(o);
-    const ids = r.figures.map((f) => f.id);
-    expect(ids).toContain('established/kernel/mpps');
-    expect(ids).toContain('setup/kernel/sessions-per-s');
-    expect(ids).toContain('established/kernel/ratio-to-core-workers=1');
-    const k = r.results.find((x) => x.engine === 'kernel' && x.workload === 'established')!;
-    expect(k.measured).toMatch(/veth/);
-    expect(k.notes.delivered).toBe(8);
-    // The one-at-a-time path measured beside it, for the fast path's factor.
-    const single = r.results.find((x) => x.engine === 'kernel' && x.workload === 'established' && x.notes.injection === 'single')!;
-    expect(single.packetsPerRun).toBe(4);
-    expect(single.samples[0]).toBeGreaterThan(0);
-  }, 120_000);
-});
+describe.skipIf(!KERNEL.ok)(
+  `natlab bench kernel baseline (needs root and tools${KERNEL.ok ? '' : `; missing: ${KERNEL.missing.join(', ')}`})`,
+  () => {
+    it('measures the kernel oracle on a short run and reports it as a ratio to the core', async () => {
+      const { defaultOptions, runBench } = await import('../../bench/suite.ts');
+      const o = defaultOptions(true);
+      o.profile = await loadProfile('imix-zipf');
+      o.workloads = ['established', 'setup'];
+      o.workers = [1];
+      o.sessions = [1024];
+      o.runs = 1;
+      o.minRunSec = 0.001;
+      o.setupPerRun = 1024;
+      o.model = false;
+      o.micro = false;
+      o.kernelPackets = 8;
+      o.kernelSinglePackets = 4;
+      const r = await runBench(o);
+      const ids = r.figures.map((f) => f.id);
+      expect(ids).toContain('established/kernel/mpps');
+      expect(ids).toContain('setup/kernel/sessions-per-s');
+      expect(ids).toContain('established/kernel/ratio-to-core-workers=1');
+      const k = r.results.find((x) => x.engine === 'kernel' && x.workload === 'established')!;
+      expect(k.measured).toMatch(/veth/);
+      expect(k.notes.delivered).toBe(8);
+      // The one-at-a-time path measured beside it, for the fast path's factor.
+      const single = r.results.find(
+        (x) => x.engine === 'kernel' && x.workload === 'established' && x.notes.injection === 'single',
+      )!;
+      expect(single.packetsPerRun).toBe(4);
+      expect(single.samples[0]).toBeGreaterThan(0);
+    }, 120_000);
+  },
+);

@@ -13,7 +13,10 @@ import { REFERENCES } from '../../bench/references.ts';
 import { writeReadmeAndCharts } from '../../bench/output.ts';
 
 const RESULTS = join(import.meta.dirname, '..', '..', 'results');
-const latest = readdirSync(RESULTS).filter((f) => /^bench-.*\.json$/.test(f)).sort().at(-1)!;
+const latest = readdirSync(RESULTS)
+  .filter((f) => /^bench-.*\.json$/.test(f))
+  .sort()
+  .at(-1)!;
 const HAVE_XMLLINT = spawnSync('xmllint', ['--version']).status === 0;
 
 function wellFormed(svg: string): string {

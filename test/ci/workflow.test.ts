@@ -9,7 +9,17 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import {
-  GITHUB_WORKFLOW, GITLAB_CI, REPO, evalCondition, githubSteps, gitlabSteps, makeWorkspace, matchFiles, runSteps, substitute, type StepResult,
+  GITHUB_WORKFLOW,
+  GITLAB_CI,
+  REPO,
+  evalCondition,
+  githubSteps,
+  gitlabSteps,
+  makeWorkspace,
+  matchFiles,
+  runSteps,
+  substitute,
+  type StepResult,
 } from '../../scripts/ci-local.ts';
 
 const XSD = join(import.meta.dirname, '..', 'helpers', 'junit.xsd');
@@ -60,7 +70,9 @@ describe('docs/ci.md', () => {
 
 describe('ci-local building blocks', () => {
   it('substitutes known expressions and refuses unknown ones', () => {
-    expect(substitute('a ${{ matrix.shard }}/4 ${{github.run_number}}', { 'matrix.shard': 2, 'github.run_number': 9 })).toBe('a 2/4 9');
+    expect(
+      substitute('a ${{ matrix.shard }}/4 ${{github.run_number}}', { 'matrix.shard': 2, 'github.run_number': 9 }),
+    ).toBe('a 2/4 9');
     expect(() => substitute('${{ secrets.X }}', {})).toThrow(/not supported/);
   });
   it('evaluates the conditions the recipes use', () => {
@@ -90,15 +102,35 @@ describe('the GitHub Actions fuzz job, run locally', () => {
   it('shard 0: fuzz, corpus, an annotated replay with HTML; JUnit valid, artifacts present', () => {
     const ws = workspace();
     const plan = githubSteps(readFileSync(GITHUB_WORKFLOW, 'utf8'), 'fuzz', { shard: 0 }, 42);
-    const res = runSteps(plan.steps, { cwd: ws, env: plan.env, overrides: { FUZZ_SECONDS: '2' }, matrix: { shard: 0 } });
-    expect(res.filter((r) => r.status === 'failed'), explain(res)).toEqual([]);
+    const res = runSteps(plan.steps, {
+      cwd: ws,
+      env: plan.env,
+      overrides: { FUZZ_SECONDS: '2' },
+      matrix: { shard: 0 },
+    });
+    expect(
+      res.filter((r) => r.status === 'failed'),
+      explain(res),
+    ).toEqual([]);
     expect(res.find((r) => r.name.startsWith('corpus'))!.status).toBe('ok');
     const junit = matchFiles(ws, 'ci-out/junit/*.xml').sort();
-    expect(junit).toEqual(['ci-out/junit/corpus.xml', 'ci-out/junit/fuzz-shard-0.xml', 'ci-out/junit/replay-icmp-unreachable.xml']);
+    expect(junit).toEqual([
+      'ci-out/junit/corpus.xml',
+      'ci-out/junit/fuzz-shard-0.xml',
+      'ci-out/junit/replay-icmp-unreachable.xml',
+    ]);
     for (const f of junit) expect(schemaOk(join(ws, f)), f).toBe('');
-    expect(readFileSync(join(ws, 'ci-out/junit/fuzz-shard-0.xml'), 'utf8')).toMatch(/<testcase name="seed 42 shard 0\/4"/);
+    expect(readFileSync(join(ws, 'ci-out/junit/fuzz-shard-0.xml'), 'utf8')).toMatch(
+      /<testcase name="seed 42 shard 0\/4"/,
+    );
     const cap = join(ws, 'ci-out/captures/icmp-unreachable');
-    expect(readdirSync(cap).sort()).toEqual(['core.pcapng', 'input.pcapng', 'model.pcapng', 'report.html', 'report.json']);
+    expect(readdirSync(cap).sort()).toEqual([
+      'core.pcapng',
+      'input.pcapng',
+      'model.pcapng',
+      'report.html',
+      'report.json',
+    ]);
     const upload = res.find((r) => r.name.startsWith('upload'))!;
     expect(upload.notes.join('\n')).toMatch(/artifact natlab-fuzz-shard-0: \d+ files/);
     expect(res.find((r) => r.name === 'publish JUnit')!.notes.join('\n')).toMatch(/fuzz-shard-0\.xml/);
@@ -108,10 +140,20 @@ describe('the GitHub Actions fuzz job, run locally', () => {
     const ws = workspace();
     // As if this shard had found one: a saved counterexample (a pinned regression) in its save dir.
     const pinned = readdirSync(join(REPO, 'corpora', 'regressions')).find((d) => d.startsWith('pinned-'))!;
-    cpSync(join(REPO, 'corpora', 'regressions', pinned), join(ws, 'ci-out', 'counterexamples', pinned), { recursive: true });
+    cpSync(join(REPO, 'corpora', 'regressions', pinned), join(ws, 'ci-out', 'counterexamples', pinned), {
+      recursive: true,
+    });
     const plan = githubSteps(readFileSync(GITHUB_WORKFLOW, 'utf8'), 'fuzz', { shard: 3 }, 42);
-    const res = runSteps(plan.steps, { cwd: ws, env: plan.env, overrides: { FUZZ_SECONDS: '2' }, matrix: { shard: 3 } });
-    expect(res.filter((r) => r.status === 'failed'), explain(res)).toEqual([]);
+    const res = runSteps(plan.steps, {
+      cwd: ws,
+      env: plan.env,
+      overrides: { FUZZ_SECONDS: '2' },
+      matrix: { shard: 3 },
+    });
+    expect(
+      res.filter((r) => r.status === 'failed'),
+      explain(res),
+    ).toEqual([]);
     expect(res.find((r) => r.name.startsWith('corpus'))!.status).toBe('not run (condition false)');
     const ann = join(ws, 'ci-out', 'counterexamples', pinned, 'annotated');
     expect(existsSync(join(ann, 'report.html'))).toBe(true);
@@ -126,7 +168,10 @@ describe('the GitLab fuzz job, run locally', () => {
     const ws = workspace();
     const plan = gitlabSteps(readFileSync(GITLAB_CI, 'utf8'), 'fuzz', 2, 4, 7);
     const res = runSteps(plan.steps, { cwd: ws, env: plan.env, overrides: { FUZZ_SECONDS: '2' } });
-    expect(res.filter((r) => r.status === 'failed'), explain(res)).toEqual([]);
+    expect(
+      res.filter((r) => r.status === 'failed'),
+      explain(res),
+    ).toEqual([]);
     const junit = plan.junit.flatMap((p) => matchFiles(ws, p));
     expect(junit).toEqual(['ci-out/junit/fuzz-shard-2.xml']);
     expect(schemaOk(join(ws, junit[0]))).toBe('');
@@ -135,14 +180,20 @@ describe('the GitLab fuzz job, run locally', () => {
   }, 900_000);
 });
 
-const kernelReady = IS_ROOT && spawnSync('bash', ['-c', 'command -v ip && command -v iptables && command -v conntrack'], { stdio: 'ignore' }).status === 0;
+const kernelReady =
+  IS_ROOT &&
+  spawnSync('bash', ['-c', 'command -v ip && command -v iptables && command -v conntrack'], { stdio: 'ignore' })
+    .status === 0;
 
 describe.runIf(kernelReady)('the privileged kernel job, run locally (root)', () => {
   it('kernel check, model vs kernel fuzz (1 run) and the kernel corpus entry; JUnit valid', () => {
     const ws = workspace();
     const plan = githubSteps(readFileSync(GITHUB_WORKFLOW, 'utf8'), 'kernel', {}, 5);
     const res = runSteps(plan.steps, { cwd: ws, env: plan.env, overrides: { KERNEL_FUZZ_RUNS: '1' } });
-    expect(res.filter((r) => r.status === 'failed'), explain(res)).toEqual([]);
+    expect(
+      res.filter((r) => r.status === 'failed'),
+      explain(res),
+    ).toEqual([]);
     const junit = matchFiles(ws, 'ci-out/junit/*.xml').sort();
     expect(junit).toEqual(['ci-out/junit/corpus-kernel.xml', 'ci-out/junit/fuzz-kernel.xml']);
     for (const f of junit) expect(schemaOk(join(ws, f)), f).toBe('');

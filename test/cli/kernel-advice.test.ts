@@ -17,15 +17,35 @@ const pre = await checkKernelPrerequisites();
 const tmp = mkdtempSync(join(tmpdir(), 'natlab-kadvice-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-describe.skipIf(!pre.ok)(`kernel engine advice names existing options${pre.ok ? '' : ` (skipped: ${pre.missing.join('; ')})`}`, () => {
-  it('replay --engines kernel: a 5 s gap with --kernel-max-wait 1 advises replay\'s options', async () => {
-    const cap = join(tmp, 'gap.pcap');
-    const mk = (t: number) => ({ tsSec: 1_700_000_000 + t, tsNsec: 0, data: buildUdp({ src: app, dst: ip('198.51.100.7'), sport: 40000, dport: 53 }) });
-    writeFileSync(cap, encodePcap([mk(0), mk(5)], { linkType: LINKTYPE_RAW }));
-    const r = await runInProcess(['replay', '--scenario', 'vpc-nat-instance', '--in', cap, '--out', join(tmp, 'out'), '--engines', 'model,kernel', '--kernel-max-wait', '1', '--no-progress']);
-    expect(r.crash).toBeNull();
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/raise --kernel-max-wait or use --kernel-time compress/);
-    expect(r.stderr).not.toMatch(/--max-wait|--time compress/);
-  }, 120_000);
-});
+describe.skipIf(!pre.ok)(
+  `kernel engine advice names existing options${pre.ok ? '' : ` (skipped: ${pre.missing.join('; ')})`}`,
+  () => {
+    it("replay --engines kernel: a 5 s gap with --kernel-max-wait 1 advises replay's options", async () => {
+      const cap = join(tmp, 'gap.pcap');
+      const mk = (t: number) => ({
+        tsSec: 1_700_000_000 + t,
+        tsNsec: 0,
+        data: buildUdp({ src: app, dst: ip('198.51.100.7'), sport: 40000, dport: 53 }),
+      });
+      writeFileSync(cap, encodePcap([mk(0), mk(5)], { linkType: LINKTYPE_RAW }));
+      const r = await runInProcess([
+        'replay',
+        '--scenario',
+        'vpc-nat-instance',
+        '--in',
+        cap,
+        '--out',
+        join(tmp, 'out'),
+        '--engines',
+        'model,kernel',
+        '--kernel-max-wait',
+        '1',
+        '--no-progress',
+      ]);
+      expect(r.crash).toBeNull();
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/raise --kernel-max-wait or use --kernel-time compress/);
+      expect(r.stderr).not.toMatch(/--max-wait|--time compress/);
+    }, 120_000);
+  },
+);

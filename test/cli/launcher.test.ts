@@ -85,7 +85,14 @@ describe.skipIf(!hasNpm || !hasProc)('natlab under npm stops when npm is killed'
     const env = { ...process.env };
     delete env.npm_command;
     delete env.npm_lifecycle_event;
-    const r = spawnSync(process.execPath, ['-e', `import('./bin/launcher-watch.mjs').then(m => console.log(m.watchLauncher(${JSON.stringify({})}) === null))`], { encoding: 'utf8', env });
+    const r = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `import('./bin/launcher-watch.mjs').then(m => console.log(m.watchLauncher(${JSON.stringify({})}) === null))`,
+      ],
+      { encoding: 'utf8', env },
+    );
     expect(r.stdout.trim()).toBe('true');
   });
 });

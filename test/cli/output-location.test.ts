@@ -21,7 +21,8 @@ const tmp = mkdtempSync(join(tmpdir(), 'natlab-outloc-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const isRoot = process.getuid?.() === 0;
 const hasUnshare = isRoot && spawnSync('unshare', ['-m', '--propagation', 'private', 'true']).status === 0;
-const hasSetpriv = isRoot && spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'true']).status === 0;
+const hasSetpriv =
+  isRoot && spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'true']).status === 0;
 
 /** Runs `script` (sh) in a private mount namespace with $N = the natlab command. */
 function inMountNs(script: string) {
@@ -79,7 +80,9 @@ describe('prepareOutputDir / checkOutputFile', () => {
     const mk = (code: string, syscall: string, path?: string) => Object.assign(new Error('x'), { code, syscall, path });
     expect(describeFsError(mk('ENOSPC', 'write'))).toBe('cannot write: no space left on device (ENOSPC)');
     expect(describeFsError(mk('EACCES', 'open', '/x/y'))).toBe('cannot write /x/y: permission denied (EACCES)');
-    expect(describeFsError(mk('ENOTDIR', 'mkdir', '/f/x'))).toBe('cannot write /f/x: a path component is not a directory (ENOTDIR)');
+    expect(describeFsError(mk('ENOTDIR', 'mkdir', '/f/x'))).toBe(
+      'cannot write /f/x: a path component is not a directory (ENOTDIR)',
+    );
     expect(describeFsError(mk('EEXIST', 'mkdir', '/d'))).toBe('cannot write /d: already exists (EEXIST)');
     expect(describeFsError(mk('EROFS', 'open', '/r'))).toMatch(/read-only filesystem \(EROFS\)/);
     expect(describeFsError(new TypeError('boom'))).toBeNull();
@@ -91,7 +94,9 @@ describe('prepareOutputDir / checkOutputFile', () => {
 describe.skipIf(!hasUnshare)('output locations on real filesystems (private mount namespace)', () => {
   it('a read-only filesystem: exit 2, one line, nothing run', () => {
     const d = mkdtempSync(join(tmp, 'ro-'));
-    const r = inMountNs(`mount -t tmpfs -o size=256k tmpfs ${d} && mount -o remount,ro ${d} && $N replay --in ${PCAP} --out ${d}/out`);
+    const r = inMountNs(
+      `mount -t tmpfs -o size=256k tmpfs ${d} && mount -o remount,ro ${d} && $N replay --in ${PCAP} --out ${d}/out`,
+    );
     expect(r.code).toBe(2);
     expect(r.stderr.trim()).toBe(`natlab replay: --out: ${d} is not writable (EROFS)`);
     expect(r.stdout).toBe('');
@@ -115,12 +120,21 @@ describe.skipIf(!hasUnshare)('output locations on real filesystems (private moun
     // output per engine, on a filesystem with ~1.2 MB free (above the up-front minimum).
     const pay = new Uint8Array(600);
     const recs = Array.from({ length: 4000 }, (_, i) => ({
-      tsSec: 1_700_000_000, tsNsec: i * 1000,
-      data: buildUdp({ src: app, dst: parseIpv4Addr('198.51.100.7'), sport: 40000 + (i % 50), dport: 53, payload: pay }),
+      tsSec: 1_700_000_000,
+      tsNsec: i * 1000,
+      data: buildUdp({
+        src: app,
+        dst: parseIpv4Addr('198.51.100.7'),
+        sport: 40000 + (i % 50),
+        dport: 53,
+        payload: pay,
+      }),
     }));
     const cap = join(tmp, 'big.pcap');
     writeFileSync(cap, encodePcap(recs, { linkType: LINKTYPE_RAW }));
-    const r = inMountNs(`mount -t tmpfs -o size=1200k tmpfs ${d} && $N replay --scenario vpc-nat-instance --in ${cap} --out ${d}/out --engines model`);
+    const r = inMountNs(
+      `mount -t tmpfs -o size=1200k tmpfs ${d} && $N replay --scenario vpc-nat-instance --in ${cap} --out ${d}/out --engines model`,
+    );
     expect(r.code).toBe(2);
     expect(r.stderr).not.toMatch(STACK_TRACE_RE);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -134,10 +148,25 @@ describe.skipIf(!hasSetpriv)('a directory the user may not write (EACCES)', () =
     chmodSync(tmp, 0o755);
     chmodSync(d, 0o755);
     mkdirSync(join(d, 'rootonly'), { mode: 0o755 });
-    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, NATLAB_BIN, 'replay', '--in', PCAP, '--out', join(d, 'rootonly', 'x')], {
-      encoding: 'utf8',
-      timeout: 120_000,
-    });
+    const r = spawnSync(
+      'setpriv',
+      [
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        process.execPath,
+        NATLAB_BIN,
+        'replay',
+        '--in',
+        PCAP,
+        '--out',
+        join(d, 'rootonly', 'x'),
+      ],
+      {
+        encoding: 'utf8',
+        timeout: 120_000,
+      },
+    );
     expect(r.status).toBe(2);
     expect(r.stderr.trim()).toBe(`natlab replay: --out: ${join(d, 'rootonly')} is not writable (EACCES)`);
   });

@@ -10,8 +10,12 @@ import { BUILTIN_SCENARIO_PATH } from '../../src/scenario/index.ts';
 async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => ((out += String(s)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => ((err += String(s)), true));
+  const o = vi
+    .spyOn(process.stdout, 'write')
+    .mockImplementation((s: string | Uint8Array) => ((out += String(s)), true));
+  const e = vi
+    .spyOn(process.stderr, 'write')
+    .mockImplementation((s: string | Uint8Array) => ((err += String(s)), true));
   try {
     return { code: await main(['conformance', ...args]), out, err };
   } finally {
@@ -22,8 +26,14 @@ async function run(...args: string[]): Promise<{ code: number; out: string; err:
 
 describe('natlab conformance', () => {
   it('rejects bad usage with exit 2 and a reason', async () => {
-    expect(await run('--engines', 'model,quantum')).toMatchObject({ code: 2, err: expect.stringMatching(/unknown engine 'quantum'/) });
-    expect(await run('--engines', 'model,model')).toMatchObject({ code: 2, err: expect.stringMatching(/'model' given twice/) });
+    expect(await run('--engines', 'model,quantum')).toMatchObject({
+      code: 2,
+      err: expect.stringMatching(/unknown engine 'quantum'/),
+    });
+    expect(await run('--engines', 'model,model')).toMatchObject({
+      code: 2,
+      err: expect.stringMatching(/'model' given twice/),
+    });
     expect(await run('--seed', '-1')).toMatchObject({ code: 2, err: expect.stringMatching(/--seed/) });
     expect(await run('--settle-ms', '0')).toMatchObject({ code: 2, err: expect.stringMatching(/--settle-ms/) });
     expect(await run('extra')).toMatchObject({ code: 2, err: expect.stringMatching(/unexpected argument 'extra'/) });
@@ -32,7 +42,10 @@ describe('natlab conformance', () => {
   it('a scenario with no NAT instance to probe: exit 2, one line naming why', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'natlab-conf-'));
     const f = join(dir, 'plain.yaml');
-    const text = readFileSync(BUILTIN_SCENARIO_PATH, 'utf8').replace(/\n {4}natInstance:\n {6}bootScript: configure-pat\n {6}vpcCidrFromMetadata: true\n/, '\n');
+    const text = readFileSync(BUILTIN_SCENARIO_PATH, 'utf8').replace(
+      /\n {4}natInstance:\n {6}bootScript: configure-pat\n {6}vpcCidrFromMetadata: true\n/,
+      '\n',
+    );
     expect(text).not.toContain('bootScript');
     writeFileSync(f, text);
     const r = await run('--scenario', f, '--engines', 'model');

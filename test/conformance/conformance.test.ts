@@ -3,7 +3,14 @@
 // PAT mitigation, and that a behaviour difference between engines is reported as a difference.
 import { describe, expect, it } from 'vitest';
 import { loadBuiltinScenario, loadScenario, resolveScenarioPath } from '../../src/scenario/index.ts';
-import { runConformance, engineMaker, conformanceJson, formatConformanceText, type ConformanceReport, type EngineMaker } from '../../src/diff/conformance/index.ts';
+import {
+  runConformance,
+  engineMaker,
+  conformanceJson,
+  formatConformanceText,
+  type ConformanceReport,
+  type EngineMaker,
+} from '../../src/diff/conformance/index.ts';
 import { makeEngine } from '../../src/diff/engines.ts';
 import type { Scenario } from '../../src/spec/scenario.ts';
 
@@ -15,7 +22,11 @@ function verdict(rep: ConformanceReport, id: string): string {
 function value(rep: ConformanceReport, id: string, engine = 'model'): string | undefined {
   return rep.rows.find((x) => x.requirement.id === id)?.judgements[engine].value;
 }
-function shadow(rep: ConformanceReport, prefix: string, engine = 'model'): { status: string; mitigation: string | null } {
+function shadow(
+  rep: ConformanceReport,
+  prefix: string,
+  engine = 'model',
+): { status: string; mitigation: string | null } {
   const s = rep.shadow.find((x) => x.target.startsWith(prefix));
   if (!s) throw new Error(`no shadow target ${prefix}: ${rep.shadow.map((x) => x.target).join(', ')}`);
   return { status: s.results[engine].status, mitigation: s.results[engine].mitigation };
@@ -43,13 +54,37 @@ describe('conformance: built-in scenario (AMI default MASQUERADE), model vs core
 
   it('judges each requirement from the outputs', () => {
     const expected: Record<string, string> = {
-      '4787-REQ-1': 'pass', '4787-REQ-2': 'pass', '4787-REQ-3': 'pass', '4787-REQ-3ab': 'pass', '4787-REQ-4': 'pass',
-      '4787-REQ-5': 'fail', '4787-REQ-5c': 'fail', '4787-REQ-6': 'pass', '4787-REQ-8': 'fail', '4787-REQ-9': 'fail',
-      '4787-REQ-9a': 'n/a', '4787-REQ-12': 'pass', '4787-REQ-13': 'n/a', '4787-REQ-14': 'untestable',
-      '5382-REQ-1': 'pass', '5382-REQ-2': 'pass', '5382-REQ-3': 'fail', '5382-REQ-4': 'fail', '5382-REQ-5': 'pass',
-      '5382-REQ-7': 'n/a', '5382-REQ-8': 'fail', '5382-REQ-10': 'pass', '7857-2.1': 'fail',
-      '5508-REQ-1': 'pass', '5508-REQ-2': 'fail', '5508-REQ-4': 'pass', '5508-REQ-5': 'pass',
-      '5508-REQ-7': 'fail', '7857-2.2': 'fail', '7857-3': 'n/a', '7857-7.1': 'pass',
+      '4787-REQ-1': 'pass',
+      '4787-REQ-2': 'pass',
+      '4787-REQ-3': 'pass',
+      '4787-REQ-3ab': 'pass',
+      '4787-REQ-4': 'pass',
+      '4787-REQ-5': 'fail',
+      '4787-REQ-5c': 'fail',
+      '4787-REQ-6': 'pass',
+      '4787-REQ-8': 'fail',
+      '4787-REQ-9': 'fail',
+      '4787-REQ-9a': 'n/a',
+      '4787-REQ-12': 'pass',
+      '4787-REQ-13': 'n/a',
+      '4787-REQ-14': 'untestable',
+      '5382-REQ-1': 'pass',
+      '5382-REQ-2': 'pass',
+      '5382-REQ-3': 'fail',
+      '5382-REQ-4': 'fail',
+      '5382-REQ-5': 'pass',
+      '5382-REQ-7': 'n/a',
+      '5382-REQ-8': 'fail',
+      '5382-REQ-10': 'pass',
+      '7857-2.1': 'fail',
+      '5508-REQ-1': 'pass',
+      '5508-REQ-2': 'fail',
+      '5508-REQ-4': 'pass',
+      '5508-REQ-5': 'pass',
+      '5508-REQ-7': 'fail',
+      '7857-2.2': 'fail',
+      '7857-3': 'n/a',
+      '7857-7.1': 'pass',
     };
     const got = Object.fromEntries(Object.keys(expected).map((id) => [id, verdict(rep, id)]));
     expect(got).toEqual(expected);
@@ -115,7 +150,9 @@ describe('conformance: variants classify differently', () => {
     // The forward hairpins (through the IGW and the DNAT rule), unlike dynamic mappings (REQ-9).
     expect(rep.shadow.find((s) => s.target.startsWith('DNAT'))!.results.core.hairpin).toBe(true);
     const ev = rep.shadow.find((s) => s.target.startsWith('DNAT'))!.results.model.evidence;
-    expect(ev).toMatch(/^dev 10\.0\.1\.20:8080 -> 198\.51\.100\.7:41404: left as 203\.0\.113\.10:8080; then .* → dev: tcp 198\.51\.100\.7:41404 > 10\.0\.1\.20:8080 S/);
+    expect(ev).toMatch(
+      /^dev 10\.0\.1\.20:8080 -> 198\.51\.100\.7:41404: left as 203\.0\.113\.10:8080; then .* → dev: tcp 198\.51\.100\.7:41404 > 10\.0\.1\.20:8080 S/,
+    );
     expect(ev).toContain('control (no attacker): → app: tcp 198.51.100.7:41404 > 10.0.1.10:80 S');
     expect(ev).toContain('from dev to 203.0.113.10:8080 (hairpin): → app: tcp 203.0.113.10:42300 > 10.0.1.10:80 S');
   });
@@ -140,12 +177,21 @@ describe('conformance: disagreement is a difference', () => {
       name: 'model-long-udp',
       clock: 'virtual',
       reassembles: false,
-      make: (s) => makeEngine('model', { ...s, conntrack: { ...s.conntrack, timeouts: { ...s.conntrack.timeouts, udp: 300, udpStream: 300 } } }, { seed: 1 }),
+      make: (s) =>
+        makeEngine(
+          'model',
+          { ...s, conntrack: { ...s.conntrack, timeouts: { ...s.conntrack.timeouts, udp: 300, udpStream: 300 } } },
+          { seed: 1 },
+        ),
     };
     const rep = await runConformance(base, [engineMaker('model'), longUdp]);
     expect(rep.rows.find((r) => r.requirement.id === '4787-REQ-5')!.agreed).toBe(false);
     expect(verdict(rep, '4787-REQ-5')).toBe('differs');
-    expect(rep.differences.some((d) => d.startsWith('RFC 4787 REQ-5 (UDP mapping timer >= 2 min): model fail (30 s), model-long-udp pass (300 s)'))).toBe(true);
+    expect(
+      rep.differences.some((d) =>
+        d.startsWith('RFC 4787 REQ-5 (UDP mapping timer >= 2 min): model fail (30 s), model-long-udp pass (300 s)'),
+      ),
+    ).toBe(true);
     expect(verdict(rep, '4787-REQ-1')).toBe('pass');
     expect(formatConformanceText(rep)).toContain('<- ENGINES DIFFER');
   });

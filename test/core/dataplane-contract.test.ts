@@ -7,12 +7,32 @@
 import { describe, expect, it } from 'vitest';
 import { loadBuiltinScenario, parseScenario } from '../../src/scenario/index.ts';
 import {
-  buildIcmpError, buildIpv4, buildTcp, buildUdp, describePacket, parseIpv4Addr as ip,
-  F_ACK, F_FIN, F_RST, F_SYN, PacketView, parseIpv4, verifyIpv4Header, verifyL4Checksum,
+  buildIcmpError,
+  buildIpv4,
+  buildTcp,
+  buildUdp,
+  describePacket,
+  parseIpv4Addr as ip,
+  F_ACK,
+  F_FIN,
+  F_RST,
+  F_SYN,
+  PacketView,
+  parseIpv4,
+  verifyIpv4Header,
+  verifyL4Checksum,
 } from '../../src/packet/index.ts';
 import {
-  CT_ESTABLISHED, CT_INVALID, CT_NONE, CT_RELATED, DROP_CT_TABLE_FULL, DROP_FRAGMENT, DROP_ICMP_REDIRECT_NAT,
-  DROP_IGW_UNKNOWN_DST, DROP_NAT_CLASH, FATE_DELIVERED,
+  CT_ESTABLISHED,
+  CT_INVALID,
+  CT_NONE,
+  CT_RELATED,
+  DROP_CT_TABLE_FULL,
+  DROP_FRAGMENT,
+  DROP_ICMP_REDIRECT_NAT,
+  DROP_IGW_UNKNOWN_DST,
+  DROP_NAT_CLASH,
+  FATE_DELIVERED,
 } from '../../src/spec/reasons.ts';
 import { NF_NAT_RANGE_PROTO_SPECIFIED, POINT_INTERNET, type Scenario } from '../../src/spec/scenario.ts';
 import { igwMapOf, igwTranslate } from '../../src/oracle/igw.ts';
@@ -79,7 +99,7 @@ describe('dataplane: contract regressions (model vs core fuzz)', () => {
     expect(verifyL4Checksum(r.outputs[0].frame, pv)).toBe(true);
   });
 
-  it('IGW hairpin: a packet to one of the VPC\'s own EIPs comes straight back in', () => {
+  it("IGW hairpin: a packet to one of the VPC's own EIPs comes straight back in", () => {
     const h = new Harness(builtin());
     const r = h.send(buildUdp({ src: web, dst: webEip, sport: 1000, dport: 2000 }), WEB, 0);
     expect(outs(r)).toEqual(['2 udp 203.0.113.20:1000 > 10.0.0.20:2000 ttl=64']);
@@ -92,7 +112,11 @@ describe('dataplane: contract regressions (model vs core fuzz)', () => {
   it('a RELATED redirect about a NATed entry is dropped DROP_ICMP_REDIRECT_NAT', () => {
     const h = new Harness(builtin());
     const out = h.send(buildUdp({ src: app, dst: srv, sport: 4000, dport: 53 }), APP, 0).outputs[0].frame;
-    const r = h.send(buildIcmpError({ src: router, dst: eip, type: 5, code: 1, quoted: out, rest: 0x01020304 }), POINT_INTERNET, 1);
+    const r = h.send(
+      buildIcmpError({ src: router, dst: eip, type: 5, code: 1, quoted: out, rest: 0x01020304 }),
+      POINT_INTERNET,
+      1,
+    );
     expect(r.ct).toBe(CT_RELATED);
     expect(r.reason).toBe(DROP_ICMP_REDIRECT_NAT);
   });
@@ -101,7 +125,8 @@ describe('dataplane: contract regressions (model vs core fuzz)', () => {
     const h = new Harness(builtin());
     const out = h.send(buildUdp({ src: app, dst: srv, sport: 4000, dport: 53 }), APP, 0).outputs[0].frame;
     const q = out.slice();
-    q[6] = 0; q[7] = 1; // fragment offset 8
+    q[6] = 0;
+    q[7] = 1; // fragment offset 8
     const r = h.send(buildIcmpError({ src: router, dst: eip, type: 3, code: 3, quoted: q }), POINT_INTERNET, 1);
     expect(r.ct).toBe(CT_INVALID);
   });
@@ -114,11 +139,13 @@ describe('dataplane: contract regressions (model vs core fuzz)', () => {
       const s = (flags: number, t: number, seq = 0, ack = 0) =>
         h.send(buildTcp({ src: srv, dst: eip, sport: 80, dport: 4000, flags, seq, ack }), POINT_INTERNET, t);
       const st = () => h.conntrack().find((x) => x.orig.sport === 4000)?.state;
-      c(F_SYN, 10, 100); s(F_SYN | F_ACK, 11, 500, 101); c(F_ACK, 12, 101, 501);
+      c(F_SYN, 10, 100);
+      s(F_SYN | F_ACK, 11, 500, 101);
+      c(F_ACK, 12, 101, 501);
       return { h, c, s, st };
     };
 
-    it('a SYN in CLOSE after the peer\'s RST is ignored; after our own RST it re-opens', () => {
+    it("a SYN in CLOSE after the peer's RST is ignored; after our own RST it re-opens", () => {
       const { c, s, st } = mk();
       s(F_RST | F_ACK, 20);
       expect(st()).toBe('CLOSE');
@@ -145,7 +172,8 @@ describe('dataplane: contract regressions (model vs core fuzz)', () => {
 
     it('RFC 5961: the REPLY ACK after a SYN ignored in LAST_ACK does not close', () => {
       const { c, s, st } = mk();
-      c(F_FIN | F_ACK, 20); s(F_FIN | F_ACK, 21);
+      c(F_FIN | F_ACK, 20);
+      s(F_FIN | F_ACK, 21);
       expect(st()).toBe('LAST_ACK');
       c(F_SYN, 22, 5000);
       s(F_ACK, 23);
@@ -156,10 +184,13 @@ describe('dataplane: contract regressions (model vs core fuzz)', () => {
 
     it('simultaneous open: a REPLY ACK in SYN_RECV goes to ESTABLISHED', () => {
       const h = new Harness(builtin());
-      const c = (flags: number, t: number) => h.send(buildTcp({ src: app, dst: srv, sport: 4001, dport: 80, flags }), APP, t);
-      const s = (flags: number, t: number) => h.send(buildTcp({ src: srv, dst: eip, sport: 80, dport: 4001, flags }), POINT_INTERNET, t);
+      const c = (flags: number, t: number) =>
+        h.send(buildTcp({ src: app, dst: srv, sport: 4001, dport: 80, flags }), APP, t);
+      const s = (flags: number, t: number) =>
+        h.send(buildTcp({ src: srv, dst: eip, sport: 80, dport: 4001, flags }), POINT_INTERNET, t);
       const st = () => h.conntrack().find((x) => x.orig.sport === 4001)?.state;
-      c(F_SYN, 1); s(F_SYN, 2);
+      c(F_SYN, 1);
+      s(F_SYN, 2);
       expect(st()).toBe('SYN_SENT2');
       c(F_SYN | F_ACK, 3);
       expect(st()).toBe('SYN_RECV');
@@ -169,7 +200,9 @@ describe('dataplane: contract regressions (model vs core fuzz)', () => {
 
     it('the fast path keeps last_dir/last_index: an ESTABLISHED ACK after an ignored SYN prevents the re-sync', () => {
       const { h, c, s, st } = mk();
-      c(F_ACK, 13, 101, 501); s(F_ACK, 14, 501, 101); c(F_ACK, 15, 101, 501); // ASSURED, fast path
+      c(F_ACK, 13, 101, 501);
+      s(F_ACK, 14, 501, 101);
+      c(F_ACK, 15, 101, 501); // ASSURED, fast path
       c(F_SYN, 20, 7000); // ignored
       const fast = h.fast;
       s(F_ACK, 21, 501, 101); // fast path: last = REPLY ACK
@@ -180,16 +213,23 @@ describe('dataplane: contract regressions (model vs core fuzz)', () => {
   });
 
   it('table full: the drop is ct INVALID; a truncated TCP header still allocates (early drop) (seed 587329888 run 27)', () => {
-    const h = new Harness(builtin((s) => { s.conntrack.max = 1; }));
+    const h = new Harness(
+      builtin((s) => {
+        s.conntrack.max = 1;
+      }),
+    );
     h.send(buildUdp({ src: app, dst: srv, sport: 5000, dport: 53 }), APP, 0);
     expect(h.conntrack()).toHaveLength(1);
     const t = buildTcp({ src: app, dst: srv, sport: 40000, dport: 80, flags: F_SYN }).slice(0, 30);
-    t[2] = 0; t[3] = 30;
-    t[10] = 0; t[11] = 0;
+    t[2] = 0;
+    t[3] = 30;
+    t[10] = 0;
+    t[11] = 0;
     let s = 0;
     for (let i = 0; i < 20; i += 2) s += (t[i] << 8) | t[i + 1];
     while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-    t[10] = (~s >>> 8) & 0xff; t[11] = ~s & 0xff;
+    t[10] = (~s >>> 8) & 0xff;
+    t[11] = ~s & 0xff;
     let r = h.send(t, APP, 1);
     expect(r.ct).toBe(CT_INVALID);
     expect(h.conntrack()).toHaveLength(0); // the unreplied UDP entry was early-dropped
@@ -209,8 +249,9 @@ describe('dataplane: contract regressions (model vs core fuzz)', () => {
     expect(h.conntrack()).toHaveLength(0);
   });
 
-  it('2 workers, DNAT + MASQUERADE of the same flow: the target\'s reply and its ICMP error reach the session\'s worker (seed 1353222949 run 27, --workers 2)', () => {
-    const s = parseScenario(`
+  it("2 workers, DNAT + MASQUERADE of the same flow: the target's reply and its ICMP error reach the session's worker (seed 1353222949 run 27, --workers 2)", () => {
+    const s = parseScenario(
+      `
 name: dnat-masq
 vpc: { cidr: 10.0.0.0/16 }
 routeTables:
@@ -239,7 +280,9 @@ instances:
     subnet: private
     privateIp: 10.0.1.10
 internet: { hosts: [ 198.51.100.0/24 ] }
-`, 'x.yaml');
+`,
+      'x.yaml',
+    );
     const h = new Harness(s, { workers: 2 });
     const pApp = 1 + s.instances.findIndex((i) => i.name === 'app');
     for (let cport = 32768; cport < 32776; cport++) {
@@ -251,7 +294,9 @@ internet: { hosts: [ 198.51.100.0/24 ] }
       expect(h.owner(err, pApp)).toBe(w);
       r = h.send(err, pApp, 1);
       expect(r.ct).toBe(CT_RELATED);
-      expect(outs(r)).toEqual([`0 icmp 203.0.113.10 > 198.51.100.7 unreachable port [tcp 198.51.100.7:${cport} > 203.0.113.10:8080] ttl=63`]);
+      expect(outs(r)).toEqual([
+        `0 icmp 203.0.113.10 > 198.51.100.7 unreachable port [tcp 198.51.100.7:${cport} > 203.0.113.10:8080] ttl=63`,
+      ]);
       const sa = buildTcp({ src: app, dst: natIp, sport: 80, dport: cport, flags: F_SYN | F_ACK });
       expect(h.owner(sa, pApp)).toBe(w);
       r = h.send(sa, pApp, 2);
@@ -259,10 +304,12 @@ internet: { hosts: [ 198.51.100.0/24 ] }
     }
   });
 
-  it('2 workers: a port search that ends on another worker\'s port is a NAT clash (no half-owned session) (seed 975155669 run 8, --workers 2)', () => {
+  it("2 workers: a port search that ends on another worker's port is a NAT clash (no half-owned session) (seed 975155669 run 8, --workers 2)", () => {
     const s = builtin((x) => {
       const t = x.instances[0].nat!.chains.POSTROUTING[0].target;
-      t.portLo = 1026; t.portHi = 1027; t.flags |= NF_NAT_RANGE_PROTO_SPECIFIED;
+      t.portLo = 1026;
+      t.portHi = 1027;
+      t.flags |= NF_NAT_RANGE_PROTO_SPECIFIED;
     });
     const h = new Harness(s, { workers: 2 });
     const res = [];
@@ -287,7 +334,8 @@ internet: { hosts: [ 198.51.100.0/24 ] }
   });
 
   it('get_unique_tuple (b): the newest same-source mapping *in range* is reused, skipping newer ones out of range', () => {
-    const s = parseScenario(`
+    const s = parseScenario(
+      `
 name: bysource
 vpc: { cidr: 10.0.0.0/16 }
 routeTables:
@@ -316,11 +364,17 @@ instances:
     subnet: private
     privateIp: 10.0.1.10
 internet: { hosts: [ 198.51.100.0/24 ] }
-`, 'x.yaml');
+`,
+      'x.yaml',
+    );
     for (let seed = 1; seed <= 8; seed++) {
       const h = new Harness(s, { seed });
       const port = (dst: string, t: number) => {
-        const r = h.send(buildUdp({ src: app, dst: ip(dst), sport: 5000, dport: 53 }), 1 + s.instances.findIndex((i) => i.name === 'app'), t);
+        const r = h.send(
+          buildUdp({ src: app, dst: ip(dst), sport: 5000, dport: 53 }),
+          1 + s.instances.findIndex((i) => i.name === 'app'),
+          t,
+        );
         expect(r.reason, dst).toBe(0);
         const f = r.outputs[0].frame;
         return (f[20] << 8) | f[21];

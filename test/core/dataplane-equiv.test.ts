@@ -20,7 +20,21 @@ COMMIT
 `;
 import { createModelEngine } from '../../src/model/index.ts';
 import {
-  buildIcmpEcho, buildIcmpError, buildTcp, buildUdp, describePacket, fixChecksums, parseIpv4, PacketView, PARSE_OK, parseIpv4Addr as ip, F_ACK, F_FIN, F_PSH, F_RST, F_SYN,
+  buildIcmpEcho,
+  buildIcmpError,
+  buildTcp,
+  buildUdp,
+  describePacket,
+  fixChecksums,
+  parseIpv4,
+  PacketView,
+  PARSE_OK,
+  parseIpv4Addr as ip,
+  F_ACK,
+  F_FIN,
+  F_PSH,
+  F_RST,
+  F_SYN,
 } from '../../src/packet/index.ts';
 import type { PacketResult } from '../../src/spec/engine.ts';
 import { POINT_INTERNET } from '../../src/spec/scenario.ts';
@@ -49,26 +63,44 @@ const opArb: fc.Arbitrary<Op> = fc.record({
   corrupt: fc.constant(false),
 });
 
-function frames(op: Op, last: { out: Uint8Array | null; inb: Uint8Array | null }): { frame: Uint8Array; ingress: number } {
+function frames(
+  op: Op,
+  last: { out: Uint8Array | null; inb: Uint8Array | null },
+): { frame: Uint8Array; ingress: number } {
   const r = remotes[op.flow % remotes.length];
   const sport = 40000 + op.flow;
   const dport = [443, 53, 80][op.flow % 3];
   const ttl = op.ttl;
   switch (op.kind) {
-    case 0: case 1:
+    case 0:
+    case 1:
       return { frame: buildTcp({ src: app, dst: r, sport, dport, flags: op.flags, ttl }), ingress: APP };
-    case 2: case 3:
-      return { frame: buildTcp({ src: r, dst: eip, sport: dport, dport: sport, flags: op.flags, ttl }), ingress: POINT_INTERNET };
+    case 2:
+    case 3:
+      return {
+        frame: buildTcp({ src: r, dst: eip, sport: dport, dport: sport, flags: op.flags, ttl }),
+        ingress: POINT_INTERNET,
+      };
     case 4:
-      return { frame: buildUdp({ src: app, dst: r, sport, dport, ttl, payload: new Uint8Array(op.flow + 1) }), ingress: APP };
+      return {
+        frame: buildUdp({ src: app, dst: r, sport, dport, ttl, payload: new Uint8Array(op.flow + 1) }),
+        ingress: APP,
+      };
     case 5:
       return { frame: buildUdp({ src: r, dst: eip, sport: dport, dport: sport, ttl }), ingress: POINT_INTERNET };
     case 6:
       return { frame: buildIcmpEcho({ src: app, dst: r, id: 100 + op.flow, seq: 1, ttl }), ingress: APP };
     case 7:
-      return { frame: buildIcmpEcho({ src: r, dst: eip, id: 100 + op.flow, seq: 1, reply: true, ttl }), ingress: POINT_INTERNET };
+      return {
+        frame: buildIcmpEcho({ src: r, dst: eip, id: 100 + op.flow, seq: 1, reply: true, ttl }),
+        ingress: POINT_INTERNET,
+      };
     case 8:
-      if (last.out) return { frame: buildIcmpError({ src: remotes[2], dst: eip, type: 3, code: 3, quoted: last.out }), ingress: POINT_INTERNET };
+      if (last.out)
+        return {
+          frame: buildIcmpError({ src: remotes[2], dst: eip, type: 3, code: 3, quoted: last.out }),
+          ingress: POINT_INTERNET,
+        };
       return { frame: buildUdp({ src: app, dst: r, sport, dport, ttl }), ingress: APP };
     case 9: {
       const f = buildUdp({ src: app, dst: r, sport, dport, ttl, payload: new Uint8Array([1, 2, 3]) });
@@ -78,25 +110,43 @@ function frames(op: Op, last: { out: Uint8Array | null; inb: Uint8Array | null }
     case 10:
       return { frame: buildUdp({ src: web, dst: r, sport: 8000 + op.flow, dport, ttl }), ingress: WEB };
     case 11:
-      return { frame: buildTcp({ src: r, dst: webEip, sport: dport, dport: 80, flags: op.flags, ttl }), ingress: POINT_INTERNET };
+      return {
+        frame: buildTcp({ src: r, dst: webEip, sport: dport, dport: 80, flags: op.flags, ttl }),
+        ingress: POINT_INTERNET,
+      };
     // Port forwarding (DNAT variant): client → EIP:8080 (→ app:80), app:80 → client; UDP 5353 → app:53.
     case 12:
-      return { frame: buildTcp({ src: r, dst: eip, sport: 30000 + op.flow, dport: 8080, flags: op.flags, ttl }), ingress: POINT_INTERNET };
+      return {
+        frame: buildTcp({ src: r, dst: eip, sport: 30000 + op.flow, dport: 8080, flags: op.flags, ttl }),
+        ingress: POINT_INTERNET,
+      };
     case 13:
-      return { frame: buildTcp({ src: app, dst: r, sport: 80, dport: 30000 + op.flow, flags: op.flags, ttl }), ingress: APP };
+      return {
+        frame: buildTcp({ src: app, dst: r, sport: 80, dport: 30000 + op.flow, flags: op.flags, ttl }),
+        ingress: APP,
+      };
     case 16:
       // The app answers the last packet it received from the internet with an ICMP error.
-      if (last.inb) return { frame: buildIcmpError({ src: app, dst: rd32(last.inb, 12), type: 3, code: 3, quoted: last.inb, ttl }), ingress: APP };
+      if (last.inb)
+        return {
+          frame: buildIcmpError({ src: app, dst: rd32(last.inb, 12), type: 3, code: 3, quoted: last.inb, ttl }),
+          ingress: APP,
+        };
       return { frame: buildUdp({ src: app, dst: r, sport, dport, ttl }), ingress: APP };
     case 14:
-      return { frame: buildUdp({ src: r, dst: eip, sport: 30000 + op.flow, dport: 5353, ttl }), ingress: POINT_INTERNET };
+      return {
+        frame: buildUdp({ src: r, dst: eip, sport: 30000 + op.flow, dport: 5353, ttl }),
+        ingress: POINT_INTERNET,
+      };
     default:
       return { frame: buildUdp({ src: app, dst: r, sport: 53, dport: 30000 + op.flow, ttl }), ingress: APP };
   }
 }
 
 function show(r: PacketResult): string {
-  const o = r.outputs.map((x) => `${x.egress}:${describePacket(x.frame, 0, x.frame.length)}:${Buffer.from(x.frame).toString('hex')}`);
+  const o = r.outputs.map(
+    (x) => `${x.egress}:${describePacket(x.frame, 0, x.frame.length)}:${Buffer.from(x.frame).toString('hex')}`,
+  );
   return `fate=${r.fate} reason=${r.reason} detail=${r.detail} ct=${r.ct} ${o.join(' | ')}`;
 }
 
@@ -116,7 +166,8 @@ class Renaming {
   natKey(f: Uint8Array): { key: string; port: number } | null {
     const pv = this.pv;
     if (parseIpv4(f, 0, f.length, pv) !== PARSE_OK || pv.src !== eip) return null;
-    if (pv.proto === 6 || pv.proto === 17) return { key: Renaming.key(pv.proto, pv.dst, pv.dport, pv.sport), port: pv.sport };
+    if (pv.proto === 6 || pv.proto === 17)
+      return { key: Renaming.key(pv.proto, pv.dst, pv.dport, pv.sport), port: pv.sport };
     if (pv.proto === 1 && pv.icmpType === 8) return { key: Renaming.key(1, pv.dst, 0, pv.icmpId), port: pv.icmpId };
     return null;
   }
@@ -128,18 +179,34 @@ class Renaming {
     if (out && pv.src === eip) {
       if (pv.proto === 6 || pv.proto === 17) {
         const n = map.get(Renaming.key(pv.proto, pv.dst, pv.dport, pv.sport));
-        if (n !== undefined) { g[pv.l4Off] = (n & 0xffff) >>> 8; g[pv.l4Off + 1] = n & 0xff; return fixChecksums(g); }
+        if (n !== undefined) {
+          g[pv.l4Off] = (n & 0xffff) >>> 8;
+          g[pv.l4Off + 1] = n & 0xff;
+          return fixChecksums(g);
+        }
       } else if (pv.proto === 1 && pv.icmpType === 8) {
         const n = map.get(Renaming.key(1, pv.dst, 0, pv.icmpId));
-        if (n !== undefined) { g[pv.l4Off + 4] = (n & 0xffff) >>> 8; g[pv.l4Off + 5] = n & 0xff; return fixChecksums(g); }
+        if (n !== undefined) {
+          g[pv.l4Off + 4] = (n & 0xffff) >>> 8;
+          g[pv.l4Off + 5] = n & 0xff;
+          return fixChecksums(g);
+        }
       }
     } else if (!out && pv.dst === eip) {
       if (pv.proto === 6 || pv.proto === 17) {
         const n = map.get(Renaming.key(pv.proto, pv.src, pv.sport, pv.dport));
-        if (n !== undefined) { g[pv.l4Off + 2] = (n & 0xffff) >>> 8; g[pv.l4Off + 3] = n & 0xff; return fixChecksums(g); }
+        if (n !== undefined) {
+          g[pv.l4Off + 2] = (n & 0xffff) >>> 8;
+          g[pv.l4Off + 3] = n & 0xff;
+          return fixChecksums(g);
+        }
       } else if (pv.proto === 1 && pv.icmpType === 0) {
         const n = map.get(Renaming.key(1, pv.src, 0, pv.icmpId));
-        if (n !== undefined) { g[pv.l4Off + 4] = (n & 0xffff) >>> 8; g[pv.l4Off + 5] = n & 0xff; return fixChecksums(g); }
+        if (n !== undefined) {
+          g[pv.l4Off + 4] = (n & 0xffff) >>> 8;
+          g[pv.l4Off + 5] = n & 0xff;
+          return fixChecksums(g);
+        }
       }
     }
     return f;
@@ -177,7 +244,10 @@ class Renaming {
     const g = f.slice();
     g[pv.innerL4Off] = (n & 0xffff) >>> 8;
     g[pv.innerL4Off + 1] = n & 0xff;
-    g[pv.innerL4Off + 6] = 0; g[pv.innerL4Off + 7] = 0; g[pv.l4Off + 2] = 0; g[pv.l4Off + 3] = 0;
+    g[pv.innerL4Off + 6] = 0;
+    g[pv.innerL4Off + 7] = 0;
+    g[pv.l4Off + 2] = 0;
+    g[pv.l4Off + 3] = 0;
     return g;
   }
   /** Frames delivered inside: a renamed remote source port back to the model's. */
@@ -193,67 +263,110 @@ class Renaming {
     return fixChecksums(g);
   }
   normalize(c: PacketResult): PacketResult {
-    return { ...c, outputs: c.outputs.map((o) => ({ egress: o.egress, frame: o.egress === POINT_INTERNET ? this.rewrite(o.frame, true, this.c2m) : this.remoteRewrite(this.innerRewrite(o.frame)) })) };
+    return {
+      ...c,
+      outputs: c.outputs.map((o) => ({
+        egress: o.egress,
+        frame:
+          o.egress === POINT_INTERNET
+            ? this.rewrite(o.frame, true, this.c2m)
+            : this.remoteRewrite(this.innerRewrite(o.frame)),
+      })),
+    };
   }
   /** The model's side of innerRewrite (same checksum blanking, no renaming). */
   blank(m: PacketResult): PacketResult {
-    return { ...m, outputs: m.outputs.map((o) => {
-      const pv = this.pv;
-      const f = o.frame;
-      if (o.egress === POINT_INTERNET || parseIpv4(f, 0, f.length, pv) !== PARSE_OK || !pv.isIcmpError) return o;
-      if ((pv.innerSrc !== eip && pv.innerSrc !== natIp) || (pv.innerProto !== 6 && pv.innerProto !== 17)) return o;
-      if (!this.m2c.has(Renaming.key(pv.innerProto, pv.innerDst, pv.innerDport, pv.innerSport))) return o;
-      const g = f.slice();
-      g[pv.innerL4Off + 6] = 0; g[pv.innerL4Off + 7] = 0; g[pv.l4Off + 2] = 0; g[pv.l4Off + 3] = 0;
-      return { egress: o.egress, frame: g };
-    }) };
+    return {
+      ...m,
+      outputs: m.outputs.map((o) => {
+        const pv = this.pv;
+        const f = o.frame;
+        if (o.egress === POINT_INTERNET || parseIpv4(f, 0, f.length, pv) !== PARSE_OK || !pv.isIcmpError) return o;
+        if ((pv.innerSrc !== eip && pv.innerSrc !== natIp) || (pv.innerProto !== 6 && pv.innerProto !== 17)) return o;
+        if (!this.m2c.has(Renaming.key(pv.innerProto, pv.innerDst, pv.innerDport, pv.innerSport))) return o;
+        const g = f.slice();
+        g[pv.innerL4Off + 6] = 0;
+        g[pv.innerL4Off + 7] = 0;
+        g[pv.l4Off + 2] = 0;
+        g[pv.l4Off + 3] = 0;
+        return { egress: o.egress, frame: g };
+      }),
+    };
   }
 }
 
 describe('dataplane vs model (black box) on the built-in scenario', () => {
-  for (const [max, workers, dnat] of [[262144, 1, 0], [3, 1, 0], [262144, 2, 0], [262144, 1, 1], [262144, 2, 1]]) it(`same results, same conntrack table, same nat counters (up to NAT port renaming), conntrack max ${max}, ${workers} worker(s)${dnat ? ', DNAT port forwarding' : ''}`, async () => {
-    await fc.assert(
-      fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 60 }), async (ops) => {
-        const scenario = loadBuiltinScenario();
-        scenario.conntrack.max = max;
-        if (dnat) scenario.instances[0].nat = parseNatTable(DNAT_RULES, 'equiv-dnat');
-        const model = createModelEngine(scenario, { seed: 1 });
-        const h = new Harness(scenario, { workers });
-        const ren = new Renaming();
-        let tMs = 1;
-        const lastM = { out: null as Uint8Array | null, inb: null as Uint8Array | null };
-        const lastC = { out: null as Uint8Array | null, inb: null as Uint8Array | null };
-        for (const op of ops) {
-          tMs += op.dt;
-          const { frame, ingress } = frames(op, lastM);
-          const [m] = await model.process([{ timeUs: tMs * 1000, ingress, frame }]);
-          let cframe = op.kind === 8 || op.kind === 16 ? frames(op, lastC).frame : frame;
-          if (ingress === POINT_INTERNET && op.kind !== 8) cframe = ren.rewrite(cframe, false, ren.m2c);
-          const c = h.send(cframe, ingress, tMs);
-          ren.learn(c, m);
-          expect(show(ren.normalize(c)), `op ${JSON.stringify(op)} at ${tMs} ms: ${describePacket(frame, 0, frame.length)}`).toBe(show(ren.blank(m)));
-          const om = m.outputs.find((o) => o.egress === POINT_INTERNET);
-          const oc = c.outputs.find((o) => o.egress === POINT_INTERNET);
-          if (om && oc && om.frame[9] !== 1) { lastM.out = om.frame; lastC.out = oc.frame; }
-          const im = m.outputs.find((o) => o.egress === APP);
-          const ic = c.outputs.find((o) => o.egress === APP);
-          if (ingress === POINT_INTERNET && im && ic && im.frame[9] !== 1) { lastM.inb = im.frame; lastC.inb = ic.frame; }
-        }
-        const mct = (await model.conntrack()).map((e) => JSON.stringify(e)).sort();
-        const cct = h.conntrack(tMs).map((e) => {
-          const n = ren.c2m.get(Renaming.key(e.proto, e.reply.src, e.reply.sport, e.proto === 1 ? e.reply.sport : e.reply.dport));
-          const rn = e.proto !== 1 && ((e.reply.dst >>> 16) & 0xffff) !== 0x0a00 ? ren.rc2m.get(e.proto * 65536 + e.reply.dport) : undefined;
-          if (rn !== undefined) return JSON.stringify({ ...e, reply: { ...e.reply, dport: rn & 0xffff } });
-          if (n === undefined) return JSON.stringify(e);
-          return JSON.stringify(e.proto === 1 ? { ...e, reply: { ...e.reply, sport: n } } : { ...e, reply: { ...e.reply, dport: n } });
-        }).sort();
-        expect(cct).toEqual(mct);
-        const mn = (await model.natCounters()).map((e) => JSON.stringify(e)).sort();
-        const cn = readNatCounters(h.shared).map((e) => JSON.stringify(e)).sort();
-        expect(cn).toEqual(mn);
-        await model.close();
-      }),
-      { numRuns: 150, seed: Number(process.env.EQUIV_SEED ?? 4242) },
-    );
-  });
+  for (const [max, workers, dnat] of [
+    [262144, 1, 0],
+    [3, 1, 0],
+    [262144, 2, 0],
+    [262144, 1, 1],
+    [262144, 2, 1],
+  ])
+    it(`same results, same conntrack table, same nat counters (up to NAT port renaming), conntrack max ${max}, ${workers} worker(s)${dnat ? ', DNAT port forwarding' : ''}`, async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 60 }), async (ops) => {
+          const scenario = loadBuiltinScenario();
+          scenario.conntrack.max = max;
+          if (dnat) scenario.instances[0].nat = parseNatTable(DNAT_RULES, 'equiv-dnat');
+          const model = createModelEngine(scenario, { seed: 1 });
+          const h = new Harness(scenario, { workers });
+          const ren = new Renaming();
+          let tMs = 1;
+          const lastM = { out: null as Uint8Array | null, inb: null as Uint8Array | null };
+          const lastC = { out: null as Uint8Array | null, inb: null as Uint8Array | null };
+          for (const op of ops) {
+            tMs += op.dt;
+            const { frame, ingress } = frames(op, lastM);
+            const [m] = await model.process([{ timeUs: tMs * 1000, ingress, frame }]);
+            let cframe = op.kind === 8 || op.kind === 16 ? frames(op, lastC).frame : frame;
+            if (ingress === POINT_INTERNET && op.kind !== 8) cframe = ren.rewrite(cframe, false, ren.m2c);
+            const c = h.send(cframe, ingress, tMs);
+            ren.learn(c, m);
+            expect(
+              show(ren.normalize(c)),
+              `op ${JSON.stringify(op)} at ${tMs} ms: ${describePacket(frame, 0, frame.length)}`,
+            ).toBe(show(ren.blank(m)));
+            const om = m.outputs.find((o) => o.egress === POINT_INTERNET);
+            const oc = c.outputs.find((o) => o.egress === POINT_INTERNET);
+            if (om && oc && om.frame[9] !== 1) {
+              lastM.out = om.frame;
+              lastC.out = oc.frame;
+            }
+            const im = m.outputs.find((o) => o.egress === APP);
+            const ic = c.outputs.find((o) => o.egress === APP);
+            if (ingress === POINT_INTERNET && im && ic && im.frame[9] !== 1) {
+              lastM.inb = im.frame;
+              lastC.inb = ic.frame;
+            }
+          }
+          const mct = (await model.conntrack()).map((e) => JSON.stringify(e)).sort();
+          const cct = h
+            .conntrack(tMs)
+            .map((e) => {
+              const n = ren.c2m.get(
+                Renaming.key(e.proto, e.reply.src, e.reply.sport, e.proto === 1 ? e.reply.sport : e.reply.dport),
+              );
+              const rn =
+                e.proto !== 1 && ((e.reply.dst >>> 16) & 0xffff) !== 0x0a00
+                  ? ren.rc2m.get(e.proto * 65536 + e.reply.dport)
+                  : undefined;
+              if (rn !== undefined) return JSON.stringify({ ...e, reply: { ...e.reply, dport: rn & 0xffff } });
+              if (n === undefined) return JSON.stringify(e);
+              return JSON.stringify(
+                e.proto === 1 ? { ...e, reply: { ...e.reply, sport: n } } : { ...e, reply: { ...e.reply, dport: n } },
+              );
+            })
+            .sort();
+          expect(cct).toEqual(mct);
+          const mn = (await model.natCounters()).map((e) => JSON.stringify(e)).sort();
+          const cn = readNatCounters(h.shared)
+            .map((e) => JSON.stringify(e))
+            .sort();
+          expect(cn).toEqual(mn);
+          await model.close();
+        }),
+        { numRuns: 150, seed: Number(process.env.EQUIV_SEED ?? 4242) },
+      );
+    });
 });

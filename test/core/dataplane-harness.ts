@@ -4,7 +4,14 @@
 import type { Scenario } from '../../src/spec/scenario.ts';
 import type { PacketResult } from '../../src/spec/engine.ts';
 import { createCoreBatch, createCoreShared, type CoreBatch, type CoreShared } from '../../src/core/layout.ts';
-import { OUT_SLOTS, resultCt, resultDetail, resultFate, resultOutCount, resultReason } from '../../src/spec/frame-batch.ts';
+import {
+  OUT_SLOTS,
+  resultCt,
+  resultDetail,
+  resultFate,
+  resultOutCount,
+  resultReason,
+} from '../../src/spec/frame-batch.ts';
 import { Dataplane } from '../../src/core/dataplane.ts';
 import { dumpConntrack } from '../../src/core/ct-dump.ts';
 import { dispatchWorker } from '../../src/core/dispatch.ts';
@@ -15,8 +22,15 @@ export class Harness {
   readonly io: CoreBatch;
   nowMs = 0;
 
-  constructor(readonly scenario: Scenario, opts: { workers?: number; seed?: number; capacity?: number } = {}) {
-    this.shared = createCoreShared(scenario, { workers: opts.workers ?? 1, seed: opts.seed ?? 1, capacity: opts.capacity });
+  constructor(
+    readonly scenario: Scenario,
+    opts: { workers?: number; seed?: number; capacity?: number } = {},
+  ) {
+    this.shared = createCoreShared(scenario, {
+      workers: opts.workers ?? 1,
+      seed: opts.seed ?? 1,
+      capacity: opts.capacity,
+    });
     this.dps = [];
     for (let w = 0; w < this.shared.workers; w++) this.dps.push(new Dataplane(this.shared, w));
     this.io = createCoreBatch(1, 70000);
@@ -43,9 +57,18 @@ export class Harness {
     const outputs = [];
     for (let k = 0; k < resultOutCount(word); k++) {
       const s = k + 0 * OUT_SLOTS;
-      outputs.push({ egress: out.outEgress[s], frame: out.outArena.slice(out.outOff[s], out.outOff[s] + out.outLen[s]) });
+      outputs.push({
+        egress: out.outEgress[s],
+        frame: out.outArena.slice(out.outOff[s], out.outOff[s] + out.outLen[s]),
+      });
     }
-    return { fate: resultFate(word), reason: resultReason(word), detail: resultDetail(word), ct: resultCt(word), outputs };
+    return {
+      fate: resultFate(word),
+      reason: resultReason(word),
+      detail: resultDetail(word),
+      ct: resultCt(word),
+      outputs,
+    };
   }
 
   conntrack(nowMs = this.nowMs) {

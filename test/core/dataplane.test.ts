@@ -4,13 +4,40 @@
 import { describe, expect, it } from 'vitest';
 import { loadBuiltinScenario, parseScenario } from '../../src/scenario/index.ts';
 import {
-  buildIcmpEcho, buildIcmpError, buildIpv4, buildTcp, buildUdp, describePacket, fixChecksums, parseIpv4Addr as ip,
-  F_ACK, F_FIN, F_RST, F_SYN, PacketView, parseIpv4, verifyL4Checksum, verifyIpv4Header,
+  buildIcmpEcho,
+  buildIcmpError,
+  buildIpv4,
+  buildTcp,
+  buildUdp,
+  describePacket,
+  fixChecksums,
+  parseIpv4Addr as ip,
+  F_ACK,
+  F_FIN,
+  F_RST,
+  F_SYN,
+  PacketView,
+  parseIpv4,
+  verifyL4Checksum,
+  verifyIpv4Header,
 } from '../../src/packet/index.ts';
 import {
-  CT_ESTABLISHED, CT_INVALID, CT_NEW, CT_RELATED, DROP_CT_TABLE_FULL, DROP_FRAGMENT, DROP_IGW_NO_PUBLIC_IP,
-  DROP_IGW_UNKNOWN_DST, DROP_IP_FORWARD_OFF, DROP_MALFORMED, DROP_NAT_CLASH, DROP_SRC_DST_CHECK_SRC, DROP_TTL_EXCEEDED,
-  FATE_DELIVERED, FATE_DROPPED, REASON_NONE,
+  CT_ESTABLISHED,
+  CT_INVALID,
+  CT_NEW,
+  CT_RELATED,
+  DROP_CT_TABLE_FULL,
+  DROP_FRAGMENT,
+  DROP_IGW_NO_PUBLIC_IP,
+  DROP_IGW_UNKNOWN_DST,
+  DROP_IP_FORWARD_OFF,
+  DROP_MALFORMED,
+  DROP_NAT_CLASH,
+  DROP_SRC_DST_CHECK_SRC,
+  DROP_TTL_EXCEEDED,
+  FATE_DELIVERED,
+  FATE_DROPPED,
+  REASON_NONE,
 } from '../../src/spec/reasons.ts';
 import { POINT_INTERNET, type Scenario } from '../../src/spec/scenario.ts';
 import { Harness } from './dataplane-harness.ts';
@@ -91,10 +118,18 @@ describe('dataplane: the path on the built-in scenario', () => {
     expect(ct[0].timeout).toBe(432000);
     const fast0 = h.fast;
     for (let k = 0; k < 3; k++) {
-      r = h.send(buildTcp({ src: app, dst: srv, sport: 40000, dport: 443, flags: F_ACK, payload: new Uint8Array([1, 2, 3]) }), APP, 30 + k);
+      r = h.send(
+        buildTcp({ src: app, dst: srv, sport: 40000, dport: 443, flags: F_ACK, payload: new Uint8Array([1, 2, 3]) }),
+        APP,
+        30 + k,
+      );
       expect(outs(r)).toEqual(['0 tcp 203.0.113.10:40000 > 198.51.100.7:443 . len=3 ttl=63']);
       expect(checksOk(r.outputs[0].frame)).toBe(true);
-      r = h.send(buildTcp({ src: srv, dst: eip, sport: 443, dport: 40000, flags: F_ACK, ttl: 50 }), POINT_INTERNET, 40 + k);
+      r = h.send(
+        buildTcp({ src: srv, dst: eip, sport: 443, dport: 40000, flags: F_ACK, ttl: 50 }),
+        POINT_INTERNET,
+        40 + k,
+      );
       expect(outs(r)).toEqual(['3 tcp 198.51.100.7:443 > 10.0.1.10:40000 . ttl=49']);
       expect(checksOk(r.outputs[0].frame)).toBe(true);
       expect(r.ct).toBe(CT_ESTABLISHED);
@@ -115,7 +150,14 @@ describe('dataplane: the path on the built-in scenario', () => {
     h.send(buildUdp({ src: app, dst: srv, sport: 5000, dport: 53 }), APP, 2500); // stream → ASSURED
     expect(h.conntrack()[0].assured).toBe(true);
     const fast0 = h.fast;
-    const f1 = buildUdp({ src: app, dst: srv, sport: 5000, dport: 53, payload: new Uint8Array([9, 8, 7, 6, 5]), ttl: 17 });
+    const f1 = buildUdp({
+      src: app,
+      dst: srv,
+      sport: 5000,
+      dport: 53,
+      payload: new Uint8Array([9, 8, 7, 6, 5]),
+      ttl: 17,
+    });
     const a = h.send(f1, APP, 2600);
     const f2 = buildUdp({ src: srv, dst: eip, sport: 53, dport: 5000, payload: new Uint8Array([1]), ttl: 3 });
     const b = h.send(f2, POINT_INTERNET, 2700);
@@ -189,7 +231,9 @@ describe('dataplane: the path on the built-in scenario', () => {
     const r = h.send(f, APP, 0);
     expect(r.fate).toBe(FATE_DROPPED);
     expect(r.reason).toBe(DROP_TTL_EXCEEDED);
-    expect(outs(r)).toEqual(['3 icmp 10.0.0.10 > 10.0.1.10 time-exceeded ttl [udp 10.0.1.10:4444 > 198.51.100.7:53] ttl=64']);
+    expect(outs(r)).toEqual([
+      '3 icmp 10.0.0.10 > 10.0.1.10 time-exceeded ttl [udp 10.0.1.10:4444 > 198.51.100.7:53] ttl=64',
+    ]);
     const e = r.outputs[0].frame;
     expect(e[1]).toBe(0xc0);
     expect(checksOk(e)).toBe(true);
@@ -202,7 +246,9 @@ describe('dataplane: the path on the built-in scenario', () => {
     const err = buildIcmpError({ src: srv2, dst: eip, type: 3, code: 3, quoted: out });
     const r = h.send(err, POINT_INTERNET, 10);
     expect(r.ct).toBe(CT_RELATED);
-    expect(outs(r)).toEqual(['3 icmp 198.51.100.8 > 10.0.1.10 unreachable port [udp 10.0.1.10:4000 > 198.51.100.7:53] ttl=63']);
+    expect(outs(r)).toEqual([
+      '3 icmp 198.51.100.8 > 10.0.1.10 unreachable port [udp 10.0.1.10:4000 > 198.51.100.7:53] ttl=63',
+    ]);
     expect(checksOk(r.outputs[0].frame)).toBe(true);
     // Never refreshes: timeout still counts from the first packet.
     expect(h.conntrack(10)[0].timeout).toBe(29);
@@ -223,7 +269,11 @@ describe('dataplane: the path on the built-in scenario', () => {
     expect(r.detail).toBeGreaterThan(0);
     r = h.send(buildUdp({ src: web, dst: srv, sport: 1, dport: 2 }), WEB + 0, 0);
     expect(outs(r)).toEqual(['0 udp 203.0.113.20:1 > 198.51.100.7:2 ttl=64']);
-    const off = new Harness(scenarioWith((s) => { s.instances[0].sysctls.ipForward = false; }));
+    const off = new Harness(
+      scenarioWith((s) => {
+        s.instances[0].sysctls.ipForward = false;
+      }),
+    );
     r = off.send(buildUdp({ src: app, dst: srv, sport: 1, dport: 2 }), APP, 0);
     expect(r.reason).toBe(DROP_IP_FORWARD_OFF);
     expect(off.conntrack().length).toBe(0);
@@ -245,9 +295,16 @@ describe('dataplane: the path on the built-in scenario', () => {
     expect(outs(r)).toEqual(['3 tcp 198.51.100.7:80 > 10.0.1.10:3000 R. ttl=63']);
     expect(h.conntrack().filter((e) => e.orig.sport === 3000).length).toBe(0);
     // Full close to TIME_WAIT, then a new SYN re-opens.
-    const c = (flags: number, t: number) => h.send(buildTcp({ src: app, dst: srv, sport: 4000, dport: 80, flags }), APP, t);
-    const s = (flags: number, t: number) => h.send(buildTcp({ src: srv, dst: eip, sport: 80, dport: 4000, flags }), POINT_INTERNET, t);
-    c(F_SYN, 10); s(F_SYN | F_ACK, 11); c(F_ACK, 12); c(F_FIN | F_ACK, 13); s(F_FIN | F_ACK, 14); c(F_ACK, 15);
+    const c = (flags: number, t: number) =>
+      h.send(buildTcp({ src: app, dst: srv, sport: 4000, dport: 80, flags }), APP, t);
+    const s = (flags: number, t: number) =>
+      h.send(buildTcp({ src: srv, dst: eip, sport: 80, dport: 4000, flags }), POINT_INTERNET, t);
+    c(F_SYN, 10);
+    s(F_SYN | F_ACK, 11);
+    c(F_ACK, 12);
+    c(F_FIN | F_ACK, 13);
+    s(F_FIN | F_ACK, 14);
+    c(F_ACK, 15);
     const e = () => h.conntrack().find((x) => x.orig.sport === 4000)!;
     expect(e().state).toBe('TIME_WAIT');
     r = c(F_SYN, 20);
@@ -257,12 +314,20 @@ describe('dataplane: the path on the built-in scenario', () => {
   });
 
   it('table full: evicts the oldest non-ASSURED entry; none → DROP_CT_TABLE_FULL', () => {
-    const h = new Harness(scenarioWith((s) => { s.conntrack.max = 3; }));
+    const h = new Harness(
+      scenarioWith((s) => {
+        s.conntrack.max = 3;
+      }),
+    );
     for (let k = 0; k < 3; k++) h.send(buildUdp({ src: app, dst: srv, sport: 100 + k, dport: 53 }), APP, k);
     h.send(buildUdp({ src: app, dst: srv, sport: 200, dport: 53 }), APP, 10);
     expect(h.conntrack().map((e) => e.orig.sport)).toEqual([101, 102, 200]);
     // Make all ASSURED (TCP handshakes) in a fresh table, then a new flow is dropped.
-    const g = new Harness(scenarioWith((s) => { s.conntrack.max = 2; }));
+    const g = new Harness(
+      scenarioWith((s) => {
+        s.conntrack.max = 2;
+      }),
+    );
     for (let k = 0; k < 2; k++) {
       g.send(buildTcp({ src: app, dst: srv, sport: 100 + k, dport: 80, flags: F_SYN }), APP, 0);
       g.send(buildTcp({ src: srv, dst: eip, sport: 80, dport: 100 + k, flags: F_SYN | F_ACK }), POINT_INTERNET, 1);
@@ -289,7 +354,13 @@ describe('dataplane: the path on the built-in scenario', () => {
 
 describe('dataplane: port allocation', () => {
   it('preserves the port; a clash (same remote endpoint) searches 1024-65535, low ports stay low', () => {
-    const s = parseScenario(SCEN_DNAT.replace('app:\n    subnet: private\n    privateIp: 10.0.1.10', 'app:\n    subnet: private\n    privateIp: 10.0.1.10\n  app2:\n    subnet: private\n    privateIp: 10.0.1.11'), 'x.yaml');
+    const s = parseScenario(
+      SCEN_DNAT.replace(
+        'app:\n    subnet: private\n    privateIp: 10.0.1.10',
+        'app:\n    subnet: private\n    privateIp: 10.0.1.10\n  app2:\n    subnet: private\n    privateIp: 10.0.1.11',
+      ),
+      'x.yaml',
+    );
     const h = new Harness(s);
     const app2 = ip('10.0.1.11');
     const p2 = 1 + s.instances.findIndex((i) => i.name === 'app2');
@@ -314,14 +385,21 @@ describe('dataplane: port allocation', () => {
     parseIpv4(r.outputs[0].frame, 0, r.outputs[0].frame.length, pv);
     expect(pv.sport >= 1 && pv.sport <= 511 && pv.sport !== 100).toBe(true);
     // Mapping reuse (b): app2:5000 to a third remote reuses its existing mapping when free.
-    const firstMoved = h.conntrack().find((e) => e.orig.src === app2 && e.orig.sport === 5000 && e.orig.dst === srv)!.reply.dport;
+    const firstMoved = h.conntrack().find((e) => e.orig.src === app2 && e.orig.sport === 5000 && e.orig.dst === srv)!
+      .reply.dport;
     r = h.send(buildUdp({ src: app2, dst: ip('198.51.100.9'), sport: 5000, dport: 53 }), p2, 1);
     parseIpv4(r.outputs[0].frame, 0, r.outputs[0].frame.length, pv);
     expect([5000, firstMoved]).toContain(pv.sport);
   });
 
   it('exhaustion of a single --to-ports port → DROP_NAT_CLASH, no entry remains', () => {
-    const s = parseScenario(SCEN_DNAT.replace('-A POSTROUTING -s 10.0.0.0/16 -o eth0 -j MASQUERADE', '-A POSTROUTING -s 10.0.0.0/16 -o eth0 -p udp -j MASQUERADE --to-ports 6000'), 'x.yaml');
+    const s = parseScenario(
+      SCEN_DNAT.replace(
+        '-A POSTROUTING -s 10.0.0.0/16 -o eth0 -j MASQUERADE',
+        '-A POSTROUTING -s 10.0.0.0/16 -o eth0 -p udp -j MASQUERADE --to-ports 6000',
+      ),
+      'x.yaml',
+    );
     const h = new Harness(s);
     const pApp = 1 + s.instances.findIndex((i) => i.name === 'app');
     let r = h.send(buildUdp({ src: app, dst: srv, sport: 1, dport: 53 }), pApp, 0);
@@ -332,7 +410,13 @@ describe('dataplane: port allocation', () => {
   });
 
   it('with two workers a searched port is owned by the worker (its reply dispatches back)', () => {
-    const s = parseScenario(SCEN_DNAT.replace('app:\n    subnet: private\n    privateIp: 10.0.1.10', 'app:\n    subnet: private\n    privateIp: 10.0.1.10\n  app2:\n    subnet: private\n    privateIp: 10.0.1.11'), 'x.yaml');
+    const s = parseScenario(
+      SCEN_DNAT.replace(
+        'app:\n    subnet: private\n    privateIp: 10.0.1.10',
+        'app:\n    subnet: private\n    privateIp: 10.0.1.10\n  app2:\n    subnet: private\n    privateIp: 10.0.1.11',
+      ),
+      'x.yaml',
+    );
     const h = new Harness(s, { workers: 2 });
     const app2 = ip('10.0.1.11');
     const p2 = 1 + s.instances.findIndex((i) => i.name === 'app2');
@@ -388,7 +472,9 @@ describe('dataplane: dispatch ownership', () => {
       expect(h.owner(f, APP)).toBe(p % 3);
       const out = h.send(f, APP, 0).outputs[0].frame;
       expect(h.owner(buildUdp({ src: srv, dst: eip, sport: 53, dport: p }), POINT_INTERNET)).toBe(p % 3);
-      expect(h.owner(buildIcmpError({ src: srv2, dst: eip, type: 3, code: 3, quoted: out }), POINT_INTERNET)).toBe(p % 3);
+      expect(h.owner(buildIcmpError({ src: srv2, dst: eip, type: 3, code: 3, quoted: out }), POINT_INTERNET)).toBe(
+        p % 3,
+      );
       expect(h.owner(buildIcmpEcho({ src: app, dst: srv, id: p }), APP)).toBe(p % 3);
       expect(h.owner(buildIcmpEcho({ src: srv, dst: eip, id: p, reply: true }), POINT_INTERNET)).toBe(p % 3);
     }
@@ -402,8 +488,12 @@ describe('dataplane: tables', () => {
     const keys: number[][] = [];
     for (let i = 0; i < 64; i++) {
       const o = t.rec(i);
-      t.ses[o] = 1000 + i; t.ses[o + 1] = 7; t.ses[o + 2] = i;
-      t.ses[o + 3] = 7; t.ses[o + 4] = 2000 + i; t.ses[o + 5] = i << 16;
+      t.ses[o] = 1000 + i;
+      t.ses[o + 1] = 7;
+      t.ses[o + 2] = i;
+      t.ses[o + 3] = 7;
+      t.ses[o + 4] = 2000 + i;
+      t.ses[o + 5] = i << 16;
       t.ses[o + 6] = 17 | (1 << 18);
       t.insertRef(t.hashTuple(0, 17, 1000 + i, 7, i), i, 0);
       t.insertRef(t.hashTuple(0, 17, 7, 2000 + i, i << 16), i, 1);
@@ -416,7 +506,10 @@ describe('dataplane: tables', () => {
       expect(t.hitKind).toBe(1);
     }
     expect(t.lookup(0, 6, 1000, 7, 0)).toBe(-1); // other protocol
-    for (let i = 0; i < 64; i += 2) { t.removeRef(i, 0); t.removeRef(i, 1); }
+    for (let i = 0; i < 64; i += 2) {
+      t.removeRef(i, 0);
+      t.removeRef(i, 1);
+    }
     for (let i = 0; i < 64; i++) {
       expect(t.lookup(0, 17, 1000 + i, 7, i)).toBe(i % 2 ? i : -1);
       expect(t.lookup(0, 17, 7, 2000 + i, i << 16)).toBe(i % 2 ? i : -1);
@@ -471,4 +564,9 @@ describe('dataplane: tables', () => {
 });
 
 // Keep the import list honest (fixChecksums is used by builders indirectly in other tests).
-void fixChecksums; void REASON_NONE; void natIp; void webEip; void NAT; void DROP_IGW_NO_PUBLIC_IP;
+void fixChecksums;
+void REASON_NONE;
+void natIp;
+void webEip;
+void NAT;
+void DROP_IGW_NO_PUBLIC_IP;

@@ -60,16 +60,44 @@ export function mixedTraffic(s: Scenario, flows: number, seed = 7): InputPacket[
       const n = 1 + Math.floor(r() * 4);
       for (let k = 0; k < n; k++) {
         st.push({ frame: buildUdp({ src, dst: host, sport, dport, payload: new Uint8Array(8 + k) }), ingress: ing });
-        if (r() < 0.8) st.push({ frame: buildUdp({ src: host, dst: pub, sport: dport, dport: sport, payload: new Uint8Array(20) }), ingress: POINT_INTERNET });
+        if (r() < 0.8)
+          st.push({
+            frame: buildUdp({ src: host, dst: pub, sport: dport, dport: sport, payload: new Uint8Array(20) }),
+            ingress: POINT_INTERNET,
+          });
       }
     } else if (kind < 0.85) {
       const dport = r() < 0.5 ? 443 : 80;
       const isn = Math.floor(r() * 0xffffffff) >>> 0;
       const risn = Math.floor(r() * 0xffffffff) >>> 0;
       const out = (flags: number, seq: number, ack: number, len = 0) =>
-        st.push({ frame: buildTcp({ src, dst: host, sport, dport, flags, seq: seq >>> 0, ack: ack >>> 0, payload: new Uint8Array(len) }), ingress: ing });
+        st.push({
+          frame: buildTcp({
+            src,
+            dst: host,
+            sport,
+            dport,
+            flags,
+            seq: seq >>> 0,
+            ack: ack >>> 0,
+            payload: new Uint8Array(len),
+          }),
+          ingress: ing,
+        });
       const back = (flags: number, seq: number, ack: number, len = 0) =>
-        st.push({ frame: buildTcp({ src: host, dst: pub, sport: dport, dport: sport, flags, seq: seq >>> 0, ack: ack >>> 0, payload: new Uint8Array(len) }), ingress: POINT_INTERNET });
+        st.push({
+          frame: buildTcp({
+            src: host,
+            dst: pub,
+            sport: dport,
+            dport: sport,
+            flags,
+            seq: seq >>> 0,
+            ack: ack >>> 0,
+            payload: new Uint8Array(len),
+          }),
+          ingress: POINT_INTERNET,
+        });
       out(F_SYN, isn, 0);
       back(F_SYN | F_ACK, risn, isn + 1);
       out(F_ACK, isn + 1, risn + 1);
@@ -92,7 +120,12 @@ export function mixedTraffic(s: Scenario, flows: number, seed = 7): InputPacket[
   }
   // A few packets the path drops or treats specially: TTL 1 (time exceeded), unknown EIP.
   streams.push([{ frame: buildUdp({ src: APP_IP, dst: HOST, sport: 999, dport: 53, ttl: 1 }), ingress: app }]);
-  streams.push([{ frame: buildUdp({ src: HOST, dst: parseIpv4Addr('203.0.113.99'), sport: 53, dport: 5353 }), ingress: POINT_INTERNET }]);
+  streams.push([
+    {
+      frame: buildUdp({ src: HOST, dst: parseIpv4Addr('203.0.113.99'), sport: 53, dport: 5353 }),
+      ingress: POINT_INTERNET,
+    },
+  ]);
   // Interleave: repeatedly take the next packet of a random live stream.
   const out: InputPacket[] = [];
   const pos = new Array(streams.length).fill(0);

@@ -45,22 +45,72 @@ describe.each([1, 2])('core engine, %i worker(s), built-in scenario', (workers) 
   it('translates UDP, TCP and ICMP echo flows out through the NAT instance and back', async () => {
     const t0 = 5_000_000;
     const inputs: InputPacket[] = [
-      { timeUs: t0, ingress: APP, frame: buildUdp({ src: APP_IP, dst: HOST, sport: 40000, dport: 53, payload: new Uint8Array(12) }) },
-      { timeUs: t0 + 1000, ingress: POINT_INTERNET, frame: buildUdp({ src: HOST, dst: NAT_EIP, sport: 53, dport: 40000, payload: new Uint8Array(30) }) },
-      { timeUs: t0 + 2000, ingress: APP, frame: buildTcp({ src: APP_IP, dst: HOST, sport: 40001, dport: 443, flags: F_SYN, seq: 100 }) },
-      { timeUs: t0 + 3000, ingress: POINT_INTERNET, frame: buildTcp({ src: HOST, dst: NAT_EIP, sport: 443, dport: 40001, flags: F_SYN | F_ACK, seq: 900, ack: 101 }) },
-      { timeUs: t0 + 4000, ingress: APP, frame: buildTcp({ src: APP_IP, dst: HOST, sport: 40001, dport: 443, flags: F_ACK, seq: 101, ack: 901 }) },
+      {
+        timeUs: t0,
+        ingress: APP,
+        frame: buildUdp({ src: APP_IP, dst: HOST, sport: 40000, dport: 53, payload: new Uint8Array(12) }),
+      },
+      {
+        timeUs: t0 + 1000,
+        ingress: POINT_INTERNET,
+        frame: buildUdp({ src: HOST, dst: NAT_EIP, sport: 53, dport: 40000, payload: new Uint8Array(30) }),
+      },
+      {
+        timeUs: t0 + 2000,
+        ingress: APP,
+        frame: buildTcp({ src: APP_IP, dst: HOST, sport: 40001, dport: 443, flags: F_SYN, seq: 100 }),
+      },
+      {
+        timeUs: t0 + 3000,
+        ingress: POINT_INTERNET,
+        frame: buildTcp({
+          src: HOST,
+          dst: NAT_EIP,
+          sport: 443,
+          dport: 40001,
+          flags: F_SYN | F_ACK,
+          seq: 900,
+          ack: 101,
+        }),
+      },
+      {
+        timeUs: t0 + 4000,
+        ingress: APP,
+        frame: buildTcp({ src: APP_IP, dst: HOST, sport: 40001, dport: 443, flags: F_ACK, seq: 101, ack: 901 }),
+      },
       { timeUs: t0 + 5000, ingress: APP, frame: buildIcmpEcho({ src: APP_IP, dst: HOST, id: 77, seq: 1 }) },
-      { timeUs: t0 + 6000, ingress: POINT_INTERNET, frame: buildIcmpEcho({ src: HOST, dst: NAT_EIP, id: 77, seq: 1, reply: true }) },
+      {
+        timeUs: t0 + 6000,
+        ingress: POINT_INTERNET,
+        frame: buildIcmpEcho({ src: HOST, dst: NAT_EIP, id: 77, seq: 1, reply: true }),
+      },
     ];
     const before = snapshot(inputs);
     const res = await engine.process(inputs);
     expect(inputs.map((p) => p.frame)).toEqual(before); // never modifies the caller's bytes
     expect(res).toHaveLength(inputs.length);
-    expect(res.map((r) => [r.fate, r.reason, r.outputs.length])).toEqual(inputs.map(() => [FATE_DELIVERED, REASON_NONE, 1]));
-    expect(res.map((r) => r.ct)).toEqual([CT_NEW, CT_ESTABLISHED, CT_NEW, CT_ESTABLISHED, CT_ESTABLISHED, CT_NEW, CT_ESTABLISHED]);
+    expect(res.map((r) => [r.fate, r.reason, r.outputs.length])).toEqual(
+      inputs.map(() => [FATE_DELIVERED, REASON_NONE, 1]),
+    );
+    expect(res.map((r) => r.ct)).toEqual([
+      CT_NEW,
+      CT_ESTABLISHED,
+      CT_NEW,
+      CT_ESTABLISHED,
+      CT_ESTABLISHED,
+      CT_NEW,
+      CT_ESTABLISHED,
+    ]);
     const outs = res.map((r) => r.outputs[0]);
-    expect(outs.map((o) => o.egress)).toEqual([POINT_INTERNET, APP, POINT_INTERNET, APP, POINT_INTERNET, POINT_INTERNET, APP]);
+    expect(outs.map((o) => o.egress)).toEqual([
+      POINT_INTERNET,
+      APP,
+      POINT_INTERNET,
+      APP,
+      POINT_INTERNET,
+      POINT_INTERNET,
+      APP,
+    ]);
     const pvs = outs.map((o) => parse(o.frame));
     // Outbound: source = the NAT instance's Elastic IP, port preserved, TTL - 1 at the NAT hop.
     for (const k of [0, 2, 4, 5]) {
@@ -94,7 +144,10 @@ describe.each([1, 2])('core engine, %i worker(s), built-in scenario', (workers) 
 
     const counters = await engine.natCounters();
     const masq = counters.find((c) => c.chain === 'POSTROUTING' && c.rule === 0);
-    expect(masq).toMatchObject({ packets: 3, bytes: inputs[0].frame.length + inputs[2].frame.length + inputs[5].frame.length });
+    expect(masq).toMatchObject({
+      packets: 3,
+      bytes: inputs[0].frame.length + inputs[2].frame.length + inputs[5].frame.length,
+    });
   });
 
   it('advance() expires idle entries (contract clock)', async () => {
@@ -106,7 +159,11 @@ describe.each([1, 2])('core engine, %i worker(s), built-in scenario', (workers) 
   });
 
   it('rejects bad input with InputError before running any of it', async () => {
-    const ok = { timeUs: 99_000_000, ingress: APP, frame: buildUdp({ src: APP_IP, dst: HOST, sport: 41000, dport: 53 }) };
+    const ok = {
+      timeUs: 99_000_000,
+      ingress: APP,
+      frame: buildUdp({ src: APP_IP, dst: HOST, sport: 41000, dport: 53 }),
+    };
     await expect(engine.process([ok, { ...ok, timeUs: 98_000_000 }])).rejects.toThrow(/time went backwards/);
     await expect(engine.process([{ ...ok, ingress: 99 }])).rejects.toThrow(InputError);
     expect((await engine.conntrack()).some((e) => e.orig.sport === 41000)).toBe(false);
@@ -122,7 +179,12 @@ describe('core engine: 1 vs 2 workers', () => {
       const e = createCoreEngine(S, { workers, seed: 3, batchSize: 256 });
       try {
         const results = await runAll(e, inputs, 1000);
-        runs.push({ engine: `core-${workers}w`, results, conntrack: await e.conntrack(), counters: await e.natCounters() });
+        runs.push({
+          engine: `core-${workers}w`,
+          results,
+          conntrack: await e.conntrack(),
+          counters: await e.natCounters(),
+        });
         if (workers === 2) {
           // Both workers really took part.
           expect(e.pool!.packets(0)).toBeGreaterThan(inputs.length / 5);
@@ -148,7 +210,17 @@ describe('core engine: conntrack while workers run', () => {
     const k = Math.floor(inputs.length / 2);
     let mid: Awaited<ReturnType<CoreEngine['conntrack']>> | null = null;
     let held: CoreEngine | null = null;
-    const e = createCoreEngine(S, { workers: 1, seed: 1, batchSize: 64, faults: { holdAtPacket: k, onHold: async () => { mid = await held!.conntrack(); } } });
+    const e = createCoreEngine(S, {
+      workers: 1,
+      seed: 1,
+      batchSize: 64,
+      faults: {
+        holdAtPacket: k,
+        onHold: async () => {
+          mid = await held!.conntrack();
+        },
+      },
+    });
     held = e;
     const ref = createCoreEngine(S, { workers: 1, seed: 1, batchSize: 64 });
     try {
@@ -158,7 +230,8 @@ describe('core engine: conntrack while workers run', () => {
       await ref.process(inputs.slice(0, k));
       const expected = await ref.conntrack();
       expect(expected.length).toBeGreaterThan(10);
-      const key = (x: { proto: number; orig: { sport: number; src: number } }) => `${x.proto}/${x.orig.src}/${x.orig.sport}`;
+      const key = (x: { proto: number; orig: { sport: number; src: number } }) =>
+        `${x.proto}/${x.orig.src}/${x.orig.sport}`;
       expect(mid!.map(key).sort()).toEqual(expected.map(key).sort());
     } finally {
       await e.close();
@@ -184,11 +257,19 @@ describe('core engine: inline (dataplane on the calling thread) vs worker thread
     const inputs = mixedTraffic(S, 500, 17);
     const runs = [];
     for (const inline of [true, false]) {
-      const e = createCoreEngine(S, inline ? { inline: true, seed: 5, batchSize: 256 } : { workers: 1, seed: 5, batchSize: 256 });
+      const e = createCoreEngine(
+        S,
+        inline ? { inline: true, seed: 5, batchSize: 256 } : { workers: 1, seed: 5, batchSize: 256 },
+      );
       try {
         expect(e.pool === null).toBe(inline);
         const results = await runAll(e, inputs, 700);
-        runs.push({ engine: inline ? 'core-inline' : 'core-1w', results, conntrack: await e.conntrack(), counters: await e.natCounters() });
+        runs.push({
+          engine: inline ? 'core-inline' : 'core-1w',
+          results,
+          conntrack: await e.conntrack(),
+          counters: await e.natCounters(),
+        });
       } finally {
         await e.close();
       }
@@ -220,9 +301,21 @@ describe('core engine: timer wheel beyond its horizon (regression: fuzz campaign
     try {
       const t0 = 1_000_000;
       await e.process([
-        { timeUs: t0, ingress: APP, frame: buildTcp({ src: APP_IP, dst: HOST, sport: 41000, dport: 443, flags: F_SYN, seq: 1 }) },
-        { timeUs: t0 + 1000, ingress: POINT_INTERNET, frame: buildTcp({ src: HOST, dst: NAT_EIP, sport: 443, dport: 41000, flags: F_SYN | F_ACK, seq: 9, ack: 2 }) },
-        { timeUs: t0 + 2000, ingress: APP, frame: buildTcp({ src: APP_IP, dst: HOST, sport: 41000, dport: 443, flags: F_ACK, seq: 2, ack: 10 }) },
+        {
+          timeUs: t0,
+          ingress: APP,
+          frame: buildTcp({ src: APP_IP, dst: HOST, sport: 41000, dport: 443, flags: F_SYN, seq: 1 }),
+        },
+        {
+          timeUs: t0 + 1000,
+          ingress: POINT_INTERNET,
+          frame: buildTcp({ src: HOST, dst: NAT_EIP, sport: 443, dport: 41000, flags: F_SYN | F_ACK, seq: 9, ack: 2 }),
+        },
+        {
+          timeUs: t0 + 2000,
+          ingress: APP,
+          frame: buildTcp({ src: APP_IP, dst: HOST, sport: 41000, dport: 443, flags: F_ACK, seq: 2, ack: 10 }),
+        },
       ]);
       for (const minutes of [10, 20, 40, 80]) {
         await e.advance(t0 + minutes * 60_000_000);
@@ -231,7 +324,11 @@ describe('core engine: timer wheel beyond its horizon (regression: fuzz campaign
       }
       const t1 = t0 + 81 * 60_000_000;
       const res = await e.process([
-        { timeUs: t1, ingress: APP, frame: buildTcp({ src: APP_IP, dst: HOST, sport: 41000, dport: 443, flags: F_ACK, seq: 2, ack: 10 }) },
+        {
+          timeUs: t1,
+          ingress: APP,
+          frame: buildTcp({ src: APP_IP, dst: HOST, sport: 41000, dport: 443, flags: F_ACK, seq: 2, ack: 10 }),
+        },
         { timeUs: t1 + 1000, ingress: APP, frame: buildUdp({ src: APP_IP, dst: HOST, sport: 41001, dport: 53 }) },
         // the table is full now: this one drains the wheel (and early-drops the unreplied UDP entry)
         { timeUs: t1 + 2000, ingress: APP, frame: buildUdp({ src: APP_IP, dst: HOST, sport: 41002, dport: 53 }) },

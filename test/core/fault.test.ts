@@ -93,6 +93,8 @@ describe('core engine faults: the clean runs are meaningful', () => {
   });
 
   it('one fault per engine', () => {
-    expect(() => createCoreEngine(S, { workers: 1, faults: { throwAtPacket: 1, holdAtPacket: 2 } })).toThrow(/at most one/);
+    expect(() => createCoreEngine(S, { workers: 1, faults: { throwAtPacket: 1, holdAtPacket: 2 } })).toThrow(
+      /at most one/,
+    );
   });
 });

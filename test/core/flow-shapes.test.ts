@@ -20,7 +20,18 @@ import { APP } from '../helpers/builtin.ts';
 const PEER = ip('198.51.100.7');
 
 function shape(shapeName: FlowShape, count: number, proto: 'udp' | 'tcp' = 'udp'): FlowShapeOptions {
-  return { shape: shapeName, count, proto, point: APP, src: ip('10.0.1.10'), sport: 5000, peer: PEER, dport: shapeName === 'fan-out' ? 1 : 443, startUs: 1_000_000, gapUs: 10 };
+  return {
+    shape: shapeName,
+    count,
+    proto,
+    point: APP,
+    src: ip('10.0.1.10'),
+    sport: 5000,
+    peer: PEER,
+    dport: shapeName === 'fan-out' ? 1 : 443,
+    startUs: 1_000_000,
+    gapUs: 10,
+  };
 }
 
 /** The built-in scenario; shared-sport needs the app server to send from many addresses. */
@@ -57,7 +68,12 @@ function harnessRun(s: Scenario, inputs: InputPacket[], workers: number) {
   return { engine: `core-${workers}w`, results, conntrack: h.conntrack(), counters: readNatCounters(h.shared) };
 }
 
-function expectSame(inputs: InputPacket[], s: Scenario, a: Awaited<ReturnType<typeof modelRun>>, b: ReturnType<typeof harnessRun>): void {
+function expectSame(
+  inputs: InputPacket[],
+  s: Scenario,
+  a: Awaited<ReturnType<typeof modelRun>>,
+  b: ReturnType<typeof harnessRun>,
+): void {
   const cmp = compareRuns(inputs, a, b, { scenario: s });
   expect(cmp.differences.slice(0, 3).map((d) => `#${d.index} ${d.kind}: ${d.message}`)).toEqual([]);
   expect(tally(b.results)).toEqual(tally(a.results));

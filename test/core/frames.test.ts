@@ -11,8 +11,17 @@ import { POINT_INTERNET } from '../../src/spec/scenario.ts';
 import { InputError } from '../../src/spec/errors.ts';
 import { FATE_DELIVERED } from '../../src/spec/reasons.ts';
 import {
-  type BatchOutput, type FrameBatch, FRAME_ALIGN, OUT_SLOTS, createBatchOutput, createFrameBatch, resultCt, resultDetail,
-  resultFate, resultOutCount, resultReason,
+  type BatchOutput,
+  type FrameBatch,
+  FRAME_ALIGN,
+  OUT_SLOTS,
+  createBatchOutput,
+  createFrameBatch,
+  resultCt,
+  resultDetail,
+  resultFate,
+  resultOutCount,
+  resultReason,
 } from '../../src/spec/frame-batch.ts';
 import { compareRuns } from '../../src/diff/compare/compare.ts';
 import { createModelEngine } from '../../src/model/index.ts';
@@ -48,7 +57,10 @@ function decode(out: BatchOutput, n: number): PacketResult[] {
     const outputs = [];
     for (let k = 0; k < resultOutCount(w); k++) {
       const s = i * OUT_SLOTS + k;
-      outputs.push({ egress: out.outEgress[s], frame: out.outArena.slice(out.outOff[s], out.outOff[s] + out.outLen[s]) });
+      outputs.push({
+        egress: out.outEgress[s],
+        frame: out.outArena.slice(out.outOff[s], out.outOff[s] + out.outLen[s]),
+      });
     }
     r.push({ fate: resultFate(w), reason: resultReason(w), detail: resultDetail(w), ct: resultCt(w), outputs });
   }
@@ -90,7 +102,12 @@ describe('core engine: processFrames (zero-copy frame batches)', () => {
       const e = createCoreEngine(S, { ...opts, seed: 2 });
       engines.push(e);
       const got = await viaFrames(e, inputs, 97);
-      const cmp = compareRuns(inputs, { engine: 'process', results: want }, { engine: 'frames', results: got }, { scenario: S });
+      const cmp = compareRuns(
+        inputs,
+        { engine: 'process', results: want },
+        { engine: 'frames', results: got },
+        { scenario: S },
+      );
       expect(cmp.differences.slice(0, 3)).toEqual([]);
       if (opts.inline) expect(got).toEqual(want); // same partition, same seed: byte-identical
     }
@@ -103,10 +120,26 @@ describe('core engine: processFrames (zero-copy frame batches)', () => {
     const b = createFrameBatch(4, 4096);
     const o = createBatchOutput(4, 4096);
     const f = buildUdp({ src: APP_IP, dst: HOST, sport: 42000, dport: 53 });
-    load(b, [{ timeUs: 5, ingress: APP, frame: f }, { timeUs: 6, ingress: APP, frame: f }], 0, 2);
+    load(
+      b,
+      [
+        { timeUs: 5, ingress: APP, frame: f },
+        { timeUs: 6, ingress: APP, frame: f },
+      ],
+      0,
+      2,
+    );
     b.off[1] = 4; // not aligned
     await expect(e.processFrames(b, o)).rejects.toThrow(/aligned/);
-    load(b, [{ timeUs: 5, ingress: APP, frame: f }, { timeUs: 4, ingress: APP, frame: f }], 0, 2);
+    load(
+      b,
+      [
+        { timeUs: 5, ingress: APP, frame: f },
+        { timeUs: 4, ingress: APP, frame: f },
+      ],
+      0,
+      2,
+    );
     await expect(e.processFrames(b, o)).rejects.toThrow(/time went backwards/);
     load(b, [{ timeUs: 5, ingress: 42, frame: f }], 0, 1);
     await expect(e.processFrames(b, o)).rejects.toThrow(InputError);
@@ -123,8 +156,16 @@ describe('core engine: any 64-bit capture time (issue 20)', () => {
     let t = t0;
     const tcp = (flags: number, seq: number, ack: number, from: 'app' | 'net'): InputPacket =>
       from === 'app'
-        ? { timeUs: t, ingress: APP, frame: buildTcp({ src: APP_IP, dst: HOST, sport: 43000, dport: 443, flags, seq, ack }) }
-        : { timeUs: t, ingress: POINT_INTERNET, frame: buildTcp({ src: HOST, dst: NAT_EIP, sport: 443, dport: 43000, flags, seq, ack }) };
+        ? {
+            timeUs: t,
+            ingress: APP,
+            frame: buildTcp({ src: APP_IP, dst: HOST, sport: 43000, dport: 443, flags, seq, ack }),
+          }
+        : {
+            timeUs: t,
+            ingress: POINT_INTERNET,
+            frame: buildTcp({ src: HOST, dst: NAT_EIP, sport: 443, dport: 43000, flags, seq, ack }),
+          };
     const udp = (sport: number, back: boolean): InputPacket =>
       back
         ? { timeUs: t, ingress: POINT_INTERNET, frame: buildUdp({ src: HOST, dst: NAT_EIP, sport: 53, dport: sport }) }

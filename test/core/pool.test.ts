@@ -188,7 +188,9 @@ describe('core pool', () => {
     const one = start(1);
     try {
       one.pool.armFault(FAULT_THROW_ALWAYS, 1, 250);
-      await expect(run(one.pool, 3)).rejects.toThrow(/core worker 0 failed 4 times without progress .*always throws before packet 250/);
+      await expect(run(one.pool, 3)).rejects.toThrow(
+        /core worker 0 failed 4 times without progress .*always throws before packet 250/,
+      );
       expect(one.pool.restarts).toBe(3);
       expect(one.probe[249]).toBe(2);
       expect(one.probe[250]).toBe(1); // never processed twice, never processed in batch 1

@@ -8,8 +8,22 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { loadBuiltinScenario } from '../../src/scenario/index.ts';
 import {
-  C_INST, CI_COUNT, createCoreShared, KIND_ORIG, KIND_REPLY, M_BYSRC, M_LIVE, M_SLOT_SHIFT, S_EXPIRY,
-  S_META, S_OPORTS, S_ODST, S_OSRC, S_RDST, S_RPORTS, S_RSRC,
+  C_INST,
+  CI_COUNT,
+  createCoreShared,
+  KIND_ORIG,
+  KIND_REPLY,
+  M_BYSRC,
+  M_LIVE,
+  M_SLOT_SHIFT,
+  S_EXPIRY,
+  S_META,
+  S_OPORTS,
+  S_ODST,
+  S_OSRC,
+  S_RDST,
+  S_RPORTS,
+  S_RSRC,
 } from '../../src/core/layout.ts';
 import { Tables } from '../../src/core/tables.ts';
 import { PROTO_TCP, PROTO_UDP } from '../../src/packet/constants.ts';
@@ -35,13 +49,30 @@ type Shape = 'fan-out' | 'fan-in' | 'shared-sport' | 'random';
 function shapeKey(shape: Shape, k: number, salt: number): Key {
   const proto = salt & 1 ? PROTO_TCP : PROTO_UDP;
   switch (shape) {
-    case 'fan-out': return { proto, src: HOST + (salt >>> 1), dst: PEER, sport: 5000, dport: 1 + k, nport: 5000 };
-    case 'fan-in': return { proto, src: HOST + (salt >>> 1), dst: PEER, sport: 1024 + k, dport: 443, nport: 1024 + k };
-    case 'shared-sport': return { proto, src: (HOST + 256 * (salt >>> 1) + k) >>> 0, dst: PEER, sport: 5000, dport: 443, nport: 10000 + k };
+    case 'fan-out':
+      return { proto, src: HOST + (salt >>> 1), dst: PEER, sport: 5000, dport: 1 + k, nport: 5000 };
+    case 'fan-in':
+      return { proto, src: HOST + (salt >>> 1), dst: PEER, sport: 1024 + k, dport: 443, nport: 1024 + k };
+    case 'shared-sport':
+      return {
+        proto,
+        src: (HOST + 256 * (salt >>> 1) + k) >>> 0,
+        dst: PEER,
+        sport: 5000,
+        dport: 443,
+        nport: 10000 + k,
+      };
     case 'random': {
       let x = Math.imul(k + 1, 0x9e3779b1) ^ Math.imul(salt + 7, 0x85ebca6b);
       x = Math.imul(x ^ (x >>> 15), 0x2c1b3c6d);
-      return { proto, src: x >>> 0, dst: (PEER ^ (x & 0xff)) >>> 0, sport: (x >>> 8) & 0xffff, dport: 53, nport: 20000 + (k & 0x7fff) };
+      return {
+        proto,
+        src: x >>> 0,
+        dst: (PEER ^ (x & 0xff)) >>> 0,
+        sport: (x >>> 8) & 0xffff,
+        dport: 53,
+        nport: 20000 + (k & 0x7fff),
+      };
     }
   }
 }
@@ -72,8 +103,12 @@ class Rig {
     if (local < 0) return false;
     const o = t.rec(local);
     const ses = t.ses;
-    ses[o + S_OSRC] = k.src; ses[o + S_ODST] = k.dst; ses[o + S_OPORTS] = ((k.sport << 16) | k.dport) >>> 0;
-    ses[o + S_RSRC] = k.dst; ses[o + S_RDST] = NAT; ses[o + S_RPORTS] = ((k.dport << 16) | k.nport) >>> 0;
+    ses[o + S_OSRC] = k.src;
+    ses[o + S_ODST] = k.dst;
+    ses[o + S_OPORTS] = ((k.sport << 16) | k.dport) >>> 0;
+    ses[o + S_RSRC] = k.dst;
+    ses[o + S_RDST] = NAT;
+    ses[o + S_RPORTS] = ((k.dport << 16) | k.nport) >>> 0;
     ses[o + S_EXPIRY] = expiry;
     ses[o + S_META] = (k.proto | (0 << M_SLOT_SHIFT) | M_LIVE | M_BYSRC) >>> 0;
     t.insertRef(t.hashTuple(0, k.proto, k.src, k.dst, ses[o + S_OPORTS]), local, KIND_ORIG);
@@ -128,19 +163,25 @@ const shapeArb = fc.constantFrom<Shape>('fan-out', 'fan-in', 'shared-sport', 'ra
 describe('flow table and bysource chains: clustered keys (property)', () => {
   it('every insert below capacity succeeds, whatever the shape; the region then refuses exactly at capacity', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 2000 }), fc.array(fc.tuple(shapeArb, fc.integer({ min: 0, max: 5 })), { minLength: 1, maxLength: 3 }), fc.integer({ min: 1, max: 0x7fffffff }), (capacity, families, hashSeed) => {
-        const rig = new Rig(capacity);
-        void hashSeed;
-        let n = 0;
-        // Round-robin over the families so several clusters grow in one table at once.
-        for (let k = 0; n < capacity; k++) {
-          for (let f = 0; f < families.length && n < capacity; f++, n++) {
-            if (!rig.insert(shapeKey(families[f][0], k, families[f][1] * 8 + f))) expect.fail(`insert ${n} of ${capacity} refused`);
+      fc.property(
+        fc.integer({ min: 1, max: 2000 }),
+        fc.array(fc.tuple(shapeArb, fc.integer({ min: 0, max: 5 })), { minLength: 1, maxLength: 3 }),
+        fc.integer({ min: 1, max: 0x7fffffff }),
+        (capacity, families, hashSeed) => {
+          const rig = new Rig(capacity);
+          void hashSeed;
+          let n = 0;
+          // Round-robin over the families so several clusters grow in one table at once.
+          for (let k = 0; n < capacity; k++) {
+            for (let f = 0; f < families.length && n < capacity; f++, n++) {
+              if (!rig.insert(shapeKey(families[f][0], k, families[f][1] * 8 + f)))
+                expect.fail(`insert ${n} of ${capacity} refused`);
+            }
           }
-        }
-        expect(rig.t.alloc()).toBe(-1); // exactly at capacity: the region is full
-        rig.check();
-      }),
+          expect(rig.t.alloc()).toBe(-1); // exactly at capacity: the region is full
+          rig.check();
+        },
+      ),
       { numRuns: 12, seed: 20 },
     );
   });
@@ -157,10 +198,21 @@ describe('flow table and bysource chains: clustered keys (property)', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 8, max: 600 }),
-        fc.array(fc.oneof(
-          { weight: 3, arbitrary: fc.tuple(fc.constant<'ins'>('ins'), shapeArb, fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 4000 })) },
-          { weight: 2, arbitrary: fc.tuple(fc.constant<'del'>('del'), fc.nat(), fc.constant(0), fc.constant(0)) },
-        ), { minLength: 1, maxLength: 1500 }),
+        fc.array(
+          fc.oneof(
+            {
+              weight: 3,
+              arbitrary: fc.tuple(
+                fc.constant<'ins'>('ins'),
+                shapeArb,
+                fc.integer({ min: 0, max: 3 }),
+                fc.integer({ min: 0, max: 4000 }),
+              ),
+            },
+            { weight: 2, arbitrary: fc.tuple(fc.constant<'del'>('del'), fc.nat(), fc.constant(0), fc.constant(0)) },
+          ),
+          { minLength: 1, maxLength: 1500 },
+        ),
         (capacity, ops) => {
           const rig = new Rig(capacity);
           const used = new Set<string>();

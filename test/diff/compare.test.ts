@@ -1,9 +1,36 @@
 import { describe, expect, it } from 'vitest';
-import { buildIcmpEcho, buildIcmpError, buildTcp, buildUdp, parseIpv4Addr as ip, PacketView, parseIpv4, verifyL4Checksum, F_SYN, F_ACK } from '../../src/packet/index.ts';
-import { compareConntrack, compareRuns, comparePacket, PortRenaming, ttlOffsetNormaliser, firstDifference, type EngineRun } from '../../src/diff/compare/compare.ts';
+import {
+  buildIcmpEcho,
+  buildIcmpError,
+  buildTcp,
+  buildUdp,
+  parseIpv4Addr as ip,
+  PacketView,
+  parseIpv4,
+  verifyL4Checksum,
+  F_SYN,
+  F_ACK,
+} from '../../src/packet/index.ts';
+import {
+  compareConntrack,
+  compareRuns,
+  comparePacket,
+  PortRenaming,
+  ttlOffsetNormaliser,
+  firstDifference,
+  type EngineRun,
+} from '../../src/diff/compare/compare.ts';
 import { loadBuiltinScenario } from '../../src/scenario/index.ts';
 import type { ConntrackEntry, InputPacket, PacketResult } from '../../src/spec/engine.ts';
-import { CT_ESTABLISHED, CT_NEW, DROP_KERNEL_UNSEEN, DROP_NAT_CLASH, FATE_DELIVERED, FATE_DROPPED, REASON_NONE } from '../../src/spec/reasons.ts';
+import {
+  CT_ESTABLISHED,
+  CT_NEW,
+  DROP_KERNEL_UNSEEN,
+  DROP_NAT_CLASH,
+  FATE_DELIVERED,
+  FATE_DROPPED,
+  REASON_NONE,
+} from '../../src/spec/reasons.ts';
 import { instancePoint, POINT_INTERNET } from '../../src/spec/scenario.ts';
 
 const scenario = loadBuiltinScenario();
@@ -24,7 +51,12 @@ function input(frame: Uint8Array, ingress = APP_POINT, timeUs = 0): InputPacket 
 }
 function ctEntry(port: number, timeout = 30): ConntrackEntry {
   return {
-    instance: 0, proto: 17, state: '', timeout, assured: false, seenReply: false,
+    instance: 0,
+    proto: 17,
+    state: '',
+    timeout,
+    assured: false,
+    seenReply: false,
     orig: { src: APP, dst: PEER, sport: 40000, dport: 53 },
     reply: { src: PEER, dst: NAT, sport: 53, dport: port },
   };
@@ -34,13 +66,26 @@ const req = buildUdp({ src: APP, dst: PEER, sport: 40000, dport: 53, payload: ne
 describe('compareRuns', () => {
   it('accepts identical runs', () => {
     const r = [delivered(POINT_INTERNET, udpOut(40000))];
-    const res = compareRuns([input(req)], { engine: 'model', results: r }, { engine: 'core', results: r }, { scenario });
+    const res = compareRuns(
+      [input(req)],
+      { engine: 'model', results: r },
+      { engine: 'core', results: r },
+      { scenario },
+    );
     expect(res.equal).toBe(true);
   });
 
   it('accepts a consistent renaming of a chosen port and renames conntrack with it', () => {
-    const a: EngineRun = { engine: 'model', results: [delivered(POINT_INTERNET, udpOut(1024))], conntrack: [ctEntry(1024)] };
-    const b: EngineRun = { engine: 'core', results: [delivered(POINT_INTERNET, udpOut(2048))], conntrack: [ctEntry(2048)] };
+    const a: EngineRun = {
+      engine: 'model',
+      results: [delivered(POINT_INTERNET, udpOut(1024))],
+      conntrack: [ctEntry(1024)],
+    };
+    const b: EngineRun = {
+      engine: 'core',
+      results: [delivered(POINT_INTERNET, udpOut(2048))],
+      conntrack: [ctEntry(2048)],
+    };
     const res = compareRuns([input(req)], a, b, { scenario });
     expect(res.differences).toEqual([]);
     expect(res.notes.join('\n')).toContain('1024 ↔ 2048');
@@ -48,8 +93,14 @@ describe('compareRuns', () => {
 
   it('rejects a renaming that is not stable within a session', () => {
     const inputs = [input(req), input(req, APP_POINT, 1000)];
-    const a: EngineRun = { engine: 'model', results: [delivered(POINT_INTERNET, udpOut(1024)), delivered(POINT_INTERNET, udpOut(1024), CT_ESTABLISHED)] };
-    const b: EngineRun = { engine: 'core', results: [delivered(POINT_INTERNET, udpOut(2048)), delivered(POINT_INTERNET, udpOut(2049), CT_ESTABLISHED)] };
+    const a: EngineRun = {
+      engine: 'model',
+      results: [delivered(POINT_INTERNET, udpOut(1024)), delivered(POINT_INTERNET, udpOut(1024), CT_ESTABLISHED)],
+    };
+    const b: EngineRun = {
+      engine: 'core',
+      results: [delivered(POINT_INTERNET, udpOut(2048)), delivered(POINT_INTERNET, udpOut(2049), CT_ESTABLISHED)],
+    };
     const res = compareRuns(inputs, a, b, { scenario });
     expect(res.equal).toBe(false);
     expect(res.differences.map((d) => d.kind)).toContain('renaming');
@@ -57,10 +108,22 @@ describe('compareRuns', () => {
   });
 
   it('rejects a renaming that is not a bijection (two A ports onto one B port)', () => {
-    const other = buildUdp({ src: ip('10.0.1.11'), dst: PEER, sport: 40001, dport: 53, payload: new Uint8Array([1, 2, 3]) });
+    const other = buildUdp({
+      src: ip('10.0.1.11'),
+      dst: PEER,
+      sport: 40001,
+      dport: 53,
+      payload: new Uint8Array([1, 2, 3]),
+    });
     const inputs = [input(req), input(other, APP_POINT, 1000)];
-    const a: EngineRun = { engine: 'model', results: [delivered(POINT_INTERNET, udpOut(1024)), delivered(POINT_INTERNET, udpOut(1025), CT_ESTABLISHED)] };
-    const b: EngineRun = { engine: 'core', results: [delivered(POINT_INTERNET, udpOut(2048)), delivered(POINT_INTERNET, udpOut(2048), CT_ESTABLISHED)] };
+    const a: EngineRun = {
+      engine: 'model',
+      results: [delivered(POINT_INTERNET, udpOut(1024)), delivered(POINT_INTERNET, udpOut(1025), CT_ESTABLISHED)],
+    };
+    const b: EngineRun = {
+      engine: 'core',
+      results: [delivered(POINT_INTERNET, udpOut(2048)), delivered(POINT_INTERNET, udpOut(2048), CT_ESTABLISHED)],
+    };
     expect(compareRuns(inputs, a, b, { scenario }).differences.map((d) => d.kind)).toContain('renaming');
   });
 
@@ -75,7 +138,12 @@ describe('compareRuns', () => {
   it('never renames an untranslated endpoint (the peer port)', () => {
     const outA = buildUdp({ src: EIP, dst: PEER, sport: 40000, dport: 53 });
     const outB = buildUdp({ src: EIP, dst: PEER, sport: 40000, dport: 54 });
-    const res = compareRuns([input(req)], { engine: 'model', results: [delivered(0, outA)] }, { engine: 'core', results: [delivered(0, outB)] }, { scenario });
+    const res = compareRuns(
+      [input(req)],
+      { engine: 'model', results: [delivered(0, outA)] },
+      { engine: 'core', results: [delivered(0, outB)] },
+      { scenario },
+    );
     expect(res.differences.map((d) => d.kind)).toEqual(['frame']);
     expect(res.differences[0].message).toMatch(/udp destination port\): 53 vs 54/);
   });
@@ -84,46 +152,89 @@ describe('compareRuns', () => {
     const good = udpOut(2048);
     const bad = good.slice();
     bad[26] ^= 0xff; // UDP checksum
-    const res = compareRuns([input(req)], { engine: 'model', results: [delivered(0, udpOut(1024))] }, { engine: 'core', results: [delivered(0, bad)] }, { scenario });
+    const res = compareRuns(
+      [input(req)],
+      { engine: 'model', results: [delivered(0, udpOut(1024))] },
+      { engine: 'core', results: [delivered(0, bad)] },
+      { scenario },
+    );
     expect(res.differences.map((d) => d.kind)).toEqual(['frame']);
     expect(res.differences[0].message).toMatch(/udp checksum/);
   });
 
   it('reports verdict differences as a story', () => {
     const drop: PacketResult = { fate: FATE_DROPPED, reason: DROP_NAT_CLASH, detail: 0, ct: CT_NEW, outputs: [] };
-    const res = compareRuns([input(req)], { engine: 'model', results: [delivered(0, udpOut(40000))] }, { engine: 'core', results: [drop] }, { scenario });
+    const res = compareRuns(
+      [input(req)],
+      { engine: 'model', results: [delivered(0, udpOut(40000))] },
+      { engine: 'core', results: [drop] },
+      { scenario },
+    );
     expect(res.differences[0].kind).toBe('fate');
-    expect(res.differences[0].message).toMatch(/model delivered to internet as udp 203\.0\.113\.10:40000 > 198\.51\.100\.7:53.*core dropped \(nat-clash\)/);
+    expect(res.differences[0].message).toMatch(
+      /model delivered to internet as udp 203\.0\.113\.10:40000 > 198\.51\.100\.7:53.*core dropped \(nat-clash\)/,
+    );
   });
 
   it('ignores the IP id of generated ICMP errors but not of forwarded packets', () => {
     const te = (id: number) => buildIcmpError({ src: NAT, dst: APP, type: 11, code: 0, quoted: req, ipId: id });
-    const mk = (id: number): PacketResult => ({ fate: FATE_DROPPED, reason: 11, detail: 0, ct: CT_NEW, outputs: [{ egress: APP_POINT, frame: te(id) }] });
-    expect(compareRuns([input(req)], { engine: 'model', results: [mk(0)] }, { engine: 'kernel', results: [mk(4242)] }).equal).toBe(true);
+    const mk = (id: number): PacketResult => ({
+      fate: FATE_DROPPED,
+      reason: 11,
+      detail: 0,
+      ct: CT_NEW,
+      outputs: [{ egress: APP_POINT, frame: te(id) }],
+    });
+    expect(
+      compareRuns([input(req)], { engine: 'model', results: [mk(0)] }, { engine: 'kernel', results: [mk(4242)] }).equal,
+    ).toBe(true);
     const f1 = buildUdp({ src: EIP, dst: PEER, sport: 40000, dport: 53, ipId: 1 });
     const f2 = buildUdp({ src: EIP, dst: PEER, sport: 40000, dport: 53, ipId: 2 });
-    expect(compareRuns([input(req)], { engine: 'model', results: [delivered(0, f1)] }, { engine: 'core', results: [delivered(0, f2)] }).equal).toBe(false);
+    expect(
+      compareRuns(
+        [input(req)],
+        { engine: 'model', results: [delivered(0, f1)] },
+        { engine: 'core', results: [delivered(0, f2)] },
+      ).equal,
+    ).toBe(false);
   });
 
   it('accepts kernel-unseen for any drop reason, visibly, but not for a delivery', () => {
     const drop = (reason: number): PacketResult => ({ fate: FATE_DROPPED, reason, detail: 0, ct: CT_NEW, outputs: [] });
-    const res = compareRuns([input(req)], { engine: 'model', results: [drop(DROP_NAT_CLASH)] }, { engine: 'kernel', results: [drop(DROP_KERNEL_UNSEEN)] }, { scenario });
+    const res = compareRuns(
+      [input(req)],
+      { engine: 'model', results: [drop(DROP_NAT_CLASH)] },
+      { engine: 'kernel', results: [drop(DROP_KERNEL_UNSEEN)] },
+      { scenario },
+    );
     expect(res.equal).toBe(true);
     expect(res.notes.join('\n')).toMatch(/kernel-unseen accepted for nat-clash: 1 packet/);
-    const res2 = compareRuns([input(req)], { engine: 'model', results: [delivered(0, udpOut(40000))] }, { engine: 'kernel', results: [drop(DROP_KERNEL_UNSEEN)] }, { scenario });
+    const res2 = compareRuns(
+      [input(req)],
+      { engine: 'model', results: [delivered(0, udpOut(40000))] },
+      { engine: 'kernel', results: [drop(DROP_KERNEL_UNSEEN)] },
+      { scenario },
+    );
     expect(res2.differences[0].kind).toBe('fate');
   });
 
   it('applies a normaliser visibly', () => {
     const n = ttlOffsetNormaliser(1, [POINT_INTERNET], 'kernel: TTL +1 at the internet (extra veth hop)');
-    const res = compareRuns([input(req)], { engine: 'model', results: [delivered(0, udpOut(40000, 63))] }, { engine: 'kernel', results: [delivered(0, udpOut(40000, 62))], normaliser: n }, { scenario });
+    const res = compareRuns(
+      [input(req)],
+      { engine: 'model', results: [delivered(0, udpOut(40000, 63))] },
+      { engine: 'kernel', results: [delivered(0, udpOut(40000, 62))], normaliser: n },
+      { scenario },
+    );
     expect(res.equal).toBe(true);
     expect(res.notes).toContain('kernel: kernel: TTL +1 at the internet (extra veth hop)');
   });
 
   it('conntrack: timeouts and missing entries', () => {
     const r = new PortRenaming(scenario);
-    expect(compareConntrack([ctEntry(40000, 30)], [ctEntry(40000, 29)], ['model', 'core'], r)[0].message).toMatch(/timeout 30 vs 29/);
+    expect(compareConntrack([ctEntry(40000, 30)], [ctEntry(40000, 29)], ['model', 'core'], r)[0].message).toMatch(
+      /timeout 30 vs 29/,
+    );
     const d = compareConntrack([ctEntry(40000)], [], ['model', 'core'], r);
     expect(d[0].message).toMatch(/only model has udp +17 30 src=10\.0\.1\.10/);
   });
@@ -144,7 +255,9 @@ describe('PortRenaming.renameFrame', () => {
     r.bind(6, NAT, 1024, PEER, 443, 3000, true);
     r.bind(1, NAT, 7, PEER, 0, 9, true);
     const syn = buildTcp({ src: PEER, dst: EIP, sport: 443, dport: 1024, flags: F_SYN | F_ACK, seq: 5 });
-    expect(r.renameFrame(syn)).toEqual(buildTcp({ src: PEER, dst: EIP, sport: 443, dport: 3000, flags: F_SYN | F_ACK, seq: 5 }));
+    expect(r.renameFrame(syn)).toEqual(
+      buildTcp({ src: PEER, dst: EIP, sport: 443, dport: 3000, flags: F_SYN | F_ACK, seq: 5 }),
+    );
     const echoReply = buildIcmpEcho({ src: PEER, dst: EIP, id: 7, reply: true });
     expect(r.renameFrame(echoReply)).toEqual(buildIcmpEcho({ src: PEER, dst: EIP, id: 9, reply: true }));
     // Far side's port-unreachable quoting our outbound TCP segment (full header quoted).

@@ -26,16 +26,25 @@ const engines: FuzzEngineSpec[] = [
 async function campaign(seed: number) {
   const saveDir = process.env.NATLAB_FUZZ_SAVE_DIR ?? mkdtempSync(join(tmpdir(), 'natlab-fuzz-'));
   const rep = await runFuzz({ engines, seed, timeS: BUDGET_S, shrinkTimeS: SHRINK_S, saveDir, maxCommands: 60 });
-  process.stdout.write(`fuzz campaign seed ${seed}: ${rep.runs} runs, ${rep.scenarios} scenarios, ${rep.commands} commands, ${rep.packets} packets, ${(rep.elapsedMs / 1000).toFixed(1)} s\n`);
+  process.stdout.write(
+    `fuzz campaign seed ${seed}: ${rep.runs} runs, ${rep.scenarios} scenarios, ${rep.commands} commands, ${rep.packets} packets, ${(rep.elapsedMs / 1000).toFixed(1)} s\n`,
+  );
   return rep;
 }
 
 describe.runIf(hasCore)('differential campaign: model vs core', () => {
-  for (const [label, seed] of [['fixed', FIXED_SEED], ['fresh', FRESH_SEED]] as const) {
-    it(`${label} seed ${seed}`, async () => {
-      const rep = await campaign(seed);
-      expect(rep.runs).toBeGreaterThan(0);
-      expect(rep.failure ? formatFailure(rep.failure) : null).toBeNull();
-    }, (BUDGET_S + SHRINK_S + 30) * 1000);
+  for (const [label, seed] of [
+    ['fixed', FIXED_SEED],
+    ['fresh', FRESH_SEED],
+  ] as const) {
+    it(
+      `${label} seed ${seed}`,
+      async () => {
+        const rep = await campaign(seed);
+        expect(rep.runs).toBeGreaterThan(0);
+        expect(rep.failure ? formatFailure(rep.failure) : null).toBeNull();
+      },
+      (BUDGET_S + SHRINK_S + 30) * 1000,
+    );
   }
 });

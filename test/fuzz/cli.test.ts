@@ -15,7 +15,9 @@ describe('natlab fuzz', () => {
   it('rejects bad usage with exit 2 and a reason', async () => {
     const run = async (...args: string[]) => {
       let err = '';
-      const spy = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => ((err += String(s)), true));
+      const spy = vi
+        .spyOn(process.stderr, 'write')
+        .mockImplementation((s: string | Uint8Array) => ((err += String(s)), true));
       try {
         return { code: await main(['fuzz', ...args]), err };
       } finally {

@@ -23,7 +23,8 @@ function buggy(inner: Engine): Engine {
         outputs: r.outputs.map((o) => {
           const f = o.frame;
           const ihl = (f[0] & 15) << 2;
-          if (o.egress !== POINT_INTERNET || f[9] !== 17 || f.length < ihl + 8 || (f[ihl + 6] | f[ihl + 7]) === 0) return o;
+          if (o.egress !== POINT_INTERNET || f[9] !== 17 || f.length < ihl + 8 || (f[ihl + 6] | f[ihl + 7]) === 0)
+            return o;
           const c = f.slice();
           c[ihl + 7] ^= 0x01;
           return { egress: o.egress, frame: c };
@@ -37,8 +38,14 @@ function buggy(inner: Engine): Engine {
   };
 }
 
-const model: FuzzEngineSpec = { name: 'model', create: (s: Scenario, seed: number) => makeEngine('model', s, { seed }) };
-const planted: FuzzEngineSpec = { name: 'buggy', create: async (s: Scenario, seed: number) => buggy(await makeEngine('model', s, { seed })) };
+const model: FuzzEngineSpec = {
+  name: 'model',
+  create: (s: Scenario, seed: number) => makeEngine('model', s, { seed }),
+};
+const planted: FuzzEngineSpec = {
+  name: 'buggy',
+  create: async (s: Scenario, seed: number) => buggy(await makeEngine('model', s, { seed })),
+};
 
 describe('planted failure', () => {
   it('is found, shrunk, saved and replays', async () => {
@@ -53,7 +60,15 @@ describe('planted failure', () => {
       expect(f.commands.join('\n')).toMatch(/udp/);
       expect(f.savedTo).toBeTruthy();
       const saved = f.savedTo!;
-      for (const p of ['scenario.yaml', 'input.pcap', 'inputs.json', 'README.md', 'differences.txt', 'expected/model/results.json', 'expected/buggy/results.json']) {
+      for (const p of [
+        'scenario.yaml',
+        'input.pcap',
+        'inputs.json',
+        'README.md',
+        'differences.txt',
+        'expected/model/results.json',
+        'expected/buggy/results.json',
+      ]) {
         expect(existsSync(join(saved, p)), p).toBe(true);
       }
       expect(existsSync(join(saved, 'expected/model/internet.pcap'))).toBe(true);
@@ -84,7 +99,10 @@ describe('planted failure', () => {
   }, 60_000);
 
   it('model against itself with another seed finds nothing (renaming absorbs random port choices)', async () => {
-    const other: FuzzEngineSpec = { name: 'model-seed2', create: (s: Scenario, seed: number) => makeEngine('model', s, { seed: seed ^ 0x5a5a5a }) };
+    const other: FuzzEngineSpec = {
+      name: 'model-seed2',
+      create: (s: Scenario, seed: number) => makeEngine('model', s, { seed: seed ^ 0x5a5a5a }),
+    };
     const rep = await runFuzz({ engines: [model, other], seed: 11, runs: 60, saveDir: null, shrinkTimeS: 5 });
     expect(rep.failure?.differences.map((d) => d.message) ?? []).toEqual([]);
     expect(rep.packets).toBeGreaterThan(500);

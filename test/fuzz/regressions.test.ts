@@ -15,7 +15,11 @@ const hasCore = await engineAvailable('core');
 async function replayWith(dir: string, names: EngineName[]) {
   const reg = loadRegression(dir);
   const engines = [];
-  for (const n of names) engines.push({ name: n, engine: await makeEngine(n, reg.scenario, { seed: reg.meta.engineSeed, workers: n === 'core' ? 1 : undefined }) });
+  for (const n of names)
+    engines.push({
+      name: n,
+      engine: await makeEngine(n, reg.scenario, { seed: reg.meta.engineSeed, workers: n === 'core' ? 1 : undefined }),
+    });
   return { reg, out: await replayRegression(reg, engines) };
 }
 
@@ -26,18 +30,31 @@ describe('saved regressions', () => {
   });
 
   for (const dir of dirs) {
-    it.runIf(hasCore)(`${dir}: model reproduces its saved outputs and core agrees`, async () => {
-      const { out } = await replayWith(dir, ['model', 'core']);
-      expect(out.mismatches.get('model') ?? [], 'model no longer produces its saved outputs').toEqual([]);
-      expect(out.differences.map((d) => `[${d.kind}] ${d.message}`)).toEqual([]);
-    }, 60_000);
+    it.runIf(hasCore)(
+      `${dir}: model reproduces its saved outputs and core agrees`,
+      async () => {
+        const { out } = await replayWith(dir, ['model', 'core']);
+        expect(out.mismatches.get('model') ?? [], 'model no longer produces its saved outputs').toEqual([]);
+        expect(out.differences.map((d) => `[${d.kind}] ${d.message}`)).toEqual([]);
+      },
+      60_000,
+    );
   }
 
   it('a pinned run saved by the fuzzer replays identically (model vs model)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'natlab-pin-'));
     try {
-      const model = { name: 'model', create: (s: Parameters<typeof makeEngine>[1], seed: number) => makeEngine('model', s, { seed }) };
-      const rep = await runFuzz({ engines: [model, { ...model, name: 'model' }], seed: 3, onlyRun: 2, pin: true, saveDir: dir });
+      const model = {
+        name: 'model',
+        create: (s: Parameters<typeof makeEngine>[1], seed: number) => makeEngine('model', s, { seed }),
+      };
+      const rep = await runFuzz({
+        engines: [model, { ...model, name: 'model' }],
+        seed: 3,
+        onlyRun: 2,
+        pin: true,
+        saveDir: dir,
+      });
       expect(rep.failure).toBeNull();
       expect(rep.pinned).toBeTruthy();
       const { reg, out } = await replayWith(rep.pinned!, ['model']);

@@ -7,7 +7,12 @@ const engines: FuzzEngineSpec[] = [
   { name: 'model', create: (s, seed) => makeEngine('model', s, { seed }) },
   { name: 'model-b', create: (s, seed) => makeEngine('model', s, { seed: seed + 1 }) },
 ];
-const counts = (r: { runs: number; scenarios: number; commands: number; packets: number }) => [r.runs, r.scenarios, r.commands, r.packets];
+const counts = (r: { runs: number; scenarios: number; commands: number; packets: number }) => [
+  r.runs,
+  r.scenarios,
+  r.commands,
+  r.packets,
+];
 
 describe('campaign determinism and sharding', () => {
   it('the same seed gives the same campaign; shards 0/2 + 1/2 add up to the whole', async () => {

@@ -13,13 +13,18 @@ export interface CliResult {
 }
 
 /** A Node stack frame or an uncaught error header: never allowed in natlab's output. */
-export const STACK_TRACE_RE = /^\s+at .+(:\d+:\d+\)?|\(native\))$|^(\w*Error|TypeError|RangeError)(\s\[\w+\])?: |node:internal/m;
+export const STACK_TRACE_RE =
+  /^\s+at .+(:\d+:\d+\)?|\(native\))$|^(\w*Error|TypeError|RangeError)(\s\[\w+\])?: |node:internal/m;
 
 export async function runInProcess(argv: string[]): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => ((stdout += String(s)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => ((stderr += String(s)), true));
+  const o = vi
+    .spyOn(process.stdout, 'write')
+    .mockImplementation((s: string | Uint8Array) => ((stdout += String(s)), true));
+  const e = vi
+    .spyOn(process.stderr, 'write')
+    .mockImplementation((s: string | Uint8Array) => ((stderr += String(s)), true));
   try {
     return { code: await main(argv), stdout, stderr, crash: null };
   } catch (err) {

@@ -19,7 +19,10 @@ const PI_CHECKSUM = 0x01000000;
 const PI_UNDECODED = 0x05000000;
 const PI_MALFORMED = 0x07000000;
 const GROUP_NAMES: Record<number, string> = {
-  [PI_CHECKSUM]: 'checksum', 0x02000000: 'sequence', [PI_UNDECODED]: 'undecoded', [PI_MALFORMED]: 'malformed',
+  [PI_CHECKSUM]: 'checksum',
+  0x02000000: 'sequence',
+  [PI_UNDECODED]: 'undecoded',
+  [PI_MALFORMED]: 'malformed',
   0x09000000: 'protocol',
 };
 
@@ -37,16 +40,40 @@ export interface TsharkResult {
  */
 export function tsharkCheck(path: string): Promise<TsharkResult> {
   const args = [
-    '-n', '-r', path,
-    '-o', 'ip.check_checksum:TRUE', '-o', 'tcp.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE',
-    '-T', 'fields', '-e', 'frame.number', '-e', '_ws.expert.severity', '-e', '_ws.expert.group',
-    '-e', '_ws.expert.message', '-E', 'occurrence=a', '-E', 'separator=\t', '-E', 'aggregator=\x01',
+    '-n',
+    '-r',
+    path,
+    '-o',
+    'ip.check_checksum:TRUE',
+    '-o',
+    'tcp.check_checksum:TRUE',
+    '-o',
+    'udp.check_checksum:TRUE',
+    '-T',
+    'fields',
+    '-e',
+    'frame.number',
+    '-e',
+    '_ws.expert.severity',
+    '-e',
+    '_ws.expert.group',
+    '-e',
+    '_ws.expert.message',
+    '-E',
+    'occurrence=a',
+    '-E',
+    'separator=\t',
+    '-E',
+    'aggregator=\x01',
   ];
   return new Promise((resolve) => {
     execFile('tshark', args, { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
       const problems: string[] = [];
       if (err) {
-        const msg = stderr.split('\n').filter((l) => l && !l.startsWith('Running as user')).join(' ');
+        const msg = stderr
+          .split('\n')
+          .filter((l) => l && !l.startsWith('Running as user'))
+          .join(' ');
         problems.push(`tshark failed: ${msg || err.message}`);
       }
       for (const line of stdout.split('\n')) {
@@ -58,10 +85,13 @@ export function tsharkCheck(path: string): Promise<TsharkResult> {
         const msgs = (msg ?? '').split('\x01');
         sevs.forEach((s, k) => {
           const g = grps[k] ?? 0;
-          const bad = s >= PI_ERROR || (s >= PI_WARN && (g === PI_CHECKSUM || g === PI_MALFORMED || g === PI_UNDECODED));
+          const bad =
+            s >= PI_ERROR || (s >= PI_WARN && (g === PI_CHECKSUM || g === PI_MALFORMED || g === PI_UNDECODED));
           if (bad) {
             const sevName = s >= PI_ERROR ? 'error' : 'warning';
-            problems.push(`frame ${frame}: ${GROUP_NAMES[g] ?? `group 0x${g.toString(16)}`}/${sevName}: ${msgs[k] ?? ''}`);
+            problems.push(
+              `frame ${frame}: ${GROUP_NAMES[g] ?? `group 0x${g.toString(16)}`}/${sevName}: ${msgs[k] ?? ''}`,
+            );
           }
         });
       }

@@ -11,7 +11,11 @@ import { VARIANTS, builtinObject, variantScenario } from './variants.ts';
 import { runCli } from './cli-run.ts';
 
 function allReasons(r: CheckReport): string {
-  const rs = [...r.reach.subnets.flatMap((x) => x.results), ...r.reach.instances.flatMap((x) => x.results), ...r.reach.elasticIps.flatMap((x) => x.results)];
+  const rs = [
+    ...r.reach.subnets.flatMap((x) => x.results),
+    ...r.reach.instances.flatMap((x) => x.results),
+    ...r.reach.elasticIps.flatMap((x) => x.results),
+  ];
   return rs.map((x) => x.reason ?? '').join('\n');
 }
 
@@ -35,7 +39,9 @@ describe('natlab check on the built-in scenario', () => {
 
   it('instances and Elastic IPs', () => {
     expect(rep.reach.instances.map((i) => [i.instance, i.results.every((r) => r.ok), i.results[0].seenAs])).toEqual([
-      ['nat', true, '203.0.113.10'], ['web', true, '203.0.113.20'], ['app', true, '203.0.113.10'],
+      ['nat', true, '203.0.113.10'],
+      ['web', true, '203.0.113.20'],
+      ['app', true, '203.0.113.10'],
     ]);
     expect(rep.reach.elasticIps.map((e) => [e.elasticIp, e.results.map((r) => `${r.probe} ${r.seenAs}`)])).toEqual([
       ['203.0.113.10', ['tcp/22 nat 10.0.0.10:22', 'tcp/443 nat 10.0.0.10:443', 'icmp nat 10.0.0.10']],
@@ -46,7 +52,9 @@ describe('natlab check on the built-in scenario', () => {
   it('prints the table; exit 0', async () => {
     const r = await runCli('check');
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/private\s+10\.0\.1\.0\/24\s+0\.0\.0\.0\/0 -> eni:nat\s+yes\s+nat \(MASQUERADE\) → igw as 203\.0\.113\.10/);
+    expect(r.out).toMatch(
+      /private\s+10\.0\.1\.0\/24\s+0\.0\.0\.0\/0 -> eni:nat\s+yes\s+nat \(MASQUERADE\) → igw as 203\.0\.113\.10/,
+    );
     expect(r.out).toMatch(/public\s+10\.0\.0\.0\/24\s+0\.0\.0\.0\/0 -> igw\s+yes \(with a public IP\)/);
     expect(r.out).toMatch(/^ok: every subnet with a default route reaches the internet$/m);
     const j = await runCli('check', '--json');
@@ -59,19 +67,56 @@ describe('natlab check on the built-in scenario', () => {
 /** Per variant: subnets that fail, the fault's reason (model), the warning kind (lint). */
 const EXPECT: Record<string, { failing: string[]; reason: RegExp; lint: string | null }> = {
   'sdc-on': { failing: ['private'], reason: /source\/dest check is on at nat's ENI/, lint: 'scenario' },
-  blackhole: { failing: ['private'], reason: /blackhole route in route table private \(0\.0\.0\.0\/0 → blackhole\)/, lint: null },
+  blackhole: {
+    failing: ['private'],
+    reason: /blackhole route in route table private \(0\.0\.0\.0\/0 → blackhole\)/,
+    lint: null,
+  },
   'no-route': { failing: [], reason: /no route to 198\.51\.100\.7 in route table private/, lint: null },
-  'ip-forward-off': { failing: ['private'], reason: /nat does not forward: net\.ipv4\.ip_forward = 0/, lint: 'scenario' },
-  'new-cidr': { failing: ['added'], reason: /NAT rule does not match this source: .*-s 10\.0\.0\.0\/16 does not cover the source 10\.1\.0\.4/, lint: 'source-not-covered' },
-  'wrong-iface': { failing: ['private'], reason: /NAT rule does not match this source: .*-o ens5: the packet leaves by eth0/, lint: 'masquerade-iface' },
-  'no-nat-rule': { failing: ['private'], reason: /nat has no MASQUERADE or SNAT rule in POSTROUTING/, lint: 'no-nat-rule' },
-  'nat-no-eip': { failing: ['private'], reason: /nat translates to its own address 10\.0\.0\.10 but has no Elastic IP/, lint: 'scenario' },
+  'ip-forward-off': {
+    failing: ['private'],
+    reason: /nat does not forward: net\.ipv4\.ip_forward = 0/,
+    lint: 'scenario',
+  },
+  'new-cidr': {
+    failing: ['added'],
+    reason: /NAT rule does not match this source: .*-s 10\.0\.0\.0\/16 does not cover the source 10\.1\.0\.4/,
+    lint: 'source-not-covered',
+  },
+  'wrong-iface': {
+    failing: ['private'],
+    reason: /NAT rule does not match this source: .*-o ens5: the packet leaves by eth0/,
+    lint: 'masquerade-iface',
+  },
+  'no-nat-rule': {
+    failing: ['private'],
+    reason: /nat has no MASQUERADE or SNAT rule in POSTROUTING/,
+    lint: 'no-nat-rule',
+  },
+  'nat-no-eip': {
+    failing: ['private'],
+    reason: /nat translates to its own address 10\.0\.0\.10 but has no Elastic IP/,
+    lint: 'scenario',
+  },
   'self-route': { failing: ['public', 'private'], reason: /routing loop through nat/, lint: 'self-route' },
-  'dnat-asymmetric': { failing: [], reason: /reply: the reply leaves as 203\.0\.113\.20:22 by igw, not as 203\.0\.113\.10:2222/, lint: 'asymmetric' },
-  'accept-first': { failing: ['private'], reason: /POSTROUTING rule 1 '-A POSTROUTING -j ACCEPT' ACCEPTs it before any NAT rule/, lint: 'never-matches' },
+  'dnat-asymmetric': {
+    failing: [],
+    reason: /reply: the reply leaves as 203\.0\.113\.20:22 by igw, not as 203\.0\.113\.10:2222/,
+    lint: 'asymmetric',
+  },
+  'accept-first': {
+    failing: ['private'],
+    reason: /POSTROUTING rule 1 '-A POSTROUTING -j ACCEPT' ACCEPTs it before any NAT rule/,
+    lint: 'never-matches',
+  },
   'tcp-only': { failing: ['private'], reason: /-p tcp: this is udp/, lint: null },
   'route-to-plain-host': { failing: ['private'], reason: /source\/dest check is on at web's ENI/, lint: 'scenario' },
-  'eip-in-private': { failing: [], reason: /the server's next segment leaves as 203\.0\.113\.10:22, not 203\.0\.113\.20:22.*connection breaks after the handshake/, lint: 'asymmetric' },
+  'eip-in-private': {
+    failing: [],
+    reason:
+      /the server's next segment leaves as 203\.0\.113\.10:22, not 203\.0\.113\.20:22.*connection breaks after the handshake/,
+    lint: 'asymmetric',
+  },
 };
 
 describe('natlab check names the fault of each broken variant', () => {
@@ -95,7 +140,13 @@ describe('natlab check names the fault of each broken variant', () => {
   it('tcp-only: TCP reaches, UDP and ICMP do not (partly)', () => {
     const rep = checkScenario(variantScenario(VARIANTS.find((v) => v.name === 'tcp-only')!));
     const priv = rep.reach.subnets[1];
-    expect(priv.results.map((r) => `${r.probe}:${r.ok}`)).toEqual(['tcp/443:true', 'tcp/80:true', 'udp/53:false', 'udp/123:false', 'icmp:false']);
+    expect(priv.results.map((r) => `${r.probe}:${r.ok}`)).toEqual([
+      'tcp/443:true',
+      'tcp/80:true',
+      'udp/53:false',
+      'udp/123:false',
+      'icmp:false',
+    ]);
     expect(formatCheckReport(rep)).toMatch(/private\s+10\.0\.1\.0\/24\s+0\.0\.0\.0\/0 -> eni:nat\s+partly/);
   });
 
@@ -120,14 +171,22 @@ describe('natlab check names the fault of each broken variant', () => {
 describe('import then check: the docs/import.md example of a VPC with an added CIDR', () => {
   it('the analytics subnet (new CIDR 10.1.0.0/16) cannot reach the internet: MASQUERADE -s does not cover it; exit 1', async () => {
     const d = mkdtempSync(join(tmpdir(), 'natlab-check-'));
-    const imp = await runCli('scenario', 'import', 'test/fixtures/import/aws-added-cidr', '--out', join(d, 'prod.yaml'));
+    const imp = await runCli(
+      'scenario',
+      'import',
+      'test/fixtures/import/aws-added-cidr',
+      '--out',
+      join(d, 'prod.yaml'),
+    );
     expect(imp.code, imp.err).toBe(0);
     expect(imp.err).toMatch(/uses 10\.0\.0\.0\/15/);
     expect(imp.err).toMatch(/172\.16\.0\.0\/12 → pcx-0a1b2c3d4e5f600b1 \(VPC peering connection\).*not modelled/);
     const r = await runCli('check', '--scenario', join(d, 'prod.yaml'));
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/analytics\s+10\.1\.0\.0\/24\s+0\.0\.0\.0\/0 -> eni:nat\s+NO/);
-    expect(r.out).toMatch(/tcp\/443, tcp\/80, udp\/53, udp\/123, icmp: NAT rule does not match this source: .*-s 10\.0\.0\.0\/16 does not cover the source 10\.1\.0\.4/);
+    expect(r.out).toMatch(
+      /tcp\/443, tcp\/80, udp\/53, udp\/123, icmp: NAT rule does not match this source: .*-s 10\.0\.0\.0\/16 does not cover the source 10\.1\.0\.4/,
+    );
     expect(r.out).toMatch(/\[source-not-covered\] nat: subnet analytics/);
     expect(r.out).toMatch(/^FAIL: 1 subnet with a default route cannot reach the internet: analytics$/m);
   });

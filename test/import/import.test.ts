@@ -51,7 +51,10 @@ describe('scenario import: the built-in scenario', () => {
 
   it('both imports trace identically to the built-in (natlab trace output)', async () => {
     const d = tmp();
-    for (const [src, f] of [[AWS, 'aws.yaml'], [TF, 'tf.yaml']]) {
+    for (const [src, f] of [
+      [AWS, 'aws.yaml'],
+      [TF, 'tf.yaml'],
+    ]) {
       const r = await runCli('scenario', 'import', src, '--out', join(d, f));
       expect(r.code, r.err).toBe(0);
     }
@@ -75,7 +78,11 @@ describe('scenario import: the built-in scenario', () => {
     const imported = readFileSync(out, 'utf8');
     const show1 = await runCli('scenario', 'show', out);
     expect(show1.code).toBe(0);
-    const body = (s: string): string => s.split('\n').filter((l) => !l.startsWith('#')).join('\n');
+    const body = (s: string): string =>
+      s
+        .split('\n')
+        .filter((l) => !l.startsWith('#'))
+        .join('\n');
     expect(body(show1.out)).toBe(body(imported));
     writeFileSync(join(d, 'again.yaml'), show1.out);
     const show2 = await runCli('scenario', 'show', join(d, 'again.yaml'));
@@ -84,15 +91,32 @@ describe('scenario import: the built-in scenario', () => {
   });
 
   it('files can be named on the command line; host files by --host', async () => {
-    const r = await runCli('scenario', 'import', join(AWS, 'describe-vpcs.json'), join(AWS, 'describe-subnets.json'), join(AWS, 'describe-route-tables.json'),
-      join(AWS, 'describe-instances.json'), join(AWS, 'describe-addresses.json'), '--host', `nat=${AWS}/nat/iptables-save`, '--host', `i-0a1b2c3d4e5f60041=${AWS}/nat/sysctl.conf`);
+    const r = await runCli(
+      'scenario',
+      'import',
+      join(AWS, 'describe-vpcs.json'),
+      join(AWS, 'describe-subnets.json'),
+      join(AWS, 'describe-route-tables.json'),
+      join(AWS, 'describe-instances.json'),
+      join(AWS, 'describe-addresses.json'),
+      '--host',
+      `nat=${AWS}/nat/iptables-save`,
+      '--host',
+      `i-0a1b2c3d4e5f60041=${AWS}/nat/sysctl.conf`,
+    );
     expect(r.code, r.err).toBe(0);
     expect(strip(parseScenario(r.out, 'x.yaml'))).toEqual(strip(loadBuiltinScenario()));
   });
 
   it('--nat-ami: the NAT AMI boot script instead of host files', () => {
     const d = tmp();
-    for (const f of ['describe-vpcs.json', 'describe-subnets.json', 'describe-route-tables.json', 'describe-instances.json']) cpSync(join(AWS, f), join(d, f));
+    for (const f of [
+      'describe-vpcs.json',
+      'describe-subnets.json',
+      'describe-route-tables.json',
+      'describe-instances.json',
+    ])
+      cpSync(join(AWS, f), join(d, f));
     const r = importScenario([d], [], { natAmi: ['nat'] });
     expect(strip(r.scenario)).toEqual(strip(loadBuiltinScenario()));
   });
@@ -102,13 +126,28 @@ describe('scenario import: the built-in scenario', () => {
 function awsVariant(edit: (docs: Record<string, any>) => void, hostFiles: Record<string, string> = {}): string {
   const d = tmp();
   const docs: Record<string, any> = {};
-  for (const f of ['describe-vpcs', 'describe-subnets', 'describe-route-tables', 'describe-instances', 'describe-network-interfaces', 'describe-addresses', 'describe-internet-gateways', 'describe-nat-gateways'])
+  for (const f of [
+    'describe-vpcs',
+    'describe-subnets',
+    'describe-route-tables',
+    'describe-instances',
+    'describe-network-interfaces',
+    'describe-addresses',
+    'describe-internet-gateways',
+    'describe-nat-gateways',
+  ])
     docs[f] = JSON.parse(readFileSync(join(AWS, `${f}.json`), 'utf8'));
   edit(docs);
   for (const [f, v] of Object.entries(docs)) writeFileSync(join(d, `${f}.json`), JSON.stringify(v, null, 2));
   mkdirSync(join(d, 'nat'));
-  writeFileSync(join(d, 'nat', 'iptables-save'), hostFiles.iptables ?? readFileSync(join(AWS, 'nat', 'iptables-save'), 'utf8'));
-  writeFileSync(join(d, 'nat', 'sysctl.conf'), hostFiles.sysctl ?? readFileSync(join(AWS, 'nat', 'sysctl.conf'), 'utf8'));
+  writeFileSync(
+    join(d, 'nat', 'iptables-save'),
+    hostFiles.iptables ?? readFileSync(join(AWS, 'nat', 'iptables-save'), 'utf8'),
+  );
+  writeFileSync(
+    join(d, 'nat', 'sysctl.conf'),
+    hostFiles.sysctl ?? readFileSync(join(AWS, 'nat', 'sysctl.conf'), 'utf8'),
+  );
   return d;
 }
 
@@ -116,31 +155,58 @@ describe('scenario import: what the scenario cannot express is reported', () => 
   it('NAT gateway route, peering, IPv6, blackhole, secondary CIDR, a subnet on the main table', () => {
     const d = awsVariant((x) => {
       const vpc = x['describe-vpcs'].Vpcs[0];
-      vpc.CidrBlockAssociationSet.push({ AssociationId: 'vpc-cidr-assoc-2', CidrBlock: '10.1.0.0/16', CidrBlockState: { State: 'associated' } });
-      vpc.Ipv6CidrBlockAssociationSet = [{ Ipv6CidrBlock: '2600:1f18:1234:5600::/56', Ipv6CidrBlockState: { State: 'associated' } }];
-      x['describe-subnets'].Subnets.push({ SubnetId: 'subnet-new', VpcId: vpc.VpcId, CidrBlock: '10.1.0.0/24', Tags: [{ Key: 'Name', Value: 'added' }] });
+      vpc.CidrBlockAssociationSet.push({
+        AssociationId: 'vpc-cidr-assoc-2',
+        CidrBlock: '10.1.0.0/16',
+        CidrBlockState: { State: 'associated' },
+      });
+      vpc.Ipv6CidrBlockAssociationSet = [
+        { Ipv6CidrBlock: '2600:1f18:1234:5600::/56', Ipv6CidrBlockState: { State: 'associated' } },
+      ];
+      x['describe-subnets'].Subnets.push({
+        SubnetId: 'subnet-new',
+        VpcId: vpc.VpcId,
+        CidrBlock: '10.1.0.0/24',
+        Tags: [{ Key: 'Name', Value: 'added' }],
+      });
       const priv = x['describe-route-tables'].RouteTables[1];
       priv.Routes.push({ DestinationCidrBlock: '172.16.0.0/12', VpcPeeringConnectionId: 'pcx-0123', State: 'active' });
       priv.Routes.push({ DestinationIpv6CidrBlock: '::/0', EgressOnlyInternetGatewayId: 'eigw-0123', State: 'active' });
-      priv.Routes.push({ DestinationCidrBlock: '192.168.0.0/16', NetworkInterfaceId: 'eni-gone', InstanceId: 'i-gone', State: 'blackhole' });
+      priv.Routes.push({
+        DestinationCidrBlock: '192.168.0.0/16',
+        NetworkInterfaceId: 'eni-gone',
+        InstanceId: 'i-gone',
+        State: 'blackhole',
+      });
       priv.Routes.push({ DestinationCidrBlock: '10.99.0.0/16', NatGatewayId: 'nat-0abc', State: 'active' });
-      x['describe-nat-gateways'].NatGateways.push({ NatGatewayId: 'nat-0abc', SubnetId: 'subnet-0a1b2c3d4e5f60011', State: 'available', NatGatewayAddresses: [{ PrivateIp: '10.0.0.50', PublicIp: '203.0.113.50', IsPrimary: true }] });
+      x['describe-nat-gateways'].NatGateways.push({
+        NatGatewayId: 'nat-0abc',
+        SubnetId: 'subnet-0a1b2c3d4e5f60011',
+        State: 'available',
+        NatGatewayAddresses: [{ PrivateIp: '10.0.0.50', PublicIp: '203.0.113.50', IsPrimary: true }],
+      });
     });
     const r = importScenario([d], []);
     const s = r.scenario;
     expect(s.vpcCidr).toEqual({ addr: 0x0a000000, len: 15 }); // covers 10.0/16 and 10.1/16
     expect(s.subnets.map((x) => x.name)).toEqual(['public', 'private', 'added']);
     expect(s.subnets[2].routeTable).toBe(1); // the main table (private)
-    const priv = s.routeTables[1].routes.map((x) => `${x.dest.addr >>> 24}.${(x.dest.addr >>> 16) & 255}/${x.dest.len} ${x.target}`);
+    const priv = s.routeTables[1].routes.map(
+      (x) => `${x.dest.addr >>> 24}.${(x.dest.addr >>> 16) & 255}/${x.dest.len} ${x.target}`,
+    );
     expect(priv).toContain('192.168/16 blackhole');
     const skipped = r.skipped.map((x) => `${x.what} — ${x.reason}`).join('\n');
-    expect(skipped).toMatch(/172\.16\.0\.0\/12 → pcx-0123 \(VPC peering connection\).*VPC peering connections are not modelled/);
+    expect(skipped).toMatch(
+      /172\.16\.0\.0\/12 → pcx-0123 \(VPC peering connection\).*VPC peering connections are not modelled/,
+    );
     expect(skipped).toMatch(/::\/0 → eigw-0123.*IPv6 is not modelled/);
     expect(skipped).toMatch(/IPv6 CIDR 2600:1f18/);
     expect(skipped).toMatch(/10\.99\.0\.0\/16 → nat-0abc.*no NAT gateway element yet \(issue #17\)/);
     expect(skipped).toMatch(/NAT gateway nat-0abc in public \(10\.0\.0\.50 ↔ 203\.0\.113\.50/);
     expect(r.notes.join('\n')).toMatch(/2 IPv4 CIDR blocks .* uses 10\.0\.0\.0\/15/);
-    expect(r.notes.join('\n')).toMatch(/subnet added: no explicit route table association, so it uses the main route table private/);
+    expect(r.notes.join('\n')).toMatch(
+      /subnet added: no explicit route table association, so it uses the main route table private/,
+    );
     expect(r.yaml).toMatch(/^# .*skipped \(\d+;/m);
     expect(r.yaml).toMatch(/^# {3}- .*pcx-0123/m);
   });
@@ -172,12 +238,18 @@ COMMIT
 `;
     const r = importScenario([awsVariant(() => {}, { iptables: ipt })], []);
     const nat = r.scenario.instances[0].nat!;
-    expect(nat.chains.PREROUTING.map((x) => x.text)).toEqual(['-A PREROUTING -i eth0 -p tcp -m tcp --dport 2222 -j DNAT --to-destination 10.0.1.10:22']);
+    expect(nat.chains.PREROUTING.map((x) => x.text)).toEqual([
+      '-A PREROUTING -i eth0 -p tcp -m tcp --dport 2222 -j DNAT --to-destination 10.0.1.10:22',
+    ]);
     expect(nat.chains.POSTROUTING).toHaveLength(1);
     const skipped = r.skipped.map((x) => `${x.what} — ${x.reason}`).join('\n');
     expect(skipped).toMatch(/mangle rule: -A FORWARD .*TCPMSS.* — the scenario has no mangle table/);
-    expect(skipped).toMatch(/filter rule: -A FORWARD -s 10\.0\.0\.0\/16 -j ACCEPT — the scenario has no filter table yet \(issue #16/);
-    expect(skipped).toMatch(/nat rule: -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER — it jumps to user-defined chain DOCKER/);
+    expect(skipped).toMatch(
+      /filter rule: -A FORWARD -s 10\.0\.0\.0\/16 -j ACCEPT — the scenario has no filter table yet \(issue #16/,
+    );
+    expect(skipped).toMatch(
+      /nat rule: -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER — it jumps to user-defined chain DOCKER/,
+    );
     expect(skipped).toMatch(/nat rule: -A DOCKER -i docker0 -j RETURN — it is in user-defined chain DOCKER/);
     expect(r.notes.join('\n')).toMatch(/filter FORWARD policy DROP/);
   });
@@ -188,19 +260,72 @@ COMMIT
       nftables: [
         { metainfo: { version: '1.0.9', release_name: 'Old Doc Yak #3', json_schema_version: 1 } },
         { table: { family: 'ip', name: 'nat', handle: 1 } },
-        { chain: { family: 'ip', table: 'nat', name: 'prerouting', handle: 1, type: 'nat', hook: 'prerouting', prio: -100, policy: 'accept' } },
-        { chain: { family: 'ip', table: 'nat', name: 'postrouting', handle: 2, type: 'nat', hook: 'postrouting', prio: 100, policy: 'accept' } },
-        { rule: { family: 'ip', table: 'nat', chain: 'prerouting', handle: 4, expr: [
-          { match: { op: '==', left: { meta: { key: 'iifname' } }, right: 'ens5' } },
-          { match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: 8080 } },
-          { dnat: { addr: '10.0.1.10', port: 80 } }] } },
-        { rule: { family: 'ip', table: 'nat', chain: 'postrouting', handle: 5, expr: [
-          { match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: { prefix: { addr: '10.0.0.0', len: 16 } } } },
-          { match: { op: '==', left: { meta: { key: 'oifname' } }, right: 'ens5' } },
-          { counter: { packets: 0, bytes: 0 } },
-          { masquerade: null }] } },
-        { rule: { family: 'ip', table: 'nat', chain: 'postrouting', handle: 6, expr: [
-          { match: { op: '==', left: { ct: { key: 'mark' } }, right: 1 } }, { masquerade: null }] } },
+        {
+          chain: {
+            family: 'ip',
+            table: 'nat',
+            name: 'prerouting',
+            handle: 1,
+            type: 'nat',
+            hook: 'prerouting',
+            prio: -100,
+            policy: 'accept',
+          },
+        },
+        {
+          chain: {
+            family: 'ip',
+            table: 'nat',
+            name: 'postrouting',
+            handle: 2,
+            type: 'nat',
+            hook: 'postrouting',
+            prio: 100,
+            policy: 'accept',
+          },
+        },
+        {
+          rule: {
+            family: 'ip',
+            table: 'nat',
+            chain: 'prerouting',
+            handle: 4,
+            expr: [
+              { match: { op: '==', left: { meta: { key: 'iifname' } }, right: 'ens5' } },
+              { match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: 8080 } },
+              { dnat: { addr: '10.0.1.10', port: 80 } },
+            ],
+          },
+        },
+        {
+          rule: {
+            family: 'ip',
+            table: 'nat',
+            chain: 'postrouting',
+            handle: 5,
+            expr: [
+              {
+                match: {
+                  op: '==',
+                  left: { payload: { protocol: 'ip', field: 'saddr' } },
+                  right: { prefix: { addr: '10.0.0.0', len: 16 } },
+                },
+              },
+              { match: { op: '==', left: { meta: { key: 'oifname' } }, right: 'ens5' } },
+              { counter: { packets: 0, bytes: 0 } },
+              { masquerade: null },
+            ],
+          },
+        },
+        {
+          rule: {
+            family: 'ip',
+            table: 'nat',
+            chain: 'postrouting',
+            handle: 6,
+            expr: [{ match: { op: '==', left: { ct: { key: 'mark' } }, right: 1 } }, { masquerade: null }],
+          },
+        },
       ],
     };
     writeFileSync(join(d, 'nat', 'iptables-save'), '');
@@ -208,10 +333,25 @@ COMMIT
     writeFileSync(join(nd, 'ruleset.json'), JSON.stringify(nft));
     // iptables-save file emptied: detect fails, so use only the nft one
     const dir2 = tmp();
-    for (const f of ['describe-vpcs', 'describe-subnets', 'describe-route-tables', 'describe-instances', 'describe-addresses']) cpSync(join(d, `${f}.json`), join(dir2, `${f}.json`));
-    const r = importScenario([dir2], [{ instance: 'nat', path: join(nd, 'ruleset.json') }, { instance: 'nat', path: join(TF, 'nat', 'sysctl.conf') }]);
+    for (const f of [
+      'describe-vpcs',
+      'describe-subnets',
+      'describe-route-tables',
+      'describe-instances',
+      'describe-addresses',
+    ])
+      cpSync(join(d, `${f}.json`), join(dir2, `${f}.json`));
+    const r = importScenario(
+      [dir2],
+      [
+        { instance: 'nat', path: join(nd, 'ruleset.json') },
+        { instance: 'nat', path: join(TF, 'nat', 'sysctl.conf') },
+      ],
+    );
     const nat = r.scenario.instances[0].nat!;
-    expect(nat.chains.PREROUTING.map((x) => x.text)).toEqual(['-A PREROUTING -i eth0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.0.1.10:80']);
+    expect(nat.chains.PREROUTING.map((x) => x.text)).toEqual([
+      '-A PREROUTING -i eth0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.0.1.10:80',
+    ]);
     expect(nat.chains.POSTROUTING.map((x) => x.text)).toEqual(['-A POSTROUTING -s 10.0.0.0/16 -o eth0 -j MASQUERADE']);
     expect(r.skipped.map((x) => x.reason).join('\n')).toMatch(/match on ct is not modelled/);
   });
@@ -232,11 +372,20 @@ table inet filter {
 }
 `;
     const dir = tmp();
-    for (const f of ['describe-vpcs', 'describe-subnets', 'describe-route-tables', 'describe-instances', 'describe-addresses']) cpSync(join(AWS, `${f}.json`), join(dir, `${f}.json`));
+    for (const f of [
+      'describe-vpcs',
+      'describe-subnets',
+      'describe-route-tables',
+      'describe-instances',
+      'describe-addresses',
+    ])
+      cpSync(join(AWS, `${f}.json`), join(dir, `${f}.json`));
     const nd = tmp();
     writeFileSync(join(nd, 'nft.txt'), ruleset);
     const r = importScenario([dir], [{ instance: 'nat', path: join(nd, 'nft.txt') }]);
-    expect(r.scenario.instances[0].nat!.chains.POSTROUTING.map((x) => x.text)).toEqual(['-A POSTROUTING -o eth0 -m comment --comment "FCK-NAT rule" -j MASQUERADE']);
+    expect(r.scenario.instances[0].nat!.chains.POSTROUTING.map((x) => x.text)).toEqual([
+      '-A POSTROUTING -o eth0 -m comment --comment "FCK-NAT rule" -j MASQUERADE',
+    ]);
     const skipped = r.skipped.map((x) => `${x.what} — ${x.reason}`).join('\n');
     expect(skipped).toMatch(/ip saddr \{ 10\.0\.0\.0\/16, 10\.1\.0\.0\/16 \}.*sets/);
     expect(skipped).toMatch(/ct state established,related accept — the scenario has no filter table/);
@@ -245,12 +394,17 @@ table inet filter {
   });
 
   it('sysctl files set conntrack settings; other keys are listed', () => {
-    const d = awsVariant(() => {}, { sysctl: 'net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_max = 65536\nnet.netfilter.nf_conntrack_udp_timeout = 60\nnet.core.somaxconn = 4096\nnet/ipv4/tcp_syncookies = 1\n' });
+    const d = awsVariant(() => {}, {
+      sysctl:
+        'net.ipv4.ip_forward = 1\nnet.netfilter.nf_conntrack_max = 65536\nnet.netfilter.nf_conntrack_udp_timeout = 60\nnet.core.somaxconn = 4096\nnet/ipv4/tcp_syncookies = 1\n',
+    });
     const r = importScenario([d], []);
     expect(r.scenario.conntrack.max).toBe(65536);
     expect(r.scenario.conntrack.timeouts.udp).toBe(60);
     expect(r.scenario.instances[0].sysctls.sendRedirectsEth0).toBe(true);
-    expect(r.skipped.map((x) => x.what).join('\n')).toMatch(/2 sysctls: net\.core\.somaxconn, net\.ipv4\.tcp_syncookies/);
+    expect(r.skipped.map((x) => x.what).join('\n')).toMatch(
+      /2 sysctls: net\.core\.somaxconn, net\.ipv4\.tcp_syncookies/,
+    );
   });
 });
 
@@ -261,7 +415,9 @@ describe('scenario import: bad input is exit 2 naming the file and the JSON path
     });
     const r = await runCli('scenario', 'import', d);
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/describe-route-tables\.json: \$\.RouteTables\[1\]\.Routes\[1\]\.DestinationCidrBlock: expected a string, got number 5/);
+    expect(r.err).toMatch(
+      /describe-route-tables\.json: \$\.RouteTables\[1\]\.Routes\[1\]\.DestinationCidrBlock: expected a string, got number 5/,
+    );
     expect(r.err).not.toMatch(/\n\s+at /); // no stack trace
   });
 
@@ -292,14 +448,29 @@ describe('scenario import: bad input is exit 2 naming the file and the JSON path
     r = await runCli('scenario', 'import', d, '--vpc', 'vpc-0a1b2c3d4e5f60001', '--host', `web=${AWS}/nat/sysctl.conf`);
     expect(r.code, r.err).toBe(0);
     expect(r.err).toMatch(/VPC vpc-other and everything in it — the scenario is one VPC/);
-    r = await runCli('scenario', 'import', d, '--vpc', 'vpc-0a1b2c3d4e5f60001', '--host', `nosuch=${AWS}/nat/sysctl.conf`);
+    r = await runCli(
+      'scenario',
+      'import',
+      d,
+      '--vpc',
+      'vpc-0a1b2c3d4e5f60001',
+      '--host',
+      `nosuch=${AWS}/nat/sysctl.conf`,
+    );
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/host files for 'nosuch'.*no instance with that id or Name/);
   });
 
   it('iptables-save without COMMIT, a bad sysctl line', () => {
-    expect(() => importScenario([awsVariant(() => {}, { iptables: '*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -j MASQUERADE\n' })], [])).toThrow(/iptables-save:3: missing COMMIT at the end of \*nat/);
-    expect(() => importScenario([awsVariant(() => {}, { sysctl: 'net.ipv4.ip_forward = 1\nnet.ipv4.ip_forward = yes\n' })], [])).toThrow(/sysctl\.conf:2: expected 0 or 1, got 'yes'/);
+    expect(() =>
+      importScenario(
+        [awsVariant(() => {}, { iptables: '*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -j MASQUERADE\n' })],
+        [],
+      ),
+    ).toThrow(/iptables-save:3: missing COMMIT at the end of \*nat/);
+    expect(() =>
+      importScenario([awsVariant(() => {}, { sysctl: 'net.ipv4.ip_forward = 1\nnet.ipv4.ip_forward = yes\n' })], []),
+    ).toThrow(/sysctl\.conf:2: expected 0 or 1, got 'yes'/);
     expect(() => importScenario([awsVariant(() => {}, { sysctl: 'net.ipv4.ip_forward = 1\n' })], [])).not.toThrow();
     void InputError;
   });
@@ -310,18 +481,103 @@ describe('scenario import: Terraform details', () => {
     const state = JSON.parse(readFileSync(join(TF, 'terraform-show.json'), 'utf8'));
     const res = state.values.root_module.resources as any[];
     const P = 'registry.terraform.io/hashicorp/aws';
-    res.unshift({ address: 'aws_vpc_ipv4_cidr_block_association.more', mode: 'managed', type: 'aws_vpc_ipv4_cidr_block_association', name: 'more', provider_name: P, values: { id: 'vpc-cidr-assoc-1', vpc_id: 'vpc-0b2c3d4e5f6a70001', cidr_block: '10.1.0.0/16' } });
-    state.values.root_module.child_modules = [{ address: 'module.extra', resources: [
-      { address: 'module.extra.aws_subnet.added', mode: 'managed', type: 'aws_subnet', name: 'added', provider_name: P, values: { id: 'subnet-added', vpc_id: 'vpc-0b2c3d4e5f6a70001', cidr_block: '10.1.0.0/24', ipv6_cidr_block: '', tags: { Name: 'added' } } },
-      { address: 'module.extra.aws_route.old_nat', mode: 'managed', type: 'aws_route', name: 'old_nat', provider_name: P, values: { route_table_id: 'rtb-0b2c3d4e5f6a70022', destination_cidr_block: '192.168.0.0/16', network_interface_id: 'eni-terminated', gateway_id: '', nat_gateway_id: '', state: 'blackhole' } },
-      { address: 'module.extra.aws_route.natgw', mode: 'managed', type: 'aws_route', name: 'natgw', provider_name: P, values: { route_table_id: 'rtb-0b2c3d4e5f6a70022', destination_cidr_block: '100.64.0.0/10', nat_gateway_id: 'nat-0123', gateway_id: '', network_interface_id: '' } },
-      { address: 'module.extra.aws_nat_gateway.gw', mode: 'managed', type: 'aws_nat_gateway', name: 'gw', provider_name: P, values: { id: 'nat-0123', subnet_id: 'subnet-0b2c3d4e5f6a70011', private_ip: '10.0.0.99', public_ip: '203.0.113.99', allocation_id: 'eipalloc-9' } },
-      { address: 'module.extra.aws_iam_role.r', mode: 'managed', type: 'aws_iam_role', name: 'r', provider_name: P, values: { id: 'role' } },
-      { address: 'data.aws_ami.al2', mode: 'data', type: 'aws_ami', name: 'al2', provider_name: P, values: { id: 'ami-1' } },
-    ] }];
+    res.unshift({
+      address: 'aws_vpc_ipv4_cidr_block_association.more',
+      mode: 'managed',
+      type: 'aws_vpc_ipv4_cidr_block_association',
+      name: 'more',
+      provider_name: P,
+      values: { id: 'vpc-cidr-assoc-1', vpc_id: 'vpc-0b2c3d4e5f6a70001', cidr_block: '10.1.0.0/16' },
+    });
+    state.values.root_module.child_modules = [
+      {
+        address: 'module.extra',
+        resources: [
+          {
+            address: 'module.extra.aws_subnet.added',
+            mode: 'managed',
+            type: 'aws_subnet',
+            name: 'added',
+            provider_name: P,
+            values: {
+              id: 'subnet-added',
+              vpc_id: 'vpc-0b2c3d4e5f6a70001',
+              cidr_block: '10.1.0.0/24',
+              ipv6_cidr_block: '',
+              tags: { Name: 'added' },
+            },
+          },
+          {
+            address: 'module.extra.aws_route.old_nat',
+            mode: 'managed',
+            type: 'aws_route',
+            name: 'old_nat',
+            provider_name: P,
+            values: {
+              route_table_id: 'rtb-0b2c3d4e5f6a70022',
+              destination_cidr_block: '192.168.0.0/16',
+              network_interface_id: 'eni-terminated',
+              gateway_id: '',
+              nat_gateway_id: '',
+              state: 'blackhole',
+            },
+          },
+          {
+            address: 'module.extra.aws_route.natgw',
+            mode: 'managed',
+            type: 'aws_route',
+            name: 'natgw',
+            provider_name: P,
+            values: {
+              route_table_id: 'rtb-0b2c3d4e5f6a70022',
+              destination_cidr_block: '100.64.0.0/10',
+              nat_gateway_id: 'nat-0123',
+              gateway_id: '',
+              network_interface_id: '',
+            },
+          },
+          {
+            address: 'module.extra.aws_nat_gateway.gw',
+            mode: 'managed',
+            type: 'aws_nat_gateway',
+            name: 'gw',
+            provider_name: P,
+            values: {
+              id: 'nat-0123',
+              subnet_id: 'subnet-0b2c3d4e5f6a70011',
+              private_ip: '10.0.0.99',
+              public_ip: '203.0.113.99',
+              allocation_id: 'eipalloc-9',
+            },
+          },
+          {
+            address: 'module.extra.aws_iam_role.r',
+            mode: 'managed',
+            type: 'aws_iam_role',
+            name: 'r',
+            provider_name: P,
+            values: { id: 'role' },
+          },
+          {
+            address: 'data.aws_ami.al2',
+            mode: 'data',
+            type: 'aws_ami',
+            name: 'al2',
+            provider_name: P,
+            values: { id: 'ami-1' },
+          },
+        ],
+      },
+    ];
     const d = tmp();
     writeFileSync(join(d, 'state.json'), JSON.stringify(state));
-    const r = importScenario([d], [{ instance: 'nat', path: join(TF, 'nat', 'nft-ruleset') }, { instance: 'nat', path: join(TF, 'nat', 'sysctl.conf') }]);
+    const r = importScenario(
+      [d],
+      [
+        { instance: 'nat', path: join(TF, 'nat', 'nft-ruleset') },
+        { instance: 'nat', path: join(TF, 'nat', 'sysctl.conf') },
+      ],
+    );
     expect(r.scenario.vpcCidr.len).toBe(15);
     expect(r.scenario.subnets.map((x) => x.name)).toEqual(['public', 'private', 'added']);
     const priv = r.scenario.routeTables.find((t) => t.name === 'private')!;

@@ -54,15 +54,27 @@ describe('junitXml', () => {
 
   it.runIf(HAVE_XMLLINT)('a document with every element validates; a broken one does not', () => {
     const ok = join(dir, 'ok.xml');
-    writeFileSync(ok, junitXml([{
-      name: 'suite <1>', properties: { seed: 7, note: 'a\nb' }, systemOut: 'out',
-      cases: [
-        { name: 'pass', classname: 'x.y', timeS: 0.5 },
-        { name: 'fail "quoted"', classname: 'x.y', failure: { message: 'm\n2', type: 'T', text: 'line1\nline2 <&> \u0007' }, systemOut: 'so' },
-        { name: 'error', classname: 'x.y', error: { message: 'e', type: 'E', text: 'boom' } },
-        { name: 'skip', classname: 'x.y', skipped: 'not here' },
-      ],
-    }]));
+    writeFileSync(
+      ok,
+      junitXml([
+        {
+          name: 'suite <1>',
+          properties: { seed: 7, note: 'a\nb' },
+          systemOut: 'out',
+          cases: [
+            { name: 'pass', classname: 'x.y', timeS: 0.5 },
+            {
+              name: 'fail "quoted"',
+              classname: 'x.y',
+              failure: { message: 'm\n2', type: 'T', text: 'line1\nline2 <&> \u0007' },
+              systemOut: 'so',
+            },
+            { name: 'error', classname: 'x.y', error: { message: 'e', type: 'E', text: 'boom' } },
+            { name: 'skip', classname: 'x.y', skipped: 'not here' },
+          ],
+        },
+      ]),
+    );
     expect(schemaCheck(ok)).toBe('');
     const bad = join(dir, 'bad.xml');
     writeFileSync(bad, readFileSync(ok, 'utf8').replace(/ classname="x.y"/, ''));
@@ -85,7 +97,10 @@ describe.runIf(HAVE_XMLLINT && HAVE_MODEL)('natlab commands write schema-valid J
         name,
         async process(batch) {
           const res = await inner.process(batch);
-          return res.map((r): PacketResult => (++seen === 5 ? { fate: FATE_DROPPED, reason: DROP_NAT_CLASH, detail: 0, ct: r.ct, outputs: [] } : r));
+          return res.map(
+            (r): PacketResult =>
+              ++seen === 5 ? { fate: FATE_DROPPED, reason: DROP_NAT_CLASH, detail: 0, ct: r.ct, outputs: [] } : r,
+          );
         },
         advance: (t) => inner.advance(t),
         conntrack: () => inner.conntrack(),
@@ -97,8 +112,21 @@ describe.runIf(HAVE_XMLLINT && HAVE_MODEL)('natlab commands write schema-valid J
     const s = loadBuiltinScenario();
     const flows = new FlowCollector(s);
     const out = join(dir, 'replay');
-    const { report } = await runReplay({ input, outDir: out, scenario: s, scenarioHow: 'test', engines: ['model', 'broken'], engineFactory: broken, outputFormat: 'pcapng', sinks: [flows] });
-    const suite = replaySuite(report, flows.list(), { command: `natlab replay --in ${input} --out ${out}`, outDir: out, annotated: true });
+    const { report } = await runReplay({
+      input,
+      outDir: out,
+      scenario: s,
+      scenarioHow: 'test',
+      engines: ['model', 'broken'],
+      engineFactory: broken,
+      outputFormat: 'pcapng',
+      sinks: [flows],
+    });
+    const suite = replaySuite(report, flows.list(), {
+      command: `natlab replay --in ${input} --out ${out}`,
+      outDir: out,
+      annotated: true,
+    });
     const path = join(dir, 'replay.xml');
     writeFileSync(path, junitXml([suite]));
     expect(schemaCheck(path)).toBe('');
@@ -107,9 +135,14 @@ describe.runIf(HAVE_XMLLINT && HAVE_MODEL)('natlab commands write schema-valid J
     expect(new Set(names).size).toBe(names.length);
     const failing = suite.cases.filter((c) => c.failure);
     // The flow whose packet was dropped, and the conntrack tables (the reply never reached broken's entry).
-    expect(failing.map((c) => c.name)).toEqual(['udp 10.0.1.10:53002 <> 198.51.100.53:53', 'conntrack tables at the end']);
+    expect(failing.map((c) => c.name)).toEqual([
+      'udp 10.0.1.10:53002 <> 198.51.100.53:53',
+      'conntrack tables at the end',
+    ]);
     expect(failing[1].failure!.message).toMatch(/seen-reply true vs false/);
-    expect(failing[0].failure!.message).toMatch(/^2 of 2 packets differ; first: input #5 model vs broken: fate differs/);
+    expect(failing[0].failure!.message).toMatch(
+      /^2 of 2 packets differ; first: input #5 model vs broken: fate differs/,
+    );
     expect(failing[0].failure!.text).toContain(`${out}/model.pcapng`);
     expect(failing[0].failure!.text).toContain('frame.comment contains "input #5 "');
     // Every packet of the capture is in exactly one flow's case.
@@ -120,7 +153,23 @@ describe.runIf(HAVE_XMLLINT && HAVE_MODEL)('natlab commands write schema-valid J
     const input = join(dir, 'tcp.pcap');
     writeFileSync(input, generatedInput(scriptedCaptures().find((c) => c.name === 'tcp-sessions')!));
     const path = join(dir, 'replay-cli.xml');
-    expect(await quiet(() => main(['replay', '--scenario', 'vpc-nat-instance', '--in', input, '--out', join(dir, 'rcli'), '--engines', 'model', '--junit', path]))).toBe(0);
+    expect(
+      await quiet(() =>
+        main([
+          'replay',
+          '--scenario',
+          'vpc-nat-instance',
+          '--in',
+          input,
+          '--out',
+          join(dir, 'rcli'),
+          '--engines',
+          'model',
+          '--junit',
+          path,
+        ]),
+      ),
+    ).toBe(0);
     expect(schemaCheck(path)).toBe('');
     const xml = readFileSync(path, 'utf8');
     expect(xml).toMatch(/<testsuite name="natlab replay [^"]*tcp.pcap" tests="\d+" failures="0"/);
@@ -129,7 +178,11 @@ describe.runIf(HAVE_XMLLINT && HAVE_MODEL)('natlab commands write schema-valid J
 
   it('corpus verify --junit: one case per entry', async () => {
     const path = join(dir, 'corpus.xml');
-    expect(await quiet(() => main(['corpus', 'verify', '--engines', 'model', '--only', 'dns-udp,tcp-sessions', '--junit', path]))).toBe(0);
+    expect(
+      await quiet(() =>
+        main(['corpus', 'verify', '--engines', 'model', '--only', 'dns-udp,tcp-sessions', '--junit', path]),
+      ),
+    ).toBe(0);
     expect(schemaCheck(path)).toBe('');
     const xml = readFileSync(path, 'utf8');
     expect(xml).toMatch(/<testcase name="dns-udp" classname="natlab.corpus"/);
@@ -139,7 +192,26 @@ describe.runIf(HAVE_XMLLINT && HAVE_MODEL)('natlab commands write schema-valid J
 
   it('fuzz: a passing shard is one passing case (CLI)', async () => {
     const path = join(dir, 'fuzz-ok.xml');
-    expect(await quiet(() => main(['fuzz', '--engines', 'model,core', '--workers', '0', '--runs', '2', '--seed', '3', '--shard', '1/4', '--no-save', '--junit', path]))).toBe(0);
+    expect(
+      await quiet(() =>
+        main([
+          'fuzz',
+          '--engines',
+          'model,core',
+          '--workers',
+          '0',
+          '--runs',
+          '2',
+          '--seed',
+          '3',
+          '--shard',
+          '1/4',
+          '--no-save',
+          '--junit',
+          path,
+        ]),
+      ),
+    ).toBe(0);
     expect(schemaCheck(path)).toBe('');
     const xml = readFileSync(path, 'utf8');
     expect(xml).toMatch(/<testcase name="seed 3 shard 1\/4" classname="natlab.fuzz.model-vs-core"/);
@@ -175,7 +247,10 @@ describe.runIf(HAVE_XMLLINT && HAVE_MODEL)('natlab commands write schema-valid J
         } as Engine;
       },
     };
-    const model: FuzzEngineSpec = { name: 'model', create: (s: Scenario, seed: number) => makeEngine('model', s, { seed }) };
+    const model: FuzzEngineSpec = {
+      name: 'model',
+      create: (s: Scenario, seed: number) => makeEngine('model', s, { seed }),
+    };
     const saveDir = join(dir, 'cx');
     const rep = await runFuzz({ engines: [model, planted], seed: 7, runs: 200, saveDir, shrinkTimeS: 5 });
     expect(rep.failure).not.toBeNull();
@@ -189,6 +264,8 @@ describe.runIf(HAVE_XMLLINT && HAVE_MODEL)('natlab commands write schema-valid J
     expect(c.failure!.text).toContain(`replay it: natlab fuzz --replay ${rep.failure!.savedTo}`);
     expect(readFileSync(path, 'utf8')).toContain('<failure message="run ');
     // the document CI receives names the same path
-    expect(execFileSync('xmllint', ['--xpath', 'string(//failure)', path], { encoding: 'utf8' })).toContain(rep.failure!.savedTo!);
+    expect(execFileSync('xmllint', ['--xpath', 'string(//failure)', path], { encoding: 'utf8' })).toContain(
+      rep.failure!.savedTo!,
+    );
   }, 120_000);
 });

@@ -4,7 +4,12 @@
 import { describe, expect, it } from 'vitest';
 import { buildIpv4, F_ACK, F_SYN, ICMP_TIMESTAMP, buildIcmpQuery } from '../../src/packet/index.ts';
 import {
-  CT_ESTABLISHED, CT_INVALID, CT_NEW, DROP_CT_TABLE_FULL, DROP_IGW_NO_PUBLIC_IP, DROP_NAT_CLASH,
+  CT_ESTABLISHED,
+  CT_INVALID,
+  CT_NEW,
+  DROP_CT_TABLE_FULL,
+  DROP_IGW_NO_PUBLIC_IP,
+  DROP_NAT_CLASH,
   FATE_DELIVERED,
 } from '../../src/spec/reasons.ts';
 import { A, engine, ping, point, pv, scenario, send, tcp, udp, withApp2 } from './helpers.ts';
@@ -16,7 +21,9 @@ function badChecksum(f: Uint8Array, l4csum: number): Uint8Array {
 
 describe('allocation and table full', () => {
   it('a packet with no entry allocates before its tracker rejects it: it still early-drops a non-ASSURED entry', () => {
-    const s = scenario((x) => { x.conntrack.max = 1; });
+    const s = scenario((x) => {
+      x.conntrack.max = 1;
+    });
     const e = engine(s);
     send(e, s, 'app', udp('10.0.1.10:5000', '198.51.100.53:53'));
     expect(e.conntrackSync()).toHaveLength(1);
@@ -26,7 +33,9 @@ describe('allocation and table full', () => {
   });
 
   it('...and with only ASSURED entries an INVALID packet with no entry is dropped DROP_CT_TABLE_FULL', () => {
-    const s = scenario((x) => { x.conntrack.max = 1; });
+    const s = scenario((x) => {
+      x.conntrack.max = 1;
+    });
     const e = engine(s);
     send(e, s, 'app', tcp('10.0.1.10:40000', '198.51.100.7:443', F_SYN, { seq: 1 }));
     send(e, s, 'internet', tcp('198.51.100.7:443', '203.0.113.10:40000', F_SYN | F_ACK, { seq: 9, ack: 2 }));
@@ -45,11 +54,15 @@ describe('allocation and table full', () => {
     expect(r.ct).toBe(CT_INVALID);
     expect(r.reason).toBe(DROP_IGW_NO_PUBLIC_IP);
     // Existing connections are unaffected.
-    expect(send(e, s, 'app', tcp('10.0.1.10:40000', '198.51.100.7:443', F_ACK, { seq: 2, ack: 10 })).ct).toBe(CT_ESTABLISHED);
+    expect(send(e, s, 'app', tcp('10.0.1.10:40000', '198.51.100.7:443', F_ACK, { seq: 2, ack: 10 })).ct).toBe(
+      CT_ESTABLISHED,
+    );
   });
 
   it('conntrack.checksum off: a bad TCP checksum is tracked and NATed (incremental update keeps it wrong)', () => {
-    const s = scenario((x) => { x.conntrack.checksum = false; });
+    const s = scenario((x) => {
+      x.conntrack.checksum = false;
+    });
     const e = engine(s);
     const r = send(e, s, 'app', badChecksum(tcp('10.0.1.10:40000', '198.51.100.7:443'), 16));
     expect(r.ct).toBe(CT_NEW);
@@ -70,10 +83,27 @@ describe('ICMP queries and other protocols', () => {
   it('timestamp requests are tracked like echo; their replies come back', () => {
     const s = scenario();
     const e = engine(s);
-    const q = buildIcmpQuery({ src: A('10.0.1.10'), dst: A('192.0.2.1'), type: ICMP_TIMESTAMP, id: 31, payload: new Uint8Array(12) });
+    const q = buildIcmpQuery({
+      src: A('10.0.1.10'),
+      dst: A('192.0.2.1'),
+      type: ICMP_TIMESTAMP,
+      id: 31,
+      payload: new Uint8Array(12),
+    });
     const r = send(e, s, 'app', q);
     expect(r.ct).toBe(CT_NEW);
-    const back = send(e, s, 'internet', buildIcmpQuery({ src: A('192.0.2.1'), dst: A('203.0.113.10'), type: ICMP_TIMESTAMP + 1, id: 31, payload: new Uint8Array(12) }));
+    const back = send(
+      e,
+      s,
+      'internet',
+      buildIcmpQuery({
+        src: A('192.0.2.1'),
+        dst: A('203.0.113.10'),
+        type: ICMP_TIMESTAMP + 1,
+        id: 31,
+        payload: new Uint8Array(12),
+      }),
+    );
     expect(back.ct).toBe(CT_ESTABLISHED);
     expect(back.outputs[0].egress).toBe(point(s, 'app'));
   });
@@ -81,7 +111,8 @@ describe('ICMP queries and other protocols', () => {
   it('generic protocols are tracked by addresses only: a second host to the same remote clashes', () => {
     const s = scenario(withApp2);
     const e = engine(s);
-    const gre = (src: string): Uint8Array => buildIpv4({ src: A(src), dst: A('198.51.100.7'), proto: 47, payload: new Uint8Array(8) });
+    const gre = (src: string): Uint8Array =>
+      buildIpv4({ src: A(src), dst: A('198.51.100.7'), proto: 47, payload: new Uint8Array(8) });
     const r1 = send(e, s, 'app', gre('10.0.1.10'));
     expect(r1.fate).toBe(FATE_DELIVERED);
     expect(pv(r1.outputs[0].frame).src).toBe(A('203.0.113.10'));

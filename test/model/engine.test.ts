@@ -4,12 +4,20 @@
 // was delivered comes back to the sender as the exact inverse of what it sent.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { describePacket, F_ACK, F_SYN, PARSE_BAD_IP_CHECKSUM, buildIpv4, PROTO_UDP } from '../../src/packet/index.ts';
 import {
-  describePacket, F_ACK, F_SYN, PARSE_BAD_IP_CHECKSUM, buildIpv4, PROTO_UDP,
-} from '../../src/packet/index.ts';
-import {
-  CT_NONE, DROP_BLACKHOLE, DROP_FRAGMENT, DROP_IGW_NO_PUBLIC_IP, DROP_IP_FORWARD_OFF, DROP_MALFORMED, DROP_NO_HOST,
-  DROP_NO_INGRESS, DROP_NO_ROUTE, DROP_ROUTING_LOOP, DROP_SRC_DST_CHECK_SRC, FATE_DELIVERED,
+  CT_NONE,
+  DROP_BLACKHOLE,
+  DROP_FRAGMENT,
+  DROP_IGW_NO_PUBLIC_IP,
+  DROP_IP_FORWARD_OFF,
+  DROP_MALFORMED,
+  DROP_NO_HOST,
+  DROP_NO_INGRESS,
+  DROP_NO_ROUTE,
+  DROP_ROUTING_LOOP,
+  DROP_SRC_DST_CHECK_SRC,
+  FATE_DELIVERED,
   FATE_DROPPED,
 } from '../../src/spec/reasons.ts';
 import { POINT_INTERNET } from '../../src/spec/scenario.ts';
@@ -26,8 +34,10 @@ describe('the path', () => {
     expect([r.fate, r.reason, r.detail, r.ct]).toEqual([FATE_DROPPED, DROP_MALFORMED, PARSE_BAD_IP_CHECKSUM, CT_NONE]);
   });
 
-  it('fragments travel the VPC and are held only by a NAT instance\'s defrag (as the kernel oracle shows)', () => {
-    const s = scenario((x) => { x.instances[idx(x, 'nat')].sourceDestCheck = false; });
+  it("fragments travel the VPC and are held only by a NAT instance's defrag (as the kernel oracle shows)", () => {
+    const s = scenario((x) => {
+      x.instances[idx(x, 'nat')].sourceDestCheck = false;
+    });
     const e = engine(s);
     const frag = (src: string, dst: string, o: { mf?: boolean; fragOff?: number }): Uint8Array =>
       buildIpv4({ src: A(src), dst: A(dst), proto: PROTO_UDP, payload: new Uint8Array(16), ...o });
@@ -43,8 +53,12 @@ describe('the path', () => {
     expect(describePacket(out.outputs[0].frame)).toBe('udp 203.0.113.20:0 > 198.51.100.7:0 ttl=64 [fragment]');
     // Sent by the NAT instance itself with a foreign source: the ENI check comes first.
     expect(send(e, s, 'nat', frag('10.0.0.87', '198.51.100.7', { fragOff: 8 })).reason).toBe(DROP_IGW_NO_PUBLIC_IP);
-    const sdc = scenario((x) => { x.instances[idx(x, 'nat')].sourceDestCheck = true; });
-    expect(send(engine(sdc), sdc, 'nat', frag('10.0.0.87', '198.51.100.7', { fragOff: 8 })).reason).toBe(DROP_SRC_DST_CHECK_SRC);
+    const sdc = scenario((x) => {
+      x.instances[idx(x, 'nat')].sourceDestCheck = true;
+    });
+    expect(send(engine(sdc), sdc, 'nat', frag('10.0.0.87', '198.51.100.7', { fragOff: 8 })).reason).toBe(
+      DROP_SRC_DST_CHECK_SRC,
+    );
   });
 
   it('an unknown ingress point is DROP_NO_INGRESS', () => {
@@ -80,17 +94,23 @@ describe('the path', () => {
     expect(rest.reason).toBe(DROP_NO_ROUTE);
   });
 
-  it('a route table that sends the NAT instance\'s output back to it is a routing loop', () => {
+  it("a route table that sends the NAT instance's output back to it is a routing loop", () => {
     const s = scenario((x) => {
       const pub = x.routeTables.find((t) => t.name === 'public')!;
-      for (const r of pub.routes) if (r.dest.len === 0) { r.target = 'eni'; r.instance = idx(x, 'nat'); }
+      for (const r of pub.routes)
+        if (r.dest.len === 0) {
+          r.target = 'eni';
+          r.instance = idx(x, 'nat');
+        }
     });
     const r = send(engine(s), s, 'app', tcp('10.0.1.10:1', '198.51.100.7:2'));
     expect(r.reason).toBe(DROP_ROUTING_LOOP);
   });
 
   it('ip_forward = 0 on the NAT instance drops the forwarded path, leaving no entry', () => {
-    const s = scenario((x) => { x.instances[idx(x, 'nat')].sysctls.ipForward = false; });
+    const s = scenario((x) => {
+      x.instances[idx(x, 'nat')].sysctls.ipForward = false;
+    });
     const e = engine(s);
     const r = send(e, s, 'app', tcp('10.0.1.10:1', '198.51.100.7:2'));
     expect(r.reason).toBe(DROP_IP_FORWARD_OFF);
@@ -121,13 +141,17 @@ describe('Engine contract', () => {
     const copy = f1.slice();
     const res = await e.process([
       { timeUs: 0, ingress: point(s, 'app'), frame: f1 },
-      { timeUs: 1000, ingress: POINT_INTERNET, frame: tcp('198.51.100.7:443', '203.0.113.10:40000', F_SYN | F_ACK, { ack: 1001 }) },
+      {
+        timeUs: 1000,
+        ingress: POINT_INTERNET,
+        frame: tcp('198.51.100.7:443', '203.0.113.10:40000', F_SYN | F_ACK, { ack: 1001 }),
+      },
     ]);
     expect(res.map((r) => r.fate)).toEqual([FATE_DELIVERED, FATE_DELIVERED]);
     expect(Object.keys(res[0]).sort()).toEqual(['ct', 'detail', 'fate', 'outputs', 'reason']);
     expect(f1).toEqual(copy);
     res[0].outputs[0].frame[0] = 0; // outputs are fresh copies: mutating them changes nothing
-    expect((await e.conntrack())).toHaveLength(1);
+    expect(await e.conntrack()).toHaveLength(1);
     expect((await e.natCounters()).find((c) => c.chain === 'POSTROUTING' && c.rule === 0)?.packets).toBe(1);
     await e.advance(61_000_000);
     expect(await e.conntrack()).toHaveLength(0);
@@ -141,44 +165,55 @@ const flowArb = fc.record({
   host: hostArb,
   remote: remoteArb,
   proto: fc.constantFrom('tcp', 'udp', 'icmp'),
-  sport: fc.oneof(fc.integer({ min: 1, max: 1023 }), fc.integer({ min: 1024, max: 65535 }), fc.constantFrom(40000, 40001)),
+  sport: fc.oneof(
+    fc.integer({ min: 1, max: 1023 }),
+    fc.integer({ min: 1024, max: 65535 }),
+    fc.constantFrom(40000, 40001),
+  ),
   dport: fc.constantFrom(53, 80, 443),
   gapMs: fc.integer({ min: 0, max: 40_000 }),
 });
 
 describe('property: well-formed outputs and exact reply inversion', () => {
-  it('every delivered query\'s natural reply returns to the sender as the inverse of what it sent', () => {
+  it("every delivered query's natural reply returns to the sender as the inverse of what it sent", () => {
     const s = scenario(withApp2);
     fc.assert(
-      fc.property(fc.array(flowArb, { minLength: 1, maxLength: 25 }), fc.integer({ min: 1, max: 1 << 30 }), (flows, seed) => {
-        const e = engine(s, seed);
-        let t = 0;
-        for (const f of flows) {
-          t += f.gapMs;
-          const src = f.host === 'app' ? '10.0.1.10' : '10.0.1.11';
-          const frame = f.proto === 'tcp' ? tcp(`${src}:${f.sport}`, `${f.remote}:${f.dport}`)
-            : f.proto === 'udp' ? udp(`${src}:${f.sport}`, `${f.remote}:${f.dport}`)
-            : ping(src, f.remote, f.sport);
-          const before = frame.slice();
-          const r = send(e, s, f.host, frame, t);
-          expect(frame).toEqual(before);
-          expectValidOutputs(r);
-          if (r.fate !== FATE_DELIVERED) continue; // (a TCP SYN for a port still in SYN_SENT is ignored and delivered too)
-          const out = r.outputs[r.delivered].frame;
-          expect(r.outputs[r.delivered].egress).toBe(POINT_INTERNET);
-          const reply = naturalReply(out);
-          if (!reply) continue;
-          const back = send(e, s, 'internet', reply, t);
-          expectValidOutputs(back);
-          expect(back.fate).toBe(FATE_DELIVERED);
-          expect(back.outputs[back.delivered].egress).toBe(point(s, f.host));
-          const q = pv(frame);
-          const b = pv(back.outputs[back.delivered].frame);
-          expect([b.src, b.dst]).toEqual([q.dst, q.src]);
-          if (f.proto === 'icmp') expect(b.icmpId).toBe(q.icmpId);
-          else expect([b.sport, b.dport]).toEqual([q.dport, q.sport]);
-        }
-      }),
+      fc.property(
+        fc.array(flowArb, { minLength: 1, maxLength: 25 }),
+        fc.integer({ min: 1, max: 1 << 30 }),
+        (flows, seed) => {
+          const e = engine(s, seed);
+          let t = 0;
+          for (const f of flows) {
+            t += f.gapMs;
+            const src = f.host === 'app' ? '10.0.1.10' : '10.0.1.11';
+            const frame =
+              f.proto === 'tcp'
+                ? tcp(`${src}:${f.sport}`, `${f.remote}:${f.dport}`)
+                : f.proto === 'udp'
+                  ? udp(`${src}:${f.sport}`, `${f.remote}:${f.dport}`)
+                  : ping(src, f.remote, f.sport);
+            const before = frame.slice();
+            const r = send(e, s, f.host, frame, t);
+            expect(frame).toEqual(before);
+            expectValidOutputs(r);
+            if (r.fate !== FATE_DELIVERED) continue; // (a TCP SYN for a port still in SYN_SENT is ignored and delivered too)
+            const out = r.outputs[r.delivered].frame;
+            expect(r.outputs[r.delivered].egress).toBe(POINT_INTERNET);
+            const reply = naturalReply(out);
+            if (!reply) continue;
+            const back = send(e, s, 'internet', reply, t);
+            expectValidOutputs(back);
+            expect(back.fate).toBe(FATE_DELIVERED);
+            expect(back.outputs[back.delivered].egress).toBe(point(s, f.host));
+            const q = pv(frame);
+            const b = pv(back.outputs[back.delivered].frame);
+            expect([b.src, b.dst]).toEqual([q.dst, q.src]);
+            if (f.proto === 'icmp') expect(b.icmpId).toBe(q.icmpId);
+            else expect([b.sport, b.dport]).toEqual([q.dport, q.sport]);
+          }
+        },
+      ),
       { numRuns: 60 },
     );
   });

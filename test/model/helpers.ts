@@ -4,8 +4,15 @@ import { expect } from 'vitest';
 import { loadBuiltinScenario, parseNatTable } from '../../src/scenario/index.ts';
 import { createModelEngine, type ModelEngine, type ModelResult } from '../../src/model/index.ts';
 import {
-  buildIcmpEcho, buildTcp, buildUdp, parseIpv4Addr, PacketView, parseIpv4, verifyIpv4Header,
-  verifyL4Checksum, F_SYN,
+  buildIcmpEcho,
+  buildTcp,
+  buildUdp,
+  parseIpv4Addr,
+  PacketView,
+  parseIpv4,
+  verifyIpv4Header,
+  verifyL4Checksum,
+  F_SYN,
 } from '../../src/packet/index.ts';
 import { POINT_INTERNET, instancePoint, type Scenario } from '../../src/spec/scenario.ts';
 
@@ -35,7 +42,16 @@ export function withApp2(s: Scenario): void {
 
 /** Replaces the NAT instance's nat table with iptables-save rules (POSTROUTING lines etc.). */
 export function natRules(s: Scenario, lines: string[]): void {
-  const text = ['*nat', ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]', ...lines, 'COMMIT', ''].join('\n');
+  const text = [
+    '*nat',
+    ':PREROUTING ACCEPT [0:0]',
+    ':INPUT ACCEPT [0:0]',
+    ':OUTPUT ACCEPT [0:0]',
+    ':POSTROUTING ACCEPT [0:0]',
+    ...lines,
+    'COMMIT',
+    '',
+  ].join('\n');
   s.instances[idx(s, 'nat')].nat = parseNatTable(text, 'test');
 }
 
@@ -43,16 +59,43 @@ export function engine(s: Scenario, seed = 1): ModelEngine {
   return createModelEngine(s, { seed });
 }
 
-export function tcp(src: string, dst: string, flags = F_SYN, o: { seq?: number; ack?: number; ttl?: number; len?: number } = {}): Uint8Array {
+export function tcp(
+  src: string,
+  dst: string,
+  flags = F_SYN,
+  o: { seq?: number; ack?: number; ttl?: number; len?: number } = {},
+): Uint8Array {
   const [sa, sp] = src.split(':');
   const [da, dp] = dst.split(':');
-  return buildTcp({ src: A(sa), sport: Number(sp), dst: A(da), dport: Number(dp), flags, seq: o.seq ?? 1000, ack: o.ack ?? 0, ttl: o.ttl, payload: new Uint8Array(o.len ?? 0) });
+  return buildTcp({
+    src: A(sa),
+    sport: Number(sp),
+    dst: A(da),
+    dport: Number(dp),
+    flags,
+    seq: o.seq ?? 1000,
+    ack: o.ack ?? 0,
+    ttl: o.ttl,
+    payload: new Uint8Array(o.len ?? 0),
+  });
 }
 
-export function udp(src: string, dst: string, o: { ttl?: number; len?: number; noChecksum?: boolean } = {}): Uint8Array {
+export function udp(
+  src: string,
+  dst: string,
+  o: { ttl?: number; len?: number; noChecksum?: boolean } = {},
+): Uint8Array {
   const [sa, sp] = src.split(':');
   const [da, dp] = dst.split(':');
-  return buildUdp({ src: A(sa), sport: Number(sp), dst: A(da), dport: Number(dp), ttl: o.ttl, payload: new Uint8Array(o.len ?? 4), noChecksum: o.noChecksum });
+  return buildUdp({
+    src: A(sa),
+    sport: Number(sp),
+    dst: A(da),
+    dport: Number(dp),
+    ttl: o.ttl,
+    payload: new Uint8Array(o.len ?? 4),
+    noChecksum: o.noChecksum,
+  });
 }
 
 export function ping(src: string, dst: string, id: number, reply = false): Uint8Array {

@@ -2,12 +2,25 @@
 // outside in both directions, checksum and redirect drops, errors the NAT instance generates.
 import { describe, expect, it } from 'vitest';
 import {
-  buildIcmpError, describePacket, F_ACK, F_SYN, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, ICMP_REDIRECT,
-  ICMP_TIME_EXCEEDED, verifyIpv4Header, verifyL4Checksum,
+  buildIcmpError,
+  describePacket,
+  F_ACK,
+  F_SYN,
+  ICMP_DEST_UNREACH,
+  ICMP_PORT_UNREACH,
+  ICMP_REDIRECT,
+  ICMP_TIME_EXCEEDED,
+  verifyIpv4Header,
+  verifyL4Checksum,
 } from '../../src/packet/index.ts';
 import {
-  CT_INVALID, CT_RELATED, DROP_ICMP_BAD_CHECKSUM, DROP_ICMP_REDIRECT_NAT, DROP_IGW_NO_PUBLIC_IP,
-  DROP_TTL_EXCEEDED, FATE_DELIVERED,
+  CT_INVALID,
+  CT_RELATED,
+  DROP_ICMP_BAD_CHECKSUM,
+  DROP_ICMP_REDIRECT_NAT,
+  DROP_IGW_NO_PUBLIC_IP,
+  DROP_TTL_EXCEEDED,
+  FATE_DELIVERED,
 } from '../../src/spec/reasons.ts';
 import { POINT_INTERNET } from '../../src/spec/scenario.ts';
 import { A, engine, expectValidOutputs, ping, point, pv, scenario, send, tcp, udp } from './helpers.ts';
@@ -23,23 +36,37 @@ describe('ICMP errors', () => {
     const s = scenario();
     const e = engine(s);
     const got = established(e, s);
-    const err = buildIcmpError({ src: A('10.0.1.10'), dst: A('198.51.100.7'), type: ICMP_DEST_UNREACH, code: ICMP_PORT_UNREACH, quoted: got });
+    const err = buildIcmpError({
+      src: A('10.0.1.10'),
+      dst: A('198.51.100.7'),
+      type: ICMP_DEST_UNREACH,
+      code: ICMP_PORT_UNREACH,
+      quoted: got,
+    });
     const r = send(e, s, 'app', err);
     expect(r.ct).toBe(CT_RELATED);
     expect(r.fate).toBe(FATE_DELIVERED);
     expect(r.outputs[0].egress).toBe(POINT_INTERNET);
-    expect(describePacket(r.outputs[0].frame)).toBe('icmp 203.0.113.10 > 198.51.100.7 unreachable port [tcp 198.51.100.7:443 > 203.0.113.10:40000] ttl=63');
+    expect(describePacket(r.outputs[0].frame)).toBe(
+      'icmp 203.0.113.10 > 198.51.100.7 unreachable port [tcp 198.51.100.7:443 > 203.0.113.10:40000] ttl=63',
+    );
     expectValidOutputs(r);
     const v = pv(r.outputs[0].frame);
     const inner = r.outputs[0].frame.slice(v.innerOff, v.innerOff + 20);
     expect(verifyIpv4Header(inner, pv(inner))).toBe(true);
   });
 
-  it('an error whose outer destination is not the flow\'s is INVALID (outer daddr != inner) and not translated', () => {
+  it("an error whose outer destination is not the flow's is INVALID (outer daddr != inner) and not translated", () => {
     const s = scenario();
     const e = engine(s);
     const got = established(e, s);
-    const err = buildIcmpError({ src: A('10.0.1.10'), dst: A('192.0.2.99'), type: ICMP_DEST_UNREACH, code: ICMP_PORT_UNREACH, quoted: got });
+    const err = buildIcmpError({
+      src: A('10.0.1.10'),
+      dst: A('192.0.2.99'),
+      type: ICMP_DEST_UNREACH,
+      code: ICMP_PORT_UNREACH,
+      quoted: got,
+    });
     const r = send(e, s, 'app', err);
     expect(r.ct).toBe(CT_INVALID);
     expect(r.reason).toBe(DROP_IGW_NO_PUBLIC_IP);
@@ -49,17 +76,30 @@ describe('ICMP errors', () => {
     const s = scenario();
     const e = engine(s);
     const q = tcp('203.0.113.10:1', '198.51.100.7:2');
-    const r = send(e, s, 'internet', buildIcmpError({ src: A('198.51.100.7'), dst: A('203.0.113.10'), type: ICMP_DEST_UNREACH, code: 1, quoted: q }));
+    const r = send(
+      e,
+      s,
+      'internet',
+      buildIcmpError({ src: A('198.51.100.7'), dst: A('203.0.113.10'), type: ICMP_DEST_UNREACH, code: 1, quoted: q }),
+    );
     expect(r.ct).toBe(CT_INVALID);
     expect(r.outputs.map((o) => o.egress)).toEqual([point(s, 'nat')]); // the NAT instance's own stack
   });
 
   it('bad ICMP checksum: INVALID with conntrack.checksum on; DROP_ICMP_BAD_CHECKSUM with it off', () => {
     for (const checksum of [true, false]) {
-      const s = scenario((x) => { x.conntrack.checksum = checksum; });
+      const s = scenario((x) => {
+        x.conntrack.checksum = checksum;
+      });
       const e = engine(s);
       const q = send(e, s, 'app', udp('10.0.1.10:5353', '198.51.100.53:53')).outputs[0].frame;
-      const err = buildIcmpError({ src: A('198.51.100.53'), dst: A('203.0.113.10'), type: ICMP_DEST_UNREACH, code: ICMP_PORT_UNREACH, quoted: q });
+      const err = buildIcmpError({
+        src: A('198.51.100.53'),
+        dst: A('203.0.113.10'),
+        type: ICMP_DEST_UNREACH,
+        code: ICMP_PORT_UNREACH,
+        quoted: q,
+      });
       err[22] ^= 0xff;
       const r = send(e, s, 'internet', err);
       if (checksum) {
@@ -77,7 +117,19 @@ describe('ICMP errors', () => {
     const s = scenario();
     const e = engine(s);
     const q = send(e, s, 'app', udp('10.0.1.10:5353', '198.51.100.53:53')).outputs[0].frame;
-    const r = send(e, s, 'internet', buildIcmpError({ src: A('198.51.100.53'), dst: A('203.0.113.10'), type: ICMP_REDIRECT, code: 1, quoted: q, rest: A('198.51.100.1') }));
+    const r = send(
+      e,
+      s,
+      'internet',
+      buildIcmpError({
+        src: A('198.51.100.53'),
+        dst: A('203.0.113.10'),
+        type: ICMP_REDIRECT,
+        code: 1,
+        quoted: q,
+        rest: A('198.51.100.1'),
+      }),
+    );
     expect(r.ct).toBe(CT_RELATED);
     expect(r.reason).toBe(DROP_ICMP_REDIRECT_NAT);
   });
@@ -86,7 +138,14 @@ describe('ICMP errors', () => {
     const s = scenario();
     const e = engine(s);
     const out = send(e, s, 'app', tcp('10.0.1.10:40000', '198.51.100.7:443', F_SYN, { len: 10 })).outputs[0].frame;
-    const err = buildIcmpError({ src: A('198.51.100.1'), dst: A('203.0.113.10'), type: ICMP_DEST_UNREACH, code: 1, quoted: out, quoteLen: out.length });
+    const err = buildIcmpError({
+      src: A('198.51.100.1'),
+      dst: A('203.0.113.10'),
+      type: ICMP_DEST_UNREACH,
+      code: 1,
+      quoted: out,
+      quoteLen: out.length,
+    });
     const r = send(e, s, 'internet', err);
     expect(r.outputs[0].egress).toBe(point(s, 'app'));
     const v = pv(r.outputs[0].frame);
@@ -101,22 +160,47 @@ describe('ICMP errors', () => {
     const s = scenario();
     const e = engine(s);
     established(e, s);
-    const r = send(e, s, 'internet', tcp('198.51.100.7:443', '203.0.113.10:40000', F_ACK, { seq: 101, ack: 2, ttl: 1 }));
+    const r = send(
+      e,
+      s,
+      'internet',
+      tcp('198.51.100.7:443', '203.0.113.10:40000', F_ACK, { seq: 101, ack: 2, ttl: 1 }),
+    );
     expect(r.reason).toBe(DROP_TTL_EXCEEDED);
     expect(r.outputs).toHaveLength(1);
     expect(r.outputs[0].egress).toBe(POINT_INTERNET);
-    expect(describePacket(r.outputs[0].frame)).toBe('icmp 203.0.113.10 > 198.51.100.7 time-exceeded ttl [tcp 198.51.100.7:443 > 203.0.113.10:40000] ttl=64');
+    expect(describePacket(r.outputs[0].frame)).toBe(
+      'icmp 203.0.113.10 > 198.51.100.7 time-exceeded ttl [tcp 198.51.100.7:443 > 203.0.113.10:40000] ttl=64',
+    );
     expectValidOutputs(r);
   });
 
   it('no ICMP error is sent about an ICMP error', () => {
     const s = scenario();
     const e = engine(s);
-    const err = buildIcmpError({ src: A('10.0.1.10'), dst: A('198.51.100.7'), type: ICMP_TIME_EXCEEDED, code: 0, quoted: tcp('198.51.100.7:1', '10.0.1.10:2'), ttl: 1 });
+    const err = buildIcmpError({
+      src: A('10.0.1.10'),
+      dst: A('198.51.100.7'),
+      type: ICMP_TIME_EXCEEDED,
+      code: 0,
+      quoted: tcp('198.51.100.7:1', '10.0.1.10:2'),
+      ttl: 1,
+    });
     const r = send(e, s, 'app', err);
     expect(r.reason).toBe(DROP_TTL_EXCEEDED);
     expect(r.outputs).toHaveLength(0);
-    const p = send(e, s, 'app', (() => { const b = ping('10.0.1.10', '192.0.2.1', 3); b[8] = 1; b[10] = 0; b[11] = 0; return fixIp(b); })());
+    const p = send(
+      e,
+      s,
+      'app',
+      (() => {
+        const b = ping('10.0.1.10', '192.0.2.1', 3);
+        b[8] = 1;
+        b[10] = 0;
+        b[11] = 0;
+        return fixIp(b);
+      })(),
+    );
     expect(p.reason).toBe(DROP_TTL_EXCEEDED);
     expect(p.outputs).toHaveLength(1); // an echo request does get one
   });

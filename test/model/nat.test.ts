@@ -3,13 +3,25 @@
 // ICMP ids), DNAT port forwarding both ways, and the iptables -L -v -n listing.
 import { describe, expect, it } from 'vitest';
 import { F_ACK, F_SYN } from '../../src/packet/index.ts';
-import {
-  DROP_IGW_NO_PUBLIC_IP, FATE_DELIVERED, CT_ESTABLISHED,
-} from '../../src/spec/reasons.ts';
+import { DROP_IGW_NO_PUBLIC_IP, FATE_DELIVERED, CT_ESTABLISHED } from '../../src/spec/reasons.ts';
 import { POINT_INTERNET } from '../../src/spec/scenario.ts';
 import { formatNatTableListing } from '../../src/model/index.ts';
 import { iptablesNum } from '../../src/model/listing.ts';
-import { A, engine, expectValidOutputs, idx, natRules, ping, point, pv, scenario, send, tcp, udp, withApp2 } from './helpers.ts';
+import {
+  A,
+  engine,
+  expectValidOutputs,
+  idx,
+  natRules,
+  ping,
+  point,
+  pv,
+  scenario,
+  send,
+  tcp,
+  udp,
+  withApp2,
+} from './helpers.ts';
 
 const MASQ = '-A POSTROUTING -s 10.0.0.0/16 -o eth0 -j MASQUERADE';
 
@@ -31,8 +43,12 @@ describe('mapping choice (get_unique_tuple)', () => {
     expect(pv(r3.outputs[0].frame).sport).toBe(p);
   });
 
-  it('the search stays in Linux\'s ranges: <512 → 1..511, 512..1023 → 600..1023, else 1024..65535', () => {
-    for (const [port, lo, hi] of [[80, 1, 511], [700, 600, 1023], [5000, 1024, 65535]]) {
+  it("the search stays in Linux's ranges: <512 → 1..511, 512..1023 → 600..1023, else 1024..65535", () => {
+    for (const [port, lo, hi] of [
+      [80, 1, 511],
+      [700, 600, 1023],
+      [5000, 1024, 65535],
+    ]) {
       const s = scenario(withApp2);
       for (let seed = 1; seed <= 5; seed++) {
         const e = engine(s, seed);
@@ -75,7 +91,9 @@ describe('mapping choice (get_unique_tuple)', () => {
   it('--random-fully skips port preservation', () => {
     const s = scenario((x) => natRules(x, [`${MASQ} --random-fully`]));
     const e = engine(s);
-    const ports = [40000, 40001, 40002, 40003].map((p) => pv(send(e, s, 'app', tcp(`10.0.1.10:${p}`, '198.51.100.7:443')).outputs[0].frame).sport);
+    const ports = [40000, 40001, 40002, 40003].map(
+      (p) => pv(send(e, s, 'app', tcp(`10.0.1.10:${p}`, '198.51.100.7:443')).outputs[0].frame).sport,
+    );
     expect(ports).not.toEqual([40000, 40001, 40002, 40003]);
     for (const p of ports) expect(p).toBeGreaterThanOrEqual(1024);
   });
@@ -128,10 +146,12 @@ describe('rules and counters', () => {
   });
 
   it('DNAT port forward: internet → Elastic IP:8080 reaches app:80, the reply is reverse-DNATed', () => {
-    const s = scenario((x) => natRules(x, [
-      '-A PREROUTING -d 10.0.0.10/32 -i eth0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.0.1.10:80',
-      MASQ,
-    ]));
+    const s = scenario((x) =>
+      natRules(x, [
+        '-A PREROUTING -d 10.0.0.10/32 -i eth0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.0.1.10:80',
+        MASQ,
+      ]),
+    );
     const e = engine(s);
     const r = send(e, s, 'internet', tcp('192.0.2.50:51000', '203.0.113.10:8080'));
     expect(r.fate).toBe(FATE_DELIVERED);
@@ -159,31 +179,39 @@ describe('iptables -t nat -L -v -n', () => {
     send(e, s, 'app', tcp('10.0.1.10:40000', '198.51.100.7:443'));
     send(e, s, 'app', tcp('10.0.1.10:40000', '198.51.100.7:443')); // retransmission: not counted
     send(e, s, 'internet', tcp('198.51.100.7:443', '203.0.113.10:40000', F_SYN | F_ACK, { ack: 1001 })); // reply: not counted
-    expect(formatNatTableListing(e, idx(s, 'nat'))).toBe([
-      'Chain PREROUTING (policy ACCEPT 1 packets, 40 bytes)',
-      ' pkts bytes target     prot opt in     out     source               destination         ',
-      '',
-      'Chain INPUT (policy ACCEPT 0 packets, 0 bytes)',
-      ' pkts bytes target     prot opt in     out     source               destination         ',
-      '',
-      'Chain OUTPUT (policy ACCEPT 0 packets, 0 bytes)',
-      ' pkts bytes target     prot opt in     out     source               destination         ',
-      '',
-      'Chain POSTROUTING (policy ACCEPT 0 packets, 0 bytes)',
-      ' pkts bytes target     prot opt in     out     source               destination         ',
-      '    1    40 MASQUERADE  all  --  *      eth0    10.0.0.0/16          0.0.0.0/0           ',
-      '',
-    ].join('\n'));
+    expect(formatNatTableListing(e, idx(s, 'nat'))).toBe(
+      [
+        'Chain PREROUTING (policy ACCEPT 1 packets, 40 bytes)',
+        ' pkts bytes target     prot opt in     out     source               destination         ',
+        '',
+        'Chain INPUT (policy ACCEPT 0 packets, 0 bytes)',
+        ' pkts bytes target     prot opt in     out     source               destination         ',
+        '',
+        'Chain OUTPUT (policy ACCEPT 0 packets, 0 bytes)',
+        ' pkts bytes target     prot opt in     out     source               destination         ',
+        '',
+        'Chain POSTROUTING (policy ACCEPT 0 packets, 0 bytes)',
+        ' pkts bytes target     prot opt in     out     source               destination         ',
+        '    1    40 MASQUERADE  all  --  *      eth0    10.0.0.0/16          0.0.0.0/0           ',
+        '',
+      ].join('\n'),
+    );
   });
 
   it('prints matches and target options', () => {
-    const s = scenario((x) => natRules(x, [
-      '-A PREROUTING -d 10.0.0.10/32 -i eth0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.0.1.10:80',
-      '-A POSTROUTING ! -d 10.0.0.0/16 -o eth0 -p udp -m udp --sport 1000:2000 -j MASQUERADE --to-ports 1024-65535 --random',
-    ]));
+    const s = scenario((x) =>
+      natRules(x, [
+        '-A PREROUTING -d 10.0.0.10/32 -i eth0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.0.1.10:80',
+        '-A POSTROUTING ! -d 10.0.0.0/16 -o eth0 -p udp -m udp --sport 1000:2000 -j MASQUERADE --to-ports 1024-65535 --random',
+      ]),
+    );
     const text = formatNatTableListing(engine(s), idx(s, 'nat')).split('\n');
-    expect(text[2]).toBe('    0     0 DNAT       tcp  --  eth0   *       0.0.0.0/0            10.0.0.10            tcp dpt:8080 to:10.0.1.10:80');
-    expect(text[12]).toBe('    0     0 MASQUERADE  udp  --  *      eth0    0.0.0.0/0           !10.0.0.0/16          udp spts:1000:2000 masq ports: 1024-65535 random');
+    expect(text[2]).toBe(
+      '    0     0 DNAT       tcp  --  eth0   *       0.0.0.0/0            10.0.0.10            tcp dpt:8080 to:10.0.1.10:80',
+    );
+    expect(text[12]).toBe(
+      '    0     0 MASQUERADE  udp  --  *      eth0    0.0.0.0/0           !10.0.0.0/16          udp spts:1000:2000 masq ports: 1024-65535 random',
+    );
   });
 
   it('abbreviates large counters like xtables_print_num', () => {

@@ -2,17 +2,50 @@
 // source/dest check, mapping uniqueness, ICMP errors, TTL, INVALID, exhaustion, table full.
 import { describe, expect, it } from 'vitest';
 import {
-  describePacket, buildIcmpError, F_ACK, F_RST, F_SYN, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH,
-  ICMP_TIME_EXCEEDED, PROTO_UDP, verifyIpv4Header, verifyL4Checksum,
+  describePacket,
+  buildIcmpError,
+  F_ACK,
+  F_RST,
+  F_SYN,
+  ICMP_DEST_UNREACH,
+  ICMP_PORT_UNREACH,
+  ICMP_TIME_EXCEEDED,
+  PROTO_UDP,
+  verifyIpv4Header,
+  verifyL4Checksum,
 } from '../../src/packet/index.ts';
 import {
-  CT_ESTABLISHED, CT_INVALID, CT_NEW, CT_RELATED, DROP_CT_TABLE_FULL, DROP_IGW_NO_PUBLIC_IP,
-  DROP_IGW_UNKNOWN_DST, DROP_NAT_CLASH, DROP_SRC_DST_CHECK_DST, DROP_TTL_EXCEEDED, FATE_DELIVERED,
-  FATE_DROPPED, REASON_NONE,
+  CT_ESTABLISHED,
+  CT_INVALID,
+  CT_NEW,
+  CT_RELATED,
+  DROP_CT_TABLE_FULL,
+  DROP_IGW_NO_PUBLIC_IP,
+  DROP_IGW_UNKNOWN_DST,
+  DROP_NAT_CLASH,
+  DROP_SRC_DST_CHECK_DST,
+  DROP_TTL_EXCEEDED,
+  FATE_DELIVERED,
+  FATE_DROPPED,
+  REASON_NONE,
 } from '../../src/spec/reasons.ts';
 import { POINT_INTERNET } from '../../src/spec/scenario.ts';
 import { formatConntrackLine } from '../../src/spec/conntrack-format.ts';
-import { A, engine, expectValidOutputs, idx, natRules, ping, point, pv, scenario, send, tcp, udp, withApp2 } from './helpers.ts';
+import {
+  A,
+  engine,
+  expectValidOutputs,
+  idx,
+  natRules,
+  ping,
+  point,
+  pv,
+  scenario,
+  send,
+  tcp,
+  udp,
+  withApp2,
+} from './helpers.ts';
 
 describe('built-in scenario: app → internet through the NAT instance', () => {
   it('a SYN takes the seven steps of the NAT instance path', () => {
@@ -43,21 +76,33 @@ describe('built-in scenario: app → internet through the NAT instance', () => {
     expect(r.outputs[0].egress).toBe(POINT_INTERNET);
     expectValidOutputs(r);
     const [c] = e.conntrackSync();
-    expect(formatConntrackLine(c)).toBe('tcp      6 120 SYN_SENT src=10.0.1.10 dst=198.51.100.7 sport=40000 dport=443 [UNREPLIED] src=198.51.100.7 dst=10.0.0.10 sport=443 dport=40000 mark=0 use=1');
+    expect(formatConntrackLine(c)).toBe(
+      'tcp      6 120 SYN_SENT src=10.0.1.10 dst=198.51.100.7 sport=40000 dport=443 [UNREPLIED] src=198.51.100.7 dst=10.0.0.10 sport=443 dport=40000 mark=0 use=1',
+    );
   });
 
   it('the reply path: SYN/ACK to the Elastic IP reaches app, de-masqueraded; the handshake ends ASSURED', () => {
     const s = scenario();
     const e = engine(s);
     send(e, s, 'app', tcp('10.0.1.10:40000', '198.51.100.7:443', F_SYN, { seq: 1000 }));
-    const r = send(e, s, 'internet', tcp('198.51.100.7:443', '203.0.113.10:40000', F_SYN | F_ACK, { seq: 5000, ack: 1001 }), 10);
+    const r = send(
+      e,
+      s,
+      'internet',
+      tcp('198.51.100.7:443', '203.0.113.10:40000', F_SYN | F_ACK, { seq: 5000, ack: 1001 }),
+      10,
+    );
     expect(r.fate).toBe(FATE_DELIVERED);
     expect(r.ct).toBe(CT_ESTABLISHED);
     expect(r.outputs[0].egress).toBe(point(s, 'app'));
     expect(describePacket(r.outputs[0].frame)).toBe('tcp 198.51.100.7:443 > 10.0.1.10:40000 S. ttl=63');
     expect(r.hops.map((h) => h.name)).toEqual([
-      'internet → IGW', 'IGW static NAT', 'NAT instance nat: conntrack ESTABLISHED', 'reverse MASQUERADE',
-      'VPC router (rtb public)', 'instance app',
+      'internet → IGW',
+      'IGW static NAT',
+      'NAT instance nat: conntrack ESTABLISHED',
+      'reverse MASQUERADE',
+      'VPC router (rtb public)',
+      'instance app',
     ]);
     expectValidOutputs(r);
     const ack = send(e, s, 'app', tcp('10.0.1.10:40000', '198.51.100.7:443', F_ACK, { seq: 1001, ack: 5001 }), 20);
@@ -65,10 +110,12 @@ describe('built-in scenario: app → internet through the NAT instance', () => {
     expect(ack.ct).toBe(CT_ESTABLISHED);
     expect(describePacket(ack.outputs[0].frame)).toBe('tcp 203.0.113.10:40000 > 198.51.100.7:443 . ttl=63');
     expectValidOutputs(ack);
-    expect(formatConntrackLine(e.conntrackSync()[0])).toBe('tcp      6 432000 ESTABLISHED src=10.0.1.10 dst=198.51.100.7 sport=40000 dport=443 src=198.51.100.7 dst=10.0.0.10 sport=443 dport=40000 [ASSURED] mark=0 use=1');
+    expect(formatConntrackLine(e.conntrackSync()[0])).toBe(
+      'tcp      6 432000 ESTABLISHED src=10.0.1.10 dst=198.51.100.7 sport=40000 dport=443 src=198.51.100.7 dst=10.0.0.10 sport=443 dport=40000 [ASSURED] mark=0 use=1',
+    );
   });
 
-  it('inbound to the web server\'s Elastic IP is delivered to web, and its reply leaves from the Elastic IP', () => {
+  it("inbound to the web server's Elastic IP is delivered to web, and its reply leaves from the Elastic IP", () => {
     const s = scenario();
     const e = engine(s);
     const r = send(e, s, 'internet', tcp('192.0.2.50:51000', '203.0.113.20:80'));
@@ -81,12 +128,19 @@ describe('built-in scenario: app → internet through the NAT instance', () => {
     expect(back.fate).toBe(FATE_DELIVERED);
     expect(back.outputs[0].egress).toBe(POINT_INTERNET);
     expect(describePacket(back.outputs[0].frame)).toBe('tcp 203.0.113.20:80 > 192.0.2.50:51000 S. ttl=64');
-    expect(back.hops.map((h) => h.name)).toEqual(['instance web → ENI', 'VPC router (rtb public)', 'IGW static NAT', 'internet']);
+    expect(back.hops.map((h) => h.name)).toEqual([
+      'instance web → ENI',
+      'VPC router (rtb public)',
+      'IGW static NAT',
+      'internet',
+    ]);
     expectValidOutputs(back);
   });
 
   it('source/dest check left enabled on the NAT instance drops the NAT path at its ENI', () => {
-    const s = scenario((x) => { x.instances[idx(x, 'nat')].sourceDestCheck = true; });
+    const s = scenario((x) => {
+      x.instances[idx(x, 'nat')].sourceDestCheck = true;
+    });
     const e = engine(s);
     const r = send(e, s, 'app', tcp('10.0.1.10:40000', '198.51.100.7:443'));
     expect(r.fate).toBe(FATE_DROPPED);
@@ -114,7 +168,12 @@ describe('built-in scenario: app → internet through the NAT instance', () => {
     expect(p2.sport).toBeGreaterThanOrEqual(1024);
     expectValidOutputs(r2);
     // Each reply reaches its own host.
-    const b2 = send(e, s, 'internet', tcp('198.51.100.7:443', `203.0.113.10:${p2.sport}`, F_SYN | F_ACK, { ack: 1001 }));
+    const b2 = send(
+      e,
+      s,
+      'internet',
+      tcp('198.51.100.7:443', `203.0.113.10:${p2.sport}`, F_SYN | F_ACK, { ack: 1001 }),
+    );
     expect(b2.outputs[0].egress).toBe(point(s, 'app2'));
     expect(describePacket(b2.outputs[0].frame)).toBe('tcp 198.51.100.7:443 > 10.0.1.11:40000 S. ttl=63');
     const b1 = send(e, s, 'internet', tcp('198.51.100.7:443', '203.0.113.10:40000', F_SYN | F_ACK, { ack: 1001 }));
@@ -145,13 +204,22 @@ describe('built-in scenario: app → internet through the NAT instance', () => {
     expect(describePacket(onWire)).toBe('udp 203.0.113.10:5353 > 198.51.100.53:53 len=20 ttl=63');
     // The remote quotes the whole datagram (Linux does, up to 576 bytes), so the quoted UDP
     // checksum can be checked after translation.
-    const err = buildIcmpError({ src: A('198.51.100.53'), dst: A('203.0.113.10'), type: ICMP_DEST_UNREACH, code: ICMP_PORT_UNREACH, quoted: onWire, quoteLen: onWire.length });
+    const err = buildIcmpError({
+      src: A('198.51.100.53'),
+      dst: A('203.0.113.10'),
+      type: ICMP_DEST_UNREACH,
+      code: ICMP_PORT_UNREACH,
+      quoted: onWire,
+      quoteLen: onWire.length,
+    });
     const r = send(e, s, 'internet', err, 5);
     expect(r.fate).toBe(FATE_DELIVERED);
     expect(r.ct).toBe(CT_RELATED);
     expect(r.outputs[0].egress).toBe(point(s, 'app'));
     const out = r.outputs[0].frame;
-    expect(describePacket(out)).toBe('icmp 198.51.100.53 > 10.0.1.10 unreachable port [udp 10.0.1.10:5353 > 198.51.100.53:53] ttl=63');
+    expect(describePacket(out)).toBe(
+      'icmp 198.51.100.53 > 10.0.1.10 unreachable port [udp 10.0.1.10:5353 > 198.51.100.53:53] ttl=63',
+    );
     expectValidOutputs(r);
     // The quoted packet is what app sent, TTL aside: same addresses and ports, and a valid IP
     // checksum and UDP checksum for its original addresses.
@@ -234,7 +302,9 @@ describe('built-in scenario: app → internet through the NAT instance', () => {
   });
 
   it('table full with max 2: a non-ASSURED entry is early-dropped, else DROP_CT_TABLE_FULL', () => {
-    const s = scenario((x) => { x.conntrack.max = 2; });
+    const s = scenario((x) => {
+      x.conntrack.max = 2;
+    });
     const e = engine(s);
     // Two ASSURED TCP connections.
     for (const port of [40000, 40001]) {

@@ -4,9 +4,23 @@ import { describe, expect, it } from 'vitest';
 import { F_ACK, F_CWR, F_ECE, F_FIN, F_PSH, F_RST, F_SYN, F_URG } from '../../src/packet/index.ts';
 import { CT_ESTABLISHED, CT_INVALID, CT_NEW, FATE_DELIVERED } from '../../src/spec/reasons.ts';
 import {
-  tcpFlagsValid, tcpPacketClass, tcpTransition, TCP_ACK_SET, TCP_ESTABLISHED, TCP_IG, TCP_IV,
-  TCP_NONE, TCP_RST_SET, TCP_SYN_SENT, TCP_SYN_SET, TCP_SYNACK_SET, TCP_FIN_SET, TCP_NONE_SET,
-  TCP_TIME_WAIT, TCP_SYN_SENT2, TCP_CLOSE,
+  tcpFlagsValid,
+  tcpPacketClass,
+  tcpTransition,
+  TCP_ACK_SET,
+  TCP_ESTABLISHED,
+  TCP_IG,
+  TCP_IV,
+  TCP_NONE,
+  TCP_RST_SET,
+  TCP_SYN_SENT,
+  TCP_SYN_SET,
+  TCP_SYNACK_SET,
+  TCP_FIN_SET,
+  TCP_NONE_SET,
+  TCP_TIME_WAIT,
+  TCP_SYN_SENT2,
+  TCP_CLOSE,
 } from '../../src/model/tcp-state.ts';
 import { engine, pv, scenario, send, tcp } from './helpers.ts';
 
@@ -22,7 +36,17 @@ function handshake(e: ReturnType<typeof engine>, s: ReturnType<typeof scenario>,
 
 describe('tcp flags and classes', () => {
   it('valid flag combinations after masking PSH/ECE/CWR', () => {
-    const valid = [F_SYN, F_SYN | F_URG, F_SYN | F_ACK, F_RST, F_RST | F_ACK, F_FIN | F_ACK, F_FIN | F_ACK | F_URG, F_ACK, F_ACK | F_URG];
+    const valid = [
+      F_SYN,
+      F_SYN | F_URG,
+      F_SYN | F_ACK,
+      F_RST,
+      F_RST | F_ACK,
+      F_FIN | F_ACK,
+      F_FIN | F_ACK | F_URG,
+      F_ACK,
+      F_ACK | F_URG,
+    ];
     for (let f = 0; f < 256; f++) {
       const core = f & ~(F_PSH | F_ECE | F_CWR);
       expect(tcpFlagsValid(f), `flags ${f}`).toBe(valid.includes(core));
@@ -70,7 +94,9 @@ describe('tcp conntrack through the NAT instance', () => {
   });
 
   it('tcpLoose off: a mid-stream ACK is INVALID', () => {
-    const s = scenario((x) => { x.conntrack.tcpLoose = false; });
+    const s = scenario((x) => {
+      x.conntrack.tcpLoose = false;
+    });
     const e = engine(s);
     expect(send(e, s, 'app', tcp(APP, SRV, F_ACK)).ct).toBe(CT_INVALID);
     expect(e.conntrackSync()).toHaveLength(0);
@@ -126,7 +152,7 @@ describe('tcp conntrack through the NAT instance', () => {
     expect(e.natCountersSync().find((x) => x.chain === 'POSTROUTING' && x.rule === 0)?.packets).toBe(2);
   });
 
-  it('SYN in CLOSE after the peer\'s RST (no FIN, last RST from the other side) is ignored, not a re-open', () => {
+  it("SYN in CLOSE after the peer's RST (no FIN, last RST from the other side) is ignored, not a re-open", () => {
     const s = scenario();
     const e = engine(s);
     handshake(e, s);
@@ -189,4 +215,3 @@ describe('tcp conntrack through the NAT instance', () => {
     expect(e.conntrackSync()).toHaveLength(0);
   });
 });
-

@@ -22,8 +22,17 @@ function expectExpiry(e: ModelEngine, expiryMs: number): void {
 const S = 1000;
 
 describe('conntrack timeouts at the Linux defaults', () => {
-  it('defaults are the kernel\'s', () => {
-    expect(DEFAULT_TIMEOUTS).toMatchObject({ udp: 30, udpStream: 120, icmp: 30, tcpSynSent: 120, tcpSynRecv: 60, tcpEstablished: 432000, tcpTimeWait: 120, tcpClose: 10 });
+  it("defaults are the kernel's", () => {
+    expect(DEFAULT_TIMEOUTS).toMatchObject({
+      udp: 30,
+      udpStream: 120,
+      icmp: 30,
+      tcpSynSent: 120,
+      tcpSynRecv: 60,
+      tcpEstablished: 432000,
+      tcpTimeWait: 120,
+      tcpClose: 10,
+    });
   });
 
   it('UDP unreplied: 30 s after the last packet', () => {
@@ -130,7 +139,9 @@ describe('conntrack timeouts at the Linux defaults', () => {
   });
 
   it('custom timeouts from the scenario are used', () => {
-    const s = scenario((x) => { x.conntrack.timeouts.udp = 7; });
+    const s = scenario((x) => {
+      x.conntrack.timeouts.udp = 7;
+    });
     const e = engine(s);
     send(e, s, 'app', udp('10.0.1.10:5000', '198.51.100.53:53'), 0);
     expectExpiry(e, 7 * S);

@@ -11,8 +11,12 @@ import { A, point, pv, scenario, tcp } from './helpers.ts';
 async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => ((out += String(s)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => ((err += String(s)), true));
+  const o = vi
+    .spyOn(process.stdout, 'write')
+    .mockImplementation((s: string | Uint8Array) => ((out += String(s)), true));
+  const e = vi
+    .spyOn(process.stderr, 'write')
+    .mockImplementation((s: string | Uint8Array) => ((err += String(s)), true));
   try {
     try {
       return { code: await command.run(argv), out, err };
@@ -30,13 +34,21 @@ afterEach(() => vi.restoreAllMocks());
 
 describe('packet specs', () => {
   it('parses tcp, udp and icmp with options', () => {
-    expect(describePacket(parsePacketSpec('tcp 10.0.1.10:40000 > 198.51.100.7:443 S').frame)).toBe('tcp 10.0.1.10:40000 > 198.51.100.7:443 S ttl=64');
+    expect(describePacket(parsePacketSpec('tcp 10.0.1.10:40000 > 198.51.100.7:443 S').frame)).toBe(
+      'tcp 10.0.1.10:40000 > 198.51.100.7:443 S ttl=64',
+    );
     const sa = parsePacketSpec('tcp 1.2.3.4:1 > 5.6.7.8:2 SA seq 7 ack 9 ttl 5 at 1500');
     const v = pv(sa.frame);
     expect([v.tcpFlags, v.tcpSeq, v.tcpAck, v.ttl, sa.atMs]).toEqual([F_SYN | F_ACK, 7, 9, 5, 1500]);
-    expect(describePacket(parsePacketSpec('udp 10.0.1.10:5000 > 198.51.100.53:53 len 12').frame)).toBe('udp 10.0.1.10:5000 > 198.51.100.53:53 len=12 ttl=64');
-    expect(describePacket(parsePacketSpec('icmp 10.0.1.10 > 192.0.2.1 echo id 7 seq 3').frame)).toBe('icmp 10.0.1.10 > 192.0.2.1 echo id=7 seq=3 ttl=64');
-    expect(describePacket(parsePacketSpec('tcp 1.2.3.4:1 > 5.6.7.8:2 FA').frame)).toBe('tcp 1.2.3.4:1 > 5.6.7.8:2 F. ttl=64');
+    expect(describePacket(parsePacketSpec('udp 10.0.1.10:5000 > 198.51.100.53:53 len 12').frame)).toBe(
+      'udp 10.0.1.10:5000 > 198.51.100.53:53 len=12 ttl=64',
+    );
+    expect(describePacket(parsePacketSpec('icmp 10.0.1.10 > 192.0.2.1 echo id 7 seq 3').frame)).toBe(
+      'icmp 10.0.1.10 > 192.0.2.1 echo id=7 seq=3 ttl=64',
+    );
+    expect(describePacket(parsePacketSpec('tcp 1.2.3.4:1 > 5.6.7.8:2 FA').frame)).toBe(
+      'tcp 1.2.3.4:1 > 5.6.7.8:2 F. ttl=64',
+    );
   });
 
   it('rejects bad specs with a message naming the spec and the problem', () => {
@@ -70,10 +82,21 @@ describe('packet specs', () => {
   it('natural replies: SYN → SYN/ACK acking it, UDP back, echo → echo reply; others none', () => {
     const syn = tcp('203.0.113.10:40000', '198.51.100.7:443', F_SYN, { seq: 41 });
     const r = pv(naturalReply(syn)!);
-    expect([r.src, r.dst, r.sport, r.dport, r.tcpFlags, r.tcpAck]).toEqual([A('198.51.100.7'), A('203.0.113.10'), 443, 40000, F_SYN | F_ACK, 42]);
+    expect([r.src, r.dst, r.sport, r.dport, r.tcpFlags, r.tcpAck]).toEqual([
+      A('198.51.100.7'),
+      A('203.0.113.10'),
+      443,
+      40000,
+      F_SYN | F_ACK,
+      42,
+    ]);
     expect(naturalReply(tcp('1.1.1.1:1', '2.2.2.2:2', F_ACK))).toBeNull();
-    expect(describePacket(naturalReply(parsePacketSpec('udp 1.1.1.1:5 > 2.2.2.2:53 len 3').frame)!)).toBe('udp 2.2.2.2:53 > 1.1.1.1:5 len=3 ttl=64');
-    expect(describePacket(naturalReply(parsePacketSpec('icmp 1.1.1.1 > 2.2.2.2 echo id 9').frame)!)).toBe('icmp 2.2.2.2 > 1.1.1.1 echo-reply id=9 seq=1 ttl=64');
+    expect(describePacket(naturalReply(parsePacketSpec('udp 1.1.1.1:5 > 2.2.2.2:53 len 3').frame)!)).toBe(
+      'udp 2.2.2.2:53 > 1.1.1.1:5 len=3 ttl=64',
+    );
+    expect(describePacket(naturalReply(parsePacketSpec('icmp 1.1.1.1 > 2.2.2.2 echo id 9').frame)!)).toBe(
+      'icmp 2.2.2.2 > 1.1.1.1 echo-reply id=9 seq=1 ttl=64',
+    );
   });
 });
 
@@ -83,8 +106,13 @@ describe('natlab trace', () => {
     expect(code).toBe(0);
     const steps = [...out.matchAll(/^\s+\d+\. (.*)$/gm)].map((m) => m[1]);
     expect(steps.slice(0, 7)).toEqual([
-      'instance app → ENI', 'VPC router (rtb private)', 'NAT instance nat: conntrack NEW', 'MASQUERADE',
-      'VPC router (rtb public)', 'IGW static NAT', 'internet',
+      'instance app → ENI',
+      'VPC router (rtb private)',
+      'NAT instance nat: conntrack NEW',
+      'MASQUERADE',
+      'VPC router (rtb public)',
+      'IGW static NAT',
+      'internet',
     ]);
     expect(out).toContain('source 10.0.1.10:40000→10.0.0.10:40000');
     expect(out).toContain('10.0.0.10→203.0.113.10');
@@ -97,17 +125,28 @@ describe('natlab trace', () => {
     const { code, out } = await run('--no-reply', 'udp 10.0.1.10:5000 > 198.51.100.53:53 ttl 1');
     expect(code).toBe(0);
     expect(out).toContain("=> DROPPED at 'NAT instance nat: forward': ttl-exceeded (ct NEW)");
-    expect(out).toContain('=> also sent to app: icmp 10.0.0.10 > 10.0.1.10 time-exceeded ttl [udp 10.0.1.10:5000 > 198.51.100.53:53] ttl=64');
+    expect(out).toContain(
+      '=> also sent to app: icmp 10.0.0.10 > 10.0.1.10 time-exceeded ttl [udp 10.0.1.10:5000 > 198.51.100.53:53] ttl=64',
+    );
   });
 
   it('several packets share one engine; --conntrack and --nat-table print the tables', async () => {
-    const { code, out } = await run('--conntrack', '--nat-table', '--no-reply',
-      'udp 10.0.1.10:5000 > 198.51.100.53:53', 'udp 10.0.1.10:5000 > 198.51.100.53:53 at 10000');
+    const { code, out } = await run(
+      '--conntrack',
+      '--nat-table',
+      '--no-reply',
+      'udp 10.0.1.10:5000 > 198.51.100.53:53',
+      'udp 10.0.1.10:5000 > 198.51.100.53:53 at 10000',
+    );
     expect(code).toBe(0);
     expect(out).toContain('conntrack -L on nat (t=10000 ms):');
-    expect(out).toContain('udp      17 30 src=10.0.1.10 dst=198.51.100.53 sport=5000 dport=53 [UNREPLIED] src=198.51.100.53 dst=10.0.0.10 sport=53 dport=5000 mark=0 use=1');
+    expect(out).toContain(
+      'udp      17 30 src=10.0.1.10 dst=198.51.100.53 sport=5000 dport=53 [UNREPLIED] src=198.51.100.53 dst=10.0.0.10 sport=53 dport=5000 mark=0 use=1',
+    );
     expect(out).toContain('conntrack v1.4.8 (conntrack-tools): 1 flow entries have been shown.');
-    expect(out).toContain('    1    28 MASQUERADE  all  --  *      eth0    10.0.0.0/16          0.0.0.0/0           \n');
+    expect(out).toContain(
+      '    1    28 MASQUERADE  all  --  *      eth0    10.0.0.0/16          0.0.0.0/0           \n',
+    );
   });
 
   it('--json gives hops with bytes, the verdict and the reply', async () => {

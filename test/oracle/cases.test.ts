@@ -5,13 +5,30 @@
 // docs/kernel-differences.md, asserted exactly (EXPECTED_DIFFERENCES). Needs root and the tools;
 // skipped with the reason otherwise.
 import { describe, expect, it } from 'vitest';
-import { checkKernelPrerequisites, createKernelEngine, kernelOutputNormaliser, type KernelPacketResult } from '../../src/oracle/index.ts';
+import {
+  checkKernelPrerequisites,
+  createKernelEngine,
+  kernelOutputNormaliser,
+  type KernelPacketResult,
+} from '../../src/oracle/index.ts';
 import { createModelEngine } from '../../src/model/index.ts';
 import { compareRuns } from '../../src/diff/compare/compare.ts';
 import { PacketView, parseIpv4, PARSE_OK, verifyIpv4Header, verifyL4Checksum } from '../../src/packet/index.ts';
 import {
-  CT_ESTABLISHED, CT_INVALID, CT_NEW, CT_RELATED, DROP_BLACKHOLE, DROP_IGW_NO_PUBLIC_IP, DROP_IP_FORWARD_OFF, DROP_NAT_CLASH,
-  DROP_NO_HOST, DROP_SRC_DST_CHECK_DST, DROP_SRC_DST_CHECK_SRC, DROP_TTL_EXCEEDED, FATE_DELIVERED, FATE_DROPPED,
+  CT_ESTABLISHED,
+  CT_INVALID,
+  CT_NEW,
+  CT_RELATED,
+  DROP_BLACKHOLE,
+  DROP_IGW_NO_PUBLIC_IP,
+  DROP_IP_FORWARD_OFF,
+  DROP_NAT_CLASH,
+  DROP_NO_HOST,
+  DROP_SRC_DST_CHECK_DST,
+  DROP_SRC_DST_CHECK_SRC,
+  DROP_TTL_EXCEEDED,
+  FATE_DELIVERED,
+  FATE_DROPPED,
 } from '../../src/spec/reasons.ts';
 import type { ConntrackEntry, InputPacket, NatRuleCounter, PacketResult } from '../../src/spec/engine.ts';
 import { instancePoint } from '../../src/spec/scenario.ts';
@@ -58,7 +75,9 @@ async function runCase(c: NatCase): Promise<Run> {
 const EXPECTED_DIFFERENCES: Record<string, RegExp[]> = {
   // K3: the NAT instance's stack answers the SYN with an RST, which conntrack sees in LOCAL_OUT
   // (before natlab's OUTPUT drop) and which closes the unreplied entry; the model has no stack.
-  'unsolicited TCP SYN to the NAT instance (its stack answers RST)': [/conntrack .*only model has tcp +6 \d+ SYN_SENT src=198\.51\.100\.7 dst=10\.0\.0\.10 sport=5555 dport=22/],
+  'unsolicited TCP SYN to the NAT instance (its stack answers RST)': [
+    /conntrack .*only model has tcp +6 \d+ SYN_SENT src=198\.51\.100\.7 dst=10\.0\.0\.10 sport=5555 dport=22/,
+  ],
 };
 
 const pv = new PacketView();
@@ -69,7 +88,8 @@ function view(b: Uint8Array): PacketView {
   return pv;
 }
 const egress = (x: KernelPacketResult): number[] => x.outputs.map((o) => o.egress);
-const counter = (run: Run, chain: string, rule: number): number => run.counters.find((c) => c.instance === NAT && c.chain === chain && c.rule === rule)?.packets ?? -1;
+const counter = (run: Run, chain: string, rule: number): number =>
+  run.counters.find((c) => c.instance === NAT && c.chain === chain && c.rule === rule)?.packets ?? -1;
 
 const CHECKS: Record<string, (run: Run) => void> = {
   'udp request/response': ({ r, ct }) => {
@@ -220,10 +240,15 @@ const CHECKS: Record<string, (run: Run) => void> = {
     expect(view(r[1].outputs[0].frame).innerSrc).toBe(APP_IP);
   },
   'blackhole route': ({ r }) => expect(r[0]).toMatchObject({ fate: FATE_DROPPED, reason: DROP_BLACKHOLE, outputs: [] }),
-  'VPC address no instance holds': ({ r }) => expect(r[0]).toMatchObject({ fate: FATE_DROPPED, reason: DROP_NO_HOST, outputs: [] }),
-  'source/dest check on the web server: spoofed source': ({ r }) => expect(r[0]).toMatchObject({ fate: FATE_DROPPED, reason: DROP_SRC_DST_CHECK_SRC }),
+  'VPC address no instance holds': ({ r }) =>
+    expect(r[0]).toMatchObject({ fate: FATE_DROPPED, reason: DROP_NO_HOST, outputs: [] }),
+  'source/dest check on the web server: spoofed source': ({ r }) =>
+    expect(r[0]).toMatchObject({ fate: FATE_DROPPED, reason: DROP_SRC_DST_CHECK_SRC }),
   'MASQUERADE --to-ports': ({ r }) => {
-    const ports = r.slice(0, 2).map((x) => view(x.outputs[0].frame).sport).sort();
+    const ports = r
+      .slice(0, 2)
+      .map((x) => view(x.outputs[0].frame).sport)
+      .sort();
     expect(ports).toEqual([5000, 5001]);
     expect(r[2]).toMatchObject({ fate: FATE_DROPPED, reason: DROP_NAT_CLASH });
   },

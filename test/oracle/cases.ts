@@ -4,8 +4,19 @@
 // model and compare (ignore `check`, which is kernel-specific).
 import { loadBuiltinScenario, parseNatTable } from '../../src/scenario/index.ts';
 import {
-  buildIcmpEcho, buildIcmpError, buildTcp, buildUdp, parseIpv4Addr as A,
-  F_ACK, F_FIN, F_PSH, F_RST, F_SYN, ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, ICMP_PORT_UNREACH,
+  buildIcmpEcho,
+  buildIcmpError,
+  buildTcp,
+  buildUdp,
+  parseIpv4Addr as A,
+  F_ACK,
+  F_FIN,
+  F_PSH,
+  F_RST,
+  F_SYN,
+  ICMP_DEST_UNREACH,
+  ICMP_HOST_UNREACH,
+  ICMP_PORT_UNREACH,
 } from '../../src/packet/index.ts';
 import type { InputPacket } from '../../src/spec/engine.ts';
 import type { Scenario } from '../../src/spec/scenario.ts';
@@ -13,7 +24,15 @@ import { POINT_INTERNET, instancePoint } from '../../src/spec/scenario.ts';
 
 export interface CaseRun {
   results: Array<{ fate: number; reason: number; ct: number; outputs: Array<{ egress: number; frame: Uint8Array }> }>;
-  conntrack: Array<{ instance: number; proto: number; state: string; orig: { src: number; dst: number; sport: number; dport: number }; reply: { src: number; dst: number; sport: number; dport: number }; assured: boolean; seenReply: boolean }>;
+  conntrack: Array<{
+    instance: number;
+    proto: number;
+    state: string;
+    orig: { src: number; dst: number; sport: number; dport: number };
+    reply: { src: number; dst: number; sport: number; dport: number };
+    assured: boolean;
+    seenReply: boolean;
+  }>;
   counters: Array<{ instance: number; chain: string; rule: number; packets: number; bytes: number }>;
 }
 
@@ -56,14 +75,24 @@ function withApp2(s: Scenario): number {
 }
 
 function natRules(s: Scenario, ...rules: string[]): void {
-  const text = ['*nat', ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]', ...rules, 'COMMIT', ''].join('\n');
+  const text = [
+    '*nat',
+    ':PREROUTING ACCEPT [0:0]',
+    ':INPUT ACCEPT [0:0]',
+    ':OUTPUT ACCEPT [0:0]',
+    ':POSTROUTING ACCEPT [0:0]',
+    ...rules,
+    'COMMIT',
+    '',
+  ].join('\n');
   s.instances[idx(s, 'nat')].nat = parseNatTable(text, '<case>');
 }
 
 const p = (timeUs: number, ingress: number, frame: Uint8Array): InputPacket => ({ timeUs, ingress, frame });
 const udpOut = (sport = 40000, o: { ttl?: number; src?: number } = {}): Uint8Array =>
   buildUdp({ src: o.src ?? APP_IP, dst: SRV, sport, dport: 53, payload: new Uint8Array([1, 2, 3, 4]), ttl: o.ttl });
-const udpIn = (dport = 40000): Uint8Array => buildUdp({ src: SRV, dst: NAT_EIP, sport: 53, dport, payload: new Uint8Array([5, 6]) });
+const udpIn = (dport = 40000): Uint8Array =>
+  buildUdp({ src: SRV, dst: NAT_EIP, sport: 53, dport, payload: new Uint8Array([5, 6]) });
 const tcpOut = (flags: number, seq: number, ack = 0, payload?: Uint8Array, sport = 41000): Uint8Array =>
   buildTcp({ src: APP_IP, dst: SRV, sport, dport: 443, seq, ack, flags, payload, window: 64240 });
 const tcpIn = (flags: number, seq: number, ack = 0, dport = 41000): Uint8Array =>
@@ -74,7 +103,11 @@ export function natCases(): NatCase[] {
   const add = (c: NatCase): void => void cases.push(c);
 
   add({ name: 'udp request/response', scenario: variant(), inputs: [p(0, APP, udpOut()), p(1000, NET, udpIn())] });
-  add({ name: 'udp unreplied burst', scenario: variant(), inputs: [p(0, APP, udpOut()), p(100, APP, udpOut()), p(200, APP, udpOut())] });
+  add({
+    name: 'udp unreplied burst',
+    scenario: variant(),
+    inputs: [p(0, APP, udpOut()), p(100, APP, udpOut()), p(200, APP, udpOut())],
+  });
   add({
     name: 'tcp handshake, data, FIN close',
     scenario: variant(),
@@ -92,19 +125,44 @@ export function natCases(): NatCase[] {
   add({
     name: 'tcp RST from the server',
     scenario: variant(),
-    inputs: [p(0, APP, tcpOut(F_SYN, 1000)), p(1000, NET, tcpIn(F_SYN | F_ACK, 5000, 1001)), p(2000, APP, tcpOut(F_ACK, 1001, 5001)), p(3000, NET, tcpIn(F_RST, 5001))],
+    inputs: [
+      p(0, APP, tcpOut(F_SYN, 1000)),
+      p(1000, NET, tcpIn(F_SYN | F_ACK, 5000, 1001)),
+      p(2000, APP, tcpOut(F_ACK, 1001, 5001)),
+      p(3000, NET, tcpIn(F_RST, 5001)),
+    ],
   });
   add({
     name: 'icmp echo',
     scenario: variant(),
-    inputs: [p(0, APP, buildIcmpEcho({ src: APP_IP, dst: SRV, id: 77, seq: 1 })), p(1000, NET, buildIcmpEcho({ src: SRV, dst: NAT_EIP, id: 77, seq: 1, reply: true }))],
+    inputs: [
+      p(0, APP, buildIcmpEcho({ src: APP_IP, dst: SRV, id: 77, seq: 1 })),
+      p(1000, NET, buildIcmpEcho({ src: SRV, dst: NAT_EIP, id: 77, seq: 1, reply: true })),
+    ],
   });
   add({
     name: 'icmp port unreachable for a udp flow from the far side',
     scenario: variant(),
     inputs: [
       p(0, APP, udpOut()),
-      p(1000, NET, buildIcmpError({ src: ROUTER_FAR, dst: NAT_EIP, type: ICMP_DEST_UNREACH, code: ICMP_PORT_UNREACH, quoted: buildUdp({ src: NAT_EIP, dst: SRV, sport: 40000, dport: 53, payload: new Uint8Array([1, 2, 3, 4]), ttl: 60 }) })),
+      p(
+        1000,
+        NET,
+        buildIcmpError({
+          src: ROUTER_FAR,
+          dst: NAT_EIP,
+          type: ICMP_DEST_UNREACH,
+          code: ICMP_PORT_UNREACH,
+          quoted: buildUdp({
+            src: NAT_EIP,
+            dst: SRV,
+            sport: 40000,
+            dport: 53,
+            payload: new Uint8Array([1, 2, 3, 4]),
+            ttl: 60,
+          }),
+        }),
+      ),
     ],
   });
   add({
@@ -112,15 +170,42 @@ export function natCases(): NatCase[] {
     scenario: variant(),
     inputs: [
       p(0, APP, tcpOut(F_SYN, 1000)),
-      p(1000, NET, buildIcmpError({ src: ROUTER_FAR, dst: NAT_EIP, type: ICMP_DEST_UNREACH, code: ICMP_HOST_UNREACH, quoted: buildTcp({ src: NAT_EIP, dst: SRV, sport: 41000, dport: 443, seq: 1000, flags: F_SYN, window: 64240, ttl: 60 }) })),
+      p(
+        1000,
+        NET,
+        buildIcmpError({
+          src: ROUTER_FAR,
+          dst: NAT_EIP,
+          type: ICMP_DEST_UNREACH,
+          code: ICMP_HOST_UNREACH,
+          quoted: buildTcp({
+            src: NAT_EIP,
+            dst: SRV,
+            sport: 41000,
+            dport: 443,
+            seq: 1000,
+            flags: F_SYN,
+            window: 64240,
+            ttl: 60,
+          }),
+        }),
+      ),
     ],
   });
   {
     const s = variant();
     const app2 = withApp2(s);
-    add({ name: 'two private hosts, same source port, same destination', scenario: s, inputs: [p(0, APP, udpOut(5000)), p(1000, app2, udpOut(5000, { src: APP2_IP }))] });
+    add({
+      name: 'two private hosts, same source port, same destination',
+      scenario: s,
+      inputs: [p(0, APP, udpOut(5000)), p(1000, app2, udpOut(5000, { src: APP2_IP }))],
+    });
   }
-  add({ name: "unsolicited inbound to the NAT instance's Elastic IP", scenario: variant(), inputs: [p(0, NET, buildUdp({ src: SRV, dst: NAT_EIP, sport: 53, dport: 9999 }))] });
+  add({
+    name: "unsolicited inbound to the NAT instance's Elastic IP",
+    scenario: variant(),
+    inputs: [p(0, NET, buildUdp({ src: SRV, dst: NAT_EIP, sport: 53, dport: 9999 }))],
+  });
   add({
     name: "inbound to the web server's Elastic IP and its reply",
     scenario: variant(),
@@ -132,31 +217,83 @@ export function natCases(): NatCase[] {
   {
     const bad = udpOut(40100);
     bad[27] ^= 0x5a;
-    add({ name: 'bad UDP checksum from inside (INVALID, forwarded un-NATed)', scenario: variant(), inputs: [p(0, APP, bad)] });
+    add({
+      name: 'bad UDP checksum from inside (INVALID, forwarded un-NATed)',
+      scenario: variant(),
+      inputs: [p(0, APP, bad)],
+    });
   }
-  add({ name: 'non-SYN first TCP packet (loose pickup)', scenario: variant(), inputs: [p(0, APP, tcpOut(F_ACK, 1001, 5001))] });
-  add({ name: 'non-SYN first TCP packet with tcp_loose=0', scenario: variant((s) => (s.conntrack.tcpLoose = false)), inputs: [p(0, APP, tcpOut(F_ACK, 1001, 5001))] });
-  add({ name: 'source/dest check left enabled on the NAT instance', scenario: variant((s) => (s.instances[idx(s, 'nat')].sourceDestCheck = true)), inputs: [p(0, APP, udpOut())] });
-  add({ name: 'ip_forward=0 on the NAT instance', scenario: variant((s) => (s.instances[idx(s, 'nat')].sysctls.ipForward = false)), inputs: [p(0, APP, udpOut())] });
-  add({ name: 'MASQUERADE restricted by -s that does not match', scenario: variant((s) => natRules(s, '-A POSTROUTING -s 10.9.0.0/16 -o eth0 -j MASQUERADE')), inputs: [p(0, APP, udpOut())] });
-  add({ name: 'SNAT --to-source', scenario: variant((s) => natRules(s, '-A POSTROUTING -s 10.0.0.0/16 -o eth0 -j SNAT --to-source 10.0.0.10')), inputs: [p(0, APP, udpOut()), p(1000, NET, udpIn())] });
+  add({
+    name: 'non-SYN first TCP packet (loose pickup)',
+    scenario: variant(),
+    inputs: [p(0, APP, tcpOut(F_ACK, 1001, 5001))],
+  });
+  add({
+    name: 'non-SYN first TCP packet with tcp_loose=0',
+    scenario: variant((s) => (s.conntrack.tcpLoose = false)),
+    inputs: [p(0, APP, tcpOut(F_ACK, 1001, 5001))],
+  });
+  add({
+    name: 'source/dest check left enabled on the NAT instance',
+    scenario: variant((s) => (s.instances[idx(s, 'nat')].sourceDestCheck = true)),
+    inputs: [p(0, APP, udpOut())],
+  });
+  add({
+    name: 'ip_forward=0 on the NAT instance',
+    scenario: variant((s) => (s.instances[idx(s, 'nat')].sysctls.ipForward = false)),
+    inputs: [p(0, APP, udpOut())],
+  });
+  add({
+    name: 'MASQUERADE restricted by -s that does not match',
+    scenario: variant((s) => natRules(s, '-A POSTROUTING -s 10.9.0.0/16 -o eth0 -j MASQUERADE')),
+    inputs: [p(0, APP, udpOut())],
+  });
+  add({
+    name: 'SNAT --to-source',
+    scenario: variant((s) => natRules(s, '-A POSTROUTING -s 10.0.0.0/16 -o eth0 -j SNAT --to-source 10.0.0.10')),
+    inputs: [p(0, APP, udpOut()), p(1000, NET, udpIn())],
+  });
   add({
     name: 'DNAT port forwarding (with MASQUERADE so the reply returns through the NAT)',
     scenario: variant((s) =>
-      natRules(s, '-A PREROUTING -i eth0 -p tcp --dport 8080 -j DNAT --to-destination 10.0.0.20:80', '-A POSTROUTING -d 10.0.0.20/32 -p tcp --dport 80 -j MASQUERADE', '-A POSTROUTING -s 10.0.0.0/16 -o eth0 -j MASQUERADE'),
+      natRules(
+        s,
+        '-A PREROUTING -i eth0 -p tcp --dport 8080 -j DNAT --to-destination 10.0.0.20:80',
+        '-A POSTROUTING -d 10.0.0.20/32 -p tcp --dport 80 -j MASQUERADE',
+        '-A POSTROUTING -s 10.0.0.0/16 -o eth0 -j MASQUERADE',
+      ),
     ),
     inputs: [
       p(0, NET, buildTcp({ src: SRV, dst: NAT_EIP, sport: 6000, dport: 8080, seq: 1, flags: F_SYN, window: 65535 })),
-      p(1000, WEB, buildTcp({ src: WEB_IP, dst: NAT_IP, sport: 80, dport: 6000, seq: 9, ack: 2, flags: F_SYN | F_ACK, window: 65535 })),
+      p(
+        1000,
+        WEB,
+        buildTcp({
+          src: WEB_IP,
+          dst: NAT_IP,
+          sport: 80,
+          dport: 6000,
+          seq: 9,
+          ack: 2,
+          flags: F_SYN | F_ACK,
+          window: 65535,
+        }),
+      ),
     ],
   });
   add({
     name: 'port exhaustion: SNAT to a single port',
-    scenario: variant((s) => natRules(s, '-A POSTROUTING -s 10.0.0.0/16 -o eth0 -p udp -j SNAT --to-source 10.0.0.10:2000')),
+    scenario: variant((s) =>
+      natRules(s, '-A POSTROUTING -s 10.0.0.0/16 -o eth0 -p udp -j SNAT --to-source 10.0.0.10:2000'),
+    ),
     inputs: [p(0, APP, udpOut(5000)), p(1000, APP, udpOut(5001))],
   });
   add({ name: 'TTL 1 through the NAT instance', scenario: variant(), inputs: [p(0, APP, udpOut(40000, { ttl: 1 }))] });
-  add({ name: 'hairpin through the IGW to the web server', scenario: variant(), inputs: [p(0, APP, buildUdp({ src: APP_IP, dst: WEB_EIP, sport: 40000, dport: 80 }))] });
+  add({
+    name: 'hairpin through the IGW to the web server',
+    scenario: variant(),
+    inputs: [p(0, APP, buildUdp({ src: APP_IP, dst: WEB_EIP, sport: 40000, dport: 80 }))],
+  });
   add({
     name: 'UDP timeout (udp=1 s): the reply after expiry is not translated',
     scenario: variant((s) => (s.conntrack.timeouts.udp = 1)),
@@ -178,26 +315,53 @@ export function natCases(): NatCase[] {
     advanceToUs: 2_300_000,
     after: [p(2_300_001, APP, udpOut())],
   });
-  add({ name: 'tcp SYN retransmitted', scenario: variant(), inputs: [p(0, APP, tcpOut(F_SYN, 1000)), p(1000, APP, tcpOut(F_SYN, 1000))] });
+  add({
+    name: 'tcp SYN retransmitted',
+    scenario: variant(),
+    inputs: [p(0, APP, tcpOut(F_SYN, 1000)), p(1000, APP, tcpOut(F_SYN, 1000))],
+  });
   add({
     name: 'same host and port to two destinations keeps its port',
     scenario: variant(),
-    inputs: [p(0, APP, udpOut(40000)), p(1000, APP, buildUdp({ src: APP_IP, dst: A('192.0.2.9'), sport: 40000, dport: 53 }))],
+    inputs: [
+      p(0, APP, udpOut(40000)),
+      p(1000, APP, buildUdp({ src: APP_IP, dst: A('192.0.2.9'), sport: 40000, dport: 53 })),
+    ],
   });
   add({
     name: 'icmp host unreachable for an echo from the far side',
     scenario: variant(),
     inputs: [
       p(0, APP, buildIcmpEcho({ src: APP_IP, dst: SRV, id: 90, seq: 1 })),
-      p(1000, NET, buildIcmpError({ src: ROUTER_FAR, dst: NAT_EIP, type: ICMP_DEST_UNREACH, code: ICMP_HOST_UNREACH, quoted: buildIcmpEcho({ src: NAT_EIP, dst: SRV, id: 90, seq: 1, ttl: 60 }) })),
+      p(
+        1000,
+        NET,
+        buildIcmpError({
+          src: ROUTER_FAR,
+          dst: NAT_EIP,
+          type: ICMP_DEST_UNREACH,
+          code: ICMP_HOST_UNREACH,
+          quoted: buildIcmpEcho({ src: NAT_EIP, dst: SRV, id: 90, seq: 1, ttl: 60 }),
+        }),
+      ),
     ],
   });
   add({
     name: 'blackhole route',
-    scenario: variant((s) => s.routeTables[s.subnets[s.instances[idx(s, 'app')].subnet].routeTable].routes.push({ dest: { addr: A('192.0.2.99'), len: 32 }, target: 'blackhole', instance: -1 })),
+    scenario: variant((s) =>
+      s.routeTables[s.subnets[s.instances[idx(s, 'app')].subnet].routeTable].routes.push({
+        dest: { addr: A('192.0.2.99'), len: 32 },
+        target: 'blackhole',
+        instance: -1,
+      }),
+    ),
     inputs: [p(0, APP, buildUdp({ src: APP_IP, dst: A('192.0.2.99'), sport: 1, dport: 2 }))],
   });
-  add({ name: 'VPC address no instance holds', scenario: variant(), inputs: [p(0, APP, buildUdp({ src: APP_IP, dst: A('10.0.5.5'), sport: 1, dport: 2 }))] });
+  add({
+    name: 'VPC address no instance holds',
+    scenario: variant(),
+    inputs: [p(0, APP, buildUdp({ src: APP_IP, dst: A('10.0.5.5'), sport: 1, dport: 2 }))],
+  });
   add({
     name: 'source/dest check on the web server: spoofed source',
     scenario: variant(),
@@ -205,29 +369,68 @@ export function natCases(): NatCase[] {
   });
   add({
     name: 'MASQUERADE --to-ports',
-    scenario: variant((s) => natRules(s, '-A POSTROUTING -s 10.0.0.0/16 -o eth0 -p udp -j MASQUERADE --to-ports 5000-5001')),
+    scenario: variant((s) =>
+      natRules(s, '-A POSTROUTING -s 10.0.0.0/16 -o eth0 -p udp -j MASQUERADE --to-ports 5000-5001'),
+    ),
     inputs: [p(0, APP, udpOut(40000)), p(1000, APP, udpOut(40001)), p(2000, APP, udpOut(40002))],
   });
   add({
     name: 'DNAT without MASQUERADE: the reply leaves by the IGW from the web server',
-    scenario: variant((s) => natRules(s, '-A PREROUTING -i eth0 -p tcp --dport 8080 -j DNAT --to-destination 10.0.0.20:80', '-A POSTROUTING -s 10.0.0.0/16 -o eth0 -j MASQUERADE')),
+    scenario: variant((s) =>
+      natRules(
+        s,
+        '-A PREROUTING -i eth0 -p tcp --dport 8080 -j DNAT --to-destination 10.0.0.20:80',
+        '-A POSTROUTING -s 10.0.0.0/16 -o eth0 -j MASQUERADE',
+      ),
+    ),
     inputs: [
       p(0, NET, buildTcp({ src: SRV, dst: NAT_EIP, sport: 6000, dport: 8080, seq: 1, flags: F_SYN, window: 65535 })),
-      p(1000, WEB, buildTcp({ src: WEB_IP, dst: SRV, sport: 80, dport: 6000, seq: 9, ack: 2, flags: F_SYN | F_ACK, window: 65535 })),
+      p(
+        1000,
+        WEB,
+        buildTcp({
+          src: WEB_IP,
+          dst: SRV,
+          sport: 80,
+          dport: 6000,
+          seq: 9,
+          ack: 2,
+          flags: F_SYN | F_ACK,
+          window: 65535,
+        }),
+      ),
     ],
   });
-  add({ name: 'TTL 255 out through the NAT instance', scenario: variant(), inputs: [p(0, APP, udpOut(40000, { ttl: 255 }))] });
-  add({ name: "echo request to the web server's Elastic IP", scenario: variant(), inputs: [p(0, NET, buildIcmpEcho({ src: SRV, dst: WEB_EIP, id: 5, seq: 1 }))] });
+  add({
+    name: 'TTL 255 out through the NAT instance',
+    scenario: variant(),
+    inputs: [p(0, APP, udpOut(40000, { ttl: 255 }))],
+  });
+  add({
+    name: "echo request to the web server's Elastic IP",
+    scenario: variant(),
+    inputs: [p(0, NET, buildIcmpEcho({ src: SRV, dst: WEB_EIP, id: 5, seq: 1 }))],
+  });
   add({
     name: 'UDP without checksum through the NAT instance',
     scenario: variant(),
-    inputs: [p(0, APP, buildUdp({ src: APP_IP, dst: SRV, sport: 40000, dport: 53, noChecksum: true, payload: new Uint8Array([7]) }))],
+    inputs: [
+      p(
+        0,
+        APP,
+        buildUdp({ src: APP_IP, dst: SRV, sport: 40000, dport: 53, noChecksum: true, payload: new Uint8Array([7]) }),
+      ),
+    ],
   });
   {
     const bad = buildTcp({ src: SRV, dst: NAT_EIP, sport: 443, dport: 41000, seq: 1, flags: F_SYN });
     bad[37] ^= 0x33;
     add({ name: 'bad TCP checksum from outside to the NAT instance', scenario: variant(), inputs: [p(0, NET, bad)] });
   }
-  add({ name: 'unsolicited TCP SYN to the NAT instance (its stack answers RST)', scenario: variant(), inputs: [p(0, NET, buildTcp({ src: SRV, dst: NAT_EIP, sport: 5555, dport: 22, seq: 1, flags: F_SYN }))] });
+  add({
+    name: 'unsolicited TCP SYN to the NAT instance (its stack answers RST)',
+    scenario: variant(),
+    inputs: [p(0, NET, buildTcp({ src: SRV, dst: NAT_EIP, sport: 5555, dport: 22, seq: 1, flags: F_SYN }))],
+  });
   return cases;
 }

@@ -6,7 +6,14 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkKernelPrerequisites, listNatlabNetns } from '../../src/oracle/index.ts';
-import { buildIcmpEcho, buildUdp, parseIpv4Addr as A, LINKTYPE_RAW, PacketView, parseIpv4 } from '../../src/packet/index.ts';
+import {
+  buildIcmpEcho,
+  buildUdp,
+  parseIpv4Addr as A,
+  LINKTYPE_RAW,
+  PacketView,
+  parseIpv4,
+} from '../../src/packet/index.ts';
 import { encodePcap, readCapture } from '../../src/pcap/index.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -14,9 +21,14 @@ const pre = await checkKernelPrerequisites();
 const isRoot = process.getuid?.() === 0;
 const hasSetpriv = existsSync('/usr/bin/setpriv');
 
-function natlab(args: string[], asNobody = false): { code: number | null; stdout: string; stderr: string; pid: number } {
+function natlab(
+  args: string[],
+  asNobody = false,
+): { code: number | null; stdout: string; stderr: string; pid: number } {
   const cmd = asNobody ? '/usr/bin/setpriv' : process.execPath;
-  const argv = asNobody ? ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, 'bin/natlab.mjs', ...args] : ['bin/natlab.mjs', ...args];
+  const argv = asNobody
+    ? ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, 'bin/natlab.mjs', ...args]
+    : ['bin/natlab.mjs', ...args];
   const r = spawnSync(cmd, argv, { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, pid: r.pid ?? 0 };
 }
@@ -25,8 +37,12 @@ function natlab(args: string[], asNobody = false): { code: number | null; stdout
 async function inProcess(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => ((stdout += String(c)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => ((stderr += String(c)), true));
+  const o = vi
+    .spyOn(process.stdout, 'write')
+    .mockImplementation((c: string | Uint8Array) => ((stdout += String(c)), true));
+  const e = vi
+    .spyOn(process.stderr, 'write')
+    .mockImplementation((c: string | Uint8Array) => ((stderr += String(c)), true));
   try {
     const code = await main(args);
     return { code, stdout, stderr };
@@ -43,7 +59,13 @@ function capture(dir: string): string {
     buildUdp({ src: A('198.51.100.7'), dst: A('203.0.113.10'), sport: 53, dport: 40000, payload: new Uint8Array(30) }),
     buildIcmpEcho({ src: A('10.0.1.10'), dst: A('198.51.100.7'), id: 9, seq: 1 }),
   ];
-  writeFileSync(p, encodePcap(frames.map((d, i) => ({ tsSec: 1_700_000_000, tsNsec: i * 1000, data: d })), { linkType: LINKTYPE_RAW }));
+  writeFileSync(
+    p,
+    encodePcap(
+      frames.map((d, i) => ({ tsSec: 1_700_000_000, tsNsec: i * 1000, data: d })),
+      { linkType: LINKTYPE_RAW },
+    ),
+  );
   return p;
 }
 

@@ -5,7 +5,15 @@
 import { describe, expect, it } from 'vitest';
 import { checkKernelPrerequisites } from '../../src/oracle/index.ts';
 import { loadBuiltinScenario, loadScenario, resolveScenarioPath } from '../../src/scenario/index.ts';
-import { engineMaker, findTopology, probeShadow, ProbeContext, runConformance, shadowTargets, type ShadowResult } from '../../src/diff/conformance/index.ts';
+import {
+  engineMaker,
+  findTopology,
+  probeShadow,
+  ProbeContext,
+  runConformance,
+  shadowTargets,
+  type ShadowResult,
+} from '../../src/diff/conformance/index.ts';
 import type { Scenario } from '../../src/spec/scenario.ts';
 
 const pre = await checkKernelPrerequisites();

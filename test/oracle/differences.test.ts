@@ -2,57 +2,137 @@
 // docs/kernel-differences.md): each rule on a difference of its class, and nothing on a real one.
 import { describe, expect, it } from 'vitest';
 import { classifyKernelDifference, type KernelRunFacts } from '../../src/oracle/index.ts';
-import { buildIcmpError, buildTcp, buildUdp, parseIpv4Addr as A, F_ACK, ICMP_TIME_EXCEEDED } from '../../src/packet/index.ts';
+import {
+  buildIcmpError,
+  buildTcp,
+  buildUdp,
+  parseIpv4Addr as A,
+  F_ACK,
+  ICMP_TIME_EXCEEDED,
+} from '../../src/packet/index.ts';
 import type { DifferenceFacts, InputPacket, PacketResult } from '../../src/spec/engine.ts';
-import { CT_ESTABLISHED, CT_INVALID, CT_NEW, DROP_KERNEL_UNSEEN, DROP_TTL_EXCEEDED, FATE_DELIVERED, FATE_DROPPED, REASON_NONE } from '../../src/spec/reasons.ts';
+import {
+  CT_ESTABLISHED,
+  CT_INVALID,
+  CT_NEW,
+  DROP_KERNEL_UNSEEN,
+  DROP_TTL_EXCEEDED,
+  FATE_DELIVERED,
+  FATE_DROPPED,
+  REASON_NONE,
+} from '../../src/spec/reasons.ts';
 import { POINT_INTERNET } from '../../src/spec/scenario.ts';
 import { APP, BASE, NAT, WEB } from './cases.ts';
 
-const k = (over: Partial<KernelRunFacts> = {}): KernelRunFacts => ({ scenario: BASE, name: 'kernel', lagMs: [], maxLagMs: 50, ...over });
-const res = (o: Partial<PacketResult> = {}): PacketResult => ({ fate: FATE_DROPPED, reason: DROP_KERNEL_UNSEEN, detail: 0, ct: 0, outputs: [], ...o });
+const k = (over: Partial<KernelRunFacts> = {}): KernelRunFacts => ({
+  scenario: BASE,
+  name: 'kernel',
+  lagMs: [],
+  maxLagMs: 50,
+  ...over,
+});
+const res = (o: Partial<PacketResult> = {}): PacketResult => ({
+  fate: FATE_DROPPED,
+  reason: DROP_KERNEL_UNSEEN,
+  detail: 0,
+  ct: 0,
+  outputs: [],
+  ...o,
+});
 function packet(input: InputPacket, model: PacketResult, kernel: PacketResult, kinds: string[]): DifferenceFacts {
-  return { index: 0, differences: kinds.map((kind) => ({ kind, message: `packet #0 — ${kind} differs` })), engines: ['model', 'kernel'], inputs: [input, input], results: [model, kernel] };
+  return {
+    index: 0,
+    differences: kinds.map((kind) => ({ kind, message: `packet #0 — ${kind} differs` })),
+    engines: ['model', 'kernel'],
+    inputs: [input, input],
+    results: [model, kernel],
+  };
 }
 const udp = (o: { src?: string; dst?: string; ttl?: number } = {}): Uint8Array =>
   buildUdp({ src: A(o.src ?? '10.0.1.10'), dst: A(o.dst ?? '198.51.100.7'), sport: 40000, dport: 53, ttl: o.ttl });
-const delivered = res({ fate: FATE_DELIVERED, reason: REASON_NONE, outputs: [{ egress: POINT_INTERNET, frame: udp() }] });
+const delivered = res({
+  fate: FATE_DELIVERED,
+  reason: REASON_NONE,
+  outputs: [{ egress: POINT_INTERNET, frame: udp() }],
+});
 
 describe('kernel difference rules', () => {
   it('E5: a TTL 0 input the kernel never shows', () => {
-    const c = classifyKernelDifference(packet({ timeUs: 0, ingress: APP, frame: udp({ ttl: 0 }) }, delivered, res(), ['fate', 'output-count']), k());
+    const c = classifyKernelDifference(
+      packet({ timeUs: 0, ingress: APP, frame: udp({ ttl: 0 }) }, delivered, res(), ['fate', 'output-count']),
+      k(),
+    );
     expect(c?.id).toBe('E5');
   });
   it('E6: a martian source', () => {
-    expect(classifyKernelDifference(packet({ timeUs: 0, ingress: APP, frame: udp({ src: '127.0.0.1' }) }, delivered, res(), ['fate']), k())?.id).toBe('E6');
+    expect(
+      classifyKernelDifference(
+        packet({ timeUs: 0, ingress: APP, frame: udp({ src: '127.0.0.1' }) }, delivered, res(), ['fate']),
+        k(),
+      )?.id,
+    ).toBe('E6');
   });
   it('E11: delivered to the instance that owns the source address', () => {
     const f = udp({ src: '10.0.0.10', dst: '10.0.0.10' });
     const model = res({ fate: FATE_DELIVERED, reason: REASON_NONE, outputs: [{ egress: NAT + 1, frame: f }] });
-    expect(classifyKernelDifference(packet({ timeUs: 0, ingress: NAT + 1, frame: f }, model, res(), ['fate', 'output-count']), k())?.id).toBe('E11');
+    expect(
+      classifyKernelDifference(
+        packet({ timeUs: 0, ingress: NAT + 1, frame: f }, model, res(), ['fate', 'output-count']),
+        k(),
+      )?.id,
+    ).toBe('E11');
   });
   it('K2: the kernel rate-limited a time exceeded the model sends', () => {
     const f = udp({ ttl: 1 });
-    const err = buildIcmpError({ src: A('10.0.0.10'), dst: A('10.0.1.10'), type: ICMP_TIME_EXCEEDED, code: 0, quoted: f });
+    const err = buildIcmpError({
+      src: A('10.0.0.10'),
+      dst: A('10.0.1.10'),
+      type: ICMP_TIME_EXCEEDED,
+      code: 0,
+      quoted: f,
+    });
     const model = res({ reason: DROP_TTL_EXCEEDED, outputs: [{ egress: APP, frame: err }] });
     const kernel = res({ reason: DROP_TTL_EXCEEDED });
-    expect(classifyKernelDifference(packet({ timeUs: 0, ingress: APP, frame: f }, model, kernel, ['output-count']), k())?.id).toBe('K2');
+    expect(
+      classifyKernelDifference(packet({ timeUs: 0, ingress: APP, frame: f }, model, kernel, ['output-count']), k())?.id,
+    ).toBe('K2');
   });
   it('K4: a TCP segment INVALID in the kernel, ESTABLISHED in the model', () => {
     const f = buildTcp({ src: A('10.0.1.10'), dst: A('198.51.100.7'), sport: 4000, dport: 80, flags: F_ACK, seq: 1 });
-    const c = classifyKernelDifference(packet({ timeUs: 0, ingress: APP, frame: f }, res({ ct: CT_ESTABLISHED }), res({ ct: CT_INVALID }), ['ct']), k());
+    const c = classifyKernelDifference(
+      packet({ timeUs: 0, ingress: APP, frame: f }, res({ ct: CT_ESTABLISHED }), res({ ct: CT_INVALID }), ['ct']),
+      k(),
+    );
     expect(c?.id).toBe('K4');
   });
   it('K3: a table entry of a flow addressed to the NAT instance itself', () => {
     const f: DifferenceFacts = {
-      index: -1, engines: ['model', 'kernel'], inputs: null, results: null,
-      differences: [{ kind: 'conntrack', message: 'conntrack (instance 0): only model has tcp      6 3 SYN_SENT src=198.51.100.7 dst=10.0.0.10 sport=5555 dport=22 [UNREPLIED] src=10.0.0.10 dst=198.51.100.7 sport=22 dport=5555' }],
+      index: -1,
+      engines: ['model', 'kernel'],
+      inputs: null,
+      results: null,
+      differences: [
+        {
+          kind: 'conntrack',
+          message:
+            'conntrack (instance 0): only model has tcp      6 3 SYN_SENT src=198.51.100.7 dst=10.0.0.10 sport=5555 dport=22 [UNREPLIED] src=10.0.0.10 dst=198.51.100.7 sport=22 dport=5555',
+        },
+      ],
     };
     expect(classifyKernelDifference(f, k())?.id).toBe('K3');
   });
   it('E8: conntrack timeouts within the measured lag + 1 s, not beyond', () => {
     const t = (a: number, b: number): DifferenceFacts => ({
-      index: -1, engines: ['model', 'kernel'], inputs: null, results: null,
-      differences: [{ kind: 'conntrack', message: `conntrack (instance 0) udp 17 ${a} src=10.0.1.10 dst=198.51.100.7 sport=1 dport=53: timeout ${a} vs ${b}` }],
+      index: -1,
+      engines: ['model', 'kernel'],
+      inputs: null,
+      results: null,
+      differences: [
+        {
+          kind: 'conntrack',
+          message: `conntrack (instance 0) udp 17 ${a} src=10.0.1.10 dst=198.51.100.7 sport=1 dport=53: timeout ${a} vs ${b}`,
+        },
+      ],
     });
     expect(classifyKernelDifference(t(4, 3), k({ maxLagMs: 200 }))?.id).toBe('E8');
     expect(classifyKernelDifference(t(9, 3), k({ maxLagMs: 200 }))).toBeNull();
@@ -61,12 +141,19 @@ describe('kernel difference rules', () => {
   it('kernel lagged: a packet the kernel saw later than a timeout it depends on', () => {
     const sc = structuredClone(BASE);
     sc.conntrack.timeouts.udp = 1;
-    const f = packet({ timeUs: 0, ingress: POINT_INTERNET, frame: udp({ src: '198.51.100.7', dst: '203.0.113.10' }) }, delivered, res({ ct: CT_NEW }), ['fate', 'ct']);
+    const f = packet(
+      { timeUs: 0, ingress: POINT_INTERNET, frame: udp({ src: '198.51.100.7', dst: '203.0.113.10' }) },
+      delivered,
+      res({ ct: CT_NEW }),
+      ['fate', 'ct'],
+    );
     expect(classifyKernelDifference(f, k({ scenario: sc, lagMs: [1500] }))?.id).toBe('lagged');
     expect(classifyKernelDifference(f, k({ scenario: sc, lagMs: [300] }))).toBeNull();
   });
   it('a real difference is not classified', () => {
     const model = res({ fate: FATE_DELIVERED, reason: REASON_NONE, outputs: [{ egress: WEB, frame: udp() }] });
-    expect(classifyKernelDifference(packet({ timeUs: 0, ingress: APP, frame: udp() }, model, delivered, ['egress']), k())).toBeNull();
+    expect(
+      classifyKernelDifference(packet({ timeUs: 0, ingress: APP, frame: udp() }, model, delivered, ['egress']), k()),
+    ).toBeNull();
   });
 });

@@ -5,7 +5,14 @@
 // that two kernel runs always need, docs/kernel-differences.md E9), conntrack tables and nat
 // counters must be the same. Needs root and the tools; skipped with the reason otherwise.
 import { describe, expect, it } from 'vitest';
-import { checkKernelPrerequisites, createKernelEngine, kernelOutputNormaliser, type KernelEngine, type KernelInjection, type KernelPacketResult } from '../../src/oracle/index.ts';
+import {
+  checkKernelPrerequisites,
+  createKernelEngine,
+  kernelOutputNormaliser,
+  type KernelEngine,
+  type KernelInjection,
+  type KernelPacketResult,
+} from '../../src/oracle/index.ts';
 import { compareRuns } from '../../src/diff/compare/compare.ts';
 import { buildTcp, buildUdp, parseIpv4Addr as A, F_SYN } from '../../src/packet/index.ts';
 import type { ConntrackEntry, InputPacket, NatRuleCounter } from '../../src/spec/engine.ts';
@@ -24,7 +31,11 @@ interface Run {
 async function runCase(c: NatCase, injection: KernelInjection): Promise<Run> {
   // The one-at-a-time reference gets a 20 ms quiet time: its default 3 ms is a guess that a
   // loaded machine can beat (a frame later than that is not attributed, and the case differs).
-  const e = await createKernelEngine(c.scenario, { maxWaitMs: 5000, injection, settleMs: injection === 'single' ? 20 : undefined });
+  const e = await createKernelEngine(c.scenario, {
+    maxWaitMs: 5000,
+    injection,
+    settleMs: injection === 'single' ? 20 : undefined,
+  });
   try {
     expect(e.injection).toBe(injection);
     const r = await e.process(c.inputs);
@@ -42,8 +53,20 @@ function expectSame(c: NatCase, single: Run, batch: Run): void {
   const inputs = [...c.inputs, ...(c.after ?? [])];
   const cmp = compareRuns(
     inputs,
-    { engine: 'single', results: single.r, conntrack: single.ct, counters: single.counters, normaliser: kernelOutputNormaliser },
-    { engine: 'batch', results: batch.r, conntrack: batch.ct, counters: batch.counters, normaliser: kernelOutputNormaliser },
+    {
+      engine: 'single',
+      results: single.r,
+      conntrack: single.ct,
+      counters: single.counters,
+      normaliser: kernelOutputNormaliser,
+    },
+    {
+      engine: 'batch',
+      results: batch.r,
+      conntrack: batch.ct,
+      counters: batch.counters,
+      normaliser: kernelOutputNormaliser,
+    },
     { scenario: c.scenario, timeouts: false },
   );
   expect(cmp.differences.map((d) => `${d.kind} ${d.message}`)).toEqual([]);
@@ -52,7 +75,9 @@ function expectSame(c: NatCase, single: Run, batch: Run): void {
   // exist depends on real time, and the fast path packs the same packets into far less of it.
   const ev = (r: Run): string[][] => r.r.map((x) => x.evidence.filter((e) => !e.endsWith(':nl_localout')));
   expect(ev(batch)).toEqual(ev(single));
-  expect(batch.r.map((x) => x.outputs.map((o) => o.adjustments))).toEqual(single.r.map((x) => x.outputs.map((o) => o.adjustments)));
+  expect(batch.r.map((x) => x.outputs.map((o) => o.adjustments))).toEqual(
+    single.r.map((x) => x.outputs.map((o) => o.adjustments)),
+  );
   expect(single.engine.lateFrames).toBe(0);
   expect(batch.engine.lateFrames).toBe(0);
   expect(batch.engine.lagMs).toHaveLength(inputs.length);
@@ -76,13 +101,36 @@ describe.skipIf(!pre.ok).concurrent('kernel fast path = one at a time', () => {
     for (let k = 0; k < 150; k++) {
       const t = k * 10;
       // Two private hosts use the same source port: the second of each pair is renamed by the NAT.
-      inputs.push({ timeUs: t, ingress: APP, frame: buildUdp({ src: A('10.0.1.10'), dst: SRV, sport: 3000 + k, dport: 53 }) });
-      inputs.push({ timeUs: t, ingress: WEB, frame: buildUdp({ src: A('10.0.0.20'), dst: SRV, sport: 3000 + k, dport: 53 }) });
+      inputs.push({
+        timeUs: t,
+        ingress: APP,
+        frame: buildUdp({ src: A('10.0.1.10'), dst: SRV, sport: 3000 + k, dport: 53 }),
+      });
+      inputs.push({
+        timeUs: t,
+        ingress: WEB,
+        frame: buildUdp({ src: A('10.0.0.20'), dst: SRV, sport: 3000 + k, dport: 53 }),
+      });
       // A reply to the NAT's public address (every third to a port nobody holds: unsolicited).
-      inputs.push({ timeUs: t + 1, ingress: NET, frame: buildUdp({ src: SRV, dst: A('203.0.113.10'), sport: 53, dport: k % 3 ? 3000 + k : 2000 + k }) });
+      inputs.push({
+        timeUs: t + 1,
+        ingress: NET,
+        frame: buildUdp({ src: SRV, dst: A('203.0.113.10'), sport: 53, dport: k % 3 ? 3000 + k : 2000 + k }),
+      });
       if (k % 25 === 7) {
         // The app host talks to the web server's Elastic IP: out through the NAT, back in by the IGW.
-        inputs.push({ timeUs: t + 2, ingress: APP, frame: buildTcp({ src: A('10.0.1.10'), dst: A('203.0.113.20'), sport: 5000 + k, dport: 80, flags: F_SYN, seq: k }) });
+        inputs.push({
+          timeUs: t + 2,
+          ingress: APP,
+          frame: buildTcp({
+            src: A('10.0.1.10'),
+            dst: A('203.0.113.20'),
+            sport: 5000 + k,
+            dport: 80,
+            flags: F_SYN,
+            seq: k,
+          }),
+        });
       }
     }
     const c: NatCase = { name: 'mixed', scenario: BASE, inputs };

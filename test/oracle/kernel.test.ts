@@ -6,20 +6,45 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadBuiltinScenario } from '../../src/scenario/index.ts';
-import { checkKernelPrerequisites, cleanupLeftovers, createKernelEngine, listNatlabNetns, runKernel, type KernelEngine } from '../../src/oracle/index.ts';
+import {
+  checkKernelPrerequisites,
+  cleanupLeftovers,
+  createKernelEngine,
+  listNatlabNetns,
+  runKernel,
+  type KernelEngine,
+} from '../../src/oracle/index.ts';
 import { run } from '../../src/oracle/exec.ts';
 import { formatConntrackLine } from '../../src/spec/conntrack-format.ts';
 import {
-  buildIcmpEcho, buildTcp, buildUdp, parseIpv4Addr as A, PacketView, parseIpv4, PARSE_OK, verifyIpv4Header, verifyL4Checksum,
-  F_ACK, F_SYN, LINKTYPE_RAW,
+  buildIcmpEcho,
+  buildTcp,
+  buildUdp,
+  parseIpv4Addr as A,
+  PacketView,
+  parseIpv4,
+  PARSE_OK,
+  verifyIpv4Header,
+  verifyL4Checksum,
+  F_ACK,
+  F_SYN,
+  LINKTYPE_RAW,
 } from '../../src/packet/index.ts';
 import { encodePcap } from '../../src/pcap/index.ts';
 import type { InputPacket } from '../../src/spec/engine.ts';
 import type { Scenario } from '../../src/spec/scenario.ts';
 import { POINT_INTERNET, instancePoint } from '../../src/spec/scenario.ts';
 import {
-  CT_ESTABLISHED, CT_INVALID, CT_NEW, DROP_IGW_NO_PUBLIC_IP, DROP_SRC_DST_CHECK_SRC, DROP_TTL_EXCEEDED,
-  FATE_DELIVERED, FATE_DROPPED, DROP_NO_HOST, DROP_BLACKHOLE,
+  CT_ESTABLISHED,
+  CT_INVALID,
+  CT_NEW,
+  DROP_IGW_NO_PUBLIC_IP,
+  DROP_SRC_DST_CHECK_SRC,
+  DROP_TTL_EXCEEDED,
+  FATE_DELIVERED,
+  FATE_DROPPED,
+  DROP_NO_HOST,
+  DROP_BLACKHOLE,
 } from '../../src/spec/reasons.ts';
 
 const pre = await checkKernelPrerequisites();
@@ -59,8 +84,28 @@ describe.skipIf(SKIP)('kernel engine on the built-in scenario', () => {
 
   it('UDP 10.0.1.10:40000 -> 198.51.100.7:53 leaves as 203.0.113.10:40000 and the reply comes back', async () => {
     const [out, back] = await e.process([
-      pkt(0, APP, buildUdp({ src: A('10.0.1.10'), dst: A('198.51.100.7'), sport: 40000, dport: 53, payload: new Uint8Array([1, 2, 3]) })),
-      pkt(1000, POINT_INTERNET, buildUdp({ src: A('198.51.100.7'), dst: A('203.0.113.10'), sport: 53, dport: 40000, payload: new Uint8Array([4]) })),
+      pkt(
+        0,
+        APP,
+        buildUdp({
+          src: A('10.0.1.10'),
+          dst: A('198.51.100.7'),
+          sport: 40000,
+          dport: 53,
+          payload: new Uint8Array([1, 2, 3]),
+        }),
+      ),
+      pkt(
+        1000,
+        POINT_INTERNET,
+        buildUdp({
+          src: A('198.51.100.7'),
+          dst: A('203.0.113.10'),
+          sport: 53,
+          dport: 40000,
+          payload: new Uint8Array([4]),
+        }),
+      ),
     ]);
     expect(out.fate).toBe(FATE_DELIVERED);
     expect(out.ct).toBe(CT_NEW);
@@ -80,7 +125,9 @@ describe.skipIf(SKIP)('kernel engine on the built-in scenario', () => {
     expect(udp!.instance).toBe(NAT);
     expect(udp!.reply).toEqual({ src: A('198.51.100.7'), dst: A('10.0.0.10'), sport: 53, dport: 40000 });
     expect(udp!.seenReply).toBe(true);
-    expect(formatConntrackLine(udp!)).toMatch(/^udp +17 \d+ src=10\.0\.1\.10 dst=198\.51\.100\.7 sport=40000 dport=53 src=198\.51\.100\.7 dst=10\.0\.0\.10 sport=53 dport=40000 mark=0 use=1$/);
+    expect(formatConntrackLine(udp!)).toMatch(
+      /^udp +17 \d+ src=10\.0\.1\.10 dst=198\.51\.100\.7 sport=40000 dport=53 src=198\.51\.100\.7 dst=10\.0\.0\.10 sport=53 dport=40000 mark=0 use=1$/,
+    );
     const post = (await e.natCounters()).find((c) => c.instance === NAT && c.chain === 'POSTROUTING' && c.rule === 0);
     expect(post?.packets).toBeGreaterThanOrEqual(1);
   });
@@ -90,7 +137,19 @@ describe.skipIf(SKIP)('kernel engine on the built-in scenario', () => {
     const srv = A('198.51.100.7');
     const r = await e.process([
       pkt(2000, APP, buildTcp({ src: c, dst: srv, sport: 41000, dport: 443, seq: 1000, flags: F_SYN })),
-      pkt(3000, POINT_INTERNET, buildTcp({ src: srv, dst: A('203.0.113.10'), sport: 443, dport: 41000, seq: 5000, ack: 1001, flags: F_SYN | F_ACK })),
+      pkt(
+        3000,
+        POINT_INTERNET,
+        buildTcp({
+          src: srv,
+          dst: A('203.0.113.10'),
+          sport: 443,
+          dport: 41000,
+          seq: 5000,
+          ack: 1001,
+          flags: F_SYN | F_ACK,
+        }),
+      ),
       pkt(4000, APP, buildTcp({ src: c, dst: srv, sport: 41000, dport: 443, seq: 1001, ack: 5001, flags: F_ACK })),
     ]);
     expect(r.map((x) => x.fate)).toEqual([FATE_DELIVERED, FATE_DELIVERED, FATE_DELIVERED]);
@@ -103,7 +162,11 @@ describe.skipIf(SKIP)('kernel engine on the built-in scenario', () => {
   it('ping: echo out, echo reply back', async () => {
     const r = await e.process([
       pkt(5000, APP, buildIcmpEcho({ src: A('10.0.1.10'), dst: A('192.0.2.1'), id: 77, seq: 1 })),
-      pkt(6000, POINT_INTERNET, buildIcmpEcho({ src: A('192.0.2.1'), dst: A('203.0.113.10'), id: 77, seq: 1, reply: true })),
+      pkt(
+        6000,
+        POINT_INTERNET,
+        buildIcmpEcho({ src: A('192.0.2.1'), dst: A('203.0.113.10'), id: 77, seq: 1, reply: true }),
+      ),
     ]);
     expect(parsed(r[0].outputs[0].frame).src).toBe(A('203.0.113.10'));
     expect(r[1].outputs.map((x) => x.egress)).toEqual([APP]);
@@ -113,7 +176,13 @@ describe.skipIf(SKIP)('kernel engine on the built-in scenario', () => {
   });
 
   it("inbound to web's Elastic IP reaches 10.0.0.20 with no NAT instance involved", async () => {
-    const [r] = await e.process([pkt(7000, POINT_INTERNET, buildTcp({ src: A('198.51.100.9'), dst: A('203.0.113.20'), sport: 5555, dport: 80, flags: F_SYN }))]);
+    const [r] = await e.process([
+      pkt(
+        7000,
+        POINT_INTERNET,
+        buildTcp({ src: A('198.51.100.9'), dst: A('203.0.113.20'), sport: 5555, dport: 80, flags: F_SYN }),
+      ),
+    ]);
     expect(r.fate).toBe(FATE_DELIVERED);
     expect(r.outputs.map((x) => x.egress)).toEqual([WEB]);
     const o = parsed(r.outputs[0].frame);
@@ -121,7 +190,13 @@ describe.skipIf(SKIP)('kernel engine on the built-in scenario', () => {
   });
 
   it('unsolicited inbound to the NAT instance is delivered to its stack, whose answer does not leave', async () => {
-    const [r] = await e.process([pkt(8000, POINT_INTERNET, buildTcp({ src: A('198.51.100.9'), dst: A('203.0.113.10'), sport: 5556, dport: 22, flags: F_SYN }))]);
+    const [r] = await e.process([
+      pkt(
+        8000,
+        POINT_INTERNET,
+        buildTcp({ src: A('198.51.100.9'), dst: A('203.0.113.10'), sport: 5556, dport: 22, flags: F_SYN }),
+      ),
+    ]);
     expect(r.fate).toBe(FATE_DELIVERED);
     expect(r.ct).toBe(CT_NEW);
     expect(r.outputs.map((x) => x.egress)).toEqual([instancePoint(NAT)]);
@@ -129,7 +204,13 @@ describe.skipIf(SKIP)('kernel engine on the built-in scenario', () => {
   });
 
   it('a bad UDP checksum from inside is INVALID, forwarded un-NATed, and the IGW drops it', async () => {
-    const bad = buildUdp({ src: A('10.0.1.10'), dst: A('198.51.100.7'), sport: 40100, dport: 53, payload: new Uint8Array(4) });
+    const bad = buildUdp({
+      src: A('10.0.1.10'),
+      dst: A('198.51.100.7'),
+      sport: 40100,
+      dport: 53,
+      payload: new Uint8Array(4),
+    });
     bad[27] ^= 0x5a;
     const [r] = await e.process([pkt(9000, APP, bad)]);
     expect(r.ct).toBe(CT_INVALID);
@@ -138,7 +219,9 @@ describe.skipIf(SKIP)('kernel engine on the built-in scenario', () => {
   });
 
   it('TTL 1 through the NAT instance: time exceeded back to the sender (the VPC router does not count as a hop)', async () => {
-    const [r] = await e.process([pkt(10000, APP, buildUdp({ src: A('10.0.1.10'), dst: A('198.51.100.7'), sport: 40200, dport: 53, ttl: 1 }))]);
+    const [r] = await e.process([
+      pkt(10000, APP, buildUdp({ src: A('10.0.1.10'), dst: A('198.51.100.7'), sport: 40200, dport: 53, ttl: 1 })),
+    ]);
     expect(r.fate).toBe(FATE_DROPPED);
     expect(r.reason).toBe(DROP_TTL_EXCEEDED);
     expect(r.outputs.map((x) => x.egress)).toEqual([APP]);
@@ -168,12 +251,20 @@ describe.skipIf(SKIP)('kernel engine: VPC router drops, cleanup', () => {
     sc.conntrack.timeouts.udp = 1;
     const e = await createKernelEngine(sc, { maxWaitMs: 3000 });
     try {
-      await e.process([pkt(0, APP, buildUdp({ src: A('10.0.1.10'), dst: A('198.51.100.7'), sport: 40000, dport: 53 }))]);
+      await e.process([
+        pkt(0, APP, buildUdp({ src: A('10.0.1.10'), dst: A('198.51.100.7'), sport: 40000, dport: 53 })),
+      ]);
       expect((await e.conntrack()).map((c) => c.timeout)).toEqual([expect.any(Number)]);
       await e.advance(1_600_000);
       expect(e.waitedMs).toBeGreaterThan(1000);
       // Expired: lookups ignore it at once; it may linger in the list until the GC reaps it.
-      const [reply] = await e.process([pkt(1_600_001, POINT_INTERNET, buildUdp({ src: A('198.51.100.7'), dst: A('203.0.113.10'), sport: 53, dport: 40000 }))]);
+      const [reply] = await e.process([
+        pkt(
+          1_600_001,
+          POINT_INTERNET,
+          buildUdp({ src: A('198.51.100.7'), dst: A('203.0.113.10'), sport: 53, dport: 40000 }),
+        ),
+      ]);
       expect(reply.ct).toBe(CT_NEW);
       expect(reply.outputs.map((o) => o.egress)).toEqual([instancePoint(NAT)]);
       await expect(e.advance(60_000_000)).rejects.toThrow(/needs [\d.]+ s of real waiting/);
@@ -184,7 +275,10 @@ describe.skipIf(SKIP)('kernel engine: VPC router drops, cleanup', () => {
 
   it('a nat table the kernel rejects is bad input (InputError naming the instance) and leaves nothing', async () => {
     const sc = clone(s);
-    sc.instances[NAT].nat = { ...sc.instances[NAT].nat!, text: '*nat\n-A POSTROUTING -o eth0 -j NO-SUCH-TARGET\nCOMMIT\n' };
+    sc.instances[NAT].nat = {
+      ...sc.instances[NAT].nat!,
+      text: '*nat\n-A POSTROUTING -o eth0 -j NO-SUCH-TARGET\nCOMMIT\n',
+    };
     const before = new Set(await listNatlabNetns());
     await expect(createKernelEngine(sc, {})).rejects.toThrow(/instance nat: iptables-restore rejected its nat table/);
     const mine = `natlab-${process.pid.toString(36)}`;
@@ -202,7 +296,9 @@ describe.skipIf(SKIP)('kernel engine: VPC router drops, cleanup', () => {
     const e2 = await createKernelEngine(s, {});
     const mine2 = e2.netnsNames;
     try {
-      const [r] = await e2.process([pkt(0, APP, buildUdp({ src: A('10.0.1.10'), dst: A('198.51.100.7'), sport: 40000, dport: 53 }))]);
+      const [r] = await e2.process([
+        pkt(0, APP, buildUdp({ src: A('10.0.1.10'), dst: A('198.51.100.7'), sport: 40000, dport: 53 })),
+      ]);
       expect(r.fate).toBe(FATE_DELIVERED);
     } finally {
       await e2.close();
@@ -219,15 +315,27 @@ describe.skipIf(SKIP)('kernel engine: VPC router drops, cleanup', () => {
       buildUdp({ src: A('10.0.1.10'), dst: A('198.51.100.7'), sport: 40000, dport: 53 }),
       buildUdp({ src: A('10.0.1.10'), dst: A('198.51.100.7'), sport: 40000, dport: 53 }),
     ];
-    writeFileSync(input, encodePcap(frames.map((d, i) => ({ tsSec: 1_700_000_000 + i * 30, tsNsec: 0, data: d })), { linkType: LINKTYPE_RAW }));
-    const child = spawn(process.execPath, ['bin/natlab.mjs', 'kernel', '--in', input, '--out', join(dir, 'out'), '--max-wait', '60'], {
-      cwd: join(import.meta.dirname, '..', '..'),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    writeFileSync(
+      input,
+      encodePcap(
+        frames.map((d, i) => ({ tsSec: 1_700_000_000 + i * 30, tsNsec: 0, data: d })),
+        { linkType: LINKTYPE_RAW },
+      ),
+    );
+    const child = spawn(
+      process.execPath,
+      ['bin/natlab.mjs', 'kernel', '--in', input, '--out', join(dir, 'out'), '--max-wait', '60'],
+      {
+        cwd: join(import.meta.dirname, '..', '..'),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stderr = '';
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     const prefix = `natlab-${child.pid!.toString(36)}`;
-    const exited = new Promise<{ code: number | null; signal: string | null }>((res) => child.on('exit', (code, signal) => res({ code, signal })));
+    const exited = new Promise<{ code: number | null; signal: string | null }>((res) =>
+      child.on('exit', (code, signal) => res({ code, signal })),
+    );
     let seen: string[] = [];
     for (let i = 0; i < 300 && seen.length < 5; i++) {
       await new Promise((r) => setTimeout(r, 100));
@@ -250,11 +358,21 @@ describe.skipIf(SKIP)('kernel engine: VPC router drops, cleanup', () => {
       buildUdp({ src: A('10.0.1.10'), dst: A('198.51.100.7'), sport: 40001, dport: 53 }),
       buildUdp({ src: A('10.0.1.10'), dst: A('198.51.100.7'), sport: 40001, dport: 53 }),
     ];
-    writeFileSync(input, encodePcap(frames.map((d, i) => ({ tsSec: 1_700_000_000 + i * 30, tsNsec: 0, data: d })), { linkType: LINKTYPE_RAW }));
-    const child = spawn(process.execPath, ['bin/natlab.mjs', 'kernel', '--in', input, '--out', join(dir, 'out'), '--max-wait', '60'], {
-      cwd: join(import.meta.dirname, '..', '..'),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    writeFileSync(
+      input,
+      encodePcap(
+        frames.map((d, i) => ({ tsSec: 1_700_000_000 + i * 30, tsNsec: 0, data: d })),
+        { linkType: LINKTYPE_RAW },
+      ),
+    );
+    const child = spawn(
+      process.execPath,
+      ['bin/natlab.mjs', 'kernel', '--in', input, '--out', join(dir, 'out'), '--max-wait', '60'],
+      {
+        cwd: join(import.meta.dirname, '..', '..'),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     const prefix = `natlab-${child.pid!.toString(36)}`;
     const exited = new Promise<void>((res) => child.on('exit', () => res()));
     let seen: string[] = [];
@@ -274,7 +392,12 @@ describe.skipIf(SKIP)('kernel engine: VPC router drops, cleanup', () => {
       expect((await listNatlabNetns()).filter((n) => n.startsWith(prefix))).toEqual([]);
       const w = e2.warnings.find((x) => x.includes(prefix));
       const left = seen.length;
-      if (w) expect(w).toMatch(new RegExp(`removed \\d+ namespace\\(s\\) left behind by natlab run\\(s\\) whose process \\(.*${child.pid}.*\\) is gone`));
+      if (w)
+        expect(w).toMatch(
+          new RegExp(
+            `removed \\d+ namespace\\(s\\) left behind by natlab run\\(s\\) whose process \\(.*${child.pid}.*\\) is gone`,
+          ),
+        );
       expect(left).toBe(5);
     } finally {
       await e2.close();

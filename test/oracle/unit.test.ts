@@ -6,9 +6,28 @@ import fc from 'fast-check';
 import { loadBuiltinScenario } from '../../src/scenario/index.ts';
 import { planTopology, TABLE_BASE } from '../../src/oracle/topology.ts';
 import { igwMapOf, igwTranslate } from '../../src/oracle/igw.ts';
-import { parseAgentStats, parseConntrackLine, parseConntrackList, parseIptablesCounters } from '../../src/oracle/parse.ts';
+import {
+  parseAgentStats,
+  parseConntrackLine,
+  parseConntrackList,
+  parseIptablesCounters,
+} from '../../src/oracle/parse.ts';
 import { NETNS_RE, netnsOwnerPid, newRunId, routerNetns } from '../../src/oracle/names.ts';
-import { buildIcmpError, buildTcp, buildUdp, buildIcmpEcho, parseIpv4Addr as A, PacketView, parseIpv4, verifyIpv4Header, verifyL4Checksum, F_SYN, ICMP_DEST_UNREACH, PARSE_OK, checksumOf } from '../../src/packet/index.ts';
+import {
+  buildIcmpError,
+  buildTcp,
+  buildUdp,
+  buildIcmpEcho,
+  parseIpv4Addr as A,
+  PacketView,
+  parseIpv4,
+  verifyIpv4Header,
+  verifyL4Checksum,
+  F_SYN,
+  ICMP_DEST_UNREACH,
+  PARSE_OK,
+  checksumOf,
+} from '../../src/packet/index.ts';
 import { DROP_IGW_NO_PUBLIC_IP, DROP_IGW_UNKNOWN_DST, REASON_NONE } from '../../src/spec/reasons.ts';
 
 const s = loadBuiltinScenario();
@@ -17,9 +36,22 @@ const idx = (n: string): number => s.instances.findIndex((i) => i.name === n);
 describe('planTopology (built-in scenario)', () => {
   const plan = planTopology(s, 'abc123');
   it('names every namespace with the run prefix, and only those match the cleanup pattern', () => {
-    expect(plan.netns.map((n) => n.name)).toEqual(['natlab-abc123-rt', 'natlab-abc123-net', 'natlab-abc123-i0', 'natlab-abc123-i1', 'natlab-abc123-i2']);
+    expect(plan.netns.map((n) => n.name)).toEqual([
+      'natlab-abc123-rt',
+      'natlab-abc123-net',
+      'natlab-abc123-i0',
+      'natlab-abc123-i1',
+      'natlab-abc123-i2',
+    ]);
     for (const n of plan.netns) expect(NETNS_RE.test(n.name)).toBe(true);
-    for (const other of ['natlab', 'natlab-x', 'foo-abc123-rt', 'natlab-abc123-rt2', 'netns1', 'natlab-abc123-rt; rm -rf /']) {
+    for (const other of [
+      'natlab',
+      'natlab-x',
+      'foo-abc123-rt',
+      'natlab-abc123-rt2',
+      'netns1',
+      'natlab-abc123-rt; rm -rf /',
+    ]) {
       expect(NETNS_RE.test(other)).toBe(false);
     }
   });
@@ -28,7 +60,8 @@ describe('planTopology (built-in scenario)', () => {
     expect(netnsOwnerPid('natlab-x')).toBe(-1);
   });
   it('creates veths from the router straight into their namespace (nothing in the host namespace)', () => {
-    for (const l of plan.linkBatch) expect(l).toMatch(/^link add \S+ type veth peer name \S+( netns natlab-abc123-(i\d|net))?$/);
+    for (const l of plan.linkBatch)
+      expect(l).toMatch(/^link add \S+ type veth peer name \S+( netns natlab-abc123-(i\d|net))?$/);
     // One per ENI, the internet link, the two sink pairs and the fast path's fence pair inside the router.
     expect(plan.linkBatch).toHaveLength(s.instances.length + 4);
     expect(plan.linkBatch).toContain('link add nlfa type veth peer name nlfb');
@@ -76,19 +109,25 @@ function checksumsValid(b: Uint8Array): boolean {
 describe('stateless IGW', () => {
   it('maps outbound sources and inbound destinations 1:1 with valid checksums', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 65535 }), fc.integer({ min: 1, max: 65535 }), fc.uint8Array({ maxLength: 40 }), fc.boolean(), (sp, dp, payload, tcp) => {
-        const out = tcp
-          ? buildTcp({ src: A('10.0.0.10'), dst: A('198.51.100.7'), sport: sp, dport: dp, flags: F_SYN, payload })
-          : buildUdp({ src: A('10.0.0.10'), dst: A('198.51.100.7'), sport: sp, dport: dp, payload });
-        const r = igwTranslate(map, out, true);
-        expect(r.reason).toBe(REASON_NONE);
-        expect(checksumsValid(r.frame)).toBe(true);
-        expect(pv.src).toBe(A('203.0.113.10'));
-        expect(pv.sport).toBe(sp);
-        const back = igwTranslate(map, r.frame, false);
-        // Inbound maps destinations: the outbound frame's destination is not an EIP.
-        expect(back.reason).toBe(DROP_IGW_UNKNOWN_DST);
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 65535 }),
+        fc.integer({ min: 1, max: 65535 }),
+        fc.uint8Array({ maxLength: 40 }),
+        fc.boolean(),
+        (sp, dp, payload, tcp) => {
+          const out = tcp
+            ? buildTcp({ src: A('10.0.0.10'), dst: A('198.51.100.7'), sport: sp, dport: dp, flags: F_SYN, payload })
+            : buildUdp({ src: A('10.0.0.10'), dst: A('198.51.100.7'), sport: sp, dport: dp, payload });
+          const r = igwTranslate(map, out, true);
+          expect(r.reason).toBe(REASON_NONE);
+          expect(checksumsValid(r.frame)).toBe(true);
+          expect(pv.src).toBe(A('203.0.113.10'));
+          expect(pv.sport).toBe(sp);
+          const back = igwTranslate(map, r.frame, false);
+          // Inbound maps destinations: the outbound frame's destination is not an EIP.
+          expect(back.reason).toBe(DROP_IGW_UNKNOWN_DST);
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -96,7 +135,13 @@ describe('stateless IGW', () => {
     const z = buildUdp({ src: A('198.51.100.7'), dst: A('203.0.113.20'), sport: 53, dport: 4000, noChecksum: true });
     const r = igwTranslate(map, z, false);
     expect((r.frame[26] << 8) | r.frame[27]).toBe(0);
-    const good = buildUdp({ src: A('198.51.100.7'), dst: A('203.0.113.20'), sport: 53, dport: 4000, payload: new Uint8Array([1, 2]) });
+    const good = buildUdp({
+      src: A('198.51.100.7'),
+      dst: A('203.0.113.20'),
+      sport: 53,
+      dport: 4000,
+      payload: new Uint8Array([1, 2]),
+    });
     const bad = new Uint8Array(good);
     bad[27] = (bad[27] + 5) & 255;
     const csum = (b: Uint8Array): number => (b[26] << 8) | b[27];
@@ -109,8 +154,20 @@ describe('stateless IGW', () => {
     expect(offset(csum(rb.frame), csum(rg.frame))).toBe(before);
   });
   it('translates the quoted packet of an ICMP error (inbound: quoted source)', () => {
-    const quoted = buildUdp({ src: A('203.0.113.10'), dst: A('198.51.100.7'), sport: 40000, dport: 53, payload: new Uint8Array(5) });
-    const err = buildIcmpError({ src: A('198.51.100.1'), dst: A('203.0.113.10'), type: ICMP_DEST_UNREACH, code: 3, quoted });
+    const quoted = buildUdp({
+      src: A('203.0.113.10'),
+      dst: A('198.51.100.7'),
+      sport: 40000,
+      dport: 53,
+      payload: new Uint8Array(5),
+    });
+    const err = buildIcmpError({
+      src: A('198.51.100.1'),
+      dst: A('203.0.113.10'),
+      type: ICMP_DEST_UNREACH,
+      code: 3,
+      quoted,
+    });
     const r = igwTranslate(map, err, false);
     expect(r.reason).toBe(REASON_NONE);
     expect(checksumsValid(r.frame)).toBe(true);
@@ -120,8 +177,12 @@ describe('stateless IGW', () => {
     expect(checksumOf(r.frame, pv.innerOff, pv.innerIhl)).toBe(0);
   });
   it('drops what has no mapping', () => {
-    expect(igwTranslate(map, buildIcmpEcho({ src: A('10.0.1.10'), dst: A('198.51.100.7'), id: 1 }), true).reason).toBe(DROP_IGW_NO_PUBLIC_IP);
-    expect(igwTranslate(map, buildIcmpEcho({ src: A('198.51.100.7'), dst: A('203.0.113.99'), id: 1 }), false).reason).toBe(DROP_IGW_UNKNOWN_DST);
+    expect(igwTranslate(map, buildIcmpEcho({ src: A('10.0.1.10'), dst: A('198.51.100.7'), id: 1 }), true).reason).toBe(
+      DROP_IGW_NO_PUBLIC_IP,
+    );
+    expect(
+      igwTranslate(map, buildIcmpEcho({ src: A('198.51.100.7'), dst: A('203.0.113.99'), id: 1 }), false).reason,
+    ).toBe(DROP_IGW_UNKNOWN_DST);
   });
 });
 
@@ -140,7 +201,12 @@ describe('tool output parsers', () => {
     expect(l[1]).toMatchObject({ proto: 17, state: '', seenReply: false, assured: false });
     expect(l[2].orig).toEqual({ src: A('10.0.1.5'), dst: A('8.8.8.8'), sport: 4321, dport: 8 << 8 });
     expect(l[2].reply.dport).toBe(0);
-    expect(parseConntrackLine('ipv4     2 udp      17 29 src=1.1.1.1 dst=2.2.2.2 sport=1 dport=2 src=2.2.2.2 dst=1.1.1.1 sport=2 dport=1 mark=0 zone=0 use=2', 1)?.instance).toBe(1);
+    expect(
+      parseConntrackLine(
+        'ipv4     2 udp      17 29 src=1.1.1.1 dst=2.2.2.2 sport=1 dport=2 src=2.2.2.2 dst=1.1.1.1 sport=2 dport=1 mark=0 zone=0 use=2',
+        1,
+      )?.instance,
+    ).toBe(1);
   });
   it('parses iptables -t nat -L -v -n -x counters (policy = rule -1)', () => {
     const text = `Chain PREROUTING (policy ACCEPT 3 packets, 106 bytes)
@@ -159,7 +225,9 @@ Chain POSTROUTING (policy ACCEPT 0 packets, 0 bytes)
     ]);
   });
   it('parses the agent statistics (per-CPU hex columns summed, recent lists hit)', () => {
-    const st = parseAgentStats('#stat\nentries  drop insert_failed\n00000002  00000001 00000000\n00000002  00000002 00000003\n#recent nl_ct_new 1\n#recent nl_local 0\n');
+    const st = parseAgentStats(
+      '#stat\nentries  drop insert_failed\n00000002  00000001 00000000\n00000002  00000002 00000003\n#recent nl_ct_new 1\n#recent nl_local 0\n',
+    );
     expect(st.ct.drop).toBe(3);
     expect(st.ct.insert_failed).toBe(3);
     expect([...st.recent]).toEqual(['nl_ct_new']);

@@ -24,8 +24,21 @@ arp[12] = 0x08;
 arp[13] = 0x06;
 const ipTrunc = buildEthernet(udp).subarray(0, 14 + 10);
 
-const frames = [buildEthernet(tcp), buildEthernet(udp), buildEthernet(badTcp), buildEthernet(buildIcmpEcho({ src: A, dst: B, id: 1 })), arp, ipTrunc];
-const good = tmp.file('good.pcap', encodePcap(frames.map((data, i) => ({ tsSec: 1_600_000_000 + i, tsNsec: 5000, data })), { linkType: LINKTYPE_ETHERNET }));
+const frames = [
+  buildEthernet(tcp),
+  buildEthernet(udp),
+  buildEthernet(badTcp),
+  buildEthernet(buildIcmpEcho({ src: A, dst: B, id: 1 })),
+  arp,
+  ipTrunc,
+];
+const good = tmp.file(
+  'good.pcap',
+  encodePcap(
+    frames.map((data, i) => ({ tsSec: 1_600_000_000 + i, tsNsec: 5000, data })),
+    { linkType: LINKTYPE_ETHERNET },
+  ),
+);
 const junk = tmp.file('junk.pcap', Buffer.from('this is text, not a capture'));
 
 function capture() {
@@ -63,10 +76,21 @@ describe('natlab pcap info', () => {
     expect(j).toHaveLength(2);
     expect(j[0]).toEqual({ file: junk, ok: false, error: expect.stringMatching(/unknown magic number 0x74686973/) });
     expect(j[1]).toMatchObject({
-      file: good, ok: true, format: 'pcap', byteOrder: 'LE', version: '2.4', linkTypes: [{ number: 1, name: 'EN10MB' }],
-      tsResolution: 'us', snapLen: 262144, packets: 6, badL4Checksum: 1,
-      parseStatus: { ok: 4, 'not-ipv4': 1, 'truncated-ip-header': 1 }, l4: { tcp: 2, udp: 1, icmp: 1 }, notIpv4: { arp: 1 },
-      first: { sec: 1_600_000_000, nsec: 5000, iso: '2020-09-13T12:26:40.000005Z' }, warnings: [],
+      file: good,
+      ok: true,
+      format: 'pcap',
+      byteOrder: 'LE',
+      version: '2.4',
+      linkTypes: [{ number: 1, name: 'EN10MB' }],
+      tsResolution: 'us',
+      snapLen: 262144,
+      packets: 6,
+      badL4Checksum: 1,
+      parseStatus: { ok: 4, 'not-ipv4': 1, 'truncated-ip-header': 1 },
+      l4: { tcp: 2, udp: 1, icmp: 1 },
+      notIpv4: { arp: 1 },
+      first: { sec: 1_600_000_000, nsec: 5000, iso: '2020-09-13T12:26:40.000005Z' },
+      warnings: [],
     });
     expect(c.err()).toMatch(/natlab pcap info: .*junk\.pcap: file header: unknown magic number/);
   });
@@ -80,7 +104,9 @@ describe('natlab pcap info', () => {
   it('runs as `natlab pcap info` from the command line', async () => {
     const bin = resolve(import.meta.dirname, '../../bin/natlab.mjs');
     const r = await new Promise<{ code: number; out: string; err: string }>((res) => {
-      execFile(process.execPath, [bin, 'pcap', 'info', good, junk], (e, out, err) => res({ code: e ? (e.code as number) : 0, out, err }));
+      execFile(process.execPath, [bin, 'pcap', 'info', good, junk], (e, out, err) =>
+        res({ code: e ? (e.code as number) : 0, out, err }),
+      );
     });
     expect(r.code).toBe(2);
     expect(r.out).toMatch(/packets: +6/);

@@ -43,7 +43,8 @@ const EXPECTED_ERRORS: Record<string, RegExp> = {
   'libpcap/pcap-invalid-version-2.pcap': /file header: unsupported pcap version 2\.5/,
   'libpcap/linktype-reserved-field-not-zero.pcap': /link-type field 0x00300000 has reserved bits 16-25 set/,
   'libpcap/pcapng-invalid-vers-1.pcapng': /Section Header Block, offset 0\): unsupported pcapng version 0\.1/,
-  'libpcap/shb-option-too-long.pcapng': /Section Header Block, offset 0\): block total length in header \(52\) and trailer \(\d+\) don't match/,
+  'libpcap/shb-option-too-long.pcapng':
+    /Section Header Block, offset 0\): block total length in header \(52\) and trailer \(\d+\) don't match/,
   'tcpdump/icmp-cksum-oobr-2.pcap': /link type 9 \(PPP\) is not supported/,
   'tcpdump/icmp-rfc5837.pcap': /link type 9 \(PPP\) is not supported/,
   'tcpdump/icmp-icmp_print-oobr-2.pcap': /link type 107 \(FRELAY\) is not supported/,
@@ -52,8 +53,14 @@ const EXPECTED_ERRORS: Record<string, RegExp> = {
 /** Warnings natlab gives for readable files (all other files: none). */
 const EXPECTED_WARNINGS: Record<string, RegExp[]> = {
   'zeek/trunc-hdr.pcap': [/record 0 \(offset 24\): captured length 8 exceeds the snapshot length 1/],
-  'tcpdump/timestamp_invalid_micro.pcap': [/record 1: invalid timestamp: microseconds field 1000000/, /record 2: invalid timestamp: microseconds field 2147483648/],
-  'tcpdump/timestamp_invalid_nano.pcap': [/record 1: invalid timestamp: nanoseconds field 1000000000/, /record 2: invalid timestamp: nanoseconds field 2147483648/],
+  'tcpdump/timestamp_invalid_micro.pcap': [
+    /record 1: invalid timestamp: microseconds field 1000000/,
+    /record 2: invalid timestamp: microseconds field 2147483648/,
+  ],
+  'tcpdump/timestamp_invalid_nano.pcap': [
+    /record 1: invalid timestamp: nanoseconds field 1000000000/,
+    /record 2: invalid timestamp: nanoseconds field 2147483648/,
+  ],
 };
 
 /**
@@ -124,172 +131,222 @@ const EXPECTED_BAD_L4: Record<string, number> = {
   'tcpdump/print-flags.pcap': 2,
 };
 
-describe.skipIf(!HAVE_CORPORA)(`corpus (../shared/corpora)${HAVE_CORPORA ? '' : ': SKIPPED, the folder is missing beside the project'}`, () => {
-  const entries = HAVE_CORPORA ? manifest() : [];
-  const summaries = new Map<string, CaptureSummary>();
-  const errors = new Map<string, Error>();
+describe.skipIf(!HAVE_CORPORA)(
+  `corpus (../shared/corpora)${HAVE_CORPORA ? '' : ': SKIPPED, the folder is missing beside the project'}`,
+  () => {
+    const entries = HAVE_CORPORA ? manifest() : [];
+    const summaries = new Map<string, CaptureSummary>();
+    const errors = new Map<string, Error>();
 
-  it('the MANIFEST lists every file in the corpus', () => {
-    expect(entries.length).toBeGreaterThan(60);
-    const listed = new Set(entries.map((e) => e.file));
-    for (const d of ['tcpdump', 'zeek', 'libpcap']) {
-      for (const f of readdirSync(join(CORPORA, d))) {
-        expect(listed.has(`${d}/${f}`), `${d}/${f}`).toBe(true);
+    it('the MANIFEST lists every file in the corpus', () => {
+      expect(entries.length).toBeGreaterThan(60);
+      const listed = new Set(entries.map((e) => e.file));
+      for (const d of ['tcpdump', 'zeek', 'libpcap']) {
+        for (const f of readdirSync(join(CORPORA, d))) {
+          expect(listed.has(`${d}/${f}`), `${d}/${f}`).toBe(true);
+        }
       }
-    }
-  });
+    });
 
-  it('every file is read to the end or refused with an InputError (no crash)', async () => {
-    for (const e of entries) {
-      const path = join(CORPORA, e.file);
-      try {
-        summaries.set(e.file, await summarizeCapture(path));
-      } catch (err) {
-        if (!(err instanceof InputError)) throw new Error(`${e.file}: ${String(err)}`, { cause: err });
-        expect(err.message.startsWith(path), err.message).toBe(true);
-        errors.set(e.file, err);
+    it('every file is read to the end or refused with an InputError (no crash)', async () => {
+      for (const e of entries) {
+        const path = join(CORPORA, e.file);
+        try {
+          summaries.set(e.file, await summarizeCapture(path));
+        } catch (err) {
+          if (!(err instanceof InputError)) throw new Error(`${e.file}: ${String(err)}`, { cause: err });
+          expect(err.message.startsWith(path), err.message).toBe(true);
+          errors.set(e.file, err);
+        }
       }
-    }
-    expect(summaries.size + errors.size).toBe(entries.length);
-  });
+      expect(summaries.size + errors.size).toBe(entries.length);
+    });
 
-  it('the pcap-parser decoder reads every classic pcap like the native one', async () => {
-    let n = 0;
-    for (const e of entries.filter((x) => x.file.endsWith('.pcap'))) {
-      const path = join(CORPORA, e.file);
-      const a = await readUntilError(path);
-      const b = await readUntilError(path, { parser: 'pcap-parser' });
-      expect(b.error?.message, e.file).toBe(a.error?.message);
-      expect(b.warnings, e.file).toEqual(a.warnings);
-      expect(b.records, e.file).toEqual(a.records);
-      n++;
-    }
-    expect(n).toBeGreaterThan(55);
-  });
-
-  it('broken files give the clear errors', () => {
-    expect([...errors.keys()].sort()).toEqual(Object.keys(EXPECTED_ERRORS).sort());
-    for (const [f, re] of Object.entries(EXPECTED_ERRORS)) expect(errors.get(f)?.message, f).toMatch(re);
-  });
-
-  it('packet counts match the MANIFEST', () => {
-    let checked = 0;
-    for (const e of entries) {
-      const s = summaries.get(e.file);
-      if (!s) continue;
-      expect(e.count, `${e.file}: MANIFEST has a count`).not.toBeNull();
-      expect(s.packets, e.file).toBe(e.count);
-      checked++;
-    }
-    expect(checked).toBeGreaterThan(55);
-  });
-
-  it('warnings name the records they are about; clean files have none', () => {
-    for (const [f, s] of summaries) {
-      const want = EXPECTED_WARNINGS[f] ?? [];
-      expect(s.warnings.length, `${f}: ${s.warnings.join('; ')}`).toBe(want.length);
-      want.forEach((re, i) => expect(s.warnings[i]).toMatch(re));
-    }
-  });
-
-  it('with strictSnapLen a record longer than the snapshot length is an InputError naming it', async () => {
-    const r = await readUntilError(join(CORPORA, 'zeek/trunc-hdr.pcap'), { strictSnapLen: true });
-    expect(r.error).toBeInstanceOf(InputError);
-    expect(r.error!.message).toMatch(/record 0 \(offset 24\): captured length 8 exceeds the snapshot length 1/);
-  });
-
-  it('file descriptions: format, byte order, link type, resolution', () => {
-    const d = (f: string) => summaries.get(f)!.info;
-    expect(d('tcpdump/unaligned-nfs-1.pcap')).toMatchObject({ format: 'pcap', byteOrder: 'BE', version: '2.4', linkType: 1, tsResolution: 'us' });
-    expect(d('tcpdump/tcp-handshake-nano.pcap')).toMatchObject({ format: 'pcap', byteOrder: 'LE', linkType: 113, linkTypeNames: ['LINUX_SLL'], tsResolution: 'ns' });
-    expect(d('tcpdump/tcp_rst_diag_payload.pcap')).toMatchObject({ linkType: 0, linkTypeNames: ['NULL'] });
-    expect(d('zeek/timeout-with-pings.pcap')).toMatchObject({ linkType: 228, linkTypeNames: ['IPV4'] });
-    expect(d('zeek/payload-syn.pcap')).toMatchObject({ linkType: 101, linkTypeNames: ['RAW'] });
-    expect(d('tcpdump/icmp-length-zero.pcapng')).toMatchObject({ format: 'pcapng', version: '1.0', linkType: 1, tsResolution: 'ns', sections: 1 });
-    expect(d('zeek/retransmit-timeout.pcapng')).toMatchObject({ format: 'pcapng', byteOrder: 'LE', linkType: 1, tsResolution: 'us', snapLen: 65535 });
-    // Past 2106: 64-bit pcapng timestamps are not cut to 32-bit seconds.
-    expect(summaries.get('tcpdump/time_2106_overflow.pcapng')!.first).toEqual({ sec: 2 ** 32, nsec: 0 });
-    expect(summaries.get('tcpdump/time_2106_max.pcap')!.first).toEqual({ sec: 2 ** 32 - 1, nsec: 0 });
-  });
-
-  it('malformed packets get the parse status naming their defect', () => {
-    for (const [f, want] of Object.entries(EXPECTED_STATUS)) {
-      expect(summaries.get(f)?.parseStatus, f).toEqual(want);
-    }
-  });
-
-  it('bad L4 checksums are found where the files have them', () => {
-    for (const [f, s] of summaries) expect(s.badL4Checksum, f).toBe(EXPECTED_BAD_L4[f] ?? 0);
-  });
-
-  it('pcapng twins in the corpus read like their pcap originals', async () => {
-    const a = await readAll(join(CORPORA, 'tcpdump/empty.pcap'));
-    const b = await readAll(join(CORPORA, 'tcpdump/empty.pcapng'));
-    expect(b.records).toEqual(a.records);
-    expect(b.info.linkType).toBe(a.info.linkType);
-    // Same packet under two raw link types.
-    const v4 = await readAll(join(CORPORA, 'tcpdump/LINKTYPE_IPV4.pcap'));
-    const raw = await readAll(join(CORPORA, 'tcpdump/LINKTYPE_RAW_ipv4.pcap'));
-    expect(Buffer.from(v4.records[0].data).equals(Buffer.from(raw.records[0].data))).toBe(true);
-    // The -trunc file is the same record one byte short.
-    const full = await readAll(join(CORPORA, 'tcpdump/tcp_rst_data.pcap'));
-    const cut = await readAll(join(CORPORA, 'tcpdump/tcp_rst_data-trunc.pcap'));
-    expect(Buffer.from(cut.records[0].data).equals(Buffer.from(full.records[0].data.subarray(0, 111)))).toBe(true);
-    expect(cut.records[0].origLen).toBe(full.records[0].origLen);
-    // Invalid timestamps aside, the same handshake as the nanosecond file.
-    const nano = await readAll(join(CORPORA, 'tcpdump/tcp-handshake-nano.pcap'));
-    const bad = await readAll(join(CORPORA, 'tcpdump/timestamp_invalid_nano.pcap'));
-    expect(bad.records.map((r) => Buffer.from(r.data).toString('hex'))).toEqual(nano.records.map((r) => Buffer.from(r.data).toString('hex')));
-  });
-
-  describe.skipIf(!tool('capinfos'))(`against Wireshark capinfos${tool('capinfos') ? '' : ': SKIPPED, capinfos not installed'}`, () => {
-    it('packet counts and earliest/latest timestamps agree', () => {
-      const files = [...summaries.keys()].filter((f) => !EXPECTED_WARNINGS[f]?.some((re) => /timestamp/.test(re.source)));
-      const out = execFileSync('capinfos', ['-T', '-r', '-c', '-a', '-e', '-S', ...files], { cwd: CORPORA, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    it('the pcap-parser decoder reads every classic pcap like the native one', async () => {
       let n = 0;
-      for (const line of out.split('\n').filter(Boolean)) {
-        const [f, count, first, last] = line.split('\t');
-        const s = summaries.get(f)!;
-        expect(s.packets, f).toBe(Number(count));
-        if (s.packets === 0) continue;
-        const digits = s.info.tsResolution === 'us' ? 6 : 9;
-        const fmt = (t: { sec: number; nsec: number }) => `${t.sec}.${String(t.nsec).padStart(9, '0').slice(0, digits)}`;
-        const times = { min: fmt(s.first!), max: fmt(s.last!) };
-        // capinfos reports the earliest and latest, not the first and last record.
-        if (s.outOfOrder === 0) expect(times, f).toEqual({ min: first, max: last });
+      for (const e of entries.filter((x) => x.file.endsWith('.pcap'))) {
+        const path = join(CORPORA, e.file);
+        const a = await readUntilError(path);
+        const b = await readUntilError(path, { parser: 'pcap-parser' });
+        expect(b.error?.message, e.file).toBe(a.error?.message);
+        expect(b.warnings, e.file).toEqual(a.warnings);
+        expect(b.records, e.file).toEqual(a.records);
         n++;
       }
-      expect(n).toBeGreaterThan(50);
+      expect(n).toBeGreaterThan(55);
     });
-  });
 
-  describe.skipIf(!tool('editcap'))(`pcapng written by Wireshark (editcap) reads like the pcap${tool('editcap') ? '' : ': SKIPPED, editcap not installed'}`, () => {
-    const tmp = tmpDir();
-    afterAll(() => tmp.cleanup());
-    it('every readable capture converted with editcap -F pcapng gives the same records', async () => {
-      let n = 0;
+    it('broken files give the clear errors', () => {
+      expect([...errors.keys()].sort()).toEqual(Object.keys(EXPECTED_ERRORS).sort());
+      for (const [f, re] of Object.entries(EXPECTED_ERRORS)) expect(errors.get(f)?.message, f).toMatch(re);
+    });
+
+    it('packet counts match the MANIFEST', () => {
+      let checked = 0;
+      for (const e of entries) {
+        const s = summaries.get(e.file);
+        if (!s) continue;
+        expect(e.count, `${e.file}: MANIFEST has a count`).not.toBeNull();
+        expect(s.packets, e.file).toBe(e.count);
+        checked++;
+      }
+      expect(checked).toBeGreaterThan(55);
+    });
+
+    it('warnings name the records they are about; clean files have none', () => {
       for (const [f, s] of summaries) {
-        if (EXPECTED_WARNINGS[f]) continue; // editcap rewrites invalid timestamps / snaplen its own way
-        if (s.info.format === 'pcapng' && s.last && s.last.sec > 0xffffffff) continue; // classic pcap cannot hold it
-        const src = join(CORPORA, f);
-        const orig = await readAll(src);
-        const out = tmp.file(f.replace('/', '_') + (s.info.format === 'pcap' ? '.pcapng' : '.pcap'));
-        execFileSync('editcap', ['-F', s.info.format === 'pcap' ? 'pcapng' : 'pcap', src, out], { stdio: 'ignore' });
-        const conv = await readAll(out);
-        expect(conv.info.format, f).toBe(s.info.format === 'pcap' ? 'pcapng' : 'pcap');
-        // (editcap writes no Interface Description Block for a file without packets.)
-        if (orig.records.length) expect(conv.info.linkType, f).toBe(orig.info.linkType);
-        expect(conv.warnings, f).toEqual([]);
-        expect(conv.records.length, f).toBe(orig.records.length);
-        orig.records.forEach((r, i) => {
-          const c = conv.records[i];
-          expect({ f, i, sec: c.tsSec, nsec: c.tsNsec, origLen: c.origLen, lt: c.linkType })
-            .toEqual({ f, i, sec: r.tsSec, nsec: r.tsNsec, origLen: r.origLen, lt: r.linkType });
-          expect(Buffer.from(c.data).equals(Buffer.from(r.data)), `${f} record ${i}`).toBe(true);
-        });
-        n++;
+        const want = EXPECTED_WARNINGS[f] ?? [];
+        expect(s.warnings.length, `${f}: ${s.warnings.join('; ')}`).toBe(want.length);
+        want.forEach((re, i) => expect(s.warnings[i]).toMatch(re));
       }
-      expect(n).toBeGreaterThan(50);
     });
-  });
-});
+
+    it('with strictSnapLen a record longer than the snapshot length is an InputError naming it', async () => {
+      const r = await readUntilError(join(CORPORA, 'zeek/trunc-hdr.pcap'), { strictSnapLen: true });
+      expect(r.error).toBeInstanceOf(InputError);
+      expect(r.error!.message).toMatch(/record 0 \(offset 24\): captured length 8 exceeds the snapshot length 1/);
+    });
+
+    it('file descriptions: format, byte order, link type, resolution', () => {
+      const d = (f: string) => summaries.get(f)!.info;
+      expect(d('tcpdump/unaligned-nfs-1.pcap')).toMatchObject({
+        format: 'pcap',
+        byteOrder: 'BE',
+        version: '2.4',
+        linkType: 1,
+        tsResolution: 'us',
+      });
+      expect(d('tcpdump/tcp-handshake-nano.pcap')).toMatchObject({
+        format: 'pcap',
+        byteOrder: 'LE',
+        linkType: 113,
+        linkTypeNames: ['LINUX_SLL'],
+        tsResolution: 'ns',
+      });
+      expect(d('tcpdump/tcp_rst_diag_payload.pcap')).toMatchObject({ linkType: 0, linkTypeNames: ['NULL'] });
+      expect(d('zeek/timeout-with-pings.pcap')).toMatchObject({ linkType: 228, linkTypeNames: ['IPV4'] });
+      expect(d('zeek/payload-syn.pcap')).toMatchObject({ linkType: 101, linkTypeNames: ['RAW'] });
+      expect(d('tcpdump/icmp-length-zero.pcapng')).toMatchObject({
+        format: 'pcapng',
+        version: '1.0',
+        linkType: 1,
+        tsResolution: 'ns',
+        sections: 1,
+      });
+      expect(d('zeek/retransmit-timeout.pcapng')).toMatchObject({
+        format: 'pcapng',
+        byteOrder: 'LE',
+        linkType: 1,
+        tsResolution: 'us',
+        snapLen: 65535,
+      });
+      // Past 2106: 64-bit pcapng timestamps are not cut to 32-bit seconds.
+      expect(summaries.get('tcpdump/time_2106_overflow.pcapng')!.first).toEqual({ sec: 2 ** 32, nsec: 0 });
+      expect(summaries.get('tcpdump/time_2106_max.pcap')!.first).toEqual({ sec: 2 ** 32 - 1, nsec: 0 });
+    });
+
+    it('malformed packets get the parse status naming their defect', () => {
+      for (const [f, want] of Object.entries(EXPECTED_STATUS)) {
+        expect(summaries.get(f)?.parseStatus, f).toEqual(want);
+      }
+    });
+
+    it('bad L4 checksums are found where the files have them', () => {
+      for (const [f, s] of summaries) expect(s.badL4Checksum, f).toBe(EXPECTED_BAD_L4[f] ?? 0);
+    });
+
+    it('pcapng twins in the corpus read like their pcap originals', async () => {
+      const a = await readAll(join(CORPORA, 'tcpdump/empty.pcap'));
+      const b = await readAll(join(CORPORA, 'tcpdump/empty.pcapng'));
+      expect(b.records).toEqual(a.records);
+      expect(b.info.linkType).toBe(a.info.linkType);
+      // Same packet under two raw link types.
+      const v4 = await readAll(join(CORPORA, 'tcpdump/LINKTYPE_IPV4.pcap'));
+      const raw = await readAll(join(CORPORA, 'tcpdump/LINKTYPE_RAW_ipv4.pcap'));
+      expect(Buffer.from(v4.records[0].data).equals(Buffer.from(raw.records[0].data))).toBe(true);
+      // The -trunc file is the same record one byte short.
+      const full = await readAll(join(CORPORA, 'tcpdump/tcp_rst_data.pcap'));
+      const cut = await readAll(join(CORPORA, 'tcpdump/tcp_rst_data-trunc.pcap'));
+      expect(Buffer.from(cut.records[0].data).equals(Buffer.from(full.records[0].data.subarray(0, 111)))).toBe(true);
+      expect(cut.records[0].origLen).toBe(full.records[0].origLen);
+      // Invalid timestamps aside, the same handshake as the nanosecond file.
+      const nano = await readAll(join(CORPORA, 'tcpdump/tcp-handshake-nano.pcap'));
+      const bad = await readAll(join(CORPORA, 'tcpdump/timestamp_invalid_nano.pcap'));
+      expect(bad.records.map((r) => Buffer.from(r.data).toString('hex'))).toEqual(
+        nano.records.map((r) => Buffer.from(r.data).toString('hex')),
+      );
+    });
+
+    describe.skipIf(!tool('capinfos'))(
+      `against Wireshark capinfos${tool('capinfos') ? '' : ': SKIPPED, capinfos not installed'}`,
+      () => {
+        it('packet counts and earliest/latest timestamps agree', () => {
+          const files = [...summaries.keys()].filter(
+            (f) => !EXPECTED_WARNINGS[f]?.some((re) => /timestamp/.test(re.source)),
+          );
+          const out = execFileSync('capinfos', ['-T', '-r', '-c', '-a', '-e', '-S', ...files], {
+            cwd: CORPORA,
+            encoding: 'utf8',
+            stdio: ['ignore', 'pipe', 'ignore'],
+          });
+          let n = 0;
+          for (const line of out.split('\n').filter(Boolean)) {
+            const [f, count, first, last] = line.split('\t');
+            const s = summaries.get(f)!;
+            expect(s.packets, f).toBe(Number(count));
+            if (s.packets === 0) continue;
+            const digits = s.info.tsResolution === 'us' ? 6 : 9;
+            const fmt = (t: { sec: number; nsec: number }) =>
+              `${t.sec}.${String(t.nsec).padStart(9, '0').slice(0, digits)}`;
+            const times = { min: fmt(s.first!), max: fmt(s.last!) };
+            // capinfos reports the earliest and latest, not the first and last record.
+            if (s.outOfOrder === 0) expect(times, f).toEqual({ min: first, max: last });
+            n++;
+          }
+          expect(n).toBeGreaterThan(50);
+        });
+      },
+    );
+
+    describe.skipIf(!tool('editcap'))(
+      `pcapng written by Wireshark (editcap) reads like the pcap${tool('editcap') ? '' : ': SKIPPED, editcap not installed'}`,
+      () => {
+        const tmp = tmpDir();
+        afterAll(() => tmp.cleanup());
+        it('every readable capture converted with editcap -F pcapng gives the same records', async () => {
+          let n = 0;
+          for (const [f, s] of summaries) {
+            if (EXPECTED_WARNINGS[f]) continue; // editcap rewrites invalid timestamps / snaplen its own way
+            if (s.info.format === 'pcapng' && s.last && s.last.sec > 0xffffffff) continue; // classic pcap cannot hold it
+            const src = join(CORPORA, f);
+            const orig = await readAll(src);
+            const out = tmp.file(f.replace('/', '_') + (s.info.format === 'pcap' ? '.pcapng' : '.pcap'));
+            execFileSync('editcap', ['-F', s.info.format === 'pcap' ? 'pcapng' : 'pcap', src, out], {
+              stdio: 'ignore',
+            });
+            const conv = await readAll(out);
+            expect(conv.info.format, f).toBe(s.info.format === 'pcap' ? 'pcapng' : 'pcap');
+            // (editcap writes no Interface Description Block for a file without packets.)
+            if (orig.records.length) expect(conv.info.linkType, f).toBe(orig.info.linkType);
+            expect(conv.warnings, f).toEqual([]);
+            expect(conv.records.length, f).toBe(orig.records.length);
+            orig.records.forEach((r, i) => {
+              const c = conv.records[i];
+              expect({ f, i, sec: c.tsSec, nsec: c.tsNsec, origLen: c.origLen, lt: c.linkType }).toEqual({
+                f,
+                i,
+                sec: r.tsSec,
+                nsec: r.tsNsec,
+                origLen: r.origLen,
+                lt: r.linkType,
+              });
+              expect(Buffer.from(c.data).equals(Buffer.from(r.data)), `${f} record ${i}`).toBe(true);
+            });
+            n++;
+          }
+          expect(n).toBeGreaterThan(50);
+        });
+      },
+    );
+  },
+);

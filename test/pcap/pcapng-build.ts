@@ -48,15 +48,33 @@ function options(le: boolean, opts: Opt[], end = true): Uint8Array {
 }
 
 /** A block with correct lengths unless `trailer` / `lenDelta` break them. */
-export function block(le: boolean, type: number, body: Uint8Array, o: { trailer?: number; lenDelta?: number } = {}): Uint8Array {
+export function block(
+  le: boolean,
+  type: number,
+  body: Uint8Array,
+  o: { trailer?: number; lenDelta?: number } = {},
+): Uint8Array {
   const len = 12 + body.length + (o.lenDelta ?? 0);
-  const w = new W(le).u32(type).u32(len).bytes(body).u32(o.trailer ?? len);
+  const w = new W(le)
+    .u32(type)
+    .u32(len)
+    .bytes(body)
+    .u32(o.trailer ?? len);
   return w.done();
 }
 
-export function shb(le: boolean, o: { major?: number; minor?: number; opts?: Opt[]; trailer?: number } = {}): Uint8Array {
-  const body = new W(le).u32(0x1a2b3c4d).u16(o.major ?? 1).u16(o.minor ?? 0).u32(0xffffffff).u32(0xffffffff)
-    .bytes(options(le, o.opts ?? [])).done();
+export function shb(
+  le: boolean,
+  o: { major?: number; minor?: number; opts?: Opt[]; trailer?: number } = {},
+): Uint8Array {
+  const body = new W(le)
+    .u32(0x1a2b3c4d)
+    .u16(o.major ?? 1)
+    .u16(o.minor ?? 0)
+    .u32(0xffffffff)
+    .u32(0xffffffff)
+    .bytes(options(le, o.opts ?? []))
+    .done();
   return block(le, 0x0a0d0d0a, body, { trailer: o.trailer });
 }
 
@@ -79,19 +97,43 @@ export function nameOpt(name: string): Opt {
 }
 
 export function idb(le: boolean, linkType: number, o: { snapLen?: number; opts?: Opt[] } = {}): Uint8Array {
-  const body = new W(le).u16(linkType).u16(0).u32(o.snapLen ?? 0).bytes(options(le, o.opts ?? [])).done();
+  const body = new W(le)
+    .u16(linkType)
+    .u16(0)
+    .u32(o.snapLen ?? 0)
+    .bytes(options(le, o.opts ?? []))
+    .done();
   return block(le, 1, body);
 }
 
 /** Enhanced Packet Block; ts is the raw 64-bit timestamp in interface units, as [hi, lo]. */
-export function epb(le: boolean, ifId: number, ts: [number, number], data: Uint8Array, o: { origLen?: number; capLen?: number; opts?: Opt[] } = {}): Uint8Array {
-  const w = new W(le).u32(ifId).u32(ts[0]).u32(ts[1]).u32(o.capLen ?? data.length).u32(o.origLen ?? data.length)
-    .bytes(data).pad4().bytes(options(le, o.opts ?? []));
+export function epb(
+  le: boolean,
+  ifId: number,
+  ts: [number, number],
+  data: Uint8Array,
+  o: { origLen?: number; capLen?: number; opts?: Opt[] } = {},
+): Uint8Array {
+  const w = new W(le)
+    .u32(ifId)
+    .u32(ts[0])
+    .u32(ts[1])
+    .u32(o.capLen ?? data.length)
+    .u32(o.origLen ?? data.length)
+    .bytes(data)
+    .pad4()
+    .bytes(options(le, o.opts ?? []));
   return block(le, 6, w.done());
 }
 
 /** Obsolete Packet Block (type 2). */
-export function pb(le: boolean, ifId: number, ts: [number, number], data: Uint8Array, origLen = data.length): Uint8Array {
+export function pb(
+  le: boolean,
+  ifId: number,
+  ts: [number, number],
+  data: Uint8Array,
+  origLen = data.length,
+): Uint8Array {
   const w = new W(le).u16(ifId).u16(0).u32(ts[0]).u32(ts[1]).u32(data.length).u32(origLen).bytes(data).pad4();
   return block(le, 2, w.done());
 }

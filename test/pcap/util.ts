@@ -39,7 +39,10 @@ export async function readAll(path: string, opts: OpenOptions = {}): Promise<Rea
 }
 
 /** Reads until the reader throws; returns what came before and the error (null if none). */
-export async function readUntilError(path: string, opts: OpenOptions = {}): Promise<{ records: CaptureRecord[]; warnings: string[]; error: Error | null }> {
+export async function readUntilError(
+  path: string,
+  opts: OpenOptions = {},
+): Promise<{ records: CaptureRecord[]; warnings: string[]; error: Error | null }> {
   const records: CaptureRecord[] = [];
   let warnings: string[] = [];
   try {

@@ -40,7 +40,10 @@ const factory: EngineFactory = async (name, sc, o) => {
     name,
     async process(batch) {
       const res = await inner.process(batch);
-      return res.map((r): PacketResult => (++seen === 5 ? { fate: FATE_DROPPED, reason: DROP_NAT_CLASH, detail: 0, ct: r.ct, outputs: [] } : r));
+      return res.map(
+        (r): PacketResult =>
+          ++seen === 5 ? { fate: FATE_DROPPED, reason: DROP_NAT_CLASH, detail: 0, ct: r.ct, outputs: [] } : r,
+      );
     },
     advance: (t) => inner.advance(t),
     conntrack: () => inner.conntrack(),
@@ -62,7 +65,13 @@ describe.skipIf(!HAVE_MODEL)('annotated captures (pcapng)', () => {
   beforeAll(async () => {
     out = join(dir, 'diff');
     const { report } = await runReplay({
-      input, outDir: out, scenario: loadBuiltinScenario(), scenarioHow: 'test', engines: ['model', 'broken'], engineFactory: factory, outputFormat: 'pcapng',
+      input,
+      outDir: out,
+      scenario: loadBuiltinScenario(),
+      scenarioHow: 'test',
+      engines: ['model', 'broken'],
+      engineFactory: factory,
+      outputFormat: 'pcapng',
     });
     expect(report.exitCode).toBe(1);
   });
@@ -80,7 +89,9 @@ describe.skipIf(!HAVE_MODEL)('annotated captures (pcapng)', () => {
     const five = recs.filter((r) => r.comment!.startsWith('input #5 '));
     expect(five).toHaveLength(1);
     expect(names[five[0].interfaceId]).toBe('internet');
-    expect(five[0].comment).toMatch(/delivered to internet \[ct NEW\]; hops app > NAT \(conntrack NEW\) > internet \| DIFFERS: broken dropped \(nat-clash\)/);
+    expect(five[0].comment).toMatch(
+      /delivered to internet \[ct NEW\]; hops app > NAT \(conntrack NEW\) > internet \| DIFFERS: broken dropped \(nat-clash\)/,
+    );
   });
 
   it("the dropping engine's file holds the dropped input on the 'dropped' interface, with the reason", async () => {
@@ -88,13 +99,23 @@ describe.skipIf(!HAVE_MODEL)('annotated captures (pcapng)', () => {
     const dropped = recs.filter((r) => names[r.interfaceId] === 'dropped');
     // #5 (the planted bug) and #6, its reply, which the broken engine cannot map back.
     expect(dropped).toHaveLength(2);
-    expect(dropped[0].comment).toBe('input #5 from app: dropped (nat-clash) [ct NEW]; hops app > NAT (conntrack NEW) > dropped: nat-clash | DIFFERS: model delivered to internet [ct NEW] (fate differs; 1 vs 0 output frames)');
-    expect(dropped[1].comment).toMatch(/^input #6 from internet \(re-addressed: unmapped\): dropped \(igw-unknown-dst\); hops internet > dropped: igw-unknown-dst \| DIFFERS: model delivered to app \[ct ESTABLISHED\]/);
+    expect(dropped[0].comment).toBe(
+      'input #5 from app: dropped (nat-clash) [ct NEW]; hops app > NAT (conntrack NEW) > dropped: nat-clash | DIFFERS: model delivered to internet [ct NEW] (fate differs; 1 vs 0 output frames)',
+    );
+    expect(dropped[1].comment).toMatch(
+      /^input #6 from internet \(re-addressed: unmapped\): dropped \(igw-unknown-dst\); hops internet > dropped: igw-unknown-dst \| DIFFERS: model delivered to app \[ct ESTABLISHED\]/,
+    );
   });
 
   it('the report numbers the outputs in the pcapng files', async () => {
     const { report } = await runReplay({
-      input, outDir: join(dir, 'again'), scenario: loadBuiltinScenario(), scenarioHow: 'test', engines: ['model', 'broken'], engineFactory: factory, outputFormat: 'pcapng',
+      input,
+      outDir: join(dir, 'again'),
+      scenario: loadBuiltinScenario(),
+      scenarioHow: 'test',
+      engines: ['model', 'broken'],
+      engineFactory: factory,
+      outputFormat: 'pcapng',
     });
     const d = report.differences.first[0];
     expect(d.outputs.model).toHaveLength(1);
@@ -104,7 +125,7 @@ describe.skipIf(!HAVE_MODEL)('annotated captures (pcapng)', () => {
     expect(report.engines[0].outputs.internet.file).toBe('model.pcapng');
   });
 
-  it('input.pcapng: every input byte for byte, on its ingress interface, with every engine\'s verdict', async () => {
+  it("input.pcapng: every input byte for byte, on its ingress interface, with every engine's verdict", async () => {
     const orig: CaptureRecord[] = [];
     for await (const x of await openCapture(input)) orig.push({ ...x, data: Uint8Array.from(x.data) });
     const { names, recs } = await readAll(join(out, 'input.pcapng'));
@@ -113,22 +134,58 @@ describe.skipIf(!HAVE_MODEL)('annotated captures (pcapng)', () => {
       expect([...r.data]).toEqual([...orig[i].data]);
       expect(r.tsSec).toBe(orig[i].tsSec);
       expect(names[r.interfaceId]).toMatch(/^(internet|app-10\.0\.1\.10)$/);
-      expect(r.comment).toMatch(new RegExp(`^input #${i + 1} from ${names[r.interfaceId].replace(/-10\.0\.1\.10$/, '')}[ :]`));
+      expect(r.comment).toMatch(
+        new RegExp(`^input #${i + 1} from ${names[r.interfaceId].replace(/-10\.0\.1\.10$/, '')}[ :]`),
+      );
     });
-    expect(recs[4].comment).toMatch(/model: delivered to internet \[ct NEW\]; broken: dropped \(nat-clash\) \[ct NEW\]/);
+    expect(recs[4].comment).toMatch(
+      /model: delivered to internet \[ct NEW\]; broken: dropped \(nat-clash\) \[ct NEW\]/,
+    );
     expect(recs[4].comment).toMatch(/DIFFERS: model vs broken: fate differs; 1 vs 0 output frames$/);
     expect(recs[0].comment).toMatch(/^input #1 from app: model, broken: delivered to internet/);
   });
 
   it.runIf(HAVE_TSHARK)('tshark: the reason under frame.comment, the "dropped" filter, no expert errors', async () => {
     const path = join(out, 'broken.pcapng');
-    const hits = execFileSync('tshark', ['-n', '-r', path, '-Y', 'frame.comment contains "dropped"', '-T', 'fields', '-e', 'frame.interface_name', '-e', 'frame.comment'], { encoding: 'utf8' })
-      .trim().split('\n');
+    const hits = execFileSync(
+      'tshark',
+      [
+        '-n',
+        '-r',
+        path,
+        '-Y',
+        'frame.comment contains "dropped"',
+        '-T',
+        'fields',
+        '-e',
+        'frame.interface_name',
+        '-e',
+        'frame.comment',
+      ],
+      { encoding: 'utf8' },
+    )
+      .trim()
+      .split('\n');
     expect(hits).toHaveLength(2);
     expect(hits[0]).toMatch(/^dropped\tinput #5 from app: dropped \(nat-clash\)/);
-    const differs = execFileSync('tshark', ['-n', '-r', join(out, 'input.pcapng'), '-Y', 'frame.comment contains "DIFFERS"', '-T', 'fields', '-e', 'frame.number'], { encoding: 'utf8' }).trim();
+    const differs = execFileSync(
+      'tshark',
+      [
+        '-n',
+        '-r',
+        join(out, 'input.pcapng'),
+        '-Y',
+        'frame.comment contains "DIFFERS"',
+        '-T',
+        'fields',
+        '-e',
+        'frame.number',
+      ],
+      { encoding: 'utf8' },
+    ).trim();
     expect(differs).toBe('5\n6');
-    for (const f of ['model.pcapng', 'broken.pcapng', 'input.pcapng']) expect((await tsharkCheck(join(out, f))).problems).toEqual([]);
+    for (const f of ['model.pcapng', 'broken.pcapng', 'input.pcapng'])
+      expect((await tsharkCheck(join(out, f))).problems).toEqual([]);
   });
 
   it('CLI: pcapng is the default, --format pcap keeps the per-point pcaps, a bad --format is a usage error', async () => {
@@ -137,14 +194,59 @@ describe.skipIf(!HAVE_MODEL)('annotated captures (pcapng)', () => {
     process.stdout.write = (() => true) as typeof process.stdout.write;
     process.stderr.write = (() => true) as typeof process.stderr.write;
     try {
-      expect(await main(['replay', '--scenario', 'vpc-nat-instance', '--in', input, '--out', join(dir, 'cli-ng'), '--engines', 'model'])).toBe(0);
-      expect(await main(['replay', '--scenario', 'vpc-nat-instance', '--in', input, '--out', join(dir, 'cli-pcap'), '--engines', 'model', '--format', 'pcap'])).toBe(0);
-      expect(await main(['replay', '--scenario', 'vpc-nat-instance', '--in', input, '--out', join(dir, 'cli-bad'), '--engines', 'model', '--format', 'json'])).toBe(2);
+      expect(
+        await main([
+          'replay',
+          '--scenario',
+          'vpc-nat-instance',
+          '--in',
+          input,
+          '--out',
+          join(dir, 'cli-ng'),
+          '--engines',
+          'model',
+        ]),
+      ).toBe(0);
+      expect(
+        await main([
+          'replay',
+          '--scenario',
+          'vpc-nat-instance',
+          '--in',
+          input,
+          '--out',
+          join(dir, 'cli-pcap'),
+          '--engines',
+          'model',
+          '--format',
+          'pcap',
+        ]),
+      ).toBe(0);
+      expect(
+        await main([
+          'replay',
+          '--scenario',
+          'vpc-nat-instance',
+          '--in',
+          input,
+          '--out',
+          join(dir, 'cli-bad'),
+          '--engines',
+          'model',
+          '--format',
+          'json',
+        ]),
+      ).toBe(2);
     } finally {
       process.stdout.write = w;
       process.stderr.write = e;
     }
     expect((await readdir(join(dir, 'cli-ng'))).sort()).toEqual(['input.pcapng', 'model.pcapng', 'report.json']);
-    expect((await readdir(join(dir, 'cli-pcap', 'model'))).sort()).toEqual(['app-10.0.1.10.pcap', 'internet.pcap', 'nat-10.0.0.10.pcap', 'web-10.0.0.20.pcap']);
+    expect((await readdir(join(dir, 'cli-pcap', 'model'))).sort()).toEqual([
+      'app-10.0.1.10.pcap',
+      'internet.pcap',
+      'nat-10.0.0.10.pcap',
+      'web-10.0.0.20.pcap',
+    ]);
   });
 });

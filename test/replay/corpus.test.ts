@@ -5,26 +5,34 @@ import { availableEngines, loadManifest, verifyCorpus } from '../../src/diff/rep
 
 const { engines, skipped } = await availableEngines();
 
-describe.skipIf(engines.length === 0)(`natlab corpus verify on ${engines.join(', ')}${skipped.length ? ` (skipped: ${skipped.join('; ')})` : ''}`, () => {
-  it('the manifest loads and names each input once', async () => {
-    const entries = await loadManifest();
-    expect(entries.length).toBeGreaterThanOrEqual(20);
-    expect(new Set(entries.map((e) => e.input)).size).toBe(entries.length);
-    expect(entries.filter((e) => e.kind === 'generated').map((e) => e.name)).toEqual(
-      expect.arrayContaining(['tcp-sessions', 'dns-udp', 'ping', 'traceroute', 'icmp-unreachable', 'port-collision']),
-    );
-  });
+describe.skipIf(engines.length === 0)(
+  `natlab corpus verify on ${engines.join(', ')}${skipped.length ? ` (skipped: ${skipped.join('; ')})` : ''}`,
+  () => {
+    it('the manifest loads and names each input once', async () => {
+      const entries = await loadManifest();
+      expect(entries.length).toBeGreaterThanOrEqual(20);
+      expect(new Set(entries.map((e) => e.input)).size).toBe(entries.length);
+      expect(entries.filter((e) => e.kind === 'generated').map((e) => e.name)).toEqual(
+        expect.arrayContaining(['tcp-sessions', 'dns-udp', 'ping', 'traceroute', 'icmp-unreachable', 'port-collision']),
+      );
+    });
 
-  it('every entry: engines agree and nothing changed from the saved expected outputs', async () => {
-    // CI always has the shared corpora beside the clone: there a missing folder is a failure.
-    const res = await verifyCorpus({ engines, requireShared: process.env.CI === 'true' });
-    const skippedEntries = res.entries.filter((e) => e.skipped);
-    if (skippedEntries.length) process.stdout.write(`corpus: ${skippedEntries.length} real-capture entries skipped: ${skippedEntries[0].skipped}\n`);
-    expect(res.entries.length - skippedEntries.length).toBeGreaterThanOrEqual(7);
-    const failed = res.entries.filter((e) => !e.ok).map((e) => `${e.name}:\n  ${e.problems.slice(0, 5).join('\n  ')}`);
-    expect(failed, failed.join('\n')).toEqual([]);
-  }, 600_000);
-});
+    it('every entry: engines agree and nothing changed from the saved expected outputs', async () => {
+      // CI always has the shared corpora beside the clone: there a missing folder is a failure.
+      const res = await verifyCorpus({ engines, requireShared: process.env.CI === 'true' });
+      const skippedEntries = res.entries.filter((e) => e.skipped);
+      if (skippedEntries.length)
+        process.stdout.write(
+          `corpus: ${skippedEntries.length} real-capture entries skipped: ${skippedEntries[0].skipped}\n`,
+        );
+      expect(res.entries.length - skippedEntries.length).toBeGreaterThanOrEqual(7);
+      const failed = res.entries
+        .filter((e) => !e.ok)
+        .map((e) => `${e.name}:\n  ${e.problems.slice(0, 5).join('\n  ')}`);
+      expect(failed, failed.join('\n')).toEqual([]);
+    }, 600_000);
+  },
+);
 
 describe.skipIf(!engines.includes('model'))('corpus verify catches changes', () => {
   it('a changed expected output and a changed generated input both fail', async () => {
@@ -35,7 +43,8 @@ describe.skipIf(!engines.includes('model'))('corpus verify catches changes', () 
     const root = await mkdtemp(join(tmpdir(), 'natlab-corpus-root-'));
     try {
       await cp(join(CORPORA_DIR, 'generated', 'ping'), join(root, 'generated', 'ping'), { recursive: true });
-      const entry = '  - { name: ping, kind: generated, generator: ping, input: generated/ping/input.pcap, scenario: builtin }\n';
+      const entry =
+        '  - { name: ping, kind: generated, generator: ping, input: generated/ping/input.pcap, scenario: builtin }\n';
       await writeFile(join(root, 'manifest.yaml'), `entries:\n${entry}`);
       const ok = await verifyCorpus({ engines: ['model'], root });
       expect(ok.entries[0].problems).toEqual([]);
@@ -46,7 +55,9 @@ describe.skipIf(!engines.includes('model'))('corpus verify catches changes', () 
       await writeFile(f, b);
       const changed = await verifyCorpus({ engines: ['model'], root });
       expect(changed.ok).toBe(false);
-      expect(changed.entries[0].problems.join()).toMatch(/internet\.pcap changed from the saved expected output: packet #\d+/);
+      expect(changed.entries[0].problems.join()).toMatch(
+        /internet\.pcap changed from the saved expected output: packet #\d+/,
+      );
       // a generated input that is not what the generator writes
       const inp = join(root, 'generated', 'ping', 'input.pcap');
       const c = await readFile(inp);

@@ -37,8 +37,18 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function dumpDom(file: string): Promise<string> {
   const profile = mkdtempSync(join(tmpdir(), 'natlab-chromium-'));
   const args = [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--no-first-run', '--disable-dev-shm-usage', `--user-data-dir=${profile}`, '--virtual-time-budget=5000', '--dump-dom', `file://${file}`,
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-first-run',
+    '--disable-dev-shm-usage',
+    `--user-data-dir=${profile}`,
+    '--virtual-time-budget=5000',
+    '--dump-dom',
+    `file://${file}`,
   ];
   return new Promise((resolve, reject) => {
     execFile(CHROMIUM, args, { maxBuffer: 64 << 20, timeout: 90_000 }, (err, stdout, stderr) => {
@@ -58,7 +68,10 @@ const factory: EngineFactory = async (name, sc, o) => {
     name,
     async process(batch) {
       const res = await inner.process(batch);
-      return res.map((r): PacketResult => (++seen === 5 ? { fate: FATE_DROPPED, reason: DROP_NAT_CLASH, detail: 0, ct: r.ct, outputs: [] } : r));
+      return res.map(
+        (r): PacketResult =>
+          ++seen === 5 ? { fate: FATE_DROPPED, reason: DROP_NAT_CLASH, detail: 0, ct: r.ct, outputs: [] } : r,
+      );
     },
     advance: (t) => inner.advance(t),
     conntrack: () => inner.conntrack(),
@@ -76,9 +89,26 @@ describe('HTML report building blocks', () => {
   });
 
   it('decodes header fields', () => {
-    const f = buildUdp({ src: ip('10.0.1.10'), dst: ip('198.51.100.7'), sport: 40000, dport: 9999, payload: new Uint8Array(4), df: true });
+    const f = buildUdp({
+      src: ip('10.0.1.10'),
+      dst: ip('198.51.100.7'),
+      sport: 40000,
+      dport: 9999,
+      payload: new Uint8Array(4),
+      df: true,
+    });
     const d = decodePacket(f);
-    expect(d.fields).toMatchObject({ status: 'ok', src: '10.0.1.10', dst: '198.51.100.7', proto: 'udp', sport: '40000', dport: '9999', ttl: '64', df: '1', len: '32' });
+    expect(d.fields).toMatchObject({
+      status: 'ok',
+      src: '10.0.1.10',
+      dst: '198.51.100.7',
+      proto: 'udp',
+      sport: '40000',
+      dport: '9999',
+      ttl: '64',
+      df: '1',
+      len: '32',
+    });
     expect(d.fields['l4 checksum']).toMatch(/^0x[0-9a-f]{4}$/);
     expect(d.hex.split(' ')).toHaveLength(32);
   });
@@ -91,9 +121,29 @@ describe.skipIf(!HAVE_MODEL)('the HTML replay report', () => {
     const flows = new FlowCollector(s);
     const diffs = new DifferenceCollector(s);
     const out = join(dir, 'out');
-    const { report } = await runReplay({ input, outDir: out, scenario: s, scenarioHow: 'test', engines: ['model', 'broken'], engineFactory: factory, outputFormat: 'pcapng', sinks: [flows, diffs] });
+    const { report } = await runReplay({
+      input,
+      outDir: out,
+      scenario: s,
+      scenarioHow: 'test',
+      engines: ['model', 'broken'],
+      engineFactory: factory,
+      outputFormat: 'pcapng',
+      sinks: [flows, diffs],
+    });
     html = join(out, 'report.html');
-    writeFileSync(html, replayHtml({ report, differences: diffs.details, flows: flows.list(), captures: [{ label: 'model.pcapng', href: 'model.pcapng' }, { label: 'input.pcapng', href: 'input.pcapng' }] }));
+    writeFileSync(
+      html,
+      replayHtml({
+        report,
+        differences: diffs.details,
+        flows: flows.list(),
+        captures: [
+          { label: 'model.pcapng', href: 'model.pcapng' },
+          { label: 'input.pcapng', href: 'input.pcapng' },
+        ],
+      }),
+    );
   });
 
   it('is one self-contained file: nothing loads from elsewhere', () => {
@@ -103,41 +153,63 @@ describe.skipIf(!HAVE_MODEL)('the HTML replay report', () => {
     expect(text).toMatch(/Content-Security-Policy" content="default-src 'none'/);
   });
 
-  it.skipIf(!HAVE_CHROMIUM)('renders in headless Chromium: summary, the differences table, flow timelines, capture links', async () => {
-    const dom = await dumpDom(html);
-    expect(dom).toMatch(/<body[^>]*data-rendered="true"/);
-    // Summary counters per engine.
-    expect(dom).toMatch(/<table id="summary">/);
-    expect(dom).toMatch(/<th>(&nbsp;){3}nat-clash<\/th><td class="num">0<\/td><td class="num">1<\/td>/);
-    // The differences table, built by the page's script from the embedded JSON.
-    const diffTable = /<table id="differences">([\s\S]*?)<\/table>\s*<\/details>\s*<\/td><\/tr>/.exec(dom);
-    expect(diffTable, 'differences table rendered').not.toBeNull();
-    expect(dom).toMatch(/<tr class="differs" data-input="5">/);
-    expect(dom).toMatch(/broken: dropped \(nat-clash\)/);
-    expect(dom).toMatch(/model vs broken: fate differs/);
-    expect(dom).toMatch(/<td class="mono">udp 10\.0\.1\.10:53002 &gt; 198\.51\.100\.53:53[^<]*<\/td>/);
-    // Per-flow timeline with the dropped packet marked.
-    expect(dom).toMatch(/<table id="flows">/);
-    expect(dom).toMatch(/<td class="drop eng-drop">dropped \(nat-clash\)<\/td>/);
-    expect(dom).toMatch(/<a href="model.pcapng">model.pcapng<\/a>/);
-  }, 120_000);
+  it.skipIf(!HAVE_CHROMIUM)(
+    'renders in headless Chromium: summary, the differences table, flow timelines, capture links',
+    async () => {
+      const dom = await dumpDom(html);
+      expect(dom).toMatch(/<body[^>]*data-rendered="true"/);
+      // Summary counters per engine.
+      expect(dom).toMatch(/<table id="summary">/);
+      expect(dom).toMatch(/<th>(&nbsp;){3}nat-clash<\/th><td class="num">0<\/td><td class="num">1<\/td>/);
+      // The differences table, built by the page's script from the embedded JSON.
+      const diffTable = /<table id="differences">([\s\S]*?)<\/table>\s*<\/details>\s*<\/td><\/tr>/.exec(dom);
+      expect(diffTable, 'differences table rendered').not.toBeNull();
+      expect(dom).toMatch(/<tr class="differs" data-input="5">/);
+      expect(dom).toMatch(/broken: dropped \(nat-clash\)/);
+      expect(dom).toMatch(/model vs broken: fate differs/);
+      expect(dom).toMatch(/<td class="mono">udp 10\.0\.1\.10:53002 &gt; 198\.51\.100\.53:53[^<]*<\/td>/);
+      // Per-flow timeline with the dropped packet marked.
+      expect(dom).toMatch(/<table id="flows">/);
+      expect(dom).toMatch(/<td class="drop eng-drop">dropped \(nat-clash\)<\/td>/);
+      expect(dom).toMatch(/<a href="model.pcapng">model.pcapng<\/a>/);
+    },
+    120_000,
+  );
 
-  it.skipIf(!HAVE_CHROMIUM)('CLI --html: a replay where the engines agree renders with no differences', async () => {
-    const out = join(dir, 'cli');
-    const page = join(dir, 'cli.html');
-    const w = process.stdout.write.bind(process.stdout);
-    process.stdout.write = (() => true) as typeof process.stdout.write;
-    try {
-      expect(await main(['replay', '--scenario', 'vpc-nat-instance', '--in', input, '--out', out, '--engines', 'model', '--html', page])).toBe(0);
-    } finally {
-      process.stdout.write = w;
-    }
-    const dom = await dumpDom(page);
-    expect(dom).toMatch(/data-rendered="true"/);
-    expect(dom).toMatch(/<p id="no-differences"[^>]*>One engine: nothing to compare\.<\/p>/);
-    expect(dom).toMatch(/<a href="cli\/model.pcapng">model.pcapng<\/a>/);
-    expect(dom).toMatch(/<span id="verdict" class="verdict-ok">engines agree<\/span>/);
-  }, 120_000);
+  it.skipIf(!HAVE_CHROMIUM)(
+    'CLI --html: a replay where the engines agree renders with no differences',
+    async () => {
+      const out = join(dir, 'cli');
+      const page = join(dir, 'cli.html');
+      const w = process.stdout.write.bind(process.stdout);
+      process.stdout.write = (() => true) as typeof process.stdout.write;
+      try {
+        expect(
+          await main([
+            'replay',
+            '--scenario',
+            'vpc-nat-instance',
+            '--in',
+            input,
+            '--out',
+            out,
+            '--engines',
+            'model',
+            '--html',
+            page,
+          ]),
+        ).toBe(0);
+      } finally {
+        process.stdout.write = w;
+      }
+      const dom = await dumpDom(page);
+      expect(dom).toMatch(/data-rendered="true"/);
+      expect(dom).toMatch(/<p id="no-differences"[^>]*>One engine: nothing to compare\.<\/p>/);
+      expect(dom).toMatch(/<a href="cli\/model.pcapng">model.pcapng<\/a>/);
+      expect(dom).toMatch(/<span id="verdict" class="verdict-ok">engines agree<\/span>/);
+    },
+    120_000,
+  );
 });
 
 if (!HAVE_CHROMIUM) {

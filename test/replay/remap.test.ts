@@ -7,9 +7,21 @@ import { csumDelta16, l4Checksum, verifyIpv4Header, verifyL4Checksum } from '../
 import { parseIpv4Addr } from '../../src/packet/addr.ts';
 import { ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, PROTO_TCP } from '../../src/packet/constants.ts';
 import {
-  FlowMappings, inboundKey, inboundKeyRaw, outboundKey, readdressFrame, readdressRaw, translatedSource,
+  FlowMappings,
+  inboundKey,
+  inboundKeyRaw,
+  outboundKey,
+  readdressFrame,
+  readdressRaw,
+  translatedSource,
 } from '../../src/diff/replay/remap.ts';
-import { IngressMap, INGRESS_NOWHERE, NOWHERE_ELASTIC_IP, NOWHERE_NOT_UNICAST, NOWHERE_VPC_NO_INSTANCE } from '../../src/diff/replay/ingress.ts';
+import {
+  IngressMap,
+  INGRESS_NOWHERE,
+  NOWHERE_ELASTIC_IP,
+  NOWHERE_NOT_UNICAST,
+  NOWHERE_VPC_NO_INSTANCE,
+} from '../../src/diff/replay/ingress.ts';
 import { loadBuiltinScenario } from '../../src/scenario/index.ts';
 import { POINT_INTERNET, instancePoint } from '../../src/spec/scenario.ts';
 
@@ -37,23 +49,31 @@ const payloadArb = fc.uint8Array({ minLength: 0, maxLength: 64 });
 describe('readdressFrame', () => {
   it('TCP/UDP: destination becomes the mapping, checksums stay valid (property)', () => {
     fc.assert(
-      fc.property(fc.boolean(), portArb, portArb, portArb, payloadArb, fc.boolean(), (tcp, sport, dport, pubPort, payload, noCsum) => {
-        const f = tcp
-          ? buildTcp({ src: SERVER, dst: APP, sport, dport, flags: 0x12, seq: 7, ack: 9, payload })
-          : buildUdp({ src: SERVER, dst: APP, sport, dport, payload, noChecksum: noCsum });
-        const pv = parse(f);
-        const g = readdressFrame(f, pv, PUB, pubPort);
-        const qv = parse(g);
-        expect(qv.dst).toBe(PUB);
-        expect(qv.dport).toBe(pubPort);
-        expect(qv.src).toBe(SERVER);
-        expect(qv.sport).toBe(sport);
-        expect(verifyIpv4Header(g, qv)).toBe(true);
-        expect(verifyL4Checksum(g, qv)).toBe(true);
-        if (!tcp && noCsum) expect(qv.l4Csum).toBe(0); // no checksum stays no checksum
-        // the caller's bytes are untouched
-        expect(parse(f).dst).toBe(APP);
-      }),
+      fc.property(
+        fc.boolean(),
+        portArb,
+        portArb,
+        portArb,
+        payloadArb,
+        fc.boolean(),
+        (tcp, sport, dport, pubPort, payload, noCsum) => {
+          const f = tcp
+            ? buildTcp({ src: SERVER, dst: APP, sport, dport, flags: 0x12, seq: 7, ack: 9, payload })
+            : buildUdp({ src: SERVER, dst: APP, sport, dport, payload, noChecksum: noCsum });
+          const pv = parse(f);
+          const g = readdressFrame(f, pv, PUB, pubPort);
+          const qv = parse(g);
+          expect(qv.dst).toBe(PUB);
+          expect(qv.dport).toBe(pubPort);
+          expect(qv.src).toBe(SERVER);
+          expect(qv.sport).toBe(sport);
+          expect(verifyIpv4Header(g, qv)).toBe(true);
+          expect(verifyL4Checksum(g, qv)).toBe(true);
+          if (!tcp && noCsum) expect(qv.l4Csum).toBe(0); // no checksum stays no checksum
+          // the caller's bytes are untouched
+          expect(parse(f).dst).toBe(APP);
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -70,7 +90,14 @@ describe('readdressFrame', () => {
   });
 
   it('ICMP echo reply: the id becomes the mapped id', () => {
-    const f = buildIcmpEcho({ src: SERVER, dst: APP, id: 0x4e4c, seq: 3, reply: true, payload: new Uint8Array(20).fill(7) });
+    const f = buildIcmpEcho({
+      src: SERVER,
+      dst: APP,
+      id: 0x4e4c,
+      seq: 3,
+      reply: true,
+      payload: new Uint8Array(20).fill(7),
+    });
     const g = readdressFrame(f, parse(f), PUB, 0x0101);
     const qv = parse(g);
     expect(qv.icmpId).toBe(0x0101);
@@ -82,7 +109,14 @@ describe('readdressFrame', () => {
     fc.assert(
       fc.property(portArb, portArb, portArb, fc.integer({ min: 28, max: 60 }), (sport, dport, pubPort, quoteLen) => {
         const probe = buildUdp({ src: APP, dst: SERVER, sport, dport, payload: new Uint8Array(32).fill(1) });
-        const f = buildIcmpError({ src: SERVER, dst: APP, type: ICMP_DEST_UNREACH, code: ICMP_PORT_UNREACH, quoted: probe, quoteLen });
+        const f = buildIcmpError({
+          src: SERVER,
+          dst: APP,
+          type: ICMP_DEST_UNREACH,
+          code: ICMP_PORT_UNREACH,
+          quoted: probe,
+          quoteLen,
+        });
         const pv = parse(f);
         expect(inboundKey(pv)).toBe(outboundKey(parse(probe)));
         const g = readdressFrame(f, pv, PUB, pubPort);
@@ -102,7 +136,14 @@ describe('readdressFrame', () => {
 
   it('a fully quoted UDP datagram keeps a valid inner UDP checksum', () => {
     const probe = buildUdp({ src: APP, dst: SERVER, sport: 45000, dport: 9999, payload: new Uint8Array(12).fill(9) });
-    const f = buildIcmpError({ src: SERVER, dst: APP, type: ICMP_DEST_UNREACH, code: ICMP_PORT_UNREACH, quoted: probe, quoteLen: probe.length });
+    const f = buildIcmpError({
+      src: SERVER,
+      dst: APP,
+      type: ICMP_DEST_UNREACH,
+      code: ICMP_PORT_UNREACH,
+      quoted: probe,
+      quoteLen: probe.length,
+    });
     const g = readdressFrame(f, parse(f), PUB, 1024);
     const qv = parse(g);
     const inner = g.subarray(qv.innerOff);
@@ -143,7 +184,16 @@ describe('flow keys and mappings', () => {
   });
 
   it('raw re-addressing of a frame cut by the snapshot length touches only captured fields', () => {
-    const f = buildTcp({ src: SERVER, dst: APP, sport: 443, dport: 40000, flags: 0x18, seq: 1, ack: 1, payload: new Uint8Array(100) });
+    const f = buildTcp({
+      src: SERVER,
+      dst: APP,
+      sport: 443,
+      dport: 40000,
+      flags: 0x18,
+      seq: 1,
+      ack: 1,
+      payload: new Uint8Array(100),
+    });
     const cut = f.slice(0, 30); // header + 10 bytes of TCP: ports present, checksum not
     expect(inboundKeyRaw(cut)).toBe(inboundKey(parse(f)));
     const g = readdressRaw(cut, PUB, 2000);

@@ -28,7 +28,8 @@ const HAVE_SHARED = existsSync(SHARED);
 let dir: string;
 const caps = new Map<string, string>();
 const scripted = scriptedCaptures();
-const twoApps = () => loadScenario(join(import.meta.dirname, '..', '..', 'corpora', 'generated', 'port-collision', 'scenario.yaml'));
+const twoApps = () =>
+  loadScenario(join(import.meta.dirname, '..', '..', 'corpora', 'generated', 'port-collision', 'scenario.yaml'));
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'natlab-replay-test-'));
@@ -51,7 +52,13 @@ async function frames(path: string): Promise<Uint8Array[]> {
 describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
   it('one-sided TCP capture: every far-side frame is re-addressed and delivered; outputs per egress', async () => {
     const out = join(dir, 'tcp');
-    const { report } = await runReplay({ input: caps.get('tcp-sessions')!, outDir: out, scenario: loadBuiltinScenario(), scenarioHow: 'test', engines: ['model'] });
+    const { report } = await runReplay({
+      input: caps.get('tcp-sessions')!,
+      outDir: out,
+      scenario: loadBuiltinScenario(),
+      scenarioHow: 'test',
+      engines: ['model'],
+    });
     const m = report.engines[0];
     expect(report.input.records).toBe(33);
     expect(report.input.fed).toBe(33);
@@ -64,7 +71,12 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
     expect(m.outputs.app.frames).toBe(9);
     expect(m.outputs.web.frames).toBe(5);
     expect(report.exitCode).toBe(0);
-    expect((await readdir(join(out, 'model'))).sort()).toEqual(['app-10.0.1.10.pcap', 'internet.pcap', 'nat-10.0.0.10.pcap', 'web-10.0.0.20.pcap']);
+    expect((await readdir(join(out, 'model'))).sort()).toEqual([
+      'app-10.0.1.10.pcap',
+      'internet.pcap',
+      'nat-10.0.0.10.pcap',
+      'web-10.0.0.20.pcap',
+    ]);
     // Replies reach app on its private address, from the server it talked to.
     const app = await frames(join(out, 'model', 'app-10.0.1.10.pcap'));
     expect(app).toHaveLength(9);
@@ -89,7 +101,14 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
 
   it('raw IP output link type', async () => {
     const out = join(dir, 'raw');
-    await runReplay({ input: caps.get('ping')!, outDir: out, scenario: loadBuiltinScenario(), scenarioHow: 'test', engines: ['model'], outputLinkType: LINKTYPE_RAW });
+    await runReplay({
+      input: caps.get('ping')!,
+      outDir: out,
+      scenario: loadBuiltinScenario(),
+      scenarioHow: 'test',
+      engines: ['model'],
+      outputLinkType: LINKTYPE_RAW,
+    });
     let n = 0;
     for await (const r of readCapture(join(out, 'model', 'internet.pcap'))) {
       expect(r.linkType).toBe(LINKTYPE_RAW);
@@ -100,7 +119,14 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
   });
 
   it('traceroute: the NAT instance answers TTL 1 itself; far-side ICMP errors are re-addressed through the quoted flow', async () => {
-    const { report } = await runReplay({ input: caps.get('traceroute')!, outDir: null, scenario: loadBuiltinScenario(), scenarioHow: 'test', engines: ['model'], keepResults: true });
+    const { report } = await runReplay({
+      input: caps.get('traceroute')!,
+      outDir: null,
+      scenario: loadBuiltinScenario(),
+      scenarioHow: 'test',
+      engines: ['model'],
+      keepResults: true,
+    });
     const m = report.engines[0];
     expect(m.droppedByReason['ttl-exceeded']).toBe(2);
     expect(m.generated).toBe(2);
@@ -109,7 +135,14 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
   });
 
   it('port collision: two private hosts on one source port get distinct public ports; replies reach each', async () => {
-    const { kept } = await runReplay({ input: caps.get('port-collision')!, outDir: null, scenario: twoApps(), scenarioHow: 'test', engines: ['model'], keepResults: true });
+    const { kept } = await runReplay({
+      input: caps.get('port-collision')!,
+      outDir: null,
+      scenario: twoApps(),
+      scenarioHow: 'test',
+      engines: ['model'],
+      keepResults: true,
+    });
     const rows = kept!.model;
     const syns = rows.filter((r) => r.outputs[0]?.frame.includes(' S ttl'));
     expect(syns).toHaveLength(2);
@@ -121,7 +154,14 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
   });
 
   it('bad input among good: counted before the engines or dropped by them; good packets around come through', async () => {
-    const { report, kept } = await runReplay({ input: caps.get('malformed-mix')!, outDir: null, scenario: loadBuiltinScenario(), scenarioHow: 'test', engines: ['model'], keepResults: true });
+    const { report, kept } = await runReplay({
+      input: caps.get('malformed-mix')!,
+      outDir: null,
+      scenario: loadBuiltinScenario(),
+      scenarioHow: 'test',
+      engines: ['model'],
+      keepResults: true,
+    });
     const i = report.input;
     expect(i.records).toBe(20);
     expect(i.notFed).toMatchObject({
@@ -130,7 +170,11 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
       'malformed: truncated-link-header': 1,
       'malformed: truncated-ip-header': 1,
     });
-    expect(Object.entries(i.notFed).filter(([k]) => k.startsWith('no-ingress')).reduce((a, [, v]) => a + v, 0)).toBe(3);
+    expect(
+      Object.entries(i.notFed)
+        .filter(([k]) => k.startsWith('no-ingress'))
+        .reduce((a, [, v]) => a + v, 0),
+    ).toBe(3);
     expect(i.clampedTimestamps).toBe(1);
     const m = report.engines[0];
     expect(m.droppedByReason.malformed).toBeGreaterThanOrEqual(5); // 2 counted + bad checksum, length, IHL
@@ -140,15 +184,36 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
     const rows = kept!.model;
     const good = rows.filter((r) => r.outputs.some((o) => o.frame.startsWith('icmp') && o.frame.includes('echo')));
     expect(good).toHaveLength(6);
-    expect(rows.filter((r) => r.outputs.some((o) => o.frame.includes(':53 ') || o.frame.includes(':53500'))).length).toBe(2);
+    expect(
+      rows.filter((r) => r.outputs.some((o) => o.frame.includes(':53 ') || o.frame.includes(':53500'))).length,
+    ).toBe(2);
   });
 
   it('sessions created counts conntrack entries, not NEW packets: a retransmitted SYN makes no second session', async () => {
     const A = parseIpv4Addr;
-    const syn = buildTcp({ src: A('10.0.1.10'), dst: A('198.51.100.7'), sport: 41000, dport: 443, flags: 0x02, seq: 1000 });
+    const syn = buildTcp({
+      src: A('10.0.1.10'),
+      dst: A('198.51.100.7'),
+      sport: 41000,
+      dport: 443,
+      flags: 0x02,
+      seq: 1000,
+    });
     const path = join(dir, 'syn-retransmit.pcap');
-    await writeFile(path, encodePcap([0, 1, 3].map((s) => ({ tsSec: 1_700_000_000 + s, tsNsec: 0, data: syn })), { linkType: LINKTYPE_RAW }));
-    const { report } = await runReplay({ input: path, outDir: null, scenario: loadBuiltinScenario(), scenarioHow: 'test', engines: ['model'] });
+    await writeFile(
+      path,
+      encodePcap(
+        [0, 1, 3].map((s) => ({ tsSec: 1_700_000_000 + s, tsNsec: 0, data: syn })),
+        { linkType: LINKTYPE_RAW },
+      ),
+    );
+    const { report } = await runReplay({
+      input: path,
+      outDir: null,
+      scenario: loadBuiltinScenario(),
+      scenarioHow: 'test',
+      engines: ['model'],
+    });
     const m = report.engines[0];
     expect(m.ct.NEW).toBe(3); // every SYN before a reply is NEW (Linux too)
     expect(m.sessionsCreated).toBe(1);
@@ -159,7 +224,13 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
     const bytes = await readFile(caps.get('ping')!);
     const cut = join(dir, 'ping-cut.pcap');
     await writeFile(cut, bytes.subarray(0, bytes.length - 10));
-    const { report } = await runReplay({ input: cut, outDir: null, scenario: loadBuiltinScenario(), scenarioHow: 'test', engines: ['model'] });
+    const { report } = await runReplay({
+      input: cut,
+      outDir: null,
+      scenario: loadBuiltinScenario(),
+      scenarioHow: 'test',
+      engines: ['model'],
+    });
     expect(report.input.records).toBe(13);
     expect(report.input.warnings.join()).toMatch(/truncated/i);
     expect(report.engines[0].delivered).toBe(13);
@@ -169,32 +240,75 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
   it('unsupported link types and non-captures are InputErrors naming the file', async () => {
     const bad = join(dir, 'text.pcap');
     await writeFile(bad, 'this is not a capture\n');
-    await expect(runReplay({ input: bad, outDir: null, scenario: loadBuiltinScenario(), scenarioHow: 'test', engines: ['model'] })).rejects.toThrow(InputError);
-    await expect(runReplay({ input: join(dir, 'missing.pcap'), outDir: null, scenario: loadBuiltinScenario(), scenarioHow: 'test', engines: ['model'] })).rejects.toThrow(/missing\.pcap/);
+    await expect(
+      runReplay({ input: bad, outDir: null, scenario: loadBuiltinScenario(), scenarioHow: 'test', engines: ['model'] }),
+    ).rejects.toThrow(InputError);
+    await expect(
+      runReplay({
+        input: join(dir, 'missing.pcap'),
+        outDir: null,
+        scenario: loadBuiltinScenario(),
+        scenarioHow: 'test',
+        engines: ['model'],
+      }),
+    ).rejects.toThrow(/missing\.pcap/);
   });
 
-  it.runIf(HAVE_SHARED)('pcapng input with a timestamp past 2106 (real capture): replayed, output timestamps clamped and said so', async () => {
-    const p = join(SHARED, 'tcpdump', 'time_2106_overflow.pcapng');
-    const c = await scenarioForCapture(p, '192.168.0.0/16');
-    const out = join(dir, 'pcapng');
-    const { report } = await runReplay({ input: p, outDir: out, scenario: c.scenario, scenarioHow: c.how, engines: ['model'] });
-    expect(report.input.format).toBe('pcapng');
-    expect(report.input.records).toBe(1);
-    expect(report.engines[0].delivered).toBe(1);
-    expect(report.differences.notes.join()).toMatch(/clamped/);
-    expect((await frames(join(out, 'model', 'internet.pcap'))).length).toBe(1);
-  });
+  it.runIf(HAVE_SHARED)(
+    'pcapng input with a timestamp past 2106 (real capture): replayed, output timestamps clamped and said so',
+    async () => {
+      const p = join(SHARED, 'tcpdump', 'time_2106_overflow.pcapng');
+      const c = await scenarioForCapture(p, '192.168.0.0/16');
+      const out = join(dir, 'pcapng');
+      const { report } = await runReplay({
+        input: p,
+        outDir: out,
+        scenario: c.scenario,
+        scenarioHow: c.how,
+        engines: ['model'],
+      });
+      expect(report.input.format).toBe('pcapng');
+      expect(report.input.records).toBe(1);
+      expect(report.engines[0].delivered).toBe(1);
+      expect(report.differences.notes.join()).toMatch(/clamped/);
+      expect((await frames(join(out, 'model', 'internet.pcap'))).length).toBe(1);
+    },
+  );
 
   it('--inside builds the scenario around the capture: inside hosts become instances, one-sided replies re-addressed', async () => {
     const ip = parseIpv4Addr;
-    const q = buildUdp({ src: ip('192.168.7.20'), dst: ip('9.9.9.9'), sport: 5000, dport: 53, payload: new Uint8Array(20) });
-    const a = buildUdp({ src: ip('9.9.9.9'), dst: ip('192.168.7.20'), sport: 53, dport: 5000, payload: new Uint8Array(40) });
+    const q = buildUdp({
+      src: ip('192.168.7.20'),
+      dst: ip('9.9.9.9'),
+      sport: 5000,
+      dport: 53,
+      payload: new Uint8Array(20),
+    });
+    const a = buildUdp({
+      src: ip('9.9.9.9'),
+      dst: ip('192.168.7.20'),
+      sport: 53,
+      dport: 5000,
+      payload: new Uint8Array(40),
+    });
     const p = join(dir, 'inside.pcap');
-    await writeFile(p, encodePcap([q, a].map((d, k) => ({ tsSec: 100, tsNsec: k * 1000, data: buildEthernet(d) })), { linkType: LINKTYPE_ETHERNET }));
+    await writeFile(
+      p,
+      encodePcap(
+        [q, a].map((d, k) => ({ tsSec: 100, tsNsec: k * 1000, data: buildEthernet(d) })),
+        { linkType: LINKTYPE_ETHERNET },
+      ),
+    );
     const c = await scenarioForCapture(p, '192.168.0.0/16');
     expect(c.hosts.inside).toEqual([ip('192.168.7.20')]);
     expect(c.scenario.instances.some((i) => i.privateIp === ip('192.168.7.20'))).toBe(true);
-    const { report } = await runReplay({ input: p, outDir: null, scenario: c.scenario, scenarioHow: c.how, engines: ['model'] });
+    const { report } = await runReplay({
+      input: p,
+      outDir: null,
+      scenario: c.scenario,
+      scenarioHow: c.how,
+      engines: ['model'],
+    });
     expect(report.engines[0].readdressed.flow).toBe(1);
     expect(report.engines[0].delivered).toBe(2);
     expect(report.engines[0].translated).toBe(2);
@@ -207,13 +321,25 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
     await writeFile(p, encodePcap([{ tsSec: 1, tsNsec: 0, data: buildEthernet(d) }], { linkType: LINKTYPE_ETHERNET }));
     const c = await scenarioForCapture(p, '10.0.0.0/8,192.168.0.0/16');
     expect(c.hosts.inside).toEqual([]);
-    const { report } = await runReplay({ input: p, outDir: null, scenario: c.scenario, scenarioHow: c.how, engines: ['model'] });
+    const { report } = await runReplay({
+      input: p,
+      outDir: null,
+      scenario: c.scenario,
+      scenarioHow: c.how,
+      engines: ['model'],
+    });
     expect(report.input.fromInternet).toBe(1);
     expect(report.engines[0].droppedByReason['igw-unknown-dst']).toBe(1);
   });
 
   it('two engines: agreement, and a difference reported with input and output packet numbers', async () => {
-    const ok = await runReplay({ input: caps.get('dns-udp')!, outDir: null, scenario: loadBuiltinScenario(), scenarioHow: 'test', engines: ['model', 'model'] });
+    const ok = await runReplay({
+      input: caps.get('dns-udp')!,
+      outDir: null,
+      scenario: loadBuiltinScenario(),
+      scenarioHow: 'test',
+      engines: ['model', 'model'],
+    });
     expect(ok.report.agree).toBe(true);
     expect(ok.report.exitCode).toBe(0);
     // A broken engine: the model, but dropping input #5 with nat-clash.
@@ -224,7 +350,10 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
         name,
         async process(batch) {
           const res = await inner.process(batch);
-          return res.map((r): PacketResult => (++seen === 5 ? { fate: FATE_DROPPED, reason: DROP_NAT_CLASH, detail: 0, ct: r.ct, outputs: [] } : r));
+          return res.map(
+            (r): PacketResult =>
+              ++seen === 5 ? { fate: FATE_DROPPED, reason: DROP_NAT_CLASH, detail: 0, ct: r.ct, outputs: [] } : r,
+          );
         },
         advance: (t) => inner.advance(t),
         conntrack: () => inner.conntrack(),
@@ -233,9 +362,17 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
       };
       return e;
     };
-    const factory: EngineFactory = (name, sc, o) => (name === 'model' ? makeEngine('model', sc, o) : broken(name, sc, o));
+    const factory: EngineFactory = (name, sc, o) =>
+      name === 'model' ? makeEngine('model', sc, o) : broken(name, sc, o);
     const out = join(dir, 'diff');
-    const bad = await runReplay({ input: caps.get('dns-udp')!, outDir: out, scenario: loadBuiltinScenario(), scenarioHow: 'test', engines: ['model', 'broken'], engineFactory: factory });
+    const bad = await runReplay({
+      input: caps.get('dns-udp')!,
+      outDir: out,
+      scenario: loadBuiltinScenario(),
+      scenarioHow: 'test',
+      engines: ['model', 'broken'],
+      engineFactory: factory,
+    });
     expect(bad.report.exitCode).toBe(1);
     const d = bad.report.differences.first[0];
     expect(d.input).toBe(5);
@@ -263,7 +400,15 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
         close: () => inner.close(),
       };
     };
-    const { report } = await runReplay({ input: caps.get('dns-udp')!, outDir: null, scenario: loadBuiltinScenario(), scenarioHow: 'test', engines: ['slow'], engineFactory: refusing, chunkSize: 2 });
+    const { report } = await runReplay({
+      input: caps.get('dns-udp')!,
+      outDir: null,
+      scenario: loadBuiltinScenario(),
+      scenarioHow: 'test',
+      engines: ['slow'],
+      engineFactory: refusing,
+      chunkSize: 2,
+    });
     expect(report.exitCode).toBe(2);
     expect(report.input.error).toMatch(/300 s of real waiting.*replay stopped/);
     expect(report.engines[0].packetsIn).toBeGreaterThan(0);
@@ -277,7 +422,17 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
     process.stdout.write = ((s: string) => (logs.push(String(s)), true)) as typeof process.stdout.write;
     let code: number;
     try {
-      code = await main(['replay', '--scenario', 'vpc-nat-instance', '--in', caps.get('ping')!, '--out', out, '--engines', 'model']);
+      code = await main([
+        'replay',
+        '--scenario',
+        'vpc-nat-instance',
+        '--in',
+        caps.get('ping')!,
+        '--out',
+        out,
+        '--engines',
+        'model',
+      ]);
     } finally {
       process.stdout.write = w;
     }

@@ -47,7 +47,10 @@ const staticNat: EngineFactory = async (name, s) => {
     name,
     async process(batch: readonly InputPacket[]): Promise<PacketResult[]> {
       return batch.map((p) => {
-        const out = p.ingress === POINT_INTERNET ? { egress: app, frame: rewrite(p.frame, 16, APP) } : { egress: POINT_INTERNET, frame: rewrite(p.frame, 12, EIP) };
+        const out =
+          p.ingress === POINT_INTERNET
+            ? { egress: app, frame: rewrite(p.frame, 16, APP) }
+            : { egress: POINT_INTERNET, frame: rewrite(p.frame, 12, EIP) };
         return { fate: FATE_DELIVERED, reason: 0, detail: 0, ct: CT_ESTABLISHED, outputs: [out] };
       });
     },
@@ -75,8 +78,13 @@ describe('replay streams in bounded memory', () => {
     const samples: Array<[number, number]> = [];
     const base = process.memoryUsage().rss;
     const { report } = await runReplay({
-      input: big, outDir: join(dir, 'out'), scenario: loadBuiltinScenario(), scenarioHow: 'test', engines: ['static'],
-      engineFactory: staticNat, onProgress: (records) => samples.push([records, process.memoryUsage().rss]),
+      input: big,
+      outDir: join(dir, 'out'),
+      scenario: loadBuiltinScenario(),
+      scenarioHow: 'test',
+      engines: ['static'],
+      engineFactory: staticNat,
+      onProgress: (records) => samples.push([records, process.memoryUsage().rss]),
     });
     expect(report.input.records).toBe(PACKETS);
     const m = report.engines[0];
@@ -95,14 +103,24 @@ describe('replay streams in bounded memory', () => {
     expect(report.peakRssMb).toBeGreaterThan(0);
   }, 180_000);
 
-  it.runIf(HAVE_MODEL)('the reference model on 60,000 packets of the same traffic', async () => {
-    const small = join(dir, 'small.pcap');
-    await writeBulkCapture(small, { packets: 60_000, flows: 2048 });
-    const { report } = await runReplay({ input: small, outDir: null, scenario: loadBuiltinScenario(), scenarioHow: 'test', engines: ['model'] });
-    const m = report.engines[0];
-    expect(m.delivered).toBe(60_000);
-    expect(m.readdressed.flow).toBe(30_000);
-    expect(m.translated).toBe(60_000);
-    expect(m.sessionsCreated).toBe(2048);
-  }, 120_000);
+  it.runIf(HAVE_MODEL)(
+    'the reference model on 60,000 packets of the same traffic',
+    async () => {
+      const small = join(dir, 'small.pcap');
+      await writeBulkCapture(small, { packets: 60_000, flows: 2048 });
+      const { report } = await runReplay({
+        input: small,
+        outDir: null,
+        scenario: loadBuiltinScenario(),
+        scenarioHow: 'test',
+        engines: ['model'],
+      });
+      const m = report.engines[0];
+      expect(m.delivered).toBe(60_000);
+      expect(m.readdressed.flow).toBe(30_000);
+      expect(m.translated).toBe(60_000);
+      expect(m.sessionsCreated).toBe(2048);
+    },
+    120_000,
+  );
 });

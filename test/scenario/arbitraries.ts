@@ -30,11 +30,17 @@ const portMatchArb: fc.Arbitrary<PortMatch> = fc
 
 const ifaceArb = fc.record({ name: fc.constantFrom('eth0', 'eth1', 'ens5', 'eth+', 'veth+'), neg: fc.boolean() });
 
-const natPortsArb = fc.tuple(fc.integer({ min: 1, max: 65535 }), fc.integer({ min: 1, max: 65535 })).map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as const);
+const natPortsArb = fc
+  .tuple(fc.integer({ min: 1, max: 65535 }), fc.integer({ min: 1, max: 65535 }))
+  .map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as const);
 
 function targetArb(chain: NatChainName, portsOk: boolean): fc.Arbitrary<NatTarget> {
   const kinds: NatTargetKind[] =
-    chain === 'POSTROUTING' ? ['MASQUERADE', 'SNAT', 'ACCEPT', 'RETURN'] : chain === 'INPUT' ? ['SNAT', 'ACCEPT', 'RETURN'] : ['DNAT', 'ACCEPT', 'RETURN'];
+    chain === 'POSTROUTING'
+      ? ['MASQUERADE', 'SNAT', 'ACCEPT', 'RETURN']
+      : chain === 'INPUT'
+        ? ['SNAT', 'ACCEPT', 'RETURN']
+        : ['DNAT', 'ACCEPT', 'RETURN'];
   return fc
     .record({
       kind: fc.constantFrom(...kinds),
@@ -143,13 +149,23 @@ export const scenarioObjectArb: fc.Arbitrary<Record<string, unknown>> = fc
     ),
     hosts: fc.uniqueArray(fc.integer({ min: 0, max: 255 }), { maxLength: 4 }),
     conntrack: fc.option(
-      fc.record({ max: fc.integer({ min: 1, max: 1 << 20 }), tcpLoose: fc.boolean(), checksum: fc.boolean(), udp: fc.integer({ min: 1, max: 3600 }) }),
+      fc.record({
+        max: fc.integer({ min: 1, max: 1 << 20 }),
+        tcpLoose: fc.boolean(),
+        checksum: fc.boolean(),
+        udp: fc.integer({ min: 1, max: 3600 }),
+      }),
       { nil: null },
     ),
   })
   .map((g) => {
     const rtNames = Array.from({ length: g.rtCount }, (_, i) => `rt${i}`);
-    const subnets = Object.fromEntries(g.subnetOctets.map((o, i) => [`sn${i}`, { cidr: `10.${g.v}.${o}.0/24`, routeTable: rtNames[i % rtNames.length] }]));
+    const subnets = Object.fromEntries(
+      g.subnetOctets.map((o, i) => [
+        `sn${i}`,
+        { cidr: `10.${g.v}.${o}.0/24`, routeTable: rtNames[i % rtNames.length] },
+      ]),
+    );
     const usedIp = new Set<string>();
     const usedEip = new Set<number>();
     const instances: Record<string, unknown> = {};
@@ -164,7 +180,8 @@ export const scenarioObjectArb: fc.Arbitrary<Record<string, unknown>> = fc
         o.elasticIp = `203.0.113.${inst.eip}`;
       }
       if (inst.sdc !== undefined) o.sourceDestCheck = inst.sdc;
-      if (inst.nat !== null && !Array.isArray(inst.nat)) o.natInstance = { bootScript: 'configure-pat', vpcCidrFromMetadata: inst.nat.fromMeta };
+      if (inst.nat !== null && !Array.isArray(inst.nat))
+        o.natInstance = { bootScript: 'configure-pat', vpcCidrFromMetadata: inst.nat.fromMeta };
       else if (Array.isArray(inst.nat)) o.iptables = tableText(inst.nat);
       if (inst.sysctls) {
         o.sysctls = {
@@ -176,11 +193,13 @@ export const scenarioObjectArb: fc.Arbitrary<Record<string, unknown>> = fc
       instances[`i${i}`] = o;
     });
     const instNames = Object.keys(instances);
-    const routeTables: Record<string, Array<{ dest: string; target: string }>> = Object.fromEntries(rtNames.map((n) => [n, []]));
+    const routeTables: Record<string, Array<{ dest: string; target: string }>> = Object.fromEntries(
+      rtNames.map((n) => [n, []]),
+    );
     const vpcAddr = (10 * 2 ** 24 + g.v * 2 ** 16) >>> 0;
     for (const r of g.routes) {
       const addr = (r.addr & maskOf(r.len)) >>> 0;
-      if (r.len <= 16 && ((vpcAddr & maskOf(r.len)) >>> 0) === addr && r.len === 16) continue; // the VPC CIDR itself
+      if (r.len <= 16 && (vpcAddr & maskOf(r.len)) >>> 0 === addr && r.len === 16) continue; // the VPC CIDR itself
       const dest = `${ipText(addr)}/${r.len}`;
       const table = routeTables[rtNames[r.table % rtNames.length]];
       if (table.some((x) => x.dest === dest)) continue;
@@ -194,6 +213,12 @@ export const scenarioObjectArb: fc.Arbitrary<Record<string, unknown>> = fc
       instances,
       internet: { hosts: g.hosts.map((h, i) => (i % 2 ? `198.51.100.${h}` : `192.0.${2 + (h % 1)}.${h}/32`)) },
     };
-    if (g.conntrack) obj.conntrack = { max: g.conntrack.max, tcpLoose: g.conntrack.tcpLoose, checksum: g.conntrack.checksum, timeouts: { udp: g.conntrack.udp } };
+    if (g.conntrack)
+      obj.conntrack = {
+        max: g.conntrack.max,
+        tcpLoose: g.conntrack.tcpLoose,
+        checksum: g.conntrack.checksum,
+        timeouts: { udp: g.conntrack.udp },
+      };
     return obj;
   });

@@ -33,9 +33,14 @@ function bigScenario(n: number, extra: string[] = []): string {
 describe('big internet host lists', () => {
   it('coalesceCidrs: the fewest CIDRs covering exactly the same addresses', () => {
     const c = (s: string) => ({ addr: ip(s.split('/')[0]), len: Number(s.split('/')[1] ?? 32) });
-    expect(coalesceCidrs([c('10.0.0.1'), c('10.0.0.0'), c('10.0.0.2'), c('10.0.0.3')]).map(formatCidr)).toEqual(['10.0.0.0/30']);
+    expect(coalesceCidrs([c('10.0.0.1'), c('10.0.0.0'), c('10.0.0.2'), c('10.0.0.3')]).map(formatCidr)).toEqual([
+      '10.0.0.0/30',
+    ]);
     expect(coalesceCidrs([c('10.0.0.1'), c('10.0.0.2')]).map(formatCidr)).toEqual(['10.0.0.1/32', '10.0.0.2/32']);
-    expect(coalesceCidrs([c('10.0.0.0/25'), c('10.0.0.128/25'), c('10.0.1.0/32')]).map(formatCidr)).toEqual(['10.0.0.0/24', '10.0.1.0/32']);
+    expect(coalesceCidrs([c('10.0.0.0/25'), c('10.0.0.128/25'), c('10.0.1.0/32')]).map(formatCidr)).toEqual([
+      '10.0.0.0/24',
+      '10.0.1.0/32',
+    ]);
     expect(coalesceCidrs([c('255.255.255.254'), c('255.255.255.255')]).map(formatCidr)).toEqual(['255.255.255.254/31']);
   });
 
@@ -52,14 +57,25 @@ describe('big internet host lists', () => {
     const s = parseScenario(text, 'big.yaml');
     // 200,000 addresses from 11.0.0.0 = /15 (131072) + /16 (65536) + /21 (2048) + /22 + /24 + /26
     const ranges = s.internetHosts.map(formatCidr);
-    expect(ranges).toEqual(['11.0.0.0/15', '11.2.0.0/16', '11.3.0.0/21', '11.3.8.0/22', '11.3.12.0/24', '11.3.13.0/26', '192.0.2.0/24', '198.51.100.7/32']);
+    expect(ranges).toEqual([
+      '11.0.0.0/15',
+      '11.2.0.0/16',
+      '11.3.0.0/21',
+      '11.3.8.0/22',
+      '11.3.12.0/24',
+      '11.3.13.0/26',
+      '192.0.2.0/24',
+      '198.51.100.7/32',
+    ]);
     const total = s.internetHosts.reduce((a, c) => a + 2 ** (32 - c.len), 0);
     expect(total).toBe(n + 256 + 1);
     expect(s.conntrack.max).toBe(1000); // the rest of the file is read as usual
   });
 
   it('errors in the big list name their own line', () => {
-    const text = bigScenario(BIG_HOST_LIST + 10).replace('    - 11.0.0.9\n', '    - 11.0.0.999\n').replace('    - 11.0.1.0\n', '    - 10.0.0.5\n');
+    const text = bigScenario(BIG_HOST_LIST + 10)
+      .replace('    - 11.0.0.9\n', '    - 11.0.0.999\n')
+      .replace('    - 11.0.1.0\n', '    - 10.0.0.5\n');
     const line = (needle: string) => text.split('\n').indexOf(needle) + 1;
     let msg = '';
     try {
@@ -67,8 +83,12 @@ describe('big internet host lists', () => {
     } catch (e) {
       msg = (e as Error).message;
     }
-    expect(msg).toContain(`big.yaml:${line('    - 11.0.0.999')}: internet.hosts[9]: '11.0.0.999' is not an IPv4 address`);
-    expect(msg).toContain(`big.yaml:${line('    - 10.0.0.5')}: internet.hosts[256]: 10.0.0.5/32 overlaps the VPC CIDR 10.0.0.0/16`);
+    expect(msg).toContain(
+      `big.yaml:${line('    - 11.0.0.999')}: internet.hosts[9]: '11.0.0.999' is not an IPv4 address`,
+    );
+    expect(msg).toContain(
+      `big.yaml:${line('    - 10.0.0.5')}: internet.hosts[256]: 10.0.0.5/32 overlaps the VPC CIDR 10.0.0.0/16`,
+    );
   });
 
   it('a short list, or one that is not plain addresses, goes through YAML unchanged', () => {
@@ -76,6 +96,8 @@ describe('big internet host lists', () => {
     const s = parseScenario(bigScenario(100), 'small.yaml');
     expect(s.internetHosts.length).toBe(102); // as written, not merged
     // a non-plain entry early in the list: the line-by-line reader stops there and leaves it all to YAML
-    expect(extractHostList(bigScenario(BIG_HOST_LIST).replace('    - 11.0.0.3\n', '    - { cidr: 11.0.0.3 }\n'))).toBeNull();
+    expect(
+      extractHostList(bigScenario(BIG_HOST_LIST).replace('    - 11.0.0.3\n', '    - { cidr: 11.0.0.3 }\n')),
+    ).toBeNull();
   });
 });

@@ -68,9 +68,22 @@ describe('built-in scenario (scenarios/vpc-nat-instance.yaml)', () => {
   it('has the web and app servers as plain instances', () => {
     const web = s.instances.find((i) => i.name === 'web')!;
     const app = s.instances.find((i) => i.name === 'app')!;
-    expect(web).toMatchObject({ subnet: 0, privateIp: ip('10.0.0.20'), elasticIp: ip('203.0.113.20'), sourceDestCheck: true, nat: null });
-    expect(app).toMatchObject({ subnet: 1, privateIp: ip('10.0.1.10'), elasticIp: null, sourceDestCheck: true, nat: null });
-    for (const i of [web, app]) expect(i.sysctls).toEqual({ ipForward: false, sendRedirectsAll: true, sendRedirectsEth0: true });
+    expect(web).toMatchObject({
+      subnet: 0,
+      privateIp: ip('10.0.0.20'),
+      elasticIp: ip('203.0.113.20'),
+      sourceDestCheck: true,
+      nat: null,
+    });
+    expect(app).toMatchObject({
+      subnet: 1,
+      privateIp: ip('10.0.1.10'),
+      elasticIp: null,
+      sourceDestCheck: true,
+      nat: null,
+    });
+    for (const i of [web, app])
+      expect(i.sysctls).toEqual({ ipForward: false, sendRedirectsAll: true, sendRedirectsEth0: true });
   });
 
   it('has the internet hosts and Linux conntrack defaults', () => {
@@ -78,7 +91,12 @@ describe('built-in scenario (scenarios/vpc-nat-instance.yaml)', () => {
       { addr: ip('198.51.100.0'), len: 24 },
       { addr: ip('192.0.2.0'), len: 24 },
     ]);
-    expect(s.conntrack).toEqual({ max: DEFAULT_CONNTRACK_MAX, timeouts: { ...DEFAULT_TIMEOUTS }, tcpLoose: true, checksum: true });
+    expect(s.conntrack).toEqual({
+      max: DEFAULT_CONNTRACK_MAX,
+      timeouts: { ...DEFAULT_TIMEOUTS },
+      tcpLoose: true,
+      checksum: true,
+    });
   });
 
   it('hands out independent copies', () => {

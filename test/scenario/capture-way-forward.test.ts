@@ -30,7 +30,11 @@ function errorOf(f: () => unknown): string {
 }
 
 function capture(name: string, pairs: Array<[string, string]>): string {
-  const recs = pairs.map(([s, d], i) => ({ tsSec: 1_700_000_000, tsNsec: i * 1000, data: buildUdp({ src: ip(s), dst: ip(d), sport: 40000, dport: 53 }) }));
+  const recs = pairs.map(([s, d], i) => ({
+    tsSec: 1_700_000_000,
+    tsNsec: i * 1000,
+    data: buildUdp({ src: ip(s), dst: ip(d), sport: 40000, dport: 53 }),
+  }));
   const p = join(tmp, name);
   writeFileSync(p, encodePcap(recs, { linkType: LINKTYPE_RAW }));
   return p;
@@ -44,7 +48,11 @@ describe('reserved inside hosts: the way forward', () => {
     expect(unreservedLen(ip('0.0.0.1'), 31)).toBeNull(); // +1 of every block
   });
 
-  for (const [host, len] of [['10.0.0.1', 6], ['10.0.0.2', 6], ['192.168.0.1', 12]] as const) {
+  for (const [host, len] of [
+    ['10.0.0.1', 6],
+    ['10.0.0.2', 6],
+    ['192.168.0.1', 12],
+  ] as const) {
     it(`${host}: the error names --subnet-len-min ${len}, and with it the scenario builds`, () => {
       const opts = { inside: RFC1918, insideHosts: [ip(host)], outsideHosts: [ip('198.51.100.7')] };
       const msg = errorOf(() => buildCaptureScenario(opts));
@@ -64,25 +72,64 @@ describe('reserved inside hosts: the way forward', () => {
     const opts = { inside: RFC1918, insideHosts: [ip('10.0.0.10'), ip('192.168.1.10')], outsideHosts: [] };
     const msg = errorOf(() => buildCaptureScenario(opts));
     expect(msg).toMatch(/span 0\.0\.0\.0\/0/);
-    expect(msg).toContain('replay with one of --inside 10.0.0.0/8, --inside 192.168.0.0/16 (the other hosts become internet hosts)');
+    expect(msg).toContain(
+      'replay with one of --inside 10.0.0.0/8, --inside 192.168.0.0/16 (the other hosts become internet hosts)',
+    );
   });
 
   it('the CLI: replay refuses with the advice, and following it the replay runs (exit 0)', async () => {
-    const cap = capture('router.pcap', [['10.0.0.1', '198.51.100.7'], ['10.0.0.1', '198.51.100.8']]);
+    const cap = capture('router.pcap', [
+      ['10.0.0.1', '198.51.100.7'],
+      ['10.0.0.1', '198.51.100.8'],
+    ]);
     const out = join(tmp, 'out');
-    const refused = await runInProcess(['replay', '--in', cap, '--out', out, '--engines', 'model,core', '--no-progress']);
+    const refused = await runInProcess([
+      'replay',
+      '--in',
+      cap,
+      '--out',
+      out,
+      '--engines',
+      'model,core',
+      '--no-progress',
+    ]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/--subnet-len-min 6/);
-    const ok = await runInProcess(['replay', '--in', cap, '--out', out, '--engines', 'model,core', '--no-progress', '--subnet-len-min', '6']);
+    const ok = await runInProcess([
+      'replay',
+      '--in',
+      cap,
+      '--out',
+      out,
+      '--engines',
+      'model,core',
+      '--no-progress',
+      '--subnet-len-min',
+      '6',
+    ]);
     expect(ok.crash).toBeNull();
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/VPC 8\.0\.0\.0\/5/);
 
-    const mixed = capture('mixed.pcap', [['10.0.0.10', '198.51.100.7'], ['192.168.1.10', '198.51.100.7']]);
+    const mixed = capture('mixed.pcap', [
+      ['10.0.0.10', '198.51.100.7'],
+      ['192.168.1.10', '198.51.100.7'],
+    ]);
     const r2 = await runInProcess(['replay', '--in', mixed, '--out', out, '--engines', 'model,core', '--no-progress']);
     expect(r2.code).toBe(2);
     expect(r2.stderr).toMatch(/--inside 10\.0\.0\.0\/8/);
-    const ok2 = await runInProcess(['replay', '--in', mixed, '--out', out, '--engines', 'model,core', '--no-progress', '--inside', '10.0.0.0/8']);
+    const ok2 = await runInProcess([
+      'replay',
+      '--in',
+      mixed,
+      '--out',
+      out,
+      '--engines',
+      'model,core',
+      '--no-progress',
+      '--inside',
+      '10.0.0.0/8',
+    ]);
     expect(ok2.code).toBe(0);
     expect(formatCidr({ addr: ip('10.0.0.0'), len: 8 })).toBe('10.0.0.0/8');
   }, 60_000);
@@ -90,7 +137,23 @@ describe('reserved inside hosts: the way forward', () => {
   it('--subnet-len-min is refused with --scenario and outside 2..28', async () => {
     const cap = capture('x.pcap', [['10.0.1.10', '198.51.100.7']]);
     const out = join(tmp, 'out2');
-    expect((await runInProcess(['replay', '--in', cap, '--out', out, '--scenario', 'vpc-nat-instance', '--subnet-len-min', '6'])).stderr).toMatch(/applies to --inside/);
-    expect((await runInProcess(['replay', '--in', cap, '--out', out, '--subnet-len-min', '1'])).stderr).toMatch(/--subnet-len-min: 1 is outside 2\.\.28/);
+    expect(
+      (
+        await runInProcess([
+          'replay',
+          '--in',
+          cap,
+          '--out',
+          out,
+          '--scenario',
+          'vpc-nat-instance',
+          '--subnet-len-min',
+          '6',
+        ])
+      ).stderr,
+    ).toMatch(/applies to --inside/);
+    expect((await runInProcess(['replay', '--in', cap, '--out', out, '--subnet-len-min', '1'])).stderr).toMatch(
+      /--subnet-len-min: 1 is outside 2\.\.28/,
+    );
   });
 });

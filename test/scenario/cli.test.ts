@@ -13,8 +13,12 @@ import { baseObject } from './helpers.ts';
 async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => ((out += String(s)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => ((err += String(s)), true));
+  const o = vi
+    .spyOn(process.stdout, 'write')
+    .mockImplementation((s: string | Uint8Array) => ((out += String(s)), true));
+  const e = vi
+    .spyOn(process.stderr, 'write')
+    .mockImplementation((s: string | Uint8Array) => ((err += String(s)), true));
   try {
     // As src/cli/main.ts dispatches (tested here without loading every other command module).
     const [name, ...rest] = argv;
@@ -58,7 +62,9 @@ describe('natlab scenario', () => {
   it('check: exit 2 with the precise error, still checking the other files', async () => {
     const r = await run('scenario', 'check', bad, good);
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(new RegExp(`${bad.replace(/[.]/g, '\\.')}:\\d+: instances\\.app\\.privateIp: 10\\.0\\.1\\.1 is reserved by AWS`));
+    expect(r.err).toMatch(
+      new RegExp(`${bad.replace(/[.]/g, '\\.')}:\\d+: instances\\.app\\.privateIp: 10\\.0\\.1\\.1 is reserved by AWS`),
+    );
     expect(r.out).toContain(`${good}: ok`);
   });
 

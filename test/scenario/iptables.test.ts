@@ -42,28 +42,59 @@ describe('parseNatTable', () => {
       proto: { proto: 6, neg: false },
       sport: null,
       dport: { lo: 8080, hi: 8080, neg: false },
-      target: { kind: 'DNAT', addrLo: ip('10.0.0.20'), addrHi: ip('10.0.0.20'), portLo: 80, portHi: 80, flags: NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED },
+      target: {
+        kind: 'DNAT',
+        addrLo: ip('10.0.0.20'),
+        addrHi: ip('10.0.0.20'),
+        portLo: 80,
+        portHi: 80,
+        flags: NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED,
+      },
     });
-    expect(fwd.text).toBe('-A PREROUTING -d 10.0.0.10/32 -i eth0 -p tcp -m tcp --dport 8080 -m comment --comment "web port forward" -j DNAT --to-destination 10.0.0.20:80');
+    expect(fwd.text).toBe(
+      '-A PREROUTING -d 10.0.0.10/32 -i eth0 -p tcp -m tcp --dport 8080 -m comment --comment "web port forward" -j DNAT --to-destination 10.0.0.20:80',
+    );
     expect(range.dport).toEqual({ lo: 5000, hi: 5010, neg: false });
-    expect(range.target).toMatchObject({ addrLo: ip('10.0.0.20'), addrHi: ip('10.0.0.21'), flags: NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PERSISTENT });
+    expect(range.target).toMatchObject({
+      addrLo: ip('10.0.0.20'),
+      addrHi: ip('10.0.0.21'),
+      flags: NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PERSISTENT,
+    });
     const [ret, masq, masqPorts, snat, icmp] = t.chains.POSTROUTING;
     expect(ret.target.kind).toBe('RETURN');
     expect(ret.text).toBe('-A POSTROUTING -d 10.0.0.0/16 -j RETURN');
     expect(masq.text).toBe('-A POSTROUTING -s 10.0.0.0/16 -o eth0 -j MASQUERADE');
-    expect(masqPorts.target).toMatchObject({ kind: 'MASQUERADE', portLo: 1024, portHi: 65535, flags: NF_NAT_RANGE_PROTO_SPECIFIED | NF_NAT_RANGE_PROTO_RANDOM_FULLY });
+    expect(masqPorts.target).toMatchObject({
+      kind: 'MASQUERADE',
+      portLo: 1024,
+      portHi: 65535,
+      flags: NF_NAT_RANGE_PROTO_SPECIFIED | NF_NAT_RANGE_PROTO_RANDOM_FULLY,
+    });
     expect(snat).toMatchObject({
       src: { cidr: { addr: ip('192.168.0.0'), len: 16 }, neg: true },
       outIface: { name: 'eth+', neg: false },
       sport: { lo: 53, hi: 53, neg: true },
-      target: { kind: 'SNAT', addrLo: ip('10.0.0.10'), portLo: 20000, portHi: 30000, flags: NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED | NF_NAT_RANGE_PROTO_RANDOM | NF_NAT_RANGE_PERSISTENT },
+      target: {
+        kind: 'SNAT',
+        addrLo: ip('10.0.0.10'),
+        portLo: 20000,
+        portHi: 30000,
+        flags:
+          NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED | NF_NAT_RANGE_PROTO_RANDOM | NF_NAT_RANGE_PERSISTENT,
+      },
     });
-    expect(snat.text).toBe('-A POSTROUTING ! -s 192.168.0.0/16 -o eth+ -p udp -m udp ! --sport 53 -j SNAT --to-source 10.0.0.10:20000-30000 --random --persistent');
+    expect(snat.text).toBe(
+      '-A POSTROUTING ! -s 192.168.0.0/16 -o eth+ -p udp -m udp ! --sport 53 -j SNAT --to-source 10.0.0.10:20000-30000 --random --persistent',
+    );
     expect(icmp).toMatchObject({ proto: { proto: 1, neg: false }, target: { kind: 'ACCEPT', flags: 0 } });
   });
 
   it('keeps canonical iptables-save text that parses back to the same table', () => {
-    expect(t.text.startsWith('*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n')).toBe(true);
+    expect(
+      t.text.startsWith(
+        '*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n',
+      ),
+    ).toBe(true);
     expect(t.text.endsWith('COMMIT\n')).toBe(true);
     const again = parseNatTable(t.text, 'again');
     expect(again).toEqual(t);
@@ -134,7 +165,11 @@ describe('parseNatTable', () => {
     ['*nat\n-A PREROUTING -j DNAT\nCOMMIT', 2, 'needs --to-destination'],
     ['*nat\n-A POSTROUTING -j SNAT --to-source 1.2.3\nCOMMIT', 2, "'1.2.3' is not an IPv4 address"],
     ['*nat\n-A POSTROUTING -j SNAT --to-source 1.2.3.9-1.2.3.4\nCOMMIT', 2, 'start above its end'],
-    ['*nat\n-A PREROUTING -j DNAT --to-destination 1.2.3.4 --random-fully\nCOMMIT', 2, "'--random-fully' belongs to -j MASQUERADE or SNAT"],
+    [
+      '*nat\n-A PREROUTING -j DNAT --to-destination 1.2.3.4 --random-fully\nCOMMIT',
+      2,
+      "'--random-fully' belongs to -j MASQUERADE or SNAT",
+    ],
     ['*nat\n-A POSTROUTING --to-ports 80 -j MASQUERADE\nCOMMIT', 2, "'--to-ports' belongs to -j MASQUERADE"],
     ['*nat\n-A POSTROUTING -j MASQUERADE -s 10.0.0.0/8\nCOMMIT', 2, 'after the -j target'],
     ['*nat\n-A POSTROUTING -o eth0.veryverylongname -j MASQUERADE\nCOMMIT', 2, 'interface name'],
@@ -158,8 +193,12 @@ describe('parseNatTable', () => {
   });
 
   it('offsets line numbers into the enclosing file and names the key', () => {
-    const e = errorOf(() => parseNatTable('*nat\n-A POSTROUTING -j NOPE\nCOMMIT', 'scn.yaml', 20, 'instances.nat.iptables'));
-    expect(e.message.split('\n')[0]).toBe("scn.yaml:22: instances.nat.iptables line 2: target 'NOPE' is not supported (MASQUERADE, SNAT, DNAT, ACCEPT, RETURN; user-defined chains are not supported)");
+    const e = errorOf(() =>
+      parseNatTable('*nat\n-A POSTROUTING -j NOPE\nCOMMIT', 'scn.yaml', 20, 'instances.nat.iptables'),
+    );
+    expect(e.message.split('\n')[0]).toBe(
+      "scn.yaml:22: instances.nat.iptables line 2: target 'NOPE' is not supported (MASQUERADE, SNAT, DNAT, ACCEPT, RETURN; user-defined chains are not supported)",
+    );
   });
 
   it('reports several bad lines at once', () => {

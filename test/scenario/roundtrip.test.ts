@@ -32,7 +32,9 @@ describe('scenarioToYaml round trip', () => {
     fc.assert(
       fc.property(fc.array(natRuleArb, { minLength: 1, maxLength: 8 }), (rules) => {
         const t = parseNatTable(tableText(rules), 'gen');
-        const flat = (['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'] as const).flatMap((c) => rules.filter((r) => r.chain === c).map((r) => r.rule));
+        const flat = (['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'] as const).flatMap((c) =>
+          rules.filter((r) => r.chain === c).map((r) => r.rule),
+        );
         expect((['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'] as const).flatMap((c) => t.chains[c])).toEqual(flat);
         expect(t.text).toBe(tableText(rules));
       }),

@@ -9,7 +9,11 @@ import { baseObject, errorOf, expectFirstError, ip, loadError, parseObject } fro
 describe('scenario validation', () => {
   it('accepts the base fixture and adds the implicit local route', () => {
     const s = parseObject(baseObject());
-    expect(s.routeTables[0].routes[0]).toEqual({ dest: { addr: ip('10.0.0.0'), len: 16 }, target: 'local', instance: -1 });
+    expect(s.routeTables[0].routes[0]).toEqual({
+      dest: { addr: ip('10.0.0.0'), len: 16 },
+      target: 'local',
+      instance: -1,
+    });
     expect(s.routeTables[1].routes[1]).toEqual({ dest: { addr: 0, len: 0 }, target: 'eni', instance: 0 });
   });
 
@@ -18,7 +22,7 @@ describe('scenario validation', () => {
     o.instances.nat.privateIP = o.instances.nat.privateIp;
     delete o.instances.nat.privateIp;
     const e = loadError(o);
-    expect(e.message).toContain("test.yaml:");
+    expect(e.message).toContain('test.yaml:');
     expect(e.message).toContain("instances.nat.privateIP: unknown key 'privateIP' (did you mean 'privateIp'?)");
     for (const [mut, path] of [
       [(x: any) => (x.vcp = {}), 'vcp'],
@@ -29,7 +33,10 @@ describe('scenario validation', () => {
       [(x: any) => (x.internet.host = []), 'internet.host'],
       [(x: any) => (x.conntrack = { maximum: 5 }), 'conntrack.maximum'],
       [(x: any) => (x.conntrack = { timeouts: { tcp_established: 5 } }), 'conntrack.timeouts.tcp_established'],
-      [(x: any) => (x.instances.app.sysctls = { 'net.ipv4.ip_forwarding': 1 }), 'instances.app.sysctls.net.ipv4.ip_forwarding'],
+      [
+        (x: any) => (x.instances.app.sysctls = { 'net.ipv4.ip_forwarding': 1 }),
+        'instances.app.sysctls.net.ipv4.ip_forwarding',
+      ],
     ] as const) {
       const x = baseObject();
       mut(x);
@@ -38,14 +45,30 @@ describe('scenario validation', () => {
   });
 
   it('names the file line of the offending key', () => {
-    const text = ['name: t', 'vpc:', '  cidr: 10.0.0.0/16', 'routeTables: { main: [] }', 'subnets:', '  a: { cidr: 10.0.0.0/24, routeTable: main }', 'instances:', '  h:', '    subnet: a', '    privateIp: 10.0.0.300', ''].join('\n');
+    const text = [
+      'name: t',
+      'vpc:',
+      '  cidr: 10.0.0.0/16',
+      'routeTables: { main: [] }',
+      'subnets:',
+      '  a: { cidr: 10.0.0.0/24, routeTable: main }',
+      'instances:',
+      '  h:',
+      '    subnet: a',
+      '    privateIp: 10.0.0.300',
+      '',
+    ].join('\n');
     const e = errorOf(() => parseScenario(text, 'f.yaml'));
-    expect(e.message.split('\n')[0]).toBe("f.yaml:10: instances.h.privateIp: '10.0.0.300' is not an IPv4 address (dotted quad expected)");
+    expect(e.message.split('\n')[0]).toBe(
+      "f.yaml:10: instances.h.privateIp: '10.0.0.300' is not an IPv4 address (dotted quad expected)",
+    );
   });
 
   it('reports YAML and JSON syntax errors with a line', () => {
     expect(errorOf(() => parseScenario('vpc: [\n', 'bad.yaml')).message).toMatch(/^bad\.yaml:\d+: YAML syntax/);
-    expect(errorOf(() => parseScenario('a: 1\na: 2\n', 'dup.yaml')).message).toMatch(/^dup\.yaml:\d+: YAML syntax.*[Uu]nique/);
+    expect(errorOf(() => parseScenario('a: 1\na: 2\n', 'dup.yaml')).message).toMatch(
+      /^dup\.yaml:\d+: YAML syntax.*[Uu]nique/,
+    );
     expect(errorOf(() => parseScenario('{"vpc": }', 'bad.json')).message).toMatch(/^bad\.json: JSON syntax/);
     expect(errorOf(() => parseScenario('', 'empty.yaml')).message).toContain('empty');
   });
@@ -237,10 +260,14 @@ describe('scenario validation', () => {
     expectFirstError(o3, 'instances.nat.natInstance.bootScript', "unknown boot script 'configure-nat'");
     const o4 = baseObject();
     o4.instances.nat.sysctls = { 'net.ipv4.conf.all.send_redirects': 0 };
-    expect(parseObject(o4).instances[0].sysctls).toEqual({ ipForward: true, sendRedirectsAll: false, sendRedirectsEth0: false });
+    expect(parseObject(o4).instances[0].sysctls).toEqual({
+      ipForward: true,
+      sendRedirectsAll: false,
+      sendRedirectsEth0: false,
+    });
     const o5 = baseObject();
     o5.instances.app.sysctls = { 'net.ipv4.ip_forward': 2 };
-    expectFirstError(o5, "instances.app.sysctls.net.ipv4.ip_forward", 'true or false');
+    expectFirstError(o5, 'instances.app.sysctls.net.ipv4.ip_forward', 'true or false');
   });
 
   it('explicit sysctls + iptables equal the configure-pat boot script', () => {

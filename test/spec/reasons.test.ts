@@ -5,11 +5,15 @@ import { describe, expect, it } from 'vitest';
 import * as reasons from '../../src/spec/reasons.ts';
 
 describe('drop reasons', () => {
-  const constants = Object.entries(reasons).filter(([k, v]) => k.startsWith('DROP_') && typeof v === 'number') as Array<[string, number]>;
+  const constants = Object.entries(reasons).filter(([k, v]) => k.startsWith('DROP_') && typeof v === 'number') as Array<
+    [string, number]
+  >;
 
   it('every DROP_* constant names its REASONS entry', () => {
     expect(constants.length).toBeGreaterThan(20);
-    const wrong = constants.filter(([k, v]) => reasons.REASONS[v] !== k.slice('DROP_'.length).toLowerCase().replace(/_/g, '-'));
+    const wrong = constants.filter(
+      ([k, v]) => reasons.REASONS[v] !== k.slice('DROP_'.length).toLowerCase().replace(/_/g, '-'),
+    );
     expect(wrong.map(([k, v]) => `${k} = ${v} is '${reasons.REASONS[v]}'`)).toEqual([]);
   });
 

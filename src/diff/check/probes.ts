@@ -35,7 +35,8 @@ export const INGRESS_PROBES: readonly ProbeKind[] = [
 export const PROBE_SPORT = 40000;
 
 export function buildProbe(k: ProbeKind, src: number, dst: number, sport: number): Uint8Array {
-  if (k.proto === 'tcp') return buildTcp({ src, dst, sport, dport: k.port, flags: F_SYN, seq: 1000, ack: 0, window: 64240 });
+  if (k.proto === 'tcp')
+    return buildTcp({ src, dst, sport, dport: k.port, flags: F_SYN, seq: 1000, ack: 0, window: 64240 });
   if (k.proto === 'udp') return buildUdp({ src, dst, sport, dport: k.port, payload: new Uint8Array(32) });
   return buildIcmpEcho({ src, dst, id: sport, seq: 1, payload: new Uint8Array(32) });
 }
@@ -65,14 +66,19 @@ export function internetPeer(s: Scenario): number {
 
 /** A public address no instance uses and no internet host covers (a probe's public IP). */
 export function freePublicIp(s: Scenario, avoid: number[]): number | null {
-  return PUBLIC_CANDIDATES.find((a) => !usedPublic(s, a) && !avoid.includes(a) && !s.internetHosts.some((h) => cidrContains(h, a))) ?? null;
+  return (
+    PUBLIC_CANDIDATES.find(
+      (a) => !usedPublic(s, a) && !avoid.includes(a) && !s.internetHosts.some((h) => cidrContains(h, a)),
+    ) ?? null
+  );
 }
 
 /** The first address of subnet `i` no instance uses (not network/+1..+3/broadcast), or null. */
 export function freeSubnetIp(s: Scenario, subnet: number): number | null {
   const c = s.subnets[subnet].cidr;
   const last = cidrLast(c);
-  for (let a = c.addr + 4; a < last && a < c.addr + 4 + 65536; a++) if (!s.instances.some((i) => i.privateIp === a)) return a >>> 0;
+  for (let a = c.addr + 4; a < last && a < c.addr + 4 + 65536; a++)
+    if (!s.instances.some((i) => i.privateIp === a)) return a >>> 0;
   return null;
 }
 
@@ -80,10 +86,21 @@ export function freeSubnetIp(s: Scenario, subnet: number): number | null {
  * A copy of the scenario with a plain probe instance appended in subnet `subnet` (index
  * returned), with public IP `eip` or none. Appending keeps every other instance's point.
  */
-export function withProbe(s: Scenario, subnet: number, ip: number, eip: number | null): { scenario: Scenario; index: number } {
+export function withProbe(
+  s: Scenario,
+  subnet: number,
+  ip: number,
+  eip: number | null,
+): { scenario: Scenario; index: number } {
   const copy = structuredClone(s);
   const probe: Instance = {
-    name: `probe-${formatIpv4(ip)}`, subnet, privateIp: ip, elasticIp: eip, sourceDestCheck: true, sysctls: defaultSysctls(), nat: null,
+    name: `probe-${formatIpv4(ip)}`,
+    subnet,
+    privateIp: ip,
+    elasticIp: eip,
+    sourceDestCheck: true,
+    sysctls: defaultSysctls(),
+    nat: null,
   };
   copy.instances.push(probe);
   return { scenario: copy, index: copy.instances.length - 1 };

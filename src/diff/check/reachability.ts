@@ -13,7 +13,17 @@ import { buildTcp } from '../../packet/build.ts';
 import { POINT_INTERNET, instancePoint, type Scenario } from '../../spec/scenario.ts';
 import { createModelEngine, tracePacket, type TracedPacket } from '../../model/index.ts';
 import { formatRoute } from '../../scenario/index.ts';
-import { EGRESS_PROBES, INGRESS_PROBES, PROBE_SPORT, buildProbe, freePublicIp, freeSubnetIp, internetPeer, withProbe, type ProbeKind } from './probes.ts';
+import {
+  EGRESS_PROBES,
+  INGRESS_PROBES,
+  PROBE_SPORT,
+  buildProbe,
+  freePublicIp,
+  freeSubnetIp,
+  internetPeer,
+  withProbe,
+  type ProbeKind,
+} from './probes.ts';
 import { explainFailure, forwarders, translations } from './explain.ts';
 
 export interface ProbeResult {
@@ -89,7 +99,10 @@ function pathOf(s: Scenario, t: TracedPacket, startAt: string | null): string {
     if (f === startAt && k === 0) continue;
     const here = t.hops.findIndex((h) => h.name.startsWith(`NAT instance ${f}:`) || h.name === `instance ${f}`);
     const next = t.hops.findIndex((h, i) => i > here && (h.name.startsWith('VPC router') || h.name.startsWith('IGW')));
-    const did = t.hops.slice(here, next < 0 ? undefined : next).filter((h) => xl.includes(h.name)).map((h) => h.name);
+    const did = t.hops
+      .slice(here, next < 0 ? undefined : next)
+      .filter((h) => xl.includes(h.name))
+      .map((h) => h.name);
     parts.push(did.length ? `${f} (${did.join(', ')})` : f);
     k++;
   }
@@ -107,7 +120,10 @@ function egressProbe(s: Scenario, fromIdx: number, peer: number, k: ProbeKind, s
   const reached = t.fate === 'delivered' && out !== null && out.egress === POINT_INTERNET;
   const path = pathOf(s, t, s.instances[fromIdx].name);
   if (!reached) {
-    const reason = t.fate === 'delivered' ? `delivered to ${t.outputs[t.result.delivered]?.egress ?? '?'} instead of the internet` : explainFailure(s, t);
+    const reason =
+      t.fate === 'delivered'
+        ? `delivered to ${t.outputs[t.result.delivered]?.egress ?? '?'} instead of the internet`
+        : explainFailure(s, t);
     return { probe: k.label, ok: false, path, seenAs: null, reason, asymmetric: null };
   }
   const seenAs = formatIpv4(pvOf(out.frame).src);
@@ -115,7 +131,10 @@ function egressProbe(s: Scenario, fromIdx: number, peer: number, k: ProbeKind, s
   if (!r) return { probe: k.label, ok: false, path, seenAs, reason: 'reply: none could be built', asymmetric: null };
   const back = r.result.delivered >= 0 ? r.result.outputs[r.result.delivered] : null;
   if (r.fate !== 'delivered' || back === null || back.egress !== instancePoint(fromIdx)) {
-    const why = r.fate === 'delivered' ? `delivered to ${r.outputs[r.result.delivered]?.egress} instead of ${s.instances[fromIdx].name}` : explainFailure(s, r);
+    const why =
+      r.fate === 'delivered'
+        ? `delivered to ${r.outputs[r.result.delivered]?.egress} instead of ${s.instances[fromIdx].name}`
+        : explainFailure(s, r);
     return { probe: k.label, ok: false, path, seenAs, reason: `reply: ${why}`, asymmetric: null };
   }
   return { probe: k.label, ok: true, path, seenAs, reason: null, asymmetric: null };
@@ -127,7 +146,9 @@ function ingressProbe(s: Scenario, peer: number, eip: number, k: ProbeKind, spor
   const frame = buildProbe(k, peer, eip, sport);
   const t = tracePacket(engine, k.label, frame, POINT_INTERNET, 0, true);
   const out = t.result.delivered >= 0 ? t.result.outputs[t.result.delivered] : null;
-  const path = pathOf(s, t, null).replace(/^igw → /, '').replace(/^igw$/, 'direct');
+  const path = pathOf(s, t, null)
+    .replace(/^igw → /, '')
+    .replace(/^igw$/, 'direct');
   if (t.fate !== 'delivered' || out === null || out.egress === POINT_INTERNET) {
     const reason = t.fate === 'delivered' ? 'sent back to the internet' : explainFailure(s, t);
     return { probe: k.label, ok: false, path, seenAs: null, reason, asymmetric: null };
@@ -145,7 +166,10 @@ function ingressProbe(s: Scenario, peer: number, eip: number, k: ProbeKind, spor
   const expectPort = k.proto === 'tcp' || k.proto === 'udp' ? k.port : -1;
   const wrongSource = (b: Uint8Array): boolean => {
     const pv = pvOf(b);
-    const samePort = expectPort < 0 || ((pv.proto === PROTO_TCP || pv.proto === PROTO_UDP) && pv.sport === expectPort) || pv.proto === PROTO_ICMP;
+    const samePort =
+      expectPort < 0 ||
+      ((pv.proto === PROTO_TCP || pv.proto === PROTO_UDP) && pv.sport === expectPort) ||
+      pv.proto === PROTO_ICMP;
     return pv.src !== eip || !samePort;
   };
   const want = `${formatIpv4(eip)}${expectPort >= 0 ? `:${expectPort}` : ''}`;
@@ -164,11 +188,23 @@ function ingressProbe(s: Scenario, peer: number, eip: number, k: ProbeKind, spor
     // mid-stream (tcp_loose) and translates it, or not (docs/semantics.md §3).
     const rpv = pvOf(back.frame);
     const got = pvOf(out.frame);
-    const data = buildTcp({ src: got.dst, dst: got.src, sport: got.dport, dport: got.sport, flags: F_ACK | F_PSH, seq: (rpv.tcpSeq + 1) >>> 0, ack: (got.tcpSeq + 1) >>> 0, window: 65160, payload: new Uint8Array(100) });
+    const data = buildTcp({
+      src: got.dst,
+      dst: got.src,
+      sport: got.dport,
+      dport: got.sport,
+      flags: F_ACK | F_PSH,
+      seq: (rpv.tcpSeq + 1) >>> 0,
+      ack: (got.tcpSeq + 1) >>> 0,
+      window: 65160,
+      payload: new Uint8Array(100),
+    });
     const d = tracePacket(engine, 'data', data, out.egress, 1, false);
     const dout = d.result.delivered >= 0 ? d.result.outputs[d.result.delivered] : null;
-    if (d.fate !== 'delivered' || dout === null || dout.egress !== POINT_INTERNET) asym += `; the server's next segment is dropped: ${explainFailure(s, d)}`;
-    else if (wrongSource(dout.frame)) asym += `; the server's next segment leaves as ${endpoint(dout.frame, 'src')}, not ${want} (${crossed.join(', ')} picks the flow up mid-stream and translates it): the connection breaks after the handshake`;
+    if (d.fate !== 'delivered' || dout === null || dout.egress !== POINT_INTERNET)
+      asym += `; the server's next segment is dropped: ${explainFailure(s, d)}`;
+    else if (wrongSource(dout.frame))
+      asym += `; the server's next segment leaves as ${endpoint(dout.frame, 'src')}, not ${want} (${crossed.join(', ')} picks the flow up mid-stream and translates it): the connection breaks after the handshake`;
     else return { probe: k.label, ok: true, path, seenAs, reason: null, asymmetric: asym };
     return { probe: k.label, ok: false, path, seenAs, reason: asym, asymmetric: asym };
   }
@@ -202,7 +238,12 @@ export function computeReachability(s: Scenario): Reachability {
   const subnets: SubnetReach[] = [];
   s.subnets.forEach((sn, si) => {
     const rt = s.routeTables[sn.routeTable];
-    const base = { subnet: sn.name, cidr: formatCidr(sn.cidr), routeTable: rt.name, defaultRoute: defaultRouteOf(s, sn.routeTable) };
+    const base = {
+      subnet: sn.name,
+      cidr: formatCidr(sn.cidr),
+      routeTable: rt.name,
+      defaultRoute: defaultRouteOf(s, sn.routeTable),
+    };
     const ip = freeSubnetIp(s, si);
     if (ip === null) {
       subnets.push({ ...base, from: 'no free address for a probe', needsPublicIp: false, results: [], failing: false });
@@ -236,8 +277,15 @@ export function computeReachability(s: Scenario): Reachability {
   const elasticIps: EipReach[] = [];
   s.instances.forEach((inst, i) => {
     if (inst.elasticIp === null) return;
-    const kinds = [...INGRESS_PROBES, ...dnatProbes(s, i).filter((d) => !INGRESS_PROBES.some((x) => x.label === d.label))];
-    elasticIps.push({ elasticIp: formatIpv4(inst.elasticIp), instance: inst.name, results: kinds.map((k, n) => ingressProbe(s, peer, inst.elasticIp as number, k, PROBE_SPORT + n)) });
+    const kinds = [
+      ...INGRESS_PROBES,
+      ...dnatProbes(s, i).filter((d) => !INGRESS_PROBES.some((x) => x.label === d.label)),
+    ];
+    elasticIps.push({
+      elasticIp: formatIpv4(inst.elasticIp),
+      instance: inst.name,
+      results: kinds.map((k, n) => ingressProbe(s, peer, inst.elasticIp as number, k, PROBE_SPORT + n)),
+    });
   });
   return { scenario: s.name, peer: formatIpv4(peer), subnets, instances, elasticIps };
 }

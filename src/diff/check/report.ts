@@ -34,15 +34,30 @@ function reasons(rs: ProbeResult[]): string[] {
 
 function table(rows: string[][]): string[] {
   const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r) => r.map((x, c) => (c === r.length - 1 ? x : x.padEnd(w[c]))).join('  ').trimEnd());
+  return rows.map((r) =>
+    r
+      .map((x, c) => (c === r.length - 1 ? x : x.padEnd(w[c])))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 export function formatCheckReport(rep: CheckReport): string {
   const { reach } = rep;
-  const out: string[] = [`natlab check: ${reach.scenario} (probes to and from internet host ${reach.peer}; each with its reply, through the model)`, ''];
+  const out: string[] = [
+    `natlab check: ${reach.scenario} (probes to and from internet host ${reach.peer}; each with its reply, through the model)`,
+    '',
+  ];
   out.push('subnets → internet (a new instance in each subnet):');
   const rows: string[][] = [['subnet', 'cidr', 'default route', 'reaches', 'via']];
-  for (const s of reach.subnets) rows.push([s.subnet, s.cidr, s.defaultRoute ?? '(none)', `${verdict(s.results)}${s.needsPublicIp ? ' (with a public IP)' : ''}`, via(s.results) || '-']);
+  for (const s of reach.subnets)
+    rows.push([
+      s.subnet,
+      s.cidr,
+      s.defaultRoute ?? '(none)',
+      `${verdict(s.results)}${s.needsPublicIp ? ' (with a public IP)' : ''}`,
+      via(s.results) || '-',
+    ]);
   out.push(...table(rows).map((l) => `  ${l}`));
   for (const s of reach.subnets) {
     const rs = reasons(s.results);
@@ -69,10 +84,16 @@ export function formatCheckReport(rep: CheckReport): string {
     out.push(`  ${e.elasticIp} (${e.instance}): ${cells}`);
     for (const r of reasons(e.results)) out.push(`    ${r}`);
   }
-  out.push('  (security groups and network ACLs are not modelled yet: every port that reaches an instance is shown as reaching it)');
+  out.push(
+    '  (security groups and network ACLs are not modelled yet: every port that reaches an instance is shown as reaching it)',
+  );
   out.push('', rep.lints.length ? `warnings (${rep.lints.length}):` : 'warnings: none');
   for (const l of rep.lints) out.push(`  - [${l.kind}] ${l.message}`);
   out.push('');
-  out.push(rep.failing.length ? `FAIL: ${rep.failing.length} subnet${rep.failing.length === 1 ? '' : 's'} with a default route cannot reach the internet: ${rep.failing.join(', ')}` : 'ok: every subnet with a default route reaches the internet');
+  out.push(
+    rep.failing.length
+      ? `FAIL: ${rep.failing.length} subnet${rep.failing.length === 1 ? '' : 's'} with a default route cannot reach the internet: ${rep.failing.join(', ')}`
+      : 'ok: every subnet with a default route reaches the internet',
+  );
   return `${out.join('\n')}\n`;
 }

@@ -10,21 +10,45 @@
 //  3. Per-engine output normalisers (the kernel oracle's extra Linux hops), always listed in `notes`.
 // Cold path: allocation is fine here.
 
-import type { ConntrackEntry, CtTuple, Engine, DifferenceFacts, InputPacket, NatRuleCounter, OutputFrame, OutputNormaliser, PacketResult } from '../../spec/engine.ts';
+import type {
+  ConntrackEntry,
+  CtTuple,
+  Engine,
+  DifferenceFacts,
+  InputPacket,
+  NatRuleCounter,
+  OutputFrame,
+  OutputNormaliser,
+  PacketResult,
+} from '../../spec/engine.ts';
 import type { Scenario } from '../../spec/scenario.ts';
 import { NF_NAT_RANGE_PROTO_SPECIFIED, NAT_CHAINS, pointName } from '../../spec/scenario.ts';
 import { CT_NAMES, CT_NEW, DROP_KERNEL_UNSEEN, FATE_DELIVERED, reasonName } from '../../spec/reasons.ts';
 import { formatConntrackLine } from '../../spec/conntrack-format.ts';
 import {
-  PacketView, parseIpv4, PARSE_BAD_TCP_DATA_OFFSET, PARSE_BAD_UDP_LENGTH, PARSE_OK, PARSE_STATUS_NAMES,
-  PARSE_TRUNCATED_L4, PARSE_TRUNCATED_PACKET, PARSE_TRUNCATED_TCP_OPTIONS,
+  PacketView,
+  parseIpv4,
+  PARSE_BAD_TCP_DATA_OFFSET,
+  PARSE_BAD_UDP_LENGTH,
+  PARSE_OK,
+  PARSE_STATUS_NAMES,
+  PARSE_TRUNCATED_L4,
+  PARSE_TRUNCATED_PACKET,
+  PARSE_TRUNCATED_TCP_OPTIONS,
 } from '../../packet/parse.ts';
 import { csumReplace16, udpCsumReplace16 } from '../../packet/checksum.ts';
 import { describePacket } from '../../packet/format.ts';
 import { formatIpv4 } from '../../packet/addr.ts';
 import {
-  ICMP_ADDRESS, ICMP_ECHO, ICMP_INFO_REQUEST, ICMP_TIMESTAMP, isIcmpErrorType, isIcmpQueryType, PROTO_ICMP,
-  PROTO_TCP, PROTO_UDP,
+  ICMP_ADDRESS,
+  ICMP_ECHO,
+  ICMP_INFO_REQUEST,
+  ICMP_TIMESTAMP,
+  isIcmpErrorType,
+  isIcmpQueryType,
+  PROTO_ICMP,
+  PROTO_TCP,
+  PROTO_UDP,
 } from '../../packet/constants.ts';
 import { rd16, wr16 } from '../../packet/bytes.ts';
 
@@ -102,8 +126,13 @@ interface Endpoint {
  * still map them, or the engines would be fed inputs that differ by more than the renaming.
  */
 function l4DamagedStatus(st: number): boolean {
-  return st === PARSE_BAD_TCP_DATA_OFFSET || st === PARSE_TRUNCATED_TCP_OPTIONS || st === PARSE_BAD_UDP_LENGTH ||
-    st === PARSE_TRUNCATED_L4 || st === PARSE_TRUNCATED_PACKET;
+  return (
+    st === PARSE_BAD_TCP_DATA_OFFSET ||
+    st === PARSE_TRUNCATED_TCP_OPTIONS ||
+    st === PARSE_BAD_UDP_LENGTH ||
+    st === PARSE_TRUNCATED_L4 ||
+    st === PARSE_TRUNCATED_PACKET
+  );
 }
 
 /** Ports of a TCP/UDP packet with a damaged L4 (see l4DamagedStatus), located by offset alone. */
@@ -118,8 +147,30 @@ function damagedEndpoints(frame: Uint8Array, pv: PacketView): Endpoint[] {
   const sport = rd16(frame, o);
   const dport = rd16(frame, o + 2);
   return [
-    { role: 'src', proto: pv.proto, addr: pv.src, port: sport, otherAddr: pv.dst, otherPort: dport, off: o, csumOff, csumUdp: udp, outerCsumOff: -1 },
-    { role: 'dst', proto: pv.proto, addr: pv.dst, port: dport, otherAddr: pv.src, otherPort: sport, off: o + 2, csumOff, csumUdp: udp, outerCsumOff: -1 },
+    {
+      role: 'src',
+      proto: pv.proto,
+      addr: pv.src,
+      port: sport,
+      otherAddr: pv.dst,
+      otherPort: dport,
+      off: o,
+      csumOff,
+      csumUdp: udp,
+      outerCsumOff: -1,
+    },
+    {
+      role: 'dst',
+      proto: pv.proto,
+      addr: pv.dst,
+      port: dport,
+      otherAddr: pv.src,
+      otherPort: sport,
+      off: o + 2,
+      csumOff,
+      csumUdp: udp,
+      outerCsumOff: -1,
+    },
   ];
 }
 
@@ -131,11 +182,44 @@ function endpointsOf(frame: Uint8Array, pv: PacketView): Endpoint[] {
   if (pv.proto === PROTO_TCP || pv.proto === PROTO_UDP) {
     const udp = pv.proto === PROTO_UDP;
     const csumOff = o + (udp ? 6 : 16);
-    eps.push({ role: 'src', proto: pv.proto, addr: pv.src, port: pv.sport, otherAddr: pv.dst, otherPort: pv.dport, off: o, csumOff, csumUdp: udp, outerCsumOff: -1 });
-    eps.push({ role: 'dst', proto: pv.proto, addr: pv.dst, port: pv.dport, otherAddr: pv.src, otherPort: pv.sport, off: o + 2, csumOff, csumUdp: udp, outerCsumOff: -1 });
+    eps.push({
+      role: 'src',
+      proto: pv.proto,
+      addr: pv.src,
+      port: pv.sport,
+      otherAddr: pv.dst,
+      otherPort: pv.dport,
+      off: o,
+      csumOff,
+      csumUdp: udp,
+      outerCsumOff: -1,
+    });
+    eps.push({
+      role: 'dst',
+      proto: pv.proto,
+      addr: pv.dst,
+      port: pv.dport,
+      otherAddr: pv.src,
+      otherPort: pv.sport,
+      off: o + 2,
+      csumOff,
+      csumUdp: udp,
+      outerCsumOff: -1,
+    });
   } else if (pv.proto === PROTO_ICMP && isIcmpQueryType(pv.icmpType)) {
     const req = REQUEST_TYPES.has(pv.icmpType);
-    eps.push({ role: req ? 'src' : 'dst', proto: PROTO_ICMP, addr: req ? pv.src : pv.dst, port: pv.icmpId, otherAddr: req ? pv.dst : pv.src, otherPort: 0, off: o + 4, csumOff: o + 2, csumUdp: false, outerCsumOff: -1 });
+    eps.push({
+      role: req ? 'src' : 'dst',
+      proto: PROTO_ICMP,
+      addr: req ? pv.src : pv.dst,
+      port: pv.icmpId,
+      otherAddr: req ? pv.dst : pv.src,
+      otherPort: 0,
+      off: o + 4,
+      csumOff: o + 2,
+      csumUdp: false,
+      outerCsumOff: -1,
+    });
   } else if (pv.proto === PROTO_ICMP && pv.isIcmpError && pv.innerL4Off > 0) {
     const io = pv.innerL4Off;
     const have = pv.innerL4Len;
@@ -145,11 +229,44 @@ function endpointsOf(frame: Uint8Array, pv: PacketView): Endpoint[] {
       // Linux updates an inner TCP checksum only when the whole 20-byte header is quoted; UDP's
       // (in the first 8 bytes) when non-zero.
       const csumOff = udp ? (rd16(frame, io + 6) !== 0 ? io + 6 : -1) : have >= 20 ? io + 16 : -1;
-      eps.push({ role: 'inner-src', proto: pv.innerProto, addr: pv.innerSrc, port: pv.innerSport, otherAddr: pv.innerDst, otherPort: pv.innerDport, off: io, csumOff, csumUdp: udp, outerCsumOff: outer });
-      eps.push({ role: 'inner-dst', proto: pv.innerProto, addr: pv.innerDst, port: pv.innerDport, otherAddr: pv.innerSrc, otherPort: pv.innerSport, off: io + 2, csumOff, csumUdp: udp, outerCsumOff: outer });
+      eps.push({
+        role: 'inner-src',
+        proto: pv.innerProto,
+        addr: pv.innerSrc,
+        port: pv.innerSport,
+        otherAddr: pv.innerDst,
+        otherPort: pv.innerDport,
+        off: io,
+        csumOff,
+        csumUdp: udp,
+        outerCsumOff: outer,
+      });
+      eps.push({
+        role: 'inner-dst',
+        proto: pv.innerProto,
+        addr: pv.innerDst,
+        port: pv.innerDport,
+        otherAddr: pv.innerSrc,
+        otherPort: pv.innerSport,
+        off: io + 2,
+        csumOff,
+        csumUdp: udp,
+        outerCsumOff: outer,
+      });
     } else if (pv.innerProto === PROTO_ICMP && isIcmpQueryType(frame[io])) {
       const req = REQUEST_TYPES.has(frame[io]);
-      eps.push({ role: req ? 'inner-src' : 'inner-dst', proto: PROTO_ICMP, addr: req ? pv.innerSrc : pv.innerDst, port: rd16(frame, io + 4), otherAddr: req ? pv.innerDst : pv.innerSrc, otherPort: 0, off: io + 4, csumOff: io + 2, csumUdp: false, outerCsumOff: outer });
+      eps.push({
+        role: req ? 'inner-src' : 'inner-dst',
+        proto: PROTO_ICMP,
+        addr: req ? pv.innerSrc : pv.innerDst,
+        port: rd16(frame, io + 4),
+        otherAddr: req ? pv.innerDst : pv.innerSrc,
+        otherPort: 0,
+        off: io + 4,
+        csumOff: io + 2,
+        csumUdp: false,
+        outerCsumOff: outer,
+      });
     }
   }
   return eps;
@@ -236,7 +353,9 @@ export class PortRenaming {
     const sameClass = portClass(pA) === portClass(pB);
     const list = addr === undefined ? undefined : this.ranges.get(this.canon(addr));
     if (!list || list.length === 0) {
-      return sameClass ? null : `ports ${pA} and ${pB} are in different source-port ranges (1-511 / 600-1023 / 1024-65535)`;
+      return sameClass
+        ? null
+        : `ports ${pA} and ${pB} are in different source-port ranges (1-511 / 600-1023 / 1024-65535)`;
     }
     // Some rule for this address must allow both (its --to-ports range, or Linux's default ranges).
     const ok = list.some((r) => (r === 'class' ? sameClass : pA >= r[0] && pA <= r[1] && pB >= r[0] && pB <= r[1]));
@@ -248,7 +367,15 @@ export class PortRenaming {
    * Records that at this endpoint A's `pA` is B's `pB`. `fresh` (a NEW connection) lets a new
    * session replace stale bindings of either port. Returns a conflict or null.
    */
-  bind(proto: number, addr: number, pA: number, otherAddr: number, otherPort: number, pB: number, fresh: boolean): RenamingConflict | null {
+  bind(
+    proto: number,
+    addr: number,
+    pA: number,
+    otherAddr: number,
+    otherPort: number,
+    pB: number,
+    fresh: boolean,
+  ): RenamingConflict | null {
     const k = this.key(proto, addr, otherAddr, otherPort);
     let ab = this.a2b.get(k);
     let ba = this.b2a.get(k);
@@ -257,15 +384,26 @@ export class PortRenaming {
     if (x === pB) return null;
     const where = `${protoText(proto)} ${formatIpv4(this.canon(addr))} (peer ${formatIpv4(this.canon(otherAddr))}${proto === PROTO_ICMP ? '' : `:${otherPort}`})`;
     if ((x !== undefined || y !== undefined) && !fresh) {
-      if (x !== undefined) return { message: `${where}: port ${pA} was renamed to ${x} earlier in this session, now to ${pB}` };
-      return { message: `${where}: the other engine's port ${pB} stood for ${y} earlier in this session, now for ${pA}` };
+      if (x !== undefined)
+        return { message: `${where}: port ${pA} was renamed to ${x} earlier in this session, now to ${pB}` };
+      return {
+        message: `${where}: the other engine's port ${pB} stood for ${y} earlier in this session, now for ${pA}`,
+      };
     }
     const rp = this.rangeProblem(proto, pA, pB, addr);
     if (rp) return { message: `${where}: ${rp}` };
     if (!ab) this.a2b.set(k, (ab = new Map()));
     if (!ba) this.b2a.set(k, (ba = new Map()));
-    if (x !== undefined) { ba.delete(x); ab.delete(pA); this.rebound++; }
-    if (y !== undefined) { ab.delete(y); ba.delete(pB); this.rebound++; }
+    if (x !== undefined) {
+      ba.delete(x);
+      ab.delete(pA);
+      this.rebound++;
+    }
+    if (y !== undefined) {
+      ab.delete(y);
+      ba.delete(pB);
+      this.rebound++;
+    }
     ab.set(pA, pB);
     ba.set(pB, pA);
     if (pA !== pB) this.renamed++;
@@ -329,7 +467,9 @@ export class PortRenaming {
       for (const [a, b] of m) {
         if (a === b) continue;
         if (lines.length >= limit) return lines;
-        lines.push(`${protoText(proto)} ${formatIpv4(addr)} (peer ${formatIpv4(other)}${proto === PROTO_ICMP ? '' : `:${op}`}): ${a} ↔ ${b}`);
+        lines.push(
+          `${protoText(proto)} ${formatIpv4(addr)} (peer ${formatIpv4(other)}${proto === PROTO_ICMP ? '' : `:${op}`}): ${a} ↔ ${b}`,
+        );
       }
     }
     return lines;
@@ -367,7 +507,10 @@ export function timingTolerance(a: Engine | undefined, b: Engine | undefined): n
 export function timingNote(a: Engine, b: Engine): string {
   const t = timingTolerance(a, b);
   if (t === 0) return '';
-  const who = [a, b].filter((e) => (e.timingTolerance ?? 0) === t).map((e) => e.name).join(', ');
+  const who = [a, b]
+    .filter((e) => (e.timingTolerance ?? 0) === t)
+    .map((e) => e.name)
+    .join(', ');
   return t === Infinity
     ? `conntrack timeouts not compared ${a.name} vs ${b.name} (${who}: real clock)`
     : `conntrack timeouts compared ${a.name} vs ${b.name} within ${t} s (${who}: real clock)`;
@@ -377,7 +520,11 @@ export function timingNote(a: Engine, b: Engine): string {
  * Removes the differences that one of the two engines names as a documented known difference
  * (Engine.classifyDifference), counting them by class in ctx.known; returns the others.
  */
-export function withoutKnown(ctx: PacketCompareContext, diffs: Difference[], about: { input?: InputPacket; results?: [PacketResult, PacketResult] } = {}): Difference[] {
+export function withoutKnown(
+  ctx: PacketCompareContext,
+  diffs: Difference[],
+  about: { input?: InputPacket; results?: [PacketResult, PacketResult] } = {},
+): Difference[] {
   const a = ctx.engineA;
   const b = ctx.engineB;
   // Only when the caller counts them (replay); the fuzz session classifies with its own bookkeeping.
@@ -412,7 +559,7 @@ export function describeVerdict(r: PacketResult, scenario?: Scenario | null): st
 
 function isGenerated(inputFrame: Uint8Array, out: Uint8Array): boolean {
   // An ICMP error leaving for an input that was not itself an ICMP error was built by the engine.
-  const outErr = out.length >= 21 && out[9] === PROTO_ICMP && isIcmpErrorType(out[((out[0] & 15) << 2)] ?? -1);
+  const outErr = out.length >= 21 && out[9] === PROTO_ICMP && isIcmpErrorType(out[(out[0] & 15) << 2] ?? -1);
   if (!outErr) return false;
   const ihl = (inputFrame[0] & 15) << 2;
   const inErr = inputFrame.length > ihl && inputFrame[9] === PROTO_ICMP && isIcmpErrorType(inputFrame[ihl]);
@@ -431,8 +578,16 @@ function zeroIpId(f: Uint8Array): Uint8Array {
 }
 
 const IP_FIELDS: Array<[number, number, string]> = [
-  [0, 1, 'version/ihl'], [1, 1, 'tos'], [2, 2, 'total length'], [4, 2, 'ip id'], [6, 2, 'flags/fragment'],
-  [8, 1, 'ttl'], [9, 1, 'protocol'], [10, 2, 'ip checksum'], [12, 4, 'source address'], [16, 4, 'destination address'],
+  [0, 1, 'version/ihl'],
+  [1, 1, 'tos'],
+  [2, 2, 'total length'],
+  [4, 2, 'ip id'],
+  [6, 2, 'flags/fragment'],
+  [8, 1, 'ttl'],
+  [9, 1, 'protocol'],
+  [10, 2, 'ip checksum'],
+  [12, 4, 'source address'],
+  [16, 4, 'destination address'],
 ];
 
 /** Names the first differing field: "byte 22 (tcp source port): 40000 vs 40001". */
@@ -442,29 +597,65 @@ export function firstDifference(a: Uint8Array, b: Uint8Array): string {
   while (i < a.length && a[i] === b[i]) i++;
   if (i === a.length) return 'identical';
   const ihl = (a[0] & 15) << 2;
-  const val = (o: number, n: number, f: Uint8Array) => (n === 1 ? f[o] : n === 2 ? rd16(f, o) : n === 4 ? formatIpv4(((f[o] << 24) | (f[o + 1] << 16) | (f[o + 2] << 8) | f[o + 3]) >>> 0) : f[o]);
+  const val = (o: number, n: number, f: Uint8Array) =>
+    n === 1
+      ? f[o]
+      : n === 2
+        ? rd16(f, o)
+        : n === 4
+          ? formatIpv4(((f[o] << 24) | (f[o + 1] << 16) | (f[o + 2] << 8) | f[o + 3]) >>> 0)
+          : f[o];
   if (i < 20) {
-    for (const [o, n, name] of IP_FIELDS) if (i >= o && i < o + n) return `byte ${i} (${name}): ${val(o, n, a)} vs ${val(o, n, b)}`;
+    for (const [o, n, name] of IP_FIELDS)
+      if (i >= o && i < o + n) return `byte ${i} (${name}): ${val(o, n, a)} vs ${val(o, n, b)}`;
   }
   if (i < ihl) return `byte ${i} (ip options): ${a[i]} vs ${b[i]}`;
   const rel = i - ihl;
   const proto = a[9];
   let fields: Array<[number, number, string]> = [];
-  if (proto === PROTO_TCP) fields = [[0, 2, 'tcp source port'], [2, 2, 'tcp destination port'], [4, 4, 'tcp seq'], [8, 4, 'tcp ack'], [12, 1, 'tcp data offset'], [13, 1, 'tcp flags'], [14, 2, 'tcp window'], [16, 2, 'tcp checksum'], [18, 2, 'tcp urgent pointer']];
-  else if (proto === PROTO_UDP) fields = [[0, 2, 'udp source port'], [2, 2, 'udp destination port'], [4, 2, 'udp length'], [6, 2, 'udp checksum']];
-  else if (proto === PROTO_ICMP) fields = [[0, 1, 'icmp type'], [1, 1, 'icmp code'], [2, 2, 'icmp checksum'], [4, 2, 'icmp id / rest'], [6, 2, 'icmp seq / rest']];
+  if (proto === PROTO_TCP)
+    fields = [
+      [0, 2, 'tcp source port'],
+      [2, 2, 'tcp destination port'],
+      [4, 4, 'tcp seq'],
+      [8, 4, 'tcp ack'],
+      [12, 1, 'tcp data offset'],
+      [13, 1, 'tcp flags'],
+      [14, 2, 'tcp window'],
+      [16, 2, 'tcp checksum'],
+      [18, 2, 'tcp urgent pointer'],
+    ];
+  else if (proto === PROTO_UDP)
+    fields = [
+      [0, 2, 'udp source port'],
+      [2, 2, 'udp destination port'],
+      [4, 2, 'udp length'],
+      [6, 2, 'udp checksum'],
+    ];
+  else if (proto === PROTO_ICMP)
+    fields = [
+      [0, 1, 'icmp type'],
+      [1, 1, 'icmp code'],
+      [2, 2, 'icmp checksum'],
+      [4, 2, 'icmp id / rest'],
+      [6, 2, 'icmp seq / rest'],
+    ];
   for (const [o, n, name] of fields) {
-    if (rel >= o && rel < o + n) return `byte ${i} (${name}): ${n === 4 ? ((a[i - rel + o] << 24 | a[i - rel + o + 1] << 16 | a[i - rel + o + 2] << 8 | a[i - rel + o + 3]) >>> 0) : val(ihl + o, n, a)} vs ${n === 4 ? ((b[i - rel + o] << 24 | b[i - rel + o + 1] << 16 | b[i - rel + o + 2] << 8 | b[i - rel + o + 3]) >>> 0) : val(ihl + o, n, b)}`;
+    if (rel >= o && rel < o + n)
+      return `byte ${i} (${name}): ${n === 4 ? ((a[i - rel + o] << 24) | (a[i - rel + o + 1] << 16) | (a[i - rel + o + 2] << 8) | a[i - rel + o + 3]) >>> 0 : val(ihl + o, n, a)} vs ${n === 4 ? ((b[i - rel + o] << 24) | (b[i - rel + o + 1] << 16) | (b[i - rel + o + 2] << 8) | b[i - rel + o + 3]) >>> 0 : val(ihl + o, n, b)}`;
   }
   if (proto === PROTO_ICMP && rel >= 8) {
     const inner = rel - 8;
     if (inner < 20) {
-      for (const [o, n, name] of IP_FIELDS) if (inner >= o && inner < o + n) return `byte ${i} (quoted ${name}): ${val(ihl + 8 + o, n, a)} vs ${val(ihl + 8 + o, n, b)}`;
+      for (const [o, n, name] of IP_FIELDS)
+        if (inner >= o && inner < o + n)
+          return `byte ${i} (quoted ${name}): ${val(ihl + 8 + o, n, a)} vs ${val(ihl + 8 + o, n, b)}`;
     }
     const iihl = (a[ihl + 8] & 15) << 2;
     const r2 = inner - iihl;
     const names = ['source port', 'source port', 'destination port', 'destination port'];
-    if (r2 >= 0 && r2 < 4) return `byte ${i} (quoted ${names[r2]}): ${rd16(a, ihl + 8 + iihl + (r2 & 2))} vs ${rd16(b, ihl + 8 + iihl + (r2 & 2))}`;
+    if (r2 >= 0 && r2 < 4)
+      return `byte ${i} (quoted ${names[r2]}): ${rd16(a, ihl + 8 + iihl + (r2 & 2))} vs ${rd16(b, ihl + 8 + iihl + (r2 & 2))}`;
     return `byte ${i} (quoted packet +${inner}): ${a[i]} vs ${b[i]}`;
   }
   return `byte ${i} (payload +${rel}): ${a[i]} vs ${b[i]}`;
@@ -474,7 +665,14 @@ export function firstDifference(a: Uint8Array, b: Uint8Array): string {
  * Learns renamings from one output pair (A-space vs B-space), returning conflicts. `input` is the
  * A-space input (to tell translated endpoints from untouched ones).
  */
-function learnFromOutputs(input: Uint8Array, fa: Uint8Array, fb: Uint8Array, fresh: boolean, generated: boolean, ctx: PacketCompareContext): string[] {
+function learnFromOutputs(
+  input: Uint8Array,
+  fa: Uint8Array,
+  fb: Uint8Array,
+  fresh: boolean,
+  generated: boolean,
+  ctx: PacketCompareContext,
+): string[] {
   const pvA = new PacketView();
   const pvB = new PacketView();
   const pvI = new PacketView();
@@ -495,7 +693,8 @@ function learnFromOutputs(input: Uint8Array, fa: Uint8Array, fb: Uint8Array, fre
       // Not renamed; bind it only if this endpoint was translated (a chosen port), so a later
       // change of mind shows.
       const inp = ei.find((e) => e.role === a.role);
-      if (inp && (r.canon(inp.addr) !== r.canon(a.addr) || inp.port !== a.port)) r.bind(a.proto, a.addr, a.port, a.otherAddr, a.otherPort, b.port, fresh);
+      if (inp && (r.canon(inp.addr) !== r.canon(a.addr) || inp.port !== a.port))
+        r.bind(a.proto, a.addr, a.port, a.otherAddr, a.otherPort, b.port, fresh);
       continue;
     }
     // Ports differ (or contradict a binding): acceptable only for a translated endpoint.
@@ -512,11 +711,19 @@ function learnFromOutputs(input: Uint8Array, fa: Uint8Array, fb: Uint8Array, fre
  * Compares one packet's results. `inputA` is the packet as engine A got it (B got the same bytes
  * renamed into its port space, see PortRenaming.renameFrame). Learns renamings into ctx.renaming.
  */
-export function comparePacket(index: number, inputA: InputPacket, a: PacketResult, b: PacketResult, ctx: PacketCompareContext): Difference[] {
+export function comparePacket(
+  index: number,
+  inputA: InputPacket,
+  a: PacketResult,
+  b: PacketResult,
+  ctx: PacketCompareContext,
+): Difference[] {
   const [na, nb] = ctx.names;
   const diffs: Difference[] = [];
-  const story = () => `packet #${index} ${describePacket(inputA.frame)} from ${pointText(ctx.scenario, inputA.ingress)}: ${na} ${describeVerdict(a, ctx.scenario)}; ${nb} ${describeVerdict(b, ctx.scenario)}`;
-  const add = (kind: string, what: string) => diffs.push({ index, kind, engines: [na, nb], message: `${story()} — ${what}` });
+  const story = () =>
+    `packet #${index} ${describePacket(inputA.frame)} from ${pointText(ctx.scenario, inputA.ingress)}: ${na} ${describeVerdict(a, ctx.scenario)}; ${nb} ${describeVerdict(b, ctx.scenario)}`;
+  const add = (kind: string, what: string) =>
+    diffs.push({ index, kind, engines: [na, nb], message: `${story()} — ${what}` });
   const unseen = a.reason === DROP_KERNEL_UNSEEN || b.reason === DROP_KERNEL_UNSEEN;
   if (a.fate !== b.fate) add('fate', `fate differs`);
   else if (unseen && a.reason !== b.reason) {
@@ -524,7 +731,8 @@ export function comparePacket(index: number, inputA: InputPacket, a: PacketResul
     const k = `kernel-unseen accepted for ${reasonName(a.reason === DROP_KERNEL_UNSEEN ? b.reason : a.reason)}`;
     ctx.tolerated?.set(k, (ctx.tolerated.get(k) ?? 0) + 1);
   } else if (a.reason !== b.reason) add('reason', `reason ${reasonName(a.reason)} vs ${reasonName(b.reason)}`);
-  else if (a.detail !== b.detail && !unseen) add('detail', `detail ${PARSE_STATUS_NAMES[a.detail] ?? a.detail} vs ${PARSE_STATUS_NAMES[b.detail] ?? b.detail}`);
+  else if (a.detail !== b.detail && !unseen)
+    add('detail', `detail ${PARSE_STATUS_NAMES[a.detail] ?? a.detail} vs ${PARSE_STATUS_NAMES[b.detail] ?? b.detail}`);
   if (a.ct !== b.ct) add('ct', `conntrack state ${CT_NAMES[a.ct] ?? a.ct} vs ${CT_NAMES[b.ct] ?? b.ct}`);
   if (a.outputs.length !== b.outputs.length) {
     add('output-count', `${a.outputs.length} vs ${b.outputs.length} output frames`);
@@ -535,7 +743,10 @@ export function comparePacket(index: number, inputA: InputPacket, a: PacketResul
     const oa = a.outputs[k];
     const ob = b.outputs[k];
     if (oa.egress !== ob.egress) {
-      add('egress', `output ${k} left at ${pointText(ctx.scenario, oa.egress)} vs ${pointText(ctx.scenario, ob.egress)}`);
+      add(
+        'egress',
+        `output ${k} left at ${pointText(ctx.scenario, oa.egress)} vs ${pointText(ctx.scenario, ob.egress)}`,
+      );
       continue;
     }
     let fa = ctx.normaliserA ? ctx.normaliserA.apply(oa, inputA) : oa.frame;
@@ -549,7 +760,10 @@ export function comparePacket(index: number, inputA: InputPacket, a: PacketResul
     const ra = ctx.renaming.renameFrame(fa);
     if (!bytesEqual(ra, fb)) {
       const renamedNote = ra !== fa ? ` (after renaming ${na}'s ports: ${describePacket(ra)})` : '';
-      add('frame', `output ${k} to ${pointText(ctx.scenario, oa.egress)} differs at ${firstDifference(ra, fb)}${renamedNote}`);
+      add(
+        'frame',
+        `output ${k} to ${pointText(ctx.scenario, oa.egress)} differs at ${firstDifference(ra, fb)}${renamedNote}`,
+      );
     }
   }
   return withoutKnown(ctx, diffs, { input: inputA, results: [a, b] });
@@ -573,7 +787,13 @@ function tupleKey(t: CtTuple): string {
  * timeouts exactly, a number allows that many seconds either way (timingTolerance of an engine on
  * a real clock; Infinity or false: not compared).
  */
-export function compareConntrack(a: readonly ConntrackEntry[], b: readonly ConntrackEntry[], names: [string, string], renaming: PortRenaming, timeouts: boolean | number = true): Difference[] {
+export function compareConntrack(
+  a: readonly ConntrackEntry[],
+  b: readonly ConntrackEntry[],
+  names: [string, string],
+  renaming: PortRenaming,
+  timeouts: boolean | number = true,
+): Difference[] {
   const tolerance = timeouts === true ? 0 : timeouts === false ? Infinity : timeouts;
   const [na, nb] = names;
   const diffs: Difference[] = [];
@@ -588,7 +808,13 @@ export function compareConntrack(a: readonly ConntrackEntry[], b: readonly Connt
     if (Math.abs(e.timeout - o.timeout) > tolerance) what.push(`timeout ${e.timeout} vs ${o.timeout}`);
     if (e.assured !== o.assured) what.push(`assured ${e.assured} vs ${o.assured}`);
     if (e.seenReply !== o.seenReply) what.push(`seen-reply ${e.seenReply} vs ${o.seenReply}`);
-    if (what.length) diffs.push({ index: -1, kind: 'conntrack', engines: [na, nb], message: `conntrack (instance ${e0.instance}) ${formatConntrackLine(e0)}: ${what.join(', ')}` });
+    if (what.length)
+      diffs.push({
+        index: -1,
+        kind: 'conntrack',
+        engines: [na, nb],
+        message: `conntrack (instance ${e0.instance}) ${formatConntrackLine(e0)}: ${what.join(', ')}`,
+      });
   };
   for (const e0 of a) {
     const e = renaming.renameEntry(e0);
@@ -608,17 +834,21 @@ export function compareConntrack(a: readonly ConntrackEntry[], b: readonly Connt
     const e = renaming.renameEntry(e0);
     let matched: ConntrackEntry | null = null;
     for (const [k, o] of bMap) {
-      if (seen.has(k) || o.instance !== e.instance || o.proto !== e.proto || tupleKey(o.orig) !== tupleKey(e.orig)) continue;
+      if (seen.has(k) || o.instance !== e.instance || o.proto !== e.proto || tupleKey(o.orig) !== tupleKey(e.orig))
+        continue;
       if (o.reply.src >>> 0 !== e.reply.src >>> 0 || o.reply.dst >>> 0 !== e.reply.dst >>> 0) continue;
       const p = e0.proto;
       const r = e0.reply;
       let ok = true;
       if (p === PROTO_ICMP) {
         if (o.reply.dport !== e.reply.dport) ok = false;
-        else if (o.reply.sport !== e.reply.sport) ok = renaming.bind(p, r.dst, r.sport, r.src, 0, o.reply.sport, false) === null;
+        else if (o.reply.sport !== e.reply.sport)
+          ok = renaming.bind(p, r.dst, r.sport, r.src, 0, o.reply.sport, false) === null;
       } else {
-        if (ok && o.reply.dport !== e.reply.dport) ok = renaming.bind(p, r.dst, r.dport, r.src, r.sport, o.reply.dport, false) === null;
-        if (ok && o.reply.sport !== e.reply.sport) ok = renaming.bind(p, r.src, r.sport, r.dst, r.dport, o.reply.sport, false) === null;
+        if (ok && o.reply.dport !== e.reply.dport)
+          ok = renaming.bind(p, r.dst, r.dport, r.src, r.sport, o.reply.dport, false) === null;
+        if (ok && o.reply.sport !== e.reply.sport)
+          ok = renaming.bind(p, r.src, r.sport, r.dst, r.dport, o.reply.sport, false) === null;
       }
       if (ok) {
         matched = o;
@@ -630,15 +860,30 @@ export function compareConntrack(a: readonly ConntrackEntry[], b: readonly Connt
       check(e0, renaming.renameEntry(e0), matched);
       continue;
     }
-    diffs.push({ index: -1, kind: 'conntrack', engines: [na, nb], message: `conntrack (instance ${e0.instance}): only ${na} has ${formatConntrackLine(e0)}${key(e) !== key(e0) ? ` (renamed: ${formatConntrackLine(e)})` : ''}` });
+    diffs.push({
+      index: -1,
+      kind: 'conntrack',
+      engines: [na, nb],
+      message: `conntrack (instance ${e0.instance}): only ${na} has ${formatConntrackLine(e0)}${key(e) !== key(e0) ? ` (renamed: ${formatConntrackLine(e)})` : ''}`,
+    });
   }
   for (const [k, e] of bMap) {
-    if (!seen.has(k)) diffs.push({ index: -1, kind: 'conntrack', engines: [na, nb], message: `conntrack (instance ${e.instance}): only ${nb} has ${formatConntrackLine(e)}` });
+    if (!seen.has(k))
+      diffs.push({
+        index: -1,
+        kind: 'conntrack',
+        engines: [na, nb],
+        message: `conntrack (instance ${e.instance}): only ${nb} has ${formatConntrackLine(e)}`,
+      });
   }
   return diffs;
 }
 
-export function compareCounters(a: readonly NatRuleCounter[], b: readonly NatRuleCounter[], names: [string, string]): Difference[] {
+export function compareCounters(
+  a: readonly NatRuleCounter[],
+  b: readonly NatRuleCounter[],
+  names: [string, string],
+): Difference[] {
   const [na, nb] = names;
   const key = (c: NatRuleCounter) => `${c.instance}|${c.chain}|${c.rule}`;
   const bMap = new Map(b.map((c) => [key(c), c]));
@@ -649,11 +894,22 @@ export function compareCounters(a: readonly NatRuleCounter[], b: readonly NatRul
     seen.add(key(c));
     const ob = o ?? { packets: 0, bytes: 0 };
     if (ob.packets !== c.packets || ob.bytes !== c.bytes) {
-      diffs.push({ index: -1, kind: 'counters', engines: [na, nb], message: `nat counters instance ${c.instance} ${c.chain} rule ${c.rule}: ${na} ${c.packets} pkts/${c.bytes} bytes vs ${nb} ${ob.packets}/${ob.bytes}` });
+      diffs.push({
+        index: -1,
+        kind: 'counters',
+        engines: [na, nb],
+        message: `nat counters instance ${c.instance} ${c.chain} rule ${c.rule}: ${na} ${c.packets} pkts/${c.bytes} bytes vs ${nb} ${ob.packets}/${ob.bytes}`,
+      });
     }
   }
   for (const c of b) {
-    if (!seen.has(key(c)) && (c.packets || c.bytes)) diffs.push({ index: -1, kind: 'counters', engines: [na, nb], message: `nat counters instance ${c.instance} ${c.chain} rule ${c.rule}: ${na} 0/0 vs ${nb} ${c.packets} pkts/${c.bytes} bytes` });
+    if (!seen.has(key(c)) && (c.packets || c.bytes))
+      diffs.push({
+        index: -1,
+        kind: 'counters',
+        engines: [na, nb],
+        message: `nat counters instance ${c.instance} ${c.chain} rule ${c.rule}: ${na} 0/0 vs ${nb} ${c.packets} pkts/${c.bytes} bytes`,
+      });
   }
   return diffs;
 }
@@ -662,37 +918,62 @@ export function compareCounters(a: readonly NatRuleCounter[], b: readonly NatRul
  * Compares two complete runs over the same inputs (both engines got identical bytes, as when
  * replaying a capture). For fuzzing, where B's inputs are renamed, use comparePacket directly.
  */
-export function compareRuns(inputs: readonly InputPacket[], a: EngineRun, b: EngineRun, opts: CompareOptions = {}): CompareResult {
+export function compareRuns(
+  inputs: readonly InputPacket[],
+  a: EngineRun,
+  b: EngineRun,
+  opts: CompareOptions = {},
+): CompareResult {
   const names: [string, string] = [a.engine, b.engine];
   const renaming = new PortRenaming(opts.scenario);
   const tolerated = new Map<string, number>();
-  const ctx: PacketCompareContext = { names, renaming, scenario: opts.scenario, normaliserA: a.normaliser, normaliserB: b.normaliser, tolerated };
+  const ctx: PacketCompareContext = {
+    names,
+    renaming,
+    scenario: opts.scenario,
+    normaliserA: a.normaliser,
+    normaliserB: b.normaliser,
+    tolerated,
+  };
   const max = opts.maxDifferences ?? 100;
   const differences: Difference[] = [];
   const notes: string[] = [];
   for (const r of [a, b]) if (r.normaliser) notes.push(`${r.engine}: ${r.normaliser.description}`);
   if (a.results.length !== inputs.length || b.results.length !== inputs.length) {
-    differences.push({ index: -1, kind: 'result-count', engines: names, message: `${inputs.length} inputs but ${a.engine} gave ${a.results.length} results and ${b.engine} ${b.results.length}` });
+    differences.push({
+      index: -1,
+      kind: 'result-count',
+      engines: names,
+      message: `${inputs.length} inputs but ${a.engine} gave ${a.results.length} results and ${b.engine} ${b.results.length}`,
+    });
   }
   const n = Math.min(inputs.length, a.results.length, b.results.length);
   for (let i = 0; i < n && differences.length < max; i++) {
     differences.push(...comparePacket(i, inputs[i], a.results[i], b.results[i], ctx));
   }
-  if (a.conntrack && b.conntrack) differences.push(...compareConntrack(a.conntrack, b.conntrack, names, renaming, opts.timeouts ?? true));
+  if (a.conntrack && b.conntrack)
+    differences.push(...compareConntrack(a.conntrack, b.conntrack, names, renaming, opts.timeouts ?? true));
   if (a.counters && b.counters) differences.push(...compareCounters(a.counters, b.counters, names));
   for (const [k, n] of tolerated) notes.push(`${k}: ${n} packet(s)`);
-  if (renaming.renamed) notes.push(`${renaming.renamed} port/id choice(s) renamed ${a.engine}→${b.engine}: ${renaming.describe(5).join('; ')}`);
+  if (renaming.renamed)
+    notes.push(
+      `${renaming.renamed} port/id choice(s) renamed ${a.engine}→${b.engine}: ${renaming.describe(5).join('; ')}`,
+    );
   return { equal: differences.length === 0, differences: differences.slice(0, Math.max(max, 1)), notes };
 }
 
 /** A normaliser adding `delta` to the TTL of frames leaving at the given egress points (IP checksum updated). */
-export function ttlOffsetNormaliser(delta: number, egressPoints: readonly number[] | 'all', description: string): OutputNormaliser {
+export function ttlOffsetNormaliser(
+  delta: number,
+  egressPoints: readonly number[] | 'all',
+  description: string,
+): OutputNormaliser {
   return {
     description,
     apply(out: OutputFrame): Uint8Array {
       if (egressPoints !== 'all' && !egressPoints.includes(out.egress)) return out.frame;
       const f = out.frame;
-      if (f.length < 20 || (f[0] >>> 4) !== 4) return f;
+      if (f.length < 20 || f[0] >>> 4 !== 4) return f;
       const c = f.slice();
       const oldW = rd16(c, 8);
       c[8] = (c[8] + delta) & 0xff;

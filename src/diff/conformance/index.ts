@@ -1,5 +1,13 @@
 // Public API of the conformance check (`natlab conformance`).
-export { runConformance, engineMaker, type ConformanceReport, type ConformanceOptions, type Classification, type Row, type ShadowRow } from './run.ts';
+export {
+  runConformance,
+  engineMaker,
+  type ConformanceReport,
+  type ConformanceOptions,
+  type Classification,
+  type Row,
+  type ShadowRow,
+} from './run.ts';
 export { formatConformanceText, conformanceJson } from './format.ts';
 export { REQUIREMENTS, type Requirement, type Level } from './requirements.ts';
 export { PROBES, type Verdict, type Judgement, type Probe } from './probes.ts';

@@ -50,7 +50,9 @@ export function findTopology(s: Scenario): Topology {
     if (second !== remotes[0]) remotes.push(second);
   }
   if (remotes.length === 0) {
-    throw new InputError(`${s.source}: internet.hosts is empty: the conformance probes need at least one internet host`);
+    throw new InputError(
+      `${s.source}: internet.hosts is empty: the conformance probes need at least one internet host`,
+    );
   }
   for (let n = 0; n < s.instances.length; n++) {
     const nat = s.instances[n];
@@ -186,35 +188,79 @@ export class ProbeSession {
   }
 
   udpOut(host: number, sport: number, dst: number, dport: number, gapUs?: number): Promise<Sent> {
-    return this.send(this.hostPoint(host), buildUdp({ src: this.hostIp(host), dst, sport, dport, payload: new Uint8Array(16) }), gapUs);
+    return this.send(
+      this.hostPoint(host),
+      buildUdp({ src: this.hostIp(host), dst, sport, dport, payload: new Uint8Array(16) }),
+      gapUs,
+    );
   }
   udpIn(src: number, sport: number, dport: number, gapUs?: number, dst = this.topo.external): Promise<Sent> {
     return this.send(POINT_INTERNET, buildUdp({ src, dst, sport, dport, payload: new Uint8Array(16) }), gapUs);
   }
-  tcpOut(host: number, sport: number, dst: number, dport: number, flags: number, seq: number, ack: number, gapUs?: number): Promise<Sent> {
-    return this.send(this.hostPoint(host), buildTcp({ src: this.hostIp(host), dst, sport, dport, flags, seq, ack }), gapUs);
+  tcpOut(
+    host: number,
+    sport: number,
+    dst: number,
+    dport: number,
+    flags: number,
+    seq: number,
+    ack: number,
+    gapUs?: number,
+  ): Promise<Sent> {
+    return this.send(
+      this.hostPoint(host),
+      buildTcp({ src: this.hostIp(host), dst, sport, dport, flags, seq, ack }),
+      gapUs,
+    );
   }
-  tcpIn(src: number, sport: number, dport: number, flags: number, seq: number, ack: number, gapUs?: number): Promise<Sent> {
+  tcpIn(
+    src: number,
+    sport: number,
+    dport: number,
+    flags: number,
+    seq: number,
+    ack: number,
+    gapUs?: number,
+  ): Promise<Sent> {
     return this.send(POINT_INTERNET, buildTcp({ src, dst: this.topo.external, sport, dport, flags, seq, ack }), gapUs);
   }
   echoOut(host: number, dst: number, id: number, gapUs?: number): Promise<Sent> {
-    return this.send(this.hostPoint(host), buildIcmpEcho({ src: this.hostIp(host), dst, id, seq: 1, payload: new Uint8Array(16) }), gapUs);
+    return this.send(
+      this.hostPoint(host),
+      buildIcmpEcho({ src: this.hostIp(host), dst, id, seq: 1, payload: new Uint8Array(16) }),
+      gapUs,
+    );
   }
   echoReplyIn(src: number, id: number, gapUs?: number): Promise<Sent> {
-    return this.send(POINT_INTERNET, buildIcmpEcho({ src, dst: this.topo.external, id, seq: 1, reply: true, payload: new Uint8Array(16) }), gapUs);
+    return this.send(
+      POINT_INTERNET,
+      buildIcmpEcho({ src, dst: this.topo.external, id, seq: 1, reply: true, payload: new Uint8Array(16) }),
+      gapUs,
+    );
   }
   /** An ICMP error from the internet host `src` about `quoted` (a frame as the internet saw it). */
   icmpErrorIn(src: number, type: number, code: number, quoted: Uint8Array, gapUs?: number): Promise<Sent> {
     return this.send(POINT_INTERNET, buildIcmpError({ src, dst: this.topo.external, type, code, quoted }), gapUs);
   }
-  icmpErrorOut(host: number, dst: number, type: number, code: number, quoted: Uint8Array, gapUs?: number): Promise<Sent> {
+  icmpErrorOut(
+    host: number,
+    dst: number,
+    type: number,
+    code: number,
+    quoted: Uint8Array,
+    gapUs?: number,
+  ): Promise<Sent> {
     return this.send(this.hostPoint(host), buildIcmpError({ src: this.hostIp(host), dst, type, code, quoted }), gapUs);
   }
 
   /** The NAT instance's conntrack entry whose original source is (src, sport), proto; null if none. */
   async entry(proto: number, src: number, sport: number): Promise<ConntrackEntry | null> {
     const all = await this.engine.conntrack();
-    return all.find((e) => e.instance === this.topo.nat && e.proto === proto && e.orig.src === src && e.orig.sport === sport) ?? null;
+    return (
+      all.find(
+        (e) => e.instance === this.topo.nat && e.proto === proto && e.orig.src === src && e.orig.sport === sport,
+      ) ?? null
+    );
   }
   /**
    * Seconds the entry has left. conntrack -L floors the remaining time; on the kernel (real clock)
@@ -253,7 +299,8 @@ export class ProbeContext {
     const all = this.open.splice(0);
     for (const ps of all) {
       const w = (ps.engine as { warnings?: unknown }).warnings;
-      if (Array.isArray(w)) for (const x of w) if (typeof x === 'string' && !this.warnings.includes(x)) this.warnings.push(x);
+      if (Array.isArray(w))
+        for (const x of w) if (typeof x === 'string' && !this.warnings.includes(x)) this.warnings.push(x);
       await ps.engine.close();
     }
   }

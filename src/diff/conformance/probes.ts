@@ -2,7 +2,18 @@
 // the engine's own conntrack table for timers). Each probe answers one or more requirements
 // (requirements.ts). Cold path.
 
-import { F_ACK, F_FIN, F_RST, F_SYN, PROTO_ICMP, PROTO_TCP, PROTO_UDP, ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, ICMP_PORT_UNREACH } from '../../packet/constants.ts';
+import {
+  F_ACK,
+  F_FIN,
+  F_RST,
+  F_SYN,
+  PROTO_ICMP,
+  PROTO_TCP,
+  PROTO_UDP,
+  ICMP_DEST_UNREACH,
+  ICMP_HOST_UNREACH,
+  ICMP_PORT_UNREACH,
+} from '../../packet/constants.ts';
 import { buildIpv4, buildUdp } from '../../packet/build.ts';
 import { formatIpv4 } from '../../packet/addr.ts';
 import { POINT_INTERNET } from '../../spec/scenario.ts';
@@ -68,7 +79,10 @@ async function mappingBehaviour(
   const mb = mapped(b, ps);
   if (ma === null) return { kind: null, evidence: '', failed: a };
   if (mb === null) return { kind: null, evidence: '', failed: b };
-  const parts = [`from ${ep(ps.hostIp(0), sport)}: to ${ep(x1, SERVER_PORT)} mapped to :${ma}`, `to ${ep(x1, SERVER_PORT + 1)} :${mb}`];
+  const parts = [
+    `from ${ep(ps.hostIp(0), sport)}: to ${ep(x1, SERVER_PORT)} mapped to :${ma}`,
+    `to ${ep(x1, SERVER_PORT + 1)} :${mb}`,
+  ];
   let mc: number | null = ma;
   if (x2 !== undefined) {
     const c = await send(sport, x2, SERVER_PORT);
@@ -76,8 +90,12 @@ async function mappingBehaviour(
     if (mc === null) return { kind: null, evidence: '', failed: c };
     parts.push(`to ${ep(x2, SERVER_PORT)} :${mc}`);
   }
-  const kind: MappingKind = ma !== mb ? 'address-and-port-dependent' : ma !== mc ? 'address-dependent' : 'endpoint-independent';
-  return { kind, evidence: parts.join(', ') + (x2 === undefined ? ' (one internet host: address dependence not probed)' : '') };
+  const kind: MappingKind =
+    ma !== mb ? 'address-and-port-dependent' : ma !== mc ? 'address-dependent' : 'endpoint-independent';
+  return {
+    kind,
+    evidence: parts.join(', ') + (x2 === undefined ? ' (one internet host: address dependence not probed)' : ''),
+  };
 }
 
 const udpMapping: Probe = {
@@ -87,7 +105,13 @@ const udpMapping: Probe = {
     const ps = await ctx.fresh();
     const r = await mappingBehaviour(ps, (sp, d, dp) => ps.udpOut(0, sp, d, dp), 40001);
     if (!r.kind) return notTranslated(this.answers, r.failed!);
-    return { '4787-REQ-1': { verdict: r.kind === 'endpoint-independent' ? 'pass' : 'fail', evidence: r.evidence, value: r.kind } };
+    return {
+      '4787-REQ-1': {
+        verdict: r.kind === 'endpoint-independent' ? 'pass' : 'fail',
+        evidence: r.evidence,
+        value: r.kind,
+      },
+    };
   },
 };
 
@@ -98,7 +122,13 @@ const tcpMapping: Probe = {
     const ps = await ctx.fresh();
     const r = await mappingBehaviour(ps, (sp, d, dp) => ps.tcpOut(0, sp, d, dp, F_SYN, 1000, 0), 40002);
     if (!r.kind) return notTranslated(this.answers, r.failed!);
-    return { '5382-REQ-1': { verdict: r.kind === 'endpoint-independent' ? 'pass' : 'fail', evidence: `SYNs ${r.evidence}`, value: r.kind } };
+    return {
+      '5382-REQ-1': {
+        verdict: r.kind === 'endpoint-independent' ? 'pass' : 'fail',
+        evidence: `SYNs ${r.evidence}`,
+        value: r.kind,
+      },
+    };
   },
 };
 
@@ -135,7 +165,8 @@ const portAssignment: Probe = {
       const ps = await ctx.fresh();
       const p = await ps.udpOut(0, 41010, x1, SERVER_PORT);
       const mp = mapped(p, ps);
-      if (mp === null) return { ...out, ...notTranslated(['4787-REQ-3ab', '4787-4.2.1', '4787-REQ-4', '4787-4.2.3'], p) };
+      if (mp === null)
+        return { ...out, ...notTranslated(['4787-REQ-3ab', '4787-4.2.1', '4787-REQ-4', '4787-4.2.3'], p) };
       out['4787-4.2.1'] = {
         verdict: 'info',
         value: mp === 41010 ? 'preserved' : 'not preserved',
@@ -197,7 +228,10 @@ const portAssignment: Probe = {
     }
     // Port overlapping (RFC 7857 §3): needs two internal endpoints with the same source port.
     if (!twoHosts || x2 === undefined) {
-      out['7857-3'] = { verdict: 'n/a', evidence: 'needs two hosts behind the NAT and two internet hosts; the scenario has fewer' };
+      out['7857-3'] = {
+        verdict: 'n/a',
+        evidence: 'needs two hosts behind the NAT and two internet hosts; the scenario has fewer',
+      };
     } else {
       const ps = await ctx.fresh();
       const a = await ps.udpOut(0, 41050, x1, SERVER_PORT);
@@ -218,14 +252,22 @@ const portAssignment: Probe = {
 // RFC 4787 §4.3: UDP mapping timer and refresh
 
 /** On engines with a virtual clock: the mapping really is gone `s` seconds after the last packet. */
-async function confirmExpiry(ctx: ProbeContext, s: number, setup: (ps: ProbeSession) => Promise<number | null>, again: (ps: ProbeSession, m: number) => Promise<Sent>, hostPoint: number): Promise<string> {
+async function confirmExpiry(
+  ctx: ProbeContext,
+  s: number,
+  setup: (ps: ProbeSession) => Promise<number | null>,
+  again: (ps: ProbeSession, m: number) => Promise<Sent>,
+  hostPoint: number,
+): Promise<string> {
   if (ctx.maker.clock !== 'virtual') return '';
   const ps = await ctx.fresh();
   const m = await setup(ps);
   if (m === null) return '';
   await ps.idle(s * SECOND);
   const r = await again(ps, m);
-  return deliveredTo(r, hostPoint) ? `; ! still delivered ${s} s later` : `; confirmed: a reply ${s} s later is not delivered`;
+  return deliveredTo(r, hostPoint)
+    ? `; ! still delivered ${s} s later`
+    : `; confirmed: a reply ${s} s later is not delivered`;
 }
 
 const udpTimers: Probe = {
@@ -244,14 +286,31 @@ const udpTimers: Probe = {
     await ps.udpOut(0, 41100, x1, SERVER_PORT, 2_100_000);
     const stream = await ps.lifetime(PROTO_UDP, host, 41100);
     if (!unreplied || !replied || !stream) {
-      return all(this.answers, { verdict: 'fail', evidence: `no conntrack entry for ${ep(host, 41100)}: ${ps.log.join('; ')}` });
+      return all(this.answers, {
+        verdict: 'fail',
+        evidence: `no conntrack entry for ${ep(host, 41100)}: ${ps.log.join('; ')}`,
+      });
     }
     const min = Math.min(unreplied.s, replied.s, stream.s);
     const seen = `after one outbound packet ${unreplied.s} s; after a reply within 2 s ${replied.s} s; two-way for > 2 s ${stream.s} s`;
-    const confirm = await confirmExpiry(ctx, unreplied.s, async (p) => mapped(await p.udpOut(0, 41100, x1, SERVER_PORT), p), (p, mm) => p.udpIn(x1, SERVER_PORT, mm), ps.hostPoint(0));
+    const confirm = await confirmExpiry(
+      ctx,
+      unreplied.s,
+      async (p) => mapped(await p.udpOut(0, 41100, x1, SERVER_PORT), p),
+      (p, mm) => p.udpIn(x1, SERVER_PORT, mm),
+      ps.hostPoint(0),
+    );
     return {
-      '4787-REQ-5': { verdict: min >= 120 ? 'pass' : 'fail', value: `${min} s`, evidence: `mapping lifetime ${seen}${confirm}` },
-      '4787-REQ-5c': { verdict: stream.s >= 300 ? 'pass' : 'fail', value: `${stream.s} s`, evidence: `longest lifetime (two-way flow) ${stream.s} s` },
+      '4787-REQ-5': {
+        verdict: min >= 120 ? 'pass' : 'fail',
+        value: `${min} s`,
+        evidence: `mapping lifetime ${seen}${confirm}`,
+      },
+      '4787-REQ-5c': {
+        verdict: stream.s >= 300 ? 'pass' : 'fail',
+        value: `${stream.s} s`,
+        evidence: `longest lifetime (two-way flow) ${stream.s} s`,
+      },
     };
   },
 };
@@ -322,7 +381,8 @@ const udpFiltering: Probe = {
       '4787-REQ-8': {
         verdict: kind === 'address-and-port-dependent' ? 'fail' : 'pass',
         value: kind,
-        evidence: `mapping :${m} opened to ${ep(x1, SERVER_PORT)}; from ${ep(x1, SERVER_PORT + 1)} ${port.fate()}` +
+        evidence:
+          `mapping :${m} opened to ${ep(x1, SERVER_PORT)}; from ${ep(x1, SERVER_PORT + 1)} ${port.fate()}` +
           (addr ? `; from ${ep(x2, SERVER_PORT)} ${addr.fate()}` : ''),
       },
     };
@@ -373,11 +433,20 @@ const hairpin: Probe = {
     const res: Record<string, Judgement> = {
       '4787-REQ-9': { verdict: ok ? 'pass' : 'fail', value: ok ? 'hairpin' : 'no hairpin', evidence },
       '4787-REQ-9a': ok
-        ? { verdict: got!.src === ps.topo.external ? 'pass' : 'fail', evidence: `arrived from ${ep(got!.src, got!.sport)}` }
+        ? {
+            verdict: got!.src === ps.topo.external ? 'pass' : 'fail',
+            evidence: `arrived from ${ep(got!.src, got!.sport)}`,
+          }
         : { verdict: 'n/a', evidence: 'no hairpinning (REQ-9)' },
     };
     // Hairpinned ICMP error: B answers a packet from A's external endpoint with port unreachable.
-    const quoted = buildUdp({ src: ps.topo.external, dst: ps.hostIp(b), sport: ma, dport: 41402, payload: new Uint8Array(16) });
+    const quoted = buildUdp({
+      src: ps.topo.external,
+      dst: ps.hostIp(b),
+      sport: ma,
+      dport: 41402,
+      payload: new Uint8Array(16),
+    });
     const e = await ps.icmpErrorOut(b, ps.topo.external, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, quoted);
     const eo = e.at(ps.hostPoint(0));
     res['5508-REQ-7'] = {
@@ -419,7 +488,10 @@ const icmpErrors: Probe = {
       outEvidence = `host answers ${ep(x1, SERVER_PORT)} -> ${ep(host, 41500)} with port unreachable: ${e2.fate()}`;
     }
     return {
-      '5508-REQ-4': { verdict: okIn ? 'pass' : 'fail', evidence: `port unreachable from ${formatIpv4(x1)} quoting ${ep(ps.topo.external, m)} -> ${ep(x1, SERVER_PORT)}: ${err.fate()}` },
+      '5508-REQ-4': {
+        verdict: okIn ? 'pass' : 'fail',
+        evidence: `port unreachable from ${formatIpv4(x1)} quoting ${ep(ps.topo.external, m)} -> ${ep(x1, SERVER_PORT)}: ${err.fate()}`,
+      },
       '4787-REQ-12': {
         verdict: alive ? 'pass' : 'fail',
         evidence: `after the port unreachable, ${ep(x1, SERVER_PORT)} -> :${m} ${after.fate()}`,
@@ -444,10 +516,19 @@ const icmpQuery: Probe = {
     const ok = !!got && got.sport === id;
     const life = await ps.lifetime(PROTO_ICMP, ps.hostIp(0), id);
     const confirm = life
-      ? await confirmExpiry(ctx, life.s, async (p) => mapped(await p.echoOut(0, x1, id), p), (p, mm) => p.echoReplyIn(x1, mm), ps.hostPoint(0))
+      ? await confirmExpiry(
+          ctx,
+          life.s,
+          async (p) => mapped(await p.echoOut(0, x1, id), p),
+          (p, mm) => p.echoReplyIn(x1, mm),
+          ps.hostPoint(0),
+        )
       : '';
     return {
-      '5508-REQ-1': { verdict: ok ? 'pass' : 'fail', evidence: `echo id ${id} -> ${formatIpv4(x1)} as id ${m}; reply ${r.fate()}` },
+      '5508-REQ-1': {
+        verdict: ok ? 'pass' : 'fail',
+        evidence: `echo id ${id} -> ${formatIpv4(x1)} as id ${m}; reply ${r.fate()}`,
+      },
       '5508-REQ-2': {
         verdict: life && life.s >= 60 ? 'pass' : 'fail',
         value: life ? `${life.s} s` : 'none',
@@ -466,7 +547,13 @@ const fragments: Probe = {
   async run(ctx) {
     const x1 = ctx.topo.remotes[0];
     const ps = await ctx.fresh();
-    const whole = buildUdp({ src: ps.hostIp(0), dst: x1, sport: 41600, dport: SERVER_PORT, payload: new Uint8Array(40).fill(7) });
+    const whole = buildUdp({
+      src: ps.hostIp(0),
+      dst: x1,
+      sport: 41600,
+      dport: SERVER_PORT,
+      payload: new Uint8Array(40).fill(7),
+    });
     const l4 = whole.subarray(20);
     const ipId = 0x5151;
     const f1 = buildIpv4({ src: ps.hostIp(0), dst: x1, proto: PROTO_UDP, payload: l4.subarray(0, 24), ipId, mf: true });
@@ -484,7 +571,8 @@ const fragments: Probe = {
     return {
       '4787-REQ-13': {
         verdict: 'n/a',
-        evidence: 'no link on the path is narrower than the inside network (natlab has no MTU; the kernel engine\'s links are all 9001): the NAT never has to fragment',
+        evidence:
+          "no link on the path is narrower than the inside network (natlab has no MTU; the kernel engine's links are all 9001): the NAT never has to fragment",
       },
       '4787-REQ-14': j14,
     };
@@ -510,7 +598,11 @@ const tcpSimultaneousOpen: Probe = {
     const sa = await ps.tcpOut(0, 41700, x1, 5000, F_SYN | F_ACK, C_ISN, S_ISN + 1);
     const sa2 = await ps.tcpIn(x1, 5000, m, F_SYN | F_ACK, S_ISN, C_ISN + 1);
     const ack = await ps.tcpOut(0, 41700, x1, 5000, F_ACK, C_ISN + 1, S_ISN + 1);
-    const ok = deliveredTo(s, ps.hostPoint(0), 41700) && mapped(sa, ps) === m && deliveredTo(sa2, ps.hostPoint(0), 41700) && mapped(ack, ps) === m;
+    const ok =
+      deliveredTo(s, ps.hostPoint(0), 41700) &&
+      mapped(sa, ps) === m &&
+      deliveredTo(sa2, ps.hostPoint(0), 41700) &&
+      mapped(ack, ps) === m;
     const e = await ps.entry(PROTO_TCP, ps.hostIp(0), 41700);
     return {
       '5382-REQ-2': {
@@ -536,13 +628,23 @@ const tcpUnsolicitedSyn: Probe = {
     return {
       '5382-REQ-4': {
         verdict: held ? 'pass' : 'fail',
-        evidence: `unsolicited SYN ${ep(x1, 5001)} -> ${ep(ps.topo.external, 41800)} ${syn.fate()}${local ? ' (the NAT instance\'s own stack)' : ''}; the host's own SYN 1 s later ${later.fate()}`,
+        evidence: `unsolicited SYN ${ep(x1, 5001)} -> ${ep(ps.topo.external, 41800)} ${syn.fate()}${local ? " (the NAT instance's own stack)" : ''}; the host's own SYN 1 s later ${later.fate()}`,
       },
     };
   },
 };
 
-async function handshake(ps: ProbeSession, sport: number, dport: number): Promise<{ m: number | null; log: string; readings: string[]; est: number | null; transitory: Array<{ state: string; s: number }> }> {
+async function handshake(
+  ps: ProbeSession,
+  sport: number,
+  dport: number,
+): Promise<{
+  m: number | null;
+  log: string;
+  readings: string[];
+  est: number | null;
+  transitory: Array<{ state: string; s: number }>;
+}> {
   const x1 = ps.topo.remotes[0];
   const host = ps.hostIp(0);
   const readings: string[] = [];
@@ -711,7 +813,8 @@ const tcpMore: Probe = {
       const h = await handshake(ps, 42220, 443);
       const seenAck = h.m === null ? null : await ps.tcpOut(0, 42220, x1, 443, F_ACK, C_ISN + 1, S_ISN + 1);
       const q = seenAck ? outFrame(seenAck) : null;
-      if (h.m === null || !q) out['5382-REQ-10'] = { verdict: 'fail', evidence: `handshake failed: ${h.log || ps.log.join('; ')}` };
+      if (h.m === null || !q)
+        out['5382-REQ-10'] = { verdict: 'fail', evidence: `handshake failed: ${h.log || ps.log.join('; ')}` };
       else {
         const err = await ps.icmpErrorIn(x1, ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, q);
         const data = await ps.tcpIn(x1, 443, h.m, F_ACK, S_ISN + 1, C_ISN + 1);
@@ -727,6 +830,21 @@ const tcpMore: Probe = {
 };
 
 export const PROBES: readonly Probe[] = [
-  udpMapping, portAssignment, udpTimers, udpRefresh, udpFiltering, hairpin, icmpErrors, fragments,
-  tcpMapping, tcpSimultaneousOpen, tcpFiltering, tcpUnsolicitedSyn, tcpTimers, tcpMore, icmpQuery, tcpRst, noRefreshFromErrors,
+  udpMapping,
+  portAssignment,
+  udpTimers,
+  udpRefresh,
+  udpFiltering,
+  hairpin,
+  icmpErrors,
+  fragments,
+  tcpMapping,
+  tcpSimultaneousOpen,
+  tcpFiltering,
+  tcpUnsolicitedSyn,
+  tcpTimers,
+  tcpMore,
+  icmpQuery,
+  tcpRst,
+  noRefreshFromErrors,
 ];

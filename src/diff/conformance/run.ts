@@ -68,11 +68,22 @@ export function engineMaker(name: EngineName, opts: ConformanceOptions = {}): En
     case 'model':
       return { name, clock: 'virtual', reassembles: false, make: (s) => makeEngine('model', s, { seed, extra }) };
     case 'core':
-      return { name, clock: 'virtual', reassembles: false, make: (s) => makeEngine('core', s, { seed, extra: { inline: true, ...extra } }) };
+      return {
+        name,
+        clock: 'virtual',
+        reassembles: false,
+        make: (s) => makeEngine('core', s, { seed, extra: { inline: true, ...extra } }),
+      };
     case 'kernel':
       // settleMs 20 (default 3): on a loaded machine frames of a packet can come after 3 ms of
       // quiet, and a probe must not lose them (the engine warns when it happens).
-      return { name, clock: 'real', reassembles: true, make: (s) => makeEngine('kernel', s, { seed, extra: { maxWaitMs: 30_000, settleMs: KERNEL_SETTLE_MS, ...extra } }) };
+      return {
+        name,
+        clock: 'real',
+        reassembles: true,
+        make: (s) =>
+          makeEngine('kernel', s, { seed, extra: { maxWaitMs: 30_000, settleMs: KERNEL_SETTLE_MS, ...extra } }),
+      };
   }
 }
 
@@ -132,11 +143,16 @@ async function runEngine(topo: Topology, maker: EngineMaker, opts: ConformanceOp
  * Runs the probes on each engine: a name (model, core, kernel) or an EngineMaker of the caller's
  * (tests wrap an engine to check that a different behaviour is reported as a difference).
  */
-export async function runConformance(scenario: Scenario, engineList: readonly (EngineName | EngineMaker)[], opts: ConformanceOptions = {}): Promise<ConformanceReport> {
+export async function runConformance(
+  scenario: Scenario,
+  engineList: readonly (EngineName | EngineMaker)[],
+  opts: ConformanceOptions = {},
+): Promise<ConformanceReport> {
   const topo = findTopology(scenario);
   const makers = engineList.map((e) => (typeof e === 'string' ? engineMaker(e, opts) : e));
   const engines = makers.map((m) => m.name);
-  if (new Set(engines).size !== engines.length) throw new Error(`runConformance: engine names must be distinct (${engines.join(', ')})`);
+  if (new Set(engines).size !== engines.length)
+    throw new Error(`runConformance: engine names must be distinct (${engines.join(', ')})`);
   const per: Record<string, EngineRun> = {};
   const elapsedMs: Record<string, number> = {};
   for (const m of makers) {
@@ -151,12 +167,20 @@ export async function runConformance(scenario: Scenario, engineList: readonly (E
       judgements[e] = per[e].judgements[req.id] ?? { verdict: 'untestable', evidence: 'no probe answered it' };
     }
     const judged = engines.filter((e) => judgements[e].verdict !== 'untestable');
-    const keys = new Set(judged.map((e) => `${judgements[e].verdict}${judgements[e].verdict === 'info' ? `:${judgements[e].value}` : ''}`));
+    const keys = new Set(
+      judged.map((e) => `${judgements[e].verdict}${judgements[e].verdict === 'info' ? `:${judgements[e].value}` : ''}`),
+    );
     const agreed = keys.size <= 1;
     if (!agreed) {
-      differences.push(`${req.rfc} ${req.label} (${req.title}): ${engines.map((e) => `${e} ${judgements[e].verdict}${judgements[e].value ? ` (${judgements[e].value})` : ''}`).join(', ')}`);
+      differences.push(
+        `${req.rfc} ${req.label} (${req.title}): ${engines.map((e) => `${e} ${judgements[e].verdict}${judgements[e].value ? ` (${judgements[e].value})` : ''}`).join(', ')}`,
+      );
     }
-    const verdict: Verdict | 'differs' = !agreed ? 'differs' : judged.length ? judgements[judged[0]].verdict : 'untestable';
+    const verdict: Verdict | 'differs' = !agreed
+      ? 'differs'
+      : judged.length
+        ? judgements[judged[0]].verdict
+        : 'untestable';
     return { requirement: req, judgements, verdict, agreed };
   });
   const targets = per[engines[0]]?.shadow.map((s) => s.target) ?? [];
@@ -165,16 +189,22 @@ export async function runConformance(scenario: Scenario, engineList: readonly (E
     for (const e of engines) results[e] = per[e].shadow[i];
     const keys = new Set(engines.map((e) => `${results[e].status}/${results[e].mitigation}/${results[e].hairpin}`));
     const agreed = keys.size <= 1;
-    if (!agreed) differences.push(`port shadowing of ${target}: ${engines.map((e) => `${e} ${results[e].status}${results[e].mitigation ? ` (${results[e].mitigation})` : ''}, hairpin ${results[e].hairpin ? 'yes' : 'no'}`).join(', ')}`);
+    if (!agreed)
+      differences.push(
+        `port shadowing of ${target}: ${engines.map((e) => `${e} ${results[e].status}${results[e].mitigation ? ` (${results[e].mitigation})` : ''}, hairpin ${results[e].hairpin ? 'yes' : 'no'}`).join(', ')}`,
+      );
     return { target, results, agreed };
   });
   const classification: Record<string, Classification> = {};
   for (const e of engines) classification[e] = classify(per[e].judgements);
-  const lines = new Set(engines.map((e) => {
-    const c = classification[e];
-    return `${c.mapping}/${c.filtering}/${c.hairpinning}`;
-  }));
-  if (lines.size > 1) differences.push(`classification: ${engines.map((e) => `${e}: ${classification[e].line}`).join('; ')}`);
+  const lines = new Set(
+    engines.map((e) => {
+      const c = classification[e];
+      return `${c.mapping}/${c.filtering}/${c.hairpinning}`;
+    }),
+  );
+  if (lines.size > 1)
+    differences.push(`classification: ${engines.map((e) => `${e}: ${classification[e].line}`).join('; ')}`);
   const s = topo.scenario;
   return {
     scenario: s.name,

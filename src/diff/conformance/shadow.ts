@@ -48,7 +48,13 @@ export function shadowTargets(topo: Topology): ShadowTarget[] {
   const s = topo.scenario;
   const nat = s.instances[topo.nat];
   const out: ShadowTarget[] = [
-    { name: `${nat.name} tcp/22 (the NAT instance's own sshd)`, proto: PROTO_TCP, port: 22, point: instancePoint(topo.nat), dport: 22 },
+    {
+      name: `${nat.name} tcp/22 (the NAT instance's own sshd)`,
+      proto: PROTO_TCP,
+      port: 22,
+      point: instancePoint(topo.nat),
+      dport: 22,
+    },
   ];
   for (const r of nat.nat?.chains.PREROUTING ?? []) {
     if (r.target.kind !== 'DNAT' || !r.proto || r.proto.neg || !r.dport || r.dport.neg) continue;
@@ -97,15 +103,20 @@ export async function probeShadow(ctx: ProbeContext, t: ShadowTarget): Promise<S
   // that lost the attacker's frame to lateness (its warnings say so) gets one more attempt, so
   // a lost frame is not mistaken for a filter.
   let host = 0;
-  for (let i = 0; i < ctx.topo.inside.length; i++) if (instancePointOf(ctx.topo, i) !== t.point) { host = i; break; }
+  for (let i = 0; i < ctx.topo.inside.length; i++)
+    if (instancePointOf(ctx.topo, i) !== t.point) {
+      host = i;
+      break;
+    }
   let a!: ProbeSession;
   let shadow!: Sent;
   let victim!: Sent;
   for (let attempt = 0; attempt < 2; attempt++) {
     a = await ctx.fresh();
-    shadow = t.proto === PROTO_TCP
-      ? await a.tcpOut(host, t.port, x1, ATTACK_PEER_PORT, F_SYN, 1000, 0)
-      : await a.udpOut(host, t.port, x1, ATTACK_PEER_PORT);
+    shadow =
+      t.proto === PROTO_TCP
+        ? await a.tcpOut(host, t.port, x1, ATTACK_PEER_PORT, F_SYN, 1000, 0)
+        : await a.udpOut(host, t.port, x1, ATTACK_PEER_PORT);
     victim = await connect(a, t);
     // Lateness is noticed when the next packet is injected: check after the victim's packet.
     if (shadow.at(POINT_INTERNET) || !lostFrames(a)) break;
@@ -116,12 +127,14 @@ export async function probeShadow(ctx: ProbeContext, t: ShadowTarget): Promise<S
   const captured = !!got && got.dport === t.port && !(attackerPoint === t.point && t.dport === t.port);
   // Hairpin (NAT loopback): a host behind the NAT connects to the service's public address.
   const hp = await ctx.fresh();
-  const viaEip = t.proto === PROTO_TCP
-    ? await hp.tcpOut(host, 42300, hp.topo.external, t.port, F_SYN, 1000, 0)
-    : await hp.udpOut(host, 42300, hp.topo.external, t.port);
+  const viaEip =
+    t.proto === PROTO_TCP
+      ? await hp.tcpOut(host, 42300, hp.topo.external, t.port, F_SYN, 1000, 0)
+      : await hp.udpOut(host, 42300, hp.topo.external, t.port);
   const hpSeen = viaEip.at(t.point);
   const hairpin = !!hpSeen && hpSeen.dport === t.dport;
-  const ev = `${a.hostName(host)} ${ep(a.hostIp(host), t.port)} -> ${ep(x1, ATTACK_PEER_PORT)}: ${so ? `left as ${formatIpv4(so.src)}:${so.sport}` : shadow.fate()}; ` +
+  const ev =
+    `${a.hostName(host)} ${ep(a.hostIp(host), t.port)} -> ${ep(x1, ATTACK_PEER_PORT)}: ${so ? `left as ${formatIpv4(so.src)}:${so.sport}` : shadow.fate()}; ` +
     `then ${ep(x1, ATTACK_PEER_PORT)} -> ${ep(a.topo.external, t.port)} ${victim.fate()}` +
     `; control (no attacker): ${ctl.fate()}` +
     `; from ${a.hostName(host)} to ${ep(a.topo.external, t.port)} (hairpin): ${viaEip.fate()}`;

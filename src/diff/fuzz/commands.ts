@@ -13,8 +13,23 @@ import { buildIcmpError, buildIcmpQuery, buildTcp, buildUdp } from '../../packet
 import { formatIpv4, parseIpv4Addr } from '../../packet/addr.ts';
 import { PacketView, parseIpv4, PARSE_OK } from '../../packet/parse.ts';
 import {
-  F_ACK, F_FIN, F_PSH, F_RST, F_SYN, F_URG, ICMP_DEST_UNREACH, ICMP_ECHO, ICMP_ECHOREPLY, ICMP_PARAMETERPROB,
-  ICMP_SOURCE_QUENCH, ICMP_TIME_EXCEEDED, ICMP_TIMESTAMP, ICMP_TIMESTAMPREPLY, isIcmpErrorType, PROTO_ICMP, PROTO_TCP,
+  F_ACK,
+  F_FIN,
+  F_PSH,
+  F_RST,
+  F_SYN,
+  F_URG,
+  ICMP_DEST_UNREACH,
+  ICMP_ECHO,
+  ICMP_ECHOREPLY,
+  ICMP_PARAMETERPROB,
+  ICMP_SOURCE_QUENCH,
+  ICMP_TIME_EXCEEDED,
+  ICMP_TIMESTAMP,
+  ICMP_TIMESTAMPREPLY,
+  isIcmpErrorType,
+  PROTO_ICMP,
+  PROTO_TCP,
   PROTO_UDP,
 } from '../../packet/constants.ts';
 import { tcpFlagsText } from '../../packet/format.ts';
@@ -90,7 +105,9 @@ export class FuzzReal {
     // private addresses.
     this.targets = [
       ...FUZZ_PEERS.map((p) => ({ addr: parseIpv4Addr(p) })),
-      ...s.instances.filter((i) => i.elasticIp !== null).map((i) => ({ addr: i.elasticIp! >>> 0, port: i.nat ? FUZZ_DNAT_PORT : undefined })),
+      ...s.instances
+        .filter((i) => i.elasticIp !== null)
+        .map((i) => ({ addr: i.elasticIp! >>> 0, port: i.nat ? FUZZ_DNAT_PORT : undefined })),
       ...s.instances.map((i) => ({ addr: i.privateIp >>> 0, port: i.nat ? FUZZ_DNAT_PORT : undefined })),
     ];
     this.eipSet = new Set(s.instances.flatMap((i) => (i.elasticIp === null ? [] : [i.elasticIp >>> 0])));
@@ -124,7 +141,13 @@ export class FuzzReal {
     return i >= 0 ? instancePoint(i) : POINT_INTERNET;
   }
 
-  async send(ingress: number, frame: Uint8Array, note: string, expect?: ReplyExpectation, damage?: Damage): Promise<PacketResult | null> {
+  async send(
+    ingress: number,
+    frame: Uint8Array,
+    note: string,
+    expect?: ReplyExpectation,
+    damage?: Damage,
+  ): Promise<PacketResult | null> {
     const r = await this.session.send(ingress, frame, { expect, damage, note });
     if (!r) return null;
     this.sent.push({ ingress, frame });
@@ -150,7 +173,16 @@ export class FuzzReal {
     f.peerAddr = pv.src >>> 0;
     f.peerPort = proto === PROTO_ICMP ? pv.icmpId : pv.sport;
     for (const g of this.flows) {
-      if (g !== f && g.proto === f.proto && g.rPoint === f.rPoint && g.rAddr === f.rAddr && g.rPort === f.rPort && g.peerAddr === f.peerAddr && g.peerPort === f.peerPort) g.owner = false;
+      if (
+        g !== f &&
+        g.proto === f.proto &&
+        g.rPoint === f.rPoint &&
+        g.rAddr === f.rAddr &&
+        g.rPort === f.rPort &&
+        g.peerAddr === f.peerAddr &&
+        g.peerPort === f.peerPort
+      )
+        g.owner = false;
     }
     f.owner = true;
   }
@@ -161,16 +193,34 @@ export class FuzzReal {
  * responder (as the initiator's packets were seen) → initiator, with the reply expectation the
  * invariants check when the flow still owns its mapping.
  */
-function flowEnds(r: FuzzReal, f: Flow, reply: boolean): { point: number; src: number; dst: number; sport: number; dport: number; expect?: ReplyExpectation } {
+function flowEnds(
+  r: FuzzReal,
+  f: Flow,
+  reply: boolean,
+): { point: number; src: number; dst: number; sport: number; dport: number; expect?: ReplyExpectation } {
   if (!reply) return { point: f.iPoint, src: f.iAddr, dst: f.dAddr, sport: f.iPort, dport: f.dPort };
-  const expect = f.rPoint !== null && f.owner && !f.spoofed && !r.natInstancePoint(f.iPoint)
-    ? { egress: f.iPoint, dst: f.iAddr, dport: f.iPort }
-    : undefined;
-  return { point: f.rPoint ?? r.pointOf(f.dAddr), src: f.rAddr, dst: f.peerAddr, sport: f.rPort, dport: f.peerPort, expect };
+  const expect =
+    f.rPoint !== null && f.owner && !f.spoofed && !r.natInstancePoint(f.iPoint)
+      ? { egress: f.iPoint, dst: f.iAddr, dport: f.iPort }
+      : undefined;
+  return {
+    point: f.rPoint ?? r.pointOf(f.dAddr),
+    src: f.rAddr,
+    dst: f.peerAddr,
+    sport: f.rPort,
+    dport: f.peerPort,
+    expect,
+  };
 }
 
 /** Sends one TCP segment of flow `f` (reply = responder → initiator); advances its sequence numbers. */
-async function sendTcp(r: FuzzReal, f: Flow, reply: boolean, flags: number, len: number): Promise<{ text: string; res: PacketResult | null }> {
+async function sendTcp(
+  r: FuzzReal,
+  f: Flow,
+  reply: boolean,
+  flags: number,
+  len: number,
+): Promise<{ text: string; res: PacketResult | null }> {
   const { point, src, dst, sport, dport, expect } = flowEnds(r, f, reply);
   const pay = len > 0 ? PAYLOAD(len, f.id) : undefined;
   const seq = reply ? f.seqR : f.seqI;
@@ -203,7 +253,16 @@ const PAYLOAD = (n: number, salt: number) => Uint8Array.from({ length: n }, (_, 
 /** out[...]: a new flow's first packet (TCP SYN, UDP datagram, ICMP echo/timestamp). */
 class OpenCmd implements Cmd {
   private text = '';
-  constructor(readonly proto: Proto, readonly from: number, readonly to: number, readonly sport: number, readonly dport: number, readonly spoof: boolean, readonly timestamp: boolean, readonly handshake = false) {}
+  constructor(
+    readonly proto: Proto,
+    readonly from: number,
+    readonly to: number,
+    readonly sport: number,
+    readonly dport: number,
+    readonly spoof: boolean,
+    readonly timestamp: boolean,
+    readonly handshake = false,
+  ) {}
   check(): boolean {
     return true;
   }
@@ -215,9 +274,25 @@ class OpenCmd implements Cmd {
     const dport = t.port !== undefined && this.dport % 3 === 0 ? t.port : this.dport;
     const id = r.flows.length;
     const f: Flow = {
-      id, proto: this.proto, iPoint: e.point, iAddr: src, iPort: this.sport, dAddr: dst, dPort: dport,
-      rPoint: null, rAddr: dst, rPort: dport, peerAddr: src, peerPort: this.sport, owner: false, spoofed: this.spoof,
-      seqI: 1000 + id * 100000, seqR: 5000000 + id * 100000, icmpSeq: 1, icmpType: this.timestamp ? ICMP_TIMESTAMP : ICMP_ECHO, lastOut: null,
+      id,
+      proto: this.proto,
+      iPoint: e.point,
+      iAddr: src,
+      iPort: this.sport,
+      dAddr: dst,
+      dPort: dport,
+      rPoint: null,
+      rAddr: dst,
+      rPort: dport,
+      peerAddr: src,
+      peerPort: this.sport,
+      owner: false,
+      spoofed: this.spoof,
+      seqI: 1000 + id * 100000,
+      seqR: 5000000 + id * 100000,
+      icmpSeq: 1,
+      icmpType: this.timestamp ? ICMP_TIMESTAMP : ICMP_ECHO,
+      lastOut: null,
     };
     r.flows.push(f);
     m.flows++;
@@ -230,7 +305,15 @@ class OpenCmd implements Cmd {
       frame = buildUdp({ src, dst, sport: this.sport, dport, payload: PAYLOAD(8 + (id % 5), id), ipId: id });
       this.text = `out[${ep(src, this.sport, 'udp')}>${ep(dst, dport, 'udp')} udp]`;
     } else {
-      frame = buildIcmpQuery({ src, dst, type: f.icmpType, id: this.sport, seq: f.icmpSeq++, payload: PAYLOAD(f.icmpType === ICMP_TIMESTAMP ? 12 : 16, id), ipId: id });
+      frame = buildIcmpQuery({
+        src,
+        dst,
+        type: f.icmpType,
+        id: this.sport,
+        seq: f.icmpSeq++,
+        payload: PAYLOAD(f.icmpType === ICMP_TIMESTAMP ? 12 : 16, id),
+        ipId: id,
+      });
       this.text = `out[${formatIpv4(src)}>${formatIpv4(dst)} icmp ${this.timestamp ? 'timestamp' : 'echo'} id=${this.sport}]`;
     }
     this.text = `#${id} ${this.text}`;
@@ -244,17 +327,33 @@ class OpenCmd implements Cmd {
     }
   }
   toString(): string {
-    return this.text || `${this.handshake ? 'open' : 'out'}[${this.proto} from=${this.from} to=${this.to} ${this.sport}>${this.dport}${this.spoof ? ' spoofed' : ''}]`;
+    return (
+      this.text ||
+      `${this.handshake ? 'open' : 'out'}[${this.proto} from=${this.from} to=${this.to} ${this.sport}>${this.dport}${this.spoof ? ' spoofed' : ''}]`
+    );
   }
 }
 
 type TcpKind = 'S' | 'SA' | 'A' | 'PA' | 'FA' | 'R' | 'RA';
-const TCP_KIND_FLAGS: Record<TcpKind, number> = { S: F_SYN, SA: F_SYN | F_ACK, A: F_ACK, PA: F_PSH | F_ACK, FA: F_FIN | F_ACK, R: F_RST, RA: F_RST | F_ACK };
+const TCP_KIND_FLAGS: Record<TcpKind, number> = {
+  S: F_SYN,
+  SA: F_SYN | F_ACK,
+  A: F_ACK,
+  PA: F_PSH | F_ACK,
+  FA: F_FIN | F_ACK,
+  R: F_RST,
+  RA: F_RST | F_ACK,
+};
 
 /** in[#k ...] (responder → initiator) or fwd[#k ...] (initiator → responder) on an existing flow. */
 class FlowCmd implements Cmd {
   private text = '';
-  constructor(readonly flow: number, readonly reply: boolean, readonly tcpKind: TcpKind, readonly len: number) {}
+  constructor(
+    readonly flow: number,
+    readonly reply: boolean,
+    readonly tcpKind: TcpKind,
+    readonly len: number,
+  ) {}
   check(m: FuzzModel): boolean {
     return m.flows > 0;
   }
@@ -276,7 +375,15 @@ class FlowCmd implements Cmd {
     } else {
       const type = this.reply ? (f.icmpType === ICMP_TIMESTAMP ? ICMP_TIMESTAMPREPLY : ICMP_ECHOREPLY) : f.icmpType;
       const id = this.reply ? f.peerPort : f.iPort;
-      frame = buildIcmpQuery({ src, dst, type, id, seq: f.icmpSeq, payload: PAYLOAD(type === ICMP_TIMESTAMP || type === ICMP_TIMESTAMPREPLY ? 12 : 16, f.id), ipId: r.commands });
+      frame = buildIcmpQuery({
+        src,
+        dst,
+        type,
+        id,
+        seq: f.icmpSeq,
+        payload: PAYLOAD(type === ICMP_TIMESTAMP || type === ICMP_TIMESTAMPREPLY ? 12 : 16, f.id),
+        ipId: r.commands,
+      });
       if (!this.reply) f.icmpSeq++;
       this.text = `${dir}[#${f.id} ${formatIpv4(src)}>${formatIpv4(dst)} icmp ${this.reply ? 'reply' : 'request'} id=${id}]`;
     }
@@ -292,7 +399,11 @@ class FlowCmd implements Cmd {
 /** close[#k ...]: an orderly TCP close (FIN, FIN-ACK, ACK) started by either side. */
 class CloseCmd implements Cmd {
   private text = '';
-  constructor(readonly flow: number, readonly byResponder: boolean, readonly halfOnly: boolean) {}
+  constructor(
+    readonly flow: number,
+    readonly byResponder: boolean,
+    readonly halfOnly: boolean,
+  ) {}
   check(m: FuzzModel): boolean {
     return m.flows > 0;
   }
@@ -319,14 +430,28 @@ class CloseCmd implements Cmd {
 /** stray[...]: a TCP segment that belongs to no connection (ACK, FIN, RST, odd flags). */
 class StrayCmd implements Cmd {
   private text = '';
-  constructor(readonly from: number, readonly to: number, readonly sport: number, readonly dport: number, readonly flags: number) {}
+  constructor(
+    readonly from: number,
+    readonly to: number,
+    readonly sport: number,
+    readonly dport: number,
+    readonly flags: number,
+  ) {}
   check(): boolean {
     return true;
   }
   async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
     const e = r.endpoints[this.from % r.endpoints.length];
     const t = r.target(e, this.to);
-    const frame = buildTcp({ src: e.addr, dst: t.addr, sport: this.sport, dport: this.dport, flags: this.flags, seq: 424242, ack: this.flags & F_ACK ? 777 : 0 });
+    const frame = buildTcp({
+      src: e.addr,
+      dst: t.addr,
+      sport: this.sport,
+      dport: this.dport,
+      flags: this.flags,
+      seq: 424242,
+      ack: this.flags & F_ACK ? 777 : 0,
+    });
     this.text = `stray[${ep(e.addr, this.sport, 'tcp')}>${ep(t.addr, this.dport, 'tcp')} tcp ${tcpFlagsText(this.flags)}]`;
     await r.send(e.point, frame, this.text);
   }
@@ -338,7 +463,12 @@ class StrayCmd implements Cmd {
 /** flood[...]: one-way UDP from consecutive source ports (fills conntrack, exhausts port ranges). */
 class FloodCmd implements Cmd {
   private text = '';
-  constructor(readonly from: number, readonly to: number, readonly sport: number, readonly count: number) {}
+  constructor(
+    readonly from: number,
+    readonly to: number,
+    readonly sport: number,
+    readonly count: number,
+  ) {}
   check(): boolean {
     return true;
   }
@@ -348,7 +478,11 @@ class FloodCmd implements Cmd {
     this.text = `flood[${ep(e.addr, this.sport, 'udp')}..+${this.count - 1}>${ep(t.addr, 53, 'udp')} udp x${this.count}]`;
     for (let i = 0; i < this.count; i++) {
       const sp = ((this.sport + i - 1) % 65535) + 1;
-      await r.send(e.point, buildUdp({ src: e.addr, dst: t.addr, sport: sp, dport: 53, payload: PAYLOAD(4, i) }), this.text);
+      await r.send(
+        e.point,
+        buildUdp({ src: e.addr, dst: t.addr, sport: sp, dport: 53, payload: PAYLOAD(4, i) }),
+        this.text,
+      );
     }
   }
   toString(): string {
@@ -368,7 +502,13 @@ const ERROR_KINDS: Array<[number, number, string]> = [
 /** icmp-error[...]: the receiver of an earlier output (or a router before it) reports an error. */
 class IcmpErrorCmd implements Cmd {
   private text = '';
-  constructor(readonly outIndex: number, readonly kind: number, readonly fullQuote: boolean, readonly fromRouter: boolean, readonly ofFlow = false) {}
+  constructor(
+    readonly outIndex: number,
+    readonly kind: number,
+    readonly fullQuote: boolean,
+    readonly fromRouter: boolean,
+    readonly ofFlow = false,
+  ) {}
   check(): boolean {
     return true;
   }
@@ -387,7 +527,15 @@ class IcmpErrorCmd implements Cmd {
     // From the internet: the destination host, or a router on the way (192.0.2.254 style).
     const src = o.egress === POINT_INTERNET && this.fromRouter ? parseIpv4Addr('198.51.100.254') : pv.dst >>> 0;
     const quoteLen = this.fullQuote ? Math.min(o.frame.length, 548) : pv.ihl + 8;
-    const frame = buildIcmpError({ src, dst: pv.src >>> 0, type, code, quoted: o.frame, quoteLen, rest: type === ICMP_DEST_UNREACH && code === 4 ? 1400 : 0 });
+    const frame = buildIcmpError({
+      src,
+      dst: pv.src >>> 0,
+      type,
+      code,
+      quoted: o.frame,
+      quoteLen,
+      rest: type === ICMP_DEST_UNREACH && code === 4 ? 1400 : 0,
+    });
     this.text = `icmp-error[${formatIpv4(src)}>${formatIpv4(pv.src)} ${name} quoting ${this.fullQuote ? 'all of' : '28 bytes of'} (${describeShort(o.frame)})]`;
     await r.send(o.egress, frame, this.text);
   }
@@ -399,9 +547,11 @@ class IcmpErrorCmd implements Cmd {
 function describeShort(f: Uint8Array): string {
   const pv = new PacketView();
   parseIpv4(f, 0, f.length, pv);
-  if (pv.proto === PROTO_TCP) return `${ep(pv.src, pv.sport, 'tcp')}>${ep(pv.dst, pv.dport, 'tcp')} tcp ${tcpFlagsText(pv.tcpFlags)}`;
+  if (pv.proto === PROTO_TCP)
+    return `${ep(pv.src, pv.sport, 'tcp')}>${ep(pv.dst, pv.dport, 'tcp')} tcp ${tcpFlagsText(pv.tcpFlags)}`;
   if (pv.proto === PROTO_UDP) return `${ep(pv.src, pv.sport, 'udp')}>${ep(pv.dst, pv.dport, 'udp')} udp`;
-  if (pv.proto === PROTO_ICMP) return `${formatIpv4(pv.src)}>${formatIpv4(pv.dst)} icmp type ${pv.icmpType}${isIcmpErrorType(pv.icmpType) ? '' : ` id=${pv.icmpId}`}`;
+  if (pv.proto === PROTO_ICMP)
+    return `${formatIpv4(pv.src)}>${formatIpv4(pv.dst)} icmp type ${pv.icmpType}${isIcmpErrorType(pv.icmpType) ? '' : ` id=${pv.icmpId}`}`;
   return `${formatIpv4(pv.src)}>${formatIpv4(pv.dst)} proto ${pv.proto}`;
 }
 
@@ -418,7 +568,11 @@ export const ADVANCE_STEPS = [1, 2.5, 9.999, 10, 29.999, 30, 31, 59, 61, 119, 12
  */
 class AdvanceCmd implements Cmd {
   private seconds = 0;
-  constructor(readonly fixed: number | null, readonly timeout: number, readonly delta: number) {}
+  constructor(
+    readonly fixed: number | null,
+    readonly timeout: number,
+    readonly delta: number,
+  ) {}
   check(): boolean {
     return true;
   }
@@ -438,7 +592,11 @@ class AdvanceCmd implements Cmd {
     await r.session.advance(r.session.timeUs + Math.round(this.seconds * 1e6));
   }
   toString(): string {
-    return this.seconds ? `advance[${this.seconds}s]` : this.fixed !== null ? `advance[${this.fixed}s]` : `advance[timeout ${this.timeout}${['-1ms', '', '+1ms', '+1s'][this.delta % 4]}]`;
+    return this.seconds
+      ? `advance[${this.seconds}s]`
+      : this.fixed !== null
+        ? `advance[${this.fixed}s]`
+        : `advance[timeout ${this.timeout}${['-1ms', '', '+1ms', '+1s'][this.delta % 4]}]`;
   }
 }
 
@@ -463,7 +621,10 @@ class ReplayCmd implements Cmd {
 /** malformed[...]: an earlier input again, damaged. */
 class MalformedCmd implements Cmd {
   private text = '';
-  constructor(readonly back: number, readonly damage: Damage) {}
+  constructor(
+    readonly back: number,
+    readonly damage: Damage,
+  ) {}
   check(): boolean {
     return true;
   }
@@ -486,7 +647,10 @@ const portArb = fc.oneof(
   { weight: 1, arbitrary: fc.integer({ min: 1024, max: 65535 }) },
   { weight: 1, arbitrary: fc.constantFrom(53, 80, 123, 443, 600, 1023, 1024, 1025) },
 );
-const dportArb = fc.oneof({ weight: 3, arbitrary: fc.constantFrom(53, 80, 443, FUZZ_DNAT_PORT) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 65535 }) });
+const dportArb = fc.oneof(
+  { weight: 3, arbitrary: fc.constantFrom(53, 80, 443, FUZZ_DNAT_PORT) },
+  { weight: 1, arbitrary: fc.integer({ min: 1, max: 65535 }) },
+);
 const protoArb = fc.constantFrom<Proto>('tcp', 'tcp', 'udp', 'udp', 'icmp');
 const idx = fc.nat({ max: 15 });
 const rare = (n: number) => fc.nat({ max: n - 1 }).map((x) => x === 0);
@@ -498,14 +662,43 @@ const damageArb: fc.Arbitrary<Damage> = fc
 const tcpKindArb = fc.constantFrom<TcpKind>('SA', 'SA', 'A', 'A', 'PA', 'PA', 'FA', 'R', 'RA', 'S');
 
 export const fuzzCommandArbs: Array<fc.Arbitrary<Cmd>> = [
-  fc.tuple(protoArb, idx, idx, portArb, dportArb, rare(12), rare(8)).map(([p, a, b, s, d, sp, ts]) => new OpenCmd(p, a, b, s, d, sp, ts)),
-  fc.tuple(idx, idx, portArb, dportArb, rare(12)).map(([a, b, s, d, sp]) => new OpenCmd('tcp', a, b, s, d, sp, false, true)),
+  fc
+    .tuple(protoArb, idx, idx, portArb, dportArb, rare(12), rare(8))
+    .map(([p, a, b, s, d, sp, ts]) => new OpenCmd(p, a, b, s, d, sp, ts)),
+  fc
+    .tuple(idx, idx, portArb, dportArb, rare(12))
+    .map(([a, b, s, d, sp]) => new OpenCmd('tcp', a, b, s, d, sp, false, true)),
   fc.tuple(idx, fc.boolean(), rare(4)).map(([f, by, half]) => new CloseCmd(f, by, half)),
-  fc.tuple(idx, fc.boolean(), tcpKindArb, fc.integer({ min: 1, max: 64 })).map(([f, rep, k, l]) => new FlowCmd(f, rep, k, l)),
-  fc.tuple(idx, fc.boolean(), tcpKindArb, fc.integer({ min: 1, max: 64 })).map(([f, rep, k, l]) => new FlowCmd(f, rep, k, l)),
-  fc.tuple(idx, idx, portArb, dportArb, fc.constantFrom(F_ACK, F_FIN | F_ACK, F_RST, F_RST | F_ACK, F_PSH | F_ACK, F_SYN | F_FIN, F_FIN, 0, F_SYN | F_URG, F_SYN | F_RST)).map(([a, b, s, d, fl]) => new StrayCmd(a, b, s, d, fl)),
+  fc
+    .tuple(idx, fc.boolean(), tcpKindArb, fc.integer({ min: 1, max: 64 }))
+    .map(([f, rep, k, l]) => new FlowCmd(f, rep, k, l)),
+  fc
+    .tuple(idx, fc.boolean(), tcpKindArb, fc.integer({ min: 1, max: 64 }))
+    .map(([f, rep, k, l]) => new FlowCmd(f, rep, k, l)),
+  fc
+    .tuple(
+      idx,
+      idx,
+      portArb,
+      dportArb,
+      fc.constantFrom(
+        F_ACK,
+        F_FIN | F_ACK,
+        F_RST,
+        F_RST | F_ACK,
+        F_PSH | F_ACK,
+        F_SYN | F_FIN,
+        F_FIN,
+        0,
+        F_SYN | F_URG,
+        F_SYN | F_RST,
+      ),
+    )
+    .map(([a, b, s, d, fl]) => new StrayCmd(a, b, s, d, fl)),
   fc.tuple(idx, idx, portArb, fc.integer({ min: 2, max: 12 })).map(([a, b, s, c]) => new FloodCmd(a, b, s, c)),
-  fc.tuple(idx, fc.nat({ max: ERROR_KINDS.length - 1 }), fc.boolean(), rare(3), fc.nat({ max: 2 })).map(([o, k, full, rt, f]) => new IcmpErrorCmd(o, k, full, rt, f !== 0)),
+  fc
+    .tuple(idx, fc.nat({ max: ERROR_KINDS.length - 1 }), fc.boolean(), rare(3), fc.nat({ max: 2 }))
+    .map(([o, k, full, rt, f]) => new IcmpErrorCmd(o, k, full, rt, f !== 0)),
   fc.constantFrom(...ADVANCE_STEPS).map((s) => new AdvanceCmd(s, 0, 0)),
   fc.tuple(fc.nat({ max: 15 }), fc.nat({ max: 3 })).map(([t, d]) => new AdvanceCmd(null, t, d)),
   idx.map((b) => new ReplayCmd(b)),

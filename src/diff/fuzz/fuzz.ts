@@ -9,7 +9,12 @@
 import fc from 'fast-check';
 import type { Engine } from '../../spec/engine.ts';
 import type { Scenario } from '../../spec/scenario.ts';
-import { fuzzScenario, fuzzScenarioSpecArbFor, describeFuzzSpec, type FuzzScenarioSpec } from '../../traffic/fuzz-scenario.ts';
+import {
+  fuzzScenario,
+  fuzzScenarioSpecArbFor,
+  describeFuzzSpec,
+  type FuzzScenarioSpec,
+} from '../../traffic/fuzz-scenario.ts';
 import { fuzzCommandsArb, FuzzReal, type FuzzModel } from './commands.ts';
 import { DiffSession, DifferenceError, type SessionEngine } from './session.ts';
 import type { Difference } from '../compare/compare.ts';
@@ -122,58 +127,81 @@ function makeProperty(opts: FuzzOptions, counters: Counters, onExec: (c: Capture
   // Commands first: fast-check shrinks tuple elements in order, and dropping commands is the
   // biggest win per (expensive) execution.
   const realTime = opts.realTime ?? opts.engines.some((e) => e.realClock === true);
-  return fc.asyncProperty(fuzzCommandsArb(maxCommands), fuzzScenarioSpecArbFor({ shortTimeouts: realTime }), fc.integer({ min: 1, max: 0x7fffffff }), async (cmds, spec, engineSeed) => {
-    // Past the shrink budget every further candidate "passes" at once, so fast-check ends with
-    // the smallest failing case found so far.
-    if (skip()) return;
-    const scenario = fuzzScenario(spec);
-    const engines: SessionEngine[] = [];
-    let session: DiffSession | null = null;
-    const list = [...cmds];
-    try {
-      // Start the engines in parallel and warm them up (the core starts its worker threads on
-      // first use, ~2 s each): advance(0) is a no-op on the virtual clock.
-      const made = await Promise.allSettled(opts.engines.map((e) => e.create(scenario, engineSeed)));
-      made.forEach((m, i) => {
-        if (m.status === 'fulfilled') engines.push({ name: opts.engines[i].name, engine: m.value });
-      });
-      const bad = made.find((m) => m.status === 'rejected');
-      if (bad) throw (bad as PromiseRejectedResult).reason;
-      await Promise.all(engines.map((e) => e.engine.advance(0)));
-      session = new DiffSession(scenario, engines, { throwOnDifference: true });
-      const real = new FuzzReal(session, scenario);
-      real.coarseTime = realTime;
-      counters.scenarios++;
-      let error: unknown = null;
+  return fc.asyncProperty(
+    fuzzCommandsArb(maxCommands),
+    fuzzScenarioSpecArbFor({ shortTimeouts: realTime }),
+    fc.integer({ min: 1, max: 0x7fffffff }),
+    async (cmds, spec, engineSeed) => {
+      // Past the shrink budget every further candidate "passes" at once, so fast-check ends with
+      // the smallest failing case found so far.
+      if (skip()) return;
+      const scenario = fuzzScenario(spec);
+      const engines: SessionEngine[] = [];
+      let session: DiffSession | null = null;
+      const list = [...cmds];
       try {
-        await fc.asyncModelRun(() => ({ model: { flows: 0 } as FuzzModel, real }), list);
-        await session.finish();
-      } catch (e) {
-        error = e;
-        await session.captureTables().catch(() => undefined);
+        // Start the engines in parallel and warm them up (the core starts its worker threads on
+        // first use, ~2 s each): advance(0) is a no-op on the virtual clock.
+        const made = await Promise.allSettled(opts.engines.map((e) => e.create(scenario, engineSeed)));
+        made.forEach((m, i) => {
+          if (m.status === 'fulfilled') engines.push({ name: opts.engines[i].name, engine: m.value });
+        });
+        const bad = made.find((m) => m.status === 'rejected');
+        if (bad) throw (bad as PromiseRejectedResult).reason;
+        await Promise.all(engines.map((e) => e.engine.advance(0)));
+        session = new DiffSession(scenario, engines, { throwOnDifference: true });
+        const real = new FuzzReal(session, scenario);
+        real.coarseTime = realTime;
+        counters.scenarios++;
+        let error: unknown = null;
+        try {
+          await fc.asyncModelRun(() => ({ model: { flows: 0 } as FuzzModel, real }), list);
+          await session.finish();
+        } catch (e) {
+          error = e;
+          await session.captureTables().catch(() => undefined);
+        }
+        counters.commands += list.length;
+        counters.packets += session.packets;
+        for (const [id, n] of session.classified) counters.classified[id] = (counters.classified[id] ?? 0) + n;
+        for (const [id, ex] of session.classifiedExamples) counters.classifiedExamples[id] ??= ex;
+        onExec({ spec, scenario, engineSeed, session, commands: list.map(String), error });
+        if (error) throw error;
+      } finally {
+        if (session) await session.close();
+        else for (const e of engines) await e.engine.close().catch(() => undefined);
       }
-      counters.commands += list.length;
-      counters.packets += session.packets;
-      for (const [id, n] of session.classified) counters.classified[id] = (counters.classified[id] ?? 0) + n;
-      for (const [id, ex] of session.classifiedExamples) counters.classifiedExamples[id] ??= ex;
-      onExec({ spec, scenario, engineSeed, session, commands: list.map(String), error });
-      if (error) throw error;
-    } finally {
-      if (session) await session.close();
-      else for (const e of engines) await e.engine.close().catch(() => undefined);
-    }
-  });
+    },
+  );
 }
 
 export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   const t0 = Date.now();
   const counters: Counters = { scenarios: 0, commands: 0, packets: 0, classified: {}, classifiedExamples: {} };
-  const report: FuzzReport = { seed: opts.seed, runs: 0, scenarios: 0, commands: 0, packets: 0, shrinks: 0, elapsedMs: 0, failure: null, classified: {}, classifiedExamples: {} };
+  const report: FuzzReport = {
+    seed: opts.seed,
+    runs: 0,
+    scenarios: 0,
+    commands: 0,
+    packets: 0,
+    shrinks: 0,
+    elapsedMs: 0,
+    failure: null,
+    classified: {},
+    classifiedExamples: {},
+  };
   const shard = opts.shard ?? { index: 0, count: 1 };
-  const maxRuns = opts.onlyRun !== undefined ? 1 : opts.runs ?? (opts.timeS !== undefined ? Number.MAX_SAFE_INTEGER : 100);
+  const maxRuns =
+    opts.onlyRun !== undefined ? 1 : (opts.runs ?? (opts.timeS !== undefined ? Number.MAX_SAFE_INTEGER : 100));
   const deadline = opts.timeS !== undefined ? t0 + opts.timeS * 1000 : Infinity;
   const progress = (run: number, phase: FuzzProgress['phase']) =>
-    opts.onProgress?.({ run, runs: Number.isFinite(maxRuns) && maxRuns < Number.MAX_SAFE_INTEGER ? maxRuns : null, ...counters, elapsedMs: Date.now() - t0, phase });
+    opts.onProgress?.({
+      run,
+      runs: Number.isFinite(maxRuns) && maxRuns < Number.MAX_SAFE_INTEGER ? maxRuns : null,
+      ...counters,
+      elapsedMs: Date.now() - t0,
+      phase,
+    });
 
   let done = 0;
   let started = 0;
@@ -228,7 +256,15 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
             session: c.session,
             differences: [],
             conntrack: c.session.tables ?? undefined,
-            meta: { engineSeed: c.engineSeed, seed: opts.seed, run: r, runSeed: rs, path: '', commands: c.commands, summary: `pinned: engines agree on run ${r} of seed ${opts.seed} (${describeFuzzSpec(c.spec)})` },
+            meta: {
+              engineSeed: c.engineSeed,
+              seed: opts.seed,
+              run: r,
+              runSeed: rs,
+              path: '',
+              commands: c.commands,
+              summary: `pinned: engines agree on run ${r} of seed ${opts.seed} (${describeFuzzSpec(c.spec)})`,
+            },
           });
         }
         continue;
@@ -264,7 +300,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         error: err instanceof DifferenceError ? undefined : String((err as Error)?.stack ?? err),
       };
       if (c && opts.saveDir !== null) {
-        const id = `${new Date().toISOString().slice(0, 10).replace(/-/g, '')}-${(differences[0]?.kind ?? 'error')}-${rs.toString(16)}`;
+        const id = `${new Date().toISOString().slice(0, 10).replace(/-/g, '')}-${differences[0]?.kind ?? 'error'}-${rs.toString(16)}`;
         const summary = differences.length
           ? `${differences[0].kind}: ${differences[0].message.split('\n')[0]}`
           : `error: ${String((err as Error)?.message ?? err).split('\n')[0]}`;
@@ -298,7 +334,8 @@ export function formatFailure(f: FuzzFailure): string {
     'commands (shrunk):',
     ...f.commands.map((c) => `  ${c}`),
   ];
-  if (f.differences.length) lines.push('differences:', ...f.differences.slice(0, 10).map((d) => `  [${d.kind}] ${d.message}`));
+  if (f.differences.length)
+    lines.push('differences:', ...f.differences.slice(0, 10).map((d) => `  [${d.kind}] ${d.message}`));
   if (f.error) lines.push(`error: ${f.error}`);
   if (f.savedTo) lines.push(`saved to ${f.savedTo}`);
   lines.push(`replay: ${f.replayCommand}`);

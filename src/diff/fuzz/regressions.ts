@@ -74,7 +74,12 @@ const unhex = (s: string) => new Uint8Array(Buffer.from(s, 'hex'));
 function pointByName(s: Scenario, name: string, file: string, where: string): number {
   if (name === 'internet') return POINT_INTERNET;
   const i = s.instances.findIndex((x) => x.name === name);
-  if (i < 0) throw new InputError(`${file}: ${where}: unknown point '${name}' (internet or one of ${s.instances.map((x) => x.name).join(', ')})`, file, where);
+  if (i < 0)
+    throw new InputError(
+      `${file}: ${where}: unknown point '${name}' (internet or one of ${s.instances.map((x) => x.name).join(', ')})`,
+      file,
+      where,
+    );
   return instancePoint(i);
 }
 
@@ -107,8 +112,19 @@ export function saveRegression(inp: SaveInput): string {
   const { scenario: s, session } = inp;
   const dir = join(inp.dir, inp.id);
   mkdirSync(join(dir, 'expected'), { recursive: true });
-  const meta: RegressionMeta = { format: REGRESSION_FORMAT, id: inp.id, engines: session.engines.map((e) => e.name), ...inp.meta };
-  writeFileSync(join(dir, 'scenario.yaml'), scenarioToYaml({ ...s, name: `regression-${inp.id}`.slice(0, 63), source: '' }, `fuzz counterexample ${inp.id}: ${meta.summary}`));
+  const meta: RegressionMeta = {
+    format: REGRESSION_FORMAT,
+    id: inp.id,
+    engines: session.engines.map((e) => e.name),
+    ...inp.meta,
+  };
+  writeFileSync(
+    join(dir, 'scenario.yaml'),
+    scenarioToYaml(
+      { ...s, name: `regression-${inp.id}`.slice(0, 63), source: '' },
+      `fuzz counterexample ${inp.id}: ${meta.summary}`,
+    ),
+  );
   const events: InputsFile['events'] = session.events.map((e: SessionEvent) =>
     e.kind === 'advance'
       ? { kind: 'advance', timeUs: e.timeUs }
@@ -118,20 +134,31 @@ export function saveRegression(inp: SaveInput): string {
           ingress: pointName(s, e.input.ingress),
           frame: hex(e.clean),
           ...(e.damage ? { damage: e.damage } : {}),
-          ...(e.expect ? { expect: { egress: pointName(s, e.expect.egress), dst: e.expect.dst, dport: e.expect.dport } } : {}),
+          ...(e.expect
+            ? { expect: { egress: pointName(s, e.expect.egress), dst: e.expect.dst, dport: e.expect.dport } }
+            : {}),
           ...(e.note ? { note: e.note } : {}),
         },
   );
   const file: InputsFile = { ...meta, events };
   writeFileSync(join(dir, 'inputs.json'), `${JSON.stringify(file, null, 1)}\n`);
   const pkts = session.events.flatMap((e) => (e.kind === 'packet' ? [e.input] : []));
-  writeFileSync(join(dir, 'input.pcap'), encodePcap(pkts.map((p) => ({ ...tsOf(p.timeUs), data: p.frame })), { linkType: LINKTYPE_RAW }));
+  writeFileSync(
+    join(dir, 'input.pcap'),
+    encodePcap(
+      pkts.map((p) => ({ ...tsOf(p.timeUs), data: p.frame })),
+      { linkType: LINKTYPE_RAW },
+    ),
+  );
   session.engines.forEach((e, j) => {
     const ed = join(dir, 'expected', e.name);
     mkdirSync(ed, { recursive: true });
     const results = session.results[j].map((r) => resultToSaved(s, r));
     const ct = inp.conntrack?.[j]?.map(formatConntrackLine);
-    writeFileSync(join(ed, 'results.json'), `${JSON.stringify({ engine: e.name, results, conntrack: ct ?? null }, null, 1)}\n`);
+    writeFileSync(
+      join(ed, 'results.json'),
+      `${JSON.stringify({ engine: e.name, results, conntrack: ct ?? null }, null, 1)}\n`,
+    );
     const byPoint = new Map<number, Array<{ tsSec: number; tsNsec: number; data: Uint8Array }>>();
     session.results[j].forEach((r, i) => {
       for (const o of r.outputs) {
@@ -140,7 +167,8 @@ export function saveRegression(inp: SaveInput): string {
         byPoint.set(o.egress, list);
       }
     });
-    for (const [p, recs] of byPoint) writeFileSync(join(ed, `${pointName(s, p)}.pcap`), encodePcap(recs, { linkType: LINKTYPE_RAW }));
+    for (const [p, recs] of byPoint)
+      writeFileSync(join(ed, `${pointName(s, p)}.pcap`), encodePcap(recs, { linkType: LINKTYPE_RAW }));
   });
   writeFileSync(join(dir, 'differences.txt'), `${inp.differences.map((d) => `[${d.kind}] ${d.message}`).join('\n')}\n`);
   const replay = `natlab fuzz --replay ${dir}`;
@@ -162,7 +190,11 @@ export function saveRegression(inp: SaveInput): string {
   );
   const index = join(inp.dir, 'README.md');
   const line = `- ${inp.id}: ${meta.summary.split('\n')[0]} — \`${replay}\`\n`;
-  if (!existsSync(index)) writeFileSync(index, `# Fuzz regressions\n\nEvery directory is replayed by test/fuzz/regressions.test.ts on every run.\n\n${line}`);
+  if (!existsSync(index))
+    writeFileSync(
+      index,
+      `# Fuzz regressions\n\nEvery directory is replayed by test/fuzz/regressions.test.ts on every run.\n\n${line}`,
+    );
   else writeFileSync(index, readFileSync(index, 'utf8') + line);
   return dir;
 }
@@ -184,17 +216,26 @@ export function loadRegression(dir: string): LoadedRegression {
   } catch (e) {
     throw new InputError(`${inputsPath}: not valid JSON (${(e as Error).message})`, inputsPath);
   }
-  if (file.format !== REGRESSION_FORMAT) throw new InputError(`${inputsPath}: format ${file.format} is not ${REGRESSION_FORMAT}`, inputsPath, 'format');
+  if (file.format !== REGRESSION_FORMAT)
+    throw new InputError(`${inputsPath}: format ${file.format} is not ${REGRESSION_FORMAT}`, inputsPath, 'format');
   if (!Array.isArray(file.events)) throw new InputError(`${inputsPath}: events: expected a list`, inputsPath, 'events');
   const scenario = loadScenario(join(dir, 'scenario.yaml'));
   file.events.forEach((e, i) => {
     const where = `events[${i}]`;
-    if (e.kind !== 'packet' && e.kind !== 'advance') throw new InputError(`${inputsPath}: ${where}.kind: '${(e as { kind: string }).kind}' is not packet or advance`, inputsPath, where);
-    if (!Number.isInteger(e.timeUs) || e.timeUs < 0) throw new InputError(`${inputsPath}: ${where}.timeUs: expected a non-negative integer`, inputsPath, where);
+    if (e.kind !== 'packet' && e.kind !== 'advance')
+      throw new InputError(
+        `${inputsPath}: ${where}.kind: '${(e as { kind: string }).kind}' is not packet or advance`,
+        inputsPath,
+        where,
+      );
+    if (!Number.isInteger(e.timeUs) || e.timeUs < 0)
+      throw new InputError(`${inputsPath}: ${where}.timeUs: expected a non-negative integer`, inputsPath, where);
     if (e.kind === 'packet') {
       pointByName(scenario, e.ingress, inputsPath, `${where}.ingress`);
-      if (typeof e.frame !== 'string' || !/^([0-9a-f]{2})*$/i.test(e.frame)) throw new InputError(`${inputsPath}: ${where}.frame: expected hex bytes`, inputsPath, where);
-      if (e.damage && !(DAMAGE_KINDS as readonly string[]).includes(e.damage.kind)) throw new InputError(`${inputsPath}: ${where}.damage.kind: unknown '${e.damage.kind}'`, inputsPath, where);
+      if (typeof e.frame !== 'string' || !/^([0-9a-f]{2})*$/i.test(e.frame))
+        throw new InputError(`${inputsPath}: ${where}.frame: expected hex bytes`, inputsPath, where);
+      if (e.damage && !(DAMAGE_KINDS as readonly string[]).includes(e.damage.kind))
+        throw new InputError(`${inputsPath}: ${where}.damage.kind: unknown '${e.damage.kind}'`, inputsPath, where);
     }
   });
   const expected = new Map<string, { results: SavedResult[]; conntrack: string[] | null }>();
@@ -235,7 +276,13 @@ export async function replayRegression(reg: LoadedRegression, engines: SessionEn
         continue;
       }
       const ingress = pointByName(s, e.ingress, file, `events[${i}].ingress`);
-      const expect = e.expect ? { egress: pointByName(s, e.expect.egress, file, `events[${i}].expect.egress`), dst: e.expect.dst, dport: e.expect.dport } : undefined;
+      const expect = e.expect
+        ? {
+            egress: pointByName(s, e.expect.egress, file, `events[${i}].expect.egress`),
+            dst: e.expect.dst,
+            dport: e.expect.dport,
+          }
+        : undefined;
       await session.send(ingress, unhex(e.frame), { timeUs: e.timeUs, damage: e.damage, expect, note: e.note });
     }
     await session.finish();
@@ -250,7 +297,8 @@ export async function replayRegression(reg: LoadedRegression, engines: SessionEn
     const lines: string[] = [];
     got.forEach((g, i) => {
       const want = exp.results[i];
-      if (JSON.stringify(g) !== JSON.stringify(want)) lines.push(`packet #${i}: saved ${JSON.stringify(want)}, now ${JSON.stringify(g)}`);
+      if (JSON.stringify(g) !== JSON.stringify(want))
+        lines.push(`packet #${i}: saved ${JSON.stringify(want)}, now ${JSON.stringify(g)}`);
     });
     if (exp.results.length !== got.length) lines.push(`saved ${exp.results.length} results, now ${got.length}`);
     mismatches.set(e.name, lines);

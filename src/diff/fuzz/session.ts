@@ -15,7 +15,14 @@ import { describePacket } from '../../packet/format.ts';
 import { formatIpv4 } from '../../packet/addr.ts';
 import { isIcmpErrorType, PROTO_ICMP, PROTO_UDP } from '../../packet/constants.ts';
 import { applyDamage, type Damage } from '../../traffic/fuzz-damage.ts';
-import { comparePacket, compareConntrack, compareCounters, PortRenaming, type Difference, type PacketCompareContext } from '../compare/compare.ts';
+import {
+  comparePacket,
+  compareConntrack,
+  compareCounters,
+  PortRenaming,
+  type Difference,
+  type PacketCompareContext,
+} from '../compare/compare.ts';
 
 export interface SessionEngine {
   name: string;
@@ -30,7 +37,15 @@ export interface ReplyExpectation {
 }
 
 export type SessionEvent =
-  | { kind: 'packet'; index: number; input: InputPacket; clean: Uint8Array; damage?: Damage; expect?: ReplyExpectation; note?: string }
+  | {
+      kind: 'packet';
+      index: number;
+      input: InputPacket;
+      clean: Uint8Array;
+      damage?: Damage;
+      expect?: ReplyExpectation;
+      note?: string;
+    }
   | { kind: 'advance'; timeUs: number };
 
 export class DifferenceError extends Error {
@@ -137,15 +152,19 @@ export class DiffSession {
         inputs: packet ? ([this.inputs[ja][index], this.inputs[jb][index]] as const) : null,
         results: packet ? ([this.results[ja][index], this.results[jb][index]] as const) : null,
       };
-      const c = pair && !g.some((x) => x.kind === 'invariant')
-        ? (this.engines[jb].engine.classifyDifference?.(facts) ?? this.engines[ja].engine.classifyDifference?.(facts) ?? null)
-        : null;
+      const c =
+        pair && !g.some((x) => x.kind === 'invariant')
+          ? (this.engines[jb].engine.classifyDifference?.(facts) ??
+            this.engines[ja].engine.classifyDifference?.(facts) ??
+            null)
+          : null;
       if (!c) {
         rest.push(...g);
         continue;
       }
       this.classified.set(c.id, (this.classified.get(c.id) ?? 0) + 1);
-      if (!this.classifiedExamples.has(c.id)) this.classifiedExamples.set(c.id, `${c.why}: ${g[0].message.split('\n')[0]}`);
+      if (!this.classifiedExamples.has(c.id))
+        this.classifiedExamples.set(c.id, `${c.why}: ${g[0].message.split('\n')[0]}`);
     }
     return rest;
   }
@@ -202,9 +221,11 @@ export class DiffSession {
       res.push(r);
     }
     const diffs: Difference[] = [];
-    for (let j = 1; j < this.engines.length; j++) diffs.push(...comparePacket(index, inputA, res[0], res[j], this.ctxs[j - 1]));
+    for (let j = 1; j < this.engines.length; j++)
+      diffs.push(...comparePacket(index, inputA, res[0], res[j], this.ctxs[j - 1]));
     if (this.opts.invariants !== false) {
-      for (let j = 0; j < this.engines.length; j++) diffs.push(...this.checkOutputs(index, j, this.inputs[j][index], res[j], expect));
+      for (let j = 0; j < this.engines.length; j++)
+        diffs.push(...this.checkOutputs(index, j, this.inputs[j][index], res[j], expect));
     }
     this.fail(diffs);
     return res[0];
@@ -228,7 +249,8 @@ export class DiffSession {
       diffs.push(...compareCounters(ca, cb, this.ctxs[j - 1].names));
     }
     if (this.opts.invariants !== false) {
-      for (let j = 0; j < this.engines.length; j++) diffs.push(...uniqueTupleViolations(this.engines[j].name, tables[j]));
+      for (let j = 0; j < this.engines.length; j++)
+        diffs.push(...uniqueTupleViolations(this.engines[j].name, tables[j]));
     }
     this.fail(diffs);
   }
@@ -253,11 +275,22 @@ export class DiffSession {
   // -------------------------------------------------------------------------------------------
   // Invariants on one engine's outputs, regardless of the other engines.
 
-  private checkOutputs(index: number, j: number, input: InputPacket, r: PacketResult, expect?: ReplyExpectation): Difference[] {
+  private checkOutputs(
+    index: number,
+    j: number,
+    input: InputPacket,
+    r: PacketResult,
+    expect?: ReplyExpectation,
+  ): Difference[] {
     const name = this.engines[j].name;
     const out: Difference[] = [];
     const v = (msg: string) =>
-      out.push({ index, kind: 'invariant', engines: [name, name], message: `packet #${index} ${describePacket(input.frame)} from ${pointName(this.scenario, input.ingress)}: ${name} ${msg}` });
+      out.push({
+        index,
+        kind: 'invariant',
+        engines: [name, name],
+        message: `packet #${index} ${describePacket(input.frame)} from ${pointName(this.scenario, input.ingress)}: ${name} ${msg}`,
+      });
     const inSt = parseIpv4(input.frame, 0, input.frame.length, pvA);
     const inOk = inSt === PARSE_OK;
     const inL4Valid = inOk && verifyL4Checksum(input.frame, pvA);
@@ -272,10 +305,13 @@ export class DiffSession {
       const st = parseIpv4(f, 0, f.length, pvB);
       const generated = pvB.proto === PROTO_ICMP && isIcmpErrorType(pvB.icmpType) && !inIsErr;
       if (o.egress === POINT_INTERNET && (pvB.ihl >= 20 || st === PARSE_OK) && !this.eips.has(pvB.src >>> 0)) {
-        v(`sent output ${k} to the internet from ${formatIpv4(pvB.src)}, which is not an Elastic IP (${describePacket(f)})`);
+        v(
+          `sent output ${k} to the internet from ${formatIpv4(pvB.src)}, which is not an Elastic IP (${describePacket(f)})`,
+        );
       }
       if (generated) {
-        if (st !== PARSE_OK) v(`generated output ${k} does not parse (${PARSE_STATUS_NAMES[st]}): ${describePacket(f)}`);
+        if (st !== PARSE_OK)
+          v(`generated output ${k} does not parse (${PARSE_STATUS_NAMES[st]}): ${describePacket(f)}`);
         else if (!verifyL4Checksum(f, pvB)) v(`generated output ${k} has a bad ICMP checksum: ${describePacket(f)}`);
         continue;
       }
@@ -289,7 +325,9 @@ export class DiffSession {
       if (inIsErr) {
         if (inL4Valid && !outValid) v(`output ${k}: ICMP error checksum became wrong: ${describePacket(f)}`);
       } else if (inL4Valid !== outValid) {
-        v(`output ${k}: L4 checksum ${inL4Valid ? 'was valid but is wrong' : 'was wrong but is now valid'} after forwarding: ${describePacket(f)}`);
+        v(
+          `output ${k}: L4 checksum ${inL4Valid ? 'was valid but is wrong' : 'was wrong but is now valid'} after forwarding: ${describePacket(f)}`,
+        );
       }
       if (inUdpZero && pvB.l4Csum !== 0) v(`output ${k}: UDP checksum 0 (none) became ${pvB.l4Csum}`);
     }
@@ -298,7 +336,9 @@ export class DiffSession {
       parseIpv4(o.frame, 0, o.frame.length, pvB);
       const port = pvB.proto === PROTO_ICMP ? pvB.icmpId : pvB.dport;
       if (o.egress !== expect.egress || pvB.dst >>> 0 !== expect.dst >>> 0 || port !== expect.dport) {
-        v(`delivered a reply to ${pointName(this.scenario, o.egress)} as ${describePacket(o.frame)}, but the connection's sender is ${formatIpv4(expect.dst)}:${expect.dport} at ${pointName(this.scenario, expect.egress)}`);
+        v(
+          `delivered a reply to ${pointName(this.scenario, o.egress)} as ${describePacket(o.frame)}, but the connection's sender is ${formatIpv4(expect.dst)}:${expect.dport} at ${pointName(this.scenario, expect.egress)}`,
+        );
       }
     }
     return out;
@@ -314,7 +354,12 @@ export function uniqueTupleViolations(engine: string, entries: readonly Conntrac
       const k = `${e.instance}|${e.proto}|${t.src >>> 0}|${t.sport}|${t.dst >>> 0}|${t.dport}`;
       const prev = seen.get(k);
       if (prev && prev !== e) {
-        out.push({ index: -1, kind: 'invariant', engines: [engine, engine], message: `${engine}: two live conntrack entries share a tuple:\n  ${formatConntrackLine(prev)}\n  ${formatConntrackLine(e)}` });
+        out.push({
+          index: -1,
+          kind: 'invariant',
+          engines: [engine, engine],
+          message: `${engine}: two live conntrack entries share a tuple:\n  ${formatConntrackLine(prev)}\n  ${formatConntrackLine(e)}`,
+        });
       }
       seen.set(k, e);
     }

@@ -52,7 +52,18 @@ export interface CorpusEntry {
   knownDifferences: KnownDifference[];
 }
 
-const ENTRY_KEYS = ['name', 'description', 'kind', 'input', 'generator', 'scenario', 'inside', 'kernelTime', 'expectExit', 'knownDifferences'];
+const ENTRY_KEYS = [
+  'name',
+  'description',
+  'kind',
+  'input',
+  'generator',
+  'scenario',
+  'inside',
+  'kernelTime',
+  'expectExit',
+  'knownDifferences',
+];
 
 /**
  * A difference between two engines that is understood and tracked (an engine bug or a documented
@@ -69,7 +80,9 @@ export function entryDir(e: CorpusEntry, root = CORPORA_DIR): string {
 }
 
 export function inputPath(e: CorpusEntry, root = CORPORA_DIR): string {
-  return e.input.startsWith('shared:') ? join(sharedCorporaDir(), e.input.slice('shared:'.length)) : join(root, e.input);
+  return e.input.startsWith('shared:')
+    ? join(sharedCorporaDir(), e.input.slice('shared:'.length))
+    : join(root, e.input);
 }
 
 export async function loadManifest(root = CORPORA_DIR): Promise<CorpusEntry[]> {
@@ -88,7 +101,8 @@ export async function loadManifest(root = CORPORA_DIR): Promise<CorpusEntry[]> {
     const o = raw as Record<string, unknown>;
     const bad = (what: string) => new InputError(`${file}: ${where}: ${what}`, file, where);
     if (!o || typeof o !== 'object') throw bad('not a mapping');
-    for (const k of Object.keys(o)) if (!ENTRY_KEYS.includes(k)) throw bad(`unknown key '${k}' (expected ${ENTRY_KEYS.join(', ')})`);
+    for (const k of Object.keys(o))
+      if (!ENTRY_KEYS.includes(k)) throw bad(`unknown key '${k}' (expected ${ENTRY_KEYS.join(', ')})`);
     const str = (k: string, req: boolean): string | null => {
       const v = o[k];
       if (v === undefined || v === null) {
@@ -99,7 +113,8 @@ export async function loadManifest(root = CORPORA_DIR): Promise<CorpusEntry[]> {
       return v;
     };
     const name = str('name', true)!;
-    if (!/^[a-z0-9][a-z0-9_.-]*$/.test(name)) throw bad(`name '${name}' must be lower-case letters, digits, '-', '_' or '.'`);
+    if (!/^[a-z0-9][a-z0-9_.-]*$/.test(name))
+      throw bad(`name '${name}' must be lower-case letters, digits, '-', '_' or '.'`);
     if (seen.has(name)) throw bad(`duplicate name '${name}'`);
     seen.add(name);
     const kind = str('kind', true);
@@ -115,18 +130,30 @@ export async function loadManifest(root = CORPORA_DIR): Promise<CorpusEntry[]> {
     if (expectExit !== 0 && expectExit !== 1 && expectExit !== 2) throw bad(`expectExit must be 0, 1 or 2`);
     const known: KnownDifference[] = [];
     if (o.knownDifferences !== undefined) {
-      if (!Array.isArray(o.knownDifferences)) throw bad(`knownDifferences must be a list of { engines: a,b, why: text }`);
+      if (!Array.isArray(o.knownDifferences))
+        throw bad(`knownDifferences must be a list of { engines: a,b, why: text }`);
       o.knownDifferences.forEach((k: unknown, j: number) => {
         const kd = k as { engines?: unknown; why?: unknown };
         const pair = typeof kd?.engines === 'string' ? kd.engines.split(',').map((x) => x.trim()) : [];
-        if (pair.length !== 2 || typeof kd.why !== 'string' || !kd.why) throw bad(`knownDifferences[${j}]: needs engines: 'a,b' and why: text`);
+        if (pair.length !== 2 || typeof kd.why !== 'string' || !kd.why)
+          throw bad(`knownDifferences[${j}]: needs engines: 'a,b' and why: text`);
         known.push({ engines: [pair[0], pair[1]], why: kd.why });
       });
     }
-    const description = str('description', false) ?? (generator ? (scriptedCaptures().find((c) => c.name === generator)?.description ?? '') : '');
+    const description =
+      str('description', false) ??
+      (generator ? (scriptedCaptures().find((c) => c.name === generator)?.description ?? '') : '');
     return {
-      name, description, kind, input: str('input', true)!, generator, scenario, inside,
-      kernelTime, expectExit, knownDifferences: known,
+      name,
+      description,
+      kind,
+      input: str('input', true)!,
+      generator,
+      scenario,
+      inside,
+      kernelTime,
+      expectExit,
+      knownDifferences: known,
     };
   });
 }
@@ -134,7 +161,11 @@ export async function loadManifest(root = CORPORA_DIR): Promise<CorpusEntry[]> {
 /** The input capture bytes of a generated entry, as the generator writes them now. */
 export function generatedInput(c: ScriptedCapture): Uint8Array {
   return encodePcap(
-    c.frames.map((f) => ({ tsSec: Math.floor(f.timeUs / 1e6), tsNsec: (f.timeUs % 1e6) * 1000, data: scriptedEthernet(f) })),
+    c.frames.map((f) => ({
+      tsSec: Math.floor(f.timeUs / 1e6),
+      tsNsec: (f.timeUs % 1e6) * 1000,
+      data: scriptedEthernet(f),
+    })),
     { linkType: LINKTYPE_ETHERNET },
   );
 }
@@ -161,7 +192,8 @@ export interface ExpectedResults {
 function expectedResults(e: CorpusEntry, r: ReplayReport, engine: string, kept: KeptResult[]): ExpectedResults {
   const s = r.engines.find((x) => x.engine === engine)!;
   const { engineMs: _ms, mappingsEvicted: _ev, ...rest } = s;
-  const sorted = <T,>(o: Record<string, T>) => Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const sorted = <T>(o: Record<string, T>) =>
+    Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   // Counters in a canonical key order, so the file only changes when a count does.
   const summary = { ...rest, droppedByReason: sorted(rest.droppedByReason), ct: sorted(rest.ct) };
   return { entry: e.name, engine, scenario: r.scenario.name, summary, packets: kept };
@@ -216,7 +248,8 @@ async function comparePcaps(saved: string, fresh: string): Promise<string | null
   for (let i = 0; i < n; i++) {
     const x = a[i].data;
     const y = b[i].data;
-    if (a[i].timeUs !== b[i].timeUs) return `packet #${i + 1}: timestamp ${a[i].timeUs} us saved, ${b[i].timeUs} us now`;
+    if (a[i].timeUs !== b[i].timeUs)
+      return `packet #${i + 1}: timestamp ${a[i].timeUs} us saved, ${b[i].timeUs} us now`;
     if (x.length !== y.length || x.some((v, k) => v !== y[k])) {
       let k = 0;
       while (k < x.length && x[k] === y[k]) k++;
@@ -242,17 +275,20 @@ function firstJsonDifference(saved: ExpectedResults, now: ExpectedResults): stri
 
 /** True when every difference of the run is between a known pair (so exit 1 is expected). */
 function problemsAreOnlyKnown(r: ReplayReport, isKnown: (a: string, b: string) => boolean): boolean {
-  return r.differences.first.every((d) => isKnown(d.engines[0], d.engines[1])) &&
+  return (
+    r.differences.first.every((d) => isKnown(d.engines[0], d.engines[1])) &&
     r.differences.conntrack.every((c) => {
       const m = /^(\S+) vs (\S+): /.exec(c);
       return m !== null && isKnown(m[1], m[2]);
-    });
+    })
+  );
 }
 
 /** A saved run (results.json + the egress pcaps) as PacketResults, frames without Ethernet. */
 async function loadSavedRun(saved: ExpectedResults, dir: string, s: Scenario): Promise<PacketResult[]> {
   const frames = new Map<string, Uint8Array[]>();
-  const pointOf = (name: string) => (name === 'internet' ? POINT_INTERNET : instancePoint(s.instances.findIndex((i) => i.name === name)));
+  const pointOf = (name: string) =>
+    name === 'internet' ? POINT_INTERNET : instancePoint(s.instances.findIndex((i) => i.name === name));
   for (let p = 0; p <= s.instances.length; p++) {
     const name = pointName(s, p);
     const file = join(dir, outputFileName(s, p));
@@ -263,14 +299,25 @@ async function loadSavedRun(saved: ExpectedResults, dir: string, s: Scenario): P
     reason: reasonCode(k.reason),
     detail: k.detail,
     ct: Math.max(0, CT_NAMES.indexOf(k.ct)),
-    outputs: k.outputs.map((o) => ({ egress: pointOf(o.egress), frame: frames.get(o.egress)?.[o.n - 1] ?? new Uint8Array(0) })),
+    outputs: k.outputs.map((o) => ({
+      egress: pointOf(o.egress),
+      frame: frames.get(o.egress)?.[o.n - 1] ?? new Uint8Array(0),
+    })),
   }));
 }
 
 /** Replays one entry through the engines and checks it (or rewrites its expected outputs). */
 export async function verifyEntry(e: CorpusEntry, opts: VerifyOptions): Promise<EntryOutcome> {
   const root = opts.root ?? CORPORA_DIR;
-  const out: EntryOutcome = { name: e.name, ok: true, engines: opts.engines, problems: [], updated: [], packets: 0, known: [] };
+  const out: EntryOutcome = {
+    name: e.name,
+    ok: true,
+    engines: opts.engines,
+    problems: [],
+    updated: [],
+    packets: 0,
+    known: [],
+  };
   const problem = (m: string) => {
     out.ok = false;
     out.problems.push(m);
@@ -292,7 +339,12 @@ export async function verifyEntry(e: CorpusEntry, opts: VerifyOptions): Promise<
         await mkdir(dirname(input), { recursive: true });
         await writeFile(input, bytes);
         out.updated.push(e.input);
-      } else problem(saved === null ? `input ${e.input} is missing (run natlab corpus verify --update)` : `input ${e.input} differs from what generator '${e.generator}' writes now (a deliberate change? natlab corpus verify --update)`);
+      } else
+        problem(
+          saved === null
+            ? `input ${e.input} is missing (run natlab corpus verify --update)`
+            : `input ${e.input} differs from what generator '${e.generator}' writes now (a deliberate change? natlab corpus verify --update)`,
+        );
     }
   }
   if (e.input.startsWith('shared:') && !opts.requireShared && !existsSync(sharedCorporaDir())) {
@@ -301,7 +353,9 @@ export async function verifyEntry(e: CorpusEntry, opts: VerifyOptions): Promise<
     return out;
   }
   if (!existsSync(input)) {
-    problem(`input ${input} not found${e.input.startsWith('shared:') ? ' (set NATLAB_SHARED_CORPORA or check out ../shared beside the clone)' : ''}`);
+    problem(
+      `input ${input} not found${e.input.startsWith('shared:') ? ' (set NATLAB_SHARED_CORPORA or check out ../shared beside the clone)' : ''}`,
+    );
     return out;
   }
   let scenario: Scenario;
@@ -316,12 +370,23 @@ export async function verifyEntry(e: CorpusEntry, opts: VerifyOptions): Promise<
   const tmp = await mkdtemp(join(tmpdir(), `natlab-corpus-${e.name}-`));
   try {
     const { report, kept, keptRaw } = await runReplay({
-      input, outDir: tmp, scenario, scenarioHow: how, engines: opts.engines, keepResults: true, maxDifferences: 1000, workers: opts.workers ?? 1,
-      engineExtra: { kernel: { timeMode: e.kernelTime, injection: opts.kernelInjection ?? 'batch' } }, engineFactory: opts.engineFactory,
+      input,
+      outDir: tmp,
+      scenario,
+      scenarioHow: how,
+      engines: opts.engines,
+      keepResults: true,
+      maxDifferences: 1000,
+      workers: opts.workers ?? 1,
+      engineExtra: { kernel: { timeMode: e.kernelTime, injection: opts.kernelInjection ?? 'batch' } },
+      engineFactory: opts.engineFactory,
     });
     out.packets = report.input.records;
     // Differences between engines: a failure unless the pair is a known difference of this entry.
-    const isKnown = (a: string, b: string) => e.knownDifferences.some((k) => (k.engines[0] === a && k.engines[1] === b) || (k.engines[0] === b && k.engines[1] === a));
+    const isKnown = (a: string, b: string) =>
+      e.knownDifferences.some(
+        (k) => (k.engines[0] === a && k.engines[1] === b) || (k.engines[0] === b && k.engines[1] === a),
+      );
     const seenPairs = new Set<string>();
     let knownCount = 0;
     for (const d of report.differences.first) {
@@ -335,16 +400,23 @@ export async function verifyEntry(e: CorpusEntry, opts: VerifyOptions): Promise<
       if (m && isKnown(m[1], m[2])) knownCount++;
       else problem(`engines differ (conntrack at end): ${c}`);
     }
-    if (report.differences.count > report.differences.first.length) problem(`... ${report.differences.count - report.differences.first.length} more differences not listed`);
+    if (report.differences.count > report.differences.first.length)
+      problem(`... ${report.differences.count - report.differences.first.length} more differences not listed`);
     for (const k of e.knownDifferences) {
       if (!k.engines.every((x) => opts.engines.includes(x))) continue;
-      if (!seenPairs.has([...k.engines].sort().join())) problem(`known difference ${k.engines.join(' vs ')} no longer occurs (${k.why}): remove it from corpora/${MANIFEST_NAME}`);
+      if (!seenPairs.has([...k.engines].sort().join()))
+        problem(
+          `known difference ${k.engines.join(' vs ')} no longer occurs (${k.why}): remove it from corpora/${MANIFEST_NAME}`,
+        );
       else out.known.push(`${k.engines.join(' vs ')}: ${k.why}`);
     }
     if (knownCount) out.knownCount = knownCount;
-    const expectExit = report.exitCode === 1 && knownCount > 0 && problemsAreOnlyKnown(report, isKnown) ? 1 : e.expectExit;
+    const expectExit =
+      report.exitCode === 1 && knownCount > 0 && problemsAreOnlyKnown(report, isKnown) ? 1 : e.expectExit;
     if (report.exitCode !== expectExit) {
-      problem(`replay exit ${report.exitCode}, expected ${expectExit}${report.input.error ? ` (${report.input.error})` : ''}`);
+      problem(
+        `replay exit ${report.exitCode}, expected ${expectExit}${report.input.error ? ` (${report.input.error})` : ''}`,
+      );
     }
     for (const engine of opts.engines) {
       const expDir = join(dir, 'expected', engine);
@@ -375,7 +447,11 @@ export async function verifyEntry(e: CorpusEntry, opts: VerifyOptions): Promise<
         // generated IP ids).
         const savedRun = await loadSavedRun(saved, expDir, scenario);
         const nowRun = keptRaw![engine];
-        const ctx: PacketCompareContext = { names: [`saved ${engine}`, `${engine} now`], renaming: new PortRenaming(scenario), scenario };
+        const ctx: PacketCompareContext = {
+          names: [`saved ${engine}`, `${engine} now`],
+          renaming: new PortRenaming(scenario),
+          scenario,
+        };
         let n = 0;
         for (let i = 0; i < Math.max(savedRun.length, nowRun.length); i++) {
           const a = savedRun[i];
@@ -385,13 +461,17 @@ export async function verifyEntry(e: CorpusEntry, opts: VerifyOptions): Promise<
             break;
           }
           const input = b.fed ?? new Uint8Array(0);
-          const ds = b.fed ? comparePacket(i + 1, { timeUs: b.timeUs, ingress: b.ingress, frame: input }, a, b.result, ctx)
-            : a.fate !== b.result.fate || a.reason !== b.result.reason ? [{ message: `packet #${i + 1}: saved ${reasonName(a.reason)}, now ${reasonName(b.result.reason)}` }] : [];
+          const ds = b.fed
+            ? comparePacket(i + 1, { timeUs: b.timeUs, ingress: b.ingress, frame: input }, a, b.result, ctx)
+            : a.fate !== b.result.fate || a.reason !== b.result.reason
+              ? [{ message: `packet #${i + 1}: saved ${reasonName(a.reason)}, now ${reasonName(b.result.reason)}` }]
+              : [];
           for (const d of ds) if (n++ < 10) problem(`${engine}: changed from the saved expected outputs: ${d.message}`);
         }
         continue;
       }
-      if (JSON.stringify(saved) !== JSON.stringify(now)) problem(`${engine}: results changed from the saved expected outputs: ${firstJsonDifference(saved, now)}`);
+      if (JSON.stringify(saved) !== JSON.stringify(now))
+        problem(`${engine}: results changed from the saved expected outputs: ${firstJsonDifference(saved, now)}`);
       for (const f of files) {
         const d = await comparePcaps(join(expDir, f), join(tmp, engine, f));
         if (d) problem(`${engine}: ${f} changed from the saved expected output: ${d}`);
@@ -413,7 +493,10 @@ export async function verifyCorpus(opts: VerifyOptions): Promise<VerifyOutcome> 
   const entries = await loadManifest(root);
   if (opts.only?.length) {
     const unknown = opts.only.filter((n) => !entries.some((e) => e.name === n));
-    if (unknown.length) throw new InputError(`unknown corpus entr${unknown.length > 1 ? 'ies' : 'y'}: ${unknown.join(', ')} (see ${join(root, MANIFEST_NAME)})`);
+    if (unknown.length)
+      throw new InputError(
+        `unknown corpus entr${unknown.length > 1 ? 'ies' : 'y'}: ${unknown.join(', ')} (see ${join(root, MANIFEST_NAME)})`,
+      );
   }
   const outcomes: EntryOutcome[] = [];
   for (const e of entries) {

@@ -27,7 +27,7 @@ export const NOWHERE_WHY: readonly string[] = [
 function inCidr(addr: number, base: number, len: number): boolean {
   if (len === 0) return true;
   const mask = (0xffffffff << (32 - len)) >>> 0;
-  return ((addr & mask) >>> 0) === base;
+  return (addr & mask) >>> 0 === base;
 }
 
 /** Non-unicast or unusable as a source: 0/8, 127/8, 224/4 (multicast), 240/4 (incl. broadcast). */

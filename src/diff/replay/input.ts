@@ -17,8 +17,15 @@
 import { ETHERTYPE_IPV4, linkTypeName } from '../../packet/constants.ts';
 import { describePacket } from '../../packet/format.ts';
 import {
-  PacketView, PARSE_BAD_IP_VERSION, PARSE_NOT_IPV4, PARSE_OK, PARSE_STATUS_NAMES, PARSE_TRUNCATED_IP_HEADER,
-  PARSE_TRUNCATED_L2, PARSE_UNSUPPORTED_LINKTYPE, parseFrame,
+  PacketView,
+  PARSE_BAD_IP_VERSION,
+  PARSE_NOT_IPV4,
+  PARSE_OK,
+  PARSE_STATUS_NAMES,
+  PARSE_TRUNCATED_IP_HEADER,
+  PARSE_TRUNCATED_L2,
+  PARSE_UNSUPPORTED_LINKTYPE,
+  parseFrame,
 } from '../../packet/parse.ts';
 import type { CaptureRecord } from '../../pcap/types.ts';
 import { DROP_MALFORMED, DROP_NO_INGRESS, DROP_NOT_IPV4 } from '../../spec/reasons.ts';
@@ -77,8 +84,18 @@ export const MAX_NOT_FED_EXAMPLES = 10;
 
 export function newInputCounters(): InputCounters {
   return {
-    records: 0, fed: 0, notFed: {}, byStatus: {}, fromInstances: 0, fromInternet: 0, toPrivate: 0,
-    clampedTimestamps: 0, maxBackstepUs: 0, firstTimeUs: -1, lastTimeUs: -1, notFedExamples: [],
+    records: 0,
+    fed: 0,
+    notFed: {},
+    byStatus: {},
+    fromInstances: 0,
+    fromInternet: 0,
+    toPrivate: 0,
+    clampedTimestamps: 0,
+    maxBackstepUs: 0,
+    firstTimeUs: -1,
+    lastTimeUs: -1,
+    notFedExamples: [],
   };
 }
 
@@ -120,19 +137,40 @@ export class FramePreparer {
     const st = parseFrame(rec.data, 0, rec.data.length, rec.linkType, pv);
     bump(c.byStatus, PARSE_STATUS_NAMES[st] ?? `status-${st}`);
     const p: PreparedFrame = {
-      n: rec.index + 1, timeUs: t, ingress: INGRESS_NOWHERE, frame: null, status: st,
-      reason: 0, detail: 0, outKey: null, remapInstance: -1, inKey: null,
+      n: rec.index + 1,
+      timeUs: t,
+      ingress: INGRESS_NOWHERE,
+      frame: null,
+      status: st,
+      reason: 0,
+      detail: 0,
+      outKey: null,
+      remapInstance: -1,
+      inKey: null,
     };
-    if (st === PARSE_UNSUPPORTED_LINKTYPE || st === PARSE_TRUNCATED_L2 || st === PARSE_TRUNCATED_IP_HEADER || st === PARSE_BAD_IP_VERSION) {
+    if (
+      st === PARSE_UNSUPPORTED_LINKTYPE ||
+      st === PARSE_TRUNCATED_L2 ||
+      st === PARSE_TRUNCATED_IP_HEADER ||
+      st === PARSE_BAD_IP_VERSION
+    ) {
       p.reason = DROP_MALFORMED;
       p.detail = st;
-      this.notFed(p, `malformed: ${PARSE_STATUS_NAMES[st]}`, `${rec.data.length} bytes (${linkTypeName(rec.linkType)})`);
+      this.notFed(
+        p,
+        `malformed: ${PARSE_STATUS_NAMES[st]}`,
+        `${rec.data.length} bytes (${linkTypeName(rec.linkType)})`,
+      );
       return p;
     }
     if (st === PARSE_NOT_IPV4 || pv.etherType !== ETHERTYPE_IPV4) {
       p.reason = DROP_NOT_IPV4;
       p.detail = pv.etherType;
-      this.notFed(p, `not-ipv4 (ethertype ${etherTypeText(pv.etherType)})`, `${rec.data.length} bytes (${linkTypeName(rec.linkType)})`);
+      this.notFed(
+        p,
+        `not-ipv4 (ethertype ${etherTypeText(pv.etherType)})`,
+        `${rec.data.length} bytes (${linkTypeName(rec.linkType)})`,
+      );
       return p;
     }
     const ingress = this.ingress.classify(pv.src);
@@ -140,7 +178,11 @@ export class FramePreparer {
       p.reason = DROP_NO_INGRESS;
       p.detail = this.ingress.lastWhy;
       const c2 = this.counters;
-      this.notFed(p, `no-ingress: ${NOWHERE_WHY[this.ingress.lastWhy]}`, c2.notFedExamples.length < MAX_NOT_FED_EXAMPLES ? describePacket(rec.data, pv.l3Off, pv.capLen) : '');
+      this.notFed(
+        p,
+        `no-ingress: ${NOWHERE_WHY[this.ingress.lastWhy]}`,
+        c2.notFedExamples.length < MAX_NOT_FED_EXAMPLES ? describePacket(rec.data, pv.l3Off, pv.capLen) : '',
+      );
       return p;
     }
     p.ingress = ingress;

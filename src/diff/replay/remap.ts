@@ -161,9 +161,8 @@ export function readdressFrame(frame: Uint8Array, pv: PacketView, addr: number, 
       let c = rd16(out, l4 + 2);
       // The quoted packet is the inside host's own: rewrite it only if it really is.
       if (pv.isIcmpError) {
-        if ((pv.innerSrc >>> 0) === oldDst) c = readdressQuoted(out, pv, addr, port, c);
-      }
-      else {
+        if (pv.innerSrc >>> 0 === oldDst) c = readdressQuoted(out, pv, addr, port, c);
+      } else {
         const oldId = rd16(out, l4 + 4);
         wr16(out, l4 + 4, port);
         c = csumReplace16(c, oldId, port);
@@ -198,9 +197,10 @@ function readdressQuoted(out: Uint8Array, pv: PacketView, addr: number, port: nu
     const fo = pv.innerProto === PROTO_TCP ? 16 : 6;
     if (have >= fo + 2) {
       const old = rd16(out, l4 + fo);
-      const neu = pv.innerProto === PROTO_TCP
-        ? csumReplace16(csumReplace32(old, oldSrc, addr), oldPort, port)
-        : udpCsumReplace16(udpCsumReplace32(old, oldSrc, addr), oldPort, port);
+      const neu =
+        pv.innerProto === PROTO_TCP
+          ? csumReplace16(csumReplace32(old, oldSrc, addr), oldPort, port)
+          : udpCsumReplace16(udpCsumReplace32(old, oldSrc, addr), oldPort, port);
       wr16(out, l4 + fo, neu);
       c = csumReplace16(c, old, neu);
     }
@@ -251,7 +251,8 @@ export function inboundKeyRaw(f: Uint8Array): string | null {
   if ((proto === PROTO_TCP || proto === PROTO_UDP) && f.length >= ihl + 4) {
     return flowKey(proto, dst, rd16(f, ihl + 2), src, rd16(f, ihl));
   }
-  if (proto === PROTO_ICMP && f.length >= ihl + 6 && isIcmpQueryType(f[ihl])) return flowKey(PROTO_ICMP, dst, rd16(f, ihl + 4), src, 0);
+  if (proto === PROTO_ICMP && f.length >= ihl + 6 && isIcmpQueryType(f[ihl]))
+    return flowKey(PROTO_ICMP, dst, rd16(f, ihl + 4), src, 0);
   return null;
 }
 
@@ -272,7 +273,13 @@ export function readdressRaw(frame: Uint8Array, addr: number, port: number): Uin
     const fo = proto === PROTO_TCP ? 16 : 6;
     if (out.length >= ihl + fo + 2) {
       const c = rd16(out, ihl + fo);
-      wr16(out, ihl + fo, proto === PROTO_TCP ? csumReplace16(csumReplace32(c, oldDst, addr), oldPort, port) : udpCsumReplace16(udpCsumReplace32(c, oldDst, addr), oldPort, port));
+      wr16(
+        out,
+        ihl + fo,
+        proto === PROTO_TCP
+          ? csumReplace16(csumReplace32(c, oldDst, addr), oldPort, port)
+          : udpCsumReplace16(udpCsumReplace32(c, oldDst, addr), oldPort, port),
+      );
     }
   } else if (proto === PROTO_ICMP && out.length >= ihl + 6 && isIcmpQueryType(out[ihl])) {
     const oldId = rd16(out, ihl + 4);

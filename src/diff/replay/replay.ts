@@ -9,7 +9,17 @@ import { stat } from 'node:fs/promises';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatIpv4 } from '../../packet/addr.ts';
-import { ETH_HDR_LEN, ETHERTYPE_IPV4, LINKTYPE_ETHERNET, LINKTYPE_RAW, PROTO_ICMP, PROTO_TCP, PROTO_UDP, isIcmpErrorType, linkTypeName } from '../../packet/constants.ts';
+import {
+  ETH_HDR_LEN,
+  ETHERTYPE_IPV4,
+  LINKTYPE_ETHERNET,
+  LINKTYPE_RAW,
+  PROTO_ICMP,
+  PROTO_TCP,
+  PROTO_UDP,
+  isIcmpErrorType,
+  linkTypeName,
+} from '../../packet/constants.ts';
 import { describePacket } from '../../packet/format.ts';
 import { PacketView, parseIpv4, PARSE_OK } from '../../packet/parse.ts';
 import { openCapture } from '../../pcap/reader.ts';
@@ -21,14 +31,39 @@ import { InputError } from '../../spec/errors.ts';
 import { CT_NAMES, CT_NEW, FATE_DELIVERED, reasonName } from '../../spec/reasons.ts';
 import type { Scenario } from '../../spec/scenario.ts';
 import { POINT_INTERNET, instancePoint, pointName } from '../../spec/scenario.ts';
-import { compareConntrack, comparePacket, PortRenaming, timingNote, timingTolerance, withoutKnown, type OutputNormaliser, type PacketCompareContext } from '../compare/compare.ts';
+import {
+  compareConntrack,
+  comparePacket,
+  PortRenaming,
+  timingNote,
+  timingTolerance,
+  withoutKnown,
+  type OutputNormaliser,
+  type PacketCompareContext,
+} from '../compare/compare.ts';
 import { makeEngine, type EngineName } from '../engines.ts';
 import { IngressMap, INGRESS_NOWHERE } from './ingress.ts';
 import { FramePreparer, type PreparedFrame } from './input.ts';
-import { FlowMappings, insidePortOf, insidePortRaw, mappingAddr, mappingPort, readdressFrame, readdressRaw, translatedSource } from './remap.ts';
+import {
+  FlowMappings,
+  insidePortOf,
+  insidePortRaw,
+  mappingAddr,
+  mappingPort,
+  readdressFrame,
+  readdressRaw,
+  translatedSource,
+} from './remap.ts';
 import type { EngineSummary, ReaddressExample, ReplayDifference, ReplayFrameRef, ReplayReport } from './report.ts';
 import { rd16 } from '../../packet/bytes.ts';
-import { engineComment, inputComment, pointInterfaceName, type PacketSink, type PacketStory, type StoryDifference } from '../sinks/annotate.ts';
+import {
+  engineComment,
+  inputComment,
+  pointInterfaceName,
+  type PacketSink,
+  type PacketStory,
+  type StoryDifference,
+} from '../sinks/annotate.ts';
 import { InputCapture, INPUT_CAPTURE_FILE } from '../sinks/input-capture.ts';
 
 export const DEFAULT_CHUNK = 4096;
@@ -37,7 +72,11 @@ export const DEFAULT_MAX_EXAMPLES = 20;
 /** Learned flow mappings kept per engine (twice Linux's default nf_conntrack_max). */
 export const DEFAULT_MAPPING_CAP = 524288;
 
-export type EngineFactory = (name: string, scenario: Scenario, opts: { seed?: number; workers?: number; extra?: Record<string, unknown> }) => Promise<Engine>;
+export type EngineFactory = (
+  name: string,
+  scenario: Scenario,
+  opts: { seed?: number; workers?: number; extra?: Record<string, unknown> },
+) => Promise<Engine>;
 
 export interface ReplayOptions {
   /** Capture to replay (pcap or pcapng). */
@@ -98,7 +137,10 @@ export interface ReplayOutcome {
   /** Per engine, every packet's result (keepResults only). */
   kept: Record<string, KeptResult[]> | null;
   /** Per engine, every packet's raw result and the frame it was fed (keepResults only). */
-  keptRaw: Record<string, Array<{ fed: Uint8Array | null; timeUs: number; ingress: number; result: PacketResult }>> | null;
+  keptRaw: Record<
+    string,
+    Array<{ fed: Uint8Array | null; timeUs: number; ingress: number; result: PacketResult }>
+  > | null;
 }
 
 // Synthetic, stable MAC addresses (locally administered, "NL" = natlab): the VPC router / IGW
@@ -146,14 +188,27 @@ class OutputSet {
     this.counts = new Array(scenario.instances.length + 1).fill(0);
   }
 
-  static async open(engine: string, s: Scenario, linkType: number, outDir: string | null, format: 'pcap' | 'pcapng' = 'pcap', engineDir = true): Promise<OutputSet> {
+  static async open(
+    engine: string,
+    s: Scenario,
+    linkType: number,
+    outDir: string | null,
+    format: 'pcap' | 'pcapng' = 'pcap',
+    engineDir = true,
+  ): Promise<OutputSet> {
     if (format === 'pcapng' && outDir !== null) {
       const o = new OutputSet(engine, s, linkType, outDir);
       const interfaces = [];
-      for (let p = 0; p <= s.instances.length; p++) interfaces.push({ linkType, name: pointInterfaceName(s, p, formatIpv4), description: `what ${engine} sent to ${pointName(s, p)}` });
+      for (let p = 0; p <= s.instances.length; p++)
+        interfaces.push({
+          linkType,
+          name: pointInterfaceName(s, p, formatIpv4),
+          description: `what ${engine} sent to ${pointName(s, p)}`,
+        });
       interfaces.push({ linkType, name: 'dropped', description: `inputs ${engine} dropped, as they were fed to it` });
       o.ng = await PcapngWriter.open(join(outDir, engineCaptureName(engine)), {
-        interfaces, comment: `natlab replay: what the ${engine} engine sent at each egress point (one interface each) and the inputs it dropped, each packet commented with its story`,
+        interfaces,
+        comment: `natlab replay: what the ${engine} engine sent at each egress point (one interface each) and the inputs it dropped, each packet commented with its story`,
       });
       return o;
     }
@@ -171,7 +226,9 @@ class OutputSet {
   /** Relative file name of a point's output (for references in the report). */
   ref(point: number): string {
     if (this.annotated) return engineCaptureName(this.engine);
-    return this.engineDir ? `${this.engine}/${outputFileName(this.scenario, point)}` : outputFileName(this.scenario, point);
+    return this.engineDir
+      ? `${this.engine}/${outputFileName(this.scenario, point)}`
+      : outputFileName(this.scenario, point);
   }
 
   /** True when outputs go to files (outDir given). */
@@ -287,9 +344,20 @@ class EngineRunState {
     this.normaliser = normaliser;
     this.mappingStaleUs = Math.min(...Object.values(out.scenario.conntrack.timeouts)) * 1e6;
     this.summary = {
-      engine: name, packetsIn: 0, delivered: 0, dropped: 0, droppedByReason: {}, translated: 0, sessionsCreated: 0,
-      ct: {}, outputs: {}, generated: 0, readdressed: { flow: 0, elasticIp: 0, unmapped: 0 }, mappingsEvicted: 0,
-      conntrackAtEnd: null, engineMs: 0,
+      engine: name,
+      packetsIn: 0,
+      delivered: 0,
+      dropped: 0,
+      droppedByReason: {},
+      translated: 0,
+      sessionsCreated: 0,
+      ct: {},
+      outputs: {},
+      generated: 0,
+      readdressed: { flow: 0, elasticIp: 0, unmapped: 0 },
+      mappingsEvicted: 0,
+      conntrackAtEnd: null,
+      engineMs: 0,
     };
   }
 }
@@ -353,7 +421,8 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
   const maxEx = opts.maxExamples ?? DEFAULT_MAX_EXAMPLES;
   const limit = opts.limit ?? Infinity;
   const linkType = opts.outputLinkType ?? LINKTYPE_ETHERNET;
-  if (linkType !== LINKTYPE_ETHERNET && linkType !== LINKTYPE_RAW) throw new InputError(`output link type ${linkType} not supported (Ethernet 1 or raw IP 101)`);
+  if (linkType !== LINKTYPE_ETHERNET && linkType !== LINKTYPE_RAW)
+    throw new InputError(`output link type ${linkType} not supported (Ethernet 1 or raw IP 101)`);
   if (opts.engines.length === 0) throw new InputError('no engine to replay through');
   const factory: EngineFactory = opts.engineFactory ?? ((name, sc, o) => makeEngine(name as EngineName, sc, o));
 
@@ -389,17 +458,43 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
     if (opts.outDir !== null) await mkdir(opts.outDir, { recursive: true });
     if (annotate) inputCapture = await InputCapture.open(join(opts.outDir!, INPUT_CAPTURE_FILE), s, opts.input);
     for (const name of opts.engines) {
-      const engine = await factory(name, s, { seed: opts.seed ?? 1, workers: opts.workers, extra: opts.engineExtra?.[name] });
-      if (opts.engineDirs === false && opts.engines.length !== 1) throw new Error('engineDirs: false needs exactly one engine');
-      const out = await OutputSet.open(name, s, linkType, opts.outDir, annotate ? 'pcapng' : 'pcap', opts.engineDirs !== false);
-      states.push(new EngineRunState(name, engine, out, opts.mappingCap ?? DEFAULT_MAPPING_CAP, opts.keepResults ?? false, engine.outputNormaliser));
+      const engine = await factory(name, s, {
+        seed: opts.seed ?? 1,
+        workers: opts.workers,
+        extra: opts.engineExtra?.[name],
+      });
+      if (opts.engineDirs === false && opts.engines.length !== 1)
+        throw new Error('engineDirs: false needs exactly one engine');
+      const out = await OutputSet.open(
+        name,
+        s,
+        linkType,
+        opts.outDir,
+        annotate ? 'pcapng' : 'pcap',
+        opts.engineDirs !== false,
+      );
+      states.push(
+        new EngineRunState(
+          name,
+          engine,
+          out,
+          opts.mappingCap ?? DEFAULT_MAPPING_CAP,
+          opts.keepResults ?? false,
+          engine.outputNormaliser,
+        ),
+      );
     }
     for (let k = 1; k < states.length; k++) {
       pairs.push([states[0].name, states[k].name]);
       contexts.push({
-        names: [states[0].name, states[k].name], renaming: new PortRenaming(s), scenario: s,
-        normaliserA: states[0].normaliser, normaliserB: states[k].normaliser,
-        engineA: states[0].engine, engineB: states[k].engine, known,
+        names: [states[0].name, states[k].name],
+        renaming: new PortRenaming(s),
+        scenario: s,
+        normaliserA: states[0].normaliser,
+        normaliserB: states[k].normaliser,
+        engineA: states[0].engine,
+        engineB: states[k].engine,
+        known,
       });
     }
     for (const st of states) {
@@ -426,11 +521,18 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
           let any = false;
           for (let k = 1; k < states.length; k++) {
             const b = states[k];
-            const d = comparePacket(p.n, { timeUs: p.timeUs, ingress: p.ingress, frame: a.fed[i]! }, ra, b.results[i]!, contexts[k - 1]);
+            const d = comparePacket(
+              p.n,
+              { timeUs: p.timeUs, ingress: p.ingress, frame: a.fed[i]! },
+              ra,
+              b.results[i]!,
+              contexts[k - 1],
+            );
             if (d.length === 0) continue;
             any = true;
             diffCount += d.length;
-            if (storyDiffs) for (const x of d) storyDiffs.push({ kind: x.kind, engines: x.engines, message: x.message });
+            if (storyDiffs)
+              for (const x of d) storyDiffs.push({ kind: x.kind, engines: x.engines, message: x.message });
             for (const x of d) {
               if (diffs.length >= maxDiffs) break;
               refs ??= outputRefs(states, i);
@@ -453,23 +555,42 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
     };
 
     /** Stories: annotated captures (every engine's outputs and drops, and the input) and sinks. */
-    const writeAnnotated = async (p: PreparedFrame, i: number, rec: CaptureRecord | undefined, differences: StoryDifference[]): Promise<void> => {
+    const writeAnnotated = async (
+      p: PreparedFrame,
+      i: number,
+      rec: CaptureRecord | undefined,
+      differences: StoryDifference[],
+    ): Promise<void> => {
       const results = states.map((st) => account(st, p, i));
       const story: PacketStory = {
-        input: p.n, ingress: p.ingress === INGRESS_NOWHERE ? -1 : p.ingress, differences,
+        input: p.n,
+        ingress: p.ingress === INGRESS_NOWHERE ? -1 : p.ingress,
+        differences,
         verdicts: states.map((st, k) => ({ engine: st.name, result: results[k], readdressed: st.how[i] ?? '' })),
-        timeUs: p.timeUs, frame: p.frame, flow: p.outKey ?? p.inKey,
+        timeUs: p.timeUs,
+        frame: p.frame,
+        flow: p.outKey ?? p.inKey,
       };
       for (const sink of sinks) sink.packet(story);
       if (!annotate) return;
       for (let k = 0; k < states.length; k++) {
         const st = states[k];
         const r = results[k];
-        for (let j = 0; j < r.outputs.length; j++) st.out.write(r.outputs[j].egress, p.timeUs, r.outputs[j].frame, engineComment(s, story, st.name, j));
+        for (let j = 0; j < r.outputs.length; j++)
+          st.out.write(r.outputs[j].egress, p.timeUs, r.outputs[j].frame, engineComment(s, story, st.name, j));
         const fed = st.fed[i];
         if (r.fate !== FATE_DELIVERED && fed) st.out.writeDropped(p.timeUs, fed, engineComment(s, story, st.name, -1));
       }
-      if (rec) await inputCapture!.write(story.ingress, rec.linkType, rec.tsSec, rec.tsNsec, rec.data, rec.origLen, inputComment(s, story));
+      if (rec)
+        await inputCapture!.write(
+          story.ingress,
+          rec.linkType,
+          rec.tsSec,
+          rec.tsNsec,
+          rec.data,
+          rec.origLen,
+          inputComment(s, story),
+        );
     };
 
     // An engine may refuse the input part-way (the kernel engine cannot wait out a long gap in
@@ -520,24 +641,28 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
 
     if (opts.beforeClose) await opts.beforeClose(states.map((st) => st.engine));
     // End of run: conntrack tables.
-    const tables = await Promise.all(states.map(async (st) => {
-      try {
-        return await st.engine.conntrack();
-      } catch {
-        return null;
-      }
-    }));
+    const tables = await Promise.all(
+      states.map(async (st) => {
+        try {
+          return await st.engine.conntrack();
+        } catch {
+          return null;
+        }
+      }),
+    );
     states.forEach((st, k) => (st.summary.conntrackAtEnd = tables[k]?.length ?? null));
     // Sessions created = conntrack entries made: the nat table sees only a connection's first
     // packet, at POSTROUTING (forwarded) or INPUT (delivered to the instance) — a retransmitted
     // SYN, also classified NEW, makes no second entry.
-    await Promise.all(states.map(async (st) => {
-      try {
-        st.summary.sessionsCreated = sessionsFromCounters(await st.engine.natCounters());
-      } catch {
-        st.summary.sessionsCreated = null;
-      }
-    }));
+    await Promise.all(
+      states.map(async (st) => {
+        try {
+          st.summary.sessionsCreated = sessionsFromCounters(await st.engine.natCounters());
+        } catch {
+          st.summary.sessionsCreated = null;
+        }
+      }),
+    );
     for (let k = 1; k < states.length; k++) {
       const ta = tables[0];
       const tb = tables[k];
@@ -546,7 +671,10 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       const ds = compareConntrack(ta, tb, ctx.names, ctx.renaming, timingTolerance(ctx.engineA, ctx.engineB));
       for (const d of withoutKnown(ctx, ds)) conntrackDiffs.push(`${d.engines[0]} vs ${d.engines[1]}: ${d.message}`);
       const ren = ctx.renaming;
-      if (ren.renamed) notes.push(`${ren.renamed} port/id choice(s) renamed ${states[0].name}->${states[k].name}: ${ren.describe(5).join('; ')}`);
+      if (ren.renamed)
+        notes.push(
+          `${ren.renamed} port/id choice(s) renamed ${states[0].name}->${states[k].name}: ${ren.describe(5).join('; ')}`,
+        );
       const tn = timingNote(states[0].engine, states[k].engine);
       if (tn) notes.push(tn);
     }
@@ -565,8 +693,12 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
     st.summary.mappingsEvicted = st.mappings.evicted;
     st.byReason.forEach((v, code) => v && bump(st.summary.droppedByReason, reasonName(code), v));
     st.byCt.forEach((v, code) => v && bump(st.summary.ct, CT_NAMES[code] ?? `ct-${code}`, v));
-    for (let p = 0; p <= s.instances.length; p++) st.summary.outputs[pointName(s, p)] = { file: st.out.ref(p), frames: st.out.counts[p] };
-    if (st.out.clampedTs) notes.push(`${st.name}: ${st.out.clampedTs} output timestamps beyond 2106 clamped (classic pcap holds 32-bit seconds)`);
+    for (let p = 0; p <= s.instances.length; p++)
+      st.summary.outputs[pointName(s, p)] = { file: st.out.ref(p), frames: st.out.counts[p] };
+    if (st.out.clampedTs)
+      notes.push(
+        `${st.name}: ${st.out.clampedTs} output timestamps beyond 2106 clamped (classic pcap holds 32-bit seconds)`,
+      );
   }
   const wallMs = performance.now() - t0;
   const runMs = performance.now() - tRun;
@@ -601,13 +733,18 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       points: [
         { point: POINT_INTERNET, name: 'internet', privateIp: null, elasticIp: null },
         ...s.instances.map((inst, i) => ({
-          point: instancePoint(i), name: inst.name, privateIp: formatIpv4(inst.privateIp),
+          point: instancePoint(i),
+          name: inst.name,
+          privateIp: formatIpv4(inst.privateIp),
           elasticIp: inst.elasticIp === null ? null : formatIpv4(inst.elasticIp),
         })),
       ],
     },
     engines: states.map((st) => st.summary),
-    readdressExamples: states.flatMap((st) => st.examples).sort((a, b) => a.input - b.input || opts.engines.indexOf(a.engine) - opts.engines.indexOf(b.engine)).slice(0, maxEx),
+    readdressExamples: states
+      .flatMap((st) => st.examples)
+      .sort((a, b) => a.input - b.input || opts.engines.indexOf(a.engine) - opts.engines.indexOf(b.engine))
+      .slice(0, maxEx),
     differences: { pairs, count: diffCount, packets: diffPackets, first: diffs, conntrack: conntrackDiffs, notes },
     agree,
     exitCode,
@@ -615,7 +752,9 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
     pps: runMs > 0 ? (c.records * 1000) / runMs : 0,
     peakRssMb: peakRss / (1 << 20),
   };
-  const kept: Record<string, KeptResult[]> | null = opts.keepResults ? Object.fromEntries(states.map((st) => [st.name, st.kept!])) : null;
+  const kept: Record<string, KeptResult[]> | null = opts.keepResults
+    ? Object.fromEntries(states.map((st) => [st.name, st.kept!]))
+    : null;
   const keptRaw = opts.keepResults ? Object.fromEntries(states.map((st) => [st.name, st.keptRaw!])) : null;
   return { report, kept, keptRaw };
 
@@ -654,12 +793,19 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       const n = st.out.next(o.egress);
       keptOuts?.push({ egress: pointName(s, o.egress), n, frame: describeFrame(o.frame) });
     }
-    if (fed && r.fate === FATE_DELIVERED && r.outputs.length > 0 && tupleChanged(fed, r.outputs[0].frame)) sum.translated++;
+    if (fed && r.fate === FATE_DELIVERED && r.outputs.length > 0 && tupleChanged(fed, r.outputs[0].frame))
+      sum.translated++;
     st.keptRaw?.push({ fed: fed ?? null, timeUs: p.timeUs, ingress: p.ingress, result: r });
     if (st.kept) {
       st.kept.push({
-        input: p.n, ingress: p.ingress === INGRESS_NOWHERE ? 'nowhere' : pointName(s, p.ingress), fate: r.fate === FATE_DELIVERED ? 'delivered' : 'dropped',
-        reason: reasonName(r.reason), detail: r.detail, ct: CT_NAMES[r.ct] ?? String(r.ct), readdressed: st.how[i] ?? '', outputs: keptOuts!,
+        input: p.n,
+        ingress: p.ingress === INGRESS_NOWHERE ? 'nowhere' : pointName(s, p.ingress),
+        fate: r.fate === FATE_DELIVERED ? 'delivered' : 'dropped',
+        reason: reasonName(r.reason),
+        detail: r.detail,
+        ct: CT_NAMES[r.ct] ?? String(r.ct),
+        readdressed: st.how[i] ?? '',
+        outputs: keptOuts!,
       });
     }
     return r;
@@ -690,7 +836,8 @@ async function feedEngine(st: EngineRunState, frames: PreparedFrame[], maxEx: nu
     const t = performance.now();
     const res = await st.engine.process(batch);
     st.summary.engineMs += performance.now() - t;
-    if (res.length !== batch.length) throw new Error(`engine ${st.name} returned ${res.length} results for ${batch.length} packets`);
+    if (res.length !== batch.length)
+      throw new Error(`engine ${st.name} returned ${res.length} results for ${batch.length} packets`);
     for (let j = 0; j < res.length; j++) {
       const i = idx[j];
       const r = res[j];
@@ -728,16 +875,27 @@ async function feedEngine(st: EngineRunState, frames: PreparedFrame[], maxEx: nu
       // fields that were captured; the engines then drop or mark them for what they are.
       const raw = !ok && p.inKey !== null;
       if (m >= 0 && (ok || raw)) {
-        frame = ok ? readdressFrame(frame, pv, mappingAddr(m), mappingPort(m)) : readdressRaw(frame, mappingAddr(m), mappingPort(m));
+        frame = ok
+          ? readdressFrame(frame, pv, mappingAddr(m), mappingPort(m))
+          : readdressRaw(frame, mappingAddr(m), mappingPort(m));
         how = 'flow';
         st.summary.readdressed.flow++;
       } else if (inst.elasticIp !== null && (ok || raw)) {
-        frame = ok ? readdressFrame(frame, pv, inst.elasticIp, insidePortOf(pv)) : readdressRaw(frame, inst.elasticIp, insidePortRaw(frame));
+        frame = ok
+          ? readdressFrame(frame, pv, inst.elasticIp, insidePortOf(pv))
+          : readdressRaw(frame, inst.elasticIp, insidePortRaw(frame));
         how = 'elastic-ip';
         st.summary.readdressed.elasticIp++;
       } else st.summary.readdressed.unmapped++;
       st.how[i] = how;
-      if (examples.length < maxEx) examples.push({ input: p.n, engine: st.name, how, from: describeFrame(p.frame), to: how === 'unmapped' ? '' : describeFrame(frame) });
+      if (examples.length < maxEx)
+        examples.push({
+          input: p.n,
+          engine: st.name,
+          how,
+          from: describeFrame(p.frame),
+          to: how === 'unmapped' ? '' : describeFrame(frame),
+        });
     }
     if (p.outKey !== null) pending.set(p.outKey, p.timeUs);
     st.fed[i] = frame;
@@ -748,7 +906,14 @@ async function feedEngine(st: EngineRunState, frames: PreparedFrame[], maxEx: nu
 }
 
 /** Learns the public mapping of an outbound packet's flow from the engine's internet output. */
-function learn(st: EngineRunState, p: PreparedFrame, fed: Uint8Array, r: PacketResult, pvIn: PacketView, pvOut: PacketView): void {
+function learn(
+  st: EngineRunState,
+  p: PreparedFrame,
+  fed: Uint8Array,
+  r: PacketResult,
+  pvIn: PacketView,
+  pvOut: PacketView,
+): void {
   let parsedIn = false;
   for (const o of r.outputs) {
     if (o.egress !== POINT_INTERNET) continue;

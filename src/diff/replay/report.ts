@@ -121,7 +121,12 @@ function n(x: number): string {
 function table(rows: string[][]): string[] {
   const w: number[] = [];
   for (const r of rows) r.forEach((c, i) => (w[i] = Math.max(w[i] ?? 0, c.length)));
-  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ').trimEnd());
+  return rows.map((r) =>
+    r
+      .map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i])))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 /** What the exit status means for this run, without claiming agreement about nothing. */
@@ -137,12 +142,28 @@ function exitText(r: ReplayReport): string {
 export function formatReplaySummary(r: ReplayReport, maxDiffs = 10): string {
   const L: string[] = [];
   const i = r.input;
-  L.push(`natlab replay ${i.path} (${i.format}, ${i.linkTypes.join('/') || 'no link type'}) on scenario ${r.scenario.name} [${r.scenario.how}]`);
-  L.push(`  input: ${n(i.records)} packets${i.limited ? ' (--limit reached)' : ''}, ${n(i.fed)} fed to the engines (${n(i.fromInstances)} from instances, ${n(i.fromInternet)} from the internet)`);
+  L.push(
+    `natlab replay ${i.path} (${i.format}, ${i.linkTypes.join('/') || 'no link type'}) on scenario ${r.scenario.name} [${r.scenario.how}]`,
+  );
+  L.push(
+    `  input: ${n(i.records)} packets${i.limited ? ' (--limit reached)' : ''}, ${n(i.fed)} fed to the engines (${n(i.fromInstances)} from instances, ${n(i.fromInternet)} from the internet)`,
+  );
   for (const [k, v] of Object.entries(i.notFed).sort((a, b) => b[1] - a[1])) L.push(`    not fed: ${n(v)} ${k}`);
-  if (i.notFedExamples.length) L.push(`    first ones: ${i.notFedExamples.slice(0, 5).map((x) => `#${x.input}${x.frame ? ` ${x.frame}` : ''}`).join('; ')}`);
-  if (i.toPrivate) L.push(`  one-sided capture: ${n(i.toPrivate)} far-side packets addressed to a private address (re-addressed per engine, below)`);
-  if (i.clampedTimestamps) L.push(`  clock: ${n(i.clampedTimestamps)} timestamps went backwards (by up to ${(i.maxBackstepUs / 1e6).toFixed(6)} s) and were clamped`);
+  if (i.notFedExamples.length)
+    L.push(
+      `    first ones: ${i.notFedExamples
+        .slice(0, 5)
+        .map((x) => `#${x.input}${x.frame ? ` ${x.frame}` : ''}`)
+        .join('; ')}`,
+    );
+  if (i.toPrivate)
+    L.push(
+      `  one-sided capture: ${n(i.toPrivate)} far-side packets addressed to a private address (re-addressed per engine, below)`,
+    );
+  if (i.clampedTimestamps)
+    L.push(
+      `  clock: ${n(i.clampedTimestamps)} timestamps went backwards (by up to ${(i.maxBackstepUs / 1e6).toFixed(6)} s) and were clamped`,
+    );
   for (const w of i.warnings) L.push(`  warning: ${w}`);
   if (i.error) L.push(`  ERROR: ${i.error} (everything before it was replayed)`);
   L.push('');
@@ -163,7 +184,9 @@ export function formatReplaySummary(r: ReplayReport, maxDiffs = 10): string {
     row('re-addressed (EIP 1:1)', (e) => n(e.readdressed.elasticIp));
     row('left unmapped', (e) => n(e.readdressed.unmapped));
   }
-  const points = [...new Set(es.flatMap((e) => Object.keys(e.outputs)))].filter((p) => es.some((e) => (e.outputs[p]?.frames ?? 0) > 0));
+  const points = [...new Set(es.flatMap((e) => Object.keys(e.outputs)))].filter((p) =>
+    es.some((e) => (e.outputs[p]?.frames ?? 0) > 0),
+  );
   for (const p of points) row(`out ${p}`, (e) => n(e.outputs[p]?.frames ?? 0));
   row('engine time (s)', (e) => (e.engineMs / 1000).toFixed(2));
   L.push(...table(rows).map((s) => `  ${s}`));
@@ -180,7 +203,9 @@ export function formatReplaySummary(r: ReplayReport, maxDiffs = 10): string {
       for (const g of groups) {
         const x = g[0];
         const who = g.map((y) => y.engine).join(', ');
-        L.push(`    #${input} [${who}: ${x.how}] ${x.from}${x.how === 'unmapped' ? ' (no mapping: replayed as captured)' : `\n        -> ${x.to}`}`);
+        L.push(
+          `    #${input} [${who}: ${x.how}] ${x.from}${x.how === 'unmapped' ? ' (no mapping: replayed as captured)' : `\n        -> ${x.to}`}`,
+        );
       }
     }
   }
@@ -191,17 +216,22 @@ export function formatReplaySummary(r: ReplayReport, maxDiffs = 10): string {
   else if (d.count === 0 && d.conntrack.length === 0) {
     L.push(`  engines agree on every packet (${d.pairs.map((p) => p.join(' vs ')).join(', ')})`);
   } else {
-    L.push(`  DIFFERENCES: ${n(d.count)} on ${n(d.packets)} packets${d.conntrack.length ? `, ${d.conntrack.length} in the final conntrack tables` : ''}; first ones:`);
+    L.push(
+      `  DIFFERENCES: ${n(d.count)} on ${n(d.packets)} packets${d.conntrack.length ? `, ${d.conntrack.length} in the final conntrack tables` : ''}; first ones:`,
+    );
     for (const x of d.first.slice(0, maxDiffs)) {
       L.push(`  - [${x.kind}] ${x.message}`);
-      const refs = Object.entries(x.outputs).map(([eng, fs]) => `${eng}: ${fs.length ? fs.map((f) => `${f.file} #${f.n}`).join(', ') : 'no output'}`);
+      const refs = Object.entries(x.outputs).map(
+        ([eng, fs]) => `${eng}: ${fs.length ? fs.map((f) => `${f.file} #${f.n}`).join(', ') : 'no output'}`,
+      );
       L.push(`      input #${x.input}; ${refs.join('; ')}`);
     }
     for (const c of d.conntrack.slice(0, 5)) L.push(`  - [conntrack] ${c}`);
   }
   for (const note of d.notes) L.push(`  note: ${note}`);
   L.push('');
-  L.push(`  ${n(i.records)} packets x ${es.length} engine(s) in ${(r.wallMs / 1000).toFixed(2)} s (start-up included): ${n(Math.round(r.pps))} pps, peak RSS ${r.peakRssMb.toFixed(0)} MB; exit ${r.exitCode} (${exitText(r)})`);
+  L.push(
+    `  ${n(i.records)} packets x ${es.length} engine(s) in ${(r.wallMs / 1000).toFixed(2)} s (start-up included): ${n(Math.round(r.pps))} pps, peak RSS ${r.peakRssMb.toFixed(0)} MB; exit ${r.exitCode} (${exitText(r)})`,
+  );
   return L.join('\n');
 }
-

@@ -3,7 +3,15 @@
 // is bounded by the host caps below) and collects unicast IPv4 source and destination addresses:
 // those inside an --inside CIDR become hosts in a private subnet behind a configure-pat NAT
 // instance, the others internet hosts (buildCaptureScenario, docs/scenarios.md).
-import { PacketView, PARSE_BAD_IP_VERSION, PARSE_NOT_IPV4, PARSE_TRUNCATED_IP_HEADER, PARSE_TRUNCATED_L2, PARSE_UNSUPPORTED_LINKTYPE, parseFrame } from '../../packet/parse.ts';
+import {
+  PacketView,
+  PARSE_BAD_IP_VERSION,
+  PARSE_NOT_IPV4,
+  PARSE_TRUNCATED_IP_HEADER,
+  PARSE_TRUNCATED_L2,
+  PARSE_UNSUPPORTED_LINKTYPE,
+  parseFrame,
+} from '../../packet/parse.ts';
 import { formatIpv4, parseCidr, cidrContains, formatCidr } from '../../packet/addr.ts';
 import { openCapture } from '../../pcap/reader.ts';
 import { buildCaptureScenario } from '../../scenario/capture.ts';
@@ -20,7 +28,10 @@ export const MAX_OUTSIDE_HOSTS = 4096;
 
 export function parseInsideList(text: string, what = '--inside'): Cidr[] {
   const out: Cidr[] = [];
-  for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     try {
       out.push(parseCidr(part.includes('/') ? part : `${part}/32`));
     } catch (e) {
@@ -40,7 +51,11 @@ export interface CaptureHosts {
 }
 
 /** First pass: the capture's unicast IPv4 hosts, split by the inside CIDRs. */
-export async function collectCaptureHosts(path: string, inside: readonly Cidr[], limit = Infinity): Promise<CaptureHosts> {
+export async function collectCaptureHosts(
+  path: string,
+  inside: readonly Cidr[],
+  limit = Infinity,
+): Promise<CaptureHosts> {
   const r = await openCapture(path);
   const ins = new Set<number>();
   const outs = new Set<number>();
@@ -48,7 +63,7 @@ export async function collectCaptureHosts(path: string, inside: readonly Cidr[],
   let records = 0;
   const pv = new PacketView();
   const add = (a: number) => {
-    if (isNonUnicastSource(a) || (a >>> 0) === 0xffffffff) return;
+    if (isNonUnicastSource(a) || a >>> 0 === 0xffffffff) return;
     if (inside.some((c) => cidrContains(c, a))) {
       if (!ins.has(a) && ins.size >= MAX_INSIDE_HOSTS) {
         throw new InputError(
@@ -74,14 +89,26 @@ export async function collectCaptureHosts(path: string, inside: readonly Cidr[],
       if (!rec || records >= limit) break;
       records++;
       const st = parseFrame(rec.data, 0, rec.data.length, rec.linkType, pv);
-      if (st === PARSE_UNSUPPORTED_LINKTYPE || st === PARSE_TRUNCATED_L2 || st === PARSE_NOT_IPV4 || st === PARSE_TRUNCATED_IP_HEADER || st === PARSE_BAD_IP_VERSION) continue;
+      if (
+        st === PARSE_UNSUPPORTED_LINKTYPE ||
+        st === PARSE_TRUNCATED_L2 ||
+        st === PARSE_NOT_IPV4 ||
+        st === PARSE_TRUNCATED_IP_HEADER ||
+        st === PARSE_BAD_IP_VERSION
+      )
+        continue;
       add(pv.src >>> 0);
       add(pv.dst >>> 0);
     }
   } finally {
     await r.close();
   }
-  return { inside: [...ins].sort((a, b) => a - b), outside: [...outs].sort((a, b) => a - b), outsideUnlisted: unlisted, records };
+  return {
+    inside: [...ins].sort((a, b) => a - b),
+    outside: [...outs].sort((a, b) => a - b),
+    outsideUnlisted: unlisted,
+    records,
+  };
 }
 
 export interface CaptureScenarioChoice {
@@ -103,7 +130,13 @@ export async function scenarioForCapture(
   // No inside host in the capture (all traffic is between outside hosts, or nothing is IPv4):
   // a small VPC in the first inside CIDR still gives the capture a NAT instance to pass by.
   const insideUsed = hosts.inside.length > 0 ? inside : [{ addr: inside[0].addr, len: Math.max(inside[0].len, 24) }];
-  const scenario = buildCaptureScenario({ inside: insideUsed, insideHosts: hosts.inside, outsideHosts: hosts.outside, name, subnetLenMin: build.subnetLenMin });
+  const scenario = buildCaptureScenario({
+    inside: insideUsed,
+    insideHosts: hosts.inside,
+    outsideHosts: hosts.outside,
+    name,
+    subnetLenMin: build.subnetLenMin,
+  });
   const nat = scenario.instances.find((i) => i.nat !== null);
   const how =
     `built around the capture: --inside ${inside.map(formatCidr).join(',')}: ${hosts.inside.length} inside host(s) ` +

@@ -10,7 +10,15 @@
 import { PARSE_STATUS_NAMES } from '../../packet/parse.ts';
 import { describePacket } from '../../packet/format.ts';
 import type { PacketResult } from '../../spec/engine.ts';
-import { CT_NAMES, CT_NONE, DROP_MALFORMED, DROP_NO_INGRESS, DROP_NOT_IPV4, FATE_DELIVERED, reasonName } from '../../spec/reasons.ts';
+import {
+  CT_NAMES,
+  CT_NONE,
+  DROP_MALFORMED,
+  DROP_NO_INGRESS,
+  DROP_NOT_IPV4,
+  FATE_DELIVERED,
+  reasonName,
+} from '../../spec/reasons.ts';
 import { POINT_INTERNET, pointName, type Scenario } from '../../spec/scenario.ts';
 import { NOWHERE_WHY } from '../replay/ingress.ts';
 
@@ -70,7 +78,9 @@ export function verdictText(s: Scenario, r: PacketResult): string {
   const ct = r.ct !== CT_NONE ? ` [ct ${CT_NAMES[r.ct] ?? r.ct}]` : '';
   const to = [...new Set(r.outputs.map((o) => pointName(s, o.egress)))];
   if (r.fate === FATE_DELIVERED) return `delivered to ${to.join(' and ') || 'nowhere'}${ct}`;
-  const sent = r.outputs.length ? `, sent ${r.outputs.map((o) => `${safeDescribe(o.frame)} to ${pointName(s, o.egress)}`).join(', ')}` : '';
+  const sent = r.outputs.length
+    ? `, sent ${r.outputs.map((o) => `${safeDescribe(o.frame)} to ${pointName(s, o.egress)}`).join(', ')}`
+    : '';
   return `dropped (${reasonText(r)})${ct}${sent}`;
 }
 
@@ -139,7 +149,8 @@ export function engineComment(s: Scenario, story: PacketStory, engine: string, o
   const r = v.result;
   let what = verdictText(s, r);
   if (output >= 0 && r.outputs.length > 1) what += `; output ${output + 1} of ${r.outputs.length}`;
-  if (output > 0 && r.fate === FATE_DELIVERED && r.outputs[output].egress !== r.outputs[0].egress) what += ` (this one to ${pointName(s, r.outputs[output].egress)})`;
+  if (output > 0 && r.fate === FATE_DELIVERED && r.outputs[output].egress !== r.outputs[0].egress)
+    what += ` (this one to ${pointName(s, r.outputs[output].egress)})`;
   return cap(`${head(s, story, v)}: ${what}; hops ${hopsText(s, story.ingress, r)}${differsText(s, story, engine)}`);
 }
 
@@ -147,16 +158,17 @@ export function engineComment(s: Scenario, story: PacketStory, engine: string, o
 export function inputComment(s: Scenario, story: PacketStory): string {
   const vs = story.verdicts;
   const same = vs.every((v) => verdictText(s, v.result) === verdictText(s, vs[0].result));
-  const fates = same && vs.length
-    ? `${vs.map((v) => v.engine).join(', ')}: ${verdictText(s, vs[0].result)}`
-    : vs.map((v) => `${v.engine}: ${verdictText(s, v.result)}`).join('; ');
+  const fates =
+    same && vs.length
+      ? `${vs.map((v) => v.engine).join(', ')}: ${verdictText(s, vs[0].result)}`
+      : vs.map((v) => `${v.engine}: ${verdictText(s, v.result)}`).join('; ');
   const re = [...new Set(vs.map((v) => v.readdressed).filter(Boolean))];
   const from = story.ingress < 0 ? 'not fed' : `from ${pointName(s, story.ingress)}`;
-  const diffs = story.differences.length
-    ? ` | DIFFERS: ${pairsText(story.differences)}`
-    : '';
+  const diffs = story.differences.length ? ` | DIFFERS: ${pairsText(story.differences)}` : '';
   const hops = vs.length ? `; hops ${hopsText(s, story.ingress, vs[0].result)}` : '';
-  return cap(`input #${story.input} ${from}${re.length ? ` (re-addressed: ${re.join('/')})` : ''}: ${fates}${hops}${diffs}`);
+  return cap(
+    `input #${story.input} ${from}${re.length ? ` (re-addressed: ${re.join('/')})` : ''}: ${fates}${hops}${diffs}`,
+  );
 }
 
 /** Interface name of an egress point in an annotated capture: "internet", "app-10.0.1.10". */

@@ -60,7 +60,14 @@ export function decodePacket(f: Uint8Array): DecodedPacket {
     d['ip checksum'] = hex16(pv.ipCsum);
     d.src = formatIpv4(pv.src);
     d.dst = formatIpv4(pv.dst);
-    d.proto = pv.proto === PROTO_TCP ? 'tcp' : pv.proto === PROTO_UDP ? 'udp' : pv.proto === PROTO_ICMP ? 'icmp' : String(pv.proto);
+    d.proto =
+      pv.proto === PROTO_TCP
+        ? 'tcp'
+        : pv.proto === PROTO_UDP
+          ? 'udp'
+          : pv.proto === PROTO_ICMP
+            ? 'icmp'
+            : String(pv.proto);
     if (pv.df) d.df = '1';
     if (pv.mf || pv.fragOff) d.fragment = `offset ${pv.fragOff}${pv.mf ? ' MF' : ''}`;
     const l4 = pv.ihl;
@@ -84,7 +91,8 @@ export function decodePacket(f: Uint8Array): DecodedPacket {
       }
     }
   }
-  const hex = Array.from(f.subarray(0, 64), (b) => b.toString(16).padStart(2, '0')).join(' ') + (f.length > 64 ? ' …' : '');
+  const hex =
+    Array.from(f.subarray(0, 64), (b) => b.toString(16).padStart(2, '0')).join(' ') + (f.length > 64 ? ' …' : '');
   return { summary, fields: d, hex };
 }
 

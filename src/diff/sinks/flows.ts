@@ -95,8 +95,15 @@ export class FlowCollector implements PacketSink {
       const withTimeline = this.timelines < this.maxTimelines;
       if (withTimeline) this.timelines++;
       f = {
-        key, name: named ? flowName(key) : key, packets: 0, firstInput: story.input, lastInput: story.input, dropped: 0, differing: 0,
-        differences: [], timeline: withTimeline ? [] : null,
+        key,
+        name: named ? flowName(key) : key,
+        packets: 0,
+        firstInput: story.input,
+        lastInput: story.input,
+        dropped: 0,
+        differing: 0,
+        differences: [],
+        timeline: withTimeline ? [] : null,
       };
       this.flows.set(key, f);
     }
@@ -124,12 +131,18 @@ export class FlowCollector implements PacketSink {
         const delivered = r.fate === FATE_DELIVERED;
         engines[v.engine] = {
           delivered,
-          text: delivered ? `to ${[...new Set(r.outputs.map((o) => pointName(s, o.egress)))].join(', ')}` : `dropped (${reasonName(r.reason)})`,
+          text: delivered
+            ? `to ${[...new Set(r.outputs.map((o) => pointName(s, o.egress)))].join(', ')}`
+            : `dropped (${reasonName(r.reason)})`,
         };
       }
       f.timeline.push({
-        input: story.input, timeUs: story.timeUs ?? 0, packet: describe(story.frame), from: story.ingress < 0 ? 'not fed' : pointName(s, story.ingress),
-        engines, differs,
+        input: story.input,
+        timeUs: story.timeUs ?? 0,
+        packet: describe(story.frame),
+        from: story.ingress < 0 ? 'not fed' : pointName(s, story.ingress),
+        engines,
+        differs,
       });
     }
   }

@@ -21,7 +21,8 @@ export class InputCapture {
 
   static async open(path: string, scenario: Scenario, inputPath: string): Promise<InputCapture> {
     const w = await PcapngWriter.open(path, {
-      interfaces: [], allowNoInterface: true,
+      interfaces: [],
+      allowNoInterface: true,
       comment: `natlab replay: the input capture ${inputPath}, each packet on the interface of its ingress point, commented with its fate on every engine`,
     });
     return new InputCapture(w, scenario);
@@ -32,12 +33,24 @@ export class InputCapture {
   }
 
   /** Writes one input record (its original bytes and link type). ingress < 0: not fed. */
-  write(ingress: number, linkType: number, tsSec: number, tsNsec: number, data: Uint8Array, origLen: number, comment: string): Promise<void> {
+  write(
+    ingress: number,
+    linkType: number,
+    tsSec: number,
+    tsNsec: number,
+    data: Uint8Array,
+    origLen: number,
+    comment: string,
+  ): Promise<void> {
     const key = `${ingress}|${linkType}`;
     let id = this.ids.get(key);
     if (id === undefined) {
       const name = ingress < 0 ? 'not-fed' : pointInterfaceName(this.scenario, ingress, formatIpv4);
-      id = this.w.addInterface({ linkType, name, description: `input frames ${ingress < 0 ? 'counted before the engines' : `entering at ${name}`} (${linkTypeName(linkType)})` });
+      id = this.w.addInterface({
+        linkType,
+        name,
+        description: `input frames ${ingress < 0 ? 'counted before the engines' : `entering at ${name}`} (${linkTypeName(linkType)})`,
+      });
       this.ids.set(key, id);
     }
     return this.w.write({ interfaceId: id, tsSec, tsNsec, data, origLen: Math.max(origLen, data.length), comment });

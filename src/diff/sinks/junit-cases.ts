@@ -18,13 +18,15 @@ export function fuzzSuite(r: FuzzReport, info: FuzzSuiteInfo): JUnitSuite {
   const shard = info.shard ?? { index: 0, count: 1 };
   const name = `seed ${r.seed} shard ${shard.index}/${shard.count}`;
   const c: JUnitCase = {
-    name, classname: `natlab.fuzz.${info.engines.join('-vs-')}`, timeS: r.elapsedMs / 1000,
+    name,
+    classname: `natlab.fuzz.${info.engines.join('-vs-')}`,
+    timeS: r.elapsedMs / 1000,
     systemOut: `${r.runs} runs, ${r.scenarios} scenarios, ${r.commands} commands, ${r.packets} packets, ${r.shrinks} shrink steps`,
   };
   const f = r.failure;
   if (f) {
     const first = f.differences[0];
-    const message = first ? `[${first.kind}] ${first.message}` : f.error ?? 'the engines differ';
+    const message = first ? `[${first.kind}] ${first.message}` : (f.error ?? 'the engines differ');
     c.failure = {
       message: `run ${f.run}: ${message}`.slice(0, 1000),
       type: first ? 'EngineDifference' : 'FuzzError',
@@ -39,8 +41,16 @@ export function fuzzSuite(r: FuzzReport, info: FuzzSuiteInfo): JUnitSuite {
     c.systemOut = `${c.systemOut}\ncounterexample: ${f.savedTo ?? '(not saved)'}\nreplay: ${f.replayCommand}`;
   }
   return {
-    name: 'natlab fuzz', timeS: r.elapsedMs / 1000, cases: [c],
-    properties: { seed: r.seed, shard: `${shard.index}/${shard.count}`, engines: info.engines.join(','), runs: r.runs, packets: r.packets },
+    name: 'natlab fuzz',
+    timeS: r.elapsedMs / 1000,
+    cases: [c],
+    properties: {
+      seed: r.seed,
+      shard: `${shard.index}/${shard.count}`,
+      engines: info.engines.join(','),
+      runs: r.runs,
+      packets: r.packets,
+    },
   };
 }
 
@@ -55,11 +65,16 @@ export interface ReplaySuiteInfo {
 
 /** One case per flow of the capture; conntrack-table differences and read errors as cases too. */
 export function replaySuite(r: ReplayReport, flows: FlowRecord[], info: ReplaySuiteInfo): JUnitSuite {
-  const cls = `natlab.replay.${basename(r.input.path).replace(/\.(pcapng|pcap|cap)$/i, '').replace(/[^A-Za-z0-9_-]/g, '_') || 'capture'}`;
+  const cls = `natlab.replay.${
+    basename(r.input.path)
+      .replace(/\.(pcapng|pcap|cap)$/i, '')
+      .replace(/[^A-Za-z0-9_-]/g, '_') || 'capture'
+  }`;
   const engines = r.engines.map((e) => e.engine);
   const cases: JUnitCase[] = flows.map((f) => {
     const c: JUnitCase = {
-      name: f.name, classname: cls,
+      name: f.name,
+      classname: cls,
       systemOut: `${f.packets} packets (inputs #${f.firstInput}..#${f.lastInput}), ${f.dropped} dropped by an engine, ${f.differing} differing`,
     };
     if (f.differing > 0 && engines.length > 1) {
@@ -68,40 +83,81 @@ export function replaySuite(r: ReplayReport, flows: FlowRecord[], info: ReplaySu
         ? `open ${engines.map((e) => `${info.outDir}/${e}.pcapng`).join(' and ')} in Wireshark, filter: frame.comment contains "input #${d.input} " (or "DIFFERS")`
         : `outputs under ${info.outDir}/<engine>/`;
       c.failure = {
-        message: `${f.differing} of ${f.packets} packets differ; first: input #${d.input} ${d.engines.join(' vs ')}: ${d.text}`.slice(0, 1000),
+        message:
+          `${f.differing} of ${f.packets} packets differ; first: input #${d.input} ${d.engines.join(' vs ')}: ${d.text}`.slice(
+            0,
+            1000,
+          ),
         type: 'EngineDifference',
-        text: [...f.differences.map((x) => `input #${x.input} [${x.kind}] ${x.engines.join(' vs ')}: ${x.text}`), '', where, `replay: ${info.command}`].join('\n'),
+        text: [
+          ...f.differences.map((x) => `input #${x.input} [${x.kind}] ${x.engines.join(' vs ')}: ${x.text}`),
+          '',
+          where,
+          `replay: ${info.command}`,
+        ].join('\n'),
       };
     }
     return c;
   });
   if (r.differences.conntrack.length) {
     cases.push({
-      name: 'conntrack tables at the end', classname: cls,
-      failure: { message: r.differences.conntrack[0].slice(0, 1000), type: 'ConntrackDifference', text: [...r.differences.conntrack, '', `replay: ${info.command}`].join('\n') },
+      name: 'conntrack tables at the end',
+      classname: cls,
+      failure: {
+        message: r.differences.conntrack[0].slice(0, 1000),
+        type: 'ConntrackDifference',
+        text: [...r.differences.conntrack, '', `replay: ${info.command}`].join('\n'),
+      },
     });
   }
   if (r.input.error) {
-    cases.push({ name: 'read the whole capture', classname: cls, error: { message: r.input.error.slice(0, 1000), type: 'InputError', text: r.input.error } });
+    cases.push({
+      name: 'read the whole capture',
+      classname: cls,
+      error: { message: r.input.error.slice(0, 1000), type: 'InputError', text: r.input.error },
+    });
   }
   return {
-    name: `natlab replay ${r.input.path}`, timeS: r.wallMs / 1000, cases,
-    properties: { engines: engines.join(','), scenario: r.scenario.name, packets: r.input.records, differences: r.differences.count, exitCode: r.exitCode },
+    name: `natlab replay ${r.input.path}`,
+    timeS: r.wallMs / 1000,
+    cases,
+    properties: {
+      engines: engines.join(','),
+      scenario: r.scenario.name,
+      packets: r.input.records,
+      differences: r.differences.count,
+      exitCode: r.exitCode,
+    },
   };
 }
 
 /** One case per corpus entry (timeS by entry name when known). */
-export function corpusSuite(entries: EntryOutcome[], engines: string[], timeS: Map<string, number> = new Map()): JUnitSuite {
+export function corpusSuite(
+  entries: EntryOutcome[],
+  engines: string[],
+  timeS: Map<string, number> = new Map(),
+): JUnitSuite {
   const cases = entries.map((e): JUnitCase => {
     const c: JUnitCase = {
-      name: e.name, classname: 'natlab.corpus', timeS: timeS.get(e.name),
-      systemOut: [`${e.packets} packets on ${e.engines.join(', ')}`, ...e.known.map((k) => `known difference: ${k}`), ...e.updated.map((u) => `updated ${u}`)].join('\n'),
+      name: e.name,
+      classname: 'natlab.corpus',
+      timeS: timeS.get(e.name),
+      systemOut: [
+        `${e.packets} packets on ${e.engines.join(', ')}`,
+        ...e.known.map((k) => `known difference: ${k}`),
+        ...e.updated.map((u) => `updated ${u}`),
+      ].join('\n'),
     };
     if (e.skipped) c.skipped = e.skipped;
     else if (!e.ok) {
       c.failure = {
-        message: (e.problems[0] ?? 'failed').slice(0, 1000), type: 'CorpusMismatch',
-        text: [...e.problems, '', `re-run: natlab corpus verify --only ${e.name} --engines ${e.engines.join(',')}`].join('\n'),
+        message: (e.problems[0] ?? 'failed').slice(0, 1000),
+        type: 'CorpusMismatch',
+        text: [
+          ...e.problems,
+          '',
+          `re-run: natlab corpus verify --only ${e.name} --engines ${e.engines.join(',')}`,
+        ].join('\n'),
       };
     }
     return c;

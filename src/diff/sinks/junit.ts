@@ -61,13 +61,17 @@ export function junitXml(suites: JUnitSuite[]): string {
   const count = (f: (c: JUnitCase) => boolean) => suites.reduce((a, s) => a + s.cases.filter(f).length, 0);
   const total = suites.reduce((a, s) => a + s.cases.length, 0);
   const time = suites.reduce((a, s) => a + (s.timeS ?? s.cases.reduce((b, c) => b + (c.timeS ?? 0), 0)), 0);
-  L.push(`<testsuites name="natlab" tests="${total}" failures="${count((c) => !!c.failure)}" errors="${count((c) => !!c.error)}" skipped="${count((c) => c.skipped !== undefined)}" time="${secs(time)}">`);
+  L.push(
+    `<testsuites name="natlab" tests="${total}" failures="${count((c) => !!c.failure)}" errors="${count((c) => !!c.error)}" skipped="${count((c) => c.skipped !== undefined)}" time="${secs(time)}">`,
+  );
   suites.forEach((s, id) => {
     const failures = s.cases.filter((c) => c.failure).length;
     const errors = s.cases.filter((c) => c.error).length;
     const skipped = s.cases.filter((c) => c.skipped !== undefined).length;
     const t = s.timeS ?? s.cases.reduce((b, c) => b + (c.timeS ?? 0), 0);
-    L.push(`  <testsuite name="${attr(s.name)}" tests="${s.cases.length}" failures="${failures}" errors="${errors}" skipped="${skipped}" time="${secs(t)}" timestamp="${attr(s.timestamp ?? isoNow())}" hostname="${attr(hostname() || 'localhost')}" id="${id}" package="natlab">`);
+    L.push(
+      `  <testsuite name="${attr(s.name)}" tests="${s.cases.length}" failures="${failures}" errors="${errors}" skipped="${skipped}" time="${secs(t)}" timestamp="${attr(s.timestamp ?? isoNow())}" hostname="${attr(hostname() || 'localhost')}" id="${id}" package="natlab">`,
+    );
     const props = Object.entries(s.properties ?? {});
     if (props.length) {
       L.push('    <properties>');
@@ -78,8 +82,14 @@ export function junitXml(suites: JUnitSuite[]): string {
       const head = `    <testcase name="${attr(c.name)}" classname="${attr(c.classname)}" time="${secs(c.timeS)}"`;
       const body: string[] = [];
       if (c.skipped !== undefined) body.push(`      <skipped message="${attr(c.skipped)}"/>`);
-      if (c.failure) body.push(`      <failure message="${attr(c.failure.message)}" type="${attr(c.failure.type)}">${xmlText(c.failure.text)}</failure>`);
-      if (c.error) body.push(`      <error message="${attr(c.error.message)}" type="${attr(c.error.type)}">${xmlText(c.error.text)}</error>`);
+      if (c.failure)
+        body.push(
+          `      <failure message="${attr(c.failure.message)}" type="${attr(c.failure.type)}">${xmlText(c.failure.text)}</failure>`,
+        );
+      if (c.error)
+        body.push(
+          `      <error message="${attr(c.error.message)}" type="${attr(c.error.type)}">${xmlText(c.error.text)}</error>`,
+        );
       if (c.systemOut) body.push(`      <system-out>${xmlText(c.systemOut)}</system-out>`);
       if (body.length === 0) L.push(`${head}/>`);
       else L.push(`${head}>`, ...body, '    </testcase>');

@@ -62,7 +62,11 @@ export function readAwsJson(j: J): Inventory {
             cidrs.unshift(primary);
           }
           for (const a of x.at('Ipv6CidrBlockAssociationSet').list())
-            inv.skipped.push({ what: `VPC IPv6 CIDR ${a.at('Ipv6CidrBlock').str() ?? '?'}`, reason: 'IPv6 is not modelled (natlab carries IPv4)', source: src(a) });
+            inv.skipped.push({
+              what: `VPC IPv6 CIDR ${a.at('Ipv6CidrBlock').str() ?? '?'}`,
+              reason: 'IPv6 is not modelled (natlab carries IPv4)',
+              source: src(a),
+            });
           inv.vpcs.push({ id: x.at('VpcId').s(), name: awsNameTag(x), cidrs, source: src(x) });
         }
         break;
@@ -70,7 +74,11 @@ export function readAwsJson(j: J): Inventory {
         for (const x of v.list(true)) {
           const id = x.at('SubnetId').s();
           for (const a of x.at('Ipv6CidrBlockAssociationSet').list())
-            inv.skipped.push({ what: `subnet ${id} IPv6 CIDR ${a.at('Ipv6CidrBlock').str() ?? '?'}`, reason: 'IPv6 is not modelled', source: src(a) });
+            inv.skipped.push({
+              what: `subnet ${id} IPv6 CIDR ${a.at('Ipv6CidrBlock').str() ?? '?'}`,
+              reason: 'IPv6 is not modelled',
+              source: src(a),
+            });
           const cidr = x.at('CidrBlock').str();
           if (cidr === null) {
             inv.skipped.push({ what: `subnet ${id}`, reason: 'IPv6-only subnet (no IPv4 CidrBlock)', source: src(x) });
@@ -91,12 +99,32 @@ export function readAwsJson(j: J): Inventory {
             const sn = a.at('SubnetId').str();
             if (sn) subnetIds.push(sn);
             const gw = a.at('GatewayId').str();
-            if (gw) inv.skipped.push({ what: `edge association of route table ${id} with ${gw}`, reason: 'gateway route tables (ingress routing) are not modelled', source: src(a) });
+            if (gw)
+              inv.skipped.push({
+                what: `edge association of route table ${id} with ${gw}`,
+                reason: 'gateway route tables (ingress routing) are not modelled',
+                source: src(a),
+              });
           }
           for (const p of x.at('PropagatingVgws').list())
-            inv.skipped.push({ what: `route propagation from ${p.at('GatewayId').str() ?? '?'} into ${id}`, reason: 'VPN gateways are not modelled', source: src(p) });
-          const routes = x.at('Routes').list().map((r) => awsRoute(r));
-          inv.routeTables.push({ id, name: awsNameTag(x), vpcId: x.at('VpcId').s(), main, subnetIds, routes, source: src(x) });
+            inv.skipped.push({
+              what: `route propagation from ${p.at('GatewayId').str() ?? '?'} into ${id}`,
+              reason: 'VPN gateways are not modelled',
+              source: src(p),
+            });
+          const routes = x
+            .at('Routes')
+            .list()
+            .map((r) => awsRoute(r));
+          inv.routeTables.push({
+            id,
+            name: awsNameTag(x),
+            vpcId: x.at('VpcId').s(),
+            main,
+            subnetIds,
+            routes,
+            source: src(x),
+          });
         }
         break;
       case 'Reservations':
@@ -120,7 +148,8 @@ export function readAwsJson(j: J): Inventory {
               primaryEniId,
               source: src(x),
             });
-            if (x.at('Ipv6Address').str()) inv.skipped.push({ what: `instance ${id} IPv6 address`, reason: 'IPv6 is not modelled', source: src(x) });
+            if (x.at('Ipv6Address').str())
+              inv.skipped.push({ what: `instance ${id} IPv6 address`, reason: 'IPv6 is not modelled', source: src(x) });
           }
         break;
       case 'NetworkInterfaces':
@@ -140,7 +169,14 @@ export function readAwsJson(j: J): Inventory {
         break;
       case 'InternetGateways':
         for (const x of v.list(true))
-          inv.igws.push({ id: x.at('InternetGatewayId').s(), vpcIds: x.at('Attachments').list().map((a) => a.at('VpcId').s()), source: src(x) });
+          inv.igws.push({
+            id: x.at('InternetGatewayId').s(),
+            vpcIds: x
+              .at('Attachments')
+              .list()
+              .map((a) => a.at('VpcId').s()),
+            source: src(x),
+          });
         break;
       case 'NatGateways':
         for (const x of v.list(true)) {
@@ -161,30 +197,55 @@ export function readAwsJson(j: J): Inventory {
           const inb = x.at('IpPermissions').list().length;
           const outb = x.at('IpPermissionsEgress').list().length;
           inv.filters.push({
-            kind: 'security group', id: x.at('GroupId').s(), name: x.at('GroupName').str(), vpcId: x.at('VpcId').str(),
-            summary: `${inb} inbound, ${outb} outbound permission${outb === 1 ? '' : 's'}`, allowsAll: false, source: src(x),
+            kind: 'security group',
+            id: x.at('GroupId').s(),
+            name: x.at('GroupName').str(),
+            vpcId: x.at('VpcId').str(),
+            summary: `${inb} inbound, ${outb} outbound permission${outb === 1 ? '' : 's'}`,
+            allowsAll: false,
+            source: src(x),
           });
         }
         break;
       case 'NetworkAcls':
         for (const x of v.list(true)) {
           const entries = x.at('Entries').list();
-          const denies = entries.filter((e) => e.at('RuleAction').str() === 'deny' && e.at('RuleNumber').num(0) !== 32767);
-          const allowAll = entries.filter((e) => e.at('RuleAction').str() === 'allow' && e.at('Protocol').str() === '-1' && e.at('CidrBlock').str() === '0.0.0.0/0');
-          const allowsAll = denies.length === 0 && allowAll.some((e) => e.at('Egress').bool(false)) && allowAll.some((e) => !e.at('Egress').bool(false));
+          const denies = entries.filter(
+            (e) => e.at('RuleAction').str() === 'deny' && e.at('RuleNumber').num(0) !== 32767,
+          );
+          const allowAll = entries.filter(
+            (e) =>
+              e.at('RuleAction').str() === 'allow' &&
+              e.at('Protocol').str() === '-1' &&
+              e.at('CidrBlock').str() === '0.0.0.0/0',
+          );
+          const allowsAll =
+            denies.length === 0 &&
+            allowAll.some((e) => e.at('Egress').bool(false)) &&
+            allowAll.some((e) => !e.at('Egress').bool(false));
           inv.filters.push({
-            kind: 'network ACL', id: x.at('NetworkAclId').s(), name: awsNameTag(x), vpcId: x.at('VpcId').str(),
-            summary: `${entries.length} entries, ${x.at('Associations').list().length} subnet associations`, allowsAll, source: src(x),
+            kind: 'network ACL',
+            id: x.at('NetworkAclId').s(),
+            name: awsNameTag(x),
+            vpcId: x.at('VpcId').str(),
+            summary: `${entries.length} entries, ${x.at('Associations').list().length} subnet associations`,
+            allowsAll,
+            source: src(x),
           });
         }
         break;
       default:
         if (IGNORED_KEYS.has(key)) break;
         if (key in AWS_SKIPPED_KINDS) {
-          for (const x of v.list()) inv.skipped.push({ what: `${key} entry`, reason: AWS_SKIPPED_KINDS[key], source: src(x) });
+          for (const x of v.list())
+            inv.skipped.push({ what: `${key} entry`, reason: AWS_SKIPPED_KINDS[key], source: src(x) });
           break;
         }
-        throw new InputError(`${j.file}: $.${key}: unknown top-level key (expected the output of aws ec2 ${Object.values(AWS_KINDS).join(', ')})`, j.file, `$.${key}`);
+        throw new InputError(
+          `${j.file}: $.${key}: unknown top-level key (expected the output of aws ec2 ${Object.values(AWS_KINDS).join(', ')})`,
+          j.file,
+          `$.${key}`,
+        );
     }
   }
   return inv;
@@ -192,9 +253,20 @@ export function readAwsJson(j: J): Inventory {
 
 function awsEni(n: J, instanceId: string | null): Inventory['enis'][number] {
   const att = n.at('Attachment');
-  const primary = n.at('PrivateIpAddresses').list().find((p) => p.at('Primary').bool(false));
-  const secondary = n.at('PrivateIpAddresses').list().filter((p) => !p.at('Primary').bool(false)).map((p) => p.at('PrivateIpAddress').s());
-  const assoc = primary?.has('Association') ? primary.at('Association') : n.has('Association') ? n.at('Association') : null;
+  const primary = n
+    .at('PrivateIpAddresses')
+    .list()
+    .find((p) => p.at('Primary').bool(false));
+  const secondary = n
+    .at('PrivateIpAddresses')
+    .list()
+    .filter((p) => !p.at('Primary').bool(false))
+    .map((p) => p.at('PrivateIpAddress').s());
+  const assoc = primary?.has('Association')
+    ? primary.at('Association')
+    : n.has('Association')
+      ? n.at('Association')
+      : null;
   return {
     id: n.at('NetworkInterfaceId').s(),
     instanceId: instanceId ?? (att.absent ? null : att.at('InstanceId').str()),
@@ -223,7 +295,12 @@ function awsRoute(r: J): InvRoute {
   else if (eni || inst) target = { kind: 'eni', eniId: eni, instanceId: inst };
   else if (gw === 'local') target = { kind: 'local' };
   else if (gw?.startsWith('igw-')) target = { kind: 'igw', id: gw };
-  else if (gw) target = { kind: 'unsupported', what: gw.startsWith('vgw-') ? 'virtual private gateway' : gw.startsWith('vpce-') ? 'VPC endpoint' : 'gateway', id: gw };
+  else if (gw)
+    target = {
+      kind: 'unsupported',
+      what: gw.startsWith('vgw-') ? 'virtual private gateway' : gw.startsWith('vpce-') ? 'VPC endpoint' : 'gateway',
+      id: gw,
+    };
   else {
     const other: Array<[string, string]> = [
       ['VpcPeeringConnectionId', 'VPC peering connection'],
@@ -234,7 +311,15 @@ function awsRoute(r: J): InvRoute {
       ['CoreNetworkArn', 'Cloud WAN core network'],
     ];
     const hit = other.find(([k]) => r.at(k).str());
-    target = hit ? { kind: 'unsupported', what: hit[1], id: r.at(hit[0]).s() } : { kind: 'unsupported', what: 'unknown target', id: '?' };
+    target = hit
+      ? { kind: 'unsupported', what: hit[1], id: r.at(hit[0]).s() }
+      : { kind: 'unsupported', what: 'unknown target', id: '?' };
   }
-  return { dest: dest4, destText, target, blackhole: r.at('State').str() === 'blackhole', source: `${r.file}: ${r.path}` };
+  return {
+    dest: dest4,
+    destText,
+    target,
+    blackhole: r.at('State').str() === 'blackhole',
+    source: `${r.file}: ${r.path}`,
+  };
 }

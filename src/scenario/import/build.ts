@@ -7,7 +7,13 @@ import { InputError } from '../../spec/errors.ts';
 import type { Cidr, Scenario } from '../../spec/scenario.ts';
 import { cidrContains, cidrMask, cidrOverlaps, formatCidr } from '../../packet/addr.ts';
 import { cidrWithin, readCidr, readIpv4 } from '../addr-text.ts';
-import { NAME_RE, SYSCTL_IP_FORWARD, SYSCTL_SEND_REDIRECTS_ALL, SYSCTL_SEND_REDIRECTS_ETH0, compileScenarioObject } from '../load.ts';
+import {
+  NAME_RE,
+  SYSCTL_IP_FORWARD,
+  SYSCTL_SEND_REDIRECTS_ALL,
+  SYSCTL_SEND_REDIRECTS_ETH0,
+  compileScenarioObject,
+} from '../load.ts';
 import { scenarioToYaml } from '../to-yaml.ts';
 import type { InvInstance, InvRoute, Inventory, Skipped } from './inventory.ts';
 import { mergeHostConfig, primaryIface, resolveHost, type HostConfig } from './host.ts';
@@ -41,7 +47,8 @@ const WIDEN_MIN_LEN = 8;
 
 function cidrOf(text: string, what: string, source: string): Cidr {
   const c = readCidr(text);
-  if (typeof c === 'string' || c.bare) throw new InputError(`${source}: ${what}: '${text}' is not an IPv4 CIDR`, source, what);
+  if (typeof c === 'string' || c.bare)
+    throw new InputError(`${source}: ${what}: '${text}' is not an IPv4 CIDR`, source, what);
   return c.cidr;
 }
 
@@ -56,7 +63,7 @@ function covering(cs: Cidr[]): Cidr {
   let len = Math.min(...cs.map((c) => c.len));
   for (; len > 0; len--) {
     const base = (cs[0].addr & cidrMask(len)) >>> 0;
-    if (cs.every((c) => ((c.addr & cidrMask(len)) >>> 0) === base)) return { addr: base, len };
+    if (cs.every((c) => (c.addr & cidrMask(len)) >>> 0 === base)) return { addr: base, len };
   }
   return { addr: 0, len: 0 };
 }
@@ -65,7 +72,12 @@ class Names {
   private used = new Set<string>();
   /** The Name tag when it is a valid, unused scenario name; else the AWS id. */
   pick(tag: string | null, id: string): string {
-    const n = tag && NAME_RE.test(tag) && !this.used.has(tag) ? tag : NAME_RE.test(id) && !this.used.has(id) ? id : `x-${this.used.size}`;
+    const n =
+      tag && NAME_RE.test(tag) && !this.used.has(tag)
+        ? tag
+        : NAME_RE.test(id) && !this.used.has(id)
+          ? id
+          : `x-${this.used.size}`;
     this.used.add(n);
     return n;
   }
@@ -79,38 +91,70 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
   };
 
   // --- the VPC
-  if (inv.vpcs.length === 0) throw new InputError(`no VPC in the input: give the output of aws ec2 describe-vpcs (or a Terraform state with aws_vpc)`, inv.inputs[0] ?? '', '');
+  if (inv.vpcs.length === 0)
+    throw new InputError(
+      `no VPC in the input: give the output of aws ec2 describe-vpcs (or a Terraform state with aws_vpc)`,
+      inv.inputs[0] ?? '',
+      '',
+    );
   let vpc = inv.vpcs[0];
   if (opts.vpcId) {
     const v = inv.vpcs.find((x) => x.id === opts.vpcId || x.name === opts.vpcId);
-    if (!v) throw new InputError(`--vpc ${opts.vpcId}: no such VPC in the input (have: ${inv.vpcs.map((x) => x.id + (x.name ? ` (${x.name})` : '')).join(', ')})`, '', 'vpc');
+    if (!v)
+      throw new InputError(
+        `--vpc ${opts.vpcId}: no such VPC in the input (have: ${inv.vpcs.map((x) => x.id + (x.name ? ` (${x.name})` : '')).join(', ')})`,
+        '',
+        'vpc',
+      );
     vpc = v;
   } else if (inv.vpcs.length > 1) {
-    throw new InputError(`the input holds ${inv.vpcs.length} VPCs (${inv.vpcs.map((x) => x.id + (x.name ? ` (${x.name})` : '')).join(', ')}): choose one with --vpc ID`, '', 'vpc');
+    throw new InputError(
+      `the input holds ${inv.vpcs.length} VPCs (${inv.vpcs.map((x) => x.id + (x.name ? ` (${x.name})` : '')).join(', ')}): choose one with --vpc ID`,
+      '',
+      'vpc',
+    );
   }
-  for (const v of inv.vpcs) if (v !== vpc) skip(`VPC ${v.id}${v.name ? ` (${v.name})` : ''} and everything in it`, `the scenario is one VPC (${vpc.id}); import it separately with --vpc ${v.id}`, v.source);
-  if (vpc.cidrs.length === 0) throw new InputError(`${vpc.source}: VPC ${vpc.id} has no IPv4 CIDR block`, vpc.source, 'CidrBlock');
+  for (const v of inv.vpcs)
+    if (v !== vpc)
+      skip(
+        `VPC ${v.id}${v.name ? ` (${v.name})` : ''} and everything in it`,
+        `the scenario is one VPC (${vpc.id}); import it separately with --vpc ${v.id}`,
+        v.source,
+      );
+  if (vpc.cidrs.length === 0)
+    throw new InputError(`${vpc.source}: VPC ${vpc.id} has no IPv4 CIDR block`, vpc.source, 'CidrBlock');
   const vpcCidrs = vpc.cidrs.map((c) => cidrOf(c, 'CidrBlock', vpc.source));
   let vpcCidr = vpcCidrs[0];
 
   const subnetsIn = inv.subnets.filter((s) => s.vpcId === vpc.id);
-  for (const s of inv.subnets) if (s.vpcId !== vpc.id && inv.vpcs.some((v) => v.id === s.vpcId && v !== vpc)) continue; // reported with its VPC
-  else if (s.vpcId !== vpc.id) skip(`subnet ${s.id}`, `it is in VPC ${s.vpcId}, not ${vpc.id}`, s.source);
-  const usedSecondary = vpcCidrs.slice(1).filter((c) => subnetsIn.some((s) => cidrWithin(cidrOf(s.cidr, 'CidrBlock', s.source), c)));
+  for (const s of inv.subnets)
+    if (s.vpcId !== vpc.id && inv.vpcs.some((v) => v.id === s.vpcId && v !== vpc))
+      continue; // reported with its VPC
+    else if (s.vpcId !== vpc.id) skip(`subnet ${s.id}`, `it is in VPC ${s.vpcId}, not ${vpc.id}`, s.source);
+  const usedSecondary = vpcCidrs
+    .slice(1)
+    .filter((c) => subnetsIn.some((s) => cidrWithin(cidrOf(s.cidr, 'CidrBlock', s.source), c)));
   if (vpcCidrs.length > 1) {
     const all = [vpcCidrs[0], ...usedSecondary];
     const cover = covering(all);
     if (usedSecondary.length === 0) {
-      for (const c of vpcCidrs.slice(1)) skip(`VPC CIDR ${formatCidr(c)} (secondary)`, 'no subnet uses it; the scenario has one VPC CIDR', vpc.source);
+      for (const c of vpcCidrs.slice(1))
+        skip(`VPC CIDR ${formatCidr(c)} (secondary)`, 'no subnet uses it; the scenario has one VPC CIDR', vpc.source);
     } else if (cover.len >= WIDEN_MIN_LEN) {
       vpcCidr = cover;
       notes.push(
         `VPC ${vpc.id} has ${vpcCidrs.length} IPv4 CIDR blocks (${vpcCidrs.map(formatCidr).join(', ')}); the scenario has one VPC CIDR, so it uses ${formatCidr(cover)}, ` +
           `which covers the blocks its subnets use (addresses between them count as the VPC's)`,
       );
-      for (const c of vpcCidrs.slice(1)) if (!usedSecondary.includes(c)) skip(`VPC CIDR ${formatCidr(c)} (secondary)`, 'no subnet uses it', vpc.source);
+      for (const c of vpcCidrs.slice(1))
+        if (!usedSecondary.includes(c)) skip(`VPC CIDR ${formatCidr(c)} (secondary)`, 'no subnet uses it', vpc.source);
     } else {
-      for (const c of vpcCidrs.slice(1)) skip(`VPC CIDR ${formatCidr(c)} (secondary) and its subnets`, `no single CIDR of /${WIDEN_MIN_LEN} or longer covers it and ${formatCidr(vpcCidrs[0])}; the scenario has one VPC CIDR`, vpc.source);
+      for (const c of vpcCidrs.slice(1))
+        skip(
+          `VPC CIDR ${formatCidr(c)} (secondary) and its subnets`,
+          `no single CIDR of /${WIDEN_MIN_LEN} or longer covers it and ${formatCidr(vpcCidrs[0])}; the scenario has one VPC CIDR`,
+          vpc.source,
+        );
     }
   }
 
@@ -120,7 +164,9 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
   const instNames = new Names();
   const ids: string[] = [`VPC ${vpc.id}${vpc.name ? ` (${vpc.name})` : ''}: ${vpc.cidrs.join(', ')}`];
   const tables = inv.routeTables.filter((t) => t.vpcId === vpc.id);
-  for (const t of inv.routeTables) if (t.vpcId !== vpc.id && !inv.vpcs.some((v) => v.id === t.vpcId && v !== vpc)) skip(`route table ${t.id}`, `it is in VPC ${t.vpcId}, not ${vpc.id}`, t.source);
+  for (const t of inv.routeTables)
+    if (t.vpcId !== vpc.id && !inv.vpcs.some((v) => v.id === t.vpcId && v !== vpc))
+      skip(`route table ${t.id}`, `it is in VPC ${t.vpcId}, not ${vpc.id}`, t.source);
   const mainTable = tables.find((t) => t.main) ?? null;
   const rtName = new Map<string, string>();
   for (const t of tables) {
@@ -143,7 +189,9 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
     if (explicit) table = rtName.get(explicit.id)!;
     else if (mainTable) {
       table = rtName.get(mainTable.id)!;
-      notes.push(`subnet ${name}: no explicit route table association, so it uses the main route table ${table} (${mainTable.id})`);
+      notes.push(
+        `subnet ${name}: no explicit route table association, so it uses the main route table ${table} (${mainTable.id})`,
+      );
     } else {
       table = 'main';
       needMain = true;
@@ -151,8 +199,16 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
     subnets[name] = { cidr: s.cidr, routeTable: table };
     ids.push(`subnet ${name} = ${s.id} (${s.cidr})`);
   }
-  if (Object.keys(subnets).length === 0) throw new InputError(`VPC ${vpc.id} has no IPv4 subnet in the input: give the output of aws ec2 describe-subnets (or aws_subnet resources)`, vpc.source, 'subnets');
-  if (needMain) notes.push(`no route table in the input is the VPC's main one: subnets without an explicit association use a route table 'main' with only the local route (give describe-route-tables output)`);
+  if (Object.keys(subnets).length === 0)
+    throw new InputError(
+      `VPC ${vpc.id} has no IPv4 subnet in the input: give the output of aws ec2 describe-subnets (or aws_subnet resources)`,
+      vpc.source,
+      'subnets',
+    );
+  if (needMain)
+    notes.push(
+      `no route table in the input is the VPC's main one: subnets without an explicit association use a route table 'main' with only the local route (give describe-route-tables output)`,
+    );
 
   // --- instances (their primary ENI) and public addresses
   const enisById = new Map(inv.enis.map((e) => [e.id, e]));
@@ -161,14 +217,17 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
   const instById = new Map<string, InvInstance>();
   const usedPublic = new Set<string>();
   for (const i of inv.instances) {
-    const eni = i.primaryEniId ? enisById.get(i.primaryEniId) : inv.enis.find((e) => e.instanceId === i.id && e.deviceIndex === 0);
+    const eni = i.primaryEniId
+      ? enisById.get(i.primaryEniId)
+      : inv.enis.find((e) => e.instanceId === i.id && e.deviceIndex === 0);
     const subnetId = i.subnetId ?? eni?.subnetId ?? null;
     if (i.state === 'terminated' || i.state === 'shutting-down') {
       skip(`instance ${i.id}${i.name ? ` (${i.name})` : ''}`, `it is ${i.state}`, i.source);
       continue;
     }
     if (!subnetId || !snName.has(subnetId)) {
-      if (subnetId && !inv.subnets.some((s) => s.id === subnetId && s.vpcId !== vpc.id)) skip(`instance ${i.id}`, `its subnet ${subnetId} is not in the scenario`, i.source);
+      if (subnetId && !inv.subnets.some((s) => s.id === subnetId && s.vpcId !== vpc.id))
+        skip(`instance ${i.id}`, `its subnet ${subnetId} is not in the scenario`, i.source);
       else if (!subnetId) skip(`instance ${i.id}`, 'no subnet (EC2-Classic or no network interface)', i.source);
       continue;
     }
@@ -189,12 +248,22 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
     const sdc = eni?.sourceDestCheck ?? i.sourceDestCheck;
     o.sourceDestCheck = sdc ?? true;
     if (sdc === null) notes.push(`instance ${name}: SourceDestCheck not in the input; AWS's default (on) assumed`);
-    if (i.state && i.state !== 'running') notes.push(`instance ${name} (${i.id}) is ${i.state}: imported as if running`);
+    if (i.state && i.state !== 'running')
+      notes.push(`instance ${name} (${i.id}) is ${i.state}: imported as if running`);
     instances[name] = o;
     ids.push(`instance ${name} = ${i.id}${eni ? ` (ENI ${eni.id})` : ''}`);
     for (const e of inv.enis.filter((x) => x.instanceId === i.id && x.deviceIndex > 0))
-      skip(`ENI ${e.id} of instance ${name} (device ${e.deviceIndex}${e.privateIp ? `, ${e.privateIp}` : ''})`, 'the scenario gives each instance one ENI (its primary)', e.source);
-    if (eni?.secondaryPrivateIps.length) skip(`secondary private IPs of ${name}: ${eni.secondaryPrivateIps.join(', ')}`, 'the scenario gives each ENI one private IP', eni.source);
+      skip(
+        `ENI ${e.id} of instance ${name} (device ${e.deviceIndex}${e.privateIp ? `, ${e.privateIp}` : ''})`,
+        'the scenario gives each instance one ENI (its primary)',
+        e.source,
+      );
+    if (eni?.secondaryPrivateIps.length)
+      skip(
+        `secondary private IPs of ${name}: ${eni.secondaryPrivateIps.join(', ')}`,
+        'the scenario gives each ENI one private IP',
+        eni.source,
+      );
   }
   const natGwPublic = new Set(inv.natGateways.map((n) => n.publicIp).filter((x): x is string => !!x));
   for (const e of inv.eips) {
@@ -202,16 +271,28 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
     const instId = e.instanceId ?? viaEni?.instanceId ?? null;
     if (natGwPublic.has(e.publicIp) || viaEni?.interfaceType === 'nat_gateway') continue; // reported with the NAT gateway
     if (!instId && !e.eniId) {
-      skip(`Elastic IP ${e.publicIp}${e.allocationId ? ` (${e.allocationId})` : ''}`, 'not associated with anything', e.source);
+      skip(
+        `Elastic IP ${e.publicIp}${e.allocationId ? ` (${e.allocationId})` : ''}`,
+        'not associated with anything',
+        e.source,
+      );
       continue;
     }
     const name = instId ? instName.get(instId) : undefined;
     if (!name) {
-      skip(`Elastic IP ${e.publicIp}`, `associated with ${instId ?? e.eniId}, which is not an instance in the scenario`, e.source);
+      skip(
+        `Elastic IP ${e.publicIp}`,
+        `associated with ${instId ?? e.eniId}, which is not an instance in the scenario`,
+        e.source,
+      );
       continue;
     }
     if (viaEni && viaEni.deviceIndex > 0) {
-      skip(`Elastic IP ${e.publicIp}`, `on secondary ENI ${viaEni.id} of ${name} (the scenario has one ENI per instance)`, e.source);
+      skip(
+        `Elastic IP ${e.publicIp}`,
+        `on secondary ENI ${viaEni.id} of ${name} (the scenario has one ENI per instance)`,
+        e.source,
+      );
       continue;
     }
     const o = instances[name];
@@ -219,7 +300,12 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
       skip(`Elastic IP ${e.publicIp}`, `on secondary private IP ${e.privateIp} of ${name}`, e.source);
       continue;
     }
-    if (o.elasticIp && o.elasticIp !== e.publicIp) skip(`Elastic IP ${e.publicIp}`, `${name} already has public IP ${String(o.elasticIp)} in the instance description`, e.source);
+    if (o.elasticIp && o.elasticIp !== e.publicIp)
+      skip(
+        `Elastic IP ${e.publicIp}`,
+        `${name} already has public IP ${String(o.elasticIp)} in the instance description`,
+        e.source,
+      );
     else {
       o.elasticIp = e.publicIp;
       usedPublic.add(e.publicIp);
@@ -229,7 +315,9 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
     const o = instances[name];
     const i = instById.get(id)!;
     if (o.elasticIp && !inv.eips.some((e) => e.publicIp === o.elasticIp) && inv.eips.length > 0)
-      notes.push(`instance ${name}: public IP ${String(o.elasticIp)} is not an Elastic IP (auto-assigned: it changes when the instance stops)`);
+      notes.push(
+        `instance ${name}: public IP ${String(o.elasticIp)} is not an Elastic IP (auto-assigned: it changes when the instance stops)`,
+      );
     void i;
   }
 
@@ -242,7 +330,10 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
     const e = t.eniId ? enisById.get(t.eniId) : undefined;
     const instId = t.instanceId ?? e?.instanceId ?? null;
     const name = instId ? instName.get(instId) : undefined;
-    if (name && e && e.deviceIndex > 0) routeNotes.push(`route ${r.destText} → ${e.id}: secondary ENI (device ${e.deviceIndex}) of ${name}; the scenario routes it to ${name}'s one ENI`);
+    if (name && e && e.deviceIndex > 0)
+      routeNotes.push(
+        `route ${r.destText} → ${e.id}: secondary ENI (device ${e.deviceIndex}) of ${name}; the scenario routes it to ${name}'s one ENI`,
+      );
     return name ?? null;
   };
   for (const t of tables) {
@@ -251,7 +342,11 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
     for (const r of t.routes) {
       const what = `route ${r.destText} → ${targetText(r)} (route table ${name})`;
       if (r.dest === null) {
-        skip(what, r.destText.includes(':') ? 'IPv6 is not modelled' : 'prefix-list destinations are not modelled', r.source);
+        skip(
+          what,
+          r.destText.includes(':') ? 'IPv6 is not modelled' : 'prefix-list destinations are not modelled',
+          r.source,
+        );
         continue;
       }
       const dest = cidrOf(r.dest, 'DestinationCidrBlock', r.source);
@@ -268,23 +363,37 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
       }
       if (r.blackhole) {
         routes.push({ dest: r.dest, target: 'blackhole' });
-        routeNotes.push(`route table ${name}: ${r.dest} → ${targetText(r)} is a blackhole (State blackhole: its target is gone, e.g. a terminated instance)`);
+        routeNotes.push(
+          `route table ${name}: ${r.dest} → ${targetText(r)} is a blackhole (State blackhole: its target is gone, e.g. a terminated instance)`,
+        );
         continue;
       }
       switch (r.target.kind) {
         case 'igw':
           routes.push({ dest: r.dest, target: 'igw' });
-          if (inv.igws.length && !inv.igws.some((g) => g.id === (r.target as { id: string }).id && g.vpcIds.includes(vpc.id)))
+          if (
+            inv.igws.length &&
+            !inv.igws.some((g) => g.id === (r.target as { id: string }).id && g.vpcIds.includes(vpc.id))
+          )
             routeNotes.push(`route table ${name}: ${r.target.id} is not attached to ${vpc.id} in the input`);
           break;
         case 'eni': {
           const inst = eniTargetOf(r);
           if (inst) routes.push({ dest: r.dest, target: `eni:${inst}` });
-          else skip(what, `the target ${r.target.eniId ?? r.target.instanceId} is not an instance in the scenario (add its describe-instances / describe-network-interfaces output)`, r.source);
+          else
+            skip(
+              what,
+              `the target ${r.target.eniId ?? r.target.instanceId} is not an instance in the scenario (add its describe-instances / describe-network-interfaces output)`,
+              r.source,
+            );
           break;
         }
         case 'nat-gateway':
-          skip(what, 'the scenario has no NAT gateway element yet (issue #17); the subnet has no route there', r.source);
+          skip(
+            what,
+            'the scenario has no NAT gateway element yet (issue #17); the subnet has no route there',
+            r.source,
+          );
           break;
         case 'unsupported':
           skip(what, `${r.target.what}s are not modelled`, r.source);
@@ -297,13 +406,19 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
   notes.push(...routeNotes);
   for (const n of inv.natGateways) {
     if (n.subnetId && !snName.has(n.subnetId)) continue;
-    skip(`NAT gateway ${n.id} in ${n.subnetId ? snName.get(n.subnetId) : '?'} (${n.privateIp ?? '?'} ↔ ${n.publicIp ?? '?'}, ${n.state || 'state unknown'})`, 'the scenario has no NAT gateway element yet (issue #17)', n.source);
+    skip(
+      `NAT gateway ${n.id} in ${n.subnetId ? snName.get(n.subnetId) : '?'} (${n.privateIp ?? '?'} ↔ ${n.publicIp ?? '?'}, ${n.state || 'state unknown'})`,
+      'the scenario has no NAT gateway element yet (issue #17)',
+      n.source,
+    );
   }
   for (const f of inv.filters) {
     if (f.vpcId && f.vpcId !== vpc.id) continue;
     skip(
       `${f.kind} ${f.id}${f.name ? ` (${f.name})` : ''}: ${f.summary}`,
-      f.allowsAll ? `${f.kind}s are not modelled yet (issue #16); this one allows all traffic, as natlab assumes` : `${f.kind}s are not modelled yet (issue #16): natlab assumes they allow the traffic, so a deny here is not seen`,
+      f.allowsAll
+        ? `${f.kind}s are not modelled yet (issue #16); this one allows all traffic, as natlab assumes`
+        : `${f.kind}s are not modelled yet (issue #16): natlab assumes they allow the traffic, so a deny here is not seen`,
       f.source,
     );
   }
@@ -313,7 +428,8 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
   const timeouts: Record<string, number> = {};
   const natAmi = new Set(opts.natAmi ?? []);
   const routedTo = new Set<string>();
-  for (const rs of Object.values(routeTables)) for (const r of rs as Array<{ target: string }>) if (r.target.startsWith('eni:')) routedTo.add(r.target.slice(4));
+  for (const rs of Object.values(routeTables))
+    for (const r of rs as Array<{ target: string }>) if (r.target.startsWith('eni:')) routedTo.add(r.target.slice(4));
   // Host files filed under an instance's Name and under its id describe the same instance.
   for (const [id, name] of instName) {
     if (id !== name && hosts.has(id) && hosts.has(name)) {
@@ -327,12 +443,16 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
   const known = new Set([...instName.keys(), ...instName.values()]);
   const unmatched = [...hosts.keys()].filter((k) => !known.has(k));
   if (unmatched.length > 0) {
-    const natLike = [...instName.entries()].filter(([id, n]) => (routedTo.has(n) || instances[n].sourceDestCheck === false) && !hosts.has(id) && !hosts.has(n));
+    const natLike = [...instName.entries()].filter(
+      ([id, n]) => (routedTo.has(n) || instances[n].sourceDestCheck === false) && !hosts.has(id) && !hosts.has(n),
+    );
     if (unmatched.length === 1 && natLike.length === 1) {
       const h = hosts.get(unmatched[0])!;
       hosts.delete(unmatched[0]);
       hosts.set(natLike[0][0], h);
-      notes.push(`host files ${h.files.join(', ')} are taken as instance ${natLike[0][1]}'s (the only instance routed to or with source/dest check off); name them after the instance to be explicit`);
+      notes.push(
+        `host files ${h.files.join(', ')} are taken as instance ${natLike[0][1]}'s (the only instance routed to or with source/dest check off); name them after the instance to be explicit`,
+      );
     }
   }
   for (const [id, name] of instName) {
@@ -342,13 +462,20 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
     if (isAmi) {
       natAmi.delete(id);
       natAmi.delete(name);
-      if (key) throw new InputError(`instance ${name}: --nat-ami and host files (${hosts.get(key)!.files.join(', ')}) given: use one`, '', name);
+      if (key)
+        throw new InputError(
+          `instance ${name}: --nat-ami and host files (${hosts.get(key)!.files.join(', ')}) given: use one`,
+          '',
+          name,
+        );
       o.natInstance = { bootScript: 'configure-pat' };
       continue;
     }
     if (!key) {
       if (routedTo.has(name) || o.sourceDestCheck === false)
-        notes.push(`instance ${name}: route tables send traffic to it${o.sourceDestCheck === false ? ' (source/dest check off)' : ''} but no host configuration was given, so it is a plain host (ip_forward 0, no nat table); give its iptables-save/nft and sysctl files, or --nat-ami ${name}`);
+        notes.push(
+          `instance ${name}: route tables send traffic to it${o.sourceDestCheck === false ? ' (source/dest check off)' : ''} but no host configuration was given, so it is a plain host (ip_forward 0, no nat table); give its iptables-save/nft and sysctl files, or --nat-ami ${name}`,
+        );
       continue;
     }
     usedHosts.add(key);
@@ -359,20 +486,40 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
     const sys: Record<string, number> = {};
     if (hr.sysctls.ipForward !== undefined) sys[SYSCTL_IP_FORWARD] = hr.sysctls.ipForward ? 1 : 0;
     if (hr.sysctls.sendRedirectsAll !== undefined) sys[SYSCTL_SEND_REDIRECTS_ALL] = hr.sysctls.sendRedirectsAll ? 1 : 0;
-    if (hr.sysctls.sendRedirectsEth0 !== undefined) sys[SYSCTL_SEND_REDIRECTS_ETH0] = hr.sysctls.sendRedirectsEth0 ? 1 : 0;
+    if (hr.sysctls.sendRedirectsEth0 !== undefined)
+      sys[SYSCTL_SEND_REDIRECTS_ETH0] = hr.sysctls.sendRedirectsEth0 ? 1 : 0;
     if (Object.keys(sys).length) o.sysctls = sys;
     if (hr.natText !== null) o.iptables = hr.natText;
-    if (h.sysctlLines.length === 0) notes.push(`instance ${name}: no sysctl file given: Linux defaults (ip_forward 0, send_redirects 1)`);
+    if (h.sysctlLines.length === 0)
+      notes.push(`instance ${name}: no sysctl file given: Linux defaults (ip_forward 0, send_redirects 1)`);
     const ct = hr.conntrack;
-    for (const [k, v] of [['max', ct.max], ['tcpLoose', ct.tcpLoose], ['checksum', ct.checksum]] as const) {
+    for (const [k, v] of [
+      ['max', ct.max],
+      ['tcpLoose', ct.tcpLoose],
+      ['checksum', ct.checksum],
+    ] as const) {
       if (v === undefined) continue;
-      if (conntrack[k] !== undefined && conntrack[k] !== v) notes.push(`instance ${name}: conntrack ${k} ${String(v)} differs from another instance's ${String(conntrack[k])}; the scenario has one conntrack setting, the first is kept`);
+      if (conntrack[k] !== undefined && conntrack[k] !== v)
+        notes.push(
+          `instance ${name}: conntrack ${k} ${String(v)} differs from another instance's ${String(conntrack[k])}; the scenario has one conntrack setting, the first is kept`,
+        );
       else conntrack[k] = v;
     }
     for (const [k, v] of Object.entries(ct.timeouts)) if (timeouts[k] === undefined) timeouts[k] = v as number;
   }
-  for (const n of natAmi) throw new InputError(`--nat-ami ${n}: no instance with that id or Name in the scenario (have: ${[...instName.values()].join(', ')})`, '', n);
-  for (const k of hosts.keys()) if (!usedHosts.has(k)) throw new InputError(`host files for '${k}' (${hosts.get(k)!.files.join(', ')}): no instance with that id or Name in the scenario (have: ${[...instName.entries()].map(([i, n]) => (i === n ? n : `${n} (${i})`)).join(', ')})`, hosts.get(k)!.files[0] ?? '', k);
+  for (const n of natAmi)
+    throw new InputError(
+      `--nat-ami ${n}: no instance with that id or Name in the scenario (have: ${[...instName.values()].join(', ')})`,
+      '',
+      n,
+    );
+  for (const k of hosts.keys())
+    if (!usedHosts.has(k))
+      throw new InputError(
+        `host files for '${k}' (${hosts.get(k)!.files.join(', ')}): no instance with that id or Name in the scenario (have: ${[...instName.entries()].map(([i, n]) => (i === n ? n : `${n} (${i})`)).join(', ')})`,
+        hosts.get(k)!.files[0] ?? '',
+        k,
+      );
   if (Object.keys(timeouts).length) conntrack.timeouts = timeouts;
 
   // --- internet hosts
@@ -382,7 +529,9 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
       const c = cidrOf(h, 'internet', 'default');
       return !cidrOverlaps(c, vpcCidr) && ![...usedPublic].some((p) => cidrContains(c, ipOf(p, 'public IP', 'input')));
     });
-    notes.push(`internet hosts: ${internet.join(', ') || 'none'} (documentation ranges; choose your own with --internet CIDR)`);
+    notes.push(
+      `internet hosts: ${internet.join(', ') || 'none'} (documentation ranges; choose your own with --internet CIDR)`,
+    );
   }
 
   // --- compile
@@ -401,7 +550,8 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
   try {
     scenario = compileScenarioObject(obj, out);
   } catch (e) {
-    if (e instanceof InputError) throw new InputError(`the imported configuration is not a valid scenario: ${e.message}`, e.file, e.where);
+    if (e instanceof InputError)
+      throw new InputError(`the imported configuration is not a valid scenario: ${e.message}`, e.file, e.where);
     throw e;
   }
   scenario.source = out;
@@ -411,11 +561,16 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
 function targetText(r: InvRoute): string {
   const t = r.target;
   switch (t.kind) {
-    case 'local': return 'local';
-    case 'igw': return t.id;
-    case 'eni': return t.eniId ?? t.instanceId ?? '?';
-    case 'nat-gateway': return t.id;
-    case 'unsupported': return `${t.id} (${t.what})`;
+    case 'local':
+      return 'local';
+    case 'igw':
+      return t.id;
+    case 'eni':
+      return t.eniId ?? t.instanceId ?? '?';
+    case 'nat-gateway':
+      return t.id;
+    case 'unsupported':
+      return `${t.id} (${t.what})`;
   }
 }
 
@@ -424,7 +579,14 @@ export function formatSkipped(skipped: Skipped[]): string[] {
   return skipped.map((s) => `${s.what} — ${s.reason} [${s.source}]`);
 }
 
-function importYaml(s: Scenario, ids: string[], notes: string[], skipped: Skipped[], inputs: string[], hosts: Map<string, HostConfig>): string {
+function importYaml(
+  s: Scenario,
+  ids: string[],
+  notes: string[],
+  skipped: Skipped[],
+  inputs: string[],
+  hosts: Map<string, HostConfig>,
+): string {
   const hostFiles = [...hosts.entries()].map(([k, h]) => `${k}: ${h.files.join(', ')}`);
   const lines = [
     `imported by \`natlab scenario import\` from: ${inputs.join(', ') || '(no cloud files)'}`,
@@ -434,7 +596,9 @@ function importYaml(s: Scenario, ids: string[], notes: string[], skipped: Skippe
     ...ids.map((l) => `  ${l}`),
     ...(notes.length ? ['', 'notes:', ...notes.map((l) => `  - ${l}`)] : []),
     '',
-    skipped.length ? `skipped (${skipped.length}; the scenario cannot express these — check they do not change the answer):` : 'skipped: nothing',
+    skipped.length
+      ? `skipped (${skipped.length}; the scenario cannot express these — check they do not change the answer):`
+      : 'skipped: nothing',
     ...formatSkipped(skipped).map((l) => `  - ${l}`),
   ];
   return scenarioToYaml(s, lines.map((l) => l.replace(/[\r\n]+/g, ' ')).join('\n'));

@@ -54,7 +54,11 @@ export interface HostConfig {
 /** Adds `b`'s files into `a` (both describe one instance). */
 export function mergeHostConfig(a: HostConfig, b: HostConfig): void {
   if (a.natLines !== null && b.natLines !== null)
-    throw new InputError(`${b.natFrom}: a second nat rule set for the same instance (already read ${a.natFrom}); give one of iptables-save or nft`, b.natFrom ?? '', '');
+    throw new InputError(
+      `${b.natFrom}: a second nat rule set for the same instance (already read ${a.natFrom}); give one of iptables-save or nft`,
+      b.natFrom ?? '',
+      '',
+    );
   a.files.push(...b.files);
   if (b.natLines !== null) {
     a.natLines = b.natLines;
@@ -76,7 +80,10 @@ export type HostFileKind = 'iptables-save' | 'nft' | 'nft-json' | 'sysctl';
 /** What kind of host file `text` is, or null. */
 export function detectHostFile(text: string, json: J | null): HostFileKind | null {
   if (json) return json.isObject && json.has('nftables') ? 'nft-json' : null;
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#') && !l.startsWith(';'));
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#') && !l.startsWith(';'));
   if (lines.length === 0) return null;
   if (lines.some((l) => /^\*(nat|filter|mangle|raw|security)$/.test(l))) return 'iptables-save';
   if (lines.some((l) => /^table\s+(ip|inet|ip6|arp|bridge|netdev)\s+\S+\s*\{/.test(l))) return 'nft';
@@ -87,7 +94,8 @@ export function detectHostFile(text: string, json: J | null): HostFileKind | nul
 // --- iptables-save ---------------------------------------------------------------------------------
 
 const SKIP_REASON: Record<string, string> = {
-  filter: 'the scenario has no filter table yet (issue #16 adds the instance firewall); natlab forwards what the nat table lets through',
+  filter:
+    'the scenario has no filter table yet (issue #16 adds the instance firewall); natlab forwards what the nat table lets through',
   mangle: 'the scenario has no mangle table (MSS clamping, marks and TTL changes are not modelled)',
   raw: 'the scenario has no raw table (NOTRACK is not modelled)',
   security: 'the security table (SELinux marks) does not affect the NAT path',
@@ -95,7 +103,12 @@ const SKIP_REASON: Record<string, string> = {
 
 export function readIptablesSave(text: string, file: string, h: HostConfig): void {
   h.files.push(file);
-  if (h.natLines !== null && h.natFrom !== file) throw new InputError(`${file}: a second nat rule set for the same instance (already read ${h.natFrom}); give one of iptables-save or nft`, file, '');
+  if (h.natLines !== null && h.natFrom !== file)
+    throw new InputError(
+      `${file}: a second nat rule set for the same instance (already read ${h.natFrom}); give one of iptables-save or nft`,
+      file,
+      '',
+    );
   const lines = text.split(/\r?\n/);
   let table: string | null = null;
   const userChains = new Set<string>();
@@ -112,7 +125,12 @@ export function readIptablesSave(text: string, file: string, h: HostConfig): voi
       if (table === 'nat') sawNat = true;
       continue;
     }
-    if (table === null) throw new InputError(`${where}: '${line.slice(0, 40)}' before any '*table' line (is this iptables-save output?)`, file, `line ${n}`);
+    if (table === null)
+      throw new InputError(
+        `${where}: '${line.slice(0, 40)}' before any '*table' line (is this iptables-save output?)`,
+        file,
+        `line ${n}`,
+      );
     if (line === 'COMMIT') {
       table = null;
       continue;
@@ -123,25 +141,43 @@ export function readIptablesSave(text: string, file: string, h: HostConfig): voi
       const [, chain, policy] = m;
       if (policy === '-') userChains.add(chain);
       if (table !== 'nat' && policy === 'DROP') policies.push(`${table} ${chain} policy DROP`);
-      if (table === 'nat' && policy === '-') h.skipped.push({ what: `nat chain ${chain}`, reason: 'user-defined chains are not in the scenario; the rules in it and jumps to it are skipped', source: where });
+      if (table === 'nat' && policy === '-')
+        h.skipped.push({
+          what: `nat chain ${chain}`,
+          reason: 'user-defined chains are not in the scenario; the rules in it and jumps to it are skipped',
+          source: where,
+        });
       continue;
     }
     let toks = tokenize(line);
     if (typeof toks === 'string') throw new InputError(`${where}: ${toks}`, file, `line ${n}`);
     if (/^\[\d+:\d+\]$/.test(toks[0])) toks = toks.slice(1);
-    if (toks[0] !== '-A' || toks.length < 2) throw new InputError(`${where}: expected '-A CHAIN ...', got '${line.slice(0, 40)}'`, file, `line ${n}`);
+    if (toks[0] !== '-A' || toks.length < 2)
+      throw new InputError(`${where}: expected '-A CHAIN ...', got '${line.slice(0, 40)}'`, file, `line ${n}`);
     const chain = toks[1];
     if (table !== 'nat') {
-      h.skipped.push({ what: `${table} rule: ${toks.join(' ')}`, reason: SKIP_REASON[table] ?? `table ${table} is not modelled`, source: where });
+      h.skipped.push({
+        what: `${table} rule: ${toks.join(' ')}`,
+        reason: SKIP_REASON[table] ?? `table ${table} is not modelled`,
+        source: where,
+      });
       continue;
     }
     if (!(NAT_CHAINS as readonly string[]).includes(chain)) {
-      h.skipped.push({ what: `nat rule: ${toks.join(' ')}`, reason: `it is in user-defined chain ${chain}, which the scenario cannot hold`, source: where });
+      h.skipped.push({
+        what: `nat rule: ${toks.join(' ')}`,
+        reason: `it is in user-defined chain ${chain}, which the scenario cannot hold`,
+        source: where,
+      });
       continue;
     }
     const j = toks.indexOf('-j');
     if (j >= 0 && userChains.has(toks[j + 1])) {
-      h.skipped.push({ what: `nat rule: ${toks.join(' ')}`, reason: `it jumps to user-defined chain ${toks[j + 1]}, which the scenario cannot hold`, source: where });
+      h.skipped.push({
+        what: `nat rule: ${toks.join(' ')}`,
+        reason: `it jumps to user-defined chain ${toks[j + 1]}, which the scenario cannot hold`,
+        source: where,
+      });
       continue;
     }
     (h.natLines ??= []).push({ chain: chain as NatChainName, toks: toks.slice(2), source: where });
@@ -151,7 +187,10 @@ export function readIptablesSave(text: string, file: string, h: HostConfig): voi
     while (last > 1 && lines[last - 1].trim() === '') last--;
     throw new InputError(`${file}:${last}: missing COMMIT at the end of *${table}`, file, '');
   }
-  for (const p of policies) h.notes.push(`${file}: ${p}: the real instance drops what its filter rules do not accept; natlab does not model the filter table (issue #16)`);
+  for (const p of policies)
+    h.notes.push(
+      `${file}: ${p}: the real instance drops what its filter rules do not accept; natlab does not model the filter table (issue #16)`,
+    );
   if (sawNat) {
     h.natLines ??= [];
     h.natFrom = file;
@@ -162,12 +201,21 @@ export function readIptablesSave(text: string, file: string, h: HostConfig): voi
 
 /** A normalised nft match or statement, from text or JSON. */
 type NftItem =
-  | { m: 'saddr' | 'daddr' | 'oifname' | 'iifname' | 'l4proto' | 'tcp sport' | 'tcp dport' | 'udp sport' | 'udp dport'; neg: boolean; value: string }
+  | {
+      m: 'saddr' | 'daddr' | 'oifname' | 'iifname' | 'l4proto' | 'tcp sport' | 'tcp dport' | 'udp sport' | 'udp dport';
+      neg: boolean;
+      value: string;
+    }
   | { m: 'masquerade' | 'snat' | 'dnat'; addr: string | null; ports: string | null; flags: string[] }
   | { m: 'accept' | 'return' | 'counter' }
   | { m: 'comment'; text: string };
 
-const HOOK_CHAIN: Record<string, NatChainName> = { prerouting: 'PREROUTING', input: 'INPUT', output: 'OUTPUT', postrouting: 'POSTROUTING' };
+const HOOK_CHAIN: Record<string, NatChainName> = {
+  prerouting: 'PREROUTING',
+  input: 'INPUT',
+  output: 'OUTPUT',
+  postrouting: 'POSTROUTING',
+};
 
 class NftUnsupported extends Error {}
 
@@ -181,7 +229,10 @@ function nftToTokens(items: NftItem[]): string[] {
   for (const it of items) {
     if (target && it.m !== 'comment' && it.m !== 'counter') throw new NftUnsupported(`'${it.m}' after the verdict`);
     switch (it.m) {
-      case 'saddr': case 'daddr': case 'oifname': case 'iifname': {
+      case 'saddr':
+      case 'daddr':
+      case 'oifname':
+      case 'iifname': {
         const opt = { saddr: '-s', daddr: '-d', oifname: '-o', iifname: '-i' }[it.m];
         const v = it.m === 'oifname' || it.m === 'iifname' ? it.value.replace(/\*$/, '+') : it.value;
         matches.push(...(it.neg ? ['!', opt, v] : [opt, v]));
@@ -192,7 +243,10 @@ function nftToTokens(items: NftItem[]): string[] {
         if (proto && proto !== it.value) throw new NftUnsupported(`protocol ${it.value} after ${proto}`);
         proto = it.value;
         break;
-      case 'tcp sport': case 'tcp dport': case 'udp sport': case 'udp dport': {
+      case 'tcp sport':
+      case 'tcp dport':
+      case 'udp sport':
+      case 'udp dport': {
         const [p, dir] = it.m.split(' ');
         if (proto && proto !== p) throw new NftUnsupported(`${it.m} with protocol ${proto}`);
         proto = p;
@@ -215,9 +269,15 @@ function nftToTokens(items: NftItem[]): string[] {
         target = ['-j', 'MASQUERADE'];
         if (it.ports) target.push('--to-ports', it.ports);
         break;
-      case 'snat': case 'dnat':
+      case 'snat':
+      case 'dnat':
         if (!it.addr) throw new NftUnsupported(`${it.m} without an address`);
-        target = [it.m === 'snat' ? '-j' : '-j', it.m === 'snat' ? 'SNAT' : 'DNAT', it.m === 'snat' ? '--to-source' : '--to-destination', it.addr + (it.ports ? `:${it.ports}` : '')];
+        target = [
+          it.m === 'snat' ? '-j' : '-j',
+          it.m === 'snat' ? 'SNAT' : 'DNAT',
+          it.m === 'snat' ? '--to-source' : '--to-destination',
+          it.addr + (it.ports ? `:${it.ports}` : ''),
+        ];
         break;
     }
     if (it.m === 'masquerade' || it.m === 'snat' || it.m === 'dnat') {
@@ -230,7 +290,14 @@ function nftToTokens(items: NftItem[]): string[] {
     }
   }
   if (!target) throw new NftUnsupported('no verdict natlab models (masquerade, snat, dnat, accept, return)');
-  return [...(proto ? ['-p', proto] : []), ...matches, ...(proto && ports.length ? ['-m', proto] : []), ...ports, ...(comment !== null ? ['-m', 'comment', '--comment', comment] : []), ...target];
+  return [
+    ...(proto ? ['-p', proto] : []),
+    ...matches,
+    ...(proto && ports.length ? ['-m', proto] : []),
+    ...ports,
+    ...(comment !== null ? ['-m', 'comment', '--comment', comment] : []),
+    ...target,
+  ];
 }
 
 function addNftRule(h: HostConfig, chain: NatChainName, items: NftItem[] | string, text: string, source: string): void {
@@ -242,7 +309,11 @@ function addNftRule(h: HostConfig, chain: NatChainName, items: NftItem[] | strin
     (h.natLines ??= []).push({ chain, toks: nftToTokens(items), source });
   } catch (e) {
     if (!(e instanceof NftUnsupported)) throw e;
-    h.skipped.push({ what: `nft rule: ${text}`, reason: `not expressible in the scenario's nat table: ${e.message}`, source });
+    h.skipped.push({
+      what: `nft rule: ${text}`,
+      reason: `not expressible in the scenario's nat table: ${e.message}`,
+      source,
+    });
   }
 }
 
@@ -288,7 +359,7 @@ function nftTextItems(t: string[]): NftItem[] | string {
         i++;
         const n = neg();
         items.push({ m: 'l4proto', neg: n, value: value() });
-      } else if (w === 'oifname' || w === 'iifname' || ((w === 'meta') && (t[i] === 'oifname' || t[i] === 'iifname'))) {
+      } else if (w === 'oifname' || w === 'iifname' || (w === 'meta' && (t[i] === 'oifname' || t[i] === 'iifname'))) {
         const f = (w === 'meta' ? t[i++] : w) as 'oifname' | 'iifname';
         const n = neg();
         items.push({ m: f, neg: n, value: value() });
@@ -338,7 +409,12 @@ function nftTextItems(t: string[]): NftItem[] | string {
 
 export function readNftText(text: string, file: string, h: HostConfig): void {
   h.files.push(file);
-  if (h.natLines !== null) throw new InputError(`${file}: a second nat rule set for the same instance (already read ${h.natFrom}); give one of iptables-save or nft`, file, '');
+  if (h.natLines !== null)
+    throw new InputError(
+      `${file}: a second nat rule set for the same instance (already read ${h.natFrom}); give one of iptables-save or nft`,
+      file,
+      '',
+    );
   h.natLines = [];
   h.natFrom = file;
   const lines = text.split(/\r?\n/);
@@ -352,7 +428,8 @@ export function readNftText(text: string, file: string, h: HostConfig): void {
     if (raw === '' || raw.startsWith('#')) continue;
     const t = nftTokens(raw);
     if (t[0] === 'table' && depth === 0) {
-      if (t.length < 4 || t[t.length - 1] !== '{') throw new InputError(`${where}: expected 'table FAMILY NAME {'`, file, `line ${n}`);
+      if (t.length < 4 || t[t.length - 1] !== '{')
+        throw new InputError(`${where}: expected 'table FAMILY NAME {'`, file, `line ${n}`);
       table = { family: t[1], name: t[2] };
       depth = 1;
       continue;
@@ -365,7 +442,9 @@ export function readNftText(text: string, file: string, h: HostConfig): void {
     if (t[0] === '}') {
       if (depth === 2 && chain) {
         if (chain.type !== 'nat' && chain.policy === 'drop')
-          h.notes.push(`${file}:${chain.line}: nft chain ${table?.name}/${chain.name} (${chain.type} hook) policy drop: the real instance drops what its filter rules do not accept; natlab does not model the filter table (issue #16)`);
+          h.notes.push(
+            `${file}:${chain.line}: nft chain ${table?.name}/${chain.name} (${chain.type} hook) policy drop: the real instance drops what its filter rules do not accept; natlab does not model the filter table (issue #16)`,
+          );
         chain = null;
       } else if (depth === 1) table = null;
       depth = Math.max(0, depth - 1);
@@ -373,7 +452,11 @@ export function readNftText(text: string, file: string, h: HostConfig): void {
     }
     if (depth === 1) {
       // sets, maps, flowtables, counters inside a table: not modelled
-      h.skipped.push({ what: `nft ${raw.slice(0, 60)}`, reason: 'sets, maps and flowtables are not modelled', source: where });
+      h.skipped.push({
+        what: `nft ${raw.slice(0, 60)}`,
+        reason: 'sets, maps and flowtables are not modelled',
+        source: where,
+      });
       if (t[t.length - 1] === '{') depth = 3; // skip its body
       continue;
     }
@@ -381,12 +464,17 @@ export function readNftText(text: string, file: string, h: HostConfig): void {
       if (t.includes('}')) depth = 1;
       continue;
     }
-    if (depth !== 2 || !chain || !table) throw new InputError(`${where}: '${raw.slice(0, 40)}' outside a table/chain (is this nft list ruleset output?)`, file, `line ${n}`);
+    if (depth !== 2 || !chain || !table)
+      throw new InputError(
+        `${where}: '${raw.slice(0, 40)}' outside a table/chain (is this nft list ruleset output?)`,
+        file,
+        `line ${n}`,
+      );
     if (t[0] === 'type') {
       // type nat hook postrouting priority srcnat; policy accept;
       chain.type = t[1];
       const hi = t.indexOf('hook');
-      chain.hook = hi >= 0 ? HOOK_CHAIN[t[hi + 1]] ?? null : null;
+      chain.hook = hi >= 0 ? (HOOK_CHAIN[t[hi + 1]] ?? null) : null;
       const pi = t.indexOf('policy');
       if (pi >= 0) chain.policy = t[pi + 1];
       continue;
@@ -399,11 +487,23 @@ export function readNftText(text: string, file: string, h: HostConfig): void {
     const toks = nftTokens(ruleText);
     const family = table.family;
     if (family !== 'ip' && family !== 'inet') {
-      h.skipped.push({ what: `nft rule (${family} ${table.name}/${chain.name}): ${ruleText}`, reason: family === 'ip6' ? 'IPv6 is not modelled' : `family ${family} is not modelled`, source: where });
+      h.skipped.push({
+        what: `nft rule (${family} ${table.name}/${chain.name}): ${ruleText}`,
+        reason: family === 'ip6' ? 'IPv6 is not modelled' : `family ${family} is not modelled`,
+        source: where,
+      });
     } else if (chain.type !== 'nat') {
-      h.skipped.push({ what: `nft rule (${table.name}/${chain.name}): ${ruleText}`, reason: SKIP_REASON.filter, source: where });
+      h.skipped.push({
+        what: `nft rule (${table.name}/${chain.name}): ${ruleText}`,
+        reason: SKIP_REASON.filter,
+        source: where,
+      });
     } else if (!chain.hook) {
-      h.skipped.push({ what: `nft rule (${table.name}/${chain.name}): ${ruleText}`, reason: `chain ${chain.name} has no hook (user-defined chains are not in the scenario)`, source: where });
+      h.skipped.push({
+        what: `nft rule (${table.name}/${chain.name}): ${ruleText}`,
+        reason: `chain ${chain.name} has no hook (user-defined chains are not in the scenario)`,
+        source: where,
+      });
     } else {
       addNftRule(h, chain.hook, nftTextItems(toks), ruleText, where);
     }
@@ -425,18 +525,21 @@ function nftJsonItems(expr: J[]): NftItem[] | string {
       const neg = op === '!=';
       let val: string;
       if (typeof right.value === 'string' || typeof right.value === 'number') val = String(right.value);
-      else if (right.isObject && right.has('prefix')) val = `${right.at('prefix').at('addr').s()}/${right.at('prefix').at('len').num(32)}`;
+      else if (right.isObject && right.has('prefix'))
+        val = `${right.at('prefix').at('addr').s()}/${right.at('prefix').at('len').num(32)}`;
       else if (right.isObject && right.has('range')) {
         const [a, b] = right.at('range').list(true);
         val = `${String(a.value)}-${String(b.value)}`;
-      } else return `match value ${JSON.stringify(right.value).slice(0, 40)} is not modelled (sets are not expressible as one iptables rule)`;
+      } else
+        return `match value ${JSON.stringify(right.value).slice(0, 40)} is not modelled (sets are not expressible as one iptables rule)`;
       if (left.has('payload')) {
         const p = left.at('payload');
         const proto = p.at('protocol').str();
         const field = p.at('field').str();
         if (proto === 'ip' && (field === 'saddr' || field === 'daddr')) items.push({ m: field, neg, value: val });
         else if (proto === 'ip' && field === 'protocol') items.push({ m: 'l4proto', neg, value: val });
-        else if ((proto === 'tcp' || proto === 'udp') && (field === 'sport' || field === 'dport')) items.push({ m: `${proto} ${field}` as 'tcp dport', neg, value: val });
+        else if ((proto === 'tcp' || proto === 'udp') && (field === 'sport' || field === 'dport'))
+          items.push({ m: `${proto} ${field}` as 'tcp dport', neg, value: val });
         else return `match on ${proto} ${field} is not modelled`;
       } else if (left.has('meta')) {
         const k = left.at('meta').at('key').str();
@@ -451,9 +554,25 @@ function nftJsonItems(expr: J[]): NftItem[] | string {
       let ports: string | null = null;
       if (v.isObject && v.has('port')) {
         const p = v.at('port');
-        ports = p.isObject && p.has('range') ? p.at('range').list(true).map((x) => String(x.value)).join('-') : String(p.value);
+        ports =
+          p.isObject && p.has('range')
+            ? p
+                .at('range')
+                .list(true)
+                .map((x) => String(x.value))
+                .join('-')
+            : String(p.value);
       }
-      const flags = v.isObject ? (Array.isArray(v.at('flags').value) ? v.at('flags').list().map((x) => x.s()) : v.at('flags').str() ? [v.at('flags').s()] : []) : [];
+      const flags = v.isObject
+        ? Array.isArray(v.at('flags').value)
+          ? v
+              .at('flags')
+              .list()
+              .map((x) => x.s())
+          : v.at('flags').str()
+            ? [v.at('flags').s()]
+            : []
+        : [];
       items.push({ m: key, addr, ports, flags });
     } else return `statement '${key}' is not modelled`;
   }
@@ -462,7 +581,12 @@ function nftJsonItems(expr: J[]): NftItem[] | string {
 
 export function readNftJson(j: J, h: HostConfig): void {
   h.files.push(j.file);
-  if (h.natLines !== null) throw new InputError(`${j.file}: a second nat rule set for the same instance (already read ${h.natFrom}); give one of iptables-save or nft`, j.file, '');
+  if (h.natLines !== null)
+    throw new InputError(
+      `${j.file}: a second nat rule set for the same instance (already read ${h.natFrom}); give one of iptables-save or nft`,
+      j.file,
+      '',
+    );
   h.natLines = [];
   h.natFrom = j.file;
   const chains = new Map<string, { family: string; type: string; hook: NatChainName | null }>();
@@ -472,9 +596,15 @@ export function readNftJson(j: J, h: HostConfig): void {
       const c = o.at('chain');
       const fam = c.at('family').s();
       const type = c.at('type').str() ?? '';
-      chains.set(`${fam}/${c.at('table').s()}/${c.at('name').s()}`, { family: fam, type, hook: HOOK_CHAIN[c.at('hook').str() ?? ''] ?? null });
+      chains.set(`${fam}/${c.at('table').s()}/${c.at('name').s()}`, {
+        family: fam,
+        type,
+        hook: HOOK_CHAIN[c.at('hook').str() ?? ''] ?? null,
+      });
       if (type !== 'nat' && c.at('policy').str() === 'drop')
-        h.notes.push(`${where}: nft chain ${c.at('table').s()}/${c.at('name').s()} policy drop: natlab does not model the filter table (issue #16)`);
+        h.notes.push(
+          `${where}: nft chain ${c.at('table').s()}/${c.at('name').s()} policy drop: natlab does not model the filter table (issue #16)`,
+        );
     } else if (o.has('rule')) {
       const r = o.at('rule');
       const key = `${r.at('family').s()}/${r.at('table').s()}/${r.at('chain').s()}`;
@@ -482,14 +612,31 @@ export function readNftJson(j: J, h: HostConfig): void {
       const exprs = r.at('expr').list(true);
       const text = `${key}: ${exprs.map((e) => e.keys()[0]).join(' ')}`;
       let items = nftJsonItems(exprs);
-      if (typeof items !== 'string' && r.has('comment')) items = [...items, { m: 'comment', text: r.at('comment').s() }];
-      if (!c) h.skipped.push({ what: `nft rule ${text}`, reason: `chain ${key} is not declared before it`, source: where });
-      else if (c.family !== 'ip' && c.family !== 'inet') h.skipped.push({ what: `nft rule ${text}`, reason: c.family === 'ip6' ? 'IPv6 is not modelled' : `family ${c.family} is not modelled`, source: where });
-      else if (c.type !== 'nat') h.skipped.push({ what: `nft rule ${text}`, reason: SKIP_REASON.filter, source: where });
-      else if (!c.hook) h.skipped.push({ what: `nft rule ${text}`, reason: 'chain has no hook (user-defined chains are not in the scenario)', source: where });
+      if (typeof items !== 'string' && r.has('comment'))
+        items = [...items, { m: 'comment', text: r.at('comment').s() }];
+      if (!c)
+        h.skipped.push({ what: `nft rule ${text}`, reason: `chain ${key} is not declared before it`, source: where });
+      else if (c.family !== 'ip' && c.family !== 'inet')
+        h.skipped.push({
+          what: `nft rule ${text}`,
+          reason: c.family === 'ip6' ? 'IPv6 is not modelled' : `family ${c.family} is not modelled`,
+          source: where,
+        });
+      else if (c.type !== 'nat')
+        h.skipped.push({ what: `nft rule ${text}`, reason: SKIP_REASON.filter, source: where });
+      else if (!c.hook)
+        h.skipped.push({
+          what: `nft rule ${text}`,
+          reason: 'chain has no hook (user-defined chains are not in the scenario)',
+          source: where,
+        });
       else addNftRule(h, c.hook, items, text, where);
     } else if (o.has('set') || o.has('map') || o.has('flowtable')) {
-      h.skipped.push({ what: `nft ${o.keys()[0]}`, reason: 'sets, maps and flowtables are not modelled', source: where });
+      h.skipped.push({
+        what: `nft ${o.keys()[0]}`,
+        reason: 'sets, maps and flowtables are not modelled',
+        source: where,
+      });
     }
   }
 }
@@ -503,7 +650,12 @@ export function readSysctl(text: string, file: string, h: HostConfig): void {
     const line = lines[k].trim();
     if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
     const m = /^-?([A-Za-z0-9_./*-]+)\s*=\s*(.*)$/.exec(line);
-    if (!m) throw new InputError(`${file}:${k + 1}: expected 'key = value' (sysctl.conf format), got '${line.slice(0, 40)}'`, file, `line ${k + 1}`);
+    if (!m)
+      throw new InputError(
+        `${file}:${k + 1}: expected 'key = value' (sysctl.conf format), got '${line.slice(0, 40)}'`,
+        file,
+        `line ${k + 1}`,
+      );
     h.sysctlLines.push({ key: m[1].replace(/\//g, '.'), value: m[2].trim(), source: `${file}:${k + 1}` });
   }
 }
@@ -512,7 +664,8 @@ export function readSysctl(text: string, file: string, h: HostConfig): void {
 
 function ifaceNames(h: HostConfig): Set<string> {
   const names = new Set<string>();
-  for (const l of h.natLines ?? []) for (let i = 0; i < l.toks.length - 1; i++) if (l.toks[i] === '-o' || l.toks[i] === '-i') names.add(l.toks[i + 1]);
+  for (const l of h.natLines ?? [])
+    for (let i = 0; i < l.toks.length - 1; i++) if (l.toks[i] === '-o' || l.toks[i] === '-i') names.add(l.toks[i + 1]);
   for (const s of h.sysctlLines) {
     const m = /^net\.ipv4\.conf\.([^.]+)\./.exec(s.key);
     if (m && m[1] !== 'all' && m[1] !== 'default' && m[1] !== 'lo') names.add(m[1]);
@@ -555,7 +708,10 @@ function boolValue(v: string, source: string): boolean {
  */
 export function resolveHost(h: HostConfig, iface: string, instance: string): HostResult {
   const rename = (n: string): string => (n === iface ? SCENARIO_IFACE : n);
-  if (iface !== SCENARIO_IFACE) h.notes.push(`instance ${instance}: interface ${iface} (its primary ENI) is called ${SCENARIO_IFACE} in the scenario`);
+  if (iface !== SCENARIO_IFACE)
+    h.notes.push(
+      `instance ${instance}: interface ${iface} (its primary ENI) is called ${SCENARIO_IFACE} in the scenario`,
+    );
   let natText: string | null = null;
   if (h.natLines !== null) {
     const kept: string[] = [];
@@ -564,7 +720,12 @@ export function resolveHost(h: HostConfig, iface: string, instance: string): Hos
       const text = `-A ${l.chain} ${toks.map((t) => (/^[A-Za-z0-9_.:/+!-]+$/.test(t) ? t : `"${t.replace(/["\\]/g, (c) => `\\${c}`)}"`)).join(' ')}`;
       const el = new ErrorList(l.source);
       parseNatTable(`*nat\n${text}\nCOMMIT\n`, l.source, 0, '', el);
-      if (el.count > 0) h.skipped.push({ what: `nat rule: ${text}`, reason: `natlab cannot express it: ${el.items[0].msg}`, source: l.source });
+      if (el.count > 0)
+        h.skipped.push({
+          what: `nat rule: ${text}`,
+          reason: `natlab cannot express it: ${el.items[0].msg}`,
+          source: l.source,
+        });
       else kept.push(text);
     }
     natText = ['*nat', ...NAT_CHAINS.map((c) => `:${c} ACCEPT [0:0]`), ...kept, 'COMMIT', ''].join('\n');
@@ -578,12 +739,14 @@ export function resolveHost(h: HostConfig, iface: string, instance: string): Hos
     else if (m && m[1] === 'all') sysctls.sendRedirectsAll = boolValue(value, source);
     else if (m && rename(m[1]) === SCENARIO_IFACE) sysctls.sendRedirectsEth0 = boolValue(value, source);
     else if (key === 'net.netfilter.nf_conntrack_max' || key === 'net.nf_conntrack_max') {
-      if (!/^\d+$/.test(value)) throw new InputError(`${source}: ${key}: expected an integer, got '${value}'`, source, key);
+      if (!/^\d+$/.test(value))
+        throw new InputError(`${source}: ${key}: expected an integer, got '${value}'`, source, key);
       conntrack.max = Number(value);
     } else if (key === 'net.netfilter.nf_conntrack_tcp_loose') conntrack.tcpLoose = boolValue(value, source);
     else if (key === 'net.netfilter.nf_conntrack_checksum') conntrack.checksum = boolValue(value, source);
     else if (key.startsWith('net.netfilter.') && TIMEOUT_BY_SYSCTL[key.slice('net.netfilter.'.length)]) {
-      if (!/^\d+$/.test(value)) throw new InputError(`${source}: ${key}: expected seconds, got '${value}'`, source, key);
+      if (!/^\d+$/.test(value))
+        throw new InputError(`${source}: ${key}: expected seconds, got '${value}'`, source, key);
       conntrack.timeouts[TIMEOUT_BY_SYSCTL[key.slice('net.netfilter.'.length)]] = Number(value);
     } else other.push(key);
   }
@@ -591,8 +754,11 @@ export function resolveHost(h: HostConfig, iface: string, instance: string): Hos
     const uniq = [...new Set(other)];
     h.skipped.push({
       what: `${uniq.length} sysctl${uniq.length === 1 ? '' : 's'}: ${uniq.slice(0, 6).join(', ')}${uniq.length > 6 ? ', …' : ''}`,
-      reason: 'not part of the path natlab models (it reads ip_forward, send_redirects, nf_conntrack_max, tcp_loose, checksum and the conntrack timeouts)',
-      source: [...new Set(h.sysctlLines.filter((s) => uniq.includes(s.key)).map((s) => s.source.replace(/:\d+$/, '')))].join(', '),
+      reason:
+        'not part of the path natlab models (it reads ip_forward, send_redirects, nf_conntrack_max, tcp_loose, checksum and the conntrack timeouts)',
+      source: [
+        ...new Set(h.sysctlLines.filter((s) => uniq.includes(s.key)).map((s) => s.source.replace(/:\d+$/, ''))),
+      ].join(', '),
     });
   }
   return { natText, sysctls, conntrack };

@@ -8,7 +8,11 @@ import { readImportInputs } from './read.ts';
 import { buildScenario, type BuildOptions, type ImportResult } from './build.ts';
 
 /** Reads the inputs and builds the scenario (the whole of `natlab scenario import`). */
-export function importScenario(paths: string[], hostFiles: Array<{ instance: string; path: string }>, opts: BuildOptions = {}): ImportResult {
+export function importScenario(
+  paths: string[],
+  hostFiles: Array<{ instance: string; path: string }>,
+  opts: BuildOptions = {},
+): ImportResult {
   const { inv, hosts } = readImportInputs(paths, hostFiles);
   return buildScenario(inv, hosts, opts);
 }

@@ -139,7 +139,19 @@ export interface Inventory {
 }
 
 export function emptyInventory(): Inventory {
-  return { vpcs: [], subnets: [], routeTables: [], enis: [], instances: [], eips: [], natGateways: [], igws: [], filters: [], skipped: [], inputs: [] };
+  return {
+    vpcs: [],
+    subnets: [],
+    routeTables: [],
+    enis: [],
+    instances: [],
+    eips: [],
+    natGateways: [],
+    igws: [],
+    filters: [],
+    skipped: [],
+    inputs: [],
+  };
 }
 
 /** Adds `b` into `a`, merging records with the same id (later fields fill in missing ones). */
@@ -148,10 +160,12 @@ export function mergeInventory(a: Inventory, b: Inventory): void {
     for (const y of ys) {
       const x = xs.find((e) => e.id === y.id);
       if (!x) xs.push(y);
-      else for (const [k, v] of Object.entries(y)) {
-        const cur = (x as Record<string, unknown>)[k];
-        if (cur === null || cur === undefined || cur === '' || (Array.isArray(cur) && cur.length === 0)) (x as Record<string, unknown>)[k] = v;
-      }
+      else
+        for (const [k, v] of Object.entries(y)) {
+          const cur = (x as Record<string, unknown>)[k];
+          if (cur === null || cur === undefined || cur === '' || (Array.isArray(cur) && cur.length === 0))
+            (x as Record<string, unknown>)[k] = v;
+        }
     }
   };
   mergeById(a.vpcs, b.vpcs);

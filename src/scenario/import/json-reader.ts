@@ -52,7 +52,11 @@ export class J {
   }
 
   has(key: string): boolean {
-    return this.isObject && (this.value as Record<string, unknown>)[key] !== undefined && (this.value as Record<string, unknown>)[key] !== null;
+    return (
+      this.isObject &&
+      (this.value as Record<string, unknown>)[key] !== undefined &&
+      (this.value as Record<string, unknown>)[key] !== null
+    );
   }
 
   get absent(): boolean {

@@ -11,7 +11,15 @@ import { InputError } from '../../spec/errors.ts';
 import { J } from './json-reader.ts';
 import { AWS_KINDS, isAwsJson, readAwsJson } from './aws.ts';
 import { isTerraformJson, readTerraformJson } from './terraform.ts';
-import { detectHostFile, emptyHostConfig, readIptablesSave, readNftJson, readNftText, readSysctl, type HostConfig } from './host.ts';
+import {
+  detectHostFile,
+  emptyHostConfig,
+  readIptablesSave,
+  readNftJson,
+  readNftText,
+  readSysctl,
+  type HostConfig,
+} from './host.ts';
 import { emptyInventory, mergeInventory, type Inventory } from './inventory.ts';
 
 /** Directory walk bound (files) and depth. */
@@ -29,13 +37,19 @@ function readText(path: string): string {
     return readFileSync(path, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new InputError(`${path}: cannot read (${code === 'ENOENT' ? 'no such file' : code ?? (e as Error).message})`, path, '');
+    throw new InputError(
+      `${path}: cannot read (${code === 'ENOENT' ? 'no such file' : (code ?? (e as Error).message)})`,
+      path,
+      '',
+    );
   }
 }
 
 function walk(dir: string, depth: number, out: string[]): void {
   if (depth > MAX_DEPTH) throw new InputError(`${dir}: directories nested more than ${MAX_DEPTH} deep`, dir, '');
-  for (const ent of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+  for (const ent of readdirSync(dir, { withFileTypes: true }).sort((a, b) =>
+    a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+  )) {
     if (ent.name.startsWith('.') || /^README/i.test(ent.name)) continue;
     const p = join(dir, ent.name);
     if (ent.isDirectory()) walk(p, depth + 1, out);
@@ -56,7 +70,10 @@ function hostKey(path: string, root: string | null): string {
 /**
  * Reads every input. `paths`: files or directories; `hostFiles`: explicit INSTANCE=FILE pairs.
  */
-export function readImportInputs(paths: string[], hostFiles: Array<{ instance: string; path: string }> = []): ImportInputs {
+export function readImportInputs(
+  paths: string[],
+  hostFiles: Array<{ instance: string; path: string }> = [],
+): ImportInputs {
   const inv = emptyInventory();
   const hosts = new Map<string, HostConfig>();
   const files: Array<{ path: string; root: string | null; key: string | null }> = [];
@@ -78,7 +95,8 @@ export function readImportInputs(paths: string[], hostFiles: Array<{ instance: s
     const text = readText(f.path);
     const trimmed = text.trimStart();
     let json: J | null = null;
-    if (f.path.toLowerCase().endsWith('.json') || trimmed.startsWith('{') || trimmed.startsWith('[')) json = J.parse(text, f.path);
+    if (f.path.toLowerCase().endsWith('.json') || trimmed.startsWith('{') || trimmed.startsWith('['))
+      json = J.parse(text, f.path);
     if (json && f.key === null && isAwsJson(json)) {
       mergeInventory(inv, readAwsJson(json));
       continue;
@@ -90,8 +108,14 @@ export function readImportInputs(paths: string[], hostFiles: Array<{ instance: s
     const kind = detectHostFile(text, json);
     if (kind === null) {
       if (json)
-        json.fail(`not a recognised input: expected aws ec2 describe-* output (top-level ${Object.keys(AWS_KINDS).join(', ')}), terraform show -json output (format_version, values) or nft -j list ruleset (nftables); top-level keys here: ${json.keys().join(', ') || 'none'}`);
-      throw new InputError(`${f.path}: not a recognised input (expected AWS CLI or Terraform JSON, iptables-save output, nft list ruleset output or a sysctl file)`, f.path, '');
+        json.fail(
+          `not a recognised input: expected aws ec2 describe-* output (top-level ${Object.keys(AWS_KINDS).join(', ')}), terraform show -json output (format_version, values) or nft -j list ruleset (nftables); top-level keys here: ${json.keys().join(', ') || 'none'}`,
+        );
+      throw new InputError(
+        `${f.path}: not a recognised input (expected AWS CLI or Terraform JSON, iptables-save output, nft list ruleset output or a sysctl file)`,
+        f.path,
+        '',
+      );
     }
     const key = f.key ?? hostKey(f.path, f.root);
     let h = hosts.get(key);
@@ -101,6 +125,11 @@ export function readImportInputs(paths: string[], hostFiles: Array<{ instance: s
     else if (kind === 'nft-json') readNftJson(json!, h);
     else readSysctl(text, f.path, h);
   }
-  if (inv.inputs.length === 0) throw new InputError(`no AWS CLI or Terraform JSON among the inputs (${paths.concat(hostFiles.map((h) => h.path)).join(', ')}): the VPC comes from describe-vpcs/-subnets/-route-tables/-instances output or a terraform show -json state`, paths[0] ?? '', '');
+  if (inv.inputs.length === 0)
+    throw new InputError(
+      `no AWS CLI or Terraform JSON among the inputs (${paths.concat(hostFiles.map((h) => h.path)).join(', ')}): the VPC comes from describe-vpcs/-subnets/-route-tables/-instances output or a terraform show -json state`,
+      paths[0] ?? '',
+      '',
+    );
   return { inv, hosts };
 }

@@ -20,7 +20,12 @@ interface Res {
 function collect(mod: J, out: Res[], depth: number): void {
   if (depth > 64) mod.fail('child_modules nested more than 64 deep');
   for (const r of mod.at('resources').list()) {
-    out.push({ address: r.at('address').s(), type: r.at('type').s(), mode: r.at('mode').str() ?? 'managed', v: r.at('values') });
+    out.push({
+      address: r.at('address').s(),
+      type: r.at('type').s(),
+      mode: r.at('mode').str() ?? 'managed',
+      v: r.at('values'),
+    });
   }
   for (const c of mod.at('child_modules').list()) collect(c, out, depth + 1);
 }
@@ -58,7 +63,9 @@ function tfTarget(r: J): InvTarget {
     ['core_network_arn', 'Cloud WAN core network'],
   ];
   const hit = other.find(([k]) => s(r, k));
-  return hit ? { kind: 'unsupported', what: hit[1], id: s(r, hit[0])! } : { kind: 'unsupported', what: 'unknown target', id: '?' };
+  return hit
+    ? { kind: 'unsupported', what: hit[1], id: s(r, hit[0])! }
+    : { kind: 'unsupported', what: 'unknown target', id: '?' };
 }
 
 function tfRoute(r: J, destKey: string, dest6Key: string, plKey: string, source: string): InvRoute {
@@ -101,23 +108,63 @@ export function readTerraformJson(j: J): Inventory {
         inv.vpcs.push({ id, name: tagName(v), cidrs: [v.at('cidr_block').s()], source: src(r) });
         const main = s(v, 'main_route_table_id');
         if (main) mainTables.set(id, main);
-        if (s(v, 'ipv6_cidr_block')) inv.skipped.push({ what: `VPC ${id} IPv6 CIDR ${s(v, 'ipv6_cidr_block')}`, reason: 'IPv6 is not modelled', source: src(r) });
+        if (s(v, 'ipv6_cidr_block'))
+          inv.skipped.push({
+            what: `VPC ${id} IPv6 CIDR ${s(v, 'ipv6_cidr_block')}`,
+            reason: 'IPv6 is not modelled',
+            source: src(r),
+          });
         break;
       }
       case 'aws_vpc_ipv4_cidr_block_association':
         cidrAssocs.push({ vpc: v.at('vpc_id').s(), cidr: v.at('cidr_block').s(), source: src(r) });
         break;
       case 'aws_subnet':
-        inv.subnets.push({ id: v.at('id').s(), name: tagName(v), vpcId: v.at('vpc_id').s(), cidr: v.at('cidr_block').s(), source: src(r) });
-        if (s(v, 'ipv6_cidr_block')) inv.skipped.push({ what: `subnet ${v.at('id').s()} IPv6 CIDR ${s(v, 'ipv6_cidr_block')}`, reason: 'IPv6 is not modelled', source: src(r) });
+        inv.subnets.push({
+          id: v.at('id').s(),
+          name: tagName(v),
+          vpcId: v.at('vpc_id').s(),
+          cidr: v.at('cidr_block').s(),
+          source: src(r),
+        });
+        if (s(v, 'ipv6_cidr_block'))
+          inv.skipped.push({
+            what: `subnet ${v.at('id').s()} IPv6 CIDR ${s(v, 'ipv6_cidr_block')}`,
+            reason: 'IPv6 is not modelled',
+            source: src(r),
+          });
         break;
       case 'aws_route_table':
       case 'aws_default_route_table': {
         const id = v.at('id').s();
-        const routes = v.at('route').list().map((x) => tfRoute(x, 'cidr_block', 'ipv6_cidr_block', 'destination_prefix_list_id', `${src(r)}: ${x.path.replace(/^\$\./, '')}`));
+        const routes = v
+          .at('route')
+          .list()
+          .map((x) =>
+            tfRoute(
+              x,
+              'cidr_block',
+              'ipv6_cidr_block',
+              'destination_prefix_list_id',
+              `${src(r)}: ${x.path.replace(/^\$\./, '')}`,
+            ),
+          );
         const vpcId = v.at('vpc_id').s();
-        inv.routeTables.push({ id, name: tagName(v), vpcId, main: r.type === 'aws_default_route_table', subnetIds: [], routes, source: src(r) });
-        for (const p of v.at('propagating_vgws').list()) inv.skipped.push({ what: `route propagation from ${p.s()} into ${id}`, reason: 'VPN gateways are not modelled', source: src(r) });
+        inv.routeTables.push({
+          id,
+          name: tagName(v),
+          vpcId,
+          main: r.type === 'aws_default_route_table',
+          subnetIds: [],
+          routes,
+          source: src(r),
+        });
+        for (const p of v.at('propagating_vgws').list())
+          inv.skipped.push({
+            what: `route propagation from ${p.s()} into ${id}`,
+            reason: 'VPN gateways are not modelled',
+            source: src(r),
+          });
         break;
       }
       case 'aws_main_route_table_association':
@@ -125,34 +172,77 @@ export function readTerraformJson(j: J): Inventory {
         break;
       case 'aws_route_table_association':
         if (s(v, 'subnet_id')) assocs.push({ table: v.at('route_table_id').s(), subnet: s(v, 'subnet_id')! });
-        else inv.skipped.push({ what: `edge association of ${v.at('route_table_id').s()} with ${s(v, 'gateway_id') ?? '?'}`, reason: 'gateway route tables (ingress routing) are not modelled', source: src(r) });
+        else
+          inv.skipped.push({
+            what: `edge association of ${v.at('route_table_id').s()} with ${s(v, 'gateway_id') ?? '?'}`,
+            reason: 'gateway route tables (ingress routing) are not modelled',
+            source: src(r),
+          });
         break;
       case 'aws_route':
-        extraRoutes.push({ table: v.at('route_table_id').s(), route: tfRoute(v, 'destination_cidr_block', 'destination_ipv6_cidr_block', 'destination_prefix_list_id', src(r)) });
+        extraRoutes.push({
+          table: v.at('route_table_id').s(),
+          route: tfRoute(
+            v,
+            'destination_cidr_block',
+            'destination_ipv6_cidr_block',
+            'destination_prefix_list_id',
+            src(r),
+          ),
+        });
         break;
       case 'aws_instance': {
         const id = v.at('id').s();
         const eni = s(v, 'primary_network_interface_id');
         inv.instances.push({
-          id, name: tagName(v), subnetId: s(v, 'subnet_id'), privateIp: s(v, 'private_ip'), publicIp: s(v, 'public_ip'),
-          sourceDestCheck: v.at('source_dest_check').bool(null), state: s(v, 'instance_state') ?? '', primaryEniId: eni, source: src(r),
+          id,
+          name: tagName(v),
+          subnetId: s(v, 'subnet_id'),
+          privateIp: s(v, 'private_ip'),
+          publicIp: s(v, 'public_ip'),
+          sourceDestCheck: v.at('source_dest_check').bool(null),
+          state: s(v, 'instance_state') ?? '',
+          primaryEniId: eni,
+          source: src(r),
         });
-        if (eni) inv.enis.push({
-          id: eni, instanceId: id, deviceIndex: 0, subnetId: s(v, 'subnet_id'), privateIp: s(v, 'private_ip'), publicIp: s(v, 'public_ip'),
-          sourceDestCheck: v.at('source_dest_check').bool(null), secondaryPrivateIps: v.at('secondary_private_ips').list().map((x) => x.s()),
-          interfaceType: 'interface', source: src(r),
-        });
-        if (v.at('ipv6_addresses').list().length) inv.skipped.push({ what: `instance ${id} IPv6 addresses`, reason: 'IPv6 is not modelled', source: src(r) });
+        if (eni)
+          inv.enis.push({
+            id: eni,
+            instanceId: id,
+            deviceIndex: 0,
+            subnetId: s(v, 'subnet_id'),
+            privateIp: s(v, 'private_ip'),
+            publicIp: s(v, 'public_ip'),
+            sourceDestCheck: v.at('source_dest_check').bool(null),
+            secondaryPrivateIps: v
+              .at('secondary_private_ips')
+              .list()
+              .map((x) => x.s()),
+            interfaceType: 'interface',
+            source: src(r),
+          });
+        if (v.at('ipv6_addresses').list().length)
+          inv.skipped.push({ what: `instance ${id} IPv6 addresses`, reason: 'IPv6 is not modelled', source: src(r) });
         break;
       }
       case 'aws_network_interface': {
         const att = v.at('attachment').list()[0];
-        const ips = v.at('private_ips').list().map((x) => x.s());
+        const ips = v
+          .at('private_ips')
+          .list()
+          .map((x) => x.s());
         const primary = s(v, 'private_ip') ?? ips[0] ?? null;
         inv.enis.push({
-          id: v.at('id').s(), instanceId: att ? s(att, 'instance') : null, deviceIndex: att ? att.at('device_index').num(-1)! : -1,
-          subnetId: s(v, 'subnet_id'), privateIp: primary, publicIp: null, sourceDestCheck: v.at('source_dest_check').bool(null),
-          secondaryPrivateIps: ips.filter((x) => x !== primary), interfaceType: s(v, 'interface_type') ?? 'interface', source: src(r),
+          id: v.at('id').s(),
+          instanceId: att ? s(att, 'instance') : null,
+          deviceIndex: att ? att.at('device_index').num(-1)! : -1,
+          subnetId: s(v, 'subnet_id'),
+          privateIp: primary,
+          publicIp: null,
+          sourceDestCheck: v.at('source_dest_check').bool(null),
+          secondaryPrivateIps: ips.filter((x) => x !== primary),
+          interfaceType: s(v, 'interface_type') ?? 'interface',
+          source: src(r),
         });
         break;
       }
@@ -166,8 +256,12 @@ export function readTerraformJson(j: J): Inventory {
       }
       case 'aws_eip':
         inv.eips.push({
-          publicIp: v.at('public_ip').s(), allocationId: s(v, 'allocation_id') ?? s(v, 'id'), instanceId: s(v, 'instance'),
-          eniId: s(v, 'network_interface'), privateIp: s(v, 'private_ip') ?? s(v, 'associate_with_private_ip'), source: src(r),
+          publicIp: v.at('public_ip').s(),
+          allocationId: s(v, 'allocation_id') ?? s(v, 'id'),
+          instanceId: s(v, 'instance'),
+          eniId: s(v, 'network_interface'),
+          privateIp: s(v, 'private_ip') ?? s(v, 'associate_with_private_ip'),
+          source: src(r),
         });
         break;
       case 'aws_eip_association': {
@@ -177,12 +271,26 @@ export function readTerraformJson(j: J): Inventory {
           e.eniId = s(v, 'network_interface_id') ?? e.eniId;
           e.privateIp = s(v, 'private_ip_address') ?? e.privateIp;
         } else if (s(v, 'public_ip')) {
-          inv.eips.push({ publicIp: s(v, 'public_ip')!, allocationId: s(v, 'allocation_id'), instanceId: s(v, 'instance_id'), eniId: s(v, 'network_interface_id'), privateIp: s(v, 'private_ip_address'), source: src(r) });
+          inv.eips.push({
+            publicIp: s(v, 'public_ip')!,
+            allocationId: s(v, 'allocation_id'),
+            instanceId: s(v, 'instance_id'),
+            eniId: s(v, 'network_interface_id'),
+            privateIp: s(v, 'private_ip_address'),
+            source: src(r),
+          });
         }
         break;
       }
       case 'aws_nat_gateway':
-        inv.natGateways.push({ id: v.at('id').s(), subnetId: s(v, 'subnet_id'), privateIp: s(v, 'private_ip'), publicIp: s(v, 'public_ip'), state: 'available', source: src(r) });
+        inv.natGateways.push({
+          id: v.at('id').s(),
+          subnetId: s(v, 'subnet_id'),
+          privateIp: s(v, 'private_ip'),
+          publicIp: s(v, 'public_ip'),
+          state: 'available',
+          source: src(r),
+        });
         break;
       case 'aws_internet_gateway':
         inv.igws.push({ id: v.at('id').s(), vpcIds: s(v, 'vpc_id') ? [s(v, 'vpc_id')!] : [], source: src(r) });
@@ -195,56 +303,104 @@ export function readTerraformJson(j: J): Inventory {
       case 'aws_security_group':
       case 'aws_default_security_group':
         inv.filters.push({
-          kind: 'security group', id: v.at('id').s(), name: s(v, 'name'), vpcId: s(v, 'vpc_id'),
-          summary: `${v.at('ingress').list().length} ingress, ${v.at('egress').list().length} egress rules`, allowsAll: false, source: src(r),
+          kind: 'security group',
+          id: v.at('id').s(),
+          name: s(v, 'name'),
+          vpcId: s(v, 'vpc_id'),
+          summary: `${v.at('ingress').list().length} ingress, ${v.at('egress').list().length} egress rules`,
+          allowsAll: false,
+          source: src(r),
         });
         break;
       case 'aws_security_group_rule':
       case 'aws_vpc_security_group_ingress_rule':
       case 'aws_vpc_security_group_egress_rule':
-        inv.skipped.push({ what: `security group rule ${r.address}`, reason: 'security groups are not modelled yet (issue #16): natlab assumes they allow the traffic', source: src(r) });
+        inv.skipped.push({
+          what: `security group rule ${r.address}`,
+          reason: 'security groups are not modelled yet (issue #16): natlab assumes they allow the traffic',
+          source: src(r),
+        });
         break;
       case 'aws_network_acl':
       case 'aws_default_network_acl': {
         const rules = [...v.at('ingress').list(), ...v.at('egress').list()];
         const denies = rules.filter((x) => s(x, 'action') === 'deny').length;
-        const allowAllIn = v.at('ingress').list().some((x) => s(x, 'action') === 'allow' && s(x, 'protocol') === '-1' && s(x, 'cidr_block') === '0.0.0.0/0');
-        const allowAllOut = v.at('egress').list().some((x) => s(x, 'action') === 'allow' && s(x, 'protocol') === '-1' && s(x, 'cidr_block') === '0.0.0.0/0');
+        const allowAllIn = v
+          .at('ingress')
+          .list()
+          .some((x) => s(x, 'action') === 'allow' && s(x, 'protocol') === '-1' && s(x, 'cidr_block') === '0.0.0.0/0');
+        const allowAllOut = v
+          .at('egress')
+          .list()
+          .some((x) => s(x, 'action') === 'allow' && s(x, 'protocol') === '-1' && s(x, 'cidr_block') === '0.0.0.0/0');
         inv.filters.push({
-          kind: 'network ACL', id: v.at('id').s(), name: tagName(v), vpcId: s(v, 'vpc_id'),
-          summary: `${rules.length} rules, ${v.at('subnet_ids').list().length} subnets`, allowsAll: denies === 0 && allowAllIn && allowAllOut, source: src(r),
+          kind: 'network ACL',
+          id: v.at('id').s(),
+          name: tagName(v),
+          vpcId: s(v, 'vpc_id'),
+          summary: `${rules.length} rules, ${v.at('subnet_ids').list().length} subnets`,
+          allowsAll: denies === 0 && allowAllIn && allowAllOut,
+          source: src(r),
         });
         break;
       }
       case 'aws_network_acl_rule':
       case 'aws_network_acl_association':
-        inv.skipped.push({ what: `network ACL item ${r.address}`, reason: 'network ACLs are not modelled yet (issue #16): natlab assumes they allow the traffic', source: src(r) });
+        inv.skipped.push({
+          what: `network ACL item ${r.address}`,
+          reason: 'network ACLs are not modelled yet (issue #16): natlab assumes they allow the traffic',
+          source: src(r),
+        });
         break;
       default:
-        inv.skipped.push({ what: `${r.address}`, reason: NOT_MODELLED[r.type] ?? `resource type ${r.type} does not affect the NAT path natlab models`, source: src(r) });
+        inv.skipped.push({
+          what: `${r.address}`,
+          reason: NOT_MODELLED[r.type] ?? `resource type ${r.type} does not affect the NAT path natlab models`,
+          source: src(r),
+        });
     }
   }
   for (const a of cidrAssocs) {
     const vpc = inv.vpcs.find((x) => x.id === a.vpc);
     if (vpc) {
       if (!vpc.cidrs.includes(a.cidr)) vpc.cidrs.push(a.cidr);
-    } else inv.skipped.push({ what: `CIDR ${a.cidr} of ${a.vpc}`, reason: `VPC ${a.vpc} is not in the state`, source: a.source });
+    } else
+      inv.skipped.push({
+        what: `CIDR ${a.cidr} of ${a.vpc}`,
+        reason: `VPC ${a.vpc} is not in the state`,
+        source: a.source,
+      });
   }
   for (const { table, route } of extraRoutes) {
     const t = inv.routeTables.find((x) => x.id === table);
     if (t) {
       if (!t.routes.some((x) => x.destText === route.destText)) t.routes.push(route);
-    } else inv.skipped.push({ what: `route ${route.destText} in ${table}`, reason: `route table ${table} is not in the state`, source: route.source });
+    } else
+      inv.skipped.push({
+        what: `route ${route.destText} in ${table}`,
+        reason: `route table ${table} is not in the state`,
+        source: route.source,
+      });
   }
   for (const { table, subnet } of assocs) {
     const t = inv.routeTables.find((x) => x.id === table);
     if (t) t.subnetIds.push(subnet);
-    else inv.skipped.push({ what: `association of subnet ${subnet} with ${table}`, reason: `route table ${table} is not in the state`, source: j.file });
+    else
+      inv.skipped.push({
+        what: `association of subnet ${subnet} with ${table}`,
+        reason: `route table ${table} is not in the state`,
+        source: j.file,
+      });
   }
   for (const [vpc, table] of mainTables) {
     const t = inv.routeTables.find((x) => x.id === table);
     if (t && t.vpcId === vpc) t.main = true;
   }
-  if (dataSources) inv.skipped.push({ what: `${dataSources} data source${dataSources === 1 ? '' : 's'}`, reason: 'data sources only look things up; the managed resources describe the VPC', source: j.file });
+  if (dataSources)
+    inv.skipped.push({
+      what: `${dataSources} data source${dataSources === 1 ? '' : 's'}`,
+      reason: 'data sources only look things up; the managed resources describe the VPC',
+      source: j.file,
+    });
   return inv;
 }
