@@ -172,19 +172,37 @@ export class FuzzReal {
     f.rPort = proto === PROTO_ICMP ? 0 : pv.dport;
     f.peerAddr = pv.src >>> 0;
     f.peerPort = proto === PROTO_ICMP ? pv.icmpId : pv.sport;
+    this.disown(f, f.proto, o.egress, f.rAddr, f.rPort, f.peerAddr, f.peerPort);
+    f.owner = true;
+  }
+
+  /**
+   * A packet reached the responder as (peerAddr:peerPort → rAddr:rPort at rPoint): every other
+   * flow that the responder saw with that tuple has lost its mapping to it (the old entry expired
+   * and a new connection — a tracked flow or a flood packet — now holds the port), so its replies
+   * no longer have to reach its original sender.
+   */
+  disown(
+    except: Flow | null,
+    proto: Flow['proto'],
+    rPoint: number,
+    rAddr: number,
+    rPort: number,
+    peerAddr: number,
+    peerPort: number,
+  ): void {
     for (const g of this.flows) {
       if (
-        g !== f &&
-        g.proto === f.proto &&
-        g.rPoint === f.rPoint &&
-        g.rAddr === f.rAddr &&
-        g.rPort === f.rPort &&
-        g.peerAddr === f.peerAddr &&
-        g.peerPort === f.peerPort
+        g !== except &&
+        g.proto === proto &&
+        g.rPoint === rPoint &&
+        g.rAddr === rAddr &&
+        g.rPort === rPort &&
+        g.peerAddr === peerAddr &&
+        g.peerPort === peerPort
       )
         g.owner = false;
     }
-    f.owner = true;
   }
 }
 
@@ -460,6 +478,8 @@ class StrayCmd implements Cmd {
   }
 }
 
+const floodView = new PacketView();
+
 /** flood[...]: one-way UDP from consecutive source ports (fills conntrack, exhausts port ranges). */
 class FloodCmd implements Cmd {
   private text = '';
@@ -478,11 +498,14 @@ class FloodCmd implements Cmd {
     this.text = `flood[${ep(e.addr, this.sport, 'udp')}..+${this.count - 1}>${ep(t.addr, 53, 'udp')} udp x${this.count}]`;
     for (let i = 0; i < this.count; i++) {
       const sp = ((this.sport + i - 1) % 65535) + 1;
-      await r.send(
+      const res = await r.send(
         e.point,
         buildUdp({ src: e.addr, dst: t.addr, sport: sp, dport: 53, payload: PAYLOAD(4, i) }),
         this.text,
       );
+      const o = res?.outputs[0];
+      if (o && parseIpv4(o.frame, 0, o.frame.length, floodView) === PARSE_OK && floodView.proto === PROTO_UDP)
+        r.disown(null, 'udp', o.egress, floodView.dst >>> 0, floodView.dport, floodView.src >>> 0, floodView.sport);
     }
   }
   toString(): string {

@@ -1,0 +1,28 @@
+// Harness bugs the fuzzer itself had: each run below once reported a difference that was the
+// harness's mistake, not an engine's. They re-run the exact fast-check run (commands and all), so
+// the invariants that fired are checked again.
+import { describe, expect, it } from 'vitest';
+import { makeEngine } from '../../src/diff/engines.ts';
+import { type FuzzEngineSpec, formatFailure, runFuzz } from '../../src/diff/fuzz/fuzz.ts';
+
+const modelVsCore: FuzzEngineSpec[] = [
+  { name: 'model', create: (s, seed) => makeEngine('model', s, { seed }) },
+  { name: 'core', create: (s, seed) => makeEngine('core', s, { seed, extra: { inline: true } }) },
+];
+
+describe('fuzz harness regressions', () => {
+  it('a flood that takes over an expired flow’s mapped port ends that flow’s reply expectation (seed 1252869339 run 2638, 60 commands as the CI campaign)', async () => {
+    // out 10.0.1.10:32768 → :1025; 61 s pass (UDP entry gone); a flood from 32768..32769 gives
+    // :1025 to 32769; the far side's reply to :1025 rightly reaches 32769. The harness used to
+    // expect it at 32768 ("the connection's sender is ...") on both engines.
+    const rep = await runFuzz({
+      engines: modelVsCore,
+      seed: 1252869339,
+      onlyRun: 2638,
+      saveDir: null,
+      maxCommands: 60,
+    });
+    expect(rep.runs).toBe(1);
+    expect(rep.failure ? formatFailure(rep.failure) : null).toBeNull();
+  }, 60_000);
+});
