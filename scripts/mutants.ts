@@ -55,8 +55,8 @@ export const MUTANTS: Mutant[] = [
     id: 'port-range-off-by-one',
     bug: 'off-by-one in the --to-ports search range (hi + 1 can be chosen)',
     file: 'src/core/nat-port-search.ts',
-    find: '} else { min = plo; size = phi - plo + 1; }\n    } else if (proto === PROTO_ICMP) {',
-    replace: '} else { min = plo; size = phi - plo + 2; }\n    } else if (proto === PROTO_ICMP) {',
+    find: '        size = phi - plo + 1;\n      }\n    } else if (proto === PROTO_ICMP) {',
+    replace: '        size = phi - plo + 2;\n      }\n    } else if (proto === PROTO_ICMP) {',
   },
   {
     id: 'icmp-inner-not-rewritten',
