@@ -10,10 +10,9 @@
 //
 // Streams through the same 64 KiB staging buffer and backpressure as the pcap writer;
 // `encodePcapng` builds a whole file in memory.
-import { createWriteStream, type WriteStream } from 'node:fs';
 import { isSupportedLinkType, linkTypeName } from '../packet/constants.ts';
-import { InputError } from '../spec/errors.ts';
 import { MAX_CAPLEN } from './base-reader.ts';
+import { StagedFile } from './staged-file.ts';
 import { BT_EPB, BT_IDB, BT_SHB, BYTE_ORDER_MAGIC } from './read-pcapng.ts';
 
 const OPT_ENDOFOPT = 0;
@@ -285,8 +284,6 @@ export function encodePcapng(records: Iterable<PcapngWriteRecord>, opts: PcapngW
   return new Uint8Array(b.buffer, b.byteOffset, b.length);
 }
 
-const STAGE = 64 * 1024;
-
 /**
  * Streams records to a pcapng file. Records are staged in order synchronously (the file keeps
  * the order of `write` calls); awaiting `write` applies backpressure.
@@ -296,48 +293,24 @@ export class PcapngWriter {
   count = 0;
   /** Bytes written so far (head included). */
   bytes: number;
-  private stage = Buffer.allocUnsafe(STAGE);
-  private fill = 0;
-  private error: Error | null = null;
-  private closed = false;
-  private drain: Promise<void> | null = null;
 
   private constructor(
-    readonly path: string,
-    private ws: WriteStream,
-    private o: Checked,
+    private readonly file: StagedFile,
+    private readonly o: Checked,
   ) {
-    ws.on('error', (e) => {
-      this.error ??= e;
-    });
     const head = headerOf(o);
-    if (head.length > this.stage.length) this.stage = Buffer.allocUnsafe(head.length);
-    this.stage.set(head, 0);
-    this.fill = head.length;
+    file.reserve(head.length).set(head, file.offset);
+    file.commit(head.length);
     this.bytes = head.length;
+  }
+
+  get path(): string {
+    return this.file.path;
   }
 
   static async open(path: string, opts: PcapngWriteOptions): Promise<PcapngWriter> {
     const o = checkOptions(opts);
-    const ws = createWriteStream(path);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        ws.once('open', () => resolve());
-        ws.once('error', reject);
-      });
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      const why =
-        err.code === 'ENOENT'
-          ? 'no such directory'
-          : err.code === 'EACCES'
-            ? 'permission denied'
-            : err.code === 'EISDIR'
-              ? 'is a directory'
-              : err.message;
-      throw new InputError(`${path}: cannot create: ${why}`, path);
-    }
-    return new PcapngWriter(path, ws, o);
+    return new PcapngWriter(await StagedFile.open(path, 'pcapng writer'), o);
   }
 
   /** Interfaces so far. */
@@ -350,13 +323,11 @@ export class PcapngWriter {
    * as pcapng allows anywhere in the section); returns its id.
    */
   addInterface(spec: PcapngInterfaceSpec): number {
-    if (this.closed) throw new Error(`pcapng writer: ${this.path} is closed`);
     const id = this.o.interfaces.length;
     const f = checkInterface(spec, id);
     const idb = idbOf(f, this.o.nano);
-    if (this.fill + idb.length > this.stage.length) this.handOff(idb.length);
-    this.stage.set(idb, this.fill);
-    this.fill += idb.length;
+    this.file.reserve(idb.length).set(idb, this.file.offset);
+    this.file.commit(idb.length);
     this.bytes += idb.length;
     this.o.interfaces.push(f);
     return id;
@@ -374,59 +345,21 @@ export class PcapngWriter {
 
   /** Appends one packet without a promise (then one `await drained()` per batch); throws what write() rejects with. */
   writeSync(r: PcapngWriteRecord): void {
-    if (this.error) throw this.error;
-    if (this.closed) throw new Error(`pcapng writer: ${this.path} is closed`);
     const c = commentBytes(r);
     const need = epbLen(r, this.o, c);
-    if (this.fill + need > this.stage.length) this.handOff(need);
-    this.fill += writeEpb(this.stage, this.fill, r, this.o, this.count, c);
+    const buf = this.file.reserve(need);
+    this.file.commit(writeEpb(buf, this.file.offset, r, this.o, this.count, c));
     this.count++;
     this.bytes += need;
   }
 
   /** Resolves at once unless the file stream is behind (then on 'drain'): backpressure for writeSync. */
   drained(): Promise<void> {
-    if (this.error) return Promise.reject(this.error);
-    return this.ws.writableNeedDrain ? this.waitDrain() : RESOLVED;
-  }
-
-  private handOff(nextNeed: number): void {
-    if (this.fill > 0) {
-      this.ws.write(this.stage.subarray(0, this.fill));
-      this.stage = Buffer.allocUnsafe(Math.max(STAGE, nextNeed));
-      this.fill = 0;
-    } else if (this.stage.length < nextNeed) {
-      this.stage = Buffer.allocUnsafe(nextNeed);
-    }
-  }
-
-  private waitDrain(): Promise<void> {
-    this.drain ??= new Promise<void>((resolve, reject) => {
-      const done = (e?: Error) => {
-        this.ws.off('drain', onDrain);
-        this.ws.off('error', onErr);
-        this.drain = null;
-        if (e) reject(e);
-        else resolve();
-      };
-      const onDrain = () => done();
-      const onErr = (e: Error) => done(e);
-      this.ws.once('drain', onDrain);
-      this.ws.once('error', onErr);
-    });
-    return this.drain;
+    return this.file.drained();
   }
 
   /** Flushes and closes the file. Idempotent. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.handOff(0);
-    await new Promise<void>((resolve, reject) => {
-      this.ws.end((e?: Error | null) => (e ? reject(e) : resolve()));
-    });
-    if (this.error) throw this.error;
+  close(): Promise<void> {
+    return this.file.close();
   }
 }
-
-const RESOLVED = Promise.resolve();

@@ -2,10 +2,9 @@
 // link type natlab reads (Ethernet and raw IP are the usual ones). Streams to a file through a
 // 64 KiB staging buffer; `write` waits for the file stream to drain when it is behind
 // (backpressure). `encodePcap` does the same into memory for tests and small outputs.
-import { createWriteStream, type WriteStream } from 'node:fs';
 import { isSupportedLinkType, linkTypeName } from '../packet/constants.ts';
-import { InputError } from '../spec/errors.ts';
 import { MAX_CAPLEN } from './base-reader.ts';
+import { StagedFile } from './staged-file.ts';
 import { PCAP_HDR_LEN, PCAP_MAGIC_NS, PCAP_MAGIC_US, PCAP_REC_HDR_LEN } from './read-pcap.ts';
 
 export interface PcapWriteOptions {
@@ -91,8 +90,6 @@ export function encodePcap(records: Iterable<PcapWriteRecord>, opts: PcapWriteOp
   return new Uint8Array(b.buffer, b.byteOffset, b.length);
 }
 
-const STAGE = 64 * 1024;
-
 /**
  * Streams records to a pcap file. Records are staged in order synchronously, so the file keeps
  * the order of `write` calls even if the caller does not await them; awaiting `write` is what
@@ -103,45 +100,22 @@ export class PcapWriter {
   count = 0;
   /** Bytes written so far (header included). */
   bytes = PCAP_HDR_LEN;
-  private stage = Buffer.allocUnsafe(STAGE);
-  private fill = 0;
-  private error: Error | null = null;
-  private closed = false;
-  private drain: Promise<void> | null = null;
 
   private constructor(
-    readonly path: string,
-    private ws: WriteStream,
-    private o: Required<PcapWriteOptions>,
+    private readonly file: StagedFile,
+    private readonly o: Required<PcapWriteOptions>,
   ) {
-    ws.on('error', (e) => {
-      this.error ??= e;
-    });
-    writeFileHeader(this.stage, 0, o);
-    this.fill = PCAP_HDR_LEN;
+    writeFileHeader(file.reserve(PCAP_HDR_LEN), file.offset, o);
+    file.commit(PCAP_HDR_LEN);
+  }
+
+  get path(): string {
+    return this.file.path;
   }
 
   static async open(path: string, opts: PcapWriteOptions): Promise<PcapWriter> {
     const o = checkOptions(opts);
-    const ws = createWriteStream(path);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        ws.once('open', () => resolve());
-        ws.once('error', reject);
-      });
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      const why =
-        err.code === 'ENOENT'
-          ? 'no such directory'
-          : err.code === 'EACCES'
-            ? 'permission denied'
-            : err.code === 'EISDIR'
-              ? 'is a directory'
-              : err.message;
-      throw new InputError(`${path}: cannot create: ${why}`, path);
-    }
-    return new PcapWriter(path, ws, o);
+    return new PcapWriter(await StagedFile.open(path, 'pcap writer'), o);
   }
 
   /** Appends one record. Resolves at once unless the file stream is behind, then on 'drain'. */
@@ -159,59 +133,20 @@ export class PcapWriter {
    * throws what write() would reject with.
    */
   writeSync(r: PcapWriteRecord): void {
-    if (this.error) throw this.error;
-    if (this.closed) throw new Error(`pcap writer: ${this.path} is closed`);
     const need = PCAP_REC_HDR_LEN + capLenOf(r, this.o);
-    if (this.fill + need > this.stage.length) this.handOff(need);
-    this.fill += writeRecord(this.stage, this.fill, r, this.o, this.count);
+    const buf = this.file.reserve(need);
+    this.file.commit(writeRecord(buf, this.file.offset, r, this.o, this.count));
     this.count++;
     this.bytes += need;
   }
 
   /** Resolves at once unless the file stream is behind (then on 'drain'): backpressure for writeSync. */
   drained(): Promise<void> {
-    if (this.error) return Promise.reject(this.error);
-    return this.ws.writableNeedDrain ? this.waitDrain() : RESOLVED;
-  }
-
-  /** Hands the staged bytes to the file stream and starts a fresh staging buffer. */
-  private handOff(nextNeed: number): void {
-    if (this.fill > 0) {
-      this.ws.write(this.stage.subarray(0, this.fill));
-      this.stage = Buffer.allocUnsafe(Math.max(STAGE, nextNeed));
-      this.fill = 0;
-    } else if (this.stage.length < nextNeed) {
-      this.stage = Buffer.allocUnsafe(nextNeed);
-    }
-  }
-
-  private waitDrain(): Promise<void> {
-    this.drain ??= new Promise<void>((resolve, reject) => {
-      const done = (e?: Error) => {
-        this.ws.off('drain', onDrain);
-        this.ws.off('error', onErr);
-        this.drain = null;
-        if (e) reject(e);
-        else resolve();
-      };
-      const onDrain = () => done();
-      const onErr = (e: Error) => done(e);
-      this.ws.once('drain', onDrain);
-      this.ws.once('error', onErr);
-    });
-    return this.drain;
+    return this.file.drained();
   }
 
   /** Flushes and closes the file. Idempotent. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.handOff(0);
-    await new Promise<void>((resolve, reject) => {
-      this.ws.end((e?: Error | null) => (e ? reject(e) : resolve()));
-    });
-    if (this.error) throw this.error;
+  close(): Promise<void> {
+    return this.file.close();
   }
 }
-
-const RESOLVED = Promise.resolve();

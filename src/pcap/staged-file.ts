@@ -1,0 +1,118 @@
+// The file output under both capture writers (pcap and pcapng): bytes are staged in order in a
+// 64 KiB buffer synchronously and handed to the file stream a buffer at a time; `drained()` is the
+// backpressure (it resolves once the stream has drained when it was behind). The writers own the
+// format; this owns the file.
+
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { InputError } from '../spec/errors.ts';
+
+const STAGE = 64 * 1024;
+const RESOLVED = Promise.resolve();
+
+export class StagedFile {
+  private buf = Buffer.allocUnsafe(STAGE);
+  private fill = 0;
+  private error: Error | null = null;
+  private closed = false;
+  private drain: Promise<void> | null = null;
+
+  private constructor(
+    readonly path: string,
+    /** Names the writer in errors ("pcap writer", "pcapng writer"). */
+    private readonly what: string,
+    private readonly ws: WriteStream,
+  ) {
+    ws.on('error', (e) => {
+      this.error ??= e;
+    });
+  }
+
+  /** Creates (truncates) `path`; a path that cannot be created is an InputError naming why. */
+  static async open(path: string, what: string): Promise<StagedFile> {
+    const ws = createWriteStream(path);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      const why =
+        err.code === 'ENOENT'
+          ? 'no such directory'
+          : err.code === 'EACCES'
+            ? 'permission denied'
+            : err.code === 'EISDIR'
+              ? 'is a directory'
+              : err.message;
+      throw new InputError(`${path}: cannot create: ${why}`, path);
+    }
+    return new StagedFile(path, what, ws);
+  }
+
+  /**
+   * Room for `need` more bytes: returns the staging buffer, to be written at `offset` and then
+   * `commit`ted. Throws a stream error seen earlier, or when the file is closed.
+   */
+  reserve(need: number): Buffer {
+    if (this.error) throw this.error;
+    if (this.closed) throw new Error(`${this.what}: ${this.path} is closed`);
+    if (this.fill + need > this.buf.length) this.handOff(need);
+    return this.buf;
+  }
+
+  /** Where the next reserved bytes go in the buffer `reserve` returned. */
+  get offset(): number {
+    return this.fill;
+  }
+
+  /** The `n` bytes written at `offset` are part of the file. */
+  commit(n: number): void {
+    this.fill += n;
+  }
+
+  /** Resolves at once unless the file stream is behind (then on 'drain'). */
+  drained(): Promise<void> {
+    if (this.error) return Promise.reject(this.error);
+    return this.ws.writableNeedDrain ? this.waitDrain() : RESOLVED;
+  }
+
+  /** Hands the staged bytes to the file stream and starts a fresh staging buffer. */
+  private handOff(nextNeed: number): void {
+    if (this.fill > 0) {
+      this.ws.write(this.buf.subarray(0, this.fill));
+      this.buf = Buffer.allocUnsafe(Math.max(STAGE, nextNeed));
+      this.fill = 0;
+    } else if (this.buf.length < nextNeed) {
+      this.buf = Buffer.allocUnsafe(nextNeed);
+    }
+  }
+
+  private waitDrain(): Promise<void> {
+    this.drain ??= new Promise<void>((resolve, reject) => {
+      const done = (e?: Error) => {
+        this.ws.off('drain', onDrain);
+        this.ws.off('error', onErr);
+        this.drain = null;
+        if (e) reject(e);
+        else resolve();
+      };
+      const onDrain = () => done();
+      const onErr = (e: Error) => done(e);
+      this.ws.once('drain', onDrain);
+      this.ws.once('error', onErr);
+    });
+    return this.drain;
+  }
+
+  /** Flushes and closes the file. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.handOff(0);
+    await new Promise<void>((resolve, reject) => {
+      this.ws.end((e?: Error | null) => (e ? reject(e) : resolve()));
+    });
+    if (this.error) throw this.error;
+  }
+}
