@@ -3,7 +3,7 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { AGENT_SCRIPT } from './agent-script.ts';
-import { run, KernelCommandError } from './exec.ts';
+import { run, KernelCommandError, killChild, stopChild } from './exec.ts';
 
 /** sll_pkttype values (linux/if_packet.h). */
 export const PACKET_HOST = 0;
@@ -179,22 +179,11 @@ export class Agent {
   }
 
   kill(): void {
-    const c = this.child;
-    if (!c) return;
-    try {
-      c.stdin.end();
-    } catch {
-      // closed
-    }
-    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    killChild(this.child);
   }
 
   /** Ends the agent and waits for it to exit. */
   async stop(): Promise<void> {
-    const c = this.child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    const exited = new Promise<void>((res) => c.once('exit', () => res()));
-    this.kill();
-    await exited;
+    await stopChild(this.child);
   }
 }

@@ -77,3 +77,31 @@ export function runSync(cmd: string, args: readonly string[], input = ''): RunRe
     };
   }
 }
+
+/** A helper process natlab talks to over stdin (the per-namespace agents, the injection hub). */
+export interface PipedChild {
+  stdin: { end(): void };
+  exitCode: number | null;
+  signalCode: NodeJS.Signals | null;
+  kill(signal: NodeJS.Signals): boolean;
+  once(event: 'exit', listener: () => void): unknown;
+}
+
+/** Closes the child's stdin and SIGKILLs it if it still runs (at once; see stopChild to wait). */
+export function killChild(c: PipedChild | null): void {
+  if (!c) return;
+  try {
+    c.stdin.end();
+  } catch {
+    // already closed
+  }
+  if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+}
+
+/** Kills the child as killChild does and waits until it has exited. */
+export async function stopChild(c: PipedChild | null): Promise<void> {
+  if (!c || c.exitCode !== null || c.signalCode !== null) return;
+  const exited = new Promise<void>((res) => c.once('exit', () => res()));
+  killChild(c);
+  await exited;
+}

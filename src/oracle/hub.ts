@@ -5,6 +5,7 @@ import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { cpus } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { HUB_SCRIPT } from './hub-script.ts';
+import { killChild, stopChild } from './exec.ts';
 
 /** setns(2) syscall numbers by Node's process.arch (the hub calls it through Perl's syscall()). */
 const SETNS_NR: Record<string, number> = {
@@ -219,21 +220,10 @@ export class Hub {
   }
 
   kill(): void {
-    const c = this.child;
-    if (!c) return;
-    try {
-      c.stdin.end();
-    } catch {
-      // closed
-    }
-    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    killChild(this.child);
   }
 
   async stop(): Promise<void> {
-    const c = this.child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    const exited = new Promise<void>((res) => c.once('exit', () => res()));
-    this.kill();
-    await exited;
+    await stopChild(this.child);
   }
 }
