@@ -16,9 +16,9 @@ import { engineAvailable, makeEngine } from '../../src/diff/engines.ts';
 import { generatedInput } from '../../src/diff/replay/corpus.ts';
 import { scriptedCaptures } from '../../src/traffic/scripted.ts';
 import { loadBuiltinScenario } from '../../src/scenario/index.ts';
-import { DROP_NAT_CLASH, FATE_DROPPED } from '../../src/spec/reasons.ts';
-import type { Engine, PacketResult } from '../../src/spec/engine.ts';
+import type { Engine } from '../../src/spec/engine.ts';
 import type { Scenario } from '../../src/spec/scenario.ts';
+import { plantedNatClash } from '../helpers/planted.ts';
 import { main } from '../../src/cli/main.ts';
 
 const XSD = join(import.meta.dirname, '..', 'helpers', 'junit.xsd');
@@ -89,26 +89,7 @@ describe.runIf(HAVE_XMLLINT && HAVE_MODEL)('natlab commands write schema-valid J
   it('replay: one case per flow, the differing flow fails saying where to look', async () => {
     const input = join(dir, 'dns-udp.pcap');
     writeFileSync(input, generatedInput(scriptedCaptures().find((c) => c.name === 'dns-udp')!));
-    const broken: EngineFactory = async (name, sc, o) => {
-      const inner = await makeEngine('model', sc, o);
-      if (name === 'model') return inner;
-      let seen = 0;
-      const e: Engine = {
-        name,
-        async process(batch) {
-          const res = await inner.process(batch);
-          return res.map(
-            (r): PacketResult =>
-              ++seen === 5 ? { fate: FATE_DROPPED, reason: DROP_NAT_CLASH, detail: 0, ct: r.ct, outputs: [] } : r,
-          );
-        },
-        advance: (t) => inner.advance(t),
-        conntrack: () => inner.conntrack(),
-        natCounters: () => inner.natCounters(),
-        close: () => inner.close(),
-      };
-      return e;
-    };
+    const broken: EngineFactory = plantedNatClash(5);
     const s = loadBuiltinScenario();
     const flows = new FlowCollector(s);
     const out = join(dir, 'replay');

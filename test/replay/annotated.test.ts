@@ -8,15 +8,14 @@ import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runReplay, type EngineFactory } from '../../src/diff/replay/replay.ts';
-import { engineAvailable, makeEngine } from '../../src/diff/engines.ts';
+import { engineAvailable } from '../../src/diff/engines.ts';
 import { generatedInput } from '../../src/diff/replay/corpus.ts';
 import { scriptedCaptures } from '../../src/traffic/scripted.ts';
 import { loadBuiltinScenario } from '../../src/scenario/index.ts';
 import { openCapture, type CaptureRecord } from '../../src/pcap/index.ts';
-import { DROP_NAT_CLASH, FATE_DROPPED } from '../../src/spec/reasons.ts';
-import type { Engine, PacketResult } from '../../src/spec/engine.ts';
 import { HAVE_TSHARK, tsharkCheck } from '../helpers/tshark.ts';
 import { main } from '../../src/cli/main.ts';
+import { plantedNatClash } from '../helpers/planted.ts';
 
 const HAVE_MODEL = await engineAvailable('model');
 let dir: string;
@@ -32,26 +31,7 @@ afterAll(async () => {
 });
 
 /** The model, except that the 5th packet it sees is dropped as a NAT clash (a planted bug). */
-const factory: EngineFactory = async (name, sc, o) => {
-  const inner = await makeEngine('model', sc, o);
-  if (name === 'model') return inner;
-  let seen = 0;
-  const e: Engine = {
-    name,
-    async process(batch) {
-      const res = await inner.process(batch);
-      return res.map(
-        (r): PacketResult =>
-          ++seen === 5 ? { fate: FATE_DROPPED, reason: DROP_NAT_CLASH, detail: 0, ct: r.ct, outputs: [] } : r,
-      );
-    },
-    advance: (t) => inner.advance(t),
-    conntrack: () => inner.conntrack(),
-    natCounters: () => inner.natCounters(),
-    close: () => inner.close(),
-  };
-  return e;
-};
+const factory: EngineFactory = plantedNatClash(5);
 
 async function readAll(path: string): Promise<{ names: string[]; recs: CaptureRecord[] }> {
   const r = await openCapture(path);

@@ -8,16 +8,15 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runReplay, type EngineFactory } from '../../src/diff/replay/replay.ts';
-import { engineAvailable, makeEngine } from '../../src/diff/engines.ts';
+import { engineAvailable } from '../../src/diff/engines.ts';
 import { generatedInput } from '../../src/diff/replay/corpus.ts';
 import { scriptedCaptures } from '../../src/traffic/scripted.ts';
 import { loadBuiltinScenario } from '../../src/scenario/index.ts';
 import { FlowCollector } from '../../src/diff/sinks/flows.ts';
 import { DifferenceCollector, decodePacket } from '../../src/diff/sinks/differences.ts';
 import { replayHtml, scriptJson } from '../../src/diff/sinks/report-html.ts';
-import { DROP_NAT_CLASH, FATE_DROPPED } from '../../src/spec/reasons.ts';
-import type { Engine, PacketResult } from '../../src/spec/engine.ts';
 import { main } from '../../src/cli/main.ts';
+import { plantedNatClash } from '../helpers/planted.ts';
 import { buildUdp } from '../../src/packet/build.ts';
 import { parseIpv4Addr as ip } from '../../src/packet/addr.ts';
 
@@ -60,26 +59,7 @@ function dumpDom(file: string): Promise<string> {
 }
 
 /** The model, except that the 5th packet it sees is dropped as a NAT clash (a planted bug). */
-const factory: EngineFactory = async (name, sc, o) => {
-  const inner = await makeEngine('model', sc, o);
-  if (name === 'model') return inner;
-  let seen = 0;
-  const e: Engine = {
-    name,
-    async process(batch) {
-      const res = await inner.process(batch);
-      return res.map(
-        (r): PacketResult =>
-          ++seen === 5 ? { fate: FATE_DROPPED, reason: DROP_NAT_CLASH, detail: 0, ct: r.ct, outputs: [] } : r,
-      );
-    },
-    advance: (t) => inner.advance(t),
-    conntrack: () => inner.conntrack(),
-    natCounters: () => inner.natCounters(),
-    close: () => inner.close(),
-  };
-  return e;
-};
+const factory: EngineFactory = plantedNatClash(5);
 
 describe('HTML report building blocks', () => {
   it('embedded JSON cannot close its script element', () => {

@@ -1,5 +1,6 @@
 // natlab replay end to end on the reference model: ingress, one-sided re-addressing, counters,
 // output captures (checked by tshark), differences between engines, bad input.
+import { plantedNatClash } from '../helpers/planted.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, rm, writeFile, readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -15,8 +16,6 @@ import { encodePcap, readCapture } from '../../src/pcap/index.ts';
 import { buildEthernet, buildTcp, buildUdp } from '../../src/packet/build.ts';
 import { parseIpv4Addr } from '../../src/packet/addr.ts';
 import { LINKTYPE_ETHERNET, LINKTYPE_RAW } from '../../src/packet/constants.ts';
-import { FATE_DROPPED, DROP_NAT_CLASH } from '../../src/spec/reasons.ts';
-import type { Engine, PacketResult } from '../../src/spec/engine.ts';
 import { InputError } from '../../src/spec/errors.ts';
 import { HAVE_TSHARK, tsharkCheck } from '../helpers/tshark.ts';
 import { main } from '../../src/cli/main.ts';
@@ -343,27 +342,7 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
     expect(ok.report.agree).toBe(true);
     expect(ok.report.exitCode).toBe(0);
     // A broken engine: the model, but dropping input #5 with nat-clash.
-    const broken: EngineFactory = async (name, sc, o) => {
-      const inner = await makeEngine('model', sc, o);
-      let seen = 0;
-      const e: Engine = {
-        name,
-        async process(batch) {
-          const res = await inner.process(batch);
-          return res.map(
-            (r): PacketResult =>
-              ++seen === 5 ? { fate: FATE_DROPPED, reason: DROP_NAT_CLASH, detail: 0, ct: r.ct, outputs: [] } : r,
-          );
-        },
-        advance: (t) => inner.advance(t),
-        conntrack: () => inner.conntrack(),
-        natCounters: () => inner.natCounters(),
-        close: () => inner.close(),
-      };
-      return e;
-    };
-    const factory: EngineFactory = (name, sc, o) =>
-      name === 'model' ? makeEngine('model', sc, o) : broken(name, sc, o);
+    const factory: EngineFactory = plantedNatClash(5);
     const out = join(dir, 'diff');
     const bad = await runReplay({
       input: caps.get('dns-udp')!,
