@@ -139,6 +139,7 @@ export const command: Command = {
               engines: useNames,
               packets: res.session.packets,
               differences: res.differences,
+              classified: Object.fromEntries(res.session.classified),
               mismatches: Object.fromEntries(mism),
             },
             null,
@@ -150,6 +151,8 @@ export const command: Command = {
           `replayed ${replayDir}: ${res.session.packets} packets through ${useNames.join(', ')} (${reg.meta.summary.split('\n')[0]})`,
         );
         for (const d of res.differences) log(`  [${d.kind}] ${d.message}`);
+        for (const [id, n] of res.session.classified)
+          log(`  known difference ${id} ×${n}: ${res.session.classifiedExamples.get(id) ?? ''}`);
         for (const [n, l] of mism)
           log(
             `  ${n} differs from its saved results:\n${l

@@ -130,3 +130,29 @@ export function readSessionCounts(shared: CoreShared): number[] {
   for (let w = 0; w < shared.workers; w++) out.push(Atomics.load(ctl, w * shared.ctlWords + 5));
   return out;
 }
+
+/**
+ * Live entries per worker and NAT slot at absolute time `atMs` (the same liveness as
+ * dumpConntrack): element `w * natCount + slot`. The per-worker conntrack quota is compared
+ * against these (src/core/differences.ts).
+ */
+export function liveCountsPerWorker(shared: CoreShared, atMs: number): Int32Array {
+  const ses = new Uint32Array(shared.sabs.sessions);
+  const ctl = new Int32Array(shared.sabs.ctl);
+  const clock = new Float64Array(shared.sabs.clock);
+  const nNat = Math.max(1, shared.compiled.natCount);
+  const out = new Int32Array(shared.workers * nNat);
+  for (let w = 0; w < shared.workers; w++) {
+    if (clock[w] === CLOCK_UNSET) continue;
+    const hwm = Atomics.load(ctl, w * shared.ctlWords + C_HWM);
+    const nowMs = atMs - clock[w];
+    const base = w * shared.capW;
+    for (let i = 0; i < hwm; i++) {
+      const o = (base + i) * SESSION_WORDS;
+      const meta = Atomics.load(ses, o + S_META);
+      if ((meta & M_LIVE) === 0 || nowMs >= ses[o + S_EXPIRY]) continue;
+      out[w * nNat + ((meta >>> M_SLOT_SHIFT) & M_SLOT_MASK)]++;
+    }
+  }
+  return out;
+}

@@ -15,6 +15,8 @@
 import { InputError } from '../spec/errors.ts';
 import type {
   ConntrackEntry,
+  DifferenceClass,
+  DifferenceFacts,
   Engine,
   EngineDescriptor,
   EngineOptions,
@@ -36,7 +38,8 @@ import {
   resultOutCount,
   resultReason,
 } from '../spec/frame-batch.ts';
-import { readDropCounters, readNatCounters, dumpConntrack } from './ct-dump.ts';
+import { readDropCounters, readNatCounters, dumpConntrack, liveCountsPerWorker } from './ct-dump.ts';
+import { classifyQuotaDifference } from './differences.ts';
 import { dispatchWorker } from './dispatch.ts';
 import { type CoreBatch, type CoreShared, createCoreBatch, createCoreShared } from './layout.ts';
 import { CorePool, defaultWorkers } from './pool.ts';
@@ -118,6 +121,8 @@ export interface CoreEngine extends Engine {
   readonly pool: CorePool | null;
   /** Drop counters per DROP_* reason, summed over workers. */
   dropCounters(): number[];
+  /** The per-worker conntrack quota difference, and only it (differences.ts, docs/core.md). */
+  classifyDifference(facts: DifferenceFacts): DifferenceClass | null;
 }
 
 const DEFAULT_BATCH = 4096;
@@ -184,8 +189,10 @@ class CoreEngineImpl implements CoreEngine {
   private submitting: Promise<unknown> = Promise.resolve();
   private busy = false;
   private closed = false;
+  private readonly scenario: Scenario;
 
   constructor(scenario: Scenario, opts: CoreEngineOptions) {
+    this.scenario = scenario;
     const workers = opts.inline ? 1 : (opts.workers ?? defaultWorkers());
     if (opts.inline && opts.workers !== undefined && opts.workers !== 1) {
       throw new InputError(`core engine: inline runs one worker's partition, got --workers ${opts.workers}`);
@@ -279,6 +286,17 @@ class CoreEngineImpl implements CoreEngine {
   /** Read from shared memory; safe while workers run (e.g. from a fault-injection hold). */
   async conntrack(): Promise<ConntrackEntry[]> {
     return dumpConntrack(this.shared, this.lastTimeUs < 0 ? 0 : Math.floor(this.lastTimeUs / 1000));
+  }
+
+  /** The per-worker conntrack quota (W > 1), recognised only where a worker is at its quota (differences.ts). */
+  classifyDifference(facts: DifferenceFacts): DifferenceClass | null {
+    return classifyQuotaDifference(facts, this.name, this.scenario, this.shared, () =>
+      liveCountsPerWorker(this.shared, this.nowMs()),
+    );
+  }
+
+  private nowMs(): number {
+    return this.lastTimeUs < 0 ? 0 : Math.floor(this.lastTimeUs / 1000);
   }
 
   async natCounters(): Promise<NatRuleCounter[]> {
