@@ -27,6 +27,7 @@ import {
   isComplete,
 } from '../src/core/bench-api.ts';
 import type { PacketSource } from '../src/traffic/workload.ts';
+import type { LatencyRecorder } from './latency.ts';
 
 export interface CoreRunnerOptions {
   scenario: Scenario;
@@ -71,6 +72,8 @@ export class CoreRunner {
   readonly depth: number;
   private readonly owner: Int32Array;
   private batchNo = 0;
+  /** When set, drive() records every batch's latency (post → completion seen by main) into it. */
+  latency: LatencyRecorder | null = null;
 
   constructor(readonly opts: CoreRunnerOptions) {
     const W = opts.workers;
@@ -171,31 +174,48 @@ export class CoreRunner {
     }
   }
 
-  /** Processes the batches in `list` (in order), `depth` in flight per worker. Returns seconds. */
+  /**
+   * Processes the batches in `list` (in order), `depth` in flight per worker. Returns seconds.
+   * Main waits for each batch of the oldest half in turn (a batch already complete costs one
+   * check), stamping the moment it sees it complete: one performance.now() per post and one per
+   * completion, recorded when `latency` is set.
+   */
   async drive(list: readonly number[], depth = this.depth): Promise<number> {
     const W = this.workers;
     const pool = this.pool;
     const inflight: Int32Array[] = [];
+    const postMs: number[] = [];
+    const batchOf: number[] = [];
     const t0 = process.hrtime.bigint();
     for (const b of list) {
       const share = this.shares[b];
       const seqs = new Int32Array(W).fill(-1);
+      const tPost = performance.now();
       for (let w = 0; w < W; w++) {
         if (share[2 * w + 1] > 0)
           seqs[w] = await pool.post(w, OP_PROCESS, b, share[2 * w], share[2 * w + 1], 0, this.batchNo);
       }
       this.batchNo++;
       inflight.push(seqs);
+      postMs.push(tPost);
+      batchOf.push(b);
       if (inflight.length >= depth) {
         // Refill in halves: wait for the oldest half, then post as many again.
         const k = Math.max(1, depth >> 1);
-        const s = inflight[k - 1];
-        for (let w = 0; w < W; w++) if (s[w] >= 0) await this.waitDone(w, s[w]);
+        for (let j = 0; j < k; j++) await this.complete(inflight[j], postMs[j], batchOf[j]);
         inflight.splice(0, k);
+        postMs.splice(0, k);
+        batchOf.splice(0, k);
       }
     }
-    for (const s of inflight) for (let w = 0; w < W; w++) if (s[w] >= 0) await this.waitDone(w, s[w]);
+    for (let j = 0; j < inflight.length; j++) await this.complete(inflight[j], postMs[j], batchOf[j]);
     return Number(process.hrtime.bigint() - t0) / 1e9;
+  }
+
+  /** Waits until every share of batch b (descriptors `seqs`) is complete; records its latency. */
+  private async complete(seqs: Int32Array, postMs: number, b: number): Promise<void> {
+    for (let w = 0; w < this.workers; w++) if (seqs[w] >= 0) await this.waitDone(w, seqs[w]);
+    this.latency?.record(postMs, performance.now(), this.counts[b]);
   }
 
   /** Processes the batches one at a time and tallies their verdicts (set-up and checks). */

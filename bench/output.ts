@@ -4,9 +4,14 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BenchReport } from './suite.ts';
 import { formatReadme } from './report.ts';
-import { scalingChart, setupChart, throughputChart } from './svg.ts';
+import { latencyChart, scalingChart, setupChart, throughputChart } from './svg.ts';
 
-export const CHART_FILES = { throughput: 'throughput.svg', scaling: 'scaling.svg', setup: 'setup.svg' } as const;
+export const CHART_FILES = {
+  throughput: 'throughput.svg',
+  scaling: 'scaling.svg',
+  setup: 'setup.svg',
+  latency: 'latency.svg',
+} as const;
 
 /** README.md and the charts for `report` (whose JSON is `jsonName` in the same directory). */
 export async function writeReadmeAndCharts(report: BenchReport, dir: string, jsonName: string): Promise<string[]> {
@@ -27,6 +32,11 @@ export async function writeReadmeAndCharts(report: BenchReport, dir: string, jso
   if (st) {
     await writeFile(join(dir, CHART_FILES.setup), st);
     charts.push(CHART_FILES.setup);
+  }
+  const l = latencyChart(report);
+  if (l) {
+    await writeFile(join(dir, CHART_FILES.latency), l);
+    charts.push(CHART_FILES.latency);
   }
   files.push(...charts.map((c) => join(dir, c)));
   const readme = join(dir, 'README.md');

@@ -5,6 +5,7 @@ import { InputError } from '../src/spec/errors.ts';
 import type { BenchReport, WorkloadResult } from './suite.ts';
 import { type Figure, fmt, sessionsLabel } from './figures.ts';
 import { REFERENCES } from './references.ts';
+import type { LatencyStats } from './latency.ts';
 
 function find(r: BenchReport, id: string): Figure | undefined {
   return r.figures.find((f) => f.id === id);
@@ -45,6 +46,23 @@ export interface Section {
 
 function firstResult(r: BenchReport, pred: (x: WorkloadResult) => boolean): WorkloadResult | undefined {
   return r.results.find(pred);
+}
+
+/** Core results through the pool that carry per-batch latency, with a short label each (older results have none). */
+export function latencyResults(r: BenchReport): Array<{ label: string; short: string; l: LatencyStats }> {
+  return r.results
+    .filter((x) => x.engine === 'core' && x.workers && x.latency)
+    .map((x) => ({
+      label:
+        x.workload === 'established'
+          ? `established ${sessionsLabel(x.sessions ?? 0)}, ${x.workers}w`
+          : `${x.workload}, ${x.workers}w`,
+      short:
+        x.workload === 'established'
+          ? `${sessionsLabel(x.sessions ?? 0)}·${x.workers}w`
+          : `${x.workload}·${x.workers}w`,
+      l: x.latency!,
+    }));
 }
 
 /** The report's tables, one per workload family. */
@@ -170,6 +188,44 @@ export function sections(r: BenchReport): Section[] {
       head: ['engine', 'Mpps (min–max)', `core ${wMax}w / model`],
       rows,
       about: [`Input: ${x?.input ?? ''}`, `Measured: ${x?.measured ?? ''}.`],
+    });
+  }
+  const lat = latencyResults(r);
+  if (lat.length) {
+    const f = (x: number) => fmt(x);
+    out.push({
+      title: 'Per-batch latency (through the worker pool)',
+      head: [
+        'workload',
+        'batches',
+        'pkts/batch',
+        'µs p50',
+        'µs p99',
+        'µs p99.9',
+        'µs max',
+        'ns/pkt p50',
+        'ns/pkt p99',
+        'ns/pkt p99.9',
+        'ns/pkt max',
+      ],
+      rows: lat.map(({ label, l }) => [
+        label,
+        String(l.batches),
+        f(l.packetsPerBatch),
+        f(l.batchUs.p50),
+        f(l.batchUs.p99),
+        f(l.batchUs.p999),
+        f(l.batchUs.max),
+        f(l.nsPerPacket.p50),
+        f(l.nsPerPacket.p99),
+        f(l.nsPerPacket.p999),
+        f(l.nsPerPacket.max),
+      ]),
+      about: [
+        'Per batch, over every timed batch of the runs: µs from posting the batch to main seeing its last share complete ' +
+          "(ring hand-over, queueing behind the batches in flight, processing); ns/pkt: that time ÷ the batch's packets (batch-normalised cost). " +
+          'Nearest-rank percentiles; p99.9 equals max below 1000 batches.',
+      ],
     });
   }
   if (r.micro.length) {

@@ -36,6 +36,7 @@ import { measureEstablished, measureSetup } from './core-throughput.ts';
 import { type Figure, makeFigure, median, nsFigure, valueFigure, sessionsLabel } from './figures.ts';
 import { type MicroRow, runMicro } from './micro.ts';
 import { machineInfo } from './results.ts';
+import { type LatencyStats, LatencyRecorder, latencyText } from './latency.ts';
 
 export type WorkloadName = 'established' | 'setup' | 'mixed' | 'replay' | 'adversarial';
 export const WORKLOADS: readonly WorkloadName[] = ['established', 'setup', 'mixed', 'replay', 'adversarial'];
@@ -95,6 +96,11 @@ export interface WorkloadResult {
   unit: string;
   /** Other facts: set-up time, verdict checks, dispatch balance, table size. */
   notes: Record<string, unknown>;
+  /**
+   * Per-batch latency over every timed batch of the runs (core through the pool: established and
+   * setup; bench/latency.ts). Absent in results written before it was measured.
+   */
+  latency?: LatencyStats;
 }
 
 export interface BenchReport {
@@ -171,6 +177,12 @@ function toInputs(src: PacketSource, count: number, nowMs: number): InputPacket[
     out.push({ timeUs: c.timeUs[0], ingress: c.ingress[0], frame: c.arena.slice(0, n) });
   }
   return out;
+}
+
+/** Per-batch latency percentiles for a summary line ('' without a measurement). */
+function latencyLine(l: LatencyStats | null): string {
+  if (!l) return '';
+  return `; per batch (${l.batches} batches): ${latencyText(l.batchUs, 'µs')}; batch-normalised ${latencyText(l.nsPerPacket, 'ns/packet')}`;
 }
 
 function checkText(c: BatchCheck): string {
@@ -347,7 +359,10 @@ class Suite {
    * Timed runs: each at least minRunSec (whole passes over `list`). Returns Mpps per run (wall
    * clock), and Mpps per CPU-second of this process (all threads: workers and main) per run.
    */
-  private async timedPasses(r: CoreRunner, list: number[]): Promise<{ mpps: number[]; cpuMpps: number[] }> {
+  private async timedPasses(
+    r: CoreRunner,
+    list: number[],
+  ): Promise<{ mpps: number[]; cpuMpps: number[]; latency: LatencyStats | null }> {
     const per = r.packetsIn(list);
     // Warm-up: two untimed passes (JIT, caches), and a rate estimate to size the runs.
     await r.drive(list);
@@ -355,6 +370,7 @@ class Suite {
     const passes = Math.max(1, Math.ceil((this.o.minRunSec * est) / per));
     const mpps: number[] = [];
     const cpuMpps: number[] = [];
+    r.latency = new LatencyRecorder(this.o.runs * passes * list.length);
     for (let k = 0; k < this.o.runs; k++) {
       let sec = 0;
       const cpu = process.cpuUsage();
@@ -363,7 +379,9 @@ class Suite {
       mpps.push((passes * per) / sec / 1e6);
       cpuMpps.push((passes * per) / (u.user + u.system));
     }
-    return { mpps, cpuMpps };
+    const latency = r.latency.stats();
+    r.latency = null;
+    return { mpps, cpuMpps, latency };
   }
 
   private async established(S: number, W: number): Promise<string> {
@@ -382,7 +400,7 @@ class Suite {
       const check = await r.driveChecked(list);
       if (check.delivered !== check.packets) throw new Error(`bench: established stream: ${checkText(check)}`);
       const before = r.perWorkerPackets();
-      const { mpps, cpuMpps } = await this.timedPasses(r, list);
+      const { mpps, cpuMpps, latency } = await this.timedPasses(r, list);
       const after = r.perWorkerPackets();
       const res: WorkloadResult = {
         workload: 'established',
@@ -406,6 +424,7 @@ class Suite {
           batchSize: o.batchSize,
           preloadedPackets: r.packetsIn(list),
         },
+        ...(latency ? { latency } : {}),
       };
       this.results.push(res);
       const f = makeFigure({
@@ -450,7 +469,7 @@ class Suite {
           );
         }
       }
-      return `established ${sessionsLabel(S)} sessions, ${W} worker(s): ${f.median.toFixed(2)} Mpps (${(1000 / f.median).toFixed(0)} ns/packet; min ${f.min.toFixed(2)}, max ${f.max.toFixed(2)})`;
+      return `established ${sessionsLabel(S)} sessions, ${W} worker(s): ${f.median.toFixed(2)} Mpps (${(1000 / f.median).toFixed(0)} ns/packet; min ${f.min.toFixed(2)}, max ${f.max.toFixed(2)})${latencyLine(latency)}`;
     } finally {
       await r.close();
     }
@@ -470,6 +489,7 @@ class Suite {
     try {
       const rates: number[] = [];
       let check: BatchCheck | null = null;
+      const rec = new LatencyRecorder(o.runs * r.ios.length);
       for (let k = 0; k < runs; k++) {
         if (k === 0) {
           // Warm-up, and every packet must create its session.
@@ -485,9 +505,12 @@ class Suite {
           continue;
         }
         const list = r.fillMany(wl.stream(), T_SETUP + k, P);
+        r.latency = rec;
         const sec = await r.drive(list);
+        r.latency = null;
         rates.push(r.packetsIn(list) / sec);
       }
+      const latency = rec.stats();
       this.results.push({
         workload: 'setup',
         engine: 'core',
@@ -503,6 +526,7 @@ class Suite {
           sessionsInTable: r.sessions(),
           bytesPerSession: r.bytesPerSession(),
         },
+        ...(latency ? { latency } : {}),
       });
       const f = makeFigure({
         id: `setup/workers=${W}/sessions-per-s`,
@@ -515,7 +539,7 @@ class Suite {
         engine: 'core',
       });
       this.figures.push(f);
-      return `session setup, ${W} worker(s): ${(f.median / 1e6).toFixed(3)} M sessions/s (min ${(f.min / 1e6).toFixed(3)}, max ${(f.max / 1e6).toFixed(3)})`;
+      return `session setup, ${W} worker(s): ${(f.median / 1e6).toFixed(3)} M sessions/s (min ${(f.min / 1e6).toFixed(3)}, max ${(f.max / 1e6).toFixed(3)})${latencyLine(latency)}`;
     } finally {
       await r.close();
     }

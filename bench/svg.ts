@@ -4,6 +4,7 @@
 import type { BenchReport } from './suite.ts';
 import { type Figure, sessionsLabel } from './figures.ts';
 import { referencesFor } from './references.ts';
+import { latencyResults } from './report.ts';
 
 const W = 720;
 const H = 420;
@@ -30,6 +31,7 @@ function ticks(max: number): number[] {
 
 function tickLabel(v: number): string {
   if (v === 0) return '0';
+  if (v < 0.01) return v.toPrecision(1);
   if (v >= 100) return v.toFixed(0);
   if (v >= 10) return v.toFixed(1).replace(/\.0$/, '');
   return v.toFixed(2).replace(/0$/, '').replace(/\.0$/, '');
@@ -65,20 +67,27 @@ function chart(
   series: Series[],
   yMaxHint = 0,
   refs: RefLine[] = [],
+  logY = false,
 ): string {
   const pw = W - M.l - M.r;
   const ph = H - M.t - M.b;
-  const yMax = niceMax(
-    Math.max(
-      yMaxHint,
-      ...refs.map((r) => r.y),
-      ...series.flatMap((s) => s.points.map((p) => Math.max(p.y, p.hi ?? 0))),
-    ),
-  );
+  const ys = [...refs.map((r) => r.y), ...series.flatMap((s) => s.points.map((p) => Math.max(p.y, p.hi ?? 0)))];
+  const yMax = logY
+    ? 10 ** Math.ceil(Math.log10(Math.max(...ys.filter((y) => y > 0), 1e-9)))
+    : niceMax(Math.max(yMaxHint, ...ys));
+  // Log scale: whole decades from the smallest positive value's to the largest's.
+  const yMin = logY
+    ? Math.min(yMax / 10, 10 ** Math.floor(Math.log10(Math.min(...ys.filter((y) => y > 0), yMax / 10))))
+    : 0;
   const xi = new Map(xs.map((x, i) => [x.v, i]));
   const xPos = (v: number) =>
     M.l + (xs.length === 1 ? pw / 2 : X_PAD + ((xi.get(v) ?? 0) * (pw - 2 * X_PAD)) / (xs.length - 1));
-  const yPos = (v: number) => M.t + ph - (Math.max(0, v) / yMax) * ph;
+  const yPos = logY
+    ? (v: number) => M.t + ph - (Math.log10(Math.max(yMin, v) / yMin) / Math.log10(yMax / yMin)) * ph
+    : (v: number) => M.t + ph - (Math.max(0, v) / yMax) * ph;
+  const yTicks = logY
+    ? Array.from({ length: Math.round(Math.log10(yMax / yMin)) + 1 }, (_, k) => yMin * 10 ** k)
+    : ticks(yMax);
   const o: string[] = [];
   o.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
@@ -89,7 +98,7 @@ function chart(
   subtitle.forEach((line, i) =>
     o.push(`<text x="${M.l}" y="${39 + i * 14}" font-size="11" fill="#666">${esc(line)}</text>`),
   );
-  for (const t of ticks(yMax)) {
+  for (const t of yTicks) {
     const y = yPos(t).toFixed(1);
     o.push(`<line x1="${M.l}" y1="${y}" x2="${M.l + pw}" y2="${y}" stroke="#e5e5e5" stroke-width="1"/>`);
     o.push(
@@ -299,5 +308,41 @@ export function scalingChart(r: BenchReport): string | null {
     workers.map((w) => ({ v: w, label: String(w) })),
     series,
     Math.max(...workers),
+  );
+}
+
+/**
+ * Per-batch latency through the worker pool: p50, p99, p99.9 and max of the batch's time from
+ * post to completion (µs, log scale), one x position per workload and worker count.
+ */
+export function latencyChart(r: BenchReport): string | null {
+  const lat = latencyResults(r);
+  if (lat.length === 0) return null;
+  const keys: Array<{ key: 'p50' | 'p99' | 'p999' | 'max'; name: string; dashed?: boolean }> = [
+    { key: 'p50', name: 'p50' },
+    { key: 'p99', name: 'p99' },
+    { key: 'p999', name: 'p99.9' },
+    { key: 'max', name: 'max', dashed: true },
+  ];
+  const series: Series[] = keys.map((k, i) => ({
+    name: k.name,
+    color: COLORS[i % COLORS.length],
+    dashed: k.dashed,
+    points: lat.map((x, j) => ({ x: j, y: x.l.batchUs[k.key] })),
+  }));
+  const batch = lat.map((x) => x.l.packetsPerBatch);
+  return chart(
+    'Per-batch latency through the worker pool',
+    [
+      `µs from posting a batch (~${Math.round(Math.min(...batch))}–${Math.round(Math.max(...batch))} packets) to main seeing it complete, over every timed batch; log scale`,
+      machineText(r),
+    ],
+    'workload (established: sessions·workers; setup: workers)',
+    'µs per batch (log scale)',
+    lat.map((x, j) => ({ v: j, label: x.short })),
+    series,
+    0,
+    [],
+    true,
   );
 }

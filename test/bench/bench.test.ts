@@ -28,7 +28,8 @@ import {
 } from '../../src/traffic/workload.ts';
 import { compareReports } from '../../bench/report.ts';
 import { makeFigure } from '../../bench/figures.ts';
-import { scalingChart, throughputChart } from '../../bench/svg.ts';
+import { latencyChart, scalingChart, throughputChart } from '../../bench/svg.ts';
+import { LatencyRecorder } from '../../bench/latency.ts';
 import type { BenchReport } from '../../bench/suite.ts';
 import { command, parseCount } from '../../src/cli/cmd-bench.ts';
 import { UsageError } from '../../src/cli/args.ts';
@@ -305,6 +306,34 @@ describe('charts', () => {
     expect(s).toContain('ideal');
     expect(() => checkXml('<svg><g></svg>')).toThrow();
   });
+
+  it('latency: percentiles per workload on a log scale; none for results without latency', () => {
+    const r = fakeReport([]);
+    expect(latencyChart(r)).toBeNull();
+    const rec = new LatencyRecorder(2000);
+    for (let i = 0; i < 2000; i++) rec.record(0, (i + 1) / 1000, 4096); // 1..2000 µs
+    const l = rec.stats()!;
+    expect(l.batchUs).toEqual({ p50: 1000, p99: 1980, p999: 1998, max: 2000 });
+    expect(l.nsPerPacket.max).toBeCloseTo((2000 * 1000) / 4096, 6);
+    r.results.push(
+      { workload: 'established', engine: 'core', workers: 2, sessions: 1 << 20, latency: l } as never,
+      { workload: 'setup', engine: 'core', workers: 1, sessions: null } as never,
+    );
+    const svg = latencyChart(r)!;
+    checkXml(svg);
+    expect(svg).toContain('1M·2w');
+    expect(svg).not.toContain('setup·1w');
+    for (const name of ['p50', 'p99', 'p99.9', 'max']) expect(svg).toContain(`>${name}</text>`);
+    // log scale: whole decades around the values, 1 ms to 10 ms
+    for (const t of ['1000', '10000'])
+      expect(svg).toMatch(new RegExp(`text-anchor="end" dominant-baseline="middle" fill="#444">${t}</text>`));
+    expect(svg).not.toMatch(/fill="#444">100<\/text>/);
+    const full = new LatencyRecorder(1);
+    full.record(0, 1, 1);
+    full.record(0, 2, 1);
+    expect(full.dropped).toBe(1);
+    expect(new LatencyRecorder(4).stats()).toBeNull();
+  });
 });
 
 /** Runs fn with process.stdout/stderr writes collected into `logs` instead of printed. */
@@ -410,8 +439,28 @@ describe('natlab bench (CLI smoke run, tiny sizes)', () => {
       expect(est.notes.streamCheck).toBe(
         '1024/1024 delivered'.replace('1024/1024', `${est.notes.preloadedPackets}/${est.notes.preloadedPackets}`),
       );
+      // Per-batch latency of the pool runs: percentiles present and ordered; not on the model's results.
+      const withLatency = r.results.filter((x) => x.latency);
+      expect(withLatency.map((x) => `${x.workload}/${x.workers}`).sort()).toEqual([
+        'established/1',
+        'established/2',
+        'setup/1',
+        'setup/2',
+      ]);
+      for (const x of withLatency) {
+        const l = x.latency!;
+        expect(l.batches, x.workload).toBeGreaterThan(0);
+        for (const p of [l.batchUs, l.nsPerPacket]) {
+          expect(p.p50, x.workload).toBeGreaterThan(0);
+          expect(p.p50).toBeLessThanOrEqual(p.p99);
+          expect(p.p99).toBeLessThanOrEqual(p.p999);
+          expect(p.p999).toBeLessThanOrEqual(p.max);
+        }
+      }
       const files = (await readdir(out)).sort();
       expect(files.some((f) => /^bench-.*\.json$/.test(f))).toBe(true);
+      expect(files).toContain('latency.svg');
+      checkXml(await readFile(join(out, 'latency.svg'), 'utf8'));
       expect(files).toContain('README.md');
       expect(files).toContain('throughput.svg');
       expect(files).toContain('scaling.svg');
@@ -419,6 +468,8 @@ describe('natlab bench (CLI smoke run, tiny sizes)', () => {
       const readme = await readFile(join(out, 'README.md'), 'utf8');
       expect(readme).toContain('## Established-flow throughput');
       expect(readme).toContain('![throughput](throughput.svg)');
+      expect(readme).toContain('## Per-batch latency (through the worker pool)');
+      expect(readme).toContain('![latency](latency.svg)');
       // compare a run with itself: every figure "no change".
       const logs: string[] = [];
       expect(await quiet(() => command.run(['compare', json, json]), logs)).toBe(0);
