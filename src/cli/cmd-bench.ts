@@ -45,7 +45,7 @@ options:
   --no-micro            skip the microbenchmarks
   --no-inline           skip the one-thread, no-pool Dataplane figures (bench/core-throughput.ts)
   --json FILE           write the result JSON here (too)
-  --out DIR             results directory: JSON, README.md, throughput.svg, scaling.svg
+  --out DIR             results directory: JSON, README.md, the charts (throughput, scaling, setup, latency .svg)
                         (default results/ for a full run; none for --quick)
   --seed N              workload seed (default 1)
   --no-progress         no progress bar
