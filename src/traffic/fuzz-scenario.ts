@@ -1,7 +1,7 @@
 // Random but valid VPC scenarios for differential fuzzing, within the features every engine
 // supports: subnets with route tables, one or two NAT instances with random nat tables
 // (MASQUERADE with/without -s, --to-ports ranges including tiny ones, SNAT, DNAT, RETURN), Elastic
-// IPs, source/dest check on or off, ip_forward off, small nf_conntrack_max, checksum/loose toggles.
+// IPs, source/dest check on or off, ip_forward off, small nf_conntrack_max (1–6, or 64–1024 for the fuzzer's flow shapes to fill), checksum/loose toggles.
 // Generated as the scenario *file* object and compiled by the real loader, so every generated
 // scenario is one a user could write (and the saved counterexample's scenario.yaml loads back).
 
@@ -129,6 +129,9 @@ export const fuzzScenarioSpecArb: fc.Arbitrary<FuzzScenarioSpec> = fc.record({
   ctMax: fc.oneof(
     { weight: 4, arbitrary: fc.constant(262144) },
     { weight: 1, arbitrary: fc.integer({ min: 1, max: 6 }) },
+    // Small enough that one shape[] command (clustered keys: one socket, one destination, one
+    // source port) fills the table to its maximum and runs on into early drop.
+    { weight: 1, arbitrary: fc.integer({ min: 64, max: 1024 }) },
   ),
   checksum: fc.integer({ min: 0, max: 9 }).map((x) => x !== 0),
   tcpLoose: fc.integer({ min: 0, max: 9 }).map((x) => x !== 0),

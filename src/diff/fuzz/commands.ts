@@ -34,6 +34,7 @@ import {
 } from '../../packet/constants.ts';
 import { tcpFlagsText } from '../../packet/format.ts';
 import { FUZZ_DNAT_PORT, FUZZ_PEERS } from '../../traffic/fuzz-scenario.ts';
+import { FLOW_SHAPES, shapeFlow, type FlowShape } from '../../traffic/flow-shapes.ts';
 import { DAMAGE_KINDS, damageText, type Damage } from '../../traffic/fuzz-damage.ts';
 import type { DiffSession, ReplyExpectation } from './session.ts';
 
@@ -77,6 +78,8 @@ export class FuzzReal {
   readonly endpoints: Array<{ point: number; addr: number }>;
   readonly targets: Array<{ addr: number; port?: number }>;
   commands = 0;
+  /** Flows of the largest shape command in this run whose every packet got through (reference). */
+  shapeFlowsDelivered = 0;
   private readonly eipSet: Set<number>;
 
   /** Real-time engines in the session: no exact-boundary clock steps. */
@@ -513,6 +516,81 @@ class FloodCmd implements Cmd {
   }
 }
 
+/** Most flows one shape command sends: big enough for a 3,000-peer fan-out, small enough for CI. */
+export const SHAPE_MAX_FLOWS = 3000;
+
+/**
+ * shape[...]: flows at scale that share most of their key (src/traffic/flow-shapes.ts), one packet
+ * each (UDP datagram or TCP SYN), from inside hosts (not a NAT instance's own point) to one
+ * internet peer:
+ *   fan-out       one socket (host:sport) → peer:dport, peer:dport+1, ... (a resolver, NTP, QUIC)
+ *   fan-in        host:sport, host:sport+1, ... → peer:dport (many connections to one server)
+ *   shared-sport  every inside host of the scenario with the same source port, round robin, each
+ *                 to consecutive destination ports (many hosts behind one NAT picking one port)
+ * These cluster a table keyed on the shared part and, with a small nf_conntrack_max, fill it.
+ */
+class ShapeCmd implements Cmd {
+  private text = '';
+  constructor(
+    readonly shape: FlowShape,
+    readonly proto: 'udp' | 'tcp',
+    readonly from: number,
+    readonly to: number,
+    readonly sport: number,
+    readonly dport: number,
+    readonly count: number,
+  ) {}
+  check(): boolean {
+    return true;
+  }
+  async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
+    const hosts = r.endpoints.filter((e) => e.point !== POINT_INTERNET && !r.natInstancePoint(e.point));
+    if (hosts.length === 0) return;
+    const peer = parseIpv4Addr(FUZZ_PEERS[this.to % FUZZ_PEERS.length]);
+    const first = hosts[this.from % hosts.length];
+    const o = {
+      shape: this.shape === 'shared-sport' ? ('fan-out' as const) : this.shape,
+      count: this.count,
+      proto: this.proto,
+      point: first.point,
+      src: first.addr,
+      sport: this.sport,
+      peer,
+      dport: this.dport,
+      startUs: 0,
+      gapUs: 0,
+    };
+    const who =
+      this.shape === 'shared-sport' ? `${hosts.length} hosts:${this.sport}` : ep(first.addr, this.sport, this.proto);
+    this.text = `shape[${this.shape} ${who}>${ep(peer, this.dport, this.proto)} ${this.proto} x${this.count}]`;
+    const pv = shapeView;
+    const protoNum = this.proto === 'udp' ? PROTO_UDP : PROTO_TCP;
+    let delivered = 0;
+    for (let k = 0; k < this.count; k++) {
+      // shared-sport: host k mod n, each host fanning out over its own run of destination ports.
+      const h = this.shape === 'shared-sport' ? hosts[k % hosts.length] : first;
+      const f = shapeFlow(o, this.shape === 'shared-sport' ? Math.floor(k / hosts.length) : k);
+      const frame =
+        this.proto === 'udp'
+          ? buildUdp({ src: h.addr, dst: f.dst, sport: f.sport, dport: f.dport, payload: PAYLOAD(4, k) })
+          : buildTcp({ src: h.addr, dst: f.dst, sport: f.sport, dport: f.dport, flags: F_SYN, seq: 1000 + k });
+      const res = await r.send(h.point, frame, this.text);
+      const out = res?.outputs[0];
+      if (!out) continue;
+      delivered++;
+      // As in flood[]: this packet's mapping ends any earlier flow's claim on the same tuple.
+      if (parseIpv4(out.frame, 0, out.frame.length, pv) === PARSE_OK && pv.proto === protoNum)
+        r.disown(null, this.proto, out.egress, pv.dst >>> 0, pv.dport, pv.src >>> 0, pv.sport);
+    }
+    if (delivered === this.count && this.count > r.shapeFlowsDelivered) r.shapeFlowsDelivered = this.count;
+  }
+  toString(): string {
+    return this.text || `shape[${this.shape} ${this.proto} ${this.from}>${this.to} x${this.count}]`;
+  }
+}
+
+const shapeView = new PacketView();
+
 const ERROR_KINDS: Array<[number, number, string]> = [
   [ICMP_DEST_UNREACH, 3, 'port-unreachable'],
   [ICMP_DEST_UNREACH, 1, 'host-unreachable'],
@@ -684,6 +762,25 @@ const damageArb: fc.Arbitrary<Damage> = fc
 
 const tcpKindArb = fc.constantFrom<TcpKind>('SA', 'SA', 'A', 'A', 'PA', 'PA', 'FA', 'R', 'RA', 'S');
 
+const shapeArb: fc.Arbitrary<Cmd> = fc
+  .tuple(
+    fc.constantFrom(...FLOW_SHAPES),
+    fc.constantFrom<'udp' | 'tcp'>('udp', 'udp', 'tcp'),
+    idx,
+    idx,
+    portArb,
+    dportArb,
+    fc.oneof(
+      { weight: 2, arbitrary: fc.constant(SHAPE_MAX_FLOWS) },
+      { weight: 1, arbitrary: fc.integer({ min: 200, max: SHAPE_MAX_FLOWS }) },
+    ),
+  )
+  .map(([sh, p, a, b, s, d, c]) => new ShapeCmd(sh, p, a, b, s, d, c));
+
+const floodArb: fc.Arbitrary<Cmd> = fc
+  .tuple(idx, idx, portArb, fc.integer({ min: 2, max: 12 }))
+  .map(([a, b, s, c]) => new FloodCmd(a, b, s, c));
+
 export const fuzzCommandArbs: Array<fc.Arbitrary<Cmd>> = [
   fc
     .tuple(protoArb, idx, idx, portArb, dportArb, rare(12), rare(8))
@@ -718,7 +815,7 @@ export const fuzzCommandArbs: Array<fc.Arbitrary<Cmd>> = [
       ),
     )
     .map(([a, b, s, d, fl]) => new StrayCmd(a, b, s, d, fl)),
-  fc.tuple(idx, idx, portArb, fc.integer({ min: 2, max: 12 })).map(([a, b, s, c]) => new FloodCmd(a, b, s, c)),
+  floodArb,
   fc
     .tuple(idx, fc.nat({ max: ERROR_KINDS.length - 1 }), fc.boolean(), rare(3), fc.nat({ max: 2 }))
     .map(([o, k, full, rt, f]) => new IcmpErrorCmd(o, k, full, rt, f !== 0)),
@@ -728,6 +825,20 @@ export const fuzzCommandArbs: Array<fc.Arbitrary<Cmd>> = [
   fc.tuple(idx, damageArb).map(([b, d]) => new MalformedCmd(b, d)),
 ];
 
-export function fuzzCommandsArb(maxCommands: number): fc.Arbitrary<Iterable<Cmd>> {
-  return fc.commands(fuzzCommandArbs, { maxCommands, size: 'large' });
+/**
+ * Default odds of a shape[] command: 1 in this many flood[] slots. A shape sends hundreds to 3,000
+ * packets where an average run sends ~50, so it stays rare and a time-boxed campaign still gets
+ * many runs (about one run in 100 has one).
+ */
+export const SHAPE_ONE_IN = 250;
+
+/** The command sequences of one run; `shapeOneIn` (≥ 1): a flood[] slot is a shape[] 1 in this many times. */
+export function fuzzCommandsArb(maxCommands: number, shapeOneIn = SHAPE_ONE_IN): fc.Arbitrary<Iterable<Cmd>> {
+  if (!(shapeOneIn >= 1)) throw new Error(`shapeOneIn must be at least 1, got ${shapeOneIn}`);
+  const arbs = fuzzCommandArbs.map((a) =>
+    a === floodArb
+      ? fc.oneof({ weight: Math.max(0, shapeOneIn - 1), arbitrary: a }, { weight: 1, arbitrary: shapeArb })
+      : a,
+  );
+  return fc.commands(arbs, { maxCommands, size: 'large' });
 }

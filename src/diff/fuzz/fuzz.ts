@@ -46,6 +46,8 @@ export interface FuzzOptions {
   timeS?: number;
   shard?: { index: number; count: number };
   maxCommands?: number;
+  /** A flood[] command slot is a flow shape at scale (shape[]) 1 in this many times (default SHAPE_ONE_IN). */
+  shapeOneIn?: number;
   /**
    * An engine runs in real time (the kernel: its clock cannot jump): scenarios get short timeouts
    * and clock steps stay ±0.5 s away from them. Default: true when an engine has realClock.
@@ -88,6 +90,11 @@ export interface FuzzReport {
   packets: number;
   shrinks: number;
   elapsedMs: number;
+  /**
+   * The most flows one shape[] command sent in a run with every packet delivered (reference
+   * engine, engines agreeing): shows the campaign reached scale (0: no complete shape ran).
+   */
+  shapeFlowsDelivered: number;
   failure: FuzzFailure | null;
   /** Where a pinned run was saved. */
   pinned?: string;
@@ -118,6 +125,7 @@ interface Counters {
   scenarios: number;
   commands: number;
   packets: number;
+  shapeFlowsDelivered: number;
   classified: Record<string, number>;
   classifiedExamples: Record<string, string>;
 }
@@ -128,7 +136,7 @@ function makeProperty(opts: FuzzOptions, counters: Counters, onExec: (c: Capture
   // biggest win per (expensive) execution.
   const realTime = opts.realTime ?? opts.engines.some((e) => e.realClock === true);
   return fc.asyncProperty(
-    fuzzCommandsArb(maxCommands),
+    fuzzCommandsArb(maxCommands, opts.shapeOneIn),
     fuzzScenarioSpecArbFor({ shortTimeouts: realTime }),
     fc.integer({ min: 1, max: 0x7fffffff }),
     async (cmds, spec, engineSeed) => {
@@ -163,6 +171,7 @@ function makeProperty(opts: FuzzOptions, counters: Counters, onExec: (c: Capture
         }
         counters.commands += list.length;
         counters.packets += session.packets;
+        counters.shapeFlowsDelivered = Math.max(counters.shapeFlowsDelivered, real.shapeFlowsDelivered);
         for (const [id, n] of session.classified) counters.classified[id] = (counters.classified[id] ?? 0) + n;
         for (const [id, ex] of session.classifiedExamples) counters.classifiedExamples[id] ??= ex;
         onExec({ spec, scenario, engineSeed, session, commands: list.map(String), error });
@@ -177,13 +186,21 @@ function makeProperty(opts: FuzzOptions, counters: Counters, onExec: (c: Capture
 
 export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   const t0 = Date.now();
-  const counters: Counters = { scenarios: 0, commands: 0, packets: 0, classified: {}, classifiedExamples: {} };
+  const counters: Counters = {
+    scenarios: 0,
+    commands: 0,
+    packets: 0,
+    shapeFlowsDelivered: 0,
+    classified: {},
+    classifiedExamples: {},
+  };
   const report: FuzzReport = {
     seed: opts.seed,
     runs: 0,
     scenarios: 0,
     commands: 0,
     packets: 0,
+    shapeFlowsDelivered: 0,
     shrinks: 0,
     elapsedMs: 0,
     failure: null,
@@ -211,6 +228,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     c.scenarios += d.scenarios;
     c.commands += d.commands;
     c.packets += d.packets;
+    c.shapeFlowsDelivered = Math.max(c.shapeFlowsDelivered, d.shapeFlowsDelivered);
     for (const [id, n] of Object.entries(d.classified)) c.classified[id] = (c.classified[id] ?? 0) + n;
     for (const [id, ex] of Object.entries(d.classifiedExamples)) c.classifiedExamples[id] ??= ex;
   };
@@ -225,7 +243,14 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       const rs = runSeed(opts.seed, r);
       let first = true;
       const box: { last: Captured | null; first: Captured | null } = { last: null, first: null };
-      const mine: Counters = { scenarios: 0, commands: 0, packets: 0, classified: {}, classifiedExamples: {} };
+      const mine: Counters = {
+        scenarios: 0,
+        commands: 0,
+        packets: 0,
+        shapeFlowsDelivered: 0,
+        classified: {},
+        classifiedExamples: {},
+      };
       let shrinkDeadline = Infinity;
       const prop = makeProperty(
         opts,
@@ -272,7 +297,14 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       // Counters count the original run only, not shrinking re-executions.
       if (stop) return; // another lane failed first: its failure is the report's
       stop = true;
-      const orig: Counters = { scenarios: 1, commands: 0, packets: 0, classified: {}, classifiedExamples: {} };
+      const orig: Counters = {
+        scenarios: 1,
+        commands: 0,
+        packets: 0,
+        shapeFlowsDelivered: 0,
+        classified: {},
+        classifiedExamples: {},
+      };
       if (box.first) {
         for (const [id, n] of box.first.session.classified) orig.classified[id] = (orig.classified[id] ?? 0) + n;
         for (const [id, ex] of box.first.session.classifiedExamples) orig.classifiedExamples[id] ??= ex;
