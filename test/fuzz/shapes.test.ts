@@ -2,7 +2,7 @@
 // one socket to 3,000 peers — and the fuzzer never sent anything that big). shape[] commands are
 // rare in the default mix (the CI campaign in campaign.test.ts); here they are made common so a
 // short fixed-seed campaign surely runs them: inline core (one worker) and the threaded core with
-// 2 workers, both against the model. Fixed seeds and run counts: the same runs every time.
+// 2 workers, both against the model. Fixed seeds and run counts (no time box): the same runs every time, ~5–10 s each.
 import { describe, expect, it } from 'vitest';
 import { formatFailure, runFuzz, type FuzzEngineSpec } from '../../src/diff/fuzz/fuzz.ts';
 import { SHAPE_MAX_FLOWS } from '../../src/diff/fuzz/commands.ts';
@@ -16,7 +16,6 @@ async function shapesCampaign(core: FuzzEngineSpec, seed: number, runs: number) 
     engines: [model, core],
     seed,
     runs,
-    timeS: 20,
     shrinkTimeS: 10,
     saveDir: null,
     maxCommands: 20,
@@ -34,7 +33,7 @@ describe.runIf(hasCore)('fuzz campaign with flow shapes at scale: model vs core'
       name: 'core',
       create: (s, seed) => makeEngine('core', s, { seed, extra: { inline: true } }),
     };
-    const rep = await shapesCampaign(core, 20261204, 40);
+    const rep = await shapesCampaign(core, 1, 6);
     expect(rep.failure ? formatFailure(rep.failure) : null).toBeNull();
     expect(rep.shapeFlowsDelivered).toBeGreaterThanOrEqual(SHAPE_MAX_FLOWS);
   }, 60_000);
