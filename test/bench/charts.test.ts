@@ -62,8 +62,17 @@ describe(`bench charts of ${latest}`, () => {
   it('README lists every reference line with its source', async () => {
     const out = mkdtempSync(join(tmpdir(), 'natlab-readme-'));
     try {
-      const files = await writeReadmeAndCharts(await readReport(join(RESULTS, latest)), out, latest);
-      expect(files.map((f) => f.split('/').pop())).toEqual(['throughput.svg', 'scaling.svg', 'setup.svg', 'README.md']);
+      const report = await readReport(join(RESULTS, latest));
+      const files = await writeReadmeAndCharts(report, out, latest);
+      // latency.svg exists for runs that recorded per-batch latency (from 4 Dec 2026 on).
+      const latency = report.results.some((r) => r.latency !== undefined) ? ['latency.svg'] : [];
+      expect(files.map((f) => f.split('/').pop())).toEqual([
+        'throughput.svg',
+        'scaling.svg',
+        'setup.svg',
+        ...latency,
+        'README.md',
+      ]);
       const readme = readFileSync(join(out, 'README.md'), 'utf8');
       expect(readme).toContain('![setup](setup.svg)');
       for (const ref of REFERENCES) expect(readme).toContain(`**${ref.kind}: ${ref.label}**`);

@@ -25,4 +25,13 @@ describe('fuzz harness regressions', () => {
     expect(rep.runs).toBe(1);
     expect(rep.failure ? formatFailure(rep.failure) : null).toBeNull();
   }, 60_000);
+
+  it('a replayed packet that takes an expired flow’s mapped port ends that flow’s reply expectation (seed 534010699 run 3809, 60 commands)', async () => {
+    // snat to the single port 1024: #0 (sport 53) holds it, #1 (32768) cannot get it; 432001 s
+    // pass (every entry gone); a replay of #1's SYN now gets 1024; the responder's FIN of #0's
+    // connection rightly reaches 32768. Only flood/shape packets used to update ownership.
+    const rep = await runFuzz({ engines: modelVsCore, seed: 534010699, onlyRun: 3809, saveDir: null, maxCommands: 60 });
+    expect(rep.runs).toBe(1);
+    expect(rep.failure ? formatFailure(rep.failure) : null).toBeNull();
+  }, 60_000);
 });

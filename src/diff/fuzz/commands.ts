@@ -158,6 +158,7 @@ export class FuzzReal {
       this.outputs.push(o);
       if (this.outputs.length > 64) this.outputs.shift();
     }
+    this.claimTuple(r.outputs[0]);
     return r;
   }
 
@@ -177,6 +178,28 @@ export class FuzzReal {
     f.peerPort = proto === PROTO_ICMP ? pv.icmpId : pv.sport;
     this.disown(f, f.proto, o.egress, f.rAddr, f.rPort, f.peerAddr, f.peerPort);
     f.owner = true;
+  }
+
+  /**
+   * Whatever command sent it (a flow's packet, a flood, a shape, a replay of an earlier input), a
+   * forwarded TCP/UDP/ICMP-query packet now owns the tuple its receiver saw: flows that held that
+   * tuple lose their reply expectation (a flow's own packets re-claim it in learn()).
+   */
+  private claimTuple(o: { egress: number; frame: Uint8Array } | undefined): void {
+    if (!o || parseIpv4(o.frame, 0, o.frame.length, claimView) !== PARSE_OK) return;
+    const pv = claimView;
+    if (pv.proto === PROTO_TCP || pv.proto === PROTO_UDP)
+      this.disown(
+        null,
+        pv.proto === PROTO_TCP ? 'tcp' : 'udp',
+        o.egress,
+        pv.dst >>> 0,
+        pv.dport,
+        pv.src >>> 0,
+        pv.sport,
+      );
+    else if (pv.proto === PROTO_ICMP && !pv.isIcmpError)
+      this.disown(null, 'icmp', o.egress, pv.dst >>> 0, 0, pv.src >>> 0, pv.icmpId);
   }
 
   /**
@@ -481,8 +504,6 @@ class StrayCmd implements Cmd {
   }
 }
 
-const floodView = new PacketView();
-
 /** flood[...]: one-way UDP from consecutive source ports (fills conntrack, exhausts port ranges). */
 class FloodCmd implements Cmd {
   private text = '';
@@ -501,14 +522,11 @@ class FloodCmd implements Cmd {
     this.text = `flood[${ep(e.addr, this.sport, 'udp')}..+${this.count - 1}>${ep(t.addr, 53, 'udp')} udp x${this.count}]`;
     for (let i = 0; i < this.count; i++) {
       const sp = ((this.sport + i - 1) % 65535) + 1;
-      const res = await r.send(
+      await r.send(
         e.point,
         buildUdp({ src: e.addr, dst: t.addr, sport: sp, dport: 53, payload: PAYLOAD(4, i) }),
         this.text,
       );
-      const o = res?.outputs[0];
-      if (o && parseIpv4(o.frame, 0, o.frame.length, floodView) === PARSE_OK && floodView.proto === PROTO_UDP)
-        r.disown(null, 'udp', o.egress, floodView.dst >>> 0, floodView.dport, floodView.src >>> 0, floodView.sport);
     }
   }
   toString(): string {
@@ -563,8 +581,6 @@ class ShapeCmd implements Cmd {
     const who =
       this.shape === 'shared-sport' ? `${hosts.length} hosts:${this.sport}` : ep(first.addr, this.sport, this.proto);
     this.text = `shape[${this.shape} ${who}>${ep(peer, this.dport, this.proto)} ${this.proto} x${this.count}]`;
-    const pv = shapeView;
-    const protoNum = this.proto === 'udp' ? PROTO_UDP : PROTO_TCP;
     let delivered = 0;
     for (let k = 0; k < this.count; k++) {
       // shared-sport: host k mod n, each host fanning out over its own run of destination ports.
@@ -578,9 +594,6 @@ class ShapeCmd implements Cmd {
       const out = res?.outputs[0];
       if (!out) continue;
       delivered++;
-      // As in flood[]: this packet's mapping ends any earlier flow's claim on the same tuple.
-      if (parseIpv4(out.frame, 0, out.frame.length, pv) === PARSE_OK && pv.proto === protoNum)
-        r.disown(null, this.proto, out.egress, pv.dst >>> 0, pv.dport, pv.src >>> 0, pv.sport);
     }
     if (delivered === this.count && this.count > r.shapeFlowsDelivered) r.shapeFlowsDelivered = this.count;
   }
@@ -589,7 +602,7 @@ class ShapeCmd implements Cmd {
   }
 }
 
-const shapeView = new PacketView();
+const claimView = new PacketView();
 
 const ERROR_KINDS: Array<[number, number, string]> = [
   [ICMP_DEST_UNREACH, 3, 'port-unreachable'],
