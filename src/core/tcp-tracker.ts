@@ -48,129 +48,22 @@ const sSS = 1,
   sTW = 7,
   sCL = 8,
   sS2 = 9;
+// biome-ignore format: the kernel's tcp_conntracks table, one row per packet class
 export const TCP_TABLE = new Uint8Array([
   // ORIG
-  sSS,
-  sSS,
-  IG,
-  IG,
-  IG,
-  IG,
-  IG,
-  sSS,
-  sSS,
-  sS2, // syn
-  IV,
-  IV,
-  sSR,
-  IV,
-  IV,
-  IV,
-  IV,
-  IV,
-  IV,
-  sSR, // synack
-  IV,
-  IV,
-  sFW,
-  sFW,
-  sLA,
-  sLA,
-  sLA,
-  sTW,
-  sCL,
-  IV, // fin
-  sES,
-  IV,
-  sES,
-  sES,
-  sCW,
-  sCW,
-  sTW,
-  sTW,
-  sCL,
-  IV, // ack
-  IV,
-  sCL,
-  sCL,
-  sCL,
-  sCL,
-  sCL,
-  sCL,
-  sCL,
-  sCL,
-  sCL, // rst
-  IV,
-  IV,
-  IV,
-  IV,
-  IV,
-  IV,
-  IV,
-  IV,
-  IV,
-  IV, // none
+  sSS, sSS, IG, IG, IG, IG, IG, sSS, sSS, sS2, // syn
+  IV, IV, sSR, IV, IV, IV, IV, IV, IV, sSR, // synack
+  IV, IV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, IV, // fin
+  sES, IV, sES, sES, sCW, sCW, sTW, sTW, sCL, IV, // ack
+  IV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, // rst
+  IV, IV, IV, IV, IV, IV, IV, IV, IV, IV, // none
   // REPLY
-  IV,
-  sS2,
-  IV,
-  IV,
-  IV,
-  IV,
-  IV,
-  sSS,
-  IV,
-  sS2, // syn
-  IV,
-  sSR,
-  IG,
-  IG,
-  IG,
-  IG,
-  IG,
-  IG,
-  IG,
-  sSR, // synack
-  IV,
-  IV,
-  sFW,
-  sFW,
-  sLA,
-  sLA,
-  sLA,
-  sTW,
-  sCL,
-  IV, // fin
-  IV,
-  IG,
-  sSR,
-  sES,
-  sCW,
-  sCW,
-  sTW,
-  sTW,
-  sCL,
-  IG, // ack
-  IV,
-  sCL,
-  sCL,
-  sCL,
-  sCL,
-  sCL,
-  sCL,
-  sCL,
-  sCL,
-  sCL, // rst
-  IV,
-  IV,
-  IV,
-  IV,
-  IV,
-  IV,
-  IV,
-  IV,
-  IV,
-  IV, // none
+  IV, sS2, IV, IV, IV, IV, IV, sSS, IV, sS2, // syn
+  IV, sSR, IG, IG, IG, IG, IG, IG, IG, sSR, // synack
+  IV, IV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, IV, // fin
+  IV, IG, sSR, sES, sCW, sCW, sTW, sTW, sCL, IG, // ack
+  IV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, // rst
+  IV, IV, IV, IV, IV, IV, IV, IV, IV, IV, // none
 ]);
 
 /** The tracker's packet classes (get_conntrack_index: TCP_SYN_SET ... TCP_NONE_SET). */
