@@ -20,6 +20,7 @@
 
 import type { Scenario } from '../spec/scenario.ts';
 import { REASON_COUNT } from '../spec/reasons.ts';
+import { prngInitialState } from '../spec/prng.ts';
 import { type BatchOutput, type FrameBatch, createBatchOutput, createFrameBatch } from '../spec/frame-batch.ts';
 import { type CompiledScenario, compileScenario } from './compile.ts';
 
@@ -144,7 +145,7 @@ export const C_FREE = 0;
 export const C_HWM = 1;
 /** Wheel cursor: absolute slot number processed up to (exclusive). */
 export const C_WHEEL_CUR = 2;
-/** xorshift32 state for port search offsets. */
+/** Port-search generator state (spec/prng.ts, the model's mulberry32). */
 export const C_RNG = 3;
 /** Latest clock seen (ms since the run's time base). */
 export const C_NOW = 4;
@@ -234,9 +235,8 @@ export function createCoreShared(
     const b = w * ctlWords;
     ctl[b + C_HWM] = 0;
     ctl[b + C_WHEEL_CUR] = 0;
-    let s = (Math.imul((opts.seed | 0) ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(w + 1, 0xc2b2ae35)) | 0;
-    if (s === 0) s = 0x2545f491;
-    ctl[b + C_RNG] = s;
+    // Worker 0 draws exactly the model's sequence (same seed); worker w is seeded with seed + w.
+    ctl[b + C_RNG] = prngInitialState(opts.seed + w) | 0;
     ctl[b + C_NOW] = 0;
   }
   return shared;

@@ -1,9 +1,10 @@
 // get_unique_tuple (nf_nat_core.c, docs/semantics.md §8): keep the tuple if it is in range and
 // unused (a), reuse the newest bysource mapping (b: find_appropriate_src), take the range's lowest
 // address (find_best_ips_proto with one address) and the packet's own port if free (c), else
-// search the port range (nf_nat_l4proto_unique_tuple: 128/64/32/16/8 probes from a seeded xorshift
-// offset; Linux's default ranges 1–511 / 600–1023 / 1024–65535). With W > 1 workers a candidate
-// must also dispatch its replies back to this worker (ownerOk). Twin of src/model/nat.ts.
+// search the port range (nf_nat_l4proto_unique_tuple: 128/64/32/16/8 probes from a random offset
+// drawn from the model's seeded generator, spec/prng.ts; Linux's default ranges 1–511 / 600–1023 /
+// 1024–65535). With W > 1 workers a candidate must also dispatch its replies back to this worker
+// (ownerOk). Twin of src/model/nat.ts.
 
 import type { CompiledScenario } from './compile.ts';
 import { invertPorts } from './ct-entry.ts';
@@ -202,7 +203,8 @@ export class PortSearch {
     let off = random || manip === MANIP_SRC ? t.rand() & 0xffff : 0;
     let attempts = Math.min(size, 128);
     for (;;) {
-      for (let i = 0; i < attempts; i++, off++) {
+      // off is a u16 in the kernel: it wraps at 65536, which moves min + off % size (model twin).
+      for (let i = 0; i < attempts; i++, off = (off + 1) & 0xffff) {
         tp = this.withKey(proto, manip, tp, min + (off % size));
         st.up = tp;
         if ((!checkOwner || this.ownerOk(slot, proto, ts, td, tp)) && !ct.used(slot, proto, ts, td, tp)) {

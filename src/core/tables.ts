@@ -57,6 +57,7 @@ import {
   SharedViews,
 } from './layout.ts';
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
+import { PRNG_INCREMENT, prngOutput } from '../spec/prng.ts';
 
 const WHEEL_MASK = WHEEL_SLOTS - 1;
 /** S_WPREV of a list head: the slot index with this bit (so unlinking can clear the head). */
@@ -625,14 +626,11 @@ export class Tables {
 
   // ---- misc ------------------------------------------------------------------------------------------
 
-  /** xorshift32: next pseudo-random 32-bit value of this worker (seeded by CoreShared.seed). */
+  /** Next pseudo-random uint32 of this worker: the model's generator (spec/prng.ts), state in ctl. */
   rand(): number {
-    let x = this.ctl[this.cBase + C_RNG];
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
+    const x = (this.ctl[this.cBase + C_RNG] + PRNG_INCREMENT) | 0;
     this.ctl[this.cBase + C_RNG] = x;
-    return x >>> 0;
+    return prngOutput(x);
   }
 
   /** Tuple words of local session i, kind k: [src, dst, ports]. */
