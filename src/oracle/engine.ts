@@ -54,12 +54,14 @@ import {
   ETH_HDR_LEN,
   ETHERTYPE_IPV4,
   PROTO_ICMP,
+  PROTO_TCP,
   ICMP_TIME_EXCEEDED,
   ICMP_REDIRECT,
   isIcmpErrorType,
   verifyL4Checksum,
   csumReplace16,
 } from '../packet/index.ts';
+import { rd32 } from '../packet/bytes.ts';
 import { readFile } from 'node:fs/promises';
 import { Agent, PACKET_OUTGOING } from './agent.ts';
 import { run } from './exec.ts';
@@ -267,6 +269,11 @@ export class KernelEngine implements Engine {
   readonly lagMs: number[] = [];
   /** Fence rounds over all packets ('batch' mode). */
   fenceRounds = 0;
+  /**
+   * Per scenario instance: TCP segments delivered to its own stack (addressed to its private IP),
+   * each of which its stack may answer with a RST that conntrack sees (K3, differences.ts).
+   */
+  readonly localTcpDeliveries: number[] = [];
 
   private agents: Agent[] = [];
   private points = new Map<number, PointAgent>();
@@ -489,7 +496,12 @@ export class KernelEngine implements Engine {
 
   async process(batch: readonly InputPacket[]): Promise<KernelPacketResult[]> {
     this.assertOpen();
-    if (this.hub) return this.processBatched(batch);
+    const out = this.hub ? await this.processBatched(batch) : await this.processEach(batch);
+    this.countLocalTcp(out);
+    return out;
+  }
+
+  private async processEach(batch: readonly InputPacket[]): Promise<KernelPacketResult[]> {
     const out: KernelPacketResult[] = [];
     for (const p of batch) {
       const lag = await this.honourTime(p.timeUs, 'packet');
@@ -497,6 +509,18 @@ export class KernelEngine implements Engine {
       out.push(await this.processOne(p));
     }
     return out;
+  }
+
+  private countLocalTcp(results: readonly PacketResult[]): void {
+    const insts = this.scenario.instances;
+    for (const r of results)
+      for (const o of r.outputs) {
+        const f = o.frame;
+        if (f.length < 20 || f[9] !== PROTO_TCP) continue;
+        const i = o.egress - instancePoint(0);
+        if (i < 0 || i >= insts.length || rd32(f, 16) !== insts[i].privateIp >>> 0) continue;
+        this.localTcpDeliveries[i] = (this.localTcpDeliveries[i] ?? 0) + 1;
+      }
   }
 
   private async startHub(): Promise<void> {
@@ -909,6 +933,7 @@ export class KernelEngine implements Engine {
       name: this.name,
       lagMs: this.lagMs,
       maxLagMs: this.maxLagMs,
+      localTcpDeliveries: this.localTcpDeliveries,
     });
   }
 

@@ -121,6 +121,45 @@ describe('kernel difference rules', () => {
     };
     expect(classifyKernelDifference(f, k())?.id).toBe('K3');
   });
+  it('K3: extra nat PREROUTING/INPUT counts on an instance, bounded by the TCP segments its stack got', () => {
+    // corpora/kernel-open/20261204-counters-6db53e40 (CI campaign seed 2042900451 run 6): two SYNs
+    // to nat1's Elastic IP; the stack's RST closed the kernel's entry after the first, so the
+    // second created (and counted) a new one, where the model still had the first.
+    const counters = (pre: [number, number], input: [number, number]): DifferenceFacts => ({
+      index: -1,
+      engines: ['model', 'kernel'],
+      inputs: null,
+      results: null,
+      differences: [
+        {
+          kind: 'counters',
+          message: `nat counters instance 1 PREROUTING rule -1: model ${pre[0]} pkts/${pre[0] * 40} bytes vs kernel ${pre[1]}/${pre[1] * 40}`,
+        },
+        {
+          kind: 'counters',
+          message: `nat counters instance 1 INPUT rule -1: model ${input[0]} pkts/${input[0] * 40} bytes vs kernel ${input[1]}/${input[1] * 40}`,
+        },
+      ],
+    });
+    expect(classifyKernelDifference(counters([3, 4], [2, 3]), k({ localTcpDeliveries: [0, 3] }))?.id).toBe('K3');
+    // More extra counts than segments delivered to that instance, none delivered, or fewer counts
+    // in the kernel: not K3.
+    expect(classifyKernelDifference(counters([3, 7], [2, 3]), k({ localTcpDeliveries: [0, 3] }))).toBeNull();
+    expect(classifyKernelDifference(counters([3, 4], [2, 3]), k({ localTcpDeliveries: [3, 0] }))).toBeNull();
+    expect(classifyKernelDifference(counters([4, 3], [2, 3]), k({ localTcpDeliveries: [0, 3] }))).toBeNull();
+    // Another chain (POSTROUTING) is not explained by it.
+    const post = counters([3, 4], [2, 3]);
+    const postFacts: DifferenceFacts = {
+      ...post,
+      differences: [
+        {
+          kind: 'counters',
+          message: 'nat counters instance 1 POSTROUTING rule 0: model 3 pkts/120 bytes vs kernel 4/160',
+        },
+      ],
+    };
+    expect(classifyKernelDifference(postFacts, k({ localTcpDeliveries: [0, 3] }))).toBeNull();
+  });
   it('E8: conntrack timeouts within the measured lag + 1 s, not beyond', () => {
     const t = (a: number, b: number): DifferenceFacts => ({
       index: -1,
