@@ -19,7 +19,8 @@ describe.skipIf(engines.length === 0)(
 
     it('every entry: engines agree and nothing changed from the saved expected outputs', async () => {
       // CI always has the shared corpora beside the clone: there a missing folder is a failure.
-      const res = await verifyCorpus({ engines, requireShared: process.env.CI === 'true' });
+      // Four entries at a time: the kernel engine's namespace set-up and real-time waits overlap.
+      const res = await verifyCorpus({ engines, requireShared: process.env.CI === 'true', parallel: 4 });
       const skippedEntries = res.entries.filter((e) => e.skipped);
       if (skippedEntries.length)
         process.stdout.write(
@@ -68,6 +69,20 @@ describe.skipIf(!engines.includes('model'))('corpus verify catches changes', () 
     } finally {
       await rm(root, { recursive: true, force: true });
     }
+  }, 120_000);
+});
+
+describe.skipIf(!engines.includes('model'))('corpus verify --parallel', () => {
+  it('reports the same outcomes, in manifest order, as one entry at a time', async () => {
+    const only = ['tcp-sessions', 'dns-udp', 'ping', 'traceroute', 'icmp-unreachable', 'port-collision'];
+    const seen: string[] = [];
+    const par = await verifyCorpus({ engines: ['model'], only, parallel: 3, onEntry: (o) => seen.push(o.name) });
+    const seq = await verifyCorpus({ engines: ['model'], only });
+    expect(seen).toEqual(seq.entries.map((e) => e.name));
+    expect(par.entries.map((e) => [e.name, e.ok, e.packets, e.problems])).toEqual(
+      seq.entries.map((e) => [e.name, e.ok, e.packets, e.problems]),
+    );
+    expect(par.entries.every((e) => e.seconds > 0)).toBe(true);
   }, 120_000);
 });
 

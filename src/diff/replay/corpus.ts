@@ -213,6 +213,8 @@ export interface EntryOutcome {
   knownCount?: number;
   /** Why the entry was not run (its real capture is not available here); ok stays true. */
   skipped?: string;
+  /** Wall-clock seconds the entry took (its own run; entries may overlap with --parallel). */
+  seconds: number;
 }
 
 export interface VerifyOptions {
@@ -232,6 +234,12 @@ export interface VerifyOptions {
   requireShared?: boolean;
   /** Kernel engine injection path ('batch' default; 'single' = one at a time, for comparison). */
   kernelInjection?: 'batch' | 'single';
+  /**
+   * Entries verified at the same time (default 1). Each has its own engines (the kernel engine its
+   * own namespace set), so they are independent; their real-time waits and namespace set-up overlap.
+   * Outcomes are still reported in manifest order.
+   */
+  parallel?: number;
 }
 
 async function readAll(path: string): Promise<Array<{ timeUs: number; data: Uint8Array }>> {
@@ -308,6 +316,13 @@ async function loadSavedRun(saved: ExpectedResults, dir: string, s: Scenario): P
 
 /** Replays one entry through the engines and checks it (or rewrites its expected outputs). */
 export async function verifyEntry(e: CorpusEntry, opts: VerifyOptions): Promise<EntryOutcome> {
+  const t0 = performance.now();
+  const out = await checkEntry(e, opts);
+  out.seconds = (performance.now() - t0) / 1000;
+  return out;
+}
+
+async function checkEntry(e: CorpusEntry, opts: VerifyOptions): Promise<EntryOutcome> {
   const root = opts.root ?? CORPORA_DIR;
   const out: EntryOutcome = {
     name: e.name,
@@ -317,6 +332,7 @@ export async function verifyEntry(e: CorpusEntry, opts: VerifyOptions): Promise<
     updated: [],
     packets: 0,
     known: [],
+    seconds: 0,
   };
   const problem = (m: string) => {
     out.ok = false;
@@ -498,14 +514,24 @@ export async function verifyCorpus(opts: VerifyOptions): Promise<VerifyOutcome> 
         `unknown corpus entr${unknown.length > 1 ? 'ies' : 'y'}: ${unknown.join(', ')} (see ${join(root, MANIFEST_NAME)})`,
       );
   }
-  const outcomes: EntryOutcome[] = [];
-  for (const e of entries) {
-    if (opts.only?.length && !opts.only.includes(e.name)) continue;
-    const o = await verifyEntry(e, opts);
-    outcomes.push(o);
-    opts.onEntry?.(o);
-  }
-  return { ok: outcomes.every((o) => o.ok), entries: outcomes };
+  const todo = entries.filter((e) => !opts.only?.length || opts.only.includes(e.name));
+  const outcomes: Array<EntryOutcome | undefined> = new Array(todo.length);
+  // A bounded pool of lanes; each takes the next entry. onEntry sees outcomes in manifest order:
+  // an outcome waits until every earlier entry has been reported.
+  let next = 0;
+  let reported = 0;
+  const lane = async (): Promise<void> => {
+    while (next < todo.length) {
+      const k = next++;
+      outcomes[k] = await verifyEntry(todo[k], opts);
+      for (; reported < todo.length && outcomes[reported] !== undefined; reported++)
+        opts.onEntry?.(outcomes[reported]!);
+    }
+  };
+  const lanes = Math.max(1, Math.min(opts.parallel ?? 1, todo.length));
+  await Promise.all(Array.from({ length: lanes }, lane));
+  const done = outcomes as EntryOutcome[];
+  return { ok: done.every((o) => o.ok), entries: done };
 }
 
 /**
