@@ -297,7 +297,7 @@ export function headline(r: BenchReport): string[] {
 
 function machineLine(r: BenchReport): string {
   const m = r.machine as Record<string, unknown>;
-  return `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}, ${m.platform}, commit ${m.commit}; ${r.date}; ${r.durationSec.toFixed(0)} s; load average ${r.load.start[0].toFixed(1)} → ${r.load.end[0].toFixed(1)}`;
+  return `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}, ${m.platform}, commit ${m.commit}; ${r.date}; ${r.durationSec.toFixed(0)} s; load average ${r.load.start[0].toFixed(1)} → ${r.load.end[0].toFixed(1)}${r.processCpu ? `; the process got ${r.processCpu.cpusGot.toFixed(2)} CPUs on average (${r.processCpu.cpuSec.toFixed(0)} CPU-s)` : ''}`;
 }
 
 export function formatTerminal(r: BenchReport): string {

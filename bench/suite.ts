@@ -112,6 +112,8 @@ export interface BenchReport {
   durationSec: number;
   /** Load average at start and end (the machine may be shared). */
   load: { start: number[]; end: number[] };
+  /** CPU seconds of this process (all threads) over the run, and the CPUs it got on average. */
+  processCpu?: { cpuSec: number; cpusGot: number };
   results: WorkloadResult[];
   figures: Figure[];
   micro: MicroRow[];
@@ -362,7 +364,7 @@ class Suite {
   private async timedPasses(
     r: CoreRunner,
     list: number[],
-  ): Promise<{ mpps: number[]; cpuMpps: number[]; latency: LatencyStats | null }> {
+  ): Promise<{ mpps: number[]; cpuMpps: number[]; cpusGot: number[]; latency: LatencyStats | null }> {
     const per = r.packetsIn(list);
     // Warm-up: two untimed passes (JIT, caches), and a rate estimate to size the runs.
     await r.drive(list);
@@ -370,18 +372,22 @@ class Suite {
     const passes = Math.max(1, Math.ceil((this.o.minRunSec * est) / per));
     const mpps: number[] = [];
     const cpuMpps: number[] = [];
+    const cpusGot: number[] = [];
     r.latency = new LatencyRecorder(this.o.runs * passes * list.length);
     for (let k = 0; k < this.o.runs; k++) {
       let sec = 0;
       const cpu = process.cpuUsage();
+      const wall = performance.now();
       for (let p = 0; p < passes; p++) sec += await r.drive(list);
       const u = process.cpuUsage(cpu);
       mpps.push((passes * per) / sec / 1e6);
       cpuMpps.push((passes * per) / (u.user + u.system));
+      // CPUs this process actually got: its CPU time (all threads) over the run's wall time.
+      cpusGot.push((u.user + u.system) / 1000 / (performance.now() - wall));
     }
     const latency = r.latency.stats();
     r.latency = null;
-    return { mpps, cpuMpps, latency };
+    return { mpps, cpuMpps, cpusGot, latency };
   }
 
   private async established(S: number, W: number): Promise<string> {
@@ -400,7 +406,7 @@ class Suite {
       const check = await r.driveChecked(list);
       if (check.delivered !== check.packets) throw new Error(`bench: established stream: ${checkText(check)}`);
       const before = r.perWorkerPackets();
-      const { mpps, cpuMpps, latency } = await this.timedPasses(r, list);
+      const { mpps, cpuMpps, cpusGot, latency } = await this.timedPasses(r, list);
       const after = r.perWorkerPackets();
       const res: WorkloadResult = {
         workload: 'established',
@@ -421,6 +427,9 @@ class Suite {
           bytesPerSession: r.bytesPerSession(),
           tableBytes: r.tableBytes(),
           perWorkerPackets: after.map((x, i) => x - before[i]),
+          /** CPUs the process got during the timed runs (CPU seconds of all threads / wall seconds). */
+          cpusGot: median(cpusGot),
+          runsCpusGot: cpusGot,
           batchSize: o.batchSize,
           preloadedPackets: r.packetsIn(list),
         },
@@ -469,7 +478,7 @@ class Suite {
           );
         }
       }
-      return `established ${sessionsLabel(S)} sessions, ${W} worker(s): ${f.median.toFixed(2)} Mpps (${(1000 / f.median).toFixed(0)} ns/packet; min ${f.min.toFixed(2)}, max ${f.max.toFixed(2)})${latencyLine(latency)}`;
+      return `established ${sessionsLabel(S)} sessions, ${W} worker(s): ${f.median.toFixed(2)} Mpps (${(1000 / f.median).toFixed(0)} ns/packet; min ${f.min.toFixed(2)}, max ${f.max.toFixed(2)}; the process got ${median(cpusGot).toFixed(2)} CPUs)${latencyLine(latency)}`;
     } finally {
       await r.close();
     }
@@ -1319,6 +1328,7 @@ export const QUICK_PROFILE_FLOWS = 2000;
 
 export async function runBench(o: BenchOptions, progress: (e: ProgressEvent) => void = () => {}): Promise<BenchReport> {
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const start = loadavg();
   const capped: string[] = [];
   if (
@@ -1340,14 +1350,18 @@ export async function runBench(o: BenchOptions, progress: (e: ProgressEvent) => 
       `the machine was busy: load average ${start[0].toFixed(1)} at start, ${end[0].toFixed(1)} at end on ${cores} cores — other processes competed for the CPUs, figures are pessimistic and noisy`,
     );
   }
+  const durationSec = (performance.now() - t0) / 1000;
+  const used = process.cpuUsage(cpu0);
+  const cpuSec = (used.user + used.system) / 1e6;
   return {
     kind: 'natlab-bench',
     version: 1,
     date: new Date().toISOString(),
     machine: machineInfo(),
     parameters: { ...o, profile: o.profile, profileDescription: describeProfile(o.profile) },
-    durationSec: (performance.now() - t0) / 1000,
+    durationSec,
     load: { start, end },
+    processCpu: { cpuSec, cpusGot: cpuSec / durationSec },
     results: s.results,
     figures: s.figures,
     micro: s.micro,

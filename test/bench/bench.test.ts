@@ -436,6 +436,13 @@ describe('natlab bench (CLI smoke run, tiny sizes)', () => {
         expect(res.measured.length).toBeGreaterThan(20);
       }
       const est = r.results.find((x) => x.workload === 'established' && x.engine === 'core' && x.workers === 2)!;
+      // The CPUs the process actually got: over the whole run, and during the timed 2-worker runs
+      // (all threads' CPU time over wall time; at most the machine's cores, with some clock slack).
+      const cores = (r.machine as { cores: number }).cores;
+      expect(r.processCpu?.cpusGot).toBeGreaterThan(0);
+      expect(r.processCpu!.cpusGot).toBeLessThanOrEqual(cores * 1.1);
+      expect(est.notes.cpusGot as number).toBeGreaterThan(0);
+      expect(est.notes.cpusGot as number).toBeLessThanOrEqual(cores * 1.1);
       expect(est.notes.streamCheck).toBe(
         '1024/1024 delivered'.replace('1024/1024', `${est.notes.preloadedPackets}/${est.notes.preloadedPackets}`),
       );
