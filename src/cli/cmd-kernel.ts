@@ -15,7 +15,9 @@ import { IngressMap } from '../diff/replay/ingress.ts';
 import { FramePreparer } from '../diff/replay/input.ts';
 import { POINT_INTERNET, pointName } from '../spec/scenario.ts';
 import type { InputPacket } from '../spec/engine.ts';
-import { CT_NAMES, FATE_DELIVERED, REASONS, reasonName } from '../spec/reasons.ts';
+import { CT_NAMES, DROP_IGW_UNKNOWN_DST, FATE_DELIVERED, REASONS, reasonName } from '../spec/reasons.ts';
+import { cidrContains } from '../packet/addr.ts';
+import { rd32 } from '../packet/bytes.ts';
 import { PARSE_STATUS_NAMES } from '../packet/parse.ts';
 import {
   checkKernelPrerequisites,
@@ -244,11 +246,21 @@ export const command: Command = {
     }
     const byReason: Record<string, number> = {};
     let delivered = 0;
+    // Far-side frames addressed to a private VPC address (a one-sided capture taken on an inside
+    // host): fed as they are, the IGW has no mapping for them. Replay re-addresses them.
+    let privateReplies = 0;
     const perPacket = [];
     for (let k = 0; k < results.length; k++) {
       const r = results[k];
       const inp = inputs[k];
       if (r.fate === FATE_DELIVERED) delivered++;
+      if (
+        r.reason === DROP_IGW_UNKNOWN_DST &&
+        inp.ingress === POINT_INTERNET &&
+        inp.frame.length >= 20 &&
+        cidrContains(scenario.vpcCidr, rd32(inp.frame, 16))
+      )
+        privateReplies++;
       byReason[REASONS[r.reason]] = (byReason[REASONS[r.reason]] ?? 0) + 1;
       for (const o of r.outputs) {
         await writers
@@ -296,6 +308,7 @@ export const command: Command = {
       lag: lagReport(engine.lagMs, scenario.conntrack.timeouts as unknown as Record<string, number>),
       waitedMs: Math.round(engine.waitedMs),
       lateFrames: engine.lateFrames,
+      privateAddressedFromInternet: privateReplies,
       iptablesBackend: pre.iptablesBackend,
       warnings: engine.warnings,
       normalisation: KERNEL_NORMALISATION_NOTE,
@@ -327,6 +340,11 @@ export const command: Command = {
             `kernel lagged: ${t.packets} packet(s) reached the kernel more than the ${t.timeout} timeout (${t.seconds} s) after their timestamp: expiry-dependent results for them are not comparable`,
         ),
         ...engine.warnings.map((w) => `warning: ${w}`),
+        ...(privateReplies
+          ? [
+              `note: ${privateReplies} frame(s) from the internet were addressed to private VPC addresses and dropped at the IGW (igw-unknown-dst): a one-sided capture taken on an inside host? natlab kernel feeds frames as captured; \`natlab replay --engines kernel --in ${inPath}\` re-addresses them to the mapping the kernel made for their flow (docs/replay.md)`,
+            ]
+          : []),
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
     }

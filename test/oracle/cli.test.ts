@@ -141,5 +141,29 @@ describe.skipIf(!pre.ok)('natlab kernel (root)', () => {
     expect(readFileSync(join(out, 'iptables.txt'), 'utf8')).toMatch(/^ +2 +\d+ MASQUERADE/m);
     const res = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
     expect(res.packets.map((p: { ct: string }) => p.ct)).toEqual(['NEW', 'ESTABLISHED', 'NEW']);
+    expect(summary.privateAddressedFromInternet).toBe(0);
+  });
+
+  it('a one-sided capture: the far side addressed to the private host is dropped at the IGW and the note points to replay', async () => {
+    // Issue 20: `natlab kernel` feeds frames as captured, so a reply addressed to 10.0.1.10 (as
+    // tcpdump on the app server shows it) has no IGW mapping; it says so and names the command
+    // that re-addresses such frames.
+    const dir = mkdtempSync(join(tmpdir(), 'natlab-kcli-'));
+    const p = join(dir, 'one-sided.pcap');
+    const frames = [
+      buildUdp({ src: A('10.0.1.10'), dst: A('198.51.100.7'), sport: 40001, dport: 53, payload: new Uint8Array(12) }),
+      buildUdp({ src: A('198.51.100.7'), dst: A('10.0.1.10'), sport: 53, dport: 40001, payload: new Uint8Array(30) }),
+    ];
+    writeFileSync(
+      p,
+      encodePcap(
+        frames.map((d, i) => ({ tsSec: 1_700_000_000, tsNsec: i * 1000, data: d })),
+        { linkType: LINKTYPE_RAW },
+      ),
+    );
+    const r = await inProcess(['kernel', '--in', p, '--out', join(dir, 'out')]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/note: 1 frame\(s\) from the internet were addressed to private VPC addresses/);
+    expect(r.stdout).toContain(`natlab replay --engines kernel --in ${p}`);
   });
 });
