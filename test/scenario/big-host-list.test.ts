@@ -3,7 +3,7 @@
 // proportion to the file, not ~1 KB of YAML nodes per host) and kept as ranges. Structure, not
 // time: the ranges, the lines errors name, and the same scenario as the YAML path gives.
 import { describe, expect, it } from 'vitest';
-import { BIG_HOST_LIST, coalesceCidrs, extractHostList, parseScenario } from '../../src/scenario/load.ts';
+import { BIG_HOST_LIST, coalesceCidrs, extractHostList, hostsOverlap, parseScenario } from '../../src/scenario/load.ts';
 import { formatCidr, formatIpv4, parseIpv4Addr as ip } from '../../src/packet/addr.ts';
 
 const HEAD = `name: big
@@ -70,6 +70,23 @@ describe('big internet host lists', () => {
     const total = s.internetHosts.reduce((a, c) => a + 2 ** (32 - c.len), 0);
     expect(total).toBe(n + 256 + 1);
     expect(s.conntrack.max).toBe(1000); // the rest of the file is read as usual
+  });
+
+  it('hostsOverlap: a shared address anywhere in the list, whatever the order', () => {
+    const c = (s: string) => ({ addr: ip(s.split('/')[0]), len: Number(s.split('/')[1] ?? 32) });
+    expect(hostsOverlap([c('11.0.0.2'), c('11.0.0.1'), c('11.0.0.3')])).toBe(false);
+    expect(hostsOverlap([c('11.0.0.2'), c('11.0.0.1'), c('11.0.0.2')])).toBe(true); // duplicate
+    expect(hostsOverlap([c('11.0.1.7'), c('11.0.0.0/16')])).toBe(true); // inside a later, wider block
+    expect(hostsOverlap([c('11.0.0.0/25'), c('11.0.0.128/25')])).toBe(false); // adjacent
+    expect(hostsOverlap([c('255.255.255.255'), c('0.0.0.0/1'), c('128.0.0.0/1')])).toBe(true);
+    expect(hostsOverlap([])).toBe(false);
+  });
+
+  it('overlapping hosts in a big list are each named with the entry they overlap', () => {
+    const text = bigScenario(BIG_HOST_LIST + 10).replace('    - 11.0.1.0\n', '    - 11.0.0.7\n');
+    expect(() => parseScenario(text, 'big.yaml')).toThrow(
+      /internet\.hosts\[256\]: 11\.0\.0\.7\/32 overlaps internet\.hosts\[7\]/,
+    );
   });
 
   it('errors in the big list name their own line', () => {
