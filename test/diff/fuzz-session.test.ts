@@ -111,6 +111,33 @@ describe('DiffSession', () => {
     expect(a.seen[1].frame).toEqual(reply(1024));
   });
 
+  it('exactPorts: the same two NATs differ — engines sharing one generator must choose the same port', async () => {
+    const s = new DiffSession(
+      scenario,
+      [
+        { name: 'a', engine: natEngine('a', 1024) },
+        { name: 'b', engine: natEngine('b', 2048) },
+      ],
+      { exactPorts: true },
+    );
+    await s.send(APP_POINT, req);
+    expect(s.differences.map((d) => d.message).join('\n')).toMatch(
+      /port choices differ \(1024 vs 2048\) where both engines draw from the same generator/,
+    );
+    const same = new DiffSession(
+      scenario,
+      [
+        { name: 'a', engine: natEngine('a', 1024) },
+        { name: 'b', engine: natEngine('b', 1024) },
+      ],
+      { exactPorts: true },
+    );
+    await same.send(APP_POINT, req);
+    await same.send(POINT_INTERNET, reply(1024), { expect: { egress: APP_POINT, dst: APP, dport: 40000 } });
+    await same.finish();
+    expect(same.differences).toEqual([]);
+  });
+
   it('flags a private source leaving to the internet', async () => {
     const s = new DiffSession(scenario, [{ name: 'leaky', engine: natEngine('leaky', 1024, { leak: true }) }]);
     await s.send(APP_POINT, req);

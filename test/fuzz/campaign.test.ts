@@ -25,7 +25,17 @@ const engines: FuzzEngineSpec[] = [
 
 async function campaign(seed: number) {
   const saveDir = process.env.NATLAB_FUZZ_SAVE_DIR ?? mkdtempSync(join(tmpdir(), 'natlab-fuzz-'));
-  const rep = await runFuzz({ engines, seed, timeS: BUDGET_S, shrinkTimeS: SHRINK_S, saveDir, maxCommands: 60 });
+  // exactPorts: the inline core draws from the model's generator, so its port choices must be the
+  // model's, not merely a consistent renaming of them.
+  const rep = await runFuzz({
+    engines,
+    seed,
+    timeS: BUDGET_S,
+    shrinkTimeS: SHRINK_S,
+    saveDir,
+    maxCommands: 60,
+    exactPorts: true,
+  });
   process.stdout.write(
     `fuzz campaign seed ${seed}: ${rep.runs} runs, ${rep.scenarios} scenarios, ${rep.commands} commands, ${rep.packets} packets, ${(rep.elapsedMs / 1000).toFixed(1)} s\n`,
   );

@@ -311,7 +311,15 @@ export class PortRenaming {
   rebound = 0;
   private readonly pv = new PacketView();
 
-  constructor(scenario?: Scenario | null) {
+  /**
+   * `exact`: the two engines draw their port choices from the same seeded generator in the same
+   * order (the model and a one-worker core, src/spec/prng.ts), so every binding must be the
+   * identity — a renaming is itself a difference (a port-search divergence the tolerance would hide).
+   */
+  constructor(
+    scenario?: Scenario | null,
+    readonly exact = false,
+  ) {
     if (!scenario) return;
     for (const inst of scenario.instances) {
       if (inst.elasticIp !== null) this.eipToPrivate.set(inst.elasticIp >>> 0, inst.privateIp >>> 0);
@@ -390,6 +398,10 @@ export class PortRenaming {
         message: `${where}: the other engine's port ${pB} stood for ${y} earlier in this session, now for ${pA}`,
       };
     }
+    if (this.exact && pA !== pB)
+      return {
+        message: `${where}: port choices differ (${pA} vs ${pB}) where both engines draw from the same generator (a port-search divergence)`,
+      };
     const rp = this.rangeProblem(proto, pA, pB, addr);
     if (rp) return { message: `${where}: ${rp}` };
     if (!ab) this.a2b.set(k, (ab = new Map()));

@@ -53,6 +53,11 @@ export interface FuzzOptions {
    * and clock steps stay ±0.5 s away from them. Default: true when an engine has realClock.
    */
   realTime?: boolean;
+  /**
+   * Every engine chooses ports like the model (the model and a one-worker core share one seeded
+   * generator): a renaming between them is a difference, not a tolerance. Default false.
+   */
+  exactPorts?: boolean;
   /** With onlyRun: save the run as a regression even though it passes (pin an interesting case). */
   pin?: boolean;
   /** Wall-clock budget for shrinking a failure (default 60 s). */
@@ -157,7 +162,7 @@ function makeProperty(opts: FuzzOptions, counters: Counters, onExec: (c: Capture
         const bad = made.find((m) => m.status === 'rejected');
         if (bad) throw (bad as PromiseRejectedResult).reason;
         await Promise.all(engines.map((e) => e.engine.advance(0)));
-        session = new DiffSession(scenario, engines, { throwOnDifference: true });
+        session = new DiffSession(scenario, engines, { throwOnDifference: true, exactPorts: opts.exactPorts });
         const real = new FuzzReal(session, scenario);
         real.coarseTime = realTime;
         counters.scenarios++;

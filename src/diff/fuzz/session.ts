@@ -75,6 +75,11 @@ export interface SessionOptions {
    * true): those are counted in `classified` by class, not failures.
    */
   classify?: boolean;
+  /**
+   * The engines choose ports identically (model and a one-worker core: one generator, one seed):
+   * a renaming between them is a difference (PortRenaming `exact`). Default false.
+   */
+  exactPorts?: boolean;
 }
 
 const pvA = new PacketView();
@@ -107,7 +112,7 @@ export class DiffSession {
     if (engines.length < 1) throw new Error('DiffSession needs at least one engine');
     this.results = engines.map(() => []);
     this.inputs = engines.map(() => []);
-    this.renamings = engines.slice(1).map(() => new PortRenaming(scenario));
+    this.renamings = engines.slice(1).map(() => new PortRenaming(scenario, opts.exactPorts === true));
     this.ctxs = engines.slice(1).map((e, j) => ({
       names: [engines[0].name, e.name] as [string, string],
       renaming: this.renamings[j],
