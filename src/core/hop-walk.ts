@@ -45,6 +45,7 @@ import { PARSE_FRAGMENT, PARSE_OK, isIpLevelMalformation, parseIpv4 } from '../p
 import { rd16, wr16, wr32 } from '../packet/bytes.ts';
 import { csumReplace16, csumReplace32, udpCsumReplace32 } from '../packet/checksum.ts';
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
+import { isMulticastOrBroadcast } from '../packet/addr.ts';
 import {
   CT_INVALID,
   CT_NONE,
@@ -56,6 +57,8 @@ import {
   DROP_IGW_UNKNOWN_DST,
   DROP_IP_FORWARD_OFF,
   DROP_MALFORMED,
+  DROP_MARTIAN_SOURCE,
+  DROP_MULTICAST,
   DROP_NAT_CLASH,
   DROP_NO_HOST,
   DROP_NO_ROUTE,
@@ -232,7 +235,8 @@ export class HopWalk {
       if (!arriving) {
         // Step 2: ENI egress source/dest check of `inst`.
         if (c.instSdc[inst] && pv.src !== c.instPriv[inst]) return this.drop(DROP_SRC_DST_CHECK_SRC);
-        // Step 3: VPC router.
+        // Step 3: VPC router (no multicast, no limited broadcast).
+        if (isMulticastOrBroadcast(pv.dst)) return this.drop(DROP_MULTICAST);
         const r = routeLookup(c, c.instRt[inst], pv.dst);
         if (r < 0) return this.drop(DROP_NO_ROUTE);
         const kind = c.rtKind[r];
@@ -276,10 +280,13 @@ export class HopWalk {
         // A plain host.
         if (st.trkNat === 0) st.trkOk = false;
         if (pv.dst === c.instPriv[inst]) {
+          // fib_validate_source: its own address as source is a martian (accept_local = 0).
+          if (pv.src === c.instPriv[inst]) return this.drop(DROP_MARTIAN_SOURCE);
           this.emit(inst + 1);
           return;
         }
         if (!c.instFwd[inst]) return this.drop(DROP_IP_FORWARD_OFF);
+        if (pv.src === c.instPriv[inst]) return this.drop(DROP_MARTIAN_SOURCE);
         if (pv.ttl <= 1) {
           this.drop(DROP_TTL_EXCEEDED);
           this.timeExceeded(inst, -1);
@@ -335,8 +342,13 @@ export class HopWalk {
       if (st.pending) this.nat.setupInfo(slot, inst, MANIP_DST);
       else this.nat.natPacket(MANIP_DST);
     }
-    // b. Routing: local delivery.
+    // b. Routing: local delivery (a source that is the instance's own address is a martian).
     if (pv.dst === c.instPriv[inst]) {
+      if (pv.src === c.instPriv[inst]) {
+        this.drop(DROP_MARTIAN_SOURCE);
+        this.finishEntry();
+        return false;
+      }
       if (st.pending) this.nat.countInput(slot);
       if (st.pending && !this.ct.confirm(slot, false)) {
         this.drop(st.confirmFull ? DROP_CT_TABLE_FULL : DROP_NAT_CLASH);
@@ -349,6 +361,11 @@ export class HopWalk {
     // c. Forwarding.
     if (!c.instFwd[inst]) {
       this.drop(DROP_IP_FORWARD_OFF);
+      this.finishEntry();
+      return false;
+    }
+    if (pv.src === c.instPriv[inst]) {
+      this.drop(DROP_MARTIAN_SOURCE);
       this.finishEntry();
       return false;
     }

@@ -22,7 +22,7 @@ import {
 } from '../packet/parse.ts';
 import { buildIcmpError } from '../packet/build.ts';
 import { ipv4HeaderChecksum, csumReplace16, csumReplace32, udpCsumReplace32 } from '../packet/checksum.ts';
-import { formatIpv4 } from '../packet/addr.ts';
+import { formatIpv4, isMulticastOrBroadcast } from '../packet/addr.ts';
 import type {
   ConntrackEntry,
   Engine,
@@ -48,6 +48,8 @@ import {
   DROP_IGW_UNKNOWN_DST,
   DROP_IP_FORWARD_OFF,
   DROP_MALFORMED,
+  DROP_MARTIAN_SOURCE,
+  DROP_MULTICAST,
   DROP_NAT_CLASH,
   DROP_NO_HOST,
   DROP_NO_INGRESS,
@@ -373,6 +375,16 @@ export class ModelEngine implements Engine {
     const subnet = this.scenario.subnets[S.subnet];
     const rtb = this.scenario.routeTables[subnet.routeTable];
     const routerName = `VPC router (rtb ${rtb.name})`;
+    if (isMulticastOrBroadcast(pv.dst)) {
+      this.drop(
+        w,
+        DROP_MULTICAST,
+        routerName,
+        pkt,
+        `${formatIpv4(pv.dst)} is a ${pv.dst >>> 0 === 0xffffffff ? 'limited broadcast' : 'multicast'} address: the VPC carries neither (no Transit Gateway multicast domain)`,
+      );
+      return;
+    }
     const route = longestPrefix(rtb.routes, pv.dst);
     if (!route) {
       this.drop(w, DROP_NO_ROUTE, routerName, pkt, `no route to ${formatIpv4(pv.dst)} in route table ${rtb.name}`);
@@ -486,6 +498,7 @@ export class ModelEngine implements Engine {
     const T = this.scenario.instances[t];
     const name = `instance ${T.name}`;
     if (pv.dst === T.privateIp) {
+      if (pv.src === T.privateIp) return this.martianSource(w, T, name, pkt);
       this.deliver(w, instancePoint(t), name, pkt, `delivered to ${T.name}`);
       return;
     }
@@ -493,6 +506,7 @@ export class ModelEngine implements Engine {
       this.drop(w, DROP_IP_FORWARD_OFF, name, pkt, `not for ${T.name} and net.ipv4.ip_forward = 0`);
       return;
     }
+    if (pv.src === T.privateIp) return this.martianSource(w, T, name, pkt);
     if (pv.ttl <= 1) {
       this.drop(
         w,
@@ -590,6 +604,10 @@ export class ModelEngine implements Engine {
     if (pv.dst === T.privateIp) {
       this.hop(w, ctName, preName ? received : pkt, ctNote);
       if (preName) this.hop(w, preName, pkt, preNote);
+      if (pv.src === T.privateIp) {
+        if (isNew && e) e.dead = true;
+        return this.martianSource(w, T, `${label}: routing`, pkt);
+      }
       if (e && isNew) {
         if (ct.ctinfo === CT_NEW && !e.srcNatDone) {
           const v = runChain(T.nat!, 'INPUT', rulePacketOf(pv, ETH0, ''));
@@ -612,6 +630,11 @@ export class ModelEngine implements Engine {
     if (!T.sysctls.ipForward) {
       showPre('');
       return fail(DROP_IP_FORWARD_OFF, `${label}: forward`, `not for ${T.name} and net.ipv4.ip_forward = 0`);
+    }
+    if (pv.src === T.privateIp) {
+      showPre('');
+      if (isNew && e) e.dead = true;
+      return this.martianSource(w, T, `${label}: routing`, pkt);
     }
     if (pv.ttl <= 1) {
       showPre('');
@@ -674,6 +697,21 @@ export class ModelEngine implements Engine {
     }
     // f. leave by the ENI.
     this.sendFrom(t, pkt, w, `forwarded by ${T.name}`, false);
+  }
+
+  /**
+   * ip_route_input_slow → fib_validate_source: the source is one of the receiving host's own
+   * addresses and accept_local is 0 → martian source, dropped (before ip_forward's TTL check).
+   * An unconfirmed entry goes with the packet; an existing one keeps what conntrack did.
+   */
+  private martianSource(w: Walk, T: Instance, name: string, pkt: Uint8Array): void {
+    this.drop(
+      w,
+      DROP_MARTIAN_SOURCE,
+      name,
+      pkt,
+      `martian source: ${formatIpv4(T.privateIp)} is ${T.name}'s own address (fib_validate_source, accept_local = 0)`,
+    );
   }
 
   private failXlate(result: number, label: string, fail: (r: number, n: string, note: string) => void): void {

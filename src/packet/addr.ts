@@ -62,3 +62,11 @@ export function cidrOverlaps(a: Cidr, b: Cidr): boolean {
 export function cidrLast(c: Cidr): number {
   return (c.addr | ~cidrMask(c.len)) >>> 0;
 }
+
+/**
+ * A multicast (224.0.0.0/4) or limited broadcast (255.255.255.255) address: the VPC router
+ * carries neither (docs/semantics.md §2 step 3). Works on signed or unsigned 32-bit values.
+ */
+export function isMulticastOrBroadcast(a: number): boolean {
+  return (a >>> 28) === 0xe || (a | 0) === -1;
+}

@@ -51,6 +51,10 @@ export const DROP_NO_HOST = 20;
 export const DROP_CT_INVALID = 21;
 /** NAT: RELATED ICMP redirect for a connection that has NAT (nf_nat_icmp_reply_translation drops it). */
 export const DROP_ICMP_REDIRECT_NAT = 22;
+/** Instance: the packet's source is the receiving instance's own address — a martian source (__fib_validate_source, accept_local = 0). */
+export const DROP_MARTIAN_SOURCE = 23;
+/** VPC router: a multicast (224.0.0.0/4) or limited broadcast (255.255.255.255) destination; the VPC carries neither. */
+export const DROP_MULTICAST = 24;
 
 export const REASONS: readonly string[] = [
   'none',
@@ -76,6 +80,8 @@ export const REASONS: readonly string[] = [
   'no-host',
   'ct-invalid',
   'icmp-redirect-nat',
+  'martian-source',
+  'multicast',
 ];
 export const REASON_COUNT = REASONS.length;
 

@@ -32,6 +32,8 @@ import {
   DROP_ICMP_REDIRECT_NAT,
   DROP_IGW_UNKNOWN_DST,
   DROP_NAT_CLASH,
+  DROP_MARTIAN_SOURCE,
+  DROP_MULTICAST,
   FATE_DELIVERED,
 } from '../../src/spec/reasons.ts';
 import { NF_NAT_RANGE_PROTO_SPECIFIED, POINT_INTERNET, type Scenario } from '../../src/spec/scenario.ts';
@@ -244,9 +246,38 @@ describe('dataplane: contract regressions (model vs core fuzz)', () => {
 
   it('a self-inverse tuple (same address and port both ends) clashes at confirm (seed 587329888 run 82)', () => {
     const h = new Harness(builtin());
+    // To the NAT instance itself from its own address: since issue 15 (D2) a martian source,
+    // dropped by routing before the INPUT confirm would see the clash; no entry either way.
     const r = h.send(buildTcp({ src: natIp, dst: natIp, sport: 80, dport: 80, flags: F_ACK }), NAT, 0);
-    expect(r.reason).toBe(DROP_NAT_CLASH);
+    expect(r.reason).toBe(DROP_MARTIAN_SOURCE);
     expect(h.conntrack()).toHaveLength(0);
+    // Forwarded (null binding: no POSTROUTING rule), the self-inverse tuple still clashes at confirm.
+    const f = new Harness(
+      builtin((x) => {
+        x.instances[APP - 1].sourceDestCheck = false;
+        x.instances[NAT - 1].nat!.chains.POSTROUTING = [];
+      }),
+    );
+    const g = f.send(buildTcp({ src: srv, dst: srv, sport: 80, dport: 80, flags: F_ACK }), APP, 0);
+    expect(g.reason).toBe(DROP_NAT_CLASH);
+    expect(f.conntrack()).toHaveLength(0);
+  });
+
+  it('issue 15 D2/D3: a masqueraded packet routed back to the NAT is a martian source (one entry); multicast is not routed', () => {
+    const h = new Harness(
+      builtin((x) => {
+        const pub = x.routeTables[x.subnets[x.instances[NAT - 1].subnet].routeTable];
+        pub.routes.push({ dest: { addr: ip('198.51.100.0'), len: 24 }, target: 'eni', instance: NAT - 1 });
+      }),
+    );
+    const r = h.send(buildUdp({ src: app, dst: srv, sport: 4000, dport: 53 }), APP, 0);
+    expect(r.reason).toBe(DROP_MARTIAN_SOURCE);
+    expect(h.conntrack()).toHaveLength(1);
+    const m = h.send(buildUdp({ src: app, dst: ip('224.0.0.251'), sport: 5353, dport: 5353 }), APP, 1);
+    expect(m).toMatchObject({ reason: DROP_MULTICAST, ct: CT_NONE, outputs: [] });
+    const b = h.send(buildUdp({ src: app, dst: ip('255.255.255.255'), sport: 68, dport: 67 }), APP, 2);
+    expect(b.reason).toBe(DROP_MULTICAST);
+    expect(h.conntrack()).toHaveLength(1);
   });
 
   it("2 workers, DNAT + MASQUERADE of the same flow: the target's reply and its ICMP error reach the session's worker (seed 1353222949 run 27, --workers 2)", () => {

@@ -16,6 +16,8 @@ import {
   DROP_NO_INGRESS,
   DROP_NO_ROUTE,
   DROP_ROUTING_LOOP,
+  DROP_MARTIAN_SOURCE,
+  DROP_MULTICAST,
   DROP_SRC_DST_CHECK_SRC,
   FATE_DELIVERED,
   FATE_DROPPED,
@@ -94,7 +96,7 @@ describe('the path', () => {
     expect(rest.reason).toBe(DROP_NO_ROUTE);
   });
 
-  it("a route table that sends the NAT instance's output back to it is a routing loop", () => {
+  it("a route table that sends the NAT instance's masqueraded output back to it: martian source, one entry", () => {
     const s = scenario((x) => {
       const pub = x.routeTables.find((t) => t.name === 'public')!;
       for (const r of pub.routes)
@@ -103,8 +105,47 @@ describe('the path', () => {
           r.instance = idx(x, 'nat');
         }
     });
+    const e = engine(s);
+    const r = send(e, s, 'app', tcp('10.0.1.10:1', '198.51.100.7:2'));
+    expect(r.reason).toBe(DROP_MARTIAN_SOURCE);
+    // The returning packet's own (NEW) entry is never confirmed: one entry, not one per loop.
+    expect(e.conntrackSync()).toHaveLength(1);
+    expect(e.natCountersSync().find((c) => c.chain === 'PREROUTING' && c.rule === -1)?.packets).toBe(2);
+  });
+
+  it('a loop of packets the NAT instance does not translate is still a routing loop', () => {
+    const s = scenario((x) => {
+      const pub = x.routeTables.find((t) => t.name === 'public')!;
+      for (const r of pub.routes)
+        if (r.dest.len === 0) {
+          r.target = 'eni';
+          r.instance = idx(x, 'nat');
+        }
+      x.instances[idx(x, 'nat')].nat!.chains.POSTROUTING = [];
+    });
     const r = send(engine(s), s, 'app', tcp('10.0.1.10:1', '198.51.100.7:2'));
     expect(r.reason).toBe(DROP_ROUTING_LOOP);
+  });
+
+  it('multicast and limited broadcast destinations are not carried by the VPC router', () => {
+    const s = scenario();
+    const e = engine(s);
+    for (const dst of ['224.0.0.251:5353', '239.255.255.250:1900', '255.255.255.255:67']) {
+      const r = send(e, s, 'app', udp('10.0.1.10:5353', dst));
+      expect(r.reason).toBe(DROP_MULTICAST);
+      expect(r.outputs).toEqual([]);
+    }
+    expect(e.conntrackSync()).toEqual([]);
+    // 240.0.0.0/4 (class E) is not multicast: routed like any unicast address.
+    expect(send(e, s, 'app', udp('10.0.1.10:1', '240.0.0.1:2')).fate).toBe(0);
+  });
+
+  it("a frame an instance sends to its own address comes back to it as a martian source", () => {
+    const s = scenario();
+    const e = engine(s);
+    expect(send(e, s, 'web', udp('10.0.0.20:1', '10.0.0.20:2')).reason).toBe(DROP_MARTIAN_SOURCE);
+    expect(send(e, s, 'nat', udp('10.0.0.10:1', '10.0.0.10:2')).reason).toBe(DROP_MARTIAN_SOURCE);
+    expect(e.conntrackSync()).toEqual([]);
   });
 
   it('ip_forward = 0 on the NAT instance drops the forwarded path, leaving no entry', () => {

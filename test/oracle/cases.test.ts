@@ -280,6 +280,19 @@ const CHECKS: Record<string, (run: Run) => void> = {
     // The stack's RST (dropped by natlab before it leaves) passed conntrack and removed the entry.
     expect(ct.filter((c) => c.proto === 6 && c.state === 'SYN_SENT')).toEqual([]);
   },
+  'masqueraded packet routed back to the NAT instance (martian source)': ({ r, ct }) => {
+    expect(r.map((x) => x.fate)).toEqual([FATE_DROPPED, FATE_DROPPED]);
+    expect(r.map((x) => x.outputs.length)).toEqual([0, 0]);
+    // One entry per flow (the first pass), with the masquerade mapping: the returning packet's
+    // own entry was never confirmed.
+    expect(ct).toHaveLength(2);
+    expect(ct.map((c) => c.orig.src)).toEqual([APP_IP, APP_IP]);
+  },
+  'multicast and limited broadcast from an inside host': ({ r, ct }) => {
+    expect(r.map((x) => x.fate)).toEqual([FATE_DROPPED, FATE_DROPPED, FATE_DROPPED]);
+    expect(r.every((x) => x.outputs.length === 0)).toBe(true);
+    expect(ct).toEqual([]);
+  },
 };
 
 describe.skipIf(!pre.ok).concurrent('model vs kernel: issue 8 scenarios', () => {

@@ -72,15 +72,16 @@ describe('kernel difference rules', () => {
       )?.id,
     ).toBe('E6');
   });
-  it('E11: delivered to the instance that owns the source address', () => {
+  it('E6 no longer covers multicast destinations, E11 is gone: the contract drops both itself (issue 15 D2/D3)', () => {
+    const mc = udp({ dst: '224.0.0.251' });
+    expect(
+      classifyKernelDifference(packet({ timeUs: 0, ingress: APP, frame: mc }, delivered, res(), ['fate']), k()),
+    ).toBeNull();
     const f = udp({ src: '10.0.0.10', dst: '10.0.0.10' });
     const model = res({ fate: FATE_DELIVERED, reason: REASON_NONE, outputs: [{ egress: NAT + 1, frame: f }] });
     expect(
-      classifyKernelDifference(
-        packet({ timeUs: 0, ingress: NAT + 1, frame: f }, model, res(), ['fate', 'output-count']),
-        k(),
-      )?.id,
-    ).toBe('E11');
+      classifyKernelDifference(packet({ timeUs: 0, ingress: NAT + 1, frame: f }, model, res(), ['fate', 'output-count']), k()),
+    ).toBeNull();
   });
   it('K2: the kernel rate-limited a time exceeded the model sends', () => {
     const f = udp({ ttl: 1 });

@@ -12,6 +12,8 @@ import {
   DROP_IGW_NO_PUBLIC_IP,
   DROP_IGW_UNKNOWN_DST,
   DROP_IP_FORWARD_OFF,
+  DROP_MARTIAN_SOURCE,
+  DROP_MULTICAST,
   DROP_NO_HOST,
   DROP_NO_ROUTE,
   DROP_ROUTING_LOOP,
@@ -145,6 +147,15 @@ export function explainFailure(s: Scenario, t: TracedPacket): string | null {
       const fw = forwarders(s, t);
       return `routing loop through ${[...new Set(fw)].join(', ')}: a route table sends the packet back to an instance it already crossed (e.g. the NAT instance's own subnet routes 0.0.0.0/0 to it)`;
     }
+    case DROP_MARTIAN_SOURCE: {
+      const who = h ? (/^(?:NAT instance|instance) ([^\s:]+)/.exec(h.name)?.[1] ?? '?') : '?';
+      const fw = forwarders(s, t);
+      if (fw.includes(who))
+        return `routing loop through ${who}: a route table sends ${who}'s own output (source ${formatIpv4(pv.src)}) back to it, and Linux drops it as a martian source (e.g. the NAT instance's own subnet routes 0.0.0.0/0 to it)`;
+      return `${who} received a packet with its own address ${formatIpv4(pv.src)} as source: Linux drops it as a martian source`;
+    }
+    case DROP_MULTICAST:
+      return `${formatIpv4(pv.dst)} is a multicast or broadcast address: the VPC carries neither (multicast needs a Transit Gateway multicast domain)`;
     case DROP_IGW_NO_PUBLIC_IP: {
       const fw = forwarders(s, t);
       const src = formatIpv4(pv.src);
