@@ -68,5 +68,5 @@ export function cidrLast(c: Cidr): number {
  * carries neither (docs/semantics.md §2 step 3). Works on signed or unsigned 32-bit values.
  */
 export function isMulticastOrBroadcast(a: number): boolean {
-  return (a >>> 28) === 0xe || (a | 0) === -1;
+  return a >>> 28 === 0xe || (a | 0) === -1;
 }

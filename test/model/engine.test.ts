@@ -140,7 +140,7 @@ describe('the path', () => {
     expect(send(e, s, 'app', udp('10.0.1.10:1', '240.0.0.1:2')).fate).toBe(0);
   });
 
-  it("a frame an instance sends to its own address comes back to it as a martian source", () => {
+  it('a frame an instance sends to its own address comes back to it as a martian source', () => {
     const s = scenario();
     const e = engine(s);
     expect(send(e, s, 'web', udp('10.0.0.20:1', '10.0.0.20:2')).reason).toBe(DROP_MARTIAN_SOURCE);

@@ -436,7 +436,7 @@ export function natCases(): NatCase[] {
     // D2: the public route table sends an internet prefix to the NAT instance's own ENI, so the
     // masqueraded packet comes back to it with its own address as source: a martian source
     // (__fib_validate_source, accept_local=0), dropped once; one entry remains, not eight.
-    name: "masqueraded packet routed back to the NAT instance (martian source)",
+    name: 'masqueraded packet routed back to the NAT instance (martian source)',
     scenario: variant((s) =>
       s.routeTables[s.subnets[s.instances[NAT].subnet].routeTable].routes.push({
         dest: { addr: A('198.51.100.0'), len: 24 },
@@ -452,8 +452,16 @@ export function natCases(): NatCase[] {
     scenario: variant(),
     inputs: [
       p(0, APP, buildUdp({ src: APP_IP, dst: A('224.0.0.251'), sport: 5353, dport: 5353, payload: new Uint8Array(4) })),
-      p(1000, APP, buildUdp({ src: APP_IP, dst: A('239.1.2.3'), sport: 4000, dport: 4000, payload: new Uint8Array(4) })),
-      p(2000, APP, buildUdp({ src: APP_IP, dst: A('255.255.255.255'), sport: 68, dport: 67, payload: new Uint8Array(4) })),
+      p(
+        1000,
+        APP,
+        buildUdp({ src: APP_IP, dst: A('239.1.2.3'), sport: 4000, dport: 4000, payload: new Uint8Array(4) }),
+      ),
+      p(
+        2000,
+        APP,
+        buildUdp({ src: APP_IP, dst: A('255.255.255.255'), sport: 68, dport: 67, payload: new Uint8Array(4) }),
+      ),
     ],
   });
   return cases;

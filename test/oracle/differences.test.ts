@@ -80,7 +80,10 @@ describe('kernel difference rules', () => {
     const f = udp({ src: '10.0.0.10', dst: '10.0.0.10' });
     const model = res({ fate: FATE_DELIVERED, reason: REASON_NONE, outputs: [{ egress: NAT + 1, frame: f }] });
     expect(
-      classifyKernelDifference(packet({ timeUs: 0, ingress: NAT + 1, frame: f }, model, res(), ['fate', 'output-count']), k()),
+      classifyKernelDifference(
+        packet({ timeUs: 0, ingress: NAT + 1, frame: f }, model, res(), ['fate', 'output-count']),
+        k(),
+      ),
     ).toBeNull();
   });
   it('K2: the kernel rate-limited a time exceeded the model sends', () => {
