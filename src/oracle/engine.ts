@@ -36,7 +36,6 @@ import {
   DROP_NO_HOST,
   DROP_ICMP_BAD_CHECKSUM,
   DROP_ICMP_REDIRECT_NAT,
-  DROP_NOT_IPV4,
   DROP_SRC_DST_CHECK_DST,
   DROP_SRC_DST_CHECK_SRC,
   DROP_TTL_EXCEEDED,
@@ -892,7 +891,6 @@ export class KernelEngine implements Engine {
       return result;
     }
     result.fate = FATE_DROPPED;
-    const frame = s.input.frame;
     const fwdOff = [...s.transitAt].some((i) => !this.scenario.instances[i].sysctls.ipForward);
     if (generatedType === ICMP_TIME_EXCEEDED) result.reason = DROP_TTL_EXCEEDED;
     else if (fwdOff) result.reason = DROP_IP_FORWARD_OFF;
@@ -909,7 +907,8 @@ export class KernelEngine implements Engine {
     else if (ctClash > 0) result.reason = DROP_NAT_CLASH;
     else if (ctDrops > 0) result.reason = DROP_CT_TABLE_FULL;
     else if (st === PARSE_FRAGMENT || (st === PARSE_OK && s.mf === 1)) result.reason = DROP_FRAGMENT;
-    else if (st === PARSE_BAD_IP_VERSION && frame.length > 0 && frame[0] >>> 4 === 6) result.reason = DROP_NOT_IPV4;
+    // A version other than 4 in an IPv4 frame (ethertype 0x0800; the IPv6 nibble included): ip_rcv()
+    // drops it as a header error — malformed (bad-ip-version), as the model and replay say.
     else if (isIpLevelMalformation(st) || st === PARSE_BAD_IP_VERSION) {
       result.reason = DROP_MALFORMED;
       result.detail = st;

@@ -13,7 +13,14 @@ import {
 } from '../../src/oracle/index.ts';
 import { createModelEngine } from '../../src/model/index.ts';
 import { compareRuns } from '../../src/diff/compare/compare.ts';
-import { PacketView, parseIpv4, PARSE_OK, verifyIpv4Header, verifyL4Checksum } from '../../src/packet/index.ts';
+import {
+  PacketView,
+  parseIpv4,
+  PARSE_BAD_IP_VERSION,
+  PARSE_OK,
+  verifyIpv4Header,
+  verifyL4Checksum,
+} from '../../src/packet/index.ts';
 import {
   CT_ESTABLISHED,
   CT_INVALID,
@@ -21,6 +28,7 @@ import {
   CT_RELATED,
   DROP_BLACKHOLE,
   DROP_IGW_NO_PUBLIC_IP,
+  DROP_MALFORMED,
   DROP_IP_FORWARD_OFF,
   DROP_NAT_CLASH,
   DROP_NO_HOST,
@@ -155,6 +163,11 @@ const CHECKS: Record<string, (run: Run) => void> = {
   },
   'bad UDP checksum from inside (INVALID, forwarded un-NATed)': ({ r, ct }) => {
     expect(r[0]).toMatchObject({ ct: CT_INVALID, fate: FATE_DROPPED, reason: DROP_IGW_NO_PUBLIC_IP });
+    expect(ct).toEqual([]);
+  },
+  'IPv4 frame with version 6 from inside (malformed)': ({ r, ct }) => {
+    expect(r[0]).toMatchObject({ fate: FATE_DROPPED, reason: DROP_MALFORMED, detail: PARSE_BAD_IP_VERSION });
+    expect(r[0].outputs).toEqual([]);
     expect(ct).toEqual([]);
   },
   'non-SYN first TCP packet (loose pickup)': ({ r, ct }) => {

@@ -223,6 +223,13 @@ export function natCases(): NatCase[] {
       inputs: [p(0, APP, bad)],
     });
   }
+  {
+    // Fuzz counterexample corpora/regressions/20261204-reason-55b65979: ip_rcv() drops an IPv4
+    // frame whose version nibble is 6 as a header error — malformed (bad-ip-version), not "not IPv4".
+    const v6 = udpOut(40101);
+    v6[0] = 0x60 | (v6[0] & 15);
+    add({ name: 'IPv4 frame with version 6 from inside (malformed)', scenario: variant(), inputs: [p(0, APP, v6)] });
+  }
   add({
     name: 'non-SYN first TCP packet (loose pickup)',
     scenario: variant(),
