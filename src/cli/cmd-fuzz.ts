@@ -66,6 +66,7 @@ export async function engineSpecs(names: EngineName[], workers: number): Promise
     return {
       name,
       realClock: d.realClock,
+      fixedConntrackMax: d.fixedConntrackMax,
       create: (s, seed) => makeEngine(name, s, { seed, workers, extra: d.fuzzOptions }),
     };
   });

@@ -999,6 +999,7 @@ export const kernelEngineDescriptor: EngineDescriptor = {
   summary: 'ground truth: the scenario built in Linux network namespaces (root, ip, iptables, conntrack, perl)',
   realClock: true,
   randomChoices: true,
+  fixedConntrackMax: true,
   // Fuzz runs step the clock past timeouts: the kernel really waits for each step.
   fuzzOptions: { maxWaitMs: 600_000 },
   async available() {

@@ -166,6 +166,11 @@ export interface EngineDescriptor {
    * with a new one like two engines (up to a consistent renaming), not byte for byte.
    */
   readonly randomChoices: boolean;
+  /**
+   * The engine cannot enforce a scenario's conntrack maximum (the kernel: nf_conntrack_max is
+   * global, docs/kernel-differences.md E3): fuzzers keep scenarios at the default maximum.
+   */
+  readonly fixedConntrackMax?: boolean;
   /** Options `create` takes beyond EngineOptions for the differential fuzzer's runs (kernel: a wait budget for clock steps). */
   readonly fuzzOptions?: Record<string, unknown>;
   /** Checks this machine (root, tools); absent = always available. */

@@ -118,8 +118,24 @@ const natArb: fc.Arbitrary<FuzzNatSpec> = fc.record({
   elasticIp: fc.integer({ min: 0, max: 19 }).map((x) => x !== 0),
 });
 
-export function fuzzScenarioSpecArbFor(o: { shortTimeouts?: boolean } = {}): fc.Arbitrary<FuzzScenarioSpec> {
-  return o.shortTimeouts ? fuzzScenarioSpecArb.map((s) => ({ ...s, shortTimeouts: true })) : fuzzScenarioSpecArb;
+/** nf_conntrack_max of the fuzzer's scenarios by default (Linux's for a machine with ≥ 4 GiB). */
+export const FUZZ_DEFAULT_CT_MAX = 262144;
+
+/**
+ * The scenario arbitrary for a campaign. `shortTimeouts`: for engines whose clock runs in real time
+ * (the kernel). `defaultCtMax`: every scenario keeps nf_conntrack_max at FUZZ_DEFAULT_CT_MAX — the
+ * kernel engine cannot set it per namespace (docs/kernel-differences.md E3), so a smaller table
+ * would be a difference by construction; no fuzz run comes near the default.
+ */
+export function fuzzScenarioSpecArbFor(
+  o: { shortTimeouts?: boolean; defaultCtMax?: boolean } = {},
+): fc.Arbitrary<FuzzScenarioSpec> {
+  if (!o.shortTimeouts && !o.defaultCtMax) return fuzzScenarioSpecArb;
+  return fuzzScenarioSpecArb.map((s) => ({
+    ...s,
+    ...(o.shortTimeouts ? { shortTimeouts: true } : {}),
+    ...(o.defaultCtMax ? { ctMax: FUZZ_DEFAULT_CT_MAX } : {}),
+  }));
 }
 
 export const fuzzScenarioSpecArb: fc.Arbitrary<FuzzScenarioSpec> = fc.record({
@@ -127,7 +143,7 @@ export const fuzzScenarioSpecArb: fc.Arbitrary<FuzzScenarioSpec> = fc.record({
   secondPrivate: fc.boolean(),
   webHasEip: fc.integer({ min: 0, max: 3 }).map((x) => x !== 0),
   ctMax: fc.oneof(
-    { weight: 4, arbitrary: fc.constant(262144) },
+    { weight: 4, arbitrary: fc.constant(FUZZ_DEFAULT_CT_MAX) },
     { weight: 1, arbitrary: fc.integer({ min: 1, max: 6 }) },
     // Small enough that one shape[] command (clustered keys: one socket, one destination, one
     // source port) fills the table to its maximum and runs on into early drop.

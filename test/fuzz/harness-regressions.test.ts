@@ -4,6 +4,9 @@
 import { describe, expect, it } from 'vitest';
 import { makeEngine } from '../../src/diff/engines.ts';
 import { type FuzzEngineSpec, formatFailure, runFuzz } from '../../src/diff/fuzz/fuzz.ts';
+import fc from 'fast-check';
+import { FUZZ_DEFAULT_CT_MAX, fuzzScenarioSpecArbFor } from '../../src/traffic/fuzz-scenario.ts';
+import { engineDescriptor } from '../../src/diff/engines.ts';
 
 const modelVsCore: FuzzEngineSpec[] = [
   { name: 'model', create: (s, seed) => makeEngine('model', s, { seed }) },
@@ -11,6 +14,20 @@ const modelVsCore: FuzzEngineSpec[] = [
 ];
 
 describe('fuzz harness regressions', () => {
+  it('a campaign with an engine that cannot enforce nf_conntrack_max generates only the default (E3)', () => {
+    // corpora/regressions/20261204-conntrack-4b650323: ct max 1 against the kernel engine.
+    expect(engineDescriptor('kernel').fixedConntrackMax).toBe(true);
+    const fixed = fc.sample(fuzzScenarioSpecArbFor({ shortTimeouts: true, defaultCtMax: true }), {
+      numRuns: 300,
+      seed: 7,
+    });
+    expect(new Set(fixed.map((s) => s.ctMax))).toEqual(new Set([FUZZ_DEFAULT_CT_MAX]));
+    expect(fixed.every((s) => s.shortTimeouts)).toBe(true);
+    // Without it the small tables stay in the model-vs-core campaigns.
+    const free = fc.sample(fuzzScenarioSpecArbFor({}), { numRuns: 300, seed: 7 });
+    expect(free.some((s) => s.ctMax < 64)).toBe(true);
+  });
+
   it('a flood that takes over an expired flow’s mapped port ends that flow’s reply expectation (seed 1252869339 run 2638, 60 commands as the CI campaign)', async () => {
     // out 10.0.1.10:32768 → :1025; 61 s pass (UDP entry gone); a flood from 32768..32769 gives
     // :1025 to 32769; the far side's reply to :1025 rightly reaches 32769. The harness used to

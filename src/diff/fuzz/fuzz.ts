@@ -25,6 +25,8 @@ export interface FuzzEngineSpec {
   create(scenario: Scenario, seed: number): Promise<Engine>;
   /** The engine runs on a real clock (EngineDescriptor.realClock): see FuzzOptions.realTime. */
   realClock?: boolean;
+  /** The engine cannot enforce the scenario's conntrack maximum (EngineDescriptor.fixedConntrackMax). */
+  fixedConntrackMax?: boolean;
 }
 
 export interface FuzzProgress {
@@ -142,7 +144,10 @@ function makeProperty(opts: FuzzOptions, counters: Counters, onExec: (c: Capture
   const realTime = opts.realTime ?? opts.engines.some((e) => e.realClock === true);
   return fc.asyncProperty(
     fuzzCommandsArb(maxCommands, opts.shapeOneIn),
-    fuzzScenarioSpecArbFor({ shortTimeouts: realTime }),
+    fuzzScenarioSpecArbFor({
+      shortTimeouts: realTime,
+      defaultCtMax: opts.engines.some((e) => e.fixedConntrackMax === true),
+    }),
     fc.integer({ min: 1, max: 0x7fffffff }),
     async (cmds, spec, engineSeed) => {
       // Past the shrink budget every further candidate "passes" at once, so fast-check ends with
