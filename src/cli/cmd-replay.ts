@@ -8,7 +8,13 @@ import { UsageError, intOption, parseArgs } from './args.ts';
 import { checkInputFile, checkOutputFile, prepareOutputDir } from './output-location.ts';
 import { LINKTYPE_ETHERNET, LINKTYPE_RAW } from '../packet/constants.ts';
 import { loadScenario, resolveScenarioPath } from '../scenario/index.ts';
-import { DEFAULT_ENGINES, engineAvailability, parseEngineName, type EngineName } from '../diff/engines.ts';
+import {
+  DEFAULT_ENGINES,
+  engineAvailability,
+  engineUnsupported,
+  parseEngineName,
+  type EngineName,
+} from '../diff/engines.ts';
 import { runReplay, type ReplayOptions } from '../diff/replay/replay.ts';
 import { DEFAULT_INSIDE, scenarioForCapture } from '../diff/replay/scenario.ts';
 import { formatReplaySummary } from '../diff/replay/report.ts';
@@ -180,6 +186,18 @@ export const command: Command = {
       );
       scenario = choice.scenario;
       how = choice.how;
+    }
+
+    // An engine that cannot judge this scenario (the kernel engine and NAT gateways) is skipped, saying why.
+    for (const e of [...engines]) {
+      const why = engineUnsupported(e, scenario);
+      if (!why) continue;
+      process.stderr.write(`natlab replay: skipping the ${e} engine: ${why}\n`);
+      engines = engines.filter((x) => x !== e);
+    }
+    if (engines.length === 0) {
+      process.stderr.write('natlab replay: no engine left that can judge this scenario\n');
+      return EXIT_USAGE;
     }
 
     const json = a.flags.has('json');

@@ -10,6 +10,8 @@ export const RT_LOCAL = 1;
 export const RT_IGW = 2;
 export const RT_ENI = 3;
 export const RT_BLACKHOLE = 4;
+/** Route to a NAT gateway (rtInst: the gateway's index). */
+export const RT_NATGW = 5;
 
 export const TK_MASQUERADE = 1;
 export const TK_SNAT = 2;
@@ -66,7 +68,22 @@ export interface CompiledScenario {
   rtInst: Int32Array;
   eipCount: number;
   eipAddr: Uint32Array;
+  /** The instance of each Elastic IP, or -1 for a NAT gateway's (instances' EIPs come first). */
   eipInst: Int32Array;
+  /** The private address each Elastic IP maps to. */
+  eipPriv: Uint32Array;
+  /** NAT gateway index and its address index of each Elastic IP (-1 for instances'). */
+  eipGw: Int32Array;
+  eipGwAddr: Int32Array;
+  /** NAT gateways: route table of the subnet, addresses [gwAddrStart[g], gwAddrStart[g+1]). */
+  gwCount: number;
+  gwRt: Int32Array;
+  gwAddrStart: Int32Array;
+  gwAddrPriv: Uint32Array;
+  gwLimit: Int32Array;
+  gwIdleMs: Float64Array;
+  /** 1: portSelection 'preserve'; 0: 'random'. */
+  gwPreserve: Uint8Array;
   /** Rules of NAT slot k, chain c (CH_*): [chainStart[CH_COUNT*k+c], chainStart[CH_COUNT*k+c+1]). */
   chainStart: Int32Array;
   chainPolicy: Int32Array;
@@ -134,6 +151,9 @@ export function compileScenario(s: Scenario): CompiledScenario {
   const natInstL: number[] = [];
   const eipA: number[] = [];
   const eipI: number[] = [];
+  const eipP: number[] = [];
+  const eipG: number[] = [];
+  const eipK: number[] = [];
   s.instances.forEach((inst, i) => {
     instPriv[i] = inst.privateIp >>> 0;
     if (inst.elasticIp !== null) {
@@ -141,6 +161,9 @@ export function compileScenario(s: Scenario): CompiledScenario {
       instHasEip[i] = 1;
       eipA.push(inst.elasticIp >>> 0);
       eipI.push(i);
+      eipP.push(inst.privateIp >>> 0);
+      eipG.push(-1);
+      eipK.push(-1);
     }
     instSdc[i] = inst.sourceDestCheck ? 1 : 0;
     instFwd[i] = inst.sysctls.ipForward ? 1 : 0;
@@ -149,6 +172,22 @@ export function compileScenario(s: Scenario): CompiledScenario {
       instNat[i] = natInstL.length;
       natInstL.push(i);
     }
+  });
+  const gws = s.natGateways ?? [];
+  const gwAddrStart: number[] = [0];
+  const gwAddrPriv: number[] = [];
+  gws.forEach((g, gi) => {
+    g.addresses.forEach((a, k) => {
+      gwAddrPriv.push(a.privateIp >>> 0);
+      if (a.elasticIp !== null) {
+        eipA.push(a.elasticIp >>> 0);
+        eipI.push(-1);
+        eipP.push(a.privateIp >>> 0);
+        eipG.push(gi);
+        eipK.push(k);
+      }
+    });
+    gwAddrStart.push(gwAddrPriv.length);
   });
   // Routes: per table, longest prefix first (stable for equal lengths: first listed wins).
   const rtStart: number[] = [0];
@@ -170,9 +209,17 @@ export function compileScenario(s: Scenario): CompiledScenario {
       rtAddr.push(r.dest.addr >>> 0);
       rtMask.push(mask(r.dest.len));
       rtKind.push(
-        r.target === 'local' ? RT_LOCAL : r.target === 'igw' ? RT_IGW : r.target === 'eni' ? RT_ENI : RT_BLACKHOLE,
+        r.target === 'local'
+          ? RT_LOCAL
+          : r.target === 'igw'
+            ? RT_IGW
+            : r.target === 'eni'
+              ? RT_ENI
+              : r.target === 'nat-gateway'
+                ? RT_NATGW
+                : RT_BLACKHOLE,
       );
-      rtInst.push(r.target === 'eni' ? r.instance : -1);
+      rtInst.push(r.target === 'eni' || r.target === 'nat-gateway' ? r.instance : -1);
     }
     rtStart.push(rtAddr.length);
   }
@@ -234,6 +281,16 @@ export function compileScenario(s: Scenario): CompiledScenario {
     eipCount: eipA.length,
     eipAddr: Uint32Array.from(eipA),
     eipInst: Int32Array.from(eipI),
+    eipPriv: Uint32Array.from(eipP),
+    eipGw: Int32Array.from(eipG),
+    eipGwAddr: Int32Array.from(eipK),
+    gwCount: gws.length,
+    gwRt: Int32Array.from(gws.map((g) => s.subnets[g.subnet].routeTable)),
+    gwAddrStart: Int32Array.from(gwAddrStart),
+    gwAddrPriv: Uint32Array.from(gwAddrPriv),
+    gwLimit: Int32Array.from(gws.map((g) => g.connectionLimit)),
+    gwIdleMs: Float64Array.from(gws.map((g) => g.idleTimeout * 1000)),
+    gwPreserve: Uint8Array.from(gws.map((g) => (g.portSelection === 'preserve' ? 1 : 0))),
     chainStart: Int32Array.from(chainStart),
     chainPolicy: Int32Array.from(chainPolicy),
     rSrcMode: new Uint8Array(R),
@@ -344,7 +401,21 @@ export function eipIndex(c: CompiledScenario, addr: number): number {
 
 /** Index into eipAddr of the EIP mapped to private address `addr`, or -1. */
 export function eipOfPrivate(c: CompiledScenario, addr: number): number {
-  for (let i = 0; i < c.eipCount; i++) if (c.instPriv[c.eipInst[i]] === addr) return i;
+  for (let i = 0; i < c.eipCount; i++) if (c.eipPriv[i] === addr) return i;
+  return -1;
+}
+
+/** NAT gateway with private address `addr` (address index in gwAddrHit), or -1. */
+export function gatewayByPrivate(c: CompiledScenario, addr: number): number {
+  for (let g = 0; g < c.gwCount; g++)
+    for (let k = c.gwAddrStart[g], e = c.gwAddrStart[g + 1]; k < e; k++) if (c.gwAddrPriv[k] === addr) return g;
+  return -1;
+}
+
+/** Address index (0-based within gateway g) of private address `addr`, or -1. */
+export function gatewayAddrIndex(c: CompiledScenario, g: number, addr: number): number {
+  const b = c.gwAddrStart[g];
+  for (let k = b, e = c.gwAddrStart[g + 1]; k < e; k++) if (c.gwAddrPriv[k] === addr) return k - b;
   return -1;
 }
 

@@ -80,7 +80,7 @@ export class Dataplane {
     const c = shared.compiled;
     this.c = c;
     this.tables = new Tables(shared, workerIndex);
-    this.slow = new HopWalk(c, this.tables, shared.workers, workerIndex, shared.quota[workerIndex]);
+    this.slow = new HopWalk(c, this.tables, shared.workers, workerIndex, shared.quota[workerIndex], shared.sabs);
     this.st = this.slow.st;
     this.clock = new WorkerClock(this.tables);
     this.tmoEst = c.tmo[TO_ESTABLISHED];
@@ -90,8 +90,8 @@ export class Dataplane {
     this.eipSlot = new Int32Array(c.eipCount);
     this.eipPriv = new Uint32Array(c.eipCount);
     for (let e = 0; e < c.eipCount; e++) {
-      this.eipSlot[e] = c.instNat[c.eipInst[e]];
-      this.eipPriv[e] = c.instPriv[c.eipInst[e]];
+      this.eipSlot[e] = c.eipInst[e] < 0 ? -1 : c.instNat[c.eipInst[e]];
+      this.eipPriv[e] = c.eipPriv[e];
     }
   }
 
@@ -171,6 +171,8 @@ export class Dataplane {
     if (count > 0) {
       this.tables.ctl[this.tables.cBase + C_NOW] = now;
       this.tables.wheelAdvance(now, count + 64);
+      // NAT gateways expire with the clock, whatever path the packets took (the model does it per packet).
+      if (this.c.gwCount > 0) this.slow.gw.expire(Math.floor(batch.timeUs[idx[end - 1]] / 1000));
     }
   }
 
@@ -210,6 +212,7 @@ export class Dataplane {
 
   /** Advance the clock to absolute `ms` with no traffic: bounded incremental expiry of this worker's sessions. */
   advance(ms: number): void {
+    if (this.c.gwCount > 0) this.slow.gw.expire(ms);
     const nowMs = this.clock.relOfMs(ms);
     this.tables.ctl[this.tables.cBase + C_NOW] = nowMs;
     this.tables.wheelAdvance(nowMs, 1 << 16);

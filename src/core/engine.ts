@@ -26,6 +26,8 @@ import type {
   PacketResult,
 } from '../spec/engine.ts';
 import type { Scenario } from '../spec/scenario.ts';
+import { natGatewayCounters, type NatGatewayCounters } from '../spec/nat-gateway.ts';
+import { readGatewayCounters } from './nat-gateway-layout.ts';
 import {
   type BatchOutput,
   type FrameBatch,
@@ -193,7 +195,10 @@ class CoreEngineImpl implements CoreEngine {
 
   constructor(scenario: Scenario, opts: CoreEngineOptions) {
     this.scenario = scenario;
-    const workers = opts.inline ? 1 : (opts.workers ?? defaultWorkers());
+    // NAT gateways' connections are not partitioned over workers: such a scenario runs on one
+    // (docs/core.md "NAT gateways").
+    const hasGateways = (scenario.natGateways ?? []).length > 0;
+    const workers = opts.inline || hasGateways ? 1 : (opts.workers ?? defaultWorkers());
     if (opts.inline && opts.workers !== undefined && opts.workers !== 1) {
       throw new InputError(`core engine: inline runs one worker's partition, got --workers ${opts.workers}`);
     }
@@ -305,6 +310,12 @@ class CoreEngineImpl implements CoreEngine {
 
   dropCounters(): number[] {
     return readDropCounters(this.shared);
+  }
+
+  async natGatewayCounters(): Promise<NatGatewayCounters[]> {
+    return (this.scenario.natGateways ?? []).map((g, i) =>
+      natGatewayCounters(i, g.name, readGatewayCounters(this.shared.sabs, i)),
+    );
   }
 
   async close(): Promise<void> {

@@ -29,11 +29,18 @@ import {
   RT_ENI,
   RT_IGW,
   RT_LOCAL,
+  RT_NATGW,
   eipIndex,
   eipOfPrivate,
+  gatewayAddrIndex,
+  gatewayByPrivate,
   instanceByPrivate,
   routeLookup,
 } from './compile.ts';
+import { NatGateways } from './nat-gateway.ts';
+import { TCP_RESET_LEN, writeTcpReset } from '../packet/tcp-reset.ts';
+import { F_RST } from '../packet/constants.ts';
+import { DEFAULT_IP_TTL } from '../spec/timeouts.ts';
 import { Conntrack } from './conntrack.ts';
 import { IcmpErrors } from './icmp-error.ts';
 import { PacketManip } from './manip.ts';
@@ -84,6 +91,8 @@ export class HopWalk {
   readonly ct: Conntrack;
   readonly nat: Nat;
   readonly icmp: IcmpErrors;
+  /** The scenario's NAT gateways (none: every method is a no-op). */
+  readonly gw: NatGateways;
   private readonly drops: Float64Array;
   private readonly dropBase: number;
   private out: BatchOutput | null = null;
@@ -95,12 +104,14 @@ export class HopWalk {
     workers: number,
     worker: number,
     quota: number,
+    sabs: Record<string, SharedArrayBuffer>,
   ) {
     const st = this.st;
     this.manip = new PacketManip(st);
     this.ct = new Conntrack(c, t, st, quota);
     this.nat = new Nat(c, t, st, this.ct, this.manip, workers, worker);
     this.icmp = new IcmpErrors(c, st, this.ct, this.manip);
+    this.gw = new NatGateways(c, sabs, st, this.manip);
     this.drops = t.v.drops;
     this.dropBase = worker * REASON_COUNT;
   }
@@ -168,7 +179,8 @@ export class HopWalk {
       st.reason = DROP_MALFORMED;
       st.detail = ps;
     } else {
-      this.walk(ingress === 0 ? -1 : ingress - 1, ingress === 0);
+      if (this.c.gwCount > 0) this.gw.expire(Math.floor(batch.timeUs[i] / 1000));
+      this.walk(ingress === 0 ? -1 : ingress - 1, ingress === 0, -1, 0, 0);
     }
     if (st.fate === FATE_DROPPED) this.drops[this.dropBase + st.reason]++;
     else if (st.trkOk && st.trkNat === 1 && st.trkLocal >= 0 && st.nOut === 1) this.recordPath();
@@ -213,31 +225,44 @@ export class HopWalk {
 
   /**
    * Walks the current frame. `fromInternet`: it enters at the IGW (inbound); else it leaves
-   * instance `inst` (step 2).
+   * instance `inst` (step 2), or NAT gateway `gwFrom` when that is ≥ 0 (an RST it sends). `hops0`
+   * and `hairpins0`: arrivals and hairpins already on the packet's way (a generated packet
+   * continues its trigger's counts, as the model's sub-walks do).
    */
-  private walk(inst: number, fromInternet: boolean): void {
+  private walk(inst: number, fromInternet: boolean, gwFrom: number, hops0: number, hairpins0: number): void {
     const c = this.c;
     const st = this.st;
     const pv = st.pv;
-    let hops = 0;
-    let hairpins = 0;
+    let hops = hops0;
+    let hairpins = hairpins0;
     let arriving = false;
+    /** A NAT gateway the packet is leaving (≥ 0) or arriving at (gwAt ≥ 0), instead of an instance. */
+    let gwLeave = gwFrom;
+    let gwAt = -1;
     if (fromInternet) {
       // Step 7: IGW inbound.
       const e = eipIndex(c, pv.dst);
       if (e < 0) return this.drop(DROP_IGW_UNKNOWN_DST);
-      const priv = c.instPriv[c.eipInst[e]];
-      this.igwRewrite(false, pv.dst, priv);
+      this.igwRewrite(false, pv.dst, c.eipPriv[e]);
       inst = c.eipInst[e];
+      gwAt = c.eipGw[e];
       arriving = true;
     }
     for (;;) {
       if (!arriving) {
-        // Step 2: ENI egress source/dest check of `inst`.
-        if (c.instSdc[inst] && pv.src !== c.instPriv[inst]) return this.drop(DROP_SRC_DST_CHECK_SRC);
+        let rt: number;
+        if (gwLeave >= 0) {
+          // A NAT gateway has no source/dest check; its subnet's route table routes what it sends.
+          rt = c.gwRt[gwLeave];
+          gwLeave = -1;
+        } else {
+          // Step 2: ENI egress source/dest check of `inst`.
+          if (c.instSdc[inst] && pv.src !== c.instPriv[inst]) return this.drop(DROP_SRC_DST_CHECK_SRC);
+          rt = c.instRt[inst];
+        }
         // Step 3: VPC router (no multicast, no limited broadcast).
         if (isMulticastOrBroadcast(pv.dst)) return this.drop(DROP_MULTICAST);
-        const r = routeLookup(c, c.instRt[inst], pv.dst);
+        const r = routeLookup(c, rt, pv.dst);
         if (r < 0) return this.drop(DROP_NO_ROUTE);
         const kind = c.rtKind[r];
         if (kind === RT_BLACKHOLE) return this.drop(DROP_BLACKHOLE);
@@ -252,8 +277,9 @@ export class HopWalk {
             // Hairpin: the IGW sends a packet for one of the VPC's own EIPs straight back in.
             hairpins++;
             st.trkOk = false;
-            this.igwRewrite(false, pv.dst, c.instPriv[c.eipInst[h]]);
+            this.igwRewrite(false, pv.dst, c.eipPriv[h]);
             inst = c.eipInst[h];
+            gwAt = c.eipGw[h];
             arriving = true;
             continue;
           }
@@ -262,12 +288,27 @@ export class HopWalk {
         }
         if (kind === RT_LOCAL) {
           const t = instanceByPrivate(c, pv.dst);
-          if (t < 0) return this.drop(DROP_NO_HOST);
-          inst = t;
+          if (t < 0) {
+            gwAt = gatewayByPrivate(c, pv.dst);
+            if (gwAt < 0) return this.drop(DROP_NO_HOST);
+          } else inst = t;
         } else if (kind === RT_ENI) {
           inst = c.rtInst[r];
+        } else if (kind === RT_NATGW) {
+          gwAt = c.rtInst[r];
         }
         arriving = true;
+        continue;
+      }
+      if (gwAt >= 0) {
+        // Arrival at a NAT gateway (nat-gateway.ts).
+        if (++hops > MAX_HOPS) return this.drop(DROP_ROUTING_LOOP);
+        st.trkOk = false;
+        const g = gwAt;
+        gwAt = -1;
+        if (!this.gateway(g, hops, hairpins)) return;
+        gwLeave = g;
+        arriving = false;
         continue;
       }
       // Arrival at instance `inst`.
@@ -303,8 +344,57 @@ export class HopWalk {
 
   /** A time exceeded from `inst` (NAT slot `slot` or -1) for the current frame, walked out. */
   private timeExceeded(inst: number, slot: number): void {
-    if (this.icmp.timeExceeded(inst, slot)) this.walk(inst, false);
+    if (this.icmp.timeExceeded(inst, slot)) this.walk(inst, false, -1, 0, 0);
     this.st.gen = false;
+  }
+
+  /**
+   * The current frame at NAT gateway g: translated (true: it leaves the gateway, TTL decremented)
+   * or dropped — a TCP packet of no known connection is answered with an RST walked out of the
+   * gateway (continuing the hop and hairpin counts).
+   */
+  private gateway(g: number, hops: number, hairpins: number): boolean {
+    const st = this.st;
+    const pv = st.pv;
+    const own = gatewayAddrIndex(this.c, g, pv.dst);
+    if (own >= 0) {
+      const r = this.gw.inbound(g, own);
+      if (r !== REASON_NONE) {
+        this.drop(r);
+        return false;
+      }
+      this.manip.decTtl();
+      return true;
+    }
+    const r = this.gw.outbound(g);
+    if (r === REASON_NONE) {
+      this.manip.decTtl();
+      return true;
+    }
+    this.drop(r);
+    if (this.gw.reset && !st.gen) {
+      const b = st.buf;
+      const eo = st.errOff;
+      writeTcpReset(
+        b,
+        eo,
+        pv.src,
+        pv.dst,
+        pv.sport,
+        pv.dport,
+        pv.tcpSeq,
+        pv.tcpAck,
+        pv.tcpFlags & ~F_RST,
+        pv.payloadLen,
+        DEFAULT_IP_TTL,
+      );
+      st.gen = true;
+      st.fo = eo;
+      parseIpv4(b, eo, TCP_RESET_LEN, pv);
+      this.walk(-1, false, g, hops, hairpins);
+      st.gen = false;
+    }
+    return false;
   }
 
   /** Step 6 at NAT instance `inst`: the netfilter hooks. True: the packet leaves the instance (continue the walk). */

@@ -20,6 +20,7 @@
 
 import type { Scenario } from '../spec/scenario.ts';
 import { REASON_COUNT } from '../spec/reasons.ts';
+import { natGatewaySabs } from './nat-gateway-layout.ts';
 import { prngInitialState } from '../spec/prng.ts';
 import { type BatchOutput, type FrameBatch, createBatchOutput, createFrameBatch } from '../spec/frame-batch.ts';
 import { type CompiledScenario, compileScenario } from './compile.ts';
@@ -215,6 +216,7 @@ export function createCoreShared(
     natc: new SharedArrayBuffer(W * Math.max(1, compiled.counterCount) * 2 * 8),
     clock: new SharedArrayBuffer(W * 8),
   };
+  if (compiled.gwCount > 0) Object.assign(sabs, natGatewaySabs(compiled.gwCount, opts.seed));
   new Float64Array(sabs.clock).fill(CLOCK_UNSET);
   const hashSeed = (opts.hashSeed ?? opts.seed) | 0;
   const shared: CoreShared = {

@@ -46,6 +46,11 @@ export async function engineAvailability(name: EngineName): Promise<EngineAvaila
   return d.available ? await d.available() : { ok: true, missing: '' };
 }
 
+/** Why engine `name` cannot judge `scenario` (one line), or null. */
+export function engineUnsupported(name: EngineName, scenario: Scenario): string | null {
+  return ENGINES[name].unsupported?.(scenario) ?? null;
+}
+
 /** True if the engine can run here. */
 export async function engineAvailable(name: EngineName): Promise<boolean> {
   return (await engineAvailability(name)).ok;

@@ -69,6 +69,7 @@ import {
   instancePoint,
   type Instance,
   type NatChainName,
+  type NatGateway,
   type Route,
   type Scenario,
 } from '../spec/scenario.ts';
@@ -96,6 +97,10 @@ import {
   targetRange,
 } from './nat.ts';
 import { Prng } from './prng.ts';
+import { ModelNatGateway } from './nat-gateway.ts';
+import { natGatewayCounters, type NatGatewayCounters } from '../spec/nat-gateway.ts';
+import { F_RST } from '../packet/constants.ts';
+import { TCP_RESET_LEN, writeTcpReset } from '../packet/tcp-reset.ts';
 import { TCP_STATE_NAMES } from './tcp-state.ts';
 import { tupleText } from './tuple.ts';
 import { rd16, rd32, wr16, wr32 } from '../packet/bytes.ts';
@@ -170,12 +175,15 @@ export class ModelEngine implements Engine {
   private readonly tables: (ConntrackTable | null)[];
   /** nat counters per instance index and chain. */
   private readonly counters: (Record<NatChainName, ChainCounters> | null)[];
+  /** The scenario's NAT gateways (docs/semantics.md "NAT gateway"), same order. */
+  private readonly gateways: ModelNatGateway[];
 
   constructor(
     readonly scenario: Scenario,
     opts: ModelEngineOptions = {},
   ) {
     this.rng = new Prng(opts.seed ?? 1);
+    this.gateways = (scenario.natGateways ?? []).map((g) => new ModelNatGateway(g, opts.seed ?? 1));
     this.tables = scenario.instances.map((i) => (i.nat ? new ConntrackTable(scenario.conntrack) : null));
     this.counters = scenario.instances.map((i) => {
       if (!i.nat) return null;
@@ -214,6 +222,14 @@ export class ModelEngine implements Engine {
     return this.natCountersSync();
   }
 
+  async natGatewayCounters(): Promise<NatGatewayCounters[]> {
+    return this.natGatewayCountersSync();
+  }
+
+  natGatewayCountersSync(): NatGatewayCounters[] {
+    return this.gateways.map((g, i) => natGatewayCounters(i, g.gw.name, g.counters));
+  }
+
   async close(): Promise<void> {}
 
   // --- synchronous helpers ----------------------------------------------------------------------
@@ -228,6 +244,7 @@ export class ModelEngine implements Engine {
     const ms = Math.floor(timeUs / CLOCK_TICK_US);
     if (ms > this.nowMs) this.nowMs = ms;
     for (const t of this.tables) t?.expire(this.nowMs);
+    for (const g of this.gateways) g.expire(this.nowMs);
   }
 
   conntrackSync(): ConntrackEntry[] {
@@ -371,8 +388,14 @@ export class ModelEngine implements Engine {
         pkt,
         `${why}; source/dest check ${S.sourceDestCheck ? 'on: the source is its own address' : 'off'}`,
       );
-    // VPC router: the route table of S's subnet, longest prefix wins; never changes a byte.
-    const subnet = this.scenario.subnets[S.subnet];
+    this.route(S.subnet, pkt, w);
+  }
+
+  /** Step 3: the VPC router routes a packet sent from subnet `sn` (the route table of the subnet). */
+  private route(sn: number, pkt: Uint8Array, w: Walk): void {
+    const pv = parse(pkt);
+    // VPC router: the route table of the sender's subnet, longest prefix wins; never changes a byte.
+    const subnet = this.scenario.subnets[sn];
     const rtb = this.scenario.routeTables[subnet.routeTable];
     const routerName = `VPC router (rtb ${rtb.name})`;
     if (isMulticastOrBroadcast(pv.dst)) {
@@ -401,6 +424,12 @@ export class ModelEngine implements Engine {
         return;
       case 'local': {
         const t = this.scenario.instances.findIndex((i) => i.privateIp === pv.dst);
+        if (t < 0 && this.gatewayOf(pv.dst)) {
+          const [g] = this.gatewayOf(pv.dst)!;
+          this.hop(w, routerName, pkt, `route ${rtext}: ENI of NAT gateway ${this.gwSpec(g).name}`);
+          this.arriveAtGateway(g, pkt, w);
+          return;
+        }
         if (t < 0) {
           this.drop(
             w,
@@ -419,17 +448,106 @@ export class ModelEngine implements Engine {
         this.hop(w, routerName, pkt, `route ${rtext}`);
         this.arriveAt(route.instance, pkt, w);
         return;
+      case 'nat-gateway':
+        this.hop(w, routerName, pkt, `route ${rtext}`);
+        this.arriveAtGateway(route.instance, pkt, w);
+        return;
     }
   }
 
+  private gwSpec(g: number): NatGateway {
+    return this.gateways[g].gw;
+  }
+
+  /** [gateway, address index] of the NAT gateway with private IP `ip`, or null. */
+  private gatewayOf(ip: number): [number, number] | null {
+    for (let g = 0; g < this.gateways.length; g++) {
+      const k = this.gwSpec(g).addresses.findIndex((a) => a.privateIp === ip);
+      if (k >= 0) return [g, k];
+    }
+    return null;
+  }
+
+  /** [gateway, address index] of the NAT gateway address with Elastic IP `eip`, or null. */
+  private gatewayOfEip(eip: number): [number, number] | null {
+    for (let g = 0; g < this.gateways.length; g++) {
+      const k = this.gwSpec(g).addresses.findIndex((a) => a.elasticIp === eip);
+      if (k >= 0) return [g, k];
+    }
+    return null;
+  }
+
+  /** A packet reaches NAT gateway g: translated (both directions) and routed on, or dropped. */
+  private arriveAtGateway(g: number, pkt: Uint8Array, w: Walk): void {
+    const G = this.gwSpec(g);
+    const name = `NAT gateway ${G.name}`;
+    w.instanceHops++;
+    if (w.instanceHops > MAX_INSTANCE_HOPS) {
+      this.drop(w, DROP_ROUTING_LOOP, name, pkt, `more than ${MAX_INSTANCE_HOPS} instance hops`);
+      return;
+    }
+    const pv = parse(pkt);
+    const own = G.addresses.findIndex((a) => a.privateIp === pv.dst);
+    const gw = this.gateways[g];
+    if (own >= 0) {
+      const v = gw.inbound(pkt, pv, own, this.nowMs);
+      if (v.reason !== REASON_NONE) return this.drop(w, v.reason, name, pkt, v.note);
+      ipDecreaseTtl(pkt);
+      this.hop(w, name, pkt, `${v.note}; ttl ${pv.ttl}→${pv.ttl - 1}`);
+      this.route(G.subnet, pkt, w);
+      return;
+    }
+    const src = pv.src;
+    const v = gw.outbound(pkt, pv, this.nowMs);
+    if (v.reason !== REASON_NONE) {
+      this.drop(w, v.reason, name, pkt, v.note);
+      if (v.reset && !w.prefix) this.sendReset(g, pv, w);
+      return;
+    }
+    ipDecreaseTtl(pkt);
+    this.hop(w, name, pkt, `${v.note} (from ${formatIpv4(src)}); ttl ${pv.ttl}→${pv.ttl - 1}`);
+    this.route(G.subnet, pkt, w);
+  }
+
+  /** The RST NAT gateway g sends back to the source of a TCP packet of no connection (`pv`). */
+  private sendReset(g: number, pv: PacketView, w: Walk): void {
+    const rst = new Uint8Array(TCP_RESET_LEN);
+    writeTcpReset(
+      rst,
+      0,
+      pv.src,
+      pv.dst,
+      pv.sport,
+      pv.dport,
+      pv.tcpSeq,
+      pv.tcpAck,
+      pv.tcpFlags & ~F_RST,
+      pv.payloadLen,
+      DEFAULT_IP_TTL,
+    );
+    const sub: Walk = { ...w, prefix: 'RST: ', hops: w.hops, outputs: w.outputs };
+    this.hop(sub, `NAT gateway ${this.gwSpec(g).name}`, rst, `reset to ${formatIpv4(pv.src)}:${pv.sport}`);
+    this.route(this.gwSpec(g).subnet, rst, sub);
+    w.instanceHops = sub.instanceHops;
+    w.hairpins = sub.hairpins;
+  }
+
   private routeTargetText(r: Route): string {
+    if (r.target === 'nat-gateway') return `nat-gateway:${this.gateways[r.instance]?.gw.name ?? r.instance}`;
     return r.target === 'eni' ? `eni:${this.scenario.instances[r.instance]?.name ?? r.instance}` : r.target;
   }
 
   /** Step 4: IGW outbound, private source → Elastic IP. */
   private igwOutbound(pkt: Uint8Array, w: Walk): void {
     const pv = parse(pkt);
-    const owner = this.scenario.instances.find((i) => i.privateIp === pv.src && i.elasticIp !== null);
+    let owner: { name: string; privateIp: number; elasticIp: number | null } | undefined = this.scenario.instances.find(
+      (i) => i.privateIp === pv.src && i.elasticIp !== null,
+    );
+    const gwOwner = owner ? null : this.gatewayOf(pv.src);
+    if (gwOwner) {
+      const a = this.gwSpec(gwOwner[0]).addresses[gwOwner[1]];
+      owner = { name: `NAT gateway ${this.gwSpec(gwOwner[0]).name}`, privateIp: a.privateIp, elasticIp: a.elasticIp };
+    }
     if (!owner || owner.elasticIp === null) {
       this.drop(w, DROP_IGW_NO_PUBLIC_IP, 'IGW static NAT', pkt, `the source ${formatIpv4(pv.src)} has no Elastic IP`);
       return;
@@ -441,7 +559,10 @@ export class ModelEngine implements Engine {
       pkt,
       `${formatIpv4(owner.privateIp)}→${formatIpv4(owner.elasticIp)} (${owner.name}'s Elastic IP)`,
     );
-    if (w.hairpins < MAX_HAIRPINS && this.scenario.instances.some((i) => i.elasticIp === pv.dst)) {
+    if (
+      w.hairpins < MAX_HAIRPINS &&
+      (this.scenario.instances.some((i) => i.elasticIp === pv.dst) || this.gatewayOfEip(pv.dst) !== null)
+    ) {
       // Addressed to one of the VPC's own Elastic IPs: the IGW sends it straight back in.
       w.hairpins++;
       this.igwInbound(pkt, w);
@@ -454,6 +575,19 @@ export class ModelEngine implements Engine {
   private igwInbound(pkt: Uint8Array, w: Walk): void {
     const pv = parse(pkt);
     const t = this.scenario.instances.findIndex((i) => i.elasticIp === pv.dst);
+    const gwAt = t < 0 ? this.gatewayOfEip(pv.dst) : null;
+    if (gwAt) {
+      const a = this.gwSpec(gwAt[0]).addresses[gwAt[1]];
+      igwRewrite(pkt, pv, 'dst', a.elasticIp as number, a.privateIp);
+      this.hop(
+        w,
+        'IGW static NAT',
+        pkt,
+        `${formatIpv4(a.elasticIp as number)}→${formatIpv4(a.privateIp)} (NAT gateway ${this.gwSpec(gwAt[0]).name})`,
+      );
+      this.arriveAtGateway(gwAt[0], pkt, w);
+      return;
+    }
     if (t < 0) {
       this.drop(
         w,

@@ -988,8 +988,21 @@ export class KernelEngine implements Engine {
   }
 }
 
+/**
+ * Why the kernel engine cannot judge `scenario`, or null: a NAT gateway is AWS's managed service,
+ * not Linux — there is nothing to build in a namespace that would be ground truth for it
+ * (docs/kernel-differences.md "NAT gateways").
+ */
+export function kernelUnsupported(scenario: Scenario): string | null {
+  const g = scenario.natGateways ?? [];
+  if (g.length === 0) return null;
+  return `scenario ${scenario.name} has NAT gateway${g.length > 1 ? 's' : ''} (${g.map((x) => x.name).join(', ')}): the kernel engine cannot judge a NAT gateway, which is AWS's managed service and not Linux (compare model and core; docs/kernel-differences.md)`;
+}
+
 /** The engine factory. */
 export function createKernelEngine(scenario: Scenario, opts: KernelEngineOptions = {}): Promise<KernelEngine> {
+  const why = kernelUnsupported(scenario);
+  if (why) return Promise.reject(new InputError(`kernel engine: ${why}`));
   return KernelEngine.create(scenario, opts);
 }
 
@@ -1006,6 +1019,7 @@ export const kernelEngineDescriptor: EngineDescriptor = {
     const pre = await checkKernelPrerequisites();
     return { ok: pre.ok, missing: pre.ok ? '' : describeMissing(pre) };
   },
+  unsupported: kernelUnsupported,
   create: (scenario, opts) => createKernelEngine(scenario, opts),
 };
 

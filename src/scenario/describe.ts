@@ -8,7 +8,12 @@ import { formatCidr, formatIpv4 } from '../packet/addr.ts';
 export const HOSTS_SHOWN = 12;
 
 export function formatRoute(s: Scenario, r: Route): string {
-  const target = r.target === 'eni' ? `eni:${s.instances[r.instance]?.name ?? '?'}` : r.target;
+  const target =
+    r.target === 'eni'
+      ? `eni:${s.instances[r.instance]?.name ?? '?'}`
+      : r.target === 'nat-gateway'
+        ? `nat-gateway:${s.natGateways?.[r.instance]?.name ?? '?'}`
+        : r.target;
   return `${formatCidr(r.dest)} -> ${target}`;
 }
 
@@ -56,6 +61,16 @@ export function describeScenario(s: Scenario): string {
       for (const r of rules) out.push(`      nat: ${r}`);
     }
   });
+  const gws = s.natGateways ?? [];
+  if (gws.length > 0) out.push(`  NAT gateways (${gws.length}):`);
+  for (const g of gws) {
+    const addrs = g.addresses
+      .map((a) => `${formatIpv4(a.privateIp)}${a.elasticIp === null ? '' : ` (eip ${formatIpv4(a.elasticIp)})`}`)
+      .join(', ');
+    out.push(
+      `    ${g.name}  subnet ${s.subnets[g.subnet]?.name ?? '?'}  ${addrs}  limit ${g.connectionLimit}/destination/address, idle ${g.idleTimeout} s, ports ${g.portSelection}`,
+    );
+  }
   const shown = s.internetHosts.slice(0, HOSTS_SHOWN).map(formatCidr).join(', ');
   const more = s.internetHosts.length > HOSTS_SHOWN ? ` ... (${s.internetHosts.length} in all)` : '';
   out.push(`  internet hosts ${shown || '(none)'}${more}`);
@@ -108,6 +123,20 @@ export function scenarioWarnings(s: Scenario): string[] {
       out.push(
         `instance ${i.name}: translates traffic routed to it but has no Elastic IP, so the igw drops what it sends to the internet`,
       );
+  }
+  for (const g of s.natGateways ?? []) {
+    const sn = s.subnets[g.subnet];
+    const rt = sn ? s.routeTables[sn.routeTable] : undefined;
+    if (!rt) continue;
+    const hasIgw = rt.routes.some((r) => r.target === 'igw');
+    if (g.addresses.some((a) => a.elasticIp !== null) && !hasIgw)
+      out.push(
+        `NAT gateway ${g.name}: has Elastic IPs but route table ${rt.name} of its subnet ${sn.name} has no route to the igw, so nothing it translates reaches the internet`,
+      );
+    if (
+      rt.routes.some((r) => r.target === 'nat-gateway' && r.instance === s.natGateways!.indexOf(g) && r.dest.len === 0)
+    )
+      out.push(`NAT gateway ${g.name}: its own subnet's default route points at it (a routing loop)`);
   }
   return out;
 }

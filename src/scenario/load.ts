@@ -23,6 +23,7 @@ import { cidrContains, cidrLast, cidrOverlaps, formatCidr, formatIpv4 } from '..
 import { cidrWithin, nonUnicastReason, readCidr, readIpv4 } from './addr-text.ts';
 import { ErrorList } from './error-list.ts';
 import { configurePatTable, parseNatTable } from './iptables.ts';
+import { compileNatGateways } from './nat-gateway.ts';
 
 export const TOP_KEYS = [
   'name',
@@ -33,6 +34,7 @@ export const TOP_KEYS = [
   'instances',
   'internet',
   'conntrack',
+  'natGateways',
 ] as const;
 export const VPC_KEYS = ['cidr'] as const;
 export const ROUTE_KEYS = ['dest', 'target'] as const;
@@ -780,6 +782,17 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
     }
   }
 
+  // NAT gateways (after instances: their addresses must not collide; before routes: nat-gateway:NAME).
+  const natGateways = compileNatGateways(ctx, top.natGateways, {
+    vpcCidr: vpcOk ? vpcCidr : null,
+    subnets,
+    allSubnetNames: allSnNames,
+    instances,
+    internetHosts,
+    hostIndex,
+  });
+  const gwNames = natGateways.map((g) => g.name);
+
   // Routes
   const routeTables: RouteTable[] = [];
   for (const rtName of rtNames) {
@@ -790,7 +803,7 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
     if (rv !== null && !Array.isArray(rv)) {
       ctx.err(
         p,
-        `expected a list of routes ({ dest: CIDR, target: local|igw|blackhole|eni:INSTANCE }), got ${typeName(rv)}`,
+        `expected a list of routes ({ dest: CIDR, target: local|igw|blackhole|eni:INSTANCE|nat-gateway:NAME }), got ${typeName(rv)}`,
       );
       continue;
     }
@@ -802,7 +815,7 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
       const dest = ctx.cidr([...rp, 'dest'], o.dest, true);
       const target = ctx.str([...rp, 'target'], o.target, true);
       if (!dest || target === null) continue;
-      const route = readTarget(ctx, [...rp, 'target'], target, instNames);
+      const route = readTarget(ctx, [...rp, 'target'], target, instNames, gwNames);
       if (!route) continue;
       const prev = routes.findIndex((x) => x.dest.addr === dest.addr && x.dest.len === dest.len);
       if (prev >= 0) {
@@ -853,7 +866,9 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
     }
   }
 
-  return { name, source: file, vpcCidr, subnets, routeTables, instances, internetHosts, conntrack };
+  const s: Scenario = { name, source: file, vpcCidr, subnets, routeTables, instances, internetHosts, conntrack };
+  if (natGateways.length > 0) s.natGateways = natGateways;
+  return s;
 }
 
 function placeholderInstance(name: string): Instance {
@@ -873,6 +888,7 @@ function readTarget(
   path: Array<string | number>,
   t: string,
   instNames: string[],
+  gwNames: string[],
 ): { target: Route['target']; instance: number } | null {
   const s = t.trim();
   if (s === 'local' || s === 'igw' || s === 'blackhole') return { target: s, instance: -1 };
@@ -888,7 +904,19 @@ function readTarget(
     }
     return { target: 'eni', instance: idx };
   }
-  ctx.err(path, `unknown route target '${s}' (local, igw, blackhole or eni:INSTANCE)`);
+  if (s.startsWith('nat-gateway:')) {
+    const n = s.slice('nat-gateway:'.length);
+    const idx = gwNames.indexOf(n);
+    if (idx < 0) {
+      ctx.err(
+        path,
+        `'${s}': NAT gateway '${n}' does not exist${suggest(n, gwNames)}; defined: ${gwNames.join(', ') || 'none'}`,
+      );
+      return null;
+    }
+    return { target: 'nat-gateway', instance: idx };
+  }
+  ctx.err(path, `unknown route target '${s}' (local, igw, blackhole, eni:INSTANCE or nat-gateway:NAME)`);
   return null;
 }
 

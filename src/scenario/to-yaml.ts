@@ -5,6 +5,7 @@
 import { Document, isMap, isSeq } from 'yaml';
 import type { Cidr, Scenario } from '../spec/scenario.ts';
 import { formatCidr, formatIpv4 } from '../packet/addr.ts';
+import { natGatewaysToObject } from './nat-gateway.ts';
 import { SYSCTL_IP_FORWARD, SYSCTL_SEND_REDIRECTS_ALL, SYSCTL_SEND_REDIRECTS_ETH0 } from './load.ts';
 
 function hostText(c: Cidr): string {
@@ -17,7 +18,12 @@ export function scenarioToObject(s: Scenario): Record<string, unknown> {
   for (const rt of s.routeTables) {
     routeTables[rt.name] = rt.routes.map((r) => ({
       dest: formatCidr(r.dest),
-      target: r.target === 'eni' ? `eni:${s.instances[r.instance].name}` : r.target,
+      target:
+        r.target === 'eni'
+          ? `eni:${s.instances[r.instance].name}`
+          : r.target === 'nat-gateway'
+            ? `nat-gateway:${(s.natGateways ?? [])[r.instance].name}`
+            : r.target,
     }));
   }
   const subnets: Record<string, unknown> = {};
@@ -36,7 +42,7 @@ export function scenarioToObject(s: Scenario): Record<string, unknown> {
     if (i.nat) o.iptables = i.nat.text;
     instances[i.name] = o;
   }
-  return {
+  const o: Record<string, unknown> = {
     name: s.name,
     vpc: { cidr: formatCidr(s.vpcCidr) },
     routeTables,
@@ -50,6 +56,8 @@ export function scenarioToObject(s: Scenario): Record<string, unknown> {
       timeouts: { ...s.conntrack.timeouts },
     },
   };
+  if (s.natGateways && s.natGateways.length > 0) o.natGateways = natGatewaysToObject(s.natGateways, s.subnets);
+  return o;
 }
 
 /** The scenario as a YAML scenario file (all values explicit, nat tables as iptables-save text). */
@@ -63,6 +71,10 @@ export function scenarioToYaml(s: Scenario, header?: string): string {
   for (const sn of s.subnets) {
     const m = doc.getIn(['subnets', sn.name], true);
     if (isMap(m)) m.flow = true;
+  }
+  for (const g of s.natGateways ?? []) {
+    const seq = doc.getIn(['natGateways', g.name, 'addresses'], true);
+    if (isSeq(seq)) for (const it of seq.items) if (isMap(it)) it.flow = true;
   }
   const body = doc.toString({ blockQuote: 'literal', lineWidth: 0, indent: 2 });
   const head = [

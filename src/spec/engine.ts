@@ -1,4 +1,5 @@
 import type { BatchOutput, FrameBatch } from './frame-batch.ts';
+import type { NatGatewayCounters } from './nat-gateway.ts';
 import type { Scenario } from './scenario.ts';
 
 // The contract every engine (model, core, kernel) implements. Frames are IPv4 packets: the IPv4
@@ -131,6 +132,11 @@ export interface Engine {
   advance(timeUs: number): Promise<void>;
   conntrack(): Promise<ConntrackEntry[]>;
   natCounters(): Promise<NatRuleCounter[]>;
+  /**
+   * NAT gateway counters (CloudWatch metric names, src/spec/nat-gateway.ts), one per NAT gateway
+   * of the scenario. Absent: the engine cannot run NAT gateways (the kernel engine).
+   */
+  natGatewayCounters?(): Promise<NatGatewayCounters[]>;
   close(): Promise<void>;
 }
 
@@ -175,6 +181,11 @@ export interface EngineDescriptor {
   readonly fuzzOptions?: Record<string, unknown>;
   /** Checks this machine (root, tools); absent = always available. */
   available?(): Promise<EngineAvailability>;
+  /**
+   * Why this engine cannot judge `scenario` (one line), or null. Absent: it judges every scenario.
+   * Commands skip such an engine for that scenario and say why; create() refuses it (InputError).
+   */
+  unsupported?(scenario: Scenario): string | null;
   /** Builds an engine; `opts` carries EngineOptions plus engine-specific options. */
   create(scenario: Scenario, opts: EngineOptions & Record<string, unknown>): Engine | Promise<Engine>;
 }

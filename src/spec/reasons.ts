@@ -55,6 +55,16 @@ export const DROP_ICMP_REDIRECT_NAT = 22;
 export const DROP_MARTIAN_SOURCE = 23;
 /** VPC router: a multicast (224.0.0.0/4) or limited broadcast (255.255.255.255) destination; the VPC carries neither. */
 export const DROP_MULTICAST = 24;
+/** NAT gateway: a protocol other than TCP, UDP and ICMP, or an ICMP message other than echo (docs/semantics.md "NAT gateway"). */
+export const DROP_NATGW_PROTOCOL = 25;
+/** NAT gateway: a TCP or ICMP fragment (dropped), or a UDP fragment natlab cannot map (no ports). */
+export const DROP_NATGW_FRAGMENT = 26;
+/** NAT gateway: no free source port — the connection limit per destination and NAT address is reached (ErrorPortAllocation). */
+export const DROP_NATGW_PORT_ALLOCATION = 27;
+/** NAT gateway: a TCP packet from inside of no known connection (e.g. idle > 350 s): answered with an RST. */
+export const DROP_NATGW_IDLE_TIMEOUT = 28;
+/** NAT gateway: a packet from outside that belongs to no connection. */
+export const DROP_NATGW_NO_CONNECTION = 29;
 
 export const REASONS: readonly string[] = [
   'none',
@@ -82,6 +92,11 @@ export const REASONS: readonly string[] = [
   'icmp-redirect-nat',
   'martian-source',
   'multicast',
+  'natgw-protocol',
+  'natgw-fragment',
+  'natgw-port-allocation',
+  'natgw-idle-timeout',
+  'natgw-no-connection',
 ];
 export const REASON_COUNT = REASONS.length;
 

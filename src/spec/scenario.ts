@@ -13,12 +13,16 @@ export const TARGET_LOCAL = 'local';
 export const TARGET_IGW = 'igw';
 export const TARGET_ENI = 'eni';
 export const TARGET_BLACKHOLE = 'blackhole';
-export type RouteTargetKind = 'local' | 'igw' | 'eni' | 'blackhole';
+export const TARGET_NAT_GATEWAY = 'nat-gateway';
+export type RouteTargetKind = 'local' | 'igw' | 'eni' | 'blackhole' | 'nat-gateway';
 
 export interface Route {
   dest: Cidr;
   target: RouteTargetKind;
-  /** For target 'eni': the index into Scenario.instances of the instance owning the ENI. */
+  /**
+   * For target 'eni': the index into Scenario.instances of the instance owning the ENI; for
+   * target 'nat-gateway': the index into Scenario.natGateways; -1 otherwise.
+   */
   instance: number;
 }
 
@@ -128,6 +132,33 @@ export interface ConntrackSettings {
   checksum: boolean;
 }
 
+/** One private IPv4 address of a NAT gateway and the Elastic IP the IGW maps to it (null: none). */
+export interface NatGatewayAddress {
+  privateIp: number;
+  elasticIp: number | null;
+}
+
+/** How a NAT gateway picks the source port of a new connection (AWS does not document it). */
+export type NatGatewayPortSelection = 'random' | 'preserve';
+
+/**
+ * An AWS NAT gateway (docs/semantics.md "NAT gateway"): a managed NAT in a subnet, not an
+ * instance — no conntrack/iptables, no security groups, no ingress point of its own.
+ */
+export interface NatGateway {
+  name: string;
+  /** Index into Scenario.subnets (its route table routes what the gateway sends). */
+  subnet: number;
+  /** addresses[0] is the primary private IP; up to 7 secondary ones follow (AWS: 8 in all). */
+  addresses: NatGatewayAddress[];
+  /** Simultaneous connections per (NAT address, destination IP, destination port, protocol); AWS: 55,000. */
+  connectionLimit: number;
+  /** Seconds without a packet after which a connection is gone; AWS: 350. */
+  idleTimeout: number;
+  /** Source port choice: 'random' (default) or 'preserve' (the client's port when free). */
+  portSelection: NatGatewayPortSelection;
+}
+
 export interface Scenario {
   name: string;
   /** Path the scenario was loaded from ('<built-in>' for generated ones). */
@@ -139,6 +170,8 @@ export interface Scenario {
   /** Internet hosts: addresses or ranges outside the VPC that frames may come from. */
   internetHosts: Cidr[];
   conntrack: ConntrackSettings;
+  /** NAT gateways; absent (or empty) in scenarios without any — they behave exactly as before. */
+  natGateways?: NatGateway[];
 }
 
 /**

@@ -46,7 +46,41 @@ export interface FuzzScenarioSpec {
   blackhole: boolean;
   /** Short conntrack timeouts (seconds), for engines whose clock runs in real time (the kernel). */
   shortTimeouts?: boolean;
+  /** A NAT gateway in the public subnet (model and core only: the kernel engine cannot judge one). */
+  natGateway?: FuzzGatewaySpec | null;
 }
+
+export interface FuzzGatewaySpec {
+  /** The private route table(s) whose default route goes to the gateway instead of a NAT instance. */
+  routes: 'private' | 'private2' | 'both';
+  /** Per address (1..3, primary first): has an Elastic IP. */
+  eips: boolean[];
+  /** Small limits make ErrorPortAllocation reachable. */
+  connectionLimit: number;
+  /** Seconds; small ones expire within the fuzzer's clock steps. */
+  idleTimeout: number;
+  portSelection: 'random' | 'preserve';
+}
+
+/** The fuzzer's NAT gateway addresses: 10.0.0.50 + k, Elastic IP 203.0.113.50 + k. */
+export const FUZZ_GATEWAY_IP_BASE = 50;
+
+const gatewayArb: fc.Arbitrary<FuzzGatewaySpec> = fc.record({
+  routes: fc.constantFrom('private' as const, 'private' as const, 'private2' as const, 'both' as const),
+  eips: fc.array(
+    fc.integer({ min: 0, max: 9 }).map((x) => x !== 0),
+    { minLength: 1, maxLength: 3 },
+  ),
+  connectionLimit: fc.oneof(
+    { weight: 2, arbitrary: fc.constant(55000) },
+    { weight: 2, arbitrary: fc.integer({ min: 1, max: 3 }) },
+  ),
+  idleTimeout: fc.oneof(
+    { weight: 2, arbitrary: fc.constant(350) },
+    { weight: 2, arbitrary: fc.integer({ min: 1, max: 40 }) },
+  ),
+  portSelection: fc.constantFrom('random' as const, 'preserve' as const),
+});
 
 /** Timeouts for real-time engines: every state expires within a few seconds. */
 export const SHORT_TIMEOUTS: Readonly<Record<string, number>> = Object.freeze({
@@ -125,13 +159,17 @@ export const FUZZ_DEFAULT_CT_MAX = 262144;
  * The scenario arbitrary for a campaign. `shortTimeouts`: for engines whose clock runs in real time
  * (the kernel). `defaultCtMax`: every scenario keeps nf_conntrack_max at FUZZ_DEFAULT_CT_MAX — the
  * kernel engine cannot set it per namespace (docs/kernel-differences.md E3), so a smaller table
- * would be a difference by construction; no fuzz run comes near the default.
+ * would be a difference by construction; no fuzz run comes near the default. `natGateways`: some
+ * scenarios get a NAT gateway (only where every engine can judge one: not the kernel engine).
  */
 export function fuzzScenarioSpecArbFor(
-  o: { shortTimeouts?: boolean; defaultCtMax?: boolean } = {},
+  o: { shortTimeouts?: boolean; defaultCtMax?: boolean; natGateways?: boolean } = {},
 ): fc.Arbitrary<FuzzScenarioSpec> {
-  if (!o.shortTimeouts && !o.defaultCtMax) return fuzzScenarioSpecArb;
-  return fuzzScenarioSpecArb.map((s) => ({
+  let arb = fuzzScenarioSpecArb;
+  if (o.natGateways)
+    arb = fc.tuple(arb, fc.option(gatewayArb, { freq: 3 })).map(([s, g]) => (g ? { ...s, natGateway: g } : s));
+  if (!o.shortTimeouts && !o.defaultCtMax) return arb;
+  return arb.map((s) => ({
     ...s,
     ...(o.shortTimeouts ? { shortTimeouts: true } : {}),
     ...(o.defaultCtMax ? { ctMax: FUZZ_DEFAULT_CT_MAX } : {}),
@@ -226,6 +264,12 @@ export function fuzzScenarioObject(spec: FuzzScenarioSpec, name = 'fuzz'): Recor
     ];
     subnets.private2 = { cidr: '10.0.2.0/24', routeTable: 'private2' };
   }
+  const g = spec.natGateway;
+  if (g) {
+    if (g.routes !== 'private2') privateRoutes[1].target = 'nat-gateway:ngw';
+    if (g.routes !== 'private' && spec.secondPrivate)
+      (routeTables.private2 as Array<Record<string, string>>)[1].target = 'nat-gateway:ngw';
+  }
   const instances: Record<string, unknown> = {};
   spec.nats.forEach((n, k) => {
     const o: Record<string, unknown> = {
@@ -246,7 +290,7 @@ export function fuzzScenarioObject(spec: FuzzScenarioSpec, name = 'fuzz'): Recor
   instances.app = { subnet: 'private', privateIp: '10.0.1.10' };
   instances.app2 = { subnet: 'private', privateIp: '10.0.1.11' };
   if (spec.secondPrivate) instances.app3 = { subnet: 'private2', privateIp: '10.0.2.10' };
-  return {
+  const o: Record<string, unknown> = {
     name,
     vpc: { cidr: FUZZ_VPC },
     routeTables,
@@ -260,6 +304,20 @@ export function fuzzScenarioObject(spec: FuzzScenarioSpec, name = 'fuzz'): Recor
       ...(spec.shortTimeouts ? { timeouts: { ...SHORT_TIMEOUTS } } : {}),
     },
   };
+  if (g)
+    o.natGateways = {
+      ngw: {
+        subnet: 'public',
+        addresses: g.eips.map((e, k) => ({
+          privateIp: `10.0.0.${FUZZ_GATEWAY_IP_BASE + k}`,
+          ...(e ? { elasticIp: `203.0.113.${FUZZ_GATEWAY_IP_BASE + k}` } : {}),
+        })),
+        connectionLimit: g.connectionLimit,
+        idleTimeout: g.idleTimeout,
+        portSelection: g.portSelection,
+      },
+    };
+  return o;
 }
 
 export function fuzzScenario(spec: FuzzScenarioSpec, name = 'fuzz'): Scenario {
@@ -277,5 +335,9 @@ export function describeFuzzSpec(spec: FuzzScenarioSpec): string {
       .join('+');
     return `${r}${n.sourceDestCheck ? ' sdc-on' : ''}${n.ipForward ? '' : ' fwd-off'}${n.elasticIp ? '' : ' no-eip'}`;
   });
-  return `${spec.nats.length} NAT [${nats.join('; ')}], ct max ${spec.ctMax}${spec.checksum ? '' : ', no-checksum'}${spec.tcpLoose ? '' : ', no-loose'}`;
+  const g = spec.natGateway;
+  const gw = g
+    ? `, NAT gateway (${g.routes}, ${g.eips.length} addresses, limit ${g.connectionLimit}, idle ${g.idleTimeout} s, ${g.portSelection})`
+    : '';
+  return `${spec.nats.length} NAT [${nats.join('; ')}]${gw}, ct max ${spec.ctMax}${spec.checksum ? '' : ', no-checksum'}${spec.tcpLoose ? '' : ', no-loose'}`;
 }

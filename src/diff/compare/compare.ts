@@ -10,6 +10,7 @@
 //  3. Per-engine output normalisers (the kernel oracle's extra Linux hops), always listed in `notes`.
 // Cold path: allocation is fine here.
 
+import type { NatGatewayCounters } from '../../spec/nat-gateway.ts';
 import type {
   ConntrackEntry,
   CtTuple,
@@ -887,6 +888,30 @@ export function compareConntrack(
         engines: [na, nb],
         message: `conntrack (instance ${e.instance}): only ${nb} has ${formatConntrackLine(e)}`,
       });
+  }
+  return diffs;
+}
+
+/** NAT gateway counters (CloudWatch metric names) of two engines, metric by metric. */
+export function compareGatewayCounters(
+  a: readonly NatGatewayCounters[],
+  b: readonly NatGatewayCounters[],
+  names: [string, string],
+): Difference[] {
+  const [na, nb] = names;
+  const diffs: Difference[] = [];
+  for (const ga of a) {
+    const gb = b.find((x) => x.natGateway === ga.natGateway);
+    for (const [m, va] of Object.entries(ga.metrics)) {
+      const vb = gb?.metrics[m] ?? 0;
+      if (va !== vb)
+        diffs.push({
+          index: -1,
+          kind: 'counters',
+          engines: [na, nb],
+          message: `NAT gateway ${ga.name} ${m}: ${na} ${va} vs ${nb} ${vb}`,
+        });
+    }
   }
   return diffs;
 }

@@ -100,6 +100,9 @@ export class FuzzReal {
     readonly scenario: Scenario,
   ) {
     const s = scenario;
+    const gatewayEips = (s.natGateways ?? []).flatMap((g) =>
+      g.addresses.flatMap((a) => (a.elasticIp === null ? [] : [a.elasticIp >>> 0])),
+    );
     this.endpoints = [
       ...s.instances.map((inst, i) => ({ point: instancePoint(i), addr: inst.privateIp >>> 0 })),
       ...FUZZ_PEERS.map((p) => ({ point: POINT_INTERNET, addr: parseIpv4Addr(p) })),
@@ -112,8 +115,12 @@ export class FuzzReal {
         .filter((i) => i.elasticIp !== null)
         .map((i) => ({ addr: i.elasticIp! >>> 0, port: i.nat ? FUZZ_DNAT_PORT : undefined })),
       ...s.instances.map((i) => ({ addr: i.privateIp >>> 0, port: i.nat ? FUZZ_DNAT_PORT : undefined })),
+      ...gatewayEips.map((addr) => ({ addr })),
     ];
-    this.eipSet = new Set(s.instances.flatMap((i) => (i.elasticIp === null ? [] : [i.elasticIp >>> 0])));
+    this.eipSet = new Set([
+      ...s.instances.flatMap((i) => (i.elasticIp === null ? [] : [i.elasticIp >>> 0])),
+      ...gatewayEips,
+    ]);
   }
 
   /**

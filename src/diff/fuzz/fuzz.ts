@@ -144,9 +144,11 @@ function makeProperty(opts: FuzzOptions, counters: Counters, onExec: (c: Capture
   const realTime = opts.realTime ?? opts.engines.some((e) => e.realClock === true);
   return fc.asyncProperty(
     fuzzCommandsArb(maxCommands, opts.shapeOneIn),
+    // NAT gateways only where every engine can judge them (not the kernel engine: docs/kernel-differences.md).
     fuzzScenarioSpecArbFor({
       shortTimeouts: realTime,
       defaultCtMax: opts.engines.some((e) => e.fixedConntrackMax === true),
+      natGateways: opts.engines.every((e) => e.name !== 'kernel' && e.realClock !== true),
     }),
     fc.integer({ min: 1, max: 0x7fffffff }),
     async (cmds, spec, engineSeed) => {

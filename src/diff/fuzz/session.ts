@@ -7,7 +7,7 @@
 import type { ConntrackEntry, Engine, InputPacket, PacketResult } from '../../spec/engine.ts';
 import type { Scenario } from '../../spec/scenario.ts';
 import { POINT_INTERNET, pointName } from '../../spec/scenario.ts';
-import { CT_ESTABLISHED, FATE_DELIVERED } from '../../spec/reasons.ts';
+import { CT_ESTABLISHED, FATE_DROPPED, FATE_DELIVERED } from '../../spec/reasons.ts';
 import { formatConntrackLine } from '../../spec/conntrack-format.ts';
 import { PacketView, parseIpv4, PARSE_OK, PARSE_STATUS_NAMES } from '../../packet/parse.ts';
 import { verifyL4Checksum } from '../../packet/checksum.ts';
@@ -19,6 +19,7 @@ import {
   comparePacket,
   compareConntrack,
   compareCounters,
+  compareGatewayCounters,
   PortRenaming,
   type Difference,
   type PacketCompareContext,
@@ -123,7 +124,12 @@ export class DiffSession {
       engineB: e.engine,
       tolerated: this.tolerated,
     }));
-    this.eips = new Set(scenario.instances.flatMap((i) => (i.elasticIp === null ? [] : [i.elasticIp >>> 0])));
+    this.eips = new Set([
+      ...scenario.instances.flatMap((i) => (i.elasticIp === null ? [] : [i.elasticIp >>> 0])),
+      ...(scenario.natGateways ?? []).flatMap((g) =>
+        g.addresses.flatMap((a) => (a.elasticIp === null ? [] : [a.elasticIp >>> 0])),
+      ),
+    ]);
   }
 
   /** Documented differences recognised by an engine's rule, per class id ('K3', 'E5', ...). */
@@ -252,6 +258,16 @@ export class DiffSession {
       const ca = await this.engines[0].engine.natCounters();
       const cb = await this.engines[j].engine.natCounters();
       diffs.push(...compareCounters(ca, cb, this.ctxs[j - 1].names));
+      const ea = this.engines[0].engine;
+      const eb = this.engines[j].engine;
+      if (ea.natGatewayCounters && eb.natGatewayCounters)
+        diffs.push(
+          ...compareGatewayCounters(
+            await ea.natGatewayCounters(),
+            await eb.natGatewayCounters(),
+            this.ctxs[j - 1].names,
+          ),
+        );
     }
     if (this.opts.invariants !== false) {
       for (let j = 0; j < this.engines.length; j++)
@@ -308,7 +324,9 @@ export class DiffSession {
       const o = r.outputs[k];
       const f = o.frame;
       const st = parseIpv4(f, 0, f.length, pvB);
-      const generated = pvB.proto === PROTO_ICMP && isIcmpErrorType(pvB.icmpType) && !inIsErr;
+      // A dropped input's outputs are all generated (an ICMP error, a NAT gateway's RST).
+      const generated =
+        (pvB.proto === PROTO_ICMP && isIcmpErrorType(pvB.icmpType) && !inIsErr) || r.fate === FATE_DROPPED;
       if (o.egress === POINT_INTERNET && (pvB.ihl >= 20 || st === PARSE_OK) && !this.eips.has(pvB.src >>> 0)) {
         v(
           `sent output ${k} to the internet from ${formatIpv4(pvB.src)}, which is not an Elastic IP (${describePacket(f)})`,

@@ -661,6 +661,11 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
         } catch {
           st.summary.sessionsCreated = null;
         }
+        if (st.engine.natGatewayCounters && (opts.scenario.natGateways ?? []).length > 0) {
+          const gws: Record<string, Record<string, number>> = {};
+          for (const g of await st.engine.natGatewayCounters()) gws[g.name] = g.metrics;
+          st.summary.natGateways = gws;
+        }
       }),
     );
     for (let k = 1; k < states.length; k++) {

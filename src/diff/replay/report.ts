@@ -57,6 +57,8 @@ export interface EngineSummary {
   conntrackAtEnd: number | null;
   /** Wall time spent inside engine.process, ms. */
   engineMs: number;
+  /** NAT gateway counters (CloudWatch metric names) per gateway name, when the scenario has gateways. */
+  natGateways?: Record<string, Record<string, number>>;
 }
 
 export interface ReplayReport {
@@ -188,6 +190,11 @@ export function formatReplaySummary(r: ReplayReport, maxDiffs = 10): string {
     es.some((e) => (e.outputs[p]?.frames ?? 0) > 0),
   );
   for (const p of points) row(`out ${p}`, (e) => n(e.outputs[p]?.frames ?? 0));
+  const gws = [...new Set(es.flatMap((e) => Object.keys(e.natGateways ?? {})))];
+  for (const g of gws) {
+    const metrics = [...new Set(es.flatMap((e) => Object.keys(e.natGateways?.[g] ?? {})))];
+    for (const m of metrics) row(`NAT gateway ${g} ${m}`, (e) => n(e.natGateways?.[g]?.[m] ?? 0));
+  }
   row('engine time (s)', (e) => (e.engineMs / 1000).toFixed(2));
   L.push(...table(rows).map((s) => `  ${s}`));
   if (r.readdressExamples.length) {
