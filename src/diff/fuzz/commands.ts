@@ -89,7 +89,12 @@ export class FuzzReal {
   /** The scenario's distinct timeouts in seconds (plus the 2 s UDP stream threshold), ascending. */
   timeoutSteps(): number[] {
     if (!this.steps) {
-      const set = new Set<number>([2, ...Object.values(this.scenario.conntrack.timeouts)]);
+      const set = new Set<number>([
+        2,
+        ...Object.values(this.scenario.conntrack.timeouts),
+        // NAT gateways' idle timeouts: the expiry boundary of their connections.
+        ...(this.scenario.natGateways ?? []).map((g) => g.idleTimeout),
+      ]);
       this.steps = [...set].sort((a, b) => a - b);
     }
     return this.steps;
