@@ -1,5 +1,6 @@
 // `natGateways:` in scenario files (docs/scenarios.md "NAT gateways"): the bundled scenario loads
 // and round-trips through scenarioToYaml; every documented check names the key and the problem.
+import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { loadScenario, parseScenario, resolveScenarioPath } from '../../src/scenario/index.ts';
 import { scenarioToYaml } from '../../src/scenario/to-yaml.ts';
@@ -78,5 +79,20 @@ describe('NAT gateways in scenario files', () => {
     expect(errorOf(BASE('  ngw: { subnet: nope, addresses: [ { privateIp: 10.0.0.50 } ] }'))).toMatch(
       /natGateways\.ngw\.subnet: subnet 'nope' does not exist/,
     );
+  });
+});
+
+describe('bundled NAT designs (scenarios/)', () => {
+  it('every bundled scenario loads and round-trips; fck-nat masquerades without a source CIDR, alterNAT from the VPC', () => {
+    const names = readdirSync('scenarios').filter((f) => f.endsWith('.yaml'));
+    expect(names).toEqual(expect.arrayContaining(['nat-gateway.yaml', 'fck-nat.yaml', 'alternat.yaml']));
+    for (const f of names) {
+      const s = loadScenario(`scenarios/${f}`);
+      expect({ ...parseScenario(scenarioToYaml(s), 'r.yaml'), source: s.source }).toEqual(s);
+    }
+    const fck = loadScenario(resolveScenarioPath('fck-nat')).instances[0].nat!.chains.POSTROUTING;
+    expect(fck.map((r) => [r.src, r.target.kind])).toEqual([[null, 'MASQUERADE']]);
+    const alt = loadScenario(resolveScenarioPath('alternat')).instances[0].nat!.chains.POSTROUTING;
+    expect(alt.map((r) => r.text)).toEqual(['-A POSTROUTING -s 10.0.0.0/16 -o eth0 -j MASQUERADE']);
   });
 });
