@@ -909,6 +909,8 @@ class Suite {
         ...e,
         name: e.name,
         process: (b) => e.process(b),
+        // The zero-copy hand-over replay uses when an engine has it (the core; docs/frame-batch.md).
+        processFrames: e.processFrames ? (b, o, first, count) => e.processFrames!(b, o, first, count) : undefined,
         advance: (t) => e.advance(t),
         conntrack: () => e.conntrack(),
         natCounters: () => e.natCounters(),
@@ -946,7 +948,7 @@ class Suite {
       input: cap.input,
       measured: writeOutputs
         ? '`natlab replay --out DIR --format pcap` end to end, as below, and every output written to per-egress pcap files'
-        : '`natlab replay` end to end, one engine, a fresh engine per run (its threads started before the clock): read the capture, prepare frames (link strip, ingress), engine.process per 4096-packet chunk (core: copy into the shared arena, dispatch, hand-over, results as objects), flow re-addressing; no output files',
+        : '`natlab replay` end to end, one engine, a fresh engine per run (its threads started before the clock): read the capture, prepare each 4096-record chunk into a shared FrameBatch (link strip, ingress, numeric flow keys), hand-over (core: processFrames, results in its BatchOutput; model: process() on copies), accounting from the packed result words, flow re-addressing; the next chunk read while the engine works; no output files',
       packetsPerRun: records,
       samples: rates,
       unit: 'Mpps',

@@ -116,7 +116,7 @@ class InlineWorkers implements Workers {
 
 export interface CoreEngine extends Engine {
   /** Zero-copy: the caller's batch goes to the workers as it is (docs/frame-batch.md). */
-  processFrames(batch: FrameBatch, out: BatchOutput): Promise<void>;
+  processFrames(batch: FrameBatch, out: BatchOutput, first?: number, count?: number): Promise<void>;
   readonly workers: number;
   readonly shared: CoreShared;
   /** The worker pool (null when the engine runs inline). */
@@ -146,6 +146,8 @@ interface Submitted {
   /** Batch sequence number (fault injection, messages); run-wide number of its first packet. */
   batch: number;
   start: number;
+  /** Packets [first, first + count) of the batch. */
+  first: number;
   count: number;
   /** Per worker: the posted descriptor (-1: none). */
   seqs: Int32Array;
@@ -234,11 +236,14 @@ class CoreEngineImpl implements CoreEngine {
     for (const cb of this.own) this.regs.set(cb.batch, [{ out: cb.out, id: this.run.register(cb), cb }]);
   }
 
-  /** Zero-copy: packets [0, batch.count) of the caller's batch, results into `out` (docs/frame-batch.md). */
-  async processFrames(batch: FrameBatch, out: BatchOutput): Promise<void> {
+  /**
+   * Zero-copy: packets [first, first + count) (default: [0, batch.count)) of the caller's batch,
+   * results into `out` at the same indices (docs/frame-batch.md).
+   */
+  async processFrames(batch: FrameBatch, out: BatchOutput, first = 0, count = batch.count - first): Promise<void> {
     if (this.closed) throw new Error('core engine is closed');
     if (this.busy) throw new Error('core engine: processFrames() called while process()/advance() is running');
-    const sub = await this.submit(batch, out);
+    const sub = await this.submit(batch, out, first, count);
     if (sub !== null) await this.complete(sub);
   }
 
@@ -255,7 +260,7 @@ class CoreEngineImpl implements CoreEngine {
           const cb = this.own[k];
           k ^= 1;
           const n = this.fill(cb, batch, pos);
-          const sub = await this.submit(cb.batch, cb.out);
+          const sub = await this.submit(cb.batch, cb.out, 0, n);
           inflight.push({ sub: sub!, pos });
           pos += n;
           continue;
@@ -334,24 +339,23 @@ class CoreEngineImpl implements CoreEngine {
    * Validates the batch (before anything of it runs), computes the shares and posts one descriptor
    * per worker. Serialised with other submissions; returns null for an empty batch.
    */
-  private submit(batch: FrameBatch, out: BatchOutput): Promise<Submitted | null> {
-    const p = this.submitting.then(() => this.submitNow(batch, out));
+  private submit(batch: FrameBatch, out: BatchOutput, first: number, count: number): Promise<Submitted | null> {
+    const p = this.submitting.then(() => this.submitNow(batch, out, first, count));
     this.submitting = p.catch(() => undefined);
     return p;
   }
 
-  private async submitNow(batch: FrameBatch, out: BatchOutput): Promise<Submitted | null> {
-    const n = batch.count;
-    this.validateFrames(batch, out);
+  private async submitNow(batch: FrameBatch, out: BatchOutput, first: number, n: number): Promise<Submitted | null> {
+    this.validateFrames(batch, out, first, n);
     if (n === 0) return null;
     const reg = this.registered(batch, out);
-    out.result.fill(RES_UNSET, 0, n);
+    out.result.fill(RES_UNSET, first, first + n);
     const W = this.workers;
     const firsts = this.firsts;
     const counts = this.counts;
     if (W === 1) {
-      // One worker: its share is the whole batch, idx is the identity (filled at registration).
-      firsts[0] = 0;
+      // One worker: its share is the whole range, idx is the identity (filled at registration).
+      firsts[0] = first;
       counts[0] = n;
     } else {
       // Owner of every packet (dispatch.ts), then a counting sort: each share keeps input order.
@@ -359,20 +363,23 @@ class CoreEngineImpl implements CoreEngine {
       const compiled = this.shared.compiled;
       counts.fill(0);
       for (let i = 0; i < n; i++) {
-        const w = dispatchWorker(compiled, W, batch.arena, batch.off[i], batch.len[i], batch.ingress[i]);
+        const p = first + i;
+        const w = dispatchWorker(compiled, W, batch.arena, batch.off[p], batch.len[p], batch.ingress[p]);
         owner[i] = w;
         counts[w + 1]++;
       }
+      counts[0] = first;
       for (let w = 0; w < W; w++) counts[w + 1] += counts[w];
       for (let w = 0; w <= W; w++) firsts[w] = counts[w];
       const idx = reg.cb.idx;
-      for (let i = 0; i < n; i++) idx[counts[owner[i]]++] = i;
+      for (let i = 0; i < n; i++) idx[counts[owner[i]]++] = first + i;
       for (let w = 0; w < W; w++) counts[w] = firsts[w + 1] - firsts[w];
     }
     const sub: Submitted = {
       reg,
       batch: this.batchNo++,
       start: this.packetNo,
+      first,
       count: n,
       seqs: new Int32Array(W).fill(-1),
     };
@@ -396,7 +403,7 @@ class CoreEngineImpl implements CoreEngine {
     }
     const result = sub.reg.out.result;
     for (let i = 0; i < sub.count; i++) {
-      if (result[i] === RES_UNSET) {
+      if (result[sub.first + i] === RES_UNSET) {
         throw new Error(`core engine: packet ${sub.start + i} was not processed by worker (batch ${sub.batch})`);
       }
     }
@@ -419,12 +426,14 @@ class CoreEngineImpl implements CoreEngine {
   }
 
   /** Checks a FrameBatch before any of it runs: frames in the arena and aligned, ingress, time. */
-  private validateFrames(batch: FrameBatch, out: BatchOutput): void {
-    const n = batch.count;
+  private validateFrames(batch: FrameBatch, out: BatchOutput, first: number, count: number): void {
+    const n = first + count;
     const arena = batch.arena;
-    if (!Number.isInteger(n) || n < 0 || n > batch.maxPackets)
-      throw new InputError(`core engine: batch count ${n} is not in 0..${batch.maxPackets}`);
-    if (n > MAX_SHARE) throw new InputError(`core engine: batch of ${n} packets exceeds ${MAX_SHARE}`);
+    if (!Number.isInteger(batch.count) || batch.count < 0 || batch.count > batch.maxPackets)
+      throw new InputError(`core engine: batch count ${batch.count} is not in 0..${batch.maxPackets}`);
+    if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 0 || n > batch.count)
+      throw new InputError(`core engine: packets [${first}, +${count}) are not in the batch's 0..${batch.count}`);
+    if (count > MAX_SHARE) throw new InputError(`core engine: batch of ${count} packets exceeds ${MAX_SHARE}`);
     if (out.maxPackets < n || out.outArena.length < errorBase(arena.length, n) || out.outOff.length < n * OUT_SLOTS) {
       throw new InputError(
         `core engine: output too small for ${n} packets of a ${arena.length}-byte arena (createBatchOutput)`,
@@ -442,30 +451,30 @@ class CoreEngineImpl implements CoreEngine {
     const maxPoint = this.maxPoint;
     const size = arena.length;
     let last = this.lastTimeUs;
-    for (let i = 0; i < n; i++) {
+    for (let i = first; i < n; i++) {
       const o = off[i];
       const l = len[i];
       if (o < 0 || l < 0 || l > MAX_FRAME || o + l > size || (o & (FRAME_ALIGN - 1)) !== 0) {
         throw new InputError(
-          `core engine: packet ${this.packetNo + i}: frame [${o}, +${l}) is not an aligned frame of the ${size}-byte arena`,
+          `core engine: packet ${this.packetNo + i - first}: frame [${o}, +${l}) is not an aligned frame of the ${size}-byte arena`,
         );
       }
       const g = ingress[i];
       if (g < 0 || g > maxPoint) {
         throw new InputError(
-          `core engine: packet ${this.packetNo + i}: ingress point ${g} is not in the scenario (0..${maxPoint})`,
+          `core engine: packet ${this.packetNo + i - first}: ingress point ${g} is not in the scenario (0..${maxPoint})`,
         );
       }
       const t = timeUs[i];
       if (!(t >= last)) {
         if (!(t >= 0) || !Number.isFinite(t))
-          throw new InputError(`core engine: packet ${this.packetNo + i}: bad timeUs ${t}`);
+          throw new InputError(`core engine: packet ${this.packetNo + i - first}: bad timeUs ${t}`);
         throw new InputError(
-          `core engine: packet ${this.packetNo + i}: time went backwards (${t} µs after ${last} µs)`,
+          `core engine: packet ${this.packetNo + i - first}: time went backwards (${t} µs after ${last} µs)`,
         );
       }
       if (t > Number.MAX_SAFE_INTEGER)
-        throw new InputError(`core engine: packet ${this.packetNo + i}: bad timeUs ${t}`);
+        throw new InputError(`core engine: packet ${this.packetNo + i - first}: bad timeUs ${t}`);
       last = t;
     }
     this.lastTimeUs = last;

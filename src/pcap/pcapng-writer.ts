@@ -8,7 +8,7 @@
 // (draft-ietf-opsawg-pcapng): every block is `type, total length, body, total length`, the body
 // and every option value padded to 32 bits, options end with opt_endofopt.
 //
-// Streams through the same 64 KiB staging buffer and backpressure as the pcap writer;
+// Streams through the same 256 KiB staging buffer and backpressure as the pcap writer;
 // `encodePcapng` builds a whole file in memory.
 import { isSupportedLinkType, linkTypeName } from '../packet/constants.ts';
 import { MAX_CAPLEN } from './base-reader.ts';

@@ -1,12 +1,13 @@
 // The file output under both capture writers (pcap and pcapng): bytes are staged in order in a
-// 64 KiB buffer synchronously and handed to the file stream a buffer at a time; `drained()` is the
+// 256 KiB buffer synchronously and handed to the file stream a buffer at a time; `drained()` is the
 // backpressure (it resolves once the stream has drained when it was behind). The writers own the
 // format; this owns the file.
 
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { InputError } from '../spec/errors.ts';
 
-const STAGE = 64 * 1024;
+/** Staging buffer: one file-stream write per this many bytes (bulk writers write a chunk at a time). */
+const STAGE = 256 * 1024;
 const RESOLVED = Promise.resolve();
 
 export class StagedFile {

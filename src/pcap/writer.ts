@@ -1,6 +1,6 @@
 // Classic pcap writer (little-endian, version 2.4), microsecond or nanosecond timestamps, any
 // link type natlab reads (Ethernet and raw IP are the usual ones). Streams to a file through a
-// 64 KiB staging buffer; `write` waits for the file stream to drain when it is behind
+// 256 KiB staging buffer; `write` waits for the file stream to drain when it is behind
 // (backpressure). `encodePcap` does the same into memory for tests and small outputs.
 import { isSupportedLinkType, linkTypeName } from '../packet/constants.ts';
 import { MAX_CAPLEN } from './base-reader.ts';
@@ -23,6 +23,13 @@ export interface PcapWriteRecord {
   data: Uint8Array;
   /** Original length on the wire; default data.length. */
   origLen?: number;
+}
+
+function put32le(b: Uint8Array, o: number, v: number): void {
+  b[o] = v & 0xff;
+  b[o + 1] = (v >>> 8) & 0xff;
+  b[o + 2] = (v >>> 16) & 0xff;
+  b[o + 3] = (v >>> 24) & 0xff;
 }
 
 function checkOptions(o: PcapWriteOptions): Required<PcapWriteOptions> {
@@ -136,6 +143,43 @@ export class PcapWriter {
     const need = PCAP_REC_HDR_LEN + capLenOf(r, this.o);
     const buf = this.file.reserve(need);
     this.file.commit(writeRecord(buf, this.file.offset, r, this.o, this.count));
+    this.count++;
+    this.bytes += need;
+  }
+
+  /**
+   * writeSync for bulk writers with no record object: the record's data is `prefix` (a link
+   * header, may be empty) followed by src[off, off + len) — e.g. a frame where an engine left it in
+   * its output arena. Same checks as writeSync.
+   */
+  writeParts(tsSec: number, tsNsec: number, prefix: Uint8Array, src: Uint8Array, off: number, len: number): void {
+    const o = this.o;
+    if (!Number.isInteger(tsSec) || tsSec < 0 || tsSec > 0xffffffff) {
+      throw new RangeError(
+        `pcap writer: record ${this.count}: tsSec ${tsSec} is outside 0..2^32-1 (classic pcap limit)`,
+      );
+    }
+    if (!Number.isInteger(tsNsec) || tsNsec < 0 || tsNsec > 999_999_999) {
+      throw new RangeError(`pcap writer: record ${this.count}: tsNsec ${tsNsec} is outside 0..999999999`);
+    }
+    const total = prefix.length + len;
+    const cap = Math.min(total, o.snapLen);
+    const need = PCAP_REC_HDR_LEN + cap;
+    const b = this.file.reserve(need);
+    const at = this.file.offset;
+    // The record header, little-endian, by bytes (no per-call range checks of Buffer#writeUInt32LE).
+    put32le(b, at, tsSec);
+    put32le(b, at + 4, o.nanosecond ? tsNsec : Math.floor(tsNsec / 1000));
+    put32le(b, at + 8, cap);
+    put32le(b, at + 12, total);
+    const p = Math.min(prefix.length, cap);
+    let to = at + PCAP_REC_HDR_LEN;
+    for (let x = 0; x < p; x++) b[to++] = prefix[x];
+    const rest = cap - p;
+    // Short frames byte by byte; long ones through a view (one object, then a memcpy).
+    if (rest <= 96) for (let x = 0; x < rest; x++) b[to + x] = src[off + x];
+    else b.set(src.subarray(off, off + rest), to);
+    this.file.commit(need);
     this.count++;
     this.bytes += need;
   }

@@ -124,10 +124,12 @@ export interface Engine {
   /** Process packets in order; one result per input, same order. */
   process(batch: readonly InputPacket[]): Promise<PacketResult[]>;
   /**
-   * Zero-copy form of process(): packets [0, batch.count) in order, results into `out`
-   * (docs/frame-batch.md). Engines that have it are fed this way by the differential runner.
+   * Zero-copy form of process(): packets [first, first + count) in order (default: [0,
+   * batch.count)), results into `out` at the same indices (docs/frame-batch.md). Engines that have
+   * it are fed this way by the differential runner; a range lets the runner hand over part of a
+   * batch (one-sided replay: up to a reply that needs an earlier packet's mapping) with no copy.
    */
-  processFrames?(batch: FrameBatch, out: BatchOutput): Promise<void>;
+  processFrames?(batch: FrameBatch, out: BatchOutput, first?: number, count?: number): Promise<void>;
   /** Advance the virtual clock with no traffic (expires entries). */
   advance(timeUs: number): Promise<void>;
   conntrack(): Promise<ConntrackEntry[]>;

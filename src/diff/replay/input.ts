@@ -30,8 +30,17 @@ import {
 import type { CaptureRecord } from '../../pcap/types.ts';
 import { DROP_MALFORMED, DROP_NO_INGRESS, DROP_NOT_IPV4 } from '../../spec/reasons.ts';
 import { POINT_INTERNET } from '../../spec/scenario.ts';
+import { createFrameBatch, FRAME_ALIGN, type FrameBatch } from '../../spec/frame-batch.ts';
 import { INGRESS_NOWHERE, type IngressMap, NOWHERE_WHY } from './ingress.ts';
-import { inboundKey, inboundKeyRaw, outboundKey } from './remap.ts';
+import {
+  FlowKey,
+  inboundKey,
+  inboundKeyRaw,
+  inboundTuple,
+  inboundTupleRaw,
+  outboundKey,
+  outboundTuple,
+} from './remap.ts';
 
 export interface PreparedFrame {
   /** 1-based packet number in the input capture (Wireshark's frame.number). */
@@ -107,13 +116,257 @@ export function etherTypeText(t: number): string {
   return `0x${t.toString(16).padStart(4, '0')}`;
 }
 
+/** InputChunk.flow: the frame belongs to no flow replay tracks. */
+export const FLOW_NONE = 0;
+/** Fed at an instance: its flow's public mapping is learned from the engine's output. */
+export const FLOW_OUT = 1;
+/** Fed from the internet to an instance's private address, with the flow its mapping is looked up under. */
+export const FLOW_IN = 2;
+
+/**
+ * One chunk of the capture in columns: the fed frames in a FrameBatch (captured bytes, link header
+ * stripped, in a SharedArrayBuffer the engines read in place) and, per record, what replay needs
+ * to feed and account it. No object per record (the records themselves are kept only when the
+ * annotated input capture copies them).
+ */
+export class InputChunk {
+  /** The fed frames; replaced by a larger one when a frame does not fit (rare). */
+  batch: FrameBatch;
+  /** Arena bytes in use. */
+  used = 0;
+  /** Records in the chunk. */
+  count = 0;
+  /** Per record: 1-based input number, clock, ingress (INGRESS_NOWHERE: not fed), parse status. */
+  readonly n: Float64Array;
+  readonly timeUs: Float64Array;
+  readonly ingress: Int32Array;
+  readonly status: Int32Array;
+  /** Not fed: the DROP_* reason recorded for every engine, and its detail. */
+  readonly reason: Int32Array;
+  readonly detail: Int32Array;
+  /** Index of the record's frame in `batch`, -1 when not fed; and back (batch index -> record). */
+  readonly fed: Int32Array;
+  readonly record: Int32Array;
+  /** FLOW_NONE / FLOW_OUT / FLOW_IN and the flow key (flow-table.ts). */
+  readonly flow: Uint8Array;
+  readonly kProto: Uint8Array;
+  readonly kInside: Int32Array;
+  readonly kPorts: Int32Array;
+  readonly kRemote: Int32Array;
+  /** Fed from the internet to an instance's private address: the instance index, else -1. */
+  readonly remap: Int32Array;
+  /** Records in the chunk addressed to a private address (one-sided capture). */
+  toPrivate = 0;
+  /** The records themselves (kept only when asked: the annotated input capture). */
+  recs: CaptureRecord[] | null;
+  /** Input bytes of the chunk's records (progress). */
+  bytes = 0;
+  /** Reading stopped in this chunk: the capture's error, or the --limit. */
+  readError: string | null = null;
+  limited = false;
+  /** No records after this chunk. */
+  end = false;
+
+  constructor(
+    readonly maxRecords: number,
+    arenaBytes: number,
+    keepRecords: boolean,
+  ) {
+    const n = Math.max(1, maxRecords);
+    this.batch = createFrameBatch(n, arenaBytes);
+    this.n = new Float64Array(n);
+    this.timeUs = new Float64Array(n);
+    this.ingress = new Int32Array(n);
+    this.status = new Int32Array(n);
+    this.reason = new Int32Array(n);
+    this.detail = new Int32Array(n);
+    this.fed = new Int32Array(n);
+    this.record = new Int32Array(n);
+    this.flow = new Uint8Array(n);
+    this.kProto = new Uint8Array(n);
+    this.kInside = new Int32Array(n);
+    this.kPorts = new Int32Array(n);
+    this.kRemote = new Int32Array(n);
+    this.remap = new Int32Array(n);
+    this.recs = keepRecords ? [] : null;
+  }
+
+  reset(): void {
+    this.used = 0;
+    this.count = 0;
+    this.batch.count = 0;
+    this.toPrivate = 0;
+    this.bytes = 0;
+    this.readError = null;
+    this.limited = false;
+    this.end = false;
+    if (this.recs) this.recs.length = 0;
+  }
+
+  /** Frame j of the batch as a view (cold paths: descriptions, stories). */
+  frame(j: number): Uint8Array {
+    const b = this.batch;
+    return b.arena.subarray(b.off[j], b.off[j] + b.len[j]);
+  }
+
+  /** Room for `len` more bytes in the arena (a larger batch, frames copied, when they do not fit). */
+  reserve(len: number): number {
+    const at = this.used;
+    if (at + len <= this.batch.arena.length) return at;
+    const old = this.batch;
+    let size = old.arena.length * 2;
+    while (size < at + len) size *= 2;
+    const b = createFrameBatch(old.maxPackets, size);
+    b.arena.set(old.arena.subarray(0, at));
+    b.off.set(old.off);
+    b.len.set(old.len);
+    b.ingress.set(old.ingress);
+    b.timeUs.set(old.timeUs);
+    b.count = old.count;
+    this.batch = b;
+    return at;
+  }
+}
+
 /** Turns records into prepared frames, keeping the counters. Not reentrant (one PacketView). */
 export class FramePreparer {
   readonly counters = newInputCounters();
   private readonly pv = new PacketView();
   private lastUs = -1;
 
+  private readonly key = new FlowKey();
+
   constructor(readonly ingress: IngressMap) {}
+
+  /** A deep copy of the counters (restored when the chunks read ahead are not replayed). */
+  snapshot(): InputCounters {
+    return structuredClone(this.counters);
+  }
+
+  restore(c: InputCounters): void {
+    Object.assign(this.counters, structuredClone(c));
+  }
+
+  /**
+   * prepare() into the columns of `chunk`: the same decisions and counters, the fed frame copied
+   * once into the chunk's arena, flow keys as numbers. No object per record.
+   */
+  prepareInto(rec: CaptureRecord, chunk: InputChunk): void {
+    const c = this.counters;
+    const k = chunk.count++;
+    c.records++;
+    let t = rec.timeUs;
+    if (this.lastUs >= 0 && t < this.lastUs) {
+      c.clampedTimestamps++;
+      c.maxBackstepUs = Math.max(c.maxBackstepUs, this.lastUs - t);
+      t = this.lastUs;
+    }
+    this.lastUs = t;
+    if (c.firstTimeUs < 0) c.firstTimeUs = t;
+    c.lastTimeUs = t;
+    const pv = this.pv;
+    const data = rec.data;
+    const st = parseFrame(data, 0, data.length, rec.linkType, pv);
+    bump(c.byStatus, PARSE_STATUS_NAMES[st] ?? `status-${st}`);
+    chunk.n[k] = rec.index + 1;
+    chunk.timeUs[k] = t;
+    chunk.ingress[k] = INGRESS_NOWHERE;
+    chunk.status[k] = st;
+    chunk.reason[k] = 0;
+    chunk.detail[k] = 0;
+    chunk.fed[k] = -1;
+    chunk.flow[k] = FLOW_NONE;
+    chunk.remap[k] = -1;
+    chunk.recs?.push(rec);
+    if (
+      st === PARSE_UNSUPPORTED_LINKTYPE ||
+      st === PARSE_TRUNCATED_L2 ||
+      st === PARSE_TRUNCATED_IP_HEADER ||
+      st === PARSE_BAD_IP_VERSION
+    ) {
+      chunk.reason[k] = DROP_MALFORMED;
+      chunk.detail[k] = st;
+      this.notFedAt(
+        rec.index + 1,
+        `malformed: ${PARSE_STATUS_NAMES[st]}`,
+        `${data.length} bytes (${linkTypeName(rec.linkType)})`,
+      );
+      return;
+    }
+    if (st === PARSE_NOT_IPV4 || pv.etherType !== ETHERTYPE_IPV4) {
+      chunk.reason[k] = DROP_NOT_IPV4;
+      chunk.detail[k] = pv.etherType;
+      this.notFedAt(
+        rec.index + 1,
+        `not-ipv4 (ethertype ${etherTypeText(pv.etherType)})`,
+        `${data.length} bytes (${linkTypeName(rec.linkType)})`,
+      );
+      return;
+    }
+    const ingress = this.ingress.classify(pv.src);
+    if (ingress === INGRESS_NOWHERE) {
+      chunk.reason[k] = DROP_NO_INGRESS;
+      chunk.detail[k] = this.ingress.lastWhy;
+      this.notFedAt(
+        rec.index + 1,
+        `no-ingress: ${NOWHERE_WHY[this.ingress.lastWhy]}`,
+        c.notFedExamples.length < MAX_NOT_FED_EXAMPLES ? describePacket(data, pv.l3Off, pv.capLen) : '',
+      );
+      return;
+    }
+    chunk.ingress[k] = ingress;
+    // The one copy of the frame: into the chunk's shared arena, aligned.
+    const len = pv.capLen;
+    const at = chunk.reserve(len);
+    const b = chunk.batch;
+    const arena = b.arena;
+    const from = pv.l3Off;
+    if (len <= 64) for (let x = 0; x < len; x++) arena[at + x] = data[from + x];
+    else arena.set(data.subarray(from, from + len), at);
+    const j = b.count++;
+    b.off[j] = at;
+    b.len[j] = len;
+    b.ingress[j] = ingress;
+    b.timeUs[j] = t;
+    chunk.used = (at + len + FRAME_ALIGN - 1) & ~(FRAME_ALIGN - 1);
+    chunk.fed[k] = j;
+    chunk.record[j] = k;
+    c.fed++;
+    const key = this.key;
+    if (ingress === POINT_INTERNET) {
+      c.fromInternet++;
+      const owner = this.ingress.privateOwner(pv.dst);
+      if (owner >= 0) {
+        c.toPrivate++;
+        chunk.toPrivate++;
+        chunk.remap[k] = owner;
+        if (st === PARSE_OK ? inboundTuple(pv, key) : inboundTupleRaw(arena, at, len, key)) {
+          chunk.flow[k] = FLOW_IN;
+          this.keyInto(chunk, k);
+        }
+      }
+    } else {
+      c.fromInstances++;
+      if (outboundTuple(pv, key)) {
+        chunk.flow[k] = FLOW_OUT;
+        this.keyInto(chunk, k);
+      }
+    }
+  }
+
+  private keyInto(chunk: InputChunk, k: number): void {
+    const key = this.key;
+    chunk.kProto[k] = key.proto;
+    chunk.kInside[k] = key.inside;
+    chunk.kPorts[k] = key.ports;
+    chunk.kRemote[k] = key.remote;
+  }
+
+  private notFedAt(n: number, why: string, frame: string): void {
+    const c = this.counters;
+    bump(c.notFed, why);
+    if (c.notFedExamples.length < MAX_NOT_FED_EXAMPLES) c.notFedExamples.push({ input: n, frame, why });
+  }
 
   private notFed(p: PreparedFrame, why: string, frame: string): void {
     const c = this.counters;

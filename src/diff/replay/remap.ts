@@ -12,10 +12,68 @@
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP, isIcmpQueryType } from '../../packet/constants.ts';
 import { csumReplace16, csumReplace32, udpCsumReplace16, udpCsumReplace32 } from '../../packet/checksum.ts';
 import { PARSE_OK, type PacketView } from '../../packet/parse.ts';
-import { rd16, wr16, wr32 } from '../../packet/bytes.ts';
+import { rd16, rd32, wr16, wr32 } from '../../packet/bytes.ts';
+import { flowPorts } from './flow-table.ts';
 
 export function flowKey(proto: number, inside: number, insidePort: number, remote: number, remotePort: number): string {
   return `${proto}|${inside >>> 0}|${insidePort}|${remote >>> 0}|${remotePort}`;
+}
+
+/** A flow key as numbers (flow-table.ts): proto, inside addr, ports (inside << 16 | remote), remote addr. */
+export class FlowKey {
+  proto = 0;
+  inside = 0;
+  ports = 0;
+  remote = 0;
+  set(proto: number, inside: number, insidePort: number, remote: number, remotePort: number): true {
+    this.proto = proto;
+    this.inside = inside | 0;
+    this.ports = flowPorts(insidePort, remotePort);
+    this.remote = remote | 0;
+    return true;
+  }
+  /** The string form (flowKey), for reports and sinks. */
+  text(): string {
+    return flowKey(this.proto, this.inside, this.ports >>> 16, this.remote, this.ports & 0xffff);
+  }
+}
+
+/** outboundKey as numbers: fills `k`, returns false when the packet makes no mapping. */
+export function outboundTuple(pv: PacketView, k: FlowKey): boolean {
+  if (pv.status !== PARSE_OK) return false;
+  switch (pv.proto) {
+    case PROTO_TCP:
+    case PROTO_UDP:
+      return k.set(pv.proto, pv.src, pv.sport, pv.dst, pv.dport);
+    case PROTO_ICMP:
+      return isIcmpQueryType(pv.icmpType) ? k.set(PROTO_ICMP, pv.src, pv.icmpId, pv.dst, 0) : false;
+    default:
+      return false;
+  }
+}
+
+/** inboundKey as numbers: fills `k`, returns false when the frame belongs to no flow. */
+export function inboundTuple(pv: PacketView, k: FlowKey): boolean {
+  if (pv.status !== PARSE_OK) return false;
+  switch (pv.proto) {
+    case PROTO_TCP:
+    case PROTO_UDP:
+      return k.set(pv.proto, pv.dst, pv.dport, pv.src, pv.sport);
+    case PROTO_ICMP:
+      if (pv.isIcmpError) {
+        if (pv.innerProto === PROTO_TCP || pv.innerProto === PROTO_UDP) {
+          if (pv.innerL4Len < 4) return false;
+          return k.set(pv.innerProto, pv.innerSrc, pv.innerSport, pv.innerDst, pv.innerDport);
+        }
+        if (pv.innerProto === PROTO_ICMP && pv.innerL4Len >= 6 && isIcmpQueryType(pv.innerIcmpType)) {
+          return k.set(PROTO_ICMP, pv.innerSrc, pv.innerIcmpId, pv.innerDst, 0);
+        }
+        return false;
+      }
+      return isIcmpQueryType(pv.icmpType) ? k.set(PROTO_ICMP, pv.dst, pv.icmpId, pv.src, 0) : false;
+    default:
+      return false;
+  }
 }
 
 /** The key an outbound packet (sent by an inside host) creates a mapping for, or null. */
@@ -139,10 +197,16 @@ export function translatedSource(inPv: PacketView, outPv: PacketView): number {
  */
 export function readdressFrame(frame: Uint8Array, pv: PacketView, addr: number, port: number): Uint8Array {
   const out = new Uint8Array(frame); // a copy, even when given a Buffer (whose slice is a view)
+  readdressAt(out, 0, pv, addr, port);
+  return out;
+}
+
+/** readdressFrame in place: the frame at buf[base..], parsed into `pv` at `base` (offsets absolute). */
+export function readdressAt(out: Uint8Array, base: number, pv: PacketView, addr: number, port: number): void {
   addr >>>= 0;
   const oldDst = pv.dst >>> 0;
-  wr32(out, 16, addr);
-  wr16(out, 10, csumReplace32(rd16(out, 10), oldDst, addr));
+  wr32(out, base + 16, addr);
+  wr16(out, base + 10, csumReplace32(rd16(out, base + 10), oldDst, addr));
   const l4 = pv.l4Off;
   switch (pv.proto) {
     case PROTO_TCP: {
@@ -173,7 +237,6 @@ export function readdressFrame(frame: Uint8Array, pv: PacketView, addr: number, 
     default:
       break;
   }
-  return out;
 }
 
 /** Rewrites the quoted packet's source to addr:port; returns the updated outer ICMP checksum. */
@@ -241,59 +304,78 @@ export function insidePortOf(pv: PacketView): number {
  * Returns the key, or null.
  */
 export function inboundKeyRaw(f: Uint8Array): string | null {
-  if (f.length < 20 || f[0] >>> 4 !== 4) return null;
-  const ihl = (f[0] & 15) << 2;
-  if (ihl < 20 || f.length < ihl) return null;
-  if ((((f[6] << 8) | f[7]) & 0x1fff) !== 0) return null; // non-first fragment: no L4 header
-  const src = ((f[12] << 24) | (f[13] << 16) | (f[14] << 8) | f[15]) >>> 0;
-  const dst = ((f[16] << 24) | (f[17] << 16) | (f[18] << 8) | f[19]) >>> 0;
-  const proto = f[9];
-  if ((proto === PROTO_TCP || proto === PROTO_UDP) && f.length >= ihl + 4) {
-    return flowKey(proto, dst, rd16(f, ihl + 2), src, rd16(f, ihl));
-  }
-  if (proto === PROTO_ICMP && f.length >= ihl + 6 && isIcmpQueryType(f[ihl]))
-    return flowKey(PROTO_ICMP, dst, rd16(f, ihl + 4), src, 0);
-  return null;
+  const k = new FlowKey();
+  return inboundTupleRaw(f, 0, f.length, k)
+    ? flowKey(k.proto, k.inside, k.ports >>> 16, k.remote, k.ports & 0xffff)
+    : null;
+}
+
+/** inboundKeyRaw as numbers, for the frame at f[base, base + len): fills `k`, returns false for no flow. */
+export function inboundTupleRaw(f: Uint8Array, base: number, len: number, k: FlowKey): boolean {
+  if (len < 20 || f[base] >>> 4 !== 4) return false;
+  const ihl = (f[base] & 15) << 2;
+  if (ihl < 20 || len < ihl) return false;
+  if ((((f[base + 6] << 8) | f[base + 7]) & 0x1fff) !== 0) return false; // non-first fragment: no L4 header
+  const src = rd32(f, base + 12);
+  const dst = rd32(f, base + 16);
+  const proto = f[base + 9];
+  const l4 = base + ihl;
+  if ((proto === PROTO_TCP || proto === PROTO_UDP) && len >= ihl + 4)
+    return k.set(proto, dst, rd16(f, l4 + 2), src, rd16(f, l4));
+  if (proto === PROTO_ICMP && len >= ihl + 6 && isIcmpQueryType(f[l4]))
+    return k.set(PROTO_ICMP, dst, rd16(f, l4 + 4), src, 0);
+  return false;
 }
 
 /** readdressFrame for such frames: only the fields (and checksums) that were captured change. */
 export function readdressRaw(frame: Uint8Array, addr: number, port: number): Uint8Array {
   const out = new Uint8Array(frame);
+  readdressRawAt(out, 0, out.length, addr, port);
+  return out;
+}
+
+/** readdressRaw in place, for the frame at out[base, base + len). */
+export function readdressRawAt(out: Uint8Array, base: number, len: number, addr: number, port: number): void {
   addr >>>= 0;
-  if (out.length < 20) return out;
-  const oldDst = ((out[16] << 24) | (out[17] << 16) | (out[18] << 8) | out[19]) >>> 0;
-  wr32(out, 16, addr);
-  wr16(out, 10, csumReplace32(rd16(out, 10), oldDst, addr));
-  const ihl = (out[0] & 15) << 2;
-  if (ihl < 20 || (((out[6] << 8) | out[7]) & 0x1fff) !== 0) return out;
-  const proto = out[9];
-  if ((proto === PROTO_TCP || proto === PROTO_UDP) && out.length >= ihl + 4) {
-    const oldPort = rd16(out, ihl + 2);
-    wr16(out, ihl + 2, port);
+  if (len < 20) return;
+  const oldDst = rd32(out, base + 16);
+  wr32(out, base + 16, addr);
+  wr16(out, base + 10, csumReplace32(rd16(out, base + 10), oldDst, addr));
+  const ihl = (out[base] & 15) << 2;
+  if (ihl < 20 || (((out[base + 6] << 8) | out[base + 7]) & 0x1fff) !== 0) return;
+  const proto = out[base + 9];
+  const l4 = base + ihl;
+  if ((proto === PROTO_TCP || proto === PROTO_UDP) && len >= ihl + 4) {
+    const oldPort = rd16(out, l4 + 2);
+    wr16(out, l4 + 2, port);
     const fo = proto === PROTO_TCP ? 16 : 6;
-    if (out.length >= ihl + fo + 2) {
-      const c = rd16(out, ihl + fo);
+    if (len >= ihl + fo + 2) {
+      const c = rd16(out, l4 + fo);
       wr16(
         out,
-        ihl + fo,
+        l4 + fo,
         proto === PROTO_TCP
           ? csumReplace16(csumReplace32(c, oldDst, addr), oldPort, port)
           : udpCsumReplace16(udpCsumReplace32(c, oldDst, addr), oldPort, port),
       );
     }
-  } else if (proto === PROTO_ICMP && out.length >= ihl + 6 && isIcmpQueryType(out[ihl])) {
-    const oldId = rd16(out, ihl + 4);
-    wr16(out, ihl + 4, port);
-    wr16(out, ihl + 2, csumReplace16(rd16(out, ihl + 2), oldId, port));
+  } else if (proto === PROTO_ICMP && len >= ihl + 6 && isIcmpQueryType(out[l4])) {
+    const oldId = rd16(out, l4 + 4);
+    wr16(out, l4 + 4, port);
+    wr16(out, l4 + 2, csumReplace16(rd16(out, l4 + 2), oldId, port));
   }
-  return out;
 }
 
 /** The inside port/id of such a frame (for the static Elastic IP mapping), or -1. */
 export function insidePortRaw(f: Uint8Array): number {
-  const ihl = (f[0] & 15) << 2;
-  const proto = f[9];
-  if ((proto === PROTO_TCP || proto === PROTO_UDP) && f.length >= ihl + 4) return rd16(f, ihl + 2);
-  if (proto === PROTO_ICMP && f.length >= ihl + 6 && isIcmpQueryType(f[ihl])) return rd16(f, ihl + 4);
+  return insidePortRawAt(f, 0, f.length);
+}
+
+export function insidePortRawAt(f: Uint8Array, base: number, len: number): number {
+  const ihl = (f[base] & 15) << 2;
+  const proto = f[base + 9];
+  const l4 = base + ihl;
+  if ((proto === PROTO_TCP || proto === PROTO_UDP) && len >= ihl + 4) return rd16(f, l4 + 2);
+  if (proto === PROTO_ICMP && len >= ihl + 6 && isIcmpQueryType(f[l4])) return rd16(f, l4 + 4);
   return -1;
 }

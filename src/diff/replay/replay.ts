@@ -1,17 +1,30 @@
 // `natlab replay`: streams a capture through one or more engines, writes what leaves each egress
 // point per engine, compares the engines packet by packet and explains every difference.
 //
-// Streaming with bounded memory: records are read and processed in chunks (default 4096); per
-// packet only counters survive a chunk, plus the first K differences and re-addressing examples.
-// The one structure that grows with the capture is each engine's table of learned flow mappings
-// (one-sided captures), capped (FIFO eviction, counted).
+// A packet's whole path is in this file, in one loop over chunks (runReplay, "the loop" below):
+//
+//   read    records are taken from the reader in bulk and prepared into an InputChunk (input.ts):
+//           link header stripped, ingress decided, the frame copied once into a shared arena,
+//           flow keys as numbers; no object, promise or string per record.
+//   feed    each engine gets the chunk's FrameBatch (docs/frame-batch.md) and answers in its own
+//           BatchOutput (feedEngine): one hand-over per chunk; one-sided captures re-address the
+//           far side's frames to the mapping the engine made for their flow (remap.ts,
+//           flow-table.ts), handing over a range up to a reply whose mapping is not known yet.
+//   account per record and engine, from the packed result word: counters, comparison of the
+//           engines (compare/compare.ts), stories for the sinks, outputs written straight from
+//           the engines' arenas to the capture files (sinks/outputs.ts) — accountChunk.
+//
+// Double buffering: while the engines work on chunk N, the main thread accounts chunk N-1 and
+// reads chunk N+1 (two InputChunks, two BatchOutputs per engine, alternating).
+//
+// Streaming with bounded memory: per packet only counters survive a chunk, plus the first K
+// differences and re-addressing examples. The one structure that grows with the capture is each
+// engine's table of learned flow mappings (one-sided captures), capped (FIFO eviction, counted).
 import { stat } from 'node:fs/promises';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatIpv4 } from '../../packet/addr.ts';
 import {
-  ETH_HDR_LEN,
-  ETHERTYPE_IPV4,
   LINKTYPE_ETHERNET,
   LINKTYPE_RAW,
   PROTO_ICMP,
@@ -23,11 +36,24 @@ import {
 import { describePacket } from '../../packet/format.ts';
 import { PacketView, parseIpv4, PARSE_OK } from '../../packet/parse.ts';
 import { openCapture } from '../../pcap/reader.ts';
-import { PcapWriter } from '../../pcap/writer.ts';
-import { PcapngWriter } from '../../pcap/pcapng-writer.ts';
-import type { CaptureReader, CaptureRecord } from '../../pcap/types.ts';
-import type { Engine, InputPacket, NatRuleCounter, PacketResult } from '../../spec/engine.ts';
+import type { CaptureReader } from '../../pcap/types.ts';
+import type { Engine, InputPacket, NatRuleCounter, OutputFrame, PacketResult } from '../../spec/engine.ts';
 import { InputError } from '../../spec/errors.ts';
+import {
+  type BatchOutput,
+  createBatchOutput,
+  createFrameBatch,
+  errorBase,
+  type FrameBatch,
+  OUT_SLOTS,
+  packResult,
+  RES_DROPPED,
+  resultCt,
+  resultDetail,
+  resultFate,
+  resultOutCount,
+  resultReason,
+} from '../../spec/frame-batch.ts';
 import { CT_NAMES, CT_NEW, FATE_DELIVERED, reasonName } from '../../spec/reasons.ts';
 import type { Scenario } from '../../spec/scenario.ts';
 import { POINT_INTERNET, instancePoint, pointName } from '../../spec/scenario.ts';
@@ -43,15 +69,16 @@ import {
 } from '../compare/compare.ts';
 import { makeEngine, type EngineName } from '../engines.ts';
 import { IngressMap, INGRESS_NOWHERE } from './ingress.ts';
-import { FramePreparer, type PreparedFrame } from './input.ts';
+import { FLOW_IN, FLOW_OUT, FramePreparer, InputChunk } from './input.ts';
+import { FlowTable, PendingFlows } from './flow-table.ts';
 import {
-  FlowMappings,
+  flowKey,
   insidePortOf,
-  insidePortRaw,
+  insidePortRawAt,
   mappingAddr,
   mappingPort,
-  readdressFrame,
-  readdressRaw,
+  readdressAt,
+  readdressRawAt,
   translatedSource,
 } from './remap.ts';
 import type { EngineSummary, ReaddressExample, ReplayDifference, ReplayFrameRef, ReplayReport } from './report.ts';
@@ -59,18 +86,22 @@ import { rd16 } from '../../packet/bytes.ts';
 import {
   engineComment,
   inputComment,
-  pointInterfaceName,
   type PacketSink,
   type PacketStory,
   type StoryDifference,
 } from '../sinks/annotate.ts';
 import { InputCapture, INPUT_CAPTURE_FILE } from '../sinks/input-capture.ts';
+import { OutputSet } from '../sinks/outputs.ts';
+
+export { ROUTER_MAC, pointMac, outputFileName, engineCaptureName } from '../sinks/outputs.ts';
 
 export const DEFAULT_CHUNK = 4096;
 export const DEFAULT_MAX_DIFFERENCES = 20;
 export const DEFAULT_MAX_EXAMPLES = 20;
 /** Learned flow mappings kept per engine (twice Linux's default nf_conntrack_max). */
 export const DEFAULT_MAPPING_CAP = 524288;
+/** Arena bytes per record a chunk starts with (it grows when a chunk's frames need more). */
+const ARENA_BYTES_PER_RECORD = 1024;
 
 export type EngineFactory = (
   name: string,
@@ -143,206 +174,80 @@ export interface ReplayOutcome {
   > | null;
 }
 
-// Synthetic, stable MAC addresses (locally administered, "NL" = natlab): the VPC router / IGW
-// sends every output frame; the receiver is the egress point's host.
-export const ROUTER_MAC = Uint8Array.of(0x02, 0x4e, 0x4c, 0xff, 0xff, 0xfe);
-export function pointMac(point: number): Uint8Array {
-  return Uint8Array.of(0x02, 0x4e, 0x4c, 0x00, (point >>> 8) & 0xff, point & 0xff);
-}
-
-export function outputFileName(s: Scenario, point: number): string {
-  if (point === POINT_INTERNET) return 'internet.pcap';
-  const inst = s.instances[point - 1];
-  return `${inst.name}-${formatIpv4(inst.privateIp)}.pcap`;
-}
-
-const MAX_TS_SEC = 0xffffffff;
-
-/** Annotated capture of one engine (pcapng): DIR/<engine>.pcapng. */
-export function engineCaptureName(engine: string): string {
-  return `${engine}.pcapng`;
-}
+/** How a far-side frame fed to an engine was re-addressed (per record; HOW_TEXT names them). */
+const HOW_NONE = 0;
+const HOW_FLOW = 1;
+const HOW_ELASTIC_IP = 2;
+const HOW_UNMAPPED = 3;
+const HOW_TEXT = ['', 'flow', 'elastic-ip', 'unmapped'];
 
 /**
- * The outputs of one engine: per-egress pcap files, or one annotated pcapng with an interface per
- * egress point and one ("dropped") for the inputs the engine dropped, as they were fed to it.
+ * An engine's buffers for one of the two alternating chunks. What it answered is read from the
+ * packed result words; the outputs from its BatchOutput (engines with processFrames: the core) or
+ * from its PacketResult objects (engines with process() only: the model, the kernel, test engines
+ * — the objects are kept and used as they are).
  */
-class OutputSet {
-  private readonly writers = new Map<number, PcapWriter>();
-  private ng: PcapngWriter | null = null;
-  /** pcapng: packets in the file so far (every interface): Wireshark's frame.number. */
-  private fileCount = 0;
-  readonly counts: number[];
-  private scratch = new Uint8Array(ETH_HDR_LEN + 65536);
-  /** Ethernet header per egress point (built once). */
-  private readonly ethHeaders: Uint8Array[] = [];
-  clampedTs = 0;
-
-  constructor(
-    readonly engine: string,
-    readonly scenario: Scenario,
-    readonly linkType: number,
-    readonly dir: string | null,
-    private readonly engineDir = true,
-  ) {
-    this.counts = new Array(scenario.instances.length + 1).fill(0);
-  }
-
-  static async open(
-    engine: string,
-    s: Scenario,
-    linkType: number,
-    outDir: string | null,
-    format: 'pcap' | 'pcapng' = 'pcap',
-    engineDir = true,
-  ): Promise<OutputSet> {
-    if (format === 'pcapng' && outDir !== null) {
-      const o = new OutputSet(engine, s, linkType, outDir);
-      const interfaces = [];
-      for (let p = 0; p <= s.instances.length; p++)
-        interfaces.push({
-          linkType,
-          name: pointInterfaceName(s, p, formatIpv4),
-          description: `what ${engine} sent to ${pointName(s, p)}`,
-        });
-      interfaces.push({ linkType, name: 'dropped', description: `inputs ${engine} dropped, as they were fed to it` });
-      o.ng = await PcapngWriter.open(join(outDir, engineCaptureName(engine)), {
-        interfaces,
-        comment: `natlab replay: what the ${engine} engine sent at each egress point (one interface each) and the inputs it dropped, each packet commented with its story`,
-      });
-      return o;
-    }
-    const dir = outDir === null ? null : engineDir ? join(outDir, engine) : outDir;
-    const o = new OutputSet(engine, s, linkType, dir, engineDir);
-    if (dir !== null) {
-      await mkdir(dir, { recursive: true });
-      for (let p = 0; p <= s.instances.length; p++) {
-        o.writers.set(p, await PcapWriter.open(join(dir, outputFileName(s, p)), { linkType }));
-      }
-    }
-    return o;
-  }
-
-  /** Relative file name of a point's output (for references in the report). */
-  ref(point: number): string {
-    if (this.annotated) return engineCaptureName(this.engine);
-    return this.engineDir
-      ? `${this.engine}/${outputFileName(this.scenario, point)}`
-      : outputFileName(this.scenario, point);
-  }
-
-  /** True when outputs go to files (outDir given). */
-  get writing(): boolean {
-    return this.writers.size > 0 || this.ng !== null;
-  }
-
-  /** True when writing the annotated pcapng (comments wanted). */
-  get annotated(): boolean {
-    return this.ng !== null;
-  }
-
-  /** Counts one output at `point`; returns its 1-based number in its file. */
-  next(point: number): number {
-    ++this.counts[point];
-    return this.ng ? ++this.fileCount : this.counts[point];
-  }
-
-  /** The numbers next() would give these outputs, in order, without counting them. */
-  peek(points: number[]): number[] {
-    if (this.ng) return points.map((_, k) => this.fileCount + k + 1);
-    const next = [...this.counts];
-    return points.map((p) => ++next[p]);
-  }
-
-  /** Writes one input the engine dropped, as fed (annotated pcapng only; numbered here). */
-  writeDropped(timeUs: number, frame: Uint8Array, comment: string): void {
-    if (!this.ng) return;
-    this.fileCount++;
-    this.writeFrame(this.scenario.instances.length + 1, timeUs, frame, comment);
-  }
-
-  /** Writes one output (counted with next() first): staged at once, no promise per frame. */
-  write(point: number, timeUs: number, frame: Uint8Array, comment?: string): void {
-    this.writeFrame(point, timeUs, frame, comment);
-  }
-
-  /** Backpressure, once per chunk: resolves when every file stream has caught up. */
-  async drained(): Promise<void> {
-    if (this.ng) await this.ng.drained();
-    for (const w of this.writers.values()) await w.drained();
-  }
-
-  private writeFrame(point: number, timeUs: number, frame: Uint8Array, comment?: string): void {
-    const w = this.ng ?? this.writers.get(point);
-    if (!w) return;
-    let tsSec = Math.floor(timeUs / 1e6);
-    let tsNsec = (timeUs - tsSec * 1e6) * 1000;
-    if (tsSec > MAX_TS_SEC && !this.ng) {
-      tsSec = MAX_TS_SEC;
-      tsNsec = 999_999_000;
-      this.clampedTs++;
-    }
-    let data = frame;
-    if (this.linkType === LINKTYPE_ETHERNET) {
-      const need = ETH_HDR_LEN + frame.length;
-      if (this.scratch.length < need) this.scratch = new Uint8Array(need);
-      const b = this.scratch;
-      let h = this.ethHeaders[point];
-      if (!h) {
-        h = new Uint8Array(ETH_HDR_LEN);
-        h.set(pointMac(point), 0);
-        h.set(ROUTER_MAC, 6);
-        h[12] = ETHERTYPE_IPV4 >>> 8;
-        h[13] = ETHERTYPE_IPV4 & 0xff;
-        this.ethHeaders[point] = h;
-      }
-      b.set(h, 0);
-      b.set(frame, ETH_HDR_LEN);
-      data = b.subarray(0, need);
-    }
-    if (this.ng) this.ng.writeSync({ interfaceId: point, tsSec, tsNsec, data, comment });
-    else (w as PcapWriter).writeSync({ tsSec, tsNsec, data });
-  }
-
-  async close(): Promise<void> {
-    for (const w of this.writers.values()) await w.close();
-    await this.ng?.close();
-  }
+interface EngineIo {
+  /** The batch the engine reads: the chunk's own, or this engine's copy when it re-addresses frames. */
+  batch: FrameBatch;
+  /** Its own copy (allocated when first needed, re-made when the chunk's batch grows). */
+  copy: FrameBatch | null;
+  /** processFrames engines: their output (null for the others). */
+  out: BatchOutput | null;
+  /** Packed result word per fed frame (out.result, or filled from the objects). */
+  result: Uint32Array;
+  /** process() engines: the results by fed frame. */
+  results: PacketResult[];
+  /** The chunk batch `out` was sized for. */
+  sizedFor: FrameBatch | null;
+  /** Per record: how it was re-addressed (HOW_*). */
+  how: Uint8Array;
 }
 
 /** Per-engine state of a run. */
 class EngineRunState {
-  readonly mappings: FlowMappings;
+  readonly mappings: FlowTable;
+  readonly pending: PendingFlows;
   readonly summary: EngineSummary;
-  /** Chunk-local: what this engine was fed and what it answered, by chunk position. */
-  fed: Array<Uint8Array | null> = [];
-  results: Array<PacketResult | null> = [];
-  how: string[] = [];
+  readonly io: EngineIo[];
   /** First re-addressing examples of this engine. */
   readonly examples: ReaddressExample[] = [];
   readonly kept: KeptResult[] | null;
   readonly keptRaw: Array<{ fed: Uint8Array | null; timeUs: number; ingress: number; result: PacketResult }> | null;
   readonly normaliser: OutputNormaliser | undefined;
-  conntrackCount: number | null = null;
   /** Counters by code (turned into named records at the end: no string keys per packet). */
   readonly byReason = new Float64Array(256);
   readonly byCt = new Float64Array(8);
   /** A flow idle this long may have lost its conntrack entry (the scenario's shortest timeout). */
   readonly mappingStaleUs: number;
+  readonly zeroCopy: boolean;
 
   constructor(
     readonly name: string,
     readonly engine: Engine,
     readonly out: OutputSet,
     mappingCap: number,
+    chunk: number,
     keep: boolean,
     normaliser: OutputNormaliser | undefined,
   ) {
-    this.mappings = new FlowMappings(mappingCap);
+    this.mappings = new FlowTable(mappingCap);
+    this.pending = new PendingFlows(chunk);
     this.kept = keep ? [] : null;
     this.keptRaw = keep ? [] : null;
     this.normaliser = normaliser;
+    this.zeroCopy = typeof engine.processFrames === 'function';
     this.mappingStaleUs = Math.min(...Object.values(out.scenario.conntrack.timeouts)) * 1e6;
+    const placeholder = createFrameBatch(1, 8);
+    this.io = [0, 1].map(() => ({
+      batch: placeholder,
+      copy: null,
+      out: null,
+      result: new Uint32Array(chunk),
+      results: [],
+      sizedFor: null,
+      how: new Uint8Array(chunk),
+    }));
     this.summary = {
       engine: name,
       packetsIn: 0,
@@ -368,33 +273,38 @@ function bump(o: Record<string, number>, k: string, by = 1): void {
 
 /** True if an output's addresses or ports (ICMP query id) differ from the input's. */
 export function tupleChanged(input: Uint8Array, out: Uint8Array): boolean {
-  if (input.length < 20 || out.length < 20) return false;
-  for (let i = 12; i < 20; i++) if (input[i] !== out[i]) return true;
-  if (input[9] !== out[9]) return false;
-  const ia = (input[0] & 15) << 2;
-  const oa = (out[0] & 15) << 2;
-  const proto = input[9];
+  return tupleChangedAt(input, 0, input.length, out, 0, out.length);
+}
+
+/** tupleChanged for frames where they lie: a[ao, ao + al) and b[bo, bo + bl). */
+function tupleChangedAt(a: Uint8Array, ao: number, al: number, b: Uint8Array, bo: number, bl: number): boolean {
+  if (al < 20 || bl < 20) return false;
+  for (let i = 12; i < 20; i++) if (a[ao + i] !== b[bo + i]) return true;
+  if (a[ao + 9] !== b[bo + 9]) return false;
+  const ia = (a[ao] & 15) << 2;
+  const oa = (b[bo] & 15) << 2;
+  const proto = a[ao + 9];
   if (proto === PROTO_TCP || proto === PROTO_UDP) {
-    if (input.length < ia + 4 || out.length < oa + 4) return false;
-    return rd16(input, ia) !== rd16(out, oa) || rd16(input, ia + 2) !== rd16(out, oa + 2);
+    if (al < ia + 4 || bl < oa + 4) return false;
+    return rd16(a, ao + ia) !== rd16(b, bo + oa) || rd16(a, ao + ia + 2) !== rd16(b, bo + oa + 2);
   }
-  if (proto === PROTO_ICMP && input.length >= ia + 6 && out.length >= oa + 6) {
-    if (isIcmpErrorType(input[ia])) {
+  if (proto === PROTO_ICMP && al >= ia + 6 && bl >= oa + 6) {
+    if (isIcmpErrorType(a[ao + ia])) {
       // the quoted packet's addresses
-      for (let i = 12; i < 20; i++) if (input[ia + 8 + i] !== out[oa + 8 + i]) return true;
+      for (let i = 12; i < 20; i++) if (a[ao + ia + 8 + i] !== b[bo + oa + 8 + i]) return true;
       return false;
     }
-    return rd16(input, ia + 4) !== rd16(out, oa + 4);
+    return rd16(a, ao + ia + 4) !== rd16(b, bo + oa + 4);
   }
   return false;
 }
 
 /** An ICMP error among the outputs of an input that was not an ICMP error: built by the engine. */
-function isGeneratedOutput(input: Uint8Array, out: Uint8Array): boolean {
-  const oa = (out[0] & 15) << 2;
-  if (out.length < oa + 1 || out[9] !== PROTO_ICMP || !isIcmpErrorType(out[oa])) return false;
-  const ia = (input[0] & 15) << 2;
-  return !(input.length > ia && input[9] === PROTO_ICMP && isIcmpErrorType(input[ia]));
+function isGeneratedAt(a: Uint8Array, ao: number, al: number, b: Uint8Array, bo: number, bl: number): boolean {
+  const oa = (b[bo] & 15) << 2;
+  if (bl < oa + 1 || b[bo + 9] !== PROTO_ICMP || !isIcmpErrorType(b[bo + oa])) return false;
+  const ia = (a[ao] & 15) << 2;
+  return !(al > ia && a[ao + 9] === PROTO_ICMP && isIcmpErrorType(a[ao + ia]));
 }
 
 function describeFrame(f: Uint8Array): string {
@@ -412,11 +322,16 @@ export function sessionsFromCounters(counters: readonly NatRuleCounter[]): numbe
   return n;
 }
 
+/** Lets queued work (an engine's hand-over) run before a long synchronous stretch. */
+function nextTick(): Promise<void> {
+  return new Promise<void>((resolve) => setImmediate(resolve));
+}
+
 /** Runs the replay. Throws InputError only when the capture cannot be opened at all. */
 export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
   const t0 = performance.now();
   const s = opts.scenario;
-  const chunk = opts.chunkSize ?? DEFAULT_CHUNK;
+  const chunk = Math.max(1, opts.chunkSize ?? DEFAULT_CHUNK);
   const maxDiffs = opts.maxDifferences ?? DEFAULT_MAX_DIFFERENCES;
   const maxEx = opts.maxExamples ?? DEFAULT_MAX_EXAMPLES;
   const limit = opts.limit ?? Infinity;
@@ -436,7 +351,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
   const ingress = new IngressMap(s);
   const prep = new FramePreparer(ingress);
   const states: EngineRunState[] = [];
-  let peakRss = process.memoryUsage().rss;
+  let peakRss = process.memoryUsage.rss();
   /** Start of the packet phase (after the engines are built): the throughput line's clock. */
   let tRun = t0;
   let readError: string | null = null;
@@ -451,9 +366,12 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
   const annotate = opts.outputFormat === 'pcapng' && opts.outDir !== null;
   const sinks = opts.sinks ?? [];
   const stories = annotate || sinks.length > 0;
+  const keep = opts.keepResults ?? false;
   let inputCapture: InputCapture | null = null;
   /** Differences the engines classified as documented known ones, by class. */
   const known = new Map<string, number>();
+  const pv = new PacketView();
+  const pvOut = new PacketView();
   try {
     if (opts.outDir !== null) await mkdir(opts.outDir, { recursive: true });
     if (annotate) inputCapture = await InputCapture.open(join(opts.outDir!, INPUT_CAPTURE_FILE), s, opts.input);
@@ -479,7 +397,8 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
           engine,
           out,
           opts.mappingCap ?? DEFAULT_MAPPING_CAP,
-          opts.keepResults ?? false,
+          chunk,
+          keep,
           engine.outputNormaliser,
         ),
       );
@@ -501,33 +420,261 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       const d = st.normaliser?.description;
       if (d) notes.push(d.startsWith(`${st.name}:`) ? d : `${st.name}: ${d}`);
     }
+    // Engines get their own copy of a chunk's frames when they re-address some: several engines
+    // (each its own mappings), or when the captured frame is still needed (stories, kept results).
+    const privateCopies = states.length > 1 || stories || keep;
+    const zeroCopyStates = states.filter((st) => st.zeroCopy);
+    const objectStates = states.filter((st) => !st.zeroCopy);
     tRun = performance.now();
 
+    // ---- the loop ------------------------------------------------------------------------------
+    const chunks = [0, 1].map(() => new InputChunk(chunk, chunk * ARENA_BYTES_PER_RECORD, annotate));
     let bytes = 24;
-    let batch: PreparedFrame[] = [];
-    /** The records of the batch (annotated captures copy the input side from them). */
-    let batchRecs: CaptureRecord[] = [];
+    let engineError: string | null = null;
 
-    const processChunk = async (frames: PreparedFrame[], recs: CaptureRecord[]): Promise<void> => {
-      await Promise.all(states.map((st) => feedEngine(st, frames, maxEx)));
-      // Compare, count and write, packet by packet in input order.
-      for (let i = 0; i < frames.length; i++) {
-        const p = frames[i];
+    /** Reads up to `chunk` records into c (the reader's decoded records: no promise per record). */
+    const fill = async (c: InputChunk): Promise<void> => {
+      c.reset();
+      while (c.count < chunk) {
+        let rec = reader.nextQueued();
+        try {
+          rec ??= await reader.next();
+        } catch (e) {
+          if (!(e instanceof InputError)) throw e;
+          c.readError = e.message;
+          c.end = true;
+          return;
+        }
+        if (rec === null) {
+          c.end = true;
+          return;
+        }
+        if (prep.counters.records >= limit) {
+          c.limited = true;
+          c.end = true;
+          return;
+        }
+        c.bytes += 16 + rec.data.length;
+        prep.prepareInto(rec, c);
+      }
+    };
+
+    /** Feeds chunk c to every engine (io slot q); resolves false when an engine refused it. */
+    const feed = async (c: InputChunk, q: number): Promise<boolean> => {
+      // Engines on worker threads get their hand-over first; then those that compute on this thread.
+      const running = zeroCopyStates.map((st) => feedEngine(st, c, q));
+      if (running.length > 0 && objectStates.length > 0) await nextTick();
+      for (const st of objectStates) running.push(feedEngine(st, c, q));
+      const settled = await Promise.allSettled(running);
+      for (const r of settled) {
+        if (r.status === 'fulfilled') continue;
+        const e = r.reason;
+        if (!(e instanceof InputError)) throw e;
+        engineError ??= `${e.message} (replay stopped in the chunk starting at input #${c.n[0]}; the report covers the packets before it)`;
+        return false;
+      }
+      return true;
+    };
+
+    /**
+     * One engine, one chunk. Far-side frames addressed to a private address are re-addressed to
+     * this engine's mapping; a frame whose flow has an outbound packet pending in the range not yet
+     * handed over (and no fresh mapping) first hands that range over, so the mapping is learned
+     * before the reply is addressed.
+     */
+    const feedEngine = async (st: EngineRunState, c: InputChunk, q: number): Promise<void> => {
+      const io = st.io[q];
+      const src = c.batch;
+      const fedCount = src.count;
+      let eb = src;
+      if (c.toPrivate > 0 && privateCopies) {
+        eb = copyBatch(io, src, c.used);
+      }
+      io.batch = eb;
+      sizeOutput(st, io, src);
+      const how = io.how;
+      how.fill(HOW_NONE, 0, c.count);
+      const pending = st.pending;
+      const table = st.mappings;
+      pending.clear();
+      let from = 0;
+      const handOver = async (end: number): Promise<void> => {
+        if (end > from) await runRange(st, c, io, from, end);
+        from = end;
+        pending.clear();
+      };
+      if (c.toPrivate > 0) {
+        const arena = eb.arena;
+        for (let k = 0; k < c.count; k++) {
+          const j = c.fed[k];
+          if (j < 0) continue;
+          const inst = c.remap[k];
+          const flow = c.flow[k];
+          if (inst >= 0) {
+            let e = -1;
+            if (flow === FLOW_IN) {
+              const t = pending.get(c.kProto[k], c.kInside[k], c.kPorts[k], c.kRemote[k]);
+              e = table.find(c.kProto[k], c.kInside[k], c.kPorts[k], c.kRemote[k]);
+              if (t >= 0) {
+                // Hand over first when a pending outbound packet of this flow may create or change
+                // its mapping: no mapping yet, or the flow idle long enough that its entry may have expired.
+                const last = e < 0 ? -1 : table.lastUs(e);
+                if (last < 0 || t - last >= st.mappingStaleUs) {
+                  await handOver(j);
+                  e = table.find(c.kProto[k], c.kInside[k], c.kPorts[k], c.kRemote[k]);
+                }
+              }
+            }
+            const m = e >= 0 ? table.mapping(e) : -1;
+            const instance = s.instances[inst];
+            const off = eb.off[j];
+            const len = eb.len[j];
+            const before = st.examples.length < maxEx ? describeFrame(c.frame(j)) : '';
+            parseIpv4(arena, off, len, pv);
+            const ok = pv.status === PARSE_OK;
+            // Frames that do not parse fully (cut by the snapshot length, ...) are re-addressed in the
+            // fields that were captured; the engines then drop or mark them for what they are.
+            const raw = !ok && flow === FLOW_IN;
+            let h = HOW_UNMAPPED;
+            if (m >= 0 && (ok || raw)) {
+              if (ok) readdressAt(arena, off, pv, mappingAddr(m), mappingPort(m));
+              else readdressRawAt(arena, off, len, mappingAddr(m), mappingPort(m));
+              h = HOW_FLOW;
+              st.summary.readdressed.flow++;
+            } else if (instance.elasticIp !== null && (ok || raw)) {
+              if (ok) readdressAt(arena, off, pv, instance.elasticIp, insidePortOf(pv));
+              else readdressRawAt(arena, off, len, instance.elasticIp, insidePortRawAt(arena, off, len));
+              h = HOW_ELASTIC_IP;
+              st.summary.readdressed.elasticIp++;
+            } else st.summary.readdressed.unmapped++;
+            how[k] = h;
+            if (st.examples.length < maxEx)
+              st.examples.push({
+                input: c.n[k],
+                engine: st.name,
+                how: HOW_TEXT[h],
+                from: before,
+                to: h === HOW_UNMAPPED ? '' : describeFrame(arena.subarray(off, off + len)),
+              });
+          }
+          if (flow === FLOW_OUT) pending.set(c.kProto[k], c.kInside[k], c.kPorts[k], c.kRemote[k], c.timeUs[k]);
+        }
+      }
+      await handOver(fedCount);
+    };
+
+    /** Hands packets [from, end) of the engine's batch over, then learns the mappings they made. */
+    const runRange = async (
+      st: EngineRunState,
+      c: InputChunk,
+      io: EngineIo,
+      from: number,
+      end: number,
+    ): Promise<void> => {
+      const t = performance.now();
+      if (io.out !== null) await st.engine.processFrames!(io.batch, io.out, from, end - from);
+      else await processByObjects(st, io, from, end);
+      st.summary.engineMs += performance.now() - t;
+      const eb = io.batch;
+      const table = st.mappings;
+      const words = io.result;
+      for (let j = from; j < end; j++) {
+        const k = c.record[j];
+        if (c.flow[k] !== FLOW_OUT) continue;
+        const w = words[j];
+        if ((w & RES_DROPPED) !== 0) continue;
+        const e = table.find(c.kProto[k], c.kInside[k], c.kPorts[k], c.kRemote[k]);
+        if (resultCt(w) !== CT_NEW && e >= 0) {
+          table.touch(e, c.timeUs[k]);
+          continue;
+        }
+        // Learn the public mapping from the engine's output at the internet egress.
+        parseIpv4(eb.arena, eb.off[j], eb.len[j], pv);
+        const out = io.out;
+        const outputs = out === null ? io.results[j].outputs : null;
+        const n = outputs !== null ? outputs.length : resultOutCount(w);
+        for (let x = 0; x < n; x++) {
+          if (outputs !== null) {
+            const o = outputs[x];
+            if (o.egress !== POINT_INTERNET) continue;
+            parseIpv4(o.frame, 0, o.frame.length, pvOut);
+          } else {
+            const slot = j * OUT_SLOTS + x;
+            if (out!.outEgress[slot] !== POINT_INTERNET) continue;
+            parseIpv4(out!.outArena, out!.outOff[slot], out!.outLen[slot], pvOut);
+          }
+          const m = translatedSource(pv, pvOut);
+          if (m < 0) continue;
+          table.set(c.kProto[k], c.kInside[k], c.kPorts[k], c.kRemote[k], mappingAddr(m), mappingPort(m), c.timeUs[k]);
+          break;
+        }
+      }
+    };
+
+    /** Engines without processFrames: process() on copies of the frames; the results kept as they are. */
+    const processByObjects = async (st: EngineRunState, io: EngineIo, from: number, end: number): Promise<void> => {
+      const eb = io.batch;
+      const packets: InputPacket[] = new Array(end - from);
+      // Copies: such an engine may keep the frames it was given beyond the call.
+      for (let j = from; j < end; j++)
+        packets[j - from] = {
+          timeUs: eb.timeUs[j],
+          ingress: eb.ingress[j],
+          frame: eb.arena.slice(eb.off[j], eb.off[j] + eb.len[j]),
+        };
+      const res = await st.engine.process(packets);
+      if (res.length !== packets.length)
+        throw new Error(`engine ${st.name} returned ${res.length} results for ${packets.length} packets`);
+      for (let j = from; j < end; j++) {
+        const r = res[j - from];
+        io.results[j] = r;
+        // The word's output count is informative only (these outputs are read from the objects).
+        io.result[j] = packResult(r.fate, r.reason, r.detail, r.ct, Math.min(r.outputs.length, OUT_SLOTS));
+      }
+    };
+
+    /** The PacketResult of record k for engine st (cold paths: comparisons, stories, kept results). */
+    const resultOf = (st: EngineRunState, c: InputChunk, q: number, k: number): PacketResult => {
+      const j = c.fed[k];
+      if (j < 0) return { fate: 1, reason: c.reason[k], detail: c.detail[k], ct: 0, outputs: [] };
+      const io = st.io[q];
+      const out = io.out;
+      if (out === null) return io.results[j];
+      const w = out.result[j];
+      const n = resultOutCount(w);
+      const outputs: OutputFrame[] = new Array(n);
+      for (let x = 0; x < n; x++) {
+        const slot = j * OUT_SLOTS + x;
+        const off = out.outOff[slot];
+        outputs[x] = { egress: out.outEgress[slot], frame: out.outArena.slice(off, off + out.outLen[slot]) };
+      }
+      return { fate: resultFate(w), reason: resultReason(w), detail: resultDetail(w), ct: resultCt(w), outputs };
+    };
+
+    /** The frame record k was fed to engine st as (a view), or null when not fed. */
+    const fedOf = (st: EngineRunState, c: InputChunk, q: number, k: number): Uint8Array | null => {
+      const j = c.fed[k];
+      if (j < 0) return null;
+      const b = st.io[q].batch;
+      return b.arena.subarray(b.off[j], b.off[j] + b.len[j]);
+    };
+
+    /** Compares, counts and writes chunk c (io slot q), record by record in input order. */
+    const accountChunk = async (c: InputChunk, q: number): Promise<void> => {
+      const multi = states.length > 1;
+      for (let k = 0; k < c.count; k++) {
+        const fedAt = c.fed[k];
+        let results: PacketResult[] | null = null;
         const storyDiffs: StoryDifference[] | null = stories ? [] : null;
-        let refs: Record<string, ReplayFrameRef[]> | null = null;
-        if (p.ingress !== INGRESS_NOWHERE && states.length > 1) {
+        if (multi && fedAt >= 0) {
+          results = states.map((st) => resultOf(st, c, q, k));
           const a = states[0];
-          const ra = a.results[i]!;
+          const ra = results[0];
+          const inputA: InputPacket = { timeUs: c.timeUs[k], ingress: c.ingress[k], frame: fedOf(a, c, q, k)! };
+          let refs: Record<string, ReplayFrameRef[]> | null = null;
           let any = false;
-          for (let k = 1; k < states.length; k++) {
-            const b = states[k];
-            const d = comparePacket(
-              p.n,
-              { timeUs: p.timeUs, ingress: p.ingress, frame: a.fed[i]! },
-              ra,
-              b.results[i]!,
-              contexts[k - 1],
-            );
+          for (let e = 1; e < states.length; e++) {
+            const d = comparePacket(c.n[k], inputA, ra, results[e], contexts[e - 1]);
             if (d.length === 0) continue;
             any = true;
             diffCount += d.length;
@@ -535,108 +682,232 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
               for (const x of d) storyDiffs.push({ kind: x.kind, engines: x.engines, message: x.message });
             for (const x of d) {
               if (diffs.length >= maxDiffs) break;
-              refs ??= outputRefs(states, i);
-              diffs.push({ input: p.n, kind: x.kind, engines: x.engines, message: x.message, outputs: refs });
+              refs ??= outputRefs(results);
+              diffs.push({ input: c.n[k], kind: x.kind, engines: x.engines, message: x.message, outputs: refs });
             }
           }
           if (any) diffPackets++;
         }
-        if (storyDiffs) {
-          await writeAnnotated(p, i, recs[i], storyDiffs);
+        if (stories || keep) {
+          results ??= states.map((st) => resultOf(st, c, q, k));
+          for (let e = 0; e < states.length; e++) countOne(states[e], c, q, k, results[e], !stories);
+          if (stories) await writeStory(c, q, k, results, storyDiffs!);
           continue;
         }
-        for (const st of states) {
-          const r = account(st, p, i);
-          // Staged synchronously: no promise per packet (backpressure once per chunk, below).
-          if (st.out.writing) for (const o of r.outputs) st.out.write(o.egress, p.timeUs, o.frame);
+        for (let e = 0; e < states.length; e++) {
+          const st = states[e];
+          // processFrames engines: straight from their output columns; the others from their objects.
+          const r = st.io[q].out !== null ? null : results !== null ? results[e] : resultOf(st, c, q, k);
+          countOne(st, c, q, k, r, true);
         }
       }
       for (const st of states) await st.out.drained();
     };
 
-    /** Stories: annotated captures (every engine's outputs and drops, and the input) and sinks. */
-    const writeAnnotated = async (
-      p: PreparedFrame,
-      i: number,
-      rec: CaptureRecord | undefined,
-      differences: StoryDifference[],
-    ): Promise<void> => {
-      const results = states.map((st) => account(st, p, i));
-      const story: PacketStory = {
-        input: p.n,
-        ingress: p.ingress === INGRESS_NOWHERE ? -1 : p.ingress,
-        differences,
-        verdicts: states.map((st, k) => ({ engine: st.name, result: results[k], readdressed: st.how[i] ?? '' })),
-        timeUs: p.timeUs,
-        frame: p.frame,
-        flow: p.outKey ?? p.inKey,
-      };
-      for (const sink of sinks) sink.packet(story);
-      if (!annotate) return;
-      for (let k = 0; k < states.length; k++) {
-        const st = states[k];
-        const r = results[k];
-        for (let j = 0; j < r.outputs.length; j++)
-          st.out.write(r.outputs[j].egress, p.timeUs, r.outputs[j].frame, engineComment(s, story, st.name, j));
-        const fed = st.fed[i];
-        if (r.fate !== FATE_DELIVERED && fed) st.out.writeDropped(p.timeUs, fed, engineComment(s, story, st.name, -1));
+    /**
+     * Counts record k's result for one engine and, with `write`, writes its outputs: from the
+     * engine's output columns when `r` is null (the bulk path: no object), else from `r`.
+     */
+    const countOne = (
+      st: EngineRunState,
+      c: InputChunk,
+      q: number,
+      k: number,
+      r: PacketResult | null,
+      write: boolean,
+    ): void => {
+      const sum = st.summary;
+      const j = c.fed[k];
+      if (j < 0) {
+        // Not fed: the same verdict for every engine.
+        sum.dropped++;
+        st.byReason[c.reason[k] & 255]++;
+        st.byCt[0]++;
+        if (r && keep) keepOne(st, c, q, k, r, []);
+        return;
       }
-      if (rec)
-        await inputCapture!.write(
-          story.ingress,
-          rec.linkType,
-          rec.tsSec,
-          rec.tsNsec,
-          rec.data,
-          rec.origLen,
-          inputComment(s, story),
-        );
+      const io = st.io[q];
+      const eb = io.batch;
+      const w = io.result[j];
+      sum.packetsIn++;
+      if ((w & RES_DROPPED) === 0) sum.delivered++;
+      else {
+        sum.dropped++;
+        st.byReason[resultReason(w)]++;
+      }
+      st.byCt[resultCt(w) & 7]++;
+      const fa = eb.arena;
+      const fo = eb.off[j];
+      const fl = eb.len[j];
+      const keptOuts: KeptResult['outputs'] | null = st.kept ? [] : null;
+      const writing = write && st.out.writing;
+      if (r === null) {
+        const out = io.out!;
+        const oa = out.outArena;
+        const n = resultOutCount(w);
+        for (let x = 0; x < n; x++) {
+          const slot = j * OUT_SLOTS + x;
+          const off = out.outOff[slot];
+          const len = out.outLen[slot];
+          const egress = out.outEgress[slot];
+          if (isGeneratedAt(fa, fo, fl, oa, off, len)) sum.generated++;
+          st.out.next(egress);
+          if (writing) st.out.writeAt(egress, c.timeUs[k], oa, off, len);
+        }
+        if (
+          (w & RES_DROPPED) === 0 &&
+          n > 0 &&
+          tupleChangedAt(fa, fo, fl, oa, out.outOff[j * OUT_SLOTS], out.outLen[j * OUT_SLOTS])
+        )
+          sum.translated++;
+        return;
+      }
+      const outs = r.outputs;
+      for (let x = 0; x < outs.length; x++) {
+        const o = outs[x];
+        if (isGeneratedAt(fa, fo, fl, o.frame, 0, o.frame.length)) sum.generated++;
+        const num = st.out.next(o.egress);
+        keptOuts?.push({ egress: pointName(s, o.egress), n: num, frame: describeFrame(o.frame) });
+        if (writing) st.out.write(o.egress, c.timeUs[k], o.frame);
+      }
+      if (
+        (w & RES_DROPPED) === 0 &&
+        outs.length > 0 &&
+        tupleChangedAt(fa, fo, fl, outs[0].frame, 0, outs[0].frame.length)
+      )
+        sum.translated++;
+      if (keep) keepOne(st, c, q, k, r, keptOuts);
     };
 
-    // An engine may refuse the input part-way (the kernel engine cannot wait out a long gap in
-    // real time): the report still covers everything before the chunk it refused, exit 2.
-    let engineError: string | null = null;
-    const runChunk = async (frames: PreparedFrame[], recs: CaptureRecord[]): Promise<boolean> => {
-      try {
-        await processChunk(frames, recs);
-        return true;
-      } catch (e) {
-        if (!(e instanceof InputError)) throw e;
-        engineError = `${e.message} (replay stopped in the chunk starting at input #${frames[0].n}; the report covers the packets before it)`;
-        return false;
+    const keepOne = (
+      st: EngineRunState,
+      c: InputChunk,
+      q: number,
+      k: number,
+      r: PacketResult,
+      keptOuts: KeptResult['outputs'] | null,
+    ): void => {
+      const fed = fedOf(st, c, q, k);
+      st.keptRaw?.push({ fed: fed ? fed.slice() : null, timeUs: c.timeUs[k], ingress: c.ingress[k], result: r });
+      if (st.kept) {
+        st.kept.push({
+          input: c.n[k],
+          ingress: c.ingress[k] === INGRESS_NOWHERE ? 'nowhere' : pointName(s, c.ingress[k]),
+          fate: r.fate === FATE_DELIVERED ? 'delivered' : 'dropped',
+          reason: reasonName(r.reason),
+          detail: r.detail,
+          ct: CT_NAMES[r.ct] ?? String(r.ct),
+          readdressed: HOW_TEXT[st.io[q].how[k]],
+          outputs: keptOuts ?? [],
+        });
       }
     };
-    for (;;) {
-      let rec = reader.nextQueued();
-      try {
-        rec ??= await reader.next();
-      } catch (e) {
-        if (!(e instanceof InputError)) throw e;
-        readError = e.message;
-        break;
-      }
-      if (rec === null) break;
-      if (prep.counters.records >= limit) {
-        limited = true;
-        break;
-      }
-      bytes += 16 + rec.data.length;
-      batch.push(prep.prepare(rec));
-      if (annotate) batchRecs.push(rec);
-      if (batch.length >= chunk) {
-        if (!(await runChunk(batch, batchRecs))) {
-          batch = [];
-          break;
+
+    /** Stories: annotated captures (every engine's outputs and drops, and the input) and sinks. */
+    const writeStory = async (
+      c: InputChunk,
+      q: number,
+      k: number,
+      results: PacketResult[],
+      differences: StoryDifference[],
+    ): Promise<void> => {
+      const fedAt = c.fed[k];
+      const story: PacketStory = {
+        input: c.n[k],
+        ingress: c.ingress[k] === INGRESS_NOWHERE ? -1 : c.ingress[k],
+        differences,
+        verdicts: states.map((st, e) => ({
+          engine: st.name,
+          result: results[e],
+          readdressed: HOW_TEXT[st.io[q].how[k]],
+        })),
+        timeUs: c.timeUs[k],
+        frame: fedAt < 0 ? null : c.frame(fedAt),
+        flow:
+          c.flow[k] === FLOW_OUT || c.flow[k] === FLOW_IN
+            ? flowKey(c.kProto[k], c.kInside[k], c.kPorts[k] >>> 16, c.kRemote[k], c.kPorts[k] & 0xffff)
+            : null,
+      };
+      for (const sink of sinks) sink.packet(story);
+      if (annotate) {
+        for (let e = 0; e < states.length; e++) {
+          const st = states[e];
+          const r = results[e];
+          for (let x = 0; x < r.outputs.length; x++)
+            st.out.write(r.outputs[x].egress, c.timeUs[k], r.outputs[x].frame, engineComment(s, story, st.name, x));
+          const fed = fedOf(st, c, q, k);
+          if (r.fate !== FATE_DELIVERED && fed)
+            st.out.writeDropped(c.timeUs[k], fed, engineComment(s, story, st.name, -1));
         }
-        batch = [];
-        batchRecs = [];
-        peakRss = Math.max(peakRss, process.memoryUsage().rss);
-        opts.onProgress?.(prep.counters.records, bytes, fileSize);
+        const rec = c.recs?.[k];
+        if (rec)
+          await inputCapture!.write(
+            story.ingress,
+            rec.linkType,
+            rec.tsSec,
+            rec.tsNsec,
+            rec.data,
+            rec.origLen,
+            inputComment(s, story),
+          );
       }
+      if (!annotate) {
+        // Sinks without annotated captures: the per-point pcaps still get every output.
+        for (let e = 0; e < states.length; e++) {
+          const st = states[e];
+          if (!st.out.writing) continue;
+          for (const o of results[e].outputs) st.out.write(o.egress, c.timeUs[k], o.frame);
+        }
+      }
+    };
+
+    /** References of a packet's outputs (written after comparison: their numbers follow the counts). */
+    const outputRefs = (results: PacketResult[]): Record<string, ReplayFrameRef[]> => {
+      const refs: Record<string, ReplayFrameRef[]> = {};
+      states.forEach((st, e) => {
+        const outs = results[e].outputs;
+        const ns = st.out.peek(outs.map((o) => o.egress));
+        refs[st.name] = outs.map((o, x) => ({ file: st.out.ref(o.egress), n: ns[x] }));
+      });
+      return refs;
+    };
+
+    // Read chunk N+1 and account chunk N-1 while the engines work on chunk N.
+    let q = 0;
+    let cur = chunks[0];
+    await fill(cur);
+    const commit = (c: InputChunk): void => {
+      if (c.readError !== null) readError ??= c.readError;
+      if (c.limited) limited = true;
+    };
+    commit(cur);
+    let feeding: Promise<boolean> | null = cur.count > 0 ? feed(cur, q) : null;
+    feeding?.catch(() => undefined);
+    while (feeding !== null) {
+      const next = chunks[q ^ 1];
+      const before = prep.snapshot();
+      if (!cur.end) await fill(next);
+      else next.reset();
+      if (!(await feeding)) {
+        prep.restore(before); // the chunk read ahead is not replayed
+        break;
+      }
+      commit(next);
+      const nextFeeding = next.count > 0 ? feed(next, q ^ 1) : null;
+      if (nextFeeding) {
+        nextFeeding.catch(() => undefined);
+        await nextTick(); // the hand-over of N+1 is posted before N is accounted
+      }
+      bytes += cur.bytes;
+      await accountChunk(cur, q);
+      peakRss = Math.max(peakRss, process.memoryUsage.rss());
+      opts.onProgress?.(prep.counters.records, bytes, fileSize);
+      cur = next;
+      q ^= 1;
+      feeding = nextFeeding;
     }
-    if (batch.length) await runChunk(batch, batchRecs);
     if (engineError !== null) readError = readError ?? engineError;
-    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    peakRss = Math.max(peakRss, process.memoryUsage.rss());
     opts.onProgress?.(prep.counters.records, fileSize || bytes, fileSize);
 
     if (opts.beforeClose) await opts.beforeClose(states.map((st) => st.engine));
@@ -762,174 +1033,33 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
     : null;
   const keptRaw = opts.keepResults ? Object.fromEntries(states.map((st) => [st.name, st.keptRaw!])) : null;
   return { report, kept, keptRaw };
-
-  // --- helpers (closures over the run) -------------------------------------------------------
-
-  function outputRefs(sts: EngineRunState[], i: number): Record<string, ReplayFrameRef[]> {
-    // Outputs of chunk position i are written after comparison: their numbers follow the counts.
-    const refs: Record<string, ReplayFrameRef[]> = {};
-    for (const st of sts) {
-      const outs = st.results[i]?.outputs ?? [];
-      const ns = st.out.peek(outs.map((o) => o.egress));
-      refs[st.name] = outs.map((o, k) => ({ file: st.out.ref(o.egress), n: ns[k] }));
-    }
-    return refs;
-  }
-
-  /** Counts one packet's result for one engine; returns the result (synthesized when not fed). */
-  function account(st: EngineRunState, p: PreparedFrame, i: number): PacketResult {
-    const sum = st.summary;
-    const fed = st.fed[i];
-    let r = st.results[i];
-    if (r === null || r === undefined) {
-      // Not fed: the same verdict for every engine.
-      r = { fate: 1, reason: p.reason, detail: p.detail, ct: 0, outputs: [] };
-    } else sum.packetsIn++;
-    if (r.fate === FATE_DELIVERED) sum.delivered++;
-    else {
-      sum.dropped++;
-      st.byReason[r.reason & 255]++;
-    }
-    st.byCt[r.ct & 7]++;
-    const keptOuts: KeptResult['outputs'] | null = st.kept ? [] : null;
-    for (let k = 0; k < r.outputs.length; k++) {
-      const o = r.outputs[k];
-      if (fed && isGeneratedOutput(fed, o.frame)) sum.generated++;
-      const n = st.out.next(o.egress);
-      keptOuts?.push({ egress: pointName(s, o.egress), n, frame: describeFrame(o.frame) });
-    }
-    if (fed && r.fate === FATE_DELIVERED && r.outputs.length > 0 && tupleChanged(fed, r.outputs[0].frame))
-      sum.translated++;
-    st.keptRaw?.push({ fed: fed ?? null, timeUs: p.timeUs, ingress: p.ingress, result: r });
-    if (st.kept) {
-      st.kept.push({
-        input: p.n,
-        ingress: p.ingress === INGRESS_NOWHERE ? 'nowhere' : pointName(s, p.ingress),
-        fate: r.fate === FATE_DELIVERED ? 'delivered' : 'dropped',
-        reason: reasonName(r.reason),
-        detail: r.detail,
-        ct: CT_NAMES[r.ct] ?? String(r.ct),
-        readdressed: st.how[i] ?? '',
-        outputs: keptOuts!,
-      });
-    }
-    return r;
-  }
 }
 
-/**
- * Feeds one chunk to one engine. Far-side frames addressed to a private address are re-addressed
- * to this engine's mapping; a frame whose flow has an outbound packet still pending in the batch
- * first flushes the batch (so the mapping is learned before the reply is addressed).
- */
-async function feedEngine(st: EngineRunState, frames: PreparedFrame[], maxEx: number): Promise<void> {
-  const examples = st.examples;
-  const pv = new PacketView();
-  const pvOut = new PacketView();
-  const n = frames.length;
-  st.fed = new Array(n).fill(null);
-  st.results = new Array(n).fill(null);
-  st.how = new Array(n).fill('');
-  const s = st.out.scenario;
-  let batch: InputPacket[] = [];
-  let idx: number[] = [];
-  /** Outbound flows in the batch being assembled, with the time of their latest packet. */
-  const pending = new Map<string, number>();
-  const pvIn = new PacketView();
-  const flush = async () => {
-    if (batch.length === 0) return;
-    const t = performance.now();
-    const res = await st.engine.process(batch);
-    st.summary.engineMs += performance.now() - t;
-    if (res.length !== batch.length)
-      throw new Error(`engine ${st.name} returned ${res.length} results for ${batch.length} packets`);
-    for (let j = 0; j < res.length; j++) {
-      const i = idx[j];
-      const r = res[j];
-      st.results[i] = r;
-      const p = frames[i];
-      if (p.outKey !== null && r.fate === FATE_DELIVERED) {
-        if (r.ct === CT_NEW || !st.mappings.has(p.outKey)) learn(st, p, batch[j].frame, r, pvIn, pvOut);
-        else st.mappings.touch(p.outKey, p.timeUs);
-      }
-    }
-    batch = [];
-    idx = [];
-    pending.clear();
-  };
-  for (let i = 0; i < n; i++) {
-    const p = frames[i];
-    if (p.ingress === INGRESS_NOWHERE || p.frame === null) continue;
-    let frame = p.frame;
-    if (p.remapInstance >= 0) {
-      // Flush first when a pending outbound packet of this flow may create or change its mapping:
-      // no mapping yet, or the flow was idle long enough that its entry may have expired.
-      if (p.inKey !== null) {
-        const t = pending.get(p.inKey);
-        if (t !== undefined) {
-          const last = st.mappings.lastUs(p.inKey);
-          if (last < 0 || t - last >= st.mappingStaleUs) await flush();
-        }
-      }
-      const m = p.inKey !== null ? st.mappings.get(p.inKey) : -1;
-      const inst = s.instances[p.remapInstance];
-      let how = 'unmapped';
-      parseIpv4(frame, 0, frame.length, pv);
-      const ok = pv.status === PARSE_OK;
-      // Frames that do not parse fully (cut by the snapshot length, ...) are re-addressed in the
-      // fields that were captured; the engines then drop or mark them for what they are.
-      const raw = !ok && p.inKey !== null;
-      if (m >= 0 && (ok || raw)) {
-        frame = ok
-          ? readdressFrame(frame, pv, mappingAddr(m), mappingPort(m))
-          : readdressRaw(frame, mappingAddr(m), mappingPort(m));
-        how = 'flow';
-        st.summary.readdressed.flow++;
-      } else if (inst.elasticIp !== null && (ok || raw)) {
-        frame = ok
-          ? readdressFrame(frame, pv, inst.elasticIp, insidePortOf(pv))
-          : readdressRaw(frame, inst.elasticIp, insidePortRaw(frame));
-        how = 'elastic-ip';
-        st.summary.readdressed.elasticIp++;
-      } else st.summary.readdressed.unmapped++;
-      st.how[i] = how;
-      if (examples.length < maxEx)
-        examples.push({
-          input: p.n,
-          engine: st.name,
-          how,
-          from: describeFrame(p.frame),
-          to: how === 'unmapped' ? '' : describeFrame(frame),
-        });
-    }
-    if (p.outKey !== null) pending.set(p.outKey, p.timeUs);
-    st.fed[i] = frame;
-    batch.push({ timeUs: p.timeUs, ingress: p.ingress, frame });
-    idx.push(i);
+/** The engine's own copy of the chunk's frames (it re-addresses some of them in place). */
+function copyBatch(io: EngineIo, src: FrameBatch, used: number): FrameBatch {
+  let b = io.copy;
+  if (b === null || b.arena.length !== src.arena.length || b.maxPackets !== src.maxPackets) {
+    b = createFrameBatch(src.maxPackets, src.arena.length);
+    io.copy = b;
   }
-  await flush();
+  const n = src.count;
+  b.arena.set(src.arena.subarray(0, used));
+  b.off.set(src.off.subarray(0, n));
+  b.len.set(src.len.subarray(0, n));
+  b.ingress.set(src.ingress.subarray(0, n));
+  b.timeUs.set(src.timeUs.subarray(0, n));
+  b.count = n;
+  return b;
 }
 
-/** Learns the public mapping of an outbound packet's flow from the engine's internet output. */
-function learn(
-  st: EngineRunState,
-  p: PreparedFrame,
-  fed: Uint8Array,
-  r: PacketResult,
-  pvIn: PacketView,
-  pvOut: PacketView,
-): void {
-  let parsedIn = false;
-  for (const o of r.outputs) {
-    if (o.egress !== POINT_INTERNET) continue;
-    if (!parsedIn) {
-      parseIpv4(fed, 0, fed.length, pvIn);
-      parsedIn = true;
-    }
-    parseIpv4(o.frame, 0, o.frame.length, pvOut);
-    const m = translatedSource(pvIn, pvOut);
-    if (m < 0) continue;
-    st.mappings.set(p.outKey!, mappingAddr(m), mappingPort(m), p.timeUs);
-    return;
-  }
+/** The engine's output for a chunk batch like `src` (re-made when the chunk's batch grew). */
+function sizeOutput(st: EngineRunState, io: EngineIo, src: FrameBatch): void {
+  if (io.sizedFor === src) return;
+  io.sizedFor = src;
+  if (st.zeroCopy) {
+    const o = io.out;
+    if (o === null || o.maxPackets < src.maxPackets || o.outArena.length < errorBase(src.arena.length, src.maxPackets))
+      io.out = createBatchOutput(src.maxPackets, src.arena.length);
+    io.result = io.out!.result;
+  } else if (io.result.length < src.maxPackets) io.result = new Uint32Array(src.maxPackets);
 }
