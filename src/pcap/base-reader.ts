@@ -2,7 +2,7 @@
 // file is read only as fast as the consumer takes records: backpressure), deferred errors (records
 // before a fatal error are delivered first), and capped warnings.
 import { InputError } from '../spec/errors.ts';
-import type { CaptureInfo, CaptureReader, CaptureRecord } from './types.ts';
+import type { CaptureInfo, CaptureReader, CaptureRecord, RecordSink } from './types.ts';
 
 /** Largest captured length natlab accepts (libpcap's maximum snapshot length, 256 KiB). */
 export const MAX_CAPLEN = 262144;
@@ -18,8 +18,8 @@ export abstract class BaseReader implements CaptureReader {
   count = 0;
   protected q: CaptureRecord[] = [];
   protected qHead = 0;
-  private finished = false;
-  private pending: unknown = null;
+  protected finished = false;
+  protected pending: unknown = null;
   private warnCounts = new Map<string, number>();
 
   protected constructor(
@@ -96,6 +96,21 @@ export abstract class BaseReader implements CaptureReader {
     this.q[this.qHead++] = undefined as unknown as CaptureRecord;
     this.count++;
     return r;
+  }
+
+  async readInto(sink: RecordSink, max: number): Promise<number> {
+    let n = 0;
+    while (n < max) {
+      let r = this.nextQueued();
+      if (r === null) {
+        if (n > 0) break;
+        r = await this.next();
+        if (r === null) return 0;
+      }
+      sink.record(r.index, r.tsSec, r.tsNsec, r.timeUs, r.linkType, r.data, 0, r.data.length, r.origLen);
+      n++;
+    }
+    return n;
   }
 
   async *batches(max = 1024): AsyncIterableIterator<CaptureRecord[]> {

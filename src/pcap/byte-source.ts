@@ -7,6 +7,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 
 export const DEFAULT_CHUNK = 256 * 1024;
+const MAX_SPARE = 3;
 
 export class ByteSource {
   /** Current buffer; valid bytes are buf[pos, end). */
@@ -21,6 +22,14 @@ export class ByteSource {
   private filePos: number;
   private ahead: Promise<Buffer> | null = null;
   private closed = false;
+  /** reuseBuffers: buffers the cursor has left, read into again (at most MAX_SPARE). */
+  private readonly spare: ArrayBuffer[] = [];
+  /**
+   * Read into buffers the cursor has left instead of fresh ones. Then views handed out are valid
+   * only until the next need()/skip() (bulk consumers that copy what they keep); fewer fresh
+   * ArrayBuffers mean fewer full GCs on a long read.
+   */
+  reuseBuffers = false;
 
   private constructor(
     private fh: FileHandle,
@@ -62,7 +71,7 @@ export class ByteSource {
   /** Starts reading the next piece of the file (at least `min` bytes asked for). */
   private readPiece(min = 0): Promise<Buffer> {
     const size = Math.max(this.chunk, min);
-    const b = Buffer.allocUnsafe(size);
+    const b = this.fresh(size);
     const p = this.fh.read(b, 0, size, this.filePos).then(({ bytesRead }) => {
       this.filePos += bytesRead;
       return b.subarray(0, bytesRead);
@@ -93,12 +102,15 @@ export class ByteSource {
       }
       if (have === 0) {
         this.base += this.end;
+        this.drop(this.buf);
         this.buf = piece;
       } else {
-        const joined = Buffer.allocUnsafe(have + piece.length);
+        const joined = this.fresh(have + piece.length);
         this.buf.copy(joined, 0, this.pos, this.end);
         piece.copy(joined, have);
         this.base += this.pos;
+        this.drop(this.buf);
+        this.drop(piece);
         this.buf = joined;
       }
       this.pos = 0;
@@ -106,6 +118,25 @@ export class ByteSource {
       if (this.filePos < this.size) this.ahead = this.readPiece();
     }
     return true;
+  }
+
+  /** A buffer of `size` bytes: a spare one (reuseBuffers) or a fresh one. */
+  private fresh(size: number): Buffer {
+    const sp = this.spare;
+    for (let i = sp.length - 1; i >= 0; i--) {
+      if (sp[i].byteLength < size) continue;
+      const ab = sp[i];
+      sp[i] = sp[sp.length - 1];
+      sp.pop();
+      return Buffer.from(ab, 0, size);
+    }
+    return Buffer.allocUnsafe(size);
+  }
+
+  /** The cursor has left `b`: keep its memory for the next read (reuseBuffers). */
+  private drop(b: Buffer): void {
+    if (!this.reuseBuffers || b.byteOffset !== 0 || b.buffer.byteLength < this.chunk) return;
+    if (this.spare.length < MAX_SPARE && !(b.buffer instanceof SharedArrayBuffer)) this.spare.push(b.buffer);
   }
 
   /** Advances the cursor by n bytes that are available. */

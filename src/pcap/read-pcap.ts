@@ -14,7 +14,7 @@ import type { PcapPacketHeader } from 'pcap-parser';
 import { isSupportedLinkType, linkTypeName } from '../packet/constants.ts';
 import { BaseReader, MAX_CAPLEN, inputError, makeRecord } from './base-reader.ts';
 import type { ByteSource } from './byte-source.ts';
-import type { CaptureInfo, OpenOptions } from './types.ts';
+import type { CaptureInfo, OpenOptions, RecordSink } from './types.ts';
 
 export const PCAP_MAGIC_US = 0xa1b2c3d4;
 export const PCAP_MAGIC_NS = 0xa1b23c4d;
@@ -144,7 +144,16 @@ export class PcapReader extends BaseReader {
     return null;
   }
 
-  private emitRecord(index: number, sec: number, frac: number, orig: number, data: Uint8Array): void {
+  private emitRecord(
+    index: number,
+    sec: number,
+    frac: number,
+    orig: number,
+    buf: Uint8Array,
+    off: number,
+    len: number,
+    sink: RecordSink | null = null,
+  ): void {
     const unit = this.nano ? 1e9 : 1e6;
     if (frac >= unit) {
       this.warn(
@@ -154,7 +163,10 @@ export class PcapReader extends BaseReader {
       sec += Math.floor(frac / unit);
       frac %= unit;
     }
-    this.push(makeRecord(index, sec, this.nano ? frac : frac * 1000, this.info.linkType, data, orig));
+    const nsec = this.nano ? frac : frac * 1000;
+    if (sink !== null)
+      sink.record(index, sec, nsec, sec * 1e6 + Math.floor(nsec / 1000), this.info.linkType, buf, off, len, orig);
+    else this.push(makeRecord(index, sec, nsec, this.info.linkType, buf.subarray(off, off + len), orig));
   }
 
   private truncatedHeader(index: number, at: number, have: number): void {
@@ -173,16 +185,56 @@ export class PcapReader extends BaseReader {
 
   // ---- native decoder: records straight from the byte source ----------------------------------
 
-  private async pumpNative(): Promise<boolean> {
+  /**
+   * Bulk: records straight into `sink` (native decoder only; otherwise through the queue). The
+   * deferred-error rules of next(): records before a fatal error are delivered first.
+   */
+  override async readInto(sink: RecordSink, max: number): Promise<number> {
+    if (this.feed || this.qHead < this.q.length || this.pending !== null || this.finished || max < 1)
+      return super.readInto(sink, max);
+    let n = 0;
+    const before = this.count;
+    try {
+      await this.pumpNative(sink, max, (k) => {
+        n = k;
+      });
+    } catch (e) {
+      this.count = before + n;
+      if (n > 0) {
+        this.pending = e;
+        return n;
+      }
+      this.finished = true;
+      await this.close();
+      throw e;
+    }
+    this.count = before + n;
+    if (n === 0) {
+      this.finished = true;
+      await this.close();
+    }
+    return n;
+  }
+
+  /**
+   * Decodes what the buffer holds; reads more of the file only when no record is out yet (so the
+   * file is read as fast as the consumer takes records, never further ahead than the read-ahead).
+   * Records go to the queue, or with a sink straight to it (at most `max`, counted in `progress`).
+   */
+  private async pumpNative(
+    sink: RecordSink | null = null,
+    max = Number.POSITIVE_INFINITY,
+    progress: ((n: number) => void) | null = null,
+  ): Promise<boolean> {
     const src = this.src;
     const le = this.le;
     const base = this.count; // q is empty when pump is called
-    // Decode what the buffer holds; read more of the file only when no record is queued (so the
-    // file is read as fast as the consumer takes records, never further ahead than the read-ahead).
+    let out = 0;
     for (;;) {
-      if (src.end - src.pos < PCAP_REC_HDR_LEN && (this.q.length > 0 || !(await src.need(PCAP_REC_HDR_LEN)))) {
-        if (this.q.length > 0) break;
-        if (src.avail > 0) this.truncatedHeader(base + this.q.length, src.offset, src.avail);
+      if (out >= max) break;
+      if (src.end - src.pos < PCAP_REC_HDR_LEN && (out > 0 || !(await src.need(PCAP_REC_HDR_LEN)))) {
+        if (out > 0) break;
+        if (src.avail > 0) this.truncatedHeader(base + out, src.offset, src.avail);
         src.consume(src.avail);
         this.eofSeen = true;
         break;
@@ -198,11 +250,11 @@ export class PcapReader extends BaseReader {
         cap = orig;
         orig = t;
       }
-      const index = base + this.q.length;
+      const index = base + out;
       if (cap > MAX_CAPLEN) throw this.checkRecord(index, src.offset, cap, orig)!;
       const need = PCAP_REC_HDR_LEN + cap;
       if (src.end - p < need) {
-        if (this.q.length > 0) break; // the header is decoded again on the next pump
+        if (out > 0) break; // the header is decoded again on the next pump
         if (!(await src.need(need))) {
           const e = this.checkRecord(index, src.offset, cap, orig);
           if (e) throw e;
@@ -219,9 +271,11 @@ export class PcapReader extends BaseReader {
       b = src.buf;
       p = src.pos;
       src.consume(need);
-      this.emitRecord(index, sec, frac, orig, b.subarray(p + PCAP_REC_HDR_LEN, p + need));
+      this.emitRecord(index, sec, frac, orig, b, p + PCAP_REC_HDR_LEN, cap, sink);
+      out++;
+      progress?.(out);
     }
-    return this.q.length > 0;
+    return out > 0;
   }
 
   // ---- pcap-parser decoder ---------------------------------------------------------------------
@@ -271,7 +325,7 @@ export class PcapReader extends BaseReader {
     const index = this.count + this.q.length - this.qHead;
     this.headerPending = null;
     this.consumed += PCAP_REC_HDR_LEN + data.length;
-    this.emitRecord(index, h.timestampSeconds, h.timestampMicroseconds, h.originalLength, data);
+    this.emitRecord(index, h.timestampSeconds, h.timestampMicroseconds, h.originalLength, data, 0, data.length);
   }
 
   private async pumpPcapParser(): Promise<boolean> {

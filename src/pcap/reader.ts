@@ -61,7 +61,10 @@ export async function openCapture(path: string, opts: OpenOptions = {}): Promise
       }
       const hdr = src.buf.subarray(src.pos, src.pos + PCAP_HDR_LEN);
       src.consume(PCAP_HDR_LEN);
-      return PcapReader.create(path, src, hdr, opts);
+      const r = PcapReader.create(path, src, hdr, opts);
+      // pumpNative takes the header fields before reading on and the data only after: safe to reuse.
+      src.reuseBuffers = (opts.reuseBuffers ?? false) && opts.parser !== 'pcap-parser';
+      return r;
     }
     if (le === BT_SHB) return await PcapngReader.create(path, src, opts);
     const hex = head.subarray(0, 4).toString('hex');

@@ -9,13 +9,20 @@ import { InputError } from '../spec/errors.ts';
 /** Staging buffer: one file-stream write per this many bytes (bulk writers write a chunk at a time). */
 const STAGE = 256 * 1024;
 const RESOLVED = Promise.resolve();
+/** Written staging buffers kept for reuse. */
+const MAX_SPARE = 4;
 
 export class StagedFile {
-  private buf = Buffer.allocUnsafe(STAGE);
+  private buf: Buffer = Buffer.allocUnsafe(STAGE);
   private fill = 0;
   private error: Error | null = null;
   private closed = false;
   private drain: Promise<void> | null = null;
+  /**
+   * Staging buffers whose stream write has completed, for reuse: a long write then allocates no
+   * new buffers (fresh ArrayBuffers are external memory, each batch of them a full GC).
+   */
+  private readonly spare: Buffer[] = [];
 
   private constructor(
     readonly path: string,
@@ -81,8 +88,12 @@ export class StagedFile {
   /** Hands the staged bytes to the file stream and starts a fresh staging buffer. */
   private handOff(nextNeed: number): void {
     if (this.fill > 0) {
-      this.ws.write(this.buf.subarray(0, this.fill));
-      this.buf = Buffer.allocUnsafe(Math.max(STAGE, nextNeed));
+      const full = this.buf;
+      this.ws.write(full.subarray(0, this.fill), () => {
+        if (full.length === STAGE && this.spare.length < MAX_SPARE) this.spare.push(full);
+      });
+      this.buf =
+        nextNeed <= STAGE && this.spare.length > 0 ? this.spare.pop()! : Buffer.allocUnsafe(Math.max(STAGE, nextNeed));
       this.fill = 0;
     } else if (this.buf.length < nextNeed) {
       this.buf = Buffer.allocUnsafe(nextNeed);

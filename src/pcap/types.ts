@@ -75,6 +75,31 @@ export interface OpenOptions {
    * tests compare against). pcapng is always decoded by natlab.
    */
   parser?: 'native' | 'pcap-parser';
+  /**
+   * Classic pcap, native decoder: read into the buffers already consumed instead of fresh ones
+   * (fewer full GCs on long reads). Record data is then valid only until the next read call —
+   * for bulk consumers that copy what they keep (readInto). Other formats ignore it.
+   */
+  reuseBuffers?: boolean;
+}
+
+/**
+ * Receives records where they lie in the reader's buffers, with no object per record (bulk
+ * consumers: replay). `buf[off, off + capLen)` is the captured data; the reader never writes those
+ * bytes again, but a consumer that keeps them past the call should copy them.
+ */
+export interface RecordSink {
+  record(
+    index: number,
+    tsSec: number,
+    tsNsec: number,
+    timeUs: number,
+    linkType: number,
+    buf: Uint8Array,
+    off: number,
+    capLen: number,
+    origLen: number,
+  ): void;
 }
 
 export interface CaptureReader extends AsyncIterable<CaptureRecord> {
@@ -99,6 +124,12 @@ export interface CaptureReader extends AsyncIterable<CaptureRecord> {
    * bulk readers take a whole decoded chunk with no promise per record.
    */
   nextQueued(): CaptureRecord | null;
+  /**
+   * Delivers up to `max` records to `sink` (decoded ones first; reads on only when none is): how
+   * many, 0 at the end of the file. Errors as next() (records before a fatal error come first).
+   * Classic pcap is decoded straight into the sink; other formats go through their records.
+   */
+  readInto(sink: RecordSink, max: number): Promise<number>;
   /** Releases the file. Idempotent; iteration to the end closes too. */
   close(): Promise<void>;
 }

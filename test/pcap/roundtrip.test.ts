@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { PcapWriter, encodePcap, openCapture, type PcapWriteRecord } from '../../src/pcap/index.ts';
+import type { CaptureRecord, OpenOptions, RecordSink } from '../../src/pcap/types.ts';
 import { InputError } from '../../src/spec/errors.ts';
 import { concat, epb, idb, nameOpt, pb, shb, spb, tsoffsetOpt, tsresolOpt, unknownBlock } from './pcapng-build.ts';
 import { readAll, readUntilError, tmpDir } from './util.ts';
@@ -197,12 +198,41 @@ describe('reading is independent of chunk boundaries and of the record decoder',
           expect(c.error?.message).toBe(a.error?.message);
           expect(c.warnings).toEqual(a.warnings);
           expect(c.records).toEqual(a.records);
+          // The bulk path (readInto, records straight into a sink, read buffers reused) delivers the same.
+          const d = await readIntoUntilError(p, { chunkSize: chunk, reuseBuffers: true }, 1 + (cut % 5));
+          expect(d.error?.message).toBe(a.error?.message);
+          expect(d.warnings).toEqual(a.warnings);
+          expect(d.records).toEqual(a.records);
         },
       ),
       { numRuns: 80 },
     );
   });
 });
+
+/** readUntilError through readInto (`max` records per call), records rebuilt from the sink's arguments. */
+async function readIntoUntilError(
+  path: string,
+  opts: OpenOptions,
+  max: number,
+): Promise<{ records: CaptureRecord[]; warnings: string[]; error: Error | null }> {
+  const records: CaptureRecord[] = [];
+  let warnings: string[] = [];
+  const sink: RecordSink = {
+    record(index, tsSec, tsNsec, timeUs, linkType, buf, off, capLen, origLen) {
+      const data = Uint8Array.from(buf.subarray(off, off + capLen));
+      records.push({ index, tsSec, tsNsec, timeUs, linkType, data, origLen, interfaceId: 0, comment: null });
+    },
+  };
+  try {
+    const r = await openCapture(path, opts);
+    warnings = r.warnings;
+    while ((await r.readInto(sink, max)) > 0);
+  } catch (e) {
+    return { records, warnings, error: e as Error };
+  }
+  return { records, warnings, error: null };
+}
 
 // ---- pcapng --------------------------------------------------------------------------------
 

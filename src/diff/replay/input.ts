@@ -235,16 +235,46 @@ export class FramePreparer {
   private lastUs = -1;
 
   private readonly key = new FlowKey();
+  /** Records by parse status code (byStatus by name is made from it in first-seen order). */
+  private readonly statusCount = new Float64Array(256);
+  private readonly statusOrder: number[] = [];
+  private readonly statusSeen = new Uint8Array(256);
 
   constructor(readonly ingress: IngressMap) {}
 
   /** A deep copy of the counters (restored when the chunks read ahead are not replayed). */
   snapshot(): InputCounters {
+    this.foldStatus();
     return structuredClone(this.counters);
   }
 
   restore(c: InputCounters): void {
     Object.assign(this.counters, structuredClone(c));
+    this.statusCount.fill(0);
+    this.statusSeen.fill(0);
+    this.statusOrder.length = 0;
+  }
+
+  private countStatus(st: number): void {
+    const code = st & 255;
+    this.statusCount[code]++;
+    if (this.statusSeen[code] === 0) {
+      this.statusSeen[code] = 1;
+      this.statusOrder.push(code);
+    }
+  }
+
+  /** Moves the per-code status counts into counters.byStatus (by name, first seen first). */
+  foldStatus(): InputCounters {
+    const by = this.counters.byStatus;
+    for (const code of this.statusOrder) {
+      const n = this.statusCount[code];
+      if (n === 0) continue;
+      const name = PARSE_STATUS_NAMES[code] ?? `status-${code}`;
+      by[name] = (by[name] ?? 0) + n;
+      this.statusCount[code] = 0;
+    }
+    return this.counters;
   }
 
   /**
@@ -252,10 +282,24 @@ export class FramePreparer {
    * once into the chunk's arena, flow keys as numbers. No object per record.
    */
   prepareInto(rec: CaptureRecord, chunk: InputChunk): void {
+    chunk.recs?.push(rec);
+    this.prepareAt(chunk, rec.index, rec.timeUs, rec.linkType, rec.data, 0, rec.data.length);
+  }
+
+  /** prepareInto for a record where it lies: buf[off, off + capLen) (RecordSink, no record object). */
+  prepareAt(
+    chunk: InputChunk,
+    index: number,
+    timeUs: number,
+    linkType: number,
+    buf: Uint8Array,
+    off: number,
+    capLen: number,
+  ): void {
     const c = this.counters;
     const k = chunk.count++;
     c.records++;
-    let t = rec.timeUs;
+    let t = timeUs;
     if (this.lastUs >= 0 && t < this.lastUs) {
       c.clampedTimestamps++;
       c.maxBackstepUs = Math.max(c.maxBackstepUs, this.lastUs - t);
@@ -265,10 +309,10 @@ export class FramePreparer {
     if (c.firstTimeUs < 0) c.firstTimeUs = t;
     c.lastTimeUs = t;
     const pv = this.pv;
-    const data = rec.data;
-    const st = parseFrame(data, 0, data.length, rec.linkType, pv);
-    bump(c.byStatus, PARSE_STATUS_NAMES[st] ?? `status-${st}`);
-    chunk.n[k] = rec.index + 1;
+    const data = buf;
+    const st = parseFrame(data, off, capLen, linkType, pv);
+    this.countStatus(st);
+    chunk.n[k] = index + 1;
     chunk.timeUs[k] = t;
     chunk.ingress[k] = INGRESS_NOWHERE;
     chunk.status[k] = st;
@@ -277,7 +321,6 @@ export class FramePreparer {
     chunk.fed[k] = -1;
     chunk.flow[k] = FLOW_NONE;
     chunk.remap[k] = -1;
-    chunk.recs?.push(rec);
     if (
       st === PARSE_UNSUPPORTED_LINKTYPE ||
       st === PARSE_TRUNCATED_L2 ||
@@ -286,20 +329,16 @@ export class FramePreparer {
     ) {
       chunk.reason[k] = DROP_MALFORMED;
       chunk.detail[k] = st;
-      this.notFedAt(
-        rec.index + 1,
-        `malformed: ${PARSE_STATUS_NAMES[st]}`,
-        `${data.length} bytes (${linkTypeName(rec.linkType)})`,
-      );
+      this.notFedAt(index + 1, `malformed: ${PARSE_STATUS_NAMES[st]}`, `${capLen} bytes (${linkTypeName(linkType)})`);
       return;
     }
     if (st === PARSE_NOT_IPV4 || pv.etherType !== ETHERTYPE_IPV4) {
       chunk.reason[k] = DROP_NOT_IPV4;
       chunk.detail[k] = pv.etherType;
       this.notFedAt(
-        rec.index + 1,
+        index + 1,
         `not-ipv4 (ethertype ${etherTypeText(pv.etherType)})`,
-        `${data.length} bytes (${linkTypeName(rec.linkType)})`,
+        `${capLen} bytes (${linkTypeName(linkType)})`,
       );
       return;
     }
@@ -308,7 +347,7 @@ export class FramePreparer {
       chunk.reason[k] = DROP_NO_INGRESS;
       chunk.detail[k] = this.ingress.lastWhy;
       this.notFedAt(
-        rec.index + 1,
+        index + 1,
         `no-ingress: ${NOWHERE_WHY[this.ingress.lastWhy]}`,
         c.notFedExamples.length < MAX_NOT_FED_EXAMPLES ? describePacket(data, pv.l3Off, pv.capLen) : '',
       );

@@ -36,7 +36,7 @@ import {
 import { describePacket } from '../../packet/format.ts';
 import { PacketView, parseIpv4, PARSE_OK } from '../../packet/parse.ts';
 import { openCapture } from '../../pcap/reader.ts';
-import type { CaptureReader } from '../../pcap/types.ts';
+import type { CaptureReader, RecordSink } from '../../pcap/types.ts';
 import type { Engine, InputPacket, NatRuleCounter, OutputFrame, PacketResult } from '../../spec/engine.ts';
 import { InputError } from '../../spec/errors.ts';
 import {
@@ -341,7 +341,9 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
   if (opts.engines.length === 0) throw new InputError('no engine to replay through');
   const factory: EngineFactory = opts.engineFactory ?? ((name, sc, o) => makeEngine(name as EngineName, sc, o));
 
-  const reader: CaptureReader = await openCapture(opts.input);
+  const annotate = opts.outputFormat === 'pcapng' && opts.outDir !== null;
+  // Records are copied into the chunk as they are read, unless the annotated input capture keeps them.
+  const reader: CaptureReader = await openCapture(opts.input, { reuseBuffers: !annotate });
   let fileSize = 0;
   try {
     fileSize = (await stat(opts.input)).size;
@@ -363,7 +365,6 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
   const notes: string[] = [];
   const pairs: Array<[string, string]> = [];
   const contexts: PacketCompareContext[] = [];
-  const annotate = opts.outputFormat === 'pcapng' && opts.outDir !== null;
   const sinks = opts.sinks ?? [];
   const stories = annotate || sinks.length > 0;
   const keep = opts.keepResults ?? false;
@@ -432,30 +433,40 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
     let bytes = 24;
     let engineError: string | null = null;
 
-    /** Reads up to `chunk` records into c (the reader's decoded records: no promise per record). */
+    /** Reads up to `chunk` records into c: in bulk, where they lie in the reader's buffers. */
+    const sink = new ChunkSink(prep);
     const fill = async (c: InputChunk): Promise<void> => {
       c.reset();
+      sink.chunk = c;
       while (c.count < chunk) {
-        let rec = reader.nextQueued();
+        const room = Math.min(chunk - c.count, limit - prep.counters.records);
         try {
-          rec ??= await reader.next();
+          if (room <= 0) {
+            // At the limit: is there a record beyond it?
+            if ((await reader.readInto(DISCARD, 1)) > 0) c.limited = true;
+            c.end = true;
+            return;
+          }
+          if (annotate) {
+            // The annotated input capture copies the records themselves: take them as objects.
+            let rec = reader.nextQueued();
+            rec ??= await reader.next();
+            if (rec === null) {
+              c.end = true;
+              return;
+            }
+            c.bytes += 16 + rec.data.length;
+            prep.prepareInto(rec, c);
+          } else if ((await reader.readInto(sink, room)) === 0) {
+            c.end = true;
+            return;
+          }
         } catch (e) {
           if (!(e instanceof InputError)) throw e;
           c.readError = e.message;
           c.end = true;
           return;
         }
-        if (rec === null) {
-          c.end = true;
-          return;
-        }
-        if (prep.counters.records >= limit) {
-          c.limited = true;
-          c.end = true;
-          return;
-        }
-        c.bytes += 16 + rec.data.length;
-        prep.prepareInto(rec, c);
       }
     };
 
@@ -964,7 +975,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
     }
   }
 
-  const c = prep.counters;
+  const c = prep.foldStatus();
   for (const st of states) {
     st.summary.mappingsEvicted = st.mappings.evicted;
     st.byReason.forEach((v, code) => v && bump(st.summary.droppedByReason, reasonName(code), v));
@@ -1034,6 +1045,28 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
   const keptRaw = opts.keepResults ? Object.fromEntries(states.map((st) => [st.name, st.keptRaw!])) : null;
   return { report, kept, keptRaw };
 }
+
+/** Prepares each record the reader delivers into the current chunk (no object per record). */
+class ChunkSink implements RecordSink {
+  chunk: InputChunk | null = null;
+  constructor(private readonly prep: FramePreparer) {}
+  record(
+    index: number,
+    _tsSec: number,
+    _tsNsec: number,
+    timeUs: number,
+    linkType: number,
+    buf: Uint8Array,
+    off: number,
+    capLen: number,
+  ): void {
+    const c = this.chunk!;
+    c.bytes += 16 + capLen;
+    this.prep.prepareAt(c, index, timeUs, linkType, buf, off, capLen);
+  }
+}
+
+const DISCARD: RecordSink = { record: () => undefined };
 
 /** The engine's own copy of the chunk's frames (it re-addresses some of them in place). */
 function copyBatch(io: EngineIo, src: FrameBatch, used: number): FrameBatch {
