@@ -117,6 +117,35 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
     expect(n).toBeGreaterThan(0);
   });
 
+  it('per-point pcaps with a story sink (--format pcap --junit) hold every output, as without one', async () => {
+    // Regression: with a sink and no annotated capture, the outputs were counted but never written.
+    const run = async (out: string, withSink: boolean) => {
+      const stories: number[] = [];
+      const { report } = await runReplay({
+        input: caps.get('ping')!,
+        outDir: out,
+        outputFormat: 'pcap',
+        scenario: loadBuiltinScenario(),
+        scenarioHow: 'test',
+        engines: ['model', 'core'],
+        workers: 0,
+        sinks: withSink ? [{ packet: (s) => stories.push(s.input) }] : [],
+      });
+      return { report, stories };
+    };
+    const plain = await run(join(dir, 'sink-none'), false);
+    const sunk = await run(join(dir, 'sink-junit'), true);
+    expect(sunk.stories.length).toBe(sunk.report.input.records);
+    for (const engine of ['model', 'core'])
+      for (const f of ['internet.pcap', 'app-10.0.1.10.pcap']) {
+        const a = await frames(join(dir, 'sink-none', engine, f));
+        const b = await frames(join(dir, 'sink-junit', engine, f));
+        expect(b, `${engine}/${f}`).toEqual(a);
+        const e = plain.report.engines.find((x) => x.engine === engine)!;
+        expect(a.length).toBe(Object.values(e.outputs).find((o) => o.file.endsWith(f))!.frames);
+      }
+  });
+
   it('traceroute: the NAT instance answers TTL 1 itself; far-side ICMP errors are re-addressed through the quoted flow', async () => {
     const { report } = await runReplay({
       input: caps.get('traceroute')!,

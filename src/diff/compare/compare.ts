@@ -678,6 +678,10 @@ export function firstDifference(a: Uint8Array, b: Uint8Array): string {
  * Learns renamings from one output pair (A-space vs B-space), returning conflicts. `input` is the
  * A-space input (to tell translated endpoints from untouched ones).
  */
+const LEARN_PV_A = new PacketView();
+const LEARN_PV_B = new PacketView();
+const LEARN_PV_I = new PacketView();
+
 function learnFromOutputs(
   input: Uint8Array,
   fa: Uint8Array,
@@ -686,9 +690,10 @@ function learnFromOutputs(
   generated: boolean,
   ctx: PacketCompareContext,
 ): string[] {
-  const pvA = new PacketView();
-  const pvB = new PacketView();
-  const pvI = new PacketView();
+  // Scratch views (endpointsOf copies what it needs out of them): no allocation per compared output.
+  const pvA = LEARN_PV_A;
+  const pvB = LEARN_PV_B;
+  const pvI = LEARN_PV_I;
   const ea = endpointsOf(fa, pvA);
   const eb = endpointsOf(fb, pvB);
   if (ea.length === 0 || ea.length !== eb.length) return [];
