@@ -16,6 +16,7 @@ const COMMANDS: Array<() => Promise<{ command: Command }>> = [
   () => import('./cmd-corpus.ts'),
   () => import('./cmd-scenario.ts'),
   () => import('./cmd-check.ts'),
+  () => import('./cmd-compare.ts'),
   () => import('./cmd-pcap.ts'),
   () => import('./cmd-fuzz.ts'),
   () => import('./cmd-conformance.ts'),

@@ -5,7 +5,15 @@
 // a public address (an internet host talking to web's Elastic IP), which replay as they are.
 // Deterministic (no randomness): the same bytes on every run. Cold path.
 import { parseIpv4Addr } from '../packet/addr.ts';
-import { buildEthernet, buildIcmpEcho, buildIcmpError, buildTcp, buildUdp, fixChecksums } from '../packet/build.ts';
+import {
+  buildEthernet,
+  buildIcmpEcho,
+  buildIcmpError,
+  buildIpv4,
+  buildTcp,
+  buildUdp,
+  fixChecksums,
+} from '../packet/build.ts';
 import {
   F_ACK,
   F_FIN,
@@ -638,6 +646,176 @@ function fixIpChecksum(p: Uint8Array): Uint8Array {
   p[10] = c >>> 8;
   p[11] = c & 0xff;
   return p;
+}
+
+/**
+ * The traffic `natlab compare` runs when no capture is given: what separates NAT designs (a NAT
+ * instance, fck-nat, alterNAT, a NAT gateway), from `host` (a private host) — a short TCP session;
+ * a TCP connection idle 400 s (past a NAT gateway's 350 s idle timeout) that then sends again; DNS
+ * over UDP; a UDP exchange whose reply comes 60 s later (past Linux's 30 s UDP timeout); ping; a
+ * GRE packet (not TCP/UDP/ICMP); a fragmented UDP datagram and a fragmented ping; a
+ * traceroute-style TTL-1 probe; a port unreachable back for a UDP probe; an unsolicited SYN from
+ * the internet. Captured on the host (one-sided: replies are addressed to its private address).
+ */
+export function natDesignsCapture(host = APP): ScriptedCapture {
+  const sc = new Script();
+  // 1. A short HTTPS-like session.
+  const a = new Tcp(sc, host, 41000, SERVER, 443, 0x11110000, 0x22220000);
+  a.handshake();
+  a.dataA('GET / HTTP/1.1\r\nHost: example.test\r\n\r\n');
+  a.dataB('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n');
+  a.closeFromA();
+  // 2. A database connection that stays idle 400 s, then the client sends a query.
+  const b = new Tcp(sc, host, 41001, SERVER2, 5432, 0x33330000, 0x44440000);
+  b.handshake();
+  b.dataA('SELECT 1;');
+  b.dataB('1');
+  b.dataA('SELECT 2; -- after 400 s idle', 400_000);
+  b.dataB('2');
+  // 3. DNS.
+  const q = dnsQuery(0x3000, 'example.test');
+  sc.push(buildUdp({ src: host, dst: RESOLVER, sport: 53300, dport: 53, payload: q, ipId: sc.nextId() }), 5);
+  sc.push(
+    buildUdp({
+      src: RESOLVER,
+      dst: host,
+      sport: 53,
+      dport: 53300,
+      payload: dnsAnswer(q, SERVER),
+      ttl: 55,
+      ipId: sc.nextId(),
+    }),
+    15,
+  );
+  // 4. A UDP request whose answer takes 60 s.
+  const req = enc.encode('job?');
+  sc.push(buildUdp({ src: host, dst: SERVER, sport: 47000, dport: 7000, payload: req, ipId: sc.nextId() }), 5);
+  sc.push(
+    buildUdp({
+      src: SERVER,
+      dst: host,
+      sport: 7000,
+      dport: 47000,
+      payload: enc.encode('done'),
+      ttl: 55,
+      ipId: sc.nextId(),
+    }),
+    60_000,
+  );
+  // 5. Ping.
+  sc.push(
+    buildIcmpEcho({ src: host, dst: SERVER, id: 0x4242, seq: 1, payload: enc.encode('natlab'), ipId: sc.nextId() }),
+    5,
+  );
+  sc.push(
+    buildIcmpEcho({
+      src: SERVER,
+      dst: host,
+      id: 0x4242,
+      seq: 1,
+      reply: true,
+      payload: enc.encode('natlab'),
+      ttl: 55,
+      ipId: sc.nextId(),
+    }),
+    20,
+  );
+  // 6. GRE (protocol 47) to a tunnel endpoint.
+  sc.push(
+    buildIpv4({
+      src: host,
+      dst: SERVER2,
+      proto: 47,
+      payload: Uint8Array.of(0, 0, 0x08, 0, 0x45, 0, 0, 20),
+      ipId: sc.nextId(),
+    }),
+    5,
+  );
+  // 7. A UDP datagram in two fragments, and a ping in two fragments.
+  const big = buildUdp({
+    src: host,
+    dst: SERVER,
+    sport: 47001,
+    dport: 7001,
+    payload: new Uint8Array(1500 - 28 + 200).fill(0x61),
+    ipId: sc.nextId(),
+  });
+  for (const f of fragmentIpv4(big, 1480)) sc.push(f, 1);
+  const bigPing = buildIcmpEcho({
+    src: host,
+    dst: SERVER,
+    id: 0x4243,
+    seq: 1,
+    payload: new Uint8Array(1600).fill(0x62),
+    ipId: sc.nextId(),
+  });
+  for (const f of fragmentIpv4(bigPing, 1480)) sc.push(f, 1);
+  // 8. A traceroute probe with TTL 1 (the NAT's first hop answers it, or not).
+  sc.push(
+    buildUdp({
+      src: host,
+      dst: TRACE_TARGET,
+      sport: 47002,
+      dport: 33434,
+      payload: new Uint8Array(12),
+      ttl: 1,
+      ipId: sc.nextId(),
+    }),
+    5,
+  );
+  // 9. A UDP probe to a closed port, answered with port unreachable.
+  const probe = buildUdp({
+    src: host,
+    dst: SERVER2,
+    sport: 47003,
+    dport: 9,
+    payload: enc.encode('x'),
+    ipId: sc.nextId(),
+  });
+  sc.push(probe, 5);
+  sc.push(
+    buildIcmpError({
+      src: SERVER2,
+      dst: host,
+      type: ICMP_DEST_UNREACH,
+      code: ICMP_PORT_UNREACH,
+      quoted: probe,
+      ttl: 55,
+      ipId: sc.nextId(),
+    }),
+    20,
+  );
+  // 10. An unsolicited SYN from the internet to the host.
+  sc.push(buildTcp({ src: CLIENT, dst: host, sport: 50000, dport: 22, flags: F_SYN, ttl: 50, ipId: sc.nextId() }), 5);
+  return {
+    name: 'nat-designs',
+    description:
+      'traffic that separates NAT designs (natlab compare): idle TCP, slow UDP reply, GRE, fragments, TTL 1, ICMP error, unsolicited SYN',
+    extraHosts: [],
+    frames: sc.frames,
+  };
+}
+
+/** Splits an IPv4 packet (no options) into fragments of at most `mtu` bytes (8-byte aligned payloads). */
+function fragmentIpv4(pkt: Uint8Array, mtu: number): Uint8Array[] {
+  const hl = (pkt[0] & 15) << 2;
+  const payload = pkt.subarray(hl);
+  const step = (mtu - hl) & ~7;
+  const out: Uint8Array[] = [];
+  for (let off = 0; off < payload.length; off += step) {
+    const part = payload.subarray(off, Math.min(payload.length, off + step));
+    const f = new Uint8Array(hl + part.length);
+    f.set(pkt.subarray(0, hl));
+    f.set(part, hl);
+    f[2] = f.length >>> 8;
+    f[3] = f.length & 0xff;
+    const more = off + step < payload.length ? 0x2000 : 0;
+    const fo = more | (off >>> 3);
+    f[6] = fo >>> 8;
+    f[7] = fo & 0xff;
+    out.push(fixIpChecksum(f));
+  }
+  return out;
 }
 
 /** Every scripted corpus capture, in corpus order. */
