@@ -24,6 +24,10 @@ import { cidrWithin, nonUnicastReason, readCidr, readIpv4 } from './addr-text.ts
 import { ErrorList } from './error-list.ts';
 import { configurePatTable, parseNatTable } from './iptables.ts';
 import { compileNatGateways } from './nat-gateway.ts';
+import { compileAwsFilters } from './security-groups.ts';
+import { suggest } from './suggest.ts';
+
+export { suggest };
 
 export const TOP_KEYS = [
   'name',
@@ -35,6 +39,8 @@ export const TOP_KEYS = [
   'internet',
   'conntrack',
   'natGateways',
+  'securityGroups',
+  'networkAcls',
 ] as const;
 export const VPC_KEYS = ['cidr'] as const;
 export const ROUTE_KEYS = ['dest', 'target'] as const;
@@ -48,6 +54,8 @@ export const INSTANCE_KEYS = [
   'natInstance',
   'sysctls',
   'iptables',
+  'securityGroups',
+  'connectionTracking',
 ] as const;
 export const NAT_INSTANCE_KEYS = ['bootScript', 'vpcCidrFromMetadata'] as const;
 export const INTERNET_KEYS = ['hosts'] as const;
@@ -101,33 +109,6 @@ function typeName(v: unknown): string {
   return `${typeof v} ${String(v)}`;
 }
 
-/** Edit distance, for "did you mean" on unknown keys. */
-function distance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0][j] = j;
-  for (let i = 1; i <= a.length; i++)
-    for (let j = 1; j <= b.length; j++)
-      d[i][j] = Math.min(
-        d[i - 1][j] + 1,
-        d[i][j - 1] + 1,
-        d[i - 1][j - 1] + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1),
-      );
-  return d[a.length][b.length];
-}
-
-export function suggest(key: string, allowed: readonly string[]): string {
-  let best = '';
-  let bestD = Infinity;
-  for (const k of allowed) {
-    const dd = distance(key, k);
-    if (dd < bestD) {
-      bestD = dd;
-      best = k;
-    }
-  }
-  return bestD <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean '${best}'?)` : '';
-}
-
 function joinPath(path: Array<string | number>): string {
   let s = '';
   for (const p of path) s += typeof p === 'number' ? `[${p}]` : s === '' ? p : `.${p}`;
@@ -135,7 +116,7 @@ function joinPath(path: Array<string | number>): string {
 }
 
 /** Validation context: error list plus line lookup in the parsed YAML document. */
-class Ctx {
+export class Ctx {
   constructor(
     readonly el: ErrorList,
     readonly doc: Document | null,
@@ -868,6 +849,7 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
 
   const s: Scenario = { name, source: file, vpcCidr, subnets, routeTables, instances, internetHosts, conntrack };
   if (natGateways.length > 0) s.natGateways = natGateways;
+  Object.assign(s, compileAwsFilters(ctx, top, instRaw, instances, subnets));
   return s;
 }
 

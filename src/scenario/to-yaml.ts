@@ -6,6 +6,7 @@ import { Document, isMap, isSeq } from 'yaml';
 import type { Cidr, Scenario } from '../spec/scenario.ts';
 import { formatCidr, formatIpv4 } from '../packet/addr.ts';
 import { natGatewaysToObject } from './nat-gateway.ts';
+import { awsFiltersToObject } from './security-groups-yaml.ts';
 import { SYSCTL_IP_FORWARD, SYSCTL_SEND_REDIRECTS_ALL, SYSCTL_SEND_REDIRECTS_ETH0 } from './load.ts';
 
 function hostText(c: Cidr): string {
@@ -40,8 +41,13 @@ export function scenarioToObject(s: Scenario): Record<string, unknown> {
       [SYSCTL_SEND_REDIRECTS_ETH0]: i.sysctls.sendRedirectsEth0 ? 1 : 0,
     };
     if (i.nat) o.iptables = i.nat.text;
+    if (i.security) {
+      o.securityGroups = i.security.groups.map((g) => (s.securityGroups ?? [])[g].name);
+      o.connectionTracking = { ...i.security.tracking };
+    }
     instances[i.name] = o;
   }
+  const filters = awsFiltersToObject(s);
   const o: Record<string, unknown> = {
     name: s.name,
     vpc: { cidr: formatCidr(s.vpcCidr) },
@@ -55,6 +61,7 @@ export function scenarioToObject(s: Scenario): Record<string, unknown> {
       checksum: s.conntrack.checksum,
       timeouts: { ...s.conntrack.timeouts },
     },
+    ...filters,
   };
   if (s.natGateways && s.natGateways.length > 0) o.natGateways = natGatewaysToObject(s.natGateways, s.subnets);
   return o;

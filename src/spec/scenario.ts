@@ -2,6 +2,7 @@
 // The loader (src/scenario/) turns YAML/JSON files into this; engines never see raw files.
 // Addresses are uint32 numbers (host order, e.g. 10.0.0.1 = 0x0a000001), never strings.
 
+import type { InstanceSecurity, NetworkAcl, SecurityGroup } from './aws-filters.ts';
 import type { ConntrackTimeouts } from './timeouts.ts';
 
 export interface Cidr {
@@ -121,6 +122,8 @@ export interface Instance {
   sysctls: Sysctls;
   /** The instance's nat table; null = no netfilter NAT (a plain host). */
   nat: NatTable | null;
+  /** The ENI's security groups (spec/aws-filters.ts); absent = the ENI is not filtered. */
+  security?: InstanceSecurity;
 }
 
 export interface ConntrackSettings {
@@ -172,6 +175,10 @@ export interface Scenario {
   conntrack: ConntrackSettings;
   /** NAT gateways; absent (or empty) in scenarios without any — they behave exactly as before. */
   natGateways?: NatGateway[];
+  /** Security groups instances refer to (spec/aws-filters.ts); absent = none. */
+  securityGroups?: SecurityGroup[];
+  /** Network ACLs; a subnet in none has the default ACL (allows everything). Absent = none. */
+  networkAcls?: NetworkAcl[];
 }
 
 /**
