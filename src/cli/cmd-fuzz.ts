@@ -67,6 +67,7 @@ export async function engineSpecs(names: EngineName[], workers: number): Promise
       name,
       realClock: d.realClock,
       fixedConntrackMax: d.fixedConntrackMax,
+      awsFilters: d.awsFilters === true,
       create: (s, seed) => makeEngine(name, s, { seed, workers, extra: d.fuzzOptions }),
     };
   });

@@ -5,6 +5,7 @@
 
 import type { Scenario, NatRule, NatChainName } from '../spec/scenario.ts';
 import { NAT_CHAINS } from '../spec/scenario.ts';
+import { type CompiledAwsFilters, compileAwsFilters } from './aws-filters.ts';
 
 export const RT_LOCAL = 1;
 export const RT_IGW = 2;
@@ -118,6 +119,8 @@ export interface CompiledScenario {
   checksum: number;
   /** Timeouts in ms, indexed by TO_*. */
   tmo: Float64Array;
+  /** Security groups and network ACLs (aws-filters.ts); null: none in the scenario. */
+  aws: CompiledAwsFilters | null;
 }
 
 function mask(len: number): number {
@@ -323,6 +326,7 @@ export function compileScenario(s: Scenario): CompiledScenario {
     tcpLoose: s.conntrack.tcpLoose ? 1 : 0,
     checksum: s.conntrack.checksum ? 1 : 0,
     tmo: new Float64Array(TO_COUNT),
+    aws: compileAwsFilters(s),
   };
   rules.forEach((r, k) => {
     if (r.src) {

@@ -41,6 +41,7 @@ import { NatGateways } from './nat-gateway.ts';
 import { TCP_RESET_LEN, writeTcpReset } from '../packet/tcp-reset.ts';
 import { F_RST } from '../packet/constants.ts';
 import { DEFAULT_IP_TTL } from '../spec/timeouts.ts';
+import { AwsFilters, DIR_IN, DIR_OUT } from './aws-filters.ts';
 import { Conntrack } from './conntrack.ts';
 import { IcmpErrors } from './icmp-error.ts';
 import { PacketManip } from './manip.ts';
@@ -66,10 +67,13 @@ import {
   DROP_MALFORMED,
   DROP_MARTIAN_SOURCE,
   DROP_MULTICAST,
+  DROP_NACL_DENY,
   DROP_NAT_CLASH,
   DROP_NO_HOST,
   DROP_NO_ROUTE,
   DROP_ROUTING_LOOP,
+  DROP_SG_ALLOWANCE,
+  DROP_SG_DENY,
   DROP_SRC_DST_CHECK_DST,
   DROP_SRC_DST_CHECK_SRC,
   DROP_TTL_EXCEEDED,
@@ -97,6 +101,9 @@ export class HopWalk {
   private readonly dropBase: number;
   private out: BatchOutput | null = null;
   private pkt = 0;
+  /** Security groups and network ACLs (null: the scenario has none). */
+  private readonly aws: AwsFilters | null;
+  private readonly clockBase: Float64Array;
 
   constructor(
     private readonly c: CompiledScenario,
@@ -114,6 +121,41 @@ export class HopWalk {
     this.gw = new NatGateways(c, sabs, st, this.manip);
     this.drops = t.v.drops;
     this.dropBase = worker * REASON_COUNT;
+    const sh = t.shared;
+    this.aws = c.aws && sh.sg ? new AwsFilters(c.aws, c.instPriv, sh.sabs, sh.sg, worker) : null;
+    this.clockBase = t.v.clock;
+  }
+
+  // ---- security groups and network ACLs (aws-filters.ts) -------------------------------------------
+
+  /** Security groups of `inst`'s ENI in direction `dir`: false = dropped. A checked session never gets a fast path. */
+  private sgPass(inst: number, dir: number): boolean {
+    const a = this.aws;
+    if (a === null || a.f.sgOn[inst] === 0) return true;
+    const st = this.st;
+    st.trkOk = false;
+    a.facts(st.pv);
+    const v = a.sgCheck(inst, dir, st.now + this.clockBase[this.t.w]);
+    if (v === 0) return true;
+    this.drop(v === 1 ? DROP_SG_DENY : DROP_SG_ALLOWANCE);
+    return false;
+  }
+
+  /** Network ACL of `subnet` in direction `dir`: false = dropped. */
+  private aclPass(subnet: number, dir: number): boolean {
+    const a = this.aws;
+    if (a === null || a.f.aclOn[subnet] === 0) return true;
+    this.st.trkOk = false;
+    a.facts(this.st.pv);
+    if (a.aclAllows(subnet, dir)) return true;
+    this.drop(DROP_NACL_DENY);
+    return false;
+  }
+
+  /** ACLs between two subnets (none inside one subnet). */
+  private crossPass(from: number, to: number): boolean {
+    if (from === to) return true;
+    return this.aclPass(from, DIR_OUT) && this.aclPass(to, DIR_IN);
   }
 
   // ---- results ---------------------------------------------------------------------------------
@@ -246,19 +288,25 @@ export class HopWalk {
       this.igwRewrite(false, pv.dst, c.eipPriv[e]);
       inst = c.eipInst[e];
       gwAt = c.eipGw[e];
+      if (this.aws !== null && !this.aclPass(gwAt >= 0 ? this.aws.f.gwSubnet[gwAt] : this.aws.f.instSubnet[inst], DIR_IN)) return;
       arriving = true;
     }
     for (;;) {
       if (!arriving) {
         let rt: number;
+        /** The subnet the packet leaves (network ACLs). */
+        let srcSub: number;
         if (gwLeave >= 0) {
           // A NAT gateway has no source/dest check; its subnet's route table routes what it sends.
           rt = c.gwRt[gwLeave];
+          srcSub = this.aws !== null ? this.aws.f.gwSubnet[gwLeave] : -1;
           gwLeave = -1;
         } else {
           // Step 2: ENI egress source/dest check of `inst`.
           if (c.instSdc[inst] && pv.src !== c.instPriv[inst]) return this.drop(DROP_SRC_DST_CHECK_SRC);
+          if (!this.sgPass(inst, DIR_OUT)) return;
           rt = c.instRt[inst];
+          srcSub = this.aws !== null ? this.aws.f.instSubnet[inst] : -1;
         }
         // Step 3: VPC router (no multicast, no limited broadcast).
         if (isMulticastOrBroadcast(pv.dst)) return this.drop(DROP_MULTICAST);
@@ -267,6 +315,7 @@ export class HopWalk {
         const kind = c.rtKind[r];
         if (kind === RT_BLACKHOLE) return this.drop(DROP_BLACKHOLE);
         if (kind === RT_IGW) {
+          if (this.aws !== null && !this.aclPass(srcSub, DIR_OUT)) return;
           // Step 4: IGW outbound.
           const e = eipOfPrivate(c, pv.src);
           if (e < 0) return this.drop(DROP_IGW_NO_PUBLIC_IP);
@@ -280,6 +329,7 @@ export class HopWalk {
             this.igwRewrite(false, pv.dst, c.eipPriv[h]);
             inst = c.eipInst[h];
             gwAt = c.eipGw[h];
+            if (this.aws !== null && !this.aclPass(gwAt >= 0 ? this.aws.f.gwSubnet[gwAt] : this.aws.f.instSubnet[inst], DIR_IN)) return;
             arriving = true;
             continue;
           }
@@ -291,11 +341,17 @@ export class HopWalk {
           if (t < 0) {
             gwAt = gatewayByPrivate(c, pv.dst);
             if (gwAt < 0) return this.drop(DROP_NO_HOST);
-          } else inst = t;
+            if (this.aws !== null && !this.crossPass(srcSub, this.aws.f.gwSubnet[gwAt])) return;
+          } else {
+            if (this.aws !== null && !this.crossPass(srcSub, this.aws.f.instSubnet[t])) return;
+            inst = t;
+          }
         } else if (kind === RT_ENI) {
+          if (this.aws !== null && !this.crossPass(srcSub, this.aws.f.instSubnet[c.rtInst[r]])) return;
           inst = c.rtInst[r];
         } else if (kind === RT_NATGW) {
           gwAt = c.rtInst[r];
+          if (this.aws !== null && !this.crossPass(srcSub, this.aws.f.gwSubnet[gwAt])) return;
         }
         arriving = true;
         continue;
@@ -316,6 +372,7 @@ export class HopWalk {
       st.trkArrivals++;
       // Step 5: ENI ingress check.
       if (c.instSdc[inst] && pv.dst !== c.instPriv[inst]) return this.drop(DROP_SRC_DST_CHECK_DST);
+      if (!this.sgPass(inst, DIR_IN)) return;
       const slot = c.instNat[inst];
       if (slot < 0) {
         // A plain host.

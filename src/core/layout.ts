@@ -21,6 +21,11 @@
 import type { Scenario } from '../spec/scenario.ts';
 import { REASON_COUNT } from '../spec/reasons.ts';
 import { natGatewaySabs } from './nat-gateway-layout.ts';
+import { type SgSizing, sgBuffers, sgSizing } from './aws-filters.ts';
+
+/** Security-group tracking entries a worker may hold: this many per conntrack session of its share, plus SG_ENTRIES_MIN. */
+export const SG_ENTRIES_PER_SESSION = 4;
+export const SG_ENTRIES_MIN = 65536;
 import { prngInitialState } from '../spec/prng.ts';
 import { type BatchOutput, type FrameBatch, createBatchOutput, createFrameBatch } from '../spec/frame-batch.ts';
 import { type CompiledScenario, compileScenario } from './compile.ts';
@@ -175,6 +180,8 @@ export interface CoreShared {
   ctlWords: number;
   sabs: Record<string, SharedArrayBuffer>;
   compiled: CompiledScenario;
+  /** Security-group tracking tables (aws-filters.ts); null when the scenario has no filters. */
+  sg: SgSizing | null;
 }
 
 /**
@@ -218,6 +225,13 @@ export function createCoreShared(
   };
   if (compiled.gwCount > 0) Object.assign(sabs, natGatewaySabs(compiled.gwCount, opts.seed));
   new Float64Array(sabs.clock).fill(CLOCK_UNSET);
+  // Security-group tracking: per worker its share of every ENI's allowance, at most
+  // SG_ENTRIES_PER_SESSION per conntrack session of the worker (plus a floor) — docs/core.md.
+  let sg: SgSizing | null = null;
+  if (compiled.aws) {
+    sg = sgSizing(compiled.aws, W, SG_ENTRIES_PER_SESSION * capW + SG_ENTRIES_MIN);
+    Object.assign(sabs, sgBuffers(W, compiled.aws.nInst, sg.slots));
+  }
   const hashSeed = (opts.hashSeed ?? opts.seed) | 0;
   const shared: CoreShared = {
     workers: W,
@@ -230,6 +244,7 @@ export function createCoreShared(
     ctlWords,
     sabs,
     compiled,
+    sg,
   };
   // Initial control state: links are index + 1, so zero-filled memory is empty lists; RNG per worker.
   const ctl = new Int32Array(sabs.ctl);

@@ -45,6 +45,9 @@ import {
   DROP_ICMP_BAD_CHECKSUM,
   DROP_ICMP_REDIRECT_NAT,
   DROP_IGW_NO_PUBLIC_IP,
+  DROP_NACL_DENY,
+  DROP_SG_ALLOWANCE,
+  DROP_SG_DENY,
   DROP_IGW_UNKNOWN_DST,
   DROP_IP_FORWARD_OFF,
   DROP_MALFORMED,
@@ -101,6 +104,8 @@ import { ModelNatGateway } from './nat-gateway.ts';
 import { natGatewayCounters, type NatGatewayCounters } from '../spec/nat-gateway.ts';
 import { F_RST } from '../packet/constants.ts';
 import { TCP_RESET_LEN, writeTcpReset } from '../packet/tcp-reset.ts';
+import { EniSecurity, SG_IN, SG_OUT, aclBySubnet, evaluateAcl, filterFacts } from './sg.ts';
+import type { NetworkAcl } from '../spec/aws-filters.ts';
 import { TCP_STATE_NAMES } from './tcp-state.ts';
 import { tupleText } from './tuple.ts';
 import { rd16, rd32, wr16, wr32 } from '../packet/bytes.ts';
@@ -177,6 +182,10 @@ export class ModelEngine implements Engine {
   private readonly counters: (Record<NatChainName, ChainCounters> | null)[];
   /** The scenario's NAT gateways (docs/semantics.md "NAT gateway"), same order. */
   private readonly gateways: ModelNatGateway[];
+  /** Security groups of each instance's ENI (null: not filtered). */
+  private readonly security: (EniSecurity | null)[];
+  /** Network ACL of each subnet (null: the default ACL, allows everything). */
+  private readonly acls: (NetworkAcl | null)[];
 
   constructor(
     readonly scenario: Scenario,
@@ -193,6 +202,10 @@ export class ModelEngine implements Engine {
       }
       return c;
     });
+    this.security = scenario.instances.map((i) =>
+      i.security ? new EniSecurity(scenario, i.security.groups, i.security.tracking) : null,
+    );
+    this.acls = aclBySubnet(scenario);
   }
 
   // --- Engine -----------------------------------------------------------------------------------
@@ -245,6 +258,15 @@ export class ModelEngine implements Engine {
     if (ms > this.nowMs) this.nowMs = ms;
     for (const t of this.tables) t?.expire(this.nowMs);
     for (const g of this.gateways) g.expire(this.nowMs);
+    for (const sg of this.security) sg?.expire(this.nowMs);
+  }
+
+  /** Tracked flows and conntrack_allowance_exceeded drops of instance i's ENI (null: no security groups). */
+  securityTracking(i: number): { tracked: number; allowanceExceeded: number } | null {
+    const sg = this.security[i];
+    if (!sg) return null;
+    sg.expire(this.nowMs);
+    return { tracked: sg.tracked, allowanceExceeded: sg.allowanceExceeded };
   }
 
   conntrackSync(): ConntrackEntry[] {
@@ -388,6 +410,7 @@ export class ModelEngine implements Engine {
         pkt,
         `${why}; source/dest check ${S.sourceDestCheck ? 'on: the source is its own address' : 'off'}`,
       );
+    if (!this.sgCheck(s, SG_OUT, pkt, w)) return;
     this.route(S.subnet, pkt, w);
   }
 
@@ -420,6 +443,7 @@ export class ModelEngine implements Engine {
         return;
       case 'igw':
         this.hop(w, routerName, pkt, `route ${rtext}`);
+        if (!this.aclCheck(sn, SG_OUT, pkt, w)) return;
         this.igwOutbound(pkt, w);
         return;
       case 'local': {
@@ -427,6 +451,7 @@ export class ModelEngine implements Engine {
         if (t < 0 && this.gatewayOf(pv.dst)) {
           const [g] = this.gatewayOf(pv.dst)!;
           this.hop(w, routerName, pkt, `route ${rtext}: ENI of NAT gateway ${this.gwSpec(g).name}`);
+          if (!this.crossSubnets(sn, this.gwSpec(g).subnet, pkt, w)) return;
           this.arriveAtGateway(g, pkt, w);
           return;
         }
@@ -441,15 +466,18 @@ export class ModelEngine implements Engine {
           return;
         }
         this.hop(w, routerName, pkt, `route ${rtext}: ENI of ${this.scenario.instances[t].name}`);
+        if (!this.crossSubnets(sn, this.scenario.instances[t].subnet, pkt, w)) return;
         this.arriveAt(t, pkt, w);
         return;
       }
       case 'eni':
         this.hop(w, routerName, pkt, `route ${rtext}`);
+        if (!this.crossSubnets(sn, this.scenario.instances[route.instance].subnet, pkt, w)) return;
         this.arriveAt(route.instance, pkt, w);
         return;
       case 'nat-gateway':
         this.hop(w, routerName, pkt, `route ${rtext}`);
+        if (!this.crossSubnets(sn, this.gwSpec(route.instance).subnet, pkt, w)) return;
         this.arriveAtGateway(route.instance, pkt, w);
         return;
     }
@@ -532,6 +560,40 @@ export class ModelEngine implements Engine {
     w.hairpins = sub.hairpins;
   }
 
+  /** Network ACLs where a packet goes from subnet `from` to subnet `to`: none inside one subnet. */
+  private crossSubnets(from: number, to: number, pkt: Uint8Array, w: Walk): boolean {
+    if (from === to) return true;
+    return this.aclCheck(from, SG_OUT, pkt, w) && this.aclCheck(to, SG_IN, pkt, w);
+  }
+
+  /** The network ACL of `subnet` for a packet leaving (SG_OUT) or entering (SG_IN) it. */
+  private aclCheck(subnet: number, dir: number, pkt: Uint8Array, w: Walk): boolean {
+    const acl = this.acls[subnet];
+    if (!acl) return true;
+    const v = evaluateAcl(acl, dir, filterFacts(parse(pkt)));
+    const name = `network ACL ${acl.name} (${dir === SG_IN ? 'inbound to' : 'outbound from'} subnet ${this.scenario.subnets[subnet].name})`;
+    if (v.allow) {
+      this.hop(w, name, pkt, v.text);
+      return true;
+    }
+    this.drop(w, DROP_NACL_DENY, name, pkt, `${v.text} (network ACLs are stateless)`);
+    return false;
+  }
+
+  /** The security groups of instance i's ENI for a packet entering (SG_IN) or leaving (SG_OUT) it. */
+  private sgCheck(i: number, dir: number, pkt: Uint8Array, w: Walk): boolean {
+    const sg = this.security[i];
+    if (!sg) return true;
+    const v = sg.check(dir, filterFacts(parse(pkt)), this.nowMs);
+    const name = `security groups ${this.scenario.instances[i].name} (${dir === SG_IN ? 'inbound' : 'outbound'})`;
+    if (v.drop === '') {
+      this.hop(w, name, pkt, v.note);
+      return true;
+    }
+    this.drop(w, v.drop === 'deny' ? DROP_SG_DENY : DROP_SG_ALLOWANCE, name, pkt, v.note);
+    return false;
+  }
+
   private routeTargetText(r: Route): string {
     if (r.target === 'nat-gateway') return `nat-gateway:${this.gateways[r.instance]?.gw.name ?? r.instance}`;
     return r.target === 'eni' ? `eni:${this.scenario.instances[r.instance]?.name ?? r.instance}` : r.target;
@@ -585,6 +647,7 @@ export class ModelEngine implements Engine {
         pkt,
         `${formatIpv4(a.elasticIp as number)}→${formatIpv4(a.privateIp)} (NAT gateway ${this.gwSpec(gwAt[0]).name})`,
       );
+      if (!this.aclCheck(this.gwSpec(gwAt[0]).subnet, SG_IN, pkt, w)) return;
       this.arriveAtGateway(gwAt[0], pkt, w);
       return;
     }
@@ -601,6 +664,7 @@ export class ModelEngine implements Engine {
     const T = this.scenario.instances[t];
     igwRewrite(pkt, pv, 'dst', T.elasticIp as number, T.privateIp);
     this.hop(w, 'IGW static NAT', pkt, `${formatIpv4(T.elasticIp as number)}→${formatIpv4(T.privateIp)} (${T.name})`);
+    if (!this.aclCheck(T.subnet, SG_IN, pkt, w)) return;
     this.arriveAt(t, pkt, w);
   }
 
@@ -623,6 +687,7 @@ export class ModelEngine implements Engine {
       );
       return;
     }
+    if (!this.sgCheck(t, SG_IN, pkt, w)) return;
     if (T.nat) this.natInstance(t, pkt, pv, w);
     else this.plainHost(t, pkt, pv, w);
   }
@@ -1011,6 +1076,7 @@ export const modelEngineDescriptor: EngineDescriptor = {
   summary: 'the reference simulator: obviously right, one packet at a time',
   realClock: false,
   randomChoices: false,
+  awsFilters: true,
   create: (scenario, opts) => createModelEngine(scenario, opts),
 };
 

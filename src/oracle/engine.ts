@@ -1003,6 +1003,12 @@ export function kernelUnsupported(scenario: Scenario): string | null {
 export function createKernelEngine(scenario: Scenario, opts: KernelEngineOptions = {}): Promise<KernelEngine> {
   const why = kernelUnsupported(scenario);
   if (why) return Promise.reject(new InputError(`kernel engine: ${why}`));
+  if (scenario.instances.some((i) => i.security) || (scenario.networkAcls ?? []).some((a) => a.subnets.length > 0))
+    return Promise.reject(
+      new InputError(
+        `kernel engine: scenario ${scenario.name} uses security groups or network ACLs, which the kernel engine does not build yet (docs/kernel-oracle.md); use --engines model,core`,
+      ),
+    );
   return KernelEngine.create(scenario, opts);
 }
 

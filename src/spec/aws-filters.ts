@@ -1,4 +1,4 @@
-// AWS filtering layers around the instances (docs/semantics.md §10): security groups on ENIs
+// AWS filtering layers around the instances (docs/semantics.md §11): security groups on ENIs
 // (stateful, allow-only, with their own connection tracking per ENI) and network ACLs on subnets
 // (stateless, numbered allow/deny rules). Compiled, engine-neutral form; the loader
 // (src/scenario/security-groups.ts) builds it, every engine evaluates it on its own.
@@ -87,7 +87,7 @@ export const SG_ALLOWANCE_DEFAULT = 262144;
 export const SG_TCP_ESTABLISHED_RANGE: readonly [number, number] = [60, 432000];
 export const SG_UDP_RANGE: readonly [number, number] = [30, 60];
 export const SG_UDP_STREAM_RANGE: readonly [number, number] = [60, 180];
-/** Not configurable on AWS; natlab's values (docs/semantics.md §10). */
+/** Not configurable on AWS; natlab's values (docs/semantics.md §11). */
 export const SG_TCP_UNREPLIED_TIMEOUT = 120;
 export const SG_ICMP_TIMEOUT = 30;
 /** AWS: other protocols are tracked by address and protocol for 600 s. */

@@ -179,6 +179,11 @@ export interface EngineDescriptor {
    * global, docs/kernel-differences.md E3): fuzzers keep scenarios at the default maximum.
    */
   readonly fixedConntrackMax?: boolean;
+  /**
+   * Implements security groups and network ACLs (docs/semantics.md §11). Absent = no: `create`
+   * refuses scenarios that use them and the fuzzer generates none for runs with this engine.
+   */
+  readonly awsFilters?: boolean;
   /** Options `create` takes beyond EngineOptions for the differential fuzzer's runs (kernel: a wait budget for clock steps). */
   readonly fuzzOptions?: Record<string, unknown>;
   /** Checks this machine (root, tools); absent = always available. */

@@ -65,6 +65,12 @@ export const DROP_NATGW_PORT_ALLOCATION = 27;
 export const DROP_NATGW_IDLE_TIMEOUT = 28;
 /** NAT gateway: a packet from outside that belongs to no connection. */
 export const DROP_NATGW_NO_CONNECTION = 29;
+/** Security group: no rule of the ENI's groups allows the packet and it belongs to no tracked flow. */
+export const DROP_SG_DENY = 30;
+/** Network ACL: a deny rule (or the final `*` rule) matched where the packet crosses a subnet boundary. */
+export const DROP_NACL_DENY = 31;
+/** Security group: the ENI's tracked-connection allowance is used up (AWS metric conntrack_allowance_exceeded). */
+export const DROP_SG_ALLOWANCE = 32;
 
 export const REASONS: readonly string[] = [
   'none',
@@ -97,6 +103,9 @@ export const REASONS: readonly string[] = [
   'natgw-port-allocation',
   'natgw-idle-timeout',
   'natgw-no-connection',
+  'sg-deny',
+  'nacl-deny',
+  'sg-allowance',
 ];
 export const REASON_COUNT = REASONS.length;
 

@@ -8,6 +8,7 @@
 import fc from 'fast-check';
 import type { Scenario } from '../spec/scenario.ts';
 import { compileScenarioObject } from '../scenario/index.ts';
+import { type FuzzFilterSpec, addFuzzFilters, describeFuzzFilters, fuzzFilterSpecArb } from './fuzz-filters.ts';
 
 export const FUZZ_VPC = '10.0.0.0/16';
 export const FUZZ_INTERNET_HOSTS = ['198.51.100.0/24', '192.0.2.0/24'];
@@ -48,6 +49,8 @@ export interface FuzzScenarioSpec {
   shortTimeouts?: boolean;
   /** A NAT gateway in the public subnet (model and core only: the kernel engine cannot judge one). */
   natGateway?: FuzzGatewaySpec | null;
+  /** Security groups and network ACLs (fuzz-filters.ts), only for engines that implement them. */
+  filters?: FuzzFilterSpec | null;
 }
 
 export interface FuzzGatewaySpec {
@@ -161,13 +164,19 @@ export const FUZZ_DEFAULT_CT_MAX = 262144;
  * kernel engine cannot set it per namespace (docs/kernel-differences.md E3), so a smaller table
  * would be a difference by construction; no fuzz run comes near the default. `natGateways`: some
  * scenarios get a NAT gateway (only where every engine can judge one: not the kernel engine).
+ * `awsFilters`: one scenario in three gets security groups and network ACLs (every engine
+ * implements them).
  */
 export function fuzzScenarioSpecArbFor(
-  o: { shortTimeouts?: boolean; defaultCtMax?: boolean; natGateways?: boolean } = {},
+  o: { shortTimeouts?: boolean; defaultCtMax?: boolean; natGateways?: boolean; awsFilters?: boolean } = {},
 ): fc.Arbitrary<FuzzScenarioSpec> {
   let arb = fuzzScenarioSpecArb;
   if (o.natGateways)
     arb = fc.tuple(arb, fc.option(gatewayArb, { freq: 3 })).map(([s, g]) => (g ? { ...s, natGateway: g } : s));
+  if (o.awsFilters)
+    arb = fc
+      .tuple(arb, fc.option(fuzzFilterSpecArb, { nil: null, freq: 2 }))
+      .map(([s, filters]) => (filters ? { ...s, filters } : s));
   if (!o.shortTimeouts && !o.defaultCtMax) return arb;
   return arb.map((s) => ({
     ...s,
@@ -317,6 +326,7 @@ export function fuzzScenarioObject(spec: FuzzScenarioSpec, name = 'fuzz'): Recor
         portSelection: g.portSelection,
       },
     };
+  if (spec.filters) addFuzzFilters(o, spec.filters);
   return o;
 }
 
@@ -339,5 +349,6 @@ export function describeFuzzSpec(spec: FuzzScenarioSpec): string {
   const gw = g
     ? `, NAT gateway (${g.routes}, ${g.eips.length} addresses, limit ${g.connectionLimit}, idle ${g.idleTimeout} s, ${g.portSelection})`
     : '';
-  return `${spec.nats.length} NAT [${nats.join('; ')}]${gw}, ct max ${spec.ctMax}${spec.checksum ? '' : ', no-checksum'}${spec.tcpLoose ? '' : ', no-loose'}`;
+  const f = spec.filters ? `, ${describeFuzzFilters(fuzzScenarioObject(spec))}` : '';
+  return `${spec.nats.length} NAT [${nats.join('; ')}]${gw}, ct max ${spec.ctMax}${spec.checksum ? '' : ', no-checksum'}${spec.tcpLoose ? '' : ', no-loose'}${f}`;
 }

@@ -17,10 +17,11 @@ const SHRINK_S = 15;
 const hasCore = await engineAvailable('core');
 
 const engines: FuzzEngineSpec[] = [
-  { name: 'model', create: (s, seed) => makeEngine('model', s, { seed }) },
+  // Both implement security groups and network ACLs: one scenario in three gets random ones.
+  { name: 'model', awsFilters: true, create: (s, seed) => makeEngine('model', s, { seed }) },
   // The core's dataplane inline (no thread start-up per run, so many more runs fit the budget);
   // the worker-thread plumbing is covered by test/core/pool, engine and fault tests.
-  { name: 'core', create: (s, seed) => makeEngine('core', s, { seed, extra: { inline: true } }) },
+  { name: 'core', awsFilters: true, create: (s, seed) => makeEngine('core', s, { seed, extra: { inline: true } }) },
 ];
 
 async function campaign(seed: number) {

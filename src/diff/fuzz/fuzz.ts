@@ -27,6 +27,8 @@ export interface FuzzEngineSpec {
   realClock?: boolean;
   /** The engine cannot enforce the scenario's conntrack maximum (EngineDescriptor.fixedConntrackMax). */
   fixedConntrackMax?: boolean;
+  /** Implements security groups and network ACLs (EngineDescriptor.awsFilters): when every engine does, scenarios get them. */
+  awsFilters?: boolean;
 }
 
 export interface FuzzProgress {
@@ -149,6 +151,7 @@ function makeProperty(opts: FuzzOptions, counters: Counters, onExec: (c: Capture
       shortTimeouts: realTime,
       defaultCtMax: opts.engines.some((e) => e.fixedConntrackMax === true),
       natGateways: opts.engines.every((e) => e.name !== 'kernel' && e.realClock !== true),
+      awsFilters: opts.engines.every((e) => e.awsFilters === true),
     }),
     fc.integer({ min: 1, max: 0x7fffffff }),
     async (cmds, spec, engineSeed) => {
