@@ -288,7 +288,11 @@ export class HopWalk {
       this.igwRewrite(false, pv.dst, c.eipPriv[e]);
       inst = c.eipInst[e];
       gwAt = c.eipGw[e];
-      if (this.aws !== null && !this.aclPass(gwAt >= 0 ? this.aws.f.gwSubnet[gwAt] : this.aws.f.instSubnet[inst], DIR_IN)) return;
+      if (
+        this.aws !== null &&
+        !this.aclPass(gwAt >= 0 ? this.aws.f.gwSubnet[gwAt] : this.aws.f.instSubnet[inst], DIR_IN)
+      )
+        return;
       arriving = true;
     }
     for (;;) {
@@ -329,7 +333,11 @@ export class HopWalk {
             this.igwRewrite(false, pv.dst, c.eipPriv[h]);
             inst = c.eipInst[h];
             gwAt = c.eipGw[h];
-            if (this.aws !== null && !this.aclPass(gwAt >= 0 ? this.aws.f.gwSubnet[gwAt] : this.aws.f.instSubnet[inst], DIR_IN)) return;
+            if (
+              this.aws !== null &&
+              !this.aclPass(gwAt >= 0 ? this.aws.f.gwSubnet[gwAt] : this.aws.f.instSubnet[inst], DIR_IN)
+            )
+              return;
             arriving = true;
             continue;
           }
