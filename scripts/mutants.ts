@@ -101,6 +101,27 @@ export const MUTANTS: Mutant[] = [
     find: 'st.killAfter = true;\n      return TCP_ACCEPT;',
     replace: 'return TCP_ACCEPT;',
   },
+  {
+    id: 'inexact-rst-closes',
+    bug: 'an in-window RST whose sequence number is not the expected one closes an established connection (issue 15 D1: Linux keeps ESTABLISHED for the challenge ACK)',
+    file: 'src/core/tcp-tracker.ts',
+    find: 'else nw = old; // in window but not exact',
+    replace: 'else r = RST_CLOSE; // in window but not exact',
+  },
+  {
+    id: 'martian-source-forwarded',
+    bug: 'a NAT instance forwards a packet whose source is its own address (issue 15 D2: a martian source, fib_validate_source)',
+    file: 'src/core/hop-walk.ts',
+    find: '    if (pv.src === c.instPriv[inst]) {\n      this.drop(DROP_MARTIAN_SOURCE);\n      this.finishEntry();\n      return false;\n    }\n    if (pv.ttl <= 1) {',
+    replace: '    if (pv.ttl <= 1) {',
+  },
+  {
+    id: 'multicast-routed',
+    bug: 'the VPC router routes multicast and limited broadcast destinations (issue 15 D3)',
+    file: 'src/core/hop-walk.ts',
+    find: 'if (isMulticastOrBroadcast(pv.dst)) return this.drop(DROP_MULTICAST);',
+    replace: 'void isMulticastOrBroadcast;',
+  },
 ];
 
 /** Why a mutant's patch no longer applies to the tree at `root` (null: it applies exactly once). */

@@ -24,6 +24,7 @@ import {
   S_PATH,
   S_TCP_END,
   S_TCP_FLAGS,
+  T_MAXACK_O,
   S_WNEXT,
   S_WPREV,
   T_LAST_IDX_SHIFT,
@@ -180,6 +181,14 @@ export class Conntrack {
     st.ctCls = CT_NEW;
     st.cDir = KIND_ORIG;
     st.eTcpF = proto === PROTO_TCP ? tcpCls << T_LAST_IDX_SHIFT : 0;
+    st.eTcpEnd = 0;
+    st.eMaxAck = 0;
+    if (proto === PROTO_TCP && tcpCls === C_ACK) {
+      // tcp_in_window for a picked-up first ACK: its ACK is this direction's td_maxack, its end last_end.
+      st.eTcpF |= T_MAXACK_O;
+      st.eMaxAck = pv.tcpAck;
+      st.eTcpEnd = (pv.tcpSeq + pv.payloadLen) >>> 0;
+    }
     st.eOs = pv.src;
     st.eOd = pv.dst;
     st.eOp = ports;
@@ -320,8 +329,11 @@ export class Conntrack {
     ses[o + S_WNEXT] = 0;
     ses[o + S_NPREV] = 0;
     ses[o + S_NNEXT] = 0;
-    ses[o + S_TCP_END] = 0;
+    ses[o + S_TCP_END] = st.eTcpEnd;
     ses[o + S_TCP_FLAGS] = st.eTcpF;
+    const w = t.tw(local);
+    t.tcpw[w] = st.eMaxAck;
+    t.tcpw[w + 1] = 0;
     let meta = st.eMeta;
     if (!srcManip) meta = (meta & ~M_BYSRC) >>> 0;
     meta = (meta | M_NALIST | M_LIVE) >>> 0;

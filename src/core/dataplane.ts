@@ -26,7 +26,9 @@ import {
   S_PATH,
   TCP_ESTABLISHED,
   C_NOW,
+  S_TCP_END,
   S_TCP_FLAGS,
+  T_MAXACK_O,
   T_LAST_DIR,
   T_LAST_IDX_MASK,
   T_LAST_IDX_SHIFT,
@@ -294,6 +296,7 @@ export class Dataplane {
     const l4len = len - 20;
     const portsW = dv.getUint32(l4);
     let csumOff: number;
+    let tcpEnd = 0;
     if (proto === PROTO_TCP) {
       if (l4len < 20) return false;
       const w12 = dv.getUint32(l4 + 12);
@@ -302,6 +305,7 @@ export class Dataplane {
       const f = (w12 >>> 16) & 0x37;
       if (f !== 0x10 && f !== 0x30) return false; // ACK or ACK+URG (PSH/ECE/CWR masked)
       csumOff = l4 + 16;
+      tcpEnd = (dv.getUint32(l4 + 4) + l4len - doff) >>> 0; // seq + payload (no SYN, no FIN)
     } else {
       const ulen = dv.getUint32(l4 + 4) >>> 16;
       if (ulen < 8 || ulen > l4len) return false;
@@ -385,12 +389,21 @@ export class Dataplane {
     // Refresh the timer: the same timeout as before, so the expiry only grows (wheel invariant).
     ses[o + S_EXPIRY] = now + (proto === PROTO_TCP ? this.tmoEst : this.tmoUdpStream);
     if (proto === PROTO_TCP) {
-      // The tracker's last_dir / last_index (an accepted ACK in this direction); same cache line.
+      // The tracker's last_dir / last_index / last_end (an accepted ACK in this direction; same
+      // cache line) and tcp_in_window's td_maxack of this direction (the tcpw region).
       const tf = ses[o + S_TCP_FLAGS];
       const want =
-        ((tf & ~(T_LAST_DIR | (T_LAST_IDX_MASK << T_LAST_IDX_SHIFT))) | kind | (TCP_CLASS_ACK << T_LAST_IDX_SHIFT)) >>>
+        ((tf & ~(T_LAST_DIR | (T_LAST_IDX_MASK << T_LAST_IDX_SHIFT))) |
+          kind |
+          (TCP_CLASS_ACK << T_LAST_IDX_SHIFT) |
+          (T_MAXACK_O << kind)) >>>
         0;
       if (tf !== want) ses[o + S_TCP_FLAGS] = want;
+      ses[o + S_TCP_END] = tcpEnd;
+      const ack = dv.getUint32(l4 + 8);
+      const tw = this.tables.tw(local) + kind;
+      const tcpw = this.tables.tcpw;
+      if ((tf & (T_MAXACK_O << kind)) === 0 || ((tcpw[tw] - ack) | 0) < 0) tcpw[tw] = ack;
     }
     // Rewrite the IPv4 header into the output arena (the L4 bytes were copied above).
     ov.setUint32(off, w0);

@@ -13,6 +13,7 @@
 //             referencing the newest session of the key's chain. Load ≤ FLOW_LOAD, keyed hash.
 //   chain     the bysource chains (nf_nat_bysource): per session, next / prev session + 1 of its
 //             key's chain, newest first (BYSRC_WORDS words per session, slow path only).
+//   tcpw      TCP window words per session (TCPW_WORDS: each direction's highest ACK, td_maxack).
 //   wheel     timer wheel heads (WHEEL_SLOTS Int32) + control words.
 //   ctl       per worker and NAT instance: live count, list heads, RNG state, clock.
 //   drops     Float64 per DROP_* reason; natc: Float64 (packets, bytes) per nat rule counter.
@@ -65,6 +66,15 @@ export const T_LAST_IDX_MASK = 7;
 export const T_CHALLENGE_ACK = 1 << 4;
 export const T_SIMULTANEOUS_OPEN = 1 << 5;
 export const T_CLOSE_INIT = 1 << 6;
+/** IP_CT_TCP_FLAG_MAXACK_SET of the orig direction; the reply direction's is the next bit (T_MAXACK_O << kind). */
+export const T_MAXACK_O = 1 << 7;
+export const T_MAXACK_R = 1 << 8;
+
+/**
+ * TCP window words per session (the `tcpw` region, parallel to the records): seen[ORIG].td_maxack,
+ * seen[REPLY].td_maxack — the highest ACK each direction has sent, for the RST sequence check.
+ */
+export const TCPW_WORDS = 2;
 
 export const M_PROTO_MASK = 0xff;
 export const M_SLOT_SHIFT = 8;
@@ -217,6 +227,7 @@ export function createCoreShared(
     sessions: new SharedArrayBuffer(W * capW * SESSION_WORDS * 4),
     flow: new SharedArrayBuffer(W * slotsW * 4),
     chain: new SharedArrayBuffer(W * capW * BYSRC_WORDS * 4),
+    tcpw: new SharedArrayBuffer(W * capW * TCPW_WORDS * 4),
     wheel: new SharedArrayBuffer(W * WHEEL_SLOTS * 4),
     ctl: new SharedArrayBuffer(W * ctlWords * 4),
     drops: new SharedArrayBuffer(W * REASON_COUNT * 8),
@@ -261,10 +272,10 @@ export function createCoreShared(
 
 /**
  * Shared bytes per session: session record + flow-table slots (FLOW_KEYS per session at FLOW_LOAD)
- * + bysource chain links.
+ * + bysource chain links + TCP window words.
  */
 export function sharedBytesPerSession(shared: CoreShared): number {
-  return SESSION_WORDS * 4 + (shared.slotsW * 4) / shared.capW + BYSRC_WORDS * 4;
+  return SESSION_WORDS * 4 + (shared.slotsW * 4) / shared.capW + BYSRC_WORDS * 4 + TCPW_WORDS * 4;
 }
 
 /** Total bytes of shared table memory (all SABs). */
@@ -279,6 +290,7 @@ export class SharedViews {
   readonly sessions: Uint32Array;
   readonly flow: Uint32Array;
   readonly chain: Uint32Array;
+  readonly tcpw: Uint32Array;
   readonly wheel: Int32Array;
   readonly ctl: Int32Array;
   readonly drops: Float64Array;
@@ -289,6 +301,7 @@ export class SharedViews {
     this.sessions = new Uint32Array(shared.sabs.sessions);
     this.flow = new Uint32Array(shared.sabs.flow);
     this.chain = new Uint32Array(shared.sabs.chain);
+    this.tcpw = new Uint32Array(shared.sabs.tcpw);
     this.wheel = new Int32Array(shared.sabs.wheel);
     this.ctl = new Int32Array(shared.sabs.ctl);
     this.drops = new Float64Array(shared.sabs.drops);

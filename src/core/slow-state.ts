@@ -46,6 +46,9 @@ export class SlowState {
   eCreated = 0;
   /** S_TCP_FLAGS of the pending entry (its first packet's last_index, last_dir = ORIG). */
   eTcpF = 0;
+  /** The pending entry's last_end and orig td_maxack (a loose-picked-up first ACK sets both). */
+  eTcpEnd = 0;
+  eMaxAck = 0;
   // ---- get_unique_tuple's result ---------------------------------------------------------------
   us = 0;
   ud = 0;

@@ -40,6 +40,7 @@ import {
   M_SLOT_MASK,
   M_SLOT_SHIFT,
   SESSION_WORDS,
+  TCPW_WORDS,
   S_EXPIRY,
   S_META,
   S_NNEXT,
@@ -91,6 +92,8 @@ export class Tables {
   readonly ses: Uint32Array;
   readonly flow: Uint32Array;
   readonly chain: Uint32Array;
+  /** TCP window words (layout.ts TCPW_WORDS per session); session i's at tw(i). */
+  readonly tcpw: Uint32Array;
   readonly wheel: Int32Array;
   readonly ctl: Int32Array;
   readonly sBase: number;
@@ -118,6 +121,7 @@ export class Tables {
     this.ses = this.v.sessions;
     this.flow = this.v.flow;
     this.chain = this.v.chain;
+    this.tcpw = this.v.tcpw;
     this.wheel = this.v.wheel;
     this.ctl = this.v.ctl;
     this.capW = shared.capW;
@@ -139,6 +143,11 @@ export class Tables {
   /** Record offset (in words) of local session i. */
   rec(i: number): number {
     return (this.sBase + i) * SESSION_WORDS;
+  }
+
+  /** Offset (in words) of local session i's TCP window words: + kind = that direction's td_maxack. */
+  tw(i: number): number {
+    return (this.sBase + i) * TCPW_WORDS;
   }
 
   /** Home slot of hash h: multiply-shift range reduction over all 32 bits (any slot count). */

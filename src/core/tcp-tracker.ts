@@ -17,6 +17,8 @@ import {
   T_LAST_DIR,
   T_LAST_IDX_MASK,
   T_LAST_IDX_SHIFT,
+  T_MAXACK_O,
+  T_MAXACK_R,
   T_SIMULTANEOUS_OPEN,
   TCP_CLOSE,
   TCP_ESTABLISHED,
@@ -31,7 +33,7 @@ import { type CompiledScenario, TO_CLOSE, TO_UNACK } from './compile.ts';
 import { ctRefresh, ctSetAssured } from './ct-entry.ts';
 import type { Tables } from './tables.ts';
 import type { SlowState } from './slow-state.ts';
-import { CT_ESTABLISHED, CT_NEW } from '../spec/reasons.ts';
+import { CT_ESTABLISHED, CT_INVALID, CT_NEW } from '../spec/reasons.ts';
 import { F_ACK, F_FIN, F_RST, F_SYN } from '../packet/constants.ts';
 
 /** tcp_conntracks' pseudo-states: invalid, ignore. */
@@ -87,6 +89,10 @@ export function tcpClass(flags: number): number {
   return C_NONE;
 }
 
+/** rstCheck outcomes: go on to the goto-in_window tests, or straight to tcp_in_window (CLOSE). */
+const RST_FALLTHROUGH = 0;
+const RST_CLOSE = 1;
+
 /** Results of TcpTracker.packet. */
 export const TCP_INVALID = 0;
 export const TCP_ACCEPT = 1;
@@ -132,7 +138,7 @@ export class TcpTracker {
         // entry (processed as SYN_SENT -> SYN_RECV; seen[dir] is reset: no CLOSE_INIT left).
         old = TCP_SYN_SENT;
         nw = TCP_SYN_RECV;
-        tf = (tf & ~T_CLOSE_INIT) >>> 0;
+        tf = (tf & ~(T_CLOSE_INIT | T_MAXACK_O | T_MAXACK_R)) >>> 0;
       } else {
         let f = (tf & ~(T_LAST_DIR | (T_LAST_IDX_MASK << T_LAST_IDX_SHIFT))) | dir | (cls << T_LAST_IDX_SHIFT);
         if (cls === C_SYN && dir === 0) {
@@ -166,7 +172,49 @@ export class TcpTracker {
     } else if (nw === TCP_SYN_RECV) {
       if (dir === 1 && cls === C_ACK && (tf & T_SIMULTANEOUS_OPEN) !== 0) nw = TCP_ESTABLISHED;
     }
-    // In-window from here on (window tracking is not modelled).
+    const pv = st.pv;
+    const w = t.tw(local);
+    // case TCP_CONNTRACK_CLOSE: an RST's sequence checks (skipWindow = the kernel's goto in_window).
+    let skipWindow = false;
+    if (nw === TCP_CLOSE && cls === C_RST) {
+      if (old >= TCP_FIN_WAIT && old <= TCP_CLOSE) {
+        skipWindow = true; // tcp_can_early_drop: a closing entry's fields may be stale
+      } else {
+        let r = RST_FALLTHROUGH;
+        const seq = pv.tcpSeq;
+        if ((tf & (T_MAXACK_O << (1 - dir))) !== 0 && lastIdx !== C_SYN) {
+          const established = old === TCP_ESTABLISHED && (meta & M_ASSURED) !== 0;
+          const expected = t.tcpw[w + 1 - dir];
+          if (seq === 0 && !established) r = RST_CLOSE;
+          else if (((seq - expected) | 0) < 0) {
+            st.ctCls = CT_INVALID; // "invalid rst": no conntrack for this packet, state unchanged
+            return TCP_INVALID;
+          } else if (!established || seq === expected) r = RST_CLOSE;
+          else if (lastIdx === C_ACK && lastDir === dir && seq === ses[o + S_TCP_END]) r = RST_CLOSE;
+          else nw = old; // in window but not exact: keep the state for the challenge ACK (RFC 5961)
+        }
+        if (r === RST_FALLTHROUGH) {
+          const seen = (meta & M_SEEN_REPLY) !== 0;
+          const endW = ses[o + S_TCP_END];
+          if (((seen && lastIdx === C_SYN) || ((meta & M_ASSURED) === 0 && lastIdx === C_ACK)) && pv.tcpAck === endW)
+            skipWindow = true;
+          else if (old === TCP_SYN_SENT && lastIdx === C_SYN && lastDir !== dir && seq === endW) skipWindow = true;
+        }
+      }
+    }
+    // tcp_in_window: in window (window tracking is not modelled); it records this direction's
+    // highest ACK and, for an ACK-class segment, last_end.
+    if (!skipWindow) {
+      const fl = pv.tcpFlags;
+      if (fl & F_ACK) {
+        const bit = T_MAXACK_O << dir;
+        const ack = pv.tcpAck;
+        if ((tf & bit) === 0 || ((t.tcpw[w + dir] - ack) | 0) < 0) t.tcpw[w + dir] = ack;
+        tf |= bit;
+      }
+      if (cls === C_ACK) ses[o + S_TCP_END] = (pv.tcpSeq + pv.payloadLen) >>> 0;
+    }
+    // In-window from here on.
     tf = (tf & ~(T_LAST_DIR | (T_LAST_IDX_MASK << T_LAST_IDX_SHIFT))) | dir | (cls << T_LAST_IDX_SHIFT);
     if (old !== nw && nw === TCP_FIN_WAIT) tf |= T_CLOSE_INIT;
     ses[o + S_TCP_FLAGS] = tf >>> 0;

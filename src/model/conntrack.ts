@@ -13,6 +13,7 @@ import {
   PROTO_ICMP,
   PROTO_TCP,
   PROTO_UDP,
+  F_ACK,
   F_FIN,
   F_SYN,
   isIcmpErrorType,
@@ -77,6 +78,13 @@ export interface TcpInfo {
   expChallengeAck: boolean;
   /** Picked up mid-stream (nf_conntrack_tcp_loose). */
   loose: boolean;
+  /**
+   * seen[dir].td_maxack / IP_CT_TCP_FLAG_MAXACK_SET: the highest ACK each direction has sent
+   * (tcp_in_window, every segment being in window — docs/semantics.md §4). The RST sequence
+   * check compares an RST's seq with the other direction's.
+   */
+  maxAck: [number, number];
+  maxAckSet: [boolean, boolean];
 }
 
 export interface CtEntry {
@@ -125,6 +133,8 @@ function newTcpInfo(): TcpInfo {
     simultaneousOpen: false,
     expChallengeAck: false,
     loose: false,
+    maxAck: [0, 0],
+    maxAckSet: [false, false],
   };
 }
 
@@ -534,6 +544,8 @@ function tcpPacket(
       // The SYN/ACK answers a SYN we ignored: both ends are in sync, get in sync with them.
       oldState = TCP_SYN_SENT;
       newState = TCP_SYN_RECV;
+      // seen[last_dir].flags = last_flags and seen[dir] is reset: no MAXACK_SET left.
+      tcp.maxAckSet = [false, false];
       note = 'SYN/ACK answers the ignored SYN: re-synced; ';
     } else {
       tcp.lastIndex = index;
@@ -566,8 +578,28 @@ function tcpPacket(
   if (newState === TCP_SYN_SENT2) tcp.simultaneousOpen = true;
   if (newState === TCP_SYN_RECV && dir === DIR_REPLY && index === TCP_ACK_SET && tcp.simultaneousOpen)
     newState = TCP_ESTABLISHED;
-  // (window tracking, the RST sequence check and the max-retrans / unacknowledged / zero-window
-  // timeout caps are not modelled: docs/semantics.md §4.)
+  // case TCP_CONNTRACK_CLOSE: the RST checks. `skipWindow` = the kernel's `goto in_window`.
+  let skipWindow = false;
+  if (newState === TCP_CLOSE && index === TCP_RST_SET) {
+    const rst = rstCheck(e, tcp, dir, oldState, pv);
+    if (rst.verdict === 'invalid') return { verdict: 'invalid', note: rst.note };
+    if (rst.verdict === 'keep') {
+      newState = oldState;
+      note = `${rst.note}; `;
+    }
+    skipWindow = rst.verdict === 'in-window';
+  }
+  // tcp_in_window: every segment is in window (window tracking not modelled, §4); it records the
+  // highest ACK of this direction and, for an ACK-class segment, last_end (its retransmission check).
+  if (!skipWindow) {
+    if (pv.tcpFlags & F_ACK) {
+      if (!tcp.maxAckSet[dir] || seqAfter(pv.tcpAck, tcp.maxAck[dir])) tcp.maxAck[dir] = pv.tcpAck;
+      tcp.maxAckSet[dir] = true;
+    }
+    if (index === TCP_ACK_SET) tcp.lastEnd = segmentEnd(pv);
+  }
+  // (window tracking and the max-retrans / unacknowledged / zero-window timeout caps are not
+  // modelled: docs/semantics.md §4.)
 
   tcp.lastIndex = index;
   tcp.lastDir = dir;
@@ -600,6 +632,59 @@ function tcpPacket(
   }
   table.refresh(e, nowMs, timeout);
   return { verdict: 'accept', note: `${note}; timeout ${timeout} s` };
+}
+
+/** after(a, b) on 32-bit sequence numbers. */
+function seqAfter(a: number, b: number): boolean {
+  return ((b - a) | 0) < 0;
+}
+
+/** before(a, b) on 32-bit sequence numbers. */
+function seqBefore(a: number, b: number): boolean {
+  return ((a - b) | 0) < 0;
+}
+
+/**
+ * nf_conntrack_tcp_packet, `case TCP_CONNTRACK_CLOSE` for an RST (LNS §4): 'invalid' ("invalid
+ * rst": seq below the other direction's highest ACK), 'keep' (an in-window RST whose seq is not
+ * exactly the expected one on an established connection: the state stays, so the endpoint's
+ * challenge ACK can follow — RFC 5961), 'in-window' (accepted without the window check: `goto
+ * in_window`), or 'close' (the ordinary path: tcp_in_window, then CLOSE).
+ */
+function rstCheck(
+  e: CtEntry,
+  tcp: TcpInfo,
+  dir: number,
+  oldState: number,
+  pv: PacketView,
+): { verdict: 'invalid' | 'keep' | 'in-window' | 'close'; note: string } {
+  // tcp_can_early_drop: a closing entry's fields may be stale; skip the checks.
+  if (oldState >= TCP_FIN_WAIT && oldState <= TCP_CLOSE) return { verdict: 'in-window', note: '' };
+  const other = 1 - dir;
+  const seq = pv.tcpSeq;
+  if (tcp.maxAckSet[other] && tcp.lastIndex !== TCP_SYN_SET) {
+    const established = oldState === TCP_ESTABLISHED && e.assured; // nf_conntrack_tcp_established
+    const expected = tcp.maxAck[other];
+    if (seq === 0 && !established) return { verdict: 'close', note: '' };
+    if (seqBefore(seq, expected))
+      return { verdict: 'invalid', note: `tcp: invalid rst (seq ${seq} before the expected ${expected})` };
+    if (!established || seq === expected) return { verdict: 'close', note: '' };
+    // An RST right after our own last data segment ("part of a train") is exact too.
+    if (tcp.lastIndex === TCP_ACK_SET && tcp.lastDir === dir && seq === tcp.lastEnd)
+      return { verdict: 'close', note: '' };
+    // Established, in window, not exact: the state stays (the later goto-in_window tests cannot
+    // hold for an ASSURED entry whose last packet was no SYN, nor in ESTABLISHED).
+    return { verdict: 'keep', note: `RST seq ${seq} is not the expected ${expected}: state kept for a challenge ACK` };
+  }
+  const ack = pv.tcpAck;
+  if (
+    ((e.seenReply && tcp.lastIndex === TCP_SYN_SET) || (!e.assured && tcp.lastIndex === TCP_ACK_SET)) &&
+    ack === tcp.lastEnd
+  )
+    return { verdict: 'in-window', note: '' };
+  if (oldState === TCP_SYN_SENT && tcp.lastIndex === TCP_SYN_SET && tcp.lastDir !== dir && seq === tcp.lastEnd)
+    return { verdict: 'in-window', note: '' };
+  return { verdict: 'close', note: '' };
 }
 
 // --- UDP (nf_conntrack_proto_udp.c) ---------------------------------------------------------------

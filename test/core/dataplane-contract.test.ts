@@ -149,7 +149,7 @@ describe('dataplane: contract regressions (model vs core fuzz)', () => {
 
     it("a SYN in CLOSE after the peer's RST is ignored; after our own RST it re-opens", () => {
       const { c, s, st } = mk();
-      s(F_RST | F_ACK, 20);
+      s(F_RST | F_ACK, 20, 501); // exactly the client's ACK: an RST that closes
       expect(st()).toBe('CLOSE');
       let r = c(F_SYN, 21, 1000);
       expect(r.ct).toBe(CT_ESTABLISHED); // ignored: accepted and NATed, state unchanged

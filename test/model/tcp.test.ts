@@ -167,6 +167,60 @@ describe('tcp conntrack through the NAT instance', () => {
     expect(e.conntrackSync()[0]).toMatchObject({ state: 'SYN_SENT', assured: false });
   });
 
+  describe('RST sequence check (issue 15 D1: nf_conntrack_tcp_packet, case TCP_CONNTRACK_CLOSE)', () => {
+    // After the handshake the client has ACKed 101 and the server 2: the expected RST sequence
+    // numbers are 101 (from the server) and 2 (from the client).
+    it('an in-window RST whose seq is not exactly the expected one keeps ESTABLISHED (challenge ACK)', () => {
+      const s = scenario((x) => {
+        x.conntrack.timeouts.tcpClose = 3;
+      });
+      const e = engine(s);
+      handshake(e, s);
+      const r = send(e, s, 'internet', tcp(SRV, PUB, F_RST, { seq: 5000 }), 10);
+      expect(r.ct).toBe(CT_ESTABLISHED);
+      expect(r.outputs).toHaveLength(1); // accepted and NATed to the app
+      expect(e.conntrackSync()[0]).toMatchObject({ state: 'ESTABLISHED', assured: true, timeout: 3 });
+      // The connection goes on: the client's challenge ACK, then the server's data, 5 s later.
+      send(e, s, 'app', tcp(APP, SRV, F_ACK, { seq: 2, ack: 101 }), 1000);
+      const d = send(e, s, 'internet', tcp(SRV, PUB, F_ACK, { seq: 101, ack: 2 }), 6000);
+      expect(d.ct).toBe(CT_ESTABLISHED);
+      expect(pv(d.outputs[0].frame).dst).toBe(pv(tcp(APP, SRV)).src);
+    });
+
+    it('an RST below the expected seq is INVALID: not NATed, state unchanged', () => {
+      const s = scenario();
+      const e = engine(s);
+      handshake(e, s);
+      const r = send(e, s, 'internet', tcp(SRV, PUB, F_RST, { seq: 50 }), 10);
+      expect(r.ct).toBe(CT_INVALID);
+      expect(r.outputs).toHaveLength(1); // delivered un-NATed: to the NAT instance itself
+      expect(e.conntrackSync()[0].state).toBe('ESTABLISHED');
+    });
+
+    it('an exact RST closes; so does one right after its own data segment ("part of a train")', () => {
+      const s = scenario();
+      const e = engine(s);
+      handshake(e, s);
+      send(e, s, 'internet', tcp(SRV, PUB, F_RST | F_ACK, { seq: 101, ack: 2 }), 10);
+      expect(e.conntrackSync()[0].state).toBe('CLOSE');
+      const f = engine(s);
+      handshake(f, s);
+      send(f, s, 'internet', tcp(SRV, PUB, F_ACK, { seq: 101, ack: 2, len: 19 }), 10);
+      send(f, s, 'internet', tcp(SRV, PUB, F_RST, { seq: 120 }), 11);
+      expect(f.conntrackSync()[0].state).toBe('CLOSE');
+    });
+
+    it('not yet established (SYN_RECV): an RST at or above the expected seq closes, inexact or not', () => {
+      const s = scenario();
+      const e = engine(s);
+      send(e, s, 'app', tcp(APP, SRV, F_SYN, { seq: 1 }), 0);
+      send(e, s, 'internet', tcp(SRV, PUB, F_SYN | F_ACK, { seq: 100, ack: 2 }), 1);
+      send(e, s, 'app', tcp(APP, SRV, F_RST, { seq: 777 }), 2);
+      // nf_conntrack_tcp_established() is false (SYN_RECV, not ASSURED): no challenge-ACK case.
+      expect(e.conntrackSync()[0].state).toBe('CLOSE');
+    });
+  });
+
   it('simultaneous open: SYN_SENT2, then a REPLY ACK in SYN_RECV establishes', () => {
     const s = scenario();
     const e = engine(s);

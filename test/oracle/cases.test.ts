@@ -306,6 +306,17 @@ const CHECKS: Record<string, (run: Run) => void> = {
     expect(r.every((x) => x.outputs.length === 0)).toBe(true);
     expect(ct).toEqual([]);
   },
+  'in-window RST with an inexact sequence number (state kept for a challenge ACK)': ({ r, ct }) => {
+    expect(egress(r[3])).toEqual([APP]); // the RST itself is accepted and NATed
+    expect(r[3].ct).toBe(CT_ESTABLISHED);
+    expect(egress(r[5])).toEqual([APP]);
+    expect(ct[0]).toMatchObject({ state: 'ESTABLISHED', assured: true });
+  },
+  'RST below the expected sequence number (invalid rst, not NATed)': ({ r, ct }) => {
+    expect(r[3].ct).toBe(CT_INVALID);
+    expect(egress(r[3])).toEqual([instancePoint(NAT)]);
+    expect(ct[0]).toMatchObject({ state: 'ESTABLISHED', assured: true });
+  },
 };
 
 describe.skipIf(!pre.ok).concurrent('model vs kernel: issue 8 scenarios', () => {

@@ -471,5 +471,43 @@ export function natCases(): NatCase[] {
       ),
     ],
   });
+  {
+    // D1: an in-window RST whose seq is not exactly the one the client ACKed (5001) keeps the
+    // entry ESTABLISHED (challenge ACK, RFC 5961); then the client's ACK and the server's data.
+    const handshake = [
+      p(0, APP, tcpOut(F_SYN, 1000)),
+      p(1000, NET, tcpIn(F_SYN | F_ACK, 5000, 1001)),
+      p(2000, APP, tcpOut(F_ACK, 1001, 5001)),
+    ];
+    add({
+      name: 'in-window RST with an inexact sequence number (state kept for a challenge ACK)',
+      scenario: variant(),
+      inputs: [
+        ...handshake,
+        p(3000, NET, tcpIn(F_RST, 6000)),
+        p(4000, APP, tcpOut(F_ACK, 1001, 5001)),
+        p(
+          5000,
+          NET,
+          buildTcp({
+            src: SRV,
+            dst: NAT_EIP,
+            sport: 443,
+            dport: 41000,
+            seq: 5001,
+            ack: 1001,
+            flags: F_PSH | F_ACK,
+            window: 65160,
+            payload: new Uint8Array(20),
+          }),
+        ),
+      ],
+    });
+    add({
+      name: 'RST below the expected sequence number (invalid rst, not NATed)',
+      scenario: variant(),
+      inputs: [...handshake, p(3000, NET, tcpIn(F_RST, 4000)), p(4000, APP, tcpOut(F_ACK, 1001, 5001))],
+    });
+  }
   return cases;
 }

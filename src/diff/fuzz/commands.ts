@@ -483,6 +483,73 @@ class CloseCmd implements Cmd {
   }
 }
 
+/**
+ * rst[#k ...]: an RST on a TCP flow whose sequence number is the expected one plus `delta` (issue
+ * 15 D1: exact → CLOSE, below → INVALID "invalid rst", above → in window but inexact: ESTABLISHED
+ * is kept for the challenge ACK). Does not advance the flow's sequence numbers.
+ */
+class RstCmd implements Cmd {
+  private text = '';
+  constructor(
+    readonly flow: number,
+    readonly reply: boolean,
+    readonly delta: number,
+    readonly withAck: boolean,
+  ) {}
+  check(m: FuzzModel): boolean {
+    return m.flows > 0;
+  }
+  async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
+    const tcp = r.flows.filter((f) => f.proto === 'tcp');
+    if (tcp.length === 0) return;
+    const f = tcp[this.flow % tcp.length];
+    const { point, src, dst, sport, dport, expect } = flowEnds(r, f, this.reply);
+    const seq = ((this.reply ? f.seqR : f.seqI) + this.delta) >>> 0;
+    const flags = this.withAck ? F_RST | F_ACK : F_RST;
+    const ack = this.withAck ? (this.reply ? f.seqI : f.seqR) : 0;
+    const frame = buildTcp({ src, dst, sport, dport, flags, seq, ack, ipId: r.commands++ & 0xffff });
+    this.text = `rst[#${f.id} ${ep(src, sport, 'tcp')}>${ep(dst, dport, 'tcp')} tcp ${tcpFlagsText(flags)} seq${this.delta >= 0 ? '+' : ''}${this.delta}]`;
+    const res = await r.send(point, frame, this.text, expect);
+    if (!this.reply) r.learn(f, res);
+  }
+  toString(): string {
+    return this.text || `rst[#${this.flow}${this.reply ? ' by responder' : ''} seq${this.delta}]`;
+  }
+}
+
+/** Multicast and limited broadcast destinations the VPC router does not carry (issue 15 D3). */
+const MULTICAST_DSTS: readonly [string, number][] = [
+  ['224.0.0.251', 5353],
+  ['224.0.0.252', 5355],
+  ['239.255.255.250', 1900],
+  ['255.255.255.255', 67],
+];
+
+/** mcast[...]: a UDP datagram from an endpoint to a multicast or broadcast address (mDNS, LLMNR, SSDP, DHCP). */
+class MulticastCmd implements Cmd {
+  private text = '';
+  constructor(
+    readonly from: number,
+    readonly which: number,
+    readonly sport: number,
+  ) {}
+  check(): boolean {
+    return true;
+  }
+  async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
+    const e = r.endpoints[this.from % r.endpoints.length];
+    const [addr, dport] = MULTICAST_DSTS[this.which % MULTICAST_DSTS.length];
+    const dst = parseIpv4Addr(addr);
+    const frame = buildUdp({ src: e.addr, dst, sport: this.sport, dport, payload: PAYLOAD(12, this.which) });
+    this.text = `mcast[${ep(e.addr, this.sport, 'udp')}>${addr}:${dport} udp]`;
+    r.commands++;
+    await r.send(e.point, frame, this.text);
+  }
+  toString(): string {
+    return this.text || `mcast[${this.from} ${this.which}]`;
+  }
+}
+
 /** stray[...]: a TCP segment that belongs to no connection (ACK, FIN, RST, odd flags). */
 class StrayCmd implements Cmd {
   private text = '';
@@ -841,6 +908,10 @@ export const fuzzCommandArbs: Array<fc.Arbitrary<Cmd>> = [
     )
     .map(([a, b, s, d, fl]) => new StrayCmd(a, b, s, d, fl)),
   floodArb,
+  fc
+    .tuple(idx, fc.boolean(), fc.constantFrom(0, -1, 1, 1000, -1000, 70000), fc.boolean())
+    .map(([f, rep, d, a]) => new RstCmd(f, rep, d, a)),
+  fc.tuple(idx, fc.nat({ max: MULTICAST_DSTS.length - 1 }), portArb).map(([a, w, sp]) => new MulticastCmd(a, w, sp)),
   fc
     .tuple(idx, fc.nat({ max: ERROR_KINDS.length - 1 }), fc.boolean(), rare(3), fc.nat({ max: 2 }))
     .map(([o, k, full, rt, f]) => new IcmpErrorCmd(o, k, full, rt, f !== 0)),
