@@ -43,7 +43,7 @@ describe.runIf(hasCore)('fuzz campaign with flow shapes at scale: model vs core'
       name: 'core',
       create: (s, seed) => makeEngine('core', s, { seed, workers: 2 }),
     };
-    const rep = await shapesCampaign(core, 1, 6);
+    const rep = await shapesCampaign(core, 2, 6);
     expect(rep.failure ? formatFailure(rep.failure) : null).toBeNull();
     expect(rep.shapeFlowsDelivered).toBeGreaterThanOrEqual(SHAPE_MAX_FLOWS);
   }, 60_000);
