@@ -65,9 +65,13 @@ export function findTopology(s: Scenario): Topology {
     }
     if (inside.length > 0) return { scenario: s, nat: n, external: nat.elasticIp, inside, remotes };
   }
+  const gws = s.natGateways ?? [];
   throw new InputError(
     `${s.source}: no NAT instance to probe: conformance needs an instance with a nat table and an Elastic IP ` +
-      `that some instance's route table sends internet traffic (${formatIpv4(remotes[0])}) to`,
+      `that some instance's route table sends internet traffic (${formatIpv4(remotes[0])}) to` +
+      (gws.length
+        ? `; NAT gateways (${gws.map((g) => g.name).join(', ')}) are not probed yet (their timeouts are not conntrack entries the probes can read)`
+        : ''),
   );
 }
 
