@@ -41,6 +41,14 @@ describe('natlab compare', () => {
     expect(pairs).toContain('delivered to app | dropped: natgw-protocol');
     expect(pairs).toContain('delivered to nat | delivered to app');
     expect(c.sides[1].byReason['natgw-idle-timeout']).toBe(1);
+    expect(c.sides[0].natGateways).toEqual({});
+    // Every packet the gateway dropped: its own reasons and the TTL-1 probe.
+    const r = c.sides[1].byReason;
+    const gwDrops = Object.entries(r)
+      .filter(([k]) => k.startsWith('natgw-'))
+      .reduce((n, [, v]) => n + v, 0);
+    expect(c.sides[1].natGateways.ngw.PacketsDropCount).toBe(gwDrops + (r['ttl-exceeded'] ?? 0));
+    expect(c.sides[1].natGateways.ngw.ConnectionAttemptCount).toBeGreaterThan(0);
     expect(c.differingFlows).toBeGreaterThan(0);
   });
 

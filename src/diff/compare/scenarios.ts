@@ -56,7 +56,13 @@ export interface ScenarioComparison {
   differingPackets: number;
   differingFlows: number;
   /** Per side: delivered, dropped, and drops by reason. */
-  sides: Array<{ delivered: number; dropped: number; byReason: Record<string, number> }>;
+  sides: Array<{
+    delivered: number;
+    dropped: number;
+    byReason: Record<string, number>;
+    /** NAT gateway counters (CloudWatch metric names) per gateway, for a side with gateways. */
+    natGateways: Record<string, Record<string, number>>;
+  }>;
   differences: DifferenceClass[];
 }
 
@@ -93,7 +99,11 @@ interface SideRecord {
   text: string;
 }
 
-async function runSide(o: ScenarioCompareOptions, s: Scenario, engine: string): Promise<SideRecord[]> {
+async function runSide(
+  o: ScenarioCompareOptions,
+  s: Scenario,
+  engine: string,
+): Promise<{ records: SideRecord[]; gateways: Record<string, Record<string, number>> }> {
   const out: SideRecord[] = [];
   const sink = {
     packet(story: PacketStory): void {
@@ -105,7 +115,7 @@ async function runSide(o: ScenarioCompareOptions, s: Scenario, engine: string): 
       };
     },
   };
-  await runReplay({
+  const { report } = await runReplay({
     input: o.input,
     outDir: null,
     scenario: s,
@@ -116,13 +126,15 @@ async function runSide(o: ScenarioCompareOptions, s: Scenario, engine: string): 
     sinks: [sink],
     engineFactory: o.engineFactory,
   });
-  return out;
+  return { records: out, gateways: report.engines[0]?.natGateways ?? {} };
 }
 
 export async function compareScenarios(o: ScenarioCompareOptions): Promise<ScenarioComparison> {
   const engine = o.engine ?? 'model';
-  const ra = await runSide(o, o.a, engine);
-  const rb = await runSide(o, o.b, engine);
+  const sa = await runSide(o, o.a, engine);
+  const sb = await runSide(o, o.b, engine);
+  const ra = sa.records;
+  const rb = sb.records;
   const n = Math.max(ra.length, rb.length);
   const sides = [ra, rb].map((rs) => {
     const byReason: Record<string, number> = {};
@@ -136,7 +148,7 @@ export async function compareScenarios(o: ScenarioCompareOptions): Promise<Scena
         byReason[r.outcome.reason] = (byReason[r.outcome.reason] ?? 0) + 1;
       }
     }
-    return { delivered, dropped, byReason };
+    return { delivered, dropped, byReason, natGateways: (rs === ra ? sa : sb).gateways };
   });
   const classes = new Map<string, DifferenceClass & { flowSet: Set<string> }>();
   const flows = new Set<string>();
@@ -206,6 +218,15 @@ export function formatScenarioComparison(c: ScenarioComparison, traffic: string)
   rows.push(['dropped', num(c.sides[0].dropped), num(c.sides[1].dropped)]);
   const reasons = [...new Set(c.sides.flatMap((s) => Object.keys(s.byReason)))].sort();
   for (const r of reasons) rows.push([`  ${r}`, num(c.sides[0].byReason[r] ?? 0), num(c.sides[1].byReason[r] ?? 0)]);
+  for (const [k, side] of c.sides.entries()) {
+    for (const [g, metrics] of Object.entries(side.natGateways)) {
+      const nonZero = Object.entries(metrics).filter(([, v]) => v !== 0);
+      if (nonZero.length === 0) continue;
+      const cells = (v: number) => (k === 0 ? [num(v), ''] : ['', num(v)]);
+      rows.push([`${k === 0 ? 'A' : 'B'}: NAT gateway ${g}`, '', '']);
+      for (const [m, v] of nonZero) rows.push([`  ${m}`, ...cells(v)]);
+    }
+  }
   L.push(...table(rows).map((s) => `  ${s}`));
   if (c.differences.length) {
     L.push('', '  what differs (packets, flows):');
