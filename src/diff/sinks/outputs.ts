@@ -41,6 +41,8 @@ export function engineCaptureName(engine: string): string {
  */
 export class OutputSet {
   private readonly writers = new Map<number, PcapWriter>();
+  /** The same writers by egress point (the bulk path looks one up per output). */
+  private readonly byPoint: Array<PcapWriter | undefined> = [];
   private ng: PcapngWriter | null = null;
   /** pcapng: packets in the file so far (every interface): Wireshark's frame.number. */
   private fileCount = 0;
@@ -89,7 +91,9 @@ export class OutputSet {
     if (dir !== null) {
       await mkdir(dir, { recursive: true });
       for (let p = 0; p <= s.instances.length; p++) {
-        o.writers.set(p, await PcapWriter.open(join(dir, outputFileName(s, p)), { linkType }));
+        const w = await PcapWriter.open(join(dir, outputFileName(s, p)), { linkType });
+        o.writers.set(p, w);
+        o.byPoint[p] = w;
       }
     }
     return o;
@@ -143,8 +147,8 @@ export class OutputSet {
    * arena[off, off + len), with the point's link header; no object per frame.
    */
   writeAt(point: number, timeUs: number, arena: Uint8Array, off: number, len: number): void {
-    const w = this.writers.get(point);
-    if (!w) return;
+    const w = this.byPoint[point];
+    if (w === undefined) return;
     let tsSec = Math.floor(timeUs / 1e6);
     let tsNsec = (timeUs - tsSec * 1e6) * 1000;
     if (tsSec > MAX_TS_SEC) {
