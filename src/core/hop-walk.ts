@@ -386,8 +386,8 @@ export class HopWalk {
         // A plain host.
         if (st.trkNat === 0) st.trkOk = false;
         if (pv.dst === c.instPriv[inst]) {
-          // fib_validate_source: its own address as source is a martian (accept_local = 0).
-          if (pv.src === c.instPriv[inst]) return this.drop(DROP_MARTIAN_SOURCE);
+          // Arrival at its own address is the output (what reached the ENI), whatever its stack
+          // does next — even with its own address as source (model twin: plainHost).
           this.emit(inst + 1);
           return;
         }

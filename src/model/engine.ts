@@ -697,7 +697,9 @@ export class ModelEngine implements Engine {
     const T = this.scenario.instances[t];
     const name = `instance ${T.name}`;
     if (pv.dst === T.privateIp) {
-      if (pv.src === T.privateIp) return this.martianSource(w, T, name, pkt);
+      // Arrival at the host's own address is the output, whatever its stack then does with it (its
+      // own source would be a martian there): what reached the ENI, as the kernel oracle captures
+      // it. Only a forwarding host's martian check decides a path (below).
       this.deliver(w, instancePoint(t), name, pkt, `delivered to ${T.name}`);
       return;
     }

@@ -165,6 +165,11 @@ const CHECKS: Record<string, (run: Run) => void> = {
     expect(r[0]).toMatchObject({ ct: CT_INVALID, fate: FATE_DROPPED, reason: DROP_IGW_NO_PUBLIC_IP });
     expect(ct).toEqual([]);
   },
+  'a plain host sending to its own address (delivered to its ENI)': ({ r, ct }) => {
+    expect(r[0]).toMatchObject({ fate: FATE_DELIVERED });
+    expect(r[0].outputs.map((o) => o.egress)).toEqual([WEB]);
+    expect(ct).toEqual([]);
+  },
   'IPv4 frame with version 6 from inside (malformed)': ({ r, ct }) => {
     expect(r[0]).toMatchObject({ fate: FATE_DROPPED, reason: DROP_MALFORMED, detail: PARSE_BAD_IP_VERSION });
     expect(r[0].outputs).toEqual([]);

@@ -223,6 +223,13 @@ export function natCases(): NatCase[] {
       inputs: [p(0, APP, bad)],
     });
   }
+  add({
+    // corpora/regressions/20261204-fate-76c829c8: what reaches a plain host's ENI is its output,
+    // even with its own address as source (its stack's martian drop is not a path outcome).
+    name: 'a plain host sending to its own address (delivered to its ENI)',
+    scenario: variant(),
+    inputs: [p(0, WEB, buildUdp({ src: WEB_IP, dst: WEB_IP, sport: 5353, dport: 53, payload: new Uint8Array([1]) }))],
+  });
   {
     // Fuzz counterexample corpora/regressions/20261204-reason-55b65979: ip_rcv() drops an IPv4
     // frame whose version nibble is 6 as a header error — malformed (bad-ip-version), not "not IPv4".
