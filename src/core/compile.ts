@@ -116,6 +116,8 @@ export interface CompiledScenario {
   counterRule: Int32Array;
   ctMax: number;
   tcpLoose: number;
+  /** nf_conntrack_tcp_ignore_invalid_rst (1/0). */
+  tcpIgnoreInvalidRst: number;
   checksum: number;
   /** Timeouts in ms, indexed by TO_*. */
   tmo: Float64Array;
@@ -324,6 +326,7 @@ export function compileScenario(s: Scenario): CompiledScenario {
     counterRule: Int32Array.from(counterRule),
     ctMax: s.conntrack.max,
     tcpLoose: s.conntrack.tcpLoose ? 1 : 0,
+    tcpIgnoreInvalidRst: s.conntrack.tcpIgnoreInvalidRst ? 1 : 0,
     checksum: s.conntrack.checksum ? 1 : 0,
     tmo: new Float64Array(TO_COUNT),
     aws: compileAwsFilters(s),

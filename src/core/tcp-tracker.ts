@@ -186,7 +186,7 @@ export class TcpTracker {
           const established = old === TCP_ESTABLISHED && (meta & M_ASSURED) !== 0;
           const expected = t.tcpw[w + 1 - dir];
           if (seq === 0 && !established) r = RST_CLOSE;
-          else if (((seq - expected) | 0) < 0) {
+          else if (((seq - expected) | 0) < 0 && c.tcpIgnoreInvalidRst === 0) {
             st.ctCls = CT_INVALID; // "invalid rst": no conntrack for this packet, state unchanged
             return TCP_INVALID;
           } else if (!established || seq === expected) r = RST_CLOSE;

@@ -581,7 +581,7 @@ function tcpPacket(
   // case TCP_CONNTRACK_CLOSE: the RST checks. `skipWindow` = the kernel's `goto in_window`.
   let skipWindow = false;
   if (newState === TCP_CLOSE && index === TCP_RST_SET) {
-    const rst = rstCheck(e, tcp, dir, oldState, pv);
+    const rst = rstCheck(e, tcp, dir, oldState, pv, table.settings.tcpIgnoreInvalidRst === true);
     if (rst.verdict === 'invalid') return { verdict: 'invalid', note: rst.note };
     if (rst.verdict === 'keep') {
       newState = oldState;
@@ -657,6 +657,7 @@ function rstCheck(
   dir: number,
   oldState: number,
   pv: PacketView,
+  ignoreInvalidRst: boolean,
 ): { verdict: 'invalid' | 'keep' | 'in-window' | 'close'; note: string } {
   // tcp_can_early_drop: a closing entry's fields may be stale; skip the checks.
   if (oldState >= TCP_FIN_WAIT && oldState <= TCP_CLOSE) return { verdict: 'in-window', note: '' };
@@ -666,7 +667,7 @@ function rstCheck(
     const established = oldState === TCP_ESTABLISHED && e.assured; // nf_conntrack_tcp_established
     const expected = tcp.maxAck[other];
     if (seq === 0 && !established) return { verdict: 'close', note: '' };
-    if (seqBefore(seq, expected))
+    if (seqBefore(seq, expected) && !ignoreInvalidRst)
       return { verdict: 'invalid', note: `tcp: invalid rst (seq ${seq} before the expected ${expected})` };
     if (!established || seq === expected) return { verdict: 'close', note: '' };
     // An RST right after our own last data segment ("part of a train") is exact too.

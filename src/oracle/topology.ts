@@ -144,6 +144,7 @@ function conntrackSysctls(s: Scenario): string[] {
     sysctl('net/netfilter/nf_conntrack_tcp_loose', c.tcpLoose),
     sysctl('net/netfilter/nf_conntrack_checksum', c.checksum),
     sysctl('net/netfilter/nf_conntrack_tcp_be_liberal', 0),
+    sysctl('net/netfilter/nf_conntrack_tcp_ignore_invalid_rst', c.tcpIgnoreInvalidRst === true),
     sysctl('net/netfilter/nf_conntrack_acct', 0),
   ];
   for (const k of Object.keys(TIMEOUT_SYSCTLS) as Array<keyof ConntrackTimeouts>) {

@@ -59,7 +59,7 @@ export const INSTANCE_KEYS = [
 ] as const;
 export const NAT_INSTANCE_KEYS = ['bootScript', 'vpcCidrFromMetadata'] as const;
 export const INTERNET_KEYS = ['hosts'] as const;
-export const CONNTRACK_KEYS = ['max', 'tcpLoose', 'checksum', 'timeouts'] as const;
+export const CONNTRACK_KEYS = ['max', 'tcpLoose', 'checksum', 'tcpIgnoreInvalidRst', 'timeouts'] as const;
 export const SYSCTL_IP_FORWARD = 'net.ipv4.ip_forward';
 export const SYSCTL_SEND_REDIRECTS_ALL = 'net.ipv4.conf.all.send_redirects';
 export const SYSCTL_SEND_REDIRECTS_ETH0 = 'net.ipv4.conf.eth0.send_redirects';
@@ -832,6 +832,8 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
     conntrack.max = ctx.int(['conntrack', 'max'], ct.max, conntrack.max, CONNTRACK_MAX_MIN, CONNTRACK_MAX_MAX);
     conntrack.tcpLoose = ctx.bool(['conntrack', 'tcpLoose'], ct.tcpLoose, true);
     conntrack.checksum = ctx.bool(['conntrack', 'checksum'], ct.checksum, true);
+    if (ct.tcpIgnoreInvalidRst !== undefined)
+      conntrack.tcpIgnoreInvalidRst = ctx.bool(['conntrack', 'tcpIgnoreInvalidRst'], ct.tcpIgnoreInvalidRst, false);
     const to = ctx.obj(['conntrack', 'timeouts'], ct.timeouts, false);
     if (to) {
       const keys = Object.keys(DEFAULT_TIMEOUTS) as Array<keyof ConntrackTimeouts>;

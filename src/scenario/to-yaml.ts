@@ -59,6 +59,7 @@ export function scenarioToObject(s: Scenario): Record<string, unknown> {
       max: s.conntrack.max,
       tcpLoose: s.conntrack.tcpLoose,
       checksum: s.conntrack.checksum,
+      ...(s.conntrack.tcpIgnoreInvalidRst ? { tcpIgnoreInvalidRst: true } : {}),
       timeouts: { ...s.conntrack.timeouts },
     },
     ...filters,

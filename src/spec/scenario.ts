@@ -133,6 +133,11 @@ export interface ConntrackSettings {
   tcpLoose: boolean;
   /** nf_conntrack_checksum (verify L4 checksums in PREROUTING), default true. */
   checksum: boolean;
+  /**
+   * nf_conntrack_tcp_ignore_invalid_rst: an RST below the other direction's highest ACK is
+   * accepted (and closes) instead of INVALID. Default false (absent = false).
+   */
+  tcpIgnoreInvalidRst?: boolean;
 }
 
 /** One private IPv4 address of a NAT gateway and the Elastic IP the IGW maps to it (null: none). */

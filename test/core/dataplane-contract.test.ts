@@ -39,6 +39,7 @@ import {
 import { NF_NAT_RANGE_PROTO_SPECIFIED, POINT_INTERNET, type Scenario } from '../../src/spec/scenario.ts';
 import { igwMapOf, igwTranslate } from '../../src/oracle/igw.ts';
 import { Harness } from './dataplane-harness.ts';
+import { createModelEngine } from '../../src/model/index.ts';
 import { NAT, WEB, APP, app, natIp, web, eip, webEip } from '../helpers/builtin.ts';
 
 const srv = ip('198.51.100.7');
@@ -261,6 +262,41 @@ describe('dataplane: contract regressions (model vs core fuzz)', () => {
     const g = f.send(buildTcp({ src: srv, dst: srv, sport: 80, dport: 80, flags: F_ACK }), APP, 0);
     expect(g.reason).toBe(DROP_NAT_CLASH);
     expect(f.conntrack()).toHaveLength(0);
+  });
+
+  it('issue 15 D1: the RST sequence check, with and without nf_conntrack_tcp_ignore_invalid_rst, as the model', () => {
+    for (const ignore of [false, true]) {
+      for (const rstSeq of [4000, 5001, 6000]) {
+        const s = builtin((x) => {
+          x.conntrack.tcpIgnoreInvalidRst = ignore;
+        });
+        const h = new Harness(s);
+        const m = createModelEngine(s, { seed: 1 });
+        const pkts: [Uint8Array, number][] = [
+          [buildTcp({ src: app, dst: srv, sport: 4100, dport: 443, flags: F_SYN, seq: 1000 }), APP],
+          [
+            buildTcp({ src: srv, dst: eip, sport: 443, dport: 4100, flags: F_SYN | F_ACK, seq: 5000, ack: 1001 }),
+            POINT_INTERNET,
+          ],
+          [buildTcp({ src: app, dst: srv, sport: 4100, dport: 443, flags: F_ACK, seq: 1001, ack: 5001 }), APP],
+          [buildTcp({ src: app, dst: srv, sport: 4100, dport: 443, flags: F_ACK, seq: 1001, ack: 5001 }), APP],
+          [buildTcp({ src: srv, dst: eip, sport: 443, dport: 4100, flags: F_RST, seq: rstSeq }), POINT_INTERNET],
+        ];
+        pkts.forEach(([f, at], k) => {
+          const a = h.send(f, at, k);
+          const b = m.processOne({ timeUs: k * 1000, ingress: at, frame: f });
+          expect([a.fate, a.reason, a.ct, outs(a)], `ignore=${ignore} seq=${rstSeq} packet ${k}`).toEqual([
+            b.fate,
+            b.reason,
+            b.ct,
+            outs(b),
+          ]);
+        });
+        const state = h.conntrack()[0].state;
+        expect(state).toBe(m.conntrackSync()[0].state);
+        expect(state).toBe(rstSeq === 5001 ? 'CLOSE' : 'ESTABLISHED');
+      }
+    }
   });
 
   it('issue 15 D2/D3: a masqueraded packet routed back to the NAT is a martian source (one entry); multicast is not routed', () => {

@@ -197,6 +197,24 @@ describe('tcp conntrack through the NAT instance', () => {
       expect(e.conntrackSync()[0].state).toBe('ESTABLISHED');
     });
 
+    it('nf_conntrack_tcp_ignore_invalid_rst=1: an RST below the expected seq is accepted and keeps ESTABLISHED', () => {
+      const s = scenario((x) => {
+        x.conntrack.tcpIgnoreInvalidRst = true;
+      });
+      const e = engine(s);
+      handshake(e, s);
+      const r = send(e, s, 'internet', tcp(SRV, PUB, F_RST, { seq: 50 }), 10);
+      expect(r.ct).toBe(CT_ESTABLISHED);
+      expect(pv(r.outputs[0].frame).dst).toBe(pv(tcp(APP, SRV)).src); // NATed to the app
+      expect(e.conntrackSync()[0].state).toBe('ESTABLISHED');
+      // Not yet established (no ASSURED): below the expected seq it now closes.
+      const f = engine(s);
+      send(f, s, 'app', tcp(APP, SRV, F_SYN, { seq: 1 }), 0);
+      send(f, s, 'internet', tcp(SRV, PUB, F_SYN | F_ACK, { seq: 100, ack: 2 }), 1);
+      send(f, s, 'app', tcp(APP, SRV, F_RST, { seq: 1 }), 2);
+      expect(f.conntrackSync()[0].state).toBe('CLOSE');
+    });
+
     it('an exact RST closes; so does one right after its own data segment ("part of a train")', () => {
       const s = scenario();
       const e = engine(s);

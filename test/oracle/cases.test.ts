@@ -317,6 +317,11 @@ const CHECKS: Record<string, (run: Run) => void> = {
     expect(egress(r[5])).toEqual([APP]);
     expect(ct[0]).toMatchObject({ state: 'ESTABLISHED', assured: true });
   },
+  'RST below the expected sequence number with nf_conntrack_tcp_ignore_invalid_rst=1': ({ r, ct }) => {
+    expect(r[3].ct).toBe(CT_ESTABLISHED);
+    expect(egress(r[3])).toEqual([APP]);
+    expect(ct[0]).toMatchObject({ state: 'ESTABLISHED', assured: true });
+  },
   'RST below the expected sequence number (invalid rst, not NATed)': ({ r, ct }) => {
     expect(r[3].ct).toBe(CT_INVALID);
     expect(egress(r[3])).toEqual([instancePoint(NAT)]);

@@ -515,6 +515,13 @@ export function natCases(): NatCase[] {
       scenario: variant(),
       inputs: [...handshake, p(3000, NET, tcpIn(F_RST, 4000)), p(4000, APP, tcpOut(F_ACK, 1001, 5001))],
     });
+    add({
+      name: 'RST below the expected sequence number with nf_conntrack_tcp_ignore_invalid_rst=1',
+      scenario: variant((s) => {
+        s.conntrack.tcpIgnoreInvalidRst = true;
+      }),
+      inputs: [...handshake, p(3000, NET, tcpIn(F_RST, 4000)), p(4000, APP, tcpOut(F_ACK, 1001, 5001))],
+    });
   }
   return cases;
 }

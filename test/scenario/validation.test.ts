@@ -225,6 +225,13 @@ describe('scenario validation', () => {
     expect(ct).toMatchObject({ max: 1000, tcpLoose: false, checksum: false });
     expect(ct.timeouts.udp).toBe(60);
     expect(ct.timeouts.udpStream).toBe(120);
+    expect(ct.tcpIgnoreInvalidRst).toBeUndefined();
+    const o6 = baseObject();
+    o6.conntrack = { tcpIgnoreInvalidRst: 'yes' };
+    expectFirstError(o6, 'conntrack.tcpIgnoreInvalidRst', 'true or false');
+    const o7 = baseObject();
+    o7.conntrack = { tcpIgnoreInvalidRst: true };
+    expect(parseObject(o7).conntrack.tcpIgnoreInvalidRst).toBe(true);
   });
 
   it('rejects an unparsable iptables rule with its line number in the file', () => {

@@ -497,6 +497,7 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
       ['max', ct.max],
       ['tcpLoose', ct.tcpLoose],
       ['checksum', ct.checksum],
+      ['tcpIgnoreInvalidRst', ct.tcpIgnoreInvalidRst],
     ] as const) {
       if (v === undefined) continue;
       if (conntrack[k] !== undefined && conntrack[k] !== v)

@@ -30,6 +30,7 @@ export interface HostConntrack {
   max?: number;
   tcpLoose?: boolean;
   checksum?: boolean;
+  tcpIgnoreInvalidRst?: boolean;
   timeouts: Partial<ConntrackTimeouts>;
 }
 
@@ -744,6 +745,8 @@ export function resolveHost(h: HostConfig, iface: string, instance: string): Hos
       conntrack.max = Number(value);
     } else if (key === 'net.netfilter.nf_conntrack_tcp_loose') conntrack.tcpLoose = boolValue(value, source);
     else if (key === 'net.netfilter.nf_conntrack_checksum') conntrack.checksum = boolValue(value, source);
+    else if (key === 'net.netfilter.nf_conntrack_tcp_ignore_invalid_rst')
+      conntrack.tcpIgnoreInvalidRst = boolValue(value, source);
     else if (key.startsWith('net.netfilter.') && TIMEOUT_BY_SYSCTL[key.slice('net.netfilter.'.length)]) {
       if (!/^\d+$/.test(value))
         throw new InputError(`${source}: ${key}: expected seconds, got '${value}'`, source, key);
