@@ -6,6 +6,7 @@
 import type { Scenario, NatRule, NatChainName } from '../spec/scenario.ts';
 import { NAT_CHAINS } from '../spec/scenario.ts';
 import { type CompiledAwsFilters, compileAwsFilters } from './aws-filters.ts';
+import { type CompiledMangle, compileMangle } from './tcpmss.ts';
 
 export const RT_LOCAL = 1;
 export const RT_IGW = 2;
@@ -123,6 +124,8 @@ export interface CompiledScenario {
   tmo: Float64Array;
   /** Security groups and network ACLs (aws-filters.ts); null: none in the scenario. */
   aws: CompiledAwsFilters | null;
+  /** The NAT instances' mangle rules (TCPMSS), per slot. */
+  mangle: CompiledMangle;
 }
 
 function mask(len: number): number {
@@ -330,6 +333,7 @@ export function compileScenario(s: Scenario): CompiledScenario {
     checksum: s.conntrack.checksum ? 1 : 0,
     tmo: new Float64Array(TO_COUNT),
     aws: compileAwsFilters(s),
+    mangle: compileMangle(s, natInstL),
   };
   rules.forEach((r, k) => {
     if (r.src) {

@@ -48,6 +48,7 @@ import { PacketManip } from './manip.ts';
 import { Nat } from './nat.ts';
 import { MANIP_DST, MANIP_SRC } from './nat-port-search.ts';
 import { SlowState } from './slow-state.ts';
+import { MANGLE_DROP, Tcpmss } from './tcpmss.ts';
 import type { Tables } from './tables.ts';
 import { PARSE_FRAGMENT, PARSE_OK, isIpLevelMalformation, parseIpv4 } from '../packet/parse.ts';
 import { rd16, wr16, wr32 } from '../packet/bytes.ts';
@@ -76,6 +77,7 @@ import {
   DROP_SG_DENY,
   DROP_SRC_DST_CHECK_DST,
   DROP_SRC_DST_CHECK_SRC,
+  DROP_TCPMSS,
   DROP_TTL_EXCEEDED,
   FATE_DELIVERED,
   FATE_DROPPED,
@@ -97,6 +99,7 @@ export class HopWalk {
   readonly icmp: IcmpErrors;
   /** The scenario's NAT gateways (none: every method is a no-op). */
   readonly gw: NatGateways;
+  readonly mangle: Tcpmss;
   private readonly drops: Float64Array;
   private readonly dropBase: number;
   private out: BatchOutput | null = null;
@@ -119,6 +122,7 @@ export class HopWalk {
     this.nat = new Nat(c, t, st, this.ct, this.manip, workers, worker);
     this.icmp = new IcmpErrors(c, st, this.ct, this.manip);
     this.gw = new NatGateways(c, sabs, st, this.manip);
+    this.mangle = new Tcpmss(c.mangle, st);
     this.drops = t.v.drops;
     this.dropBase = worker * REASON_COUNT;
     const sh = t.shared;
@@ -531,6 +535,12 @@ export class HopWalk {
       return false;
     }
     this.manip.decTtl();
+    // c'. mangle FORWARD and POSTROUTING (TCPMSS), before the nat table.
+    if (this.mangle.has(slot) && this.mangle.run(slot) === MANGLE_DROP) {
+      this.drop(DROP_TCPMSS);
+      this.finishEntry();
+      return false;
+    }
     // d. POSTROUTING.
     if (st.ctCls === CT_RELATED) {
       const r = this.icmp.replyTranslation(MANIP_SRC);

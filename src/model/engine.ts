@@ -60,6 +60,7 @@ import {
   DROP_ROUTING_LOOP,
   DROP_SRC_DST_CHECK_DST,
   DROP_SRC_DST_CHECK_SRC,
+  DROP_TCPMSS,
   DROP_TTL_EXCEEDED,
   FATE_DELIVERED,
   FATE_DROPPED,
@@ -67,6 +68,7 @@ import {
   reasonName,
 } from '../spec/reasons.ts';
 import {
+  MANGLE_CHAINS,
   NAT_CHAINS,
   POINT_INTERNET,
   instancePoint,
@@ -87,6 +89,7 @@ import {
   type CtResult,
 } from './conntrack.ts';
 import { MANIP_DST, MANIP_SRC, ipDecreaseTtl } from './mangle.ts';
+import { mangleHasRules, runMangleChain } from './tcpmss.ts';
 import {
   ICMP_XLATE_BAD_CHECKSUM,
   ICMP_XLATE_OK,
@@ -849,6 +852,18 @@ export class ModelEngine implements Engine {
     }
     ipDecreaseTtl(pkt);
     showPre(`forwarded, ttl ${pv.ttl}→${pv.ttl - 1}`);
+
+    // c'. mangle FORWARD, then mangle POSTROUTING (before the nat table): TCPMSS.
+    if (mangleHasRules(T.mangle)) {
+      for (const chain of MANGLE_CHAINS) {
+        const m = runMangleChain(T.mangle, chain, pkt, chain === 'FORWARD' ? ETH0 : '', ETH0);
+        if (m.drop) return fail(DROP_TCPMSS, `${label}: mangle ${chain}`, m.note);
+        if (m.note) {
+          pkt = m.pkt;
+          this.hop(w, `mangle ${chain} TCPMSS`, pkt, m.note);
+        }
+      }
+    }
 
     // d. POSTROUTING: SNAT / MASQUERADE.
     pv = parse(pkt);

@@ -45,13 +45,13 @@ export interface NatRange {
 
 // --- rule evaluation ---------------------------------------------------------------------------
 
-function cidrHas(c: Cidr, a: number): boolean {
+export function cidrHas(c: Cidr, a: number): boolean {
   const m = c.len === 0 ? 0 : (0xffffffff << (32 - c.len)) >>> 0;
   return (a & m) >>> 0 === c.addr;
 }
 
 /** iptables interface match: exact name, or prefix with a trailing '+'. '' = no device. */
-function ifaceHas(pattern: string, dev: string): boolean {
+export function ifaceHas(pattern: string, dev: string): boolean {
   if (pattern.endsWith('+')) return dev.startsWith(pattern.slice(0, -1));
   return dev === pattern;
 }

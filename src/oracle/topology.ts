@@ -10,6 +10,7 @@
 //   internet netns: igw link to the router; holds the internet hosts' addresses
 //   IGW: stateless 1:1 EIP mapping applied in user space at the internet edge (igw.ts)
 import type { Scenario, Instance } from '../spec/scenario.ts';
+import { INSTANCE_MTU } from '../spec/scenario.ts';
 import { TIMEOUT_SYSCTLS } from '../spec/timeouts.ts';
 import type { ConntrackTimeouts } from '../spec/timeouts.ts';
 import { ip4 } from '../spec/conntrack-format.ts';
@@ -35,7 +36,7 @@ export const ROLE_INSTANCE = 'instance';
 export type NetnsRole = 'router' | 'internet' | 'instance';
 
 /** MTU of every link (AWS ENIs inside a VPC use jumbo frames). */
-export const LINK_MTU = 9001;
+export const LINK_MTU = INSTANCE_MTU;
 /** Kernel table for traffic arriving from the internet (the VPC's local routes). */
 export const TABLE_IGW_INGRESS = 99;
 export const TABLE_BASE = 100;
@@ -400,7 +401,9 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
       forwarder: fwd,
       setup,
       ipBatch: b,
-      iptablesScenario: inst.nat ? ensureTrailingNewline(inst.nat.text) : null,
+      iptablesScenario: inst.nat
+        ? ensureTrailingNewline(inst.nat.text) + (inst.mangle ? ensureTrailingNewline(inst.mangle.text) : '')
+        : null,
       iptablesOwn: own,
       agentIf: INSTANCE_IF,
       capture: true,

@@ -5,3 +5,4 @@ export * from './checksum.ts';
 export * from './build.ts';
 export * from './format.ts';
 export * from './bytes.ts';
+export * from './tcp-options.ts';

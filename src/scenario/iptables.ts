@@ -81,7 +81,7 @@ export function tokenize(line: string): string[] | string {
 }
 
 /** As iptables' xtables_save_string: bare if only [A-Za-z0-9_-], else "quoted" with \ before " \ '. */
-function quote(s: string): string {
+export function quote(s: string): string {
   return /^[A-Za-z0-9_-]+$/.test(s) ? s : `"${s.replace(/["\\']/g, (c) => `\\${c}`)}"`;
 }
 
@@ -90,7 +90,7 @@ export interface RuleExtras {
   comment: string | null;
 }
 
-function fmtPort(m: PortMatch): string {
+export function fmtPort(m: PortMatch): string {
   return m.lo === m.hi ? String(m.lo) : `${m.lo}:${m.hi}`;
 }
 function neg(b: boolean): string {
@@ -208,7 +208,7 @@ const ALIASES: Record<string, string> = {
 };
 const TARGETS: readonly NatTargetKind[] = ['MASQUERADE', 'SNAT', 'DNAT', 'ACCEPT', 'RETURN'];
 
-class RuleError extends Error {}
+export class RuleError extends Error {}
 
 function readPort(text: string, what: string): number {
   if (!/^\d{1,5}$/.test(text) || Number(text) > 65535)
@@ -216,7 +216,7 @@ function readPort(text: string, what: string): number {
   return Number(text);
 }
 
-function readPortMatch(text: string, opt: string, isNeg: boolean): PortMatch {
+export function readPortMatch(text: string, opt: string, isNeg: boolean): PortMatch {
   const colon = text.indexOf(':');
   let lo: number;
   let hi: number;
@@ -266,7 +266,7 @@ function readNatRange(text: string, opt: string, t: NatTarget): void {
   }
 }
 
-function readIface(text: string, opt: string, isNeg: boolean): IfaceMatch {
+export function readIface(text: string, opt: string, isNeg: boolean): IfaceMatch {
   if (text.length === 0 || text.length > IFNAME_MAX)
     throw new RuleError(`${opt}: interface name '${text}' must be 1..${IFNAME_MAX} characters`);
   if (/[\s/:]/.test(text) || text.slice(0, -1).includes('+'))
@@ -274,14 +274,14 @@ function readIface(text: string, opt: string, isNeg: boolean): IfaceMatch {
   return { name: text, neg: isNeg };
 }
 
-function readProto(text: string, isNeg: boolean): ProtoMatch {
+export function readProto(text: string, isNeg: boolean): ProtoMatch {
   const lower = text.toLowerCase();
   if (Object.hasOwn(PROTO_NAMES, lower)) return { proto: PROTO_NAMES[lower], neg: isNeg };
   if (/^\d{1,3}$/.test(text) && Number(text) <= 255) return { proto: Number(text), neg: isNeg };
   throw new RuleError(`-p: unknown protocol '${text}' (tcp, udp, icmp, all, a name from /etc/protocols or 0..255)`);
 }
 
-function readAddrMatch(text: string, opt: string, isNeg: boolean): CidrMatch {
+export function readAddrMatch(text: string, opt: string, isNeg: boolean): CidrMatch {
   const c = readCidr(text, true);
   if (typeof c === 'string') throw new RuleError(`${opt}: ${c}`);
   return { cidr: c.cidr, neg: isNeg };

@@ -28,6 +28,7 @@ import { compileAwsFilters } from './security-groups.ts';
 import { suggest } from './suggest.ts';
 
 export { suggest };
+import { parseMangleTable, takeMangleSection } from './iptables-mangle.ts';
 
 export const TOP_KEYS = [
   'name',
@@ -751,14 +752,16 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
       const text = ctx.str([...p, 'iptables'], o.iptables, true);
       if (text !== null) {
         const before = ctx.el.count;
-        const t = parseNatTable(
-          text,
-          ctx.el.file,
-          iptablesLineOffset(ctx, [...p, 'iptables']),
-          joinPath([...p, 'iptables']),
-          ctx.el,
-        );
-        if (ctx.el.count === before) inst.nat = t;
+        const offset = iptablesLineOffset(ctx, [...p, 'iptables']);
+        const where = joinPath([...p, 'iptables']);
+        // A *mangle section (TCPMSS clamping) is parsed on its own; the rest is the nat table.
+        const m = takeMangleSection(text);
+        const t = parseNatTable(m.rest, ctx.el.file, offset, where, ctx.el);
+        const mangle = m.mangle === null ? null : parseMangleTable(m.mangle, ctx.el.file, offset, where, ctx.el);
+        if (ctx.el.count === before) {
+          inst.nat = t;
+          if (mangle) inst.mangle = mangle;
+        }
       }
     }
   }

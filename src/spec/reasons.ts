@@ -71,6 +71,8 @@ export const DROP_SG_DENY = 30;
 export const DROP_NACL_DENY = 31;
 /** Security group: the ENI's tracked-connection allowance is used up (AWS metric conntrack_allowance_exceeded). */
 export const DROP_SG_ALLOWANCE = 32;
+/** A mangle rule dropped a TCP packet whose header it cannot read: TCPMSS (data offset < 5 or beyond the packet) or its tcp match (under 20 bytes). */
+export const DROP_TCPMSS = 33;
 
 export const REASONS: readonly string[] = [
   'none',
@@ -106,6 +108,7 @@ export const REASONS: readonly string[] = [
   'sg-deny',
   'nacl-deny',
   'sg-allowance',
+  'tcpmss-drop',
 ];
 export const REASON_COUNT = REASONS.length;
 

@@ -111,6 +111,55 @@ export interface NatTable {
   text: string;
 }
 
+/** The mangle chains a scenario may hold rules in (natlab models the forwarding path's two). */
+export type MangleChainName = 'FORWARD' | 'POSTROUTING';
+export const MANGLE_CHAINS: readonly MangleChainName[] = ['FORWARD', 'POSTROUTING'];
+/** Every built-in chain of the mangle table (iptables-save declares all five). */
+export const MANGLE_ALL_CHAINS = ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'] as const;
+
+/** `-m tcp --tcp-flags MASK COMP` (flag bits as in the TCP header's byte 13), with `!`. */
+export interface TcpFlagsMatch {
+  mask: number;
+  cmp: number;
+  neg: boolean;
+}
+
+/** xt_TCPMSS's marker for `--clamp-mss-to-pmtu` (XT_TCPMSS_CLAMP_PMTU). */
+export const TCPMSS_CLAMP_PMTU = 0xffff;
+
+export type MangleTargetKind = 'TCPMSS' | 'ACCEPT' | 'RETURN';
+
+export interface MangleRule {
+  src: CidrMatch | null;
+  dst: CidrMatch | null;
+  inIface: IfaceMatch | null;
+  outIface: IfaceMatch | null;
+  proto: ProtoMatch | null;
+  /** The L4 match module the rule loads (`-m tcp`/`-m udp`, implied by --sport/--dport/--tcp-flags): it drops a packet whose header it cannot read. */
+  l4Match: 'tcp' | 'udp' | null;
+  sport: PortMatch | null;
+  dport: PortMatch | null;
+  tcpFlags: TcpFlagsMatch | null;
+  target: MangleTargetKind;
+  /** TCPMSS: the MSS to set (`--set-mss`), or TCPMSS_CLAMP_PMTU. */
+  mss: number;
+  /** Canonical iptables-save line. */
+  text: string;
+}
+
+/** The mangle table of an instance (rules in FORWARD and POSTROUTING; the other chains empty). */
+export interface MangleTable {
+  chains: Record<MangleChainName, MangleRule[]>;
+  /** Canonical iptables-save text of the table (`*mangle` ... `COMMIT`). */
+  text: string;
+}
+
+/**
+ * MTU of every instance's ENI (AWS: jumbo frames inside a VPC). TCPMSS --clamp-mss-to-pmtu
+ * clamps to this minus 40; the kernel engine gives its links this MTU.
+ */
+export const INSTANCE_MTU = 9001;
+
 export interface Instance {
   name: string;
   /** Index into Scenario.subnets. */
@@ -124,6 +173,8 @@ export interface Instance {
   nat: NatTable | null;
   /** The ENI's security groups (spec/aws-filters.ts); absent = the ENI is not filtered. */
   security?: InstanceSecurity;
+  /** The instance's mangle table (TCPMSS rules), given in its iptables text; absent/null = empty. */
+  mangle?: MangleTable | null;
 }
 
 export interface ConntrackSettings {

@@ -1,7 +1,7 @@
 // Random but valid VPC scenarios for differential fuzzing, within the features every engine
 // supports: subnets with route tables, one or two NAT instances with random nat tables
 // (MASQUERADE with/without -s, --to-ports ranges including tiny ones, SNAT, DNAT, RETURN), Elastic
-// IPs, source/dest check on or off, ip_forward off, small nf_conntrack_max (1–6, or 64–1024 for the fuzzer's flow shapes to fill), checksum/loose toggles.
+// IPs, mangle TCPMSS rules (--set-mss / --clamp-mss-to-pmtu), source/dest check on or off, ip_forward off, small nf_conntrack_max (1–6, or 64–1024 for the fuzzer's flow shapes to fill), checksum/loose toggles.
 // Generated as the scenario *file* object and compiled by the real loader, so every generated
 // scenario is one a user could write (and the saved counterexample's scenario.yaml loads back).
 
@@ -28,8 +28,16 @@ export interface FuzzRuleSpec {
   random: boolean;
 }
 
+/** A mangle TCPMSS rule (`--tcp-flags SYN,RST SYN`): the chain and --set-mss N or 'clamp' (--clamp-mss-to-pmtu). */
+export interface FuzzMssSpec {
+  chain: 'FORWARD' | 'POSTROUTING';
+  mss: number | 'clamp';
+}
+
 export interface FuzzNatSpec {
   rules: FuzzRuleSpec[];
+  /** TCPMSS rules in the instance's mangle table (none: no mangle table). */
+  mss?: FuzzMssSpec[];
   sourceDestCheck: boolean;
   ipForward: boolean;
   elasticIp: boolean;
@@ -148,8 +156,17 @@ const ruleArb: fc.Arbitrary<FuzzRuleSpec> = fc
     return r;
   });
 
+const mssArb: fc.Arbitrary<FuzzMssSpec> = fc.record({
+  chain: fc.constantFrom('FORWARD' as const, 'POSTROUTING' as const),
+  mss: fc.oneof(fc.constant('clamp' as const), fc.constantFrom(536, 1400, 1460), fc.integer({ min: 0, max: 65534 })),
+});
+
 const natArb: fc.Arbitrary<FuzzNatSpec> = fc.record({
   rules: fc.array(ruleArb, { minLength: 1, maxLength: 3 }),
+  mss: fc.oneof(
+    { weight: 2, arbitrary: fc.constant([] as FuzzMssSpec[]) },
+    { weight: 1, arbitrary: fc.array(mssArb, { minLength: 1, maxLength: 2 }) },
+  ),
   sourceDestCheck: fc.integer({ min: 0, max: 9 }).map((x) => x === 0),
   ipForward: fc.integer({ min: 0, max: 19 }).map((x) => x !== 0),
   elasticIp: fc.integer({ min: 0, max: 19 }).map((x) => x !== 0),
@@ -232,6 +249,19 @@ function ruleText(r: FuzzRuleSpec, k: number): string {
   }
 }
 
+/** The mangle table text of TCPMSS rules ('' when there are none). */
+export function mangleTableText(mss: readonly FuzzMssSpec[] | undefined): string {
+  if (!mss || mss.length === 0) return '';
+  const lines = ['*mangle', ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]'];
+  lines.push(':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]');
+  for (const m of mss) {
+    const target = m.mss === 'clamp' ? '--clamp-mss-to-pmtu' : `--set-mss ${m.mss}`;
+    lines.push(`-A ${m.chain} -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS ${target}`);
+  }
+  lines.push('COMMIT', '');
+  return lines.join('\n');
+}
+
 export function natTableText(rules: readonly FuzzRuleSpec[], k: number): string {
   const lines = [
     '*nat',
@@ -286,7 +316,7 @@ export function fuzzScenarioObject(spec: FuzzScenarioSpec, name = 'fuzz'): Recor
       privateIp: natIp(k),
       sourceDestCheck: n.sourceDestCheck,
       sysctls: { 'net.ipv4.ip_forward': n.ipForward ? 1 : 0, 'net.ipv4.conf.eth0.send_redirects': 0 },
-      iptables: natTableText(n.rules, k),
+      iptables: mangleTableText(n.mss) + natTableText(n.rules, k),
     };
     if (n.elasticIp) o.elasticIp = natEip(k);
     instances[`nat${k}`] = o;

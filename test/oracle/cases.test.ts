@@ -18,6 +18,7 @@ import {
   parseIpv4,
   PARSE_BAD_IP_VERSION,
   PARSE_OK,
+  tcpMss as mssOf,
   verifyIpv4Header,
   verifyL4Checksum,
 } from '../../src/packet/index.ts';
@@ -94,6 +95,11 @@ function view(b: Uint8Array): PacketView {
   expect(verifyIpv4Header(b, pv)).toBe(true);
   expect(verifyL4Checksum(b, pv)).toBe(true);
   return pv;
+}
+/** IP header and L4 checksums both verify (a rewritten frame is valid on the wire). */
+function checksumsOk(b: Uint8Array): boolean {
+  const v = new PacketView();
+  return parseIpv4(b, 0, b.length, v) === PARSE_OK && verifyIpv4Header(b, v) && verifyL4Checksum(b, v);
 }
 const egress = (x: KernelPacketResult): number[] => x.outputs.map((o) => o.egress);
 const counter = (run: Run, chain: string, rule: number): number =>
@@ -292,6 +298,17 @@ const CHECKS: Record<string, (run: Run) => void> = {
   'bad TCP checksum from outside to the NAT instance': ({ r }) => {
     expect(r[0].ct).toBe(CT_INVALID);
     expect(egress(r[0])).toEqual([instancePoint(NAT)]);
+  },
+  'TCPMSS --clamp-mss-to-pmtu in FORWARD: MSS lowered, MSS inserted, SYN with data untouched': ({ r }) => {
+    // ENI MTU 9001 − 40 = 8961; no option → min(8961, 536) inserted; data → left alone; 1460 kept.
+    expect(r.map((x) => mssOf(x.outputs[0].frame))).toEqual([8961, 536, 8961, null, 1460]);
+    expect(r[1].outputs[0].frame.length).toBe(44);
+    expect(r.every((x) => checksumsOk(x.outputs[0].frame))).toBe(true);
+  },
+  'TCPMSS --set-mss 1400 in POSTROUTING: both SYN and SYN/ACK, ACK untouched': ({ r }) => {
+    expect(r.slice(0, 3).map((x) => mssOf(x.outputs[0].frame))).toEqual([1400, 1400, null]);
+    expect(r.slice(0, 3).every((x) => checksumsOk(x.outputs[0].frame))).toBe(true);
+    expect(r[3].fate).toBe(FATE_DROPPED);
   },
   'unsolicited TCP SYN to the NAT instance (its stack answers RST)': ({ r, ct }) => {
     expect(egress(r[0])).toEqual([instancePoint(NAT)]);

@@ -3,11 +3,13 @@
 // kernel and asserts what Linux does; the differential suite can run the same cases through the
 // model and compare (ignore `check`, which is kernel-specific).
 import { loadBuiltinScenario, parseNatTable } from '../../src/scenario/index.ts';
+import { parseMangleTable } from '../../src/scenario/iptables-mangle.ts';
 import {
   buildIcmpEcho,
   buildIcmpError,
   buildTcp,
   buildUdp,
+  fixChecksums,
   parseIpv4Addr as A,
   F_ACK,
   F_FIN,
@@ -87,6 +89,23 @@ function natRules(s: Scenario, ...rules: string[]): void {
   ].join('\n');
   s.instances[idx(s, 'nat')].nat = parseNatTable(text, '<case>');
 }
+
+/** Gives the NAT instance a mangle table with these rules (FORWARD / POSTROUTING lines). */
+function mangleRules(s: Scenario, ...rules: string[]): void {
+  const chains = ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'].map((c) => `:${c} ACCEPT [0:0]`);
+  const text = ['*mangle', ...chains, ...rules, 'COMMIT', ''].join('\n');
+  s.instances[idx(s, 'nat')].mangle = parseMangleTable(text, '<case>');
+}
+
+/** A SYN from app whose TCP data offset says 60 bytes in a 20-byte header (checksum fixed). */
+function badDoffSyn(): Uint8Array {
+  const f = buildTcp({ src: APP_IP, dst: SRV, sport: 41001, dport: 443, seq: 7, flags: F_SYN, window: 64240 });
+  f[32] = 0xf0;
+  return fixChecksums(f);
+}
+
+/** TCP option bytes: MSS n. */
+export const mssOpt = (n: number): Uint8Array => Uint8Array.of(2, 4, n >>> 8, n & 0xff);
 
 const p = (timeUs: number, ingress: number, frame: Uint8Array): InputPacket => ({ timeUs, ingress, frame });
 const udpOut = (sport = 40000, o: { ttl?: number; src?: number } = {}): Uint8Array =>
@@ -523,5 +542,49 @@ export function natCases(): NatCase[] {
       inputs: [...handshake, p(3000, NET, tcpIn(F_RST, 4000)), p(4000, APP, tcpOut(F_ACK, 1001, 5001))],
     });
   }
+  // TCPMSS (issue 13): the clamping rule real NAT boxes carry, in both mangle chains.
+  const clampSyn = (o: { sport: number; options?: Uint8Array; payload?: Uint8Array }): Uint8Array =>
+    buildTcp({ src: APP_IP, dst: SRV, dport: 443, seq: 1000, flags: F_SYN, window: 64240, ...o });
+  add({
+    name: 'TCPMSS --clamp-mss-to-pmtu in FORWARD: MSS lowered, MSS inserted, SYN with data untouched',
+    scenario: variant((s) =>
+      mangleRules(s, '-A FORWARD -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu'),
+    ),
+    inputs: [
+      p(0, APP, clampSyn({ sport: 42001, options: mssOpt(9000) })),
+      p(1000, APP, clampSyn({ sport: 42002 })),
+      p(2000, APP, clampSyn({ sport: 42003, options: Uint8Array.of(1, 1, 1, 1, 2, 4, 0x23, 0x28, 4, 2, 1, 1) })),
+      p(3000, APP, clampSyn({ sport: 42004, payload: new Uint8Array(8) })),
+      p(4000, APP, clampSyn({ sport: 42005, options: mssOpt(1460) })),
+    ],
+  });
+  add({
+    name: 'TCPMSS --set-mss 1400 in POSTROUTING: both SYN and SYN/ACK, ACK untouched',
+    scenario: variant((s) =>
+      mangleRules(s, '-A POSTROUTING -o eth0 -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --set-mss 1400'),
+    ),
+    inputs: [
+      p(0, APP, clampSyn({ sport: 41000, options: mssOpt(1460) })),
+      p(
+        1000,
+        NET,
+        buildTcp({
+          src: SRV,
+          dst: NAT_EIP,
+          sport: 443,
+          dport: 41000,
+          seq: 5000,
+          ack: 1001,
+          flags: F_SYN | F_ACK,
+          window: 65160,
+          options: mssOpt(1460),
+        }),
+      ),
+      p(2000, APP, tcpOut(F_ACK, 1001, 5001)),
+      // A SYN whose data offset (60 bytes) runs past the segment: TCPMSS drops it (conntrack
+      // already called it INVALID; it is forwarded un-NATed until the mangle table).
+      p(3000, APP, badDoffSyn()),
+    ],
+  });
   return cases;
 }

@@ -269,6 +269,24 @@ function flowEnds(
   };
 }
 
+/**
+ * Options of a SYN or SYN/ACK the fuzzer sends, varied by flow (mangle TCPMSS rules lower, keep
+ * or insert an MSS): none, an MSS around the usual clamps, or an MSS behind NOPs and SACK-permitted.
+ */
+function synOptions(id: number): Uint8Array | undefined {
+  const mss = [1460, 9000, 500, 8961, 65535, 1400][id % 6];
+  switch (id % 4) {
+    case 0:
+      return undefined;
+    case 1:
+      return Uint8Array.of(2, 4, mss >>> 8, mss & 0xff);
+    case 2:
+      return Uint8Array.of(1, 1, 4, 2, 2, 4, mss >>> 8, mss & 0xff);
+    default:
+      return Uint8Array.of(2, 4, mss >>> 8, mss & 0xff, 1, 3, 3, 7);
+  }
+}
+
 /** Sends one TCP segment of flow `f` (reply = responder → initiator); advances its sequence numbers. */
 async function sendTcp(
   r: FuzzReal,
@@ -281,7 +299,19 @@ async function sendTcp(
   const pay = len > 0 ? PAYLOAD(len, f.id) : undefined;
   const seq = reply ? f.seqR : f.seqI;
   const ack = flags & F_ACK ? (reply ? f.seqI : f.seqR) : 0;
-  const frame = buildTcp({ src, dst, sport, dport, flags, seq, ack, payload: pay, ipId: r.commands++ & 0xffff });
+  const options = flags & F_SYN ? synOptions(f.id + (reply ? 1 : 0)) : undefined;
+  const frame = buildTcp({
+    src,
+    dst,
+    sport,
+    dport,
+    flags,
+    seq,
+    ack,
+    payload: pay,
+    ipId: r.commands++ & 0xffff,
+    options,
+  });
   const adv = (pay?.length ?? 0) + (flags & (F_SYN | F_FIN) ? 1 : 0);
   if (reply) f.seqR = (f.seqR + adv) >>> 0;
   else f.seqI = (f.seqI + adv) >>> 0;
@@ -354,7 +384,16 @@ class OpenCmd implements Cmd {
     m.flows++;
     let frame: Uint8Array;
     if (this.proto === 'tcp') {
-      frame = buildTcp({ src, dst, sport: this.sport, dport, flags: F_SYN, seq: f.seqI, ipId: id });
+      frame = buildTcp({
+        src,
+        dst,
+        sport: this.sport,
+        dport,
+        flags: F_SYN,
+        seq: f.seqI,
+        ipId: id,
+        options: synOptions(id),
+      });
       f.seqI++;
       this.text = `out[${ep(src, this.sport, 'tcp')}>${ep(dst, dport, 'tcp')} tcp S]`;
     } else if (this.proto === 'udp') {
