@@ -108,7 +108,7 @@ export const REASONS: readonly string[] = [
   'sg-deny',
   'nacl-deny',
   'sg-allowance',
-  'tcpmss-drop',
+  'tcpmss',
 ];
 export const REASON_COUNT = REASONS.length;
 

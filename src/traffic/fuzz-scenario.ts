@@ -156,21 +156,37 @@ const ruleArb: fc.Arbitrary<FuzzRuleSpec> = fc
     return r;
   });
 
-const mssArb: fc.Arbitrary<FuzzMssSpec> = fc.record({
-  chain: fc.constantFrom('FORWARD' as const, 'POSTROUTING' as const),
-  mss: fc.oneof(fc.constant('clamp' as const), fc.constantFrom(536, 1400, 1460), fc.integer({ min: 0, max: 65534 })),
-});
+/**
+ * TCPMSS rules derived from the instance's other generated fields (a map: no extra random draws,
+ * so every seed's scenarios and commands stay what they were before mangle rules existed).
+ */
+function mssFor(n: Omit<FuzzNatSpec, 'mss'>): FuzzMssSpec[] {
+  let h = n.rules.length * 7 + (n.sourceDestCheck ? 3 : 0) + (n.elasticIp ? 5 : 0);
+  for (const r of n.rules)
+    h += r.kind.length * 11 + r.src.length * 13 + r.proto.length + (r.ports?.[0] ?? 0) + (r.random ? 17 : 0);
+  switch (h % 5) {
+    case 1:
+      return [{ chain: 'FORWARD', mss: 'clamp' }];
+    case 2:
+      return [{ chain: 'POSTROUTING', mss: [536, 1400, 1460, 0, 9000][(h % 7) % 5] }];
+    case 3:
+      return [
+        { chain: 'FORWARD', mss: 1460 },
+        { chain: 'POSTROUTING', mss: 'clamp' },
+      ];
+    default:
+      return [];
+  }
+}
 
-const natArb: fc.Arbitrary<FuzzNatSpec> = fc.record({
-  rules: fc.array(ruleArb, { minLength: 1, maxLength: 3 }),
-  mss: fc.oneof(
-    { weight: 2, arbitrary: fc.constant([] as FuzzMssSpec[]) },
-    { weight: 1, arbitrary: fc.array(mssArb, { minLength: 1, maxLength: 2 }) },
-  ),
-  sourceDestCheck: fc.integer({ min: 0, max: 9 }).map((x) => x === 0),
-  ipForward: fc.integer({ min: 0, max: 19 }).map((x) => x !== 0),
-  elasticIp: fc.integer({ min: 0, max: 19 }).map((x) => x !== 0),
-});
+const natArb: fc.Arbitrary<FuzzNatSpec> = fc
+  .record({
+    rules: fc.array(ruleArb, { minLength: 1, maxLength: 3 }),
+    sourceDestCheck: fc.integer({ min: 0, max: 9 }).map((x) => x === 0),
+    ipForward: fc.integer({ min: 0, max: 19 }).map((x) => x !== 0),
+    elasticIp: fc.integer({ min: 0, max: 19 }).map((x) => x !== 0),
+  })
+  .map((n) => ({ ...n, mss: mssFor(n) }));
 
 /** nf_conntrack_max of the fuzzer's scenarios by default (Linux's for a machine with ≥ 4 GiB). */
 export const FUZZ_DEFAULT_CT_MAX = 262144;

@@ -177,7 +177,7 @@ describe('TCPMSS: model and core agree byte for byte', () => {
     });
   }
 
-  it('a TCPMSS drop is reason tcpmss-drop in both', async () => {
+  it('a TCPMSS drop is reason tcpmss in both', async () => {
     const s = withMangle(RULESETS[0]);
     const f = syn();
     f[32] = 0xf0;
