@@ -35,6 +35,15 @@ for (const from of dirs) {
     }
   }
 }
+// diff/verify/ (natlab verify) reaches the engines only through diff/engines.ts and the Engine
+// contract: a real box is compared with whichever engine the user names.
+forbidden.push({
+  name: 'verify-engines-through-descriptors',
+  comment: 'src/diff/verify/ must not import model/, core/ or oracle/ (use diff/engines.ts)',
+  severity: 'error',
+  from: { path: '^src/diff/verify/' },
+  to: { path: '^src/(model|core|oracle)/' },
+});
 forbidden.push({
   name: 'packet-imports-nothing',
   comment: 'src/packet/ imports nothing else from src/',

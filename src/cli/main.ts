@@ -13,6 +13,7 @@ const COMMANDS: Array<() => Promise<{ command: Command }>> = [
   () => import('./cmd-trace.ts'),
   () => import('./cmd-kernel.ts'),
   () => import('./cmd-replay.ts'),
+  () => import('./cmd-verify.ts'),
   () => import('./cmd-corpus.ts'),
   () => import('./cmd-scenario.ts'),
   () => import('./cmd-check.ts'),

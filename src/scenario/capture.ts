@@ -23,6 +23,11 @@ export interface CaptureScenarioOptions {
    * aligned block up to 10.0.0.0/7 and an ordinary host only in 8.0.0.0/6.
    */
   subnetLenMin?: number;
+  /**
+   * The NAT instance's Elastic IP (`natlab verify`: the real box's outside address, so predicted
+   * frames leave with it). Default: a free documentation address (DOC_NETS).
+   */
+  elasticIp?: number;
 }
 
 export const CAPTURE_SOURCE = '<capture>';
@@ -201,8 +206,14 @@ export function buildCaptureScenario(opts: CaptureScenarioOptions): Scenario {
   }
   const natIp = (pub.addr + CAPTURE_NAT_OFFSET) >>> 0;
   const outsideSet = new Set(outside);
-  let eip: number | null = null;
-  for (const net of DOC_NETS) {
+  let eip: number | null = opts.elasticIp ?? null;
+  if (eip !== null && (outsideSet.has(eip) || cidrContains(vpc, eip)))
+    throw new InputError(
+      `${where}: the NAT's outside address ${formatIpv4(eip)} is also ${outsideSet.has(eip) ? 'an outside host' : `inside the VPC CIDR ${formatCidr(vpc)}`}`,
+      CAPTURE_SOURCE,
+      'elasticIp',
+    );
+  for (const net of eip === null ? DOC_NETS : []) {
     for (const off of [CAPTURE_NAT_OFFSET, ...Array.from({ length: 254 }, (_, i) => i + 1)]) {
       const a = (net.addr + off) >>> 0;
       if (!outsideSet.has(a) && !cidrContains(vpc, a)) {

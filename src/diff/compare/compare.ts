@@ -451,6 +451,19 @@ export class PortRenaming {
     return out;
   }
 
+  /** B-space frame → A-space frame (a copy when anything changes): ports B chose become A's. Unbound ports stay. */
+  renameFrameReverse(frame: Uint8Array): Uint8Array {
+    const eps = endpointsOf(frame, this.pv);
+    let out = frame;
+    for (const ep of eps) {
+      const pA = this.lookupReverse(ep.proto, ep.addr, ep.port, ep.otherAddr, ep.otherPort);
+      if (pA === undefined || pA === ep.port) continue;
+      if (out === frame) out = frame.slice();
+      writePort(out, ep, pA);
+    }
+    return out;
+  }
+
   /** A-space conntrack tuple → B-space. */
   renameTuple(proto: number, t: CtTuple): CtTuple {
     const r = { ...t };
