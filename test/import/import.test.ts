@@ -243,7 +243,7 @@ COMMIT
     ]);
     expect(nat.chains.POSTROUTING).toHaveLength(1);
     const skipped = r.skipped.map((x) => `${x.what} — ${x.reason}`).join('\n');
-    expect(skipped).toMatch(/mangle rule: -A FORWARD .*TCPMSS.* — the scenario has no mangle table/);
+    expect(skipped).toMatch(/mangle rule: -A FORWARD .*TCPMSS.* — the importer does not carry mangle rules over/);
     expect(skipped).toMatch(
       /filter rule: -A FORWARD -s 10\.0\.0\.0\/16 -j ACCEPT — the scenario has no filter table yet \(issue #16/,
     );

@@ -12,6 +12,7 @@ import { readTwoSides, runVerify } from '../../src/diff/verify/index.ts';
 import { parseIpv4Addr as ip } from '../../src/packet/index.ts';
 import type { Scenario } from '../../src/spec/scenario.ts';
 import { boxScenario, makePair, writePair, writeScenario } from './pairs.ts';
+import { runInProcess } from '../helpers/cli.ts';
 
 const pre = await checkKernelPrerequisites();
 if (!pre.ok) console.warn(`test/verify/kernel.test.ts skipped: ${pre.missing.join('; ')}`);
@@ -57,5 +58,20 @@ describe.skipIf(!pre.ok)('verify on pairs captured from the kernel', () => {
         `the kernel engine (${new Date().toISOString().slice(0, 10)}): test/verify/kernel.test.ts\n`,
       );
     }
+  }, 60_000);
+
+  it('--engines kernel: the corpus box is "Linux with this config" (exit 0 with its scenario)', async () => {
+    const r = await runInProcess([
+      'verify',
+      '--in',
+      join(CORPUS_DIR, 'both.pcapng'),
+      '--scenario',
+      join(CORPUS_DIR, 'scenario.yaml'),
+      '--engines',
+      'kernel',
+    ]);
+    expect(r.stdout).toMatch(/the real box against kernel/);
+    expect(r.stdout).toMatch(/matched byte-identical +24\n/);
+    expect(r.code).toBe(0);
   }, 60_000);
 });

@@ -9,7 +9,7 @@ import { createModelEngine } from '../../src/model/index.ts';
 import { readSplitSides, readTwoSides, runVerify, type VerifyReport } from '../../src/diff/verify/index.ts';
 import { makeEngine } from '../../src/diff/engines.ts';
 import { runInProcess } from '../helpers/cli.ts';
-import { F_SYN, PROTO_TCP, parseIpv4Addr as ip, wr16 } from '../../src/packet/index.ts';
+import { F_SYN, PROTO_TCP, buildUdp, parseIpv4Addr as ip, wr16 } from '../../src/packet/index.ts';
 import type { Scenario } from '../../src/spec/scenario.ts';
 import {
   INSIDE_NET,
@@ -170,6 +170,25 @@ describe('verify: each perturbation of the outside capture is its own kind of di
     expect(d.fields.filter((f) => !f.derived).map((f) => f.field)).toEqual(['tcp.mss']);
     expect(r.findings[0].what).toMatch(/^MSS clamped to 1400 on SYNs \(0 lowered, 1 inserted\)/);
     expect(r.findings[0].suggestion).toMatch(/TCPMSS --set-mss 1400/);
+  });
+
+  it('frames outside the window both captures cover are reported, not counted', async () => {
+    // The inside capture started 10 s earlier: a query then has no outside capture to be seen in.
+    const early = buildUdp({
+      src: ip('192.168.1.11'),
+      dst: ip('192.0.2.53'),
+      sport: 53999,
+      dport: 53,
+      payload: new Uint8Array(8),
+    });
+    const p = {
+      inside: [{ timeUs: plain.inside[0].timeUs - 10_000_000, frame: early }, ...plain.inside],
+      outside: plain.outside,
+    };
+    const r = await verifyDir(writePair(p));
+    expect(r.counts).toEqual({ identical: 24, differs: 0, 'predicted-not-seen': 0, 'seen-not-predicted': 0 });
+    expect(r.outsideWindow['predicted-not-seen']).toBe(1);
+    expect(r.sides.inside.outsideWindow).toBe(1);
   });
 
   it('a TTL the box did not decrement is named', async () => {

@@ -97,7 +97,8 @@ export function detectHostFile(text: string, json: J | null): HostFileKind | nul
 const SKIP_REASON: Record<string, string> = {
   filter:
     'the scenario has no filter table yet (issue #16 adds the instance firewall); natlab forwards what the nat table lets through',
-  mangle: 'the scenario has no mangle table (MSS clamping, marks and TTL changes are not modelled)',
+  mangle:
+    "the importer does not carry mangle rules over (scenarios model mangle TCPMSS only: copy such a rule into the instance's iptables as a *mangle section, docs/scenarios.md)",
   raw: 'the scenario has no raw table (NOTRACK is not modelled)',
   security: 'the security table (SELinux marks) does not affect the NAT path',
 };
