@@ -162,6 +162,45 @@ function looseKey(f: Uint8Array, pv: PacketView): string {
   return `${pv.proto}|${pv.dst}`;
 }
 
+/** looseKey plus the source address and port/id: one flow's frames. */
+function exactKey(f: Uint8Array, pv: PacketView): string {
+  const k = looseKey(f, pv);
+  if (pv.status !== PARSE_OK) return k;
+  if (pv.proto === PROTO_TCP || pv.proto === PROTO_UDP) return `${k}|${pv.src}|${pv.sport}`;
+  if (pv.proto === PROTO_ICMP && !pv.isIcmpError) return `${k}|${pv.src}|${pv.icmpId}`;
+  return `${k}|${pv.src}`;
+}
+
+/**
+ * Real frames per side and key in time order. Inputs are fed in time order, so a per-key start
+ * index skips frames paired or too old for every later input: the work per lookup is bounded by
+ * the frames inside the window.
+ */
+class Pool {
+  private readonly lists: [Map<string, Real[]>, Map<string, Real[]>] = [new Map(), new Map()];
+  private readonly heads: [Map<string, number>, Map<string, number>] = [new Map(), new Map()];
+
+  add(side: number, key: string, r: Real): void {
+    const m = this.lists[side === SIDE_INSIDE ? 0 : 1];
+    const l = m.get(key);
+    if (l) l.push(r);
+    else m.set(key, [r]);
+  }
+
+  /** Unpaired frames of the key with lo <= time <= hi (lo never decreases between calls). */
+  within(side: number, key: string, lo: number, hi: number): Real[] {
+    const s = side === SIDE_INSIDE ? 0 : 1;
+    const l = this.lists[s].get(key);
+    if (!l) return [];
+    let h = this.heads[s].get(key) ?? 0;
+    while (h < l.length && (l[h].matched || l[h].timeUs < lo)) h++;
+    this.heads[s].set(key, h);
+    const out: Real[] = [];
+    for (let k = h; k < l.length && l[k].timeUs <= hi; k++) if (!l[k].matched) out.push(l[k]);
+    return out;
+  }
+}
+
 /** The translated endpoint of an outbound frame at the box's address: [proto, port, peer, peerPort], or null. */
 function natEndpoint(f: Uint8Array, pv: PacketView, pub: number): [number, number, number, number] | null {
   if (parseIpv4(f, 0, f.length, pv) !== PARSE_OK || pv.src !== pub) return null;
@@ -253,14 +292,15 @@ export async function runVerify(o: VerifyOptions): Promise<VerifyReport> {
   }
 
   // Pools of the box's outputs per side and pairing key, in time order.
-  const pools: [Map<string, Real[]>, Map<string, Real[]>] = [new Map(), new Map()];
+  // Pools of the box's outputs per side, in time order: by protocol and destination (loose), and
+  // by that plus the source address and port/id (exact: the flow, once the box's port is known).
+  const loose = new Pool();
+  const exact = new Pool();
   const byTime = (x: SideFrame, y: SideFrame): number => x.timeUs - y.timeUs || x.side - y.side || x.no - y.no;
   for (const r of [...reals].sort(byTime)) {
     if (r.role !== 'output') continue;
-    const k = looseKey(r.frame, pv);
-    const list = pools[r.side].get(k) ?? [];
-    list.push(r);
-    pools[r.side].set(k, list);
+    loose.add(r.side, looseKey(r.frame, pv), r);
+    exact.add(r.side, exactKey(r.frame, pv), r);
   }
   const renaming = new PortRenaming(scenario);
   const packets: PacketVerdict[] = [];
@@ -316,10 +356,6 @@ export async function runVerify(o: VerifyOptions): Promise<VerifyReport> {
   function matchOne(predictedA: Uint8Array, side: number, inp: Real, note: string): PacketVerdict {
     const sideName = SIDE_NAMES[side];
     let pred = renaming.renameFrame(predictedA);
-    const key = looseKey(pred, pv);
-    const cands = (pools[side].get(key) ?? []).filter(
-      (r) => !r.matched && Math.abs(r.timeUs - inp.timeUs) <= o.windowUs,
-    );
     // The endpoint the box translated, if its port is still to be learnt.
     const ep = side === SIDE_OUTSIDE ? natEndpoint(pred, pv, pub) : null;
     const bound = ep
@@ -340,13 +376,21 @@ export async function runVerify(o: VerifyOptions): Promise<VerifyReport> {
       return renaming.lookupReverse(ep[0], pub, rp, ep[2], ep[3]) === undefined;
     };
     const sg = signatures(pred);
-    const flowCands = cands.filter(sameFlow);
-    // Same flow and content; same flow, changed content; or the same content from another port
-    // of the box's address (the box changed a port mid-flow: a tcp.sport difference).
-    const pick =
-      flowCands.find((r) => r.strong === sg.strong) ??
-      flowCands.find((r) => r.weak === sg.weak) ??
-      cands.find((r) => r.strong === sg.strong && r.frame.length >= 20 && src(r.frame) === src(pred));
+    const lo = inp.timeUs - o.windowUs;
+    const hi = inp.timeUs + o.windowUs;
+    // The flow's own frames first (the box kept the port, or it is learnt); else every frame to
+    // this destination: same flow and content, same flow with changed content, or the same content
+    // from another port of the box's address (the box changed a port mid-flow: tcp.sport differs).
+    let flowCands = exact.within(side, exactKey(pred, pv), lo, hi).filter(sameFlow);
+    let pick = flowCands.find((r) => r.strong === sg.strong) ?? flowCands.find((r) => r.weak === sg.weak);
+    if (!pick) {
+      const cands = loose.within(side, looseKey(pred, pv), lo, hi);
+      flowCands = cands.filter(sameFlow);
+      pick =
+        flowCands.find((r) => r.strong === sg.strong) ??
+        flowCands.find((r) => r.weak === sg.weak) ??
+        cands.find((r) => r.strong === sg.strong && r.frame.length >= 20 && src(r.frame) === src(pred));
+    }
     const inOverlap = inWindow(inp.timeUs);
     if (!pick) {
       return {
