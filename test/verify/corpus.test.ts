@@ -2,7 +2,11 @@
 // writes them), verified in CI without root: the box clamps the MSS; without the rule natlab names
 // the clamping as the only difference (exit 1), with the scenario that has it every frame matches
 // (exit 0) — given as two files, as one capture split by address, or as a pcapng with named interfaces.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadScenario, scenarioToYaml } from '../../src/scenario/index.ts';
+import { parseMangleTable } from '../../src/scenario/iptables-mangle.ts';
 import { describe, expect, it } from 'vitest';
 import { runInProcess } from '../helpers/cli.ts';
 
@@ -28,5 +32,23 @@ describe('corpora/verify/mss-clamp (captured from the kernel)', () => {
     expect(r.stdout).toMatch(/matched byte-identical +24\n/);
     expect(r.stdout).toMatch(/VERIFIED/);
     expect(r.code).toBe(0);
+  });
+});
+
+describe('the way forward: --save-scenario, add the suggested rule, verify again', () => {
+  it('the saved scenario with the suggested mangle rule verifies (exit 0)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'natlab-verify-save-'));
+    const saved = join(dir, 'box.yaml');
+    const r = await runInProcess(['verify', ...TWO, '--save-scenario', saved, '--json']);
+    expect(r.code).toBe(1);
+    const rule = (JSON.parse(r.stdout).findings[0].suggestion as string).match(/(-A FORWARD .*) \/ COMMIT/)![1];
+    // What a user does by hand: the mangle section goes into the NAT instance's iptables text.
+    const s = loadScenario(saved);
+    const nat = s.instances.find((i) => i.nat)!;
+    nat.mangle = parseMangleTable(`*mangle\n${rule}\nCOMMIT\n`, 'edit');
+    writeFileSync(saved, scenarioToYaml(s));
+    const again = await runInProcess(['verify', ...TWO, '--scenario', saved]);
+    expect(again.stdout).toMatch(/VERIFIED/);
+    expect(again.code).toBe(0);
   });
 });
