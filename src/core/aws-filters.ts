@@ -21,6 +21,8 @@ export const DIR_IN = 0;
 export const DIR_OUT = 1;
 
 export interface CompiledAwsFilters {
+  /** Rules the shared rule arrays can hold (a mid-run change may grow up to it). */
+  ruleCap: number;
   nInst: number;
   nGroups: number;
   instSubnet: Int32Array;
@@ -142,34 +144,73 @@ export function compileAwsFilters(s: Scenario): CompiledAwsFilters | null {
     }
     aclOn[sn] = acl ? 1 : 0;
   }
+  // Shared memory (a mid-run rule change reaches every worker), with room for more rules.
+  const cap = Math.max(64, 2 * proto.length);
+  const sab = <T extends { set(a: ArrayLike<number>): void }>(
+    C: new (b: SharedArrayBuffer) => T,
+    bytes: number,
+    len: number,
+    src: ArrayLike<number>,
+  ): T => {
+    const a = new C(new SharedArrayBuffer(bytes * len));
+    a.set(src);
+    return a;
+  };
   return {
+    ruleCap: cap,
     nInst: n,
     nGroups: groups.length,
     instSubnet: Int32Array.from(s.instances.map((i) => i.subnet)),
     gwSubnet: Int32Array.from((s.natGateways ?? []).map((g) => g.subnet)),
     sgOn,
-    fStart,
-    fEnd,
-    openAll,
+    fStart: sab(Int32Array, 4, fStart.length, fStart),
+    fEnd: sab(Int32Array, 4, fEnd.length, fEnd),
+    openAll: sab(Uint8Array, 1, openAll.length, openAll),
     instInGroup,
     tcpEstS,
     udpS,
     udpStreamS,
     allowance,
     aclOn,
-    aStart,
-    aEnd,
-    rProto: Int16Array.from(proto),
-    rPortLo: Int32Array.from(lo),
-    rPortHi: Int32Array.from(hi),
-    rIcmpType: Int16Array.from(it),
-    rIcmpCode: Int16Array.from(ic),
-    rAddr: Uint32Array.from(addr),
-    rMask: Uint32Array.from(msk),
-    rAny: Uint8Array.from(any),
-    rGroup: Int32Array.from(grp),
-    rAllow: Uint8Array.from(allow),
+    aStart: sab(Int32Array, 4, aStart.length, aStart),
+    aEnd: sab(Int32Array, 4, aEnd.length, aEnd),
+    rProto: sab(Int16Array, 2, cap, proto),
+    rPortLo: sab(Int32Array, 4, cap, lo),
+    rPortHi: sab(Int32Array, 4, cap, hi),
+    rIcmpType: sab(Int16Array, 2, cap, it),
+    rIcmpCode: sab(Int16Array, 2, cap, ic),
+    rAddr: sab(Uint32Array, 4, cap, addr),
+    rMask: sab(Uint32Array, 4, cap, msk),
+    rAny: sab(Uint8Array, 1, cap, any),
+    rGroup: sab(Int32Array, 4, cap, grp),
+    rAllow: sab(Uint8Array, 1, cap, allow),
   };
+}
+
+/**
+ * A mid-run rule change: copies `fresh`'s rules and ranges into `target`'s shared arrays (every
+ * worker sees them; call only while no worker runs). Groups, ENIs and ACL subnets are the same
+ * (scenario/filter-update.ts). Returns why it cannot, or null.
+ */
+export function updateAwsFilters(target: CompiledAwsFilters, fresh: CompiledAwsFilters): string | null {
+  const n = Math.max(fresh.fEnd.length ? Math.max(...fresh.fEnd) : 0, fresh.aEnd.length ? Math.max(...fresh.aEnd) : 0);
+  if (n > target.ruleCap) return `${n} rules after the change exceed the ${target.ruleCap} the run was compiled with`;
+  const rules = [
+    'rProto',
+    'rPortLo',
+    'rPortHi',
+    'rIcmpType',
+    'rIcmpCode',
+    'rAddr',
+    'rMask',
+    'rAny',
+    'rGroup',
+    'rAllow',
+  ] as const;
+  for (const k of rules) (target[k] as Int32Array).set((fresh[k] as Int32Array).subarray(0, n));
+  for (const k of ['fStart', 'fEnd', 'openAll', 'aStart', 'aEnd'] as const)
+    (target[k] as Int32Array).set(fresh[k] as Int32Array);
+  return null;
 }
 
 // ---- shared memory ---------------------------------------------------------------------------------
@@ -289,7 +330,8 @@ export class AwsFilters {
     this.icmpId = this.hasIcmp ? pv.icmpId : 0;
   }
 
-  private matches(k: number): boolean {
+  /** Rule k matches the packet (`rev`: the packet reversed — its source port as the destination port). */
+  private matches(k: number, rev = false): boolean {
     const f = this.f;
     const rp = f.rProto[k];
     if (rp !== FILTER_PROTO_ALL && rp !== this.proto) return false;
@@ -297,7 +339,8 @@ export class AwsFilters {
       const plo = f.rPortLo[k];
       const phi = f.rPortHi[k];
       if (plo === 0 && phi === 65535) return true;
-      return this.hasPorts && this.dport >= plo && this.dport <= phi;
+      const port = rev ? this.sport : this.dport;
+      return this.hasPorts && port >= plo && port <= phi;
     }
     if (rp === PROTO_ICMP) {
       const t = f.rIcmpType[k];
@@ -490,12 +533,15 @@ export class AwsFilters {
     }
     if (!hit) return 1;
     if (kind === 0 || !request) return 0;
-    if (
-      (p === PROTO_TCP || p === PROTO_UDP) &&
-      open &&
-      f.openAll[4 * inst + 2 * (1 - dir) + (p === PROTO_TCP ? 0 : 1)] === 1
-    )
-      return 0; // untracked
+    if (p === PROTO_TCP || p === PROTO_UDP) {
+      // Untracked (the model's untracked()): as the request, or as the response of such a flow.
+      const pi = p === PROTO_TCP ? 0 : 1;
+      if (open && f.openAll[4 * inst + 2 * (1 - dir) + pi] === 1) return 0;
+      if (f.openAll[4 * inst + 2 * dir + pi] === 1) {
+        for (let k = f.fStart[2 * inst + 1 - dir], e = f.fEnd[2 * inst + 1 - dir]; k < e; k++)
+          if (f.rAny[k] === 1 && this.matches(k, true)) return 0;
+      }
+    }
     const quota = this.sizing.quota[this.w * f.nInst + inst];
     const mi = this.cb + f.nInst;
     if ((this.cnt[this.cb + inst] >= quota || this.used >= this.sizing.entries) && now >= this.stat[mi])

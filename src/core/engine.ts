@@ -42,6 +42,8 @@ import {
 } from '../spec/frame-batch.ts';
 import { readDropCounters, readNatCounters, dumpConntrack, liveCountsPerWorker } from './ct-dump.ts';
 import { classifyQuotaDifference } from './differences.ts';
+import { compileAwsFilters, updateAwsFilters } from './aws-filters.ts';
+import { filterUpdateProblem } from '../scenario/filter-update.ts';
 import { dispatchWorker } from './dispatch.ts';
 import { type CoreBatch, type CoreShared, createCoreBatch, createCoreShared } from './layout.ts';
 import { CorePool, defaultWorkers } from './pool.ts';
@@ -292,6 +294,19 @@ class CoreEngineImpl implements CoreEngine {
     } finally {
       this.busy = false;
     }
+  }
+
+  /** Mid-run rule change (Engine.setFilterRules): every worker idle, then the shared rule arrays rewritten. */
+  async setFilterRules(next: Scenario): Promise<void> {
+    const why = filterUpdateProblem(this.scenario, next);
+    if (why) throw new InputError(`core engine: setFilterRules: ${why}`);
+    const aws = this.shared.compiled.aws;
+    if (!aws) return;
+    // An advance to the current time: FIFO rings, so every batch posted before it is done.
+    await this.advance(Math.max(0, this.lastTimeUs));
+    const fresh = compileAwsFilters(next);
+    const bad = fresh ? updateAwsFilters(aws, fresh) : 'the change removed every filter';
+    if (bad) throw new InputError(`core engine: setFilterRules: ${bad}`);
   }
 
   /** Read from shared memory; safe while workers run (e.g. from a fault-injection hold). */

@@ -103,6 +103,8 @@ import {
   targetRange,
 } from './nat.ts';
 import { Prng } from './prng.ts';
+import { filterUpdateProblem } from '../scenario/filter-update.ts';
+import { InputError } from '../spec/errors.ts';
 import { ModelNatGateway } from './nat-gateway.ts';
 import { natGatewayCounters, type NatGatewayCounters } from '../spec/nat-gateway.ts';
 import { F_RST } from '../packet/constants.ts';
@@ -187,8 +189,8 @@ export class ModelEngine implements Engine {
   private readonly gateways: ModelNatGateway[];
   /** Security groups of each instance's ENI (null: not filtered). */
   private readonly security: (EniSecurity | null)[];
-  /** Network ACL of each subnet (null: the default ACL, allows everything). */
-  private readonly acls: (NetworkAcl | null)[];
+  /** Network ACL of each subnet (null: the default ACL, allows everything); replaced by setFilterRules. */
+  private acls: (NetworkAcl | null)[];
 
   constructor(
     readonly scenario: Scenario,
@@ -247,6 +249,18 @@ export class ModelEngine implements Engine {
   }
 
   async close(): Promise<void> {}
+
+  async setFilterRules(next: Scenario): Promise<void> {
+    this.setFilterRulesSync(next);
+  }
+
+  /** Replaces the security groups' rules and the ACLs' entries with next's (docs/semantics.md §11). */
+  setFilterRulesSync(next: Scenario): void {
+    const why = filterUpdateProblem(this.scenario, next);
+    if (why) throw new InputError(`model engine: setFilterRules: ${why}`);
+    for (const sg of this.security) sg?.setGroups(next.securityGroups ?? []);
+    this.acls = aclBySubnet(next);
+  }
 
   // --- synchronous helpers ----------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ import {
   type AclRule,
   type FilterMatch,
   type NetworkAcl,
+  type SecurityGroup,
   type SgRule,
   type SgTracking,
 } from '../spec/aws-filters.ts';
@@ -203,12 +204,21 @@ export class EniSecurity {
   private count = 0;
   /** Packets dropped because the tracked-connection allowance was used up (conntrack_allowance_exceeded). */
   allowanceExceeded = 0;
+  /** The scenario's security groups (their rules change with setGroups). */
+  private sgs: SecurityGroup[];
 
   constructor(
     private readonly scenario: Scenario,
     readonly groups: readonly number[],
     readonly tracking: SgTracking,
-  ) {}
+  ) {
+    this.sgs = scenario.securityGroups ?? [];
+  }
+
+  /** New rules for the scenario's groups (a mid-run change): tracked flows stay. */
+  setGroups(groups: SecurityGroup[]): void {
+    this.sgs = groups;
+  }
 
   get tracked(): number {
     return this.count;
@@ -234,7 +244,7 @@ export class EniSecurity {
   /** Rules of every group of the ENI in direction `dir`, in order. */
   private rules(dir: number): Array<{ group: string; index: number; rule: SgRule }> {
     const out: Array<{ group: string; index: number; rule: SgRule }> = [];
-    const groups = this.scenario.securityGroups ?? [];
+    const groups = this.sgs;
     for (const g of this.groups) {
       const sg = groups[g];
       (dir === SG_IN ? sg.inbound : sg.outbound).forEach((rule, index) => out.push({ group: sg.name, index, rule }));
@@ -251,19 +261,25 @@ export class EniSecurity {
   }
 
   /**
-   * AWS's untracked flows: a TCP/UDP flow allowed in its direction by a 0.0.0.0/0 rule, with a
-   * 0.0.0.0/0 rule for all ports of its protocol in the other direction, is not tracked.
+   * AWS's untracked flows: a TCP/UDP flow allowed in its request direction by a 0.0.0.0/0 rule,
+   * with a 0.0.0.0/0 rule for all ports of its protocol in the other (response) direction, is not
+   * tracked — its packets either way. A packet with no tracked flow may be the request (this
+   * direction's 0.0.0.0/0 rule allows it, the other direction is open) or the response (the other
+   * direction's 0.0.0.0/0 rule allows the reversed packet, this direction is open).
    */
   private untracked(dir: number, f: FilterFacts): boolean {
     if (f.proto !== PROTO_TCP && f.proto !== PROTO_UDP) return false;
-    const fwd = this.rules(dir).some(({ rule: r }) => r.cidr !== null && r.cidr.len === 0 && matchesFilter(r, f));
-    if (!fwd) return false;
-    return this.rules(1 - dir).some(
-      ({ rule: r }) =>
-        r.cidr !== null &&
-        r.cidr.len === 0 &&
-        (r.proto === FILTER_PROTO_ALL || (r.proto === f.proto && r.portLo === 0 && r.portHi === 65535)),
-    );
+    const open = (d: number): boolean =>
+      this.rules(d).some(
+        ({ rule: r }) =>
+          r.cidr !== null &&
+          r.cidr.len === 0 &&
+          (r.proto === FILTER_PROTO_ALL || (r.proto === f.proto && r.portLo === 0 && r.portHi === 65535)),
+      );
+    const zeroRule = (d: number, g: FilterFacts): boolean =>
+      this.rules(d).some(({ rule: r }) => r.cidr !== null && r.cidr.len === 0 && matchesFilter(r, g));
+    const reversed: FilterFacts = { ...f, src: f.dst, dst: f.src, sport: f.dport, dport: f.sport };
+    return (zeroRule(dir, f) && open(1 - dir)) || (zeroRule(1 - dir, reversed) && open(dir));
   }
 
   /** The security-group check of one packet crossing the ENI in direction `dir` (SG_IN / SG_OUT). */
@@ -293,7 +309,7 @@ export class EniSecurity {
         note: `no ${where} rule of ${this.groupNames()} allows it and it belongs to no tracked flow`,
       };
     const r = hit.rule;
-    const ruleText = `${hit.group} ${where}[${hit.index}] ${matchText(r)} ${r.cidr ? cidrText(r.cidr) : `group ${(this.scenario.securityGroups ?? [])[r.group].name}`}`;
+    const ruleText = `${hit.group} ${where}[${hit.index}] ${matchText(r)} ${r.cidr ? cidrText(r.cidr) : `group ${this.sgs[r.group].name}`}`;
     if (!keys?.request)
       return {
         drop: '',
@@ -328,7 +344,7 @@ export class EniSecurity {
   }
 
   private groupNames(): string {
-    return this.groups.map((g) => (this.scenario.securityGroups ?? [])[g].name).join(', ');
+    return this.groups.map((g) => this.sgs[g].name).join(', ');
   }
 }
 

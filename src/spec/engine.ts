@@ -107,6 +107,14 @@ export interface DifferenceClass {
 export interface Engine {
   readonly name: string;
   /**
+   * Optional (engines with EngineDescriptor.awsFilters): replaces the rules of the security groups
+   * and the entries of the network ACLs mid-run with those of `next` — AWS's modify-rule / replace-
+   * entry operations (docs/semantics.md §11 "Changing rules mid-run"). The groups, their ENIs, the
+   * tracking settings and the ACLs' subnets must stay (scenario/filter-update.ts). Tracked flows
+   * survive; untracked flows and ACLs meet the new rules with their next packet.
+   */
+  setFilterRules?(next: Scenario): Promise<void>;
+  /**
    * Optional: recognises a difference between this engine and another as one documented for this
    * engine (known, counted under its class, not a failure). Null: unclassified (a real difference).
    */

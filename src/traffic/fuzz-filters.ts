@@ -5,6 +5,9 @@
 // the scenario file object, so a counterexample's scenario.yaml shows them as a user writes them.
 
 import fc from 'fast-check';
+import type { Scenario } from '../spec/scenario.ts';
+import { compileScenarioObject } from '../scenario/load.ts';
+import { scenarioToObject } from '../scenario/to-yaml.ts';
 
 export interface FuzzSgRule {
   protocol: 'tcp' | 'udp' | 'icmp' | 'all';
@@ -155,4 +158,71 @@ export function describeFuzzFilters(obj: Record<string, unknown>): string {
     .map(([n, o]) => `${n} ${(o.securityGroups as string[]).join('+')}`);
   const acl = Object.keys((obj.networkAcls as Record<string, unknown>) ?? {});
   return `sg [${sg.join(', ')}], acl [${acl.join(', ')}]`;
+}
+
+/** Rules a mid-run change may add to a security group (fuzz `filters[...]` commands). */
+const ADD_SG_RULES: FuzzSgRule[] = [
+  { protocol: 'all', ports: null, icmpType: null, cidr: '0.0.0.0/0', group: null },
+  { protocol: 'tcp', ports: null, icmpType: null, cidr: '0.0.0.0/0', group: null },
+  { protocol: 'udp', ports: '53', icmpType: null, cidr: '0.0.0.0/0', group: null },
+  { protocol: 'tcp', ports: '443', icmpType: null, cidr: '10.0.0.0/16', group: null },
+  { protocol: 'icmp', ports: null, icmpType: null, cidr: '198.51.100.0/24', group: null },
+  { protocol: 'udp', ports: '1024-65535', icmpType: null, cidr: '0.0.0.0/0', group: null },
+];
+/** A list holds at most this many rules after an addition (the core's rule arrays have room). */
+const CHANGE_MAX_RULES = 8;
+
+function ruleWords(r: Record<string, unknown>): string {
+  const ports = r.ports !== undefined ? ` ${r.ports}` : '';
+  const icmp = r.icmpType !== undefined ? ` type ${r.icmpType}` : '';
+  const num = r.rule !== undefined ? `${r.rule} ${r.action} ` : '';
+  return `${num}${r.protocol}${ports}${icmp} ${r.cidr ?? `group ${r.group}`}`;
+}
+
+/**
+ * One mid-run change of a security group's rules or an ACL's entries: remove a rule, add one, or
+ * (ACL) flip an entry's action. `target` picks the list, `op` the change, `pick` the rule. Null
+ * when the scenario has no groups or ACLs.
+ */
+export function mutateFilters(
+  s: Scenario,
+  target: number,
+  op: number,
+  pick: number,
+): { scenario: Scenario; text: string } | null {
+  const obj = scenarioToObject(s) as Record<string, unknown>;
+  type Lists = Record<string, { inbound: Array<Record<string, unknown>>; outbound: Array<Record<string, unknown>> }>;
+  const lists: Array<{ name: string; list: Array<Record<string, unknown>>; acl: boolean }> = [];
+  for (const [n, g] of Object.entries((obj.securityGroups as Lists | undefined) ?? {}))
+    for (const d of ['inbound', 'outbound'] as const) lists.push({ name: `${n} ${d}`, list: g[d], acl: false });
+  for (const [n, a] of Object.entries((obj.networkAcls as Lists | undefined) ?? {}))
+    for (const d of ['inbound', 'outbound'] as const) lists.push({ name: `${n} ${d}`, list: a[d], acl: true });
+  if (lists.length === 0) return null;
+  const L = lists[target % lists.length];
+  let text: string;
+  const kind = L.list.length === 0 ? 1 : L.list.length >= CHANGE_MAX_RULES ? 0 : op % 3;
+  if (kind === 0) {
+    const [gone] = L.list.splice(pick % L.list.length, 1);
+    text = `${L.name} -${ruleWords(gone)}`;
+  } else if (kind === 1 || !L.acl) {
+    const r = ADD_SG_RULES[pick % ADD_SG_RULES.length];
+    const o: Record<string, unknown> = { protocol: r.protocol };
+    if (r.ports) o.ports = r.ports;
+    o.cidr = r.cidr;
+    if (L.acl) {
+      const used = new Set(L.list.map((x) => x.rule as number));
+      let num = 5 + 10 * (pick % 60);
+      while (used.has(num)) num++;
+      L.list.push({ rule: num, action: op % 2 === 0 ? 'deny' : 'allow', ...o });
+      text = `${L.name} +${ruleWords(L.list[L.list.length - 1])}`;
+    } else {
+      L.list.push(o);
+      text = `${L.name} +${ruleWords(o)}`;
+    }
+  } else {
+    const e = L.list[pick % L.list.length];
+    e.action = e.action === 'allow' ? 'deny' : 'allow';
+    text = `${L.name} ${e.rule} now ${e.action}`;
+  }
+  return { scenario: compileScenarioObject(obj, s.source), text };
 }

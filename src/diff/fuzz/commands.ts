@@ -36,6 +36,7 @@ import { tcpFlagsText } from '../../packet/format.ts';
 import { FUZZ_DNAT_PORT, FUZZ_PEERS } from '../../traffic/fuzz-scenario.ts';
 import { FLOW_SHAPES, shapeFlow, type FlowShape } from '../../traffic/flow-shapes.ts';
 import { DAMAGE_KINDS, damageText, type Damage } from '../../traffic/fuzz-damage.ts';
+import { mutateFilters } from '../../traffic/fuzz-filters.ts';
 import type { DiffSession, ReplyExpectation } from './session.ts';
 
 type Proto = 'tcp' | 'udp' | 'icmp';
@@ -84,6 +85,8 @@ export class FuzzReal {
 
   /** Real-time engines in the session: no exact-boundary clock steps. */
   coarseTime = false;
+  /** The scenario with the filter rules in force (filters[...] commands change it). */
+  current: Scenario;
   private steps: number[] | null = null;
 
   /** The scenario's distinct timeouts in seconds (plus the 2 s UDP stream threshold), ascending. */
@@ -105,6 +108,7 @@ export class FuzzReal {
     readonly scenario: Scenario,
   ) {
     const s = scenario;
+    this.current = scenario;
     const gatewayEips = (s.natGateways ?? []).flatMap((g) =>
       g.addresses.flatMap((a) => (a.elasticIp === null ? [] : [a.elasticIp >>> 0])),
     );
@@ -832,6 +836,33 @@ class AdvanceCmd implements Cmd {
   }
 }
 
+/**
+ * filters[...]: a security-group rule or a network-ACL entry changes mid-run (scenarios with
+ * security groups or ACLs only; fuzz-filters.ts mutateFilters): untracked flows and ACLs meet the
+ * new rules at once, tracked flows keep going.
+ */
+class FilterChangeCmd implements Cmd {
+  private text = '';
+  constructor(
+    readonly target: number,
+    readonly op: number,
+    readonly pick: number,
+  ) {}
+  check(): boolean {
+    return true;
+  }
+  async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
+    const next = mutateFilters(r.current, this.target, this.op, this.pick);
+    if (!next) return;
+    this.text = `filters[${next.text}]`;
+    await r.session.setFilterRules(next.scenario, this.text);
+    r.current = next.scenario;
+  }
+  toString(): string {
+    return this.text || `filters[${this.target}/${this.op}/${this.pick}]`;
+  }
+}
+
 /** replay[...]: an earlier input again, byte for byte (reference space), now. */
 class ReplayCmd implements Cmd {
   private text = '';
@@ -913,6 +944,7 @@ const floodArb: fc.Arbitrary<Cmd> = fc
   .map(([a, b, s, c]) => new FloodCmd(a, b, s, c));
 
 export const fuzzCommandArbs: Array<fc.Arbitrary<Cmd>> = [
+  fc.tuple(fc.nat(31), fc.nat(5), fc.nat(63)).map(([t, o, p]) => new FilterChangeCmd(t, o, p)),
   fc
     .tuple(protoArb, idx, idx, portArb, dportArb, rare(12), rare(8))
     .map(([p, a, b, s, d, sp, ts]) => new OpenCmd(p, a, b, s, d, sp, ts)),

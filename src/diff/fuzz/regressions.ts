@@ -19,7 +19,7 @@ import { InputError } from '../../spec/errors.ts';
 import { formatConntrackLine } from '../../spec/conntrack-format.ts';
 import { encodePcap } from '../../pcap/writer.ts';
 import { LINKTYPE_RAW } from '../../packet/constants.ts';
-import { loadScenario, scenarioToYaml } from '../../scenario/index.ts';
+import { compileScenarioObject, loadScenario, scenarioToObject, scenarioToYaml } from '../../scenario/index.ts';
 import { DAMAGE_KINDS, type Damage } from '../../traffic/fuzz-damage.ts';
 import { DiffSession, type SessionEngine, type SessionEvent } from './session.ts';
 import type { Difference } from '../compare/compare.ts';
@@ -56,8 +56,15 @@ interface SavedAdvance {
   kind: 'advance';
   timeUs: number;
 }
+interface SavedFilters {
+  kind: 'filters';
+  timeUs: number;
+  /** securityGroups / networkAcls in the scenario file format, replacing the scenario's. */
+  filters: Record<string, unknown>;
+  note?: string;
+}
 interface InputsFile extends RegressionMeta {
-  events: Array<SavedPacket | SavedAdvance>;
+  events: Array<SavedPacket | SavedAdvance | SavedFilters>;
 }
 
 export interface SavedResult {
@@ -128,17 +135,19 @@ export function saveRegression(inp: SaveInput): string {
   const events: InputsFile['events'] = session.events.map((e: SessionEvent) =>
     e.kind === 'advance'
       ? { kind: 'advance', timeUs: e.timeUs }
-      : {
-          kind: 'packet',
-          timeUs: e.input.timeUs,
-          ingress: pointName(s, e.input.ingress),
-          frame: hex(e.clean),
-          ...(e.damage ? { damage: e.damage } : {}),
-          ...(e.expect
-            ? { expect: { egress: pointName(s, e.expect.egress), dst: e.expect.dst, dport: e.expect.dport } }
-            : {}),
-          ...(e.note ? { note: e.note } : {}),
-        },
+      : e.kind === 'filters'
+        ? { kind: 'filters', timeUs: e.timeUs, filters: e.filters, ...(e.note ? { note: e.note } : {}) }
+        : {
+            kind: 'packet',
+            timeUs: e.input.timeUs,
+            ingress: pointName(s, e.input.ingress),
+            frame: hex(e.clean),
+            ...(e.damage ? { damage: e.damage } : {}),
+            ...(e.expect
+              ? { expect: { egress: pointName(s, e.expect.egress), dst: e.expect.dst, dport: e.expect.dport } }
+              : {}),
+            ...(e.note ? { note: e.note } : {}),
+          },
   );
   const file: InputsFile = { ...meta, events };
   writeFileSync(join(dir, 'inputs.json'), `${JSON.stringify(file, null, 1)}\n`);
@@ -222,9 +231,9 @@ export function loadRegression(dir: string): LoadedRegression {
   const scenario = loadScenario(join(dir, 'scenario.yaml'));
   file.events.forEach((e, i) => {
     const where = `events[${i}]`;
-    if (e.kind !== 'packet' && e.kind !== 'advance')
+    if (e.kind !== 'packet' && e.kind !== 'advance' && e.kind !== 'filters')
       throw new InputError(
-        `${inputsPath}: ${where}.kind: '${(e as { kind: string }).kind}' is not packet or advance`,
+        `${inputsPath}: ${where}.kind: '${(e as { kind: string }).kind}' is not packet, advance or filters`,
         inputsPath,
         where,
       );
@@ -273,6 +282,11 @@ export async function replayRegression(reg: LoadedRegression, engines: SessionEn
     for (const [i, e] of reg.events.entries()) {
       if (e.kind === 'advance') {
         await session.advance(e.timeUs);
+        continue;
+      }
+      if (e.kind === 'filters') {
+        const next = compileScenarioObject({ ...scenarioToObject(s), ...e.filters }, `${file} events[${i}]`);
+        await session.setFilterRules(next, e.note);
         continue;
       }
       const ingress = pointByName(s, e.ingress, file, `events[${i}].ingress`);

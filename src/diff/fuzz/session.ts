@@ -15,6 +15,7 @@ import { describePacket } from '../../packet/format.ts';
 import { formatIpv4 } from '../../packet/addr.ts';
 import { isIcmpErrorType, PROTO_ICMP, PROTO_UDP } from '../../packet/constants.ts';
 import { applyDamage, type Damage } from '../../traffic/fuzz-damage.ts';
+import { awsFiltersToObject } from '../../scenario/security-groups-yaml.ts';
 import {
   comparePacket,
   compareConntrack,
@@ -47,7 +48,9 @@ export type SessionEvent =
       expect?: ReplyExpectation;
       note?: string;
     }
-  | { kind: 'advance'; timeUs: number };
+  | { kind: 'advance'; timeUs: number }
+  /** Security-group rules / ACL entries changed (Engine.setFilterRules): the new ones, file format. */
+  | { kind: 'filters'; timeUs: number; filters: Record<string, unknown>; note?: string };
 
 export class DifferenceError extends Error {
   constructor(readonly differences: Difference[]) {
@@ -247,6 +250,20 @@ export class DiffSession {
     this.timeUs = timeUs;
     this.events.push({ kind: 'advance', timeUs });
     for (const e of this.engines) await e.engine.advance(timeUs);
+  }
+
+  /** Every engine's security-group rules and ACL entries become next's (a mid-run change). */
+  async setFilterRules(next: Scenario, note?: string): Promise<void> {
+    this.events.push({
+      kind: 'filters',
+      timeUs: this.timeUs,
+      filters: awsFiltersToObject(next),
+      ...(note ? { note } : {}),
+    });
+    for (const e of this.engines) {
+      if (!e.engine.setFilterRules) throw new Error(`engine ${e.name} cannot change filter rules mid-run`);
+      await e.engine.setFilterRules(next);
+    }
   }
 
   /** Conntrack tables and counters compared; reply-tuple uniqueness checked in every engine. */
