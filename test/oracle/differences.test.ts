@@ -8,6 +8,8 @@ import {
   buildUdp,
   parseIpv4Addr as A,
   F_ACK,
+  F_RST,
+  F_SYN,
   ICMP_TIME_EXCEEDED,
 } from '../../src/packet/index.ts';
 import type { DifferenceFacts, InputPacket, PacketResult } from '../../src/spec/engine.ts';
@@ -108,6 +110,38 @@ describe('kernel difference rules', () => {
       k(),
     );
     expect(c?.id).toBe('K4');
+  });
+  it('K4: a non-SYN segment INVALID in the kernel, NEW (no reply yet) in the model; a pure SYN is not K4', () => {
+    // Campaign seed 777005 run 32: an RST at seq+1 after an unanswered SYN.
+    const tcp = (flags: number) =>
+      buildTcp({ src: A('10.0.1.11'), dst: A('192.0.2.1'), sport: 32775, dport: 443, flags, seq: 2 });
+    const facts = (flags: number) =>
+      packet({ timeUs: 0, ingress: APP, frame: tcp(flags) }, res({ ct: CT_NEW }), res({ ct: CT_INVALID }), ['ct']);
+    expect(classifyKernelDifference(facts(F_RST | F_ACK), k())?.id).toBe('K4');
+    expect(classifyKernelDifference(facts(F_ACK), k())?.id).toBe('K4');
+    expect(classifyKernelDifference(facts(F_SYN), k())).toBeNull();
+    // At the end of that run the kernel still holds the flow's SYN_SENT entry (the RST was
+    // ignored): K4 for a flow with an earlier K4 segment, not for any other flow.
+    const end = (flow: string): DifferenceFacts => ({
+      index: -1,
+      engines: ['model', 'kernel'],
+      inputs: null,
+      results: null,
+      differences: [
+        {
+          kind: 'conntrack',
+          message: `conntrack (instance 0): only kernel has tcp      6 3 SYN_SENT src=${flow} [UNREPLIED] src=192.0.2.1 dst=10.0.1.11 sport=443 dport=32775 mark=0 use=1`,
+        },
+      ],
+    });
+    const flows = new Set(['10.0.1.11 192.0.2.1 32775 443']);
+    expect(
+      classifyKernelDifference(end('10.0.1.11 dst=192.0.2.1 sport=32775 dport=443'), k({ k4Flows: flows }))?.id,
+    ).toBe('K4');
+    expect(
+      classifyKernelDifference(end('10.0.1.11 dst=192.0.2.1 sport=32776 dport=443'), k({ k4Flows: flows })),
+    ).toBeNull();
+    expect(classifyKernelDifference(end('10.0.1.11 dst=192.0.2.1 sport=32775 dport=443'), k())).toBeNull();
   });
   it('K3: a table entry of a flow addressed to the NAT instance itself', () => {
     const f: DifferenceFacts = {
