@@ -250,10 +250,12 @@ export const command: Command = {
         );
       }
     };
-    // The model and a one-worker core draw ports from one seeded generator (spec/prng.ts): between
-    // them a renaming is a difference, not a tolerance. More workers constrain each worker's
-    // choices (replies must come back to it), and the kernel chooses at random.
-    const exactPorts = names.every((n) => n === 'model' || n === 'core') && workers <= 1;
+    // Engines that all draw ports from the model's generator (EngineDescriptor.modelPortChoices):
+    // between them a renaming is a difference, not a tolerance.
+    const exactPorts = names.every((n) => {
+      const c = engineDescriptor(n).modelPortChoices;
+      return c === 'always' || (c === 'one-worker' && workers <= 1);
+    });
     const report = await runFuzz({
       engines,
       exactPorts,

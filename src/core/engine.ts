@@ -165,6 +165,7 @@ export const coreEngineDescriptor: EngineDescriptor = {
   summary: 'the fast path: shared-memory tables, batches, worker threads',
   realClock: false,
   randomChoices: false,
+  modelPortChoices: 'one-worker',
   awsFilters: true,
   // workers: 0 = the same dataplane on the calling thread (short differential runs: no thread start-up).
   create: (scenario, opts) =>

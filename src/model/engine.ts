@@ -1107,6 +1107,7 @@ export const modelEngineDescriptor: EngineDescriptor = {
   summary: 'the reference simulator: obviously right, one packet at a time',
   realClock: false,
   randomChoices: false,
+  modelPortChoices: 'always',
   awsFilters: true,
   create: (scenario, opts) => createModelEngine(scenario, opts),
 };

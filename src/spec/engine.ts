@@ -183,6 +183,13 @@ export interface EngineDescriptor {
    */
   readonly randomChoices: boolean;
   /**
+   * The engine draws its port choices from the model's seeded generator (src/spec/prng.ts) in the
+   * model's order — always, or only with at most one worker (more workers restrict each worker's
+   * choices to ports whose replies come back to it). Engines that all do so are compared with
+   * exact port choices (fuzz `exactPorts`); absent: the engine chooses its own way.
+   */
+  readonly modelPortChoices?: 'always' | 'one-worker';
+  /**
    * The engine cannot enforce a scenario's conntrack maximum (the kernel: nf_conntrack_max is
    * global, docs/kernel-differences.md E3): fuzzers keep scenarios at the default maximum.
    */

@@ -14,6 +14,11 @@ const modelVsCore: FuzzEngineSpec[] = [
 ];
 
 describe('fuzz harness regressions', () => {
+  it('engines say whether they choose ports from the model generator (exactPorts in natlab fuzz)', () => {
+    expect(engineDescriptor('model').modelPortChoices).toBe('always');
+    expect(engineDescriptor('core').modelPortChoices).toBe('one-worker');
+    expect(engineDescriptor('kernel').modelPortChoices).toBeUndefined();
+  });
   it('a campaign with an engine that cannot enforce nf_conntrack_max generates only the default (E3)', () => {
     // corpora/regressions/20261204-conntrack-4b650323: ct max 1 against the kernel engine.
     expect(engineDescriptor('kernel').fixedConntrackMax).toBe(true);
