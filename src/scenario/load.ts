@@ -409,7 +409,10 @@ const keyLast = (key: number): number => Math.floor(key / 64) + 2 ** (32 - (key 
 
 /** Whether any two CIDRs of `list` share an address. */
 export function hostsOverlap(list: readonly Cidr[]): boolean {
-  const keys = sortedCidrKeys(list);
+  return sortedKeysOverlap(sortedCidrKeys(list));
+}
+
+function sortedKeysOverlap(keys: Float64Array): boolean {
   let coverLast = -1;
   for (let k = 0; k < keys.length; k++) {
     if (keyAddr(keys[k]) <= coverLast) return true;
@@ -420,7 +423,10 @@ export function hostsOverlap(list: readonly Cidr[]): boolean {
 
 /** The fewest CIDRs covering exactly the addresses of `list` (sorted by address). */
 export function coalesceCidrs(list: readonly Cidr[]): Cidr[] {
-  const keys = sortedCidrKeys(list);
+  return coalesceSortedKeys(sortedCidrKeys(list));
+}
+
+function coalesceSortedKeys(keys: Float64Array): Cidr[] {
   // Merged intervals [start, end], in place in two typed arrays.
   const starts = new Float64Array(keys.length);
   const ends = new Float64Array(keys.length);
@@ -578,7 +584,9 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
       // Overlaps among hosts: sweep in address order (captures list thousands of /32s). A numeric
       // sort of packed keys finds whether there is any (a million hosts in well under a second);
       // only then the index sort below names each overlapping pair.
-      const order = !hostsOverlap(internetHosts)
+      // One sort serves the overlap check and, when nothing overlaps, the coalescing below.
+      const keys = sortedCidrKeys(internetHosts);
+      const order = !sortedKeysOverlap(keys)
         ? []
         : internetHosts
             .map((_, k) => k)
@@ -607,7 +615,7 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
       // A big list (a capture's or a log's hosts, one per line) is kept as ranges: the fewest
       // CIDRs covering exactly the same addresses.
       if (internetHosts.length >= BIG_HOST_LIST) {
-        const ranges = coalesceCidrs(internetHosts);
+        const ranges = bad.size ? coalesceCidrs(internetHosts) : coalesceSortedKeys(keys);
         internetHosts.length = 0;
         for (const c of ranges) internetHosts.push(c);
       }
