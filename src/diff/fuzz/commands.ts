@@ -495,6 +495,12 @@ class FlowCmd implements Cmd {
   }
 }
 
+/** The k-th (modulo) TCP flow opened so far, or null when there is none. */
+function pickTcpFlow(r: FuzzReal, k: number): FuzzReal['flows'][number] | null {
+  const tcp = r.flows.filter((f) => f.proto === 'tcp');
+  return tcp.length === 0 ? null : tcp[k % tcp.length];
+}
+
 /** close[#k ...]: an orderly TCP close (FIN, FIN-ACK, ACK) started by either side. */
 class CloseCmd implements Cmd {
   private text = '';
@@ -507,9 +513,8 @@ class CloseCmd implements Cmd {
     return m.flows > 0;
   }
   async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
-    const tcp = r.flows.filter((f) => f.proto === 'tcp');
-    if (tcp.length === 0) return;
-    const f = tcp[this.flow % tcp.length];
+    const f = pickTcpFlow(r, this.flow);
+    if (!f) return;
     const a = this.byResponder;
     await sendTcp(r, f, a, F_FIN | F_ACK, 0);
     if (this.halfOnly) {
@@ -543,9 +548,8 @@ class RstCmd implements Cmd {
     return m.flows > 0;
   }
   async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
-    const tcp = r.flows.filter((f) => f.proto === 'tcp');
-    if (tcp.length === 0) return;
-    const f = tcp[this.flow % tcp.length];
+    const f = pickTcpFlow(r, this.flow);
+    if (!f) return;
     const { point, src, dst, sport, dport, expect } = flowEnds(r, f, this.reply);
     const seq = ((this.reply ? f.seqR : f.seqI) + this.delta) >>> 0;
     const flags = this.withAck ? F_RST | F_ACK : F_RST;
