@@ -26,8 +26,13 @@ import type {
   PacketResult,
 } from '../spec/engine.ts';
 import type { Scenario } from '../spec/scenario.ts';
-import { natGatewayCounters, type NatGatewayCounters } from '../spec/nat-gateway.ts';
-import { readGatewayCounters } from './nat-gateway-layout.ts';
+import {
+  compareNatGatewayConnections,
+  natGatewayCounters,
+  type NatGatewayConnection,
+  type NatGatewayCounters,
+} from '../spec/nat-gateway.ts';
+import { readGatewayConnections, readGatewayCounters } from './nat-gateway-layout.ts';
 import {
   type BatchOutput,
   type FrameBatch,
@@ -338,6 +343,12 @@ class CoreEngineImpl implements CoreEngine {
     return (this.scenario.natGateways ?? []).map((g, i) =>
       natGatewayCounters(i, g.name, readGatewayCounters(this.shared.sabs, i)),
     );
+  }
+
+  async natGatewayConnections(): Promise<NatGatewayConnection[]> {
+    return (this.scenario.natGateways ?? [])
+      .flatMap((g, i) => readGatewayConnections(this.shared.sabs, i, g, this.nowMs()))
+      .sort(compareNatGatewayConnections);
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,14 @@
 // records, three hash-bucket arrays (inside tuple, outside tuple, destination), control words and
 // the counters (CloudWatch metric order, src/spec/nat-gateway.ts).
 
-import { NATGW_PRNG_SALT, NATGW_TABLE_CAPACITY, NGC_COUNT } from '../spec/nat-gateway.ts';
+import {
+  NATGW_PRNG_SALT,
+  NATGW_TABLE_CAPACITY,
+  NGC_COUNT,
+  natGatewaySecondsLeft,
+  type NatGatewayConnection,
+} from '../spec/nat-gateway.ts';
+import type { NatGateway } from '../spec/scenario.ts';
 import { prngInitialState } from '../spec/prng.ts';
 
 /** Record words: meta, inside src/dst/ports, NAT port, chain links (inside, outside), LRU links, dest record. */
@@ -73,4 +80,46 @@ export function natGatewaySabs(nGw: number, seed: number): Record<string, Shared
 export function readGatewayCounters(sabs: Record<string, SharedArrayBuffer>, g: number): number[] {
   const cnt = new Float64Array(sabs.gwCnt);
   return Array.from(cnt.subarray(g * NGC_COUNT, (g + 1) * NGC_COUNT));
+}
+
+/**
+ * Gateway g's live connections at absolute `nowMs`, from any thread (the engine's
+ * natGatewayConnections), oldest activity first. Connections already idle for the timeout but not
+ * yet removed (expiry runs with the next packet) are left out, as the model's listing expires first.
+ */
+export function readGatewayConnections(
+  sabs: Record<string, SharedArrayBuffer>,
+  g: number,
+  gw: NatGateway,
+  nowMs: number,
+): NatGatewayConnection[] {
+  const cap = NATGW_TABLE_CAPACITY;
+  const rec = new Int32Array(sabs.gwRec);
+  const last = new Float64Array(sabs.gwLast);
+  const ctl = new Int32Array(sabs.gwCtl);
+  const idleMs = gw.idleTimeout * 1000;
+  const out: NatGatewayConnection[] = [];
+  let h = ctl[g * GW_CTL_WORDS + G_HEAD];
+  for (let k = 0; k < cap && h !== 0; k++) {
+    const r = g * cap + h - 1;
+    const ro = r * GW_REC_WORDS;
+    const meta = rec[ro + R_META];
+    h = rec[ro + R_NEXT];
+    if ((meta & MB_LIVE) === 0 || nowMs >= last[r] + idleMs) continue;
+    const ports = rec[ro + R_PORTS];
+    out.push({
+      natGateway: g,
+      proto: (meta >>> MB_PROTO_SHIFT) & 0xff,
+      src: rec[ro + R_SRC] >>> 0,
+      sport: ports >>> 16,
+      dst: rec[ro + R_DST] >>> 0,
+      dport: ports & 0xffff,
+      natIp: gw.addresses[(meta >>> MB_ADDR_SHIFT) & 0xff].privateIp,
+      natPort: rec[ro + R_NATPORT],
+      timeout: natGatewaySecondsLeft(last[r], gw.idleTimeout, nowMs),
+      replied: (meta & MB_REPLIED) !== 0,
+      closed: (meta & MB_CLOSED) !== 0,
+    });
+  }
+  return out;
 }

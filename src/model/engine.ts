@@ -106,7 +106,12 @@ import { Prng } from './prng.ts';
 import { filterUpdateProblem } from '../scenario/filter-update.ts';
 import { InputError } from '../spec/errors.ts';
 import { ModelNatGateway } from './nat-gateway.ts';
-import { natGatewayCounters, type NatGatewayCounters } from '../spec/nat-gateway.ts';
+import {
+  compareNatGatewayConnections,
+  natGatewayCounters,
+  type NatGatewayConnection,
+  type NatGatewayCounters,
+} from '../spec/nat-gateway.ts';
 import { F_RST } from '../packet/constants.ts';
 import { TCP_RESET_LEN, writeTcpReset } from '../packet/tcp-reset.ts';
 import { EniSecurity, SG_IN, SG_OUT, aclBySubnet, evaluateAcl, filterFacts } from './sg.ts';
@@ -242,6 +247,10 @@ export class ModelEngine implements Engine {
 
   async natGatewayCounters(): Promise<NatGatewayCounters[]> {
     return this.natGatewayCountersSync();
+  }
+
+  async natGatewayConnections(): Promise<NatGatewayConnection[]> {
+    return this.gateways.flatMap((g, i) => g.connections(i, this.nowMs)).sort(compareNatGatewayConnections);
   }
 
   natGatewayCountersSync(): NatGatewayCounters[] {

@@ -41,6 +41,8 @@ import {
   NGC_PACKETS_IN_FROM_SOURCE,
   NGC_PACKETS_OUT_TO_DESTINATION,
   NGC_PACKETS_OUT_TO_SOURCE,
+  natGatewaySecondsLeft,
+  type NatGatewayConnection,
 } from '../spec/nat-gateway.ts';
 import type { NatGateway } from '../spec/scenario.ts';
 import { MANIP_DST, MANIP_SRC, natManipPkt } from './mangle.ts';
@@ -119,6 +121,28 @@ export class ModelNatGateway {
         this.counters[NGC_ACTIVE_CONNECTION_COUNT]--;
       }
     }
+  }
+
+  /** The live connections at nowMs (expired ones removed first), in table order. */
+  connections(index: number, nowMs: number): NatGatewayConnection[] {
+    this.expire(nowMs);
+    const out: NatGatewayConnection[] = [];
+    for (const c of this.conns.values()) {
+      out.push({
+        natGateway: index,
+        proto: c.proto,
+        src: c.src,
+        sport: c.sport,
+        dst: c.dst,
+        dport: c.dport,
+        natIp: this.gw.addresses[c.addr].privateIp,
+        natPort: c.natPort,
+        timeout: natGatewaySecondsLeft(c.lastMs, this.gw.idleTimeout, nowMs),
+        replied: c.replied,
+        closed: c.closed,
+      });
+    }
+    return out;
   }
 
   /** Header checks shared by both directions: NATGW admission (docs/semantics.md "NAT gateway"). */

@@ -1,5 +1,5 @@
 import type { BatchOutput, FrameBatch } from './frame-batch.ts';
-import type { NatGatewayCounters } from './nat-gateway.ts';
+import type { NatGatewayConnection, NatGatewayCounters } from './nat-gateway.ts';
 import type { Scenario } from './scenario.ts';
 
 // The contract every engine (model, core, kernel) implements. Frames are IPv4 packets: the IPv4
@@ -147,6 +147,11 @@ export interface Engine {
    * of the scenario. Absent: the engine cannot run NAT gateways (the kernel engine).
    */
   natGatewayCounters?(): Promise<NatGatewayCounters[]>;
+  /**
+   * The NAT gateways' connection tables (src/spec/nat-gateway.ts), sorted by
+   * compareNatGatewayConnections. Absent: the engine cannot run NAT gateways.
+   */
+  natGatewayConnections?(): Promise<NatGatewayConnection[]>;
   close(): Promise<void>;
 }
 

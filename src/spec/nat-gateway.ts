@@ -70,3 +70,43 @@ export function natGatewayCounters(index: number, name: string, values: ArrayLik
  * failure (ErrorPortAllocation).
  */
 export const NATGW_TABLE_CAPACITY = 262_144;
+
+/**
+ * One connection in a NAT gateway's table, as `Engine.natGatewayConnections()` lists it (for
+ * conformance timers and end-of-run comparisons). ICMP echo: the id in `sport`/`natPort`, `dport` 0.
+ */
+export interface NatGatewayConnection {
+  /** Index into Scenario.natGateways. */
+  natGateway: number;
+  proto: number;
+  src: number;
+  sport: number;
+  dst: number;
+  dport: number;
+  /** The NAT address's private IP and the chosen port. */
+  natIp: number;
+  natPort: number;
+  /** Whole seconds until the idle timeout removes it (floored, like `conntrack -L`). */
+  timeout: number;
+  /** A packet came back from the destination. */
+  replied: boolean;
+  /** TCP: ended by an RST or a FIN each way (kept until idle, no longer active). */
+  closed: boolean;
+}
+
+/** Seconds left of a connection last active at `lastMs`, at `nowMs` (floored; 0 = expires now). */
+export function natGatewaySecondsLeft(lastMs: number, idleTimeoutS: number, nowMs: number): number {
+  return Math.max(0, Math.floor((lastMs + idleTimeoutS * 1000 - nowMs) / 1000));
+}
+
+/** Stable order for listings and comparisons: gateway, proto, inside tuple. */
+export function compareNatGatewayConnections(a: NatGatewayConnection, b: NatGatewayConnection): number {
+  return (
+    a.natGateway - b.natGateway ||
+    a.proto - b.proto ||
+    a.src - b.src ||
+    a.sport - b.sport ||
+    a.dst - b.dst ||
+    a.dport - b.dport
+  );
+}

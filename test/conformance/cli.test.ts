@@ -39,7 +39,7 @@ describe('natlab conformance', () => {
     expect(await run('extra')).toMatchObject({ code: 2, err: expect.stringMatching(/unexpected argument 'extra'/) });
   });
 
-  it('a scenario with no NAT instance to probe: exit 2, one line naming why', async () => {
+  it('a scenario with neither a NAT instance nor a NAT gateway to probe: exit 2, one line naming why', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'natlab-conf-'));
     const f = join(dir, 'plain.yaml');
     const text = readFileSync(BUILTIN_SCENARIO_PATH, 'utf8').replace(
@@ -50,7 +50,9 @@ describe('natlab conformance', () => {
     writeFileSync(f, text);
     const r = await run('--scenario', f, '--engines', 'model');
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/^natlab conformance: .*plain\.yaml: no NAT instance to probe/);
+    expect(r.err).toMatch(
+      /^natlab conformance: .*plain\.yaml: nothing to probe: conformance needs a NAT instance .* or a public NAT gateway/,
+    );
     expect(r.err.trim().split('\n')).toHaveLength(1);
   });
 

@@ -199,6 +199,67 @@ describe('conformance: disagreement is a difference', () => {
   it('a scenario with no NAT instance to probe is bad input naming why', async () => {
     const s = loadBuiltinScenario();
     const noNat = { ...s, instances: s.instances.map((i) => ({ ...i, nat: null })) };
-    await expect(runConformance(noNat, ['model'])).rejects.toThrow(/no NAT instance to probe/);
+    await expect(runConformance(noNat, ['model'])).rejects.toThrow(
+      /nothing to probe: conformance needs a NAT instance/,
+    );
+  });
+});
+
+describe('conformance: the NAT gateway scenario (AWS managed NAT), model vs core', async () => {
+  const gw = scenario('nat-gateway');
+  const rep = await runConformance(gw, ['model', 'core']);
+  const preserve: Scenario = {
+    ...gw,
+    natGateways: gw.natGateways!.map((g) => ({ ...g, portSelection: 'preserve' as const })),
+  };
+  const repPreserve = await runConformance(preserve, ['model', 'core']);
+
+  it('probes the gateway (its Elastic IP) and the engines agree on every verdict', () => {
+    expect(rep.natKind).toBe('gateway');
+    expect(rep.where.nat).toMatch(/^gateway ngw 10\.0\.0\.50 \(public 203\.0\.113\.50\)/);
+    expect(rep.differences).toEqual([]);
+    expect(repPreserve.differences).toEqual([]);
+  });
+
+  it('classifies as symmetric: a port per connection (portSelection random), APDF, no hairpinning, 350 s', () => {
+    for (const e of ['model', 'core']) {
+      const c = rep.classification[e];
+      expect(c.mapping).toBe('address-and-port-dependent');
+      expect(c.filtering).toBe('address-and-port-dependent');
+      expect(c.hairpinning).toBe('no');
+      expect(c.rfc3489).toBe('symmetric');
+      expect(c.udpLifetime).toMatch(/^350 s/);
+    }
+  });
+
+  it('judges timers from the gateway connection table: 350 s idle everywhere', () => {
+    expect(verdict(rep, '5382-REQ-5')).toBe('fail');
+    expect(value(rep, '5382-REQ-5')).toBe('350 s');
+    expect(verdict(rep, '4787-REQ-5')).toBe('pass');
+    expect(verdict(rep, '5508-REQ-2')).toBe('pass');
+    expect(verdict(rep, '7857-2.2')).toBe('pass');
+    // Ports 1024-65535 only (AWS), and the later UDP fragment is not carried (natlab limit).
+    expect(verdict(rep, '4787-REQ-3ab')).toBe('fail');
+    expect(verdict(rep, '4787-REQ-14')).toBe('fail');
+    // Unsolicited SYNs are dropped silently: no stack of its own answers them.
+    expect(verdict(rep, '5382-REQ-4')).toBe('pass');
+  });
+
+  it("explains failures with the gateway's reasons, not Linux's; no port-shadowing targets", () => {
+    const text = formatConformanceText(rep);
+    expect(text).toContain("nat gateway: AWS: a NAT gateway's idle timeout is 350 s");
+    expect(text).not.toMatch(/^\s+linux: /m);
+    expect(text).toContain('nothing to shadow');
+    expect(rep.shadow).toEqual([]);
+    const j = conformanceJson(rep) as { requirements: Array<{ id: string; natGateway?: string; linux?: string }> };
+    const r5 = j.requirements.find((x) => x.id === '5382-REQ-5')!;
+    expect(r5.natGateway).toMatch(/350 s/);
+    expect(r5.linux).toBeUndefined();
+  });
+
+  it("portSelection 'preserve' keeps the client's port while free: endpoint-independent by behaviour", () => {
+    expect(repPreserve.classification.model.mapping).toBe('endpoint-independent');
+    expect(verdict(repPreserve, '4787-REQ-1')).toBe('pass');
+    expect(value(repPreserve, '4787-4.2.1')).toBe('preserved');
   });
 });

@@ -23,6 +23,7 @@ import {
 import { POINT_INTERNET, instancePoint, type Scenario } from '../../src/spec/scenario.ts';
 import type { Engine, InputPacket, PacketResult } from '../../src/spec/engine.ts';
 import { reasonName } from '../../src/spec/reasons.ts';
+import type { NatGatewayConnection } from '../../src/spec/nat-gateway.ts';
 
 function gwScenario(extra = ''): Scenario {
   return parseScenario(
@@ -73,7 +74,7 @@ async function both(
   s: Scenario,
   packets: InputPacket[],
   endUs?: number,
-): Promise<{ res: PacketResult[]; counters: Record<string, number> }> {
+): Promise<{ res: PacketResult[]; counters: Record<string, number>; conns: NatGatewayConnection[] }> {
   const engines: Engine[] = [createModelEngine(s, { seed: 7 }), createCoreEngine(s, { seed: 7, inline: true })];
   const all: PacketResult[][] = [[], []];
   try {
@@ -92,7 +93,9 @@ async function both(
     expect(all[1].map(norm)).toEqual(all[0].map(norm));
     const [ca, cb] = await Promise.all(engines.map((e) => e.natGatewayCounters!()));
     expect(cb).toEqual(ca);
-    return { res: all[0], counters: ca[0].metrics };
+    const [ka, kb] = await Promise.all(engines.map((e) => e.natGatewayConnections!()));
+    expect(kb).toEqual(ka);
+    return { res: all[0], counters: ca[0].metrics, conns: ka };
   } finally {
     for (const e of engines) await e.close();
   }
@@ -123,6 +126,36 @@ describe('NAT gateway: model and core', () => {
     expect(r2.counters.ConnectionAttemptCount).toBe(1);
     expect(r2.counters.ConnectionEstablishedCount).toBe(1);
     expect(r2.counters.ActiveConnectionCount).toBe(1);
+  });
+
+  it('lists its connections the same way in both engines: seconds left, replied, closed', async () => {
+    const s = gwScenario();
+    const first = await both(s, [tcp(40000, F_SYN, 0)]);
+    const pv = parsed(first.res[0].outputs[0].frame);
+    const reply: InputPacket = {
+      timeUs: 2_500_000,
+      ingress: POINT_INTERNET,
+      frame: buildTcp({ src: PEER, dst: pv.src, sport: 443, dport: pv.sport, flags: F_SYN | F_ACK, ack: 1 }),
+    };
+    const udp: InputPacket = {
+      timeUs: 3_000_000,
+      ingress: APP,
+      frame: buildUdp({ src: A('10.0.1.10'), dst: PEER, sport: 5353, dport: 53, payload: new Uint8Array(8) }),
+    };
+    // At 4.2 s: the TCP connection was last active at 2.5 s (10 s idle timeout: 8 s left), the UDP one at 3 s.
+    const { conns } = await both(s, [tcp(40000, F_SYN, 0), reply, udp], 4_200_000);
+    expect(conns.map((c) => [c.proto, c.sport, c.dport, c.timeout, c.replied, c.closed])).toEqual([
+      [6, 40000, 443, 8, true, false],
+      [17, 5353, 53, 8, false, false],
+    ]);
+    expect(conns[0].natIp).toBe(A('10.0.0.50'));
+    expect(conns[0].natPort).toBe(pv.sport);
+    // An RST closes it (kept until idle); after the idle timeout the table is empty.
+    const rst = tcp(40000, F_RST | F_ACK, 5_000_000, { seq: 1, ack: 1 });
+    const closed = await both(s, [tcp(40000, F_SYN, 0), reply, rst], 5_000_000);
+    expect(closed.conns.map((c) => [c.timeout, c.closed])).toEqual([[10, true]]);
+    const gone = await both(s, [tcp(40000, F_SYN, 0), reply, rst], 15_000_000);
+    expect(gone.conns).toEqual([]);
   });
 
   it('connection limit per destination and address: the second address, then ErrorPortAllocation', async () => {

@@ -13,6 +13,7 @@ import {
 } from '../../src/packet/index.ts';
 import {
   compareConntrack,
+  compareGatewayConnections,
   compareRuns,
   comparePacket,
   PortRenaming,
@@ -21,6 +22,7 @@ import {
   type EngineRun,
 } from '../../src/diff/compare/compare.ts';
 import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import type { NatGatewayConnection } from '../../src/spec/nat-gateway.ts';
 import type { ConntrackEntry, InputPacket, PacketResult } from '../../src/spec/engine.ts';
 import {
   CT_ESTABLISHED,
@@ -281,5 +283,42 @@ describe('PortRenaming.renameFrame', () => {
 
   it('firstDifference names fields', () => {
     expect(firstDifference(udpOut(1), udpOut(1, 60))).toMatch(/ttl\): 63 vs 60/);
+  });
+});
+
+describe('compareGatewayConnections', () => {
+  const conn = (over: Partial<NatGatewayConnection> = {}): NatGatewayConnection => ({
+    natGateway: 0,
+    proto: 6,
+    src: ip('10.0.1.10'),
+    sport: 40000,
+    dst: ip('198.51.100.7'),
+    dport: 443,
+    natIp: ip('10.0.0.50'),
+    natPort: 12833,
+    timeout: 340,
+    replied: true,
+    closed: false,
+    ...over,
+  });
+  const names: [string, string] = ['model', 'core'];
+
+  it('finds nothing in equal tables', () => {
+    expect(compareGatewayConnections([conn()], [conn()], ['ngw'], names)).toEqual([]);
+  });
+
+  it('names a connection only one engine has, and one whose state differs', () => {
+    const d = compareGatewayConnections(
+      [conn(), conn({ sport: 40001 })],
+      [conn({ closed: true }), conn({ proto: 17, sport: 53, dport: 53 })],
+      ['ngw'],
+      names,
+    );
+    expect(d.map((x) => x.message)).toEqual([
+      'NAT gateway ngw tcp 10.0.1.10:40000 -> 198.51.100.7:443: model as 10.0.0.50:12833, 340 s left, replied vs core as 10.0.0.50:12833, 340 s left, replied, closed',
+      'NAT gateway ngw tcp 10.0.1.10:40001 -> 198.51.100.7:443: only in model (as 10.0.0.50:12833, 340 s left, replied)',
+      'NAT gateway ngw udp 10.0.1.10:53 -> 198.51.100.7:53: only in core (as 10.0.0.50:12833, 340 s left, replied)',
+    ]);
+    expect(d.every((x) => x.kind === 'conntrack' && x.index === -1)).toBe(true);
   });
 });

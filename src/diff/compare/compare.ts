@@ -10,7 +10,7 @@
 //  3. Per-engine output normalisers (the kernel oracle's extra Linux hops), always listed in `notes`.
 // Cold path: allocation is fine here.
 
-import type { NatGatewayCounters } from '../../spec/nat-gateway.ts';
+import type { NatGatewayConnection, NatGatewayCounters } from '../../spec/nat-gateway.ts';
 import type {
   ConntrackEntry,
   CtTuple,
@@ -931,6 +931,47 @@ export function compareGatewayCounters(
         });
     }
   }
+  return diffs;
+}
+
+function gatewayConnectionText(c: NatGatewayConnection, name: string): string {
+  const proto = c.proto === PROTO_TCP ? 'tcp' : c.proto === PROTO_UDP ? 'udp' : 'icmp';
+  return `NAT gateway ${name} ${proto} ${formatIpv4(c.src)}:${c.sport} -> ${formatIpv4(c.dst)}:${c.dport}`;
+}
+
+function gatewayConnectionState(c: NatGatewayConnection): string {
+  return `as ${formatIpv4(c.natIp)}:${c.natPort}, ${c.timeout} s left${c.replied ? ', replied' : ''}${c.closed ? ', closed' : ''}`;
+}
+
+/**
+ * The NAT gateways' connection tables at the end of a run (gateways run on one core worker and
+ * draw ports from the model's generator, so the NAT port is compared exactly).
+ */
+export function compareGatewayConnections(
+  a: readonly NatGatewayConnection[],
+  b: readonly NatGatewayConnection[],
+  gatewayNames: readonly string[],
+  names: [string, string],
+): Difference[] {
+  const [na, nb] = names;
+  const key = (c: NatGatewayConnection) => `${c.natGateway}|${c.proto}|${c.src}|${c.sport}|${c.dst}|${c.dport}`;
+  const bMap = new Map(b.map((c) => [key(c), c]));
+  const diffs: Difference[] = [];
+  const add = (message: string) => diffs.push({ index: -1, kind: 'conntrack', engines: [na, nb], message });
+  for (const ca of a) {
+    const name = gatewayNames[ca.natGateway] ?? String(ca.natGateway);
+    const cb = bMap.get(key(ca));
+    bMap.delete(key(ca));
+    if (!cb) add(`${gatewayConnectionText(ca, name)}: only in ${na} (${gatewayConnectionState(ca)})`);
+    else if (gatewayConnectionState(ca) !== gatewayConnectionState(cb))
+      add(
+        `${gatewayConnectionText(ca, name)}: ${na} ${gatewayConnectionState(ca)} vs ${nb} ${gatewayConnectionState(cb)}`,
+      );
+  }
+  for (const cb of bMap.values())
+    add(
+      `${gatewayConnectionText(cb, gatewayNames[cb.natGateway] ?? String(cb.natGateway))}: only in ${nb} (${gatewayConnectionState(cb)})`,
+    );
   return diffs;
 }
 

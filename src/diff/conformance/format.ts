@@ -1,6 +1,13 @@
 // Text and JSON forms of a conformance report.
 
 import type { ConformanceReport } from './run.ts';
+import type { Requirement } from './requirements.ts';
+
+/** Why a requirement fails on what was probed: Linux's reason, or the NAT gateway's. */
+function reasonOf(rep: ConformanceReport, req: Requirement): { label: string; text: string } | null {
+  const text = rep.natKind === 'gateway' ? req.natGateway : req.linux;
+  return text ? { label: rep.natKind === 'gateway' ? 'nat gateway' : 'linux', text } : null;
+}
 
 function verdictText(r: ConformanceReport['rows'][number], engines: string[]): string {
   const vs = engines.map((e) => r.judgements[e].verdict);
@@ -39,8 +46,8 @@ export function formatConformanceText(rep: ConformanceReport): string {
     const evs = new Set(e.map((n) => r.judgements[n].evidence));
     if (evs.size === 1) out.push(`    evidence: ${r.judgements[e[0]].evidence}`);
     else for (const n of e) out.push(`    evidence (${n}): ${r.judgements[n].evidence}`);
-    if (e.some((n) => r.judgements[n].verdict === 'fail') && r.requirement.linux)
-      out.push(`    linux: ${r.requirement.linux}`);
+    const why = reasonOf(rep, r.requirement);
+    if (e.some((n) => r.judgements[n].verdict === 'fail') && why) out.push(`    ${why.label}: ${why.text}`);
   });
   out.push('');
   const fails = (lv: string[]): number =>
@@ -51,6 +58,10 @@ export function formatConformanceText(rep: ConformanceReport): string {
   );
   out.push('');
   out.push('port shadowing (nft_nat.sh test_port_shadow: a host behind the NAT sends from the service port first):');
+  if (rep.shadow.length === 0)
+    out.push(
+      '  nothing to shadow: the NAT has no service of its own and no port-forward (a NAT gateway accepts no inbound connection)',
+    );
   for (const s of rep.shadow) {
     const st = new Set(
       e.map(
@@ -106,7 +117,9 @@ export function conformanceJson(rep: ConformanceReport): object {
       verdict: r.verdict,
       agreed: r.agreed,
       engines: r.judgements,
-      linux: r.verdict === 'fail' || !r.agreed ? r.requirement.linux : undefined,
+      linux: rep.natKind === 'instance' && (r.verdict === 'fail' || !r.agreed) ? r.requirement.linux : undefined,
+      natGateway:
+        rep.natKind === 'gateway' && (r.verdict === 'fail' || !r.agreed) ? r.requirement.natGateway : undefined,
     })),
     shadowing: rep.shadow,
     differences: rep.differences,

@@ -3,7 +3,7 @@
 // say what came out. Verdicts are judged from these outputs (and the engine's own conntrack
 // table), never from reading the scenario's configuration. Cold path: allocation is fine.
 
-import type { ConntrackEntry, Engine, OutputFrame, PacketResult } from '../../spec/engine.ts';
+import type { Engine, OutputFrame, PacketResult } from '../../spec/engine.ts';
 import type { Route, Scenario } from '../../spec/scenario.ts';
 import { POINT_INTERNET, instancePoint, pointName } from '../../spec/scenario.ts';
 import { InputError } from '../../spec/errors.ts';
@@ -17,11 +17,13 @@ import { PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../../packet/constants.ts';
 /** Where the probes run in a scenario. */
 export interface Topology {
   scenario: Scenario;
-  /** The NAT instance probed (index into scenario.instances). */
+  /** The NAT instance probed (index into scenario.instances), or -1 when a NAT gateway is probed. */
   nat: number;
-  /** Its public address as the internet sees it (the Elastic IP). */
+  /** The NAT gateway probed (index into scenario.natGateways), or -1 when a NAT instance is probed. */
+  gateway: number;
+  /** Its public address as the internet sees it (the Elastic IP; a gateway's primary one). */
   external: number;
-  /** Instances whose internet traffic is routed through the NAT instance (at least one). */
+  /** Instances whose internet traffic is routed through the NAT (at least one). */
   inside: number[];
   /** Internet host addresses (one or two distinct ones). */
   remotes: number[];
@@ -63,16 +65,36 @@ export function findTopology(s: Scenario): Topology {
       const r = routeLookup(s, s.subnets[s.instances[i].subnet].routeTable, remotes[0]);
       if (r && r.target === 'eni' && r.instance === n) inside.push(i);
     }
-    if (inside.length > 0) return { scenario: s, nat: n, external: nat.elasticIp, inside, remotes };
+    if (inside.length > 0) return { scenario: s, nat: n, gateway: -1, external: nat.elasticIp, inside, remotes };
   }
+  // No NAT instance in the path: a NAT gateway with an Elastic IP that a route table sends to.
   const gws = s.natGateways ?? [];
+  for (let g = 0; g < gws.length; g++) {
+    const eip = gws[g].addresses[0]?.elasticIp ?? null;
+    if (eip === null) continue;
+    const inside: number[] = [];
+    for (let i = 0; i < s.instances.length; i++) {
+      if (s.instances[i].nat) continue;
+      const r = routeLookup(s, s.subnets[s.instances[i].subnet].routeTable, remotes[0]);
+      if (r && r.target === 'nat-gateway' && r.instance === g) inside.push(i);
+    }
+    if (inside.length > 0) return { scenario: s, nat: -1, gateway: g, external: eip, inside, remotes };
+  }
   throw new InputError(
-    `${s.source}: no NAT instance to probe: conformance needs an instance with a nat table and an Elastic IP ` +
-      `that some instance's route table sends internet traffic (${formatIpv4(remotes[0])}) to` +
-      (gws.length
-        ? `; NAT gateways (${gws.map((g) => g.name).join(', ')}) are not probed yet (their timeouts are not conntrack entries the probes can read)`
-        : ''),
+    `${s.source}: nothing to probe: conformance needs a NAT instance (a nat table and an Elastic IP) or a public ` +
+      `NAT gateway (an Elastic IP) that some instance's route table sends internet traffic (${formatIpv4(remotes[0])}) to`,
   );
+}
+
+/** What is probed, in words (after 'NAT '): 'nat 10.0.0.10 (public 203.0.113.10)', 'gateway ngw 10.0.0.50 (public …)'. */
+export function natDescription(topo: Topology): string {
+  const s = topo.scenario;
+  if (topo.gateway >= 0) {
+    const g = s.natGateways![topo.gateway];
+    return `gateway ${g.name} ${formatIpv4(g.addresses[0].privateIp)} (public ${formatIpv4(topo.external)})`;
+  }
+  const n = s.instances[topo.nat];
+  return `${n.name} ${formatIpv4(n.privateIp)} (public ${formatIpv4(topo.external)})`;
 }
 
 /** A parsed output frame (what a probe looks at). */
@@ -165,8 +187,9 @@ export class ProbeSession {
   get s(): Scenario {
     return this.topo.scenario;
   }
+  /** The NAT instance's own point; -1 for a NAT gateway (it has no stack a packet can reach). */
   get natPoint(): number {
-    return instancePoint(this.topo.nat);
+    return this.topo.nat >= 0 ? instancePoint(this.topo.nat) : -1;
   }
   hostIp(i: number): number {
     return this.s.instances[this.topo.inside[i] ?? this.topo.inside[0]].privateIp;
@@ -257,8 +280,12 @@ export class ProbeSession {
     return this.send(this.hostPoint(host), buildIcmpError({ src: this.hostIp(host), dst, type, code, quoted }), gapUs);
   }
 
-  /** The NAT instance's conntrack entry whose original source is (src, sport), proto; null if none. */
-  async entry(proto: number, src: number, sport: number): Promise<ConntrackEntry | null> {
+  /**
+   * The NAT's state for the flow whose original source is (src, sport), proto; null if none: the NAT
+   * instance's conntrack entry, or the NAT gateway's connection (gatewayEntry).
+   */
+  async entry(proto: number, src: number, sport: number): Promise<{ timeout: number; state: string } | null> {
+    if (this.topo.gateway >= 0) return this.gatewayEntry(proto, src, sport);
     const all = await this.engine.conntrack();
     return (
       all.find(
@@ -266,6 +293,35 @@ export class ProbeSession {
       ) ?? null
     );
   }
+  /**
+   * A NAT gateway's connection as an entry: its idle time left, and a state in conntrack's words
+   * where the gateway's own view maps onto one (TCP: SYN_SENT until a reply, ESTABLISHED after,
+   * CLOSE once an RST or a FIN each way ended it; UDP and ICMP: UNREPLIED / REPLIED).
+   */
+  private async gatewayEntry(
+    proto: number,
+    src: number,
+    sport: number,
+  ): Promise<{ timeout: number; state: string } | null> {
+    if (!this.engine.natGatewayConnections)
+      throw new InputError(`engine ${this.engine.name} cannot run NAT gateways: it cannot be probed on one`);
+    const c = (await this.engine.natGatewayConnections()).find(
+      (x) => x.natGateway === this.topo.gateway && x.proto === proto && x.src === src && x.sport === sport,
+    );
+    if (!c) return null;
+    const state =
+      proto === PROTO_TCP
+        ? c.closed
+          ? 'CLOSE'
+          : c.replied
+            ? 'ESTABLISHED'
+            : 'SYN_SENT'
+        : c.replied
+          ? 'REPLIED'
+          : 'UNREPLIED';
+    return { timeout: c.timeout, state };
+  }
+
   /**
    * Seconds the entry has left. conntrack -L floors the remaining time; on the kernel (real clock)
    * a few ms pass between the packet and the reading, so one second is added back there.

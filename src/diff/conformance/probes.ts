@@ -16,6 +16,7 @@ import {
 } from '../../packet/constants.ts';
 import { buildIpv4, buildUdp } from '../../packet/build.ts';
 import { formatIpv4 } from '../../packet/addr.ts';
+import { rd16, rd32 } from '../../packet/bytes.ts';
 import { POINT_INTERNET } from '../../spec/scenario.ts';
 import { ep, type ProbeContext, type ProbeSession, type Sent } from './kit.ts';
 
@@ -38,6 +39,15 @@ export interface Probe {
 
 const SERVER_PORT = 3478;
 const SECOND = 1_000_000;
+
+function ipv4Src(frame: Uint8Array): number {
+  return rd32(frame, 12) >>> 0;
+}
+
+/** IP payload bytes of an IPv4 packet (total length minus the header). */
+function ipv4PayloadLength(frame: Uint8Array): number {
+  return rd16(frame, 2) - (frame[0] & 0x0f) * 4;
+}
 
 function outFrame(s: Sent): Uint8Array | null {
   return s.result.outputs.find((o) => o.egress === POINT_INTERNET)?.frame ?? null;
@@ -560,10 +570,14 @@ const fragments: Probe = {
     const f2 = buildIpv4({ src: ps.hostIp(0), dst: x1, proto: PROTO_UDP, payload: l4.subarray(24), ipId, fragOff: 24 });
     const s2 = await ps.send(ps.hostPoint(0), f2);
     const s1 = await ps.send(ps.hostPoint(0), f1);
-    const outs = [...s2.outputs, ...s1.outputs].filter((o) => o.point === POINT_INTERNET);
-    const translated = outs.some((o) => o.src === ps.topo.external);
+    // Translated means the whole datagram left with the external address: its UDP header and
+    // payload (l4.length bytes) in one reassembled packet or across translated fragments.
+    const carried = [...s2.result.outputs, ...s1.result.outputs]
+      .filter((o) => o.egress === POINT_INTERNET && ipv4Src(o.frame) === ps.topo.external)
+      .reduce((n, o) => n + ipv4PayloadLength(o.frame), 0);
+    const translated = carried >= l4.length;
     let j14: Judgement;
-    const evidence = `UDP datagram in 2 fragments, last one first: ${s2.fate()}; then the first: ${s1.fate()}`;
+    const evidence = `UDP datagram in 2 fragments, last one first: ${s2.fate()}; then the first: ${s1.fate()}${translated ? '' : `; ${carried} of its ${l4.length} bytes left translated`}`;
     if (translated) j14 = { verdict: 'pass', evidence };
     else if (!ctx.maker.reassembles && s1.fragmentLimit) {
       j14 = { verdict: 'untestable', evidence: `${evidence} — this engine does not reassemble (docs/semantics.md §2)` };

@@ -14,11 +14,53 @@ export interface Requirement {
   title: string;
   /** Linux's reason, printed when the verdict is fail (and the knob that changes it). */
   linux: string;
+  /**
+   * The NAT gateway's reason (docs/semantics.md §10: what AWS documents, or natlab's stated
+   * choice where it documents nothing), printed instead of `linux` when a NAT gateway is probed.
+   */
+  natGateway: string;
 }
 
 const R = (id: string, level: Level, title: string, linux = ''): Requirement => {
   const [rfc, ...rest] = id.split('-');
-  return { id, rfc: `RFC ${rfc}`, label: rest.join('-'), level, title, linux };
+  return { id, rfc: `RFC ${rfc}`, label: rest.join('-'), level, title, linux, natGateway: GATEWAY_REASONS[id] ?? '' };
+};
+
+const PER_CONNECTION =
+  "AWS documents no mapping behaviour; natlab's NAT gateway maps per connection (a port is unique per NAT address, destination and protocol, as the 55,000-per-destination limit implies) and chooses the port by the scenario's portSelection (default random; 'preserve' keeps the client's port while it is free, which then looks endpoint-independent)";
+const NO_HAIRPIN =
+  "AWS documents no hairpinning; in natlab a packet from inside to the gateway's own Elastic IP leaves for the internet and comes back through the IGW as a packet of no connection (natgw-no-connection)";
+const NO_ICMP_ERRORS =
+  'natlab translates ICMP echo only: ICMP errors are dropped in both directions (natgw-protocol) — a natlab limit; AWS documents ICMP support without saying which types (docs/semantics.md §10)';
+
+/** The NAT gateway's reason per requirement id, for a failure (docs/semantics.md §10). */
+const GATEWAY_REASONS: Record<string, string> = {
+  '4787-REQ-1': PER_CONNECTION,
+  '5382-REQ-1': PER_CONNECTION,
+  '4787-REQ-3ab': 'AWS: a NAT gateway uses source ports 1024-65535 only (NAT gateway basics), whatever the client port',
+  '4787-REQ-4': `${PER_CONNECTION}; a random port keeps parity by chance only`,
+  '4787-REQ-8':
+    "natlab's NAT gateway lets in only packets of a connection (the remote address and port it was opened to): address-and-port-dependent filtering; AWS documents that it accepts no unsolicited inbound connection, not the filtering granularity",
+  '5382-REQ-3':
+    'as 4787 REQ-8: only the remote endpoint a connection was opened to gets in (natgw-no-connection otherwise)',
+  '4787-REQ-9': NO_HAIRPIN,
+  '5382-REQ-8': NO_HAIRPIN,
+  '5508-REQ-7': `${NO_HAIRPIN}; ${NO_ICMP_ERRORS}`,
+  '4787-REQ-14':
+    'AWS forwards UDP fragments and drops TCP and ICMP ones; natlab translates the first UDP fragment (it carries the ports) and drops later ones: it tracks no fragments (docs/semantics.md §10)',
+  '5382-REQ-5':
+    'AWS: a NAT gateway\'s idle timeout is 350 s and cannot be changed (NAT gateway basics; Troubleshoot NAT gateways: "Internet connection drops after 350 seconds"); scenario natGateways.<name>.idleTimeout',
+  '7857-2.1': 'the idle timeout (350 s) applies in every state',
+  '5508-REQ-4': NO_ICMP_ERRORS,
+  '5508-REQ-5': NO_ICMP_ERRORS,
+  '4787-REQ-12': NO_ICMP_ERRORS,
+  '5382-REQ-10': NO_ICMP_ERRORS,
+  '5508-REQ-2': 'the idle timeout (350 s) applies to ICMP echo too',
+  '4787-REQ-5': 'the idle timeout (350 s) applies to UDP too',
+  '4787-REQ-5c': 'the idle timeout (350 s) applies to UDP too',
+  '7857-7.1':
+    "natlab's NAT gateway restarts a connection's idle timer on every packet of it, an RST too (AWS documents the 350 s idle timeout, not what refreshes it); ICMP errors are dropped and refresh nothing",
+  '7857-2.2': 'an RST closes the connection; natlab keeps it until the idle timeout (AWS documents no shorter one)',
 };
 
 export const REQUIREMENTS: readonly Requirement[] = [

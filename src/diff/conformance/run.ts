@@ -5,7 +5,7 @@
 import type { Scenario } from '../../spec/scenario.ts';
 import { formatIpv4 } from '../../packet/addr.ts';
 import { makeEngine, type EngineName } from '../engines.ts';
-import { findTopology, ProbeContext, type EngineMaker, type Topology } from './kit.ts';
+import { findTopology, natDescription, ProbeContext, type EngineMaker, type Topology } from './kit.ts';
 import { PROBES, type Judgement, type Verdict } from './probes.ts';
 import { REQUIREMENTS, type Requirement } from './requirements.ts';
 import { probeShadow, shadowTargets, type ShadowResult } from './shadow.ts';
@@ -48,6 +48,8 @@ export interface ConformanceReport {
   scenario: string;
   source: string;
   where: { nat: string; external: string; inside: string[]; internet: string[] };
+  /** What was probed: a NAT instance (Linux) or a NAT gateway (AWS's managed NAT). */
+  natKind: 'instance' | 'gateway';
   engines: string[];
   rows: Row[];
   shadow: ShadowRow[];
@@ -210,11 +212,12 @@ export async function runConformance(
     scenario: s.name,
     source: s.source,
     where: {
-      nat: `${s.instances[topo.nat].name} ${formatIpv4(s.instances[topo.nat].privateIp)} (public ${formatIpv4(topo.external)})`,
+      nat: natDescription(topo),
       external: formatIpv4(topo.external),
       inside: topo.inside.map((i) => `${s.instances[i].name} ${formatIpv4(s.instances[i].privateIp)}`),
       internet: topo.remotes.map(formatIpv4),
     },
+    natKind: topo.gateway >= 0 ? 'gateway' : 'instance',
     engines: [...engines],
     rows,
     shadow,

@@ -43,8 +43,10 @@ export interface ShadowResult {
 
 const ATTACK_PEER_PORT = 41404; // nft_nat.sh's internet-side port
 
-/** The targets probed in a scenario: the NAT instance's sshd and every DNAT port-forward. */
+/** The targets probed in a scenario: the NAT instance's sshd and every DNAT port-forward (none on a NAT gateway). */
 export function shadowTargets(topo: Topology): ShadowTarget[] {
+  // A NAT gateway runs no service and takes no port-forwards: nothing behind its address to shadow.
+  if (topo.nat < 0) return [];
   const s = topo.scenario;
   const nat = s.instances[topo.nat];
   const out: ShadowTarget[] = [

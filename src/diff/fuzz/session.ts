@@ -20,6 +20,7 @@ import {
   comparePacket,
   compareConntrack,
   compareCounters,
+  compareGatewayConnections,
   compareGatewayCounters,
   PortRenaming,
   type Difference,
@@ -282,6 +283,15 @@ export class DiffSession {
           ...compareGatewayCounters(
             await ea.natGatewayCounters(),
             await eb.natGatewayCounters(),
+            this.ctxs[j - 1].names,
+          ),
+        );
+      if (ea.natGatewayConnections && eb.natGatewayConnections)
+        diffs.push(
+          ...compareGatewayConnections(
+            await ea.natGatewayConnections(),
+            await eb.natGatewayConnections(),
+            (this.scenario.natGateways ?? []).map((g) => g.name),
             this.ctxs[j - 1].names,
           ),
         );
