@@ -215,6 +215,29 @@ describe('kernel difference rules', () => {
     expect(classifyKernelDifference(t(9, 3), k({ maxLagMs: 200 }))).toBeNull();
     expect(classifyKernelDifference(t(9, 3), k({ maxLagMs: 5500 }))?.id).toBe('E8');
   });
+  it('E8: an entry one side still lists with at most the tolerance left (the other expired it), not more', () => {
+    const only = (engine: string, left: number): DifferenceFacts => ({
+      index: -1,
+      engines: ['model', 'kernel'],
+      inputs: null,
+      results: null,
+      differences: [
+        {
+          kind: 'conntrack',
+          message: `conntrack (instance 0): only ${engine} has icmp     1 ${left} src=10.0.1.10 dst=192.0.2.1 type=8 code=0 id=32775 [UNREPLIED] src=192.0.2.1 dst=10.0.0.10 type=0 code=0 id=32775 mark=0 use=1`,
+        },
+      ],
+    });
+    // Found by the CI campaign (seed 880001 run 12): the model read its entry at 0 s left, the kernel had expired it.
+    expect(classifyKernelDifference(only('model', 0), k({ maxLagMs: 60 }))?.id).toBe('E8');
+    expect(classifyKernelDifference(only('kernel', 1), k({ maxLagMs: 60 }))?.id).toBe('E8');
+    // Tolerance 2 s (lag 60 ms rounded up to 1 s, + 1 s): an entry with 3 s left missing on the other side is real.
+    expect(classifyKernelDifference(only('model', 3), k({ maxLagMs: 60 }))).toBeNull();
+    // A mix with an unexplained difference stays unclassified.
+    const mixed = only('model', 0);
+    mixed.differences.push({ kind: 'conntrack', message: 'conntrack (instance 0) udp 17 5 src=x: state A vs B' });
+    expect(classifyKernelDifference(mixed, k({ maxLagMs: 60 }))).toBeNull();
+  });
   it('kernel lagged: a packet the kernel saw later than a timeout it depends on', () => {
     const sc = structuredClone(BASE);
     sc.conntrack.timeouts.udp = 1;
