@@ -294,13 +294,14 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
   rb.push(`rule add iif ${IGW_IF} table ${TABLE_IGW_INGRESS} pref 999`);
 
   const rFilter = ['-A INPUT -j DROP', '-A OUTPUT -j DROP'];
-  s.instances.forEach((inst, i) => {
-    if (!inst.sourceDestCheck) return;
-    const e = routerIfname(i);
-    const a = `${ip4(inst.privateIp)}/32`;
-    rFilter.push(`-A FORWARD -i ${e} ! -s ${a} ${recent(RECENT_SDCHECK_SRC)} -j DROP`);
-    rFilter.push(`-A FORWARD -o ${e} ! -d ${a} ${recent(RECENT_SDCHECK_DST)} -j DROP`);
-  });
+  // Source/destination checks: every sender's check before any receiver's, as on AWS (a packet
+  // its sender's ENI refuses never reaches the next ENI) — one loop per kind, not per instance,
+  // or a receiver listed earlier would claim the drop (campaign seed 880002 run 7).
+  const checked = s.instances.flatMap((inst, i) =>
+    inst.sourceDestCheck ? [{ e: routerIfname(i), a: `${ip4(inst.privateIp)}/32` }] : [],
+  );
+  for (const { e, a } of checked) rFilter.push(`-A FORWARD -i ${e} ! -s ${a} ${recent(RECENT_SDCHECK_SRC)} -j DROP`);
+  for (const { e, a } of checked) rFilter.push(`-A FORWARD -o ${e} ! -d ${a} ${recent(RECENT_SDCHECK_DST)} -j DROP`);
   rFilter.push(`-A FORWARD -o ${SINK_BLACKHOLE_IF} ${recent(RECENT_BLACKHOLE)} -j DROP`);
   rFilter.push(`-A FORWARD -o ${SINK_NOROUTE_IF} ${recent(RECENT_NOROUTE)} -j DROP`);
   rFilter.push(`-A FORWARD -o ${SINK_NOHOST_IF} ${recent(RECENT_NOHOST)} -j DROP`);

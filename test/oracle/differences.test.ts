@@ -234,8 +234,14 @@ describe('kernel difference rules', () => {
     // Tolerance 2 s (lag 60 ms rounded up to 1 s, + 1 s): an entry with 3 s left missing on the other side is real.
     expect(classifyKernelDifference(only('model', 3), k({ maxLagMs: 60 }))).toBeNull();
     // A mix with an unexplained difference stays unclassified.
-    const mixed = only('model', 0);
-    mixed.differences.push({ kind: 'conntrack', message: 'conntrack (instance 0) udp 17 5 src=x: state A vs B' });
+    const base = only('model', 0);
+    const mixed: DifferenceFacts = {
+      ...base,
+      differences: [
+        ...base.differences,
+        { kind: 'conntrack', message: 'conntrack (instance 0) udp 17 5 src=x: state A vs B' },
+      ],
+    };
     expect(classifyKernelDifference(mixed, k({ maxLagMs: 60 }))).toBeNull();
   });
   it('kernel lagged: a packet the kernel saw later than a timeout it depends on', () => {

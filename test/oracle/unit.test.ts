@@ -74,6 +74,18 @@ describe('planTopology (built-in scenario)', () => {
     expect(rt).toContain(`route replace 0.0.0.0/0 via 10.0.0.10 dev e${idx('nat')} onlink table ${TABLE_BASE + priv}`);
     expect(rt).toContain(`route replace 10.0.1.10/32 dev e${app} scope link table ${TABLE_BASE + priv}`);
   });
+  it("puts every sender's source check before any receiver's destination check (the drop is the sender's)", () => {
+    // Regression (model-vs-kernel campaign seed 880002 run 7): per-instance pairs let a receiver
+    // listed earlier (a NAT with its check on) claim a spoofed packet its sender's ENI refuses.
+    const two = structuredClone(s);
+    for (const inst of two.instances) inst.sourceDestCheck = true;
+    const rules = planTopology(two, 'abc123').netns[0].iptablesOwn.split('\n');
+    const src = rules.map((l, i) => (l.includes('nl_sdsrc') ? i : -1)).filter((i) => i >= 0);
+    const dst = rules.map((l, i) => (l.includes('nl_sddst') ? i : -1)).filter((i) => i >= 0);
+    expect(src).toHaveLength(two.instances.length);
+    expect(dst).toHaveLength(two.instances.length);
+    expect(Math.max(...src)).toBeLessThan(Math.min(...dst));
+  });
   it('loads the NAT instance nat table as written and sets its sysctls', () => {
     const nat = plan.netns.find((n) => n.instance === idx('nat'))!;
     expect(nat.forwarder).toBe(true);
