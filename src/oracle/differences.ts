@@ -11,7 +11,7 @@ import {
   F_FIN,
   F_RST,
   ICMP_REDIRECT,
-  isIcmpErrorType,
+  isIcmpErrorFrame,
   PROTO_ICMP,
   PROTO_TCP,
   PROTO_UDP,
@@ -85,7 +85,7 @@ function ihl(b: Uint8Array): number {
 }
 
 function isIcmpError(b: Uint8Array): boolean {
-  return b.length >= 28 && b[9] === PROTO_ICMP && isIcmpErrorType(b[ihl(b)]);
+  return b.length >= 28 && isIcmpErrorFrame(b);
 }
 
 /** Martian sources the router namespace drops: 0/8, 127/8, multicast and above. */

@@ -56,7 +56,7 @@ import {
   PROTO_TCP,
   ICMP_TIME_EXCEEDED,
   ICMP_REDIRECT,
-  isIcmpErrorType,
+  isIcmpErrorFrame,
   verifyL4Checksum,
   csumReplace16,
 } from '../packet/index.ts';
@@ -855,7 +855,7 @@ export class KernelEngine implements Engine {
     let generatedType = -1;
     for (const o of result.outputs) {
       const b = o.frame;
-      const isErr = b.length >= 28 && b[9] === PROTO_ICMP && isIcmpErrorType(b[(b[0] & 15) << 2]);
+      const isErr = b.length >= 28 && isIcmpErrorFrame(b);
       const generated = isErr && !inIsIcmpError;
       if (generated) {
         const ihl = (b[0] & 15) << 2;

@@ -50,6 +50,22 @@ export const ICMP_FRAG_NEEDED = 4;
 export const ICMP_EXC_TTL = 0;
 export const ICMP_EXC_FRAGTIME = 1;
 
+/**
+ * True when an IPv4 frame carries an ICMP error header: protocol ICMP, not a later fragment (whose
+ * payload continues the datagram: its first byte is data, not a type), an error type. Cheap; no
+ * further validation. Shared by every place that tells engine-generated errors from forwarded ones.
+ */
+export function isIcmpErrorFrame(b: Uint8Array): boolean {
+  const ihl = (b[0] & 15) << 2;
+  return (
+    b.length > ihl &&
+    b.length >= 20 &&
+    b[9] === PROTO_ICMP &&
+    (((b[6] << 8) | b[7]) & 0x1fff) === 0 &&
+    isIcmpErrorType(b[ihl])
+  );
+}
+
 /** True for ICMP error types (RFC 792; Linux icmp_is_err). */
 export function isIcmpErrorType(t: number): boolean {
   return (

@@ -46,6 +46,7 @@ import {
   F_ACK,
   ICMP_DEST_UNREACH,
   ICMP_PORT_UNREACH,
+  isIcmpErrorFrame,
 } from '../../src/packet/constants.ts';
 import { verifyIpv4Header, verifyL4Checksum } from '../../src/packet/checksum.ts';
 import { parseIpv4Addr, formatIpv4, parseCidr, cidrContains, cidrOverlaps } from '../../src/packet/addr.ts';
@@ -377,5 +378,39 @@ describe('addresses and formatting', () => {
     const pv = new PacketView();
     expect(parseIpv4(p, 0, p.length, pv)).toBe(PARSE_OK);
     expect(verifyL4Checksum(p, pv)).toBe(true);
+  });
+});
+
+describe('isIcmpErrorFrame', () => {
+  it('an ICMP error is one; a later fragment whose data starts with an error type byte is not', () => {
+    const quoted = buildUdp({
+      src: parseIpv4Addr('10.0.1.10'),
+      dst: parseIpv4Addr('10.0.0.20'),
+      sport: 1,
+      dport: 53,
+      payload: new Uint8Array(4),
+    });
+    const err = buildIcmpError({
+      src: parseIpv4Addr('10.0.0.20'),
+      dst: parseIpv4Addr('10.0.1.10'),
+      type: 3,
+      code: 3,
+      quoted,
+    });
+    expect(isIcmpErrorFrame(err)).toBe(true);
+    // Regression (model-vs-kernel campaign seed 880003 run 96): offset 8, data byte 12 (parameter problem).
+    const later = buildIpv4({
+      src: parseIpv4Addr('10.0.0.20'),
+      dst: parseIpv4Addr('10.0.1.10'),
+      proto: 1,
+      payload: new Uint8Array([12, 0, 9, 59, 0, 0, 0, 0]),
+      fragOff: 8,
+    });
+    expect(isIcmpErrorFrame(later)).toBe(false);
+    const first = buildIpv4({ ...{ src: 1, dst: 2, proto: 1 }, payload: err.subarray(20), mf: true });
+    expect(isIcmpErrorFrame(first)).toBe(true);
+    expect(isIcmpErrorFrame(buildUdp({ src: 1, dst: 2, sport: 3, dport: 4, payload: new Uint8Array([3]) }))).toBe(
+      false,
+    );
   });
 });

@@ -45,7 +45,7 @@ import {
   ICMP_ECHO,
   ICMP_INFO_REQUEST,
   ICMP_TIMESTAMP,
-  isIcmpErrorType,
+  isIcmpErrorFrame,
   isIcmpQueryType,
   PROTO_ICMP,
   PROTO_TCP,
@@ -585,11 +585,7 @@ export function describeVerdict(r: PacketResult, scenario?: Scenario | null): st
 
 function isGenerated(inputFrame: Uint8Array, out: Uint8Array): boolean {
   // An ICMP error leaving for an input that was not itself an ICMP error was built by the engine.
-  const outErr = out.length >= 21 && out[9] === PROTO_ICMP && isIcmpErrorType(out[(out[0] & 15) << 2] ?? -1);
-  if (!outErr) return false;
-  const ihl = (inputFrame[0] & 15) << 2;
-  const inErr = inputFrame.length > ihl && inputFrame[9] === PROTO_ICMP && isIcmpErrorType(inputFrame[ihl]);
-  return !inErr;
+  return isIcmpErrorFrame(out) && !isIcmpErrorFrame(inputFrame);
 }
 
 /** Sets the IP id to 0 (IP checksum updated); returns a copy when it changes. */

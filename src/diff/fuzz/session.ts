@@ -13,7 +13,7 @@ import { PacketView, parseIpv4, PARSE_OK, PARSE_STATUS_NAMES } from '../../packe
 import { verifyL4Checksum } from '../../packet/checksum.ts';
 import { describePacket } from '../../packet/format.ts';
 import { formatIpv4 } from '../../packet/addr.ts';
-import { isIcmpErrorType, PROTO_ICMP, PROTO_UDP } from '../../packet/constants.ts';
+import { isIcmpErrorFrame, isIcmpErrorType, PROTO_ICMP, PROTO_UDP } from '../../packet/constants.ts';
 import { applyDamage, type Damage } from '../../traffic/fuzz-damage.ts';
 import { awsFiltersToObject } from '../../scenario/security-groups-yaml.ts';
 import {
@@ -345,8 +345,7 @@ export class DiffSession {
     const inUdpZero = inOk && pvA.proto === PROTO_UDP && pvA.l4Csum === 0;
     const inProto = pvA.proto;
     // An ICMP error input (even a malformed one, forwarded INVALID) is not "generated" output.
-    const inIhl = (input.frame[0] & 15) << 2;
-    const inIsErr = input.frame.length > inIhl && input.frame[9] === PROTO_ICMP && isIcmpErrorType(input.frame[inIhl]);
+    const inIsErr = isIcmpErrorFrame(input.frame);
     for (let k = 0; k < r.outputs.length; k++) {
       const o = r.outputs[k];
       const f = o.frame;
