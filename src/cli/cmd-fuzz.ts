@@ -6,7 +6,7 @@ import { intOption, parseArgs, UsageError } from './args.ts';
 import { checkOutputFile, prepareOutputDir } from './output-location.ts';
 import { formatFailure, runFuzz, type FuzzEngineSpec, type FuzzProgress } from '../diff/fuzz/fuzz.ts';
 import { engineAvailability, engineDescriptor, makeEngine, parseEngineName, type EngineName } from '../diff/engines.ts';
-import { loadRegression, replayRegression, REGRESSIONS_DIR } from '../diff/fuzz/regressions.ts';
+import { loadRegression, replayRegression, REGRESSIONS_DIR, updateExpected } from '../diff/fuzz/regressions.ts';
 import { fuzzSuite } from '../diff/sinks/junit-cases.ts';
 import { writeJUnit } from '../diff/sinks/junit.ts';
 
@@ -44,6 +44,8 @@ options:
   --no-save           do not save counterexamples
   --pin               with --run: save that run as a regression even if the engines agree
   --replay DIR        replay a saved counterexample; exit 1 if the engines still disagree
+  --update            with --replay, after a deliberate behaviour change: the engines agree, so
+                      rewrite the saved expected outputs (results, conntrack, pcaps) from this run
   --junit FILE        write JUnit XML: one test case for this campaign shard; a failure carries
                       the shrunk counterexample, its saved path and the command that replays it
   --json              machine-readable report on stdout
@@ -79,7 +81,7 @@ export const command: Command = {
   usage,
   async run(argv: string[]): Promise<number> {
     const a = parseArgs(argv, {
-      flags: ['json', 'no-save', 'pin'],
+      flags: ['json', 'no-save', 'pin', 'update'],
       values: [
         'runs',
         'time',
@@ -133,6 +135,8 @@ export const command: Command = {
         engines.push({ name: sp.name, engine: await sp.create(reg.scenario, reg.meta.engineSeed) });
       const res = await replayRegression(reg, engines);
       const mism = [...res.mismatches].filter(([, l]) => l.length > 0);
+      const update = a.flags.has('update');
+      const updated = update && res.differences.length === 0 ? updateExpected(reg, res) : null;
       if (json) {
         out(
           JSON.stringify(
@@ -143,6 +147,7 @@ export const command: Command = {
               differences: res.differences,
               classified: Object.fromEntries(res.session.classified),
               mismatches: Object.fromEntries(mism),
+              ...(update ? { updated } : {}),
             },
             null,
             1,
@@ -163,6 +168,12 @@ export const command: Command = {
               .join('\n')}`,
           );
         log(res.differences.length ? `${res.differences.length} difference(s): still failing` : 'engines agree');
+        if (update)
+          log(
+            updated === null
+              ? 'expected outputs not updated: the engines disagree'
+              : `expected outputs rewritten (${updated.length ? `changed: ${updated.join(', ')}` : 'unchanged'})`,
+          );
       }
       const junitFile = a.values.get('junit');
       if (junitFile) {
@@ -208,6 +219,7 @@ export const command: Command = {
     const parallel = intOption(a, 'parallel', 1, 1, 64);
     const shrinkTimeS = intOption(a, 'shrink-time', 60, 0, 86400);
     const saveDir = a.flags.has('no-save') ? null : (a.values.get('save-dir') ?? REGRESSIONS_DIR);
+    if (a.flags.has('update')) throw new UsageError('--update needs --replay DIR (the counterexample to re-record)');
     if (a.flags.has('pin') && onlyRun === undefined) throw new UsageError('--pin needs --run R (the run to keep)');
     if (a.flags.has('no-save') && a.values.has('save-dir'))
       throw new UsageError('--no-save and --save-dir exclude each other');

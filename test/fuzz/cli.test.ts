@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.ts';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { listRegressions } from '../../src/diff/fuzz/regressions.ts';
@@ -30,10 +30,36 @@ describe('natlab fuzz', () => {
     expect((await run('--runs', '1', '--time', '1')).err).toMatch(/--runs or --time/);
     expect((await run('--shard', '3/2')).err).toMatch(/need 0 <= i < n/);
     expect((await run('--pin')).err).toMatch(/--pin needs --run/);
+    expect((await run('--update')).err).toMatch(/--update needs --replay DIR/);
     const missing = await run('--replay', 'corpora/regressions/no-such-case');
     expect(missing.code).toBe(2);
     expect(missing.err).toMatch(/not a regression directory/);
   }, 60_000);
+
+  it('--replay DIR --update re-records the expected outputs after a deliberate change', () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'natlab-update-'));
+    try {
+      const src = listRegressions().find((d) => d.endsWith('20261204-fate-5bbd65a9'))!;
+      const dir = join(tmp, 'case');
+      cpSync(src, dir, { recursive: true });
+      const file = join(dir, 'expected', 'model', 'results.json');
+      const good = readFileSync(file, 'utf8');
+      const saved = JSON.parse(good) as { results: Array<{ reason: string }> };
+      saved.results[0].reason = 'stale-expectation';
+      writeFileSync(file, JSON.stringify(saved));
+      const before = natlab('--replay', dir, '--engines', 'model,core');
+      expect(before.code).toBe(0);
+      expect(before.out).toMatch(/model differs from its saved results/);
+      const r = natlab('--replay', dir, '--engines', 'model,core', '--update');
+      expect(r.code).toBe(0);
+      expect(r.out).toMatch(/expected outputs rewritten \(changed: model\)/);
+      expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(JSON.parse(good));
+      const again = natlab('--replay', dir, '--engines', 'model,core', '--update');
+      expect(again.out).toMatch(/expected outputs rewritten \(unchanged\)/);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it('replays a saved regression (engines agree: exit 0)', () => {
     const dir = listRegressions()[0];

@@ -9,7 +9,7 @@
 //   differences.txt          the report; README.md: what failed and the one command that replays it
 // Replay goes through DiffSession exactly as the fuzzer did (renaming learnt the same way).
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ConntrackEntry, Engine, PacketResult } from '../../spec/engine.ts';
 import type { Scenario } from '../../spec/scenario.ts';
@@ -114,6 +114,49 @@ export interface SaveInput {
   conntrack?: ConntrackEntry[][];
 }
 
+/**
+ * Writes engine j's expected outputs (results.json with its conntrack table, one pcap per point)
+ * under dir/expected/<engine>/, replacing what was there.
+ */
+function writeExpected(dir: string, s: Scenario, session: DiffSession, j: number, conntrack?: ConntrackEntry[]): void {
+  const name = session.engines[j].name;
+  const ed = join(dir, 'expected', name);
+  rmSync(ed, { recursive: true, force: true });
+  mkdirSync(ed, { recursive: true });
+  const results = session.results[j].map((r) => resultToSaved(s, r));
+  const ct = conntrack?.map(formatConntrackLine);
+  writeFileSync(
+    join(ed, 'results.json'),
+    `${JSON.stringify({ engine: name, results, conntrack: ct ?? null }, null, 1)}\n`,
+  );
+  const byPoint = new Map<number, Array<{ tsSec: number; tsNsec: number; data: Uint8Array }>>();
+  session.results[j].forEach((r, i) => {
+    for (const o of r.outputs) {
+      const list = byPoint.get(o.egress) ?? [];
+      list.push({ ...tsOf(session.inputs[j][i].timeUs), data: o.frame });
+      byPoint.set(o.egress, list);
+    }
+  });
+  for (const [p, recs] of byPoint)
+    writeFileSync(join(ed, `${pointName(s, p)}.pcap`), encodePcap(recs, { linkType: LINKTYPE_RAW }));
+}
+
+/**
+ * After a deliberate behaviour change: rewrites the saved expected outputs of every engine of a
+ * replay that agreed and that the regression was saved with (natlab fuzz --replay DIR --update).
+ * Returns the engines whose saved results
+ * changed. Refuses (throws) when the replay found differences: a counterexample that still fails
+ * keeps the expectations it was saved with.
+ */
+export function updateExpected(reg: LoadedRegression, out: ReplayOutcome): string[] {
+  if (out.differences.length) throw new Error(`${reg.dir}: the engines still disagree: expected outputs not updated`);
+  const tables = out.session.tables;
+  out.session.engines.forEach((e, j) => {
+    if (reg.meta.engines.includes(e.name)) writeExpected(reg.dir, reg.scenario, out.session, j, tables?.[j]);
+  });
+  return [...out.mismatches].filter(([, l]) => l.length > 0).map(([n]) => n);
+}
+
 /** Writes a counterexample directory; returns its path. */
 export function saveRegression(inp: SaveInput): string {
   const { scenario: s, session } = inp;
@@ -159,26 +202,7 @@ export function saveRegression(inp: SaveInput): string {
       { linkType: LINKTYPE_RAW },
     ),
   );
-  session.engines.forEach((e, j) => {
-    const ed = join(dir, 'expected', e.name);
-    mkdirSync(ed, { recursive: true });
-    const results = session.results[j].map((r) => resultToSaved(s, r));
-    const ct = inp.conntrack?.[j]?.map(formatConntrackLine);
-    writeFileSync(
-      join(ed, 'results.json'),
-      `${JSON.stringify({ engine: e.name, results, conntrack: ct ?? null }, null, 1)}\n`,
-    );
-    const byPoint = new Map<number, Array<{ tsSec: number; tsNsec: number; data: Uint8Array }>>();
-    session.results[j].forEach((r, i) => {
-      for (const o of r.outputs) {
-        const list = byPoint.get(o.egress) ?? [];
-        list.push({ ...tsOf(session.inputs[j][i].timeUs), data: o.frame });
-        byPoint.set(o.egress, list);
-      }
-    });
-    for (const [p, recs] of byPoint)
-      writeFileSync(join(ed, `${pointName(s, p)}.pcap`), encodePcap(recs, { linkType: LINKTYPE_RAW }));
-  });
+  session.engines.forEach((_e, j) => writeExpected(dir, s, session, j, inp.conntrack?.[j]));
   writeFileSync(join(dir, 'differences.txt'), `${inp.differences.map((d) => `[${d.kind}] ${d.message}`).join('\n')}\n`);
   const replay = `natlab fuzz --replay ${dir}`;
   writeFileSync(
