@@ -15,54 +15,17 @@ import {
 } from '../spec/scenario.ts';
 import { formatCidr } from '../packet/addr.ts';
 import { ErrorList } from './error-list.ts';
+import { fmtPort } from './iptables.ts';
 import {
-  COMMENT_MAX,
   PROTO_NAMES,
   RuleError,
-  fmtPort,
+  TCP_FLAG_SYN,
+  formatTcpFlags,
+  parseRuleOptions,
   protoName,
   quote,
-  readAddrMatch,
-  readIface,
-  readPortMatch,
-  readProto,
   tokenize,
-} from './iptables.ts';
-
-/** libxt_tcp's flag names, in the order iptables-save prints them. */
-const TCP_FLAG_NAMES: ReadonlyArray<[string, number]> = [
-  ['FIN', 0x01],
-  ['SYN', 0x02],
-  ['RST', 0x04],
-  ['PSH', 0x08],
-  ['ACK', 0x10],
-  ['URG', 0x20],
-];
-const TCP_FLAGS_ALL = 0x3f;
-const TCP_FLAG_SYN = 0x02;
-/** `--syn` = `--tcp-flags FIN,SYN,RST,ACK SYN`. */
-const SYN_MASK = 0x17;
-
-/** print_tcpf: names in bit order, NONE for 0. */
-export function formatTcpFlags(f: number): string {
-  const names = TCP_FLAG_NAMES.filter(([, b]) => f & b).map(([n]) => n);
-  return names.length ? names.join(',') : 'NONE';
-}
-
-function readTcpFlags(text: string, opt: string): number {
-  let f = 0;
-  for (const name of text.split(',')) {
-    const u = name.toUpperCase();
-    if (u === 'ALL') f |= TCP_FLAGS_ALL;
-    else if (u === 'NONE') continue;
-    else {
-      const e = TCP_FLAG_NAMES.find(([n]) => n === u);
-      if (!e) throw new RuleError(`${opt}: unknown TCP flag '${name}' (FIN, SYN, RST, PSH, ACK, URG, ALL, NONE)`);
-      f |= e[1];
-    }
-  }
-  return f;
-}
+} from './iptables-rule.ts';
 
 function neg(b: boolean): string {
   return b ? '! ' : '';
@@ -128,174 +91,52 @@ export function tcpmssRule(mss: number): Omit<MangleRule, 'text'> {
   };
 }
 
-const NEGATABLE = new Set(['-s', '-d', '-i', '-o', '-p', '--sport', '--dport', '--tcp-flags', '--syn']);
-const ALIASES: Record<string, string> = {
-  '--source': '-s',
-  '--src': '-s',
-  '--destination': '-d',
-  '--dst': '-d',
-  '--in-interface': '-i',
-  '--out-interface': '-o',
-  '--protocol': '-p',
-  '--match': '-m',
-  '--jump': '-j',
-  '--source-port': '--sport',
-  '--destination-port': '--dport',
-};
 const TARGETS: readonly MangleTargetKind[] = ['TCPMSS', 'ACCEPT', 'RETURN'];
 
 function parseMangleRuleTokens(chain: MangleChainName, toks: string[]): MangleRule {
-  const r: Omit<MangleRule, 'text'> = {
-    src: null,
-    dst: null,
-    inIface: null,
-    outIface: null,
-    proto: null,
-    l4Match: null,
-    sport: null,
-    dport: null,
-    tcpFlags: null,
-    target: 'ACCEPT',
-    mss: 0,
-  };
-  let targetSeen = false;
   let mssSeen = false;
-  const matches = new Set<string>();
-  let comment: string | null = null;
-  const seen = new Set<string>();
-  let pendingNeg = false;
-  let i = 0;
-  const value = (opt: string): string => {
-    if (i + 1 >= toks.length) throw new RuleError(`option '${opt}' needs a value`);
-    return toks[++i];
+  let mss = 0;
+  const o = parseRuleOptions(toks, {
+    chain,
+    modules: [],
+    refuseModule: (m) => `match '-m ${m}' is not supported in the mangle table (tcp, udp, comment)`,
+    tcpFlags: true,
+    onceByRaw: true,
+    checkTarget(name) {
+      if (!TARGETS.includes(name as MangleTargetKind))
+        throw new RuleError(
+          `target '${name}' is not supported in the mangle table (TCPMSS, ACCEPT, RETURN; natlab models MSS clamping only)`,
+        );
+    },
+    isTargetOption: (opt) => opt === '--set-mss' || opt === '--clamp-mss-to-pmtu',
+    targetOption(opt, raw, target, value) {
+      if (target !== 'TCPMSS') throw new RuleError(`'${raw}' belongs to -j TCPMSS`);
+      if (mssSeen) throw new RuleError(`TCPMSS takes one of --set-mss and --clamp-mss-to-pmtu`);
+      mssSeen = true;
+      if (opt === '--clamp-mss-to-pmtu') {
+        mss = TCPMSS_CLAMP_PMTU;
+        return;
+      }
+      const v = value();
+      if (!/^\d{1,5}$/.test(v) || Number(v) >= TCPMSS_CLAMP_PMTU)
+        throw new RuleError(`--set-mss: '${v}' is not an MSS 0..65534 (65535 is the kernel's clamp-to-PMTU marker)`);
+      mss = Number(v);
+    },
+  });
+  const r: Omit<MangleRule, 'text'> = {
+    src: o.src,
+    dst: o.dst,
+    inIface: o.inIface,
+    outIface: o.outIface,
+    proto: o.proto,
+    l4Match: o.l4Match,
+    sport: o.sport,
+    dport: o.dport,
+    tcpFlags: o.tcpFlags,
+    target: o.target as MangleTargetKind,
+    mss,
   };
-  /** --sport/--dport/--tcp-flags load the protocol's match implicitly, as iptables does for -p tcp/udp. */
-  const l4 = (raw: string, tcpOnly: boolean): 'tcp' | 'udp' => {
-    const p = r.proto;
-    const ok = p && !p.neg && (p.proto === PROTO_NAMES.tcp || (!tcpOnly && p.proto === PROTO_NAMES.udp));
-    if (!ok) throw new RuleError(`'${raw}' needs '-p tcp'${tcpOnly ? '' : " or '-p udp'"} before it`);
-    return p.proto === PROTO_NAMES.tcp ? 'tcp' : 'udp';
-  };
-  for (; i < toks.length; i++) {
-    const raw = toks[i];
-    if (raw === '!') {
-      if (pendingNeg) throw new RuleError(`'!' given twice`);
-      pendingNeg = true;
-      continue;
-    }
-    const opt = ALIASES[raw] ?? raw;
-    const isNeg = pendingNeg;
-    pendingNeg = false;
-    if (isNeg && !NEGATABLE.has(opt)) throw new RuleError(`'!' cannot negate '${raw}'`);
-    if (targetSeen && opt !== '--set-mss' && opt !== '--clamp-mss-to-pmtu')
-      throw new RuleError(`'${raw}' after the -j target (matches must come before -j)`);
-    const once = (key = opt): void => {
-      if (seen.has(key)) throw new RuleError(`multiple '${raw}' options are not allowed`);
-      seen.add(key);
-    };
-    switch (opt) {
-      case '-s':
-        once();
-        r.src = readAddrMatch(value(raw), raw, isNeg);
-        break;
-      case '-d':
-        once();
-        r.dst = readAddrMatch(value(raw), raw, isNeg);
-        break;
-      case '-i':
-        once();
-        if (chain === 'POSTROUTING')
-          throw new RuleError(`'-i' cannot be used in POSTROUTING (no input interface there)`);
-        r.inIface = readIface(value(raw), raw, isNeg);
-        break;
-      case '-o':
-        once();
-        r.outIface = readIface(value(raw), raw, isNeg);
-        break;
-      case '-p':
-        once();
-        r.proto = readProto(value(raw), isNeg);
-        break;
-      case '-m': {
-        const m = value(raw);
-        if (m === 'tcp' || m === 'udp') {
-          const p = r.proto;
-          if (!p || p.neg || p.proto !== PROTO_NAMES[m]) throw new RuleError(`'-m ${m}' needs '-p ${m}' before it`);
-          r.l4Match = m;
-        } else if (m !== 'comment') {
-          throw new RuleError(`match '-m ${m}' is not supported in the mangle table (tcp, udp, comment)`);
-        }
-        if (matches.has(m)) throw new RuleError(`match '-m ${m}' given twice`);
-        matches.add(m);
-        break;
-      }
-      case '--comment': {
-        once();
-        if (!matches.has('comment')) throw new RuleError(`'--comment' needs '-m comment' before it`);
-        const c = value(raw);
-        if (c.length > COMMENT_MAX) throw new RuleError(`--comment: longer than ${COMMENT_MAX} characters`);
-        if (/[\n\r]/.test(c)) throw new RuleError(`--comment: must not contain a newline`);
-        comment = c;
-        break;
-      }
-      case '--sport':
-      case '--dport': {
-        once();
-        r.l4Match = l4(raw, false);
-        const pm = readPortMatch(value(raw), raw, isNeg);
-        if (opt === '--sport') r.sport = pm;
-        else r.dport = pm;
-        break;
-      }
-      case '--tcp-flags': {
-        once('--tcp-flags');
-        r.l4Match = l4(raw, true);
-        const mask = readTcpFlags(value(raw), raw);
-        const cmp = readTcpFlags(value(raw), raw);
-        r.tcpFlags = { mask, cmp, neg: isNeg };
-        break;
-      }
-      case '--syn':
-        once('--tcp-flags');
-        r.l4Match = l4(raw, true);
-        r.tcpFlags = { mask: SYN_MASK, cmp: TCP_FLAG_SYN, neg: isNeg };
-        break;
-      case '-j': {
-        once();
-        const t = value(raw);
-        if (!TARGETS.includes(t as MangleTargetKind)) {
-          throw new RuleError(
-            `target '${t}' is not supported in the mangle table (TCPMSS, ACCEPT, RETURN; natlab models MSS clamping only)`,
-          );
-        }
-        r.target = t as MangleTargetKind;
-        targetSeen = true;
-        break;
-      }
-      case '--set-mss': {
-        if (!targetSeen || r.target !== 'TCPMSS') throw new RuleError(`'--set-mss' belongs to -j TCPMSS`);
-        if (mssSeen) throw new RuleError(`TCPMSS takes one of --set-mss and --clamp-mss-to-pmtu`);
-        mssSeen = true;
-        const v = value(raw);
-        if (!/^\d{1,5}$/.test(v) || Number(v) >= TCPMSS_CLAMP_PMTU)
-          throw new RuleError(`--set-mss: '${v}' is not an MSS 0..65534 (65535 is the kernel's clamp-to-PMTU marker)`);
-        r.mss = Number(v);
-        break;
-      }
-      case '--clamp-mss-to-pmtu':
-        if (!targetSeen || r.target !== 'TCPMSS') throw new RuleError(`'--clamp-mss-to-pmtu' belongs to -j TCPMSS`);
-        if (mssSeen) throw new RuleError(`TCPMSS takes one of --set-mss and --clamp-mss-to-pmtu`);
-        mssSeen = true;
-        r.mss = TCPMSS_CLAMP_PMTU;
-        break;
-      default:
-        if (raw.startsWith('-')) throw new RuleError(`unknown option '${raw}'`);
-        throw new RuleError(`unexpected '${raw}' (not an option)`);
-    }
-  }
-  if (pendingNeg) throw new RuleError(`'!' at the end of the rule negates nothing`);
-  if (matches.has('comment') && comment === null) throw new RuleError(`'-m comment' needs '--comment TEXT'`);
-  if (!targetSeen) throw new RuleError(`rule has no '-j' target (a rule without a target is not supported)`);
+  const comment = o.comment;
   if (r.target === 'TCPMSS') {
     if (!mssSeen) throw new RuleError(`-j TCPMSS needs --set-mss N or --clamp-mss-to-pmtu`);
     if (!r.proto || r.proto.neg || r.proto.proto !== PROTO_NAMES.tcp)
@@ -306,11 +147,6 @@ function parseMangleRuleTokens(chain: MangleChainName, toks: string[]): MangleRu
         `-j TCPMSS needs a SYN match such as '--tcp-flags SYN,RST SYN' (kernel: "Only works on TCP SYN packets")`,
       );
   }
-  if (r.proto && r.proto.proto === 0 && r.proto.neg)
-    throw new RuleError(`'! -p all' would never match (iptables: "rule would never match protocol")`);
-  if (r.proto && r.proto.proto === 0) r.proto = null;
-  if (r.src && r.src.cidr.len === 0 && !r.src.neg) r.src = null;
-  if (r.dst && r.dst.cidr.len === 0 && !r.dst.neg) r.dst = null;
   return { ...r, text: formatMangleRule(chain, r, comment) };
 }
 

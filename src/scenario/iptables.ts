@@ -11,79 +11,37 @@ import {
   NF_NAT_RANGE_PROTO_RANDOM_FULLY,
   NF_NAT_RANGE_PROTO_SPECIFIED,
   type Cidr,
-  type CidrMatch,
-  type IfaceMatch,
   type NatChainName,
   type NatRule,
   type NatTable,
   type NatTarget,
   type NatTargetKind,
   type PortMatch,
-  type ProtoMatch,
 } from '../spec/scenario.ts';
 import { formatCidr, formatIpv4 } from '../packet/addr.ts';
-import { readCidr, readIpv4 } from './addr-text.ts';
+import { readIpv4 } from './addr-text.ts';
 import { ErrorList } from './error-list.ts';
+import { RuleError, type RuleOptionsSpec, parseRuleOptions, protoName, quote, tokenize } from './iptables-rule.ts';
 
-/** Protocol names iptables knows (its built-in table plus /etc/protocols' common entries). */
-export const PROTO_NAMES: Readonly<Record<string, number>> = Object.freeze({
-  all: 0,
-  icmp: 1,
-  igmp: 2,
-  tcp: 6,
-  udp: 17,
-  dccp: 33,
-  gre: 47,
-  esp: 50,
-  ah: 51,
-  sctp: 132,
-  udplite: 136,
-});
-const PROTO_BY_NUMBER = new Map<number, string>(Object.entries(PROTO_NAMES).map(([k, v]) => [v, k]));
-
-export function protoName(p: number): string {
-  return PROTO_BY_NUMBER.get(p) ?? String(p);
-}
+export {
+  COMMENT_MAX,
+  IFNAME_MAX,
+  PROTO_NAMES,
+  RuleError,
+  protoName,
+  quote,
+  readAddrMatch,
+  readIface,
+  readPortMatch,
+  readProto,
+  tokenize,
+} from './iptables-rule.ts';
 
 /**
  * Protocols a NAT target may give ports for (libxt_SNAT/DNAT/MASQUERADE accept these; for ICMP
  * the "port" is the echo id). natlab also requires the -p to be un-negated.
  */
 export const NAT_PORT_PROTOS: readonly number[] = [6, 17, 33, 132, 1];
-
-/** Linux IFNAMSIZ - 1. */
-export const IFNAME_MAX = 15;
-/** xt_comment XT_MAX_COMMENT_LEN - 1. */
-export const COMMENT_MAX = 255;
-
-/** Splits a line into tokens like iptables-restore: whitespace-separated, "double quotes" with \ escapes. */
-export function tokenize(line: string): string[] | string {
-  const out: string[] = [];
-  let i = 0;
-  while (i < line.length) {
-    while (i < line.length && /\s/.test(line[i])) i++;
-    if (i >= line.length) break;
-    let tok = '';
-    while (i < line.length && !/\s/.test(line[i])) {
-      if (line[i] === '"') {
-        i++;
-        while (i < line.length && line[i] !== '"') {
-          if (line[i] === '\\' && i + 1 < line.length) i++;
-          tok += line[i++];
-        }
-        if (i >= line.length) return 'unterminated "quoted" string';
-        i++;
-      } else tok += line[i++];
-    }
-    out.push(tok);
-  }
-  return out;
-}
-
-/** As iptables' xtables_save_string: bare if only [A-Za-z0-9_-], else "quoted" with \ before " \ '. */
-export function quote(s: string): string {
-  return /^[A-Za-z0-9_-]+$/.test(s) ? s : `"${s.replace(/["\\']/g, (c) => `\\${c}`)}"`;
-}
 
 export interface RuleExtras {
   /** `-m comment --comment` text, kept in the canonical rule text. */
@@ -192,45 +150,7 @@ export function configurePatTable(vpcCidr: Cidr | null): NatTable {
   ]);
 }
 
-const NEGATABLE = new Set(['-s', '-d', '-i', '-o', '-p', '--sport', '--dport']);
-const ALIASES: Record<string, string> = {
-  '--source': '-s',
-  '--src': '-s',
-  '--destination': '-d',
-  '--dst': '-d',
-  '--in-interface': '-i',
-  '--out-interface': '-o',
-  '--protocol': '-p',
-  '--match': '-m',
-  '--jump': '-j',
-  '--source-port': '--sport',
-  '--destination-port': '--dport',
-};
 const TARGETS: readonly NatTargetKind[] = ['MASQUERADE', 'SNAT', 'DNAT', 'ACCEPT', 'RETURN'];
-
-export class RuleError extends Error {}
-
-function readPort(text: string, what: string): number {
-  if (!/^\d{1,5}$/.test(text) || Number(text) > 65535)
-    throw new RuleError(`${what}: '${text}' is not a port number 0..65535`);
-  return Number(text);
-}
-
-export function readPortMatch(text: string, opt: string, isNeg: boolean): PortMatch {
-  const colon = text.indexOf(':');
-  let lo: number;
-  let hi: number;
-  if (colon < 0) lo = hi = readPort(text, opt);
-  else {
-    const a = text.slice(0, colon);
-    const b = text.slice(colon + 1);
-    lo = a === '' ? 0 : readPort(a, opt);
-    hi = b === '' ? 65535 : readPort(b, opt);
-    if (b.includes(':')) throw new RuleError(`${opt}: '${text}' is not a port or range a:b`);
-  }
-  if (lo > hi) throw new RuleError(`${opt}: port range '${text}' has its start above its end`);
-  return { lo, hi, neg: isNeg };
-}
 
 /** 'p' or 'p-q' (1..65535), as --to-ports and the :ports of --to-source/--to-destination. */
 function readNatPorts(text: string, opt: string): [number, number] {
@@ -266,177 +186,85 @@ function readNatRange(text: string, opt: string, t: NatTarget): void {
   }
 }
 
-export function readIface(text: string, opt: string, isNeg: boolean): IfaceMatch {
-  if (text.length === 0 || text.length > IFNAME_MAX)
-    throw new RuleError(`${opt}: interface name '${text}' must be 1..${IFNAME_MAX} characters`);
-  if (/[\s/:]/.test(text) || text.slice(0, -1).includes('+'))
-    throw new RuleError(`${opt}: '${text}' is not a valid interface name ('+' only as the last character)`);
-  return { name: text, neg: isNeg };
-}
-
-export function readProto(text: string, isNeg: boolean): ProtoMatch {
-  const lower = text.toLowerCase();
-  if (Object.hasOwn(PROTO_NAMES, lower)) return { proto: PROTO_NAMES[lower], neg: isNeg };
-  if (/^\d{1,3}$/.test(text) && Number(text) <= 255) return { proto: Number(text), neg: isNeg };
-  throw new RuleError(`-p: unknown protocol '${text}' (tcp, udp, icmp, all, a name from /etc/protocols or 0..255)`);
-}
-
-export function readAddrMatch(text: string, opt: string, isNeg: boolean): CidrMatch {
-  const c = readCidr(text, true);
-  if (typeof c === 'string') throw new RuleError(`${opt}: ${c}`);
-  return { cidr: c.cidr, neg: isNeg };
+/** The nat table's targets and their options, for the shared option parser. */
+function natSpec(chain: NatChainName, t: NatTarget): RuleOptionsSpec {
+  const seen = new Set<string>();
+  return {
+    chain,
+    modules: [],
+    refuseModule: (m) => `match '-m ${m}' is not supported (tcp, udp, comment)`,
+    tcpFlags: false,
+    onceByRaw: false,
+    checkTarget(name) {
+      if (!TARGETS.includes(name as NatTargetKind)) {
+        if (name === 'DROP' || name === 'REJECT')
+          throw new RuleError(`target '${name}' is not allowed in the nat table (filter in the filter table)`);
+        throw new RuleError(
+          `target '${name}' is not supported (MASQUERADE, SNAT, DNAT, ACCEPT, RETURN; user-defined chains are not supported)`,
+        );
+      }
+      t.kind = name as NatTargetKind;
+    },
+    isTargetOption: (opt) => opt.startsWith('--to') || opt.startsWith('--random') || opt === '--persistent',
+    targetOption(opt, raw, target, value) {
+      const once = (): void => {
+        if (seen.has(opt)) throw new RuleError(`multiple '${opt}' options are not allowed`);
+        seen.add(opt);
+      };
+      switch (opt) {
+        case '--to-ports':
+          once();
+          if (target !== 'MASQUERADE') throw new RuleError(`'--to-ports' belongs to -j MASQUERADE`);
+          [t.portLo, t.portHi] = readNatPorts(value(), raw);
+          t.flags |= NF_NAT_RANGE_PROTO_SPECIFIED;
+          break;
+        case '--to-source':
+        case '--to-destination': {
+          once();
+          const kind = opt === '--to-source' ? 'SNAT' : 'DNAT';
+          if (target !== kind) throw new RuleError(`'${raw}' belongs to -j ${kind}`);
+          readNatRange(value(), raw, t);
+          break;
+        }
+        case '--random':
+          once();
+          if (target !== 'MASQUERADE' && target !== 'SNAT' && target !== 'DNAT')
+            throw new RuleError(`'--random' belongs to -j MASQUERADE, SNAT or DNAT`);
+          t.flags |= NF_NAT_RANGE_PROTO_RANDOM;
+          break;
+        case '--random-fully':
+          once();
+          if (target !== 'MASQUERADE' && target !== 'SNAT')
+            throw new RuleError(`'--random-fully' belongs to -j MASQUERADE or SNAT`);
+          t.flags |= NF_NAT_RANGE_PROTO_RANDOM_FULLY;
+          break;
+        case '--persistent':
+          once();
+          if (target !== 'SNAT' && target !== 'DNAT') throw new RuleError(`'--persistent' belongs to -j SNAT or DNAT`);
+          t.flags |= NF_NAT_RANGE_PERSISTENT;
+          break;
+        default:
+          throw new RuleError(`unknown option '${raw}'`);
+      }
+    },
+  };
 }
 
 /** Parses the tokens after `-A CHAIN`. Throws RuleError naming the token. */
 function parseRuleTokens(chain: NatChainName, toks: string[]): NatRule {
+  const target: NatTarget = { kind: 'ACCEPT', addrLo: 0, addrHi: 0, portLo: 0, portHi: 0, flags: 0 };
+  const o = parseRuleOptions(toks, natSpec(chain, target));
   const r: Omit<NatRule, 'text'> = {
-    src: null,
-    dst: null,
-    inIface: null,
-    outIface: null,
-    proto: null,
-    sport: null,
-    dport: null,
-    target: { kind: 'ACCEPT', addrLo: 0, addrHi: 0, portLo: 0, portHi: 0, flags: 0 },
+    src: o.src,
+    dst: o.dst,
+    inIface: o.inIface,
+    outIface: o.outIface,
+    proto: o.proto,
+    sport: o.sport,
+    dport: o.dport,
+    target,
   };
-  let targetSeen = false;
-  const matches = new Set<string>();
-  let comment: string | null = null;
-  const seen = new Set<string>();
-  let pendingNeg = false;
-  let i = 0;
-  const value = (opt: string): string => {
-    if (i + 1 >= toks.length) throw new RuleError(`option '${opt}' needs a value`);
-    return toks[++i];
-  };
-  for (; i < toks.length; i++) {
-    const raw = toks[i];
-    if (raw === '!') {
-      if (pendingNeg) throw new RuleError(`'!' given twice`);
-      pendingNeg = true;
-      continue;
-    }
-    const opt = ALIASES[raw] ?? raw;
-    const isNeg = pendingNeg;
-    pendingNeg = false;
-    if (isNeg && !NEGATABLE.has(opt)) throw new RuleError(`'!' cannot negate '${raw}'`);
-    if (targetSeen && !opt.startsWith('--to') && !opt.startsWith('--random') && opt !== '--persistent')
-      throw new RuleError(`'${raw}' after the -j target (matches must come before -j)`);
-    const once = (): void => {
-      if (seen.has(opt)) throw new RuleError(`multiple '${opt}' options are not allowed`);
-      seen.add(opt);
-    };
-    switch (opt) {
-      case '-s':
-        once();
-        r.src = readAddrMatch(value(raw), raw, isNeg);
-        break;
-      case '-d':
-        once();
-        r.dst = readAddrMatch(value(raw), raw, isNeg);
-        break;
-      case '-i':
-        once();
-        if (chain === 'POSTROUTING' || chain === 'OUTPUT')
-          throw new RuleError(`'-i' cannot be used in ${chain} (no input interface there)`);
-        r.inIface = readIface(value(raw), raw, isNeg);
-        break;
-      case '-o':
-        once();
-        if (chain === 'PREROUTING' || chain === 'INPUT')
-          throw new RuleError(`'-o' cannot be used in ${chain} (no output interface there)`);
-        r.outIface = readIface(value(raw), raw, isNeg);
-        break;
-      case '-p':
-        once();
-        r.proto = readProto(value(raw), isNeg);
-        break;
-      case '-m': {
-        const m = value(raw); // match names are case-sensitive (iptables: "Couldn't load match `TCP'")
-        if (m === 'tcp' || m === 'udp') {
-          const p = r.proto;
-          if (!p || p.neg || p.proto !== PROTO_NAMES[m]) throw new RuleError(`'-m ${m}' needs '-p ${m}' before it`);
-        } else if (m !== 'comment') {
-          throw new RuleError(`match '-m ${m}' is not supported (tcp, udp, comment)`);
-        }
-        if (matches.has(m)) throw new RuleError(`match '-m ${m}' given twice`);
-        matches.add(m);
-        break;
-      }
-      case '--comment': {
-        once();
-        if (!matches.has('comment')) throw new RuleError(`'--comment' needs '-m comment' before it`);
-        const c = value(raw);
-        if (c.length > COMMENT_MAX) throw new RuleError(`--comment: longer than ${COMMENT_MAX} characters`);
-        if (/[\n\r]/.test(c)) throw new RuleError(`--comment: must not contain a newline`);
-        comment = c;
-        break;
-      }
-      case '--sport':
-      case '--dport': {
-        once();
-        const p = r.proto;
-        if (!p || p.neg || (p.proto !== 6 && p.proto !== 17))
-          throw new RuleError(`'${raw}' needs '-p tcp' or '-p udp' before it`);
-        const pm = readPortMatch(value(raw), raw, isNeg);
-        if (opt === '--sport') r.sport = pm;
-        else r.dport = pm;
-        break;
-      }
-      case '-j': {
-        once();
-        const t = value(raw);
-        if (!TARGETS.includes(t as NatTargetKind)) {
-          if (t === 'DROP' || t === 'REJECT')
-            throw new RuleError(`target '${t}' is not allowed in the nat table (filter in the filter table)`);
-          throw new RuleError(
-            `target '${t}' is not supported (MASQUERADE, SNAT, DNAT, ACCEPT, RETURN; user-defined chains are not supported)`,
-          );
-        }
-        r.target.kind = t as NatTargetKind;
-        targetSeen = true;
-        break;
-      }
-      case '--to-ports':
-        once();
-        if (!targetSeen || r.target.kind !== 'MASQUERADE') throw new RuleError(`'--to-ports' belongs to -j MASQUERADE`);
-        [r.target.portLo, r.target.portHi] = readNatPorts(value(raw), raw);
-        r.target.flags |= NF_NAT_RANGE_PROTO_SPECIFIED;
-        break;
-      case '--to-source':
-      case '--to-destination': {
-        once();
-        const kind = opt === '--to-source' ? 'SNAT' : 'DNAT';
-        if (!targetSeen || r.target.kind !== kind) throw new RuleError(`'${raw}' belongs to -j ${kind}`);
-        readNatRange(value(raw), raw, r.target);
-        break;
-      }
-      case '--random':
-        once();
-        if (!targetSeen || (r.target.kind !== 'MASQUERADE' && r.target.kind !== 'SNAT' && r.target.kind !== 'DNAT'))
-          throw new RuleError(`'--random' belongs to -j MASQUERADE, SNAT or DNAT`);
-        r.target.flags |= NF_NAT_RANGE_PROTO_RANDOM;
-        break;
-      case '--random-fully':
-        once();
-        if (!targetSeen || (r.target.kind !== 'MASQUERADE' && r.target.kind !== 'SNAT'))
-          throw new RuleError(`'--random-fully' belongs to -j MASQUERADE or SNAT`);
-        r.target.flags |= NF_NAT_RANGE_PROTO_RANDOM_FULLY;
-        break;
-      case '--persistent':
-        once();
-        if (!targetSeen || (r.target.kind !== 'SNAT' && r.target.kind !== 'DNAT'))
-          throw new RuleError(`'--persistent' belongs to -j SNAT or DNAT`);
-        r.target.flags |= NF_NAT_RANGE_PERSISTENT;
-        break;
-      default:
-        if (raw.startsWith('-')) throw new RuleError(`unknown option '${raw}'`);
-        throw new RuleError(`unexpected '${raw}' (not an option)`);
-    }
-  }
-  if (pendingNeg) throw new RuleError(`'!' at the end of the rule negates nothing`);
-  if (matches.has('comment') && comment === null) throw new RuleError(`'-m comment' needs '--comment TEXT'`);
-  if (!targetSeen) throw new RuleError(`rule has no '-j' target (a rule without a target is not supported)`);
+  const comment = o.comment;
   const t = r.target;
   switch (t.kind) {
     case 'MASQUERADE':
@@ -462,14 +290,9 @@ function parseRuleTokens(chain: NatChainName, toks: string[]): NatRule {
         `-j ${t.kind} with ports needs '-p tcp', udp, sctp, dccp or icmp (iptables: "Need TCP, UDP, SCTP or DCCP with port specification")`,
       );
   }
-  if (r.proto && r.proto.proto === 0 && r.proto.neg)
-    throw new RuleError(`'! -p all' would never match (iptables: "rule would never match protocol")`);
-  if (r.proto && r.proto.proto === 0) r.proto = null; // -p all matches everything: iptables-save omits it
   // A non-negated full port range matches every packet of the protocol: iptables-save omits it.
   if (r.sport && !r.sport.neg && r.sport.lo === 0 && r.sport.hi === 65535) r.sport = null;
   if (r.dport && !r.dport.neg && r.dport.lo === 0 && r.dport.hi === 65535) r.dport = null;
-  if (r.src && r.src.cidr.len === 0 && !r.src.neg) r.src = null; // 0.0.0.0/0, omitted by iptables-save
-  if (r.dst && r.dst.cidr.len === 0 && !r.dst.neg) r.dst = null;
   return { ...r, text: formatNatRule(chain, r, { comment }) };
 }
 
