@@ -16,6 +16,7 @@ import { createBatchOutput, createFrameBatch, resultFate, resultReason } from '.
 import {
   dispatchWorker,
   type CoreBatch,
+  type CoreLayout,
   type CoreShared,
   createCoreShared,
   sharedBytesPerSession,
@@ -42,6 +43,8 @@ export interface CoreRunnerOptions {
   seed?: number;
   /** Batches in flight per worker (default 8). */
   depth?: number;
+  /** The core's table layout (default: the engine's). */
+  layout?: CoreLayout;
 }
 
 /** Batches in flight per worker; main refills in halves (one wake-up per DEFAULT_DEPTH / 2 batches). */
@@ -79,7 +82,12 @@ export class CoreRunner {
     const W = opts.workers;
     this.workers = W;
     this.depth = Math.max(1, Math.min(opts.depth ?? DEFAULT_DEPTH, RING_SLOTS));
-    this.shared = createCoreShared(opts.scenario, { workers: W, seed: opts.seed ?? 1, capacity: opts.capacity });
+    this.shared = createCoreShared(opts.scenario, {
+      workers: W,
+      seed: opts.seed ?? 1,
+      capacity: opts.capacity,
+      layout: opts.layout,
+    });
     const B = opts.batchSize;
     // More output groups than batches in flight per worker: two workers never write one region at once.
     const groups = Array.from({ length: Math.min(2 * this.depth, opts.batches) }, () =>

@@ -17,6 +17,9 @@ import {
   sharedBytesPerSession,
   sharedBytesTotal,
   type CoreBatch,
+  type CoreLayout,
+  CORE_LAYOUTS,
+  DEFAULT_LAYOUT,
   Dataplane,
 } from '../src/core/bench-api.ts';
 import { resultFate, resultOutCount, resultReason } from '../src/spec/frame-batch.ts';
@@ -45,6 +48,8 @@ export interface EstablishedOptions {
    * flow-table hash: src/traffic/workload.ts collidingFanOut).
    */
   keys?: 'random' | 'adversarial';
+  /** Flow-table layout (src/core/layout.ts CoreLayout; default: the engine's default). */
+  layout?: CoreLayout;
 }
 
 export interface RunStats {
@@ -119,7 +124,7 @@ export async function measureEstablished(opts: EstablishedOptions) {
   const nFrames = Math.min(opts.frames ?? 1 << 18, Math.max(2 * sessions, 4096));
   const scenario = loadBuiltinScenario();
   scenario.conntrack.max = Math.max(sessions, 1024);
-  const shared = createCoreShared(scenario, { workers: 1, seed: opts.seed ?? 1 });
+  const shared = createCoreShared(scenario, { workers: 1, seed: opts.seed ?? 1, layout: opts.layout });
   const dp = new Dataplane(shared, 0);
   const tupleOf = keySet(sessions, opts.keys ?? 'random');
   // Set up: orig at t=0, reply at t=1, orig at t=2500 (after 2 s: stream, ASSURED) per session.
@@ -194,6 +199,7 @@ export async function measureEstablished(opts: EstablishedOptions) {
   const mpps = median(runsMpps);
   return {
     sessions,
+    layout: shared.layout,
     frames: nFrames,
     frameBytes: 46,
     mpps,
@@ -212,6 +218,7 @@ export async function measureEstablished(opts: EstablishedOptions) {
 export interface SetupOptions {
   flows?: number;
   runs?: number;
+  layout?: CoreLayout;
 }
 
 /** Session creation rate: every frame a new UDP flow (slow path: conntrack + NAT + confirm). */
@@ -231,7 +238,7 @@ export async function measureSetup(opts: SetupOptions = {}) {
   const rates: number[] = [];
   const cpuRates: number[] = [];
   for (let r = 0; r <= runs; r++) {
-    const shared = createCoreShared(scenario, { workers: 1, seed: r + 1 });
+    const shared = createCoreShared(scenario, { workers: 1, seed: r + 1, layout: opts.layout });
     const dp = new Dataplane(shared, 0);
     const t = performance.now();
     const cpu = process.cpuUsage();
@@ -245,6 +252,7 @@ export async function measureSetup(opts: SetupOptions = {}) {
   const rate = median(rates);
   return {
     flows,
+    layout: opts.layout ?? DEFAULT_LAYOUT,
     sessionsPerSec: rate,
     nsPerSession: 1e9 / rate,
     runsPerSec: rates,
@@ -262,30 +270,40 @@ async function main(): Promise<void> {
   const sizes = get('--sessions', '1000,65536,1048576').split(',').map(Number);
   const runs = Number(get('--runs', '5'));
   const packets = Number(get('--packets', '4000000'));
+  // --layout record,line: every layout at every size, interleaved (an A/B in one process).
+  const layouts = get('--layout', DEFAULT_LAYOUT).split(',') as CoreLayout[];
+  for (const l of layouts) if (!CORE_LAYOUTS.includes(l)) throw new Error(`--layout: unknown layout ${l}`);
   const established = [];
-  for (const n of sizes) {
-    const r = await measureEstablished({ sessions: n, runs, packets });
-    established.push(r);
-    if (!json) {
-      console.log(
-        `established ${String(n).padStart(8)} sessions: ${r.mpps.toFixed(2)} Mpps (${r.cpuMpps.toFixed(2)} per CPU-s)  ${r.nsPerPacket.toFixed(1)} ns/pkt  ` +
-          `(runs ${r.runsMpps.map((x) => x.toFixed(2)).join(' ')})  fast-path ${(r.fastPathShare * 100).toFixed(1)}%  ` +
-          `${r.bytesPerSession.toFixed(1)} B/session  setup ${(r.setupMs / 1000).toFixed(1)} s`,
-      );
+  for (const n of sizes)
+    for (const layout of layouts) {
+      const r = await measureEstablished({ sessions: n, runs, packets, layout });
+      established.push(r);
+      if (!json) {
+        console.log(
+          `established ${layout.padEnd(6)} ${String(n).padStart(8)} sessions: ${r.mpps.toFixed(2)} Mpps (${r.cpuMpps.toFixed(2)} per CPU-s)  ${r.nsPerPacket.toFixed(1)} ns/pkt  ` +
+            `(runs ${r.runsMpps.map((x) => x.toFixed(2)).join(' ')})  fast-path ${(r.fastPathShare * 100).toFixed(1)}%  ` +
+            `${r.bytesPerSession.toFixed(1)} B/session  setup ${(r.setupMs / 1000).toFixed(1)} s`,
+        );
+      }
     }
+  const setups = [];
+  for (const layout of layouts) {
+    const setup = await measureSetup({ flows: Number(get('--flows', '500000')), runs, layout });
+    setups.push(setup);
+    if (!json)
+      console.log(
+        `session setup ${layout}: ${(setup.sessionsPerSec / 1e6).toFixed(2)} M sessions/s (${(setup.cpuSessionsPerSec / 1e6).toFixed(2)} per CPU-s)  ${setup.nsPerSession.toFixed(0)} ns/session (runs ${setup.runsPerSec.map((x) => (x / 1e6).toFixed(2)).join(' ')})`,
+      );
   }
-  const setup = await measureSetup({ flows: Number(get('--flows', '500000')), runs });
-  if (!json)
-    console.log(
-      `session setup: ${(setup.sessionsPerSec / 1e6).toFixed(2)} M sessions/s (${(setup.cpuSessionsPerSec / 1e6).toFixed(2)} per CPU-s)  ${setup.nsPerSession.toFixed(0)} ns/session (runs ${setup.runsPerSec.map((x) => (x / 1e6).toFixed(2)).join(' ')})`,
-    );
+  const setup = setups[0];
   const input = {
     description:
       '46-byte IPv4 UDP packets (the IPv4 part of 64-byte Ethernet frames) of existing ASSURED UDP sessions, ' +
       'half app->internet (MASQUERADE + IGW), half internet->app, random session order, 256-packet batches, ' +
       'built-in scenario, one Dataplane on one thread; setup: every frame a new UDP flow',
   };
-  const file = await writeBenchResult('core-throughput', { input, established, setup });
+  if (args.includes('--no-write')) return;
+  const file = await writeBenchResult('core-throughput', { input, established, setup, setups });
   if (json) console.log(JSON.stringify({ established, setup, file }, null, 2));
   else console.log(`wrote ${file}`);
 }

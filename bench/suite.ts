@@ -14,7 +14,7 @@ import { LINKTYPE_RAW } from '../src/packet/constants.ts';
 import { encodePcap } from '../src/pcap/writer.ts';
 import { openCapture } from '../src/pcap/reader.ts';
 import { createModelEngine } from '../src/model/index.ts';
-import { createCoreEngine } from '../src/core/engine.ts';
+import { type CoreLayout, createCoreEngine, DEFAULT_LAYOUT } from '../src/core/engine.ts';
 import { checkKernelPrerequisites, createKernelEngine } from '../src/oracle/index.ts';
 import { runReplay } from '../src/diff/replay/replay.ts';
 import { scenarioForCapture } from '../src/diff/replay/scenario.ts';
@@ -71,6 +71,8 @@ export interface BenchOptions {
   inline: boolean;
   batchSize: number;
   seed: number;
+  /** The core's table layout for every core figure (docs/core.md "Layouts"). */
+  layout: CoreLayout;
 }
 
 export interface ProgressEvent {
@@ -147,6 +149,7 @@ export function defaultOptions(quick: boolean): BenchOptions {
     microTimeMs: quick ? 50 : 400,
     batchSize: 4096,
     seed: 1,
+    layout: DEFAULT_LAYOUT,
   };
 }
 
@@ -335,6 +338,7 @@ class Suite {
       batchSize: B,
       arenaBytes: Math.ceil(B * arenaPerPacket) + maxLen,
       seed: this.o.seed,
+      layout: this.o.layout,
     });
   }
 
@@ -643,7 +647,7 @@ class Suite {
   private async inlineEstablished(S: number): Promise<string> {
     const o = this.o;
     const packets = Math.max(262144, Math.round(o.minRunSec * 4e6));
-    const r = await measureEstablished({ sessions: S, runs: o.runs, packets, seed: o.seed });
+    const r = await measureEstablished({ sessions: S, runs: o.runs, packets, seed: o.seed, layout: o.layout });
     this.results.push({
       workload: 'established',
       engine: 'core',
@@ -702,7 +706,14 @@ class Suite {
     for (let round = 0; round < 2; round++) {
       const order: Array<'random' | 'adversarial'> = round ? ['adversarial', 'random'] : ['random', 'adversarial'];
       for (const keys of order) {
-        const r = await measureEstablished({ sessions: S, runs: o.runs, packets, seed: o.seed, keys });
+        const r = await measureEstablished({
+          sessions: S,
+          runs: o.runs,
+          packets,
+          seed: o.seed,
+          keys,
+          layout: o.layout,
+        });
         ns[keys].push(...r.runsMpps.map((x) => 1000 / x));
         cpuMpps[keys].push(...r.runsCpuMpps);
         if (keys === 'adversarial') fast = Math.min(fast, r.fastPathShare);
@@ -752,7 +763,7 @@ class Suite {
   private async inlineSetup(): Promise<string> {
     const o = this.o;
     const flows = o.setupPerRun * 4;
-    const r = await measureSetup({ flows, runs: o.runs });
+    const r = await measureSetup({ flows, runs: o.runs, layout: o.layout });
     this.results.push({
       workload: 'setup',
       engine: 'core',
@@ -903,7 +914,7 @@ class Suite {
     for (let k = 0; k < runs; k++) {
       const e: Engine =
         engine === 'core'
-          ? createCoreEngine(cap.scenario, { workers: W, seed: o.seed })
+          ? createCoreEngine(cap.scenario, { workers: W, seed: o.seed, layout: o.layout })
           : createModelEngine(cap.scenario, { seed: o.seed });
       const keep: Engine = {
         ...e,

@@ -5,6 +5,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import cliProgress from 'cli-progress';
 import { EXIT_OK, type Command } from './command.ts';
+import { CORE_LAYOUTS, type CoreLayout } from '../core/engine.ts';
 import { UsageError, intOption, parseArgs, type ParsedArgs } from './args.ts';
 import { checkInputFile, checkOutputFile, prepareOutputDir } from './output-location.ts';
 import { DEFAULT_PROFILE, loadProfile } from '../traffic/profile.ts';
@@ -48,6 +49,8 @@ options:
   --out DIR             results directory: JSON, README.md, the charts (throughput, scaling, setup, latency .svg)
                         (default results/ for a full run; none for --quick)
   --seed N              workload seed (default 1)
+  --layout L            the core's table layout: record (default; 96 B/session) or line (one cache
+                        line per established packet; 171 B/session) — docs/core.md "Layouts"
   --no-progress         no progress bar
 
 compare: prints the change of every figure between two result files with a verdict: overlapping
@@ -123,6 +126,7 @@ async function runSuite(argv: string[]): Promise<number> {
       'json',
       'out',
       'seed',
+      'layout',
     ],
   });
   if (a.positional.length) throw new UsageError(`unexpected argument '${a.positional[0]}'`);
@@ -149,6 +153,12 @@ async function runSuite(argv: string[]): Promise<number> {
   if (a.values.has('replay-packets'))
     o.replayPackets = parseCount(a.values.get('replay-packets')!, '--replay-packets', 16, 4 << 20);
   o.seed = intOption(a, 'seed', 1, 1, 0x7fffffff);
+  if (a.values.has('layout')) {
+    const l = a.values.get('layout')!;
+    if (!(CORE_LAYOUTS as readonly string[]).includes(l))
+      throw new UsageError(`--layout: unknown layout '${l}' (${CORE_LAYOUTS.join(', ')})`);
+    o.layout = l as CoreLayout;
+  }
   o.profile = await loadProfile(a.values.get('profile') ?? DEFAULT_PROFILE);
   if (a.values.has('pcap')) o.pcap = { path: a.values.get('pcap')!, inside: a.values.get('inside') ?? DEFAULT_INSIDE };
   else if (a.values.has('inside')) throw new UsageError('--inside only applies with --pcap');

@@ -39,6 +39,7 @@ options:
   --workers N         core worker threads; 0 (default) runs the core's dataplane inline on the
                       fuzzer's thread (no thread start-up per run: ~10x more runs; the thread
                       plumbing has its own pool and fault tests)
+  --layout L          core table layout: record (default) or line (docs/core.md "Layouts")
   --shrink-time S     budget for shrinking a failure (default 60; every step restarts the engines)
   --save-dir DIR      where counterexamples go (default ${REGRESSIONS_DIR})
   --no-save           do not save counterexamples
@@ -61,7 +62,7 @@ function parseShard(s: string | undefined): { index: number; count: number } | u
   return { index, count };
 }
 
-export async function engineSpecs(names: EngineName[], workers: number): Promise<FuzzEngineSpec[]> {
+export async function engineSpecs(names: EngineName[], workers: number, layout?: string): Promise<FuzzEngineSpec[]> {
   return names.map((name) => {
     const d = engineDescriptor(name);
     // workers 0: engines with threads run on this thread (no thread start-up per run).
@@ -70,7 +71,7 @@ export async function engineSpecs(names: EngineName[], workers: number): Promise
       realClock: d.realClock,
       fixedConntrackMax: d.fixedConntrackMax,
       awsFilters: d.awsFilters === true,
-      create: (s, seed) => makeEngine(name, s, { seed, workers, extra: d.fuzzOptions }),
+      create: (s, seed) => makeEngine(name, s, { seed, workers, layout, extra: d.fuzzOptions }),
     };
   });
 }
@@ -91,6 +92,7 @@ export const command: Command = {
         'max-commands',
         'parallel',
         'workers',
+        'layout',
         'save-dir',
         'replay',
         'run',
@@ -129,7 +131,7 @@ export const command: Command = {
         if (a.values.has(o)) throw new UsageError(`--replay cannot be combined with --${o}`);
       const reg = loadRegression(replayDir);
       const useNames = a.values.has('engines') ? names : (reg.meta.engines.map(parseEngineName) as EngineName[]);
-      const specs = await engineSpecs(useNames, workers);
+      const specs = await engineSpecs(useNames, workers, a.values.get('layout'));
       const engines = [];
       for (const sp of specs)
         engines.push({ name: sp.name, engine: await sp.create(reg.scenario, reg.meta.engineSeed) });
@@ -226,7 +228,7 @@ export const command: Command = {
     // Counterexamples are written at the end of a long campaign: check the place now (not created).
     if (saveDir !== null)
       prepareOutputDir(saveDir, a.values.has('save-dir') ? '--save-dir' : 'counterexample directory', false);
-    const engines = await engineSpecs(names, workers);
+    const engines = await engineSpecs(names, workers, a.values.get('layout'));
 
     log(
       `natlab fuzz: seed ${seed}, engines ${names.join(' vs ')}${shard ? `, shard ${shard.index}/${shard.count}` : ''}${onlyRun !== undefined ? `, run ${onlyRun}` : ''}, ${timeS !== undefined ? `${timeS} s` : `${runs ?? 100} runs`}`,

@@ -29,7 +29,7 @@ import { CAPTURE_SUBNET_LEN_MIN } from '../scenario/capture.ts';
 import { SUBNET_LEN_MAX } from '../scenario/load.ts';
 
 const USAGE = `usage: natlab replay --in X.pcap --out DIR [--scenario F | --inside CIDR[,CIDR] [--subnet-len-min N]]
-                     [--engines model,core,kernel] [--workers N] [--seed N] [--limit N]
+                     [--engines model,core,kernel] [--workers N] [--layout L] [--seed N] [--limit N]
                      [--link ethernet|raw] [--format pcapng|pcap] [--max-diffs N]
                      [--kernel-time real|compress] [--kernel-max-wait S] [--junit FILE] [--html FILE]
                      [--json] [--no-progress]
@@ -64,6 +64,8 @@ options:
                      every subnet up to 10.0.0.0/7: --subnet-len-min 6 makes it an ordinary host)
   --engines LIST     comma-separated engines (default: model,core, those available)
   --workers N        core engine worker threads
+  --layout L         core engine table layout: record (default, 96 B/session) or line (one
+                     cache line per established packet, 171 B/session); same outputs
   --seed N           seed for the engines' random choices (default 1)
   --limit N          replay only the first N packets
   --link TYPE        output link type: ethernet (default, synthetic stable MACs) or raw (IPv4)
@@ -100,6 +102,7 @@ export const command: Command = {
         'inside',
         'engines',
         'workers',
+        'layout',
         'seed',
         'limit',
         'link',
@@ -210,6 +213,7 @@ export const command: Command = {
       scenarioHow: how,
       engines,
       workers,
+      layout: a.values.get('layout'),
       seed,
       limit,
       maxDifferences: maxDiffs,

@@ -5,7 +5,10 @@
 export { dispatchWorker } from './dispatch.ts';
 export {
   type CoreBatch,
+  type CoreLayout,
   type CoreShared,
+  CORE_LAYOUTS,
+  DEFAULT_LAYOUT,
   createCoreBatch,
   createCoreShared,
   sharedBytesPerSession,

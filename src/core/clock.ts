@@ -77,7 +77,7 @@ export class WorkerClock {
       if ((ses[o + S_META] & M_LIVE) === 0) continue;
       ses[o + S_WPREV] = 0;
       ses[o + S_WNEXT] = 0;
-      const exp = ses[o + S_EXPIRY];
+      const exp = t.fat ? t.foldExpiry(l) : ses[o + S_EXPIRY];
       if (rel >= exp) {
         t.release(l);
         continue;
@@ -88,6 +88,7 @@ export class WorkerClock {
       // semantics compares with: the UDP stream rule looks 2 s back).
       ses[o + S_CREATED] = created > delta ? created - delta : 0;
       t.wheelLink(l, exp - delta);
+      if (t.fat) t.sync(l); // the entries' expiry copies (and FE_FAST) from the shifted record
     }
     this.clock[t.w] += delta;
     this.rebases++;

@@ -346,6 +346,7 @@ export class Conntrack {
     t.ctl[t.cBase + C_INST + slot * C_INST_WORDS + CI_COUNT]++;
     t.naAppend(local, slot);
     t.wheelLink(local, st.eExp);
+    t.touch(local); // 'line' layout: its entries get their fast-path words at the end of the packet
     st.cLocal = local;
     st.pending = false;
     if (st.trkNat === 1) {

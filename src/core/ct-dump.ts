@@ -4,7 +4,8 @@
 // 4-bit sequence in the meta word after every change; the reader reads meta, the fields, then
 // meta again and retries (up to 8 times) when it changed — so a printed entry is a consistent
 // snapshot unless 16 changes to that same entry happened during one read. The fast path only
-// stores the expiry word (a single aligned 32-bit store, never torn).
+// stores the expiry word (a single aligned 32-bit store, never torn): the record's, or in the
+// 'line' layout its flow entry's copy, which entryExpiries folds in.
 
 import type { ConntrackEntry, NatRuleCounter } from '../spec/engine.ts';
 import { NAT_CHAINS } from '../spec/scenario.ts';
@@ -14,6 +15,10 @@ import {
   type CoreShared,
   CLOCK_UNSET,
   C_HWM,
+  FE_EXPIRY,
+  FE_FAST,
+  FE_META,
+  FE_WORDS,
   M_ASSURED,
   M_LIVE,
   M_PROTO_MASK,
@@ -35,6 +40,27 @@ import {
 } from './layout.ts';
 
 /**
+ * 'line' layout: per session of worker w, the latest expiry its fast entries carry (their FE_FAST
+ * copies, which the one-line fast path refreshes instead of the record; 0 = none), or null in the
+ * 'record' layout. A session's expiry is the larger of this and its record's (tables.ts).
+ */
+function entryExpiries(shared: CoreShared, w: number, hwm: number): Uint32Array | null {
+  if (shared.layout !== 'line') return null;
+  const flow = new Uint32Array(shared.sabs.flow);
+  const exps = new Uint32Array(Math.max(1, hwm));
+  const refMask = ((1 << shared.refBits) - 1) >>> 0;
+  const fb = w * shared.slotsW * FE_WORDS;
+  for (let i = 0; i < shared.slotsW; i++) {
+    const e = fb + i * FE_WORDS;
+    const v = flow[e];
+    if (v === 0 || (flow[e + FE_META] & FE_FAST) === 0) continue;
+    const local = ((v & refMask) - 1) >>> 2;
+    if (local < hwm && flow[e + FE_EXPIRY] > exps[local]) exps[local] = flow[e + FE_EXPIRY];
+  }
+  return exps;
+}
+
+/**
  * Live conntrack entries of every NAT instance at absolute time `atMs` (floor(timeUs / 1000) of
  * the capture clock). Each worker counts its 32-bit times from its own base (clock.ts); an entry
  * read while its worker rebases (once per ~12 days of capture time) may show a wrong timeout.
@@ -50,12 +76,13 @@ export function dumpConntrack(shared: CoreShared, atMs: number): ConntrackEntry[
     if (clock[w] === CLOCK_UNSET) continue;
     const nowMs = atMs - clock[w];
     const base = w * shared.capW;
+    const fexp = entryExpiries(shared, w, hwm);
     for (let i = 0; i < hwm; i++) {
       const o = (base + i) * SESSION_WORDS;
       for (let attempt = 0; attempt < 8; attempt++) {
         const meta = Atomics.load(ses, o + S_META);
         if ((meta & M_LIVE) === 0) break;
-        const exp = ses[o + S_EXPIRY];
+        const exp = fexp !== null && fexp[i] > ses[o + S_EXPIRY] ? fexp[i] : ses[o + S_EXPIRY];
         const os = ses[o + S_OSRC],
           od = ses[o + S_ODST],
           op = ses[o + S_OPORTS];
@@ -147,10 +174,12 @@ export function liveCountsPerWorker(shared: CoreShared, atMs: number): Int32Arra
     const hwm = Atomics.load(ctl, w * shared.ctlWords + C_HWM);
     const nowMs = atMs - clock[w];
     const base = w * shared.capW;
+    const fexp = entryExpiries(shared, w, hwm);
     for (let i = 0; i < hwm; i++) {
       const o = (base + i) * SESSION_WORDS;
       const meta = Atomics.load(ses, o + S_META);
-      if ((meta & M_LIVE) === 0 || nowMs >= ses[o + S_EXPIRY]) continue;
+      const exp = fexp !== null && fexp[i] > ses[o + S_EXPIRY] ? fexp[i] : ses[o + S_EXPIRY];
+      if ((meta & M_LIVE) === 0 || nowMs >= exp) continue;
       out[w * nNat + ((meta >>> M_SLOT_SHIFT) & M_SLOT_MASK)]++;
     }
   }

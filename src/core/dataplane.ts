@@ -33,6 +33,13 @@ import {
   T_LAST_IDX_MASK,
   T_LAST_IDX_SHIFT,
   C_USED,
+  FE_ADDR,
+  FE_EXPIRY,
+  FE_FAST,
+  FE_META,
+  FE_PATH_SHIFT,
+  FE_PORT,
+  FE_SIDE_DST,
 } from './layout.ts';
 import { TO_ESTABLISHED, TO_UDP_STREAM, routeLookup, RT_ENI, RT_LOCAL } from './compile.ts';
 import { CT_ESTABLISHED, FATE_DELIVERED, REASON_NONE } from '../spec/reasons.ts';
@@ -133,6 +140,8 @@ export class Dataplane {
     const ses = this.tables.ses;
     const fb = this.tables.fBase;
     const big = this.tables.ctl[this.tables.cBase + C_USED] > PF_MIN_SESSIONS;
+    const fs = this.tables.fs;
+    const fat = this.tables.fat;
     let sink = 0;
     for (let base = first; base < end; base += PF_GROUP) {
       const n = Math.min(end - base, PF_GROUP);
@@ -142,9 +151,10 @@ export class Dataplane {
         for (let j = 0; j < n; j++) {
           const h = this.preHash(batch, idx[base + j]);
           pf[j] = h < 0 ? -1 : this.tables.home(h);
-          if (h >= 0) sink ^= flow[fb + pf[j]];
+          if (h >= 0) sink ^= flow[fb + pf[j] * fs];
         }
-        for (let j = 0; j < n; j++) {
+        // The 'line' layout needs nothing more: an established UDP packet touches only its entry.
+        for (let j = 0; j < n && !fat; j++) {
           if (pf[j] < 0) continue;
           const v = flow[fb + pf[j]];
           if (v !== 0) {
@@ -163,6 +173,7 @@ export class Dataplane {
           this.slowCount++;
           this.slow.run(batch, out, i, now);
           this.st.missValid = false;
+          if (fat) this.tables.syncTouched();
         } else {
           this.fastCount++;
         }
@@ -261,6 +272,93 @@ export class Dataplane {
     return dv;
   }
 
+  /** The fast path's lookup missed: the slow path's conntrack lookup of the same key need not probe again. */
+  private missed(slot: number, proto: number, a: number, b: number, ports: number): boolean {
+    const st = this.st;
+    st.missValid = true;
+    st.missSlot = slot;
+    st.missProto = proto;
+    st.missA = a;
+    st.missB = b;
+    st.missPorts = ports;
+    return false;
+  }
+
+  /** The record fast path's output (recordFast): source, destination, ports, TTL decrement, egress. */
+  private rSrc = 0;
+  private rDst = 0;
+  private rPorts = 0;
+  private rTdec = 0;
+  private rEgress = 0;
+  /** The current TCP packet's L4 offset and last_end (for tcpAck from recordFast). */
+  private tcpL4 = 0;
+  private tcpEnd = 0;
+
+  /**
+   * The fast path from the session record (the 'record' layout, and the 'line' layout's entries
+   * without FE_FAST): live, ASSURED, TCP ESTABLISHED, a composed path for this direction from this
+   * ingress; refreshes the record's expiry and sets rSrc..rEgress. False = slow path.
+   */
+  private recordFast(
+    local: number,
+    kind: number,
+    proto: number,
+    ingress: number,
+    ttl: number,
+    now: number,
+    tmo: number,
+  ): boolean {
+    const ses = this.tables.ses;
+    const o = this.tables.rec(local);
+    const meta = ses[o + S_META];
+    if (now >= ses[o + S_EXPIRY] || (meta & M_ASSURED) === 0) return false;
+    if (proto === PROTO_TCP && ((meta >>> M_STATE_SHIFT) & M_STATE_MASK) !== TCP_ESTABLISHED) return false;
+    if ((meta & (kind === 0 ? M_PATH_O : M_PATH_R)) === 0) return false;
+    const path = kind === 0 ? ses[o + S_PATH] & 0xffff : ses[o + S_PATH] >>> 16;
+    if ((path & 31) !== ingress) return false;
+    const tdec = (path >>> 10) & 3;
+    if (tdec !== 0 && ttl <= tdec) return false;
+    if (proto === PROTO_TCP && !this.tcpAck(local, kind, this.tcpL4, this.tcpEnd)) return false;
+    const eip = path >>> 12;
+    // Output tuple = invert(the other direction's tuple), then the IGW's static NAT.
+    const ot = o + (1 - kind) * 3;
+    const np = ses[ot + 2];
+    this.rSrc = eip !== 0 ? this.eipAddr[eip - 1] : ses[ot + 1];
+    this.rDst = ses[ot];
+    this.rPorts = ((np << 16) | (np >>> 16)) >>> 0;
+    this.rTdec = tdec;
+    this.rEgress = (path >>> 5) & 31;
+    // Refresh the timer: the same timeout as before, so the expiry only grows (wheel invariant).
+    ses[o + S_EXPIRY] = now + tmo;
+    return true;
+  }
+
+  /**
+   * The fast path's TCP step (the only one; both layouts call it, after every other check and
+   * before any write): an ACK of an ESTABLISHED session in direction `kind`. Stores the tracker's
+   * last_dir / last_index / last_end in the record and tcp_in_window's td_maxack of this direction
+   * (the tcpw region) when the ACK advances it. False = let the slow path handle the packet (it
+   * must then have written nothing).
+   */
+  private tcpAck(local: number, kind: number, l4: number, tcpEnd: number): boolean {
+    const ses = this.tables.ses;
+    const o = this.tables.rec(local);
+    const tf = ses[o + S_TCP_FLAGS];
+    const want =
+      ((tf & ~(T_LAST_DIR | (T_LAST_IDX_MASK << T_LAST_IDX_SHIFT))) |
+        kind |
+        (TCP_CLASS_ACK << T_LAST_IDX_SHIFT) |
+        (T_MAXACK_O << kind)) >>>
+      0;
+    if (tf !== want) ses[o + S_TCP_FLAGS] = want;
+    ses[o + S_TCP_END] = tcpEnd;
+    const ack = this.inDv.getUint32(l4 + 8);
+    const tw = this.tables.tw(local) + kind;
+    const tcpw = this.tables.tcpw;
+    if ((tf & (T_MAXACK_O << kind)) === 0 || ((tcpw[tw] - ack) | 0) < 0) tcpw[tw] = ack;
+    return true;
+  }
+
   /** The established-session fast path; false = let the slow path handle the packet. */
   private fastPath(batch: FrameBatch, out: BatchOutput, i: number, now: number): boolean {
     const dv = this.inDv;
@@ -306,6 +404,8 @@ export class Dataplane {
       if (f !== 0x10 && f !== 0x30) return false; // ACK or ACK+URG (PSH/ECE/CWR masked)
       csumOff = l4 + 16;
       tcpEnd = (dv.getUint32(l4 + 4) + l4len - doff) >>> 0; // seq + payload (no SYN, no FIN)
+      this.tcpL4 = l4;
+      this.tcpEnd = tcpEnd;
     } else {
       const ulen = dv.getUint32(l4 + 4) >>> 16;
       if (ulen < 8 || ulen > l4len) return false;
@@ -355,55 +455,57 @@ export class Dataplane {
       slot = this.slotFor(ingress, dst);
     }
     if (slot < 0) return false;
-    const local = this.tables.lookup(slot, proto, srcW, dst, portsW);
-    if (local < 0) {
-      // Remember the miss: the slow path's conntrack lookup of the same key need not probe again.
-      this.st.missValid = true;
-      this.st.missSlot = slot;
-      this.st.missProto = proto;
-      this.st.missA = srcW;
-      this.st.missB = dst;
-      this.st.missPorts = portsW;
-      return false;
-    }
-    const ses = this.tables.ses;
-    const o = this.tables.rec(local);
-    const meta = ses[o + S_META];
-    if (now >= ses[o + S_EXPIRY] || (meta & M_ASSURED) === 0) return false;
-    if (proto === PROTO_TCP && ((meta >>> M_STATE_SHIFT) & M_STATE_MASK) !== TCP_ESTABLISHED) return false;
-    const kind = this.tables.hitKind;
-    if ((meta & (kind === 0 ? M_PATH_O : M_PATH_R)) === 0) return false;
-    const path = kind === 0 ? ses[o + S_PATH] & 0xffff : ses[o + S_PATH] >>> 16;
-    if ((path & 31) !== ingress) return false;
-    const tdec = (path >>> 10) & 3;
-    if (tdec !== 0 && ttl <= tdec) return false;
-    const egress = (path >>> 5) & 31;
-    const eip = path >>> 12;
-    // Output tuple = invert(the other direction's tuple), then the IGW's static NAT.
-    const ot = o + (1 - kind) * 3;
-    let nsrc = ses[ot + 1];
-    const ndst = ses[ot];
-    const np = ses[ot + 2];
-    const nports = ((np << 16) | (np >>> 16)) >>> 0;
-    if (eip !== 0) nsrc = this.eipAddr[eip - 1];
-    // Refresh the timer: the same timeout as before, so the expiry only grows (wheel invariant).
-    ses[o + S_EXPIRY] = now + (proto === PROTO_TCP ? this.tmoEst : this.tmoUdpStream);
-    if (proto === PROTO_TCP) {
-      // The tracker's last_dir / last_index / last_end (an accepted ACK in this direction; same
-      // cache line) and tcp_in_window's td_maxack of this direction (the tcpw region).
-      const tf = ses[o + S_TCP_FLAGS];
-      const want =
-        ((tf & ~(T_LAST_DIR | (T_LAST_IDX_MASK << T_LAST_IDX_SHIFT))) |
-          kind |
-          (TCP_CLASS_ACK << T_LAST_IDX_SHIFT) |
-          (T_MAXACK_O << kind)) >>>
-        0;
-      if (tf !== want) ses[o + S_TCP_FLAGS] = want;
-      ses[o + S_TCP_END] = tcpEnd;
-      const ack = dv.getUint32(l4 + 8);
-      const tw = this.tables.tw(local) + kind;
-      const tcpw = this.tables.tcpw;
-      if ((tf & (T_MAXACK_O << kind)) === 0 || ((tcpw[tw] - ack) | 0) < 0) tcpw[tw] = ack;
+    const tmo = proto === PROTO_TCP ? this.tmoEst : this.tmoUdpStream;
+    let nsrc: number;
+    let ndst: number;
+    let nports: number;
+    let tdec: number;
+    let egress: number;
+    if (this.tables.fat) {
+      // The 'line' layout: key, rewrite and expiry in one 32-byte entry (docs/core.md "Layouts").
+      const t = this.tables;
+      const e = t.findEntry(slot, proto, srcW, dst, portsW);
+      if (e < 0) return this.missed(slot, proto, srcW, dst, portsW);
+      const fl = t.flow;
+      const fm = fl[e + FE_META];
+      const r = (fl[e] & t.refMask) - 1;
+      if ((fm & FE_FAST) === 0) {
+        if (!this.recordFast(r >>> 2, r & 3, proto, ingress, ttl, now, tmo)) return false;
+        nsrc = this.rSrc;
+        ndst = this.rDst;
+        nports = this.rPorts;
+        tdec = this.rTdec;
+        egress = this.rEgress;
+      } else {
+        if (now >= fl[e + FE_EXPIRY]) return false;
+        const path = fm >>> FE_PATH_SHIFT;
+        if ((path & 31) !== ingress) return false;
+        tdec = (path >>> 10) & 3;
+        if (tdec !== 0 && ttl <= tdec) return false;
+        if (proto === PROTO_TCP && !this.tcpAck(r >>> 2, r & 3, l4, tcpEnd)) return false;
+        fl[e + FE_EXPIRY] = now + tmo;
+        egress = (path >>> 5) & 31;
+        const a = fl[e + FE_ADDR];
+        const pt = fl[e + FE_PORT];
+        if ((fm & FE_SIDE_DST) !== 0) {
+          nsrc = srcW;
+          ndst = a;
+          nports = ((portsW & 0xffff0000) | pt) >>> 0;
+        } else {
+          nsrc = a;
+          ndst = dstW;
+          nports = ((pt << 16) | (portsW & 0xffff)) >>> 0;
+        }
+      }
+    } else {
+      const local = this.tables.lookup(slot, proto, srcW, dst, portsW);
+      if (local < 0) return this.missed(slot, proto, srcW, dst, portsW);
+      if (!this.recordFast(local, this.tables.hitKind, proto, ingress, ttl, now, tmo)) return false;
+      nsrc = this.rSrc;
+      ndst = this.rDst;
+      nports = this.rPorts;
+      tdec = this.rTdec;
+      egress = this.rEgress;
     }
     // Rewrite the IPv4 header into the output arena (the L4 bytes were copied above).
     ov.setUint32(off, w0);

@@ -50,7 +50,17 @@ import { classifyQuotaDifference } from './differences.ts';
 import { compileAwsFilters, updateAwsFilters } from './aws-filters.ts';
 import { filterUpdateProblem } from '../scenario/filter-update.ts';
 import { dispatchWorker } from './dispatch.ts';
-import { type CoreBatch, type CoreShared, createCoreBatch, createCoreShared } from './layout.ts';
+import {
+  type CoreBatch,
+  type CoreLayout,
+  type CoreShared,
+  CORE_LAYOUTS,
+  DEFAULT_LAYOUT,
+  createCoreBatch,
+  createCoreShared,
+} from './layout.ts';
+
+export { type CoreLayout, CORE_LAYOUTS, DEFAULT_LAYOUT } from './layout.ts';
 import { CorePool, defaultWorkers } from './pool.ts';
 import { Dataplane } from './dataplane.ts';
 import { FAULT_HOLD, FAULT_TERMINATE, FAULT_THROW, MAX_SHARE, OP_ADVANCE, OP_PROCESS } from './ring.ts';
@@ -224,7 +234,11 @@ class CoreEngineImpl implements CoreEngine {
     this.arenaBytes = Math.max(opts.arenaBytes ?? this.batchSize * 1024, MIN_ARENA);
     this.faults = opts.faults ?? {};
     this.maxPoint = scenario.instances.length;
-    this.shared = createCoreShared(scenario, { workers, seed: opts.seed ?? 1, capacity: opts.capacity });
+    const layout = (opts.layout ?? DEFAULT_LAYOUT) as CoreLayout;
+    if (!CORE_LAYOUTS.includes(layout)) {
+      throw new InputError(`core engine: --layout must be one of ${CORE_LAYOUTS.join(', ')}, got ${opts.layout}`);
+    }
+    this.shared = createCoreShared(scenario, { workers, seed: opts.seed ?? 1, capacity: opts.capacity, layout });
     this.own = [0, 1].map(() => createCoreBatch(this.batchSize, this.arenaBytes));
     this.owner = new Int32Array(this.batchSize);
     this.counts = new Int32Array(workers + 1);

@@ -137,7 +137,51 @@ export {
 };
 
 // ---- flow table ----------------------------------------------------------------------------------
+/**
+ * Layouts of the flow table (docs/core.md "Layouts"): 'record' — 4-byte slots (tag | ref), the key
+ * and everything else in the session record (two dependent cache lines per established packet:
+ * slot, then record); 'line' — 32-byte entries (FE_WORDS) holding the key, the composed rewrite
+ * and a copy of the expiry, so an established UDP packet touches one cache line (its entry).
+ */
+export type CoreLayout = 'record' | 'line';
+export const CORE_LAYOUTS: readonly CoreLayout[] = ['record', 'line'];
+export const DEFAULT_LAYOUT: CoreLayout = 'record';
+/** Words per flow-table slot in the 'line' layout (32 bytes: two entries per cache line, aligned). */
+export const FE_WORDS = 8;
+// Flow entry words ('line' layout; word 0 is the slot value of both layouts).
+/** (hash tag << refBits) | ref, 0 = empty. */
+export const FE_REF = 0;
+/** The key's addresses and ports word (a copy of the record's tuple of this direction). */
+export const FE_SRC = 1;
+export const FE_DST = 2;
+export const FE_PORTS = 3;
+/**
+ * proto (bits 0..7) | NAT slot (8..13) — the rest of the key, as in the record's meta —
+ * | FE_FAST | FE_SIDE_DST | composed path without the EIP (ingress 5, egress 5, TTL decrement 2) in
+ * bits 16..27 | FE_SG_ALLOWED (reserved) | 3 spare bits.
+ */
+export const FE_META = 4;
+/** The one rewritten address (source or destination, FE_SIDE_DST), the IGW's EIP already applied. */
+export const FE_ADDR = 5;
+/** The one rewritten port (low 16 bits; the high 16 are spare). */
+export const FE_PORT = 6;
+/** Expiry ms of the session as this direction's fast path last refreshed it (valid with FE_FAST). */
+export const FE_EXPIRY = 7;
+/** Key bits of FE_META (proto | NAT slot << 8). */
+export const FE_KEY_MASK = 0x3fff;
+/** The entry may be forwarded by the one-line fast path (set and cleared by the slow path only). */
+export const FE_FAST = 1 << 14;
+/** The rewrite changes the destination address and port (else the source address and port). */
+export const FE_SIDE_DST = 1 << 15;
+export const FE_PATH_SHIFT = 16;
+/**
+ * Reserved for a security-group "allowed" step of the composed path (issue 16): not set by this
+ * code; a fast path honouring it would forward filtered sessions whose rules allow the flow.
+ */
+export const FE_SG_ALLOWED = 1 << 28;
 export const FLOW_LOAD = 0.75;
+/** Load of the 'line' layout's entry table (two keys per session; lower: fewer probes cross a line). */
+export const LINE_LOAD = 0.75;
 /** Keys per session: orig, reply, bysource. */
 export const FLOW_KEYS = 3;
 export const KIND_ORIG = 0;
@@ -187,6 +231,12 @@ export interface CoreShared {
   slotsW: number;
   /** Bits of a flow slot used by the session reference (the rest is a hash tag). */
   refBits: number;
+  /** Flow-table layout ('record': 4-byte slots; 'line': FE_WORDS-word entries). */
+  layout: CoreLayout;
+  /** Words per flow slot: 1 ('record') or FE_WORDS ('line'). */
+  flowStride: number;
+  /** Slots per worker of the `bysrc` region ('line' layout: bysource keys apart); 0 = in `flow`. */
+  bysrcSlotsW: number;
   ctlWords: number;
   sabs: Record<string, SharedArrayBuffer>;
   compiled: CompiledScenario;
@@ -202,9 +252,12 @@ export interface CoreShared {
  */
 export function createCoreShared(
   scenario: Scenario,
-  opts: { workers: number; seed: number; capacity?: number; hashSeed?: number },
+  opts: { workers: number; seed: number; capacity?: number; hashSeed?: number; layout?: CoreLayout },
 ): CoreShared {
   const W = opts.workers | 0;
+  const layout = opts.layout ?? DEFAULT_LAYOUT;
+  if (!CORE_LAYOUTS.includes(layout)) throw new Error(`createCoreShared: unknown layout ${layout}`);
+  const flowStride = layout === 'line' ? FE_WORDS : 1;
   if (W < 1 || W > 64) throw new Error(`createCoreShared: workers must be 1..64, got ${opts.workers}`);
   const compiled = compileScenario(scenario);
   const max = Math.max(1, Math.min(opts.capacity ?? scenario.conntrack.max, scenario.conntrack.max));
@@ -218,16 +271,20 @@ export function createCoreShared(
     capW = Math.max(capW, q * nNat);
   }
   capW = Math.max(capW, 1);
-  const slotsW = Math.ceil((capW * FLOW_KEYS) / FLOW_LOAD) + 1;
+  // 'line': only the two tuple keys live in the 32-byte entries, the bysource keys in 4-byte slots apart.
+  const slotsW =
+    layout === 'line' ? Math.ceil((capW * 2) / LINE_LOAD) + 1 : Math.ceil((capW * FLOW_KEYS) / FLOW_LOAD) + 1;
+  const bysrcSlotsW = layout === 'line' ? Math.ceil(capW / FLOW_LOAD) + 1 : 0;
   let refBits = 1;
   while (1 << refBits <= capW * 4 + 1 && refBits < 31) refBits++;
   if (refBits > 28) throw new Error(`createCoreShared: capacity ${max} too large for the core's flow table`);
   const ctlWords = C_INST + C_INST_WORDS * nNat;
   const sabs: Record<string, SharedArrayBuffer> = {
     sessions: new SharedArrayBuffer(W * capW * SESSION_WORDS * 4),
-    flow: new SharedArrayBuffer(W * slotsW * 4),
+    flow: new SharedArrayBuffer(W * slotsW * flowStride * 4),
     chain: new SharedArrayBuffer(W * capW * BYSRC_WORDS * 4),
     tcpw: new SharedArrayBuffer(W * capW * TCPW_WORDS * 4),
+    bysrc: new SharedArrayBuffer(Math.max(4, W * bysrcSlotsW * 4)),
     wheel: new SharedArrayBuffer(W * WHEEL_SLOTS * 4),
     ctl: new SharedArrayBuffer(W * ctlWords * 4),
     drops: new SharedArrayBuffer(W * REASON_COUNT * 8),
@@ -252,6 +309,9 @@ export function createCoreShared(
     capW,
     slotsW,
     refBits,
+    layout,
+    flowStride,
+    bysrcSlotsW,
     ctlWords,
     sabs,
     compiled,
@@ -275,7 +335,12 @@ export function createCoreShared(
  * + bysource chain links + TCP window words.
  */
 export function sharedBytesPerSession(shared: CoreShared): number {
-  return SESSION_WORDS * 4 + (shared.slotsW * 4) / shared.capW + BYSRC_WORDS * 4 + TCPW_WORDS * 4;
+  return (
+    SESSION_WORDS * 4 +
+    (shared.slotsW * shared.flowStride * 4 + shared.bysrcSlotsW * 4) / shared.capW +
+    BYSRC_WORDS * 4 +
+    TCPW_WORDS * 4
+  );
 }
 
 /** Total bytes of shared table memory (all SABs). */

@@ -28,6 +28,24 @@ import {
   C_USED,
   C_WHEEL_CUR,
   CI_COUNT,
+  FE_ADDR,
+  FE_DST,
+  FE_EXPIRY,
+  FE_FAST,
+  FE_KEY_MASK,
+  FE_META,
+  FE_PATH_SHIFT,
+  FE_PORT,
+  FE_PORTS,
+  FE_SIDE_DST,
+  FE_SRC,
+  FE_WORDS,
+  M_ASSURED,
+  M_PATH_O,
+  M_STATE_MASK,
+  M_STATE_SHIFT,
+  S_PATH,
+  TCP_ESTABLISHED,
   CI_NA_HEAD,
   CI_NA_TAIL,
   KIND_BYSRC,
@@ -63,6 +81,9 @@ import { PRNG_INCREMENT, prngOutput } from '../spec/prng.ts';
 const WHEEL_MASK = WHEEL_SLOTS - 1;
 /** S_WPREV of a list head: the slot index with this bit (so unlinking can clear the head). */
 const WHEAD = 0x80000000;
+
+/** Sessions the slow path may pull during one packet and sync afterwards ('line' layout). */
+const TOUCH_MAX = 32;
 
 /** Added to the NAT slot (0..63) in the last word of a bysource key. */
 const BYSRC_FLAG = 0x40;
@@ -106,6 +127,21 @@ export class Tables {
   readonly refBits: number;
   readonly refMask: number;
   readonly tagMask: number;
+  /** Words per flow slot (1, or FE_WORDS in the 'line' layout). */
+  readonly fs: number;
+  /**
+   * The bysource keys' slots (4 bytes each): the flow table itself in the 'record' layout, a
+   * table of their own (the `bysrc` region) in the 'line' layout.
+   */
+  readonly bflow: Uint32Array;
+  readonly bBase: number;
+  readonly bSlots: number;
+  /** The 'line' layout: flow entries carry the key, the composed rewrite and an expiry copy. */
+  readonly fat: boolean;
+  /** Sessions the slow path reached during the current packet ('line' layout; see pull / syncTouched). */
+  private readonly touched = new Int32Array(TOUCH_MAX);
+  private touchedN = 0;
+  private readonly eipAddr: Uint32Array;
   /** The hash key (hashKey(shared.hashSeed)): 30-bit words, small integers for V8. */
   readonly k0: number;
   readonly k1: number;
@@ -127,7 +163,19 @@ export class Tables {
     this.capW = shared.capW;
     this.sBase = w * shared.capW;
     this.nSlots = shared.slotsW;
-    this.fBase = w * shared.slotsW;
+    this.fs = shared.flowStride;
+    this.fat = shared.layout === 'line';
+    this.fBase = w * shared.slotsW * shared.flowStride;
+    if (shared.bysrcSlotsW > 0) {
+      this.bflow = new Uint32Array(shared.sabs.bysrc);
+      this.bSlots = shared.bysrcSlotsW;
+      this.bBase = w * shared.bysrcSlotsW;
+    } else {
+      this.bflow = this.flow;
+      this.bSlots = this.nSlots;
+      this.bBase = this.fBase;
+    }
+    this.eipAddr = shared.compiled.eipAddr;
     this.chBase = w * shared.capW * BYSRC_WORDS;
     this.wBase = w * WHEEL_SLOTS;
     this.cBase = w * shared.ctlWords;
@@ -153,6 +201,11 @@ export class Tables {
   /** Home slot of hash h: multiply-shift range reduction over all 32 bits (any slot count). */
   home(h: number): number {
     return (h * this.nSlots * 2.3283064365386963e-10) | 0;
+  }
+
+  /** Home slot of hash h in a table of n slots. */
+  private homeIn(h: number, n: number): number {
+    return (h * n * 2.3283064365386963e-10) | 0;
   }
 
   // ---- keyed hash ------------------------------------------------------------------------------
@@ -185,7 +238,15 @@ export class Tables {
    * the first empty slot (one exists: load ≤ FLOW_LOAD); the table size bounds the loop.
    */
   lookup(slot: number, proto: number, a: number, b: number, ports: number): number {
+    const l = this.find(slot, proto, a, b, ports);
+    if (l >= 0 && this.fat) this.pull(l);
+    return l;
+  }
+
+  /** lookup without the 'line' layout's pull (the record's expiry may be behind its entries'). */
+  private find(slot: number, proto: number, a: number, b: number, ports: number): number {
     const h = this.hashTuple(slot, proto, a, b, ports);
+    const fs = this.fs;
     const flow = this.flow;
     const ses = this.ses;
     const tag = h & this.tagMask;
@@ -195,7 +256,7 @@ export class Tables {
     const fb = this.fBase;
     const want = (proto | (slot << M_SLOT_SHIFT)) >>> 0;
     for (let p = 0; p < n; p++) {
-      const v = flow[fb + i];
+      const v = flow[fb + i * fs];
       if (v === 0) return -1;
       if (v >>> rb === tag) {
         const r = (v & this.refMask) - 1;
@@ -227,18 +288,37 @@ export class Tables {
    * within the whole table is a broken invariant, thrown as an internal error.
    */
   insertRef(h: number, local: number, kind: number): void {
-    const flow = this.flow;
+    const bys = kind === KIND_BYSRC;
+    const flow = bys ? this.bflow : this.flow;
+    const fb = bys ? this.bBase : this.fBase;
     const val = (((h & this.tagMask) << this.refBits) | (((local << 2) | kind) + 1)) >>> 0;
-    const n = this.nSlots;
-    let i = this.home(h);
+    const n = bys ? this.bSlots : this.nSlots;
+    const fs = bys ? 1 : this.fs;
+    let i = this.homeIn(h, n);
     for (let p = 0; p < n; p++) {
-      if (flow[this.fBase + i] === 0) {
-        flow[this.fBase + i] = val;
+      const e = fb + i * fs;
+      if (flow[e] === 0) {
+        flow[e] = val;
+        if (this.fat && !bys) this.fillEntry(e, local, kind);
         return;
       }
       if (++i === n) i = 0;
     }
     throw new Error(`core: flow table of worker ${this.w} has no empty slot (${n} slots): internal error`);
+  }
+
+  /** 'line' layout: the key words of a new entry at word e (not FE_FAST: the slow path syncs it). */
+  private fillEntry(e: number, local: number, kind: number): void {
+    const flow = this.flow;
+    const o = this.rec(local);
+    const k = o + kind * 3;
+    flow[e + FE_SRC] = this.ses[k];
+    flow[e + FE_DST] = this.ses[k + 1];
+    flow[e + FE_PORTS] = this.ses[k + 2];
+    flow[e + FE_META] = this.ses[o + S_META] & FE_KEY_MASK;
+    flow[e + FE_ADDR] = 0;
+    flow[e + FE_PORT] = 0;
+    flow[e + FE_EXPIRY] = 0;
   }
 
   /** Hash of the key stored for (local, kind). */
@@ -255,13 +335,15 @@ export class Tables {
 
   /** Flow slot (0..nSlots) holding reference (local, kind), found from hash h; -1 if absent. */
   private refSlot(h: number, local: number, kind: number): number {
-    const flow = this.flow;
-    const fb = this.fBase;
-    const n = this.nSlots;
+    const bys = kind === KIND_BYSRC;
+    const flow = bys ? this.bflow : this.flow;
+    const fb = bys ? this.bBase : this.fBase;
+    const n = bys ? this.bSlots : this.nSlots;
     const ref = ((local << 2) | kind) + 1;
-    let i = this.home(h);
+    const fs = bys ? 1 : this.fs;
+    let i = this.homeIn(h, n);
     for (let p = 0; p < n; p++) {
-      const v = flow[fb + i];
+      const v = flow[fb + i * fs];
       if (v === 0) return -1;
       if ((v & this.refMask) === ref) return i;
       if (++i === n) i = 0;
@@ -272,29 +354,30 @@ export class Tables {
   /** Removes reference (local, kind) (backward-shift deletion: no tombstones). */
   removeRef(local: number, kind: number): void {
     const at = this.refSlot(this.keyHash(local, kind), local, kind);
-    if (at >= 0) this.removeAt(at);
+    if (at >= 0) this.removeAt(at, kind === KIND_BYSRC);
   }
 
   /** Empties flow slot i and shifts later entries of its cluster back where their homes allow. */
-  private removeAt(i: number): void {
-    const flow = this.flow;
-    const fb = this.fBase;
-    const n = this.nSlots;
+  private removeAt(i: number, bys: boolean): void {
+    const flow = bys ? this.bflow : this.flow;
+    const fb = bys ? this.bBase : this.fBase;
+    const n = bys ? this.bSlots : this.nSlots;
+    const fs = bys ? 1 : this.fs;
     let j = i;
     for (let q = 0; q < n; q++) {
       if (++j === n) j = 0;
-      const v = flow[fb + j];
+      const v = flow[fb + j * fs];
       if (v === 0) break;
       const r = (v & this.refMask) - 1;
-      const k = this.home(this.keyHash(r >>> 2, r & 3));
+      const k = this.homeIn(this.keyHash(r >>> 2, r & 3), n);
       // Entry at j may move to i iff its home k is not cyclically in (i, j].
       const inRange = i <= j ? k > i && k <= j : k > i || k <= j;
       if (!inRange) {
-        flow[fb + i] = v;
+        flow.copyWithin(fb + i * fs, fb + j * fs, fb + j * fs + fs);
         i = j;
       }
     }
-    flow[fb + i] = 0;
+    flow.fill(0, fb + i * fs, fb + i * fs + fs);
   }
 
   // ---- bysource (get_unique_tuple step b) -------------------------------------------------------
@@ -304,12 +387,12 @@ export class Tables {
    * the newest session of the key's chain — or -1 if no session has this key.
    */
   private bysrcHead(h: number, slot: number, proto: number, src: number, sport: number): number {
-    const flow = this.flow;
+    const flow = this.bflow;
     const ses = this.ses;
     const tag = h & this.tagMask;
-    const n = this.nSlots;
-    const fb = this.fBase;
-    let i = this.home(h);
+    const n = this.bSlots;
+    const fb = this.bBase;
+    let i = this.homeIn(h, n);
     for (let p = 0; p < n; p++) {
       const v = flow[fb + i];
       if (v === 0) return -1;
@@ -354,11 +437,11 @@ export class Tables {
       this.insertRef(h, local, KIND_BYSRC);
       return;
     }
-    const v = this.flow[this.fBase + at];
+    const v = this.bflow[this.bBase + at];
     const head = ((v & this.refMask) - 1) >>> 2;
     ch[c + B_NEXT] = head + 1;
     ch[this.chBase + head * BYSRC_WORDS + B_PREV] = local + 1;
-    this.flow[this.fBase + at] = ((v & ~this.refMask) | (((local << 2) | KIND_BYSRC) + 1)) >>> 0;
+    this.bflow[this.bBase + at] = ((v & ~this.refMask) | (((local << 2) | KIND_BYSRC) + 1)) >>> 0;
   }
 
   /** Takes session `local` out of its bysource chain (O(1); the key's slot goes with its last session). */
@@ -378,10 +461,10 @@ export class Tables {
     const at = this.refSlot(this.keyHash(local, KIND_BYSRC), local, KIND_BYSRC);
     if (at < 0) return;
     if (next === 0) {
-      this.removeAt(at);
+      this.removeAt(at, true);
     } else {
-      const v = this.flow[this.fBase + at];
-      this.flow[this.fBase + at] = ((v & ~this.refMask) | ((((next - 1) << 2) | KIND_BYSRC) + 1)) >>> 0;
+      const v = this.bflow[this.bBase + at];
+      this.bflow[this.bBase + at] = ((v & ~this.refMask) | ((((next - 1) << 2) | KIND_BYSRC) + 1)) >>> 0;
     }
   }
 
@@ -407,12 +490,12 @@ export class Tables {
     if (at < 0) return -1;
     const ses = this.ses;
     const ch = this.chain;
-    let e = (((this.flow[this.fBase + at] & this.refMask) - 1) >>> 2) + 1;
+    let e = (((this.bflow[this.bBase + at] & this.refMask) - 1) >>> 2) + 1;
     for (let p = 0; p < this.capW && e !== 0; p++) {
       const local = e - 1;
       e = ch[this.chBase + local * BYSRC_WORDS + B_NEXT];
       const o = this.rec(local);
-      if (nowMs >= ses[o + S_EXPIRY]) {
+      if (nowMs >= (this.fat ? this.foldExpiry(local) : ses[o + S_EXPIRY])) {
         this.release(local);
         continue;
       }
@@ -427,7 +510,7 @@ export class Tables {
   bysrcChainLength(slot: number, proto: number, src: number, sport: number): number {
     const at = this.bysrcHead(this.hashBysrc(slot, proto, src, sport), slot, proto, src, sport);
     if (at < 0) return 0;
-    let e = (((this.flow[this.fBase + at] & this.refMask) - 1) >>> 2) + 1;
+    let e = (((this.bflow[this.bBase + at] & this.refMask) - 1) >>> 2) + 1;
     let n = 0;
     for (; n <= this.capW && e !== 0; n++) e = this.chain[this.chBase + (e - 1) * BYSRC_WORDS + B_NEXT];
     return n;
@@ -594,7 +677,7 @@ export class Tables {
         continue;
       }
       const local = head - 1;
-      const exp = ses[this.rec(local) + S_EXPIRY];
+      const exp = this.fat ? this.foldExpiry(local) : ses[this.rec(local) + S_EXPIRY];
       work++;
       if (nowMs >= exp) {
         this.release(local);
@@ -628,8 +711,146 @@ export class Tables {
       e = ses[o + S_WNEXT];
       ses[o + S_WPREV] = 0;
       ses[o + S_WNEXT] = 0;
+      if (this.fat) this.foldExpiry(local);
       if (nowMs >= ses[o + S_EXPIRY]) this.release(local);
       else this.wheelLink(local, ses[o + S_EXPIRY]);
+    }
+  }
+
+  // ---- the 'line' layout's fast entries ---------------------------------------------------------------
+  //
+  // Invariant: a session's expiry is the maximum of its record's S_EXPIRY and the FE_EXPIRY of its
+  // entries that have FE_FAST (the one-line fast path refreshes only its entry's copy, with the
+  // same timeout, so it only grows). FE_FAST is set only by sync, from the record alone, and the
+  // slow path clears it (pull) before it reads or changes a session, so what the fast path
+  // replays is always what the record says. Every slow-path reader of an expiry folds it first.
+
+  /**
+   * 'line' layout: the word offset of the flow entry with this key (compared in the entry itself:
+   * one cache line), or -1. The established fast path's lookup.
+   */
+  findEntry(slot: number, proto: number, a: number, b: number, ports: number): number {
+    const h = this.hashTuple(slot, proto, a, b, ports);
+    const flow = this.flow;
+    const n = this.nSlots;
+    const fb = this.fBase;
+    const want = (proto | (slot << M_SLOT_SHIFT)) >>> 0;
+    let i = this.home(h);
+    for (let p = 0; p < n; p++) {
+      const e = fb + i * FE_WORDS;
+      if (flow[e] === 0) return -1;
+      if (
+        flow[e + FE_SRC] === a &&
+        flow[e + FE_DST] === b &&
+        flow[e + FE_PORTS] === ports &&
+        (flow[e + FE_META] & FE_KEY_MASK) === want
+      )
+        return e;
+      if (++i === n) i = 0;
+    }
+    return -1;
+  }
+
+  /** Word offset of session local's entry of `kind` (orig / reply), or -1. */
+  private entryOf(local: number, kind: number): number {
+    const at = this.refSlot(this.keyHash(local, kind), local, kind);
+    return at < 0 ? -1 : this.fBase + at * FE_WORDS;
+  }
+
+  /** 'line' layout: folds the entries' expiry copies into the record (see the invariant); returns it. */
+  foldExpiry(local: number): number {
+    const o = this.rec(local);
+    let exp = this.ses[o + S_EXPIRY];
+    if ((this.ses[o + S_META] & M_LIVE) === 0) return exp;
+    const flow = this.flow;
+    for (let k = 0; k < 2; k++) {
+      const e = this.entryOf(local, k);
+      if (e >= 0 && (flow[e + FE_META] & FE_FAST) !== 0 && flow[e + FE_EXPIRY] > exp) exp = flow[e + FE_EXPIRY];
+    }
+    this.ses[o + S_EXPIRY] = exp;
+    return exp;
+  }
+
+  /**
+   * 'line' layout: the slow path takes session `local` over — its expiry folded into the record,
+   * FE_FAST cleared on both entries — and it is remembered for syncTouched at the end of the packet.
+   */
+  pull(local: number): void {
+    this.touch(local);
+    const o = this.rec(local);
+    if ((this.ses[o + S_META] & M_LIVE) === 0) return;
+    let exp = this.ses[o + S_EXPIRY];
+    const flow = this.flow;
+    for (let k = 0; k < 2; k++) {
+      const e = this.entryOf(local, k);
+      if (e < 0) continue;
+      const m = flow[e + FE_META];
+      if ((m & FE_FAST) === 0) continue;
+      if (flow[e + FE_EXPIRY] > exp) exp = flow[e + FE_EXPIRY];
+      flow[e + FE_META] = (m & ~FE_FAST) >>> 0;
+    }
+    this.ses[o + S_EXPIRY] = exp;
+  }
+
+  /** 'line' layout: remember a session to sync at the end of the packet (beyond TOUCH_MAX: it stays slow, still exact). */
+  touch(local: number): void {
+    if (!this.fat) return;
+    if (this.touchedN < TOUCH_MAX) this.touched[this.touchedN++] = local;
+  }
+
+  /** 'line' layout: sync every session the slow path reached during this packet. */
+  syncTouched(): void {
+    for (let k = 0; k < this.touchedN; k++) this.sync(this.touched[k]);
+    this.touchedN = 0;
+  }
+
+  /**
+   * 'line' layout: sets each entry of session `local` from its record alone: FE_FAST iff the old
+   * fast path's conditions hold for that direction (live, ASSURED, TCP ESTABLISHED, a composed path
+   * recorded) and its rewrite changes at most one side (source address and port, or destination
+   * address and port — single SNAT/DNAT with or without the IGW; else the packet uses the record
+   * fast path); then the rewritten address (EIP applied) and port, the path and the expiry.
+   */
+  sync(local: number): void {
+    const o = this.rec(local);
+    const ses = this.ses;
+    const meta = ses[o + S_META];
+    if ((meta & M_LIVE) === 0) return;
+    const flow = this.flow;
+    const proto = meta & M_PROTO_MASK;
+    const base =
+      (meta & M_ASSURED) !== 0 &&
+      (proto === PROTO_UDP || (proto === PROTO_TCP && ((meta >>> M_STATE_SHIFT) & M_STATE_MASK) === TCP_ESTABLISHED));
+    for (let k = 0; k < 2; k++) {
+      const e = this.entryOf(local, k);
+      if (e < 0) continue;
+      const key = flow[e + FE_META] & FE_KEY_MASK;
+      flow[e + FE_META] = key;
+      if (!base || (meta & (M_PATH_O << k)) === 0) continue;
+      const path = k === 0 ? ses[o + S_PATH] & 0xffff : ses[o + S_PATH] >>> 16;
+      const ingress = path & 31;
+      const eip = path >>> 12;
+      const ot = o + (1 - k) * 3;
+      const nsrc = eip !== 0 ? this.eipAddr[eip - 1] : ses[ot + 1];
+      const ndst = ses[ot];
+      const np = ses[ot + 2];
+      const nports = ((np << 16) | (np >>> 16)) >>> 0;
+      const ports = ses[o + k * 3 + 2];
+      let side = 0;
+      let addr: number;
+      let port: number;
+      if (ingress !== 0 && ndst === ses[o + k * 3 + 1] && (nports & 0xffff) === (ports & 0xffff)) {
+        addr = nsrc;
+        port = nports >>> 16;
+      } else if (nsrc === ses[o + k * 3] && nports >>> 16 === ports >>> 16) {
+        side = FE_SIDE_DST;
+        addr = ndst;
+        port = nports & 0xffff;
+      } else continue;
+      flow[e + FE_ADDR] = addr;
+      flow[e + FE_PORT] = port;
+      flow[e + FE_EXPIRY] = ses[o + S_EXPIRY];
+      flow[e + FE_META] = (key | FE_FAST | side | ((path & 0xfff) << FE_PATH_SHIFT)) >>> 0;
     }
   }
 
@@ -640,6 +861,35 @@ export class Tables {
     const x = (this.ctl[this.cBase + C_RNG] + PRNG_INCREMENT) | 0;
     this.ctl[this.cBase + C_RNG] = x;
     return prngOutput(x);
+  }
+
+  /** Occupied slots of the flow table and (if apart) the bysource table (tests, diagnostics). */
+  occupiedSlots(): number {
+    let n = 0;
+    for (let i = 0; i < this.nSlots; i++) if (this.flow[this.fBase + i * this.fs] !== 0) n++;
+    if (this.bflow !== this.flow) for (let i = 0; i < this.bSlots; i++) if (this.bflow[this.bBase + i] !== 0) n++;
+    return n;
+  }
+
+  /** Displacement of every occupied slot from its key's home (probes − 1): sum, max, count (tests). */
+  probeStats(): { sum: number; max: number; used: number } {
+    let sum = 0;
+    let max = 0;
+    let used = 0;
+    const tables: [Uint32Array, number, number, number][] = [[this.flow, this.fBase, this.nSlots, this.fs]];
+    if (this.bflow !== this.flow) tables.push([this.bflow, this.bBase, this.bSlots, 1]);
+    for (const [flow, fb, n, fs] of tables) {
+      for (let i = 0; i < n; i++) {
+        const v = flow[fb + i * fs];
+        if (v === 0) continue;
+        const r = (v & this.refMask) - 1;
+        const d = (i - this.homeIn(this.keyHash(r >>> 2, r & 3), n) + n) % n;
+        sum += d;
+        max = Math.max(max, d);
+        used++;
+      }
+    }
+    return { sum, max, used };
   }
 
   /** Tuple words of local session i, kind k: [src, dst, ports]. */

@@ -60,5 +60,6 @@ export async function makeEngine(name: EngineName, scenario: Scenario, opts: Mak
   const o: EngineOptions & Record<string, unknown> = { ...(opts.extra ?? {}) };
   if (opts.seed !== undefined) o.seed = opts.seed;
   if (opts.workers !== undefined) o.workers = opts.workers;
+  if (opts.layout !== undefined) o.layout = opts.layout;
   return await ENGINES[name].create(scenario, o);
 }

@@ -160,6 +160,11 @@ export interface EngineOptions {
   seed?: number;
   /** Core: worker threads; 0 = no threads, the dataplane runs on the calling thread. */
   workers?: number;
+  /**
+   * Core: the memory layout of its tables ('record' or 'line', docs/core.md "Layouts"); it changes
+   * speed and memory, never outputs. Engines without layouts ignore it.
+   */
+  layout?: string;
 }
 
 /** Whether an engine can run on this machine, and if not, what is missing (one line). */

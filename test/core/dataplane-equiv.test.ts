@@ -296,21 +296,24 @@ class Renaming {
 }
 
 describe('dataplane vs model (black box) on the built-in scenario', () => {
-  for (const [max, workers, dnat] of [
-    [262144, 1, 0],
-    [3, 1, 0],
-    [262144, 2, 0],
-    [262144, 1, 1],
-    [262144, 2, 1],
-  ])
-    it(`same results, same conntrack table, same nat counters (up to NAT port renaming), conntrack max ${max}, ${workers} worker(s)${dnat ? ', DNAT port forwarding' : ''}`, async () => {
+  for (const [max, workers, dnat, layout] of [
+    [262144, 1, 0, 'record'],
+    [3, 1, 0, 'record'],
+    [262144, 2, 0, 'record'],
+    [262144, 1, 1, 'record'],
+    [262144, 2, 1, 'record'],
+    [262144, 1, 0, 'line'],
+    [3, 1, 0, 'line'],
+    [262144, 2, 1, 'line'],
+  ] as const)
+    it(`same results, same conntrack table, same nat counters (up to NAT port renaming), conntrack max ${max}, ${workers} worker(s)${dnat ? ', DNAT port forwarding' : ''}, layout ${layout}`, async () => {
       await fc.assert(
         fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 60 }), async (ops) => {
           const scenario = loadBuiltinScenario();
           scenario.conntrack.max = max;
           if (dnat) scenario.instances[0].nat = parseNatTable(DNAT_RULES, 'equiv-dnat');
           const model = createModelEngine(scenario, { seed: 1 });
-          const h = new Harness(scenario, { workers });
+          const h = new Harness(scenario, { workers, layout });
           const ren = new Renaming();
           let tMs = 1;
           const lastM = { out: null as Uint8Array | null, inb: null as Uint8Array | null };

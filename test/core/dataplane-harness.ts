@@ -3,7 +3,13 @@
 
 import type { Scenario } from '../../src/spec/scenario.ts';
 import type { PacketResult } from '../../src/spec/engine.ts';
-import { createCoreBatch, createCoreShared, type CoreBatch, type CoreShared } from '../../src/core/layout.ts';
+import {
+  createCoreBatch,
+  createCoreShared,
+  type CoreBatch,
+  type CoreLayout,
+  type CoreShared,
+} from '../../src/core/layout.ts';
 import {
   OUT_SLOTS,
   resultCt,
@@ -24,12 +30,13 @@ export class Harness {
 
   constructor(
     readonly scenario: Scenario,
-    opts: { workers?: number; seed?: number; capacity?: number } = {},
+    opts: { workers?: number; seed?: number; capacity?: number; layout?: CoreLayout } = {},
   ) {
     this.shared = createCoreShared(scenario, {
       workers: opts.workers ?? 1,
       seed: opts.seed ?? 1,
       capacity: opts.capacity,
+      layout: opts.layout,
     });
     this.dps = [];
     for (let w = 0; w < this.shared.workers; w++) this.dps.push(new Dataplane(this.shared, w));

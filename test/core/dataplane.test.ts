@@ -42,7 +42,17 @@ import {
 import { POINT_INTERNET, type Scenario } from '../../src/spec/scenario.ts';
 import { Harness } from './dataplane-harness.ts';
 import { readDropCounters, readNatCounters } from '../../src/core/ct-dump.ts';
-import { createCoreShared } from '../../src/core/layout.ts';
+import {
+  createCoreShared,
+  FE_ADDR,
+  FE_EXPIRY,
+  FE_FAST,
+  FE_META,
+  FE_PORT,
+  FE_SIDE_DST,
+  S_EXPIRY,
+} from '../../src/core/layout.ts';
+import { PROTO_TCP } from '../../src/packet/constants.ts';
 import { Tables } from '../../src/core/tables.ts';
 import { sharedBytesPerSession } from '../../src/core/layout.ts';
 import { NAT, WEB, APP, app, natIp, web, eip, webEip } from '../helpers/builtin.ts';
@@ -571,3 +581,70 @@ void natIp;
 void webEip;
 void NAT;
 void DROP_IGW_NO_PUBLIC_IP;
+
+describe("dataplane: the 'line' layout (key, rewrite and expiry in one 32-byte entry)", () => {
+  const tcp = (from: 'app' | 'srv', flags: number, payload?: Uint8Array) =>
+    from === 'app'
+      ? buildTcp({ src: app, dst: srv, sport: 40000, dport: 443, flags, payload })
+      : buildTcp({ src: srv, dst: eip, sport: 443, dport: 40000, flags, payload });
+  const entries = (h: Harness) => {
+    const t = h.dps[0].tables;
+    // The built-in scenario's one NAT instance is slot 0; orig key = the app's tuple, reply key = the server's to the NAT.
+    const o = t.findEntry(0, PROTO_TCP, app, srv, ((40000 << 16) | 443) >>> 0);
+    const r = t.findEntry(0, PROTO_TCP, srv, natIp, (443 << 16) | 40000);
+    expect(o).toBeGreaterThanOrEqual(0);
+    expect(r).toBeGreaterThanOrEqual(0);
+    return { t, o, r };
+  };
+
+  it('an ESTABLISHED session replays from its entries; the fast path refreshes only their expiry, which the dump and the wheel fold in; a FIN takes the session back', () => {
+    const h = new Harness(loadBuiltinScenario(), { layout: 'line' });
+    h.send(tcp('app', F_SYN), APP, 0);
+    h.send(tcp('srv', F_SYN | F_ACK), POINT_INTERNET, 10);
+    h.send(tcp('app', F_ACK), APP, 20);
+    const { t, o, r } = entries(h);
+    const fl = t.flow;
+    // Synced from the record at the end of the slow packet: orig rewrites the source (MASQUERADE
+    // + the IGW's EIP), reply the destination (de-NAT to the app).
+    expect(fl[o + FE_META] & (FE_FAST | FE_SIDE_DST)).toBe(FE_FAST);
+    expect([fl[o + FE_ADDR], fl[o + FE_PORT]]).toEqual([eip, 40000]);
+    expect(fl[r + FE_META] & (FE_FAST | FE_SIDE_DST)).toBe(FE_FAST | FE_SIDE_DST);
+    expect([fl[r + FE_ADDR], fl[r + FE_PORT]]).toEqual([app, 40000]);
+    const rec = t.rec((fl[o] & t.refMask) >>> 2);
+    const recExp = t.ses[rec + S_EXPIRY];
+    const fast0 = h.fast;
+    const at = 600_000; // 10 min later
+    let res = h.send(tcp('app', F_ACK, new Uint8Array([1, 2, 3])), APP, at);
+    expect(outs(res)).toEqual(['0 tcp 203.0.113.10:40000 > 198.51.100.7:443 . len=3 ttl=63']);
+    expect(checksOk(res.outputs[0].frame)).toBe(true);
+    res = h.send(tcp('srv', F_ACK), POINT_INTERNET, at + 1);
+    expect(outs(res)).toEqual(['3 tcp 198.51.100.7:443 > 10.0.1.10:40000 . ttl=63']);
+    expect(checksOk(res.outputs[0].frame)).toBe(true);
+    expect(h.fast - fast0).toBe(2);
+    // Only the entries' copies moved; the record still holds the slow path's expiry.
+    expect(t.ses[rec + S_EXPIRY]).toBe(recExp);
+    expect(fl[o + FE_EXPIRY]).toBe(t.ses[rec + S_EXPIRY] + at - 20);
+    // Past the record's expiry but not the entries': the dump and the wheel see the later one.
+    const later = recExp + 1000;
+    h.dps[0].advance(later);
+    const ct = h.conntrack(later);
+    expect(ct.length).toBe(1);
+    expect(ct[0].state).toBe('ESTABLISHED');
+    // A FIN goes to the slow path, which takes the session over: its entries lose FE_FAST.
+    res = h.send(tcp('app', F_FIN | F_ACK), APP, later + 1);
+    expect(res.fate).toBe(FATE_DELIVERED);
+    expect(h.conntrack(later + 1)[0].state).toBe('FIN_WAIT');
+    const e2 = entries(h);
+    expect(e2.t.flow[e2.o + FE_META] & FE_FAST).toBe(0);
+    expect(e2.t.flow[e2.r + FE_META] & FE_FAST).toBe(0);
+  });
+
+  it('memory per session: the 32-byte entries of two keys at load 0.75, the bysource keys apart', () => {
+    const line = sharedBytesPerSession(
+      createCoreShared(loadBuiltinScenario(), { workers: 1, seed: 1, layout: 'line' }),
+    );
+    // 64 B record + 2 × 32 B / 0.75 + 4 B / 0.75 bysource slot + 8 B chain links + 8 B td_maxack.
+    expect(line).toBeGreaterThan(170);
+    expect(line).toBeLessThan(172);
+  });
+});

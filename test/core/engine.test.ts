@@ -291,6 +291,32 @@ describe('core engine: inline (dataplane on the calling thread) vs worker thread
   });
 });
 
+describe("core engine: table layouts ('record' vs 'line')", () => {
+  it('give byte-identical results, conntrack tables (timeouts included) and counters, inline and with 2 worker threads', async () => {
+    const inputs = mixedTraffic(S, 500, 23);
+    for (const opts of [{ inline: true }, { workers: 2 }]) {
+      const runs = [];
+      for (const layout of ['record', 'line']) {
+        const e = createCoreEngine(S, { ...opts, layout, seed: 5, batchSize: 256 });
+        try {
+          const results = await runAll(e, inputs, 700);
+          runs.push({ results, conntrack: await e.conntrack(), counters: await e.natCounters() });
+        } finally {
+          await e.close();
+        }
+      }
+      expect(runs[1].results).toEqual(runs[0].results);
+      expect(runs[1].conntrack).toEqual(runs[0].conntrack);
+      expect(runs[1].counters).toEqual(runs[0].counters);
+      expect(runs[0].conntrack.length).toBeGreaterThan(50);
+    }
+  });
+
+  it('refuses an unknown layout with InputError', () => {
+    expect(() => createCoreEngine(S, { inline: true, layout: 'wide' })).toThrow(/--layout must be one of record, line/);
+  });
+});
+
 describe('core engine: timer wheel beyond its horizon (regression: fuzz campaign hang, 27 Nov)', () => {
   it('an ESTABLISHED entry (5-day timeout) survives advances past the ~17 min wheel horizon', async () => {
     // The entry is filed at the wheel's last slot; when the wheel reached that slot it re-filed the

@@ -59,18 +59,24 @@ function expectSameRun(got: Run, want: Run): void {
   expect(got.drops).toEqual(want.drops);
 }
 
-describe.each([1, 2])('core engine faults, %i worker(s)', (workers) => {
+// The 'line' layout's faulted runs are compared with the 'record' layout's clean run: the layout
+// changes no output, and a replacement worker resumes from the entries its predecessor left.
+describe.each([
+  [1, 'record'],
+  [2, 'record'],
+  [2, 'line'],
+])('core engine faults, %i worker(s), layout %s', (workers, layout) => {
   const mid = Math.floor(INPUTS.length * 0.45);
 
   it('a worker that throws mid-batch is re-issued; outputs equal a clean run', async () => {
-    const got = await run({ workers, faults: { throwAtPacket: mid } });
+    const got = await run({ workers, layout, faults: { throwAtPacket: mid } });
     expect(got.restarts).toBe(1);
     expect(got.faultLog.join('\n')).toMatch(/injected fault: worker throws before packet/);
     expectSameRun(got, await cleanRun(workers));
   });
 
   it('a worker thread terminated mid-batch is replaced; outputs equal a clean run', async () => {
-    const got = await run({ workers, faults: { terminateAtPacket: mid + 3 } });
+    const got = await run({ workers, layout, faults: { terminateAtPacket: mid + 3 } });
     expect(got.restarts).toBe(1);
     expect(got.faultLog.join('\n')).toMatch(/terminating thread .* \(injected\)/);
     expect(got.faultLog.join('\n')).toMatch(/worker exited/);
@@ -79,7 +85,7 @@ describe.each([1, 2])('core engine faults, %i worker(s)', (workers) => {
   });
 
   it('terminateAtBatch: the owner of the middle packet of batch k dies there; outputs equal a clean run', async () => {
-    const got = await run({ workers, faults: { terminateAtBatch: 7 } });
+    const got = await run({ workers, layout, faults: { terminateAtBatch: 7 } });
     expect(got.restarts).toBe(1);
     expectSameRun(got, await cleanRun(workers));
   });

@@ -201,7 +201,13 @@ describe('core engine: any 64-bit capture time (issue 20)', () => {
     } finally {
       await model.close();
     }
-    for (const opts of [{ inline: true }, { workers: 2 }]) {
+    // Both table layouts: the 'line' layout's entries carry expiry copies the rebases shift too.
+    for (const opts of [
+      { inline: true },
+      { workers: 2 },
+      { inline: true, layout: 'line' },
+      { workers: 2, layout: 'line' },
+    ]) {
       const e = createCoreEngine(S, { ...opts, seed: 1 });
       engines.push(e);
       const results = await e.process(inputs);

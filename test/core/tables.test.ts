@@ -8,6 +8,8 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { loadBuiltinScenario } from '../../src/scenario/index.ts';
 import {
+  type CoreLayout,
+  CORE_LAYOUTS,
   C_INST,
   CI_COUNT,
   createCoreShared,
@@ -85,10 +87,13 @@ class Rig {
   /** bysource key → locals, newest first. */
   readonly chains = new Map<string, number[]>();
 
-  constructor(readonly capacity: number) {
+  constructor(
+    readonly capacity: number,
+    layout: CoreLayout = 'record',
+  ) {
     const s = loadBuiltinScenario();
     s.conntrack.max = capacity;
-    const shared = createCoreShared(s, { workers: 1, seed: 1 });
+    const shared = createCoreShared(s, { workers: 1, seed: 1, layout });
     this.t = new Tables(shared, 0);
   }
 
@@ -142,6 +147,17 @@ class Rig {
       if (o !== local || t.hitKind !== KIND_ORIG) bad.push(`orig of ${local}: ${o}/${t.hitKind}`);
       const r = t.lookup(0, k.proto, k.dst, NAT, ((k.dport << 16) | k.nport) >>> 0);
       if (r !== local || t.hitKind !== KIND_REPLY) bad.push(`reply of ${local}: ${r}/${t.hitKind}`);
+      if (t.fat) {
+        // The 'line' layout's fast lookup compares the key copies in the entries themselves.
+        for (const [kind, a, b, p] of [
+          [KIND_ORIG, k.src, k.dst, ((k.sport << 16) | k.dport) >>> 0],
+          [KIND_REPLY, k.dst, NAT, ((k.dport << 16) | k.nport) >>> 0],
+        ]) {
+          const e = t.findEntry(0, k.proto, a, b, p);
+          const ref = e < 0 ? -1 : (t.flow[e] & t.refMask) - 1;
+          if (ref !== ((local << 2) | kind)) bad.push(`entry ${kind} of ${local}: ref ${ref}`);
+        }
+      }
       if (bad.length > 5) break;
     }
     for (const [key, ch] of this.chains) {
@@ -154,13 +170,13 @@ class Rig {
       if (bad.length > 5) break;
     }
     expect(bad).toEqual([]);
-    expect(t.flow.filter((v) => v !== 0).length).toBe(2 * this.live.size + this.chains.size);
+    expect(t.occupiedSlots()).toBe(2 * this.live.size + this.chains.size);
   }
 }
 
 const shapeArb = fc.constantFrom<Shape>('fan-out', 'fan-in', 'shared-sport', 'random');
 
-describe('flow table and bysource chains: clustered keys (property)', () => {
+describe.each(CORE_LAYOUTS)('flow table and bysource chains, layout %s: clustered keys (property)', (layout) => {
   it('every insert below capacity succeeds, whatever the shape; the region then refuses exactly at capacity', () => {
     fc.assert(
       fc.property(
@@ -168,7 +184,7 @@ describe('flow table and bysource chains: clustered keys (property)', () => {
         fc.array(fc.tuple(shapeArb, fc.integer({ min: 0, max: 5 })), { minLength: 1, maxLength: 3 }),
         fc.integer({ min: 1, max: 0x7fffffff }),
         (capacity, families, hashSeed) => {
-          const rig = new Rig(capacity);
+          const rig = new Rig(capacity, layout);
           void hashSeed;
           let n = 0;
           // Round-robin over the families so several clusters grow in one table at once.
@@ -187,11 +203,11 @@ describe('flow table and bysource chains: clustered keys (property)', () => {
   });
 
   it('the 3000-peer fan-out of issue 20: one bysource slot, a 3000-long chain, newest first', () => {
-    const rig = new Rig(4096);
+    const rig = new Rig(4096, layout);
     for (let k = 0; k < 3000; k++) expect(rig.insert(shapeKey('fan-out', k, 0))).toBe(true);
     rig.check();
     expect(rig.t.bysrcChainLength(0, PROTO_UDP, HOST, 5000)).toBe(3000);
-    expect(rig.t.flow.filter((v) => v !== 0).length).toBe(2 * 3000 + 1);
+    expect(rig.t.occupiedSlots()).toBe(2 * 3000 + 1);
   });
 
   it('insert/remove churn with chains (backward shift, chain heads moving) keeps every key reachable', () => {
@@ -214,7 +230,7 @@ describe('flow table and bysource chains: clustered keys (property)', () => {
           { minLength: 1, maxLength: 1500 },
         ),
         (capacity, ops) => {
-          const rig = new Rig(capacity);
+          const rig = new Rig(capacity, layout);
           const used = new Set<string>();
           for (const [op, a, b, c] of ops) {
             if (op === 'ins') {
@@ -234,7 +250,7 @@ describe('flow table and bysource chains: clustered keys (property)', () => {
           rig.check();
           // Remove everything: the table ends empty (no stray slot, no stray chain).
           for (const local of [...rig.live.keys()]) rig.remove(local);
-          expect(rig.t.flow.filter((v) => v !== 0).length).toBe(0);
+          expect(rig.t.occupiedSlots()).toBe(0);
           expect(rig.t.bysrcChainLength(0, PROTO_UDP, HOST, 5000)).toBe(0);
         },
       ),
@@ -243,7 +259,7 @@ describe('flow table and bysource chains: clustered keys (property)', () => {
   });
 
   it('findBySource: the newest LIVE entry whose mapping is in range; dead entries met are released', () => {
-    const rig = new Rig(64);
+    const rig = new Rig(64, layout);
     // Five flows of one socket, mapped to NAT ports 5000..5004 (newest last inserted).
     for (let k = 0; k < 5; k++) rig.insert({ ...shapeKey('fan-out', k, 0), nport: 5000 + k }, 100);
     const t = rig.t;
@@ -262,29 +278,17 @@ describe('flow table and bysource chains: clustered keys (property)', () => {
     // Everything dead: -1, and the key's slot is gone.
     for (const l of locals.slice(2)) t.ses[t.rec(l) + S_EXPIRY] = 40;
     expect(t.findBySource(0, PROTO_UDP, HOST, 5000, 50, 0, 0xffffffff, 0, 0xffff)).toBe(-1);
-    expect(t.flow.filter((v) => v !== 0).length).toBe(0);
+    expect(t.occupiedSlots()).toBe(0);
   });
 
   it('probe lengths stay short for clustered shapes (the keyed hash spreads shared-prefix keys)', () => {
     for (const shape of ['fan-out', 'fan-in', 'shared-sport', 'random'] as const) {
-      const rig = new Rig(20000);
+      const rig = new Rig(20000, layout);
       for (let k = 0; k < 20000; k++) rig.insert(shapeKey(shape, k, 0));
       // Displacement of every entry from its home slot (= probes of its lookup − 1). Linear
       // probing with a random hash at load α: mean ½(1/(1−α) − 1) (1.5 at α = 0.75). A hash that
       // clusters these shapes (as the old unkeyed bysource key did) gives hundreds.
-      const t = rig.t;
-      let sum = 0;
-      let max = 0;
-      let used = 0;
-      for (let i = 0; i < t.nSlots; i++) {
-        const v = t.flow[i];
-        if (v === 0) continue;
-        const r = (v & t.refMask) - 1;
-        const d = (i - t.home(t.keyHash(r >>> 2, r & 3)) + t.nSlots) % t.nSlots;
-        sum += d;
-        max = Math.max(max, d);
-        used++;
-      }
+      const { sum, max, used } = rig.t.probeStats();
       expect(sum / used, shape).toBeLessThan(3);
       expect(max, shape).toBeLessThan(400);
     }

@@ -21,7 +21,13 @@ const engines: FuzzEngineSpec[] = [
   { name: 'model', awsFilters: true, create: (s, seed) => makeEngine('model', s, { seed }) },
   // The core's dataplane inline (no thread start-up per run, so many more runs fit the budget);
   // the worker-thread plumbing is covered by test/core/pool, engine and fault tests.
-  { name: 'core', awsFilters: true, create: (s, seed) => makeEngine('core', s, { seed, extra: { inline: true } }) },
+  // Its table layout alternates with the run's seed: both layouts meet every campaign (a layout
+  // changes speed and memory, never outputs).
+  {
+    name: 'core',
+    awsFilters: true,
+    create: (s, seed) => makeEngine('core', s, { seed, layout: seed & 1 ? 'line' : 'record', extra: { inline: true } }),
+  },
 ];
 
 async function campaign(seed: number) {

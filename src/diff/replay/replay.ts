@@ -106,7 +106,7 @@ const ARENA_BYTES_PER_RECORD = 1024;
 export type EngineFactory = (
   name: string,
   scenario: Scenario,
-  opts: { seed?: number; workers?: number; extra?: Record<string, unknown> },
+  opts: { seed?: number; workers?: number; layout?: string; extra?: Record<string, unknown> },
 ) => Promise<Engine>;
 
 export interface ReplayOptions {
@@ -119,6 +119,8 @@ export interface ReplayOptions {
   scenarioHow: string;
   engines: string[];
   workers?: number;
+  /** Core: table layout (EngineOptions.layout). */
+  layout?: string;
   seed?: number;
   /** Stop after this many records. */
   limit?: number;
@@ -380,6 +382,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       const engine = await factory(name, s, {
         seed: opts.seed ?? 1,
         workers: opts.workers,
+        layout: opts.layout,
         extra: opts.engineExtra?.[name],
       });
       if (opts.engineDirs === false && opts.engines.length !== 1)
