@@ -52,6 +52,7 @@ import {
   PROTO_UDP,
 } from '../../packet/constants.ts';
 import { rd16, wr16 } from '../../packet/bytes.ts';
+import { PortTable, SIDE_A2B, SIDE_B2A } from './port-table.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -101,10 +102,15 @@ function portClass(p: number): number {
 
 const REQUEST_TYPES = new Set([ICMP_ECHO, ICMP_TIMESTAMP, ICMP_INFO_REQUEST, ICMP_ADDRESS]);
 
+const ROLE_SRC = 0;
+const ROLE_DST = 1;
+const ROLE_INNER_SRC = 2;
+const ROLE_INNER_DST = 3;
+
 /** One port (or ICMP id) field of a frame and the endpoint it belongs to. */
 interface Endpoint {
-  /** src | dst | inner-src | inner-dst */
-  role: string;
+  /** ROLE_SRC | ROLE_DST | ROLE_INNER_SRC | ROLE_INNER_DST */
+  role: number;
   proto: number;
   addr: number;
   port: number;
@@ -120,7 +126,57 @@ interface Endpoint {
   outerCsumOff: number;
 }
 
-/** Port/id fields of a well-formed frame, outer then inner; [] if it does not parse. */
+/**
+ * A frame's port/id fields (at most two), filled in place by endpointsOf: each caller owns one
+ * list, so finding a frame's endpoints allocates nothing.
+ */
+class EndpointList {
+  n = 0;
+  readonly e: [Endpoint, Endpoint] = [blankEndpoint(), blankEndpoint()];
+}
+
+function blankEndpoint(): Endpoint {
+  return {
+    role: 0,
+    proto: 0,
+    addr: 0,
+    port: 0,
+    otherAddr: 0,
+    otherPort: 0,
+    off: 0,
+    csumOff: -1,
+    csumUdp: false,
+    outerCsumOff: -1,
+  };
+}
+
+/** Appends an endpoint to the list (at most two per frame). */
+function pushEndpoint(
+  list: EndpointList,
+  role: number,
+  proto: number,
+  addr: number,
+  port: number,
+  otherAddr: number,
+  otherPort: number,
+  off: number,
+  csumOff: number,
+  csumUdp: boolean,
+  outerCsumOff: number,
+): void {
+  const e = list.e[list.n++];
+  e.role = role;
+  e.proto = proto;
+  e.addr = addr;
+  e.port = port;
+  e.otherAddr = otherAddr;
+  e.otherPort = otherPort;
+  e.off = off;
+  e.csumOff = csumOff;
+  e.csumUdp = csumUdp;
+  e.outerCsumOff = outerCsumOff;
+}
+
 /**
  * Statuses whose IPv4 header is sound but whose L4 is damaged: the ports still sit at their fixed
  * offsets (engines forward such packets un-NATed as INVALID, or drop a cut one), so renaming must
@@ -137,90 +193,49 @@ function l4DamagedStatus(st: number): boolean {
 }
 
 /** Ports of a TCP/UDP packet with a damaged L4 (see l4DamagedStatus), located by offset alone. */
-function damagedEndpoints(frame: Uint8Array, pv: PacketView): Endpoint[] {
-  if (pv.proto !== PROTO_TCP && pv.proto !== PROTO_UDP) return [];
+function damagedEndpoints(frame: Uint8Array, pv: PacketView, list: EndpointList): void {
+  if (pv.proto !== PROTO_TCP && pv.proto !== PROTO_UDP) return;
   const o = pv.l3Off + pv.ihl;
   const have = frame.length - o;
-  if (have < 4) return [];
+  if (have < 4) return;
   const udp = pv.proto === PROTO_UDP;
   const co = udp ? 6 : 16;
   const csumOff = have >= co + 2 && !(udp && rd16(frame, o + 6) === 0) ? o + co : -1;
   const sport = rd16(frame, o);
   const dport = rd16(frame, o + 2);
-  return [
-    {
-      role: 'src',
-      proto: pv.proto,
-      addr: pv.src,
-      port: sport,
-      otherAddr: pv.dst,
-      otherPort: dport,
-      off: o,
-      csumOff,
-      csumUdp: udp,
-      outerCsumOff: -1,
-    },
-    {
-      role: 'dst',
-      proto: pv.proto,
-      addr: pv.dst,
-      port: dport,
-      otherAddr: pv.src,
-      otherPort: sport,
-      off: o + 2,
-      csumOff,
-      csumUdp: udp,
-      outerCsumOff: -1,
-    },
-  ];
+  pushEndpoint(list, ROLE_SRC, pv.proto, pv.src, sport, pv.dst, dport, o, csumOff, udp, -1);
+  pushEndpoint(list, ROLE_DST, pv.proto, pv.dst, dport, pv.src, sport, o + 2, csumOff, udp, -1);
 }
 
-function endpointsOf(frame: Uint8Array, pv: PacketView): Endpoint[] {
+/** Port/id fields of a frame, outer then inner, into `list` (none when it does not parse); returns the list. */
+function endpointsOf(frame: Uint8Array, pv: PacketView, list: EndpointList): EndpointList {
+  list.n = 0;
   const st = parseIpv4(frame, 0, frame.length, pv);
-  if (st !== PARSE_OK) return l4DamagedStatus(st) ? damagedEndpoints(frame, pv) : [];
-  const eps: Endpoint[] = [];
+  if (st !== PARSE_OK) {
+    if (l4DamagedStatus(st)) damagedEndpoints(frame, pv, list);
+    return list;
+  }
   const o = pv.l4Off;
   if (pv.proto === PROTO_TCP || pv.proto === PROTO_UDP) {
     const udp = pv.proto === PROTO_UDP;
     const csumOff = o + (udp ? 6 : 16);
-    eps.push({
-      role: 'src',
-      proto: pv.proto,
-      addr: pv.src,
-      port: pv.sport,
-      otherAddr: pv.dst,
-      otherPort: pv.dport,
-      off: o,
-      csumOff,
-      csumUdp: udp,
-      outerCsumOff: -1,
-    });
-    eps.push({
-      role: 'dst',
-      proto: pv.proto,
-      addr: pv.dst,
-      port: pv.dport,
-      otherAddr: pv.src,
-      otherPort: pv.sport,
-      off: o + 2,
-      csumOff,
-      csumUdp: udp,
-      outerCsumOff: -1,
-    });
+    pushEndpoint(list, ROLE_SRC, pv.proto, pv.src, pv.sport, pv.dst, pv.dport, o, csumOff, udp, -1);
+    pushEndpoint(list, ROLE_DST, pv.proto, pv.dst, pv.dport, pv.src, pv.sport, o + 2, csumOff, udp, -1);
   } else if (pv.proto === PROTO_ICMP && isIcmpQueryType(pv.icmpType)) {
     const req = REQUEST_TYPES.has(pv.icmpType);
-    eps.push({
-      role: req ? 'src' : 'dst',
-      proto: PROTO_ICMP,
-      addr: req ? pv.src : pv.dst,
-      port: pv.icmpId,
-      otherAddr: req ? pv.dst : pv.src,
-      otherPort: 0,
-      off: o + 4,
-      csumOff: o + 2,
-      csumUdp: false,
-      outerCsumOff: -1,
-    });
+    pushEndpoint(
+      list,
+      req ? ROLE_SRC : ROLE_DST,
+      PROTO_ICMP,
+      req ? pv.src : pv.dst,
+      pv.icmpId,
+      req ? pv.dst : pv.src,
+      0,
+      o + 4,
+      o + 2,
+      false,
+      -1,
+    );
   } else if (pv.proto === PROTO_ICMP && pv.isIcmpError && pv.innerL4Off > 0) {
     const io = pv.innerL4Off;
     const have = pv.innerL4Len;
@@ -230,47 +245,51 @@ function endpointsOf(frame: Uint8Array, pv: PacketView): Endpoint[] {
       // Linux updates an inner TCP checksum only when the whole 20-byte header is quoted; UDP's
       // (in the first 8 bytes) when non-zero.
       const csumOff = udp ? (rd16(frame, io + 6) !== 0 ? io + 6 : -1) : have >= 20 ? io + 16 : -1;
-      eps.push({
-        role: 'inner-src',
-        proto: pv.innerProto,
-        addr: pv.innerSrc,
-        port: pv.innerSport,
-        otherAddr: pv.innerDst,
-        otherPort: pv.innerDport,
-        off: io,
+      const ip = pv.innerProto;
+      pushEndpoint(
+        list,
+        ROLE_INNER_SRC,
+        ip,
+        pv.innerSrc,
+        pv.innerSport,
+        pv.innerDst,
+        pv.innerDport,
+        io,
         csumOff,
-        csumUdp: udp,
-        outerCsumOff: outer,
-      });
-      eps.push({
-        role: 'inner-dst',
-        proto: pv.innerProto,
-        addr: pv.innerDst,
-        port: pv.innerDport,
-        otherAddr: pv.innerSrc,
-        otherPort: pv.innerSport,
-        off: io + 2,
+        udp,
+        outer,
+      );
+      pushEndpoint(
+        list,
+        ROLE_INNER_DST,
+        ip,
+        pv.innerDst,
+        pv.innerDport,
+        pv.innerSrc,
+        pv.innerSport,
+        io + 2,
         csumOff,
-        csumUdp: udp,
-        outerCsumOff: outer,
-      });
+        udp,
+        outer,
+      );
     } else if (pv.innerProto === PROTO_ICMP && isIcmpQueryType(frame[io])) {
       const req = REQUEST_TYPES.has(frame[io]);
-      eps.push({
-        role: req ? 'inner-src' : 'inner-dst',
-        proto: PROTO_ICMP,
-        addr: req ? pv.innerSrc : pv.innerDst,
-        port: rd16(frame, io + 4),
-        otherAddr: req ? pv.innerDst : pv.innerSrc,
-        otherPort: 0,
-        off: io + 4,
-        csumOff: io + 2,
-        csumUdp: false,
-        outerCsumOff: outer,
-      });
+      pushEndpoint(
+        list,
+        req ? ROLE_INNER_SRC : ROLE_INNER_DST,
+        PROTO_ICMP,
+        req ? pv.innerSrc : pv.innerDst,
+        rd16(frame, io + 4),
+        req ? pv.innerDst : pv.innerSrc,
+        0,
+        io + 4,
+        io + 2,
+        false,
+        outer,
+      );
     }
   }
-  return eps;
+  return list;
 }
 
 /** Rewrites one port field with the checksum updates Linux's NAT would make. */
@@ -301,8 +320,9 @@ export interface RenamingConflict {
  * Keys are always in A's space. Carried across comparePacket calls (streaming).
  */
 export class PortRenaming {
-  private readonly a2b = new Map<string, Map<number, number>>();
-  private readonly b2a = new Map<string, Map<number, number>>();
+  /** Bindings both ways, keyed by numbers (port-table.ts). */
+  private readonly table = new PortTable();
+  /** Elastic IP -> its instance's private IP, keyed by the address's int32 value. */
   private readonly eipToPrivate = new Map<number, number>();
   /** Per canonical NAT address: the port ranges its rules allow ('class' = Linux's default ranges). */
   private readonly ranges = new Map<number, Array<[number, number] | 'class'>>();
@@ -311,6 +331,7 @@ export class PortRenaming {
   /** Bindings dropped because a new session re-used a key. */
   rebound = 0;
   private readonly pv = new PacketView();
+  private readonly eps = new EndpointList();
 
   /**
    * `exact`: the two engines draw their port choices from the same seeded generator in the same
@@ -323,7 +344,7 @@ export class PortRenaming {
   ) {
     if (!scenario) return;
     for (const inst of scenario.instances) {
-      if (inst.elasticIp !== null) this.eipToPrivate.set(inst.elasticIp >>> 0, inst.privateIp >>> 0);
+      if (inst.elasticIp !== null) this.eipToPrivate.set(inst.elasticIp | 0, inst.privateIp >>> 0);
       if (!inst.nat) continue;
       for (const ch of NAT_CHAINS) {
         for (const r of inst.nat.chains[ch]) {
@@ -339,21 +360,19 @@ export class PortRenaming {
   }
 
   canon(addr: number): number {
-    return this.eipToPrivate.get(addr >>> 0) ?? addr >>> 0;
-  }
-
-  private key(proto: number, addr: number, otherAddr: number, otherPort: number): string {
-    return `${proto}|${this.canon(addr)}|${this.canon(otherAddr)}|${otherPort}`;
+    return this.eipToPrivate.get(addr | 0) ?? addr >>> 0;
   }
 
   /** B's port for A's port `port` at this endpoint, or undefined when unbound. */
   lookup(proto: number, addr: number, port: number, otherAddr: number, otherPort: number): number | undefined {
-    return this.a2b.get(this.key(proto, addr, otherAddr, otherPort))?.get(port);
+    const v = this.table.get(SIDE_A2B, proto, this.canon(addr), this.canon(otherAddr), otherPort, port);
+    return v < 0 ? undefined : v;
   }
 
   /** A's port for B's port, or undefined. */
   lookupReverse(proto: number, addr: number, portB: number, otherAddr: number, otherPort: number): number | undefined {
-    return this.b2a.get(this.key(proto, addr, otherAddr, otherPort))?.get(portB);
+    const v = this.table.get(SIDE_B2A, proto, this.canon(addr), this.canon(otherAddr), otherPort, portB);
+    return v < 0 ? undefined : v;
   }
 
   /** Why pA↔pB is not an allowed renaming at NAT address `addr`, or null. */
@@ -385,13 +404,15 @@ export class PortRenaming {
     pB: number,
     fresh: boolean,
   ): RenamingConflict | null {
-    const k = this.key(proto, addr, otherAddr, otherPort);
-    let ab = this.a2b.get(k);
-    let ba = this.b2a.get(k);
-    const x = ab?.get(pA);
-    const y = ba?.get(pB);
+    const t = this.table;
+    const ca = this.canon(addr);
+    const co = this.canon(otherAddr);
+    const xv = t.get(SIDE_A2B, proto, ca, co, otherPort, pA);
+    const yv = t.get(SIDE_B2A, proto, ca, co, otherPort, pB);
+    const x = xv < 0 ? undefined : xv;
+    const y = yv < 0 ? undefined : yv;
     if (x === pB) return null;
-    const where = `${protoText(proto)} ${formatIpv4(this.canon(addr))} (peer ${formatIpv4(this.canon(otherAddr))}${proto === PROTO_ICMP ? '' : `:${otherPort}`})`;
+    const where = `${protoText(proto)} ${formatIpv4(ca)} (peer ${formatIpv4(co)}${proto === PROTO_ICMP ? '' : `:${otherPort}`})`;
     if ((x !== undefined || y !== undefined) && !fresh) {
       if (x !== undefined)
         return { message: `${where}: port ${pA} was renamed to ${x} earlier in this session, now to ${pB}` };
@@ -405,20 +426,19 @@ export class PortRenaming {
       };
     const rp = this.rangeProblem(proto, pA, pB, addr);
     if (rp) return { message: `${where}: ${rp}` };
-    if (!ab) this.a2b.set(k, (ab = new Map()));
-    if (!ba) this.b2a.set(k, (ba = new Map()));
+    t.touchGroup(proto, ca, co, otherPort);
     if (x !== undefined) {
-      ba.delete(x);
-      ab.delete(pA);
+      t.delete(SIDE_B2A, proto, ca, co, otherPort, x);
+      t.delete(SIDE_A2B, proto, ca, co, otherPort, pA);
       this.rebound++;
     }
     if (y !== undefined) {
-      ab.delete(y);
-      ba.delete(pB);
+      t.delete(SIDE_A2B, proto, ca, co, otherPort, y);
+      t.delete(SIDE_B2A, proto, ca, co, otherPort, pB);
       this.rebound++;
     }
-    ab.set(pA, pB);
-    ba.set(pB, pA);
+    t.set(SIDE_A2B, proto, ca, co, otherPort, pA, pB);
+    t.set(SIDE_B2A, proto, ca, co, otherPort, pB, pA);
     if (pA !== pB) this.renamed++;
     return null;
   }
@@ -429,20 +449,26 @@ export class PortRenaming {
    * B re-used the number): then there is no faithful translation and null is returned.
    */
   renameFrameStrict(frame: Uint8Array): Uint8Array | null {
-    const eps = endpointsOf(frame, this.pv);
-    for (const ep of eps) {
+    const eps = endpointsOf(frame, this.pv, this.eps);
+    for (let k = 0; k < eps.n; k++) {
+      const ep = eps.e[k];
       if (this.lookup(ep.proto, ep.addr, ep.port, ep.otherAddr, ep.otherPort) !== undefined) continue;
       const back = this.lookupReverse(ep.proto, ep.addr, ep.port, ep.otherAddr, ep.otherPort);
       if (back !== undefined && back !== ep.port) return null;
     }
-    return this.renameFrame(frame);
+    return this.renameWith(frame, eps);
   }
 
   /** A-space frame → B-space frame (a copy when anything changes). Unbound ports stay. */
   renameFrame(frame: Uint8Array): Uint8Array {
-    const eps = endpointsOf(frame, this.pv);
+    return this.renameWith(frame, endpointsOf(frame, this.pv, this.eps));
+  }
+
+  /** renameFrame with the frame's endpoints already found. */
+  renameWith(frame: Uint8Array, eps: EndpointList): Uint8Array {
     let out = frame;
-    for (const ep of eps) {
+    for (let k = 0; k < eps.n; k++) {
+      const ep = eps.e[k];
       const pB = this.lookup(ep.proto, ep.addr, ep.port, ep.otherAddr, ep.otherPort);
       if (pB === undefined || pB === ep.port) continue;
       if (out === frame) out = frame.slice();
@@ -453,9 +479,10 @@ export class PortRenaming {
 
   /** B-space frame → A-space frame (a copy when anything changes): ports B chose become A's. Unbound ports stay. */
   renameFrameReverse(frame: Uint8Array): Uint8Array {
-    const eps = endpointsOf(frame, this.pv);
+    const eps = endpointsOf(frame, this.pv, this.eps);
     let out = frame;
-    for (const ep of eps) {
+    for (let k = 0; k < eps.n; k++) {
+      const ep = eps.e[k];
       const pA = this.lookupReverse(ep.proto, ep.addr, ep.port, ep.otherAddr, ep.otherPort);
       if (pA === undefined || pA === ep.port) continue;
       if (out === frame) out = frame.slice();
@@ -488,15 +515,12 @@ export class PortRenaming {
   /** Bindings where the ports differ, for reports: "udp 10.0.0.5 (peer 198.51.100.7:53): 1024 ↔ 2048". */
   describe(limit = 20): string[] {
     const lines: string[] = [];
-    for (const [k, m] of this.a2b) {
-      const [proto, addr, other, op] = k.split('|').map(Number);
-      for (const [a, b] of m) {
-        if (a === b) continue;
-        if (lines.length >= limit) return lines;
-        lines.push(
-          `${protoText(proto)} ${formatIpv4(addr)} (peer ${formatIpv4(other)}${proto === PROTO_ICMP ? '' : `:${op}`}): ${a} ↔ ${b}`,
-        );
-      }
+    for (const b of this.table.bindings()) {
+      if (b.portA === b.portB) continue;
+      if (lines.length >= limit) return lines;
+      lines.push(
+        `${protoText(b.proto)} ${formatIpv4(b.addr)} (peer ${formatIpv4(b.otherAddr)}${b.proto === PROTO_ICMP ? '' : `:${b.otherPort}`}): ${b.portA} ↔ ${b.portB}`,
+      );
     }
     return lines;
   }
@@ -684,59 +708,86 @@ export function firstDifference(a: Uint8Array, b: Uint8Array): string {
 }
 
 /**
- * Learns renamings from one output pair (A-space vs B-space), returning conflicts. `input` is the
- * A-space input (to tell translated endpoints from untouched ones).
+ * Learns renamings from one output pair (A-space `fa`, whose endpoints are `ea`, vs B-space `fb`),
+ * returning conflicts (null: none). `input` is the A-space input (to tell translated endpoints
+ * from untouched ones).
  */
-const LEARN_PV_A = new PacketView();
 const LEARN_PV_B = new PacketView();
 const LEARN_PV_I = new PacketView();
+const LEARN_EB = new EndpointList();
+const LEARN_EI = new EndpointList();
+const COMPARE_PV_A = new PacketView();
+const COMPARE_EA = new EndpointList();
 
 function learnFromOutputs(
   input: Uint8Array,
-  fa: Uint8Array,
+  ea: EndpointList,
   fb: Uint8Array,
   fresh: boolean,
   generated: boolean,
   ctx: PacketCompareContext,
-): string[] {
-  // Scratch views (endpointsOf copies what it needs out of them): no allocation per compared output.
-  const pvA = LEARN_PV_A;
-  const pvB = LEARN_PV_B;
-  const pvI = LEARN_PV_I;
-  const ea = endpointsOf(fa, pvA);
-  const eb = endpointsOf(fb, pvB);
-  if (ea.length === 0 || ea.length !== eb.length) return [];
-  const ei = generated ? [] : endpointsOf(input, pvI);
-  const problems: string[] = [];
+): string[] | null {
+  // Scratch views and lists (module-wide; this function does not re-enter): no allocation per compared output.
+  const eb = endpointsOf(fb, LEARN_PV_B, LEARN_EB);
+  if (ea.n === 0 || ea.n !== eb.n) return null;
+  const ei = LEARN_EI;
+  if (generated) ei.n = 0;
+  else endpointsOf(input, LEARN_PV_I, ei);
+  let problems: string[] | null = null;
   const r = ctx.renaming;
-  for (let k = 0; k < ea.length; k++) {
-    const a = ea[k];
-    const b = eb[k];
+  for (let k = 0; k < ea.n; k++) {
+    const a = ea.e[k];
+    const b = eb.e[k];
     if (a.role !== b.role || a.proto !== b.proto) return problems;
     const existing = r.lookup(a.proto, a.addr, a.port, a.otherAddr, a.otherPort);
     const reverse = r.lookupReverse(a.proto, a.addr, b.port, a.otherAddr, a.otherPort);
     if (existing === b.port) continue;
+    // The input's endpoint in the same role (the input's fields before the engine touched them).
+    let inp: Endpoint | null = null;
+    for (let x = 0; x < ei.n; x++)
+      if (ei.e[x].role === a.role) {
+        inp = ei.e[x];
+        break;
+      }
+    const translated = inp !== null && (r.canon(inp.addr) !== r.canon(a.addr) || inp.port !== a.port);
     if (existing === undefined && reverse === undefined && a.port === b.port) {
       // Not renamed; bind it only if this endpoint was translated (a chosen port), so a later
       // change of mind shows.
-      const inp = ei.find((e) => e.role === a.role);
-      if (inp && (r.canon(inp.addr) !== r.canon(a.addr) || inp.port !== a.port))
-        r.bind(a.proto, a.addr, a.port, a.otherAddr, a.otherPort, b.port, fresh);
+      if (translated) r.bind(a.proto, a.addr, a.port, a.otherAddr, a.otherPort, b.port, fresh);
       continue;
     }
     // Ports differ (or contradict a binding): acceptable only for a translated endpoint.
-    const inp = ei.find((e) => e.role === a.role);
-    const translated = inp !== undefined && (r.canon(inp.addr) !== r.canon(a.addr) || inp.port !== a.port);
     if (!translated && existing === undefined && reverse === undefined) continue; // a plain difference: the byte comparison reports it
     const c = r.bind(a.proto, a.addr, a.port, a.otherAddr, a.otherPort, b.port, fresh && translated);
-    if (c) problems.push(c.message);
+    if (c) (problems ??= []).push(c.message);
   }
   return problems;
 }
 
+/** Appends one difference of packet `index` to `diffs` (allocated on the first), with the packet's story. */
+function addDifference(
+  diffs: Difference[] | null,
+  index: number,
+  inputA: InputPacket,
+  a: PacketResult,
+  b: PacketResult,
+  ctx: PacketCompareContext,
+  kind: string,
+  what: string,
+): Difference[] {
+  const [na, nb] = ctx.names;
+  const story = `packet #${index} ${describePacket(inputA.frame)} from ${pointText(ctx.scenario, inputA.ingress)}: ${na} ${describeVerdict(a, ctx.scenario)}; ${nb} ${describeVerdict(b, ctx.scenario)}`;
+  const list = diffs ?? [];
+  list.push({ index, kind, engines: [na, nb], message: `${story} — ${what}` });
+  return list;
+}
+
+const NO_DIFFERENCES: readonly Difference[] = Object.freeze([]);
+
 /**
  * Compares one packet's results. `inputA` is the packet as engine A got it (B got the same bytes
  * renamed into its port space, see PortRenaming.renameFrame). Learns renamings into ctx.renaming.
+ * The returned list is read-only (shared when empty).
  */
 export function comparePacket(
   index: number,
@@ -744,25 +795,58 @@ export function comparePacket(
   a: PacketResult,
   b: PacketResult,
   ctx: PacketCompareContext,
-): Difference[] {
-  const [na, nb] = ctx.names;
-  const diffs: Difference[] = [];
-  const story = () =>
-    `packet #${index} ${describePacket(inputA.frame)} from ${pointText(ctx.scenario, inputA.ingress)}: ${na} ${describeVerdict(a, ctx.scenario)}; ${nb} ${describeVerdict(b, ctx.scenario)}`;
-  const add = (kind: string, what: string) =>
-    diffs.push({ index, kind, engines: [na, nb], message: `${story()} — ${what}` });
+): readonly Difference[] {
+  let diffs: Difference[] | null = null;
   const unseen = a.reason === DROP_KERNEL_UNSEEN || b.reason === DROP_KERNEL_UNSEEN;
-  if (a.fate !== b.fate) add('fate', `fate differs`);
+  if (a.fate !== b.fate) diffs = addDifference(diffs, index, inputA, a, b, ctx, 'fate', 'fate differs');
   else if (unseen && a.reason !== b.reason) {
     // The kernel engine sees that nothing left but not why: any drop reason matches it.
     const k = `kernel-unseen accepted for ${reasonName(a.reason === DROP_KERNEL_UNSEEN ? b.reason : a.reason)}`;
     ctx.tolerated?.set(k, (ctx.tolerated.get(k) ?? 0) + 1);
-  } else if (a.reason !== b.reason) add('reason', `reason ${reasonName(a.reason)} vs ${reasonName(b.reason)}`);
+  } else if (a.reason !== b.reason)
+    diffs = addDifference(
+      diffs,
+      index,
+      inputA,
+      a,
+      b,
+      ctx,
+      'reason',
+      `reason ${reasonName(a.reason)} vs ${reasonName(b.reason)}`,
+    );
   else if (a.detail !== b.detail && !unseen)
-    add('detail', `detail ${PARSE_STATUS_NAMES[a.detail] ?? a.detail} vs ${PARSE_STATUS_NAMES[b.detail] ?? b.detail}`);
-  if (a.ct !== b.ct) add('ct', `conntrack state ${CT_NAMES[a.ct] ?? a.ct} vs ${CT_NAMES[b.ct] ?? b.ct}`);
+    diffs = addDifference(
+      diffs,
+      index,
+      inputA,
+      a,
+      b,
+      ctx,
+      'detail',
+      `detail ${PARSE_STATUS_NAMES[a.detail] ?? a.detail} vs ${PARSE_STATUS_NAMES[b.detail] ?? b.detail}`,
+    );
+  if (a.ct !== b.ct)
+    diffs = addDifference(
+      diffs,
+      index,
+      inputA,
+      a,
+      b,
+      ctx,
+      'ct',
+      `conntrack state ${CT_NAMES[a.ct] ?? a.ct} vs ${CT_NAMES[b.ct] ?? b.ct}`,
+    );
   if (a.outputs.length !== b.outputs.length) {
-    add('output-count', `${a.outputs.length} vs ${b.outputs.length} output frames`);
+    diffs = addDifference(
+      diffs,
+      index,
+      inputA,
+      a,
+      b,
+      ctx,
+      'output-count',
+      `${a.outputs.length} vs ${b.outputs.length} output frames`,
+    );
     return withoutKnown(ctx, diffs, { input: inputA, results: [a, b] });
   }
   const fresh = a.ct === CT_NEW && b.ct === CT_NEW;
@@ -770,7 +854,13 @@ export function comparePacket(
     const oa = a.outputs[k];
     const ob = b.outputs[k];
     if (oa.egress !== ob.egress) {
-      add(
+      diffs = addDifference(
+        diffs,
+        index,
+        inputA,
+        a,
+        b,
+        ctx,
         'egress',
         `output ${k} left at ${pointText(ctx.scenario, oa.egress)} vs ${pointText(ctx.scenario, ob.egress)}`,
       );
@@ -783,16 +873,27 @@ export function comparePacket(
       fa = zeroIpId(fa);
       fb = zeroIpId(fb);
     }
-    for (const p of learnFromOutputs(inputA.frame, fa, fb, fresh, generated, ctx)) add('renaming', `output ${k}: ${p}`);
-    const ra = ctx.renaming.renameFrame(fa);
+    const ea = endpointsOf(fa, COMPARE_PV_A, COMPARE_EA);
+    const problems = learnFromOutputs(inputA.frame, ea, fb, fresh, generated, ctx);
+    if (problems !== null)
+      for (const p of problems) diffs = addDifference(diffs, index, inputA, a, b, ctx, 'renaming', `output ${k}: ${p}`);
+    // ea still describes fa: learnFromOutputs parses only fb and the input.
+    const ra = ctx.renaming.renameWith(fa, ea);
     if (!bytesEqual(ra, fb)) {
-      const renamedNote = ra !== fa ? ` (after renaming ${na}'s ports: ${describePacket(ra)})` : '';
-      add(
+      const renamedNote = ra !== fa ? ` (after renaming ${ctx.names[0]}'s ports: ${describePacket(ra)})` : '';
+      diffs = addDifference(
+        diffs,
+        index,
+        inputA,
+        a,
+        b,
+        ctx,
         'frame',
         `output ${k} to ${pointText(ctx.scenario, oa.egress)} differs at ${firstDifference(ra, fb)}${renamedNote}`,
       );
     }
   }
+  if (diffs === null) return NO_DIFFERENCES;
   return withoutKnown(ctx, diffs, { input: inputA, results: [a, b] });
 }
 

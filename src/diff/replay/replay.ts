@@ -647,6 +647,8 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       }
     };
 
+    /** Results outlive their chunk (kept, or told as stories): their frames are copied out of the arenas. */
+    const copyResults = keep || stories;
     /** The PacketResult of record k for engine st (cold paths: comparisons, stories, kept results). */
     const resultOf = (st: EngineRunState, c: InputChunk, q: number, k: number): PacketResult => {
       const j = c.fed[k];
@@ -660,7 +662,11 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       for (let x = 0; x < n; x++) {
         const slot = j * OUT_SLOTS + x;
         const off = out.outOff[slot];
-        outputs[x] = { egress: out.outEgress[slot], frame: out.outArena.slice(off, off + out.outLen[slot]) };
+        // Views for a comparison that ends within this chunk; copies when the result outlives it.
+        const frame = copyResults
+          ? out.outArena.slice(off, off + out.outLen[slot])
+          : out.outArena.subarray(off, off + out.outLen[slot]);
+        outputs[x] = { egress: out.outEgress[slot], frame };
       }
       return { fate: resultFate(w), reason: resultReason(w), detail: resultDetail(w), ct: resultCt(w), outputs };
     };
