@@ -150,6 +150,19 @@ export interface ReplayOptions {
   beforeClose?: (engines: readonly Engine[]) => Promise<void>;
   /** Engine construction (tests); default makeEngine. */
   engineFactory?: EngineFactory;
+  /**
+   * Timeline events applied mid-stream, in time order: before the first fed packet whose
+   * timestamp is at or after `timeUs`, each engine gets everything before it handed over, then
+   * the event (see applyEventsBefore in the loop); events after the last packet are applied
+   * after it, before the end-of-run tables.
+   */
+  events?: readonly ReplayEvent[];
+}
+
+/** A change applied to every engine at a point in capture time (e.g. a scenario event). */
+export interface ReplayEvent {
+  timeUs: number;
+  apply(engine: Engine, name: string): Promise<void>;
 }
 
 /** One kept per-packet result (results.json of a corpus entry). */
@@ -223,6 +236,8 @@ class EngineRunState {
   /** A flow idle this long may have lost its conntrack entry (the scenario's shortest timeout). */
   readonly mappingStaleUs: number;
   readonly zeroCopy: boolean;
+  /** Index of the next timeline event this engine has not had yet (ReplayOptions.events). */
+  nextEvent = 0;
 
   constructor(
     readonly name: string,
@@ -368,6 +383,9 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
   const pairs: Array<[string, string]> = [];
   const contexts: PacketCompareContext[] = [];
   const sinks = opts.sinks ?? [];
+  const events = opts.events ?? [];
+  for (let k = 1; k < events.length; k++)
+    if (events[k].timeUs < events[k - 1].timeUs) throw new Error('replay events must be in time order');
   const stories = annotate || sinks.length > 0;
   const keep = opts.keepResults ?? false;
   let inputCapture: InputCapture | null = null;
@@ -517,11 +535,22 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
         from = end;
         pending.clear();
       };
-      if (c.toPrivate > 0) {
+      // Timeline events: everything before the event's time handed over, then the event applied.
+      const applyEventsBefore = async (j: number, timeUs: number): Promise<void> => {
+        while (st.nextEvent < events.length && events[st.nextEvent].timeUs <= timeUs) {
+          await handOver(j);
+          await events[st.nextEvent++].apply(st.engine, st.name);
+        }
+      };
+      const eventDue =
+        st.nextEvent < events.length && c.count > 0 && events[st.nextEvent].timeUs <= c.timeUs[c.count - 1];
+      if (c.toPrivate > 0 || eventDue) {
         const arena = eb.arena;
         for (let k = 0; k < c.count; k++) {
           const j = c.fed[k];
           if (j < 0) continue;
+          if (st.nextEvent < events.length && events[st.nextEvent].timeUs <= c.timeUs[k])
+            await applyEventsBefore(j, c.timeUs[k]);
           const inst = c.remap[k];
           const flow = c.flow[k];
           if (inst >= 0) {
@@ -927,6 +956,10 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       feeding = nextFeeding;
     }
     if (engineError !== null) readError = readError ?? engineError;
+    // Timeline events after the last packet.
+    if (engineError === null)
+      for (const st of states)
+        while (st.nextEvent < events.length) await events[st.nextEvent++].apply(st.engine, st.name);
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
     opts.onProgress?.(prep.counters.records, fileSize || bytes, fileSize);
 
