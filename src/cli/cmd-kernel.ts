@@ -9,12 +9,10 @@ import { UsageError, intOption, parseArgs } from './args.ts';
 import { checkInputFile } from './output-location.ts';
 import { LINKTYPE_RAW } from '../packet/constants.ts';
 import { describePacket } from '../packet/format.ts';
-import { readCapture, PcapWriter } from '../pcap/index.ts';
 import { loadScenario, resolveScenarioPath } from '../scenario/index.ts';
-import { IngressMap } from '../diff/replay/ingress.ts';
-import { FramePreparer } from '../diff/replay/input.ts';
+import { runReplay, type ReplayOutcome } from '../diff/replay/replay.ts';
 import { POINT_INTERNET, pointName } from '../spec/scenario.ts';
-import type { InputPacket } from '../spec/engine.ts';
+import type { Scenario } from '../spec/scenario.ts';
 import { CT_NAMES, DROP_IGW_UNKNOWN_DST, FATE_DELIVERED, REASONS, reasonName } from '../spec/reasons.ts';
 import { cidrContains } from '../packet/addr.ts';
 import { rd32 } from '../packet/bytes.ts';
@@ -23,6 +21,7 @@ import {
   checkKernelPrerequisites,
   cleanupLeftovers,
   createKernelEngine,
+  type KernelEngine,
   measureKernelSpeed,
   KernelUnavailableError,
   KERNEL_NORMALISATION_NOTE,
@@ -186,105 +185,114 @@ export const command: Command = {
     checkInputFile(inPath, '--in');
     const scenario = loadScenario(resolveScenarioPath(a.values.get('scenario') ?? null));
 
-    // Read and classify the capture first: bad input fails before any namespace exists.
-    const prep = new FramePreparer(new IngressMap(scenario));
-    const inputs: InputPacket[] = [];
-    const numbers: number[] = [];
-    const notFed: Array<{ n: number; reason: string }> = [];
-    for await (const rec of readCapture(inPath)) {
-      if (prep.counters.records >= limit) break;
-      const p = prep.prepare(rec);
-      if (p.frame) {
-        inputs.push({ timeUs: p.timeUs, ingress: p.ingress, frame: p.frame });
-        numbers.push(p.n);
-      } else notFed.push({ n: p.n, reason: reasonName(p.reason) });
-    }
-
     // Before any namespace exists: a bad output location must not cost a whole kernel run.
     await checkOutDir(outDir);
-    let engine;
+    // The replay runner (src/diff/replay/replay.ts) with the kernel as its one engine: frames fed
+    // as captured (no re-addressing), outputs as raw IPv4 per egress point in DIR, every result kept.
+    // The capture is opened before the engine is built: a missing or unreadable one builds nothing.
+    let engine: KernelEngine | null = null;
+    let ctText = new Map<number, string>();
+    let iptText = new Map<number, string>();
+    let unavailable: string | null = null;
+    let run: ReplayOutcome;
     try {
-      engine = await createKernelEngine(scenario, {
-        timeMode: time,
-        maxWaitMs: maxWait * 1000,
-        settleMs: settle,
-        keep: a.flags.has('keep'),
-        injection: a.flags.has('one-at-a-time') ? 'single' : 'batch',
-        // Said at once (the run may be long): leftovers of killed runs removed.
-        log: (l) => {
-          if (/^kernel: removed /.test(l)) process.stderr.write(`natlab ${l}\n`);
+      run = await runReplay({
+        input: inPath,
+        outDir,
+        scenario,
+        scenarioHow: '',
+        engines: ['kernel'],
+        limit: a.values.has('limit') ? limit : undefined,
+        outputLinkType: LINKTYPE_RAW,
+        outputFormat: 'pcap',
+        engineDirs: false,
+        outputFileName: (sc: Scenario, pt: number) => `${safeName(pointName(sc, pt))}.pcap`,
+        readdress: false,
+        keepResults: true,
+        engineFactory: async () => {
+          try {
+            engine = await createKernelEngine(scenario, {
+              timeMode: time,
+              maxWaitMs: maxWait * 1000,
+              settleMs: settle,
+              keep: a.flags.has('keep'),
+              injection: a.flags.has('one-at-a-time') ? 'single' : 'batch',
+              // Said at once (the run may be long): leftovers of killed runs removed.
+              log: (l) => {
+                if (/^kernel: removed /.test(l)) process.stderr.write(`natlab ${l}\n`);
+              },
+            });
+          } catch (e) {
+            if (e instanceof KernelUnavailableError) unavailable = e.message;
+            throw e;
+          }
+          return engine;
+        },
+        beforeClose: async () => {
+          if (engine === null) return;
+          ctText = await engine.conntrackText();
+          iptText = await engine.iptablesText();
         },
       });
     } catch (e) {
-      if (e instanceof KernelUnavailableError) {
-        process.stderr.write(`natlab kernel: ${e.message}\n`);
+      if (unavailable !== null) {
+        process.stderr.write(`natlab kernel: ${unavailable}\n`);
         return EXIT_USAGE;
       }
       throw e;
     }
-    let results: KernelPacketResult[];
-    let ctText: Map<number, string>;
-    let iptText: Map<number, string>;
-    const t0 = performance.now();
-    try {
-      results = await engine.process(inputs);
-      ctText = await engine.conntrackText();
-      iptText = await engine.iptablesText();
-    } finally {
-      await engine.close();
-    }
-    const elapsedMs = performance.now() - t0;
-
-    await mkdir(outDir, { recursive: true });
-    const writers = new Map<number, PcapWriter>();
+    const k = engine as KernelEngine | null;
+    if (k === null) throw new Error('natlab kernel: the kernel engine was not built');
+    const report = run.report;
+    const elapsedMs = report.engines[0].engineMs;
     const files: Record<string, string> = {};
-    const points = [POINT_INTERNET, ...scenario.instances.map((_, i) => i + 1)];
-    for (const pt of points) {
-      const file = join(outDir, `${safeName(pointName(scenario, pt))}.pcap`);
-      writers.set(pt, await PcapWriter.open(file, { linkType: LINKTYPE_RAW, nanosecond: false }));
-      files[pointName(scenario, pt)] = file;
-    }
+    for (let pt = 0; pt <= scenario.instances.length; pt++)
+      files[pointName(scenario, pt)] = join(outDir, `${safeName(pointName(scenario, pt))}.pcap`);
     const byReason: Record<string, number> = {};
     let delivered = 0;
     // Far-side frames addressed to a private VPC address (a one-sided capture taken on an inside
     // host): fed as they are, the IGW has no mapping for them. Replay re-addresses them.
     let privateReplies = 0;
     const perPacket = [];
-    for (let k = 0; k < results.length; k++) {
-      const r = results[k];
-      const inp = inputs[k];
+    const notFed: Array<{ n: number; reason: string }> = [];
+    const kept = run.kept!.kernel;
+    const raw = run.keptRaw!.kernel;
+    let fedIndex = 0;
+    for (let x = 0; x < kept.length; x++) {
+      const fed = raw[x].fed;
+      if (fed === null) {
+        notFed.push({ n: kept[x].input, reason: kept[x].reason });
+        continue;
+      }
+      const r = raw[x].result as KernelPacketResult;
+      const inp = raw[x];
       if (r.fate === FATE_DELIVERED) delivered++;
       if (
         r.reason === DROP_IGW_UNKNOWN_DST &&
         inp.ingress === POINT_INTERNET &&
-        inp.frame.length >= 20 &&
-        cidrContains(scenario.vpcCidr, rd32(inp.frame, 16))
+        fed.length >= 20 &&
+        cidrContains(scenario.vpcCidr, rd32(fed, 16))
       )
         privateReplies++;
       byReason[REASONS[r.reason]] = (byReason[REASONS[r.reason]] ?? 0) + 1;
-      for (const o of r.outputs) {
-        await writers
-          .get(o.egress)
-          ?.write({ tsSec: Math.floor(inp.timeUs / 1e6), tsNsec: (inp.timeUs % 1e6) * 1000, data: o.frame });
-      }
       perPacket.push({
-        n: numbers[k],
-        input: describePacket(inp.frame),
+        n: kept[x].input,
+        input: describePacket(fed),
         ingress: pointName(scenario, inp.ingress),
         fate: r.fate === FATE_DELIVERED ? 'delivered' : 'dropped',
         reason: reasonName(r.reason),
         detail: r.reason === 1 ? (PARSE_STATUS_NAMES[r.detail] ?? r.detail) : r.detail,
         ct: CT_NAMES[r.ct],
         evidence: r.evidence,
-        lagMs: Math.round(engine.lagMs[k] ?? 0),
+        lagMs: Math.round(k.lagMs[fedIndex] ?? 0),
         outputs: r.outputs.map((o) => ({
           egress: pointName(scenario, o.egress),
           frame: describePacket(o.frame),
           adjustments: o.adjustments,
         })),
       });
+      fedIndex++;
     }
-    for (const w of writers.values()) await w.close();
     const ctFile = join(outDir, 'conntrack.txt');
     const iptFile = join(outDir, 'iptables.txt');
     const section = (m: Map<number, string>): string =>
@@ -294,23 +302,23 @@ export const command: Command = {
     const summary = {
       scenario: scenario.name,
       input: inPath,
-      records: prep.counters.records,
-      fed: inputs.length,
-      notFed: prep.counters.notFed,
+      records: report.input.records,
+      fed: report.input.fed,
+      notFed: report.input.notFed,
       delivered,
-      dropped: inputs.length - delivered,
+      dropped: report.input.fed - delivered,
       byReason,
       conntrackEntries: [...ctText.values()].reduce((n, t) => n + t.split('\n').filter((l) => l.trim()).length, 0),
       elapsedMs: Math.round(elapsedMs),
-      injection: engine.injection,
-      packetsPerSecond: elapsedMs > 0 ? Math.round((inputs.length / elapsedMs) * 1000) : 0,
-      maxLagMs: Math.round(engine.maxLagMs),
-      lag: lagReport(engine.lagMs, scenario.conntrack.timeouts as unknown as Record<string, number>),
-      waitedMs: Math.round(engine.waitedMs),
-      lateFrames: engine.lateFrames,
+      injection: k.injection,
+      packetsPerSecond: elapsedMs > 0 ? Math.round((report.input.fed / elapsedMs) * 1000) : 0,
+      maxLagMs: Math.round(k.maxLagMs),
+      lag: lagReport(k.lagMs, scenario.conntrack.timeouts as unknown as Record<string, number>),
+      waitedMs: Math.round(k.waitedMs),
+      lateFrames: k.lateFrames,
       privateAddressedFromInternet: privateReplies,
       iptablesBackend: pre.iptablesBackend,
-      warnings: engine.warnings,
+      warnings: k.warnings,
       normalisation: KERNEL_NORMALISATION_NOTE,
       files: { ...files, conntrack: ctFile, iptables: iptFile, results: join(outDir, 'results.json') },
     };
@@ -323,7 +331,7 @@ export const command: Command = {
       const lines = [
         `kernel: ${summary.fed} of ${summary.records} packets fed (${scenario.name}), ${delivered} delivered, ${summary.dropped} dropped in ${(elapsedMs / 1000).toFixed(2)} s`,
         ...Object.entries(byReason).map(([k, v]) => `  ${k.padEnd(20)} ${v}`),
-        ...Object.entries(prep.counters.notFed).map(([k, v]) => `  not fed: ${k}: ${v}`),
+        ...Object.entries(report.input.notFed).map(([cause, v]) => `  not fed: ${cause}: ${v}`),
         `conntrack: ${summary.conntrackEntries} entries -> ${ctFile}`,
         ...[...ctText.values()].flatMap((t) =>
           t
@@ -334,12 +342,12 @@ export const command: Command = {
         ),
         `iptables counters -> ${iptFile}`,
         `captures: ${Object.values(files).join(' ')}`,
-        `speed: ${summary.packetsPerSecond} packets/s (${engine.injection === 'batch' ? 'fast path' : 'one at a time'}); lag behind the virtual clock: median ${summary.lag.medianMs} ms, max ${summary.maxLagMs} ms`,
+        `speed: ${summary.packetsPerSecond} packets/s (${k.injection === 'batch' ? 'fast path' : 'one at a time'}); lag behind the virtual clock: median ${summary.lag.medianMs} ms, max ${summary.maxLagMs} ms`,
         ...summary.lag.timeoutsExceeded.map(
           (t) =>
             `kernel lagged: ${t.packets} packet(s) reached the kernel more than the ${t.timeout} timeout (${t.seconds} s) after their timestamp: expiry-dependent results for them are not comparable`,
         ),
-        ...engine.warnings.map((w) => `warning: ${w}`),
+        ...k.warnings.map((w) => `warning: ${w}`),
         ...(privateReplies
           ? [
               `note: ${privateReplies} frame(s) from the internet were addressed to private VPC addresses and dropped at the IGW (igw-unknown-dst): a one-sided capture taken on an inside host? natlab kernel feeds frames as captured; \`natlab replay --engines kernel --in ${inPath}\` re-addresses them to the mapping the kernel made for their flow (docs/replay.md)`,

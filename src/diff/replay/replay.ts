@@ -146,6 +146,13 @@ export interface ReplayOptions {
   engineExtra?: Record<string, Record<string, unknown>>;
   /** false: a single engine's outputs go straight into outDir (natlab kernel) instead of outDir/<engine>/. */
   engineDirs?: boolean;
+  /** Per-point pcap file names (default outputFileName: internet.pcap, <instance>-<private ip>.pcap). */
+  outputFileName?: (s: Scenario, point: number) => string;
+  /**
+   * false: far-side frames addressed to a private address are fed as captured (natlab kernel:
+   * the kernel as it is); default true: re-addressed to each engine's mapping (one-sided captures).
+   */
+  readdress?: boolean;
   /** Called with the engines after the last packet, before they are closed (engine-specific dumps). */
   beforeClose?: (engines: readonly Engine[]) => Promise<void>;
   /** Engine construction (tests); default makeEngine. */
@@ -384,6 +391,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
   const contexts: PacketCompareContext[] = [];
   const sinks = opts.sinks ?? [];
   const events = opts.events ?? [];
+  const readdress = opts.readdress !== false;
   for (let k = 1; k < events.length; k++)
     if (events[k].timeUs < events[k - 1].timeUs) throw new Error('replay events must be in time order');
   const stories = annotate || sinks.length > 0;
@@ -412,6 +420,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
         opts.outDir,
         annotate ? 'pcapng' : 'pcap',
         opts.engineDirs !== false,
+        opts.outputFileName,
       );
       states.push(
         new EngineRunState(
@@ -544,14 +553,14 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       };
       const eventDue =
         st.nextEvent < events.length && c.count > 0 && events[st.nextEvent].timeUs <= c.timeUs[c.count - 1];
-      if (c.toPrivate > 0 || eventDue) {
+      if ((c.toPrivate > 0 && readdress) || eventDue) {
         const arena = eb.arena;
         for (let k = 0; k < c.count; k++) {
           const j = c.fed[k];
           if (j < 0) continue;
           if (st.nextEvent < events.length && events[st.nextEvent].timeUs <= c.timeUs[k])
             await applyEventsBefore(j, c.timeUs[k]);
-          const inst = c.remap[k];
+          const inst = readdress ? c.remap[k] : -1;
           const flow = c.flow[k];
           if (inst >= 0) {
             let e = -1;

@@ -58,6 +58,7 @@ export class OutputSet {
     readonly linkType: number,
     readonly dir: string | null,
     private readonly engineDir = true,
+    private readonly fileName: (s: Scenario, point: number) => string = outputFileName,
   ) {
     this.counts = new Array(scenario.instances.length + 1).fill(0);
   }
@@ -69,6 +70,7 @@ export class OutputSet {
     outDir: string | null,
     format: 'pcap' | 'pcapng' = 'pcap',
     engineDir = true,
+    fileName: (s: Scenario, point: number) => string = outputFileName,
   ): Promise<OutputSet> {
     if (format === 'pcapng' && outDir !== null) {
       const o = new OutputSet(engine, s, linkType, outDir);
@@ -87,11 +89,11 @@ export class OutputSet {
       return o;
     }
     const dir = outDir === null ? null : engineDir ? join(outDir, engine) : outDir;
-    const o = new OutputSet(engine, s, linkType, dir, engineDir);
+    const o = new OutputSet(engine, s, linkType, dir, engineDir, fileName);
     if (dir !== null) {
       await mkdir(dir, { recursive: true });
       for (let p = 0; p <= s.instances.length; p++) {
-        const w = await PcapWriter.open(join(dir, outputFileName(s, p)), { linkType });
+        const w = await PcapWriter.open(join(dir, fileName(s, p)), { linkType });
         o.writers.set(p, w);
         o.byPoint[p] = w;
       }
@@ -102,9 +104,8 @@ export class OutputSet {
   /** Relative file name of a point's output (for references in the report). */
   ref(point: number): string {
     if (this.annotated) return engineCaptureName(this.engine);
-    return this.engineDir
-      ? `${this.engine}/${outputFileName(this.scenario, point)}`
-      : outputFileName(this.scenario, point);
+    const f = this.fileName(this.scenario, point);
+    return this.engineDir ? `${this.engine}/${f}` : f;
   }
 
   /** True when outputs go to files (outDir given). */
