@@ -9,6 +9,7 @@
 // an object per packet. Flows are deterministic functions of a flow id (FlowSpace) and a seed.
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP, F_ACK, F_SYN } from '../packet/constants.ts';
 import { formatIpv4 } from '../packet/addr.ts';
+import { wr16, wr32 } from '../packet/bytes.ts';
 import type { Scenario, Instance } from '../spec/scenario.ts';
 import { POINT_INTERNET, instancePoint } from '../spec/scenario.ts';
 import { InputError } from '../spec/errors.ts';
@@ -112,18 +113,6 @@ function fold(s: number): number {
   return s;
 }
 
-function put16(b: Uint8Array, o: number, v: number): void {
-  b[o] = (v >>> 8) & 0xff;
-  b[o + 1] = v & 0xff;
-}
-
-function put32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v >>> 24;
-  b[o + 1] = (v >>> 16) & 0xff;
-  b[o + 2] = (v >>> 8) & 0xff;
-  b[o + 3] = v & 0xff;
-}
-
 /** Writes a 20-byte IPv4 header (TTL 64, DF clear) and zeroes the rest up to totalLen. */
 function writeIp(
   b: Uint8Array,
@@ -136,12 +125,12 @@ function writeIp(
 ): void {
   b.fill(0, o, o + totalLen);
   b[o] = 0x45;
-  put16(b, o + 2, totalLen);
-  put16(b, o + 4, ipId & 0xffff);
+  wr16(b, o + 2, totalLen);
+  wr16(b, o + 4, ipId & 0xffff);
   b[o + 8] = 64;
   b[o + 9] = proto;
-  put32(b, o + 12, src);
-  put32(b, o + 16, dst);
+  wr32(b, o + 12, src);
+  wr32(b, o + 16, dst);
   const s =
     0x4500 +
     totalLen +
@@ -151,7 +140,7 @@ function writeIp(
     (src & 0xffff) +
     (dst >>> 16) +
     (dst & 0xffff);
-  put16(b, o + 10, ~fold(s) & 0xffff);
+  wr16(b, o + 10, ~fold(s) & 0xffff);
 }
 
 function pseudo(src: number, dst: number, proto: number, l4len: number): number {
@@ -171,12 +160,12 @@ export function writeUdp(
   writeIp(b, o, PROTO_UDP, src, dst, totalLen, ipId);
   const u = o + 20;
   const ulen = totalLen - 20;
-  put16(b, u, sport);
-  put16(b, u + 2, dport);
-  put16(b, u + 4, ulen);
+  wr16(b, u, sport);
+  wr16(b, u + 2, dport);
+  wr16(b, u + 4, ulen);
   let c = ~fold(pseudo(src, dst, PROTO_UDP, ulen) + sport + dport + ulen) & 0xffff;
   if (c === 0) c = 0xffff;
-  put16(b, u + 6, c);
+  wr16(b, u + 6, c);
   return totalLen;
 }
 
@@ -196,13 +185,13 @@ export function writeTcp(
   writeIp(b, o, PROTO_TCP, src, dst, totalLen, ipId);
   const t = o + 20;
   const tlen = totalLen - 20;
-  put16(b, t, sport);
-  put16(b, t + 2, dport);
-  put32(b, t + 4, seq >>> 0);
-  put32(b, t + 8, ack >>> 0);
+  wr16(b, t, sport);
+  wr16(b, t + 2, dport);
+  wr32(b, t + 4, seq >>> 0);
+  wr32(b, t + 8, ack >>> 0);
   const offFlags = (5 << 12) | flags;
-  put16(b, t + 12, offFlags);
-  put16(b, t + 14, 0xffff);
+  wr16(b, t + 12, offFlags);
+  wr16(b, t + 14, 0xffff);
   const s =
     pseudo(src, dst, PROTO_TCP, tlen) +
     sport +
@@ -213,7 +202,7 @@ export function writeTcp(
     (ack & 0xffff) +
     offFlags +
     0xffff;
-  put16(b, t + 16, ~fold(s) & 0xffff);
+  wr16(b, t + 16, ~fold(s) & 0xffff);
   return totalLen;
 }
 
@@ -232,9 +221,9 @@ export function writeIcmpEcho(
   writeIp(b, o, PROTO_ICMP, src, dst, totalLen, ipId);
   const m = o + 20;
   b[m] = type;
-  put16(b, m + 4, id);
-  put16(b, m + 6, seq);
-  put16(b, m + 2, ~fold((type << 8) + id + seq) & 0xffff);
+  wr16(b, m + 4, id);
+  wr16(b, m + 6, seq);
+  wr16(b, m + 2, ~fold((type << 8) + id + seq) & 0xffff);
   return totalLen;
 }
 

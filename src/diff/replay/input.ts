@@ -32,37 +32,7 @@ import { DROP_MALFORMED, DROP_NO_INGRESS, DROP_NOT_IPV4 } from '../../spec/reaso
 import { POINT_INTERNET } from '../../spec/scenario.ts';
 import { createFrameBatch, FRAME_ALIGN, type FrameBatch } from '../../spec/frame-batch.ts';
 import { INGRESS_NOWHERE, type IngressMap, NOWHERE_WHY } from './ingress.ts';
-import {
-  FlowKey,
-  inboundKey,
-  inboundKeyRaw,
-  inboundTuple,
-  inboundTupleRaw,
-  outboundKey,
-  outboundTuple,
-} from './remap.ts';
-
-export interface PreparedFrame {
-  /** 1-based packet number in the input capture (Wireshark's frame.number). */
-  n: number;
-  /** Clock for the engines, microseconds (clamped to be non-decreasing). */
-  timeUs: number;
-  /** Ingress point, or INGRESS_NOWHERE when the frame is not fed (see reason). */
-  ingress: number;
-  /** The IPv4 packet fed to the engines (a copy), or null when not fed. */
-  frame: Uint8Array | null;
-  /** Parse status of the frame (link + IPv4 + L4). */
-  status: number;
-  /** Not fed: the DROP_* reason recorded for every engine, and its detail. */
-  reason: number;
-  detail: number;
-  /** Fed at an instance: the flow key its outbound mapping is learned under. */
-  outKey: string | null;
-  /** Fed from the internet to an instance's private address: the instance index, else -1. */
-  remapInstance: number;
-  /** ... and the flow key its mapping is looked up under (null: no flow, e.g. malformed). */
-  inKey: string | null;
-}
+import { FlowKey, inboundTuple, inboundTupleRaw, outboundTuple } from './remap.ts';
 
 export interface InputCounters {
   /** Records read from the capture. */
@@ -278,8 +248,9 @@ export class FramePreparer {
   }
 
   /**
-   * prepare() into the columns of `chunk`: the same decisions and counters, the fed frame copied
-   * once into the chunk's arena, flow keys as numbers. No object per record.
+   * One record (as an object: the annotated input capture keeps it) into the columns of `chunk`:
+   * the decisions and counters of prepareAt, the fed frame copied once into the chunk's arena,
+   * flow keys as numbers.
    */
   prepareInto(rec: CaptureRecord, chunk: InputChunk): void {
     chunk.recs?.push(rec);
@@ -405,94 +376,5 @@ export class FramePreparer {
     const c = this.counters;
     bump(c.notFed, why);
     if (c.notFedExamples.length < MAX_NOT_FED_EXAMPLES) c.notFedExamples.push({ input: n, frame, why });
-  }
-
-  private notFed(p: PreparedFrame, why: string, frame: string): void {
-    const c = this.counters;
-    bump(c.notFed, why);
-    if (c.notFedExamples.length < MAX_NOT_FED_EXAMPLES) c.notFedExamples.push({ input: p.n, frame, why });
-  }
-
-  prepare(rec: CaptureRecord): PreparedFrame {
-    const c = this.counters;
-    c.records++;
-    let t = rec.timeUs;
-    if (this.lastUs >= 0 && t < this.lastUs) {
-      c.clampedTimestamps++;
-      c.maxBackstepUs = Math.max(c.maxBackstepUs, this.lastUs - t);
-      t = this.lastUs;
-    }
-    this.lastUs = t;
-    if (c.firstTimeUs < 0) c.firstTimeUs = t;
-    c.lastTimeUs = t;
-    const pv = this.pv;
-    const st = parseFrame(rec.data, 0, rec.data.length, rec.linkType, pv);
-    bump(c.byStatus, PARSE_STATUS_NAMES[st] ?? `status-${st}`);
-    const p: PreparedFrame = {
-      n: rec.index + 1,
-      timeUs: t,
-      ingress: INGRESS_NOWHERE,
-      frame: null,
-      status: st,
-      reason: 0,
-      detail: 0,
-      outKey: null,
-      remapInstance: -1,
-      inKey: null,
-    };
-    if (
-      st === PARSE_UNSUPPORTED_LINKTYPE ||
-      st === PARSE_TRUNCATED_L2 ||
-      st === PARSE_TRUNCATED_IP_HEADER ||
-      st === PARSE_BAD_IP_VERSION
-    ) {
-      p.reason = DROP_MALFORMED;
-      p.detail = st;
-      this.notFed(
-        p,
-        `malformed: ${PARSE_STATUS_NAMES[st]}`,
-        `${rec.data.length} bytes (${linkTypeName(rec.linkType)})`,
-      );
-      return p;
-    }
-    if (st === PARSE_NOT_IPV4 || pv.etherType !== ETHERTYPE_IPV4) {
-      p.reason = DROP_NOT_IPV4;
-      p.detail = pv.etherType;
-      this.notFed(
-        p,
-        `not-ipv4 (ethertype ${etherTypeText(pv.etherType)})`,
-        `${rec.data.length} bytes (${linkTypeName(rec.linkType)})`,
-      );
-      return p;
-    }
-    const ingress = this.ingress.classify(pv.src);
-    if (ingress === INGRESS_NOWHERE) {
-      p.reason = DROP_NO_INGRESS;
-      p.detail = this.ingress.lastWhy;
-      const c2 = this.counters;
-      this.notFed(
-        p,
-        `no-ingress: ${NOWHERE_WHY[this.ingress.lastWhy]}`,
-        c2.notFedExamples.length < MAX_NOT_FED_EXAMPLES ? describePacket(rec.data, pv.l3Off, pv.capLen) : '',
-      );
-      return p;
-    }
-    p.ingress = ingress;
-    // A copy (never Buffer#slice: that is a view into the reader's chunk).
-    p.frame = new Uint8Array(rec.data.subarray(pv.l3Off, pv.l3Off + pv.capLen));
-    c.fed++;
-    if (ingress === POINT_INTERNET) {
-      c.fromInternet++;
-      const owner = this.ingress.privateOwner(pv.dst);
-      if (owner >= 0) {
-        c.toPrivate++;
-        p.remapInstance = owner;
-        p.inKey = st === PARSE_OK ? inboundKey(pv) : inboundKeyRaw(p.frame);
-      }
-    } else {
-      c.fromInstances++;
-      p.outKey = outboundKey(pv);
-    }
-    return p;
   }
 }
