@@ -4,7 +4,7 @@
 // cloneable (no functions, no Maps), so it travels to worker threads inside CoreShared.
 
 import type { Scenario, NatRule, NatChainName } from '../spec/scenario.ts';
-import { NAT_CHAINS } from '../spec/scenario.ts';
+import { DEFAULT_TCP_MAX_RETRANS, NAT_CHAINS } from '../spec/scenario.ts';
 import { type CompiledAwsFilters, compileAwsFilters } from './aws-filters.ts';
 import { type CompiledMangle, compileMangle } from './tcpmss.ts';
 
@@ -47,7 +47,9 @@ export const TO_UDP = 11;
 export const TO_UDP_STREAM = 12;
 export const TO_ICMP = 13;
 export const TO_GENERIC = 14;
-export const TO_COUNT = 15;
+/** nf_conntrack_tcp_timeout_max_retrans (TCP_CONNTRACK_RETRANS). */
+export const TO_RETRANS = 15;
+export const TO_COUNT = 16;
 
 export interface CompiledScenario {
   nInst: number;
@@ -119,6 +121,10 @@ export interface CompiledScenario {
   tcpLoose: number;
   /** nf_conntrack_tcp_ignore_invalid_rst (1/0). */
   tcpIgnoreInvalidRst: number;
+  /** nf_conntrack_tcp_be_liberal (1/0). */
+  tcpBeLiberal: number;
+  /** nf_conntrack_tcp_max_retrans. */
+  tcpMaxRetrans: number;
   checksum: number;
   /** Timeouts in ms, indexed by TO_*. */
   tmo: Float64Array;
@@ -330,6 +336,8 @@ export function compileScenario(s: Scenario): CompiledScenario {
     ctMax: s.conntrack.max,
     tcpLoose: s.conntrack.tcpLoose ? 1 : 0,
     tcpIgnoreInvalidRst: s.conntrack.tcpIgnoreInvalidRst ? 1 : 0,
+    tcpBeLiberal: s.conntrack.tcpBeLiberal ? 1 : 0,
+    tcpMaxRetrans: s.conntrack.tcpMaxRetrans ?? DEFAULT_TCP_MAX_RETRANS,
     checksum: s.conntrack.checksum ? 1 : 0,
     tmo: new Float64Array(TO_COUNT),
     aws: compileAwsFilters(s),
@@ -387,6 +395,7 @@ export function compileScenario(s: Scenario): CompiledScenario {
   c.tmo[TO_UDP_STREAM] = t.udpStream * 1000;
   c.tmo[TO_ICMP] = t.icmp * 1000;
   c.tmo[TO_GENERIC] = t.generic * 1000;
+  c.tmo[TO_RETRANS] = t.tcpMaxRetrans * 1000;
   return c;
 }
 

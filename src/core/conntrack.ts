@@ -24,26 +24,24 @@ import {
   S_PATH,
   S_TCP_END,
   S_TCP_FLAGS,
-  T_MAXACK_O,
   S_WNEXT,
   S_WPREV,
   T_LAST_IDX_SHIFT,
   TCP_ESTABLISHED,
+  TCP_NONE,
   TCP_SYN_SENT,
+  TCPW_WORDS,
+  W_END,
+  W_FLAGS,
+  W_MAXEND,
+  W_MAXWIN,
+  WF_BE_LIBERAL,
+  WF_SACK_PERM,
   C_INST,
   C_INST_WORDS,
   CI_COUNT,
 } from './layout.ts';
-import {
-  type CompiledScenario,
-  TO_ESTABLISHED,
-  TO_GENERIC,
-  TO_ICMP,
-  TO_SYN_SENT,
-  TO_UDP,
-  TO_UDP_STREAM,
-  TO_UNACK,
-} from './compile.ts';
+import { type CompiledScenario, TO_GENERIC, TO_ICMP, TO_UDP, TO_UDP_STREAM, TO_UNACK } from './compile.ts';
 import type { Tables } from './tables.ts';
 import type { SlowState } from './slow-state.ts';
 import { ctLoad, ctRefresh, ctSetAssured, icmpInvert, invertPorts, isIcmpNewType } from './ct-entry.ts';
@@ -51,7 +49,8 @@ import { C_ACK, C_NONE, C_SYN, TCP_REOPEN, TCP_INVALID, TCP_VALID, TcpTracker, t
 import { PARSE_OK } from '../packet/parse.ts';
 import { rd16, rd32 } from '../packet/bytes.ts';
 import { fold16, sum16 } from '../packet/checksum.ts';
-import { ICMP_ADDRESSREPLY, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
+import { F_FIN, F_SYN, ICMP_ADDRESSREPLY, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
+import { WIN_ACCEPT, optionsWord, tcpInWindow, tcpTimeout } from './tcp-window.ts';
 import { CT_ESTABLISHED, CT_INVALID, CT_NEW, CT_RELATED } from '../spec/reasons.ts';
 import { UDP_STREAM_AFTER_S } from '../spec/timeouts.ts';
 
@@ -160,14 +159,13 @@ export class Conntrack {
     if (proto === PROTO_TCP) {
       if (tcpCls === C_SYN) {
         state = TCP_SYN_SENT;
-        tmo = c.tmo[TO_SYN_SENT];
       } else if (tcpCls === C_ACK && c.tcpLoose) {
         state = TCP_ESTABLISHED;
         flags = M_LOOSE;
-        tmo = Math.min(c.tmo[TO_ESTABLISHED], c.tmo[TO_UNACK]);
       } else {
         return true;
       }
+      tmo = this.tcpNewWindow(tcpCls);
     } else if (proto === PROTO_UDP) {
       tmo = c.tmo[TO_UDP];
     } else if (proto === PROTO_ICMP) {
@@ -181,14 +179,7 @@ export class Conntrack {
     st.ctCls = CT_NEW;
     st.cDir = KIND_ORIG;
     st.eTcpF = proto === PROTO_TCP ? tcpCls << T_LAST_IDX_SHIFT : 0;
-    st.eTcpEnd = 0;
-    st.eMaxAck = 0;
-    if (proto === PROTO_TCP && tcpCls === C_ACK) {
-      // tcp_in_window for a picked-up first ACK: its ACK is this direction's td_maxack, its end last_end.
-      st.eTcpF |= T_MAXACK_O;
-      st.eMaxAck = pv.tcpAck;
-      st.eTcpEnd = (pv.tcpSeq + pv.payloadLen) >>> 0;
-    }
+    if (proto !== PROTO_TCP) st.eTcpEnd = 0;
     st.eOs = pv.src;
     st.eOd = pv.dst;
     st.eOp = ports;
@@ -199,6 +190,57 @@ export class Conntrack {
     st.eExp = st.now + tmo;
     st.eCreated = st.now;
     return true;
+  }
+
+  /**
+   * tcp_new and the first tcp_in_window of a new entry's first segment (a SYN, or a picked-up
+   * ACK) on the scratch window words st.eTcpw; sets st.eTcpEnd (last_end) and returns the timeout (ms).
+   */
+  private tcpNewWindow(cls: number): number {
+    const c = this.c;
+    const st = this.st;
+    const pv = st.pv;
+    const ew = st.eTcpw;
+    ew.fill(0);
+    const fl = pv.tcpFlags;
+    const doff = pv.tcpDataOff;
+    const end = (pv.tcpSeq + pv.payloadLen + (fl & F_SYN ? 1 : 0) + (fl & F_FIN ? 1 : 0)) >>> 0;
+    const maxwin = pv.tcpWindow === 0 ? 1 : pv.tcpWindow;
+    ew[W_END] = end;
+    ew[W_MAXWIN] = maxwin;
+    if (cls === C_SYN) {
+      ew[W_MAXEND] = end;
+      ew[W_FLAGS] = optionsWord(0, st.buf, pv.l4Off, doff);
+    } else {
+      // Picked up mid-stream: SACK and liberal window checking assumed (the window scale is unknown).
+      ew[W_MAXEND] = (end + maxwin) >>> 0;
+      ew[W_FLAGS] = WF_SACK_PERM | WF_BE_LIBERAL;
+      ew[W_FLAGS + 1] = WF_SACK_PERM | WF_BE_LIBERAL;
+    }
+    const r = tcpInWindow(
+      ew,
+      0,
+      0,
+      cls,
+      TCP_NONE,
+      st.buf,
+      pv.l4Off,
+      doff,
+      pv.payloadLen,
+      fl,
+      pv.tcpSeq,
+      pv.tcpAck,
+      pv.tcpWindow,
+      0,
+      0,
+      c.tcpBeLiberal,
+    );
+    st.eTcpEnd = r === WIN_ACCEPT && cls === C_ACK ? end : 0;
+    const state = cls === C_SYN ? TCP_SYN_SENT : TCP_ESTABLISHED;
+    let to = tcpTimeout(ew, 0, cls, c.tmo[state], c);
+    // No reply seen: a picked-up ESTABLISHED entry is capped at the unacknowledged timeout.
+    if (state === TCP_ESTABLISHED && to > c.tmo[TO_UNACK]) to = c.tmo[TO_UNACK];
+    return to;
   }
 
   /** nf_ip_checksum of the frame's L4 part (ICMP: no pseudo-header; UDP checksum 0: none). */
@@ -332,8 +374,8 @@ export class Conntrack {
     ses[o + S_TCP_END] = st.eTcpEnd;
     ses[o + S_TCP_FLAGS] = st.eTcpF;
     const w = t.tw(local);
-    t.tcpw[w] = st.eMaxAck;
-    t.tcpw[w + 1] = 0;
+    const ew = st.eTcpw;
+    for (let k = 0; k < TCPW_WORDS; k++) t.tcpw[w + k] = ew[k];
     let meta = st.eMeta;
     if (!srcManip) meta = (meta & ~M_BYSRC) >>> 0;
     meta = (meta | M_NALIST | M_LIVE) >>> 0;

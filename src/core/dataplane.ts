@@ -28,11 +28,11 @@ import {
   C_NOW,
   S_TCP_END,
   S_TCP_FLAGS,
-  T_MAXACK_O,
   T_LAST_DIR,
   T_LAST_IDX_MASK,
   T_LAST_IDX_SHIFT,
   C_USED,
+  TCPW_WORDS,
   FE_ADDR,
   FE_EXPIRY,
   FE_FAST,
@@ -42,6 +42,7 @@ import {
   FE_SIDE_DST,
 } from './layout.ts';
 import { TO_ESTABLISHED, TO_UDP_STREAM, routeLookup, RT_ENI, RT_LOCAL } from './compile.ts';
+import { tcpFastWindow } from './tcp-window.ts';
 import { CT_ESTABLISHED, FATE_DELIVERED, REASON_NONE } from '../spec/reasons.ts';
 
 /** The result word of every fast-path packet: delivered, ESTABLISHED, one output. */
@@ -79,6 +80,10 @@ export class Dataplane {
   slowCount = 0;
   private readonly tmoEst: number;
   private readonly tmoUdpStream: number;
+  /** tcpFastWindow's undo copy of a session's window words. */
+  private readonly winSnap = new Uint32Array(TCPW_WORDS);
+  /** The input arena of the batch being processed (tcp_in_window reads the TCP options from it). */
+  private inArena: Uint8Array = new Uint8Array(0);
   private readonly checksumOn: boolean;
   /** Per ingress point: the NAT slot reached directly for any destination (-2: look up). */
   private readonly eipAddr: Uint32Array;
@@ -254,6 +259,7 @@ export class Dataplane {
 
   /** DataViews over the batch's arenas (cached per arena: no allocation per batch). */
   private bindIo(batch: FrameBatch, out: BatchOutput): void {
+    this.inArena = batch.arena;
     if (batch.arena !== this.lastArena) {
       this.inDv = this.viewOf(batch.arena);
       this.lastArena = batch.arena;
@@ -318,7 +324,11 @@ export class Dataplane {
     if ((path & 31) !== ingress) return false;
     const tdec = (path >>> 10) & 3;
     if (tdec !== 0 && ttl <= tdec) return false;
-    if (proto === PROTO_TCP && !this.tcpAck(local, kind, this.tcpL4, this.tcpEnd)) return false;
+    let to = tmo;
+    if (proto === PROTO_TCP) {
+      to = this.tcpAck(local, kind, this.tcpL4, this.tcpEnd);
+      if (to < 0) return false;
+    }
     const eip = path >>> 12;
     // Output tuple = invert(the other direction's tuple), then the IGW's static NAT.
     const ot = o + (1 - kind) * 3;
@@ -328,35 +338,51 @@ export class Dataplane {
     this.rPorts = ((np << 16) | (np >>> 16)) >>> 0;
     this.rTdec = tdec;
     this.rEgress = (path >>> 5) & 31;
-    // Refresh the timer: the same timeout as before, so the expiry only grows (wheel invariant).
-    ses[o + S_EXPIRY] = now + tmo;
+    // Refresh the timer. TCP's timeout caps (unacknowledged data, retransmissions, zero window)
+    // can make the expiry shorter than before: the entry is then re-filed in the timer wheel
+    // (the 'line' layout never gets here with a shorter one: tcpAck sends it to the slow path).
+    const exp = now + to;
+    if (exp < ses[o + S_EXPIRY]) {
+      ses[o + S_EXPIRY] = exp;
+      this.tables.wheelRefile(local, exp);
+    } else ses[o + S_EXPIRY] = exp;
     return true;
   }
 
   /**
    * The fast path's TCP step (the only one; both layouts call it, after every other check and
-   * before any write): an ACK of an ESTABLISHED session in direction `kind`. Stores the tracker's
-   * last_dir / last_index / last_end in the record and tcp_in_window's td_maxack of this direction
-   * (the tcpw region) when the ACK advances it. False = let the slow path handle the packet (it
-   * must then have written nothing).
+   * before any write): an ACK of an ESTABLISHED session in direction `kind`. Runs tcp_in_window on
+   * the session's tcpw line (tcp-window.ts); in window, stores the tracker's last_dir / last_index /
+   * last_end in the record and returns the timeout (ms) to refresh with. -1 = let the slow path
+   * handle the packet, nothing written: a segment not in window, or — 'line' layout, whose
+   * entries' expiry copies may only grow — a timeout shorter than ESTABLISHED's.
    */
-  private tcpAck(local: number, kind: number, l4: number, tcpEnd: number): boolean {
+  private tcpAck(local: number, kind: number, l4: number, tcpEnd: number): number {
     const ses = this.tables.ses;
     const o = this.tables.rec(local);
     const tf = ses[o + S_TCP_FLAGS];
+    const doff = (this.inDv.getUint8(l4 + 12) >>> 4) << 2;
+    const to = tcpFastWindow(
+      this.tables.tcpw,
+      this.tables.tw(local),
+      kind,
+      this.inArena,
+      l4,
+      doff,
+      (tcpEnd - this.inDv.getUint32(l4 + 4)) >>> 0,
+      this.inDv.getUint8(l4 + 13),
+      tf & T_LAST_DIR,
+      ses[o + S_TCP_END],
+      this.c,
+      this.winSnap,
+      this.tables.fat ? this.tmoEst : 0,
+    );
+    if (to < 0) return -1;
     const want =
-      ((tf & ~(T_LAST_DIR | (T_LAST_IDX_MASK << T_LAST_IDX_SHIFT))) |
-        kind |
-        (TCP_CLASS_ACK << T_LAST_IDX_SHIFT) |
-        (T_MAXACK_O << kind)) >>>
-      0;
+      ((tf & ~(T_LAST_DIR | (T_LAST_IDX_MASK << T_LAST_IDX_SHIFT))) | kind | (TCP_CLASS_ACK << T_LAST_IDX_SHIFT)) >>> 0;
     if (tf !== want) ses[o + S_TCP_FLAGS] = want;
     ses[o + S_TCP_END] = tcpEnd;
-    const ack = this.inDv.getUint32(l4 + 8);
-    const tw = this.tables.tw(local) + kind;
-    const tcpw = this.tables.tcpw;
-    if ((tf & (T_MAXACK_O << kind)) === 0 || ((tcpw[tw] - ack) | 0) < 0) tcpw[tw] = ack;
-    return true;
+    return to;
   }
 
   /** The established-session fast path; false = let the slow path handle the packet. */
@@ -482,8 +508,12 @@ export class Dataplane {
         if ((path & 31) !== ingress) return false;
         tdec = (path >>> 10) & 3;
         if (tdec !== 0 && ttl <= tdec) return false;
-        if (proto === PROTO_TCP && !this.tcpAck(r >>> 2, r & 3, l4, tcpEnd)) return false;
-        fl[e + FE_EXPIRY] = now + tmo;
+        let to = tmo;
+        if (proto === PROTO_TCP) {
+          to = this.tcpAck(r >>> 2, r & 3, l4, tcpEnd);
+          if (to < 0) return false;
+        }
+        fl[e + FE_EXPIRY] = now + to; // never shorter than before: tcpAck's 'line' rule
         egress = (path >>> 5) & 31;
         const a = fl[e + FE_ADDR];
         const pt = fl[e + FE_PORT];

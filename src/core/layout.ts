@@ -13,7 +13,8 @@
 //             referencing the newest session of the key's chain. Load ≤ FLOW_LOAD, keyed hash.
 //   chain     the bysource chains (nf_nat_bysource): per session, next / prev session + 1 of its
 //             key's chain, newest first (BYSRC_WORDS words per session, slow path only).
-//   tcpw      TCP window words per session (TCPW_WORDS: each direction's highest ACK, td_maxack).
+//   tcpw      TCP window tracking per session (TCPW_WORDS: each direction's td_end, td_maxend, td_maxwin,
+//             td_maxack, td_scale and flags; the retransmission memory — tcp-window.ts).
 //   wheel     timer wheel heads (WHEEL_SLOTS Int32) + control words.
 //   ctl       per worker and NAT instance: live count, list heads, RNG state, clock.
 //   drops     Float64 per DROP_* reason; natc: Float64 (packets, bytes) per nat rule counter.
@@ -66,15 +67,10 @@ export const T_LAST_IDX_MASK = 7;
 export const T_CHALLENGE_ACK = 1 << 4;
 export const T_SIMULTANEOUS_OPEN = 1 << 5;
 export const T_CLOSE_INIT = 1 << 6;
-/** IP_CT_TCP_FLAG_MAXACK_SET of the orig direction; the reply direction's is the next bit (T_MAXACK_O << kind). */
-export const T_MAXACK_O = 1 << 7;
-export const T_MAXACK_R = 1 << 8;
 
-/**
- * TCP window words per session (the `tcpw` region, parallel to the records): seen[ORIG].td_maxack,
- * seen[REPLY].td_maxack — the highest ACK each direction has sent, for the RST sequence check.
- */
-export const TCPW_WORDS = 2;
+// The tcpw region's words per session (TCPW_WORDS, W_*, WF_*, LW_*): tcpw-words.ts.
+export * from './tcpw-words.ts';
+import { TCPW_WORDS } from './tcpw-words.ts';
 
 export const M_PROTO_MASK = 0xff;
 export const M_SLOT_SHIFT = 8;

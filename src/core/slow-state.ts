@@ -6,6 +6,7 @@
 // packet: no allocation on the slow path either.
 
 import { PacketView } from '../packet/parse.ts';
+import { TCPW_WORDS } from './tcpw-words.ts';
 
 export class SlowState {
   readonly pv = new PacketView();
@@ -46,9 +47,10 @@ export class SlowState {
   eCreated = 0;
   /** S_TCP_FLAGS of the pending entry (its first packet's last_index, last_dir = ORIG). */
   eTcpF = 0;
-  /** The pending entry's last_end and orig td_maxack (a loose-picked-up first ACK sets both). */
+  /** The pending entry's last_end (a picked-up first ACK in window sets it). */
   eTcpEnd = 0;
-  eMaxAck = 0;
+  /** The pending entry's TCP window words (layout.ts W_*; tcp-window.ts). */
+  readonly eTcpw = new Uint32Array(TCPW_WORDS);
   // ---- get_unique_tuple's result ---------------------------------------------------------------
   us = 0;
   ud = 0;

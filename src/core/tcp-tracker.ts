@@ -1,14 +1,16 @@
 // The TCP connection tracker on an existing entry: nf_conntrack_proto_tcp.c's tcp_conntracks
-// state table and nf_conntrack_tcp_packet without window tracking (in-window is assumed), with
-// the tracker details the kernel keeps per entry — last_dir / last_index / last_end / last_flags
-// and CLOSE_INIT — for the re-open / ignore / re-sync rules and the RFC 5961 challenge ACK.
-// Twin of src/model/conntrack-tcp.ts (docs/semantics.md §4).
+// state table and nf_conntrack_tcp_packet, with the tracker details the kernel keeps per entry —
+// last_dir / last_index / last_end / last_flags and CLOSE_INIT — for the re-open / ignore /
+// re-sync rules and the RFC 5961 challenge ACK, the RST sequence checks, and window tracking
+// (tcp_in_window on the session's tcpw words: tcp-window.ts). Twin of src/model/conntrack.ts's
+// tcpPacket (docs/semantics.md §4).
 
 import {
   M_ASSURED,
   M_SEEN_REPLY,
   M_STATE_MASK,
   M_STATE_SHIFT,
+  S_EXPIRY,
   S_META,
   S_TCP_END,
   S_TCP_FLAGS,
@@ -17,8 +19,6 @@ import {
   T_LAST_DIR,
   T_LAST_IDX_MASK,
   T_LAST_IDX_SHIFT,
-  T_MAXACK_O,
-  T_MAXACK_R,
   T_SIMULTANEOUS_OPEN,
   TCP_CLOSE,
   TCP_ESTABLISHED,
@@ -28,8 +28,25 @@ import {
   TCP_SYN_SENT,
   TCP_SYN_SENT2,
   TCP_TIME_WAIT,
+  W_END,
+  W_FLAGS,
+  W_LAST,
+  W_LAST_ACK,
+  W_LAST_SEQ,
+  W_MAXACK,
+  W_MAXEND,
+  W_MAXWIN,
+  WF_BE_LIBERAL,
+  WF_MAXACK_SET,
+  WF_SACK_PERM,
+  WF_WINDOW_SCALE,
+  LW_SACK_PERM,
+  LW_WINDOW_SCALE,
+  LW_WSCALE_SHIFT,
+  WF_SCALE_MASK,
 } from './layout.ts';
-import { type CompiledScenario, TO_CLOSE, TO_UNACK } from './compile.ts';
+import { WIN_ACCEPT, WIN_IGNORE, WIN_INVALID, optionsWord, tcpInWindow, tcpTimeout } from './tcp-window.ts';
+import { type CompiledScenario, TO_UNACK } from './compile.ts';
 import { ctRefresh, ctSetAssured } from './ct-entry.ts';
 import type { Tables } from './tables.ts';
 import type { SlowState } from './slow-state.ts';
@@ -133,19 +150,45 @@ export class TcpTracker {
     st.ctCls = dir === 1 || seenBefore ? CT_ESTABLISHED : CT_NEW;
     if (ignore) {
       const pv = st.pv;
+      const w = t.tw(local);
+      const tw = t.tcpw;
       if (cls === C_SYNACK && lastIdx === C_SYN && lastDir !== dir && pv.tcpAck === ses[o + S_TCP_END]) {
-        // This SYN/ACK answers a SYN we ignored: client and server are in sync, re-sync the
-        // entry (processed as SYN_SENT -> SYN_RECV; seen[dir] is reset: no CLOSE_INIT left).
+        // This SYN/ACK answers a SYN we ignored: client and server are in sync, re-sync the entry
+        // from the ignored SYN's annotations (processed as SYN_SENT -> SYN_RECV; seen[dir] is
+        // reset but for BE_LIBERAL, seen[last_dir].flags become the SYN's options: no CLOSE_INIT left).
         old = TCP_SYN_SENT;
         nw = TCP_SYN_RECV;
-        tf = (tf & ~(T_CLOSE_INIT | T_MAXACK_O | T_MAXACK_R)) >>> 0;
+        const lw = tw[w + W_LAST];
+        const lastEnd = ses[o + S_TCP_END];
+        tw[w + W_END + lastDir] = lastEnd;
+        tw[w + W_MAXEND + lastDir] = lastEnd;
+        tw[w + W_MAXWIN + lastDir] = (lw & 0xffff) === 0 ? 1 : lw & 0xffff;
+        tw[w + W_FLAGS + lastDir] =
+          ((lw >>> LW_WSCALE_SHIFT) & WF_SCALE_MASK) |
+          (lw & LW_WINDOW_SCALE ? WF_WINDOW_SCALE : 0) |
+          (lw & LW_SACK_PERM ? WF_SACK_PERM : 0);
+        tw[w + W_END + dir] = 0;
+        tw[w + W_MAXEND + dir] = 0;
+        tw[w + W_MAXWIN + dir] = 0;
+        tw[w + W_MAXACK + dir] = 0;
+        tw[w + W_FLAGS + dir] = tw[w + W_FLAGS + dir] & WF_BE_LIBERAL;
+        tf = (tf & ~(T_CLOSE_INIT | T_CHALLENGE_ACK)) >>> 0;
       } else {
         let f = (tf & ~(T_LAST_DIR | (T_LAST_IDX_MASK << T_LAST_IDX_SHIFT))) | dir | (cls << T_LAST_IDX_SHIFT);
+        let lw = ((tw[w + W_LAST] & ~0xffff) | pv.tcpWindow) >>> 0;
         if (cls === C_SYN && dir === 0) {
-          // last_flags are reset by an ignored ORIG SYN; in LAST_ACK it arms the RFC 5961 guard.
+          // last_flags are reset by an ignored ORIG SYN (its options annotated); in LAST_ACK it
+          // arms the RFC 5961 guard.
           f &= ~(T_CHALLENGE_ACK | T_SIMULTANEOUS_OPEN);
           if (old === TCP_LAST_ACK) f |= T_CHALLENGE_ACK;
+          const ow = optionsWord(0, st.buf, pv.l4Off, pv.tcpDataOff);
+          lw = (lw & ~(LW_WINDOW_SCALE | LW_SACK_PERM | (WF_SCALE_MASK << LW_WSCALE_SHIFT))) >>> 0;
+          if (ow & WF_WINDOW_SCALE) lw |= LW_WINDOW_SCALE | ((ow & WF_SCALE_MASK) << LW_WSCALE_SHIFT);
+          if (ow & WF_SACK_PERM) lw |= LW_SACK_PERM;
         }
+        tw[w + W_LAST] = lw >>> 0;
+        tw[w + W_LAST_SEQ] = pv.tcpSeq;
+        if (old === TCP_SYN_SENT && cls === C_ACK && dir === 1) tw[w + W_LAST_ACK] = pv.tcpAck; // a possible challenge ACK
         const fl = pv.tcpFlags;
         ses[o + S_TCP_END] = (pv.tcpSeq + pv.payloadLen + (fl & F_SYN ? 1 : 0) + (fl & F_FIN ? 1 : 0)) >>> 0;
         ses[o + S_TCP_FLAGS] = f >>> 0;
@@ -182,9 +225,9 @@ export class TcpTracker {
       } else {
         let r = RST_FALLTHROUGH;
         const seq = pv.tcpSeq;
-        if ((tf & (T_MAXACK_O << (1 - dir))) !== 0 && lastIdx !== C_SYN) {
+        if ((t.tcpw[w + W_FLAGS + 1 - dir] & WF_MAXACK_SET) !== 0 && lastIdx !== C_SYN) {
           const established = old === TCP_ESTABLISHED && (meta & M_ASSURED) !== 0;
-          const expected = t.tcpw[w + 1 - dir];
+          const expected = t.tcpw[w + W_MAXACK + 1 - dir];
           if (seq === 0 && !established) r = RST_CLOSE;
           else if (((seq - expected) | 0) < 0 && c.tcpIgnoreInvalidRst === 0) {
             st.ctCls = CT_INVALID; // "invalid rst": no conntrack for this packet, state unchanged
@@ -202,17 +245,39 @@ export class TcpTracker {
         }
       }
     }
-    // tcp_in_window: in window (window tracking is not modelled); it records this direction's
-    // highest ACK and, for an ACK-class segment, last_end.
     if (!skipWindow) {
-      const fl = pv.tcpFlags;
-      if (fl & F_ACK) {
-        const bit = T_MAXACK_O << dir;
-        const ack = pv.tcpAck;
-        if ((tf & bit) === 0 || ((t.tcpw[w + dir] - ack) | 0) < 0) t.tcpw[w + dir] = ack;
-        tf |= bit;
+      const r = tcpInWindow(
+        t.tcpw,
+        w,
+        dir,
+        cls,
+        (meta >>> M_STATE_SHIFT) & M_STATE_MASK,
+        st.buf,
+        pv.l4Off,
+        pv.tcpDataOff,
+        pv.payloadLen,
+        pv.tcpFlags,
+        pv.tcpSeq,
+        pv.tcpAck,
+        pv.tcpWindow,
+        lastDir,
+        ses[o + S_TCP_END],
+        c.tcpBeLiberal,
+      );
+      if (r === WIN_IGNORE) {
+        // Out of window but harmless (old data, an old ACK, a small overshoot): accepted (NATed),
+        // state and timer unchanged.
+        ses[o + S_TCP_FLAGS] = tf >>> 0;
+        if (dir === 1 && !seenBefore) t.touchMeta(o, (meta | M_SEEN_REPLY) >>> 0);
+        st.eMeta = ses[o + S_META];
+        return TCP_ACCEPT;
       }
-      if (cls === C_ACK) ses[o + S_TCP_END] = (pv.tcpSeq + pv.payloadLen) >>> 0;
+      if (r === WIN_INVALID) {
+        this.invalidSlow(local, dir, cls, tf);
+        st.ctCls = CT_INVALID;
+        return TCP_INVALID;
+      }
+      if (r === WIN_ACCEPT && cls === C_ACK) ses[o + S_TCP_END] = (pv.tcpSeq + pv.payloadLen) >>> 0;
     }
     // In-window from here on.
     tf = (tf & ~(T_LAST_DIR | (T_LAST_IDX_MASK << T_LAST_IDX_SHIFT))) | dir | (cls << T_LAST_IDX_SHIFT);
@@ -240,11 +305,34 @@ export class TcpTracker {
     // the peer's simultaneous-open SYN) does not renew the timer; ESTABLISHED is capped (loose pickup).
     const synInSS = cls === C_SYN && old === TCP_SYN_SENT && !seenBefore;
     if (!synInSS) {
-      let to = rst ? c.tmo[TO_CLOSE] : c.tmo[nw];
+      let to = tcpTimeout(t.tcpw, w, cls, c.tmo[nw], c);
       if (!seenBefore && nw === TCP_ESTABLISHED && to > c.tmo[TO_UNACK]) to = c.tmo[TO_UNACK];
       ctRefresh(t, local, st.now + to);
     }
     st.eMeta = ses[o + S_META];
     return TCP_ACCEPT;
+  }
+
+  /**
+   * nf_tcp_handle_invalid: an out-of-window FIN or RST on an ASSURED entry answering the other
+   * side's FIN/RST lowers a remaining timeout of at least 120 s to the unacknowledged timeout; any
+   * other such FIN/RST becomes the last packet (last_dir / last_index).
+   */
+  private invalidSlow(local: number, dir: number, cls: number, tf: number): void {
+    const t = this.t;
+    const o = t.rec(local);
+    const ses = t.ses;
+    if ((ses[o + S_META] & M_ASSURED) === 0 || (cls !== C_RST && cls !== C_FIN)) return;
+    const lastDir = tf & T_LAST_DIR;
+    const lastIdx = (tf >>> T_LAST_IDX_SHIFT) & T_LAST_IDX_MASK;
+    if (lastDir !== dir && (lastIdx === C_FIN || lastIdx === C_RST)) {
+      const remaining = ses[o + S_EXPIRY] - this.st.now;
+      const unack = this.c.tmo[TO_UNACK];
+      if (remaining < 120_000 || remaining <= unack) return;
+      ctRefresh(t, local, this.st.now + unack);
+      return;
+    }
+    ses[o + S_TCP_FLAGS] =
+      ((tf & ~(T_LAST_DIR | (T_LAST_IDX_MASK << T_LAST_IDX_SHIFT))) | dir | (cls << T_LAST_IDX_SHIFT)) >>> 0;
   }
 }

@@ -13,9 +13,6 @@ import {
   PROTO_ICMP,
   PROTO_TCP,
   PROTO_UDP,
-  F_ACK,
-  F_FIN,
-  F_SYN,
   isIcmpErrorType,
 } from '../packet/constants.ts';
 import {
@@ -36,6 +33,7 @@ import { UDP_STREAM_AFTER_S } from '../spec/timeouts.ts';
 import { copyTuple, invertTuple, tupleKey, tupleText, type Tuple } from './tuple.ts';
 import {
   TCP_ACK_SET,
+  TCP_FIN_SET,
   TCP_CLASS_NAMES,
   TCP_CLOSE,
   TCP_CLOSE_WAIT,
@@ -59,32 +57,43 @@ import {
   tcpTransition,
 } from './tcp-state.ts';
 import { rd16 } from '../packet/bytes.ts';
+import {
+  TF_CLOSE_INIT,
+  TF_DATA_UNACKNOWLEDGED,
+  TF_MAXACK_SET,
+  TF_SACK_PERM,
+  TF_WINDOW_SCALE,
+  type TcpWindowShared,
+  newDirState,
+  resetDirState,
+  segmentEnd,
+  seqBefore,
+  tcpInWindow,
+  tcpOptions,
+  tcpWindowNew,
+} from './tcp-window.ts';
+import { DEFAULT_TCP_MAX_RETRANS } from '../spec/scenario.ts';
 
 export const DIR_ORIG = 0;
 export const DIR_REPLY = 1;
 
-/** Per-connection TCP tracker memory (the parts of struct ip_ct_tcp natlab models). */
-export interface TcpInfo {
-  state: number;
-  /** IP_CT_TCP_FLAG_CLOSE_INIT per direction: that side's FIN moved the entry to FIN_WAIT. */
-  closeInit: [boolean, boolean];
-  /** last_dir / last_index / last_end of the last accepted or ignored packet. */
-  lastDir: number;
+/**
+ * Per-connection TCP tracker memory (struct ip_ct_tcp): the state, each direction's window data
+ * (`seen`, tcp-window.ts; its flags hold CLOSE_INIT, MAXACK_SET, DATA_UNACKNOWLEDGED, BE_LIBERAL,
+ * WINDOW_SCALE, SACK_PERM) and the last_* fields shared by both directions.
+ */
+export interface TcpInfo extends TcpWindowShared {
+  /** last_index of the last accepted or ignored packet (last_dir / last_end: TcpWindowShared). */
   lastIndex: number;
-  lastEnd: number;
-  /** IP_CT_TCP_SIMULTANEOUS_OPEN (set on entering SYN_SENT2). */
+  /** last_flags / last_wscale of an ignored ORIG SYN: its WINDOW_SCALE / SACK_PERM options. */
+  lastFlags: number;
+  lastWscale: number;
+  /** IP_CT_TCP_SIMULTANEOUS_OPEN (set on entering SYN_SENT2; cleared by an ignored ORIG SYN). */
   simultaneousOpen: boolean;
   /** IP_CT_EXP_CHALLENGE_ACK: an ORIG SYN was ignored in LAST_ACK (RFC 5961). */
   expChallengeAck: boolean;
   /** Picked up mid-stream (nf_conntrack_tcp_loose). */
   loose: boolean;
-  /**
-   * seen[dir].td_maxack / IP_CT_TCP_FLAG_MAXACK_SET: the highest ACK each direction has sent
-   * (tcp_in_window, every segment being in window — docs/semantics.md §4). The RST sequence
-   * check compares an RST's seq with the other direction's.
-   */
-  maxAck: [number, number];
-  maxAckSet: [boolean, boolean];
 }
 
 export interface CtEntry {
@@ -126,15 +135,19 @@ function srcKey(proto: number, src: number, sport: number): string {
 function newTcpInfo(): TcpInfo {
   return {
     state: TCP_NONE,
-    closeInit: [false, false],
+    seen: [newDirState(), newDirState()],
     lastDir: DIR_ORIG,
     lastIndex: TCP_NONE_SET,
+    lastSeq: 0,
+    lastAck: 0,
     lastEnd: 0,
+    lastWin: 0,
+    retrans: 0,
+    lastFlags: 0,
+    lastWscale: 0,
     simultaneousOpen: false,
     expChallengeAck: false,
     loose: false,
-    maxAck: [0, 0],
-    maxAckSet: [false, false],
   };
 }
 
@@ -490,12 +503,6 @@ function tcpError(pkt: Uint8Array, pv: PacketView, verifyChecksums: boolean): st
   return null;
 }
 
-/** segment_seq_plus_len: seq + payload + SYN + FIN (mod 2^32). */
-function segmentEnd(pv: PacketView): number {
-  const len = pv.l4Len - pv.tcpDataOff;
-  return (pv.tcpSeq + len + (pv.tcpFlags & F_SYN ? 1 : 0) + (pv.tcpFlags & F_FIN ? 1 : 0)) >>> 0;
-}
-
 function tcpPacket(
   table: ConntrackTable,
   e: CtEntry,
@@ -508,7 +515,8 @@ function tcpPacket(
 ): TrackResult {
   const err = tcpError(pkt, pv, verifyChecksums);
   if (err) return { verdict: 'invalid', note: err };
-  const t = table.settings.timeouts;
+  const settings = table.settings;
+  const t = settings.timeouts;
   const tcp = e.tcp;
   const index = tcpPacketClass(pv.tcpFlags);
 
@@ -518,11 +526,12 @@ function tcpPacket(
     if (first === TCP_IV)
       return { verdict: 'invalid', note: `tcp: invalid new (${TCP_CLASS_NAMES[index]} with no entry)` };
     if (first !== TCP_SYN_SENT) {
-      if (!table.settings.tcpLoose)
+      if (!settings.tcpLoose)
         return { verdict: 'invalid', note: 'tcp: mid-stream packet with no entry (tcp_loose off)' };
       tcp.loose = true;
     }
     tcp.state = TCP_NONE;
+    tcpWindowNew(tcp, pkt, pv, first === TCP_SYN_SENT);
   }
 
   let oldState = tcp.state;
@@ -533,7 +542,10 @@ function tcpPacket(
   if (newState === TCP_SYN_SENT && oldState >= TCP_TIME_WAIT) {
     // Re-open from TIME_WAIT / CLOSE: only if a side had closed with FIN, or the last packet in
     // this direction was an RST; otherwise the SYN is ignored.
-    if (tcp.closeInit[0] || tcp.closeInit[1] || (tcp.lastDir === dir && tcp.lastIndex === TCP_RST_SET)) {
+    if (
+      (tcp.seen[0].flags | tcp.seen[1].flags) & TF_CLOSE_INIT ||
+      (tcp.lastDir === dir && tcp.lastIndex === TCP_RST_SET)
+    ) {
       table.remove(e);
       return { verdict: 'repeat', note: `tcp: SYN re-opens a ${TCP_STATE_NAMES[oldState]} entry` };
     }
@@ -541,17 +553,35 @@ function tcpPacket(
   }
   if (newState === TCP_IG) {
     if (index === TCP_SYNACK_SET && tcp.lastIndex === TCP_SYN_SET && tcp.lastDir !== dir && pv.tcpAck === tcp.lastEnd) {
-      // The SYN/ACK answers a SYN we ignored: both ends are in sync, get in sync with them.
+      // The SYN/ACK answers a SYN we ignored: both ends are in sync, get in sync with them from
+      // the ignored SYN's annotations (its direction re-initialised, this direction reset).
       oldState = TCP_SYN_SENT;
       newState = TCP_SYN_RECV;
-      // seen[last_dir].flags = last_flags and seen[dir] is reset: no MAXACK_SET left.
-      tcp.maxAckSet = [false, false];
+      const l = tcp.seen[tcp.lastDir];
+      l.end = tcp.lastEnd;
+      l.maxend = tcp.lastEnd;
+      l.maxwin = tcp.lastWin === 0 ? 1 : tcp.lastWin;
+      l.scale = tcp.lastWscale;
+      tcp.expChallengeAck = false;
+      l.flags = tcp.lastFlags;
+      resetDirState(tcp.seen[dir]);
       note = 'SYN/ACK answers the ignored SYN: re-synced; ';
     } else {
       tcp.lastIndex = index;
       tcp.lastDir = dir;
+      tcp.lastSeq = pv.tcpSeq;
       tcp.lastEnd = segmentEnd(pv);
-      if (index === TCP_SYN_SET && dir === DIR_ORIG) tcp.expChallengeAck = oldState === TCP_LAST_ACK;
+      tcp.lastWin = pv.tcpWindow;
+      if (index === TCP_SYN_SET && dir === DIR_ORIG) {
+        // The SYN's options are annotated (last_flags reset: the simultaneous-open mark goes too).
+        const o = newDirState();
+        tcpOptions(pkt, pv, o);
+        tcp.lastFlags = o.flags & (TF_WINDOW_SCALE | TF_SACK_PERM);
+        tcp.lastWscale = o.flags & TF_WINDOW_SCALE ? o.scale : 0;
+        tcp.simultaneousOpen = false;
+        tcp.expChallengeAck = oldState === TCP_LAST_ACK;
+      }
+      if (oldState === TCP_SYN_SENT && index === TCP_ACK_SET && dir === DIR_REPLY) tcp.lastAck = pv.tcpAck;
       return {
         verdict: 'accept',
         note: `tcp ${TCP_STATE_NAMES[oldState]}: ${TCP_CLASS_NAMES[index]} ignored (state and timer unchanged)`,
@@ -581,7 +611,7 @@ function tcpPacket(
   // case TCP_CONNTRACK_CLOSE: the RST checks. `skipWindow` = the kernel's `goto in_window`.
   let skipWindow = false;
   if (newState === TCP_CLOSE && index === TCP_RST_SET) {
-    const rst = rstCheck(e, tcp, dir, oldState, pv, table.settings.tcpIgnoreInvalidRst === true);
+    const rst = rstCheck(e, tcp, dir, oldState, pv, settings.tcpIgnoreInvalidRst === true);
     if (rst.verdict === 'invalid') return { verdict: 'invalid', note: rst.note };
     if (rst.verdict === 'keep') {
       newState = oldState;
@@ -589,28 +619,44 @@ function tcpPacket(
     }
     skipWindow = rst.verdict === 'in-window';
   }
-  // tcp_in_window: every segment is in window (window tracking not modelled, §4); it records the
-  // highest ACK of this direction and, for an ACK-class segment, last_end (its retransmission check).
   if (!skipWindow) {
-    if (pv.tcpFlags & F_ACK) {
-      if (!tcp.maxAckSet[dir] || seqAfter(pv.tcpAck, tcp.maxAck[dir])) tcp.maxAck[dir] = pv.tcpAck;
-      tcp.maxAckSet[dir] = true;
+    // (tcp_in_window reads the stored state: a re-sync's SYN_SENT is only the transition's origin.)
+    const w = tcpInWindow(tcp, dir, index, pkt, pv, settings.tcpBeLiberal === true);
+    if (w.verdict === 'ignore')
+      return {
+        verdict: 'accept',
+        note: `tcp ${TCP_STATE_NAMES[oldState]}: ${w.why}: ignored (state and timer unchanged)`,
+      };
+    if (w.verdict === 'invalid') {
+      const shrunk = handleInvalid(table, e, dir, index, nowMs);
+      return { verdict: 'invalid', note: `tcp: out of window: ${w.why}${shrunk}` };
     }
-    if (index === TCP_ACK_SET) tcp.lastEnd = segmentEnd(pv);
   }
-  // (window tracking and the max-retrans / unacknowledged / zero-window timeout caps are not
-  // modelled: docs/semantics.md §4.)
 
   tcp.lastIndex = index;
   tcp.lastDir = dir;
   tcp.state = newState;
-  if (oldState !== newState && newState === TCP_FIN_WAIT) tcp.closeInit[dir] = true;
+  if (oldState !== newState && newState === TCP_FIN_WAIT) tcp.seen[dir].flags |= TF_CLOSE_INIT;
   note +=
     oldState === TCP_NONE
       ? `tcp ${TCP_STATE_NAMES[newState]}${tcp.loose ? ' (picked up mid-stream)' : ''}`
       : `tcp ${TCP_STATE_NAMES[oldState]} → ${TCP_STATE_NAMES[newState]}`;
 
-  let timeout = index === TCP_RST_SET ? t.tcpClose : tcpStateTimeout(t, newState);
+  // The timeout (in this order): max_retrans reached, RST, unacknowledged data, zero window.
+  const stateTo = tcpStateTimeout(t, newState);
+  const maxRetrans = settings.tcpMaxRetrans ?? DEFAULT_TCP_MAX_RETRANS;
+  let timeout: number;
+  if (tcp.retrans >= maxRetrans && stateTo > t.tcpMaxRetrans) {
+    timeout = t.tcpMaxRetrans;
+    note += `; ${tcp.retrans} retransmissions`;
+  } else if (index === TCP_RST_SET) timeout = t.tcpClose;
+  else if ((tcp.seen[0].flags | tcp.seen[1].flags) & TF_DATA_UNACKNOWLEDGED && stateTo > t.tcpUnacknowledged) {
+    timeout = t.tcpUnacknowledged;
+    note += '; unacknowledged data';
+  } else if (tcp.lastWin === 0 && stateTo > t.tcpMaxRetrans) {
+    timeout = t.tcpMaxRetrans;
+    note += '; zero window';
+  } else timeout = stateTo;
   if (!e.seenReply) {
     if (index === TCP_RST_SET && !isNew) {
       // "If only reply is a RST, we can consider ourselves not to have an established
@@ -634,14 +680,24 @@ function tcpPacket(
   return { verdict: 'accept', note: `${note}; timeout ${timeout} s` };
 }
 
-/** after(a, b) on 32-bit sequence numbers. */
-function seqAfter(a: number, b: number): boolean {
-  return ((b - a) | 0) < 0;
-}
-
-/** before(a, b) on 32-bit sequence numbers. */
-function seqBefore(a: number, b: number): boolean {
-  return ((a - b) | 0) < 0;
+/**
+ * nf_tcp_handle_invalid: an out-of-window FIN or RST on an ASSURED entry answering the other
+ * side's FIN/RST shortens a timeout of 120 s or more to `tcpUnacknowledged`; any other such
+ * FIN/RST is remembered as the last packet (last_dir / last_index).
+ */
+function handleInvalid(table: ConntrackTable, e: CtEntry, dir: number, index: number, nowMs: number): string {
+  if (!e.assured || (index !== TCP_RST_SET && index !== TCP_FIN_SET)) return '';
+  const tcp = e.tcp;
+  if (tcp.lastDir !== dir && (tcp.lastIndex === TCP_FIN_SET || tcp.lastIndex === TCP_RST_SET)) {
+    const remainingMs = e.expiresMs - nowMs;
+    const unackS = table.settings.timeouts.tcpUnacknowledged;
+    if (remainingMs < 120_000 || remainingMs <= unackS * 1000) return '';
+    table.refresh(e, nowMs, unackS);
+    return ` (answers a ${TCP_CLASS_NAMES[tcp.lastIndex]}: timeout lowered to ${unackS} s)`;
+  }
+  tcp.lastIndex = index;
+  tcp.lastDir = dir;
+  return '';
 }
 
 /**
@@ -663,9 +719,9 @@ function rstCheck(
   if (oldState >= TCP_FIN_WAIT && oldState <= TCP_CLOSE) return { verdict: 'in-window', note: '' };
   const other = 1 - dir;
   const seq = pv.tcpSeq;
-  if (tcp.maxAckSet[other] && tcp.lastIndex !== TCP_SYN_SET) {
+  if (tcp.seen[other].flags & TF_MAXACK_SET && tcp.lastIndex !== TCP_SYN_SET) {
     const established = oldState === TCP_ESTABLISHED && e.assured; // nf_conntrack_tcp_established
-    const expected = tcp.maxAck[other];
+    const expected = tcp.seen[other].maxack;
     if (seq === 0 && !established) return { verdict: 'close', note: '' };
     if (seqBefore(seq, expected) && !ignoreInvalidRst)
       return { verdict: 'invalid', note: `tcp: invalid rst (seq ${seq} before the expected ${expected})` };

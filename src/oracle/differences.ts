@@ -5,17 +5,8 @@
 // but the conntrack entry a table difference is about.
 import type { DifferenceClass, DifferenceFacts, InputPacket, PacketResult } from '../spec/engine.ts';
 import type { Scenario } from '../spec/scenario.ts';
-import { CT_ESTABLISHED, CT_INVALID, CT_NEW, DROP_KERNEL_UNSEEN } from '../spec/reasons.ts';
-import {
-  F_ACK,
-  F_FIN,
-  F_RST,
-  ICMP_REDIRECT,
-  isIcmpErrorFrame,
-  PROTO_ICMP,
-  PROTO_TCP,
-  PROTO_UDP,
-} from '../packet/constants.ts';
+import { DROP_KERNEL_UNSEEN } from '../spec/reasons.ts';
+import { ICMP_REDIRECT, isIcmpErrorFrame, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
 import { parseIpv4Addr } from '../packet/index.ts';
 import { rd32 } from '../packet/bytes.ts';
 import { LINK_MTU } from './topology.ts';
@@ -30,26 +21,6 @@ export interface KernelRunFacts {
   maxLagMs: number;
   /** Per scenario instance: TCP segments the kernel delivered to its own stack (K3). */
   localTcpDeliveries?: readonly number[];
-  /**
-   * Flows ("src dst sport dport" of the original direction) with a segment classified K4 earlier
-   * in the run: their entries may end in another state, or live on in the kernel only.
-   */
-  k4Flows?: ReadonlySet<string>;
-}
-
-/** The K4 flow key of a TCP input frame: "src dst sport dport" (dotted addresses). */
-export function k4FlowKey(frame: Uint8Array): string | null {
-  if (frame.length < 20 || frame[9] !== PROTO_TCP) return null;
-  const l4 = (frame[0] & 15) * 4;
-  if (frame.length < l4 + 4) return null;
-  const ip = (o: number) => `${frame[o]}.${frame[o + 1]}.${frame[o + 2]}.${frame[o + 3]}`;
-  return `${ip(12)} ${ip(16)} ${(frame[l4] << 8) | frame[l4 + 1]} ${(frame[l4 + 2] << 8) | frame[l4 + 3]}`;
-}
-
-/** The original-direction flow key of a conntrack table difference, or null. */
-function tableEntryFlow(message: string): string | null {
-  const m = /\bsrc=(\S+) dst=(\S+) sport=(\d+) dport=(\d+)/.exec(message);
-  return m ? `${m[1]} ${m[2]} ${m[3]} ${m[4]}` : null;
 }
 
 export interface DifferenceRule {
@@ -296,38 +267,6 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
       const red = s.kr.outputs.filter((o) => isIcmpError(o.frame) && o.frame[ihl(o.frame)] === ICMP_REDIRECT).length;
       return red > 0 && s.kr.outputs.length - red === s.or.outputs.length
         ? 'extra ICMP redirect from the kernel'
-        : null;
-    },
-  },
-  {
-    id: 'K4',
-    title: 'TCP window tracking: out-of-window segments are INVALID',
-    match(f, k) {
-      if (f.index === -1) {
-        // The end of a flow whose segment the kernel found out of window: its entry kept the
-        // state the INVALID segment did not change (e.g. SYN_SENT after an ignored RST).
-        const flows = k.k4Flows;
-        if (!flows || flows.size === 0 || f.differences.length === 0) return null;
-        return f.differences.every((d) => {
-          const key = d.kind === 'conntrack' ? tableEntryFlow(d.message) : null;
-          return key !== null && flows.has(key);
-        })
-          ? 'conntrack entries of flows with a segment the kernel found out of window'
-          : null;
-      }
-      const s = sides(f, k);
-      if (!s || s.kin.frame.length < 20 || s.kin.frame[9] !== PROTO_TCP) return null;
-      if (s.kr.ct !== CT_INVALID) return null;
-      if (s.or.ct === CT_ESTABLISHED) return 'TCP segment INVALID in the kernel, ESTABLISHED in the contract';
-      // NEW in the contract: a segment of an entry that has not seen a reply (the first packet
-      // of a flow is NEW on both sides). The kernel checks its sequence against a window the
-      // unreplied direction never opened (e.g. an RST at seq+1 after a SYN: campaign seed 777005
-      // run 32); a pure SYN stays a real difference.
-      const l4 = (s.kin.frame[0] & 15) * 4;
-      const flags = s.kin.frame.length > l4 + 13 ? s.kin.frame[l4 + 13] : 0;
-      const nonSyn = (flags & (F_ACK | F_RST | F_FIN)) !== 0;
-      return s.or.ct === CT_NEW && nonSyn
-        ? 'TCP segment (not a pure SYN) INVALID in the kernel, NEW (no reply seen yet) in the contract'
         : null;
     },
   },

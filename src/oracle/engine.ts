@@ -13,7 +13,7 @@ import type {
   OutputNormaliser,
   PacketResult,
 } from '../spec/engine.ts';
-import { classifyKernelDifference, k4FlowKey } from './differences.ts';
+import { classifyKernelDifference } from './differences.ts';
 import type { Scenario } from '../spec/scenario.ts';
 import { POINT_INTERNET, instancePoint } from '../spec/scenario.ts';
 import { InputError } from '../spec/errors.ts';
@@ -273,8 +273,6 @@ export class KernelEngine implements Engine {
    * each of which its stack may answer with a RST that conntrack sees (K3, differences.ts).
    */
   readonly localTcpDeliveries: number[] = [];
-  /** Flows with a segment classified K4 so far (differences.ts). */
-  private readonly k4Flows = new Set<string>();
 
   private agents: Agent[] = [];
   private points = new Map<number, PointAgent>();
@@ -929,21 +927,13 @@ export class KernelEngine implements Engine {
 
   /** Recognises the documented kernel differences (docs/kernel-differences.md; rules in differences.ts). */
   classifyDifference(facts: DifferenceFacts): DifferenceClass | null {
-    const cls = classifyKernelDifference(facts, {
+    return classifyKernelDifference(facts, {
       scenario: this.scenario,
       name: this.name,
       lagMs: this.lagMs,
       maxLagMs: this.maxLagMs,
       localTcpDeliveries: this.localTcpDeliveries,
-      k4Flows: this.k4Flows,
     });
-    // Remember K4 flows: their table entries may differ at the end for the same reason.
-    if (cls?.id === 'K4' && facts.inputs) {
-      const i = facts.engines[0] === this.name ? 0 : 1;
-      const key = k4FlowKey(facts.inputs[i].frame);
-      if (key) this.k4Flows.add(key);
-    }
-    return cls;
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@
 //   internet netns: igw link to the router; holds the internet hosts' addresses
 //   IGW: stateless 1:1 EIP mapping applied in user space at the internet edge (igw.ts)
 import type { Scenario, Instance } from '../spec/scenario.ts';
-import { INSTANCE_MTU } from '../spec/scenario.ts';
+import { DEFAULT_TCP_MAX_RETRANS, INSTANCE_MTU } from '../spec/scenario.ts';
 import { TIMEOUT_SYSCTLS } from '../spec/timeouts.ts';
 import type { ConntrackTimeouts } from '../spec/timeouts.ts';
 import { ip4 } from '../spec/conntrack-format.ts';
@@ -144,7 +144,8 @@ function conntrackSysctls(s: Scenario): string[] {
   const a = [
     sysctl('net/netfilter/nf_conntrack_tcp_loose', c.tcpLoose),
     sysctl('net/netfilter/nf_conntrack_checksum', c.checksum),
-    sysctl('net/netfilter/nf_conntrack_tcp_be_liberal', 0),
+    sysctl('net/netfilter/nf_conntrack_tcp_be_liberal', c.tcpBeLiberal === true),
+    sysctl('net/netfilter/nf_conntrack_tcp_max_retrans', c.tcpMaxRetrans ?? DEFAULT_TCP_MAX_RETRANS),
     sysctl('net/netfilter/nf_conntrack_tcp_ignore_invalid_rst', c.tcpIgnoreInvalidRst === true),
     sysctl('net/netfilter/nf_conntrack_acct', 0),
   ];

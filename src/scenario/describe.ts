@@ -79,7 +79,7 @@ export function describeScenario(s: Scenario): string {
     .filter((k) => ct.timeouts[k] !== DEFAULT_TIMEOUTS[k])
     .map((k) => `${k}=${ct.timeouts[k]}`);
   out.push(
-    `  conntrack      max ${ct.max}${ct.max === DEFAULT_CONNTRACK_MAX ? ' (default)' : ''}, tcp_loose ${ct.tcpLoose ? 1 : 0}, checksum ${ct.checksum ? 1 : 0}${ct.tcpIgnoreInvalidRst ? ', tcp_ignore_invalid_rst 1' : ''}, timeouts ${changed.length ? changed.join(' ') : 'Linux defaults'}`,
+    `  conntrack      max ${ct.max}${ct.max === DEFAULT_CONNTRACK_MAX ? ' (default)' : ''}, tcp_loose ${ct.tcpLoose ? 1 : 0}, checksum ${ct.checksum ? 1 : 0}${ct.tcpIgnoreInvalidRst ? ', tcp_ignore_invalid_rst 1' : ''}${ct.tcpBeLiberal ? ', tcp_be_liberal 1' : ''}${ct.tcpMaxRetrans !== undefined ? `, tcp_max_retrans ${ct.tcpMaxRetrans}` : ''}, timeouts ${changed.length ? changed.join(' ') : 'Linux defaults'}`,
   );
   return out.join('\n');
 }

@@ -18,6 +18,7 @@ import type {
   Subnet,
   Sysctls,
 } from '../spec/scenario.ts';
+import { DEFAULT_TCP_MAX_RETRANS } from '../spec/scenario.ts';
 import { DEFAULT_CONNTRACK_MAX, DEFAULT_TIMEOUTS, type ConntrackTimeouts } from '../spec/timeouts.ts';
 import { cidrContains, cidrLast, cidrOverlaps, formatCidr, formatIpv4 } from '../packet/addr.ts';
 import { cidrWithin, nonUnicastReason, readCidr, readIpv4 } from './addr-text.ts';
@@ -60,7 +61,15 @@ export const INSTANCE_KEYS = [
 ] as const;
 export const NAT_INSTANCE_KEYS = ['bootScript', 'vpcCidrFromMetadata'] as const;
 export const INTERNET_KEYS = ['hosts'] as const;
-export const CONNTRACK_KEYS = ['max', 'tcpLoose', 'checksum', 'tcpIgnoreInvalidRst', 'timeouts'] as const;
+export const CONNTRACK_KEYS = [
+  'max',
+  'tcpLoose',
+  'checksum',
+  'tcpIgnoreInvalidRst',
+  'tcpBeLiberal',
+  'tcpMaxRetrans',
+  'timeouts',
+] as const;
 export const SYSCTL_IP_FORWARD = 'net.ipv4.ip_forward';
 export const SYSCTL_SEND_REDIRECTS_ALL = 'net.ipv4.conf.all.send_redirects';
 export const SYSCTL_SEND_REDIRECTS_ETH0 = 'net.ipv4.conf.eth0.send_redirects';
@@ -845,6 +854,17 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
     conntrack.checksum = ctx.bool(['conntrack', 'checksum'], ct.checksum, true);
     if (ct.tcpIgnoreInvalidRst !== undefined)
       conntrack.tcpIgnoreInvalidRst = ctx.bool(['conntrack', 'tcpIgnoreInvalidRst'], ct.tcpIgnoreInvalidRst, false);
+    if (ct.tcpBeLiberal !== undefined)
+      conntrack.tcpBeLiberal = ctx.bool(['conntrack', 'tcpBeLiberal'], ct.tcpBeLiberal, false);
+    if (ct.tcpMaxRetrans !== undefined)
+      // proc_dou8vec_minmax: a u8
+      conntrack.tcpMaxRetrans = ctx.int(
+        ['conntrack', 'tcpMaxRetrans'],
+        ct.tcpMaxRetrans,
+        DEFAULT_TCP_MAX_RETRANS,
+        0,
+        255,
+      );
     const to = ctx.obj(['conntrack', 'timeouts'], ct.timeouts, false);
     if (to) {
       const keys = Object.keys(DEFAULT_TIMEOUTS) as Array<keyof ConntrackTimeouts>;

@@ -60,6 +60,8 @@ export function scenarioToObject(s: Scenario): Record<string, unknown> {
       tcpLoose: s.conntrack.tcpLoose,
       checksum: s.conntrack.checksum,
       ...(s.conntrack.tcpIgnoreInvalidRst ? { tcpIgnoreInvalidRst: true } : {}),
+      ...(s.conntrack.tcpBeLiberal ? { tcpBeLiberal: true } : {}),
+      ...(s.conntrack.tcpMaxRetrans !== undefined ? { tcpMaxRetrans: s.conntrack.tcpMaxRetrans } : {}),
       timeouts: { ...s.conntrack.timeouts },
     },
     ...filters,

@@ -189,7 +189,20 @@ export interface ConntrackSettings {
    * accepted (and closes) instead of INVALID. Default false (absent = false).
    */
   tcpIgnoreInvalidRst?: boolean;
+  /**
+   * nf_conntrack_tcp_be_liberal: window tracking marks nothing INVALID (out-of-window segments are
+   * accepted; the RST sequence check still applies). Default false (absent = false), as on a NAT instance.
+   */
+  tcpBeLiberal?: boolean;
+  /**
+   * nf_conntrack_tcp_max_retrans: after this many identical retransmissions without an acceptable
+   * ACK the entry's timeout is capped at `timeouts.tcpMaxRetrans`. Default 3 (absent = 3).
+   */
+  tcpMaxRetrans?: number;
 }
+
+/** nf_conntrack_tcp_max_retrans's default (nf_conntrack_tcp_init_net). */
+export const DEFAULT_TCP_MAX_RETRANS = 3;
 
 /** One private IPv4 address of a NAT gateway and the Elastic IP the IGW maps to it (null: none). */
 export interface NatGatewayAddress {

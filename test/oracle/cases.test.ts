@@ -339,6 +339,36 @@ const CHECKS: Record<string, (run: Run) => void> = {
     expect(egress(r[3])).toEqual([APP]);
     expect(ct[0]).toMatchObject({ state: 'ESTABLISHED', assured: true });
   },
+  'out-of-window data and ACK are INVALID (not NATed)': ({ r, ct }) => {
+    expect(r[3].ct).toBe(CT_INVALID);
+    expect(egress(r[3])).toEqual([instancePoint(NAT)]); // un-NATed: to the NAT instance itself
+    expect(r[4].ct).toBe(CT_INVALID);
+    expect(r[4].reason).toBe(DROP_IGW_NO_PUBLIC_IP); // left with its private source address
+    expect(r[5].ct).toBe(CT_ESTABLISHED);
+    expect(egress(r[5])).toEqual([APP]);
+    expect(ct[0]).toMatchObject({ state: 'ESTABLISHED', assured: true });
+  },
+  'out-of-window data and ACK with nf_conntrack_tcp_be_liberal=1 (accepted)': ({ r }) => {
+    expect(r.slice(3).map((x) => x.ct)).toEqual([CT_ESTABLISHED, CT_ESTABLISHED, CT_ESTABLISHED]);
+    expect(egress(r[3])).toEqual([APP]);
+    expect(egress(r[4])).toEqual([NET]);
+  },
+  'retransmissions beyond nf_conntrack_tcp_max_retrans (timeout capped)': ({ r, ct }) => {
+    expect(r.slice(3).every((x) => x.ct === CT_ESTABLISHED && egress(x)[0] === NET)).toBe(true);
+    // The third copy reaches retrans 2 = max_retrans: timeout_max_retrans (100 s), not the
+    // unacknowledged 200 s.
+    expect(ct[0].timeout).toBeLessThanOrEqual(100);
+  },
+  'already-acknowledged data retransmitted is ignored (NATed)': ({ r, ct }) => {
+    expect(r[9].ct).toBe(CT_ESTABLISHED);
+    expect(egress(r[9])).toEqual([NET]);
+    expect(ct[0]).toMatchObject({ state: 'ESTABLISHED', assured: true });
+  },
+  'window scaling: in window only when both SYNs carry the option': ({ r }) => {
+    expect(r[3].ct).toBe(CT_ESTABLISHED);
+    expect(egress(r[3])).toEqual([APP]);
+    expect(r[7].ct).toBe(CT_INVALID);
+  },
   'RST below the expected sequence number (invalid rst, not NATed)': ({ r, ct }) => {
     expect(r[3].ct).toBe(CT_INVALID);
     expect(egress(r[3])).toEqual([instancePoint(NAT)]);

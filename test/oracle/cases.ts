@@ -542,6 +542,121 @@ export function natCases(): NatCase[] {
       inputs: [...handshake, p(3000, NET, tcpIn(F_RST, 4000)), p(4000, APP, tcpOut(F_ACK, 1001, 5001))],
     });
   }
+  {
+    // K4: window tracking (tcp_in_window), nf_conntrack_tcp_be_liberal 0 as on a NAT instance.
+    const handshake = (sport = 41000, synAckWin?: number): InputPacket[] => [
+      p(0, APP, tcpOut(F_SYN, 1000, 0, undefined, sport)),
+      p(
+        1000,
+        NET,
+        buildTcp({
+          src: SRV,
+          dst: NAT_EIP,
+          sport: 443,
+          dport: sport,
+          seq: 5000,
+          ack: 1001,
+          flags: F_SYN | F_ACK,
+          window: synAckWin ?? 65160,
+        }),
+      ),
+      p(2000, APP, tcpOut(F_ACK, 1001, 5001, undefined, sport)),
+    ];
+    const dataIn = (seq: number, ack: number, len: number, sport = 41000): Uint8Array =>
+      buildTcp({
+        src: SRV,
+        dst: NAT_EIP,
+        sport: 443,
+        dport: sport,
+        seq,
+        ack,
+        flags: F_PSH | F_ACK,
+        window: 65160,
+        payload: new Uint8Array(len),
+      });
+    const outOfWindow = [
+      // Server data 300000 bytes beyond what the client's window allows: SEQ over the upper bound.
+      p(3000, NET, dataIn(5001 + 300000, 1001, 20)),
+      // The client ACKs data the server never sent: ACK over the upper bound.
+      p(4000, APP, tcpOut(F_ACK, 1001, 5001 + 100000)),
+      // In window again: the connection goes on.
+      p(5000, NET, dataIn(5001, 1001, 20)),
+    ];
+    add({
+      name: 'out-of-window data and ACK are INVALID (not NATed)',
+      scenario: variant(),
+      inputs: [...handshake(), ...outOfWindow],
+    });
+    add({
+      name: 'out-of-window data and ACK with nf_conntrack_tcp_be_liberal=1 (accepted)',
+      scenario: variant((s) => {
+        s.conntrack.tcpBeLiberal = true;
+      }),
+      inputs: [...handshake(), ...outOfWindow],
+    });
+    const seg = (k: number): InputPacket =>
+      p(3000 + k * 1000, APP, tcpOut(F_PSH | F_ACK, 1001, 5001, new Uint8Array(100)));
+    add({
+      name: 'retransmissions beyond nf_conntrack_tcp_max_retrans (timeout capped)',
+      scenario: variant((s) => {
+        s.conntrack.timeouts.tcpMaxRetrans = 100;
+        s.conntrack.timeouts.tcpUnacknowledged = 200;
+        s.conntrack.tcpMaxRetrans = 2;
+      }),
+      inputs: [...handshake(), seg(0), seg(1), seg(2), seg(3)],
+    });
+    add({
+      name: 'already-acknowledged data retransmitted is ignored (NATed)',
+      scenario: variant(),
+      inputs: [
+        ...handshake(41000, 1000),
+        p(3000, APP, tcpOut(F_PSH | F_ACK, 1001, 5001, new Uint8Array(1000))),
+        p(4000, NET, tcpIn(F_ACK, 5001, 2001)),
+        p(5000, APP, tcpOut(F_PSH | F_ACK, 2001, 5001, new Uint8Array(1000))),
+        p(6000, NET, tcpIn(F_ACK, 5001, 3001)),
+        p(7000, APP, tcpOut(F_PSH | F_ACK, 3001, 5001, new Uint8Array(1000))),
+        p(8000, NET, tcpIn(F_ACK, 5001, 4001)),
+        // The first segment again: below td_end − the receiver's window.
+        p(9000, APP, tcpOut(F_PSH | F_ACK, 1001, 5001, new Uint8Array(1000))),
+      ],
+    });
+    // Window scaling: both SYNs carry wscale 7 (flow 41001), or only the client's (41002); the
+    // server's data 60000 bytes ahead is inside 512 << 7 but outside 512.
+    const wsOpt = Uint8Array.of(1, 3, 3, 7);
+    const scaled = (sport: number, synAckOpt: Uint8Array | undefined, t0: number): InputPacket[] => [
+      p(
+        t0,
+        APP,
+        buildTcp({ src: APP_IP, dst: SRV, sport, dport: 443, seq: 1000, flags: F_SYN, window: 512, options: wsOpt }),
+      ),
+      p(
+        t0 + 1000,
+        NET,
+        buildTcp({
+          src: SRV,
+          dst: NAT_EIP,
+          sport: 443,
+          dport: sport,
+          seq: 5000,
+          ack: 1001,
+          flags: F_SYN | F_ACK,
+          window: 512,
+          options: synAckOpt,
+        }),
+      ),
+      p(
+        t0 + 2000,
+        APP,
+        buildTcp({ src: APP_IP, dst: SRV, sport, dport: 443, seq: 1001, ack: 5001, flags: F_ACK, window: 512 }),
+      ),
+      p(t0 + 3000, NET, dataIn(5001 + 60000, 1001, 20, sport)),
+    ];
+    add({
+      name: 'window scaling: in window only when both SYNs carry the option',
+      scenario: variant(),
+      inputs: [...scaled(41001, wsOpt, 0), ...scaled(41002, undefined, 10000)],
+    });
+  }
   // TCPMSS (issue 13): the clamping rule real NAT boxes carry, in both mangle chains.
   const clampSyn = (o: { sport: number; options?: Uint8Array; payload?: Uint8Array }): Uint8Array =>
     buildTcp({ src: APP_IP, dst: SRV, dport: 443, seq: 1000, flags: F_SYN, window: 64240, ...o });

@@ -232,6 +232,23 @@ describe('scenario validation', () => {
     const o7 = baseObject();
     o7.conntrack = { tcpIgnoreInvalidRst: true };
     expect(parseObject(o7).conntrack.tcpIgnoreInvalidRst).toBe(true);
+    // Issue 15 K4: nf_conntrack_tcp_be_liberal and nf_conntrack_tcp_max_retrans (a u8).
+    expect(ct.tcpBeLiberal).toBeUndefined();
+    expect(ct.tcpMaxRetrans).toBeUndefined();
+    const o8 = baseObject();
+    o8.conntrack = { tcpBeLiberal: 'yes' };
+    expectFirstError(o8, 'conntrack.tcpBeLiberal', 'true or false');
+    for (const bad of [256, -1]) {
+      const o9 = baseObject();
+      o9.conntrack = { tcpMaxRetrans: bad };
+      expectFirstError(o9, 'conntrack.tcpMaxRetrans', 'out of range');
+    }
+    const o10 = baseObject();
+    o10.conntrack = { tcpMaxRetrans: 2.5 };
+    expectFirstError(o10, 'conntrack.tcpMaxRetrans', 'integer');
+    const o11 = baseObject();
+    o11.conntrack = { tcpBeLiberal: true, tcpMaxRetrans: 0 };
+    expect(parseObject(o11).conntrack).toMatchObject({ tcpBeLiberal: true, tcpMaxRetrans: 0 });
   });
 
   it('rejects an unparsable iptables rule with its line number in the file', () => {

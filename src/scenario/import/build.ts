@@ -498,6 +498,8 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
       ['tcpLoose', ct.tcpLoose],
       ['checksum', ct.checksum],
       ['tcpIgnoreInvalidRst', ct.tcpIgnoreInvalidRst],
+      ['tcpBeLiberal', ct.tcpBeLiberal],
+      ['tcpMaxRetrans', ct.tcpMaxRetrans],
     ] as const) {
       if (v === undefined) continue;
       if (conntrack[k] !== undefined && conntrack[k] !== v)

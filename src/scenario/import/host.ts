@@ -31,6 +31,8 @@ export interface HostConntrack {
   tcpLoose?: boolean;
   checksum?: boolean;
   tcpIgnoreInvalidRst?: boolean;
+  tcpBeLiberal?: boolean;
+  tcpMaxRetrans?: number;
   timeouts: Partial<ConntrackTimeouts>;
 }
 
@@ -748,7 +750,12 @@ export function resolveHost(h: HostConfig, iface: string, instance: string): Hos
     else if (key === 'net.netfilter.nf_conntrack_checksum') conntrack.checksum = boolValue(value, source);
     else if (key === 'net.netfilter.nf_conntrack_tcp_ignore_invalid_rst')
       conntrack.tcpIgnoreInvalidRst = boolValue(value, source);
-    else if (key.startsWith('net.netfilter.') && TIMEOUT_BY_SYSCTL[key.slice('net.netfilter.'.length)]) {
+    else if (key === 'net.netfilter.nf_conntrack_tcp_be_liberal') conntrack.tcpBeLiberal = boolValue(value, source);
+    else if (key === 'net.netfilter.nf_conntrack_tcp_max_retrans') {
+      if (!/^\d+$/.test(value) || Number(value) > 255)
+        throw new InputError(`${source}: ${key}: expected an integer 0..255, got '${value}'`, source, key);
+      conntrack.tcpMaxRetrans = Number(value);
+    } else if (key.startsWith('net.netfilter.') && TIMEOUT_BY_SYSCTL[key.slice('net.netfilter.'.length)]) {
       if (!/^\d+$/.test(value))
         throw new InputError(`${source}: ${key}: expected seconds, got '${value}'`, source, key);
       conntrack.timeouts[TIMEOUT_BY_SYSCTL[key.slice('net.netfilter.'.length)]] = Number(value);
