@@ -2,12 +2,13 @@
 // every packet of each sequence goes through both engines, which must agree exactly (fate, reason,
 // ct class, output frames, the table with its timeouts), and the outcomes are the kernel's.
 
-import { describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { loadBuiltinScenario } from '../../src/scenario/index.ts';
 import { buildTcp, describePacket, parseIpv4Addr as ip, F_ACK, F_FIN, F_SYN } from '../../src/packet/index.ts';
 import { CT_ESTABLISHED, CT_INVALID, DROP_IGW_NO_PUBLIC_IP } from '../../src/spec/reasons.ts';
 import { POINT_INTERNET, type Scenario } from '../../src/spec/scenario.ts';
 import { Harness } from './dataplane-harness.ts';
+import type { CoreLayout } from '../../src/core/layout.ts';
 import { createModelEngine } from '../../src/model/index.ts';
 import { APP, app, eip } from '../helpers/builtin.ts';
 
@@ -27,11 +28,14 @@ interface Seg {
   options?: number[];
 }
 
+/** The core's table layout under test (both run every case). */
+let layout: CoreLayout = 'record';
+
 /** Sends `segs` (1 ms apart) through core and model; returns per-packet results and both tables. */
 function run(segs: Seg[], edit?: (s: Scenario) => void) {
   const s = loadBuiltinScenario();
   edit?.(s);
-  const h = new Harness(s);
+  const h = new Harness(s, { layout });
   const m = createModelEngine(s, { seed: 1 });
   const res: { ct: number; reason: number; outs: string[] }[] = [];
   segs.forEach((g, k) => {
@@ -66,7 +70,10 @@ const HANDSHAKE: Seg[] = [
   { from: 'app', flags: F_ACK, seq: 1001, ack: 5001 },
 ];
 
-describe('TCP window tracking (issue 15 K4), model and core', () => {
+describe.each(['record', 'line'] as const)('TCP window tracking (issue 15 K4), model and core (%s layout)', (l) => {
+  beforeEach(() => {
+    layout = l;
+  });
   it('data far beyond the receiver window is INVALID: not NATed; the state stays', () => {
     const { res, table } = run([...HANDSHAKE, { from: 'srv', flags: F_ACK, seq: 5001 + 200000, ack: 1001, len: 10 }]);
     expect(res[3].ct).toBe(CT_INVALID);
