@@ -49,6 +49,7 @@ import { readDropCounters, readNatCounters, dumpConntrack, liveCountsPerWorker }
 import { classifyQuotaDifference } from './differences.ts';
 import { compileAwsFilters, updateAwsFilters } from './aws-filters.ts';
 import { filterUpdateProblem } from '../scenario/filter-update.ts';
+import { filterIsEmpty } from '../scenario/iptables-filter.ts';
 import { dispatchWorker } from './dispatch.ts';
 import {
   type CoreBatch,
@@ -216,6 +217,13 @@ class CoreEngineImpl implements CoreEngine {
 
   constructor(scenario: Scenario, opts: CoreEngineOptions) {
     this.scenario = scenario;
+    // The NAT instance's filter table (issue 16) is modelled by the model and the kernel engine;
+    // the core does not evaluate it yet — refusing beats forwarding what the table would drop.
+    const filtered = scenario.instances.find((i) => i.nat && !filterIsEmpty(i.filter));
+    if (filtered)
+      throw new InputError(
+        `core engine: instance ${filtered.name} has a filter table (*filter in its iptables), which the core does not evaluate yet; run the model or the kernel engine (--engines model,kernel)`,
+      );
     // NAT gateways' connections are not partitioned over workers: such a scenario runs on one
     // (docs/core.md "NAT gateways").
     const hasGateways = (scenario.natGateways ?? []).length > 0;

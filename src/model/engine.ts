@@ -6,6 +6,7 @@
 
 import {
   ICMP_TIME_EXCEEDED,
+  ICMP_DEST_UNREACH,
   ICMP_EXC_TTL,
   PROTO_ICMP,
   PROTO_TCP,
@@ -21,7 +22,13 @@ import {
   PARSE_STATUS_NAMES,
 } from '../packet/parse.ts';
 import { buildIcmpError } from '../packet/build.ts';
-import { ipv4HeaderChecksum, csumReplace16, csumReplace32, udpCsumReplace32 } from '../packet/checksum.ts';
+import {
+  ipv4HeaderChecksum,
+  csumReplace16,
+  csumReplace32,
+  udpCsumReplace32,
+  verifyL4Checksum,
+} from '../packet/checksum.ts';
 import { formatIpv4, isMulticastOrBroadcast } from '../packet/addr.ts';
 import type {
   ConntrackEntry,
@@ -29,6 +36,7 @@ import type {
   EngineDescriptor,
   EngineOptions,
   InputPacket,
+  FilterRuleCounter,
   NatRuleCounter,
   OutputFrame,
   PacketResult,
@@ -61,6 +69,8 @@ import {
   DROP_SRC_DST_CHECK_DST,
   DROP_SRC_DST_CHECK_SRC,
   DROP_TCPMSS,
+  DROP_FILTER_DROP,
+  DROP_FILTER_REJECT,
   DROP_TTL_EXCEEDED,
   FATE_DELIVERED,
   FATE_DROPPED,
@@ -74,6 +84,9 @@ import {
   instancePoint,
   type Instance,
   type NatChainName,
+  type FilterChainName,
+  type FilterTable,
+  type MangleTable,
   type NatGateway,
   type Route,
   type Scenario,
@@ -83,6 +96,7 @@ import {
   ConntrackTable,
   conntrackIn,
   DIR_REPLY,
+  DIR_ORIG,
   HOOK_OUT,
   HOOK_PRE,
   type CtEntry,
@@ -90,6 +104,16 @@ import {
 } from './conntrack.ts';
 import { MANIP_DST, MANIP_SRC, ipDecreaseTtl } from './mangle.ts';
 import { mangleHasRules, runMangleChain } from './tcpmss.ts';
+import {
+  FILTER_ACCEPT,
+  FILTER_HOTDROP,
+  FILTER_REJECT,
+  type FilterResult,
+  ctstateBit,
+  filterWhere,
+  runFilterChain,
+} from './filter.ts';
+import { filterIsEmpty, rejectCode } from '../scenario/iptables-filter.ts';
 import {
   ICMP_XLATE_BAD_CHECKSUM,
   ICMP_XLATE_OK,
@@ -190,6 +214,8 @@ export class ModelEngine implements Engine {
   private readonly tables: (ConntrackTable | null)[];
   /** nat counters per instance index and chain. */
   private readonly counters: (Record<NatChainName, ChainCounters> | null)[];
+  /** filter counters per instance index and chain (built-in and user chains). */
+  private readonly filterCounters: (Record<string, ChainCounters> | null)[];
   /** The scenario's NAT gateways (docs/semantics.md "NAT gateway"), same order. */
   private readonly gateways: ModelNatGateway[];
   /** Security groups of each instance's ENI (null: not filtered). */
@@ -210,6 +236,13 @@ export class ModelEngine implements Engine {
       for (const ch of NAT_CHAINS) {
         c[ch] = { rules: i.nat.chains[ch].map(() => ({ packets: 0, bytes: 0 })), policy: { packets: 0, bytes: 0 } };
       }
+      return c;
+    });
+    this.filterCounters = scenario.instances.map((i) => {
+      if (!i.nat || !i.filter) return null;
+      const c: Record<string, ChainCounters> = {};
+      for (const [ch, rules] of Object.entries(i.filter.chains))
+        c[ch] = { rules: rules.map(() => ({ packets: 0, bytes: 0 })), policy: { packets: 0, bytes: 0 } };
       return c;
     });
     this.security = scenario.instances.map((i) =>
@@ -314,6 +347,19 @@ export class ModelEngine implements Engine {
           out.push({ instance: i, chain: ch, rule: k, packets: r.packets, bytes: r.bytes }),
         );
         out.push({ instance: i, chain: ch, rule: -1, packets: c[ch].policy.packets, bytes: c[ch].policy.bytes });
+      }
+    });
+    return out;
+  }
+
+  /** Filter-table counters of every NAT instance with a filter table (rule -1: the chain's policy). */
+  filterCountersSync(): FilterRuleCounter[] {
+    const out: FilterRuleCounter[] = [];
+    this.filterCounters.forEach((c, i) => {
+      if (!c) return;
+      for (const [ch, cc] of Object.entries(c)) {
+        cc.rules.forEach((r, k) => out.push({ instance: i, chain: ch, rule: k, packets: r.packets, bytes: r.bytes }));
+        out.push({ instance: i, chain: ch, rule: -1, packets: cc.policy.packets, bytes: cc.policy.bytes });
       }
     });
     return out;
@@ -835,6 +881,15 @@ export class ModelEngine implements Engine {
         if (isNew && e) e.dead = true;
         return this.martianSource(w, T, `${label}: routing`, pkt);
       }
+      // mangle INPUT (empty), filter INPUT, then nat INPUT (SNAT), then confirm.
+      if (!filterIsEmpty(T.filter)) {
+        const v = this.filterHook(t, 'INPUT', pkt, ETH0, '', ct.ctinfo, w);
+        if (v.verdict !== FILTER_ACCEPT) {
+          fail(v.reason, `${label}: filter INPUT`, v.note);
+          this.filterAnswer(t, pkt, v, e, ct.dir, w);
+          return;
+        }
+      }
       if (e && isNew) {
         if (ct.ctinfo === CT_NEW && !e.srcNatDone) {
           const v = runChain(T.nat!, 'INPUT', rulePacketOf(pv, ETH0, ''));
@@ -876,15 +931,23 @@ export class ModelEngine implements Engine {
     ipDecreaseTtl(pkt);
     showPre(`forwarded, ttl ${pv.ttl}→${pv.ttl - 1}`);
 
-    // c'. mangle FORWARD, then mangle POSTROUTING (before the nat table): TCPMSS.
-    if (mangleHasRules(T.mangle)) {
-      for (const chain of MANGLE_CHAINS) {
-        const m = runMangleChain(T.mangle, chain, pkt, chain === 'FORWARD' ? ETH0 : '', ETH0);
-        if (m.drop) return fail(DROP_TCPMSS, `${label}: mangle ${chain}`, m.note);
-        if (m.note) {
-          pkt = m.pkt;
-          this.hop(w, `mangle ${chain} TCPMSS`, pkt, m.note);
+    // c'. mangle FORWARD, filter FORWARD, then mangle POSTROUTING (before the nat table): TCPMSS.
+    const mangleOn = mangleHasRules(T.mangle);
+    for (const chain of MANGLE_CHAINS) {
+      if (chain === 'POSTROUTING' && !filterIsEmpty(T.filter)) {
+        const v = this.filterHook(t, 'FORWARD', pkt, ETH0, ETH0, ct.ctinfo, w);
+        if (v.verdict !== FILTER_ACCEPT) {
+          fail(v.reason, `${label}: filter FORWARD`, v.note);
+          this.filterAnswer(t, pkt, v, e, ct.dir, w);
+          return;
         }
+      }
+      if (!mangleOn) continue;
+      const m = runMangleChain(T.mangle as MangleTable, chain, pkt, chain === 'FORWARD' ? ETH0 : '', ETH0);
+      if (m.drop) return fail(DROP_TCPMSS, `${label}: mangle ${chain}`, m.note);
+      if (m.note) {
+        pkt = m.pkt;
+        this.hop(w, `mangle ${chain} TCPMSS`, pkt, m.note);
       }
     }
 
@@ -902,18 +965,7 @@ export class ModelEngine implements Engine {
             `POSTROUTING (${e.dstNatBy || 'DNAT'} reversed): outer source and quoted packet`,
           );
       } else {
-        if (ct.ctinfo === CT_NEW && !e.srcNatDone) {
-          const v = runChain(T.nat!, 'POSTROUTING', rulePacketOf(pv, '', ETH0));
-          this.count(t, 'POSTROUTING', v.counted, pv.totalLen);
-          let range = nullBindingRange(e, MANIP_SRC);
-          e.srcNatBy = 'null binding';
-          // nf_nat_masquerade_ipv4: an original source of 0.0.0.0 is left alone.
-          if (v.target && !(v.target.kind === 'MASQUERADE' && e.tuples[0].src === 0)) {
-            range = targetRange(v.target, T.privateIp);
-            e.srcNatBy = v.target.kind;
-          }
-          natSetupInfo(table, e, range, MANIP_SRC, this.rng);
-        }
+        if (ct.ctinfo === CT_NEW && !e.srcNatDone) this.postroutingSetup(t, e, pv);
         const before = endpointOf(pkt, 'src');
         const m = natPacket(e, ct.dir, pkt, MANIP_SRC);
         if (!m.ok) return fail(DROP_MALFORMED, `${label}: POSTROUTING`, 'packet too short to rewrite');
@@ -965,6 +1017,162 @@ export class ModelEngine implements Engine {
     else fail(DROP_MALFORMED, `${label}: ICMP error translation`, 'quoted packet too short to rewrite');
   }
 
+  /**
+   * Runs filter chain `chain` of instance t on the packet (conntrack state `ctinfo`), counts, and
+   * records a hop naming the rule (or policy) that decided. verdict FILTER_ACCEPT: go on.
+   */
+  private filterHook(
+    t: number,
+    chain: FilterChainName,
+    pkt: Uint8Array,
+    inDev: string,
+    outDev: string,
+    ctinfo: number,
+    w: Walk,
+  ): { verdict: number; reason: number; note: string; res: FilterResult } {
+    const T = this.scenario.instances[t];
+    const table = T.filter as FilterTable;
+    const pv = parse(pkt);
+    const res = runFilterChain(table, chain, {
+      pkt,
+      ihl: pv.ihl,
+      totalLen: pv.totalLen,
+      proto: pv.proto,
+      src: pv.src,
+      dst: pv.dst,
+      fragOff: pv.fragOff,
+      inDev,
+      outDev,
+      ctstate: ctstateBit(ctinfo),
+    });
+    const c = this.filterCounters[t];
+    if (c)
+      for (const [ch, k] of res.counted) {
+        const cell = k < 0 ? c[ch].policy : c[ch].rules[k];
+        cell.packets++;
+        cell.bytes += pv.totalLen;
+      }
+    const logged = res.logged.length ? `; LOG (counted) at ${res.logged.join(', ')}` : '';
+    const state = `ctstate ${CT_NAMES[ctinfo] === 'none' ? 'INVALID' : CT_NAMES[ctinfo]}`;
+    const where = filterWhere(table, res);
+    if (res.verdict === FILTER_ACCEPT) {
+      this.hop(w, `filter ${chain}`, pkt, `ACCEPT by ${where} (${state})${logged}`);
+      return { verdict: FILTER_ACCEPT, reason: REASON_NONE, note: '', res };
+    }
+    if (res.verdict === FILTER_HOTDROP)
+      return {
+        verdict: res.verdict,
+        reason: DROP_FILTER_DROP,
+        note: `${where}: its match cannot read the L4 header (hotdrop)${logged}`,
+        res,
+      };
+    if (res.verdict === FILTER_REJECT)
+      return {
+        verdict: res.verdict,
+        reason: DROP_FILTER_REJECT,
+        note: `REJECT --reject-with ${res.rejectWith} by ${where} (${state})${logged}`,
+        res,
+      };
+    return { verdict: res.verdict, reason: DROP_FILTER_DROP, note: `DROP by ${where} (${state})${logged}`, res };
+  }
+
+  /** nat POSTROUTING for an entry whose source manip is not set up yet: the chain's rule or a null binding. */
+  private postroutingSetup(t: number, e: CtEntry, pv: PacketView): void {
+    const T = this.scenario.instances[t];
+    const v = runChain(T.nat!, 'POSTROUTING', rulePacketOf(pv, '', ETH0));
+    this.count(t, 'POSTROUTING', v.counted, pv.totalLen);
+    let range = nullBindingRange(e, MANIP_SRC);
+    e.srcNatBy = 'null binding';
+    // nf_nat_masquerade_ipv4: an original source of 0.0.0.0 is left alone.
+    if (v.target && !(v.target.kind === 'MASQUERADE' && e.tuples[0].src === 0)) {
+      range = targetRange(v.target, T.privateIp);
+      e.srcNatBy = v.target.kind;
+    }
+    natSetupInfo(this.tables[t] as ConntrackTable, e, range, MANIP_SRC, this.rng);
+  }
+
+  /** A REJECT's answer (ipt_REJECT reject_tg): an ICMP destination unreachable or a TCP reset. */
+  private filterAnswer(
+    t: number,
+    pkt: Uint8Array,
+    v: { verdict: number; res: FilterResult },
+    e: CtEntry | null,
+    dir: number,
+    w: Walk,
+  ): void {
+    if (v.verdict !== FILTER_REJECT) return;
+    const pv = parse(pkt);
+    if (v.res.rejectWith === 'tcp-reset') {
+      this.sendFilterReset(t, pkt, pv, e, dir, w);
+      return;
+    }
+    // nf_send_unreach: not for a fragment; the L4 checksum must verify (UDP without one passes).
+    if (pv.fragOff !== 0) return;
+    if ((pv.proto === PROTO_TCP || pv.proto === PROTO_UDP || pv.proto === PROTO_ICMP) && !verifyL4Checksum(pkt, pv))
+      return;
+    const code = rejectCode(v.res.rejectWith);
+    this.sendIcmpError(t, pkt, pv, w, ICMP_DEST_UNREACH, code, `destination unreachable (code ${code}, REJECT)`);
+  }
+
+  /**
+   * nf_send_reset: the RST answering a TCP segment (not for an RST, a fragment or a bad checksum),
+   * from its destination to its source, DF set, id 0, TTL 64. nf_ct_attach makes it RELATED to the
+   * segment's connection in the other direction: no conntrack update, that direction's NAT applied.
+   */
+  private sendFilterReset(t: number, pkt: Uint8Array, pv: PacketView, e: CtEntry | null, dir: number, w: Walk): void {
+    if (pv.fragOff !== 0 || pv.proto !== PROTO_TCP || pv.totalLen - pv.ihl < TCP_HEADER_MIN) return;
+    const th = pv.ihl;
+    const flags = pkt[th + 13];
+    if (flags & F_RST) return;
+    if (!verifyL4Checksum(pkt, pv)) return;
+    const T = this.scenario.instances[t];
+    const rst = new Uint8Array(TCP_RESET_LEN);
+    const payloadLen = pv.totalLen - pv.ihl - ((pkt[th + 12] >>> 4) << 2);
+    writeTcpReset(
+      rst,
+      0,
+      pv.src,
+      pv.dst,
+      rd16(pkt, th),
+      rd16(pkt, th + 2),
+      rd32(pkt, th + 4),
+      rd32(pkt, th + 8),
+      flags,
+      payloadLen,
+      DEFAULT_IP_TTL,
+    );
+    rst[6] = 0x40; // nf_reject_iphdr_put: frag_off = IP_DF
+    wr16(rst, 10, 0);
+    wr16(rst, 10, ipv4HeaderChecksum(rst, 0, 20));
+    const sub: Walk = { ...w, prefix: 'RST: ', hops: w.hops, outputs: w.outputs };
+    const other = dir === DIR_REPLY ? DIR_ORIG : DIR_REPLY;
+    if (e) natPacket(e, other, rst, MANIP_DST);
+    if (!this.filterOutput(t, rst, e ? CT_RELATED : CT_INVALID, sub)) return;
+    // nf_nat_inet_fn: a RELATED packet of an entry whose source manip is not set up yet (the
+    // rejected packet's own, unconfirmed entry) runs the nat POSTROUTING chain itself.
+    if (e && !e.srcNatDone) this.postroutingSetup(t, e, parse(rst));
+    if (e) natPacket(e, other, rst, MANIP_SRC);
+    this.hop(
+      sub,
+      `${this.instanceKind(t)} ${T.name}`,
+      rst,
+      `TCP reset (REJECT --reject-with tcp-reset) to ${endpointOf(rst, 'dst')}; conntrack ${e ? 'RELATED (attached to the connection)' : 'INVALID'}`,
+    );
+    this.sendFrom(t, rst, sub, 'generated by the instance');
+    w.instanceHops = sub.instanceHops;
+    w.hairpins = sub.hairpins;
+  }
+
+  /** filter OUTPUT of instance t for a packet it generates; false: dropped (a hop says why). */
+  private filterOutput(t: number, pkt: Uint8Array, ctinfo: number, w: Walk): boolean {
+    if (filterIsEmpty(this.scenario.instances[t].filter)) return true;
+    const v = this.filterHook(t, 'OUTPUT', pkt, '', ETH0, ctinfo, w);
+    if (v.verdict === FILTER_ACCEPT) return true;
+    // A generated packet is not answered again (REJECT in OUTPUT drops it here).
+    this.hop(w, `${this.instanceKind(t)} ${this.scenario.instances[t].name}: filter OUTPUT`, pkt, `dropped: ${v.note}`);
+    return false;
+  }
+
   private count(t: number, chain: NatChainName, counted: number[], bytes: number): void {
     const c = this.counters[t]?.[chain];
     if (!c) return;
@@ -982,6 +1190,22 @@ export class ModelEngine implements Engine {
    * then translated at LOCAL_OUT and POSTROUTING), then it leaves by T's ENI.
    */
   private sendTimeExceeded(t: number, pkt: Uint8Array, pv: PacketView, w: Walk): void {
+    this.sendIcmpError(t, pkt, pv, w, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 'time exceeded');
+  }
+
+  /**
+   * icmp_send(type, code) from instance t about `pkt` as it is now; `what` names it in the hop.
+   * See sendTimeExceeded for the path the error takes.
+   */
+  private sendIcmpError(
+    t: number,
+    pkt: Uint8Array,
+    pv: PacketView,
+    w: Walk,
+    type: number,
+    code: number,
+    what: string,
+  ): void {
     if (pv.fragOff !== 0) return; // icmp_send: "Only reply to fragment 0"
     if (pv.proto === PROTO_ICMP) {
       // RFC 1122 3.2.2: never an ICMP error about an ICMP error (unknown types count as errors).
@@ -994,8 +1218,8 @@ export class ModelEngine implements Engine {
     const err = buildIcmpError({
       src: T.privateIp,
       dst: pv.src,
-      type: ICMP_TIME_EXCEEDED,
-      code: ICMP_EXC_TTL,
+      type,
+      code,
       quoted: pkt,
       quoteLen,
       ttl: DEFAULT_IP_TTL,
@@ -1007,15 +1231,19 @@ export class ModelEngine implements Engine {
     wr16(err, 10, ipv4HeaderChecksum(err, 0, 20));
     const sub: Walk = { ...w, prefix: 'ICMP error: ', hops: w.hops, outputs: w.outputs };
     const table = this.tables[t];
-    let note = `time exceeded from ${T.name} (${formatIpv4(T.privateIp)}) to ${formatIpv4(pv.src)}`;
+    let note = `${what} from ${T.name} (${formatIpv4(T.privateIp)}) to ${formatIpv4(pv.src)}`;
     if (table) {
       const epv = parse(err);
       const ct: CtResult = conntrackIn(table, err, epv, HOOK_OUT, this.nowMs);
+      // LOCAL_OUT: conntrack, nat (the DST manip), filter OUTPUT; POSTROUTING: nat (the SRC manip).
       if (ct.entry) {
-        for (const manip of [MANIP_DST, MANIP_SRC]) {
-          const x = icmpReplyTranslation(ct.entry, ct.dir, err, parse(err), manip);
-          if (x.result !== ICMP_XLATE_OK) return;
-        }
+        const x = icmpReplyTranslation(ct.entry, ct.dir, err, parse(err), MANIP_DST);
+        if (x.result !== ICMP_XLATE_OK) return;
+      }
+      if (!this.filterOutput(t, err, ct.entry ? CT_RELATED : CT_INVALID, sub)) return;
+      if (ct.entry) {
+        const x = icmpReplyTranslation(ct.entry, ct.dir, err, parse(err), MANIP_SRC);
+        if (x.result !== ICMP_XLATE_OK) return;
         note += `; conntrack RELATED (${ct.note}): translated`;
       } else {
         note += `; conntrack ${CT_NAMES[CT_INVALID]} (${ct.note}): not translated`;
@@ -1027,6 +1255,9 @@ export class ModelEngine implements Engine {
     w.hairpins = sub.hairpins;
   }
 }
+
+/** A TCP header without options (what nf_reject_ip_tcphdr_get needs to read). */
+const TCP_HEADER_MIN = 20;
 
 /** `10.0.1.10:40000` (ICMP query: `10.0.1.10 id 7`) — one side of the packet as it is now. */
 function endpointOf(pkt: Uint8Array, side: 'src' | 'dst'): string {

@@ -39,6 +39,7 @@ import {
   DROP_SRC_DST_CHECK_DST,
   DROP_SRC_DST_CHECK_SRC,
   DROP_TTL_EXCEEDED,
+  DROP_FILTER_REJECT,
   FATE_DELIVERED,
   FATE_DROPPED,
   REASON_NONE,
@@ -53,6 +54,8 @@ import {
   ETH_HDR_LEN,
   ETHERTYPE_IPV4,
   PROTO_ICMP,
+  F_RST,
+  ICMP_DEST_UNREACH,
   PROTO_TCP,
   ICMP_TIME_EXCEEDED,
   ICMP_REDIRECT,
@@ -82,6 +85,8 @@ import {
   RECENT_CT_NEW,
   RECENT_CT_RELATED,
   RECENT_LOCAL_IN,
+  RECENT_FILTER_RST,
+  RECENT_FILTER_UNREACH,
   RECENT_NOROUTE,
   RECENT_NOHOST,
   RECENT_SDCHECK_DST,
@@ -851,9 +856,20 @@ export class KernelEngine implements Engine {
     // Normalise, and tell forwarded copies from ICMP errors the path generated.
     let forwarded = 0;
     let generatedType = -1;
+    let sawRejectRst = false;
     for (const o of result.outputs) {
       const b = o.frame;
       const isErr = b.length >= 28 && isIcmpErrorFrame(b);
+      // A filter REJECT's tcp-reset (recorded at the instance's OUTPUT) is generated too.
+      const rejectRst =
+        hits.has(RECENT_FILTER_RST) &&
+        b.length >= 40 &&
+        b[9] === PROTO_TCP &&
+        (b[((b[0] & 15) << 2) + 13] & F_RST) !== 0;
+      if (rejectRst) {
+        sawRejectRst = true;
+        continue;
+      }
       const generated = isErr && !inIsIcmpError;
       if (generated) {
         const ihl = (b[0] & 15) << 2;
@@ -893,6 +909,8 @@ export class KernelEngine implements Engine {
     result.fate = FATE_DROPPED;
     const fwdOff = [...s.transitAt].some((i) => !this.scenario.instances[i].sysctls.ipForward);
     if (generatedType === ICMP_TIME_EXCEEDED) result.reason = DROP_TTL_EXCEEDED;
+    else if (sawRejectRst || (generatedType === ICMP_DEST_UNREACH && hits.has(RECENT_FILTER_UNREACH)))
+      result.reason = DROP_FILTER_REJECT;
     else if (fwdOff) result.reason = DROP_IP_FORWARD_OFF;
     else if (hits.has(RECENT_SDCHECK_SRC)) result.reason = DROP_SRC_DST_CHECK_SRC;
     else if (hits.has(RECENT_SDCHECK_DST)) result.reason = DROP_SRC_DST_CHECK_DST;

@@ -71,6 +71,10 @@ export const RECENT_CT_RELATED = 'nl_ct_rel';
 export const RECENT_CT_INVALID = 'nl_ct_inv';
 export const RECENT_LOCAL_IN = 'nl_local';
 export const RECENT_LOCAL_OUT_DROPPED = 'nl_localout';
+/** A TCP reset the instance sent from another address than its own: a filter REJECT --reject-with tcp-reset. */
+export const RECENT_FILTER_RST = 'nl_filter_rst';
+/** A destination unreachable the instance sent (a filter REJECT; time exceeded has its own type). */
+export const RECENT_FILTER_UNREACH = 'nl_filter_unr';
 
 export interface NetnsSpec {
   name: string;
@@ -381,7 +385,18 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
         `-A PREROUTING -m conntrack --ctstate INVALID ${recent(RECENT_CT_INVALID)}`,
       );
     }
-    mangle.push(`-A INPUT ${recent(RECENT_LOCAL_IN)}`);
+    // What reaches the stack: recorded in mangle INPUT — or, when the scenario has a filter table
+    // (whose INPUT rules may still drop it), in the security table's INPUT, after filter INPUT.
+    const security: string[] = [];
+    // A REJECT's tcp-reset leaves the stack with its TCP checksum to be completed by the NIC
+    // (CHECKSUM_PARTIAL), which a veth never does: xt_CHECKSUM completes it, as the ENI would.
+    if (inst.filter)
+      mangle.push(
+        '-A POSTROUTING -p tcp -j CHECKSUM --checksum-fill',
+        `-A OUTPUT -p tcp --tcp-flags RST RST ! -s ${ip4(inst.privateIp)} ${recent(RECENT_FILTER_RST)}`,
+        `-A OUTPUT -p icmp --icmp-type destination-unreachable ${recent(RECENT_FILTER_UNREACH)}`,
+      );
+    (inst.filter ? security : mangle).push(`-A INPUT ${recent(RECENT_LOCAL_IN)}`);
     // The host's own stack answering what was delivered to it (RST, echo reply, port unreachable)
     // is not a result of the VPC path: it is stopped here (after conntrack saw it, so the table
     // is what a real instance would show). ICMP errors generated while forwarding (or refusing to
@@ -395,7 +410,32 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
       '-A OUTPUT -p icmp --icmp-type parameter-problem -j ACCEPT',
       `-A OUTPUT ${recent(RECENT_LOCAL_OUT_DROPPED)} -j DROP`,
     ];
-    const own = restore({ mangle, filter });
+    // With a scenario filter table, natlab's guard runs first in a chain of its own (jumped to
+    // from the top of OUTPUT; what it does not drop RETURNs to the scenario's OUTPUT rules), and
+    // lets through what the scenario's REJECT rules send: a tcp-reset from a forwarded packet
+    // has its destination as source (never the instance's own stack), the ICMP codes REJECT adds
+    // (net/host/admin prohibited), and a REJECT's port/protocol unreachable of a forwarded packet —
+    // delivered packets quote a packet addressed to the instance itself.
+    const own = inst.filter
+      ? restore({
+          mangle,
+          security,
+          filter: [
+            `:${OWN_OUTPUT_CHAIN} - [0:0]`,
+            `-I OUTPUT 1 -j ${OWN_OUTPUT_CHAIN}`,
+            ...filter
+              .slice(0, -1)
+              .map((l) => l.replace(/^-A OUTPUT (.*) -j ACCEPT$/, `-A ${OWN_OUTPUT_CHAIN} $1 -j RETURN`)),
+            `-A ${OWN_OUTPUT_CHAIN} -p tcp ! -s ${ip4(inst.privateIp)} -j RETURN`,
+            `-A ${OWN_OUTPUT_CHAIN} -p icmp --icmp-type network-prohibited -j RETURN`,
+            `-A ${OWN_OUTPUT_CHAIN} -p icmp --icmp-type host-prohibited -j RETURN`,
+            `-A ${OWN_OUTPUT_CHAIN} -p icmp --icmp-type communication-prohibited -j RETURN`,
+            `-A ${OWN_OUTPUT_CHAIN} -p icmp --icmp-type port-unreachable -m u32 ! --u32 ${quotedDst(inst.privateIp)} -j RETURN`,
+            `-A ${OWN_OUTPUT_CHAIN} -p icmp --icmp-type protocol-unreachable -m u32 ! --u32 ${quotedDst(inst.privateIp)} -j RETURN`,
+            `-A ${OWN_OUTPUT_CHAIN} ${recent(RECENT_LOCAL_OUT_DROPPED)} -j DROP`,
+          ],
+        })
+      : restore({ mangle, filter });
     return {
       name: instances[i],
       role: ROLE_INSTANCE,
@@ -404,7 +444,9 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
       setup,
       ipBatch: b,
       iptablesScenario: inst.nat
-        ? ensureTrailingNewline(inst.nat.text) + (inst.mangle ? ensureTrailingNewline(inst.mangle.text) : '')
+        ? ensureTrailingNewline(inst.nat.text) +
+          (inst.mangle ? ensureTrailingNewline(inst.mangle.text) : '') +
+          (inst.filter ? ensureTrailingNewline(inst.filter.text) : '')
         : null,
       iptablesOwn: own,
       agentIf: INSTANCE_IF,
@@ -430,6 +472,18 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
     warnings,
   };
 }
+
+/**
+ * xt_u32 test "the ICMP error quotes a packet addressed to `addr`": outer header 20 bytes (icmp_send
+ * writes no options), ICMP header 8, the quoted destination at 16 — the stack's own answers to
+ * what was delivered to it quote its own address; a REJECT of a forwarded packet does not.
+ */
+function quotedDst(addr: number): string {
+  return `0x2c=0x${(addr >>> 0).toString(16)}`;
+}
+
+/** natlab's guard chain in an instance's filter table when the scenario brings its own filter rules. */
+export const OWN_OUTPUT_CHAIN = 'NATLAB_OWN_OUT';
 
 function ensureTrailingNewline(t: string): string {
   return t.endsWith('\n') ? t : `${t}\n`;

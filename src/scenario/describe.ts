@@ -60,6 +60,13 @@ export function describeScenario(s: Scenario): string {
       if (rules.length === 0) out.push('      nat table: no rules');
       for (const r of rules) out.push(`      nat: ${r}`);
     }
+    if (i.filter) {
+      const f = i.filter;
+      out.push(
+        `      filter policies: INPUT ${f.policy.INPUT}, FORWARD ${f.policy.FORWARD}, OUTPUT ${f.policy.OUTPUT}`,
+      );
+      for (const c of Object.keys(f.chains)) for (const r of f.chains[c]) out.push(`      filter: ${r.text}`);
+    }
   });
   const gws = s.natGateways ?? [];
   if (gws.length > 0) out.push(`  NAT gateways (${gws.length}):`);

@@ -5,7 +5,18 @@
 // match modules, its targets and their options — in a RuleOptionsSpec; the table's own checks
 // (a target's needs, a chain's restrictions) stay with the table. Cold path.
 
-import type { CidrMatch, IfaceMatch, PortMatch, ProtoMatch, TcpFlagsMatch } from '../spec/scenario.ts';
+import {
+  CTSTATE_NAMES,
+  type CidrMatch,
+  type CtStateMatch,
+  ICMP_TYPE_ANY,
+  type IcmpTypeMatch,
+  type IfaceMatch,
+  type MultiportMatch,
+  type PortMatch,
+  type ProtoMatch,
+  type TcpFlagsMatch,
+} from '../spec/scenario.ts';
 import { readCidr } from './addr-text.ts';
 
 /** Protocol names iptables knows (its built-in table plus /etc/protocols' common entries). */
@@ -154,6 +165,10 @@ export interface ParsedRuleOptions {
   sport: PortMatch | null;
   dport: PortMatch | null;
   tcpFlags: TcpFlagsMatch | null;
+  /** `-m icmp` (with --icmp-type, or any type). */
+  icmp: IcmpTypeMatch | null;
+  multiport: MultiportMatch | null;
+  ctstate: CtStateMatch | null;
   /** `-m comment --comment` text. */
   comment: string | null;
   /** The -j target's name ('' when the rule has none: an error after parsing). */
@@ -164,7 +179,7 @@ export interface ParsedRuleOptions {
 export interface RuleOptionsSpec {
   /** The chain the rule is in: -i is refused where there is no input device, -o where no output. */
   chain: string;
-  /** Match modules `-m NAME` the table takes besides tcp/udp/comment (none today for nat and mangle). */
+  /** Match modules `-m NAME` the table takes besides tcp/udp/comment (icmp, multiport, conntrack, state). */
   modules: readonly string[];
   /** The message for a refused `-m NAME`. */
   refuseModule(name: string): string;
@@ -182,6 +197,109 @@ export interface RuleOptionsSpec {
 
 const NEGATABLE = new Set(['-s', '-d', '-i', '-o', '-p', '--sport', '--dport']);
 const NEGATABLE_TCP = new Set(['--tcp-flags', '--syn']);
+/** Module options and the module they belong to (an option of a module the table does not take is unknown). */
+const MODULE_OF: Record<string, string> = {
+  '--icmp-type': 'icmp',
+  '--dports': 'multiport',
+  '--sports': 'multiport',
+  '--ports': 'multiport',
+  '--destination-ports': 'multiport',
+  '--source-ports': 'multiport',
+  '--ctstate': 'conntrack',
+  '--state': 'state',
+};
+/** xt_multiport XT_MULTI_PORTS: 15 port slots, a range taking two. */
+export const MULTIPORT_MAX = 15;
+/** Protocols xt_multiport's checkentry takes (un-negated -p). */
+const MULTIPORT_PROTOS = [6, 17, 33, 132, 136];
+
+/** libxt_icmp's names: [name, type, codeLo, codeHi]. */
+export const ICMP_TYPE_NAMES: ReadonlyArray<[string, number, number, number]> = [
+  ['any', ICMP_TYPE_ANY, 0, 255],
+  ['echo-reply', 0, 0, 255],
+  ['destination-unreachable', 3, 0, 255],
+  ['network-unreachable', 3, 0, 0],
+  ['host-unreachable', 3, 1, 1],
+  ['protocol-unreachable', 3, 2, 2],
+  ['port-unreachable', 3, 3, 3],
+  ['fragmentation-needed', 3, 4, 4],
+  ['source-route-failed', 3, 5, 5],
+  ['network-unknown', 3, 6, 6],
+  ['host-unknown', 3, 7, 7],
+  ['network-prohibited', 3, 9, 9],
+  ['host-prohibited', 3, 10, 10],
+  ['TOS-network-unreachable', 3, 11, 11],
+  ['TOS-host-unreachable', 3, 12, 12],
+  ['communication-prohibited', 3, 13, 13],
+  ['host-precedence-violation', 3, 14, 14],
+  ['precedence-cutoff', 3, 15, 15],
+  ['source-quench', 4, 0, 255],
+  ['redirect', 5, 0, 255],
+  ['network-redirect', 5, 0, 0],
+  ['host-redirect', 5, 1, 1],
+  ['TOS-network-redirect', 5, 2, 2],
+  ['TOS-host-redirect', 5, 3, 3],
+  ['echo-request', 8, 0, 255],
+  ['router-advertisement', 9, 0, 255],
+  ['router-solicitation', 10, 0, 255],
+  ['time-exceeded', 11, 0, 255],
+  ['ttl-zero-during-transit', 11, 0, 0],
+  ['ttl-zero-during-reassembly', 11, 1, 1],
+  ['parameter-problem', 12, 0, 255],
+  ['ip-header-bad', 12, 0, 0],
+  ['required-option-missing', 12, 1, 1],
+  ['timestamp-request', 13, 0, 255],
+  ['timestamp-reply', 14, 0, 255],
+  ['address-mask-request', 17, 0, 255],
+  ['address-mask-reply', 18, 0, 255],
+];
+
+/** libxt_icmp parse_icmp: a name, `type` or `type/code`. */
+function readIcmpType(text: string, isNeg: boolean): IcmpTypeMatch {
+  const named = ICMP_TYPE_NAMES.find(([n]) => n === text);
+  if (named) return { type: named[1], codeLo: named[2], codeHi: named[3], neg: isNeg };
+  const m = /^(\d{1,3})(?:\/(\d{1,3}))?$/.exec(text);
+  if (!m || Number(m[1]) > 255 || (m[2] !== undefined && Number(m[2]) > 255))
+    throw new RuleError(
+      `--icmp-type: '${text}' is not an ICMP type (a name such as echo-request, or type[/code] 0..255)`,
+    );
+  if (m[2] === undefined) return { type: Number(m[1]), codeLo: 0, codeHi: 255, neg: isNeg };
+  return { type: Number(m[1]), codeLo: Number(m[2]), codeHi: Number(m[2]), neg: isNeg };
+}
+
+/** libxt_multiport: `p[:q],...`, at most 15 slots (a range takes two). */
+function readMultiport(text: string, opt: string, dir: MultiportMatch['dir'], isNeg: boolean): MultiportMatch {
+  const lo: number[] = [];
+  const hi: number[] = [];
+  let slots = 0;
+  for (const part of text.split(',')) {
+    if (part === '') throw new RuleError(`${opt}: empty port in '${text}'`);
+    const pm = readPortMatch(part, opt, false);
+    slots += pm.lo === pm.hi ? 1 : 2;
+    lo.push(pm.lo);
+    hi.push(pm.hi);
+  }
+  if (slots > MULTIPORT_MAX)
+    throw new RuleError(`${opt}: too many ports in '${text}' (at most ${MULTIPORT_MAX}, a range counting 2)`);
+  return { dir, lo, hi, neg: isNeg };
+}
+
+/** libxt_conntrack / libxt_state state list. */
+function readCtStates(text: string, opt: string, module: CtStateMatch['module'], isNeg: boolean): CtStateMatch {
+  if (module === 'state' && isNeg)
+    throw new RuleError(`'! --state': use '-m conntrack ! --ctstate' (libxt_state stores the inverted mask)`);
+  let states = 0;
+  for (const name of text.split(',')) {
+    const e = CTSTATE_NAMES.find(([n]) => n === name.toUpperCase());
+    if (!e) {
+      if (/^[SD]NAT$/i.test(name))
+        throw new RuleError(`${opt}: state '${name}' is not modelled (INVALID, NEW, RELATED, ESTABLISHED, UNTRACKED)`);
+      throw new RuleError(`${opt}: unknown state '${name}' (INVALID, NEW, RELATED, ESTABLISHED, UNTRACKED)`);
+    }
+    states |= e[1];
+  }
+  return { states, neg: isNeg, module };
+}
 const ALIASES: Record<string, string> = {
   '--source': '-s',
   '--src': '-s',
@@ -211,6 +329,9 @@ export function parseRuleOptions(toks: readonly string[], spec: RuleOptionsSpec)
     sport: null,
     dport: null,
     tcpFlags: null,
+    icmp: null,
+    multiport: null,
+    ctstate: null,
     comment: null,
     target: '',
   };
@@ -239,7 +360,9 @@ export function parseRuleOptions(toks: readonly string[], spec: RuleOptionsSpec)
     const opt = ALIASES[raw] ?? raw;
     const isNeg = pendingNeg;
     pendingNeg = false;
-    if (isNeg && !NEGATABLE.has(opt) && !(spec.tcpFlags && NEGATABLE_TCP.has(opt)))
+    const module = MODULE_OF[opt];
+    if (module !== undefined && !spec.modules.includes(module)) throw new RuleError(`unknown option '${raw}'`);
+    if (isNeg && !NEGATABLE.has(opt) && !(spec.tcpFlags && NEGATABLE_TCP.has(opt)) && module === undefined)
       throw new RuleError(`'!' cannot negate '${raw}'`);
     if (r.target !== '' && !spec.isTargetOption(opt))
       throw new RuleError(`'${raw}' after the -j target (matches must come before -j)`);
@@ -278,6 +401,16 @@ export function parseRuleOptions(toks: readonly string[], spec: RuleOptionsSpec)
           const p = r.proto;
           if (!p || p.neg || p.proto !== PROTO_NAMES[m]) throw new RuleError(`'-m ${m}' needs '-p ${m}' before it`);
           r.l4Match = m;
+        } else if (m === 'icmp' && spec.modules.includes(m)) {
+          const p = r.proto;
+          if (!p || p.neg || p.proto !== PROTO_NAMES.icmp) throw new RuleError(`'-m icmp' needs '-p icmp' before it`);
+          r.icmp ??= { type: ICMP_TYPE_ANY, codeLo: 0, codeHi: 255, neg: false };
+        } else if (m === 'multiport' && spec.modules.includes(m)) {
+          const p = r.proto;
+          if (!p || p.neg || !MULTIPORT_PROTOS.includes(p.proto))
+            throw new RuleError(
+              `'-m multiport' needs '-p tcp', udp, sctp, dccp or udplite before it (xt_multiport: "multiport only works with TCP, UDP, UDPLITE, SCTP and DCCP")`,
+            );
         } else if (m !== 'comment' && !spec.modules.includes(m)) {
           throw new RuleError(spec.refuseModule(m));
         }
@@ -315,6 +448,33 @@ export function parseRuleOptions(toks: readonly string[], spec: RuleOptionsSpec)
         r.l4Match = l4(raw, true);
         r.tcpFlags = { mask: SYN_MASK, cmp: TCP_FLAG_SYN, neg: isNeg };
         break;
+      case '--icmp-type': {
+        once();
+        const p = r.proto;
+        if (!p || p.neg || p.proto !== PROTO_NAMES.icmp) throw new RuleError(`'${raw}' needs '-p icmp' before it`);
+        matches.add('icmp');
+        r.icmp = readIcmpType(value(raw), isNeg);
+        break;
+      }
+      case '--dports':
+      case '--sports':
+      case '--ports':
+      case '--destination-ports':
+      case '--source-ports': {
+        if (!matches.has('multiport')) throw new RuleError(`'${raw}' needs '-m multiport' before it`);
+        once('multiport');
+        const dir = opt === '--ports' ? 'ports' : opt === '--sports' || opt === '--source-ports' ? 'sports' : 'dports';
+        r.multiport = readMultiport(value(raw), raw, dir, isNeg);
+        break;
+      }
+      case '--ctstate':
+      case '--state': {
+        const mod = opt === '--ctstate' ? 'conntrack' : 'state';
+        if (!matches.has(mod)) throw new RuleError(`'${raw}' needs '-m ${mod}' before it`);
+        once();
+        r.ctstate = readCtStates(value(raw), raw, mod, isNeg);
+        break;
+      }
       case '-j': {
         once();
         const t = value(raw);
@@ -333,6 +493,13 @@ export function parseRuleOptions(toks: readonly string[], spec: RuleOptionsSpec)
   }
   if (pendingNeg) throw new RuleError(`'!' at the end of the rule negates nothing`);
   if (matches.has('comment') && r.comment === null) throw new RuleError(`'-m comment' needs '--comment TEXT'`);
+  if (matches.has('multiport') && r.multiport === null)
+    throw new RuleError(`'-m multiport' needs --dports, --sports or --ports`);
+  if (matches.has('conntrack') && r.ctstate === null)
+    throw new RuleError(`'-m conntrack' needs '--ctstate STATES' (natlab models the state match only)`);
+  if (matches.has('state') && r.ctstate === null) throw new RuleError(`'-m state' needs '--state STATES'`);
+  if (matches.has('conntrack') && matches.has('state'))
+    throw new RuleError(`'-m conntrack --ctstate' and '-m state --state' in one rule: give one`);
   if (r.target === '') throw new RuleError(`rule has no '-j' target (a rule without a target is not supported)`);
   if (r.proto && r.proto.proto === 0 && r.proto.neg)
     throw new RuleError(`'! -p all' would never match (iptables: "rule would never match protocol")`);

@@ -30,6 +30,7 @@ import { suggest } from './suggest.ts';
 
 export { suggest };
 import { parseMangleTable, takeMangleSection } from './iptables-mangle.ts';
+import { parseFilterTable, takeFilterSection } from './iptables-filter.ts';
 
 export const TOP_KEYS = [
   'name',
@@ -771,13 +772,16 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
         const before = ctx.el.count;
         const offset = iptablesLineOffset(ctx, [...p, 'iptables']);
         const where = joinPath([...p, 'iptables']);
-        // A *mangle section (TCPMSS clamping) is parsed on its own; the rest is the nat table.
-        const m = takeMangleSection(text);
+        // The *filter and *mangle sections are parsed on their own; the rest is the nat table.
+        const f = takeFilterSection(text);
+        const m = takeMangleSection(f.rest);
         const t = parseNatTable(m.rest, ctx.el.file, offset, where, ctx.el);
         const mangle = m.mangle === null ? null : parseMangleTable(m.mangle, ctx.el.file, offset, where, ctx.el);
+        const filter = f.filter === null ? null : parseFilterTable(f.filter, ctx.el.file, offset, where, ctx.el);
         if (ctx.el.count === before) {
           inst.nat = t;
           if (mangle) inst.mangle = mangle;
+          if (filter) inst.filter = filter;
         }
       }
     }

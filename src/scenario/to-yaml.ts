@@ -40,7 +40,7 @@ export function scenarioToObject(s: Scenario): Record<string, unknown> {
       [SYSCTL_SEND_REDIRECTS_ALL]: i.sysctls.sendRedirectsAll ? 1 : 0,
       [SYSCTL_SEND_REDIRECTS_ETH0]: i.sysctls.sendRedirectsEth0 ? 1 : 0,
     };
-    if (i.nat) o.iptables = i.mangle ? i.mangle.text + i.nat.text : i.nat.text;
+    if (i.nat) o.iptables = (i.filter ? i.filter.text : '') + (i.mangle ? i.mangle.text : '') + i.nat.text;
     if (i.security) {
       o.securityGroups = i.security.groups.map((g) => (s.securityGroups ?? [])[g].name);
       o.connectionTracking = { ...i.security.tracking };

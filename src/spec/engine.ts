@@ -71,6 +71,9 @@ export interface NatRuleCounter {
   bytes: number;
 }
 
+/** iptables filter counters: per rule, packets and bytes (rule -1: the built-in chain's policy). */
+export type FilterRuleCounter = NatRuleCounter;
+
 /**
  * How an engine's output frames are brought to the contract's view before they are compared
  * (e.g. an extra hop the engine cannot avoid). Always listed in reports (`description`).

@@ -73,6 +73,10 @@ export const DROP_NACL_DENY = 31;
 export const DROP_SG_ALLOWANCE = 32;
 /** A mangle rule dropped a TCP packet whose header it cannot read: TCPMSS (data offset < 5 or beyond the packet) or its tcp match (under 20 bytes). */
 export const DROP_TCPMSS = 33;
+/** The NAT instance's filter table dropped the packet: a DROP rule, a chain's policy DROP, or a match that could not read its header. */
+export const DROP_FILTER_DROP = 34;
+/** The NAT instance's filter table rejected the packet (-j REJECT): dropped, answered with an ICMP error or a TCP reset. */
+export const DROP_FILTER_REJECT = 35;
 
 export const REASONS: readonly string[] = [
   'none',
@@ -109,6 +113,8 @@ export const REASONS: readonly string[] = [
   'nacl-deny',
   'sg-allowance',
   'tcpmss',
+  'filter-drop',
+  'filter-reject',
 ];
 export const REASON_COUNT = REASONS.length;
 

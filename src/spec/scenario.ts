@@ -154,6 +154,103 @@ export interface MangleTable {
   text: string;
 }
 
+/** The filter table's built-in chains (natlab models all three). */
+export type FilterChainName = 'INPUT' | 'FORWARD' | 'OUTPUT';
+export const FILTER_CHAINS: readonly FilterChainName[] = ['INPUT', 'FORWARD', 'OUTPUT'];
+
+/** xt_conntrack / xt_state state bits (XT_CONNTRACK_STATE_BIT(ctinfo) = 1 << (ctinfo % IP_CT_IS_REPLY + 1)). */
+export const CTSTATE_INVALID = 1;
+export const CTSTATE_ESTABLISHED = 2;
+export const CTSTATE_RELATED = 4;
+export const CTSTATE_NEW = 8;
+export const CTSTATE_UNTRACKED = 16;
+/** State names in the order iptables-save prints them (libxt_conntrack print_state). */
+export const CTSTATE_NAMES: ReadonlyArray<[string, number]> = [
+  ['INVALID', CTSTATE_INVALID],
+  ['NEW', CTSTATE_NEW],
+  ['RELATED', CTSTATE_RELATED],
+  ['ESTABLISHED', CTSTATE_ESTABLISHED],
+  ['UNTRACKED', CTSTATE_UNTRACKED],
+];
+
+/** `-m conntrack [!] --ctstate S,...` or `-m state [!] --state S,...`. */
+export interface CtStateMatch {
+  /** CTSTATE_* bits. */
+  states: number;
+  neg: boolean;
+  module: 'conntrack' | 'state';
+}
+
+/** `-m multiport [!] --sports|--dports|--ports p[:q],...` (at most 15 ports, a range counting 2). */
+export interface MultiportMatch {
+  dir: 'sports' | 'dports' | 'ports';
+  lo: number[];
+  hi: number[];
+  neg: boolean;
+}
+
+/** libxt_icmp: type 255 = any; `type/code` or a name. */
+export const ICMP_TYPE_ANY = 255;
+export interface IcmpTypeMatch {
+  type: number;
+  codeLo: number;
+  codeHi: number;
+  neg: boolean;
+}
+
+/** ipt_REJECT's --reject-with (enum ipt_reject_with). */
+export type RejectWith =
+  | 'icmp-net-unreachable'
+  | 'icmp-host-unreachable'
+  | 'icmp-port-unreachable'
+  | 'icmp-proto-unreachable'
+  | 'icmp-net-prohibited'
+  | 'icmp-host-prohibited'
+  | 'icmp-admin-prohibited'
+  | 'tcp-reset';
+
+/** A filter rule's target: a verdict, LOG (counts and continues), RETURN or a jump to a user chain. */
+export type FilterTargetKind = 'ACCEPT' | 'DROP' | 'REJECT' | 'LOG' | 'RETURN' | 'JUMP';
+
+export interface FilterRule {
+  src: CidrMatch | null;
+  dst: CidrMatch | null;
+  inIface: IfaceMatch | null;
+  outIface: IfaceMatch | null;
+  proto: ProtoMatch | null;
+  /** `-m tcp`/`-m udp` (explicit or implied by --sport/--dport/--tcp-flags/--syn). */
+  l4Match: 'tcp' | 'udp' | null;
+  sport: PortMatch | null;
+  dport: PortMatch | null;
+  tcpFlags: TcpFlagsMatch | null;
+  /** `-m icmp` (explicit, or implied by --icmp-type). */
+  icmp: IcmpTypeMatch | null;
+  multiport: MultiportMatch | null;
+  ctstate: CtStateMatch | null;
+  target: FilterTargetKind;
+  /** JUMP: the user chain. */
+  chain: string;
+  /** REJECT: what is sent back. */
+  rejectWith: RejectWith;
+  /** LOG: --log-prefix (kept for the text; natlab's LOG only counts). */
+  logPrefix: string | null;
+  /** LOG: --log-level (syslog 0..7, default 4). */
+  logLevel: number;
+  /** Canonical iptables-save line. */
+  text: string;
+}
+
+/** The filter table of an instance: built-in chains with policies, and user chains. */
+export interface FilterTable {
+  policy: Record<FilterChainName, 'ACCEPT' | 'DROP'>;
+  /** Rules per chain: the built-in ones and every user chain (in declaration order). */
+  chains: Record<string, FilterRule[]>;
+  /** User chains in declaration order. */
+  userChains: string[];
+  /** Canonical iptables-save text of the table (`*filter` ... `COMMIT`). */
+  text: string;
+}
+
 /**
  * MTU of every instance's ENI (AWS: jumbo frames inside a VPC). TCPMSS --clamp-mss-to-pmtu
  * clamps to this minus 40; the kernel engine gives its links this MTU.
@@ -175,6 +272,8 @@ export interface Instance {
   security?: InstanceSecurity;
   /** The instance's mangle table (TCPMSS rules), given in its iptables text; absent/null = empty. */
   mangle?: MangleTable | null;
+  /** The instance's filter table, given in its iptables text; absent/null = none (everything accepted). */
+  filter?: FilterTable | null;
 }
 
 export interface ConntrackSettings {

@@ -106,6 +106,42 @@ const counter = (run: Run, chain: string, rule: number): number =>
   run.counters.find((c) => c.instance === NAT && c.chain === chain && c.rule === rule)?.packets ?? -1;
 
 const CHECKS: Record<string, (run: Run) => void> = {
+  'filter: DROP by port, other traffic passes and is NATed': ({ r, ct }) => {
+    expect(r.map((x) => x.fate)).toEqual([FATE_DROPPED, FATE_DELIVERED]);
+    expect(r[0].outputs).toHaveLength(0);
+    expect(ct).toHaveLength(1);
+  },
+  'filter: REJECT variants send port unreachable, host prohibited, admin prohibited': ({ r, ct }) => {
+    expect(r.map((x) => x.fate)).toEqual([FATE_DROPPED, FATE_DROPPED, FATE_DROPPED, FATE_DROPPED]);
+    expect(r.map((x) => x.outputs.map((o) => view(o.frame).icmpCode))).toEqual([[3], [10], [13], [0]]);
+    expect(r.every((x) => x.outputs[0].egress === APP)).toBe(true);
+    expect(ct).toHaveLength(0);
+  },
+  'filter: REJECT --reject-with tcp-reset answers a SYN with RST+ACK and an ACK with RST': ({ r }) => {
+    const a = view(r[0].outputs[0].frame);
+    expect([a.src, a.dst, a.sport, a.dport, a.tcpFlags, a.tcpAck, a.df]).toEqual([
+      SRV,
+      APP_IP,
+      25,
+      41000,
+      0x14,
+      1001,
+      1,
+    ]);
+    const b = view(r[1].outputs[0].frame);
+    expect([b.tcpFlags, b.tcpSeq]).toEqual([0x04, 99]);
+  },
+  'filter: --ctstate INVALID -j DROP stops the packet that would leave un-NATed': ({ r }) => {
+    expect(r[0].fate).toBe(FATE_DELIVERED);
+    expect(r[2].ct).toBe(CT_INVALID);
+    expect(r[2].outputs).toHaveLength(0);
+  },
+  'filter: multiport --dports accepts listed ports, the policy DROP the rest': ({ r }) => {
+    expect(r.map((x) => x.fate)).toEqual([FATE_DELIVERED, FATE_DELIVERED, FATE_DELIVERED, FATE_DROPPED]);
+  },
+  'filter: user chain with LOG and RETURN, policy DROP with ESTABLISHED,RELATED accept': ({ r }) => {
+    expect(r.map((x) => x.fate)).toEqual([FATE_DELIVERED, FATE_DELIVERED, FATE_DROPPED, FATE_DROPPED]);
+  },
   'udp request/response': ({ r, ct }) => {
     expect(r.map((x) => x.ct)).toEqual([CT_NEW, CT_ESTABLISHED]);
     expect(egress(r[1])).toEqual([APP]);

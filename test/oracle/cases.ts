@@ -3,6 +3,7 @@
 // kernel and asserts what Linux does; the differential suite can run the same cases through the
 // model and compare (ignore `check`, which is kernel-specific).
 import { loadBuiltinScenario, parseNatTable } from '../../src/scenario/index.ts';
+import { parseFilterTable } from '../../src/scenario/iptables-filter.ts';
 import { parseMangleTable } from '../../src/scenario/iptables-mangle.ts';
 import {
   buildIcmpEcho,
@@ -95,6 +96,21 @@ function mangleRules(s: Scenario, ...rules: string[]): void {
   const chains = ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'].map((c) => `:${c} ACCEPT [0:0]`);
   const text = ['*mangle', ...chains, ...rules, 'COMMIT', ''].join('\n');
   s.instances[idx(s, 'nat')].mangle = parseMangleTable(text, '<case>');
+}
+
+/** Gives the NAT instance a filter table: FORWARD's policy and these rules (user chains declared in `user`). */
+function filterRules(s: Scenario, forwardPolicy: 'ACCEPT' | 'DROP', rules: string[], user: string[] = []): void {
+  const text = [
+    '*filter',
+    ':INPUT ACCEPT [0:0]',
+    `:FORWARD ${forwardPolicy} [0:0]`,
+    ':OUTPUT ACCEPT [0:0]',
+    ...user.map((u) => `:${u} - [0:0]`),
+    ...rules,
+    'COMMIT',
+    '',
+  ].join('\n');
+  s.instances[idx(s, 'nat')].filter = parseFilterTable(text, '<case>');
 }
 
 /** A SYN from app whose TCP data offset says 60 bytes in a 20-byte header (checksum fixed). */
@@ -699,6 +715,92 @@ export function natCases(): NatCase[] {
       // A SYN whose data offset (60 bytes) runs past the segment: TCPMSS drops it (conntrack
       // already called it INVALID; it is forwarded un-NATed until the mangle table).
       p(3000, APP, badDoffSyn()),
+    ],
+  });
+  // The NAT instance's own filter table (issue 16).
+  add({
+    name: 'filter: DROP by port, other traffic passes and is NATed',
+    scenario: variant((s) => filterRules(s, 'ACCEPT', ['-A FORWARD -p udp -m udp --dport 53 -j DROP'])),
+    inputs: [
+      p(0, APP, udpOut(40000)),
+      p(1000, APP, buildUdp({ src: APP_IP, dst: SRV, sport: 40001, dport: 123, payload: new Uint8Array(4) })),
+    ],
+  });
+  add({
+    name: 'filter: REJECT variants send port unreachable, host prohibited, admin prohibited',
+    scenario: variant((s) =>
+      filterRules(s, 'ACCEPT', [
+        '-A FORWARD -p udp -m udp --dport 53 -j REJECT',
+        '-A FORWARD -p udp -m udp --dport 54 -j REJECT --reject-with icmp-host-prohibited',
+        '-A FORWARD -p udp -m udp --dport 55 -j REJECT --reject-with icmp-admin-prohibited',
+        '-A FORWARD -p udp -m udp --dport 56 -j REJECT --reject-with icmp-net-unreachable',
+      ]),
+    ),
+    // icmp_ratelimit (1 s per destination, docs/kernel-differences.md K2): one error per 1.1 s.
+    inputs: [53, 54, 55, 56].map((d, k) =>
+      p(
+        k * 1_100_000,
+        APP,
+        buildUdp({ src: APP_IP, dst: SRV, sport: 40000 + k, dport: d, payload: new Uint8Array(4) }),
+      ),
+    ),
+  });
+  add({
+    name: 'filter: REJECT --reject-with tcp-reset answers a SYN with RST+ACK and an ACK with RST',
+    scenario: variant((s) =>
+      filterRules(s, 'ACCEPT', ['-A FORWARD -p tcp -m tcp --dport 25 -j REJECT --reject-with tcp-reset']),
+    ),
+    inputs: [
+      p(0, APP, buildTcp({ src: APP_IP, dst: SRV, sport: 41000, dport: 25, seq: 1000, flags: F_SYN, window: 64240 })),
+      p(
+        1000,
+        APP,
+        buildTcp({ src: APP_IP, dst: SRV, sport: 41001, dport: 25, seq: 7, ack: 99, flags: F_ACK, window: 64240 }),
+      ),
+    ],
+  });
+  add({
+    name: 'filter: --ctstate INVALID -j DROP stops the packet that would leave un-NATed',
+    scenario: variant((s) => filterRules(s, 'ACCEPT', ['-A FORWARD -m conntrack --ctstate INVALID -j DROP'])),
+    inputs: [...[0, 1000, 2000].map((t, k) => p(t, APP, tcpOut([F_SYN, F_ACK, F_SYN | F_ACK][k], 1000 + k)))],
+  });
+  add({
+    name: 'filter: multiport --dports accepts listed ports, the policy DROP the rest',
+    scenario: variant((s) =>
+      filterRules(s, 'DROP', [
+        '-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+        '-A FORWARD -s 10.0.0.0/16 -p tcp -m multiport --dports 80,443,8000:8080 -j ACCEPT',
+      ]),
+    ),
+    inputs: [
+      p(0, APP, tcpOut(F_SYN, 1000, 0, undefined, 41000)),
+      p(1000, NET, tcpIn(F_SYN | F_ACK, 5000, 1001, 41000)),
+      p(2000, APP, buildTcp({ src: APP_IP, dst: SRV, sport: 41001, dport: 8080, seq: 1, flags: F_SYN, window: 64240 })),
+      p(3000, APP, buildTcp({ src: APP_IP, dst: SRV, sport: 41002, dport: 22, seq: 1, flags: F_SYN, window: 64240 })),
+    ],
+  });
+  add({
+    name: 'filter: user chain with LOG and RETURN, policy DROP with ESTABLISHED,RELATED accept',
+    scenario: variant((s) =>
+      filterRules(
+        s,
+        'DROP',
+        [
+          '-A FORWARD -m state --state RELATED,ESTABLISHED -j ACCEPT',
+          '-A FORWARD -j EGRESS',
+          '-A EGRESS -j LOG --log-prefix "egress: "',
+          '-A EGRESS -p udp -m udp --dport 53 -j ACCEPT',
+          '-A EGRESS -p icmp -m icmp --icmp-type 8 -j RETURN',
+          '-A EGRESS -j DROP',
+        ],
+        ['EGRESS'],
+      ),
+    ),
+    inputs: [
+      p(0, APP, udpOut(40000)),
+      p(1000, NET, udpIn(40000)),
+      p(2000, APP, buildIcmpEcho({ src: APP_IP, dst: SRV, id: 9, seq: 1 })),
+      p(3000, APP, buildUdp({ src: APP_IP, dst: SRV, sport: 40002, dport: 123, payload: new Uint8Array(4) })),
     ],
   });
   return cases;
