@@ -800,6 +800,39 @@ export const MAX_VIRTUAL_US = 20 * 86400 * 1e6;
 
 export const ADVANCE_STEPS = [1, 2.5, 9.999, 10, 29.999, 30, 31, 59, 61, 119, 121, 301, 432001];
 
+/** Packets looked back at by clearOfTimeoutBoundaries (the newest; older ones' timers have run out). */
+const BOUNDARY_LOOKBACK_PACKETS = 256;
+/** Distance kept from any timeout boundary on a real clock, seconds (the kernel lags and jitters). */
+const BOUNDARY_MARGIN_S = 0.5;
+
+/**
+ * Real-clock engines (coarse time): the smallest step ≥ `s` (in 0.25 s increments, at most 40)
+ * whose landing time is at least BOUNDARY_MARGIN_S away from every timeout boundary of the recent
+ * packets — packet time + any scenario timeout. One step is chosen relative to the last packet
+ * only; consecutive steps (1.5 s + 1.5 s after a flood) could otherwise land within milliseconds
+ * of an entry's expiry, where the kernel's lag decides (campaign seed 880006 run 14).
+ */
+export function clearOfTimeoutBoundaries(
+  r: Pick<FuzzReal, 'timeoutSteps'> & { session: Pick<FuzzReal['session'], 'timeUs' | 'events'> },
+  s: number,
+): number {
+  const tos = r.timeoutSteps();
+  const now = r.session.timeUs;
+  const ev = r.session.events;
+  const times: number[] = [];
+  for (let i = ev.length - 1; i >= 0 && times.length < BOUNDARY_LOOKBACK_PACKETS; i--) {
+    const e = ev[i];
+    if (e.kind === 'packet') times.push(e.input.timeUs);
+  }
+  let step = s;
+  for (let k = 0; k < 40; k++, step += 0.25) {
+    const at = now + step * 1e6;
+    const clash = times.some((p) => tos.some((t) => Math.abs(at - (p + t * 1e6)) < BOUNDARY_MARGIN_S * 1e6));
+    if (!clash) return step;
+  }
+  return step;
+}
+
 /**
  * advance[...]: the clock jumps. Either a fixed step, or — more pointed — to just before, exactly
  * at, or just after one of the scenario's own timeouts (counted from the last packet), where
@@ -820,7 +853,7 @@ class AdvanceCmd implements Cmd {
     const tos = r.timeoutSteps();
     let s: number;
     if (r.coarseTime) {
-      s = Math.max(0.5, tos[this.timeout % tos.length] + (this.delta < 2 ? -0.5 : 0.5));
+      s = clearOfTimeoutBoundaries(r, Math.max(0.5, tos[this.timeout % tos.length] + (this.delta < 2 ? -0.5 : 0.5)));
     } else if (this.fixed !== null) {
       s = this.fixed;
     } else {
