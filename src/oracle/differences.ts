@@ -5,7 +5,7 @@
 // but the conntrack entry a table difference is about.
 import type { DifferenceClass, DifferenceFacts, InputPacket, PacketResult } from '../spec/engine.ts';
 import type { Scenario } from '../spec/scenario.ts';
-import { DROP_KERNEL_UNSEEN } from '../spec/reasons.ts';
+import { DROP_KERNEL_UNSEEN, DROP_SG_ALLOWANCE } from '../spec/reasons.ts';
 import { ICMP_REDIRECT, isIcmpErrorFrame, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
 import { parseIpv4Addr } from '../packet/index.ts';
 import { rd32 } from '../packet/bytes.ts';
@@ -21,6 +21,28 @@ export interface KernelRunFacts {
   maxLagMs: number;
   /** Per scenario instance: TCP segments the kernel delivered to its own stack (K3). */
   localTcpDeliveries?: readonly number[];
+  /**
+   * E11: flows (sgFlowKey of an input or output) with a segment a security-group namespace's
+   * conntrack called INVALID so far in the run, and how many such segments there were.
+   */
+  sgInvalidFlows?: ReadonlySet<string>;
+  sgInvalidSegments?: number;
+  /** E11: packets classified E11 that the kernel dropped and the other engine delivered. */
+  sgInvalidDrops?: number;
+}
+
+/**
+ * The direction-less key of a TCP/UDP frame's flow ("6 a:p b:q", endpoints sorted), or null: a
+ * packet and its reply have the same key.
+ */
+export function sgFlowKey(frame: Uint8Array): string | null {
+  if (frame.length < 20 || (frame[9] !== PROTO_TCP && frame[9] !== PROTO_UDP)) return null;
+  const l4 = (frame[0] & 15) * 4;
+  if (frame.length < l4 + 4 || (((frame[6] << 8) | frame[7]) & 0x1fff) !== 0) return null;
+  const ip = (o: number) => `${frame[o]}.${frame[o + 1]}.${frame[o + 2]}.${frame[o + 3]}`;
+  const a = `${ip(12)}:${(frame[l4] << 8) | frame[l4 + 1]}`;
+  const b = `${ip(16)}:${(frame[l4 + 2] << 8) | frame[l4 + 3]}`;
+  return `${frame[9]} ${a < b ? `${a} ${b}` : `${b} ${a}`}`;
 }
 
 export interface DifferenceRule {
@@ -134,18 +156,24 @@ function tableEntryDst(message: string): number | null {
  * excess, or null when the counter difference is not of that shape.
  */
 function k3CounterExcess(message: string, k: KernelRunFacts): number | null {
+  if (!/ (PREROUTING|INPUT) rule /.test(message)) return null;
+  const excess = counterExcess(message, k);
+  const delivered = k.localTcpDeliveries?.[Number(/^nat counters instance (\d+)/.exec(message)?.[1] ?? -1)] ?? 0;
+  return excess !== null && excess > 0 && excess <= delivered ? excess : null;
+}
+
+/** Packets the kernel counted more (negative: fewer) than the other engine in a nat counter difference, or null. */
+function counterExcess(message: string, k: KernelRunFacts): number | null {
   const m =
-    /^nat counters instance (\d+) (PREROUTING|INPUT) rule -?\d+: (\S+) (\d+) pkts\/\d+ bytes vs (\S+) (\d+)\//.exec(
+    /^nat counters instance (\d+) (PREROUTING|INPUT|OUTPUT|POSTROUTING) rule -?\d+: (\S+) (\d+) pkts\/\d+ bytes vs (\S+) (\d+)\//.exec(
       message,
     );
   if (!m) return null;
-  const [, inst, , nameA, pa, nameB, pb] = m;
+  const [, , , nameA, pa, nameB, pb] = m;
   const kernelPkts = nameA === k.name ? Number(pa) : nameB === k.name ? Number(pb) : -1;
   const otherPkts = nameA === k.name ? Number(pb) : Number(pa);
   if (kernelPkts < 0) return null;
-  const excess = kernelPkts - otherPkts;
-  const delivered = k.localTcpDeliveries?.[Number(inst)] ?? 0;
-  return excess > 0 && excess <= delivered ? excess : null;
+  return kernelPkts - otherPkts;
 }
 
 export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
@@ -268,6 +296,47 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
       return red > 0 && s.kr.outputs.length - red === s.or.outputs.length
         ? 'extra ICMP redirect from the kernel'
         : null;
+    },
+  },
+  {
+    id: 'E11',
+    title: "a security group's TCP tracking follows Linux's TCP tracker (INVALID segments start no tracked flow)",
+    match(f, k) {
+      if (f.index === -1) {
+        // The end of such flows: the other engine's NAT instance saw (and counted, and tracked)
+        // packets the kernel's ENI had dropped.
+        const flows = k.sgInvalidFlows;
+        const drops = k.sgInvalidDrops ?? 0;
+        if (!flows || flows.size === 0 || f.differences.length === 0) return null;
+        return f.differences.every((d) => {
+          if (d.kind === 'counters') {
+            const x = counterExcess(d.message, k);
+            return x !== null && x < 0 && -x <= drops;
+          }
+          const m =
+            d.kind === 'conntrack'
+              ? /\b(tcp|udp)\s+(\d+)\s.*?\bsrc=(\S+) dst=(\S+) sport=(\d+) dport=(\d+)/.exec(d.message)
+              : null;
+          if (!m) return false;
+          const a = `${m[3]}:${m[5]}`;
+          const b = `${m[4]}:${m[6]}`;
+          return flows.has(`${m[2]} ${a < b ? `${a} ${b}` : `${b} ${a}`}`);
+        })
+          ? "conntrack entries and nat counts of flows whose packets the kernel's ENI dropped (E11)"
+          : null;
+      }
+      const s = sides(f, k);
+      if (!s) return null;
+      const flows = k.sgInvalidFlows;
+      if (flows && flows.size > 0) {
+        const frames = [s.kin.frame, ...s.kr.outputs.map((o) => o.frame), ...s.or.outputs.map((o) => o.frame)];
+        if (frames.some((b) => flows.has(sgFlowKey(b) ?? '')))
+          return "a flow with a segment the ENI's tracking (Linux's TCP tracker) called INVALID";
+      }
+      // The contract tracked those segments' flows: it counts them against the allowance.
+      if ((k.sgInvalidSegments ?? 0) > 0 && s.or.reason === DROP_SG_ALLOWANCE && s.kr.reason !== DROP_SG_ALLOWANCE)
+        return 'allowance reached in the contract only, which tracked flows Linux called INVALID';
+      return null;
     },
   },
   {

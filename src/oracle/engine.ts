@@ -13,7 +13,7 @@ import type {
   OutputNormaliser,
   PacketResult,
 } from '../spec/engine.ts';
-import { classifyKernelDifference } from './differences.ts';
+import { classifyKernelDifference, sgFlowKey } from './differences.ts';
 import type { Scenario } from '../spec/scenario.ts';
 import { POINT_INTERNET, instancePoint } from '../spec/scenario.ts';
 import { InputError } from '../spec/errors.ts';
@@ -40,6 +40,9 @@ import {
   DROP_SRC_DST_CHECK_SRC,
   DROP_TTL_EXCEEDED,
   DROP_FILTER_REJECT,
+  DROP_NACL_DENY,
+  DROP_SG_ALLOWANCE,
+  DROP_SG_DENY,
   FATE_DELIVERED,
   FATE_DROPPED,
   REASON_NONE,
@@ -92,6 +95,17 @@ import {
   RECENT_SDCHECK_DST,
   RECENT_SDCHECK_SRC,
 } from './topology.ts';
+import {
+  RECENT_NACL_DENY,
+  RECENT_SG_ALLOWANCE,
+  RECENT_SG_DENY,
+  RECENT_SG_INVALID,
+  SG_INSTANCE_IF,
+  SG_ROUTER_IF,
+  aclUpdateText,
+  sgUpdateText,
+} from './aws-filters.ts';
+import { filterUpdateProblem } from '../scenario/filter-update.ts';
 
 export type KernelTimeMode = 'real' | 'compress';
 export type KernelInjection = 'batch' | 'single';
@@ -278,6 +292,10 @@ export class KernelEngine implements Engine {
    * each of which its stack may answer with a RST that conntrack sees (K3, differences.ts).
    */
   readonly localTcpDeliveries: number[] = [];
+  /** E11: flows with a segment a security-group namespace called INVALID, and how many segments. */
+  private readonly sgInvalidFlows = new Set<string>();
+  private sgInvalidSegments = 0;
+  private sgInvalidDrops = 0;
 
   private agents: Agent[] = [];
   private points = new Map<number, PointAgent>();
@@ -364,6 +382,8 @@ export class KernelEngine implements Engine {
     await run('ip', ['-batch', '-'], { input: p.netns.map((n) => `netns add ${n.name}\n`).join('') });
     this.log(`kernel: namespaces added (${ms()})`);
     await run('ip', ['-n', p.router, '-batch', '-'], { input: `${p.linkBatch.join('\n')}\n` });
+    for (const b of p.sgLinkBatches)
+      await run('ip', ['-n', b.netns, '-batch', '-'], { input: `${b.lines.join('\n')}\n` });
     this.log(`kernel: links added (${ms()})`);
     // Agents first: they write the sysctls (IPv6 off, RX checksum offload off, ...) before any
     // interface comes up; their packet sockets open once the interfaces are configured.
@@ -405,6 +425,8 @@ export class KernelEngine implements Engine {
     p.netns.forEach((n, k) => {
       const a = this.agents[k];
       if (n.role === 'router') this.statAgents.push({ label: 'router', instance: -1, agent: a });
+      else if (n.role === 'sg')
+        this.statAgents.push({ label: `sg:${this.scenario.instances[n.instance].name}`, instance: -1, agent: a });
       else if (n.role === 'internet') {
         const pa: PointAgent = {
           point: POINT_INTERNET,
@@ -502,7 +524,20 @@ export class KernelEngine implements Engine {
     this.assertOpen();
     const out = this.hub ? await this.processBatched(batch) : await this.processEach(batch);
     this.countLocalTcp(out);
+    this.noteSgInvalid(batch, out);
     return out;
+  }
+
+  /** E11 (differences.ts): remembers the flows of packets an ENI's conntrack called INVALID. */
+  private noteSgInvalid(batch: readonly InputPacket[], results: readonly KernelPacketResult[]): void {
+    results.forEach((r, i) => {
+      if (!r.evidence.some((e) => e.startsWith('sg:') && e.endsWith(`:${RECENT_SG_INVALID}`))) return;
+      this.sgInvalidSegments++;
+      for (const b of [batch[i].frame, ...r.outputs.map((o) => o.frame)]) {
+        const key = sgFlowKey(b);
+        if (key) this.sgInvalidFlows.add(key);
+      }
+    });
   }
 
   private async processEach(batch: readonly InputPacket[]): Promise<KernelPacketResult[]> {
@@ -541,6 +576,9 @@ export class KernelEngine implements Engine {
     const hub = new Hub(
       {
         sockets,
+        activity: p.netns
+          .filter((n) => n.role === 'sg')
+          .flatMap((n) => [SG_INSTANCE_IF, SG_ROUTER_IF].map((ifname) => ({ netns: n.name, ifname }))),
         fence: { netns: p.router, tx: FENCE_TX_IF, rx: FENCE_RX_IF },
         stats,
         eips: [...this.igw.toPrivate.keys()],
@@ -914,6 +952,9 @@ export class KernelEngine implements Engine {
     else if (fwdOff) result.reason = DROP_IP_FORWARD_OFF;
     else if (hits.has(RECENT_SDCHECK_SRC)) result.reason = DROP_SRC_DST_CHECK_SRC;
     else if (hits.has(RECENT_SDCHECK_DST)) result.reason = DROP_SRC_DST_CHECK_DST;
+    else if (hits.has(RECENT_SG_ALLOWANCE)) result.reason = DROP_SG_ALLOWANCE;
+    else if (hits.has(RECENT_SG_DENY)) result.reason = DROP_SG_DENY;
+    else if (hits.has(RECENT_NACL_DENY)) result.reason = DROP_NACL_DENY;
     else if (s.igwDrop !== REASON_NONE) result.reason = s.igwDrop;
     else if (hits.has(RECENT_BLACKHOLE)) result.reason = DROP_BLACKHOLE;
     else if (hits.has(RECENT_NOROUTE)) result.reason = DROP_NO_ROUTE;
@@ -945,13 +986,42 @@ export class KernelEngine implements Engine {
 
   /** Recognises the documented kernel differences (docs/kernel-differences.md; rules in differences.ts). */
   classifyDifference(facts: DifferenceFacts): DifferenceClass | null {
-    return classifyKernelDifference(facts, {
+    const cls = classifyKernelDifference(facts, {
       scenario: this.scenario,
       name: this.name,
       lagMs: this.lagMs,
       maxLagMs: this.maxLagMs,
       localTcpDeliveries: this.localTcpDeliveries,
+      sgInvalidFlows: this.sgInvalidFlows,
+      sgInvalidSegments: this.sgInvalidSegments,
+      sgInvalidDrops: this.sgInvalidDrops,
     });
+    // E11 drops: the other engine's NAT instances counted (and tracked) what the kernel's ENI dropped.
+    if (cls?.id === 'E11' && facts.results && facts.index !== -1) {
+      const i = facts.engines[0] === this.name ? 0 : 1;
+      if (facts.results[i].fate !== FATE_DELIVERED && facts.results[1 - i].fate === FATE_DELIVERED)
+        this.sgInvalidDrops++;
+    }
+    return cls;
+  }
+
+  /**
+   * Mid-run rule change (Engine.setFilterRules, docs/semantics.md §11): each security-group
+   * namespace's rule chains and the router's ACL chains are replaced with `iptables-restore
+   * --noflush` (a declared chain is flushed and refilled in one commit per table); the ENIs'
+   * conntrack tables — their tracked flows — stay.
+   */
+  async setFilterRules(next: Scenario): Promise<void> {
+    this.assertOpen();
+    const why = filterUpdateProblem(this.scenario, next);
+    if (why) throw new InputError(`kernel engine: setFilterRules: ${why}`);
+    const updates: Array<{ netns: string; text: string }> = [];
+    this.plan.sg.forEach((netns, i) => {
+      if (netns !== null) updates.push({ netns, text: sgUpdateText(next, i) });
+    });
+    const acl = aclUpdateText(next);
+    if (acl) updates.push({ netns: this.plan.router, text: acl });
+    for (const u of updates) await run('iptables-restore', ['--noflush'], { netns: u.netns, input: u.text });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1021,12 +1091,6 @@ export function kernelUnsupported(scenario: Scenario): string | null {
 export function createKernelEngine(scenario: Scenario, opts: KernelEngineOptions = {}): Promise<KernelEngine> {
   const why = kernelUnsupported(scenario);
   if (why) return Promise.reject(new InputError(`kernel engine: ${why}`));
-  if (scenario.instances.some((i) => i.security) || (scenario.networkAcls ?? []).some((a) => a.subnets.length > 0))
-    return Promise.reject(
-      new InputError(
-        `kernel engine: scenario ${scenario.name} uses security groups or network ACLs, which the kernel engine does not build yet (docs/kernel-oracle.md); use --engines model,core`,
-      ),
-    );
   return KernelEngine.create(scenario, opts);
 }
 
@@ -1037,6 +1101,8 @@ export const kernelEngineDescriptor: EngineDescriptor = {
   realClock: true,
   randomChoices: true,
   fixedConntrackMax: true,
+  // Security groups and network ACLs are built for real (aws-filters.ts, docs/kernel-oracle.md).
+  awsFilters: true,
   // Fuzz runs step the clock past timeouts: the kernel really waits for each step.
   fuzzOptions: { maxWaitMs: 600_000 },
   async available() {

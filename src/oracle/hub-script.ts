@@ -21,6 +21,8 @@
 //
 // Arguments: hub SETNS_NR MIN_ROUNDS QUIET_ROUNDS SPEC...
 //   sock:ID:NETNS:IFNAME:cap   packet socket (ETH_P_ALL) for injection and capture
+//   act:NETNS:IFNAME           packet socket watched for activity only (a security-group
+//                              namespace's link: frames counted, never results)
 //   fence:NETNS:TXIF:RXIF      the fence link
 //   stat:ID:PID                /proc/PID/net of a namespace (conntrack statistics, xt_recent nl_*)
 //   eip:HEX8                   an Elastic IP: a frame captured at `inet` addressed to it stops the
@@ -46,7 +48,7 @@ sub out { my ($c, $a, $p) = @_; $p = '' unless defined $p; my $r = pack('a C N',
 sub fail { out('E', 0, $_[0]); exit 1; }
 fail("unknown mode '$mode'") unless $mode eq 'hub';
 my ($SETNS, $MIN_ROUNDS, $QUIET_ROUNDS) = (shift @ARGV, shift @ARGV, shift @ARGV);
-my (%sock, @cap, %eip, @stats);
+my (%sock, @cap, @act, %eip, @stats);
 my ($ftx, $frx, $inet);
 sub enter { my ($ns) = @_;
   open(my $f, '<', "/run/netns/$ns") or fail("open /run/netns/$ns: $!");
@@ -67,6 +69,8 @@ my $FENCE_TYPE = 0x88b5;
 for my $a (@ARGV) {
   if ($a =~ /^sock:(\d+):([A-Za-z0-9_.-]+):([A-Za-z0-9_.-]{1,15}):cap$/) {
     enter($2); $sock{$1} = packet_socket($3, 0x0003); push @cap, $1;
+  } elsif ($a =~ /^act:([A-Za-z0-9_.-]+):([A-Za-z0-9_.-]{1,15})$/) {
+    enter($1); push @act, packet_socket($2, 0x0003);
   } elsif ($a =~ /^fence:([A-Za-z0-9_.-]+):([A-Za-z0-9_.-]{1,15}):([A-Za-z0-9_.-]{1,15})$/) {
     enter($1); $ftx = packet_socket($2, 0); $frx = packet_socket($3, $FENCE_TYPE);
   } elsif ($a =~ /^stat:(\d+):(\d+)$/) {
@@ -92,6 +96,7 @@ for my $a (@ARGV) {
 }
 fail('no fence link') unless $ftx && $frx;
 my $capvec = ''; vec($capvec, fileno($sock{$_}), 1) = 1 for @cap;
+vec($capvec, fileno($_), 1) = 1 for @act;
 my $frxvec = ''; vec($frxvec, fileno($frx), 1) = 1;
 my $fence_hdr = pack('H12 H12 n', 'ffffffffffff', '026e6c01fffa', $FENCE_TYPE);
 my $fseq = 0;
@@ -117,6 +122,10 @@ sub drain { my ($emit) = @_;
         $obuf .= pack('a C N C', 'F', $id, length($buf) + 1, $pt) . $buf;
         $stop = 1 if defined $inet && $id == $inet && length($buf) >= 34 && substr($buf, 12, 2) eq "\x08\x00" && $eip{substr($buf, 30, 4)};
       }
+    }
+    for my $s (@act) {
+      next unless vec($r, fileno($s), 1);
+      while (1) { my $buf = ''; my $from = recv($s, $buf, 65600, 0x40); last unless defined $from; $act++; }
     }
   }
   return $act; }

@@ -55,6 +55,11 @@ export interface HubPacket {
 
 export interface HubConfig {
   sockets: Array<{ id: number; netns: string; ifname: string }>;
+  /**
+   * Interfaces watched for activity only (their frames are never results): the security-group
+   * namespaces' links, so that every hop of the path stays next to a watched interface.
+   */
+  activity?: Array<{ netns: string; ifname: string }>;
   fence: { netns: string; tx: string; rx: string };
   stats: Array<{ id: number; pid: number }>;
   eips: number[];
@@ -122,6 +127,7 @@ export class Hub {
       String(HUB_MIN_ROUNDS),
       String(HUB_QUIET_ROUNDS),
       ...c.sockets.map((s) => `sock:${s.id}:${s.netns}:${s.ifname}:cap`),
+      ...(c.activity ?? []).map((s) => `act:${s.netns}:${s.ifname}`),
       `fence:${c.fence.netns}:${c.fence.tx}:${c.fence.rx}`,
       ...c.stats.map((s) => `stat:${s.id}:${s.pid}`),
       ...c.eips.map((e) => `eip:${(e >>> 0).toString(16).padStart(8, '0')}`),

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 
 export const NETNS_PREFIX = 'natlab-';
 /** Matches every namespace natlab creates, and nothing else. */
-export const NETNS_RE = /^natlab-[0-9a-z]{3,20}-(?:rt|net|i[0-9]{1,4})$/;
+export const NETNS_RE = /^natlab-[0-9a-z]{3,20}-(?:rt|net|[is][0-9]{1,4})$/;
 
 export function newRunId(): string {
   const r = randomBytes(4).readUInt32BE(0).toString(36).padStart(RUN_RAND_LEN, '0').slice(-RUN_RAND_LEN);
@@ -32,6 +32,10 @@ export function internetNetns(runId: string): string {
 }
 export function instanceNetns(runId: string, i: number): string {
   return `${NETNS_PREFIX}${runId}-i${i}`;
+}
+/** The security-group namespace on instance i's ENI link (only for an ENI with security groups). */
+export function sgNetns(runId: string, i: number): string {
+  return `${NETNS_PREFIX}${runId}-s${i}`;
 }
 
 /** Router-side veth of instance i (inside the router namespace). */

@@ -28,12 +28,22 @@ import {
   SIDE_INSTANCE,
   SIDE_INTERNET,
   IGW_INDEX,
+  sgNetns,
 } from './names.ts';
+import {
+  SG_INSTANCE_IF,
+  SG_ROUTER_IF,
+  routerAclRules,
+  sgConntrackSysctls,
+  sgNamespaceBatch,
+  sgNamespaceRules,
+} from './aws-filters.ts';
 
 export const ROLE_ROUTER = 'router';
 export const ROLE_INTERNET = 'internet';
 export const ROLE_INSTANCE = 'instance';
-export type NetnsRole = 'router' | 'internet' | 'instance';
+export const ROLE_SG = 'sg';
+export type NetnsRole = 'router' | 'internet' | 'instance' | 'sg';
 
 /** MTU of every link (AWS ENIs inside a VPC use jumbo frames). */
 export const LINK_MTU = INSTANCE_MTU;
@@ -106,6 +116,13 @@ export interface TopologyPlan {
   netns: NetnsSpec[];
   /** Lines for `ip -n <router> -batch -` creating every veth pair (peers straight into their netns). */
   linkBatch: string[];
+  /**
+   * Then, per security-group namespace, the lines for `ip -n <it> -batch -` creating its link to
+   * the instance (the router's e<i> already reaches it).
+   */
+  sgLinkBatches: Array<{ netns: string; lines: string[] }>;
+  /** Per instance: its security-group namespace, or null (an ENI without security groups). */
+  sg: (string | null)[];
   /** MACs the engine writes into injected Ethernet headers. */
   macs: { instance: string[]; routerEni: string[]; internet: string; routerIgw: string };
   /** Things this kernel cannot reproduce exactly, said up front. */
@@ -178,6 +195,7 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
   const router = routerNetns(runId);
   const internet = internetNetns(runId);
   const instances = s.instances.map((_, i) => instanceNetns(runId, i));
+  const sg = s.instances.map((inst, i) => (inst.security ? sgNetns(runId, i) : null));
   const warnings: string[] = [];
   const macs = {
     instance: s.instances.map((_, i) => macText(SIDE_INSTANCE, i)),
@@ -188,8 +206,19 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
 
   // ---- links (created from the router namespace; nothing ever exists in the host's) ----
   const linkBatch: string[] = [];
+  const sgLinkBatches: Array<{ netns: string; lines: string[] }> = [];
   s.instances.forEach((_, i) => {
-    linkBatch.push(`link add ${routerIfname(i)} type veth peer name ${INSTANCE_IF} netns ${instances[i]}`);
+    const g = sg[i];
+    if (g === null) {
+      linkBatch.push(`link add ${routerIfname(i)} type veth peer name ${INSTANCE_IF} netns ${instances[i]}`);
+      return;
+    }
+    // A filtered ENI: instance eth0 <-> ei [security-group namespace] er <-> e<i> router.
+    linkBatch.push(`link add ${routerIfname(i)} type veth peer name ${SG_ROUTER_IF} netns ${g}`);
+    sgLinkBatches.push({
+      netns: g,
+      lines: [`link add ${SG_INSTANCE_IF} type veth peer name ${INSTANCE_IF} netns ${instances[i]}`],
+    });
   });
   linkBatch.push(`link add ${IGW_IF} type veth peer name ${IGW_IF} netns ${internet}`);
   linkBatch.push(`link add ${SINK_BLACKHOLE_IF} type veth peer name ${SINK_NOROUTE_IF}`);
@@ -298,18 +327,25 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
   });
   rb.push(`rule add iif ${IGW_IF} table ${TABLE_IGW_INGRESS} pref 999`);
 
-  const rFilter = ['-A INPUT -j DROP', '-A OUTPUT -j DROP'];
-  // Source/destination checks: every sender's check before any receiver's, as on AWS (a packet
-  // its sender's ENI refuses never reaches the next ENI) — one loop per kind, not per instance,
-  // or a receiver listed earlier would claim the drop (campaign seed 880002 run 7).
-  const checked = s.instances.flatMap((inst, i) =>
-    inst.sourceDestCheck ? [{ e: routerIfname(i), a: `${ip4(inst.privateIp)}/32` }] : [],
-  );
-  for (const { e, a } of checked) rFilter.push(`-A FORWARD -i ${e} ! -s ${a} ${recent(RECENT_SDCHECK_SRC)} -j DROP`);
-  for (const { e, a } of checked) rFilter.push(`-A FORWARD -o ${e} ! -d ${a} ${recent(RECENT_SDCHECK_DST)} -j DROP`);
+  // FORWARD in the contract's order (docs/semantics.md §2, §11): every sender's source/dest check,
+  // the route's drops, the network ACLs where the packet crosses a subnet boundary, then every
+  // receiver's destination check — a packet its sender's ENI refuses never reaches the next ENI,
+  // so no receiver listed earlier may claim the drop (campaign seed 880002 run 7). A filtered
+  // ENI's checks are in its own namespace (its security groups come after them there).
+  const acl = routerAclRules(s, routerIfname, IGW_IF);
+  const rFilter = [...acl.declare, '-A INPUT -j DROP', '-A OUTPUT -j DROP'];
+  const sdDst: string[] = [];
+  s.instances.forEach((inst, i) => {
+    if (!inst.sourceDestCheck || sg[i] !== null) return;
+    const e = routerIfname(i);
+    const a = `${ip4(inst.privateIp)}/32`;
+    rFilter.push(`-A FORWARD -i ${e} ! -s ${a} ${recent(RECENT_SDCHECK_SRC)} -j DROP`);
+    sdDst.push(`-A FORWARD -o ${e} ! -d ${a} ${recent(RECENT_SDCHECK_DST)} -j DROP`);
+  });
   rFilter.push(`-A FORWARD -o ${SINK_BLACKHOLE_IF} ${recent(RECENT_BLACKHOLE)} -j DROP`);
   rFilter.push(`-A FORWARD -o ${SINK_NOROUTE_IF} ${recent(RECENT_NOROUTE)} -j DROP`);
   rFilter.push(`-A FORWARD -o ${SINK_NOHOST_IF} ${recent(RECENT_NOHOST)} -j DROP`);
+  rFilter.push(...acl.forward, ...sdDst, ...acl.chains);
   const routerSpec: NetnsSpec = {
     name: router,
     role: ROLE_ROUTER,
@@ -461,13 +497,54 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
       );
     }
   }
+  // ---- security-group namespaces (one per filtered ENI, on its link) ----
+  const sgSpecs: NetnsSpec[] = [];
+  s.instances.forEach((inst, i) => {
+    const g = sg[i];
+    if (g === null || !inst.security) return;
+    const setup = [
+      ...baseSysctls([SG_INSTANCE_IF, SG_ROUTER_IF]),
+      sysctl('net/ipv4/ip_forward', 1),
+      sysctl('net/ipv4/conf/all/send_redirects', 0),
+      sysctl('net/ipv4/conf/default/send_redirects', 0),
+      sysctl('net/ipv4/conf/all/accept_redirects', 0),
+      sysctl(`net/ipv4/conf/${SG_INSTANCE_IF}/send_redirects`, 0),
+      sysctl(`net/ipv4/conf/${SG_ROUTER_IF}/send_redirects`, 0),
+      // ARP from the instance for addresses of its subnet that no neighbour entry covers: answered
+      // here, as the router's side of the ENI answers them without this namespace.
+      sysctl(`net/ipv4/conf/${SG_INSTANCE_IF}/proxy_arp`, 1),
+      sysctl(`net/ipv4/neigh/${SG_INSTANCE_IF}/proxy_delay`, 0),
+      ...sgConntrackSysctls(inst.security.tracking).map(([k, v]) => sysctl(`net/netfilter/${k}`, v)),
+    ];
+    sgSpecs.push({
+      name: g,
+      role: ROLE_SG,
+      instance: i,
+      forwarder: false,
+      setup,
+      ipBatch: sgNamespaceBatch(
+        ip4(inst.privateIp),
+        ip4(subnetGateway(s, inst)),
+        { instance: macs.instance[i], routerEni: macs.routerEni[i] },
+        LINK_MTU,
+      ),
+      iptablesScenario: null,
+      iptablesOwn: sgNamespaceRules(s, i),
+      agentIf: '-',
+      capture: false,
+    });
+  });
+
   return {
     runId,
     router,
     internet,
     instances,
-    netns: [routerSpec, internetSpec, ...instSpecs],
+    // Security-group namespaces before the instances: the links to the instances are theirs.
+    netns: [routerSpec, internetSpec, ...sgSpecs, ...instSpecs],
     linkBatch,
+    sgLinkBatches,
+    sg,
     macs,
     warnings,
   };

@@ -2,12 +2,20 @@
 // one, the input packets, and an optional final advance. cases.test.ts runs them through the
 // kernel and asserts what Linux does; the differential suite can run the same cases through the
 // model and compare (ignore `check`, which is kernel-specific).
-import { loadBuiltinScenario, parseNatTable } from '../../src/scenario/index.ts';
+import {
+  compileScenarioObject,
+  loadBuiltinScenario,
+  loadScenario,
+  parseNatTable,
+  scenarioToObject,
+} from '../../src/scenario/index.ts';
 import { parseFilterTable } from '../../src/scenario/iptables-filter.ts';
 import { parseMangleTable } from '../../src/scenario/iptables-mangle.ts';
 import {
   buildIcmpEcho,
   buildIcmpError,
+  buildIcmpQuery,
+  ICMP_TIMESTAMP,
   buildTcp,
   buildUdp,
   fixChecksums,
@@ -47,6 +55,8 @@ export interface NatCase {
   advanceToUs?: number;
   /** Inputs processed after the advance. */
   after?: InputPacket[];
+  /** Mid-run rule changes (Engine.setFilterRules): `scenario`'s rules apply from input `at` on. */
+  filters?: Array<{ at: number; scenario: Scenario }>;
 }
 
 export const BASE = loadBuiltinScenario();
@@ -804,4 +814,293 @@ export function natCases(): NatCase[] {
     ],
   });
   return cases;
+}
+
+// --- security groups and network ACLs (docs/semantics.md §11; the kernel builds them as
+// docs/kernel-oracle.md "Security groups and network ACLs" says) ------------------------------------
+
+type Obj = Record<string, any>;
+
+/** The built-in scenario in file form, changed by `f`, compiled. */
+export function filtered(f: (o: Obj) => void): Scenario {
+  const o = scenarioToObject(BASE) as Obj;
+  f(o);
+  return compileScenarioObject(o, '<filter case>');
+}
+
+const ALL_OUT = [{ protocol: 'all', cidr: '0.0.0.0/0' }];
+const webIn = (sport: number, dport: number, flags = F_SYN, seq = 1, ack = 0, src = SRV): Uint8Array =>
+  buildTcp({ src, dst: WEB_EIP, sport, dport, seq, ack, flags, window: 65160 });
+const webOut = (sport: number, dport: number, flags = F_SYN | F_ACK, seq = 900, ack = 2): Uint8Array =>
+  buildTcp({ src: WEB_IP, dst: SRV, sport, dport, seq, ack, flags, window: 65160 });
+
+export function filterCases(): FilterCase[] {
+  const webSg =
+    (inbound: Obj[], outbound: Obj[] = ALL_OUT, tracking?: Obj) =>
+    (o: Obj) => {
+      o.securityGroups = { ...(o.securityGroups ?? {}), websg: { inbound, outbound } };
+      o.instances.web.securityGroups = ['websg'];
+      if (tracking) o.instances.web.connectionTracking = tracking;
+    };
+  const pubAcl = (inbound: Obj[], outbound: Obj[]) => (o: Obj) => {
+    o.networkAcls = { ...(o.networkAcls ?? {}), pub: { subnets: ['public'], inbound, outbound } };
+  };
+  const privAcl = (inbound: Obj[], outbound: Obj[]) => (o: Obj) => {
+    o.networkAcls = { ...(o.networkAcls ?? {}), priv: { subnets: ['private'], inbound, outbound } };
+  };
+  const both =
+    (...fs: Array<(o: Obj) => void>) =>
+    (o: Obj) => {
+      for (const f of fs) f(o);
+    };
+  const allowAll = [{ rule: 100, action: 'allow', protocol: 'all', cidr: '0.0.0.0/0' }];
+  const ephemeral = { rule: 200, action: 'allow', protocol: 'tcp', ports: '1024-65535', cidr: '0.0.0.0/0' };
+  const tracked443 = webSg([{ protocol: 'tcp', ports: 443, cidr: '198.51.100.0/24' }]);
+  const untracked80 = webSg([{ protocol: 'tcp', ports: 80, cidr: '0.0.0.0/0' }]);
+  const natsg = loadScenario('scenarios/vpc-nat-instance-sg.yaml');
+  const natsgApp = instancePoint(idx(natsg, 'app'));
+  const app2 = (o: Obj) => {
+    o.instances.app2 = { ...o.instances.app, privateIp: '10.0.1.11' };
+  };
+  const cases: FilterCase[] = [
+    {
+      name: 'SG inbound: only HTTPS from the far network passes',
+      scenario: filtered(tracked443),
+      inputs: [p(0, NET, webIn(5000, 22)), p(1000, NET, webIn(5001, 443)), p(2000, NET, webIn(5002, 80))],
+    },
+    {
+      name: 'SG outbound deny: only tcp 443 out, DNS from app dropped at its ENI',
+      scenario: filtered((o) => {
+        o.securityGroups = { appsg: { inbound: [], outbound: [{ protocol: 'tcp', ports: 443, cidr: '0.0.0.0/0' }] } };
+        o.instances.app.securityGroups = ['appsg'];
+      }),
+      inputs: [p(0, APP, udpOut()), p(1000, APP, tcpOut(F_SYN, 1)), p(2000, NET, tcpIn(F_SYN | F_ACK, 500, 2))],
+    },
+    {
+      name: 'SG tracked flow survives the removal of its rule (responses and further packets)',
+      scenario: filtered(tracked443),
+      inputs: [
+        p(0, NET, webIn(5001, 443)),
+        p(1000, WEB, webOut(443, 5001)),
+        p(2000, NET, webIn(5001, 443, F_ACK, 2, 901)),
+        p(3000, NET, webIn(5009, 443)),
+      ],
+      filters: [{ at: 1, scenario: filtered(webSg([])) }],
+    },
+    {
+      name: 'SG untracked flow (0.0.0.0/0 both ways) breaks when its rule is removed',
+      scenario: filtered(untracked80),
+      inputs: [
+        p(0, NET, webIn(6000, 80)),
+        p(1000, WEB, webOut(80, 6000)),
+        p(2000, NET, webIn(6000, 80, F_ACK, 2, 901)),
+        p(3000, WEB, webOut(80, 6000, F_ACK, 901, 2)),
+      ],
+      filters: [{ at: 2, scenario: filtered(webSg([])) }],
+    },
+    {
+      name: 'SG untracked flow breaks when the outbound rule is removed (the reply is judged again)',
+      scenario: filtered(untracked80),
+      inputs: [p(0, NET, webIn(6001, 80)), p(1000, WEB, webOut(80, 6001)), p(2000, NET, webIn(6002, 80))],
+      filters: [{ at: 1, scenario: filtered(webSg([{ protocol: 'tcp', ports: 80, cidr: '0.0.0.0/0' }], [])) }],
+    },
+    {
+      name: 'SG rule referencing a security group: members pass, others do not',
+      scenario: filtered((o) => {
+        app2(o);
+        o.securityGroups = { appsg: { inbound: [{ protocol: 'all', group: 'appsg' }] }, websg: {} };
+        o.instances.app.securityGroups = ['appsg'];
+        o.instances.app2.securityGroups = ['appsg'];
+        o.instances.web.securityGroups = ['websg'];
+      }),
+      inputs: [
+        p(
+          0,
+          instancePoint(3),
+          buildUdp({ src: APP2_IP, dst: APP_IP, sport: 7000, dport: 7001, payload: new Uint8Array(3) }),
+        ),
+        p(1000, WEB, buildUdp({ src: WEB_IP, dst: APP_IP, sport: 7000, dport: 7001, payload: new Uint8Array(3) })),
+        p(2000, APP, buildUdp({ src: APP_IP, dst: WEB_IP, sport: 7001, dport: 7000, payload: new Uint8Array(3) })),
+      ],
+    },
+    {
+      name: 'SG ICMP is always tracked: echo passes after its rule is removed, a new id does not',
+      scenario: filtered(webSg([{ protocol: 'icmp', cidr: '0.0.0.0/0' }])),
+      inputs: [
+        p(0, NET, buildIcmpEcho({ src: SRV, dst: WEB_EIP, id: 77, seq: 1 })),
+        p(1000, WEB, buildIcmpEcho({ src: WEB_IP, dst: SRV, id: 77, seq: 1, reply: true })),
+        p(2000, NET, buildIcmpEcho({ src: SRV, dst: WEB_EIP, id: 77, seq: 2 })),
+        p(3000, NET, buildIcmpEcho({ src: SRV, dst: WEB_EIP, id: 78, seq: 1 })),
+      ],
+      filters: [{ at: 1, scenario: filtered(webSg([])) }],
+    },
+    {
+      name: 'SG with no outbound rules: replies of tracked flows leave, nothing else does',
+      scenario: filtered(webSg([{ protocol: 'udp', ports: '5000-5010', cidr: '198.51.100.0/24' }], [])),
+      inputs: [
+        p(0, NET, buildUdp({ src: SRV, dst: WEB_EIP, sport: 53, dport: 5005, payload: new Uint8Array(2) })),
+        p(1000, WEB, buildUdp({ src: WEB_IP, dst: SRV, sport: 5005, dport: 53, payload: new Uint8Array(2) })),
+        p(2000, NET, buildUdp({ src: SRV, dst: WEB_EIP, sport: 53, dport: 5011, payload: new Uint8Array(2) })),
+        p(3000, WEB, buildUdp({ src: WEB_IP, dst: SRV, sport: 5006, dport: 53, payload: new Uint8Array(2) })),
+      ],
+    },
+    {
+      name: 'SG tracked-connection allowance: the third flow is dropped, tracked flows still pass',
+      scenario: filtered(webSg([{ protocol: 'tcp', ports: 443, cidr: '0.0.0.0/0' }], [], { allowance: 2 })),
+      inputs: [
+        p(0, NET, webIn(5101, 443)),
+        p(1000, NET, webIn(5102, 443)),
+        p(2000, NET, webIn(5103, 443)),
+        p(3000, WEB, webOut(443, 5101)),
+      ],
+    },
+    {
+      name: 'SG: a TCP header too short for port rules meets only the all-ports rules',
+      scenario: filtered(
+        webSg([
+          { protocol: 'tcp', ports: 443, cidr: '0.0.0.0/0' },
+          { protocol: 'all', cidr: '192.0.2.0/24' },
+        ]),
+      ),
+      inputs: [p(0, NET, shortTcp(SRV)), p(1000, NET, shortTcp(A('192.0.2.5'))), p(2000, NET, webIn(5200, 443))],
+    },
+    {
+      name: 'SG on the NAT instance: the recommended NATSG passes HTTPS, drops DNS and ping',
+      scenario: natsg,
+      inputs: [
+        p(0, natsgApp, tcpOut(F_SYN, 1)),
+        p(1000, NET, tcpIn(F_SYN | F_ACK, 500, 2)),
+        p(2000, natsgApp, udpOut()),
+        p(3000, natsgApp, buildIcmpEcho({ src: APP_IP, dst: SRV, id: 9, seq: 1 })),
+      ],
+    },
+    {
+      name: 'NACL inbound deny: rule 100 denies ssh, rule 200 allows the rest',
+      scenario: filtered(
+        pubAcl(
+          [
+            { rule: 100, action: 'deny', protocol: 'tcp', ports: 22, cidr: '0.0.0.0/0' },
+            { rule: 200, action: 'allow', protocol: 'all', cidr: '0.0.0.0/0' },
+          ],
+          allowAll,
+        ),
+      ),
+      inputs: [p(0, NET, webIn(5300, 22)), p(1000, NET, webIn(5301, 80)), p(2000, WEB, webOut(80, 5301))],
+    },
+    {
+      name: 'NACL rule order: the lowest number wins',
+      scenario: filtered(
+        pubAcl(
+          [
+            { rule: 90, action: 'deny', protocol: 'tcp', ports: 80, cidr: '198.51.100.0/24' },
+            { rule: 100, action: 'allow', protocol: 'tcp', ports: 80, cidr: '0.0.0.0/0' },
+          ],
+          allowAll,
+        ),
+      ),
+      inputs: [p(0, NET, webIn(5400, 80)), p(1000, NET, webIn(5401, 80, F_SYN, 1, 0, A('192.0.2.9')))],
+    },
+    {
+      name: 'NACL without the ephemeral range: replies to the private subnet are dropped',
+      scenario: filtered(privAcl([{ rule: 100, action: 'allow', protocol: 'all', cidr: '10.0.0.0/16' }], allowAll)),
+      inputs: [p(0, APP, tcpOut(F_SYN, 1)), p(1000, NET, tcpIn(F_SYN | F_ACK, 500, 2))],
+    },
+    {
+      name: 'NACL with the ephemeral range: replies to the private subnet pass',
+      scenario: filtered(
+        privAcl([{ rule: 100, action: 'allow', protocol: 'all', cidr: '10.0.0.0/16' }, ephemeral], allowAll),
+      ),
+      inputs: [p(0, APP, tcpOut(F_SYN, 1)), p(1000, NET, tcpIn(F_SYN | F_ACK, 500, 2))],
+    },
+    {
+      name: 'NACL outbound deny at the IGW: DNS through the NAT instance leaves no packet',
+      scenario: filtered(
+        pubAcl(allowAll, [
+          { rule: 100, action: 'deny', protocol: 'udp', ports: 53, cidr: '0.0.0.0/0' },
+          { rule: 200, action: 'allow', protocol: 'all', cidr: '0.0.0.0/0' },
+        ]),
+      ),
+      inputs: [p(0, APP, udpOut()), p(1000, APP, tcpOut(F_SYN, 1))],
+    },
+    {
+      name: 'NACL between subnets, none inside a subnet',
+      scenario: filtered(
+        both(
+          app2,
+          privAcl(allowAll, [
+            { rule: 100, action: 'deny', protocol: 'all', cidr: '10.0.0.0/24' },
+            ...allowAll.map((r) => ({ ...r, rule: 200 })),
+          ]),
+        ),
+      ),
+      inputs: [
+        p(0, APP, buildUdp({ src: APP_IP, dst: WEB_IP, sport: 7100, dport: 7101, payload: new Uint8Array(2) })),
+        p(1000, APP, buildUdp({ src: APP_IP, dst: APP2_IP, sport: 7100, dport: 7101, payload: new Uint8Array(2) })),
+      ],
+    },
+    {
+      name: 'NACL ICMP type rule: echo requests pass, timestamp requests do not',
+      scenario: filtered(
+        pubAcl([{ rule: 100, action: 'allow', protocol: 'icmp', icmpType: 8, cidr: '0.0.0.0/0' }], allowAll),
+      ),
+      inputs: [p(0, NET, buildIcmpEcho({ src: SRV, dst: WEB_EIP, id: 5, seq: 1 })), p(1000, NET, timestampRequest())],
+    },
+    {
+      name: 'NACL entry changed mid-run: a flow allowed before is denied from the next packet',
+      scenario: filtered(pubAcl(allowAll, allowAll)),
+      inputs: [
+        p(0, NET, webIn(5500, 80)),
+        p(1000, WEB, webOut(80, 5500)),
+        p(2000, NET, webIn(5500, 80, F_ACK, 2, 901)),
+      ],
+      filters: [
+        {
+          at: 2,
+          scenario: filtered(
+            pubAcl(
+              [{ rule: 50, action: 'deny', protocol: 'tcp', ports: 80, cidr: '0.0.0.0/0' }, ...allowAll],
+              allowAll,
+            ),
+          ),
+        },
+      ],
+    },
+    {
+      name: 'SG and NACL together: the ACL is checked before the ENI',
+      scenario: filtered(
+        both(
+          tracked443,
+          pubAcl(
+            [
+              { rule: 100, action: 'deny', protocol: 'tcp', ports: 443, cidr: '192.0.2.0/24' },
+              ...allowAll.map((r) => ({ ...r, rule: 200 })),
+            ],
+            allowAll,
+          ),
+        ),
+      ),
+      inputs: [
+        p(0, NET, webIn(5600, 443, F_SYN, 1, 0, A('192.0.2.9'))),
+        p(1000, NET, webIn(5601, 443)),
+        p(2000, NET, webIn(5602, 22)),
+      ],
+    },
+  ];
+  return cases;
+}
+
+export type FilterCase = NatCase;
+
+/** A TCP segment to the web server's Elastic IP whose header is cut to 12 bytes (no readable ports for the filters). */
+function shortTcp(src: number): Uint8Array {
+  const f = buildTcp({ src, dst: WEB_EIP, sport: 5700, dport: 443, seq: 1, flags: F_SYN, window: 65160 });
+  const cut = f.slice(0, 20 + 12);
+  cut[2] = 0;
+  cut[3] = cut.length;
+  return fixChecksums(cut);
+}
+
+/** An ICMP timestamp request (type 13) from the far host to the web server's Elastic IP. */
+function timestampRequest(): Uint8Array {
+  return buildIcmpQuery({ src: SRV, dst: WEB_EIP, id: 6, seq: 1, type: ICMP_TIMESTAMP, payload: new Uint8Array(12) });
 }

@@ -2,12 +2,14 @@
 // docs/kernel-differences.md): each rule on a difference of its class, and nothing on a real one.
 import { describe, expect, it } from 'vitest';
 import { classifyKernelDifference, type KernelRunFacts } from '../../src/oracle/index.ts';
+import { sgFlowKey } from '../../src/oracle/differences.ts';
 import {
   buildIcmpError,
   buildTcp,
   buildUdp,
   parseIpv4Addr as A,
   F_ACK,
+  F_SYN,
   ICMP_TIME_EXCEEDED,
 } from '../../src/packet/index.ts';
 import type { DifferenceFacts, InputPacket, PacketResult } from '../../src/spec/engine.ts';
@@ -16,6 +18,8 @@ import {
   CT_INVALID,
   CT_NEW,
   DROP_KERNEL_UNSEEN,
+  DROP_SG_ALLOWANCE,
+  DROP_SG_DENY,
   DROP_TTL_EXCEEDED,
   FATE_DELIVERED,
   FATE_DROPPED,
@@ -239,6 +243,29 @@ describe('kernel difference rules', () => {
     );
     expect(classifyKernelDifference(f, k({ scenario: sc, lagMs: [1500] }))?.id).toBe('lagged');
     expect(classifyKernelDifference(f, k({ scenario: sc, lagMs: [300] }))).toBeNull();
+  });
+  it('E11: a flow with a segment the ENI tracking called INVALID (and the allowance it did not count)', () => {
+    // Campaign seed 161601 run 8: app2 answered with a SYN/ACK first (INVALID in its ENI's
+    // tracking: no tracked flow), so the peer's ACK met app2's inbound rules in the kernel only.
+    const ack = buildTcp({
+      src: A('10.0.0.87'),
+      dst: A('10.0.1.11'),
+      sport: 53,
+      dport: 53,
+      seq: 2,
+      ack: 9,
+      flags: F_ACK,
+    });
+    const model = res({ fate: FATE_DELIVERED, reason: REASON_NONE, outputs: [{ egress: APP, frame: ack }] });
+    const f = packet({ timeUs: 0, ingress: NAT, frame: ack }, model, res({ reason: DROP_SG_DENY }), ['fate']);
+    const synAck = buildTcp({ src: A('10.0.1.11'), dst: A('10.0.0.87'), sport: 53, dport: 53, flags: F_SYN | F_ACK });
+    expect(classifyKernelDifference(f, k({ sgInvalidFlows: new Set([sgFlowKey(synAck) ?? '']) }))?.id).toBe('E11');
+    expect(classifyKernelDifference(f, k({ sgInvalidFlows: new Set() }))).toBeNull();
+    const allowance = packet({ timeUs: 0, ingress: APP, frame: udp() }, res({ reason: DROP_SG_ALLOWANCE }), delivered, [
+      'fate',
+    ]);
+    expect(classifyKernelDifference(allowance, k({ sgInvalidSegments: 1 }))?.id).toBe('E11');
+    expect(classifyKernelDifference(allowance, k({ sgInvalidSegments: 0 }))).toBeNull();
   });
   it('a real difference is not classified', () => {
     const model = res({ fate: FATE_DELIVERED, reason: REASON_NONE, outputs: [{ egress: WEB, frame: udp() }] });

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { AGENT_SCRIPT } from '../../src/oracle/agent-script.ts';
 import fc from 'fast-check';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadBuiltinScenario, loadScenario } from '../../src/scenario/index.ts';
 import { planTopology, TABLE_BASE } from '../../src/oracle/topology.ts';
 import { igwMapOf, igwTranslate } from '../../src/oracle/igw.ts';
 import {
@@ -32,6 +32,42 @@ import { DROP_IGW_NO_PUBLIC_IP, DROP_IGW_UNKNOWN_DST, REASON_NONE } from '../../
 
 const s = loadBuiltinScenario();
 const idx = (n: string): number => s.instances.findIndex((i) => i.name === n);
+
+describe('planTopology with security groups and network ACLs', () => {
+  const sg = loadScenario('scenarios/vpc-nat-instance-sg.yaml');
+  const plan = planTopology(sg, 'abc123');
+  it('puts each filtered ENI on a namespace of its own between the instance and the router', () => {
+    expect(plan.sg).toEqual(['natlab-abc123-s0', 'natlab-abc123-s1', 'natlab-abc123-s2']);
+    for (const n of plan.netns) expect(NETNS_RE.test(n.name)).toBe(true);
+    expect(plan.linkBatch).toContain('link add e0 type veth peer name er netns natlab-abc123-s0');
+    expect(plan.sgLinkBatches[0]).toEqual({
+      netns: 'natlab-abc123-s0',
+      lines: ['link add ei type veth peer name eth0 netns natlab-abc123-i0'],
+    });
+  });
+  it("gives the namespace the ENI's timeouts and the group rules behind header guards", () => {
+    const ns = plan.netns.find((n) => n.name === 'natlab-abc123-s0');
+    expect(ns?.setup).toContain('sysctl:net/netfilter/nf_conntrack_tcp_timeout_established=432000');
+    expect(ns?.setup).toContain('sysctl:net/netfilter/nf_conntrack_tcp_timeout_syn_sent=120');
+    const rules = ns?.iptablesOwn ?? '';
+    expect(rules).toContain('-A SGI -s 10.0.1.0/24 -p tcp --dport 443 -j NLSGOK');
+    expect(rules).toContain('-A SGI -f -g SGIN');
+    // The no-header twin holds no port rule; NATSG has no all-ports rule, so it denies.
+    expect(rules).not.toMatch(/-A SGIN .*--dport/);
+    expect(rules).toContain('--connlimit-above 262144');
+    expect(rules).toContain('-A FORWARD -m conntrack --ctstate NEW,ESTABLISHED --ctstatus CONFIRMED -j ACCEPT');
+  });
+  it('enters the ACL chains only where a packet crosses a subnet boundary', () => {
+    const rules = plan.netns[0].iptablesOwn;
+    // app (e2, private) -> the NAT instance (e0, public): out of private; nat -> app: into private.
+    expect(rules).toContain('-A FORWARD -i e2 -o e0 -j NA0O');
+    expect(rules).toContain('-A FORWARD -i e0 -o e2 -j NA0I');
+    expect(rules).toContain('-A FORWARD -i igw -o e2 -j NA0I');
+    expect(rules).not.toContain('-A FORWARD -i e0 -o e1');
+    expect(rules).toContain('-A NA0I -p tcp --dport 1024:65535 -j RETURN');
+    expect(rules).toMatch(/-A NA0I -j NLNACL\n/);
+  });
+});
 
 describe('planTopology (built-in scenario)', () => {
   const plan = planTopology(s, 'abc123');
