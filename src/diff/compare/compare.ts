@@ -897,8 +897,12 @@ export function comparePacket(
   return withoutKnown(ctx, diffs, { input: inputA, results: [a, b] });
 }
 
+/** Frames longer than this are compared by the runtime's memcmp (Buffer.compare takes any Uint8Array). */
+const NATIVE_COMPARE_MIN = 32;
+
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
+  if (a.length > NATIVE_COMPARE_MIN) return Buffer.compare(a, b) === 0;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
