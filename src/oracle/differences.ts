@@ -29,6 +29,8 @@ export interface KernelRunFacts {
   sgInvalidSegments?: number;
   /** E11: packets classified E11 that the kernel dropped and the other engine delivered. */
   sgInvalidDrops?: number;
+  /** TTL 0 inputs the kernel never showed an instance (E5): their count and IP total lengths. */
+  unseenTtl0?: { readonly packets: number; readonly bytes: number };
 }
 
 /**
@@ -176,6 +178,26 @@ function counterExcess(message: string, k: KernelRunFacts): number | null {
   return kernelPkts - otherPkts;
 }
 
+/**
+ * E5 in the nat counters: the TTL 0 inputs the router namespace dropped never reached an instance,
+ * so every nat chain the contract counted them in shows more on the other side — never more than
+ * their number and bytes. True when every difference is such a counter excess.
+ */
+function e5CounterExcess(f: DifferenceFacts, k: KernelRunFacts): boolean {
+  const unseen = k.unseenTtl0;
+  if (!unseen || unseen.packets === 0 || f.differences.length === 0) return false;
+  return f.differences.every((d) => {
+    const m = /^nat counters instance \d+ \S+ rule -?\d+: (\S+) (\d+) pkts\/(\d+) bytes vs (\S+) (\d+)\/(\d+)/.exec(
+      d.message,
+    );
+    if (d.kind !== 'counters' || !m) return false;
+    const [, nameA, pa, ba, nameB, pb, bb] = m;
+    if (nameA !== k.name && nameB !== k.name) return false;
+    const [kp, kb, op, ob] = nameA === k.name ? [+pa, +ba, +pb, +bb] : [+pb, +bb, +pa, +ba];
+    return op > kp && op - kp <= unseen.packets && ob - kb <= unseen.bytes && ob >= kb;
+  });
+}
+
 export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
   {
     id: 'E8',
@@ -239,6 +261,10 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
     id: 'E5',
     title: 'TTL 0 inputs die in the router namespace',
     match(f, k) {
+      if (f.index === -1)
+        return e5CounterExcess(f, k)
+          ? `nat counts of ${k.unseenTtl0?.packets} TTL 0 input(s) no instance saw (at most their packets and bytes)`
+          : null;
       const s = sides(f, k);
       return s &&
         s.kin.frame.length >= 20 &&

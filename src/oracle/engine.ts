@@ -66,7 +66,7 @@ import {
   verifyL4Checksum,
   csumReplace16,
 } from '../packet/index.ts';
-import { rd32 } from '../packet/bytes.ts';
+import { rd16, rd32 } from '../packet/bytes.ts';
 import { readFile } from 'node:fs/promises';
 import { Agent, PACKET_OUTGOING } from './agent.ts';
 import { run } from './exec.ts';
@@ -296,6 +296,8 @@ export class KernelEngine implements Engine {
   private readonly sgInvalidFlows = new Set<string>();
   private sgInvalidSegments = 0;
   private sgInvalidDrops = 0;
+  /** TTL 0 inputs the router namespace dropped (E5): no instance's nat table saw them. */
+  readonly unseenTtl0 = { packets: 0, bytes: 0 };
 
   private agents: Agent[] = [];
   private points = new Map<number, PointAgent>();
@@ -525,7 +527,18 @@ export class KernelEngine implements Engine {
     const out = this.hub ? await this.processBatched(batch) : await this.processEach(batch);
     this.countLocalTcp(out);
     this.noteSgInvalid(batch, out);
+    this.countUnseenTtl0(batch, out);
     return out;
+  }
+
+  /** E5 inputs: TTL 0, dropped in the router namespace before any instance saw them. */
+  private countUnseenTtl0(batch: readonly InputPacket[], results: readonly PacketResult[]): void {
+    results.forEach((r, i) => {
+      const f = batch[i]?.frame;
+      if (!f || f.length < 20 || f[8] !== 0 || r.reason !== DROP_KERNEL_UNSEEN || r.outputs.length > 0) return;
+      this.unseenTtl0.packets++;
+      this.unseenTtl0.bytes += rd16(f, 2);
+    });
   }
 
   /** E11 (differences.ts): remembers the flows of packets an ENI's conntrack called INVALID. */
@@ -995,6 +1008,7 @@ export class KernelEngine implements Engine {
       sgInvalidFlows: this.sgInvalidFlows,
       sgInvalidSegments: this.sgInvalidSegments,
       sgInvalidDrops: this.sgInvalidDrops,
+      unseenTtl0: this.unseenTtl0,
     });
     // E11 drops: the other engine's NAT instances counted (and tracked) what the kernel's ENI dropped.
     if (cls?.id === 'E11' && facts.results && facts.index !== -1) {

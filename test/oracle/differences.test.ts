@@ -232,6 +232,25 @@ describe('kernel difference rules', () => {
     };
     expect(classifyKernelDifference(mixed, k({ maxLagMs: 60 }))).toBeNull();
   });
+  it('E5 in the nat counters: the contract counts TTL 0 inputs no instance saw, at most their packets and bytes', () => {
+    const counters = (...lines: string[]): DifferenceFacts => ({
+      index: -1,
+      engines: ['model', 'kernel'],
+      inputs: null,
+      results: null,
+      differences: lines.map((message) => ({ kind: 'counters', message })),
+    });
+    // Campaign seed 880007 run 107: a stray segment, then the same flow at TTL 0 (forwarding off).
+    const f = counters('nat counters instance 0 PREROUTING rule -1: model 2 pkts/80 bytes vs kernel 1/40');
+    expect(classifyKernelDifference(f, k({ unseenTtl0: { packets: 1, bytes: 40 } }))?.id).toBe('E5');
+    expect(classifyKernelDifference(f, k({ unseenTtl0: { packets: 0, bytes: 0 } }))).toBeNull();
+    expect(classifyKernelDifference(f, k())).toBeNull();
+    // More than the unseen inputs could explain, or the kernel counting more: not E5.
+    const big = counters('nat counters instance 0 PREROUTING rule -1: model 3 pkts/120 bytes vs kernel 1/40');
+    expect(classifyKernelDifference(big, k({ unseenTtl0: { packets: 1, bytes: 40 } }))).toBeNull();
+    const other = counters('nat counters instance 0 PREROUTING rule -1: model 1 pkts/40 bytes vs kernel 2/80');
+    expect(classifyKernelDifference(other, k({ unseenTtl0: { packets: 1, bytes: 40 } }))).toBeNull();
+  });
   it('kernel lagged: a packet the kernel saw later than a timeout it depends on', () => {
     const sc = structuredClone(BASE);
     sc.conntrack.timeouts.udp = 1;
