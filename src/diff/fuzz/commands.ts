@@ -564,6 +564,112 @@ class RstCmd implements Cmd {
   }
 }
 
+/** Which field an oow[] segment puts out of window. */
+export type OowField = 'seq' | 'ack';
+
+/**
+ * oow[#k ...]: a TCP segment on a flow with its sequence number (or its ACK) moved by `delta` from
+ * the expected one (issue 15 K4, tcp_in_window): far ahead of the receiver's window or of what the
+ * peer sent → INVALID (not NATed), behind it → ignored or INVALID, a little ahead → an overshoot
+ * the kernel ignores; with a window of `win`. Does not advance the flow's sequence numbers.
+ */
+class OutOfWindowCmd implements Cmd {
+  private text = '';
+  constructor(
+    readonly flow: number,
+    readonly reply: boolean,
+    readonly field: OowField,
+    readonly delta: number,
+    readonly len: number,
+    readonly win: number,
+    readonly fin: boolean,
+  ) {}
+  check(m: FuzzModel): boolean {
+    return m.flows > 0;
+  }
+  async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
+    const f = pickTcpFlow(r, this.flow);
+    if (!f) return;
+    const { point, src, dst, sport, dport, expect } = flowEnds(r, f, this.reply);
+    const d = this.delta >>> 0;
+    const seq = ((this.reply ? f.seqR : f.seqI) + (this.field === 'seq' ? d : 0)) >>> 0;
+    const ack = ((this.reply ? f.seqI : f.seqR) + (this.field === 'ack' ? d : 0)) >>> 0;
+    const flags = this.fin ? F_FIN | F_ACK : this.len > 0 ? F_PSH | F_ACK : F_ACK;
+    const pay = this.len > 0 ? PAYLOAD(this.len, f.id) : undefined;
+    const frame = buildTcp({
+      src,
+      dst,
+      sport,
+      dport,
+      flags,
+      seq,
+      ack,
+      window: this.win,
+      payload: pay,
+      ipId: r.commands++ & 0xffff,
+    });
+    const sign = this.delta >= 0 ? '+' : '';
+    this.text = `oow[#${f.id} ${ep(src, sport, 'tcp')}>${ep(dst, dport, 'tcp')} tcp ${tcpFlagsText(flags)}${pay ? ` len=${pay.length}` : ''} ${this.field}${sign}${this.delta} win=${this.win}]`;
+    const res = await r.send(point, frame, this.text, expect);
+    if (!this.reply) r.learn(f, res);
+  }
+  toString(): string {
+    return this.text || `oow[#${this.flow}${this.reply ? ' by responder' : ''} ${this.field}${this.delta}]`;
+  }
+}
+
+/**
+ * retrans[#k ...]: `copies` identical data segments (a retransmission burst: tcp_in_window counts
+ * them, and from nf_conntrack_tcp_max_retrans on the entry's timeout is capped), then the flow
+ * goes on after the data.
+ */
+class RetransCmd implements Cmd {
+  private text = '';
+  constructor(
+    readonly flow: number,
+    readonly reply: boolean,
+    readonly copies: number,
+    readonly len: number,
+    readonly win: number,
+  ) {}
+  check(m: FuzzModel): boolean {
+    return m.flows > 0;
+  }
+  async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
+    const f = pickTcpFlow(r, this.flow);
+    if (!f) return;
+    const { point, src, dst, sport, dport, expect } = flowEnds(r, f, this.reply);
+    const seq = this.reply ? f.seqR : f.seqI;
+    const ack = this.reply ? f.seqI : f.seqR;
+    const pay = this.len > 0 ? PAYLOAD(this.len, f.id) : undefined;
+    const flags = pay ? F_PSH | F_ACK : F_ACK;
+    this.text = `retrans[#${f.id} ${ep(src, sport, 'tcp')}>${ep(dst, dport, 'tcp')} tcp ${tcpFlagsText(flags)}${pay ? ` len=${pay.length}` : ''} win=${this.win} ×${this.copies}]`;
+    for (let k = 0; k < this.copies; k++) {
+      // The same segment each time (the IP id too: a retransmission by the sender's stack).
+      const frame = buildTcp({
+        src,
+        dst,
+        sport,
+        dport,
+        flags,
+        seq,
+        ack,
+        window: this.win,
+        payload: pay,
+        ipId: r.commands & 0xffff,
+      });
+      const res = await r.send(point, frame, this.text, expect);
+      if (!this.reply) r.learn(f, res);
+    }
+    r.commands++;
+    if (this.reply) f.seqR = (f.seqR + this.len) >>> 0;
+    else f.seqI = (f.seqI + this.len) >>> 0;
+  }
+  toString(): string {
+    return this.text || `retrans[#${this.flow}${this.reply ? ' by responder' : ''} ×${this.copies}]`;
+  }
+}
+
 /** Multicast and limited broadcast destinations the VPC router does not carry (issue 15 D3). */
 const MULTICAST_DSTS: readonly [string, number][] = [
   ['224.0.0.251', 5353],
@@ -1020,6 +1126,26 @@ export const fuzzCommandArbs: Array<fc.Arbitrary<Cmd>> = [
     .tuple(idx, fc.boolean(), fc.constantFrom(0, -1, 1, 1000, -1000, 70000), fc.boolean())
     .map(([f, rep, d, a]) => new RstCmd(f, rep, d, a)),
   fc.tuple(idx, fc.nat({ max: MULTICAST_DSTS.length - 1 }), portArb).map(([a, w, sp]) => new MulticastCmd(a, w, sp)),
+  fc
+    .tuple(
+      idx,
+      fc.boolean(),
+      fc.constantFrom<OowField>('seq', 'seq', 'ack'),
+      fc.constantFrom(1, 100, 70000, 300000, 0x40000000, -1, -2000, -70000, -300000),
+      fc.constantFrom(0, 0, 1, 20, 1400),
+      fc.constantFrom(65535, 65535, 512, 0),
+      rare(6),
+    )
+    .map(([f, rep, fld, d, l, w, fin]) => new OutOfWindowCmd(f, rep, fld, d, l, w, fin)),
+  fc
+    .tuple(
+      idx,
+      fc.boolean(),
+      fc.integer({ min: 2, max: 6 }),
+      fc.constantFrom(0, 1, 100, 1400),
+      fc.constantFrom(65535, 65535, 0),
+    )
+    .map(([f, rep, c, l, w]) => new RetransCmd(f, rep, c, l, w)),
   fc
     .tuple(idx, fc.nat({ max: ERROR_KINDS.length - 1 }), fc.boolean(), rare(3), fc.nat({ max: 2 }))
     .map(([o, k, full, rt, f]) => new IcmpErrorCmd(o, k, full, rt, f !== 0)),
