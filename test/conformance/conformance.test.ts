@@ -170,6 +170,17 @@ describe('conformance: variants classify differently', () => {
   });
 });
 
+describe('conformance: the filter mitigation of port shadowing (model; the core has no filter table yet)', () => {
+  it('FORWARD drops from the service ports: both targets not exposed, closed by filter; the forward still works', async () => {
+    const rep = await runConformance(scenario('vpc-nat-instance-port-forward-filter'), ['model']);
+    expect(shadow(rep, 'DNAT tcp/8080 -> app:80')).toEqual({ status: 'not exposed', mitigation: 'filter' });
+    expect(shadow(rep, 'nat tcp/22')).toEqual({ status: 'not exposed', mitigation: 'filter' });
+    const fwd = rep.shadow.find((x) => x.target.startsWith('DNAT'))!.results.model.evidence;
+    expect(fwd).toContain('dropped (filter-drop)');
+    expect(fwd).toContain('control (no attacker): → app: tcp 198.51.100.7:41404 > 10.0.1.10:80 S');
+  });
+});
+
 describe('conformance: disagreement is a difference', () => {
   it('an engine whose UDP timers differ is reported on the requirement and the classification', async () => {
     const base = loadBuiltinScenario();

@@ -66,4 +66,16 @@ describe.skipIf(!pre.ok)('conformance on the kernel', () => {
     expect(d.evidence).toContain('control (no attacker): → app: tcp 198.51.100.7:41404 > 10.0.1.10:80 S');
     expect(r["nat tcp/22 (the NAT instance's own sshd)"].mitigation).toBe('PAT');
   }, 300_000);
+
+  it('the filter mitigation (FORWARD drop from the service ports) closes both on the kernel', async () => {
+    const r = await shadowOnKernel(loadScenario(resolveScenarioPath('vpc-nat-instance-port-forward-filter')));
+    for (const t of ['DNAT tcp/8080 -> app:80', "nat tcp/22 (the NAT instance's own sshd)"])
+      expect({ status: r[t].status, mitigation: r[t].mitigation }).toEqual({
+        status: 'not exposed',
+        mitigation: 'filter',
+      });
+    expect(r['DNAT tcp/8080 -> app:80'].evidence).toContain(
+      'control (no attacker): → app: tcp 198.51.100.7:41404 > 10.0.1.10:80 S',
+    );
+  }, 300_000);
 });

@@ -6,7 +6,8 @@
 // (the NAT instance's own one, or a DNAT port-forward's target). The selftest's mitigations:
 // a filter rule dropping forwarded packets from the service port, notrack for the service port,
 // and PAT (masquerade packets from the service port to other ports, `--to-ports … --random`).
-// A scenario file can express only the last (it has the nat table alone).
+// A scenario file can express PAT (nat table) and the filter rule (the instance's filter table);
+// notrack would need the raw table.
 //
 // Judged from outputs: the attacker's packet (dropped → filter; source port rewritten → PAT) and
 // where the internet host's connection lands. Which ports to probe comes from the scenario (the
