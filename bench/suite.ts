@@ -37,6 +37,14 @@ import { type Figure, makeFigure, median, nsFigure, valueFigure, sessionsLabel }
 import { type MicroRow, runMicro } from './micro.ts';
 import { machineInfo } from './results.ts';
 import { type LatencyStats, LatencyRecorder, latencyText } from './latency.ts';
+import { type ChaseResult, dependentLoadNs } from './pointer-chase.ts';
+import {
+  type BatchOutput,
+  type FrameBatch,
+  createBatchOutput,
+  createFrameBatch,
+  resultFate,
+} from '../src/spec/frame-batch.ts';
 
 export type WorkloadName = 'established' | 'setup' | 'mixed' | 'replay' | 'adversarial';
 export const WORKLOADS: readonly WorkloadName[] = ['established', 'setup', 'mixed', 'replay', 'adversarial'];
@@ -247,6 +255,13 @@ class Suite {
             label: `established ${sessionsLabel(s)} sessions, ${w} worker(s)`,
             fn: () => this.established(s, w),
           });
+    }
+    if (has('established')) {
+      for (const w of o.workers)
+        tasks.push({
+          label: `adapter: processFrames main-thread ns per packet, ${w} worker(s)`,
+          fn: () => this.adapter(w),
+        });
     }
     if (has('established') && o.inline) {
       for (const s of o.sessions)
@@ -466,6 +481,7 @@ class Suite {
           engine: 'core',
         }),
       );
+      this.loadsPerPacket(S, r.bytesPerSession(), cpuMpps, `workers=${W}`, `${W}w`);
       if (W === 1 || !this.figures.some((x) => x.id === `established/sessions=${S}/bytes-per-session`)) {
         if (!this.figures.some((x) => x.id === `established/sessions=${S}/bytes-per-session`)) {
           this.figures.push(
@@ -485,6 +501,128 @@ class Suite {
       return `established ${sessionsLabel(S)} sessions, ${W} worker(s): ${f.median.toFixed(2)} Mpps (${(1000 / f.median).toFixed(0)} ns/packet; min ${f.min.toFixed(2)}, max ${f.max.toFixed(2)}; the process got ${median(cpusGot).toFixed(2)} CPUs)${latencyLine(latency)}`;
     } finally {
       await r.close();
+    }
+  }
+
+  /** Dependent-load latency per table size (bench/pointer-chase.ts), measured once per size. */
+  private readonly chases = new Map<number, ChaseResult>();
+
+  /**
+   * This machine's dependent-load latency at the table's size (S sessions × B/session, measured
+   * once per size: established/sessions=S/load-ns) and the established figure as loads per packet
+   * (CPU ns per packet / ns per dependent load): how many fully dependent misses a packet costs.
+   */
+  private loadsPerPacket(S: number, bytesPerSession: number, cpuMpps: number[], idPart: string, label: string): void {
+    let chase = this.chases.get(S);
+    if (chase === undefined) {
+      chase = dependentLoadNs(S * bytesPerSession);
+      this.chases.set(S, chase);
+      this.figures.push(
+        makeFigure({
+          id: `established/sessions=${S}/load-ns`,
+          workload: 'established',
+          label: `dependent load over the ${sessionsLabel(S)} table (${(chase.bytes / 1048576).toFixed(1)} MiB), ns`,
+          unit: 'ns/load',
+          samples: chase.runsNs,
+          higherIsBetter: false,
+          sessions: S,
+          engine: 'core',
+        }),
+      );
+    }
+    const ns = chase.nsPerLoad;
+    this.figures.push(
+      makeFigure({
+        id: `established/sessions=${S}/${idPart}/loads-per-packet`,
+        workload: 'established',
+        label: `established ${sessionsLabel(S)} sessions, ${label}: CPU time per packet in dependent loads`,
+        unit: 'loads/packet',
+        samples: cpuMpps.map((m) => 1000 / m / ns),
+        higherIsBetter: false,
+        sessions: S,
+        engine: 'core',
+      }),
+    );
+  }
+
+  /**
+   * The engine adapter's main-thread cost (CoreEngine.processFrames: validation, dispatch into
+   * per-worker shares, descriptors, waiting): main-thread busy time from the event loop's
+   * utilisation (the main thread idles while the workers run) per packet, established UDP
+   * packets of 1024 sessions in 4096-packet FrameBatches, two batches in flight.
+   */
+  private async adapter(W: number): Promise<string> {
+    const o = this.o;
+    const S = 1024;
+    const B = 4096;
+    const sc = benchScenario(this.base, S);
+    const fs = new FlowSpace(sc);
+    const wl = new EstablishedWorkload(fs, S, o.seed);
+    const e = createCoreEngine(sc, { workers: W, seed: o.seed, batchSize: B, layout: o.layout });
+    const fill = (b: FrameBatch, src: PacketSource, nowMs: number): void => {
+      let off = 0;
+      let n = 0;
+      while (n < b.maxPackets && src.remaining > 0 && off + src.maxLen <= b.arena.length) {
+        off = (off + src.next(b, n, off, nowMs) + 7) & ~7;
+        n++;
+      }
+      b.count = n;
+    };
+    try {
+      const out: BatchOutput[] = [createBatchOutput(B, B * 64), createBatchOutput(B, B * 64)];
+      const setup = wl.setup();
+      const sb = createFrameBatch(B, B * 64);
+      while (setup.remaining > 0) {
+        fill(sb, setup, T_SETUP);
+        await e.processFrames(sb, out[0]);
+      }
+      const batches: FrameBatch[] = [];
+      const stream = wl.stream(0);
+      for (let k = 0; k < 2; k++) {
+        const b = createFrameBatch(B, B * 64);
+        fill(b, stream, T_STREAM);
+        batches.push(b);
+      }
+      await Promise.all([e.processFrames(batches[0], out[0]), e.processFrames(batches[1], out[1])]);
+      for (let i = 0; i < batches[0].count; i++)
+        if (resultFate(out[0].result[i]) !== FATE_DELIVERED)
+          throw new Error(`bench: adapter packet ${i} not delivered`);
+      const perRun = Math.max(8, Math.ceil((o.minRunSec * 2e6) / B));
+      const samples: number[] = [];
+      for (let r = 0; r < o.runs; r++) {
+        const elu = performance.eventLoopUtilization();
+        for (let k = 0; k < perRun; k += 2)
+          await Promise.all([e.processFrames(batches[0], out[0]), e.processFrames(batches[1], out[1])]);
+        const d = performance.eventLoopUtilization(elu);
+        samples.push((d.active * 1e6) / (perRun * B));
+      }
+      const f = makeFigure({
+        id: `adapter/workers=${W}/main-ns`,
+        workload: 'established',
+        label: `engine adapter (processFrames), ${W}w: main-thread ns per packet`,
+        unit: 'ns/packet',
+        samples,
+        higherIsBetter: false,
+        workers: W,
+        engine: 'core',
+      });
+      this.figures.push(f);
+      this.results.push({
+        workload: 'established',
+        engine: 'core',
+        workers: W,
+        sessions: S,
+        input: `${S} established UDP sessions, 46-byte packets in ${B}-packet FrameBatches (two in flight)`,
+        measured:
+          "CoreEngine.processFrames: the main thread's busy time (event-loop utilisation: validation, dispatch into shares, descriptors, promise resolution) per packet; the workers' time not included",
+        packetsPerRun: perRun * B,
+        samples,
+        unit: 'ns/packet (main thread)',
+        notes: {},
+      });
+      return `adapter, ${W} worker(s): ${f.median.toFixed(1)} ns per packet on the main thread (processFrames)`;
+    } finally {
+      await e.close();
     }
   }
 
@@ -688,6 +826,7 @@ class Suite {
       engine: 'core',
     });
     this.figures.push(f, nsFigure(f), c);
+    this.loadsPerPacket(S, r.bytesPerSession, r.runsCpuMpps, 'inline', 'one thread');
     return `established ${sessionsLabel(S)} sessions, one thread (no pool): ${f.median.toFixed(2)} Mpps (${c.median.toFixed(2)} per CPU-second), fast path ${(r.fastPathShare * 100).toFixed(1)}%`;
   }
 

@@ -88,7 +88,7 @@ export class WorkerClock {
       // semantics compares with: the UDP stream rule looks 2 s back).
       ses[o + S_CREATED] = created > delta ? created - delta : 0;
       t.wheelLink(l, exp - delta);
-      if (t.fat) t.sync(l); // the entries' expiry copies (and FE_FAST) from the shifted record
+      if (t.fat) t.sync(l, true); // the entries' expiry copies (and FE_FAST) from the shifted record
     }
     this.clock[t.w] += delta;
     this.rebases++;

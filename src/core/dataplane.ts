@@ -255,7 +255,8 @@ export class Dataplane {
   private lastOutArena: Uint8Array | null = null;
   private inDv: DataView = new DataView(new ArrayBuffer(8));
   private outDv: DataView = new DataView(new ArrayBuffer(8));
-  private readonly dvCache: { a: Uint8Array; dv: DataView }[] = [];
+  /** DataViews of the arenas seen (per arena object: no allocation per batch, however many arenas). */
+  private readonly dvCache = new WeakMap<Uint8Array, DataView>();
 
   /** DataViews over the batch's arenas (cached per arena: no allocation per batch). */
   private bindIo(batch: FrameBatch, out: BatchOutput): void {
@@ -271,10 +272,11 @@ export class Dataplane {
   }
 
   private viewOf(a: Uint8Array): DataView {
-    for (let k = 0; k < this.dvCache.length; k++) if (this.dvCache[k].a === a) return this.dvCache[k].dv;
-    const dv = new DataView(a.buffer, a.byteOffset, a.byteLength);
-    if (this.dvCache.length >= 16) this.dvCache.shift();
-    this.dvCache.push({ a, dv });
+    let dv = this.dvCache.get(a);
+    if (dv === undefined) {
+      dv = new DataView(a.buffer, a.byteOffset, a.byteLength);
+      this.dvCache.set(a, dv);
+    }
     return dv;
   }
 

@@ -800,7 +800,7 @@ export class Tables {
 
   /** 'line' layout: sync every session the slow path reached during this packet. */
   syncTouched(): void {
-    for (let k = 0; k < this.touchedN; k++) this.sync(this.touched[k]);
+    for (let k = 0; k < this.touchedN; k++) this.sync(this.touched[k], false);
     this.touchedN = 0;
   }
 
@@ -810,8 +810,10 @@ export class Tables {
    * recorded) and its rewrite changes at most one side (source address and port, or destination
    * address and port — single SNAT/DNAT with or without the IGW; else the packet uses the record
    * fast path); then the rewritten address (EIP applied) and port, the path and the expiry.
+   * `mayBeFast`: the entries may still carry FE_FAST (clock rebase); otherwise (after pull or
+   * confirm) they do not, and a direction that does not qualify needs no lookup at all.
    */
-  sync(local: number): void {
+  sync(local: number, mayBeFast: boolean): void {
     const o = this.rec(local);
     const ses = this.ses;
     const meta = ses[o + S_META];
@@ -822,6 +824,7 @@ export class Tables {
       (meta & M_ASSURED) !== 0 &&
       (proto === PROTO_UDP || (proto === PROTO_TCP && ((meta >>> M_STATE_SHIFT) & M_STATE_MASK) === TCP_ESTABLISHED));
     for (let k = 0; k < 2; k++) {
+      if (!mayBeFast && (!base || (meta & (M_PATH_O << k)) === 0)) continue;
       const e = this.entryOf(local, k);
       if (e < 0) continue;
       const key = flow[e + FE_META] & FE_KEY_MASK;
