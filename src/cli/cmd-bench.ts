@@ -49,8 +49,8 @@ options:
   --out DIR             results directory: JSON, README.md, the charts (throughput, scaling, setup, latency .svg)
                         (default results/ for a full run; none for --quick)
   --seed N              workload seed (default 1)
-  --layout L            the core's table layout: record (default; 96 B/session) or line (one cache
-                        line per established packet; 171 B/session) — docs/core.md "Layouts"
+  --layout L            the core's table layout: record (default; 152 B/session) or line (one cache
+                        line per established packet; 227 B/session) — docs/core.md "Layouts"
   --no-progress         no progress bar
 
 compare: prints the change of every figure between two result files with a verdict: overlapping

@@ -64,8 +64,8 @@ options:
                      every subnet up to 10.0.0.0/7: --subnet-len-min 6 makes it an ordinary host)
   --engines LIST     comma-separated engines (default: model,core, those available)
   --workers N        core engine worker threads
-  --layout L         core engine table layout: record (default, 96 B/session) or line (one
-                     cache line per established packet, 171 B/session); same outputs
+  --layout L         core engine table layout: record (default, 152 B/session) or line (one
+                     cache line per established packet, 227 B/session); same outputs
   --seed N           seed for the engines' random choices (default 1)
   --limit N          replay only the first N packets
   --link TYPE        output link type: ethernet (default, synthetic stable MACs) or raw (IPv4)
