@@ -153,11 +153,14 @@ export class Dataplane {
       if (n > 1 && big) {
         // Memory-level parallelism: compute every key's home slot and load it (independent loads
         // the CPU overlaps), then load the sessions they point to, then process with warm lines.
+        // Homes first (no loads), then the loads in a tight loop of their own: independent misses
+        // the CPU issues back to back. (Interleaved with the hashing, few were in flight at once:
+        // splitting measured ×1.3 at 64k and 1M sessions in the 'record' layout, ×1.4–1.6 in 'line'.)
         for (let j = 0; j < n; j++) {
           const h = this.preHash(batch, idx[base + j]);
           pf[j] = h < 0 ? -1 : this.tables.home(h);
-          if (h >= 0) sink ^= flow[fb + pf[j] * fs];
         }
+        for (let j = 0; j < n; j++) if (pf[j] >= 0) sink ^= flow[fb + pf[j] * fs];
         // The 'line' layout needs nothing more: an established UDP packet touches only its entry.
         for (let j = 0; j < n && !fat; j++) {
           if (pf[j] < 0) continue;
