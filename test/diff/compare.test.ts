@@ -321,4 +321,13 @@ describe('compareGatewayConnections', () => {
     ]);
     expect(d.every((x) => x.kind === 'conntrack' && x.index === -1)).toBe(true);
   });
+
+  it('compares the NAT port only with exact ports (engines choosing ports independently may differ)', () => {
+    const other = conn({ natPort: 40001 });
+    expect(compareGatewayConnections([conn()], [other], ['ngw'], names)).toHaveLength(1);
+    expect(compareGatewayConnections([conn()], [other], ['ngw'], names, false)).toEqual([]);
+    expect(
+      compareGatewayConnections([conn()], [conn({ natPort: 40001, closed: true })], ['ngw'], names, false),
+    ).toHaveLength(1);
+  });
 });

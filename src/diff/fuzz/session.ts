@@ -293,6 +293,7 @@ export class DiffSession {
             await eb.natGatewayConnections(),
             (this.scenario.natGateways ?? []).map((g) => g.name),
             this.ctxs[j - 1].names,
+            this.opts.exactPorts === true,
           ),
         );
     }
