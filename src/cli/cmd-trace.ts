@@ -3,7 +3,7 @@
 import { EXIT_OK, type Command } from './command.ts';
 import { UsageError, parseArgs, intOption } from './args.ts';
 import { loadScenario, resolveScenarioPath } from '../scenario/index.ts';
-import { createModelEngine, formatNatTableListing } from '../model/index.ts';
+import { createModelEngine, formatFilterListing, formatNatTableListing } from '../model/index.ts';
 import { ingressFor, parsePacketSpec, tracePacket, type TracedPacket } from '../model/trace.ts';
 import { PacketView, parseIpv4 } from '../packet/parse.ts';
 import { formatConntrackLine } from '../spec/conntrack-format.ts';
@@ -33,7 +33,8 @@ options:
   --seed N       seed of the NAT port search (default 1)
   --no-reply     do not trace replies
   --conntrack    print the conntrack table afterwards (conntrack -L format)
-  --nat-table    print each NAT instance's nat table with counters (iptables -t nat -L -v -n)
+  --nat-table    print each NAT instance's nat table with counters (iptables -t nat -L -v -n), and
+                 its filter table if it has one (iptables -L -v -n)
   --json         one JSON document instead of text
 
 example:
@@ -131,6 +132,15 @@ export const command: Command = {
             {
               listing: formatNatTableListing(engine, k),
               counters: engine.natCountersSync().filter((c) => c.instance === k),
+              ...(i.filter
+                ? {
+                    filterListing: formatFilterListing(
+                      i.filter,
+                      engine.filterCountersSync().filter((c) => c.instance === k),
+                    ),
+                    filterCounters: engine.filterCountersSync().filter((c) => c.instance === k),
+                  }
+                : {}),
             },
           ]),
         );
@@ -158,8 +168,16 @@ export const command: Command = {
       }
     }
     if (args.flags.has('nat-table')) {
-      for (const { i, k } of natInstances)
+      for (const { i, k } of natInstances) {
         out.push('', `iptables -t nat -L -v -n on ${i.name}:`, formatNatTableListing(engine, k).replace(/\n$/, ''));
+        if (i.filter) {
+          const listing = formatFilterListing(
+            i.filter,
+            engine.filterCountersSync().filter((c) => c.instance === k),
+          );
+          out.push('', `iptables -L -v -n on ${i.name}:`, listing.replace(/\n$/, ''));
+        }
+      }
     }
     process.stdout.write(`${out.join('\n')}\n`);
     return EXIT_OK;

@@ -9,7 +9,7 @@ export {
   type ModelResult,
   type ModelEngineOptions,
 } from './engine.ts';
-export { formatNatTableListing } from './listing.ts';
+export { formatFilterListing, formatNatTableListing } from './listing.ts';
 export { TCP_STATE_NAMES } from './tcp-state.ts';
 export {
   parsePacketSpec,

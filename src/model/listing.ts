@@ -3,8 +3,13 @@
 // libxt_NAT print functions). Counters count connections: nat rules only see first packets.
 
 import { formatIpv4 } from '../packet/addr.ts';
-import type { NatRuleCounter } from '../spec/engine.ts';
+import type { FilterRuleCounter, NatRuleCounter } from '../spec/engine.ts';
 import {
+  CTSTATE_NAMES,
+  FILTER_CHAINS,
+  type FilterChainName,
+  type FilterRule,
+  type FilterTable,
   NAT_CHAINS,
   NF_NAT_RANGE_MAP_IPS,
   NF_NAT_RANGE_PERSISTENT,
@@ -93,10 +98,15 @@ function ifaceText(m: NatRule['inIface']): string {
   return `${m.neg ? '!' : ''}${m.name}`;
 }
 
-/** One rule line of `iptables -L -v -n` (print_firewall). */
-export function formatListingRule(r: NatRule, packets: number, bytes: number): string {
+/** The columns every rule line has (print_firewall up to the matches). */
+function ruleColumns(
+  target: string,
+  r: Pick<NatRule, 'proto' | 'inIface' | 'outIface' | 'src' | 'dst'>,
+  packets: number,
+  bytes: number,
+): string {
   let s = iptablesNum(packets) + iptablesNum(bytes);
-  s += `${r.target.kind.padEnd(9)} `;
+  s += `${target.padEnd(9)} `;
   s += r.proto?.neg ? '!' : ' ';
   s += protoName(r.proto ? r.proto.proto : 0).padEnd(5);
   s += '-- ';
@@ -106,15 +116,84 @@ export function formatListingRule(r: NatRule, packets: number, bytes: number): s
   s += `${addrText(r.src).padEnd(19)} `;
   s += r.dst?.neg ? '!' : ' ';
   s += `${addrText(r.dst).padEnd(19)} `;
+  return s;
+}
+
+/** The match and target prints of a filter rule (libxt_tcp/udp/icmp/multiport/conntrack/state/comment, REJECT, LOG; -n). */
+function filterMatchText(r: FilterRule): string {
+  let s = '';
+  if (r.l4Match) {
+    s += ` ${r.l4Match}`;
+    if (r.sport) s += ports('spt', r.sport);
+    if (r.dport) s += ports('dpt', r.dport);
+    if (r.tcpFlags) s += ` flags:${r.tcpFlags.neg ? '!' : ''}0x${hex2(r.tcpFlags.mask)}/0x${hex2(r.tcpFlags.cmp)}`;
+  }
+  if (r.icmp) {
+    const t = r.icmp;
+    s += ` icmptype ${t.neg ? '!' : ''}${t.type}`;
+    if (t.codeLo === t.codeHi) s += ` code ${t.codeLo}`;
+    else if (t.codeLo !== 0 || t.codeHi !== 255) s += ` codes ${t.codeLo}-${t.codeHi}`;
+  }
+  if (r.multiport) {
+    const m = r.multiport;
+    const list = m.lo.map((lo, k) => (lo === m.hi[k] ? String(lo) : `${lo}:${m.hi[k]}`)).join(',');
+    s += ` multiport ${m.dir} ${m.neg ? '! ' : ''}${list}`;
+  }
+  if (r.ctstate) {
+    const names = CTSTATE_NAMES.filter(([, b]) => r.ctstate!.states & b).map(([n]) => n);
+    s += ` ${r.ctstate.module === 'conntrack' ? 'ctstate' : 'state'} ${r.ctstate.neg ? '! ' : ''}${names.join(',')}`;
+  }
+  const comment = /-m comment --comment (?:"((?:[^"\\]|\\.)*)"|(\S+))/.exec(r.text);
+  if (comment) s += ` /* ${(comment[1] ?? comment[2]).replace(/\\(.)/g, '$1')} */`;
+  if (r.target === 'REJECT') s += ` reject-with ${r.rejectWith}`;
+  if (r.target === 'LOG')
+    s += ` LOG flags 0 level ${r.logLevel}${r.logPrefix !== null ? ` prefix "${r.logPrefix}"` : ''}`;
+  return s;
+}
+
+function hex2(n: number): string {
+  return n.toString(16).toUpperCase().padStart(2, '0');
+}
+
+/** `iptables -L -v -n` for a filter table and its counters (one instance's): built-in chains, then user chains. */
+export function formatFilterListing(t: FilterTable, counters: readonly FilterRuleCounter[]): string {
+  const get = (chain: string, rule: number): FilterRuleCounter | undefined =>
+    counters.find((c) => c.chain === chain && c.rule === rule);
+  const out: string[] = [];
+  for (const chain of [...FILTER_CHAINS, ...t.userChains]) {
+    if (out.length > 0) out.push('');
+    if ((FILTER_CHAINS as readonly string[]).includes(chain)) {
+      const pol = get(chain, -1);
+      out.push(...header(chain, pol?.packets ?? 0, pol?.bytes ?? 0, t.policy[chain as FilterChainName]));
+    } else {
+      const refs = Object.values(t.chains)
+        .flat()
+        .filter((r) => r.target === 'JUMP' && r.chain === chain).length;
+      out.push(...header(chain, 0, 0, null, refs));
+    }
+    t.chains[chain].forEach((r, k) => {
+      const c = get(chain, k);
+      const target = r.target === 'JUMP' ? r.chain : r.target;
+      out.push(ruleColumns(target, r, c?.packets ?? 0, c?.bytes ?? 0) + filterMatchText(r));
+    });
+  }
+  return `${out.join('\n')}\n`;
+}
+
+/** One rule line of `iptables -L -v -n` (print_firewall). */
+export function formatListingRule(r: NatRule, packets: number, bytes: number): string {
+  let s = ruleColumns(r.target.kind, r, packets, bytes);
   s += matchText(r);
   s += targetText(r.target);
   return s;
 }
 
-/** print_header: `Chain X (policy ACCEPT n packets, b bytes)` and the column header. */
-function header(chain: string, packets: number, bytes: number): string[] {
+/** print_header: `Chain X (policy P n packets, b bytes)` (a user chain: `(N references)`) and the column header. */
+function header(chain: string, packets: number, bytes: number, policy: string | null = 'ACCEPT', refs = 0): string[] {
   return [
-    `Chain ${chain} (policy ACCEPT ${iptablesNum(packets, false)}packets, ${iptablesNum(bytes, false)}bytes)`,
+    policy === null
+      ? `Chain ${chain} (${refs} references)`
+      : `Chain ${chain} (policy ${policy} ${iptablesNum(packets, false)}packets, ${iptablesNum(bytes, false)}bytes)`,
     `${'pkts'.padStart(5)} ${'bytes'.padStart(5)} ${'target'.padEnd(9)}  prot opt ${'in'.padEnd(6)} ${'out'.padEnd(6)}  ${'source'.padEnd(19)}  ${'destination'.padEnd(19)} `,
   ];
 }

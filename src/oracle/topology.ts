@@ -430,6 +430,7 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
       mangle.push(
         '-A POSTROUTING -p tcp -j CHECKSUM --checksum-fill',
         `-A OUTPUT -p tcp --tcp-flags RST RST ! -s ${ip4(inst.privateIp)} ${recent(RECENT_FILTER_RST)}`,
+        `-A OUTPUT -p tcp --tcp-flags RST RST -m conntrack --ctstate RELATED ${recent(RECENT_FILTER_RST)}`,
         `-A OUTPUT -p icmp --icmp-type destination-unreachable ${recent(RECENT_FILTER_UNREACH)}`,
       );
     (inst.filter ? security : mangle).push(`-A INPUT ${recent(RECENT_LOCAL_IN)}`);
@@ -449,7 +450,8 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
     // With a scenario filter table, natlab's guard runs first in a chain of its own (jumped to
     // from the top of OUTPUT; what it does not drop RETURNs to the scenario's OUTPUT rules), and
     // lets through what the scenario's REJECT rules send: a tcp-reset from a forwarded packet
-    // has its destination as source (never the instance's own stack), the ICMP codes REJECT adds
+    // has its destination as source (never the instance's own stack), and every REJECT reset is
+    // RELATED (nf_ct_attach; the stack's own reset is ESTABLISHED), the ICMP codes REJECT adds
     // (net/host/admin prohibited), and a REJECT's port/protocol unreachable of a forwarded packet —
     // delivered packets quote a packet addressed to the instance itself.
     const own = inst.filter
@@ -463,6 +465,7 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
               .slice(0, -1)
               .map((l) => l.replace(/^-A OUTPUT (.*) -j ACCEPT$/, `-A ${OWN_OUTPUT_CHAIN} $1 -j RETURN`)),
             `-A ${OWN_OUTPUT_CHAIN} -p tcp ! -s ${ip4(inst.privateIp)} -j RETURN`,
+            `-A ${OWN_OUTPUT_CHAIN} -p tcp -m conntrack --ctstate RELATED -j RETURN`,
             `-A ${OWN_OUTPUT_CHAIN} -p icmp --icmp-type network-prohibited -j RETURN`,
             `-A ${OWN_OUTPUT_CHAIN} -p icmp --icmp-type host-prohibited -j RETURN`,
             `-A ${OWN_OUTPUT_CHAIN} -p icmp --icmp-type communication-prohibited -j RETURN`,

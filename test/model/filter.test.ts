@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { F_ACK, F_FIN, F_RST, F_SYN, PROTO_ICMP, PROTO_TCP } from '../../src/packet/index.ts';
 import { parseFilterTable } from '../../src/scenario/iptables-filter.ts';
+import { formatFilterListing } from '../../src/model/listing.ts';
 import { DROP_FILTER_DROP, DROP_FILTER_REJECT, FATE_DELIVERED, FATE_DROPPED } from '../../src/spec/reasons.ts';
 import type { Scenario } from '../../src/spec/scenario.ts';
 import { A, engine, expectValidOutputs, idx, ping, pv, scenario, send, tcp, udp } from './helpers.ts';
@@ -139,5 +140,44 @@ describe('filter table (model)', () => {
     expect(send(e, s, 'app', ping('10.0.1.10', '10.0.0.10', 1)).fate).toBe(FATE_DELIVERED);
     const r = send(e, s, 'app', tcp('10.0.1.10:40000', '10.0.0.10:22'));
     expect([r.fate, r.reason]).toEqual([FATE_DROPPED, DROP_FILTER_DROP]);
+  });
+
+  it('iptables -L -v -n: the lines iptables 1.8 prints for the same table (protocol names, as the nat listing)', () => {
+    const t = parseFilterTable(
+      [
+        '*filter',
+        ':FORWARD DROP [0:0]',
+        ':EGRESS - [0:0]',
+        '-A FORWARD -m state --state RELATED,ESTABLISHED -j ACCEPT',
+        '-A FORWARD -s 10.0.0.0/16 -j EGRESS',
+        '-A EGRESS -p udp -m udp --sport 1:1023 --dport 53 -j ACCEPT',
+        '-A EGRESS -p icmp -m icmp --icmp-type 3/4 -j ACCEPT',
+        '-A EGRESS -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m comment --comment "new tcp" -j LOG --log-prefix "egress refused: "',
+        '-A EGRESS ! -d 192.0.2.0/24 -i eth0 -p tcp -j REJECT --reject-with tcp-reset',
+        'COMMIT',
+        '',
+      ].join('\n'),
+      'test',
+    );
+    const lines = formatFilterListing(t, [{ instance: 0, chain: 'FORWARD', rule: -1, packets: 3, bytes: 120 }]).split(
+      '\n',
+    );
+    expect(lines).toContain('Chain FORWARD (policy DROP 3 packets, 120 bytes)');
+    expect(lines).toContain('Chain EGRESS (1 references)');
+    expect(lines).toContain(
+      '    0     0 ACCEPT     all  --  *      *       0.0.0.0/0            0.0.0.0/0            state RELATED,ESTABLISHED',
+    );
+    expect(lines).toContain(
+      '    0     0 ACCEPT     udp  --  *      *       0.0.0.0/0            0.0.0.0/0            udp spts:1:1023 dpt:53',
+    );
+    expect(lines).toContain(
+      '    0     0 ACCEPT     icmp --  *      *       0.0.0.0/0            0.0.0.0/0            icmptype 3 code 4',
+    );
+    expect(lines).toContain(
+      '    0     0 LOG        tcp  --  *      *       0.0.0.0/0            0.0.0.0/0            tcp flags:0x17/0x02 /* new tcp */ LOG flags 0 level 4 prefix "egress refused: "',
+    );
+    expect(lines).toContain(
+      '    0     0 REJECT     tcp  --  eth0   *       0.0.0.0/0           !192.0.2.0/24         reject-with tcp-reset',
+    );
   });
 });

@@ -132,6 +132,13 @@ const counter = (run: Run, chain: string, rule: number): number =>
   run.counters.find((c) => c.instance === NAT && c.chain === chain && c.rule === rule)?.packets ?? -1;
 
 const CHECKS: Record<string, (run: Run) => void> = {
+  'filter: INPUT policy DROP: ssh dropped, telnet answered with a reset': ({ r, ct }) => {
+    expect(r.map((x) => x.fate)).toEqual([FATE_DROPPED, FATE_DROPPED]);
+    expect(r[0].outputs).toHaveLength(0);
+    expect(ct).toHaveLength(0);
+    const rst = view(r[1].outputs[0].frame);
+    expect([rst.src, rst.dst, rst.sport, rst.tcpFlags]).toEqual([NAT_IP, APP_IP, 23, 0x14]);
+  },
   'filter: DROP by port, other traffic passes and is NATed': ({ r, ct }) => {
     expect(r.map((x) => x.fate)).toEqual([FATE_DROPPED, FATE_DELIVERED]);
     expect(r[0].outputs).toHaveLength(0);

@@ -813,6 +813,32 @@ export function natCases(): NatCase[] {
       p(3000, APP, buildUdp({ src: APP_IP, dst: SRV, sport: 40002, dport: 123, payload: new Uint8Array(4) })),
     ],
   });
+  add({
+    name: 'filter: INPUT policy DROP: ssh dropped, telnet answered with a reset',
+    scenario: variant((s) => {
+      const text = [
+        '*filter',
+        ':INPUT DROP [0:0]',
+        '-A INPUT -p icmp -m icmp --icmp-type 8 -j ACCEPT',
+        '-A INPUT -p tcp -m tcp --dport 23 -j REJECT --reject-with tcp-reset',
+        'COMMIT',
+        '',
+      ].join('\n');
+      s.instances[idx(s, 'nat')].filter = parseFilterTable(text, '<case>');
+    }),
+    inputs: [
+      p(
+        1000,
+        APP,
+        buildTcp({ src: APP_IP, dst: NAT_IP, sport: 41000, dport: 22, seq: 1, flags: F_SYN, window: 64240 }),
+      ),
+      p(
+        2000,
+        APP,
+        buildTcp({ src: APP_IP, dst: NAT_IP, sport: 41001, dport: 23, seq: 1, flags: F_SYN, window: 64240 }),
+      ),
+    ],
+  });
   return cases;
 }
 
