@@ -10,7 +10,8 @@
 // Options: --sessions 1000,65536,1048576  --runs 5  --packets 4000000  --json (print JSON only)
 
 import { performance } from 'node:perf_hooks';
-import { loadBuiltinScenario } from '../src/scenario/index.ts';
+import { compileScenarioObject, loadBuiltinScenario, scenarioToObject } from '../src/scenario/index.ts';
+import type { Scenario } from '../src/spec/scenario.ts';
 import {
   createCoreBatch,
   createCoreShared,
@@ -50,6 +51,43 @@ export interface EstablishedOptions {
   keys?: 'random' | 'adversarial';
   /** Flow-table layout (src/core/layout.ts CoreLayout; default: the engine's default). */
   layout?: CoreLayout;
+  /**
+   * A typical security-group + network-ACL setup on the path (filteredScenario): the same
+   * sessions with every ENI filtered and an ACL on each subnet (docs/benchmarks.md "filtered").
+   */
+  filtered?: boolean;
+}
+
+/**
+ * The built-in scenario with a typical security-group and network-ACL setup (docs/semantics.md
+ * §11): the NAT instance's group allows everything from the VPC in (AWS's "open alternative" of
+ * the NAT group) and everything out; app's group allows nothing in (its flows' responses are
+ * tracked) and everything out (AWS's default); each subnet has an ACL with the classic rules (the
+ * VPC, the ephemeral range for replies, everything out). Every flow of the workload is tracked by
+ * app's and the NAT instance's ENIs and crosses both subnets' ACLs.
+ */
+export function filteredScenario(sessions: number): Scenario {
+  // biome-ignore lint/suspicious/noExplicitAny: a scenario file object is untyped.
+  const o = scenarioToObject(loadBuiltinScenario()) as Record<string, any>;
+  const tracking = { allowance: Math.max(262144, 2 * sessions) };
+  o.securityGroups = {
+    natsg: { inbound: [{ protocol: 'all', cidr: '10.0.0.0/16' }] },
+    appsg: { inbound: [] },
+  };
+  o.instances.nat.securityGroups = ['natsg'];
+  o.instances.nat.connectionTracking = tracking;
+  o.instances.app.securityGroups = ['appsg'];
+  o.instances.app.connectionTracking = tracking;
+  const acl = {
+    inbound: [
+      { rule: 100, action: 'allow', protocol: 'all', cidr: '10.0.0.0/16' },
+      { rule: 200, action: 'allow', protocol: 'tcp', ports: '1024-65535', cidr: '0.0.0.0/0' },
+      { rule: 210, action: 'allow', protocol: 'udp', ports: '1024-65535', cidr: '0.0.0.0/0' },
+    ],
+    outbound: [{ rule: 100, action: 'allow', protocol: 'all', cidr: '0.0.0.0/0' }],
+  };
+  o.networkAcls = { priv: { subnets: ['private'], ...acl }, pub: { subnets: ['public'], ...acl } };
+  return compileScenarioObject(o, '<bench filtered>');
 }
 
 export interface RunStats {
@@ -122,7 +160,7 @@ export async function measureEstablished(opts: EstablishedOptions) {
   const runs = opts.runs ?? 5;
   const packets = opts.packets ?? 4_000_000;
   const nFrames = Math.min(opts.frames ?? 1 << 18, Math.max(2 * sessions, 4096));
-  const scenario = loadBuiltinScenario();
+  const scenario = opts.filtered ? filteredScenario(sessions) : loadBuiltinScenario();
   scenario.conntrack.max = Math.max(sessions, 1024);
   const shared = createCoreShared(scenario, { workers: 1, seed: opts.seed ?? 1, layout: opts.layout });
   const dp = new Dataplane(shared, 0);

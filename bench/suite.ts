@@ -46,8 +46,15 @@ import {
   resultFate,
 } from '../src/spec/frame-batch.ts';
 
-export type WorkloadName = 'established' | 'setup' | 'mixed' | 'replay' | 'adversarial';
-export const WORKLOADS: readonly WorkloadName[] = ['established', 'setup', 'mixed', 'replay', 'adversarial'];
+export type WorkloadName = 'established' | 'setup' | 'mixed' | 'replay' | 'adversarial' | 'filtered';
+export const WORKLOADS: readonly WorkloadName[] = [
+  'established',
+  'setup',
+  'mixed',
+  'replay',
+  'adversarial',
+  'filtered',
+];
 
 export interface BenchOptions {
   quick: boolean;
@@ -275,6 +282,13 @@ class Suite {
         tasks.push({
           label: `adversarial keys vs random, ${sessionsLabel(s)} sessions, one thread`,
           fn: () => this.adversarial(s),
+        });
+    }
+    if (has('filtered') && o.inline) {
+      for (const s of o.sessions)
+        tasks.push({
+          label: `security groups + ACLs vs none, ${sessionsLabel(s)} sessions, one thread`,
+          fn: () => this.filtered(s),
         });
     }
     if (has('setup'))
@@ -897,6 +911,73 @@ class Suite {
       notes: { randomNs: ns.random, cpuRatio, fastPathShare: fast },
     });
     return `adversarial keys, ${sessionsLabel(S)} sessions: ${a.median.toFixed(0)} ns/packet vs ${r.median.toFixed(0)} random (CPU-time ratio ${cpuRatio.toFixed(2)}x)`;
+  }
+
+  /**
+   * Established packets through a typical security-group + network-ACL setup (filteredScenario)
+   * against the same sessions without filters, interleaved in the same run, one thread: the
+   * filtered sessions must stay on the fast path and lose at most 10% (issue 16).
+   */
+  private async filtered(S: number): Promise<string> {
+    const o = this.o;
+    const packets = Math.max(262144, Math.round(o.minRunSec * 4e6));
+    const ns: Record<'none' | 'filtered', number[]> = { none: [], filtered: [] };
+    const cpuMpps: Record<'none' | 'filtered', number[]> = { none: [], filtered: [] };
+    let fast = 1;
+    for (let round = 0; round < 2; round++) {
+      const order: Array<'none' | 'filtered'> = round ? ['filtered', 'none'] : ['none', 'filtered'];
+      for (const which of order) {
+        const r = await measureEstablished({
+          sessions: S,
+          runs: o.runs,
+          packets,
+          seed: o.seed,
+          filtered: which === 'filtered',
+        });
+        ns[which].push(...r.runsMpps.map((x) => 1000 / x));
+        cpuMpps[which].push(...r.runsCpuMpps);
+        if (which === 'filtered') fast = Math.min(fast, r.fastPathShare);
+      }
+    }
+    const fig = (which: 'none' | 'filtered') =>
+      makeFigure({
+        id: `filtered/sessions=${S}/filters=${which}/inline/ns`,
+        workload: 'filtered',
+        label: `established ${sessionsLabel(S)} sessions, ${which === 'none' ? 'no filters' : 'security groups + ACLs'}, one thread ns/packet`,
+        unit: 'ns/packet',
+        samples: ns[which],
+        higherIsBetter: false,
+        sessions: S,
+        engine: 'core',
+      });
+    const f = fig('filtered');
+    const n = fig('none');
+    const cpuRatio = median(cpuMpps.none) / median(cpuMpps.filtered);
+    const ratio = valueFigure({
+      id: `filtered/sessions=${S}/ratio-to-none`,
+      workload: 'filtered',
+      label: `security groups + ACLs / none, ${sessionsLabel(S)} sessions, ns per packet (CPU time)`,
+      unit: 'x',
+      value: cpuRatio,
+      higherIsBetter: false,
+      sessions: S,
+      engine: 'core',
+    });
+    this.figures.push(f, n, ratio);
+    this.results.push({
+      workload: 'filtered',
+      engine: 'core',
+      workers: 0,
+      sessions: S,
+      input: `${S} established UDP sessions through the built-in scenario with a typical security-group + network-ACL setup (bench/core-throughput.ts filteredScenario: app's and the NAT instance's ENIs track every flow, both subnets' ACLs are crossed), against the same ${S} sessions without filters, interleaved`,
+      measured:
+        'one thread, no pool: Dataplane.processBatch over pre-loaded 256-packet batches; ns per packet (wall clock) of each, and the ratio of CPU time per packet',
+      packetsPerRun: packets,
+      samples: ns.filtered,
+      unit: 'ns/packet',
+      notes: { noneNs: ns.none, cpuRatio, fastPathShare: fast },
+    });
+    return `security groups + ACLs, ${sessionsLabel(S)} sessions: ${f.median.toFixed(0)} ns/packet vs ${n.median.toFixed(0)} without (CPU-time ratio ${cpuRatio.toFixed(2)}x, fast path ${(fast * 100).toFixed(1)}%)`;
   }
 
   private async inlineSetup(): Promise<string> {

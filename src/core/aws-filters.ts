@@ -3,8 +3,11 @@
 // groups at each ENI with their own connection tracking. Compiled into typed arrays
 // (compileAwsFilters, structured-cloneable) and evaluated by the slow path (hop-walk.ts) over a
 // per-worker open-addressing table in shared memory (no allocation per packet). A session whose
-// path crosses any of these checks is never given a fast path: every packet of it takes the slow
-// path, so the tracking timers and the per-packet rule evaluation of untracked flows stay exact.
+// path crosses them gets a fast path only when every check on it is stable: each security group
+// passed by a tracked flow (recordFast keeps the flow's slot; fastPass checks it still holds the
+// flow and refreshes it exactly as sgCheck would) and the ACLs under the rule generation it was
+// recorded with (a mid-run change bumps it). Untracked flows never get one: they are evaluated
+// per packet (docs/core.md "Security groups and network ACLs").
 
 import {
   FILTER_PROTO_ALL,
@@ -58,6 +61,8 @@ export interface CompiledAwsFilters {
   rGroup: Int32Array;
   /** ACL rules: 1 allow, 0 deny. */
   rAllow: Uint8Array;
+  /** The rules' generation (shared, from 1): a mid-run change bumps it, invalidating composed paths. */
+  gen: Int32Array;
 }
 
 function maskOf(len: number): number {
@@ -184,6 +189,7 @@ export function compileAwsFilters(s: Scenario): CompiledAwsFilters | null {
     rAny: sab(Uint8Array, 1, cap, any),
     rGroup: sab(Int32Array, 4, cap, grp),
     rAllow: sab(Uint8Array, 1, cap, allow),
+    gen: sab(Int32Array, 4, 1, [1]),
   };
 }
 
@@ -210,13 +216,20 @@ export function updateAwsFilters(target: CompiledAwsFilters, fresh: CompiledAwsF
   for (const k of rules) (target[k] as Int32Array).set((fresh[k] as Int32Array).subarray(0, n));
   for (const k of ['fStart', 'fEnd', 'openAll', 'aStart', 'aEnd'] as const)
     (target[k] as Int32Array).set(fresh[k] as Int32Array);
+  // Every composed path recorded under the old rules is void (fastPass compares generations).
+  target.gen[0] = (target.gen[0] + 1) | 0 || 1;
   return null;
 }
 
 // ---- shared memory ---------------------------------------------------------------------------------
 
-/** Words of a tracking-table slot: key (4), flags, transactions. */
+/**
+ * Words of a tracking-table slot: key (4), flags, transactions, and the expiry (absolute ms, a
+ * float64 over words 6-7): one 32-byte slot, so a lookup and a refresh touch one cache line.
+ */
 export const SG_WORDS = 8;
+/** The expiry's index in the table's Float64Array view: slot offset (words) / 2 + 3. */
+const EXP_F64 = 3;
 const K0 = 0;
 const K_SRC = 1;
 const K_DST = 2;
@@ -225,6 +238,17 @@ const F_FLAGS = 4;
 const F_TRANS = 5;
 const FL_SEEN_REPLY = 1;
 const FL_LAST_REPLY = 2;
+/**
+ * Composed-path records (recordFast / fastPass), per session and direction: the rule generation,
+ * the crossings (2 bits count, then 10 bits each: instance << 3 | reply << 1 | after-NAT) and the
+ * tracking-table slot of each crossing's flow.
+ */
+const FAST_DIR_WORDS = 5;
+const FAST_SES_WORDS = 2 * FAST_DIR_WORDS;
+/** Security-group crossings a composed path may have (sender out, NAT in, NAT out / NAT in, out, receiver in). */
+export const FAST_MAX_SG = 3;
+/** Instances a crossing descriptor can name (7 bits). */
+export const FAST_MAX_INST = 128;
 /** Kinds of tracked flows (key word 0, low byte). */
 const KIND_PORTS = 1;
 const KIND_ICMP = 2;
@@ -263,7 +287,6 @@ export function sgSizing(f: CompiledAwsFilters, W: number, cap: number): SgSizin
 export function sgBuffers(W: number, nInst: number, slots: number): Record<string, SharedArrayBuffer> {
   return {
     sgTab: new SharedArrayBuffer(W * slots * SG_WORDS * 4),
-    sgExp: new SharedArrayBuffer(W * slots * 8),
     sgCnt: new SharedArrayBuffer(W * (nInst + 1) * 4),
     sgStat: new SharedArrayBuffer(W * (nInst + 1) * 8),
   };
@@ -279,10 +302,15 @@ export class AwsFilters {
   /** Per instance: conntrack_allowance_exceeded drops; [nInst]: the earliest expiry any entry may have. */
   private readonly stat: Float64Array;
   private readonly tb: number;
-  private readonly eb: number;
   private readonly cb: number;
   private readonly mask: number;
   private used = 0;
+  /** The slot of the tracked flow the last sgCheck passed by (found or created), or -1. */
+  lastSlot = -1;
+  /** 1 when the last sgCheck's packet was its tracked flow's response direction. */
+  lastReply = 0;
+  /** recordFast's records (FAST_SES_WORDS per session of this worker). */
+  private readonly fastRec: Int32Array;
   // Facts of the packet being checked (filterFacts of the model).
   private proto = 0;
   private src = 0;
@@ -301,13 +329,16 @@ export class AwsFilters {
     sabs: Record<string, SharedArrayBuffer>,
     private readonly sizing: SgSizing,
     private readonly w: number,
+    sessions: number,
+    /** Per worker: the base of its 32-bit ms clock (absolute ms = worker ms + clockBase[w]). */
+    private readonly clockBase: Float64Array,
   ) {
+    this.fastRec = new Int32Array(sessions * FAST_SES_WORDS);
     this.tab = new Int32Array(sabs.sgTab);
-    this.exp = new Float64Array(sabs.sgExp);
+    this.exp = new Float64Array(sabs.sgTab);
     this.cnt = new Int32Array(sabs.sgCnt);
     this.stat = new Float64Array(sabs.sgStat);
     this.tb = w * sizing.slots * SG_WORDS;
-    this.eb = w * sizing.slots;
     this.cb = w * (f.nInst + 1);
     this.mask = sizing.slots - 1;
     for (let i = 0; i < f.nInst; i++) this.used += this.cnt[this.cb + i];
@@ -379,6 +410,11 @@ export class AwsFilters {
     return h & this.mask;
   }
 
+  /** Index of slot s's expiry in the Float64Array view of the table. */
+  private xi(s: number): number {
+    return ((this.tb + s * SG_WORDS) >> 1) + EXP_F64;
+  }
+
   /** Slot of the key, or -1 (bounded probe: at most `slots` steps). */
   private find(k0: number, a: number, b: number, k3: number): number {
     const t = this.tab;
@@ -411,7 +447,6 @@ export class AwsFilters {
       if (inRange) continue;
       const oh = this.tb + hole * SG_WORDS;
       for (let x = 0; x < SG_WORDS; x++) t[oh + x] = t[oj + x];
-      this.exp[this.eb + hole] = this.exp[this.eb + j];
       hole = j;
     }
     const o = this.tb + hole * SG_WORDS;
@@ -425,7 +460,7 @@ export class AwsFilters {
     for (let s = 0, n = 0; s <= this.mask && n <= 2 * (this.mask + 1); n++) {
       const o = this.tb + s * SG_WORDS;
       if (t[o + K0] !== 0) {
-        const e = this.exp[this.eb + s];
+        const e = this.exp[this.xi(s)];
         if (now >= e) {
           this.remove(s);
           continue; // slot s now holds a shifted entry (or nothing): look again
@@ -503,25 +538,18 @@ export class AwsFilters {
           reply = true;
         }
       }
-      if (s >= 0 && now >= this.exp[this.eb + s]) {
+      if (s >= 0 && now >= this.exp[this.xi(s)]) {
         this.remove(s);
         s = -1;
       }
       if (s >= 0) {
-        const o = this.tb + s * SG_WORDS;
-        const t = this.tab;
-        if (reply) {
-          t[o + F_FLAGS] |= FL_SEEN_REPLY;
-          if ((t[o + F_FLAGS] & FL_LAST_REPLY) === 0) t[o + F_TRANS]++;
-          t[o + F_FLAGS] |= FL_LAST_REPLY;
-        } else t[o + F_FLAGS] &= ~FL_LAST_REPLY;
-        const x = now + this.timeoutS(inst, s) * 1000;
-        this.exp[this.eb + s] = x;
-        // A refresh may shorten the timeout (120 s unreplied TCP → a 60 s established timeout).
-        if (x < this.stat[this.cb + f.nInst]) this.stat[this.cb + f.nInst] = x;
+        this.touch(inst, s, reply, now);
+        this.lastSlot = s;
+        this.lastReply = reply ? 1 : 0;
         return 0;
       }
     }
+    this.lastSlot = -1;
     // No tracked flow: the rules of the ENI's groups in this direction.
     const remote = dir === DIR_IN ? this.src : this.dst;
     let hit = false;
@@ -565,11 +593,107 @@ export class AwsFilters {
     t[o + F_FLAGS] = 0;
     t[o + F_TRANS] = 0;
     const x = now + this.timeoutS(inst, s) * 1000;
-    this.exp[this.eb + s] = x;
+    this.exp[this.xi(s)] = x;
     if (x < this.stat[mi]) this.stat[mi] = x;
     this.cnt[this.cb + inst]++;
     this.used++;
+    this.lastSlot = s;
+    this.lastReply = 0;
     return 0;
+  }
+
+  /** A packet of the tracked flow in slot s (reply: its response direction) at `now`: flags, transactions, expiry. */
+  private touch(inst: number, s: number, reply: boolean, now: number): void {
+    const o = this.tb + s * SG_WORDS;
+    const t = this.tab;
+    if (reply) {
+      t[o + F_FLAGS] |= FL_SEEN_REPLY;
+      if ((t[o + F_FLAGS] & FL_LAST_REPLY) === 0) t[o + F_TRANS]++;
+      t[o + F_FLAGS] |= FL_LAST_REPLY;
+    } else t[o + F_FLAGS] &= ~FL_LAST_REPLY;
+    const x = now + this.timeoutS(inst, s) * 1000;
+    this.exp[this.xi(s)] = x;
+    // A refresh may shorten the timeout (120 s unreplied TCP → a 60 s established timeout).
+    const mi = this.cb + this.f.nInst;
+    if (x < this.stat[mi]) this.stat[mi] = x;
+  }
+
+  /**
+   * Records the security-group crossings of a composed path (hop-walk recordPath): session
+   * `local`'s direction `kind`, `n` crossings (desc: instance << 2 | reply << 1 | after-NAT; slot
+   * of the tracked flow each passed by), under the current rule generation.
+   */
+  recordFast(local: number, kind: number, n: number, desc: Int32Array, slots: Int32Array): void {
+    const o = local * FAST_SES_WORDS + kind * FAST_DIR_WORDS;
+    const fs = this.fastRec;
+    let d = n;
+    for (let j = 0; j < n; j++) {
+      const s = slots[j];
+      const e = ((desc[j] >>> 2) << 3) | (desc[j] & 3);
+      d |= e << (2 + 10 * j);
+      fs[o + 2 + j] = s;
+    }
+    fs[o + 1] = d;
+    fs[o] = this.f.gen[0];
+  }
+
+  /**
+   * The fast path's security groups and ACLs for session `local`, direction `kind`, at worker
+   * time `nowW` (ms; every argument a 32-bit integer: no boxing across the call): true when the rules are those the path was recorded under and every crossing's
+   * tracked flow is still in its slot (the same key: find() would return it) and alive — then each
+   * is refreshed as sgCheck would (the same order). `a1 b1 p1`: the packet's addresses and ports
+   * before the NAT instance (after the IGW's inbound rewrite), `a2 b2 p2` after it (before the
+   * IGW's outbound rewrite). False: the slow path decides (and records again).
+   */
+  fastPass(
+    local: number,
+    kind: number,
+    nowW: number,
+    proto: number,
+    a1: number,
+    b1: number,
+    p1: number,
+    a2: number,
+    b2: number,
+    p2: number,
+  ): boolean {
+    const o = local * FAST_SES_WORDS + kind * FAST_DIR_WORDS;
+    const fs = this.fastRec;
+    if (fs[o] !== this.f.gen[0]) return false;
+    const now = nowW + this.clockBase[this.w];
+    const d = fs[o + 1];
+    const n = d & 3;
+    const t = this.tab;
+    for (let j = 0; j < n; j++) {
+      const e = (d >>> (2 + 10 * j)) & 0x3ff;
+      const after = (e & 1) !== 0;
+      const reply = (e & 2) !== 0;
+      let a = after ? a2 : a1;
+      let b = after ? b2 : b1;
+      let p = after ? p2 : p1;
+      if (reply) {
+        const x = a;
+        a = b;
+        b = x;
+        p = (p << 16) | (p >>> 16);
+      }
+      const s = fs[o + 2 + j];
+      const ot = this.tb + s * SG_WORDS;
+      if (
+        t[ot + K0] !== ((((e >>> 3) + 1) << 16) | (proto << 8) | KIND_PORTS) ||
+        t[ot + K_SRC] !== (a | 0) ||
+        t[ot + K_DST] !== (b | 0) ||
+        t[ot + K3] !== (p | 0) ||
+        now >= this.exp[this.xi(s)]
+      )
+        return false;
+    }
+    // Each flow refreshed exactly as sgCheck's tracked branch would (flags, transactions, expiry).
+    for (let j = 0; j < n; j++) {
+      const e = (d >>> (2 + 10 * j)) & 0x3ff;
+      this.touch(e >>> 3, fs[o + 2 + j], (e & 2) !== 0, now);
+    }
+    return true;
   }
 }
 

@@ -47,6 +47,7 @@ import { CT_ESTABLISHED, FATE_DELIVERED, REASON_NONE } from '../spec/reasons.ts'
 
 /** The result word of every fast-path packet: delivered, ESTABLISHED, one output. */
 const RES_FAST = packResult(FATE_DELIVERED, REASON_NONE, 0, CT_ESTABLISHED, 1);
+import type { AwsFilters } from './aws-filters.ts';
 import { HopWalk } from './hop-walk.ts';
 import { COMMIT_IN_FLIGHT } from './ring.ts';
 import type { SlowState } from './slow-state.ts';
@@ -96,6 +97,7 @@ export class Dataplane {
     this.tables = new Tables(shared, workerIndex);
     this.slow = new HopWalk(c, this.tables, shared.workers, workerIndex, shared.quota[workerIndex], shared.sabs);
     this.st = this.slow.st;
+    this.aws = this.slow.aws;
     this.clock = new WorkerClock(this.tables);
     this.tmoEst = c.tmo[TO_ESTABLISHED];
     this.tmoUdpStream = c.tmo[TO_UDP_STREAM];
@@ -304,6 +306,12 @@ export class Dataplane {
   /** The current TCP packet's L4 offset and last_end (for tcpAck from recordFast). */
   private tcpL4 = 0;
   private tcpEnd = 0;
+  /** Security groups and ACLs of a composed path (null: the scenario has none; aws-filters.ts fastPass). */
+  private readonly aws: AwsFilters | null;
+  /** With aws: the packet's source, destination (after the IGW's inbound rewrite) and ports word. */
+  private inSrc = 0;
+  private inDst = 0;
+  private inPorts = 0;
 
   /**
    * The fast path from the session record (the 'record' layout, and the 'line' layout's entries
@@ -329,6 +337,31 @@ export class Dataplane {
     if ((path & 31) !== ingress) return false;
     const tdec = (path >>> 10) & 3;
     if (tdec !== 0 && ttl <= tdec) return false;
+    // Security groups (their tracked flows refreshed) and ACLs on the path: still as recorded?
+    // Before the TCP step's writes (false leaves the packet to the slow path untouched; if the TCP
+    // step then refuses, the slow path's refresh of these settled flows writes the same expiry
+    // again). The tuple after the NAT instance is the other direction's, inverted (before the
+    // IGW's outbound rewrite).
+    const aws = this.aws;
+    if (aws !== null) {
+      const oo = o + (1 - kind) * 3;
+      const p2 = ses[oo + 2];
+      if (
+        !aws.fastPass(
+          local,
+          kind,
+          now,
+          proto,
+          this.inSrc,
+          this.inDst,
+          this.inPorts,
+          ses[oo + 1] | 0,
+          ses[oo] | 0,
+          (p2 << 16) | (p2 >>> 16) | 0,
+        )
+      )
+        return false;
+    }
     let to = tmo;
     if (proto === PROTO_TCP) {
       to = this.tcpAck(local, kind, this.tcpL4, this.tcpEnd);
@@ -487,6 +520,11 @@ export class Dataplane {
     }
     if (slot < 0) return false;
     const tmo = proto === PROTO_TCP ? this.tmoEst : this.tmoUdpStream;
+    if (this.aws !== null) {
+      this.inSrc = srcW | 0;
+      this.inDst = dst | 0;
+      this.inPorts = portsW | 0;
+    }
     let nsrc: number;
     let ndst: number;
     let nports: number;
@@ -500,7 +538,8 @@ export class Dataplane {
       const fl = t.flow;
       const fm = fl[e + FE_META];
       const r = (fl[e] & t.refMask) - 1;
-      if ((fm & FE_FAST) === 0) {
+      // Sessions behind security groups or ACLs take the record's path (its checks: recordFast).
+      if ((fm & FE_FAST) === 0 || this.aws !== null) {
         if (!this.recordFast(r >>> 2, r & 3, proto, ingress, ttl, now, tmo)) return false;
         nsrc = this.rSrc;
         ndst = this.rDst;

@@ -41,7 +41,7 @@ import { NatGateways } from './nat-gateway.ts';
 import { TCP_RESET_LEN, writeTcpReset } from '../packet/tcp-reset.ts';
 import { F_RST } from '../packet/constants.ts';
 import { DEFAULT_IP_TTL } from '../spec/timeouts.ts';
-import { AwsFilters, DIR_IN, DIR_OUT } from './aws-filters.ts';
+import { AwsFilters, DIR_IN, DIR_OUT, FAST_MAX_INST, FAST_MAX_SG } from './aws-filters.ts';
 import { Conntrack } from './conntrack.ts';
 import { IcmpErrors } from './icmp-error.ts';
 import { PacketManip } from './manip.ts';
@@ -105,8 +105,14 @@ export class HopWalk {
   private out: BatchOutput | null = null;
   private pkt = 0;
   /** Security groups and network ACLs (null: the scenario has none). */
-  private readonly aws: AwsFilters | null;
-  private readonly clockBase: Float64Array;
+  /** Security groups and ACLs (null: the scenario has none); the fast path asks it too. */
+  readonly aws: AwsFilters | null;
+  /** Security-group crossings of the current walk that a composed path may keep (recordFast). */
+  private sgN = 0;
+  private readonly sgDesc = new Int32Array(FAST_MAX_SG);
+  private readonly sgSlot = new Int32Array(FAST_MAX_SG);
+  /** Per worker: the base of its 32-bit ms clock (absolute ms = st.now + clockBase[w]). */
+  readonly clockBase: Float64Array;
 
   constructor(
     private readonly c: CompiledScenario,
@@ -126,21 +132,31 @@ export class HopWalk {
     this.drops = t.v.drops;
     this.dropBase = worker * REASON_COUNT;
     const sh = t.shared;
-    this.aws = c.aws && sh.sg ? new AwsFilters(c.aws, c.instPriv, sh.sabs, sh.sg, worker) : null;
+    this.aws = c.aws && sh.sg ? new AwsFilters(c.aws, c.instPriv, sh.sabs, sh.sg, worker, sh.capW, t.v.clock) : null;
     this.clockBase = t.v.clock;
   }
 
   // ---- security groups and network ACLs (aws-filters.ts) -------------------------------------------
 
-  /** Security groups of `inst`'s ENI in direction `dir`: false = dropped. A checked session never gets a fast path. */
+  /**
+   * Security groups of `inst`'s ENI in direction `dir`: false = dropped. A pass by a tracked flow
+   * is kept for the composed path (recordFast); any other pass (untracked, not trackable) means
+   * the session direction has no fast path: its packets are evaluated one by one.
+   */
   private sgPass(inst: number, dir: number): boolean {
     const a = this.aws;
     if (a === null || a.f.sgOn[inst] === 0) return true;
     const st = this.st;
-    st.trkOk = false;
     a.facts(st.pv);
     const v = a.sgCheck(inst, dir, st.now + this.clockBase[this.t.w]);
-    if (v === 0) return true;
+    if (v === 0) {
+      if (a.lastSlot < 0 || this.sgN >= FAST_MAX_SG || inst >= FAST_MAX_INST || st.gen) st.trkOk = false;
+      else {
+        this.sgDesc[this.sgN] = (inst << 2) | (a.lastReply << 1) | (st.trkNat > 0 ? 1 : 0);
+        this.sgSlot[this.sgN++] = a.lastSlot;
+      }
+      return true;
+    }
     this.drop(v === 1 ? DROP_SG_DENY : DROP_SG_ALLOWANCE);
     return false;
   }
@@ -149,7 +165,8 @@ export class HopWalk {
   private aclPass(subnet: number, dir: number): boolean {
     const a = this.aws;
     if (a === null || a.f.aclOn[subnet] === 0) return true;
-    this.st.trkOk = false;
+    // Stateless: the same verdict for every packet of a session direction until the rules change
+    // (a composed path keeps the rule generation: AwsFilters.fastPass).
     a.facts(this.st.pv);
     if (a.aclAllows(subnet, dir)) return true;
     this.drop(DROP_NACL_DENY);
@@ -200,6 +217,7 @@ export class HopWalk {
     st.ctRes = CT_NONE;
     st.trkOk = true;
     st.trkNat = 0;
+    this.sgN = 0;
     st.trkArrivals = 0;
     st.trkTtl = 0;
     st.trkEip = 0;
@@ -265,6 +283,7 @@ export class HopWalk {
       ses[o + S_PATH] = ((ses[o + S_PATH] & 0xffff) | (p << 16)) >>> 0;
       t.touchMeta(o, (meta | M_PATH_R) >>> 0);
     }
+    if (this.aws !== null) this.aws.recordFast(st.trkLocal, st.trkKind, this.sgN, this.sgDesc, this.sgSlot);
   }
 
   // ---- the walk ------------------------------------------------------------------------------------
