@@ -63,6 +63,8 @@ export interface CompiledScenario {
   /** NAT slot of the instance (index among instances with a nat table), or -1. */
   instNat: Int32Array;
   instRt: Int32Array;
+  /** 1: stopped by a timeline event (spec/timeline.ts). */
+  instStopped: Uint8Array;
   natCount: number;
   natInst: Int32Array;
   rtStart: Int32Array;
@@ -153,11 +155,56 @@ const KIND: Record<string, number> = {
   RETURN: TK_RETURN,
 };
 
+/**
+ * A typed array over a SharedArrayBuffer holding `src`: the state a timeline event changes (routes,
+ * Elastic IPs, stopped instances) is shared with the workers, so updateTimelineState reaches them.
+ */
+function sharedCopy<T extends Uint8Array | Int32Array | Uint32Array>(
+  C: { new (b: SharedArrayBuffer): T; BYTES_PER_ELEMENT: number },
+  src: ArrayLike<number>,
+): T {
+  const a = new C(new SharedArrayBuffer(Math.max(1, src.length) * C.BYTES_PER_ELEMENT));
+  const v = a.length > src.length ? (a.subarray(0, src.length) as T) : a;
+  v.set(src);
+  return v;
+}
+
+/**
+ * Writes the timeline-changeable state of `fresh` (compiled from the scenario after an event) into
+ * `target` in place: route kinds and targets, Elastic IP mappings, stopped instances. Returns why
+ * it cannot (a different shape), or null.
+ */
+export function updateTimelineState(target: CompiledScenario, fresh: CompiledScenario): string | null {
+  if (
+    fresh.rtKind.length !== target.rtKind.length ||
+    fresh.eipCount !== target.eipCount ||
+    fresh.nInst !== target.nInst
+  )
+    return 'the routes or Elastic IPs changed shape';
+  target.rtKind.set(fresh.rtKind);
+  target.rtInst.set(fresh.rtInst);
+  target.rtAddr.set(fresh.rtAddr);
+  target.rtMask.set(fresh.rtMask);
+  target.eipAddr.set(fresh.eipAddr);
+  target.eipInst.set(fresh.eipInst);
+  target.eipPriv.set(fresh.eipPriv);
+  target.eipGw.set(fresh.eipGw);
+  target.eipGwAddr.set(fresh.eipGwAddr);
+  target.instEip.set(fresh.instEip);
+  target.instHasEip.set(fresh.instHasEip);
+  target.instStopped.set(fresh.instStopped);
+  return null;
+}
+
 export function compileScenario(s: Scenario): CompiledScenario {
   const n = s.instances.length;
   const instPriv = new Uint32Array(n);
-  const instEip = new Uint32Array(n);
-  const instHasEip = new Uint8Array(n);
+  const instEip = sharedCopy(Uint32Array, new Uint32Array(n));
+  const instHasEip = sharedCopy(Uint8Array, new Uint8Array(n));
+  const instStopped = sharedCopy(
+    Uint8Array,
+    s.instances.map((i) => (i.stopped ? 1 : 0)),
+  );
   const instSdc = new Uint8Array(n);
   const instFwd = new Uint8Array(n);
   const instNat = new Int32Array(n).fill(-1);
@@ -285,19 +332,20 @@ export function compileScenario(s: Scenario): CompiledScenario {
     instFwd,
     instNat,
     instRt,
+    instStopped,
     natCount: natInstL.length,
     natInst: Int32Array.from(natInstL),
     rtStart: Int32Array.from(rtStart),
-    rtAddr: Uint32Array.from(rtAddr),
-    rtMask: Uint32Array.from(rtMask),
-    rtKind: Uint8Array.from(rtKind),
-    rtInst: Int32Array.from(rtInst),
+    rtAddr: sharedCopy(Uint32Array, rtAddr),
+    rtMask: sharedCopy(Uint32Array, rtMask),
+    rtKind: sharedCopy(Uint8Array, rtKind),
+    rtInst: sharedCopy(Int32Array, rtInst),
     eipCount: eipA.length,
-    eipAddr: Uint32Array.from(eipA),
-    eipInst: Int32Array.from(eipI),
-    eipPriv: Uint32Array.from(eipP),
-    eipGw: Int32Array.from(eipG),
-    eipGwAddr: Int32Array.from(eipK),
+    eipAddr: sharedCopy(Uint32Array, eipA),
+    eipInst: sharedCopy(Int32Array, eipI),
+    eipPriv: sharedCopy(Uint32Array, eipP),
+    eipGw: sharedCopy(Int32Array, eipG),
+    eipGwAddr: sharedCopy(Int32Array, eipK),
     gwCount: gws.length,
     gwRt: Int32Array.from(gws.map((g) => s.subnets[g.subnet].routeTable)),
     gwAddrStart: Int32Array.from(gwAddrStart),

@@ -241,6 +241,19 @@ export class Dataplane {
     this.tables.wheelAdvance(nowMs, 1 << 16);
   }
 
+  /**
+   * A timeline event happened (every worker idle): NAT slot `slot`'s sessions go (-1: none), every
+   * composed path is forgotten, and the Elastic IP copies are read again from the shared state.
+   */
+  timeline(slot: number): void {
+    this.tables.timelineReset(slot);
+    const c = this.c;
+    for (let e = 0; e < c.eipCount; e++) {
+      this.eipSlot[e] = c.eipInst[e] < 0 ? -1 : c.instNat[c.eipInst[e]];
+      this.eipPriv[e] = c.eipPriv[e];
+    }
+  }
+
   /** NAT slot reached directly from `ingress` for `dst` (frame dst for instance points). */
   private slotFor(ingress: number, dst: number): number {
     const c = this.c;

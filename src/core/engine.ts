@@ -64,7 +64,9 @@ import {
 export { type CoreLayout, CORE_LAYOUTS, DEFAULT_LAYOUT } from './layout.ts';
 import { CorePool, defaultWorkers } from './pool.ts';
 import { Dataplane } from './dataplane.ts';
-import { FAULT_HOLD, FAULT_TERMINATE, FAULT_THROW, MAX_SHARE, OP_ADVANCE, OP_PROCESS } from './ring.ts';
+import { FAULT_HOLD, FAULT_TERMINATE, FAULT_THROW, MAX_SHARE, OP_ADVANCE, OP_PROCESS, OP_TIMELINE } from './ring.ts';
+import { compileScenario, updateTimelineState } from './compile.ts';
+import { type TimelineEvent, flushedBy, scenarioAfter } from '../spec/timeline.ts';
 
 /** Fault injection (tests only). Packet numbers count every packet given to process(), from 0. */
 export interface CoreFaults {
@@ -123,6 +125,7 @@ class InlineWorkers implements Workers {
       const cb = this.batches[io];
       this.dp.processBatch(cb.batch, cb.out, cb.idx, first, count);
     } else if (op === OP_ADVANCE) this.dp.advance(nowMs);
+    else if (op === OP_TIMELINE) this.dp.timeline(first);
     return ++this.seq;
   }
   async waitFor(): Promise<void> {}
@@ -213,7 +216,8 @@ class CoreEngineImpl implements CoreEngine {
   private submitting: Promise<unknown> = Promise.resolve();
   private busy = false;
   private closed = false;
-  private readonly scenario: Scenario;
+  /** The scenario as the timeline events so far left it (applyTimelineEvent). */
+  private scenario: Scenario;
 
   constructor(scenario: Scenario, opts: CoreEngineOptions) {
     this.scenario = scenario;
@@ -335,6 +339,30 @@ class CoreEngineImpl implements CoreEngine {
     const fresh = compileAwsFilters(next);
     const bad = fresh ? updateAwsFilters(aws, fresh) : 'the change removed every filter';
     if (bad) throw new InputError(`core engine: setFilterRules: ${bad}`);
+  }
+
+  /**
+   * A timeline event (Engine.applyTimelineEvent, docs/core.md "Timeline events"): every worker idle
+   * (an advance to the event's time), the shared routes / Elastic IPs / stopped flags rewritten from
+   * the scenario after it, then each worker drops the emptied instance's sessions and its composed paths.
+   */
+  async applyTimelineEvent(event: TimelineEvent, timeUs: number): Promise<void> {
+    await this.advance(timeUs);
+    const next = scenarioAfter(this.scenario, event.action);
+    if (event.action.kind === 'setFilterRules') await this.setFilterRules(next);
+    const bad = updateTimelineState(this.shared.compiled, compileScenario(next));
+    if (bad) throw new InputError(`core engine: timeline event ${event.text}: ${bad}`);
+    this.scenario = next;
+    let slot = -1;
+    for (const i of flushedBy(event.action)) slot = this.shared.compiled.instNat[i];
+    this.enter();
+    try {
+      const seqs: number[] = [];
+      for (let w = 0; w < this.workers; w++) seqs.push(await this.run.post(w, OP_TIMELINE, 0, slot, 0, 0, -1));
+      for (let w = 0; w < this.workers; w++) await this.run.waitFor(w, seqs[w]);
+    } finally {
+      this.busy = false;
+    }
   }
 
   /** Read from shared memory; safe while workers run (e.g. from a fault-injection hold). */

@@ -78,6 +78,7 @@ import {
   DROP_SRC_DST_CHECK_DST,
   DROP_SRC_DST_CHECK_SRC,
   DROP_TCPMSS,
+  DROP_INSTANCE_STOPPED,
   DROP_TTL_EXCEEDED,
   FATE_DELIVERED,
   FATE_DROPPED,
@@ -329,7 +330,8 @@ export class HopWalk {
           srcSub = this.aws !== null ? this.aws.f.gwSubnet[gwLeave] : -1;
           gwLeave = -1;
         } else {
-          // Step 2: ENI egress source/dest check of `inst`.
+          // Step 2: ENI egress source/dest check of `inst` (a stopped instance sends nothing).
+          if (c.instStopped[inst] !== 0) return this.drop(DROP_INSTANCE_STOPPED);
           if (c.instSdc[inst] && pv.src !== c.instPriv[inst]) return this.drop(DROP_SRC_DST_CHECK_SRC);
           if (!this.sgPass(inst, DIR_OUT)) return;
           rt = c.instRt[inst];
@@ -378,6 +380,8 @@ export class HopWalk {
             inst = t;
           }
         } else if (kind === RT_ENI) {
+          // A route to a stopped instance's ENI is a blackhole (AWS Route.State) while it is stopped.
+          if (c.instStopped[c.rtInst[r]] !== 0) return this.drop(DROP_BLACKHOLE);
           if (this.aws !== null && !this.crossPass(srcSub, this.aws.f.instSubnet[c.rtInst[r]])) return;
           inst = c.rtInst[r];
         } else if (kind === RT_NATGW) {
@@ -401,6 +405,7 @@ export class HopWalk {
       // Arrival at instance `inst`.
       if (++hops > MAX_HOPS) return this.drop(DROP_ROUTING_LOOP);
       st.trkArrivals++;
+      if (c.instStopped[inst] !== 0) return this.drop(DROP_INSTANCE_STOPPED);
       // Step 5: ENI ingress check.
       if (c.instSdc[inst] && pv.dst !== c.instPriv[inst]) return this.drop(DROP_SRC_DST_CHECK_DST);
       if (!this.sgPass(inst, DIR_IN)) return;

@@ -31,6 +31,8 @@ export function descNowMs(ctrl: Int32Array, d: number): number {
 export const OP_PROCESS = 1;
 export const OP_ADVANCE = 2;
 export const OP_EXIT = 3;
+/** A timeline event (Dataplane.timeline): D_FIRST = the NAT slot whose sessions go, or -1. */
+export const OP_TIMELINE = 4;
 
 // Per-worker block, in 32-bit words. The producer's word and the consumer's words sit on
 // different 64-byte cache lines so the two threads do not write the same line.

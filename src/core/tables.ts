@@ -42,6 +42,7 @@ import {
   FE_WORDS,
   M_ASSURED,
   M_PATH_O,
+  M_PATH_R,
   M_STATE_MASK,
   M_STATE_SHIFT,
   S_PATH,
@@ -854,6 +855,25 @@ export class Tables {
       flow[e + FE_PORT] = port;
       flow[e + FE_EXPIRY] = ses[o + S_EXPIRY];
       flow[e + FE_META] = (key | FE_FAST | side | ((path & 0xfff) << FE_PATH_SHIFT)) >>> 0;
+    }
+  }
+
+  /**
+   * After a timeline event (docs/core.md "Timeline events"; cold): releases every session of NAT
+   * slot `slot` (-1: none) — the instance's conntrack is gone — and forgets every composed path
+   * (and, in the 'line' layout, every fast entry), since routes, Elastic IPs or stopped instances
+   * may have changed what a path would be.
+   */
+  timelineReset(slot: number): void {
+    const ses = this.ses;
+    const hwm = this.ctl[this.cBase + C_HWM];
+    for (let i = 0; i < hwm; i++) {
+      const o = this.rec(i);
+      if ((ses[o + S_META] & M_LIVE) === 0) continue;
+      if (this.fat) this.pull(i); // expiry folded into the record, FE_FAST cleared
+      const meta = ses[o + S_META];
+      if (((meta >>> M_SLOT_SHIFT) & M_SLOT_MASK) === slot) this.release(i);
+      else if ((meta & (M_PATH_O | M_PATH_R)) !== 0) this.touchMeta(o, (meta & ~(M_PATH_O | M_PATH_R)) >>> 0);
     }
   }
 

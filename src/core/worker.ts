@@ -31,6 +31,7 @@ import {
   WAIT_ANY,
   OP_ADVANCE,
   OP_EXIT,
+  OP_TIMELINE,
   OP_PROCESS,
   W_COMMIT,
   W_HEAD,
@@ -76,6 +77,8 @@ interface Processor {
   /** Runs the share [first, first+count) of cb.idx; commitBias: see Dataplane.processBatch. */
   process(cb: CoreBatch, first: number, count: number, commitBias: number): void;
   advance(nowMs: number): void;
+  /** A timeline event: NAT slot `slot`'s sessions go (-1: none), composed paths are forgotten. */
+  timeline(slot: number): void;
   /** Packets that took the fast path so far (statistics). */
   fast(): number;
 }
@@ -83,6 +86,7 @@ interface Processor {
 class NoopProcessor implements Processor {
   process(_cb: CoreBatch, _first: number, _count: number, _commitBias: number): void {}
   advance(_nowMs: number): void {}
+  timeline(_slot: number): void {}
   fast(): number {
     return 0;
   }
@@ -106,6 +110,7 @@ class ProbeProcessor implements Processor {
   advance(nowMs: number): void {
     Atomics.store(this.probe, this.probe.length - 1, nowMs);
   }
+  timeline(_slot: number): void {}
   fast(): number {
     return 0;
   }
@@ -121,6 +126,9 @@ class DataplaneProcessor implements Processor {
   }
   advance(nowMs: number): void {
     this.dp.advance(nowMs);
+  }
+  timeline(slot: number): void {
+    this.dp.timeline(slot);
   }
   fast(): number {
     return this.dp.fastCount;
@@ -203,6 +211,8 @@ function runLoop(task: WorkerTask, proc: Processor): number {
       ctrl[base + W_PACKETS] = processed;
     } else if (op === OP_ADVANCE) {
       proc.advance(descNowMs(ctrl, d));
+    } else if (op === OP_TIMELINE) {
+      proc.timeline(ctrl[d + D_FIRST]);
     }
     busyUs += (performance.now() - t0) * 1000;
     ctrl[base + W_BUSY_US] = busyUs | 0;

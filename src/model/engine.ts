@@ -71,6 +71,7 @@ import {
   DROP_TCPMSS,
   DROP_FILTER_DROP,
   DROP_FILTER_REJECT,
+  DROP_INSTANCE_STOPPED,
   DROP_TTL_EXCEEDED,
   FATE_DELIVERED,
   FATE_DROPPED,
@@ -143,6 +144,7 @@ import type { NetworkAcl } from '../spec/aws-filters.ts';
 import { TCP_STATE_NAMES } from './tcp-state.ts';
 import { tupleText } from './tuple.ts';
 import { rd16, rd32, wr16, wr32 } from '../packet/bytes.ts';
+import { type TimelineEvent, flushedBy, isStopped, scenarioAfter } from '../spec/timeline.ts';
 
 /** A path longer than this many instance hops is a routing loop (docs/semantics.md §2). */
 export const MAX_INSTANCE_HOPS = 8;
@@ -223,10 +225,11 @@ export class ModelEngine implements Engine {
   /** Network ACL of each subnet (null: the default ACL, allows everything); replaced by setFilterRules. */
   private acls: (NetworkAcl | null)[];
 
-  constructor(
-    readonly scenario: Scenario,
-    opts: ModelEngineOptions = {},
-  ) {
+  /** The scenario as the timeline events so far left it (applyTimelineEvent). */
+  scenario: Scenario;
+
+  constructor(scenario: Scenario, opts: ModelEngineOptions = {}) {
+    this.scenario = scenario;
     this.rng = new Prng(opts.seed ?? 1);
     this.gateways = (scenario.natGateways ?? []).map((g) => new ModelNatGateway(g, opts.seed ?? 1));
     this.tables = scenario.instances.map((i) => (i.nat ? new ConntrackTable(scenario.conntrack) : null));
@@ -302,6 +305,19 @@ export class ModelEngine implements Engine {
     if (why) throw new InputError(`model engine: setFilterRules: ${why}`);
     for (const sg of this.security) sg?.setGroups(next.securityGroups ?? []);
     this.acls = aclBySubnet(next);
+  }
+
+  async applyTimelineEvent(event: TimelineEvent, timeUs: number): Promise<void> {
+    this.applyTimelineEventSync(event, timeUs);
+  }
+
+  /** A timeline event at capture time timeUs (docs/semantics.md §14): the new scenario, emptied conntrack tables. */
+  applyTimelineEventSync(event: TimelineEvent, timeUs: number): void {
+    this.advanceSync(timeUs);
+    const next = scenarioAfter(this.scenario, event.action);
+    if (event.action.kind === 'setFilterRules') this.setFilterRulesSync(next);
+    this.scenario = next;
+    for (const i of flushedBy(event.action)) if (this.tables[i]) this.tables[i] = new ConntrackTable(next.conntrack);
   }
 
   // --- synchronous helpers ----------------------------------------------------------------------
@@ -402,6 +418,11 @@ export class ModelEngine implements Engine {
       const idx = input.ingress - 1;
       if (idx < 0 || idx >= this.scenario.instances.length) {
         this.drop(w, DROP_NO_INGRESS, `point ${input.ingress}`, pkt, `no instance at ingress point ${input.ingress}`);
+        return this.result(w);
+      }
+      if (isStopped(this.scenario, idx)) {
+        const name = this.scenario.instances[idx].name;
+        this.drop(w, DROP_INSTANCE_STOPPED, `instance ${name}`, pkt, `${name} is stopped: it sends nothing`);
         return this.result(w);
       }
       this.sendFrom(idx, pkt, w, `sent by ${this.instanceKind(idx)} ${this.scenario.instances[idx].name}`);
@@ -543,6 +564,17 @@ export class ModelEngine implements Engine {
         return;
       }
       case 'eni':
+        if (isStopped(this.scenario, route.instance)) {
+          // AWS: a route whose target is not available is in state blackhole (Route.State).
+          this.drop(
+            w,
+            DROP_BLACKHOLE,
+            routerName,
+            pkt,
+            `route ${rtext}: ${this.scenario.instances[route.instance].name} is stopped, the route is a blackhole`,
+          );
+          return;
+        }
         this.hop(w, routerName, pkt, `route ${rtext}`);
         if (!this.crossSubnets(sn, this.scenario.instances[route.instance].subnet, pkt, w)) return;
         this.arriveAt(route.instance, pkt, w);
@@ -747,6 +779,10 @@ export class ModelEngine implements Engine {
     w.instanceHops++;
     if (w.instanceHops > MAX_INSTANCE_HOPS) {
       this.drop(w, DROP_ROUTING_LOOP, `ENI ${T.name}`, pkt, `more than ${MAX_INSTANCE_HOPS} instance hops`);
+      return;
+    }
+    if (T.stopped) {
+      this.drop(w, DROP_INSTANCE_STOPPED, `ENI ${T.name}`, pkt, `${T.name} is stopped: nothing receives the packet`);
       return;
     }
     if (T.sourceDestCheck && pv.dst !== T.privateIp) {

@@ -38,6 +38,7 @@ import {
   DROP_ICMP_REDIRECT_NAT,
   DROP_SRC_DST_CHECK_DST,
   DROP_SRC_DST_CHECK_SRC,
+  DROP_INSTANCE_STOPPED,
   DROP_TTL_EXCEEDED,
   DROP_FILTER_REJECT,
   DROP_NACL_DENY,
@@ -94,6 +95,9 @@ import {
   RECENT_NOHOST,
   RECENT_SDCHECK_DST,
   RECENT_SDCHECK_SRC,
+  RECENT_STOPPED,
+  routeLines,
+  stoppedRule,
 } from './topology.ts';
 import {
   RECENT_NACL_DENY,
@@ -106,6 +110,7 @@ import {
   sgUpdateText,
 } from './aws-filters.ts';
 import { filterUpdateProblem } from '../scenario/filter-update.ts';
+import { type TimelineEvent, flushedBy, scenarioAfter } from '../spec/timeline.ts';
 
 export type KernelTimeMode = 'real' | 'compress';
 export type KernelInjection = 'batch' | 'single';
@@ -320,7 +325,8 @@ export class KernelEngine implements Engine {
   private readonly settleMs: number;
 
   private constructor(
-    readonly scenario: Scenario,
+    /** The scenario as the timeline events so far left it (applyTimelineEvent). */
+    public scenario: Scenario,
     readonly plan: TopologyPlan,
     private readonly opts: KernelEngineOptions,
   ) {
@@ -517,6 +523,40 @@ export class KernelEngine implements Engine {
       );
     }
     await this.honourTime(timeUs, 'advance()');
+  }
+
+  /**
+   * A timeline event for real (docs/kernel-oracle.md "Timeline events"), only in this run's own
+   * namespaces: the router's routes whose effective target changed are replaced (a route to a
+   * stopped instance goes to the blackhole sink), a stopped instance gets a recording FORWARD drop
+   * on its router link (removed when it starts), an emptied instance's conntrack is flushed with
+   * `conntrack -F` in its namespace, and the user-space IGW maps the Elastic IPs anew.
+   */
+  async applyTimelineEvent(event: TimelineEvent, timeUs: number): Promise<void> {
+    this.assertOpen();
+    await this.honourTime(timeUs, `timeline event ${event.text}`);
+    const prev = this.scenario;
+    const next = scenarioAfter(prev, event.action);
+    if (event.action.kind === 'setFilterRules') {
+      // Optional on the Engine contract (the kernel's security groups and ACLs come separately).
+      const setRules = (this as Engine).setFilterRules;
+      if (!setRules)
+        throw new InputError(`kernel engine: ${event.text}: security groups and network ACLs are not implemented here`);
+      await setRules.call(this, next);
+    }
+    const router = this.plan.router;
+    const before = new Set(routeLines(prev));
+    const changed = routeLines(next).filter((l) => !before.has(l));
+    if (changed.length > 0) await run('ip', ['-n', router, '-batch', '-'], { input: `${changed.join('\n')}\n` });
+    for (let i = 0; i < next.instances.length; i++) {
+      const was = prev.instances[i].stopped === true;
+      const is = next.instances[i].stopped === true;
+      if (was !== is) await run('iptables', [is ? '-A' : '-D', ...stoppedRule(i)], { netns: router });
+    }
+    for (const i of flushedBy(event.action))
+      if (this.plan.instances[i]) await run('conntrack', ['-F'], { netns: this.plan.instances[i] });
+    this.igw = igwMapOf(next);
+    this.scenario = next;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -781,6 +821,13 @@ export class KernelEngine implements Engine {
       transitAt: new Set(),
     };
     const result = state.result;
+    const sender = this.scenario.instances[p.ingress - instancePoint(0)];
+    if (sender?.stopped) {
+      // A stopped instance sends nothing (the model's order: an IP-level malformation first).
+      result.reason = isIpLevelMalformation(st) ? DROP_MALFORMED : DROP_INSTANCE_STOPPED;
+      if (isIpLevelMalformation(st)) result.detail = st;
+      return { done: result };
+    }
     const pa = this.points.get(p.ingress);
     if (!pa) {
       result.reason = DROP_NO_INGRESS;
@@ -963,6 +1010,7 @@ export class KernelEngine implements Engine {
     else if (sawRejectRst || (generatedType === ICMP_DEST_UNREACH && hits.has(RECENT_FILTER_UNREACH)))
       result.reason = DROP_FILTER_REJECT;
     else if (fwdOff) result.reason = DROP_IP_FORWARD_OFF;
+    else if (hits.has(RECENT_STOPPED)) result.reason = DROP_INSTANCE_STOPPED;
     else if (hits.has(RECENT_SDCHECK_SRC)) result.reason = DROP_SRC_DST_CHECK_SRC;
     else if (hits.has(RECENT_SDCHECK_DST)) result.reason = DROP_SRC_DST_CHECK_DST;
     else if (hits.has(RECENT_SG_ALLOWANCE)) result.reason = DROP_SG_ALLOWANCE;

@@ -9,7 +9,7 @@
 //       mangle `TTL --ttl-inc 1` so that the hop is TTL-neutral like the AWS VPC router
 //   internet netns: igw link to the router; holds the internet hosts' addresses
 //   IGW: stateless 1:1 EIP mapping applied in user space at the internet edge (igw.ts)
-import type { Scenario, Instance } from '../spec/scenario.ts';
+import type { Scenario, Instance, Route } from '../spec/scenario.ts';
 import { DEFAULT_TCP_MAX_RETRANS, INSTANCE_MTU } from '../spec/scenario.ts';
 import { TIMEOUT_SYSCTLS } from '../spec/timeouts.ts';
 import type { ConntrackTimeouts } from '../spec/timeouts.ts';
@@ -81,6 +81,8 @@ export const RECENT_CT_RELATED = 'nl_ct_rel';
 export const RECENT_CT_INVALID = 'nl_ct_inv';
 export const RECENT_LOCAL_IN = 'nl_local';
 export const RECENT_LOCAL_OUT_DROPPED = 'nl_localout';
+/** A packet routed to a stopped instance (timeline stopInstance). */
+export const RECENT_STOPPED = 'nl_stopped';
 /** A TCP reset the instance sent from another address than its own: a filter REJECT --reject-with tcp-reset. */
 export const RECENT_FILTER_RST = 'nl_filter_rst';
 /** A destination unreachable the instance sent (a filter REJECT; time exceeded has its own type). */
@@ -189,6 +191,45 @@ function restore(tables: Record<string, string[]>): string {
 
 function recent(name: string): string {
   return `-m recent --name ${name} --set --rsource`;
+}
+
+/**
+ * The router's `ip route replace` line of a non-local route in kernel table `table` (null: local or
+ * a NAT gateway, which the kernel engine does not run). A route to a stopped instance's ENI is a
+ * blackhole while it is stopped (AWS Route.State; spec/timeline.ts).
+ */
+export function routeLine(s: Scenario, r: Route, table: number): string | null {
+  const dest = cidrText(r.dest.addr, r.dest.len);
+  if (r.target === 'igw') return `route replace ${dest} via ${LINK_INTERNET_ADDR} dev ${IGW_IF} onlink table ${table}`;
+  if (r.target === 'eni' && !s.instances[r.instance].stopped) {
+    const target = s.instances[r.instance];
+    return `route replace ${dest} via ${ip4(target.privateIp)} dev ${routerIfname(r.instance)} onlink table ${table}`;
+  }
+  if (r.target === 'eni' || r.target === 'blackhole')
+    return `route replace ${dest} via ${SINK_BLACKHOLE_HOP} dev ${SINK_BLACKHOLE_IF} onlink table ${table}`;
+  return null;
+}
+
+/** Every non-local route line of the router (routeLine), per scenario route table. */
+export function routeLines(s: Scenario): string[] {
+  const out: string[] = [];
+  s.routeTables.forEach((rt, t) => {
+    for (const r of rt.routes) {
+      const l = routeLine(s, r, TABLE_BASE + t);
+      if (l) out.push(l);
+    }
+  });
+  return out;
+}
+
+/** The router's chain FORWARD jumps to for stopped instances (one rule per stopped instance). */
+export const STOPPED_CHAIN = 'NL_STOPPED';
+/** The chain that drops and records (RECENT_STOPPED) what reaches a stopped instance. */
+export const STOPPED_DROP_CHAIN = 'NL_STOPPED_DROP';
+
+/** The STOPPED_CHAIN rule of stopped instance i (for `iptables -A` / `-D` in the router). */
+export function stoppedRule(i: number): string[] {
+  return [STOPPED_CHAIN, '-o', routerIfname(i), '-j', STOPPED_DROP_CHAIN];
 }
 
 export function planTopology(s: Scenario, runId: string): TopologyPlan {
@@ -303,19 +344,10 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
           rb.push(`route replace ${dest} via ${SINK_NOHOST_HOP} dev ${SINK_NOHOST_IF} onlink table ${table}`);
           rb.push(...hostRoutes(table, r.dest));
           break;
-        case 'igw':
-          rb.push(`route replace ${dest} via ${LINK_INTERNET_ADDR} dev ${IGW_IF} onlink table ${table}`);
-          break;
-        case 'eni': {
-          const target = s.instances[r.instance];
-          rb.push(
-            `route replace ${dest} via ${ip4(target.privateIp)} dev ${routerIfname(r.instance)} onlink table ${table}`,
-          );
-          break;
+        default: {
+          const line = routeLine(s, r, table);
+          if (line) rb.push(line);
         }
-        case 'blackhole':
-          rb.push(`route replace ${dest} via ${SINK_BLACKHOLE_HOP} dev ${SINK_BLACKHOLE_IF} onlink table ${table}`);
-          break;
       }
     }
   });
@@ -333,7 +365,19 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
   // so no receiver listed earlier may claim the drop (campaign seed 880002 run 7). A filtered
   // ENI's checks are in its own namespace (its security groups come after them there).
   const acl = routerAclRules(s, routerIfname, IGW_IF);
-  const rFilter = [...acl.declare, '-A INPUT -j DROP', '-A OUTPUT -j DROP'];
+  // Stopped instances (scenario timelines): FORWARD jumps to STOPPED_CHAIN after the ACLs and before
+  // the receivers' destination checks (the model's order: arrival at a stopped instance, then its
+  // ENI's checks); timeline events add and remove its per-instance rules (stoppedRule). The
+  // recording chain exists from the start: its xt_recent list must exist when the evidence
+  // readers open the lists.
+  const rFilter = [
+    ...acl.declare,
+    `:${STOPPED_CHAIN} - [0:0]`,
+    `:${STOPPED_DROP_CHAIN} - [0:0]`,
+    '-A INPUT -j DROP',
+    '-A OUTPUT -j DROP',
+    `-A ${STOPPED_DROP_CHAIN} ${recent(RECENT_STOPPED)} -j DROP`,
+  ];
   const sdDst: string[] = [];
   s.instances.forEach((inst, i) => {
     if (!inst.sourceDestCheck || sg[i] !== null) return;
@@ -345,7 +389,7 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
   rFilter.push(`-A FORWARD -o ${SINK_BLACKHOLE_IF} ${recent(RECENT_BLACKHOLE)} -j DROP`);
   rFilter.push(`-A FORWARD -o ${SINK_NOROUTE_IF} ${recent(RECENT_NOROUTE)} -j DROP`);
   rFilter.push(`-A FORWARD -o ${SINK_NOHOST_IF} ${recent(RECENT_NOHOST)} -j DROP`);
-  rFilter.push(...acl.forward, ...sdDst, ...acl.chains);
+  rFilter.push(...acl.forward, `-A FORWARD -j ${STOPPED_CHAIN}`, ...sdDst, ...acl.chains);
   const routerSpec: NetnsSpec = {
     name: router,
     role: ROLE_ROUTER,

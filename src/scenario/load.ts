@@ -31,6 +31,7 @@ import { suggest } from './suggest.ts';
 export { suggest };
 import { parseMangleTable, takeMangleSection } from './iptables-mangle.ts';
 import { parseFilterTable, takeFilterSection } from './iptables-filter.ts';
+import { compileTimeline } from './timeline.ts';
 
 export const TOP_KEYS = [
   'name',
@@ -44,6 +45,7 @@ export const TOP_KEYS = [
   'natGateways',
   'securityGroups',
   'networkAcls',
+  'timeline',
 ] as const;
 export const VPC_KEYS = ['cidr'] as const;
 export const ROUTE_KEYS = ['dest', 'target'] as const;
@@ -887,6 +889,13 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
   const s: Scenario = { name, source: file, vpcCidr, subnets, routeTables, instances, internetHosts, conntrack };
   if (natGateways.length > 0) s.natGateways = natGateways;
   Object.assign(s, compileAwsFilters(ctx, top, instRaw, instances, subnets));
+  if (ctx.el.count === 0) {
+    const timeline = compileTimeline(ctx, top, s, instRaw, subnets, {
+      subContext: () => new Ctx(new ErrorList(''), null, null),
+      readTarget,
+    });
+    if (timeline && timeline.length > 0) s.timeline = timeline;
+  }
   return s;
 }
 
@@ -902,7 +911,7 @@ function placeholderInstance(name: string): Instance {
   };
 }
 
-function readTarget(
+export function readTarget(
   ctx: Ctx,
   path: Array<string | number>,
   t: string,

@@ -1,6 +1,7 @@
 import type { BatchOutput, FrameBatch } from './frame-batch.ts';
 import type { NatGatewayConnection, NatGatewayCounters } from './nat-gateway.ts';
 import type { Scenario } from './scenario.ts';
+import type { TimelineEvent } from './timeline.ts';
 
 // The contract every engine (model, core, kernel) implements. Frames are IPv4 packets: the IPv4
 // header starts at byte 0 (link-layer headers are stripped by the caller and re-added by writers).
@@ -117,6 +118,12 @@ export interface Engine {
    * survive; untracked flows and ACLs meet the new rules with their next packet.
    */
   setFilterRules?(next: Scenario): Promise<void>;
+  /**
+   * Optional: applies a scenario timeline event (spec/timeline.ts) at capture time `timeUs` (the
+   * clock first advances to it): the engine's scenario becomes scenarioAfter(current, event.action)
+   * and the conntrack of flushedBy(event.action) is emptied. Every later packet meets the new state.
+   */
+  applyTimelineEvent?(event: TimelineEvent, timeUs: number): Promise<void>;
   /**
    * Optional: recognises a difference between this engine and another as one documented for this
    * engine (known, counted under its class, not a failure). Null: unclassified (a real difference).

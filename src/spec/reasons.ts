@@ -77,6 +77,8 @@ export const DROP_TCPMSS = 33;
 export const DROP_FILTER_DROP = 34;
 /** The NAT instance's filter table rejected the packet (-j REJECT): dropped, answered with an ICMP error or a TCP reset. */
 export const DROP_FILTER_REJECT = 35;
+/** The packet reached (or was sent by) an instance a timeline event stopped (docs/semantics.md §14). */
+export const DROP_INSTANCE_STOPPED = 36;
 
 export const REASONS: readonly string[] = [
   'none',
@@ -115,6 +117,7 @@ export const REASONS: readonly string[] = [
   'tcpmss',
   'filter-drop',
   'filter-reject',
+  'instance-stopped',
 ];
 export const REASON_COUNT = REASONS.length;
 

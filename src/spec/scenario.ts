@@ -274,6 +274,8 @@ export interface Instance {
   mangle?: MangleTable | null;
   /** The instance's filter table, given in its iptables text; absent/null = none (everything accepted). */
   filter?: FilterTable | null;
+  /** Stopped by a timeline event (spec/timeline.ts); absent = running. Loaders never set it. */
+  stopped?: boolean;
 }
 
 export interface ConntrackSettings {
@@ -347,6 +349,30 @@ export interface Scenario {
   securityGroups?: SecurityGroup[];
   /** Network ACLs; a subnet in none has the default ACL (allows everything). Absent = none. */
   networkAcls?: NetworkAcl[];
+  /** Changes at capture times (spec/timeline.ts), in time order; absent = none. */
+  timeline?: TimelineEvent[];
+}
+
+/** A scenario timeline event's change (spec/timeline.ts has the functions that apply it). */
+export type TimelineAction =
+  | { kind: 'stopInstance'; instance: number }
+  | { kind: 'startInstance'; instance: number }
+  /** Route `route` (index into routeTables[routeTable].routes) gets a new target (AWS ReplaceRoute). */
+  | { kind: 'replaceRoute'; routeTable: number; route: number; target: RouteTargetKind; targetIndex: number }
+  /** The ENI of instance `from` is attached to the running instance `to` (same configuration); empty conntrack. */
+  | { kind: 'moveEni'; from: number; to: number }
+  /** The Elastic IP of instance `from` is associated with instance `to` (which has none). */
+  | { kind: 'moveElasticIp'; from: number; to: number }
+  /** Every security group's rules and every ACL's entries as they are after the event (Engine.setFilterRules). */
+  | { kind: 'setFilterRules'; securityGroups: SecurityGroup[]; networkAcls: NetworkAcl[] };
+
+export interface TimelineEvent {
+  /** Seconds after the first packet (absolute: false) or the capture time in µs since the epoch (absolute: true). */
+  at: number;
+  absolute: boolean;
+  action: TimelineAction;
+  /** The event as one line (`stopInstance nat-a`), for reports. */
+  text: string;
 }
 
 /**

@@ -31,6 +31,7 @@ import {
   DROP_IGW_NO_PUBLIC_IP,
   DROP_MALFORMED,
   DROP_IP_FORWARD_OFF,
+  DROP_INSTANCE_STOPPED,
   DROP_NACL_DENY,
   DROP_SG_ALLOWANCE,
   DROP_SG_DENY,
@@ -42,7 +43,8 @@ import {
   FATE_DELIVERED,
   FATE_DROPPED,
 } from '../../src/spec/reasons.ts';
-import type { ConntrackEntry, InputPacket, NatRuleCounter, PacketResult } from '../../src/spec/engine.ts';
+import type { ConntrackEntry, Engine, InputPacket, NatRuleCounter, PacketResult } from '../../src/spec/engine.ts';
+import { TimelineCursor, processWithTimeline } from '../../src/diff/timeline.ts';
 import { instancePoint } from '../../src/spec/scenario.ts';
 import {
   APP,
@@ -50,6 +52,7 @@ import {
   NAT,
   NAT_EIP,
   NAT_IP,
+  NATB_EIP,
   NET,
   SRV,
   WEB,
@@ -88,7 +91,17 @@ async function runOn<R extends PacketResult>(e: AnyEngine<R>, c: NatCase): Promi
       await e.setFilterRules(f.scenario);
       from = f.at;
     }
-    r.push(...(await e.process(c.inputs.slice(from))));
+    // Scenario timelines: the inputs split at the event times, each event applied in between.
+    if (c.scenario.timeline)
+      r.push(
+        ...((await processWithTimeline(
+          e as unknown as Engine,
+          'engine',
+          c.inputs.slice(from),
+          new TimelineCursor(c.scenario),
+        )) as R[]),
+      );
+    else r.push(...(await e.process(c.inputs.slice(from))));
     if (c.advanceToUs !== undefined) {
       await e.advance(c.advanceToUs);
       r.push(...(await e.process(c.after ?? [])));
@@ -138,6 +151,27 @@ const CHECKS: Record<string, (run: Run) => void> = {
     expect(ct).toHaveLength(0);
     const rst = view(r[1].outputs[0].frame);
     expect([rst.src, rst.dst, rst.sport, rst.tcpFlags]).toEqual([NAT_IP, APP_IP, 23, 0x14]);
+  },
+  'timeline: route swap to the standby NAT instance mid-flow (it picks the flow up with its own address)': ({ r }) => {
+    expect(r.map((x) => x.fate)).toEqual(Array(6).fill(FATE_DELIVERED));
+    expect(egress(r[3])).toEqual([NET]);
+    expect(view(r[3].outputs[0].frame).src).toBe(NATB_EIP);
+    expect(egress(r[4])).toEqual([APP]); // the old instance still has the flow
+    expect(egress(r[5])).toEqual([APP]); // and so has the new one
+  },
+  'timeline: NAT instance stopped (blackhole, stopped ENI) and started (empty conntrack)': ({ r, ct }) => {
+    expect(r.map((x) => x.reason).slice(3, 5)).toEqual([DROP_BLACKHOLE, DROP_INSTANCE_STOPPED]);
+    expect(r[5].ct).toBe(CT_NEW); // picked up mid-stream (nf_conntrack_tcp_loose)
+    expect(view(r[5].outputs[0].frame).src).toBe(NAT_EIP);
+    expect(egress(r[6])).toEqual([APP]);
+    expect(ct).toHaveLength(1);
+  },
+  'timeline: ENI moved to the standby (same address, empty conntrack), then the Elastic IP moved': ({ r }) => {
+    expect(r[3].ct).toBe(CT_NEW);
+    const v = view(r[3].outputs[0].frame);
+    expect([v.src, v.sport]).toEqual([NAT_EIP, 41000]);
+    expect(egress(r[4])).toEqual([APP]);
+    expect(r[5].reason).toBe(DROP_IGW_NO_PUBLIC_IP);
   },
   'filter: DROP by port, other traffic passes and is NATed': ({ r, ct }) => {
     expect(r.map((x) => x.fate)).toEqual([FATE_DROPPED, FATE_DELIVERED]);

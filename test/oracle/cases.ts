@@ -31,6 +31,7 @@ import {
 } from '../../src/packet/index.ts';
 import type { InputPacket } from '../../src/spec/engine.ts';
 import type { Scenario } from '../../src/spec/scenario.ts';
+import type { TimelineAction } from '../../src/spec/timeline.ts';
 import { POINT_INTERNET, instancePoint } from '../../src/spec/scenario.ts';
 
 export interface CaseRun {
@@ -73,6 +74,28 @@ export const WEB_IP = A('10.0.0.20');
 export const WEB_EIP = A('203.0.113.20');
 export const SRV = A('198.51.100.7');
 export const ROUTER_FAR = A('192.0.2.254');
+
+export const NATB_IP = A('10.0.0.11');
+export const NATB_EIP = A('203.0.113.11');
+
+/**
+ * The built-in with a standby NAT instance natb (nat's twin) and a timeline; an instance index of
+ * -1 in an event means natb.
+ */
+function haVariant(events: Array<{ at: number; action: TimelineAction }>): Scenario {
+  const s = variant();
+  const nat = s.instances[idx(s, 'nat')];
+  s.instances.push({ ...structuredClone(nat), name: 'natb', privateIp: NATB_IP, elasticIp: NATB_EIP });
+  const b = s.instances.length - 1;
+  const fix = (i: number): number => (i < 0 ? b : i);
+  s.timeline = events.map(({ at, action }) => {
+    const a = structuredClone(action);
+    if (a.kind === 'replaceRoute') a.targetIndex = fix(a.targetIndex);
+    if (a.kind === 'moveEni' || a.kind === 'moveElasticIp') a.to = fix(a.to);
+    return { at, absolute: false, action: a, text: a.kind };
+  });
+  return s;
+}
 
 function variant(f?: (s: Scenario) => void): Scenario {
   const s = structuredClone(BASE);
@@ -837,6 +860,58 @@ export function natCases(): NatCase[] {
         APP,
         buildTcp({ src: APP_IP, dst: NAT_IP, sport: 41001, dport: 23, seq: 1, flags: F_SYN, window: 64240 }),
       ),
+    ],
+  });
+
+  // Scenario timelines (docs/semantics.md §14): a standby NAT instance natb (10.0.0.11, EIP
+  // 203.0.113.11) beside nat; events 3 ms into a TCP flow. The kernel does them for real (routes
+  // replaced in the router namespace, a recording drop for a stopped instance, conntrack -F).
+  const handshake = [
+    p(0, APP, tcpOut(F_SYN, 1000)),
+    p(1000, NET, tcpIn(F_SYN | F_ACK, 5000, 1001)),
+    p(2000, APP, tcpOut(F_ACK, 1001, 5001)),
+  ];
+  const tcpInTo = (eip: number, flags: number, seq: number, ack: number): Uint8Array =>
+    buildTcp({ src: SRV, dst: eip, sport: 443, dport: 41000, seq, ack, flags, window: 65160 });
+  add({
+    name: 'timeline: route swap to the standby NAT instance mid-flow (it picks the flow up with its own address)',
+    scenario: haVariant([
+      { at: 0.003, action: { kind: 'replaceRoute', routeTable: 1, route: 1, target: 'eni', targetIndex: -1 } },
+    ]),
+    // No payload after the swap: an ACK of data the old instance never saw is INVALID there (Linux's
+    // window tracking; the model does not track windows, docs/kernel-differences.md K4).
+    inputs: [
+      ...handshake,
+      p(4000, APP, tcpOut(F_ACK, 1001, 5001)),
+      p(5000, NET, tcpInTo(NAT_EIP, F_PSH | F_ACK, 5001, 1001)),
+      p(6000, NET, tcpInTo(NATB_EIP, F_PSH | F_ACK, 5001, 1001)),
+    ],
+  });
+  add({
+    name: 'timeline: NAT instance stopped (blackhole, stopped ENI) and started (empty conntrack)',
+    scenario: haVariant([
+      { at: 0.003, action: { kind: 'stopInstance', instance: 0 } },
+      { at: 0.006, action: { kind: 'startInstance', instance: 0 } },
+    ]),
+    inputs: [
+      ...handshake,
+      p(4000, APP, tcpOut(F_PSH | F_ACK, 1001, 5001, new Uint8Array(10))),
+      p(5000, NET, tcpInTo(NAT_EIP, F_ACK, 5001, 1011)),
+      p(7000, APP, tcpOut(F_PSH | F_ACK, 1001, 5001, new Uint8Array(10))),
+      p(8000, NET, tcpInTo(NAT_EIP, F_ACK, 5001, 1011)),
+    ],
+  });
+  add({
+    name: 'timeline: ENI moved to the standby (same address, empty conntrack), then the Elastic IP moved',
+    scenario: haVariant([
+      { at: 0.003, action: { kind: 'moveEni', from: 0, to: -1 } },
+      { at: 0.006, action: { kind: 'moveElasticIp', from: 0, to: 2 } }, // to app
+    ]),
+    inputs: [
+      ...handshake,
+      p(4000, APP, tcpOut(F_PSH | F_ACK, 1001, 5001, new Uint8Array(10))),
+      p(5000, NET, tcpInTo(NAT_EIP, F_ACK, 5001, 1011)),
+      p(7000, APP, tcpOut(F_PSH | F_ACK, 1011, 5001, new Uint8Array(10))),
     ],
   });
   return cases;
