@@ -247,6 +247,7 @@ export function compileTimeline(
           kind: 'setFilterRules',
           securityGroups: fresh.securityGroups ?? [],
           networkAcls: fresh.networkAcls ?? [],
+          changed: { what: isSg ? 'group' : 'acl', name: n },
         };
         text = `${kind} ${n}`;
         break;
@@ -301,4 +302,55 @@ function readAt(ctx: Ctx, path: Array<string | number>, v: unknown): { v: number
   }
   ctx.err(path, `expected seconds or an ISO time, got ${Array.isArray(v) ? 'a list' : typeof v}`);
   return null;
+}
+
+/** The timeline in the file format (scenarioToYaml): what compileTimeline reads back to the same events. */
+export function timelineToObject(s: Scenario, filtersToObject: (s: Scenario) => Record<string, unknown>): unknown[] {
+  const name = (i: number): string => s.instances[i].name;
+  return (s.timeline ?? []).map((e) => {
+    const o: Record<string, unknown> = { at: e.absolute ? isoOfUs(e.at) : e.at };
+    const a = e.action;
+    switch (a.kind) {
+      case 'stopInstance':
+      case 'startInstance':
+        o[a.kind] = name(a.instance);
+        break;
+      case 'moveEni':
+      case 'moveElasticIp':
+        o[a.kind] = { from: name(a.from), to: name(a.to) };
+        break;
+      case 'replaceRoute': {
+        const rt = s.routeTables[a.routeTable];
+        const target =
+          a.target === 'eni'
+            ? `eni:${name(a.targetIndex)}`
+            : a.target === 'nat-gateway'
+              ? `nat-gateway:${(s.natGateways ?? [])[a.targetIndex].name}`
+              : a.target;
+        o.replaceRoute = { routeTable: rt.name, destination: formatCidr(rt.routes[a.route].dest), target };
+        break;
+      }
+      case 'setFilterRules': {
+        const f = filtersToObject({ ...s, securityGroups: a.securityGroups, networkAcls: a.networkAcls });
+        const isSg = a.changed.what === 'group';
+        const all = (isSg ? f.securityGroups : f.networkAcls) as Record<string, Record<string, unknown>>;
+        const x = all[a.changed.name];
+        o[isSg ? 'setSecurityGroupRules' : 'setNetworkAclEntries'] = {
+          [isSg ? 'group' : 'acl']: a.changed.name,
+          inbound: x.inbound,
+          outbound: x.outbound,
+        };
+        break;
+      }
+    }
+    return o;
+  });
+}
+
+/** µs since the epoch as an ISO 8601 UTC time with microseconds (readAt reads it back exactly). */
+function isoOfUs(us: number): string {
+  const sec = Math.floor(us / 1e6);
+  const frac = us - sec * 1e6;
+  const base = new Date(sec * 1000).toISOString().slice(0, 19);
+  return frac === 0 ? `${base}Z` : `${base}.${String(frac).padStart(6, '0')}Z`;
 }

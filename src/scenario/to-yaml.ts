@@ -2,6 +2,7 @@
 // output yields a Scenario deep-equal to the input apart from `source`. Used to save fuzz
 // counterexamples and by `natlab scenario show`. Cold path.
 
+import { timelineToObject } from './timeline.ts';
 import { Document, isMap, isSeq } from 'yaml';
 import type { Cidr, Scenario } from '../spec/scenario.ts';
 import { formatCidr, formatIpv4 } from '../packet/addr.ts';
@@ -67,6 +68,7 @@ export function scenarioToObject(s: Scenario): Record<string, unknown> {
     ...filters,
   };
   if (s.natGateways && s.natGateways.length > 0) o.natGateways = natGatewaysToObject(s.natGateways, s.subnets);
+  if (s.timeline && s.timeline.length > 0) o.timeline = timelineToObject(s, awsFiltersToObject);
   return o;
 }
 

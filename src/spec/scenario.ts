@@ -364,7 +364,13 @@ export type TimelineAction =
   /** The Elastic IP of instance `from` is associated with instance `to` (which has none). */
   | { kind: 'moveElasticIp'; from: number; to: number }
   /** Every security group's rules and every ACL's entries as they are after the event (Engine.setFilterRules). */
-  | { kind: 'setFilterRules'; securityGroups: SecurityGroup[]; networkAcls: NetworkAcl[] };
+  | {
+      kind: 'setFilterRules';
+      securityGroups: SecurityGroup[];
+      networkAcls: NetworkAcl[];
+      /** The group or ACL the event named (setSecurityGroupRules / setNetworkAclEntries). */
+      changed: { what: 'group' | 'acl'; name: string };
+    };
 
 export interface TimelineEvent {
   /** Seconds after the first packet (absolute: false) or the capture time in µs since the epoch (absolute: true). */

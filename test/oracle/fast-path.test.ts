@@ -4,6 +4,7 @@
 // verdicts, conntrack classification, evidence, output frames (up to the consistent port renaming
 // that two kernel runs always need, docs/kernel-differences.md E9), conntrack tables and nat
 // counters must be the same. Needs root and the tools; skipped with the reason otherwise.
+import { TimelineCursor, processWithTimeline } from '../../src/diff/timeline.ts';
 import { describe, expect, it } from 'vitest';
 import {
   checkKernelPrerequisites,
@@ -38,7 +39,13 @@ async function runCase(c: NatCase, injection: KernelInjection): Promise<Run> {
   });
   try {
     expect(e.injection).toBe(injection);
-    const r = await e.process(c.inputs);
+    // Scenario timelines: the inputs split at the event times, each event applied in between.
+    const r = (await processWithTimeline(
+      e,
+      'kernel',
+      c.inputs,
+      new TimelineCursor(c.scenario),
+    )) as KernelPacketResult[];
     if (c.advanceToUs !== undefined) {
       await e.advance(c.advanceToUs);
       r.push(...(await e.process(c.after ?? [])));

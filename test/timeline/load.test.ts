@@ -152,3 +152,24 @@ describe('scenario timeline', () => {
     expectFirstError(o, 'timeline[0].setSecurityGroupRules', 'securityGroups.g.inbound[0]');
   });
 });
+
+describe('scenario timeline round trip (scenarioToYaml)', () => {
+  it('writes every event back so that it loads to the same events', async () => {
+    const { scenarioToYaml } = await import('../../src/scenario/to-yaml.ts');
+    const { parseScenario } = await import('../../src/scenario/load.ts');
+    const o = haObject([
+      { at: 1.5, stopInstance: 'nat' },
+      { at: 2, replaceRoute: { routeTable: 'private', destination: '0.0.0.0/0', target: 'eni:natb' } },
+      { at: 3, startInstance: 'nat' },
+      { at: 4, moveEni: { from: 'nat', to: 'natb' } },
+      { at: 5, moveElasticIp: { from: 'natb', to: 'spare' } },
+      { at: 6, setSecurityGroupRules: { group: 'natsg', outbound: [] } },
+    ]);
+    o.securityGroups = { natsg: { inbound: [{ protocol: 'all', cidr: '10.0.0.0/16' }] } };
+    o.instances.nat.securityGroups = ['natsg'];
+    for (const obj of [o, haObject([{ at: '2026-12-04T21:00:00.000250Z', stopInstance: 'nat' }])]) {
+      const s = parseObject(obj);
+      expect({ ...parseScenario(scenarioToYaml(s), 'r.yaml'), source: s.source }).toEqual(s);
+    }
+  });
+});

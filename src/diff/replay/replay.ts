@@ -70,6 +70,8 @@ import {
 import { makeEngine, type EngineName } from '../engines.ts';
 import { IngressMap, INGRESS_NOWHERE } from './ingress.ts';
 import { FLOW_IN, FLOW_OUT, FramePreparer, InputChunk } from './input.ts';
+import { ReplayTimeline } from './timeline.ts';
+import { DIR_IN as FAILOVER_DIR_IN, DIR_OUT as FAILOVER_DIR_OUT } from './failover.ts';
 import { FlowTable, PendingFlows } from './flow-table.ts';
 import {
   flowKey,
@@ -401,6 +403,8 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
   const known = new Map<string, number>();
   const pv = new PacketView();
   const pvOut = new PacketView();
+  // Scenario timeline (src/diff/timeline.ts): each engine's input split at the event times.
+  const timeline = new ReplayTimeline(s, opts.engines);
   try {
     if (opts.outDir !== null) await mkdir(opts.outDir, { recursive: true });
     if (annotate) inputCapture = await InputCapture.open(join(opts.outDir!, INPUT_CAPTURE_FILE), s, opts.input);
@@ -539,8 +543,12 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       const table = st.mappings;
       pending.clear();
       let from = 0;
+      timeline.begin(c.timeUs[0]);
       const handOver = async (end: number): Promise<void> => {
-        if (end > from) await runRange(st, c, io, from, end);
+        if (timeline.active) {
+          await timeline.handOver(st.name, st.engine, eb.timeUs, from, end, (a, b) => runRange(st, c, io, a, b));
+          from = end;
+        } else if (end > from) await runRange(st, c, io, from, end);
         from = end;
         pending.clear();
       };
@@ -571,7 +579,8 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
                 // Hand over first when a pending outbound packet of this flow may create or change
                 // its mapping: no mapping yet, or the flow idle long enough that its entry may have expired.
                 const last = e < 0 ? -1 : table.lastUs(e);
-                if (last < 0 || t - last >= st.mappingStaleUs) {
+                // (or a timeline event between may have changed it: a route swap, a stopped instance).
+                if (last < 0 || t - last >= st.mappingStaleUs || timeline.crossesEvent(last, t)) {
                   await handOver(j);
                   e = table.find(c.kProto[k], c.kInside[k], c.kPorts[k], c.kRemote[k]);
                 }
@@ -745,6 +754,21 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
             }
           }
           if (any) diffPackets++;
+        }
+        if (timeline.collector && fedAt >= 0 && (c.flow[k] === FLOW_OUT || c.flow[k] === FLOW_IN)) {
+          results ??= states.map((st) => resultOf(st, c, q, k));
+          for (let e = 0; e < states.length; e++)
+            timeline.collector.observe(
+              e,
+              c.kProto[k],
+              c.kInside[k],
+              c.kPorts[k] >>> 16,
+              c.kRemote[k],
+              c.kPorts[k] & 0xffff,
+              c.flow[k] === FLOW_OUT ? FAILOVER_DIR_OUT : FAILOVER_DIR_IN,
+              c.timeUs[k],
+              results[e],
+            );
         }
         if (stories || keep) {
           results ??= states.map((st) => resultOf(st, c, q, k));
@@ -972,6 +996,8 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
     opts.onProgress?.(prep.counters.records, fileSize || bytes, fileSize);
 
+    const late = timeline.notApplied();
+    if (late) notes.push(late);
     if (opts.beforeClose) await opts.beforeClose(states.map((st) => st.engine));
     // End of run: conntrack tables.
     const tables = await Promise.all(
@@ -1090,6 +1116,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
     pps: runMs > 0 ? (c.records * 1000) / runMs : 0,
     peakRssMb: peakRss / (1 << 20),
   };
+  if (timeline.collector) report.failover = timeline.collector.finish();
   const kept: Record<string, KeptResult[]> | null = opts.keepResults
     ? Object.fromEntries(states.map((st) => [st.name, st.kept!]))
     : null;

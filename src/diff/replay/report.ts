@@ -1,6 +1,8 @@
 // The replay report: what `natlab replay` writes to DIR/report.json and prints as a summary.
 // Cold path. The JSON shape is documented in docs/replay.md; add fields, never rename them.
 
+import { type FailoverReport, formatFailoverReport } from './failover.ts';
+
 export interface ReplayFrameRef {
   /** Output file, relative to the report's directory (e.g. "model/internet.pcap"). */
   file: string;
@@ -114,6 +116,8 @@ export interface ReplayReport {
   /** Input packets per second through all engines, from the first packet to the end (engine start-up excluded). */
   pps: number;
   peakRssMb: number;
+  /** Scenarios with a timeline: per event, which flows broke and how (failover.ts). */
+  failover?: FailoverReport;
 }
 
 function n(x: number): string {
@@ -141,6 +145,7 @@ function exitText(r: ReplayReport): string {
 }
 
 /** The human summary printed on stdout. */
+
 export function formatReplaySummary(r: ReplayReport, maxDiffs = 10): string {
   const L: string[] = [];
   const i = r.input;
@@ -236,6 +241,14 @@ export function formatReplaySummary(r: ReplayReport, maxDiffs = 10): string {
     for (const c of d.conntrack.slice(0, 5)) L.push(`  - [conntrack] ${c}`);
   }
   for (const note of d.notes) L.push(`  note: ${note}`);
+  if (r.failover) {
+    L.push('');
+    L.push(
+      ...formatFailoverReport(r.failover)
+        .split('\n')
+        .map((l) => `  ${l}`),
+    );
+  }
   L.push('');
   L.push(
     `  ${n(i.records)} packets x ${es.length} engine(s) in ${(r.wallMs / 1000).toFixed(2)} s (start-up included): ${n(Math.round(r.pps))} pps, peak RSS ${r.peakRssMb.toFixed(0)} MB; exit ${r.exitCode} (${exitText(r)})`,
