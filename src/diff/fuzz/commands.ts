@@ -5,6 +5,7 @@
 // space), ICMP errors quote an earlier *output*. Commands print like script lines:
 //   out[10.0.1.10:40000>198.51.100.7:443 tcp S]   in[#0 tcp SA]   advance[31s]
 
+import { type TimelineAction, scenarioAfter } from '../../spec/timeline.ts';
 import fc from 'fast-check';
 import type { PacketResult } from '../../spec/engine.ts';
 import type { Scenario } from '../../spec/scenario.ts';
@@ -1006,6 +1007,110 @@ class FilterChangeCmd implements Cmd {
   }
 }
 
+/**
+ * timeline[...]: a scenario timeline event now (docs/semantics.md §13): stop or start an
+ * instance, replace a non-local route's target (an instance's ENI, blackhole or the IGW), move an
+ * Elastic IP to an instance without one, or move an ENI to a running instance of the same
+ * configuration. Skipped when the scenario as it now is offers no such change.
+ */
+class TimelineCmd implements Cmd {
+  private text = '';
+  constructor(
+    readonly what: number,
+    readonly a: number,
+    readonly b: number,
+  ) {}
+  check(): boolean {
+    return true;
+  }
+  async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
+    const action = timelineAction(r.current, this.what, this.a, this.b);
+    if (!action) return;
+    this.text = `timeline[${action.text}]`;
+    await r.session.applyTimelineEvent({ at: 0, absolute: false, action: action.action, text: action.text });
+    r.current = scenarioAfter(r.current, action.action);
+  }
+  toString(): string {
+    return this.text || `timeline[${this.what}/${this.a}/${this.b}]`;
+  }
+}
+
+/** The timeline action `what` (0..4) picks in scenario s with choices a, b; null when none applies. */
+export function timelineAction(
+  s: Scenario,
+  what: number,
+  a: number,
+  b: number,
+): { action: TimelineAction; text: string } | null {
+  const insts = s.instances;
+  const name = (i: number): string => insts[i].name;
+  const all = insts.map((_, i) => i);
+  const pick = <T>(xs: T[], k: number): T | null => (xs.length === 0 ? null : xs[k % xs.length]);
+  switch (what % 5) {
+    case 0: {
+      const i = pick(
+        all.filter((i) => !insts[i].stopped),
+        a,
+      );
+      return i === null ? null : { action: { kind: 'stopInstance', instance: i }, text: `stopInstance ${name(i)}` };
+    }
+    case 1: {
+      const i = pick(
+        all.filter((i) => insts[i].stopped),
+        a,
+      );
+      return i === null ? null : { action: { kind: 'startInstance', instance: i }, text: `startInstance ${name(i)}` };
+    }
+    case 2: {
+      const routes = s.routeTables.flatMap((t, ti) =>
+        t.routes.flatMap((rt, ri) => (rt.target === 'local' ? [] : [{ ti, ri }])),
+      );
+      const at = pick(routes, a);
+      if (!at) return null;
+      const k = b % (insts.length + 2);
+      const target: TimelineAction & { kind: 'replaceRoute' } =
+        k < insts.length
+          ? { kind: 'replaceRoute', routeTable: at.ti, route: at.ri, target: 'eni', targetIndex: k }
+          : {
+              kind: 'replaceRoute',
+              routeTable: at.ti,
+              route: at.ri,
+              target: k === insts.length ? 'blackhole' : 'igw',
+              targetIndex: -1,
+            };
+      const rt = s.routeTables[at.ti];
+      const d = rt.routes[at.ri].dest;
+      const tt = target.target === 'eni' ? `eni:${name(target.targetIndex)}` : target.target;
+      return { action: target, text: `replaceRoute ${rt.name} ${formatIpv4(d.addr)}/${d.len} → ${tt}` };
+    }
+    case 3: {
+      const from = pick(
+        all.filter((i) => insts[i].elasticIp !== null),
+        a,
+      );
+      const to = pick(
+        all.filter((i) => insts[i].elasticIp === null && !insts[i].stopped),
+        b,
+      );
+      if (from === null || to === null) return null;
+      return { action: { kind: 'moveElasticIp', from, to }, text: `moveElasticIp ${name(from)} → ${name(to)}` };
+    }
+    default: {
+      const same = (x: number, y: number): boolean =>
+        x !== y &&
+        !insts[y].stopped &&
+        (insts[x].nat?.text ?? null) === (insts[y].nat?.text ?? null) &&
+        (insts[x].mangle?.text ?? null) === (insts[y].mangle?.text ?? null) &&
+        JSON.stringify(insts[x].sysctls) === JSON.stringify(insts[y].sysctls) &&
+        insts[x].sourceDestCheck === insts[y].sourceDestCheck;
+      const pairs = all.flatMap((x) => all.filter((y) => same(x, y)).map((y) => ({ x, y })));
+      const p = pick(pairs, a);
+      if (!p) return null;
+      return { action: { kind: 'moveEni', from: p.x, to: p.y }, text: `moveEni ${name(p.x)} → ${name(p.y)}` };
+    }
+  }
+}
+
 /** replay[...]: an earlier input again, byte for byte (reference space), now. */
 class ReplayCmd implements Cmd {
   private text = '';
@@ -1088,6 +1193,7 @@ const floodArb: fc.Arbitrary<Cmd> = fc
 
 export const fuzzCommandArbs: Array<fc.Arbitrary<Cmd>> = [
   fc.tuple(fc.nat(31), fc.nat(5), fc.nat(63)).map(([t, o, p]) => new FilterChangeCmd(t, o, p)),
+  fc.tuple(fc.nat(4), fc.nat(31), fc.nat(31)).map(([w, a, b]) => new TimelineCmd(w, a, b)),
   fc
     .tuple(protoArb, idx, idx, portArb, dportArb, rare(12), rare(8))
     .map(([p, a, b, s, d, sp, ts]) => new OpenCmd(p, a, b, s, d, sp, ts)),

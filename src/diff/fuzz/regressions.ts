@@ -9,6 +9,7 @@
 //   differences.txt          the report; README.md: what failed and the one command that replays it
 // Replay goes through DiffSession exactly as the fuzzer did (renaming learnt the same way).
 
+import type { TimelineEvent } from '../../spec/timeline.ts';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ConntrackEntry, Engine, PacketResult } from '../../spec/engine.ts';
@@ -63,8 +64,14 @@ interface SavedFilters {
   filters: Record<string, unknown>;
   note?: string;
 }
+/** A scenario timeline event (its resolved form, spec/timeline.ts), applied at timeUs. */
+interface SavedTimeline {
+  kind: 'timeline';
+  timeUs: number;
+  event: TimelineEvent;
+}
 interface InputsFile extends RegressionMeta {
-  events: Array<SavedPacket | SavedAdvance | SavedFilters>;
+  events: Array<SavedPacket | SavedAdvance | SavedFilters | SavedTimeline>;
 }
 
 export interface SavedResult {
@@ -178,19 +185,21 @@ export function saveRegression(inp: SaveInput): string {
   const events: InputsFile['events'] = session.events.map((e: SessionEvent) =>
     e.kind === 'advance'
       ? { kind: 'advance', timeUs: e.timeUs }
-      : e.kind === 'filters'
-        ? { kind: 'filters', timeUs: e.timeUs, filters: e.filters, ...(e.note ? { note: e.note } : {}) }
-        : {
-            kind: 'packet',
-            timeUs: e.input.timeUs,
-            ingress: pointName(s, e.input.ingress),
-            frame: hex(e.clean),
-            ...(e.damage ? { damage: e.damage } : {}),
-            ...(e.expect
-              ? { expect: { egress: pointName(s, e.expect.egress), dst: e.expect.dst, dport: e.expect.dport } }
-              : {}),
-            ...(e.note ? { note: e.note } : {}),
-          },
+      : e.kind === 'timeline'
+        ? { kind: 'timeline', timeUs: e.timeUs, event: e.event }
+        : e.kind === 'filters'
+          ? { kind: 'filters', timeUs: e.timeUs, filters: e.filters, ...(e.note ? { note: e.note } : {}) }
+          : {
+              kind: 'packet',
+              timeUs: e.input.timeUs,
+              ingress: pointName(s, e.input.ingress),
+              frame: hex(e.clean),
+              ...(e.damage ? { damage: e.damage } : {}),
+              ...(e.expect
+                ? { expect: { egress: pointName(s, e.expect.egress), dst: e.expect.dst, dport: e.expect.dport } }
+                : {}),
+              ...(e.note ? { note: e.note } : {}),
+            },
   );
   const file: InputsFile = { ...meta, events };
   writeFileSync(join(dir, 'inputs.json'), `${JSON.stringify(file, null, 1)}\n`);
@@ -255,9 +264,9 @@ export function loadRegression(dir: string): LoadedRegression {
   const scenario = loadScenario(join(dir, 'scenario.yaml'));
   file.events.forEach((e, i) => {
     const where = `events[${i}]`;
-    if (e.kind !== 'packet' && e.kind !== 'advance' && e.kind !== 'filters')
+    if (e.kind !== 'packet' && e.kind !== 'advance' && e.kind !== 'filters' && e.kind !== 'timeline')
       throw new InputError(
-        `${inputsPath}: ${where}.kind: '${(e as { kind: string }).kind}' is not packet, advance or filters`,
+        `${inputsPath}: ${where}.kind: '${(e as { kind: string }).kind}' is not packet, advance, filters or timeline`,
         inputsPath,
         where,
       );
@@ -306,6 +315,10 @@ export async function replayRegression(reg: LoadedRegression, engines: SessionEn
     for (const [i, e] of reg.events.entries()) {
       if (e.kind === 'advance') {
         await session.advance(e.timeUs);
+        continue;
+      }
+      if (e.kind === 'timeline') {
+        await session.applyTimelineEvent(e.event);
         continue;
       }
       if (e.kind === 'filters') {

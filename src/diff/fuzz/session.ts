@@ -4,6 +4,7 @@
 // invariants are checked on every output. Used by the fuzzer and by regression replay (same
 // code path, so a saved counterexample replays exactly as it was found).
 
+import type { TimelineEvent } from '../../spec/timeline.ts';
 import type { ConntrackEntry, Engine, InputPacket, PacketResult } from '../../spec/engine.ts';
 import type { Scenario } from '../../spec/scenario.ts';
 import { POINT_INTERNET, pointName } from '../../spec/scenario.ts';
@@ -51,7 +52,9 @@ export type SessionEvent =
     }
   | { kind: 'advance'; timeUs: number }
   /** Security-group rules / ACL entries changed (Engine.setFilterRules): the new ones, file format. */
-  | { kind: 'filters'; timeUs: number; filters: Record<string, unknown>; note?: string };
+  | { kind: 'filters'; timeUs: number; filters: Record<string, unknown>; note?: string }
+  /** A scenario timeline event (Engine.applyTimelineEvent) at the current time. */
+  | { kind: 'timeline'; timeUs: number; event: TimelineEvent };
 
 export class DifferenceError extends Error {
   constructor(readonly differences: Difference[]) {
@@ -264,6 +267,15 @@ export class DiffSession {
     for (const e of this.engines) {
       if (!e.engine.setFilterRules) throw new Error(`engine ${e.name} cannot change filter rules mid-run`);
       await e.engine.setFilterRules(next);
+    }
+  }
+
+  /** Every engine applies a scenario timeline event now (spec/timeline.ts). */
+  async applyTimelineEvent(event: TimelineEvent): Promise<void> {
+    this.events.push({ kind: 'timeline', timeUs: this.timeUs, event });
+    for (const e of this.engines) {
+      if (!e.engine.applyTimelineEvent) throw new Error(`engine ${e.name} cannot apply timeline events`);
+      await e.engine.applyTimelineEvent(event, this.timeUs);
     }
   }
 
