@@ -392,7 +392,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
   const pairs: Array<[string, string]> = [];
   const contexts: PacketCompareContext[] = [];
   const sinks = opts.sinks ?? [];
-  const events = opts.events ?? [];
+  const events: ReplayEvent[] = [...(opts.events ?? [])];
   const readdress = opts.readdress !== false;
   for (let k = 1; k < events.length; k++)
     if (events[k].timeUs < events[k - 1].timeUs) throw new Error('replay events must be in time order');
@@ -403,7 +403,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
   const known = new Map<string, number>();
   const pv = new PacketView();
   const pvOut = new PacketView();
-  // Scenario timeline (src/diff/timeline.ts): each engine's input split at the event times.
+  // Scenario timeline (timeline.ts): its events join `events` once the first record's time is known.
   const timeline = new ReplayTimeline(s, opts.engines);
   try {
     if (opts.outDir !== null) await mkdir(opts.outDir, { recursive: true });
@@ -543,12 +543,8 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       const table = st.mappings;
       pending.clear();
       let from = 0;
-      timeline.begin(c.timeUs[0]);
       const handOver = async (end: number): Promise<void> => {
-        if (timeline.active) {
-          await timeline.handOver(st.name, st.engine, eb.timeUs, from, end, (a, b) => runRange(st, c, io, a, b));
-          from = end;
-        } else if (end > from) await runRange(st, c, io, from, end);
+        if (end > from) await runRange(st, c, io, from, end);
         from = end;
         pending.clear();
       };
@@ -958,6 +954,11 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
     let q = 0;
     let cur = chunks[0];
     await fill(cur);
+    if (cur.count > 0 && timeline.active) {
+      // Scenario timeline events, in time order with any given ones (stable: given ones first on a tie).
+      events.push(...timeline.begin(cur.timeUs[0]));
+      events.sort((x, y) => x.timeUs - y.timeUs);
+    }
     const commit = (c: InputChunk): void => {
       if (c.readError !== null) readError ??= c.readError;
       if (c.limited) limited = true;
@@ -996,8 +997,6 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
     opts.onProgress?.(prep.counters.records, fileSize || bytes, fileSize);
 
-    const late = timeline.notApplied();
-    if (late) notes.push(late);
     if (opts.beforeClose) await opts.beforeClose(states.map((st) => st.engine));
     // End of run: conntrack tables.
     const tables = await Promise.all(

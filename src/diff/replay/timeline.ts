@@ -1,73 +1,58 @@
-// The replay loop's view of a scenario timeline: one TimelineCursor per engine (src/diff/timeline.ts)
-// and the failover report's collector. `handOver` is the one call the loop makes per hand-over: the
-// range [from, end) of an engine's batch is handed over in pieces cut at the event times, each
-// event applied to that engine in between (the batch before an event is through the engine before
-// the event, the rest after it).
+// The replay loop's view of a scenario timeline: its events as ReplayEvents (the loop's mid-stream
+// event hook, ReplayOptions.events: everything before an event's time handed over to the engine,
+// then the event applied), their capture times (fixed by the capture's first record: `at:` counts
+// from it), and the failover report's collector.
 
-import type { Engine } from '../../spec/engine.ts';
+import { InputError } from '../../spec/errors.ts';
 import type { Scenario } from '../../spec/scenario.ts';
-import { TimelineCursor } from '../timeline.ts';
+import { eventTimeUs } from '../../spec/timeline.ts';
 import { FailoverCollector } from './failover.ts';
+import type { Engine } from '../../spec/engine.ts';
+
+/** ReplayOptions.events' element (replay.ts ReplayEvent), structurally. */
+export interface TimelineReplayEvent {
+  timeUs: number;
+  apply(engine: Engine, name: string): Promise<void>;
+}
 
 export class ReplayTimeline {
-  /** Whether the scenario has a timeline at all (else the loop hands over as before). */
+  /** Whether the scenario has a timeline at all. */
   readonly active: boolean;
   /** The failover report's collector (null without a timeline). */
   readonly collector: FailoverCollector | null;
-  private readonly cursors = new Map<string, TimelineCursor>();
-  private started = false;
+  private times: number[] | null = null;
 
-  constructor(scenario: Scenario, engines: readonly string[]) {
+  constructor(
+    private readonly scenario: Scenario,
+    engines: readonly string[],
+  ) {
     const events = scenario.timeline ?? [];
     this.active = events.length > 0;
     this.collector = this.active ? new FailoverCollector(events, engines) : null;
-    for (const e of engines) this.cursors.set(e, new TimelineCursor(scenario));
   }
 
-  /** The capture's first record time fixes the event times (relative `at:`); later calls do nothing. */
-  begin(firstRecordUs: number): void {
-    if (!this.active || this.started) return;
-    this.started = true;
-    let times: readonly number[] = [];
-    for (const c of this.cursors.values()) {
-      c.start(firstRecordUs);
-      times = c.eventTimes ?? [];
-    }
+  /**
+   * The events as the loop's ReplayEvents, their times fixed from the capture's first record
+   * (call once, when it is known); none without a timeline.
+   */
+  begin(firstRecordUs: number): TimelineReplayEvent[] {
+    if (!this.active || this.times !== null) return [];
+    const events = this.scenario.timeline ?? [];
+    const times = events.map((e) => eventTimeUs(e, firstRecordUs));
+    this.times = times;
     this.collector?.start(firstRecordUs, times);
-  }
-
-  /** Hands [from, end) of an engine's batch over through `run`, applying due events between pieces. */
-  async handOver(
-    name: string,
-    engine: Engine,
-    timeUs: ArrayLike<number>,
-    from: number,
-    end: number,
-    run: (a: number, b: number) => Promise<void>,
-  ): Promise<void> {
-    const cur = this.cursors.get(name)!;
-    let a = from;
-    for (let j = from; j < end; j++) {
-      if (!cur.due(timeUs[j])) continue;
-      if (j > a) await run(a, j);
-      a = j;
-      await cur.applyDue(engine, name, timeUs[j]);
-    }
-    if (end > a) await run(a, end);
+    return events.map((e, k) => ({
+      timeUs: times[k],
+      apply: async (engine, name) => {
+        if (!engine.applyTimelineEvent)
+          throw new InputError(`engine ${name} cannot apply scenario timeline events (${e.text})`);
+        await engine.applyTimelineEvent(e, times[k]);
+      },
+    }));
   }
 
   /** Whether an event lies in (fromUs, toUs]: a public mapping learned before it may have changed. */
   crossesEvent(fromUs: number, toUs: number): boolean {
-    if (!this.active || !this.started) return false;
-    for (const c of this.cursors.values()) return (c.eventTimes ?? []).some((t) => t > fromUs && t <= toUs);
-    return false;
-  }
-
-  /** A note for events after the last packet (not applied: nothing met them), or null. */
-  notApplied(): string | null {
-    if (!this.active) return null;
-    let left = 0;
-    for (const c of this.cursors.values()) left = Math.max(left, c.length - c.next);
-    return left > 0 ? `timeline: ${left} event(s) after the last packet not applied (no packet met them)` : null;
+    return this.times?.some((t) => t > fromUs && t <= toUs) ?? false;
   }
 }
