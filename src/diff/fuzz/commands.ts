@@ -1024,6 +1024,8 @@ class TimelineCmd implements Cmd {
     return true;
   }
   async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
+    // Engines without timeline events (test wrappers) get none.
+    if (!r.session.engines.every((e) => e.engine.applyTimelineEvent)) return;
     const action = timelineAction(r.current, this.what, this.a, this.b);
     if (!action) return;
     this.text = `timeline[${action.text}]`;
