@@ -1008,7 +1008,7 @@ class FilterChangeCmd implements Cmd {
 }
 
 /**
- * timeline[...]: a scenario timeline event now (docs/semantics.md §13): stop or start an
+ * timeline[...]: a scenario timeline event now (docs/semantics.md §14): stop or start an
  * instance, replace a non-local route's target (an instance's ENI, blackhole or the IGW), move an
  * Elastic IP to an instance without one, or move an ENI to a running instance of the same
  * configuration. Skipped when the scenario as it now is offers no such change.
