@@ -5,8 +5,15 @@
 // but the conntrack entry a table difference is about.
 import type { DifferenceClass, DifferenceFacts, InputPacket, PacketResult } from '../spec/engine.ts';
 import type { Scenario } from '../spec/scenario.ts';
-import { DROP_KERNEL_UNSEEN, DROP_SG_ALLOWANCE } from '../spec/reasons.ts';
-import { ICMP_REDIRECT, isIcmpErrorFrame, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
+import { DROP_KERNEL_UNSEEN, DROP_ROUTING_LOOP, DROP_SG_ALLOWANCE, DROP_TTL_EXCEEDED } from '../spec/reasons.ts';
+import {
+  ICMP_REDIRECT,
+  ICMP_TIME_EXCEEDED,
+  isIcmpErrorFrame,
+  PROTO_ICMP,
+  PROTO_TCP,
+  PROTO_UDP,
+} from '../packet/constants.ts';
 import { parseIpv4Addr } from '../packet/index.ts';
 import { rd32 } from '../packet/bytes.ts';
 import { LINK_MTU } from './topology.ts';
@@ -284,6 +291,21 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
       const src = rd32(s.kin.frame, 12);
       const dst = rd32(s.kin.frame, 16);
       return isMartianSource(src) || isMartianDestination(dst) ? 'martian address' : null;
+    },
+  },
+  {
+    id: 'K9',
+    title: 'a routing loop through an instance ends when the TTL runs out (time exceeded), not after 8 hops',
+    match(f, k) {
+      const s = sides(f, k);
+      if (!s || s.or.reason !== DROP_ROUTING_LOOP || s.kr.reason !== DROP_TTL_EXCEEDED) return null;
+      if (!onlyKinds(f, ['reason', 'output-count', 'egress', 'frame', 'fate'])) return null;
+      const onlyTimeExceeded = s.kr.outputs.every(
+        (o) => isIcmpErrorFrame(o.frame) && o.frame[(o.frame[0] & 15) << 2] === ICMP_TIME_EXCEEDED,
+      );
+      return onlyTimeExceeded && s.or.outputs.length === 0
+        ? 'the contract stops a loop after 8 instance hops; Linux forwards until the TTL expires and answers time exceeded'
+        : null;
     },
   },
   {

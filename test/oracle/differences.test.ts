@@ -18,6 +18,7 @@ import {
   CT_INVALID,
   CT_NEW,
   DROP_KERNEL_UNSEEN,
+  DROP_ROUTING_LOOP,
   DROP_SG_ALLOWANCE,
   DROP_SG_DENY,
   DROP_TTL_EXCEEDED,
@@ -61,6 +62,20 @@ const delivered = res({
 });
 
 describe('kernel difference rules', () => {
+  it('K9: a routing loop the contract stops after 8 hops, the kernel with time exceeded when the TTL runs out', () => {
+    // Campaign seed 880009 run 173: a timeline route swap sends the public subnet's 0.0.0.0/0 to the NAT instance itself.
+    const input = { timeUs: 0, ingress: APP, frame: udp() };
+    const timeExceeded = buildIcmpError({ src: A('10.0.0.10'), dst: A('10.0.1.10'), type: 11, code: 0, quoted: udp() });
+    const loop = res({ reason: DROP_ROUTING_LOOP });
+    const kernel = res({ reason: DROP_TTL_EXCEEDED, outputs: [{ egress: APP, frame: timeExceeded }] });
+    expect(classifyKernelDifference(packet(input, loop, kernel, ['reason', 'output-count']), k())?.id).toBe('K9');
+    // Any other output of the kernel, or another reason on the contract's side: not K9.
+    const other = res({ reason: DROP_TTL_EXCEEDED, outputs: [{ egress: APP, frame: udp() }] });
+    expect(classifyKernelDifference(packet(input, loop, other, ['reason', 'output-count']), k())?.id).not.toBe('K9');
+    const unseen = res({ reason: DROP_KERNEL_UNSEEN });
+    expect(classifyKernelDifference(packet(input, unseen, kernel, ['reason', 'output-count']), k())?.id).not.toBe('K9');
+  });
+
   it('E5: a TTL 0 input the kernel never shows', () => {
     const c = classifyKernelDifference(
       packet({ timeUs: 0, ingress: APP, frame: udp({ ttl: 0 }) }, delivered, res(), ['fate', 'output-count']),
