@@ -537,13 +537,7 @@ export class KernelEngine implements Engine {
     await this.honourTime(timeUs, `timeline event ${event.text}`);
     const prev = this.scenario;
     const next = scenarioAfter(prev, event.action);
-    if (event.action.kind === 'setFilterRules') {
-      // Optional on the Engine contract (the kernel's security groups and ACLs come separately).
-      const setRules = (this as Engine).setFilterRules;
-      if (!setRules)
-        throw new InputError(`kernel engine: ${event.text}: security groups and network ACLs are not implemented here`);
-      await setRules.call(this, next);
-    }
+    if (event.action.kind === 'setFilterRules') await this.setFilterRules(next);
     const router = this.plan.router;
     const before = new Set(routeLines(prev));
     const changed = routeLines(next).filter((l) => !before.has(l));
