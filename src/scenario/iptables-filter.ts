@@ -25,7 +25,7 @@ import {
   parseRuleOptions,
   protoName,
   quote,
-  tokenize,
+  tableLines,
 } from './iptables-rule.ts';
 
 /** ipt_REJECT's --reject-with names (libipt_REJECT reject_table), with their short aliases and ICMP codes. */
@@ -274,35 +274,12 @@ export function parseFilterTable(
     chains[name] = [];
   };
   const ruleLines: Array<{ n: number; toks: string[] }> = [];
-  let state: 'start' | 'table' | 'done' = 'start';
   const declaredBuiltin = new Set<string>();
-  for (let k = 0; k < lines.length; k++) {
-    const n = k + 1;
-    const line = lines[k].trim();
-    if (line === '' || line.startsWith('#')) continue;
-    if (state === 'done') {
-      err(n, `'${line.slice(0, 40)}' after COMMIT of *filter`);
-      break;
-    }
-    if (state === 'start') {
-      if (line !== '*filter') {
-        err(n, `expected '*filter' before '${line.slice(0, 40)}'`);
-        break;
-      }
-      state = 'table';
-      continue;
-    }
-    if (line === 'COMMIT') {
-      state = 'done';
-      continue;
-    }
-    if (line.startsWith(':')) {
-      const m = /^:(\S+)\s+(\S+)(?:\s+\[(\d+):(\d+)\])?$/.exec(line);
-      if (!m) {
-        err(n, `bad chain line '${line}' (expected ':CHAIN POLICY [packets:bytes]')`);
-        continue;
-      }
-      const [, name, pol] = m;
+  const section = tableLines(lines, 'filter', err);
+  for (const tl of section.lines) {
+    const n = tl.n;
+    if (tl.kind === 'chain') {
+      const { name, policy: pol } = tl;
       if (FILTER_CHAINS.includes(name as FilterChainName)) {
         if (declaredBuiltin.has(name)) err(n, `chain '${name}' declared twice`);
         declaredBuiltin.add(name);
@@ -318,12 +295,7 @@ export function parseFilterTable(
       declare(n, name);
       continue;
     }
-    let toks = tokenize(line);
-    if (typeof toks === 'string') {
-      err(n, toks);
-      continue;
-    }
-    if (/^\[\d+:\d+\]$/.test(toks[0])) toks = toks.slice(1);
+    const toks = tl.toks;
     if (toks[0] === '-N' || toks[0] === '--new-chain') {
       if (toks.length !== 2) err(n, `'-N' takes one chain name`);
       else declare(n, toks[1]);
@@ -339,7 +311,7 @@ export function parseFilterTable(
     }
     ruleLines.push({ n, toks });
   }
-  if (el.count === before && state !== 'done') err(lines.length, `missing COMMIT at the end of *filter`);
+  if (el.count === before && !section.committed) err(lines.length, `missing COMMIT at the end of *filter`);
   for (const { n, toks } of ruleLines) {
     const chain = toks[1];
     if (!(chain in chains)) {

@@ -24,7 +24,7 @@ import {
   parseRuleOptions,
   protoName,
   quote,
-  tokenize,
+  tableLines,
 } from './iptables-rule.ts';
 
 function neg(b: boolean): string {
@@ -165,39 +165,16 @@ export function parseMangleTable(
   const el = errors ?? new ErrorList(file);
   const before = el.count;
   const chains: Record<MangleChainName, MangleRule[]> = { FORWARD: [], POSTROUTING: [] };
-  let state: 'start' | 'table' | 'done' = 'start';
   const declared = new Set<string>();
   const lines = text.split(/\r?\n/);
   const err = (n: number, msg: string): void => {
     el.add(where ? `${where} line ${n}` : `line ${n}`, msg, lineOffset + n);
   };
-  for (let k = 0; k < lines.length; k++) {
-    const n = k + 1;
-    const line = lines[k].trim();
-    if (line === '' || line.startsWith('#')) continue;
-    if (state === 'done') {
-      err(n, `'${line.slice(0, 40)}' after COMMIT of *mangle`);
-      break;
-    }
-    if (state === 'start') {
-      if (line !== '*mangle') {
-        err(n, `expected '*mangle' before '${line.slice(0, 40)}'`);
-        break;
-      }
-      state = 'table';
-      continue;
-    }
-    if (line === 'COMMIT') {
-      state = 'done';
-      continue;
-    }
-    if (line.startsWith(':')) {
-      const m = /^:(\S+)\s+(\S+)(?:\s+\[(\d+):(\d+)\])?$/.exec(line);
-      if (!m) {
-        err(n, `bad chain line '${line}' (expected ':CHAIN POLICY [packets:bytes]')`);
-        continue;
-      }
-      const [, name, policy] = m;
+  const section = tableLines(lines, 'mangle', err);
+  for (const tl of section.lines) {
+    const n = tl.n;
+    if (tl.kind === 'chain') {
+      const { name, policy } = tl;
       if (!(MANGLE_ALL_CHAINS as readonly string[]).includes(name)) {
         err(n, `chain '${name}': user-defined chains are not supported (${MANGLE_ALL_CHAINS.join(', ')})`);
         continue;
@@ -207,12 +184,7 @@ export function parseMangleTable(
       if (policy !== 'ACCEPT') err(n, `mangle chain ${name} policy '${policy}': natlab models policy ACCEPT only`);
       continue;
     }
-    let toks = tokenize(line);
-    if (typeof toks === 'string') {
-      err(n, toks);
-      continue;
-    }
-    if (/^\[\d+:\d+\]$/.test(toks[0])) toks = toks.slice(1);
+    const toks = tl.toks;
     if (toks[0] !== '-A' && toks[0] !== '--append') {
       err(n, `unexpected '${toks[0]}' (expected '-A CHAIN ...', ':CHAIN POLICY', COMMIT or a # comment)`);
       continue;
@@ -235,7 +207,7 @@ export function parseMangleTable(
       else throw e;
     }
   }
-  if (el.count === before && state !== 'done') err(lines.length, `missing COMMIT at the end of *mangle`);
+  if (el.count === before && !section.committed) err(lines.length, `missing COMMIT at the end of *mangle`);
   if (!errors) el.throwIfAny();
   return { chains, text: formatMangleTable(chains) };
 }

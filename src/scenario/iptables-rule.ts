@@ -69,6 +69,61 @@ export function tokenize(line: string): string[] | string {
 }
 
 /** As iptables' xtables_save_string: bare if only [A-Za-z0-9_-], else "quoted" with \ before " \ '. */
+/** One line of an iptables-save table section: a chain declaration or a command line, tokenized. */
+export type TableLine =
+  | { kind: 'chain'; n: number; name: string; policy: string }
+  | { kind: 'command'; n: number; toks: string[] };
+
+/**
+ * The lines of one `*table` ... `COMMIT` section of iptables-save text, for the filter and mangle
+ * parsers: blank lines and comments skipped, the header and COMMIT checked, `:CHAIN POLICY
+ * [p:b]` lines parsed, other lines tokenized with iptables-save -c counters dropped. Shape errors go
+ * to `err(line, message)` (a missing or out-of-place header ends the walk); `committed()` says
+ * whether COMMIT was seen. Bounded by the number of lines.
+ */
+export function tableLines(
+  lines: readonly string[],
+  table: string,
+  err: (n: number, msg: string) => void,
+): { lines: TableLine[]; committed: boolean } {
+  const out: TableLine[] = [];
+  let state: 'start' | 'table' | 'done' = 'start';
+  for (let k = 0; k < lines.length; k++) {
+    const n = k + 1;
+    const line = lines[k].trim();
+    if (line === '' || line.startsWith('#')) continue;
+    if (state === 'done') {
+      err(n, `'${line.slice(0, 40)}' after COMMIT of *${table}`);
+      break;
+    }
+    if (state === 'start') {
+      if (line !== `*${table}`) {
+        err(n, `expected '*${table}' before '${line.slice(0, 40)}'`);
+        break;
+      }
+      state = 'table';
+      continue;
+    }
+    if (line === 'COMMIT') {
+      state = 'done';
+      continue;
+    }
+    if (line.startsWith(':')) {
+      const m = /^:(\S+)\s+(\S+)(?:\s+\[(\d+):(\d+)\])?$/.exec(line);
+      if (!m) err(n, `bad chain line '${line}' (expected ':CHAIN POLICY [packets:bytes]')`);
+      else out.push({ kind: 'chain', n, name: m[1], policy: m[2] });
+      continue;
+    }
+    const toks = tokenize(line);
+    if (typeof toks === 'string') {
+      err(n, toks);
+      continue;
+    }
+    out.push({ kind: 'command', n, toks: /^\[\d+:\d+\]$/.test(toks[0]) ? toks.slice(1) : toks });
+  }
+  return { lines: out, committed: state === 'done' };
+}
+
 export function quote(s: string): string {
   return /^[A-Za-z0-9_-]+$/.test(s) ? s : `"${s.replace(/["\\']/g, (c) => `\\${c}`)}"`;
 }
