@@ -15,7 +15,7 @@ import {
   type MultiportMatch,
   type PortMatch,
   type ProtoMatch,
-  type TcpFlagsMatch,
+  type RuleMatches,
 } from '../spec/scenario.ts';
 import { readCidr } from './addr-text.ts';
 
@@ -209,21 +209,7 @@ function readTcpFlags(text: string, opt: string): number {
 }
 
 /** What a rule's options say, before the table's own checks and canonical form. */
-export interface ParsedRuleOptions {
-  src: CidrMatch | null;
-  dst: CidrMatch | null;
-  inIface: IfaceMatch | null;
-  outIface: IfaceMatch | null;
-  proto: ProtoMatch | null;
-  /** The L4 match module loaded (`-m tcp`/`-m udp`, or implied by --sport/--dport/--tcp-flags). */
-  l4Match: 'tcp' | 'udp' | null;
-  sport: PortMatch | null;
-  dport: PortMatch | null;
-  tcpFlags: TcpFlagsMatch | null;
-  /** `-m icmp` (with --icmp-type, or any type). */
-  icmp: IcmpTypeMatch | null;
-  multiport: MultiportMatch | null;
-  ctstate: CtStateMatch | null;
+export interface ParsedRuleOptions extends RuleMatches {
   /** `-m comment --comment` text. */
   comment: string | null;
   /** The -j target's name ('' when the rule has none: an error after parsing). */

@@ -212,7 +212,8 @@ export type RejectWith =
 /** A filter rule's target: a verdict, LOG (counts and continues), RETURN or a jump to a user chain. */
 export type FilterTargetKind = 'ACCEPT' | 'DROP' | 'REJECT' | 'LOG' | 'RETURN' | 'JUMP';
 
-export interface FilterRule {
+/** The matches of an iptables rule (the shared rule-option parser reads them for every table). */
+export interface RuleMatches {
   src: CidrMatch | null;
   dst: CidrMatch | null;
   inIface: IfaceMatch | null;
@@ -227,6 +228,9 @@ export interface FilterRule {
   icmp: IcmpTypeMatch | null;
   multiport: MultiportMatch | null;
   ctstate: CtStateMatch | null;
+}
+
+export interface FilterRule extends RuleMatches {
   target: FilterTargetKind;
   /** JUMP: the user chain. */
   chain: string;
