@@ -72,6 +72,13 @@ export interface FuzzOptions {
   parallel?: number;
   /** Where to save counterexamples (null: do not save). */
   saveDir?: string | null;
+  /**
+   * Re-runs of a shrunk failure on fresh engines before it counts (default 3 when an engine runs
+   * in real time, else 0). A failure that fewer than half of them meet again (same first
+   * difference kind) depended on the real clock's scheduling — the model is deterministic — so it
+   * is reported under `unreproduced`, saved, and the campaign goes on.
+   */
+  confirmRuns?: number;
   onProgress?(p: FuzzProgress): void;
 }
 
@@ -89,6 +96,8 @@ export interface FuzzFailure {
   /** Re-runs the campaign's run (shrinking again): works without the saved directory. */
   reproduceCommand: string;
   error?: string;
+  /** Re-runs of the shrunk case on fresh engines, and how many met the same failure again. */
+  confirmation?: { runs: number; failed: number };
 }
 
 export interface FuzzReport {
@@ -105,6 +114,11 @@ export interface FuzzReport {
    */
   shapeFlowsDelivered: number;
   failure: FuzzFailure | null;
+  /**
+   * Failures that their confirmation re-runs did not meet again (FuzzOptions.confirmRuns): timing
+   * of the real clock, not a difference of the engines' semantics. Saved; not failures.
+   */
+  unreproduced: FuzzFailure[];
   /** Where a pinned run was saved. */
   pinned?: string;
   /** Documented differences recognised by an engine's rule (not failures), per class id. */
@@ -126,6 +140,8 @@ interface Captured {
   scenario: Scenario;
   engineSeed: number;
   session: DiffSession;
+  /** The commands as run (re-runnable: a confirmation runs them again on fresh engines). */
+  cmds: readonly fc.AsyncCommand<FuzzModel, FuzzReal>[];
   commands: string[];
   error: unknown;
 }
@@ -139,11 +155,68 @@ interface Counters {
   classifiedExamples: Record<string, string>;
 }
 
+/** The engines of a fuzz campaign run in real time (the kernel): see FuzzOptions.realTime. */
+function isRealTime(opts: FuzzOptions): boolean {
+  return opts.realTime ?? opts.engines.some((e) => e.realClock === true);
+}
+
+/**
+ * One run: fresh engines on the scenario, the commands through a DiffSession, the tables compared
+ * at the end. Counts into `counters`; reports the run (failed or not) to `onExec`; throws the
+ * run's difference or error.
+ */
+async function executeRun(
+  opts: FuzzOptions,
+  counters: Counters,
+  cmds: readonly fc.AsyncCommand<FuzzModel, FuzzReal>[],
+  spec: FuzzScenarioSpec,
+  engineSeed: number,
+  onExec: (c: Captured) => void,
+): Promise<void> {
+  const scenario = fuzzScenario(spec);
+  const engines: SessionEngine[] = [];
+  let session: DiffSession | null = null;
+  const list = [...cmds];
+  try {
+    // Start the engines in parallel and warm them up (the core starts its worker threads on
+    // first use, ~2 s each): advance(0) is a no-op on the virtual clock.
+    const made = await Promise.allSettled(opts.engines.map((e) => e.create(scenario, engineSeed)));
+    made.forEach((m, i) => {
+      if (m.status === 'fulfilled') engines.push({ name: opts.engines[i].name, engine: m.value });
+    });
+    const bad = made.find((m) => m.status === 'rejected');
+    if (bad) throw (bad as PromiseRejectedResult).reason;
+    await Promise.all(engines.map((e) => e.engine.advance(0)));
+    session = new DiffSession(scenario, engines, { throwOnDifference: true, exactPorts: opts.exactPorts });
+    const real = new FuzzReal(session, scenario);
+    real.coarseTime = isRealTime(opts);
+    counters.scenarios++;
+    let error: unknown = null;
+    try {
+      await fc.asyncModelRun(() => ({ model: { flows: 0 } as FuzzModel, real }), list);
+      await session.finish();
+    } catch (e) {
+      error = e;
+      await session.captureTables().catch(() => undefined);
+    }
+    counters.commands += list.length;
+    counters.packets += session.packets;
+    counters.shapeFlowsDelivered = Math.max(counters.shapeFlowsDelivered, real.shapeFlowsDelivered);
+    for (const [id, n] of session.classified) counters.classified[id] = (counters.classified[id] ?? 0) + n;
+    for (const [id, ex] of session.classifiedExamples) counters.classifiedExamples[id] ??= ex;
+    onExec({ spec, scenario, engineSeed, session, cmds: list, commands: list.map(String), error });
+    if (error) throw error;
+  } finally {
+    if (session) await session.close();
+    else for (const e of engines) await e.engine.close().catch(() => undefined);
+  }
+}
+
 function makeProperty(opts: FuzzOptions, counters: Counters, onExec: (c: Captured) => void, skip: () => boolean) {
   const maxCommands = opts.maxCommands ?? 40;
   // Commands first: fast-check shrinks tuple elements in order, and dropping commands is the
   // biggest win per (expensive) execution.
-  const realTime = opts.realTime ?? opts.engines.some((e) => e.realClock === true);
+  const realTime = isRealTime(opts);
   return fc.asyncProperty(
     fuzzCommandsArb(maxCommands, opts.shapeOneIn),
     // NAT gateways only where every engine can judge them (not the kernel engine: docs/kernel-differences.md).
@@ -158,45 +231,39 @@ function makeProperty(opts: FuzzOptions, counters: Counters, onExec: (c: Capture
       // Past the shrink budget every further candidate "passes" at once, so fast-check ends with
       // the smallest failing case found so far.
       if (skip()) return;
-      const scenario = fuzzScenario(spec);
-      const engines: SessionEngine[] = [];
-      let session: DiffSession | null = null;
-      const list = [...cmds];
-      try {
-        // Start the engines in parallel and warm them up (the core starts its worker threads on
-        // first use, ~2 s each): advance(0) is a no-op on the virtual clock.
-        const made = await Promise.allSettled(opts.engines.map((e) => e.create(scenario, engineSeed)));
-        made.forEach((m, i) => {
-          if (m.status === 'fulfilled') engines.push({ name: opts.engines[i].name, engine: m.value });
-        });
-        const bad = made.find((m) => m.status === 'rejected');
-        if (bad) throw (bad as PromiseRejectedResult).reason;
-        await Promise.all(engines.map((e) => e.engine.advance(0)));
-        session = new DiffSession(scenario, engines, { throwOnDifference: true, exactPorts: opts.exactPorts });
-        const real = new FuzzReal(session, scenario);
-        real.coarseTime = realTime;
-        counters.scenarios++;
-        let error: unknown = null;
-        try {
-          await fc.asyncModelRun(() => ({ model: { flows: 0 } as FuzzModel, real }), list);
-          await session.finish();
-        } catch (e) {
-          error = e;
-          await session.captureTables().catch(() => undefined);
-        }
-        counters.commands += list.length;
-        counters.packets += session.packets;
-        counters.shapeFlowsDelivered = Math.max(counters.shapeFlowsDelivered, real.shapeFlowsDelivered);
-        for (const [id, n] of session.classified) counters.classified[id] = (counters.classified[id] ?? 0) + n;
-        for (const [id, ex] of session.classifiedExamples) counters.classifiedExamples[id] ??= ex;
-        onExec({ spec, scenario, engineSeed, session, commands: list.map(String), error });
-        if (error) throw error;
-      } finally {
-        if (session) await session.close();
-        else for (const e of engines) await e.engine.close().catch(() => undefined);
-      }
+      await executeRun(opts, counters, [...cmds], spec, engineSeed, onExec);
     },
   );
+}
+
+/** The kind of a run's failure, to tell "the same failure again" from another one. */
+function failureKind(error: unknown): string {
+  return error instanceof DifferenceError ? (error.differences[0]?.kind ?? 'difference') : 'error';
+}
+
+/**
+ * Runs a shrunk failure again on fresh engines, `runs` times, and counts the re-runs that fail the
+ * same way. Bounded: each re-run is one run of the (shrunk) command list.
+ */
+async function confirmFailure(opts: FuzzOptions, c: Captured, runs: number): Promise<{ runs: number; failed: number }> {
+  const want = failureKind(c.error);
+  let failed = 0;
+  for (let i = 0; i < runs; i++) {
+    const scratch: Counters = {
+      scenarios: 0,
+      commands: 0,
+      packets: 0,
+      shapeFlowsDelivered: 0,
+      classified: {},
+      classifiedExamples: {},
+    };
+    try {
+      await executeRun(opts, scratch, c.cmds, c.spec, c.engineSeed, () => undefined);
+    } catch (e) {
+      if (failureKind(e) === want) failed++;
+    }
+  }
+  return { runs, failed };
 }
 
 export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
@@ -219,9 +286,11 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     shrinks: 0,
     elapsedMs: 0,
     failure: null,
+    unreproduced: [],
     classified: {},
     classifiedExamples: {},
   };
+  const confirmRuns = opts.confirmRuns ?? (isRealTime(opts) ? 3 : 0);
   const shard = opts.shard ?? { index: 0, count: 1 };
   const maxRuns =
     opts.onlyRun !== undefined ? 1 : (opts.runs ?? (opts.timeS !== undefined ? Number.MAX_SAFE_INTEGER : 100));
@@ -311,7 +380,6 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       }
       // Counters count the original run only, not shrinking re-executions.
       if (stop) return; // another lane failed first: its failure is the report's
-      stop = true;
       const orig: Counters = {
         scenarios: 1,
         commands: 0,
@@ -327,12 +395,18 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         orig.packets = box.first.session.packets;
       }
       add(counters, orig);
-      report.shrinks = details.numShrinks;
       const path = details.counterexamplePath ?? '';
       // fast-check's counterexample is the last failing execution (each accepted shrink fails).
       const c: Captured | null = box.last;
       const err = c?.error ?? details.errorInstance;
       const differences = err instanceof DifferenceError ? err.differences : [];
+      const confirmation = c && confirmRuns > 0 ? await confirmFailure(opts, c, confirmRuns) : undefined;
+      const reproduced = !confirmation || confirmation.failed * 2 > confirmation.runs;
+      if (reproduced) {
+        if (stop) return;
+        stop = true;
+        report.shrinks = details.numShrinks;
+      }
       const failure: FuzzFailure = {
         seed: opts.seed,
         run: r,
@@ -345,12 +419,16 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         replayCommand: `natlab fuzz --engines ${opts.engines.map((e) => e.name).join(',')} --seed ${opts.seed} --run ${r}`,
         reproduceCommand: `natlab fuzz --engines ${opts.engines.map((e) => e.name).join(',')} --seed ${opts.seed} --run ${r}`,
         error: err instanceof DifferenceError ? undefined : String((err as Error)?.stack ?? err),
+        confirmation,
       };
       if (c && opts.saveDir !== null) {
-        const id = `${new Date().toISOString().slice(0, 10).replace(/-/g, '')}-${differences[0]?.kind ?? 'error'}-${rs.toString(16)}`;
+        const id = `${new Date().toISOString().slice(0, 10).replace(/-/g, '')}-${reproduced ? '' : 'unreproduced-'}${differences[0]?.kind ?? 'error'}-${rs.toString(16)}`;
+        const confirmed = confirmation
+          ? ` (${reproduced ? 'met again' : 'NOT met again'} in ${confirmation.failed} of ${confirmation.runs} re-runs)`
+          : '';
         const summary = differences.length
-          ? `${differences[0].kind}: ${differences[0].message.split('\n')[0]}`
-          : `error: ${String((err as Error)?.message ?? err).split('\n')[0]}`;
+          ? `${differences[0].kind}: ${differences[0].message.split('\n')[0]}${confirmed}`
+          : `error: ${String((err as Error)?.message ?? err).split('\n')[0]}${confirmed}`;
         failure.savedTo = saveRegression({
           dir: opts.saveDir ?? 'corpora/regressions',
           id,
@@ -361,6 +439,11 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
           meta: { engineSeed: c.engineSeed, seed: opts.seed, run: r, runSeed: rs, path, commands: c.commands, summary },
         });
         failure.replayCommand = `natlab fuzz --replay ${failure.savedTo}`;
+      }
+      if (!reproduced) {
+        report.unreproduced.push(failure);
+        progress(done, 'run');
+        continue;
       }
       report.failure = failure;
       return;
@@ -384,6 +467,10 @@ export function formatFailure(f: FuzzFailure): string {
   if (f.differences.length)
     lines.push('differences:', ...f.differences.slice(0, 10).map((d) => `  [${d.kind}] ${d.message}`));
   if (f.error) lines.push(`error: ${f.error}`);
+  if (f.confirmation)
+    lines.push(
+      `confirmation: met again in ${f.confirmation.failed} of ${f.confirmation.runs} re-runs on fresh engines${f.confirmation.failed * 2 > f.confirmation.runs ? '' : " — not reproduced: the real clock's timing, not a failure"}`,
+    );
   if (f.savedTo) lines.push(`saved to ${f.savedTo}`);
   lines.push(`replay: ${f.replayCommand}`);
   if (f.reproduceCommand !== f.replayCommand) lines.push(`or re-run: ${f.reproduceCommand}`);

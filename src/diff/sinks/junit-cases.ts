@@ -23,6 +23,8 @@ export function fuzzSuite(r: FuzzReport, info: FuzzSuiteInfo): JUnitSuite {
     timeS: r.elapsedMs / 1000,
     systemOut: `${r.runs} runs, ${r.scenarios} scenarios, ${r.commands} commands, ${r.packets} packets, ${r.shrinks} shrink steps`,
   };
+  for (const u of r.unreproduced)
+    c.systemOut += `\nnot reproduced by ${u.confirmation?.runs ?? 0} re-runs (real-clock timing, not a failure): run ${u.run}, ${u.differences[0] ? `[${u.differences[0].kind}] ${u.differences[0].message.split('\n')[0]}` : (u.error ?? '').split('\n')[0]}; saved to ${u.savedTo ?? '(not saved)'}`;
   const f = r.failure;
   if (f) {
     const first = f.differences[0];
