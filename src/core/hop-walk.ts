@@ -333,7 +333,8 @@ export class HopWalk {
           // Step 2: ENI egress source/dest check of `inst` (a stopped instance sends nothing).
           if (c.instStopped[inst] !== 0) return this.drop(DROP_INSTANCE_STOPPED);
           if (c.instSdc[inst] && pv.src !== c.instPriv[inst]) return this.drop(DROP_SRC_DST_CHECK_SRC);
-          if (!this.sgPass(inst, DIR_OUT)) return;
+          // Multicast/broadcast is dropped by the router below before any security group sees it.
+          if (!isMulticastOrBroadcast(pv.dst) && !this.sgPass(inst, DIR_OUT)) return;
           rt = c.instRt[inst];
           srcSub = this.aws !== null ? this.aws.f.instSubnet[inst] : -1;
         }

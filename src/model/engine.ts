@@ -503,7 +503,9 @@ export class ModelEngine implements Engine {
         pkt,
         `${why}; source/dest check ${S.sourceDestCheck ? 'on: the source is its own address' : 'off'}`,
       );
-    if (!this.sgCheck(s, SG_OUT, pkt, w)) return;
+    // Multicast and limited broadcast never reach the ENI's security groups: the VPC carries
+    // neither, so the router drops them untracked (no allowance used; semantics §2 step 3).
+    if (!isMulticastOrBroadcast(pv.dst) && !this.sgCheck(s, SG_OUT, pkt, w)) return;
     this.route(S.subnet, pkt, w);
   }
 
