@@ -7,59 +7,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runFuzz, type FuzzEngineSpec } from '../../src/diff/fuzz/fuzz.ts';
 import { makeEngine } from '../../src/diff/engines.ts';
-import type { Engine, InputPacket, PacketResult } from '../../src/spec/engine.ts';
 import type { Scenario } from '../../src/spec/scenario.ts';
-import { POINT_INTERNET } from '../../src/spec/scenario.ts';
-import { PROTO_UDP } from '../../src/packet/constants.ts';
-
-/**
- * The model with a planted bug (UDP to the internet keeps a stale checksum) while `bug.armed`;
- * `bug.once` disarms it when the first engine that applied it closes — a failure that happens once
- * and never again, like a packet the kernel met late.
- */
-function withBug(inner: Engine, bug: { armed: boolean; once: boolean }): Engine {
-  let applied = false;
-  return {
-    name: 'buggy',
-    async process(batch: readonly InputPacket[]): Promise<PacketResult[]> {
-      const rs = await inner.process(batch);
-      if (!bug.armed) return rs;
-      return rs.map((r) => ({
-        ...r,
-        outputs: r.outputs.map((o) => {
-          const f = o.frame;
-          const ihl = (f[0] & 15) << 2;
-          if (
-            o.egress !== POINT_INTERNET ||
-            f[9] !== PROTO_UDP ||
-            f.length < ihl + 8 ||
-            (f[ihl + 6] | f[ihl + 7]) === 0
-          )
-            return o;
-          applied = true;
-          const c = f.slice();
-          c[ihl + 7] ^= 0x01;
-          return { egress: o.egress, frame: c };
-        }),
-      }));
-    },
-    advance: (t) => inner.advance(t),
-    conntrack: () => inner.conntrack(),
-    natCounters: () => inner.natCounters(),
-    close: async () => {
-      if (applied && bug.once) bug.armed = false;
-      await inner.close();
-    },
-  };
-}
+import { withPlantedBug, type PlantedBug } from './planted-bug.ts';
 
 const model: FuzzEngineSpec = {
   name: 'model',
   create: (s: Scenario, seed: number) => makeEngine('model', s, { seed }),
 };
-const buggy = (bug: { armed: boolean; once: boolean }): FuzzEngineSpec => ({
+const buggy = (bug: PlantedBug): FuzzEngineSpec => ({
   name: 'buggy',
-  create: async (s: Scenario, seed: number) => withBug(await makeEngine('model', s, { seed }), bug),
+  create: async (s: Scenario, seed: number) => withPlantedBug(await makeEngine('model', s, { seed }), bug),
 });
 
 describe('confirmation re-runs', () => {

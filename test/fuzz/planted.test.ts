@@ -8,35 +8,11 @@ import { runFuzz, type FuzzEngineSpec } from '../../src/diff/fuzz/fuzz.ts';
 import { makeEngine } from '../../src/diff/engines.ts';
 import { loadRegression, replayRegression } from '../../src/diff/fuzz/regressions.ts';
 import { openCapture } from '../../src/pcap/index.ts';
-import type { Engine, InputPacket, PacketResult } from '../../src/spec/engine.ts';
+import type { Engine } from '../../src/spec/engine.ts';
+import { withPlantedBug } from './planted-bug.ts';
 import type { Scenario } from '../../src/spec/scenario.ts';
-import { POINT_INTERNET } from '../../src/spec/scenario.ts';
 
-/** The model with a planted bug: UDP leaving to the internet keeps a stale checksum. */
-function buggy(inner: Engine): Engine {
-  return {
-    name: 'buggy',
-    async process(batch: readonly InputPacket[]): Promise<PacketResult[]> {
-      const rs = await inner.process(batch);
-      return rs.map((r) => ({
-        ...r,
-        outputs: r.outputs.map((o) => {
-          const f = o.frame;
-          const ihl = (f[0] & 15) << 2;
-          if (o.egress !== POINT_INTERNET || f[9] !== 17 || f.length < ihl + 8 || (f[ihl + 6] | f[ihl + 7]) === 0)
-            return o;
-          const c = f.slice();
-          c[ihl + 7] ^= 0x01;
-          return { egress: o.egress, frame: c };
-        }),
-      }));
-    },
-    advance: (t) => inner.advance(t),
-    conntrack: () => inner.conntrack(),
-    natCounters: () => inner.natCounters(),
-    close: () => inner.close(),
-  };
-}
+const buggy = (inner: Engine): Engine => withPlantedBug(inner);
 
 const model: FuzzEngineSpec = {
   name: 'model',

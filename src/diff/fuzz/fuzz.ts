@@ -146,6 +146,11 @@ interface Captured {
   error: unknown;
 }
 
+/** What a campaign counts; zeroed. */
+function emptyCounters(): Counters {
+  return { scenarios: 0, commands: 0, packets: 0, shapeFlowsDelivered: 0, classified: {}, classifiedExamples: {} };
+}
+
 interface Counters {
   scenarios: number;
   commands: number;
@@ -249,14 +254,7 @@ async function confirmFailure(opts: FuzzOptions, c: Captured, runs: number): Pro
   const want = failureKind(c.error);
   let failed = 0;
   for (let i = 0; i < runs; i++) {
-    const scratch: Counters = {
-      scenarios: 0,
-      commands: 0,
-      packets: 0,
-      shapeFlowsDelivered: 0,
-      classified: {},
-      classifiedExamples: {},
-    };
+    const scratch: Counters = emptyCounters();
     try {
       await executeRun(opts, scratch, c.cmds, c.spec, c.engineSeed, () => undefined);
     } catch (e) {
@@ -268,14 +266,7 @@ async function confirmFailure(opts: FuzzOptions, c: Captured, runs: number): Pro
 
 export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   const t0 = Date.now();
-  const counters: Counters = {
-    scenarios: 0,
-    commands: 0,
-    packets: 0,
-    shapeFlowsDelivered: 0,
-    classified: {},
-    classifiedExamples: {},
-  };
+  const counters: Counters = emptyCounters();
   const report: FuzzReport = {
     seed: opts.seed,
     runs: 0,
@@ -327,14 +318,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       const rs = runSeed(opts.seed, r);
       let first = true;
       const box: { last: Captured | null; first: Captured | null } = { last: null, first: null };
-      const mine: Counters = {
-        scenarios: 0,
-        commands: 0,
-        packets: 0,
-        shapeFlowsDelivered: 0,
-        classified: {},
-        classifiedExamples: {},
-      };
+      const mine: Counters = emptyCounters();
       let shrinkDeadline = Infinity;
       const prop = makeProperty(
         opts,
@@ -380,14 +364,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       }
       // Counters count the original run only, not shrinking re-executions.
       if (stop) return; // another lane failed first: its failure is the report's
-      const orig: Counters = {
-        scenarios: 1,
-        commands: 0,
-        packets: 0,
-        shapeFlowsDelivered: 0,
-        classified: {},
-        classifiedExamples: {},
-      };
+      const orig: Counters = { ...emptyCounters(), scenarios: 1 };
       if (box.first) {
         for (const [id, n] of box.first.session.classified) orig.classified[id] = (orig.classified[id] ?? 0) + n;
         for (const [id, ex] of box.first.session.classifiedExamples) orig.classifiedExamples[id] ??= ex;
