@@ -5,7 +5,13 @@
 // but the conntrack entry a table difference is about.
 import type { DifferenceClass, DifferenceFacts, InputPacket, PacketResult } from '../spec/engine.ts';
 import type { Scenario } from '../spec/scenario.ts';
-import { DROP_KERNEL_UNSEEN, DROP_ROUTING_LOOP, DROP_SG_ALLOWANCE, DROP_TTL_EXCEEDED } from '../spec/reasons.ts';
+import {
+  CT_NEW,
+  DROP_KERNEL_UNSEEN,
+  DROP_ROUTING_LOOP,
+  DROP_SG_ALLOWANCE,
+  DROP_TTL_EXCEEDED,
+} from '../spec/reasons.ts';
 import {
   ICMP_REDIRECT,
   ICMP_TIME_EXCEEDED,
@@ -28,6 +34,8 @@ export interface KernelRunFacts {
   maxLagMs: number;
   /** Per scenario instance: TCP segments the kernel delivered to its own stack (K3). */
   localTcpDeliveries?: readonly number[];
+  /** K3: flows (sgFlowKey) with a TCP segment the kernel delivered to an instance's own stack. */
+  localTcpFlows?: ReadonlySet<string>;
   /**
    * E11: flows (sgFlowKey of an input or output) with a segment a security-group namespace's
    * conntrack called INVALID so far in the run, and how many such segments there were.
@@ -406,7 +414,18 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
       const s = sides(f, k);
       if (!s || s.kin.frame.length < 20 || !onlyKinds(f, ['ct'])) return null;
       const dst = rd32(s.kin.frame, 16);
-      return own.has(dst) ? 'classification of a flow addressed to an instance itself, which its stack answered' : null;
+      if (own.has(dst)) return 'classification of a flow addressed to an instance itself, which its stack answered';
+      // The instance's own next segment of such a flow: Linux killed the entry when the stack's RST
+      // was its first reply (nf_conntrack_tcp_packet: "if only reply is a RST ... delete the
+      // conntrack immediately"), so the kernel creates it anew where the contract, which never
+      // saw that RST, finds it (campaign seed 990010 run 50).
+      if (
+        s.kr.ct === CT_NEW &&
+        own.has(rd32(s.kin.frame, 12)) &&
+        k.localTcpFlows?.has(sgFlowKey(s.kin.frame) ?? '') === true
+      )
+        return "an instance's own segment of a flow whose entry its stack's answer removed in the kernel";
+      return null;
     },
   },
 ];

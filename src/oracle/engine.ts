@@ -297,6 +297,8 @@ export class KernelEngine implements Engine {
    * each of which its stack may answer with a RST that conntrack sees (K3, differences.ts).
    */
   readonly localTcpDeliveries: number[] = [];
+  /** K3: flows (sgFlowKey) of those segments. */
+  private readonly localTcpFlows = new Set<string>();
   /** E11: flows with a segment a security-group namespace called INVALID, and how many segments. */
   private readonly sgInvalidFlows = new Set<string>();
   private sgInvalidSegments = 0;
@@ -606,6 +608,8 @@ export class KernelEngine implements Engine {
         const i = o.egress - instancePoint(0);
         if (i < 0 || i >= insts.length || rd32(f, 16) !== insts[i].privateIp >>> 0) continue;
         this.localTcpDeliveries[i] = (this.localTcpDeliveries[i] ?? 0) + 1;
+        const key = sgFlowKey(f);
+        if (key) this.localTcpFlows.add(key);
       }
   }
 
@@ -1047,6 +1051,7 @@ export class KernelEngine implements Engine {
       lagMs: this.lagMs,
       maxLagMs: this.maxLagMs,
       localTcpDeliveries: this.localTcpDeliveries,
+      localTcpFlows: this.localTcpFlows,
       sgInvalidFlows: this.sgInvalidFlows,
       sgInvalidSegments: this.sgInvalidSegments,
       sgInvalidDrops: this.sgInvalidDrops,

@@ -162,6 +162,39 @@ describe('kernel difference rules', () => {
     };
     expect(classifyKernelDifference(f, k())?.id).toBe('K3');
   });
+  it("K3: an instance's own segment of a flow whose entry its stack's RST removed in the kernel", () => {
+    // Campaign seed 990010 run 50: a server's data segments delivered to nat0's own stack (picked
+    // up: NEW), answered by its RST, which Linux takes as the only reply and kills the entry; nat0's
+    // own next segment of that flow is NEW in the kernel, ESTABLISHED (the reply) in the contract.
+    const fromServer = buildTcp({
+      src: A('198.51.100.7'),
+      dst: A('10.0.0.10'),
+      sport: 8080,
+      dport: 10650,
+      flags: F_ACK,
+      seq: 1,
+    });
+    const own = buildTcp({
+      src: A('10.0.0.10'),
+      dst: A('198.51.100.7'),
+      sport: 10650,
+      dport: 8080,
+      flags: F_ACK,
+      seq: 1,
+    });
+    const input = { timeUs: 0, ingress: NAT, frame: own };
+    const model = res({ ct: CT_ESTABLISHED });
+    const kernel = res({ ct: CT_NEW });
+    const delivered = k({ localTcpFlows: new Set([sgFlowKey(fromServer) ?? '']) });
+    expect(classifyKernelDifference(packet(input, model, kernel, ['ct']), delivered)?.id).toBe('K3');
+    // No segment of that flow reached the stack, the kernel did not create the entry anew, the
+    // sender is not an instance, or more than the classification differs: not K3.
+    expect(classifyKernelDifference(packet(input, model, kernel, ['ct']), k({ localTcpFlows: new Set() }))).toBeNull();
+    expect(classifyKernelDifference(packet(input, kernel, model, ['ct']), delivered)).toBeNull();
+    const other = buildTcp({ src: A('198.51.100.9'), dst: A('198.51.100.7'), sport: 10650, dport: 8080, flags: F_ACK });
+    expect(classifyKernelDifference(packet({ ...input, frame: other }, model, kernel, ['ct']), delivered)).toBeNull();
+    expect(classifyKernelDifference(packet(input, model, kernel, ['ct', 'fate']), delivered)).toBeNull();
+  });
   it('K3: extra nat PREROUTING/INPUT counts on an instance, bounded by the TCP segments its stack got', () => {
     // corpora/kernel-open/20261204-counters-6db53e40 (CI campaign seed 2042900451 run 6): two SYNs
     // to nat1's Elastic IP; the stack's RST closed the kernel's entry after the first, so the
