@@ -44,6 +44,11 @@ export interface KernelRunFacts {
   sgInvalidSegments?: number;
   /** E11: packets classified E11 that the kernel dropped and the other engine delivered. */
   sgInvalidDrops?: number;
+  /** E16: TCP FIN/RST segments sent or received by an ENI with security groups so far in the run. */
+  sgClosingSegments?: number;
+  /** E16: flows of packets classified E16, and how many of those the kernel delivered. */
+  sgAllowanceFlows?: ReadonlySet<string>;
+  sgAllowanceDelivered?: number;
   /** TTL 0 inputs the kernel never showed an instance (E5): their count and IP total lengths. */
   unseenTtl0?: { readonly packets: number; readonly bytes: number };
 }
@@ -158,6 +163,15 @@ export function timeoutToleranceS(maxLagMs: number): number {
  * timeout (the number after the protocol number, as `conntrack -L` prints it).
  */
 const ONLY_ONE_HAS = /: only \S+ has [a-z]+\s+\d+ (\d+) /;
+
+/** The direction-less flow key (as sgFlowKey) of the TCP/UDP conntrack entry a table difference is about, or null. */
+function conntrackFlowKey(message: string): string | null {
+  const m = /\b(tcp|udp)\s+(\d+)\s.*?\bsrc=(\S+) dst=(\S+) sport=(\d+) dport=(\d+)/.exec(message);
+  if (!m) return null;
+  const a = `${m[3]}:${m[5]}`;
+  const b = `${m[4]}:${m[6]}`;
+  return `${m[2]} ${a < b ? `${a} ${b}` : `${b} ${a}`}`;
+}
 
 /** The conntrack entry a table difference is about: its original-direction destination. */
 function tableEntryDst(message: string): number | null {
@@ -369,14 +383,8 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
             const x = counterExcess(d.message, k);
             return x !== null && x < 0 && -x <= drops;
           }
-          const m =
-            d.kind === 'conntrack'
-              ? /\b(tcp|udp)\s+(\d+)\s.*?\bsrc=(\S+) dst=(\S+) sport=(\d+) dport=(\d+)/.exec(d.message)
-              : null;
-          if (!m) return false;
-          const a = `${m[3]}:${m[5]}`;
-          const b = `${m[4]}:${m[6]}`;
-          return flows.has(`${m[2]} ${a < b ? `${a} ${b}` : `${b} ${a}`}`);
+          const key = d.kind === 'conntrack' ? conntrackFlowKey(d.message) : null;
+          return key !== null && flows.has(key);
         })
           ? "conntrack entries and nat counts of flows whose packets the kernel's ENI dropped (E11)"
           : null;
@@ -393,6 +401,33 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
       if ((k.sgInvalidSegments ?? 0) > 0 && s.or.reason === DROP_SG_ALLOWANCE && s.kr.reason !== DROP_SG_ALLOWANCE)
         return 'allowance reached in the contract only, which tracked flows Linux called INVALID';
       return null;
+    },
+  },
+  {
+    id: 'E16',
+    title: "a security group's closed TCP flows do not count toward the ENI's allowance in Linux",
+    match(f, k) {
+      if ((k.sgClosingSegments ?? 0) === 0) return null;
+      if (f.index === -1) {
+        // The end of such flows: entries and nat counts of what the kernel let through.
+        const flows = k.sgAllowanceFlows;
+        const delivered = k.sgAllowanceDelivered ?? 0;
+        if (!flows || flows.size === 0 || f.differences.length === 0) return null;
+        return f.differences.every((d) => {
+          if (d.kind === 'counters') {
+            const x = counterExcess(d.message, k);
+            return x !== null && x > 0 && x <= delivered;
+          }
+          if (d.kind !== 'conntrack' || !new RegExp(`: only ${k.name} has `).test(d.message)) return false;
+          const key = conntrackFlowKey(d.message);
+          return key !== null && flows.has(key);
+        })
+          ? "conntrack entries and nat counts of flows the kernel's ENI let through past the contract's allowance (E16)"
+          : null;
+      }
+      const s = sides(f, k);
+      if (!s || s.or.reason !== DROP_SG_ALLOWANCE || s.kr.reason === DROP_SG_ALLOWANCE) return null;
+      return "the contract's allowance counted a closed TCP flow (FIN/RST) that Linux's connlimit no longer counts";
     },
   },
   {

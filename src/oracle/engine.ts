@@ -58,6 +58,7 @@ import {
   ETH_HDR_LEN,
   ETHERTYPE_IPV4,
   PROTO_ICMP,
+  F_FIN,
   F_RST,
   ICMP_DEST_UNREACH,
   PROTO_TCP,
@@ -303,6 +304,11 @@ export class KernelEngine implements Engine {
   private readonly sgInvalidFlows = new Set<string>();
   private sgInvalidSegments = 0;
   private sgInvalidDrops = 0;
+  /** E16: TCP FIN/RST segments sent or received by an ENI with security groups. */
+  private sgClosingSegments = 0;
+  /** E16: flows of packets classified E16, and how many of them the kernel delivered. */
+  private readonly sgAllowanceFlows = new Set<string>();
+  private sgAllowanceDelivered = 0;
   /** TTL 0 inputs the router namespace dropped (E5): no instance's nat table saw them. */
   readonly unseenTtl0 = { packets: 0, bytes: 0 };
 
@@ -563,8 +569,28 @@ export class KernelEngine implements Engine {
     const out = this.hub ? await this.processBatched(batch) : await this.processEach(batch);
     this.countLocalTcp(out);
     this.noteSgInvalid(batch, out);
+    this.countSgClosing(batch, out);
     this.countUnseenTtl0(batch, out);
     return out;
+  }
+
+  /** E16 (differences.ts): FIN and RST segments at an ENI with security groups, which close its tracked flow. */
+  private countSgClosing(batch: readonly InputPacket[], results: readonly PacketResult[]): void {
+    const insts = this.scenario.instances;
+    const filtered = (point: number): boolean => {
+      const i = point - instancePoint(0);
+      return i >= 0 && i < insts.length && (insts[i].security?.groups.length ?? 0) > 0;
+    };
+    const closing = (f: Uint8Array): boolean => {
+      if (f.length < 20 || f[9] !== PROTO_TCP || (rd16(f, 6) & 0x1fff) !== 0) return false;
+      const l4 = (f[0] & 15) * 4;
+      return f.length > l4 + 13 && (f[l4 + 13] & (F_FIN | F_RST)) !== 0;
+    };
+    results.forEach((r, i) => {
+      const p = batch[i];
+      if (p && filtered(p.ingress) && closing(p.frame)) this.sgClosingSegments++;
+      for (const o of r.outputs) if (filtered(o.egress) && closing(o.frame)) this.sgClosingSegments++;
+    });
   }
 
   /** E5 inputs: TTL 0, dropped in the router namespace before any instance saw them. */
@@ -1055,6 +1081,9 @@ export class KernelEngine implements Engine {
       sgInvalidFlows: this.sgInvalidFlows,
       sgInvalidSegments: this.sgInvalidSegments,
       sgInvalidDrops: this.sgInvalidDrops,
+      sgClosingSegments: this.sgClosingSegments,
+      sgAllowanceFlows: this.sgAllowanceFlows,
+      sgAllowanceDelivered: this.sgAllowanceDelivered,
       unseenTtl0: this.unseenTtl0,
     });
     // E11 drops: the other engine's NAT instances counted (and tracked) what the kernel's ENI dropped.
@@ -1062,6 +1091,17 @@ export class KernelEngine implements Engine {
       const i = facts.engines[0] === this.name ? 0 : 1;
       if (facts.results[i].fate !== FATE_DELIVERED && facts.results[1 - i].fate === FATE_DELIVERED)
         this.sgInvalidDrops++;
+    }
+    // E16 packets: the kernel's ENI let through what the contract refused; its flow may leave
+    // conntrack entries and nat counts only the kernel has.
+    if (cls?.id === 'E16' && facts.results && facts.inputs && facts.index !== -1) {
+      const i = facts.engines[0] === this.name ? 0 : 1;
+      const r = facts.results[i];
+      for (const b of [facts.inputs[i].frame, ...r.outputs.map((o) => o.frame)]) {
+        const key = sgFlowKey(b);
+        if (key) this.sgAllowanceFlows.add(key);
+      }
+      if (r.fate === FATE_DELIVERED) this.sgAllowanceDelivered++;
     }
     return cls;
   }

@@ -162,6 +162,52 @@ describe('kernel difference rules', () => {
     };
     expect(classifyKernelDifference(f, k())?.id).toBe('K3');
   });
+  it("E16: the contract's allowance counted a closed TCP flow that Linux's connlimit no longer counts", () => {
+    // Campaign seed 990013 run 31: nat0 (allowance 3) closed a TCP flow (FIN each way), then sent
+    // UDP datagrams that app's groups deny; the third met the allowance in the contract only.
+    const input = { timeUs: 0, ingress: NAT, frame: udp({ src: '10.0.0.10', dst: '10.0.1.10' }) };
+    const allowance = res({ reason: DROP_SG_ALLOWANCE });
+    const deny = res({ reason: DROP_SG_DENY });
+    const closed = k({ sgClosingSegments: 2 });
+    expect(classifyKernelDifference(packet(input, allowance, deny, ['reason']), closed)?.id).toBe('E16');
+    expect(classifyKernelDifference(packet(input, allowance, delivered, ['fate', 'output-count']), closed)?.id).toBe(
+      'E16',
+    );
+    // No FIN or RST at a filtered ENI in the run, the kernel met the allowance too, or the
+    // kernel is the side that refused: not E16.
+    expect(classifyKernelDifference(packet(input, allowance, deny, ['reason']), k())).toBeNull();
+    expect(classifyKernelDifference(packet(input, allowance, allowance, ['ct']), closed)?.id).not.toBe('E16');
+    expect(classifyKernelDifference(packet(input, deny, allowance, ['reason']), closed)).toBeNull();
+    // At the end: entries only the kernel has of such flows, and nat counts where the kernel
+    // counted more, at most as many more as the E16 packets it delivered.
+    const flow = sgFlowKey(udp({ src: '10.0.0.10', dst: '198.51.100.7' })) ?? '';
+    const end = (...ds: { kind: string; message: string }[]): DifferenceFacts => ({
+      index: -1,
+      engines: ['model', 'kernel'],
+      inputs: null,
+      results: null,
+      differences: ds,
+    });
+    const entry = {
+      kind: 'conntrack',
+      message:
+        'conntrack (instance 0): only kernel has udp      17 29 src=10.0.0.10 dst=198.51.100.7 sport=40000 dport=53 [UNREPLIED] src=198.51.100.7 dst=10.0.0.10 sport=53 dport=40000 mark=0 use=1',
+    };
+    const count = (a: number, b: number) => ({
+      kind: 'counters',
+      message: `nat counters instance 0 POSTROUTING rule -1: model ${a} pkts/${a * 40} bytes vs kernel ${b}/${b * 40}`,
+    });
+    const after = k({ sgClosingSegments: 2, sgAllowanceFlows: new Set([flow]), sgAllowanceDelivered: 1 });
+    expect(classifyKernelDifference(end(entry, count(2, 3)), after)?.id).toBe('E16');
+    expect(classifyKernelDifference(end(count(2, 4)), after)).toBeNull();
+    expect(classifyKernelDifference(end(count(3, 2)), after)).toBeNull();
+    expect(
+      classifyKernelDifference(end({ ...entry, message: entry.message.replace('only kernel', 'only model') }), after),
+    ).toBeNull();
+    expect(
+      classifyKernelDifference(end(entry), k({ sgClosingSegments: 2, sgAllowanceFlows: new Set(['17 x y']) })),
+    ).toBeNull();
+  });
   it("K3: an instance's own segment of a flow whose entry its stack's RST removed in the kernel", () => {
     // Campaign seed 990010 run 50: a server's data segments delivered to nat0's own stack (picked
     // up: NEW), answered by its RST, which Linux takes as the only reply and kills the entry; nat0's
