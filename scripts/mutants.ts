@@ -170,6 +170,13 @@ export const MUTANTS: Mutant[] = [
     find: 'if (isMulticastOrBroadcast(pv.dst)) return this.drop(DROP_MULTICAST);',
     replace: 'void isMulticastOrBroadcast;',
   },
+  {
+    id: 'icmp-ratelimit-burst-7',
+    bug: "a new destination's ICMP rate-limit bucket holds 7 errors, not XRLIM_BURST_FACTOR 6 (issue 15 K2)",
+    file: 'src/core/icmp-ratelimit.ts',
+    find: 'const XRLIM_BURST_FACTOR = 6;',
+    replace: 'const XRLIM_BURST_FACTOR = 7;',
+  },
 ];
 
 /** Why a mutant's patch no longer applies to the tree at `root` (null: it applies exactly once). */

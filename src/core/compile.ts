@@ -60,6 +60,11 @@ export interface CompiledScenario {
   instHasEip: Uint8Array;
   instSdc: Uint8Array;
   instFwd: Uint8Array;
+  /** ICMP error rate limits (icmp-ratelimit.ts): icmp_ratemask, icmp_ratelimit (ms), icmp_msgs_per_sec, icmp_msgs_burst. */
+  instIcmpMask: Int32Array;
+  instIcmpRatelimit: Float64Array;
+  instIcmpPerSec: Float64Array;
+  instIcmpBurst: Float64Array;
   /** NAT slot of the instance (index among instances with a nat table), or -1. */
   instNat: Int32Array;
   instRt: Int32Array;
@@ -207,6 +212,10 @@ export function compileScenario(s: Scenario): CompiledScenario {
   );
   const instSdc = new Uint8Array(n);
   const instFwd = new Uint8Array(n);
+  const instIcmpMask = new Int32Array(n);
+  const instIcmpRatelimit = new Float64Array(n);
+  const instIcmpPerSec = new Float64Array(n);
+  const instIcmpBurst = new Float64Array(n);
   const instNat = new Int32Array(n).fill(-1);
   const instRt = new Int32Array(n);
   const natInstL: number[] = [];
@@ -228,6 +237,10 @@ export function compileScenario(s: Scenario): CompiledScenario {
     }
     instSdc[i] = inst.sourceDestCheck ? 1 : 0;
     instFwd[i] = inst.sysctls.ipForward ? 1 : 0;
+    instIcmpMask[i] = inst.sysctls.icmpRatemask | 0;
+    instIcmpRatelimit[i] = inst.sysctls.icmpRatelimit;
+    instIcmpPerSec[i] = inst.sysctls.icmpMsgsPerSec;
+    instIcmpBurst[i] = inst.sysctls.icmpMsgsBurst;
     instRt[i] = s.subnets[inst.subnet].routeTable;
     if (inst.nat) {
       instNat[i] = natInstL.length;
@@ -330,6 +343,10 @@ export function compileScenario(s: Scenario): CompiledScenario {
     instHasEip,
     instSdc,
     instFwd,
+    instIcmpMask,
+    instIcmpRatelimit,
+    instIcmpPerSec,
+    instIcmpBurst,
     instNat,
     instRt,
     instStopped,

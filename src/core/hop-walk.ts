@@ -44,6 +44,7 @@ import { DEFAULT_IP_TTL } from '../spec/timeouts.ts';
 import { AwsFilters, DIR_IN, DIR_OUT, FAST_MAX_INST, FAST_MAX_SG } from './aws-filters.ts';
 import { Conntrack } from './conntrack.ts';
 import { IcmpErrors } from './icmp-error.ts';
+import { IcmpRateLimits } from './icmp-ratelimit.ts';
 import { PacketManip } from './manip.ts';
 import { Nat } from './nat.ts';
 import { MANIP_DST, MANIP_SRC } from './nat-port-search.ts';
@@ -127,7 +128,7 @@ export class HopWalk {
     this.manip = new PacketManip(st);
     this.ct = new Conntrack(c, t, st, quota);
     this.nat = new Nat(c, t, st, this.ct, this.manip, workers, worker);
-    this.icmp = new IcmpErrors(c, st, this.ct, this.manip);
+    this.icmp = new IcmpErrors(c, st, this.ct, this.manip, new IcmpRateLimits(c, sabs, worker));
     this.gw = new NatGateways(c, sabs, st, this.manip);
     this.mangle = new Tcpmss(c.mangle, st);
     this.drops = t.v.drops;
@@ -438,7 +439,7 @@ export class HopWalk {
 
   /** A time exceeded from `inst` (NAT slot `slot` or -1) for the current frame, walked out. */
   private timeExceeded(inst: number, slot: number): void {
-    if (this.icmp.timeExceeded(inst, slot)) this.walk(inst, false, -1, 0, 0);
+    if (this.icmp.timeExceeded(inst, slot, this.st.now + this.clockBase[this.t.w])) this.walk(inst, false, -1, 0, 0);
     this.st.gen = false;
   }
 

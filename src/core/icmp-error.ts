@@ -11,6 +11,7 @@ import type { Conntrack } from './conntrack.ts';
 import type { PacketManip } from './manip.ts';
 import { MANIP_DST, MANIP_SRC } from './nat-port-search.ts';
 import type { SlowState } from './slow-state.ts';
+import type { IcmpRateLimits } from './icmp-ratelimit.ts';
 import { parseIpv4 } from '../packet/parse.ts';
 import { wr16, wr32 } from '../packet/bytes.ts';
 import { fold16, sum16 } from '../packet/checksum.ts';
@@ -24,6 +25,7 @@ export class IcmpErrors {
     private readonly st: SlowState,
     private readonly ct: Conntrack,
     private readonly manip: PacketManip,
+    private readonly limits: IcmpRateLimits,
   ) {}
 
   /**
@@ -71,14 +73,16 @@ export class IcmpErrors {
    * Builds an ICMP time exceeded from instance `inst` back to the current packet's source, quoting
    * it as received (post-DNAT, pre-decrement), at st.errOff, and runs it through the instance's
    * OUTPUT conntrack/NAT (NAT slot `slot`, or -1 for a plain host). True: the error exists and is
-   * now the frame being walked (st.gen set); the caller walks it out of the instance.
+   * now the frame being walked (st.gen set); the caller walks it out of the instance. False: none
+   * (not for this packet, or the rate limits at absolute ms `now` refused it).
    */
-  timeExceeded(inst: number, slot: number): boolean {
+  timeExceeded(inst: number, slot: number, now: number): boolean {
     const st = this.st;
     const pv = st.pv;
     const b = st.buf;
     if (pv.fragOff !== 0) return false; // "only reply to fragment 0"
     if (pv.proto === PROTO_ICMP && (pv.l4Len < 8 || pv.icmpType > ICMP_ADDRESSREPLY || pv.isIcmpError)) return false;
+    if (!this.limits.allow(inst, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, pv.src, now)) return false;
     const q = Math.min(pv.totalLen, ICMP_ERROR_MAX_LEN - 28);
     const eo = st.errOff;
     const tot = 28 + q;

@@ -24,6 +24,7 @@ import type { Scenario } from '../spec/scenario.ts';
 import { REASON_COUNT } from '../spec/reasons.ts';
 import { natGatewaySabs } from './nat-gateway-layout.ts';
 import { type SgSizing, sgBuffers, sgSizing } from './aws-filters.ts';
+import { icmpLimitBuffers } from './icmp-ratelimit.ts';
 
 /** Security-group tracking entries a worker may hold: this many per conntrack session of its share, plus SG_ENTRIES_MIN. */
 export const SG_ENTRIES_PER_SESSION = 4;
@@ -288,6 +289,7 @@ export function createCoreShared(
     clock: new SharedArrayBuffer(W * 8),
   };
   if (compiled.gwCount > 0) Object.assign(sabs, natGatewaySabs(compiled.gwCount, opts.seed));
+  Object.assign(sabs, icmpLimitBuffers(W, compiled.nInst));
   new Float64Array(sabs.clock).fill(CLOCK_UNSET);
   // Security-group tracking: per worker its share of every ENI's allowance, at most
   // SG_ENTRIES_PER_SESSION per conntrack session of the worker (plus a floor) — docs/core.md.

@@ -142,6 +142,7 @@ import { TCP_RESET_LEN, writeTcpReset } from '../packet/tcp-reset.ts';
 import { EniSecurity, SG_IN, SG_OUT, aclBySubnet, evaluateAcl, filterFacts } from './sg.ts';
 import type { NetworkAcl } from '../spec/aws-filters.ts';
 import { TCP_STATE_NAMES } from './tcp-state.ts';
+import { IcmpRateLimiter } from './icmp-ratelimit.ts';
 import { tupleText } from './tuple.ts';
 import { rd16, rd32, wr16, wr32 } from '../packet/bytes.ts';
 import { type TimelineEvent, flushedBy, isStopped, scenarioAfter } from '../spec/timeline.ts';
@@ -228,11 +229,15 @@ export class ModelEngine implements Engine {
   /** The scenario as the timeline events so far left it (applyTimelineEvent). */
   scenario: Scenario;
 
+  /** Each instance's ICMP error rate limits (its kernel's: kept across timeline events). */
+  private readonly icmpLimits: IcmpRateLimiter[];
+
   constructor(scenario: Scenario, opts: ModelEngineOptions = {}) {
     this.scenario = scenario;
     this.rng = new Prng(opts.seed ?? 1);
     this.gateways = (scenario.natGateways ?? []).map((g) => new ModelNatGateway(g, opts.seed ?? 1));
     this.tables = scenario.instances.map((i) => (i.nat ? new ConntrackTable(scenario.conntrack) : null));
+    this.icmpLimits = scenario.instances.map((i) => new IcmpRateLimiter(i.sysctls));
     this.counters = scenario.instances.map((i) => {
       if (!i.nat) return null;
       const c = {} as Record<NatChainName, ChainCounters>;
@@ -1252,6 +1257,17 @@ export class ModelEngine implements Engine {
       if (type > 18 || isIcmpErrorType(type)) return;
     }
     const T = this.scenario.instances[t];
+    // __icmp_send: icmp_ratemask, icmp_msgs_per_sec/burst, icmp_ratelimit per destination (§6).
+    const limited = this.icmpLimits[t].allow(type, code, pv.src, this.nowMs);
+    if (limited !== null) {
+      this.hop(
+        w,
+        `${this.instanceKind(t)} ${T.name}`,
+        pkt,
+        `${what} to ${formatIpv4(pv.src)} not sent: ${limited === 'global' ? 'icmp_msgs_per_sec/icmp_msgs_burst (the instance-wide limit)' : 'icmp_ratelimit (the per-destination limit)'}`,
+      );
+      return;
+    }
     const quoteLen = Math.min(pkt.length, ICMP_ERROR_MAX_LEN - 20 - 8);
     const err = buildIcmpError({
       src: T.privateIp,

@@ -85,6 +85,16 @@ sub drain {
 sub stats {
   my $t = '';
   if (open(my $f, '<', '/proc/net/stat/nf_conntrack')) { local $/; $t .= "#stat\n" . (<$f> // ''); close $f; }
+  if (open(my $f, '<', '/proc/net/snmp')) {
+    # TTL expiries (Ip InHdrErrors) and ICMP errors refused by the rate limits (issue 15 K2).
+    local $/; my @l = split /\n/, (<$f> // ''); close $f;
+    my %v;
+    for (my $k = 0; $k + 1 < @l; $k += 2) {
+      my ($p, @h) = split ' ', $l[$k]; my ($q, @x) = split ' ', $l[$k + 1];
+      @v{map { "$p$_" } @h} = @x;
+    }
+    $t .= sprintf("#snmp\n%d %d %d\n", map { $v{$_} // 0 } qw(Ip:InHdrErrors Icmp:OutRateLimitGlobal Icmp:OutRateLimitHost));
+  }
   if (opendir(my $d, '/proc/net/xt_recent')) {
     for my $n (sort grep { /^nl_/ } readdir $d) {
       my $p = "/proc/net/xt_recent/$n";

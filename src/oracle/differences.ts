@@ -13,6 +13,8 @@ import {
   DROP_TTL_EXCEEDED,
 } from '../spec/reasons.ts';
 import {
+  ICMP_DEST_UNREACH,
+  ICMP_FRAG_NEEDED,
   ICMP_REDIRECT,
   ICMP_TIME_EXCEEDED,
   isIcmpErrorFrame,
@@ -22,7 +24,7 @@ import {
 } from '../packet/constants.ts';
 import { parseIpv4Addr } from '../packet/index.ts';
 import { rd32 } from '../packet/bytes.ts';
-import { LINK_MTU } from './topology.ts';
+import { EVIDENCE_ICMP_RL_GLOBAL, EVIDENCE_ICMP_RL_HOST, LINK_MTU } from './topology.ts';
 
 /** What a rule may know about the kernel run besides the facts. */
 export interface KernelRunFacts {
@@ -342,18 +344,37 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
   },
   {
     id: 'K2',
-    title: 'ICMP errors the kernel generates are rate-limited',
+    title: "ICMP error rate limits decided on the kernel's real time and random global credit",
     match(f, k) {
       const s = sides(f, k);
-      if (!s || !onlyKinds(f, ['output-count', 'egress', 'frame', 'fate', 'reason'])) return null;
-      if (isIcmpError(s.kin.frame)) return null;
-      const kernelGen = s.kr.outputs.filter((o) => isIcmpError(o.frame)).length;
-      const otherGen = s.or.outputs.filter((o) => isIcmpError(o.frame)).length;
-      const kernelFwd = s.kr.outputs.length - kernelGen;
-      const otherFwd = s.or.outputs.length - otherGen;
-      return kernelGen < otherGen && kernelFwd === otherFwd && s.kr.fate === s.or.fate
-        ? `${otherGen - kernelGen} generated ICMP error(s) missing in the kernel`
-        : null;
+      if (!s || !onlyKinds(f, ['output-count', 'egress', 'frame'])) return null;
+      if (isIcmpError(s.kin.frame) || s.kr.fate !== s.or.fate || s.kr.reason !== s.or.reason) return null;
+      const gen = (r: PacketResult) => r.outputs.filter((o) => isIcmpError(o.frame));
+      const kGen = gen(s.kr);
+      const oGen = gen(s.or);
+      if (s.kr.outputs.length - kGen.length !== s.or.outputs.length - oGen.length || kGen.length === oGen.length)
+        return null;
+      // Every error one side has more of must be one its instance's rate limits apply to.
+      const limited = (o: { frame: Uint8Array }): boolean => {
+        const b = o.frame;
+        const src = rd32(b, 12) >>> 0;
+        const inst = k.scenario.instances.find((i) => i.privateIp >>> 0 === src);
+        const type = b[ihl(b)];
+        const code = b[ihl(b) + 1];
+        if (!inst || type > 18 || (type === ICMP_DEST_UNREACH && code === ICMP_FRAG_NEEDED)) return false;
+        return ((inst.sysctls.icmpRatemask >>> type) & 1) === 1;
+      };
+      const extra = kGen.length > oGen.length ? kGen : oGen;
+      if (!extra.every(limited)) return null;
+      if (kGen.length < oGen.length) {
+        // The kernel refused: its counters must say so (Icmp OutRateLimitHost / OutRateLimitGlobal).
+        const ev = (s.kr as PacketResult & { evidence?: string[] }).evidence ?? [];
+        const why = ev.find(
+          (e) => e.endsWith(`:${EVIDENCE_ICMP_RL_GLOBAL}`) || e.endsWith(`:${EVIDENCE_ICMP_RL_HOST}`),
+        );
+        return why ? `the kernel's rate limit refused ${oGen.length - kGen.length} error(s) (${why})` : null;
+      }
+      return `the kernel sent ${kGen.length - oGen.length} error(s) the contract's rate limit refused (real-time gaps ≥ virtual ones; random global credit)`;
     },
   },
   {

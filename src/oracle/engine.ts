@@ -92,6 +92,8 @@ import {
   RECENT_LOCAL_IN,
   RECENT_FILTER_RST,
   RECENT_FILTER_UNREACH,
+  EVIDENCE_ICMP_RL_GLOBAL,
+  EVIDENCE_ICMP_RL_HOST,
   RECENT_NOROUTE,
   RECENT_NOHOST,
   RECENT_SDCHECK_DST,
@@ -318,6 +320,8 @@ export class KernelEngine implements Engine {
   private statAgents: Array<{ label: string; instance: number; agent: Agent }> = [];
   private captureAgents: PointAgent[] = [];
   private lastCt = new Map<number, Record<string, number>>();
+  /** Per instance: the last /proc/net/snmp figures (TTL expiries, ICMP rate-limit refusals). */
+  private lastSnmp = new Map<number, NonNullable<NetnsStats['snmp']>>();
   private hub: Hub | null = null;
   /** Points in hub socket order (socket id = index). */
   private hubPoints: PointAgent[] = [];
@@ -464,7 +468,11 @@ export class KernelEngine implements Engine {
       }
     });
     // Baseline for the conntrack statistics deltas.
-    for (const s of this.statAgents) this.lastCt.set(s.instance, parseAgentStats(await s.agent.stats()).ct);
+    for (const s of this.statAgents) {
+      const x = parseAgentStats(await s.agent.stats());
+      this.lastCt.set(s.instance, x.ct);
+      if (s.instance >= 0 && x.snmp) this.lastSnmp.set(s.instance, x.snmp);
+    }
     if (this.injection === 'batch') await this.startHub();
     this.log(`kernel: ready (${p.netns.map((n) => n.name).join(', ')})`);
   }
@@ -752,12 +760,14 @@ export class KernelEngine implements Engine {
     return this.statAgents.map((s, id) => {
       const recent = new Set<string>();
       let ct: Record<string, number> = {};
+      let snmp: NetnsStats['snmp'];
       for (const h of perHop) {
         const x = parseAgentStats(h.stats.get(id) ?? '');
         for (const r of x.recent) recent.add(r);
         if (Object.keys(x.ct).length) ct = x.ct;
+        if (x.snmp) snmp = x.snmp;
       }
-      return { label: s.label, instance: s.instance, stats: { ct, recent } };
+      return { label: s.label, instance: s.instance, stats: snmp ? { ct, recent, snmp } : { ct, recent } };
     });
   }
 
@@ -953,6 +963,8 @@ export class KernelEngine implements Engine {
     let ctCode = CT_NONE;
     let ctDrops = 0;
     let ctClash = 0;
+    let ttlExpired = 0;
+    let icmpLimited = false;
     for (const x of stats) {
       for (const r of x.stats.recent) {
         hits.add(r);
@@ -971,6 +983,16 @@ export class KernelEngine implements Engine {
         ctDrops += (cur.drop ?? 0) - (prev.drop ?? 0) + (cur.early_drop ?? 0) - (prev.early_drop ?? 0);
         ctClash += (cur.insert_failed ?? 0) - (prev.insert_failed ?? 0);
         this.lastCt.set(x.instance, { ...prev, ...cur });
+        const sn = x.stats.snmp;
+        const was = this.lastSnmp.get(x.instance);
+        if (sn && was) {
+          ttlExpired += sn.ttlExpired - was.ttlExpired;
+          // An ICMP error the instance's rate limits refused (docs/semantics.md §6): evidence for K2.
+          if (sn.rlGlobal > was.rlGlobal) result.evidence.push(`${x.label}:${EVIDENCE_ICMP_RL_GLOBAL}`);
+          if (sn.rlHost > was.rlHost) result.evidence.push(`${x.label}:${EVIDENCE_ICMP_RL_HOST}`);
+          if (sn.rlGlobal > was.rlGlobal || sn.rlHost > was.rlHost) icmpLimited = true;
+        }
+        if (sn) this.lastSnmp.set(x.instance, sn);
       }
     }
     result.ct = ctCode;
@@ -1030,8 +1052,16 @@ export class KernelEngine implements Engine {
     }
     result.fate = FATE_DROPPED;
     const fwdOff = [...s.transitAt].some((i) => !this.scenario.instances[i].sysctls.ipForward);
-    if (generatedType === ICMP_TIME_EXCEEDED) result.reason = DROP_TTL_EXCEEDED;
-    else if (sawRejectRst || (generatedType === ICMP_DEST_UNREACH && hits.has(RECENT_FILTER_UNREACH)))
+    // A TTL expiry whose time exceeded the rate limits refused leaves only the counters.
+    if (generatedType === ICMP_TIME_EXCEEDED || (generatedType < 0 && ttlExpired > 0))
+      result.reason = DROP_TTL_EXCEEDED;
+    else if (
+      sawRejectRst ||
+      (generatedType === ICMP_DEST_UNREACH && hits.has(RECENT_FILTER_UNREACH)) ||
+      // The only other error natlab's instances generate is a REJECT's unreachable (sent, it is
+      // recorded at OUTPUT; refused by the rate limits, only the counters show it).
+      (generatedType < 0 && icmpLimited && ttlExpired === 0)
+    )
       result.reason = DROP_FILTER_REJECT;
     else if (fwdOff) result.reason = DROP_IP_FORWARD_OFF;
     else if (hits.has(RECENT_STOPPED)) result.reason = DROP_INSTANCE_STOPPED;

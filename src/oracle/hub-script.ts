@@ -82,6 +82,7 @@ for my $a (@ARGV) {
       my %col; @col{@head} = (0 .. $#head);
       $ns->{stat} = $f; $ns->{cols} = [map { $col{$_} // -1 } qw(insert_failed drop early_drop)];
     }
+    if (open(my $f, '<', "/proc/$pid/net/snmp")) { $ns->{snmp} = $f; }
     if (opendir(my $d, "/proc/$pid/net/xt_recent")) {
       for my $n (sort grep { /^nl_/ } readdir $d) {
         open(my $f, '+<', "/proc/$pid/net/xt_recent/$n") or fail("open xt_recent $n: $!");
@@ -145,6 +146,14 @@ sub fence {
   }
   fail("fence $fseq did not come back within 10 s"); }
 sub slurp { my ($f) = @_; sysseek($f, 0, 0); my $c = ''; 1 while sysread($f, $c, 65536, length $c); return $c; }
+# TTL expiries (Ip InHdrErrors) and ICMP errors refused by the rate limits (issue 15 K2).
+sub snmp { my ($c) = @_;
+  my %v; my @l = split /\n/, $c;
+  for (my $k = 0; $k + 1 < @l; $k += 2) {
+    my ($p, @h) = split ' ', $l[$k]; my ($q, @x) = split ' ', $l[$k + 1];
+    @v{map { "$p$_" } @h} = @x;
+  }
+  return sprintf("#snmp\n%d %d %d\n", map { $v{$_} // 0 } qw(Ip:InHdrErrors Icmp:OutRateLimitGlobal Icmp:OutRateLimitHost)); }
 sub evidence {
   my $t = '';
   for my $ns (@stats) {
@@ -156,6 +165,7 @@ sub evidence {
       for my $l (@lines) { my @v = split ' ', $l; for my $k (0 .. 2) { my $c = $ns->{cols}[$k]; $sum[$k] += hex($v[$c] // '0') if $c >= 0; } }
       $t .= sprintf("#stat\ninsert_failed drop early_drop\n%x %x %x\n", @sum);
     }
+    $t .= snmp(slurp($ns->{snmp})) if $ns->{snmp};
     for my $l (@{$ns->{lists}}) {
       my $c = slurp($l->[1]);
       next unless length $c;

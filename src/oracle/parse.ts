@@ -122,11 +122,14 @@ export function parseIptablesCounters(text: string, instance: number): NatRuleCo
 export interface NetnsStats {
   ct: Record<string, number>;
   recent: Set<string>;
+  /** /proc/net/snmp: Ip InHdrErrors (TTL expiries when forwarding), Icmp OutRateLimitGlobal / OutRateLimitHost. */
+  snmp?: { ttlExpired: number; rlGlobal: number; rlHost: number };
 }
 
 export function parseAgentStats(text: string): NetnsStats {
   const ct: Record<string, number> = {};
   const recent = new Set<string>();
+  let snmp: NetnsStats['snmp'];
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const l = lines[i];
@@ -140,10 +143,17 @@ export function parseAgentStats(text: string): NetnsStats {
         });
       }
       i = j - 1;
+    } else if (l === '#snmp') {
+      const v = (lines[i + 1] ?? '')
+        .trim()
+        .split(/\s+/)
+        .map((x) => Number(x) || 0);
+      snmp = { ttlExpired: v[0] ?? 0, rlGlobal: v[1] ?? 0, rlHost: v[2] ?? 0 };
+      i++;
     } else if (l.startsWith('#recent ')) {
       const [, name, n] = l.split(' ');
       if (Number(n) > 0) recent.add(name);
     }
   }
-  return { ct, recent };
+  return snmp ? { ct, recent, snmp } : { ct, recent };
 }

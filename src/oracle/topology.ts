@@ -87,6 +87,9 @@ export const RECENT_STOPPED = 'nl_stopped';
 export const RECENT_FILTER_RST = 'nl_filter_rst';
 /** A destination unreachable the instance sent (a filter REJECT; time exceeded has its own type). */
 export const RECENT_FILTER_UNREACH = 'nl_filter_unr';
+/** Evidence (not xt_recent): the instance's ICMP rate limits refused an error (Icmp OutRateLimitGlobal / OutRateLimitHost grew). */
+export const EVIDENCE_ICMP_RL_GLOBAL = 'icmp_ratelimit_global';
+export const EVIDENCE_ICMP_RL_HOST = 'icmp_ratelimit_host';
 
 export interface NetnsSpec {
   name: string;
@@ -437,6 +440,11 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
       sysctl('net/ipv4/ip_forward', inst.sysctls.ipForward),
       sysctl('net/ipv4/conf/all/send_redirects', inst.sysctls.sendRedirectsAll),
       sysctl(`net/ipv4/conf/${INSTANCE_IF}/send_redirects`, inst.sysctls.sendRedirectsEth0),
+      // ICMP error rate limits (docs/semantics.md §6): per namespace since 6.12.
+      sysctl('net/ipv4/icmp_ratelimit', inst.sysctls.icmpRatelimit),
+      sysctl('net/ipv4/icmp_ratemask', inst.sysctls.icmpRatemask),
+      sysctl('net/ipv4/icmp_msgs_per_sec', inst.sysctls.icmpMsgsPerSec),
+      sysctl('net/ipv4/icmp_msgs_burst', inst.sysctls.icmpMsgsBurst),
     ];
     if (inst.nat) setup.push(...conntrackSysctls(s));
     const b = [

@@ -1,6 +1,7 @@
 // Human-readable summary of a compiled scenario (`natlab scenario check`). Cold path.
 
-import { NAT_CHAINS, type Route, type Scenario } from '../spec/scenario.ts';
+import { NAT_CHAINS, type Route, type Scenario, type Sysctls } from '../spec/scenario.ts';
+import { defaultIcmpSysctls } from './load.ts';
 import { DEFAULT_CONNTRACK_MAX, DEFAULT_TIMEOUTS, type ConntrackTimeouts } from '../spec/timeouts.ts';
 import { formatCidr, formatIpv4 } from '../packet/addr.ts';
 
@@ -50,7 +51,7 @@ export function describeScenario(s: Scenario): string {
     i.elasticIp === null ? '-' : `eip ${formatIpv4(i.elasticIp)}`,
     `subnet ${s.subnets[i.subnet]?.name ?? '?'}`,
     `src/dst check ${i.sourceDestCheck ? 'on' : 'off'}`,
-    `ip_forward=${i.sysctls.ipForward ? 1 : 0} send_redirects all=${i.sysctls.sendRedirectsAll ? 1 : 0} eth0=${i.sysctls.sendRedirectsEth0 ? 1 : 0}`,
+    `ip_forward=${i.sysctls.ipForward ? 1 : 0} send_redirects all=${i.sysctls.sendRedirectsAll ? 1 : 0} eth0=${i.sysctls.sendRedirectsEth0 ? 1 : 0}${icmpLimits(i.sysctls)}`,
   ]);
   const lines = pad(rows);
   s.instances.forEach((i, k) => {
@@ -146,4 +147,17 @@ export function scenarioWarnings(s: Scenario): string[] {
       out.push(`NAT gateway ${g.name}: its own subnet's default route points at it (a routing loop)`);
   }
   return out;
+}
+
+/** The ICMP rate-limit sysctls when any differs from Linux's default, else ''. */
+function icmpLimits(y: Sysctls): string {
+  const d = defaultIcmpSysctls();
+  if (
+    y.icmpRatelimit === d.icmpRatelimit &&
+    y.icmpRatemask === d.icmpRatemask &&
+    y.icmpMsgsPerSec === d.icmpMsgsPerSec &&
+    y.icmpMsgsBurst === d.icmpMsgsBurst
+  )
+    return '';
+  return ` icmp_ratelimit=${y.icmpRatelimit} icmp_ratemask=0x${y.icmpRatemask.toString(16)} icmp_msgs_per_sec=${y.icmpMsgsPerSec} icmp_msgs_burst=${y.icmpMsgsBurst}`;
 }

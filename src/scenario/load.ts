@@ -76,7 +76,23 @@ export const CONNTRACK_KEYS = [
 export const SYSCTL_IP_FORWARD = 'net.ipv4.ip_forward';
 export const SYSCTL_SEND_REDIRECTS_ALL = 'net.ipv4.conf.all.send_redirects';
 export const SYSCTL_SEND_REDIRECTS_ETH0 = 'net.ipv4.conf.eth0.send_redirects';
-export const SYSCTL_KEYS = [SYSCTL_IP_FORWARD, SYSCTL_SEND_REDIRECTS_ALL, SYSCTL_SEND_REDIRECTS_ETH0] as const;
+export const SYSCTL_ICMP_RATELIMIT = 'net.ipv4.icmp_ratelimit';
+export const SYSCTL_ICMP_RATEMASK = 'net.ipv4.icmp_ratemask';
+export const SYSCTL_ICMP_MSGS_PER_SEC = 'net.ipv4.icmp_msgs_per_sec';
+export const SYSCTL_ICMP_MSGS_BURST = 'net.ipv4.icmp_msgs_burst';
+export const SYSCTL_KEYS = [
+  SYSCTL_IP_FORWARD,
+  SYSCTL_SEND_REDIRECTS_ALL,
+  SYSCTL_SEND_REDIRECTS_ETH0,
+  SYSCTL_ICMP_RATELIMIT,
+  SYSCTL_ICMP_RATEMASK,
+  SYSCTL_ICMP_MSGS_PER_SEC,
+  SYSCTL_ICMP_MSGS_BURST,
+] as const;
+/** The ICMP rate-limit sysctls' ranges: ms (an int of jiffies in Linux) and plain ints. */
+export const ICMP_RATELIMIT_MAX_MS = 2147483;
+export const ICMP_RATEMASK_MAX = 0x7fffffff;
+export const ICMP_MSGS_MAX = 0x7fffffff;
 export const BOOT_SCRIPTS = ['configure-pat'] as const;
 
 /** Names of subnets, route tables and instances. */
@@ -101,7 +117,15 @@ const NON_UNICAST: Cidr[] = [
 
 /** Plain-instance sysctl defaults (Linux): no forwarding, redirects on. */
 export function defaultSysctls(): Sysctls {
-  return { ipForward: false, sendRedirectsAll: true, sendRedirectsEth0: true };
+  return { ipForward: false, sendRedirectsAll: true, sendRedirectsEth0: true, ...defaultIcmpSysctls() };
+}
+
+/** Linux's ICMP rate-limit defaults (icmp_sk_init, sysctl_net_ipv4.c; what 6.18 shows in a new namespace). */
+export function defaultIcmpSysctls(): Pick<
+  Sysctls,
+  'icmpRatelimit' | 'icmpRatemask' | 'icmpMsgsPerSec' | 'icmpMsgsBurst'
+> {
+  return { icmpRatelimit: 1000, icmpRatemask: 0x1818, icmpMsgsPerSec: 1000, icmpMsgsBurst: 50 };
 }
 
 export function defaultConntrack(): ConntrackSettings {
@@ -766,6 +790,12 @@ function compile(ctx: Ctx, data: unknown, file: string): Scenario | null {
           sy[SYSCTL_SEND_REDIRECTS_ETH0],
           inst.sysctls.sendRedirectsEth0,
         );
+        const int = (key: string, dflt: number, max: number): number =>
+          ctx.int([...p, 'sysctls', key], sy[key], dflt, 0, max);
+        inst.sysctls.icmpRatelimit = int(SYSCTL_ICMP_RATELIMIT, inst.sysctls.icmpRatelimit, ICMP_RATELIMIT_MAX_MS);
+        inst.sysctls.icmpRatemask = int(SYSCTL_ICMP_RATEMASK, inst.sysctls.icmpRatemask, ICMP_RATEMASK_MAX);
+        inst.sysctls.icmpMsgsPerSec = int(SYSCTL_ICMP_MSGS_PER_SEC, inst.sysctls.icmpMsgsPerSec, ICMP_MSGS_MAX);
+        inst.sysctls.icmpMsgsBurst = int(SYSCTL_ICMP_MSGS_BURST, inst.sysctls.icmpMsgsBurst, ICMP_MSGS_MAX);
       }
     }
     if (o.iptables !== undefined && !natInst) {

@@ -8,7 +8,15 @@ import type { Cidr, Scenario } from '../spec/scenario.ts';
 import { formatCidr, formatIpv4 } from '../packet/addr.ts';
 import { natGatewaysToObject } from './nat-gateway.ts';
 import { awsFiltersToObject } from './security-groups-yaml.ts';
-import { SYSCTL_IP_FORWARD, SYSCTL_SEND_REDIRECTS_ALL, SYSCTL_SEND_REDIRECTS_ETH0 } from './load.ts';
+import {
+  SYSCTL_ICMP_MSGS_BURST,
+  SYSCTL_ICMP_MSGS_PER_SEC,
+  SYSCTL_ICMP_RATELIMIT,
+  SYSCTL_ICMP_RATEMASK,
+  SYSCTL_IP_FORWARD,
+  SYSCTL_SEND_REDIRECTS_ALL,
+  SYSCTL_SEND_REDIRECTS_ETH0,
+} from './load.ts';
 
 function hostText(c: Cidr): string {
   return c.len === 32 ? formatIpv4(c.addr) : formatCidr(c);
@@ -40,6 +48,10 @@ export function scenarioToObject(s: Scenario): Record<string, unknown> {
       [SYSCTL_IP_FORWARD]: i.sysctls.ipForward ? 1 : 0,
       [SYSCTL_SEND_REDIRECTS_ALL]: i.sysctls.sendRedirectsAll ? 1 : 0,
       [SYSCTL_SEND_REDIRECTS_ETH0]: i.sysctls.sendRedirectsEth0 ? 1 : 0,
+      [SYSCTL_ICMP_RATELIMIT]: i.sysctls.icmpRatelimit,
+      [SYSCTL_ICMP_RATEMASK]: i.sysctls.icmpRatemask,
+      [SYSCTL_ICMP_MSGS_PER_SEC]: i.sysctls.icmpMsgsPerSec,
+      [SYSCTL_ICMP_MSGS_BURST]: i.sysctls.icmpMsgsBurst,
     };
     if (i.nat) o.iptables = (i.filter ? i.filter.text : '') + (i.mangle ? i.mangle.text : '') + i.nat.text;
     if (i.security) {

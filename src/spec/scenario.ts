@@ -46,6 +46,17 @@ export interface Sysctls {
   sendRedirectsAll: boolean;
   /** net.ipv4.conf.eth0.send_redirects */
   sendRedirectsEth0: boolean;
+  /**
+   * net.ipv4.icmp_ratelimit, ms: the per-destination token bucket's cost of one rate-limited ICMP
+   * error the instance generates (burst 6, `inet_peer_xrlim_allow`); 0 = no per-destination limit.
+   */
+  icmpRatelimit: number;
+  /** net.ipv4.icmp_ratemask: bit n set = ICMP type n is rate-limited (default 0x1818). */
+  icmpRatemask: number;
+  /** net.ipv4.icmp_msgs_per_sec: the instance-wide limiter's refill rate (`icmp_global_allow`). */
+  icmpMsgsPerSec: number;
+  /** net.ipv4.icmp_msgs_burst: the instance-wide limiter's credit cap. */
+  icmpMsgsBurst: number;
 }
 
 /** A port or address match with iptables' `!` negation. */

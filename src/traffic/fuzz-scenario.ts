@@ -1,7 +1,7 @@
 // Random but valid VPC scenarios for differential fuzzing, within the features every engine
 // supports: subnets with route tables, one or two NAT instances with random nat tables
 // (MASQUERADE with/without -s, --to-ports ranges including tiny ones, SNAT, DNAT, RETURN), Elastic
-// IPs, mangle TCPMSS rules (--set-mss / --clamp-mss-to-pmtu), source/dest check on or off, ip_forward off, small nf_conntrack_max (1–6, or 64–1024 for the fuzzer's flow shapes to fill), checksum/loose toggles.
+// IPs, mangle TCPMSS rules (--set-mss / --clamp-mss-to-pmtu), source/dest check on or off, ip_forward off, small nf_conntrack_max (1–6, or 64–1024 for the fuzzer's flow shapes to fill), checksum/loose/be_liberal toggles, nf_conntrack_tcp_max_retrans, the NAT instances' ICMP rate-limit sysctls.
 // Generated as the scenario *file* object and compiled by the real loader, so every generated
 // scenario is one a user could write (and the saved counterexample's scenario.yaml loads back).
 
@@ -41,6 +41,16 @@ export interface FuzzNatSpec {
   sourceDestCheck: boolean;
   ipForward: boolean;
   elasticIp: boolean;
+  /** ICMP error rate-limit sysctls (none: Linux's defaults). */
+  icmp?: FuzzIcmpSpec;
+}
+
+/** net.ipv4.icmp_ratelimit (ms), icmp_ratemask, icmp_msgs_per_sec, icmp_msgs_burst of a NAT instance. */
+export interface FuzzIcmpSpec {
+  ratelimit: number;
+  ratemask: number;
+  perSec: number;
+  burst: number;
 }
 
 export interface FuzzScenarioSpec {
@@ -51,6 +61,9 @@ export interface FuzzScenarioSpec {
   ctMax: number;
   checksum: boolean;
   tcpLoose: boolean;
+  /** nf_conntrack_tcp_be_liberal / nf_conntrack_tcp_max_retrans (none: Linux's 0 and 3). */
+  tcpBeLiberal?: boolean;
+  tcpMaxRetrans?: number;
   /** A blackhole route for 192.0.2.0/24 in the private route table. */
   blackhole: boolean;
   /** Short conntrack timeouts (seconds), for engines whose clock runs in real time (the kernel). */
@@ -185,8 +198,24 @@ const natArb: fc.Arbitrary<FuzzNatSpec> = fc
     sourceDestCheck: fc.integer({ min: 0, max: 9 }).map((x) => x === 0),
     ipForward: fc.integer({ min: 0, max: 19 }).map((x) => x !== 0),
     elasticIp: fc.integer({ min: 0, max: 19 }).map((x) => x !== 0),
+    icmp: fc.oneof(
+      { weight: 3, arbitrary: fc.constant(undefined) },
+      {
+        weight: 1,
+        arbitrary: fc.record({
+          ratelimit: fc.constantFrom(0, 100, 250, 1000, 1000),
+          // Linux's default; dest unreachable only; time exceeded only; nothing.
+          ratemask: fc.constantFrom(0x1818, 0x1818, 0x8, 0x800, 0),
+          perSec: fc.constantFrom(0, 1, 5, 1000, 1000),
+          burst: fc.constantFrom(0, 1, 3, 50, 50),
+        }),
+      },
+    ),
   })
-  .map((n) => ({ ...n, mss: mssFor(n) }));
+  .map((n) => {
+    const { icmp, ...rest } = n;
+    return { ...rest, mss: mssFor(n), ...(icmp ? { icmp } : {}) };
+  });
 
 /** nf_conntrack_max of the fuzzer's scenarios by default (Linux's for a machine with ≥ 4 GiB). */
 export const FUZZ_DEFAULT_CT_MAX = 262144;
@@ -231,6 +260,11 @@ export const fuzzScenarioSpecArb: fc.Arbitrary<FuzzScenarioSpec> = fc.record({
   ),
   checksum: fc.integer({ min: 0, max: 9 }).map((x) => x !== 0),
   tcpLoose: fc.integer({ min: 0, max: 9 }).map((x) => x !== 0),
+  tcpBeLiberal: fc.integer({ min: 0, max: 5 }).map((x) => x === 0),
+  tcpMaxRetrans: fc.oneof(
+    { weight: 4, arbitrary: fc.constant(3) },
+    { weight: 1, arbitrary: fc.constantFrom(0, 1, 2, 255) },
+  ),
   blackhole: fc.integer({ min: 0, max: 9 }).map((x) => x === 0),
 });
 
@@ -331,7 +365,18 @@ export function fuzzScenarioObject(spec: FuzzScenarioSpec, name = 'fuzz'): Recor
       subnet: 'public',
       privateIp: natIp(k),
       sourceDestCheck: n.sourceDestCheck,
-      sysctls: { 'net.ipv4.ip_forward': n.ipForward ? 1 : 0, 'net.ipv4.conf.eth0.send_redirects': 0 },
+      sysctls: {
+        'net.ipv4.ip_forward': n.ipForward ? 1 : 0,
+        'net.ipv4.conf.eth0.send_redirects': 0,
+        ...(n.icmp
+          ? {
+              'net.ipv4.icmp_ratelimit': n.icmp.ratelimit,
+              'net.ipv4.icmp_ratemask': n.icmp.ratemask,
+              'net.ipv4.icmp_msgs_per_sec': n.icmp.perSec,
+              'net.ipv4.icmp_msgs_burst': n.icmp.burst,
+            }
+          : {}),
+      },
       iptables: mangleTableText(n.mss) + natTableText(n.rules, k),
     };
     if (n.elasticIp) o.elasticIp = natEip(k);
@@ -356,6 +401,8 @@ export function fuzzScenarioObject(spec: FuzzScenarioSpec, name = 'fuzz'): Recor
       max: spec.ctMax,
       checksum: spec.checksum,
       tcpLoose: spec.tcpLoose,
+      ...(spec.tcpBeLiberal ? { tcpBeLiberal: true } : {}),
+      ...(spec.tcpMaxRetrans !== undefined && spec.tcpMaxRetrans !== 3 ? { tcpMaxRetrans: spec.tcpMaxRetrans } : {}),
       ...(spec.shortTimeouts ? { timeouts: { ...SHORT_TIMEOUTS } } : {}),
     },
   };
@@ -389,12 +436,15 @@ export function describeFuzzSpec(spec: FuzzScenarioSpec): string {
     const r = n.rules
       .map((x) => `${x.kind}${x.ports ? ` ${x.ports[0]}-${x.ports[1]}` : ''}${x.random ? ' random' : ''}`)
       .join('+');
-    return `${r}${n.sourceDestCheck ? ' sdc-on' : ''}${n.ipForward ? '' : ' fwd-off'}${n.elasticIp ? '' : ' no-eip'}`;
+    const icmp = n.icmp
+      ? ` icmp ${n.icmp.ratelimit}ms/0x${n.icmp.ratemask.toString(16)}/${n.icmp.perSec}ps/${n.icmp.burst}`
+      : '';
+    return `${r}${n.sourceDestCheck ? ' sdc-on' : ''}${n.ipForward ? '' : ' fwd-off'}${n.elasticIp ? '' : ' no-eip'}${icmp}`;
   });
   const g = spec.natGateway;
   const gw = g
     ? `, NAT gateway (${g.routes}, ${g.eips.length} addresses, limit ${g.connectionLimit}, idle ${g.idleTimeout} s, ${g.portSelection})`
     : '';
   const f = spec.filters ? `, ${describeFuzzFilters(fuzzScenarioObject(spec))}` : '';
-  return `${spec.nats.length} NAT [${nats.join('; ')}]${gw}, ct max ${spec.ctMax}${spec.checksum ? '' : ', no-checksum'}${spec.tcpLoose ? '' : ', no-loose'}${f}`;
+  return `${spec.nats.length} NAT [${nats.join('; ')}]${gw}, ct max ${spec.ctMax}${spec.checksum ? '' : ', no-checksum'}${spec.tcpLoose ? '' : ', no-loose'}${spec.tcpBeLiberal ? ', be-liberal' : ''}${spec.tcpMaxRetrans !== undefined && spec.tcpMaxRetrans !== 3 ? `, max-retrans ${spec.tcpMaxRetrans}` : ''}${f}`;
 }

@@ -28,6 +28,7 @@ import {
   CT_NEW,
   CT_RELATED,
   DROP_BLACKHOLE,
+  DROP_FILTER_REJECT,
   DROP_IGW_NO_PUBLIC_IP,
   DROP_MALFORMED,
   DROP_IP_FORWARD_OFF,
@@ -333,6 +334,23 @@ const CHECKS: Record<string, (run: Run) => void> = {
     expect(egress(r[0])).toEqual([APP]);
     expect(view(r[0].outputs[0].frame).icmpType).toBe(11);
     expect(ct).toEqual([]);
+  },
+  'ICMP rate limit: a burst of TTL-1 packets gets 6 time exceeded, then one per second': ({ r }) => {
+    expect(r.every((x) => x.reason === DROP_TTL_EXCEEDED)).toBe(true);
+    expect(r.map((x) => x.outputs.length)).toEqual([1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0]);
+  },
+  'filter: REJECT answers share the ICMP rate limit (6, then none within the second)': ({ r }) => {
+    expect(r.every((x) => x.reason === DROP_FILTER_REJECT)).toBe(true);
+    expect(r.map((x) => x.outputs.length)).toEqual([1, 1, 1, 1, 1, 1, 0, 0]);
+  },
+  'ICMP rate limit: icmp_ratelimit=0 answers every TTL-1 packet': ({ r }) =>
+    expect(r.map((x) => x.outputs.length)).toEqual(Array(9).fill(1)),
+  'ICMP rate limit: icmp_ratemask without time exceeded (0x8) answers every TTL-1 packet': ({ r }) =>
+    expect(r.map((x) => x.outputs.length)).toEqual(Array(9).fill(1)),
+  'ICMP rate limit: icmp_ratelimit=200 refills one error per 200 ms': ({ r }) =>
+    expect(r.map((x) => x.outputs.length)).toEqual([1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 0]),
+  'ICMP rate limit: icmp_msgs_per_sec=0 leaves no credit (no time exceeded at all)': ({ r }) => {
+    expect(r.map((x) => [x.reason, x.outputs.length])).toEqual(Array(3).fill([DROP_TTL_EXCEEDED, 0]));
   },
   'hairpin through the IGW to the web server': ({ r }) => {
     expect(egress(r[0])).toEqual([WEB]);

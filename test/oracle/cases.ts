@@ -371,6 +371,39 @@ export function natCases(): NatCase[] {
     inputs: [p(0, APP, udpOut(5000)), p(1000, APP, udpOut(5001))],
   });
   add({ name: 'TTL 1 through the NAT instance', scenario: variant(), inputs: [p(0, APP, udpOut(40000, { ttl: 1 }))] });
+  // ICMP error rate limits (issue 15 K2, docs/semantics.md §6): icmp_ratelimit per destination
+  // (a new peer's bucket holds 6 errors, then one per second), icmp_ratemask, icmp_msgs_per_sec.
+  // Gaps are ≥ 500 ms away from every threshold: the kernel sees them in real time (E8).
+  const ttl1Burst = (n: number, from = 0): InputPacket[] =>
+    Array.from({ length: n }, (_, k) => p(from + k * 1000, APP, udpOut(40100 + from / 1000 + k, { ttl: 1 })));
+  const natSysctls = (y: Partial<Scenario['instances'][number]['sysctls']>) =>
+    variant((s) => Object.assign(s.instances[idx(s, 'nat')].sysctls, y));
+  add({
+    name: 'ICMP rate limit: a burst of TTL-1 packets gets 6 time exceeded, then one per second',
+    scenario: variant(),
+    inputs: [...ttl1Burst(9), ...ttl1Burst(2, 1_500_000)],
+  });
+  add({
+    name: 'ICMP rate limit: icmp_ratelimit=0 answers every TTL-1 packet',
+    scenario: natSysctls({ icmpRatelimit: 0 }),
+    inputs: ttl1Burst(9),
+  });
+  add({
+    name: 'ICMP rate limit: icmp_ratemask without time exceeded (0x8) answers every TTL-1 packet',
+    scenario: natSysctls({ icmpRatemask: 0x8 }),
+    inputs: ttl1Burst(9),
+  });
+  add({
+    name: 'ICMP rate limit: icmp_ratelimit=200 refills one error per 200 ms',
+    scenario: natSysctls({ icmpRatelimit: 200 }),
+    // 6 at once, then after 700 ms 3 of 4 (3.5 tokens), after 1.5 s more the bucket is full again.
+    inputs: [...ttl1Burst(7), ...ttl1Burst(4, 700_000), ...ttl1Burst(7, 2_200_000)],
+  });
+  add({
+    name: 'ICMP rate limit: icmp_msgs_per_sec=0 leaves no credit (no time exceeded at all)',
+    scenario: natSysctls({ icmpMsgsPerSec: 0 }),
+    inputs: ttl1Burst(3),
+  });
   add({
     name: 'hairpin through the IGW to the web server',
     scenario: variant(),
@@ -777,6 +810,11 @@ export function natCases(): NatCase[] {
         buildUdp({ src: APP_IP, dst: SRV, sport: 40000 + k, dport: d, payload: new Uint8Array(4) }),
       ),
     ),
+  });
+  add({
+    name: 'filter: REJECT answers share the ICMP rate limit (6, then none within the second)',
+    scenario: variant((s) => filterRules(s, 'ACCEPT', ['-A FORWARD -p udp -m udp --dport 53 -j REJECT'])),
+    inputs: Array.from({ length: 8 }, (_, k) => p(k * 1000, APP, udpOut(40200 + k))),
   });
   add({
     name: 'filter: REJECT --reject-with tcp-reset answers a SYN with RST+ACK and an ACK with RST',

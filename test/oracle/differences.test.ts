@@ -115,10 +115,28 @@ describe('kernel difference rules', () => {
       quoted: f,
     });
     const model = res({ reason: DROP_TTL_EXCEEDED, outputs: [{ egress: APP, frame: err }] });
-    const kernel = res({ reason: DROP_TTL_EXCEEDED });
+    const refused = { ...res({ reason: DROP_TTL_EXCEEDED }), evidence: ['nat:icmp_ratelimit_host'] };
+    const input = { timeUs: 0, ingress: APP, frame: f };
+    expect(classifyKernelDifference(packet(input, model, refused, ['output-count']), k())?.id).toBe('K2');
+    // Without the kernel's counters saying it refused, a missing error is a real difference.
     expect(
-      classifyKernelDifference(packet({ timeUs: 0, ingress: APP, frame: f }, model, kernel, ['output-count']), k())?.id,
+      classifyKernelDifference(packet(input, model, res({ reason: DROP_TTL_EXCEEDED }), ['output-count']), k()),
+    ).toBeNull();
+    // The kernel sent one the contract's limit refused (it saw a longer gap): K2 too.
+    expect(
+      classifyKernelDifference(packet(input, res({ reason: DROP_TTL_EXCEEDED }), model, ['output-count']), k())?.id,
     ).toBe('K2');
+    // A type outside the instance's icmp_ratemask is never limited: not K2.
+    const s = structuredClone(k().scenario);
+    for (const i of s.instances) i.sysctls.icmpRatemask = 0x8;
+    expect(classifyKernelDifference(packet(input, model, refused, ['output-count']), k({ scenario: s }))).toBeNull();
+    // Different verdicts are not K2.
+    expect(
+      classifyKernelDifference(
+        packet(input, model, { ...refused, reason: DROP_KERNEL_UNSEEN }, ['output-count', 'reason']),
+        k(),
+      ),
+    ).toBeNull();
   });
   it('K4 is retired (issue 15: window tracking is in the contract): an INVALID-vs-ESTABLISHED TCP segment is a real difference', () => {
     const f = buildTcp({ src: A('10.0.1.10'), dst: A('198.51.100.7'), sport: 4000, dport: 80, flags: F_ACK, seq: 1 });

@@ -5,6 +5,9 @@ import { configurePatTable } from '../../src/scenario/iptables.ts';
 import { DEFAULT_CONNTRACK_MAX, DEFAULT_TIMEOUTS } from '../../src/spec/timeouts.ts';
 import { ip } from './helpers.ts';
 
+/** Linux's ICMP rate-limit sysctls (6.18): icmp_ratelimit 1000 ms, icmp_ratemask 0x1818, 1000 messages/s, burst 50. */
+const ICMP_DEFAULTS = { icmpRatelimit: 1000, icmpRatemask: 0x1818, icmpMsgsPerSec: 1000, icmpMsgsBurst: 50 };
+
 describe('built-in scenario (scenarios/vpc-nat-instance.yaml)', () => {
   const s = loadBuiltinScenario();
 
@@ -49,7 +52,12 @@ describe('built-in scenario (scenarios/vpc-nat-instance.yaml)', () => {
     expect(nat.privateIp).toBe(ip('10.0.0.10'));
     expect(nat.elasticIp).toBe(ip('203.0.113.10'));
     expect(nat.sourceDestCheck).toBe(false);
-    expect(nat.sysctls).toEqual({ ipForward: true, sendRedirectsAll: true, sendRedirectsEth0: false });
+    expect(nat.sysctls).toEqual({
+      ipForward: true,
+      sendRedirectsAll: true,
+      sendRedirectsEth0: false,
+      ...ICMP_DEFAULTS,
+    });
     expect(nat.nat).toEqual(configurePatTable({ addr: ip('10.0.0.0'), len: 16 }));
     expect(nat.nat!.chains.POSTROUTING).toHaveLength(1);
     const r = nat.nat!.chains.POSTROUTING[0];
@@ -83,7 +91,12 @@ describe('built-in scenario (scenarios/vpc-nat-instance.yaml)', () => {
       nat: null,
     });
     for (const i of [web, app])
-      expect(i.sysctls).toEqual({ ipForward: false, sendRedirectsAll: true, sendRedirectsEth0: true });
+      expect(i.sysctls).toEqual({
+        ipForward: false,
+        sendRedirectsAll: true,
+        sendRedirectsEth0: true,
+        ...ICMP_DEFAULTS,
+      });
   });
 
   it('has the internet hosts and Linux conntrack defaults', () => {

@@ -288,10 +288,34 @@ describe('scenario validation', () => {
       ipForward: true,
       sendRedirectsAll: false,
       sendRedirectsEth0: false,
+      icmpRatelimit: 1000,
+      icmpRatemask: 0x1818,
+      icmpMsgsPerSec: 1000,
+      icmpMsgsBurst: 50,
     });
     const o5 = baseObject();
     o5.instances.app.sysctls = { 'net.ipv4.ip_forward': 2 };
     expectFirstError(o5, 'instances.app.sysctls.net.ipv4.ip_forward', 'true or false');
+    // The ICMP rate-limit sysctls (issue 15 K2): integers in range.
+    const o6 = baseObject();
+    o6.instances.nat.sysctls = {
+      'net.ipv4.icmp_ratelimit': 250,
+      'net.ipv4.icmp_ratemask': 0x8,
+      'net.ipv4.icmp_msgs_per_sec': 10,
+      'net.ipv4.icmp_msgs_burst': 0,
+    };
+    expect(parseObject(o6).instances[0].sysctls).toMatchObject({
+      icmpRatelimit: 250,
+      icmpRatemask: 8,
+      icmpMsgsPerSec: 10,
+      icmpMsgsBurst: 0,
+    });
+    const o7 = baseObject();
+    o7.instances.nat.sysctls = { 'net.ipv4.icmp_ratelimit': -1 };
+    expectFirstError(o7, 'instances.nat.sysctls.net.ipv4.icmp_ratelimit', 'out of range 0..2147483');
+    const o8 = baseObject();
+    o8.instances.nat.sysctls = { 'net.ipv4.icmp_msgs_burst': 1.5 };
+    expectFirstError(o8, 'instances.nat.sysctls.net.ipv4.icmp_msgs_burst', 'expected an integer');
   });
 
   it('explicit sysctls + iptables equal the configure-pat boot script', () => {

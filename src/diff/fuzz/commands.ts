@@ -704,6 +704,58 @@ class MulticastCmd implements Cmd {
   }
 }
 
+/** The gaps (ms) between a ttlburst's packets: back to back, then either side of icmp_ratelimit's refill. */
+export const TTL_BURST_GAPS_MS = [1, 1, 100, 999, 1000, 1001] as const;
+
+/**
+ * ttlburst[...]: packets whose TTL runs out at the next forwarding instance (TTL 1, or 2 to reach
+ * the second of two), one after another: a traceroute hop's probes or a TTL-1 flood. What it
+ * exercises is the instance's ICMP error rate limits (issue 15 K2, docs/semantics.md §6): burst,
+ * per-destination refill, icmp_ratemask, the instance-wide credit. Engines with a real-time
+ * clock get back-to-back packets only (no gap at a refill boundary).
+ */
+class TtlBurstCmd implements Cmd {
+  private text = '';
+  constructor(
+    readonly from: number,
+    readonly to: number,
+    readonly count: number,
+    readonly ttl: number,
+    readonly gap: number,
+    readonly proto: 'udp' | 'tcp',
+  ) {}
+  check(): boolean {
+    return true;
+  }
+  async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
+    const e = r.endpoints[this.from % r.endpoints.length];
+    const t = r.target(e, this.to);
+    const gapMs = r.coarseTime ? 1 : TTL_BURST_GAPS_MS[this.gap % TTL_BURST_GAPS_MS.length];
+    this.text = `ttlburst[${formatIpv4(e.addr)}>${formatIpv4(t.addr)} ${this.proto} ttl=${this.ttl} ×${this.count} every ${gapMs}ms]`;
+    r.commands++;
+    for (let k = 0; k < this.count; k++) {
+      if (r.session.timeUs + gapMs * 1000 > MAX_VIRTUAL_US) return;
+      const sport = 33434 + ((this.to + k) % 64);
+      const frame =
+        this.proto === 'udp'
+          ? buildUdp({ src: e.addr, dst: t.addr, sport, dport: 33434 + k, ttl: this.ttl, payload: PAYLOAD(12, k) })
+          : buildTcp({
+              src: e.addr,
+              dst: t.addr,
+              sport,
+              dport: t.port ?? 443,
+              flags: F_SYN,
+              seq: 1000 + k,
+              ttl: this.ttl,
+            });
+      await r.session.send(e.point, frame, { note: this.text, timeUs: r.session.timeUs + gapMs * 1000 });
+    }
+  }
+  toString(): string {
+    return this.text || `ttlburst[${this.from}>${this.to} ×${this.count}]`;
+  }
+}
+
 /** stray[...]: a TCP segment that belongs to no connection (ACK, FIN, RST, odd flags). */
 class StrayCmd implements Cmd {
   private text = '';
@@ -1234,6 +1286,16 @@ export const fuzzCommandArbs: Array<fc.Arbitrary<Cmd>> = [
     .tuple(idx, fc.boolean(), fc.constantFrom(0, -1, 1, 1000, -1000, 70000), fc.boolean())
     .map(([f, rep, d, a]) => new RstCmd(f, rep, d, a)),
   fc.tuple(idx, fc.nat({ max: MULTICAST_DSTS.length - 1 }), portArb).map(([a, w, sp]) => new MulticastCmd(a, w, sp)),
+  fc
+    .tuple(
+      idx,
+      idx,
+      fc.integer({ min: 2, max: 12 }),
+      fc.constantFrom(1, 1, 1, 2),
+      fc.nat({ max: TTL_BURST_GAPS_MS.length - 1 }),
+      fc.constantFrom<'udp' | 'tcp'>('udp', 'udp', 'tcp'),
+    )
+    .map(([a, b, n, ttl, g, p]) => new TtlBurstCmd(a, b, n, ttl, g, p)),
   fc
     .tuple(
       idx,
