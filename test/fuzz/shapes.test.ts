@@ -33,9 +33,10 @@ describe.runIf(hasCore)('fuzz campaign with flow shapes at scale: model vs core'
       name: 'core',
       create: (s, seed) => makeEngine('core', s, { seed, extra: { inline: true } }),
     };
-    // Seed 6: the command mix grew (filters[], oow[], retrans[], timeline[]); seeds 1-5 no longer
-    // draw a complete 3,000-flow shape in 6 runs (checked 2026-12-04).
-    const rep = await shapesCampaign(core, 6, 6);
+    // Seed 4: the command mix grew (filters[], oow[], retrans[], timeline[], ttlburst[]) and the
+    // scenarios vary more sysctls; of seeds 1-12 only 2, 3, 4 and 10 draw a complete 3,000-flow
+    // shape in 6 runs (checked 2026-12-05).
+    const rep = await shapesCampaign(core, 4, 6);
     expect(rep.failure ? formatFailure(rep.failure) : null).toBeNull();
     expect(rep.shapeFlowsDelivered).toBeGreaterThanOrEqual(SHAPE_MAX_FLOWS);
   }, 60_000);
@@ -45,9 +46,8 @@ describe.runIf(hasCore)('fuzz campaign with flow shapes at scale: model vs core'
       name: 'core',
       create: (s, seed) => makeEngine('core', s, { seed, workers: 2 }),
     };
-    // Seed 6 as above (seeds 1-5 draw no complete shape; seed 3 meets a 2-worker baseline
-    // difference, open under issue 11).
-    const rep = await shapesCampaign(core, 6, 6);
+    // Seed 4 as above (seed 3 met a 2-worker baseline difference, open under issue 11).
+    const rep = await shapesCampaign(core, 4, 6);
     expect(rep.failure ? formatFailure(rep.failure) : null).toBeNull();
     expect(rep.shapeFlowsDelivered).toBeGreaterThanOrEqual(SHAPE_MAX_FLOWS);
   }, 60_000);

@@ -56,6 +56,8 @@ export interface NatCase {
   advanceToUs?: number;
   /** Inputs processed after the advance. */
   after?: InputPacket[];
+  /** Why the outcome depends on the real time between packets (the fast-path comparison skips it). */
+  realTime?: string;
   /** Mid-run rule changes (Engine.setFilterRules): `scenario`'s rules apply from input `at` on. */
   filters?: Array<{ at: number; scenario: Scenario }>;
 }
@@ -380,6 +382,7 @@ export function natCases(): NatCase[] {
     variant((s) => Object.assign(s.instances[idx(s, 'nat')].sysctls, y));
   add({
     name: 'ICMP rate limit: a burst of TTL-1 packets gets 6 time exceeded, then one per second',
+    realTime: 'ICMP rate limits (per-destination refill)',
     scenario: variant(),
     inputs: [...ttl1Burst(9), ...ttl1Burst(2, 1_500_000)],
   });
@@ -395,6 +398,7 @@ export function natCases(): NatCase[] {
   });
   add({
     name: 'ICMP rate limit: icmp_ratelimit=200 refills one error per 200 ms',
+    realTime: 'ICMP rate limits (per-destination refill)',
     scenario: natSysctls({ icmpRatelimit: 200 }),
     // 6 at once, then after 700 ms 3 of 4 (3.5 tokens), after 1.5 s more the bucket is full again.
     inputs: [...ttl1Burst(7), ...ttl1Burst(4, 700_000), ...ttl1Burst(7, 2_200_000)],
@@ -813,6 +817,7 @@ export function natCases(): NatCase[] {
   });
   add({
     name: 'filter: REJECT answers share the ICMP rate limit (6, then none within the second)',
+    realTime: 'ICMP rate limits (per-destination refill)',
     scenario: variant((s) => filterRules(s, 'ACCEPT', ['-A FORWARD -p udp -m udp --dport 53 -j REJECT'])),
     inputs: Array.from({ length: 8 }, (_, k) => p(k * 1000, APP, udpOut(40200 + k))),
   });

@@ -80,7 +80,9 @@ function expectSame(c: NatCase, single: Run, batch: Run): void {
   // nl_localout records a host's own answer (port unreachable, ...) that natlab drops before it
   // leaves: Linux rate-limits those ICMP answers per destination and globally (K2), so how many
   // exist depends on real time, and the fast path packs the same packets into far less of it.
-  const ev = (r: Run): string[][] => r.r.map((x) => x.evidence.filter((e) => !e.endsWith(':nl_localout')));
+  // The same holds for the rate limits' refusal counters (icmp_ratelimit_*, docs/semantics.md §6).
+  const ev = (r: Run): string[][] =>
+    r.r.map((x) => x.evidence.filter((e) => !e.endsWith(':nl_localout') && !e.includes(':icmp_ratelimit_')));
   expect(ev(batch)).toEqual(ev(single));
   expect(batch.r.map((x) => x.outputs.map((o) => o.adjustments))).toEqual(
     single.r.map((x) => x.outputs.map((o) => o.adjustments)),
@@ -92,7 +94,9 @@ function expectSame(c: NatCase, single: Run, batch: Run): void {
 
 describe.skipIf(!pre.ok).concurrent('kernel fast path = one at a time', () => {
   for (const c of natCases()) {
-    it(c.name, async () => {
+    // A case whose outcome depends on real time between packets (the ICMP rate limits) cannot be
+    // the same on the one-at-a-time path, which is seconds slower.
+    it.skipIf(c.realTime !== undefined)(c.name, async () => {
       const single = await runCase(c, 'single');
       const batch = await runCase(c, 'batch');
       expectSame(c, single, batch);
