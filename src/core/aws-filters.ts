@@ -4,10 +4,12 @@
 // (compileAwsFilters, structured-cloneable) and evaluated by the slow path (hop-walk.ts) over a
 // per-worker open-addressing table in shared memory (no allocation per packet). A session whose
 // path crosses them gets a fast path only when every check on it is stable: each security group
-// passed by a tracked flow (recordFast keeps the flow's slot; fastPass checks it still holds the
-// flow and refreshes it exactly as sgCheck would) and the ACLs under the rule generation it was
-// recorded with (a mid-run change bumps it). Untracked flows never get one: they are evaluated
-// per packet (docs/core.md "Security groups and network ACLs").
+// passed by a tracked flow whose timeout can no longer change (TCP: a reply seen; UDP: a stream)
+// and the same flows in both directions — the session then *owns* those flows (recordFast) — and
+// the ACLs under the rule generation it was recorded with (a mid-run change bumps it). The fast
+// path writes only the session's last-seen time (S_SG_SEEN, in its own record); an owned flow's
+// expiry is derived from it whenever the flow is read (fold). Untracked flows never get one: they
+// are evaluated per packet (docs/core.md "Security groups and network ACLs").
 
 import {
   FILTER_PROTO_ALL,
@@ -19,6 +21,7 @@ import {
 import type { Scenario } from '../spec/scenario.ts';
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
 import type { PacketView } from '../packet/parse.ts';
+import { SG_FAST, SG_GEN_MASK, SG_GEN_SHIFT, SG_OWNS, S_SG_SEEN, S_SG_STATE } from './sg-words.ts';
 
 export const DIR_IN = 0;
 export const DIR_OUT = 1;
@@ -216,7 +219,7 @@ export function updateAwsFilters(target: CompiledAwsFilters, fresh: CompiledAwsF
   for (const k of rules) (target[k] as Int32Array).set((fresh[k] as Int32Array).subarray(0, n));
   for (const k of ['fStart', 'fEnd', 'openAll', 'aStart', 'aEnd'] as const)
     (target[k] as Int32Array).set(fresh[k] as Int32Array);
-  // Every composed path recorded under the old rules is void (fastPass compares generations).
+  // Every composed path recorded under the old rules is void (recordFast and the fast path compare generations).
   target.gen[0] = (target.gen[0] + 1) | 0 || 1;
   return null;
 }
@@ -234,21 +237,29 @@ const K0 = 0;
 const K_SRC = 1;
 const K_DST = 2;
 const K3 = 3;
+/** Flags (bits 0-1) and the owner: local session + 1 (bits 2-31, 0 = none; recordFast). */
 const F_FLAGS = 4;
 const F_TRANS = 5;
 const FL_SEEN_REPLY = 1;
 const FL_LAST_REPLY = 2;
-/**
- * Composed-path records (recordFast / fastPass), per session and direction: the rule generation,
- * the crossings (2 bits count, then 10 bits each: instance << 3 | reply << 1 | after-NAT) and the
- * tracking-table slot of each crossing's flow.
- */
-const FAST_DIR_WORDS = 5;
-const FAST_SES_WORDS = 2 * FAST_DIR_WORDS;
+const FL_OWNER_SHIFT = 2;
+const FL_BITS = (1 << FL_OWNER_SHIFT) - 1;
 /** Security-group crossings a composed path may have (sender out, NAT in, NAT out / NAT in, out, receiver in). */
 export const FAST_MAX_SG = 3;
-/** Instances a crossing descriptor can name (7 bits). */
-export const FAST_MAX_INST = 128;
+/**
+ * The `sgOwn` region, per session: how many tracked flows it owns, then their slots (kept
+ * current when a removal's backward shift moves one).
+ */
+const OWN_WORDS = 1 + FAST_MAX_SG;
+/** No security groups on any ENI: a fast path's time bound that never ends the owned flows. */
+const NO_TIMEOUT_MS = 1 << 30;
+
+/** What AwsFilters needs of its worker's session table (Tables; a structural type: no import of it). */
+export interface SgSessionTables {
+  readonly ses: Uint32Array;
+  rec(local: number): number;
+  sgHook: { detachSession(local: number): void } | null;
+}
 /** Kinds of tracked flows (key word 0, low byte). */
 const KIND_PORTS = 1;
 const KIND_ICMP = 2;
@@ -283,10 +294,11 @@ export function sgSizing(f: CompiledAwsFilters, W: number, cap: number): SgSizin
   return { slots, entries, quota };
 }
 
-/** The shared buffers of the tracking tables (layout.ts adds them to CoreShared.sabs). */
-export function sgBuffers(W: number, nInst: number, slots: number): Record<string, SharedArrayBuffer> {
+/** The shared buffers of the tracking tables (layout.ts adds them to CoreShared.sabs); capW: sessions per worker. */
+export function sgBuffers(W: number, nInst: number, slots: number, capW: number): Record<string, SharedArrayBuffer> {
   return {
     sgTab: new SharedArrayBuffer(W * slots * SG_WORDS * 4),
+    sgOwn: new SharedArrayBuffer(W * capW * OWN_WORDS * 4),
     sgCnt: new SharedArrayBuffer(W * (nInst + 1) * 4),
     sgStat: new SharedArrayBuffer(W * (nInst + 1) * 8),
   };
@@ -309,8 +321,19 @@ export class AwsFilters {
   lastSlot = -1;
   /** 1 when the last sgCheck's packet was its tracked flow's response direction. */
   lastReply = 0;
-  /** recordFast's records (FAST_SES_WORDS per session of this worker). */
-  private readonly fastRec: Int32Array;
+  /** A removal moved slots since the walk began (walkBegin): the walk's slot numbers may be stale. */
+  private moved = false;
+  /** Per session of this worker: the tracked flows it owns (OWN_WORDS each; recordFast). */
+  private readonly own: Int32Array;
+  private readonly ob: number;
+  private readonly ses: Uint32Array;
+  /**
+   * Per protocol (TCP, UDP): the shortest timeout (ms) an owned flow can have (the smallest
+   * established / stream timeout of any ENI with groups): the fast path's bound on the time since
+   * S_SG_SEEN, within which every owned flow is alive.
+   */
+  readonly ownedTcpMs: number;
+  readonly ownedUdpMs: number;
   // Facts of the packet being checked (filterFacts of the model).
   private proto = 0;
   private src = 0;
@@ -329,11 +352,25 @@ export class AwsFilters {
     sabs: Record<string, SharedArrayBuffer>,
     private readonly sizing: SgSizing,
     private readonly w: number,
-    sessions: number,
+    private readonly tables: SgSessionTables,
+    /** Sessions per worker (the `sgOwn` region's stride). */
+    capW: number,
     /** Per worker: the base of its 32-bit ms clock (absolute ms = worker ms + clockBase[w]). */
     private readonly clockBase: Float64Array,
   ) {
-    this.fastRec = new Int32Array(sessions * FAST_SES_WORDS);
+    this.ses = tables.ses;
+    this.own = new Int32Array(sabs.sgOwn);
+    this.ob = w * capW * OWN_WORDS;
+    let tcp = NO_TIMEOUT_MS;
+    let udp = NO_TIMEOUT_MS;
+    for (let i = 0; i < f.nInst; i++) {
+      if (!f.sgOn[i]) continue;
+      tcp = Math.min(tcp, f.tcpEstS[i] * 1000);
+      udp = Math.min(udp, f.udpStreamS[i] * 1000);
+    }
+    this.ownedTcpMs = tcp;
+    this.ownedUdpMs = udp;
+    tables.sgHook = this;
     this.tab = new Int32Array(sabs.sgTab);
     this.exp = new Float64Array(sabs.sgTab);
     this.cnt = new Int32Array(sabs.sgCnt);
@@ -432,6 +469,10 @@ export class AwsFilters {
   /** Removes slot s (backward-shift deletion keeps every probe chain intact). */
   private remove(s: number): void {
     const t = this.tab;
+    // An owned flow goes only once its derived expiry has passed: its session leaves the fast path.
+    const owner = t[this.tb + s * SG_WORDS + F_FLAGS] >>> FL_OWNER_SHIFT;
+    if (owner !== 0) this.detachSession(owner - 1);
+    this.moved = true;
     const inst = ((t[this.tb + s * SG_WORDS + K0] >>> 16) & 0xffff) - 1;
     this.cnt[this.cb + inst]--;
     this.used--;
@@ -447,6 +488,8 @@ export class AwsFilters {
       if (inRange) continue;
       const oh = this.tb + hole * SG_WORDS;
       for (let x = 0; x < SG_WORDS; x++) t[oh + x] = t[oj + x];
+      const moved = t[oh + F_FLAGS] >>> FL_OWNER_SHIFT;
+      if (moved !== 0) this.ownMoved(moved - 1, j, hole);
       hole = j;
     }
     const o = this.tb + hole * SG_WORDS;
@@ -460,6 +503,7 @@ export class AwsFilters {
     for (let s = 0, n = 0; s <= this.mask && n <= 2 * (this.mask + 1); n++) {
       const o = this.tb + s * SG_WORDS;
       if (t[o + K0] !== 0) {
+        this.fold(s);
         const e = this.exp[this.xi(s)];
         if (now >= e) {
           this.remove(s);
@@ -538,11 +582,16 @@ export class AwsFilters {
           reply = true;
         }
       }
+      if (s >= 0) this.fold(s);
       if (s >= 0 && now >= this.exp[this.xi(s)]) {
         this.remove(s);
         s = -1;
       }
       if (s >= 0) {
+        // A response to a flow whose owner refreshes it lazily as requests only (its timeout may
+        // change now): the owner's pending refresh is applied and its fast path ends (recordFast).
+        if (reply && this.tab[this.tb + s * SG_WORDS + F_FLAGS] >>> FL_OWNER_SHIFT !== 0 && !this.settled(s))
+          this.detachSession((this.tab[this.tb + s * SG_WORDS + F_FLAGS] >>> FL_OWNER_SHIFT) - 1);
         this.touch(inst, s, reply, now);
         this.lastSlot = s;
         this.lastReply = reply ? 1 : 0;
@@ -618,82 +667,156 @@ export class AwsFilters {
     if (x < this.stat[mi]) this.stat[mi] = x;
   }
 
-  /**
-   * Records the security-group crossings of a composed path (hop-walk recordPath): session
-   * `local`'s direction `kind`, `n` crossings (desc: instance << 2 | reply << 1 | after-NAT; slot
-   * of the tracked flow each passed by), under the current rule generation.
-   */
-  recordFast(local: number, kind: number, n: number, desc: Int32Array, slots: Int32Array): void {
-    const o = local * FAST_SES_WORDS + kind * FAST_DIR_WORDS;
-    const fs = this.fastRec;
-    let d = n;
-    for (let j = 0; j < n; j++) {
-      const s = slots[j];
-      const e = ((desc[j] >>> 2) << 3) | (desc[j] & 3);
-      d |= e << (2 + 10 * j);
-      fs[o + 2 + j] = s;
-    }
-    fs[o + 1] = d;
-    fs[o] = this.f.gen[0];
+  // ---- the fast path's lazy state (docs/core.md "Security groups and network ACLs") ----------------
+
+  /** A slow-path walk begins: the slot numbers it records are current until a removal moves slots. */
+  walkBegin(): void {
+    this.moved = false;
   }
 
   /**
-   * The fast path's security groups and ACLs for session `local`, direction `kind`, at worker
-   * time `nowW` (ms; every argument a 32-bit integer: no boxing across the call): true when the rules are those the path was recorded under and every crossing's
-   * tracked flow is still in its slot (the same key: find() would return it) and alive — then each
-   * is refreshed as sgCheck would (the same order). `a1 b1 p1`: the packet's addresses and ports
-   * before the NAT instance (after the IGW's inbound rewrite), `a2 b2 p2` after it (before the
-   * IGW's outbound rewrite). False: the slow path decides (and records again).
+   * Slot s's flow with its owner's pending refresh applied: its expiry becomes at least the
+   * owner's last-seen time + the flow's timeout (which can no longer change: recordFast takes
+   * only such flows). Every reader of an expiry folds first (sgCheck, sweep).
    */
-  fastPass(
-    local: number,
-    kind: number,
-    nowW: number,
-    proto: number,
-    a1: number,
-    b1: number,
-    p1: number,
-    a2: number,
-    b2: number,
-    p2: number,
-  ): boolean {
-    const o = local * FAST_SES_WORDS + kind * FAST_DIR_WORDS;
-    const fs = this.fastRec;
-    if (fs[o] !== this.f.gen[0]) return false;
-    const now = nowW + this.clockBase[this.w];
-    const d = fs[o + 1];
-    const n = d & 3;
+  private fold(s: number): void {
+    const o = this.tb + s * SG_WORDS;
+    const owner = this.tab[o + F_FLAGS] >>> FL_OWNER_SHIFT;
+    if (owner === 0) return;
+    const inst = ((this.tab[o + K0] >>> 16) & 0xffff) - 1;
+    const seen = this.ses[this.tables.rec(owner - 1) + S_SG_SEEN];
+    const x = seen + this.clockBase[this.w] + this.timeoutS(inst, s) * 1000;
+    const xi = this.xi(s);
+    if (x > this.exp[xi]) this.exp[xi] = x;
+  }
+
+  /** The tracked flow in slot s has its final timeout (TCP: a reply seen; UDP: a stream): no packet changes it. */
+  private settled(s: number): boolean {
+    const o = this.tb + s * SG_WORDS;
+    const k0 = this.tab[o + K0];
+    if ((k0 & 0xff) !== KIND_PORTS) return false;
+    const p = (k0 >>> 8) & 0xff;
+    if (p === PROTO_TCP) return (this.tab[o + F_FLAGS] & FL_SEEN_REPLY) !== 0;
+    if (p === PROTO_UDP) return this.tab[o + F_TRANS] >= 2;
+    return false;
+  }
+
+  /** Session `local`'s owned flow moved from slot `from` to `to` (a removal's backward shift). */
+  private ownMoved(local: number, from: number, to: number): void {
+    const ob = this.ob + local * OWN_WORDS;
+    const own = this.own;
+    for (let j = 0, n = own[ob]; j < n; j++) if (own[ob + 1 + j] === from) own[ob + 1 + j] = to;
+  }
+
+  /**
+   * Session `local` (ASSURED, S_SG_STATE ≠ 0) gives up its lazy state: each owned flow gets its
+   * pending refresh and loses its owner; the session's fast path ends until the slow path records
+   * it again. Called before the session is released or rebased (Tables.sgDetach), when a flow it
+   * owns is removed, and when another session takes one of its flows.
+   */
+  detachSession(local: number): void {
+    const o = this.tables.rec(local);
+    const ob = this.ob + local * OWN_WORDS;
+    const own = this.own;
     const t = this.tab;
-    for (let j = 0; j < n; j++) {
-      const e = (d >>> (2 + 10 * j)) & 0x3ff;
-      const after = (e & 1) !== 0;
-      const reply = (e & 2) !== 0;
-      let a = after ? a2 : a1;
-      let b = after ? b2 : b1;
-      let p = after ? p2 : p1;
-      if (reply) {
-        const x = a;
-        a = b;
-        b = x;
-        p = (p << 16) | (p >>> 16);
-      }
-      const s = fs[o + 2 + j];
-      const ot = this.tb + s * SG_WORDS;
-      if (
-        t[ot + K0] !== ((((e >>> 3) + 1) << 16) | (proto << 8) | KIND_PORTS) ||
-        t[ot + K_SRC] !== (a | 0) ||
-        t[ot + K_DST] !== (b | 0) ||
-        t[ot + K3] !== (p | 0) ||
-        now >= this.exp[this.xi(s)]
-      )
-        return false;
+    for (let j = 0, n = own[ob]; j < n; j++) {
+      const s = own[ob + 1 + j];
+      const of = this.tb + s * SG_WORDS + F_FLAGS;
+      if (t[of] >>> FL_OWNER_SHIFT !== local + 1) continue;
+      this.fold(s);
+      t[of] &= FL_BITS;
     }
-    // Each flow refreshed exactly as sgCheck's tracked branch would (flags, transactions, expiry).
+    own[ob] = 0;
+    this.ses[o + S_SG_STATE] = 0;
+    this.ses[o + S_SG_SEEN] = 0;
+  }
+
+  /** The walk's `n` slots are exactly the flows session `local` owns (as sets). */
+  private ownsExactly(local: number, n: number, slots: Int32Array): boolean {
+    const ob = this.ob + local * OWN_WORDS;
+    const own = this.own;
+    const m = own[ob];
     for (let j = 0; j < n; j++) {
-      const e = (d >>> (2 + 10 * j)) & 0x3ff;
-      this.touch(e >>> 3, fs[o + 2 + j], (e & 2) !== 0, now);
+      let hit = false;
+      for (let k = 0; k < m; k++) if (own[ob + 1 + k] === slots[j]) hit = true;
+      if (!hit) return false;
+    }
+    for (let k = 0; k < m; k++) {
+      let hit = false;
+      for (let j = 0; j < n; j++) if (own[ob + 1 + k] === slots[j]) hit = true;
+      if (!hit) return false;
     }
     return true;
+  }
+
+  /**
+   * A slow-path walk stored session `local`'s composed path for direction `kind` (hop-walk
+   * recordPath) at worker time `nowW`; it passed its `n` security groups by the tracked flows in
+   * `slots` (each just refreshed; bit j of `replies`: as the flow's response) and every ACL on the
+   * way. The direction may take the fast path when the session is ASSURED (the state lives in its
+   * list-link words) and a fast packet's refresh of each flow is the same at any time — the
+   * expiry moves, nothing else the flow's timeout depends on changes:
+   *  - alone (the first direction to qualify, taking the flows from any other owner): each flow
+   *    settled (its final timeout: TCP a reply seen, UDP a stream) or passed as a request (a
+   *    request changes neither; a response by another packet detaches the owner first: sgCheck);
+   *  - joining the other direction: every flow settled and exactly the flows the session owns,
+   *    so that a fast packet of either direction refreshes all of them (S_SG_SEEN).
+   */
+  recordFast(
+    local: number,
+    kind: number,
+    assured: boolean,
+    n: number,
+    slots: Int32Array,
+    replies: number,
+    nowW: number,
+  ): void {
+    if (!assured) return;
+    const o = this.tables.rec(local);
+    const ses = this.ses;
+    const mine = SG_FAST << kind;
+    const gen = this.f.gen[0] & SG_GEN_MASK;
+    let alone = !this.moved;
+    let settled = alone;
+    for (let j = 0; j < n; j++) {
+      const s = slots[j];
+      if ((this.tab[this.tb + s * SG_WORDS + K0] & 0xff) !== KIND_PORTS) alone = false;
+      if (!this.settled(s)) {
+        settled = false;
+        if (((replies >>> j) & 1) !== 0) alone = false;
+      }
+    }
+    const cur = ses[o + S_SG_STATE];
+    const other = SG_FAST << (1 - kind);
+    const otherOk = cur !== 0 && cur >>> SG_GEN_SHIFT === gen && (cur & other) !== 0;
+    if (otherOk && settled && this.ownsExactly(local, n, slots)) {
+      ses[o + S_SG_STATE] = (cur | mine) >>> 0;
+      ses[o + S_SG_SEEN] = nowW;
+      return;
+    }
+    if (!alone || otherOk) {
+      // Not, or not like the other direction: this direction stays on the slow path.
+      if ((cur & mine) !== 0) ses[o + S_SG_STATE] = (cur & ~mine) >>> 0;
+      return;
+    }
+    // This direction alone: the session's old flows get their pending refresh, then it takes these.
+    if (cur !== 0) this.detachSession(local);
+    const t = this.tab;
+    const ob = this.ob + local * OWN_WORDS;
+    const own = this.own;
+    let m = 0;
+    for (let j = 0; j < n; j++) {
+      const s = slots[j];
+      const of = this.tb + s * SG_WORDS + F_FLAGS;
+      const prev = t[of] >>> FL_OWNER_SHIFT;
+      if (prev === local + 1) continue; // the same flow twice on the way
+      if (prev !== 0) this.detachSession(prev - 1);
+      t[of] = (t[of] & FL_BITS) | ((local + 1) << FL_OWNER_SHIFT);
+      own[ob + 1 + m++] = s;
+    }
+    own[ob] = m;
+    ses[o + S_SG_STATE] = (SG_OWNS | mine | (gen << SG_GEN_SHIFT)) >>> 0;
+    ses[o + S_SG_SEEN] = nowW;
   }
 }
 

@@ -82,6 +82,9 @@ export class WorkerClock {
         t.release(l);
         continue;
       }
+      // Its security groups' lazy state counts in the old base's ms: applied and forgotten first
+      // (the next slow-path packet records it again).
+      t.sgDetach(l);
       ses[o + S_EXPIRY] = exp - delta;
       const created = ses[o + S_CREATED];
       // Entries created more than `delta` ms before the new base keep 0 (older than any time the

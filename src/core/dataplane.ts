@@ -40,6 +40,11 @@ import {
   FE_PATH_SHIFT,
   FE_PORT,
   FE_SIDE_DST,
+  S_SG_SEEN,
+  S_SG_STATE,
+  SG_FAST,
+  SG_GEN_MASK,
+  SG_GEN_SHIFT,
 } from './layout.ts';
 import { TO_ESTABLISHED, TO_UDP_STREAM, routeLookup, RT_ENI, RT_LOCAL } from './compile.ts';
 import { tcpFastWindow } from './tcp-window.ts';
@@ -98,6 +103,9 @@ export class Dataplane {
     this.slow = new HopWalk(c, this.tables, shared.workers, workerIndex, shared.quota[workerIndex], shared.sabs);
     this.st = this.slow.st;
     this.aws = this.slow.aws;
+    this.sgGen = this.aws !== null ? this.aws.f.gen : new Int32Array(1);
+    this.sgTcpMs = this.aws !== null ? this.aws.ownedTcpMs : 0;
+    this.sgUdpMs = this.aws !== null ? this.aws.ownedUdpMs : 0;
     this.clock = new WorkerClock(this.tables);
     this.tmoEst = c.tmo[TO_ESTABLISHED];
     this.tmoUdpStream = c.tmo[TO_UDP_STREAM];
@@ -319,12 +327,12 @@ export class Dataplane {
   /** The current TCP packet's L4 offset and last_end (for tcpAck from recordFast). */
   private tcpL4 = 0;
   private tcpEnd = 0;
-  /** Security groups and ACLs of a composed path (null: the scenario has none; aws-filters.ts fastPass). */
+  /** Security groups and ACLs of a composed path (null: the scenario has none; aws-filters.ts recordFast). */
   private readonly aws: AwsFilters | null;
-  /** With aws: the packet's source, destination (after the IGW's inbound rewrite) and ports word. */
-  private inSrc = 0;
-  private inDst = 0;
-  private inPorts = 0;
+  /** With aws: the rules' generation (shared; a mid-run change bumps it) and the owned flows' shortest timeouts. */
+  private readonly sgGen: Int32Array;
+  private readonly sgTcpMs: number;
+  private readonly sgUdpMs: number;
 
   /**
    * The fast path from the session record (the 'record' layout, and the 'line' layout's entries
@@ -350,28 +358,16 @@ export class Dataplane {
     if ((path & 31) !== ingress) return false;
     const tdec = (path >>> 10) & 3;
     if (tdec !== 0 && ttl <= tdec) return false;
-    // Security groups (their tracked flows refreshed) and ACLs on the path: still as recorded?
-    // Before the TCP step's writes (false leaves the packet to the slow path untouched; if the TCP
-    // step then refuses, the slow path's refresh of these settled flows writes the same expiry
-    // again). The tuple after the NAT instance is the other direction's, inverted (before the
-    // IGW's outbound rewrite).
-    const aws = this.aws;
-    if (aws !== null) {
-      const oo = o + (1 - kind) * 3;
-      const p2 = ses[oo + 2];
+    // Security groups and ACLs on the path (aws-filters.ts recordFast): this direction recorded
+    // under the current rules, and within the shortest timeout of its owned tracked flows since
+    // they were last refreshed (so each is alive). Nothing outside the record is read.
+    const sg = this.aws !== null;
+    if (sg) {
+      const st = ses[o + S_SG_STATE];
       if (
-        !aws.fastPass(
-          local,
-          kind,
-          now,
-          proto,
-          this.inSrc,
-          this.inDst,
-          this.inPorts,
-          ses[oo + 1] | 0,
-          ses[oo] | 0,
-          (p2 << 16) | (p2 >>> 16) | 0,
-        )
+        (st & (SG_FAST << kind)) === 0 ||
+        st >>> SG_GEN_SHIFT !== (this.sgGen[0] & SG_GEN_MASK) ||
+        now - ses[o + S_SG_SEEN] >= (proto === PROTO_TCP ? this.sgTcpMs : this.sgUdpMs)
       )
         return false;
     }
@@ -397,6 +393,8 @@ export class Dataplane {
       ses[o + S_EXPIRY] = exp;
       this.tables.wheelRefile(local, exp);
     } else ses[o + S_EXPIRY] = exp;
+    // The owned tracked flows' refresh, lazily: their expiry is derived from it when read.
+    if (sg) ses[o + S_SG_SEEN] = now;
     return true;
   }
 
@@ -533,11 +531,6 @@ export class Dataplane {
     }
     if (slot < 0) return false;
     const tmo = proto === PROTO_TCP ? this.tmoEst : this.tmoUdpStream;
-    if (this.aws !== null) {
-      this.inSrc = srcW | 0;
-      this.inDst = dst | 0;
-      this.inPorts = portsW | 0;
-    }
     let nsrc: number;
     let ndst: number;
     let nports: number;

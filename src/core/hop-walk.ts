@@ -10,6 +10,7 @@
 
 import {
   KIND_ORIG,
+  M_ASSURED,
   M_LIVE,
   M_PATH_O,
   M_PATH_R,
@@ -41,7 +42,7 @@ import { NatGateways } from './nat-gateway.ts';
 import { TCP_RESET_LEN, writeTcpReset } from '../packet/tcp-reset.ts';
 import { F_RST } from '../packet/constants.ts';
 import { DEFAULT_IP_TTL } from '../spec/timeouts.ts';
-import { AwsFilters, DIR_IN, DIR_OUT, FAST_MAX_INST, FAST_MAX_SG } from './aws-filters.ts';
+import { AwsFilters, DIR_IN, DIR_OUT, FAST_MAX_SG } from './aws-filters.ts';
 import { Conntrack } from './conntrack.ts';
 import { IcmpErrors } from './icmp-error.ts';
 import { IcmpRateLimits } from './icmp-ratelimit.ts';
@@ -111,8 +112,9 @@ export class HopWalk {
   readonly aws: AwsFilters | null;
   /** Security-group crossings of the current walk that a composed path may keep (recordFast). */
   private sgN = 0;
-  private readonly sgDesc = new Int32Array(FAST_MAX_SG);
   private readonly sgSlot = new Int32Array(FAST_MAX_SG);
+  /** Bit j: crossing j's packet was its tracked flow's response direction. */
+  private sgReply = 0;
   /** Per worker: the base of its 32-bit ms clock (absolute ms = st.now + clockBase[w]). */
   readonly clockBase: Float64Array;
 
@@ -134,7 +136,7 @@ export class HopWalk {
     this.drops = t.v.drops;
     this.dropBase = worker * REASON_COUNT;
     const sh = t.shared;
-    this.aws = c.aws && sh.sg ? new AwsFilters(c.aws, c.instPriv, sh.sabs, sh.sg, worker, sh.capW, t.v.clock) : null;
+    this.aws = c.aws && sh.sg ? new AwsFilters(c.aws, c.instPriv, sh.sabs, sh.sg, worker, t, sh.capW, t.v.clock) : null;
     this.clockBase = t.v.clock;
   }
 
@@ -152,9 +154,9 @@ export class HopWalk {
     a.facts(st.pv);
     const v = a.sgCheck(inst, dir, st.now + this.clockBase[this.t.w]);
     if (v === 0) {
-      if (a.lastSlot < 0 || this.sgN >= FAST_MAX_SG || inst >= FAST_MAX_INST || st.gen) st.trkOk = false;
+      if (a.lastSlot < 0 || this.sgN >= FAST_MAX_SG || st.gen) st.trkOk = false;
       else {
-        this.sgDesc[this.sgN] = (inst << 2) | (a.lastReply << 1) | (st.trkNat > 0 ? 1 : 0);
+        this.sgReply |= a.lastReply << this.sgN;
         this.sgSlot[this.sgN++] = a.lastSlot;
       }
       return true;
@@ -168,7 +170,7 @@ export class HopWalk {
     const a = this.aws;
     if (a === null || a.f.aclOn[subnet] === 0) return true;
     // Stateless: the same verdict for every packet of a session direction until the rules change
-    // (a composed path keeps the rule generation: AwsFilters.fastPass).
+    // (a composed path keeps the rule generation: AwsFilters.recordFast, S_SG_STATE).
     a.facts(this.st.pv);
     if (a.aclAllows(subnet, dir)) return true;
     this.drop(DROP_NACL_DENY);
@@ -220,6 +222,8 @@ export class HopWalk {
     st.trkOk = true;
     st.trkNat = 0;
     this.sgN = 0;
+    this.sgReply = 0;
+    if (this.aws !== null) this.aws.walkBegin();
     st.trkArrivals = 0;
     st.trkTtl = 0;
     st.trkEip = 0;
@@ -285,7 +289,16 @@ export class HopWalk {
       ses[o + S_PATH] = ((ses[o + S_PATH] & 0xffff) | (p << 16)) >>> 0;
       t.touchMeta(o, (meta | M_PATH_R) >>> 0);
     }
-    if (this.aws !== null) this.aws.recordFast(st.trkLocal, st.trkKind, this.sgN, this.sgDesc, this.sgSlot);
+    if (this.aws !== null)
+      this.aws.recordFast(
+        st.trkLocal,
+        st.trkKind,
+        (meta & M_ASSURED) !== 0,
+        this.sgN,
+        this.sgSlot,
+        this.sgReply,
+        st.now,
+      );
   }
 
   // ---- the walk ------------------------------------------------------------------------------------

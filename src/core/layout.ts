@@ -59,6 +59,10 @@ export const S_TCP_END = 14;
 export const S_TCP_FLAGS = 15;
 /** 16 words = 64 bytes: every record fills exactly one cache line (the SAB is page-aligned). */
 export const SESSION_WORDS = 16;
+// The security groups' lazy state reuses an ASSURED session's list links (sg-words.ts).
+export * from './sg-words.ts';
+import { S_SG_SEEN, S_SG_STATE } from './sg-words.ts';
+if (S_SG_STATE !== S_NPREV || S_SG_SEEN !== S_NNEXT) throw new Error('layout: S_SG_* must be the list-link words');
 
 // S_TCP_FLAGS bits (nf_conntrack_proto_tcp.c: ct->proto.tcp.last_dir / last_index / last_flags,
 // seen[].flags & IP_CT_TCP_FLAG_CLOSE_INIT of either direction).
@@ -296,7 +300,7 @@ export function createCoreShared(
   let sg: SgSizing | null = null;
   if (compiled.aws) {
     sg = sgSizing(compiled.aws, W, SG_ENTRIES_PER_SESSION * capW + SG_ENTRIES_MIN);
-    Object.assign(sabs, sgBuffers(W, compiled.aws.nInst, sg.slots));
+    Object.assign(sabs, sgBuffers(W, compiled.aws.nInst, sg.slots, capW));
   }
   const hashSeed = (opts.hashSeed ?? opts.seed) | 0;
   const shared: CoreShared = {

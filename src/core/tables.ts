@@ -64,6 +64,7 @@ import {
   S_META,
   S_NNEXT,
   S_NPREV,
+  S_SG_STATE,
   S_OPORTS,
   S_ODST,
   S_OSRC,
@@ -107,6 +108,12 @@ export function hashKey(seed: number): number[] {
   return k;
 }
 
+/** Who holds sessions' lazy security-group state (aws-filters.ts AwsFilters). */
+export interface SgSessionHook {
+  /** Applies session `local`'s pending refresh to the tracked flows it owns and forgets them. */
+  detachSession(local: number): void;
+}
+
 export class Tables {
   readonly shared: CoreShared;
   readonly w: number;
@@ -147,6 +154,12 @@ export class Tables {
   readonly k0: number;
   readonly k1: number;
   readonly k2: number;
+  /**
+   * The security groups' lazy state (aws-filters.ts, set by the slow path when the scenario has
+   * filters): told before a session that owns tracked flows is released or rebased, so that their
+   * pending refresh is applied while the session's S_SG_SEEN still says when it was.
+   */
+  sgHook: SgSessionHook | null = null;
   /** Result of the last lookup: local session index and kind. */
   hitLocal = -1;
   hitKind = -1;
@@ -555,12 +568,20 @@ export class Tables {
     this.ses[o + S_META] = ((meta & 0x0fffffff) | (seq << M_SEQ_SHIFT)) >>> 0;
   }
 
+  /** A session about to go or to be rebased: its owned tracked flows get their pending refresh (S_SG_STATE). */
+  sgDetach(local: number): void {
+    const o = this.rec(local);
+    if (this.sgHook !== null && (this.ses[o + S_META] & M_ASSURED) !== 0 && this.ses[o + S_SG_STATE] !== 0)
+      this.sgHook.detachSession(local);
+  }
+
   /** Frees a live session: flow keys, lists, wheel, counts. */
   release(local: number): void {
     const o = this.rec(local);
     const ses = this.ses;
     const meta = ses[o + S_META];
     if ((meta & M_LIVE) === 0) return;
+    this.sgDetach(local);
     const slot = (meta >>> M_SLOT_SHIFT) & M_SLOT_MASK;
     this.removeRef(local, KIND_ORIG);
     this.removeRef(local, KIND_ORIG + 1);
