@@ -6,7 +6,8 @@
 //   sessions  Uint32 records of SESSION_WORDS words (16 words per session, 64 bytes, one cache
 //             line): tuples, meta (proto, NAT instance, TCP state, flags), per-direction composed
 //             path, expiry ms, creation ms, timer-wheel links, oldest-created non-ASSURED list
-//             links, TCP tracker details (last_end, last_dir/index/flags, CLOSE_INIT).
+//             links (once ASSURED: the security groups' lazy state, sg-words.ts), TCP tracker
+//             details (last_end, last_dir/index/flags, CLOSE_INIT).
 //   flow      open addressing, 4-byte slots: (tag << refBits) | ref, ref = (local session << 2 |
 //             kind) + 1, kind 0 = orig tuple, 1 = reply tuple, 2 = "bysource" (proto, orig src,
 //             orig sport) key for get_unique_tuple's mapping reuse: ONE slot per distinct key,
