@@ -328,9 +328,10 @@ export class AwsFilters {
   private readonly ob: number;
   private readonly ses: Uint32Array;
   /**
-   * Per protocol (TCP, UDP): the shortest timeout (ms) an owned flow can have (the smallest
-   * established / stream timeout of any ENI with groups): the fast path's bound on the time since
-   * S_SG_SEEN, within which every owned flow is alive.
+   * Per protocol (TCP, UDP): the shortest timeout (ms) an owned flow can have at any ENI with
+   * groups — settled (TCP established, UDP stream) or, owned by one direction alone, not (TCP
+   * unreplied, UDP): the fast path's bound on the time since S_SG_SEEN, within which every owned
+   * flow is alive.
    */
   readonly ownedTcpMs: number;
   readonly ownedUdpMs: number;
@@ -365,8 +366,8 @@ export class AwsFilters {
     let udp = NO_TIMEOUT_MS;
     for (let i = 0; i < f.nInst; i++) {
       if (!f.sgOn[i]) continue;
-      tcp = Math.min(tcp, f.tcpEstS[i] * 1000);
-      udp = Math.min(udp, f.udpStreamS[i] * 1000);
+      tcp = Math.min(tcp, f.tcpEstS[i] * 1000, SG_TCP_UNREPLIED_TIMEOUT * 1000);
+      udp = Math.min(udp, f.udpStreamS[i] * 1000, f.udpS[i] * 1000);
     }
     this.ownedTcpMs = tcp;
     this.ownedUdpMs = udp;

@@ -189,10 +189,19 @@ describe.each(['record', 'line'] as const)('core fast path behind security group
       [2500, pair.app, out(43000)],
     ];
     for (let t = 10_000; t <= 80_000; t += 10_000) seq.push([t, pair.app, out(43000)]);
+    // Then 45 s without a packet: the one-transaction flows (30 s) are gone — the next request
+    // starts new ones (a fast path that assumed the stream timeout would keep the old ones).
+    seq.push(
+      [125_000, pair.app, out(43000)],
+      [125_010, POINT_INTERNET, back(43000)],
+      [170_000, POINT_INTERNET, back(43000)],
+    );
+    seq.push([170_100, pair.app, out(43000)], [180_000, pair.app, out(43000)]);
+    for (let t = 190_000; t <= 270_000; t += 10_000) seq.push([t, pair.app, out(43000)]);
     // A response (slow path): the second transaction — a stream now (app's 60 s), so it survives
     // 45 s of silence that the 30 s timeout would not; then both directions go fast again.
-    seq.push([80_500, POINT_INTERNET, back(43000)], [125_400, POINT_INTERNET, back(43000)]);
-    for (let t = 130_000; t <= 400_000; t += 45_000)
+    seq.push([270_500, POINT_INTERNET, back(43000)], [315_400, POINT_INTERNET, back(43000)]);
+    for (let t = 320_000; t <= 590_000; t += 45_000)
       seq.push([t, pair.app, out(43000)], [t + 20, POINT_INTERNET, back(43000)]);
     let fast = 0;
     for (const [t, ingress, frame] of seq) {
@@ -201,8 +210,8 @@ describe.each(['record', 'line'] as const)('core fast path behind security group
       if (r.fast) fast++;
     }
     expect(fast).toBeGreaterThanOrEqual(12);
-    // 60 s after app's last refresh (the reply at 400,020 ms): its flow is gone in both engines.
-    const end = await pair.send({ timeUs: 460_020_000, ingress: POINT_INTERNET, frame: back(43000) });
+    // 60 s after app's last refresh (the reply at 590,020 ms): its flow is gone in both engines.
+    const end = await pair.send({ timeUs: 650_020_000, ingress: POINT_INTERNET, frame: back(43000) });
     expect(end.core).toBe(end.model);
     expect(end.core).not.toBe('delivered');
   });
