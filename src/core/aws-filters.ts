@@ -21,7 +21,7 @@ import {
 import type { Scenario } from '../spec/scenario.ts';
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
 import type { PacketView } from '../packet/parse.ts';
-import { SG_FAST, SG_GEN_MASK, SG_GEN_SHIFT, SG_OWNS, S_SG_SEEN, S_SG_STATE } from './sg-words.ts';
+import { SG_FAST, SG_GEN_MASK, SG_GEN_SHIFT, SG_OWNS, SG_UNSETTLED, S_SG_SEEN, S_SG_STATE } from './sg-words.ts';
 
 export const DIR_IN = 0;
 export const DIR_OUT = 1;
@@ -328,13 +328,12 @@ export class AwsFilters {
   private readonly ob: number;
   private readonly ses: Uint32Array;
   /**
-   * Per protocol (TCP, UDP): the shortest timeout (ms) an owned flow can have at any ENI with
-   * groups — settled (TCP established, UDP stream) or, owned by one direction alone, not (TCP
-   * unreplied, UDP): the fast path's bound on the time since S_SG_SEEN, within which every owned
-   * flow is alive.
+   * The fast path's bound on the time since S_SG_SEEN, within which every owned flow is alive:
+   * the shortest timeout (ms) an owned flow can have at any ENI with groups, indexed by
+   * (TCP ? 0 : 2) + (S_SG_STATE has SG_UNSETTLED ? 1 : 0) — settled flows: TCP established, UDP
+   * stream; a set with an unsettled flow also TCP unreplied, UDP single-transaction.
    */
-  readonly ownedTcpMs: number;
-  readonly ownedUdpMs: number;
+  readonly ownedMs: Int32Array;
   // Facts of the packet being checked (filterFacts of the model).
   private proto = 0;
   private src = 0;
@@ -362,15 +361,15 @@ export class AwsFilters {
     this.ses = tables.ses;
     this.own = new Int32Array(sabs.sgOwn);
     this.ob = w * capW * OWN_WORDS;
-    let tcp = NO_TIMEOUT_MS;
-    let udp = NO_TIMEOUT_MS;
+    this.ownedMs = new Int32Array(4).fill(NO_TIMEOUT_MS);
+    const m = this.ownedMs;
     for (let i = 0; i < f.nInst; i++) {
       if (!f.sgOn[i]) continue;
-      tcp = Math.min(tcp, f.tcpEstS[i] * 1000, SG_TCP_UNREPLIED_TIMEOUT * 1000);
-      udp = Math.min(udp, f.udpStreamS[i] * 1000, f.udpS[i] * 1000);
+      m[0] = Math.min(m[0], f.tcpEstS[i] * 1000);
+      m[1] = Math.min(m[1], f.tcpEstS[i] * 1000, SG_TCP_UNREPLIED_TIMEOUT * 1000);
+      m[2] = Math.min(m[2], f.udpStreamS[i] * 1000);
+      m[3] = Math.min(m[3], f.udpStreamS[i] * 1000, f.udpS[i] * 1000);
     }
-    this.ownedTcpMs = tcp;
-    this.ownedUdpMs = udp;
     tables.sgHook = this;
     this.tab = new Int32Array(sabs.sgTab);
     this.exp = new Float64Array(sabs.sgTab);
@@ -791,7 +790,7 @@ export class AwsFilters {
     const other = SG_FAST << (1 - kind);
     const otherOk = cur !== 0 && cur >>> SG_GEN_SHIFT === gen && (cur & other) !== 0;
     if (otherOk && settled && this.ownsExactly(local, n, slots)) {
-      ses[o + S_SG_STATE] = (cur | mine) >>> 0;
+      ses[o + S_SG_STATE] = ((cur | mine) & ~SG_UNSETTLED) >>> 0;
       ses[o + S_SG_SEEN] = nowW;
       return;
     }
@@ -816,7 +815,7 @@ export class AwsFilters {
       own[ob + 1 + m++] = s;
     }
     own[ob] = m;
-    ses[o + S_SG_STATE] = (SG_OWNS | mine | (gen << SG_GEN_SHIFT)) >>> 0;
+    ses[o + S_SG_STATE] = (SG_OWNS | mine | (settled ? 0 : SG_UNSETTLED) | (gen << SG_GEN_SHIFT)) >>> 0;
     ses[o + S_SG_SEEN] = nowW;
   }
 }

@@ -104,8 +104,7 @@ export class Dataplane {
     this.st = this.slow.st;
     this.aws = this.slow.aws;
     this.sgGen = this.aws !== null ? this.aws.f.gen : new Int32Array(1);
-    this.sgTcpMs = this.aws !== null ? this.aws.ownedTcpMs : 0;
-    this.sgUdpMs = this.aws !== null ? this.aws.ownedUdpMs : 0;
+    this.sgOwnedMs = this.aws !== null ? this.aws.ownedMs : new Int32Array(4);
     this.clock = new WorkerClock(this.tables);
     this.tmoEst = c.tmo[TO_ESTABLISHED];
     this.tmoUdpStream = c.tmo[TO_UDP_STREAM];
@@ -329,10 +328,9 @@ export class Dataplane {
   private tcpEnd = 0;
   /** Security groups and ACLs of a composed path (null: the scenario has none; aws-filters.ts recordFast). */
   private readonly aws: AwsFilters | null;
-  /** With aws: the rules' generation (shared; a mid-run change bumps it) and the owned flows' shortest timeouts. */
+  /** With aws: the rules' generation (shared; a mid-run change bumps it) and the owned flows' shortest timeouts (AwsFilters.ownedMs). */
   private readonly sgGen: Int32Array;
-  private readonly sgTcpMs: number;
-  private readonly sgUdpMs: number;
+  private readonly sgOwnedMs: Int32Array;
 
   /**
    * The fast path from the session record (the 'record' layout, and the 'line' layout's entries
@@ -367,7 +365,7 @@ export class Dataplane {
       if (
         (st & (SG_FAST << kind)) === 0 ||
         st >>> SG_GEN_SHIFT !== (this.sgGen[0] & SG_GEN_MASK) ||
-        now - ses[o + S_SG_SEEN] >= (proto === PROTO_TCP ? this.sgTcpMs : this.sgUdpMs)
+        now - ses[o + S_SG_SEEN] >= this.sgOwnedMs[(proto === PROTO_TCP ? 0 : 2) + ((st >>> 3) & 1)]
       )
         return false;
     }

@@ -10,13 +10,15 @@
 /**
  * 0 = none. Else bit 0 (SG_OWNS): the session owns the tracked flows listed in the `sgOwn`
  * region (their expiry is derived from S_SG_SEEN); bits 1-2 (SG_FAST << kind): the orig / reply
- * direction may take the fast path; bits 3-31: the rule generation (& SG_GEN_MASK) it was
- * recorded under.
+ * direction may take the fast path; bit 3 (SG_UNSETTLED): an owned flow's timeout is not its
+ * final one yet (owned by one direction, passed as requests); bits 4-31: the rule generation
+ * (& SG_GEN_MASK) it was recorded under.
  */
 export const S_SG_STATE = 12;
 /** Worker ms of the last packet that refreshed the owned flows (fast path: every packet). */
 export const S_SG_SEEN = 13;
 export const SG_OWNS = 1;
 export const SG_FAST = 2;
-export const SG_GEN_SHIFT = 3;
-export const SG_GEN_MASK = 0x1fffffff;
+export const SG_UNSETTLED = 8;
+export const SG_GEN_SHIFT = 4;
+export const SG_GEN_MASK = 0x0fffffff;
