@@ -48,9 +48,13 @@ export interface KernelRunFacts {
   sgInvalidDrops?: number;
   /** E16: TCP FIN/RST segments sent or received by an ENI with security groups so far in the run. */
   sgClosingSegments?: number;
-  /** E16: flows of packets classified E16, and how many of those the kernel delivered. */
+  /** E16: flows of packets classified E16. */
   sgAllowanceFlows?: ReadonlySet<string>;
-  sgAllowanceDelivered?: number;
+  /**
+   * E11/E16: packets the other engine dropped at a security group's allowance and the kernel's ENI
+   * let through (each may be counted in a NAT instance's nat chains only in the kernel).
+   */
+  sgAllowancePassed?: number;
   /** TTL 0 inputs the kernel never showed an instance (E5): their count and IP total lengths. */
   unseenTtl0?: { readonly packets: number; readonly bytes: number };
 }
@@ -402,7 +406,7 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
         return f.differences.every((d) => {
           if (d.kind === 'counters') {
             const x = counterExcess(d.message, k);
-            return x !== null && x < 0 && -x <= drops;
+            return x !== null && ((x < 0 && -x <= drops) || (x > 0 && x <= (k.sgAllowancePassed ?? 0)));
           }
           const key = d.kind === 'conntrack' ? conntrackFlowKey(d.message) : null;
           return key !== null && flows.has(key);
@@ -432,12 +436,12 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
       if (f.index === -1) {
         // The end of such flows: entries and nat counts of what the kernel let through.
         const flows = k.sgAllowanceFlows;
-        const delivered = k.sgAllowanceDelivered ?? 0;
+        const passed = k.sgAllowancePassed ?? 0;
         if (!flows || flows.size === 0 || f.differences.length === 0) return null;
         return f.differences.every((d) => {
           if (d.kind === 'counters') {
             const x = counterExcess(d.message, k);
-            return x !== null && x > 0 && x <= delivered;
+            return x !== null && x > 0 && x <= passed;
           }
           if (d.kind !== 'conntrack' || !new RegExp(`: only ${k.name} has `).test(d.message)) return false;
           const key = conntrackFlowKey(d.message);

@@ -308,9 +308,10 @@ export class KernelEngine implements Engine {
   private sgInvalidDrops = 0;
   /** E16: TCP FIN/RST segments sent or received by an ENI with security groups. */
   private sgClosingSegments = 0;
-  /** E16: flows of packets classified E16, and how many of them the kernel delivered. */
+  /** E16: flows of packets classified E16. */
   private readonly sgAllowanceFlows = new Set<string>();
-  private sgAllowanceDelivered = 0;
+  /** E11/E16: packets the other engine refused at an allowance and the kernel's ENI let through. */
+  private sgAllowancePassed = 0;
   /** TTL 0 inputs the router namespace dropped (E5): no instance's nat table saw them. */
   readonly unseenTtl0 = { packets: 0, bytes: 0 };
 
@@ -1113,7 +1114,7 @@ export class KernelEngine implements Engine {
       sgInvalidDrops: this.sgInvalidDrops,
       sgClosingSegments: this.sgClosingSegments,
       sgAllowanceFlows: this.sgAllowanceFlows,
-      sgAllowanceDelivered: this.sgAllowanceDelivered,
+      sgAllowancePassed: this.sgAllowancePassed,
       unseenTtl0: this.unseenTtl0,
     });
     // E11 drops: the other engine's NAT instances counted (and tracked) what the kernel's ENI dropped.
@@ -1123,7 +1124,7 @@ export class KernelEngine implements Engine {
         this.sgInvalidDrops++;
     }
     // E16 packets: the kernel's ENI let through what the contract refused; its flow may leave
-    // conntrack entries and nat counts only the kernel has.
+    // conntrack entries and nat counts only the kernel has (bounded by sgAllowancePassed).
     if (cls?.id === 'E16' && facts.results && facts.inputs && facts.index !== -1) {
       const i = facts.engines[0] === this.name ? 0 : 1;
       const r = facts.results[i];
@@ -1131,7 +1132,16 @@ export class KernelEngine implements Engine {
         const key = sgFlowKey(b);
         if (key) this.sgAllowanceFlows.add(key);
       }
-      if (r.fate === FATE_DELIVERED) this.sgAllowanceDelivered++;
+    }
+    if ((cls?.id === 'E11' || cls?.id === 'E16') && facts.results && facts.index !== -1) {
+      const i = facts.engines[0] === this.name ? 0 : 1;
+      const kr = facts.results[i];
+      if (
+        facts.results[1 - i].reason === DROP_SG_ALLOWANCE &&
+        kr.reason !== DROP_SG_ALLOWANCE &&
+        kr.reason !== DROP_SG_DENY
+      )
+        this.sgAllowancePassed++;
     }
     return cls;
   }

@@ -180,6 +180,26 @@ describe('kernel difference rules', () => {
     };
     expect(classifyKernelDifference(f, k())?.id).toBe('K3');
   });
+  it("E11 at the end: nat counts the kernel made of packets its ENI let through past the contract's allowance", () => {
+    // Campaign seed 990016 run 98: nat0's SYN+RST (INVALID to Linux: no tracked flow) used one of
+    // the contract's two allowance slots, so a later datagram nat0 sent to itself was refused in
+    // the contract and reached nat0's nat PREROUTING in the kernel.
+    const end: DifferenceFacts = {
+      index: -1,
+      engines: ['model', 'kernel'],
+      inputs: null,
+      results: null,
+      differences: [
+        {
+          kind: 'counters',
+          message: 'nat counters instance 0 PREROUTING rule -1: model 1 pkts/32 bytes vs kernel 2/64',
+        },
+      ],
+    };
+    const flows = new Set(['6 10.0.0.10:32774 10.0.1.10:80']);
+    expect(classifyKernelDifference(end, k({ sgInvalidFlows: flows, sgAllowancePassed: 1 }))?.id).toBe('E11');
+    expect(classifyKernelDifference(end, k({ sgInvalidFlows: flows, sgAllowancePassed: 0 }))).toBeNull();
+  });
   it("E16: the contract's allowance counted a closed TCP flow that Linux's connlimit no longer counts", () => {
     // Campaign seed 990013 run 31: nat0 (allowance 3) closed a TCP flow (FIN each way), then sent
     // UDP datagrams that app's groups deny; the third met the allowance in the contract only.
@@ -215,7 +235,7 @@ describe('kernel difference rules', () => {
       kind: 'counters',
       message: `nat counters instance 0 POSTROUTING rule -1: model ${a} pkts/${a * 40} bytes vs kernel ${b}/${b * 40}`,
     });
-    const after = k({ sgClosingSegments: 2, sgAllowanceFlows: new Set([flow]), sgAllowanceDelivered: 1 });
+    const after = k({ sgClosingSegments: 2, sgAllowanceFlows: new Set([flow]), sgAllowancePassed: 1 });
     expect(classifyKernelDifference(end(entry, count(2, 3)), after)?.id).toBe('E16');
     expect(classifyKernelDifference(end(count(2, 4)), after)).toBeNull();
     expect(classifyKernelDifference(end(count(3, 2)), after)).toBeNull();
