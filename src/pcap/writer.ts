@@ -148,40 +148,50 @@ export class PcapWriter {
   }
 
   /**
-   * writeSync for bulk writers with no record object: the record's data is `prefix` (a link
-   * header, may be empty) followed by src[off, off + len) — e.g. a frame where an engine left it in
-   * its output arena. Same checks as writeSync.
+   * The bulk writers' record: timestamp `timesUs[k]` (µs, any 64-bit capture time; seconds beyond
+   * classic pcap's 32 bits are clamped to its last second, and the call returns 1 — else 0), data
+   * `prefix` then src[off, off + len). No argument is a fractional or large number (read from the
+   * column here): V8 would box each such argument of a call it does not inline.
    */
-  writeParts(tsSec: number, tsNsec: number, prefix: Uint8Array, src: Uint8Array, off: number, len: number): void {
+  writeFrameUs(
+    timesUs: Float64Array,
+    k: number,
+    prefix: Uint8Array,
+    src: Uint8Array,
+    off: number,
+    len: number,
+  ): number {
     const o = this.o;
-    if (!Number.isInteger(tsSec) || tsSec < 0 || tsSec > 0xffffffff) {
-      throw new RangeError(
-        `pcap writer: record ${this.count}: tsSec ${tsSec} is outside 0..2^32-1 (classic pcap limit)`,
-      );
+    const timeUs = timesUs[k];
+    let tsSec = Math.floor(timeUs / 1e6);
+    let frac = timeUs - tsSec * 1e6; // µs
+    let clamped = 0;
+    if (tsSec > 0xffffffff) {
+      tsSec = 0xffffffff;
+      frac = 999_999;
+      clamped = 1;
     }
-    if (!Number.isInteger(tsNsec) || tsNsec < 0 || tsNsec > 999_999_999) {
-      throw new RangeError(`pcap writer: record ${this.count}: tsNsec ${tsNsec} is outside 0..999999999`);
-    }
-    const total = prefix.length + len;
+    if (!(tsSec >= 0)) throw new RangeError(`pcap writer: record ${this.count}: time ${timeUs} µs is before 1970`);
+    const pl = prefix.length;
+    const total = pl + len;
     const cap = Math.min(total, o.snapLen);
     const need = PCAP_REC_HDR_LEN + cap;
     const b = this.file.reserve(need);
     const at = this.file.offset;
-    // The record header, little-endian, by bytes (no per-call range checks of Buffer#writeUInt32LE).
     put32le(b, at, tsSec);
-    put32le(b, at + 4, o.nanosecond ? tsNsec : Math.floor(tsNsec / 1000));
+    put32le(b, at + 4, o.nanosecond ? frac * 1000 : frac);
     put32le(b, at + 8, cap);
     put32le(b, at + 12, total);
-    const p = Math.min(prefix.length, cap);
+    const p = Math.min(pl, cap);
     let to = at + PCAP_REC_HDR_LEN;
     for (let x = 0; x < p; x++) b[to++] = prefix[x];
     const rest = cap - p;
-    // Short frames byte by byte; long ones through a view (one object, then a memcpy).
     if (rest <= 96) for (let x = 0; x < rest; x++) b[to + x] = src[off + x];
     else b.set(src.subarray(off, off + rest), to);
     this.file.commit(need);
     this.count++;
     this.bytes += need;
+    return clamped;
   }
 
   /** Resolves at once unless the file stream is behind (then on 'drain'): backpressure for writeSync. */

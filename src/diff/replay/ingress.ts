@@ -24,51 +24,88 @@ export const NOWHERE_WHY: readonly string[] = [
   'source address unreadable (IPv4 header missing or not version 4)',
 ];
 
-function inCidr(addr: number, base: number, len: number): boolean {
-  if (len === 0) return true;
-  const mask = (0xffffffff << (32 - len)) >>> 0;
-  return (addr & mask) >>> 0 === base;
-}
-
 /** Non-unicast or unusable as a source: 0/8, 127/8, 224/4 (multicast), 240/4 (incl. broadcast). */
 export function isNonUnicastSource(addr: number): boolean {
   const a = addr >>> 24;
   return a === 0 || a === 127 || a >= 224;
 }
 
+/**
+ * IPv4 address -> small index, in typed arrays (open addressing): a lookup per packet without the
+ * boxed numbers a Map<number, number> costs for addresses above 2^30.
+ */
+export class AddrIndex {
+  private readonly keys: Int32Array;
+  private readonly vals: Int32Array;
+  private readonly mask: number;
+  private readonly shift: number;
+  constructor(entries: ReadonlyArray<readonly [number, number]>) {
+    let size = 8;
+    while (size < entries.length * 2) size <<= 1;
+    this.keys = new Int32Array(size);
+    this.vals = new Int32Array(size).fill(-1);
+    this.mask = size - 1;
+    this.shift = 32 - Math.log2(size);
+    for (const [addr, v] of entries) {
+      let h = this.home(addr | 0);
+      // A key given twice keeps the last value, as Map.set would.
+      while (this.vals[h] >= 0 && this.keys[h] !== (addr | 0)) h = (h + 1) & this.mask;
+      this.keys[h] = addr | 0;
+      this.vals[h] = v;
+    }
+  }
+  private home(a: number): number {
+    return Math.imul(a, 0x9e3779b1) >>> this.shift;
+  }
+  /** The index stored for `addr`, or -1. */
+  get(addr: number): number {
+    const a = addr | 0;
+    const keys = this.keys;
+    const vals = this.vals;
+    let h = this.home(a);
+    for (let n = 0; n <= this.mask; n++) {
+      const v = vals[h];
+      if (v < 0) return -1;
+      if (keys[h] === a) return v;
+      h = (h + 1) & this.mask;
+    }
+    return -1;
+  }
+}
+
 export class IngressMap {
   /** privateIp -> instance index. */
-  readonly byPrivate = new Map<number, number>();
+  private readonly byPrivate: AddrIndex;
   /** elasticIp -> instance index. */
-  readonly byElastic = new Map<number, number>();
+  private readonly byElastic: AddrIndex;
   private readonly vpcBase: number;
-  private readonly vpcLen: number;
+  private readonly vpcMask: number;
   /** Why the last classify() returned INGRESS_NOWHERE. */
   lastWhy = 0;
 
   constructor(readonly scenario: Scenario) {
-    scenario.instances.forEach((inst, i) => {
-      this.byPrivate.set(inst.privateIp >>> 0, i);
-      if (inst.elasticIp !== null) this.byElastic.set(inst.elasticIp >>> 0, i);
-    });
-    this.vpcBase = scenario.vpcCidr.addr >>> 0;
-    this.vpcLen = scenario.vpcCidr.len;
+    this.byPrivate = new AddrIndex(scenario.instances.map((inst, i) => [inst.privateIp, i] as const));
+    this.byElastic = new AddrIndex(
+      scenario.instances.flatMap((inst, i) => (inst.elasticIp === null ? [] : [[inst.elasticIp, i] as const])),
+    );
+    const len = scenario.vpcCidr.len;
+    this.vpcMask = len === 0 ? 0 : (0xffffffff << (32 - len)) | 0;
+    this.vpcBase = scenario.vpcCidr.addr & this.vpcMask;
   }
 
   /** The ingress point of a frame with this source, or INGRESS_NOWHERE (see lastWhy). */
   classify(src: number): number {
-    src >>>= 0;
     const inst = this.byPrivate.get(src);
-    if (inst !== undefined) return instancePoint(inst);
+    if (inst >= 0) return instancePoint(inst);
     if (isNonUnicastSource(src)) {
       this.lastWhy = NOWHERE_NOT_UNICAST;
       return INGRESS_NOWHERE;
     }
-    if (inCidr(src, this.vpcBase, this.vpcLen)) {
+    if ((src & this.vpcMask) === this.vpcBase) {
       this.lastWhy = NOWHERE_VPC_NO_INSTANCE;
       return INGRESS_NOWHERE;
     }
-    if (this.byElastic.has(src)) {
+    if (this.byElastic.get(src) >= 0) {
       this.lastWhy = NOWHERE_ELASTIC_IP;
       return INGRESS_NOWHERE;
     }
@@ -77,6 +114,6 @@ export class IngressMap {
 
   /** Instance index whose private IP is `addr`, or -1. */
   privateOwner(addr: number): number {
-    return this.byPrivate.get(addr >>> 0) ?? -1;
+    return this.byPrivate.get(addr);
   }
 }

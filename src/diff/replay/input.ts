@@ -137,13 +137,23 @@ export class InputChunk {
   /** No records after this chunk. */
   end = false;
 
+  /**
+   * The whole SharedArrayBuffer of `batch`: [0, STAGE_BYTES) holds a copy of the reader's current
+   * buffer (stage()), the arena follows. Frames are copied from the staged bytes into the arena
+   * with copyWithin: a memmove inside one buffer, no view object per frame.
+   */
+  whole: Uint8Array;
+  /** The reader buffer staged at whole[0, stagedLen) (null: none). */
+  private staged: Uint8Array | null = null;
+
   constructor(
     readonly maxRecords: number,
     arenaBytes: number,
     keepRecords: boolean,
   ) {
     const n = Math.max(1, maxRecords);
-    this.batch = createFrameBatch(n, arenaBytes);
+    this.whole = new Uint8Array(0);
+    this.batch = this.stagedBatch(n, arenaBytes, null);
     this.n = new Float64Array(n);
     this.timeUs = new Float64Array(n);
     this.ingress = new Int32Array(n);
@@ -170,6 +180,7 @@ export class InputChunk {
     this.readError = null;
     this.limited = false;
     this.end = false;
+    this.staged = null;
     if (this.recs) this.recs.length = 0;
   }
 
@@ -186,7 +197,7 @@ export class InputChunk {
     const old = this.batch;
     let size = old.arena.length * 2;
     while (size < at + len) size *= 2;
-    const b = createFrameBatch(old.maxPackets, size);
+    const b = this.stagedBatch(old.maxPackets, size, this.whole);
     b.arena.set(old.arena.subarray(0, at));
     b.off.set(old.off);
     b.len.set(old.len);
@@ -196,7 +207,33 @@ export class InputChunk {
     this.batch = b;
     return at;
   }
+
+  /**
+   * Makes the reader's buffer `buf` the staged one (copied once into whole[0, buf.length)) and
+   * returns the view to read records from: `whole` (record offsets unchanged), or `buf` itself
+   * when it is larger than the staging room (then frames are copied from it directly).
+   */
+  stage(buf: Uint8Array): Uint8Array {
+    if (buf === this.staged) return this.whole;
+    if (buf.length > STAGE_BYTES) return buf;
+    this.whole.set(buf, 0);
+    this.staged = buf;
+    return this.whole;
+  }
+
+  /** A FrameBatch whose arena follows STAGE_BYTES of staging room in the same SharedArrayBuffer. */
+  private stagedBatch(n: number, arenaBytes: number, keep: Uint8Array | null): FrameBatch {
+    const sab = new SharedArrayBuffer(STAGE_BYTES + arenaBytes);
+    const whole = new Uint8Array(sab);
+    if (keep !== null) whole.set(keep.subarray(0, STAGE_BYTES));
+    this.whole = whole;
+    const b = createFrameBatch(n, FRAME_ALIGN);
+    return { ...b, arena: new Uint8Array(sab, STAGE_BYTES, arenaBytes) };
+  }
 }
+
+/** Staging room before a chunk's arena: a reader buffer (256 KiB, joined ones larger) fits. */
+export const STAGE_BYTES = 1 << 20;
 
 /** Turns records into prepared frames, keeping the counters. Not reentrant (one PacketView). */
 export class FramePreparer {
@@ -331,7 +368,8 @@ export class FramePreparer {
     const b = chunk.batch;
     const arena = b.arena;
     const from = pv.l3Off;
-    if (len <= 64) for (let x = 0; x < len; x++) arena[at + x] = data[from + x];
+    if (data === chunk.whole) chunk.whole.copyWithin(STAGE_BYTES + at, from, from + len);
+    else if (len <= 64) for (let x = 0; x < len; x++) arena[at + x] = data[from + x];
     else arena.set(data.subarray(from, from + len), at);
     const j = b.count++;
     b.off[j] = at;

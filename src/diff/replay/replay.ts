@@ -722,6 +722,13 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       return b.arena.subarray(b.off[j], b.off[j] + b.len[j]);
     };
 
+    /**
+     * Every engine's PacketResult of record k. A function of its own: a closure over the loop's
+     * `k` in accountChunk would give every iteration a context object of its own.
+     */
+    const allResults = (c: InputChunk, q: number, k: number): PacketResult[] =>
+      states.map((st) => resultOf(st, c, q, k));
+
     /** Compares, counts and writes chunk c (io slot q), record by record in input order. */
     const accountChunk = async (c: InputChunk, q: number): Promise<void> => {
       const multi = states.length > 1;
@@ -730,7 +737,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
         let results: PacketResult[] | null = null;
         const storyDiffs: StoryDifference[] | null = stories ? [] : null;
         if (multi && fedAt >= 0) {
-          results = states.map((st) => resultOf(st, c, q, k));
+          results = allResults(c, q, k);
           const a = states[0];
           const ra = results[0];
           const inputA: InputPacket = { timeUs: c.timeUs[k], ingress: c.ingress[k], frame: fedOf(a, c, q, k)! };
@@ -752,7 +759,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
           if (any) diffPackets++;
         }
         if (timeline.collector && fedAt >= 0 && (c.flow[k] === FLOW_OUT || c.flow[k] === FLOW_IN)) {
-          results ??= states.map((st) => resultOf(st, c, q, k));
+          results ??= allResults(c, q, k);
           for (let e = 0; e < states.length; e++)
             timeline.collector.observe(
               e,
@@ -767,7 +774,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
             );
         }
         if (stories || keep) {
-          results ??= states.map((st) => resultOf(st, c, q, k));
+          results ??= allResults(c, q, k);
           for (let e = 0; e < states.length; e++) countOne(states[e], c, q, k, results[e], !stories);
           if (stories) await writeStory(c, q, k, results, storyDiffs!);
           continue;
@@ -830,7 +837,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
           const egress = out.outEgress[slot];
           if (isGeneratedAt(fa, fo, fl, oa, off, len)) sum.generated++;
           st.out.next(egress);
-          if (writing) st.out.writeAt(egress, c.timeUs[k], oa, off, len);
+          if (writing) st.out.writeOut(egress, c.timeUs, k, oa, off, len);
         }
         if (
           (w & RES_DROPPED) === 0 &&
@@ -1139,7 +1146,8 @@ class ChunkSink implements RecordSink {
   ): void {
     const c = this.chunk!;
     c.bytes += 16 + capLen;
-    this.prep.prepareAt(c, index, timeUs, linkType, buf, off, capLen);
+    // The reader's buffer is staged in the chunk's shared memory: frames are then moved inside it.
+    this.prep.prepareAt(c, index, timeUs, linkType, c.stage(buf), off, capLen);
   }
 }
 

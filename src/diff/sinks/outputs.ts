@@ -145,21 +145,15 @@ export class OutputSet {
 
   /**
    * Bulk path (per-point pcap files): one output straight from where an engine left it,
-   * arena[off, off + len), with the point's link header; no object per frame.
+   * arena[off, off + len), with the point's link header; no object per frame. The timestamp is
+   * read from its column (timesUs[k]) where it is written: no call passes a boxed number.
    */
-  writeAt(point: number, timeUs: number, arena: Uint8Array, off: number, len: number): void {
+  writeOut(point: number, timesUs: Float64Array, k: number, arena: Uint8Array, off: number, len: number): void {
     const w = this.byPoint[point];
     if (w === undefined) return;
-    let tsSec = Math.floor(timeUs / 1e6);
-    let tsNsec = (timeUs - tsSec * 1e6) * 1000;
-    if (tsSec > MAX_TS_SEC) {
-      tsSec = MAX_TS_SEC;
-      tsNsec = 999_999_000;
-      this.clampedTs++;
-    }
-    w.writeParts(
-      tsSec,
-      tsNsec,
+    this.clampedTs += w.writeFrameUs(
+      timesUs,
+      k,
       this.linkType === LINKTYPE_ETHERNET ? this.ethHeader(point) : NO_HEADER,
       arena,
       off,
