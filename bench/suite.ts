@@ -10,8 +10,11 @@ import { loadBuiltinScenario } from '../src/scenario/index.ts';
 import type { Scenario } from '../src/spec/scenario.ts';
 import type { Engine, InputPacket } from '../src/spec/engine.ts';
 import { FATE_DELIVERED } from '../src/spec/reasons.ts';
-import { LINKTYPE_RAW } from '../src/packet/constants.ts';
+import { LINKTYPE_RAW, PROTO_ICMP } from '../src/packet/constants.ts';
 import { encodePcap } from '../src/pcap/writer.ts';
+import { fixChecksums } from '../src/packet/build.ts';
+import { wr32 } from '../src/packet/bytes.ts';
+import { PacketView, PARSE_OK, parseIpv4 } from '../src/packet/parse.ts';
 import { openCapture } from '../src/pcap/reader.ts';
 import { createModelEngine } from '../src/model/index.ts';
 import { type CoreLayout, createCoreEngine, DEFAULT_LAYOUT } from '../src/core/engine.ts';
@@ -300,6 +303,7 @@ class Suite {
         tasks.push({ label: `mixed (${o.profile.name}), ${w} worker(s)`, fn: () => this.mixed(w) });
     let capture: {
       path: string;
+      onePath: string | null;
       scenario: Scenario;
       how: string;
       input: string;
@@ -321,6 +325,13 @@ class Suite {
         tasks.push({ label: 'replay: tcpdump -r X -w Y', fn: () => this.tcpdump(capture!) });
         for (const w of o.workers)
           tasks.push({ label: `replay --out, ${w} worker(s)`, fn: () => this.replay(capture!, 'core', w, true) });
+        // The same capture as taken on the inside host (generated captures only).
+        if (!o.pcap)
+          for (const w of o.workers)
+            tasks.push({
+              label: `replay --out one-sided, ${w} worker(s)`,
+              fn: () => this.replay(capture!, 'core', w, true, true),
+            });
       }
     }
     if (o.model) {
@@ -1013,6 +1024,7 @@ class Suite {
 
   private async prepareCapture(): Promise<{
     path: string;
+    onePath: string | null;
     scenario: Scenario;
     how: string;
     input: string;
@@ -1034,6 +1046,7 @@ class Suite {
       }
       return {
         path: o.pcap.path,
+        onePath: null,
         scenario: c.scenario,
         how: c.how,
         input: `capture ${o.pcap.path} (${c.hosts.records} records); scenario ${c.how}`,
@@ -1060,8 +1073,11 @@ class Suite {
     const dir = await mkdtemp(join(tmpdir(), 'natlab-bench-'));
     const path = join(dir, 'mixed.pcap');
     await writeFile(path, encodePcap(recs, { linkType: LINKTYPE_RAW }));
+    const onePath = join(dir, 'mixed-one-sided.pcap');
+    await writeFile(onePath, encodePcap(oneSidedRecords(recs, sc), { linkType: LINKTYPE_RAW }));
     return {
       path,
+      onePath,
       scenario: sc,
       how: 'built-in scenario (conntrack max raised)',
       firstUs: T_SETUP * 1000,
@@ -1120,12 +1136,14 @@ class Suite {
   }
 
   private async replay(
-    cap: { path: string; scenario: Scenario; how: string; input: string; firstUs: number },
+    cap: { path: string; onePath: string | null; scenario: Scenario; how: string; input: string; firstUs: number },
     engine: 'core' | 'model',
     W: number,
     writeOutputs = false,
+    oneSided = false,
   ): Promise<string> {
     const o = this.o;
+    const input = oneSided ? cap.onePath! : cap.path;
     const outDir = writeOutputs ? await mkdtemp(join(tmpdir(), 'natlab-bench-replay-')) : null;
     const runs = engine === 'model' ? Math.min(o.runs, 2) : o.runs;
     const rates: number[] = [];
@@ -1151,7 +1169,7 @@ class Suite {
         if (engine === 'core') await e.process(warmupFrames(W, cap.firstUs)); // every worker thread is up before the clock starts
         const t0 = performance.now();
         const out = await runReplay({
-          input: cap.path,
+          input,
           outDir,
           outputFormat: 'pcap',
           scenario: cap.scenario,
@@ -1164,31 +1182,36 @@ class Suite {
         const sec = (performance.now() - t0) / 1000;
         records = out.report.input.records;
         delivered = out.report.engines[0]?.delivered ?? 0;
+        if (oneSided && !(out.report.engines[0]?.readdressed.flow > 0))
+          throw new Error(`bench: the one-sided capture ${input} had no reply re-addressed (not one-sided)`);
         rates.push(out.report.input.records / sec / 1e6);
       } finally {
         await e.close();
       }
     }
     if (outDir !== null) await rm(outDir, { recursive: true, force: true });
-    const tag = writeOutputs ? '/out' : '';
+    const tag = (writeOutputs ? '/out' : '') + (oneSided ? '/one-sided' : '');
+    const what = `replay${writeOutputs ? ' --out' : ''}${oneSided ? ' one-sided' : ''}`;
     this.results.push({
       workload: 'replay',
       engine,
       workers: engine === 'core' ? W : null,
       sessions: null,
-      input: cap.input,
+      input: oneSided
+        ? `${cap.input}, as captured on the inside host (one-sided: the internet's replies addressed to its private address, re-addressed by replay to each engine's mapping)`
+        : cap.input,
       measured: writeOutputs
         ? '`natlab replay --out DIR --format pcap` end to end, as below, and every output written to per-egress pcap files'
         : '`natlab replay` end to end, one engine, a fresh engine per run (its threads started before the clock): read the capture, prepare each 4096-record chunk into a shared FrameBatch (link strip, ingress, numeric flow keys), hand-over (core: processFrames, results in its BatchOutput; model: process() on copies), accounting from the packed result words, flow re-addressing; the next chunk read while the engine works; no output files',
       packetsPerRun: records,
       samples: rates,
       unit: 'Mpps',
-      notes: { records, delivered, runs, outputsWritten: writeOutputs ? 1 : 0 },
+      notes: { records, delivered, runs, outputsWritten: writeOutputs ? 1 : 0, oneSided: oneSided ? 1 : 0 },
     });
     const f = makeFigure({
       id: `replay/${engine}${tag}${engine === 'core' ? `/workers=${W}` : ''}/mpps`,
       workload: 'replay',
-      label: `replay${writeOutputs ? ' --out' : ''} ${engine}${engine === 'core' ? `, ${W}w` : ''} Mpps`,
+      label: `${what} ${engine}${engine === 'core' ? `, ${W}w` : ''} Mpps`,
       unit: 'Mpps',
       samples: rates,
       higherIsBetter: true,
@@ -1196,7 +1219,7 @@ class Suite {
       engine,
     });
     this.figures.push(f);
-    return `replay${writeOutputs ? ' --out' : ''} (${records} packets, ${delivered} delivered) through ${engine}${engine === 'core' ? ` with ${W} worker(s)` : ''}: ${f.median.toFixed(3)} Mpps`;
+    return `${what} (${records} packets, ${delivered} delivered) through ${engine}${engine === 'core' ? ` with ${W} worker(s)` : ''}: ${f.median.toFixed(3)} Mpps`;
   }
 
   // ---- baselines ---------------------------------------------------------------------------------
@@ -1536,6 +1559,24 @@ class Suite {
       (w) => `replay/core/out/workers=${w}/mpps`,
       'replay --out vs tcpdump -r -w (target >= 0.8 two-sided)',
     );
+    // The one-sided capture has the two-sided one's records and sizes: the same tcpdump floor.
+    const td = find('replay/tcpdump/mpps');
+    for (const w of new Set([1, wMax])) {
+      const c = find(`replay/core/out/one-sided/workers=${w}/mpps`);
+      if (!td || !c) continue;
+      add.push(
+        valueFigure({
+          id: `replay/tcpdump/ratio-to-core-one-sided-workers=${w}`,
+          workload: 'replay',
+          label: `replay --out one-sided vs tcpdump -r -w (target >= 0.5): core (${w}w) / tcpdump`,
+          unit: 'x',
+          value: c.median / td.median,
+          higherIsBetter: true,
+          workers: w,
+          engine: 'tcpdump',
+        }),
+      );
+    }
     // Kernel: against the core at the smallest session count measured.
     const sMin = Math.min(...this.o.sessions);
     ratio(
@@ -1600,4 +1641,40 @@ export async function runBench(o: BenchOptions, progress: (e: ProgressEvent) => 
     micro: s.micro,
     notes,
   };
+}
+
+/**
+ * The generated capture as taken on the inside host (one-sided): each reply from the internet to
+ * an Elastic IP is addressed to the private address of the inside host whose packet it answers
+ * (same remote, same ports: the generator's flows keep their ports through the NAT), checksums
+ * recomputed. Records and sizes are those of the two-sided capture.
+ */
+function oneSidedRecords(
+  recs: ReadonlyArray<{ tsSec: number; tsNsec: number; data: Uint8Array }>,
+  sc: Scenario,
+): Array<{ tsSec: number; tsNsec: number; data: Uint8Array }> {
+  const priv = new Set(sc.instances.map((i) => i.privateIp >>> 0));
+  const eips = new Set(sc.instances.flatMap((i) => (i.elasticIp === null ? [] : [i.elasticIp >>> 0])));
+  const pv = new PacketView();
+  const inside = new Map<string, number>();
+  const ports = (): [number, number] => (pv.proto === PROTO_ICMP ? [0, pv.icmpId] : [pv.sport, pv.dport]);
+  return recs.map((r) => {
+    if (parseIpv4(r.data, 0, r.data.length, pv) !== PARSE_OK) return r;
+    if (priv.has(pv.src >>> 0)) {
+      const [sport, dport] = ports();
+      // key: proto, remote address, remote port, the inside host's port (ICMP: 0 and the query id)
+      inside.set(
+        `${pv.proto}/${pv.dst >>> 0}/${pv.proto === PROTO_ICMP ? 0 : dport}/${pv.proto === PROTO_ICMP ? dport : sport}`,
+        pv.src,
+      );
+      return r;
+    }
+    if (!eips.has(pv.dst >>> 0)) return r;
+    const [sport, dport] = ports();
+    const to = inside.get(`${pv.proto}/${pv.src >>> 0}/${sport}/${dport}`);
+    if (to === undefined) return r;
+    const data = r.data.slice();
+    wr32(data, 16, to);
+    return { ...r, data: fixChecksums(data) };
+  });
 }

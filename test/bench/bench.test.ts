@@ -422,6 +422,8 @@ describe('natlab bench (CLI smoke run, tiny sizes)', () => {
           'replay/tcpdump/mpps',
           'replay/core/out/workers=1/mpps',
           'replay/tcpdump/ratio-to-core-workers=1',
+          'replay/core/out/one-sided/workers=1/mpps',
+          'replay/tcpdump/ratio-to-core-one-sided-workers=1',
         ])
           expect(ids, id).toContain(id);
       }
