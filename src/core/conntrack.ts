@@ -317,6 +317,8 @@ export class Conntrack {
     if (t.instCount(slot) < this.quota) return true;
     t.drainExpired(this.st.now);
     if (t.instCount(slot) < this.quota) return true;
+    // At the quota: with W > 1 (quota below the max) the model's one table may decide otherwise.
+    if (this.quota < this.c.ctMax) t.noteQuotaDecision(slot, this.st.batchNo, this.st.pkt);
     const v = t.naOldest(slot);
     if (v < 0) return false;
     t.release(v);

@@ -122,6 +122,11 @@ export class Dataplane {
   private commitArr: Int32Array = new Int32Array(new SharedArrayBuffer(4));
   private commitAt = 0;
 
+  /** The engine's number of the batch the next processBatch call belongs to (quota bookkeeping). */
+  setBatchNo(n: number): void {
+    this.st.batchNo = n | 0;
+  }
+
   /** The worker loop's per-packet commit marker: ctrl[at] (docs/core.md "Faults"). */
   setCommit(ctrl: Int32Array, at: number): void {
     this.commitArr = ctrl;

@@ -1,104 +1,89 @@
 // The core's one documented difference from the model (docs/core.md "Dataplane: shared memory",
 // table-full accounting): with W > 1 workers each worker owns a quota of every NAT instance's
 // nf_conntrack_max (floor(max / W), the first max % W workers one more) and early-drops only its
-// own entries, so a worker whose flows outnumber its quota keeps fewer entries than the model's
-// one table of `max`. Recognised precisely: an end-of-run table difference is of this class only
-// if every line of it is an entry the model has and the core lacks, of TCP or UDP, whose owning
-// worker (by the dispatch rule, src/core/dispatch.ts) holds exactly its quota of live entries of
-// that NAT instance — and that quota is below the scenario's max. Anything else stays a failure.
+// own entries, so a worker whose flows outnumber its quota decides otherwise than the model's one
+// table of `max` would: it drops a new flow the model still has room for (a quota of 0 when
+// max < W: every new flow of that worker), or early-drops its own oldest unassured entry where the
+// model has room or drops another worker's older one. From that decision on the NAT instance's
+// table legitimately differs from the model's, and so may every later packet through it (its
+// conntrack state, its fate, the ports a search picks) and the end-of-run table.
+//
+// Recognised precisely: the workers record, per NAT instance, where one first reached its quota
+// below the max and had to early-drop or refuse (Tables.noteQuotaDecision, made a packet number by
+// the engine). A difference is of this class only if
+//  - W > 1 and the quota is the scenario's max split (no --capacity cap);
+//  - it is about a NAT instance with such a decision at or before the packet: a packet difference
+//    of a packet whose first NAT instance on the way (the dispatch rule's, src/core/dispatch.ts) is
+//    that instance, or end-of-run conntrack lines or nat rule counters of that instance.
+// Anything else — a difference on an instance whose workers never hit their quota, a packet before
+// the first decision, a packet crossing no NAT instance, an invariant — stays a failure.
 
 import type { DifferenceClass, DifferenceFacts } from '../spec/engine.ts';
 import type { Scenario } from '../spec/scenario.ts';
-import { PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
-import { parseIpv4Addr } from '../packet/index.ts';
-import { instanceByPrivate } from './compile.ts';
-import { firstNatSlot, ownerInbound, ownerOutbound } from './dispatch.ts';
+import { eipIndex } from './compile.ts';
+import { firstNatSlot } from './dispatch.ts';
 import type { CoreShared } from './layout.ts';
 
 /** Class id of the per-worker conntrack quota difference (docs/core.md). */
 export const CLASS_CORE_CT_QUOTA = 'core-ct-quota';
 
-const LINE =
-  /^conntrack \(instance (\d+)\): only (\S+) has \S+\s+(\d+) \d+ (?:[A-Z_]+ )?src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+) /;
-const RENAMED = /\(renamed: \S+\s+\d+ \d+ (?:[A-Z_]+ )?src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+) /;
+const TABLE_LINE = /^conntrack \(instance (\d+)\)(?:: only (\S+) has )?/;
+const COUNTER_LINE = /^nat counters instance (\d+) /;
 
-/** The worker the core dispatches the entry's original direction to, or -1 if not determinable. */
-function ownerOf(
-  shared: CoreShared,
-  slot: number,
-  proto: number,
-  src: number,
-  dst: number,
-  sport: number,
-  dport: number,
-): number {
+/** NAT slot of the first NAT instance a frame entering at `ingress` reaches, or -1. */
+function packetSlot(shared: CoreShared, frame: Uint8Array, ingress: number): number {
+  if (frame.length < 20 || frame[0] >>> 4 !== 4) return -1;
+  const dst = ((frame[16] << 24) | (frame[17] << 16) | (frame[18] << 8) | frame[19]) >>> 0;
   const c = shared.compiled;
-  const W = shared.workers;
-  const inVpc = ((src ^ c.vpcAddr) & c.vpcMask) === 0;
-  if (!inVpc) {
-    // From the internet: the IGW has already replaced the EIP by the instance's private address.
-    const t = instanceByPrivate(c, dst);
-    if (t < 0 || c.instNat[t] !== slot) return -1;
-    return ownerInbound(c, W, slot, proto, src, dst, sport, dport);
-  }
-  const from = instanceByPrivate(c, src);
-  if (from < 0 || firstNatSlot(c, from + 1, dst) !== slot) return -1;
-  return ownerOutbound(c, W, slot, proto, src, dst, sport, dport);
+  if (ingress === 0 && eipIndex(c, dst) < 0) return -1;
+  return firstNatSlot(c, ingress, dst);
 }
 
 /**
- * Classifies an end-of-run conntrack difference between the core (its own name `coreName`) and another engine
- * as the per-worker quota limit, reading the core's live entries per worker at `atMs`; null when
- * any line of it is not explained by a worker at its quota.
+ * Classifies a difference between the core (named `coreName` in the session) and another engine
+ * as the per-worker quota's, given `quotaFrom` (per NAT slot: the number of the packet of the
+ * first quota-limited decision, Infinity = none); null when it is not.
  */
 export function classifyQuotaDifference(
   facts: DifferenceFacts,
   coreName: string,
   scenario: Scenario,
   shared: CoreShared,
-  liveCounts: () => Int32Array,
+  quotaFrom: Float64Array,
 ): DifferenceClass | null {
-  if (facts.index !== -1 || shared.workers <= 1 || facts.differences.length === 0) return null;
-  // The session may name this engine otherwise (the mutant runner's 'core-mutant'): the lines name
-  // the engine that has the entries, which must be the pair's other engine, never the core itself.
+  if (shared.workers <= 1 || facts.differences.length === 0) return null;
   if (facts.engines[0] === facts.engines[1]) return null;
-  const other = /: only (\S+) has /.exec(facts.differences[0].message)?.[1];
-  if (other === undefined || other === coreName || !facts.engines.includes(other)) return null;
+  // The session may name this engine otherwise (the mutant runner's 'core-mutant'): the pair's
+  // other engine is the one that is not named coreName, or the second when neither is.
+  const me = facts.engines[0] === coreName ? 0 : 1;
   const max = scenario.conntrack.max;
   if (shared.compiled.ctMax !== max) return null; // a --capacity cap, not the split
-  let counts: Int32Array | null = null;
-  const nNat = Math.max(1, shared.compiled.natCount);
-  const full = new Set<string>();
+  const why = (slot: number): string => {
+    const inst = shared.compiled.instNat.indexOf(slot);
+    const name = scenario.instances[inst]?.name ?? `NAT slot ${slot}`;
+    return `per-worker conntrack quota (docs/core.md): a worker reached its quota of ${name}'s max ${max} (split over ${shared.workers} workers) at packet #${quotaFrom[slot]}; ${name}'s table differs from one table of ${max} since`;
+  };
+  if (facts.index >= 0) {
+    if (facts.differences.some((d) => d.kind === 'invariant' || d.kind === 'conntrack')) return null;
+    const input = facts.inputs?.[me];
+    if (!input) return null;
+    const slot = packetSlot(shared, input.frame, input.ingress);
+    if (slot < 0 || slot >= quotaFrom.length || !(quotaFrom[slot] <= facts.index)) return null;
+    return { id: CLASS_CORE_CT_QUOTA, why: why(slot) };
+  }
+  const slots = new Set<number>();
   for (const d of facts.differences) {
-    if (d.kind !== 'conntrack') return null;
-    const m = LINE.exec(d.message);
-    if (!m || m[2] !== other) return null;
-    const proto = Number(m[3]);
-    if (proto !== PROTO_TCP && proto !== PROTO_UDP) return null;
+    // The instance's conntrack lines, and its nat counters: a flow the quota refused never reached
+    // the nat table (the model counts its rule and policy matches).
+    const m =
+      d.kind === 'conntrack' ? TABLE_LINE.exec(d.message) : d.kind === 'counters' ? COUNTER_LINE.exec(d.message) : null;
+    if (!m) return null;
+    if (m[2] !== undefined && !facts.engines.includes(m[2])) return null;
     const inst = Number(m[1]);
     if (inst < 0 || inst >= shared.compiled.nInst) return null;
     const slot = shared.compiled.instNat[inst];
-    if (slot < 0) return null;
-    const r = RENAMED.exec(d.message);
-    const t = r ? r.slice(1) : m.slice(4, 8);
-    const w = ownerOf(
-      shared,
-      slot,
-      proto,
-      parseIpv4Addr(t[0]) >>> 0,
-      parseIpv4Addr(t[1]) >>> 0,
-      Number(t[2]),
-      Number(t[3]),
-    );
-    if (w < 0) return null;
-    const quota = shared.quota[w];
-    if (quota >= max) return null;
-    counts ??= liveCounts();
-    if (counts[w * nNat + slot] !== quota) return null;
-    full.add(`worker ${w} holds its quota ${quota} of instance ${inst}'s max ${max}`);
+    if (slot < 0 || slot >= quotaFrom.length || quotaFrom[slot] === Infinity) return null;
+    slots.add(slot);
   }
-  return {
-    id: CLASS_CORE_CT_QUOTA,
-    why: `per-worker conntrack quota (docs/core.md): ${[...full].join('; ')}`,
-  };
+  return { id: CLASS_CORE_CT_QUOTA, why: [...slots].map(why).join('; ') };
 }

@@ -45,7 +45,7 @@ import {
   resultOutCount,
   resultReason,
 } from '../spec/frame-batch.ts';
-import { readDropCounters, readNatCounters, dumpConntrack, liveCountsPerWorker } from './ct-dump.ts';
+import { readDropCounters, readNatCounters, dumpConntrack } from './ct-dump.ts';
 import { classifyQuotaDifference } from './differences.ts';
 import { compileAwsFilters, updateAwsFilters } from './aws-filters.ts';
 import { filterUpdateProblem } from '../scenario/filter-update.ts';
@@ -56,6 +56,10 @@ import {
   type CoreLayout,
   type CoreShared,
   CORE_LAYOUTS,
+  C_INST,
+  C_INST_WORDS,
+  CI_QUOTA_BATCH,
+  CI_QUOTA_PKT,
   DEFAULT_LAYOUT,
   createCoreBatch,
   createCoreShared,
@@ -212,6 +216,12 @@ class CoreEngineImpl implements CoreEngine {
   /** Packets accepted so far (all calls), and batches posted. */
   private packetNo = 0;
   private batchNo = 0;
+  /**
+   * Per NAT slot: the number of the first packet at which a worker made a quota-limited allocation
+   * decision (W > 1; Infinity = none yet) — read from the workers' control words after each batch.
+   */
+  private readonly quotaFrom: Float64Array;
+  private quotaOpen: number;
   /** Submissions are serialised (descriptors of one batch go to every worker before the next batch's). */
   private submitting: Promise<unknown> = Promise.resolve();
   private busy = false;
@@ -252,6 +262,8 @@ class CoreEngineImpl implements CoreEngine {
     }
     this.shared = createCoreShared(scenario, { workers, seed: opts.seed ?? 1, capacity: opts.capacity, layout });
     this.own = [0, 1].map(() => createCoreBatch(this.batchSize, this.arenaBytes));
+    this.quotaFrom = new Float64Array(Math.max(1, this.shared.compiled.natCount)).fill(Infinity);
+    this.quotaOpen = workers > 1 ? this.quotaFrom.length : 0;
     this.owner = new Int32Array(this.batchSize);
     this.counts = new Int32Array(workers + 1);
     this.firsts = new Int32Array(workers + 1);
@@ -372,9 +384,7 @@ class CoreEngineImpl implements CoreEngine {
 
   /** The per-worker conntrack quota (W > 1), recognised only where a worker is at its quota (differences.ts). */
   classifyDifference(facts: DifferenceFacts): DifferenceClass | null {
-    return classifyQuotaDifference(facts, this.name, this.scenario, this.shared, () =>
-      liveCountsPerWorker(this.shared, this.nowMs()),
-    );
+    return classifyQuotaDifference(facts, this.name, this.scenario, this.shared, this.quotaFrom);
   }
 
   private nowMs(): number {
@@ -484,6 +494,27 @@ class CoreEngineImpl implements CoreEngine {
       if (result[sub.first + i] === RES_UNSET) {
         throw new Error(`core engine: packet ${sub.start + i} was not processed by worker (batch ${sub.batch})`);
       }
+    }
+    if (this.quotaOpen > 0) this.noteQuotaDecisions(sub);
+  }
+
+  /**
+   * Turns the workers' first quota-limited decisions made in `sub` (ctl words CI_QUOTA_*, written
+   * once per worker and slot) into packet numbers. W reads per NAT slot per batch, and only until
+   * every slot has one.
+   */
+  private noteQuotaDecisions(sub: Submitted): void {
+    const sh = this.shared;
+    const ctl = new Int32Array(sh.sabs.ctl);
+    for (let slot = 0; slot < this.quotaFrom.length; slot++) {
+      if (this.quotaFrom[slot] !== Infinity) continue;
+      for (let w = 0; w < this.workers; w++) {
+        const b = w * sh.ctlWords + C_INST + slot * C_INST_WORDS;
+        if (Atomics.load(ctl, b + CI_QUOTA_BATCH) !== sub.batch + 1) continue;
+        const n = sub.start + ctl[b + CI_QUOTA_PKT] - sub.first;
+        if (n < this.quotaFrom[slot]) this.quotaFrom[slot] = n;
+      }
+      if (this.quotaFrom[slot] !== Infinity) this.quotaOpen--;
     }
   }
 

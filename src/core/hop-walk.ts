@@ -212,6 +212,7 @@ export class HopWalk {
     const st = this.st;
     this.out = out;
     this.pkt = i;
+    st.pkt = i;
     st.now = now;
     st.nOut = 0;
     st.gen = false;

@@ -213,12 +213,20 @@ export const C_RNG = 3;
 export const C_NOW = 4;
 /** Sessions allocated (live or expired-not-yet-reclaimed), all instances. */
 export const C_USED = 5;
-/** Per NAT instance slot k: allocated count, non-ASSURED list head, tail. */
+/**
+ * Per NAT instance slot k: allocated count, non-ASSURED list head, tail, and where this worker
+ * first made a quota-limited allocation decision for k (W > 1: at its quota, below the max):
+ * the descriptor's batch number + 1 (0 = never) and the packet's index in that batch — the
+ * engine turns it into a packet number (differences.ts: from there on the instance's table may
+ * legitimately differ from the model's one table).
+ */
 export const C_INST = 8;
-export const C_INST_WORDS = 3;
+export const C_INST_WORDS = 5;
 export const CI_COUNT = 0;
 export const CI_NA_HEAD = 1;
 export const CI_NA_TAIL = 2;
+export const CI_QUOTA_BATCH = 3;
+export const CI_QUOTA_PKT = 4;
 
 export interface CoreShared {
   workers: number;

@@ -12,6 +12,9 @@ export class SlowState {
   readonly pv = new PacketView();
   /** The packet's clock (ms since the run's time base). */
   now = 0;
+  /** The packet's index in its FrameBatch, and the engine's number of that batch (descriptor D_BATCH). */
+  pkt = 0;
+  batchNo = 0;
   /** The buffer holding the frame being walked (the output arena) and its offset there. */
   buf: Uint8Array = new Uint8Array(0);
   fo = 0;

@@ -49,6 +49,8 @@ import {
   TCP_ESTABLISHED,
   CI_NA_HEAD,
   CI_NA_TAIL,
+  CI_QUOTA_BATCH,
+  CI_QUOTA_PKT,
   KIND_BYSRC,
   KIND_ORIG,
   M_BYSRC,
@@ -560,6 +562,17 @@ export class Tables {
 
   instCount(slot: number): number {
     return this.ctl[this.cBase + C_INST + slot * C_INST_WORDS + CI_COUNT];
+  }
+
+  /**
+   * Records this worker's first quota-limited decision for NAT slot `slot` (packet `pkt` of batch
+   * `batchNo`); later ones change nothing. Rare (table full), read by the engine (differences.ts).
+   */
+  noteQuotaDecision(slot: number, batchNo: number, pkt: number): void {
+    const b = this.cBase + C_INST + slot * C_INST_WORDS;
+    if (this.ctl[b + CI_QUOTA_BATCH] !== 0) return;
+    this.ctl[b + CI_QUOTA_PKT] = pkt;
+    Atomics.store(this.ctl, b + CI_QUOTA_BATCH, (batchNo + 1) | 0);
   }
 
   /** Bumps the record's sequence bits (readers detect concurrent changes). */

@@ -76,6 +76,8 @@ export interface WorkerTask {
 interface Processor {
   /** Runs the share [first, first+count) of cb.idx; commitBias: see Dataplane.processBatch. */
   process(cb: CoreBatch, first: number, count: number, commitBias: number): void;
+  /** The engine's number of the batch the next process() calls belong to (descriptor D_BATCH). */
+  setBatchNo(n: number): void;
   advance(nowMs: number): void;
   /** A timeline event: NAT slot `slot`'s sessions go (-1: none), composed paths are forgotten. */
   timeline(slot: number): void;
@@ -85,6 +87,7 @@ interface Processor {
 
 class NoopProcessor implements Processor {
   process(_cb: CoreBatch, _first: number, _count: number, _commitBias: number): void {}
+  setBatchNo(_n: number): void {}
   advance(_nowMs: number): void {}
   timeline(_slot: number): void {}
   fast(): number {
@@ -107,6 +110,7 @@ class ProbeProcessor implements Processor {
       this.ctrl[this.at] = (commitBias + i + 1) | 0;
     }
   }
+  setBatchNo(_n: number): void {}
   advance(nowMs: number): void {
     Atomics.store(this.probe, this.probe.length - 1, nowMs);
   }
@@ -123,6 +127,9 @@ class DataplaneProcessor implements Processor {
   }
   process(cb: CoreBatch, first: number, count: number, commitBias: number): void {
     this.dp.processBatch(cb.batch, cb.out, cb.idx, first, count, commitBias);
+  }
+  setBatchNo(n: number): void {
+    this.dp.setBatchNo(n);
   }
   advance(nowMs: number): void {
     this.dp.advance(nowMs);
@@ -193,6 +200,7 @@ function runLoop(task: WorkerTask, proc: Processor): number {
       // Resume after a restart: skip the packets a previous thread committed.
       let i = committedOf(Atomics.load(ctrl, base + W_COMMIT), tail);
       const bias = commitWord(tail, 0) - first;
+      proc.setBatchNo(ctrl[d + D_BATCH]);
       if (faults) {
         // Tests: one packet per call, so the armed fault can fire between (or inside) packets.
         const batch = ctrl[d + D_BATCH];

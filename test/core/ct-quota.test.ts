@@ -3,8 +3,11 @@
 // counterexample (corpora/regressions/20261204-conntrack-3e678931, found by the mutant runner's
 // baseline at --workers 2) floods 8 UDP flows at nat1's own address, port 53: all 8 dispatch to
 // worker 1 (inbound: key = destination port, 53 mod 2 = 1), which keeps its newest 2 while the
-// model's one table keeps the newest 5. The core classifies exactly that as 'core-ct-quota' —
-// only when the owning worker is at its quota — and nothing else.
+// model's one table keeps the newest 5. The second (corpora/regressions/20261205-reason-264b3dd9,
+// the 2-worker shapes campaign's seed 3) has max 1: worker 1's quota is 0, so its first flow is
+// refused (ct-table-full) where the model has room. The workers record where one first reached its
+// quota below the max; from that packet on the instance's differences are classified
+// 'core-ct-quota' — and nothing before it, on another instance, or of another kind.
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { makeEngine, type EngineName } from '../../src/diff/engines.ts';
@@ -15,9 +18,10 @@ import type { DifferenceFacts } from '../../src/spec/engine.ts';
 import type { Scenario } from '../../src/spec/scenario.ts';
 
 const CASE = join(REGRESSIONS_DIR, '20261204-conntrack-3e678931');
+const CASE_ZERO = join(REGRESSIONS_DIR, '20261205-reason-264b3dd9');
 
-async function replay(workers: number, edit?: (s: Scenario) => Scenario) {
-  const reg = loadRegression(CASE);
+async function replay(workers: number, edit?: (s: Scenario) => Scenario, dir = CASE) {
+  const reg = loadRegression(dir);
   if (edit) reg.scenario = edit(reg.scenario);
   const names: EngineName[] = ['model', 'core'];
   const engines = [];
@@ -48,7 +52,22 @@ describe('core: the per-worker conntrack quota as a classified difference', () =
     const out = await replay(2);
     expect(out.differences.map((d) => `[${d.kind}] ${d.message}`)).toEqual([]);
     expect(out.session.classified.get(CLASS_CORE_CT_QUOTA)).toBe(3);
-    expect(out.session.classifiedExamples.get(CLASS_CORE_CT_QUOTA)).toContain('worker 1 holds its quota 2');
+    expect(out.session.classifiedExamples.get(CLASS_CORE_CT_QUOTA)).toContain(
+      "a worker reached its quota of nat1's max 5 (split over 2 workers) at packet #2",
+    );
+  }, 60_000);
+
+  it('max 1 at 2 workers: worker 1 (quota 0) refuses the first flow it owns; that packet is classified', async () => {
+    const out = await replay(2, undefined, CASE_ZERO);
+    expect(out.differences.map((d) => `[${d.kind}] ${d.message}`)).toEqual([]);
+    // Packet #0, and at the end nat0's nat PREROUTING counter (the model's packet reached it).
+    expect(out.session.classified.get(CLASS_CORE_CT_QUOTA)).toBe(2);
+    expect(out.session.classifiedExamples.get(CLASS_CORE_CT_QUOTA)).toContain(
+      "a worker reached its quota of nat0's max 1 (split over 2 workers) at packet #0",
+    );
+    const one = await replay(1, undefined, CASE_ZERO);
+    expect(one.differences).toEqual([]);
+    expect(one.session.classified.size).toBe(0);
   }, 60_000);
 
   it('at 1 worker the engines agree with nothing classified', async () => {
@@ -63,7 +82,7 @@ describe('core: the per-worker conntrack quota as a classified difference', () =
     expect(out.session.classified.size).toBe(0);
   }, 60_000);
 
-  it('classifies nothing a worker below its quota, another engine, or another kind of difference explains', async () => {
+  it('classifies only that instance, from that packet on, and only comparisons of the core', async () => {
     const reg = loadRegression(CASE);
     const core = createCoreEngine(reg.scenario, { workers: 2, seed: reg.meta.engineSeed });
     const one = createCoreEngine(reg.scenario, { workers: 1, seed: reg.meta.engineSeed });
@@ -77,25 +96,48 @@ describe('core: the per-worker conntrack quota as a classified difference', () =
       await one.process(inputs);
       const perInstance = (await core.conntrack()).filter((e) => e.instance === 1);
       expect(perInstance.map((e) => e.orig.sport)).toEqual([31015, 31016]);
-      // The real case: owned by worker 1 (dport 53), which holds 2 = its quota.
+      // nat1's table: worker 1 reached its quota 2 at packet #2 (its third flow).
       expect(core.classifyDifference(tableFacts([line('model', 31012, 53)]))?.id).toBe(CLASS_CORE_CT_QUOTA);
-      // Owned by worker 0 (dport 52): 0 entries of its quota 3 — a real difference.
-      expect(core.classifyDifference(tableFacts([line('model', 31012, 52)]))).toBeNull();
+      // After that decision either side may hold entries the other lacks (the model early-drops its
+      // oldest, the worker its own oldest): both are the quota's doing on nat1.
+      expect(core.classifyDifference(tableFacts([line('core', 31012, 52)]))?.id).toBe(CLASS_CORE_CT_QUOTA);
+      // nat0's table: no worker of nat0 ever reached its quota — a real difference.
+      const nat0 = line('model', 31012, 53).replace('(instance 1)', '(instance 0)');
+      expect(core.classifyDifference(tableFacts([nat0]))).toBeNull();
       // One unexplained line makes the whole group unexplained.
-      expect(core.classifyDifference(tableFacts([line('model', 31012, 53), line('model', 31012, 52)]))).toBeNull();
-      // An entry only the core has is never the quota's doing.
-      expect(core.classifyDifference(tableFacts([line('core', 31012, 53)]))).toBeNull();
-      // Not a table-only difference.
+      expect(core.classifyDifference(tableFacts([line('model', 31012, 53), nat0]))).toBeNull();
+      // nat counters of nat1 (a refused flow never reached its nat table), not of nat0.
+      const counters = (i: number) =>
+        `nat counters instance ${i} PREROUTING rule -1: model 3 pkts/96 bytes vs core 0/0`;
+      expect(core.classifyDifference(tableFacts([counters(1)], 'counters'))?.id).toBe(CLASS_CORE_CT_QUOTA);
+      expect(core.classifyDifference(tableFacts([counters(0)], 'counters'))).toBeNull();
+      // Not a table difference of a kind the quota explains.
       expect(core.classifyDifference(tableFacts([line('model', 31012, 53)], 'fate'))).toBeNull();
-      expect(core.classifyDifference({ ...tableFacts([line('model', 31012, 53)]), index: 3 })).toBeNull();
+      // Packet differences: a packet through nat1 from packet #2 on, not before; never an invariant.
+      const pkt = (index: number, kind = 'fate', input = inputs[0]) => ({
+        index,
+        differences: [{ kind, message: 'packet #…' }],
+        engines: ['model', 'core'] as const,
+        inputs: [input, input] as const,
+        results: null,
+      });
+      expect(core.classifyDifference(pkt(2))?.id).toBe(CLASS_CORE_CT_QUOTA);
+      expect(core.classifyDifference(pkt(7))?.id).toBe(CLASS_CORE_CT_QUOTA);
+      expect(core.classifyDifference(pkt(1))).toBeNull();
+      expect(core.classifyDifference(pkt(7, 'invariant'))).toBeNull();
+      // A packet to nat0's Elastic IP (203.0.113.10): nat0 never hit a quota.
+      const toNat0 = { ...inputs[0], frame: inputs[0].frame.slice() };
+      toNat0.frame[19] = 10;
+      expect(core.classifyDifference(pkt(7, 'fate', toNat0))).toBeNull();
       // The session may name the core otherwise (the mutant runner's 'core-mutant')...
       expect(
         core.classifyDifference({ ...tableFacts([line('model', 31012, 53)]), engines: ['model', 'core-mutant'] })?.id,
       ).toBe(CLASS_CORE_CT_QUOTA);
-      // ...but an entry the named engine lacks is not the core's to explain, nor one from outside the pair.
+      // ...but an entry of an engine outside the pair is not the core's to explain.
       expect(core.classifyDifference(tableFacts([line('kernel', 31012, 53)]))).toBeNull();
       // One worker owns the whole max: nothing to classify.
       expect(one.classifyDifference(tableFacts([line('model', 31012, 53)]))).toBeNull();
+      expect(one.classifyDifference(pkt(7))).toBeNull();
     } finally {
       await core.close();
       await one.close();
