@@ -346,6 +346,9 @@ export class AwsFilters {
   private icmpCode = -1;
   private icmpId = 0;
 
+  /** Called (rarely) when a worker's share of an ENI's allowance, below the allowance, refuses a flow. */
+  onShareLimit: (() => void) | null = null;
+
   constructor(
     readonly f: CompiledAwsFilters,
     private readonly instPriv: Uint32Array,
@@ -625,6 +628,8 @@ export class AwsFilters {
       this.sweep(now);
     if (this.cnt[this.cb + inst] >= quota || this.used >= this.sizing.entries) {
       this.stat[this.cb + inst]++;
+      // W > 1: this worker's share of the allowance, not the allowance, is used up (differences.ts).
+      if (this.cnt[this.cb + inst] >= quota && quota < f.allowance[inst]) this.onShareLimit?.();
       return 2;
     }
     // Insert at the first free slot of the probe chain (the key is absent).

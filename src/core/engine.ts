@@ -46,7 +46,7 @@ import {
   resultReason,
 } from '../spec/frame-batch.ts';
 import { readDropCounters, readNatCounters, dumpConntrack } from './ct-dump.ts';
-import { classifyQuotaDifference } from './differences.ts';
+import { classifyPartitionDifference } from './differences.ts';
 import { compileAwsFilters, updateAwsFilters } from './aws-filters.ts';
 import { filterUpdateProblem } from '../scenario/filter-update.ts';
 import { filterIsEmpty } from '../scenario/iptables-filter.ts';
@@ -59,7 +59,8 @@ import {
   C_INST,
   C_INST_WORDS,
   CI_QUOTA_BATCH,
-  CI_QUOTA_PKT,
+  CI_PORT_BATCH,
+  C_SG_BATCH,
   DEFAULT_LAYOUT,
   createCoreBatch,
   createCoreShared,
@@ -148,7 +149,7 @@ export interface CoreEngine extends Engine {
   readonly pool: CorePool | null;
   /** Drop counters per DROP_* reason, summed over workers. */
   dropCounters(): number[];
-  /** The per-worker conntrack quota difference, and only it (differences.ts, docs/core.md). */
+  /** The per-worker conntrack quota and port share differences, and only they (differences.ts, docs/core.md). */
   classifyDifference(facts: DifferenceFacts): DifferenceClass | null;
 }
 
@@ -217,11 +218,15 @@ class CoreEngineImpl implements CoreEngine {
   private packetNo = 0;
   private batchNo = 0;
   /**
-   * Per NAT slot: the number of the first packet at which a worker made a quota-limited allocation
-   * decision (W > 1; Infinity = none yet) — read from the workers' control words after each batch.
+   * Per NAT slot, the number of the first packet at which a worker decided otherwise than one
+   * worker could have (W > 1; Infinity = none yet), read from the workers' control words after each
+   * batch: [0] at its conntrack quota, [1] a port search that skipped ports other workers own and
+   * found none (differences.ts).
    */
-  private readonly quotaFrom: Float64Array;
-  private quotaOpen: number;
+  private readonly partitionFrom: [Float64Array, Float64Array];
+  private partitionOpen: number;
+  /** The first packet a worker's share of a security-group allowance refused (W > 1), Infinity = none. */
+  private readonly sgShareFrom = new Float64Array(1).fill(Infinity);
   /** Submissions are serialised (descriptors of one batch go to every worker before the next batch's). */
   private submitting: Promise<unknown> = Promise.resolve();
   private busy = false;
@@ -262,8 +267,9 @@ class CoreEngineImpl implements CoreEngine {
     }
     this.shared = createCoreShared(scenario, { workers, seed: opts.seed ?? 1, capacity: opts.capacity, layout });
     this.own = [0, 1].map(() => createCoreBatch(this.batchSize, this.arenaBytes));
-    this.quotaFrom = new Float64Array(Math.max(1, this.shared.compiled.natCount)).fill(Infinity);
-    this.quotaOpen = workers > 1 ? this.quotaFrom.length : 0;
+    const nNat = Math.max(1, this.shared.compiled.natCount);
+    this.partitionFrom = [new Float64Array(nNat).fill(Infinity), new Float64Array(nNat).fill(Infinity)];
+    this.partitionOpen = workers > 1 ? 2 * nNat + (this.shared.sg ? 1 : 0) : 0;
     this.owner = new Int32Array(this.batchSize);
     this.counts = new Int32Array(workers + 1);
     this.firsts = new Int32Array(workers + 1);
@@ -382,9 +388,16 @@ class CoreEngineImpl implements CoreEngine {
     return dumpConntrack(this.shared, this.lastTimeUs < 0 ? 0 : Math.floor(this.lastTimeUs / 1000));
   }
 
-  /** The per-worker conntrack quota (W > 1), recognised only where a worker is at its quota (differences.ts). */
+  /** W > 1: the per-worker quota / port share, recognised only from a worker's first such decision on (differences.ts). */
   classifyDifference(facts: DifferenceFacts): DifferenceClass | null {
-    return classifyQuotaDifference(facts, this.name, this.scenario, this.shared, this.quotaFrom);
+    return classifyPartitionDifference(
+      facts,
+      this.name,
+      this.scenario,
+      this.shared,
+      this.partitionFrom,
+      this.sgShareFrom[0],
+    );
   }
 
   private nowMs(): number {
@@ -495,26 +508,38 @@ class CoreEngineImpl implements CoreEngine {
         throw new Error(`core engine: packet ${sub.start + i} was not processed by worker (batch ${sub.batch})`);
       }
     }
-    if (this.quotaOpen > 0) this.noteQuotaDecisions(sub);
+    if (this.partitionOpen > 0) this.notePartitionDecisions(sub);
   }
 
   /**
-   * Turns the workers' first quota-limited decisions made in `sub` (ctl words CI_QUOTA_*, written
-   * once per worker and slot) into packet numbers. W reads per NAT slot per batch, and only until
-   * every slot has one.
+   * Turns the workers' first partition decisions made in `sub` (ctl words CI_QUOTA_* / CI_PORT_*,
+   * written once per worker and slot) into packet numbers. W reads per NAT slot and kind per batch,
+   * and only until every slot has both.
    */
-  private noteQuotaDecisions(sub: Submitted): void {
+  private notePartitionDecisions(sub: Submitted): void {
     const sh = this.shared;
     const ctl = new Int32Array(sh.sabs.ctl);
-    for (let slot = 0; slot < this.quotaFrom.length; slot++) {
-      if (this.quotaFrom[slot] !== Infinity) continue;
-      for (let w = 0; w < this.workers; w++) {
-        const b = w * sh.ctlWords + C_INST + slot * C_INST_WORDS;
-        if (Atomics.load(ctl, b + CI_QUOTA_BATCH) !== sub.batch + 1) continue;
-        const n = sub.start + ctl[b + CI_QUOTA_PKT] - sub.first;
-        if (n < this.quotaFrom[slot]) this.quotaFrom[slot] = n;
+    for (let kind = 0; kind < 2; kind++) {
+      const from = this.partitionFrom[kind];
+      const at = kind === 0 ? CI_QUOTA_BATCH : CI_PORT_BATCH;
+      for (let slot = 0; slot < from.length; slot++) {
+        if (from[slot] !== Infinity) continue;
+        for (let w = 0; w < this.workers; w++) {
+          const b = w * sh.ctlWords + C_INST + slot * C_INST_WORDS + at;
+          if (Atomics.load(ctl, b) !== sub.batch + 1) continue;
+          const n = sub.start + ctl[b + 1] - sub.first;
+          if (n < from[slot]) from[slot] = n;
+        }
+        if (from[slot] !== Infinity) this.partitionOpen--;
       }
-      if (this.quotaFrom[slot] !== Infinity) this.quotaOpen--;
+    }
+    if (sh.sg && this.sgShareFrom[0] === Infinity) {
+      for (let w = 0; w < this.workers; w++) {
+        const b = w * sh.ctlWords + C_SG_BATCH;
+        if (Atomics.load(ctl, b) !== sub.batch + 1) continue;
+        this.sgShareFrom[0] = Math.min(this.sgShareFrom[0], sub.start + ctl[b + 1] - sub.first);
+      }
+      if (this.sgShareFrom[0] !== Infinity) this.partitionOpen--;
     }
   }
 

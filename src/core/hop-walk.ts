@@ -137,6 +137,7 @@ export class HopWalk {
     this.dropBase = worker * REASON_COUNT;
     const sh = t.shared;
     this.aws = c.aws && sh.sg ? new AwsFilters(c.aws, c.instPriv, sh.sabs, sh.sg, worker, t, sh.capW, t.v.clock) : null;
+    if (this.aws) this.aws.onShareLimit = () => t.noteSgShareDecision(this.st.batchNo, this.st.pkt);
     this.clockBase = t.v.clock;
   }
 

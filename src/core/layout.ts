@@ -214,6 +214,12 @@ export const C_NOW = 4;
 /** Sessions allocated (live or expired-not-yet-reclaimed), all instances. */
 export const C_USED = 5;
 /**
+ * This worker's first refusal by its share of an ENI's security-group allowance (W > 1, the share
+ * below the allowance): batch number + 1 (0 = never) and the packet's index in it (differences.ts).
+ */
+export const C_SG_BATCH = 6;
+export const C_SG_PKT = 7;
+/**
  * Per NAT instance slot k: allocated count, non-ASSURED list head, tail, and where this worker
  * first made a quota-limited allocation decision for k (W > 1: at its quota, below the max):
  * the descriptor's batch number + 1 (0 = never) and the packet's index in that batch — the
@@ -221,12 +227,15 @@ export const C_USED = 5;
  * legitimately differ from the model's one table).
  */
 export const C_INST = 8;
-export const C_INST_WORDS = 5;
+export const C_INST_WORDS = 7;
 export const CI_COUNT = 0;
 export const CI_NA_HEAD = 1;
 export const CI_NA_TAIL = 2;
 export const CI_QUOTA_BATCH = 3;
 export const CI_QUOTA_PKT = 4;
+/** The same for the first port search that found nothing after skipping ports other workers own. */
+export const CI_PORT_BATCH = 5;
+export const CI_PORT_PKT = 6;
 
 export interface CoreShared {
   workers: number;

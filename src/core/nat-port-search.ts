@@ -43,9 +43,18 @@ export class PortSearch {
     private readonly w: number,
   ) {}
 
+  /** Candidates ownerOk refused in the current get_unique_tuple (W > 1). */
+  private foreign = 0;
+
   /** With W > 1 workers: the reply of the candidate must be dispatched to this worker. */
   ownerOk(slot: number, proto: number, s: number, d: number, p: number): boolean {
     if (this.W === 1) return true;
+    if (this.ownerOf(slot, proto, s, d, p)) return true;
+    this.foreign++;
+    return false;
+  }
+
+  private ownerOf(slot: number, proto: number, s: number, d: number, p: number): boolean {
     const c = this.c;
     const rp = invertPorts(proto, p);
     // The reply comes from d: from inside the VPC it is dispatched as an outbound packet (e.g. the
@@ -99,6 +108,7 @@ export class PortSearch {
     const checkOwner = manip === MANIP_SRC;
     st.uFree = false;
     st.uForeign = false;
+    this.foreign = 0;
     if (manip === MANIP_SRC && !random) {
       // (a) already in range: keep it if unused; otherwise straight to the address choice.
       const keyed = protoSpec && (ported || proto === PROTO_ICMP);
@@ -218,6 +228,8 @@ export class PortSearch {
         // count it as the clash the kernel would see, rather than hand out a port whose replies
         // go to another worker.
         if (checkOwner && !this.ownerOk(slot, proto, ts, td, tp)) st.uForeign = true;
+        // Candidates other workers own were skipped: the model's one search might have found one.
+        if (this.foreign > 0) t.notePortShareDecision(slot, st.batchNo, st.pkt);
         return;
       }
       attempts >>= 1;

@@ -50,7 +50,8 @@ import {
   CI_NA_HEAD,
   CI_NA_TAIL,
   CI_QUOTA_BATCH,
-  CI_QUOTA_PKT,
+  C_SG_BATCH,
+  CI_PORT_BATCH,
   KIND_BYSRC,
   KIND_ORIG,
   M_BYSRC,
@@ -569,10 +570,31 @@ export class Tables {
    * `batchNo`); later ones change nothing. Rare (table full), read by the engine (differences.ts).
    */
   noteQuotaDecision(slot: number, batchNo: number, pkt: number): void {
-    const b = this.cBase + C_INST + slot * C_INST_WORDS;
-    if (this.ctl[b + CI_QUOTA_BATCH] !== 0) return;
-    this.ctl[b + CI_QUOTA_PKT] = pkt;
-    Atomics.store(this.ctl, b + CI_QUOTA_BATCH, (batchNo + 1) | 0);
+    this.notePartition(slot, CI_QUOTA_BATCH, batchNo, pkt);
+  }
+
+  /**
+   * Records this worker's first port search for NAT slot `slot` that found no port after skipping
+   * candidates other workers own (W > 1: the model's search could have taken one); as above.
+   */
+  notePortShareDecision(slot: number, batchNo: number, pkt: number): void {
+    this.notePartition(slot, CI_PORT_BATCH, batchNo, pkt);
+  }
+
+  /** Records this worker's first refusal by its share of a security-group allowance; as above. */
+  noteSgShareDecision(batchNo: number, pkt: number): void {
+    this.notePartitionAt(this.cBase + C_SG_BATCH, batchNo, pkt);
+  }
+
+  /** Words `at` (batch number + 1) and `at + 1` (packet index) of the slot's control words, once. */
+  private notePartition(slot: number, at: number, batchNo: number, pkt: number): void {
+    this.notePartitionAt(this.cBase + C_INST + slot * C_INST_WORDS + at, batchNo, pkt);
+  }
+
+  private notePartitionAt(b: number, batchNo: number, pkt: number): void {
+    if (this.ctl[b] !== 0) return;
+    this.ctl[b + 1] = pkt;
+    Atomics.store(this.ctl, b, (batchNo + 1) | 0);
   }
 
   /** Bumps the record's sequence bits (readers detect concurrent changes). */

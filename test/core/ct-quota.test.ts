@@ -13,12 +13,14 @@ import { join } from 'node:path';
 import { makeEngine, type EngineName } from '../../src/diff/engines.ts';
 import { loadRegression, replayRegression, REGRESSIONS_DIR } from '../../src/diff/fuzz/regressions.ts';
 import { createCoreEngine } from '../../src/core/engine.ts';
-import { CLASS_CORE_CT_QUOTA } from '../../src/core/differences.ts';
+import { CLASS_CORE_CT_QUOTA, CLASS_CORE_SG_SHARE, CLASS_CORE_SPLIT_FLOW } from '../../src/core/differences.ts';
 import type { DifferenceFacts } from '../../src/spec/engine.ts';
 import type { Scenario } from '../../src/spec/scenario.ts';
 
 const CASE = join(REGRESSIONS_DIR, '20261204-conntrack-3e678931');
 const CASE_ZERO = join(REGRESSIONS_DIR, '20261205-reason-264b3dd9');
+const CASE_SPLIT = join(REGRESSIONS_DIR, '20261205-fate-2e8e6da1');
+const CASE_SG = join(REGRESSIONS_DIR, '20261205-reason-1a4304aa');
 
 async function replay(workers: number, edit?: (s: Scenario) => Scenario, dir = CASE) {
   const reg = loadRegression(dir);
@@ -142,5 +144,49 @@ describe('core: the per-worker conntrack quota as a classified difference', () =
       await core.close();
       await one.close();
     }
+  }, 60_000);
+
+  it('a VPC-internal flow whose directions dispatch to different workers: its packets are classified core-split-flow', async () => {
+    const out = await replay(2, undefined, CASE_SPLIT);
+    expect(out.differences.map((d) => `[${d.kind}] ${d.message}`)).toEqual([]);
+    expect(out.session.classified.get(CLASS_CORE_SPLIT_FLOW)).toBe(1);
+    const one = await replay(1, undefined, CASE_SPLIT);
+    expect(one.differences).toEqual([]);
+    expect(one.session.classified.size).toBe(0);
+    // The same flow with ports both owned by worker 0 (600 → 54) is not split: a difference stays one.
+    const reg = loadRegression(CASE_SPLIT);
+    const core = createCoreEngine(reg.scenario, { workers: 2, seed: reg.meta.engineSeed });
+    try {
+      const pkt = reg.events.find((e) => e.kind === 'packet');
+      if (pkt?.kind !== 'packet') throw new Error('no packet');
+      const frame = Uint8Array.from(Buffer.from(pkt.frame, 'hex'));
+      const facts = (f: Uint8Array, ingress: number) => ({
+        index: 0,
+        differences: [{ kind: 'fate', message: 'packet #0 …' }],
+        engines: ['model', 'core'] as const,
+        inputs: [
+          { ingress, frame: f, timeUs: 0 },
+          { ingress, frame: f, timeUs: 0 },
+        ] as const,
+        results: null,
+      });
+      const nat0 = reg.scenario.instances.findIndex((i) => i.name === 'nat0') + 1;
+      expect(core.classifyDifference(facts(frame, nat0))?.id).toBe(CLASS_CORE_SPLIT_FLOW);
+      const same = frame.slice();
+      same[23] = 54; // dport 53 -> 54 (the checksum does not matter to the rule)
+      expect(core.classifyDifference(facts(same, nat0))).toBeNull();
+    } finally {
+      await core.close();
+    }
+  }, 60_000);
+
+  it("an ENI's allowance of 1 at 2 workers: worker 1's share of 0 refuses the flow; classified core-sg-share from there", async () => {
+    const out = await replay(2, undefined, CASE_SG);
+    expect(out.differences.map((d) => `[${d.kind}] ${d.message}`)).toEqual([]);
+    expect(out.session.classified.get(CLASS_CORE_SG_SHARE)).toBe(1);
+    expect(out.session.classifiedExamples.get(CLASS_CORE_SG_SHARE)).toContain('refused a flow at packet #0');
+    const one = await replay(1, undefined, CASE_SG);
+    expect(one.differences).toEqual([]);
+    expect(one.session.classified.size).toBe(0);
   }, 60_000);
 });
