@@ -303,7 +303,9 @@ export const command: Command = {
       );
       const known = Object.entries(report.classified);
       if (known.length) {
-        log(`documented differences recognised (docs/kernel-differences.md), not failures:`);
+        log(
+          `documented differences recognised (docs/kernel-differences.md; the core's with --workers ≥ 2: docs/fuzzing.md), not failures:`,
+        );
         for (const [id, n] of known)
           log(`  ${id.padEnd(8)} ${String(n).padStart(6)}  e.g. ${report.classifiedExamples[id] ?? ''}`);
       }
