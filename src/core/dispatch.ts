@@ -201,3 +201,59 @@ export function dispatchWorker(
   if (ingress === 0) return ownerInbound(c, W, slot, proto, src, dst, sport, dport);
   return ownerOutbound(c, W, slot, proto, src, dst, sport, dport);
 }
+
+/**
+ * dispatchWorker for one engine's compiled scenario and worker count, with the common case
+ * (an unfragmented TCP/UDP packet with a 20-byte header, no DNAT rule at its NAT instance) done in
+ * a few loads: the main thread runs it for every packet of a batch when W > 1 (docs/core.md
+ * "Engine adapter"). Every other packet goes through dispatchWorker; the result is always the same
+ * (test/core/dispatch.test.ts).
+ */
+export class Dispatcher {
+  /** Per NAT slot: its PREROUTING chain has a DNAT rule (the port key then depends on the rules). */
+  private readonly dnat: Uint8Array;
+  /** W - 1 when W is a power of two (port & mask), else -1 (port % W). */
+  private readonly mask: number;
+
+  constructor(
+    private readonly c: CompiledScenario,
+    private readonly W: number,
+  ) {
+    this.dnat = new Uint8Array(Math.max(1, c.natCount));
+    for (let slot = 0; slot < c.natCount; slot++) {
+      const ci = slot * CH_COUNT + CH_PRE;
+      for (let k = c.chainStart[ci], e = c.chainStart[ci + 1]; k < e; k++)
+        if (c.rKind[k] === TK_DNAT) this.dnat[slot] = 1;
+    }
+    this.mask = (W & (W - 1)) === 0 ? W - 1 : -1;
+  }
+
+  /** The worker that owns the frame buf[off, off + len) entering at `ingress` (= dispatchWorker). */
+  owner(buf: Uint8Array, off: number, len: number, ingress: number): number {
+    const W = this.W;
+    if (W <= 1) return 0;
+    const proto = buf[off + 9];
+    if (
+      len < 24 ||
+      buf[off] !== 0x45 ||
+      (proto !== 6 && proto !== 17) ||
+      (((buf[off + 6] & 0x1f) << 8) | buf[off + 7]) !== 0 ||
+      ((buf[off + 2] << 8) | buf[off + 3]) < 24
+    )
+      return dispatchWorker(this.c, W, buf, off, len, ingress);
+    const c = this.c;
+    const dst = ((buf[off + 16] << 24) | (buf[off + 17] << 16) | (buf[off + 18] << 8) | buf[off + 19]) >>> 0;
+    let port: number;
+    if (ingress === 0) {
+      const e = eipIndex(c, dst);
+      const slot = e < 0 ? -1 : c.instNat[c.eipInst[e]];
+      if (slot >= 0 && this.dnat[slot] !== 0) return dispatchWorker(c, W, buf, off, len, ingress);
+      port = (buf[off + 22] << 8) | buf[off + 23];
+    } else {
+      const slot = firstNatSlot(c, ingress, dst);
+      if (slot >= 0 && this.dnat[slot] !== 0) return dispatchWorker(c, W, buf, off, len, ingress);
+      port = (buf[off + 20] << 8) | buf[off + 21];
+    }
+    return this.mask >= 0 ? port & this.mask : port % W;
+  }
+}

@@ -4,7 +4,7 @@
 // processFrames(batch, out) is the zero-copy hand-over (docs/frame-batch.md): the caller's
 // FrameBatch and this engine's BatchOutput reach the workers as they are (registered once per
 // batch object, then named by number in descriptors). The main thread validates the batch, and —
-// with more than one worker — computes each packet's owner (dispatchWorker) and counting-sorts the
+// with more than one worker — computes each packet's owner (Dispatcher = dispatchWorker) and counting-sorts the
 // packet indices into per-worker shares; then it posts one descriptor per worker and waits. No
 // per-packet objects.
 //
@@ -50,7 +50,7 @@ import { classifyPartitionDifference } from './differences.ts';
 import { compileAwsFilters, updateAwsFilters } from './aws-filters.ts';
 import { filterUpdateProblem } from '../scenario/filter-update.ts';
 import { filterIsEmpty } from '../scenario/iptables-filter.ts';
-import { dispatchWorker } from './dispatch.ts';
+import { Dispatcher } from './dispatch.ts';
 import {
   type CoreBatch,
   type CoreLayout,
@@ -206,6 +206,8 @@ class CoreEngineImpl implements CoreEngine {
   private readonly own: CoreBatch[];
   private readonly regs = new WeakMap<FrameBatch, Reg[]>();
   private readonly owner: Int32Array;
+  /** Packet → worker (dispatch.ts; reads the compiled scenario live, so timeline events apply). */
+  private readonly dispatcher: Dispatcher;
   private readonly counts: Int32Array;
   private readonly firsts: Int32Array;
   private readonly batchSize: number;
@@ -271,6 +273,7 @@ class CoreEngineImpl implements CoreEngine {
     this.partitionFrom = [new Float64Array(nNat).fill(Infinity), new Float64Array(nNat).fill(Infinity)];
     this.partitionOpen = workers > 1 ? 2 * nNat + (this.shared.sg ? 1 : 0) : 0;
     this.owner = new Int32Array(this.batchSize);
+    this.dispatcher = new Dispatcher(this.shared.compiled, workers);
     this.counts = new Int32Array(workers + 1);
     this.firsts = new Int32Array(workers + 1);
     const f = this.faults;
@@ -461,11 +464,15 @@ class CoreEngineImpl implements CoreEngine {
     } else {
       // Owner of every packet (dispatch.ts), then a counting sort: each share keeps input order.
       const owner = this.ownerScratch(n);
-      const compiled = this.shared.compiled;
+      const d = this.dispatcher;
+      const arena = batch.arena;
+      const offs = batch.off;
+      const lens = batch.len;
+      const ingress = batch.ingress;
       counts.fill(0);
       for (let i = 0; i < n; i++) {
         const p = first + i;
-        const w = dispatchWorker(compiled, W, batch.arena, batch.off[p], batch.len[p], batch.ingress[p]);
+        const w = d.owner(arena, offs[p], lens[p], ingress[p]);
         owner[i] = w;
         counts[w + 1]++;
       }
