@@ -375,9 +375,13 @@ export class Conntrack {
     ses[o + S_NNEXT] = 0;
     ses[o + S_TCP_END] = st.eTcpEnd;
     ses[o + S_TCP_FLAGS] = st.eTcpF;
-    const w = t.tw(local);
-    const ew = st.eTcpw;
-    for (let k = 0; k < TCPW_WORDS; k++) t.tcpw[w + k] = ew[k];
+    // The TCP window line is read for TCP entries only (tcp-tracker.ts, the fast path's tcpAck):
+    // other entries leave it untouched (no cache line, no page touched per UDP/ICMP setup).
+    if (proto === PROTO_TCP) {
+      const w = t.tw(local);
+      const ew = st.eTcpw;
+      for (let k = 0; k < TCPW_WORDS; k++) t.tcpw[w + k] = ew[k];
+    }
     let meta = st.eMeta;
     if (!srcManip) meta = (meta & ~M_BYSRC) >>> 0;
     meta = (meta | M_NALIST | M_LIVE) >>> 0;

@@ -95,6 +95,8 @@ export class Dataplane {
   private readonly eipAddr: Uint32Array;
   private readonly eipSlot: Int32Array;
   private readonly eipPriv: Uint32Array;
+  /** Per NAT slot: its instance's private address (a MASQUERADE's source; the setup prefetch's guess). */
+  private readonly natPriv: Uint32Array;
 
   constructor(shared: CoreShared, workerIndex: number) {
     const c = shared.compiled;
@@ -110,6 +112,8 @@ export class Dataplane {
     this.tmoUdpStream = c.tmo[TO_UDP_STREAM];
     this.checksumOn = c.checksum !== 0;
     this.eipAddr = c.eipAddr;
+    this.natPriv = new Uint32Array(Math.max(1, c.natCount));
+    for (let i = 0; i < c.nInst; i++) if (c.instNat[i] >= 0) this.natPriv[c.instNat[i]] = c.instPriv[i];
     this.eipSlot = new Int32Array(c.eipCount);
     this.eipPriv = new Uint32Array(c.eipCount);
     for (let e = 0; e < c.eipCount; e++) {
@@ -171,10 +175,24 @@ export class Dataplane {
         // the CPU issues back to back. (Interleaved with the hashing, few were in flight at once:
         // splitting measured ×1.3 at 64k and 1M sessions in the 'record' layout, ×1.4–1.6 in 'line'.)
         for (let j = 0; j < n; j++) {
-          const h = this.preHash(batch, idx[base + j]);
+          const h = this.preHash(batch, idx[base + j], j);
           pf[j] = h < 0 ? -1 : this.tables.home(h);
         }
         for (let j = 0; j < n; j++) if (pf[j] >= 0) sink ^= flow[fb + pf[j] * fs];
+        // Session setup: an empty home slot is a new flow; its bysource and (guessed) reply keys'
+        // homes are two more random lines the slow path will touch — load them now, overlapped.
+        for (let j = 0; j < n; j++) {
+          if (pf[j] < 0 || flow[fb + pf[j] * fs] !== 0) continue;
+          const slot = this.pfSlot[j];
+          sink ^= this.tables.touchNewKeys(
+            slot,
+            this.pfProto[j],
+            this.pfSrc[j],
+            this.pfDst[j],
+            this.pfPorts[j],
+            batch.ingress[idx[base + j]] !== 0 ? this.natPriv[slot] : 0,
+          );
+        }
         // The 'line' layout needs nothing more: an established UDP packet touches only its entry.
         for (let j = 0; j < n && !fat; j++) {
           if (pf[j] < 0) continue;
@@ -212,12 +230,18 @@ export class Dataplane {
   }
 
   private readonly pfHome = new Int32Array(PF_GROUP);
+  /** The prefetch group's keys (preHash): NAT slot, protocol, source, destination (post-IGW), ports. */
+  private readonly pfSlot = new Int32Array(PF_GROUP);
+  private readonly pfProto = new Int32Array(PF_GROUP);
+  private readonly pfSrc = new Int32Array(PF_GROUP);
+  private readonly pfDst = new Int32Array(PF_GROUP);
+  private readonly pfPorts = new Int32Array(PF_GROUP);
 
   /** Keeps the prefetch loads observable (never read). */
   pfSink = 0;
 
-  /** Flow-table hash of the packet's key as the fast path would look it up, or -1. */
-  private preHash(batch: FrameBatch, i: number): number {
+  /** Flow-table hash of the packet's key as the fast path would look it up, or -1; the key goes to pf*[j]. */
+  private preHash(batch: FrameBatch, i: number, j: number): number {
     const dv = this.inDv;
     const off = batch.off[i];
     if (batch.len[i] < 28) return -1;
@@ -242,6 +266,11 @@ export class Dataplane {
       slot = this.slotFor(ingress, dst);
     }
     if (slot < 0) return -1;
+    this.pfSlot[j] = slot;
+    this.pfProto[j] = proto;
+    this.pfSrc[j] = src;
+    this.pfDst[j] = dst;
+    this.pfPorts[j] = ports;
     return this.tables.hashTuple(slot, proto, src, dst, ports);
   }
 

@@ -243,6 +243,22 @@ export class Tables {
   }
 
   /** Keyed hash of a bysource key (NAT slot, proto, orig src, orig sport / ICMP id). */
+  /**
+   * Session setup's prefetch (Dataplane.processBatch, tables above the cache): loads the home
+   * slots of a new flow's bysource key and — when `natAddr` is not 0 — of its reply key as a kept
+   * port would make it (src = the flow's destination, dst = natAddr): the two random lines
+   * get_unique_tuple's lookups and confirm's inserts touch, overlapped with the group's other
+   * misses. A guess only: a wrong one costs one load. Returns the loaded words (keeps the loads).
+   */
+  touchNewKeys(slot: number, proto: number, src: number, dst: number, ports: number, natAddr: number): number {
+    let v = this.bflow[this.bBase + this.homeIn(this.hashBysrc(slot, proto, src, ports >>> 16), this.bSlots)];
+    if (natAddr !== 0) {
+      const h = this.hashTuple(slot, proto, dst, natAddr, ((ports << 16) | (ports >>> 16)) >>> 0);
+      v ^= this.flow[this.fBase + this.homeIn(h, this.nSlots) * this.fs];
+    }
+    return v;
+  }
+
   hashBysrc(slot: number, proto: number, src: number, sport: number): number {
     return this.hashTuple(slot | BYSRC_FLAG, proto, src, 0, sport);
   }
