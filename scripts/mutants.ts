@@ -179,6 +179,13 @@ export const MUTANTS: Mutant[] = [
     find: 'const XRLIM_BURST_FACTOR = 6;',
     replace: 'const XRLIM_BURST_FACTOR = 7;',
   },
+  {
+    id: 'nat-range-lowest-address',
+    bug: "SNAT/DNAT to an address range takes the range's lowest address instead of find_best_ips_proto's jhash choice (issue 15 K7)",
+    file: 'src/core/nat-port-search.ts',
+    find: 'const a = alo === ahi ? alo : natRangeAddress(cs, cd, alo, ahi, (flags & NF_NAT_RANGE_PERSISTENT) !== 0);',
+    replace: 'const a = alo;',
+  },
 ];
 
 /** Why a mutant's patch no longer applies to the tree at `root` (null: it applies exactly once). */

@@ -1,6 +1,6 @@
 // get_unique_tuple (nf_nat_core.c, docs/semantics.md §8): keep the tuple if it is in range and
-// unused (a), reuse the newest bysource mapping (b: find_appropriate_src), take the range's lowest
-// address (find_best_ips_proto with one address) and the packet's own port if free (c), else
+// unused (a), reuse the newest bysource mapping (b: find_appropriate_src), take the range's address
+// (find_best_ips_proto: the one address, or jhash2's choice in a range) and the packet's own port if free (c), else
 // search the port range (nf_nat_l4proto_unique_tuple: 128/64/32/16/8 probes from a random offset
 // drawn from the model's seeded generator, spec/prng.ts; Linux's default ranges 1–511 / 600–1023 /
 // 1024–65535). With W > 1 workers a candidate must also dispatch its replies back to this worker
@@ -13,8 +13,10 @@ import { isDnatTarget, ownerInbound, ownerOutbound } from './dispatch.ts';
 import type { Tables } from './tables.ts';
 import type { SlowState } from './slow-state.ts';
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
+import { natRangeAddress } from '../packet/jhash.ts';
 import {
   NF_NAT_RANGE_MAP_IPS,
+  NF_NAT_RANGE_PERSISTENT,
   NF_NAT_RANGE_PROTO_RANDOM,
   NF_NAT_RANGE_PROTO_RANDOM_FULLY,
   NF_NAT_RANGE_PROTO_SPECIFIED,
@@ -143,12 +145,13 @@ export class PortSearch {
         }
       }
     }
-    // IP choice: a single address (the lowest of a range).
+    // IP choice (find_best_ips_proto): the one address, or the one jhash2 of the tuple picks.
     let ts = cs;
     let td = cd;
     if (flags & NF_NAT_RANGE_MAP_IPS) {
-      if (manip === MANIP_SRC) ts = alo;
-      else td = alo;
+      const a = alo === ahi ? alo : natRangeAddress(cs, cd, alo, ahi, (flags & NF_NAT_RANGE_PERSISTENT) !== 0);
+      if (manip === MANIP_SRC) ts = a;
+      else td = a;
     }
     let tp = cp;
     if (!random) {

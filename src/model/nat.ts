@@ -6,8 +6,10 @@
 import { ICMP_REDIRECT, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
 import type { PacketView } from '../packet/parse.ts';
 import { verifyL4Checksum } from '../packet/checksum.ts';
+import { natRangeAddress } from '../packet/jhash.ts';
 import {
   NF_NAT_RANGE_MAP_IPS,
+  NF_NAT_RANGE_PERSISTENT,
   NF_NAT_RANGE_PROTO_RANDOM,
   NF_NAT_RANGE_PROTO_RANDOM_FULLY,
   NF_NAT_RANGE_PROTO_SPECIFIED,
@@ -157,11 +159,18 @@ function findAppropriateSrc(table: ConntrackTable, proto: number, t: Tuple, r: N
   return null;
 }
 
-/** find_best_ips_proto: one address → it; a range → its lowest (natlab's documented choice). */
+/**
+ * find_best_ips_proto: one address → it; a range → the address jhash2 of the tuple's source picks
+ * (initval: the destination, 0 with --persistent; docs/semantics.md §8).
+ */
 function findBestIps(t: Tuple, r: NatRange, manip: number): void {
   if (!(r.flags & NF_NAT_RANGE_MAP_IPS)) return;
-  if (manip === MANIP_SRC) t.src = r.minAddr;
-  else t.dst = r.minAddr;
+  const a =
+    r.minAddr === r.maxAddr
+      ? r.minAddr
+      : natRangeAddress(t.src, t.dst, r.minAddr, r.maxAddr, (r.flags & NF_NAT_RANGE_PERSISTENT) !== 0);
+  if (manip === MANIP_SRC) t.src = a;
+  else t.dst = a;
 }
 
 /** nf_nat_l4proto_unique_tuple: the bounded random search. Mutates t. */

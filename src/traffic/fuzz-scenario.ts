@@ -1,7 +1,7 @@
 // Random but valid VPC scenarios for differential fuzzing, within the features every engine
 // supports: subnets with route tables, one or two NAT instances with random nat tables
 // (MASQUERADE with/without -s, --to-ports ranges including tiny ones, SNAT, DNAT, RETURN), Elastic
-// IPs, mangle TCPMSS rules (--set-mss / --clamp-mss-to-pmtu), source/dest check on or off, ip_forward off, small nf_conntrack_max (1–6, or 64–1024 for the fuzzer's flow shapes to fill), checksum/loose/be_liberal toggles, nf_conntrack_tcp_max_retrans, the NAT instances' ICMP rate-limit sysctls.
+// IPs (SNAT and DNAT to an address range, --persistent), mangle TCPMSS rules (--set-mss / --clamp-mss-to-pmtu), source/dest check on or off, ip_forward off, small nf_conntrack_max (1–6, or 64–1024 for the fuzzer's flow shapes to fill), checksum/loose/be_liberal toggles, nf_conntrack_tcp_max_retrans, the NAT instances' ICMP rate-limit sysctls.
 // Generated as the scenario *file* object and compiled by the real loader, so every generated
 // scenario is one a user could write (and the saved counterexample's scenario.yaml loads back).
 
@@ -289,11 +289,21 @@ function ruleText(r: FuzzRuleSpec, k: number): string {
   switch (r.kind) {
     case 'masq':
       return `-A POSTROUTING ${src}-o eth0 ${p}-j MASQUERADE${ports ? ` --to-ports ${ports}` : ''}${rnd}`;
-    case 'snat':
-      return `-A POSTROUTING ${src}-o eth0 ${p}-j SNAT --to-source ${natIp(k)}${ports ? `:${ports}` : ''}${rnd}`;
-    case 'dnat':
-      // Inbound service: NAT address :8080 → app:80 (tcp and udp variants).
-      return `-A PREROUTING -d ${natIp(k)}/32 -p ${r.proto === 'udp' ? 'udp' : 'tcp'} --dport ${FUZZ_DNAT_PORT} -j DNAT --to-destination 10.0.1.10:80`;
+    case 'snat': {
+      // From the private subnet (with or without !), an address range (find_best_ips_proto's
+      // jhash choice, issue 15 K7; --persistent for the negated source); derived from the drawn
+      // fields, so no seed's draws changed.
+      const to = r.src === 'private' || r.src === 'not-public' ? `${natIp(k)}-${natIp(k + 3)}` : natIp(k);
+      const persistent = r.src === 'not-public' ? ' --persistent' : '';
+      return `-A POSTROUTING ${src}-o eth0 ${p}-j SNAT --to-source ${to}${ports ? `:${ports}` : ''}${rnd}${persistent}`;
+    }
+    case 'dnat': {
+      // Inbound service: NAT address :8080 → app:80 (tcp and udp variants), or to app and app2 by
+      // the client's jhash (-s is not used by DNAT: its draw picks the variant; --persistent too).
+      const to = r.src === 'private' || r.src === 'not-public' ? '10.0.1.10-10.0.1.11' : '10.0.1.10';
+      const persistent = r.src === 'not-public' ? ' --persistent' : '';
+      return `-A PREROUTING -d ${natIp(k)}/32 -p ${r.proto === 'udp' ? 'udp' : 'tcp'} --dport ${FUZZ_DNAT_PORT} -j DNAT --to-destination ${to}:80${persistent}`;
+    }
     case 'return':
       return `-A POSTROUTING -d 10.0.0.0/16 -j RETURN`;
   }

@@ -50,6 +50,7 @@ import { instancePoint } from '../../src/spec/scenario.ts';
 import {
   APP,
   APP_IP,
+  APP2_IP,
   NAT,
   NAT_EIP,
   NAT_IP,
@@ -314,6 +315,20 @@ const CHECKS: Record<string, (run: Run) => void> = {
     expect(view(r[0].outputs[0].frame).src).toBe(NAT_EIP);
     expect(egress(r[1])).toEqual([APP]);
     expect(ct[0].reply.dst).toBe(NAT_IP);
+  },
+  'DNAT --to-destination range: the address is jhash2 of the client (12 clients, 4 hosts)': ({ r, ct }) => {
+    expect(r.every((x) => x.fate === FATE_DELIVERED)).toBe(true);
+    // More than one host is chosen, and each choice is the kernel's hash (the model agrees below).
+    expect(new Set(r.map((x) => egress(x)[0])).size).toBeGreaterThan(1);
+    expect(ct).toHaveLength(12);
+  },
+  'SNAT --to-source range: the address is jhash2 of the source with the destination, or not with --persistent': ({
+    ct,
+  }) => {
+    const chosen = (src: number) => ct.filter((c) => c.orig.src === src).map((c) => c.reply.dst);
+    expect(chosen(APP_IP)).toHaveLength(8);
+    expect(new Set(chosen(APP_IP)).size).toBeGreaterThan(1);
+    expect(new Set(chosen(APP2_IP)).size).toBe(1);
   },
   'DNAT port forwarding (with MASQUERADE so the reply returns through the NAT)': ({ r, ct }) => {
     expect(egress(r[0])).toEqual([WEB]);

@@ -337,6 +337,58 @@ export function natCases(): NatCase[] {
     scenario: variant((s) => natRules(s, '-A POSTROUTING -s 10.0.0.0/16 -o eth0 -j SNAT --to-source 10.0.0.10')),
     inputs: [p(0, APP, udpOut()), p(1000, NET, udpIn())],
   });
+  // Address ranges (issue 15 K7): find_best_ips_proto picks by jhash2 of the source, initval
+  // the destination (0 with --persistent). DNAT to four inside hosts, 12 clients; SNAT to eight
+  // addresses (only 10.0.0.10 is the instance's: the others die at the IGW, the conntrack table
+  // shows the choice), 8 destinations, with and without --persistent.
+  add({
+    name: 'DNAT --to-destination range: the address is jhash2 of the client (12 clients, 4 hosts)',
+    scenario: variant((s) => {
+      const app = s.instances[idx(s, 'app')];
+      for (let k = 1; k <= 3; k++)
+        s.instances.push({ ...structuredClone(app), name: `app${k + 1}`, privateIp: A(`10.0.1.${10 + k}`) });
+      natRules(s, '-A PREROUTING -i eth0 -p udp --dport 8080 -j DNAT --to-destination 10.0.1.10-10.0.1.13:53');
+    }),
+    inputs: Array.from({ length: 12 }, (_, k) =>
+      p(
+        k * 1000,
+        NET,
+        buildUdp({
+          src: A(`198.51.100.${k + 1}`),
+          dst: NAT_EIP,
+          sport: 5000 + k,
+          dport: 8080,
+          payload: new Uint8Array(4),
+        }),
+      ),
+    ),
+  });
+  add({
+    name: 'SNAT --to-source range: the address is jhash2 of the source with the destination, or not with --persistent',
+    scenario: variant((s) => {
+      withApp2(s);
+      natRules(
+        s,
+        '-A POSTROUTING -s 10.0.1.10/32 -o eth0 -j SNAT --to-source 10.0.0.10-10.0.0.17',
+        '-A POSTROUTING -s 10.0.1.11/32 -o eth0 -j SNAT --to-source 10.0.0.10-10.0.0.17 --persistent',
+      );
+    }),
+    inputs: [0, 1].flatMap((h) =>
+      Array.from({ length: 8 }, (_, k) =>
+        p(
+          (h * 8 + k) * 1000,
+          h === 0 ? APP : instancePoint(3),
+          buildUdp({
+            src: h === 0 ? APP_IP : APP2_IP,
+            dst: A(`198.51.100.${20 + k}`),
+            sport: 41000 + k,
+            dport: 53,
+            payload: new Uint8Array(4),
+          }),
+        ),
+      ),
+    ),
+  });
   add({
     name: 'DNAT port forwarding (with MASQUERADE so the reply returns through the NAT)',
     scenario: variant((s) =>
