@@ -330,6 +330,16 @@ const CHECKS: Record<string, (run: Run) => void> = {
     expect(new Set(chosen(APP_IP)).size).toBeGreaterThan(1);
     expect(new Set(chosen(APP2_IP)).size).toBe(1);
   },
+  'nf_nat_edemux: a DNAT virtual IP to a server the client already reaches from the same port': ({ r, ct }) => {
+    expect(r.map((x) => x.fate)).toEqual(Array(4).fill(FATE_DELIVERED));
+    const virt = ct.find((c) => c.orig.dport === 443);
+    const direct = ct.find((c) => c.orig.dport === 5201);
+    expect(direct?.reply).toMatchObject({ src: SRV, sport: 5201, dst: NAT_IP, dport: 10000 });
+    expect(virt?.reply).toMatchObject({ src: SRV, sport: 5201, dst: NAT_IP });
+    expect(virt?.reply.dport).not.toBe(10000);
+    const v = view(r[3].outputs[0].frame);
+    expect([v.dst, v.dport, v.sport === 10000]).toEqual([SRV, 5201, false]);
+  },
   'DNAT port forwarding (with MASQUERADE so the reply returns through the NAT)': ({ r, ct }) => {
     expect(egress(r[0])).toEqual([WEB]);
     const v = view(r[0].outputs[0].frame);

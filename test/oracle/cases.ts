@@ -389,6 +389,58 @@ export function natCases(): NatCase[] {
       ),
     ),
   });
+  // The kernel selftest nf_nat_edemux.sh (tools/testing/selftests/net/netfilter/), as a NAT
+  // instance meets it: a client reaches a server directly from source port 10000, then from the
+  // same port reaches a virtual IP that DNAT maps to the same server:port. After DNAT and
+  // MASQUERADE the second connection's reply tuple would be the first's, so MASQUERADE must choose
+  // another port and both connections are established (ports compared up to renaming). The
+  // selftest's second part (two REDIRECTed ports to one local service from one client port) needs
+  // the nat INPUT hook's null binding, which natlab does not model (docs/semantics.md §2 6b).
+  add({
+    name: 'nf_nat_edemux: a DNAT virtual IP to a server the client already reaches from the same port',
+    scenario: variant((s) =>
+      natRules(
+        s,
+        '-A PREROUTING -d 10.96.0.1/32 -p tcp -m tcp --dport 443 -j DNAT --to-destination 198.51.100.7:5201',
+        '-A POSTROUTING -o eth0 -j MASQUERADE',
+      ),
+    ),
+    inputs: [
+      p(0, APP, buildTcp({ src: APP_IP, dst: SRV, sport: 10000, dport: 5201, seq: 100, flags: F_SYN, window: 64240 })),
+      p(
+        1000,
+        NET,
+        buildTcp({
+          src: SRV,
+          dst: NAT_EIP,
+          sport: 5201,
+          dport: 10000,
+          seq: 900,
+          ack: 101,
+          flags: F_SYN | F_ACK,
+          window: 65160,
+        }),
+      ),
+      p(
+        2000,
+        APP,
+        buildTcp({ src: APP_IP, dst: SRV, sport: 10000, dport: 5201, seq: 101, ack: 901, flags: F_ACK, window: 64240 }),
+      ),
+      p(
+        3000,
+        APP,
+        buildTcp({
+          src: APP_IP,
+          dst: A('10.96.0.1'),
+          sport: 10000,
+          dport: 443,
+          seq: 5000,
+          flags: F_SYN,
+          window: 64240,
+        }),
+      ),
+    ],
+  });
   add({
     name: 'DNAT port forwarding (with MASQUERADE so the reply returns through the NAT)',
     scenario: variant((s) =>
