@@ -109,6 +109,24 @@ describe('compareRuns', () => {
     expect(res.differences[0].message).toMatch(/packet #1 udp 10\.0\.1\.10:40000 > 198\.51\.100\.7:53/);
   });
 
+  it('binds a chosen port both engines chose alike: a later change of mind is still caught', () => {
+    // The first outputs are the same bytes (the identical-output shortcut), but the source was
+    // translated (10.0.1.10:40000 -> 203.0.113.10:40000): its port is a choice and is bound.
+    const inputs = [input(req), input(req, APP_POINT, 1000)];
+    const a: EngineRun = {
+      engine: 'model',
+      results: [delivered(POINT_INTERNET, udpOut(40000)), delivered(POINT_INTERNET, udpOut(40000), CT_ESTABLISHED)],
+    };
+    const b: EngineRun = {
+      engine: 'core',
+      results: [delivered(POINT_INTERNET, udpOut(40000)), delivered(POINT_INTERNET, udpOut(40001), CT_ESTABLISHED)],
+    };
+    const res = compareRuns(inputs, a, b, { scenario });
+    expect(res.equal).toBe(false);
+    expect(res.differences.map((d) => d.kind)).toContain('renaming');
+    expect(res.differences[0].message).toMatch(/packet #1 /);
+  });
+
   it('rejects a renaming that is not a bijection (two A ports onto one B port)', () => {
     const other = buildUdp({
       src: ip('10.0.1.11'),

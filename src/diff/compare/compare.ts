@@ -764,6 +764,46 @@ function learnFromOutputs(
   return problems;
 }
 
+/**
+ * True when outputs fa and fb are the same bytes and comparing them would learn nothing: every
+ * endpoint of fa is bound to its own port already, or bound in neither direction and not
+ * translated — learnFromOutputs would pass over each (no binding, no problem) and renameWith would
+ * leave fa as it is. The common case of engines that agree; it spares parsing fb and the input
+ * (the latter unless an endpoint is unbound) and renaming.
+ */
+function agreesAsIs(
+  input: Uint8Array,
+  ea: EndpointList,
+  fa: Uint8Array,
+  fb: Uint8Array,
+  generated: boolean,
+  ctx: PacketCompareContext,
+): boolean {
+  if (!bytesEqual(fa, fb)) return false;
+  const r = ctx.renaming;
+  let inputParsed = generated;
+  const ei = LEARN_EI;
+  if (generated) ei.n = 0;
+  for (let k = 0; k < ea.n; k++) {
+    const a = ea.e[k];
+    const existing = r.lookup(a.proto, a.addr, a.port, a.otherAddr, a.otherPort);
+    if (existing === a.port) continue;
+    if (existing !== undefined) return false;
+    if (r.lookupReverse(a.proto, a.addr, a.port, a.otherAddr, a.otherPort) !== undefined) return false;
+    if (!inputParsed) {
+      endpointsOf(input, LEARN_PV_I, ei);
+      inputParsed = true;
+    }
+    for (let x = 0; x < ei.n; x++) {
+      const inp = ei.e[x];
+      if (inp.role !== a.role) continue;
+      if (r.canon(inp.addr) !== r.canon(a.addr) || inp.port !== a.port) return false; // translated: bound on the full path
+      break;
+    }
+  }
+  return true;
+}
+
 /** Appends one difference of packet `index` to `diffs` (allocated on the first), with the packet's story. */
 function addDifference(
   diffs: Difference[] | null,
@@ -874,6 +914,7 @@ export function comparePacket(
       fb = zeroIpId(fb);
     }
     const ea = endpointsOf(fa, COMPARE_PV_A, COMPARE_EA);
+    if (agreesAsIs(inputA.frame, ea, fa, fb, generated, ctx)) continue;
     const problems = learnFromOutputs(inputA.frame, ea, fb, fresh, generated, ctx);
     if (problems !== null)
       for (const p of problems) diffs = addDifference(diffs, index, inputA, a, b, ctx, 'renaming', `output ${k}: ${p}`);
