@@ -56,6 +56,36 @@ export interface EstablishedOptions {
    * sessions with every ENI filtered and an ACL on each subnet (docs/benchmarks.md "filtered").
    */
   filtered?: boolean;
+  /**
+   * The NAT instance's own filter table on the path (filterTableScenario: a hardened table, as
+   * scenarios/nat-instance-hardened.yaml): the same sessions meet its FORWARD chain on the slow path.
+   */
+  filterTable?: boolean;
+}
+
+/** The hardened FORWARD chain of scenarios/nat-instance-hardened.yaml (docs/semantics.md §13). */
+const HARDENED_FILTER = `*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:EGRESS - [0:0]
+-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -m conntrack --ctstate INVALID -j DROP
+-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -s 10.0.0.0/16 -j EGRESS
+-A EGRESS -p tcp -m multiport --dports 80,443 -j ACCEPT
+-A EGRESS -p udp --dport 53 -j ACCEPT
+-A EGRESS -p icmp --icmp-type echo-request -j ACCEPT
+-A EGRESS -j REJECT --reject-with icmp-admin-prohibited
+COMMIT
+`;
+
+/** The built-in scenario whose NAT instance carries HARDENED_FILTER beside its nat table. */
+export function filterTableScenario(): Scenario {
+  // biome-ignore lint/suspicious/noExplicitAny: a scenario file object is untyped.
+  const o = scenarioToObject(loadBuiltinScenario()) as Record<string, any>;
+  o.instances.nat.iptables = HARDENED_FILTER + o.instances.nat.iptables;
+  return compileScenarioObject(o, '<bench filter table>');
 }
 
 /**
@@ -160,7 +190,11 @@ export async function measureEstablished(opts: EstablishedOptions) {
   const runs = opts.runs ?? 5;
   const packets = opts.packets ?? 4_000_000;
   const nFrames = Math.min(opts.frames ?? 1 << 18, Math.max(2 * sessions, 4096));
-  const scenario = opts.filtered ? filteredScenario(sessions) : loadBuiltinScenario();
+  const scenario = opts.filtered
+    ? filteredScenario(sessions)
+    : opts.filterTable
+      ? filterTableScenario()
+      : loadBuiltinScenario();
   scenario.conntrack.max = Math.max(sessions, 1024);
   const shared = createCoreShared(scenario, { workers: 1, seed: opts.seed ?? 1, layout: opts.layout });
   const dp = new Dataplane(shared, 0);

@@ -50,7 +50,7 @@ import {
   resultFate,
 } from '../src/spec/frame-batch.ts';
 
-export type WorkloadName = 'established' | 'setup' | 'mixed' | 'replay' | 'adversarial' | 'filtered';
+export type WorkloadName = 'established' | 'setup' | 'mixed' | 'replay' | 'adversarial' | 'filtered' | 'filter-table';
 export const WORKLOADS: readonly WorkloadName[] = [
   'established',
   'setup',
@@ -58,6 +58,7 @@ export const WORKLOADS: readonly WorkloadName[] = [
   'replay',
   'adversarial',
   'filtered',
+  'filter-table',
 ];
 
 export interface BenchOptions {
@@ -302,7 +303,14 @@ class Suite {
       for (const s of o.sessions)
         tasks.push({
           label: `security groups + ACLs vs none, ${sessionsLabel(s)} sessions, one thread`,
-          fn: () => this.filtered(s),
+          fn: () => this.filtered(s, 'filtered'),
+        });
+    }
+    if (has('filter-table') && o.inline) {
+      for (const s of o.sessions)
+        tasks.push({
+          label: `the NAT instance's filter table vs none, ${sessionsLabel(s)} sessions, one thread`,
+          fn: () => this.filtered(s, 'filter-table'),
         });
     }
     if (has('setup'))
@@ -942,11 +950,15 @@ class Suite {
   }
 
   /**
-   * Established packets through a typical security-group + network-ACL setup (filteredScenario)
-   * against the same sessions without filters, interleaved in the same run, one thread: the
-   * filtered sessions must stay on the fast path and lose at most 10% (issue 16).
+   * Established packets through a typical security-group + network-ACL setup (filteredScenario;
+   * workload 'filtered') or the NAT instance's hardened filter table (filterTableScenario; workload
+   * 'filter-table') against the same sessions without filters, interleaved in the same run, one
+   * thread: security-grouped sessions must stay on the fast path and lose at most 10% (issue 16);
+   * a filter table's sessions take the slow path (docs/core.md "Filter table"), this says its cost.
    */
-  private async filtered(S: number): Promise<string> {
+  private async filtered(S: number, workload: 'filtered' | 'filter-table'): Promise<string> {
+    const table = workload === 'filter-table';
+    const what = table ? "the NAT instance's filter table" : 'security groups + ACLs';
     const o = this.o;
     const packets = Math.max(262144, Math.round(o.minRunSec * 4e6));
     const ns: Record<'none' | 'filtered', number[]> = { none: [], filtered: [] };
@@ -960,7 +972,8 @@ class Suite {
           runs: o.runs,
           packets,
           seed: o.seed,
-          filtered: which === 'filtered',
+          filtered: which === 'filtered' && !table,
+          filterTable: which === 'filtered' && table,
         });
         ns[which].push(...r.runsMpps.map((x) => 1000 / x));
         cpuMpps[which].push(...r.runsCpuMpps);
@@ -969,9 +982,9 @@ class Suite {
     }
     const fig = (which: 'none' | 'filtered') =>
       makeFigure({
-        id: `filtered/sessions=${S}/filters=${which}/inline/ns`,
-        workload: 'filtered',
-        label: `established ${sessionsLabel(S)} sessions, ${which === 'none' ? 'no filters' : 'security groups + ACLs'}, one thread ns/packet`,
+        id: `${workload}/sessions=${S}/filters=${which}/inline/ns`,
+        workload,
+        label: `established ${sessionsLabel(S)} sessions, ${which === 'none' ? 'no filters' : what}, one thread ns/packet`,
         unit: 'ns/packet',
         samples: ns[which],
         higherIsBetter: false,
@@ -982,9 +995,9 @@ class Suite {
     const n = fig('none');
     const cpuRatio = median(cpuMpps.none) / median(cpuMpps.filtered);
     const ratio = valueFigure({
-      id: `filtered/sessions=${S}/ratio-to-none`,
-      workload: 'filtered',
-      label: `security groups + ACLs / none, ${sessionsLabel(S)} sessions, ns per packet (CPU time)`,
+      id: `${workload}/sessions=${S}/ratio-to-none`,
+      workload,
+      label: `${what} / none, ${sessionsLabel(S)} sessions, ns per packet (CPU time)`,
       unit: 'x',
       value: cpuRatio,
       higherIsBetter: false,
@@ -993,11 +1006,13 @@ class Suite {
     });
     this.figures.push(f, n, ratio);
     this.results.push({
-      workload: 'filtered',
+      workload,
       engine: 'core',
       workers: 0,
       sessions: S,
-      input: `${S} established UDP sessions through the built-in scenario with a typical security-group + network-ACL setup (bench/core-throughput.ts filteredScenario: app's and the NAT instance's ENIs track every flow, both subnets' ACLs are crossed), against the same ${S} sessions without filters, interleaved`,
+      input: table
+        ? `${S} established UDP sessions through the built-in scenario whose NAT instance has a hardened filter table (bench/core-throughput.ts filterTableScenario: INVALID dropped, ESTABLISHED accepted by FORWARD's second rule), against the same ${S} sessions without it, interleaved`
+        : `${S} established UDP sessions through the built-in scenario with a typical security-group + network-ACL setup (bench/core-throughput.ts filteredScenario: app's and the NAT instance's ENIs track every flow, both subnets' ACLs are crossed), against the same ${S} sessions without filters, interleaved`,
       measured:
         'one thread, no pool: Dataplane.processBatch over pre-loaded 256-packet batches; ns per packet (wall clock) of each, and the ratio of CPU time per packet',
       packetsPerRun: packets,
@@ -1005,7 +1020,7 @@ class Suite {
       unit: 'ns/packet',
       notes: { noneNs: ns.none, cpuRatio, fastPathShare: fast },
     });
-    return `security groups + ACLs, ${sessionsLabel(S)} sessions: ${f.median.toFixed(0)} ns/packet vs ${n.median.toFixed(0)} without (CPU-time ratio ${cpuRatio.toFixed(2)}x, fast path ${(fast * 100).toFixed(1)}%)`;
+    return `${what}, ${sessionsLabel(S)} sessions: ${f.median.toFixed(0)} ns/packet vs ${n.median.toFixed(0)} without (CPU-time ratio ${cpuRatio.toFixed(2)}x, fast path ${(fast * 100).toFixed(1)}%)`;
   }
 
   private async inlineSetup(): Promise<string> {

@@ -28,13 +28,15 @@ workloads (--workloads, default all):
   replay        a capture through \`natlab replay\` end to end (generated from the profile, or --pcap)
   filtered      the established packets behind a typical security-group + network-ACL setup against
                 the same sessions without filters (one thread): the filters' cost on the fast path
+  filter-table  the established packets through the NAT instance's hardened filter table against the
+                same sessions without it (one thread): the table's cost (its sessions take the slow path)
 
 options:
   --quick               small sizes (sessions 1k,16k; profile flows capped at 2000), fewer runs: about a
                         minute (CI smoke run); writes results only where --json / --out say
   --workers LIST        worker counts, e.g. 1,2 (default: 1 and powers of two up to the cores)
   --sessions LIST       established sessions, e.g. 1k,64k,256k,1M (k = 1024, M = 1048576)
-  --workloads LIST      established,setup,mixed,replay,adversarial,filtered
+  --workloads LIST      established,setup,mixed,replay,adversarial,filtered,filter-table
   --runs N              measured runs per figure after warm-up (default 5; quick 3)
   --min-run-ms N        an established-flow run lasts at least N ms (default 400; quick 50)
   --setup-flows N       new flows per session-setup run (default 32768; quick 16384)

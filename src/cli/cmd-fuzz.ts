@@ -75,6 +75,7 @@ export async function engineSpecs(names: EngineName[], workers: number, layout?:
       realClock: d.realClock,
       fixedConntrackMax: d.fixedConntrackMax,
       awsFilters: d.awsFilters === true,
+      filterTables: d.fuzzFilterTables === true,
       create: (s, seed) => makeEngine(name, s, { seed, workers, layout, extra: d.fuzzOptions }),
     };
   });

@@ -6,6 +6,7 @@
 import type { Scenario, NatRule, NatChainName } from '../spec/scenario.ts';
 import { DEFAULT_TCP_MAX_RETRANS, NAT_CHAINS } from '../spec/scenario.ts';
 import { type CompiledAwsFilters, compileAwsFilters } from './aws-filters.ts';
+import { type CompiledFilter, compileFilter } from './filter.ts';
 import { type CompiledMangle, compileMangle } from './tcpmss.ts';
 
 export const RT_LOCAL = 1;
@@ -139,6 +140,8 @@ export interface CompiledScenario {
   aws: CompiledAwsFilters | null;
   /** The NAT instances' mangle rules (TCPMSS), per slot. */
   mangle: CompiledMangle;
+  /** The NAT instances' filter tables, per slot (filter.ts). */
+  filter: CompiledFilter;
 }
 
 function mask(len: number): number {
@@ -407,6 +410,7 @@ export function compileScenario(s: Scenario): CompiledScenario {
     tmo: new Float64Array(TO_COUNT),
     aws: compileAwsFilters(s),
     mangle: compileMangle(s, natInstL),
+    filter: compileFilter(s, natInstL),
   };
   rules.forEach((r, k) => {
     if (r.src) {

@@ -21,6 +21,7 @@ import type {
   EngineDescriptor,
   EngineOptions,
   InputPacket,
+  FilterRuleCounter,
   NatRuleCounter,
   OutputFrame,
   PacketResult,
@@ -49,8 +50,8 @@ import { readDropCounters, readNatCounters, dumpConntrack } from './ct-dump.ts';
 import { classifyPartitionDifference } from './differences.ts';
 import { compileAwsFilters, updateAwsFilters } from './aws-filters.ts';
 import { filterUpdateProblem } from '../scenario/filter-update.ts';
-import { filterIsEmpty } from '../scenario/iptables-filter.ts';
 import { Dispatcher } from './dispatch.ts';
+import { readFilterCounters } from './filter.ts';
 import {
   type CoreBatch,
   type CoreLayout,
@@ -191,6 +192,7 @@ export const coreEngineDescriptor: EngineDescriptor = {
   randomChoices: false,
   modelPortChoices: 'one-worker',
   awsFilters: true,
+  fuzzFilterTables: true,
   // workers: 0 = the same dataplane on the calling thread (short differential runs: no thread start-up).
   create: (scenario, opts) =>
     createCoreEngine(scenario, opts.workers === 0 ? { ...opts, workers: undefined, inline: true } : opts),
@@ -238,13 +240,6 @@ class CoreEngineImpl implements CoreEngine {
 
   constructor(scenario: Scenario, opts: CoreEngineOptions) {
     this.scenario = scenario;
-    // The NAT instance's filter table (issue 16) is modelled by the model and the kernel engine;
-    // the core does not evaluate it yet — refusing beats forwarding what the table would drop.
-    const filtered = scenario.instances.find((i) => i.nat && !filterIsEmpty(i.filter));
-    if (filtered)
-      throw new InputError(
-        `core engine: instance ${filtered.name} has a filter table (*filter in its iptables), which the core does not evaluate yet; run the model or the kernel engine (--engines model,kernel)`,
-      );
     // NAT gateways' connections are not partitioned over workers: such a scenario runs on one
     // (docs/core.md "NAT gateways").
     const hasGateways = (scenario.natGateways ?? []).length > 0;
@@ -413,6 +408,11 @@ class CoreEngineImpl implements CoreEngine {
 
   dropCounters(): number[] {
     return readDropCounters(this.shared);
+  }
+
+  /** The filter tables' counters (filter.ts), summed over workers; read from shared memory. */
+  async filterCounters(): Promise<FilterRuleCounter[]> {
+    return readFilterCounters(this.shared.compiled.filter, new Float64Array(this.shared.sabs.filtc), this.workers);
   }
 
   async natGatewayCounters(): Promise<NatGatewayCounters[]> {

@@ -40,7 +40,7 @@ import {
 } from './compile.ts';
 import { NatGateways } from './nat-gateway.ts';
 import { TCP_RESET_LEN, writeTcpReset } from '../packet/tcp-reset.ts';
-import { F_RST } from '../packet/constants.ts';
+import { F_RST, ICMP_DEST_UNREACH, ICMP_EXC_TTL, ICMP_TIME_EXCEEDED } from '../packet/constants.ts';
 import { DEFAULT_IP_TTL } from '../spec/timeouts.ts';
 import { AwsFilters, DIR_IN, DIR_OUT, FAST_MAX_SG } from './aws-filters.ts';
 import { Conntrack } from './conntrack.ts';
@@ -50,11 +50,28 @@ import { PacketManip } from './manip.ts';
 import { Nat } from './nat.ts';
 import { MANIP_DST, MANIP_SRC } from './nat-port-search.ts';
 import { SlowState } from './slow-state.ts';
-import { MANGLE_DROP, Tcpmss } from './tcpmss.ts';
+import { MANGLE_DROP, MANGLE_FORWARD, MANGLE_POSTROUTING, Tcpmss } from './tcpmss.ts';
+import {
+  FV_ACCEPT,
+  FV_REJECT,
+  FilterTable,
+  HOOK_FORWARD,
+  HOOK_INPUT,
+  HOOK_OUTPUT,
+  REJECT_TCP_RESET,
+  ctstateOf,
+} from './filter.ts';
+import { CTSTATE_INVALID, CTSTATE_RELATED } from '../spec/scenario.ts';
 import type { Tables } from './tables.ts';
 import { PARSE_FRAGMENT, PARSE_OK, isIpLevelMalformation, parseIpv4 } from '../packet/parse.ts';
-import { rd16, wr16, wr32 } from '../packet/bytes.ts';
-import { csumReplace16, csumReplace32, udpCsumReplace32 } from '../packet/checksum.ts';
+import { rd16, rd32, wr16, wr32 } from '../packet/bytes.ts';
+import {
+  csumReplace16,
+  csumReplace32,
+  ipv4HeaderChecksum,
+  udpCsumReplace32,
+  verifyL4Checksum,
+} from '../packet/checksum.ts';
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
 import { isMulticastOrBroadcast } from '../packet/addr.ts';
 import {
@@ -63,6 +80,8 @@ import {
   CT_RELATED,
   DROP_BLACKHOLE,
   DROP_CT_TABLE_FULL,
+  DROP_FILTER_DROP,
+  DROP_FILTER_REJECT,
   DROP_FRAGMENT,
   DROP_IGW_NO_PUBLIC_IP,
   DROP_IGW_UNKNOWN_DST,
@@ -89,6 +108,8 @@ import {
 } from '../spec/reasons.ts';
 import { type BatchOutput, type FrameBatch, OUT_SLOTS, errorBase, packResult } from '../spec/frame-batch.ts';
 
+/** A TCP header without options (what nf_reject_ip_tcphdr_get needs to read). */
+const TCP_HEADER_MIN = 20;
 /** Instance arrivals per packet before it is dropped as a routing loop. */
 const MAX_HOPS = 8;
 /** The IGW hairpins a packet to one of the VPC's own EIPs at most this often (the oracle's bound). */
@@ -103,6 +124,8 @@ export class HopWalk {
   /** The scenario's NAT gateways (none: every method is a no-op). */
   readonly gw: NatGateways;
   readonly mangle: Tcpmss;
+  /** The NAT instances' filter tables (filter.ts). */
+  readonly filter: FilterTable;
   private readonly drops: Float64Array;
   private readonly dropBase: number;
   private out: BatchOutput | null = null;
@@ -133,6 +156,7 @@ export class HopWalk {
     this.icmp = new IcmpErrors(c, st, this.ct, this.manip, new IcmpRateLimits(c, sabs, worker));
     this.gw = new NatGateways(c, sabs, st, this.manip);
     this.mangle = new Tcpmss(c.mangle, st);
+    this.filter = new FilterTable(c.filter, st, new Float64Array(t.shared.sabs.filtc), worker);
     this.drops = t.v.drops;
     this.dropBase = worker * REASON_COUNT;
     const sh = t.shared;
@@ -447,15 +471,132 @@ export class HopWalk {
         arriving = false;
         continue;
       }
-      if (!this.natInstance(inst, slot)) return;
+      if (!this.natInstance(inst, slot, hops, hairpins)) return;
       arriving = false;
     }
   }
 
   /** A time exceeded from `inst` (NAT slot `slot` or -1) for the current frame, walked out. */
   private timeExceeded(inst: number, slot: number): void {
-    if (this.icmp.timeExceeded(inst, slot, this.st.now + this.clockBase[this.t.w])) this.walk(inst, false, -1, 0, 0);
-    this.st.gen = false;
+    this.icmpAnswer(inst, slot, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0, 0);
+  }
+
+  /**
+   * An ICMP error (type, code) from `inst` (NAT slot `slot` or -1) about the current frame:
+   * LOCAL_OUT conntrack and DST manip, filter OUTPUT, the SRC manip, then walked out continuing
+   * the trigger's hop and hairpin counts (the model's sendIcmpError).
+   */
+  private icmpAnswer(inst: number, slot: number, type: number, code: number, hops: number, hairpins: number): void {
+    const st = this.st;
+    if (!this.icmp.generate(inst, slot, type, code, st.now + this.clockBase[this.t.w])) return;
+    if (slot >= 0 && this.filter.has(slot)) {
+      const cs = st.ctCls === CT_RELATED ? CTSTATE_RELATED : CTSTATE_INVALID;
+      // A generated packet is not answered again: any verdict but ACCEPT drops it here.
+      if (this.filter.run(slot, HOOK_OUTPUT, cs) !== FV_ACCEPT) {
+        st.gen = false;
+        return;
+      }
+    }
+    this.icmp.postrouting(slot);
+    this.walk(inst, false, -1, hops, hairpins);
+    st.gen = false;
+  }
+
+  // ---- the filter table (filter.ts, docs/semantics.md §13) -----------------------------------------
+
+  /**
+   * Built-in filter chain `hook` of NAT instance `inst` (slot `slot`) on the current frame: true =
+   * ACCEPT, go on. Else the packet is dropped (filter-drop / filter-reject), its unconfirmed entry
+   * goes, and a REJECT answers (an unreachable or a reset, walked out of the instance).
+   */
+  private filterHook(inst: number, slot: number, hook: number, hops: number, hairpins: number): boolean {
+    const st = this.st;
+    const v = this.filter.run(slot, hook, ctstateOf(st.ctCls));
+    if (v === FV_ACCEPT) return true;
+    this.drop(v === FV_REJECT ? DROP_FILTER_REJECT : DROP_FILTER_DROP);
+    // A generated packet (an ICMP error, a reset) is never answered: nf_send_unreach does not
+    // answer an ICMP error, nf_send_reset not an RST.
+    if (v !== FV_REJECT || st.gen) {
+      this.finishEntry();
+      return false;
+    }
+    const code = this.filter.rejectWith;
+    if (code === REJECT_TCP_RESET) {
+      this.rejectReset(inst, slot, hops, hairpins);
+      return false;
+    }
+    this.finishEntry();
+    // nf_send_unreach: not for a fragment; the L4 checksum must verify (UDP without one passes).
+    const pv = st.pv;
+    if (pv.fragOff !== 0) return false;
+    if ((pv.proto === PROTO_TCP || pv.proto === PROTO_UDP || pv.proto === PROTO_ICMP) && !verifyL4Checksum(st.buf, pv))
+      return false;
+    this.icmpAnswer(inst, slot, ICMP_DEST_UNREACH, code, hops, hairpins);
+    return false;
+  }
+
+  /**
+   * nf_send_reset: the RST answering the current TCP segment (not for an RST, a fragment, a short
+   * header or a bad checksum), from its destination to its source, DF, id 0, TTL 64. nf_ct_attach
+   * makes it RELATED to the segment's entry in the other direction: no conntrack update, that
+   * direction's NAT applied; the rejected packet's own unconfirmed entry gets its nat POSTROUTING
+   * chain run for the reset (counters, the port choice), as the model's sendFilterReset.
+   */
+  private rejectReset(inst: number, slot: number, hops: number, hairpins: number): void {
+    const st = this.st;
+    const pv = st.pv;
+    const b = st.buf;
+    const th = st.fo + pv.ihl;
+    if (pv.fragOff !== 0 || pv.proto !== PROTO_TCP || pv.totalLen - pv.ihl < TCP_HEADER_MIN) {
+      this.finishEntry();
+      return;
+    }
+    const flags = b[th + 13];
+    if ((flags & F_RST) !== 0 || !verifyL4Checksum(b, pv)) {
+      this.finishEntry();
+      return;
+    }
+    const payloadLen = pv.totalLen - pv.ihl - ((b[th + 12] >>> 4) << 2);
+    const eo = st.errOff;
+    writeTcpReset(
+      b,
+      eo,
+      pv.src,
+      pv.dst,
+      rd16(b, th),
+      rd16(b, th + 2),
+      rd32(b, th + 4),
+      rd32(b, th + 8),
+      flags,
+      payloadLen,
+      DEFAULT_IP_TTL,
+    );
+    b[eo + 6] = 0x40; // nf_reject_iphdr_put: frag_off = IP_DF
+    wr16(b, eo + 10, 0);
+    wr16(b, eo + 10, ipv4HeaderChecksum(b, eo, 20));
+    st.gen = true;
+    st.fo = eo;
+    parseIpv4(b, eo, TCP_RESET_LEN, pv);
+    const attached = st.ctCls !== CT_INVALID;
+    const dir0 = st.cDir;
+    if (attached) {
+      st.cDir = dir0 ^ 1;
+      this.nat.natPacket(MANIP_DST);
+    }
+    if (this.filter.run(slot, HOOK_OUTPUT, attached ? CTSTATE_RELATED : CTSTATE_INVALID) !== FV_ACCEPT) {
+      st.cDir = dir0;
+      st.gen = false;
+      this.finishEntry();
+      return;
+    }
+    if (attached) {
+      if (st.pending) this.nat.setupInfo(slot, inst, MANIP_SRC, false);
+      this.nat.natPacket(MANIP_SRC);
+      st.cDir = dir0;
+    }
+    this.finishEntry();
+    this.walk(inst, false, -1, hops, hairpins);
+    st.gen = false;
   }
 
   /**
@@ -508,7 +649,7 @@ export class HopWalk {
   }
 
   /** Step 6 at NAT instance `inst`: the netfilter hooks. True: the packet leaves the instance (continue the walk). */
-  private natInstance(inst: number, slot: number): boolean {
+  private natInstance(inst: number, slot: number, hops: number, hairpins: number): boolean {
     const c = this.c;
     const st = this.st;
     const pv = st.pv;
@@ -532,6 +673,10 @@ export class HopWalk {
       st.trkKind = st.cDir;
     }
     if (st.ctCls === CT_INVALID || st.ctCls === CT_RELATED || st.killAfter) st.trkOk = false;
+    // Sessions of an instance with a filter table take no composed path: every packet meets the
+    // table on the slow path (docs/core.md "Filter table").
+    const filtered = this.filter.has(slot);
+    if (filtered) st.trkOk = false;
     if (st.ctCls === CT_RELATED) {
       const r = this.icmp.replyTranslation(MANIP_DST);
       if (r !== REASON_NONE) {
@@ -549,6 +694,8 @@ export class HopWalk {
         this.finishEntry();
         return false;
       }
+      // filter INPUT (in eth0), then nat INPUT, then confirm.
+      if (filtered && !this.filterHook(inst, slot, HOOK_INPUT, hops, hairpins)) return false;
       if (st.pending) this.nat.countInput(slot);
       if (st.pending && !this.ct.confirm(slot, false)) {
         this.drop(st.confirmFull ? DROP_CT_TABLE_FULL : DROP_NAT_CLASH);
@@ -576,8 +723,15 @@ export class HopWalk {
       return false;
     }
     this.manip.decTtl();
-    // c'. mangle FORWARD and POSTROUTING (TCPMSS), before the nat table.
-    if (this.mangle.has(slot) && this.mangle.run(slot) === MANGLE_DROP) {
+    // c'. mangle FORWARD, filter FORWARD (in and out eth0), mangle POSTROUTING — before the nat table.
+    const mangled = this.mangle.has(slot);
+    if (mangled && this.mangle.run(slot, MANGLE_FORWARD) === MANGLE_DROP) {
+      this.drop(DROP_TCPMSS);
+      this.finishEntry();
+      return false;
+    }
+    if (filtered && !this.filterHook(inst, slot, HOOK_FORWARD, hops, hairpins)) return false;
+    if (mangled && this.mangle.run(slot, MANGLE_POSTROUTING) === MANGLE_DROP) {
       this.drop(DROP_TCPMSS);
       this.finishEntry();
       return false;

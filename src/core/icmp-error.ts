@@ -1,8 +1,8 @@
 // ICMP errors at a NAT instance (docs/semantics.md §6): a received error RELATED to an entry is
 // translated (nf_nat_icmp_reply_translation: outer and quoted packet, the redirect and checksum
-// rules), and a packet whose TTL runs out gets a time exceeded built from the instance
-// (icmp_send: quoting the packet as received, post-DNAT, pre-decrement), which then passes the
-// instance's OUTPUT conntrack/NAT as RELATED before the hop walk takes it out.
+// rules), and a packet whose TTL runs out (or a filter REJECT, §13) gets an error built from the
+// instance (icmp_send: quoting the packet as it is at that point), which then passes the
+// instance's OUTPUT conntrack/NAT as RELATED (and filter OUTPUT) before the hop walk takes it out.
 // Twin of src/model/icmp.ts.
 
 import { M_DST_NAT, M_SRC_NAT } from './layout.ts';
@@ -15,7 +15,7 @@ import type { IcmpRateLimits } from './icmp-ratelimit.ts';
 import { parseIpv4 } from '../packet/parse.ts';
 import { wr16, wr32 } from '../packet/bytes.ts';
 import { fold16, sum16 } from '../packet/checksum.ts';
-import { ICMP_ADDRESSREPLY, ICMP_REDIRECT, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, PROTO_ICMP } from '../packet/constants.ts';
+import { ICMP_ADDRESSREPLY, ICMP_REDIRECT, PROTO_ICMP, isIcmpErrorType } from '../packet/constants.ts';
 import { CT_RELATED, DROP_ICMP_BAD_CHECKSUM, DROP_ICMP_REDIRECT_NAT, REASON_NONE } from '../spec/reasons.ts';
 import { DEFAULT_IP_TTL, ICMP_ERROR_MAX_LEN } from '../spec/timeouts.ts';
 
@@ -70,19 +70,26 @@ export class IcmpErrors {
   }
 
   /**
-   * Builds an ICMP time exceeded from instance `inst` back to the current packet's source, quoting
-   * it as received (post-DNAT, pre-decrement), at st.errOff, and runs it through the instance's
-   * OUTPUT conntrack/NAT (NAT slot `slot`, or -1 for a plain host). True: the error exists and is
-   * now the frame being walked (st.gen set); the caller walks it out of the instance. False: none
-   * (not for this packet, or the rate limits at absolute ms `now` refused it).
+   * Builds an ICMP error (type, code) from instance `inst` back to the current packet's source,
+   * quoting it as it is now (time exceeded: as received, post-DNAT, pre-decrement; a REJECT's
+   * unreachable: at its hook), at st.errOff, and runs it through the instance's LOCAL_OUT
+   * conntrack and the DST manip (NAT slot `slot`, or -1 for a plain host). True: the error exists
+   * and is now the frame being walked (st.gen set, st.ctCls its classification); the caller runs
+   * filter OUTPUT, then `postrouting`, then walks it out of the instance. False: none (not for
+   * this packet, or the rate limits at absolute ms `now` refused it: §6, as the model's).
    */
-  timeExceeded(inst: number, slot: number, now: number): boolean {
+  generate(inst: number, slot: number, type: number, code: number, now: number): boolean {
     const st = this.st;
     const pv = st.pv;
     const b = st.buf;
     if (pv.fragOff !== 0) return false; // "only reply to fragment 0"
-    if (pv.proto === PROTO_ICMP && (pv.l4Len < 8 || pv.icmpType > ICMP_ADDRESSREPLY || pv.isIcmpError)) return false;
-    if (!this.limits.allow(inst, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, pv.src, now)) return false;
+    if (pv.proto === PROTO_ICMP) {
+      // RFC 1122 3.2.2: never an error about an error (unknown types count as errors).
+      if (pv.totalLen - pv.ihl < 1) return false;
+      const t = b[st.fo + pv.ihl];
+      if (t > ICMP_ADDRESSREPLY || isIcmpErrorType(t)) return false;
+    }
+    if (!this.limits.allow(inst, type, code, pv.src, now)) return false;
     const q = Math.min(pv.totalLen, ICMP_ERROR_MAX_LEN - 28);
     const eo = st.errOff;
     const tot = 28 + q;
@@ -99,8 +106,8 @@ export class IcmpErrors {
     wr32(b, eo + 12, this.c.instPriv[inst]);
     wr32(b, eo + 16, src);
     wr16(b, eo + 10, ~fold16(sum16(b, eo, 20)) & 0xffff);
-    b[eo + 20] = ICMP_TIME_EXCEEDED;
-    b[eo + 21] = ICMP_EXC_TTL;
+    b[eo + 20] = type;
+    b[eo + 21] = code;
     wr16(b, eo + 22, 0);
     wr32(b, eo + 24, 0);
     wr16(b, eo + 22, ~fold16(sum16(b, eo + 20, 8 + q)) & 0xffff);
@@ -110,13 +117,15 @@ export class IcmpErrors {
     parseIpv4(b, eo, tot, pv);
     if (slot >= 0) {
       this.ct.in(slot, false);
-      if (st.ctCls === CT_RELATED) {
-        this.replyTranslation(MANIP_DST);
-        this.replyTranslation(MANIP_SRC);
-      }
+      if (st.ctCls === CT_RELATED) this.replyTranslation(MANIP_DST);
       st.pending = false;
       st.killAfter = false;
     }
     return true;
+  }
+
+  /** POSTROUTING of a generated error (after filter OUTPUT): the SRC manip of its RELATED entry. */
+  postrouting(slot: number): void {
+    if (slot >= 0 && this.st.ctCls === CT_RELATED) this.replyTranslation(MANIP_SRC);
   }
 }

@@ -18,12 +18,14 @@
 //             td_maxack, td_scale and flags; the retransmission memory — tcp-window.ts).
 //   wheel     timer wheel heads (WHEEL_SLOTS Int32) + control words.
 //   ctl       per worker and NAT instance: live count, list heads, RNG state, clock.
-//   drops     Float64 per DROP_* reason; natc: Float64 (packets, bytes) per nat rule counter.
+//   drops     Float64 per DROP_* reason; natc: Float64 (packets, bytes) per nat rule counter;
+//             filtc: Float64 (packets, bytes) per filter rule and chain policy (filter.ts).
 //   clock     Float64 per worker: the worker's time base in ms (its 32-bit times count from there).
 
 import type { Scenario } from '../spec/scenario.ts';
 import { REASON_COUNT } from '../spec/reasons.ts';
 import { natGatewaySabs } from './nat-gateway-layout.ts';
+import { filterCounterCount } from './filter.ts';
 import { type SgSizing, sgBuffers, sgSizing } from './aws-filters.ts';
 import { icmpLimitBuffers } from './icmp-ratelimit.ts';
 
@@ -308,6 +310,7 @@ export function createCoreShared(
     ctl: new SharedArrayBuffer(W * ctlWords * 4),
     drops: new SharedArrayBuffer(W * REASON_COUNT * 8),
     natc: new SharedArrayBuffer(W * Math.max(1, compiled.counterCount) * 2 * 8),
+    filtc: new SharedArrayBuffer(W * Math.max(1, filterCounterCount(compiled.filter)) * 2 * 8),
     clock: new SharedArrayBuffer(W * 8),
   };
   if (compiled.gwCount > 0) Object.assign(sabs, natGatewaySabs(compiled.gwCount, opts.seed));

@@ -67,9 +67,10 @@ export class Nat {
 
   /**
    * First packet (nf_nat_inet_fn + nf_nat_setup_info): run the chain's rules, choose a unique
-   * tuple, rewrite the packet and the pending entry's reply tuple.
+   * tuple, rewrite the packet (unless `rewrite` is false: a REJECT's reset, which only runs the
+   * chain for the rejected packet's entry) and the pending entry's reply tuple.
    */
-  setupInfo(slot: number, inst: number, manip: number): void {
+  setupInfo(slot: number, inst: number, manip: number, rewrite = true): void {
     const c = this.c;
     const st = this.st;
     const pv = st.pv;
@@ -116,6 +117,7 @@ export class Nat {
     st.eRs = st.ud;
     st.eRd = st.us;
     st.eRp = invertPorts(proto, st.up);
+    if (!rewrite) return;
     const m = this.manip;
     if (manip === MANIP_SRC) {
       m.setAddr(0, st.us);

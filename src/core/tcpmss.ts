@@ -144,6 +144,9 @@ export function compileMangle(s: Scenario, natInst: readonly number[]): Compiled
 /** Result of Tcpmss.run: the frame goes on, or a rule dropped it. */
 export const MANGLE_PASS = 0;
 export const MANGLE_DROP = 1;
+/** The mangle chains the walk runs (filter FORWARD sits between them). */
+export const MANGLE_FORWARD = 0;
+export const MANGLE_POSTROUTING = 1;
 
 export class Tcpmss {
   constructor(
@@ -156,18 +159,16 @@ export class Tcpmss {
     return this.m.start[2 * slot] !== this.m.start[2 * slot + 2];
   }
 
-  /** FORWARD then POSTROUTING mangle of NAT slot `slot` on the frame being walked. */
-  run(slot: number): number {
-    for (let c = 0; c < 2; c++) {
-      const ci = 2 * slot + c;
-      for (let k = this.m.start[ci], e = this.m.start[ci + 1]; k < e; k++) {
-        const v = this.match(k);
-        if (v < 0) return MANGLE_DROP;
-        if (v === 0) continue;
-        if (this.m.isMss[k] === 0) break;
-        if (this.st.pv.proto !== PROTO_TCP) continue;
-        if (!this.mangle(this.m.mss[k])) return MANGLE_DROP;
-      }
+  /** Mangle chain `c` (MANGLE_FORWARD or MANGLE_POSTROUTING) of NAT slot `slot` on the frame being walked. */
+  run(slot: number, c: number): number {
+    const ci = 2 * slot + c;
+    for (let k = this.m.start[ci], e = this.m.start[ci + 1]; k < e; k++) {
+      const v = this.match(k);
+      if (v < 0) return MANGLE_DROP;
+      if (v === 0) continue;
+      if (this.m.isMss[k] === 0) break;
+      if (this.st.pv.proto !== PROTO_TCP) continue;
+      if (!this.mangle(this.m.mss[k])) return MANGLE_DROP;
     }
     return MANGLE_PASS;
   }

@@ -218,7 +218,7 @@ export class ModelEngine implements Engine {
   /** nat counters per instance index and chain. */
   private readonly counters: (Record<NatChainName, ChainCounters> | null)[];
   /** filter counters per instance index and chain (built-in and user chains). */
-  private readonly filterCounters: (Record<string, ChainCounters> | null)[];
+  private readonly filterCells: (Record<string, ChainCounters> | null)[];
   /** The scenario's NAT gateways (docs/semantics.md "NAT gateway"), same order. */
   private readonly gateways: ModelNatGateway[];
   /** Security groups of each instance's ENI (null: not filtered). */
@@ -246,7 +246,7 @@ export class ModelEngine implements Engine {
       }
       return c;
     });
-    this.filterCounters = scenario.instances.map((i) => {
+    this.filterCells = scenario.instances.map((i) => {
       if (!i.nat || !i.filter) return null;
       const c: Record<string, ChainCounters> = {};
       for (const [ch, rules] of Object.entries(i.filter.chains))
@@ -284,6 +284,10 @@ export class ModelEngine implements Engine {
 
   async natCounters(): Promise<NatRuleCounter[]> {
     return this.natCountersSync();
+  }
+
+  async filterCounters(): Promise<FilterRuleCounter[]> {
+    return this.filterCountersSync();
   }
 
   async natGatewayCounters(): Promise<NatGatewayCounters[]> {
@@ -376,7 +380,7 @@ export class ModelEngine implements Engine {
   /** Filter-table counters of every NAT instance with a filter table (rule -1: the chain's policy). */
   filterCountersSync(): FilterRuleCounter[] {
     const out: FilterRuleCounter[] = [];
-    this.filterCounters.forEach((c, i) => {
+    this.filterCells.forEach((c, i) => {
       if (!c) return;
       for (const [ch, cc] of Object.entries(c)) {
         cc.rules.forEach((r, k) => out.push({ instance: i, chain: ch, rule: k, packets: r.packets, bytes: r.bytes }));
@@ -1088,7 +1092,7 @@ export class ModelEngine implements Engine {
       outDev,
       ctstate: ctstateBit(ctinfo),
     });
-    const c = this.filterCounters[t];
+    const c = this.filterCells[t];
     if (c)
       for (const [ch, k] of res.counted) {
         const cell = k < 0 ? c[ch].policy : c[ch].rules[k];
@@ -1403,6 +1407,7 @@ export const modelEngineDescriptor: EngineDescriptor = {
   randomChoices: false,
   modelPortChoices: 'always',
   awsFilters: true,
+  fuzzFilterTables: true,
   create: (scenario, opts) => createModelEngine(scenario, opts),
 };
 

@@ -153,6 +153,11 @@ export interface Engine {
   conntrack(): Promise<ConntrackEntry[]>;
   natCounters(): Promise<NatRuleCounter[]>;
   /**
+   * Optional: the instances' filter-table counters (docs/semantics.md §13; rule -1: a chain's
+   * policy), for every NAT instance with a filter table. Compared when both engines have it.
+   */
+  filterCounters?(): Promise<FilterRuleCounter[]>;
+  /**
    * NAT gateway counters (CloudWatch metric names, src/spec/nat-gateway.ts), one per NAT gateway
    * of the scenario. Absent: the engine cannot run NAT gateways (the kernel engine).
    */
@@ -219,6 +224,12 @@ export interface EngineDescriptor {
    * refuses scenarios that use them and the fuzzer generates none for runs with this engine.
    */
   readonly awsFilters?: boolean;
+  /**
+   * The fuzzer may give the NAT instances random filter tables (docs/semantics.md §13) in campaigns
+   * whose every engine says so. Absent: none (the kernel engine evaluates filter tables, but a
+   * REJECT's ICMP errors are rate-limited there, docs/kernel-differences.md K2).
+   */
+  readonly fuzzFilterTables?: boolean;
   /** Options `create` takes beyond EngineOptions for the differential fuzzer's runs (kernel: a wait budget for clock steps). */
   readonly fuzzOptions?: Record<string, unknown>;
   /** Checks this machine (root, tools); absent = always available. */

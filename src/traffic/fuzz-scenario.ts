@@ -9,6 +9,12 @@ import fc from 'fast-check';
 import type { Scenario } from '../spec/scenario.ts';
 import { compileScenarioObject } from '../scenario/index.ts';
 import { type FuzzFilterSpec, addFuzzFilters, describeFuzzFilters, fuzzFilterSpecArb } from './fuzz-filters.ts';
+import {
+  type FuzzFilterTableSpec,
+  describeFilterTable,
+  filterTableText,
+  fuzzFilterTableArb,
+} from './fuzz-filter-table.ts';
 
 export const FUZZ_VPC = '10.0.0.0/16';
 export const FUZZ_INTERNET_HOSTS = ['198.51.100.0/24', '192.0.2.0/24'];
@@ -41,6 +47,8 @@ export interface FuzzNatSpec {
   sourceDestCheck: boolean;
   ipForward: boolean;
   elasticIp: boolean;
+  /** The instance's filter table (fuzz-filter-table.ts), only for engines that evaluate it. */
+  filter?: FuzzFilterTableSpec | null;
   /** ICMP error rate-limit sysctls (none: Linux's defaults). */
   icmp?: FuzzIcmpSpec;
 }
@@ -227,12 +235,26 @@ export const FUZZ_DEFAULT_CT_MAX = 262144;
  * would be a difference by construction; no fuzz run comes near the default. `natGateways`: some
  * scenarios get a NAT gateway (only where every engine can judge one: not the kernel engine).
  * `awsFilters`: one scenario in three gets security groups and network ACLs (every engine
- * implements them).
+ * implements them). `filterTables`: one scenario in three gets a random filter table on each NAT
+ * instance (engines whose EngineDescriptor.fuzzFilterTables says so).
  */
 export function fuzzScenarioSpecArbFor(
-  o: { shortTimeouts?: boolean; defaultCtMax?: boolean; natGateways?: boolean; awsFilters?: boolean } = {},
+  o: {
+    shortTimeouts?: boolean;
+    defaultCtMax?: boolean;
+    natGateways?: boolean;
+    awsFilters?: boolean;
+    filterTables?: boolean;
+  } = {},
 ): fc.Arbitrary<FuzzScenarioSpec> {
   let arb = fuzzScenarioSpecArb;
+  // One scenario in three: a random filter table on each NAT instance.
+  if (o.filterTables)
+    arb = fc
+      .tuple(arb, fc.integer({ min: 0, max: 2 }), fuzzFilterTableArb, fuzzFilterTableArb)
+      .map(([s, g, t0, t1]) =>
+        g === 0 ? { ...s, nats: s.nats.map((n, k) => ({ ...n, filter: k === 0 ? t0 : t1 })) } : s,
+      );
   if (o.natGateways)
     arb = fc.tuple(arb, fc.option(gatewayArb, { freq: 3 })).map(([s, g]) => (g ? { ...s, natGateway: g } : s));
   if (o.awsFilters)
@@ -387,7 +409,7 @@ export function fuzzScenarioObject(spec: FuzzScenarioSpec, name = 'fuzz'): Recor
             }
           : {}),
       },
-      iptables: mangleTableText(n.mss) + natTableText(n.rules, k),
+      iptables: (n.filter ? filterTableText(n.filter) : '') + mangleTableText(n.mss) + natTableText(n.rules, k),
     };
     if (n.elasticIp) o.elasticIp = natEip(k);
     instances[`nat${k}`] = o;
@@ -449,7 +471,7 @@ export function describeFuzzSpec(spec: FuzzScenarioSpec): string {
     const icmp = n.icmp
       ? ` icmp ${n.icmp.ratelimit}ms/0x${n.icmp.ratemask.toString(16)}/${n.icmp.perSec}ps/${n.icmp.burst}`
       : '';
-    return `${r}${n.sourceDestCheck ? ' sdc-on' : ''}${n.ipForward ? '' : ' fwd-off'}${n.elasticIp ? '' : ' no-eip'}${icmp}`;
+    return `${r}${n.sourceDestCheck ? ' sdc-on' : ''}${n.ipForward ? '' : ' fwd-off'}${n.elasticIp ? '' : ' no-eip'}${icmp}${n.filter ? ` ${describeFilterTable(n.filter)}` : ''}`;
   });
   const g = spec.natGateway;
   const gw = g

@@ -170,14 +170,16 @@ describe('conformance: variants classify differently', () => {
   });
 });
 
-describe('conformance: the filter mitigation of port shadowing (model; the core has no filter table yet)', () => {
+describe('conformance: the filter mitigation of port shadowing (model and core)', () => {
   it('FORWARD drops from the service ports: both targets not exposed, closed by filter; the forward still works', async () => {
-    const rep = await runConformance(scenario('vpc-nat-instance-port-forward-filter'), ['model']);
-    expect(shadow(rep, 'DNAT tcp/8080 -> app:80')).toEqual({ status: 'not exposed', mitigation: 'filter' });
-    expect(shadow(rep, 'nat tcp/22')).toEqual({ status: 'not exposed', mitigation: 'filter' });
-    const fwd = rep.shadow.find((x) => x.target.startsWith('DNAT'))!.results.model.evidence;
-    expect(fwd).toContain('dropped (filter-drop)');
-    expect(fwd).toContain('control (no attacker): → app: tcp 198.51.100.7:41404 > 10.0.1.10:80 S');
+    const rep = await runConformance(scenario('vpc-nat-instance-port-forward-filter'), ['model', 'core']);
+    for (const e of ['model', 'core']) {
+      expect(shadow(rep, 'DNAT tcp/8080 -> app:80', e)).toEqual({ status: 'not exposed', mitigation: 'filter' });
+      expect(shadow(rep, 'nat tcp/22', e)).toEqual({ status: 'not exposed', mitigation: 'filter' });
+      const fwd = rep.shadow.find((x) => x.target.startsWith('DNAT'))!.results[e].evidence;
+      expect(fwd).toContain('dropped (filter-drop)');
+      expect(fwd).toContain('control (no attacker): → app: tcp 198.51.100.7:41404 > 10.0.1.10:80 S');
+    }
   });
 });
 

@@ -17,8 +17,9 @@ const SHRINK_S = 15;
 const hasCore = await engineAvailable('core');
 
 const engines: FuzzEngineSpec[] = [
-  // Both implement security groups and network ACLs: one scenario in three gets random ones.
-  { name: 'model', awsFilters: true, create: (s, seed) => makeEngine('model', s, { seed }) },
+  // Both implement security groups, network ACLs and the instances' filter tables: one scenario in
+  // three gets random ones of each.
+  { name: 'model', awsFilters: true, filterTables: true, create: (s, seed) => makeEngine('model', s, { seed }) },
   // The core's dataplane inline (no thread start-up per run, so many more runs fit the budget);
   // the worker-thread plumbing is covered by test/core/pool, engine and fault tests.
   // Its table layout alternates with the run's seed: both layouts meet every campaign (a layout
@@ -26,6 +27,7 @@ const engines: FuzzEngineSpec[] = [
   {
     name: 'core',
     awsFilters: true,
+    filterTables: true,
     create: (s, seed) => makeEngine('core', s, { seed, layout: seed & 1 ? 'line' : 'record', extra: { inline: true } }),
   },
 ];

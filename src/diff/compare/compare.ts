@@ -1124,6 +1124,7 @@ export function compareCounters(
   a: readonly NatRuleCounter[],
   b: readonly NatRuleCounter[],
   names: [string, string],
+  table: 'nat' | 'filter' = 'nat',
 ): Difference[] {
   const [na, nb] = names;
   const key = (c: NatRuleCounter) => `${c.instance}|${c.chain}|${c.rule}`;
@@ -1139,7 +1140,7 @@ export function compareCounters(
         index: -1,
         kind: 'counters',
         engines: [na, nb],
-        message: `nat counters instance ${c.instance} ${c.chain} rule ${c.rule}: ${na} ${c.packets} pkts/${c.bytes} bytes vs ${nb} ${ob.packets}/${ob.bytes}`,
+        message: `${table} counters instance ${c.instance} ${c.chain} rule ${c.rule}: ${na} ${c.packets} pkts/${c.bytes} bytes vs ${nb} ${ob.packets}/${ob.bytes}`,
       });
     }
   }
@@ -1149,7 +1150,7 @@ export function compareCounters(
         index: -1,
         kind: 'counters',
         engines: [na, nb],
-        message: `nat counters instance ${c.instance} ${c.chain} rule ${c.rule}: ${na} 0/0 vs ${nb} ${c.packets} pkts/${c.bytes} bytes`,
+        message: `${table} counters instance ${c.instance} ${c.chain} rule ${c.rule}: ${na} 0/0 vs ${nb} ${c.packets} pkts/${c.bytes} bytes`,
       });
   }
   return diffs;

@@ -29,6 +29,8 @@ export interface FuzzEngineSpec {
   fixedConntrackMax?: boolean;
   /** Implements security groups and network ACLs (EngineDescriptor.awsFilters): when every engine does, scenarios get them. */
   awsFilters?: boolean;
+  /** Evaluates the NAT instances' filter tables in fuzz campaigns (EngineDescriptor.fuzzFilterTables): when every engine does, scenarios get them. */
+  filterTables?: boolean;
 }
 
 export interface FuzzProgress {
@@ -230,6 +232,7 @@ function makeProperty(opts: FuzzOptions, counters: Counters, onExec: (c: Capture
       defaultCtMax: opts.engines.some((e) => e.fixedConntrackMax === true),
       natGateways: opts.engines.every((e) => e.name !== 'kernel' && e.realClock !== true),
       awsFilters: opts.engines.every((e) => e.awsFilters === true),
+      filterTables: opts.engines.every((e) => e.filterTables === true),
     }),
     fc.integer({ min: 1, max: 0x7fffffff }),
     async (cmds, spec, engineSeed) => {

@@ -290,6 +290,10 @@ export class DiffSession {
       diffs.push(...compareCounters(ca, cb, this.ctxs[j - 1].names));
       const ea = this.engines[0].engine;
       const eb = this.engines[j].engine;
+      if (ea.filterCounters && eb.filterCounters)
+        diffs.push(
+          ...compareCounters(await ea.filterCounters(), await eb.filterCounters(), this.ctxs[j - 1].names, 'filter'),
+        );
       if (ea.natGatewayCounters && eb.natGatewayCounters)
         diffs.push(
           ...compareGatewayCounters(
