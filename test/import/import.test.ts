@@ -406,6 +406,20 @@ table inet filter {
       /2 sysctls: net\.core\.somaxconn, net\.ipv4\.tcp_syncookies/,
     );
   });
+
+  it('sysctl files carry the ICMP rate limits over (issue 15 K2)', () => {
+    const d = awsVariant(() => {}, {
+      sysctl: 'net.ipv4.ip_forward = 1\nnet.ipv4.icmp_ratelimit = 250\nnet.ipv4.icmp_msgs_burst = 10\n',
+    });
+    const r = importScenario([d], []);
+    expect(r.scenario.instances[0].sysctls).toMatchObject({
+      icmpRatelimit: 250,
+      icmpMsgsBurst: 10,
+      icmpRatemask: 0x1818,
+      icmpMsgsPerSec: 1000,
+    });
+    expect(r.skipped.map((x) => x.what).join('\n')).not.toMatch(/icmp/);
+  });
 });
 
 describe('scenario import: bad input is exit 2 naming the file and the JSON path', () => {

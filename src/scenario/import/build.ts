@@ -488,6 +488,7 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
     if (hr.sysctls.sendRedirectsAll !== undefined) sys[SYSCTL_SEND_REDIRECTS_ALL] = hr.sysctls.sendRedirectsAll ? 1 : 0;
     if (hr.sysctls.sendRedirectsEth0 !== undefined)
       sys[SYSCTL_SEND_REDIRECTS_ETH0] = hr.sysctls.sendRedirectsEth0 ? 1 : 0;
+    Object.assign(sys, hr.sysctls.icmp ?? {});
     if (Object.keys(sys).length) o.sysctls = sys;
     if (hr.natText !== null) o.iptables = hr.natText;
     if (h.sysctlLines.length === 0)

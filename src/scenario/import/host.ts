@@ -24,7 +24,17 @@ export interface HostSysctls {
   sendRedirectsAll?: boolean;
   /** conf.<the instance's interface>.send_redirects */
   sendRedirectsEth0?: boolean;
+  /** net.ipv4.icmp_ratelimit / icmp_ratemask / icmp_msgs_per_sec / icmp_msgs_burst, by key (the scenario's loader checks the ranges). */
+  icmp?: Record<string, number>;
 }
+
+/** The ICMP rate-limit sysctls carried over as they are (docs/semantics.md §6). */
+const ICMP_SYSCTL_KEYS = new Set([
+  'net.ipv4.icmp_ratelimit',
+  'net.ipv4.icmp_ratemask',
+  'net.ipv4.icmp_msgs_per_sec',
+  'net.ipv4.icmp_msgs_burst',
+]);
 
 export interface HostConntrack {
   max?: number;
@@ -742,7 +752,11 @@ export function resolveHost(h: HostConfig, iface: string, instance: string): Hos
     if (key === 'net.ipv4.ip_forward') sysctls.ipForward = boolValue(value, source);
     else if (m && m[1] === 'all') sysctls.sendRedirectsAll = boolValue(value, source);
     else if (m && rename(m[1]) === SCENARIO_IFACE) sysctls.sendRedirectsEth0 = boolValue(value, source);
-    else if (key === 'net.netfilter.nf_conntrack_max' || key === 'net.nf_conntrack_max') {
+    else if (ICMP_SYSCTL_KEYS.has(key)) {
+      if (!/^\d+$/.test(value))
+        throw new InputError(`${source}: ${key}: expected a non-negative integer, got '${value}'`, source, key);
+      sysctls.icmp = { ...sysctls.icmp, [key]: Number(value) };
+    } else if (key === 'net.netfilter.nf_conntrack_max' || key === 'net.nf_conntrack_max') {
       if (!/^\d+$/.test(value))
         throw new InputError(`${source}: ${key}: expected an integer, got '${value}'`, source, key);
       conntrack.max = Number(value);
