@@ -328,9 +328,11 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
       const s = sides(f, k);
       if (!s || s.or.reason !== DROP_ROUTING_LOOP || s.kr.reason !== DROP_TTL_EXCEEDED) return null;
       if (!onlyKinds(f, ['reason', 'output-count', 'egress', 'frame', 'fate'])) return null;
-      const onlyTimeExceeded = s.kr.outputs.every(
-        (o) => isIcmpErrorFrame(o.frame) && o.frame[(o.frame[0] & 15) << 2] === ICMP_TIME_EXCEEDED,
-      );
+      // Time exceeded at the end of the loop; and ICMP redirects (K5) an instance with
+      // send_redirects on sent the on-link sender on the way (campaign seed 990025 run 93).
+      const types = s.kr.outputs.map((o) => (isIcmpErrorFrame(o.frame) ? o.frame[(o.frame[0] & 15) << 2] : -1));
+      const onlyTimeExceeded =
+        types.includes(ICMP_TIME_EXCEEDED) && types.every((t) => t === ICMP_TIME_EXCEEDED || t === ICMP_REDIRECT);
       return onlyTimeExceeded && s.or.outputs.length === 0
         ? 'the contract stops a loop after 8 instance hops; Linux forwards until the TTL expires and answers time exceeded'
         : null;

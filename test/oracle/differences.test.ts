@@ -10,6 +10,7 @@ import {
   parseIpv4Addr as A,
   F_ACK,
   F_SYN,
+  ICMP_REDIRECT,
   ICMP_TIME_EXCEEDED,
 } from '../../src/packet/index.ts';
 import type { DifferenceFacts, InputPacket, PacketResult } from '../../src/spec/engine.ts';
@@ -74,6 +75,27 @@ describe('kernel difference rules', () => {
     expect(classifyKernelDifference(packet(input, loop, other, ['reason', 'output-count']), k())?.id).not.toBe('K9');
     const unseen = res({ reason: DROP_KERNEL_UNSEEN });
     expect(classifyKernelDifference(packet(input, unseen, kernel, ['reason', 'output-count']), k())?.id).not.toBe('K9');
+    // With an ICMP redirect (K5) the instance sent the on-link sender on the way (campaign seed
+    // 990025 run 93): K9; a redirect alone is not the end of a loop.
+    const redirect = buildIcmpError({
+      src: A('10.0.0.10'),
+      dst: A('10.0.1.10'),
+      type: ICMP_REDIRECT,
+      code: 1,
+      quoted: udp(),
+    });
+    const both = res({
+      reason: DROP_TTL_EXCEEDED,
+      outputs: [
+        { egress: APP, frame: redirect },
+        { egress: APP, frame: timeExceeded },
+      ],
+    });
+    expect(classifyKernelDifference(packet(input, loop, both, ['reason', 'output-count']), k())?.id).toBe('K9');
+    const redirectOnly = res({ reason: DROP_TTL_EXCEEDED, outputs: [{ egress: APP, frame: redirect }] });
+    expect(classifyKernelDifference(packet(input, loop, redirectOnly, ['reason', 'output-count']), k())?.id).not.toBe(
+      'K9',
+    );
   });
 
   it('E5: a TTL 0 input the kernel never shows', () => {
