@@ -63,7 +63,9 @@ describe.runIf(hasCore)('differential campaign: model vs core', () => {
         expect(rep.runs).toBeGreaterThan(0);
         expect(rep.failure ? formatFailure(rep.failure) : null).toBeNull();
       },
-      (BUDGET_S + SHRINK_S + 30) * 1000,
+      // A run started just before the budget ends runs to its end (a 3,000-flow shape takes
+      // tens of seconds on a loaded machine: seed 420489194 took 113 s of a 60 s budget at load 45).
+      (BUDGET_S + SHRINK_S + 90) * 1000,
     );
   }
 });
