@@ -25,6 +25,13 @@
 //   such refusal on, differences of packets from, to or through an instance with security groups,
 //   and end-of-run conntrack lines and nat counters, are of this class.
 //
+// - 'core-icmp-share': the ICMP error rate limits (icmp-ratelimit.ts) are kept per worker, so the
+//   errors for packets of different workers do not share the instance-wide credit nor a
+//   destination's bucket: the core may send an error the model's one limiter refuses — never the
+//   other way round. Recognised from the packet alone: the only difference is the output count,
+//   fate, reason and conntrack class agree, and the core sent exactly one generated ICMP error more
+//   (its other outputs as many as the model's).
+//
 // From a quota or port share decision on the NAT instance's table legitimately differs from the model's, and so
 // may every later packet through it (its conntrack state, its fate, the ports a search picks) and
 // the end-of-run table and nat counters. Recognised precisely: the workers record, per NAT instance
@@ -40,7 +47,7 @@
 import type { DifferenceClass, DifferenceFacts } from '../spec/engine.ts';
 import type { Scenario } from '../spec/scenario.ts';
 import { parseIpv4Addr } from '../packet/index.ts';
-import { PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
+import { isIcmpErrorFrame, PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
 import { eipIndex, instanceByPrivate } from './compile.ts';
 import { firstNatSlot, ownerOutbound } from './dispatch.ts';
 import type { CoreShared } from './layout.ts';
@@ -51,6 +58,8 @@ export const CLASS_CORE_CT_QUOTA = 'core-ct-quota';
 export const CLASS_CORE_PORT_SHARE = 'core-port-share';
 /** Class id of the per-worker security-group allowance share difference (docs/core.md). */
 export const CLASS_CORE_SG_SHARE = 'core-sg-share';
+/** Class id of the per-worker ICMP error rate limits (docs/core.md "Dataplane: dispatch"). */
+export const CLASS_CORE_ICMP_SHARE = 'core-icmp-share';
 /** Class id of a VPC-internal flow whose directions dispatch to different workers (docs/core.md). */
 export const CLASS_CORE_SPLIT_FLOW = 'core-split-flow';
 
@@ -158,6 +167,24 @@ export function classifyPartitionDifference(
     if (facts.differences.some((d) => d.kind === 'invariant' || d.kind === 'conntrack')) return null;
     const input = facts.inputs?.[me];
     if (!input) return null;
+    const res = facts.results;
+    if (res && facts.differences.every((d) => d.kind === 'output-count')) {
+      const mine = res[me];
+      const theirs = res[1 - me];
+      const errs = (r: typeof mine) => r.outputs.filter((o) => isIcmpErrorFrame(o.frame)).length;
+      if (
+        mine.fate === theirs.fate &&
+        mine.reason === theirs.reason &&
+        mine.ct === theirs.ct &&
+        !isIcmpErrorFrame(input.frame) &&
+        mine.outputs.length === theirs.outputs.length + 1 &&
+        errs(mine) === errs(theirs) + 1
+      )
+        return {
+          id: CLASS_CORE_ICMP_SHARE,
+          why: `per-worker ICMP error rate limits (docs/core.md "Dataplane: dispatch"): the core's worker had credit for one more generated error than the model's one limiter`,
+        };
+    }
     const slot = packetSlot(shared, input.frame, input.ingress);
     const k = slot < 0 || slot >= from[0].length ? -1 : kindOf(slot, facts.index);
     if (k >= 0) return cls(k, why(k, slot));

@@ -13,7 +13,12 @@ import { join } from 'node:path';
 import { makeEngine, type EngineName } from '../../src/diff/engines.ts';
 import { loadRegression, replayRegression, REGRESSIONS_DIR } from '../../src/diff/fuzz/regressions.ts';
 import { createCoreEngine } from '../../src/core/engine.ts';
-import { CLASS_CORE_CT_QUOTA, CLASS_CORE_SG_SHARE, CLASS_CORE_SPLIT_FLOW } from '../../src/core/differences.ts';
+import {
+  CLASS_CORE_CT_QUOTA,
+  CLASS_CORE_ICMP_SHARE,
+  CLASS_CORE_SG_SHARE,
+  CLASS_CORE_SPLIT_FLOW,
+} from '../../src/core/differences.ts';
 import type { DifferenceFacts } from '../../src/spec/engine.ts';
 import type { Scenario } from '../../src/spec/scenario.ts';
 
@@ -21,6 +26,7 @@ const CASE = join(REGRESSIONS_DIR, '20261204-conntrack-3e678931');
 const CASE_ZERO = join(REGRESSIONS_DIR, '20261205-reason-264b3dd9');
 const CASE_SPLIT = join(REGRESSIONS_DIR, '20261205-fate-2e8e6da1');
 const CASE_SG = join(REGRESSIONS_DIR, '20261205-reason-1a4304aa');
+const CASE_ICMP = join(REGRESSIONS_DIR, '20261205-output-count-4576e896');
 
 async function replay(workers: number, edit?: (s: Scenario) => Scenario, dir = CASE) {
   const reg = loadRegression(dir);
@@ -188,5 +194,48 @@ describe('core: the per-worker conntrack quota as a classified difference', () =
     const one = await replay(1, undefined, CASE_SG);
     expect(one.differences).toEqual([]);
     expect(one.session.classified.size).toBe(0);
+  }, 60_000);
+
+  it('per-worker ICMP rate limits: the core sends one time exceeded more; classified core-icmp-share, never the reverse', async () => {
+    const out = await replay(2, undefined, CASE_ICMP);
+    expect(out.differences.map((d) => `[${d.kind}] ${d.message}`)).toEqual([]);
+    expect(out.session.classified.get(CLASS_CORE_ICMP_SHARE)).toBe(1);
+    const one = await replay(1, undefined, CASE_ICMP);
+    expect(one.differences).toEqual([]);
+    expect(one.session.classified.size).toBe(0);
+    // The same results with the engines' roles swapped (the model with the extra error) is not it.
+    const reg = loadRegression(CASE_ICMP);
+    const core = createCoreEngine(reg.scenario, { workers: 2, seed: reg.meta.engineSeed });
+    try {
+      const last = out.session.results[0].length - 1;
+      const inp = out.session.inputs[1][last];
+      const facts = (
+        engines: readonly [string, string],
+        results: readonly [never, never] | readonly [unknown, unknown],
+      ) => ({
+        index: last,
+        differences: [{ kind: 'output-count', message: 'packet …' }],
+        engines,
+        inputs: [inp, inp] as const,
+        results: results as never,
+      });
+      const model = out.session.results[0][last];
+      const mine = out.session.results[1][last];
+      expect(mine.outputs.length).toBe(model.outputs.length + 1);
+      expect(core.classifyDifference(facts(['model', 'core'], [model, mine]))?.id).toBe(CLASS_CORE_ICMP_SHARE);
+      expect(core.classifyDifference(facts(['model', 'core'], [mine, model]))).toBeNull();
+      // Another difference beside the output count: not it.
+      expect(
+        core.classifyDifference({
+          ...facts(['model', 'core'], [model, mine]),
+          differences: [
+            { kind: 'output-count', message: '…' },
+            { kind: 'ct', message: '…' },
+          ],
+        }),
+      ).toBeNull();
+    } finally {
+      await core.close();
+    }
   }, 60_000);
 });
