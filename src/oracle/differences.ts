@@ -6,6 +6,7 @@
 import type { DifferenceClass, DifferenceFacts, InputPacket, PacketResult } from '../spec/engine.ts';
 import type { Scenario } from '../spec/scenario.ts';
 import {
+  CT_INVALID,
   CT_NEW,
   DROP_KERNEL_UNSEEN,
   DROP_ROUTING_LOOP,
@@ -481,12 +482,20 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
       // was its first reply (nf_conntrack_tcp_packet: "if only reply is a RST ... delete the
       // conntrack immediately"), so the kernel creates it anew where the contract, which never
       // saw that RST, finds it (campaign seed 990010 run 50).
+      // The same for an ICMP error the instance sends about such a flow: RELATED in the contract,
+      // INVALID in the kernel, which has no entry left to relate it to (campaign seed 990031 run 88).
+      const error = isIcmpErrorFrame(s.kin.frame);
+      const l4 = (s.kin.frame[0] & 15) * 4;
+      const key = error ? sgFlowKey(s.kin.frame.subarray(l4 + 8)) : sgFlowKey(s.kin.frame);
       if (
-        s.kr.ct === CT_NEW &&
+        s.kr.ct === (error ? CT_INVALID : CT_NEW) &&
         own.has(rd32(s.kin.frame, 12)) &&
-        k.localTcpFlows?.has(sgFlowKey(s.kin.frame) ?? '') === true
+        key !== null &&
+        k.localTcpFlows?.has(key) === true
       )
-        return "an instance's own segment of a flow whose entry its stack's answer removed in the kernel";
+        return error
+          ? "an instance's own ICMP error about a flow whose entry its stack's answer removed in the kernel"
+          : "an instance's own segment of a flow whose entry its stack's answer removed in the kernel";
       return null;
     },
   },

@@ -18,6 +18,7 @@ import {
   CT_ESTABLISHED,
   CT_INVALID,
   CT_NEW,
+  CT_RELATED,
   DROP_KERNEL_UNSEEN,
   DROP_ROUTING_LOOP,
   DROP_SG_ALLOWANCE,
@@ -300,6 +301,18 @@ describe('kernel difference rules', () => {
     const other = buildTcp({ src: A('198.51.100.9'), dst: A('198.51.100.7'), sport: 10650, dport: 8080, flags: F_ACK });
     expect(classifyKernelDifference(packet({ ...input, frame: other }, model, kernel, ['ct']), delivered)).toBeNull();
     expect(classifyKernelDifference(packet(input, model, kernel, ['ct', 'fate']), delivered)).toBeNull();
+    // An ICMP error nat0 sends about that flow: RELATED in the contract, INVALID in the kernel
+    // (campaign seed 990031 run 88); an error about another flow is not K3.
+    const error = buildIcmpError({ src: A('10.0.0.10'), dst: A('198.51.100.7'), type: 3, code: 1, quoted: fromServer });
+    const related = res({ ct: CT_RELATED });
+    const invalid = res({ ct: CT_INVALID });
+    expect(classifyKernelDifference(packet({ ...input, frame: error }, related, invalid, ['ct']), delivered)?.id).toBe(
+      'K3',
+    );
+    const otherError = buildIcmpError({ src: A('10.0.0.10'), dst: A('198.51.100.9'), type: 3, code: 1, quoted: other });
+    expect(
+      classifyKernelDifference(packet({ ...input, frame: otherError }, related, invalid, ['ct']), delivered),
+    ).toBeNull();
   });
   it('K3: extra nat PREROUTING/INPUT counts on an instance, bounded by the TCP segments its stack got', () => {
     // corpora/kernel-open/20261204-counters-6db53e40 (CI campaign seed 2042900451 run 6): two SYNs
