@@ -477,8 +477,17 @@ export class HopWalk {
   }
 
   /** A time exceeded from `inst` (NAT slot `slot` or -1) for the current frame, walked out. */
-  private timeExceeded(inst: number, slot: number): void {
-    this.icmpAnswer(inst, slot, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0, 0);
+  private timeExceeded(inst: number, slot: number, attach = false): void {
+    this.icmpAnswer(inst, slot, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0, 0, attach);
+  }
+
+  /**
+   * The current frame has a conntrack entry (confirmed, or pending) that an ICMP error about it
+   * carries (nf_ct_attach): read before finishEntry drops a pending one.
+   */
+  private triggerHasEntry(): boolean {
+    const st = this.st;
+    return st.ctCls !== CT_INVALID && (st.pending || st.cLocal >= 0);
   }
 
   /**
@@ -486,9 +495,17 @@ export class HopWalk {
    * LOCAL_OUT conntrack and DST manip, filter OUTPUT, the SRC manip, then walked out continuing
    * the trigger's hop and hairpin counts (the model's sendIcmpError).
    */
-  private icmpAnswer(inst: number, slot: number, type: number, code: number, hops: number, hairpins: number): void {
+  private icmpAnswer(
+    inst: number,
+    slot: number,
+    type: number,
+    code: number,
+    hops: number,
+    hairpins: number,
+    attach = false,
+  ): void {
     const st = this.st;
-    if (!this.icmp.generate(inst, slot, type, code, st.now + this.clockBase[this.t.w])) return;
+    if (!this.icmp.generate(inst, slot, type, code, st.now + this.clockBase[this.t.w], attach)) return;
     if (slot >= 0 && this.filter.has(slot)) {
       const cs = st.ctCls === CT_RELATED ? CTSTATE_RELATED : CTSTATE_INVALID;
       // A generated packet is not answered again: any verdict but ACCEPT drops it here.
@@ -525,13 +542,14 @@ export class HopWalk {
       this.rejectReset(inst, slot, hops, hairpins);
       return false;
     }
+    const attach = this.triggerHasEntry();
     this.finishEntry();
     // nf_send_unreach: not for a fragment; the L4 checksum must verify (UDP without one passes).
     const pv = st.pv;
     if (pv.fragOff !== 0) return false;
     if ((pv.proto === PROTO_TCP || pv.proto === PROTO_UDP || pv.proto === PROTO_ICMP) && !verifyL4Checksum(st.buf, pv))
       return false;
-    this.icmpAnswer(inst, slot, ICMP_DEST_UNREACH, code, hops, hairpins);
+    this.icmpAnswer(inst, slot, ICMP_DEST_UNREACH, code, hops, hairpins, attach);
     return false;
   }
 
@@ -717,9 +735,10 @@ export class HopWalk {
       return false;
     }
     if (pv.ttl <= 1) {
+      const attach = this.triggerHasEntry();
       this.drop(DROP_TTL_EXCEEDED);
       this.finishEntry();
-      this.timeExceeded(inst, slot);
+      this.timeExceeded(inst, slot, attach);
       return false;
     }
     this.manip.decTtl();

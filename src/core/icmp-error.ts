@@ -78,8 +78,9 @@ export class IcmpErrors {
    * filter OUTPUT, then `postrouting`, then walks it out of the instance. False: none (not for
    * this packet, or the rate limits at absolute ms `now` refused it: §6, as the model's).
    */
-  generate(inst: number, slot: number, type: number, code: number, now: number): boolean {
+  generate(inst: number, slot: number, type: number, code: number, now: number, attach = false): boolean {
     const st = this.st;
+    const triggerDir = st.cDir;
     const pv = st.pv;
     const b = st.buf;
     if (pv.fragOff !== 0) return false; // "only reply to fragment 0"
@@ -116,7 +117,13 @@ export class IcmpErrors {
     st.fo = eo;
     parseIpv4(b, eo, tot, pv);
     if (slot >= 0) {
-      this.ct.in(slot, false);
+      if (attach) {
+        // icmp_send attaches the trigger's entry (nf_ct_attach), confirmed or pending, RELATED in
+        // the other direction: its NAT (a first packet's DNAT too) is undone in the quote. The
+        // entry's fields are still loaded (st.e*); nothing else of it is touched.
+        st.ctCls = CT_RELATED;
+        st.cDir = triggerDir ^ 1;
+      } else this.ct.in(slot, false);
       if (st.ctCls === CT_RELATED) this.replyTranslation(MANIP_DST);
       st.pending = false;
       st.killAfter = false;

@@ -96,8 +96,8 @@ import { CLOCK_TICK_US, DEFAULT_IP_TTL, ICMP_ERROR_MAX_LEN } from '../spec/timeo
 import {
   ConntrackTable,
   conntrackIn,
-  DIR_REPLY,
   DIR_ORIG,
+  DIR_REPLY,
   HOOK_OUT,
   HOOK_PRE,
   type CtEntry,
@@ -972,7 +972,7 @@ export class ModelEngine implements Engine {
         `${label}: forward`,
         `TTL ${pv.ttl} would expire: ICMP time exceeded sent to ${formatIpv4(pv.src)}`,
       );
-      this.sendTimeExceeded(t, pkt, pv, w);
+      this.sendTimeExceeded(t, pkt, pv, w, e ? { entry: e, dir: ct.dir } : null);
       return;
     }
     ipDecreaseTtl(pkt);
@@ -1158,7 +1158,16 @@ export class ModelEngine implements Engine {
     if ((pv.proto === PROTO_TCP || pv.proto === PROTO_UDP || pv.proto === PROTO_ICMP) && !verifyL4Checksum(pkt, pv))
       return;
     const code = rejectCode(v.res.rejectWith);
-    this.sendIcmpError(t, pkt, pv, w, ICMP_DEST_UNREACH, code, `destination unreachable (code ${code}, REJECT)`);
+    this.sendIcmpError(
+      t,
+      pkt,
+      pv,
+      w,
+      ICMP_DEST_UNREACH,
+      code,
+      `destination unreachable (code ${code}, REJECT)`,
+      e ? { entry: e, dir } : null,
+    );
   }
 
   /**
@@ -1236,8 +1245,8 @@ export class ModelEngine implements Engine {
    * locally generated packet: conntrack at OUTPUT (RELATED if it quotes a known connection, and
    * then translated at LOCAL_OUT and POSTROUTING), then it leaves by T's ENI.
    */
-  private sendTimeExceeded(t: number, pkt: Uint8Array, pv: PacketView, w: Walk): void {
-    this.sendIcmpError(t, pkt, pv, w, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 'time exceeded');
+  private sendTimeExceeded(t: number, pkt: Uint8Array, pv: PacketView, w: Walk, trigger: TriggerCt = null): void {
+    this.sendIcmpError(t, pkt, pv, w, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 'time exceeded', trigger);
   }
 
   /**
@@ -1252,6 +1261,7 @@ export class ModelEngine implements Engine {
     type: number,
     code: number,
     what: string,
+    trigger: TriggerCt = null,
   ): void {
     if (pv.fragOff !== 0) return; // icmp_send: "Only reply to fragment 0"
     if (pv.proto === PROTO_ICMP) {
@@ -1292,7 +1302,19 @@ export class ModelEngine implements Engine {
     let note = `${what} from ${T.name} (${formatIpv4(T.privateIp)}) to ${formatIpv4(pv.src)}`;
     if (table) {
       const epv = parse(err);
-      const ct: CtResult = conntrackIn(table, err, epv, HOOK_OUT, this.nowMs);
+      // icmp_send attaches the triggering packet's entry to the error (icmp_glue_bits →
+      // nf_ct_attach), confirmed or not — RELATED in the other direction — so a first packet's
+      // DNAT is undone in the quote too; only a trigger without one (INVALID) is looked up.
+      const ct: CtResult = trigger
+        ? {
+            accept: true,
+            entry: trigger.entry,
+            dir: trigger.dir === DIR_REPLY ? DIR_ORIG : DIR_REPLY,
+            ctinfo: CT_RELATED,
+            note: 'attached to the packet it answers',
+            evicted: null,
+          }
+        : conntrackIn(table, err, epv, HOOK_OUT, this.nowMs);
       // LOCAL_OUT: conntrack, nat (the DST manip), filter OUTPUT; POSTROUTING: nat (the SRC manip).
       if (ct.entry) {
         const x = icmpReplyTranslation(ct.entry, ct.dir, err, parse(err), MANIP_DST);
@@ -1313,6 +1335,9 @@ export class ModelEngine implements Engine {
     w.hairpins = sub.hairpins;
   }
 }
+
+/** The conntrack entry of the packet an ICMP error answers, and that packet's direction (nf_ct_attach). */
+type TriggerCt = { entry: CtEntry; dir: number } | null;
 
 /** A TCP header without options (what nf_reject_ip_tcphdr_get needs to read). */
 const TCP_HEADER_MIN = 20;

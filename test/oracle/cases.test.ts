@@ -354,6 +354,17 @@ const CHECKS: Record<string, (run: Run) => void> = {
     expect(r[1]).toMatchObject({ fate: FATE_DROPPED, reason: DROP_NAT_CLASH, outputs: [] });
     expect(ct).toHaveLength(1);
   },
+  'DNAT: the time exceeded for a first TTL-1 packet quotes it as sent (the DNAT undone)': ({ r }) => {
+    expect(r.map((x) => x.reason)).toEqual([DROP_TTL_EXCEEDED, DROP_TTL_EXCEEDED]);
+    expect(r.map(egress)).toEqual([[NET], [APP]]);
+    // The quoted packet's destination is the NAT instance's address and port 8080, as the packet
+    // reached it — not the DNAT target 10.0.0.20:80.
+    const quoted = r.map((x) => view(x.outputs[0].frame)).map((v) => [v.icmpType, v.innerDst, v.innerDport]);
+    expect(quoted).toEqual([
+      [11, NAT_IP, 8080],
+      [11, NAT_IP, 8080],
+    ]);
+  },
   'TTL 1 through the NAT instance': ({ r, ct }) => {
     expect(r[0]).toMatchObject({ fate: FATE_DROPPED, reason: DROP_TTL_EXCEEDED });
     expect(egress(r[0])).toEqual([APP]);

@@ -477,6 +477,27 @@ export function natCases(): NatCase[] {
     inputs: [p(0, APP, udpOut(5000)), p(1000, APP, udpOut(5001))],
   });
   add({ name: 'TTL 1 through the NAT instance', scenario: variant(), inputs: [p(0, APP, udpOut(40000, { ttl: 1 }))] });
+  // A first packet with TTL 1 to a forwarded port (e.g. a TCP traceroute to the Elastic IP): the
+  // time exceeded carries the packet's still unconfirmed entry (icmp_glue_bits → nf_ct_attach), so
+  // the DNAT is undone in the quote — campaign seed 990032 run 64 quoted the post-DNAT header.
+  add({
+    name: 'DNAT: the time exceeded for a first TTL-1 packet quotes it as sent (the DNAT undone)',
+    scenario: variant((s) =>
+      natRules(
+        s,
+        '-A PREROUTING -i eth0 -p tcp --dport 8080 -j DNAT --to-destination 10.0.0.20:80',
+        '-A POSTROUTING -s 10.0.0.0/16 -o eth0 -j MASQUERADE',
+      ),
+    ),
+    inputs: [
+      p(0, NET, buildTcp({ src: SRV, dst: NAT_EIP, sport: 6001, dport: 8080, seq: 1, flags: F_SYN, ttl: 1 })),
+      p(
+        1000,
+        APP,
+        buildTcp({ src: A('10.0.1.10'), dst: NAT_IP, sport: 6002, dport: 8080, seq: 1, flags: F_SYN, ttl: 1 }),
+      ),
+    ],
+  });
   // ICMP error rate limits (issue 15 K2, docs/semantics.md §6): icmp_ratelimit per destination
   // (a new peer's bucket holds 6 errors, then one per second), icmp_ratemask, icmp_msgs_per_sec.
   // Gaps are ≥ 500 ms away from every threshold: the kernel sees them in real time (E8).
