@@ -25,9 +25,17 @@ import {
 } from '../spec/scenario.ts';
 import { CT_ESTABLISHED, CT_NEW, CT_RELATED } from '../spec/reasons.ts';
 import { rd16 } from '../packet/bytes.ts';
-import { PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
 import { filterIsEmpty, rejectCode } from '../scenario/iptables-filter.ts';
 import type { SlowState } from './slow-state.ts';
+import {
+  MODE_NEG,
+  MODE_NONE,
+  MODE_POS,
+  type RuleColumns,
+  compileRuleColumns,
+  matchRuleColumns,
+  ruleColumns,
+} from './rule-columns.ts';
 
 /** The built-in chains' hooks (index into FILTER_CHAINS). */
 export const HOOK_INPUT = 0;
@@ -49,16 +57,10 @@ const T_LOG = 3;
 const T_RETURN = 4;
 const T_JUMP = 5;
 
-const MODE_NONE = 0;
-const MODE_POS = 1;
-const MODE_NEG = 2;
-
 const MP_SPORTS = 0;
 const MP_DPORTS = 1;
 const MP_PORTS = 2;
 
-const TCP_HDR = 20;
-const UDP_HDR = 8;
 const ICMP_HDR = 8;
 const PORTS_LEN = 4;
 
@@ -74,7 +76,7 @@ export const REJECT_TCP_RESET = -1;
  * Compiled filter tables. Chains are numbered over all instances; rules are flat, chain ch's are
  * [chainStart[ch], chainEnd[ch]). Counter k < nRules is rule k's; nRules + ch is chain ch's policy.
  */
-export interface CompiledFilter {
+export interface CompiledFilter extends RuleColumns {
   nRules: number;
   nChains: number;
   /** Per NAT slot: 1 when its instance has a non-empty filter table. */
@@ -90,25 +92,6 @@ export interface CompiledFilter {
   chainName: string[];
   /** Per rule: bit h set when its -i/-o fit hook h's devices (INPUT in eth0; FORWARD in/out eth0; OUTPUT out eth0). */
   ifOk: Uint8Array;
-  srcMode: Uint8Array;
-  srcAddr: Uint32Array;
-  srcMask: Uint32Array;
-  dstMode: Uint8Array;
-  dstAddr: Uint32Array;
-  dstMask: Uint32Array;
-  protoMode: Uint8Array;
-  proto: Uint8Array;
-  /** 0, or PROTO_TCP / PROTO_UDP: the tcp/udp match. */
-  l4: Uint8Array;
-  spMode: Uint8Array;
-  spLo: Uint16Array;
-  spHi: Uint16Array;
-  dpMode: Uint8Array;
-  dpLo: Uint16Array;
-  dpHi: Uint16Array;
-  flMode: Uint8Array;
-  flMask: Uint8Array;
-  flCmp: Uint8Array;
   icmpMode: Uint8Array;
   icmpType: Uint8Array;
   icmpCodeLo: Uint8Array;
@@ -126,10 +109,6 @@ export interface CompiledFilter {
   jump: Int32Array;
   /** REJECT: the ICMP destination-unreachable code, or REJECT_TCP_RESET. */
   reject: Int8Array;
-}
-
-function mask(len: number): number {
-  return len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
 }
 
 /** The model's ifaceHit: `eth0`, a `+` prefix, `!`; dev '' = no device at that hook. */
@@ -205,6 +184,7 @@ export function compileFilter(s: Scenario, natInst: readonly number[]): Compiled
   const mpLo: number[] = [];
   const mpHi: number[] = [];
   const f: CompiledFilter = {
+    ...ruleColumns(R),
     nRules: R,
     nChains: chainStart.length,
     slotOn,
@@ -215,24 +195,6 @@ export function compileFilter(s: Scenario, natInst: readonly number[]): Compiled
     chainInst: Int32Array.from(chainInst),
     chainName,
     ifOk: new Uint8Array(R),
-    srcMode: new Uint8Array(R),
-    srcAddr: new Uint32Array(R),
-    srcMask: new Uint32Array(R),
-    dstMode: new Uint8Array(R),
-    dstAddr: new Uint32Array(R),
-    dstMask: new Uint32Array(R),
-    protoMode: new Uint8Array(R),
-    proto: new Uint8Array(R),
-    l4: new Uint8Array(R),
-    spMode: new Uint8Array(R),
-    spLo: new Uint16Array(R),
-    spHi: new Uint16Array(R),
-    dpMode: new Uint8Array(R),
-    dpLo: new Uint16Array(R),
-    dpHi: new Uint16Array(R),
-    flMode: new Uint8Array(R),
-    flMask: new Uint8Array(R),
-    flCmp: new Uint8Array(R),
     icmpMode: new Uint8Array(R),
     icmpType: new Uint8Array(R),
     icmpCodeLo: new Uint8Array(R),
@@ -255,35 +217,10 @@ export function compileFilter(s: Scenario, natInst: readonly number[]): Compiled
       if (ifHit(r.inIface, din) && ifHit(r.outIface, dout)) ok |= 1 << h;
     }
     f.ifOk[k] = ok;
-    if (r.src) {
-      f.srcMode[k] = r.src.neg ? MODE_NEG : MODE_POS;
-      f.srcAddr[k] = r.src.cidr.addr >>> 0;
-      f.srcMask[k] = mask(r.src.cidr.len);
-    }
-    if (r.dst) {
-      f.dstMode[k] = r.dst.neg ? MODE_NEG : MODE_POS;
-      f.dstAddr[k] = r.dst.cidr.addr >>> 0;
-      f.dstMask[k] = mask(r.dst.cidr.len);
-    }
+    compileRuleColumns(f, k, r);
     if (r.proto) {
       f.protoMode[k] = r.proto.neg ? MODE_NEG : MODE_POS;
       f.proto[k] = r.proto.proto;
-    }
-    f.l4[k] = r.l4Match === 'tcp' ? PROTO_TCP : r.l4Match === 'udp' ? PROTO_UDP : 0;
-    if (r.sport) {
-      f.spMode[k] = r.sport.neg ? MODE_NEG : MODE_POS;
-      f.spLo[k] = r.sport.lo;
-      f.spHi[k] = r.sport.hi;
-    }
-    if (r.dport) {
-      f.dpMode[k] = r.dport.neg ? MODE_NEG : MODE_POS;
-      f.dpLo[k] = r.dport.lo;
-      f.dpHi[k] = r.dport.hi;
-    }
-    if (r.tcpFlags) {
-      f.flMode[k] = r.tcpFlags.neg ? MODE_NEG : MODE_POS;
-      f.flMask[k] = r.tcpFlags.mask;
-      f.flCmp[k] = r.tcpFlags.cmp;
     }
     if (r.icmp) {
       f.icmpMode[k] = r.icmp.neg ? MODE_NEG : MODE_POS;
@@ -422,29 +359,13 @@ export class FilterTable {
   private match(k: number, hook: number, ctstate: number): number {
     const f = this.f;
     const pv = this.st.pv;
-    let mode = f.srcMode[k];
-    if (mode !== MODE_NONE && ((pv.src & f.srcMask[k]) >>> 0 === f.srcAddr[k]) !== (mode === MODE_POS)) return 0;
-    mode = f.dstMode[k];
-    if (mode !== MODE_NONE && ((pv.dst & f.dstMask[k]) >>> 0 === f.dstAddr[k]) !== (mode === MODE_POS)) return 0;
     if (((f.ifOk[k] >>> hook) & 1) === 0) return 0;
-    mode = f.protoMode[k];
-    if (mode !== MODE_NONE && (f.proto[k] === pv.proto) !== (mode === MODE_POS)) return 0;
-    const l4Len = pv.totalLen - pv.ihl;
     const b = this.st.buf;
+    const ip = matchRuleColumns(f, k, pv, b, this.st.fo);
+    if (ip !== 1) return ip;
+    const l4Len = pv.totalLen - pv.ihl;
     const o = this.st.fo + pv.ihl;
-    const l4 = f.l4[k];
-    if (l4 !== 0) {
-      if (pv.fragOff !== 0) return 0;
-      if (l4Len < (l4 === PROTO_TCP ? TCP_HDR : UDP_HDR)) return -1;
-      const sp = rd16(b, o);
-      const dp = rd16(b, o + 2);
-      mode = f.spMode[k];
-      if (mode !== MODE_NONE && (sp >= f.spLo[k] && sp <= f.spHi[k]) !== (mode === MODE_POS)) return 0;
-      mode = f.dpMode[k];
-      if (mode !== MODE_NONE && (dp >= f.dpLo[k] && dp <= f.dpHi[k]) !== (mode === MODE_POS)) return 0;
-      mode = f.flMode[k];
-      if (mode !== MODE_NONE && ((b[o + 13] & f.flMask[k]) === f.flCmp[k]) !== (mode === MODE_POS)) return 0;
-    }
+    let mode: number;
     mode = f.icmpMode[k];
     if (mode !== MODE_NONE) {
       if (pv.fragOff !== 0) return 0;

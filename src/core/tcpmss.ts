@@ -15,49 +15,30 @@ import { rd16, wr16 } from '../packet/bytes.ts';
 import { csumApplyDelta, csumDelta16, csumDelta32 } from '../packet/checksum.ts';
 import { PROTO_TCP } from '../packet/constants.ts';
 import type { SlowState } from './slow-state.ts';
+import {
+  MODE_NEG,
+  MODE_POS,
+  type RuleColumns,
+  compileRuleColumns,
+  matchRuleColumns,
+  ruleColumns,
+} from './rule-columns.ts';
 
 /** Compiled mangle rules: slot k's chain c (0 FORWARD, 1 POSTROUTING) is [start[2k+c], start[2k+c+1]). */
-export interface CompiledMangle {
+export interface CompiledMangle extends RuleColumns {
   start: Int32Array;
-  srcMode: Uint8Array;
-  srcAddr: Uint32Array;
-  srcMask: Uint32Array;
-  dstMode: Uint8Array;
-  dstAddr: Uint32Array;
-  dstMask: Uint32Array;
   /** The rule's -i/-o fit chain c's devices (FORWARD: in eth0, out eth0; POSTROUTING: out eth0). */
   ifOk: Uint8Array;
-  proto: Uint8Array;
-  protoMode: Uint8Array;
-  /** 0, or PROTO_TCP / PROTO_UDP: the L4 match module the rule loads. */
-  l4: Uint8Array;
-  spMode: Uint8Array;
-  spLo: Uint16Array;
-  spHi: Uint16Array;
-  dpMode: Uint8Array;
-  dpLo: Uint16Array;
-  dpHi: Uint16Array;
-  flMode: Uint8Array;
-  flMask: Uint8Array;
-  flCmp: Uint8Array;
   /** 1 TCPMSS (continue), 0 ACCEPT/RETURN (end of chain). */
   isMss: Uint8Array;
   /** The MSS a TCPMSS rule sets (--clamp-mss-to-pmtu resolved: INSTANCE_MTU − 40). */
   mss: Uint16Array;
 }
 
-const MODE_NONE = 0;
-const MODE_POS = 1;
-const MODE_NEG = 2;
 const TCPOLEN_MSS = 4;
 const MSS_MINLEN = 40;
 const MSS_DEFAULT_IPV4 = 536;
-const UDP_HDR = 8;
 const TCP_HDR = 20;
-
-function mask(len: number): number {
-  return len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-}
 
 function ifHit(m: { name: string; neg: boolean } | null, dev: string): number {
   if (!m) return 1;
@@ -80,60 +61,18 @@ export function compileMangle(s: Scenario, natInst: readonly number[]): Compiled
   start.push(rules.length);
   const R = rules.length;
   const m: CompiledMangle = {
+    ...ruleColumns(R),
     start: Int32Array.from(start),
-    srcMode: new Uint8Array(R),
-    srcAddr: new Uint32Array(R),
-    srcMask: new Uint32Array(R),
-    dstMode: new Uint8Array(R),
-    dstAddr: new Uint32Array(R),
-    dstMask: new Uint32Array(R),
     ifOk: new Uint8Array(R),
-    proto: new Uint8Array(R),
-    protoMode: new Uint8Array(R),
-    l4: new Uint8Array(R),
-    spMode: new Uint8Array(R),
-    spLo: new Uint16Array(R),
-    spHi: new Uint16Array(R),
-    dpMode: new Uint8Array(R),
-    dpLo: new Uint16Array(R),
-    dpHi: new Uint16Array(R),
-    flMode: new Uint8Array(R),
-    flMask: new Uint8Array(R),
-    flCmp: new Uint8Array(R),
     isMss: new Uint8Array(R),
     mss: new Uint16Array(R),
   };
   rules.forEach(({ r, c }, k) => {
-    if (r.src) {
-      m.srcMode[k] = r.src.neg ? MODE_NEG : MODE_POS;
-      m.srcAddr[k] = r.src.cidr.addr >>> 0;
-      m.srcMask[k] = mask(r.src.cidr.len);
-    }
-    if (r.dst) {
-      m.dstMode[k] = r.dst.neg ? MODE_NEG : MODE_POS;
-      m.dstAddr[k] = r.dst.cidr.addr >>> 0;
-      m.dstMask[k] = mask(r.dst.cidr.len);
-    }
+    compileRuleColumns(m, k, r);
     m.ifOk[k] = ifHit(r.inIface, c === 0 ? 'eth0' : '') & ifHit(r.outIface, 'eth0');
     if (r.proto && r.proto.proto !== 0) {
       m.proto[k] = r.proto.proto;
       m.protoMode[k] = r.proto.neg ? MODE_NEG : MODE_POS;
-    }
-    m.l4[k] = r.l4Match === 'tcp' ? PROTO_TCP : r.l4Match === 'udp' ? 17 : 0;
-    if (r.sport) {
-      m.spMode[k] = r.sport.neg ? MODE_NEG : MODE_POS;
-      m.spLo[k] = r.sport.lo;
-      m.spHi[k] = r.sport.hi;
-    }
-    if (r.dport) {
-      m.dpMode[k] = r.dport.neg ? MODE_NEG : MODE_POS;
-      m.dpLo[k] = r.dport.lo;
-      m.dpHi[k] = r.dport.hi;
-    }
-    if (r.tcpFlags) {
-      m.flMode[k] = r.tcpFlags.neg ? MODE_NEG : MODE_POS;
-      m.flMask[k] = r.tcpFlags.mask;
-      m.flCmp[k] = r.tcpFlags.cmp;
     }
     m.isMss[k] = r.target === 'TCPMSS' ? 1 : 0;
     m.mss[k] = r.mss === TCPMSS_CLAMP_PMTU ? INSTANCE_MTU - MSS_MINLEN : r.mss;
@@ -175,30 +114,8 @@ export class Tcpmss {
 
   /** 1 match, 0 no match, -1 the tcp/udp match's hotdrop. */
   private match(k: number): number {
-    const m = this.m;
-    const pv = this.st.pv;
-    if (m.ifOk[k] === 0) return 0;
-    let mode = m.srcMode[k];
-    if (mode !== MODE_NONE && ((pv.src & m.srcMask[k]) >>> 0 === m.srcAddr[k]) !== (mode === MODE_POS)) return 0;
-    mode = m.dstMode[k];
-    if (mode !== MODE_NONE && ((pv.dst & m.dstMask[k]) >>> 0 === m.dstAddr[k]) !== (mode === MODE_POS)) return 0;
-    mode = m.protoMode[k];
-    if (mode !== MODE_NONE && (m.proto[k] === pv.proto) !== (mode === MODE_POS)) return 0;
-    const l4 = m.l4[k];
-    if (l4 === 0) return 1;
-    if (pv.fragOff !== 0) return 0;
-    if (pv.totalLen - pv.ihl < (l4 === PROTO_TCP ? TCP_HDR : UDP_HDR)) return -1;
-    const b = this.st.buf;
-    const o = this.st.fo + pv.ihl;
-    const sp = rd16(b, o);
-    const dp = rd16(b, o + 2);
-    mode = m.spMode[k];
-    if (mode !== MODE_NONE && (sp >= m.spLo[k] && sp <= m.spHi[k]) !== (mode === MODE_POS)) return 0;
-    mode = m.dpMode[k];
-    if (mode !== MODE_NONE && (dp >= m.dpLo[k] && dp <= m.dpHi[k]) !== (mode === MODE_POS)) return 0;
-    mode = m.flMode[k];
-    if (mode !== MODE_NONE && ((b[o + 13] & m.flMask[k]) === m.flCmp[k]) !== (mode === MODE_POS)) return 0;
-    return 1;
+    if (this.m.ifOk[k] === 0) return 0;
+    return matchRuleColumns(this.m, k, this.st.pv, this.st.buf, this.st.fo);
   }
 
   /** tcpmss_mangle_packet + tcpmss_tg4; false = NF_DROP. */
