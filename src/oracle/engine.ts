@@ -656,7 +656,13 @@ export class KernelEngine implements Engine {
     const stats = this.statAgents.map((s, id) => {
       const pid = s.agent.pid;
       if (pid === undefined) throw new Error(`kernel engine: agent in ${s.agent.netns} has no process id`);
-      return { id, pid };
+      // Conntrack statistics and /proc/net/snmp are read only where the verdict uses them
+      // (instances; finish()) and only after a packet that crossed the instance's link: reading
+      // and parsing /proc/net/snmp costs ~15-50 µs per namespace (docs/kernel-oracle.md).
+      if (s.instance < 0) return { id, pid };
+      const counterSocket = sockets.findIndex((k) => k.netns === s.agent.netns);
+      if (counterSocket < 0) throw new Error(`kernel engine: instance namespace ${s.agent.netns} has no hub socket`);
+      return { id, pid, counterSocket };
     });
     const inet = points.findIndex((pa) => pa.point === POINT_INTERNET);
     const hub = new Hub(
@@ -979,11 +985,15 @@ export class KernelEngine implements Engine {
           for (const b of cand)
             result.outputs.push({ egress: instancePoint(x.instance), frame: b, captured: b, adjustments: [] });
         }
-        const prev = this.lastCt.get(x.instance) ?? {};
+        // No statistics: the fast path did not read them because the packet never crossed this
+        // instance's link, so they did not move.
         const cur = x.stats.ct;
-        ctDrops += (cur.drop ?? 0) - (prev.drop ?? 0) + (cur.early_drop ?? 0) - (prev.early_drop ?? 0);
-        ctClash += (cur.insert_failed ?? 0) - (prev.insert_failed ?? 0);
-        this.lastCt.set(x.instance, { ...prev, ...cur });
+        if (Object.keys(cur).length > 0) {
+          const prev = this.lastCt.get(x.instance) ?? {};
+          ctDrops += (cur.drop ?? 0) - (prev.drop ?? 0) + (cur.early_drop ?? 0) - (prev.early_drop ?? 0);
+          ctClash += (cur.insert_failed ?? 0) - (prev.insert_failed ?? 0);
+          this.lastCt.set(x.instance, { ...prev, ...cur });
+        }
         const sn = x.stats.snmp;
         const was = this.lastSnmp.get(x.instance);
         if (sn && was) {

@@ -24,7 +24,10 @@
 //   act:NETNS:IFNAME           packet socket watched for activity only (a security-group
 //                              namespace's link: frames counted, never results)
 //   fence:NETNS:TXIF:RXIF      the fence link
-//   stat:ID:PID                /proc/PID/net of a namespace (conntrack statistics, xt_recent nl_*)
+//   stat:ID:PID:SOCK           /proc/PID/net of a namespace: its xt_recent nl_* lists, and for an
+//                              instance (SOCK = the id of the socket on its only link; '-' for
+//                              none) conntrack statistics and /proc/net/snmp — read only after a
+//                              packet that put a frame on that link (nothing else changes them)
 //   eip:HEX8                   an Elastic IP: a frame captured at `inet` addressed to it stops the
 //                              batch after its packet (Node sends it back in through the IGW)
 //   inet:ID                    the socket of the internet edge
@@ -73,16 +76,24 @@ for my $a (@ARGV) {
     enter($1); push @act, packet_socket($2, 0x0003);
   } elsif ($a =~ /^fence:([A-Za-z0-9_.-]+):([A-Za-z0-9_.-]{1,15}):([A-Za-z0-9_.-]{1,15})$/) {
     enter($1); $ftx = packet_socket($2, 0); $frx = packet_socket($3, $FENCE_TYPE);
-  } elsif ($a =~ /^stat:(\d+):(\d+)$/) {
-    my ($id, $pid) = ($1, $2);
-    my $ns = { id => $id, lists => [] };
-    if (open(my $f, '<', "/proc/$pid/net/stat/nf_conntrack")) {
+  } elsif ($a =~ /^stat:(\d+):(\d+):(\d+|-)$/) {
+    my ($id, $pid, $counters) = ($1, $2, $3 ne '-');
+    my $ns = { id => $id, lists => [], sock => $3 };
+    if ($counters && open(my $f, '<', "/proc/$pid/net/stat/nf_conntrack")) {
       my $c = ''; 1 while sysread($f, $c, 65536, length $c);
       my @head = split ' ', (split /\n/, $c)[0] // '';
       my %col; @col{@head} = (0 .. $#head);
       $ns->{stat} = $f; $ns->{cols} = [map { $col{$_} // -1 } qw(insert_failed drop early_drop)];
     }
-    if (open(my $f, '<', "/proc/$pid/net/snmp")) { $ns->{snmp} = $f; }
+    if ($counters && open(my $f, '<', "/proc/$pid/net/snmp")) {
+      # The value columns, found once in the header lines (a kernel's MIB layout does not change).
+      my $c = slurp($f);
+      my ($ip) = $c =~ /^Ip: ([A-Za-z].*)$/m; my ($icmp) = $c =~ /^Icmp: ([A-Za-z].*)$/m;
+      my @ip = split ' ', $ip // ''; my @icmp = split ' ', $icmp // '';
+      my %at; $at{"Ip:$ip[$_]"} = $_ for 0 .. $#ip; $at{"Icmp:$icmp[$_]"} = $_ for 0 .. $#icmp;
+      $ns->{snmp} = $f;
+      $ns->{snmpcols} = [map { $at{$_} // -1 } qw(Ip:InHdrErrors Icmp:OutRateLimitGlobal Icmp:OutRateLimitHost)];
+    }
     if (opendir(my $d, "/proc/$pid/net/xt_recent")) {
       for my $n (sort grep { /^nl_/ } readdir $d) {
         open(my $f, '+<', "/proc/$pid/net/xt_recent/$n") or fail("open xt_recent $n: $!");
@@ -102,6 +113,9 @@ my $frxvec = ''; vec($frxvec, fileno($frx), 1) = 1;
 my $fence_hdr = pack('H12 H12 n', 'ffffffffffff', '026e6c01fffa', $FENCE_TYPE);
 my $fseq = 0;
 my ($obuf, $late, $stop) = ('', 0, 0);
+# Capture sockets that received or sent a frame since the current packet began: a namespace's
+# counters can only move when a frame crosses its link, so only those namespaces are read.
+my %touched;
 # Receives everything queued on the capture sockets; returns how many frames (activity).
 # $emit: frames are results of the current packet (else they are late: counted, not attributed).
 sub drain { my ($emit) = @_;
@@ -117,6 +131,7 @@ sub drain { my ($emit) = @_;
         my $from = recv($s, $buf, 65600, 0x40);
         last unless defined $from;
         $act++;
+        $touched{$id} = 1;
         my $pt = length($from) >= 11 ? unpack('x10 C', $from) : 0;
         next if $pt == 4;
         if (!$emit) { $late++ if length($buf) >= 14 && substr($buf, 12, 2) eq "\x08\x00"; next; }
@@ -146,26 +161,26 @@ sub fence {
   }
   fail("fence $fseq did not come back within 10 s"); }
 sub slurp { my ($f) = @_; sysseek($f, 0, 0); my $c = ''; 1 while sysread($f, $c, 65536, length $c); return $c; }
-# TTL expiries (Ip InHdrErrors) and ICMP errors refused by the rate limits (issue 15 K2).
-sub snmp { my ($c) = @_;
-  my %v; my @l = split /\n/, $c;
-  for (my $k = 0; $k + 1 < @l; $k += 2) {
-    my ($p, @h) = split ' ', $l[$k]; my ($q, @x) = split ' ', $l[$k + 1];
-    @v{map { "$p$_" } @h} = @x;
-  }
-  return sprintf("#snmp\n%d %d %d\n", map { $v{$_} // 0 } qw(Ip:InHdrErrors Icmp:OutRateLimitGlobal Icmp:OutRateLimitHost)); }
+# TTL expiries (Ip InHdrErrors) and ICMP errors refused by the rate limits (issue 15 K2): only the
+# two value lines, split by the columns found at start (a whole-file parse cost ~3x as much).
+sub snmp { my ($c, $cols) = @_;
+  my ($ip) = $c =~ /^Ip: (\d.*)$/m; my ($icmp) = $c =~ /^Icmp: (\d.*)$/m;
+  my @ip = split ' ', $ip // ''; my @icmp = split ' ', $icmp // '';
+  my @v = ($cols->[0] >= 0 ? $ip[$cols->[0]] : 0, map { $_ >= 0 ? $icmp[$_] : 0 } @{$cols}[1, 2]);
+  return sprintf("#snmp\n%d %d %d\n", map { $_ // 0 } @v); }
 sub evidence {
   my $t = '';
   for my $ns (@stats) {
     $t .= "#ns $ns->{id}\n";
-    if ($ns->{stat}) {
+    my $moved = $ns->{sock} ne '-' && $touched{$ns->{sock}};
+    if ($ns->{stat} && $moved) {
       my @lines = split /\n/, slurp($ns->{stat});
       shift @lines;
       my @sum = (0, 0, 0);
       for my $l (@lines) { my @v = split ' ', $l; for my $k (0 .. 2) { my $c = $ns->{cols}[$k]; $sum[$k] += hex($v[$c] // '0') if $c >= 0; } }
       $t .= sprintf("#stat\ninsert_failed drop early_drop\n%x %x %x\n", @sum);
     }
-    $t .= snmp(slurp($ns->{snmp})) if $ns->{snmp};
+    $t .= snmp(slurp($ns->{snmp}), $ns->{snmpcols}) if $ns->{snmp} && $moved;
     for my $l (@{$ns->{lists}}) {
       my $c = slurp($l->[1]);
       next unless length $c;
@@ -178,6 +193,7 @@ sub evidence {
 sub packet { my ($id, $frame) = @_;
   my $s = $sock{$id} or fail("no socket $id");
   $late = 0;
+  %touched = ();
   drain(0);
   my $ok = send($s, $frame, 0);
   my $errno = defined $ok ? 0 : (($! + 0) & 255) || 1;

@@ -61,7 +61,11 @@ export interface HubConfig {
    */
   activity?: Array<{ netns: string; ifname: string }>;
   fence: { netns: string; tx: string; rx: string };
-  stats: Array<{ id: number; pid: number }>;
+  /**
+   * Evidence namespaces. `counterSocket` (instances): the socket on the namespace's only link;
+   * its conntrack statistics and /proc/net/snmp are read after a packet that crossed that link.
+   */
+  stats: Array<{ id: number; pid: number; counterSocket?: number }>;
   eips: number[];
   inet: number;
 }
@@ -129,7 +133,7 @@ export class Hub {
       ...c.sockets.map((s) => `sock:${s.id}:${s.netns}:${s.ifname}:cap`),
       ...(c.activity ?? []).map((s) => `act:${s.netns}:${s.ifname}`),
       `fence:${c.fence.netns}:${c.fence.tx}:${c.fence.rx}`,
-      ...c.stats.map((s) => `stat:${s.id}:${s.pid}`),
+      ...c.stats.map((s) => `stat:${s.id}:${s.pid}:${s.counterSocket ?? '-'}`),
       ...c.eips.map((e) => `eip:${(e >>> 0).toString(16).padStart(8, '0')}`),
       `inet:${c.inet}`,
     ];

@@ -17,6 +17,7 @@ import {
 import { compareRuns } from '../../src/diff/compare/compare.ts';
 import { buildTcp, buildUdp, parseIpv4Addr as A, F_SYN } from '../../src/packet/index.ts';
 import type { ConntrackEntry, InputPacket, NatRuleCounter } from '../../src/spec/engine.ts';
+import { FATE_DELIVERED } from '../../src/spec/reasons.ts';
 import { BASE, APP, NET, WEB, natCases, type NatCase } from './cases.ts';
 
 const pre = await checkKernelPrerequisites();
@@ -149,5 +150,45 @@ describe.skipIf(!pre.ok).concurrent('kernel fast path = one at a time', () => {
     const batch = await runCase(c, 'batch');
     expectSame(c, single, batch);
     expect(batch.r.filter((x) => x.outputs.some((o) => o.egress === WEB)).length).toBeGreaterThan(0);
+  });
+
+  it('instance counters (ICMP rate limits) are read only after packets that crossed the instance, and stay with their packet', async () => {
+    // The fast path reads an instance's conntrack statistics and /proc/net/snmp only after a packet
+    // that put a frame on its link (docs/kernel-oracle.md "The cost of the ICMP rate-limit
+    // evidence"). TTL-1 packets through the NAT, whose time exceeded the rate limit refuses after
+    // a burst of 6, alternate with packets from the web server that never reach the NAT instance:
+    // every refusal must be evidence of its own TTL-1 packet, never of a neighbour.
+    const base = natCases().find((c) => c.name.startsWith('ICMP rate limit: a burst'));
+    if (!base) throw new Error('oracle case "ICMP rate limit: a burst ..." is gone');
+    const SRV = A('198.51.100.7');
+    const inputs: InputPacket[] = [];
+    for (let k = 0; k < 10; k++) {
+      inputs.push({
+        timeUs: k * 1000,
+        ingress: APP,
+        frame: buildUdp({ src: A('10.0.1.10'), dst: SRV, sport: 40100 + k, dport: 53, ttl: 1 }),
+      });
+      inputs.push({
+        timeUs: k * 1000 + 1,
+        ingress: WEB,
+        frame: buildUdp({ src: A('10.0.0.20'), dst: SRV, sport: 40100 + k, dport: 53 }),
+      });
+    }
+    const e = await createKernelEngine(base.scenario, { maxWaitMs: 5000, injection: 'batch' });
+    try {
+      const r = await e.process(inputs);
+      const limited = (x: KernelPacketResult): boolean => x.evidence.some((v) => v.includes(':icmp_ratelimit_'));
+      const ttl1 = r.filter((_, k) => k % 2 === 0);
+      const web = r.filter((_, k) => k % 2 === 1);
+      // A TTL-1 packet is answered (one time exceeded) or refused (the evidence), never both or neither.
+      expect(ttl1.map((x) => (x.outputs.length === 1) !== limited(x))).toEqual(Array(10).fill(true));
+      // Six answers at once (per-destination burst); a refill of one per second may add one more.
+      const answered = ttl1.filter((x) => x.outputs.length === 1).length;
+      expect(answered).toBeGreaterThanOrEqual(6);
+      expect(answered).toBeLessThanOrEqual(7);
+      expect(web.map((x) => [x.fate, limited(x)])).toEqual(Array(10).fill([FATE_DELIVERED, false]));
+    } finally {
+      await e.close();
+    }
   });
 });
