@@ -114,8 +114,21 @@ async function runOn<R extends PacketResult>(e: AnyEngine<R>, c: NatCase): Promi
   }
 }
 
-async function runCase(c: NatCase): Promise<Run> {
-  return runOn(await createKernelEngine(c.scenario, { maxWaitMs: 5000 }), c);
+/**
+ * A real-time case (the ICMP rate limits refill by the clock) shows what it says only when the
+ * kernel kept to the packets' times: on a loaded machine it is run again, at most 3 times in all,
+ * while the kernel lagged more than this behind them (the issue's "kernel lagged", not a difference).
+ */
+const REAL_TIME_LAG_MS = 50;
+const REAL_TIME_ATTEMPTS = 3;
+
+async function runCase(c: NatCase): Promise<Run & { maxLagMs: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const e = await createKernelEngine(c.scenario, { maxWaitMs: 5000 });
+    const run = await runOn(e, c);
+    if (c.realTime === undefined || e.maxLagMs <= REAL_TIME_LAG_MS || attempt >= REAL_TIME_ATTEMPTS)
+      return { ...run, maxLagMs: e.maxLagMs };
+  }
 }
 
 /**
@@ -542,7 +555,14 @@ describe.skipIf(!pre.ok).concurrent('model vs kernel: issue 8 scenarios', () => 
   for (const c of cases) {
     it(c.name, async () => {
       const k = await runCase(c);
-      CHECKS[c.name](k);
+      try {
+        CHECKS[c.name](k);
+      } catch (err) {
+        if (c.realTime === undefined || k.maxLagMs <= REAL_TIME_LAG_MS) throw err;
+        throw new Error(
+          `${(err as Error).message}\n(the kernel lagged ${k.maxLagMs.toFixed(0)} ms behind the packets' times in all ${REAL_TIME_ATTEMPTS} attempts; this case depends on real time: ${c.realTime})`,
+        );
+      }
       const m = await runOn(createModelEngine(c.scenario, { seed: 1 }), c);
       const inputs = [...c.inputs, ...(c.after ?? [])];
       const cmp = compareRuns(
