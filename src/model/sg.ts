@@ -202,6 +202,12 @@ export function sgKeys(f: FilterFacts): { key: string; reverse: string; request:
 export class EniSecurity {
   private readonly byKey = new Map<string, SgEntry>();
   private count = 0;
+  /**
+   * No entry expires before this (a lower bound, exact after a scan; every new expiry lowers it):
+   * expire() scans the table only when it can find something, as the conntrack table does —
+   * scanning on every packet made security-grouped runs ×10 slower at 1k flows.
+   */
+  private minExpiryMs = Infinity;
   /** Packets dropped because the tracked-connection allowance was used up (conntrack_allowance_exceeded). */
   allowanceExceeded = 0;
   /** The scenario's security groups (their rules change with setGroups). */
@@ -226,12 +232,25 @@ export class EniSecurity {
 
   /** Removes entries whose time is up (dead iff now >= expiry, docs/semantics.md §7). */
   expire(nowMs: number): void {
+    if (nowMs < this.minExpiryMs) return;
+    let min = Infinity;
     for (const [k, e] of this.byKey) {
-      if (e.origKey !== k || nowMs < e.expiresMs) continue;
+      if (e.origKey !== k) continue;
+      if (nowMs < e.expiresMs) {
+        if (e.expiresMs < min) min = e.expiresMs;
+        continue;
+      }
       this.byKey.delete(e.origKey);
       this.byKey.delete(e.replyKey);
       this.count--;
     }
+    this.minExpiryMs = min;
+  }
+
+  /** Sets an entry's idle timer (and keeps minExpiryMs a lower bound). */
+  private setExpiry(e: SgEntry, expiresMs: number): void {
+    e.expiresMs = expiresMs;
+    if (expiresMs < this.minExpiryMs) this.minExpiryMs = expiresMs;
   }
 
   private timeoutS(e: SgEntry): number {
@@ -294,7 +313,7 @@ export class EniSecurity {
         e.lastDir = 1;
       } else e.lastDir = 0;
       const t = this.timeoutS(e);
-      e.expiresMs = nowMs + t * 1000;
+      this.setExpiry(e, nowMs + t * 1000);
       return {
         drop: '',
         note: `tracked flow (${reply ? 'response' : 'original direction'}): allowed whatever the rules say; idle timeout ${t} s`,
@@ -333,7 +352,7 @@ export class EniSecurity {
       transactions: 0,
       lastDir: 0,
     };
-    n.expiresMs = nowMs + this.timeoutS(n) * 1000;
+    this.setExpiry(n, nowMs + this.timeoutS(n) * 1000);
     this.byKey.set(n.replyKey, n);
     this.byKey.set(n.origKey, n);
     this.count++;

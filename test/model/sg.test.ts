@@ -126,6 +126,29 @@ describe('security groups (model)', () => {
     expect(reason(send(e, s, 'internet', back(), 40_030 + 179_999))).toBe('delivered');
   });
 
+  it('a flow created after a long-lived one still expires on time (the tracker scans only when an entry can expire)', () => {
+    const s = filtered((o) => {
+      o.securityGroups = { g: { inbound: [] } };
+      o.instances.web.securityGroups = ['g'];
+    });
+    const e = engine(s);
+    const w = idx(s, 'web');
+    // An established TCP flow: its entry lives 432 000 s, so after the SYN's short timer has been
+    // scanned away the earliest expiry the tracker knows is days away...
+    send(e, s, 'web', tcp('10.0.0.20:6000', '198.51.100.7:443', F_SYN), 0);
+    send(e, s, 'internet', tcp('198.51.100.7:443', '203.0.113.20:6000', F_SYN | F_ACK), 1);
+    send(e, s, 'web', tcp('10.0.0.20:6000', '198.51.100.7:443', F_ACK), 2);
+    e.advanceSync(600_000_000);
+    expect(e.securityTracking(w)?.tracked).toBe(1);
+    // ...and a UDP flow created now (30 s) must lower it: gone exactly 30 s later, TCP stays.
+    send(e, s, 'web', udp('10.0.0.20:5000', '198.51.100.7:53'), 600_000);
+    expect(e.securityTracking(w)?.tracked).toBe(2);
+    e.advanceSync(629_999_000);
+    expect(e.securityTracking(w)?.tracked).toBe(2);
+    e.advanceSync(630_000_000);
+    expect(e.securityTracking(w)?.tracked).toBe(1);
+  });
+
   it('a rule naming a group matches the private IPs of that group’s instances', () => {
     const s = filtered((o) => {
       o.securityGroups = {
