@@ -80,6 +80,14 @@ const HARDENED_FILTER = `*filter
 COMMIT
 `;
 
+/**
+ * The scenario of the unfiltered side of every filter workload and of the established workload:
+ * the built-in scenario (one place to change what "no filters" means).
+ */
+export function unfilteredScenario(): Scenario {
+  return loadBuiltinScenario();
+}
+
 /** The built-in scenario whose NAT instance carries HARDENED_FILTER beside its nat table. */
 export function filterTableScenario(): Scenario {
   // biome-ignore lint/suspicious/noExplicitAny: a scenario file object is untyped.
@@ -194,7 +202,7 @@ export async function measureEstablished(opts: EstablishedOptions) {
     ? filteredScenario(sessions)
     : opts.filterTable
       ? filterTableScenario()
-      : loadBuiltinScenario();
+      : unfilteredScenario();
   scenario.conntrack.max = Math.max(sessions, 1024);
   const shared = createCoreShared(scenario, { workers: 1, seed: opts.seed ?? 1, layout: opts.layout });
   const dp = new Dataplane(shared, 0);

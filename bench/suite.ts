@@ -25,6 +25,8 @@ import { scenarioForCapture } from '../src/diff/replay/scenario.ts';
 import { type TrafficProfile, describeProfile } from '../src/traffic/profile.ts';
 import {
   EstablishedWorkload,
+  FLOW_TCP,
+  FLOW_UDP,
   FlowSpace,
   MixedWorkload,
   SetupWorkload,
@@ -36,7 +38,13 @@ import {
 } from '../src/traffic/workload.ts';
 import { POINT_INTERNET } from '../src/spec/scenario.ts';
 import { CoreRunner, type BatchCheck } from './core-run.ts';
-import { measureEstablished, measureSetup } from './core-throughput.ts';
+import {
+  filteredScenario,
+  filterTableScenario,
+  measureEstablished,
+  measureSetup,
+  unfilteredScenario,
+} from './core-throughput.ts';
 import { type Figure, makeFigure, median, nsFigure, valueFigure, sessionsLabel } from './figures.ts';
 import { type MicroRow, runMicro } from './micro.ts';
 import { machineInfo } from './results.ts';
@@ -361,8 +369,13 @@ class Suite {
       if (has('setup')) tasks.push({ label: 'model: session setup', fn: () => this.modelSetup() });
       if (has('mixed')) tasks.push({ label: 'model: mixed', fn: () => this.modelMixed() });
       if (has('replay')) tasks.push({ label: 'model: replay', fn: () => this.replay(capture!, 'model', 1) });
+      for (const w of ['filtered', 'filter-table'] as const)
+        if (has(w)) tasks.push({ label: `model: ${w} vs none`, fn: () => this.filteredBaseline('model', w) });
     }
     if (o.kernel) tasks.push({ label: 'kernel oracle (short run)', fn: () => this.kernel() });
+    if (o.kernel)
+      for (const w of ['filtered', 'filter-table'] as const)
+        if (has(w)) tasks.push({ label: `kernel: ${w} vs none`, fn: () => this.filteredBaseline('kernel', w) });
     if (o.micro) tasks.push({ label: 'microbenchmarks', fn: () => this.runMicro() });
     this.total = tasks.length;
     try {
@@ -1021,6 +1034,100 @@ class Suite {
       notes: { noneNs: ns.none, cpuRatio, fastPathShare: fast },
     });
     return `${what}, ${sessionsLabel(S)} sessions: ${f.median.toFixed(0)} ns/packet vs ${n.median.toFixed(0)} without (CPU-time ratio ${cpuRatio.toFixed(2)}x, fast path ${(fast * 100).toFixed(1)}%)`;
+  }
+
+  /**
+   * The 'filtered' and 'filter-table' workloads on the reference model or the kernel engine (issue
+   * 16: filters benchmark on every engine): the same established sessions through the unfiltered
+   * scenario and its filtered copy (the core's workloads' scenarios, bench/core-throughput.ts), one
+   * engine each, measured in alternating rounds of the same run. 'filter-table' uses TCP sessions
+   * (the hardened table lets tcp 80/443 out and rejects the workload's udp 443), 'filtered' UDP as
+   * the core's. Packets/s per round; the ratio is none / filtered (the cost factor). The model is timed in CPU time (it runs in
+   * this thread), the kernel in wall-clock time.
+   */
+  private async filteredBaseline(engine: 'model' | 'kernel', workload: 'filtered' | 'filter-table'): Promise<string> {
+    const o = this.o;
+    if (engine === 'kernel') {
+      const pre = await checkKernelPrerequisites();
+      if (!pre.ok) return `kernel ${workload} skipped: ${pre.missing.join('; ')}`;
+    }
+    const S = engine === 'model' ? 1024 : 16;
+    const table = workload === 'filter-table';
+    const what = table ? "the NAT instance's filter table" : 'security groups + ACLs';
+    const scenarios = {
+      none: unfilteredScenario(),
+      filtered: table ? filterTableScenario() : filteredScenario(S),
+    };
+    for (const sc of Object.values(scenarios)) sc.conntrack.max = Math.max(sc.conntrack.max, 1024);
+    const kind = table ? FLOW_TCP : FLOW_UDP;
+    const wl = new EstablishedWorkload(new FlowSpace(scenarios.none), S, o.seed, kind);
+    const packets = engine === 'model' ? o.modelPackets : Math.max(64, Math.round(o.kernelPackets / 4));
+    const make = (sc: Scenario): Promise<Engine> =>
+      engine === 'model'
+        ? Promise.resolve(createModelEngine(sc, { seed: o.seed }))
+        : createKernelEngine(sc, { timeMode: 'compress', seed: o.seed });
+    const engines: Record<'none' | 'filtered', Engine | null> = { none: null, filtered: null };
+    const rates: Record<'none' | 'filtered', number[]> = { none: [], filtered: [] };
+    const delivered: Record<'none' | 'filtered', number> = { none: 0, filtered: 0 };
+    try {
+      for (const which of ['none', 'filtered'] as const) {
+        const e = await make(scenarios[which]);
+        engines[which] = e;
+        await e.process(toInputs(wl.setup(), Infinity, T_SETUP));
+      }
+      // Warm-up round (not counted), then two rounds each, the order swapped every round.
+      for (let round = 0; round < 3; round++) {
+        const order = round % 2 ? (['filtered', 'none'] as const) : (['none', 'filtered'] as const);
+        for (const which of order) {
+          const e = engines[which];
+          if (!e) throw new Error(`bench: no ${which} engine`);
+          const inputs = toInputs(wl.stream(round * packets), packets, T_STREAM);
+          const cpu0 = process.cpuUsage();
+          const t = await this.timeEngine(e, inputs);
+          const cpu = process.cpuUsage(cpu0);
+          // The model runs in this thread: CPU time, robust on a shared machine. The kernel's work
+          // is in its helper and softirqs: wall clock.
+          const sec = engine === 'model' ? (cpu.user + cpu.system) / 1e6 : t.sec;
+          delivered[which] = t.delivered;
+          if (round > 0) rates[which].push(inputs.length / sec);
+        }
+      }
+    } finally {
+      for (const e of Object.values(engines)) await e?.close();
+    }
+    const ratio = median(rates.none) / median(rates.filtered);
+    const input = `${S} established ${table ? 'TCP' : 'UDP'} sessions through ${table ? 'the built-in scenario whose NAT instance has a hardened filter table (bench/core-throughput.ts filterTableScenario)' : 'the built-in scenario with a typical security-group + network-ACL setup (bench/core-throughput.ts filteredScenario)'}, against the same sessions without it; alternating rounds of ${packets} packets`;
+    const measured =
+      engine === 'model'
+        ? 'reference model, Engine.process, CPU time of this process per round (packets per CPU-second)'
+        : "kernel engine's fast path (timeMode compress), Engine.process, wall clock per round (includes veth, injection and capture)";
+    for (const which of ['none', 'filtered'] as const)
+      this.results.push({
+        workload,
+        engine,
+        workers: null,
+        sessions: S,
+        input: `${input} — ${which === 'none' ? 'without filters' : what}`,
+        measured,
+        packetsPerRun: packets,
+        samples: rates[which].map((r) => r / 1e6),
+        unit: 'Mpps',
+        notes: { filters: which, delivered: delivered[which], of: packets },
+      });
+    this.figures.push(
+      valueFigure({
+        id: `${workload}/sessions=${S}/${engine}/ratio-to-none`,
+        workload,
+        label: `${engine}: ${what} / none, ${sessionsLabel(S)} sessions, time per packet`,
+        unit: 'x',
+        value: ratio,
+        higherIsBetter: false,
+        sessions: S,
+        engine,
+      }),
+    );
+    const pps = (x: number[]) => `${Math.round(median(x)).toLocaleString('en-US')} packets/s`;
+    return `${engine}, ${what}, ${sessionsLabel(S)} sessions: ${pps(rates.filtered)} vs ${pps(rates.none)} without (×${ratio.toFixed(2)} the time per packet; delivered ${delivered.filtered}/${packets} and ${delivered.none}/${packets})`;
   }
 
   private async inlineSetup(): Promise<string> {

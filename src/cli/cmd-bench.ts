@@ -27,9 +27,10 @@ workloads (--workloads, default all):
   mixed         traffic from a profile: new-flow share, TCP/UDP/ICMP mix, sizes, Zipf/uniform popularity
   replay        a capture through \`natlab replay\` end to end (generated from the profile, or --pcap)
   filtered      the established packets behind a typical security-group + network-ACL setup against
-                the same sessions without filters (one thread): the filters' cost on the fast path
+                the same sessions without filters (one thread): the filters' cost on the fast path;
+                also on the model and the kernel engine (with --model / --kernel as usual)
   filter-table  the established packets through the NAT instance's hardened filter table against the
-                same sessions without it (one thread): the table's cost (its sessions take the slow path)
+                same sessions without it (one thread): the table's cost (its sessions take the slow path); also on the model and the kernel engine
 
 options:
   --quick               small sizes (sessions 1k,16k; profile flows capped at 2000), fewer runs: about a
