@@ -95,6 +95,11 @@ export interface DifferenceFacts {
   index: number;
   /** Every difference found for it: kind (diff/compare/compare.ts: fate, reason, ct, frame, conntrack, ...) and message. */
   differences: ReadonlyArray<{ kind: string; message: string }>;
+  /**
+   * End of run (index -1): every table difference of this comparison, of which `differences` is a
+   * part — for a rule that recognises a pair (one entry on each side). Absent: `differences` is all.
+   */
+  tableDifferences?: ReadonlyArray<{ kind: string; message: string }>;
   /** The engines compared: [reference, other]; the classifying engine is one of them. */
   engines: readonly [string, string];
   /** Packet differences: the input as each engine got it, and each engine's result (same order as `engines`). */

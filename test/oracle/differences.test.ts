@@ -314,6 +314,45 @@ describe('kernel difference rules', () => {
       classifyKernelDifference(packet({ ...input, frame: otherError }, related, invalid, ['ct']), delivered),
     ).toBeNull();
   });
+  it("K3 at the end: a connection the contract NATed to another port because of an entry the kernel's stack removed", () => {
+    // corpora/regressions/20261205-conntrack-71789a88 (campaign seed 991002 run 83): a segment to
+    // nat's own 10.0.0.10:62869 made an entry both engines kept until the stack's RST (kernel only)
+    // removed it; app's later connection from port 62869 kept its port in the kernel and got
+    // 54007 in the contract, whose old entry still held 62869.
+    const entry = (who: string, replyPort: number, o: { src?: string; replyDst?: string } = {}) => ({
+      kind: 'conntrack',
+      message: `conntrack (instance 0): only ${who} has tcp      6 4 ESTABLISHED src=${o.src ?? '10.0.1.10'} dst=198.51.100.7 sport=62869 dport=443 [UNREPLIED] src=198.51.100.7 dst=${o.replyDst ?? '10.0.0.10'} sport=443 dport=${replyPort} mark=0 use=1`,
+    });
+    const end = (
+      differences: DifferenceFacts['differences'],
+      table?: DifferenceFacts['differences'],
+    ): DifferenceFacts => ({
+      index: -1,
+      engines: ['model', 'kernel'],
+      inputs: null,
+      results: null,
+      differences,
+      tableDifferences: table,
+    });
+    const local = k({ localTcpFlows: new Set(['6 10.0.0.10:62869 198.51.100.7:443']) });
+    const pair = [entry('model', 54007), entry('kernel', 62869)];
+    // Judged together (replay) or one by one with the others beside (the fuzz session).
+    expect(classifyKernelDifference(end(pair), local)?.id).toBe('K3');
+    expect(classifyKernelDifference(end([pair[0]], pair), local)?.id).toBe('K3');
+    expect(classifyKernelDifference(end([pair[1]], pair), local)?.id).toBe('K3');
+    // Not K3: no segment of that flow reached the instance's stack in the kernel; a half without
+    // its partner; partners of different connections; a reply not to an instance's own address.
+    expect(classifyKernelDifference(end(pair), k({ localTcpFlows: new Set() }))).toBeNull();
+    expect(classifyKernelDifference(end([pair[0]], [pair[0]]), local)).toBeNull();
+    expect(classifyKernelDifference(end([entry('model', 54007, { src: '10.0.1.11' }), pair[1]]), local)).toBeNull();
+    const elsewhere = [
+      entry('model', 54007, { replyDst: '10.0.1.99' }),
+      entry('kernel', 62869, { replyDst: '10.0.1.99' }),
+    ];
+    expect(
+      classifyKernelDifference(end(elsewhere), k({ localTcpFlows: new Set(['6 10.0.1.99:62869 198.51.100.7:443']) })),
+    ).toBeNull();
+  });
   it('K3: extra nat PREROUTING/INPUT counts on an instance, bounded by the TCP segments its stack got', () => {
     // corpora/kernel-open/20261204-counters-6db53e40 (CI campaign seed 2042900451 run 6): two SYNs
     // to nat1's Elastic IP; the stack's RST closed the kernel's entry after the first, so the

@@ -156,6 +156,7 @@ export class DiffSession {
       if (g) g.push(x);
       else groups.set(k, [x]);
     }
+    const tableDifferences = d.filter((x) => x.index < 0).map((x) => ({ kind: x.kind, message: x.message }));
     const rest: Difference[] = [];
     for (const g of groups.values()) {
       const { index, engines } = g[0];
@@ -169,6 +170,7 @@ export class DiffSession {
         engines,
         inputs: packet ? ([this.inputs[ja][index], this.inputs[jb][index]] as const) : null,
         results: packet ? ([this.results[ja][index], this.results[jb][index]] as const) : null,
+        tableDifferences: index < 0 ? tableDifferences : undefined,
       };
       const c =
         pair && !g.some((x) => x.kind === 'invariant')
