@@ -14,6 +14,7 @@ import {
   DROP_TTL_EXCEEDED,
 } from '../spec/reasons.ts';
 import {
+  F_RST,
   ICMP_DEST_UNREACH,
   ICMP_FRAG_NEEDED,
   ICMP_REDIRECT,
@@ -375,8 +376,18 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
       const types = s.kr.outputs.map((o) => (isIcmpErrorFrame(o.frame) ? o.frame[(o.frame[0] & 15) << 2] : -1));
       const onlyTimeExceeded =
         types.includes(ICMP_TIME_EXCEEDED) && types.every((t) => t === ICMP_TIME_EXCEEDED || t === ICMP_REDIRECT);
-      return onlyTimeExceeded && s.or.outputs.length === 0
-        ? 'the contract stops a loop after 8 instance hops; Linux forwards until the TTL expires and answers time exceeded'
+      // Or the time exceeded was due and the instance's rate limits refused it (K2; its counters
+      // say so): the 7th looping datagram of a burst (campaign seed 991004 run 79).
+      const refused =
+        types.every((t) => t === ICMP_REDIRECT) &&
+        ((s.kr as PacketResult & { evidence?: string[] }).evidence ?? []).some(
+          (e) => e.endsWith(`:${EVIDENCE_ICMP_RL_GLOBAL}`) || e.endsWith(`:${EVIDENCE_ICMP_RL_HOST}`),
+        );
+      if (s.or.outputs.length !== 0) return null;
+      if (onlyTimeExceeded)
+        return 'the contract stops a loop after 8 instance hops; Linux forwards until the TTL expires and answers time exceeded';
+      return refused
+        ? "the contract stops a loop after 8 instance hops; Linux forwards until the TTL expires, and its time exceeded was refused by the instance's ICMP rate limits (K2)"
         : null;
     },
   },
@@ -531,15 +542,20 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
       const error = isIcmpErrorFrame(s.kin.frame);
       const l4 = (s.kin.frame[0] & 15) * 4;
       const key = error ? sgFlowKey(s.kin.frame.subarray(l4 + 8)) : sgFlowKey(s.kin.frame);
+      // A RST finds no entry to close: Linux calls it INVALID, where a segment that can open one is
+      // NEW (campaign seed 991003 run 51).
+      const rst = !error && s.kin.frame[9] === PROTO_TCP && (s.kin.frame[l4 + 13] & F_RST) !== 0;
       if (
-        s.kr.ct === (error ? CT_INVALID : CT_NEW) &&
+        s.kr.ct === (error || rst ? CT_INVALID : CT_NEW) &&
         own.has(rd32(s.kin.frame, 12)) &&
         key !== null &&
         k.localTcpFlows?.has(key) === true
       )
         return error
           ? "an instance's own ICMP error about a flow whose entry its stack's answer removed in the kernel"
-          : "an instance's own segment of a flow whose entry its stack's answer removed in the kernel";
+          : rst
+            ? "an instance's own RST of a flow whose entry its stack's answer removed in the kernel (no entry: INVALID)"
+            : "an instance's own segment of a flow whose entry its stack's answer removed in the kernel";
       return null;
     },
   },

@@ -9,6 +9,7 @@ import {
   buildUdp,
   parseIpv4Addr as A,
   F_ACK,
+  F_RST,
   F_SYN,
   ICMP_REDIRECT,
   ICMP_TIME_EXCEEDED,
@@ -97,6 +98,13 @@ describe('kernel difference rules', () => {
     expect(classifyKernelDifference(packet(input, loop, redirectOnly, ['reason', 'output-count']), k())?.id).not.toBe(
       'K9',
     );
+    // The time exceeded due at the loop's end refused by the instance's rate limits, its counters
+    // saying so (campaign seed 991004 run 79: the 7th datagram of a burst): K9; with no such
+    // evidence the missing error is unexplained.
+    const refused = { ...res({ reason: DROP_TTL_EXCEEDED }), evidence: ['nat:icmp_ratelimit_host'] };
+    expect(classifyKernelDifference(packet(input, loop, refused, ['reason']), k())?.id).toBe('K9');
+    const silent = { ...res({ reason: DROP_TTL_EXCEEDED }), evidence: [] };
+    expect(classifyKernelDifference(packet(input, loop, silent, ['reason']), k())?.id).not.toBe('K9');
   });
 
   it('E5: a TTL 0 input the kernel never shows', () => {
@@ -309,6 +317,14 @@ describe('kernel difference rules', () => {
     expect(classifyKernelDifference(packet({ ...input, frame: error }, related, invalid, ['ct']), delivered)?.id).toBe(
       'K3',
     );
+    // nat0's own RST of that flow: no entry for it to close, so INVALID in the kernel (campaign
+    // seed 991003 run 51); a RST the kernel calls NEW cannot be (RSTs open nothing).
+    const ownRst = buildTcp({ src: A('10.0.0.10'), dst: A('198.51.100.7'), sport: 10650, dport: 8080, flags: F_RST });
+    expect(classifyKernelDifference(packet({ ...input, frame: ownRst }, model, invalid, ['ct']), delivered)?.id).toBe(
+      'K3',
+    );
+    expect(classifyKernelDifference(packet({ ...input, frame: ownRst }, model, kernel, ['ct']), delivered)).toBeNull();
+    expect(classifyKernelDifference(packet({ ...input, frame: own }, model, invalid, ['ct']), delivered)).toBeNull();
     const otherError = buildIcmpError({ src: A('10.0.0.10'), dst: A('198.51.100.9'), type: 3, code: 1, quoted: other });
     expect(
       classifyKernelDifference(packet({ ...input, frame: otherError }, related, invalid, ['ct']), delivered),
