@@ -248,6 +248,8 @@ export class Conntrack {
     const pv = this.st.pv;
     const b = this.st.buf;
     if (pv.proto === PROTO_UDP && pv.l4Csum === 0) return true;
+    // A new flow's packet the fast path has verified already (HopWalk.run), unchanged since.
+    if (pv.proto !== PROTO_ICMP && this.st.l4StillVerified()) return true;
     let s = sum16(b, pv.l4Off, pv.l4Len);
     if (pv.proto !== PROTO_ICMP)
       s += (pv.src >>> 16) + (pv.src & 0xffff) + (pv.dst >>> 16) + (pv.dst & 0xffff) + pv.proto + pv.l4Len;

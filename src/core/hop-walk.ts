@@ -108,6 +108,8 @@ import {
 } from '../spec/reasons.ts';
 import { type BatchOutput, type FrameBatch, OUT_SLOTS, errorBase, packResult } from '../spec/frame-batch.ts';
 
+/** The IPv4 header without options (the only one the fast path accepts). */
+const IPV4_HEADER_LEN = 20;
 /** A TCP header without options (what nf_reject_ip_tcphdr_get needs to read). */
 const TCP_HEADER_MIN = 20;
 /** Instance arrivals per packet before it is dropped as a routing loop. */
@@ -262,12 +264,19 @@ export class HopWalk {
     const len = batch.len[i];
     const ob = out.outArena;
     const oo = off;
-    this.copyIn(inb, off, ob, oo, len);
+    // A new flow's packet (the fast path's lookup missed: st.missValid) was checked by the fast
+    // path — IHL 5, total length = len, no fragment, TCP/UDP, header checksum — and its L4 bytes
+    // were copied to the output while their checksum was verified (dataplane.ts fastPath): only
+    // the 20-byte header is copied here, and conntrack takes the verdict (st.l4Verified).
+    const handed = st.missValid;
+    this.copyIn(inb, off, ob, oo, handed ? IPV4_HEADER_LEN : len);
     st.buf = ob;
     st.fo = oo;
     st.errOff = errorBase(inb.length, i);
     const pv = st.pv;
     const ps = parseIpv4(ob, oo, len, pv);
+    st.l4Verified = handed;
+    if (handed) st.noteVerified();
     if (isIpLevelMalformation(ps)) {
       st.reason = DROP_MALFORMED;
       st.detail = ps;

@@ -168,6 +168,18 @@ export class PortSearch {
           st.up = tp;
           return;
         }
+      } else if (manip === MANIP_DST && proto !== PROTO_ICMP) {
+        // A DST manip without a port range keeps the tuple whether it is used or not (the search
+        // below returns at once for TCP/UDP: nf_nat_l4proto_unique_tuple never changes their
+        // port without a range; other protocols have nothing to search), so nf_nat_used_tuple's
+        // lookup is skipped — one random flow-table line less for the PREROUTING null binding of
+        // every new flow. The lookup could only have released an expired entry early, which no
+        // decision sees: lookups check expiry, a table-full decision drains the expired first
+        // (Conntrack.earlyDrop).
+        st.us = ts;
+        st.ud = td;
+        st.up = tp;
+        return;
       } else if (!ct.used(slot, proto, ts, td, tp) && (!checkOwner || this.ownerOk(slot, proto, ts, td, tp))) {
         st.us = ts;
         st.ud = td;

@@ -7,6 +7,12 @@
 
 import { PacketView } from '../packet/parse.ts';
 import { TCPW_WORDS } from './tcpw-words.ts';
+import { rd16, rd32 } from '../packet/bytes.ts';
+import { PROTO_TCP } from '../packet/constants.ts';
+
+/** Offsets of the TCP and UDP checksum fields in their headers. */
+const TCP_CSUM_OFF = 16;
+const UDP_CSUM_OFF = 6;
 
 export class SlowState {
   readonly pv = new PacketView();
@@ -76,6 +82,42 @@ export class SlowState {
   trkKind = 0;
   trkIngress = 0;
   trkEgress = 0;
+  // ---- the fast path verified this packet's L4 checksum (a new flow's packet: see HopWalk.run) ---
+  /** True: the input frame's L4 checksum verifies (or checksums are off); the words it covered follow. */
+  l4Verified = false;
+  private vSrc = 0;
+  private vDst = 0;
+  private vPorts = 0;
+  private vCsum = 0;
+
+  /** Remembers the just-parsed input frame's pseudo-header addresses, ports and L4 checksum field. */
+  noteVerified(): void {
+    const pv = this.pv;
+    this.vSrc = pv.src;
+    this.vDst = pv.dst;
+    this.vPorts = rd32(this.buf, pv.l4Off);
+    this.vCsum = pv.l4Csum;
+  }
+
+  /**
+   * The frame being walked is still the verified input as far as its L4 checksum goes: not a
+   * generated packet, and addresses, ports and checksum field unchanged (nothing before the first
+   * conntrack lookup rewrites other bytes of a TCP/UDP packet: the IGW, NAT gateways and NAT
+   * rewrite exactly these words, a plain host only the TTL).
+   */
+  l4StillVerified(): boolean {
+    if (!this.l4Verified || this.gen) return false;
+    const pv = this.pv;
+    const b = this.buf;
+    const l4 = pv.l4Off;
+    return (
+      pv.src === this.vSrc &&
+      pv.dst === this.vDst &&
+      rd32(b, l4) === this.vPorts &&
+      rd16(b, l4 + (pv.proto === PROTO_TCP ? TCP_CSUM_OFF : UDP_CSUM_OFF)) === this.vCsum
+    );
+  }
+
   // ---- a flow-table miss of the fast path for this packet (valid until the first table change) --
   missValid = false;
   missSlot = 0;
