@@ -71,6 +71,11 @@ const PF_MIN_SESSIONS = (1 << 20) / (4 * 64);
 
 /** Packets per prefetch group in processBatch. */
 const PF_GROUP = 16;
+/** Flow slots from a key's home the prefetch pass looks at for its tag or an empty slot. */
+const PF_SCAN = 4;
+/** The prefetch pass's verdict on a packet: not a flow-table key / a new flow (else: its flow slot). */
+const PF_NONE = -1;
+const PF_NEW = -2;
 
 export class Dataplane {
   /** This worker's tables (flow table, sessions, wheel) over the shared memory. */
@@ -174,17 +179,46 @@ export class Dataplane {
         // Homes first (no loads), then the loads in a tight loop of their own: independent misses
         // the CPU issues back to back. (Interleaved with the hashing, few were in flight at once:
         // splitting measured ×1.3 at 64k and 1M sessions in the 'record' layout, ×1.4–1.6 in 'line'.)
+        const pt = this.pfTag;
+        const t = this.tables;
+        const tagMask = t.tagMask;
         for (let j = 0; j < n; j++) {
           const h = this.preHash(batch, idx[base + j], j);
-          pf[j] = h < 0 ? -1 : this.tables.home(h);
+          pf[j] = h < 0 ? -1 : t.home(h);
+          pt[j] = h & tagMask;
         }
         for (let j = 0; j < n; j++) if (pf[j] >= 0) sink ^= flow[fb + pf[j] * fs];
-        // Session setup: an empty home slot is a new flow; its bysource and (guessed) reply keys'
-        // homes are two more random lines the slow path will touch — load them now, overlapped.
+        // Where does each key's probe run say it is? A slot with its hash tag (its entry, but for
+        // a tag collision) or an empty slot before one (a new flow), within the first PF_SCAN
+        // slots from the home — the home's own line, loaded above. (The home slot alone said
+        // "new" only when empty: a new flow whose home held another key, about half of them, was
+        // taken for an established one and the other key's record loaded instead.)
+        const rb = t.refBits;
+        const nSlots = t.nSlots;
         for (let j = 0; j < n; j++) {
-          if (pf[j] < 0 || flow[fb + pf[j] * fs] !== 0) continue;
+          const home = pf[j];
+          pf[j] = PF_NONE;
+          if (home < 0) continue;
+          let k = home;
+          for (let q = 0; q < PF_SCAN; q++) {
+            const v = flow[fb + k * fs];
+            if (v === 0) {
+              pf[j] = PF_NEW;
+              break;
+            }
+            if (v >>> rb === pt[j]) {
+              pf[j] = k;
+              break;
+            }
+            if (++k === nSlots) k = 0;
+          }
+        }
+        // Session setup: a new flow's bysource and (guessed) reply keys' homes are two more random
+        // lines the slow path will touch — load them now, overlapped.
+        for (let j = 0; j < n; j++) {
+          if (pf[j] !== PF_NEW) continue;
           const slot = this.pfSlot[j];
-          sink ^= this.tables.touchNewKeys(
+          sink ^= t.touchNewKeys(
             slot,
             this.pfProto[j],
             this.pfSrc[j],
@@ -197,11 +231,9 @@ export class Dataplane {
         for (let j = 0; j < n && !fat; j++) {
           if (pf[j] < 0) continue;
           const v = flow[fb + pf[j]];
-          if (v !== 0) {
-            // Both ends of the hot part of the record (words 0..8: a 56-byte record may cross a line).
-            const o = this.tables.rec(((v & this.tables.refMask) - 1) >>> 2);
-            sink ^= ses[o] ^ ses[o + S_EXPIRY];
-          }
+          // Both ends of the hot part of the record (words 0..8: a 56-byte record may cross a line).
+          const o = t.rec(((v & t.refMask) - 1) >>> 2);
+          sink ^= ses[o] ^ ses[o + S_EXPIRY];
         }
       }
       for (let j = 0; j < n; j++) {
@@ -230,6 +262,8 @@ export class Dataplane {
   }
 
   private readonly pfHome = new Int32Array(PF_GROUP);
+  /** The prefetch group's hash tags (the flow slot's bits above the reference). */
+  private readonly pfTag = new Int32Array(PF_GROUP);
   /** The prefetch group's keys (preHash): NAT slot, protocol, source, destination (post-IGW), ports. */
   private readonly pfSlot = new Int32Array(PF_GROUP);
   private readonly pfProto = new Int32Array(PF_GROUP);
