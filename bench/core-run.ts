@@ -45,6 +45,8 @@ export interface CoreRunnerOptions {
   depth?: number;
   /** The core's table layout (default: the engine's). */
   layout?: CoreLayout;
+  /** Commit the session tables' pages at creation (src/core/layout.ts prefaultTables). */
+  prefault?: boolean;
 }
 
 /** Batches in flight per worker; main refills in halves (one wake-up per DEFAULT_DEPTH / 2 batches). */
@@ -87,6 +89,7 @@ export class CoreRunner {
       seed: opts.seed ?? 1,
       capacity: opts.capacity,
       layout: opts.layout,
+      prefault: opts.prefault,
     });
     const B = opts.batchSize;
     // More output groups than batches in flight per worker: two workers never write one region at once.

@@ -54,7 +54,7 @@ import {
 } from '../../src/core/layout.ts';
 import { PROTO_TCP } from '../../src/packet/constants.ts';
 import { Tables } from '../../src/core/tables.ts';
-import { sharedBytesPerSession } from '../../src/core/layout.ts';
+import { prefaultTables, sharedBytesPerSession } from '../../src/core/layout.ts';
 import { NAT, WEB, APP, app, natIp, web, eip, webEip } from '../helpers/builtin.ts';
 
 const srv = ip('198.51.100.7');
@@ -492,6 +492,20 @@ describe('dataplane: dispatch ownership', () => {
 });
 
 describe('dataplane: tables', () => {
+  it('prefault commits one word per page of every session table and leaves them empty; the tables work alike', () => {
+    const sc = loadBuiltinScenario();
+    const a = createCoreShared(sc, { workers: 2, seed: 3, capacity: 5000, prefault: true });
+    const b = createCoreShared(sc, { workers: 2, seed: 3, capacity: 5000 });
+    let pages = 0;
+    for (const name of ['sessions', 'flow', 'bysrc', 'chain', 'tcpw']) {
+      pages += Math.ceil(a.sabs[name].byteLength / 4096);
+      expect(new Uint32Array(a.sabs[name]).every((v) => v === 0)).toBe(true);
+    }
+    expect(prefaultTables(b)).toBe(pages);
+    for (const name of Object.keys(a.sabs))
+      expect(Buffer.from(a.sabs[name]).equals(Buffer.from(b.sabs[name])), name).toBe(true);
+  });
+
   it('flow table: insert, lookup, delete (backward shift keeps every other key reachable)', () => {
     const shared = createCoreShared(loadBuiltinScenario(), { workers: 1, seed: 1, capacity: 64 });
     const t = new Tables(shared, 0);
