@@ -218,6 +218,20 @@ export const MUTANTS: Mutant[] = [
       '        if (depth === 0) {\n          this.count(policyCell, bytes);\n          return FV_ACCEPT;\n        }\n        depth--;',
     filterTables: true,
   },
+  {
+    id: 'nat-input-no-port-search',
+    bug: "the nat INPUT hook sets up a DST manip instead of the SRC null binding: a connection delivered to the instance whose reply tuple another connection holds is dropped (nat-clash) instead of getting another source port (issue 15, nf_nat_edemux.sh's second part)",
+    file: 'src/core/hop-walk.ts',
+    find: 'this.nat.setupInfo(slot, inst, MANIP_SRC, false, CH_IN);',
+    replace: 'this.nat.setupInfo(slot, inst, MANIP_DST, false, CH_IN);',
+  },
+  {
+    id: 'local-delivery-shows-dnat',
+    bug: "a frame delivered to a NAT instance's own stack is output as its DNAT left it (REDIRECT's port), not as it reached the ENI",
+    file: 'src/core/hop-walk.ts',
+    find: 'for (let k = 0; k < this.arrivalLen; k++) b[fo + k] = a[k];',
+    replace: 'void a;',
+  },
 ];
 
 /** Why a mutant's patch no longer applies to the tree at `root` (null: it applies exactly once). */

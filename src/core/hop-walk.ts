@@ -11,7 +11,9 @@
 import {
   KIND_ORIG,
   M_ASSURED,
+  M_DST_NAT,
   M_LIVE,
+  M_SRC_NAT,
   M_PATH_O,
   M_PATH_R,
   PATH_EIP_SHIFT,
@@ -26,6 +28,10 @@ import {
 } from './layout.ts';
 import {
   type CompiledScenario,
+  CH_COUNT,
+  CH_IN,
+  CH_PRE,
+  TK_DNAT,
   RT_BLACKHOLE,
   RT_ENI,
   RT_IGW,
@@ -116,6 +122,12 @@ const TCP_HEADER_MIN = 20;
 const MAX_HOPS = 8;
 /** The IGW hairpins a packet to one of the VPC's own EIPs at most this often (the oracle's bound). */
 const IGW_MAX_HAIRPIN = 4;
+/**
+ * The bytes of a frame NAT may rewrite: the outer IPv4 header (≤ 60), then for an ICMP error its
+ * 8-byte header, the quoted IPv4 header (≤ 60) and the quoted TCP header up to its checksum (18);
+ * a TCP/UDP/ICMP query header's ports, id and checksum lie within it too.
+ */
+const NAT_REWRITE_SPAN = 148;
 
 export class HopWalk {
   readonly st = new SlowState();
@@ -142,6 +154,14 @@ export class HopWalk {
   private sgReply = 0;
   /** Per worker: the base of its 32-bit ms clock (absolute ms = st.now + clockBase[w]). */
   readonly clockBase: Float64Array;
+  /**
+   * The frame as it reached the current NAT instance's ENI (its first arrivalLen bytes; -1: not
+   * kept): a local delivery outputs it, not the frame as the nat hooks left it.
+   */
+  private readonly arrival = new Uint8Array(NAT_REWRITE_SPAN);
+  private arrivalLen = -1;
+  /** Per NAT slot: 1 when its PREROUTING chain has a DNAT rule (a frame may become local). */
+  private readonly dnatSlot: Uint8Array;
 
   constructor(
     private readonly c: CompiledScenario,
@@ -165,6 +185,12 @@ export class HopWalk {
     this.aws = c.aws && sh.sg ? new AwsFilters(c.aws, c.instPriv, sh.sabs, sh.sg, worker, t, sh.capW, t.v.clock) : null;
     if (this.aws) this.aws.onShareLimit = () => t.noteSgShareDecision(this.st.batchNo, this.st.pkt);
     this.clockBase = t.v.clock;
+    const slots = (c.chainStart.length - 1) / CH_COUNT;
+    this.dnatSlot = new Uint8Array(Math.max(0, slots));
+    for (let k = 0; k < slots; k++) {
+      for (let r = c.chainStart[k * CH_COUNT + CH_PRE]; r < c.chainStart[k * CH_COUNT + CH_PRE + 1]; r++)
+        if (c.rKind[r] === TK_DNAT) this.dnatSlot[k] = 1;
+    }
   }
 
   // ---- security groups and network ACLs (aws-filters.ts) -------------------------------------------
@@ -704,6 +730,16 @@ export class HopWalk {
     // table on the slow path (docs/core.md "Filter table").
     const filtered = this.filter.has(slot);
     if (filtered) st.trkOk = false;
+    // A frame that may be delivered here keeps its arrival bytes (the DNAT below rewrites them).
+    this.arrivalLen = -1;
+    if (st.ctCls !== CT_INVALID && (pv.dst === c.instPriv[inst] || this.dnatSlot[slot] !== 0)) {
+      const n = Math.min(pv.totalLen, NAT_REWRITE_SPAN);
+      const b = st.buf;
+      const fo = st.fo;
+      const a = this.arrival;
+      for (let k = 0; k < n; k++) a[k] = b[fo + k];
+      this.arrivalLen = n;
+    }
     if (st.ctCls === CT_RELATED) {
       const r = this.icmp.replyTranslation(MANIP_DST);
       if (r !== REASON_NONE) {
@@ -721,13 +757,23 @@ export class HopWalk {
         this.finishEntry();
         return false;
       }
-      // filter INPUT (in eth0), then nat INPUT, then confirm.
+      // filter INPUT (in eth0), then nat INPUT — a new connection's SNAT rule or null binding
+      // (its source port searched when the reply tuple is taken: nf_nat_edemux.sh) — then confirm.
       if (filtered && !this.filterHook(inst, slot, HOOK_INPUT, hops, hairpins)) return false;
-      if (st.pending) this.nat.countInput(slot);
-      if (st.pending && !this.ct.confirm(slot, false)) {
-        this.drop(st.confirmFull ? DROP_CT_TABLE_FULL : DROP_NAT_CLASH);
-        return false;
+      if (st.pending) {
+        this.nat.setupInfo(slot, inst, MANIP_SRC, false, CH_IN);
+        if (!this.ct.confirm(slot, true)) {
+          this.drop(st.confirmFull ? DROP_CT_TABLE_FULL : DROP_NAT_CLASH);
+          return false;
+        }
       }
+      // The output is the frame as it reached the ENI (docs/semantics.md §2 step 6b); a session
+      // with NAT has no composed path here (the fast path would output the rewritten frame).
+      const a = this.arrival;
+      const b = st.buf;
+      const fo = st.fo;
+      for (let k = 0; k < this.arrivalLen; k++) b[fo + k] = a[k];
+      if ((st.eMeta & (M_SRC_NAT | M_DST_NAT)) !== 0) st.trkOk = false;
       this.finishEntry();
       this.emit(inst + 1);
       return false;

@@ -2,14 +2,14 @@
 // chain's rules (nf_nat_inet_fn → the nat table's PREROUTING / POSTROUTING rules, counted like
 // iptables -L -v) and nf_nat_setup_info (get_unique_tuple in nat-port-search.ts, then the entry's
 // reply tuple and the packet are rewritten); later packets apply the stored manipulation
-// (nf_nat_packet). A new connection delivered locally traverses the INPUT chain (counted only).
+// (nf_nat_packet). A new connection delivered locally runs the INPUT chain (a SRC manip hook: its
+// SNAT rule or the null binding, whose port search resolves a reply-tuple clash).
 // Twin of src/model/nat.ts (docs/semantics.md §5, §8).
 
 import { M_BYSRC, M_DST_NAT, M_SRC_NAT } from './layout.ts';
 import {
   type CompiledScenario,
   CH_COUNT,
-  CH_IN,
   CH_POST,
   CH_PRE,
   TK_DNAT,
@@ -52,30 +52,19 @@ export class Nat {
     this.natc[k + 1] += this.st.pv.totalLen;
   }
 
-  /** A new connection delivered locally traverses the INPUT nat chain (counted; its SNAT is not modelled). */
-  countInput(slot: number): void {
-    const c = this.c;
-    const pv = this.st.pv;
-    const ported = pv.proto === PROTO_TCP || pv.proto === PROTO_UDP;
-    const k = ruleMatch(c, slot, CH_IN, pv.proto, pv.src, pv.dst, ported ? pv.sport : 0, ported ? pv.dport : 0);
-    if (k < 0) this.countRule(c.chainPolicy[slot * CH_COUNT + CH_IN]);
-    else {
-      this.countRule(c.rCounter[k]);
-      if (c.rKind[k] === TK_RETURN) this.countRule(c.chainPolicy[slot * CH_COUNT + CH_IN]);
-    }
-  }
-
   /**
    * First packet (nf_nat_inet_fn + nf_nat_setup_info): run the chain's rules, choose a unique
    * tuple, rewrite the packet (unless `rewrite` is false: a REJECT's reset, which only runs the
-   * chain for the rejected packet's entry) and the pending entry's reply tuple.
+   * chain for the rejected packet's entry; a local delivery, which outputs its arrival frame) and
+   * the pending entry's reply tuple. `chain`: CH_IN for the INPUT hook (a SRC manip), else the
+   * manip's PREROUTING / POSTROUTING.
    */
-  setupInfo(slot: number, inst: number, manip: number, rewrite = true): void {
+  setupInfo(slot: number, inst: number, manip: number, rewrite = true, chain = -1): void {
     const c = this.c;
     const st = this.st;
     const pv = st.pv;
     const proto = pv.proto;
-    const ch = manip === MANIP_SRC ? CH_POST : CH_PRE;
+    const ch = chain >= 0 ? chain : manip === MANIP_SRC ? CH_POST : CH_PRE;
     const ported = proto === PROTO_TCP || proto === PROTO_UDP;
     const k = ruleMatch(c, slot, ch, proto, pv.src, pv.dst, ported ? pv.sport : 0, ported ? pv.dport : 0);
     let flags = NF_NAT_RANGE_MAP_IPS;

@@ -470,9 +470,10 @@ export class ModelEngine implements Engine {
     w.detail = detail;
   }
 
-  private deliver(w: Walk, egress: number, name: string, pkt: Uint8Array, note: string): void {
+  /** `frame`: the output when it is not the packet as the last hop shows it (a local delivery). */
+  private deliver(w: Walk, egress: number, name: string, pkt: Uint8Array, note: string, frame = pkt): void {
     w.hops.push({ name: w.prefix + name, packet: this.recordHopPackets ? pkt.slice() : EMPTY, note, egress });
-    w.outputs.push({ egress, frame: pkt.slice() });
+    w.outputs.push({ egress, frame: frame.slice() });
     if (w.prefix) return;
     w.delivered = w.outputs.length - 1;
     w.fate = FATE_DELIVERED;
@@ -937,17 +938,40 @@ export class ModelEngine implements Engine {
           return;
         }
       }
-      if (e && isNew) {
-        if (ct.ctinfo === CT_NEW && !e.srcNatDone) {
-          const v = runChain(T.nat!, 'INPUT', rulePacketOf(pv, ETH0, ''));
-          this.count(t, 'INPUT', v.counted, pv.totalLen);
-          e.srcNatDone = true; // INPUT-chain SNAT is not modelled (docs/semantics.md §2 step 6b)
-          e.srcNatBy = 'null binding';
-        }
-        if (!table.confirm(e))
-          return fail(DROP_NAT_CLASH, `${label}: conntrack confirm`, 'the reply tuple is already in the table');
+      // nat INPUT (NF_INET_LOCAL_IN, a SRC manip hook: nf_nat_inet_fn): a new connection runs the
+      // chain — its SNAT rule, else nf_nat_alloc_null_binding: the packet's own source address, no
+      // port range, so get_unique_tuple keeps the source port unless the reply tuple is taken and
+      // then searches another (the kernel's nf_nat_edemux.sh; docs/semantics.md §2 step 6b).
+      if (e && isNew && ct.ctinfo === CT_NEW && !e.srcNatDone) {
+        const v = runChain(T.nat!, 'INPUT', rulePacketOf(pv, ETH0, ''));
+        this.count(t, 'INPUT', v.counted, pv.totalLen);
+        const range = v.target ? targetRange(v.target, T.privateIp) : nullBindingRange(e, MANIP_SRC);
+        natSetupInfo(table, e, range, MANIP_SRC, this.rng);
+        e.srcNatBy = v.target ? v.target.kind : 'null binding';
       }
-      this.deliver(w, instancePoint(t), `${label}: local delivery`, pkt, `delivered to ${T.name}'s own stack`);
+      if (e && ct.ctinfo !== CT_RELATED) {
+        const before = endpointOf(pkt, 'src');
+        const m = natPacket(e, ct.dir, pkt, MANIP_SRC);
+        if (m.changed && m.ok)
+          this.hop(
+            w,
+            `nat INPUT ${ct.dir === DIR_REPLY ? `reverse ${e.dstNatBy}` : e.srcNatBy}`,
+            pkt,
+            `source ${before}→${endpointOf(pkt, 'src')}`,
+          );
+      }
+      if (e && isNew && !table.confirm(e))
+        return fail(DROP_NAT_CLASH, `${label}: conntrack confirm`, 'the reply tuple is already in the table');
+      // The output is the frame as it reached the ENI (an egress point is a wire; the kernel
+      // engine captures it there): the hooks' rewrites show in the trace and the conntrack table.
+      this.deliver(
+        w,
+        instancePoint(t),
+        `${label}: local delivery`,
+        pkt,
+        `delivered to ${T.name}'s own stack`,
+        received,
+      );
       return;
     }
 

@@ -1,6 +1,7 @@
 // Random but valid VPC scenarios for differential fuzzing, within the features every engine
 // supports: subnets with route tables, one or two NAT instances with random nat tables
-// (MASQUERADE with/without -s, --to-ports ranges including tiny ones, SNAT, DNAT, RETURN), Elastic
+// (MASQUERADE with/without -s, --to-ports ranges including tiny ones, SNAT, DNAT — to inside hosts or
+// to the instance's own port 80, as REDIRECT —, RETURN), Elastic
 // IPs (SNAT and DNAT to an address range, --persistent), mangle TCPMSS rules (--set-mss / --clamp-mss-to-pmtu), source/dest check on or off, ip_forward off, small nf_conntrack_max (1–6, or 64–1024 for the fuzzer's flow shapes to fill), checksum/loose/be_liberal toggles, nf_conntrack_tcp_max_retrans, the NAT instances' ICMP rate-limit sysctls.
 // Generated as the scenario *file* object and compiled by the real loader, so every generated
 // scenario is one a user could write (and the saved counterexample's scenario.yaml loads back).
@@ -321,8 +322,16 @@ function ruleText(r: FuzzRuleSpec, k: number): string {
     }
     case 'dnat': {
       // Inbound service: NAT address :8080 → app:80 (tcp and udp variants), or to app and app2 by
-      // the client's jhash (-s is not used by DNAT: its draw picks the variant; --persistent too).
-      const to = r.src === 'private' || r.src === 'not-public' ? '10.0.1.10-10.0.1.11' : '10.0.1.10';
+      // the client's jhash, or — `-s app` — to the instance's own port 80 (what `-j REDIRECT
+      // --to-ports 80` does in PREROUTING: a client reaching :80 and :8080 from one port meets the
+      // nat INPUT null binding's port search, nf_nat_edemux.sh). -s is not used by DNAT: its draw
+      // picks the variant (--persistent too), so no seed's draws changed.
+      const to =
+        r.src === 'private' || r.src === 'not-public'
+          ? '10.0.1.10-10.0.1.11'
+          : r.src === 'app'
+            ? natIp(k)
+            : '10.0.1.10';
       const persistent = r.src === 'not-public' ? ' --persistent' : '';
       return `-A PREROUTING -d ${natIp(k)}/32 -p ${r.proto === 'udp' ? 'udp' : 'tcp'} --dport ${FUZZ_DNAT_PORT} -j DNAT --to-destination ${to}:80${persistent}`;
     }

@@ -353,6 +353,31 @@ const CHECKS: Record<string, (run: Run) => void> = {
     const v = view(r[3].outputs[0].frame);
     expect([v.dst, v.dport, v.sport === 10000]).toEqual([SRV, 5201, false]);
   },
+  'nf_nat_edemux: two ports redirected to one local service from one client port (nat INPUT null binding)': ({
+    r,
+    ct,
+    counters,
+  }) => {
+    // Every datagram reaches the instance's stack (unreplied: each is NEW); the output is the frame as
+    // it reached its ENI.
+    expect(r.map((x) => x.fate)).toEqual(Array(4).fill(FATE_DELIVERED));
+    expect(r.map((x) => x.ct)).toEqual([CT_NEW, CT_NEW, CT_NEW, CT_NEW]);
+    expect(r.map((x) => view(x.outputs[0].frame).dport)).toEqual([5201, 5202, 5203, 5203]);
+    // Three entries, one per original destination port, each replying from the service's port:
+    // the first keeps source port 10000, the redirected two were moved to two other ports.
+    expect(ct).toHaveLength(3);
+    const by = (d: number) => ct.find((c) => c.orig.dport === d)!;
+    for (const d of [5201, 5202, 5203]) {
+      expect(by(d).orig).toMatchObject({ src: APP_IP, sport: 10000, dst: NAT_IP });
+      expect(by(d).reply).toMatchObject({ src: NAT_IP, sport: 5201, dst: APP_IP });
+    }
+    const ports = [5201, 5202, 5203].map((d) => by(d).reply.dport);
+    expect(ports[0]).toBe(10000);
+    expect(new Set(ports).size).toBe(3);
+    expect(ports.every((x) => x >= 1024)).toBe(true);
+    // The INPUT chain's policy counted the three new connections.
+    expect(counters.find((c) => c.instance === NAT && c.chain === 'INPUT' && c.rule === -1)?.packets).toBe(3);
+  },
   'DNAT port forwarding (with MASQUERADE so the reply returns through the NAT)': ({ r, ct }) => {
     expect(egress(r[0])).toEqual([WEB]);
     const v = view(r[0].outputs[0].frame);

@@ -394,8 +394,7 @@ export function natCases(): NatCase[] {
   // same port reaches a virtual IP that DNAT maps to the same server:port. After DNAT and
   // MASQUERADE the second connection's reply tuple would be the first's, so MASQUERADE must choose
   // another port and both connections are established (ports compared up to renaming). The
-  // selftest's second part (two REDIRECTed ports to one local service from one client port) needs
-  // the nat INPUT hook's null binding, which natlab does not model (docs/semantics.md §2 6b).
+  // selftest's second part is the next case.
   add({
     name: 'nf_nat_edemux: a DNAT virtual IP to a server the client already reaches from the same port',
     scenario: variant((s) =>
@@ -440,6 +439,33 @@ export function natCases(): NatCase[] {
         }),
       ),
     ],
+  });
+  // nf_nat_edemux.sh's second part: a client already talks to a service on the NAT instance from
+  // port 10000, then reaches two more ports that the instance redirects (DNAT to its own address,
+  // as `REDIRECT --to-ports` does in PREROUTING) to that service, from the same port. Each new
+  // connection's reply tuple would be the first's; the nat INPUT hook's null binding
+  // (nf_nat_alloc_null_binding, a SRC manip of the packet's own address with no port range) moves
+  // its source port, so all three are delivered and tracked (ports compared up to renaming). UDP,
+  // not the selftest's TCP: the kernel engine's instances run no service, and their stack's RST to
+  // a SYN would end the entry (K3); a port unreachable does not.
+  add({
+    name: 'nf_nat_edemux: two ports redirected to one local service from one client port (nat INPUT null binding)',
+    scenario: variant((s) => {
+      natRules(
+        s,
+        '-A PREROUTING -d 10.0.0.10/32 -p udp -m udp --dport 5202 -j DNAT --to-destination 10.0.0.10:5201',
+        '-A PREROUTING -d 10.0.0.10/32 -p udp -m udp --dport 5203 -j DNAT --to-destination 10.0.0.10:5201',
+        '-A POSTROUTING -o eth0 -j MASQUERADE',
+      );
+      delete s.instances[idx(s, 'nat')].security;
+    }),
+    inputs: [5201, 5202, 5203, 5203].map((dport, k) =>
+      p(
+        k * 1000,
+        APP,
+        buildUdp({ src: APP_IP, dst: NAT_IP, sport: 10000, dport, payload: new Uint8Array([0x74, 0x65, 0x73, k]) }),
+      ),
+    ),
   });
   add({
     name: 'DNAT port forwarding (with MASQUERADE so the reply returns through the NAT)',
