@@ -321,19 +321,18 @@ function ruleText(r: FuzzRuleSpec, k: number): string {
       return `-A POSTROUTING ${src}-o eth0 ${p}-j SNAT --to-source ${to}${ports ? `:${ports}` : ''}${rnd}${persistent}`;
     }
     case 'dnat': {
+      const proto = r.proto === 'udp' ? 'udp' : 'tcp';
+      // `-s app`: every tcp (udp) packet to the instance's address goes to its own port 80, as a
+      // transparent proxy's `-j REDIRECT --to-ports 80` does in PREROUTING — a client reaching two
+      // of its ports from one source port meets the nat INPUT null binding's source-port search
+      // (nf_nat_edemux.sh's second part). -s is not used by DNAT: its draw picks the variant.
+      if (r.src === 'app') return `-A PREROUTING -d ${natIp(k)}/32 -p ${proto} -j DNAT --to-destination ${natIp(k)}:80`;
       // Inbound service: NAT address :8080 → app:80 (tcp and udp variants), or to app and app2 by
-      // the client's jhash, or — `-s app` — to the instance's own port 80 (what `-j REDIRECT
-      // --to-ports 80` does in PREROUTING: a client reaching :80 and :8080 from one port meets the
-      // nat INPUT null binding's port search, nf_nat_edemux.sh). -s is not used by DNAT: its draw
-      // picks the variant (--persistent too), so no seed's draws changed.
-      const to =
-        r.src === 'private' || r.src === 'not-public'
-          ? '10.0.1.10-10.0.1.11'
-          : r.src === 'app'
-            ? natIp(k)
-            : '10.0.1.10';
+      // the client's jhash (the -s draw picks the variant; --persistent too), so no seed's draws
+      // changed.
+      const to = r.src === 'private' || r.src === 'not-public' ? '10.0.1.10-10.0.1.11' : '10.0.1.10';
       const persistent = r.src === 'not-public' ? ' --persistent' : '';
-      return `-A PREROUTING -d ${natIp(k)}/32 -p ${r.proto === 'udp' ? 'udp' : 'tcp'} --dport ${FUZZ_DNAT_PORT} -j DNAT --to-destination ${to}:80${persistent}`;
+      return `-A PREROUTING -d ${natIp(k)}/32 -p ${proto} --dport ${FUZZ_DNAT_PORT} -j DNAT --to-destination ${to}:80${persistent}`;
     }
     case 'return':
       return `-A POSTROUTING -d 10.0.0.0/16 -j RETURN`;

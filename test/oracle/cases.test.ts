@@ -471,6 +471,16 @@ const CHECKS: Record<string, (run: Run) => void> = {
     expect(ports).toEqual([5000, 5001]);
     expect(r[2]).toMatchObject({ fate: FATE_DROPPED, reason: DROP_NAT_CLASH });
   },
+  'MASQUERADE --random and SNAT --random-fully: no port preservation, a random port in its class': ({ r }) => {
+    const cls = (x: number) => (x < 512 ? 0 : x < 1024 ? 1 : 2);
+    const pairs = r.map((x, i) => [[40000, 41000, 53, 700][i % 4], view(x.outputs[0].frame).sport]);
+    expect(r.map((x) => egress(x))).toEqual(Array(8).fill([NET]));
+    // Each chosen port lies in its original port's class (ports 1-511 from 1, 600-1023 from 600).
+    for (const [orig, chosen] of pairs) expect([orig, cls(chosen)]).toEqual([orig, cls(orig)]);
+    expect(pairs.every(([, c]) => c !== 0 && (c >= 600 || c <= 511))).toBe(true);
+    // Not preserved (each port is kept with odds of at most 1 in 424): at most one of eight.
+    expect(pairs.filter(([o, c]) => o === c).length).toBeLessThanOrEqual(1);
+  },
   'DNAT without MASQUERADE: the reply leaves by the IGW from the web server': ({ r }) => {
     expect(view(r[0].outputs[0].frame).src).toBe(SRV);
     const b = view(r[1].outputs[0].frame);

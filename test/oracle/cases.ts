@@ -644,6 +644,25 @@ export function natCases(): NatCase[] {
     ),
     inputs: [p(0, APP, udpOut(40000)), p(1000, APP, udpOut(40001)), p(2000, APP, udpOut(40002))],
   });
+  // Port choice modes (issue 15): --random and --random-fully skip the original tuple, the
+  // bysource reuse and port preservation (get_unique_tuple: NF_NAT_RANGE_PROTO_RANDOM_ALL) and
+  // search from a random offset in the source port's class (1-511 / 600-1023 / 1024-65535).
+  add({
+    name: 'MASQUERADE --random and SNAT --random-fully: no port preservation, a random port in its class',
+    scenario: variant((s) => {
+      withApp2(s);
+      natRules(
+        s,
+        '-A POSTROUTING -s 10.0.1.10/32 -o eth0 -j MASQUERADE --random',
+        '-A POSTROUTING -s 10.0.1.11/32 -o eth0 -j SNAT --to-source 10.0.0.10 --random-fully',
+      );
+    }),
+    inputs: [0, 1].flatMap((h) =>
+      [40000, 41000, 53, 700].map((sport, k) =>
+        p((h * 4 + k) * 1000, h === 0 ? APP : instancePoint(3), udpOut(sport, { src: h === 0 ? APP_IP : APP2_IP })),
+      ),
+    ),
+  });
   add({
     name: 'DNAT without MASQUERADE: the reply leaves by the IGW from the web server',
     scenario: variant((s) =>

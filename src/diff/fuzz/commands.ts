@@ -83,6 +83,8 @@ export class FuzzReal {
   /** Flows of the largest shape command in this run whose every packet got through (reference). */
   shapeFlowsDelivered = 0;
   private readonly eipSet: Set<number>;
+  /** Addresses of NAT instances that redirect what reaches them (DNAT to themselves), and the rule's protocol. */
+  readonly redirectProto = new Map<number, 'tcp' | 'udp'>();
 
   /** Real-time engines in the session: no exact-boundary clock steps. */
   coarseTime = false;
@@ -127,6 +129,17 @@ export class FuzzReal {
       ...s.instances.map((i) => ({ addr: i.privateIp >>> 0, port: i.nat ? FUZZ_DNAT_PORT : undefined })),
       ...gatewayEips.map((addr) => ({ addr })),
     ];
+    // A NAT instance that redirects what reaches it (DNAT to its own address, as a transparent
+    // proxy's REDIRECT) is a frequent target, so clients meet it from one source port on two of
+    // its ports: the nat INPUT null binding's source-port search (nf_nat_edemux.sh's second part).
+    // Other scenarios keep their targets (and every seed its draws).
+    for (const i of s.instances) {
+      const own = i.privateIp >>> 0;
+      const rule = i.nat?.chains.PREROUTING.find((x) => x.target.kind === 'DNAT' && x.target.addrLo >>> 0 === own);
+      if (!rule) continue;
+      for (let k = 0; k < 4; k++) this.targets.push({ addr: own });
+      this.redirectProto.set(own, rule.proto?.proto === PROTO_UDP ? 'udp' : 'tcp');
+    }
     this.eipSet = new Set([
       ...s.instances.flatMap((i) => (i.elasticIp === null ? [] : [i.elasticIp >>> 0])),
       ...gatewayEips,
@@ -804,6 +817,29 @@ class FloodCmd implements Cmd {
   async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
     const e = r.endpoints[this.from % r.endpoints.length];
     const t = r.target(e, this.to);
+    const scan = r.redirectProto.get(t.addr);
+    if (scan !== undefined && e.addr !== t.addr) {
+      // At an instance that redirects its ports to one service: a scan of consecutive ports from
+      // one source port (its connections clash after the redirect: the nat INPUT null binding
+      // moves their source ports, nf_nat_edemux.sh).
+      this.text = `scan[${ep(e.addr, this.sport, scan)}>${ep(t.addr, 53, scan)}..+${this.count - 1} ${scan} x${this.count}]`;
+      for (let i = 0; i < this.count; i++) {
+        const frame =
+          scan === 'udp'
+            ? buildUdp({ src: e.addr, dst: t.addr, sport: this.sport, dport: 53 + i, payload: PAYLOAD(4, i) })
+            : buildTcp({
+                src: e.addr,
+                dst: t.addr,
+                sport: this.sport,
+                dport: 53 + i,
+                flags: F_SYN,
+                seq: 7000 + i,
+                ipId: i,
+              });
+        await r.send(e.point, frame, this.text);
+      }
+      return;
+    }
     this.text = `flood[${ep(e.addr, this.sport, 'udp')}..+${this.count - 1}>${ep(t.addr, 53, 'udp')} udp x${this.count}]`;
     for (let i = 0; i < this.count; i++) {
       const sp = ((this.sport + i - 1) % 65535) + 1;

@@ -307,10 +307,14 @@ export interface ReplayOutcome {
 }
 
 /** Replays a regression through the given engines (first = reference). */
-export async function replayRegression(reg: LoadedRegression, engines: SessionEngine[]): Promise<ReplayOutcome> {
+export async function replayRegression(
+  reg: LoadedRegression,
+  engines: SessionEngine[],
+  opts: { exactPorts?: boolean } = {},
+): Promise<ReplayOutcome> {
   const s = reg.scenario;
   const file = join(reg.dir, 'inputs.json');
-  const session = new DiffSession(s, engines, { throwOnDifference: false });
+  const session = new DiffSession(s, engines, { throwOnDifference: false, exactPorts: opts.exactPorts });
   try {
     for (const [i, e] of reg.events.entries()) {
       if (e.kind === 'advance') {
