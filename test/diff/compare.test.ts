@@ -21,7 +21,7 @@ import {
   firstDifference,
   type EngineRun,
 } from '../../src/diff/compare/compare.ts';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadBuiltinScenario, parseNatTable } from '../../src/scenario/index.ts';
 import type { NatGatewayConnection } from '../../src/spec/nat-gateway.ts';
 import type { ConntrackEntry, InputPacket, PacketResult } from '../../src/spec/engine.ts';
 import {
@@ -257,6 +257,24 @@ describe('compareRuns', () => {
     );
     const d = compareConntrack([ctEntry(40000)], [], ['model', 'core'], r);
     expect(d[0].message).toMatch(/only model has udp +17 30 src=10\.0\.1\.10/);
+  });
+});
+
+describe('PortRenaming ranges', () => {
+  it("a DNAT target's own source ports may be renamed within their class (a null binding moved them)", () => {
+    const s = structuredClone(scenario);
+    const nat = s.instances.findIndex((i) => i.nat !== null);
+    s.instances[nat].nat = parseNatTable(
+      '*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n' +
+        '-A PREROUTING -p tcp --dport 8080 -j DNAT --to-destination 10.0.1.10:80\nCOMMIT\n',
+      '<test>',
+    );
+    const r = new PortRenaming(s);
+    const app = ip('10.0.1.10');
+    // At the DNAT target: its rule's port, and any other port of the same class.
+    expect(r.rangeProblem(6, 80, 80, app)).toBeNull();
+    expect(r.rangeProblem(6, 40000, 51234, app)).toBeNull();
+    expect(r.rangeProblem(6, 40000, 700, app)).toMatch(/not both inside one range/);
   });
 });
 

@@ -353,6 +353,9 @@ export class PortRenaming {
           const addr = t.kind === 'MASQUERADE' ? inst.privateIp >>> 0 : t.addrLo >>> 0;
           const list = this.ranges.get(addr) ?? [];
           list.push(t.flags & NF_NAT_RANGE_PROTO_SPECIFIED ? [t.portLo, t.portHi] : 'class');
+          // A DNAT target is also a host whose own connections a null binding (nat INPUT or
+          // POSTROUTING) may move to another source port of the port's class.
+          if (t.kind === 'DNAT') list.push('class');
           this.ranges.set(addr, list);
         }
       }
