@@ -13,7 +13,7 @@
 // over every batch before timing, so every timed packet is ESTABLISHED.
 //
 // Frames: 46-byte IPv4 UDP packets (20 IP + 8 UDP + 18 payload = a 64-byte Ethernet frame with its
-// 14-byte header and 4-byte FCS) from the built-in scenario's app server (10.0.1.10, a different
+// 14-byte header and 4-byte FCS) from vpc-nat-instance-open's app server (10.0.1.10, a different
 // source port per flow) to internet hosts 198.51.100.0/24 port 53, through the NAT instance
 // (MASQUERADE to 10.0.0.10) and the IGW (to 203.0.113.10). Each flow is an ASSURED UDP stream
 // (opened, answered, used again 3 s later) before timing: the dataplane's fast-path case.
@@ -21,7 +21,7 @@
 import { availableParallelism, loadavg } from 'node:os';
 import { PROTO_UDP } from '../src/packet/constants.ts';
 import { buildUdp } from '../src/packet/build.ts';
-import { loadBuiltinScenario } from '../src/scenario/index.ts';
+import { loadOpenScenario } from '../src/scenario/index.ts';
 import { FATE_DELIVERED } from '../src/spec/reasons.ts';
 import { resultFate, resultReason } from '../src/spec/frame-batch.ts';
 import { POINT_INTERNET, instancePoint, type Scenario } from '../src/spec/scenario.ts';
@@ -160,8 +160,7 @@ function loadBatch(
 function preload(scenario: Scenario, shared: CoreShared, W: number, flows: number, batchSize: number): Loaded {
   const appIdx = scenario.instances.findIndex((x) => x.name === APP_NAME);
   const nat = scenario.instances.find((x) => x.elasticIp !== null && x.nat !== null);
-  if (appIdx < 0 || !nat)
-    throw new Error('bench: the built-in scenario needs an app server and a NAT instance with an EIP');
+  if (appIdx < 0 || !nat) throw new Error('bench: the scenario needs an app server and a NAT instance with an EIP');
   const appPoint = instancePoint(appIdx);
   const outs = Array.from({ length: flows }, (_, i) => ({ frame: outPacket(scenario, i), ingress: appPoint }));
   const replies = Array.from({ length: flows }, (_, i) => {
@@ -237,7 +236,7 @@ async function drive(pool: CorePool, loaded: Loaded, batches: number, depth: num
 
 export async function measurePool(opts: PoolBenchOptions = {}): Promise<PoolBenchResult> {
   const log = opts.log ?? (() => {});
-  const scenario = loadBuiltinScenario();
+  const scenario = loadOpenScenario();
   const flows = opts.flows ?? 1024;
   if (flows > 250 * 64000) throw new Error(`bench: at most ${250 * 64000} flows`);
   const batchSize = opts.batchSize ?? 4096;

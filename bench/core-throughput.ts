@@ -3,14 +3,15 @@
 // Input: pre-loaded 46-byte IPv4 UDP packets (20 IP + 8 UDP + 18 payload = the IPv4 part of a
 // 64-byte Ethernet frame), of sessions that already exist and are ASSURED (UDP streams), half
 // app → internet (MASQUERADE + IGW), half internet → app (IGW + de-NAT), in a random session order,
-// through the built-in scenario. Frames sit in 256-packet BatchIOs (each with its own arena, as
-// the pool hands them over); the measured loop is Dataplane.processBatch only.
+// through vpc-nat-instance-open (the built-in without its NATSG security group, which would drop
+// UDP). Frames sit in 256-packet BatchIOs (each with its own arena, as the pool hands them over);
+// the measured loop is Dataplane.processBatch only.
 // Session setup: every frame a new UDP flow (app → 198.18.x.y:53 from a fresh source port / dst).
 //
 // Options: --sessions 1000,65536,1048576  --runs 5  --packets 4000000  --json (print JSON only)
 
 import { performance } from 'node:perf_hooks';
-import { compileScenarioObject, loadBuiltinScenario, scenarioToObject } from '../src/scenario/index.ts';
+import { compileScenarioObject, loadOpenScenario, scenarioToObject } from '../src/scenario/index.ts';
 import type { Scenario } from '../src/spec/scenario.ts';
 import {
   createCoreBatch,
@@ -82,23 +83,24 @@ COMMIT
 
 /**
  * The scenario of the unfiltered side of every filter workload and of the established workload:
- * the built-in scenario (one place to change what "no filters" means).
+ * vpc-nat-instance-open, the built-in without its NATSG security group (which would drop the
+ * workloads' UDP) — one place to change what "no filters" means.
  */
 export function unfilteredScenario(): Scenario {
-  return loadBuiltinScenario();
+  return loadOpenScenario();
 }
 
-/** The built-in scenario whose NAT instance carries HARDENED_FILTER beside its nat table. */
+/** vpc-nat-instance-open whose NAT instance carries HARDENED_FILTER beside its nat table. */
 export function filterTableScenario(): Scenario {
   // biome-ignore lint/suspicious/noExplicitAny: a scenario file object is untyped.
-  const o = scenarioToObject(loadBuiltinScenario()) as Record<string, any>;
+  const o = scenarioToObject(loadOpenScenario()) as Record<string, any>;
   o.instances.nat.iptables = HARDENED_FILTER + o.instances.nat.iptables;
   return compileScenarioObject(o, '<bench filter table>');
 }
 
 /**
- * The built-in scenario with a typical security-group and network-ACL setup (docs/semantics.md
- * §11): the NAT instance's group allows everything from the VPC in (AWS's "open alternative" of
+ * vpc-nat-instance-open (the built-in without its NATSG group) with a typical security-group and
+ * network-ACL setup (docs/semantics.md §11): the NAT instance's group allows everything from the VPC in (AWS's "open alternative" of
  * the NAT group) and everything out; app's group allows nothing in (its flows' responses are
  * tracked) and everything out (AWS's default); each subnet has an ACL with the classic rules (the
  * VPC, the ephemeral range for replies, everything out). Every flow of the workload is tracked by
@@ -106,7 +108,7 @@ export function filterTableScenario(): Scenario {
  */
 export function filteredScenario(sessions: number): Scenario {
   // biome-ignore lint/suspicious/noExplicitAny: a scenario file object is untyped.
-  const o = scenarioToObject(loadBuiltinScenario()) as Record<string, any>;
+  const o = scenarioToObject(loadOpenScenario()) as Record<string, any>;
   const tracking = { allowance: Math.max(262144, 2 * sessions) };
   o.securityGroups = {
     natsg: { inbound: [{ protocol: 'all', cidr: '10.0.0.0/16' }] },
@@ -315,7 +317,7 @@ export async function measureSetup(opts: SetupOptions = {}) {
     ingress.push(APP_POINT);
   }
   const ios = makeChunks(frames, ingress, 0);
-  const scenario = loadBuiltinScenario();
+  const scenario = loadOpenScenario();
   scenario.conntrack.max = flows;
   const rates: number[] = [];
   const cpuRates: number[] = [];
@@ -389,7 +391,7 @@ async function main(): Promise<void> {
     description:
       '46-byte IPv4 UDP packets (the IPv4 part of 64-byte Ethernet frames) of existing ASSURED UDP sessions, ' +
       'half app->internet (MASQUERADE + IGW), half internet->app, random session order, 256-packet batches, ' +
-      'built-in scenario, one Dataplane on one thread; setup: every frame a new UDP flow',
+      'vpc-nat-instance-open, one Dataplane on one thread; setup: every frame a new UDP flow',
   };
   if (args.includes('--no-write')) return;
   const file = await writeBenchResult('core-throughput', { input, established, setup, setups });

@@ -5,7 +5,7 @@
 // iteration; figures are ns per packet/key (median, min, max of tinybench's samples).
 // Run alone: npx tsx bench/micro.ts   (prints the table; `natlab bench` includes it)
 import { Bench } from 'tinybench';
-import { loadBuiltinScenario } from '../src/scenario/index.ts';
+import { loadOpenScenario } from '../src/scenario/index.ts';
 import type { Scenario } from '../src/spec/scenario.ts';
 import { FATE_DELIVERED } from '../src/spec/reasons.ts';
 import { resultFate, resultReason } from '../src/spec/frame-batch.ts';
@@ -92,7 +92,7 @@ function establishedPlane(scenario: Scenario, sessions: number): { dp: Dataplane
 }
 
 export async function runCoreMicro(opts: { time?: number; scenario?: Scenario } = {}): Promise<Bench> {
-  const base = opts.scenario ?? loadBuiltinScenario();
+  const base = opts.scenario ?? loadOpenScenario();
   const time = opts.time ?? 500;
   const bench = new Bench({ time, warmupTime: Math.min(100, time / 2) });
   let sink = 0;

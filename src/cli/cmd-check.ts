@@ -21,14 +21,18 @@ off, no Elastic IP, routing loop, ...
 Then warnings: rules that can never match, routes to an ENI whose source/dest check is on,
 MASQUERADE with an out interface the instance does not have, NAT rules whose source misses a
 subnet routed through them, a NAT instance whose own subnet routes 0.0.0.0/0 to itself, and the
-scenario's own warnings. Security groups and network ACLs are not modelled yet.
+scenario's own warnings. Security groups, network ACLs and filter tables are modelled: a probe
+they drop is shown with the rule's verdict (sg-deny, nacl-deny, filter-drop); a subnet whose
+failing probes are all such drops and that passes at least one probe is 'partly (filtered)' and
+does not fail the check (the built-in's NATSG group passes only HTTP/HTTPS, by design).
 
 options:
   --scenario F   scenario file or name in scenarios/ (default: the built-in vpc-nat-instance);
                  make one from a real VPC with natlab scenario import (docs/import.md)
   --json         the report as JSON: { reach: { subnets, instances, elasticIps }, lints, failing }
 
-exit: 0 every subnet with a default route reaches the internet; 1 one does not; 2 bad input.
+exit: 0 every subnet with a default route reaches the internet (through its rules); 1 one does not;
+      2 bad input.
 `;
 
 export const command: Command = {

@@ -24,7 +24,9 @@ flows and example packets. Packets enter where their source address lives in eac
 capture taken on a private host (one-sided) has its replies re-addressed to each design's own
 public address and port, as natlab replay does.
 
-A, B: scenario files, or names in scenarios/ (vpc-nat-instance, nat-gateway, fck-nat, alternat).
+A, B: scenario files, or names in scenarios/ (vpc-nat-instance, vpc-nat-instance-open, nat-gateway,
+      fck-nat, alternat). vpc-nat-instance's NAT instance has AWS's NATSG security group (HTTP/HTTPS
+      only): compare vpc-nat-instance-open to see the NAT designs alone.
 
 options:
   --in X.pcap    the traffic (pcap or pcapng); default: natlab's NAT-designs traffic from a
@@ -38,7 +40,7 @@ options:
 exit: 0 both designs do the same with every packet, 1 they differ, 2 bad input or usage.
 
 example:
-  natlab compare vpc-nat-instance nat-gateway
+  natlab compare vpc-nat-instance-open nat-gateway
 `;
 
 /** A private host of A that B has too (by address), routed through a NAT: the default traffic's source. */

@@ -2,7 +2,7 @@
 // every engine, plus the RFC 5780 classification and the port-shadowing check.
 import { EXIT_DIFF, EXIT_OK, EXIT_USAGE, type Command } from './command.ts';
 import { UsageError, parseArgs } from './args.ts';
-import { loadScenario, resolveScenarioPath } from '../scenario/index.ts';
+import { OPEN_SCENARIO_PATH, loadScenario, resolveScenarioPath } from '../scenario/index.ts';
 import { engineAvailable, parseEngineName, type EngineName } from '../diff/engines.ts';
 import { conformanceJson, formatConformanceText, runConformance } from '../diff/conformance/index.ts';
 
@@ -18,7 +18,10 @@ STUN NAT discovery tools print it), and the port-shadowing check of the kernel s
 verdict.
 
 options:
-  --scenario F   scenario file or name in scenarios/ (default: the built-in vpc-nat-instance)
+  --scenario F   scenario file or name in scenarios/ (default: vpc-nat-instance-open, the built-in
+                 without its NATSG security group: the RFCs' probes are UDP, ICMP and TCP on
+                 other ports, which NATSG drops at the NAT instance's ENI before the NAT sees
+                 them; --scenario vpc-nat-instance shows that)
   --engines L    comma-separated engines (default model,core); kernel needs root (docs/kernel-oracle.md)
                  and takes about a minute (real time passes for the timer probes)
   --seed N       seed of the engines' random port choices (default 1)
@@ -69,7 +72,9 @@ export const command: Command = {
         return EXIT_USAGE;
       }
     }
-    const scenario = loadScenario(resolveScenarioPath(a.values.get('scenario')));
+    const scenario = loadScenario(
+      a.values.has('scenario') ? resolveScenarioPath(a.values.get('scenario')) : OPEN_SCENARIO_PATH,
+    );
     const tty = process.stderr.isTTY && !a.flags.has('json');
     const rep = await runConformance(scenario, engines, {
       seed: Number(seedText),

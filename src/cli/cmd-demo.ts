@@ -1,5 +1,6 @@
 // `natlab demo` (what `npm start` runs): a one-minute tour of natlab's main job on the built-in
-// scenario — the NAT instance path traced hop by hop, replay verification of the built-in corpus on
+// scenario — the NAT instance path traced hop by hop (an HTTPS connection AWS's recommended NAT
+// security group passes, a DNS query it drops), replay verification of the built-in corpus on
 // every available engine, a short differential fuzz campaign and the quick benchmark — ending with
 // one summary table. Each step is the real subcommand, so what the tour shows is what users run.
 import { EXIT_DIFF, EXIT_OK, EXIT_USAGE, type Command } from './command.ts';
@@ -14,8 +15,11 @@ interface Step {
 
 const USAGE = `usage: natlab demo [--skip STEP,...] [--fuzz-seconds S]
 
-The tour of natlab on the built-in scenario (scenarios/vpc-nat-instance.yaml), about a minute:
-  trace    natlab trace "tcp 10.0.1.10:40000 > 198.51.100.7:443 S"   (the NAT instance path and back)
+The tour of natlab on the built-in scenario (scenarios/vpc-nat-instance.yaml: a NAT instance with
+AWS's recommended NATSG security group, which passes only HTTP and HTTPS), about a minute:
+  trace    natlab trace "tcp 10.0.1.10:40000 > 198.51.100.7:443 S" "udp 10.0.1.10:40001 > 198.51.100.7:53"
+                                       (HTTPS through the NAT instance and back; a DNS query to an
+                                        internet resolver dropped by the group: sg-deny)
   corpus   natlab corpus verify        (replay verification on every available engine; the kernel
                                         engine only as root with ip/iptables/conntrack installed)
   fuzz     natlab fuzz --time S        (model vs core, fresh seed, printed)
@@ -32,7 +36,12 @@ function steps(fuzzSeconds: number): Step[] {
   return [
     {
       title: 'trace',
-      argv: ['trace', 'tcp 10.0.1.10:40000 > 198.51.100.7:443 S', '--conntrack'],
+      argv: [
+        'trace',
+        'tcp 10.0.1.10:40000 > 198.51.100.7:443 S',
+        'udp 10.0.1.10:40001 > 198.51.100.7:53',
+        '--conntrack',
+      ],
       load: () => import('./cmd-trace.ts'),
     },
     { title: 'corpus', argv: ['corpus', 'verify'], load: () => import('./cmd-corpus.ts') },

@@ -9,7 +9,7 @@ import { UsageError, intOption, parseArgs } from './args.ts';
 import { checkInputFile } from './output-location.ts';
 import { LINKTYPE_RAW } from '../packet/constants.ts';
 import { describePacket } from '../packet/format.ts';
-import { loadScenario, resolveScenarioPath } from '../scenario/index.ts';
+import { OPEN_SCENARIO_NAME, OPEN_SCENARIO_PATH, loadScenario, resolveScenarioPath } from '../scenario/index.ts';
 import { runReplay, type ReplayOutcome } from '../diff/replay/replay.ts';
 import { POINT_INTERNET, pointName } from '../spec/scenario.ts';
 import type { Scenario } from '../spec/scenario.ts';
@@ -58,7 +58,9 @@ options:
   --limit N        only the first N packets
   --keep           leave the namespaces in place (inspect with ip netns; remove with --cleanup)
   --check          list the prerequisites and what is missing (exit 2 if anything is), then
-                   measure this machine's packets/s through the kernel engine (built-in scenario)
+                   measure this machine's packets/s through the kernel engine (established UDP
+                   flows through vpc-nat-instance-open: the built-in without its NATSG group,
+                   which would drop UDP)
   --cleanup        remove namespaces left by crashed natlab runs (only natlab-* names whose
                    creating process is gone; --all: also those of runs still going)
 
@@ -135,9 +137,7 @@ export const command: Command = {
         if (r.iptablesBackend) process.stdout.write(`iptables backend: ${r.iptablesBackend}\n`);
       }
       // What this machine sustains now (the load is part of the figure: say it).
-      const speed = r.ok
-        ? await measureKernelSpeed(loadScenario(resolveScenarioPath(null)), CHECK_PACKETS, 'batch')
-        : null;
+      const speed = r.ok ? await measureKernelSpeed(loadScenario(OPEN_SCENARIO_PATH), CHECK_PACKETS, 'batch') : null;
       const load = loadavg()
         .map((x) => x.toFixed(2))
         .join(' ');
@@ -145,7 +145,7 @@ export const command: Command = {
         process.stdout.write(`${JSON.stringify({ ...r, speed, loadAverage: load, cpus: cpus().length }, null, 2)}\n`);
       else if (speed) {
         process.stdout.write(
-          `speed: ${speed.packetsPerSecond} packets/s (${speed.packets} packets of established UDP flows, built-in scenario, ` +
+          `speed: ${speed.packetsPerSecond} packets/s (${speed.packets} packets of established UDP flows, ${OPEN_SCENARIO_NAME}, ` +
             `${speed.injection === 'batch' ? 'fast path' : 'one at a time'}; load average ${load}, ${cpus().length} CPUs)\n`,
         );
       }

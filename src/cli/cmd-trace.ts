@@ -28,7 +28,9 @@ A packet enters at the instance whose private IP is its source, else from the in
 source outside the VPC). 'at MS' sets its virtual time (default --time); times must not go back.
 
 options:
-  --scenario F   scenario file or name in scenarios/ (default: the built-in vpc-nat-instance)
+  --scenario F   scenario file or name in scenarios/ (default: the built-in vpc-nat-instance, whose
+                 NAT instance has AWS's NATSG security group: only TCP 80/443 pass it;
+                 vpc-nat-instance-open is the same VPC without it)
   --time MS      virtual time of packets without 'at' (default 0)
   --seed N       seed of the NAT port search (default 1)
   --no-reply     do not trace replies
@@ -39,7 +41,8 @@ options:
 
 example:
   natlab trace "tcp 10.0.1.10:40000 > 198.51.100.7:443 S"
-  natlab trace --conntrack "udp 10.0.1.10:5000 > 198.51.100.53:53" "udp 10.0.1.10:5000 > 198.51.100.53:53 at 40000"
+  natlab trace "udp 10.0.1.10:5000 > 198.51.100.53:53"        # dropped by the NATSG group: sg-deny
+  natlab trace --scenario vpc-nat-instance-open --conntrack "udp 10.0.1.10:5000 > 198.51.100.53:53" "udp 10.0.1.10:5000 > 198.51.100.53:53 at 40000"
 
 exit: 0 traced (whatever the packets' fate); 2 bad packet spec, scenario or usage.
 `;

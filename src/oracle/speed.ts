@@ -1,5 +1,5 @@
 // How many packets per second this machine's kernel engine sustains (`natlab kernel --check`):
-// the built-in scenario (or any with an instance behind a NAT instance), established UDP flows,
+// vpc-nat-instance-open (or any scenario with an instance behind an unfiltered NAT instance), established UDP flows,
 // request and reply alternating, back to back ('compress': no waiting for timestamps).
 import type { InputPacket } from '../spec/engine.ts';
 import type { Scenario } from '../spec/scenario.ts';

@@ -4,6 +4,8 @@ import { NAT_CHAINS, type Route, type Scenario, type Sysctls } from '../spec/sce
 import { defaultIcmpSysctls } from './load.ts';
 import { DEFAULT_CONNTRACK_MAX, DEFAULT_TIMEOUTS, type ConntrackTimeouts } from '../spec/timeouts.ts';
 import { formatCidr, formatIpv4 } from '../packet/addr.ts';
+import { PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
+import { FILTER_PROTO_ALL, ICMP_ANY, type AclRule, type FilterMatch, type SgRule } from '../spec/aws-filters.ts';
 
 /** Internet hosts listed before the summary says how many there are in all. */
 export const HOSTS_SHOWN = 12;
@@ -28,7 +30,56 @@ function pad(rows: string[][]): string[] {
   );
 }
 
-/** Multi-line summary: VPC, subnets, route tables, instances with their nat rules, internet, conntrack. */
+/** `tcp 443`, `udp all ports`, `icmp type 8`, `all`, `proto 47`: what a security-group or ACL rule matches. */
+function filterMatchText(m: FilterMatch): string {
+  const p =
+    m.proto === FILTER_PROTO_ALL
+      ? 'all'
+      : m.proto === PROTO_TCP
+        ? 'tcp'
+        : m.proto === PROTO_UDP
+          ? 'udp'
+          : m.proto === PROTO_ICMP
+            ? 'icmp'
+            : `proto ${m.proto}`;
+  if (m.proto === PROTO_TCP || m.proto === PROTO_UDP) {
+    if (m.portLo === 0 && m.portHi === 65535) return `${p} all ports`;
+    return m.portLo === m.portHi ? `${p} ${m.portLo}` : `${p} ${m.portLo}-${m.portHi}`;
+  }
+  if (m.proto === PROTO_ICMP && m.icmpType !== ICMP_ANY)
+    return m.icmpCode !== ICMP_ANY ? `${p} type ${m.icmpType} code ${m.icmpCode}` : `${p} type ${m.icmpType}`;
+  return p;
+}
+
+function sgRuleText(s: Scenario, r: SgRule): string {
+  return `${filterMatchText(r)} ${r.cidr ? formatCidr(r.cidr) : `group ${s.securityGroups?.[r.group]?.name ?? '?'}`}`;
+}
+
+function aclRuleText(r: AclRule): string {
+  return `${r.num} ${r.action} ${filterMatchText(r)} ${formatCidr(r.cidr)}`;
+}
+
+/** The security groups (with the ENIs they are on) and network ACLs, one line each; nothing when there are none. */
+function describeFilters(s: Scenario): string[] {
+  const out: string[] = [];
+  const groups = s.securityGroups ?? [];
+  if (groups.length > 0) out.push(`  security groups (${groups.length}):`);
+  groups.forEach((g, gi) => {
+    const on = s.instances.filter((i) => i.security?.groups.includes(gi)).map((i) => i.name);
+    const list = (rs: SgRule[]) => (rs.length ? rs.map((r) => sgRuleText(s, r)).join(', ') : 'none');
+    out.push(`    ${g.name} (on ${on.join(', ') || 'no ENI'}): in ${list(g.inbound)}; out ${list(g.outbound)}`);
+  });
+  const acls = s.networkAcls ?? [];
+  if (acls.length > 0) out.push(`  network ACLs (${acls.length}):`);
+  for (const a of acls) {
+    const list = (rs: AclRule[]) => [...rs.map(aclRuleText), '* deny'].join(', ');
+    const subnets = a.subnets.map((k) => s.subnets[k]?.name ?? '?').join(', ') || 'no subnet';
+    out.push(`    ${a.name} (on ${subnets}): in ${list(a.inbound)}; out ${list(a.outbound)}`);
+  }
+  return out;
+}
+
+/** Multi-line summary: VPC, subnets, route tables, instances with their nat rules, security groups and ACLs, internet, conntrack. */
 export function describeScenario(s: Scenario): string {
   const out: string[] = [`scenario ${s.name} (${s.source})`, `  vpc            ${formatCidr(s.vpcCidr)}`];
   out.push(`  subnets (${s.subnets.length}):`);
@@ -69,6 +120,7 @@ export function describeScenario(s: Scenario): string {
       for (const c of Object.keys(f.chains)) for (const r of f.chains[c]) out.push(`      filter: ${r.text}`);
     }
   });
+  out.push(...describeFilters(s));
   const gws = s.natGateways ?? [];
   if (gws.length > 0) out.push(`  NAT gateways (${gws.length}):`);
   for (const g of gws) {

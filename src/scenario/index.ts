@@ -4,8 +4,11 @@ export { loadScenario, parseScenario, compileScenarioObject, defaultSysctls, def
 export {
   BUILTIN_SCENARIO_PATH,
   BUILTIN_SCENARIO_NAME,
+  OPEN_SCENARIO_PATH,
+  OPEN_SCENARIO_NAME,
   SCENARIOS_DIR,
   loadBuiltinScenario,
+  loadOpenScenario,
   resolveScenarioPath,
 } from './builtin.ts';
 export {

@@ -10,7 +10,7 @@ import { PacketView, parseIpv4, PARSE_OK } from '../../src/packet/parse.ts';
 import { verifyIpv4Header, verifyL4Checksum } from '../../src/packet/checksum.ts';
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../../src/packet/constants.ts';
 import { InputError } from '../../src/spec/errors.ts';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario } from '../../src/scenario/index.ts';
 import { BUILTIN_PROFILES, loadProfile, validateProfile } from '../../src/traffic/profile.ts';
 import {
   EstablishedWorkload,
@@ -71,7 +71,7 @@ function checkXml(text: string): void {
 }
 
 describe('workload generators', () => {
-  const sc = benchScenario(loadBuiltinScenario(), 1 << 20);
+  const sc = benchScenario(loadOpenScenario(), 1 << 20);
   const fs = new FlowSpace(sc);
   const pv = new PacketView();
 

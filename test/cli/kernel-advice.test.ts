@@ -31,7 +31,7 @@ describe.skipIf(!pre.ok)(
       const r = await runInProcess([
         'replay',
         '--scenario',
-        'vpc-nat-instance',
+        'vpc-nat-instance-open',
         '--in',
         cap,
         '--out',

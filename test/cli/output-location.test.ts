@@ -133,7 +133,7 @@ describe.skipIf(!hasUnshare)('output locations on real filesystems (private moun
     const cap = join(tmp, 'big.pcap');
     writeFileSync(cap, encodePcap(recs, { linkType: LINKTYPE_RAW }));
     const r = inMountNs(
-      `mount -t tmpfs -o size=1200k tmpfs ${d} && $N replay --scenario vpc-nat-instance --in ${cap} --out ${d}/out --engines model`,
+      `mount -t tmpfs -o size=1200k tmpfs ${d} && $N replay --scenario vpc-nat-instance-open --in ${cap} --out ${d}/out --engines model`,
     );
     expect(r.code).toBe(2);
     expect(r.stderr).not.toMatch(STACK_TRACE_RE);

@@ -2,7 +2,7 @@
 // behind an AWS IGW does), variants that classify differently, the port-shadowing exposure and its
 // PAT mitigation, and that a behaviour difference between engines is reported as a difference.
 import { describe, expect, it } from 'vitest';
-import { loadBuiltinScenario, loadScenario, resolveScenarioPath } from '../../src/scenario/index.ts';
+import { loadOpenScenario, loadScenario, resolveScenarioPath } from '../../src/scenario/index.ts';
 import {
   runConformance,
   engineMaker,
@@ -34,7 +34,7 @@ function shadow(
 const scenario = (name: string): Scenario => loadScenario(resolveScenarioPath(name));
 
 describe('conformance: built-in scenario (AMI default MASQUERADE), model vs core', async () => {
-  const rep = await runConformance(loadBuiltinScenario(), ['model', 'core']);
+  const rep = await runConformance(loadOpenScenario(), ['model', 'core']);
 
   it('engines agree on every verdict', () => {
     expect(rep.differences).toEqual([]);
@@ -185,7 +185,7 @@ describe('conformance: the filter mitigation of port shadowing (model and core)'
 
 describe('conformance: disagreement is a difference', () => {
   it('an engine whose UDP timers differ is reported on the requirement and the classification', async () => {
-    const base = loadBuiltinScenario();
+    const base = loadOpenScenario();
     const longUdp: EngineMaker = {
       name: 'model-long-udp',
       clock: 'virtual',
@@ -210,7 +210,7 @@ describe('conformance: disagreement is a difference', () => {
   });
 
   it('a scenario with no NAT instance to probe is bad input naming why', async () => {
-    const s = loadBuiltinScenario();
+    const s = loadOpenScenario();
     const noNat = { ...s, instances: s.instances.map((i) => ({ ...i, nat: null })) };
     await expect(runConformance(noNat, ['model'])).rejects.toThrow(
       /nothing to probe: conformance needs a NAT instance/,

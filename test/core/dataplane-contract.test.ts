@@ -5,7 +5,7 @@
 // where there is one (`natlab fuzz --engines model,core --seed S --run R`).
 
 import { describe, expect, it } from 'vitest';
-import { loadBuiltinScenario, parseScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario, parseScenario } from '../../src/scenario/index.ts';
 import {
   buildIcmpError,
   buildIpv4,
@@ -52,7 +52,7 @@ function hex(f: Uint8Array): string {
   return Buffer.from(f).toString('hex');
 }
 function builtin(edit?: (s: Scenario) => void): Scenario {
-  const s = loadBuiltinScenario();
+  const s = loadOpenScenario();
   edit?.(s);
   return s;
 }

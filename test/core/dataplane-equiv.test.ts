@@ -6,7 +6,7 @@
 
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { loadBuiltinScenario, parseNatTable } from '../../src/scenario/index.ts';
+import { loadOpenScenario, parseNatTable } from '../../src/scenario/index.ts';
 
 const DNAT_RULES = `*nat
 :PREROUTING ACCEPT [0:0]
@@ -309,7 +309,7 @@ describe('dataplane vs model (black box) on the built-in scenario', () => {
     it(`same results, same conntrack table, same nat counters (up to NAT port renaming), conntrack max ${max}, ${workers} worker(s)${dnat ? ', DNAT port forwarding' : ''}, layout ${layout}`, async () => {
       await fc.assert(
         fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 60 }), async (ops) => {
-          const scenario = loadBuiltinScenario();
+          const scenario = loadOpenScenario();
           scenario.conntrack.max = max;
           if (dnat) scenario.instances[0].nat = parseNatTable(DNAT_RULES, 'equiv-dnat');
           const model = createModelEngine(scenario, { seed: 1 });

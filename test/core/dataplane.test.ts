@@ -2,7 +2,7 @@
 // tables, port allocation, dispatch ownership and expiry. Packets are built with src/packet.
 
 import { describe, expect, it } from 'vitest';
-import { loadBuiltinScenario, parseScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario, parseScenario } from '../../src/scenario/index.ts';
 import {
   buildIcmpEcho,
   buildIcmpError,
@@ -104,14 +104,14 @@ internet: { hosts: [ 198.51.100.0/24 ] }
 `;
 
 function scenarioWith(extra: (s: Scenario) => void): Scenario {
-  const s = loadBuiltinScenario();
+  const s = loadOpenScenario();
   extra(s);
   return s;
 }
 
 describe('dataplane: the path on the built-in scenario', () => {
   it('MASQUERADE + IGW out, de-NAT back in; TCP handshake to ASSURED; fast path takes over', () => {
-    const h = new Harness(loadBuiltinScenario());
+    const h = new Harness(loadOpenScenario());
     let r = h.send(buildTcp({ src: app, dst: srv, sport: 40000, dport: 443, flags: F_SYN }), APP, 0);
     expect(r.fate).toBe(FATE_DELIVERED);
     expect(r.ct).toBe(CT_NEW);
@@ -154,7 +154,7 @@ describe('dataplane: the path on the built-in scenario', () => {
 
   it('the fast path and the slow path write identical bytes', () => {
     // Same traffic twice: once with the fast path usable, once forced slow (fresh harness per packet type).
-    const h = new Harness(loadBuiltinScenario());
+    const h = new Harness(loadOpenScenario());
     h.send(buildUdp({ src: app, dst: srv, sport: 5000, dport: 53 }), APP, 0);
     h.send(buildUdp({ src: srv, dst: eip, sport: 53, dport: 5000 }), POINT_INTERNET, 1);
     h.send(buildUdp({ src: app, dst: srv, sport: 5000, dport: 53 }), APP, 2500); // stream → ASSURED
@@ -174,7 +174,7 @@ describe('dataplane: the path on the built-in scenario', () => {
     expect(h.fast - fast0).toBe(2);
     // A second harness where the session exists but the direction's path was never recorded
     // (first packets of each direction are slow): compare bytes.
-    const g = new Harness(loadBuiltinScenario());
+    const g = new Harness(loadOpenScenario());
     g.send(buildUdp({ src: app, dst: srv, sport: 5000, dport: 53 }), APP, 0);
     const b2 = g.send(f2, POINT_INTERNET, 2700);
     const a2 = g.send(f1, APP, 2800);
@@ -188,7 +188,7 @@ describe('dataplane: the path on the built-in scenario', () => {
   });
 
   it('UDP: 30 s unreplied, stream after 2 s with a reply → 120 s ASSURED; expiry at the exact ms', () => {
-    const h = new Harness(loadBuiltinScenario());
+    const h = new Harness(loadOpenScenario());
     const q = buildUdp({ src: app, dst: srv, sport: 5353, dport: 53 });
     const a = buildUdp({ src: srv, dst: eip, sport: 53, dport: 5353 });
     h.send(q, APP, 1000);
@@ -209,7 +209,7 @@ describe('dataplane: the path on the built-in scenario', () => {
   });
 
   it('ICMP echo: id preserved, reply de-NATed, 30 s, never ASSURED; unsolicited reply INVALID', () => {
-    const h = new Harness(loadBuiltinScenario());
+    const h = new Harness(loadOpenScenario());
     let r = h.send(buildIcmpEcho({ src: app, dst: srv, id: 7, seq: 1 }), APP, 0);
     expect(outs(r)).toEqual(['0 icmp 203.0.113.10 > 198.51.100.7 echo id=7 seq=1 ttl=63']);
     expect(checksOk(r.outputs[0].frame)).toBe(true);
@@ -225,7 +225,7 @@ describe('dataplane: the path on the built-in scenario', () => {
   });
 
   it('bad L4 checksum → INVALID, forwarded un-NATed (then dropped by the IGW)', () => {
-    const h = new Harness(loadBuiltinScenario());
+    const h = new Harness(loadOpenScenario());
     const f = buildUdp({ src: app, dst: srv, sport: 1, dport: 2 });
     f[27] ^= 0x55;
     const r = h.send(f, APP, 0);
@@ -236,7 +236,7 @@ describe('dataplane: the path on the built-in scenario', () => {
   });
 
   it('TTL exceeded at the NAT: drop, ICMP time exceeded from the NAT back to the sender, no entry', () => {
-    const h = new Harness(loadBuiltinScenario());
+    const h = new Harness(loadOpenScenario());
     const f = buildUdp({ src: app, dst: srv, sport: 4444, dport: 53, ttl: 1 });
     const r = h.send(f, APP, 0);
     expect(r.fate).toBe(FATE_DROPPED);
@@ -251,7 +251,7 @@ describe('dataplane: the path on the built-in scenario', () => {
   });
 
   it('ICMP error from the internet about a NATed flow: RELATED, inner and outer translated', () => {
-    const h = new Harness(loadBuiltinScenario());
+    const h = new Harness(loadOpenScenario());
     const out = h.send(buildUdp({ src: app, dst: srv, sport: 4000, dport: 53 }), APP, 0).outputs[0].frame;
     const err = buildIcmpError({ src: srv2, dst: eip, type: 3, code: 3, quoted: out });
     const r = h.send(err, POINT_INTERNET, 10);
@@ -265,7 +265,7 @@ describe('dataplane: the path on the built-in scenario', () => {
   });
 
   it('drops: src/dst check, IGW unknown dst, fragment, malformed, ip_forward off', () => {
-    const h = new Harness(loadBuiltinScenario());
+    const h = new Harness(loadOpenScenario());
     let r = h.send(buildUdp({ src: ip('10.0.1.99'), dst: srv, sport: 1, dport: 2 }), APP, 0);
     expect(r.reason).toBe(DROP_SRC_DST_CHECK_SRC);
     r = h.send(buildUdp({ src: srv, dst: ip('203.0.113.99'), sport: 1, dport: 2 }), POINT_INTERNET, 0);
@@ -291,7 +291,7 @@ describe('dataplane: the path on the built-in scenario', () => {
   });
 
   it('TCP: INVALID first packets, loose pickup capped at 300 s, RST before reply deletes, re-open in TIME_WAIT', () => {
-    const h = new Harness(loadBuiltinScenario());
+    const h = new Harness(loadOpenScenario());
     let r = h.send(buildTcp({ src: app, dst: srv, sport: 1000, dport: 80, flags: F_SYN | F_ACK }), APP, 0);
     expect(r.ct).toBe(CT_INVALID);
     r = h.send(buildTcp({ src: app, dst: srv, sport: 1000, dport: 80, flags: F_FIN }), APP, 0);
@@ -351,7 +351,7 @@ describe('dataplane: the path on the built-in scenario', () => {
   });
 
   it('nat counters count first packets (connections) and their bytes', () => {
-    const h = new Harness(loadBuiltinScenario());
+    const h = new Harness(loadOpenScenario());
     const f = buildUdp({ src: app, dst: srv, sport: 7, dport: 53 });
     h.send(f, APP, 0);
     h.send(f, APP, 1);
@@ -475,7 +475,7 @@ describe('dataplane: dispatch ownership', () => {
   });
 
   it('outbound by source port, replies and ICMP errors by the NAT-side port', () => {
-    const s = loadBuiltinScenario();
+    const s = loadOpenScenario();
     const h = new Harness(s, { workers: 3 });
     for (let p = 1000; p < 1012; p++) {
       const f = buildUdp({ src: app, dst: srv, sport: p, dport: 53 });
@@ -493,7 +493,7 @@ describe('dataplane: dispatch ownership', () => {
 
 describe('dataplane: tables', () => {
   it('prefault commits one word per page of every session table and leaves them empty; the tables work alike', () => {
-    const sc = loadBuiltinScenario();
+    const sc = loadOpenScenario();
     const a = createCoreShared(sc, { workers: 2, seed: 3, capacity: 5000, prefault: true });
     const b = createCoreShared(sc, { workers: 2, seed: 3, capacity: 5000 });
     let pages = 0;
@@ -507,7 +507,7 @@ describe('dataplane: tables', () => {
   });
 
   it('flow table: insert, lookup, delete (backward shift keeps every other key reachable)', () => {
-    const shared = createCoreShared(loadBuiltinScenario(), { workers: 1, seed: 1, capacity: 64 });
+    const shared = createCoreShared(loadOpenScenario(), { workers: 1, seed: 1, capacity: 64 });
     const t = new Tables(shared, 0);
     const keys: number[][] = [];
     for (let i = 0; i < 64; i++) {
@@ -542,7 +542,7 @@ describe('dataplane: tables', () => {
   });
 
   it('flow table: probes are bounded by the table size — lookups of absent keys end even in a full table', () => {
-    const shared = createCoreShared(loadBuiltinScenario(), { workers: 1, seed: 1, capacity: 8 });
+    const shared = createCoreShared(loadOpenScenario(), { workers: 1, seed: 1, capacity: 8 });
     const t = new Tables(shared, 0);
     // Beyond its sizing (FLOW_KEYS refs per session) the table fills up completely: every slot is
     // taken, the next insert is an internal error (never a silent refusal), lookups still end.
@@ -557,7 +557,7 @@ describe('dataplane: tables', () => {
   });
 
   it('expiry: a reply at the expiry ms no longer matches (dead iff now >= expiry)', () => {
-    const h = new Harness(loadBuiltinScenario());
+    const h = new Harness(loadOpenScenario());
     h.send(buildUdp({ src: app, dst: srv, sport: 5353, dport: 53 }), APP, 1000);
     const r = h.send(buildUdp({ src: srv, dst: eip, sport: 53, dport: 5353 }), POINT_INTERNET, 31000);
     expect(r.ct).toBe(CT_NEW);
@@ -565,7 +565,7 @@ describe('dataplane: tables', () => {
   });
 
   it('memory: bytes per session (session record + flow slots + bysource chain links + TCP window words)', () => {
-    const shared = createCoreShared(loadBuiltinScenario(), { workers: 1, seed: 1 });
+    const shared = createCoreShared(loadOpenScenario(), { workers: 1, seed: 1 });
     const b = sharedBytesPerSession(shared);
     // 64-byte record (one cache line) + 3 flow slots of 4 bytes at load 0.75 + 2 chain links of 4
     // bytes + 16 TCP window words of 4 bytes (issue 15 K4: tcp_in_window's per-direction state, one
@@ -575,7 +575,7 @@ describe('dataplane: tables', () => {
   });
 
   it('expiry: the wheel releases dead sessions incrementally (advance), counts stay exact', () => {
-    const h = new Harness(loadBuiltinScenario());
+    const h = new Harness(loadOpenScenario());
     for (let k = 0; k < 50; k++) h.send(buildUdp({ src: app, dst: srv, sport: 3000 + k, dport: 53 }), APP, k);
     const ctl = new Int32Array(h.shared.sabs.ctl);
     expect(ctl[5]).toBe(50);
@@ -613,7 +613,7 @@ describe("dataplane: the 'line' layout (key, rewrite and expiry in one 32-byte e
   };
 
   it('an ESTABLISHED session replays from its entries; the fast path refreshes only their expiry, which the dump and the wheel fold in; a FIN takes the session back', () => {
-    const h = new Harness(loadBuiltinScenario(), { layout: 'line' });
+    const h = new Harness(loadOpenScenario(), { layout: 'line' });
     h.send(tcp('app', F_SYN), APP, 0);
     h.send(tcp('srv', F_SYN | F_ACK), POINT_INTERNET, 10);
     h.send(tcp('app', F_ACK), APP, 20);
@@ -657,9 +657,7 @@ describe("dataplane: the 'line' layout (key, rewrite and expiry in one 32-byte e
   });
 
   it('memory per session: the 32-byte entries of two keys at load 0.75, the bysource keys apart', () => {
-    const line = sharedBytesPerSession(
-      createCoreShared(loadBuiltinScenario(), { workers: 1, seed: 1, layout: 'line' }),
-    );
+    const line = sharedBytesPerSession(createCoreShared(loadOpenScenario(), { workers: 1, seed: 1, layout: 'line' }));
     // 64 B record + 2 × 32 B / 0.75 + 4 B / 0.75 bysource slot + 8 B chain links + 64 B of TCP
     // window words (issue 15 K4).
     expect(line).toBeGreaterThan(226);

@@ -3,7 +3,7 @@
 // worker as dispatchWorker for every frame — the dataplane's port search relies on the rule.
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario } from '../../src/scenario/index.ts';
 import { loadScenario } from '../../src/scenario/load.ts';
 import { compileScenario } from '../../src/core/compile.ts';
 import { Dispatcher, dispatchWorker } from '../../src/core/dispatch.ts';
@@ -66,7 +66,7 @@ function check(s: Scenario, seed: number): number {
 
 describe('core: Dispatcher = dispatchWorker', () => {
   it('the built-in scenario (no DNAT): random frames, 2-4 workers', () => {
-    expect(check(loadBuiltinScenario(), 1)).toBeGreaterThan(5000);
+    expect(check(loadOpenScenario(), 1)).toBeGreaterThan(5000);
   });
   it('port forwarding (DNAT rules: those packets take dispatchWorker itself)', () => {
     expect(check(loadScenario(join('scenarios', 'vpc-nat-instance-port-forward.yaml')), 2)).toBeGreaterThan(5000);

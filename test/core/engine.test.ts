@@ -7,7 +7,7 @@ import { buildIcmpEcho, buildTcp, buildUdp } from '../../src/packet/build.ts';
 import { verifyIpv4Header, verifyL4Checksum } from '../../src/packet/checksum.ts';
 import { F_ACK, F_SYN, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../../src/packet/constants.ts';
 import { PARSE_OK, PacketView, parseIpv4 } from '../../src/packet/parse.ts';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario } from '../../src/scenario/index.ts';
 import type { InputPacket, PacketResult } from '../../src/spec/engine.ts';
 import { CT_ESTABLISHED, CT_NEW, FATE_DELIVERED, REASON_NONE } from '../../src/spec/reasons.ts';
 import { POINT_INTERNET } from '../../src/spec/scenario.ts';
@@ -16,7 +16,7 @@ import { compareRuns } from '../../src/diff/compare/compare.ts';
 import { type CoreEngine, createCoreEngine } from '../../src/core/engine.ts';
 import { APP_IP, HOST, NAT_EIP, NAT_IP, mixedTraffic, point, snapshot } from './engine-traffic.ts';
 
-const S = loadBuiltinScenario();
+const S = loadOpenScenario();
 const APP = point(S, 'app');
 
 function parse(frame: Uint8Array): PacketView {

@@ -2,12 +2,12 @@
 // mid-run is replaced; the run completes and every output, the conntrack table and the counters
 // equal those of a run without the fault (byte for byte: same ports, same order).
 import { describe, expect, it } from 'vitest';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario } from '../../src/scenario/index.ts';
 import type { ConntrackEntry, InputPacket, NatRuleCounter, PacketResult } from '../../src/spec/engine.ts';
 import { type CoreEngineOptions, createCoreEngine } from '../../src/core/engine.ts';
 import { mixedTraffic } from './engine-traffic.ts';
 
-const S = loadBuiltinScenario();
+const S = loadOpenScenario();
 const INPUTS = mixedTraffic(S, 400, 21);
 const BATCH = 128;
 

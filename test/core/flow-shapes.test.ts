@@ -4,7 +4,7 @@
 // with the model, 1 and 2 workers, inline (Harness / inline engine) and threaded.
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario } from '../../src/scenario/index.ts';
 import { createModelEngine } from '../../src/model/index.ts';
 import { createCoreEngine, type CoreEngine } from '../../src/core/engine.ts';
 import { compareRuns } from '../../src/diff/compare/compare.ts';
@@ -36,7 +36,7 @@ function shape(shapeName: FlowShape, count: number, proto: 'udp' | 'tcp' = 'udp'
 
 /** The built-in scenario; shared-sport needs the app server to send from many addresses. */
 function scenarioFor(o: FlowShapeOptions, ctMax?: number): Scenario {
-  const s = loadBuiltinScenario();
+  const s = loadOpenScenario();
   if (o.shape === 'shared-sport') {
     for (const inst of s.instances) if (inst.name === 'app') inst.sourceDestCheck = false;
     o.src = ip('10.0.1.16');

@@ -5,7 +5,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildTcp, buildUdp } from '../../src/packet/build.ts';
 import { F_ACK, F_SYN } from '../../src/packet/constants.ts';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario } from '../../src/scenario/index.ts';
 import type { Engine, InputPacket, PacketResult } from '../../src/spec/engine.ts';
 import { POINT_INTERNET } from '../../src/spec/scenario.ts';
 import { InputError } from '../../src/spec/errors.ts';
@@ -28,7 +28,7 @@ import { createModelEngine } from '../../src/model/index.ts';
 import { type CoreEngine, createCoreEngine } from '../../src/core/engine.ts';
 import { APP_IP, HOST, NAT_EIP, mixedTraffic, point, snapshot } from './engine-traffic.ts';
 
-const S = loadBuiltinScenario();
+const S = loadOpenScenario();
 const APP = point(S, 'app');
 const engines: CoreEngine[] = [];
 afterAll(async () => {

@@ -4,7 +4,7 @@
 // per destination with a burst of 6, icmp_ratemask, icmp_msgs_per_sec / icmp_msgs_burst).
 
 import { describe, expect, it } from 'vitest';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario } from '../../src/scenario/index.ts';
 import { buildUdp, describePacket, parseIpv4Addr as ip } from '../../src/packet/index.ts';
 import { DROP_TTL_EXCEEDED } from '../../src/spec/reasons.ts';
 import { instancePoint, type Scenario, type Sysctls } from '../../src/spec/scenario.ts';
@@ -19,7 +19,7 @@ const srv = ip('198.51.100.7');
  * host beside app, 10.0.1.(19 + j)); which of them got their time exceeded back.
  */
 function burst(times: number[], sysctls: Partial<Sysctls> = {}, hosts?: number[]): boolean[] {
-  const s: Scenario = loadBuiltinScenario();
+  const s: Scenario = loadOpenScenario();
   const nat = s.instances.find((i) => i.name === 'nat');
   const appInst = s.instances.find((i) => i.name === 'app');
   if (!nat || !appInst) throw new Error('no nat/app');

@@ -2,12 +2,12 @@
 // processes two packets, closes it and returns from the module. If close() left a thread or a
 // handle behind, this process would never exit and the parent's timeout would kill it.
 import { buildUdp } from '../../src/packet/build.ts';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario } from '../../src/scenario/index.ts';
 import { POINT_INTERNET } from '../../src/spec/scenario.ts';
 import { createCoreEngine } from '../../src/core/engine.ts';
 import { APP_IP, HOST, NAT_EIP, point } from './engine-traffic.ts';
 
-const s = loadBuiltinScenario();
+const s = loadOpenScenario();
 const engine = createCoreEngine(s, { workers: 2 });
 const res = await engine.process([
   { timeUs: 1000, ingress: point(s, 'app'), frame: buildUdp({ src: APP_IP, dst: HOST, sport: 5000, dport: 53 }) },

@@ -4,7 +4,7 @@
 // run 3918 (corpora/regressions/20261204-fate-5bbd65a9), where the core's own xorshift generator
 // found a free port the model's search did not.
 import { describe, expect, it } from 'vitest';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario } from '../../src/scenario/index.ts';
 import { createCoreShared } from '../../src/core/layout.ts';
 import { Tables } from '../../src/core/tables.ts';
 import { Prng } from '../../src/model/prng.ts';
@@ -12,7 +12,7 @@ import { Prng } from '../../src/model/prng.ts';
 describe('core port-search generator', () => {
   for (const seed of [1, 9, 153118591, 0x7fffffff]) {
     it(`worker 0 draws the model's sequence (seed ${seed}); worker 1 another`, () => {
-      const shared = createCoreShared(loadBuiltinScenario(), { workers: 2, seed });
+      const shared = createCoreShared(loadOpenScenario(), { workers: 2, seed });
       const w0 = new Tables(shared, 0);
       const w1 = new Tables(shared, 1);
       const model = new Prng(seed);

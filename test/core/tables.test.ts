@@ -6,7 +6,7 @@
 
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario } from '../../src/scenario/index.ts';
 import {
   type CoreLayout,
   CORE_LAYOUTS,
@@ -91,7 +91,7 @@ class Rig {
     readonly capacity: number,
     layout: CoreLayout = 'record',
   ) {
-    const s = loadBuiltinScenario();
+    const s = loadOpenScenario();
     s.conntrack.max = capacity;
     const shared = createCoreShared(s, { workers: 1, seed: 1, layout });
     this.t = new Tables(shared, 0);
@@ -297,7 +297,7 @@ describe.each(CORE_LAYOUTS)('flow table and bysource chains, layout %s: clustere
 
 describe('keyed hash', () => {
   it('depends on the hash seed, is the same for the same seed (every worker hashes alike)', () => {
-    const s = loadBuiltinScenario();
+    const s = loadOpenScenario();
     const a = new Tables(createCoreShared(s, { workers: 2, seed: 1 }), 0);
     const b = new Tables(createCoreShared(s, { workers: 2, seed: 1 }), 1);
     const c = new Tables(createCoreShared(s, { workers: 1, seed: 1, hashSeed: 2 }), 0);

@@ -3,7 +3,7 @@
 // ct class, output frames, the table with its timeouts), and the outcomes are the kernel's.
 
 import { beforeEach, describe, expect, it } from 'vitest';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario } from '../../src/scenario/index.ts';
 import { buildTcp, describePacket, parseIpv4Addr as ip, F_ACK, F_FIN, F_SYN } from '../../src/packet/index.ts';
 import { CT_ESTABLISHED, CT_INVALID, DROP_IGW_NO_PUBLIC_IP } from '../../src/spec/reasons.ts';
 import { POINT_INTERNET, type Scenario } from '../../src/spec/scenario.ts';
@@ -33,7 +33,7 @@ let layout: CoreLayout = 'record';
 
 /** Sends `segs` (1 ms apart) through core and model; returns per-packet results and both tables. */
 function run(segs: Seg[], edit?: (s: Scenario) => void) {
-  const s = loadBuiltinScenario();
+  const s = loadOpenScenario();
   edit?.(s);
   const h = new Harness(s, { layout });
   const m = createModelEngine(s, { seed: 1 });

@@ -1,4 +1,5 @@
-// `natlab compare` (src/diff/compare/scenarios.ts, src/cli/cmd-compare.ts): the NAT AMI against a
+// `natlab compare` (src/diff/compare/scenarios.ts, src/cli/cmd-compare.ts): the NAT AMI (unfiltered:
+// vpc-nat-instance-open, so the designs differ by their NAT, not by the built-in's NATSG group) against a
 // NAT gateway on the built-in NAT-designs traffic shows the documented differences; a scenario
 // against itself shows none (exit 0), against another exit 1; bad input exit 2.
 import { describe, expect, it } from 'vitest';
@@ -34,7 +35,7 @@ const sc = (n: string) => loadScenario(resolveScenarioPath(n));
 
 describe('natlab compare', () => {
   it('NAT AMI vs NAT gateway: idle TCP gets an RST, GRE and ICMP errors are dropped, a slow UDP reply passes', async () => {
-    const c = await compareScenarios({ a: sc('vpc-nat-instance'), b: sc('nat-gateway'), input: trafficFile() });
+    const c = await compareScenarios({ a: sc('vpc-nat-instance-open'), b: sc('nat-gateway'), input: trafficFile() });
     const pairs = c.differences.map((d) => `${d.a} | ${d.b}`);
     expect(pairs).toContain('delivered to internet | dropped: natgw-idle-timeout, RST to app');
     expect(pairs).toContain('delivered to internet | dropped: natgw-protocol');
@@ -54,8 +55,8 @@ describe('natlab compare', () => {
 
   it('a design against itself: no difference; fck-nat and alterNAT behave like the NAT AMI on this traffic', async () => {
     const input = trafficFile();
-    for (const b of ['vpc-nat-instance', 'fck-nat', 'alternat']) {
-      const c = await compareScenarios({ a: sc('vpc-nat-instance'), b: sc(b), input });
+    for (const b of ['vpc-nat-instance-open', 'fck-nat', 'alternat']) {
+      const c = await compareScenarios({ a: sc('vpc-nat-instance-open'), b: sc(b), input });
       expect([b, c.differingPackets]).toEqual([b, 0]);
     }
   });
@@ -63,14 +64,14 @@ describe('natlab compare', () => {
   it('the CLI: exit 1 on differences, 0 without, 2 on bad input', () => {
     const run = (...a: string[]) =>
       spawnSync(process.execPath, ['bin/natlab.mjs', 'compare', ...a], { encoding: 'utf8' });
-    const diff = run('vpc-nat-instance', 'nat-gateway');
+    const diff = run('vpc-nat-instance-open', 'nat-gateway');
     expect(diff.status).toBe(1);
     expect(diff.stdout).toMatch(/B: dropped: natgw-idle-timeout, RST to app/);
-    expect(run('vpc-nat-instance', 'fck-nat').status).toBe(0);
-    const bad = run('vpc-nat-instance');
+    expect(run('vpc-nat-instance-open', 'fck-nat').status).toBe(0);
+    const bad = run('vpc-nat-instance-open');
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/give two scenarios/);
-    const k = run('vpc-nat-instance', 'nat-gateway', '--engine', 'kernel');
+    const k = run('vpc-nat-instance-open', 'nat-gateway', '--engine', 'kernel');
     expect(k.status).toBe(2);
   }, 60_000);
 });

@@ -21,7 +21,7 @@ import {
   firstDifference,
   type EngineRun,
 } from '../../src/diff/compare/compare.ts';
-import { loadBuiltinScenario, parseNatTable } from '../../src/scenario/index.ts';
+import { loadOpenScenario, parseNatTable } from '../../src/scenario/index.ts';
 import type { NatGatewayConnection } from '../../src/spec/nat-gateway.ts';
 import type { ConntrackEntry, InputPacket, PacketResult } from '../../src/spec/engine.ts';
 import {
@@ -35,7 +35,7 @@ import {
 } from '../../src/spec/reasons.ts';
 import { instancePoint, POINT_INTERNET } from '../../src/spec/scenario.ts';
 
-const scenario = loadBuiltinScenario();
+const scenario = loadOpenScenario();
 const APP = ip('10.0.1.10');
 const NAT = ip('10.0.0.10');
 const EIP = ip('203.0.113.10');

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { buildIcmpError, buildUdp, parseIpv4Addr as ip, csumReplace32, csumReplace16 } from '../../src/packet/index.ts';
 import { DiffSession, uniqueTupleViolations } from '../../src/diff/fuzz/session.ts';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario } from '../../src/scenario/index.ts';
 import type { ConntrackEntry, Engine, InputPacket, PacketResult } from '../../src/spec/engine.ts';
 import { CT_ESTABLISHED, CT_INVALID, CT_NEW, FATE_DELIVERED, REASON_NONE } from '../../src/spec/reasons.ts';
 import { instancePoint, POINT_INTERNET } from '../../src/spec/scenario.ts';
 
-const scenario = loadBuiltinScenario();
+const scenario = loadOpenScenario();
 const APP = ip('10.0.1.10');
 const EIP = ip('203.0.113.10');
 const PEER = ip('198.51.100.7');

@@ -8,9 +8,9 @@ import { PortTable, SIDE_A2B } from '../../src/diff/compare/port-table.ts';
 import { formatIpv4 } from '../../src/packet/addr.ts';
 import { buildTcp, buildUdp, F_SYN, parseIpv4Addr as ip } from '../../src/packet/index.ts';
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../../src/packet/constants.ts';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario } from '../../src/scenario/index.ts';
 
-const scenario = loadBuiltinScenario();
+const scenario = loadOpenScenario();
 
 function protoText(p: number): string {
   return p === PROTO_TCP ? 'tcp' : p === PROTO_UDP ? 'udp' : p === PROTO_ICMP ? 'icmp' : `proto ${p}`;

@@ -1,4 +1,5 @@
-// Points and addresses of the built-in scenario (scenarios/vpc-nat-instance.yaml), shared by tests.
+// Points and addresses of the built-in scenario (scenarios/vpc-nat-instance.yaml) and of its
+// unfiltered twin vpc-nat-instance-open (the same instances in the same order), shared by tests.
 import { parseIpv4Addr as ip } from '../../src/packet/addr.ts';
 
 /** Ingress/egress points: instancePoint(i) = 1 + i in the scenario's instance order. */

@@ -1,13 +1,15 @@
-// natlab check: the built-in scenario's reachability table, and ≥ 10 broken variants, each
-// fault named by the model's first reason on the path and by a lint warning.
+// natlab check: the built-in scenario's reachability table (its NAT instance has AWS's NATSG
+// group: HTTP/HTTPS pass, the rest is dropped by the group, a policy that does not fail the
+// check), the same VPC unfiltered, and ≥ 10 broken variants, each fault named by the model's
+// first reason on the path and by a lint warning.
 import { describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { loadBuiltinScenario } from '../../src/scenario/builtin.ts';
+import { loadBuiltinScenario, loadOpenScenario } from '../../src/scenario/builtin.ts';
 import { checkScenario, formatCheckReport, type CheckReport } from '../../src/diff/check/index.ts';
-import { VARIANTS, builtinObject, variantScenario } from './variants.ts';
+import { VARIANTS, openObject, variantScenario } from './variants.ts';
 import { runCli } from './cli-run.ts';
 
 function allReasons(r: CheckReport): string {
@@ -19,8 +21,8 @@ function allReasons(r: CheckReport): string {
   return rs.map((x) => x.reason ?? '').join('\n');
 }
 
-describe('natlab check on the built-in scenario', () => {
-  const rep = checkScenario(loadBuiltinScenario());
+describe('natlab check on vpc-nat-instance-open (the built-in without its security group)', () => {
+  const rep = checkScenario(loadOpenScenario());
 
   it('every subnet reaches the internet: private through nat as its Elastic IP, public with a public IP', () => {
     const [pub, priv] = rep.reach.subnets;
@@ -50,21 +52,76 @@ describe('natlab check on the built-in scenario', () => {
   });
 
   it('prints the table; exit 0', async () => {
-    const r = await runCli('check');
+    const r = await runCli('check', '--scenario', 'vpc-nat-instance-open');
     expect(r.code).toBe(0);
     expect(r.out).toMatch(
       /private\s+10\.0\.1\.0\/24\s+0\.0\.0\.0\/0 -> eni:nat\s+yes\s+nat \(MASQUERADE\) → igw as 203\.0\.113\.10/,
     );
     expect(r.out).toMatch(/public\s+10\.0\.0\.0\/24\s+0\.0\.0\.0\/0 -> igw\s+yes \(with a public IP\)/);
     expect(r.out).toMatch(/^ok: every subnet with a default route reaches the internet$/m);
-    const j = await runCli('check', '--json');
+    const j = await runCli('check', '--scenario', 'vpc-nat-instance-open', '--json');
     const doc = JSON.parse(j.out);
     expect(doc.failing).toEqual([]);
     expect(doc.reach.subnets[1].results[0]).toMatchObject({ probe: 'tcp/443', ok: true, seenAs: '203.0.113.10' });
   });
 });
 
-/** Per variant: subnets that fail, the fault's reason (model), the warning kind (lint). */
+describe("natlab check on the built-in scenario (the NAT instance's NATSG group)", () => {
+  const rep = checkScenario(loadBuiltinScenario());
+
+  it('the private subnet reaches the internet partly: HTTP/HTTPS pass, DNS, NTP and ping are filtered (sg-deny), not failing', () => {
+    const priv = rep.reach.subnets[1];
+    expect(priv.results.map((r) => `${r.probe}:${r.ok}:${r.filtered ?? false}`)).toEqual([
+      'tcp/443:true:false',
+      'tcp/80:true:false',
+      'udp/53:false:true',
+      'udp/123:false:true',
+      'icmp:false:true',
+    ]);
+    for (const r of priv.results.filter((x) => !x.ok))
+      expect(r.reason).toMatch(/^sg-deny at security groups nat \(inbound\): no inbound rule of natsg allows it/);
+    expect(priv.failing).toBe(false);
+    expect(rep.failing).toEqual([]);
+    // The NAT instance's own DNS is dropped by the group's outbound rules; unsolicited HTTPS to
+    // its Elastic IP by the inbound ones; SSH from "your network" (198.51.100.0/24) passes.
+    const nat = rep.reach.instances.find((i) => i.instance === 'nat')!;
+    expect(nat.results.find((r) => r.probe === 'udp/53')?.reason).toMatch(/security groups nat \(outbound\)/);
+    expect(rep.reach.elasticIps[0].results.map((r) => `${r.probe}:${r.ok}`)).toEqual([
+      'tcp/22:true',
+      'tcp/443:false',
+      'icmp:false',
+    ]);
+  });
+
+  it("prints 'partly (filtered)' and says why the check still passes; exit 0", async () => {
+    const r = await runCli('check');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(
+      /private\s+10\.0\.1\.0\/24\s+0\.0\.0\.0\/0 -> eni:nat\s+partly \(filtered\)\s+nat \(MASQUERADE\)/,
+    );
+    expect(r.out).toMatch(/udp\/53, udp\/123, icmp: sg-deny at security groups nat \(inbound\)/);
+    expect(r.out).toMatch(
+      /^ok: every subnet with a default route reaches the internet \(probes marked FAIL above were dropped by security group/m,
+    );
+  });
+
+  it('a group that lets nothing through fails the check: filtered drops only pass when something reaches', () => {
+    const closed = checkScenario(
+      variantScenario({
+        name: 'closed',
+        fault: 'the NAT instance has a security group without inbound rules',
+        edit: (o) => {
+          o.securityGroups = { closed: { inbound: [] } };
+          o.instances.nat.securityGroups = ['closed'];
+        },
+      }),
+    );
+    expect(closed.reach.subnets[1].results.every((r) => !r.ok && r.filtered)).toBe(true);
+    expect(closed.failing).toEqual(['private']);
+    expect(formatCheckReport(closed)).toMatch(/private\s+10\.0\.1\.0\/24\s+0\.0\.0\.0\/0 -> eni:nat\s+NO/);
+  });
+});
+
 const EXPECT: Record<string, { failing: string[]; reason: RegExp; lint: string | null }> = {
   'sdc-on': { failing: ['private'], reason: /source\/dest check is on at nat's ENI/, lint: 'scenario' },
   blackhole: {
@@ -153,7 +210,7 @@ describe('natlab check names the fault of each broken variant', () => {
   it('exit 1 on a failing subnet with a default route; 0 when the only failure has no default route', async () => {
     const d = mkdtempSync(join(tmpdir(), 'natlab-check-'));
     for (const name of ['blackhole', 'no-route']) {
-      const o = builtinObject();
+      const o = openObject();
       VARIANTS.find((v) => v.name === name)!.edit(o);
       writeFileSync(join(d, `${name}.yaml`), stringify(o));
     }

@@ -1,13 +1,14 @@
-// Broken variants of the built-in scenario for `natlab check`: each is one real-world fault.
+// Broken variants of vpc-nat-instance-open (the built-in without its NATSG group, so every probe
+// meets the fault, not the group) for `natlab check`: each is one real-world fault.
 import { compileScenarioObject } from '../../src/scenario/load.ts';
-import { loadBuiltinScenario } from '../../src/scenario/builtin.ts';
+import { loadOpenScenario } from '../../src/scenario/builtin.ts';
 import { scenarioToObject } from '../../src/scenario/to-yaml.ts';
 import type { Scenario } from '../../src/spec/scenario.ts';
 
 type Obj = Record<string, any>;
 
-export function builtinObject(): Obj {
-  return scenarioToObject(loadBuiltinScenario()) as Obj;
+export function openObject(): Obj {
+  return scenarioToObject(loadOpenScenario()) as Obj;
 }
 
 const natTable = (...rules: string[]): string =>
@@ -112,7 +113,7 @@ export const VARIANTS: Variant[] = [
 ];
 
 export function variantScenario(v: Variant): Scenario {
-  const o = builtinObject();
+  const o = openObject();
   v.edit(o);
   o.name = `broken-${v.name}`;
   return compileScenarioObject(o, `${v.name}.yaml`);

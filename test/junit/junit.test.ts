@@ -15,7 +15,7 @@ import { runReplay, type EngineFactory } from '../../src/diff/replay/replay.ts';
 import { engineAvailable, makeEngine } from '../../src/diff/engines.ts';
 import { generatedInput } from '../../src/diff/replay/corpus.ts';
 import { scriptedCaptures } from '../../src/traffic/scripted.ts';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario } from '../../src/scenario/index.ts';
 import type { Engine } from '../../src/spec/engine.ts';
 import type { Scenario } from '../../src/spec/scenario.ts';
 import { plantedNatClash } from '../helpers/planted.ts';
@@ -90,7 +90,7 @@ describe.runIf(HAVE_XMLLINT && HAVE_MODEL)('natlab commands write schema-valid J
     const input = join(dir, 'dns-udp.pcap');
     writeFileSync(input, generatedInput(scriptedCaptures().find((c) => c.name === 'dns-udp')!));
     const broken: EngineFactory = plantedNatClash(5);
-    const s = loadBuiltinScenario();
+    const s = loadOpenScenario();
     const flows = new FlowCollector(s);
     const out = join(dir, 'replay');
     const { report } = await runReplay({
@@ -139,7 +139,7 @@ describe.runIf(HAVE_XMLLINT && HAVE_MODEL)('natlab commands write schema-valid J
         main([
           'replay',
           '--scenario',
-          'vpc-nat-instance',
+          'vpc-nat-instance-open',
           '--in',
           input,
           '--out',

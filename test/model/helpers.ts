@@ -1,7 +1,8 @@
-// Shared helpers for the model tests: the built-in scenario, packet builders by address text,
-// checksum checks of every output.
+// Shared helpers for the model tests: vpc-nat-instance-open (the built-in without its NATSG
+// security group: the tests send DNS, ping and any port through the NAT), packet builders by
+// address text, checksum checks of every output.
 import { expect } from 'vitest';
-import { loadBuiltinScenario, parseNatTable } from '../../src/scenario/index.ts';
+import { loadOpenScenario, parseNatTable } from '../../src/scenario/index.ts';
 import { createModelEngine, type ModelEngine, type ModelResult } from '../../src/model/index.ts';
 import {
   buildIcmpEcho,
@@ -19,7 +20,7 @@ import { POINT_INTERNET, instancePoint, type Scenario } from '../../src/spec/sce
 export const A = parseIpv4Addr;
 
 export function scenario(mutate?: (s: Scenario) => void): Scenario {
-  const s = loadBuiltinScenario();
+  const s = loadOpenScenario();
   mutate?.(s);
   return s;
 }

@@ -23,7 +23,7 @@ import {
   verifyIpv4Header,
   verifyL4Checksum,
 } from '../../src/packet/index.ts';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario } from '../../src/scenario/index.ts';
 import { parseMangleTable } from '../../src/scenario/iptables-mangle.ts';
 import { DROP_TCPMSS, FATE_DROPPED } from '../../src/spec/reasons.ts';
 import { POINT_INTERNET, TCPMSS_CLAMP_PMTU, instancePoint, type Scenario } from '../../src/spec/scenario.ts';
@@ -87,7 +87,7 @@ describe('tcpmssPacket (xt_TCPMSS)', () => {
 });
 
 function withMangle(rules: string[]): Scenario {
-  const s = structuredClone(loadBuiltinScenario());
+  const s = structuredClone(loadOpenScenario());
   const chains = ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'].map((c) => `:${c} ACCEPT [0:0]`);
   const nat = s.instances.find((i) => i.name === 'nat')!;
   nat.mangle = parseMangleTable(['*mangle', ...chains, ...rules, 'COMMIT', ''].join('\n'), '<test>');

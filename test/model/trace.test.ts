@@ -100,9 +100,13 @@ describe('packet specs', () => {
   });
 });
 
+// The NAT path itself: the built-in without its NATSG group (vpc-nat-instance-open); the group's
+// hops on the default scenario are the last test here.
+const OPEN = ['--scenario', 'vpc-nat-instance-open'];
+
 describe('natlab trace', () => {
   it('prints the seven steps of the NAT path and the reply path back', async () => {
-    const { code, out } = await run('tcp 10.0.1.10:40000 > 198.51.100.7:443 S');
+    const { code, out } = await run(...OPEN, 'tcp 10.0.1.10:40000 > 198.51.100.7:443 S');
     expect(code).toBe(0);
     const steps = [...out.matchAll(/^\s+\d+\. (.*)$/gm)].map((m) => m[1]);
     expect(steps.slice(0, 7)).toEqual([
@@ -122,7 +126,7 @@ describe('natlab trace', () => {
   });
 
   it('shows the hop and reason of a drop', async () => {
-    const { code, out } = await run('--no-reply', 'udp 10.0.1.10:5000 > 198.51.100.53:53 ttl 1');
+    const { code, out } = await run(...OPEN, '--no-reply', 'udp 10.0.1.10:5000 > 198.51.100.53:53 ttl 1');
     expect(code).toBe(0);
     expect(out).toContain("=> DROPPED at 'NAT instance nat: forward': ttl-exceeded (ct NEW)");
     expect(out).toContain(
@@ -132,6 +136,7 @@ describe('natlab trace', () => {
 
   it('several packets share one engine; --conntrack and --nat-table print the tables', async () => {
     const { code, out } = await run(
+      ...OPEN,
       '--conntrack',
       '--nat-table',
       '--no-reply',
@@ -150,7 +155,7 @@ describe('natlab trace', () => {
   });
 
   it('--json gives hops with bytes, the verdict and the reply', async () => {
-    const { code, out } = await run('--json', 'icmp 10.0.1.10 > 192.0.2.1 echo id 7');
+    const { code, out } = await run(...OPEN, '--json', 'icmp 10.0.1.10 > 192.0.2.1 echo id 7');
     expect(code).toBe(0);
     const doc = JSON.parse(out);
     expect(doc.packets).toHaveLength(1);
@@ -172,5 +177,31 @@ describe('natlab trace', () => {
     expect((await run('udp 10.0.1.10:1 > 1.2.3.4:2 at 5000', 'udp 10.0.1.10:1 > 1.2.3.4:2 at 10')).code).toBe(2);
     expect((await run()).code).toBe(2);
     expect((await run('--scenario', '/nonexistent.yaml', 'udp 10.0.1.10:1 > 1.2.3.4:2')).code).toBe(2);
+  });
+
+  it("the default (the built-in): the NATSG group's hops name their rules; DNS is dropped there (the demo's trace step)", async () => {
+    const { code, out } = await run(
+      'tcp 10.0.1.10:40000 > 198.51.100.7:443 S',
+      'udp 10.0.1.10:40001 > 198.51.100.7:53',
+    );
+    expect(code).toBe(0);
+    expect(out).toMatch(/^scenario: vpc-nat-instance \(/);
+    const steps = [...out.matchAll(/^\s+\d+\. (.*)$/gm)].map((m) => m[1]);
+    expect(steps.slice(0, 9)).toEqual([
+      'instance app → ENI',
+      'VPC router (rtb private)',
+      'security groups nat (inbound)',
+      'NAT instance nat: conntrack NEW',
+      'MASQUERADE',
+      'security groups nat (outbound)',
+      'VPC router (rtb public)',
+      'IGW static NAT',
+      'internet',
+    ]);
+    expect(out).toContain('rule natsg inbound[1] tcp 443 10.0.1.0/24; tracked (new flow');
+    expect(out).toContain('rule natsg outbound[1] tcp 443 0.0.0.0/0; tracked (new flow');
+    expect(out).toContain('=> delivered to app (ct ESTABLISHED)');
+    expect(out).toContain('packet 2: udp 10.0.1.10:40001 > 198.51.100.7:53  (from app, t=0 ms)');
+    expect(out).toContain("=> DROPPED at 'security groups nat (inbound)': sg-deny (ct none)");
   });
 });

@@ -4,7 +4,7 @@
 // model and compare (ignore `check`, which is kernel-specific).
 import {
   compileScenarioObject,
-  loadBuiltinScenario,
+  loadOpenScenario,
   loadScenario,
   parseNatTable,
   scenarioToObject,
@@ -62,7 +62,7 @@ export interface NatCase {
   filters?: Array<{ at: number; scenario: Scenario }>;
 }
 
-export const BASE = loadBuiltinScenario();
+export const BASE = loadOpenScenario();
 export const idx = (s: Scenario, n: string): number => s.instances.findIndex((i) => i.name === n);
 export const NAT = idx(BASE, 'nat');
 export const APP = instancePoint(idx(BASE, 'app'));

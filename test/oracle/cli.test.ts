@@ -118,7 +118,17 @@ describe.skipIf(!pre.ok)('natlab kernel (root)', () => {
   it('runs a capture: one pcap per egress point, conntrack.txt, iptables.txt, results.json', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'natlab-kcli-'));
     const out = join(dir, 'out');
-    const r = await inProcess(['kernel', '--in', capture(dir), '--out', out, '--json']);
+    // The capture is UDP DNS: the unfiltered twin of the built-in (whose NATSG group drops it).
+    const r = await inProcess([
+      'kernel',
+      '--scenario',
+      'vpc-nat-instance-open',
+      '--in',
+      capture(dir),
+      '--out',
+      out,
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout);
     expect(summary).toMatchObject({ records: 3, fed: 3, delivered: 3, dropped: 0 });

@@ -4,7 +4,7 @@
 // and the tools; skipped with the reason otherwise.
 import { describe, expect, it } from 'vitest';
 import { checkKernelPrerequisites } from '../../src/oracle/index.ts';
-import { loadBuiltinScenario, loadScenario, resolveScenarioPath } from '../../src/scenario/index.ts';
+import { loadOpenScenario, loadScenario, resolveScenarioPath } from '../../src/scenario/index.ts';
 import {
   engineMaker,
   findTopology,
@@ -36,7 +36,7 @@ async function shadowOnKernel(s: Scenario): Promise<Record<string, ShadowResult>
 
 describe.skipIf(!pre.ok)('conformance on the kernel', () => {
   it('built-in scenario: model, core and kernel agree on every verdict', async () => {
-    const rep = await runConformance(loadBuiltinScenario(), ['model', 'core', 'kernel']);
+    const rep = await runConformance(loadOpenScenario(), ['model', 'core', 'kernel']);
     expect(rep.differences).toEqual([]);
     const k = (id: string): string => rep.rows.find((r) => r.requirement.id === id)!.judgements.kernel.verdict;
     expect(k('4787-REQ-1')).toBe('pass');

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario } from '../../src/scenario/index.ts';
 import {
   checkKernelPrerequisites,
   cleanupLeftovers,
@@ -51,7 +51,7 @@ const pre = await checkKernelPrerequisites();
 const SKIP = !pre.ok;
 if (SKIP) console.warn(`test/oracle/kernel.test.ts skipped: ${pre.missing.join('; ')}`);
 
-const s = loadBuiltinScenario();
+const s = loadOpenScenario();
 const idx = (n: string): number => s.instances.findIndex((i) => i.name === n);
 const APP = instancePoint(idx('app'));
 const WEB = instancePoint(idx('web'));
@@ -324,7 +324,18 @@ describe.skipIf(SKIP)('kernel engine: VPC router drops, cleanup', () => {
     );
     const child = spawn(
       process.execPath,
-      ['bin/natlab.mjs', 'kernel', '--in', input, '--out', join(dir, 'out'), '--max-wait', '60'],
+      [
+        'bin/natlab.mjs',
+        'kernel',
+        '--scenario',
+        'vpc-nat-instance-open',
+        '--in',
+        input,
+        '--out',
+        join(dir, 'out'),
+        '--max-wait',
+        '60',
+      ],
       {
         cwd: join(import.meta.dirname, '..', '..'),
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -367,7 +378,18 @@ describe.skipIf(SKIP)('kernel engine: VPC router drops, cleanup', () => {
     );
     const child = spawn(
       process.execPath,
-      ['bin/natlab.mjs', 'kernel', '--in', input, '--out', join(dir, 'out'), '--max-wait', '60'],
+      [
+        'bin/natlab.mjs',
+        'kernel',
+        '--scenario',
+        'vpc-nat-instance-open',
+        '--in',
+        input,
+        '--out',
+        join(dir, 'out'),
+        '--max-wait',
+        '60',
+      ],
       {
         cwd: join(import.meta.dirname, '..', '..'),
         stdio: ['ignore', 'pipe', 'pipe'],

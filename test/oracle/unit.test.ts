@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { AGENT_SCRIPT } from '../../src/oracle/agent-script.ts';
 import fc from 'fast-check';
-import { loadBuiltinScenario, loadScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario, loadScenario } from '../../src/scenario/index.ts';
 import { planTopology, TABLE_BASE } from '../../src/oracle/topology.ts';
 import { igwMapOf, igwTranslate } from '../../src/oracle/igw.ts';
 import {
@@ -30,7 +30,7 @@ import {
 } from '../../src/packet/index.ts';
 import { DROP_IGW_NO_PUBLIC_IP, DROP_IGW_UNKNOWN_DST, REASON_NONE } from '../../src/spec/reasons.ts';
 
-const s = loadBuiltinScenario();
+const s = loadOpenScenario();
 const idx = (n: string): number => s.instances.findIndex((i) => i.name === n);
 
 describe('planTopology with security groups and network ACLs', () => {

@@ -11,7 +11,7 @@ import { runReplay, type EngineFactory } from '../../src/diff/replay/replay.ts';
 import { engineAvailable } from '../../src/diff/engines.ts';
 import { generatedInput } from '../../src/diff/replay/corpus.ts';
 import { scriptedCaptures } from '../../src/traffic/scripted.ts';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario } from '../../src/scenario/index.ts';
 import { openCapture, type CaptureRecord } from '../../src/pcap/index.ts';
 import { HAVE_TSHARK, tsharkCheck } from '../helpers/tshark.ts';
 import { main } from '../../src/cli/main.ts';
@@ -47,7 +47,7 @@ describe.skipIf(!HAVE_MODEL)('annotated captures (pcapng)', () => {
     const { report } = await runReplay({
       input,
       outDir: out,
-      scenario: loadBuiltinScenario(),
+      scenario: loadOpenScenario(),
       scenarioHow: 'test',
       engines: ['model', 'broken'],
       engineFactory: factory,
@@ -91,7 +91,7 @@ describe.skipIf(!HAVE_MODEL)('annotated captures (pcapng)', () => {
     const { report } = await runReplay({
       input,
       outDir: join(dir, 'again'),
-      scenario: loadBuiltinScenario(),
+      scenario: loadOpenScenario(),
       scenarioHow: 'test',
       engines: ['model', 'broken'],
       engineFactory: factory,
@@ -178,7 +178,7 @@ describe.skipIf(!HAVE_MODEL)('annotated captures (pcapng)', () => {
         await main([
           'replay',
           '--scenario',
-          'vpc-nat-instance',
+          'vpc-nat-instance-open',
           '--in',
           input,
           '--out',
@@ -191,7 +191,7 @@ describe.skipIf(!HAVE_MODEL)('annotated captures (pcapng)', () => {
         await main([
           'replay',
           '--scenario',
-          'vpc-nat-instance',
+          'vpc-nat-instance-open',
           '--in',
           input,
           '--out',
@@ -206,7 +206,7 @@ describe.skipIf(!HAVE_MODEL)('annotated captures (pcapng)', () => {
         await main([
           'replay',
           '--scenario',
-          'vpc-nat-instance',
+          'vpc-nat-instance-open',
           '--in',
           input,
           '--out',

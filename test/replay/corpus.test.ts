@@ -45,7 +45,7 @@ describe.skipIf(!engines.includes('model'))('corpus verify catches changes', () 
     try {
       await cp(join(CORPORA_DIR, 'generated', 'ping'), join(root, 'generated', 'ping'), { recursive: true });
       const entry =
-        '  - { name: ping, kind: generated, generator: ping, input: generated/ping/input.pcap, scenario: builtin }\n';
+        '  - { name: ping, kind: generated, generator: ping, input: generated/ping/input.pcap, scenario: vpc-nat-instance-open }\n';
       await writeFile(join(root, 'manifest.yaml'), `entries:\n${entry}`);
       const ok = await verifyCorpus({ engines: ['model'], root });
       expect(ok.entries[0].problems).toEqual([]);

@@ -4,11 +4,11 @@
 import { describe, expect, it } from 'vitest';
 import { runReplay, type EngineFactory, type ReplayEvent } from '../../src/diff/replay/replay.ts';
 import { makeEngine, type EngineName } from '../../src/diff/engines.ts';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario } from '../../src/scenario/index.ts';
 import { readCapture } from '../../src/pcap/index.ts';
 import type { Engine } from '../../src/spec/engine.ts';
 
-const scenario = loadBuiltinScenario();
+const scenario = loadOpenScenario();
 const ONE_SIDED = 'corpora/generated/icmp-unreachable/input.pcap';
 const TWO_SIDED = 'corpora/generated/tcp-sessions/input.pcap';
 

@@ -11,7 +11,7 @@ import { runReplay, type EngineFactory } from '../../src/diff/replay/replay.ts';
 import { engineAvailable } from '../../src/diff/engines.ts';
 import { generatedInput } from '../../src/diff/replay/corpus.ts';
 import { scriptedCaptures } from '../../src/traffic/scripted.ts';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario } from '../../src/scenario/index.ts';
 import { FlowCollector } from '../../src/diff/sinks/flows.ts';
 import { DifferenceCollector, decodePacket } from '../../src/diff/sinks/differences.ts';
 import { replayHtml, scriptJson } from '../../src/diff/sinks/report-html.ts';
@@ -97,7 +97,7 @@ describe('HTML report building blocks', () => {
 describe.skipIf(!HAVE_MODEL)('the HTML replay report', () => {
   let html: string;
   beforeAll(async () => {
-    const s = loadBuiltinScenario();
+    const s = loadOpenScenario();
     const flows = new FlowCollector(s);
     const diffs = new DifferenceCollector(s);
     const out = join(dir, 'out');
@@ -168,7 +168,7 @@ describe.skipIf(!HAVE_MODEL)('the HTML replay report', () => {
           await main([
             'replay',
             '--scenario',
-            'vpc-nat-instance',
+            'vpc-nat-instance-open',
             '--in',
             input,
             '--out',

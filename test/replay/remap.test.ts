@@ -22,7 +22,7 @@ import {
   NOWHERE_NOT_UNICAST,
   NOWHERE_VPC_NO_INSTANCE,
 } from '../../src/diff/replay/ingress.ts';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario } from '../../src/scenario/index.ts';
 import { POINT_INTERNET, instancePoint } from '../../src/spec/scenario.ts';
 
 const APP = parseIpv4Addr('10.0.1.10');
@@ -208,7 +208,7 @@ describe('flow keys and mappings', () => {
 });
 
 describe('ingress rules (built-in scenario)', () => {
-  const s = loadBuiltinScenario();
+  const s = loadOpenScenario();
   const m = new IngressMap(s);
   const idx = (name: string) => s.instances.findIndex((i) => i.name === name);
   it('an instance private IP enters at its ENI', () => {

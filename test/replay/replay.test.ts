@@ -11,7 +11,7 @@ import { makeEngine, engineAvailable } from '../../src/diff/engines.ts';
 import { scenarioForCapture } from '../../src/diff/replay/scenario.ts';
 import { generatedInput } from '../../src/diff/replay/corpus.ts';
 import { scriptedCaptures } from '../../src/traffic/scripted.ts';
-import { loadBuiltinScenario, loadScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario, loadScenario } from '../../src/scenario/index.ts';
 import { encodePcap, readCapture } from '../../src/pcap/index.ts';
 import { buildEthernet, buildTcp, buildUdp } from '../../src/packet/build.ts';
 import { parseIpv4Addr } from '../../src/packet/addr.ts';
@@ -54,7 +54,7 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
     const { report } = await runReplay({
       input: caps.get('tcp-sessions')!,
       outDir: out,
-      scenario: loadBuiltinScenario(),
+      scenario: loadOpenScenario(),
       scenarioHow: 'test',
       engines: ['model'],
     });
@@ -88,7 +88,7 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
     // (tshark starts slowly: two captures, non-empty outputs only)
     for (const name of ['tcp-sessions', 'port-collision']) {
       const out = join(dir, `tshark-${name}`);
-      const sc = name === 'port-collision' ? twoApps() : loadBuiltinScenario();
+      const sc = name === 'port-collision' ? twoApps() : loadOpenScenario();
       await runReplay({ input: caps.get(name)!, outDir: out, scenario: sc, scenarioHow: 'test', engines: ['model'] });
       for (const f of await readdir(join(out, 'model'))) {
         if ((await frames(join(out, 'model', f))).length === 0) continue;
@@ -103,7 +103,7 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
     await runReplay({
       input: caps.get('ping')!,
       outDir: out,
-      scenario: loadBuiltinScenario(),
+      scenario: loadOpenScenario(),
       scenarioHow: 'test',
       engines: ['model'],
       outputLinkType: LINKTYPE_RAW,
@@ -125,7 +125,7 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
         input: caps.get('ping')!,
         outDir: out,
         outputFormat: 'pcap',
-        scenario: loadBuiltinScenario(),
+        scenario: loadOpenScenario(),
         scenarioHow: 'test',
         engines: ['model', 'core'],
         workers: 0,
@@ -150,7 +150,7 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
     const { report } = await runReplay({
       input: caps.get('traceroute')!,
       outDir: null,
-      scenario: loadBuiltinScenario(),
+      scenario: loadOpenScenario(),
       scenarioHow: 'test',
       engines: ['model'],
       keepResults: true,
@@ -185,7 +185,7 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
     const { report, kept } = await runReplay({
       input: caps.get('malformed-mix')!,
       outDir: null,
-      scenario: loadBuiltinScenario(),
+      scenario: loadOpenScenario(),
       scenarioHow: 'test',
       engines: ['model'],
       keepResults: true,
@@ -238,7 +238,7 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
     const { report } = await runReplay({
       input: path,
       outDir: null,
-      scenario: loadBuiltinScenario(),
+      scenario: loadOpenScenario(),
       scenarioHow: 'test',
       engines: ['model'],
     });
@@ -255,7 +255,7 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
     const { report } = await runReplay({
       input: cut,
       outDir: null,
-      scenario: loadBuiltinScenario(),
+      scenario: loadOpenScenario(),
       scenarioHow: 'test',
       engines: ['model'],
     });
@@ -269,13 +269,13 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
     const bad = join(dir, 'text.pcap');
     await writeFile(bad, 'this is not a capture\n');
     await expect(
-      runReplay({ input: bad, outDir: null, scenario: loadBuiltinScenario(), scenarioHow: 'test', engines: ['model'] }),
+      runReplay({ input: bad, outDir: null, scenario: loadOpenScenario(), scenarioHow: 'test', engines: ['model'] }),
     ).rejects.toThrow(InputError);
     await expect(
       runReplay({
         input: join(dir, 'missing.pcap'),
         outDir: null,
-        scenario: loadBuiltinScenario(),
+        scenario: loadOpenScenario(),
         scenarioHow: 'test',
         engines: ['model'],
       }),
@@ -364,7 +364,7 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
     const ok = await runReplay({
       input: caps.get('dns-udp')!,
       outDir: null,
-      scenario: loadBuiltinScenario(),
+      scenario: loadOpenScenario(),
       scenarioHow: 'test',
       engines: ['model', 'model'],
     });
@@ -376,7 +376,7 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
     const bad = await runReplay({
       input: caps.get('dns-udp')!,
       outDir: out,
-      scenario: loadBuiltinScenario(),
+      scenario: loadOpenScenario(),
       scenarioHow: 'test',
       engines: ['model', 'broken'],
       engineFactory: factory,
@@ -411,7 +411,7 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
     const { report } = await runReplay({
       input: caps.get('dns-udp')!,
       outDir: null,
-      scenario: loadBuiltinScenario(),
+      scenario: loadOpenScenario(),
       scenarioHow: 'test',
       engines: ['slow'],
       engineFactory: refusing,
@@ -433,7 +433,7 @@ describe.skipIf(!HAVE_MODEL)('natlab replay (model engine)', () => {
       code = await main([
         'replay',
         '--scenario',
-        'vpc-nat-instance',
+        'vpc-nat-instance-open',
         '--in',
         caps.get('ping')!,
         '--out',

@@ -13,7 +13,7 @@ import { buildUdp } from '../../src/packet/build.ts';
 import { LINKTYPE_RAW } from '../../src/packet/constants.ts';
 import { openCapture } from '../../src/pcap/reader.ts';
 import { encodePcap } from '../../src/pcap/writer.ts';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario } from '../../src/scenario/index.ts';
 import { APP, SCRIPT_EPOCH_US } from '../../src/traffic/scripted.ts';
 
 const SERVER = 0xc6336407; // 198.51.100.7
@@ -70,7 +70,7 @@ describe('staged input', () => {
         outDir: out,
         outputFormat: 'pcap',
         outputLinkType: LINKTYPE_RAW,
-        scenario: loadBuiltinScenario(),
+        scenario: loadOpenScenario(),
         scenarioHow: 'test',
         engines: ['model'],
         chunkSize,

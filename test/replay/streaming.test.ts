@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { runReplay, type EngineFactory } from '../../src/diff/replay/replay.ts';
 import { engineAvailable } from '../../src/diff/engines.ts';
 import { writeBulkCapture } from '../../src/traffic/scripted-bulk.ts';
-import { loadBuiltinScenario } from '../../src/scenario/index.ts';
+import { loadOpenScenario } from '../../src/scenario/index.ts';
 import { csumReplace32, udpCsumReplace32 } from '../../src/packet/checksum.ts';
 import { PROTO_TCP, PROTO_UDP } from '../../src/packet/constants.ts';
 import { parseIpv4Addr } from '../../src/packet/addr.ts';
@@ -80,7 +80,7 @@ describe('replay streams in bounded memory', () => {
     const { report } = await runReplay({
       input: big,
       outDir: join(dir, 'out'),
-      scenario: loadBuiltinScenario(),
+      scenario: loadOpenScenario(),
       scenarioHow: 'test',
       engines: ['static'],
       engineFactory: staticNat,
@@ -121,7 +121,7 @@ describe('replay streams in bounded memory', () => {
       const { report } = await runReplay({
         input: small,
         outDir: null,
-        scenario: loadBuiltinScenario(),
+        scenario: loadOpenScenario(),
         scenarioHow: 'test',
         engines: ['model'],
       });

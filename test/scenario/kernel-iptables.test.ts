@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import fc from 'fast-check';
 import { parseNatTable } from '../../src/scenario/iptables.ts';
-import { loadBuiltinScenario } from '../../src/scenario/builtin.ts';
+import { loadOpenScenario } from '../../src/scenario/builtin.ts';
 import { natRuleArb, tableText } from './arbitraries.ts';
 
 function have(cmd: string): boolean {
@@ -36,7 +36,7 @@ describe.skipIf(missing.length > 0)(
   `canonical nat text vs the real iptables${reason ? ` (skipped: ${reason})` : ''}`,
   () => {
     it('the built-in NAT instance table is accepted and printed back identically', () => {
-      const text = loadBuiltinScenario().instances.find((i) => i.name === 'nat')!.nat!.text;
+      const text = loadOpenScenario().instances.find((i) => i.name === 'nat')!.nat!.text;
       expect(roundTripThroughKernel(text)).toBe(text);
     });
 

@@ -11,6 +11,7 @@ import { formatCidr, formatIpv4 } from '../../packet/addr.ts';
 import { F_ACK, F_PSH, PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../../packet/constants.ts';
 import { buildTcp } from '../../packet/build.ts';
 import { POINT_INTERNET, instancePoint, type Scenario } from '../../spec/scenario.ts';
+import { DROP_FILTER_DROP, DROP_FILTER_REJECT, DROP_NACL_DENY, DROP_SG_DENY } from '../../spec/reasons.ts';
 import { createModelEngine, tracePacket, type TracedPacket } from '../../model/index.ts';
 import { formatRoute } from '../../scenario/index.ts';
 import {
@@ -38,6 +39,20 @@ export interface ProbeResult {
   reason: string | null;
   /** Set when the reply left by another path / address than the request came in by. */
   asymmetric: string | null;
+  /**
+   * Egress probes: set when the probe (or its reply) was dropped by a rule someone wrote — a
+   * security group, a network ACL or the instance's filter table — rather than by a broken path.
+   */
+  filtered?: true;
+}
+
+/** Drops by a configured rule: a policy, not a fault of the path. */
+function droppedByRule(t: TracedPacket): boolean {
+  const r = t.result.reason;
+  return (
+    t.fate !== 'delivered' &&
+    (r === DROP_SG_DENY || r === DROP_NACL_DENY || r === DROP_FILTER_DROP || r === DROP_FILTER_REJECT)
+  );
 }
 
 export interface SubnetReach {
@@ -51,7 +66,11 @@ export interface SubnetReach {
   /** True when the subnet only reaches the internet from instances with a public IP (a public subnet). */
   needsPublicIp: boolean;
   results: ProbeResult[];
-  /** A subnet with a default route whose probes do not all make it: `natlab check` exits 1. */
+  /**
+   * A subnet with a default route whose probes do not all make it — unless those that fail were
+   * dropped by a security group, ACL or filter rule and at least one probe passes (a policy
+   * such as AWS's NATSG group, which passes only HTTP/HTTPS): `natlab check` exits 1.
+   */
   failing: boolean;
 }
 
@@ -124,7 +143,8 @@ function egressProbe(s: Scenario, fromIdx: number, peer: number, k: ProbeKind, s
       t.fate === 'delivered'
         ? `delivered to ${t.outputs[t.result.delivered]?.egress ?? '?'} instead of the internet`
         : explainFailure(s, t);
-    return { probe: k.label, ok: false, path, seenAs: null, reason, asymmetric: null };
+    const filtered = droppedByRule(t) ? { filtered: true as const } : {};
+    return { probe: k.label, ok: false, path, seenAs: null, reason, asymmetric: null, ...filtered };
   }
   const seenAs = formatIpv4(pvOf(out.frame).src);
   const r = t.reply;
@@ -135,7 +155,8 @@ function egressProbe(s: Scenario, fromIdx: number, peer: number, k: ProbeKind, s
       r.fate === 'delivered'
         ? `delivered to ${r.outputs[r.result.delivered]?.egress} instead of ${s.instances[fromIdx].name}`
         : explainFailure(s, r);
-    return { probe: k.label, ok: false, path, seenAs, reason: `reply: ${why}`, asymmetric: null };
+    const filtered = droppedByRule(r) ? { filtered: true as const } : {};
+    return { probe: k.label, ok: false, path, seenAs, reason: `reply: ${why}`, asymmetric: null, ...filtered };
   }
   return { probe: k.label, ok: true, path, seenAs, reason: null, asymmetric: null };
 }
@@ -266,7 +287,8 @@ export function computeReachability(s: Scenario): Reachability {
         }
       }
     }
-    const failing = base.defaultRoute !== null && results.some((r) => !r.ok);
+    const failing =
+      base.defaultRoute !== null && (results.every((r) => !r.ok) || results.some((r) => !r.ok && !r.filtered));
     subnets.push({ ...base, from, needsPublicIp, results, failing });
   });
   const instances: InstanceReach[] = s.instances.map((inst, i) => ({

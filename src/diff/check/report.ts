@@ -11,7 +11,9 @@ export interface CheckReport {
 
 function verdict(rs: ProbeResult[]): string {
   const ok = rs.filter((r) => r.ok).length;
-  return ok === rs.length ? 'yes' : ok === 0 ? 'NO' : 'partly';
+  if (ok === rs.length) return 'yes';
+  if (ok === 0) return 'NO';
+  return rs.every((r) => r.ok || r.filtered) ? 'partly (filtered)' : 'partly';
 }
 
 function protoCells(rs: ProbeResult[]): string {
@@ -84,16 +86,15 @@ export function formatCheckReport(rep: CheckReport): string {
     out.push(`  ${e.elasticIp} (${e.instance}): ${cells}`);
     for (const r of reasons(e.results)) out.push(`    ${r}`);
   }
-  out.push(
-    '  (security groups and network ACLs are not modelled yet: every port that reaches an instance is shown as reaching it)',
-  );
   out.push('', rep.lints.length ? `warnings (${rep.lints.length}):` : 'warnings: none');
   for (const l of rep.lints) out.push(`  - [${l.kind}] ${l.message}`);
   out.push('');
   out.push(
     rep.failing.length
       ? `FAIL: ${rep.failing.length} subnet${rep.failing.length === 1 ? '' : 's'} with a default route cannot reach the internet: ${rep.failing.join(', ')}`
-      : 'ok: every subnet with a default route reaches the internet',
+      : reach.subnets.some((x) => x.results.some((r) => r.filtered))
+        ? 'ok: every subnet with a default route reaches the internet (probes marked FAIL above were dropped by security group, network ACL or filter rules: a policy, not a broken path)'
+        : 'ok: every subnet with a default route reaches the internet',
   );
   return `${out.join('\n')}\n`;
 }

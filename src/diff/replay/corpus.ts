@@ -1,4 +1,4 @@
-// The replay corpus (corpora/manifest.yaml): generated captures for the built-in scenario and
+// The replay corpus (corpora/manifest.yaml): generated captures for the bundled scenarios and
 // real captures from ../shared/corpora, each with its expected outputs per engine. `verify`
 // replays every entry through every available engine and fails on any difference between the
 // engines or any change from the saved expected outputs; `update` rewrites them. Cold path.
@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { LINKTYPE_ETHERNET } from '../../packet/constants.ts';
 import { encodePcap, readCapture } from '../../pcap/index.ts';
-import { loadBuiltinScenario, loadScenario } from '../../scenario/index.ts';
+import { BUILTIN_SCENARIO_NAME, SCENARIOS_DIR, loadBuiltinScenario, loadScenario } from '../../scenario/index.ts';
 import { InputError } from '../../spec/errors.ts';
 import type { Scenario } from '../../spec/scenario.ts';
 import { scriptedCaptures, scriptedEthernet, type ScriptedCapture } from '../../traffic/scripted.ts';
@@ -41,7 +41,10 @@ export interface CorpusEntry {
   input: string;
   /** generated only: the scripted capture's name. */
   generator: string | null;
-  /** 'builtin', a scenario file relative to corpora/, or null with `inside`. */
+  /**
+   * 'builtin' (scenarios/vpc-nat-instance.yaml), the bare name of a file in scenarios/ (e.g.
+   * 'vpc-nat-instance-open'), a scenario file relative to corpora/, or null with `inside`.
+   */
   scenario: string | null;
   /** --inside CIDRs: the scenario is built around the capture. */
   inside: string | null;
@@ -170,8 +173,17 @@ export function generatedInput(c: ScriptedCapture): Uint8Array {
   );
 }
 
+/** A manifest `scenario` value naming a file of scenarios/ (no '/', no extension). */
+const BUNDLED_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
+
 export async function entryScenario(e: CorpusEntry, root = CORPORA_DIR): Promise<{ scenario: Scenario; how: string }> {
-  if (e.scenario === 'builtin') return { scenario: loadBuiltinScenario(), how: 'built-in scenario vpc-nat-instance' };
+  if (e.scenario === 'builtin')
+    return { scenario: loadBuiltinScenario(), how: `built-in scenario ${BUILTIN_SCENARIO_NAME}` };
+  if (e.scenario !== null && BUNDLED_NAME.test(e.scenario)) {
+    const p = join(SCENARIOS_DIR, `${e.scenario}.yaml`);
+    if (!existsSync(p)) throw new InputError(`no scenario '${e.scenario}' in scenarios/ (${p})`);
+    return { scenario: loadScenario(p), how: `scenario ${e.scenario} (scenarios/${e.scenario}.yaml)` };
+  }
   if (e.scenario !== null) {
     const p = join(root, e.scenario);
     return { scenario: loadScenario(p), how: `scenario ${e.scenario}` };
