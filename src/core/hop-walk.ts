@@ -300,7 +300,7 @@ export class HopWalk {
     st.fo = oo;
     st.errOff = errorBase(inb.length, i);
     const pv = st.pv;
-    const ps = parseIpv4(ob, oo, len, pv);
+    const ps = parseIpv4(ob, oo, len, pv, handed);
     st.l4Verified = handed;
     if (handed) st.noteVerified();
     if (isIpLevelMalformation(ps)) {

@@ -327,6 +327,7 @@ export class Tables {
     const val = (((h & this.tagMask) << this.refBits) | (((local << 2) | kind) + 1)) >>> 0;
     const n = bys ? this.bSlots : this.nSlots;
     const fs = bys ? 1 : this.fs;
+    if (bys) this.moves++;
     let i = this.homeIn(h, n);
     for (let p = 0; p < n; p++) {
       const e = fb + i * fs;
@@ -392,6 +393,7 @@ export class Tables {
 
   /** Empties flow slot i and shifts later entries of its cluster back where their homes allow. */
   private removeAt(i: number, bys: boolean): void {
+    this.moves++;
     const flow = bys ? this.bflow : this.flow;
     const fb = bys ? this.bBase : this.fBase;
     const n = bys ? this.bSlots : this.nSlots;
@@ -414,6 +416,20 @@ export class Tables {
   }
 
   // ---- bysource (get_unique_tuple step b) -------------------------------------------------------
+
+  /**
+   * Bysource slots moved or added (removeAt's backward shift, a bysource insert): a remembered
+   * bysource slot (bsAt) stays right while this is unchanged.
+   */
+  private moves = 0;
+  /** The last findBySource's key, its hash and its key's slot (or -1), valid while bsMoves === moves. */
+  private bsMoves = -1;
+  private bsSlot = 0;
+  private bsProto = 0;
+  private bsSrc = 0;
+  private bsSport = 0;
+  private bsH = 0;
+  private bsAt = -1;
 
   /**
    * The flow slot of the bysource key (slot, proto, src, sport) with hash h — its value references
@@ -460,10 +476,17 @@ export class Tables {
     const proto = meta & M_PROTO_MASK;
     const src = ses[o + S_OSRC];
     const sport = ses[o + S_OPORTS] >>> 16;
-    const h = this.hashBysrc(slot, proto, src, sport);
+    // The new session's key is usually the one its port search just looked up (findBySource).
+    const known =
+      this.bsMoves === this.moves &&
+      this.bsSlot === slot &&
+      this.bsProto === proto &&
+      this.bsSrc === src &&
+      this.bsSport === sport;
+    const h = known ? this.bsH : this.hashBysrc(slot, proto, src, sport);
     const ch = this.chain;
     const c = this.chBase + local * BYSRC_WORDS;
-    const at = this.bysrcHead(h, slot, proto, src, sport);
+    const at = known ? this.bsAt : this.bysrcHead(h, slot, proto, src, sport);
     ch[c + B_PREV] = 0;
     if (at < 0) {
       ch[c + B_NEXT] = 0;
@@ -519,7 +542,15 @@ export class Tables {
     plo: number,
     phi: number,
   ): number {
-    const at = this.bysrcHead(this.hashBysrc(slot, proto, src, sport), slot, proto, src, sport);
+    const h = this.hashBysrc(slot, proto, src, sport);
+    const at = this.bysrcHead(h, slot, proto, src, sport);
+    this.bsMoves = this.moves;
+    this.bsSlot = slot;
+    this.bsProto = proto;
+    this.bsSrc = src;
+    this.bsSport = sport;
+    this.bsH = h;
+    this.bsAt = at;
     if (at < 0) return -1;
     const ses = this.ses;
     const ch = this.chain;
@@ -571,7 +602,11 @@ export class Tables {
       const hwm = ctl[cb + C_HWM];
       if (hwm >= this.capW) return -1;
       i = hwm;
-      Atomics.store(ctl, cb + C_HWM, hwm + 1);
+      // A plain store: readers (ct-dump.ts) bound their scan by it and check each record's LIVE
+      // bit, so a stale or early value only hides or shows a not-yet-live record — no ordering is
+      // needed (the record is written after this anyway). Atomics.store is a full fence on x86,
+      // which waited here for every pending store of the packet.
+      ctl[cb + C_HWM] = hwm + 1;
     }
     ctl[cb + C_USED]++;
     return i;

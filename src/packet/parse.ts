@@ -244,14 +244,17 @@ export function parseFrame(buf: Uint8Array, off: number, capLen: number, linkTyp
   return parseIpv4Into(buf, l3, end - l3, pv);
 }
 
-/** Parses an IPv4 packet starting at `off` (no link header). */
-export function parseIpv4(buf: Uint8Array, off: number, capLen: number, pv: PacketView): number {
+/**
+ * Parses an IPv4 packet starting at `off` (no link header). `headerSummed`: the caller has
+ * verified this header's checksum already (the core's fast path for a new flow's packet).
+ */
+export function parseIpv4(buf: Uint8Array, off: number, capLen: number, pv: PacketView, headerSummed = false): number {
   pv.reset();
   pv.etherType = ETHERTYPE_IPV4;
-  return parseIpv4Into(buf, off, capLen, pv);
+  return parseIpv4Into(buf, off, capLen, pv, headerSummed);
 }
 
-function parseIpv4Into(buf: Uint8Array, off: number, capLen: number, pv: PacketView): number {
+function parseIpv4Into(buf: Uint8Array, off: number, capLen: number, pv: PacketView, headerSummed = false): number {
   pv.l3Off = off;
   pv.capLen = capLen;
   if (capLen < IPV4_MIN_HDR_LEN) {
@@ -280,11 +283,13 @@ function parseIpv4Into(buf: Uint8Array, off: number, capLen: number, pv: PacketV
   if (pv.totalLen > capLen) return (pv.status = PARSE_TRUNCATED_PACKET);
   pv.capLen = pv.totalLen; // ignore link-layer padding
   // Header checksum: ones' complement sum over the header must be 0xffff.
-  let s = 0;
-  for (let i = off, e = off + ihl; i < e; i += 2) s += (buf[i] << 8) | buf[i + 1];
-  s = (s & 0xffff) + (s >>> 16);
-  s = (s & 0xffff) + (s >>> 16);
-  if (s !== 0xffff) return (pv.status = PARSE_BAD_IP_CHECKSUM);
+  if (!headerSummed) {
+    let s = 0;
+    for (let i = off, e = off + ihl; i < e; i += 2) s += (buf[i] << 8) | buf[i + 1];
+    s = (s & 0xffff) + (s >>> 16);
+    s = (s & 0xffff) + (s >>> 16);
+    if (s !== 0xffff) return (pv.status = PARSE_BAD_IP_CHECKSUM);
+  }
   pv.l4Off = off + ihl;
   pv.l4Len = pv.totalLen - ihl;
   if (pv.fragOff !== 0) return (pv.status = PARSE_FRAGMENT);
