@@ -1316,6 +1316,7 @@ class Suite {
         processFrames: e.processFrames ? (b, o, first, count) => e.processFrames!(b, o, first, count) : undefined,
         advance: (t) => e.advance(t),
         conntrack: () => e.conntrack(),
+        conntrackCount: e.conntrackCount ? () => e.conntrackCount!() : undefined,
         natCounters: () => e.natCounters(),
         close: async () => {},
       };

@@ -46,7 +46,7 @@ import {
   resultOutCount,
   resultReason,
 } from '../spec/frame-batch.ts';
-import { readDropCounters, readNatCounters, dumpConntrack } from './ct-dump.ts';
+import { readDropCounters, readNatCounters, dumpConntrack, liveCountsPerWorker } from './ct-dump.ts';
 import { classifyPartitionDifference } from './differences.ts';
 import { compileAwsFilters, updateAwsFilters } from './aws-filters.ts';
 import { filterUpdateProblem } from '../scenario/filter-update.ts';
@@ -395,6 +395,13 @@ class CoreEngineImpl implements CoreEngine {
   /** Read from shared memory; safe while workers run (e.g. from a fault-injection hold). */
   async conntrack(): Promise<ConntrackEntry[]> {
     return dumpConntrack(this.shared, this.lastTimeUs < 0 ? 0 : Math.floor(this.lastTimeUs / 1000));
+  }
+
+  /** dumpConntrack's length (the same liveness test), with no entry built. */
+  async conntrackCount(): Promise<number> {
+    let n = 0;
+    for (const c of liveCountsPerWorker(this.shared, this.nowMs())) n += c;
+    return n;
   }
 
   /** W > 1: the per-worker quota / port share, recognised only from a worker's first such decision on (differences.ts). */

@@ -156,6 +156,11 @@ export interface Engine {
   /** Advance the virtual clock with no traffic (expires entries). */
   advance(timeUs: number): Promise<void>;
   conntrack(): Promise<ConntrackEntry[]>;
+  /**
+   * Optional: how many entries conntrack() would list now, without building them (a run with one
+   * engine reports only the count at its end).
+   */
+  conntrackCount?(): Promise<number>;
   natCounters(): Promise<NatRuleCounter[]>;
   /**
    * Optional: the instances' filter-table counters (docs/semantics.md §13; rule -1: a chain's

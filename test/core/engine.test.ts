@@ -152,10 +152,13 @@ describe.each([1, 2])('core engine, %i worker(s), built-in scenario', (workers) 
 
   it('advance() expires idle entries (contract clock)', async () => {
     const before = (await engine.conntrack()).length;
-    expect(before).toBeGreaterThan(0);
+    expect(before).toBeGreaterThan(1);
+    expect(await engine.conntrackCount?.()).toBe(before);
     await engine.advance(5_000_000 + 6000 + 30_000_000); // ICMP and UDP entries: 30 s
     const after = await engine.conntrack();
     expect(after.map((e) => e.proto)).toEqual([PROTO_TCP]);
+    // conntrackCount() applies the same liveness test as conntrack().
+    expect(await engine.conntrackCount?.()).toBe(1);
   });
 
   it('rejects bad input with InputError before running any of it', async () => {

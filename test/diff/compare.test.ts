@@ -258,6 +258,21 @@ describe('compareRuns', () => {
     const d = compareConntrack([ctEntry(40000)], [], ['model', 'core'], r);
     expect(d[0].message).toMatch(/only model has udp +17 30 src=10\.0\.1\.10/);
   });
+
+  it('conntrack: pairs entries by identity in any order and through the port renaming', () => {
+    const r = new PortRenaming(scenario);
+    // A chose 40001 where B chose 50001 (seen in a compared frame earlier).
+    expect(r.bind(17, NAT, 40001, PEER, 53, 50001, true)).toBeNull();
+    const a = [ctEntry(40000), ctEntry(40001), ctEntry(40002, 29), ctEntry(40003)];
+    const b = [ctEntry(40002, 30), ctEntry(50001), ctEntry(40000), ctEntry(40004), { ...ctEntry(40000), instance: 1 }];
+    const d = compareConntrack(a, b, ['model', 'core'], r).map((x) => x.message);
+    expect(d).toEqual([
+      expect.stringMatching(/dport=40002 .*: timeout 29 vs 30$/),
+      // (40003, which never showed in a frame, pairs with B's unpaired 40004: nothing contradicts it)
+      expect.stringMatching(/^conntrack \(instance 1\): only core has .*dport=40000/),
+    ]);
+    expect(r.lookup(17, NAT, 40003, PEER, 53)).toBe(40004);
+  });
 });
 
 describe('PortRenaming ranges', () => {

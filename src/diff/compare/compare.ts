@@ -497,18 +497,23 @@ export class PortRenaming {
   /** A-space conntrack tuple → B-space. */
   renameTuple(proto: number, t: CtTuple): CtTuple {
     const r = { ...t };
+    this.renameTupleInto(proto, t, r);
+    return r;
+  }
+
+  /** renameTuple into `r` (which holds t's fields on entry): no object made. */
+  renameTupleInto(proto: number, t: CtTuple, r: CtTuple): void {
     if (proto === PROTO_ICMP) {
       const req = REQUEST_TYPES.has(t.dport >>> 8);
       const p = req ? this.lookup(proto, t.src, t.sport, t.dst, 0) : this.lookup(proto, t.dst, t.sport, t.src, 0);
       if (p !== undefined) r.sport = p;
-      return r;
+      return;
     }
-    if (proto !== PROTO_TCP && proto !== PROTO_UDP) return r;
+    if (proto !== PROTO_TCP && proto !== PROTO_UDP) return;
     const s = this.lookup(proto, t.src, t.sport, t.dst, t.dport);
     const d = this.lookup(proto, t.dst, t.dport, t.src, t.sport);
     if (s !== undefined) r.sport = s;
     if (d !== undefined) r.dport = d;
-    return r;
   }
 
   renameEntry(e: ConntrackEntry): ConntrackEntry {
@@ -954,8 +959,66 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 // ---------------------------------------------------------------------------------------------
 // End-of-run state
 
-function tupleKey(t: CtTuple): string {
-  return `${t.src >>> 0}:${t.sport}>${t.dst >>> 0}:${t.dport}`;
+/** Same tuple: what `${src >>> 0}:${sport}>${dst >>> 0}:${dport}` keys compared as strings. */
+function tupleEq(x: CtTuple, y: CtTuple): boolean {
+  return x.src >>> 0 === y.src >>> 0 && x.sport === y.sport && x.dst >>> 0 === y.dst >>> 0 && x.dport === y.dport;
+}
+
+function tupleHash(h: number, t: CtTuple): number {
+  h = Math.imul(h ^ (t.src >>> 0), 0x9e3779b1);
+  h = Math.imul(h ^ t.sport, 0x85ebca77);
+  h = Math.imul(h ^ (t.dst >>> 0), 0xc2b2ae3d);
+  return Math.imul(h ^ t.dport, 0x27d4eb2f);
+}
+
+/** An entry's identity (instance, proto, both tuples) hashed to 32 bits; equal identities compared by sameEntry. */
+function entryHash(instance: number, proto: number, orig: CtTuple, reply: CtTuple): number {
+  let h = Math.imul(instance ^ 0x165667b1, 0x9e3779b1) ^ proto;
+  h = tupleHash(h, orig);
+  h = tupleHash(h, reply);
+  return (h ^ (h >>> 15)) | 0;
+}
+
+function sameEntry(x: ConntrackEntry, instance: number, proto: number, orig: CtTuple, reply: CtTuple): boolean {
+  return x.instance === instance && x.proto === proto && tupleEq(x.orig, orig) && tupleEq(x.reply, reply);
+}
+
+/**
+ * B's entries by identity, in first-insertion order; a later entry with the same identity replaces
+ * the earlier one in place (a Map keyed by the identity's text would do the same). Keys are
+ * numbers (entryHash) with the entries of one hash chained: no string per entry.
+ */
+class EntryIndex {
+  readonly entries: ConntrackEntry[] = [];
+  readonly seen: Uint8Array;
+  private readonly first = new Map<number, number>();
+  private readonly next: Int32Array;
+
+  constructor(b: readonly ConntrackEntry[]) {
+    this.seen = new Uint8Array(b.length);
+    this.next = new Int32Array(b.length).fill(-1);
+    for (const e of b) {
+      const h = entryHash(e.instance, e.proto, e.orig, e.reply);
+      const u = this.find(h, e.instance, e.proto, e.orig, e.reply);
+      if (u >= 0) {
+        this.entries[u] = e;
+        continue;
+      }
+      const n = this.entries.length;
+      this.entries.push(e);
+      const f = this.first.get(h);
+      if (f !== undefined) this.next[n] = f;
+      this.first.set(h, n);
+    }
+  }
+
+  /** Index of the entry with this identity (its hash h), or -1. */
+  find(h: number, instance: number, proto: number, orig: CtTuple, reply: CtTuple): number {
+    let u = this.first.get(h);
+    if (u === undefined) return -1;
+    for (; u >= 0; u = this.next[u]) if (sameEntry(this.entries[u], instance, proto, orig, reply)) return u;
+    return -1;
+  }
 }
 
 /**
@@ -973,35 +1036,47 @@ export function compareConntrack(
   const tolerance = timeouts === true ? 0 : timeouts === false ? Infinity : timeouts;
   const [na, nb] = names;
   const diffs: Difference[] = [];
-  const key = (e: ConntrackEntry) => `${e.instance}|${e.proto}|${tupleKey(e.orig)}|${tupleKey(e.reply)}`;
-  const bMap = new Map<string, ConntrackEntry>();
-  for (const e of b) bMap.set(key(e), e);
-  const seen = new Set<string>();
+  const index = new EntryIndex(b);
+  const bEntries = index.entries;
+  const seen = index.seen;
   const leftA: ConntrackEntry[] = [];
-  const check = (e0: ConntrackEntry, e: ConntrackEntry, o: ConntrackEntry) => {
-    const what: string[] = [];
-    if (e.state !== o.state) what.push(`state ${e.state} vs ${o.state}`);
-    if (Math.abs(e.timeout - o.timeout) > tolerance) what.push(`timeout ${e.timeout} vs ${o.timeout}`);
-    if (e.assured !== o.assured) what.push(`assured ${e.assured} vs ${o.assured}`);
-    if (e.seenReply !== o.seenReply) what.push(`seen-reply ${e.seenReply} vs ${o.seenReply}`);
-    if (what.length)
+  // The renamed tuples of A's entry at hand (scratch: renameEntry only changes the tuples).
+  const ro: CtTuple = { src: 0, dst: 0, sport: 0, dport: 0 };
+  const rr: CtTuple = { src: 0, dst: 0, sport: 0, dport: 0 };
+  const check = (e: ConntrackEntry, o: ConntrackEntry) => {
+    let what: string[] | null = null;
+    if (e.state !== o.state) (what ??= []).push(`state ${e.state} vs ${o.state}`);
+    if (Math.abs(e.timeout - o.timeout) > tolerance) (what ??= []).push(`timeout ${e.timeout} vs ${o.timeout}`);
+    if (e.assured !== o.assured) (what ??= []).push(`assured ${e.assured} vs ${o.assured}`);
+    if (e.seenReply !== o.seenReply) (what ??= []).push(`seen-reply ${e.seenReply} vs ${o.seenReply}`);
+    if (what !== null)
       diffs.push({
         index: -1,
         kind: 'conntrack',
         engines: [na, nb],
-        message: `conntrack (instance ${e0.instance}) ${formatConntrackLine(e0)}: ${what.join(', ')}`,
+        message: `conntrack (instance ${e.instance}) ${formatConntrackLine(e)}: ${what.join(', ')}`,
       });
   };
   for (const e0 of a) {
-    const e = renaming.renameEntry(e0);
-    const k = key(e);
-    const o = bMap.get(k);
-    if (!o) {
+    const o0 = e0.orig;
+    const r0 = e0.reply;
+    ro.src = o0.src;
+    ro.dst = o0.dst;
+    ro.sport = o0.sport;
+    ro.dport = o0.dport;
+    rr.src = r0.src;
+    rr.dst = r0.dst;
+    rr.sport = r0.sport;
+    rr.dport = r0.dport;
+    renaming.renameTupleInto(e0.proto, o0, ro);
+    renaming.renameTupleInto(e0.proto, r0, rr);
+    const u = index.find(entryHash(e0.instance, e0.proto, ro, rr), e0.instance, e0.proto, ro, rr);
+    if (u < 0) {
       leftA.push(e0);
       continue;
     }
-    seen.add(k);
-    check(e0, e, o);
+    seen[u] = 1;
+    check(e0, bEntries[u]);
   }
   // Entries whose chosen port never showed in a compared frame (e.g. the packet was dropped
   // after NAT): pair them up if a renaming of the reply tuple's ports explains the difference
@@ -1009,9 +1084,9 @@ export function compareConntrack(
   for (const e0 of leftA) {
     const e = renaming.renameEntry(e0);
     let matched: ConntrackEntry | null = null;
-    for (const [k, o] of bMap) {
-      if (seen.has(k) || o.instance !== e.instance || o.proto !== e.proto || tupleKey(o.orig) !== tupleKey(e.orig))
-        continue;
+    for (let u = 0; u < bEntries.length; u++) {
+      const o = bEntries[u];
+      if (seen[u] !== 0 || o.instance !== e.instance || o.proto !== e.proto || !tupleEq(o.orig, e.orig)) continue;
       if (o.reply.src >>> 0 !== e.reply.src >>> 0 || o.reply.dst >>> 0 !== e.reply.dst >>> 0) continue;
       const p = e0.proto;
       const r = e0.reply;
@@ -1028,23 +1103,25 @@ export function compareConntrack(
       }
       if (ok) {
         matched = o;
-        seen.add(k);
+        seen[u] = 1;
         break;
       }
     }
     if (matched) {
-      check(e0, renaming.renameEntry(e0), matched);
+      check(e0, matched);
       continue;
     }
+    const renamed = !sameEntry(e0, e.instance, e.proto, e.orig, e.reply);
     diffs.push({
       index: -1,
       kind: 'conntrack',
       engines: [na, nb],
-      message: `conntrack (instance ${e0.instance}): only ${na} has ${formatConntrackLine(e0)}${key(e) !== key(e0) ? ` (renamed: ${formatConntrackLine(e)})` : ''}`,
+      message: `conntrack (instance ${e0.instance}): only ${na} has ${formatConntrackLine(e0)}${renamed ? ` (renamed: ${formatConntrackLine(e)})` : ''}`,
     });
   }
-  for (const [k, e] of bMap) {
-    if (!seen.has(k))
+  for (let u = 0; u < bEntries.length; u++) {
+    const e = bEntries[u];
+    if (seen[u] === 0)
       diffs.push({
         index: -1,
         kind: 'conntrack',

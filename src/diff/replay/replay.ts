@@ -1005,17 +1005,23 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
     opts.onProgress?.(prep.counters.records, fileSize || bytes, fileSize);
 
     if (opts.beforeClose) await opts.beforeClose(states.map((st) => st.engine));
-    // End of run: conntrack tables.
+    // End of run: conntrack tables (one engine: only their size is reported).
     const tables = await Promise.all(
       states.map(async (st) => {
         try {
-          return await st.engine.conntrack();
+          if (states.length === 1 && st.engine.conntrackCount) {
+            st.summary.conntrackAtEnd = await st.engine.conntrackCount();
+            return null;
+          }
+          const t = await st.engine.conntrack();
+          st.summary.conntrackAtEnd = t.length;
+          return t;
         } catch {
+          st.summary.conntrackAtEnd = null;
           return null;
         }
       }),
     );
-    states.forEach((st, k) => (st.summary.conntrackAtEnd = tables[k]?.length ?? null));
     // Sessions created = conntrack entries made: the nat table sees only a connection's first
     // packet, at POSTROUTING (forwarded) or INPUT (delivered to the instance) — a retransmitted
     // SYN, also classified NEW, makes no second entry.
