@@ -4,7 +4,7 @@
 // docs/benchmarks.md explains what each figure measures.
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { OPEN_SCENARIO_NAME, loadOpenScenario } from '../src/scenario/index.ts';
@@ -192,6 +192,53 @@ function mainThreadCpuNs(): number | null {
   try {
     const v = Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]);
     return Number.isFinite(v) ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU time in ns of every thread of this process (Linux schedstat), by thread id; null elsewhere. */
+function threadCpuNs(): Map<string, number> | null {
+  try {
+    const out = new Map<string, number>();
+    for (const t of readdirSync('/proc/self/task')) {
+      try {
+        out.set(t, Number(readFileSync(`/proc/self/task/${t}/schedstat`, 'utf8').split(' ')[0]));
+      } catch {
+        // the thread ended between the listing and the read
+      }
+    }
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Where a timed replay's CPU went, in ms: the main thread, the threads the engine started (its
+ * workers: present after its creation, absent before), and the rest (V8's background threads —
+ * optimising compiles of the fresh workers' code, GC — and libuv's). Null without per-thread clocks.
+ */
+function threadSplitMs(
+  before: Map<string, number> | null,
+  engineTids: ReadonlySet<string>,
+  mainTid: string | null,
+): { main: number; engine: number; other: number } | null {
+  const after = threadCpuNs();
+  if (before === null || after === null) return null;
+  const split = { main: 0, engine: 0, other: 0 };
+  for (const [t, ns] of after) {
+    const d = (ns - (before.get(t) ?? 0)) / 1e6;
+    if (t === mainTid) split.main += d;
+    else if (engineTids.has(t)) split.engine += d;
+    else split.other += d;
+  }
+  return split;
+}
+
+function mainTid(): string | null {
+  try {
+    return readlinkSync('/proc/thread-self').split('/').pop() ?? null;
   } catch {
     return null;
   }
@@ -1301,9 +1348,11 @@ class Suite {
     const outDir = writeOutputs ? await mkdtemp(join(tmpdir(), 'natlab-bench-replay-')) : null;
     const runs = engine === 'model' ? Math.min(o.runs, 2) : o.runs;
     const rates: number[] = [];
+    const cpuSplits: { main: number; engine: number; other: number }[] = [];
     let records = 0;
     let delivered = 0;
     for (let k = 0; k < runs; k++) {
+      const tidsBefore = threadCpuNs();
       const e: Engine =
         engine === 'core'
           ? createCoreEngine(cap.scenario, { workers: W, seed: o.seed, layout: o.layout })
@@ -1322,6 +1371,8 @@ class Suite {
       };
       try {
         if (engine === 'core') await e.process(warmupFrames(W, cap.firstUs)); // every worker thread is up before the clock starts
+        const cpu0 = threadCpuNs();
+        const engineTids = new Set([...(cpu0?.keys() ?? [])].filter((t) => tidsBefore !== null && !tidsBefore.has(t)));
         const t0 = performance.now();
         const out = await runReplay({
           input,
@@ -1335,6 +1386,8 @@ class Suite {
           engineFactory: async () => keep,
         });
         const sec = (performance.now() - t0) / 1000;
+        const split = threadSplitMs(cpu0, engineTids, mainTid());
+        if (split !== null) cpuSplits.push(split);
         records = out.report.input.records;
         delivered = out.report.engines[0]?.delivered ?? 0;
         if (oneSided && !(out.report.engines[0]?.readdressed.flow > 0))
@@ -1361,7 +1414,22 @@ class Suite {
       packetsPerRun: records,
       samples: rates,
       unit: 'Mpps',
-      notes: { records, delivered, runs, outputsWritten: writeOutputs ? 1 : 0, oneSided: oneSided ? 1 : 0 },
+      notes: {
+        records,
+        delivered,
+        runs,
+        outputsWritten: writeOutputs ? 1 : 0,
+        oneSided: oneSided ? 1 : 0,
+        // Median CPU ms per run: main thread, the engine's worker threads, the process's other
+        // threads (V8 compiling the fresh workers' code, GC, libuv). Absent without /proc.
+        ...(cpuSplits.length > 0
+          ? {
+              cpuMsMain: median(cpuSplits.map((x) => x.main)),
+              cpuMsEngineThreads: median(cpuSplits.map((x) => x.engine)),
+              cpuMsOtherThreads: median(cpuSplits.map((x) => x.other)),
+            }
+          : {}),
+      },
     });
     const f = makeFigure({
       id: `replay/${engine}${tag}${engine === 'core' ? `/workers=${W}` : ''}/mpps`,
@@ -1374,7 +1442,11 @@ class Suite {
       engine,
     });
     this.figures.push(f);
-    return `${what} (${records} packets, ${delivered} delivered) through ${engine}${engine === 'core' ? ` with ${W} worker(s)` : ''}: ${f.median.toFixed(3)} Mpps`;
+    const cpu =
+      cpuSplits.length > 0
+        ? `; CPU per run: main ${median(cpuSplits.map((x) => x.main)).toFixed(0)} ms, engine threads ${median(cpuSplits.map((x) => x.engine)).toFixed(0)} ms, other threads ${median(cpuSplits.map((x) => x.other)).toFixed(0)} ms`
+        : '';
+    return `${what} (${records} packets, ${delivered} delivered) through ${engine}${engine === 'core' ? ` with ${W} worker(s)` : ''}: ${f.median.toFixed(3)} Mpps${cpu}`;
   }
 
   // ---- baselines ---------------------------------------------------------------------------------
