@@ -415,20 +415,22 @@ export class PortRenaming {
     const x = xv < 0 ? undefined : xv;
     const y = yv < 0 ? undefined : yv;
     if (x === pB) return null;
-    const where = `${protoText(proto)} ${formatIpv4(ca)} (peer ${formatIpv4(co)}${proto === PROTO_ICMP ? '' : `:${otherPort}`})`;
+    // Only a conflict names the endpoint (endpointText): no string per binding made.
     if ((x !== undefined || y !== undefined) && !fresh) {
       if (x !== undefined)
-        return { message: `${where}: port ${pA} was renamed to ${x} earlier in this session, now to ${pB}` };
+        return {
+          message: `${endpointText(proto, ca, co, otherPort)}: port ${pA} was renamed to ${x} earlier in this session, now to ${pB}`,
+        };
       return {
-        message: `${where}: the other engine's port ${pB} stood for ${y} earlier in this session, now for ${pA}`,
+        message: `${endpointText(proto, ca, co, otherPort)}: the other engine's port ${pB} stood for ${y} earlier in this session, now for ${pA}`,
       };
     }
     if (this.exact && pA !== pB)
       return {
-        message: `${where}: port choices differ (${pA} vs ${pB}) where both engines draw from the same generator (a port-search divergence)`,
+        message: `${endpointText(proto, ca, co, otherPort)}: port choices differ (${pA} vs ${pB}) where both engines draw from the same generator (a port-search divergence)`,
       };
     const rp = this.rangeProblem(proto, pA, pB, addr);
-    if (rp) return { message: `${where}: ${rp}` };
+    if (rp) return { message: `${endpointText(proto, ca, co, otherPort)}: ${rp}` };
     t.touchGroup(proto, ca, co, otherPort);
     if (x !== undefined) {
       t.delete(SIDE_B2A, proto, ca, co, otherPort, x);
@@ -532,6 +534,11 @@ export class PortRenaming {
     }
     return lines;
   }
+}
+
+/** "udp 10.0.0.5 (peer 198.51.100.7:53)": a binding's endpoint, for conflict messages. */
+function endpointText(proto: number, addr: number, otherAddr: number, otherPort: number): string {
+  return `${protoText(proto)} ${formatIpv4(addr)} (peer ${formatIpv4(otherAddr)}${proto === PROTO_ICMP ? '' : `:${otherPort}`})`;
 }
 
 function protoText(p: number): string {
