@@ -437,6 +437,8 @@ describe('natlab bench (CLI smoke run, tiny sizes)', () => {
         expect(res.input.length, `${res.workload}/${res.engine}`).toBeGreaterThan(20);
         expect(res.measured.length).toBeGreaterThan(20);
       }
+      // Which scenario the workloads ran on is in the report (results/ history: the unfiltered VPC).
+      expect(r.notes.some((n) => n.startsWith('scenario: vpc-nat-instance-open '))).toBe(true);
       const est = r.results.find((x) => x.workload === 'established' && x.engine === 'core' && x.workers === 2)!;
       // The CPUs the process actually got: over the whole run, and during the timed 2-worker runs
       // (all threads' CPU time over wall time; at most the machine's cores, with some clock slack).

@@ -60,9 +60,21 @@ describe('natlab conformance', () => {
     const r = await run('--json', '--engines', 'model,core');
     expect(r.code).toBe(0);
     const j = JSON.parse(r.out);
+    // The default is the built-in VPC without its NATSG group: the probes must reach the NAT.
+    expect(j.scenario).toBe('vpc-nat-instance-open');
     expect(j.engines).toEqual(['model', 'core']);
     expect(j.differences).toEqual([]);
     expect(j.requirements.find((x: { id: string }) => x.id === '4787-REQ-9').verdict).toBe('fail');
     expect(j.shadowing[0].results.core.status).toBe('exposed');
+  });
+
+  it('--scenario vpc-nat-instance: the built-in NATSG group drops the UDP probes at the NAT ENI (sg-deny)', async () => {
+    const r = await run('--json', '--engines', 'model', '--scenario', 'vpc-nat-instance');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(j.scenario).toBe('vpc-nat-instance');
+    const req1 = j.requirements.find((x: { id: string }) => x.id === '4787-REQ-1');
+    expect(req1.verdict).toBe('fail');
+    expect(JSON.stringify(req1)).toMatch(/sg-deny/);
   });
 });
