@@ -238,6 +238,13 @@ export const MUTANTS: Mutant[] = [
     replace: 'void a;',
   },
   {
+    id: 'ignore-invalid-rst-ignored',
+    bug: 'nf_conntrack_tcp_ignore_invalid_rst=1 is not honoured: an RST below the expected sequence number is still INVALID (issue 15 K4)',
+    file: 'src/core/tcp-tracker.ts',
+    find: 'else if (((seq - expected) | 0) < 0 && c.tcpIgnoreInvalidRst === 0) {',
+    replace: 'else if (((seq - expected) | 0) < 0 && c.tcpIgnoreInvalidRst !== 2) {',
+  },
+  {
     id: 'random-flags-ignored',
     bug: 'MASQUERADE/SNAT --random and --random-fully are ignored: the original port is kept when free (issue 15 port choice modes)',
     file: 'src/core/nat-port-search.ts',

@@ -2,7 +2,7 @@
 // supports: subnets with route tables, one or two NAT instances with random nat tables
 // (MASQUERADE with/without -s, --to-ports ranges including tiny ones, SNAT, DNAT — to inside hosts or
 // to the instance's own port 80, as REDIRECT —, RETURN), Elastic
-// IPs (SNAT and DNAT to an address range, --persistent), mangle TCPMSS rules (--set-mss / --clamp-mss-to-pmtu), source/dest check on or off, ip_forward off, small nf_conntrack_max (1–6, or 64–1024 for the fuzzer's flow shapes to fill), checksum/loose/be_liberal toggles, nf_conntrack_tcp_max_retrans, the NAT instances' ICMP rate-limit sysctls.
+// IPs (SNAT and DNAT to an address range, --persistent), mangle TCPMSS rules (--set-mss / --clamp-mss-to-pmtu), source/dest check on or off, ip_forward off, small nf_conntrack_max (1–6, or 64–1024 for the fuzzer's flow shapes to fill), checksum/loose/be_liberal/ignore_invalid_rst toggles, nf_conntrack_tcp_max_retrans, the NAT instances' ICMP rate-limit sysctls.
 // Generated as the scenario *file* object and compiled by the real loader, so every generated
 // scenario is one a user could write (and the saved counterexample's scenario.yaml loads back).
 
@@ -73,6 +73,8 @@ export interface FuzzScenarioSpec {
   /** nf_conntrack_tcp_be_liberal / nf_conntrack_tcp_max_retrans (none: Linux's 0 and 3). */
   tcpBeLiberal?: boolean;
   tcpMaxRetrans?: number;
+  /** nf_conntrack_tcp_ignore_invalid_rst (none: Linux's 0). */
+  tcpIgnoreInvalidRst?: boolean;
   /** A blackhole route for 192.0.2.0/24 in the private route table. */
   blackhole: boolean;
   /** Short conntrack timeouts (seconds), for engines whose clock runs in real time (the kernel). */
@@ -270,26 +272,31 @@ export function fuzzScenarioSpecArbFor(
   }));
 }
 
-export const fuzzScenarioSpecArb: fc.Arbitrary<FuzzScenarioSpec> = fc.record({
-  nats: fc.array(natArb, { minLength: 1, maxLength: 2 }),
-  secondPrivate: fc.boolean(),
-  webHasEip: fc.integer({ min: 0, max: 3 }).map((x) => x !== 0),
-  ctMax: fc.oneof(
-    { weight: 4, arbitrary: fc.constant(FUZZ_DEFAULT_CT_MAX) },
-    { weight: 1, arbitrary: fc.integer({ min: 1, max: 6 }) },
-    // Small enough that one shape[] command (clustered keys: one socket, one destination, one
-    // source port) fills the table to its maximum and runs on into early drop.
-    { weight: 1, arbitrary: fc.integer({ min: 64, max: 1024 }) },
-  ),
-  checksum: fc.integer({ min: 0, max: 9 }).map((x) => x !== 0),
-  tcpLoose: fc.integer({ min: 0, max: 9 }).map((x) => x !== 0),
-  tcpBeLiberal: fc.integer({ min: 0, max: 5 }).map((x) => x === 0),
-  tcpMaxRetrans: fc.oneof(
-    { weight: 4, arbitrary: fc.constant(3) },
-    { weight: 1, arbitrary: fc.constantFrom(0, 1, 2, 255) },
-  ),
-  blackhole: fc.integer({ min: 0, max: 9 }).map((x) => x === 0),
-});
+export const fuzzScenarioSpecArb: fc.Arbitrary<FuzzScenarioSpec> = fc
+  .record({
+    nats: fc.array(natArb, { minLength: 1, maxLength: 2 }),
+    secondPrivate: fc.boolean(),
+    webHasEip: fc.integer({ min: 0, max: 3 }).map((x) => x !== 0),
+    ctMax: fc.oneof(
+      { weight: 4, arbitrary: fc.constant(FUZZ_DEFAULT_CT_MAX) },
+      { weight: 1, arbitrary: fc.integer({ min: 1, max: 6 }) },
+      // Small enough that one shape[] command (clustered keys: one socket, one destination, one
+      // source port) fills the table to its maximum and runs on into early drop.
+      { weight: 1, arbitrary: fc.integer({ min: 64, max: 1024 }) },
+    ),
+    checksum: fc.integer({ min: 0, max: 9 }).map((x) => x !== 0),
+    tcpLoose: fc.integer({ min: 0, max: 9 }).map((x) => x !== 0),
+    tcpBeLiberal: fc.integer({ min: 0, max: 5 }).map((x) => x === 0),
+    tcpMaxRetrans: fc.oneof(
+      { weight: 4, arbitrary: fc.constant(3) },
+      { weight: 1, arbitrary: fc.constantFrom(0, 1, 2, 255) },
+    ),
+    blackhole: fc.integer({ min: 0, max: 9 }).map((x) => x === 0),
+  })
+  // nf_conntrack_tcp_ignore_invalid_rst=1 in the scenarios with the second private subnet (one in
+  // two): derived, so no seed's draws changed when it was added (an RST below the expected
+  // sequence number is then judged as in window, not INVALID; issue 15 K4).
+  .map((s) => (s.secondPrivate ? { ...s, tcpIgnoreInvalidRst: true } : s));
 
 function natIp(k: number): string {
   return `10.0.0.${10 + k}`;
@@ -442,6 +449,7 @@ export function fuzzScenarioObject(spec: FuzzScenarioSpec, name = 'fuzz'): Recor
       checksum: spec.checksum,
       tcpLoose: spec.tcpLoose,
       ...(spec.tcpBeLiberal ? { tcpBeLiberal: true } : {}),
+      ...(spec.tcpIgnoreInvalidRst ? { tcpIgnoreInvalidRst: true } : {}),
       ...(spec.tcpMaxRetrans !== undefined && spec.tcpMaxRetrans !== 3 ? { tcpMaxRetrans: spec.tcpMaxRetrans } : {}),
       ...(spec.shortTimeouts ? { timeouts: { ...SHORT_TIMEOUTS } } : {}),
     },
@@ -486,5 +494,5 @@ export function describeFuzzSpec(spec: FuzzScenarioSpec): string {
     ? `, NAT gateway (${g.routes}, ${g.eips.length} addresses, limit ${g.connectionLimit}, idle ${g.idleTimeout} s, ${g.portSelection})`
     : '';
   const f = spec.filters ? `, ${describeFuzzFilters(fuzzScenarioObject(spec))}` : '';
-  return `${spec.nats.length} NAT [${nats.join('; ')}]${gw}, ct max ${spec.ctMax}${spec.checksum ? '' : ', no-checksum'}${spec.tcpLoose ? '' : ', no-loose'}${spec.tcpBeLiberal ? ', be-liberal' : ''}${spec.tcpMaxRetrans !== undefined && spec.tcpMaxRetrans !== 3 ? `, max-retrans ${spec.tcpMaxRetrans}` : ''}${f}`;
+  return `${spec.nats.length} NAT [${nats.join('; ')}]${gw}, ct max ${spec.ctMax}${spec.checksum ? '' : ', no-checksum'}${spec.tcpLoose ? '' : ', no-loose'}${spec.tcpBeLiberal ? ', be-liberal' : ''}${spec.tcpIgnoreInvalidRst ? ', ignore-invalid-rst' : ''}${spec.tcpMaxRetrans !== undefined && spec.tcpMaxRetrans !== 3 ? `, max-retrans ${spec.tcpMaxRetrans}` : ''}${f}`;
 }
