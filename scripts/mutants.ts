@@ -238,6 +238,13 @@ export const MUTANTS: Mutant[] = [
     replace: 'void a;',
   },
   {
+    id: 'table-full-no-early-drop',
+    bug: "a full conntrack table drops the new connection instead of early-dropping the oldest non-ASSURED entry (the contract's choice; issue 15 K8)",
+    file: 'src/core/conntrack.ts',
+    find: 'const v = t.naOldest(slot);',
+    replace: 'const v = -1 + 0 * t.naOldest(slot);',
+  },
+  {
     id: 'ignore-invalid-rst-ignored',
     bug: 'nf_conntrack_tcp_ignore_invalid_rst=1 is not honoured: an RST below the expected sequence number is still INVALID (issue 15 K4)',
     file: 'src/core/tcp-tracker.ts',
