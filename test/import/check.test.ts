@@ -226,7 +226,7 @@ describe('natlab check names the fault of each broken variant', () => {
 });
 
 describe('import then check: the docs/import.md example of a VPC with an added CIDR', () => {
-  it('the analytics subnet (new CIDR 10.1.0.0/16) cannot reach the internet: MASQUERADE -s does not cover it; exit 1', async () => {
+  it('the analytics subnet (new CIDR 10.1.0.0/16) cannot reach the internet: nat-sg allows only 10.0.0.0/16 and MASQUERADE -s does not cover it; exit 1', async () => {
     const d = mkdtempSync(join(tmpdir(), 'natlab-check-'));
     const imp = await runCli(
       'scenario',
@@ -242,7 +242,7 @@ describe('import then check: the docs/import.md example of a VPC with an added C
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/analytics\s+10\.1\.0\.0\/24\s+0\.0\.0\.0\/0 -> eni:nat\s+NO/);
     expect(r.out).toMatch(
-      /tcp\/443, tcp\/80, udp\/53, udp\/123, icmp: NAT rule does not match this source: .*-s 10\.0\.0\.0\/16 does not cover the source 10\.1\.0\.4/,
+      /tcp\/443, tcp\/80, udp\/53, udp\/123, icmp: sg-deny at security groups nat \(inbound\): no inbound rule of nat-sg allows it/,
     );
     expect(r.out).toMatch(/\[source-not-covered\] nat: subnet analytics/);
     expect(r.out).toMatch(/^FAIL: 1 subnet with a default route cannot reach the internet: analytics$/m);

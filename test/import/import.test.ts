@@ -21,11 +21,17 @@ function strip(s: Scenario): Omit<Scenario, 'source'> {
 }
 
 /**
- * What the fixtures (the built-in's VPC, Name tag vpc-nat-instance) compile to: the built-in
- * without its NATSG security group — the import does not read security groups yet.
+ * What the fixtures (the built-in's VPC, Name tag vpc-nat-instance) compile to, apart from the
+ * security groups and network ACL (withoutFilters): the built-in without its NATSG security group.
  */
 function builtinWithoutGroups(): Scenario {
   return { ...loadOpenScenario(), name: 'vpc-nat-instance' };
+}
+
+/** The scenario without its security groups, ACLs and the instances' groups. */
+function withoutFilters(s: Scenario): Omit<Scenario, 'source'> {
+  const { securityGroups: _g, networkAcls: _a, ...rest } = strip(s);
+  return { ...rest, instances: rest.instances.map(({ security: _s, ...i }) => i) };
 }
 
 function tmp(): string {
@@ -43,12 +49,16 @@ const TRACES = [
 describe('scenario import: the built-in scenario', () => {
   it('AWS CLI JSON (+ iptables-save, sysctl) compiles to the built-in scenario', () => {
     const r = importScenario([AWS], []);
-    expect(strip(r.scenario)).toEqual(strip(builtinWithoutGroups()));
+    expect(withoutFilters(r.scenario)).toEqual(strip(builtinWithoutGroups()));
     // the imported file loads back to the same scenario
-    expect(strip(parseScenario(r.yaml, 'x.yaml'))).toEqual(strip(builtinWithoutGroups()));
-    // security groups and the ACL are reported, not dropped silently
-    expect(r.skipped.map((s) => s.what).join('\n')).toMatch(/security group sg-0a1b2c3d4e5f60061 \(nat-sg\)/);
-    expect(r.skipped.map((s) => s.what).join('\n')).toMatch(/network ACL acl-0a1b2c3d4e5f600a1/);
+    expect(strip(parseScenario(r.yaml, 'x.yaml'))).toEqual(strip(r.scenario));
+    // the security groups, each instance's groups and the VPC's default ACL are imported
+    expect(r.scenario.securityGroups?.map((g) => g.name)).toEqual(['nat-sg', 'web-sg', 'app-sg']);
+    expect(r.scenario.instances.map((i) => i.security?.groups)).toEqual([[0], [1], [2]]);
+    expect(r.scenario.networkAcls?.map((a) => [a.name, a.subnets, a.inbound.length, a.outbound.length])).toEqual([
+      ['acl-0a1b2c3d4e5f600a1', [0, 1], 1, 1],
+    ]);
+    expect(r.skipped.map((s) => s.what).join('\n')).not.toMatch(/security group|network ACL/);
   });
 
   it('Terraform state (+ nft ruleset naming ens5, sysctl) compiles to the built-in scenario', () => {
@@ -57,7 +67,7 @@ describe('scenario import: the built-in scenario', () => {
     expect(r.notes.join('\n')).toMatch(/interface ens5 \(its primary ENI\) is called eth0/);
   });
 
-  it('both imports trace identically to the built-in without its security group, vpc-nat-instance-open (natlab trace output)', async () => {
+  it('the Terraform import traces identically to vpc-nat-instance-open; the AWS import too, except where its security groups deny (natlab trace output)', async () => {
     const d = tmp();
     for (const [src, f] of [
       [AWS, 'aws.yaml'],
@@ -69,13 +79,17 @@ describe('scenario import: the built-in scenario', () => {
     for (const spec of TRACES) {
       const base = await runCli('trace', '--scenario', 'vpc-nat-instance-open', spec);
       expect(base.code).toBe(0);
-      for (const f of ['aws.yaml', 'tf.yaml']) {
-        const t = await runCli('trace', '--scenario', join(d, f), spec);
-        expect(t.code).toBe(0);
-        const body = (s: string): string => s.split('\n').slice(1).join('\n'); // line 1 names the scenario file
-        expect(body(t.out)).toBe(body(base.out));
-        expect(body(t.out)).toMatch(/=> delivered/);
-      }
+      const tf = await runCli('trace', '--scenario', join(d, 'tf.yaml'), spec);
+      expect(tf.code).toBe(0);
+      const body = (s: string): string => s.split('\n').slice(1).join('\n'); // line 1 names the scenario file
+      expect(body(tf.out)).toBe(body(base.out));
+      expect(body(tf.out)).toMatch(/=> delivered/);
+      // nat-sg allows inbound only from 10.0.0.0/16: SSH from the internet to the NAT's Elastic IP is dropped
+      const aws = await runCli('trace', '--scenario', join(d, 'aws.yaml'), spec);
+      expect(aws.code).toBe(0);
+      if (spec.endsWith('203.0.113.10:22 S'))
+        expect(aws.out).toMatch(/DROPPED at 'security groups nat \(inbound\)': sg-deny/);
+      else expect(aws.out).toMatch(/=> delivered/);
     }
   });
 

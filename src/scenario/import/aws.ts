@@ -5,7 +5,15 @@
 
 import { InputError } from '../../spec/errors.ts';
 import { type J, awsNameTag } from './json-reader.ts';
-import { emptyInventory, type InvRoute, type InvTarget, type Inventory } from './inventory.ts';
+import {
+  emptyInventory,
+  type InvAclRule,
+  type InvFilterRule,
+  type InvRoute,
+  type InvTarget,
+  type Inventory,
+  type Skipped,
+} from './inventory.ts';
 
 /** Top-level keys of the describe-* outputs natlab reads, and the command that prints each. */
 export const AWS_KINDS: Readonly<Record<string, string>> = {
@@ -146,6 +154,10 @@ export function readAwsJson(j: J): Inventory {
               sourceDestCheck: x.at('SourceDestCheck').bool(null),
               state: x.at('State').has('Name') ? x.at('State').at('Name').s() : '',
               primaryEniId,
+              groupIds: x
+                .at('SecurityGroups')
+                .list()
+                .map((g) => g.at('GroupId').s()),
               source: src(x),
             });
             if (x.at('Ipv6Address').str())
@@ -194,42 +206,46 @@ export function readAwsJson(j: J): Inventory {
         break;
       case 'SecurityGroups':
         for (const x of v.list(true)) {
-          const inb = x.at('IpPermissions').list().length;
-          const outb = x.at('IpPermissionsEgress').list().length;
-          inv.filters.push({
-            kind: 'security group',
-            id: x.at('GroupId').s(),
+          const id = x.at('GroupId').s();
+          const inbound: InvFilterRule[] = [];
+          const outbound: InvFilterRule[] = [];
+          for (const [k, out] of [
+            ['IpPermissions', inbound],
+            ['IpPermissionsEgress', outbound],
+          ] as const)
+            for (const perm of x.at(k).list()) out.push(...awsSgPermission(perm, id, k, inv.skipped));
+          inv.securityGroups.push({
+            id,
             name: x.at('GroupName').str(),
             vpcId: x.at('VpcId').str(),
-            summary: `${inb} inbound, ${outb} outbound permission${outb === 1 ? '' : 's'}`,
-            allowsAll: false,
+            description: x.at('Description').str(),
+            inbound,
+            outbound,
             source: src(x),
           });
         }
         break;
       case 'NetworkAcls':
         for (const x of v.list(true)) {
-          const entries = x.at('Entries').list();
-          const denies = entries.filter(
-            (e) => e.at('RuleAction').str() === 'deny' && e.at('RuleNumber').num(0) !== 32767,
-          );
-          const allowAll = entries.filter(
-            (e) =>
-              e.at('RuleAction').str() === 'allow' &&
-              e.at('Protocol').str() === '-1' &&
-              e.at('CidrBlock').str() === '0.0.0.0/0',
-          );
-          const allowsAll =
-            denies.length === 0 &&
-            allowAll.some((e) => e.at('Egress').bool(false)) &&
-            allowAll.some((e) => !e.at('Egress').bool(false));
-          inv.filters.push({
-            kind: 'network ACL',
-            id: x.at('NetworkAclId').s(),
+          const id = x.at('NetworkAclId').s();
+          const inbound: InvAclRule[] = [];
+          const outbound: InvAclRule[] = [];
+          for (const e of x.at('Entries').list()) {
+            const r = awsAclEntry(e, id, inv.skipped);
+            if (r) (e.at('Egress').bool(false) ? outbound : inbound).push(r);
+          }
+          inv.networkAcls.push({
+            id,
             name: awsNameTag(x),
             vpcId: x.at('VpcId').str(),
-            summary: `${entries.length} entries, ${x.at('Associations').list().length} subnet associations`,
-            allowsAll,
+            isDefault: x.at('IsDefault').bool(false) ?? false,
+            subnetIds: x
+              .at('Associations')
+              .list()
+              .map((a) => a.at('SubnetId').str())
+              .filter((sn): sn is string => !!sn),
+            inbound,
+            outbound,
             source: src(x),
           });
         }
@@ -277,6 +293,10 @@ function awsEni(n: J, instanceId: string | null): Inventory['enis'][number] {
     sourceDestCheck: n.at('SourceDestCheck').bool(null),
     secondaryPrivateIps: secondary,
     interfaceType: n.at('InterfaceType').str() ?? 'interface',
+    groupIds: n
+      .at('Groups')
+      .list()
+      .map((g) => g.at('GroupId').s()),
     source: `${n.file}: ${n.path}`,
   };
 }
@@ -322,4 +342,112 @@ function awsRoute(r: J): InvRoute {
     blackhole: r.at('State').str() === 'blackhole',
     source: `${r.file}: ${r.path}`,
   };
+}
+
+/** AWS protocol numbers written as names in the scenario. */
+const PROTO_NAMES: Readonly<Record<string, string>> = { '-1': 'all', '6': 'tcp', '17': 'udp', '1': 'icmp' };
+/** IPv6's ICMP (IpProtocol icmpv6 / 58): only meets IPv6 traffic, which natlab does not carry. */
+const ICMPV6 = new Set(['icmpv6', '58']);
+
+/**
+ * The protocol/ports/ICMP part of a rule. AWS encodes ICMP type and code in FromPort/ToPort (SG)
+ * or IcmpTypeCode (ACL), -1 = any; TCP/UDP port ranges in FromPort/ToPort or PortRange.
+ */
+function awsMatch(proto: string, lo: number | null, hi: number | null): Omit<InvFilterRule, 'source'> {
+  const p = PROTO_NAMES[proto] ?? proto.toLowerCase();
+  const m: Omit<InvFilterRule, 'source'> = { protocol: p };
+  if (p === 'tcp' || p === 'udp') {
+    if (lo !== null && hi !== null && lo >= 0 && !(lo === 0 && hi === 65535))
+      m.ports = lo === hi ? `${lo}` : `${lo}-${hi}`;
+  } else if (p === 'icmp') {
+    if (lo !== null && lo >= 0) {
+      m.icmpType = lo;
+      if (hi !== null && hi >= 0) m.icmpCode = hi;
+    }
+  }
+  return m;
+}
+
+/** One IpPermissions entry → one scenario rule per IPv4 range and per group; the rest skipped. */
+function awsSgPermission(perm: J, groupId: string, key: string, skipped: Skipped[]): InvFilterRule[] {
+  const dir = key === 'IpPermissions' ? 'inbound' : 'outbound';
+  const proto = perm.at('IpProtocol').str() ?? '-1';
+  const where = (x: J): string => `${x.file}: ${x.path}`;
+  if (ICMPV6.has(proto.toLowerCase())) {
+    skipped.push({
+      what: `security group ${groupId} ${dir} rule icmpv6`,
+      reason: 'ICMPv6 is IPv6 (not modelled: natlab carries IPv4)',
+      source: where(perm),
+    });
+    return [];
+  }
+  const m = awsMatch(proto, perm.at('FromPort').num(null), perm.at('ToPort').num(null));
+  const out: InvFilterRule[] = [];
+  const desc = (x: J): { description?: string } => {
+    const d = x.at('Description').str();
+    return d ? { description: d } : {};
+  };
+  for (const r of perm.at('IpRanges').list())
+    out.push({ ...m, cidr: r.at('CidrIp').s(), ...desc(r), source: where(r) });
+  for (const g of perm.at('UserIdGroupPairs').list()) {
+    const peer = g.at('VpcPeeringConnectionId').str();
+    if (peer) {
+      skipped.push({
+        what: `security group ${groupId} ${dir} rule ${m.protocol} naming group ${g.at('GroupId').str() ?? '?'} across ${peer}`,
+        reason: 'groups of a peered VPC are not in the scenario (it has one VPC)',
+        source: where(g),
+      });
+      continue;
+    }
+    out.push({ ...m, groupId: g.at('GroupId').s(), ...desc(g), source: where(g) });
+  }
+  for (const r of perm.at('Ipv6Ranges').list())
+    skipped.push({
+      what: `security group ${groupId} ${dir} rule ${m.protocol}${m.ports ? ` ${m.ports}` : ''} ${r.at('CidrIpv6').str() ?? '?'}`,
+      reason: 'IPv6 ranges are not modelled (natlab carries IPv4)',
+      source: where(r),
+    });
+  for (const r of perm.at('PrefixListIds').list())
+    skipped.push({
+      what: `security group ${groupId} ${dir} rule ${m.protocol}${m.ports ? ` ${m.ports}` : ''} ${r.at('PrefixListId').str() ?? '?'}`,
+      reason:
+        "prefix lists are not in the scenario (a rule names one CIDR or group): add the list's CIDRs as rules by hand",
+      source: where(r),
+    });
+  return out;
+}
+
+/** AWS's implicit last rule (`*`, number 32767; 32768 for IPv6): the scenario's "no match: deny". */
+const ACL_IMPLICIT_MIN = 32767;
+
+/** One Entries element of a network ACL → a scenario rule (null when skipped or implicit). */
+function awsAclEntry(e: J, aclId: string, skipped: Skipped[]): InvAclRule | null {
+  const num = e.at('RuleNumber').num(0) ?? 0;
+  if (num >= ACL_IMPLICIT_MIN) return null;
+  const dir = e.at('Egress').bool(false) ? 'outbound' : 'inbound';
+  const where = `${e.file}: ${e.path}`;
+  const action = e.at('RuleAction').s();
+  const proto = e.at('Protocol').str() ?? '-1';
+  const cidr = e.at('CidrBlock').str();
+  if (cidr === null || ICMPV6.has(proto.toLowerCase())) {
+    skipped.push({
+      what: `network ACL ${aclId} ${dir} rule ${num} (${action} ${e.at('Ipv6CidrBlock').str() ?? proto})`,
+      reason: 'IPv6 entries are not modelled (natlab carries IPv4)',
+      source: where,
+    });
+    return null;
+  }
+  if (action !== 'allow' && action !== 'deny')
+    throw new InputError(
+      `${where}.RuleAction: expected allow or deny, got '${action}'`,
+      e.file,
+      `${e.path}.RuleAction`,
+    );
+  const pr = e.at('PortRange');
+  const ic = e.at('IcmpTypeCode');
+  const m =
+    (PROTO_NAMES[proto] ?? proto) === 'icmp'
+      ? awsMatch(proto, ic.absent ? null : ic.at('Type').num(null), ic.absent ? null : ic.at('Code').num(null))
+      : awsMatch(proto, pr.absent ? null : pr.at('From').num(null), pr.absent ? null : pr.at('To').num(null));
+  return { ...m, rule: num, action, cidr, source: where };
 }

@@ -15,7 +15,7 @@ import {
   compileScenarioObject,
 } from '../load.ts';
 import { scenarioToYaml } from '../to-yaml.ts';
-import type { InvInstance, InvRoute, Inventory, Skipped } from './inventory.ts';
+import type { InvAclRule, InvFilterRule, InvInstance, InvRoute, Inventory, Skipped } from './inventory.ts';
 import { mergeHostConfig, primaryIface, resolveHost, type HostConfig } from './host.ts';
 
 export interface BuildOptions {
@@ -216,6 +216,7 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
   const instName = new Map<string, string>();
   const instById = new Map<string, InvInstance>();
   const usedPublic = new Set<string>();
+  const instGroupIds = new Map<string, { ids: string[]; source: string }>();
   for (const i of inv.instances) {
     const eni = i.primaryEniId
       ? enisById.get(i.primaryEniId)
@@ -251,6 +252,8 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
     if (i.state && i.state !== 'running')
       notes.push(`instance ${name} (${i.id}) is ${i.state}: imported as if running`);
     instances[name] = o;
+    const gids = eni?.groupIds.length ? eni.groupIds : i.groupIds;
+    if (gids.length) instGroupIds.set(name, { ids: gids, source: eni?.groupIds.length ? eni.source : i.source });
     ids.push(`instance ${name} = ${i.id}${eni ? ` (ENI ${eni.id})` : ''}`);
     for (const e of inv.enis.filter((x) => x.instanceId === i.id && x.deviceIndex > 0))
       skip(
@@ -412,16 +415,7 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
       n.source,
     );
   }
-  for (const f of inv.filters) {
-    if (f.vpcId && f.vpcId !== vpc.id) continue;
-    skip(
-      `${f.kind} ${f.id}${f.name ? ` (${f.name})` : ''}: ${f.summary}`,
-      f.allowsAll
-        ? `${f.kind}s are not modelled yet (issue #16); this one allows all traffic, as natlab assumes`
-        : `${f.kind}s are not modelled yet (issue #16): natlab assumes they allow the traffic, so a deny here is not seen`,
-      f.source,
-    );
-  }
+  const filters = importFilters(inv, vpc.id, snName, instGroupIds, instances, ids, notes, skip);
 
   // --- the instances' own configuration
   const conntrack: Record<string, unknown> = {};
@@ -547,6 +541,7 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
     subnets,
     instances,
     internet: { hosts: internet },
+    ...filters,
     ...(Object.keys(conntrack).length ? { conntrack } : {}),
   };
   const out = opts.outName ?? 'imported.yaml';
@@ -560,6 +555,103 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
   }
   scenario.source = out;
   return { scenario, yaml: importYaml(scenario, ids, notes, skipped, inv.inputs, hosts), skipped, notes };
+}
+
+type Rule = Record<string, unknown>;
+
+/** An imported rule in the scenario's form (group ids → group names); null when its group is not in the scenario. */
+function ruleObject(r: InvFilterRule, groupName: ReadonlyMap<string, string>): Rule | null {
+  const o: Rule = { protocol: r.protocol };
+  if (r.ports !== undefined) o.ports = r.ports;
+  if (r.icmpType !== undefined) o.icmpType = r.icmpType;
+  if (r.icmpCode !== undefined) o.icmpCode = r.icmpCode;
+  if (r.cidr !== undefined) o.cidr = r.cidr;
+  if (r.groupId !== undefined) {
+    const g = groupName.get(r.groupId);
+    if (g === undefined) return null;
+    o.group = g;
+  }
+  if (r.description !== undefined) o.description = r.description;
+  return o;
+}
+
+/**
+ * Security groups (those of the VPC), the instances' groups (their primary ENI's) and network ACLs
+ * (those associated with a subnet of the scenario) in the scenario's keys.
+ */
+function importFilters(
+  inv: Inventory,
+  vpcId: string,
+  snName: ReadonlyMap<string, string>,
+  instGroupIds: ReadonlyMap<string, { ids: string[]; source: string }>,
+  instances: Record<string, Record<string, unknown>>,
+  ids: string[],
+  notes: string[],
+  skip: (what: string, reason: string, source: string) => void,
+): { securityGroups?: Record<string, unknown>; networkAcls?: Record<string, unknown> } {
+  const out: { securityGroups?: Record<string, unknown>; networkAcls?: Record<string, unknown> } = {};
+  const sgNames = new Names();
+  const groupName = new Map<string, string>();
+  const groups = inv.securityGroups.filter((g) => !g.vpcId || g.vpcId === vpcId);
+  for (const g of inv.securityGroups)
+    if (g.vpcId && g.vpcId !== vpcId)
+      skip(`security group ${g.id}${g.name ? ` (${g.name})` : ''}`, `it is in VPC ${g.vpcId}`, g.source);
+  for (const g of groups) groupName.set(g.id, sgNames.pick(g.name, g.id));
+  if (groups.length) {
+    const sgs: Record<string, unknown> = {};
+    for (const g of groups) {
+      const name = groupName.get(g.id)!;
+      ids.push(`security group ${name} = ${g.id}`);
+      const rules = (rs: InvFilterRule[], dir: string): Rule[] =>
+        rs.flatMap((r) => {
+          const o = ruleObject(r, groupName);
+          if (o === null)
+            skip(
+              `security group ${name} ${dir} rule ${r.protocol}${r.ports ? ` ${r.ports}` : ''} naming group ${r.groupId}`,
+              `group ${r.groupId} is not in the input (give its describe-security-groups output); the rule is left out, so what it allows is denied`,
+              r.source,
+            );
+          return o === null ? [] : [o];
+        });
+      sgs[name] = {
+        ...(g.description ? { description: g.description } : {}),
+        inbound: rules(g.inbound, 'inbound'),
+        outbound: rules(g.outbound, 'outbound'),
+      };
+    }
+    out.securityGroups = sgs;
+  }
+  for (const [name, { ids: gids, source }] of instGroupIds) {
+    const missing = gids.filter((id) => !groupName.has(id));
+    if (missing.length) {
+      skip(
+        `security groups of instance ${name}: ${gids.join(', ')}`,
+        `${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not in the input (give describe-security-groups output): the instance is imported unfiltered`,
+        source,
+      );
+      continue;
+    }
+    instances[name].securityGroups = gids.map((id) => groupName.get(id)!);
+  }
+  const aclNames = new Names();
+  const acls: Record<string, unknown> = {};
+  for (const a of inv.networkAcls) {
+    if (a.vpcId && a.vpcId !== vpcId) continue;
+    const subnets = a.subnetIds.filter((id) => snName.has(id)).map((id) => snName.get(id)!);
+    if (subnets.length === 0) {
+      notes.push(
+        `network ACL ${a.id}${a.name ? ` (${a.name})` : ''} is associated with no subnet of the scenario: not imported`,
+      );
+      continue;
+    }
+    const name = aclNames.pick(a.name, a.id);
+    ids.push(`network ACL ${name} = ${a.id}${a.isDefault ? " (the VPC's default)" : ''}`);
+    const rules = (rs: InvAclRule[]): Rule[] =>
+      rs.map((r) => ({ rule: r.rule, action: r.action, ...ruleObject(r, new Map()) }));
+    acls[name] = { subnets, inbound: rules(a.inbound), outbound: rules(a.outbound) };
+  }
+  if (Object.keys(acls).length) out.networkAcls = acls;
+  return out;
 }
 
 function targetText(r: InvRoute): string {

@@ -71,6 +71,8 @@ export interface InvEni {
   secondaryPrivateIps: string[];
   /** AWS InterfaceType ('interface', 'nat_gateway', 'vpc_endpoint', ...). */
   interfaceType: string;
+  /** Its security groups' ids (empty when the input does not say). */
+  groupIds: string[];
   source: string;
 }
 
@@ -84,6 +86,8 @@ export interface InvInstance {
   /** 'running', 'stopped', 'terminated', ... ('' when unknown). */
   state: string;
   primaryEniId: string | null;
+  /** The instance's security groups (describe-instances SecurityGroups), used when no ENI says. */
+  groupIds: string[];
   source: string;
 }
 
@@ -111,15 +115,45 @@ export interface InvIgw {
   source: string;
 }
 
-/** Security groups and network ACLs: counted and reported (the scenario has no place for them yet, issue #16). */
-export interface InvFilter {
-  kind: 'security group' | 'network ACL';
+/**
+ * One rule of a security group or network ACL, already in the scenario's form
+ * (docs/scenarios.md "Security groups and network ACLs"); `groupId` is the AWS id of the group a
+ * security group rule names (build.ts turns it into the group's scenario name).
+ */
+export interface InvFilterRule {
+  protocol: string;
+  ports?: string;
+  icmpType?: number;
+  icmpCode?: number;
+  cidr?: string;
+  groupId?: string;
+  description?: string;
+  source: string;
+}
+
+export interface InvSecurityGroup {
   id: string;
   name: string | null;
   vpcId: string | null;
-  summary: string;
-  /** True when it denies nothing (a default allow-all ACL): natlab's assumption holds. */
-  allowsAll: boolean;
+  description: string | null;
+  inbound: InvFilterRule[];
+  outbound: InvFilterRule[];
+  source: string;
+}
+
+export interface InvAclRule extends InvFilterRule {
+  rule: number;
+  action: 'allow' | 'deny';
+}
+
+export interface InvNetworkAcl {
+  id: string;
+  name: string | null;
+  vpcId: string | null;
+  isDefault: boolean;
+  subnetIds: string[];
+  inbound: InvAclRule[];
+  outbound: InvAclRule[];
   source: string;
 }
 
@@ -132,7 +166,8 @@ export interface Inventory {
   eips: InvEip[];
   natGateways: InvNatGateway[];
   igws: InvIgw[];
-  filters: InvFilter[];
+  securityGroups: InvSecurityGroup[];
+  networkAcls: InvNetworkAcl[];
   skipped: Skipped[];
   /** The inputs the inventory was read from (for the YAML header). */
   inputs: string[];
@@ -148,7 +183,8 @@ export function emptyInventory(): Inventory {
     eips: [],
     natGateways: [],
     igws: [],
-    filters: [],
+    securityGroups: [],
+    networkAcls: [],
     skipped: [],
     inputs: [],
   };
@@ -175,7 +211,8 @@ export function mergeInventory(a: Inventory, b: Inventory): void {
   mergeById(a.instances, b.instances);
   mergeById(a.natGateways, b.natGateways);
   mergeById(a.igws, b.igws);
-  mergeById(a.filters, b.filters);
+  mergeById(a.securityGroups, b.securityGroups);
+  mergeById(a.networkAcls, b.networkAcls);
   for (const e of b.eips) if (!a.eips.some((x) => x.publicIp === e.publicIp)) a.eips.push(e);
   a.skipped.push(...b.skipped);
   a.inputs.push(...b.inputs);

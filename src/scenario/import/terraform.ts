@@ -203,6 +203,7 @@ export function readTerraformJson(j: J): Inventory {
           sourceDestCheck: v.at('source_dest_check').bool(null),
           state: s(v, 'instance_state') ?? '',
           primaryEniId: eni,
+          groupIds: [],
           source: src(r),
         });
         if (eni)
@@ -219,6 +220,7 @@ export function readTerraformJson(j: J): Inventory {
               .list()
               .map((x) => x.s()),
             interfaceType: 'interface',
+            groupIds: [],
             source: src(r),
           });
         if (v.at('ipv6_addresses').list().length)
@@ -242,6 +244,7 @@ export function readTerraformJson(j: J): Inventory {
           sourceDestCheck: v.at('source_dest_check').bool(null),
           secondaryPrivateIps: ips.filter((x) => x !== primary),
           interfaceType: s(v, 'interface_type') ?? 'interface',
+          groupIds: [],
           source: src(r),
         });
         break;
@@ -302,53 +305,24 @@ export function readTerraformJson(j: J): Inventory {
       }
       case 'aws_security_group':
       case 'aws_default_security_group':
-        inv.filters.push({
-          kind: 'security group',
-          id: v.at('id').s(),
-          name: s(v, 'name'),
-          vpcId: s(v, 'vpc_id'),
-          summary: `${v.at('ingress').list().length} ingress, ${v.at('egress').list().length} egress rules`,
-          allowsAll: false,
-          source: src(r),
-        });
-        break;
       case 'aws_security_group_rule':
       case 'aws_vpc_security_group_ingress_rule':
       case 'aws_vpc_security_group_egress_rule':
         inv.skipped.push({
-          what: `security group rule ${r.address}`,
-          reason: 'security groups are not modelled yet (issue #16): natlab assumes they allow the traffic',
+          what: `security group ${r.address}${s(v, 'id') ? ` (${s(v, 'id')})` : ''}`,
+          reason:
+            'security groups are not imported from Terraform state yet: the instances are imported unfiltered; give the AWS CLI describe-security-groups and describe-instances output to import them',
           source: src(r),
         });
         break;
       case 'aws_network_acl':
-      case 'aws_default_network_acl': {
-        const rules = [...v.at('ingress').list(), ...v.at('egress').list()];
-        const denies = rules.filter((x) => s(x, 'action') === 'deny').length;
-        const allowAllIn = v
-          .at('ingress')
-          .list()
-          .some((x) => s(x, 'action') === 'allow' && s(x, 'protocol') === '-1' && s(x, 'cidr_block') === '0.0.0.0/0');
-        const allowAllOut = v
-          .at('egress')
-          .list()
-          .some((x) => s(x, 'action') === 'allow' && s(x, 'protocol') === '-1' && s(x, 'cidr_block') === '0.0.0.0/0');
-        inv.filters.push({
-          kind: 'network ACL',
-          id: v.at('id').s(),
-          name: tagName(v),
-          vpcId: s(v, 'vpc_id'),
-          summary: `${rules.length} rules, ${v.at('subnet_ids').list().length} subnets`,
-          allowsAll: denies === 0 && allowAllIn && allowAllOut,
-          source: src(r),
-        });
-        break;
-      }
+      case 'aws_default_network_acl':
       case 'aws_network_acl_rule':
       case 'aws_network_acl_association':
         inv.skipped.push({
-          what: `network ACL item ${r.address}`,
-          reason: 'network ACLs are not modelled yet (issue #16): natlab assumes they allow the traffic',
+          what: `network ACL ${r.address}${s(v, 'id') ? ` (${s(v, 'id')})` : ''}`,
+          reason:
+            'network ACLs are not imported from Terraform state yet: the subnets are imported unfiltered; give the AWS CLI describe-network-acls output to import them',
           source: src(r),
         });
         break;
