@@ -267,7 +267,7 @@ COMMIT
     const skipped = r.skipped.map((x) => `${x.what} — ${x.reason}`).join('\n');
     expect(skipped).toMatch(/mangle rule: -A FORWARD .*TCPMSS.* — the importer does not carry mangle rules over/);
     expect(skipped).toMatch(
-      /filter rule: -A FORWARD -s 10\.0\.0\.0\/16 -j ACCEPT — the scenario has no filter table yet \(issue #16/,
+      /filter rule: -A FORWARD -s 10\.0\.0\.0\/16 -j ACCEPT — the importer does not carry the filter table over yet/,
     );
     expect(skipped).toMatch(
       /nat rule: -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER — it jumps to user-defined chain DOCKER/,
@@ -410,7 +410,9 @@ table inet filter {
     ]);
     const skipped = r.skipped.map((x) => `${x.what} — ${x.reason}`).join('\n');
     expect(skipped).toMatch(/ip saddr \{ 10\.0\.0\.0\/16, 10\.1\.0\.0\/16 \}.*sets/);
-    expect(skipped).toMatch(/ct state established,related accept — the scenario has no filter table/);
+    expect(skipped).toMatch(
+      /ct state established,related accept — the importer does not carry the filter table over yet/,
+    );
     expect(r.notes.join('\n')).toMatch(/policy drop/);
     expect(r.notes.join('\n')).toMatch(/no sysctl file given/);
   });

@@ -108,7 +108,7 @@ export function detectHostFile(text: string, json: J | null): HostFileKind | nul
 
 const SKIP_REASON: Record<string, string> = {
   filter:
-    'the scenario has no filter table yet (issue #16 adds the instance firewall); natlab forwards what the nat table lets through',
+    "the importer does not carry the filter table over yet, so the imported instance forwards what its nat table lets through: copy the rules into the instance's iptables as a *filter section by hand (docs/scenarios.md; nft: give iptables-nft-save output)",
   mangle:
     "the importer does not carry mangle rules over (scenarios model mangle TCPMSS only: copy such a rule into the instance's iptables as a *mangle section, docs/scenarios.md)",
   raw: 'the scenario has no raw table (NOTRACK is not modelled)',
@@ -203,7 +203,7 @@ export function readIptablesSave(text: string, file: string, h: HostConfig): voi
   }
   for (const p of policies)
     h.notes.push(
-      `${file}: ${p}: the real instance drops what its filter rules do not accept; natlab does not model the filter table (issue #16)`,
+      `${file}: ${p}: the real instance drops what its filter rules do not accept; the importer does not carry the filter table over yet (copy it into the instance's iptables as a *filter section by hand)`,
     );
   if (sawNat) {
     h.natLines ??= [];
@@ -457,7 +457,7 @@ export function readNftText(text: string, file: string, h: HostConfig): void {
       if (depth === 2 && chain) {
         if (chain.type !== 'nat' && chain.policy === 'drop')
           h.notes.push(
-            `${file}:${chain.line}: nft chain ${table?.name}/${chain.name} (${chain.type} hook) policy drop: the real instance drops what its filter rules do not accept; natlab does not model the filter table (issue #16)`,
+            `${file}:${chain.line}: nft chain ${table?.name}/${chain.name} (${chain.type} hook) policy drop: the real instance drops what its filter rules do not accept; nft filter chains are not imported (give iptables-save output, iptables-nft-save, to see them, and copy the *filter section into the instance's iptables by hand)`,
           );
         chain = null;
       } else if (depth === 1) table = null;
@@ -617,7 +617,7 @@ export function readNftJson(j: J, h: HostConfig): void {
       });
       if (type !== 'nat' && c.at('policy').str() === 'drop')
         h.notes.push(
-          `${where}: nft chain ${c.at('table').s()}/${c.at('name').s()} policy drop: natlab does not model the filter table (issue #16)`,
+          `${where}: nft chain ${c.at('table').s()}/${c.at('name').s()} policy drop: the real instance drops what its filter rules do not accept; nft filter chains are not imported (give iptables-save output, iptables-nft-save, to see them, and copy the *filter section into the instance's iptables by hand)`,
         );
     } else if (o.has('rule')) {
       const r = o.at('rule');
