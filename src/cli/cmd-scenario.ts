@@ -114,7 +114,7 @@ function runImport(inputs: string[], args: ReturnType<typeof parseArgs>): number
   const s = r.scenario;
   const err = process.stderr;
   err.write(
-    `natlab scenario import: ${s.name}: ${s.subnets.length} subnets, ${s.routeTables.length} route tables, ${s.instances.length} instances${out ? ` → ${out}` : ''}\n`,
+    `natlab scenario import: ${s.name}: ${s.subnets.length} subnets, ${s.routeTables.length} route tables, ${s.instances.length} instances${s.securityGroups?.length ? `, ${s.securityGroups.length} security groups` : ''}${s.networkAcls?.length ? `, ${s.networkAcls.length} network ACL${s.networkAcls.length === 1 ? '' : 's'}` : ''}${out ? ` → ${out}` : ''}\n`,
   );
   for (const n of r.notes) err.write(`  note: ${n}\n`);
   if (r.skipped.length) {

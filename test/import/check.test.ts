@@ -237,6 +237,7 @@ describe('import then check: the docs/import.md example of a VPC with an added C
     );
     expect(imp.code, imp.err).toBe(0);
     expect(imp.err).toMatch(/uses 10\.0\.0\.0\/15/);
+    expect(imp.out + imp.err).toMatch(/3 instances, 3 security groups, 1 network ACL →/);
     expect(imp.err).toMatch(/172\.16\.0\.0\/12 → pcx-0a1b2c3d4e5f600b1 \(VPC peering connection\).*not modelled/);
     const r = await runCli('check', '--scenario', join(d, 'prod.yaml'));
     expect(r.code).toBe(1);
