@@ -233,7 +233,7 @@ describe('scenario import: what the scenario cannot express is reported', () => 
     expect(r.yaml).toMatch(/^# {3}- .*pcx-0123/m);
   });
 
-  it('iptables-save: filter rules, a user-defined nat chain and unsupported matches are skipped with the reason', () => {
+  it('iptables-save: the *filter and *mangle tables are carried over; a user-defined nat chain and unsupported matches are skipped with the reason', () => {
     const ipt = `*mangle
 :PREROUTING ACCEPT [0:0]
 :FORWARD ACCEPT [0:0]
@@ -265,15 +265,48 @@ COMMIT
     ]);
     expect(nat.chains.POSTROUTING).toHaveLength(1);
     const skipped = r.skipped.map((x) => `${x.what} — ${x.reason}`).join('\n');
-    expect(skipped).toMatch(/mangle rule: -A FORWARD .*TCPMSS.* — the importer does not carry mangle rules over/);
-    expect(skipped).toMatch(
-      /filter rule: -A FORWARD -s 10\.0\.0\.0\/16 -j ACCEPT — the importer does not carry the filter table over yet/,
-    );
+    const inst = r.scenario.instances[0];
+    expect(inst.mangle?.chains.FORWARD.map((x) => x.text)).toEqual([
+      '-A FORWARD -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu',
+    ]);
+    expect(inst.filter?.policy.FORWARD).toBe('DROP');
+    expect(inst.filter?.chains.FORWARD.map((x) => x.text)).toEqual([
+      '-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+      '-A FORWARD -s 10.0.0.0/16 -j ACCEPT',
+    ]);
+    expect(skipped).not.toMatch(/(filter|mangle) (rule|table)/);
+    // the imported file loads back with both tables
+    expect(parseScenario(r.yaml, 'x.yaml').instances[0].filter?.text).toBe(inst.filter?.text);
     expect(skipped).toMatch(
       /nat rule: -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER — it jumps to user-defined chain DOCKER/,
     );
     expect(skipped).toMatch(/nat rule: -A DOCKER -i docker0 -j RETURN — it is in user-defined chain DOCKER/);
-    expect(r.notes.join('\n')).toMatch(/filter FORWARD policy DROP/);
+  });
+
+  it('iptables-save: a filter table natlab cannot express is left out whole, each refused line named with file:line', () => {
+    const ipt = `*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -m addrtype --dst-type LOCAL -j DROP
+-A FORWARD -s 10.0.0.0/16 -j ACCEPT
+COMMIT
+*nat
+:POSTROUTING ACCEPT [0:0]
+-A POSTROUTING -s 10.0.0.0/16 -o eth0 -j MASQUERADE
+COMMIT
+`;
+    const r = importScenario([awsVariant(() => {}, { iptables: ipt })], []);
+    expect(r.scenario.instances[0].filter).toBeUndefined();
+    expect(r.scenario.instances[0].nat?.chains.POSTROUTING).toHaveLength(1);
+    const s = r.skipped.find((x) => x.what.startsWith('filter table of nat'));
+    expect(s?.what).toBe('filter table of nat: -A FORWARD -m addrtype --dst-type LOCAL -j DROP');
+    expect(s?.reason).toMatch(
+      /^natlab cannot express it \(.*addrtype.*\), so the instance is imported without its filter table/,
+    );
+    expect(s?.source).toMatch(/iptables-save:6$/);
+    expect(r.notes.join('\n')).toMatch(/instance nat: its filter table has a policy DROP/);
   });
 
   it('nft -j ruleset: masquerade, dnat and snat are read; the rest skipped', () => {
@@ -411,7 +444,7 @@ table inet filter {
     const skipped = r.skipped.map((x) => `${x.what} — ${x.reason}`).join('\n');
     expect(skipped).toMatch(/ip saddr \{ 10\.0\.0\.0\/16, 10\.1\.0\.0\/16 \}.*sets/);
     expect(skipped).toMatch(
-      /ct state established,related accept — the importer does not carry the filter table over yet/,
+      /ct state established,related accept — nft filter chains are not imported: give iptables-save output \(iptables-nft-save\)/,
     );
     expect(r.notes.join('\n')).toMatch(/policy drop/);
     expect(r.notes.join('\n')).toMatch(/no sysctl file given/);

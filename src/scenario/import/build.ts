@@ -484,7 +484,7 @@ export function buildScenario(inv: Inventory, hosts: Map<string, HostConfig>, op
       sys[SYSCTL_SEND_REDIRECTS_ETH0] = hr.sysctls.sendRedirectsEth0 ? 1 : 0;
     Object.assign(sys, hr.sysctls.icmp ?? {});
     if (Object.keys(sys).length) o.sysctls = sys;
-    if (hr.natText !== null) o.iptables = hr.natText;
+    if (hr.natText !== null || hr.tablesText !== '') o.iptables = hr.tablesText + (hr.natText ?? '*nat\nCOMMIT\n');
     if (h.sysctlLines.length === 0)
       notes.push(`instance ${name}: no sysctl file given: Linux defaults (ip_forward 0, send_redirects 1)`);
     const ct = hr.conntrack;

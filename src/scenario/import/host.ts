@@ -10,6 +10,8 @@ import { InputError } from '../../spec/errors.ts';
 import { TIMEOUT_SYSCTLS, type ConntrackTimeouts } from '../../spec/timeouts.ts';
 import { NAT_CHAINS, type NatChainName } from '../../spec/scenario.ts';
 import { parseNatTable, tokenize } from '../iptables.ts';
+import { parseFilterTable } from '../iptables-filter.ts';
+import { parseMangleTable } from '../iptables-mangle.ts';
 import { ErrorList } from '../error-list.ts';
 import type { J } from './json-reader.ts';
 import type { Skipped } from './inventory.ts';
@@ -53,8 +55,17 @@ interface NatLine {
   source: string;
 }
 
+/** A line of the `*filter` / `*mangle` table: a chain declaration or a rule's tokens (after `-A`). */
+export type TableLine = { chain: string; policy: string; source: string } | { toks: string[]; source: string };
+
+/** Tables the importer carries into the instance's `iptables` (the scenario parser decides what it holds). */
+export const CARRIED_TABLES = ['filter', 'mangle'] as const;
+export type CarriedTable = (typeof CARRIED_TABLES)[number];
+
 export interface HostConfig {
   files: string[];
+  /** `*filter` / `*mangle` sections of an iptables-save file, line by line. */
+  tables: Partial<Record<CarriedTable, TableLine[]>>;
   /** nat rules gathered from iptables-save or nft (null: no nat table seen). */
   natLines: NatLine[] | null;
   natFrom: string | null;
@@ -73,6 +84,7 @@ export function mergeHostConfig(a: HostConfig, b: HostConfig): void {
       '',
     );
   a.files.push(...b.files);
+  for (const t of CARRIED_TABLES) if (b.tables[t]) a.tables[t] = b.tables[t];
   if (b.natLines !== null) {
     a.natLines = b.natLines;
     a.natFrom = b.natFrom;
@@ -83,7 +95,7 @@ export function mergeHostConfig(a: HostConfig, b: HostConfig): void {
 }
 
 export function emptyHostConfig(): HostConfig {
-  return { files: [], natLines: null, natFrom: null, sysctlLines: [], skipped: [], notes: [] };
+  return { files: [], tables: {}, natLines: null, natFrom: null, sysctlLines: [], skipped: [], notes: [] };
 }
 
 // --- detection ------------------------------------------------------------------------------------
@@ -106,14 +118,14 @@ export function detectHostFile(text: string, json: J | null): HostFileKind | nul
 
 // --- iptables-save ---------------------------------------------------------------------------------
 
+/** iptables-save tables the importer neither carries over nor reads. */
 const SKIP_REASON: Record<string, string> = {
-  filter:
-    "the importer does not carry the filter table over yet, so the imported instance forwards what its nat table lets through: copy the rules into the instance's iptables as a *filter section by hand (docs/scenarios.md; nft: give iptables-nft-save output)",
-  mangle:
-    "the importer does not carry mangle rules over (scenarios model mangle TCPMSS only: copy such a rule into the instance's iptables as a *mangle section, docs/scenarios.md)",
   raw: 'the scenario has no raw table (NOTRACK is not modelled)',
   security: 'the security table (SELinux marks) does not affect the NAT path',
 };
+/** nft chains other than nat ones. */
+const NFT_FILTER_REASON =
+  "nft filter chains are not imported: give iptables-save output (iptables-nft-save) to import the filter table, or copy the rules into the instance's iptables as a *filter section by hand";
 
 export function readIptablesSave(text: string, file: string, h: HostConfig): void {
   h.files.push(file);
@@ -137,6 +149,7 @@ export function readIptablesSave(text: string, file: string, h: HostConfig): voi
       table = line.slice(1);
       userChains.clear();
       if (table === 'nat') sawNat = true;
+      if ((CARRIED_TABLES as readonly string[]).includes(table)) h.tables[table as CarriedTable] = [];
       continue;
     }
     if (table === null)
@@ -153,6 +166,11 @@ export function readIptablesSave(text: string, file: string, h: HostConfig): voi
       const m = /^:(\S+)\s+(\S+)/.exec(line);
       if (!m) throw new InputError(`${where}: bad chain line '${line}'`, file, `line ${n}`);
       const [, chain, policy] = m;
+      const carried = h.tables[table as CarriedTable];
+      if (carried) {
+        carried.push({ chain, policy, source: where });
+        continue;
+      }
       if (policy === '-') userChains.add(chain);
       if (table !== 'nat' && policy === 'DROP') policies.push(`${table} ${chain} policy DROP`);
       if (table === 'nat' && policy === '-')
@@ -169,6 +187,11 @@ export function readIptablesSave(text: string, file: string, h: HostConfig): voi
     if (toks[0] !== '-A' || toks.length < 2)
       throw new InputError(`${where}: expected '-A CHAIN ...', got '${line.slice(0, 40)}'`, file, `line ${n}`);
     const chain = toks[1];
+    const carried = h.tables[table as CarriedTable];
+    if (carried) {
+      carried.push({ toks: toks.slice(1), source: where });
+      continue;
+    }
     if (table !== 'nat') {
       h.skipped.push({
         what: `${table} rule: ${toks.join(' ')}`,
@@ -203,7 +226,7 @@ export function readIptablesSave(text: string, file: string, h: HostConfig): voi
   }
   for (const p of policies)
     h.notes.push(
-      `${file}: ${p}: the real instance drops what its filter rules do not accept; the importer does not carry the filter table over yet (copy it into the instance's iptables as a *filter section by hand)`,
+      `${file}: ${p}: the real instance drops what that chain's rules do not accept; natlab does not model this table`,
     );
   if (sawNat) {
     h.natLines ??= [];
@@ -457,7 +480,7 @@ export function readNftText(text: string, file: string, h: HostConfig): void {
       if (depth === 2 && chain) {
         if (chain.type !== 'nat' && chain.policy === 'drop')
           h.notes.push(
-            `${file}:${chain.line}: nft chain ${table?.name}/${chain.name} (${chain.type} hook) policy drop: the real instance drops what its filter rules do not accept; nft filter chains are not imported (give iptables-save output, iptables-nft-save, to see them, and copy the *filter section into the instance's iptables by hand)`,
+            `${file}:${chain.line}: nft chain ${table?.name}/${chain.name} (${chain.type} hook) policy drop: the real instance drops what its filter rules do not accept; nft filter chains are not imported (give iptables-save output, iptables-nft-save, to import the filter table)`,
           );
         chain = null;
       } else if (depth === 1) table = null;
@@ -509,7 +532,7 @@ export function readNftText(text: string, file: string, h: HostConfig): void {
     } else if (chain.type !== 'nat') {
       h.skipped.push({
         what: `nft rule (${table.name}/${chain.name}): ${ruleText}`,
-        reason: SKIP_REASON.filter,
+        reason: NFT_FILTER_REASON,
         source: where,
       });
     } else if (!chain.hook) {
@@ -617,7 +640,7 @@ export function readNftJson(j: J, h: HostConfig): void {
       });
       if (type !== 'nat' && c.at('policy').str() === 'drop')
         h.notes.push(
-          `${where}: nft chain ${c.at('table').s()}/${c.at('name').s()} policy drop: the real instance drops what its filter rules do not accept; nft filter chains are not imported (give iptables-save output, iptables-nft-save, to see them, and copy the *filter section into the instance's iptables by hand)`,
+          `${where}: nft chain ${c.at('table').s()}/${c.at('name').s()} policy drop: the real instance drops what its filter rules do not accept; nft filter chains are not imported (give iptables-save output, iptables-nft-save, to import the filter table)`,
         );
     } else if (o.has('rule')) {
       const r = o.at('rule');
@@ -636,8 +659,7 @@ export function readNftJson(j: J, h: HostConfig): void {
           reason: c.family === 'ip6' ? 'IPv6 is not modelled' : `family ${c.family} is not modelled`,
           source: where,
         });
-      else if (c.type !== 'nat')
-        h.skipped.push({ what: `nft rule ${text}`, reason: SKIP_REASON.filter, source: where });
+      else if (c.type !== 'nat') h.skipped.push({ what: `nft rule ${text}`, reason: NFT_FILTER_REASON, source: where });
       else if (!c.hook)
         h.skipped.push({
           what: `nft rule ${text}`,
@@ -678,8 +700,12 @@ export function readSysctl(text: string, file: string, h: HostConfig): void {
 
 function ifaceNames(h: HostConfig): Set<string> {
   const names = new Set<string>();
-  for (const l of h.natLines ?? [])
-    for (let i = 0; i < l.toks.length - 1; i++) if (l.toks[i] === '-o' || l.toks[i] === '-i') names.add(l.toks[i + 1]);
+  const toksOf = [
+    ...(h.natLines ?? []).map((l) => l.toks),
+    ...CARRIED_TABLES.flatMap((t) => (h.tables[t] ?? []).flatMap((l) => ('toks' in l ? [l.toks] : []))),
+  ];
+  for (const toks of toksOf)
+    for (let i = 0; i < toks.length - 1; i++) if (toks[i] === '-o' || toks[i] === '-i') names.add(toks[i + 1]);
   for (const s of h.sysctlLines) {
     const m = /^net\.ipv4\.conf\.([^.]+)\./.exec(s.key);
     if (m && m[1] !== 'all' && m[1] !== 'default' && m[1] !== 'lo') names.add(m[1]);
@@ -705,6 +731,8 @@ const TIMEOUT_BY_SYSCTL: Record<string, keyof ConntrackTimeouts> = Object.fromEn
 export interface HostResult {
   /** iptables-save text of the nat table, or null when no nat rules source was given. */
   natText: string | null;
+  /** iptables-save text of the `*filter` and `*mangle` tables the scenario parser accepts ('' if none). */
+  tablesText: string;
   sysctls: HostSysctls;
   conntrack: HostConntrack;
 }
@@ -726,6 +754,39 @@ export function resolveHost(h: HostConfig, iface: string, instance: string): Hos
     h.notes.push(
       `instance ${instance}: interface ${iface} (its primary ENI) is called ${SCENARIO_IFACE} in the scenario`,
     );
+  const quote = (t: string): string =>
+    /^[A-Za-z0-9_.:/+!-]+$/.test(t) ? t : `"${t.replace(/["\\]/g, (c) => `\\${c}`)}"`;
+  const renameToks = (ts: string[]): string[] =>
+    ts.map((t, i) => (i > 0 && (ts[i - 1] === '-o' || ts[i - 1] === '-i') ? rename(t) : t));
+  let tablesText = '';
+  for (const t of CARRIED_TABLES) {
+    const lines = h.tables[t];
+    // A table without rules whose policies are all ACCEPT changes nothing: not written.
+    if (!lines || lines.every((l) => 'policy' in l && (l.policy === 'ACCEPT' || l.policy === '-'))) continue;
+    const text = lines.map((l) =>
+      'toks' in l ? `-A ${renameToks(l.toks).map(quote).join(' ')}` : `:${l.chain} ${l.policy} [0:0]`,
+    );
+    const el = new ErrorList(lines[0]?.source ?? '');
+    const parse = t === 'filter' ? parseFilterTable : parseMangleTable;
+    parse([`*${t}`, ...text, 'COMMIT', ''].join('\n'), '', 0, '', el);
+    if (el.count === 0) {
+      tablesText += [`*${t}`, ...text, 'COMMIT', ''].join('\n');
+      continue;
+    }
+    // Line k of the parsed text is lines[k - 2] (line 1 is *table).
+    for (const e of el.items) {
+      const l = lines[e.line - 2];
+      h.skipped.push({
+        what: `${t} table of ${instance}${l ? `: ${text[e.line - 2]}` : ''}`,
+        reason: `natlab cannot express it (${e.msg}), so the instance is imported without its ${t} table (part of a table would ${t === 'filter' ? 'filter' : 'act'} differently)`,
+        source: l?.source ?? lines[0]?.source ?? '',
+      });
+    }
+    if (t === 'filter' && lines.some((l) => 'policy' in l && l.policy === 'DROP'))
+      h.notes.push(
+        `instance ${instance}: its filter table has a policy DROP: the real instance drops what its rules do not accept; natlab does not, as the table is left out`,
+      );
+  }
   let natText: string | null = null;
   if (h.natLines !== null) {
     const kept: string[] = [];
@@ -786,5 +847,5 @@ export function resolveHost(h: HostConfig, iface: string, instance: string): Hos
       ].join(', '),
     });
   }
-  return { natText, sysctls, conntrack };
+  return { natText, tablesText, sysctls, conntrack };
 }
