@@ -59,7 +59,7 @@ export interface EstablishedOptions {
   filtered?: boolean;
   /**
    * The NAT instance's own filter table on the path (filterTableScenario: a hardened table, as
-   * scenarios/nat-instance-hardened.yaml): the same sessions meet its FORWARD chain on the slow path.
+   * scenarios/nat-instance-hardened.yaml): the same sessions meet its FORWARD chain (replayed by the fast path).
    */
   filterTable?: boolean;
 }

@@ -1029,7 +1029,7 @@ class Suite {
    * workload 'filtered') or the NAT instance's hardened filter table (filterTableScenario; workload
    * 'filter-table') against the same sessions without filters, interleaved in the same run, one
    * thread: security-grouped sessions must stay on the fast path and lose at most 10% (issue 16);
-   * a filter table's sessions take the slow path (docs/core.md "Filter table"), this says its cost.
+   * a filter table's established sessions replay their walk's counters on the fast path (docs/core.md "Filter table").
    */
   private async filtered(S: number, workload: 'filtered' | 'filter-table'): Promise<string> {
     const table = workload === 'filter-table';

@@ -30,7 +30,8 @@ workloads (--workloads, default all):
                 the same sessions without filters (one thread): the filters' cost on the fast path;
                 also on the model and the kernel engine (with --model / --kernel as usual)
   filter-table  the established packets through the NAT instance's hardened filter table against the
-                same sessions without it (one thread): the table's cost (its sessions take the slow path); also on the model and the kernel engine
+                same sessions without it (one thread): the table's cost on the fast path; also on the model and
+                the kernel engine
 
 options:
   --quick               small sizes (sessions 1k,16k; profile flows capped at 2000), fewer runs: about a

@@ -19,6 +19,8 @@ import {
   M_ASSURED,
   M_PATH_O,
   M_PATH_R,
+  M_SLOT_MASK,
+  M_SLOT_SHIFT,
   M_STATE_MASK,
   M_STATE_SHIFT,
   S_EXPIRY,
@@ -53,6 +55,7 @@ import { CT_ESTABLISHED, FATE_DELIVERED, REASON_NONE } from '../spec/reasons.ts'
 /** The result word of every fast-path packet: delivered, ESTABLISHED, one output. */
 const RES_FAST = packResult(FATE_DELIVERED, REASON_NONE, 0, CT_ESTABLISHED, 1);
 import type { AwsFilters } from './aws-filters.ts';
+import { type CompiledFilter, FF_WORDS, filterAny, filterCounterCount } from './filter.ts';
 import { HopWalk } from './hop-walk.ts';
 import { COMMIT_IN_FLIGHT } from './ring.ts';
 import type { SlowState } from './slow-state.ts';
@@ -112,6 +115,11 @@ export class Dataplane {
     this.aws = this.slow.aws;
     this.sgGen = this.aws !== null ? this.aws.f.gen : new Int32Array(1);
     this.sgOwnedMs = this.aws !== null ? this.aws.ownedMs : new Int32Array(4);
+    this.flt = filterAny(c.filter) ? c.filter : null;
+    this.ff = new Int32Array(shared.sabs.filtfast);
+    this.ffBase = workerIndex * shared.capW * 2 * FF_WORDS;
+    this.filtc = new Float64Array(shared.sabs.filtc);
+    this.fcBase = workerIndex * filterCounterCount(c.filter) * 2;
     this.clock = new WorkerClock(this.tables);
     this.tmoEst = c.tmo[TO_ESTABLISHED];
     this.tmoUdpStream = c.tmo[TO_UDP_STREAM];
@@ -399,6 +407,18 @@ export class Dataplane {
   /** With aws: the rules' generation (shared; a mid-run change bumps it) and the owned flows' shortest timeouts (AwsFilters.ownedMs). */
   private readonly sgGen: Int32Array;
   private readonly sgOwnedMs: Int32Array;
+  /**
+   * The NAT instances' filter tables (null: none has one). A composed path of a filtered
+   * instance's session replays the filter counters its slow-path walk recorded (filtfast;
+   * hop-walk.ts recordPath); without a record the packet takes the slow path.
+   */
+  private readonly flt: CompiledFilter | null;
+  private readonly ff: Int32Array;
+  private readonly ffBase: number;
+  private readonly filtc: Float64Array;
+  private readonly fcBase: number;
+  /** The current packet's length (the filter counters' bytes). */
+  private pktLen = 0;
 
   /**
    * The fast path from the session record (the 'record' layout, and the 'line' layout's entries
@@ -437,10 +457,26 @@ export class Dataplane {
       )
         return false;
     }
+    // The instance's filter table: the walk the path recorded (read only here; counted below,
+    // after the TCP step, which may still refuse).
+    let ffo = -1;
+    const flt = this.flt;
+    if (flt !== null && flt.slotOn[(meta >>> M_SLOT_SHIFT) & M_SLOT_MASK] !== 0) {
+      ffo = this.ffBase + (local * 2 + kind) * FF_WORDS;
+      if (this.ff[ffo] === 0) return false;
+    }
     let to = tmo;
     if (proto === PROTO_TCP) {
       to = this.tcpAck(local, kind, this.tcpL4, this.tcpEnd);
       if (to < 0) return false;
+    }
+    if (ffo >= 0) {
+      const fc = this.filtc;
+      for (let j = 1, e = this.ff[ffo]; j < e; j++) {
+        const cell = this.fcBase + this.ff[ffo + j] * 2;
+        fc[cell]++;
+        fc[cell + 1] += this.pktLen;
+      }
     }
     const eip = path >>> 12;
     // Output tuple = invert(the other direction's tuple), then the IGW's static NAT.
@@ -542,7 +578,8 @@ export class Dataplane {
       const doff = (w12 >>> 28) << 2;
       if (doff < 20 || doff > l4len) return false;
       const f = (w12 >>> 16) & 0x37;
-      if (f !== 0x10 && f !== 0x30) return false; // ACK or ACK+URG (PSH/ECE/CWR masked)
+      // ACK or ACK+URG (PSH/ECE/CWR masked): filter.ts FAST_FIXED_FLAGS relies on this test.
+      if (f !== 0x10 && f !== 0x30) return false;
       csumOff = l4 + 16;
       tcpEnd = (dv.getUint32(l4 + 4) + l4len - doff) >>> 0; // seq + payload (no SYN, no FIN)
       this.tcpL4 = l4;
@@ -597,6 +634,7 @@ export class Dataplane {
     }
     if (slot < 0) return false;
     const tmo = proto === PROTO_TCP ? this.tmoEst : this.tmoUdpStream;
+    this.pktLen = len;
     let nsrc: number;
     let ndst: number;
     let nports: number;
@@ -611,7 +649,8 @@ export class Dataplane {
       const fm = fl[e + FE_META];
       const r = (fl[e] & t.refMask) - 1;
       // Sessions behind security groups or ACLs take the record's path (its checks: recordFast).
-      if ((fm & FE_FAST) === 0 || this.aws !== null) {
+      // So do sessions of an instance with a filter table (its counters: recordFast).
+      if ((fm & FE_FAST) === 0 || this.aws !== null || (this.flt !== null && this.flt.slotOn[slot] !== 0)) {
         if (!this.recordFast(r >>> 2, r & 3, proto, ingress, ttl, now, tmo)) return false;
         nsrc = this.rSrc;
         ndst = this.rDst;

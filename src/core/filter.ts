@@ -10,7 +10,9 @@
 //
 // No allocation per packet; the walk is bounded by FILTER_MAX_STEPS (the model's bound: the parser
 // refuses jump loops, but a chain graph may still be wide). Counters: per worker, Float64 (packets,
-// bytes) per rule and per chain policy in `filtc` (layout.ts), summed by readFilterCounters.
+// bytes) per rule and per chain policy in `filtc` (layout.ts), summed by readFilterCounters. A
+// walk that reads only what is fixed for an established session direction is replayed by the fast
+// path (its counted cells recorded with the composed path: FILTER_FAST_CELLS, FF_WORDS).
 
 import type { FilterRuleCounter } from '../spec/engine.ts';
 import {
@@ -25,6 +27,7 @@ import {
 } from '../spec/scenario.ts';
 import { CT_ESTABLISHED, CT_NEW, CT_RELATED } from '../spec/reasons.ts';
 import { rd16 } from '../packet/bytes.ts';
+import { F_ACK, F_FIN, F_RST, F_SYN } from '../packet/constants.ts';
 import { filterIsEmpty, rejectCode } from '../scenario/iptables-filter.ts';
 import type { SlowState } from './slow-state.ts';
 import {
@@ -32,9 +35,11 @@ import {
   MODE_NONE,
   MODE_POS,
   type RuleColumns,
+  RC_FLAGS,
   compileRuleColumns,
-  matchRuleColumns,
+  matchRuleColumnsBeforeFlags,
   ruleColumns,
+  ruleFlagsMatch,
 } from './rule-columns.ts';
 
 /** The built-in chains' hooks (index into FILTER_CHAINS). */
@@ -68,6 +73,22 @@ const PORTS_LEN = 4;
 export const FILTER_MAX_DEPTH = 64;
 /** The walk's step bound (the model's): beyond it, the packet is dropped. */
 export const FILTER_MAX_STEPS = 1_000_000;
+
+/**
+ * Counter cells a composed path may replay per session direction (a walk that counted more keeps
+ * its session on the slow path), and words per session direction in the `filtfast` region
+ * (layout.ts): [0 = no record, else 1 + the number of cells], the cells.
+ */
+export const FILTER_FAST_CELLS = 3;
+export const FF_WORDS = 4;
+
+/**
+ * The TCP flags every packet the fast path takes has alike — FIN, SYN, RST clear, ACK set
+ * (Dataplane.fastPath's flags test: ACK or ACK+URG, PSH/ECE/CWR free); URG, PSH, ECE and CWR vary
+ * per packet. A walk whose --tcp-flags tests read only these is the same for all of them.
+ */
+export const FAST_FIXED_FLAGS = F_FIN | F_SYN | F_RST | F_ACK;
+export const FAST_FIXED_VALUE = F_ACK;
 
 /** REJECT --reject-with tcp-reset (rejectCode's -1). */
 export const REJECT_TCP_RESET = -1;
@@ -251,6 +272,12 @@ export function compileFilter(s: Scenario, natInst: readonly number[]): Compiled
   return f;
 }
 
+/** True when some NAT instance has a non-empty filter table. */
+export function filterAny(f: CompiledFilter): boolean {
+  for (let k = 0; k < f.slotOn.length; k++) if (f.slotOn[k] !== 0) return true;
+  return false;
+}
+
 /** Counter cells (packets, bytes) of a compiled filter: every rule and every chain's policy. */
 export function filterCounterCount(f: CompiledFilter): number {
   return f.nRules + f.nChains;
@@ -268,6 +295,15 @@ export function ctstateOf(ctCls: number): number {
 export class FilterTable {
   /** REJECT: the code of the deciding rule (REJECT_TCP_RESET for a reset). */
   rejectWith = 0;
+  /**
+   * What the last run counted (its first FILTER_FAST_CELLS cells, and how many), and the TCP flag
+   * bits its --tcp-flags tests read (the OR of their masks): replayable() says whether the walk is
+   * the same for every fast-path packet of the session direction (hop-walk.ts recordPath,
+   * Dataplane.recordFast).
+   */
+  readonly cells = new Int32Array(FILTER_FAST_CELLS);
+  nCells = 0;
+  flagsRead = 0;
   private readonly stackCh = new Int32Array(FILTER_MAX_DEPTH);
   private readonly stackK = new Int32Array(FILTER_MAX_DEPTH);
   private readonly base: number;
@@ -281,6 +317,24 @@ export class FilterTable {
     this.base = worker * filterCounterCount(f) * 2;
   }
 
+  /**
+   * The last run, an ESTABLISHED packet's accepted walk, is the walk of every fast-path packet of
+   * its session direction, so a composed path may replay its counters (hop-walk.ts filterHook):
+   * it counted at most FILTER_FAST_CELLS cells, and its --tcp-flags tests (if any) read only the
+   * flags every fast-path packet has alike (FAST_FIXED_FLAGS) and found them as a fast-path
+   * packet has them. Every other test the walk can make reads what is fixed for an established,
+   * unfragmented, option-free TCP/UDP session direction: addresses and ports (the tuple at the
+   * hook), protocol, the hook's devices, the conntrack state (ESTABLISHED), header lengths.
+   */
+  replayable(): boolean {
+    if (this.nCells > FILTER_FAST_CELLS) return false;
+    const fl = this.flagsRead;
+    if (fl === 0) return true;
+    if ((fl & ~FAST_FIXED_FLAGS) !== 0) return false;
+    const st = this.st;
+    return (st.buf[st.fo + st.pv.ihl + 13] & FAST_FIXED_FLAGS) === FAST_FIXED_VALUE;
+  }
+
   /** True when NAT slot `slot` has a filter table (the walk skips the hooks otherwise). */
   has(slot: number): boolean {
     return this.f.slotOn[slot] !== 0;
@@ -290,12 +344,16 @@ export class FilterTable {
     const o = this.base + cell * 2;
     this.counters[o]++;
     this.counters[o + 1] += bytes;
+    if (this.nCells < FILTER_FAST_CELLS) this.cells[this.nCells] = cell;
+    this.nCells++;
   }
 
   /** Built-in chain `hook` of NAT slot `slot` on the current frame, conntrack state bit `ctstate`: FV_*. */
   run(slot: number, hook: number, ctstate: number): number {
     const f = this.f;
     const start = f.builtin[slot * HOOKS + hook];
+    this.nCells = 0;
+    this.flagsRead = 0;
     if (start < 0) return FV_ACCEPT;
     const bytes = this.st.pv.totalLen;
     const policyCell = f.nRules + start;
@@ -361,10 +419,14 @@ export class FilterTable {
     const pv = this.st.pv;
     if (((f.ifOk[k] >>> hook) & 1) === 0) return 0;
     const b = this.st.buf;
-    const ip = matchRuleColumns(f, k, pv, b, this.st.fo);
-    if (ip !== 1) return ip;
     const l4Len = pv.totalLen - pv.ihl;
     const o = this.st.fo + pv.ihl;
+    const ip = matchRuleColumnsBeforeFlags(f, k, pv, b, this.st.fo);
+    if (ip === RC_FLAGS) {
+      // Some flags vary per packet of an established session (replayable).
+      this.flagsRead |= f.flMask[k];
+      if (!ruleFlagsMatch(f, k, b, o)) return 0;
+    } else if (ip !== 1) return ip;
     let mode: number;
     mode = f.icmpMode[k];
     if (mode !== MODE_NONE) {

@@ -58,9 +58,12 @@ import { MANIP_DST, MANIP_SRC } from './nat-port-search.ts';
 import { SlowState } from './slow-state.ts';
 import { MANGLE_DROP, MANGLE_FORWARD, MANGLE_POSTROUTING, Tcpmss } from './tcpmss.ts';
 import {
+  FF_WORDS,
+  FILTER_FAST_CELLS,
   FV_ACCEPT,
   FV_REJECT,
   FilterTable,
+  filterAny,
   HOOK_FORWARD,
   HOOK_INPUT,
   HOOK_OUTPUT,
@@ -81,6 +84,7 @@ import {
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
 import { isMulticastOrBroadcast } from '../packet/addr.ts';
 import {
+  CT_ESTABLISHED,
   CT_INVALID,
   CT_NONE,
   CT_RELATED,
@@ -140,6 +144,13 @@ export class HopWalk {
   readonly mangle: Tcpmss;
   /** The NAT instances' filter tables (filter.ts). */
   readonly filter: FilterTable;
+  /** Some NAT instance has a filter table: composed paths keep what the walk counted (filtfast). */
+  private readonly fltOn: boolean;
+  private readonly ff: Int32Array;
+  private readonly ffBase: number;
+  /** The cells the walk's filter hook counted, for the composed path (fltN < 0: no hook ran). */
+  private fltN = -1;
+  private readonly fltCells = new Int32Array(FILTER_FAST_CELLS);
   private readonly drops: Float64Array;
   private readonly dropBase: number;
   private out: BatchOutput | null = null;
@@ -179,6 +190,9 @@ export class HopWalk {
     this.gw = new NatGateways(c, sabs, st, this.manip);
     this.mangle = new Tcpmss(c.mangle, st);
     this.filter = new FilterTable(c.filter, st, new Float64Array(t.shared.sabs.filtc), worker);
+    this.fltOn = filterAny(c.filter);
+    this.ff = new Int32Array(t.shared.sabs.filtfast);
+    this.ffBase = worker * t.shared.capW * 2 * FF_WORDS;
     this.drops = t.v.drops;
     this.dropBase = worker * REASON_COUNT;
     const sh = t.shared;
@@ -278,6 +292,7 @@ export class HopWalk {
     this.sgN = 0;
     this.sgReply = 0;
     if (this.aws !== null) this.aws.walkBegin();
+    this.fltN = -1;
     st.trkArrivals = 0;
     st.trkTtl = 0;
     st.trkEip = 0;
@@ -343,6 +358,13 @@ export class HopWalk {
     if ((meta & M_LIVE) === 0) return;
     const p =
       (ing << PATH_IN_SHIFT) | (eg << PATH_OUT_SHIFT) | (st.trkTtl << PATH_TTL_SHIFT) | (st.trkEip << PATH_EIP_SHIFT);
+    if (this.fltOn) {
+      // What the filter hook counted (none: the instance has no table), before the path exists.
+      const fo = this.ffBase + (st.trkLocal * 2 + st.trkKind) * FF_WORDS;
+      const n = this.fltN;
+      this.ff[fo] = n < 0 ? 0 : n + 1;
+      for (let k = 0; k < n; k++) this.ff[fo + 1 + k] = this.fltCells[k];
+    }
     if (st.trkKind === KIND_ORIG) {
       ses[o + S_PATH] = ((ses[o + S_PATH] & 0xffff0000) | p) >>> 0;
       t.touchMeta(o, (meta | M_PATH_O) >>> 0);
@@ -563,8 +585,20 @@ export class HopWalk {
    */
   private filterHook(inst: number, slot: number, hook: number, hops: number, hairpins: number): boolean {
     const st = this.st;
-    const v = this.filter.run(slot, hook, ctstateOf(st.ctCls));
-    if (v === FV_ACCEPT) return true;
+    const ft = this.filter;
+    const v = ft.run(slot, hook, ctstateOf(st.ctCls));
+    if (v === FV_ACCEPT) {
+      // A composed path may replay this walk only if every fast-path packet of the session
+      // direction walks it alike: ESTABLISHED, and FilterTable.replayable (few enough counters,
+      // no flag read that varies). A generated packet's walk, or a second hook on the way, leaves
+      // no path to replay either.
+      if (st.gen || this.fltN >= 0 || st.ctCls !== CT_ESTABLISHED || !ft.replayable()) st.trkOk = false;
+      else {
+        this.fltN = ft.nCells;
+        for (let k = 0; k < ft.nCells; k++) this.fltCells[k] = ft.cells[k];
+      }
+      return true;
+    }
     this.drop(v === FV_REJECT ? DROP_FILTER_REJECT : DROP_FILTER_DROP);
     // A generated packet (an ICMP error, a reset) is never answered: nf_send_unreach does not
     // answer an ICMP error, nf_send_reset not an RST.
@@ -726,10 +760,8 @@ export class HopWalk {
       st.trkKind = st.cDir;
     }
     if (st.ctCls === CT_INVALID || st.ctCls === CT_RELATED || st.killAfter) st.trkOk = false;
-    // Sessions of an instance with a filter table take no composed path: every packet meets the
-    // table on the slow path (docs/core.md "Filter table").
+    // An instance with a filter table: its hook decides whether a composed path may replay the walk.
     const filtered = this.filter.has(slot);
-    if (filtered) st.trkOk = false;
     // A frame that may be delivered here keeps its arrival bytes (the DNAT below rewrites them).
     this.arrivalLen = -1;
     if (st.ctCls !== CT_INVALID && (pv.dst === c.instPriv[inst] || this.dnatSlot[slot] !== 0)) {

@@ -19,13 +19,14 @@
 //   wheel     timer wheel heads (WHEEL_SLOTS Int32) + control words.
 //   ctl       per worker and NAT instance: live count, list heads, RNG state, clock.
 //   drops     Float64 per DROP_* reason; natc: Float64 (packets, bytes) per nat rule counter;
-//             filtc: Float64 (packets, bytes) per filter rule and chain policy (filter.ts).
+//             filtc: Float64 (packets, bytes) per filter rule and chain policy (filter.ts);
+//             filtfast: per session direction, the filter counters its composed path counts.
 //   clock     Float64 per worker: the worker's time base in ms (its 32-bit times count from there).
 
 import type { Scenario } from '../spec/scenario.ts';
 import { REASON_COUNT } from '../spec/reasons.ts';
 import { natGatewaySabs } from './nat-gateway-layout.ts';
-import { filterCounterCount } from './filter.ts';
+import { FF_WORDS, filterAny, filterCounterCount } from './filter.ts';
 import { type SgSizing, sgBuffers, sgSizing } from './aws-filters.ts';
 import { icmpLimitBuffers } from './icmp-ratelimit.ts';
 
@@ -319,6 +320,9 @@ export function createCoreShared(
     drops: new SharedArrayBuffer(W * REASON_COUNT * 8),
     natc: new SharedArrayBuffer(W * Math.max(1, compiled.counterCount) * 2 * 8),
     filtc: new SharedArrayBuffer(W * Math.max(1, filterCounterCount(compiled.filter)) * 2 * 8),
+    // The filter walk a composed path replays (filter.ts FF_WORDS per session direction): only
+    // when some NAT instance has a filter table.
+    filtfast: new SharedArrayBuffer(filterAny(compiled.filter) ? W * capW * 2 * FF_WORDS * 4 : 4),
     clock: new SharedArrayBuffer(W * 8),
   };
   if (compiled.gwCount > 0) Object.assign(sabs, natGatewaySabs(compiled.gwCount, opts.seed));

@@ -97,11 +97,31 @@ export function compileRuleColumns(
 }
 
 /**
+ * matchRuleColumnsBeforeFlags's answer when every test matched but the rule's --tcp-flags test is
+ * still to be made (ruleFlagsMatch): the filter table's fast path needs to know whether a walk read
+ * the flags (they vary per packet of an established session; filter.ts FilterTable.readFlags).
+ */
+export const RC_FLAGS = 2;
+
+/**
  * Rule k's -s/-d/-p and tcp/udp match on the frame at `fo` in `b` (parsed into `pv`): 1 match,
  * 0 no match (a non-first fragment never matches the tcp/udp module), -1 the module's hotdrop (a
  * header too short for it) — ip_packet_match, then tcp_mt/udp_mt.
  */
 export function matchRuleColumns(m: RuleColumns, k: number, pv: PacketView, b: Uint8Array, fo: number): number {
+  const r = matchRuleColumnsBeforeFlags(m, k, pv, b, fo);
+  if (r !== RC_FLAGS) return r;
+  return ruleFlagsMatch(m, k, b, fo + pv.ihl) ? 1 : 0;
+}
+
+/** matchRuleColumns up to the --tcp-flags test: 1, 0, -1 as it, or RC_FLAGS (the flags decide). */
+export function matchRuleColumnsBeforeFlags(
+  m: RuleColumns,
+  k: number,
+  pv: PacketView,
+  b: Uint8Array,
+  fo: number,
+): number {
   let mode = m.srcMode[k];
   if (mode !== MODE_NONE && ((pv.src & m.srcMask[k]) >>> 0 === m.srcAddr[k]) !== (mode === MODE_POS)) return 0;
   mode = m.dstMode[k];
@@ -119,7 +139,10 @@ export function matchRuleColumns(m: RuleColumns, k: number, pv: PacketView, b: U
   if (mode !== MODE_NONE && (sp >= m.spLo[k] && sp <= m.spHi[k]) !== (mode === MODE_POS)) return 0;
   mode = m.dpMode[k];
   if (mode !== MODE_NONE && (dp >= m.dpLo[k] && dp <= m.dpHi[k]) !== (mode === MODE_POS)) return 0;
-  mode = m.flMode[k];
-  if (mode !== MODE_NONE && ((b[o + 13] & m.flMask[k]) === m.flCmp[k]) !== (mode === MODE_POS)) return 0;
-  return 1;
+  return m.flMode[k] !== MODE_NONE ? RC_FLAGS : 1;
+}
+
+/** Rule k's --tcp-flags test on the TCP header at `o` (the rule has one). */
+export function ruleFlagsMatch(m: RuleColumns, k: number, b: Uint8Array, o: number): boolean {
+  return ((b[o + 13] & m.flMask[k]) === m.flCmp[k]) === (m.flMode[k] === MODE_POS);
 }

@@ -9,7 +9,10 @@ import { createCoreEngine } from '../../src/core/engine.ts';
 import { createModelEngine } from '../../src/model/index.ts';
 import { compareCounters, compareRuns } from '../../src/diff/compare/compare.ts';
 import { TimelineCursor, processWithTimeline } from '../../src/diff/timeline.ts';
-import { loadScenario } from '../../src/scenario/index.ts';
+import { compileScenarioObject, loadScenario, scenarioToObject } from '../../src/scenario/index.ts';
+import { createCoreBatch, createCoreShared, Dataplane } from '../../src/core/bench-api.ts';
+import { readFilterCounters } from '../../src/core/filter.ts';
+import { resultFate, resultOutCount, resultReason } from '../../src/spec/frame-batch.ts';
 import { filterIsEmpty } from '../../src/scenario/iptables-filter.ts';
 import {
   buildIcmpEcho,
@@ -22,7 +25,7 @@ import {
   F_RST,
   F_SYN,
 } from '../../src/packet/index.ts';
-import type { Engine, InputPacket } from '../../src/spec/engine.ts';
+import type { Engine, FilterRuleCounter, InputPacket, PacketResult } from '../../src/spec/engine.ts';
 import type { Scenario } from '../../src/spec/scenario.ts';
 import { POINT_INTERNET, instancePoint } from '../../src/spec/scenario.ts';
 import { natCases } from '../oracle/cases.ts';
@@ -158,4 +161,154 @@ describe('core filter table = model: the bundled filter scenarios', () => {
       expect(core.filter.some((c) => c.packets > 0)).toBe(true);
     });
   }
+});
+
+/** A Dataplane (one worker, this thread) beside the model, one packet at a time. */
+async function fastRun(
+  s: Scenario,
+  packets: InputPacket[],
+  layout: 'record' | 'line' = 'record',
+): Promise<{
+  fast: boolean[];
+  model: PacketResult[];
+  core: string[];
+  filter: [FilterRuleCounter[], FilterRuleCounter[]];
+}> {
+  const shared = createCoreShared(s, { workers: 1, seed: 1, layout });
+  const dp = new Dataplane(shared, 0);
+  const model = createModelEngine(s, { seed: 1 });
+  const fast: boolean[] = [];
+  const core: string[] = [];
+  const io = createCoreBatch(1, 2048);
+  for (const p of packets) {
+    io.batch.arena.set(p.frame, 0);
+    io.batch.off[0] = 0;
+    io.batch.len[0] = p.frame.length;
+    io.batch.ingress[0] = p.ingress;
+    io.batch.timeUs[0] = p.timeUs;
+    io.batch.count = 1;
+    const f0 = dp.fastCount;
+    dp.processBatch(io.batch, io.out, io.idx, 0, 1);
+    fast.push(dp.fastCount > f0);
+    const w = io.out.result[0];
+    core.push(resultFate(w) === 0 && resultOutCount(w) > 0 ? 'delivered' : `drop ${resultReason(w)}`);
+  }
+  const m = await model.process(packets);
+  const filter: [FilterRuleCounter[], FilterRuleCounter[]] = [
+    await model.filterCounters(),
+    readFilterCounters(shared.compiled.filter, new Float64Array(shared.sabs.filtc), 1),
+  ];
+  return { fast, model: m, core, filter };
+}
+
+describe('core filter table: established sessions on the fast path', () => {
+  const app = A('10.0.1.10');
+  const flows = (s: Scenario, proto: 'udp' | 'tcp'): InputPacket[] => {
+    const APP = instancePoint(s.instances.findIndex((i) => i.name === 'app'));
+    const out: InputPacket[] = [];
+    const o = (t: number, sport: number, flags = F_ACK) =>
+      out.push({
+        timeUs: t * 1000,
+        ingress: APP,
+        frame:
+          proto === 'udp'
+            ? buildUdp({ src: app, dst: SRV, sport, dport: 53, payload: new Uint8Array(8) })
+            : buildTcp({ src: app, dst: SRV, sport, dport: 443, flags, seq: 1001, ack: 5001 }),
+      });
+    const b = (t: number, sport: number, flags = F_ACK) =>
+      out.push({
+        timeUs: t * 1000,
+        ingress: POINT_INTERNET,
+        frame:
+          proto === 'udp'
+            ? buildUdp({ src: SRV, dst: NAT_EIP, sport: 53, dport: sport, payload: new Uint8Array(8) })
+            : buildTcp({ src: SRV, dst: NAT_EIP, sport: 443, dport: sport, flags, seq: 5001, ack: 1001 }),
+      });
+    for (const sport of [45000, 45001]) {
+      if (proto === 'udp') {
+        o(0, sport);
+        b(1, sport);
+        o(2500, sport);
+        b(2600, sport);
+      } else {
+        out.push({
+          timeUs: 0,
+          ingress: APP,
+          frame: buildTcp({ src: app, dst: SRV, sport, dport: 443, flags: F_SYN, seq: 1000 }),
+        });
+        out.push({
+          timeUs: 1000,
+          ingress: POINT_INTERNET,
+          frame: buildTcp({
+            src: SRV,
+            dst: NAT_EIP,
+            sport: 443,
+            dport: sport,
+            flags: F_SYN | F_ACK,
+            seq: 5000,
+            ack: 1001,
+          }),
+        });
+        o(2, sport);
+        b(3, sport);
+      }
+    }
+    for (let t = 3000; t < 3020; t += 2) {
+      o(t, 45000);
+      b(t + 1, 45000);
+      o(t, 45001, F_ACK | F_PSH);
+    }
+    out.sort((x, y) => x.timeUs - y.timeUs);
+    return out;
+  };
+
+  for (const [proto, layout] of [
+    ['udp', 'record'],
+    ['tcp', 'record'],
+    ['udp', 'line'],
+    ['tcp', 'line'],
+  ] as const)
+    it(`hardened table, ${proto}, ${layout} layout: established packets take the fast path, counters as the model's`, async () => {
+      const s = loadScenario('scenarios/nat-instance-hardened.yaml');
+      const r = await fastRun(s, flows(s, proto), layout);
+      expect(r.core).toEqual(
+        r.model.map((m) => (m.fate === 0 && m.outputs.length > 0 ? 'delivered' : `drop ${m.reason}`)),
+      );
+      expect(r.fast.filter(Boolean).length).toBeGreaterThanOrEqual(20);
+      expect(compareCounters(r.filter[0], r.filter[1], ['model', 'core'], 'filter').map((d) => d.message)).toEqual([]);
+      // The fast path counted: FORWARD's ESTABLISHED rule saw every packet after the first.
+      expect(r.filter[1].find((c) => c.chain === 'FORWARD' && c.rule === 1)!.packets).toBeGreaterThan(30);
+    });
+
+  it("a `! --syn` guard (flags every fast-path packet has alike) keeps the fast path, with the guard's counters", async () => {
+    const s = loadScenario('scenarios/nat-instance-hardened.yaml');
+    const o = scenarioToObject(s) as Record<string, any>;
+    o.instances.nat.iptables = o.instances.nat.iptables.replace(
+      '-A FORWARD -m conntrack --ctstate INVALID -j DROP',
+      '-A FORWARD -p tcp -m tcp ! --syn -m conntrack --ctstate NEW -j DROP\n-A FORWARD -p tcp -m tcp --tcp-flags SYN,RST,ACK,FIN ACK -j LOG\n-A FORWARD -m conntrack --ctstate INVALID -j DROP',
+    );
+    const f = compileScenarioObject(o, '<syn guard>');
+    const r = await fastRun(f, flows(f, 'tcp'));
+    expect(r.core).toEqual(
+      r.model.map((m) => (m.fate === 0 && m.outputs.length > 0 ? 'delivered' : `drop ${m.reason}`)),
+    );
+    expect(r.fast.filter(Boolean).length).toBeGreaterThanOrEqual(20);
+    expect(compareCounters(r.filter[0], r.filter[1], ['model', 'core'], 'filter').map((d) => d.message)).toEqual([]);
+    // The LOG rule (ACK alone) counted every packet after the handshake, fast or not.
+    expect(r.filter[1].find((c) => c.chain === 'FORWARD' && c.rule === 1)!.packets).toBeGreaterThan(30);
+  });
+
+  it('a table whose walk reads TCP flags keeps its TCP sessions on the slow path (flags vary per packet)', async () => {
+    const s = loadScenario('scenarios/nat-instance-hardened.yaml');
+    const o = scenarioToObject(s) as Record<string, any>;
+    o.instances.nat.iptables = o.instances.nat.iptables.replace(
+      '-A FORWARD -m conntrack --ctstate INVALID -j DROP',
+      '-A FORWARD -p tcp -m tcp --tcp-flags PSH PSH -j LOG\n-A FORWARD -m conntrack --ctstate INVALID -j DROP',
+    );
+    const f = compileScenarioObject(o, '<flags>');
+    const r = await fastRun(f, flows(f, 'tcp'));
+    expect(r.fast.some(Boolean)).toBe(false);
+    expect(compareCounters(r.filter[0], r.filter[1], ['model', 'core'], 'filter').map((d) => d.message)).toEqual([]);
+    expect(r.filter[1].find((c) => c.chain === 'FORWARD' && c.rule === 0)!.packets).toBe(10);
+  });
 });
