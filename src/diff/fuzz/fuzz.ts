@@ -19,6 +19,7 @@ import { fuzzCommandsArb, FuzzReal, type FuzzModel } from './commands.ts';
 import { DiffSession, DifferenceError, type SessionEngine } from './session.ts';
 import type { Difference } from '../compare/compare.ts';
 import { saveRegression } from './regressions.ts';
+import { releaseEngineMemory } from './release-memory.ts';
 
 export interface FuzzEngineSpec {
   name: string;
@@ -216,6 +217,7 @@ async function executeRun(
   } finally {
     if (session) await session.close();
     else for (const e of engines) await e.engine.close().catch(() => undefined);
+    releaseEngineMemory();
   }
 }
 
