@@ -28,7 +28,7 @@ import {
 import { CT_ESTABLISHED, CT_NEW, CT_RELATED } from '../spec/reasons.ts';
 import { rd16 } from '../packet/bytes.ts';
 import { F_ACK, F_FIN, F_RST, F_SYN } from '../packet/constants.ts';
-import { filterIsEmpty, rejectCode } from '../scenario/iptables-filter.ts';
+import { rejectCode } from '../scenario/iptables-filter.ts';
 import type { SlowState } from './slow-state.ts';
 import {
   MODE_NEG,
@@ -100,7 +100,7 @@ export const REJECT_TCP_RESET = -1;
 export interface CompiledFilter extends RuleColumns {
   nRules: number;
   nChains: number;
-  /** Per NAT slot: 1 when its instance has a non-empty filter table. */
+  /** Per NAT slot: 1 when its instance has a filter table (an empty one counts its policies). */
   slotOn: Uint8Array;
   /** Per NAT slot and hook (slot * 3 + hook): the built-in chain's number (-1: no table). */
   builtin: Int32Array;
@@ -174,9 +174,10 @@ export function compileFilter(s: Scenario, natInst: readonly number[]): Compiled
   natInst.forEach((i, slot) => {
     const t = s.instances[i].filter;
     if (!t) return;
-    // An empty table (every policy ACCEPT, no built-in rule) is skipped at the hooks, as the
-    // model's; its counters are still listed.
-    slotOn[slot] = filterIsEmpty(t) ? 0 : 1;
+    // Every table is walked, an empty one too (every policy ACCEPT, no rule): Linux counts each
+    // packet in the policy of the chain it meets (a model-vs-kernel campaign found the empty
+    // table's INPUT policy counting there and not here).
+    slotOn[slot] = 1;
     const first = chainStart.length;
     const ids = new Map<string, number>();
     for (const name of Object.keys(t.chains)) ids.set(name, first + ids.size);

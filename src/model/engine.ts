@@ -114,7 +114,7 @@ import {
   filterWhere,
   runFilterChain,
 } from './filter.ts';
-import { filterIsEmpty, rejectCode } from '../scenario/iptables-filter.ts';
+import { rejectCode } from '../scenario/iptables-filter.ts';
 import {
   ICMP_XLATE_BAD_CHECKSUM,
   ICMP_XLATE_OK,
@@ -929,8 +929,9 @@ export class ModelEngine implements Engine {
         if (isNew && e) e.dead = true;
         return this.martianSource(w, T, `${label}: routing`, pkt);
       }
-      // mangle INPUT (empty), filter INPUT, then nat INPUT (SNAT), then confirm.
-      if (!filterIsEmpty(T.filter)) {
+      // mangle INPUT (empty), filter INPUT, then nat INPUT (SNAT), then confirm. A filter table
+      // with nothing but ACCEPT policies still counts every packet in its policies.
+      if (T.filter) {
         const v = this.filterHook(t, 'INPUT', pkt, ETH0, '', ct.ctinfo, w);
         if (v.verdict !== FILTER_ACCEPT) {
           fail(v.reason, `${label}: filter INPUT`, v.note);
@@ -1005,7 +1006,7 @@ export class ModelEngine implements Engine {
     // c'. mangle FORWARD, filter FORWARD, then mangle POSTROUTING (before the nat table): TCPMSS.
     const mangleOn = mangleHasRules(T.mangle);
     for (const chain of MANGLE_CHAINS) {
-      if (chain === 'POSTROUTING' && !filterIsEmpty(T.filter)) {
+      if (chain === 'POSTROUTING' && T.filter) {
         const v = this.filterHook(t, 'FORWARD', pkt, ETH0, ETH0, ct.ctinfo, w);
         if (v.verdict !== FILTER_ACCEPT) {
           fail(v.reason, `${label}: filter FORWARD`, v.note);
@@ -1245,7 +1246,7 @@ export class ModelEngine implements Engine {
 
   /** filter OUTPUT of instance t for a packet it generates; false: dropped (a hop says why). */
   private filterOutput(t: number, pkt: Uint8Array, ctinfo: number, w: Walk): boolean {
-    if (filterIsEmpty(this.scenario.instances[t].filter)) return true;
+    if (!this.scenario.instances[t].filter) return true;
     const v = this.filterHook(t, 'OUTPUT', pkt, '', ETH0, ctinfo, w);
     if (v.verdict === FILTER_ACCEPT) return true;
     // A generated packet is not answered again (REJECT in OUTPUT drops it here).

@@ -7,6 +7,7 @@ import type {
   Engine,
   EngineDescriptor,
   EngineOptions,
+  FilterRuleCounter,
   InputPacket,
   NatRuleCounter,
   OutputFrame,
@@ -76,7 +77,14 @@ import { igwMapOf, igwTranslate, isElasticIp, type IgwMap } from './igw.ts';
 import { newRunId, netnsOwnerPid } from './names.ts';
 import { Hub, HUB_BATCH, setnsSyscall, type HubPacket } from './hub.ts';
 import { checkKernelPrerequisites, describeMissing } from './prereq.ts';
-import { parseAgentStats, parseConntrackList, parseIptablesCounters, sortConntrack, type NetnsStats } from './parse.ts';
+import {
+  parseAgentStats,
+  parseConntrackList,
+  parseFilterCounters,
+  parseIptablesCounters,
+  sortConntrack,
+  type NetnsStats,
+} from './parse.ts';
 import { registerLive, deleteNetns, listNatlabNetns, cleanupLeftovers } from './cleanup.ts';
 import {
   planTopology,
@@ -99,6 +107,7 @@ import {
   RECENT_SDCHECK_DST,
   RECENT_SDCHECK_SRC,
   RECENT_STOPPED,
+  OWN_OUTPUT_CHAIN,
   routeLines,
   stoppedRule,
 } from './topology.ts';
@@ -1216,6 +1225,23 @@ export class KernelEngine implements Engine {
     return out;
   }
 
+  /**
+   * The scenario filter tables' counters (Engine.filterCounters): `iptables -t filter -L -v -n -x`
+   * of each NAT instance with a filter table, natlab's own OUTPUT guard left out (parseFilterCounters).
+   */
+  async filterCounters(): Promise<FilterRuleCounter[]> {
+    this.assertOpen();
+    const out: FilterRuleCounter[] = [];
+    for (const n of this.plan.netns) {
+      if (n.role !== 'instance') continue;
+      const inst = this.scenario.instances[n.instance];
+      if (!inst.nat || !inst.filter) continue;
+      const r = await run('iptables', ['-t', 'filter', '-L', '-v', '-n', '-x'], { netns: n.name });
+      out.push(...parseFilterCounters(r.stdout, n.instance, OWN_OUTPUT_CHAIN));
+    }
+    return out;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -1254,6 +1280,9 @@ export const kernelEngineDescriptor: EngineDescriptor = {
   fixedConntrackMax: true,
   // Security groups and network ACLs are built for real (aws-filters.ts, docs/kernel-oracle.md).
   awsFilters: true,
+  // The NAT instances' filter tables are loaded as real iptables (topology.ts), their counters
+  // read back (filterCounters); a REJECT's ICMP errors meet the real rate limits (K2, classified).
+  fuzzFilterTables: true,
   // Fuzz runs step the clock past timeouts: the kernel really waits for each step.
   fuzzOptions: { maxWaitMs: 600_000 },
   async available() {

@@ -118,6 +118,35 @@ export function parseIptablesCounters(text: string, instance: number): NatRuleCo
   return out;
 }
 
+/**
+ * `iptables -t filter -L -v -n -x` of a NAT instance with a scenario filter table, as the
+ * scenario's rules (FilterRuleCounter; rule -1 = a built-in chain's policy): natlab's own guard
+ * (its chain `ownChain` and the jump to it that topology.ts inserts at the top of OUTPUT) is left
+ * out, so OUTPUT's rules are numbered as the scenario wrote them.
+ */
+export function parseFilterCounters(text: string, instance: number, ownChain: string): NatRuleCounter[] {
+  const out: NatRuleCounter[] = [];
+  let chain = '';
+  let rule = 0;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line) continue;
+    const h = /^Chain (\S+) \((?:policy \S+ (\d+) packets, (\d+) bytes|\d+ references)\)/.exec(line);
+    if (h) {
+      chain = h[1];
+      rule = 0;
+      if (h[2] !== undefined) out.push({ instance, chain, rule: -1, packets: Number(h[2]), bytes: Number(h[3]) });
+      continue;
+    }
+    if (chain === ownChain) continue;
+    const r = /^(\d+)\s+(\d+)\s+(\S+)/.exec(line);
+    if (!r || !chain) continue;
+    if (chain === 'OUTPUT' && r[3] === ownChain) continue;
+    out.push({ instance, chain, rule: rule++, packets: Number(r[1]), bytes: Number(r[2]) });
+  }
+  return out;
+}
+
 /** The agent's `S` reply: summed /proc/net/stat/nf_conntrack columns and the xt_recent lists hit. */
 export interface NetnsStats {
   ct: Record<string, number>;

@@ -535,9 +535,11 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
       setup,
       ipBatch: b,
       iptablesScenario: inst.nat
-        ? ensureTrailingNewline(inst.nat.text) +
-          (inst.mangle ? ensureTrailingNewline(inst.mangle.text) : '') +
-          (inst.filter ? ensureTrailingNewline(inst.filter.text) : '')
+        ? nftRestorable(
+            ensureTrailingNewline(inst.nat.text) +
+              (inst.mangle ? ensureTrailingNewline(inst.mangle.text) : '') +
+              (inst.filter ? ensureTrailingNewline(inst.filter.text) : ''),
+          )
         : null,
       iptablesOwn: own,
       agentIf: INSTANCE_IF,
@@ -616,6 +618,20 @@ function quotedDst(addr: number): string {
 
 /** natlab's guard chain in an instance's filter table when the scenario brings its own filter rules. */
 export const OWN_OUTPUT_CHAIN = 'NATLAB_OWN_OUT';
+
+/**
+ * The scenario's tables' text as iptables-nft restores it. iptables v1.8.9 (nf_tables) refuses a
+ * negated zero-length prefix, `! -s 0.0.0.0/0` / `! -d 0.0.0.0/0` ("RULE_APPEND failed (Invalid
+ * argument)"; iptables-legacy takes it): a match that never matches (ip_packet_match: the
+ * address under mask 0 is always 0.0.0.0). It is restored as the iprange match of the whole
+ * address space, negated — the same never-matching test, a rule in the same place with its own
+ * counters (docs/kernel-differences.md §1).
+ */
+export function nftRestorable(text: string): string {
+  return text
+    .replace(/(^| )! -s 0\.0\.0\.0\/0(?= )/gm, '$1-m iprange ! --src-range 0.0.0.0-255.255.255.255')
+    .replace(/(^| )! -d 0\.0\.0\.0\/0(?= )/gm, '$1-m iprange ! --dst-range 0.0.0.0-255.255.255.255');
+}
 
 function ensureTrailingNewline(t: string): string {
   return t.endsWith('\n') ? t : `${t}\n`;

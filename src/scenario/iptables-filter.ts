@@ -352,7 +352,7 @@ export function parseFilterTable(
   return { ...t, text: formatFilterTable(t) };
 }
 
-/** The filter table has no rule and every policy ACCEPT: it changes nothing (the model skips it). */
+/** The filter table has no rule and every policy ACCEPT: it drops nothing (its policies still count). */
 export function filterIsEmpty(t: FilterTable | null | undefined): boolean {
   if (!t) return true;
   return FILTER_CHAINS.every((c) => t.policy[c] === 'ACCEPT' && t.chains[c].length === 0);

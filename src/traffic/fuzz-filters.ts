@@ -182,21 +182,22 @@ function ruleWords(r: Record<string, unknown>): string {
 /**
  * One mid-run change of a security group's rules or an ACL's entries: remove a rule, add one, or
  * (ACL) flip an entry's action. `target` picks the list, `op` the change, `pick` the rule. Null
- * when the scenario has no groups or ACLs.
+ * when the scenario has no groups or ACLs. `changed`: the group or ACL (a timeline event's
+ * setSecurityGroupRules / setNetworkAclEntries names it).
  */
 export function mutateFilters(
   s: Scenario,
   target: number,
   op: number,
   pick: number,
-): { scenario: Scenario; text: string } | null {
+): { scenario: Scenario; text: string; changed: { what: 'group' | 'acl'; name: string } } | null {
   const obj = scenarioToObject(s) as Record<string, unknown>;
   type Lists = Record<string, { inbound: Array<Record<string, unknown>>; outbound: Array<Record<string, unknown>> }>;
-  const lists: Array<{ name: string; list: Array<Record<string, unknown>>; acl: boolean }> = [];
+  const lists: Array<{ of: string; name: string; list: Array<Record<string, unknown>>; acl: boolean }> = [];
   for (const [n, g] of Object.entries((obj.securityGroups as Lists | undefined) ?? {}))
-    for (const d of ['inbound', 'outbound'] as const) lists.push({ name: `${n} ${d}`, list: g[d], acl: false });
+    for (const d of ['inbound', 'outbound'] as const) lists.push({ of: n, name: `${n} ${d}`, list: g[d], acl: false });
   for (const [n, a] of Object.entries((obj.networkAcls as Lists | undefined) ?? {}))
-    for (const d of ['inbound', 'outbound'] as const) lists.push({ name: `${n} ${d}`, list: a[d], acl: true });
+    for (const d of ['inbound', 'outbound'] as const) lists.push({ of: n, name: `${n} ${d}`, list: a[d], acl: true });
   if (lists.length === 0) return null;
   const L = lists[target % lists.length];
   let text: string;
@@ -224,5 +225,9 @@ export function mutateFilters(
     e.action = e.action === 'allow' ? 'deny' : 'allow';
     text = `${L.name} ${e.rule} now ${e.action}`;
   }
-  return { scenario: compileScenarioObject(obj, s.source), text };
+  return {
+    scenario: compileScenarioObject(obj, s.source),
+    text,
+    changed: { what: L.acl ? 'acl' : 'group', name: L.of },
+  };
 }

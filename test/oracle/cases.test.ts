@@ -12,7 +12,7 @@ import {
   type KernelPacketResult,
 } from '../../src/oracle/index.ts';
 import { createModelEngine } from '../../src/model/index.ts';
-import { compareRuns } from '../../src/diff/compare/compare.ts';
+import { compareCounters, compareRuns } from '../../src/diff/compare/compare.ts';
 import {
   PacketView,
   parseIpv4,
@@ -44,7 +44,14 @@ import {
   FATE_DELIVERED,
   FATE_DROPPED,
 } from '../../src/spec/reasons.ts';
-import type { ConntrackEntry, Engine, InputPacket, NatRuleCounter, PacketResult } from '../../src/spec/engine.ts';
+import type {
+  ConntrackEntry,
+  Engine,
+  FilterRuleCounter,
+  InputPacket,
+  NatRuleCounter,
+  PacketResult,
+} from '../../src/spec/engine.ts';
 import { TimelineCursor, processWithTimeline } from '../../src/diff/timeline.ts';
 import { instancePoint } from '../../src/spec/scenario.ts';
 import {
@@ -72,6 +79,8 @@ interface Run<R extends PacketResult = KernelPacketResult> {
   r: R[];
   ct: ConntrackEntry[];
   counters: NatRuleCounter[];
+  /** The NAT instances' filter-table counters (Engine.filterCounters). */
+  filter: FilterRuleCounter[];
 }
 
 interface AnyEngine<R extends PacketResult> {
@@ -79,6 +88,7 @@ interface AnyEngine<R extends PacketResult> {
   advance(t: number): Promise<void>;
   conntrack(): Promise<ConntrackEntry[]>;
   natCounters(): Promise<NatRuleCounter[]>;
+  filterCounters?(): Promise<FilterRuleCounter[]>;
   setFilterRules?(next: import('../../src/spec/scenario.ts').Scenario): Promise<void>;
   close(): Promise<void>;
 }
@@ -108,7 +118,12 @@ async function runOn<R extends PacketResult>(e: AnyEngine<R>, c: NatCase): Promi
       await e.advance(c.advanceToUs);
       r.push(...(await e.process(c.after ?? [])));
     }
-    return { r, ct: await e.conntrack(), counters: await e.natCounters() };
+    return {
+      r,
+      ct: await e.conntrack(),
+      counters: await e.natCounters(),
+      filter: e.filterCounters ? await e.filterCounters() : [],
+    };
   } finally {
     await e.close();
   }
@@ -217,6 +232,16 @@ const CHECKS: Record<string, (run: Run) => void> = {
     expect(r[0].fate).toBe(FATE_DELIVERED);
     expect(r[2].ct).toBe(CT_INVALID);
     expect(r[2].outputs).toHaveLength(0);
+  },
+  'filter: OUTPUT rules count the time exceeded and the unreachable the instance sends': ({ r, filter }) => {
+    expect(r.map((x) => x.reason)).toEqual([DROP_TTL_EXCEEDED, DROP_FILTER_REJECT, 0]);
+    expect(r.map((x) => x.outputs.length)).toEqual([1, 1, 1]);
+    const n = (chain: string, rule: number) =>
+      filter.find((c) => c.instance === NAT && c.chain === chain && c.rule === rule)?.packets;
+    // OUTPUT: rule 0 (LOG time exceeded) 1, rule 1 (accept host prohibited) 1, rule 2 0, policy 1
+    // (the time exceeded, after the LOG) — the kernel's own guard is not listed.
+    expect([n('OUTPUT', 0), n('OUTPUT', 1), n('OUTPUT', 2), n('OUTPUT', -1)]).toEqual([1, 1, 0, 1]);
+    expect([n('FORWARD', 0), n('FORWARD', -1)]).toEqual([1, 1]);
   },
   'filter: multiport --dports accepts listed ports, the policy DROP the rest': ({ r }) => {
     expect(r.map((x) => x.fate)).toEqual([FATE_DELIVERED, FATE_DELIVERED, FATE_DELIVERED, FATE_DROPPED]);
@@ -608,7 +633,10 @@ describe.skipIf(!pre.ok).concurrent('model vs kernel: issue 8 scenarios', () => 
         { scenario: c.scenario, timeouts: false },
       );
       const expected = EXPECTED_DIFFERENCES[c.name] ?? [];
-      const messages = cmp.differences.map((d) => `${d.kind} ${d.message}`);
+      // The filter tables' per-rule counters too (iptables -L -v -n -x of the kernel's table).
+      const messages = [...cmp.differences, ...compareCounters(m.filter, k.filter, ['model', 'kernel'], 'filter')].map(
+        (d) => `${d.kind} ${d.message}`,
+      );
       expect(messages.length, messages.join('\n')).toBe(expected.length);
       expected.forEach((re, i) => expect(messages[i]).toMatch(re));
     });

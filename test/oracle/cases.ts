@@ -1049,6 +1049,32 @@ export function natCases(): NatCase[] {
       p(3000, APP, buildUdp({ src: APP_IP, dst: SRV, sport: 40002, dport: 123, payload: new Uint8Array(4) })),
     ],
   });
+  // The OUTPUT chain's counters: what the instance itself sends (a time exceeded, a REJECT's
+  // unreachable) meets the scenario's OUTPUT rules; the kernel engine's own OUTPUT guard (a jump
+  // at the top of OUTPUT) is not one of them (oracle/parse.ts parseFilterCounters).
+  add({
+    name: 'filter: OUTPUT rules count the time exceeded and the unreachable the instance sends',
+    scenario: variant((s) => {
+      const text = [
+        '*filter',
+        ':INPUT ACCEPT [0:0]',
+        ':FORWARD ACCEPT [0:0]',
+        ':OUTPUT ACCEPT [0:0]',
+        '-A FORWARD -p udp -m udp --dport 54 -j REJECT --reject-with icmp-host-prohibited',
+        '-A OUTPUT -p icmp -m icmp --icmp-type 11 -j LOG',
+        '-A OUTPUT -p icmp -m icmp --icmp-type 3/10 -j ACCEPT',
+        '-A OUTPUT -p tcp -j DROP',
+        'COMMIT',
+        '',
+      ].join('\n');
+      s.instances[idx(s, 'nat')].filter = parseFilterTable(text, '<case>');
+    }),
+    inputs: [
+      p(0, APP, udpOut(40000, { ttl: 1 })),
+      p(1_100_000, APP, buildUdp({ src: APP_IP, dst: SRV, sport: 40001, dport: 54, payload: new Uint8Array(4) })),
+      p(2_200_000, APP, udpOut(40002)),
+    ],
+  });
   add({
     name: 'filter: INPUT policy DROP: ssh dropped, telnet answered with a reset',
     scenario: variant((s) => {

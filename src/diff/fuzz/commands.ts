@@ -1071,7 +1071,10 @@ class AdvanceCmd implements Cmd {
 /**
  * filters[...]: a security-group rule or a network-ACL entry changes mid-run (scenarios with
  * security groups or ACLs only; fuzz-filters.ts mutateFilters): untracked flows and ACLs meet the
- * new rules at once, tracked flows keep going.
+ * new rules at once, tracked flows keep going. Half of them (op 3..5: the change op % 3 keeps its
+ * share) arrive as the scenario timeline's event (setSecurityGroupRules / setNetworkAclEntries,
+ * Engine.applyTimelineEvent: `filters@timeline[...]`), the others through Engine.setFilterRules —
+ * the engines take the two ways apart (the core's timeline event also forgets every composed path).
  */
 class FilterChangeCmd implements Cmd {
   private text = '';
@@ -1086,6 +1089,19 @@ class FilterChangeCmd implements Cmd {
   async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
     const next = mutateFilters(r.current, this.target, this.op, this.pick);
     if (!next) return;
+    if (this.op >= 3 && r.session.engines.every((e) => e.engine.applyTimelineEvent)) {
+      const action: TimelineAction = {
+        kind: 'setFilterRules',
+        securityGroups: next.scenario.securityGroups ?? [],
+        networkAcls: next.scenario.networkAcls ?? [],
+        changed: next.changed,
+      };
+      const kind = next.changed.what === 'group' ? 'setSecurityGroupRules' : 'setNetworkAclEntries';
+      this.text = `filters@timeline[${next.text}]`;
+      await r.session.applyTimelineEvent({ at: 0, absolute: false, action, text: `${kind} ${next.changed.name}` });
+      r.current = scenarioAfter(r.current, action);
+      return;
+    }
     this.text = `filters[${next.text}]`;
     await r.session.setFilterRules(next.scenario, this.text);
     r.current = next.scenario;
