@@ -3,7 +3,7 @@
 // IcmpTypeCode, protocol numbers, group references), ACL entries with deny and rule order, what is
 // skipped (IPv6 ranges, prefix lists, ICMPv6, unknown groups) and `natlab check` on the result.
 import { describe, expect, it } from 'vitest';
-import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { importScenario } from '../../src/scenario/import/index.ts';
@@ -212,5 +212,99 @@ describe('scenario import: security groups and network ACLs (AWS CLI JSON)', () 
     expect(c.out).toMatch(/private\s+10\.0\.1\.0\/24\s+0\.0\.0\.0\/0 -> eni:nat\s+partly \(filtered\)/);
     expect(c.out).toMatch(/udp\/53[^\n]*: nacl-deny/);
     expect(c.code).toBe(0);
+  });
+});
+
+describe('scenario import: security groups and network ACLs (Terraform state)', () => {
+  const TF = 'test/fixtures/import/terraform-vpc-nat-instance';
+  const res = (type: string, name: string, values: Record<string, unknown>) => ({
+    address: `${type}.${name}`,
+    mode: 'managed',
+    type,
+    name,
+    values,
+  });
+  function tfFixture(): string {
+    const d = mkdtempSync(join(tmpdir(), 'natlab-import-tf-sg-'));
+    cpSync(TF, d, { recursive: true });
+    const p = join(d, 'terraform-show.json');
+    const j = JSON.parse(readFileSync(p, 'utf8'));
+    const rs = j.values.root_module.resources as Array<{ type: string; values: Record<string, unknown> }>;
+    const vpc = rs.find((r) => r.type === 'aws_vpc')!.values.id;
+    const priv = rs.find(
+      (r) => r.type === 'aws_subnet' && (r.values.tags as Record<string, string>)?.Name === 'private',
+    )!.values.id;
+    rs.push(
+      res('aws_security_group', 'app', {
+        id: 'sg-0b2c3d4e5f6a70063',
+        name: 'app-sg',
+        vpc_id: vpc,
+        ingress: [],
+        egress: [],
+      }),
+      // separate rule resources (listed after the group here, but order does not matter)
+      res('aws_vpc_security_group_egress_rule', 'app_https', {
+        security_group_id: 'sg-0b2c3d4e5f6a70063',
+        ip_protocol: 'tcp',
+        from_port: 443,
+        to_port: 443,
+        cidr_ipv4: '0.0.0.0/0',
+      }),
+      res('aws_security_group_rule', 'app_ping_from_nat', {
+        security_group_id: 'sg-0b2c3d4e5f6a70063',
+        type: 'ingress',
+        protocol: 'icmp',
+        from_port: 8,
+        to_port: -1,
+        source_security_group_id: 'sg-0b2c3d4e5f6a70061',
+        cidr_blocks: [],
+        ipv6_cidr_blocks: ['::/0'],
+      }),
+      res('aws_network_acl', 'private', {
+        id: 'acl-0b2c3d4e5f6a700a2',
+        vpc_id: vpc,
+        subnet_ids: [],
+        tags: { Name: 'private-acl' },
+        ingress: [{ rule_no: 100, action: 'allow', protocol: '-1', cidr_block: '0.0.0.0/0', from_port: 0, to_port: 0 }],
+        egress: [{ rule_no: 200, action: 'allow', protocol: '-1', cidr_block: '0.0.0.0/0', from_port: 0, to_port: 0 }],
+      }),
+      res('aws_network_acl_rule', 'no_dns', {
+        network_acl_id: 'acl-0b2c3d4e5f6a700a2',
+        rule_number: 90,
+        egress: true,
+        protocol: '17',
+        rule_action: 'deny',
+        cidr_block: '0.0.0.0/0',
+        from_port: 53,
+        to_port: 53,
+      }),
+      res('aws_network_acl_association', 'private', { network_acl_id: 'acl-0b2c3d4e5f6a700a2', subnet_id: priv }),
+    );
+    writeFileSync(p, JSON.stringify(j));
+    return d;
+  }
+
+  it('groups with inline and separate rules, instance groups, ACLs with separate rules and associations', () => {
+    const r = importScenario([tfFixture()], []);
+    const names = r.scenario.securityGroups!.map((g) => g.name);
+    expect(names).toEqual(['nat-sg', 'app-sg']);
+    const app = r.scenario.securityGroups![1];
+    expect(app.outbound.map((x) => [x.proto, x.portLo, x.portHi, x.cidr])).toEqual([
+      [PROTO_TCP, 443, 443, { addr: 0, len: 0 }],
+    ]);
+    expect(app.inbound.map((x) => [x.proto, x.icmpType, x.group])).toEqual([[PROTO_ICMP, 8, 0]]);
+    expect(r.scenario.instances.find((i) => i.name === 'app')?.security?.groups).toEqual([1]);
+    const acls = r.scenario.networkAcls!;
+    expect(acls.map((a) => [a.name, a.subnets])).toEqual([
+      ['acl-0b2c3d4e5f6a700a1', [0]],
+      ['private-acl', [1]],
+    ]);
+    expect(acls[1].outbound.map((x) => [x.num, x.action, x.proto, x.portLo])).toEqual([
+      [90, 'deny', PROTO_UDP, 53],
+      [200, 'allow', FILTER_PROTO_ALL, 0],
+    ]);
+    expect(r.skipped.map((x) => `${x.what} — ${x.reason}`).join('\n')).toMatch(
+      /security group sg-0b2c3d4e5f6a70063 inbound rule icmp ::\/0 — IPv6 ranges are not modelled/,
+    );
   });
 });

@@ -345,15 +345,15 @@ function awsRoute(r: J): InvRoute {
 }
 
 /** AWS protocol numbers written as names in the scenario. */
-const PROTO_NAMES: Readonly<Record<string, string>> = { '-1': 'all', '6': 'tcp', '17': 'udp', '1': 'icmp' };
+export const PROTO_NAMES: Readonly<Record<string, string>> = { '-1': 'all', '6': 'tcp', '17': 'udp', '1': 'icmp' };
 /** IPv6's ICMP (IpProtocol icmpv6 / 58): only meets IPv6 traffic, which natlab does not carry. */
-const ICMPV6 = new Set(['icmpv6', '58']);
+export const ICMPV6 = new Set(['icmpv6', '58']);
 
 /**
  * The protocol/ports/ICMP part of a rule. AWS encodes ICMP type and code in FromPort/ToPort (SG)
  * or IcmpTypeCode (ACL), -1 = any; TCP/UDP port ranges in FromPort/ToPort or PortRange.
  */
-function awsMatch(proto: string, lo: number | null, hi: number | null): Omit<InvFilterRule, 'source'> {
+export function awsMatch(proto: string, lo: number | null, hi: number | null): Omit<InvFilterRule, 'source'> {
   const p = PROTO_NAMES[proto] ?? proto.toLowerCase();
   const m: Omit<InvFilterRule, 'source'> = { protocol: p };
   if (p === 'tcp' || p === 'udp') {

@@ -2,8 +2,18 @@
 // child_modules recursively; attribute names are the AWS provider's (docs/import.md cites the
 // references). Resource types natlab does not use are reported as skipped. Cold path.
 
+import { InputError } from '../../spec/errors.ts';
+import { ICMPV6, PROTO_NAMES, awsMatch } from './aws.ts';
 import type { J } from './json-reader.ts';
-import { emptyInventory, type InvRoute, type InvTarget, type Inventory } from './inventory.ts';
+import {
+  emptyInventory,
+  type InvAclRule,
+  type InvFilterRule,
+  type InvRoute,
+  type InvTarget,
+  type Inventory,
+  type Skipped,
+} from './inventory.ts';
 
 /** True when the parsed JSON is `terraform show -json` output of a state. */
 export function isTerraformJson(j: J): boolean {
@@ -84,6 +94,75 @@ const NOT_MODELLED: Readonly<Record<string, string>> = {
   aws_vpc_ipv6_cidr_block_association: 'IPv6 is not modelled',
 };
 
+/** One ingress/egress block of aws_security_group (or an aws_security_group_rule): one rule per IPv4 CIDR and group. */
+function tfSgRules(b: J, groupId: string, dir: string, source: string, skipped: Skipped[]): InvFilterRule[] {
+  const proto = s(b, 'protocol') ?? '-1';
+  const m = awsMatch(proto, b.at('from_port').num(null), b.at('to_port').num(null));
+  const strs = (k: string): string[] =>
+    b
+      .at(k)
+      .list()
+      .map((x) => x.s())
+      .filter((x) => x !== '');
+  const desc = s(b, 'description');
+  const d = desc ? { description: desc } : {};
+  const what = `security group ${groupId} ${dir === 'ingress' ? 'inbound' : 'outbound'} rule ${m.protocol}${m.ports ? ` ${m.ports}` : ''}`;
+  if (ICMPV6.has(proto.toLowerCase())) {
+    skipped.push({ what, reason: 'ICMPv6 is IPv6 (not modelled: natlab carries IPv4)', source });
+    return [];
+  }
+  const out: InvFilterRule[] = [];
+  for (const c of strs('cidr_blocks')) out.push({ ...m, cidr: c, ...d, source });
+  const groups = [
+    ...strs('security_groups'),
+    ...(s(b, 'source_security_group_id') ? [s(b, 'source_security_group_id')!] : []),
+  ];
+  if (b.at('self').bool(false)) groups.push(groupId);
+  for (const g of groups) out.push({ ...m, groupId: g, ...d, source });
+  for (const c of strs('ipv6_cidr_blocks'))
+    skipped.push({ what: `${what} ${c}`, reason: 'IPv6 ranges are not modelled (natlab carries IPv4)', source });
+  for (const c of strs('prefix_list_ids'))
+    skipped.push({
+      what: `${what} ${c}`,
+      reason:
+        "prefix lists are not in the scenario (a rule names one CIDR or group): add the list's CIDRs as rules by hand",
+      source,
+    });
+  return out;
+}
+
+/** One ingress/egress block of aws_network_acl (or an aws_network_acl_rule). */
+function tfAclRule(
+  e: J,
+  numKey: string,
+  aclId: string,
+  dir: string,
+  source: string,
+  skipped: Skipped[],
+): InvAclRule | null {
+  const num = e.at(numKey).num(0) ?? 0;
+  const action = s(e, numKey === 'rule_no' ? 'action' : 'rule_action') ?? '';
+  const proto = s(e, 'protocol') ?? '-1';
+  const cidr = s(e, 'cidr_block');
+  const where = `network ACL ${aclId} ${dir === 'ingress' ? 'inbound' : 'outbound'} rule ${num}`;
+  if (cidr === null || ICMPV6.has(proto.toLowerCase())) {
+    skipped.push({
+      what: `${where} (${action} ${s(e, 'ipv6_cidr_block') ?? proto})`,
+      reason: 'IPv6 entries are not modelled (natlab carries IPv4)',
+      source,
+    });
+    return null;
+  }
+  if (action !== 'allow' && action !== 'deny')
+    throw new InputError(`${source}: ${where}: action: expected allow or deny, got '${action}'`, source, 'action');
+  const p = PROTO_NAMES[proto] ?? proto.toLowerCase();
+  const m =
+    p === 'icmp'
+      ? awsMatch(proto, e.at('icmp_type').num(null), e.at('icmp_code').num(null))
+      : awsMatch(proto, e.at('from_port').num(null), e.at('to_port').num(null));
+  return { ...m, rule: num, action, cidr, source };
+}
+
 export function readTerraformJson(j: J): Inventory {
   const inv = emptyInventory();
   inv.inputs.push(j.file);
@@ -93,6 +172,9 @@ export function readTerraformJson(j: J): Inventory {
   const src = (r: Res): string => `${j.file}: ${r.address}`;
   const mainTables = new Map<string, string>(); // vpc id → main route table id
   const extraRoutes: Array<{ table: string; route: InvRoute }> = [];
+  const sgRules: Array<{ groupId: string; dir: string; rules: InvFilterRule[]; source: string }> = [];
+  const aclRules: Array<{ acl: string; dir: string; rule: InvAclRule | null; source: string }> = [];
+  const aclAssocs: Array<{ acl: string; subnet: string; source: string }> = [];
   const assocs: Array<{ table: string; subnet: string }> = [];
   const cidrAssocs: Array<{ vpc: string; cidr: string; source: string }> = [];
   let dataSources = 0;
@@ -203,7 +285,10 @@ export function readTerraformJson(j: J): Inventory {
           sourceDestCheck: v.at('source_dest_check').bool(null),
           state: s(v, 'instance_state') ?? '',
           primaryEniId: eni,
-          groupIds: [],
+          groupIds: v
+            .at('vpc_security_group_ids')
+            .list()
+            .map((x) => x.s()),
           source: src(r),
         });
         if (eni)
@@ -220,7 +305,10 @@ export function readTerraformJson(j: J): Inventory {
               .list()
               .map((x) => x.s()),
             interfaceType: 'interface',
-            groupIds: [],
+            groupIds: v
+              .at('vpc_security_group_ids')
+              .list()
+              .map((x) => x.s()),
             source: src(r),
           });
         if (v.at('ipv6_addresses').list().length)
@@ -244,7 +332,10 @@ export function readTerraformJson(j: J): Inventory {
           sourceDestCheck: v.at('source_dest_check').bool(null),
           secondaryPrivateIps: ips.filter((x) => x !== primary),
           interfaceType: s(v, 'interface_type') ?? 'interface',
-          groupIds: [],
+          groupIds: v
+            .at('security_groups')
+            .list()
+            .map((x) => x.s()),
           source: src(r),
         });
         break;
@@ -304,27 +395,94 @@ export function readTerraformJson(j: J): Inventory {
         break;
       }
       case 'aws_security_group':
-      case 'aws_default_security_group':
-      case 'aws_security_group_rule':
-      case 'aws_vpc_security_group_ingress_rule':
-      case 'aws_vpc_security_group_egress_rule':
-        inv.skipped.push({
-          what: `security group ${r.address}${s(v, 'id') ? ` (${s(v, 'id')})` : ''}`,
-          reason:
-            'security groups are not imported from Terraform state yet: the instances are imported unfiltered; give the AWS CLI describe-security-groups and describe-instances output to import them',
+      case 'aws_default_security_group': {
+        const id = v.at('id').s();
+        const inbound: InvFilterRule[] = [];
+        const outbound: InvFilterRule[] = [];
+        for (const [k, out] of [
+          ['ingress', inbound],
+          ['egress', outbound],
+        ] as const)
+          for (const b of v.at(k).list()) out.push(...tfSgRules(b, id, k, src(r), inv.skipped));
+        inv.securityGroups.push({
+          id,
+          name: s(v, 'name'),
+          vpcId: s(v, 'vpc_id'),
+          description: s(v, 'description'),
+          inbound,
+          outbound,
           source: src(r),
         });
         break;
+      }
+      case 'aws_security_group_rule': {
+        const g = v.at('security_group_id').s();
+        const dir = s(v, 'type') === 'egress' ? 'egress' : 'ingress';
+        sgRules.push({ groupId: g, dir, rules: tfSgRules(v, g, dir, src(r), inv.skipped), source: src(r) });
+        break;
+      }
+      case 'aws_vpc_security_group_ingress_rule':
+      case 'aws_vpc_security_group_egress_rule': {
+        const g = v.at('security_group_id').s();
+        const dir = r.type.endsWith('ingress_rule') ? 'ingress' : 'egress';
+        const m = awsMatch(s(v, 'ip_protocol') ?? '-1', v.at('from_port').num(null), v.at('to_port').num(null));
+        const rules: InvFilterRule[] = [];
+        const cidr = s(v, 'cidr_ipv4');
+        const ref = s(v, 'referenced_security_group_id');
+        if (ICMPV6.has(m.protocol) || s(v, 'cidr_ipv6'))
+          inv.skipped.push({
+            what: `security group rule ${r.address}`,
+            reason: 'IPv6 is not modelled (natlab carries IPv4)',
+            source: src(r),
+          });
+        else if (s(v, 'prefix_list_id'))
+          inv.skipped.push({
+            what: `security group rule ${r.address} (${s(v, 'prefix_list_id')})`,
+            reason:
+              "prefix lists are not in the scenario (a rule names one CIDR or group): add the list's CIDRs as rules by hand",
+            source: src(r),
+          });
+        else if (cidr) rules.push({ ...m, cidr, source: src(r) });
+        else if (ref) rules.push({ ...m, groupId: ref, source: src(r) });
+        sgRules.push({ groupId: g, dir, rules, source: src(r) });
+        break;
+      }
       case 'aws_network_acl':
-      case 'aws_default_network_acl':
-      case 'aws_network_acl_rule':
-      case 'aws_network_acl_association':
-        inv.skipped.push({
-          what: `network ACL ${r.address}${s(v, 'id') ? ` (${s(v, 'id')})` : ''}`,
-          reason:
-            'network ACLs are not imported from Terraform state yet: the subnets are imported unfiltered; give the AWS CLI describe-network-acls output to import them',
+      case 'aws_default_network_acl': {
+        const inbound: InvAclRule[] = [];
+        const outbound: InvAclRule[] = [];
+        const id = v.at('id').s();
+        for (const [k, out] of [
+          ['ingress', inbound],
+          ['egress', outbound],
+        ] as const)
+          for (const e of v.at(k).list()) {
+            const x = tfAclRule(e, 'rule_no', id, k, src(r), inv.skipped);
+            if (x) out.push(x);
+          }
+        inv.networkAcls.push({
+          id,
+          name: tagName(v),
+          vpcId: s(v, 'vpc_id'),
+          isDefault: r.type === 'aws_default_network_acl',
+          subnetIds: v
+            .at('subnet_ids')
+            .list()
+            .map((x) => x.s()),
+          inbound,
+          outbound,
           source: src(r),
         });
+        break;
+      }
+      case 'aws_network_acl_rule': {
+        const dir = v.at('egress').bool(false) ? 'egress' : 'ingress';
+        const acl = v.at('network_acl_id').s();
+        aclRules.push({ acl, dir, rule: tfAclRule(v, 'rule_number', acl, dir, src(r), inv.skipped), source: src(r) });
+        break;
+      }
+      case 'aws_network_acl_association':
+        aclAssocs.push({ acl: v.at('network_acl_id').s(), subnet: v.at('subnet_id').s(), source: src(r) });
         break;
       default:
         inv.skipped.push({
@@ -369,6 +527,43 @@ export function readTerraformJson(j: J): Inventory {
   for (const [vpc, table] of mainTables) {
     const t = inv.routeTables.find((x) => x.id === table);
     if (t && t.vpcId === vpc) t.main = true;
+  }
+  for (const x of sgRules) {
+    const g = inv.securityGroups.find((y) => y.id === x.groupId);
+    if (g) (x.dir === 'ingress' ? g.inbound : g.outbound).push(...x.rules);
+    else
+      inv.skipped.push({
+        what: `security group rule ${x.source}`,
+        reason: `security group ${x.groupId} is not in the state`,
+        source: x.source,
+      });
+  }
+  for (const x of aclRules) {
+    const a = inv.networkAcls.find((y) => y.id === x.acl);
+    if (!x.rule) continue;
+    if (!a) {
+      inv.skipped.push({
+        what: `network ACL rule ${x.source}`,
+        reason: `network ACL ${x.acl} is not in the state`,
+        source: x.source,
+      });
+      continue;
+    }
+    const list = x.dir === 'ingress' ? a.inbound : a.outbound;
+    // The ACL's own ingress/egress (refreshed state) may list the same entry: keep one.
+    if (!list.some((y) => y.rule === x.rule!.rule)) list.push(x.rule);
+  }
+  for (const x of aclAssocs) {
+    const a = inv.networkAcls.find((y) => y.id === x.acl);
+    if (a) {
+      for (const o of inv.networkAcls) o.subnetIds = o.subnetIds.filter((sn) => sn !== x.subnet);
+      a.subnetIds.push(x.subnet);
+    } else
+      inv.skipped.push({
+        what: `association of subnet ${x.subnet} with ${x.acl}`,
+        reason: `network ACL ${x.acl} is not in the state`,
+        source: x.source,
+      });
   }
   if (dataSources)
     inv.skipped.push({
