@@ -625,7 +625,7 @@ export const OWN_OUTPUT_CHAIN = 'NATLAB_OWN_OUT';
  * argument)"; iptables-legacy takes it): a match that never matches (ip_packet_match: the
  * address under mask 0 is always 0.0.0.0). It is restored as the iprange match of the whole
  * address space, negated — the same never-matching test, a rule in the same place with its own
- * counters (docs/kernel-differences.md §1).
+ * counters (docs/semantics.md §13, "The kernel engine restores the table").
  */
 export function nftRestorable(text: string): string {
   return text
