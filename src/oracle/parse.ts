@@ -94,9 +94,10 @@ export function sortConntrack(list: ConntrackEntry[]): ConntrackEntry[] {
 /**
  * `iptables -t nat -L -v -n -x`: per chain a header `Chain POSTROUTING (policy ACCEPT 3 packets,
  * 180 bytes)`, a column header, then one line per rule starting with its packet and byte counts.
- * The policy is reported as rule -1; rules are numbered from 0 in chain order.
+ * The policy is reported as rule -1; rules are numbered from 0 in chain order. `ownChain`: a chain
+ * of natlab's own to leave out, with OUTPUT's jumps to it.
  */
-export function parseIptablesCounters(text: string, instance: number): NatRuleCounter[] {
+export function parseIptablesCounters(text: string, instance: number, ownChain?: string): NatRuleCounter[] {
   const out: NatRuleCounter[] = [];
   let chain = '';
   let rule = 0;
@@ -110,10 +111,11 @@ export function parseIptablesCounters(text: string, instance: number): NatRuleCo
       if (h[2] !== undefined) out.push({ instance, chain, rule: -1, packets: Number(h[2]), bytes: Number(h[3]) });
       continue;
     }
-    const r = /^(\d+)\s+(\d+)\s/.exec(line);
-    if (r && chain) {
-      out.push({ instance, chain, rule: rule++, packets: Number(r[1]), bytes: Number(r[2]) });
-    }
+    if (ownChain !== undefined && chain === ownChain) continue;
+    const r = /^(\d+)\s+(\d+)\s+(\S+)?/.exec(line);
+    if (!r || !chain) continue;
+    if (ownChain !== undefined && chain === 'OUTPUT' && r[3] === ownChain) continue;
+    out.push({ instance, chain, rule: rule++, packets: Number(r[1]), bytes: Number(r[2]) });
   }
   return out;
 }
@@ -125,26 +127,7 @@ export function parseIptablesCounters(text: string, instance: number): NatRuleCo
  * out, so OUTPUT's rules are numbered as the scenario wrote them.
  */
 export function parseFilterCounters(text: string, instance: number, ownChain: string): NatRuleCounter[] {
-  const out: NatRuleCounter[] = [];
-  let chain = '';
-  let rule = 0;
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (!line) continue;
-    const h = /^Chain (\S+) \((?:policy \S+ (\d+) packets, (\d+) bytes|\d+ references)\)/.exec(line);
-    if (h) {
-      chain = h[1];
-      rule = 0;
-      if (h[2] !== undefined) out.push({ instance, chain, rule: -1, packets: Number(h[2]), bytes: Number(h[3]) });
-      continue;
-    }
-    if (chain === ownChain) continue;
-    const r = /^(\d+)\s+(\d+)\s+(\S+)/.exec(line);
-    if (!r || !chain) continue;
-    if (chain === 'OUTPUT' && r[3] === ownChain) continue;
-    out.push({ instance, chain, rule: rule++, packets: Number(r[1]), bytes: Number(r[2]) });
-  }
-  return out;
+  return parseIptablesCounters(text, instance, ownChain);
 }
 
 /** The agent's `S` reply: summed /proc/net/stat/nf_conntrack columns and the xt_recent lists hit. */

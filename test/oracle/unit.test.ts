@@ -10,6 +10,7 @@ import {
   parseAgentStats,
   parseConntrackLine,
   parseConntrackList,
+  parseFilterCounters,
   parseIptablesCounters,
 } from '../../src/oracle/parse.ts';
 import { NETNS_RE, netnsOwnerPid, newRunId, routerNetns } from '../../src/oracle/names.ts';
@@ -271,6 +272,29 @@ Chain POSTROUTING (policy ACCEPT 0 packets, 0 bytes)
       { instance: 0, chain: 'POSTROUTING', rule: -1, packets: 0, bytes: 0 },
       { instance: 0, chain: 'POSTROUTING', rule: 0, packets: 2, bytes: 66 },
     ]);
+  });
+  it("parses filter counters without natlab's own OUTPUT guard (its chain and the jump to it)", () => {
+    const text = `Chain INPUT (policy DROP 4 packets, 240 bytes)
+    pkts      bytes target     prot opt in     out     source               destination
+       7      420 ACCEPT     0    --  *      *       0.0.0.0/0            0.0.0.0/0            ctstate RELATED,ESTABLISHED
+
+Chain OUTPUT (policy ACCEPT 9 packets, 500 bytes)
+    pkts      bytes target     prot opt in     out     source               destination
+       3      180 nl_guard   0    --  *      *       0.0.0.0/0            0.0.0.0/0
+       1       60 DROP       17   --  *      *       0.0.0.0/0            0.0.0.0/0            udp dpt:53
+
+Chain nl_guard (1 references)
+    pkts      bytes target     prot opt in     out     source               destination
+       3      180 DROP       0    --  *      *       0.0.0.0/0            0.0.0.0/0
+`;
+    expect(parseFilterCounters(text, 1, 'nl_guard')).toEqual([
+      { instance: 1, chain: 'INPUT', rule: -1, packets: 4, bytes: 240 },
+      { instance: 1, chain: 'INPUT', rule: 0, packets: 7, bytes: 420 },
+      { instance: 1, chain: 'OUTPUT', rule: -1, packets: 9, bytes: 500 },
+      { instance: 1, chain: 'OUTPUT', rule: 0, packets: 1, bytes: 60 },
+    ]);
+    // Without a guard chain to leave out, every line is a rule (the nat table's parse).
+    expect(parseIptablesCounters(text, 1)).toHaveLength(6);
   });
   it('parses the agent statistics (per-CPU hex columns summed, recent lists hit)', () => {
     const st = parseAgentStats(
