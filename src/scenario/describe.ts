@@ -4,8 +4,8 @@ import { NAT_CHAINS, type Route, type Scenario, type Sysctls } from '../spec/sce
 import { defaultIcmpSysctls } from './load.ts';
 import { DEFAULT_CONNTRACK_MAX, DEFAULT_TIMEOUTS, type ConntrackTimeouts } from '../spec/timeouts.ts';
 import { formatCidr, formatIpv4 } from '../packet/addr.ts';
-import { PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../packet/constants.ts';
-import { FILTER_PROTO_ALL, ICMP_ANY, type AclRule, type FilterMatch, type SgRule } from '../spec/aws-filters.ts';
+import type { AclRule, SgRule } from '../spec/aws-filters.ts';
+import { filterMatchText } from './security-groups.ts';
 
 /** Internet hosts listed before the summary says how many there are in all. */
 export const HOSTS_SHOWN = 12;
@@ -28,27 +28,6 @@ function pad(rows: string[][]): string[] {
       .join('  ')
       .trimEnd(),
   );
-}
-
-/** `tcp 443`, `udp all ports`, `icmp type 8`, `all`, `proto 47`: what a security-group or ACL rule matches. */
-function filterMatchText(m: FilterMatch): string {
-  const p =
-    m.proto === FILTER_PROTO_ALL
-      ? 'all'
-      : m.proto === PROTO_TCP
-        ? 'tcp'
-        : m.proto === PROTO_UDP
-          ? 'udp'
-          : m.proto === PROTO_ICMP
-            ? 'icmp'
-            : `proto ${m.proto}`;
-  if (m.proto === PROTO_TCP || m.proto === PROTO_UDP) {
-    if (m.portLo === 0 && m.portHi === 65535) return `${p} all ports`;
-    return m.portLo === m.portHi ? `${p} ${m.portLo}` : `${p} ${m.portLo}-${m.portHi}`;
-  }
-  if (m.proto === PROTO_ICMP && m.icmpType !== ICMP_ANY)
-    return m.icmpCode !== ICMP_ANY ? `${p} type ${m.icmpType} code ${m.icmpCode}` : `${p} type ${m.icmpType}`;
-  return p;
 }
 
 function sgRuleText(s: Scenario, r: SgRule): string {
