@@ -11,6 +11,7 @@
 // expiry is derived from it whenever the flow is read (fold). Untracked flows never get one: they
 // are evaluated per packet (docs/core.md "Security groups and network ACLs").
 
+import { cidrMask } from '../packet/addr.ts';
 import {
   FILTER_PROTO_ALL,
   ICMP_ANY,
@@ -68,10 +69,6 @@ export interface CompiledAwsFilters {
   gen: Int32Array;
 }
 
-function maskOf(len: number): number {
-  return len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-}
-
 /** null when the scenario has neither security groups on any ENI nor network ACLs. */
 export function compileAwsFilters(s: Scenario): CompiledAwsFilters | null {
   const groups = s.securityGroups ?? [];
@@ -101,7 +98,7 @@ export function compileAwsFilters(s: Scenario): CompiledAwsFilters | null {
     it.push(r.icmpType);
     ic.push(r.icmpCode);
     addr.push(cidr ? cidr.addr >>> 0 : 0);
-    msk.push(cidr ? maskOf(cidr.len) : 0);
+    msk.push(cidr ? cidrMask(cidr.len) : 0);
     any.push(cidr && cidr.len === 0 ? 1 : 0);
     grp.push(group);
     allow.push(al);

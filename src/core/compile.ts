@@ -3,6 +3,7 @@
 // NAT rules per NAT instance and chain, rule counters, conntrack settings in ms. Structured-
 // cloneable (no functions, no Maps), so it travels to worker threads inside CoreShared.
 
+import { cidrMask } from '../packet/addr.ts';
 import type { Scenario, NatRule, NatChainName } from '../spec/scenario.ts';
 import { DEFAULT_TCP_MAX_RETRANS, NAT_CHAINS } from '../spec/scenario.ts';
 import { type CompiledAwsFilters, compileAwsFilters } from './aws-filters.ts';
@@ -144,10 +145,6 @@ export interface CompiledScenario {
   filter: CompiledFilter;
 }
 
-function mask(len: number): number {
-  return len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-}
-
 function ifaceMatchesEth0(m: { name: string; neg: boolean } | null): number {
   if (!m) return 1;
   const n = m.name;
@@ -284,7 +281,7 @@ export function compileScenario(s: Scenario): CompiledScenario {
     }
     for (const r of all) {
       rtAddr.push(r.dest.addr >>> 0);
-      rtMask.push(mask(r.dest.len));
+      rtMask.push(cidrMask(r.dest.len));
       rtKind.push(
         r.target === 'local'
           ? RT_LOCAL
@@ -340,7 +337,7 @@ export function compileScenario(s: Scenario): CompiledScenario {
   const c: CompiledScenario = {
     nInst: n,
     vpcAddr: s.vpcCidr.addr >>> 0,
-    vpcMask: mask(s.vpcCidr.len),
+    vpcMask: cidrMask(s.vpcCidr.len),
     instPriv,
     instEip,
     instHasEip,
@@ -416,12 +413,12 @@ export function compileScenario(s: Scenario): CompiledScenario {
     if (r.src) {
       c.rSrcMode[k] = r.src.neg ? MM_NEG : MM_POS;
       c.rSrcAddr[k] = r.src.cidr.addr >>> 0;
-      c.rSrcMask[k] = mask(r.src.cidr.len);
+      c.rSrcMask[k] = cidrMask(r.src.cidr.len);
     }
     if (r.dst) {
       c.rDstMode[k] = r.dst.neg ? MM_NEG : MM_POS;
       c.rDstAddr[k] = r.dst.cidr.addr >>> 0;
-      c.rDstMask[k] = mask(r.dst.cidr.len);
+      c.rDstMask[k] = cidrMask(r.dst.cidr.len);
     }
     c.rIfOk[k] = ifaceMatchesEth0(r.inIface) & ifaceMatchesEth0(r.outIface);
     if (r.proto && r.proto.proto !== 0) {

@@ -1,6 +1,7 @@
 // The packet-field columns every compiled iptables rule of the core has (the mangle table's TCPMSS
 // rules, tcpmss.ts; the filter table, filter.ts): addresses, protocol, the tcp/udp match's ports and
 // flags — one entry per rule index k, compiled once, matched with no allocation per packet.
+import { cidrMask } from '../packet/addr.ts';
 import type { RuleMatches } from '../spec/scenario.ts';
 import type { PacketView } from '../packet/parse.ts';
 import { rd16 } from '../packet/bytes.ts';
@@ -58,10 +59,6 @@ export function ruleColumns(n: number): RuleColumns {
   };
 }
 
-function mask(len: number): number {
-  return len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-}
-
 /** Rule k's -s/-d, tcp/udp module, --sport/--dport and --tcp-flags (the caller compiles -p: the tables differ on `-p all`). */
 export function compileRuleColumns(
   m: RuleColumns,
@@ -71,12 +68,12 @@ export function compileRuleColumns(
   if (r.src) {
     m.srcMode[k] = r.src.neg ? MODE_NEG : MODE_POS;
     m.srcAddr[k] = r.src.cidr.addr >>> 0;
-    m.srcMask[k] = mask(r.src.cidr.len);
+    m.srcMask[k] = cidrMask(r.src.cidr.len);
   }
   if (r.dst) {
     m.dstMode[k] = r.dst.neg ? MODE_NEG : MODE_POS;
     m.dstAddr[k] = r.dst.cidr.addr >>> 0;
-    m.dstMask[k] = mask(r.dst.cidr.len);
+    m.dstMask[k] = cidrMask(r.dst.cidr.len);
   }
   m.l4[k] = r.l4Match === 'tcp' ? PROTO_TCP : r.l4Match === 'udp' ? PROTO_UDP : 0;
   if (r.sport) {
