@@ -219,9 +219,9 @@ export const MUTANTS: Mutant[] = [
     id: 'filter-policy-ignored',
     bug: "the end of a built-in filter chain accepts whatever its policy says (a DROP policy is ignored; the policy's counter still counts)",
     file: 'src/core/filter.ts',
-    find: '        if (depth === 0) {\n          this.count(policyCell, bytes);\n          return f.policyDrop[start] !== 0 ? FV_DROP : FV_ACCEPT;\n        }\n        depth--;',
+    find: '      if (depth === 0) {\n        this.count(policyCell, bytes);\n        return f.policyDrop[start] !== 0 ? FV_DROP : FV_ACCEPT;\n      }\n      depth--;',
     replace:
-      '        if (depth === 0) {\n          this.count(policyCell, bytes);\n          return FV_ACCEPT;\n        }\n        depth--;',
+      '      if (depth === 0) {\n        this.count(policyCell, bytes);\n        return FV_ACCEPT;\n      }\n      depth--;',
     filterTables: true,
   },
   {

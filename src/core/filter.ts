@@ -363,53 +363,47 @@ export class FilterTable {
     let end = f.chainEnd[ch];
     let depth = 0;
     for (let steps = 0; steps < FILTER_MAX_STEPS; steps++) {
-      if (k >= end) {
-        if (depth === 0) {
-          this.count(policyCell, bytes);
-          return f.policyDrop[start] !== 0 ? FV_DROP : FV_ACCEPT;
+      if (k < end) {
+        const m = this.match(k, hook, ctstate);
+        if (m < 0) return FV_HOTDROP;
+        if (m === 0) {
+          k++;
+          continue;
         }
-        depth--;
-        ch = this.stackCh[depth];
-        k = this.stackK[depth];
-        end = f.chainEnd[ch];
-        continue;
-      }
-      const m = this.match(k, hook, ctstate);
-      if (m < 0) return FV_HOTDROP;
-      if (m === 0) {
-        k++;
-        continue;
-      }
-      this.count(k, bytes);
-      const t = f.target[k];
-      if (t === T_ACCEPT) return FV_ACCEPT;
-      if (t === T_DROP) return FV_DROP;
-      if (t === T_REJECT) {
-        this.rejectWith = f.reject[k];
-        return FV_REJECT;
-      }
-      if (t === T_LOG) {
-        k++;
-      } else if (t === T_RETURN) {
-        if (depth === 0) {
-          // RETURN in a built-in chain: its policy (the underflow rule).
-          this.count(policyCell, bytes);
-          return f.policyDrop[start] !== 0 ? FV_DROP : FV_ACCEPT;
+        this.count(k, bytes);
+        const t = f.target[k];
+        if (t === T_ACCEPT) return FV_ACCEPT;
+        if (t === T_DROP) return FV_DROP;
+        if (t === T_REJECT) {
+          this.rejectWith = f.reject[k];
+          return FV_REJECT;
         }
-        depth--;
-        ch = this.stackCh[depth];
-        k = this.stackK[depth];
-        end = f.chainEnd[ch];
-      } else {
-        // T_JUMP
-        if (depth >= FILTER_MAX_DEPTH) return FV_DROP;
-        this.stackCh[depth] = ch;
-        this.stackK[depth] = k + 1;
-        depth++;
-        ch = f.jump[k];
-        k = f.chainStart[ch];
-        end = f.chainEnd[ch];
+        if (t === T_LOG) {
+          k++;
+          continue;
+        }
+        if (t !== T_RETURN) {
+          // T_JUMP
+          if (depth >= FILTER_MAX_DEPTH) return FV_DROP;
+          this.stackCh[depth] = ch;
+          this.stackK[depth] = k + 1;
+          depth++;
+          ch = f.jump[k];
+          k = f.chainStart[ch];
+          end = f.chainEnd[ch];
+          continue;
+        }
       }
+      // RETURN, or the end of a chain: back to the caller; in a built-in chain, its policy (the
+      // underflow rule).
+      if (depth === 0) {
+        this.count(policyCell, bytes);
+        return f.policyDrop[start] !== 0 ? FV_DROP : FV_ACCEPT;
+      }
+      depth--;
+      ch = this.stackCh[depth];
+      k = this.stackK[depth];
+      end = f.chainEnd[ch];
     }
     return FV_DROP;
   }
