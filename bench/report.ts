@@ -190,6 +190,49 @@ export function sections(r: BenchReport): Section[] {
       about: [`Input: ${x?.input ?? ''}`, `Measured: ${x?.measured ?? ''}.`],
     });
   }
+  // Replay --out against tcpdump -r -w on the same file in the same run (default and large capture).
+  const io: string[][] = [];
+  for (const pre of ['replay', 'replay/large']) {
+    const td = find(r, `${pre}/tcpdump/mpps`);
+    if (!td) continue;
+    const capture = pre === 'replay' ? 'default' : 'large';
+    io.push([`${capture}: tcpdump -r X -w Y`, range(td), '', '']);
+    for (const f of r.figures.filter((x) =>
+      new RegExp(`^${pre}/core/out/(one-sided/)?workers=\\d+/mpps$`).test(x.id),
+    )) {
+      const one = f.id.includes('/one-sided/');
+      const res = r.results.find(
+        (x) =>
+          x.workload === 'replay' &&
+          x.engine === 'core' &&
+          x.workers === f.workers &&
+          x.notes.outputsWritten === 1 &&
+          x.notes.oneSided === (one ? 1 : 0) &&
+          (x.notes.large ?? 0) === (pre === 'replay' ? 0 : 1),
+      );
+      const n = res?.notes ?? {};
+      const cpu =
+        n.cpuMsMain !== undefined
+          ? `wall ${fmt(Number(n.wallMs ?? 0))}; main ${fmt(Number(n.cpuMsMain))}, worker(s) ${fmt(Number(n.cpuMsEngineThreads))}, other ${fmt(Number(n.cpuMsOtherThreads))}`
+          : '';
+      io.push([
+        `${capture}: core --out${one ? ' one-sided' : ''}, ${f.workers}w`,
+        range(f),
+        range({ ...f, median: f.median / td.median, min: f.min / td.median, max: f.max / td.median, unit: 'x' }),
+        cpu,
+      ]);
+    }
+  }
+  if (io.length)
+    out.push({
+      title: 'Replay against the I/O floor (tcpdump -r X -w Y, same file, same run)',
+      head: ['run', 'Mpps (min–max)', 'ratio to tcpdump', 'ms per run: wall; CPU by thread'],
+      rows: io,
+      about: [
+        `Input: ${firstResult(r, (y) => y.workload === 'replay' && y.engine === 'tcpdump')?.input ?? ''}; large: ${firstResult(r, (y) => y.workload === 'replay' && y.engine === 'tcpdump' && y.notes.large === 1)?.input ?? '–'}.`,
+        "Targets (issue 12): two-sided >= 0.8, one-sided >= 0.5. The default capture is warm-up-bound (a fresh worker compiles its code); the large one is the speed of a capture of a user's size.",
+      ],
+    });
   const lat = latencyResults(r);
   if (lat.length) {
     const f = (x: number) => fmt(x);

@@ -3,7 +3,7 @@
 // Produces one BenchReport (JSON) with every raw sample; bench/report.ts renders it.
 // docs/benchmarks.md explains what each figure measures.
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -11,11 +11,6 @@ import { OPEN_SCENARIO_NAME, loadOpenScenario } from '../src/scenario/index.ts';
 import type { Scenario } from '../src/spec/scenario.ts';
 import type { Engine, InputPacket } from '../src/spec/engine.ts';
 import { FATE_DELIVERED } from '../src/spec/reasons.ts';
-import { LINKTYPE_RAW, PROTO_ICMP } from '../src/packet/constants.ts';
-import { encodePcap } from '../src/pcap/writer.ts';
-import { fixChecksums } from '../src/packet/build.ts';
-import { wr32 } from '../src/packet/bytes.ts';
-import { PacketView, PARSE_OK, parseIpv4 } from '../src/packet/parse.ts';
 import { openCapture } from '../src/pcap/reader.ts';
 import { createModelEngine } from '../src/model/index.ts';
 import { type CoreLayout, createCoreEngine, DEFAULT_LAYOUT } from '../src/core/engine.ts';
@@ -48,6 +43,7 @@ import {
 import { type Figure, makeFigure, median, nsFigure, valueFigure, sessionsLabel } from './figures.ts';
 import { type MicroRow, runMicro } from './micro.ts';
 import { machineInfo } from './results.ts';
+import { writeMixedCapture } from './replay-capture.ts';
 import { type LatencyStats, LatencyRecorder, latencyText } from './latency.ts';
 import { type ChaseResult, dependentLoadNs } from './pointer-chase.ts';
 import {
@@ -84,6 +80,11 @@ export interface BenchOptions {
   mixedPerRun: number;
   /** Packets of the generated capture (replay), when no --pcap is given. */
   replayPackets: number;
+  /**
+   * Packets of the large generated capture (replay against tcpdump where the engines' warm-up is
+   * amortised, as in a user's capture of millions of packets); 0 skips it. Not with --pcap.
+   */
+  replayLargePackets: number;
   profile: TrafficProfile;
   pcap: { path: string; inside: string } | null;
   model: boolean;
@@ -165,6 +166,7 @@ export function defaultOptions(quick: boolean): BenchOptions {
     setupPerRun: quick ? 16384 : 32768,
     mixedPerRun: quick ? 8192 : 65536,
     replayPackets: quick ? 4096 : 32768,
+    replayLargePackets: quick ? 0 : 1_000_000,
     profile: null as unknown as TrafficProfile,
     pcap: null,
     model: true,
@@ -297,6 +299,22 @@ function warmupFrames(workers: number, timeUs: number): InputPacket[] {
   return out;
 }
 
+/** A capture the replay workload measures (the default one, or the large one). */
+interface ReplayCapture {
+  /** '' the default capture (figures replay/...), 'large' the one of a user's size (replay/large/...). */
+  size: '' | 'large';
+  path: string;
+  /** The same capture as taken on the inside host (generated captures only). */
+  onePath: string | null;
+  scenario: Scenario;
+  how: string;
+  input: string;
+  records: number;
+  firstUs: number;
+  /** Removes the generated files (idempotent). */
+  cleanup: () => Promise<void>;
+}
+
 class Suite {
   readonly results: WorkloadResult[] = [];
   readonly figures: Figure[] = [];
@@ -381,20 +399,13 @@ class Suite {
     if (has('mixed'))
       for (const w of o.workers)
         tasks.push({ label: `mixed (${o.profile.name}), ${w} worker(s)`, fn: () => this.mixed(w) });
-    let capture: {
-      path: string;
-      onePath: string | null;
-      scenario: Scenario;
-      how: string;
-      input: string;
-      firstUs: number;
-      cleanup: () => Promise<void>;
-    } | null = null;
+    let capture: ReplayCapture | null = null;
+    let large: ReplayCapture | null = null;
     if (has('replay')) {
       tasks.push({
         label: 'replay: preparing the capture',
         fn: async () => {
-          capture = await this.prepareCapture();
+          capture = await this.prepareCapture(o.replayPackets, '');
           return null;
         },
       });
@@ -412,6 +423,34 @@ class Suite {
               label: `replay --out one-sided, ${w} worker(s)`,
               fn: () => this.replay(capture!, 'core', w, true, true),
             });
+        // A capture of a user's size (the engines' warm-up amortised), against tcpdump on it.
+        if (!o.pcap && o.replayLargePackets > 0) {
+          tasks.push({
+            label: 'replay: preparing the large capture',
+            fn: async () => {
+              large = await this.prepareCapture(o.replayLargePackets, 'large');
+              return null;
+            },
+          });
+          tasks.push({ label: 'replay large: tcpdump -r X -w Y', fn: () => this.tcpdump(large!) });
+          for (const w of o.workers)
+            tasks.push({
+              label: `replay large --out, ${w} worker(s)`,
+              fn: () => this.replay(large!, 'core', w, true),
+            });
+          for (const w of o.workers)
+            tasks.push({
+              label: `replay large --out one-sided, ${w} worker(s)`,
+              fn: () => this.replay(large!, 'core', w, true, true),
+            });
+          tasks.push({
+            label: 'replay: removing the large capture',
+            fn: async () => {
+              await large?.cleanup();
+              return null;
+            },
+          });
+        }
       }
     }
     if (o.model) {
@@ -438,7 +477,8 @@ class Suite {
         this.finish(t.label, line);
       }
     } finally {
-      if (capture) await (capture as { cleanup: () => Promise<void> }).cleanup();
+      if (capture) await (capture as ReplayCapture).cleanup();
+      if (large) await (large as ReplayCapture).cleanup(); // idempotent
     }
     this.derive();
   }
@@ -1223,15 +1263,12 @@ class Suite {
 
   // ---- replay ---------------------------------------------------------------------------------------
 
-  private async prepareCapture(): Promise<{
-    path: string;
-    onePath: string | null;
-    scenario: Scenario;
-    how: string;
-    input: string;
-    firstUs: number;
-    cleanup: () => Promise<void>;
-  }> {
+  /**
+   * The replay workload's capture: --pcap, or one generated from the profile (`streamPackets`
+   * packets after the flows' set-up) with its one-sided twin. `size` '' is the default capture,
+   * 'large' the one of a user's size (figure ids replay/large/...).
+   */
+  private async prepareCapture(streamPackets: number, size: '' | 'large'): Promise<ReplayCapture> {
     const o = this.o;
     if (o.pcap) {
       const c = await scenarioForCapture(o.pcap.path, o.pcap.inside);
@@ -1246,11 +1283,13 @@ class Suite {
         await rd.close();
       }
       return {
+        size,
         path: o.pcap.path,
         onePath: null,
         scenario: c.scenario,
         how: c.how,
         input: `capture ${o.pcap.path} (${c.hosts.records} records); scenario ${c.how}`,
+        records: c.hosts.records,
         firstUs,
         cleanup: async () => {},
       };
@@ -1258,38 +1297,45 @@ class Suite {
     // A capture of the mixed profile as seen at the VPC's edges: the inside host's packets, and the
     // internet's replies addressed to the NAT's Elastic IP; raw IPv4 link type.
     const p = o.profile;
-    const sc = benchScenario(this.base, p.flows + o.replayPackets + 4096);
-    const wl = new MixedWorkload(new FlowSpace(sc), p, o.seed + 100);
-    const c = oneCols();
-    const recs: Array<{ tsSec: number; tsNsec: number; data: Uint8Array }> = [];
-    const push = (src: PacketSource, count: number, nowMs: number) => {
-      for (let k = 0; k < count && src.remaining > 0; k++) {
-        const n = src.next(c, 0, 0, nowMs);
-        const us = c.timeUs[0] + recs.length; // 1 µs apart within a phase
-        recs.push({ tsSec: Math.floor(us / 1e6), tsNsec: (us % 1e6) * 1000, data: c.arena.slice(0, n) });
-      }
-    };
-    push(wl.setup(), Infinity, T_SETUP);
-    push(wl.stream(), o.replayPackets, T_STREAM + 1000);
     const dir = await mkdtemp(join(tmpdir(), 'natlab-bench-'));
     const path = join(dir, 'mixed.pcap');
-    await writeFile(path, encodePcap(recs, { linkType: LINKTYPE_RAW }));
     const onePath = join(dir, 'mixed-one-sided.pcap');
-    await writeFile(onePath, encodePcap(oneSidedRecords(recs, sc), { linkType: LINKTYPE_RAW }));
+    // The default capture's scenario as it always was (conntrack max above what it could need);
+    // the large one's holds the flows it makes (a table of millions would be the engine's
+    // memory, not the replay's).
+    let sc = benchScenario(this.base, p.flows + streamPackets + 4096);
+    const cap = await writeMixedCapture(
+      size === '' ? sc : benchScenario(this.base, p.flows),
+      p,
+      o.seed + 100,
+      streamPackets,
+      { setupMs: T_SETUP, streamMs: T_STREAM + 1000 },
+      path,
+      onePath,
+    );
+    if (size === 'large') sc = benchScenario(this.base, cap.flows + 4096);
+    let removed = false;
     return {
+      size,
       path,
       onePath,
       scenario: sc,
       how: `${OPEN_SCENARIO_NAME} (conntrack max raised)`,
       firstUs: T_SETUP * 1000,
-      input: `generated capture (raw IPv4, ${recs.length} packets): ${p.flows} flows' set-up (3 packets each) then ${o.replayPackets} packets of ${describeProfile(p)}`,
-      cleanup: () => rm(dir, { recursive: true, force: true }),
+      records: cap.records,
+      input: `generated capture (raw IPv4, ${cap.records} packets, ${(cap.bytes / 1e6).toFixed(0)} MB): ${p.flows} flows' set-up (3 packets each) then ${streamPackets} packets of ${describeProfile(p)}`,
+      cleanup: async () => {
+        if (removed) return;
+        removed = true;
+        await rm(dir, { recursive: true, force: true });
+      },
     };
   }
 
   /** `tcpdump -r X -w Y` on the replay's capture: the rate of reading and writing it (the I/O floor). */
-  private async tcpdump(cap: { path: string; input: string }): Promise<string> {
+  private async tcpdump(cap: ReplayCapture): Promise<string> {
     const o = this.o;
+    const pre = cap.size === '' ? 'replay' : `replay/${cap.size}`;
     const dir = await mkdtemp(join(tmpdir(), 'natlab-bench-tcpdump-'));
     const rates: number[] = [];
     let records = 0;
@@ -1300,7 +1346,7 @@ class Suite {
       } finally {
         await rd.close();
       }
-      for (let k = 0; k < o.runs; k++) {
+      for (let k = 0; k < runsFor(cap, o.runs); k++) {
         const t0 = performance.now();
         const r = spawnSync('tcpdump', ['-r', cap.path, '-w', join(dir, 'out.pcap')], { stdio: 'ignore' });
         const sec = (performance.now() - t0) / 1000;
@@ -1321,12 +1367,12 @@ class Suite {
       packetsPerRun: records,
       samples: rates,
       unit: 'Mpps',
-      notes: { records, runs: o.runs },
+      notes: { records, runs: rates.length, large: cap.size === 'large' ? 1 : 0 },
     });
     const f = makeFigure({
-      id: 'replay/tcpdump/mpps',
+      id: `${pre}/tcpdump/mpps`,
       workload: 'replay',
-      label: 'tcpdump -r -w Mpps',
+      label: `tcpdump -r -w${cap.size === '' ? '' : ` (${cap.size} capture)`} Mpps`,
       unit: 'Mpps',
       samples: rates,
       higherIsBetter: true,
@@ -1337,7 +1383,7 @@ class Suite {
   }
 
   private async replay(
-    cap: { path: string; onePath: string | null; scenario: Scenario; how: string; input: string; firstUs: number },
+    cap: ReplayCapture,
     engine: 'core' | 'model',
     W: number,
     writeOutputs = false,
@@ -1346,8 +1392,9 @@ class Suite {
     const o = this.o;
     const input = oneSided ? cap.onePath! : cap.path;
     const outDir = writeOutputs ? await mkdtemp(join(tmpdir(), 'natlab-bench-replay-')) : null;
-    const runs = engine === 'model' ? Math.min(o.runs, 2) : o.runs;
+    const runs = engine === 'model' ? Math.min(o.runs, 2) : runsFor(cap, o.runs);
     const rates: number[] = [];
+    const walls: number[] = [];
     const cpuSplits: { main: number; engine: number; other: number }[] = [];
     let records = 0;
     let delivered = 0;
@@ -1386,6 +1433,7 @@ class Suite {
           engineFactory: async () => keep,
         });
         const sec = (performance.now() - t0) / 1000;
+        walls.push(sec * 1000);
         const split = threadSplitMs(cpu0, engineTids, mainTid());
         if (split !== null) cpuSplits.push(split);
         records = out.report.input.records;
@@ -1398,8 +1446,9 @@ class Suite {
       }
     }
     if (outDir !== null) await rm(outDir, { recursive: true, force: true });
+    const pre = cap.size === '' ? 'replay' : `replay/${cap.size}`;
     const tag = (writeOutputs ? '/out' : '') + (oneSided ? '/one-sided' : '');
-    const what = `replay${writeOutputs ? ' --out' : ''}${oneSided ? ' one-sided' : ''}`;
+    const what = `replay${cap.size === '' ? '' : ` (${cap.size} capture)`}${writeOutputs ? ' --out' : ''}${oneSided ? ' one-sided' : ''}`;
     this.results.push({
       workload: 'replay',
       engine,
@@ -1420,6 +1469,8 @@ class Suite {
         runs,
         outputsWritten: writeOutputs ? 1 : 0,
         oneSided: oneSided ? 1 : 0,
+        large: cap.size === 'large' ? 1 : 0,
+        wallMs: median(walls),
         // Median CPU ms per run: main thread, the engine's worker threads, the process's other
         // threads (V8 compiling the fresh workers' code, GC, libuv). Absent without /proc.
         ...(cpuSplits.length > 0
@@ -1432,7 +1483,7 @@ class Suite {
       },
     });
     const f = makeFigure({
-      id: `replay/${engine}${tag}${engine === 'core' ? `/workers=${W}` : ''}/mpps`,
+      id: `${pre}/${engine}${tag}${engine === 'core' ? `/workers=${W}` : ''}/mpps`,
       workload: 'replay',
       label: `${what} ${engine}${engine === 'core' ? `, ${W}w` : ''} Mpps`,
       unit: 'Mpps',
@@ -1444,7 +1495,7 @@ class Suite {
     this.figures.push(f);
     const cpu =
       cpuSplits.length > 0
-        ? `; CPU per run: main ${median(cpuSplits.map((x) => x.main)).toFixed(0)} ms, engine threads ${median(cpuSplits.map((x) => x.engine)).toFixed(0)} ms, other threads ${median(cpuSplits.map((x) => x.other)).toFixed(0)} ms`
+        ? `; per run: wall ${median(walls).toFixed(0)} ms, CPU main ${median(cpuSplits.map((x) => x.main)).toFixed(0)} ms, engine threads ${median(cpuSplits.map((x) => x.engine)).toFixed(0)} ms, other threads ${median(cpuSplits.map((x) => x.other)).toFixed(0)} ms`
         : '';
     return `${what} (${records} packets, ${delivered} delivered) through ${engine}${engine === 'core' ? ` with ${W} worker(s)` : ''}: ${f.median.toFixed(3)} Mpps${cpu}`;
   }
@@ -1781,28 +1832,32 @@ class Suite {
       `mixed ${this.o.profile.name}`,
     );
     ratio('replay/model/mpps', (w) => `replay/core/workers=${w}/mpps`, 'replay');
-    ratio(
-      'replay/tcpdump/mpps',
-      (w) => `replay/core/out/workers=${w}/mpps`,
-      'replay --out vs tcpdump -r -w (target >= 0.8 two-sided)',
-    );
-    // The one-sided capture has the two-sided one's records and sizes: the same tcpdump floor.
-    const td = find('replay/tcpdump/mpps');
-    for (const w of new Set([1, wMax])) {
-      const c = find(`replay/core/out/one-sided/workers=${w}/mpps`);
-      if (!td || !c) continue;
-      add.push(
-        valueFigure({
-          id: `replay/tcpdump/ratio-to-core-one-sided-workers=${w}`,
-          workload: 'replay',
-          label: `replay --out one-sided vs tcpdump -r -w (target >= 0.5): core (${w}w) / tcpdump`,
-          unit: 'x',
-          value: c.median / td.median,
-          higherIsBetter: true,
-          workers: w,
-          engine: 'tcpdump',
-        }),
+    // Replay --out against tcpdump on the same file, the default capture and the large one. The
+    // one-sided capture has the two-sided one's records and sizes: the same tcpdump floor.
+    for (const pre of ['replay', 'replay/large']) {
+      const big = pre === 'replay' ? '' : ' (large capture)';
+      ratio(
+        `${pre}/tcpdump/mpps`,
+        (w) => `${pre}/core/out/workers=${w}/mpps`,
+        `replay --out${big} vs tcpdump -r -w (target >= 0.8 two-sided)`,
       );
+      const td = find(`${pre}/tcpdump/mpps`);
+      for (const w of new Set([1, wMax])) {
+        const c = find(`${pre}/core/out/one-sided/workers=${w}/mpps`);
+        if (!td || !c) continue;
+        add.push(
+          valueFigure({
+            id: `${pre}/tcpdump/ratio-to-core-one-sided-workers=${w}`,
+            workload: 'replay',
+            label: `replay --out one-sided${big} vs tcpdump -r -w (target >= 0.5): core (${w}w) / tcpdump`,
+            unit: 'x',
+            value: c.median / td.median,
+            higherIsBetter: true,
+            workers: w,
+            engine: 'tcpdump',
+          }),
+        );
+      }
     }
     // Kernel: against the core at the smallest session count measured.
     const sMin = Math.min(...this.o.sessions);
@@ -1814,6 +1869,11 @@ class Suite {
     ratio('setup/kernel/sessions-per-s', (w) => `setup/workers=${w}/sessions-per-s`, 'session setup');
     this.figures.push(...add);
   }
+}
+
+/** Runs per figure on a capture: the large one's runs are seconds each (at most 3). */
+function runsFor(cap: ReplayCapture, runs: number): number {
+  return cap.size === 'large' ? Math.min(runs, 3) : runs;
 }
 
 /** True when tcpdump is on the PATH (the replay workload's I/O-floor baseline). */
@@ -1868,40 +1928,4 @@ export async function runBench(o: BenchOptions, progress: (e: ProgressEvent) => 
     micro: s.micro,
     notes,
   };
-}
-
-/**
- * The generated capture as taken on the inside host (one-sided): each reply from the internet to
- * an Elastic IP is addressed to the private address of the inside host whose packet it answers
- * (same remote, same ports: the generator's flows keep their ports through the NAT), checksums
- * recomputed. Records and sizes are those of the two-sided capture.
- */
-function oneSidedRecords(
-  recs: ReadonlyArray<{ tsSec: number; tsNsec: number; data: Uint8Array }>,
-  sc: Scenario,
-): Array<{ tsSec: number; tsNsec: number; data: Uint8Array }> {
-  const priv = new Set(sc.instances.map((i) => i.privateIp >>> 0));
-  const eips = new Set(sc.instances.flatMap((i) => (i.elasticIp === null ? [] : [i.elasticIp >>> 0])));
-  const pv = new PacketView();
-  const inside = new Map<string, number>();
-  const ports = (): [number, number] => (pv.proto === PROTO_ICMP ? [0, pv.icmpId] : [pv.sport, pv.dport]);
-  return recs.map((r) => {
-    if (parseIpv4(r.data, 0, r.data.length, pv) !== PARSE_OK) return r;
-    if (priv.has(pv.src >>> 0)) {
-      const [sport, dport] = ports();
-      // key: proto, remote address, remote port, the inside host's port (ICMP: 0 and the query id)
-      inside.set(
-        `${pv.proto}/${pv.dst >>> 0}/${pv.proto === PROTO_ICMP ? 0 : dport}/${pv.proto === PROTO_ICMP ? dport : sport}`,
-        pv.src,
-      );
-      return r;
-    }
-    if (!eips.has(pv.dst >>> 0)) return r;
-    const [sport, dport] = ports();
-    const to = inside.get(`${pv.proto}/${pv.src >>> 0}/${sport}/${dport}`);
-    if (to === undefined) return r;
-    const data = r.data.slice();
-    wr32(data, 16, to);
-    return { ...r, data: fixChecksums(data) };
-  });
 }

@@ -44,6 +44,9 @@ options:
   --setup-flows N       new flows per session-setup run (default 32768; quick 16384)
   --mixed-packets N     packets per mixed run (default 65536; quick 8192)
   --replay-packets N    packets of the generated capture (default 32768; quick 4096)
+  --replay-large-packets N
+                        packets of the large generated capture, replayed --out against tcpdump on
+                        the same file (default 1M; quick 0 = skipped)
   --profile P           traffic profile: imix-zipf (default), small-udp-uniform, churn, or a YAML/JSON file
   --pcap FILE           replay this capture instead of a generated one
   --inside CIDRS        with --pcap: the inside networks (default ${DEFAULT_INSIDE})
@@ -126,6 +129,7 @@ async function runSuite(argv: string[]): Promise<number> {
       'setup-flows',
       'mixed-packets',
       'replay-packets',
+      'replay-large-packets',
       'profile',
       'pcap',
       'inside',
@@ -158,6 +162,10 @@ async function runSuite(argv: string[]): Promise<number> {
     o.mixedPerRun = parseCount(a.values.get('mixed-packets')!, '--mixed-packets', 16, 4 << 20);
   if (a.values.has('replay-packets'))
     o.replayPackets = parseCount(a.values.get('replay-packets')!, '--replay-packets', 16, 4 << 20);
+  if (a.values.has('replay-large-packets')) {
+    const v = a.values.get('replay-large-packets')!;
+    o.replayLargePackets = v === '0' ? 0 : parseCount(v, '--replay-large-packets', 16, 64 << 20);
+  }
   o.seed = intOption(a, 'seed', 1, 1, 0x7fffffff);
   if (a.values.has('layout')) {
     const l = a.values.get('layout')!;

@@ -379,6 +379,8 @@ describe('natlab bench (CLI smoke run, tiny sizes)', () => {
           '1k',
           '--replay-packets',
           '512',
+          '--replay-large-packets',
+          '2k',
           '--profile',
           profile,
           '--no-kernel',
@@ -424,8 +426,17 @@ describe('natlab bench (CLI smoke run, tiny sizes)', () => {
           'replay/tcpdump/ratio-to-core-workers=1',
           'replay/core/out/one-sided/workers=1/mpps',
           'replay/tcpdump/ratio-to-core-one-sided-workers=1',
+          // the large capture (here 2k stream packets), against tcpdump on it
+          'replay/large/tcpdump/mpps',
+          'replay/large/core/out/workers=2/mpps',
+          'replay/large/tcpdump/ratio-to-core-workers=2',
+          'replay/large/core/out/one-sided/workers=1/mpps',
+          'replay/large/tcpdump/ratio-to-core-one-sided-workers=2',
         ])
           expect(ids, id).toContain(id);
+        const large = r.results.find((x) => x.workload === 'replay' && x.notes.large === 1 && x.engine === 'core')!;
+        expect(large.packetsPerRun).toBeGreaterThan(2048);
+        expect(large.notes.wallMs as number).toBeGreaterThan(0);
       }
       for (const f of r.figures) {
         expect(f.samples.length, f.id).toBeGreaterThan(0);
