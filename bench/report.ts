@@ -213,7 +213,7 @@ export function sections(r: BenchReport): Section[] {
       const n = res?.notes ?? {};
       const cpu =
         n.cpuMsMain !== undefined
-          ? `wall ${fmt(Number(n.wallMs ?? 0))}; main ${fmt(Number(n.cpuMsMain))}, worker(s) ${fmt(Number(n.cpuMsEngineThreads))}, other ${fmt(Number(n.cpuMsOtherThreads))}`
+          ? `${n.wallMs !== undefined ? `wall ${fmt(Number(n.wallMs))}; ` : ''}main ${fmt(Number(n.cpuMsMain))}, worker(s) ${fmt(Number(n.cpuMsEngineThreads))}, other ${fmt(Number(n.cpuMsOtherThreads))}`
           : '';
       io.push([
         `${capture}: core --out${one ? ' one-sided' : ''}, ${f.workers}w`,
@@ -223,13 +223,17 @@ export function sections(r: BenchReport): Section[] {
       ]);
     }
   }
+  const largeInput = firstResult(
+    r,
+    (y) => y.workload === 'replay' && y.engine === 'tcpdump' && y.notes.large === 1,
+  )?.input;
   if (io.length)
     out.push({
       title: 'Replay against the I/O floor (tcpdump -r X -w Y, same file, same run)',
       head: ['run', 'Mpps (min–max)', 'ratio to tcpdump', 'ms per run: wall; CPU by thread'],
       rows: io,
       about: [
-        `Input: ${firstResult(r, (y) => y.workload === 'replay' && y.engine === 'tcpdump')?.input ?? ''}; large: ${firstResult(r, (y) => y.workload === 'replay' && y.engine === 'tcpdump' && y.notes.large === 1)?.input ?? '–'}.`,
+        `Input: ${firstResult(r, (y) => y.workload === 'replay' && y.engine === 'tcpdump')?.input ?? ''}${largeInput ? `; large: ${largeInput}` : ''}.`,
         "Targets (issue 12): two-sided >= 0.8, one-sided >= 0.5. The default capture is warm-up-bound (a fresh worker compiles its code); the large one is the speed of a capture of a user's size.",
       ],
     });
