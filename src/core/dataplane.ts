@@ -48,7 +48,7 @@ import {
   SG_GEN_MASK,
   SG_GEN_SHIFT,
 } from './layout.ts';
-import { TO_ESTABLISHED, TO_UDP_STREAM, routeLookup, RT_ENI, RT_LOCAL } from './compile.ts';
+import { TO_ESTABLISHED, TO_UDP_STREAM, RT_ENI, RT_LOCAL } from './compile.ts';
 import { tcpFastWindow } from './tcp-window.ts';
 import { CT_ESTABLISHED, FATE_DELIVERED, REASON_NONE } from '../spec/reasons.ts';
 
@@ -79,6 +79,11 @@ const PF_SCAN = 4;
 /** The prefetch pass's verdict on a packet: not a flow-table key / a new flow (else: its flow slot). */
 const PF_NONE = -1;
 const PF_NEW = -2;
+/** ... a key whose tag is not among the first PF_SCAN slots from its home (the fast path probes). */
+const PF_FAR = -3;
+/** Words per route decision (Dataplane.rd) and the decision "a local route: look the instance up". */
+const RD_WORDS = 4;
+const RD_LOCAL = -2;
 
 export class Dataplane {
   /** This worker's tables (flow table, sessions, wheel) over the shared memory. */
@@ -99,10 +104,20 @@ export class Dataplane {
   /** The input arena of the batch being processed (tcp_in_window reads the TCP options from it). */
   private inArena: Uint8Array = new Uint8Array(0);
   private readonly checksumOn: boolean;
-  /** Per ingress point: the NAT slot reached directly for any destination (-2: look up). */
+  /** The Elastic IPs (shared; a timeline event rewrites them): recordFast's IGW source. */
   private readonly eipAddr: Uint32Array;
-  private readonly eipSlot: Int32Array;
-  private readonly eipPriv: Uint32Array;
+  /**
+   * The ingress→NAT-slot decision per ingress point, resolved ahead (buildDecisions; rebuilt by
+   * timeline, the only way routes and Elastic IPs change): ingress point p's list is
+   * rd[rdStart[p] .. rdStart[p + 1]) of RD_WORDS words — mask, address, NAT slot (or -1, or
+   * RD_LOCAL), destination xor — in the order the slow path tries them (point 0: the Elastic
+   * IPs, exact; point k: instance k − 1's route table in routeLookup's order). The first entry
+   * with (dst & mask) === address decides.
+   */
+  private rd: Int32Array = new Int32Array(0);
+  private rdStart: Int32Array = new Int32Array(0);
+  /** The destination after the decision (an Elastic IP's private address; else the frame's). */
+  private rdDst = 0;
   /** Per NAT slot: its instance's private address (a MASQUERADE's source; the setup prefetch's guess). */
   private readonly natPriv: Uint32Array;
 
@@ -127,12 +142,68 @@ export class Dataplane {
     this.eipAddr = c.eipAddr;
     this.natPriv = new Uint32Array(Math.max(1, c.natCount));
     for (let i = 0; i < c.nInst; i++) if (c.instNat[i] >= 0) this.natPriv[c.instNat[i]] = c.instPriv[i];
-    this.eipSlot = new Int32Array(c.eipCount);
-    this.eipPriv = new Uint32Array(c.eipCount);
-    for (let e = 0; e < c.eipCount; e++) {
-      this.eipSlot[e] = c.eipInst[e] < 0 ? -1 : c.instNat[c.eipInst[e]];
-      this.eipPriv[e] = c.eipPriv[e];
+    this.buildDecisions();
+  }
+
+  /**
+   * Resolves every ingress point's route decisions (rd, rdStart) from the compiled scenario's
+   * current Elastic IPs and routes (cold: construction and timeline events).
+   */
+  private buildDecisions(): void {
+    const c = this.c;
+    const start = new Int32Array(c.nInst + 2);
+    let n = c.eipCount;
+    for (let k = 0; k < c.nInst; k++) n += c.rtStart[c.instRt[k] + 1] - c.rtStart[c.instRt[k]];
+    const rd = new Int32Array(Math.max(1, n * RD_WORDS));
+    let w = 0;
+    for (let e = 0; e < c.eipCount; e++, w += RD_WORDS) {
+      rd[w] = -1;
+      rd[w + 1] = c.eipAddr[e] | 0;
+      rd[w + 2] = c.eipInst[e] < 0 ? -1 : c.instNat[c.eipInst[e]];
+      rd[w + 3] = c.eipAddr[e] ^ c.eipPriv[e];
     }
+    for (let k = 0; k < c.nInst; k++) {
+      start[k + 1] = w;
+      const rt = c.instRt[k];
+      for (let r = c.rtStart[rt]; r < c.rtStart[rt + 1]; r++, w += RD_WORDS) {
+        const kind = c.rtKind[r];
+        rd[w] = c.rtMask[r] | 0;
+        rd[w + 1] = c.rtAddr[r] | 0;
+        rd[w + 2] = kind === RT_ENI ? c.instNat[c.rtInst[r]] : kind === RT_LOCAL ? RD_LOCAL : -1;
+        rd[w + 3] = 0;
+      }
+    }
+    start[c.nInst + 1] = w;
+    this.rd = rd;
+    this.rdStart = start;
+  }
+
+  /**
+   * The NAT slot a packet arriving at `ingress` for `dst` reaches directly (-1: none); sets rdDst
+   * to its destination after the decision. (The slow path's walk: IGW static NAT from the
+   * internet, the instance's route table from an instance.)
+   */
+  private decide(ingress: number, dst: number): number {
+    this.rdDst = dst;
+    const st = this.rdStart;
+    if (ingress < 0 || ingress >= st.length - 1) return -1;
+    const rd = this.rd;
+    for (let x = st[ingress], e = st[ingress + 1]; x < e; x += RD_WORDS) {
+      if ((dst & rd[x]) === rd[x + 1]) {
+        const slot = rd[x + 2];
+        if (slot === RD_LOCAL) return this.localSlot(dst);
+        this.rdDst = (dst ^ rd[x + 3]) >>> 0;
+        return slot;
+      }
+    }
+    return -1;
+  }
+
+  /** A local route's NAT slot: the instance whose private address is `dst`, if a NAT instance. */
+  private localSlot(dst: number): number {
+    const c = this.c;
+    for (let t = 0; t < c.nInst; t++) if (c.instPriv[t] === dst) return c.instNat[t];
+    return -1;
   }
 
   /** Where the worker loop's commit marker lives (set by setCommit; a private dummy otherwise). */
@@ -181,20 +252,25 @@ export class Dataplane {
     let sink = 0;
     for (let base = first; base < end; base += PF_GROUP) {
       const n = Math.min(end - base, PF_GROUP);
-      if (n > 1 && big) {
-        // Memory-level parallelism: compute every key's home slot and load it (independent loads
-        // the CPU overlaps), then load the sessions they point to, then process with warm lines.
-        // Homes first (no loads), then the loads in a tight loop of their own: independent misses
-        // the CPU issues back to back. (Interleaved with the hashing, few were in flight at once:
-        // splitting measured ×1.3 at 64k and 1M sessions in the 'record' layout, ×1.4–1.6 in 'line'.)
+      // Tables above the cache: the group's keys first — each packet's NAT slot, destination
+      // after the ingress decision and flow-table hash as the fast path looks it up (preHash),
+      // its home slot, and where the home's line says its entry is (a slot with its hash tag, or
+      // "new"); the fast path then starts from there instead of hashing and probing again.
+      // (Below PF_MIN_SESSIONS this pass costs more than it saves — measured ×0.92 at 1k sessions
+      // — and the fast path decides and probes itself.)
+      const t = this.tables;
+      if (big) {
         const pt = this.pfTag;
-        const t = this.tables;
         const tagMask = t.tagMask;
         for (let j = 0; j < n; j++) {
           const h = this.preHash(batch, idx[base + j], j);
           pf[j] = h < 0 ? -1 : t.home(h);
           pt[j] = h & tagMask;
         }
+        // Memory-level parallelism (tables above the cache): the homes' loads in a tight loop of
+        // their own, independent misses the CPU issues back to back. (Interleaved with the
+        // hashing, few were in flight at once: splitting measured ×1.3 at 64k and 1M sessions in
+        // the 'record' layout, ×1.4–1.6 in 'line'.)
         for (let j = 0; j < n; j++) if (pf[j] >= 0) sink ^= flow[fb + pf[j] * fs];
         // Where does each key's probe run say it is? A slot with its hash tag (its entry, but for
         // a tag collision) or an empty slot before one (a new flow), within the first PF_SCAN
@@ -207,6 +283,7 @@ export class Dataplane {
           const home = pf[j];
           pf[j] = PF_NONE;
           if (home < 0) continue;
+          pf[j] = PF_FAR;
           let k = home;
           for (let q = 0; q < PF_SCAN; q++) {
             const v = flow[fb + k * fs];
@@ -249,7 +326,7 @@ export class Dataplane {
         const p = base + j;
         cm[ca] = (commitBias + p) | COMMIT_IN_FLIGHT;
         now = clock.msOf(batch.timeUs[i]);
-        if (!this.fastPath(batch, out, i, now)) {
+        if (!this.fastPath(batch, out, i, now, big ? j : -1)) {
           this.slowCount++;
           this.slow.run(batch, out, i, now);
           this.st.missValid = false;
@@ -291,23 +368,10 @@ export class Dataplane {
     const proto = (w2 >>> 16) & 0xff;
     if (dv.getUint8(off) !== 0x45 || (proto !== PROTO_TCP && proto !== PROTO_UDP)) return -1;
     const src = dv.getUint32(off + 12);
-    let dst = dv.getUint32(off + 16);
     const ports = dv.getUint32(off + 20);
-    const ingress = batch.ingress[i];
-    let slot = -1;
-    if (ingress === 0) {
-      const ea = this.eipAddr;
-      for (let e = 0; e < ea.length; e++) {
-        if (ea[e] === dst) {
-          slot = this.eipSlot[e];
-          dst = this.eipPriv[e];
-          break;
-        }
-      }
-    } else {
-      slot = this.slotFor(ingress, dst);
-    }
+    const slot = this.decide(batch.ingress[i], dv.getUint32(off + 16));
     if (slot < 0) return -1;
+    const dst = this.rdDst;
     this.pfSlot[j] = slot;
     this.pfProto[j] = proto;
     this.pfSrc[j] = src;
@@ -330,26 +394,7 @@ export class Dataplane {
    */
   timeline(slot: number): void {
     this.tables.timelineReset(slot);
-    const c = this.c;
-    for (let e = 0; e < c.eipCount; e++) {
-      this.eipSlot[e] = c.eipInst[e] < 0 ? -1 : c.instNat[c.eipInst[e]];
-      this.eipPriv[e] = c.eipPriv[e];
-    }
-  }
-
-  /** NAT slot reached directly from `ingress` for `dst` (frame dst for instance points). */
-  private slotFor(ingress: number, dst: number): number {
-    const c = this.c;
-    const s = ingress - 1;
-    if (s >= c.nInst) return -1;
-    const r = routeLookup(c, c.instRt[s], dst);
-    if (r < 0) return -1;
-    const kind = c.rtKind[r];
-    if (kind === RT_ENI) return c.instNat[c.rtInst[r]];
-    if (kind === RT_LOCAL) {
-      for (let t = 0; t < c.nInst; t++) if (c.instPriv[t] === dst) return c.instNat[t];
-    }
-    return -1;
+    this.buildDecisions();
   }
 
   private lastArena: Uint8Array | null = null;
@@ -536,8 +581,12 @@ export class Dataplane {
     return to;
   }
 
-  /** The established-session fast path; false = let the slow path handle the packet. */
-  private fastPath(batch: FrameBatch, out: BatchOutput, i: number, now: number): boolean {
+  /**
+   * The established-session fast path of packet i; `j` ≥ 0: the packet is the `j`th of a group
+   * that went through processBatch's key pass (its NAT slot, destination and probe start are
+   * made), -1: none. False = let the slow path handle the packet.
+   */
+  private fastPath(batch: FrameBatch, out: BatchOutput, i: number, now: number, j: number): boolean {
     const dv = this.inDv;
     const off = batch.off[i];
     const len = batch.len[i];
@@ -617,22 +666,23 @@ export class Dataplane {
       c = (c & 0xffff) + (c >>> 16);
       if (c !== 0xffff && this.checksumOn && !(proto === PROTO_UDP && l4csum === 0)) return false;
     }
+    // The ingress decision: the NAT slot reached directly from this ingress point for this
+    // destination, if any (tables above the cache: processBatch's key pass made it, preHash —
+    // same frame, same words — and the probe's start `at`).
     const ingress = batch.ingress[i];
-    let dst = dstW;
-    let slot = -1;
-    if (ingress === 0) {
-      const ea = this.eipAddr;
-      for (let e = 0; e < ea.length; e++) {
-        if (ea[e] === dst) {
-          slot = this.eipSlot[e];
-          dst = this.eipPriv[e];
-          break;
-        }
-      }
+    let at = PF_FAR;
+    let slot: number;
+    let dst: number;
+    if (j >= 0) {
+      at = this.pfHome[j];
+      if (at === PF_NONE) return false;
+      slot = this.pfSlot[j];
+      dst = this.pfDst[j] >>> 0;
     } else {
-      slot = this.slotFor(ingress, dst);
+      slot = this.decide(ingress, dstW);
+      if (slot < 0) return false;
+      dst = this.rdDst;
     }
-    if (slot < 0) return false;
     const tmo = proto === PROTO_TCP ? this.tmoEst : this.tmoUdpStream;
     this.pktLen = len;
     let nsrc: number;
@@ -643,7 +693,9 @@ export class Dataplane {
     if (this.tables.fat) {
       // The 'line' layout: key, rewrite and expiry in one 32-byte entry (docs/core.md "Layouts").
       const t = this.tables;
-      const e = t.findEntry(slot, proto, srcW, dst, portsW);
+      // The key pass's candidate slot first (exact: a key is in the table once); else the probe.
+      let e = at >= 0 ? t.findEntryAt(at, slot, proto, srcW, dst, portsW) : -1;
+      if (e < 0) e = t.findEntry(slot, proto, srcW, dst, portsW);
       if (e < 0) return this.missed(slot, proto, srcW, dst, portsW);
       const fl = t.flow;
       const fm = fl[e + FE_META];
@@ -683,7 +735,10 @@ export class Dataplane {
         }
       }
     } else {
-      const local = this.tables.lookup(slot, proto, srcW, dst, portsW);
+      // The key pass's candidate slot first (exact: a key is in the table once, so a slot that
+      // holds it is the one the probe would find); else the probe from the home.
+      let local = at >= 0 ? this.tables.findAt(at, slot, proto, srcW, dst, portsW) : -1;
+      if (local < 0) local = this.tables.lookup(slot, proto, srcW, dst, portsW);
       if (local < 0) return this.missed(slot, proto, srcW, dst, portsW);
       if (!this.recordFast(local, this.tables.hitKind, proto, ingress, ttl, now, tmo)) return false;
       nsrc = this.rSrc;

@@ -276,6 +276,33 @@ export class Tables {
     return l;
   }
 
+  /**
+   * The 'record' layout's lookup at a known flow slot `k` (Dataplane's key pass found the key's
+   * hash tag there): the local session (and hitKind) if slot k holds this key, else -1 — then the
+   * probe (lookup) decides. Exact wherever k came from: a key is in the table once, so a slot that
+   * holds it is the one the probe would reach.
+   */
+  findAt(k: number, slot: number, proto: number, a: number, b: number, ports: number): number {
+    const v = this.flow[this.fBase + k];
+    if (v === 0) return -1;
+    const r = (v & this.refMask) - 1;
+    const kind = r & 3;
+    if (kind === KIND_BYSRC) return -1;
+    const ses = this.ses;
+    const rec = (this.sBase + (r >>> 2)) * SESSION_WORDS;
+    const o = rec + kind * 3;
+    if (
+      ((ses[o] ^ a) |
+        (ses[o + 1] ^ b) |
+        (ses[o + 2] ^ ports) |
+        ((ses[rec + S_META] & (M_PROTO_MASK | (M_SLOT_MASK << M_SLOT_SHIFT))) ^ (proto | (slot << M_SLOT_SHIFT)))) !==
+      0
+    )
+      return -1;
+    this.hitKind = kind;
+    return (this.hitLocal = r >>> 2);
+  }
+
   /** lookup without the 'line' layout's pull (the record's expiry may be behind its entries'). */
   private find(slot: number, proto: number, a: number, b: number, ports: number): number {
     const h = this.hashTuple(slot, proto, a, b, ports);
@@ -832,6 +859,26 @@ export class Tables {
   // same timeout, so it only grows). FE_FAST is set only by sync, from the record alone, and the
   // slow path clears it (pull) before it reads or changes a session, so what the fast path
   // replays is always what the record says. Every slow-path reader of an expiry folds it first.
+
+  /**
+   * The 'line' layout's findEntry at a known slot `k` (Dataplane's key pass found the key's hash
+   * tag there): the entry's word offset if slot k holds this key, else -1 — then findEntry
+   * decides. Exact wherever k came from (a key is in the table once).
+   */
+  findEntryAt(k: number, slot: number, proto: number, a: number, b: number, ports: number): number {
+    const flow = this.flow;
+    const e = this.fBase + k * FE_WORDS;
+    if (
+      flow[e] === 0 ||
+      ((flow[e + FE_SRC] ^ a) |
+        (flow[e + FE_DST] ^ b) |
+        (flow[e + FE_PORTS] ^ ports) |
+        ((flow[e + FE_META] & FE_KEY_MASK) ^ (proto | (slot << M_SLOT_SHIFT)))) !==
+        0
+    )
+      return -1;
+    return e;
+  }
 
   /**
    * 'line' layout: the word offset of the flow entry with this key (compared in the entry itself:
