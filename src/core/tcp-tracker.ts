@@ -239,9 +239,15 @@ export class TcpTracker {
         if (r === RST_FALLTHROUGH) {
           const seen = (meta & M_SEEN_REPLY) !== 0;
           const endW = ses[o + S_TCP_END];
-          if (((seen && lastIdx === C_SYN) || ((meta & M_ASSURED) === 0 && lastIdx === C_ACK)) && pv.tcpAck === endW)
+          // An RST answering the SYN (from the other side) or ACK we let through last; then one
+          // answering a challenge ACK in SYN_SENT (model: conntrack.ts rstCheck).
+          if (
+            ((seen && lastIdx === C_SYN && lastDir !== dir) || ((meta & M_ASSURED) === 0 && lastIdx === C_ACK)) &&
+            pv.tcpAck === endW
+          )
             skipWindow = true;
-          else if (old === TCP_SYN_SENT && lastIdx === C_SYN && lastDir !== dir && seq === endW) skipWindow = true;
+          else if (old === TCP_SYN_SENT && lastIdx === C_ACK && lastDir === 1 && seq === t.tcpw[w + W_LAST_ACK])
+            skipWindow = true;
         }
       }
     }

@@ -733,13 +733,19 @@ function rstCheck(
     // hold for an ASSURED entry whose last packet was no SYN, nor in ESTABLISHED).
     return { verdict: 'keep', note: `RST seq ${seq} is not the expected ${expected}: state kept for a challenge ACK` };
   }
+  // An RST answering the SYN or ACK we let through last ("RST sent to invalid SYN or ACK"): its
+  // ack is that segment's end. After a SYN, only from the other side (an RST answers the SYN; Linux
+  // 6.18 measured: the SYN's own side's RST acking the same end goes on to the window check).
   const ack = pv.tcpAck;
   if (
-    ((e.seenReply && tcp.lastIndex === TCP_SYN_SET) || (!e.assured && tcp.lastIndex === TCP_ACK_SET)) &&
+    ((e.seenReply && tcp.lastIndex === TCP_SYN_SET && tcp.lastDir !== dir) ||
+      (!e.assured && tcp.lastIndex === TCP_ACK_SET)) &&
     ack === tcp.lastEnd
   )
     return { verdict: 'in-window', note: '' };
-  if (oldState === TCP_SYN_SENT && tcp.lastIndex === TCP_SYN_SET && tcp.lastDir !== dir && seq === tcp.lastEnd)
+  // "Reset in response to a challenge-ack we let through earlier": in SYN_SENT, after an ignored
+  // reply ACK (a challenge ACK answering the SYN), an RST whose seq is that ACK's ack.
+  if (oldState === TCP_SYN_SENT && tcp.lastIndex === TCP_ACK_SET && tcp.lastDir === DIR_REPLY && seq === tcp.lastAck)
     return { verdict: 'in-window', note: '' };
   return { verdict: 'close', note: '' };
 }

@@ -604,6 +604,25 @@ const CHECKS: Record<string, (run: Run) => void> = {
     expect(egress(r[3])).toEqual([instancePoint(NAT)]);
     expect(ct[0]).toMatchObject({ state: 'ESTABLISHED', assured: true });
   },
+  // SYN_SENT after the server's ignored data segment (seq 5000000, 45 bytes, ack 1001).
+  "RST answering a challenge ACK in SYN_SENT (seq = the ignored ACK's ack: no window check)": ({ r, ct }) => {
+    expect(r[1].ct).toBe(CT_ESTABLISHED); // ignored, NATed back
+    expect(r[2].ct).toBe(CT_ESTABLISHED); // accepted without the window step: the entry closes
+    expect(r[3].ct).toBe(CT_NEW); // the next SYN re-opens the CLOSEd entry
+  },
+  'RST acking the ignored data after a SYN retransmission from the same side (INVALID)': ({ r, ct }) => {
+    expect(r[2].ct).toBe(CT_ESTABLISHED);
+    expect(r[3].ct).toBe(CT_INVALID); // not an answer to the SYN: the window check refuses its ack
+    expect(ct[0]).toMatchObject({ state: 'SYN_SENT' });
+  },
+  'server RST acking the ignored data after a SYN retransmission (answers the SYN: no window check)': ({ r, ct }) => {
+    expect(r[3].ct).toBe(CT_ESTABLISHED);
+    expect(ct[0]).toMatchObject({ state: 'CLOSE' });
+  },
+  "server RST with seq = the ignored data's end and another ack after a SYN retransmission (INVALID)": ({ r, ct }) => {
+    expect(r[3].ct).toBe(CT_INVALID);
+    expect(ct[0]).toMatchObject({ state: 'SYN_SENT' });
+  },
 };
 
 describe.skipIf(!pre.ok).concurrent('model vs kernel: issue 8 scenarios', () => {

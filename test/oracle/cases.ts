@@ -799,6 +799,53 @@ export function natCases(): NatCase[] {
     });
   }
   {
+    // The RST checks that skip the window step in SYN_SENT ("goto in_window"), after the server's
+    // data segment was ignored (an ACK in SYN_SENT: last_end 5000045, last_ack 1001) — fuzz seed
+    // 992001 run 47 (corpora/regressions/20261205-fate-7c838e49) and the experiments around it.
+    const ignoredData = (): InputPacket[] => [
+      p(0, APP, tcpOut(F_SYN, 1000)),
+      p(
+        1000,
+        NET,
+        buildTcp({
+          src: SRV,
+          dst: NAT_EIP,
+          sport: 443,
+          dport: 41000,
+          seq: 5000000,
+          ack: 1001,
+          flags: F_PSH | F_ACK,
+          window: 65160,
+          payload: new Uint8Array(45),
+        }),
+      ),
+    ];
+    add({
+      name: "RST answering a challenge ACK in SYN_SENT (seq = the ignored ACK's ack: no window check)",
+      scenario: variant(),
+      inputs: [...ignoredData(), p(2000, APP, tcpOut(F_RST | F_ACK, 1001, 1001)), p(3000, APP, tcpOut(F_SYN, 1000))],
+    });
+    add({
+      name: 'RST acking the ignored data after a SYN retransmission from the same side (INVALID)',
+      scenario: variant(),
+      inputs: [...ignoredData(), p(2000, APP, tcpOut(F_SYN, 1000)), p(3000, APP, tcpOut(F_RST | F_ACK, 1001, 5000045))],
+    });
+    add({
+      name: 'server RST acking the ignored data after a SYN retransmission (answers the SYN: no window check)',
+      scenario: variant(),
+      inputs: [
+        ...ignoredData(),
+        p(2000, APP, tcpOut(F_SYN, 1000)),
+        p(3000, NET, tcpIn(F_RST | F_ACK, 5000045, 5000045)),
+      ],
+    });
+    add({
+      name: "server RST with seq = the ignored data's end and another ack after a SYN retransmission (INVALID)",
+      scenario: variant(),
+      inputs: [...ignoredData(), p(2000, APP, tcpOut(F_SYN, 1000)), p(3000, NET, tcpIn(F_RST | F_ACK, 5000045, 7777))],
+    });
+  }
+  {
     // K4: window tracking (tcp_in_window), nf_conntrack_tcp_be_liberal 0 as on a NAT instance.
     const handshake = (sport = 41000, synAckWin?: number): InputPacket[] => [
       p(0, APP, tcpOut(F_SYN, 1000, 0, undefined, sport)),

@@ -578,6 +578,103 @@ class RstCmd implements Cmd {
   }
 }
 
+/** Which sequence number a synsent[] RST carries. */
+export type SynSentRstSeq = 'challenge' | 'expected' | 'data-end';
+/** What a synsent[] RST acknowledges: nothing (no ACK flag), the responder's data end, or the challenge ACK's ack. */
+export type SynSentRstAck = 'none' | 'data-end' | 'challenge';
+
+/**
+ * synsent[#k ...]: the RST shortcuts of a connection the conntrack sees half-open (issue 15; fuzz
+ * seed 992001 run 47). The responder sends an ACK-class segment (optionally with data) whose ack
+ * is the expected one or a stale value (an RFC 5961 challenge ACK from an old connection's state);
+ * in SYN_SENT it is ignored and remembered (last_end, last_ack). Optionally the initiator
+ * retransmits its SYN; then one side sends an RST whose seq and ack are chosen among the values
+ * the kernel's `goto in_window` tests compare: the challenge ACK's ack ("Reset in response to a
+ * challenge-ack"), the ignored segment's end ("RST sent to invalid SYN or ACK we had let
+ * through", which after a SYN only the other side's RST takes). Does not advance the flow.
+ */
+class SynSentCmd implements Cmd {
+  private text = '';
+  constructor(
+    readonly flow: number,
+    readonly len: number,
+    readonly staleAck: boolean,
+    readonly synRetrans: boolean,
+    readonly rstByResponder: boolean,
+    readonly rstSeq: SynSentRstSeq,
+    readonly rstAck: SynSentRstAck,
+  ) {}
+  check(m: FuzzModel): boolean {
+    return m.flows > 0;
+  }
+  async run(_m: FuzzModel, r: FuzzReal): Promise<void> {
+    // Newest first: a flow opened by a lone SYN a few commands ago is the likeliest in SYN_SENT.
+    const tcp = r.flows.filter((x) => x.proto === 'tcp');
+    if (tcp.length === 0) return;
+    const f = tcp[tcp.length - 1 - (this.flow % tcp.length)];
+    const parts: string[] = [];
+    // The responder's segment: seq = its next, ack = the initiator's next or a stale value.
+    const challengeAck = this.staleAck ? (f.seqI + 0x20000000) >>> 0 : f.seqI;
+    const dataEnd = (f.seqR + this.len) >>> 0;
+    {
+      const { point, src, dst, sport, dport, expect } = flowEnds(r, f, true);
+      const flags = this.len > 0 ? F_PSH | F_ACK : F_ACK;
+      const payload = this.len > 0 ? PAYLOAD(this.len, f.id) : undefined;
+      const frame = buildTcp({
+        src,
+        dst,
+        sport,
+        dport,
+        flags,
+        seq: f.seqR,
+        ack: challengeAck,
+        payload,
+        ipId: r.commands++ & 0xffff,
+      });
+      const text = `in[#${f.id} tcp ${tcpFlagsText(flags)}${payload ? ` len=${this.len}` : ''} ack${this.staleAck ? ' stale' : ''}]`;
+      parts.push(text);
+      await r.send(point, frame, text, expect);
+    }
+    if (this.synRetrans) {
+      const { point, src, dst, sport, dport, expect } = flowEnds(r, f, false);
+      const frame = buildTcp({
+        src,
+        dst,
+        sport,
+        dport,
+        flags: F_SYN,
+        seq: (f.seqI - 1) >>> 0,
+        ack: 0,
+        ipId: r.commands++ & 0xffff,
+        options: synOptions(f.id),
+      });
+      const text = `fwd[#${f.id} tcp S (retransmitted)]`;
+      parts.push(text);
+      r.learn(f, await r.send(point, frame, text, expect));
+    }
+    {
+      const reply = this.rstByResponder;
+      const { point, src, dst, sport, dport, expect } = flowEnds(r, f, reply);
+      const own = reply ? dataEnd : f.seqI;
+      const seq = this.rstSeq === 'challenge' ? challengeAck : this.rstSeq === 'data-end' ? dataEnd : own;
+      const ack = this.rstAck === 'none' ? 0 : this.rstAck === 'data-end' ? dataEnd : challengeAck;
+      const flags = this.rstAck === 'none' ? F_RST : F_RST | F_ACK;
+      const frame = buildTcp({ src, dst, sport, dport, flags, seq, ack, ipId: r.commands++ & 0xffff });
+      const text = `${reply ? 'in' : 'fwd'}[#${f.id} tcp ${tcpFlagsText(flags)} seq=${this.rstSeq} ack=${this.rstAck}]`;
+      parts.push(text);
+      const res = await r.send(point, frame, text, expect);
+      if (!reply) r.learn(f, res);
+    }
+    this.text = `synsent[#${f.id}: ${parts.join(', ')}]`;
+  }
+  toString(): string {
+    return (
+      this.text ||
+      `synsent[#${this.flow} len=${this.len}${this.staleAck ? ' stale' : ''}${this.synRetrans ? ' +S' : ''} R by ${this.rstByResponder ? 'responder' : 'initiator'} seq=${this.rstSeq} ack=${this.rstAck}]`
+    );
+  }
+}
+
 /** Which field an oow[] segment puts out of window. */
 export type OowField = 'seq' | 'ack';
 
@@ -1337,6 +1434,17 @@ export const fuzzCommandArbs: Array<fc.Arbitrary<Cmd>> = [
   fc
     .tuple(idx, fc.boolean(), fc.constantFrom(0, -1, 1, 1000, -1000, 70000), fc.boolean())
     .map(([f, rep, d, a]) => new RstCmd(f, rep, d, a)),
+  fc
+    .tuple(
+      idx,
+      fc.constantFrom(0, 45),
+      fc.constantFrom(true, true, false), // a stale ack: the challenge ACK of RFC 5961
+      fc.constantFrom(false, false, true),
+      fc.boolean(),
+      fc.constantFrom<SynSentRstSeq>('challenge', 'challenge', 'expected', 'data-end'),
+      fc.constantFrom<SynSentRstAck>('none', 'data-end', 'challenge'),
+    )
+    .map(([f, len, stale, syn, by, seq, ack]) => new SynSentCmd(f, len, stale, syn, by, seq, ack)),
   fc.tuple(idx, fc.nat({ max: MULTICAST_DSTS.length - 1 }), portArb).map(([a, w, sp]) => new MulticastCmd(a, w, sp)),
   fc
     .tuple(
