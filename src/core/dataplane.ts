@@ -116,8 +116,6 @@ export class Dataplane {
    */
   private rd: Int32Array = new Int32Array(0);
   private rdStart: Int32Array = new Int32Array(0);
-  /** The destination after the decision (an Elastic IP's private address; else the frame's). */
-  private rdDst = 0;
   /** Per NAT slot: its instance's private address (a MASQUERADE's source; the setup prefetch's guess). */
   private readonly natPriv: Uint32Array;
 
@@ -179,23 +177,17 @@ export class Dataplane {
   }
 
   /**
-   * The NAT slot a packet arriving at `ingress` for `dst` reaches directly (-1: none); sets rdDst
-   * to its destination after the decision. (The slow path's walk: IGW static NAT from the
-   * internet, the instance's route table from an instance.)
+   * The entry of rd that decides where a packet arriving at `ingress` for `dst` goes (its offset),
+   * or -1: no NAT slot is reached directly. The entry's NAT slot is rd[x + 2] (RD_LOCAL: localSlot
+   * of the destination), the destination after the decision (dst ^ rd[x + 3]) >>> 0 — an Elastic
+   * IP's private address, else dst. (The slow path's walk: IGW static NAT from the internet, the
+   * instance's route table from an instance.) Results in locals, not fields: no heap numbers.
    */
-  private decide(ingress: number, dst: number): number {
-    this.rdDst = dst;
+  private decision(ingress: number, dst: number): number {
     const st = this.rdStart;
     if (ingress < 0 || ingress >= st.length - 1) return -1;
     const rd = this.rd;
-    for (let x = st[ingress], e = st[ingress + 1]; x < e; x += RD_WORDS) {
-      if ((dst & rd[x]) === rd[x + 1]) {
-        const slot = rd[x + 2];
-        if (slot === RD_LOCAL) return this.localSlot(dst);
-        this.rdDst = (dst ^ rd[x + 3]) >>> 0;
-        return slot;
-      }
-    }
+    for (let x = st[ingress], e = st[ingress + 1]; x < e; x += RD_WORDS) if ((dst & rd[x]) === rd[x + 1]) return x;
     return -1;
   }
 
@@ -369,9 +361,13 @@ export class Dataplane {
     if (dv.getUint8(off) !== 0x45 || (proto !== PROTO_TCP && proto !== PROTO_UDP)) return -1;
     const src = dv.getUint32(off + 12);
     const ports = dv.getUint32(off + 20);
-    const slot = this.decide(batch.ingress[i], dv.getUint32(off + 16));
+    const dstW = dv.getUint32(off + 16);
+    const x = this.decision(batch.ingress[i], dstW);
+    if (x < 0) return -1;
+    const dst = (dstW ^ this.rd[x + 3]) >>> 0;
+    let slot = this.rd[x + 2];
+    if (slot === RD_LOCAL) slot = this.localSlot(dst);
     if (slot < 0) return -1;
-    const dst = this.rdDst;
     this.pfSlot[j] = slot;
     this.pfProto[j] = proto;
     this.pfSrc[j] = src;
@@ -679,9 +675,12 @@ export class Dataplane {
       slot = this.pfSlot[j];
       dst = this.pfDst[j] >>> 0;
     } else {
-      slot = this.decide(ingress, dstW);
+      const x = this.decision(ingress, dstW);
+      if (x < 0) return false;
+      dst = (dstW ^ this.rd[x + 3]) >>> 0;
+      slot = this.rd[x + 2];
+      if (slot === RD_LOCAL) slot = this.localSlot(dst);
       if (slot < 0) return false;
-      dst = this.rdDst;
     }
     const tmo = proto === PROTO_TCP ? this.tmoEst : this.tmoUdpStream;
     this.pktLen = len;
