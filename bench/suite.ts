@@ -1409,7 +1409,9 @@ class Suite {
         name: e.name,
         process: (b) => e.process(b),
         // The zero-copy hand-over replay uses when an engine has it (the core; docs/frame-batch.md).
-        processFrames: e.processFrames ? (b, o, first, count) => e.processFrames!(b, o, first, count) : undefined,
+        processFrames: e.processFrames
+          ? (b, o, first, count, plan) => e.processFrames!(b, o, first, count, plan)
+          : undefined,
         advance: (t) => e.advance(t),
         conntrack: () => e.conntrack(),
         conntrackCount: e.conntrackCount ? () => e.conntrackCount!() : undefined,

@@ -70,6 +70,8 @@ import {
 export { type CoreLayout, CORE_LAYOUTS, DEFAULT_LAYOUT } from './layout.ts';
 import { CorePool, defaultWorkers } from './pool.ts';
 import { Dataplane } from './dataplane.ts';
+import { processPlanned } from './readdress.ts';
+import type { ReaddressPlan } from '../spec/readdress-plan.ts';
 import { FAULT_HOLD, FAULT_TERMINATE, FAULT_THROW, MAX_SHARE, OP_ADVANCE, OP_PROCESS, OP_TIMELINE } from './ring.ts';
 import { compileScenario, updateTimelineState } from './compile.ts';
 import { type TimelineEvent, flushedBy, scenarioAfter } from '../spec/timeline.ts';
@@ -134,7 +136,8 @@ class InlineWorkers implements Workers {
   async post(_w: number, op: number, io: number, first: number, count: number, nowMs: number): Promise<number> {
     if (op === OP_PROCESS) {
       const cb = this.batches[io];
-      this.dp.processBatch(cb.batch, cb.out, cb.idx, first, count);
+      if (cb.plan) processPlanned(cb, first, 0, count, (f, n) => this.dp.processBatch(cb.batch, cb.out, cb.idx, f, n));
+      else this.dp.processBatch(cb.batch, cb.out, cb.idx, first, count);
     } else if (op === OP_ADVANCE) this.dp.advance(nowMs);
     else if (op === OP_TIMELINE) this.dp.timeline(first);
     return ++this.seq;
@@ -147,8 +150,17 @@ class InlineWorkers implements Workers {
 }
 
 export interface CoreEngine extends Engine {
-  /** Zero-copy: the caller's batch goes to the workers as it is (docs/frame-batch.md). */
-  processFrames(batch: FrameBatch, out: BatchOutput, first?: number, count?: number): Promise<void>;
+  /**
+   * Zero-copy: the caller's batch goes to the workers as it is (docs/frame-batch.md); with a
+   * re-addressing plan (one worker), the planned frames are re-addressed there, in the hand-over.
+   */
+  processFrames(
+    batch: FrameBatch,
+    out: BatchOutput,
+    first?: number,
+    count?: number,
+    plan?: ReaddressPlan,
+  ): Promise<void>;
   readonly workers: number;
   readonly shared: CoreShared;
   /** The worker pool (null when the engine runs inline). */
@@ -205,6 +217,8 @@ export const coreEngineDescriptor: EngineDescriptor = {
 
 class CoreEngineImpl implements CoreEngine {
   readonly name = 'core';
+  /** Re-addressing plans need the whole batch on one thread (a reply after its flow's packets). */
+  readonly readdressPlans: boolean;
   readonly workers: number;
   readonly shared: CoreShared;
   readonly pool: CorePool | null;
@@ -256,6 +270,7 @@ class CoreEngineImpl implements CoreEngine {
       throw new InputError(`core engine: --workers must be an integer 1..64, got ${opts.workers}`);
     }
     this.workers = workers;
+    this.readdressPlans = workers === 1;
     this.batchSize = Math.min(opts.batchSize ?? DEFAULT_BATCH, MAX_SHARE);
     if (!Number.isInteger(this.batchSize) || this.batchSize < 1) {
       throw new InputError(`core engine: batchSize must be a positive integer, got ${opts.batchSize}`);
@@ -302,10 +317,22 @@ class CoreEngineImpl implements CoreEngine {
    * Zero-copy: packets [first, first + count) (default: [0, batch.count)) of the caller's batch,
    * results into `out` at the same indices (docs/frame-batch.md).
    */
-  async processFrames(batch: FrameBatch, out: BatchOutput, first = 0, count = batch.count - first): Promise<void> {
+  async processFrames(
+    batch: FrameBatch,
+    out: BatchOutput,
+    first = 0,
+    count = batch.count - first,
+    plan?: ReaddressPlan,
+  ): Promise<void> {
     if (this.closed) throw new Error('core engine is closed');
     if (this.busy) throw new Error('core engine: processFrames() called while process()/advance() is running');
-    const sub = await this.submit(batch, out, first, count);
+    if (plan !== undefined && !this.readdressPlans)
+      throw new Error('core engine: a re-addressing plan needs one worker (readdressPlans)');
+    if (plan !== undefined && plan.maxPackets < first + count)
+      throw new InputError(
+        `core engine: re-addressing plan of ${plan.maxPackets} packets for packets up to ${first + count}`,
+      );
+    const sub = await this.submit(batch, out, first, count, plan ?? null);
     if (sub !== null) await this.complete(sub);
   }
 
@@ -461,16 +488,28 @@ class CoreEngineImpl implements CoreEngine {
    * Validates the batch (before anything of it runs), computes the shares and posts one descriptor
    * per worker. Serialised with other submissions; returns null for an empty batch.
    */
-  private submit(batch: FrameBatch, out: BatchOutput, first: number, count: number): Promise<Submitted | null> {
-    const p = this.submitting.then(() => this.submitNow(batch, out, first, count));
+  private submit(
+    batch: FrameBatch,
+    out: BatchOutput,
+    first: number,
+    count: number,
+    plan: ReaddressPlan | null = null,
+  ): Promise<Submitted | null> {
+    const p = this.submitting.then(() => this.submitNow(batch, out, first, count, plan));
     this.submitting = p.catch(() => undefined);
     return p;
   }
 
-  private async submitNow(batch: FrameBatch, out: BatchOutput, first: number, n: number): Promise<Submitted | null> {
+  private async submitNow(
+    batch: FrameBatch,
+    out: BatchOutput,
+    first: number,
+    n: number,
+    plan: ReaddressPlan | null,
+  ): Promise<Submitted | null> {
     this.validateFrames(batch, out, first, n);
     if (n === 0) return null;
-    const reg = this.registered(batch, out);
+    const reg = this.registered(batch, out, plan);
     out.result.fill(RES_UNSET, first, first + n);
     const W = this.workers;
     const firsts = this.firsts;
@@ -569,16 +608,16 @@ class CoreEngineImpl implements CoreEngine {
   }
 
   /** The registration of (batch, out): made once, the SABs then stay with the workers. */
-  private registered(batch: FrameBatch, out: BatchOutput): Reg {
+  private registered(batch: FrameBatch, out: BatchOutput, plan: ReaddressPlan | null = null): Reg {
     let list = this.regs.get(batch);
     if (list === undefined) {
       list = [];
       this.regs.set(batch, list);
     }
-    for (const r of list) if (r.out === out) return r;
+    for (const r of list) if (r.out === out && (r.cb.plan ?? null) === plan) return r;
     const idx = new Int32Array(new SharedArrayBuffer(Math.max(1, batch.maxPackets) * 4));
     for (let i = 0; i < idx.length; i++) idx[i] = i;
-    const cb: CoreBatch = { batch, out, idx };
+    const cb: CoreBatch = { batch, out, idx, plan };
     const r: Reg = { out, id: this.run.register(cb), cb };
     list.push(r);
     return r;

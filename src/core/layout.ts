@@ -35,6 +35,7 @@ export const SG_ENTRIES_PER_SESSION = 4;
 export const SG_ENTRIES_MIN = 65536;
 import { prngInitialState } from '../spec/prng.ts';
 import { type BatchOutput, type FrameBatch, createBatchOutput, createFrameBatch } from '../spec/frame-batch.ts';
+import type { ReaddressPlan } from '../spec/readdress-plan.ts';
 import { type CompiledScenario, compileScenario } from './compile.ts';
 
 export type { CompiledScenario } from './compile.ts';
@@ -448,6 +449,8 @@ export interface CoreBatch {
   batch: FrameBatch;
   out: BatchOutput;
   idx: Int32Array;
+  /** A re-addressing plan registered with the pair (core/readdress.ts; one worker only). */
+  plan?: ReaddressPlan | null;
 }
 
 /** A CoreBatch for batches of at most maxPackets packets in an input arena of arenaBytes (idx: the identity). */

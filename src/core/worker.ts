@@ -7,6 +7,7 @@
 
 import { type MessagePort, receiveMessageOnPort, threadId } from 'node:worker_threads';
 import { Dataplane } from './dataplane.ts';
+import { processPlanned } from './readdress.ts';
 import type { CoreBatch, CoreShared } from './layout.ts';
 import {
   D_BATCH,
@@ -208,12 +209,14 @@ function runLoop(task: WorkerTask, proc: Processor): number {
           checkFault(ctrl, base, batch, idx[first + i], false);
           ctrl[base + W_COMMIT] = commitWord(tail, i) | COMMIT_IN_FLIGHT;
           checkFault(ctrl, base, batch, idx[first + i], true);
-          proc.process(cb, first + i, 1, bias);
+          if (cb.plan) processPlanned(cb, first, i, i + 1, (f, n) => proc.process(cb, f, n, bias));
+          else proc.process(cb, first + i, 1, bias);
         }
       } else if (i < count) {
         // The whole share in one call (prefetch passes included); the dataplane stores the
-        // commit marker around each packet.
-        proc.process(cb, first + i, count - i, bias);
+        // commit marker around each packet. A re-addressing plan splits it before each planned packet.
+        if (cb.plan) processPlanned(cb, first, i, count, (f, n) => proc.process(cb, f, n, bias));
+        else proc.process(cb, first + i, count - i, bias);
       }
       processed += count;
       ctrl[base + W_PACKETS] = processed;

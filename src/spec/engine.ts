@@ -1,4 +1,5 @@
 import type { BatchOutput, FrameBatch } from './frame-batch.ts';
+import type { ReaddressPlan } from './readdress-plan.ts';
 import type { NatGatewayConnection, NatGatewayCounters } from './nat-gateway.ts';
 import type { Scenario } from './scenario.ts';
 import type { TimelineEvent } from './timeline.ts';
@@ -152,7 +153,19 @@ export interface Engine {
    * it are fed this way by the differential runner; a range lets the runner hand over part of a
    * batch (one-sided replay: up to a reply that needs an earlier packet's mapping) with no copy.
    */
-  processFrames?(batch: FrameBatch, out: BatchOutput, first?: number, count?: number): Promise<void>;
+  processFrames?(
+    batch: FrameBatch,
+    out: BatchOutput,
+    first?: number,
+    count?: number,
+    plan?: ReaddressPlan,
+  ): Promise<void>;
+  /**
+   * True when processFrames takes a re-addressing plan (spec/readdress-plan.ts): the engine
+   * re-addresses the planned frames in the batch itself, in the same hand-over (the core with one
+   * worker). Absent: never pass one.
+   */
+  readonly readdressPlans?: boolean;
   /** Advance the virtual clock with no traffic (expires entries). */
   advance(timeUs: number): Promise<void>;
   conntrack(): Promise<ConntrackEntry[]>;

@@ -212,6 +212,7 @@ export class PendingFlows {
   private readonly ports: Int32Array;
   private readonly remote: Int32Array;
   private readonly time: Float64Array;
+  private readonly index: Int32Array;
 
   constructor(capacity: number) {
     const n = pow2AtLeast(Math.max(1, capacity) * 2);
@@ -222,6 +223,7 @@ export class PendingFlows {
     this.ports = new Int32Array(n);
     this.remote = new Int32Array(n);
     this.time = new Float64Array(n);
+    this.index = new Int32Array(n);
   }
 
   clear(): void {
@@ -249,14 +251,27 @@ export class PendingFlows {
     throw new Error('replay: pending flow table full');
   }
 
-  set(proto: number, inside: number, ports: number, remote: number, timeUs: number): void {
+  /**
+   * The flow's latest pending packet: its time and its index in the engine batch (-1 if not
+   * given); returns the index of the flow's pending packet before it, or -1.
+   */
+  set(proto: number, inside: number, ports: number, remote: number, timeUs: number, index = -1): number {
     const s = this.slot(proto, inside, ports, remote);
+    const before = this.stamp[s] === this.epoch ? this.index[s] : -1;
     this.stamp[s] = this.epoch;
     this.proto[s] = proto;
     this.inside[s] = inside | 0;
     this.ports[s] = ports | 0;
     this.remote[s] = remote | 0;
     this.time[s] = timeUs;
+    this.index[s] = index;
+    return before;
+  }
+
+  /** Batch index of the flow's latest pending packet (as given to set), or -1. */
+  lastIndex(proto: number, inside: number, ports: number, remote: number): number {
+    const s = this.slot(proto, inside, ports, remote);
+    return this.stamp[s] === this.epoch ? this.index[s] : -1;
   }
 
   /** Time of the flow's latest pending packet, or -1. */

@@ -83,6 +83,15 @@ import {
   readdressRawAt,
   translatedSource,
 } from './remap.ts';
+import {
+  createReaddressPlan,
+  PLAN_HOW_CHAIN,
+  PLAN_HOW_FALLBACK,
+  PLAN_NONE,
+  PLAN_PARSED,
+  PLAN_READDRESS,
+  type ReaddressPlan,
+} from '../../spec/readdress-plan.ts';
 import type { EngineSummary, ReaddressExample, ReplayDifference, ReplayFrameRef, ReplayReport } from './report.ts';
 import { rd16 } from '../../packet/bytes.ts';
 import {
@@ -155,6 +164,13 @@ export interface ReplayOptions {
    * the kernel as it is); default true: re-addressed to each engine's mapping (one-sided captures).
    */
   readdress?: boolean;
+  /**
+   * true (default): an engine that takes re-addressing plans (Engine.readdressPlans: the core with
+   * one worker) re-addresses a reply whose mapping an earlier packet of the chunk makes itself, in
+   * the chunk's one hand-over; false: replay re-addresses every frame, handing the chunk over up to
+   * each such reply (tests compare the two).
+   */
+  readdressInEngine?: boolean;
   /** Called with the engines after the last packet, before they are closed (engine-specific dumps). */
   beforeClose?: (engines: readonly Engine[]) => Promise<void>;
   /** Engine construction (tests); default makeEngine. */
@@ -226,6 +242,18 @@ interface EngineIo {
   sizedFor: FrameBatch | null;
   /** Per record: how it was re-addressed (HOW_*). */
   how: Uint8Array;
+  /** The re-addressing plan handed over with the batch (engines with readdressPlans), when used. */
+  plan: ReaddressPlan | null;
+}
+
+/** A reply re-addressed by the engine (a plan): decided after the hand-over. */
+interface PlannedReply {
+  k: number;
+  j: number;
+  /** HOW_* when the engine uses the fallback mapping. */
+  fallbackHow: number;
+  /** Its re-addressing example (filled after the hand-over), or null. */
+  example: ReaddressExample | null;
 }
 
 /** Per-engine state of a run. */
@@ -247,6 +275,8 @@ class EngineRunState {
   readonly zeroCopy: boolean;
   /** Index of the next timeline event this engine has not had yet (ReplayOptions.events). */
   nextEvent = 0;
+  /** The replies of the chunk being fed that the engine re-addresses (a plan). */
+  readonly planned: PlannedReply[] = [];
 
   constructor(
     readonly name: string,
@@ -273,6 +303,7 @@ class EngineRunState {
       results: [],
       sizedFor: null,
       how: new Uint8Array(chunk),
+      plan: null,
     }));
     this.summary = {
       engine: name,
@@ -394,6 +425,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
   const sinks = opts.sinks ?? [];
   const events: ReplayEvent[] = [...(opts.events ?? [])];
   const readdress = opts.readdress !== false;
+  const planning = opts.readdressInEngine !== false;
   for (let k = 1; k < events.length; k++)
     if (events[k].timeUs < events[k - 1].timeUs) throw new Error('replay events must be in time order');
   const stories = annotate || sinks.length > 0;
@@ -542,9 +574,22 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       const pending = st.pending;
       const table = st.mappings;
       pending.clear();
+      // A reply whose mapping an earlier packet of this chunk makes: re-addressed by the engine
+      // itself in the hand-over (a plan) when it can, else by handing the chunk over up to it.
+      const plan =
+        planning &&
+        st.engine.readdressPlans === true &&
+        io.out !== null &&
+        readdress &&
+        c.toPrivate > 0 &&
+        events.length === 0
+          ? planFor(io, src)
+          : null;
+      if (plan !== null) plan.mode.fill(PLAN_NONE, 0, fedCount);
+      st.planned.length = 0;
       let from = 0;
       const handOver = async (end: number): Promise<void> => {
-        if (end > from) await runRange(st, c, io, from, end);
+        if (end > from) await runRange(st, c, io, from, end, plan);
         from = end;
         pending.clear();
       };
@@ -568,6 +613,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
           const flow = c.flow[k];
           if (inst >= 0) {
             let e = -1;
+            let inEngine = false;
             if (flow === FLOW_IN) {
               const t = pending.get(c.kProto[k], c.kInside[k], c.kPorts[k], c.kRemote[k]);
               e = table.find(c.kProto[k], c.kInside[k], c.kPorts[k], c.kRemote[k]);
@@ -577,8 +623,11 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
                 const last = e < 0 ? -1 : table.lastUs(e);
                 // (or a timeline event between may have changed it: a route swap, a stopped instance).
                 if (last < 0 || t - last >= st.mappingStaleUs || timeline.crossesEvent(last, t)) {
-                  await handOver(j);
-                  e = table.find(c.kProto[k], c.kInside[k], c.kPorts[k], c.kRemote[k]);
+                  if (plan !== null) inEngine = true;
+                  else {
+                    await handOver(j);
+                    e = table.find(c.kProto[k], c.kInside[k], c.kPorts[k], c.kRemote[k]);
+                  }
                 }
               }
             }
@@ -592,6 +641,34 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
             // Frames that do not parse fully (cut by the snapshot length, ...) are re-addressed in the
             // fields that were captured; the engines then drop or mark them for what they are.
             const raw = !ok && flow === FLOW_IN;
+            if (inEngine && (ok || raw)) {
+              // The engine takes the mapping from the latest of the flow's packets before it that
+              // shows one (what handing over up to here would have learned), else this fallback.
+              let fbHow = HOW_UNMAPPED;
+              let fbAddr = 0;
+              let fbPort = -1;
+              if (m >= 0) {
+                fbHow = HOW_FLOW;
+                fbAddr = mappingAddr(m);
+                fbPort = mappingPort(m);
+              } else if (instance.elasticIp !== null) {
+                fbHow = HOW_ELASTIC_IP;
+                fbAddr = instance.elasticIp;
+                fbPort = ok ? insidePortOf(pv) : insidePortRawAt(arena, off, len);
+              }
+              plan!.mode[j] = PLAN_READDRESS;
+              plan!.flags[j] = ok ? PLAN_PARSED : 0;
+              plan!.from[j] = pending.lastIndex(c.kProto[k], c.kInside[k], c.kPorts[k], c.kRemote[k]);
+              plan!.fbAddr[j] = fbAddr | 0;
+              plan!.fbPort[j] = fbPort;
+              let example: ReaddressExample | null = null;
+              if (st.examples.length < maxEx) {
+                example = { input: c.n[k], engine: st.name, how: '', from: before, to: '' };
+                st.examples.push(example);
+              }
+              st.planned.push({ k, j, fallbackHow: fbHow, example });
+              continue;
+            }
             let h = HOW_UNMAPPED;
             if (m >= 0 && (ok || raw)) {
               if (ok) readdressAt(arena, off, pv, mappingAddr(m), mappingPort(m));
@@ -614,10 +691,28 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
                 to: h === HOW_UNMAPPED ? '' : describeFrame(arena.subarray(off, off + len)),
               });
           }
-          if (flow === FLOW_OUT) pending.set(c.kProto[k], c.kInside[k], c.kPorts[k], c.kRemote[k], c.timeUs[k]);
+          if (flow === FLOW_OUT) {
+            const prev = pending.set(c.kProto[k], c.kInside[k], c.kPorts[k], c.kRemote[k], c.timeUs[k], j);
+            if (plan !== null) plan.prev[j] = prev;
+          }
         }
       }
       await handOver(fedCount);
+      // What the engine did with each planned reply.
+      for (const r of st.planned) {
+        const hw = plan!.how[r.j];
+        const h = hw === PLAN_HOW_CHAIN ? HOW_FLOW : hw === PLAN_HOW_FALLBACK ? r.fallbackHow : HOW_UNMAPPED;
+        how[r.k] = h;
+        if (h === HOW_FLOW) st.summary.readdressed.flow++;
+        else if (h === HOW_ELASTIC_IP) st.summary.readdressed.elasticIp++;
+        else st.summary.readdressed.unmapped++;
+        if (r.example !== null) {
+          r.example.how = HOW_TEXT[h];
+          const o = eb.off[r.j];
+          if (h !== HOW_UNMAPPED) r.example.to = describeFrame(eb.arena.subarray(o, o + eb.len[r.j]));
+        }
+      }
+      st.planned.length = 0;
     };
 
     /** Hands packets [from, end) of the engine's batch over, then learns the mappings they made. */
@@ -627,9 +722,13 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
       io: EngineIo,
       from: number,
       end: number,
+      plan: ReaddressPlan | null,
     ): Promise<void> => {
       const t = performance.now();
-      if (io.out !== null) await st.engine.processFrames!(io.batch, io.out, from, end - from);
+      if (io.out !== null)
+        await (plan !== null
+          ? st.engine.processFrames!(io.batch, io.out, from, end - from, plan)
+          : st.engine.processFrames!(io.batch, io.out, from, end - from));
       else await processByObjects(st, io, from, end);
       st.summary.engineMs += performance.now() - t;
       const eb = io.batch;
@@ -1186,4 +1285,10 @@ function sizeOutput(st: EngineRunState, io: EngineIo, src: FrameBatch): void {
       io.out = createBatchOutput(src.maxPackets, src.arena.length);
     io.result = io.out!.result;
   } else if (io.result.length < src.maxPackets) io.result = new Uint32Array(src.maxPackets);
+}
+
+/** The engine's re-addressing plan for a chunk batch like `src` (made once, re-made when it grew). */
+function planFor(io: EngineIo, src: FrameBatch): ReaddressPlan {
+  if (io.plan === null || io.plan.maxPackets < src.maxPackets) io.plan = createReaddressPlan(src.maxPackets);
+  return io.plan;
 }
