@@ -175,13 +175,29 @@ export function sections(r: BenchReport): Section[] {
       about: [`Input: ${x?.input ?? ''}`, `Measured: ${x?.measured ?? ''}.`],
     });
   }
-  const replay = r.figures.filter((f) => /^replay\/(core\/workers=\d+|model)\/mpps$/.test(f.id));
+  const replay = r.figures.filter((f) =>
+    /^replay\/(core\/workers=\d+|model|model\/raw-mpps|model\+core\/workers=\d+)(\/mpps)?$/.test(f.id),
+  );
   if (replay.length) {
-    const rows = replay.map((f) => [
-      f.engine === 'core' ? `core, ${f.workers} worker(s)` : 'reference model',
-      range(f),
-      f.engine === 'model' ? val(find(r, `replay/model/ratio-to-core-workers=${wMax}`)) : '',
-    ]);
+    const rows = replay.map((f) => {
+      const both = f.id.startsWith('replay/model+core/');
+      const raw = f.id === 'replay/model/raw-mpps';
+      return [
+        both
+          ? `model,core (core ${f.workers} worker)`
+          : raw
+            ? 'reference model alone, no replay'
+            : f.engine === 'core'
+              ? `core, ${f.workers} worker(s)`
+              : 'reference model',
+        range(f),
+        both
+          ? `${val(find(r, 'replay/model+core/ratio-to-model-raw'))} of the model alone`
+          : f.id === 'replay/model/mpps'
+            ? val(find(r, `replay/model/ratio-to-core-workers=${wMax}`))
+            : '',
+      ];
+    });
     const x = firstResult(r, (y) => y.workload === 'replay');
     out.push({
       title: 'Capture replay (natlab replay, end to end)',

@@ -17,6 +17,8 @@ import { type CoreLayout, createCoreEngine, DEFAULT_LAYOUT } from '../src/core/e
 import { checkKernelPrerequisites, createKernelEngine } from '../src/oracle/index.ts';
 import { runReplay } from '../src/diff/replay/replay.ts';
 import { scenarioForCapture } from '../src/diff/replay/scenario.ts';
+import { IngressMap, INGRESS_NOWHERE } from '../src/diff/replay/ingress.ts';
+import { PacketView, PARSE_TRUNCATED_L2, parseFrame } from '../src/packet/parse.ts';
 import { type TrafficProfile, describeProfile } from '../src/traffic/profile.ts';
 import {
   EstablishedWorkload,
@@ -460,7 +462,12 @@ class Suite {
       }
       if (has('setup')) tasks.push({ label: 'model: session setup', fn: () => this.modelSetup() });
       if (has('mixed')) tasks.push({ label: 'model: mixed', fn: () => this.modelMixed() });
-      if (has('replay')) tasks.push({ label: 'model: replay', fn: () => this.replay(capture!, 'model', 1) });
+      if (has('replay')) {
+        tasks.push({ label: 'model: replay', fn: () => this.replay(capture!, 'model', 1) });
+        // Issue 12: model,core against the model's own rate on the same packets (no replay around it).
+        tasks.push({ label: 'model: raw on the replay capture', fn: () => this.modelRaw(capture!) });
+        tasks.push({ label: 'model,core: replay', fn: () => this.replay(capture!, 'model+core', 1) });
+      }
       for (const w of ['filtered', 'filter-table'] as const)
         if (has(w)) tasks.push({ label: `model: ${w} vs none`, fn: () => this.filteredBaseline('model', w) });
     }
@@ -1384,7 +1391,7 @@ class Suite {
 
   private async replay(
     cap: ReplayCapture,
-    engine: 'core' | 'model',
+    engine: 'core' | 'model' | 'model+core',
     W: number,
     writeOutputs = false,
     oneSided = false,
@@ -1392,7 +1399,7 @@ class Suite {
     const o = this.o;
     const input = oneSided ? cap.onePath! : cap.path;
     const outDir = writeOutputs ? await mkdtemp(join(tmpdir(), 'natlab-bench-replay-')) : null;
-    const runs = engine === 'model' ? Math.min(o.runs, 2) : runsFor(cap, o.runs);
+    const runs = engine !== 'core' ? Math.min(o.runs, 2) : runsFor(cap, o.runs);
     const rates: number[] = [];
     const walls: number[] = [];
     const cpuSplits: { main: number; engine: number; other: number }[] = [];
@@ -1401,9 +1408,10 @@ class Suite {
     for (let k = 0; k < runs; k++) {
       const tidsBefore = threadCpuNs();
       const e: Engine =
-        engine === 'core'
+        engine !== 'model'
           ? createCoreEngine(cap.scenario, { workers: W, seed: o.seed, layout: o.layout })
           : createModelEngine(cap.scenario, { seed: o.seed });
+      const model = engine === 'model+core' ? createModelEngine(cap.scenario, { seed: o.seed }) : null;
       const keep: Engine = {
         ...e,
         name: e.name,
@@ -1419,7 +1427,7 @@ class Suite {
         close: async () => {},
       };
       try {
-        if (engine === 'core') await e.process(warmupFrames(W, cap.firstUs)); // every worker thread is up before the clock starts
+        if (engine !== 'model') await e.process(warmupFrames(W, cap.firstUs)); // every worker thread is up before the clock starts
         const cpu0 = threadCpuNs();
         const engineTids = new Set([...(cpu0?.keys() ?? [])].filter((t) => tidsBefore !== null && !tidsBefore.has(t)));
         const t0 = performance.now();
@@ -1429,10 +1437,10 @@ class Suite {
           outputFormat: 'pcap',
           scenario: cap.scenario,
           scenarioHow: cap.how,
-          engines: [engine],
+          engines: model !== null ? ['model', 'core'] : [engine],
           workers: W,
           seed: o.seed,
-          engineFactory: async () => keep,
+          engineFactory: async (name) => (name === 'model' && model !== null ? model : keep),
         });
         const sec = (performance.now() - t0) / 1000;
         walls.push(sec * 1000);
@@ -1440,6 +1448,8 @@ class Suite {
         if (split !== null) cpuSplits.push(split);
         records = out.report.input.records;
         delivered = out.report.engines[0]?.delivered ?? 0;
+        if (model !== null && !out.report.agree)
+          throw new Error(`bench: model and core differ on ${input} (${out.report.differences.count} differences)`);
         if (oneSided && !(out.report.engines[0]?.readdressed.flow > 0))
           throw new Error(`bench: the one-sided capture ${input} had no reply re-addressed (not one-sided)`);
         rates.push(out.report.input.records / sec / 1e6);
@@ -1448,13 +1458,14 @@ class Suite {
       }
     }
     if (outDir !== null) await rm(outDir, { recursive: true, force: true });
+    const coreW = engine !== 'model';
     const pre = cap.size === '' ? 'replay' : `replay/${cap.size}`;
     const tag = (writeOutputs ? '/out' : '') + (oneSided ? '/one-sided' : '');
     const what = `replay${cap.size === '' ? '' : ` (${cap.size} capture)`}${writeOutputs ? ' --out' : ''}${oneSided ? ' one-sided' : ''}`;
     this.results.push({
       workload: 'replay',
-      engine,
-      workers: engine === 'core' ? W : null,
+      engine: engine === 'model+core' ? 'model' : engine,
+      workers: engine !== 'model' ? W : null,
       sessions: null,
       input: oneSided
         ? `${cap.input}, as captured on the inside host (one-sided: the internet's replies addressed to its private address, re-addressed by replay to each engine's mapping)`
@@ -1469,6 +1480,7 @@ class Suite {
         records,
         delivered,
         runs,
+        engines: engine === 'model+core' ? 'model,core' : engine,
         outputsWritten: writeOutputs ? 1 : 0,
         oneSided: oneSided ? 1 : 0,
         large: cap.size === 'large' ? 1 : 0,
@@ -1485,21 +1497,90 @@ class Suite {
       },
     });
     const f = makeFigure({
-      id: `${pre}/${engine}${tag}${engine === 'core' ? `/workers=${W}` : ''}/mpps`,
+      id: `${pre}/${engine}${tag}${coreW ? `/workers=${W}` : ''}/mpps`,
       workload: 'replay',
-      label: `${what} ${engine}${engine === 'core' ? `, ${W}w` : ''} Mpps`,
+      label: `${what} ${engine === 'model+core' ? 'model,core' : engine}${coreW ? `, ${W}w` : ''} Mpps`,
       unit: 'Mpps',
       samples: rates,
       higherIsBetter: true,
-      workers: engine === 'core' ? W : undefined,
-      engine,
+      workers: coreW ? W : undefined,
+      engine: engine === 'model+core' ? 'model' : engine,
     });
     this.figures.push(f);
     const cpu =
       cpuSplits.length > 0
         ? `; per run: wall ${median(walls).toFixed(0)} ms, CPU main ${median(cpuSplits.map((x) => x.main)).toFixed(0)} ms, engine threads ${median(cpuSplits.map((x) => x.engine)).toFixed(0)} ms, other threads ${median(cpuSplits.map((x) => x.other)).toFixed(0)} ms`
         : '';
-    return `${what} (${records} packets, ${delivered} delivered) through ${engine}${engine === 'core' ? ` with ${W} worker(s)` : ''}: ${f.median.toFixed(3)} Mpps${cpu}`;
+    return `${what} (${records} packets, ${delivered} delivered) through ${engine === 'model+core' ? 'model,core' : engine}${engine !== 'model' ? ` with ${W} worker(s)` : ''}: ${f.median.toFixed(3)} Mpps${cpu}`;
+  }
+
+  /**
+   * The model's own rate on the replay capture's packets: Engine.process on them (InputPackets made
+   * before the clock: link header stripped, ingress from the source address as replay decides
+   * it), a fresh model per run, batches of 4096 — what `--engines model,core` is measured against.
+   */
+  private async modelRaw(cap: ReplayCapture): Promise<string> {
+    const o = this.o;
+    const ingress = new IngressMap(cap.scenario);
+    const pv = new PacketView();
+    const packets: InputPacket[] = [];
+    const rd = await openCapture(cap.path);
+    try {
+      for await (const rec of rd) {
+        if (parseFrame(rec.data, 0, rec.data.length, rec.linkType, pv) === PARSE_TRUNCATED_L2) continue;
+        const at = ingress.classify(pv.src);
+        if (at === INGRESS_NOWHERE || pv.capLen <= 0) continue;
+        // a copy (rec.data is a Buffer: its slice would be a view of the reader's memory)
+        packets.push({
+          timeUs: rec.timeUs,
+          ingress: at,
+          frame: new Uint8Array(rec.data.subarray(pv.l3Off, pv.l3Off + pv.capLen)),
+        });
+      }
+    } finally {
+      await rd.close();
+    }
+    const rates: number[] = [];
+    for (let k = 0; k < Math.min(o.runs, 2); k++) {
+      const m = createModelEngine(cap.scenario, { seed: o.seed });
+      // Fresh frames per run (the model may rewrite the frames it is given), made before the clock.
+      const fresh = packets.map((x) => ({ ...x, frame: x.frame.slice() }));
+      let delivered = 0;
+      const t0 = performance.now();
+      for (let i = 0; i < fresh.length; i += 4096)
+        for (const r of await m.process(fresh.slice(i, i + 4096))) if (r.fate === FATE_DELIVERED) delivered++;
+      rates.push(fresh.length / ((performance.now() - t0) / 1000) / 1e6);
+      // The replay figures deliver the whole default capture; so must this run.
+      if (delivered !== fresh.length && !o.pcap)
+        throw new Error(
+          `bench: the model delivered ${delivered} of ${fresh.length} packets of ${cap.path} (expected all)`,
+        );
+      await m.close();
+    }
+    this.results.push({
+      workload: 'replay',
+      engine: 'model',
+      workers: null,
+      sessions: null,
+      input: cap.input,
+      measured:
+        "the reference model's Engine.process on the capture's packets (made before the clock), batches of 4096, a fresh model per run: the rate `--engines model,core` is measured against",
+      packetsPerRun: packets.length,
+      samples: rates,
+      unit: 'Mpps',
+      notes: { raw: 1, runs: rates.length },
+    });
+    const f = makeFigure({
+      id: 'replay/model/raw-mpps',
+      workload: 'replay',
+      label: 'model raw on the replay capture Mpps',
+      unit: 'Mpps',
+      samples: rates,
+      higherIsBetter: true,
+      engine: 'model',
+    });
+    this.figures.push(f);
+    return `model raw on the replay capture (${packets.length} packets): ${f.median.toFixed(3)} Mpps`;
   }
 
   // ---- baselines ---------------------------------------------------------------------------------
@@ -1834,6 +1915,21 @@ class Suite {
       `mixed ${this.o.profile.name}`,
     );
     ratio('replay/model/mpps', (w) => `replay/core/workers=${w}/mpps`, 'replay');
+    // --engines model,core against the model's own rate on the same packets (issue 12: >= 0.9).
+    const mc = find('replay/model+core/workers=1/mpps');
+    const raw = find('replay/model/raw-mpps');
+    if (mc && raw)
+      add.push(
+        valueFigure({
+          id: 'replay/model+core/ratio-to-model-raw',
+          workload: 'replay',
+          label: 'replay --engines model,core vs the model raw on the same packets (target >= 0.9)',
+          unit: 'x',
+          value: mc.median / raw.median,
+          higherIsBetter: true,
+          engine: 'model',
+        }),
+      );
     // Replay --out against tcpdump on the same file, the default capture and the large one. The
     // one-sided capture has the two-sided one's records and sizes: the same tcpdump floor.
     for (const pre of ['replay', 'replay/large']) {

@@ -416,6 +416,10 @@ describe('natlab bench (CLI smoke run, tiny sizes)', () => {
         'setup/model/sessions-per-s',
         'established/sessions=1024/model/ratio-to-core-workers=2',
         'replay/model/ratio-to-core-workers=1',
+        // --engines model,core against the model alone on the same packets
+        'replay/model/raw-mpps',
+        'replay/model+core/workers=1/mpps',
+        'replay/model+core/ratio-to-model-raw',
       ])
         expect(ids, id).toContain(id);
       // The replay against the I/O floor on the same file: tcpdump -r X -w Y, and replay --out.
