@@ -87,6 +87,8 @@ export const RECENT_STOPPED = 'nl_stopped';
 export const RECENT_FILTER_RST = 'nl_filter_rst';
 /** A destination unreachable the instance sent (a filter REJECT; time exceeded has its own type). */
 export const RECENT_FILTER_UNREACH = 'nl_filter_unr';
+/** The packet mark (one bit) natlab sets on what passed a filtered instance's filter INPUT (security table). */
+const DELIVERED_MARK = '0x40000000';
 /** Evidence (not xt_recent): the instance's ICMP rate limits refused an error (Icmp OutRateLimitGlobal / OutRateLimitHost grew). */
 export const EVIDENCE_ICMP_RL_GLOBAL = 'icmp_ratelimit_global';
 export const EVIDENCE_ICMP_RL_HOST = 'icmp_ratelimit_host';
@@ -446,6 +448,10 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
       sysctl('net/ipv4/icmp_msgs_per_sec', inst.sysctls.icmpMsgsPerSec),
       sysctl('net/ipv4/icmp_msgs_burst', inst.sysctls.icmpMsgsBurst),
     ];
+    // With a filter table, the stack's own answers carry the mark of the packet they answer
+    // (DELIVERED_MARK once it passed filter INPUT), a REJECT's answer in INPUT does not: natlab's
+    // OUTPUT guard tells them apart by it (below). The contract has no marks, so nothing else sees it.
+    if (inst.filter) setup.push(sysctl('net/ipv4/fwmark_reflect', 1));
     if (inst.nat) setup.push(...conntrackSysctls(s));
     const b = [
       'link set lo up',
@@ -486,6 +492,7 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
         `-A OUTPUT -p icmp --icmp-type destination-unreachable ${recent(RECENT_FILTER_UNREACH)}`,
       );
     (inst.filter ? security : mangle).push(`-A INPUT ${recent(RECENT_LOCAL_IN)}`);
+    if (inst.filter) security.push(`-A INPUT -j MARK --set-xmark ${DELIVERED_MARK}/${DELIVERED_MARK}`);
     // The host's own stack answering what was delivered to it (RST, echo reply, port unreachable)
     // is not a result of the VPC path: it is stopped here (after conntrack saw it, so the table
     // is what a real instance would show). ICMP errors generated while forwarding (or refusing to
@@ -504,8 +511,10 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
     // lets through what the scenario's REJECT rules send: a tcp-reset from a forwarded packet
     // has its destination as source (never the instance's own stack), and every REJECT reset is
     // RELATED (nf_ct_attach; the stack's own reset is ESTABLISHED), the ICMP codes REJECT adds
-    // (net/host/admin prohibited), and a REJECT's port/protocol unreachable of a forwarded packet —
-    // delivered packets quote a packet addressed to the instance itself.
+    // (net/host/admin prohibited), and a REJECT's port/protocol unreachable: of a forwarded packet
+    // (it quotes another destination), or of a packet to the instance that filter INPUT refused —
+    // the stack's own unreachable answers a packet that passed filter INPUT and got DELIVERED_MARK
+    // in the security table, which fwmark_reflect copies to the answer.
     const own = inst.filter
       ? restore({
           mangle,
@@ -523,6 +532,8 @@ export function planTopology(s: Scenario, runId: string): TopologyPlan {
             `-A ${OWN_OUTPUT_CHAIN} -p icmp --icmp-type communication-prohibited -j RETURN`,
             `-A ${OWN_OUTPUT_CHAIN} -p icmp --icmp-type port-unreachable -m u32 ! --u32 ${quotedDst(inst.privateIp)} -j RETURN`,
             `-A ${OWN_OUTPUT_CHAIN} -p icmp --icmp-type protocol-unreachable -m u32 ! --u32 ${quotedDst(inst.privateIp)} -j RETURN`,
+            `-A ${OWN_OUTPUT_CHAIN} -p icmp --icmp-type port-unreachable -m mark ! --mark ${DELIVERED_MARK}/${DELIVERED_MARK} -j RETURN`,
+            `-A ${OWN_OUTPUT_CHAIN} -p icmp --icmp-type protocol-unreachable -m mark ! --mark ${DELIVERED_MARK}/${DELIVERED_MARK} -j RETURN`,
             `-A ${OWN_OUTPUT_CHAIN} ${recent(RECENT_LOCAL_OUT_DROPPED)} -j DROP`,
           ],
         })

@@ -214,6 +214,18 @@ const CHECKS: Record<string, (run: Run) => void> = {
     expect(r.every((x) => x.outputs[0].egress === APP)).toBe(true);
     expect(ct).toHaveLength(0);
   },
+  "filter: INPUT REJECT answers a datagram to the Elastic IP; the stack's own port unreachable stays inside": ({
+    r,
+  }) => {
+    expect(r[0].reason).toBe(DROP_FILTER_REJECT);
+    expect(egress(r[0])).toEqual([NET]);
+    const u = view(r[0].outputs[0].frame);
+    expect([u.proto, u.src, u.dst, u.icmpType, u.icmpCode]).toEqual([1, NAT_EIP, SRV, 3, 3]);
+    // Delivered to the instance's stack (its frame as it reached the ENI); the stack's port
+    // unreachable is not a result of the VPC path and stays inside.
+    expect(r[1].fate).toBe(FATE_DELIVERED);
+    expect(egress(r[1])).toEqual([instancePoint(NAT)]);
+  },
   'filter: REJECT --reject-with tcp-reset answers a SYN with RST+ACK and an ACK with RST': ({ r }) => {
     const a = view(r[0].outputs[0].frame);
     expect([a.src, a.dst, a.sport, a.dport, a.tcpFlags, a.tcpAck, a.df]).toEqual([
@@ -605,7 +617,7 @@ const CHECKS: Record<string, (run: Run) => void> = {
     expect(ct[0]).toMatchObject({ state: 'ESTABLISHED', assured: true });
   },
   // SYN_SENT after the server's ignored data segment (seq 5000000, 45 bytes, ack 1001).
-  "RST answering a challenge ACK in SYN_SENT (seq = the ignored ACK's ack: no window check)": ({ r, ct }) => {
+  "RST answering a challenge ACK in SYN_SENT (seq = the ignored ACK's ack: no window check)": ({ r }) => {
     expect(r[1].ct).toBe(CT_ESTABLISHED); // ignored, NATed back
     expect(r[2].ct).toBe(CT_ESTABLISHED); // accepted without the window step: the entry closes
     expect(r[3].ct).toBe(CT_NEW); // the next SYN re-opens the CLOSEd entry

@@ -1053,6 +1053,19 @@ export function natCases(): NatCase[] {
     ],
   });
   add({
+    // Campaign seed 993008 run 11: the kernel engine dropped a REJECT's answer in INPUT as the
+    // stack's own port unreachable (both quote a packet to the instance) until the guard told them
+    // apart by the mark the security table sets on what passed filter INPUT (fwmark_reflect).
+    name: "filter: INPUT REJECT answers a datagram to the Elastic IP; the stack's own port unreachable stays inside",
+    scenario: variant((s) =>
+      filterRules(s, 'ACCEPT', ['-A INPUT -p udp -m udp --dport 53 -j REJECT --reject-with icmp-port-unreachable']),
+    ),
+    inputs: [
+      p(0, NET, buildUdp({ src: SRV, dst: NAT_EIP, sport: 32768, dport: 53, payload: new Uint8Array(4) })),
+      p(1000, NET, buildUdp({ src: SRV, dst: NAT_EIP, sport: 32769, dport: 54, payload: new Uint8Array(4) })),
+    ],
+  });
+  add({
     name: 'filter: --ctstate INVALID -j DROP stops the packet that would leave un-NATed',
     scenario: variant((s) => filterRules(s, 'ACCEPT', ['-A FORWARD -m conntrack --ctstate INVALID -j DROP'])),
     inputs: [...[0, 1000, 2000].map((t, k) => p(t, APP, tcpOut([F_SYN, F_ACK, F_SYN | F_ACK][k], 1000 + k)))],
