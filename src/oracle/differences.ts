@@ -242,10 +242,14 @@ function k3CounterExcess(message: string, k: KernelRunFacts): number | null {
   return excess !== null && excess > 0 && excess <= delivered ? excess : null;
 }
 
-/** Packets the kernel counted more (negative: fewer) than the other engine in a nat counter difference, or null. */
+/**
+ * Packets the kernel counted more (negative: fewer) than the other engine in a nat or filter
+ * counter difference, or null. (A packet the kernel's ENI let through past the contract's
+ * allowance — E11/E16 — is counted in the instance's filter chains as in its nat chains.)
+ */
 function counterExcess(message: string, k: KernelRunFacts): number | null {
   const m =
-    /^nat counters instance (\d+) (PREROUTING|INPUT|OUTPUT|POSTROUTING) rule -?\d+: (\S+) (\d+) pkts\/\d+ bytes vs (\S+) (\d+)\//.exec(
+    /^(?:nat|filter) counters instance (\d+) (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING|\S+) rule -?\d+: (\S+) (\d+) pkts\/\d+ bytes vs (\S+) (\d+)\//.exec(
       message,
     );
   if (!m) return null;
@@ -466,7 +470,7 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
           const key = d.kind === 'conntrack' ? conntrackFlowKey(d.message) : null;
           return key !== null && flows.has(key);
         })
-          ? "conntrack entries and nat counts of flows whose packets the kernel's ENI dropped (E11)"
+          ? "conntrack entries and nat/filter counts of flows whose packets the kernel's ENI dropped or let through (E11)"
           : null;
       }
       const s = sides(f, k);
@@ -502,7 +506,7 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
           const key = conntrackFlowKey(d.message);
           return key !== null && flows.has(key);
         })
-          ? "conntrack entries and nat counts of flows the kernel's ENI let through past the contract's allowance (E16)"
+          ? "conntrack entries and nat/filter counts of flows the kernel's ENI let through past the contract's allowance (E16)"
           : null;
       }
       const s = sides(f, k);

@@ -231,6 +231,33 @@ describe('kernel difference rules', () => {
     expect(classifyKernelDifference(end, k({ sgInvalidFlows: flows, sgAllowancePassed: 1 }))?.id).toBe('E11');
     expect(classifyKernelDifference(end, k({ sgInvalidFlows: flows, sgAllowancePassed: 0 }))).toBeNull();
   });
+  it("E11 at the end: filter counts the kernel made of packets its ENI let through past the contract's allowance", () => {
+    // Campaign seed 993009 run 15 (corpora/regressions/20261205-counters-40fdef60): a TTL-1
+    // datagram web sent to nat0 itself met the contract's allowance (web's tracked flows include
+    // one Linux called INVALID) and reached nat0's filter INPUT policy in the kernel.
+    const end: DifferenceFacts = {
+      index: -1,
+      engines: ['model', 'kernel'],
+      inputs: null,
+      results: null,
+      differences: [
+        { kind: 'counters', message: 'filter counters instance 0 INPUT rule -1: model 1 pkts/40 bytes vs kernel 2/80' },
+      ],
+    };
+    const flows = new Set(['6 10.0.0.20:32773 198.51.100.8:25918']);
+    expect(classifyKernelDifference(end, k({ sgInvalidFlows: flows, sgAllowancePassed: 1 }))?.id).toBe('E11');
+    expect(classifyKernelDifference(end, k({ sgInvalidFlows: flows, sgAllowancePassed: 0 }))).toBeNull();
+    const more: DifferenceFacts = {
+      ...end,
+      differences: [
+        {
+          kind: 'counters',
+          message: 'filter counters instance 0 INPUT rule -1: model 1 pkts/40 bytes vs kernel 3/120',
+        },
+      ],
+    };
+    expect(classifyKernelDifference(more, k({ sgInvalidFlows: flows, sgAllowancePassed: 1 }))).toBeNull();
+  });
   it("E16: the contract's allowance counted a closed TCP flow that Linux's connlimit no longer counts", () => {
     // Campaign seed 990013 run 31: nat0 (allowance 3) closed a TCP flow (FIN each way), then sent
     // UDP datagrams that app's groups deny; the third met the allowance in the contract only.
