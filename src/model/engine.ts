@@ -405,7 +405,8 @@ export class ModelEngine implements Engine {
       delivered: -1,
       hairpins: 0,
     };
-    let pkt = input.frame.slice();
+    // A copy (a Buffer's slice() is a view: the walk would rewrite the caller's bytes).
+    let pkt = new Uint8Array(input.frame);
     const pv = parse(pkt);
     const from = this.pointLabel(input.ingress);
     if (isIpLevelMalformation(pv.status)) {

@@ -27,6 +27,17 @@ import { naturalReply } from '../../src/model/trace.ts';
 import { A, engine, expectValidOutputs, idx, ping, point, pv, scenario, send, tcp, udp, withApp2 } from './helpers.ts';
 
 describe('the path', () => {
+  it("a Buffer input is not rewritten in place (Buffer.slice() is a view; replay3's bench found it)", () => {
+    const s = scenario();
+    const e = engine(s);
+    const frame = Buffer.from(udp('10.0.1.10:40000', '198.51.100.7:53'));
+    const before = Buffer.from(frame);
+    const r = send(e, s, 'app', frame);
+    expect(r.fate).toBe(FATE_DELIVERED);
+    expect(r.outputs[0].frame).not.toEqual(new Uint8Array(before)); // NATed on the way out
+    expect(frame.equals(before)).toBe(true);
+  });
+
   it('malformed IPv4 is dropped before anything else (even a spoofed source)', () => {
     const s = scenario();
     const e = engine(s);
