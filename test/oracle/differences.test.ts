@@ -258,6 +258,32 @@ describe('kernel difference rules', () => {
     };
     expect(classifyKernelDifference(more, k({ sgInvalidFlows: flows, sgAllowancePassed: 1 }))).toBeNull();
   });
+  it('E11 at the end: as many packets counted on each side, different ones (bytes only differ)', () => {
+    // Campaign seed 993015 run 20: nat0's nat PREROUTING counted nat1's ACK in the contract only
+    // (the kernel's ENI dropped it: E11) and app's SYN in the kernel only (the contract refused it
+    // at app's allowance): 4 packets each, 180 vs 188 bytes.
+    const end: DifferenceFacts = {
+      index: -1,
+      engines: ['model', 'kernel'],
+      inputs: null,
+      results: null,
+      differences: [
+        {
+          kind: 'counters',
+          message: 'nat counters instance 0 PREROUTING rule -1: model 4 pkts/180 bytes vs kernel 4/188',
+        },
+      ],
+    };
+    const flows = new Set(['6 10.0.0.10:443 10.0.0.11:32769']);
+    const both = k({ sgInvalidFlows: flows, sgInvalidDrops: 1, sgAllowancePassed: 1 });
+    expect(classifyKernelDifference(end, both)?.id).toBe('E11');
+    expect(
+      classifyKernelDifference(end, k({ sgInvalidFlows: flows, sgInvalidDrops: 1, sgAllowancePassed: 0 })),
+    ).toBeNull();
+    expect(
+      classifyKernelDifference(end, k({ sgInvalidFlows: flows, sgInvalidDrops: 0, sgAllowancePassed: 1 })),
+    ).toBeNull();
+  });
   it("E16: the contract's allowance counted a closed TCP flow that Linux's connlimit no longer counts", () => {
     // Campaign seed 990013 run 31: nat0 (allowance 3) closed a TCP flow (FIN each way), then sent
     // UDP datagrams that app's groups deny; the third met the allowance in the contract only.
