@@ -1155,10 +1155,13 @@ export class KernelEngine implements Engine {
     if ((cls?.id === 'E11' || cls?.id === 'E16') && facts.results && facts.index !== -1) {
       const i = facts.engines[0] === this.name ? 0 : 1;
       const kr = facts.results[i];
+      // Let through: not refused at the allowance, and either not by a security group at all or
+      // only after a NAT instance's conntrack saw it (an instance's own egress group: campaign seed
+      // 994001 run 86 — the packet was counted in that instance's nat chains first).
       if (
         facts.results[1 - i].reason === DROP_SG_ALLOWANCE &&
         kr.reason !== DROP_SG_ALLOWANCE &&
-        kr.reason !== DROP_SG_DENY
+        (kr.reason !== DROP_SG_DENY || kr.ct !== CT_NONE)
       )
         this.sgAllowancePassed++;
     }

@@ -1,0 +1,47 @@
+// Model-vs-kernel replays of the saved campaign counterexamples whose fix was in the kernel engine
+// (its OUTPUT guard) or in the classification of documented differences (its run facts): the
+// model-vs-core regression test (test/fuzz/regressions.test.ts) does not run the kernel, so these
+// would rot unseen. Each must replay with every difference recognised. Needs root and the kernel
+// tools; skips saying why otherwise.
+import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { checkKernelPrerequisites } from '../../src/oracle/index.ts';
+import { engineDescriptor, makeEngine } from '../../src/diff/engines.ts';
+import { loadRegression, replayRegression, REGRESSIONS_DIR } from '../../src/diff/fuzz/regressions.ts';
+
+const pre = await checkKernelPrerequisites();
+if (!pre.ok) console.warn(`test/oracle/kernel-regressions.test.ts skipped: ${pre.missing.join('; ')}`);
+
+const CASES = [
+  // The OUTPUT guard dropped a filter INPUT REJECT's port unreachable as the stack's own answer.
+  '20261205-output-count-405c6cb4',
+  // E11's end-of-run rule: filter counters; equal counts of different packets; a packet an
+  // instance's own egress group denied after its nat table counted it.
+  '20261205-counters-40fdef60',
+  '20261205-counters-20972536',
+  '20261205-counters-4f9d82fa',
+  // The RST shortcuts in SYN_SENT (model and core, judged by the kernel).
+  '20261205-fate-7c838e49',
+  '20261205-ct-challenge-ack-rst',
+  '20261205-ct-syn-retrans-server-rst',
+];
+
+describe.skipIf(!pre.ok).concurrent('saved model-vs-kernel regressions replay with nothing unclassified', () => {
+  for (const id of CASES) {
+    it(id, async () => {
+      const reg = loadRegression(join(REGRESSIONS_DIR, id));
+      const engines = [];
+      for (const name of ['model', 'kernel'] as const)
+        engines.push({
+          name,
+          // As `natlab fuzz --replay` makes them (the kernel: its campaign time options).
+          engine: await makeEngine(name, reg.scenario, {
+            seed: reg.meta.engineSeed,
+            extra: name === 'kernel' ? engineDescriptor('kernel').fuzzOptions : undefined,
+          }),
+        });
+      const out = await replayRegression(reg, engines);
+      expect(out.differences.map((d) => `[${d.kind}] ${d.message}`)).toEqual([]);
+    }, 120_000);
+  }
+});
