@@ -47,6 +47,16 @@ const res = (o: Partial<PacketResult> = {}): PacketResult => ({
   outputs: [],
   ...o,
 });
+/** The end-of-run facts of counter differences (model vs kernel). */
+function endCounters(...messages: string[]): DifferenceFacts {
+  return {
+    index: -1,
+    engines: ['model', 'kernel'],
+    inputs: null,
+    results: null,
+    differences: messages.map((message) => ({ kind: 'counters', message })),
+  };
+}
 function packet(input: InputPacket, model: PacketResult, kernel: PacketResult, kinds: string[]): DifferenceFacts {
   return {
     index: 0,
@@ -215,18 +225,9 @@ describe('kernel difference rules', () => {
     // Campaign seed 990016 run 98: nat0's SYN+RST (INVALID to Linux: no tracked flow) used one of
     // the contract's two allowance slots, so a later datagram nat0 sent to itself was refused in
     // the contract and reached nat0's nat PREROUTING in the kernel.
-    const end: DifferenceFacts = {
-      index: -1,
-      engines: ['model', 'kernel'],
-      inputs: null,
-      results: null,
-      differences: [
-        {
-          kind: 'counters',
-          message: 'nat counters instance 0 PREROUTING rule -1: model 1 pkts/32 bytes vs kernel 2/64',
-        },
-      ],
-    };
+    const end: DifferenceFacts = endCounters(
+      'nat counters instance 0 PREROUTING rule -1: model 1 pkts/32 bytes vs kernel 2/64',
+    );
     const flows = new Set(['6 10.0.0.10:32774 10.0.1.10:80']);
     expect(classifyKernelDifference(end, k({ sgInvalidFlows: flows, sgAllowancePassed: 1 }))?.id).toBe('E11');
     expect(classifyKernelDifference(end, k({ sgInvalidFlows: flows, sgAllowancePassed: 0 }))).toBeNull();
@@ -235,45 +236,22 @@ describe('kernel difference rules', () => {
     // Campaign seed 993009 run 15 (corpora/regressions/20261205-counters-40fdef60): a TTL-1
     // datagram web sent to nat0 itself met the contract's allowance (web's tracked flows include
     // one Linux called INVALID) and reached nat0's filter INPUT policy in the kernel.
-    const end: DifferenceFacts = {
-      index: -1,
-      engines: ['model', 'kernel'],
-      inputs: null,
-      results: null,
-      differences: [
-        { kind: 'counters', message: 'filter counters instance 0 INPUT rule -1: model 1 pkts/40 bytes vs kernel 2/80' },
-      ],
-    };
+    const end: DifferenceFacts = endCounters(
+      'filter counters instance 0 INPUT rule -1: model 1 pkts/40 bytes vs kernel 2/80',
+    );
     const flows = new Set(['6 10.0.0.20:32773 198.51.100.8:25918']);
     expect(classifyKernelDifference(end, k({ sgInvalidFlows: flows, sgAllowancePassed: 1 }))?.id).toBe('E11');
     expect(classifyKernelDifference(end, k({ sgInvalidFlows: flows, sgAllowancePassed: 0 }))).toBeNull();
-    const more: DifferenceFacts = {
-      ...end,
-      differences: [
-        {
-          kind: 'counters',
-          message: 'filter counters instance 0 INPUT rule -1: model 1 pkts/40 bytes vs kernel 3/120',
-        },
-      ],
-    };
+    const more = endCounters('filter counters instance 0 INPUT rule -1: model 1 pkts/40 bytes vs kernel 3/120');
     expect(classifyKernelDifference(more, k({ sgInvalidFlows: flows, sgAllowancePassed: 1 }))).toBeNull();
   });
   it('E11 at the end: as many packets counted on each side, different ones (bytes only differ)', () => {
     // Campaign seed 993015 run 20: nat0's nat PREROUTING counted nat1's ACK in the contract only
     // (the kernel's ENI dropped it: E11) and app's SYN in the kernel only (the contract refused it
     // at app's allowance): 4 packets each, 180 vs 188 bytes.
-    const end: DifferenceFacts = {
-      index: -1,
-      engines: ['model', 'kernel'],
-      inputs: null,
-      results: null,
-      differences: [
-        {
-          kind: 'counters',
-          message: 'nat counters instance 0 PREROUTING rule -1: model 4 pkts/180 bytes vs kernel 4/188',
-        },
-      ],
-    };
+    const end: DifferenceFacts = endCounters(
+      'nat counters instance 0 PREROUTING rule -1: model 4 pkts/180 bytes vs kernel 4/188',
+    );
     const flows = new Set(['6 10.0.0.10:443 10.0.0.11:32769']);
     const both = k({ sgInvalidFlows: flows, sgInvalidDrops: 1, sgAllowancePassed: 1 });
     expect(classifyKernelDifference(end, both)?.id).toBe('E11');

@@ -13,8 +13,8 @@ import {
   outboundKey,
   readdressFrame,
   readdressRaw,
-  translatedSource,
 } from '../../src/diff/replay/remap.ts';
+import { translatedSource } from '../../src/packet/readdress.ts';
 import {
   IngressMap,
   INGRESS_NOWHERE,

@@ -15,16 +15,7 @@ import { rd16, rd32 } from '../../packet/bytes.ts';
 import { insidePortRawAt, readdressAt, readdressRawAt } from '../../packet/readdress.ts';
 import { flowPorts } from './flow-table.ts';
 
-// The byte-level re-addressing lives in packet/ (engines re-address in their hand-over too).
-export {
-  insidePortOf,
-  insidePortRawAt,
-  mappingAddr,
-  mappingPort,
-  readdressAt,
-  readdressRawAt,
-  translatedSource,
-} from '../../packet/readdress.ts';
+// The byte-level re-addressing lives in packet/readdress.ts (engines re-address in their hand-over too).
 
 export function flowKey(proto: number, inside: number, insidePort: number, remote: number, remotePort: number): string {
   return `${proto}|${inside >>> 0}|${insidePort}|${remote >>> 0}|${remotePort}`;

@@ -73,8 +73,8 @@ import { FLOW_IN, FLOW_OUT, FramePreparer, InputChunk } from './input.ts';
 import { ReplayTimeline } from './timeline.ts';
 import { DIR_IN as FAILOVER_DIR_IN, DIR_OUT as FAILOVER_DIR_OUT } from './failover.ts';
 import { FlowTable, PendingFlows } from './flow-table.ts';
+import { flowKey } from './remap.ts';
 import {
-  flowKey,
   insidePortOf,
   insidePortRawAt,
   mappingAddr,
@@ -82,7 +82,7 @@ import {
   readdressAt,
   readdressRawAt,
   translatedSource,
-} from './remap.ts';
+} from '../../packet/readdress.ts';
 import {
   createReaddressPlan,
   PLAN_HOW_CHAIN,
