@@ -261,17 +261,19 @@ function counterExcess(message: string, k: KernelRunFacts): number | null {
 }
 
 /**
- * E5 in the nat counters: the TTL 0 inputs the router namespace dropped never reached an instance,
- * so every nat chain the contract counted them in shows more on the other side — never more than
- * their number and bytes. True when every difference is such a counter excess.
+ * E5 in the nat and filter counters: the TTL 0 inputs the router namespace dropped never reached an
+ * instance, so every nat or filter chain and rule the contract counted them in (a filter INPUT
+ * policy drop, campaign seed 994002 run 206) shows more on the other side — never more than their
+ * number and bytes. True when every difference is such a counter excess.
  */
 function e5CounterExcess(f: DifferenceFacts, k: KernelRunFacts): boolean {
   const unseen = k.unseenTtl0;
   if (!unseen || unseen.packets === 0 || f.differences.length === 0) return false;
   return f.differences.every((d) => {
-    const m = /^nat counters instance \d+ \S+ rule -?\d+: (\S+) (\d+) pkts\/(\d+) bytes vs (\S+) (\d+)\/(\d+)/.exec(
-      d.message,
-    );
+    const m =
+      /^(?:nat|filter) counters instance \d+ \S+ rule -?\d+: (\S+) (\d+) pkts\/(\d+) bytes vs (\S+) (\d+)\/(\d+)/.exec(
+        d.message,
+      );
     if (d.kind !== 'counters' || !m) return false;
     const [, nameA, pa, ba, nameB, pb, bb] = m;
     if (nameA !== k.name && nameB !== k.name) return false;

@@ -485,24 +485,24 @@ describe('kernel difference rules', () => {
     };
     expect(classifyKernelDifference(mixed, k({ maxLagMs: 60 }))).toBeNull();
   });
-  it('E5 in the nat counters: the contract counts TTL 0 inputs no instance saw, at most their packets and bytes', () => {
-    const counters = (...lines: string[]): DifferenceFacts => ({
-      index: -1,
-      engines: ['model', 'kernel'],
-      inputs: null,
-      results: null,
-      differences: lines.map((message) => ({ kind: 'counters', message })),
-    });
+  it('E5 in the nat and filter counters: the contract counts TTL 0 inputs no instance saw, at most their packets and bytes', () => {
     // Campaign seed 880007 run 107: a stray segment, then the same flow at TTL 0 (forwarding off).
-    const f = counters('nat counters instance 0 PREROUTING rule -1: model 2 pkts/80 bytes vs kernel 1/40');
+    const f = endCounters('nat counters instance 0 PREROUTING rule -1: model 2 pkts/80 bytes vs kernel 1/40');
     expect(classifyKernelDifference(f, k({ unseenTtl0: { packets: 1, bytes: 40 } }))?.id).toBe('E5');
     expect(classifyKernelDifference(f, k({ unseenTtl0: { packets: 0, bytes: 0 } }))).toBeNull();
     expect(classifyKernelDifference(f, k())).toBeNull();
     // More than the unseen inputs could explain, or the kernel counting more: not E5.
-    const big = counters('nat counters instance 0 PREROUTING rule -1: model 3 pkts/120 bytes vs kernel 1/40');
+    const big = endCounters('nat counters instance 0 PREROUTING rule -1: model 3 pkts/120 bytes vs kernel 1/40');
     expect(classifyKernelDifference(big, k({ unseenTtl0: { packets: 1, bytes: 40 } }))).toBeNull();
-    const other = counters('nat counters instance 0 PREROUTING rule -1: model 1 pkts/40 bytes vs kernel 2/80');
+    const other = endCounters('nat counters instance 0 PREROUTING rule -1: model 1 pkts/40 bytes vs kernel 2/80');
     expect(classifyKernelDifference(other, k({ unseenTtl0: { packets: 1, bytes: 40 } }))).toBeNull();
+    // Quiet campaign seed 994002 run 206: filters installed, the TTL 0 segment to the Elastic IP
+    // counted by nat0's filter INPUT policy (DROP) in the contract only.
+    const filter = endCounters('filter counters instance 0 INPUT rule -1: model 10 pkts/485 bytes vs kernel 9/445');
+    expect(classifyKernelDifference(filter, k({ unseenTtl0: { packets: 1, bytes: 40 } }))?.id).toBe('E5');
+    expect(classifyKernelDifference(filter, k())).toBeNull();
+    const filterBig = endCounters('filter counters instance 0 INPUT rule -1: model 11 pkts/525 bytes vs kernel 9/445');
+    expect(classifyKernelDifference(filterBig, k({ unseenTtl0: { packets: 1, bytes: 40 } }))).toBeNull();
   });
   it('kernel lagged: a packet the kernel saw later than a timeout it depends on', () => {
     const sc = structuredClone(BASE);
