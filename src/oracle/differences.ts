@@ -59,6 +59,11 @@ export interface KernelRunFacts {
   sgAllowancePassed?: number;
   /** TTL 0 inputs the kernel never showed an instance (E5): their count and IP total lengths. */
   unseenTtl0?: { readonly packets: number; readonly bytes: number };
+  /**
+   * K9: the forwarding passes a routing loop the contract stopped after 8 hops can have cost the
+   * kernel at most — each such packet's input TTL, and that many times its IP total length.
+   */
+  routingLoopPasses?: { readonly packets: number; readonly bytes: number };
 }
 
 /**
@@ -282,6 +287,29 @@ function e5CounterExcess(f: DifferenceFacts, k: KernelRunFacts): boolean {
   });
 }
 
+/**
+ * K9 in the filter counters: a routing loop the contract stops after 8 instance hops goes on in
+ * the kernel until the TTL runs out, so every filter chain and rule the loop passes counts more
+ * in the kernel — never more than the loops' passes (their input TTLs) and bytes (campaign seed
+ * 995001 run 65: nat0's FORWARD policy, 8 passes in the contract, 63 in the kernel). The nat
+ * chains see a connection's first packet only, once on either side. True when every difference
+ * is such a counter excess.
+ */
+function k9CounterExcess(f: DifferenceFacts, k: KernelRunFacts): boolean {
+  const loops = k.routingLoopPasses;
+  if (!loops || loops.packets === 0 || f.differences.length === 0) return false;
+  return f.differences.every((d) => {
+    const m = /^filter counters instance \d+ \S+ rule -?\d+: (\S+) (\d+) pkts\/(\d+) bytes vs (\S+) (\d+)\/(\d+)/.exec(
+      d.message,
+    );
+    if (d.kind !== 'counters' || !m) return false;
+    const [, nameA, pa, ba, nameB, pb, bb] = m;
+    if (nameA !== k.name && nameB !== k.name) return false;
+    const [kp, kb, op, ob] = nameA === k.name ? [+pa, +ba, +pb, +bb] : [+pb, +bb, +pa, +ba];
+    return kp > op && kp - op <= loops.packets && kb >= ob && kb - ob <= loops.bytes;
+  });
+}
+
 export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
   {
     id: 'E8',
@@ -374,6 +402,10 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
     id: 'K9',
     title: 'a routing loop through an instance ends when the TTL runs out (time exceeded), not after 8 hops',
     match(f, k) {
+      if (f.index === -1)
+        return k9CounterExcess(f, k)
+          ? `filter counts of ${k.routingLoopPasses?.packets} forwarding pass(es) of routing loops Linux ran until the TTL expired (at most their TTLs and bytes)`
+          : null;
       const s = sides(f, k);
       if (!s || s.or.reason !== DROP_ROUTING_LOOP || s.kr.reason !== DROP_TTL_EXCEEDED) return null;
       if (!onlyKinds(f, ['reason', 'output-count', 'egress', 'frame', 'fate'])) return null;
@@ -390,6 +422,12 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
           (e) => e.endsWith(`:${EVIDENCE_ICMP_RL_GLOBAL}`) || e.endsWith(`:${EVIDENCE_ICMP_RL_HOST}`),
         );
       if (s.or.outputs.length !== 0) return null;
+      // The looping packet an ICMP error itself: Linux never answers one with an error
+      // (`__icmp_send`: no error about an error; campaign seed 995001 run 65).
+      if (isIcmpErrorFrame(s.kin.frame))
+        return types.every((t) => t === ICMP_REDIRECT)
+          ? 'the contract stops a loop after 8 instance hops; Linux forwards until the TTL expires and sends no time exceeded about an ICMP error'
+          : null;
       if (onlyTimeExceeded)
         return 'the contract stops a loop after 8 instance hops; Linux forwards until the TTL expires and answers time exceeded';
       return refused

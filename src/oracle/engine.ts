@@ -323,6 +323,8 @@ export class KernelEngine implements Engine {
   private sgAllowancePassed = 0;
   /** TTL 0 inputs the router namespace dropped (E5): no instance's nat table saw them. */
   readonly unseenTtl0 = { packets: 0, bytes: 0 };
+  /** K9 (differences.ts): forwarding passes and bytes the routing loops of classified packets may have cost. */
+  private readonly routingLoopPasses = { packets: 0, bytes: 0 };
 
   private agents: Agent[] = [];
   private points = new Map<number, PointAgent>();
@@ -1135,7 +1137,16 @@ export class KernelEngine implements Engine {
       sgAllowanceFlows: this.sgAllowanceFlows,
       sgAllowancePassed: this.sgAllowancePassed,
       unseenTtl0: this.unseenTtl0,
+      routingLoopPasses: this.routingLoopPasses,
     });
+    // K9 packets: the kernel forwarded the loop until the TTL ran out (bounded by the input's TTL).
+    if (cls?.id === 'K9' && facts.inputs && facts.index !== -1) {
+      const f = facts.inputs[facts.engines[0] === this.name ? 0 : 1].frame;
+      if (f.length >= 20) {
+        this.routingLoopPasses.packets += f[8];
+        this.routingLoopPasses.bytes += f[8] * rd16(f, 2);
+      }
+    }
     // E11 drops: the other engine's NAT instances counted (and tracked) what the kernel's ENI dropped.
     if (cls?.id === 'E11' && facts.results && facts.index !== -1) {
       const i = facts.engines[0] === this.name ? 0 : 1;

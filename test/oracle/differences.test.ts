@@ -115,6 +115,19 @@ describe('kernel difference rules', () => {
     expect(classifyKernelDifference(packet(input, loop, refused, ['reason']), k())?.id).toBe('K9');
     const silent = { ...res({ reason: DROP_TTL_EXCEEDED }), evidence: [] };
     expect(classifyKernelDifference(packet(input, loop, silent, ['reason']), k())?.id).not.toBe('K9');
+    // The looping packet an ICMP error itself (campaign seed 995001 run 65: app2's time exceeded
+    // to the internet, looped by a route swap): Linux sends no error about an error — K9 with no
+    // output (or only redirects); an error answering it would be unexplained.
+    const errorInput = { timeUs: 0, ingress: APP, frame: timeExceeded };
+    expect(classifyKernelDifference(packet(errorInput, loop, silent, ['reason']), k())?.id).toBe('K9');
+    const redirected = res({ reason: DROP_TTL_EXCEEDED, outputs: [{ egress: APP, frame: redirect }] });
+    expect(classifyKernelDifference(packet(errorInput, loop, redirected, ['reason', 'output-count']), k())?.id).toBe(
+      'K9',
+    );
+    const errorAboutError = res({ reason: DROP_TTL_EXCEEDED, outputs: [{ egress: APP, frame: timeExceeded }] });
+    expect(
+      classifyKernelDifference(packet(errorInput, loop, errorAboutError, ['reason', 'output-count']), k())?.id,
+    ).not.toBe('K9');
   });
 
   it('E5: a TTL 0 input the kernel never shows', () => {
@@ -503,6 +516,19 @@ describe('kernel difference rules', () => {
     expect(classifyKernelDifference(filter, k())).toBeNull();
     const filterBig = endCounters('filter counters instance 0 INPUT rule -1: model 11 pkts/525 bytes vs kernel 9/445');
     expect(classifyKernelDifference(filterBig, k({ unseenTtl0: { packets: 1, bytes: 40 } }))).toBeNull();
+  });
+  it("K9 in the filter counters: the kernel counts a loop's passes until the TTL ran out, at most their TTLs and bytes", () => {
+    // Campaign seed 995001 run 65: a 56-byte ICMP error at TTL 64 looped through nat0 (filters on).
+    const f = endCounters('filter counters instance 0 FORWARD rule -1: model 8 pkts/448 bytes vs kernel 63/3528');
+    const loops = { packets: 64, bytes: 64 * 56 };
+    expect(classifyKernelDifference(f, k({ routingLoopPasses: loops }))?.id).toBe('K9');
+    expect(classifyKernelDifference(f, k())).toBeNull();
+    expect(classifyKernelDifference(f, k({ routingLoopPasses: { packets: 10, bytes: 560 } }))).toBeNull();
+    // The contract counting more, or a nat chain (a connection's first packet only): not K9.
+    const fewer = endCounters('filter counters instance 0 FORWARD rule -1: model 63 pkts/3528 bytes vs kernel 8/448');
+    expect(classifyKernelDifference(fewer, k({ routingLoopPasses: loops }))).toBeNull();
+    const nat = endCounters('nat counters instance 0 PREROUTING rule -1: model 1 pkts/56 bytes vs kernel 2/112');
+    expect(classifyKernelDifference(nat, k({ routingLoopPasses: loops }))).toBeNull();
   });
   it('kernel lagged: a packet the kernel saw later than a timeout it depends on', () => {
     const sc = structuredClone(BASE);

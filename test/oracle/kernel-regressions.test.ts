@@ -22,6 +22,8 @@ const CASES = [
   '20261205-counters-4f9d82fa',
   // E5's end-of-run rule: filter counters of a TTL 0 input no instance saw.
   '20261205-counters-169f1abf',
+  // K9: a looping ICMP error (no time exceeded about it) and the filter counts of a loop's passes.
+  '20261205-reason-8b3ef48',
   // The RST shortcuts in SYN_SENT (model and core, judged by the kernel).
   '20261205-fate-7c838e49',
   '20261205-ct-challenge-ack-rst',
