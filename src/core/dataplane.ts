@@ -434,7 +434,10 @@ export class Dataplane {
     return false;
   }
 
-  /** The record fast path's output (recordFast): source, destination, ports, TTL decrement, egress. */
+  /**
+   * The record fast path's output (recordFast): source, destination, ports (int32: the words'
+   * bits), TTL decrement, egress.
+   */
   private rSrc = 0;
   private rDst = 0;
   private rPorts = 0;
@@ -523,9 +526,12 @@ export class Dataplane {
     // Output tuple = invert(the other direction's tuple), then the IGW's static NAT.
     const ot = o + (1 - kind) * 3;
     const np = ses[ot + 2];
-    this.rSrc = eip !== 0 ? this.eipAddr[eip - 1] : ses[ot + 1];
-    this.rDst = ses[ot];
-    this.rPorts = ((np << 16) | (np >>> 16)) >>> 0;
+    // int32 (the bits of the words): a field first given a Smi and later a uint32 at 2^31 or
+    // above changes representation, which deprecates the Dataplane's map and deoptimises every
+    // compiled function using it (the first fast-path packet came after processBatch was compiled).
+    this.rSrc = (eip !== 0 ? this.eipAddr[eip - 1] : ses[ot + 1]) | 0;
+    this.rDst = ses[ot] | 0;
+    this.rPorts = (np << 16) | (np >>> 16);
     this.rTdec = tdec;
     this.rEgress = (path >>> 5) & 31;
     // Refresh the timer. TCP's timeout caps (unacknowledged data, retransmissions, zero window)

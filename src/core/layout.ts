@@ -101,8 +101,15 @@ export const M_PATH_O = 1 << 25;
 export const M_PATH_R = 1 << 26;
 /** In the non-ASSURED creation-order list. */
 export const M_NALIST = 1 << 27;
-/** Sequence bits (28..31): bumped on every slow-path write, for torn-read detection by readers. */
+/**
+ * Sequence bits (28..30): bumped on every slow-path write, for torn-read detection by readers.
+ * Bit 31 stays clear, so a meta word is a non-negative int32 wherever it goes (a Smi: a word at
+ * 2^31 or above read from the Uint32Array is a heap number, and the first one met deoptimised every
+ * function that had only seen small ones — and, stored into SlowState.eMeta, deprecated the slow
+ * path's state object and with it every compiled function that touched it).
+ */
 export const M_SEQ_SHIFT = 28;
+export const M_SEQ_MASK = 0x7;
 
 // Path (16 bits per direction): ingress point (5) | egress point (5) | TTL decrement (2) | EIP index + 1 (4).
 export const PATH_IN_SHIFT = 0;

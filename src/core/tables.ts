@@ -58,6 +58,7 @@ import {
   M_LIVE,
   M_NALIST,
   M_PROTO_MASK,
+  M_SEQ_MASK,
   M_SEQ_SHIFT,
   M_SLOT_MASK,
   M_SLOT_SHIFT,
@@ -677,8 +678,8 @@ export class Tables {
 
   /** Bumps the record's sequence bits (readers detect concurrent changes). */
   touchMeta(o: number, meta: number): void {
-    const seq = ((meta >>> M_SEQ_SHIFT) + 1) & 0xf;
-    this.ses[o + S_META] = ((meta & 0x0fffffff) | (seq << M_SEQ_SHIFT)) >>> 0;
+    const seq = ((meta >>> M_SEQ_SHIFT) + 1) & M_SEQ_MASK;
+    this.ses[o + S_META] = (meta & 0x0fffffff) | (seq << M_SEQ_SHIFT);
   }
 
   /** A session about to go or to be rebased: its owned tracked flows get their pending refresh (S_SG_STATE). */

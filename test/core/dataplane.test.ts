@@ -152,6 +152,28 @@ describe('dataplane: the path on the built-in scenario', () => {
     expect(ct[0].timeout).toBe(120);
   });
 
+  it("the fast path's output words stay int32 (addresses and ports words at 2^31 or above)", () => {
+    // A field first given a Smi and later a uint32 at 2^31 or above changes representation: the
+    // Dataplane's map is deprecated and every compiled function using it deoptimised — at the first
+    // fast-path packet, after processBatch was compiled (docs/replay.md, Round seven).
+    const h = new Harness(loadOpenScenario());
+    h.send(buildTcp({ src: app, dst: srv, sport: 40000, dport: 443, flags: F_SYN }), APP, 0);
+    h.send(buildTcp({ src: srv, dst: eip, sport: 443, dport: 40000, flags: F_SYN | F_ACK }), POINT_INTERNET, 10);
+    h.send(buildTcp({ src: app, dst: srv, sport: 40000, dport: 443, flags: F_ACK }), APP, 20);
+    const fast0 = h.fast;
+    const r = h.send(buildTcp({ src: srv, dst: eip, sport: 443, dport: 40000, flags: F_ACK }), POINT_INTERNET, 30);
+    expect(outs(r)).toEqual(['3 tcp 198.51.100.7:443 > 10.0.1.10:40000 . ttl=63']);
+    expect(h.fast - fast0).toBe(1);
+    const dp = h.dps[0] as unknown as { rSrc: number; rDst: number; rPorts: number };
+    for (const v of [dp.rSrc, dp.rDst, dp.rPorts]) expect(v).toBe(v | 0);
+    expect(dp.rSrc >>> 0).toBe(0xc6336407); // 198.51.100.7, the same bits
+    h.send(buildTcp({ src: app, dst: srv, sport: 40000, dport: 443, flags: F_ACK }), APP, 40);
+    expect(h.fast - fast0).toBe(2);
+    for (const v of [dp.rSrc, dp.rDst, dp.rPorts]) expect(v).toBe(v | 0);
+    expect(dp.rDst >>> 0).toBe(0xc6336407);
+    expect(dp.rPorts >>> 0).toBe(((40000 << 16) | 443) >>> 0);
+  });
+
   it('the fast path and the slow path write identical bytes', () => {
     // Same traffic twice: once with the fast path usable, once forced slow (fresh harness per packet type).
     const h = new Harness(loadOpenScenario());

@@ -350,3 +350,26 @@ describe('adversarial keys (bench workload)', () => {
     expect(homes.size).toBeGreaterThan(n * 0.7); // ~n·e^(-n/slots) collisions of a random hash
   });
 });
+
+describe('session meta word', () => {
+  // A meta word at 2^31 or above is a heap number in JS, not a Smi: the first one a compiled
+  // function met deoptimised it, and stored into the slow path's state deprecated that object's
+  // map and with it every compiled function that used it (docs/replay.md, Round seven).
+  it('touchMeta bumps the sequence bits on every write and never sets bit 31', () => {
+    const t = new Tables(createCoreShared(loadOpenScenario(), { workers: 1, seed: 1 }), 0);
+    const o = t.rec(0);
+    const flags = M_LIVE | M_BYSRC | (5 << M_SLOT_SHIFT) | PROTO_TCP;
+    t.ses[o + S_META] = flags;
+    const seen = new Set<number>();
+    for (let k = 0; k < 40; k++) {
+      const before = t.ses[o + S_META];
+      t.touchMeta(o, before);
+      const after = t.ses[o + S_META];
+      expect(after).not.toBe(before);
+      expect(after).toBeLessThan(2 ** 31);
+      expect(after & 0x0fffffff).toBe(flags);
+      seen.add(after);
+    }
+    expect(seen.size).toBe(8); // 3 sequence bits
+  });
+});
