@@ -100,6 +100,7 @@ import {
   RECENT_LOCAL_IN,
   RECENT_FILTER_RST,
   RECENT_FILTER_UNREACH,
+  RECENT_LOCAL_OUT_DROPPED,
   EVIDENCE_ICMP_RL_GLOBAL,
   EVIDENCE_ICMP_RL_HOST,
   RECENT_NOROUTE,
@@ -1080,6 +1081,12 @@ export class KernelEngine implements Engine {
     else if (
       sawRejectRst ||
       (generatedType === ICMP_DEST_UNREACH && hits.has(RECENT_FILTER_UNREACH)) ||
+      // A REJECT's answer that left its instance (recorded at OUTPUT, not dropped by natlab's
+      // guard) and died on the way back, e.g. at a network ACL: the packet was still rejected
+      // (campaign seed 995002 run 36: an outbound-deny ACL on the NAT instance's subnet).
+      (generatedType < 0 &&
+        (hits.has(RECENT_FILTER_RST) || hits.has(RECENT_FILTER_UNREACH)) &&
+        !hits.has(RECENT_LOCAL_OUT_DROPPED)) ||
       // The only other error natlab's instances generate is a REJECT's unreachable (sent, it is
       // recorded at OUTPUT; refused by the rate limits, only the counters show it).
       (generatedType < 0 && icmpLimited && ttlExpired === 0)

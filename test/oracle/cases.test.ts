@@ -719,6 +719,12 @@ const FILTER_CHECKS: Record<string, (run: Run) => void> = {
     // The NAT instance's own entry was confirmed before the packet met the ACL.
     expect(ct.filter((c) => c.proto === 17)).toHaveLength(1);
   },
+  "NACL outbound deny on the NAT instance's subnet: a filter REJECT's answers die at the ACL, the packets are still rejected":
+    ({ r }) => {
+      // Rejected at nat0's FORWARD; the port unreachable and the RST died at the public ACL.
+      expect(r.map(outcome)).toEqual([`drop ${DROP_FILTER_REJECT}`, `drop ${DROP_FILTER_REJECT}`]);
+      expect(r.map((x) => x.outputs.length)).toEqual([0, 0]);
+    },
   'NACL between subnets, none inside a subnet': ({ r }) => expect(r.map(outcome)).toEqual([NACL, D]),
   'NACL ICMP type rule: echo requests pass, timestamp requests do not': ({ r }) =>
     expect(r.map(outcome)).toEqual([D, NACL]),

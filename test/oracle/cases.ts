@@ -1423,6 +1423,29 @@ export function filterCases(): FilterCase[] {
       inputs: [p(0, APP, udpOut()), p(1000, APP, tcpOut(F_SYN, 1))],
     },
     {
+      // Campaign seed 995002 run 36: the kernel engine called a REJECT whose answer the ACL denied
+      // nacl-deny (no output left to show the REJECT) until the REJECT's mark at OUTPUT decided.
+      name: "NACL outbound deny on the NAT instance's subnet: a filter REJECT's answers die at the ACL, the packets are still rejected",
+      scenario: filtered(
+        both(pubAcl(allowAll, []), (o: Obj) => {
+          o.instances.nat.iptables += [
+            '*filter',
+            ':INPUT ACCEPT [0:0]',
+            ':FORWARD ACCEPT [0:0]',
+            ':OUTPUT ACCEPT [0:0]',
+            '-A FORWARD -p udp -m udp --dport 53 -j REJECT --reject-with icmp-net-unreachable',
+            '-A FORWARD -p tcp -m tcp --dport 25 -j REJECT --reject-with tcp-reset',
+            'COMMIT',
+            '',
+          ].join('\n');
+        }),
+      ),
+      inputs: [
+        p(0, APP, udpOut()),
+        p(1000, APP, buildTcp({ src: APP_IP, dst: SRV, sport: 41000, dport: 25, seq: 1, flags: F_SYN, window: 64240 })),
+      ],
+    },
+    {
       name: 'NACL between subnets, none inside a subnet',
       scenario: filtered(
         both(

@@ -1,5 +1,5 @@
 // Model-vs-kernel replays of the saved campaign counterexamples whose fix was in the kernel engine
-// (its OUTPUT guard) or in the classification of documented differences (its run facts): the
+// (its OUTPUT guard, its verdicts) or in the classification of documented differences (its run facts): the
 // model-vs-core regression test (test/fuzz/regressions.test.ts) does not run the kernel, so these
 // would rot unseen. Each must replay with every difference recognised. Needs root and the kernel
 // tools; skips saying why otherwise.
@@ -15,6 +15,8 @@ if (!pre.ok) console.warn(`test/oracle/kernel-regressions.test.ts skipped: ${pre
 const CASES = [
   // The OUTPUT guard dropped a filter INPUT REJECT's port unreachable as the stack's own answer.
   '20261205-output-count-405c6cb4',
+  // A REJECT's answer lost at a network ACL: the verdict is still filter-reject.
+  '20261205-reason-7e75c7c9',
   // E11's end-of-run rule: filter counters; equal counts of different packets; a packet an
   // instance's own egress group denied after its nat table counted it.
   '20261205-counters-40fdef60',
