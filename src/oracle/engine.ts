@@ -1154,10 +1154,17 @@ export class KernelEngine implements Engine {
         this.routingLoopPasses.bytes += f[8] * rd16(f, 2);
       }
     }
-    // E11 drops: the other engine's NAT instances counted (and tracked) what the kernel's ENI dropped.
+    // E11 drops: the other engine's NAT instances counted (and tracked) what the kernel's ENI
+    // dropped — whether it then delivered the packet or dropped it beyond the ENI (e.g. the
+    // receiving instance's filter INPUT policy: campaign seed 995003 run 2).
     if (cls?.id === 'E11' && facts.results && facts.index !== -1) {
       const i = facts.engines[0] === this.name ? 0 : 1;
-      if (facts.results[i].fate !== FATE_DELIVERED && facts.results[1 - i].fate === FATE_DELIVERED)
+      const other = facts.results[1 - i];
+      if (
+        facts.results[i].fate !== FATE_DELIVERED &&
+        (other.fate === FATE_DELIVERED ||
+          (other.reason !== DROP_SG_DENY && other.reason !== DROP_SG_ALLOWANCE && other.reason !== DROP_NACL_DENY))
+      )
         this.sgInvalidDrops++;
     }
     // E16 packets: the kernel's ENI let through what the contract refused; its flow may leave

@@ -22,6 +22,8 @@ const CASES = [
   '20261205-counters-40fdef60',
   '20261205-counters-20972536',
   '20261205-counters-4f9d82fa',
+  // E11's end-of-run bound: a packet the kernel's ENI dropped that the contract dropped later (filter INPUT).
+  '20261205-counters-6f42f5c4',
   // E5's end-of-run rule: filter counters of a TTL 0 input no instance saw.
   '20261205-counters-169f1abf',
   // K9: a looping ICMP error (no time exceeded about it) and the filter counts of a loop's passes.
