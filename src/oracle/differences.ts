@@ -14,7 +14,10 @@ import {
   DROP_TTL_EXCEEDED,
 } from '../spec/reasons.ts';
 import {
+  F_ACK,
+  F_FIN,
   F_RST,
+  F_SYN,
   ICMP_DEST_UNREACH,
   ICMP_FRAG_NEEDED,
   ICMP_REDIRECT,
@@ -592,11 +595,14 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
       const error = isIcmpErrorFrame(s.kin.frame);
       const l4 = (s.kin.frame[0] & 15) * 4;
       const key = error ? sgFlowKey(s.kin.frame.subarray(l4 + 8)) : sgFlowKey(s.kin.frame);
-      // A RST finds no entry to close: Linux calls it INVALID, where a segment that can open one is
-      // NEW (campaign seed 991003 run 51).
-      const rst = !error && s.kin.frame[9] === PROTO_TCP && (s.kin.frame[l4 + 13] & F_RST) !== 0;
+      // A segment that cannot open an entry finds none: Linux calls it INVALID, where one that can
+      // is NEW — a RST (campaign seed 991003 run 51), a FIN (seed 995007 run 75), a SYN/ACK, or an
+      // ACK without loose pickup (tcp_new(): tcp_conntracks[0][index][sNO] is sIV).
+      const tcp = !error && s.kin.frame[9] === PROTO_TCP;
+      const rst = tcp && (s.kin.frame[l4 + 13] & F_RST) !== 0;
+      const opens = !tcp || tcpSegmentCanOpen(s.kin.frame[l4 + 13], k.scenario.conntrack.tcpLoose);
       if (
-        s.kr.ct === (error || rst ? CT_INVALID : CT_NEW) &&
+        s.kr.ct === (error || !opens ? CT_INVALID : CT_NEW) &&
         own.has(rd32(s.kin.frame, 12)) &&
         key !== null &&
         k.localTcpFlows?.has(key) === true
@@ -605,11 +611,25 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
           ? "an instance's own ICMP error about a flow whose entry its stack's answer removed in the kernel"
           : rst
             ? "an instance's own RST of a flow whose entry its stack's answer removed in the kernel (no entry: INVALID)"
-            : "an instance's own segment of a flow whose entry its stack's answer removed in the kernel";
+            : !opens
+              ? "an instance's own segment of a flow whose entry its stack's answer removed in the kernel (a segment that opens none: INVALID)"
+              : "an instance's own segment of a flow whose entry its stack's answer removed in the kernel";
       return null;
     },
   },
 ];
+
+/**
+ * Whether a TCP segment with these flags can open a conntrack entry (tcp_new(): the sNO column of
+ * tcp_conntracks — a SYN opens one, an ACK only with loose pickup; RST, FIN, SYN/ACK and no flags
+ * are sIV), by get_conntrack_index()'s order: RST, then SYN (with ACK: SYN/ACK), FIN, ACK.
+ */
+function tcpSegmentCanOpen(flags: number, loose: boolean): boolean {
+  if ((flags & F_RST) !== 0) return false;
+  if ((flags & F_SYN) !== 0) return (flags & F_ACK) === 0;
+  if ((flags & F_FIN) !== 0) return false;
+  return (flags & F_ACK) !== 0 && loose;
+}
 
 /** The first rule that explains the difference, or null. */
 export function classifyKernelDifference(f: DifferenceFacts, k: KernelRunFacts): DifferenceClass | null {

@@ -9,6 +9,7 @@ import {
   buildUdp,
   parseIpv4Addr as A,
   F_ACK,
+  F_FIN,
   F_RST,
   F_SYN,
   ICMP_REDIRECT,
@@ -363,12 +364,27 @@ describe('kernel difference rules', () => {
     );
     // nat0's own RST of that flow: no entry for it to close, so INVALID in the kernel (campaign
     // seed 991003 run 51); a RST the kernel calls NEW cannot be (RSTs open nothing).
-    const ownRst = buildTcp({ src: A('10.0.0.10'), dst: A('198.51.100.7'), sport: 10650, dport: 8080, flags: F_RST });
+    const ownTuple = { src: A('10.0.0.10'), dst: A('198.51.100.7'), sport: 10650, dport: 8080, seq: 1, ack: 1 };
+    const ownRst = buildTcp({ ...ownTuple, flags: F_RST });
     expect(classifyKernelDifference(packet({ ...input, frame: ownRst }, model, invalid, ['ct']), delivered)?.id).toBe(
       'K3',
     );
     expect(classifyKernelDifference(packet({ ...input, frame: ownRst }, model, kernel, ['ct']), delivered)).toBeNull();
     expect(classifyKernelDifference(packet({ ...input, frame: own }, model, invalid, ['ct']), delivered)).toBeNull();
+    // nat0's own FIN of that flow (campaign seed 995007 run 75), a SYN/ACK, or an ACK without
+    // loose pickup: no entry, and none they can open — INVALID in the kernel; NEW cannot be.
+    const ownFin = buildTcp({ ...ownTuple, flags: F_FIN | F_ACK });
+    const ownSynAck = buildTcp({ ...ownTuple, flags: F_SYN | F_ACK });
+    for (const frame of [ownFin, ownSynAck]) {
+      expect(classifyKernelDifference(packet({ ...input, frame }, model, invalid, ['ct']), delivered)?.id).toBe('K3');
+      expect(classifyKernelDifference(packet({ ...input, frame }, model, kernel, ['ct']), delivered)).toBeNull();
+    }
+    const strict = k({
+      localTcpFlows: delivered.localTcpFlows,
+      scenario: { ...BASE, conntrack: { ...BASE.conntrack, tcpLoose: false } },
+    });
+    expect(classifyKernelDifference(packet(input, model, invalid, ['ct']), strict)?.id).toBe('K3');
+    expect(classifyKernelDifference(packet(input, model, kernel, ['ct']), strict)).toBeNull();
     const otherError = buildIcmpError({ src: A('10.0.0.10'), dst: A('198.51.100.9'), type: 3, code: 1, quoted: other });
     expect(
       classifyKernelDifference(packet({ ...input, frame: otherError }, related, invalid, ['ct']), delivered),

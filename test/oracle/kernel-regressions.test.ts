@@ -26,6 +26,8 @@ const CASES = [
   '20261205-counters-6f42f5c4',
   // E5's end-of-run rule: filter counters of a TTL 0 input no instance saw.
   '20261205-counters-169f1abf',
+  // K3: an instance's own FIN of a flow its stack's answer removed (INVALID: a FIN opens no entry).
+  '20261205-ct-42e2cce',
   // K9: a looping ICMP error (no time exceeded about it) and the filter counts of a loop's passes.
   '20261205-reason-8b3ef48',
   // The RST shortcuts in SYN_SENT (model and core, judged by the kernel).
