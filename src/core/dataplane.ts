@@ -94,9 +94,13 @@ export class Dataplane {
   private readonly c: CoreShared['compiled'];
   /** Capture time (µs) → this worker's 32-bit ms (rebasing when needed). */
   readonly clock: WorkerClock;
-  /** Packets that took the fast path / the slow path (statistics, this thread only). */
-  fastCount = 0;
+  /** Packets processed / that took the slow path (statistics, this thread only). */
+  handled = 0;
   slowCount = 0;
+  /** Packets that took the fast path (statistics, this thread only). */
+  get fastCount(): number {
+    return this.handled - this.slowCount;
+  }
   private readonly tmoEst: number;
   private readonly tmoUdpStream: number;
   /** tcpFastWindow's undo copy of a session's window words. */
@@ -318,13 +322,15 @@ export class Dataplane {
         const p = base + j;
         cm[ca] = (commitBias + p) | COMMIT_IN_FLIGHT;
         now = clock.msOf(batch.timeUs[i]);
+        // Every packet counted here, the slow ones apart (fastCount = the difference): an
+        // increment only on the fast branch, first reached after processBatch was compiled on the
+        // set-up phase's all-slow packets, deoptimised it.
+        this.handled++;
         if (!this.fastPath(batch, out, i, now, big ? j : -1)) {
           this.slowCount++;
           this.slow.run(batch, out, i, now);
           this.st.missValid = false;
           if (fat) this.tables.syncTouched();
-        } else {
-          this.fastCount++;
         }
         cm[ca] = (commitBias + p + 1) | 0;
       }
