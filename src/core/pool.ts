@@ -40,6 +40,7 @@ import {
   workerBase,
 } from './ring.ts';
 import type { WorkerTask } from './worker.ts';
+import { workerFileUrl } from './worker-bundle.ts';
 
 export interface PoolOptions {
   workers: number;
@@ -120,8 +121,9 @@ export class CorePool {
       spin: opts.spin ?? 0,
     };
     this.piscina = new Piscina({
-      // worker-boot.mjs registers tsx's ESM hooks inside the thread, then loads worker.ts.
-      filename: new URL('./worker-boot.mjs', import.meta.url).href,
+      // The worker's code bundled as plain JavaScript (worker-bundle.ts; fallback: worker-boot.mjs,
+      // which registers tsx's ESM hooks inside the thread, then loads worker.ts).
+      filename: workerFileUrl(),
       minThreads: n,
       maxThreads: n,
       idleTimeout: 60_000,
