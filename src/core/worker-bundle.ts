@@ -15,6 +15,8 @@ import { buildSync, version as esbuildVersion } from 'esbuild';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ENTRY = join(HERE, 'worker.ts');
+/** Bumped when the build options below change (part of the bundle's hash). */
+const BUILD_OPTIONS_VERSION = 2;
 /** The tsx boot file: the fallback. */
 export const WORKER_BOOT_URL = new URL('./worker-boot.mjs', import.meta.url).href;
 
@@ -44,7 +46,7 @@ export function workerFileUrl(): string {
 /** Hash of the inputs' contents (and of what builds them). Null when one cannot be read. */
 function inputsHash(inputs: readonly string[]): string | null {
   const h = createHash('sha256');
-  h.update(`${esbuildVersion}\0${process.version}\0${ENTRY}\0`);
+  h.update(`${esbuildVersion}\0${process.version}\0${ENTRY}\0${BUILD_OPTIONS_VERSION}\0`);
   for (const rel of inputs) {
     try {
       h.update(rel)
@@ -79,6 +81,8 @@ export function currentBundle(dir: string): string {
     target: `node${process.versions.node}`,
     write: false,
     metafile: true,
+    // As tsx compiles (functions and classes keep their names: no renaming of clashing ones).
+    keepNames: true,
     logLevel: 'silent',
   });
   // (metafile paths are relative to the working directory)
