@@ -20,6 +20,7 @@ export {
   M_SLOT_SHIFT,
   M_SLOT_MASK,
   M_PROTO_MASK,
+  C_USED,
 } from './layout.ts';
 export { Dataplane } from './dataplane.ts';
 export { CorePool } from './pool.ts';
