@@ -37,6 +37,7 @@ import { prngInitialState } from '../spec/prng.ts';
 import { type BatchOutput, type FrameBatch, createBatchOutput, createFrameBatch } from '../spec/frame-batch.ts';
 import type { ReaddressPlan } from '../spec/readdress-plan.ts';
 import { type CompiledScenario, compileScenario } from './compile.ts';
+import { raiseInliningBudget } from './v8-inlining.ts';
 
 export type { CompiledScenario } from './compile.ts';
 
@@ -292,6 +293,8 @@ export function createCoreShared(
     prefault?: boolean;
   },
 ): CoreShared {
+  // Before any of the core's code is optimised (its workers start after this): v8-inlining.ts.
+  raiseInliningBudget();
   const W = opts.workers | 0;
   const layout = opts.layout ?? DEFAULT_LAYOUT;
   if (!CORE_LAYOUTS.includes(layout)) throw new Error(`createCoreShared: unknown layout ${layout}`);
