@@ -82,20 +82,28 @@ export class PortSearch {
     return p;
   }
 
-  /** get_unique_tuple (§8): result in st.us / st.ud / st.up (and st.uFree, st.uForeign). */
+  /**
+   * get_unique_tuple (§8): result in st.us / st.ud / st.up (and st.uFree, st.uForeign). The
+   * addresses and the ports word may come as int32 (Nat.setupInfo passes them so: no boxing).
+   */
   getUniqueTuple(
     slot: number,
     manip: number,
     proto: number,
-    cs: number,
-    cd: number,
-    cp: number,
+    cs32: number,
+    cd32: number,
+    cp32: number,
     flags: number,
-    alo: number,
-    ahi: number,
+    alo32: number,
+    ahi32: number,
     plo: number,
     phi: number,
   ): void {
+    const cs = cs32 >>> 0;
+    const cd = cd32 >>> 0;
+    const cp = cp32 >>> 0;
+    const alo = alo32 >>> 0;
+    const ahi = ahi32 >>> 0;
     const st = this.st;
     const t = this.t;
     const ct = this.ct;

@@ -99,7 +99,9 @@ export class Nat {
     }
     if (manip === MANIP_SRC) st.eMeta = (st.eMeta | M_BYSRC) >>> 0;
     if (flags === -1) return;
-    this.ports.getUniqueTuple(slot, manip, proto, cs, cd, cp, flags, alo, ahi, plo, phi);
+    // Addresses and ports words go as int32 (getUniqueTuple takes them back >>> 0): a uint32 at or
+    // above 2^31 would be boxed as a heap number to pass a real call (docs/core.md "Session 7").
+    this.ports.getUniqueTuple(slot, manip, proto, cs | 0, cd | 0, cp | 0, flags, alo | 0, ahi | 0, plo, phi);
     if (manip === MANIP_SRC) st.srcFree = st.uFree;
     if (st.us === cs && st.ud === cd && st.up === cp) return;
     st.eMeta = (st.eMeta | (manip === MANIP_SRC ? M_SRC_NAT : M_DST_NAT)) >>> 0;
