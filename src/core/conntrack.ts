@@ -389,8 +389,9 @@ export class Conntrack {
     meta = (meta | M_NALIST | M_LIVE) >>> 0;
     ses[o + S_META] = (meta & ~M_LIVE) >>> 0; // not visible to readers until keys are in
     // Inserts cannot fail: the region has room for every key of capW sessions (src/core/tables.ts).
-    t.insertRef(t.hashTuple(slot, proto, st.eOs, st.eOd, st.eOp), local, KIND_ORIG);
-    t.insertRef(t.hashTuple(slot, proto, st.eRs, st.eRd, st.eRp), local, KIND_REPLY);
+    // Both keys were just looked up (their misses remembered: Tables.insertKey).
+    t.insertKey(slot, proto, st.eOs, st.eOd, st.eOp, local, KIND_ORIG);
+    t.insertKey(slot, proto, st.eRs, st.eRd, st.eRp, local, KIND_REPLY);
     t.touchMeta(o, meta);
     if (meta & M_BYSRC) t.bysrcLink(local);
     t.ctl[t.cBase + C_INST + slot * C_INST_WORDS + CI_COUNT]++;

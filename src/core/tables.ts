@@ -318,7 +318,10 @@ export class Tables {
     const want = (proto | (slot << M_SLOT_SHIFT)) >>> 0;
     for (let p = 0; p < n; p++) {
       const v = flow[fb + i * fs];
-      if (v === 0) return -1;
+      if (v === 0) {
+        this.noteMiss(h, slot, proto, a, b, ports, i);
+        return -1;
+      }
       if (v >>> rb === tag) {
         const r = (v & this.refMask) - 1;
         const kind = r & 3;
@@ -352,7 +355,7 @@ export class Tables {
     const bys = kind === KIND_BYSRC;
     const flow = bys ? this.bflow : this.flow;
     const fb = bys ? this.bBase : this.fBase;
-    const val = (((h & this.tagMask) << this.refBits) | (((local << 2) | kind) + 1)) >>> 0;
+    const val = this.refValue(h, local, kind);
     const n = bys ? this.bSlots : this.nSlots;
     const fs = bys ? 1 : this.fs;
     if (bys) this.moves++;
@@ -367,6 +370,105 @@ export class Tables {
       if (++i === n) i = 0;
     }
     throw new Error(`core: flow table of worker ${this.w} has no empty slot (${n} slots): internal error`);
+  }
+
+  /** The flow-slot word of reference (local, kind) under hash h: its hash tag above the reference. */
+  private refValue(h: number, local: number, kind: number): number {
+    return (((h & this.tagMask) << this.refBits) | (((local << 2) | kind) + 1)) >>> 0;
+  }
+
+  // ---- the last misses (session setup: a new flow's keys are looked up, then inserted) ---------
+  //
+  // A lookup that misses ends at the first empty slot of its key's probe run; that slot is where
+  // an insert of the key would go. It stays so while the slot is empty and no slot was emptied
+  // (removeAt: backward shift) since — inserts only fill empty slots, so the occupied run before
+  // it stays occupied. insertKey then stores the key there without hashing or probing again.
+  // Two misses are kept (a new flow's orig key, from the fast path's lookup, and its reply key,
+  // from get_unique_tuple's nf_nat_used_tuple); key words as int32 (small integers for V8).
+
+  /** Slots emptied so far (removeAt, either table): a remembered miss is valid while this is unchanged. */
+  removals = 0;
+  private mAt0 = -1;
+  private mH0 = 0;
+  private mKey0 = 0;
+  private mA0 = 0;
+  private mB0 = 0;
+  private mP0 = 0;
+  private mRem0 = 0;
+  private mAt1 = -1;
+  private mH1 = 0;
+  private mKey1 = 0;
+  private mA1 = 0;
+  private mB1 = 0;
+  private mP1 = 0;
+  private mRem1 = 0;
+  private mNext = 0;
+
+  /** Remembers that key (slot, proto, a, b, ports) with hash h is absent and its probe run ends at empty slot `at`. */
+  noteMiss(h: number, slot: number, proto: number, a: number, b: number, ports: number, at: number): void {
+    const key = proto | (slot << 8);
+    if (this.mNext === 0) {
+      this.mAt0 = at;
+      this.mH0 = h | 0;
+      this.mKey0 = key;
+      this.mA0 = a | 0;
+      this.mB0 = b | 0;
+      this.mP0 = ports | 0;
+      this.mRem0 = this.removals;
+      this.mNext = 1;
+    } else {
+      this.mAt1 = at;
+      this.mH1 = h | 0;
+      this.mKey1 = key;
+      this.mA1 = a | 0;
+      this.mB1 = b | 0;
+      this.mP1 = ports | 0;
+      this.mRem1 = this.removals;
+      this.mNext = 0;
+    }
+  }
+
+  /**
+   * Inserts reference (local, kind) of key (slot, proto, a, b, ports) (orig or reply: the flow
+   * table): at a remembered miss's slot when it is still the first empty one of the key's run,
+   * else as insertRef.
+   */
+  insertKey(slot: number, proto: number, a: number, b: number, ports: number, local: number, kind: number): void {
+    const key = proto | (slot << 8);
+    const a32 = a | 0;
+    const b32 = b | 0;
+    const p32 = ports | 0;
+    const rem = this.removals;
+    let at = -1;
+    let h = 0;
+    if (
+      this.mAt0 >= 0 &&
+      this.mRem0 === rem &&
+      this.mA0 === a32 &&
+      this.mB0 === b32 &&
+      this.mP0 === p32 &&
+      this.mKey0 === key
+    ) {
+      at = this.mAt0;
+      h = this.mH0;
+    } else if (
+      this.mAt1 >= 0 &&
+      this.mRem1 === rem &&
+      this.mA1 === a32 &&
+      this.mB1 === b32 &&
+      this.mP1 === p32 &&
+      this.mKey1 === key
+    ) {
+      at = this.mAt1;
+      h = this.mH1;
+    }
+    const e = this.fBase + at * this.fs;
+    if (at < 0 || this.flow[e] !== 0) {
+      this.insertRef(this.hashTuple(slot, proto, a, b, ports), local, kind);
+      return;
+    }
+    this.flow[e] = this.refValue(h, local, kind);
+    if (this.fat) this.fillEntry(e, local, kind);
   }
 
   /** 'line' layout: the key words of a new entry at word e (not FE_FAST: the slow path syncs it). */
@@ -422,6 +524,7 @@ export class Tables {
   /** Empties flow slot i and shifts later entries of its cluster back where their homes allow. */
   private removeAt(i: number, bys: boolean): void {
     this.moves++;
+    this.removals++;
     const flow = bys ? this.bflow : this.flow;
     const fb = bys ? this.bBase : this.fBase;
     const n = bys ? this.bSlots : this.nSlots;
@@ -894,7 +997,10 @@ export class Tables {
     let i = this.home(h);
     for (let p = 0; p < n; p++) {
       const e = fb + i * FE_WORDS;
-      if (flow[e] === 0) return -1;
+      if (flow[e] === 0) {
+        this.noteMiss(h, slot, proto, a, b, ports, i);
+        return -1;
+      }
       if (
         flow[e + FE_SRC] === a &&
         flow[e + FE_DST] === b &&

@@ -106,9 +106,17 @@ class Rig {
    * region full. `lookFirst`: the port search's findBySource of the key comes first (bysrcLink
    * then reuses its slot unless a slot moved since — later inserts of the key without it must not).
    */
-  insert(k: Key, expiry = 1_000_000, lookFirst = false): boolean {
+  insert(k: Key, expiry = 1_000_000, lookFirst = false, between?: () => void): boolean {
     const t = this.t;
     if (lookFirst) t.findBySource(0, k.proto, k.src, k.sport, 1, 0, 0xffffffff, 0, 0xffff);
+    const oports = ((k.sport << 16) | k.dport) >>> 0;
+    const rports = ((k.dport << 16) | k.nport) >>> 0;
+    if (between) {
+      // As a new flow: both keys looked up (misses remembered), other work, then insertKey.
+      expect(t.lookup(0, k.proto, k.src, k.dst, oports)).toBe(-1);
+      expect(t.lookup(0, k.proto, k.dst, NAT, rports)).toBe(-1);
+      between();
+    }
     const local = t.alloc();
     if (local < 0) return false;
     const o = t.rec(local);
@@ -121,8 +129,13 @@ class Rig {
     ses[o + S_RPORTS] = ((k.dport << 16) | k.nport) >>> 0;
     ses[o + S_EXPIRY] = expiry;
     ses[o + S_META] = (k.proto | (0 << M_SLOT_SHIFT) | M_LIVE | M_BYSRC) >>> 0;
-    t.insertRef(t.hashTuple(0, k.proto, k.src, k.dst, ses[o + S_OPORTS]), local, KIND_ORIG);
-    t.insertRef(t.hashTuple(0, k.proto, k.dst, NAT, ses[o + S_RPORTS]), local, KIND_REPLY);
+    if (between) {
+      t.insertKey(0, k.proto, k.src, k.dst, oports, local, KIND_ORIG);
+      t.insertKey(0, k.proto, k.dst, NAT, rports, local, KIND_REPLY);
+    } else {
+      t.insertRef(t.hashTuple(0, k.proto, k.src, k.dst, ses[o + S_OPORTS]), local, KIND_ORIG);
+      t.insertRef(t.hashTuple(0, k.proto, k.dst, NAT, ses[o + S_RPORTS]), local, KIND_REPLY);
+    }
     t.bysrcLink(local);
     t.ctl[t.cBase + C_INST + CI_COUNT]++;
     this.live.set(local, k);
@@ -260,6 +273,51 @@ describe.each(CORE_LAYOUTS)('flow table and bysource chains, layout %s: clustere
         },
       ),
       { numRuns: 40, seed: 2020 },
+    );
+  });
+
+  it('insertKey after the keys missed: a removal (backward shift) or another insert in between is noticed', () => {
+    // Session setup looks a new flow's keys up (the misses remember the empty slot ending each
+    // probe run) and inserts them at confirm; in between, other sessions may go (a slot emptied
+    // before the remembered one) or come (the remembered slot filled). Every key must stay
+    // reachable from its home (a key stored past an empty slot would be lost to lookups).
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 8, max: 300 }),
+        fc.array(fc.tuple(shapeArb, fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 4000 }), fc.nat(7)), {
+          minLength: 1,
+          maxLength: 800,
+        }),
+        (capacity, ops) => {
+          const rig = new Rig(capacity, layout);
+          const used = new Set<string>();
+          const id = (k: Key) => `${k.proto}/${k.src}/${k.dst}/${k.sport}/${k.dport}`;
+          for (const [shape, salt, n, what] of ops) {
+            const k = shapeKey(shape, n, salt);
+            if (used.has(id(k))) continue;
+            const between = () => {
+              // 0-2: a session goes; 3-4: another comes (plain inserts); else nothing.
+              if (what <= 2 && rig.live.size > 0) {
+                const locals = [...rig.live.keys()];
+                const gone = locals[(n * 7 + what) % locals.length];
+                used.delete(id(rig.live.get(gone)!));
+                rig.remove(gone);
+              } else if (what <= 4 && rig.live.size < capacity - 1) {
+                const o = shapeKey(shape, n + 1 + what, salt);
+                if (!used.has(id(o)) && id(o) !== id(k) && rig.insert(o)) used.add(id(o));
+              }
+            };
+            if (rig.live.size >= capacity) {
+              const first = [...rig.live.keys()][0];
+              used.delete(id(rig.live.get(first)!));
+              rig.remove(first);
+            }
+            if (rig.insert(k, 1_000_000, (n & 1) === 0, between)) used.add(id(k));
+          }
+          rig.check();
+        },
+      ),
+      { numRuns: 40, seed: 711 },
     );
   });
 
