@@ -3,10 +3,13 @@
 // An A/B harness for changes to the core's new-flow path (docs/core.md "Session 7"). DIR is a
 // source tree with src/ — e.g. an older commit extracted with
 //   git archive <commit> src | tar -x -C tmp/old-<commit>
-// (--new defaults to this tree). Each version gets its own Dataplane on this thread over its own
-// pre-faulted tables of the bench's scenario (vpc-nat-instance-open), warmed up on a throw-away
-// Dataplane, then prefilled with S sessions (UDP app → 198.18.x.y:53, a fresh source port or
-// destination each: bench/core-throughput.ts's setup tuples). The measured part is rounds of
+// (--new defaults to this tree; the scenario object is this tree's). Each version gets its own
+// Dataplane on this thread over its own pre-faulted tables of the bench's scenario
+// (vpc-nat-instance-open), warmed up on itself (--warm new flows, then expired by advancing the
+// clock past the UDP timeout), then prefilled with S sessions (UDP app → 198.18.x.y:53, a fresh
+// source port or destination each: bench/core-throughput.ts's setup tuples). V8 flags are per
+// process: both versions run with the budget the first one's createCoreShared sets (src/core/
+// v8-inlining.ts); compare such settings in separate processes. The measured part is rounds of
 // one slice of new flows per version, the order alternating per round; CPU time per slice
 // (process.cpuUsage: robust to other processes sharing the cores), medians and the median of the
 // per-round ratios. The tables grow by rounds × slice sessions over the run (stated in the output).
