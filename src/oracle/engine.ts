@@ -14,7 +14,7 @@ import type {
   OutputNormaliser,
   PacketResult,
 } from '../spec/engine.ts';
-import { classifyKernelDifference, sgFlowKey } from './differences.ts';
+import { classifyKernelDifference, instanceOwnAddresses, sgFlowKey } from './differences.ts';
 import type { Scenario } from '../spec/scenario.ts';
 import { POINT_INTERNET, instancePoint } from '../spec/scenario.ts';
 import { InputError } from '../spec/errors.ts';
@@ -326,6 +326,8 @@ export class KernelEngine implements Engine {
   readonly unseenTtl0 = { packets: 0, bytes: 0 };
   /** K9 (differences.ts): forwarding passes and bytes the routing loops of classified packets may have cost. */
   private readonly routingLoopPasses = { packets: 0, bytes: 0 };
+  /** K6 (differences.ts): first fragments to an instance itself, and the bytes of the ICMP errors their expiry may send. */
+  private readonly reassemblyExpiries = { packets: 0, bytes: 0 };
 
   private agents: Agent[] = [];
   private points = new Map<number, PointAgent>();
@@ -592,7 +594,21 @@ export class KernelEngine implements Engine {
     this.noteSgInvalid(batch, out);
     this.countSgClosing(batch, out);
     this.countUnseenTtl0(batch, out);
+    this.countReassemblyExpiries(batch, out);
     return out;
+  }
+
+  /** K6 (differences.ts): first fragments to an instance itself, whose reassembly may expire with an ICMP error. */
+  private countReassemblyExpiries(batch: readonly InputPacket[], results: readonly PacketResult[]): void {
+    const own = instanceOwnAddresses(this.scenario);
+    results.forEach((r, i) => {
+      const f = batch[i]?.frame;
+      if (!f || f.length < 20 || r.fate === FATE_DELIVERED) return;
+      const fragWord = rd16(f, 6);
+      if ((fragWord & 0x1fff) !== 0 || (fragWord & 0x2000) === 0 || !own.has(rd32(f, 16))) return;
+      this.reassemblyExpiries.packets++;
+      this.reassemblyExpiries.bytes += 28 + (f[0] & 15) * 4 + 8;
+    });
   }
 
   /** E16 (differences.ts): FIN and RST segments at an ENI with security groups, which close its tracked flow. */
@@ -1145,6 +1161,7 @@ export class KernelEngine implements Engine {
       sgAllowancePassed: this.sgAllowancePassed,
       unseenTtl0: this.unseenTtl0,
       routingLoopPasses: this.routingLoopPasses,
+      reassemblyExpiries: this.reassemblyExpiries,
     });
     // K9 packets: the kernel forwarded the loop until the TTL ran out (bounded by the input's TTL).
     if (cls?.id === 'K9' && facts.inputs && facts.index !== -1) {

@@ -546,6 +546,20 @@ describe('kernel difference rules', () => {
     const nat = endCounters('nat counters instance 0 PREROUTING rule -1: model 1 pkts/56 bytes vs kernel 2/112');
     expect(classifyKernelDifference(nat, k({ routingLoopPasses: loops }))).toBeNull();
   });
+  it('K6 in the filter counters: the time exceeded a held first fragment to an instance sends when its reassembly expires', () => {
+    // Campaign seed 995011 run 9: a first fragment to nat0's Elastic IP, the run ending 30 s later.
+    const f = endCounters('filter counters instance 0 OUTPUT rule -1: model 0 pkts/0 bytes vs kernel 1/56');
+    const one = { packets: 1, bytes: 56 };
+    expect(classifyKernelDifference(f, k({ reassemblyExpiries: one }))?.id).toBe('K6');
+    expect(classifyKernelDifference(f, k())).toBeNull();
+    // More than the expiries, the contract counting more, or a chain the error does not pass: not K6.
+    const two = endCounters('filter counters instance 0 OUTPUT rule -1: model 0 pkts/0 bytes vs kernel 2/112');
+    expect(classifyKernelDifference(two, k({ reassemblyExpiries: one }))).toBeNull();
+    const fewer = endCounters('filter counters instance 0 OUTPUT rule -1: model 1 pkts/56 bytes vs kernel 0/0');
+    expect(classifyKernelDifference(fewer, k({ reassemblyExpiries: one }))).toBeNull();
+    const input = endCounters('filter counters instance 0 INPUT rule -1: model 0 pkts/0 bytes vs kernel 1/56');
+    expect(classifyKernelDifference(input, k({ reassemblyExpiries: one }))).toBeNull();
+  });
   it('kernel lagged: a packet the kernel saw later than a timeout it depends on', () => {
     const sc = structuredClone(BASE);
     sc.conntrack.timeouts.udp = 1;
