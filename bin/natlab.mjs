@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Entry point of the `natlab` command: runs the TypeScript CLI through tsx so a fresh clone
-// works after `npm ci` with no build step.
-import { register } from 'tsx/esm/api';
+// Entry point of the `natlab` command: runs the TypeScript CLI with no build step after `npm ci`
+// (bundled on first use and cached: cli-bundle.mjs; through tsx as the fallback).
+import { bundledMain } from './cli-bundle.mjs';
 import { watchLauncher } from './launcher-watch.mjs';
 
 // `natlab ... | head`: a closed pipe ends the command quietly, as it does for other Unix tools.
@@ -16,7 +16,12 @@ for (const stream of [process.stdout, process.stderr]) {
 // SIGKILL it receives on to us: end this run when the npm launcher goes away.
 watchLauncher();
 
-register();
-const { main } = await import('../src/cli/main.ts');
+// The CLI's modules bundled into one file (cli-bundle.mjs: no tsx at start-up); else through tsx.
+let main = await bundledMain();
+if (main === null) {
+  const { register } = await import('tsx/esm/api');
+  register();
+  ({ main } = await import('../src/cli/main.ts'));
+}
 const code = await main(process.argv.slice(2));
 process.exitCode = code;
