@@ -70,9 +70,11 @@ export interface KernelRunFacts {
   /**
    * K6: first fragments (offset 0, MF) addressed to an instance itself the kernel dropped: each
    * may, 30 s later, make that instance send an ICMP "fragment reassembly time exceeded" — their
-   * count, and the bytes those errors would have (28 + the fragment's header + 8).
+   * count, and the bytes those errors would have (28 + the fragment, at most 576: icmp_send() quotes what fits).
    */
   reassemblyExpiries?: { readonly packets: number; readonly bytes: number };
+  /** K5: the ICMP redirects the kernel's instances sent for packets classified K5, and their bytes. */
+  redirectsSent?: { readonly packets: number; readonly bytes: number };
 }
 
 /**
@@ -320,16 +322,20 @@ function k9CounterExcess(f: DifferenceFacts, k: KernelRunFacts): boolean {
 }
 
 /**
- * K6 in the filter counters: a first fragment addressed to an instance itself, held for
- * reassembly that never completes, makes the instance send an ICMP time exceeded ("fragment
- * reassembly time exceeded") when its queue expires (ip_expire(), ipfrag_time = 30 s; only for a
- * datagram to the host itself, RTN_LOCAL) — through its OUTPUT chain, in the kernel only (campaign
- * seed 995011 run 9: nat0's filter OUTPUT policy, 1 packet of 56 bytes). True when every
- * difference is such an excess in an OUTPUT (or user) chain, at most the expiries' count and bytes.
+ * Filter counters of packets an instance's own stack sent in the kernel only: every difference an
+ * excess of the kernel's in an OUTPUT (or user) chain — not INPUT or FORWARD — at most `budget`'s
+ * packets and bytes. K5: the ICMP redirects of its classified packets (campaign seed 995012 run 71:
+ * nat0's filter OUTPUT policy, 1 packet of 68 bytes). K6: a first fragment addressed to an instance
+ * itself, held for reassembly that never completes, makes the instance send ICMP time exceeded
+ * ("fragment reassembly time exceeded") when its queue expires (ip_expire(), ipfrag_time = 30 s;
+ * only for a datagram to the host itself, RTN_LOCAL; campaign seed 995011 run 9: 1 packet of 56 bytes).
  */
-function k6CounterExcess(f: DifferenceFacts, k: KernelRunFacts): boolean {
-  const ex = k.reassemblyExpiries;
-  if (!ex || ex.packets === 0 || f.differences.length === 0) return false;
+function ownOutputExcess(
+  f: DifferenceFacts,
+  k: KernelRunFacts,
+  budget: { readonly packets: number; readonly bytes: number } | undefined,
+): boolean {
+  if (!budget || budget.packets === 0 || f.differences.length === 0) return false;
   return f.differences.every((d) => {
     const m =
       /^filter counters instance \d+ (\S+) rule -?\d+: (\S+) (\d+) pkts\/(\d+) bytes vs (\S+) (\d+)\/(\d+)/.exec(
@@ -339,7 +345,7 @@ function k6CounterExcess(f: DifferenceFacts, k: KernelRunFacts): boolean {
     const [, chain, nameA, pa, ba, nameB, pb, bb] = m;
     if (chain === 'INPUT' || chain === 'FORWARD' || (nameA !== k.name && nameB !== k.name)) return false;
     const [kp, kb, op, ob] = nameA === k.name ? [+pa, +ba, +pb, +bb] : [+pb, +bb, +pa, +ba];
-    return kp > op && kp - op <= ex.packets && kb >= ob && kb - ob <= ex.bytes;
+    return kp > op && kp - op <= budget.packets && kb >= ob && kb - ob <= budget.bytes;
   });
 }
 
@@ -473,7 +479,7 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
     title: "fragments are reassembled (held) by the NAT instance's conntrack",
     match(f, k) {
       if (f.index === -1)
-        return k6CounterExcess(f, k)
+        return ownOutputExcess(f, k, k.reassemblyExpiries)
           ? `filter counts of the ICMP "fragment reassembly time exceeded" an instance sends 30 s after a first fragment to itself (at most ${k.reassemblyExpiries?.packets})`
           : null;
       const s = sides(f, k);
@@ -521,6 +527,10 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
     id: 'K5',
     title: 'ICMP redirects when send_redirects is on and the source is on-link',
     match(f, k) {
+      if (f.index === -1)
+        return ownOutputExcess(f, k, k.redirectsSent)
+          ? `filter OUTPUT counts of ${k.redirectsSent?.packets} ICMP redirect(s) the kernel's instances sent (at most their packets and bytes)`
+          : null;
       const s = sides(f, k);
       if (!s) return null;
       const red = s.kr.outputs.filter((o) => isIcmpError(o.frame) && o.frame[ihl(o.frame)] === ICMP_REDIRECT).length;

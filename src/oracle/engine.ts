@@ -124,6 +124,7 @@ import {
 } from './aws-filters.ts';
 import { filterUpdateProblem } from '../scenario/filter-update.ts';
 import { type TimelineEvent, flushedBy, scenarioAfter } from '../spec/timeline.ts';
+import { ICMP_ERROR_MAX_LEN } from '../spec/timeouts.ts';
 
 export type KernelTimeMode = 'real' | 'compress';
 export type KernelInjection = 'batch' | 'single';
@@ -328,6 +329,8 @@ export class KernelEngine implements Engine {
   private readonly routingLoopPasses = { packets: 0, bytes: 0 };
   /** K6 (differences.ts): first fragments to an instance itself, and the bytes of the ICMP errors their expiry may send. */
   private readonly reassemblyExpiries = { packets: 0, bytes: 0 };
+  /** K5 (differences.ts): the redirects of packets classified K5, and their bytes. */
+  private readonly redirectsSent = { packets: 0, bytes: 0 };
 
   private agents: Agent[] = [];
   private points = new Map<number, PointAgent>();
@@ -607,7 +610,8 @@ export class KernelEngine implements Engine {
       const fragWord = rd16(f, 6);
       if ((fragWord & 0x1fff) !== 0 || (fragWord & 0x2000) === 0 || !own.has(rd32(f, 16))) return;
       this.reassemblyExpiries.packets++;
-      this.reassemblyExpiries.bytes += 28 + (f[0] & 15) * 4 + 8;
+      // icmp_send() quotes as much of the datagram's head (this fragment) as fits in a 576-byte error.
+      this.reassemblyExpiries.bytes += Math.min(28 + rd16(f, 2), ICMP_ERROR_MAX_LEN);
     });
   }
 
@@ -1000,11 +1004,14 @@ export class KernelEngine implements Engine {
     let ctClash = 0;
     let ttlExpired = 0;
     let icmpLimited = false;
+    /** Instances whose stack received something (nl_local) while this packet was handled. */
+    const localInAt = new Set<number>();
     for (const x of stats) {
       for (const r of x.stats.recent) {
         hits.add(r);
         result.evidence.push(`${x.label}:${r}`);
       }
+      if (x.instance >= 0 && x.stats.recent.has(RECENT_LOCAL_IN)) localInAt.add(x.instance);
       if (x.instance >= 0) {
         const c = this.ctOf(x.stats.recent);
         if (c !== CT_NONE) ctCode = c;
@@ -1040,6 +1047,8 @@ export class KernelEngine implements Engine {
     let forwarded = 0;
     let generatedType = -1;
     let sawRejectRst = false;
+    /** Instances a generated ICMP error of this packet was delivered to (their stack's nl_local is the error's). */
+    const errorSinks = new Set<number>();
     for (const o of result.outputs) {
       const b = o.frame;
       const isErr = b.length >= 28 && isIcmpErrorFrame(b);
@@ -1055,6 +1064,7 @@ export class KernelEngine implements Engine {
       }
       const generated = isErr && !inIsIcmpError;
       if (generated) {
+        errorSinks.add(o.egress - instancePoint(0));
         const ihl = (b[0] & 15) << 2;
         generatedType = b[ihl];
         // The quoted packet crossed the router at TTL 255 and lost one.
@@ -1122,7 +1132,9 @@ export class KernelEngine implements Engine {
     else if (ctCode === CT_RELATED && inIsIcmpError && !s.verifiedL4) result.reason = DROP_ICMP_BAD_CHECKSUM;
     else if (ctCode === CT_RELATED && inIsIcmpError && s.icmpType === ICMP_REDIRECT)
       result.reason = DROP_ICMP_REDIRECT_NAT;
-    else if (hits.has(RECENT_LOCAL_IN)) result.reason = DROP_LOCAL_DELIVERY;
+    // (An instance that received only this packet's generated ICMP error — a redirect to the
+    // sender, campaign seed 995012 run 71 — says nothing about where the packet itself went.)
+    else if ([...localInAt].some((i) => !errorSinks.has(i))) result.reason = DROP_LOCAL_DELIVERY;
     else if (ctClash > 0) result.reason = DROP_NAT_CLASH;
     else if (ctDrops > 0) result.reason = DROP_CT_TABLE_FULL;
     else if (st === PARSE_FRAGMENT || (st === PARSE_OK && s.mf === 1)) result.reason = DROP_FRAGMENT;
@@ -1162,7 +1174,17 @@ export class KernelEngine implements Engine {
       unseenTtl0: this.unseenTtl0,
       routingLoopPasses: this.routingLoopPasses,
       reassemblyExpiries: this.reassemblyExpiries,
+      redirectsSent: this.redirectsSent,
     });
+    // K5 packets: the redirects went through the sending instance's OUTPUT chain.
+    if (cls?.id === 'K5' && facts.results && facts.index !== -1) {
+      for (const o of facts.results[facts.engines[0] === this.name ? 0 : 1].outputs) {
+        const b = o.frame;
+        if (!isIcmpErrorFrame(b) || b[(b[0] & 15) * 4] !== ICMP_REDIRECT) continue;
+        this.redirectsSent.packets++;
+        this.redirectsSent.bytes += b.length;
+      }
+    }
     // K9 packets: the kernel forwarded the loop until the TTL ran out (bounded by the input's TTL).
     if (cls?.id === 'K9' && facts.inputs && facts.index !== -1) {
       const f = facts.inputs[facts.engines[0] === this.name ? 0 : 1].frame;

@@ -33,6 +33,7 @@ import {
   DROP_MALFORMED,
   DROP_IP_FORWARD_OFF,
   DROP_INSTANCE_STOPPED,
+  DROP_KERNEL_UNSEEN,
   DROP_NACL_DENY,
   DROP_SG_ALLOWANCE,
   DROP_SG_DENY,
@@ -151,6 +152,12 @@ async function runCase(c: NatCase): Promise<Run & { maxLagMs: number }> {
  * docs/kernel-differences.md that these cases exercise, matched by message.
  */
 const EXPECTED_DIFFERENCES: Record<string, RegExp[]> = {
+  // K5: the redirect the kernel's NAT instance sent web on the way (the contract sends none),
+  // and its pass through the instance's filter OUTPUT policy.
+  'a redirect to the sender of a packet the filter drops: the packet is not delivered anywhere': [
+    /^output-count packet #0 .* 0 vs 1 output frames$/,
+    /^counters filter counters instance 0 OUTPUT rule -1: model 0 pkts\/0 bytes vs kernel 1\/68$/,
+  ],
   // K3: the NAT instance's stack answers the SYN with an RST, which conntrack sees in LOCAL_OUT
   // (before natlab's OUTPUT drop) and which closes the unreplied entry; the model has no stack.
   'unsolicited TCP SYN to the NAT instance (its stack answers RST)': [
@@ -564,6 +571,14 @@ const CHECKS: Record<string, (run: Run) => void> = {
     // own entry was never confirmed.
     expect(ct).toHaveLength(2);
     expect(ct.map((c) => c.orig.src)).toEqual([APP_IP, APP_IP]);
+  },
+  'a redirect to the sender of a packet the filter drops: the packet is not delivered anywhere': ({ r }) => {
+    expect(r[0].fate).toBe(FATE_DROPPED);
+    // The only output: the NAT instance's ICMP redirect (type 5) to web.
+    expect(r[0].outputs.map((o) => [o.egress, o.frame[20]])).toEqual([[WEB, 5]]);
+    // The drop itself leaves no evidence (kernel-unseen, matching the contract's filter-drop); web's
+    // stack received only the redirect — not a local delivery of the packet.
+    expect(r[0].reason).toBe(DROP_KERNEL_UNSEEN);
   },
   'multicast and limited broadcast from an inside host': ({ r, ct }) => {
     expect(r.map((x) => x.fate)).toEqual([FATE_DROPPED, FATE_DROPPED, FATE_DROPPED]);

@@ -736,6 +736,23 @@ export function natCases(): NatCase[] {
     inputs: [p(0, APP, udpOut()), p(1000, APP, udpOut(40001))],
   });
   add({
+    // Campaign seed 995012 run 71: the public route table sends an internet prefix to the NAT
+    // instance, whose filter FORWARD policy drops web's SYN+RST (INVALID, not NATed); on the way it
+    // redirects web (K5: same link, send_redirects on). The redirect reaching web's stack is not
+    // where the packet went: the kernel engine called it local-delivery until its verdict set such
+    // errors' sinks aside. (A NEW datagram, NATed, gets no redirect from this kernel.)
+    name: 'a redirect to the sender of a packet the filter drops: the packet is not delivered anywhere',
+    scenario: variant((s) => {
+      s.routeTables[s.subnets[s.instances[NAT].subnet].routeTable].routes.push({
+        dest: { addr: A('198.51.100.0'), len: 24 },
+        target: 'eni',
+        instance: NAT,
+      });
+      filterRules(s, 'DROP', []);
+    }),
+    inputs: [p(0, WEB, buildTcp({ src: WEB_IP, dst: SRV, sport: 123, dport: 443, seq: 1, flags: F_SYN | F_RST }))],
+  });
+  add({
     // D3: multicast (mDNS) and limited broadcast from an inside host are not forwarded.
     name: 'multicast and limited broadcast from an inside host',
     scenario: variant(),

@@ -560,6 +560,15 @@ describe('kernel difference rules', () => {
     const input = endCounters('filter counters instance 0 INPUT rule -1: model 0 pkts/0 bytes vs kernel 1/56');
     expect(classifyKernelDifference(input, k({ reassemblyExpiries: one }))).toBeNull();
   });
+  it("K5 in the filter counters: the redirects the kernel's instances sent pass their OUTPUT chain", () => {
+    // Campaign seed 995012 run 71: one 68-byte redirect from nat0 (filters on) to web.
+    const f = endCounters('filter counters instance 0 OUTPUT rule -1: model 0 pkts/0 bytes vs kernel 1/68');
+    expect(classifyKernelDifference(f, k({ redirectsSent: { packets: 1, bytes: 68 } }))?.id).toBe('K5');
+    expect(classifyKernelDifference(f, k())).toBeNull();
+    expect(classifyKernelDifference(f, k({ redirectsSent: { packets: 1, bytes: 60 } }))).toBeNull();
+    const forward = endCounters('filter counters instance 0 FORWARD rule -1: model 0 pkts/0 bytes vs kernel 1/68');
+    expect(classifyKernelDifference(forward, k({ redirectsSent: { packets: 1, bytes: 68 } }))).toBeNull();
+  });
   it('kernel lagged: a packet the kernel saw later than a timeout it depends on', () => {
     const sc = structuredClone(BASE);
     sc.conntrack.timeouts.udp = 1;
