@@ -1,5 +1,6 @@
 // The core worker's code as one plain-JavaScript module: worker.ts and everything it imports,
-// bundled by esbuild and cached in the temp directory under a hash of the sources' contents
+// bundled by esbuild and cached in node_modules/.cache/natlab/ beside the sources (as the CLI's
+// bundle, bin/cli-bundle.mjs) under a hash of the sources' contents
 // (rebuilt, in ~0.1 s, whenever a source changes). A thread started on it boots in ~40 ms of CPU;
 // through tsx (worker-boot.mjs: a loader-hooks thread per worker, every module resolved, read
 // from tsx's cache and source-mapped one message at a time) it took ~300 ms of CPU and wall per
@@ -8,13 +9,14 @@
 
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { buildSync, version as esbuildVersion } from 'esbuild';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ENTRY = join(HERE, 'worker.ts');
+/** The project's own cache directory (the CLI's bundle lives there too). */
+const CACHE_DIR = join(HERE, '..', '..', 'node_modules', '.cache', 'natlab');
 /** Bumped when the build options below change (part of the bundle's hash). */
 const BUILD_OPTIONS_VERSION = 2;
 /** The tsx boot file: the fallback. */
@@ -35,7 +37,9 @@ let chosen: string | null = null;
 export function workerFileUrl(): string {
   if (chosen === null) {
     try {
-      chosen = pathToFileURL(currentBundle(join(tmpdir(), `natlab-core-worker-${process.getuid?.() ?? 0}`))).href;
+      // Not the shared temp directory: code cached there could be planted by another user and
+      // then run by ours (natlab runs as root for the kernel engine).
+      chosen = pathToFileURL(currentBundle(CACHE_DIR)).href;
     } catch {
       chosen = WORKER_BOOT_URL;
     }

@@ -53,5 +53,10 @@ describe('core worker bundle', () => {
     const url = workerFileUrl();
     expect(url).not.toBe(WORKER_BOOT_URL);
     expect(url).toMatch(/\/worker-[0-9a-f]+\.mjs$/);
+    // In the project's own cache, not the shared temp directory (code there could be planted by
+    // another user and run by ours).
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    expect(fileURLToPath(url).startsWith(join(root, 'node_modules', '.cache', 'natlab'))).toBe(true);
+    expect(fileURLToPath(url).startsWith(tmpdir())).toBe(false);
   });
 });
