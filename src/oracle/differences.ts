@@ -53,6 +53,11 @@ export interface KernelRunFacts {
   sgInvalidDrops?: number;
   /** E16: TCP FIN/RST segments sent or received by an ENI with security groups so far in the run. */
   sgClosingSegments?: number;
+  /**
+   * E11/E16: flows (sgFlowKey) of packets the other engine refused at a security group's allowance
+   * and the kernel's ENI tracked, with the class that explained it ('E11' or 'E16').
+   */
+  sgAllowanceFlowClass?: ReadonlyMap<string, string>;
   /** E16: flows of packets classified E16. */
   sgAllowanceFlows?: ReadonlySet<string>;
   /**
@@ -577,6 +582,8 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
       // The contract tracked those segments' flows: it counts them against the allowance.
       if ((k.sgInvalidSegments ?? 0) > 0 && s.or.reason === DROP_SG_ALLOWANCE && s.kr.reason !== DROP_SG_ALLOWANCE)
         return 'allowance reached in the contract only, which tracked flows Linux called INVALID';
+      if (allowanceFlowOf(s, k) === 'E11')
+        return 'a later packet of a flow the contract refused at the allowance (full of flows Linux called INVALID) and Linux tracked';
       return null;
     },
   },
@@ -603,8 +610,12 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
           : null;
       }
       const s = sides(f, k);
-      if (!s || s.or.reason !== DROP_SG_ALLOWANCE || s.kr.reason === DROP_SG_ALLOWANCE) return null;
-      return "the contract's allowance counted a closed TCP flow (FIN/RST) that Linux's connlimit no longer counts";
+      if (!s) return null;
+      if (s.or.reason === DROP_SG_ALLOWANCE && s.kr.reason !== DROP_SG_ALLOWANCE)
+        return "the contract's allowance counted a closed TCP flow (FIN/RST) that Linux's connlimit no longer counts";
+      return allowanceFlowOf(s, k) === 'E16'
+        ? 'a later packet of a flow the contract refused at the allowance (counting closed flows) and Linux tracked'
+        : null;
     },
   },
   {
@@ -662,6 +673,20 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
     },
   },
 ];
+
+/**
+ * The class ('E11'/'E16') of the allowance difference that started this packet's flow (its input's
+ * or an output's), or null.
+ */
+function allowanceFlowOf(s: Sides, k: KernelRunFacts): string | null {
+  const classes = k.sgAllowanceFlowClass;
+  if (!classes || classes.size === 0) return null;
+  for (const b of [s.kin.frame, ...s.kr.outputs.map((o) => o.frame), ...s.or.outputs.map((o) => o.frame)]) {
+    const c = classes.get(sgFlowKey(b) ?? '');
+    if (c !== undefined) return c;
+  }
+  return null;
+}
 
 /**
  * Whether a TCP segment with these flags can open a conntrack entry (tcp_new(): the sNO column of

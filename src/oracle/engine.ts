@@ -321,6 +321,8 @@ export class KernelEngine implements Engine {
   private sgClosingSegments = 0;
   /** E16: flows of packets classified E16. */
   private readonly sgAllowanceFlows = new Set<string>();
+  /** E11/E16 (differences.ts): flows whose packet the contract refused at the allowance and the kernel tracked, by class. */
+  private readonly sgAllowanceFlowClass = new Map<string, string>();
   /** E11/E16: packets the other engine refused at an allowance and the kernel's ENI let through. */
   private sgAllowancePassed = 0;
   /** TTL 0 inputs the router namespace dropped (E5): no instance's nat table saw them. */
@@ -1170,6 +1172,7 @@ export class KernelEngine implements Engine {
       sgInvalidDrops: this.sgInvalidDrops,
       sgClosingSegments: this.sgClosingSegments,
       sgAllowanceFlows: this.sgAllowanceFlows,
+      sgAllowanceFlowClass: this.sgAllowanceFlowClass,
       sgAllowancePassed: this.sgAllowancePassed,
       unseenTtl0: this.unseenTtl0,
       routingLoopPasses: this.routingLoopPasses,
@@ -1215,6 +1218,17 @@ export class KernelEngine implements Engine {
         const key = sgFlowKey(b);
         if (key) this.sgAllowanceFlows.add(key);
       }
+    }
+    // E11/E16 allowance packets: the contract refused them at the allowance, the kernel's ENI
+    // tracked them — the rest of their flow differs the same way (campaign seed 995014 run 23:
+    // the reply to a SYN only the kernel's ENI tracked met web's inbound rules in the contract).
+    if ((cls?.id === 'E11' || cls?.id === 'E16') && facts.results && facts.inputs && facts.index !== -1) {
+      const i = facts.engines[0] === this.name ? 0 : 1;
+      if (facts.results[1 - i].reason === DROP_SG_ALLOWANCE && facts.results[i].reason !== DROP_SG_ALLOWANCE)
+        for (const b of [facts.inputs[i].frame, ...facts.results[i].outputs.map((o) => o.frame)]) {
+          const key = sgFlowKey(b);
+          if (key && !this.sgAllowanceFlowClass.has(key)) this.sgAllowanceFlowClass.set(key, cls.id);
+        }
     }
     if ((cls?.id === 'E11' || cls?.id === 'E16') && facts.results && facts.index !== -1) {
       const i = facts.engines[0] === this.name ? 0 : 1;

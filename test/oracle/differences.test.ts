@@ -603,6 +603,23 @@ describe('kernel difference rules', () => {
     ]);
     expect(classifyKernelDifference(allowance, k({ sgInvalidSegments: 1 }))?.id).toBe('E11');
     expect(classifyKernelDifference(allowance, k({ sgInvalidSegments: 0 }))).toBeNull();
+    // A later packet of a flow the contract refused at the allowance and the kernel tracked
+    // (campaign seed 995014 run 23: nat0's SYN/ACK to web's SYN met web's inbound rules in the
+    // contract only): the class that explained the refusal; another flow's packet is not.
+    const reply = buildTcp({ src: A('10.0.0.10'), dst: A('10.0.0.20'), sport: 53, dport: 53, flags: F_SYN | F_ACK });
+    const toWeb = res({ fate: FATE_DELIVERED, reason: REASON_NONE, outputs: [{ egress: WEB, frame: reply }] });
+    const later = packet({ timeUs: 0, ingress: NAT, frame: reply }, res({ reason: DROP_SG_DENY }), toWeb, [
+      'fate',
+      'output-count',
+    ]);
+    const syn = buildTcp({ src: A('10.0.0.20'), dst: A('10.0.0.10'), sport: 53, dport: 53, flags: F_SYN });
+    const refused = new Map([[sgFlowKey(syn) ?? '', 'E11']]);
+    expect(classifyKernelDifference(later, k({ sgAllowanceFlowClass: refused }))?.id).toBe('E11');
+    expect(classifyKernelDifference(later, k({ sgAllowanceFlowClass: new Map() }))).toBeNull();
+    const otherSyn = buildTcp({ src: A('10.0.0.20'), dst: A('10.0.0.10'), sport: 54, dport: 53, flags: F_SYN });
+    expect(
+      classifyKernelDifference(later, k({ sgAllowanceFlowClass: new Map([[sgFlowKey(otherSyn) ?? '', 'E11']]) })),
+    ).toBeNull();
   });
   it('a real difference is not classified', () => {
     const model = res({ fate: FATE_DELIVERED, reason: REASON_NONE, outputs: [{ egress: WEB, frame: udp() }] });
