@@ -67,6 +67,8 @@ export interface KernelRunFacts {
   sgAllowancePassed?: number;
   /** TTL 0 inputs the kernel never showed an instance (E5): their count and IP total lengths. */
   unseenTtl0?: { readonly packets: number; readonly bytes: number };
+  /** E5: the flows (sgFlowKey) of those inputs — the contract's conntrack saw them, the kernel's did not. */
+  unseenTtl0Flows?: ReadonlySet<string>;
   /**
    * K9: the forwarding passes a routing loop the contract stopped after 8 hops can have cost the
    * kernel at most — each such packet's input TTL, and that many times its IP total length.
@@ -285,12 +287,23 @@ function counterExcess(message: string, k: KernelRunFacts): number | null {
  * E5 in the nat and filter counters: the TTL 0 inputs the router namespace dropped never reached an
  * instance, so every nat or filter chain and rule the contract counted them in (a filter INPUT
  * policy drop, campaign seed 994002 run 206) shows more on the other side — never more than their
- * number and bytes. True when every difference is such a counter excess.
+ * number and bytes; and the conntrack entries they made exist on the other side only. True when
+ * every difference is such a counter excess or entry.
  */
 function e5CounterExcess(f: DifferenceFacts, k: KernelRunFacts): boolean {
   const unseen = k.unseenTtl0;
   if (!unseen || unseen.packets === 0 || f.differences.length === 0) return false;
   return f.differences.every((d) => {
+    // The entry such an input made, in the contract's table only (campaign seed 995013 run 8).
+    if (d.kind === 'conntrack') {
+      const key = conntrackFlowKey(d.message);
+      return (
+        key !== null &&
+        k.unseenTtl0Flows?.has(key) === true &&
+        ONLY_ONE_HAS.test(d.message) &&
+        !new RegExp(`: only ${k.name} has `).test(d.message)
+      );
+    }
     const m =
       /^(?:nat|filter) counters instance \d+ \S+ rule -?\d+: (\S+) (\d+) pkts\/(\d+) bytes vs (\S+) (\d+)\/(\d+)/.exec(
         d.message,
@@ -422,12 +435,17 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
           ? `nat counts of ${k.unseenTtl0?.packets} TTL 0 input(s) no instance saw (at most their packets and bytes)`
           : null;
       const s = sides(f, k);
-      return s &&
-        s.kin.frame.length >= 20 &&
-        s.kin.frame[8] === 0 &&
-        s.kr.reason === DROP_KERNEL_UNSEEN &&
-        s.kr.outputs.length === 0
-        ? 'input TTL 0'
+      if (!s || s.kin.frame.length < 20) return null;
+      if (s.kin.frame[8] === 0 && s.kr.reason === DROP_KERNEL_UNSEEN && s.kr.outputs.length === 0) return 'input TTL 0';
+      // A later packet of such an input's flow, only its classification differing: the entry the
+      // TTL 0 input made exists in the contract only (campaign seed 995013 run 8: nat0's source
+      // quench about it RELATED in the contract, INVALID in the kernel, whose old entry had expired).
+      const flows = k.unseenTtl0Flows;
+      if (!flows || flows.size === 0 || !onlyKinds(f, ['ct'])) return null;
+      const b = s.kin.frame;
+      const key = isIcmpErrorFrame(b) ? sgFlowKey(b.subarray(ihl(b) + 8)) : sgFlowKey(b);
+      return key !== null && flows.has(key)
+        ? 'a packet of a flow whose entry the contract made from a TTL 0 input no instance saw'
         : null;
     },
   },

@@ -327,6 +327,8 @@ export class KernelEngine implements Engine {
   private sgAllowancePassed = 0;
   /** TTL 0 inputs the router namespace dropped (E5): no instance's nat table saw them. */
   readonly unseenTtl0 = { packets: 0, bytes: 0 };
+  /** E5 (differences.ts): the flows of those inputs. */
+  private readonly unseenTtl0Flows = new Set<string>();
   /** K9 (differences.ts): forwarding passes and bytes the routing loops of classified packets may have cost. */
   private readonly routingLoopPasses = { packets: 0, bytes: 0 };
   /** K6 (differences.ts): first fragments to an instance itself, and the bytes of the ICMP errors their expiry may send. */
@@ -643,6 +645,16 @@ export class KernelEngine implements Engine {
       if (!f || f.length < 20 || f[8] !== 0 || r.reason !== DROP_KERNEL_UNSEEN || r.outputs.length > 0) return;
       this.unseenTtl0.packets++;
       this.unseenTtl0.bytes += rd16(f, 2);
+      const key = sgFlowKey(f);
+      if (key) this.unseenTtl0Flows.add(key);
+      // As the instance's conntrack would have seen it: to its private address (the IGW's static NAT).
+      const inst = this.scenario.instances.find((x) => x.elasticIp !== null && x.elasticIp >>> 0 === rd32(f, 16));
+      if (inst) {
+        const atInstance = new Uint8Array(f);
+        new DataView(atInstance.buffer).setUint32(16, inst.privateIp >>> 0);
+        const k2 = sgFlowKey(atInstance);
+        if (k2) this.unseenTtl0Flows.add(k2);
+      }
     });
   }
 
@@ -1175,6 +1187,7 @@ export class KernelEngine implements Engine {
       sgAllowanceFlowClass: this.sgAllowanceFlowClass,
       sgAllowancePassed: this.sgAllowancePassed,
       unseenTtl0: this.unseenTtl0,
+      unseenTtl0Flows: this.unseenTtl0Flows,
       routingLoopPasses: this.routingLoopPasses,
       reassemblyExpiries: this.reassemblyExpiries,
       redirectsSent: this.redirectsSent,

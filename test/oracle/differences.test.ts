@@ -137,6 +137,37 @@ describe('kernel difference rules', () => {
       k(),
     );
     expect(c?.id).toBe('E5');
+    // Campaign seed 995013 run 8: a later packet of such an input's flow — nat0's source quench
+    // about it — RELATED in the contract (the TTL 0 input's entry), INVALID in the kernel; and
+    // at the end that entry in the contract's table only.
+    const ttl0 = buildUdp({ src: A('192.0.2.1'), dst: A('10.0.0.10'), sport: 32770, dport: 53, ttl: 0 });
+    const flows = new Set([sgFlowKey(ttl0) ?? '']);
+    const quench = buildIcmpError({ src: A('10.0.0.10'), dst: A('192.0.2.1'), type: 4, code: 0, quoted: ttl0 });
+    const q = packet({ timeUs: 0, ingress: NAT, frame: quench }, res({ ct: CT_RELATED }), res({ ct: CT_INVALID }), [
+      'ct',
+    ]);
+    expect(classifyKernelDifference(q, k({ unseenTtl0Flows: flows }))?.id).toBe('E5');
+    expect(classifyKernelDifference(q, k({ unseenTtl0Flows: new Set() }))).toBeNull();
+    const qFate = packet({ timeUs: 0, ingress: NAT, frame: quench }, res({ ct: CT_RELATED }), delivered, [
+      'ct',
+      'fate',
+    ]);
+    expect(classifyKernelDifference(qFate, k({ unseenTtl0Flows: flows }))).toBeNull();
+    const entry = (who: string) =>
+      `conntrack (instance 0): only ${who} has udp      17 29 src=192.0.2.1 dst=10.0.0.10 sport=32770 dport=53 [UNREPLIED] src=10.0.0.10 dst=192.0.2.1 sport=53 dport=32770 mark=0 use=1`;
+    const end = (who: string): DifferenceFacts => ({
+      ...endCounters(),
+      differences: [{ kind: 'conntrack', message: entry(who) }],
+    });
+    const unseen = { packets: 1, bytes: 28 };
+    expect(classifyKernelDifference(end('model'), k({ unseenTtl0: unseen, unseenTtl0Flows: flows }))?.id).toBe('E5');
+    // (An entry to an instance's own address may still be K3's: not E5 is what matters here.)
+    expect(classifyKernelDifference(end('kernel'), k({ unseenTtl0: unseen, unseenTtl0Flows: flows }))?.id).not.toBe(
+      'E5',
+    );
+    expect(classifyKernelDifference(end('model'), k({ unseenTtl0: unseen, unseenTtl0Flows: new Set() }))?.id).not.toBe(
+      'E5',
+    );
   });
   it('E6: a martian source', () => {
     expect(
