@@ -498,6 +498,16 @@ describe('kernel difference rules', () => {
       ],
     };
     expect(classifyKernelDifference(postFacts, k({ localTcpDeliveries: [0, 3] }))).toBeNull();
+    // The instance's filter INPUT rules see those segments classified otherwise: a state-matching
+    // rule counts more or fewer, at most the segments delivered (campaign seed 995016 run 32:
+    // `--ctstate INVALID`, the contract's INVALID ACK was NEW in the kernel).
+    const invalidRule = endCounters('filter counters instance 0 INPUT rule 1: model 2 pkts/80 bytes vs kernel 1/40');
+    expect(classifyKernelDifference(invalidRule, k({ localTcpDeliveries: [2] }))?.id).toBe('K3');
+    expect(classifyKernelDifference(invalidRule, k({ localTcpDeliveries: [0, 2] }))).toBeNull();
+    const tooMany = endCounters('filter counters instance 0 INPUT rule 1: model 5 pkts/200 bytes vs kernel 1/40');
+    expect(classifyKernelDifference(tooMany, k({ localTcpDeliveries: [2] }))).toBeNull();
+    const forwardRule = endCounters('filter counters instance 0 FORWARD rule 1: model 2 pkts/80 bytes vs kernel 1/40');
+    expect(classifyKernelDifference(forwardRule, k({ localTcpDeliveries: [2] }))).toBeNull();
   });
   it('E8: conntrack timeouts within the measured lag + 1 s, not beyond', () => {
     const t = (a: number, b: number): DifferenceFacts => ({

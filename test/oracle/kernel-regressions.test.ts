@@ -36,6 +36,8 @@ const CASES = [
   '20261205-fate-2e3f392a',
   // E5: a later packet of a TTL 0 input's flow (the contract's entry only).
   '20261205-ct-16cd6178',
+  // K3: the filter INPUT counts of segments the instance's stack answered (state-matching rule).
+  '20261205-counters-23e41b5e',
   // K9: a looping ICMP error (no time exceeded about it) and the filter counts of a loop's passes.
   '20261205-reason-8b3ef48',
   // The RST shortcuts in SYN_SENT (model and core, judged by the kernel).
