@@ -35,6 +35,16 @@ export class WorkerClock {
     this.clock = t.v.clock;
   }
 
+  /**
+   * Forgets the last capture time (Dataplane.processBatch, once per batch): the next msOf converts
+   * again. Keeps the conversion's path in use however rarely the time changes — a path that ran
+   * only before V8 collected feedback (the bench's constant-time warm-up) made its first use in
+   * optimised code a deoptimisation of processBatch (docs/core.md "Session 7").
+   */
+  forget(): void {
+    this.lastUs = -1;
+  }
+
   /** ms since this worker's time base of capture time `timeUs` (rebasing first when needed). */
   msOf(timeUs: number): number {
     if (timeUs === this.lastUs) return this.lastRel;
@@ -47,11 +57,12 @@ export class WorkerClock {
   /** ms since this worker's time base of absolute `ms` (rebasing first when needed). */
   relOfMs(ms: number): number {
     const w = this.t.w;
+    // The first conversion of a table sets its base. Computed and stored on every call (the same
+    // value once set): a branch of its own runs only before V8 collects feedback (see forget).
+    const first = ms - (ms % CLOCK_BASE_UNIT);
     let base = this.clock[w];
-    if (base === CLOCK_UNSET) {
-      base = ms - (ms % CLOCK_BASE_UNIT);
-      this.clock[w] = base;
-    }
+    if (base === CLOCK_UNSET) base = first;
+    this.clock[w] = base;
     let rel = ms - base;
     if (rel > REBASE_AFTER_MS) {
       this.rebase(rel);

@@ -236,6 +236,7 @@ export class Dataplane {
     const ca = this.commitAt;
     this.bindIo(batch, out);
     const clock = this.clock;
+    clock.forget();
     let now = 0;
     const end = first + count;
     const pf = this.pfHome;

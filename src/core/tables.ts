@@ -821,11 +821,16 @@ export class Tables {
     const b = this.cBase + C_INST + slot * C_INST_WORDS;
     const o = this.rec(local);
     const tail = ctl[b + CI_NA_TAIL];
+    const ref = local + 1;
     this.ses[o + S_NPREV] = tail;
     this.ses[o + S_NNEXT] = 0;
-    if (tail !== 0) this.ses[this.rec(tail - 1) + S_NNEXT] = local + 1;
-    else ctl[b + CI_NA_HEAD] = local + 1;
-    ctl[b + CI_NA_TAIL] = local + 1;
+    // The head word is stored on every call (unchanged unless the list was empty): the empty
+    // list's branch runs once per table, before V8 collects feedback, and an operation of its own
+    // there deoptimised confirm at its first use in a second Dataplane (docs/core.md "Session 7").
+    const headAt = b + CI_NA_HEAD;
+    ctl[headAt] = tail !== 0 ? ctl[headAt] : ref;
+    if (tail !== 0) this.ses[this.rec(tail - 1) + S_NNEXT] = ref;
+    ctl[b + CI_NA_TAIL] = ref;
   }
 
   naUnlink(local: number): void {
