@@ -149,18 +149,12 @@ class InlineWorkers implements Workers {
   async close(): Promise<void> {}
 }
 
-export interface CoreEngine extends Engine {
-  /**
-   * Zero-copy: the caller's batch goes to the workers as it is (docs/frame-batch.md); with a
-   * re-addressing plan (one worker), the planned frames are re-addressed there, in the hand-over.
-   */
-  processFrames(
-    batch: FrameBatch,
-    out: BatchOutput,
-    first?: number,
-    count?: number,
-    plan?: ReaddressPlan,
-  ): Promise<void>;
+/**
+ * The core always has Engine's zero-copy processFrames: the caller's batch goes to the workers as
+ * it is (docs/frame-batch.md); with a re-addressing plan (one worker), the planned frames are
+ * re-addressed there, in the hand-over.
+ */
+export interface CoreEngine extends Omit<Engine, 'processFrames'>, Required<Pick<Engine, 'processFrames'>> {
   readonly workers: number;
   readonly shared: CoreShared;
   /** The worker pool (null when the engine runs inline). */
