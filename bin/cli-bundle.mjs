@@ -8,10 +8,10 @@
 // from the bundle ~0.1 s (docs/replay.md Round seven). NATLAB_TSX=1 runs the sources through tsx
 // (stack traces with the sources' lines); so does any failure to build or write the bundle.
 
-import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { cachedBundle, storeBundle } from './bundle-cache.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ENTRY = join(ROOT, 'src', 'cli', 'main.ts');
@@ -31,34 +31,10 @@ export async function bundledMain() {
   return mod.main;
 }
 
-function inputsHash(esbuildVersion, inputs) {
-  const h = createHash('sha256');
-  h.update(`${esbuildVersion}\0${process.version}\0${ENTRY}\0${BUILD_OPTIONS_VERSION}\0`);
-  for (const rel of inputs) {
-    try {
-      h.update(rel)
-        .update('\0')
-        .update(readFileSync(resolve(ROOT, rel)))
-        .update('\0');
-    } catch {
-      return null;
-    }
-  }
-  return h.digest('hex').slice(0, 24);
-}
-
 async function currentBundle(dir) {
-  const manifestPath = join(dir, `cli-manifest-${createHash('sha256').update(ENTRY).digest('hex').slice(0, 16)}.json`);
-  try {
-    const m = JSON.parse(readFileSync(manifestPath, 'utf8'));
-    const hash = inputsHash(m.esbuild, m.inputs);
-    if (hash !== null && m.bundle === `cli-${hash}.mjs`) {
-      const path = join(dir, m.bundle);
-      if (statSync(path).isFile()) return path;
-    }
-  } catch {
-    // no manifest yet, or stale: build
-  }
+  const spec = { dir, entry: ENTRY, root: ROOT, prefix: 'cli', optionsVersion: BUILD_OPTIONS_VERSION };
+  const cached = cachedBundle(spec);
+  if (cached !== null) return cached;
   const esbuild = await import('esbuild');
   const keepImportMetaUrl = {
     name: 'keep-import-meta-url',
@@ -86,19 +62,5 @@ async function currentBundle(dir) {
     logLevel: 'silent',
     plugins: [keepImportMetaUrl],
   });
-  // (metafile paths are relative to the working directory)
-  const rel = Object.keys(r.metafile.inputs).map((p) => relative(ROOT, resolve(p)));
-  const hash = inputsHash(esbuild.version, rel);
-  if (hash === null) throw new Error('natlab: a source vanished while bundling');
-  mkdirSync(dir, { recursive: true });
-  const name = `cli-${hash}.mjs`;
-  const path = join(dir, name);
-  // Written under a temporary name and renamed: concurrent processes never see half a file.
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, r.outputFiles[0].contents);
-  renameSync(tmp, path);
-  const mtmp = `${manifestPath}.${process.pid}.tmp`;
-  writeFileSync(mtmp, JSON.stringify({ inputs: rel, bundle: name, esbuild: esbuild.version }));
-  renameSync(mtmp, manifestPath);
-  return path;
+  return storeBundle(spec, esbuild.version, r);
 }

@@ -20,7 +20,7 @@ describe('core worker bundle', () => {
     const manifest = JSON.parse(
       readFileSync(
         readdirSync(dir)
-          .filter((f) => f.startsWith('manifest-'))
+          .filter((f) => f.startsWith('worker-manifest-'))
           .map((f) => join(dir, f))[0],
         'utf8',
       ),
@@ -35,7 +35,7 @@ describe('core worker bundle', () => {
   it('is rebuilt when a source it was built from changes', () => {
     const a = currentBundle(dir);
     const mf = readdirSync(dir)
-      .filter((f) => f.startsWith('manifest-'))
+      .filter((f) => f.startsWith('worker-manifest-'))
       .map((f) => join(dir, f))[0];
     const m = JSON.parse(readFileSync(mf, 'utf8')) as { inputs: string[]; bundle: string };
     // One more "source" (a file of the test's), listed as if the bundle had been built from it.
