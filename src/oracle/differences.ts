@@ -260,12 +260,13 @@ function k3RenamedEntries(f: DifferenceFacts, k: KernelRunFacts, own: ReadonlySe
  * difference is not of that shape.
  */
 function k3CounterExcess(message: string, k: KernelRunFacts): number | null {
-  if (!/ (PREROUTING|INPUT) rule /.test(message)) return null;
-  const excess = counterExcess(message, k);
-  const filter = /^filter counters instance (\d+) INPUT rule /.exec(message);
-  const delivered =
-    k.localTcpDeliveries?.[Number((filter ?? /^nat counters instance (\d+)/.exec(message))?.[1] ?? -1)] ?? 0;
-  if (excess === null || delivered === 0) return null;
+  const c = kernelCounter(message, k);
+  if (!c || (c.chain !== 'PREROUTING' && c.chain !== 'INPUT')) return null;
+  const filter = c.table === 'filter';
+  if (filter && c.chain !== 'INPUT') return null;
+  const excess = c.kp - c.op;
+  const delivered = k.localTcpDeliveries?.[c.instance] ?? 0;
+  if (delivered === 0) return null;
   // The instance's filter INPUT rules see those segments classified otherwise (NEW in the kernel
   // where the contract says INVALID or ESTABLISHED): a rule matching on the state counts more on
   // either side, at most the segments delivered (campaign seed 995016 run 32: `--ctstate INVALID`).
@@ -273,22 +274,46 @@ function k3CounterExcess(message: string, k: KernelRunFacts): number | null {
   return excess > 0 && excess <= delivered ? excess : null;
 }
 
+/** A nat or filter counter difference, read with the kernel's figures first. */
+interface KernelCounter {
+  table: string;
+  instance: number;
+  chain: string;
+  /** The kernel's packets and bytes, and the other engine's. */
+  kp: number;
+  kb: number;
+  op: number;
+  ob: number;
+}
+
+/** The figures of a counter difference ("nat|filter counters instance N CHAIN rule R: A p pkts/b bytes vs B ..."), or null. */
+function kernelCounter(message: string, k: KernelRunFacts): KernelCounter | null {
+  const m =
+    /^(nat|filter) counters instance (\d+) (\S+) rule -?\d+: (\S+) (\d+) pkts\/(\d+) bytes vs (\S+) (\d+)\/(\d+)/.exec(
+      message,
+    );
+  if (!m) return null;
+  const [, table, instance, chain, nameA, pa, ba, nameB, pb, bb] = m;
+  if (nameA !== k.name && nameB !== k.name) return null;
+  const [kp, kb, op, ob] = nameA === k.name ? [+pa, +ba, +pb, +bb] : [+pb, +bb, +pa, +ba];
+  return { table, instance: +instance, chain, kp, kb, op, ob };
+}
+
+/** Counts a budget of packets and bytes explains: in a counter, at most that many more on one side. */
+type CountBudget = { readonly packets: number; readonly bytes: number };
+const kernelMoreWithin = (c: KernelCounter, b: CountBudget): boolean =>
+  c.kp > c.op && c.kp - c.op <= b.packets && c.kb >= c.ob && c.kb - c.ob <= b.bytes;
+const otherMoreWithin = (c: KernelCounter, b: CountBudget): boolean =>
+  c.op > c.kp && c.op - c.kp <= b.packets && c.ob >= c.kb && c.ob - c.kb <= b.bytes;
+
 /**
  * Packets the kernel counted more (negative: fewer) than the other engine in a nat or filter
  * counter difference, or null. (A packet the kernel's ENI let through past the contract's
  * allowance — E11/E16 — is counted in the instance's filter chains as in its nat chains.)
  */
 function counterExcess(message: string, k: KernelRunFacts): number | null {
-  const m =
-    /^(?:nat|filter) counters instance (\d+) (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING|\S+) rule -?\d+: (\S+) (\d+) pkts\/\d+ bytes vs (\S+) (\d+)\//.exec(
-      message,
-    );
-  if (!m) return null;
-  const [, , , nameA, pa, nameB, pb] = m;
-  const kernelPkts = nameA === k.name ? Number(pa) : nameB === k.name ? Number(pb) : -1;
-  const otherPkts = nameA === k.name ? Number(pb) : Number(pa);
-  if (kernelPkts < 0) return null;
-  return kernelPkts - otherPkts;
+  const c = kernelCounter(message, k);
+  return c ? c.kp - c.op : null;
 }
 
 /**
@@ -312,15 +337,8 @@ function e5CounterExcess(f: DifferenceFacts, k: KernelRunFacts): boolean {
         !new RegExp(`: only ${k.name} has `).test(d.message)
       );
     }
-    const m =
-      /^(?:nat|filter) counters instance \d+ \S+ rule -?\d+: (\S+) (\d+) pkts\/(\d+) bytes vs (\S+) (\d+)\/(\d+)/.exec(
-        d.message,
-      );
-    if (d.kind !== 'counters' || !m) return false;
-    const [, nameA, pa, ba, nameB, pb, bb] = m;
-    if (nameA !== k.name && nameB !== k.name) return false;
-    const [kp, kb, op, ob] = nameA === k.name ? [+pa, +ba, +pb, +bb] : [+pb, +bb, +pa, +ba];
-    return op > kp && op - kp <= unseen.packets && ob - kb <= unseen.bytes && ob >= kb;
+    const c = d.kind === 'counters' ? kernelCounter(d.message, k) : null;
+    return c !== null && otherMoreWithin(c, unseen);
   });
 }
 
@@ -336,14 +354,8 @@ function k9CounterExcess(f: DifferenceFacts, k: KernelRunFacts): boolean {
   const loops = k.routingLoopPasses;
   if (!loops || loops.packets === 0 || f.differences.length === 0) return false;
   return f.differences.every((d) => {
-    const m = /^filter counters instance \d+ \S+ rule -?\d+: (\S+) (\d+) pkts\/(\d+) bytes vs (\S+) (\d+)\/(\d+)/.exec(
-      d.message,
-    );
-    if (d.kind !== 'counters' || !m) return false;
-    const [, nameA, pa, ba, nameB, pb, bb] = m;
-    if (nameA !== k.name && nameB !== k.name) return false;
-    const [kp, kb, op, ob] = nameA === k.name ? [+pa, +ba, +pb, +bb] : [+pb, +bb, +pa, +ba];
-    return kp > op && kp - op <= loops.packets && kb >= ob && kb - ob <= loops.bytes;
+    const c = d.kind === 'counters' ? kernelCounter(d.message, k) : null;
+    return c !== null && c.table === 'filter' && kernelMoreWithin(c, loops);
   });
 }
 
@@ -356,22 +368,13 @@ function k9CounterExcess(f: DifferenceFacts, k: KernelRunFacts): boolean {
  * ("fragment reassembly time exceeded") when its queue expires (ip_expire(), ipfrag_time = 30 s;
  * only for a datagram to the host itself, RTN_LOCAL; campaign seed 995011 run 9: 1 packet of 56 bytes).
  */
-function ownOutputExcess(
-  f: DifferenceFacts,
-  k: KernelRunFacts,
-  budget: { readonly packets: number; readonly bytes: number } | undefined,
-): boolean {
+function ownOutputExcess(f: DifferenceFacts, k: KernelRunFacts, budget: CountBudget | undefined): boolean {
   if (!budget || budget.packets === 0 || f.differences.length === 0) return false;
   return f.differences.every((d) => {
-    const m =
-      /^filter counters instance \d+ (\S+) rule -?\d+: (\S+) (\d+) pkts\/(\d+) bytes vs (\S+) (\d+)\/(\d+)/.exec(
-        d.message,
-      );
-    if (d.kind !== 'counters' || !m) return false;
-    const [, chain, nameA, pa, ba, nameB, pb, bb] = m;
-    if (chain === 'INPUT' || chain === 'FORWARD' || (nameA !== k.name && nameB !== k.name)) return false;
-    const [kp, kb, op, ob] = nameA === k.name ? [+pa, +ba, +pb, +bb] : [+pb, +bb, +pa, +ba];
-    return kp > op && kp - op <= budget.packets && kb >= ob && kb - ob <= budget.bytes;
+    const c = d.kind === 'counters' ? kernelCounter(d.message, k) : null;
+    return (
+      c !== null && c.table === 'filter' && c.chain !== 'INPUT' && c.chain !== 'FORWARD' && kernelMoreWithin(c, budget)
+    );
   });
 }
 
