@@ -69,7 +69,7 @@ import {
   verifyL4Checksum,
   csumReplace16,
 } from '../packet/index.ts';
-import { rd16, rd32 } from '../packet/bytes.ts';
+import { rd16, rd32, wr32 } from '../packet/bytes.ts';
 import { readFile } from 'node:fs/promises';
 import { Agent, PACKET_OUTGOING } from './agent.ts';
 import { run } from './exec.ts';
@@ -651,7 +651,7 @@ export class KernelEngine implements Engine {
       const inst = this.scenario.instances.find((x) => x.elasticIp !== null && x.elasticIp >>> 0 === rd32(f, 16));
       if (inst) {
         const atInstance = new Uint8Array(f);
-        new DataView(atInstance.buffer).setUint32(16, inst.privateIp >>> 0);
+        wr32(atInstance, 16, inst.privateIp >>> 0);
         const k2 = sgFlowKey(atInstance);
         if (k2) this.unseenTtl0Flows.add(k2);
       }
