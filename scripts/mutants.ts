@@ -1,6 +1,7 @@
 // npm run mutants: shows the differential fuzzer finds deliberate bugs in the fast core.
 //
-// For each mutant: copy src/ (and scenarios/) to tmp/mutants/<id>/, apply one text patch to the
+// For each mutant: copy the tree the core loads from (MUTANT_TREE: src/, bin/ — the core worker's
+// bundle store — and scenarios/) to tmp/mutants/<id>/, apply one text patch to the
 // copy of the core (the patch must apply exactly once — a missing target fails loudly, and
 // test/mutants/targets.test.ts checks every target in the fast tier, so the list cannot rot as the
 // core evolves), run the fuzzer with the model against the mutated core for a time budget (as
@@ -314,12 +315,19 @@ function arg(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
+/**
+ * The top-level directories a mutant's copy holds: every relative import under src/ must stay
+ * inside them (test/mutants/targets.test.ts checks it) — src/core/worker-bundle.ts imports
+ * bin/bundle-cache.mjs, and a copy without bin/ could not load its core at all.
+ */
+export const MUTANT_TREE = ['src', 'bin', 'scenarios'] as const;
+
 /** Copies the tree and applies the patch; throws if the target is not found exactly once. */
 export function prepareMutant(m: Mutant, dir: string): void {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  cpSync(join(ROOT, 'src'), join(dir, 'src'), { recursive: true });
-  if (existsSync(join(ROOT, 'scenarios'))) cpSync(join(ROOT, 'scenarios'), join(dir, 'scenarios'), { recursive: true });
+  for (const top of MUTANT_TREE)
+    if (existsSync(join(ROOT, top))) cpSync(join(ROOT, top), join(dir, top), { recursive: true });
   const problem = mutantTargetProblem(m, dir);
   if (problem) throw new Error(problem);
   const p = join(dir, m.file);
