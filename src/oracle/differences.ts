@@ -82,6 +82,14 @@ export interface KernelRunFacts {
   reassemblyExpiries?: { readonly packets: number; readonly bytes: number };
   /** K5: the ICMP redirects the kernel's instances sent for packets classified K5, and their bytes. */
   redirectsSent?: { readonly packets: number; readonly bytes: number };
+  /**
+   * K2: the ICMP errors of packets classified K2 that the kernel sent and the contract's rate limit
+   * refused (`kernel`), and those the other engine sent and the kernel's refused (`other`).
+   */
+  rateLimitSurplus?: {
+    readonly kernel: { readonly packets: number; readonly bytes: number };
+    readonly other: { readonly packets: number; readonly bytes: number };
+  };
 }
 
 /**
@@ -378,6 +386,29 @@ function ownOutputExcess(f: DifferenceFacts, k: KernelRunFacts, budget: CountBud
   });
 }
 
+/**
+ * K2 in the filter counters: an ICMP error one side's rate limit let through and the other's
+ * refused went through its instance's OUTPUT chain on that side only — every difference an excess
+ * in an OUTPUT (or user) chain, the kernel's at most its surplus of such errors, the other
+ * engine's at most its own (CI campaign seed 2084382238 run 50: a TCP SYN burst with TTL 1, the
+ * kernel's random global credit let one more time exceeded through; nat0's filter OUTPUT policy,
+ * 2 packets of 68 bytes vs 1).
+ */
+function k2CounterExcess(f: DifferenceFacts, k: KernelRunFacts): boolean {
+  const surplus = k.rateLimitSurplus;
+  if (!surplus || surplus.kernel.packets + surplus.other.packets === 0 || f.differences.length === 0) return false;
+  return f.differences.every((d) => {
+    const c = d.kind === 'counters' ? kernelCounter(d.message, k) : null;
+    return (
+      c !== null &&
+      c.table === 'filter' &&
+      c.chain !== 'INPUT' &&
+      c.chain !== 'FORWARD' &&
+      (kernelMoreWithin(c, surplus.kernel) || otherMoreWithin(c, surplus.other))
+    );
+  });
+}
+
 export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
   {
     id: 'E8',
@@ -526,6 +557,10 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
     id: 'K2',
     title: "ICMP error rate limits decided on the kernel's real time and random global credit",
     match(f, k) {
+      if (f.index === -1)
+        return k2CounterExcess(f, k)
+          ? `filter OUTPUT counts of ICMP errors one side's rate limit let through and the other's refused (kernel ${k.rateLimitSurplus?.kernel.packets} more, contract ${k.rateLimitSurplus?.other.packets} more at most)`
+          : null;
       const s = sides(f, k);
       if (!s || !onlyKinds(f, ['output-count', 'egress', 'frame'])) return null;
       if (isIcmpError(s.kin.frame) || s.kr.fate !== s.or.fate || s.kr.reason !== s.or.reason) return null;

@@ -335,6 +335,8 @@ export class KernelEngine implements Engine {
   private readonly reassemblyExpiries = { packets: 0, bytes: 0 };
   /** K5 (differences.ts): the redirects of packets classified K5, and their bytes. */
   private readonly redirectsSent = { packets: 0, bytes: 0 };
+  /** K2 (differences.ts): ICMP errors of packets classified K2 that one side sent and the other's rate limit refused. */
+  private readonly rateLimitSurplus = { kernel: { packets: 0, bytes: 0 }, other: { packets: 0, bytes: 0 } };
 
   private agents: Agent[] = [];
   private points = new Map<number, PointAgent>();
@@ -1191,6 +1193,7 @@ export class KernelEngine implements Engine {
       routingLoopPasses: this.routingLoopPasses,
       reassemblyExpiries: this.reassemblyExpiries,
       redirectsSent: this.redirectsSent,
+      rateLimitSurplus: this.rateLimitSurplus,
     });
     // K5 packets: the redirects went through the sending instance's OUTPUT chain.
     if (cls?.id === 'K5' && facts.results && facts.index !== -1) {
@@ -1200,6 +1203,23 @@ export class KernelEngine implements Engine {
         this.redirectsSent.packets++;
         this.redirectsSent.bytes += b.length;
       }
+    }
+    // K2 packets: the errors one side's rate limit let through went through its instance's OUTPUT chain.
+    if (cls?.id === 'K2' && facts.results && facts.index !== -1) {
+      const mine = facts.engines[0] === this.name ? 0 : 1;
+      const errors = (r: PacketResult) => r.outputs.filter((o) => isIcmpErrorFrame(o.frame)).map((o) => o.frame.length);
+      const kernel = errors(facts.results[mine]);
+      const other = errors(facts.results[1 - mine]);
+      const [more, fewer, side] =
+        kernel.length > other.length
+          ? [kernel, other, this.rateLimitSurplus.kernel]
+          : [other, kernel, this.rateLimitSurplus.other];
+      side.packets += more.length - fewer.length;
+      // (the errors differ in number only; the surplus's bytes are at most the larger errors')
+      side.bytes += more
+        .sort((a, b) => b - a)
+        .slice(0, more.length - fewer.length)
+        .reduce((a, b) => a + b, 0);
     }
     // K9 packets: the kernel forwarded the loop until the TTL ran out (bounded by the input's TTL).
     if (cls?.id === 'K9' && facts.inputs && facts.index !== -1) {

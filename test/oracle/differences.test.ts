@@ -610,6 +610,27 @@ describe('kernel difference rules', () => {
     const forward = endCounters('filter counters instance 0 FORWARD rule -1: model 0 pkts/0 bytes vs kernel 1/68');
     expect(classifyKernelDifference(forward, k({ redirectsSent: { packets: 1, bytes: 68 } }))).toBeNull();
   });
+  it("K2 in the filter counters: errors one side's rate limit let through pass its instance's OUTPUT chain", () => {
+    // CI campaign seed 2084382238 run 50: a TTL-1 SYN burst; the kernel's random global credit let
+    // one more 68-byte time exceeded through nat0's filter OUTPUT policy.
+    const none = { packets: 0, bytes: 0 };
+    const one = { packets: 1, bytes: 68 };
+    const f = endCounters('filter counters instance 0 OUTPUT rule -1: model 1 pkts/68 bytes vs kernel 2/136');
+    expect(classifyKernelDifference(f, k({ rateLimitSurplus: { kernel: one, other: none } }))?.id).toBe('K2');
+    expect(classifyKernelDifference(f, k())).toBeNull();
+    // the other side's surplus does not explain the kernel's, nor a smaller one
+    expect(classifyKernelDifference(f, k({ rateLimitSurplus: { kernel: none, other: one } }))).toBeNull();
+    expect(
+      classifyKernelDifference(f, k({ rateLimitSurplus: { kernel: { packets: 1, bytes: 56 }, other: none } })),
+    ).toBeNull();
+    // the kernel refused one the contract sent: the contract counted more
+    const fewer = endCounters('filter counters instance 0 OUTPUT rule -1: model 2 pkts/136 bytes vs kernel 1/68');
+    expect(classifyKernelDifference(fewer, k({ rateLimitSurplus: { kernel: none, other: one } }))?.id).toBe('K2');
+    expect(classifyKernelDifference(fewer, k({ rateLimitSurplus: { kernel: one, other: none } }))).toBeNull();
+    // an instance's own errors never pass its FORWARD or INPUT chains
+    const forward = endCounters('filter counters instance 0 FORWARD rule -1: model 1 pkts/68 bytes vs kernel 2/136');
+    expect(classifyKernelDifference(forward, k({ rateLimitSurplus: { kernel: one, other: none } }))).toBeNull();
+  });
   it('kernel lagged: a packet the kernel saw later than a timeout it depends on', () => {
     const sc = structuredClone(BASE);
     sc.conntrack.timeouts.udp = 1;
