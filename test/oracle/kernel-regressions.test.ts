@@ -44,6 +44,9 @@ const CASES = [
   '20261205-fate-7c838e49',
   '20261205-ct-challenge-ack-rst',
   '20261205-ct-syn-retrans-server-rst',
+  // K2: the OUTPUT counts of a time exceeded the kernel's random global credit let through (met in
+  // about two of three runs: the other runs agree outright).
+  '20261205-counters-2131b0d',
 ];
 
 describe.skipIf(!pre.ok).concurrent('saved model-vs-kernel regressions replay with nothing unclassified', () => {
