@@ -122,6 +122,9 @@ export function sections(r: BenchReport): Section[] {
   if (setup.length) {
     const rows = [
       ['core, one thread (no pool)', range(find(r, 'setup/inline/sessions-per-s')), '', ''],
+      ...r.figures
+        .filter((f) => /^setup\/inline\/table=\d+\/sessions-per-s$/.test(f.id))
+        .map((f) => [`core, one thread, table at ${sessionsLabel(f.sessions ?? 0)} sessions`, range(f), '', '']),
       ...setup.map((f) => [
         `core, ${f.workers} worker(s)`,
         range(f),
@@ -146,7 +149,15 @@ export function sections(r: BenchReport): Section[] {
       title: 'Session setup rate',
       head: ['engine', 'sessions/s (min–max)', 'scaling', `core ${wMax}w / this`],
       rows,
-      about: [`Input: ${x?.input ?? ''}`, `Measured: ${x?.measured ?? ''}.`],
+      about: [
+        `Input: ${x?.input ?? ''}`,
+        `Measured: ${x?.measured ?? ''}.`,
+        ...(r.figures.some((f) => f.id.startsWith('setup/inline/table='))
+          ? [
+              'One thread, table at S sessions: the same new flows set up into a table already holding S (set up untimed before each run), for the targets per table size.',
+            ]
+          : []),
+      ],
     });
   }
   const mixed = r.figures.filter((f) => f.engine === 'core' && /^mixed\/profile=[^/]+\/workers=\d+\/mpps$/.test(f.id));

@@ -30,6 +30,7 @@ import { compareReports } from '../../bench/report.ts';
 import { makeFigure } from '../../bench/figures.ts';
 import { latencyChart, scalingChart, throughputChart } from '../../bench/svg.ts';
 import { LatencyRecorder } from '../../bench/latency.ts';
+import { measureSetup } from '../../bench/core-throughput.ts';
 import type { BenchReport } from '../../bench/suite.ts';
 import { command, parseCount } from '../../src/cli/cmd-bench.ts';
 import { UsageError } from '../../src/cli/args.ts';
@@ -163,6 +164,15 @@ describe('workload generators', () => {
     expect(wl.used).toBe(2000);
   });
 
+  it('session setup into a prefilled table: the measured flows are new ones, beside the prefill', async () => {
+    // measureSetup throws unless every prefill flow and every measured flow takes the slow path
+    // (a measured flow that reused a prefill tuple would find its session: the fast path).
+    const r = await measureSetup({ flows: 600, runs: 1, prefill: 3000, prefault: false });
+    expect(r.prefill).toBe(3000);
+    expect(r.runsPerSec).toHaveLength(1);
+    expect(r.runsPerSec[0]).toBeGreaterThan(0);
+    expect(r.cpuSessionsPerSec).toBeGreaterThan(0);
+  });
   it('mixed traffic follows the profile: new-flow share, protocol mix, sizes', () => {
     const p = structuredClone(BUILTIN_PROFILES.find((x) => x.name === 'imix-zipf')!);
     p.flows = 1000;
