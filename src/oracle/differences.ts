@@ -9,9 +9,12 @@ import {
   CT_INVALID,
   CT_NEW,
   DROP_KERNEL_UNSEEN,
+  DROP_NACL_DENY,
   DROP_ROUTING_LOOP,
   DROP_SG_ALLOWANCE,
+  DROP_SG_DENY,
   DROP_TTL_EXCEEDED,
+  FATE_DELIVERED,
 } from '../spec/reasons.ts';
 import {
   F_ACK,
@@ -60,6 +63,10 @@ export interface KernelRunFacts {
   sgAllowanceFlowClass?: ReadonlyMap<string, string>;
   /** E16: flows of packets classified E16. */
   sgAllowanceFlows?: ReadonlySet<string>;
+  /** E17: TCP flows (sgFlowKey) with a FIN or RST sent or received by an ENI with security groups so far in the run. */
+  sgClosedFlows?: ReadonlySet<string>;
+  /** E17: flows of packets classified E17 (their later packets differ the same way). */
+  sgReopenedFlows?: ReadonlySet<string>;
   /**
    * E11/E16: packets the other engine dropped at a security group's allowance and the kernel's ENI
    * let through (each may be counted in a NAT instance's nat chains only in the kernel).
@@ -680,6 +687,45 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
       return allowanceFlowOf(s, k) === 'E16'
         ? 'a later packet of a flow the contract refused at the allowance (counting closed flows) and Linux tracked'
         : null;
+    },
+  },
+  {
+    id: 'E17',
+    title:
+      "a security group's closed TCP flow is no tracked flow in Linux: a new SYN re-opens it, and after its CLOSE timeout it is gone",
+    match(f, k) {
+      const closed = k.sgClosedFlows;
+      if (!closed || closed.size === 0) return null;
+      if (f.index === -1) {
+        // The rest of such a flow: entries of it only the other engine has (its NAT instance saw
+        // packets the kernel's ENI denied).
+        const reopened = k.sgReopenedFlows;
+        if (!reopened || reopened.size === 0 || f.differences.length === 0) return null;
+        return f.differences.every((d) => {
+          if (
+            d.kind !== 'conntrack' ||
+            !ONLY_ONE_HAS.test(d.message) ||
+            new RegExp(`: only ${k.name} has `).test(d.message)
+          )
+            return false;
+          const key = conntrackFlowKey(d.message);
+          return key !== null && reopened.has(key);
+        })
+          ? "conntrack entries of flows a security group's Linux tracking no longer held after they closed (E17)"
+          : null;
+      }
+      const s = sides(f, k);
+      if (!s || s.kin.frame.length < 20 || s.kin.frame[9] !== PROTO_TCP || s.kr.reason !== DROP_SG_DENY) return null;
+      // The other engine's security groups let it through (delivered, or dropped beyond them).
+      const passed =
+        s.or.fate === FATE_DELIVERED ||
+        (s.or.reason !== DROP_SG_DENY && s.or.reason !== DROP_SG_ALLOWANCE && s.or.reason !== DROP_NACL_DENY);
+      if (!passed || !onlyKinds(f, ['fate', 'reason', 'output-count', 'egress', 'frame', 'ct'])) return null;
+      const key = sgFlowKey(s.kin.frame);
+      if (key === null || !closed.has(key)) return null;
+      return k.sgReopenedFlows?.has(key)
+        ? 'a later packet of a closed TCP flow the contract still tracks and Linux no longer does'
+        : "a TCP flow an ENI with security groups saw close (FIN or RST): Linux's tracking no longer holds it (a SYN re-opens it as a new flow, or its CLOSE / TIME_WAIT timeout ended it), so the group's rules as they are now decide; the contract tracks it until its idle timeout";
     },
   },
   {

@@ -319,6 +319,10 @@ export class KernelEngine implements Engine {
   private sgInvalidDrops = 0;
   /** E16: TCP FIN/RST segments sent or received by an ENI with security groups. */
   private sgClosingSegments = 0;
+  /** E17 (differences.ts): TCP flows with a FIN or RST at an ENI with security groups. */
+  private readonly sgClosedFlows = new Set<string>();
+  /** E17: flows of packets classified E17. */
+  private readonly sgReopenedFlows = new Set<string>();
   /** E16: flows of packets classified E16. */
   private readonly sgAllowanceFlows = new Set<string>();
   /** E11/E16 (differences.ts): flows whose packet the contract refused at the allowance and the kernel tracked, by class. */
@@ -633,10 +637,15 @@ export class KernelEngine implements Engine {
       const l4 = (f[0] & 15) * 4;
       return f.length > l4 + 13 && (f[l4 + 13] & (F_FIN | F_RST)) !== 0;
     };
+    const closes = (f: Uint8Array): void => {
+      this.sgClosingSegments++;
+      const key = sgFlowKey(f);
+      if (key) this.sgClosedFlows.add(key);
+    };
     results.forEach((r, i) => {
       const p = batch[i];
-      if (p && filtered(p.ingress) && closing(p.frame)) this.sgClosingSegments++;
-      for (const o of r.outputs) if (filtered(o.egress) && closing(o.frame)) this.sgClosingSegments++;
+      if (p && filtered(p.ingress) && closing(p.frame)) closes(p.frame);
+      for (const o of r.outputs) if (filtered(o.egress) && closing(o.frame)) closes(o.frame);
     });
   }
 
@@ -1186,6 +1195,8 @@ export class KernelEngine implements Engine {
       sgInvalidDrops: this.sgInvalidDrops,
       sgClosingSegments: this.sgClosingSegments,
       sgAllowanceFlows: this.sgAllowanceFlows,
+      sgClosedFlows: this.sgClosedFlows,
+      sgReopenedFlows: this.sgReopenedFlows,
       sgAllowanceFlowClass: this.sgAllowanceFlowClass,
       sgAllowancePassed: this.sgAllowancePassed,
       unseenTtl0: this.unseenTtl0,
@@ -1203,6 +1214,11 @@ export class KernelEngine implements Engine {
         this.redirectsSent.packets++;
         this.redirectsSent.bytes += b.length;
       }
+    }
+    // E17 packets: their flow's later packets differ the same way.
+    if (cls?.id === 'E17' && facts.inputs && facts.index !== -1) {
+      const key = sgFlowKey(facts.inputs[facts.engines[0] === this.name ? 0 : 1].frame);
+      if (key) this.sgReopenedFlows.add(key);
     }
     // K2 packets: the errors one side's rate limit let through went through its instance's OUTPUT chain.
     if (cls?.id === 'K2' && facts.results && facts.index !== -1) {

@@ -2,7 +2,7 @@
 // docs/kernel-differences.md): each rule on a difference of its class, and nothing on a real one.
 import { describe, expect, it } from 'vitest';
 import { classifyKernelDifference, type KernelRunFacts } from '../../src/oracle/index.ts';
-import { sgFlowKey } from '../../src/oracle/differences.ts';
+import { KERNEL_DIFFERENCE_RULES, sgFlowKey } from '../../src/oracle/differences.ts';
 import {
   buildIcmpError,
   buildTcp,
@@ -630,6 +630,59 @@ describe('kernel difference rules', () => {
     // an instance's own errors never pass its FORWARD or INPUT chains
     const forward = endCounters('filter counters instance 0 FORWARD rule -1: model 1 pkts/68 bytes vs kernel 2/136');
     expect(classifyKernelDifference(forward, k({ rateLimitSurplus: { kernel: one, other: none } }))).toBeNull();
+  });
+  it("E17: a security group's closed TCP flow, which Linux's tracking no longer holds, meets the rules anew", () => {
+    // Campaign seed 995019 run 18 (corpora/regressions/20261205-fate-78678b67): web's flow to app:443
+    // was reset (RST from web, in CLOSE); the group's outbound rule for ports 0-1023 was removed;
+    // web's next SYN on the same ports: Linux kills the CLOSE entry and looks again (a new flow, now
+    // denied), the contract still tracks the flow (delivered).
+    const syn = buildTcp({ src: A('10.0.0.20'), dst: A('10.0.1.10'), sport: 21676, dport: 443, flags: F_SYN });
+    const model = res({ fate: FATE_DELIVERED, reason: REASON_NONE, outputs: [{ egress: APP, frame: syn }] });
+    const kernel = res({ reason: DROP_SG_DENY });
+    const f = packet({ timeUs: 0, ingress: WEB, frame: syn }, model, kernel, ['fate', 'output-count']);
+    const closed = new Set([sgFlowKey(syn) ?? '']);
+    expect(classifyKernelDifference(f, k({ sgClosedFlows: closed }))?.id).toBe('E17');
+    // the flow never closed at a filtered ENI: a real difference
+    expect(classifyKernelDifference(f, k({ sgClosedFlows: new Set(['6 10.0.0.20:1 10.0.1.10:443']) }))).toBeNull();
+    expect(classifyKernelDifference(f, k())).toBeNull();
+    // the contract denied it at a group too, or the kernel dropped it elsewhere: not this class
+    const both = packet({ timeUs: 0, ingress: WEB, frame: syn }, res({ reason: DROP_SG_ALLOWANCE }), kernel, [
+      'reason',
+    ]);
+    expect(classifyKernelDifference(both, k({ sgClosedFlows: closed }))).toBeNull();
+    const elsewhere = packet({ timeUs: 0, ingress: WEB, frame: syn }, model, res({ reason: DROP_TTL_EXCEEDED }), [
+      'fate',
+      'output-count',
+    ]);
+    expect(classifyKernelDifference(elsewhere, k({ sgClosedFlows: closed }))).toBeNull();
+    // a UDP flow never closes
+    const dgram = buildUdp({ src: A('10.0.0.20'), dst: A('10.0.1.10'), sport: 21676, dport: 443 });
+    const u = packet(
+      { timeUs: 0, ingress: WEB, frame: dgram },
+      res({ fate: FATE_DELIVERED, reason: REASON_NONE, outputs: [{ egress: APP, frame: dgram }] }),
+      kernel,
+      ['fate', 'output-count'],
+    );
+    expect(classifyKernelDifference(u, k({ sgClosedFlows: new Set([sgFlowKey(dgram) ?? '']) }))).toBeNull();
+    // at the end: an entry of such a flow only the contract has, once the flow was classified
+    const end: DifferenceFacts = {
+      index: -1,
+      engines: ['model', 'kernel'],
+      inputs: null,
+      results: null,
+      differences: [
+        {
+          kind: 'conntrack',
+          message:
+            'conntrack (instance 0): only model has tcp      6 119 SYN_SENT src=10.0.0.20 dst=10.0.1.10 sport=21676 dport=443 [UNREPLIED] src=10.0.1.10 dst=10.0.0.20 sport=443 dport=21676 mark=0 use=1',
+        },
+      ],
+    };
+    expect(classifyKernelDifference(end, k({ sgClosedFlows: closed, sgReopenedFlows: closed }))?.id).toBe('E17');
+    // (K3 also covers it here — app is an instance, its own address — so E17's rule is asked alone)
+    const e17 = KERNEL_DIFFERENCE_RULES.find((r) => r.id === 'E17');
+    expect(e17?.match(end, k({ sgClosedFlows: closed }))).toBeNull();
+    expect(e17?.match(end, k({ sgClosedFlows: closed, sgReopenedFlows: closed }))).not.toBeNull();
   });
   it('kernel lagged: a packet the kernel saw later than a timeout it depends on', () => {
     const sc = structuredClone(BASE);

@@ -47,6 +47,8 @@ const CASES = [
   // K2: the OUTPUT counts of a time exceeded the kernel's random global credit let through (met in
   // about two of three runs: the other runs agree outright).
   '20261205-counters-2131b0d',
+  // E17: a SYN re-opening a security group's closed TCP flow in Linux meets the changed rules.
+  '20261205-fate-78678b67',
 ];
 
 describe.skipIf(!pre.ok).concurrent('saved model-vs-kernel regressions replay with nothing unclassified', () => {
