@@ -48,16 +48,18 @@ const res = (o: Partial<PacketResult> = {}): PacketResult => ({
   outputs: [],
   ...o,
 });
-/** The end-of-run facts of counter differences (model vs kernel). */
-function endCounters(...messages: string[]): DifferenceFacts {
+/** The end-of-run facts of table differences of one kind (model vs kernel). */
+function endOf(kind: string, ...messages: string[]): DifferenceFacts {
   return {
     index: -1,
     engines: ['model', 'kernel'],
     inputs: null,
     results: null,
-    differences: messages.map((message) => ({ kind: 'counters', message })),
+    differences: messages.map((message) => ({ kind, message })),
   };
 }
+/** The end-of-run facts of counter differences (model vs kernel). */
+const endCounters = (...messages: string[]): DifferenceFacts => endOf('counters', ...messages);
 function packet(input: InputPacket, model: PacketResult, kernel: PacketResult, kinds: string[]): DifferenceFacts {
   return {
     index: 0,
@@ -235,35 +237,17 @@ describe('kernel difference rules', () => {
     }
     // Campaign seed 777005 run 32's end-of-run entry (an RST at seq+1 after an unanswered SYN,
     // which the kernel found out of window) is no longer explained away either: the model agrees now.
-    const end: DifferenceFacts = {
-      index: -1,
-      engines: ['model', 'kernel'],
-      inputs: null,
-      results: null,
-      differences: [
-        {
-          kind: 'conntrack',
-          message:
-            'conntrack (instance 0): only kernel has tcp      6 3 SYN_SENT src=10.0.1.11 dst=192.0.2.1 sport=32775 dport=443 [UNREPLIED] src=192.0.2.1 dst=10.0.1.11 sport=443 dport=32775 mark=0 use=1',
-        },
-      ],
-    };
+    const end: DifferenceFacts = endOf(
+      'conntrack',
+      'conntrack (instance 0): only kernel has tcp      6 3 SYN_SENT src=10.0.1.11 dst=192.0.2.1 sport=32775 dport=443 [UNREPLIED] src=192.0.2.1 dst=10.0.1.11 sport=443 dport=32775 mark=0 use=1',
+    );
     expect(classifyKernelDifference(end, k())).toBeNull();
   });
   it('K3: a table entry of a flow addressed to the NAT instance itself', () => {
-    const f: DifferenceFacts = {
-      index: -1,
-      engines: ['model', 'kernel'],
-      inputs: null,
-      results: null,
-      differences: [
-        {
-          kind: 'conntrack',
-          message:
-            'conntrack (instance 0): only model has tcp      6 3 SYN_SENT src=198.51.100.7 dst=10.0.0.10 sport=5555 dport=22 [UNREPLIED] src=10.0.0.10 dst=198.51.100.7 sport=22 dport=5555',
-        },
-      ],
-    };
+    const f: DifferenceFacts = endOf(
+      'conntrack',
+      'conntrack (instance 0): only model has tcp      6 3 SYN_SENT src=198.51.100.7 dst=10.0.0.10 sport=5555 dport=22 [UNREPLIED] src=10.0.0.10 dst=198.51.100.7 sport=22 dport=5555',
+    );
     expect(classifyKernelDifference(f, k())?.id).toBe('K3');
   });
   it("E11 at the end: nat counts the kernel made of packets its ENI let through past the contract's allowance", () => {
@@ -665,19 +649,10 @@ describe('kernel difference rules', () => {
     );
     expect(classifyKernelDifference(u, k({ sgClosedFlows: new Set([sgFlowKey(dgram) ?? '']) }))).toBeNull();
     // at the end: an entry of such a flow only the contract has, once the flow was classified
-    const end: DifferenceFacts = {
-      index: -1,
-      engines: ['model', 'kernel'],
-      inputs: null,
-      results: null,
-      differences: [
-        {
-          kind: 'conntrack',
-          message:
-            'conntrack (instance 0): only model has tcp      6 119 SYN_SENT src=10.0.0.20 dst=10.0.1.10 sport=21676 dport=443 [UNREPLIED] src=10.0.1.10 dst=10.0.0.20 sport=443 dport=21676 mark=0 use=1',
-        },
-      ],
-    };
+    const end: DifferenceFacts = endOf(
+      'conntrack',
+      'conntrack (instance 0): only model has tcp      6 119 SYN_SENT src=10.0.0.20 dst=10.0.1.10 sport=21676 dport=443 [UNREPLIED] src=10.0.1.10 dst=10.0.0.20 sport=443 dport=21676 mark=0 use=1',
+    );
     expect(classifyKernelDifference(end, k({ sgClosedFlows: closed, sgReopenedFlows: closed }))?.id).toBe('E17');
     // (K3 also covers it here — app is an instance, its own address — so E17's rule is asked alone)
     const e17 = KERNEL_DIFFERENCE_RULES.find((r) => r.id === 'E17');
