@@ -5,6 +5,7 @@
 
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { InputError } from '../spec/errors.ts';
+import type { SharedMemoryPool } from '../spec/shared-memory.ts';
 
 /** Staging buffer: one file-stream write per this many bytes (bulk writers write a chunk at a time). */
 const STAGE = 256 * 1024;
@@ -16,11 +17,23 @@ const RESOLVED = Promise.resolve();
  * every ~200 ms of a long replay).
  */
 const MAX_SPARE = 16;
+/**
+ * Staging buffers a file takes from a shared memory pool (bulk writers copy frames out of shared
+ * arenas with the pool's memmove); they are always kept for reuse, the file's later ones are
+ * ordinary buffers.
+ */
+const MAX_POOLED = 16;
+/** The pool bytes one file's staging buffers take at most. */
+export const STAGED_POOL_BYTES = MAX_POOLED * STAGE;
 
 export class StagedFile {
-  private buf: Buffer = Buffer.allocUnsafe(STAGE);
+  private buf: Buffer;
+  /** The address of buf[0] in the pool (copy), or -1 when buf is not in it. */
+  bufAt = -1;
   /** Staging buffers allocated so far (the first included): reuse keeps this at a few. */
   allocated = 1;
+  /** Of them, taken from the pool. */
+  private pooled = 0;
   private fill = 0;
   private error: Error | null = null;
   private closed = false;
@@ -36,14 +49,21 @@ export class StagedFile {
     /** Names the writer in errors ("pcap writer", "pcapng writer"). */
     private readonly what: string,
     private readonly ws: WriteStream,
+    /** Where staging buffers come from first (null: ordinary buffers only). */
+    readonly pool: SharedMemoryPool | null = null,
   ) {
     ws.on('error', (e) => {
       this.error ??= e;
     });
+    this.buf = this.fresh(STAGE);
+    this.setBuf(this.buf);
   }
 
-  /** Creates (truncates) `path`; a path that cannot be created is an InputError naming why. */
-  static async open(path: string, what: string): Promise<StagedFile> {
+  /**
+   * Creates (truncates) `path`; a path that cannot be created is an InputError naming why. With a
+   * pool, the staging buffers are regions of it (bufAt: their address, for the pool's memmove).
+   */
+  static async open(path: string, what: string, pool: SharedMemoryPool | null = null): Promise<StagedFile> {
     const ws = createWriteStream(path);
     try {
       await new Promise<void>((resolve, reject) => {
@@ -62,7 +82,7 @@ export class StagedFile {
               : err.message;
       throw new InputError(`${path}: cannot create: ${why}`, path);
     }
-    return new StagedFile(path, what, ws);
+    return new StagedFile(path, what, ws, pool);
   }
 
   /**
@@ -96,19 +116,34 @@ export class StagedFile {
   private handOff(nextNeed: number): void {
     if (this.fill > 0) {
       const full = this.buf;
+      const pooled = this.bufAt >= 0;
       this.ws.write(full.subarray(0, this.fill), () => {
-        if (full.length === STAGE && this.spare.length < MAX_SPARE) this.spare.push(full);
+        if (full.length === STAGE && (pooled || this.spare.length < MAX_SPARE)) this.spare.push(full);
       });
-      if (nextNeed <= STAGE && this.spare.length > 0) this.buf = this.spare.pop()!;
-      else {
-        this.buf = Buffer.allocUnsafe(Math.max(STAGE, nextNeed));
-        this.allocated++;
-      }
+      if (nextNeed <= STAGE && this.spare.length > 0) this.setBuf(this.spare.pop()!);
+      else this.setBuf(this.fresh(nextNeed));
       this.fill = 0;
     } else if (this.buf.length < nextNeed) {
-      this.buf = Buffer.allocUnsafe(nextNeed);
-      this.allocated++;
+      this.setBuf(this.fresh(nextNeed));
     }
+  }
+
+  /** A new staging buffer of at least `need` bytes: from the pool while it has room, else ordinary. */
+  private fresh(need: number): Buffer {
+    if (this.buf !== undefined) this.allocated++;
+    if (this.pool !== null && need <= STAGE && this.pooled < MAX_POOLED) {
+      const v = this.pool.alloc(STAGE);
+      if (v !== null) {
+        this.pooled++;
+        return Buffer.from(v.buffer, v.byteOffset, STAGE);
+      }
+    }
+    return Buffer.allocUnsafe(Math.max(STAGE, need));
+  }
+
+  private setBuf(b: Buffer): void {
+    this.buf = b;
+    this.bufAt = this.pool !== null ? this.pool.addressOf(b) : -1;
   }
 
   private waitDrain(): Promise<void> {

@@ -4,6 +4,7 @@
 // (backpressure). `encodePcap` does the same into memory for tests and small outputs.
 import { isSupportedLinkType, linkTypeName } from '../packet/constants.ts';
 import { MAX_CAPLEN } from './base-reader.ts';
+import type { SharedMemoryPool } from '../spec/shared-memory.ts';
 import { StagedFile } from './staged-file.ts';
 import { PCAP_HDR_LEN, PCAP_MAGIC_NS, PCAP_MAGIC_US, PCAP_REC_HDR_LEN } from './read-pcap.ts';
 
@@ -120,9 +121,13 @@ export class PcapWriter {
     return this.file.path;
   }
 
-  static async open(path: string, opts: PcapWriteOptions): Promise<PcapWriter> {
+  /**
+   * With a shared memory pool, the staging buffers are regions of it: writeFrameUs copies frames
+   * that lie in the pool with its memmove (spec/shared-memory.ts).
+   */
+  static async open(path: string, opts: PcapWriteOptions, pool: SharedMemoryPool | null = null): Promise<PcapWriter> {
     const o = checkOptions(opts);
-    return new PcapWriter(await StagedFile.open(path, 'pcap writer'), o);
+    return new PcapWriter(await StagedFile.open(path, 'pcap writer', pool), o);
   }
 
   /** Appends one record. Resolves at once unless the file stream is behind, then on 'drain'. */
@@ -186,7 +191,11 @@ export class PcapWriter {
     let to = at + PCAP_REC_HDR_LEN;
     for (let x = 0; x < p; x++) b[to++] = prefix[x];
     const rest = cap - p;
-    if (rest <= 96) for (let x = 0; x < rest; x++) b[to + x] = src[off + x];
+    const file = this.file;
+    // Frames in the pool (an engine's output arena) to a pooled staging buffer: one memmove.
+    const sa = file.bufAt >= 0 ? file.pool!.addressOf(src) : -1;
+    if (sa >= 0) file.pool!.copy(file.bufAt + to, sa + off, rest);
+    else if (rest <= 96) for (let x = 0; x < rest; x++) b[to + x] = src[off + x];
     else b.set(src.subarray(off, off + rest), to);
     this.file.commit(need);
     this.count++;

@@ -96,13 +96,25 @@ export function createFrameBatch(maxPackets: number, arenaBytes: number): FrameB
   };
 }
 
-/** A SharedArrayBuffer-backed output for batches of at most maxPackets / arenaBytes. */
-export function createBatchOutput(maxPackets: number, arenaBytes: number): BatchOutput {
+/** Bytes of the output arena for batches of at most maxPackets / arenaBytes. */
+export function outArenaBytes(maxPackets: number, arenaBytes: number): number {
+  return Math.max(FRAME_ALIGN, arenaBytes + ICMP_ERROR_MAX_LEN * Math.max(1, maxPackets | 0));
+}
+
+/**
+ * A SharedArrayBuffer-backed output for batches of at most maxPackets / arenaBytes; `outArena`, when
+ * given, is the arena (a SharedArrayBuffer-backed view of at least outArenaBytes bytes, e.g. a
+ * region of a shared memory pool).
+ */
+export function createBatchOutput(maxPackets: number, arenaBytes: number, outArena?: Uint8Array): BatchOutput {
   const n = Math.max(1, maxPackets | 0);
+  const need = outArenaBytes(n, arenaBytes);
+  if (outArena !== undefined && (outArena.length < need || !(outArena.buffer instanceof SharedArrayBuffer)))
+    throw new RangeError(`createBatchOutput: the given arena is not a shared arena of ${need} bytes`);
   return {
     maxPackets: n,
     result: new Uint32Array(sab(n * 4)),
-    outArena: new Uint8Array(sab(arenaBytes + ICMP_ERROR_MAX_LEN * n)),
+    outArena: outArena ?? new Uint8Array(sab(need)),
     outOff: new Int32Array(sab(n * OUT_SLOTS * 4)),
     outLen: new Int32Array(sab(n * OUT_SLOTS * 4)),
     outEgress: new Int32Array(sab(n * OUT_SLOTS * 4)),

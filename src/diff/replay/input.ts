@@ -31,6 +31,7 @@ import type { CaptureRecord } from '../../pcap/types.ts';
 import { DROP_MALFORMED, DROP_NO_INGRESS, DROP_NOT_IPV4 } from '../../spec/reasons.ts';
 import { POINT_INTERNET } from '../../spec/scenario.ts';
 import { createFrameBatch, FRAME_ALIGN, type FrameBatch } from '../../spec/frame-batch.ts';
+import type { SharedMemoryPool } from '../../spec/shared-memory.ts';
 import { INGRESS_NOWHERE, type IngressMap, NOWHERE_WHY } from './ingress.ts';
 import { FlowKey, inboundTuple, inboundTupleRaw, outboundTuple } from './remap.ts';
 
@@ -143,6 +144,11 @@ export class InputChunk {
    * with copyWithin: a memmove inside one buffer, no view object per frame.
    */
   whole: Uint8Array;
+  /**
+   * The address of whole[0] in `pool` (-1: whole is a SharedArrayBuffer of its own): frames are
+   * then moved with the pool's memmove instead of copyWithin (a relaxed byte copy on shared memory).
+   */
+  wholeAt = -1;
   /** The reader buffer staged at whole[0, stagedLen) (null: none). */
   private staged: Uint8Array | null = null;
 
@@ -150,6 +156,8 @@ export class InputChunk {
     readonly maxRecords: number,
     arenaBytes: number,
     keepRecords: boolean,
+    /** Where the chunk's shared memory is carved from (null: a SharedArrayBuffer of its own). */
+    readonly pool: SharedMemoryPool | null = null,
   ) {
     const n = Math.max(1, maxRecords);
     this.whole = new Uint8Array(0);
@@ -223,12 +231,13 @@ export class InputChunk {
 
   /** A FrameBatch whose arena follows STAGE_BYTES of staging room in the same SharedArrayBuffer. */
   private stagedBatch(n: number, arenaBytes: number, keep: Uint8Array | null): FrameBatch {
-    const sab = new SharedArrayBuffer(STAGE_BYTES + arenaBytes);
-    const whole = new Uint8Array(sab);
+    const pooled = this.pool?.alloc(STAGE_BYTES + arenaBytes) ?? null;
+    const whole = pooled ?? new Uint8Array(new SharedArrayBuffer(STAGE_BYTES + arenaBytes));
     if (keep !== null) whole.set(keep.subarray(0, STAGE_BYTES));
     this.whole = whole;
+    this.wholeAt = pooled !== null ? this.pool!.addressOf(pooled) : -1;
     const b = createFrameBatch(n, FRAME_ALIGN);
-    return { ...b, arena: new Uint8Array(sab, STAGE_BYTES, arenaBytes) };
+    return { ...b, arena: new Uint8Array(whole.buffer, whole.byteOffset + STAGE_BYTES, arenaBytes) };
   }
 }
 
@@ -368,8 +377,11 @@ export class FramePreparer {
     const b = chunk.batch;
     const arena = b.arena;
     const from = pv.l3Off;
-    if (data === chunk.whole) chunk.whole.copyWithin(STAGE_BYTES + at, from, from + len);
-    else if (len <= 64) for (let x = 0; x < len; x++) arena[at + x] = data[from + x];
+    if (data === chunk.whole) {
+      const w = chunk.wholeAt;
+      if (w >= 0) chunk.pool!.copy(w + STAGE_BYTES + at, w + from, len);
+      else chunk.whole.copyWithin(STAGE_BYTES + at, from, from + len);
+    } else if (len <= 64) for (let x = 0; x < len; x++) arena[at + x] = data[from + x];
     else arena.set(data.subarray(from, from + len), at);
     const j = b.count++;
     b.off[j] = at;

@@ -46,6 +46,7 @@ import {
   errorBase,
   type FrameBatch,
   OUT_SLOTS,
+  outArenaBytes,
   packResult,
   RES_DROPPED,
   resultCt,
@@ -69,7 +70,10 @@ import {
 } from '../compare/compare.ts';
 import { makeEngine, type EngineName } from '../engines.ts';
 import { IngressMap, INGRESS_NOWHERE } from './ingress.ts';
-import { FLOW_IN, FLOW_OUT, FramePreparer, InputChunk } from './input.ts';
+import { FLOW_IN, FLOW_OUT, FramePreparer, InputChunk, STAGE_BYTES } from './input.ts';
+import { SharedMemoryPool } from '../../spec/shared-memory.ts';
+import { ICMP_ERROR_MAX_LEN } from '../../spec/timeouts.ts';
+import { STAGED_POOL_BYTES } from '../../pcap/staged-file.ts';
 import { ReplayTimeline } from './timeline.ts';
 import { DIR_IN as FAILOVER_DIR_IN, DIR_OUT as FAILOVER_DIR_OUT } from './failover.ts';
 import { FlowTable, PendingFlows } from './flow-table.ts';
@@ -379,6 +383,15 @@ export function sessionsFromCounters(counters: readonly NatRuleCounter[]): numbe
   return n;
 }
 
+/**
+ * The shared memory a run starts with: two chunks (staging room and arena), two outputs per
+ * engine, and the output files' staging buffers; it grows when a chunk's frames need more.
+ */
+function poolBytes(chunk: number, engines: number, points: number): number {
+  const arena = chunk * ARENA_BYTES_PER_RECORD;
+  return 2 * (STAGE_BYTES + arena) + engines * (2 * (arena + ICMP_ERROR_MAX_LEN * chunk) + points * STAGED_POOL_BYTES);
+}
+
 /** Lets queued work (an engine's hand-over) run before a long synchronous stretch. */
 function nextTick(): Promise<void> {
   return new Promise<void>((resolve) => setImmediate(resolve));
@@ -409,6 +422,9 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
   }
   const ingress = new IngressMap(s);
   const prep = new FramePreparer(ingress);
+  // The chunks' arenas, the engines' output arenas and the output files' staging buffers, in one
+  // shared memory with a real memmove (spec/shared-memory.ts): no relaxed byte copies per frame.
+  const pool = SharedMemoryPool.create(poolBytes(chunk, opts.engines.length, s.instances.length + 1));
   const states: EngineRunState[] = [];
   let peakRss = process.memoryUsage.rss();
   /** Start of the packet phase (after the engines are built): the throughput line's clock. */
@@ -457,6 +473,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
         annotate ? 'pcapng' : 'pcap',
         opts.engineDirs !== false,
         opts.outputFileName,
+        pool,
       );
       states.push(
         new EngineRunState(
@@ -495,7 +512,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
     tRun = performance.now();
 
     // ---- the loop ------------------------------------------------------------------------------
-    const chunks = [0, 1].map(() => new InputChunk(chunk, chunk * ARENA_BYTES_PER_RECORD, annotate));
+    const chunks = [0, 1].map(() => new InputChunk(chunk, chunk * ARENA_BYTES_PER_RECORD, annotate, pool));
     let bytes = 24;
     let engineError: string | null = null;
 
@@ -568,7 +585,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
         eb = copyBatch(io, src, c.used);
       }
       io.batch = eb;
-      sizeOutput(st, io, src);
+      sizeOutput(st, io, src, pool);
       const how = io.how;
       how.fill(HOW_NONE, 0, c.count);
       const pending = st.pending;
@@ -1275,14 +1292,21 @@ function copyBatch(io: EngineIo, src: FrameBatch, used: number): FrameBatch {
   return b;
 }
 
-/** The engine's output for a chunk batch like `src` (re-made when the chunk's batch grew). */
-function sizeOutput(st: EngineRunState, io: EngineIo, src: FrameBatch): void {
+/**
+ * The engine's output for a chunk batch like `src` (re-made when the chunk's batch grew); its arena
+ * in `pool` when there is one (outputs are then copied to the files with its memmove).
+ */
+function sizeOutput(st: EngineRunState, io: EngineIo, src: FrameBatch, pool: SharedMemoryPool | null): void {
   if (io.sizedFor === src) return;
   io.sizedFor = src;
   if (st.zeroCopy) {
     const o = io.out;
     if (o === null || o.maxPackets < src.maxPackets || o.outArena.length < errorBase(src.arena.length, src.maxPackets))
-      io.out = createBatchOutput(src.maxPackets, src.arena.length);
+      io.out = createBatchOutput(
+        src.maxPackets,
+        src.arena.length,
+        pool?.alloc(outArenaBytes(src.maxPackets, src.arena.length)) ?? undefined,
+      );
     io.result = io.out!.result;
   } else if (io.result.length < src.maxPackets) io.result = new Uint32Array(src.maxPackets);
 }

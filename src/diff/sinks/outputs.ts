@@ -10,6 +10,7 @@ import { ETH_HDR_LEN, ETHERTYPE_IPV4, LINKTYPE_ETHERNET } from '../../packet/con
 import { PcapWriter } from '../../pcap/writer.ts';
 import { PcapngWriter } from '../../pcap/pcapng-writer.ts';
 import type { Scenario } from '../../spec/scenario.ts';
+import type { SharedMemoryPool } from '../../spec/shared-memory.ts';
 import { POINT_INTERNET, pointName } from '../../spec/scenario.ts';
 import { pointInterfaceName } from './annotate.ts';
 
@@ -71,6 +72,8 @@ export class OutputSet {
     format: 'pcap' | 'pcapng' = 'pcap',
     engineDir = true,
     fileName: (s: Scenario, point: number) => string = outputFileName,
+    /** The per-point pcaps' staging buffers' shared memory (the engines' output arenas are in it). */
+    pool: SharedMemoryPool | null = null,
   ): Promise<OutputSet> {
     if (format === 'pcapng' && outDir !== null) {
       const o = new OutputSet(engine, s, linkType, outDir);
@@ -93,7 +96,7 @@ export class OutputSet {
     if (dir !== null) {
       await mkdir(dir, { recursive: true });
       for (let p = 0; p <= s.instances.length; p++) {
-        const w = await PcapWriter.open(join(dir, fileName(s, p)), { linkType });
+        const w = await PcapWriter.open(join(dir, fileName(s, p)), { linkType }, pool);
         o.writers.set(p, w);
         o.byPoint[p] = w;
       }
