@@ -2,12 +2,22 @@
 // reads just enough of the file, with one chunk of read-ahead so file I/O overlaps the caller's
 // work. Memory is about two chunks plus the largest unit asked for, whatever the file size.
 // Buffers handed out (via `buf.subarray`) are never written again: every read goes into a fresh
-// buffer, and joining a leftover tail with the next chunk copies both into a new one, so record
-// views stay valid after later reads (zero copy per record).
+// buffer, a quarter chunk (at most 64 KiB) into it; a leftover tail that fits is copied into that
+// room in front of the next chunk, a longer one joined with it in a new buffer — record views stay
+// valid after later reads (zero copy per record). reuseBuffers trades that for fewer allocations.
 import { open, type FileHandle } from 'node:fs/promises';
+import type { SharedMemoryPool } from '../spec/shared-memory.ts';
 
 export const DEFAULT_CHUNK = 256 * 1024;
 const MAX_SPARE = 3;
+/**
+ * Room kept before each piece read from the file: a record cut by the piece's start (its first
+ * bytes at the end of the previous piece) is completed by copying those bytes in front of it,
+ * instead of copying both into a new buffer. Longer tails are joined as before.
+ */
+const HEADROOM = 64 * 1024;
+/** Buffers taken from a shared memory pool (reuseBuffers): a few are in use at once, all are kept. */
+const MAX_POOLED = 6;
 
 export class ByteSource {
   /** Current buffer; valid bytes are buf[pos, end). */
@@ -30,6 +40,19 @@ export class ByteSource {
    * ArrayBuffers mean fewer full GCs on a long read.
    */
   reuseBuffers = false;
+  /**
+   * With reuseBuffers: read into regions of this shared memory (a consumer that copies the records
+   * out of them with its memmove, spec/shared-memory.ts; ArrayBuffers of the heap when it is full).
+   */
+  pool: SharedMemoryPool | null = null;
+  /** Pool regions taken so far, and those the cursor has left (always kept: the pool does not free). */
+  private pooled = 0;
+  private readonly poolSpare: Buffer[] = [];
+  /** The buffer each buffer handed out was carved from (its headroom; what to keep for reuse). */
+  private readonly regions = new WeakMap<Buffer, Buffer>();
+
+  /** Room before each piece (HEADROOM, at most a quarter of a piece). */
+  private readonly headroom: number;
 
   private constructor(
     private fh: FileHandle,
@@ -39,6 +62,7 @@ export class ByteSource {
   ) {
     this.filePos = start;
     this.base = start;
+    this.headroom = Math.min(HEADROOM, chunk >>> 2);
   }
 
   static async open(path: string, chunk = DEFAULT_CHUNK, start = 0): Promise<ByteSource> {
@@ -71,10 +95,13 @@ export class ByteSource {
   /** Starts reading the next piece of the file (at least `min` bytes asked for). */
   private readPiece(min = 0): Promise<Buffer> {
     const size = Math.max(this.chunk, min);
-    const b = this.fresh(size);
-    const p = this.fh.read(b, 0, size, this.filePos).then(({ bytesRead }) => {
+    const room = size === this.chunk ? this.headroom : 0;
+    const b = this.fresh(room + size);
+    const p = this.fh.read(b, room, size, this.filePos).then(({ bytesRead }) => {
       this.filePos += bytesRead;
-      return b.subarray(0, bytesRead);
+      const piece = b.subarray(room, room + bytesRead);
+      this.regions.set(piece, b);
+      return piece;
     });
     p.catch(() => {}); // surfaced when awaited; never an unhandled rejection
     return p;
@@ -104,6 +131,13 @@ export class ByteSource {
         this.base += this.end;
         this.drop(this.buf);
         this.buf = piece;
+      } else if (have <= this.headroomOf(piece)) {
+        // The tail goes in front of the piece, in the room left for it there.
+        const joined = this.widen(piece, have);
+        this.buf.copy(joined, 0, this.pos, this.end);
+        this.base += this.pos;
+        this.drop(this.buf);
+        this.buf = joined;
       } else {
         const joined = this.fresh(have + piece.length);
         this.buf.copy(joined, 0, this.pos, this.end);
@@ -120,23 +154,62 @@ export class ByteSource {
     return true;
   }
 
-  /** A buffer of `size` bytes: a spare one (reuseBuffers) or a fresh one. */
+  /** Bytes before `piece` in the buffer it was read into that belong to no one (0: none). */
+  private headroomOf(piece: Buffer): number {
+    const r = this.regions.get(piece);
+    return r === undefined ? 0 : piece.byteOffset - r.byteOffset;
+  }
+
+  /** `piece` with `have` bytes of its headroom in front of it. */
+  private widen(piece: Buffer, have: number): Buffer {
+    const b = Buffer.from(piece.buffer, piece.byteOffset - have, have + piece.length);
+    this.regions.set(b, this.regions.get(piece)!);
+    return b;
+  }
+
+  /** A buffer of at least `size` bytes: a spare one (reuseBuffers) or a fresh one. */
   private fresh(size: number): Buffer {
-    const sp = this.spare;
-    for (let i = sp.length - 1; i >= 0; i--) {
-      if (sp[i].byteLength < size) continue;
-      const ab = sp[i];
-      sp[i] = sp[sp.length - 1];
-      sp.pop();
-      return Buffer.from(ab, 0, size);
+    let r: Buffer | null = null;
+    if (this.reuseBuffers && this.pool !== null) {
+      const ps = this.poolSpare;
+      for (let i = ps.length - 1; i >= 0 && r === null; i--) {
+        if (ps[i].length < size) continue;
+        r = ps[i];
+        ps[i] = ps[ps.length - 1];
+        ps.pop();
+      }
+      if (r === null && this.pooled < MAX_POOLED && size <= this.headroom + this.chunk) {
+        const v = this.pool.alloc(this.headroom + this.chunk);
+        if (v !== null) {
+          this.pooled++;
+          r = Buffer.from(v.buffer, v.byteOffset, v.length);
+        }
+      }
     }
-    return Buffer.allocUnsafe(size);
+    if (r === null) {
+      const sp = this.spare;
+      for (let i = sp.length - 1; i >= 0 && r === null; i--) {
+        if (sp[i].byteLength < size) continue;
+        r = Buffer.from(sp[i], 0, size);
+        sp[i] = sp[sp.length - 1];
+        sp.pop();
+      }
+    }
+    r ??= Buffer.allocUnsafe(size);
+    this.regions.set(r, r);
+    return r;
   }
 
   /** The cursor has left `b`: keep its memory for the next read (reuseBuffers). */
   private drop(b: Buffer): void {
-    if (!this.reuseBuffers || b.byteOffset !== 0 || b.buffer.byteLength < this.chunk) return;
-    if (this.spare.length < MAX_SPARE && !(b.buffer instanceof SharedArrayBuffer)) this.spare.push(b.buffer);
+    if (!this.reuseBuffers) return;
+    const r = this.regions.get(b) ?? b;
+    if (this.pool !== null && this.pool.addressOf(r) >= 0) {
+      this.poolSpare.push(r); // a pool region: always kept (the pool does not free)
+      return;
+    }
+    if (r.byteOffset !== 0 || r.buffer.byteLength < this.chunk || r.buffer instanceof SharedArrayBuffer) return;
+    if (this.spare.length < MAX_SPARE) this.spare.push(r.buffer);
   }
 
   /** Advances the cursor by n bytes that are available. */

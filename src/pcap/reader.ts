@@ -64,6 +64,7 @@ export async function openCapture(path: string, opts: OpenOptions = {}): Promise
       const r = PcapReader.create(path, src, hdr, opts);
       // pumpNative takes the header fields before reading on and the data only after: safe to reuse.
       src.reuseBuffers = (opts.reuseBuffers ?? false) && opts.parser !== 'pcap-parser';
+      if (src.reuseBuffers) src.pool = opts.pool ?? null;
       return r;
     }
     if (le === BT_SHB) return await PcapngReader.create(path, src, opts);

@@ -1,5 +1,6 @@
 // Public shapes of the capture reader: one record per captured packet, and what the file says
 // about itself (format, byte order, link types, timestamp resolution).
+import type { SharedMemoryPool } from '../spec/shared-memory.ts';
 
 /** One captured packet. */
 export interface CaptureRecord {
@@ -81,6 +82,11 @@ export interface OpenOptions {
    * for bulk consumers that copy what they keep (readInto). Other formats ignore it.
    */
   reuseBuffers?: boolean;
+  /**
+   * With reuseBuffers: the buffers are read into regions of this shared memory (a bulk consumer
+   * copies the records out with its memmove, spec/shared-memory.ts).
+   */
+  pool?: SharedMemoryPool | null;
 }
 
 /**

@@ -9,6 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { PcapWriter, encodePcap, openCapture, type PcapWriteRecord } from '../../src/pcap/index.ts';
 import type { CaptureRecord, OpenOptions, RecordSink } from '../../src/pcap/types.ts';
 import { InputError } from '../../src/spec/errors.ts';
+import { SharedMemoryPool } from '../../src/spec/shared-memory.ts';
 import { concat, epb, idb, nameOpt, pb, shb, spb, tsoffsetOpt, tsresolOpt, unknownBlock } from './pcapng-build.ts';
 import { readAll, readUntilError, tmpDir } from './util.ts';
 
@@ -203,6 +204,13 @@ describe('reading is independent of chunk boundaries and of the record decoder',
           expect(d.error?.message).toBe(a.error?.message);
           expect(d.warnings).toEqual(a.warnings);
           expect(d.records).toEqual(a.records);
+          // ... and so does it reading into a shared memory pool (a record cut by a read's edge is
+          // completed in the room before the next read, or joined when it is longer).
+          const pool = SharedMemoryPool.create(1 << 16, 1 << 22);
+          const e = await readIntoUntilError(p, { chunkSize: chunk, reuseBuffers: true, pool }, 1 + (cut % 5));
+          expect(e.error?.message).toBe(a.error?.message);
+          expect(e.warnings).toEqual(a.warnings);
+          expect(e.records).toEqual(a.records);
         },
       ),
       { numRuns: 80 },

@@ -149,8 +149,14 @@ export class InputChunk {
    * then moved with the pool's memmove instead of copyWithin (a relaxed byte copy on shared memory).
    */
   wholeAt = -1;
-  /** The reader buffer staged at whole[0, stagedLen) (null: none). */
+  /**
+   * The address in `pool` of byte 0 of the buffer stage() returned last (-1: not in the pool): a
+   * reader buffer in the pool is not staged, its frames are copied from where they lie.
+   */
+  dataAt = -1;
+  /** The reader buffer staged at whole[0, stagedLen) (null: none), and the view stage() gave for it. */
   private staged: Uint8Array | null = null;
+  private stagedView: Uint8Array = new Uint8Array(0);
 
   constructor(
     readonly maxRecords: number,
@@ -189,6 +195,7 @@ export class InputChunk {
     this.limited = false;
     this.end = false;
     this.staged = null;
+    this.dataAt = -1;
     if (this.recs) this.recs.length = 0;
   }
 
@@ -222,10 +229,18 @@ export class InputChunk {
    * when it is larger than the staging room (then frames are copied from it directly).
    */
   stage(buf: Uint8Array): Uint8Array {
-    if (buf === this.staged) return this.whole;
-    if (buf.length > STAGE_BYTES) return buf;
-    this.whole.set(buf, 0);
+    if (buf === this.staged) return this.stagedView;
     this.staged = buf;
+    const at = this.wholeAt >= 0 ? this.pool!.addressOf(buf) : -1;
+    if (at >= 0 || buf.length > STAGE_BYTES) {
+      // In the pool already (the reader reads into it), or too large to stage: read where it is.
+      this.dataAt = at;
+      this.stagedView = buf;
+      return buf;
+    }
+    this.whole.set(buf, 0);
+    this.dataAt = this.wholeAt;
+    this.stagedView = this.whole;
     return this.whole;
   }
 
@@ -300,6 +315,7 @@ export class FramePreparer {
    */
   prepareInto(rec: CaptureRecord, chunk: InputChunk): void {
     chunk.recs?.push(rec);
+    chunk.dataAt = -1;
     this.prepareAt(chunk, rec.index, rec.timeUs, rec.linkType, rec.data, 0, rec.data.length);
   }
 
@@ -377,11 +393,10 @@ export class FramePreparer {
     const b = chunk.batch;
     const arena = b.arena;
     const from = pv.l3Off;
-    if (data === chunk.whole) {
-      const w = chunk.wholeAt;
-      if (w >= 0) chunk.pool!.copy(w + STAGE_BYTES + at, w + from, len);
-      else chunk.whole.copyWithin(STAGE_BYTES + at, from, from + len);
-    } else if (len <= 64) for (let x = 0; x < len; x++) arena[at + x] = data[from + x];
+    const da = chunk.dataAt;
+    if (da >= 0) chunk.pool!.copy(chunk.wholeAt + STAGE_BYTES + at, da + from, len);
+    else if (data === chunk.whole) chunk.whole.copyWithin(STAGE_BYTES + at, from, from + len);
+    else if (len <= 64) for (let x = 0; x < len; x++) arena[at + x] = data[from + x];
     else arena.set(data.subarray(from, from + len), at);
     const j = b.count++;
     b.off[j] = at;

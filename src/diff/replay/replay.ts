@@ -389,7 +389,12 @@ export function sessionsFromCounters(counters: readonly NatRuleCounter[]): numbe
  */
 function poolBytes(chunk: number, engines: number, points: number): number {
   const arena = chunk * ARENA_BYTES_PER_RECORD;
-  return 2 * (STAGE_BYTES + arena) + engines * (2 * (arena + ICMP_ERROR_MAX_LEN * chunk) + points * STAGED_POOL_BYTES);
+  const reader = 6 * 320 * 1024;
+  return (
+    reader +
+    2 * (STAGE_BYTES + arena) +
+    engines * (2 * (arena + ICMP_ERROR_MAX_LEN * chunk) + points * STAGED_POOL_BYTES)
+  );
 }
 
 /** Lets queued work (an engine's hand-over) run before a long synchronous stretch. */
@@ -413,7 +418,11 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
 
   const annotate = opts.outputFormat === 'pcapng' && opts.outDir !== null;
   // Records are copied into the chunk as they are read, unless the annotated input capture keeps them.
-  const reader: CaptureReader = await openCapture(opts.input, { reuseBuffers: !annotate });
+  // The chunks' arenas, the engines' output arenas, the output files' staging buffers and the
+  // reader's buffers, in one shared memory with a real memmove (spec/shared-memory.ts): no relaxed
+  // byte copies per frame, no staging copy of what is read.
+  const pool = SharedMemoryPool.create(poolBytes(chunk, opts.engines.length, s.instances.length + 1));
+  const reader: CaptureReader = await openCapture(opts.input, { reuseBuffers: !annotate, pool });
   let fileSize = 0;
   try {
     fileSize = (await stat(opts.input)).size;
@@ -422,9 +431,6 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
   }
   const ingress = new IngressMap(s);
   const prep = new FramePreparer(ingress);
-  // The chunks' arenas, the engines' output arenas and the output files' staging buffers, in one
-  // shared memory with a real memmove (spec/shared-memory.ts): no relaxed byte copies per frame.
-  const pool = SharedMemoryPool.create(poolBytes(chunk, opts.engines.length, s.instances.length + 1));
   const states: EngineRunState[] = [];
   let peakRss = process.memoryUsage.rss();
   /** Start of the packet phase (after the engines are built): the throughput line's clock. */
