@@ -165,6 +165,8 @@ export class PcapWriter {
     src: Uint8Array,
     off: number,
     len: number,
+    /** The address of src[0] in the staging buffers' pool, when the caller knows it (-1: look it up). */
+    srcAt = -1,
   ): number {
     const o = this.o;
     const timeUs = timesUs[k];
@@ -193,7 +195,7 @@ export class PcapWriter {
     const rest = cap - p;
     const file = this.file;
     // Frames in the pool (an engine's output arena) to a pooled staging buffer: one memmove.
-    const sa = file.bufAt >= 0 ? file.pool!.addressOf(src) : -1;
+    const sa = file.bufAt < 0 ? -1 : srcAt >= 0 ? srcAt : file.pool!.addressOf(src);
     if (sa >= 0) file.pool!.copy(file.bufAt + to, sa + off, rest);
     else if (rest <= 96) for (let x = 0; x < rest; x++) b[to + x] = src[off + x];
     else b.set(src.subarray(off, off + rest), to);

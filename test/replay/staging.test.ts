@@ -92,4 +92,31 @@ describe('staged input', () => {
     expect(files[1].equals(files[0])).toBe(true);
     expect(files[2].equals(files[0])).toBe(true);
   });
+
+  it('the core alone (the bulk accounting, copies in the shared memory pool) counts and writes what the per-record path does', async () => {
+    const run = async (name: string, chunkSize: number, keepResults: boolean) => {
+      const out = join(dir, name);
+      const { report } = await runReplay({
+        input,
+        outDir: out,
+        outputFormat: 'pcap',
+        scenario: loadOpenScenario(),
+        scenarioHow: 'test',
+        engines: ['core'],
+        workers: 1,
+        chunkSize,
+        keepResults, // kept results take the per-record path (countOne)
+      });
+      const { engineMs: _ms, ...summary } = report.engines[0];
+      return { summary, file: await readFile(join(out, 'core', 'internet.pcap')) };
+    };
+    const bulk = await run('core-bulk', 4096, false);
+    const bulkSmall = await run('core-bulk-7', 7, false);
+    const perRecord = await run('core-per-record', 4096, true);
+    expect(bulk.summary.delivered).toBe(PACKETS);
+    expect(bulk.summary).toEqual(perRecord.summary);
+    expect(bulkSmall.summary).toEqual(perRecord.summary);
+    expect(bulk.file.equals(perRecord.file)).toBe(true);
+    expect(bulkSmall.file.equals(perRecord.file)).toBe(true);
+  });
 });

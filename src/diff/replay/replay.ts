@@ -854,6 +854,12 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayOutcome> {
     /** Compares, counts and writes chunk c (io slot q), record by record in input order. */
     const accountChunk = async (c: InputChunk, q: number): Promise<void> => {
       const multi = states.length > 1;
+      if (!multi && !stories && !keep && timeline.collector === null && states[0].io[q].out !== null) {
+        // One processFrames engine, nothing told per packet: counts and outputs in one loop.
+        accountBulk(states[0], c, q, pool);
+        await states[0].out.drained();
+        return;
+      }
       for (let k = 0; k < c.count; k++) {
         const fedAt = c.fed[k];
         let results: PacketResult[] | null = null;
@@ -1280,6 +1286,78 @@ class ChunkSink implements RecordSink {
 }
 
 const DISCARD: RecordSink = { record: () => undefined };
+
+/**
+ * The bulk path of the accounting (one engine with processFrames, no comparison, stories, kept
+ * results or timeline): each record's counts and outputs straight from the packed result words and
+ * the output columns, counters in locals, outputs copied to the files with the pool's memmove when
+ * the output arena is in it. Counts and writes exactly what countOne does record by record.
+ */
+function accountBulk(st: EngineRunState, c: InputChunk, q: number, pool: SharedMemoryPool | null): void {
+  const io = st.io[q];
+  const out = io.out!;
+  const eb = io.batch;
+  const fa = eb.arena;
+  const fOff = eb.off;
+  const fLen = eb.len;
+  const oa = out.outArena;
+  const oaAt = pool !== null ? pool.addressOf(oa) : -1;
+  const oOff = out.outOff;
+  const oLen = out.outLen;
+  const oEgress = out.outEgress;
+  const words = io.result;
+  const fed = c.fed;
+  const reason = c.reason;
+  const timeUs = c.timeUs;
+  const byReason = st.byReason;
+  const byCt = st.byCt;
+  const outs = st.out;
+  const writing = outs.writing;
+  let packetsIn = 0;
+  let delivered = 0;
+  let dropped = 0;
+  let generated = 0;
+  let translated = 0;
+  const count = c.count;
+  for (let k = 0; k < count; k++) {
+    const j = fed[k];
+    if (j < 0) {
+      // Not fed: the same verdict for every engine.
+      dropped++;
+      byReason[reason[k] & 255]++;
+      byCt[0]++;
+      continue;
+    }
+    const w = words[j];
+    packetsIn++;
+    if ((w & RES_DROPPED) === 0) delivered++;
+    else {
+      dropped++;
+      byReason[resultReason(w)]++;
+    }
+    byCt[resultCt(w) & 7]++;
+    const fo = fOff[j];
+    const fl = fLen[j];
+    const n = resultOutCount(w);
+    for (let x = 0; x < n; x++) {
+      const slot = j * OUT_SLOTS + x;
+      const off = oOff[slot];
+      const len = oLen[slot];
+      const egress = oEgress[slot];
+      if (isGeneratedAt(fa, fo, fl, oa, off, len)) generated++;
+      outs.next(egress);
+      if (writing) outs.writeOutAt(egress, timeUs, k, oa, oaAt, off, len);
+    }
+    if ((w & RES_DROPPED) === 0 && n > 0 && tupleChangedAt(fa, fo, fl, oa, oOff[j * OUT_SLOTS], oLen[j * OUT_SLOTS]))
+      translated++;
+  }
+  const sum = st.summary;
+  sum.packetsIn += packetsIn;
+  sum.delivered += delivered;
+  sum.dropped += dropped;
+  sum.generated += generated;
+  sum.translated += translated;
+}
 
 /** The engine's own copy of the chunk's frames (it re-addresses some of them in place). */
 function copyBatch(io: EngineIo, src: FrameBatch, used: number): FrameBatch {

@@ -152,6 +152,19 @@ export class OutputSet {
    * read from its column (timesUs[k]) where it is written: no call passes a boxed number.
    */
   writeOut(point: number, timesUs: Float64Array, k: number, arena: Uint8Array, off: number, len: number): void {
+    this.writeOutAt(point, timesUs, k, arena, -1, off, len);
+  }
+
+  /** writeOut with the address of arena[0] in the writers' shared memory pool (-1: not in it). */
+  writeOutAt(
+    point: number,
+    timesUs: Float64Array,
+    k: number,
+    arena: Uint8Array,
+    arenaAt: number,
+    off: number,
+    len: number,
+  ): void {
     const w = this.byPoint[point];
     if (w === undefined) return;
     this.clampedTs += w.writeFrameUs(
@@ -161,6 +174,7 @@ export class OutputSet {
       arena,
       off,
       len,
+      arenaAt,
     );
   }
 
