@@ -31,6 +31,16 @@ export function outputFileName(s: Scenario, point: number): string {
 
 const MAX_TS_SEC = 0xffffffff;
 
+/** The Ethernet header of a frame the VPC router sends to `point`. */
+function ethHeaderOf(point: number): Uint8Array {
+  const h = new Uint8Array(ETH_HDR_LEN);
+  h.set(pointMac(point), 0);
+  h.set(ROUTER_MAC, 6);
+  h[12] = ETHERTYPE_IPV4 >>> 8;
+  h[13] = ETHERTYPE_IPV4 & 0xff;
+  return h;
+}
+
 /** Annotated capture of one engine (pcapng): DIR/<engine>.pcapng. */
 export function engineCaptureName(engine: string): string {
   return `${engine}.pcapng`;
@@ -49,8 +59,12 @@ export class OutputSet {
   private fileCount = 0;
   readonly counts: number[];
   private scratch = new Uint8Array(ETH_HDR_LEN + 65536);
-  /** Ethernet header per egress point (built once). */
-  private readonly ethHeaders: Uint8Array[] = [];
+  /**
+   * Ethernet header per egress point, all built at once: an array filled in the order outputs
+   * first reach each point turned holey in some runs only, and the bulk writer's optimised code
+   * was thrown away at the next run's first output (a deoptimisation per run, Round eight).
+   */
+  private readonly ethHeaders: Uint8Array[];
   clampedTs = 0;
 
   constructor(
@@ -62,6 +76,8 @@ export class OutputSet {
     private readonly fileName: (s: Scenario, point: number) => string = outputFileName,
   ) {
     this.counts = new Array(scenario.instances.length + 1).fill(0);
+    this.ethHeaders = [];
+    for (let p = 0; p <= scenario.instances.length + 1; p++) this.ethHeaders.push(ethHeaderOf(p));
   }
 
   static async open(
@@ -209,16 +225,7 @@ export class OutputSet {
 
   /** The Ethernet header of frames sent to `point` (built once). */
   private ethHeader(point: number): Uint8Array {
-    let h = this.ethHeaders[point];
-    if (!h) {
-      h = new Uint8Array(ETH_HDR_LEN);
-      h.set(pointMac(point), 0);
-      h.set(ROUTER_MAC, 6);
-      h[12] = ETHERTYPE_IPV4 >>> 8;
-      h[13] = ETHERTYPE_IPV4 & 0xff;
-      this.ethHeaders[point] = h;
-    }
-    return h;
+    return this.ethHeaders[point] ?? ethHeaderOf(point);
   }
 
   async close(): Promise<void> {
