@@ -506,6 +506,8 @@ describe('natlab bench (CLI smoke run, tiny sizes)', () => {
       expect(readme).toContain('![throughput](throughput.svg)');
       expect(readme).toContain('## Per-batch latency (through the worker pool)');
       expect(readme).toContain('![latency](latency.svg)');
+      // model,core's ratio reads with the CPUs the process got for it
+      expect(readme).toMatch(/model,core per run: wall \d+ ms; CPU main thread .* the process got \d+\.\d\d CPUs\./);
       // compare a run with itself: every figure "no change".
       const logs: string[] = [];
       expect(await quiet(() => command.run(['compare', json, json]), logs)).toBe(0);
