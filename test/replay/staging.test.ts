@@ -94,12 +94,13 @@ describe('staged input', () => {
   });
 
   it('the core alone (the bulk accounting, copies in the shared memory pool) counts and writes what the per-record path does', async () => {
-    const run = async (name: string, chunkSize: number, keepResults: boolean) => {
+    const run = async (name: string, chunkSize: number, keepResults: boolean, raw = false) => {
       const out = join(dir, name);
       const { report } = await runReplay({
         input,
         outDir: out,
         outputFormat: 'pcap',
+        outputLinkType: raw ? LINKTYPE_RAW : undefined,
         scenario: loadOpenScenario(),
         scenarioHow: 'test',
         engines: ['core'],
@@ -118,5 +119,11 @@ describe('staged input', () => {
     expect(bulkSmall.summary).toEqual(perRecord.summary);
     expect(bulk.file.equals(perRecord.file)).toBe(true);
     expect(bulkSmall.file.equals(perRecord.file)).toBe(true);
+    // Raw IPv4 outputs (no link header before the frame) the same way.
+    const bulkRaw = await run('core-bulk-raw', 4096, false, true);
+    const perRecordRaw = await run('core-per-record-raw', 4096, true, true);
+    expect(bulkRaw.summary).toEqual(perRecordRaw.summary);
+    expect(bulkRaw.file.equals(perRecordRaw.file)).toBe(true);
+    expect(bulkRaw.file.length).toBe(bulk.file.length - 14 * PACKETS);
   });
 });
