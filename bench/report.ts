@@ -187,23 +187,31 @@ export function sections(r: BenchReport): Section[] {
     });
   }
   const replay = r.figures.filter((f) =>
-    /^replay\/(core\/workers=\d+|model|model\/raw-mpps|model\+core\/workers=\d+)(\/mpps)?$/.test(f.id),
+    /^replay\/((long\/)?model\/raw-mpps|(long\/)?model\+core\/workers=\d+\/mpps|core\/workers=\d+\/mpps|model\/mpps)$/.test(
+      f.id,
+    ),
   );
   if (replay.length) {
+    const longResult = firstResult(r, (y) => y.workload === 'replay' && y.notes.long === 1);
+    const longRecords = longResult?.packetsPerRun;
+    const longInput = longResult?.input;
     const rows = replay.map((f) => {
-      const both = f.id.startsWith('replay/model+core/');
-      const raw = f.id === 'replay/model/raw-mpps';
+      const long = f.id.startsWith('replay/long/');
+      const pre = long ? 'replay/long' : 'replay';
+      const both = f.id.startsWith(`${pre}/model+core/`);
+      const raw = f.id === `${pre}/model/raw-mpps`;
+      const on = long ? `, longer capture (${longRecords ?? '?'} records)` : '';
       return [
         both
-          ? `model,core (core ${f.workers} worker)`
+          ? `model,core (core ${f.workers} worker)${on}`
           : raw
-            ? 'reference model alone, no replay'
+            ? `reference model alone, no replay${on}`
             : f.engine === 'core'
               ? `core, ${f.workers} worker(s)`
               : 'reference model',
         range(f),
         both
-          ? `${val(find(r, 'replay/model+core/ratio-to-model-raw'))} of the model alone`
+          ? `${val(find(r, `${pre}/model+core/ratio-to-model-raw`))} of the model alone`
           : f.id === 'replay/model/mpps'
             ? val(find(r, `replay/model/ratio-to-core-workers=${wMax}`))
             : '',
@@ -212,17 +220,25 @@ export function sections(r: BenchReport): Section[] {
     const x = firstResult(r, (y) => y.workload === 'replay');
     // model,core is bound by the CPUs the process gets: the model on the main thread, the core's
     // fresh worker (and V8 compiling its code) beside it — the ratio reads honestly only with them.
-    const both = firstResult(r, (y) => y.workload === 'replay' && y.notes.engines === 'model,core');
-    const n = both?.notes as Record<string, number> | undefined;
-    const cpus =
-      n && n.wallMs > 0 && n.cpuMsMain !== undefined
-        ? `model,core per run: wall ${fmt(n.wallMs)} ms; CPU main thread (the model, the comparison) ${fmt(n.cpuMsMain)} ms, core worker ${fmt(n.cpuMsEngineThreads)} ms, other threads (V8 compiling the fresh worker's code, GC) ${fmt(n.cpuMsOtherThreads)} ms — the process got ${((n.cpuMsMain + n.cpuMsEngineThreads + n.cpuMsOtherThreads) / n.wallMs).toFixed(2)} CPUs.`
-        : null;
+    const cpus = r.results
+      .filter((y) => y.workload === 'replay' && y.notes.engines === 'model,core')
+      .map((y) => {
+        const n = y.notes as Record<string, number>;
+        if (!(n.wallMs > 0) || n.cpuMsMain === undefined) return null;
+        const cpusGot = (n.cpuMsMain + n.cpuMsEngineThreads + n.cpuMsOtherThreads) / n.wallMs;
+        return `model,core${n.long === 1 ? ' on the longer capture' : ''} per run: wall ${fmt(n.wallMs)} ms; CPU main thread (the model, the comparison) ${fmt(n.cpuMsMain)} ms, core worker ${fmt(n.cpuMsEngineThreads)} ms, other threads (V8 compiling the fresh worker's code, GC) ${fmt(n.cpuMsOtherThreads)} ms — the process got ${cpusGot.toFixed(2)} CPUs.`;
+      })
+      .filter((x): x is string => x !== null);
     out.push({
       title: 'Capture replay (natlab replay, end to end)',
       head: ['engine', 'Mpps (min–max)', `core ${wMax}w / model`],
       rows,
-      about: [`Input: ${x?.input ?? ''}`, `Measured: ${x?.measured ?? ''}.`, ...(cpus ? [cpus] : [])],
+      about: [
+        `Input: ${x?.input ?? ''}`,
+        ...(longInput ? [`Longer capture (model,core against the model alone): ${longInput}`] : []),
+        `Measured: ${x?.measured ?? ''}.`,
+        ...cpus,
+      ],
     });
   }
   // Replay --out against tcpdump -r -w on the same file in the same run (default and large capture).

@@ -47,6 +47,9 @@ options:
   --replay-large-packets N
                         packets of the large generated capture, replayed --out against tcpdump on
                         the same file (default 1M; quick 0 = skipped)
+  --replay-model-packets N
+                        packets of the longer capture --engines model,core is also measured on
+                        against the model alone (default 250k; quick 0 = skipped; needs the model)
   --profile P           traffic profile: imix-zipf (default), small-udp-uniform, churn, or a YAML/JSON file
   --pcap FILE           replay this capture instead of a generated one
   --inside CIDRS        with --pcap: the inside networks (default ${DEFAULT_INSIDE})
@@ -130,6 +133,7 @@ async function runSuite(argv: string[]): Promise<number> {
       'mixed-packets',
       'replay-packets',
       'replay-large-packets',
+      'replay-model-packets',
       'profile',
       'pcap',
       'inside',
@@ -165,6 +169,10 @@ async function runSuite(argv: string[]): Promise<number> {
   if (a.values.has('replay-large-packets')) {
     const v = a.values.get('replay-large-packets')!;
     o.replayLargePackets = v === '0' ? 0 : parseCount(v, '--replay-large-packets', 16, 64 << 20);
+  }
+  if (a.values.has('replay-model-packets')) {
+    const v = a.values.get('replay-model-packets')!;
+    o.replayModelPackets = v === '0' ? 0 : parseCount(v, '--replay-model-packets', 16, 16 << 20);
   }
   o.seed = intOption(a, 'seed', 1, 1, 0x7fffffff);
   if (a.values.has('layout')) {

@@ -391,6 +391,8 @@ describe('natlab bench (CLI smoke run, tiny sizes)', () => {
           '512',
           '--replay-large-packets',
           '2k',
+          '--replay-model-packets',
+          '1k',
           '--profile',
           profile,
           '--no-kernel',
@@ -428,6 +430,10 @@ describe('natlab bench (CLI smoke run, tiny sizes)', () => {
         'replay/model/ratio-to-core-workers=1',
         // --engines model,core against the model alone on the same packets
         'replay/model/raw-mpps',
+        // ... and on the longer capture
+        'replay/long/model/raw-mpps',
+        'replay/long/model+core/workers=1/mpps',
+        'replay/long/model+core/ratio-to-model-raw',
         'replay/model+core/workers=1/mpps',
         'replay/model+core/ratio-to-model-raw',
       ])
@@ -508,6 +514,8 @@ describe('natlab bench (CLI smoke run, tiny sizes)', () => {
       expect(readme).toContain('![latency](latency.svg)');
       // model,core's ratio reads with the CPUs the process got for it
       expect(readme).toMatch(/model,core per run: wall \d+ ms; CPU main thread .* the process got \d+\.\d\d CPUs\./);
+      expect(readme).toMatch(/model,core on the longer capture per run: wall \d+ ms/);
+      expect(readme).toContain('model,core (core 1 worker), longer capture (');
       // compare a run with itself: every figure "no change".
       const logs: string[] = [];
       expect(await quiet(() => command.run(['compare', json, json]), logs)).toBe(0);
