@@ -23,6 +23,7 @@ import {
   sharedBytesTotal,
   readSessionCounts,
   CorePool,
+  OP_ADVANCE,
   OP_PROCESS,
   RING_SLOTS,
   isComplete,
@@ -245,6 +246,13 @@ export class CoreRunner {
       }
     }
     return r;
+  }
+
+  /** Moves every worker's clock to `nowMs` (expiring what is due) and waits until all have. */
+  async advance(nowMs: number): Promise<void> {
+    const seqs: number[] = [];
+    for (let w = 0; w < this.workers; w++) seqs.push(await this.pool.post(w, OP_ADVANCE, 0, 0, 0, nowMs, -1));
+    for (let w = 0; w < this.workers; w++) await this.waitDone(w, seqs[w]);
   }
 
   /** Per-worker packet counters (dispatch balance). */

@@ -125,12 +125,24 @@ export function sections(r: BenchReport): Section[] {
       ...r.figures
         .filter((f) => /^setup\/inline\/table=\d+\/sessions-per-s$/.test(f.id))
         .map((f) => [`core, one thread, table at ${sessionsLabel(f.sessions ?? 0)} sessions`, range(f), '', '']),
-      ...setup.map((f) => [
-        `core, ${f.workers} worker(s)`,
-        range(f),
-        f.workers! > 1 ? val(find(r, `setup/workers=${f.workers}/scaling`)) : '',
-        '',
-      ]),
+      ...setup.flatMap((f) => {
+        const small = find(r, `setup/workers=${f.workers}/small-table/sessions-per-s`);
+        const smallAt = firstResult(
+          r,
+          (y) => y.workload === 'setup' && y.workers === f.workers && y.notes.smallTable === 1,
+        )?.packetsPerRun;
+        return [
+          [
+            `core, ${f.workers} worker(s)`,
+            range(f),
+            f.workers! > 1 ? val(find(r, `setup/workers=${f.workers}/scaling`)) : '',
+            '',
+          ],
+          ...(small
+            ? [[`core, ${f.workers} worker(s), table 0 to ${sessionsLabel(smallAt ?? 0)}`, range(small), '', '']]
+            : []),
+        ];
+      }),
       [
         'reference model',
         range(find(r, 'setup/model/sessions-per-s')),
@@ -155,6 +167,11 @@ export function sections(r: BenchReport): Section[] {
         ...(r.figures.some((f) => f.id.startsWith('setup/inline/table='))
           ? [
               'One thread, table at S sessions: the same new flows set up into a table already holding S (set up untimed before each run), for the targets per table size.',
+            ]
+          : []),
+        ...(r.figures.some((f) => /^setup\/workers=\d+\/small-table\//.test(f.id))
+          ? [
+              'Table 0 to N: through the pool, each run into an empty table — the sessions of the runs before expired by an untimed advance past the UDP timeout (issue 11: up to 64k sessions).',
             ]
           : []),
       ],

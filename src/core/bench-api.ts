@@ -24,5 +24,5 @@ export {
 } from './layout.ts';
 export { Dataplane } from './dataplane.ts';
 export { CorePool } from './pool.ts';
-export { OP_PROCESS, RING_SLOTS, isComplete } from './ring.ts';
+export { OP_ADVANCE, OP_PROCESS, RING_SLOTS, isComplete } from './ring.ts';
 export { readSessionCounts } from './ct-dump.ts';

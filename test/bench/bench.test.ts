@@ -420,6 +420,9 @@ describe('natlab bench (CLI smoke run, tiny sizes)', () => {
         'established/sessions=1024/workers=2/scaling',
         'setup/workers=1/sessions-per-s',
         'setup/workers=2/sessions-per-s',
+        // into a table kept below 64k (each run's sessions expired before the next)
+        'setup/workers=1/small-table/sessions-per-s',
+        'setup/workers=2/small-table/sessions-per-s',
         'mixed/profile=tiny/workers=1/mpps',
         'mixed/profile=tiny/workers=2/gbps',
         'replay/core/workers=1/mpps',
@@ -513,8 +516,9 @@ describe('natlab bench (CLI smoke run, tiny sizes)', () => {
       expect(readme).toContain('## Per-batch latency (through the worker pool)');
       expect(readme).toContain('![latency](latency.svg)');
       // model,core's ratio reads with the CPUs the process got for it
-      expect(readme).toMatch(/model,core per run: wall \d+ ms; CPU main thread .* the process got \d+\.\d\d CPUs\./);
-      expect(readme).toMatch(/model,core on the longer capture per run: wall \d+ ms/);
+      expect(readme).toMatch(/model,core per run: wall [\d.]+ ms; CPU main thread .* the process got \d+\.\d\d CPUs\./);
+      expect(readme).toMatch(/model,core on the longer capture per run: wall [\d.]+ ms/);
+      expect(readme).toMatch(/core, 1 worker\(s\), table 0 to \d+/);
       expect(readme).toContain('model,core (core 1 worker), longer capture (');
       // compare a run with itself: every figure "no change".
       const logs: string[] = [];
