@@ -210,6 +210,20 @@ export function timeoutToleranceS(maxLagMs: number): number {
  */
 const ONLY_ONE_HAS = /: only \S+ has [a-z]+\s+\d+ (\d+) /;
 
+/**
+ * The flow key (conntrackFlowKey) of an end-of-run entry that only one side lists — the kernel
+ * engine (`side` 'kernel') or the other engine ('other') — or null for any other difference.
+ */
+function onlyEntryFlow(
+  d: { kind: string; message: string },
+  k: KernelRunFacts,
+  side: 'kernel' | 'other',
+): string | null {
+  if (d.kind !== 'conntrack' || !ONLY_ONE_HAS.test(d.message)) return null;
+  if (new RegExp(`: only ${k.name} has `).test(d.message) !== (side === 'kernel')) return null;
+  return conntrackFlowKey(d.message);
+}
+
 /** The direction-less flow key (as sgFlowKey) of the TCP/UDP conntrack entry a table difference is about, or null. */
 function conntrackFlowKey(message: string): string | null {
   const m = /\b(tcp|udp)\s+(\d+)\s.*?\bsrc=(\S+) dst=(\S+) sport=(\d+) dport=(\d+)/.exec(message);
@@ -344,13 +358,8 @@ function e5CounterExcess(f: DifferenceFacts, k: KernelRunFacts): boolean {
   return f.differences.every((d) => {
     // The entry such an input made, in the contract's table only (campaign seed 995013 run 8).
     if (d.kind === 'conntrack') {
-      const key = conntrackFlowKey(d.message);
-      return (
-        key !== null &&
-        k.unseenTtl0Flows?.has(key) === true &&
-        ONLY_ONE_HAS.test(d.message) &&
-        !new RegExp(`: only ${k.name} has `).test(d.message)
-      );
+      const key = onlyEntryFlow(d, k, 'other');
+      return key !== null && k.unseenTtl0Flows?.has(key) === true;
     }
     const c = d.kind === 'counters' ? kernelCounter(d.message, k) : null;
     return c !== null && otherMoreWithin(c, unseen);
@@ -673,8 +682,7 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
             const x = counterExcess(d.message, k);
             return x !== null && x > 0 && x <= passed;
           }
-          if (d.kind !== 'conntrack' || !new RegExp(`: only ${k.name} has `).test(d.message)) return false;
-          const key = conntrackFlowKey(d.message);
+          const key = onlyEntryFlow(d, k, 'kernel');
           return key !== null && flows.has(key);
         })
           ? "conntrack entries and nat/filter counts of flows the kernel's ENI let through past the contract's allowance (E16)"
@@ -702,13 +710,7 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
         const reopened = k.sgReopenedFlows;
         if (!reopened || reopened.size === 0 || f.differences.length === 0) return null;
         return f.differences.every((d) => {
-          if (
-            d.kind !== 'conntrack' ||
-            !ONLY_ONE_HAS.test(d.message) ||
-            new RegExp(`: only ${k.name} has `).test(d.message)
-          )
-            return false;
-          const key = conntrackFlowKey(d.message);
+          const key = onlyEntryFlow(d, k, 'other');
           return key !== null && reopened.has(key);
         })
           ? "conntrack entries of flows a security group's Linux tracking no longer held after they closed (E17)"
