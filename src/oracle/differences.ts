@@ -54,8 +54,6 @@ export interface KernelRunFacts {
   sgInvalidSegments?: number;
   /** E11: packets classified E11 that the kernel dropped and the other engine delivered. */
   sgInvalidDrops?: number;
-  /** E16: TCP FIN/RST segments sent or received by an ENI with security groups so far in the run. */
-  sgClosingSegments?: number;
   /**
    * E11/E16: flows (sgFlowKey) of packets the other engine refused at a security group's allowance
    * and the kernel's ENI tracked, with the class that explained it ('E11' or 'E16').
@@ -63,7 +61,7 @@ export interface KernelRunFacts {
   sgAllowanceFlowClass?: ReadonlyMap<string, string>;
   /** E16: flows of packets classified E16. */
   sgAllowanceFlows?: ReadonlySet<string>;
-  /** E17: TCP flows (sgFlowKey) with a FIN or RST sent or received by an ENI with security groups so far in the run. */
+  /** E16/E17: TCP flows (sgFlowKey) with a FIN or RST sent or received by an ENI with security groups so far in the run. */
   sgClosedFlows?: ReadonlySet<string>;
   /** E17: flows of packets classified E17 (their later packets differ the same way). */
   sgReopenedFlows?: ReadonlySet<string>;
@@ -671,7 +669,7 @@ export const KERNEL_DIFFERENCE_RULES: readonly DifferenceRule[] = [
     id: 'E16',
     title: "a security group's closed TCP flows do not count toward the ENI's allowance in Linux",
     match(f, k) {
-      if ((k.sgClosingSegments ?? 0) === 0) return null;
+      if ((k.sgClosedFlows?.size ?? 0) === 0) return null;
       if (f.index === -1) {
         // The end of such flows: entries and nat counts of what the kernel let through.
         const flows = k.sgAllowanceFlows;

@@ -317,9 +317,7 @@ export class KernelEngine implements Engine {
   private readonly sgInvalidFlows = new Set<string>();
   private sgInvalidSegments = 0;
   private sgInvalidDrops = 0;
-  /** E16: TCP FIN/RST segments sent or received by an ENI with security groups. */
-  private sgClosingSegments = 0;
-  /** E17 (differences.ts): TCP flows with a FIN or RST at an ENI with security groups. */
+  /** E16/E17 (differences.ts): TCP flows with a FIN or RST sent or received by an ENI with security groups. */
   private readonly sgClosedFlows = new Set<string>();
   /** E17: flows of packets classified E17. */
   private readonly sgReopenedFlows = new Set<string>();
@@ -638,7 +636,6 @@ export class KernelEngine implements Engine {
       return f.length > l4 + 13 && (f[l4 + 13] & (F_FIN | F_RST)) !== 0;
     };
     const closes = (f: Uint8Array): void => {
-      this.sgClosingSegments++;
       const key = sgFlowKey(f);
       if (key) this.sgClosedFlows.add(key);
     };
@@ -1193,7 +1190,6 @@ export class KernelEngine implements Engine {
       sgInvalidFlows: this.sgInvalidFlows,
       sgInvalidSegments: this.sgInvalidSegments,
       sgInvalidDrops: this.sgInvalidDrops,
-      sgClosingSegments: this.sgClosingSegments,
       sgAllowanceFlows: this.sgAllowanceFlows,
       sgClosedFlows: this.sgClosedFlows,
       sgReopenedFlows: this.sgReopenedFlows,
@@ -1230,12 +1226,9 @@ export class KernelEngine implements Engine {
         kernel.length > other.length
           ? [kernel, other, this.rateLimitSurplus.kernel]
           : [other, kernel, this.rateLimitSurplus.other];
+      // at most the largest of the errors, each
       side.packets += more.length - fewer.length;
-      // (the errors differ in number only; the surplus's bytes are at most the larger errors')
-      side.bytes += more
-        .sort((a, b) => b - a)
-        .slice(0, more.length - fewer.length)
-        .reduce((a, b) => a + b, 0);
+      side.bytes += (more.length - fewer.length) * Math.max(...more);
     }
     // K9 packets: the kernel forwarded the loop until the TTL ran out (bounded by the input's TTL).
     if (cls?.id === 'K9' && facts.inputs && facts.index !== -1) {
