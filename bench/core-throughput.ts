@@ -163,21 +163,33 @@ function makeChunks(frames: Uint8Array[], ingress: number[], timeMs: number): Co
   for (let c = 0; c < frames.length; c += CHUNK) {
     const n = Math.min(CHUNK, frames.length - c);
     const io = createCoreBatch(n, n * 64);
-    const b = io.batch;
-    let off = 0;
-    for (let k = 0; k < n; k++) {
-      const f = frames[c + k];
-      b.arena.set(f, off);
-      b.off[k] = off;
-      b.len[k] = f.length;
-      b.ingress[k] = ingress[c + k];
-      b.timeUs[k] = timeMs * 1000;
-      off = (off + f.length + 7) & ~7; // FrameBatch frames are 8-byte aligned
-    }
-    b.count = n;
+    writeChunk(io, frames, ingress, c, n, timeMs);
     ios.push(io);
   }
   return ios;
+}
+
+/** Writes frames [first, first + n) into one CoreBatch (8-byte aligned, as FrameBatch wants), all at timeMs. */
+function writeChunk(
+  io: CoreBatch,
+  frames: readonly Uint8Array[],
+  ingress: readonly number[],
+  first: number,
+  n: number,
+  timeMs: number,
+): void {
+  const b = io.batch;
+  let off = 0;
+  for (let k = 0; k < n; k++) {
+    const f = frames[first + k];
+    b.arena.set(f, off);
+    b.off[k] = off;
+    b.len[k] = f.length;
+    b.ingress[k] = ingress[first + k];
+    b.timeUs[k] = timeMs * 1000;
+    off = (off + f.length + 7) & ~7;
+  }
+  b.count = n;
 }
 
 /** Runs all packets of one CoreBatch through dp (its idx is the identity). */
@@ -311,21 +323,10 @@ export interface SetupOptions {
   prefill?: number;
 }
 
-/** Writes the setup flows [first, first + n) (sessionTuple's tuples) into one CoreBatch, at timeMs. */
-function fillSetupChunk(io: CoreBatch, first: number, n: number, timeMs: number): void {
-  const b = io.batch;
-  let off = 0;
-  for (let k = 0; k < n; k++) {
-    const { sport, dst } = sessionTuple(first + k);
-    const f = buildUdp({ src: APP, dst, sport, dport: 53, payload: PAYLOAD });
-    b.arena.set(f, off);
-    b.off[k] = off;
-    b.len[k] = f.length;
-    b.ingress[k] = APP_POINT;
-    b.timeUs[k] = timeMs * 1000;
-    off = (off + f.length + 7) & ~7; // FrameBatch frames are 8-byte aligned
-  }
-  b.count = n;
+/** The first packet of setup flow s: app → sessionTuple(s)'s remote, port 53. */
+function setupFrame(s: number): Uint8Array {
+  const { sport, dst } = sessionTuple(s);
+  return buildUdp({ src: APP, dst, sport, dport: 53, payload: PAYLOAD });
 }
 
 /** Session creation rate: every frame a new UDP flow (slow path: conntrack + NAT + confirm). */
@@ -334,13 +335,9 @@ export async function measureSetup(opts: SetupOptions = {}) {
   const runs = opts.runs ?? 5;
   const prefill = opts.prefill ?? 0;
   const frames: Uint8Array[] = [];
-  const ingress: number[] = [];
-  for (let s = prefill; s < prefill + flows; s++) {
-    const { sport, dst } = sessionTuple(s);
-    frames.push(buildUdp({ src: APP, dst, sport, dport: 53, payload: PAYLOAD }));
-    ingress.push(APP_POINT);
-  }
-  const ios = makeChunks(frames, ingress, 0);
+  for (let s = prefill; s < prefill + flows; s++) frames.push(setupFrame(s));
+  const fromApp: number[] = new Array(CHUNK).fill(APP_POINT);
+  const ios = makeChunks(frames, new Array(flows).fill(APP_POINT), 0);
   const prefillChunk = createCoreBatch(CHUNK, CHUNK * 64);
   const scenario = loadOpenScenario();
   scenario.conntrack.max = prefill + flows;
@@ -354,7 +351,10 @@ export async function measureSetup(opts: SetupOptions = {}) {
     createMs.push(performance.now() - t0);
     const dp = new Dataplane(shared, 0);
     for (let first = 0; first < prefill; first += CHUNK) {
-      fillSetupChunk(prefillChunk, first, Math.min(CHUNK, prefill - first), 0);
+      const n = Math.min(CHUNK, prefill - first);
+      const chunk: Uint8Array[] = [];
+      for (let s = first; s < first + n; s++) chunk.push(setupFrame(s));
+      writeChunk(prefillChunk, chunk, fromApp, 0, n, 0);
       runChunk(dp, prefillChunk);
     }
     if (dp.slowCount !== prefill) throw new Error('bench: setup prefill did not take the slow path for every flow');
