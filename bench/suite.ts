@@ -256,10 +256,11 @@ function mainTid(): string | null {
 }
 
 const T_SETUP = 1000;
-/** Table sizes (from --sessions) at which the one-thread setup rate is also measured into a prefilled table. */
-const SETUP_TABLE_MIN_SESSIONS = 65536;
-/** The pool's small-table setup figure keeps the table below this many sessions (issue 11's "up to 64k"). */
-const SMALL_TABLE_SESSIONS = 65536;
+/**
+ * Issue 11's setup table size ("≥ 1 M/s per worker up to 64k sessions"): the pool's small-table
+ * figure stays below it, the one-thread figure is also measured into tables of --sessions from it up.
+ */
+const SETUP_TARGET_TABLE = 65536;
 const T_STREAM = T_SETUP + SETUP_DONE_MS;
 
 /** One-packet FrameColumns (cold paths: model and kernel inputs, capture writing). */
@@ -419,7 +420,7 @@ class Suite {
     if (has('setup') && o.inline) {
       tasks.push({ label: 'session setup, one thread (no pool)', fn: () => this.inlineSetup() });
       // Issue 11's setup targets are per table size (>= 1 M/s up to 64k sessions, >= 500 k/s at 1M).
-      for (const S of o.sessions.filter((x) => x >= SETUP_TABLE_MIN_SESSIONS))
+      for (const S of o.sessions.filter((x) => x >= SETUP_TARGET_TABLE))
         tasks.push({
           label: `session setup, one thread, table at ${sessionsLabel(S)} sessions`,
           fn: () => this.inlineSetupAt(S),
@@ -429,7 +430,6 @@ class Suite {
       for (const w of o.workers)
         tasks.push({ label: `mixed (${o.profile.name}), ${w} worker(s)`, fn: () => this.mixed(w) });
     let capture: ReplayCapture | null = null;
-    let large: ReplayCapture | null = null;
     if (has('replay')) {
       tasks.push({
         label: 'replay: preparing the capture',
@@ -453,33 +453,20 @@ class Suite {
               fn: () => this.replay(capture!, 'core', w, true, true),
             });
         // A capture of a user's size (the engines' warm-up amortised), against tcpdump on it.
-        if (!o.pcap && o.replayLargePackets > 0) {
-          tasks.push({
-            label: 'replay: preparing the large capture',
-            fn: async () => {
-              large = await this.prepareCapture(o.replayLargePackets, 'large');
-              return null;
-            },
-          });
-          tasks.push({ label: 'replay large: tcpdump -r X -w Y', fn: () => this.tcpdump(large!) });
-          for (const w of o.workers)
-            tasks.push({
-              label: `replay large --out, ${w} worker(s)`,
-              fn: () => this.replay(large!, 'core', w, true),
-            });
-          for (const w of o.workers)
-            tasks.push({
-              label: `replay large --out one-sided, ${w} worker(s)`,
-              fn: () => this.replay(large!, 'core', w, true, true),
-            });
-          tasks.push({
-            label: 'replay: removing the large capture',
-            fn: async () => {
-              await large?.cleanup();
-              return null;
-            },
-          });
-        }
+        if (!o.pcap && o.replayLargePackets > 0)
+          tasks.push(
+            ...this.onCapture(o.replayLargePackets, 'large', (large) => [
+              { label: 'replay large: tcpdump -r X -w Y', fn: () => this.tcpdump(large()) },
+              ...o.workers.map((w) => ({
+                label: `replay large --out, ${w} worker(s)`,
+                fn: () => this.replay(large(), 'core', w, true),
+              })),
+              ...o.workers.map((w) => ({
+                label: `replay large --out one-sided, ${w} worker(s)`,
+                fn: () => this.replay(large(), 'core', w, true, true),
+              })),
+            ]),
+          );
       }
     }
     if (o.model) {
@@ -496,28 +483,13 @@ class Suite {
         tasks.push({ label: 'model,core: replay', fn: () => this.replay(capture!, 'model+core', 1) });
         // The same on a longer capture: the default one is bound by the fresh core worker's
         // compiling, which a user's capture amortises (docs/replay.md Round six).
-        if (!o.pcap && o.replayModelPackets > 0) {
-          let long: ReplayCapture | null = null;
-          tasks.push({
-            label: 'model,core: preparing the longer capture',
-            fn: async () => {
-              long = await this.prepareCapture(o.replayModelPackets, 'long');
-              return null;
-            },
-          });
-          tasks.push({ label: 'model: raw on the longer capture', fn: () => this.modelRaw(long!) });
-          tasks.push({
-            label: 'model,core: replay of the longer capture',
-            fn: () => this.replay(long!, 'model+core', 1),
-          });
-          tasks.push({
-            label: 'model,core: removing the longer capture',
-            fn: async () => {
-              await long?.cleanup();
-              return null;
-            },
-          });
-        }
+        if (!o.pcap && o.replayModelPackets > 0)
+          tasks.push(
+            ...this.onCapture(o.replayModelPackets, 'long', (long) => [
+              { label: 'model: raw on the longer capture', fn: () => this.modelRaw(long()) },
+              { label: 'model,core: replay of the longer capture', fn: () => this.replay(long(), 'model+core', 1) },
+            ]),
+          );
       }
       for (const w of ['filtered', 'filter-table'] as const)
         if (has(w)) tasks.push({ label: `model: ${w} vs none`, fn: () => this.filteredBaseline('model', w) });
@@ -536,7 +508,7 @@ class Suite {
       }
     } finally {
       if (capture) await (capture as ReplayCapture).cleanup();
-      if (large) await (large as ReplayCapture).cleanup(); // idempotent
+      for (const c of this.generated) await c.cleanup(); // idempotent
     }
     this.derive();
   }
@@ -863,16 +835,7 @@ class Suite {
       const rec = new LatencyRecorder(o.runs * r.ios.length);
       for (let k = 0; k < runs; k++) {
         if (k === 0) {
-          // Warm-up, and every packet must create its session.
-          check = { packets: 0, delivered: 0, drops: {} };
-          for (let done = 0; done < warm; ) {
-            const c = await r.driveChecked(r.fillMany(wl.stream(), T_SETUP, Math.min(P, warm - done)));
-            done += c.packets;
-            check.packets += c.packets;
-            check.delivered += c.delivered;
-            for (const [key, v] of Object.entries(c.drops)) check.drops[key] = (check.drops[key] ?? 0) + v;
-          }
-          if (check.delivered !== check.packets) throw new Error(`bench: session setup: ${checkText(check)}`);
+          check = await setupWarmUp(r, wl, T_SETUP, warm, P);
           continue;
         }
         const list = r.fillMany(wl.stream(), T_SETUP + k, P);
@@ -926,7 +889,7 @@ class Suite {
    */
   private async setupSmallTable(W: number): Promise<string> {
     const o = this.o;
-    const P = Math.min(o.setupPerRun, SMALL_TABLE_SESSIONS);
+    const P = Math.min(o.setupPerRun, SETUP_TARGET_TABLE);
     const warm = Math.max(2 * P, SETUP_WARMUP_FLOWS);
     const cap = warm + 1024;
     const sc = benchScenario(this.base, cap);
@@ -938,11 +901,7 @@ class Suite {
     const r = this.runner(sc, W, cap, P, 46, 64, true);
     try {
       let t = T_SETUP;
-      for (let done = 0; done < warm; ) {
-        const c = await r.driveChecked(r.fillMany(wl.stream(), t, Math.min(P, warm - done)));
-        if (c.delivered !== c.packets) throw new Error(`bench: session setup (small table): ${checkText(c)}`);
-        done += c.packets;
-      }
+      await setupWarmUp(r, wl, t, warm, P);
       const rates: number[] = [];
       let perRun = 0;
       for (let k = 0; k < o.runs; k++) {
@@ -1425,6 +1384,43 @@ class Suite {
 
   // ---- replay ---------------------------------------------------------------------------------------
 
+  /** The captures onCapture generated (removed at the end of the run even when a task fails). */
+  private readonly generated: ReplayCapture[] = [];
+
+  /**
+   * Tasks that generate a capture of `streamPackets` (prepareCapture), run `measure`'s tasks on it
+   * (`cap()` is the capture once generated) and remove it.
+   */
+  private onCapture(
+    streamPackets: number,
+    size: 'large' | 'long',
+    measure: (cap: () => ReplayCapture) => Array<{ label: string; fn: () => Promise<string | null> }>,
+  ): Array<{ label: string; fn: () => Promise<string | null> }> {
+    let cap: ReplayCapture | null = null;
+    const get = (): ReplayCapture => {
+      if (cap === null) throw new Error(`bench: the ${size} capture is not prepared`);
+      return cap;
+    };
+    return [
+      {
+        label: `replay: preparing the ${size} capture`,
+        fn: async () => {
+          cap = await this.prepareCapture(streamPackets, size);
+          this.generated.push(cap);
+          return null;
+        },
+      },
+      ...measure(get),
+      {
+        label: `replay: removing the ${size} capture`,
+        fn: async () => {
+          await cap?.cleanup();
+          return null;
+        },
+      },
+    ];
+  }
+
   /**
    * The replay workload's capture: --pcap, or one generated from the profile (`streamPackets`
    * packets after the flows' set-up) with its one-sided twin. `size` '' is the default capture,
@@ -1498,7 +1494,7 @@ class Suite {
   /** `tcpdump -r X -w Y` on the replay's capture: the rate of reading and writing it (the I/O floor). */
   private async tcpdump(cap: ReplayCapture): Promise<string> {
     const o = this.o;
-    const pre = cap.size === '' ? 'replay' : `replay/${cap.size}`;
+    const pre = figurePrefix(cap);
     const dir = await mkdtemp(join(tmpdir(), 'natlab-bench-tcpdump-'));
     const rates: number[] = [];
     let records = 0;
@@ -1615,7 +1611,7 @@ class Suite {
     }
     if (outDir !== null) await rm(outDir, { recursive: true, force: true });
     const coreW = engine !== 'model';
-    const pre = cap.size === '' ? 'replay' : `replay/${cap.size}`;
+    const pre = figurePrefix(cap);
     const tag = (writeOutputs ? '/out' : '') + (oneSided ? '/one-sided' : '');
     const what = `replay${cap.size === '' ? '' : ` (${cap.size} capture)`}${writeOutputs ? ' --out' : ''}${oneSided ? ' one-sided' : ''}`;
     this.results.push({
@@ -1728,7 +1724,7 @@ class Suite {
       notes: { raw: 1, runs: rates.length, long: cap.size === 'long' ? 1 : 0 },
     });
     const f = makeFigure({
-      id: `${cap.size === '' ? 'replay' : `replay/${cap.size}`}/model/raw-mpps`,
+      id: `${figurePrefix(cap)}/model/raw-mpps`,
       workload: 'replay',
       label: `model raw on the replay${cap.size === '' ? '' : ` (${cap.size})`} capture Mpps`,
       unit: 'Mpps',
@@ -2130,6 +2126,36 @@ class Suite {
 }
 
 /** Runs per figure on a capture: the large one's runs are seconds each (at most 3). */
+/**
+ * The setup workloads' warm-up (the slow path needs tens of thousands of packets before the JIT has
+ * optimised it): `warm` new flows at `nowMs` in rounds of at most `perRound`; every packet must
+ * create its session. Returns the tally.
+ */
+async function setupWarmUp(
+  r: CoreRunner,
+  wl: SetupWorkload,
+  nowMs: number,
+  warm: number,
+  perRound: number,
+): Promise<BatchCheck> {
+  const check: BatchCheck = { packets: 0, delivered: 0, drops: {} };
+  for (let done = 0; done < warm; ) {
+    const c = await r.driveChecked(r.fillMany(wl.stream(), nowMs, Math.min(perRound, warm - done)));
+    if (c.packets === 0) throw new Error('bench: session setup warm-up: no packet written');
+    done += c.packets;
+    check.packets += c.packets;
+    check.delivered += c.delivered;
+    for (const [key, v] of Object.entries(c.drops)) check.drops[key] = (check.drops[key] ?? 0) + v;
+  }
+  if (check.delivered !== check.packets) throw new Error(`bench: session setup: ${checkText(check)}`);
+  return check;
+}
+
+/** The figure ids' prefix of a capture's results: replay/... for the default one, replay/<size>/... else. */
+function figurePrefix(cap: ReplayCapture): string {
+  return cap.size === '' ? 'replay' : `replay/${cap.size}`;
+}
+
 function runsFor(cap: ReplayCapture, runs: number): number {
   return cap.size === 'large' ? Math.min(runs, 3) : runs;
 }
