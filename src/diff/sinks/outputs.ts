@@ -77,7 +77,7 @@ export class OutputSet {
   ) {
     this.counts = new Array(scenario.instances.length + 1).fill(0);
     this.ethHeaders = [];
-    for (let p = 0; p <= scenario.instances.length + 1; p++) this.ethHeaders.push(ethHeaderOf(p));
+    for (let p = 0; p <= scenario.instances.length; p++) this.ethHeaders.push(ethHeaderOf(p)); // every egress point
   }
 
   static async open(
