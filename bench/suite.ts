@@ -864,21 +864,27 @@ class Suite {
         },
         ...(latency ? { latency } : {}),
       });
-      const f = makeFigure({
-        id: `setup/workers=${W}/sessions-per-s`,
-        workload: 'setup',
-        label: `session setup, ${W}w sessions/s`,
-        unit: 'sessions/s',
-        samples: rates,
-        higherIsBetter: true,
-        workers: W,
-        engine: 'core',
-      });
-      this.figures.push(f);
-      return `session setup, ${W} worker(s): ${(f.median / 1e6).toFixed(3)} M sessions/s (min ${(f.min / 1e6).toFixed(3)}, max ${(f.max / 1e6).toFixed(3)})${latencyLine(latency)}`;
+      const f = this.poolSetupFigure(W, '', `session setup, ${W}w sessions/s`, rates);
+      return `session setup, ${W} worker(s): ${setupRange(f)}${latencyLine(latency)}`;
     } finally {
       await r.close();
     }
+  }
+
+  /** The figure setup/workers=W<tail>/sessions-per-s of a pool setup run's rates (pushed). */
+  private poolSetupFigure(W: number, tail: string, label: string, rates: number[]): Figure {
+    const f = makeFigure({
+      id: `setup/workers=${W}${tail}/sessions-per-s`,
+      workload: 'setup',
+      label,
+      unit: 'sessions/s',
+      samples: rates,
+      higherIsBetter: true,
+      workers: W,
+      engine: 'core',
+    });
+    this.figures.push(f);
+    return f;
   }
 
   /**
@@ -933,18 +939,8 @@ class Suite {
         unit: 'sessions/s',
         notes: { bytesPerSession: r.bytesPerSession(), prefault: true, smallTable: 1, tableAtMost: perRun },
       });
-      const f = makeFigure({
-        id: `setup/workers=${W}/small-table/sessions-per-s`,
-        workload: 'setup',
-        label: `session setup, ${W}w, table 0 to ${perRun} sessions/s`,
-        unit: 'sessions/s',
-        samples: rates,
-        higherIsBetter: true,
-        workers: W,
-        engine: 'core',
-      });
-      this.figures.push(f);
-      return `session setup, ${W} worker(s), table 0 → ${perRun}: ${(f.median / 1e6).toFixed(3)} M sessions/s (min ${(f.min / 1e6).toFixed(3)}, max ${(f.max / 1e6).toFixed(3)})`;
+      const f = this.poolSetupFigure(W, '/small-table', `session setup, ${W}w, table 0 to ${perRun} sessions/s`, rates);
+      return `session setup, ${W} worker(s), table 0 → ${perRun}: ${setupRange(f)}`;
     } finally {
       await r.close();
     }
@@ -2149,6 +2145,11 @@ async function setupWarmUp(
   }
   if (check.delivered !== check.packets) throw new Error(`bench: session setup: ${checkText(check)}`);
   return check;
+}
+
+/** A setup figure's median with its range, in M sessions/s (the progress line). */
+function setupRange(f: Figure): string {
+  return `${(f.median / 1e6).toFixed(3)} M sessions/s (min ${(f.min / 1e6).toFixed(3)}, max ${(f.max / 1e6).toFixed(3)})`;
 }
 
 /** The figure ids' prefix of a capture's results: replay/... for the default one, replay/<size>/... else. */
